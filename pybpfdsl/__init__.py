@@ -1,0 +1,40 @@
+"""pybpfdsl: typed Python functions compiled to verified XDP programs.
+
+    from pybpfdsl import xdp, Packet, XDP_PASS, XDP_DROP, Global, u64
+
+    dropped = Global(u64, 0)
+
+    @xdp
+    def drop_telnet(pkt: Packet) -> int:
+        if pkt.tcp is not None and pkt.tcp.dport == 23:
+            dropped.value += 1
+            return XDP_DROP
+        return XDP_PASS
+
+`drop_telnet(packet_bytes)` runs it in Python; `drop_telnet.compile()` gives the BPF object;
+`drop_telnet.load().run(packet_bytes)` runs it in the kernel. See docs/language.md.
+"""
+
+from pybpfdsl._check_llvmlite import require_bpf_target
+from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
+from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
+from pybpfdsl.lang.errors import DslError, SourceLocation
+from pybpfdsl.lang.headers import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG
+from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
+from pybpfdsl.program import CompiledProgram, InternalCompilerError, XdpProgram, xdp
+
+require_bpf_target()
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "xdp", "Packet", "Struct", "Global", "HashMap", "LruHashMap", "Array", "PerCpuArray",
+    "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
+    "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "bounded", "inline",
+    "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XdpAction",
+    "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG",
+    "DslError", "SourceLocation", "CompiledProgram", "XdpProgram", "InternalCompilerError",
+]

@@ -1,0 +1,43 @@
+"""The backend's public entry: IR program → BPF ELF object (plus the LLVM IR, for inspection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybpfdsl.backend.lower import BackendError, lower_program
+from pybpfdsl.backend.object_emit import BpfTargetMissing, emit_bpf_object, optimized_ir
+from pybpfdsl.ir.check import IRError, check_program
+from pybpfdsl.ir.nodes import Program
+
+__all__ = ["BackendError", "CompiledObject", "compile_program"]
+
+
+@dataclass(frozen=True)
+class CompiledObject:
+    """A compiled program: the ELF object libbpf loads, and the LLVM IR before and after optimisation."""
+
+    elf: bytes
+    llvm_ir: str
+    optimized_llvm_ir: str
+
+
+def compile_program(program: Program, cpu: str = "v3", opt_level: int = 2, license: str = "GPL") -> CompiledObject:
+    """Check, lower and compile one XDP program.
+
+    `cpu` is the BPF ISA version LLVM targets ("v1".."v4", "generic", "probe"); `license` goes into the
+    object's "license" section (GPL-only helpers need a GPL-compatible one).
+    Raises BackendError for IR that is malformed or cannot be lowered.
+    """
+    try:
+        check_program(program)
+    except IRError as exc:
+        raise BackendError(f"{program.name}: invalid IR: {exc}") from exc
+    text = str(lower_program(program, license=license))
+    try:
+        elf = emit_bpf_object(text, cpu=cpu, opt_level=opt_level)
+        optimized = optimized_ir(text, cpu=cpu, opt_level=opt_level)
+    except BpfTargetMissing:
+        raise
+    except RuntimeError as exc:  # LLVM rejected the module: the lowering produced something wrong
+        raise BackendError(f"{program.name}: LLVM failed: {exc}") from exc
+    return CompiledObject(elf=elf, llvm_ir=text, optimized_llvm_ir=optimized)

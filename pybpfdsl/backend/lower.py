@@ -1,0 +1,758 @@
+"""Lowering the typed SSA IR (`pybpfdsl.ir.nodes.Program`) to an llvmlite module for the BPF target.
+
+The module holds one XDP function `i32 name(ptr ctx)` in section "xdp", the `license` global, one
+BTF-defined map per `MapDecl` and one global variable per `GlobalDecl` (`.bss` or `.data`), all with the
+debug metadata that LLVM turns into BTF and line info (see `backend.debuginfo`).
+
+Register representation: integers are iN, bool is i1, float (Q32.32) is its raw i64, a map-value
+reference is `ptr` (null when absent), a Struct aggregate is an LLVM literal struct of its fields in
+declaration order. In memory (maps, globals, helper arguments) bool takes one byte and Structs use their C
+layout (`Struct.fields()` offsets).
+
+The semantics are those of `lang.arith` / `lang.fixed`; the arithmetic that needs expanding lives in
+`backend.fixed_point`. Code that touches packet memory is shaped for the kernel verifier: every packet
+load is preceded by its own bounds check on the very pointer it dereferences, and offsets are bounded
+before they are added to the packet pointer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from llvmlite import ir
+
+from pybpfdsl.backend import fixed_point
+from pybpfdsl.backend.debuginfo import (
+    CHAR,
+    S32,
+    S64,
+    U8,
+    U16,
+    U32,
+    U64,
+    ArrayTypeDesc,
+    DebugInfoBuilder,
+    DebugScope,
+    FieldDesc,
+    ScalarTypeDesc,
+    StructTypeDesc,
+    TypeDesc,
+)
+from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.types import IRType, MapValueRef, StructType
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.types import ScalarType
+
+__all__ = ["MAX_ACCESS_WIDTH", "MAX_PACKET_OFFSET", "BackendError", "llvm_type", "lower_program", "type_desc"]
+
+_I1 = ir.IntType(1)
+_I8 = ir.IntType(8)
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_PTR = ir.PointerType()
+
+#: Largest packet offset a program may use; larger offsets count as out of bounds. The verifier only
+#: learns a packet range from `p + k <= data_end` if p's largest variable offset plus k stays within
+#: 0xFFFF, so offsets are bounded first, with room for the access width. XDP's linear packet data is
+#: at most a page, so no real packet is affected. It is a power of two minus one, so that masking
+#: bounds an offset in one instruction.
+from pybpfdsl.lang.headers import MAX_PACKET_OFFSET  # noqa: E402 - kept beside its explanation
+#: Widest access the bound above leaves room for.
+MAX_ACCESS_WIDTH = 0xFFFF - MAX_PACKET_OFFSET
+
+XDP_ABORTED = 0
+
+# BPF helper numbers (linux/bpf.h, `enum bpf_func_id`).
+_MAP_LOOKUP_ELEM = 1
+_MAP_UPDATE_ELEM = 2
+_MAP_DELETE_ELEM = 3
+_BPF_ANY = 0
+
+_S8 = ScalarTypeDesc("__s8", 8, True)
+_S16 = ScalarTypeDesc("__s16", 16, True)
+
+
+class BackendError(Exception):
+    """The backend met IR it cannot lower (a bug in the frontend or a pass, or an unsupported construct)."""
+
+
+# --------------------------------------------------------------------------- #
+# Types
+# --------------------------------------------------------------------------- #
+
+
+def _scalar_llvm_type(t: ScalarType) -> ir.IntType:
+    """Register type: i1 for bool, the raw i64 for float, iN for integers."""
+    if t.is_bool:
+        return _I1
+    return ir.IntType(t.bits)
+
+
+def _memory_type(t: ScalarType) -> ir.IntType:
+    """In-memory type: like the register type, except bool takes a byte."""
+    return ir.IntType(8 * t.size)
+
+
+def llvm_type(t: IRType) -> ir.Type:
+    """The LLVM register type of an IR type."""
+    if isinstance(t, ScalarType):
+        return _scalar_llvm_type(t)
+    if isinstance(t, StructType):
+        return ir.LiteralStructType([_scalar_llvm_type(f.type) for f in t.cls.fields()])
+    if isinstance(t, MapValueRef):
+        return _PTR
+    raise BackendError(f"no LLVM type for IR type {t!r}")
+
+
+def _scalar_desc(t: ScalarType) -> ScalarTypeDesc:
+    if t.is_bool:
+        return U8
+    if t.is_fixed:
+        return S64  # the raw Q32.32 integer
+    table = {
+        (8, False): U8, (16, False): U16, (32, False): U32, (64, False): U64,
+        (8, True): _S8, (16, True): _S16, (32, True): S32, (64, True): S64,
+    }
+    try:
+        return table[(t.bits, t.signed)]
+    except KeyError:
+        raise BackendError(f"no BTF type for {t}") from None
+
+
+def type_desc(t: ScalarType | StructType) -> TypeDesc:
+    """The BTF description of a map key/value or global type (C layout for Structs)."""
+    if isinstance(t, ScalarType):
+        return _scalar_desc(t)
+    fields = tuple(FieldDesc(f.name, _scalar_desc(f.type), f.offset) for f in t.cls.fields())
+    return StructTypeDesc(t.cls.__name__, fields, t.cls.size())
+
+
+def _memory_size(t: ScalarType | StructType) -> int:
+    return t.size if isinstance(t, ScalarType) else t.cls.size()
+
+
+def _has_padding(t: StructType) -> bool:
+    return sum(f.type.size for f in t.cls.fields()) != t.cls.size()
+
+
+def _int_constant(t: ir.IntType, value: int) -> ir.Constant:
+    """A constant written in signed form, so every bit pattern prints as valid LLVM text."""
+    bits = t.width
+    value &= (1 << bits) - 1
+    if bits > 1 and value >> (bits - 1):
+        value -= 1 << bits
+    return ir.Constant(t, value)
+
+
+# --------------------------------------------------------------------------- #
+# Operation tables
+# --------------------------------------------------------------------------- #
+
+_Op = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
+
+# Operations whose LLVM instruction is the same for every integer type (and for bool's AND/OR/XOR).
+_PLAIN_BINOPS: dict[BinOp, _Op] = {
+    BinOp.ADD: lambda b, x, y: b.add(x, y),
+    BinOp.SUB: lambda b, x, y: b.sub(x, y),
+    BinOp.MUL: lambda b, x, y: b.mul(x, y),
+    BinOp.AND: lambda b, x, y: b.and_(x, y),
+    BinOp.OR: lambda b, x, y: b.or_(x, y),
+    BinOp.XOR: lambda b, x, y: b.xor(x, y),
+}
+
+# bool values are i1: only the bitwise operations are defined on them.
+_BOOL_BINOPS: dict[BinOp, _Op] = {op: _PLAIN_BINOPS[op] for op in (BinOp.AND, BinOp.OR, BinOp.XOR)}
+
+_UNSIGNED_DIVISION: dict[BinOp, _Op] = {
+    BinOp.DIV: fixed_point.unsigned_div,
+    BinOp.MOD: fixed_point.unsigned_rem,
+}
+
+_SIGNED_DIVISION: dict[BinOp, _Op] = {
+    BinOp.DIV: fixed_point.signed_div,
+    BinOp.MOD: fixed_point.signed_rem,
+}
+
+_FIXED_BINOPS: dict[BinOp, _Op] = {
+    BinOp.ADD: lambda b, x, y: b.add(x, y),  # exact, wraps like i64
+    BinOp.SUB: lambda b, x, y: b.sub(x, y),
+    BinOp.MUL: fixed_point.fixed_mul,
+}
+
+_PREDICATES: dict[CmpOp, str] = {
+    CmpOp.EQ: "==", CmpOp.NE: "!=", CmpOp.LT: "<", CmpOp.LE: "<=", CmpOp.GT: ">", CmpOp.GE: ">=",
+}
+
+
+# --------------------------------------------------------------------------- #
+# Module-level declarations
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class _ModuleState:
+    """The LLVM globals of the program's state, by IR name."""
+
+    maps: dict[str, ir.GlobalVariable]
+    globals: dict[str, ir.GlobalVariable]
+
+
+def _check_names(program: n.Program) -> None:
+    names = [program.name, "_license", *(m.name for m in program.maps), *(g.name for g in program.globals)]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise BackendError(f"{program.name}: the name {name!r} is used by more than one symbol")
+        seen.add(name)
+
+
+def _declare_license(module: ir.Module, db: DebugInfoBuilder, license: str) -> None:
+    data = license.encode() + b"\0"
+    ty = ir.ArrayType(_I8, len(data))
+    gv = ir.GlobalVariable(module, ty, "_license")
+    gv.initializer = ir.Constant(ty, bytearray(data))
+    gv.section = "license"
+    db.global_variable(gv, ArrayTypeDesc(CHAR, len(data)))
+
+
+def _declare_state(module: ir.Module, db: DebugInfoBuilder, program: n.Program) -> _ModuleState:
+    maps = {
+        m.name: db.map_definition(m.name, m.kind.value, type_desc(m.key_type), type_desc(m.value_type),
+                                  m.max_entries)
+        for m in program.maps
+    }
+    globals_: dict[str, ir.GlobalVariable] = {}
+    for g in program.globals:
+        ty = _memory_type(g.type)
+        gv = ir.GlobalVariable(module, ty, g.name)
+        # External linkage: user space may rewrite the variable, so LLVM must not fold its initial value.
+        gv.initializer = _int_constant(ty, g.init)
+        gv.section = ".bss" if g.init == 0 else ".data"
+        gv.align = g.type.size
+        db.global_variable(gv, _scalar_desc(g.type))
+        globals_[g.name] = gv
+    return _ModuleState(maps, globals_)
+
+
+def _source_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _reverse_postorder(program: n.Program) -> list[n.Block]:
+    """Reachable blocks, each after all of its dominators (so operands are lowered before their uses)."""
+    order: list[n.Block] = []
+    seen: set[str] = set()
+
+    def successors(b: n.Block) -> Iterator[n.Block]:
+        if b.terminator is None:
+            raise BackendError(f"^{b.name} has no terminator")
+        for e in b.terminator.edges():
+            try:
+                yield program.block(e.target)
+            except KeyError:
+                raise BackendError(f"^{b.name} jumps to unknown block ^{e.target}") from None
+
+    # Iterative DFS (programs may be long chains of blocks; avoid Python's recursion limit).
+    stack: list[tuple[n.Block, Iterator[n.Block]]] = [(program.entry, successors(program.entry))]
+    seen.add(program.entry.name)
+    while stack:
+        block, it = stack[-1]
+        for succ in it:
+            if succ.name not in seen:
+                seen.add(succ.name)
+                stack.append((succ, successors(succ)))
+                break
+        else:
+            stack.pop()
+            order.append(block)
+    order.reverse()
+    return order
+
+
+def _check_width(width: int) -> None:
+    if not 0 < width <= MAX_ACCESS_WIDTH:
+        raise BackendError(f"packet access of {width} bytes: widths must be 1..{MAX_ACCESS_WIDTH}")
+
+
+# --------------------------------------------------------------------------- #
+# Function body
+# --------------------------------------------------------------------------- #
+
+
+class _FunctionLowering:
+    """Lowers the blocks of one program into `fn`."""
+
+    def __init__(self, program: n.Program, fn: ir.Function, db: DebugInfoBuilder, scope: DebugScope,
+                 state: _ModuleState) -> None:
+        self.program = program
+        self.fn = fn
+        self.db = db
+        self.scope = scope
+        self.state = state
+        self.values: dict[n.Value, ir.Value] = {}
+        self.blocks: dict[str, ir.Block] = {}
+        self.phis: dict[str, list[ir.PhiInstr]] = {}
+        # (target block, argument values, LLVM predecessor block), added to the phis at the end because
+        # a loop's back edge is lowered after its header.
+        self.incoming: list[tuple[str, tuple[ir.Value, ...], ir.Block]] = []
+        self.locations: dict[int, ir.DIValue] = {}
+        self.abort_block: ir.Block | None = None
+        self.b = ir.IRBuilder()
+        self.data: ir.Value = ir.Constant(_PTR, None)
+        self.data_end: ir.Value = ir.Constant(_PTR, None)
+        self.key_slots: dict[str, ir.Value] = {}
+        self.value_slots: dict[str, ir.Value] = {}
+
+    # -- driver ----------------------------------------------------------------
+
+    def lower(self) -> None:
+        order = _reverse_postorder(self.program)
+        prologue = self.fn.append_basic_block("entry")
+        for block in order:
+            self.blocks[block.name] = self.fn.append_basic_block(block.name)
+        self._set_line(self.program.first_line)
+        self.b.position_at_end(prologue)
+        self._prologue()
+        self.b.branch(self.blocks[self.program.entry.name])
+        for block in order:
+            self._lower_block(block)
+        self._resolve_phis()
+
+    def _set_line(self, line: int) -> None:
+        """Attach `line` (the function's first line when unknown) to every instruction emitted next."""
+        line = line or self.program.first_line
+        loc = self.locations.get(line)
+        if loc is None:
+            loc = self.locations[line] = self.db.location(self.scope, line)
+        self.b.debug_metadata = loc
+
+    def _prologue(self) -> None:
+        """Packet pointers from `struct xdp_md` and the stack slots for helper arguments.
+
+        `data` and `data_end` are 32-bit context fields; the verifier turns those loads into packet
+        pointers, so they are loaded once here and every packet access derives from them.
+        """
+        b = self.b
+        ctx = self.fn.args[0]
+        data32 = b.load(ctx, typ=_I32, align=4, name="data32")
+        data_end32 = b.load(b.gep(ctx, [ir.Constant(_I64, 4)], source_etype=_I8), typ=_I32, align=4,
+                            name="data_end32")
+        self.data = b.inttoptr(b.zext(data32, _I64), _PTR, name="data")
+        self.data_end = b.inttoptr(b.zext(data_end32, _I64), _PTR, name="data_end")
+        # Helper arguments live in 8-byte-aligned stack slots (allocas belong in the entry block).
+        for m in self.program.maps:
+            self.key_slots[m.name] = self._slot(m.key_type, f"{m.name}.key")
+            self.value_slots[m.name] = self._slot(m.value_type, f"{m.name}.value")
+
+    def _slot(self, t: ScalarType | StructType, name: str) -> ir.Value:
+        words = (_memory_size(t) + 7) // 8
+        slot = self.b.alloca(ir.ArrayType(_I64, words), name=name)
+        slot.align = 8
+        # llvmlite gives allocas a typed pointer and then refuses stores of other types through it; the
+        # LLVM text is `ptr` either way, so retype it as the opaque pointer it really is.
+        slot.type = _PTR
+        return slot
+
+    def _lower_block(self, block: n.Block) -> None:
+        self.b.position_at_end(self.blocks[block.name])
+        first_line = block.instrs[0].line if block.instrs else (block.terminator.line if block.terminator else 0)
+        self._set_line(first_line)
+        phis = []
+        for p in block.params:
+            phi = self.b.phi(llvm_type(p.type), name=p.hint or f"p{p.id}")
+            self.values[p] = phi
+            phis.append(phi)
+        self.phis[block.name] = phis
+        for instr in block.instrs:
+            self._set_line(instr.line)
+            self._lower_instr(instr)
+        term = block.terminator
+        if term is None:
+            raise BackendError(f"^{block.name} has no terminator")
+        self._set_line(term.line)
+        self._lower_terminator(term)
+
+    def _resolve_phis(self) -> None:
+        for target, args, pred in self.incoming:
+            phis = self.phis[target]
+            if len(phis) != len(args):
+                raise BackendError(f"^{target} takes {len(phis)} arguments, got {len(args)}")
+            for phi, arg in zip(phis, args, strict=True):
+                phi.add_incoming(arg, pred)
+
+    # -- values ------------------------------------------------------------------
+
+    def _get(self, v: n.Value) -> ir.Value:
+        try:
+            return self.values[v]
+        except KeyError:
+            raise BackendError(f"{self.program.name}: {v} is used before it is defined") from None
+
+    def _set(self, v: n.Value, value: ir.Value) -> None:
+        if v in self.values:
+            raise BackendError(f"{self.program.name}: {v} is defined twice")
+        self.values[v] = value
+
+    @staticmethod
+    def _scalar(v: n.Value) -> ScalarType:
+        if not isinstance(v.type, ScalarType):
+            raise BackendError(f"{v} must be a scalar, is {v.type}")
+        return v.type
+
+    # -- instructions --------------------------------------------------------------
+
+    def _lower_instr(self, i: n.Instr) -> None:
+        match i:
+            case n.Const(out=o, value=v):
+                self._set(o, _int_constant(_scalar_llvm_type(self._scalar(o)), v))
+            case n.Binary():
+                self._set(i.out, self._binary(i))
+            case n.FixedDivInt(out=o, lhs=a, rhs=c):
+                self._set(o, fixed_point.fixed_div_int(self.b, self._get(a), self._get(c)))
+            case n.Compare():
+                self._set(i.out, self._compare(i))
+            case n.Convert(out=o, value=v):
+                self._set(o, self._convert(self._get(v), self._scalar(v), self._scalar(o)))
+            case n.Reinterpret(out=o, value=v):
+                self._set(o, self._get(v))  # 64 bits either way: only the IR type changes
+            case n.Select(out=o, cond=c, if_true=yes, if_false=no):
+                self._set(o, self.b.select(self._get(c), self._get(yes), self._get(no)))
+            case n.PacketLen(out=o):
+                self._set(o, self._packet_len())
+            case n.InBounds(out=o, offset=off, width=w):
+                self._set(o, self._in_bounds(self._get(off), w))
+            case n.LoadPacket():
+                self._set(i.out, self._load_packet(i))
+            case n.MapLookup(out=o, map_name=m, key=k):
+                self._set(o, self._map_lookup(m, k))
+            case n.IsNull(out=o, ref=r):
+                self._set(o, self.b.icmp_unsigned("==", self._get(r), ir.Constant(_PTR, None)))
+            case n.LoadValue(out=o, ref=r, field_name=f):
+                ptr, t = self._value_slot(r, f)
+                self._set(o, self._load_memory(ptr, t))
+            case n.StoreValue(ref=r, value=v, field_name=f, atomic_add=add):
+                ptr, t = self._value_slot(r, f)
+                self._store_or_add(ptr, t, self._get(v), add)
+            case n.MapUpdate(out=o, map_name=m, key=k, value=v):
+                self._set(o, self._map_update(m, k, v))
+            case n.MapDelete(out=o, map_name=m, key=k):
+                self._set(o, self._map_delete(m, k))
+            case n.LoadGlobal(out=o, name=g):
+                gv, t = self._global(g)
+                self._set(o, self._load_memory(gv, t))
+            case n.StoreGlobal(name=g, value=v, atomic_add=add):
+                gv, t = self._global(g)
+                self._store_or_add(gv, t, self._get(v), add)
+            case n.MakeStruct(out=o, fields=fs):
+                self._set(o, self._make_struct(llvm_type(o.type), [self._get(f) for f in fs]))
+            case n.ExtractField(out=o, aggregate=a, field_name=f):
+                self._set(o, self.b.extract_value(self._get(a), self._field_index(a.type, f)))
+            case n.CallHelper(out=o, helper=h):
+                self._set(o, self._call_helper(h, self._scalar(o)))
+            case _:
+                raise BackendError(f"{self.program.name}: cannot lower instruction {i!r}")
+
+    def _binary(self, i: n.Binary) -> ir.Value:
+        t = self._scalar(i.out)
+        a, c = self._get(i.lhs), self._get(i.rhs)
+        if t.is_fixed:
+            table = _FIXED_BINOPS
+        elif t.is_bool:
+            table = _BOOL_BINOPS
+        elif i.op in (BinOp.SHL, BinOp.SHR):
+            return self._shift(i.op, t, a, c)
+        elif i.op in (BinOp.DIV, BinOp.MOD):
+            table = _SIGNED_DIVISION if t.signed else _UNSIGNED_DIVISION
+        else:
+            table = _PLAIN_BINOPS
+        op = table.get(i.op)
+        if op is None:
+            raise BackendError(f"{i.op.value} is not defined on {t}")
+        return op(self.b, a, c)
+
+    def _shift(self, op: BinOp, t: ScalarType, a: ir.Value, count: ir.Value) -> ir.Value:
+        # The DSL (like the BPF instructions) takes the count modulo the width; LLVM shifts by the
+        # width or more are poison, so the count is masked explicitly.
+        count = self.b.and_(count, _int_constant(a.type, t.bits - 1))
+        if op is BinOp.SHL:
+            return self.b.shl(a, count)
+        return self.b.ashr(a, count) if t.signed else self.b.lshr(a, count)
+
+    def _compare(self, i: n.Compare) -> ir.Value:
+        t = self._scalar(i.lhs)
+        pred = _PREDICATES[i.op]
+        a, c = self._get(i.lhs), self._get(i.rhs)
+        # float is an ordinary signed i64 here; bool (i1) compares unsigned (False < True).
+        if t.signed:
+            return self.b.icmp_signed(pred, a, c)
+        return self.b.icmp_unsigned(pred, a, c)
+
+    def _convert(self, x: ir.Value, source: ScalarType, target: ScalarType) -> ir.Value:
+        """`lang.arith.convert` on registers."""
+        b = self.b
+        if source == target:
+            return x
+        if target.is_bool:
+            return b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
+        if source.is_fixed:
+            integer = fixed_point.fixed_to_int64(b, x)
+            return self._resize(integer, signed=True, to=_scalar_llvm_type(target))
+        if target.is_fixed:
+            wide = self._resize(x, signed=source.signed, to=_I64)
+            return fixed_point.int64_to_fixed(b, wide)
+        return self._resize(x, signed=source.signed, to=_scalar_llvm_type(target))
+
+    def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
+        """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""
+        width = x.type.width
+        if width == to.width:
+            return x
+        if width > to.width:
+            return self.b.trunc(x, to)
+        return self.b.sext(x, to) if signed else self.b.zext(x, to)
+
+    def _make_struct(self, ty: ir.Type, fields: list[ir.Value]) -> ir.Value:
+        agg: ir.Value = ir.Constant(ty, ir.Undefined)
+        for index, value in enumerate(fields):
+            agg = self.b.insert_value(agg, value, index)
+        return agg
+
+    @staticmethod
+    def _field_index(t: IRType, name: str) -> int:
+        if not isinstance(t, StructType):
+            raise BackendError(f"field {name!r} of a non-struct {t}")
+        for index, f in enumerate(t.cls.fields()):
+            if f.name == name:
+                return index
+        raise BackendError(f"{t} has no field {name!r}")
+
+    # -- packet ----------------------------------------------------------------------
+
+    def _packet_len(self) -> ir.Value:
+        # Pointer difference in 64 bits: the verifier rejects 32-bit arithmetic on packet pointers.
+        b = self.b
+        length = b.sub(b.ptrtoint(self.data_end, _I64), b.ptrtoint(self.data, _I64))
+        return b.trunc(length, _I32)
+
+    def _in_bounds(self, offset: ir.Value, width: int) -> ir.Value:
+        """offset <= MAX_PACKET_OFFSET and data + offset + width <= data_end, computed without branches.
+
+        The pointer is formed from the masked offset, so no unbounded value is ever added to the packet
+        pointer even when the first condition is false.
+        """
+        b = self.b
+        _check_width(width)
+        limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
+        in_range = b.icmp_unsigned("<=", offset, limit)
+        start = b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8)
+        end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
+        fits = b.icmp_unsigned("<=", end, self.data_end)
+        return b.and_(in_range, fits)
+
+    def _abort(self) -> ir.Block:
+        """The shared `return XDP_ABORTED` block that failed packet guards jump to."""
+        if self.abort_block is None:
+            self.abort_block = self.fn.append_basic_block("packet_guard_failed")
+            guard = ir.IRBuilder(self.abort_block)
+            guard.debug_metadata = self.b.debug_metadata
+            guard.ret(ir.Constant(_I32, XDP_ABORTED))
+        return self.abort_block
+
+    def _load_packet(self, i: n.LoadPacket) -> ir.Value:
+        """A packet load behind its own bounds check on the same pointer, as the verifier demands.
+
+        The IR guarantees a dominating InBounds, so the failure path is unreachable in a well-formed
+        program; LLVM removes the check when it can prove it redundant.
+        """
+        b = self.b
+        _check_width(i.width)
+        offset = self._get(i.offset)
+        too_far = b.icmp_unsigned(">", offset, ir.Constant(_I64, MAX_PACKET_OFFSET))
+        self._guard(too_far, "offset_ok")
+        ptr = b.gep(self.data, [offset], source_etype=_I8)
+        end = b.gep(ptr, [ir.Constant(_I64, i.width)], source_etype=_I8)
+        self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
+        ty = ir.IntType(8 * i.width)
+        value = b.load(ptr, typ=ty, align=1)
+        if i.big_endian and i.width > 1:
+            bswap = self.fn.module.declare_intrinsic("llvm.bswap", [ty])
+            value = b.call(bswap, [value])
+        return value
+
+    def _guard(self, failed: ir.Value, name: str) -> None:
+        cont = self.fn.append_basic_block(name)
+        self.b.cbranch(failed, self._abort(), cont)
+        self.b.position_at_end(cont)
+
+    # -- memory ----------------------------------------------------------------------
+
+    def _load_memory(self, ptr: ir.Value, t: ScalarType | StructType) -> ir.Value:
+        if isinstance(t, ScalarType):
+            raw = self.b.load(ptr, typ=_memory_type(t), align=t.size)
+            # A stored bool byte means true when non-zero (as the reference decoding does).
+            return self.b.icmp_unsigned("!=", raw, ir.Constant(raw.type, 0)) if t.is_bool else raw
+        fields = [self._load_memory(self._at(ptr, f.offset), f.type) for f in t.cls.fields()]
+        return self._make_struct(llvm_type(t), fields)
+
+    def _store_memory(self, ptr: ir.Value, t: ScalarType | StructType, value: ir.Value) -> None:
+        if isinstance(t, ScalarType):
+            stored = self.b.zext(value, _I8) if t.is_bool else value
+            self.b.store(stored, ptr, align=t.size)
+            return
+        for index, f in enumerate(t.cls.fields()):
+            self._store_memory(self._at(ptr, f.offset), f.type, self.b.extract_value(value, index))
+
+    def _store_or_add(self, ptr: ir.Value, t: IRType, value: ir.Value, atomic_add: bool) -> None:
+        if not isinstance(t, ScalarType | StructType):
+            raise BackendError(f"cannot store a {t}")
+        if not atomic_add:
+            self._store_memory(ptr, t, value)
+            return
+        if not isinstance(t, ScalarType) or t.bits not in (32, 64):
+            raise BackendError(f"atomic add on {t}: only 32- and 64-bit values")
+        # The result is unused, which BPF encodes as a plain atomic add (any CPU version).
+        self.b.atomic_rmw("add", ptr, value, "monotonic")
+
+    def _at(self, ptr: ir.Value, offset: int) -> ir.Value:
+        if offset == 0:
+            return ptr
+        return self.b.gep(ptr, [ir.Constant(_I64, offset)], source_etype=_I8)
+
+    def _value_slot(self, ref: n.Value, field_name: str | None) -> tuple[ir.Value, ScalarType | StructType]:
+        """Address and type of a map value (or of one of its fields) behind a reference."""
+        if not isinstance(ref.type, MapValueRef):
+            raise BackendError(f"{ref} is not a map value reference")
+        vt = self._map_decl(ref.type.map_name).value_type
+        ptr = self._get(ref)
+        if field_name is None:
+            return ptr, vt
+        if not isinstance(vt, StructType):
+            raise BackendError(f"field {field_name!r} of a {vt} map value")
+        for f in vt.cls.fields():
+            if f.name == field_name:
+                return self._at(ptr, f.offset), f.type
+        raise BackendError(f"{vt} has no field {field_name!r}")
+
+    def _global(self, name: str) -> tuple[ir.GlobalVariable, ScalarType]:
+        try:
+            return self.state.globals[name], self.program.global_decl(name).type
+        except KeyError:
+            raise BackendError(f"{self.program.name}: unknown global {name!r}") from None
+
+    # -- maps and helpers -----------------------------------------------------------
+
+    def _map_decl(self, name: str) -> n.MapDecl:
+        try:
+            return self.program.map_decl(name)
+        except KeyError:
+            raise BackendError(f"{self.program.name}: unknown map {name!r}") from None
+
+    def _spill(self, slot: ir.Value, t: ScalarType | StructType, value: ir.Value) -> ir.Value:
+        """Write a helper argument to its stack slot.
+
+        Struct padding is zeroed first: hash maps compare whole keys, and the verifier refuses to pass
+        uninitialised stack bytes to a helper.
+        """
+        if isinstance(t, StructType) and _has_padding(t):
+            for word in range((t.cls.size() + 7) // 8):
+                self.b.store(ir.Constant(_I64, 0), self._at(slot, 8 * word), align=8)
+        self._store_memory(slot, t, value)
+        return slot
+
+    def _key(self, map_name: str, key: n.Value) -> tuple[ir.Value, ir.Value]:
+        decl = self._map_decl(map_name)
+        if key.type != decl.key_type:
+            raise BackendError(f"key {key} of type {key.type} for map {map_name} with keys {decl.key_type}")
+        return self.state.maps[map_name], self._spill(self.key_slots[map_name], decl.key_type, self._get(key))
+
+    def _map_lookup(self, map_name: str, key: n.Value) -> ir.Value:
+        map_ptr, key_ptr = self._key(map_name, key)
+        return self._call(_MAP_LOOKUP_ELEM, _PTR, [map_ptr, key_ptr])
+
+    def _map_update(self, map_name: str, key: n.Value, value: n.Value) -> ir.Value:
+        map_ptr, key_ptr = self._key(map_name, key)
+        vt = self._map_decl(map_name).value_type
+        value_ptr = self._spill(self.value_slots[map_name], vt, self._get(value))
+        return self._call(_MAP_UPDATE_ELEM, _I64, [map_ptr, key_ptr, value_ptr, ir.Constant(_I64, _BPF_ANY)])
+
+    def _map_delete(self, map_name: str, key: n.Value) -> ir.Value:
+        map_ptr, key_ptr = self._key(map_name, key)
+        return self._call(_MAP_DELETE_ELEM, _I64, [map_ptr, key_ptr])
+
+    def _call_helper(self, helper: n.Helper, result: ScalarType) -> ir.Value:
+        # Every helper returns its value in the 64-bit r0; the 32-bit ones are truncated.
+        raw = self._call(helper.value, _I64, [])
+        return self._resize(raw, signed=False, to=_scalar_llvm_type(result))
+
+    def _call(self, number: int, ret: ir.Type, args: list[ir.Value]) -> ir.Value:
+        """Call BPF helper `number`: the callee is the helper number cast to a function pointer."""
+        fnty = ir.FunctionType(ret, [a.type for a in args])
+        callee = ir.Constant(_I64, number).inttoptr(fnty.as_pointer())
+        callee.function_type = fnty  # llvmlite's call reads this; only Function objects have it
+        return self.b.call(callee, args)
+
+    # -- terminators -----------------------------------------------------------------
+
+    def _lower_terminator(self, term: n.Terminator) -> None:
+        b = self.b
+        match term:
+            case n.Return(value=v):
+                b.ret(self._get(v))
+            case n.Jump(to=e):
+                self._edge(e.target, self._args(e))
+                b.branch(self.blocks[e.target])
+            case n.Branch(cond=c, if_true=t, if_false=f) if t.target == f.target:
+                # One LLVM predecessor cannot feed a phi two different values: select the arguments.
+                cond = self._get(c)
+                args = tuple(
+                    self._get(x) if x == y else b.select(cond, self._get(x), self._get(y))
+                    for x, y in zip(t.args, f.args, strict=True))
+                self._edge(t.target, args)
+                b.branch(self.blocks[t.target])
+            case n.Branch(cond=c, if_true=t, if_false=f):
+                self._edge(t.target, self._args(t))
+                self._edge(f.target, self._args(f))
+                b.cbranch(self._get(c), self.blocks[t.target], self.blocks[f.target])
+            case _:
+                raise BackendError(f"{self.program.name}: cannot lower terminator {term!r}")
+
+    def _edge(self, target: str, args: tuple[ir.Value, ...]) -> None:
+        """Record the phi inputs of a jump from the current LLVM block (arguments dominate the jump,
+        so they are already lowered)."""
+        if target not in self.blocks:
+            raise BackendError(f"{self.program.name}: jump to unknown block ^{target}")
+        self.incoming.append((target, args, self.b.block))
+
+    def _args(self, e: n.Edge) -> tuple[ir.Value, ...]:
+        return tuple(self._get(a) for a in e.args)
+
+
+# --------------------------------------------------------------------------- #
+# Entry point
+# --------------------------------------------------------------------------- #
+
+
+def lower_program(program: n.Program, license: str = "GPL") -> ir.Module:
+    """Build the llvmlite module of one XDP program (debug info finalized, ready for `emit_bpf_object`)."""
+    if not program.blocks:
+        raise BackendError(f"{program.name}: program has no blocks")
+    _check_names(program)
+    module = ir.Module(program.name)
+    module.triple = BPF_TRIPLE
+    module.data_layout = BPF_DATALAYOUT
+    db = DebugInfoBuilder(module, program.source_file, source_text=_source_text(program.source_file))
+    _declare_license(module, db, license)
+    state = _declare_state(module, db, program)
+    fn = ir.Function(module, ir.FunctionType(_I32, [_PTR]), program.name)
+    fn.args[0].name = "ctx"
+    fn.section = "xdp"
+    scope = db.function(fn, program.name, program.first_line)  # also marks it nounwind
+    _FunctionLowering(program, fn, db, scope, state).lower()
+    db.finalize()
+    return module

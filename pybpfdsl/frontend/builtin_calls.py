@@ -1,0 +1,140 @@
+"""Lowering calls of DSL built-ins: random numbers, time, CPU, `ip()`, `min`, `max`, `abs`."""
+
+from __future__ import annotations
+
+import ast
+import ipaddress
+from typing import TYPE_CHECKING
+
+from pybpfdsl.frontend.values import DslValue, Scalar, StringVal
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.types import BOOL, FLOAT, common_type, promote, u32, u64
+
+if TYPE_CHECKING:
+    from pybpfdsl.frontend.lower import Lowerer
+
+
+def _no_args(lw: Lowerer, node: ast.Call, name: str) -> None:
+    if node.args or node.keywords:
+        raise lw.err(node, f"{name}() takes no arguments")
+
+
+def _helper(lw: Lowerer, helper: n.Helper) -> n.Value:
+    return lw.b.emit(n.CallHelper(lw.new(n.HELPER_RESULT[helper]), helper, line=lw.line))
+
+
+def random(lw: Lowerer, node: ast.Call) -> Scalar:
+    _no_args(lw, node, "random")
+    bits = lw.b.emit(n.Convert(lw.new(u64), _helper(lw, n.Helper.PRANDOM_U32), line=lw.line))
+    # 32 random bits read as a Q32.32 number are exactly r / 2**32, a value in [0, 1).
+    return Scalar(FLOAT, lw.b.emit(n.Reinterpret(lw.new(FLOAT, "random"), bits, line=lw.line)))
+
+
+def randint(lw: Lowerer, node: ast.Call) -> Scalar:
+    if len(node.args) != 2 or node.keywords:
+        raise lw.err(node, "write randint(lo, hi): a random integer with lo <= x <= hi")
+    lo, hi = lw.scalar(node.args[0]), lw.scalar(node.args[1])
+    if lo.type.is_fixed or hi.type.is_fixed:
+        raise lw.err(node, "randint() takes integers")
+    if lo.const is not None and hi.const is not None:
+        span = int(hi.const) - int(lo.const) + 1
+        if not 1 <= span <= 1 << 32:
+            raise lw.err(node, f"randint({lo.const}, {hi.const}) needs lo <= hi and at most 2**32 values")
+    t = promote(common_type(lo.type, hi.type))
+    lo64 = lw.scalar_value(lw.convert(lo, u64, node))
+    hi64 = lw.scalar_value(lw.convert(hi, u64, node))
+    one = lw.const(u64, 1)
+    span64 = lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD,
+                                lw.b.emit(n.Binary(lw.new(u64), BinOp.SUB, hi64, lo64, line=lw.line)), one,
+                                line=lw.line))
+    r = lw.b.emit(n.Convert(lw.new(u64), _helper(lw, n.Helper.PRANDOM_U32), line=lw.line))
+    scaled = lw.b.emit(n.Binary(lw.new(u64), BinOp.MUL, r, span64, line=lw.line))
+    offset = lw.b.emit(n.Binary(lw.new(u64), BinOp.SHR, scaled, lw.const(u64, 32), line=lw.line))
+    total = lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, lo64, offset, line=lw.line))
+    return lw.convert(Scalar(u64, total), t, node)
+
+
+def ip_address(lw: Lowerer, node: ast.Call) -> Scalar:
+    if len(node.args) != 1 or node.keywords:
+        raise lw.err(node, 'write ip("10.0.0.1")')
+    arg = lw.lower_expr(node.args[0])
+    if not isinstance(arg, StringVal):
+        raise lw.err(node.args[0], "ip() takes a constant string", 'write ip("10.0.0.1")')
+    try:
+        value = int(ipaddress.IPv4Address(arg.text))
+    except ValueError:
+        raise lw.err(node.args[0], f"{arg.text!r} is not an IPv4 address") from None
+    return Scalar(u32, const=value)
+
+
+def min_max(lw: Lowerer, node: ast.Call, name: str) -> Scalar:
+    if len(node.args) < 2 or node.keywords:
+        raise lw.err(node, f"{name}() takes two or more numbers")
+    values = [lw.scalar(a) for a in node.args]
+    if all(v.const is not None for v in values) and not any(v.type.is_fixed for v in values):
+        pick = min if name == "min" else max
+        result = pick(int(v.const) for v in values)  # type: ignore[arg-type]
+        t = values[0].type
+        for v in values[1:]:
+            t = common_type(t, v.type)
+        return Scalar(t, const=result) if t.min <= result <= t.max else lw.const_scalar(result, node)
+    best = values[0]
+    for v in values[1:]:
+        t = FLOAT if best.type.is_fixed or v.type.is_fixed else common_type(best.type, v.type)
+        a, b = lw.convert(best, t, node), lw.convert(v, t, node)
+        op = CmpOp.LT if name == "min" else CmpOp.GT
+        take_b = lw.compare(op, b, a, node)
+        best = Scalar(t, lw.b.emit(n.Select(lw.new(t), lw.scalar_value(take_b), lw.scalar_value(b),
+                                            lw.scalar_value(a), line=lw.line)))
+    return best
+
+
+def absolute(lw: Lowerer, node: ast.Call) -> Scalar:
+    if len(node.args) != 1 or node.keywords:
+        raise lw.err(node, "abs() takes one number")
+    v = lw.scalar(node.args[0])
+    if v.const is not None:
+        return lw.const_scalar(abs(v.const), node)
+    t = v.type if v.type.is_fixed else promote(v.type)
+    v = lw.convert(v, t, node)
+    if not t.signed:
+        return v
+    zero = Scalar(t, const=0.0 if t.is_fixed else 0)
+    negative = lw.compare(CmpOp.LT, v, zero, node)
+    neg = lw.negate(v, node)
+    return Scalar(t, lw.b.emit(n.Select(lw.new(t), lw.scalar_value(negative), lw.scalar_value(neg),
+                                        lw.scalar_value(v), line=lw.line)))
+
+
+def call_builtin(lw: Lowerer, node: ast.Call, name: str) -> DslValue:
+    match name:
+        case "random":
+            return random(lw, node)
+        case "randint":
+            return randint(lw, node)
+        case "prandom_u32":
+            _no_args(lw, node, name)
+            return Scalar(u32, _helper(lw, n.Helper.PRANDOM_U32))
+        case "now_ns":
+            _no_args(lw, node, name)
+            return Scalar(u64, _helper(lw, n.Helper.KTIME_GET_NS))
+        case "cpu_id":
+            _no_args(lw, node, name)
+            return Scalar(u32, _helper(lw, n.Helper.SMP_PROCESSOR_ID))
+        case "ip":
+            return ip_address(lw, node)
+        case "min" | "max":
+            return min_max(lw, node, name)
+        case "abs":
+            return absolute(lw, node)
+        case "range":
+            raise lw.err(node, "range() can only be used as `for i in range(...)`")
+        case "bounded":
+            raise lw.err(node, "bounded() can only be used as `while bounded(cond, N):`")
+        case "len":
+            raise lw.err(node, "len() is not supported", "use pkt.len for the packet length")
+    raise lw.err(node, f"{name}() is not supported in a DSL function")
+
+
+__all__ = ["call_builtin", "BOOL"]

@@ -1,0 +1,137 @@
+"""What an expression denotes while the frontend lowers it.
+
+Most expressions are scalars (an SSA value of a DSL type, or a constant not yet materialized). Others
+denote things with no single SSA value: the packet, a header view (an offset, maybe absent), the payload,
+a state object, a function to call. Locals may hold any kind that `components` can split into SSA values,
+so they can flow through block parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import TypeAlias
+
+from pybpfdsl.ir.nodes import Value
+from pybpfdsl.lang.headers import HeaderSpec
+from pybpfdsl.lang.state import StateObject
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import ScalarType
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar: `value` once materialized; `const` when known at compile time (float: a Python float)."""
+
+    type: ScalarType
+    value: Value | None = None
+    const: int | float | None = None
+
+
+@dataclass(frozen=True)
+class StructVal:
+    cls: type[Struct]
+    value: Value
+
+
+@dataclass(frozen=True)
+class PacketVal:
+    """The program's packet parameter."""
+
+
+@dataclass(frozen=True)
+class HeaderVal:
+    """A present header at `offset` (u64)."""
+
+    spec: HeaderSpec
+    offset: Value
+
+
+@dataclass(frozen=True)
+class PayloadVal:
+    """The packet's payload, starting at `offset` (u64)."""
+
+    offset: Value
+
+
+@dataclass(frozen=True)
+class OptionalVal:
+    """A value that may be None: `present` (bool) says which. `narrowed` means a check proved it present."""
+
+    inner: Scalar | StructVal | HeaderVal
+    present: Value
+    narrowed: bool = False
+
+    def narrow(self) -> OptionalVal:
+        return replace(self, narrowed=True)
+
+
+@dataclass(frozen=True)
+class NoneVal:
+    """The constant None."""
+
+
+@dataclass(frozen=True)
+class StateVal:
+    obj: StateObject
+
+
+@dataclass(frozen=True)
+class ConstTuple:
+    items: tuple[int | float | bool, ...]
+
+
+@dataclass(frozen=True)
+class Callee:
+    """Something callable: a builtin (by name), a DSL type, a Struct class or an inline helper."""
+
+    kind: str
+    target: object
+
+
+@dataclass(frozen=True)
+class ModuleVal:
+    module: ModuleType
+
+
+@dataclass(frozen=True)
+class StringVal:
+    text: str
+
+
+DslValue: TypeAlias = (
+    "Scalar | StructVal | PacketVal | HeaderVal | PayloadVal | OptionalVal | NoneVal | StateVal | ConstTuple"
+    " | Callee | ModuleVal | StringVal"
+)
+# Kinds a local variable may hold.
+LocalValue: TypeAlias = "Scalar | StructVal | HeaderVal | PayloadVal | OptionalVal | PacketVal"
+
+
+def describe(v: object) -> str:
+    """A short phrase for error messages."""
+    match v:
+        case Scalar(type=t):
+            return f"a {t} value"
+        case StructVal(cls=c):
+            return f"a {c.__name__} record"
+        case PacketVal():
+            return "the packet"
+        case HeaderVal(spec=s):
+            return f"the {s.name} header"
+        case PayloadVal():
+            return "the payload"
+        case OptionalVal(inner=i):
+            return f"{describe(i)} or None"
+        case NoneVal():
+            return "None"
+        case StateVal(obj=o):
+            return f"the {o.kind_name} {o.name}"
+        case ConstTuple():
+            return "a constant tuple"
+        case Callee(target=t):
+            return f"the function {getattr(t, '__name__', t)}"
+        case ModuleVal(module=m):
+            return f"the module {m.__name__}"
+        case StringVal():
+            return "a string"
+    return type(v).__name__

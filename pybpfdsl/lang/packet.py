@@ -1,0 +1,262 @@
+"""The pure-Python packet model: what `pkt` is when a DSL function runs as plain Python.
+
+`Packet` parses its bytes once, following the presence rules and layouts of `pybpfdsl.lang.headers`
+(the same tables the compiler lowers from), so a program gives the same answers in Python and in the
+kernel. A header that is not present is `None`; a present header is a `HeaderView` whose attributes are
+the header's fields in host order (`pkt.ipv4.src`, `pkt.tcp.flags`).
+
+The offsets where parsing found each layer (`l3_offset`, `l4_offset`, `payload_offset`) are public:
+the compiler's lowering computes the same numbers, and tests compare the two.
+"""
+
+from __future__ import annotations
+
+from typing import Final, SupportsBytes, TypeVar
+
+from pybpfdsl.lang.headers import (
+    ETH,
+    ETH_HLEN,
+    ETH_P_IP,
+    ETH_P_IPV6,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV4,
+    IPV6,
+    MAX_PACKET_OFFSET,
+    TCP,
+    UDP,
+    HeaderSpec,
+    read_field,
+)
+from pybpfdsl.lang.structs import Struct
+
+__all__ = ["HeaderView", "Packet", "PacketLike", "Payload"]
+
+_S = TypeVar("_S", bound=Struct)
+
+# Where L4 would start when an IPv4 header's ihl is below 5: the header is still "present" (the rules
+# only ask for 20 bytes), but its length field is nonsense, so the payload starts after the fixed part.
+_IPV4_MIN_IHL: Final = 5
+_TCP_MIN_DATAOFS: Final = 5
+
+
+PacketLike = bytes | bytearray | memoryview | SupportsBytes
+"""What `Packet.from_any` (and the runtime's `run`) accept: raw bytes or anything with `__bytes__`."""
+
+
+class HeaderView:
+    """One present header: each field of its `HeaderSpec` as an int attribute, in host order.
+
+    Field values are decoded once, when the packet is parsed. The view is read-only. Non-field
+    information uses underscore names (`_spec`, `_offset`) because field names such as `len` and
+    `type` would otherwise collide with it.
+    """
+
+    __slots__ = ("_offset", "_spec", "_values")
+
+    def __init__(self, spec: HeaderSpec, data: bytes, offset: int) -> None:
+        """Decode `spec`'s fields from `data` at `offset`; the caller guarantees the bytes are there."""
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_offset", offset)
+        values = {f.name: read_field(data, offset, f) for f in spec.fields}
+        object.__setattr__(self, "_values", values)
+
+    _spec: HeaderSpec
+    _offset: int
+    _values: dict[str, int]
+
+    def __getattr__(self, name: str) -> int:
+        # Only reached for names that are not slots: the header's fields.
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(
+                f"header {self._spec.name!r} has no field {name!r} "
+                f"(fields: {', '.join(self._values)})") from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"packet headers are read-only (cannot set {self._spec.name}.{name})")
+
+    def as_dict(self) -> dict[str, int]:
+        """Every field's value, by field name, in the header's declaration order."""
+        return dict(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HeaderView):
+            return NotImplemented
+        return self._spec is other._spec and self._values == other._values
+
+    def __hash__(self) -> int:
+        return hash((self._spec.name, tuple(self._values.items())))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v:#x}" if k in ("src", "dst") else f"{k}={v}"
+                          for k, v in self._values.items())
+        return f"<{self._spec.name} @{self._offset}: {inner}>"
+
+
+class Payload:
+    """The bytes after the innermost present header, addressed relative to that point.
+
+    Reads never raise for out-of-range positions: they return `None`, which is what a DSL program
+    tests for (`if b is not None`), and mirrors the bounds check the kernel requires.
+    """
+
+    __slots__ = ("_data", "_start")
+
+    def __init__(self, data: bytes, start: int) -> None:
+        self._data = data
+        self._start = start
+
+    @property
+    def offset(self) -> int:
+        """Where the payload starts in the packet (may lie beyond the packet's end)."""
+        return self._start
+
+    def __len__(self) -> int:
+        """How many payload bytes the packet holds (0 when the headers claim more than is there)."""
+        return max(0, len(self._data) - self._start)
+
+    def __getitem__(self, index: int) -> int | None:
+        """The byte at payload position `index`, or `None` if it is outside the packet (or negative)."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"payload index must be an int, not {type(index).__name__}")
+        if index < 0:
+            return None
+        pos = self._start + index
+        if pos >= len(self._data) or pos > MAX_PACKET_OFFSET:
+            return None
+        return self._data[pos]
+
+    def read(self, cls: type[_S], offset: int = 0) -> _S | None:
+        """A `cls` record decoded big-endian from payload position `offset`, or `None` if any of its
+        bytes lies outside the packet or `offset` is negative."""
+        if isinstance(offset, bool) or not isinstance(offset, int):
+            raise TypeError(f"payload offset must be an int, not {type(offset).__name__}")
+        if not (isinstance(cls, type) and issubclass(cls, Struct)):
+            raise TypeError(f"payload.read needs a Struct subclass, not {cls!r}")
+        if offset < 0:
+            return None
+        start = self._start + offset
+        end = start + cls.size()
+        if end > len(self._data) or start > MAX_PACKET_OFFSET:
+            return None
+        record = cls.from_bytes(self._data[start:end], "big")
+        assert isinstance(record, cls)
+        return record
+
+    def __bytes__(self) -> bytes:
+        return self._data[self._start:]
+
+    def __repr__(self) -> str:
+        return f"<Payload @{self._start}: {len(self)} bytes>"
+
+
+class Packet:
+    """An immutable packet parsed like the compiled program parses it.
+
+    Attributes: `len`; `eth`, `ipv4`, `ipv6`, `tcp`, `udp` (a `HeaderView` or `None`); `payload`;
+    and the offsets `l3_offset`, `l4_offset` (`None` when that layer is absent) and `payload_offset`.
+    """
+
+    __slots__ = (
+        "data",
+        "eth",
+        "ipv4",
+        "ipv6",
+        "l3_offset",
+        "l4_offset",
+        "payload",
+        "payload_offset",
+        "tcp",
+        "udp",
+    )
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        """Parse `data` (copied) according to the rules in `pybpfdsl.lang.headers`."""
+        raw = bytes(data)
+        self.data: bytes = raw
+        self.eth: HeaderView | None = None
+        self.ipv4: HeaderView | None = None
+        self.ipv6: HeaderView | None = None
+        self.tcp: HeaderView | None = None
+        self.udp: HeaderView | None = None
+        self.l3_offset: int | None = None
+        self.l4_offset: int | None = None
+        self.payload_offset: int = self._parse(raw)
+        self.payload: Payload = Payload(raw, self.payload_offset)
+
+    def _parse(self, raw: bytes) -> int:
+        """Fill in the headers and layer offsets; return where the payload starts."""
+        size = len(raw)
+        if size < ETH.length:
+            return 0
+        self.eth = HeaderView(ETH, raw, 0)
+        ethertype = self.eth.type
+        l3 = ETH_HLEN
+        l4: int
+        proto: int
+        if ethertype == ETH_P_IP and size >= l3 + IPV4.length:
+            self.ipv4 = ip = HeaderView(IPV4, raw, l3)
+            self.l3_offset = l3
+            ihl = ip.ihl
+            l4 = l3 + (ihl * 4 if ihl >= _IPV4_MIN_IHL else IPV4.length)
+            # Later fragments carry no L4 header; a bad ihl makes the L4 position meaningless.
+            if ihl < _IPV4_MIN_IHL or ip.frag != 0:
+                return l4
+            proto = ip.proto
+        elif ethertype == ETH_P_IPV6 and size >= l3 + IPV6.length:
+            self.ipv6 = ip6 = HeaderView(IPV6, raw, l3)
+            self.l3_offset = l3
+            l4 = l3 + IPV6.length
+            proto = ip6.nh  # extension headers are deliberately not followed
+        else:
+            return ETH_HLEN
+        if proto == IPPROTO_TCP and size >= l4 + TCP.length:
+            tcp = HeaderView(TCP, raw, l4)
+            if tcp.dataofs >= _TCP_MIN_DATAOFS:
+                self.tcp = tcp
+                self.l4_offset = l4
+                return l4 + tcp.dataofs * 4
+        elif proto == IPPROTO_UDP and size >= l4 + UDP.length:
+            self.udp = HeaderView(UDP, raw, l4)
+            self.l4_offset = l4
+            return l4 + UDP.length
+        return l4
+
+    @classmethod
+    def from_any(cls, packet: PacketLike | Packet) -> Packet:
+        """A `Packet` from bytes, bytearray, memoryview, a `Packet` (returned as is) or anything with
+        `__bytes__` (a scapy packet); `TypeError` otherwise."""
+        if isinstance(packet, Packet):
+            return packet
+        if isinstance(packet, bytes | bytearray | memoryview):
+            return cls(packet)
+        if not isinstance(packet, SupportsBytes):
+            raise TypeError(f"cannot make a packet from {type(packet).__name__}: "
+                            "pass bytes or an object with __bytes__ (e.g. a scapy packet)")
+        return cls(bytes(packet))
+
+    @property
+    def len(self) -> int:
+        """The packet's length in bytes."""
+        return len(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Packet):
+            return NotImplemented
+        return self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
+
+    def __repr__(self) -> str:
+        layers = [name for name in ("eth", "ipv4", "ipv6", "tcp", "udp") if getattr(self, name) is not None]
+        return f"<Packet {len(self.data)} bytes: {'/'.join(layers) or 'no headers'}, " \
+               f"payload @{self.payload_offset}>"

@@ -1,0 +1,166 @@
+"""`@xdp`: a typed Python function that is also an XDP program.
+
+The decorated object is callable (pure-Python mode: `fn(packet)` runs the function's source with the
+DSL's semantics), compilable (`fn.compile()` → a BPF object) and loadable (`fn.load()` → a program in
+the kernel, runnable with BPF_PROG_TEST_RUN, its state objects bound to the kernel maps).
+"""
+
+from __future__ import annotations
+
+import functools
+import keyword
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FunctionType
+from typing import Any, overload
+
+from pybpfdsl.frontend.lower import Lowered, lower_function
+from pybpfdsl.ir.printer import format_program
+from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.packet import Packet
+
+DEFAULT_CPU = "v3"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class InternalCompilerError(Exception):
+    """The compiler failed on a program it accepted: a pybpfdsl bug. The message names the function."""
+
+
+@dataclass(frozen=True)
+class CompiledProgram:
+    """The result of `fn.compile()`: the BPF object and every intermediate form."""
+
+    name: str
+    elf: bytes
+    ir: str
+    llvm_ir: str
+    optimized_llvm_ir: str
+    cpu: str
+    lowered: Lowered = field(repr=False)
+    compile_seconds: float = 0.0
+
+    @functools.cached_property
+    def instructions(self) -> list[Any]:
+        """The program's BPF instructions, decoded from the object's `xdp` section."""
+        from pybpfdsl.bpf.elf import BpfElf
+
+        return list(BpfElf.from_bytes(self.elf).program(self.name).instructions)
+
+    def disasm(self) -> str:
+        """The bytecode in the kernel's syntax, one instruction per line."""
+        from pybpfdsl.bpf.disasm import format_listing
+        from pybpfdsl.bpf.elf import BpfElf
+
+        prog = BpfElf.from_bytes(self.elf).program(self.name)
+        return "\n".join(format_listing(prog.instructions, prog.relocations)) + "\n"
+
+    @property
+    def stats(self) -> dict[str, int | float | str]:
+        """Sizes at each stage: source lines of the function, IR instructions, BPF instruction slots."""
+        slots = sum(2 if getattr(i, "is_wide", False) else 1 for i in self.instructions)
+        return {
+            "dsl_loc": self.lowered.dsl_loc,
+            "ir_insns": self.lowered.program.instruction_count(),
+            "bpf_insns": slots,
+            "elf_bytes": len(self.elf),
+            "cpu": self.cpu,
+            "compile_seconds": round(self.compile_seconds, 4),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the object file (loadable by libbpf, bpftool and `ip link ... xdp obj`)."""
+        out = Path(path)
+        out.write_bytes(self.elf)
+        return out
+
+
+class XdpProgram:
+    """An `@xdp` function: call it, compile it, load it."""
+
+    __pybpfdsl_program__ = True
+
+    def __init__(self, fn: FunctionType, name: str | None = None, cpu: str = DEFAULT_CPU,
+                 license: str = "GPL") -> None:
+        if not isinstance(fn, FunctionType):
+            raise TypeError(f"@xdp decorates a plain function, not {type(fn).__name__}")
+        self.function = fn
+        self.name = name or fn.__name__
+        if not _NAME.match(self.name) or keyword.iskeyword(self.name):
+            raise DslError(f"{self.name!r} is not a valid program name",
+                           hint="use letters, digits and underscores, not starting with a digit")
+        self.cpu = cpu
+        self.license = license
+        self._lowered: Lowered | None = None
+        functools.update_wrapper(self, fn)
+
+    def lower(self) -> Lowered:
+        """The function lowered to checked IR (cached: the function's source and globals are read once)."""
+        if self._lowered is None:
+            self._lowered = lower_function(self.function, self.name)
+        return self._lowered
+
+    @property
+    def ir(self) -> str:
+        return format_program(self.lower().program)
+
+    def compile(self, *, cpu: str | None = None, opt_level: int = 2) -> CompiledProgram:
+        """Compile to a BPF object. Raises DslError for programs the DSL does not accept."""
+        from pybpfdsl.backend.compile import BackendError, compile_program
+
+        started = time.perf_counter()
+        lowered = self.lower()
+        target = cpu or self.cpu
+        try:
+            obj = compile_program(lowered.program, cpu=target, opt_level=opt_level, license=self.license)
+        except BackendError as exc:
+            raise InternalCompilerError(
+                f"{lowered.source.file}:{lowered.source.first_line}: the backend failed on {self.name}: {exc}. "
+                "This is a pybpfdsl bug; please report it with the function's source") from exc
+        return CompiledProgram(self.name, obj.elf, format_program(lowered.program), obj.llvm_ir,
+                               obj.optimized_llvm_ir, target, lowered, time.perf_counter() - started)
+
+    def load(self, *, cpu: str | None = None) -> Any:
+        """Compile and load into the kernel (the kernel verifier runs here); returns a LoadedProgram."""
+        from pybpfdsl.runtime.loaded import LoadedProgram
+
+        compiled = self.compile(cpu=cpu)
+        lowered = compiled.lowered
+        lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
+        return LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=lines)
+
+    def __call__(self, packet: object) -> int:
+        """Run in pure Python on `packet` (bytes or anything with `__bytes__`), against the Python-side
+        state; returns the action."""
+        from pybpfdsl.frontend.evaluate import run_python
+
+        data = Packet.from_any(packet).data  # type: ignore[arg-type]
+        action: int = run_python(self.lower(), data)
+        return action
+
+    def __repr__(self) -> str:
+        return f"<xdp program {self.name} ({self.function.__module__}.{self.function.__qualname__})>"
+
+
+@overload
+def xdp(fn: FunctionType, /) -> XdpProgram: ...
+@overload
+def xdp(*, name: str | None = None, cpu: str = DEFAULT_CPU, license: str = "GPL") -> Callable[[FunctionType], XdpProgram]: ...
+
+
+def xdp(fn: FunctionType | None = None, /, *, name: str | None = None, cpu: str = DEFAULT_CPU,
+        license: str = "GPL") -> XdpProgram | Callable[[FunctionType], XdpProgram]:
+    """Mark `def f(pkt: Packet) -> int` as an XDP program: `@xdp` or `@xdp(name="...")`."""
+    if fn is not None:
+        return XdpProgram(fn)
+
+    def wrap(f: FunctionType) -> XdpProgram:
+        return XdpProgram(f, name=name, cpu=cpu, license=license)
+
+    return wrap
+
+
+setattr(xdp, "__pybpfdsl_decorator__", True)
