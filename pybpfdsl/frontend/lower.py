@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import FunctionType
-from typing import cast
+from typing import TypeVar, cast
 
 from pybpfdsl.frontend import packet_access
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder, components
@@ -48,6 +48,7 @@ _SYMBOL: dict[BinOp, str] = {
     BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
 }
 MAX_UNROLL = 256
+_K = TypeVar("_K")
 
 
 def exact_binary(op: BinOp, a: int, b: int) -> int:
@@ -90,6 +91,11 @@ class Scope:
     call_line: int | None = None  # helpers from other files report the call site's line
 
 
+# Where a node is lowered: the (loop, iteration) pairs of the enclosing unrolled `for x in (…)` loops.
+# A node in an unrolled body is lowered once per item, perhaps with different types or constants.
+Ctx = tuple[tuple[ast.AST, int], ...]
+
+
 @dataclass(frozen=True)
 class Lowered:
     """The frontend's product: the IR program, the state objects it uses, and per-node scalar types."""
@@ -101,6 +107,12 @@ class Lowered:
     const_values: dict[ast.AST, int | float]
     var_types: dict[FunctionType, dict[str, ScalarType]]
     dsl_loc: int
+    # The same per lowering context (pure-Python mode reads these): exact also inside unrolled loops.
+    # Augmented assignments to locals are recorded under their statement node (the operation's result).
+    ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = field(default_factory=dict)
+    ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = field(default_factory=dict)
+    # The helper source each inline call was lowered from (each call parses the helper anew).
+    inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = field(default_factory=dict)
 
 
 class Lowerer:
@@ -113,6 +125,11 @@ class Lowerer:
         self.expr_types: dict[ast.AST, ScalarType] = {}
         self.const_values: dict[ast.AST, int | float] = {}
         self.not_const: set[ast.AST] = set()
+        self.ctx: Ctx = ()
+        self.ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = {}
+        self.ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = {}
+        self.ctx_not_const: set[tuple[Ctx, ast.AST]] = set()
+        self.inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = {}
         self.var_types: dict[FunctionType, dict[str, ScalarType]] = {}
         self.scope = Scope(self.main, {})
         self.var_types[self.main.function] = self.scope.var_types
@@ -162,16 +179,8 @@ class Lowerer:
         """Remember each expression's type, and its value where it is the same constant every time the
         node is lowered (pure-Python mode reads both, so it makes the same decisions)."""
         if isinstance(v, Scalar):
-            self.expr_types[node] = v.type
-            if v.const is not None and node not in self.not_const:
-                if node in self.const_values and self.const_values[node] != v.const:
-                    self.not_const.add(node)
-                    del self.const_values[node]
-                else:
-                    self.const_values[node] = v.const
-            elif v.const is None:
-                self.not_const.add(node)
-                self.const_values.pop(node, None)
+            _remember(node, v, self.expr_types, self.const_values, self.not_const)
+            _remember((self.ctx, node), v, self.ctx_types, self.ctx_consts, self.ctx_not_const)
         return v
 
     # ----------------------------------------------------------------- entry point
@@ -181,6 +190,7 @@ class Lowerer:
         entry = self.b.new_block("entry")
         self.b.set_block(entry)
         self.env = {tree.args.args[0].arg: PacketVal()}
+        packet_access.parse_headers_up_front(self, tree, tree.args.args[0].arg)
         self.lower_body(tree.body)
         if not self.b.terminated:
             last = tree.body[-1]
@@ -197,7 +207,7 @@ class Lowerer:
                       if self.main.file_lines[line - 1].strip()
                       and not self.main.file_lines[line - 1].strip().startswith("#"))
         return Lowered(program, self.main, self.state, self.expr_types, self.const_values, self.var_types,
-                       dsl_loc)
+                       dsl_loc, self.ctx_types, self.ctx_consts, self.inline_sources)
 
     def map_decl(self, m: BpfMap) -> n.MapDecl:
         assert m.name is not None
@@ -413,6 +423,7 @@ class Lowerer:
                     raise self.undefined(target, name) if old is None else self.err(
                         target, f"`{op.__class__.__name__}=` needs a number, {name} is {describe(old)}")
                 result = self.binary(binop, old, self.scalar(value_node), s)
+                self.record(s, result)
                 self.env[name] = self.materialize(self.convert(result, old.type, s))
             case ast.Attribute(value=base, attr="value"):
                 obj = self.lower_expr(base)
@@ -639,11 +650,16 @@ class Lowerer:
             raise self.err(s.iter, f"a constant tuple of {len(seq.items)} items is too long to unroll")
         ctx = LoopContext([], None)
         self.scope.loops.append(ctx)
-        for item in seq.items:
+        outer = self.ctx
+        for index, item in enumerate(seq.items):
             if self.b.terminated:
                 break
             self.env[var] = self.const_scalar(item, s.iter)
-            self.lower_body(s.body)
+            self.ctx = (*outer, (s, index))
+            try:
+                self.lower_body(s.body)
+            finally:
+                self.ctx = outer
             if not self.b.terminated:
                 assert self.b.current is not None
                 ctx.continue_flows.append(Flow(self.b.current, self.env))
@@ -1085,7 +1101,10 @@ class Lowerer:
         if a.const is not None and b.const is not None and _untyped(a) and _untyped(b):
             if isinstance(a.const, int) and isinstance(b.const, int) and b.const >= 0:
                 return self.const_scalar(a.const ** b.const, node)
-            return self.const_scalar(float(a.const) ** float(b.const), node)
+            try:
+                return self.const_scalar(float(a.const) ** float(b.const), node)
+            except (ZeroDivisionError, OverflowError):
+                raise self.err(node, f"{a.const} ** {b.const} has no value in the DSL") from None
         raise self.err(node, "`**` works only on constants", "multiply explicitly: `x * x`")
 
     def negate(self, v: Scalar, node: ast.AST) -> Scalar:
@@ -1364,6 +1383,7 @@ class Lowerer:
         if len(self.inline_stack) > 16:
             raise self.err(node, "helpers nest more than 16 deep")
         source = read_function(fn)
+        self.inline_sources[(self.ctx, node)] = source
         tree = source.tree
         params = tree.args
         if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
@@ -1609,6 +1629,21 @@ class Lowerer:
         self.b.terminate(n.Jump(n.Edge(done.name), line=self.line))
         self.b.set_block(done)
         self.env = env
+
+
+def _remember(key: _K, v: Scalar, types: dict[_K, ScalarType], consts: dict[_K, int | float],
+              not_const: set[_K]) -> None:
+    """Record a scalar's type, and its constant while it is the same one every time `key` is lowered."""
+    types[key] = v.type
+    if v.const is not None and key not in not_const:
+        if key in consts and consts[key] != v.const:
+            not_const.add(key)
+            del consts[key]
+        else:
+            consts[key] = v.const
+    elif v.const is None:
+        not_const.add(key)
+        consts.pop(key, None)
 
 
 def _untyped(s: Scalar) -> bool:

@@ -236,6 +236,25 @@ def _header(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
     return ethernet(lw)
 
 
+PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
+
+
+def parse_headers_up_front(lw: Lowerer, tree: ast.FunctionDef, packet_name: str) -> None:
+    """Parse, in the entry block, every header the function names (`pkt.tcp`, `pkt.payload`, ...).
+
+    Parsing where a header is first used would repeat the parse inside loops, and the kernel verifier
+    walks every iteration's branches: a parse per iteration multiplies the paths it must explore. Parsed
+    once at entry, the results dominate the whole function and loops only read them.
+    """
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr in PARSED_ATTRIBUTES
+            and isinstance(node.value, ast.Name) and node.value.id == packet_name}
+    for attr in PARSED_ATTRIBUTES:  # a fixed order keeps the IR stable
+        if attr in used:
+            lw.set_line(tree)
+            packet_attribute(lw, tree, attr)  # type: ignore[arg-type]
+
+
 def packet_attribute(lw: Lowerer, node: ast.Attribute, attr: str) -> DslValue:
     if attr == "len":
         return Scalar(u32, lw.b.emit(n.PacketLen(lw.new(u32, "len"), line=lw.line)))

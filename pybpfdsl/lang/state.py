@@ -17,7 +17,7 @@ from typing import Protocol, TypeAlias
 
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import FLOAT, ScalarType
+from pybpfdsl.lang.types import FLOAT, ScalarType, as_scalar_type
 
 ValueType: TypeAlias = "ScalarType | type[Struct]"
 RawValue: TypeAlias = "int | Struct"
@@ -108,16 +108,26 @@ class StateObject:
     def bound(self) -> bool:
         return self._backing is not None
 
+    def save(self) -> object:
+        """A copy of the Python-side contents, for `restore` (tests replay executions from one state)."""
+        raise NotImplementedError
+
+    def restore(self, saved: object) -> None:
+        """Put back Python-side contents taken by `save`."""
+        raise NotImplementedError
+
 
 class Global(StateObject):
     """A mutable scalar (`Global(u64, 0)`, `Global(float, 0.05)`), kept in the object's global data."""
 
     kind_name = "Global"
 
-    def __init__(self, type_: ScalarType, init: int | float | bool = 0) -> None:
+    def __init__(self, type_: ScalarType | type[float] | type[bool], init: int | float | bool = 0) -> None:
         super().__init__()
-        if not isinstance(type_, ScalarType):
+        scalar = as_scalar_type(type_)
+        if scalar is None:
             raise TypeError(f"Global's type must be a DSL scalar type (u32, float, ...), not {type_!r}")
+        type_ = scalar
         self.type = type_
         self.init_raw = _scalar_raw(init, type_)
         self._raw = self.init_raw
@@ -150,6 +160,13 @@ class Global(StateObject):
         """Back to the declared initial value."""
         self.raw_set(self.init_raw)
 
+    def save(self) -> object:
+        return self.raw_get()
+
+    def restore(self, saved: object) -> None:
+        assert isinstance(saved, int)
+        self.raw_set(saved)
+
     def __repr__(self) -> str:
         return f"Global({self.type}, value={self.value!r})"
 
@@ -159,8 +176,11 @@ class BpfMap(StateObject):
 
     kind: MapKind
 
-    def __init__(self, key: ValueType, value: ValueType, max_entries: int) -> None:
+    def __init__(self, key: ValueType | type[float] | type[bool], value: ValueType | type[float] | type[bool],
+                 max_entries: int) -> None:
         super().__init__()
+        key = as_scalar_type(key) or key  # type: ignore[assignment]
+        value = as_scalar_type(value) or value  # type: ignore[assignment]
         for role, t in (("key", key), ("value", value)):
             if not (isinstance(t, ScalarType) or (isinstance(t, type) and issubclass(t, Struct))):
                 raise TypeError(f"a map {role} must be a DSL integer type or a Struct subclass, not {t!r}")
@@ -170,6 +190,13 @@ class BpfMap(StateObject):
         self.value_type: ValueType = value
         self.max_entries = max_entries
         self._data: dict[RawValue, RawValue] = {}
+
+    def save(self) -> object:
+        return dict(self._data)
+
+    def restore(self, saved: object) -> None:
+        assert isinstance(saved, dict)
+        self._data = dict(saved)
 
     # Raw access, used by executions of the DSL.
     def raw_lookup(self, key: RawValue) -> RawValue | None:
@@ -309,6 +336,13 @@ class PerCpuArray(Array):
         super().__init__(value, size)
         self.current_cpu = 0  # which CPU's copy pure-Python executions touch (pybpfdsl.testing sets it)
         self._cpu_data: dict[int, dict[RawValue, RawValue]] = {}
+
+    def save(self) -> object:
+        return {cpu: dict(values) for cpu, values in self._cpu_data.items()}
+
+    def restore(self, saved: object) -> None:
+        assert isinstance(saved, dict)
+        self._cpu_data = {cpu: dict(values) for cpu, values in saved.items()}
 
     def _copy(self, cpu: int) -> dict[RawValue, RawValue]:
         return self._cpu_data.setdefault(cpu, {})

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pybpfdsl.lang.types import ScalarType
+from pybpfdsl.lang.types import ScalarType, as_scalar_type
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ def _resolve_annotation(owner: type, name: str, annotation: object) -> ScalarTyp
             annotation = eval(annotation, namespace)  # noqa: S307 - the user's own annotation text
         except Exception as exc:  # pragma: no cover - reported below
             raise StructLayoutError(f"{owner.__name__}.{name}: cannot resolve annotation {annotation!r}") from exc
+    annotation = as_scalar_type(annotation) or annotation
     if not isinstance(annotation, ScalarType) or annotation.is_fixed:
         raise StructLayoutError(
             f"{owner.__name__}.{name}: a Struct field must be an integer type (u8..u64, i8..i64) or bool, "

@@ -102,6 +102,17 @@ INT_TYPES: Final = (u8, u16, u32, u64, i8, i16, i32, i64)
 SCALAR_TYPES: Final = {t.name: t for t in (*INT_TYPES, BOOL, FLOAT)}
 
 
+def as_scalar_type(t: object) -> ScalarType | None:
+    """The DSL type a declaration names: a DSL type itself, or Python's `float`/`bool` for float/bool."""
+    if isinstance(t, ScalarType):
+        return t
+    if t is float:
+        return FLOAT
+    if t is bool:
+        return BOOL
+    return None
+
+
 def int_type(bits: int, signed: bool) -> ScalarType:
     """The integer type of a width and signedness."""
     for t in INT_TYPES:

@@ -1,0 +1,101 @@
+"""`make demo`: compile every example, load it through the kernel verifier, run packets in the kernel and in
+pure Python, and print what happened.
+
+For each example program the table shows the size at each stage (Python lines, IR instructions, BPF
+instructions, instructions after the kernel's rewrites, x86 instructions of the JIT image), how long
+compiling and loading took, the actions the kernel returned for a few packets, whether pure Python agreed,
+and the kernel's run time per packet (BPF_PROG_TEST_RUN, averaged over 1,000 repeats).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from pybpfdsl import DslError, XdpAction, XdpProgram  # noqa: E402
+from pybpfdsl.runtime.libbpf import kernel_bpf_available  # noqa: E402
+from pybpfdsl.testing import deterministic, reset_state  # noqa: E402
+
+PACKETS: list[tuple[str, bytes]] = [
+    ("udp :53", bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=4000, dport=53) / Raw(b"\x00" * 16))),
+    ("tcp :80", bytes(Ether() / IP(src="10.0.0.3", dst="10.0.0.2") / TCP(sport=5000, dport=80, flags="S"))),
+    ("udp6 :8080", bytes(Ether() / IPv6() / UDP(sport=1, dport=8080) / Raw(b"hello world!"))),
+    ("arp-ish", bytes(Ether(type=0x0806) / Raw(b"\x00" * 28))),
+]
+
+
+def programs() -> list[tuple[str, XdpProgram]]:
+    found = []
+    for path in sorted(HERE.glob("*.py")):
+        if path.stem in ("demo", "__init__"):
+            continue
+        module = importlib.import_module(f"examples.{path.stem}")
+        for value in vars(module).values():
+            if isinstance(value, XdpProgram) and value.function.__module__ == module.__name__:
+                found.append((path.stem, value))
+    return found
+
+
+def action_name(action: int) -> str:
+    try:
+        return XdpAction(action).name
+    except ValueError:
+        return str(action)
+
+
+def main() -> int:
+    ok, reason = kernel_bpf_available()
+    print(f"kernel BPF: {'available' if ok else 'NOT available: ' + reason}\n")
+    header = (f"{'example':<22}{'py':>4}{'ir':>6}{'bpf':>6}{'xlat':>6}{'jit':>6}{'compile':>9}{'load':>8}"
+              f"  {'actions (kernel) on: ' + ', '.join(n for n, _ in PACKETS):<60}{'py=kern':>8}{'ns/pkt':>8}")
+    print(header)
+    print("-" * len(header))
+    failures = 0
+    for stem, prog in programs():
+        module = sys.modules[prog.function.__module__]
+        reset_state(module)
+        try:
+            compiled = prog.compile()
+        except DslError as exc:
+            print(f"{stem:<22}compile error:\n{exc}")
+            failures += 1
+            continue
+        stats = compiled.stats
+        if not ok:
+            print(f"{stem:<22}{stats['dsl_loc']:>4}{stats['ir_insns']:>6}{stats['bpf_insns']:>6}   (no kernel)")
+            continue
+        started = time.perf_counter()
+        with prog.load() as loaded:
+            load_ms = (time.perf_counter() - started) * 1000
+            with deterministic(seed=1):
+                kernel = [loaded.run(p).action for _, p in PACKETS]
+            timing = loaded.run(PACKETS[0][1], repeat=1000).duration_ns
+            xlated, jited = loaded.xlated_insns, loaded.jited_insns
+        reset_state(module)
+        # Programs that use random() draw different numbers in the kernel; compare deterministic ones only.
+        with deterministic(seed=1):
+            python = [prog(p) for _, p in PACKETS]
+        agree = "yes" if python == kernel else "differs"
+        actions = ", ".join(action_name(a) for a in kernel)
+        print(f"{stem:<22}{stats['dsl_loc']:>4}{stats['ir_insns']:>6}{stats['bpf_insns']:>6}{xlated:>6}"
+              f"{jited if jited is not None else '-':>6}{stats['compile_seconds'] * 1000:>7.0f}ms{load_ms:>6.0f}ms"
+              f"  {actions:<60}{agree:>8}{timing:>8}")
+        reset_state(module)
+    print("\npy/ir/bpf: Python lines, IR instructions, BPF instruction slots; xlat/jit: after the kernel's"
+          " rewrites / x86 instructions; load includes the kernel verifier.")
+    print("py=kern: pure Python returned the same actions (programs using random() may differ by design).")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

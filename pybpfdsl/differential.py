@@ -1,0 +1,167 @@
+"""Differential execution: run one program several ways on the same packets and find where they disagree.
+
+An *execution* runs a sequence of packets from a given starting state and reports, after each packet,
+the action, the packet bytes after the program and a snapshot of every state object. The executions here
+are pure Python, the IR interpreter and the kernel (BPF_PROG_TEST_RUN); later work adds the bytecode
+interpreter. Each execution starts from the same state (the state objects' values when `compare` is
+called) and leaves it there afterwards, so comparisons can be repeated.
+
+Randomness and time are inputs: pure Python and the IR interpreter read them from the same deterministic
+source; the kernel's helpers cannot be fixed, so programs that use them are compared on the parts that do
+not depend on them (see `uses_helpers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.interpret import Environment, run_program
+from pybpfdsl.lang.helpers import HelperSource, use_helpers
+from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, StateObject
+from pybpfdsl.program import XdpProgram
+
+Snapshot = dict[str, object]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What one packet did: the action, the packet afterwards and the state afterwards."""
+
+    action: int
+    packet: bytes
+    state: Snapshot
+
+
+def snapshot(state: dict[str, StateObject]) -> Snapshot:
+    """Raw values of every state object (per-CPU arrays summed over CPUs)."""
+    out: Snapshot = {}
+    for name, obj in sorted(state.items()):
+        if isinstance(obj, Global):
+            out[name] = obj.raw_get()
+        elif isinstance(obj, PerCpuArray):
+            out[name] = {k: obj[k] for k in range(obj.max_entries)}
+        elif isinstance(obj, BpfMap):
+            entries: dict[RawValue, RawValue | None] = {k: obj.raw_lookup(k) for k in obj.raw_keys()}
+            out[name] = dict(sorted(entries.items(), key=lambda kv: repr(kv[0])))
+    return out
+
+
+HelperFactory = Callable[[], HelperSource]
+
+
+def run_python(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | None = None) -> list[Step]:
+    """Pure-Python mode on each packet in turn."""
+    state = prog.lower().state
+    steps = []
+    with _helpers(helpers):
+        for p in packets:
+            action = prog(p)
+            steps.append(Step(action, p, snapshot(state)))
+    return steps
+
+
+def run_ir(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | None = None) -> list[Step]:
+    """The IR interpreter on each packet in turn."""
+    lowered = prog.lower()
+    env = _environment(lowered.program, lowered.state)
+    steps = []
+    with _helpers(helpers):
+        for p in packets:
+            result = run_program(lowered.program, p, env)
+            steps.append(Step(result.action, result.packet, snapshot(lowered.state)))
+    return steps
+
+
+def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
+    """The kernel (BPF_PROG_TEST_RUN) on each packet in turn, with the state objects bound to its maps."""
+    state = prog.lower().state
+    steps = []
+    with prog.load() as loaded:
+        for p in packets:
+            result = loaded.run(p)
+            steps.append(Step(result.action, result.packet, snapshot(state)))
+    return steps
+
+
+def _environment(program: n.Program, state: dict[str, StateObject]) -> Environment:
+    maps = {m.name: state[m.name] for m in program.maps}
+    globals_ = {g.name: state[g.name] for g in program.globals}
+    return Environment(maps=maps, globals=globals_)  # type: ignore[arg-type]
+
+
+def _helpers(factory: HelperFactory | None) -> AbstractContextManager[object]:
+    return use_helpers(factory()) if factory is not None else nullcontext()
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The first packet where two executions disagree, and how."""
+
+    index: int
+    packet: bytes
+    left: str
+    right: str
+    left_step: Step
+    right_step: Step
+
+    def __str__(self) -> str:
+        what = []
+        a, b = self.left_step, self.right_step
+        if a.action != b.action:
+            what.append(f"action {a.action} vs {b.action}")
+        if a.packet != b.packet:
+            what.append("packet bytes differ")
+        if a.state != b.state:
+            keys = [k for k in a.state if a.state.get(k) != b.state.get(k)]
+            what.append("state differs in " + ", ".join(keys) + f": {[a.state[k] for k in keys]} vs "
+                        f"{[b.state.get(k) for k in keys]}")
+        return (f"packet #{self.index} ({self.packet.hex()}): {self.left} and {self.right} disagree: "
+                + "; ".join(what))
+
+
+EXECUTIONS: dict[str, Callable[[XdpProgram, Sequence[bytes], HelperFactory | None], list[Step]]] = {
+    "python": run_python,
+    "ir": run_ir,
+    "kernel": lambda prog, packets, helpers: run_kernel(prog, packets),
+}
+
+
+def compare(prog: XdpProgram, packets: Iterable[bytes], executions: Sequence[str] = ("python", "ir", "kernel"),
+            helpers: HelperFactory | None = None) -> Mismatch | None:
+    """Run `packets` through each execution from the current state; the first disagreement, or None.
+
+    `helpers` makes a fresh deterministic helper source per execution (pure Python and IR only). The
+    state objects are left as they were before the call.
+    """
+    packets = list(packets)
+    state = prog.lower().state
+    saved = {name: obj.save() for name, obj in state.items()}
+
+    def restore() -> None:
+        for name, obj in state.items():
+            obj.restore(saved[name])
+
+    results: dict[str, list[Step]] = {}
+    try:
+        for name in executions:
+            restore()
+            results[name] = EXECUTIONS[name](prog, packets, helpers)
+    finally:
+        restore()
+    base = executions[0]
+    for other in executions[1:]:
+        for index, (a, b) in enumerate(zip(results[base], results[other])):
+            if a != b:
+                return Mismatch(index, packets[index], base, other, a, b)
+    return None
+
+
+def uses_helpers(prog: XdpProgram, helpers: Iterable[n.Helper] = (n.Helper.PRANDOM_U32, n.Helper.KTIME_GET_NS,
+                                                                   n.Helper.SMP_PROCESSOR_ID)) -> bool:
+    """True when the program calls a helper whose result the kernel does not let a test fix."""
+    wanted = set(helpers)
+    return any(isinstance(i, n.CallHelper) and i.helper in wanted
+               for b in prog.lower().program.blocks for i in b.instrs)
