@@ -148,7 +148,9 @@ class XdpProgram:
 @overload
 def xdp(fn: FunctionType, /) -> XdpProgram: ...
 @overload
-def xdp(*, name: str | None = None, cpu: str = DEFAULT_CPU, license: str = "GPL") -> Callable[[FunctionType], XdpProgram]: ...
+def xdp(
+    *, name: str | None = None, cpu: str = DEFAULT_CPU, license: str = "GPL"
+) -> Callable[[FunctionType], XdpProgram]: ...
 
 
 def xdp(fn: FunctionType | None = None, /, *, name: str | None = None, cpu: str = DEFAULT_CPU,
@@ -163,4 +165,4 @@ def xdp(fn: FunctionType | None = None, /, *, name: str | None = None, cpu: str 
     return wrap
 
 
-setattr(xdp, "__pybpfdsl_decorator__", True)
+setattr(xdp, "__pybpfdsl_decorator__", True)  # noqa: B010 - mypy rejects the attribute on a function

@@ -19,8 +19,21 @@ from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder, components
 from pybpfdsl.frontend.resolve import resolve_global
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.values import (
-    Callee, ConstTuple, DslValue, HeaderVal, LocalValue, ModuleVal, NoneVal, OptionalVal, PacketVal,
-    PayloadVal, Scalar, StateVal, StringVal, StructVal, describe,
+    Callee,
+    ConstTuple,
+    DslValue,
+    HeaderVal,
+    LocalValue,
+    ModuleVal,
+    NoneVal,
+    OptionalVal,
+    PacketVal,
+    PayloadVal,
+    Scalar,
+    StateVal,
+    StringVal,
+    StructVal,
+    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
@@ -28,10 +41,19 @@ from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
-from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, PerCpuArray, StateObject
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
-    BOOL, FLOAT, ScalarType, common_type, i32, i64, literal_type, promote, u32, u64,
+    BOOL,
+    FLOAT,
+    ScalarType,
+    common_type,
+    i32,
+    i64,
+    literal_type,
+    promote,
+    u32,
+    u64,
 )
 
 _BINOPS: dict[type[ast.operator], BinOp] = {
@@ -158,6 +180,10 @@ class Lowerer:
     def new(self, t: object, hint: str = "") -> n.Value:
         return self.b.value(t, hint)  # type: ignore[arg-type]
 
+    def op(self, cls: Callable[..., n.Instr], t: object, *operands: object, hint: str = "") -> n.Value:
+        """Emit `cls(fresh value of type t, *operands)` at the current line and return the value."""
+        return self.b.emit(cls(self.new(t, hint), *operands, line=self.line))
+
     def const(self, t: ScalarType, value: int) -> n.Value:
         return self.b.emit(n.Const(self.new(t), value, line=self.line))
 
@@ -217,7 +243,7 @@ class Lowerer:
         args = tree.args
         if (len(args.args) != 1 or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs
                 or args.defaults):
-            raise self.err(tree, f"an @xdp function takes exactly one parameter, the packet",
+            raise self.err(tree, "an @xdp function takes exactly one parameter, the packet",
                            f"write `def {tree.name}(pkt: Packet) -> int:`")
         for deco in tree.decorator_list:
             if not self.is_xdp_decorator(deco):
@@ -252,7 +278,7 @@ class Lowerer:
             self.set_line(stmt)
             self.lower_stmt(stmt)
 
-    def lower_stmt(self, s: ast.stmt) -> None:  # noqa: C901 - one case per statement kind
+    def lower_stmt(self, s: ast.stmt) -> None:
         match s:
             case ast.Expr(value=ast.Constant(value=str())):
                 return  # a docstring
@@ -555,13 +581,13 @@ class Lowerer:
             self.b.set_block(ok.block)
             self.env = ok.env
             t, f = self.condition(cond_node)
-            return t, f + [out]
+            return t, [*f, out]
 
         def step() -> None:
             c = self.env[counter]
             assert isinstance(c, Scalar) and c.value is not None
             one = self.const(u32, 1)
-            self.env[counter] = Scalar(u32, self.b.emit(n.Binary(self.new(u32), BinOp.ADD, c.value, one, line=self.line)))
+            self.env[counter] = Scalar(u32, self.op(n.Binary, u32, BinOp.ADD, c.value, one))
 
         self.lower_loop(s, s.body, setup, check, step)
         self.env.pop(counter, None)
@@ -855,7 +881,7 @@ class Lowerer:
         self.set_line_expr(node)
         return self.record(node, self.lower_expr_inner(node))
 
-    def lower_expr_inner(self, node: ast.expr) -> DslValue:  # noqa: C901 - one case per node kind
+    def lower_expr_inner(self, node: ast.expr) -> DslValue:
         match node:
             case ast.Constant(value=value):
                 return self.constant(value, node)
@@ -1015,7 +1041,7 @@ class Lowerer:
     def attribute_of_struct(self, node: ast.Attribute, sv: StructVal) -> DslValue:
         for f in sv.cls.fields():
             if f.name == node.attr:
-                return Scalar(f.type, self.b.emit(n.ExtractField(self.new(f.type), sv.value, node.attr, line=self.line)))
+                return Scalar(f.type, self.op(n.ExtractField, f.type, sv.value, node.attr))
         raise self.err(node, f"{sv.cls.__name__} has no field `{node.attr}`")
 
     # --- arithmetic
@@ -1093,7 +1119,7 @@ class Lowerer:
             return self.float_binary(BinOp.MUL, a, self.const_scalar(1.0 / float(b.const), node), node)
         fa = self.convert(a, FLOAT, node)
         divisor = self.convert(b, i64, node)
-        out = self.b.emit(n.FixedDivInt(self.new(FLOAT), self.scalar_value(fa), self.scalar_value(divisor), line=self.line))
+        out = self.op(n.FixedDivInt, FLOAT, self.scalar_value(fa), self.scalar_value(divisor))
         return Scalar(FLOAT, out)
 
     def power(self, node: ast.BinOp) -> Scalar:
@@ -1113,7 +1139,9 @@ class Lowerer:
         t = v.type if v.type.is_fixed else promote(v.type)
         cv = self.convert(v, t, node)
         zero = Scalar(t, const=0.0 if t.is_fixed else 0)
-        return self.binary(BinOp.SUB, zero, cv, node) if not t.is_fixed else self.float_binary(BinOp.SUB, zero, cv, node)
+        if t.is_fixed:
+            return self.float_binary(BinOp.SUB, zero, cv, node)
+        return self.binary(BinOp.SUB, zero, cv, node)
 
     def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> DslValue:
         if isinstance(op, ast.Not):
@@ -1168,7 +1196,8 @@ class Lowerer:
         if op is not CmpOp.LT or not self.is_random_call(lnode) or right.const is None:
             return None
         threshold = fixed.ceil_from_float(float(right.const))
-        return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, max(min(threshold, (1 << 63) - 1), -(1 << 63)))), node)
+        clamped = max(min(threshold, (1 << 63) - 1), -(1 << 63))
+        return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, clamped)), node)
 
     def is_random_call(self, node: ast.expr) -> bool:
         if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name | ast.Attribute)):
@@ -1191,7 +1220,7 @@ class Lowerer:
     def logical_not(self, v: Scalar, node: ast.AST) -> Scalar:
         if v.const is not None:
             return Scalar(BOOL, const=int(not v.const))
-        return Scalar(BOOL, self.b.emit(n.Binary(self.new(BOOL), BinOp.XOR, self.scalar_value(v), self.const(BOOL, 1), line=self.line)))
+        return Scalar(BOOL, self.op(n.Binary, BOOL, BinOp.XOR, self.scalar_value(v), self.const(BOOL, 1)))
 
     def membership(self, v: Scalar, constants: list[int], node: ast.AST) -> Scalar:
         result: Scalar | None = None
@@ -1281,7 +1310,10 @@ class Lowerer:
             t = values[0].type  # type: ignore[union-attr]
             for v in values[1:]:
                 assert isinstance(v, Scalar)
-                t = FLOAT if t.is_fixed or v.type.is_fixed else (t if t == v.type and t.is_bool else common_type(t, v.type))
+                if t.is_fixed or v.type.is_fixed:
+                    t = FLOAT
+                elif not (t == v.type and t.is_bool):
+                    t = common_type(t, v.type)
             if all(isinstance(v, Scalar) and v.const is not None and v.const == values[0].const for v in values):  # type: ignore[union-attr]
                 pass
             flows = []
@@ -1561,7 +1593,7 @@ class Lowerer:
                     raise self.err(default_node, f"the default must be a {vt.cls.__name__} record")
                 found_record = found.inner
                 assert isinstance(found_record, StructVal)
-                out = self.b.emit(n.Select(self.new(vt), found.present, found_record.value, default.value, line=self.line))
+                out = self.op(n.Select, vt, found.present, found_record.value, default.value)
                 return StructVal(vt.cls, out)
             d = self.convert(self.scalar(default_node), vt, default_node, implicit=True)
             inner = found.inner
@@ -1569,7 +1601,7 @@ class Lowerer:
             out = self.b.emit(n.Select(self.new(vt), found.present, inner.value, self.scalar_value(d), line=self.line))
             return Scalar(vt, out)
         if attr in ("items", "keys", "values"):
-            raise self.err(node, f"iterating a map inside the program is not supported",
+            raise self.err(node, "iterating a map inside the program is not supported",
                            "read maps from Python (the control plane) instead")
         raise self.err(node, f"{m.kind_name} has no method `{attr}` in a DSL function",
                        "use m[k], m.get(k, default), m[k] = v, del m[k], k in m")
@@ -1587,7 +1619,7 @@ class Lowerer:
             if isinstance(inner, Scalar):
                 assert inner.value is not None
                 zero = self.const(inner.type, 0)
-                return Scalar(inner.type, self.b.emit(n.Select(self.new(inner.type), found.present, inner.value, zero, line=self.line)))
+                return Scalar(inner.type, self.op(n.Select, inner.type, found.present, inner.value, zero))
             return inner
         if isinstance(base, PayloadVal):
             return packet_access.payload_byte(self, node, base, index)

@@ -43,7 +43,7 @@ def _expect(cond: bool, where: str, message: str) -> None:
         raise IRError(f"{where}: {message}")
 
 
-def _check_types(p: n.Program, i: n.Instr, where: str) -> None:  # noqa: C901 - one case per instruction
+def _check_types(p: n.Program, i: n.Instr, where: str) -> None:
     def scalar(v: n.Value) -> ScalarType:
         _expect(isinstance(v.type, ScalarType), where, f"{v} must be a scalar, is {v.type}")
         assert isinstance(v.type, ScalarType)

@@ -121,7 +121,7 @@ class _Machine:
     def check_bounds(self, offset: int, width: int) -> bool:
         return offset <= MAX_PACKET_OFFSET and offset + width <= len(self.packet)
 
-    def execute(self, i: n.Instr) -> None:  # noqa: C901 - one case per instruction
+    def execute(self, i: n.Instr) -> None:
         out: Cell
         match i:
             case n.Const(value=v):
@@ -152,7 +152,8 @@ class _Machine:
             case n.LoadPacket(offset=off, width=w, big_endian=be):
                 start = self.int_of(off)
                 if not self.check_bounds(start, w):
-                    raise IRRuntimeError(f"packet load of {w} bytes at {start} outside a {len(self.packet)}-byte packet")
+                    raise IRRuntimeError(
+                        f"packet load of {w} bytes at {start} outside a {len(self.packet)}-byte packet")
                 out = int.from_bytes(self.packet[start:start + w], "big" if be else "little")
             case n.MapLookup(map_name=m, key=k):
                 key = self.get(k)

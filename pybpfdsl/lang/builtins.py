@@ -58,7 +58,7 @@ def bounded(condition: bool, max_iterations: int) -> bool:
 
 def inline(fn: Callable[P, R]) -> Callable[P, R]:
     """Mark a typed function as a DSL helper: `@xdp` functions may call it, and the compiler inlines it."""
-    setattr(fn, "__pybpfdsl_inline__", True)
+    setattr(fn, "__pybpfdsl_inline__", True)  # noqa: B010 - mypy rejects the attribute on a Callable
     return fn
 
 

@@ -179,15 +179,17 @@ class BpfMap(StateObject):
     def __init__(self, key: ValueType | type[float] | type[bool], value: ValueType | type[float] | type[bool],
                  max_entries: int) -> None:
         super().__init__()
-        key = as_scalar_type(key) or key  # type: ignore[assignment]
-        value = as_scalar_type(value) or value  # type: ignore[assignment]
+        declared: list[ValueType] = []
         for role, t in (("key", key), ("value", value)):
-            if not (isinstance(t, ScalarType) or (isinstance(t, type) and issubclass(t, Struct))):
+            resolved = as_scalar_type(t) or t
+            if isinstance(resolved, ScalarType) or (isinstance(resolved, type) and issubclass(resolved, Struct)):
+                declared.append(resolved)
+            else:
                 raise TypeError(f"a map {role} must be a DSL integer type or a Struct subclass, not {t!r}")
         if not isinstance(max_entries, int) or max_entries <= 0:
             raise TypeError(f"max_entries must be a positive integer, not {max_entries!r}")
-        self.key_type: ValueType = key
-        self.value_type: ValueType = value
+        self.key_type: ValueType = declared[0]
+        self.value_type: ValueType = declared[1]
         self.max_entries = max_entries
         self._data: dict[RawValue, RawValue] = {}
 

@@ -8,6 +8,7 @@ fields are decoded from network order (big-endian), as wire headers are.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -30,7 +31,7 @@ def _resolve_annotation(owner: type, name: str, annotation: object) -> ScalarTyp
     if isinstance(annotation, str):
         namespace = dict(vars(sys.modules[owner.__module__]))
         try:
-            annotation = eval(annotation, namespace)  # noqa: S307 - the user's own annotation text
+            annotation = eval(annotation, namespace)
         except Exception as exc:  # pragma: no cover - reported below
             raise StructLayoutError(f"{owner.__name__}.{name}: cannot resolve annotation {annotation!r}") from exc
     annotation = as_scalar_type(annotation) or annotation
@@ -53,7 +54,7 @@ class Struct:
         fields: list[StructField] = []
         offset = 0
         align = 1
-        for name, annotation in cls.__dict__.get("__annotations__", {}).items():
+        for name, annotation in inspect.get_annotations(cls).items():
             ftype = _resolve_annotation(cls, name, annotation)
             size = ftype.size
             offset = (offset + size - 1) // size * size

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
+from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.kernel_map import KernelMap
 from pybpfdsl.runtime.libbpf import (
     BpfObjectOpenOpts,
@@ -174,6 +175,7 @@ class BpfObject:
             try:
                 for map_name, fd in (reuse_maps or {}).items():
                     lib.map_reuse_fd(cls._find_unloaded_map(handle, map_name), fd)
+                ACTIVITY.loads += 1
                 lib.object_load(handle)
                 obj = cls(handle, name, buf)
             except OSError as exc:

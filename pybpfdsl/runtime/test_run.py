@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
+from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import BpfTestRunOpts, get_libbpf
 
 __all__ = [
@@ -73,6 +74,7 @@ def run_xdp(prog_fd: int, packet: bytes, repeat: int = 1) -> TestRunResult:
     opts.data_out = ctypes.addressof(data_out)
     opts.data_size_out = out_len
     opts.repeat = repeat
+    ACTIVITY.test_runs += 1
     get_libbpf().prog_test_run_opts(prog_fd, opts)
     size = min(int(opts.data_size_out), out_len)
     return TestRunResult(

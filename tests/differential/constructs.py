@@ -7,8 +7,32 @@ shows up as a different action or a different state snapshot.
 from __future__ import annotations
 
 from pybpfdsl import (
-    XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, Array, Global, HashMap, LruHashMap, Packet, PerCpuArray, Struct,
-    bounded, i8, i16, i32, i64, inline, ip, now_ns, randint, random, u8, u16, u32, u64, xdp,
+    XDP_ABORTED,
+    XDP_DROP,
+    XDP_PASS,
+    XDP_TX,
+    Array,
+    Global,
+    HashMap,
+    LruHashMap,
+    Packet,
+    PerCpuArray,
+    Struct,
+    bounded,
+    i8,
+    i16,
+    i32,
+    i64,
+    inline,
+    ip,
+    now_ns,
+    randint,
+    random,
+    u8,
+    u16,
+    u32,
+    u64,
+    xdp,
 )
 
 acc = Global(u64, 0)

@@ -24,7 +24,8 @@ needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {
 ALL = ("python", "ir", "kernel") if KERNEL else ("python", "ir")
 
 HAND_PICKED = [
-    bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", ttl=64, id=0) / UDP(sport=53, dport=80) / Raw(b"\xef\xbe\x01\x05abcd")),
+    bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", ttl=64, id=0) / UDP(sport=53, dport=80)
+          / Raw(b"\xef\xbe\x01\x05abcd")),
     bytes(Ether() / IP(src="10.0.0.9", ttl=200, id=7) / TCP(sport=1234, dport=22, flags="SA") / Raw(b"x" * 40)),
     bytes(Ether() / IP(ihl=6, options=b"\x01\x01\x01\x01", frag=3) / UDP(dport=443)),
     bytes(Ether() / IPv6(nh=17) / UDP(sport=7, dport=8080) / Raw(b"\x00" * 70)),

@@ -1,0 +1,40 @@
+"""Suite-wide reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
+
+A test counts as a kernel test when it loaded a program or ran BPF_PROG_TEST_RUN (counted by the runtime),
+not because of a marker, so the number in the summary is what really happened. Works under xdist: the
+mark travels to the controller in the test report's user properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from pybpfdsl.runtime.activity import ACTIVITY
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+
+_kernel_tests: set[str] = set()
+
+
+@pytest.fixture(autouse=True)
+def _count_kernel_use(request: pytest.FixtureRequest) -> Iterator[None]:
+    before = (ACTIVITY.loads, ACTIVITY.test_runs)
+    yield
+    if (ACTIVITY.loads, ACTIVITY.test_runs) != before:
+        request.node.user_properties.append(("kernel", True))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "teardown" and ("kernel", True) in report.user_properties:
+        _kernel_tests.add(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    available, reason = kernel_bpf_available()
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "bpf" in str(r.longrepr).lower() or "kernel" in str(r.longrepr).lower()]
+    terminalreporter.section("kernel tests")
+    terminalreporter.write_line(f"kernel: {len(_kernel_tests)} tests loaded or ran BPF programs in the kernel")
+    terminalreporter.write_line(f"kernel: bpf() {'available' if available else 'UNAVAILABLE: ' + reason}; "
+                                f"{len(skipped)} tests skipped for lack of it")
