@@ -1,0 +1,383 @@
+"""Reading BPF ELF objects, ours and clang's, with pyelftools.
+
+libbpf's view of an object, which this module reproduces for inspection:
+
+* every executable ``SHT_PROGBITS`` section other than ``.text`` holds entry
+  programs (its section name, e.g. ``xdp``, says how they attach);
+* ``.text`` holds subprograms reachable through bpf-to-bpf calls;
+* ``.rel<section>`` entries patch instructions: an lddw against a symbol in
+  ``.maps`` loads a map, against ``.bss``/``.data``/``.rodata`` a pointer into
+  global data, and a call against a function symbol is a bpf-to-bpf call;
+* ``license`` holds the NUL-terminated licence string; ``.maps`` the
+  BTF-described map definitions (legacy ``maps`` holds ``struct
+  bpf_map_def`` records instead).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from pybpfdsl.bpf.btf_ext import Btf, BtfExt, LineInfo, with_insn_indices
+from pybpfdsl.bpf.instruction import (
+    INSN_SIZE,
+    Instruction,
+    Relocation,
+    RelocKind,
+    decode,
+    slot_offsets,
+)
+
+__all__ = ["EM_BPF", "BpfElf", "ElfError", "ElfFunction", "ElfMap", "ElfProgram"]
+
+EM_BPF = 247
+_SHF_EXECINSTR = 0x4
+_LEGACY_MAP_DEF = struct.Struct("<IIIII")  # type, key_size, value_size, max_entries, flags
+_MAP_SECTIONS = (".maps", "maps")
+
+
+class ElfError(ValueError):
+    """Not a BPF ELF object, or a reference inside it does not resolve."""
+
+
+@dataclass(frozen=True)
+class ElfFunction:
+    """A function symbol inside an executable section."""
+
+    name: str
+    section: str
+    insn_index: int
+    """Index of its first instruction in the section's instruction list."""
+    slot: int
+    """Slot index of its first instruction (``st_value / 8``)."""
+    slots: int
+    """Length in slots (``st_size / 8``)."""
+    is_global: bool
+
+
+@dataclass(frozen=True)
+class ElfMap:
+    """A map definition: a symbol in ``.maps`` (or legacy ``maps``)."""
+
+    name: str
+    section: str
+    offset: int
+    map_type: int | None = None
+    key_size: int | None = None
+    value_size: int | None = None
+    max_entries: int | None = None
+    map_flags: int | None = None
+
+
+@dataclass(frozen=True)
+class ElfProgram:
+    """The code of one executable section (or one function of it)."""
+
+    section: str
+    name: str
+    """The function symbol at the start of the code (the section name if the
+    section has no function symbols)."""
+    instructions: tuple[Instruction, ...]
+    relocations: tuple[Relocation, ...] = ()
+    functions: tuple[ElfFunction, ...] = ()
+    line_info: tuple[LineInfo, ...] = field(default=(), repr=False)
+
+    @property
+    def slots(self) -> int:
+        """Total length in 8-byte slots."""
+        return sum(i.slots for i in self.instructions)
+
+    def relocation_at(self, insn_index: int) -> Relocation | None:
+        """The relocation patching instruction ``insn_index``, if any."""
+        return next((r for r in self.relocations if r.insn_index == insn_index), None)
+
+    def function(self, name: str) -> ElfProgram:
+        """Just the instructions of function ``name``, indices rebased to 0."""
+        fn = next((f for f in self.functions if f.name == name), None)
+        if fn is None:
+            raise KeyError(f"no function {name!r} in section {self.section!r}")
+        if fn.insn_index == 0 and fn.slots in (0, self.slots):
+            return replace(self, name=name)
+        slot_lo, slot_hi = fn.slot, fn.slot + fn.slots
+        starts = slot_offsets(self.instructions)
+        keep = [i for i, s in enumerate(starts) if slot_lo <= s < slot_hi]
+        lo = keep[0] if keep else fn.insn_index
+        hi = keep[-1] + 1 if keep else fn.insn_index
+        return ElfProgram(
+            self.section,
+            name,
+            self.instructions[lo:hi],
+            tuple(
+                replace(r, insn_index=r.insn_index - lo, slot=r.slot - slot_lo)
+                for r in self.relocations
+                if lo <= r.insn_index < hi
+            ),
+            (replace(fn, insn_index=0, slot=0),),
+            tuple(
+                replace(li, insn_index=li.insn_index - lo, slot=li.slot - slot_lo)
+                for li in self.line_info
+                if lo <= li.insn_index < hi
+            ),
+        )
+
+
+class BpfElf:
+    """A parsed BPF relocatable object."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = bytes(data)
+        try:
+            self._elf = ELFFile(io.BytesIO(self.data))
+        except Exception as exc:  # pyelftools raises its own ELFError and others
+            raise ElfError(f"not an ELF object: {exc}") from exc
+        if self._elf.header["e_machine"] not in ("EM_BPF", EM_BPF):
+            raise ElfError(f"not a BPF object (e_machine={self._elf.header['e_machine']})")
+        if not self._elf.little_endian:
+            raise ElfError("big-endian BPF objects are not supported")
+        self._sections: list[Any] = list(self._elf.iter_sections())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BpfElf:
+        """Parse an object held in memory."""
+        return cls(data)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> BpfElf:
+        """Parse an object file."""
+        return cls(Path(path).read_bytes())
+
+    # ------------------------------------------------------------------ #
+    # Sections and symbols
+    # ------------------------------------------------------------------ #
+
+    @property
+    def section_names(self) -> list[str]:
+        """All section names in file order (index 0, the null section, skipped)."""
+        return [s.name for s in self._sections[1:]]
+
+    def section_data(self, name: str) -> bytes | None:
+        """Raw contents of a section (None if absent; empty for NOBITS)."""
+        sec = self._elf.get_section_by_name(name)
+        if sec is None:
+            return None
+        if sec.header["sh_type"] == "SHT_NOBITS":
+            return b""
+        data: bytes = sec.data()
+        return data
+
+    def _is_exec(self, sec: Any) -> bool:
+        return bool(sec.header["sh_type"] == "SHT_PROGBITS" and sec.header["sh_flags"] & _SHF_EXECINSTR)
+
+    def _symbols(self) -> Iterator[Any]:
+        if self._symtab is not None:
+            yield from self._symtab.iter_symbols()
+
+    @cached_property
+    def _symtab(self) -> SymbolTableSection | None:
+        symtab = self._elf.get_section_by_name(".symtab")
+        return symtab if isinstance(symtab, SymbolTableSection) else None
+
+    def _section_of(self, sym: Any) -> str:
+        shndx = sym["st_shndx"]
+        if not isinstance(shndx, int) or not 0 < shndx < len(self._sections):
+            return ""
+        name: str = self._sections[shndx].name
+        return name
+
+    def _symbol_name(self, sym: Any) -> str:
+        if sym["st_info"]["type"] == "STT_SECTION":
+            return self._section_of(sym)
+        name: str = sym.name
+        return name
+
+    @cached_property
+    def license(self) -> str | None:
+        """Contents of the ``license`` section up to the first NUL."""
+        data = self.section_data("license")
+        return None if data is None else data.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+    @cached_property
+    def btf(self) -> Btf | None:
+        """Decoded ``.BTF``, if present."""
+        data = self.section_data(".BTF")
+        return None if data is None else Btf.parse(data)
+
+    @cached_property
+    def btf_ext(self) -> BtfExt | None:
+        """Decoded ``.BTF.ext``, if present (needs ``.BTF`` for names)."""
+        data = self.section_data(".BTF.ext")
+        btf = self.btf
+        return None if data is None or btf is None else BtfExt.parse(data, btf)
+
+    # ------------------------------------------------------------------ #
+    # Maps
+    # ------------------------------------------------------------------ #
+
+    @cached_property
+    def maps(self) -> dict[str, ElfMap]:
+        """Map definitions by name, in symbol order.
+
+        Sizes come from BTF for ``.maps`` and from the ``bpf_map_def`` record
+        for legacy ``maps``; fields the object does not state are None.
+        """
+        btf_defs = self.btf.map_definitions() if self.btf is not None else {}
+        out: dict[str, ElfMap] = {}
+        for sym in sorted(self._symbols(), key=lambda s: s["st_value"]):
+            section = self._section_of(sym)
+            if section not in _MAP_SECTIONS or sym["st_info"]["type"] == "STT_SECTION" or not sym.name:
+                continue
+            offset = int(sym["st_value"])
+            if section == "maps":
+                raw = self.section_data("maps") or b""
+                fields: tuple[int | None, ...] = (None,) * 5
+                if offset + _LEGACY_MAP_DEF.size <= len(raw):
+                    fields = _LEGACY_MAP_DEF.unpack_from(raw, offset)
+                out[sym.name] = ElfMap(sym.name, section, offset, *fields)
+                continue
+            d = btf_defs.get(sym.name)
+            if d is None:
+                out[sym.name] = ElfMap(sym.name, section, offset)
+            else:
+                out[sym.name] = ElfMap(
+                    sym.name, section, offset, d.map_type, d.key_size, d.value_size, d.max_entries, d.map_flags
+                )
+        return out
+
+    # ------------------------------------------------------------------ #
+    # Programs
+    # ------------------------------------------------------------------ #
+
+    @cached_property
+    def _code(self) -> dict[str, ElfProgram]:
+        """Every executable section, ``.text`` included, in file order."""
+        line_infos = self.btf_ext.line_info if self.btf_ext is not None else {}
+        out: dict[str, ElfProgram] = {}
+        funcs_by_sec = self._functions_by_section()
+        for idx, sec in enumerate(self._sections):
+            if not self._is_exec(sec):
+                continue
+            code: bytes = sec.data()
+            insns = tuple(decode(code))
+            starts = slot_offsets(insns)
+            index_of = {slot: i for i, slot in enumerate(starts)}
+            functions = tuple(
+                replace(f, insn_index=index_of.get(f.slot, f.insn_index)) for f in funcs_by_sec.get(sec.name, [])
+            )
+            name = next((f.name for f in functions if f.slot == 0), sec.name)
+            out[sec.name] = ElfProgram(
+                sec.name,
+                name,
+                insns,
+                tuple(self._relocations(idx, insns, index_of)),
+                functions,
+                with_insn_indices(line_infos.get(sec.name, ()), code),
+            )
+        return out
+
+    def _functions_by_section(self) -> dict[str, list[ElfFunction]]:
+        out: dict[str, list[ElfFunction]] = {}
+        for sym in self._symbols():
+            if sym["st_info"]["type"] != "STT_FUNC":
+                continue
+            section = self._section_of(sym)
+            slot = int(sym["st_value"]) // INSN_SIZE
+            out.setdefault(section, []).append(
+                ElfFunction(
+                    sym.name,
+                    section,
+                    slot,  # replaced by the list index once the code is decoded
+                    slot,
+                    int(sym["st_size"]) // INSN_SIZE,
+                    sym["st_info"]["bind"] == "STB_GLOBAL",
+                )
+            )
+        for funcs in out.values():
+            funcs.sort(key=lambda f: f.slot)
+        return out
+
+    def _relocations(
+        self, sec_idx: int, insns: tuple[Instruction, ...], index_of: Mapping[int, int]
+    ) -> Iterator[Relocation]:
+        symtab = self._symtab
+        if symtab is None:
+            return
+        for rel_sec in self._sections:
+            if rel_sec.header["sh_type"] not in ("SHT_REL", "SHT_RELA") or rel_sec.header["sh_info"] != sec_idx:
+                continue
+            for rel in rel_sec.iter_relocations():
+                slot = int(rel["r_offset"]) // INSN_SIZE
+                if slot not in index_of:
+                    raise ElfError(f"{rel_sec.name}: offset {rel['r_offset']:#x} is not an instruction start")
+                index = index_of[slot]
+                sym = symtab.get_symbol(rel["r_info_sym"])
+                yield self._relocation(index, slot, insns[index], sym, int(rel["r_info_type"]))
+
+    def _relocation(self, index: int, slot: int, insn: Instruction, sym: Any, rtype: int) -> Relocation:
+        section = self._section_of(sym)
+        name = self._symbol_name(sym)
+        value = int(sym["st_value"])
+        target = self._elf.get_section_by_name(section) if section else None
+        if not section:
+            kind = RelocKind.EXTERN
+            offset = 0
+        elif section in _MAP_SECTIONS:
+            kind = RelocKind.MAP
+            offset = value
+        elif target is not None and self._is_exec(target):
+            kind = RelocKind.CALL if insn.is_call else RelocKind.FUNC
+            if insn.is_call:
+                # libbpf: callee slot = symbol slot + imm + 1 (imm is -1 for a
+                # call through a function symbol, the pc-relative distance
+                # for one through the section symbol).
+                offset = value + (insn.imm + 1) * INSN_SIZE
+            else:
+                offset = value + insn.imm
+            callee = self._function_at(section, offset)
+            if callee is not None:
+                name = callee
+        elif target is not None and target.header["sh_type"] in ("SHT_PROGBITS", "SHT_NOBITS"):
+            kind = RelocKind.DATA
+            offset = value + insn.imm if insn.is_wide else value
+        else:
+            kind = RelocKind.OTHER
+            offset = value
+        return Relocation(index, slot, name, kind, section, offset, rtype)
+
+    def _function_at(self, section: str, byte_offset: int) -> str | None:
+        for f in self._functions_by_section().get(section, []):
+            if f.slot * INSN_SIZE == byte_offset:
+                return f.name
+        return None
+
+    @property
+    def programs(self) -> dict[str, ElfProgram]:
+        """Entry-program sections by section name (``.text`` excluded)."""
+        return {name: prog for name, prog in self._code.items() if name != ".text"}
+
+    @property
+    def text(self) -> ElfProgram | None:
+        """The ``.text`` section (subprograms), if any."""
+        return self._code.get(".text")
+
+    @property
+    def functions(self) -> list[ElfFunction]:
+        """Every function symbol in every executable section."""
+        return [f for prog in self._code.values() for f in prog.functions]
+
+    def program(self, name_or_section: str) -> ElfProgram:
+        """A program by section name, or by function name (then just its code)."""
+        if name_or_section in self._code:
+            return self._code[name_or_section]
+        for prog in self._code.values():
+            if any(f.name == name_or_section for f in prog.functions):
+                return prog.function(name_or_section)
+        known = sorted({*self._code, *(f.name for f in self.functions)})
+        raise KeyError(f"no program or function {name_or_section!r}; have {known}")

@@ -1,0 +1,402 @@
+"""The eBPF instruction: a frozen record of the wire fields, plus codec.
+
+Wire layout of one 8-byte slot (little-endian, as on every host we target)::
+
+    byte    0        1             2..3          4..7
+        +--------+---------+---------------+-------------------+
+        | opcode | src|dst | off (s16, LE) |   imm (s32, LE)   |
+        +--------+---------+---------------+-------------------+
+                  7  4 3  0
+
+``lddw`` (LD | IMM | DW, opcode 0x18) spans two slots; the second slot has
+opcode, registers and offset zero and carries the upper 32 bits of the
+immediate in its ``imm``.  We keep it as *one* :class:`Instruction` with
+``is_wide=True`` so that instruction indices stay "one per entity" for analyses,
+while :attr:`Instruction.slots` tells how many slots it occupies: jump
+offsets, relocation offsets and BTF line info all count *slots*.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from pybpfdsl.bpf.opcode import (
+    CallKind,
+    InsnClass,
+    Kind,
+    classify,
+    insn_class,
+)
+
+__all__ = [
+    "HELPERS",
+    "HELPER_IDS",
+    "INSN_SIZE",
+    "LDDW_OPCODE",
+    "DecodeError",
+    "Instruction",
+    "RelocKind",
+    "Relocation",
+    "decode",
+    "encode",
+    "helper_name",
+    "slot_offsets",
+]
+
+INSN_SIZE = 8
+"""Bytes per instruction slot."""
+LDDW_OPCODE = 0x18
+"""LD | IMM | DW: the only two-slot instruction."""
+
+_SLOT = struct.Struct("<BBhi")
+
+
+class DecodeError(ValueError):
+    """The byte string is not a whole number of instruction slots."""
+
+
+def _check_range(name: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise ValueError(f"{name}={value} outside [{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One eBPF instruction exactly as encoded.
+
+    Fields hold the raw encoding (signed ``off``/``imm`` as the kernel's
+    ``struct bpf_insn`` declares them) so that encode(decode(b)) == b for any
+    input; interpretation lives in :mod:`pybpfdsl.bpf.opcode` and in the
+    properties below.
+    """
+
+    opcode: int
+    """The opcode byte (class | op/mode | source/size)."""
+    dst: int = 0
+    """Destination register, 0-10 (4 bits on the wire)."""
+    src: int = 0
+    """Source register 0-10, or a pseudo tag for lddw / call (4 bits)."""
+    off: int = 0
+    """Signed 16-bit offset: jump distance in slots, or memory displacement."""
+    imm: int = 0
+    """Signed 32-bit immediate; for lddw the *low* half."""
+    imm_hi: int = 0
+    """lddw only: signed 32-bit ``imm`` of the second slot (upper half)."""
+    is_wide: bool = False
+    """True for a two-slot lddw; its second slot is folded into this record."""
+
+    def __post_init__(self) -> None:
+        _check_range("opcode", self.opcode, 0, 0xFF)
+        _check_range("dst", self.dst, 0, 15)
+        _check_range("src", self.src, 0, 15)
+        _check_range("off", self.off, -(1 << 15), (1 << 15) - 1)
+        _check_range("imm", self.imm, -(1 << 31), (1 << 31) - 1)
+        _check_range("imm_hi", self.imm_hi, -(1 << 31), (1 << 31) - 1)
+        if self.is_wide and self.opcode != LDDW_OPCODE:
+            raise ValueError(f"only lddw (0x18) is wide, not {self.opcode:#04x}")
+        if not self.is_wide and self.imm_hi:
+            raise ValueError("imm_hi is only meaningful for a wide lddw")
+
+    # ------------------------------------------------------------------ #
+    # Constructors
+    # ------------------------------------------------------------------ #
+
+    @classmethod
+    def lddw(cls, dst: int, value: int, src: int = 0) -> Instruction:
+        """``dst = value ll``; ``value`` is taken modulo 2**64."""
+        value &= (1 << 64) - 1
+        return cls(
+            LDDW_OPCODE,
+            dst,
+            src,
+            0,
+            _s32(value & 0xFFFFFFFF),
+            _s32(value >> 32),
+            is_wide=True,
+        )
+
+    # ------------------------------------------------------------------ #
+    # Views
+    # ------------------------------------------------------------------ #
+
+    @property
+    def slots(self) -> int:
+        """Number of 8-byte slots occupied: 2 for lddw, else 1."""
+        return 2 if self.is_wide else 1
+
+    @property
+    def imm64(self) -> int:
+        """The 64-bit immediate of lddw as an unsigned integer.
+
+        For single-slot instructions this is ``imm`` zero-extended, which is
+        rarely what you want: ALU64/JMP sign-extend ``imm`` (see
+        :attr:`imm_sext`).
+        """
+        return ((self.imm_hi & 0xFFFFFFFF) << 32) | (self.imm & 0xFFFFFFFF)
+
+    @property
+    def imm_sext(self) -> int:
+        """``imm`` sign-extended to 64 bits, as an unsigned integer."""
+        return self.imm & ((1 << 64) - 1)
+
+    @property
+    def cls(self) -> InsnClass:
+        """Instruction class."""
+        return insn_class(self.opcode)
+
+    @property
+    def kind(self) -> Kind:
+        """Semantic kind (separates the v4 variants that share opcodes)."""
+        return classify(self.opcode, self.off, self.imm)
+
+    # ------------------------------------------------------------------ #
+    # Control flow
+    # ------------------------------------------------------------------ #
+
+    @property
+    def is_jump(self) -> bool:
+        """Transfers control within the function (goto, gotol, if, may_goto)."""
+        return self.kind in (Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO)
+
+    @property
+    def is_conditional_jump(self) -> bool:
+        """Jump that may fall through."""
+        return self.kind in (Kind.JCOND, Kind.MAY_GOTO)
+
+    @property
+    def is_call(self) -> bool:
+        """Any call: helper, bpf-to-bpf or kfunc."""
+        return self.kind == Kind.CALL
+
+    @property
+    def is_helper_call(self) -> bool:
+        """Call of a kernel helper by id (``imm``)."""
+        return self.is_call and self.src == CallKind.HELPER
+
+    @property
+    def is_pseudo_call(self) -> bool:
+        """bpf-to-bpf call; ``imm`` is the pc-relative target."""
+        return self.is_call and self.src == CallKind.PSEUDO_CALL
+
+    @property
+    def is_exit(self) -> bool:
+        """``exit``: return r0 to the caller."""
+        return self.kind == Kind.EXIT
+
+    @property
+    def jump_offset(self) -> int | None:
+        """Distance in slots from the *next* slot to the target, or None.
+
+        gotol keeps its 32-bit distance in ``imm``; pseudo calls too.
+        """
+        kind = self.kind
+        if kind in (Kind.JA, Kind.JCOND, Kind.MAY_GOTO):
+            return self.off
+        if kind == Kind.GOTOL or (kind == Kind.CALL and self.is_pseudo_call):
+            return self.imm
+        return None
+
+    def jump_target(self, slot: int) -> int | None:
+        """Slot index this instruction (located at ``slot``) branches/calls to.
+
+        Targets are in *slots* because that is what the encoding counts; use
+        :func:`slot_offsets` to convert between slot and list indices.
+        """
+        delta = self.jump_offset
+        return None if delta is None else slot + self.slots + delta
+
+    def __str__(self) -> str:
+        # Imported lazily: the disassembler depends on this module.
+        from pybpfdsl.bpf.disasm import format_instruction
+
+        return format_instruction(self)
+
+
+def _s32(value: int) -> int:
+    """Reinterpret the low 32 bits of ``value`` as a signed integer."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+# --------------------------------------------------------------------------- #
+# Codec
+# --------------------------------------------------------------------------- #
+
+
+def decode(data: bytes) -> list[Instruction]:
+    """Decode little-endian instruction slots.
+
+    A 0x18 slot is folded with its successor into one wide lddw only when the
+    successor is a well-formed second half (all fields but ``imm`` zero).
+    Otherwise -- a truncated stream or garbage -- both slots are kept as
+    separate single-slot instructions, so any input decodes and re-encodes to
+    the same bytes; judging validity is left to a verifier.
+    """
+    if len(data) % INSN_SIZE:
+        raise DecodeError(f"{len(data)} bytes is not a multiple of the {INSN_SIZE}-byte slot")
+    raw = [_SLOT.unpack_from(data, pos) for pos in range(0, len(data), INSN_SIZE)]
+    out: list[Instruction] = []
+    i = 0
+    while i < len(raw):
+        opcode, regs, off, imm = raw[i]
+        if opcode == LDDW_OPCODE and i + 1 < len(raw):
+            nxt_op, nxt_regs, nxt_off, nxt_imm = raw[i + 1]
+            if nxt_op == 0 and nxt_regs == 0 and nxt_off == 0:
+                out.append(Instruction(opcode, regs & 0xF, regs >> 4, off, imm, nxt_imm, is_wide=True))
+                i += 2
+                continue
+        out.append(Instruction(opcode, regs & 0xF, regs >> 4, off, imm))
+        i += 1
+    return out
+
+
+def encode(insns: Iterable[Instruction]) -> bytes:
+    """Inverse of :func:`decode`."""
+    parts: list[bytes] = []
+    for insn in insns:
+        parts.append(_SLOT.pack(insn.opcode, insn.dst | insn.src << 4, insn.off, insn.imm))
+        if insn.is_wide:
+            parts.append(_SLOT.pack(0, 0, 0, insn.imm_hi))
+    return b"".join(parts)
+
+
+def slot_offsets(insns: Sequence[Instruction]) -> list[int]:
+    """Slot index of each instruction (differs from list index after an lddw)."""
+    out: list[int] = []
+    slot = 0
+    for insn in insns:
+        out.append(slot)
+        slot += insn.slots
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Helper functions (BPF_FUNC_* ids from include/uapi/linux/bpf.h)
+# --------------------------------------------------------------------------- #
+
+HELPERS: Mapping[int, str] = MappingProxyType(
+    {
+        1: "map_lookup_elem",
+        2: "map_update_elem",
+        3: "map_delete_elem",
+        4: "probe_read",
+        5: "ktime_get_ns",
+        6: "trace_printk",
+        7: "get_prandom_u32",
+        8: "get_smp_processor_id",
+        9: "skb_store_bytes",
+        10: "l3_csum_replace",
+        11: "l4_csum_replace",
+        12: "tail_call",
+        13: "clone_redirect",
+        14: "get_current_pid_tgid",
+        15: "get_current_uid_gid",
+        16: "get_current_comm",
+        23: "redirect",
+        25: "perf_event_output",
+        26: "skb_load_bytes",
+        27: "get_stackid",
+        28: "csum_diff",
+        34: "get_hash_recalc",
+        35: "get_current_task",
+        39: "skb_pull_data",
+        40: "csum_update",
+        42: "get_numa_node_id",
+        44: "xdp_adjust_head",
+        45: "probe_read_str",
+        51: "redirect_map",
+        54: "xdp_adjust_meta",
+        65: "xdp_adjust_tail",
+        67: "get_stack",
+        69: "fib_lookup",
+        84: "sk_lookup_tcp",
+        85: "sk_lookup_udp",
+        86: "sk_release",
+        87: "map_push_elem",
+        88: "map_pop_elem",
+        89: "map_peek_elem",
+        93: "spin_lock",
+        94: "spin_unlock",
+        99: "skc_lookup_tcp",
+        100: "tcp_check_syncookie",
+        110: "tcp_gen_syncookie",
+        112: "probe_read_user",
+        113: "probe_read_kernel",
+        114: "probe_read_user_str",
+        115: "probe_read_kernel_str",
+        118: "jiffies64",
+        121: "xdp_output",
+        125: "ktime_get_boot_ns",
+        130: "ringbuf_output",
+        131: "ringbuf_reserve",
+        132: "ringbuf_submit",
+        133: "ringbuf_discard",
+        134: "ringbuf_query",
+        160: "ktime_get_coarse_ns",
+        163: "check_mtu",
+        164: "for_each_map_elem",
+        165: "snprintf",
+        169: "timer_init",
+        170: "timer_set_callback",
+        171: "timer_start",
+        172: "timer_cancel",
+        181: "loop",
+        182: "strncmp",
+        188: "xdp_get_buff_len",
+        189: "xdp_load_bytes",
+        190: "xdp_store_bytes",
+        195: "map_lookup_percpu_elem",
+        208: "ktime_get_tai_ns",
+    }
+)
+"""Helper id -> name without the ``bpf_`` prefix (the common subset)."""
+
+HELPER_IDS: Mapping[str, int] = MappingProxyType({v: k for k, v in HELPERS.items()})
+"""Inverse of :data:`HELPERS`."""
+
+
+def helper_name(helper_id: int) -> str | None:
+    """Kernel name of a helper (``bpf_map_lookup_elem``), None if not tabled."""
+    name = HELPERS.get(helper_id)
+    return None if name is None else f"bpf_{name}"
+
+
+# --------------------------------------------------------------------------- #
+# Symbolic references (filled in from ELF relocations by pybpfdsl.bpf.elf)
+# --------------------------------------------------------------------------- #
+
+
+class RelocKind(enum.Enum):
+    """What a relocated instruction refers to; decides how loaders patch it."""
+
+    MAP = "map"  #: lddw of a map (symbol in ``.maps`` or legacy ``maps``)
+    DATA = "data"  #: lddw of global data (``.bss``/``.data``/``.rodata``...)
+    CALL = "call"  #: bpf-to-bpf call of a function in an executable section
+    FUNC = "func"  #: lddw of a function address (callbacks)
+    EXTERN = "extern"  #: undefined symbol: ``__ksym`` / ``__kconfig`` externs
+    OTHER = "other"  #: anything else (kept so nothing is silently dropped)
+
+
+@dataclass(frozen=True)
+class Relocation:
+    """A symbol reference attached to one instruction of a program."""
+
+    insn_index: int
+    """Index into the program's instruction list (lddw counts once)."""
+    slot: int
+    """Slot index within the program, as the ELF relocation offset counts."""
+    symbol: str
+    """Map name, variable name, callee name; the section name for references
+    through a section symbol (clang uses those for static variables)."""
+    kind: RelocKind
+    section: str
+    """Section the symbol is defined in ("" if undefined)."""
+    offset: int = 0
+    """Byte offset of the target within ``section``: symbol value plus the
+    addend clang stores in the instruction's imm (data and func references)."""
+    reloc_type: int = 0
+    """Raw ``R_BPF_*`` relocation type (1 = 64_64 for lddw, 10 = 64_32 for calls)."""
