@@ -8,8 +8,7 @@ Packet parsing lives in `packet_access`, names in `resolve`.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FunctionType
 from typing import TypeVar, cast
@@ -41,7 +40,7 @@ from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
-from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, StateObject
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
     BOOL,
@@ -228,6 +227,8 @@ class Lowerer:
             maps=tuple(self.map_decl(o) for o in self.state.values() if isinstance(o, BpfMap)),
             globals=tuple(n.GlobalDecl(k, o.type, o.init_raw) for k, o in self.state.items()
                           if isinstance(o, Global)),
+            ringbufs=tuple(n.RingBufDecl(k, StructType(o.record), o.size) for k, o in self.state.items()
+                           if isinstance(o, RingBuf)),
         )
         dsl_loc = sum(1 for line in range(tree.lineno, (tree.end_lineno or tree.lineno) + 1)
                       if self.main.file_lines[line - 1].strip()
@@ -429,7 +430,7 @@ class Lowerer:
             return
         if isinstance(value, Scalar):
             self.scope.var_types[name] = value.type
-            self.env[name] = self.materialize(value)
+            self.env[name] = self.materialize(replace(value, literal=False))
             return
         if isinstance(value, StructVal | HeaderVal | PayloadVal | OptionalVal):
             old = self.env.get(name)
@@ -936,7 +937,7 @@ class Lowerer:
             return Scalar(BOOL, const=int(value))
         if isinstance(value, int):
             try:
-                return Scalar(literal_type(value), const=value)
+                return Scalar(literal_type(value), const=value, literal=True)
             except OverflowError:
                 raise self.err(node, f"{value} does not fit in 64 bits") from None
         if isinstance(value, float):
@@ -945,7 +946,7 @@ class Lowerer:
             except (OverflowError, ValueError):
                 raise self.err(node, f"{value} is outside the float range [-2**31, 2**31)",
                                "DSL floats are Q32.32 fixed-point numbers; see docs/language.md") from None
-            return Scalar(FLOAT, const=value)
+            return Scalar(FLOAT, const=value, literal=True)
         raise self.err(node, f"the constant {value!r} is not supported", "use integers, floats and bools")
 
     def undefined(self, node: ast.expr, name: str) -> DslError:
@@ -1080,7 +1081,7 @@ class Lowerer:
         if a.const is not None and b.const is not None and _untyped(a) and _untyped(b):
             r = exact_binary(op, int(a.const), int(b.const))
             try:
-                return Scalar(literal_type(r), const=r)
+                return Scalar(literal_type(r), const=r, literal=True)
             except OverflowError:
                 raise self.err(node, f"the constant {r} does not fit in 64 bits") from None
         if op in (BinOp.SHL, BinOp.SHR):
@@ -1381,7 +1382,8 @@ class Lowerer:
         s = self.as_scalar(v, node.args[0])
         if t is BOOL:
             return self.truth(s, node.args[0])
-        return self.convert(s, t, node)
+        # An explicit conversion gives a typed value, even of a literal that already had this type.
+        return replace(self.convert(s, t, node), literal=False)
 
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> StructVal:
         fields = cls.fields()
@@ -1507,7 +1509,25 @@ class Lowerer:
             return self.map_method(node, base.obj, attr)
         if isinstance(base, PayloadVal):
             return packet_access.payload_method(self, node, base, attr)
+        if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
+            return self.ringbuf_method(node, base.obj, attr)
         raise self.err(node, f"{describe(base)} has no method `{attr}`")
+
+    def ringbuf_method(self, node: ast.Call, rb: RingBuf[Struct], attr: str) -> Scalar:
+        """`events.output(Record(...))`: True when the record was written, False when the buffer was full."""
+        name, cls = rb.name, rb.record.__name__
+        if attr != "output":
+            raise self.err(node, f"RingBuf has no method `{attr}` in a DSL function",
+                           f"write `{name}.output({cls}(...))`; read records from Python with `{name}.poll()`")
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, f"`{name}.output` takes exactly one {cls} record",
+                           f"write `{name}.output({cls}(field=..., ...))`")
+        record = self.lower_expr(node.args[0])
+        if not isinstance(record, StructVal) or record.cls is not rb.record:
+            raise self.err(node.args[0], f"{name} holds {cls} records, not {describe(record)}",
+                           f"build one: `{name}.output({cls}(...))`")
+        assert name is not None
+        return Scalar(BOOL, self.op(n.RingbufOutput, BOOL, name, record.value, hint="written"))
 
     # ----------------------------------------------------------------- maps
     def map_of(self, node: ast.expr) -> BpfMap:
@@ -1679,14 +1699,8 @@ def _remember(key: _K, v: Scalar, types: dict[_K, ScalarType], consts: dict[_K, 
 
 
 def _untyped(s: Scalar) -> bool:
-    """Literal-typed constants fold exactly; explicitly typed ones (u8(3)) fold in their type."""
-    return s.const is not None and s.type in (i32, i64, u64) and s.type == (
-        literal_type(int(s.const)) if isinstance(s.const, int) else None)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
+    """Untyped constants fold exactly; explicitly typed ones (u8(3), typed locals) fold in their type."""
+    return s.const is not None and s.literal
 
 
 def lower_function(fn: FunctionType, program_name: str) -> Lowered:

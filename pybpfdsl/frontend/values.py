@@ -21,11 +21,17 @@ from pybpfdsl.lang.types import ScalarType
 
 @dataclass(frozen=True)
 class Scalar:
-    """A scalar: `value` once materialized; `const` when known at compile time (float: a Python float)."""
+    """A scalar: `value` once materialized; `const` when known at compile time (float: a Python float).
+
+    `literal` marks untyped constants (literals, module constants and arithmetic on them): they fold
+    exactly, like Go's untyped constants. Constants with an explicit type (`u8(3)`, a typed local) fold
+    in their type, wrapping like the code would.
+    """
 
     type: ScalarType
     value: Value | None = None
     const: int | float | None = None
+    literal: bool = False
 
 
 @dataclass(frozen=True)
