@@ -18,20 +18,20 @@
 from pybpfdsl._check_llvmlite import require_bpf_target
 from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
 from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
-from pybpfdsl.lang.errors import DslError, SourceLocation
+from pybpfdsl.lang.errors import DslError, InternalCompilerError, SourceLocation
 from pybpfdsl.lang.headers import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG
 from pybpfdsl.lang.packet import Packet
-from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray
+from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
-from pybpfdsl.program import CompiledProgram, InternalCompilerError, XdpProgram, xdp
+from pybpfdsl.program import CompiledProgram, XdpProgram, xdp
 
 require_bpf_target()
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "xdp", "Packet", "Struct", "Global", "HashMap", "LruHashMap", "Array", "PerCpuArray",
+    "xdp", "Packet", "Struct", "Global", "HashMap", "LruHashMap", "Array", "PerCpuArray", "RingBuf",
     "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
     "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "bounded", "inline",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XdpAction",

@@ -19,15 +19,11 @@ from typing import Any, overload
 
 from pybpfdsl.frontend.lower import Lowered, lower_function
 from pybpfdsl.ir.printer import format_program
-from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.errors import DslError, InternalCompilerError
 from pybpfdsl.lang.packet import Packet
 
 DEFAULT_CPU = "v3"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-class InternalCompilerError(Exception):
-    """The compiler failed on a program it accepted: a pybpfdsl bug. The message names the function."""
 
 
 @dataclass(frozen=True)

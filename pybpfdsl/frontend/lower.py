@@ -39,7 +39,7 @@ from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
-from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.errors import DslError, InternalCompilerError
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
@@ -47,7 +47,6 @@ from pybpfdsl.lang.types import (
     FLOAT,
     ScalarType,
     common_type,
-    i32,
     i64,
     literal_type,
     promote,
@@ -1705,10 +1704,19 @@ def _untyped(s: Scalar) -> bool:
 
 def lower_function(fn: FunctionType, program_name: str) -> Lowered:
     """Lower an @xdp function to a checked IR program."""
-    from pybpfdsl.ir.check import check_program
+    from pybpfdsl.ir.check import IRError, check_program
 
-    lowered = Lowerer(fn, program_name).lower()
-    check_program(lowered.program)
+    lowerer = Lowerer(fn, program_name)
+    try:
+        lowered = lowerer.lower()
+        check_program(lowered.program)
+    except DslError:
+        raise
+    except (IRError, Exception) as exc:  # a compiler bug: say where, never a bare traceback
+        where = lowerer.scope.source.location(ast.Constant(value=None, lineno=lowerer.line, col_offset=0))
+        raise InternalCompilerError(
+            f"{where}: internal compiler error while compiling {program_name} ({type(exc).__name__}: {exc}). "
+            "This is a pybpfdsl bug; please report it with this function's source.") from exc
     return lowered
 
 

@@ -18,6 +18,11 @@ class SourceLocation:
         return f"{self.file}:{self.line}:{self.column + 1}"
 
 
+class InternalCompilerError(Exception):
+    """The compiler failed on a program it should have handled: a pybpfdsl bug, reported with the user's
+    file and line it was working on, so the report can be acted on."""
+
+
 class DslError(Exception):
     """A DSL program is wrong or uses something unsupported.
 
