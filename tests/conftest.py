@@ -30,10 +30,16 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _kernel_tests.add(report.nodeid)
 
 
+def _lacks_kernel(report: pytest.TestReport) -> bool:
+    """A skip whose *reason* (not its file path) says bpf() or the kernel was missing."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return any(word in str(reason).lower() for word in ("bpf", "kernel"))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     available, reason = kernel_bpf_available()
-    skipped = [r for r in terminalreporter.stats.get("skipped", [])
-               if "bpf" in str(r.longrepr).lower() or "kernel" in str(r.longrepr).lower()]
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if _lacks_kernel(r)]
     terminalreporter.section("kernel tests")
     terminalreporter.write_line(f"kernel: {len(_kernel_tests)} tests loaded or ran BPF programs in the kernel")
     terminalreporter.write_line(f"kernel: bpf() {'available' if available else 'UNAVAILABLE: ' + reason}; "
