@@ -1,10 +1,10 @@
 """Differential execution: run one program several ways on the same packets and find where they disagree.
 
 An *execution* runs a sequence of packets from a given starting state and reports, after each packet,
-the action, the packet bytes after the program and a snapshot of every state object. The executions here
-are pure Python, the IR interpreter and the kernel (BPF_PROG_TEST_RUN); later work adds the bytecode
-interpreter. Each execution starts from the same state (the state objects' values when `compare` is
-called) and leaves it there afterwards, so comparisons can be repeated.
+the action, the packet bytes after the program and a snapshot of every state object. The four executions
+are pure Python, the IR interpreter, the bytecode interpreter and the kernel (BPF_PROG_TEST_RUN). Each
+execution starts from the same state (the state objects' values when `compare` is called) and leaves it
+there afterwards, so comparisons can be repeated.
 
 Randomness and time are inputs: pure Python and the IR interpreter read them from the same deterministic
 source; the kernel's helpers cannot be fixed, so programs that use them are compared on the parts that do
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.interpret import Environment, run_program
 from pybpfdsl.lang.helpers import HelperSource, use_helpers
-from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, StateObject
+from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
 from pybpfdsl.program import XdpProgram
 
 Snapshot = dict[str, object]
@@ -36,7 +36,8 @@ class Step:
 
 
 def snapshot(state: dict[str, StateObject]) -> Snapshot:
-    """Raw values of every state object (per-CPU arrays summed over CPUs)."""
+    """Raw values of every state object (per-CPU arrays summed over CPUs; a ring buffer: the records
+    emitted so far and not polled, which a kernel's ring buffer gives up to the Python side)."""
     out: Snapshot = {}
     for name, obj in sorted(state.items()):
         if isinstance(obj, Global):
@@ -46,6 +47,8 @@ def snapshot(state: dict[str, StateObject]) -> Snapshot:
         elif isinstance(obj, BpfMap):
             entries: dict[RawValue, RawValue | None] = {k: obj.raw_lookup(k) for k in obj.raw_keys()}
             out[name] = dict(sorted(entries.items(), key=lambda kv: repr(kv[0])))
+        elif isinstance(obj, RingBuf):
+            out[name] = obj.records
     return out
 
 
@@ -75,6 +78,20 @@ def run_ir(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | 
     return steps
 
 
+def run_bytecode(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | None = None) -> list[Step]:
+    """The bytecode interpreter on the compiled object, against the state objects."""
+    from pybpfdsl.bpf.interpreter import run_bytecode as interpret
+
+    compiled = prog.compile()
+    state = compiled.lowered.state
+    steps = []
+    with _helpers(helpers):
+        for p in packets:
+            action, after = interpret(compiled, p, state)
+            steps.append(Step(action, after, snapshot(state)))
+    return steps
+
+
 def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
     """The kernel (BPF_PROG_TEST_RUN) on each packet in turn, with the state objects bound to its maps."""
     state = prog.lower().state
@@ -89,7 +106,8 @@ def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
 def _environment(program: n.Program, state: dict[str, StateObject]) -> Environment:
     maps = {m.name: state[m.name] for m in program.maps}
     globals_ = {g.name: state[g.name] for g in program.globals}
-    return Environment(maps=maps, globals=globals_)  # type: ignore[arg-type]
+    ringbufs = {r.name: state[r.name] for r in program.ringbufs}
+    return Environment(maps=maps, globals=globals_, ringbufs=ringbufs)  # type: ignore[arg-type]
 
 
 def _helpers(factory: HelperFactory | None) -> AbstractContextManager[object]:
@@ -125,15 +143,17 @@ class Mismatch:
 EXECUTIONS: dict[str, Callable[[XdpProgram, Sequence[bytes], HelperFactory | None], list[Step]]] = {
     "python": run_python,
     "ir": run_ir,
+    "bytecode": run_bytecode,
     "kernel": lambda prog, packets, helpers: run_kernel(prog, packets),
 }
 
 
-def compare(prog: XdpProgram, packets: Iterable[bytes], executions: Sequence[str] = ("python", "ir", "kernel"),
+def compare(prog: XdpProgram, packets: Iterable[bytes],
+            executions: Sequence[str] = ("python", "ir", "bytecode", "kernel"),
             helpers: HelperFactory | None = None) -> Mismatch | None:
     """Run `packets` through each execution from the current state; the first disagreement, or None.
 
-    `helpers` makes a fresh deterministic helper source per execution (pure Python and IR only). The
+    `helpers` makes a fresh deterministic helper source per execution (all but the kernel). The
     state objects are left as they were before the call.
     """
     packets = list(packets)

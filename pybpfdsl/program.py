@@ -128,6 +128,13 @@ class XdpProgram:
         lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
         return LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=lines)
 
+    def attach(self, ifname: str, mode: str = "auto", pin: str | None = None) -> Any:
+        """Compile, load (every check runs) and attach to interface `ifname` through a BPF link;
+        returns a `pybpfdsl.runtime.attach.Attachment`. See `pybpfdsl.runtime.attach.attach`."""
+        from pybpfdsl.runtime.attach import attach
+
+        return attach(self, ifname, mode=mode, pin=pin)  # type: ignore[arg-type]  # checked there
+
     def __call__(self, packet: object) -> int:
         """Run in pure Python on `packet` (bytes or anything with `__bytes__`), against the Python-side
         state; returns the action."""

@@ -45,6 +45,7 @@ from pybpfdsl.lang.state import (
     BpfMap,
     Global,
     PerCpuArray,
+    RingBuf,
     StateObject,
     zero_value,
 )
@@ -277,7 +278,7 @@ def _state_objects(items: Iterable[object]) -> Iterator[StateObject]:
 
 
 def reset_state(*state_objects: StateObject | types.ModuleType) -> None:
-    """Restore each `Global` to its declared initial value and empty each map.
+    """Restore each `Global` to its declared initial value and empty each map (and ring buffer).
 
     "Empty" means what a freshly loaded program would see: hash maps lose every key; arrays (also
     per-CPU ones, on every CPU) hold zeros. A module argument stands for all the state objects it
@@ -302,7 +303,7 @@ def reset_state(*state_objects: StateObject | types.ModuleType) -> None:
                 obj._data.clear()
                 if isinstance(obj, PerCpuArray):
                     obj._cpu_data.clear()
-        elif isinstance(obj, BpfMap):
-            obj.clear()
+        elif isinstance(obj, BpfMap | RingBuf):
+            obj.clear()  # a ring buffer drops its pending records
         else:
             raise TypeError(f"reset_state does not know how to reset {obj!r}")

@@ -331,8 +331,8 @@ class DebugInfoBuilder:
         self,
         name: str,
         map_type: int,
-        key: TypeDesc,
-        value: TypeDesc,
+        key: TypeDesc | None,
+        value: TypeDesc | None,
         max_entries: int,
         map_flags: int = 0,
         line: int = 0,
@@ -348,6 +348,9 @@ class DebugInfoBuilder:
                 __uint(max_entries, max_entries);
                 __uint(map_flags, map_flags);   /* only if non-zero */
             } name SEC(".maps");
+
+        ``key``/``value`` may be None for maps that have neither (a ring buffer); the member is then
+        left out.
         """
 
         self._check_open()
@@ -359,14 +362,14 @@ class DebugInfoBuilder:
         def type_member(member: str, t: TypeDesc, offset: int) -> ir.DIValue:
             return self._member(member, self._pointer(self.di_type(t)), 64, offset * 64)
 
-        members = [
-            uint_member("type", map_type, 0),
-            type_member("key", key, 1),
-            type_member("value", value, 2),
-            uint_member("max_entries", max_entries, 3),
-        ]
+        members = [uint_member("type", map_type, 0)]
+        if key is not None:
+            members.append(type_member("key", key, len(members)))
+        if value is not None:
+            members.append(type_member("value", value, len(members)))
+        members.append(uint_member("max_entries", max_entries, len(members)))
         if map_flags:
-            members.append(uint_member("map_flags", map_flags, 4))
+            members.append(uint_member("map_flags", map_flags, len(members)))
         ptr = ir.PointerType(ir.IntType(8))
         llty = ir.LiteralStructType([ptr] * len(members))
         gv = ir.GlobalVariable(self.module, llty, name)

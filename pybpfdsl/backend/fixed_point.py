@@ -115,6 +115,19 @@ def fixed_div_int(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     return signed_div(b, lhs, rhs)
 
 
+def int_quotient(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
+    """`lang.fixed.quotient`: i64 / i64 as Q32.32, whole part plus scaled remainder (no 128-bit
+    intermediate); `/0` gives 0 through the zero-guarded unsigned division."""
+    a_negative, a_magnitude = _sign_and_magnitude(b, lhs)
+    n_negative, n_magnitude = _sign_and_magnitude(b, rhs)
+    whole = unsigned_div(b, a_magnitude, n_magnitude)
+    remainder = b.sub(a_magnitude, b.mul(whole, n_magnitude))
+    shift = _const(_I64, _FRACTION_BITS)
+    fraction = unsigned_div(b, b.shl(remainder, shift), n_magnitude)
+    magnitude = b.add(b.shl(whole, shift), fraction)
+    return _apply_sign(b, b.xor(a_negative, n_negative), magnitude)
+
+
 def fixed_to_int64(b: ir.IRBuilder, raw: ir.Value) -> ir.Value:
     """`lang.fixed.to_int`: the integer part, truncated toward zero, as i64.
 

@@ -44,6 +44,7 @@ from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
 from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import ScalarType
 
 __all__ = ["MAX_ACCESS_WIDTH", "MAX_PACKET_OFFSET", "BackendError", "llvm_type", "lower_program", "type_desc"]
@@ -60,6 +61,7 @@ _PTR = ir.PointerType()
 #: at most a page, so no real packet is affected. It is a power of two minus one, so that masking
 #: bounds an offset in one instruction.
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET  # noqa: E402 - kept beside its explanation
+
 #: Widest access the bound above leaves room for.
 MAX_ACCESS_WIDTH = 0xFFFF - MAX_PACKET_OFFSET
 
@@ -69,6 +71,7 @@ XDP_ABORTED = 0
 _MAP_LOOKUP_ELEM = 1
 _MAP_UPDATE_ELEM = 2
 _MAP_DELETE_ELEM = 3
+_RINGBUF_OUTPUT = 130  # long bpf_ringbuf_output(void *ringbuf, void *data, u64 size, u64 flags)
 _BPF_ANY = 0
 
 _S8 = ScalarTypeDesc("__s8", 8, True)
@@ -201,7 +204,8 @@ class _ModuleState:
 
 
 def _check_names(program: n.Program) -> None:
-    names = [program.name, "_license", *(m.name for m in program.maps), *(g.name for g in program.globals)]
+    names = [program.name, "_license", *(m.name for m in program.maps), *(g.name for g in program.globals),
+             *(r.name for r in program.ringbufs)]
     seen: set[str] = set()
     for name in names:
         if name in seen:
@@ -224,6 +228,8 @@ def _declare_state(module: ir.Module, db: DebugInfoBuilder, program: n.Program) 
                                   m.max_entries)
         for m in program.maps
     }
+    for r in program.ringbufs:  # a ring buffer map has only a type and a size
+        maps[r.name] = db.map_definition(r.name, MapKind.RINGBUF.value, None, None, r.size)
     globals_: dict[str, ir.GlobalVariable] = {}
     for g in program.globals:
         ty = _memory_type(g.type)
@@ -303,6 +309,7 @@ class _FunctionLowering:
         self.incoming: list[tuple[str, tuple[ir.Value, ...], ir.Block]] = []
         self.locations: dict[int, ir.DIValue] = {}
         self.abort_block: ir.Block | None = None
+        self.passthrough_seq = 0  # each passthrough call needs its own sequence number
         self.b = ir.IRBuilder()
         self.data: ir.Value = ir.Constant(_PTR, None)
         self.data_end: ir.Value = ir.Constant(_PTR, None)
@@ -349,6 +356,8 @@ class _FunctionLowering:
         for m in self.program.maps:
             self.key_slots[m.name] = self._slot(m.key_type, f"{m.name}.key")
             self.value_slots[m.name] = self._slot(m.value_type, f"{m.name}.value")
+        for r in self.program.ringbufs:
+            self.value_slots[r.name] = self._slot(r.record, f"{r.name}.record")
 
     def _slot(self, t: ScalarType | StructType, name: str) -> ir.Value:
         words = (_memory_size(t) + 7) // 8
@@ -413,6 +422,8 @@ class _FunctionLowering:
                 self._set(o, _int_constant(_scalar_llvm_type(self._scalar(o)), v))
             case n.Binary():
                 self._set(i.out, self._binary(i))
+            case n.IntQuotient(out=o, lhs=a, rhs=c):
+                self._set(o, fixed_point.int_quotient(self.b, self._get(a), self._get(c)))
             case n.FixedDivInt(out=o, lhs=a, rhs=c):
                 self._set(o, fixed_point.fixed_div_int(self.b, self._get(a), self._get(c)))
             case n.Compare():
@@ -455,6 +466,8 @@ class _FunctionLowering:
                 self._set(o, self.b.extract_value(self._get(a), self._field_index(a.type, f)))
             case n.CallHelper(out=o, helper=h):
                 self._set(o, self._call_helper(h, self._scalar(o)))
+            case n.RingbufOutput(out=o, map_name=m, record=r):
+                self._set(o, self._ringbuf_output(m, r))
             case _:
                 raise BackendError(f"{self.program.name}: cannot lower instruction {i!r}")
 
@@ -575,7 +588,7 @@ class _FunctionLowering:
         offset = self._get(i.offset)
         too_far = b.icmp_unsigned(">", offset, ir.Constant(_I64, MAX_PACKET_OFFSET))
         self._guard(too_far, "offset_ok")
-        ptr = b.gep(self.data, [offset], source_etype=_I8)
+        ptr = self._opaque(b.gep(self.data, [offset], source_etype=_I8))
         end = b.gep(ptr, [ir.Constant(_I64, i.width)], source_etype=_I8)
         self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
         ty = ir.IntType(8 * i.width)
@@ -584,6 +597,21 @@ class _FunctionLowering:
             bswap = self.fn.module.declare_intrinsic("llvm.bswap", [ty])
             value = b.call(bswap, [value])
         return value
+
+    def _opaque(self, ptr: ir.Value) -> ir.Value:
+        """`ptr`, hidden from LLVM's reassociation behind the BPF backend's passthrough intrinsic.
+
+        The verifier learns a packet range for one pointer register (one id): the guard `ptr + w <=
+        data_end` proves nothing about a second `data + offset` that LLVM might rebuild for the load.
+        An opaque pointer forces the guard and the load to derive from the same register.
+        """
+        if isinstance(ptr, ir.Constant):
+            return ptr
+        self.passthrough_seq += 1
+        fnty = ir.FunctionType(_PTR, [_I32, _PTR])
+        name = "llvm.bpf.passthrough.p0.p0"
+        callee = self.fn.module.globals.get(name) or ir.Function(self.fn.module, fnty, name)
+        return self.b.call(callee, [ir.Constant(_I32, self.passthrough_seq), ptr])
 
     def _guard(self, failed: ir.Value, name: str) -> None:
         cont = self.fn.append_basic_block(name)
@@ -684,6 +712,37 @@ class _FunctionLowering:
     def _map_delete(self, map_name: str, key: n.Value) -> ir.Value:
         map_ptr, key_ptr = self._key(map_name, key)
         return self._call(_MAP_DELETE_ELEM, _I64, [map_ptr, key_ptr])
+
+    def _store_words(self, slot: ir.Value, t: StructType, value: ir.Value) -> ir.Value:
+        """Write a Struct to an 8-byte-aligned slot in its C layout as whole, aligned 64-bit words, each
+        assembled from its fields in a register (little-endian); padding comes out zero.
+
+        Field-by-field stores let LLVM merge neighbouring constant fields into one wider store at a
+        field's (smaller) alignment, which the verifier rejects as a misaligned stack access.
+        """
+        words: list[ir.Value | None] = [None] * ((t.cls.size() + 7) // 8)
+        for index, f in enumerate(t.cls.fields()):
+            bits = self._resize(self.b.extract_value(value, index), signed=False, to=_I64)
+            if f.offset % 8:
+                bits = self.b.shl(bits, ir.Constant(_I64, 8 * (f.offset % 8)))
+            word = words[f.offset // 8]
+            words[f.offset // 8] = bits if word is None else self.b.or_(word, bits)
+        for w, word in enumerate(words):
+            self.b.store(word if word is not None else ir.Constant(_I64, 0), self._at(slot, 8 * w), align=8)
+        return slot
+
+    def _ringbuf_output(self, name: str, record: n.Value) -> ir.Value:
+        """bpf_ringbuf_output from the record's stack slot (C layout, padding zeroed); true on success."""
+        try:
+            decl = self.program.ringbuf_decl(name)
+        except KeyError:
+            raise BackendError(f"{self.program.name}: unknown ring buffer {name!r}") from None
+        if record.type != decl.record:
+            raise BackendError(f"record {record} of type {record.type} for ring buffer {name} of {decl.record}")
+        data = self._store_words(self.value_slots[name], decl.record, self._get(record))
+        size = ir.Constant(_I64, decl.record.cls.size())
+        status = self._call(_RINGBUF_OUTPUT, _I64, [self.state.maps[name], data, size, ir.Constant(_I64, 0)])
+        return self.b.icmp_signed("==", status, ir.Constant(_I64, 0))
 
     def _call_helper(self, helper: n.Helper, result: ScalarType) -> ir.Value:
         # Every helper returns its value in the 64-bit r0; the 32-bit ones are truncated.

@@ -131,6 +131,7 @@ class Lowered:
     # Augmented assignments to locals are recorded under their statement node (the operation's result).
     ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = field(default_factory=dict)
     ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = field(default_factory=dict)
+    ctx_literals: set[tuple[Ctx, ast.AST]] = field(default_factory=set)  # untyped constants
     # The helper source each inline call was lowered from (each call parses the helper anew).
     inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = field(default_factory=dict)
 
@@ -149,6 +150,7 @@ class Lowerer:
         self.ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = {}
         self.ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = {}
         self.ctx_not_const: set[tuple[Ctx, ast.AST]] = set()
+        self.ctx_literals: set[tuple[Ctx, ast.AST]] = set()
         self.inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = {}
         self.var_types: dict[FunctionType, dict[str, ScalarType]] = {}
         self.scope = Scope(self.main, {})
@@ -205,6 +207,8 @@ class Lowerer:
         if isinstance(v, Scalar):
             _remember(node, v, self.expr_types, self.const_values, self.not_const)
             _remember((self.ctx, node), v, self.ctx_types, self.ctx_consts, self.ctx_not_const)
+            if v.literal:
+                self.ctx_literals.add((self.ctx, node))
         return v
 
     # ----------------------------------------------------------------- entry point
@@ -233,7 +237,8 @@ class Lowerer:
                       if self.main.file_lines[line - 1].strip()
                       and not self.main.file_lines[line - 1].strip().startswith("#"))
         return Lowered(program, self.main, self.state, self.expr_types, self.const_values, self.var_types,
-                       dsl_loc, self.ctx_types, self.ctx_consts, self.inline_sources)
+                       dsl_loc, ctx_types=self.ctx_types, ctx_consts=self.ctx_consts,
+                       ctx_literals=self.ctx_literals, inline_sources=self.inline_sources)
 
     def map_decl(self, m: BpfMap) -> n.MapDecl:
         assert m.name is not None
@@ -424,8 +429,9 @@ class Lowerer:
             raise self.err(s, f"{name} held {describe(held)}; it cannot now hold {describe(value)}",
                            "use a new variable name")
         if declared is not None:
-            self.env[name] = self.materialize(self.convert(self.as_scalar(value, value_node), declared,
-                                                           value_node, implicit=True))
+            # A typed local: its constant folds in its type, even if a literal of that type was assigned.
+            self.env[name] = self.materialize(replace(self.convert(self.as_scalar(value, value_node), declared,
+                                                                   value_node, implicit=True), literal=False))
             return
         if isinstance(value, Scalar):
             self.scope.var_types[name] = value.type
@@ -448,7 +454,9 @@ class Lowerer:
                 if not isinstance(old, Scalar):
                     raise self.undefined(target, name) if old is None else self.err(
                         target, f"`{op.__class__.__name__}=` needs a number, {name} is {describe(old)}")
-                result = self.binary(binop, old, self.scalar(value_node), s)
+                operand = self.scalar(value_node)
+                self.refuse_float_into_int(operand, old.type, name, value_node)
+                result = self.binary(binop, old, operand, s)
                 self.record(s, result)
                 self.env[name] = self.materialize(self.convert(result, old.type, s))
             case ast.Attribute(value=base, attr="value"):
@@ -461,9 +469,17 @@ class Lowerer:
             case _:
                 raise self.err(target, f"cannot update `{ast.unparse(target)}` in place")
 
+    def refuse_float_into_int(self, operand: Scalar, target: ScalarType, name: str, node: ast.expr) -> None:
+        """`x += 0.5` on an integer target would truncate silently (and differently for atomic adds,
+        which convert the operand first): the user says which conversion they mean."""
+        if operand.type.is_fixed and not target.is_fixed:
+            raise self.err(node, f"adding a float to {name}, a {target}, would truncate silently",
+                           f"convert explicitly (`{target}(...)`), or make {name} a float")
+
     def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
         assert g.name is not None
         operand = self.scalar(value_node)
+        self.refuse_float_into_int(operand, g.type, f"{g.name}.value", value_node)
         if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
             delta = self.convert(operand, g.type, value_node, implicit=False)
             if op is BinOp.SUB:
@@ -642,9 +658,13 @@ class Lowerer:
                            "keep loops under a few thousand iterations")
         t = self.scope.var_types.get(var) or common_type(common_type(literal_type(start), literal_type(stop)),
                                                          literal_type(step_by))
+        last = start + (count - 1) * step_by if count else start
+        if count and not all(t.min <= v <= t.max for v in (start, last, last + step_by)):
+            # The counter is the loop variable: stepping past `last` must not wrap, or the loop never ends.
+            raise self.err(call, f"the loop variable {var} is {t}, too narrow to count from {start} past {last}",
+                           f"declare it wider before the loop (`{var}: i64 = 0`) or use a smaller range")
         self.scope.var_types[var] = t
         counter = f"$for{id(s)}"
-        last = start + (count - 1) * step_by if count else start
 
         def setup() -> list[str]:
             self.env[counter] = Scalar(t, self.const(t, start))
@@ -1034,6 +1054,12 @@ class Lowerer:
                 if not hasattr(m, attr):
                     raise self.err(node, f"module {m.__name__} has no attribute {attr}")
                 return self.from_python(getattr(m, attr), attr, node)
+            case StateVal(obj=Global() as g):
+                raise self.err(node, f"the Global {g.name} has no attribute `{attr}`",
+                               f"read and write its value as `{g.name}.value`")
+            case PayloadVal() if attr != "read":
+                raise self.err(node, f"the payload has no attribute `{attr}`",
+                               "use pkt.payload[i] or pkt.payload.read(T, offset)")
             case Callee() | StateVal() | PayloadVal():
                 return Callee("method", (base, attr))
         raise self.err(node, f"{describe(base)} has no attribute `{attr}`")
@@ -1117,9 +1143,14 @@ class Lowerer:
             if float(b.const) == 0:
                 raise self.err(node, "division by zero")
             return self.float_binary(BinOp.MUL, a, self.const_scalar(1.0 / float(b.const), node), node)
-        fa = self.convert(a, FLOAT, node)
         divisor = self.convert(b, i64, node)
-        out = self.op(n.FixedDivInt, FLOAT, self.scalar_value(fa), self.scalar_value(divisor))
+        if not a.type.is_fixed:
+            # Integer over integer: whole part plus scaled remainder, so a large dividend (a nanosecond
+            # clock) does not overflow the way converting it to float first would.
+            dividend = self.convert(a, i64, node)
+            out = self.op(n.IntQuotient, FLOAT, self.scalar_value(dividend), self.scalar_value(divisor))
+            return Scalar(FLOAT, out)
+        out = self.op(n.FixedDivInt, FLOAT, self.scalar_value(a), self.scalar_value(divisor))
         return Scalar(FLOAT, out)
 
     def power(self, node: ast.BinOp) -> Scalar:
@@ -1499,7 +1530,8 @@ class Lowerer:
         if not isinstance(t, ScalarType):
             raise source.error(p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
         scope.var_types[p.arg] = t
-        converted = self.materialize(self.convert(self.as_scalar(value, node), t, node, implicit=True))
+        converted = self.materialize(replace(self.convert(self.as_scalar(value, node), t, node, implicit=True),
+                                             literal=False))
         assert isinstance(converted, Scalar)
         return converted
 
@@ -1657,6 +1689,7 @@ class Lowerer:
                            "read the record, build a new one and store it")
         key = self.map_key(m, index)
         operand = self.scalar(value_node)
+        self.refuse_float_into_int(operand, vt, f"a value of {m.name}", value_node)
         ref = self.lookup(m, key)
         is_null = self.b.emit(n.IsNull(self.new(BOOL), ref, line=self.line))
         hit, miss, done = self.b.new_block("hit"), self.b.new_block("miss"), self.b.new_block("updated")

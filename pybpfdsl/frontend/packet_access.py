@@ -246,13 +246,54 @@ def parse_headers_up_front(lw: Lowerer, tree: ast.FunctionDef, packet_name: str)
     walks every iteration's branches: a parse per iteration multiplies the paths it must explore. Parsed
     once at entry, the results dominate the whole function and loops only read them.
     """
-    used = {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and node.attr in PARSED_ATTRIBUTES
-            and isinstance(node.value, ast.Name) and node.value.id == packet_name}
+    used = _headers_named(lw, tree, {packet_name}, set())
+    # A transport header's parse reads the network headers, and the payload's reads all of them: parse
+    # those first, so every later parse finds them remembered instead of parsing them again.
+    for attr, needs in _PARSE_NEEDS.items():
+        if attr in used:
+            used |= needs
     for attr in PARSED_ATTRIBUTES:  # a fixed order keeps the IR stable
         if attr in used:
             lw.set_line(tree)
             packet_attribute(lw, tree, attr)  # type: ignore[arg-type]
+
+
+_PARSE_NEEDS: dict[str, set[str]] = {
+    "tcp": {"ipv4", "ipv6"},
+    "udp": {"ipv4", "ipv6"},
+    "payload": {"eth", "ipv4", "ipv6", "tcp", "udp"},
+}
+
+
+def _headers_named(lw: Lowerer, tree: ast.FunctionDef, packet_names: set[str],
+                   seen: set[int]) -> set[str]:
+    """The packet attributes a function names, including in the @inline helpers it calls (to which the
+    packet is passed under any parameter name: every parameter counts, which at worst parses one header
+    more than needed)."""
+    from pybpfdsl.frontend.resolve import classify, resolve_global
+    from pybpfdsl.frontend.source import read_function
+    from pybpfdsl.lang.errors import DslError
+
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and node.attr in PARSED_ATTRIBUTES
+                and isinstance(node.value, ast.Name) and node.value.id in packet_names):
+            used.add(node.attr)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            try:
+                target = resolve_global(lw.scope.source.function, node.func.id, DslError)
+            except DslError:
+                continue  # an unknown name is reported where the call is lowered
+            kind, fn = classify(target)
+            if kind != "inline" or id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            try:
+                helper = read_function(fn)  # type: ignore[arg-type]
+            except Exception:
+                continue
+            used |= _headers_named(lw, helper.tree, {a.arg for a in helper.tree.args.args}, seen)
+    return used
 
 
 def packet_attribute(lw: Lowerer, node: ast.Attribute, attr: str) -> DslValue:

@@ -134,6 +134,8 @@ def describe(v: object) -> str:
             return f"the {o.kind_name} {o.name}"
         case ConstTuple():
             return "a constant tuple"
+        case Callee(kind="method", target=(base, attr)):
+            return f"the method `{attr}` of {describe(base)}"
         case Callee(target=t):
             return f"the function {getattr(t, '__name__', t)}"
         case ModuleVal(module=m):

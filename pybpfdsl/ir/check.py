@@ -67,6 +67,10 @@ def _check_types(p: n.Program, i: n.Instr, where: str) -> None:
                 _expect(op in (BinOp.AND, BinOp.OR, BinOp.XOR), where, f"{op.value} on bool")
             else:
                 _expect(t.bits in (32, 64), where, f"arithmetic on {t}: promote to 32 or 64 bits first")
+        case n.IntQuotient(out=o, lhs=a, rhs=b):
+            same(o.type, FLOAT, "result")
+            same(a.type, i64, "dividend")
+            same(b.type, i64, "divisor")
         case n.FixedDivInt(out=o, lhs=a, rhs=b):
             same(o.type, FLOAT, "result")
             same(a.type, FLOAT, "dividend")
@@ -138,6 +142,11 @@ def _check_types(p: n.Program, i: n.Instr, where: str) -> None:
             same(o.type, found[0].type, f"field {f}")
         case n.CallHelper(out=o, helper=h):
             same(o.type, n.HELPER_RESULT[h], f"{h.name} result")
+        case n.RingbufOutput(out=o, map_name=m, record=r):
+            decls = [d for d in p.ringbufs if d.name == m]
+            _expect(bool(decls), where, f"@{m} is not declared as a ring buffer")
+            same(r.type, decls[0].record, f"record of ring buffer {m}")
+            same(o.type, BOOL, "ringbuf_output result")
         case _:
             raise IRError(f"{where}: unknown instruction {i!r}")
 

@@ -8,14 +8,15 @@ packet load, a load through a null reference) raises `IRRuntimeError`: it means 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
-from pybpfdsl.lang.state import BpfMap, Global, RawValue
+from pybpfdsl.lang.state import BpfMap, Global, RawValue, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType, i64, int_type
 
@@ -51,6 +52,7 @@ class Environment:
     maps: Mapping[str, BpfMap]
     globals: Mapping[str, Global]
     helpers: HelperSource | None = None
+    ringbufs: Mapping[str, RingBuf[Any]] = field(default_factory=dict)
 
 
 _HELPERS: dict[n.Helper, Callable[[HelperSource], int]] = {
@@ -133,6 +135,8 @@ class _Machine:
                            arith.BinOp.XOR: int.__xor__}[op](self.int_of(a), self.int_of(b))
                 else:
                     out = arith.binary(op, o.type, self.int_of(a), self.int_of(b))
+            case n.IntQuotient(lhs=a, rhs=b):
+                out = fixed.quotient(self.int_of(a), self.int_of(b))
             case n.FixedDivInt(lhs=a, rhs=b):
                 out = fixed.div_int(self.int_of(a), self.int_of(b))
             case n.Compare(op=op, lhs=a, rhs=b):
@@ -192,6 +196,10 @@ class _Machine:
                 out = getattr(agg, f)
             case n.CallHelper(helper=h):
                 out = _HELPERS[h](self.helpers)
+            case n.RingbufOutput(map_name=m, record=r):
+                record = self.get(r)
+                assert isinstance(record, Struct)
+                out = int(self.env.ringbufs[m].raw_output(record))
             case _:
                 raise IRRuntimeError(f"unknown instruction {i!r}")
         result = i.result

@@ -104,6 +104,22 @@ class FixedDivInt(Instr):
 
 
 @dataclass(frozen=True)
+class IntQuotient(Instr):
+    """Two i64 integers divided, giving a float (`lang.fixed.quotient`): exact when |rhs| <= 2**32."""
+
+    out: Value
+    lhs: Value
+    rhs: Value
+
+    @property
+    def result(self) -> Value:
+        return self.out
+
+    def operands(self) -> tuple[Value, ...]:
+        return (self.lhs, self.rhs)
+
+
+@dataclass(frozen=True)
 class Compare(Instr):
     """`lhs op rhs` → bool, signed or unsigned by the operands' type."""
 
@@ -367,6 +383,22 @@ class CallHelper(Instr):
 
 
 @dataclass(frozen=True)
+class RingbufOutput(Instr):
+    """Append `record` to ring buffer `map_name`; the result is true when written, false when full."""
+
+    out: Value
+    map_name: str
+    record: Value
+
+    @property
+    def result(self) -> Value:
+        return self.out
+
+    def operands(self) -> tuple[Value, ...]:
+        return (self.record,)
+
+
+@dataclass(frozen=True)
 class Edge:
     """A jump target with the values bound to its parameters."""
 
@@ -441,6 +473,15 @@ class MapDecl:
 
 
 @dataclass(frozen=True)
+class RingBufDecl:
+    """A ring buffer of `record` structs, `size` bytes (a power of two, a multiple of the page size)."""
+
+    name: str
+    record: StructType
+    size: int
+
+
+@dataclass(frozen=True)
 class GlobalDecl:
     name: str
     type: ScalarType
@@ -457,6 +498,7 @@ class Program:
     blocks: list[Block]
     maps: tuple[MapDecl, ...] = ()
     globals: tuple[GlobalDecl, ...] = ()
+    ringbufs: tuple[RingBufDecl, ...] = ()
 
     @property
     def entry(self) -> Block:
@@ -474,6 +516,12 @@ class Program:
                 return m
         raise KeyError(name)
 
+    def ringbuf_decl(self, name: str) -> RingBufDecl:
+        for r in self.ringbufs:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
     def global_decl(self, name: str) -> GlobalDecl:
         for g in self.globals:
             if g.name == name:
@@ -488,6 +536,6 @@ ResultType: TypeAlias = "ScalarType | StructType | MapValueRef"
 ACTION_TYPE = u32
 STATUS_TYPE = i64
 __all__ = [
-    "BOOL", "FLOAT", "Value", "Instr", "Terminator", "Block", "Program", "MapDecl", "GlobalDecl", "Edge",
+    "BOOL", "FLOAT", "Value", "Instr", "Terminator", "Block", "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge",
     "MapValueRef", "StructType",
 ]

@@ -26,6 +26,8 @@ def format_instr(i: n.Instr) -> str:
             return f"{_typed(o)} = {op.value} {a}, {b}"
         case n.FixedDivInt(out=o, lhs=a, rhs=b):
             return f"{_typed(o)} = fixed_div_int {a}, {b}"
+        case n.IntQuotient(out=o, lhs=a, rhs=b):
+            return f"{_typed(o)} = int_quotient {a}, {b}"
         case n.Compare(out=o, op=op, lhs=a, rhs=b):
             return f"{_typed(o)} = cmp {op.value} {a}, {b}"
         case n.Convert(out=o, value=v):
@@ -62,6 +64,8 @@ def format_instr(i: n.Instr) -> str:
             return f"{_typed(o)} = extract {a}.{f}"
         case n.CallHelper(out=o, helper=h):
             return f"{_typed(o)} = call {h.name.lower()}"
+        case n.RingbufOutput(out=o, map_name=m, record=r):
+            return f"{_typed(o)} = ringbuf_output @{m}, {r}"
     raise TypeError(f"unknown instruction {i!r}")
 
 
@@ -85,6 +89,8 @@ def format_program(p: n.Program) -> str:
     out = [f"program {p.name}  ; {p.source_file}:{p.first_line}"]
     for m in p.maps:
         out.append(f"map @{m.name}: {m.kind.name.lower()}<{m.key_type}, {m.value_type}>[{m.max_entries}]")
+    for r in p.ringbufs:
+        out.append(f"ringbuf @{r.name}: {r.record} ({r.size} bytes)")
     for g in p.globals:
         out.append(f"global @{g.name}: {g.type} = {_const_text(g.init, g.type)}")
     for b in p.blocks:

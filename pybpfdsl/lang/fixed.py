@@ -69,6 +69,21 @@ def mul_int(a: int, n: int) -> int:
     return wrap64(a * n)
 
 
+def quotient(a: int, n: int) -> int:
+    """Two signed 64-bit integers divided, as a float: `a / n` truncated toward zero to Q32.32.
+
+    Computed as whole part plus scaled remainder, `(q << 32) + ((r << 32) mod 2**64) // |n|` on the
+    magnitudes, so a large dividend (a nanosecond clock) does not overflow; exact whenever |n| <= 2**32
+    and the quotient fits the float range. Division by zero gives 0.
+    """
+    if n == 0:
+        return 0
+    magnitude_a, magnitude_n = abs(a), abs(n)
+    q, r = divmod(magnitude_a, magnitude_n)
+    raw = ((q << FRACTION_BITS) + (((r << FRACTION_BITS) & _MASK64) // magnitude_n)) & _MASK64
+    return wrap64(-raw if (a < 0) != (n < 0) else raw)
+
+
 def div_int(a: int, n: int) -> int:
     """A fixed-point value divided by an integer, truncated toward zero; division by zero gives 0."""
     if n == 0:

@@ -297,7 +297,7 @@ class BpfObject:
         # Best effort: avoid leaking kernel objects if the user forgot close().
         try:
             self.close()
-        except Exception as exc:  # noqa: BLE001 - __del__ must never raise
+        except Exception as exc:
             _log.debug("closing BPF object %r in __del__ failed: %s", self._name, exc)
 
     def __repr__(self) -> str:

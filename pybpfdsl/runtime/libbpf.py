@@ -38,8 +38,11 @@ __all__ = [
     "BpfTestRunOpts",
     "Libbpf",
     "LibbpfMissing",
+    "RING_BUFFER_SAMPLE_FN",
+    "RingBufferLib",
     "capture_libbpf_log",
     "get_libbpf",
+    "get_ring_buffer_lib",
     "kernel_bpf_available",
 ]
 
@@ -284,7 +287,7 @@ def _print_callback(level: int, fmt: bytes | None, ap: int | None) -> int:
             for line in lines:
                 _log.info("%s", line)
         return len(text)
-    except Exception:  # noqa: BLE001 - must not unwind into libbpf's C frames
+    except Exception:
         return 0
 
 
@@ -649,3 +652,73 @@ def kernel_bpf_available() -> tuple[bool, str]:
         return False, f"bpf() is not usable here: {exc}"
     os.close(fd)
     return True, ""
+
+
+# --------------------------------------------------------------------------
+# Ring buffers (BPF_MAP_TYPE_RINGBUF consumers): ring_buffer__new / __poll /
+# __consume / __free.  Kept apart from the Libbpf class: bound on first use.
+# --------------------------------------------------------------------------
+
+#: ``int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)``.
+RING_BUFFER_SAMPLE_FN = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t
+)
+
+_RING_BUFFER_SIGNATURES: dict[str, tuple[object, list[object]]] = {
+    # struct ring_buffer *ring_buffer__new(int map_fd, ring_buffer_sample_fn,
+    #                                      void *ctx, const struct ring_buffer_opts *)
+    "ring_buffer__new": (_c_void_p, [_c_int, RING_BUFFER_SAMPLE_FN, _c_void_p, _c_void_p]),
+    "ring_buffer__poll": (_c_int, [_c_void_p, _c_int]),
+    "ring_buffer__consume": (_c_int, [_c_void_p]),
+    "ring_buffer__free": (None, [_c_void_p]),
+}
+
+
+class RingBufferLib:
+    """Typed wrappers over libbpf's ring-buffer consumer API.
+
+    Obtain the process-wide instance with :func:`get_ring_buffer_lib`.  The
+    sample callback passed to :meth:`new` must stay alive until :meth:`free`.
+    """
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self._lib = lib
+        for name, (restype, argtypes) in _RING_BUFFER_SIGNATURES.items():
+            try:
+                fn = getattr(lib, name)
+            except AttributeError as exc:
+                raise LibbpfMissing(f"{_INSTALL_HINT}; the loaded libbpf lacks {name}") from exc
+            fn.restype = restype
+            fn.argtypes = argtypes
+
+    def new(self, map_fd: int, sample: ctypes._CFunctionType) -> int:
+        """``ring_buffer__new`` for one ring-buffer map; returns the ``struct ring_buffer *``."""
+        ctypes.set_errno(0)
+        ptr = self._lib.ring_buffer__new(map_fd, sample, None, None)
+        if not ptr:
+            _raise_errno(ctypes.get_errno() or 22, "ring_buffer__new")
+        return int(ptr)
+
+    def poll(self, rb: int, timeout_ms: int) -> int:
+        """``ring_buffer__poll``: wait up to ``timeout_ms`` (-1: forever) for data, then consume it;
+        the number of records consumed (``InterruptedError`` on EINTR)."""
+        return _check(int(self._lib.ring_buffer__poll(rb, timeout_ms)), "ring_buffer__poll")
+
+    def consume(self, rb: int) -> int:
+        """``ring_buffer__consume``: consume every available record without waiting; their number."""
+        return _check(int(self._lib.ring_buffer__consume(rb)), "ring_buffer__consume")
+
+    def free(self, rb: int) -> None:
+        """``ring_buffer__free``: unmap the ring and close the epoll fd (the map fd stays open)."""
+        self._lib.ring_buffer__free(rb)
+
+
+@functools.cache
+def _get_ring_buffer_lib_cached() -> RingBufferLib:
+    return RingBufferLib(_get_libbpf_cached()._lib)
+
+
+def get_ring_buffer_lib() -> RingBufferLib:
+    """The process-wide ring-buffer binding (raises :class:`LibbpfMissing` without libbpf)."""
+    with _bind_lock:
+        return _get_ring_buffer_lib_cached()

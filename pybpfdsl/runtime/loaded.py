@@ -10,26 +10,29 @@ gone; the Python side then continues from where the kernel left off.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self, SupportsBytes
 
-from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program
+from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl
 from pybpfdsl.lang.state import (
     Array,
     BpfMap,
     Global,
+    MapKind,
     PerCpuArray,
     RawValue,
+    RingBuf,
     StateObject,
     zero_value,
 )
+from pybpfdsl.lang.structs import Struct
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
 from pybpfdsl.runtime.elf_symbols import VariableLocation, variable_locations
 from pybpfdsl.runtime.errors import KernelVerifierError, StateBindingError
 from pybpfdsl.runtime.jit_info import jited_instruction_count, xlated_instruction_count
-from pybpfdsl.runtime.state_binding import GlobalBacking, MapBacking, sum_raw
+from pybpfdsl.runtime.state_binding import GlobalBacking, MapBacking, RingBufReader, sum_raw
 from pybpfdsl.runtime.test_run import run_xdp
 
 __all__ = ["LoadedProgram", "RunResult"]
@@ -143,6 +146,21 @@ def _as_bytes(packet: object) -> bytes:
     raise TypeError(f"cannot run on a {type(packet).__name__}: pass bytes or an object with __bytes__")
 
 
+@dataclass
+class PendingReplacement:
+    """A program loaded by `LoadedProgram.load_replacement`, not yet installed; `discard` drops it."""
+
+    obj: BpfObject
+    program: Program
+    prog_fd: int
+    bindings: list[_Binding]
+    state: dict[str, StateObject]
+
+    def discard(self) -> None:
+        """Unload the replacement (maps it shares with the running program are untouched)."""
+        self.obj.close()
+
+
 class LoadedProgram:
     """A program in the kernel plus the bindings of its state objects; use `load` to create one.
 
@@ -157,6 +175,7 @@ class LoadedProgram:
         self._bindings = bindings
         self._jited: int | None = None
         self._jited_known = False
+        self._ringbufs: list[RingBuf[Struct]] = []  # bound to kernel ring buffers by `load`
 
     @classmethod
     def load(cls, elf: bytes, program: Program, state: Mapping[str, StateObject],
@@ -170,6 +189,7 @@ class LoadedProgram:
         missing, of the wrong kind, does not match the object's map, or is already bound.
         """
         wanted = _check_state(program, state)
+        wanted_ringbufs = _check_ringbufs(program, state)
         try:
             obj = BpfObject.load(elf, program.name)
         except LoadError as exc:
@@ -186,12 +206,15 @@ class LoadedProgram:
             for b in bindings:
                 b.obj.bind(b.backing)
                 bound.append(b)
+            ringbufs = _bind_ringbufs(obj, wanted_ringbufs)
         except BaseException:
             for b in bound:
                 b.obj.unbind()
             obj.close()
             raise
-        return cls(obj, program, prog_fd, bindings)
+        loaded = cls(obj, program, prog_fd, bindings)
+        loaded._ringbufs = ringbufs
+        return loaded
 
     # Running
 
@@ -256,11 +279,18 @@ class LoadedProgram:
         for b in self._bindings:
             try:
                 b.pull_and_unbind()
-            except Exception as exc:  # noqa: BLE001 - keep unbinding the rest, re-raised below
+            except Exception as exc:
                 b.obj.unbind()
                 if first_error is None:
                     first_error = exc
         self._bindings = []
+        for rb in self._ringbufs:  # records left in the kernel move to the Python side
+            try:
+                rb.unbind_ringbuf()
+            except Exception as exc:  # unbound anyway, re-raised below
+                if first_error is None:
+                    first_error = exc
+        self._ringbufs = []
         self._obj.close()
         if first_error is not None:
             raise first_error
@@ -276,16 +306,90 @@ class LoadedProgram:
         # A forgotten close() would leave state objects bound to maps that vanish with the object.
         try:
             self.close()
-        except Exception as exc:  # noqa: BLE001 - __del__ must never raise
+        except Exception as exc:
             _log.debug("closing program %r in __del__ failed: %s", self.program.name, exc)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd}"
         return f"<LoadedProgram {self.program.name!r} {state}>"
 
+    # Hot swap (used by pybpfdsl.runtime.attach): load a replacement next to this program, reusing
+    # kernel maps, then take it over in place, so this object and its state objects stay valid.
 
-def _check_state(program: Program, state: Mapping[str, StateObject]) -> list[tuple[MapDecl | GlobalDecl, StateObject]]:
-    """Pair each declaration with its state object, checking kinds before anything is loaded."""
+    def bound_state(self) -> list[tuple[StateObject, MapBacking | GlobalBacking]]:
+        """The state objects bound to this program's maps, with their kernel backings."""
+        self._ensure_open()
+        return [(b.obj, b.backing) for b in self._bindings]
+
+    def load_replacement(self, elf: bytes, program: Program, state: Mapping[str, StateObject], *,
+                         reuse_maps: Mapping[str, int], keep: Collection[str],
+                         source_lines: Mapping[int, str] | None = None) -> PendingReplacement:
+        """Load `elf` (compiled from `program`) with the maps in `reuse_maps` (map or section name →
+        fd of this program's map) reused, and prepare bindings without binding anything yet.
+
+        Python-side values are copied into the new maps except for the declarations named in `keep`
+        (their reused kernel maps already hold the state). State objects bound to this program may be
+        used again; a Global read for copying gives its live kernel value. Raises like `load`; on any
+        failure nothing has changed here. Finish with `install` or `PendingReplacement.discard`.
+        """
+        self._ensure_open()
+        wanted = _check_state(program, state, rebinding={id(b.obj) for b in self._bindings})
+        names = {id(obj): decl.name for decl, obj in wanted}
+        try:
+            obj = BpfObject.load(elf, program.name, reuse_maps=reuse_maps)
+        except LoadError as exc:
+            if exc.verifier_log.strip():
+                raise KernelVerifierError(program.name, log=exc.log, errno=exc.errno,
+                                          source_lines=source_lines) from exc
+            raise
+        try:
+            prog_fd = _program_fd(obj, program.name)
+            bindings = _make_bindings(obj, elf, program, wanted)
+            for b in bindings:
+                if names[id(b.obj)] not in keep:
+                    b.push()
+        except BaseException:
+            obj.close()
+            raise
+        return PendingReplacement(obj, program, prog_fd, bindings, dict(state))
+
+    def install(self, pending: PendingReplacement) -> None:
+        """Make `pending` this object's program, once the caller has switched the interface to
+        `pending.prog_fd`: its state objects are bound to the new maps (values already there), objects
+        the new program does not use get the kernel's last values and are unbound, and the previous
+        libbpf object is closed (maps shared with the new one live on)."""
+        self._ensure_open()
+        first_error: BaseException | None = None
+        moving = {id(b.obj) for b in pending.bindings}
+        for b in self._bindings:
+            if id(b.obj) in moving:
+                continue
+            try:
+                b.pull_and_unbind()
+            except Exception as exc:  # keep going, re-raised below
+                b.obj.unbind()
+                first_error = first_error or exc
+        for b in pending.bindings:
+            b.obj.bind(b.backing)
+        for rb in self._ringbufs:  # records already in the kernel move to the Python side
+            try:
+                rb.unbind_ringbuf()
+            except Exception as exc:  # re-raised below
+                first_error = first_error or exc
+        ringbufs = _bind_ringbufs(pending.obj, _check_ringbufs(pending.program, pending.state))
+        old = self._obj
+        self._obj, self.program, self._fd = pending.obj, pending.program, pending.prog_fd
+        self._bindings, self._ringbufs = pending.bindings, ringbufs
+        self._jited, self._jited_known = None, False
+        old.close()
+        if first_error is not None:
+            raise first_error
+
+
+def _check_state(program: Program, state: Mapping[str, StateObject],
+                 rebinding: Collection[int] = ()) -> list[tuple[MapDecl | GlobalDecl, StateObject]]:
+    """Pair each declaration with its state object, checking kinds before anything is loaded.
+    Objects whose id() is in `rebinding` may already be bound (a hot swap moves them)."""
     out: list[tuple[MapDecl | GlobalDecl, StateObject]] = []
     decls: list[MapDecl | GlobalDecl] = [*program.maps, *program.globals]
     for decl in decls:
@@ -300,7 +404,7 @@ def _check_state(program: Program, state: Mapping[str, StateObject]) -> list[tup
         elif not isinstance(obj, Global) or obj.type != decl.type:
             raise StateBindingError(f"{decl.name!r} is a Global of type {decl.type} in the program but "
                                     f"the state object is {obj!r}")
-        if obj.bound:
+        if obj.bound and id(obj) not in rebinding:
             raise StateBindingError(f"{decl.name!r} is already bound to a loaded program; close that "
                                     "program first")
         out.append((decl, obj))
@@ -357,3 +461,39 @@ def _make_bindings(obj: BpfObject, elf: bytes, program: Program,
                 raise StateBindingError(str(exc)) from None
         bindings.append(_Binding(state_obj, backing))
     return bindings
+
+
+def _check_ringbufs(program: Program, state: Mapping[str, StateObject]) -> list[tuple[RingBufDecl, RingBuf[Struct]]]:
+    """Pair each ring-buffer declaration with its RingBuf, checking it before anything is loaded."""
+    out: list[tuple[RingBufDecl, RingBuf[Struct]]] = []
+    for decl in program.ringbufs:
+        obj = state.get(decl.name)
+        if not isinstance(obj, RingBuf) or obj.record is not decl.record.cls or obj.size != decl.size:
+            raise StateBindingError(f"{decl.name!r} is a RingBuf of {decl.record.cls.__name__} records "
+                                    f"({decl.size} bytes) in the program but the state object is {obj!r}")
+        if obj.bound:
+            raise StateBindingError(f"{decl.name!r} is already bound to a loaded program; close that "
+                                    "program first")
+        out.append((decl, obj))
+    return out
+
+
+def _bind_ringbufs(obj: BpfObject, wanted: list[tuple[RingBufDecl, RingBuf[Struct]]]) -> list[RingBuf[Struct]]:
+    """Attach a libbpf ring-buffer reader to each RingBuf (all or none)."""
+    bound: list[RingBuf[Struct]] = []
+    try:
+        for decl, rb in wanted:
+            try:
+                kmap = obj.kernel_map(decl.name)
+            except KeyError:
+                raise StateBindingError(f"the compiled object has no ring buffer {decl.name!r}") from None
+            if kmap.map_type != MapKind.RINGBUF.value:
+                raise StateBindingError(f"map {decl.name!r} has kernel type {kmap.map_type}, expected "
+                                        f"{MapKind.RINGBUF.value} (RINGBUF)")
+            rb.bind_ringbuf(RingBufReader(kmap.fd, rb.record, decl.name))
+            bound.append(rb)
+    except BaseException:
+        for rb in bound:
+            rb.unbind_ringbuf()
+        raise
+    return bound

@@ -7,7 +7,11 @@ translate between the raw values the DSL computes with (ints, with float as its 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
+import math
+import time
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -22,9 +26,9 @@ from pybpfdsl.lang.state import (
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.runtime.kernel_map import KernelMap
-from pybpfdsl.runtime.libbpf import get_libbpf
+from pybpfdsl.runtime.libbpf import RING_BUFFER_SAMPLE_FN, get_libbpf, get_ring_buffer_lib
 
-__all__ = ["GlobalBacking", "MapBacking", "sum_raw"]
+__all__ = ["GlobalBacking", "MapBacking", "RingBufReader", "sum_raw"]
 
 # Errors that mean "this update cannot be stored" (map full, key out of an array's range), which the
 # state objects report as False like the pure-Python maps do; anything else is a real failure.
@@ -186,3 +190,68 @@ class GlobalBacking:
 
     def __repr__(self) -> str:
         return f"<GlobalBacking {self.section_map.name!r}+{self.offset} {self.type!r}>"
+
+
+class RingBufReader:
+    """A `lang.state.RingBufConsumer` over a kernel ring-buffer map, through libbpf's `ring_buffer`.
+
+    Each record is decoded with `record.from_bytes` (host order, C layout) by the sample callback, which
+    libbpf calls synchronously inside `fetch`. The map fd is borrowed (the object owning it must outlive
+    the reader); `close` frees the libbpf consumer.
+    """
+
+    def __init__(self, map_fd: int, record: type[Struct], name: str = "") -> None:
+        self.record = record
+        self.name = name
+        self._lib = get_ring_buffer_lib()
+        self._batch: list[Struct] = []
+        self._error: Exception | None = None
+        self._callback = RING_BUFFER_SAMPLE_FN(self._sample)  # must live as long as the consumer
+        self._rb: int | None = self._lib.new(map_fd, self._callback)
+
+    def _sample(self, ctx: int | None, data: int | None, size: int) -> int:
+        # Exceptions must not unwind into libbpf: the first is kept and raised by fetch. Returning 0
+        # keeps consuming (a negative value would stop libbpf after consuming this record anyway).
+        try:
+            if size != self.record.size() or not data:
+                raise ValueError(f"ring buffer {self.name!r}: a {size}-byte record, expected "
+                                 f"{self.record.__name__} ({self.record.size()} bytes)")
+            self._batch.append(self.record.from_bytes(ctypes.string_at(data, size)))
+        except Exception as exc:  # re-raised by fetch
+            if self._error is None:
+                self._error = exc
+        return 0
+
+    def fetch(self, timeout: float | None) -> list[Struct]:
+        """Consume the available records; with a `timeout` (seconds), wait up to that long for one."""
+        rb = self._rb
+        if rb is None:
+            raise ValueError(f"ring buffer reader {self.name!r} is closed")
+        self._batch = []
+        self._lib.consume(rb)
+        if timeout:
+            deadline = time.monotonic() + timeout
+            while not self._batch and (left := deadline - time.monotonic()) > 0:
+                try:
+                    self._lib.poll(rb, max(1, math.ceil(left * 1000)))
+                except InterruptedError:
+                    continue
+        batch, self._batch = self._batch, []
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        return batch
+
+    def close(self) -> None:
+        """Free the libbpf consumer (idempotent)."""
+        rb, self._rb = self._rb, None
+        if rb is not None:
+            self._lib.free(rb)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # __del__ must never raise
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._rb is None else "open"
+        return f"<RingBufReader {self.name!r} {self.record.__name__} {state}>"

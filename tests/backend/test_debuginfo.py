@@ -439,5 +439,5 @@ def test_missing_bpf_target_is_reported(monkeypatch: pytest.MonkeyPatch) -> None
         raise RuntimeError(f"No available targets are compatible with triple {triple}")
 
     monkeypatch.setattr(object_emit.llvm.Target, "from_triple", no_target)
-    with pytest.raises(BpfTargetMissing, match="llvmlite==0.50"):
+    with pytest.raises(BpfTargetMissing, match=r"llvmlite==0\.50"):
         emit_bpf_object(build_demo())

@@ -344,6 +344,19 @@ def globals_ops(pkt: Packet) -> int:
 
 
 @xdp
+def int_division(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    big = i64(ip4.src) * 1000003 - 7          # up to ~4e15: far beyond the float range before dividing
+    small = i64(ip4.id) - 300                   # may be zero or negative
+    ratio.value = big / 1000000000 - big / 4294967296
+    per = pkt.len / small
+    acc.value = u64(ratio.value) ^ u64(per * 1000.0)
+    return XDP_DROP if per < 0.0 else XDP_PASS
+
+
+@xdp
 def randomness(pkt: Packet) -> int:
     r = randint(1, 6)
     acc.value += u64(r)
@@ -355,5 +368,6 @@ def randomness(pkt: Packet) -> int:
 
 
 DETERMINISTIC = [int_arith, signed_arith, float_ops, branches, matching, loops, tuples_and_constants,
-                 helpers_inlined, header_fields, payload_reads, hash_maps, lru_and_arrays, struct_maps, globals_ops]
+                 helpers_inlined, header_fields, payload_reads, hash_maps, lru_and_arrays, struct_maps, globals_ops,
+                 int_division]
 WITH_HELPERS = [randomness]

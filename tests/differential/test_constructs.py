@@ -1,4 +1,5 @@
-"""Every construct agrees in pure Python, the IR interpreter and the kernel: on hand-picked packets and on
+"""Every construct agrees in pure Python, the IR interpreter, the bytecode interpreter and the kernel:
+on hand-picked packets and on
 ≥ 2,000 generated packets per program (40 sequences of 50 packets, state carried along each sequence)."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.strategies import packets
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
-ALL = ("python", "ir", "kernel") if KERNEL else ("python", "ir")
+ALL = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
 
 HAND_PICKED = [
     bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", ttl=64, id=0) / UDP(sport=53, dport=80)
@@ -77,7 +78,7 @@ def test_programs_with_helpers_agree_with_fixed_helpers(prog) -> None:  # type: 
         reset_state(constructs)
         rng = pyrandom.Random(seed)
         randoms = [rng.getrandbits(32) for _ in range(500)]
-        mismatch = compare(prog, batch, executions=("python", "ir"),
+        mismatch = compare(prog, batch, executions=("python", "ir", "bytecode"),
                            helpers=lambda: FixedHelpers(random=randoms, clock_ns=seed, clock_step_ns=977))
         assert mismatch is None, str(mismatch)
 

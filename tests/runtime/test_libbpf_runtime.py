@@ -273,7 +273,7 @@ def test_hash_and_percpu_maps() -> None:
         m.update_percpu(key, values)
         assert m.lookup_percpu(key) == values
         with pytest.raises(ValueError, match="per-CPU values"):
-            m.update_percpu(key, values + [bytes(4)])
+            m.update_percpu(key, [*values, bytes(4)])
     finally:
         os.close(fd)
 

@@ -1,0 +1,285 @@
+"""The `pybpfdsl` command line: compile, inspect, run and attach `@xdp` programs without a Python shell.
+
+    pybpfdsl compile FILE[:FUNC] -o out.o      a standard BPF object (libbpf, bpftool, ip link)
+    pybpfdsl disasm FILE[:FUNC]                bytecode, each group under its Python line
+    pybpfdsl ir FILE[:FUNC]                    the DSL's IR (or --llvm)
+    pybpfdsl run FILE:FUNC --packet HEX        run in the kernel (BPF_PROG_TEST_RUN) or --python
+    pybpfdsl maps FILE:FUNC                    the program's Globals and maps as loaded into the kernel
+    pybpfdsl attach FILE:FUNC DEV              attach to an interface, show live state until Ctrl-C
+    pybpfdsl detach DEV                        remove the XDP program from an interface
+    pybpfdsl status [DEV]                      which XDP programs are attached where
+
+Exit codes: 0 success, 1 the program or an input is wrong (compile error, verifier rejection, unreadable
+file), 2 the command line is wrong (unknown program, malformed argument). User errors print a
+diagnostic, not a traceback; `--debug` adds the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+
+from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, format_exception_chain, positive_int
+from pybpfdsl.cli_output import style_for
+
+__all__ = ["build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+_TARGET_HELP = ("the Python file and, after a colon, the @xdp function (or program) name; FUNC may be left "
+                "out when the file defines exactly one program")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str,
+             examples: Sequence[str], handler: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=summary, description=textwrap.dedent(description).strip(),
+                       epilog=_examples(*examples), formatter_class=_Formatter)
+    p.set_defaults(handler=handler)
+    # Also accepted after the command name; SUPPRESS keeps a value given before it.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="print the traceback of internal errors")
+    return p
+
+
+def _json_flag(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"print {what} as JSON (for scripts)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pybpfdsl",
+        description="Compile, inspect, run and attach pybpfdsl @xdp programs (typed Python -> eBPF/XDP).",
+        epilog=_examples(
+            "pybpfdsl compile examples/port_acl.py -o port_acl.o",
+            "pybpfdsl disasm examples/rate_limiter.py",
+            "pybpfdsl run filter.py:drop_telnet --packet 'ffffffffffff 000000000000 0800 ...'",
+            "pybpfdsl attach filter.py:drop_telnet eth0 --mode skb",
+            "pybpfdsl status",
+        ) + "\n\nexit codes: 0 ok, 1 program or input error, 2 usage error",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="print the traceback of internal errors")
+    from pybpfdsl import __version__
+
+    parser.add_argument("--version", action="version", version=f"pybpfdsl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    sub.required = True
+
+    p = _command(sub, "compile", "compile a program to a BPF object file", """
+        Compile an @xdp program to a BPF ELF object (section "xdp", BTF and line info included) that
+        libbpf, bpftool and `ip link set dev DEV xdp obj FILE.o sec xdp` can load. Prints the sizes at
+        each stage.""", [
+        "pybpfdsl compile filter.py -o filter.o",
+        "pybpfdsl compile filter.py:drop_telnet -o drop_telnet.o --cpu v2",
+        "pybpfdsl compile filter.py:drop_telnet --json",
+    ], "compile")
+    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    p.add_argument("-o", "--output", metavar="OUT.o", help="the object file to write (default: PROGRAM.o)")
+    p.add_argument("--cpu", choices=("v1", "v2", "v3", "v4"), help="BPF ISA version (default: the program's)")
+    _json_flag(p, "the sizes")
+
+    p = _command(sub, "disasm", "show the BPF bytecode under the Python lines it came from", """
+        Disassemble the compiled program in the kernel verifier's syntax. Before the first instruction
+        of each new Python line, that line is shown as `; <source>  (file.py:LINE)`, taken from the
+        object's BTF line info. The index is the instruction slot (lddw takes two), as in the verifier
+        log.""", [
+        "pybpfdsl disasm filter.py",
+        "pybpfdsl disasm filter.py:drop_telnet --no-source",
+        "pybpfdsl disasm filter.py --json | jq '.[] | select(.line == 12)'",
+    ], "disasm")
+    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    p.add_argument("--no-source", dest="source", action="store_false", help="leave out the Python lines")
+    p.add_argument("--cpu", choices=("v1", "v2", "v3", "v4"), help="BPF ISA version (default: the program's)")
+    _json_flag(p, "a list of {index, text, line} records")
+
+    p = _command(sub, "ir", "show the program's intermediate representation", """
+        Print the DSL's SSA IR after lowering (each instruction annotated with its Python line), or the
+        LLVM IR the backend generates (--llvm) or optimises (--optimized).""", [
+        "pybpfdsl ir filter.py",
+        "pybpfdsl ir filter.py:drop_telnet --llvm",
+    ], "ir")
+    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--llvm", action="store_true", help="LLVM IR as generated")
+    which.add_argument("--optimized", action="store_true", help="LLVM IR after optimisation")
+    _json_flag(p, "the IR text")
+
+    p = _command(sub, "run", "run a program on packets (kernel test run or pure Python)", """
+        Run the program on each packet with BPF_PROG_TEST_RUN: the action and the time come from the
+        kernel, and a packet the program changed is reported as modified. With --python the same
+        function runs in pure Python with the DSL's semantics instead (no kernel needed). State
+        starts from the values the file declares.""", [
+        "pybpfdsl run filter.py:drop_telnet --packet 00112233445566778899aabb0800450000...",
+        "pybpfdsl run filter.py --pcap capture.pcap --repeat 1000",
+        "pybpfdsl run filter.py --pcap capture.pcap --python --state --json",
+    ], "run")
+    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--packet", metavar="HEX", action="append",
+                     help="a packet as hex, from the Ethernet header on (spaces and colons allowed); repeatable")
+    src.add_argument("--pcap", metavar="FILE", help="run on every packet of a pcap file (read with scapy)")
+    p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+                   help="run each packet N times; the time shown is the average (default 1)")
+    p.add_argument("--python", action="store_true", help="run in pure Python instead of the kernel")
+    p.add_argument("--state", action="store_true", help="also show the Globals and maps after the run")
+    _json_flag(p, "a list of per-packet results")
+
+    p = _command(sub, "maps", "show a program's Globals and maps as loaded into the kernel", """
+        Compile and load the program, then list its state objects as the kernel holds them: each
+        Global's value and each map's entries (zero elements of arrays are left out unless --all).
+        With --pinned PATH, read a map pinned in bpffs instead: keys and values are shown as hex,
+        or decoded when FILE[:FUNC] is also given and has a map of that name.""", [
+        "pybpfdsl maps examples/per_source_counters.py",
+        "pybpfdsl maps --pinned /sys/fs/bpf/counters",
+        "pybpfdsl maps filter.py:drop_telnet --pinned /sys/fs/bpf/drop_telnet/seen --json",
+    ], "maps")
+    p.add_argument("target", metavar="FILE[:FUNC]", nargs="?", help=_TARGET_HELP)
+    p.add_argument("--pinned", metavar="PATH", help="read the map pinned at PATH instead")
+    p.add_argument("--all", action="store_true", help="list zero array elements too")
+    _json_flag(p, "the state")
+
+    p = _command(sub, "attach", "attach a program to a network interface", """
+        Load the program and attach it to DEV. Without --pin it stays in the foreground showing the
+        Globals and map contents, refreshed every second, until Ctrl-C (or SIGTERM); then it
+        detaches. With --pin the link is pinned at PATH (on bpffs) and the program's maps under
+        PATH_maps/, so that they outlive the command, which prints what it did and exits; read a map
+        with `pybpfdsl maps --pinned PATH_maps/NAME`, remove everything with `pybpfdsl detach DEV`.""", [
+        "pybpfdsl attach filter.py:drop_telnet eth0",
+        "pybpfdsl attach filter.py eth0 --mode skb --interval 5",
+        "pybpfdsl attach filter.py:drop_telnet eth0 --pin /sys/fs/bpf/drop_telnet",
+    ], "attach")
+    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    p.add_argument("dev", metavar="DEV", help="the network interface, e.g. eth0")
+    p.add_argument("--mode", choices=("auto", "skb", "native"), default="auto",
+                   help="native (driver) or skb (generic) XDP; auto tries native first (default)")
+    p.add_argument("--pin", metavar="PATH", help="pin the link at PATH (on bpffs), the maps under PATH_maps/, and exit")
+    p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                   help="refresh period of the live table (default 1)")
+    p.add_argument("--all", action="store_true", help="list zero array elements too")
+
+    p = _command(sub, "detach", "remove the XDP program from a network interface", """
+        Detach whatever XDP program is attached to DEV (also one attached with --pin, whose pins are
+        removed).""", ["pybpfdsl detach eth0"], "detach")
+    p.add_argument("dev", metavar="DEV", help="the network interface")
+
+    p = _command(sub, "status", "show which XDP programs are attached to which interfaces", """
+        List the XDP programs attached to DEV, or to every interface: interface, mode (native, skb,
+        hw), program id and name, BPF link id, and the bpffs paths it is pinned at, if any. Asks the
+        kernel through libbpf's bpf_xdp_query, or parses `ip -j link` if libbpf is unavailable.""", [
+        "pybpfdsl status",
+        "pybpfdsl status eth0 --json",
+    ], "status")
+    p.add_argument("dev", metavar="DEV", nargs="?", help="only this interface")
+    _json_flag(p, "the attachments")
+    return parser
+
+
+def _handler(name: str) -> Handler:
+    if name in ("compile", "disasm", "ir"):
+        from pybpfdsl.cli_commands import build
+
+        return {"compile": build.cmd_compile, "disasm": build.cmd_disasm, "ir": build.cmd_ir}[name]
+    if name == "run":
+        from pybpfdsl.cli_commands.run import cmd_run
+
+        return cmd_run
+    if name == "maps":
+        from pybpfdsl.cli_commands.maps import cmd_maps
+
+        return cmd_maps
+    from pybpfdsl.cli_commands import attach_cmds
+
+    return {"attach": attach_cmds.cmd_attach, "detach": attach_cmds.cmd_detach,
+            "status": attach_cmds.cmd_status}[name]
+
+
+def _print_error(text: str, hint: str | None = None) -> None:
+    st = style_for(sys.stderr)
+    lines = text.splitlines() or [""]
+    first = lines[0]
+    # Diagnostics already carrying "error:" (file:line: error: ...) keep their form.
+    if "error:" not in first:
+        first = f"{st.error('error:')} {first}"
+    else:
+        head, _, rest = first.partition("error:")
+        first = f"{st.bold(head)}{st.error('error:')}{rest}"
+    print("\n".join([first, *lines[1:]]), file=sys.stderr)
+    if hint:
+        print(f"{st.bold('hint:')} {hint}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly without a second error at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_FAILURE
+    except Exception as exc:
+        st = style_for(sys.stderr)
+        print(f"{st.error('internal error:')} {type(exc).__name__}: {exc}", file=sys.stderr)
+        if debug:
+            print(format_exception_chain(exc), file=sys.stderr, end="")
+        else:
+            print("(run with --debug for the traceback; this is probably a pybpfdsl bug)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from pybpfdsl import InternalCompilerError
+    from pybpfdsl.lang.errors import DslError
+    from pybpfdsl.runtime.bpf_object import LoadError
+    from pybpfdsl.runtime.errors import StateBindingError
+    from pybpfdsl.runtime.libbpf import LibbpfMissing
+
+    debug = bool(getattr(args, "debug", False))
+    try:
+        return _handler(args.handler)(args)
+    except CliError as exc:
+        _print_error(exc.message, exc.hint)
+        if debug and exc.__cause__ is not None:
+            print(format_exception_chain(exc.__cause__), file=sys.stderr, end="")
+        return exc.code
+    except DslError as exc:
+        _print_error(exc.render())
+        return EXIT_FAILURE
+    except LoadError as exc:
+        # KernelVerifierError's message leads with the Python line; other load errors carry libbpf's log.
+        _print_error(str(exc))
+        return EXIT_FAILURE
+    except (StateBindingError, LibbpfMissing) as exc:
+        _print_error(str(exc))
+        return EXIT_FAILURE
+    except InternalCompilerError as exc:
+        _print_error(f"internal compiler error: {exc}")
+        if debug:
+            print(format_exception_chain(exc), file=sys.stderr, end="")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

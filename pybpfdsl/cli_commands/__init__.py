@@ -1,0 +1,1 @@
+"""The commands of the `pybpfdsl` command line (see `pybpfdsl.cli`), one module per group."""

@@ -1,0 +1,94 @@
+"""`pybpfdsl maps`: a program's state objects as the kernel holds them, or a pinned map's raw contents."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, load_target
+from pybpfdsl.cli_commands.kernel_query import KernelQueryError, PinnedMap, read_pinned_map
+from pybpfdsl.cli_commands.state_view import json_value, snapshot, state_table, text_value
+from pybpfdsl.cli_output import Table, print_json, style_for
+from pybpfdsl.lang.state import BpfMap, PerCpuArray, StateObject, decode, type_size
+
+__all__ = ["cmd_maps"]
+
+
+def cmd_maps(args: argparse.Namespace) -> int:
+    if args.pinned:
+        return _pinned(args)
+    if not args.target:
+        raise CliError("maps needs FILE[:FUNC] or --pinned PATH", EXIT_USAGE)
+    target = load_target(args.target)
+    program = target.program
+    state = program.lower().state
+    loaded = program.load()
+    try:
+        snap = snapshot(state, show_all=args.all)
+    finally:
+        loaded.close()
+    if args.json:
+        print_json({"program": program.name, "state": snap.to_json()})
+        return 0
+    st = style_for()
+    if not snap.entries:
+        print(f"{target.label}: the program uses no Globals or maps")
+        return 0
+    print(f"{target.label}: state in the kernel after loading")
+    print(state_table(snap.entries).render(st))
+    return 0
+
+
+def _matching_state(args: argparse.Namespace, pinned: PinnedMap) -> BpfMap | None:
+    """The state object of FILE[:FUNC] whose (kernel, 15-character) name matches the pinned map's."""
+    if not args.target:
+        return None
+    state: dict[str, StateObject] = load_target(args.target).program.lower().state
+    for name, obj in state.items():
+        if isinstance(obj, BpfMap) and name[:15] == pinned.name and (
+                type_size(obj.key_type) == pinned.key_size and type_size(obj.value_type) == pinned.value_size):
+            return obj
+    return None
+
+
+def _pinned(args: argparse.Namespace) -> int:
+    try:
+        pinned = read_pinned_map(args.pinned)
+    except KernelQueryError as exc:
+        raise CliError(str(exc)) from None
+    typed = _matching_state(args, pinned)
+
+    def key_of(raw: bytes) -> Any:
+        return decode(raw, typed.key_type) if typed is not None else raw.hex()
+
+    def value_of(raws: list[bytes]) -> Any:
+        if typed is None:
+            return [r.hex() for r in raws] if pinned.percpu else raws[0].hex()
+        values = [decode(r, typed.value_type) for r in raws]
+        if isinstance(typed, PerCpuArray) or pinned.percpu:
+            return values
+        return values[0]
+
+    rows = [(key_of(k), value_of(v)) for k, v in pinned.entries]
+    if typed is not None and pinned.map_type == 2 and not args.all:  # arrays: skip zero elements
+        zero = bytes(pinned.value_size)
+        rows = [row for row, (_, raws) in zip(rows, pinned.entries) if any(r != zero for r in raws)]
+    if args.json:
+        print_json({
+            "path": pinned.path, "name": pinned.name, "id": pinned.map_id, "type": pinned.type_name,
+            "key_size": pinned.key_size, "value_size": pinned.value_size, "max_entries": pinned.max_entries,
+            "decoded": typed is not None,
+            "entries": [{"key": json_value(k), "value": json_value(v)} for k, v in rows],
+        })
+        return 0
+    st = style_for()
+    how = f"decoded as {typed.name or 'state object'}" if typed is not None else "raw hex, little-endian as stored"
+    print(f"{pinned.path}: map {pinned.name!r} (id {pinned.map_id}, {pinned.type_name}, key {pinned.key_size} B, "
+          f"value {pinned.value_size} B, max {pinned.max_entries}) — {how}")
+    table = Table(["KEY", "VALUE"], [">", ">"] if typed is not None else ["<", "<"])
+    for k, v in rows:
+        table.add(text_value(k), text_value(v))
+    if not rows:
+        table.add("", "(empty)")
+    print(table.render(st))
+    return 0

@@ -1,0 +1,179 @@
+"""Fixtures of the command-line tests: small DSL files written into tmp_path, and ways to run the CLI.
+
+`cli(*args)` runs `python -m pybpfdsl ARGS` in a subprocess (stdout and stderr are pipes, so the output
+must be plain); `call(*args)` runs `pybpfdsl.cli.main` in this process and captures its output.
+Tests that load programs need bpf(): they are marked with `needs_bpf`, which skips them with the reason
+where the kernel (or libbpf) is unavailable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pybpfdsl.cli import main
+from pybpfdsl.program import CompiledProgram, XdpProgram
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+
+BPF_OK, BPF_REASON = kernel_bpf_available()
+needs_bpf = pytest.mark.skipif(not BPF_OK, reason=f"bpf() unavailable: {BPF_REASON}")
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+COUNTER_SRC = '''
+from pybpfdsl import XDP_DROP, XDP_PASS, Array, Global, HashMap, Packet, u16, u64, xdp
+
+dropped = Global(u64, 0)
+per_port = HashMap(u16, u64, max_entries=64)
+slots = Array(u64, 8)
+
+per_port[80] = 5
+slots[2] = 9
+
+
+@xdp
+def drop_telnet(pkt: Packet) -> int:
+    tcp = pkt.tcp
+    if tcp is None:
+        return XDP_PASS
+    if tcp.dport == 23:
+        dropped.value += 1
+        slots[1] += 1
+        return XDP_DROP
+    per_port[tcp.dport] = per_port.get(tcp.dport, 0) + 1
+    return XDP_PASS
+'''
+
+TWO_PROGRAMS_SRC = '''
+from pybpfdsl import XDP_DROP, XDP_PASS, Packet, xdp
+
+
+@xdp
+def allow_all(pkt: Packet) -> int:
+    return XDP_PASS
+
+
+@xdp(name="deny")
+def deny_all(pkt: Packet) -> int:
+    return XDP_DROP
+'''
+
+DSL_ERROR_SRC = '''
+from pybpfdsl import XDP_PASS, Packet, xdp
+
+
+@xdp
+def broken(pkt: Packet) -> int:
+    items = [1, 2]
+    return XDP_PASS
+'''
+
+SYNTAX_ERROR_SRC = '''
+from pybpfdsl import XDP_PASS, Packet, xdp
+
+@xdp
+def broken(pkt: Packet) -> int
+    return XDP_PASS
+'''
+
+IMPORT_ERROR_SRC = '''
+from pybpfdsl import XDP_PASS, Packet, xdp
+
+LIMIT = undefined_name + 1
+'''
+
+
+def _ether(ethertype: int, payload: bytes) -> bytes:
+    return bytes.fromhex("ffffffffffff" "020000000001") + ethertype.to_bytes(2, "big") + payload
+
+
+def tcp_packet(dport: int) -> bytes:
+    """An Ethernet/IPv4/TCP SYN to `dport` (checksums zero: the programs do not look at them)."""
+    tcp = (1234).to_bytes(2, "big") + dport.to_bytes(2, "big") + bytes(8) + bytes([0x50, 0x02]) + bytes(6)
+    ip = bytes([0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+    return _ether(0x0800, ip + tcp)
+
+
+TELNET_HEX = tcp_packet(23).hex()
+HTTP_HEX = tcp_packet(80).hex()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def write(tmp_path: Path, name: str, source: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source).lstrip())
+    return path
+
+
+@pytest.fixture
+def counter_file(tmp_path: Path) -> Path:
+    return write(tmp_path, "counter.py", COUNTER_SRC)
+
+
+@pytest.fixture
+def two_file(tmp_path: Path) -> Path:
+    return write(tmp_path, "two.py", TWO_PROGRAMS_SRC)
+
+
+@pytest.fixture
+def cli() -> Callable[..., Result]:
+    def run(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+        full_env = dict(os.environ)
+        full_env.pop("NO_COLOR", None)
+        full_env.update(env or {})
+        proc = subprocess.run([sys.executable, "-m", "pybpfdsl", *map(str, args)], capture_output=True,
+                              text=True, env=full_env, timeout=timeout, check=False)
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def call(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    def run(*args: str | Path) -> Result:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors and --help
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def _corrupt_first_insn(elf: bytes) -> bytes:
+    from elftools.elf.elffile import ELFFile
+
+    section = ELFFile(io.BytesIO(elf)).get_section_by_name("xdp")
+    assert section is not None
+    offset = int(section["sh_offset"])
+    bad = bytes([0x79, 0x90, 0, 0, 0, 0, 0, 0])  # r0 = *(u64 *)(r9 +0): r9 was never written
+    return elf[:offset] + bad + elf[offset + 8:]
+
+
+@pytest.fixture
+def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    original = XdpProgram.compile
+
+    def compile_broken(self: XdpProgram, **kwargs: object) -> CompiledProgram:
+        compiled = original(self, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(compiled, elf=_corrupt_first_insn(compiled.elf))
+
+    monkeypatch.setattr(XdpProgram, "compile", compile_broken)
+    yield

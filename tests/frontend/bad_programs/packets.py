@@ -1,0 +1,114 @@
+"""Wrong programs: packet access (headers that may be absent, unknown fields, writes, payload reads).
+
+Each `@xdp` function is deliberately wrong; the line marked `# error: ...` is where the frontend must
+report it (see tests/frontend/test_bad_input.py).
+"""
+# ruff: noqa
+
+from pybpfdsl import XDP_DROP, XDP_PASS, Packet, Struct, u16, u32, xdp
+
+
+class Rpc(Struct):
+    magic: u32
+    method: u16
+
+
+@xdp
+def field_without_none_check(pkt: Packet) -> int:
+    if pkt.ipv4.src == 0x0A000001:  # error: `pkt.ipv4` may be None here | hint: if pkt.ipv4 is None: return XDP_PASS
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def ethernet_without_none_check(pkt: Packet) -> int:
+    kind = pkt.eth.type  # error: `pkt.eth` may be None here (the packet may have no eth header)
+    return XDP_PASS
+
+
+@xdp
+def local_header_without_none_check(pkt: Packet) -> int:
+    tcp = pkt.tcp
+    port = tcp.dport  # error: `tcp` may be None here | hint: if tcp is None
+    return XDP_PASS
+
+
+@xdp
+def unknown_header_field(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    addr = ip4.saddr  # error: the ipv4 header has no field `saddr` | hint: src, dst
+    return XDP_PASS
+
+
+@xdp
+def unknown_packet_attribute(pkt: Packet) -> int:
+    tag = pkt.vlan  # error: the packet has no attribute `vlan` | hint: pkt.len, pkt.eth
+    return XDP_PASS
+
+
+@xdp
+def payload_byte_in_arithmetic(pkt: Packet) -> int:
+    total = pkt.payload[0] + 1  # error: `pkt.payload[0]` may be None here | hint: is None
+    return XDP_PASS
+
+
+@xdp
+def payload_byte_as_condition(pkt: Packet) -> int:
+    if pkt.payload[0]:  # error: the truth of a u8 value or None is ambiguous | hint: is not None
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def payload_index_is_float(pkt: Packet) -> int:
+    b = pkt.payload[1.5]  # error: a payload index must be an integer, not float
+    return XDP_PASS
+
+
+@xdp
+def record_from_payload_without_check(pkt: Packet) -> int:
+    rpc = pkt.payload.read(Rpc, 0)
+    if rpc.magic == 0xCAFE:  # error: `rpc` may be None here
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def payload_read_of_a_scalar_type(pkt: Packet) -> int:
+    word = pkt.payload.read(u32, 0)  # error: the first argument of read() must be a Struct class
+    return XDP_PASS
+
+
+@xdp
+def payload_read_without_offset(pkt: Packet) -> int:
+    rpc = pkt.payload.read(Rpc)  # error: write `pkt.payload.read(StructType, offset)`
+    return XDP_PASS
+
+
+@xdp
+def assign_to_a_header_field(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.ttl = 1  # error: cannot assign to `ip4.ttl` | hint: read-only
+    return XDP_TX
+
+
+@xdp
+def assign_to_packet_length(pkt: Packet) -> int:
+    pkt.len = 64  # error: cannot assign to `pkt.len`
+    return XDP_PASS
+
+
+@xdp
+def len_of_the_packet(pkt: Packet) -> int:
+    n = len(pkt)  # error: len() is not supported | hint: pkt.len
+    return XDP_PASS
+
+
+@xdp
+def header_used_as_a_number(pkt: Packet) -> int:
+    n = pkt.tcp + 1  # error: expected a number, but `pkt.tcp` is the tcp header or None
+    return XDP_PASS
