@@ -65,7 +65,8 @@ ETH_HLEN = 14
 DEFAULT_STEP_LIMIT = 1_000_000
 MAX_CALL_DEPTH = 8
 
-EINVAL, ENOENT, EEXIST, E2BIG = 22, 2, 17, 7
+EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN = 22, 2, 17, 7, 11
+RINGBUF_RECORD_HEADER = 8  # the kernel's per-record header in a ring buffer
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 XDP_ABORTED, XDP_REDIRECT = 0, 4
 
@@ -170,6 +171,7 @@ class InterpMap:
     max_entries: int
     entries: dict[bytes, Region] = field(default_factory=dict)
     records: list[bytes] = field(default_factory=list)
+    ringbuf_used: int = 0  # bytes taken by records nobody has consumed yet (ring buffers only)
     readonly: bool = False
     base: int = field(default_factory=_fresh_base)
 
@@ -664,7 +666,13 @@ def _h_adjust_head(m: _Machine, args: list[Value]) -> Value:
 
 def _h_ringbuf_output(m: _Machine, args: list[Value]) -> Value:
     mp = m.map_arg(args[0])
-    mp.records.append(m.read_bytes(args[1], _scalar(args[2])))
+    data = m.read_bytes(args[1], _scalar(args[2]))
+    # The kernel reserves the record plus its header, rounded to 8 bytes, and keeps one byte free.
+    footprint = (len(data) + RINGBUF_RECORD_HEADER + 7) // 8 * 8
+    if mp.ringbuf_used + footprint > mp.max_entries - 1:
+        return _errno(-EAGAIN)
+    mp.ringbuf_used += footprint
+    mp.records.append(data)
     return 0
 
 
@@ -796,10 +804,13 @@ def _section_bytes(elf: BpfElf, name: str) -> bytes:
 
 
 def _load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping[str, StateObject]) -> None:
-    from pybpfdsl.lang.state import BpfMap, Global, encode
+    from pybpfdsl.lang.state import BpfMap, Global, RingBuf, encode
 
     for name, obj in state.items():
-        if isinstance(obj, Global) and name in image.variables:
+        if isinstance(obj, RingBuf) and name in maps:
+            # Records still pending in the Python-side buffer take space, as unconsumed kernel records do.
+            maps[name].ringbuf_used = len(obj.records) * obj.footprint
+        elif isinstance(obj, Global) and name in image.variables:
             sec, off, sz = image.variables[name]
             data = maps[sec].entries[InterpMap.index_key(0)].data
             data[off:off + (sz or obj.type.size)] = encode(obj.raw_get(), obj.type)
@@ -812,10 +823,13 @@ def _load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping
 
 
 def _store_state(image: BytecodeImage, maps: Mapping[str, InterpMap], state: Mapping[str, StateObject]) -> None:
-    from pybpfdsl.lang.state import Array, BpfMap, Global, decode
+    from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, decode
 
     for name, obj in state.items():
-        if isinstance(obj, Global) and name in image.variables:
+        if isinstance(obj, RingBuf) and name in maps:
+            for record in maps[name].records:
+                obj.raw_output(obj.record.from_bytes(record))
+        elif isinstance(obj, Global) and name in image.variables:
             sec, off, sz = image.variables[name]
             data = maps[sec].entries[InterpMap.index_key(0)].data
             raw = decode(bytes(data[off:off + (sz or obj.type.size)]), obj.type)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pybpfdsl.cli_output import Table
-from pybpfdsl.lang.state import Array, BpfMap, Global, PerCpuArray, StateObject, ValueType, zero_value
+from pybpfdsl.lang.state import Array, BpfMap, Global, PerCpuArray, RingBuf, StateObject, ValueType, zero_value
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 
@@ -85,6 +85,8 @@ class StateSnapshot:
 def _kind(obj: StateObject) -> str:
     if isinstance(obj, Global):
         return f"Global({obj.type})"
+    if isinstance(obj, RingBuf):
+        return f"RingBuf({obj.record.__name__}, {obj.size})"
     assert isinstance(obj, BpfMap)
     if isinstance(obj, Array):
         return f"{obj.kind_name}({_type_name(obj.value_type)}, {obj.max_entries})"
@@ -95,6 +97,14 @@ def _entry(name: str, obj: StateObject, show_all: bool, limit: int) -> StateEntr
     entry = StateEntry(name, _kind(obj))
     if isinstance(obj, Global):
         entry.rows.append((None, obj.value))
+        return entry
+    if isinstance(obj, RingBuf):
+        # Events are read (and consumed) with poll(); the view shows what is pending, by position.
+        pending = obj.records
+        for index, record in enumerate(pending[:limit]):
+            entry.rows.append((index, record))
+        entry.hidden = max(0, len(pending) - limit)
+        entry.note = f"{len(pending)} pending events (poll() consumes them)"
         return entry
     assert isinstance(obj, BpfMap)
     if isinstance(obj, Array):

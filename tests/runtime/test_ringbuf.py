@@ -14,6 +14,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from pybpfdsl import XDP_DROP, XDP_PASS, Global, Packet, RingBuf, Struct, now_ns, u16, u32, u64, xdp
+from pybpfdsl.bpf.interpreter import run_bytecode
 from pybpfdsl.differential import compare, run_kernel
 from pybpfdsl.runtime.errors import StateBindingError
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
@@ -148,6 +149,10 @@ def test_python_side_buffer_and_kernel_agree_on_capacity() -> None:
     with log_requests.load() as loaded:
         kernel_actions = [loaded.run(_tcp(i)).action for i in range(fits + 2)]
     assert python_actions == kernel_actions
+    requests.poll()
+    compiled = log_requests.compile()
+    bytecode_actions = [run_bytecode(compiled, _tcp(i))[0] for i in range(fits + 2)]
+    assert bytecode_actions == kernel_actions
 
 
 def test_poll_waits_for_a_record_from_another_thread() -> None:
@@ -201,7 +206,7 @@ def _differential_packets() -> list[bytes]:
 
 def test_python_ir_and_kernel_emit_the_same_records_in_the_same_order() -> None:
     packets = _differential_packets()
-    assert compare(log_flows, packets, executions=("python", "ir", "kernel")) is None
+    assert compare(log_flows, packets, executions=("python", "ir", "bytecode", "kernel")) is None
     steps = run_kernel(log_flows, packets)
     records = steps[-1].state["flows"]
     assert isinstance(records, list)
