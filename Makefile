@@ -4,11 +4,20 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit env clean
+.PHONY: demo test lint typecheck unit env system-deps clean
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml
+# clang builds the C programs some tests compare against (objects not made by pybpfdsl). Installed from
+# the distribution when missing and we may; otherwise those tests skip and say why.
+system-deps:
+	@command -v clang >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing clang (apt-get)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+	  else echo "note: clang not found; tests that build C programs will skip"; fi; }
+
+$(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
