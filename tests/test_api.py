@@ -5,7 +5,12 @@ from __future__ import annotations
 import pybpfdsl
 from pybpfdsl import XDP_PASS, Global, Packet, u64, xdp
 
-CONTRACT = ["xdp", "Packet", "Struct", "Global", "HashMap", "LruHashMap", "Array", "PerCpuArray", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "DslError"]
+CONTRACT = [
+    "xdp", "Packet", "Struct", "Global", "HashMap", "LruHashMap", "Array", "PerCpuArray",
+    "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
+    "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id",
+    "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "DslError",
+]
 
 seen = Global(u64, 0)
 
