@@ -1471,6 +1471,10 @@ class Lowerer:
                 raise source.error(p, f"parameter `{p.arg}` of helper {fn.__name__} needs a type annotation",
                                    f"write `{p.arg}: u32` (or Packet, or a header, or a Struct)")
             new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee_scope)
+        if any(isinstance(v, PacketVal) for v in new_env.values()):
+            # The headers parsed so far (up front, in the entry block) dominate the call: the helper reads
+            # them instead of parsing again.
+            new_env.update({k: v for k, v in self.env.items() if k.startswith(packet_access.pseudo_local(""))})
         ret_ann = tree.returns
         if ret_ann is None:
             raise source.error(tree, f"helper {fn.__name__} needs a return annotation",
