@@ -12,7 +12,8 @@
         return XDP_PASS
 
 `drop_telnet(packet_bytes)` runs it in Python; `drop_telnet.compile()` gives the BPF object;
-`drop_telnet.load().run(packet_bytes)` runs it in the kernel. See docs/language.md.
+`drop_telnet.load().run(packet_bytes)` runs it in the kernel; `pybpfdsl.attach(drop_telnet, "eth0")` puts
+it on an interface. See docs/language.md.
 """
 
 from pybpfdsl._check_llvmlite import require_bpf_target
@@ -25,6 +26,7 @@ from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray,
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
 from pybpfdsl.program import CompiledProgram, XdpProgram, xdp
+from pybpfdsl.runtime.attach import AttachError, Attachment, attach, detach
 
 require_bpf_target()
 
@@ -37,4 +39,5 @@ __all__ = [
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XdpAction",
     "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG",
     "DslError", "SourceLocation", "CompiledProgram", "XdpProgram", "InternalCompilerError",
+    "attach", "detach", "Attachment", "AttachError",
 ]

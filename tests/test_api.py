@@ -10,6 +10,7 @@ CONTRACT = [
     "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
     "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "DslError",
+    "attach", "detach", "RingBuf",
 ]
 
 seen = Global(u64, 0)
