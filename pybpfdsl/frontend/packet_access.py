@@ -248,13 +248,15 @@ def parse_headers_up_front(lw: Lowerer, tree: ast.FunctionDef, packet_name: str)
     """
     used = _headers_named(lw, tree, {packet_name}, set())
     # A transport header's parse reads the network headers, and the payload's reads all of them: parse
-    # those first, so every later parse finds them remembered instead of parsing them again.
+    # those first, so every later parse finds them remembered instead of parsing them again. A parse is
+    # attributed to the first line that needs it, so line info (and the verifier log) point there.
     for attr, needs in _PARSE_NEEDS.items():
         if attr in used:
-            used |= needs
+            for dependency in needs:
+                used[dependency] = min(used.get(dependency, used[attr]), used[attr])
     for attr in PARSED_ATTRIBUTES:  # a fixed order keeps the IR stable
         if attr in used:
-            lw.set_line(tree)
+            lw.line = used[attr]
             packet_attribute(lw, tree, attr)  # type: ignore[arg-type]
 
 
@@ -266,19 +268,23 @@ _PARSE_NEEDS: dict[str, set[str]] = {
 
 
 def _headers_named(lw: Lowerer, tree: ast.FunctionDef, packet_names: set[str],
-                   seen: set[int]) -> set[str]:
-    """The packet attributes a function names, including in the @inline helpers it calls (to which the
-    packet is passed under any parameter name: every parameter counts, which at worst parses one header
-    more than needed)."""
+                   seen: set[int], call_line: int | None = None) -> dict[str, int]:
+    """The packet attributes a function names, with the first line naming each, including in the @inline
+    helpers it calls (to which the packet is passed under any parameter name: every parameter counts,
+    which at worst parses one header more than needed). Uses inside a helper count at `call_line`."""
     from pybpfdsl.frontend.resolve import classify, resolve_global
     from pybpfdsl.frontend.source import read_function
     from pybpfdsl.lang.errors import DslError
 
-    used: set[str] = set()
+    used: dict[str, int] = {}
+
+    def note(attr: str, line: int) -> None:
+        used[attr] = min(used.get(attr, line), line)
+
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute) and node.attr in PARSED_ATTRIBUTES
                 and isinstance(node.value, ast.Name) and node.value.id in packet_names):
-            used.add(node.attr)
+            note(node.attr, call_line if call_line is not None else node.lineno)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             try:
                 target = resolve_global(lw.scope.source.function, node.func.id, DslError)
@@ -292,7 +298,10 @@ def _headers_named(lw: Lowerer, tree: ast.FunctionDef, packet_names: set[str],
                 helper = read_function(fn)  # type: ignore[arg-type]
             except Exception:
                 continue
-            used |= _headers_named(lw, helper.tree, {a.arg for a in helper.tree.args.args}, seen)
+            inner = _headers_named(lw, helper.tree, {a.arg for a in helper.tree.args.args}, seen,
+                                   call_line if call_line is not None else node.lineno)
+            for attr, line in inner.items():
+                note(attr, line)
     return used
 
 
