@@ -188,22 +188,6 @@ def convert(x: Num, t: ScalarType) -> Num:
     return Num(t, arith.convert(x.v, x.t, t))
 
 
-def _exact_binary(op: BinOp, a: int, b: int) -> int:
-    """Constant arithmetic on untyped integers: exact, with the DSL's division rules."""
-    match op:
-        case BinOp.DIV:
-            return arith.binary(op, _WIDE, a, b)
-        case BinOp.MOD:
-            return arith.binary(op, _WIDE, a, b)
-        case BinOp.SHL:
-            return a << b if 0 <= b < 64 else 0
-        case BinOp.SHR:
-            return a >> b if 0 <= b < 64 else (0 if a >= 0 else -1)
-    return {BinOp.ADD: a + b, BinOp.SUB: a - b, BinOp.MUL: a * b, BinOp.AND: a & b, BinOp.OR: a | b,
-            BinOp.XOR: a ^ b}[op]
-
-
-_WIDE = ScalarType("wide", i64.kind, 256, True)
 
 
 def binary_in(op: BinOp, t: ScalarType, a: Num, b: Num) -> Num:
@@ -224,7 +208,7 @@ def binary(op: BinOp, a: Num, b: Num) -> Num:
             return const_num(r)
         return binary_in(op, FLOAT, a, b)
     if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
-        return const_num(_exact_binary(op, int(a.c), int(b.c)))
+        return const_num(arith.fold_untyped(op, int(a.c), int(b.c)))
     t = promote(a.t) if op in (BinOp.SHL, BinOp.SHR) else common_type(a.t, b.t)
     return binary_in(op, t, a, b)
 

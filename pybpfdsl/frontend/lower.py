@@ -71,23 +71,6 @@ MAX_UNROLL = 256
 _K = TypeVar("_K")
 
 
-def exact_binary(op: BinOp, a: int, b: int) -> int:
-    """Constant arithmetic on untyped integers: exact, with the DSL's division rules."""
-    match op:
-        case BinOp.DIV:
-            return arith.binary(op, _WIDE, a, b)
-        case BinOp.MOD:
-            return arith.binary(op, _WIDE, a, b)
-        case BinOp.SHL:
-            return a << b if 0 <= b < 64 else 0
-        case BinOp.SHR:
-            return a >> b if 0 <= b < 64 else (0 if a >= 0 else -1)
-    return {BinOp.ADD: a + b, BinOp.SUB: a - b, BinOp.MUL: a * b, BinOp.AND: a & b, BinOp.OR: a | b,
-            BinOp.XOR: a ^ b}[op]
-
-
-# A type wide enough that wrapping never happens in constant folding (division rules only).
-_WIDE = ScalarType("wide", i64.kind, 256, True)
 
 
 @dataclass
@@ -1104,7 +1087,7 @@ class Lowerer:
         if a.type.is_fixed or b.type.is_fixed:
             return self.float_binary(op, a, b, node)
         if a.const is not None and b.const is not None and _untyped(a) and _untyped(b):
-            r = exact_binary(op, int(a.const), int(b.const))
+            r = arith.fold_untyped(op, int(a.const), int(b.const))
             try:
                 return Scalar(literal_type(r), const=r, literal=True)
             except OverflowError:

@@ -8,7 +8,7 @@ from, which the backend turns into BTF line info.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TypeAlias
 
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
@@ -44,18 +44,42 @@ HELPER_RESULT: dict[Helper, ScalarType] = {
 }
 
 
+_OPERAND_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _operand_fields(cls: type) -> tuple[str, ...]:
+    """The fields of an instruction class that may hold operands: every field but `out` and `line`, in
+    order (fields holding names, widths or flags are skipped when read, by their value's type)."""
+    names = _OPERAND_FIELDS.get(cls)
+    if names is None:
+        names = _OPERAND_FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name not in ("out", "line"))
+    return names
+
+
 @dataclass(frozen=True, kw_only=True)
 class Instr:
-    """Base of all instructions; `line` is the Python source line (0 when none)."""
+    """Base of all instructions; `line` is the Python source line (0 when none).
+
+    An instruction's result is its `out` field, if it has one; its operands are its other Value fields
+    (and tuples of Values), in declaration order, so each instruction is declared by its fields alone.
+    """
 
     line: int = 0
 
     @property
     def result(self) -> Value | None:
-        return None
+        out = getattr(self, "out", None)
+        return out if isinstance(out, Value) else None
 
     def operands(self) -> tuple[Value, ...]:
-        return ()
+        found: list[Value] = []
+        for name in _operand_fields(type(self)):
+            value = getattr(self, name)
+            if isinstance(value, Value):
+                found.append(value)
+            elif isinstance(value, tuple):
+                found.extend(v for v in value if isinstance(v, Value))
+        return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -64,10 +88,6 @@ class Const(Instr):
 
     out: Value
     value: int
-
-    @property
-    def result(self) -> Value:
-        return self.out
 
 
 @dataclass(frozen=True)
@@ -79,13 +99,6 @@ class Binary(Instr):
     lhs: Value
     rhs: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.lhs, self.rhs)
-
 
 @dataclass(frozen=True)
 class FixedDivInt(Instr):
@@ -95,13 +108,6 @@ class FixedDivInt(Instr):
     lhs: Value
     rhs: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.lhs, self.rhs)
-
 
 @dataclass(frozen=True)
 class IntQuotient(Instr):
@@ -110,13 +116,6 @@ class IntQuotient(Instr):
     out: Value
     lhs: Value
     rhs: Value
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.lhs, self.rhs)
 
 
 @dataclass(frozen=True)
@@ -128,13 +127,6 @@ class Compare(Instr):
     lhs: Value
     rhs: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.lhs, self.rhs)
-
 
 @dataclass(frozen=True)
 class Convert(Instr):
@@ -143,13 +135,6 @@ class Convert(Instr):
     out: Value
     value: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.value,)
-
 
 @dataclass(frozen=True)
 class Reinterpret(Instr):
@@ -157,13 +142,6 @@ class Reinterpret(Instr):
 
     out: Value
     value: Value
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.value,)
 
 
 @dataclass(frozen=True)
@@ -175,23 +153,12 @@ class Select(Instr):
     if_true: Value
     if_false: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.cond, self.if_true, self.if_false)
-
 
 @dataclass(frozen=True)
 class PacketLen(Instr):
     """The packet's length in bytes (u32)."""
 
     out: Value
-
-    @property
-    def result(self) -> Value:
-        return self.out
 
 
 @dataclass(frozen=True)
@@ -202,13 +169,6 @@ class InBounds(Instr):
     out: Value
     offset: Value
     width: int
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.offset,)
 
 
 @dataclass(frozen=True)
@@ -224,13 +184,6 @@ class LoadPacket(Instr):
     width: int
     big_endian: bool = True
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.offset,)
-
 
 @dataclass(frozen=True)
 class MapLookup(Instr):
@@ -240,25 +193,11 @@ class MapLookup(Instr):
     map_name: str
     key: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.key,)
-
 
 @dataclass(frozen=True)
 class IsNull(Instr):
     out: Value
     ref: Value
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.ref,)
 
 
 @dataclass(frozen=True)
@@ -268,13 +207,6 @@ class LoadValue(Instr):
     out: Value
     ref: Value
     field_name: str | None = None
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.ref,)
 
 
 @dataclass(frozen=True)
@@ -286,9 +218,6 @@ class StoreValue(Instr):
     field_name: str | None = None
     atomic_add: bool = False
 
-    def operands(self) -> tuple[Value, ...]:
-        return (self.ref, self.value)
-
 
 @dataclass(frozen=True)
 class MapUpdate(Instr):
@@ -299,13 +228,6 @@ class MapUpdate(Instr):
     key: Value
     value: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.key, self.value)
-
 
 @dataclass(frozen=True)
 class MapDelete(Instr):
@@ -315,22 +237,11 @@ class MapDelete(Instr):
     map_name: str
     key: Value
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.key,)
-
 
 @dataclass(frozen=True)
 class LoadGlobal(Instr):
     out: Value
     name: str
-
-    @property
-    def result(self) -> Value:
-        return self.out
 
 
 @dataclass(frozen=True)
@@ -341,21 +252,11 @@ class StoreGlobal(Instr):
     value: Value
     atomic_add: bool = False
 
-    def operands(self) -> tuple[Value, ...]:
-        return (self.value,)
-
 
 @dataclass(frozen=True)
 class MakeStruct(Instr):
     out: Value
     fields: tuple[Value, ...]
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return self.fields
 
 
 @dataclass(frozen=True)
@@ -364,22 +265,11 @@ class ExtractField(Instr):
     aggregate: Value
     field_name: str
 
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.aggregate,)
-
 
 @dataclass(frozen=True)
 class CallHelper(Instr):
     out: Value
     helper: Helper
-
-    @property
-    def result(self) -> Value:
-        return self.out
 
 
 @dataclass(frozen=True)
@@ -389,13 +279,6 @@ class RingbufOutput(Instr):
     out: Value
     map_name: str
     record: Value
-
-    @property
-    def result(self) -> Value:
-        return self.out
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.record,)
 
 
 @dataclass(frozen=True)
@@ -439,18 +322,12 @@ class Branch(Terminator):
     def edges(self) -> tuple[Edge, ...]:
         return (self.if_true, self.if_false)
 
-    def operands(self) -> tuple[Value, ...]:
-        return (self.cond, *super().operands())
-
 
 @dataclass(frozen=True)
 class Return(Terminator):
     """Leave the program with an XDP action (u32)."""
 
     value: Value
-
-    def operands(self) -> tuple[Value, ...]:
-        return (self.value,)
 
 
 @dataclass

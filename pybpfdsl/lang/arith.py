@@ -105,6 +105,24 @@ def binary(op: BinOp, t: ScalarType, a: int, b: int) -> int:
     return t.wrap(_INT_OPS[op](t, a, b))
 
 
+# Wide enough that folding untyped constants never wraps (only the division rules apply).
+_UNBOUNDED = ScalarType("untyped", Kind.INT, 256, True)
+
+
+def fold_untyped(op: BinOp, a: int, b: int) -> int:
+    """Arithmetic on untyped constants (literals, module constants): exact, like Go's untyped constants,
+    with the DSL's division rules; shift counts outside 0..63 give 0 (or -1 for a negative `>>`)."""
+    match op:
+        case BinOp.DIV | BinOp.MOD:
+            return binary(op, _UNBOUNDED, a, b)
+        case BinOp.SHL:
+            return a << b if 0 <= b < 64 else 0
+        case BinOp.SHR:
+            return a >> b if 0 <= b < 64 else (0 if a >= 0 else -1)
+    return {BinOp.ADD: a + b, BinOp.SUB: a - b, BinOp.MUL: a * b, BinOp.AND: a & b, BinOp.OR: a | b,
+            BinOp.XOR: a ^ b}[op]
+
+
 def compare(op: CmpOp, a: int, b: int) -> bool:
     """`a op b` on values already converted to a common type (their Python ints carry the signedness)."""
     return _COMPARISONS[op](a, b)
