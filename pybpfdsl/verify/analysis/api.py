@@ -1,0 +1,164 @@
+"""Entry points: verify an ELF object (ours or clang's) or a compiled `@xdp` program.
+
+The report keeps everything an explanation needs — the instructions, BTF line info and the invariant
+before each instruction — so ``report.explain()`` and ``str(report)`` need no second analysis.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from elftools.elf.elffile import ELFFile
+
+from pybpfdsl.bpf.btf_ext import LineInfo
+from pybpfdsl.bpf.elf import BpfElf, ElfProgram
+from pybpfdsl.bpf.instruction import Instruction, RelocKind, slot_offsets
+from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
+from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
+from pybpfdsl.verify.analysis.transfer import Env
+from pybpfdsl.verify.analysis.values import MapInfo
+
+if TYPE_CHECKING:
+    from pybpfdsl.program import CompiledProgram
+
+__all__ = ["VerifierReport", "verify_instructions", "verify_object", "verify_object_all", "verify_program"]
+
+_ARRAY = 2
+
+
+@dataclass
+class VerifierReport:
+    """The verdict on one program: ``ok`` unless some finding is an error."""
+
+    name: str
+    section: str
+    instructions: tuple[Instruction, ...]
+    findings: list[VerifierFinding]
+    line_info: tuple[LineInfo, ...] = ()
+    analysis: Analysis | None = field(default=None, repr=False)
+    seconds: float = 0.0
+    processed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> list[VerifierFinding]:
+        return [f for f in self.findings if f.is_error]
+
+    def format(self, limit: int = 5) -> str:
+        """The errors explained (instruction, Python line, registers, the chain that produced them)."""
+        from pybpfdsl.verify.analysis.explain import format_report
+
+        return format_report(self, limit)
+
+    def explain(self) -> str:
+        """Every instruction with the types and ranges of the registers it reads and writes."""
+        from pybpfdsl.verify.analysis.explain import format_listing
+
+        return format_listing(self)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _section_sizes(elf_bytes: bytes) -> dict[str, int]:
+    elf = ELFFile(io.BytesIO(elf_bytes))
+    return {s.name: int(s.header["sh_size"]) for s in elf.iter_sections()}
+
+
+def _map_refs(elf: BpfElf, prog: ElfProgram, sizes: dict[str, int]) -> tuple[dict[int, tuple[MapInfo, int | None]],
+                                                                                list[VerifierFinding]]:
+    refs: dict[int, tuple[MapInfo, int | None]] = {}
+    problems: list[VerifierFinding] = []
+    maps = elf.maps
+    for rel in prog.relocations:
+        if rel.kind == RelocKind.MAP:
+            m = maps.get(rel.symbol)
+            if m is None or m.key_size is None or m.value_size is None:
+                problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
+                                                f"map {rel.symbol} has no key/value sizes in the object"))
+                continue
+            info = MapInfo(m.name, m.map_type or 0, m.key_size, m.value_size, m.max_entries or 0)
+            refs[rel.insn_index] = (info, None)
+        elif rel.kind == RelocKind.DATA:
+            size = sizes.get(rel.section, 0)
+            info = MapInfo(rel.section, _ARRAY, 4, size, 1)
+            refs[rel.insn_index] = (info, rel.offset)
+        elif rel.kind == RelocKind.CALL:
+            problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
+                                            f"call of subprogram {rel.symbol}: bpf-to-bpf calls are not supported"))
+        else:
+            problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
+                                            f"relocation against {rel.symbol} ({rel.kind.value}) is not supported"))
+    return refs, problems
+
+
+def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, name: str = "prog",
+                        section: str = "xdp", map_refs: dict[int, tuple[MapInfo, int | None]] | None = None,
+                        line_info: tuple[LineInfo, ...] = (), check_division: bool = False,
+                        extra: list[VerifierFinding] | None = None) -> VerifierReport:
+    """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's)."""
+    started = time.perf_counter()
+    code = tuple(insns)
+    slots = slot_offsets(code)
+    env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division)
+    analysis = analyse(env)
+    findings = list(extra or []) + analysis.findings
+    total_slots = sum(i.slots for i in code)
+    if total_slots > BPF_MAXINSNS:
+        findings.append(VerifierFinding(Code.PROGRAM_SIZE, -1, f"{total_slots} instructions: above BPF_MAXINSNS "
+                                        f"({BPF_MAXINSNS}), fine for root, too large for unprivileged loaders"))
+    if not code:
+        findings.append(VerifierFinding(Code.INVALID_INSN, -1, "empty program"))
+    findings.sort(key=lambda f: (f.insn, f.code.value))
+    return VerifierReport(name, section, code, _dedupe(findings), line_info, analysis,
+                          time.perf_counter() - started, analysis.processed)
+
+
+def _dedupe(findings: list[VerifierFinding]) -> list[VerifierFinding]:
+    seen: set[tuple[Code, int, str]] = set()
+    out = []
+    for f in findings:
+        key = (f.code, f.insn, f.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *,
+                       check_division: bool = False) -> VerifierReport:
+    refs, problems = _map_refs(elf, prog, _section_sizes(elf_bytes))
+    return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
+                               line_info=prog.line_info, check_division=check_division, extra=problems)
+
+
+def verify_object(elf_bytes: bytes, section: str | None = None, *,
+                  check_division: bool = False) -> VerifierReport:
+    """Verify the program in ``section`` (a section or function name), or the object's first entry program."""
+    elf = BpfElf.from_bytes(elf_bytes)
+    if section is not None:
+        prog = elf.program(section)
+    else:
+        progs = list(elf.programs.values())
+        if not progs:
+            raise KeyError("the object has no entry programs")
+        prog = progs[0]
+    return verify_elf_program(elf, prog, elf_bytes, check_division=check_division)
+
+
+def verify_object_all(elf_bytes: bytes, *, check_division: bool = False) -> list[VerifierReport]:
+    """Verify every entry program of an object."""
+    elf = BpfElf.from_bytes(elf_bytes)
+    return [verify_elf_program(elf, p, elf_bytes, check_division=check_division) for p in elf.programs.values()]
+
+
+def verify_program(compiled: CompiledProgram, *, check_division: bool = False) -> VerifierReport:
+    """Verify the program of `fn.compile()`."""
+    elf = BpfElf.from_bytes(compiled.elf)
+    return verify_elf_program(elf, elf.program(compiled.name), compiled.elf, check_division=check_division)

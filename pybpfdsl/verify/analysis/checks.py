@@ -1,0 +1,205 @@
+"""The safety checks: what each memory access, helper argument, exit and the program as a whole must satisfy.
+
+Every check returns a message (a violation) or None; :mod:`transfer` calls the per-instruction ones
+with the state before the instruction and hands violations to a :class:`Sink`. During the fixpoint
+iteration the sink discards them (states are still growing); the final pass over the stable states
+collects them as :class:`VerifierFinding` records, so each finding holds for the invariant, not for
+an intermediate guess.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.values import (
+    CtxPtr,
+    MapValue,
+    MapValueOrNull,
+    PacketPtr,
+    ScalarValue,
+    StackPtr,
+    Uninit,
+    Unknown,
+    Value,
+)
+from pybpfdsl.verify.domains.scalar import Scalar
+
+__all__ = [
+    "BPF_COMPLEXITY_LIMIT_INSNS",
+    "BPF_MAXINSNS",
+    "Code",
+    "Sink",
+    "VerifierFinding",
+    "check_access",
+]
+
+BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+"""The kernel gives up after processing this many instructions (counting every path)."""
+BPF_MAXINSNS = 4096
+"""Program size limit for unprivileged loaders; reported as a warning only (we load as root)."""
+BPF_MAX_VAR_OFF = 1 << 29
+"""Largest variable offset the kernel lets a pointer carry."""
+MAX_PACKET_OFF = 0xFFFF
+XDP_MD_SIZE = 20
+"""struct xdp_md fields an XDP program may read: data, data_end, data_meta, ingress_ifindex, rx_queue_index."""
+XDP_RETURN_RANGE = (0, 4)
+"""XDP_ABORTED .. XDP_REDIRECT."""
+
+
+class Code(enum.Enum):
+    """What went wrong; the value is the short tag shown in messages."""
+
+    UNINIT_REG = "uninit-register"
+    UNINIT_STACK = "uninit-stack"
+    PACKET_BOUNDS = "packet-bounds"
+    MAP_BOUNDS = "map-value-bounds"
+    STACK_BOUNDS = "stack-bounds"
+    CTX_ACCESS = "ctx-access"
+    NULL_DEREF = "null-deref"
+    BAD_POINTER = "bad-pointer"
+    POINTER_ARITH = "pointer-arithmetic"
+    POINTER_COMPARE = "pointer-comparison"
+    POINTER_LEAK = "pointer-leak"
+    WRITE_R10 = "write-r10"
+    HELPER_ARG = "helper-argument"
+    UNKNOWN_HELPER = "unknown-helper"
+    DIV_ZERO = "division-by-zero"
+    EXIT_VALUE = "exit-value"
+    UNBOUNDED_LOOP = "unbounded-loop"
+    COMPLEXITY = "complexity"
+    UNREACHABLE = "unreachable"
+    INVALID_INSN = "invalid-instruction"
+    UNSUPPORTED = "unsupported"
+    PROGRAM_SIZE = "program-size"
+
+
+WARNING_CODES = frozenset({Code.PROGRAM_SIZE})
+"""Findings that do not make the program unsafe (shown, but the program is accepted)."""
+
+
+@dataclass(frozen=True)
+class VerifierFinding:
+    code: Code
+    insn: int
+    """Instruction index (lddw counts once); -1 for whole-program findings."""
+    message: str
+    registers: tuple[int, ...] = ()
+    """Registers the violation is about; the explanation shows their values and where they came from."""
+
+    @property
+    def is_error(self) -> bool:
+        return self.code not in WARNING_CODES
+
+
+@dataclass
+class Sink:
+    """Collects findings (``active``) or drops them (during the fixpoint iteration)."""
+
+    active: bool = False
+    findings: list[VerifierFinding] = field(default_factory=list)
+    states: dict[int, State] = field(default_factory=dict)
+
+    def report(self, code: Code, insn: int, message: str, *regs: int) -> None:
+        if self.active:
+            self.findings.append(VerifierFinding(code, insn, message, tuple(regs)))
+
+
+# --------------------------------------------------------------------------- #
+# Memory accesses
+# --------------------------------------------------------------------------- #
+
+
+def _srange(off: Scalar) -> tuple[int, int]:
+    return off.s64.lo, off.s64.hi
+
+
+def check_packet(state: State, p: PacketPtr, insn_off: int, size: int) -> str | None:
+    lo, hi = _srange(p.off)
+    if lo + insn_off < 0:
+        return f"packet access at offset {lo + insn_off} is before the packet start"
+    if hi > MAX_PACKET_OFF:
+        return f"packet offset may be up to {hi}, beyond the largest packet offset {MAX_PACKET_OFF}"
+    if hi + insn_off + size <= state.pkt_min:
+        return None
+    proven = state.range_of(p.pid)
+    if proven is not None and p.delta + insn_off >= 0 and p.delta + insn_off + size <= proven:
+        return None
+    return (f"packet access of {size} bytes at offset [{lo + insn_off}, {hi + insn_off}] is not proven "
+            f"within the packet (checked length: {state.pkt_min} bytes"
+            + (f"; {proven} bytes from this pointer's base" if proven is not None else "") + ")")
+
+
+def check_map_value(p: MapValue, insn_off: int, size: int) -> str | None:
+    lo, hi = _srange(p.off)
+    vs = p.map.value_size
+    if lo + insn_off < 0 or hi + insn_off + size > vs:
+        return (f"access of {size} bytes at offset [{lo + insn_off}, {hi + insn_off}] of a {vs}-byte value "
+                f"of map {p.map.name} may be out of bounds")
+    return None
+
+
+def stack_bounds(off: Scalar, insn_off: int, size: int) -> str | None:
+    lo, hi = _srange(off)
+    if lo + insn_off < -stk.STACK_SIZE or hi + insn_off + size > 0:
+        return (f"stack access of {size} bytes at r10{lo + insn_off:+d}..r10{hi + insn_off:+d} is outside the "
+                f"{stk.STACK_SIZE}-byte frame")
+    t = off.tnum
+    if (t.mask | t.value + insn_off) & (size - 1) and size > 1:
+        return f"misaligned stack access of {size} bytes at r10{lo + insn_off:+d} (the kernel requires alignment)"
+    return None
+
+
+def check_ctx(p: CtxPtr, insn_off: int, size: int, is_write: bool) -> str | None:
+    c = p.off.const_value
+    if c != 0:
+        return f"access through a modified context pointer ({p}) is not allowed"
+    if is_write:
+        return "XDP programs may not write to the context (struct xdp_md is read-only)"
+    if size != 4 or insn_off % 4 or not 0 <= insn_off < XDP_MD_SIZE:
+        return f"invalid context access: {size} bytes at offset {insn_off} of struct xdp_md"
+    return None
+
+
+def check_access(state: State, ptr: Value, insn_off: int, size: int, is_write: bool) -> tuple[str | None, Code]:
+    """Whether a ``size``-byte access through ``ptr + insn_off`` is safe; (message, code) when not."""
+    if isinstance(ptr, PacketPtr):
+        return check_packet(state, ptr, insn_off, size), Code.PACKET_BOUNDS
+    if isinstance(ptr, MapValue):
+        return check_map_value(ptr, insn_off, size), Code.MAP_BOUNDS
+    if isinstance(ptr, StackPtr):
+        msg = stack_bounds(ptr.off, insn_off, size)
+        if msg is not None:
+            return msg, Code.STACK_BOUNDS
+        if not is_write:
+            lo, hi = _srange(ptr.off)
+            if not stk.initialised(state.stack, lo + insn_off, hi + insn_off + size):
+                message = f"read of {size} bytes at r10{lo + insn_off:+d} reads stack not written before"
+                return message, Code.UNINIT_STACK
+        return None, Code.STACK_BOUNDS
+    if isinstance(ptr, CtxPtr):
+        return check_ctx(ptr, insn_off, size, is_write), Code.CTX_ACCESS
+    if isinstance(ptr, MapValueOrNull):
+        return f"dereference of {ptr}, which may be NULL: compare it with 0 first", Code.NULL_DEREF
+    if isinstance(ptr, Uninit):
+        return "memory access through an uninitialised register", Code.UNINIT_REG
+    if isinstance(ptr, ScalarValue):
+        return f"memory access through a scalar ({ptr}), not a pointer", Code.BAD_POINTER
+    if isinstance(ptr, Unknown):
+        return "memory access through a register whose type differs between paths", Code.BAD_POINTER
+    return f"memory access through {ptr} is not allowed", Code.BAD_POINTER
+
+
+def exit_value_message(r0: Value) -> str | None:
+    """XDP must return a scalar action in [XDP_ABORTED, XDP_REDIRECT]."""
+    if isinstance(r0, Uninit):
+        return "exit with r0 uninitialised"
+    if not isinstance(r0, ScalarValue):
+        return f"exit returns a pointer ({r0}), not an XDP action"
+    lo, hi = XDP_RETURN_RANGE
+    s = r0.value
+    if s.u64.lo < lo or s.u64.hi > hi:
+        return f"exit value {r0} may be outside the XDP actions [{lo}, {hi}]"
+    return None

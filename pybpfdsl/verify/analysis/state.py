@@ -1,0 +1,248 @@
+"""The abstract machine state at one program point, and its lattice operations.
+
+Besides registers and stack it holds the packet facts: ``pkt_min`` (the packet is proven at least
+that many bytes long) and ``ranges`` (for each packet-pointer id, how many bytes past its base are
+proven readable). ``defs`` records, per register, the instructions that may have written it last:
+the explanation follows these back from an error to its cause (VeRefine-style chains). ``None``
+stands for bottom (an unreachable point) throughout the analysis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.values import (
+    UNINIT,
+    CtxPtr,
+    MapValueOrNull,
+    PacketPtr,
+    Pid,
+    StackPtr,
+    Value,
+    join_values,
+    narrow_values,
+    value_le,
+    widen_values,
+)
+from pybpfdsl.verify.domains.scalar import Scalar
+
+__all__ = ["State", "entry_state", "join", "le", "narrow", "widen"]
+
+NREGS = 11
+FP = 10
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    regs: tuple[Value, ...]
+    defs: tuple[frozenset[int], ...]
+    stack: stk.Stack
+    pkt_min: int = 0
+    ranges: tuple[tuple[Pid, int], ...] = ()
+    """Sorted (pid, bytes proven readable from that id's base)."""
+
+    def reg(self, r: int) -> Value:
+        return self.regs[r]
+
+    def set_reg(self, r: int, v: Value, site: int) -> State:
+        regs = (*self.regs[:r], v, *self.regs[r + 1:])
+        defs = (*self.defs[:r], frozenset((site,)), *self.defs[r + 1:])
+        return replace(self, regs=regs, defs=defs)
+
+    def range_of(self, pid: Pid | None) -> int | None:
+        if pid is None:
+            return None
+        for p, n in self.ranges:
+            if p == pid:
+                return n
+        return None
+
+    def with_range(self, pid: Pid, n: int) -> State:
+        old = self.range_of(pid)
+        if old is not None and old >= n:
+            return self
+        rest = tuple((p, m) for p, m in self.ranges if p != pid)
+        return replace(self, ranges=(*rest, (pid, n)))
+
+    def map_values(self, fn: Callable[[Value], Value]) -> State:
+        """Apply ``fn`` to every register and spilled value (id renaming, null-check propagation)."""
+        regs = tuple(fn(v) for v in self.regs)
+        spills = {i: fn(v) for i, v in stk.spilled_values(self.stack)}
+        changed = {i: v for i, v in spills.items() if v is not self.stack[i].spill}
+        new_stack = stk.replace_spills(self.stack, changed) if changed else self.stack
+        return replace(self, regs=regs, stack=new_stack)
+
+
+def entry_state() -> State:
+    """r1 = ctx, r10 = frame pointer, everything else uninitialised."""
+    zero = Scalar.const(0)
+    regs: list[Value] = [UNINIT] * NREGS
+    regs[1] = CtxPtr(zero)
+    regs[FP] = StackPtr(zero)
+    return State(tuple(regs), tuple(frozenset() for _ in range(NREGS)), stk.empty_stack())
+
+
+def _ranges(a: State, b: State, op: str) -> tuple[tuple[Pid, int], ...]:
+    db = dict(b.ranges)
+    out = []
+    for p, n in a.ranges:
+        if p in db:
+            m = db[p]
+            if op == "widen":
+                out.append((p, n if m >= n else 0))
+            elif op == "narrow":
+                out.append((p, m))
+            else:
+                out.append((p, min(n, m)))
+    if op == "narrow":
+        return b.ranges
+    return tuple(out)
+
+
+MAX_PID_DEPTH = 3
+"""Joined ids nest; past this depth the link is dropped, so loop-head joins stabilise."""
+
+
+def _depth(pid: Pid) -> int:
+    return 1 + max(_depth(p) for p in pid[1:3]) if isinstance(pid, tuple) else 0  # type: ignore[arg-type]
+
+
+def _link_pairs(a: State, b: State) -> tuple[State, State]:
+    """Before a join: packet pointers linked to different ids on the two sides get a common new id.
+
+    A pointer at the same place (register or spill slot) with id ``pa``/delta ``da`` on one side and
+    ``pb``/``db`` on the other keeps delta ``da`` under the new id; its base is ``base_a`` on one side
+    and ``base_b - (da - db)`` on the other, so the new proven range is
+    ``min(range[pa], range[pb] + (da - db))``. Pointers with the same (pa, pb, da - db) share the base.
+    """
+    ra, rb = dict(a.ranges), dict(b.ranges)
+    names: dict[tuple[Pid, Pid, int], tuple[object, ...]] = {}
+    new_ranges: dict[Pid, int] = {}
+    rewrite_a: dict[int, Value] = {}
+    rewrite_b: dict[int, Value] = {}
+    pairs: list[tuple[int, Value, Value]] = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))]
+    spills_b = dict(stk.spilled_values(b.stack))
+    pairs += [(100 + i, v, spills_b[i]) for i, v in stk.spilled_values(a.stack) if i in spills_b]
+    for pos, x, y in pairs:
+        if not (isinstance(x, PacketPtr) and isinstance(y, PacketPtr)) or x.pid is None or y.pid is None:
+            continue
+        if x.pid == y.pid and x.delta == y.delta:
+            continue
+        if x.pid not in ra or y.pid not in rb:
+            continue
+        dd = x.delta - y.delta
+        key = (x.pid, y.pid, dd)
+        name = names.get(key)
+        if name is None:
+            name = ("j", x.pid, y.pid, dd)
+            if _depth(name) > MAX_PID_DEPTH:
+                continue
+            names[key] = name
+            new_ranges[name] = min(ra[x.pid], rb[y.pid] + dd)
+        rewrite_a[pos] = PacketPtr(x.off, name, x.delta)
+        rewrite_b[pos] = PacketPtr(y.off, name, x.delta)
+    if not names:
+        return a, b
+    return _apply(a, rewrite_a, new_ranges), _apply(b, rewrite_b, new_ranges)
+
+
+def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> State:
+    regs = tuple(rewrite.get(i, v) for i, v in enumerate(s.regs))
+    spills = {i - 100: v for i, v in rewrite.items() if i >= 100}
+    new_stack = stk.replace_spills(s.stack, spills) if spills else s.stack
+    return replace(s, regs=regs, stack=new_stack, ranges=s.ranges + tuple(new_ranges.items()))
+
+
+def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, ...] = ()) -> State | None:
+    if a is None:
+        return b
+    if b is None:
+        return a if op != "narrow" else None
+    if op != "narrow":
+        a, b = _link_pairs(a, b)
+
+    def fn(x: Value, y: Value) -> Value:
+        if op == "join":
+            return join_values(x, y)
+        if op == "widen":
+            return widen_values(x, y, thresholds)
+        return narrow_values(x, y)
+
+    regs = tuple(x if x is y else fn(x, y) for x, y in zip(a.regs, b.regs, strict=True))
+    defs = tuple(x | y for x, y in zip(a.defs, b.defs, strict=True))
+    if op == "widen":
+        pkt_min = a.pkt_min if b.pkt_min >= a.pkt_min else 0
+    elif op == "narrow":
+        pkt_min = b.pkt_min
+    else:
+        pkt_min = min(a.pkt_min, b.pkt_min)
+    out = State(regs, defs, stk.join(a.stack, b.stack, op, thresholds), pkt_min, _ranges(a, b, op))
+    return _drop_dangling(out)
+
+
+def _drop_dangling(s: State) -> State:
+    """Packet/null ids whose proven range was lost in the join are just unlinked (sound, less precise)."""
+    live = {p for p, _ in s.ranges}
+
+    def unlink(v: Value) -> Value:
+        if isinstance(v, PacketPtr) and v.pid is not None and v.pid not in live:
+            return PacketPtr(v.off, None, 0)
+        return v
+
+    if all(not isinstance(v, PacketPtr) or v.pid is None or v.pid in live for v in s.regs):
+        return s
+    return s.map_values(unlink)
+
+
+def join(a: State | None, b: State | None) -> State | None:
+    return _combine(a, b, "join")
+
+
+def widen(a: State | None, b: State | None, thresholds: tuple[int, ...] = ()) -> State | None:
+    return _combine(a, b, "widen", thresholds)
+
+
+def narrow(a: State | None, b: State | None) -> State | None:
+    return _combine(a, b, "narrow")
+
+
+def le(a: State | None, b: State | None) -> bool:
+    if a is None:
+        return True
+    if b is None:
+        return False
+    if a.pkt_min < b.pkt_min:
+        return False
+    ra = dict(a.ranges)
+    if any(ra.get(p, -1) < n for p, n in b.ranges):
+        return False
+    if not all(x is y or value_le(x, y) for x, y in zip(a.regs, b.regs, strict=True)):
+        return False
+    if not all(x <= y for x, y in zip(a.defs, b.defs, strict=True)):
+        return False
+    return stk.le(a.stack, b.stack)
+
+
+def unlink_null_id(s: State, nid: int) -> State:
+    """A lookup at ``nid`` runs again: earlier results of it are a different value from now on."""
+
+    def fn(v: Value) -> Value:
+        if isinstance(v, MapValueOrNull) and v.nid == nid:
+            return MapValueOrNull(v.map, v.off, None)
+        return v
+
+    return s.map_values(fn)
+
+
+def unlink_packet_id(s: State, pid: Pid) -> State:
+    """A new variable packet offset is made at ``pid``: pointers from an earlier visit lose the link."""
+
+    def fn(v: Value) -> Value:
+        if isinstance(v, PacketPtr) and v.pid == pid:
+            return PacketPtr(v.off, None, 0)
+        return v
+
+    s = s.map_values(fn)
+    return replace(s, ranges=tuple((p, n) for p, n in s.ranges if p != pid))

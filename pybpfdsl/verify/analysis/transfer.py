@@ -1,0 +1,561 @@
+"""Transfer functions: the abstract effect of one instruction, one function per instruction kind.
+
+Each function takes the state before the instruction and returns ``(successor index, state)`` pairs
+(a conditional jump returns up to two, refined for its edge; ``exit`` none). Violations go to the
+sink; after a violation the analysis continues as if the instruction had done the least surprising
+thing (a load yields an unknown scalar, a bad store is dropped) so later errors are still reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import (
+    AluOp,
+    AtomicOp,
+    InsnClass,
+    JmpOp,
+    Kind,
+    Source,
+    alu_op,
+    jmp_op,
+    size,
+    source,
+)
+from pybpfdsl.verify.analysis import helpers as hp
+from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_message
+from pybpfdsl.verify.analysis.state import FP, State, unlink_null_id, unlink_packet_id
+from pybpfdsl.verify.analysis.values import (
+    UNINIT,
+    CtxPtr,
+    MapInfo,
+    MapPtr,
+    MapValue,
+    MapValueOrNull,
+    PacketEnd,
+    PacketMeta,
+    PacketPtr,
+    ScalarValue,
+    StackPtr,
+    Uninit,
+    Value,
+    is_pointer,
+)
+from pybpfdsl.verify.domains import scalar as sc
+from pybpfdsl.verify.domains.scalar import Scalar
+
+__all__ = ["Env", "step"]
+
+# Exact caches over the (immutable) scalar domain: fixpoint iteration re-evaluates the same operations.
+_alu = lru_cache(maxsize=1 << 16)(sc.alu)
+_refine = lru_cache(maxsize=1 << 16)(sc.refine)
+_const = lru_cache(maxsize=1 << 12)(Scalar.const)
+_add = lru_cache(maxsize=1 << 14)(sc.add)
+
+Succ = list[tuple[int, State]]
+TOP = ScalarValue(Scalar.top())
+
+
+@dataclass
+class Env:
+    """What the transfer functions need besides the state: the code and what its lddw's refer to."""
+
+    insns: tuple[Instruction, ...]
+    slot_to_index: dict[int, int]
+    index_to_slot: list[int]
+    map_refs: dict[int, tuple[MapInfo, int | None]] = field(default_factory=dict)
+    """lddw index → (map, None) for a map pointer, (map, offset) for a pointer into its value."""
+    check_division: bool = False
+    thresholds: tuple[int, ...] = ()
+    """Widening thresholds: the constants the program compares against (and their neighbours)."""
+
+    def __post_init__(self) -> None:
+        if not self.thresholds:
+            consts = {0}
+            for insn in self.insns:
+                if insn.kind == Kind.JCOND and source(insn.opcode) == Source.K:
+                    for d in (-1, 0, 1):
+                        consts.add(insn.imm + d)
+                        consts.add((insn.imm + d) & 0xFFFFFFFF)
+                        consts.add((insn.imm + d) & ((1 << 64) - 1))
+            self.thresholds = tuple(sorted(consts))
+
+    def target(self, idx: int, insn: Instruction) -> int:
+        slot = insn.jump_target(self.index_to_slot[idx])
+        if slot is None or slot not in self.slot_to_index:
+            return -1
+        return self.slot_to_index[slot]
+
+
+def _read(s: State, r: int, idx: int, sink: Sink) -> Value:
+    v = s.regs[r]
+    if isinstance(v, Uninit):
+        sink.report(Code.UNINIT_REG, idx, f"r{r} is read before it is written", r)
+    return v
+
+
+def _scalar_of(v: Value) -> Scalar:
+    return v.value if isinstance(v, ScalarValue) else Scalar.top()
+
+
+def _write_dst(s: State, r: int, v: Value, idx: int, sink: Sink) -> State:
+    if r == FP:
+        sink.report(Code.WRITE_R10, idx, "r10 (the frame pointer) is read-only", FP)
+        return s
+    return s.set_reg(r, v, idx)
+
+
+def _sized(nbytes: int) -> ScalarValue:
+    return ScalarValue(Scalar.urange(0, (1 << (8 * nbytes)) - 1))
+
+
+# --------------------------------------------------------------------------- #
+# ALU
+# --------------------------------------------------------------------------- #
+
+
+def _offset_ok(off: Scalar) -> bool:
+    return off.s64.lo > -BPF_MAX_VAR_OFF and off.s64.hi < BPF_MAX_VAR_OFF
+
+
+def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tuple[int, ...]) -> tuple[State, Value]:
+    """``ptr + delta``: the pointer types the kernel allows arithmetic on, with bounded offsets."""
+    if not _offset_ok(delta):
+        sink.report(Code.POINTER_ARITH, idx, f"pointer arithmetic with an unbounded scalar ({ScalarValue(delta)})",
+                    *regs)
+        return s, TOP
+    if isinstance(ptr, PacketPtr):
+        c = delta.const_value
+        off = _add(ptr.off, delta)
+        if c is not None:
+            signed = c - (1 << 64) if c >= 1 << 63 else c
+            return s, PacketPtr(off, ptr.pid, ptr.delta + signed)
+        s = unlink_packet_id(s, idx)
+        return s.with_range(idx, 0), PacketPtr(off, idx, 0)
+    if isinstance(ptr, StackPtr):
+        return s, StackPtr(_add(ptr.off, delta))
+    if isinstance(ptr, MapValue):
+        return s, MapValue(ptr.map, _add(ptr.off, delta))
+    if isinstance(ptr, CtxPtr):
+        return s, CtxPtr(_add(ptr.off, delta))
+    if isinstance(ptr, PacketMeta):
+        return s, PacketMeta(_add(ptr.off, delta))
+    if isinstance(ptr, MapValueOrNull):
+        sink.report(Code.POINTER_ARITH, idx, f"arithmetic on {ptr} before its NULL check", *regs)
+    else:
+        sink.report(Code.POINTER_ARITH, idx, f"pointer arithmetic on {ptr} is not allowed", *regs)
+    return s, TOP
+
+
+def _alu_pointer(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv: Value, sink: Sink) -> State:
+    regs = (insn.dst,) if source(insn.opcode) == Source.K else (insn.dst, insn.src)
+    if insn.cls == InsnClass.ALU:
+        if op == AluOp.SUB and not isinstance(dv, MapValueOrNull):
+            # The kernel lets privileged programs take a 32-bit difference (pkt_end - pkt: the length);
+            # the result is a meaningless-but-harmless number.
+            return _write_dst(s, insn.dst, _sized(4), idx, sink)
+        sink.report(Code.POINTER_ARITH, idx, "32-bit arithmetic on a pointer is not allowed", *regs)
+        return _write_dst(s, insn.dst, TOP, idx, sink)
+    if op == AluOp.ADD and is_pointer(dv) and isinstance(sv, ScalarValue):
+        s, out = _ptr_add(s, idx, dv, sv.value, sink, regs)
+    elif op == AluOp.ADD and is_pointer(sv) and isinstance(dv, ScalarValue):
+        s, out = _ptr_add(s, idx, sv, dv.value, sink, regs)
+    elif op == AluOp.SUB and is_pointer(dv) and isinstance(sv, ScalarValue):
+        s, out = _ptr_add(s, idx, dv, sc.neg(sv.value), sink, regs)
+    elif op == AluOp.SUB and is_pointer(dv) and type(dv) is type(sv) and not isinstance(
+            dv, MapValueOrNull | MapPtr | PacketEnd):
+        out = TOP  # distance between two pointers of one region: a plain number
+    else:
+        sink.report(Code.POINTER_ARITH, idx, f"{op.name.lower()} on pointer operands ({dv}, {sv}) is not allowed",
+                    *regs)
+        out = TOP
+    return _write_dst(s, insn.dst, out, idx, sink)
+
+
+def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    op = alu_op(insn.opcode)
+    assert op is not None
+    is32 = insn.cls == InsnClass.ALU
+    kind = insn.kind
+    if source(insn.opcode) == Source.K or kind in (Kind.NEG, Kind.END, Kind.BSWAP):
+        sv: Value = ScalarValue(_const(insn.imm_sext))
+    else:
+        sv = _read(s, insn.src, idx, sink)
+    if kind == Kind.MOV:
+        if not is32:
+            return [(idx + 1, _write_dst(s, insn.dst, sv, idx, sink))]
+        out = ScalarValue(sc.truncate(sv.value, 32)) if isinstance(sv, ScalarValue) else _sized(4)
+        return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
+    if kind == Kind.MOVSX:
+        out = ScalarValue(sc.movsx(_scalar_of(sv), insn.off, alu32=is32))
+        return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
+    dv = _read(s, insn.dst, idx, sink)
+    if kind in (Kind.END, Kind.BSWAP):
+        d = _scalar_of(dv)
+        res = sc.bswap(d, insn.imm) if kind == Kind.BSWAP else sc.end(d, source(insn.opcode) == Source.X, insn.imm)
+        if is_pointer(dv):
+            sink.report(Code.POINTER_ARITH, idx, "byte swap of a pointer", insn.dst)
+        return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
+    if kind == Kind.ADDR_SPACE_CAST:
+        sink.report(Code.UNSUPPORTED, idx, "arena address-space casts are not supported")
+        return [(idx + 1, _write_dst(s, insn.dst, TOP, idx, sink))]
+    if is_pointer(dv) or is_pointer(sv):
+        return [(idx + 1, _alu_pointer(s, idx, insn, op, dv, sv, sink))]
+    a, b = _scalar_of(dv), _scalar_of(sv)
+    if op in (AluOp.DIV, AluOp.MOD) and env.check_division and source(insn.opcode) == Source.X:
+        divisor = b.subreg() if is32 else b
+        if divisor.contains(0):
+            sink.report(Code.DIV_ZERO, idx, f"divisor r{insn.src} ({sv}) may be zero", insn.src)
+    res = _alu(op, a, b, alu32=is32, signed=kind == Kind.SDIV)
+    return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
+
+
+# --------------------------------------------------------------------------- #
+# Loads and stores
+# --------------------------------------------------------------------------- #
+
+
+def lddw(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    ref = env.map_refs.get(idx)
+    if ref is not None:
+        m, off = ref
+        v: Value = MapPtr(m) if off is None else MapValue(m, Scalar.const(off))
+    elif insn.src == 0:
+        v = ScalarValue(Scalar.const(insn.imm64))
+    else:
+        sink.report(Code.UNSUPPORTED, idx, f"lddw with pseudo source {insn.src} and no relocation to resolve it")
+        v = TOP
+    return [(idx + 1, _write_dst(s, insn.dst, v, idx, sink))]
+
+
+def _ctx_field(insn_off: int) -> Value:
+    if insn_off == 0:
+        return PacketPtr(Scalar.const(0))
+    if insn_off == 4:
+        return PacketEnd()
+    if insn_off == 8:
+        return PacketMeta(Scalar.const(0))
+    return _sized(4)
+
+
+def _loaded(s: State, ptr: Value, insn_off: int, nbytes: int, signed: bool) -> Value:
+    if isinstance(ptr, CtxPtr):
+        return _ctx_field(insn_off)
+    v: Value = _sized(nbytes)
+    if isinstance(ptr, StackPtr) and (c := ptr.off.const_value) is not None:
+        cs = c - (1 << 64) if c >= 1 << 63 else c
+        v = stk.read(s.stack, cs + insn_off, nbytes)
+    if signed:
+        return ScalarValue(sc.movsx(_scalar_of(v), 8 * nbytes)) if isinstance(v, ScalarValue) else TOP
+    return v
+
+
+def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    nbytes = size(insn.opcode).bytes
+    ptr = s.regs[insn.src]
+    msg, code = check_access(s, ptr, insn.off, nbytes, is_write=False)
+    if msg is not None:
+        sink.report(code, idx, msg, insn.src)
+        v: Value = _sized(nbytes)
+    else:
+        v = _loaded(s, ptr, insn.off, nbytes, insn.kind == Kind.LDX_SX)
+    return [(idx + 1, _write_dst(s, insn.dst, v, idx, sink))]
+
+
+def _store(s: State, ptr: Value, insn_off: int, nbytes: int, value: Value) -> State:
+    if not isinstance(ptr, StackPtr):
+        return s  # packet and map-value contents are not tracked
+    c = ptr.off.const_value
+    if c is not None:
+        cs = c - (1 << 64) if c >= 1 << 63 else c
+        return replace(s, stack=stk.write(s.stack, cs + insn_off, nbytes, value))
+    lo, hi = ptr.off.s64.lo + insn_off, ptr.off.s64.hi + insn_off + nbytes
+    return replace(s, stack=stk.write_unknown_range(s.stack, max(lo, -stk.STACK_SIZE), min(hi, 0)))
+
+
+def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    nbytes = size(insn.opcode).bytes
+    ptr = s.regs[insn.dst]
+    if isinstance(ptr, CtxPtr):
+        sink.report(Code.CTX_ACCESS, idx, "store of an immediate through the context pointer", insn.dst)
+        return [(idx + 1, s)]
+    msg, code = check_access(s, ptr, insn.off, nbytes, is_write=True)
+    if msg is not None:
+        sink.report(code, idx, msg, insn.dst)
+        return [(idx + 1, s)]
+    value = ScalarValue(sc.truncate(_const(insn.imm_sext), 8 * nbytes)) if nbytes < 8 else ScalarValue(
+        _const(insn.imm_sext))
+    return [(idx + 1, _store(s, ptr, insn.off, nbytes, value))]
+
+
+def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    nbytes = size(insn.opcode).bytes
+    ptr = s.regs[insn.dst]
+    value = _read(s, insn.src, idx, sink)
+    msg, code = check_access(s, ptr, insn.off, nbytes, is_write=True)
+    if msg is not None:
+        sink.report(code, idx, msg, insn.dst)
+        return [(idx + 1, s)]
+    if is_pointer(value) and not isinstance(ptr, StackPtr):
+        sink.report(Code.POINTER_LEAK, idx, f"storing a pointer ({value}) into {ptr} leaks it", insn.src)
+    if isinstance(value, Uninit):
+        value = TOP
+    if is_pointer(value) and nbytes < 8:
+        value = TOP
+    return [(idx + 1, _store(s, ptr, insn.off, nbytes, value))]
+
+
+def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    nbytes = size(insn.opcode).bytes
+    ptr = s.regs[insn.dst]
+    value = _read(s, insn.src, idx, sink)
+    if not isinstance(ptr, MapValue | StackPtr):
+        sink.report(Code.BAD_POINTER, idx, f"atomic operation on {ptr}: only map values and the stack allow it",
+                    insn.dst)
+        return [(idx + 1, s)]
+    for is_write in (False, True):
+        msg, code = check_access(s, ptr, insn.off, nbytes, is_write=is_write)
+        if msg is not None:
+            sink.report(code, idx, msg, insn.dst)
+            return [(idx + 1, s)]
+    if is_pointer(value):
+        sink.report(Code.POINTER_LEAK, idx, f"atomic operation stores a pointer ({value})", insn.src)
+    try:
+        aop = AtomicOp(insn.imm)
+    except ValueError:
+        sink.report(Code.INVALID_INSN, idx, f"unknown atomic operation {insn.imm:#x}")
+        return [(idx + 1, s)]
+    s = _store(s, ptr, insn.off, nbytes, TOP if nbytes == 8 else _sized(nbytes))
+    if aop == AtomicOp.CMPXCHG:
+        _read(s, 0, idx, sink)
+        s = s.set_reg(0, _sized(nbytes), idx)
+    elif aop.fetches:
+        s = _write_dst(s, insn.src, _sized(nbytes), idx, sink)
+    return [(idx + 1, s)]
+
+
+# --------------------------------------------------------------------------- #
+# Jumps
+# --------------------------------------------------------------------------- #
+
+
+def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
+    """On the edge where the lookup result is NULL (or not), every copy of it learns so."""
+    new: Value = ScalarValue(Scalar.const(0)) if is_null else MapValue(v.map, v.off)
+
+    def fn(x: Value) -> Value:
+        return new if isinstance(x, MapValueOrNull) and x.nid is not None and x.nid == v.nid else x
+
+    s = s.map_values(fn) if v.nid is not None else s
+    regs = (*s.regs[:reg], new, *s.regs[reg + 1:])
+    return replace(s, regs=regs)
+
+
+_FLIP = {JmpOp.JGT: JmpOp.JLT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLT: JmpOp.JGT, JmpOp.JLE: JmpOp.JGE,
+         JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE}
+
+
+def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
+    """``p op packet_end`` on one edge: if it implies ``p <= packet_end``, record the proven range."""
+    holds_le = {JmpOp.JLE: True, JmpOp.JLT: True, JmpOp.JGT: False, JmpOp.JGE: False}.get(op)
+    if holds_le is None or holds_le != taken:
+        return s
+    lo = p.off.s64.lo
+    if lo > s.pkt_min:
+        s = replace(s, pkt_min=lo)
+    if p.pid is not None and s.range_of(p.pid) is not None and p.off.s64.hi <= 0xFFFF:
+        s = s.with_range(p.pid, p.delta)
+    return s
+
+
+def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: bool) -> State | None:
+    op = jmp_op(insn.opcode)
+    assert op is not None
+    is32 = insn.cls == InsnClass.JMP32
+    use_k = source(insn.opcode) == Source.K
+    dv = s.regs[insn.dst]
+    sv: Value = ScalarValue(_const(insn.imm_sext)) if use_k else s.regs[insn.src]
+    if isinstance(dv, ScalarValue) and isinstance(sv, ScalarValue):
+        r = _refine(op, is32, dv.value, sv.value, taken)
+        if r is None:
+            return None
+        s = replace(s, regs=(*s.regs[:insn.dst], ScalarValue(r[0]), *s.regs[insn.dst + 1:]))
+        if not use_k:
+            s = replace(s, regs=(*s.regs[:insn.src], ScalarValue(r[1]), *s.regs[insn.src + 1:]))
+        return s
+    if is32:
+        return s
+    for reg, v, other in ((insn.dst, dv, sv), (None if use_k else insn.src, sv, dv)):
+        if reg is None:
+            continue
+        if isinstance(v, MapValueOrNull) and isinstance(other, ScalarValue) and other.value.const_value == 0 and op in (
+                JmpOp.JEQ, JmpOp.JNE):
+            return _null_edge(s, v, reg, is_null=(op == JmpOp.JEQ) == taken)
+    if isinstance(dv, PacketPtr) and isinstance(sv, PacketEnd):
+        return _packet_edge(s, dv, op, taken)
+    if isinstance(sv, PacketPtr) and isinstance(dv, PacketEnd) and op in _FLIP:
+        return _packet_edge(s, sv, _FLIP[op], taken)
+    return s
+
+
+def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    _read(s, insn.dst, idx, sink)
+    if source(insn.opcode) == Source.X:
+        _read(s, insn.src, idx, sink)
+    out: Succ = []
+    fall = _branch(env, idx, insn, s, sink, taken=False)
+    if fall is not None:
+        out.append((idx + 1, fall))
+    jumped = _branch(env, idx, insn, s, sink, taken=True)
+    if jumped is not None:
+        out.append((env.target(idx, insn), jumped))
+    return out
+
+
+def ja(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    return [(env.target(idx, insn), s)]
+
+
+def may_goto(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    return [(idx + 1, s), (env.target(idx, insn), s)]
+
+
+def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    msg = exit_value_message(s.regs[0])
+    if msg is not None:
+        sink.report(Code.EXIT_VALUE, idx, msg, 0)
+    return []
+
+
+# --------------------------------------------------------------------------- #
+# Helper calls
+# --------------------------------------------------------------------------- #
+
+
+def _mem_arg(s: State, v: Value, nbytes_lo: int, nbytes_hi: int, need_init: bool) -> str | None:
+    """Whether ``v`` points at ``nbytes_hi`` accessible bytes (initialised, when read by the helper)."""
+    if nbytes_hi == 0:
+        return None
+    if isinstance(v, StackPtr):
+        lo = v.off.s64.lo
+        if lo < -stk.STACK_SIZE or v.off.s64.hi + nbytes_hi > 0:
+            return f"{v} with {nbytes_hi} bytes is outside the stack frame"
+        if need_init and not stk.initialised(s.stack, lo, v.off.s64.hi + nbytes_hi):
+            return f"the {nbytes_hi} bytes at {v} are not all initialised"
+        return None
+    if isinstance(v, PacketPtr | MapValue):
+        msg, _ = check_access(s, v, 0, nbytes_hi, is_write=not need_init)
+        return msg
+    return f"{v} is not a pointer to memory"
+
+
+def _check_args(env: Env, idx: int, sig: hp.HelperSig, s: State, sink: Sink) -> tuple[State, MapInfo | None]:
+    the_map: MapInfo | None = None
+    for i, kind in enumerate(sig.args):
+        r = i + 1
+        v = s.regs[r]
+        if isinstance(v, Uninit):
+            sink.report(Code.HELPER_ARG, idx, f"{sig.name}: argument r{r} is uninitialised", r)
+            continue
+        problem: str | None = None
+        if kind == hp.Arg.MAP:
+            if isinstance(v, MapPtr):
+                the_map = v.map
+                if sig.ret == hp.Ret.MAP_VALUE_OR_NULL and v.map.map_type not in hp.LOOKUP_MAP_TYPES:
+                    problem = f"map {v.map.name} (type {v.map.map_type}) does not support lookups"
+            else:
+                problem = f"expected a map, got {v}"
+        elif kind in (hp.Arg.KEY, hp.Arg.VALUE):
+            if the_map is None:
+                problem = "no map argument to size this pointer by"
+            else:
+                n = the_map.key_size if kind == hp.Arg.KEY else the_map.value_size
+                problem = _mem_arg(s, v, n, n, need_init=True)
+        elif kind in (hp.Arg.MEM, hp.Arg.UNINIT_MEM):
+            sz = s.regs[r + 1]
+            if not isinstance(sz, ScalarValue):
+                problem = f"the size argument r{r + 1} is not a number"
+            elif sz.value.u64.hi > stk.STACK_SIZE * 128:
+                problem = f"the size argument r{r + 1} ({sz}) is unbounded"
+            else:
+                problem = _mem_arg(s, v, sz.value.u64.lo, sz.value.u64.hi, need_init=kind == hp.Arg.MEM)
+                if problem is None and kind == hp.Arg.UNINIT_MEM and isinstance(v, StackPtr):
+                    base = v.off.const_value
+                    nbytes = sz.value.const_value
+                    if base is not None and nbytes is not None:
+                        cs = base - (1 << 64) if base >= 1 << 63 else base
+                        for off in range(cs, min(cs + nbytes, 0)):
+                            s = replace(s, stack=stk.write(s.stack, off, 1, None))
+        elif kind in (hp.Arg.SIZE, hp.Arg.SIZE_OR_ZERO):
+            if not isinstance(v, ScalarValue):
+                problem = f"expected a size, got {v}"
+            elif kind == hp.Arg.SIZE and v.value.u64.lo == 0:
+                problem = f"size {v} may be zero"
+        elif kind == hp.Arg.CTX:
+            if not (isinstance(v, CtxPtr) and v.off.const_value == 0):
+                problem = f"expected the context pointer, got {v}"
+        elif kind == hp.Arg.SCALAR and not isinstance(v, ScalarValue):
+            problem = f"expected a number, got {v}"
+        if problem is not None:
+            sink.report(Code.HELPER_ARG, idx, f"{sig.name}: argument r{r}: {problem}", r)
+    return s, the_map
+
+
+def _invalidate_packet(s: State) -> State:
+    def fn(v: Value) -> Value:
+        return TOP if isinstance(v, PacketPtr | PacketEnd | PacketMeta) else v
+
+    return replace(s.map_values(fn), pkt_min=0, ranges=())
+
+
+def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    if not insn.is_helper_call:
+        sink.report(Code.UNSUPPORTED, idx, "bpf-to-bpf calls and kfuncs are not supported by this verifier")
+        sig = None
+    else:
+        sig = hp.HELPER_SIGNATURES.get(insn.imm)
+        if sig is None:
+            sink.report(Code.UNKNOWN_HELPER, idx, f"helper #{insn.imm} is not in the helper table")
+    ret: Value = TOP
+    if sig is not None:
+        s, the_map = _check_args(env, idx, sig, s, sink)
+        if sig.changes_packet:
+            s = _invalidate_packet(s)
+        if sig.ret == hp.Ret.MAP_VALUE_OR_NULL and the_map is not None:
+            s = unlink_null_id(s, idx)
+            ret = MapValueOrNull(the_map, Scalar.const(0), idx)
+        elif sig.ret == hp.Ret.U32:
+            ret = _sized(4)
+        elif sig.ret == hp.Ret.VOID:
+            ret = UNINIT
+    for r in range(1, 6):
+        s = s.set_reg(r, UNINIT, idx)
+    return [(idx + 1, s.set_reg(0, ret, idx))]
+
+
+def invalid(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    sink.report(Code.INVALID_INSN, idx, f"invalid or unsupported instruction (opcode {insn.opcode:#04x})")
+    return []
+
+
+Transfer = Callable[[Env, int, Instruction, State, Sink], Succ]
+
+TRANSFER: dict[Kind, Transfer] = {
+    Kind.ALU: alu, Kind.SDIV: alu, Kind.NEG: alu, Kind.MOV: alu, Kind.MOVSX: alu, Kind.END: alu,
+    Kind.BSWAP: alu, Kind.ADDR_SPACE_CAST: alu,
+    Kind.LDDW: lddw, Kind.LDX: ldx, Kind.LDX_SX: ldx, Kind.ST: st, Kind.STX: stx, Kind.ATOMIC: atomic,
+    Kind.JA: ja, Kind.GOTOL: ja, Kind.JCOND: jcond, Kind.MAY_GOTO: may_goto, Kind.CALL: call, Kind.EXIT: exit_,
+}
+
+
+def step(env: Env, idx: int, s: State, sink: Sink) -> Succ:
+    """The successors of instruction ``idx`` from state ``s``."""
+    insn = env.insns[idx]
+    fn = TRANSFER.get(insn.kind, invalid)
+    if insn.dst > FP or (insn.src > FP and insn.kind not in (Kind.LDDW, Kind.CALL)):
+        return invalid(env, idx, insn, s, sink)
+    return fn(env, idx, insn, s, sink)

@@ -1,0 +1,303 @@
+"""Abstract register values: a scalar (the domains' reduced product) or a typed pointer with an offset.
+
+The kernel verifier explores paths one at a time, so a register always has one type. We join states
+at merge points instead, so a join of two different types must still mean something: it becomes
+:class:`Unknown` (a value nothing may be done with) except for the one join real code needs —
+a map value and the scalar 0 (the "lookup or null" idiom), which is exactly :class:`MapValueOrNull`.
+
+Pointer offsets are :class:`Scalar` so that variable offsets keep their tnum and ranges. Packet
+pointers carry ``pid``/``delta``: every packet pointer with the same ``pid`` shares one concrete
+"base" offset (``off - delta``), so a bounds check proved through one of them (kept in the state's
+``ranges``) serves all of them — the kernel's packet-pointer ids, re-expressed so that they survive
+joins (an id is the instruction that created the variable part, hence equal on both sides of a join).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pybpfdsl.verify.domains.scalar import Scalar
+
+# The domain's reduction is the analysis' hot spot and a fixpoint repeats the same joins many times;
+# scalars are immutable and hashable, so caching is exact.
+_sjoin = lru_cache(maxsize=1 << 16)(Scalar.join)
+_swiden = lru_cache(maxsize=1 << 14)(Scalar.widen)
+_snarrow = lru_cache(maxsize=1 << 14)(Scalar.narrow)
+
+__all__ = [
+    "ZERO",
+    "CtxPtr",
+    "MapInfo",
+    "MapPtr",
+    "MapValue",
+    "MapValueOrNull",
+    "PacketEnd",
+    "Pid",
+    "PacketMeta",
+    "PacketPtr",
+    "ScalarValue",
+    "StackPtr",
+    "Uninit",
+    "Unknown",
+    "Value",
+    "describe",
+    "is_pointer",
+    "join_values",
+    "narrow_values",
+    "value_le",
+    "widen_values",
+]
+
+ZERO = Scalar.const(0)
+
+Pid = int | tuple[object, ...]
+"""A packet-pointer id: the instruction that made the variable offset, or a join of two ids."""
+
+
+@dataclass(frozen=True, slots=True)
+class MapInfo:
+    """What the analysis knows of a map: sizes and type (global-data sections are 1-entry arrays)."""
+
+    name: str
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Uninit:
+    """Never written (or written on only some of the joined paths): reading it is an error."""
+
+    def __str__(self) -> str:
+        return "uninit"
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """The join of incompatible types: it may be any of them, so it may be used as none of them."""
+
+    def __str__(self) -> str:
+        return "unknown (join of different types)"
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarValue:
+    value: Scalar
+
+    def __str__(self) -> str:
+        return f"scalar {_scalar_text(self.value)}"
+
+
+@dataclass(frozen=True, slots=True)
+class CtxPtr:
+    """Pointer into the XDP context (``struct xdp_md``)."""
+
+    off: Scalar
+
+    def __str__(self) -> str:
+        return f"ctx{_off_text(self.off)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacketPtr:
+    """``data + off``; ``pid``/``delta`` link it to the proven ranges (see the module docstring)."""
+
+    off: Scalar
+    pid: Pid | None = None
+    delta: int = 0
+
+    def __str__(self) -> str:
+        link = "" if self.pid is None else f", id={self.pid}"
+        return f"packet{_off_text(self.off)}{link}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacketEnd:
+    def __str__(self) -> str:
+        return "packet_end"
+
+
+@dataclass(frozen=True, slots=True)
+class PacketMeta:
+    """``data_meta``: comparisons are allowed, accesses are not modelled (so rejected)."""
+
+    off: Scalar
+
+    def __str__(self) -> str:
+        return f"packet_meta{_off_text(self.off)}"
+
+
+@dataclass(frozen=True, slots=True)
+class StackPtr:
+    """``r10 + off`` (off is negative inside the frame)."""
+
+    off: Scalar
+
+    def __str__(self) -> str:
+        return f"stack{_off_text(self.off)}"
+
+
+@dataclass(frozen=True, slots=True)
+class MapPtr:
+    """The map itself (the argument of lookups), as loaded by ``lddw`` of a map."""
+
+    map: MapInfo
+
+    def __str__(self) -> str:
+        return f"map_ptr({self.map.name})"
+
+
+@dataclass(frozen=True, slots=True)
+class MapValue:
+    map: MapInfo
+    off: Scalar
+
+    def __str__(self) -> str:
+        return f"map_value({self.map.name}, size={self.map.value_size}){_off_text(self.off)}"
+
+
+@dataclass(frozen=True, slots=True)
+class MapValueOrNull:
+    """A lookup result not yet compared with 0; ``nid`` (the lookup's instruction) links its copies."""
+
+    map: MapInfo
+    off: Scalar
+    nid: int | None
+
+    def __str__(self) -> str:
+        link = "" if self.nid is None else f", id={self.nid}"
+        return f"map_value_or_null({self.map.name}{link}){_off_text(self.off)}"
+
+
+Value = (Uninit | Unknown | ScalarValue | CtxPtr | PacketPtr | PacketEnd | PacketMeta | StackPtr | MapPtr
+         | MapValue | MapValueOrNull)
+
+UNINIT = Uninit()
+UNKNOWN = Unknown()
+
+
+def is_pointer(v: Value) -> bool:
+    return not isinstance(v, ScalarValue | Uninit | Unknown)
+
+
+def _scalar_text(s: Scalar) -> str:
+    if s.is_bottom:
+        return "⊥"
+    c = s.const_value
+    if c is not None:
+        signed = c - (1 << 64) if c >= 1 << 63 else c
+        return str(signed)
+    u, sv = s.u64, s.s64
+    text = f"[{u.lo}, {u.hi}]" if u.hi < 1 << 63 else f"s[{sv.lo}, {sv.hi}]"
+    if s.tnum.mask != (1 << 64) - 1:
+        text += f" bits={s.tnum}"
+    return text
+
+
+def _off_text(off: Scalar) -> str:
+    c = off.const_value
+    if c is not None:
+        signed = c - (1 << 64) if c >= 1 << 63 else c
+        return "" if signed == 0 else f"{signed:+d}"
+    return f"+{_scalar_text(off)}"
+
+
+def describe(v: Value) -> str:
+    """One-line text for explanations: the type and its range, VeRefine-style (``packet+14``)."""
+    return str(v)
+
+
+# --------------------------------------------------------------------------- #
+# Lattice
+# --------------------------------------------------------------------------- #
+
+
+def _null_join(mv: MapValue | MapValueOrNull, other: Value) -> Value | None:
+    """map value ⊔ 0 (or ⊔ another maybe-null value of the same map) is a maybe-null value."""
+    if isinstance(other, ScalarValue):
+        if other.value.const_value != 0:
+            return None
+        return MapValueOrNull(mv.map, mv.off, mv.nid if isinstance(mv, MapValueOrNull) else None)
+    if isinstance(other, MapValue | MapValueOrNull) and other.map == mv.map:
+        nid = mv.nid if isinstance(mv, MapValueOrNull) and isinstance(other, MapValueOrNull) else None
+        if isinstance(other, MapValueOrNull) and other.nid != nid:
+            nid = None
+        return MapValueOrNull(mv.map, mv.off.join(other.off), nid)
+    return None
+
+
+def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> Value:
+    """Join (``op == "join"``) or widen/narrow the two values field by field when types agree."""
+
+    def sc(x: Scalar, y: Scalar) -> Scalar:
+        if op == "join":
+            return _sjoin(x, y)
+        if op == "widen":
+            return _swiden(x, y, thresholds)
+        return _snarrow(x, y)
+
+    if a == b:
+        return a
+    if isinstance(a, Uninit) or isinstance(b, Uninit):
+        return UNINIT
+    if isinstance(a, ScalarValue) and isinstance(b, ScalarValue):
+        return ScalarValue(sc(a.value, b.value))
+    if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
+        same = a.pid == b.pid and a.delta == b.delta
+        return PacketPtr(sc(a.off, b.off), a.pid if same else None, a.delta if same else 0)
+    if isinstance(a, CtxPtr) and isinstance(b, CtxPtr):
+        return CtxPtr(sc(a.off, b.off))
+    if isinstance(a, StackPtr) and isinstance(b, StackPtr):
+        return StackPtr(sc(a.off, b.off))
+    if isinstance(a, PacketMeta) and isinstance(b, PacketMeta):
+        return PacketMeta(sc(a.off, b.off))
+    if isinstance(a, MapValue) and isinstance(b, MapValue) and a.map == b.map:
+        return MapValue(a.map, sc(a.off, b.off))
+    if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull) and a.map == b.map:
+        return MapValueOrNull(a.map, sc(a.off, b.off), a.nid if a.nid == b.nid else None)
+    for x, y in ((a, b), (b, a)):
+        if isinstance(x, MapValue | MapValueOrNull):
+            joined = _null_join(x, y)
+            if joined is not None:
+                return joined
+    return UNKNOWN
+
+
+def join_values(a: Value, b: Value) -> Value:
+    return _combine(a, b, "join")
+
+
+def widen_values(a: Value, b: Value, thresholds: tuple[int, ...] = ()) -> Value:
+    """Widening; ``thresholds`` (the program's comparison constants) are tried before the extremes."""
+    return _combine(a, b, "widen", thresholds)
+
+
+def narrow_values(a: Value, b: Value) -> Value:
+    """Narrowing keeps the new value when types differ: it is computed from a sound state."""
+    if type(a) is not type(b):
+        return b
+    return _combine(a, b, "narrow")
+
+
+def value_le(a: Value, b: Value) -> bool:
+    """``a ⊑ b``: used for the fixpoint's stability test (sound to answer False when unsure)."""
+    if a == b or isinstance(b, Uninit):
+        return True
+    if isinstance(b, Unknown):
+        return not isinstance(a, Uninit)
+    if isinstance(a, ScalarValue) and isinstance(b, ScalarValue):
+        return a.value.le(b.value)
+    if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
+        return a.off.le(b.off) and (b.pid is None or (a.pid == b.pid and a.delta == b.delta))
+    if isinstance(a, CtxPtr | StackPtr | PacketMeta) and type(a) is type(b):
+        return a.off.le(b.off)
+    if isinstance(a, MapValue) and isinstance(b, MapValue | MapValueOrNull):
+        return (a.map == b.map and a.off.le(b.off) and isinstance(b, MapValue)) or (
+            isinstance(b, MapValueOrNull) and b.nid is None and a.map == b.map and a.off.le(b.off))
+    if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull):
+        return a.map == b.map and a.off.le(b.off) and (b.nid is None or a.nid == b.nid)
+    if isinstance(a, ScalarValue) and isinstance(b, MapValueOrNull):
+        return a.value.const_value == 0 and b.nid is None
+    return False

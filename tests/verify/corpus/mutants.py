@@ -1,0 +1,96 @@
+"""Unsafe (and not-so-unsafe) mutants of compiled programs, made by editing decoded instructions.
+
+Every mutation keeps the instruction count and slot layout, so relocations and BTF line info stay
+valid and the mutated code can be patched back into the ELF object and loaded by libbpf (maps and
+global data come with it) — the kernel verifier is then the oracle for each mutant.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from elftools.elf.elffile import ELFFile
+
+from pybpfdsl.bpf.instruction import Instruction, encode
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Size, Source, alu_op, size, source
+from pybpfdsl.verify.analysis import verify_object
+from pybpfdsl.verify.analysis.values import MapValueOrNull, PacketEnd, PacketPtr, ScalarValue, StackPtr
+
+JA = 0x05
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    kind: str
+    elf: bytes
+
+
+def patch_section(elf: bytes, section: str, insns: list[Instruction]) -> bytes:
+    f = ELFFile(io.BytesIO(elf))
+    sec = f.get_section_by_name(section)
+    assert sec is not None
+    off = int(sec.header["sh_offset"])
+    code = encode(insns)
+    assert len(code) == int(sec.header["sh_size"])
+    return elf[:off] + code + elf[off + len(code):]
+
+
+def _jump_variants(insns: list[Instruction], i: int) -> Iterator[list[Instruction]]:
+    insn = insns[i]
+    never = list(insns)
+    never[i] = Instruction(JA, 0, 0, 0, 0)  # the check is gone: always fall through
+    yield never
+    always = list(insns)
+    always[i] = Instruction(JA, 0, 0, insn.off, 0)  # the check is gone: always jump
+    yield always
+
+
+def mutants(elf: bytes, section: str, name: str) -> Iterator[Mutant]:
+    report = verify_object(elf, section)
+    analysis = report.analysis
+    assert analysis is not None
+    insns = list(report.instructions)
+    in_loop = set()
+    for head in analysis.cfg.heads:
+        in_loop |= analysis.cfg.loop_body(head)
+    for i, insn in enumerate(insns):
+        s = analysis.pre.get(i)
+        if s is None:
+            continue
+        k = insn.kind
+        tag = f"{name}@{i}"
+        if k == Kind.JCOND and source(insn.opcode) == Source.X:
+            a, b = s.regs[insn.dst], s.regs[insn.src]
+            if {type(a), type(b)} == {PacketPtr, PacketEnd}:
+                for j, m in enumerate(_jump_variants(insns, i)):
+                    patched = patch_section(elf, report.section, m)
+                    yield Mutant(f"{tag}:no-bounds-check{j}", "remove bounds check", patched)
+        if k == Kind.JCOND and source(insn.opcode) == Source.K and isinstance(s.regs[insn.dst], MapValueOrNull):
+            for j, m in enumerate(_jump_variants(insns, i)):
+                yield Mutant(f"{tag}:no-null-check{j}", "remove null check", patch_section(elf, report.section, m))
+        if k in (Kind.LDX, Kind.STX, Kind.ST):
+            base = insn.src if k == Kind.LDX else insn.dst
+            ptr = s.regs[base]
+            if isinstance(ptr, PacketPtr | StackPtr) or type(ptr).__name__ == "MapValue":
+                delta = 1 if size(insn.opcode) == Size.B or not isinstance(ptr, StackPtr) else size(insn.opcode).bytes
+                for d in (delta, -delta):
+                    m = list(insns)
+                    m[i] = replace(insn, off=insn.off + d)
+                    yield Mutant(f"{tag}:offset{d:+d}", "shift offset", patch_section(elf, report.section, m))
+            if k == Kind.LDX and isinstance(ptr, StackPtr):
+                m = list(insns)
+                m[i] = replace(insn, off=-504)
+                yield Mutant(f"{tag}:uninit-stack", "read uninitialised stack", patch_section(elf, report.section, m))
+        if i in in_loop and insn.cls in (InsnClass.ALU, InsnClass.ALU64) and k == Kind.ALU \
+                and alu_op(insn.opcode) == AluOp.ADD and source(insn.opcode) == Source.K and insn.imm != 0 \
+                and isinstance(s.regs[insn.dst], ScalarValue):
+            m = list(insns)
+            m[i] = replace(insn, imm=0)
+            yield Mutant(f"{tag}:no-increment", "make loop unbounded", patch_section(elf, report.section, m))
+        if k == Kind.LDX and s.regs[insn.src].__class__.__name__ == "CtxPtr":
+            m = list(insns)
+            m[i] = Instruction(0x62, insn.src, 0, insn.off, 0)  # *(u32 *)(ctx + off) = 0
+            yield Mutant(f"{tag}:ctx-store", "write through ctx", patch_section(elf, report.section, m))
