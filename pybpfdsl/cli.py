@@ -8,6 +8,7 @@
     pybpfdsl attach FILE:FUNC DEV              attach to an interface, show live state until Ctrl-C
     pybpfdsl detach DEV                        remove the XDP program from an interface
     pybpfdsl status [DEV]                      which XDP programs are attached where
+    pybpfdsl prove A.o B.o [--section S]       Z3 proof that two BPF objects are equivalent
 
 Exit codes: 0 success, 1 the program or an input is wrong (compile error, verifier rejection, unreadable
 file), 2 the command line is wrong (unknown program, malformed argument). User errors print a
@@ -184,6 +185,38 @@ def build_parser() -> argparse.ArgumentParser:
     ], "status")
     p.add_argument("dev", metavar="DEV", nargs="?", help="only this interface")
     _json_flag(p, "the attachments")
+
+    # -- translation validation: `pybpfdsl prove` --
+    p = _command(sub, "prove", "prove two BPF objects equivalent with Z3", """
+        Check that program SECTION of object A and of object B behave the same for every packet,
+        initial map and global state and helper result (for example clang -O1 and -O2 of one C file).
+        Prints "proven", or a counterexample replayed in the bytecode interpreter for both objects.
+        Exit status 0 when proven, 1 otherwise.""", [
+        "pybpfdsl prove prog_O1.o prog_O2.o --section xdp",
+    ], "prove")
+    p.add_argument("object_a", metavar="A.o", help="the first BPF object")
+    p.add_argument("object_b", metavar="B.o", help="the second BPF object")
+    p.add_argument("--section", default="xdp", help="program (function or section name) in both (default xdp)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="proof budget (default 60)")
+    _json_flag(p, "the verdict")
+
+    p = _command(sub, "verify", "check a program's safety with pybpfdsl's own verifier", """
+        Run the userspace safety verifier (abstract interpretation: packet and map-value bounds, null
+        checks, stack initialisation, pointer rules, helper arguments, exit values, loop bounds) on a DSL
+        program or on any BPF object, clang-built ones too. Errors name the instruction, the Python (or C)
+        source line, the registers with their abstract values and the instructions that produced them.
+        --explain prints every instruction with the types and ranges of the registers it reads and
+        writes. Exit status 0 when safe, 1 when rejected.""", [
+        "pybpfdsl verify filter.py:drop_telnet",
+        "pybpfdsl verify prog.o --section xdp --explain",
+        "pybpfdsl verify filter.py --json",
+    ], "verify")
+    p.add_argument("target", metavar="FILE[:FUNC] | OBJECT.o", help="a DSL program, or a BPF object file")
+    p.add_argument("--section", help="program to check in an object (section or function name; default: the first)")
+    p.add_argument("--explain", action="store_true", help="print every instruction with register types and ranges")
+    p.add_argument("--check-division", action="store_true",
+                   help="also reject divisions by a value that may be zero (BPF defines x/0 = 0)")
+    _json_flag(p, "the verdict and findings")
     return parser
 
 
@@ -200,6 +233,14 @@ def _handler(name: str) -> Handler:
         from pybpfdsl.cli_commands.maps import cmd_maps
 
         return cmd_maps
+    if name == "prove":  # translation validation
+        from pybpfdsl.cli_commands.prove import cmd_prove
+
+        return cmd_prove
+    if name == "verify":
+        from pybpfdsl.cli_commands.verify import cmd_verify
+
+        return cmd_verify
     from pybpfdsl.cli_commands import attach_cmds
 
     return {"attach": attach_cmds.cmd_attach, "detach": attach_cmds.cmd_detach,

@@ -8,6 +8,7 @@ the kernel, runnable with BPF_PROG_TEST_RUN, its state objects bound to the kern
 from __future__ import annotations
 
 import functools
+import hashlib
 import keyword
 import re
 import time
@@ -38,6 +39,12 @@ class CompiledProgram:
     cpu: str
     lowered: Lowered = field(repr=False)
     compile_seconds: float = 0.0
+    # -- translation validation (pybpfdsl.verify.equivalence) --
+    proof: Any = field(default=None, repr=False, compare=False)
+    """The equivalence proof of bytecode against IR: a `ProofResult` (status proven / counterexample /
+    unknown / skipped, `.seconds`, `.stats`)."""
+    verification: Any = field(default=None, repr=False, compare=False)
+    """The userspace safety verifier's report (`.ok`, `.format()`, `.explain()`), None when skipped."""
 
     @functools.cached_property
     def instructions(self) -> list[Any]:
@@ -74,6 +81,19 @@ class CompiledProgram:
         return out
 
 
+_VERIFIED: dict[bytes, Any] = {}
+
+
+def _verified(compiled: CompiledProgram) -> Any:
+    """The userspace verifier's report, cached by the object's bytes (tests compile the same program often)."""
+    from pybpfdsl.verify.analysis.api import verify_program
+
+    key = hashlib.sha256(compiled.elf).digest()
+    if key not in _VERIFIED:
+        _VERIFIED[key] = verify_program(compiled)
+    return _VERIFIED[key]
+
+
 class XdpProgram:
     """An `@xdp` function: call it, compile it, load it."""
 
@@ -103,8 +123,14 @@ class XdpProgram:
     def ir(self) -> str:
         return format_program(self.lower().program)
 
-    def compile(self, *, cpu: str | None = None, opt_level: int = 2) -> CompiledProgram:
-        """Compile to a BPF object. Raises DslError for programs the DSL does not accept."""
+    def compile(self, *, cpu: str | None = None, opt_level: int = 2, prove: bool | None = None,
+                verify: bool = True) -> CompiledProgram:
+        """Compile to a BPF object. Raises DslError for programs the DSL does not accept.
+
+        `verify` runs the userspace safety verifier; its report is `.verification` (a rejection does not
+        raise here: `attach` refuses the program and says why). `prove` (default:
+        `pybpfdsl.verify.equivalence.prove.PROVE_ON_COMPILE`) checks with Z3 that the bytecode is
+        equivalent to the IR; the verdict is `.proof` (status "skipped" when not proved)."""
         from pybpfdsl.backend.compile import BackendError, compile_program
 
         started = time.perf_counter()
@@ -116,8 +142,18 @@ class XdpProgram:
             raise InternalCompilerError(
                 f"{lowered.source.file}:{lowered.source.first_line}: the backend failed on {self.name}: {exc}. "
                 "This is a pybpfdsl bug; please report it with the function's source") from exc
-        return CompiledProgram(self.name, obj.elf, format_program(lowered.program), obj.llvm_ir,
-                               obj.optimized_llvm_ir, target, lowered, time.perf_counter() - started)
+        compiled = CompiledProgram(self.name, obj.elf, format_program(lowered.program), obj.llvm_ir,
+                                   obj.optimized_llvm_ir, target, lowered, time.perf_counter() - started)
+        # -- translation validation --
+        from pybpfdsl.verify.equivalence import prove as equivalence
+
+        if prove is None:
+            prove = equivalence.PROVE_ON_COMPILE
+        proof = equivalence.prove_on_compile(compiled) if prove else equivalence.skipped()
+        object.__setattr__(compiled, "proof", proof)  # frozen: set once, here
+        if verify:
+            object.__setattr__(compiled, "verification", _verified(compiled))
+        return compiled
 
     def load(self, *, cpu: str | None = None) -> Any:
         """Compile and load into the kernel (the kernel verifier runs here); returns a LoadedProgram."""
@@ -126,7 +162,9 @@ class XdpProgram:
         compiled = self.compile(cpu=cpu)
         lowered = compiled.lowered
         lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
-        return LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=lines)
+        loaded = LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=lines)
+        loaded.compiled = compiled
+        return loaded
 
     def attach(self, ifname: str, mode: str = "auto", pin: str | None = None) -> Any:
         """Compile, load (every check runs) and attach to interface `ifname` through a BPF link;

@@ -63,6 +63,8 @@ __all__ = [
     "InterfaceBusy",
     "InterfaceNotFound",
     "KernelVerifierGate",
+    "ProofGate",
+    "UserspaceVerifierGate",
     "Mode",
     "ModeNotSupported",
     "NoPrivilege",
@@ -269,9 +271,57 @@ class KernelVerifierGate:
         return GateResult(True, "the kernel loaded the program")
 
 
-GATES: list[Gate] = [KernelVerifierGate()]
-"""The checks every program passes before `attach`/`replace`, in order. Later checks (a userspace
-verifier, a Z3 equivalence proof) are added here; the kernel verifier runs in any case."""
+# -- translation validation gate (pybpfdsl.verify.equivalence) --
+class ProofGate:
+    """The Z3 equivalence proof of bytecode against IR: refuses a program that is not proven (a
+    counterexample, or unknown within the budget). Proves now if `compile(prove=False)` skipped it."""
+
+    name = "equivalence proof"
+
+    def check(self, candidate: Candidate) -> GateResult:
+        from pybpfdsl.verify.equivalence.prove import prove_on_compile
+
+        compiled = candidate.compiled
+        if compiled is None:
+            return GateResult(False, _NO_COMPILED)
+        proof = compiled.proof
+        if proof is None or proof.status == "skipped":
+            proof = prove_on_compile(compiled)
+        if proof.status != "proven":
+            return GateResult(False, proof.report() + _override_hint(self.name))
+        return GateResult(True, proof.summary())
+
+
+class UserspaceVerifierGate:
+    """pybpfdsl's own safety verifier: refuses what it cannot show safe, explaining the Python line."""
+
+    name = "userspace verifier"
+
+    def check(self, candidate: Candidate) -> GateResult:
+        from pybpfdsl.verify.analysis.api import verify_program
+
+        compiled = candidate.compiled
+        if compiled is None:
+            return GateResult(False, _NO_COMPILED)
+        report = compiled.verification if compiled.verification is not None else verify_program(compiled)
+        if not report.ok:
+            return GateResult(False, report.format() + _override_hint(self.name))
+        return GateResult(True, f"verified {len(report.instructions)} instructions")
+
+
+_NO_COMPILED = ("no compiled program to check: attach the @xdp function itself, or a LoadedProgram made by "
+                "fn.load()")
+
+
+def _override_hint(gate: str) -> str:
+    return ("\nto attach without this check (at your own risk), pass "
+            f"gates=[g for g in pybpfdsl.runtime.attach.GATES if g.name != {gate!r}]")
+
+
+GATES: list[Gate] = [UserspaceVerifierGate(), ProofGate(), KernelVerifierGate()]
+"""The checks every program passes before `attach`/`replace`, in order: our verifier (whose errors name
+the Python line), the Z3 proof that the bytecode does what the IR says, then the kernel verifier, which
+loads it. Nothing reaches an interface unless all pass."""
 
 
 def _run_gates(candidate: Candidate, gates: Iterable[Gate] | None) -> None:
@@ -532,7 +582,7 @@ def attach(target: XdpProgram | LoadedProgram, ifname: str, mode: Mode = "auto",
     loaded_box: list[LoadedProgram] = []
     if isinstance(target, LoadedProgram):
         loaded_box.append(target)
-        candidate = Candidate(target.program.name, ifname, "attach", None, None, prog_fd=target.fd)
+        candidate = Candidate(target.program.name, ifname, "attach", None, target.compiled, prog_fd=target.fd)
         owns = False
         program = None
     elif isinstance(target, XdpProgram):

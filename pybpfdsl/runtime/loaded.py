@@ -13,7 +13,7 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self, SupportsBytes
+from typing import Any, Self, SupportsBytes
 
 from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl
 from pybpfdsl.lang.state import (
@@ -176,6 +176,8 @@ class LoadedProgram:
         self._jited: int | None = None
         self._jited_known = False
         self._ringbufs: list[RingBuf[Struct]] = []  # bound to kernel ring buffers by `load`
+        # The CompiledProgram this was loaded from (set by XdpProgram.load): what attach's gates check.
+        self.compiled: Any = None
 
     @classmethod
     def load(cls, elf: bytes, program: Program, state: Mapping[str, StateObject],

@@ -30,6 +30,8 @@ from pybpfdsl.runtime.attach import (
     Candidate,
     GateResult,
     KernelVerifierGate,
+    ProofGate,
+    UserspaceVerifierGate,
     attach,
     attached_program,
     detach,
@@ -142,8 +144,23 @@ class _Gate:
         return GateResult(self.passed, "" if self.passed else f"{self.name} found a problem")
 
 
-def test_the_default_gates_are_the_kernel_verifier() -> None:
-    assert [type(g) for g in GATES] == [KernelVerifierGate]
+def test_the_default_gates_are_every_check_the_codebase_has() -> None:
+    # Our verifier first (its errors name the Python line), then the Z3 proof, then the kernel, which loads.
+    assert [type(g) for g in GATES] == [UserspaceVerifierGate, ProofGate, KernelVerifierGate]
+
+
+def test_an_unproven_program_is_refused_with_a_way_to_override(veth: VethPair) -> None:
+    import rate_limiter as RL  # its fixed-point arithmetic is beyond the prover's budget today
+
+    assert RL.rate_limiter.compile().proof.status == "unknown"
+    with inside(veth.rx_ns), pytest.raises(AttachRefused) as info:
+        attach(RL.rate_limiter, veth.rx_if)
+    assert info.value.gate == "equivalence proof"
+    assert "gates=[g for g in pybpfdsl.runtime.attach.GATES if g.name != 'equivalence proof']" in str(info.value)
+    assert xdp_prog_id(veth.rx_ns, veth.rx_if) is None
+    gates = [g for g in GATES if g.name != "equivalence proof"]
+    with inside(veth.rx_ns), attach(RL.rate_limiter, veth.rx_if, mode="skb", gates=gates):
+        assert xdp_prog_id(veth.rx_ns, veth.rx_if) is not None
 
 
 def test_a_gate_that_fails_before_loading_refuses_and_nothing_is_loaded(veth: VethPair) -> None:

@@ -1,0 +1,437 @@
+"""Bytecode → Z3: symbolic execution of BPF instructions through the one semantics table.
+
+Every ALU, jump, load/store value and atomic operation is `bpf.semantics` instantiated with `Z3_OPS`,
+the very functions the concrete interpreter runs with `INT_OPS`; this module only adds what the table
+leaves to a memory model: pointers, regions, maps and helpers (see `bytecode_memory`). It takes an
+instruction list directly, so a caller can prove a modified program against the same IR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import z3
+
+from pybpfdsl.bpf.instruction import Instruction, RelocKind, slot_offsets
+from pybpfdsl.bpf.opcode import (
+    AluOp,
+    AtomicOp,
+    InsnClass,
+    JmpOp,
+    Kind,
+    PseudoSrc,
+    Size,
+    Source,
+    alu_op,
+    jmp_op,
+    size,
+    source,
+)
+from pybpfdsl.bpf.semantics import Z3_OPS, alu, alu_operand, atomic, jump_taken, load_value, store_value
+from pybpfdsl.verify.equivalence import bytecode_memory as mem
+from pybpfdsl.verify.equivalence.bytecode_memory import (
+    CTX,
+    PACKET,
+    Fault,
+    MapRef,
+    Memory,
+    Ptr,
+    Region,
+    Val,
+    as_int,
+    bv64,
+)
+from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
+from pybpfdsl.verify.equivalence.paths import Exploration, Fork, Outcome, Unsupported, explore
+from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv
+
+MAX_STEPS = 100_000
+MAX_CALL_DEPTH = 8
+EINVAL, ENOENT, EEXIST, E2BIG = 22, 2, 17, 7
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+_ADDRESS_BIAS = 1 << 40  # same-region pointers compare by offset, as the interpreter's fake addresses do
+
+
+@dataclass
+class _Frame:
+    return_pc: int
+    saved: list[Val]
+
+
+@dataclass
+class BCState:
+    pc: int
+    regs: list[Val]
+    memory: Memory
+    effects: Effects
+    frames: list[_Frame] = field(default_factory=list)
+    path: list[Term] = field(default_factory=list)
+    trace: list[int] = field(default_factory=list)
+    guarded: bool = False
+
+    def fork(self, cond: Term) -> BCState:
+        return BCState(self.pc, list(self.regs), self.memory.copy(), self.effects.copy(),
+                       [_Frame(f.return_pc, list(f.saved)) for f in self.frames], [*self.path, cond],
+                       list(self.trace))
+
+
+class BytecodeEncoder:
+    """Runs one bytecode program symbolically against `inputs`."""
+
+    def __init__(self, program: BytecodeProgram, inputs: Inputs) -> None:
+        self.program = program
+        self.insns = program.instructions
+        self.inputs = inputs
+        self.shapes: dict[str, MapShape] = dict(inputs.layout.maps)
+        starts = slot_offsets(list(self.insns))
+        self.slot_of = starts
+        self.index_of_slot = {s: i for i, s in enumerate(starts)}
+
+    def run(self, deadline: float | None = None) -> Exploration:
+        regs: list[Val] = [bv64(0)] * 11
+        regs[1] = Ptr(CTX, bv64(0))
+        regs[10] = Ptr(Region("stack", depth=0), bv64(mem.STACK_SIZE))
+        start = BCState(0, regs, Memory(self.inputs.packet), self.inputs.initial_effects())
+        return explore(start, self.step, self.inputs.assumptions, lambda s: s.path, deadline=deadline)
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def step(self, s: BCState) -> Outcome | Fork[BCState]:
+        n = len(self.insns)
+        while True:
+            if not 0 <= s.pc < n:
+                return self._fault(s, f"fell off the program at {s.pc}")
+            if len(s.trace) > MAX_STEPS:
+                raise Unsupported(f"a path runs more than {MAX_STEPS} instructions")
+            if not s.guarded:  # a guarded re-run is the same instruction again
+                s.trace.append(s.pc)
+            insn = self.insns[s.pc]
+            try:
+                result = self.execute(s, insn)
+            except Fault as exc:
+                return self._fault(s, str(exc))
+            if result is not None:
+                return result
+
+    def _fault(self, s: BCState, why: str) -> Outcome:
+        return Outcome("fault", None, s.effects, tuple(s.trace), reason=f"insn {s.pc}: {why}")
+
+    def _jump(self, s: BCState, insn: Instruction, delta: int) -> int:
+        target = self.index_of_slot.get(self.slot_of[s.pc] + insn.slots + delta)
+        if target is None:
+            raise Fault("jump into the middle of an instruction")
+        return target
+
+    def _guard(self, s: BCState, ok: Term, why: str) -> Fork[BCState] | None:
+        """Fork off a fault unless `ok` is trivially true; the good side re-runs the instruction."""
+        if s.guarded:
+            s.guarded = False
+            return None
+        ok = z3.simplify(ok)
+        if z3.is_true(ok):
+            return None
+        bad = self._fault(s, why)
+        good = s.fork(ok)
+        good.guarded = True
+        return Fork([(z3.Not(ok), bad), (ok, good)])
+
+    def execute(self, s: BCState, insn: Instruction) -> Outcome | Fork[BCState] | None:
+        kind = insn.kind
+        if kind == Kind.EXIT:
+            return self._exit(s)
+        if kind in (Kind.ALU, Kind.SDIV, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP):
+            s.regs[insn.dst] = self._alu(s, insn)
+        elif kind == Kind.LDDW:
+            s.regs[insn.dst] = self._lddw(s, insn)
+        elif kind in (Kind.LDX, Kind.LDX_SX):
+            base = s.regs[insn.src]
+            if isinstance(base, Ptr) and base.region.kind == "ctx":
+                s.regs[insn.dst] = self._ctx(base, insn.off, size(insn.opcode).bytes)
+            else:
+                loaded = self._load(s, base, insn.off, size(insn.opcode).bytes)
+                if isinstance(loaded, Fork):
+                    return loaded
+                if isinstance(loaded, list):
+                    raw = bytes_to_bv(loaded)
+                    s.regs[insn.dst] = load_value(Z3_OPS, raw, size(insn.opcode), signed=kind == Kind.LDX_SX)
+                else:
+                    s.regs[insn.dst] = loaded
+        elif kind in (Kind.ST, Kind.STX):
+            value: Val = bv64(insn.imm_sext) if kind == Kind.ST else s.regs[insn.src]
+            forked = self._store(s, s.regs[insn.dst], insn.off, size(insn.opcode).bytes, value)
+            if forked is not None:
+                return forked
+        elif kind == Kind.ATOMIC:
+            forked = self._atomic(s, insn)
+            if forked is not None:
+                return forked
+        elif kind == Kind.JA:
+            s.pc = self._jump(s, insn, insn.off)
+            return None
+        elif kind == Kind.GOTOL:
+            s.pc = self._jump(s, insn, insn.imm)
+            return None
+        elif kind == Kind.JCOND:
+            return self._branch(s, insn)
+        elif kind == Kind.CALL:
+            if insn.is_pseudo_call:
+                self._call_subprogram(s, insn)
+                return None  # the call set `s.pc` to the subprogram's entry
+            self._helper(s, insn)
+        else:
+            raise Unsupported(f"{kind.value} instructions are not encoded")
+        s.pc += 1
+        return None
+
+    # -- arithmetic --------------------------------------------------------------------------------
+
+    def _alu(self, s: BCState, insn: Instruction) -> Val:
+        dst = s.regs[insn.dst]
+        src: Val | None = s.regs[insn.src] if source(insn.opcode) == Source.X else None
+        scalar_src = src is None or not isinstance(src, Ptr | MapRef)
+        if insn.kind == Kind.MOV and scalar_src:
+            dst = bv64(0)  # a move does not read its destination, which may hold a pointer
+        if not isinstance(dst, Ptr | MapRef) and scalar_src:
+            return alu(Z3_OPS, insn, dst, alu_operand(Z3_OPS, insn, src))
+        op = alu_op(insn.opcode)
+        is64 = insn.cls == InsnClass.ALU64
+        if is64 and insn.kind == Kind.MOV and src is not None:
+            return src
+        if not is64 and insn.kind == Kind.MOV and isinstance(src, Ptr) and insn.off == 0:
+            return Ptr(src.region, src.offset, src.found, low32=True)
+        if is64 and insn.kind == Kind.ALU and isinstance(dst, Ptr) and scalar_src:
+            operand = alu_operand(Z3_OPS, insn, src)
+            if op == AluOp.ADD:
+                return Ptr(dst.region, dst.offset + operand, dst.found)
+            if op == AluOp.SUB:
+                return Ptr(dst.region, dst.offset - operand, dst.found)
+        if is64 and op == AluOp.ADD and isinstance(src, Ptr) and not isinstance(dst, Ptr | MapRef):
+            return Ptr(src.region, src.offset + dst, src.found)
+        if op == AluOp.SUB and isinstance(dst, Ptr) and isinstance(src, Ptr) and dst.region.same(src.region) \
+                and (not is64 or not (dst.low32 or src.low32)):
+            # The region's base address cancels, also modulo 2**32 for a 32-bit subtraction.
+            return alu(Z3_OPS, insn, dst.offset, src.offset)
+        raise Unsupported(f"insn {s.pc}: arithmetic on a pointer ({insn})")
+
+    def _lddw(self, s: BCState, insn: Instruction) -> Val:
+        reloc = self.program.relocations.get(s.pc)
+        if reloc is not None:
+            if reloc.kind == RelocKind.MAP:
+                if reloc.symbol not in self.shapes:
+                    raise Unsupported(f"map {reloc.symbol} has no definition")
+                return MapRef(reloc.symbol)
+            if reloc.kind == RelocKind.DATA:
+                if reloc.section not in self.inputs.layout.sections:
+                    raise Unsupported(f"data section {reloc.section} is not modelled")
+                return Ptr(Region("section", reloc.section), bv64(reloc.offset))
+            raise Unsupported(f"lddw of a {reloc.kind.value} reference")
+        if insn.src != PseudoSrc.NONE:
+            raise Unsupported("lddw of a raw map fd")
+        return bv64(insn.imm64)
+
+    # -- memory ------------------------------------------------------------------------------------
+
+    def _ctx(self, base: Ptr, off: int, count: int) -> Val:
+        at = mem.concrete_offset(base, off, "context")
+        if at in (mem.CTX_DATA, mem.CTX_DATA_META) and count in (4, 8):
+            return Ptr(PACKET, bv64(0))
+        if at == mem.CTX_DATA_END and count in (4, 8):
+            return Ptr(PACKET, self.inputs.length)
+        if at in self.inputs.ctx and count == 4:
+            return z3.ZeroExt(32, self.inputs.ctx[at])
+        raise Fault(f"invalid xdp_md access: {count} bytes at offset {at}")
+
+    def _access_guard(self, s: BCState, ptr: Val, off: int, count: int) -> Fork[BCState] | None:
+        if not isinstance(ptr, Ptr):
+            raise Fault("memory access through a non-pointer")
+        if ptr.low32:
+            raise Unsupported("memory access through the low 32 bits of a pointer")
+        if ptr.found is not None:
+            return self._guard(s, ptr.found, "access through a NULL map value pointer")
+        if ptr.region.kind == "packet":
+            return self._guard(s, mem.packet_bounds(ptr, off, count, self.inputs.length),
+                               f"{count}-byte packet access outside the packet")
+        return None
+
+    def _load(self, s: BCState, base: Val, off: int, count: int) -> list[Term] | Val | Fork[BCState]:
+        if (g := self._access_guard(s, base, off, count)) is not None:
+            return g
+        assert isinstance(base, Ptr)
+        if count == 8 and base.region.kind == "stack":
+            at = mem.stack_offset(base, off, count)
+            spilled = s.memory.spills[base.region.depth].get(at)
+            if spilled is not None:
+                return spilled
+        return mem.read(s.memory, s.effects, self.shapes, base, off, count)
+
+    def _store(self, s: BCState, base: Val, off: int, count: int, value: Val) -> Fork[BCState] | None:
+        if (g := self._access_guard(s, base, off, count)) is not None:
+            return g
+        assert isinstance(base, Ptr)
+        if isinstance(value, Ptr | MapRef):
+            if count != 8 or base.region.kind != "stack":
+                raise Unsupported(f"insn {s.pc}: a pointer stored outside an 8-byte stack slot")
+            at = mem.stack_offset(base, off, count)
+            mem.write(s.memory, s.effects, self.shapes, base, off, bv_to_bytes(bv64(0), 8))
+            s.memory.spills[base.region.depth][at] = value
+            return None
+        bits = store_value(Z3_OPS, value, size_of(count))
+        mem.write(s.memory, s.effects, self.shapes, base, off, bv_to_bytes(bits, count))
+        return None
+
+    def _atomic(self, s: BCState, insn: Instruction) -> Fork[BCState] | None:
+        sz = size(insn.opcode)
+        try:
+            aop = AtomicOp(insn.imm)
+        except ValueError:
+            raise Fault(f"unknown atomic operation {insn.imm:#x}") from None
+        base = s.regs[insn.dst]
+        if (g := self._access_guard(s, base, insn.off, sz.bytes)) is not None:
+            return g
+        assert isinstance(base, Ptr)
+        src, r0 = s.regs[insn.src], s.regs[0]
+        if aop != AtomicOp.CMPXCHG:
+            r0 = bv64(0)  # only cmpxchg reads r0, which often still holds a map value pointer
+        if isinstance(src, Ptr | MapRef) or isinstance(r0, Ptr | MapRef):
+            raise Unsupported("atomic operation with a pointer operand")
+        old = bytes_to_bv(mem.read(s.memory, s.effects, self.shapes, base, insn.off, sz.bytes))
+        effect = atomic(Z3_OPS, aop, sz, old, src, r0)
+        mem.write(s.memory, s.effects, self.shapes, base, insn.off, bv_to_bytes(effect.memory, sz.bytes))
+        if effect.register is not None and effect.fetched is not None:
+            s.regs[0 if effect.register == "r0" else insn.src] = effect.fetched
+        return None
+
+    # -- control flow ------------------------------------------------------------------------------
+
+    def _branch(self, s: BCState, insn: Instruction) -> Fork[BCState] | None:
+        taken = self._condition(s, insn)
+        target = self._jump(s, insn, insn.off)
+        simple = z3.simplify(taken)
+        if z3.is_true(simple) or z3.is_false(simple):
+            s.pc = target if z3.is_true(simple) else s.pc + 1
+            return None
+        yes, no = s.fork(simple), s.fork(z3.Not(simple))
+        yes.pc, no.pc = target, s.pc + 1
+        return Fork([(simple, yes), (z3.Not(simple), no)])
+
+    def _condition(self, s: BCState, insn: Instruction) -> Term:
+        dst = s.regs[insn.dst]
+        src: Val | None = s.regs[insn.src] if source(insn.opcode) == Source.X else None
+        if not isinstance(dst, Ptr | MapRef) and not isinstance(src, Ptr | MapRef):
+            return jump_taken(Z3_OPS, insn, dst, alu_operand(Z3_OPS, insn, src))
+        op = jmp_op(insn.opcode)
+        if isinstance(dst, Ptr) and isinstance(src, Ptr) and dst.region.same(src.region):
+            return jump_taken(Z3_OPS, insn, dst.offset + _ADDRESS_BIAS, src.offset + _ADDRESS_BIAS)
+        other = src if isinstance(dst, Ptr | MapRef) else dst
+        ptr = dst if isinstance(dst, Ptr | MapRef) else src
+        zero = (other is None and insn.imm == 0) or (other is not None and as_int(other) == 0)
+        if zero and op in (JmpOp.JEQ, JmpOp.JNE):
+            nonnull = ptr.found if isinstance(ptr, Ptr) and ptr.found is not None else z3.BoolVal(True)
+            return z3.Not(nonnull) if op == JmpOp.JEQ else nonnull
+        raise Unsupported(f"insn {s.pc}: comparison of a pointer ({insn})")
+
+    def _exit(self, s: BCState) -> Outcome | None:
+        if s.frames:
+            frame = s.frames.pop()
+            s.regs[6:11] = frame.saved
+            for r in range(1, 6):
+                s.regs[r] = bv64(0)
+            s.memory.stacks.pop()
+            s.memory.spills.pop()
+            s.pc = frame.return_pc
+            return None
+        r0 = s.regs[0]
+        if isinstance(r0, Ptr | MapRef):
+            raise Unsupported("the program returns a pointer")
+        return Outcome("return", z3.Extract(31, 0, r0), s.effects, tuple(s.trace), packet=s.memory.packet,
+                       packet_writes=s.memory.packet_writes)
+
+    def _call_subprogram(self, s: BCState, insn: Instruction) -> None:
+        if len(s.frames) >= MAX_CALL_DEPTH:
+            raise Fault(f"call depth exceeds {MAX_CALL_DEPTH}")
+        target = self._jump(s, insn, insn.imm)
+        s.frames.append(_Frame(s.pc + 1, s.regs[6:11]))
+        s.memory.stacks.append({})
+        s.memory.spills.append({})
+        s.regs[10] = Ptr(Region("stack", depth=len(s.frames)), bv64(mem.STACK_SIZE))
+        s.pc = target
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _map(self, v: Val) -> MapShape:
+        if not isinstance(v, MapRef):
+            raise Fault("helper expected a map argument")
+        return self.shapes[v.name]
+
+    def _bytes(self, s: BCState, v: Val, count: int) -> list[Term]:
+        if not isinstance(v, Ptr):
+            raise Fault("helper expected a pointer argument")
+        if v.region.kind == "packet" or v.found is not None:
+            raise Unsupported("helper argument in packet memory or a map value")
+        return mem.read(s.memory, s.effects, self.shapes, v, 0, count)
+
+    def _scalar(self, v: Val, what: str) -> int:
+        value = None if isinstance(v, Ptr | MapRef) else as_int(v)
+        if value is None:
+            raise Unsupported(f"{what} must be a constant")
+        return value
+
+    def _helper(self, s: BCState, insn: Instruction) -> None:
+        r = s.regs
+        fx = s.effects
+        helper = insn.imm
+        result: Val
+        if helper == 1:  # map_lookup_elem
+            shape = self._map(r[1])
+            key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
+            result = Ptr(Region("value", shape.name, key=key), bv64(0), fx.present(shape, key))
+        elif helper == 2:  # map_update_elem
+            shape = self._map(r[1])
+            key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
+            value = bytes_to_bv(self._bytes(s, r[3], shape.value_size))
+            result = self._update(fx, shape, key, value, self._scalar(r[4], "map update flags") & (2**64 - 1))
+        elif helper == 3:  # map_delete_elem
+            shape = self._map(r[1])
+            key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
+            if shape.is_array:
+                result = bv64(-EINVAL)
+            else:
+                result = z3.If(fx.present(shape, key), bv64(0), bv64(-ENOENT))
+                fx.remove(shape, key)
+        elif helper == 5:
+            result = fx.next_helper(self.inputs, "ktime")
+        elif helper == 7:
+            result = z3.ZeroExt(32, fx.next_helper(self.inputs, "prandom"))
+        elif helper == 8:
+            result = z3.ZeroExt(32, self.inputs.cpu)
+        elif helper == 130:  # ringbuf_output
+            shape = self._map(r[1])
+            count = self._scalar(r[3], "ring buffer record size")
+            fx.output(shape.name, bytes_to_bv(self._bytes(s, r[2], count)))
+            result = bv64(0)
+        else:
+            raise Unsupported(f"helper {helper} is not modelled")
+        r[0] = result
+        for i in range(1, 6):  # caller-saved: the verifier forbids reading them after a call
+            r[i] = bv64(0)
+
+    @staticmethod
+    def _update(fx: Effects, shape: MapShape, key: Term, value: Term, flags: int) -> Term:
+        if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+            return bv64(-EINVAL)
+        exists = fx.present(shape, key)
+        if shape.is_array:
+            if flags == BPF_NOEXIST:
+                return z3.If(exists, bv64(-EEXIST), bv64(-E2BIG))
+            fx.insert(shape, key, value, exists)
+            return z3.If(exists, bv64(0), bv64(-E2BIG))
+        if flags == BPF_ANY:
+            fx.insert(shape, key, value, z3.BoolVal(True))
+            return bv64(0)
+        ok = z3.Not(exists) if flags == BPF_NOEXIST else exists
+        fx.insert(shape, key, value, ok)
+        return z3.If(ok, bv64(0), bv64(-EEXIST if flags == BPF_NOEXIST else -ENOENT))
+
+
+def size_of(count: int) -> Size:
+    return {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}[count]

@@ -1,0 +1,182 @@
+"""The bytecode machine's values and memory, mirroring `bpf.interpreter` symbolically.
+
+A register holds a scalar (64-bit term), a `Ptr` into a region or a `MapRef` (what `lddw rX, map`
+loads). As in the interpreter, pointers are (region, offset) rather than addresses: the region is
+always known on a path (K2's memory-type concretization, §5), so aliasing is only ever between accesses
+to the same region. Stack and global-data offsets must be constants (K2's offset concretization); packet
+offsets may be symbolic and are bounds-checked against the symbolic length; a map-value pointer is the
+map plus the key it was looked up with, so two pointers to one element alias through the map's array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import z3
+
+from pybpfdsl.verify.equivalence.paths import Unsupported
+from pybpfdsl.verify.equivalence.state import Effects, MapShape, Term, bv_to_bytes, bytes_to_bv
+
+STACK_SIZE: Final = 512
+CTX_DATA, CTX_DATA_END, CTX_DATA_META, CTX_SIZE = 0, 4, 8, 24
+
+RegionKind = Literal["packet", "ctx", "stack", "value", "section"]
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """Which memory a pointer points into. `name` is the map or section; `key` the map element's key."""
+
+    kind: RegionKind
+    name: str = ""
+    depth: int = 0
+    key: Term = None
+
+    def same(self, other: Region) -> bool:
+        """Statically the same region (map-value regions only when their keys are the same term)."""
+        if self.kind != other.kind or self.name != other.name or self.depth != other.depth:
+            return False
+        return self.key is None or other.key is None or bool(self.key.eq(other.key))
+
+
+@dataclass(frozen=True, eq=False)
+class Ptr:
+    region: Region
+    offset: Term
+    found: Term = None
+    """For a map lookup's result: whether it is non-null (None: never null)."""
+    low32: bool = False
+    """Only the pointer's low 32 bits (after a 32-bit move): usable only in a 32-bit subtraction of two
+    pointers into the same region, where the unknown base address cancels modulo 2**32 (LLVM computes
+    a packet's length as `w = data_end; w -= data`)."""
+
+
+@dataclass(frozen=True)
+class MapRef:
+    name: str
+
+
+Val = Term | Ptr | MapRef
+
+PACKET = Region("packet")
+CTX = Region("ctx")
+
+
+def as_int(term: Term) -> int | None:
+    """The term's value as a signed 64-bit Python int when it is a constant."""
+    if isinstance(term, int):
+        return term
+    t = z3.simplify(term)
+    if z3.is_bv_value(t):
+        value: int = t.as_signed_long()
+        return value
+    return None
+
+
+def bv64(value: int) -> Term:
+    return z3.BitVecVal(value & ((1 << 64) - 1), 64)
+
+
+@dataclass
+class Memory:
+    """The per-path memory besides `Effects`: stacks (one per frame), their pointer spills, the packet."""
+
+    packet: Term
+    stacks: list[dict[int, Term]] = field(default_factory=lambda: [{}])
+    spills: list[dict[int, Val]] = field(default_factory=lambda: [{}])
+    packet_writes: tuple[Term, ...] = ()
+
+    def copy(self) -> Memory:
+        return Memory(self.packet, [dict(s) for s in self.stacks], [dict(s) for s in self.spills],
+                      self.packet_writes)
+
+
+class Fault(Exception):
+    """The access would fault in the interpreter (the kernel verifier would reject the program)."""
+
+
+def stack_offset(ptr: Ptr, off: int, count: int) -> int:
+    at = as_int(ptr.offset)
+    if at is None:
+        raise Unsupported("stack access at a symbolic offset")
+    at += off
+    if at < 0 or at + count > STACK_SIZE:
+        raise Fault(f"{count}-byte stack access at offset {at - STACK_SIZE} outside the frame")
+    return at
+
+
+def concrete_offset(ptr: Ptr, off: int, what: str) -> int:
+    at = as_int(ptr.offset)
+    if at is None:
+        raise Unsupported(f"{what} access at a symbolic offset")
+    return at + off
+
+
+def packet_bounds(ptr: Ptr, off: int, count: int, length: Term) -> Term:
+    """The condition under which `count` bytes at `ptr + off` lie inside the packet."""
+    at = ptr.offset + off
+    return z3.And(at >= 0, at + count <= length)
+
+
+def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: int, count: int) -> list[Term]:
+    """Bytes at `ptr + off` (packet bounds and null checks are the caller's guards)."""
+    r = ptr.region
+    if r.kind == "packet":
+        at = ptr.offset + off
+        return [z3.Select(mem.packet, at + i) for i in range(count)]
+    if r.kind == "stack":
+        at = stack_offset(ptr, off, count)
+        frame = mem.stacks[r.depth]
+        return [frame.get(at + i, z3.BitVecVal(0, 8)) for i in range(count)]  # unwritten stack reads 0
+    if r.kind == "section":
+        try:
+            return fx.read_section(r.name, concrete_offset(ptr, off, "global data"), count)
+        except IndexError as exc:
+            raise Fault(str(exc)) from None
+    if r.kind == "value":
+        at = concrete_offset(ptr, off, "map value")
+        size = shapes[r.name].value_size
+        if at < 0 or at + count > size:
+            raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
+        return bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)[at:at + count]
+    raise Fault(f"read from {r.kind} memory")
+
+
+def write(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: int, parts: list[Term]) -> None:
+    r = ptr.region
+    count = len(parts)
+    if r.kind == "packet":
+        at = ptr.offset + off
+        for i, b in enumerate(parts):
+            mem.packet = z3.Store(mem.packet, at + i, b)
+            mem.packet_writes = (*mem.packet_writes, at + i)
+        return
+    if r.kind == "stack":
+        at = stack_offset(ptr, off, count)
+        frame = mem.stacks[r.depth]
+        for i, b in enumerate(parts):
+            frame[at + i] = b
+        spills = mem.spills[r.depth]
+        for p in [p for p in spills if p < at + count and p + 8 > at]:
+            del spills[p]
+        return
+    if r.kind == "section":
+        if r.name.startswith(".rodata"):
+            raise Fault(f"write to read-only {r.name}")
+        try:
+            fx.write_section(r.name, concrete_offset(ptr, off, "global data"), parts)
+        except IndexError as exc:
+            raise Fault(str(exc)) from None
+        return
+    if r.kind == "value":
+        at = concrete_offset(ptr, off, "map value")
+        size = shapes[r.name].value_size
+        if at < 0 or at + count > size:
+            raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
+        current = bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)
+        current[at:at + count] = parts
+        fx.write_value(shapes[r.name], r.key, bytes_to_bv(current))
+        return
+    raise Fault(f"write to {r.kind} memory")
+

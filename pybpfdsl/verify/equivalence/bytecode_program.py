@@ -1,0 +1,73 @@
+"""What the bytecode encoding needs from a BPF object: linked instructions, references, state layout.
+
+Built with the same linker as the concrete interpreter (`bpf.interpreter.link_program`), so both see
+the same instruction list; a caller may substitute the instructions (the miscompile suite does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from io import BytesIO
+
+from elftools.elf.elffile import ELFFile
+
+from pybpfdsl.bpf.elf import BpfElf
+from pybpfdsl.bpf.instruction import Instruction, Relocation
+from pybpfdsl.bpf.interpreter import link_program
+from pybpfdsl.runtime.elf_symbols import variable_locations
+from pybpfdsl.verify.equivalence.state import Layout, MapShape
+
+_DATA_PREFIXES = (".bss", ".data", ".rodata")
+
+
+@dataclass(frozen=True)
+class BytecodeProgram:
+    name: str
+    instructions: tuple[Instruction, ...]
+    relocations: Mapping[int, Relocation]
+    layout: Layout
+    lines: Mapping[int, int]
+    """Instruction index → source line (BTF line info; the line of the last annotated instruction)."""
+    source_file: str = ""
+
+    def with_instructions(self, insns: list[Instruction] | tuple[Instruction, ...]) -> BytecodeProgram:
+        return replace(self, instructions=tuple(insns))
+
+    def line_of(self, index: int) -> int:
+        return self.lines.get(index, 0)
+
+
+def _section_init(sec: object) -> bytes | int:
+    header = sec.header  # type: ignore[attr-defined]
+    if header["sh_type"] == "SHT_NOBITS":
+        return int(header["sh_size"])
+    data: bytes = sec.data()  # type: ignore[attr-defined]
+    return data
+
+
+def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
+    """Program `name` (a function or section name) of an object, linked with its subprograms."""
+    elf = BpfElf.from_bytes(elf_bytes)
+    prog = elf.program(name)
+    insns, relocs = link_program(elf, prog.name)
+    maps = {m.name: MapShape(m.name, m.map_type or 0, m.key_size or 0, m.value_size or 0, m.max_entries or 0)
+            for m in elf.maps.values()}
+    sections: dict[str, bytes | int] = {}
+    for sec in ELFFile(BytesIO(elf_bytes)).iter_sections():
+        if sec.name.startswith(_DATA_PREFIXES) and not sec.name.startswith(".rel"):
+            init = _section_init(sec)
+            # .bss/.data are user-writable state: their initial bytes are inputs; .rodata is constant.
+            sections[sec.name] = init if sec.name.startswith(".rodata") and isinstance(init, bytes) else (
+                init if isinstance(init, int) else len(init))
+    writable = tuple(s for s in sections if not s.startswith(".rodata"))
+    variables = {k: (v.section, v.offset, v.size) for k, v in variable_locations(elf_bytes, writable).items()}
+    lines: dict[int, int] = {}
+    last = 0
+    info = {li.insn_index: li for li in prog.line_info}
+    source_file = next((li.file for li in prog.line_info), "")
+    for index in range(len(prog.instructions)):
+        if index in info and info[index].line:
+            last = info[index].line
+        lines[index] = last
+    return BytecodeProgram(prog.name, tuple(insns), relocs, Layout(maps, sections, variables), lines, source_file)

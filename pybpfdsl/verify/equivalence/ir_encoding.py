@@ -1,0 +1,345 @@
+"""IR → Z3: symbolic execution of an IR program over the shared symbolic state.
+
+Each path runs the IR's blocks in order; a `Branch` on a symbolic condition forks (see `paths`). The
+meaning of every instruction is that of `ir.interpret` (the reference execution): in particular a
+`LoadPacket` outside an established `InBounds`, or a load through a null or stale map reference, ends
+the path as `ir_error` — the IR's precondition is violated there, which `prove` reports separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import z3
+
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.types import MapValueRef, StructType
+from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
+from pybpfdsl.lang.types import ScalarType
+from pybpfdsl.verify.equivalence import ir_arith as ar
+from pybpfdsl.verify.equivalence.paths import Exploration, Fork, Outcome, Unsupported, explore
+from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv
+
+MAX_IR_STEPS = 200_000
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A map-value reference: the map, the key bits and whether the lookup found it."""
+
+    map_name: str
+    key: Term
+    found: Term
+
+
+IRVal = Term | tuple[Term, ...] | Ref
+
+
+def encode_value(value: IRVal, t: ScalarType | StructType) -> list[Term]:
+    """The bytes of a key, value, record or global as the kernel stores them (C layout, zero padding)."""
+    if isinstance(t, ScalarType):
+        return bv_to_bytes(ar.resize(value, 8 * t.size, signed=False), t.size)
+    assert isinstance(value, tuple)
+    out = [z3.BitVecVal(0, 8)] * t.cls.size()
+    for f, v in zip(t.cls.fields(), value):
+        out[f.offset:f.offset + f.type.size] = encode_value(v, f.type)
+    return out
+
+
+def decode_value(parts: list[Term], t: ScalarType | StructType) -> IRVal:
+    """Inverse of `encode_value`; a stored bool byte means true when it is not zero."""
+    if isinstance(t, ScalarType):
+        bits = bytes_to_bv(parts[:t.size])
+        return ar.bool_bv(bits != 0) if t.is_bool else bits
+    return tuple(decode_value(parts[f.offset:f.offset + f.type.size], f.type)
+                 for f in t.cls.fields())
+
+
+def _term(x: IRVal) -> Term:
+    """`x` as a scalar bit-vector: neither a struct's fields nor a map reference."""
+    assert not isinstance(x, (tuple, Ref))
+    return x
+
+
+def _field(t: ScalarType | StructType, name: str | None) -> tuple[int, ScalarType | StructType]:
+    if name is None:
+        return 0, t
+    assert isinstance(t, StructType)
+    for f in t.cls.fields():
+        if f.name == name:
+            return f.offset, f.type
+    raise Unsupported(f"{t} has no field {name!r}")
+
+
+@dataclass
+class IRState:
+    block: str
+    values: dict[n.Value, IRVal]
+    effects: Effects
+    pc: list[Term] = field(default_factory=list)
+    trace: list[int] = field(default_factory=list)
+    steps: int = 0
+    guarded: bool = False
+    """The instruction about to run had its guard forked off already (it now holds on this path)."""
+
+    def fork(self, cond: Term) -> IRState:
+        return IRState(self.block, dict(self.values), self.effects.copy(), [*self.pc, cond], list(self.trace),
+                       self.steps)
+
+
+class IREncoder:
+    """Runs one IR program symbolically against `inputs`."""
+
+    def __init__(self, program: n.Program, inputs: Inputs) -> None:
+        self.program = program
+        self.inputs = inputs
+        self.blocks = {b.name: b for b in program.blocks}
+        self.shapes: dict[str, MapShape] = {}
+        for m in program.maps:
+            shape = inputs.layout.maps.get(m.name)
+            if shape is None:
+                raise Unsupported(f"map {m.name} is not in the object")
+            self.shapes[m.name] = shape
+
+    # -- driver --------------------------------------------------------------------------------
+
+    def run(self, deadline: float | None = None) -> Exploration:
+        start = IRState(self.program.entry.name, {}, self.inputs.initial_effects())
+        return explore(start, self.step, self.inputs.assumptions, lambda s: s.pc, deadline=deadline)
+
+    def step(self, s: IRState) -> Outcome | Fork[IRState]:
+        """Run `s` to the end of its block, or to the first instruction that may fail."""
+        block = self.blocks[s.block]
+        while True:
+            for index, instr in enumerate(block.instrs):
+                if index < s.steps:  # resuming after a fork inside this block
+                    continue
+                s.steps = index + 1
+                self._note_line(s, instr.line)
+                forked = self.execute(s, instr)
+                if forked is not None:
+                    return forked
+            s.steps = 0
+            term = block.terminator
+            self._note_line(s, term.line if term else 0)
+            match term:
+                case n.Return(value=v):
+                    action = ar.resize(s.values[v], 32, signed=False)
+                    return Outcome("return", action, s.effects, tuple(s.trace))
+                case n.Jump(to=e):
+                    self._enter(s, e)
+                case n.Branch(cond=c, if_true=t, if_false=f):
+                    taken = ar.is_true(s.values[c])
+                    yes, no = s.fork(taken), s.fork(z3.Not(taken))
+                    self._enter(yes, t)
+                    self._enter(no, f)
+                    return Fork([(taken, yes), (z3.Not(taken), no)])
+                case _:
+                    raise Unsupported(f"block {block.name} has no terminator")
+            block = self.blocks[s.block]
+            if len(s.trace) > MAX_IR_STEPS:
+                raise Unsupported("IR path too long: a loop without a bound?")
+
+    @staticmethod
+    def _note_line(s: IRState, line: int) -> None:
+        if line and (not s.trace or s.trace[-1] != line):
+            s.trace.append(line)
+
+    def _enter(self, s: IRState, e: n.Edge) -> None:
+        target = self.blocks[e.target]
+        incoming = [s.values[a] for a in e.args]
+        for param, value in zip(target.params, incoming):
+            s.values[param] = value
+        s.block = e.target
+        s.steps = 0
+
+    def _guard(self, s: IRState, ok: Term, why: str) -> Fork[IRState] | None:
+        """Fork off an `ir_error` outcome unless `ok` is trivially true; the caller continues under `ok`."""
+        if s.guarded:
+            s.guarded = False
+            return None
+        ok = z3.simplify(ok)
+        if z3.is_true(ok):
+            return None
+        error = Outcome("ir_error", None, s.effects, tuple(s.trace), reason=why)
+        good = s.fork(ok)
+        good.steps = s.steps - 1  # re-run the instruction on the good side, where the guard now holds
+        good.guarded = True
+        return Fork([(z3.Not(ok), error), (ok, good)])
+
+    # -- instructions ----------------------------------------------------------------------------
+
+    def execute(self, s: IRState, i: n.Instr) -> Fork[IRState] | None:
+        v = s.values
+        out: IRVal
+        match i:
+            case n.Const(out=o, value=value):
+                out = z3.BitVecVal(value & ((1 << _bits(o)) - 1), _bits(o))
+            case n.Binary(out=o, op=op, lhs=a, rhs=b):
+                t = _scalar(o)
+                if t.is_fixed:
+                    out = ar.fixed_binary(op, v[a], v[b])
+                else:
+                    out = ar.int_binary(op, t, v[a], v[b])
+            case n.IntQuotient(lhs=a, rhs=b):
+                out = ar.quotient(v[a], v[b])
+            case n.FixedDivInt(lhs=a, rhs=b):
+                out = ar.div_int(v[a], v[b])
+            case n.Compare(op=op, lhs=a, rhs=b):
+                out = ar.bool_bv(ar.compare(op, _scalar(a).signed, v[a], v[b]))
+            case n.Convert(out=o, value=x):
+                out = ar.convert(v[x], _scalar(x), _scalar(o))
+            case n.Reinterpret(value=x):
+                out = v[x]
+            case n.Select(cond=c, if_true=a, if_false=b):
+                out = _select(ar.is_true(v[c]), v[a], v[b])
+            case n.PacketLen():
+                out = z3.Extract(31, 0, self.inputs.length)
+            case n.InBounds(offset=off, width=w):
+                out = ar.bool_bv(self._in_bounds(v[off], w))
+            case n.LoadPacket(offset=off, width=w, big_endian=be):
+                ok = self._in_bounds(v[off], w)
+                if (g := self._guard(s, ok, f"packet load of {w} bytes outside the packet")) is not None:
+                    return g
+                parts = [z3.Select(self.inputs.packet, _term(v[off]) + k) for k in range(w)]
+                out = bytes_to_bv(list(reversed(parts)) if be else parts)
+            case n.MapLookup(map_name=m, key=k):
+                shape = self.shapes[m]
+                key = bytes_to_bv(encode_value(v[k], self.program.map_decl(m).key_type))
+                out = Ref(m, key, s.effects.present(shape, key))
+            case n.IsNull(ref=r):
+                ref = v[r]
+                assert isinstance(ref, Ref)
+                out = ar.bool_bv(z3.Not(ref.found))
+            case n.LoadValue(ref=r, field_name=f):
+                ref = v[r]
+                assert isinstance(ref, Ref)
+                if (g := self._live(s, ref)) is not None:
+                    return g
+                decl = self.program.map_decl(ref.map_name)
+                offset, field_t = _field(decl.value_type, f)
+                shape = self.shapes[ref.map_name]
+                parts = bv_to_bytes(s.effects.value(shape, ref.key), shape.value_size)
+                out = decode_value(parts[offset:offset + _size(field_t)], field_t)
+            case n.StoreValue(ref=r, value=x, field_name=f, atomic_add=add):
+                ref = v[r]
+                assert isinstance(ref, Ref)
+                if (g := self._live(s, ref)) is not None:
+                    return g
+                self._store_value(s, ref, v[x], f, add)
+                return None
+            case n.MapUpdate(map_name=m, key=k, value=x):
+                out = self._update(s, m, v[k], v[x])
+            case n.MapDelete(map_name=m, key=k):
+                out = self._delete(s, m, v[k])
+            case n.LoadGlobal(name=g_name):
+                sec, g_off, g_t = self._global(g_name)
+                out = decode_value(s.effects.read_section(sec, g_off, g_t.size), g_t)
+            case n.StoreGlobal(name=g_name, value=x, atomic_add=add):
+                sec, g_off, g_t = self._global(g_name)
+                new = v[x]
+                if add:
+                    old = decode_value(s.effects.read_section(sec, g_off, g_t.size), g_t)
+                    new = _term(old) + _term(new)
+                s.effects.write_section(sec, g_off, encode_value(new, g_t))
+                return None
+            case n.MakeStruct(fields=fs):
+                out = tuple(v[f] for f in fs)
+            case n.ExtractField(aggregate=a, field_name=f):
+                agg_t = a.type
+                assert isinstance(agg_t, StructType)
+                index = [x.name for x in agg_t.cls.fields()].index(f)
+                agg = v[a]
+                assert isinstance(agg, tuple)
+                out = agg[index]
+            case n.CallHelper(helper=h):
+                out = self._helper(s, h)
+            case n.RingbufOutput(map_name=m, record=r):
+                rb_decl = self.program.ringbuf_decl(m)
+                s.effects.output(m, bytes_to_bv(encode_value(v[r], rb_decl.record)))
+                out = z3.BitVecVal(1, 1)
+            case _:
+                raise Unsupported(f"no encoding for IR instruction {type(i).__name__}")
+        result = i.result
+        assert result is not None
+        v[result] = out
+        return None
+
+    def _in_bounds(self, offset: Term, width: int) -> Term:
+        return z3.And(z3.ULE(offset, MAX_PACKET_OFFSET), z3.ULE(offset + width, self.inputs.length))
+
+    def _live(self, s: IRState, ref: Ref) -> Fork[IRState] | None:
+        ok = z3.And(ref.found, s.effects.present(self.shapes[ref.map_name], ref.key))
+        return self._guard(s, ok, f"access through a null or stale reference into map {ref.map_name}")
+
+    def _store_value(self, s: IRState, ref: Ref, value: IRVal, f: str | None, add: bool) -> None:
+        shape = self.shapes[ref.map_name]
+        decl = self.program.map_decl(ref.map_name)
+        offset, t = _field(decl.value_type, f)
+        parts = bv_to_bytes(s.effects.value(shape, ref.key), shape.value_size)
+        if add:
+            old = decode_value(parts[offset:offset + _size(t)], t)
+            value = _term(old) + _term(value)
+        parts[offset:offset + _size(t)] = encode_value(value, t)
+        s.effects.write_value(shape, ref.key, bytes_to_bv(parts))
+
+    def _update(self, s: IRState, m: str, key: IRVal, value: IRVal) -> Term:
+        shape, decl = self.shapes[m], self.program.map_decl(m)
+        k = bytes_to_bv(encode_value(key, decl.key_type))
+        val = bytes_to_bv(encode_value(value, decl.value_type))
+        if shape.is_array:
+            ok = z3.ULT(k, z3.BitVecVal(shape.max_entries, k.size()))
+            s.effects.insert(shape, k, val, ok)
+            return z3.If(ok, z3.BitVecVal(0, 64), z3.BitVecVal(-7, 64))  # -E2BIG, as Array.raw_update
+        s.effects.insert(shape, k, val, z3.BoolVal(True))
+        return z3.BitVecVal(0, 64)
+
+    def _delete(self, s: IRState, m: str, key: IRVal) -> Term:
+        shape, decl = self.shapes[m], self.program.map_decl(m)
+        if shape.is_array:
+            return z3.BitVecVal(-2, 64)  # Array.raw_delete refuses; the interpreter says -ENOENT
+        k = bytes_to_bv(encode_value(key, decl.key_type))
+        found = s.effects.present(shape, k)
+        s.effects.remove(shape, k)
+        return z3.If(found, z3.BitVecVal(0, 64), z3.BitVecVal(-2, 64))
+
+    def _global(self, name: str) -> tuple[str, int, ScalarType]:
+        decl = self.program.global_decl(name)
+        where = self.inputs.layout.variables.get(name)
+        if where is None:
+            raise Unsupported(f"global {name} is not in the object's data sections")
+        return where[0], where[1], decl.type
+
+    def _helper(self, s: IRState, h: n.Helper) -> Term:
+        if h is n.Helper.PRANDOM_U32:
+            return s.effects.next_helper(self.inputs, "prandom")
+        if h is n.Helper.KTIME_GET_NS:
+            return s.effects.next_helper(self.inputs, "ktime")
+        return self.inputs.cpu
+
+
+def _bits(v: n.Value) -> int:
+    return _scalar(v).bits
+
+
+def _scalar(v: n.Value) -> ScalarType:
+    if not isinstance(v.type, ScalarType):
+        raise Unsupported(f"{v} is not a scalar")
+    return v.type
+
+
+def _size(t: ScalarType | StructType) -> int:
+    return t.size if isinstance(t, ScalarType) else t.cls.size()
+
+
+def _select(cond: Term, a: IRVal, b: IRVal) -> IRVal:
+    if isinstance(a, Ref) and isinstance(b, Ref):
+        if a.map_name != b.map_name:
+            raise Unsupported("select between references into different maps")
+        return Ref(a.map_name, z3.If(cond, a.key, b.key), z3.If(cond, a.found, b.found))
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return tuple(z3.If(cond, x, y) for x, y in zip(a, b))
+    return z3.If(cond, a, b)
+
+
+__all__ = ["IREncoder", "MapValueRef", "Ref", "decode_value", "encode_value"]

@@ -1,0 +1,150 @@
+"""From the paths of one program to what an observer sees: one term per output, merged over paths.
+
+Paths of one program have mutually exclusive conditions, so each output is an if-then-else chain over
+them. The outputs are those the query compares: the action, whether the run faults or breaks the IR's
+rules, the packet bytes, every map's final contents, every global-data byte, and each ring buffer's
+records in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import z3
+
+from pybpfdsl.verify.equivalence.paths import Outcome
+from pybpfdsl.verify.equivalence.state import Inputs, Term
+
+
+def ite_chain(outcomes: Sequence[Outcome], value: Callable[[Outcome], Term], default: Term) -> Term:
+    """value(o) under o's condition; `default` where no outcome applies. Equal arms collapse."""
+    values = [value(o) for o in outcomes]
+    if values and all(v.eq(values[0]) for v in values[1:]):
+        return values[0]
+    out = default
+    for o, v in zip(reversed(outcomes), reversed(values)):
+        out = z3.If(o.condition, v, out)
+    return out
+
+
+def any_of(outcomes: Sequence[Outcome]) -> Term:
+    return z3.Or(*[o.condition for o in outcomes]) if outcomes else z3.BoolVal(False)
+
+
+@dataclass
+class Observation:
+    returns: list[Outcome]
+    action: Term
+    fault: Term
+    ir_error: Term
+    packet: Term
+    packet_writes: list[Term]
+    maps: dict[str, tuple[Term | None, Term]]
+    written: dict[str, list[Term]]
+    sections: dict[str, list[Term]]
+    ring_counts: dict[str, Term]
+    ring_records: dict[str, list[Term]]
+
+
+# Per-output accessors for `ite_chain`; each binds its map, section or ring name (and index) now.
+
+def _map_present(name: str) -> Callable[[Outcome], Term]:
+    return lambda o: o.effects.maps[name].present
+
+
+def _map_value(name: str) -> Callable[[Outcome], Term]:
+    return lambda o: o.effects.maps[name].value
+
+
+def _section_byte(name: str, i: int) -> Callable[[Outcome], Term]:
+    return lambda o: o.effects.sections[name][i]
+
+
+def _ring_count(name: str) -> Callable[[Outcome], Term]:
+    return lambda o: z3.IntVal(len(o.effects.rings[name]))
+
+
+def _ring_record(name: str, k: int) -> Callable[[Outcome], Term]:
+    return lambda o: o.effects.rings[name][k]
+
+
+def observe(outcomes: Sequence[Outcome], inputs: Inputs) -> Observation:
+    returns = [o for o in outcomes if o.kind == "return"]
+    faults = [o for o in outcomes if o.kind == "fault"]
+    errors = [o for o in outcomes if o.kind == "ir_error"]
+    initial = inputs.initial_effects()
+    action = ite_chain(returns, lambda o: o.action, z3.BitVecVal(0, 32))
+    packet = ite_chain(returns, lambda o: o.packet if o.packet is not None else inputs.packet, inputs.packet)
+    maps: dict[str, tuple[Term | None, Term]] = {}
+    written: dict[str, list[Term]] = {}
+    for name, state in initial.maps.items():
+        present = None if state.present is None else ite_chain(
+            returns, _map_present(name), state.present)
+        maps[name] = (present, ite_chain(returns, _map_value(name), state.value))
+        written[name] = [k for o in outcomes for k in o.effects.written.get(name, ())]
+    sections: dict[str, list[Term]] = {}
+    for name, data in initial.sections.items():
+        sections[name] = [ite_chain(returns, _section_byte(name, i), data[i])
+                          for i in range(len(data))]
+    counts: dict[str, Term] = {}
+    records: dict[str, list[Term]] = {}
+    for name in initial.rings:
+        longest = max((len(o.effects.rings[name]) for o in returns), default=0)
+        counts[name] = ite_chain(returns, _ring_count(name), z3.IntVal(0))
+        records[name] = []
+        for k in range(longest):
+            having = [o for o in returns if len(o.effects.rings[name]) > k]
+            width = having[0].effects.rings[name][k].size()
+            records[name].append(ite_chain(having, _ring_record(name, k),
+                                           z3.BitVecVal(0, width)))
+    writes = [p for o in returns for p in o.packet_writes]
+    return Observation(returns, action, any_of(faults), any_of(errors), packet, writes, maps, written, sections,
+                       counts, records)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One output the two programs may disagree on, and the condition under which they do."""
+
+    label: str
+    differs: Term
+
+
+def differences(a: Observation, b: Observation) -> list[Difference]:
+    """Every way the two observations can differ when neither program faults; plus a fault on one side."""
+    out = [Difference("fault", a.fault != b.fault), Difference("action", a.action != b.action)]
+    for p in [*a.packet_writes, *b.packet_writes]:
+        out.append(Difference("packet", z3.Select(a.packet, p) != z3.Select(b.packet, p)))
+    for name, (pa, va) in a.maps.items():
+        if name not in b.maps:
+            continue
+        pb, vb = b.maps[name]
+        for k in [*a.written[name], *b.written.get(name, [])]:
+            if pa is None or pb is None:
+                here = z3.Select(va, k) != z3.Select(vb, k)
+                out.append(Difference(f"map {name}", here))
+                continue
+            both = z3.And(z3.Select(pa, k), z3.Select(pb, k))
+            out.append(Difference(f"map {name}", z3.Or(z3.Select(pa, k) != z3.Select(pb, k),
+                                                       z3.And(both, z3.Select(va, k) != z3.Select(vb, k)))))
+    for name, data in a.sections.items():
+        other = b.sections.get(name)
+        if other is None or len(other) != len(data):
+            continue
+        for i, (x, y) in enumerate(zip(data, other)):
+            if not x.eq(y):
+                out.append(Difference(f"global data {name}+{i}", x != y))
+    for name, count in a.ring_counts.items():
+        if name not in b.ring_counts:
+            continue
+        out.append(Difference(f"ring buffer {name} count", count != b.ring_counts[name]))
+        for k, (x, y) in enumerate(zip(a.ring_records[name], b.ring_records[name])):
+            out.append(Difference(f"ring buffer {name} record {k}", x != y))
+    return out
+
+
+def disagreement(a: Observation, b: Observation, diffs: list[Difference]) -> Term:
+    both_fine = z3.And(z3.Not(a.fault), z3.Not(b.fault))
+    rest = [d.differs for d in diffs if d.label != "fault"]
+    return z3.Or(a.fault != b.fault, z3.And(both_fine, z3.Or(*rest) if rest else z3.BoolVal(False)))

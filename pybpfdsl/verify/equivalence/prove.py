@@ -1,0 +1,212 @@
+"""The query: for every input, the two programs behave the same (SimpleBPF §5.2, K2 §4).
+
+`Inputs` holds every packet (every length up to `MAX_PACKET_LEN`), every initial map and global state
+and every sequence of helper results; each program is executed symbolically over them (`ir_encoding`,
+`bytecode_encoding`); `observe` merges the paths into outputs, and the solver is asked for an input on
+which an output differs. Unsat is a proof; a model is a counterexample (see `counterexample`).
+
+For IR against bytecode there is a second obligation, checked first: no input makes the IR break its
+own rules (a packet load outside an established `InBounds`, a load through a null reference). With
+that, equivalence also proves the backend's packet guards (which return XDP_ABORTED) unreachable:
+the IR never aborts there, so a reachable guard would be a difference in the action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import z3
+
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
+from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
+from pybpfdsl.verify.equivalence.division import DivisionAbstraction
+from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
+from pybpfdsl.verify.equivalence.observe import Difference, differences, disagreement, observe
+from pybpfdsl.verify.equivalence.paths import Exploration, Unsupported
+from pybpfdsl.verify.equivalence.state import Inputs
+
+if TYPE_CHECKING:
+    from pybpfdsl.bpf.instruction import Instruction
+    from pybpfdsl.program import CompiledProgram
+    from pybpfdsl.verify.equivalence.counterexample import Counterexample
+
+Status = Literal["proven", "counterexample", "unknown", "skipped"]
+DEFAULT_TIMEOUT_MS = 60_000
+
+PROVE_ON_COMPILE = os.environ.get("PYBPFDSL_PROVE", "1") != "0"
+"""Whether `fn.compile()` proves by default (module-level switch; `PYBPFDSL_PROVE=0` turns it off)."""
+COMPILE_TIMEOUT_MS = int(os.environ.get("PYBPFDSL_PROVE_TIMEOUT_MS", "5000"))
+"""Budget of the proof `compile()` runs; past it the result is 'unknown' (and `attach` refuses)."""
+_CACHE: dict[str, ProofResult] = {}
+
+
+@dataclass
+class ProofResult:
+    """The verdict of one equivalence proof, with its cost."""
+
+    status: Status
+    seconds: float = 0.0
+    stats: dict[str, int | float | str] = field(default_factory=dict)
+    reason: str = ""
+    counterexample: Counterexample | None = None
+
+    @property
+    def proven(self) -> bool:
+        return self.status == "proven"
+
+    def summary(self) -> str:
+        head = f"{self.status} in {self.seconds:.3f} s"
+        if self.stats:
+            head += " (" + ", ".join(f"{k}={v}" for k, v in self.stats.items() if k in _SHOWN) + ")"
+        return head + (f": {self.reason}" if self.reason else "")
+
+    def report(self) -> str:
+        """The summary, and for a counterexample the side-by-side replay."""
+        if self.counterexample is None:
+            return self.summary()
+        return self.summary() + "\n" + self.counterexample.report()
+
+
+_SHOWN = ("paths_a", "paths_b", "solver_checks", "conflicts", "decisions")
+
+
+def skipped(reason: str = "compile(prove=False)") -> ProofResult:
+    return ProofResult("skipped", reason=reason)
+
+
+@dataclass
+class _Side:
+    label: str
+    exploration: Exploration
+
+
+def _solver_stats(solver: z3.Solver) -> dict[str, int | float | str]:
+    out: dict[str, int | float | str] = {}
+    st = solver.statistics()
+    for key in st:
+        if key in ("conflicts", "decisions", "propagations", "memory", "max memory", "rlimit count",
+                   "sat conflicts", "sat decisions"):
+            value = st.get_key_value(key)
+            out[key.replace(" ", "_")] = value
+    return out
+
+
+def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable[[float | None], Exploration],
+                   inputs: Inputs, replay: object, *, labels: tuple[str, str] = ("IR", "bytecode"),
+                   timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
+    """The generic query over two explorations (either side IR or bytecode); `timeout_ms` bounds the
+    whole proof (exploration and solving)."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + timeout_ms / 1000
+    try:
+        a = _Side(labels[0], a_run(deadline))
+        b = _Side(labels[1], b_run(deadline))
+    except Unsupported as exc:
+        return ProofResult("unknown", time.perf_counter() - started, reason=f"not modelled: {exc}")
+    obs_a, obs_b = observe(a.exploration.outcomes, inputs), observe(b.exploration.outcomes, inputs)
+    stats: dict[str, int | float | str] = {
+        "paths_a": len(a.exploration.outcomes), "paths_b": len(b.exploration.outcomes),
+        "solver_checks": a.exploration.solver_checks + b.exploration.solver_checks,
+    }
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int((deadline - time.monotonic()) * 1000)))
+    solver.add(*inputs.assumptions)
+    # Obligation 1: neither side breaks the IR's rules (only IR paths can end in ir_error).
+    solver.push()
+    solver.add(z3.Or(obs_a.ir_error, obs_b.ir_error))
+    verdict = solver.check()
+    if verdict == z3.sat:
+        return _found(solver, "ir_error", [], inputs, a, b, replay, stats, started)
+    solver.pop()
+    diffs = differences(obs_a, obs_b)
+    abstraction = DivisionAbstraction()
+    solver.add(abstraction.rewrite(disagreement(obs_a, obs_b, diffs)))
+    solver.add(*abstraction.lemmas)
+    verdict = solver.check()
+    stats.update(_solver_stats(solver))
+    if verdict == z3.unsat:
+        return ProofResult("proven", time.perf_counter() - started, stats)
+    if verdict == z3.unknown:
+        return ProofResult("unknown", time.perf_counter() - started, stats, reason=solver.reason_unknown())
+    return _found(solver, "difference", diffs, inputs, a, b, replay, stats, started)
+
+
+def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs, a: _Side, b: _Side,
+           replay: object, stats: dict[str, int | float | str], started: float) -> ProofResult:
+    from pybpfdsl.verify.equivalence.counterexample import extract
+
+    # Prefer a short packet: a person has to read it (each bound is one more solver call).
+    model = solver.model()
+    for bound in (64, 128, 512):
+        solver.push()
+        solver.add(z3.ULE(inputs.length, bound))
+        found = solver.check() == z3.sat
+        if found:
+            model = solver.model()
+        solver.pop()
+        if found:
+            break
+    cex = extract(model, inputs, kind, diffs, a.exploration.outcomes, b.exploration.outcomes, (a.label, b.label),
+                  replay)
+    stats.update(_solver_stats(solver))
+    reason = "the IR breaks its own rules on some input" if kind == "ir_error" else \
+        "the programs differ in " + ", ".join(cex.differing)
+    return ProofResult("counterexample", time.perf_counter() - started, stats, reason, cex)
+
+
+def prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: object = None,
+                      timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
+    """Prove bytecode equivalent to its IR. `replay` (a `Replayer`) runs a counterexample concretely."""
+    inputs = Inputs(bytecode.layout)
+    try:
+        ir = IREncoder(program, inputs)
+    except Unsupported as exc:
+        return ProofResult("unknown", reason=f"not modelled: {exc}")
+    bc = BytecodeEncoder(bytecode, inputs)
+    return prove_programs(ir.run, bc.run, inputs, replay, timeout_ms=timeout_ms)
+
+
+def prove_compiled(compiled: CompiledProgram, instructions: list[Instruction] | None = None,
+                   timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
+    """Prove `compiled`'s bytecode (or `instructions` substituted for it) equivalent to its IR."""
+    from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
+
+    bytecode = load_program(compiled.elf, compiled.name)
+    if instructions is not None:
+        bytecode = bytecode.with_instructions(instructions)
+    return prove_ir_bytecode(compiled.lowered.program, bytecode, CompiledReplayer(compiled, bytecode), timeout_ms)
+
+
+def prove_on_compile(compiled: CompiledProgram, timeout_ms: int | None = None) -> ProofResult:
+    """The proof `compile()` attaches: cached by the object's and the IR's hash, so recompiling an
+    unchanged program (as the test suite does many times) proves it once."""
+    budget = COMPILE_TIMEOUT_MS if timeout_ms is None else timeout_ms
+    # The budget is part of the key: an "unknown" may succeed with more time, never with the same time
+    # (and re-proving an unknown at every compile would spend the whole budget each time).
+    key = hashlib.sha256(compiled.elf + compiled.ir.encode() + str(budget).encode()).hexdigest()
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    result = prove_compiled(compiled, timeout_ms=budget)
+    _CACHE[key] = result
+    return result
+
+
+def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = None,
+                  timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
+    """Prove two BPF objects' programs equivalent (bytecode against bytecode, one encoder)."""
+    from pybpfdsl.verify.equivalence.counterexample import ObjectReplayer
+
+    a = load_program(elf_a, name)
+    b = load_program(elf_b, name_b or name)
+    if a.layout.maps != b.layout.maps:
+        return ProofResult("unknown", reason="the objects declare different maps")
+    inputs = Inputs(a.layout)
+    return prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
+                          ObjectReplayer(a, b), labels=("A", "B"), timeout_ms=timeout_ms)

@@ -1,0 +1,214 @@
+"""The symbolic machine state both encodings run against: inputs, map/global/ring-buffer effects.
+
+One `Inputs` instance is shared by the two programs being compared, so they read the same packet, the
+same initial maps and globals and the same helper results. `Effects` is the part of the state a program
+changes (maps, global-data sections, ring buffers); its operations are written once here and used by
+both the IR and the bytecode encoding, so the two cannot model a map differently (K2 §4.3: maps as
+symbolic arrays, keys compared by value, not by the address they were read from).
+
+Modelling decisions (each is also what the replay interpreters do, so counterexamples reproduce):
+- the packet is an array from 64-bit offsets to bytes with a symbolic length in [0, MAX_PACKET_LEN];
+- a map is two arrays over its key bits: `present` (hash maps; for arrays presence is `key < max`) and
+  `value`; capacity is not modelled (updates of hash maps succeed, LRU maps never evict);
+- global-data sections are lists of byte terms (offsets into them are always constants);
+- helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
+  is one variable; ring-buffer outputs always succeed and are logged in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Final
+
+import z3
+
+Term = Any
+"""A Z3 expression (z3 has no type stubs)."""
+
+MAX_PACKET_LEN: Final = 0xFFFF
+"""Longest packet considered: more than the linear data of any XDP frame."""
+
+ARRAY_TYPES: Final = frozenset({2, 6})  # BPF_MAP_TYPE_ARRAY, PERCPU_ARRAY
+RINGBUF_TYPE: Final = 27
+
+
+def bytes_to_bv(parts: list[Term]) -> Term:
+    """Little-endian byte terms as one bit-vector (first byte lowest)."""
+    if len(parts) == 1:
+        return parts[0]
+    return z3.Concat(*reversed(parts))
+
+
+def bv_to_bytes(value: Term, count: int) -> list[Term]:
+    """The `count` little-endian bytes of a bit-vector."""
+    return [z3.Extract(8 * i + 7, 8 * i, value) for i in range(count)]
+
+
+def const_bytes(data: bytes) -> list[Term]:
+    return [z3.BitVecVal(b, 8) for b in data]
+
+
+@dataclass(frozen=True)
+class MapShape:
+    """A map as both programs declare it (sizes in bytes)."""
+
+    name: str
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+
+    @property
+    def is_array(self) -> bool:
+        return self.map_type in ARRAY_TYPES
+
+    @property
+    def is_ringbuf(self) -> bool:
+        return self.map_type == RINGBUF_TYPE
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where state lives: map shapes, global-data sections and the globals inside them.
+
+    `sections` maps a section name to its initial bytes when they are fixed (`.rodata`) or to its size
+    when user space may change them (`.bss`, `.data`: their initial bytes are inputs).
+    """
+
+    maps: dict[str, MapShape]
+    sections: dict[str, bytes | int]
+    variables: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+
+    def section_size(self, name: str) -> int:
+        s = self.sections[name]
+        return s if isinstance(s, int) else len(s)
+
+
+class Inputs:
+    """Every input of one comparison, as Z3 constants, created on first use."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.packet = z3.Array("packet", z3.BitVecSort(64), z3.BitVecSort(8))
+        self.length = z3.BitVec("packet_len", 64)
+        self.cpu = z3.BitVec("cpu_id", 32)
+        self.ctx = {off: z3.BitVec(f"xdp_md_{name}", 32)
+                    for off, name in ((12, "ingress_ifindex"), (16, "rx_queue_index"), (20, "egress_ifindex"))}
+        self.assumptions: list[Term] = [z3.ULE(self.length, MAX_PACKET_LEN)]
+        self.present: dict[str, Term] = {}
+        self.values: dict[str, Term] = {}
+        for shape in layout.maps.values():
+            if shape.is_ringbuf:
+                continue
+            ks, vs = z3.BitVecSort(8 * shape.key_size), z3.BitVecSort(8 * shape.value_size)
+            self.values[shape.name] = z3.Array(f"map_{shape.name}_value", ks, vs)
+            if not shape.is_array:
+                self.present[shape.name] = z3.Array(f"map_{shape.name}_present", ks, z3.BoolSort())
+        self.sections: dict[str, tuple[Term, ...]] = {}
+        for name, init in layout.sections.items():
+            if isinstance(init, bytes):
+                self.sections[name] = tuple(const_bytes(init))
+            else:
+                self.sections[name] = tuple(z3.BitVec(f"{name}[{i}]", 8) for i in range(init))
+        self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": []}
+        self.widths = {"prandom": 32, "ktime": 64}
+
+    def helper(self, stream: str, index: int) -> Term:
+        """Result `index` (0-based, in call order) of a helper stream."""
+        values = self.streams[stream]
+        while len(values) <= index:
+            values.append(z3.BitVec(f"{stream}_{len(values)}", self.widths[stream]))
+        return values[index]
+
+    def initial_effects(self) -> Effects:
+        maps = {name: MapState(self.present.get(name), value) for name, value in self.values.items()}
+        rings = {name: () for name, s in self.layout.maps.items() if s.is_ringbuf}
+        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), {"prandom": 0, "ktime": 0})
+
+
+@dataclass(frozen=True)
+class MapState:
+    present: Term | None
+    value: Term
+
+
+@dataclass
+class Effects:
+    """The state a program changes, on one path. Copied when a path forks (terms are immutable)."""
+
+    maps: dict[str, MapState]
+    sections: dict[str, tuple[Term, ...]]
+    rings: dict[str, tuple[Term, ...]]
+    written: dict[str, tuple[Term, ...]]
+    """Keys each map was written under (updates, deletes and stores through value pointers)."""
+    calls: dict[str, int]
+    seen: dict[str, tuple[Term, ...]] = field(default_factory=dict)
+    """Keys each map was asked about: the initial entries a counterexample has to spell out."""
+
+    def copy(self) -> Effects:
+        return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
+                       dict(self.seen))
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def next_helper(self, inputs: Inputs, stream: str) -> Term:
+        index = self.calls[stream]
+        self.calls[stream] = index + 1
+        return inputs.helper(stream, index)
+
+    # -- maps ------------------------------------------------------------------------------------
+
+    def present(self, shape: MapShape, key: Term) -> Term:
+        self.seen[shape.name] = (*self.seen.get(shape.name, ()), key)
+        state = self.maps[shape.name]
+        if state.present is None:  # arrays: every index below max_entries exists
+            return z3.ULT(key, z3.BitVecVal(shape.max_entries, 8 * shape.key_size))
+        return z3.Select(state.present, key)
+
+    def value(self, shape: MapShape, key: Term) -> Term:
+        return z3.Select(self.maps[shape.name].value, key)
+
+    def _note(self, shape: MapShape, key: Term) -> None:
+        self.written[shape.name] = (*self.written[shape.name], key)
+
+    def write_value(self, shape: MapShape, key: Term, value: Term, when: Term = True) -> None:
+        """Store `value` under `key` (the key must be present: a store through a value pointer)."""
+        state = self.maps[shape.name]
+        new = z3.Store(state.value, key, value)
+        self.maps[shape.name] = replace(state, value=new if when is True else z3.If(when, new, state.value))
+        self._note(shape, key)
+
+    def insert(self, shape: MapShape, key: Term, value: Term, when: Term) -> None:
+        """Make `key` present with `value` when `when` holds (an update that succeeded)."""
+        state = self.maps[shape.name]
+        present = state.present
+        if present is not None:
+            present = z3.If(when, z3.Store(present, key, z3.BoolVal(True)), present)
+        self.maps[shape.name] = MapState(present, z3.If(when, z3.Store(state.value, key, value), state.value))
+        self._note(shape, key)
+
+    def remove(self, shape: MapShape, key: Term) -> None:
+        state = self.maps[shape.name]
+        assert state.present is not None, "array elements cannot be deleted"
+        self.maps[shape.name] = replace(state, present=z3.Store(state.present, key, z3.BoolVal(False)))
+        self._note(shape, key)
+
+    # -- global data -----------------------------------------------------------------------------
+
+    def read_section(self, name: str, offset: int, count: int) -> list[Term]:
+        data = self.sections[name]
+        if offset < 0 or offset + count > len(data):
+            raise IndexError(f"{count} bytes at {offset} outside section {name} ({len(data)} bytes)")
+        return list(data[offset:offset + count])
+
+    def write_section(self, name: str, offset: int, parts: list[Term]) -> None:
+        data = list(self.sections[name])
+        if offset < 0 or offset + len(parts) > len(data):
+            raise IndexError(f"{len(parts)} bytes at {offset} outside section {name} ({len(data)} bytes)")
+        data[offset:offset + len(parts)] = parts
+        self.sections[name] = tuple(data)
+
+    # -- ring buffers ----------------------------------------------------------------------------
+
+    def output(self, ring: str, record: Term) -> None:
+        self.rings[ring] = (*self.rings[ring], record)
