@@ -1,5 +1,5 @@
-"""`make demo`: compile every example, load it through the kernel verifier, run packets in the kernel and in
-pure Python, and print what happened.
+"""`make demo`: compile every example, check it with our verifier, prove it with Z3, load it through the
+kernel verifier, run packets in the kernel and in pure Python, and print what happened.
 
 First one example in detail (the port ACL: a rule added from Python while the program runs in the kernel),
 then a table of every example.
@@ -67,20 +67,22 @@ def walkthrough() -> None:
     compiled = prog.compile()
     print(f"1. compile examples/port_acl.py:{prog.name}: {compiled.stats['dsl_loc']} Python lines -> "
           f"{compiled.stats['ir_insns']} IR instructions -> {compiled.stats['bpf_insns']} BPF instructions")
-    lines = compiled.disasm().splitlines()
-    print("   first instructions:", *lines[:4], sep="\n     ")
+    report, proof = compiled.verification, compiled.proof
+    print(f"2. our verifier: {'safe' if report.ok else 'REJECTED'} ({report.processed} states in "
+          f"{report.seconds * 1000:.0f} ms); Z3: bytecode {proof.status} equivalent to the IR "
+          f"in {proof.seconds:.2f} s")
     udp53, tcp80 = PACKETS[0][1], PACKETS[1][1]
     with prog.load() as loaded:
-        print(f"2. the kernel verifier accepted it: {loaded.xlated_insns} instructions after the kernel's rewrites, "
+        print(f"3. the kernel verifier accepted it: {loaded.xlated_insns} instructions after the kernel's rewrites, "
               f"{loaded.jited_insns} x86 instructions after the JIT")
         before = [action_name(loaded.run(p).action) for p in (udp53, tcp80)]
         acl.deny_port(53)  # a control-plane write: goes straight into the kernel map
         after = [action_name(loaded.run(p).action) for p in (udp53, tcp80)]
-        print(f"3. udp :53 and tcp :80 before denying port 53: {before}; after: {after}")
-        print(f"4. live state read from the kernel: port_acl = {dict(acl.port_acl.items())}, "
+        print(f"4. udp :53 and tcp :80 before denying port 53: {before}; after: {after}")
+        print(f"5. live state read from the kernel: port_acl = {dict(acl.port_acl.items())}, "
               f"denied_packets = {acl.denied_packets.value}")
     python_after = [action_name(prog(p)) for p in (udp53, tcp80)]
-    print(f"5. the same function in pure Python (same state, copied back at close): {python_after}\n")
+    print(f"6. the same function in pure Python (same state, copied back at close): {python_after}\n")
     reset_state(acl)
 
 
@@ -89,8 +91,9 @@ def main() -> int:
     print(f"kernel BPF: {'available' if ok else 'NOT available: ' + reason}\n")
     if ok:
         walkthrough()
-    header = (f"{'example':<22}{'py':>4}{'ir':>6}{'bpf':>6}{'xlat':>6}{'jit':>6}{'compile':>9}{'load':>8}"
-              f"  {'actions (kernel) on: ' + ', '.join(n for n, _ in PACKETS):<60}{'py=kern':>8}{'ns/pkt':>8}")
+    header = (f"{'example':<22}{'py':>4}{'ir':>6}{'bpf':>6}{'xlat':>6}{'jit':>6}{'compile':>9}{'verify':>8}"
+              f"{'proof':>10}{'load':>7}  {'actions (kernel) on: ' + ', '.join(n for n, _ in PACKETS):<60}"
+              f"{'py=kern':>8}{'ns/pkt':>8}")
     print(header)
     print("-" * len(header))
     failures = 0
@@ -120,12 +123,16 @@ def main() -> int:
             python = [prog(p) for _, p in PACKETS]
         agree = "yes" if python == kernel else "differs"
         actions = ", ".join(action_name(a) for a in kernel)
+        safe = "safe" if compiled.verification.ok else "REJECT"
+        proof = compiled.proof.status
         print(f"{stem:<22}{stats['dsl_loc']:>4}{stats['ir_insns']:>6}{stats['bpf_insns']:>6}{xlated:>6}"
-              f"{jited if jited is not None else '-':>6}{stats['compile_seconds'] * 1000:>7.0f}ms{load_ms:>6.0f}ms"
-              f"  {actions:<60}{agree:>8}{timing:>8}")
+              f"{jited if jited is not None else '-':>6}{stats['compile_seconds'] * 1000:>7.0f}ms{safe:>8}"
+              f"{proof:>10}{load_ms:>5.0f}ms  {actions:<60}{agree:>8}{timing:>8}")
         reset_state(module)
     print("\npy/ir/bpf: Python lines, IR instructions, BPF instruction slots; xlat/jit: after the kernel's"
           " rewrites / x86 instructions; load includes the kernel verifier.")
+    print("verify: pybpfdsl's own safety verifier; proof: Z3 on bytecode vs IR ('unknown': not proven within the"
+          " 5 s budget; attach refuses such a program unless told otherwise).")
     print("py=kern: pure Python returned the same actions (programs using random() may differ by design).")
     return 1 if failures else 0
 
