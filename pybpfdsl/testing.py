@@ -209,18 +209,20 @@ class _Overlay:
 
 
 @contextmanager
-def fixed_random(values_or_seed: int | Sequence[int] | Callable[[], int]) -> Iterator[FixedHelpers]:
+def fixed_random(values: Sequence[int] | Callable[[], int] | None = None, *,
+                 seed: int | None = None) -> Iterator[FixedHelpers]:
     """Scripted random numbers for executions in this context; other helpers stay as they were.
 
-    An `int` is a *seed* (a reproducible PRNG stream), a sequence the values themselves (cycled), a
-    callable a producer. Yields the `FixedHelpers` that answers, e.g. to read `random_calls`.
+    `values` are the 32-bit results themselves, in order (cycled), or a callable producing them;
+    `seed=` gives a reproducible pseudo-random stream instead. Yields the `FixedHelpers` that answers,
+    e.g. to read `random_calls`.
     """
-    if isinstance(values_or_seed, bool):
-        raise TypeError("fixed_random takes a seed, a sequence of values or a callable, not a bool")
-    if isinstance(values_or_seed, int):
-        source = FixedHelpers(seed=values_or_seed)
-    else:
-        source = FixedHelpers(random=values_or_seed)
+    if isinstance(values, int):  # bool included: ambiguous between "this value" and "this seed"
+        raise TypeError(f"fixed_random({values!r}) is ambiguous: write fixed_random([{values!r}]) for that "
+                        f"value every time, or fixed_random(seed={values!r}) for a seeded stream")
+    if (values is None) == (seed is None):
+        raise TypeError("fixed_random takes either values or seed=")
+    source = FixedHelpers(seed=seed) if values is None else FixedHelpers(random=values)
     with use_helpers(_Overlay(current_helpers(), source, random=True)):
         yield source
 

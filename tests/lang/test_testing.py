@@ -117,10 +117,11 @@ def test_fixed_random_and_clock_compose() -> None:
             assert src.ktime_get_ns() == 1_110
             assert src.prandom_u32() == 8  # still the fixed_random sequence
         assert current_helpers().ktime_get_ns() == 50
-    with fixed_random(123):  # an int is a seed
+    with fixed_random(seed=123):
         assert current_helpers().prandom_u32() == FixedHelpers(seed=123).prandom_u32()
-    with pytest.raises(TypeError), fixed_random(True):
-        pass
+    for ambiguous in (123, True):  # a value or a seed? the user says which
+        with pytest.raises(TypeError, match="ambiguous"), fixed_random(ambiguous):  # type: ignore[arg-type]
+            pass
 
 
 def test_on_cpu_selects_per_cpu_copy() -> None:
