@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["VerifierReport", "verify_instructions", "verify_object", "verify_object_all", "verify_program"]
 
 _ARRAY = 2
+_RINGBUF = 27
 
 
 @dataclass
@@ -79,6 +80,9 @@ def _map_refs(elf: BpfElf, prog: ElfProgram, sizes: dict[str, int]) -> tuple[dic
     for rel in prog.relocations:
         if rel.kind == RelocKind.MAP:
             m = maps.get(rel.symbol)
+            if m is not None and m.map_type == _RINGBUF and (m.key_size is None or m.value_size is None):
+                refs[rel.insn_index] = (MapInfo(m.name, _RINGBUF, 0, 0, m.max_entries or 0), None)
+                continue
             if m is None or m.key_size is None or m.value_size is None:
                 problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
                                                 f"map {rel.symbol} has no key/value sizes in the object"))
@@ -101,12 +105,20 @@ def _map_refs(elf: BpfElf, prog: ElfProgram, sizes: dict[str, int]) -> tuple[dic
 def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, name: str = "prog",
                         section: str = "xdp", map_refs: dict[int, tuple[MapInfo, int | None]] | None = None,
                         line_info: tuple[LineInfo, ...] = (), check_division: bool = False,
-                        extra: list[VerifierFinding] | None = None) -> VerifierReport:
-    """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's)."""
+                        extra: list[VerifierFinding] | None = None,
+                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
+    """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's).
+
+    ``check_division``: also reject a division or modulo by a register that may be zero (BPF defines
+    the result, so the kernel accepts it; this is a lint). ``allow_uninit_stack_reads``: accept reads
+    of never-written stack, as the kernel does for privileged (CAP_PERFMON/root) loaders; off by
+    default, since such a read is almost always a bug and unprivileged loaders are rejected for it.
+    """
     started = time.perf_counter()
     code = tuple(insns)
     slots = slot_offsets(code)
-    env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division)
+    env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
+              allow_uninit_stack_reads)
     analysis = analyse(env)
     findings = list(extra or []) + analysis.findings
     total_slots = sum(i.slots for i in code)
@@ -131,15 +143,16 @@ def _dedupe(findings: list[VerifierFinding]) -> list[VerifierFinding]:
     return out
 
 
-def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *,
-                       check_division: bool = False) -> VerifierReport:
+def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check_division: bool = False,
+                       allow_uninit_stack_reads: bool = False) -> VerifierReport:
     refs, problems = _map_refs(elf, prog, _section_sizes(elf_bytes))
     return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
-                               line_info=prog.line_info, check_division=check_division, extra=problems)
+                               line_info=prog.line_info, check_division=check_division, extra=problems,
+                               allow_uninit_stack_reads=allow_uninit_stack_reads)
 
 
-def verify_object(elf_bytes: bytes, section: str | None = None, *,
-                  check_division: bool = False) -> VerifierReport:
+def verify_object(elf_bytes: bytes, section: str | None = None, *, check_division: bool = False,
+                  allow_uninit_stack_reads: bool = False) -> VerifierReport:
     """Verify the program in ``section`` (a section or function name), or the object's first entry program."""
     elf = BpfElf.from_bytes(elf_bytes)
     if section is not None:
@@ -149,16 +162,21 @@ def verify_object(elf_bytes: bytes, section: str | None = None, *,
         if not progs:
             raise KeyError("the object has no entry programs")
         prog = progs[0]
-    return verify_elf_program(elf, prog, elf_bytes, check_division=check_division)
+    return verify_elf_program(elf, prog, elf_bytes, check_division=check_division,
+                              allow_uninit_stack_reads=allow_uninit_stack_reads)
 
 
-def verify_object_all(elf_bytes: bytes, *, check_division: bool = False) -> list[VerifierReport]:
+def verify_object_all(elf_bytes: bytes, *, check_division: bool = False,
+                      allow_uninit_stack_reads: bool = False) -> list[VerifierReport]:
     """Verify every entry program of an object."""
     elf = BpfElf.from_bytes(elf_bytes)
-    return [verify_elf_program(elf, p, elf_bytes, check_division=check_division) for p in elf.programs.values()]
+    return [verify_elf_program(elf, p, elf_bytes, check_division=check_division,
+                               allow_uninit_stack_reads=allow_uninit_stack_reads) for p in elf.programs.values()]
 
 
-def verify_program(compiled: CompiledProgram, *, check_division: bool = False) -> VerifierReport:
-    """Verify the program of `fn.compile()`."""
+def verify_program(compiled: CompiledProgram, *, check_division: bool = False,
+                   allow_uninit_stack_reads: bool = False) -> VerifierReport:
+    """Verify the program of `fn.compile()` (options as for :func:`verify_instructions`)."""
     elf = BpfElf.from_bytes(compiled.elf)
-    return verify_elf_program(elf, elf.program(compiled.name), compiled.elf, check_division=check_division)
+    return verify_elf_program(elf, elf.program(compiled.name), compiled.elf, check_division=check_division,
+                              allow_uninit_stack_reads=allow_uninit_stack_reads)

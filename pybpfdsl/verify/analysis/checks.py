@@ -163,8 +163,12 @@ def check_ctx(p: CtxPtr, insn_off: int, size: int, is_write: bool) -> str | None
     return None
 
 
-def check_access(state: State, ptr: Value, insn_off: int, size: int, is_write: bool) -> tuple[str | None, Code]:
-    """Whether a ``size``-byte access through ``ptr + insn_off`` is safe; (message, code) when not."""
+def check_access(state: State, ptr: Value, insn_off: int, size: int, is_write: bool,
+                 allow_uninit: bool = False) -> tuple[str | None, Code]:
+    """Whether a ``size``-byte access through ``ptr + insn_off`` is safe; (message, code) when not.
+
+    ``allow_uninit``: reads of never-written stack are allowed (they give an unknown number), as the
+    kernel allows them for privileged (CAP_PERFMON) loaders."""
     if isinstance(ptr, PacketPtr):
         return check_packet(state, ptr, insn_off, size), Code.PACKET_BOUNDS
     if isinstance(ptr, MapValue):
@@ -175,7 +179,10 @@ def check_access(state: State, ptr: Value, insn_off: int, size: int, is_write: b
             return msg, Code.STACK_BOUNDS
         if not is_write:
             lo, hi = _srange(ptr.off)
-            if not stk.initialised(state.stack, lo + insn_off, hi + insn_off + size):
+            partial = _partial_pointer_fill(state, ptr, insn_off, size)
+            if partial is not None:
+                return partial, Code.POINTER_LEAK
+            if not allow_uninit and not stk.initialised(state.stack, lo + insn_off, hi + insn_off + size):
                 message = f"read of {size} bytes at r10{lo + insn_off:+d} reads stack not written before"
                 return message, Code.UNINIT_STACK
         return None, Code.STACK_BOUNDS
@@ -190,6 +197,19 @@ def check_access(state: State, ptr: Value, insn_off: int, size: int, is_write: b
     if isinstance(ptr, Unknown):
         return "memory access through a register whose type differs between paths", Code.BAD_POINTER
     return f"memory access through {ptr} is not allowed", Code.BAD_POINTER
+
+
+def _partial_pointer_fill(state: State, ptr: StackPtr, insn_off: int, size: int) -> str | None:
+    """A read of part of a spilled pointer (the kernel: "invalid size of register fill", even for root)."""
+    c = ptr.off.const_value
+    if c is None:
+        return None
+    off = (c - (1 << 64) if c >= 1 << 63 else c) + insn_off
+    idx, pos = stk.slot_of(off)
+    slot = state.stack[idx]
+    if slot.spill is None or isinstance(slot.spill, ScalarValue) or (slot.pos, slot.size) == (pos, size):
+        return None
+    return f"read of {size} bytes at r10{off:+d} reads part of a spilled pointer ({slot.spill})"
 
 
 def exit_value_message(r0: Value) -> str | None:

@@ -19,15 +19,24 @@ import heapq
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.opcode import Kind
+from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Code, Sink, VerifierFinding
+from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
+from pybpfdsl.verify.analysis.values import PacketPtr, ScalarValue
 
-__all__ = ["Analysis", "Cfg", "analyse", "build_cfg"]
+__all__ = ["MAX_PARTS", "Analysis", "Cfg", "analyse", "build_cfg", "partition_key"]
 
 WIDEN_DELAY = 3
 NARROW_PASSES = 2
+MAX_PARTS = 8
+PARTITION_CONSTANTS = True
+"""Also keep apart states whose live registers hold different constants (``off = is_ip ? 14 : 0``):
+the kernel follows each such path with the constant known."""
+NARROW_ANY = True
+"""Partitions kept per program point before further states are joined into one (see :func:`partition_key`)."""
 UNROLL_BUDGET = 300_000
 """Instructions the termination pass may simulate per program before it calls a loop too complex."""
 
@@ -57,7 +66,7 @@ class Cfg:
 
 def _static_succs(env: Env, idx: int) -> list[int]:
     insn = env.insns[idx]
-    kind = insn.kind
+    kind = env.kinds[idx]
     if kind == Kind.EXIT or kind == Kind.INVALID:
         return []
     if kind in (Kind.JA, Kind.GOTOL):
@@ -113,117 +122,230 @@ def build_cfg(env: Env) -> Cfg:
     return Cfg(succs, preds, rpo, {v: k for k, v in enumerate(rpo)}, back, {t for _, t in back}, findings)
 
 
+Parts = dict[object, State]
+"""The states at one program point, by partition key (see :func:`partition_key`); their union is the invariant."""
+
+OVERFLOW = ("overflow",)
+"""The key of the partition that takes every state once a point has ``MAX_PARTS`` partitions."""
+
+
+def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
+    """The packet facts of a state: states that differ in them are kept apart (up to ``MAX_PARTS``).
+
+    The kernel explores paths one by one, so after ``if (a) check 34 bytes else check 38 bytes`` each
+    path keeps its own proven length (and its pointers their constant offsets); a join keeps only the
+    smaller. Keeping one state per distinct (proven length, packet-pointer shape of the live registers
+    and the spills, proven ranges of the ids they use) — a bounded trace partitioning — gives back that
+    precision where packet code needs it, and only there: states with equal packet facts are joined.
+    """
+    shape: list[tuple[int, object, object, int]] = []
+    consts: list[tuple[int, int]] = []
+    for i, v in enumerate(s.regs):
+        if not live >> i & 1:
+            continue
+        if isinstance(v, PacketPtr):
+            shape.append((i, v.off.const_value, v.pid, v.delta))
+        elif PARTITION_CONSTANTS and isinstance(v, ScalarValue) and (c := v.value.const_value) is not None:
+            consts.append((i, c))
+    for i, v in stk.spilled_values(s.stack):
+        if isinstance(v, PacketPtr):
+            shape.append((100 + i, v.off.const_value, v.pid, v.delta))
+    used = {pid for _, _, pid, _ in shape}
+    return (s.pkt_min, tuple(r for r in s.ranges if r[0] in used), tuple(shape), tuple(consts))
+
+
+def joined(parts: Parts | None) -> State | None:
+    out: State | None = None
+    for s in (parts or {}).values():
+        out = st.join(out, s)
+    return out
+
+
+@dataclass
+class Partitioner:
+    """Where a state goes among the partitions of a point (``max_parts`` 1: no partitioning)."""
+
+    max_parts: int
+    live: list[int]
+
+    def add(self, parts: Parts, t: int, s: State) -> object:
+        """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room, else the
+        point collapses: every partition is joined into one (under ``OVERFLOW``) that takes every later
+        state. Past the budget the point is analysed as without partitioning; it collapses only once."""
+        if OVERFLOW in parts:
+            return OVERFLOW
+        key = partition_key(s, self.live[t]) if self.max_parts > 1 else OVERFLOW
+        if key in parts or len(parts) < self.max_parts:
+            return key
+        merged = joined(parts)
+        parts.clear()
+        assert merged is not None
+        parts[OVERFLOW] = merged
+        return OVERFLOW
+
+    def put(self, parts: Parts, t: int, s: State) -> None:
+        """Add ``s`` to ``parts`` by joining it into its partition."""
+        k = self.add(parts, t, s)
+        old = parts.get(k)
+        new = s if old is None else st.join(old, s)
+        assert new is not None
+        parts[k] = new
+
+
 @dataclass
 class Analysis:
     env: Env
     cfg: Cfg
     pre: dict[int, State]
-    """The invariant before each abstractly reachable instruction."""
+    """The invariant before each abstractly reachable instruction (the join of its partitions)."""
     findings: list[VerifierFinding]
     processed: int
     """Instructions simulated (fixpoint + narrowing + loop unrolling): our analogue of the kernel's count."""
     loop_iterations: dict[int, int]
     """Loop head → iterations the termination pass needed (bounded loops only)."""
+    parts: dict[int, tuple[State, ...]] = field(default_factory=dict)
+    """The partitions before each instruction (their union is ``pre``)."""
 
 
-def _propagate(env: Env, cfg: Cfg, pre: dict[int, State], work: list[tuple[int, int]], visits: dict[int, int],
-               nodes: set[int] | None = None, stop: int | None = None) -> tuple[int, list[State]]:
+def _propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, int]],
+               visits: dict[tuple[int, object], int], nodes: set[int] | None = None, stop: int | None = None,
+               part: Partitioner | None = None) -> tuple[int, list[State]]:
     """Work-set iteration from ``pre``/``work``; states reaching ``stop`` are returned, not propagated."""
     sink = Sink()
     processed = 0
-    queued = {i for _, i in work}
+    assert part is not None
+    dirty: dict[int, set[object]] = {}
+    for _, i in work:
+        dirty[i] = set(pre[i])
     at_stop: list[State] = []
+    n = len(env.insns)
     while work:
         _, idx = heapq.heappop(work)
-        queued.discard(idx)
-        processed += 1
-        for t, s in step(env, idx, pre[idx], sink):
-            if t < 0 or t >= len(env.insns) or (nodes is not None and t not in nodes):
+        keys = dirty.pop(idx, set())
+        parts_here = pre[idx]
+        if OVERFLOW in parts_here:
+            keys = {OVERFLOW}
+        for key in list(keys):
+            here = parts_here.get(key)
+            if here is None:
                 continue
-            if t == stop:
-                at_stop.append(s)
-                continue
-            old = pre.get(t)
-            if old is not None and st.le(s, old):
-                continue
-            visits[t] = visits.get(t, 0) + 1
-            joined = st.join(old, s)
-            new = st.widen(old, joined, env.thresholds) if t in cfg.heads and visits[t] > WIDEN_DELAY else joined
-            assert new is not None
-            if new == old:
-                continue
-            pre[t] = new
-            if t not in queued:
-                queued.add(t)
-                heapq.heappush(work, (cfg.order.get(t, t), t))
+            processed += 1
+            for t, s in step(env, idx, here, sink):
+                if t < 0 or t >= n or (nodes is not None and t not in nodes):
+                    continue
+                if t == stop:
+                    at_stop.append(s)
+                    continue
+                parts = pre.setdefault(t, {})
+                if any(st.le(s, o) for o in parts.values()):
+                    continue
+                was_collapsed = OVERFLOW in parts
+                k = part.add(parts, t, s)
+                collapsed_now = k == OVERFLOW and not was_collapsed
+                old = parts.get(k)
+                vk = (t, k)
+                visits[vk] = visits.get(vk, 0) + 1
+                j = st.join(old, s)
+                new = st.widen(old, j, env.thresholds) if t in cfg.heads and visits[vk] > WIDEN_DELAY else j
+                assert new is not None
+                if new == old and not collapsed_now:
+                    continue
+                parts[k] = new
+                if t not in dirty:
+                    dirty[t] = set()
+                    heapq.heappush(work, (cfg.order.get(t, t), t))
+                if collapsed_now:
+                    dirty[t].clear()
+                dirty[t].add(k)
     return processed, at_stop
 
 
-def _narrow(env: Env, cfg: Cfg, pre: dict[int, State], entry: State) -> int:
+def _narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partitioner) -> int:
     """Descending passes in reverse post-order (Gauss-Seidel: a state is recomputed from the states its
-    forward predecessors got earlier in the same pass; back edges use the previous pass's states)."""
+    forward predecessors got earlier in the same pass; back edges use the previous pass's states).
+
+    Every state of a pass is computed by sound transfer functions from states that over-approximate the
+    reachable ones, so it does too; a fixed number of passes needs no narrowing operator to stop. At loop
+    heads a partition is narrowed by its recomputed self when that one is below it (precision only).
+    """
     sink = Sink()
     processed = 0
     back_into: dict[int, list[int]] = {}
     for src, head in cfg.back_edges:
         back_into.setdefault(head, []).append(src)
+    n = len(env.insns)
     for _ in range(NARROW_PASSES):
-        old = dict(pre)
-        acc: dict[int, State | None] = {0: entry}
-        new_pre: dict[int, State] = {}
+        old = {i: dict(p) for i, p in pre.items()}
+        acc: dict[int, Parts] = {0: {}}
+        part.put(acc[0], 0, entry)
+        new_pre: dict[int, Parts] = {}
+
         for idx in cfg.rpo:
-            incoming = acc.get(idx)
             if idx in cfg.heads:
                 for src in back_into.get(idx, []):
-                    if src in old:
+                    for s_src in old.get(src, {}).values():
                         processed += 1
-                        for t, out in step(env, src, old[src], sink):
+                        for t, out in step(env, src, s_src, sink):
                             if t == idx:
-                                incoming = st.join(incoming, out)
-                incoming = st.narrow(old.get(idx), incoming)
-            if incoming is None:
+                                part.put(acc.setdefault(idx, {}), idx, out)
+                incoming = acc.get(idx, {})
+                prev = old.get(idx, {})
+                for k, s in list(incoming.items()):
+                    o = prev.get(k)
+                    if o is not None and NARROW_ANY:
+                        nar = st.narrow(o, s)
+                        assert nar is not None
+                        incoming[k] = nar
+            incoming = acc.get(idx, {})
+            if not incoming:
                 continue
             new_pre[idx] = incoming
-            processed += 1
-            for t, out in step(env, idx, incoming, sink):
-                if 0 <= t < len(env.insns) and (idx, t) not in cfg.back_edges:
-                    acc[t] = st.join(acc.get(t), out)
+            for s in list(incoming.values()):
+                processed += 1
+                for t, out in step(env, idx, s, sink):
+                    if 0 <= t < n and (idx, t) not in cfg.back_edges:
+                        part.put(acc.setdefault(t, {}), t, out)
         pre.clear()
         pre.update(new_pre)
     return processed
 
 
-def _loop_entry(env: Env, cfg: Cfg, pre: dict[int, State], head: int, body: set[int]) -> State | None:
+def _loop_entry(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, body: set[int],
+                part: Partitioner) -> Parts:
     sink = Sink()
-    entry: State | None = None
+    entry: Parts = {}
     for p in cfg.preds[head]:
         if p in body or p not in pre:
             continue
-        for t, s in step(env, p, pre[p], sink):
-            if t == head:
-                entry = st.join(entry, s)
+        for s_p in pre[p].values():
+            for t, s in step(env, p, s_p, sink):
+                if t == head:
+                    part.put(entry, head, s)
     return entry
 
 
-def _terminates(env: Env, cfg: Cfg, pre: dict[int, State], head: int, budget: int) -> tuple[str, int, int]:
+def _terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int,
+                part: Partitioner) -> tuple[str, int, int]:
     """('bounded' | 'forever' | 'budget', iterations, processed) for the loop at ``head``."""
     body = cfg.loop_body(head)
-    current = _loop_entry(env, cfg, pre, head, body)
+    current = _loop_entry(env, cfg, pre, head, body, part)
     if head == 0:
-        current = st.join(current, pre.get(0))
+        for s in pre.get(0, {}).values():
+            part.put(current, head, s)
     processed = 0
     iterations = 0
-    while current is not None:
+    while current:
         iterations += 1
-        local: dict[int, State] = {head: current}
-        done, back = _propagate(env, cfg, local, [(cfg.order.get(head, head), head)], {}, body, stop=head)
+        local: dict[int, Parts] = {head: current}
+        done, back = _propagate(env, cfg, local, [(cfg.order.get(head, head), head)], {}, body, stop=head,
+                                part=part)
         processed += done
-        nxt: State | None = None
+        nxt: Parts = {}
         for s in back:
-            nxt = st.join(nxt, s)
-        if nxt is None:
+            part.put(nxt, head, s)
+        if not nxt:
             return "bounded", iterations, processed
-        if st.le(nxt, current):
+        if all(any(st.le(s, c) for c in current.values()) for s in nxt.values()):
             return "forever", iterations, processed
         if processed > budget:
             return "budget", iterations, processed
@@ -231,23 +353,48 @@ def _terminates(env: Env, cfg: Cfg, pre: dict[int, State], head: int, budget: in
     return "bounded", iterations, processed
 
 
-def analyse(env: Env, entry: State | None = None) -> Analysis:
+def analyse(env: Env, entry: State | None = None, max_parts: int = MAX_PARTS) -> Analysis:
+    """Analyse without partitioning; if that finds errors, again with partitions (see :func:`partition_key`).
+
+    Both analyses over-approximate every execution, so an instruction is unsafe only if *both* flag it:
+    the first violation of any execution lies on a path both cover, so both flag that instruction. The
+    errors reported are those of the partitioned analysis that the plain one confirms (same code and
+    instruction); the partitioned analysis alone can be less precise where it had to collapse a point.
+    """
+    base = _analyse(env, entry, 1)
+    if max_parts <= 1 or not any(f.is_error for f in base.findings):
+        return base
+    # Loops: re-run the termination pass only where the plain analysis called a loop unbounded (a quick
+    # verdict); one it proved bounded needs no second proof, and one that exhausted the unrolling budget
+    # keeps its finding rather than spend the budget again.
+    recheck = {f.insn for f in base.findings if f.code == Code.UNBOUNDED_LOOP}
+    fine = _analyse(env, entry, max_parts, recheck)
+    fine.findings += [f for f in base.findings if f.code == Code.COMPLEXITY and f.insn >= 0]
+    confirmed = {(f.code, f.insn) for f in base.findings if f.is_error}
+    fine.findings = [f for f in fine.findings if not f.is_error or (f.code, f.insn) in confirmed]
+    fine.processed += base.processed
+    return fine
+
+
+def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int] | None = None) -> Analysis:
     cfg = build_cfg(env)
     findings = list(cfg.findings)
     start = entry or st.entry_state()
-    pre: dict[int, State] = {}
+    pre: dict[int, Parts] = {}
+    part = Partitioner(max_parts, live_in(env.insns, cfg.succs))
     processed = 0
     if env.insns:
-        pre[0] = start
-        done, _ = _propagate(env, cfg, pre, [(0, 0)], {})
+        pre[0] = {}
+        part.put(pre[0], 0, start)
+        done, _ = _propagate(env, cfg, pre, [(0, 0)], {}, part=part)
         processed += done
-        processed += _narrow(env, cfg, pre, start)
+        processed += _narrow(env, cfg, pre, start, part)
     loops: dict[int, int] = {}
     budget = UNROLL_BUDGET
     for head in sorted(cfg.heads):
-        if head not in pre:
+        if head not in pre or (loop_heads is not None and head not in loop_heads):
             continue
-        verdict, iters, work = _terminates(env, cfg, pre, head, budget)
+        verdict, iters, work = _terminates(env, cfg, pre, head, budget, part)
         budget -= work
         processed += work
         if verdict == "bounded":
@@ -264,11 +411,25 @@ def analyse(env: Env, entry: State | None = None) -> Analysis:
                 f"({UNROLL_BUDGET} simulated instructions)", ()))
             budget = max(budget, 0)
     sink = Sink(active=True)
+    seen: set[tuple[Code, int]] = set()
     for idx in sorted(pre):
-        step(env, idx, pre[idx], sink)
+        for s in pre[idx].values():
+            before = len(sink.findings)
+            step(env, idx, s, sink)
+            fresh = sink.findings[before:]
+            del sink.findings[before:]
+            for f in fresh:
+                if (f.code, f.insn) not in seen:
+                    seen.add((f.code, f.insn))
+                    sink.findings.append(f)
     findings.extend(sink.findings)
     if processed > BPF_COMPLEXITY_LIMIT_INSNS:
         findings.append(VerifierFinding(
             Code.COMPLEXITY, -1, f"about {processed} instructions to verify, above the kernel's limit of "
             f"{BPF_COMPLEXITY_LIMIT_INSNS}"))
-    return Analysis(env, cfg, pre, findings, processed, loops)
+    flat: dict[int, State] = {}
+    for i, p in pre.items():
+        j = joined(p)
+        if j is not None:
+            flat[i] = j
+    return Analysis(env, cfg, flat, findings, processed, loops, {i: tuple(p.values()) for i, p in pre.items()})

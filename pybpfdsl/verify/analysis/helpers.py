@@ -31,6 +31,7 @@ class Ret(enum.Enum):
     SCALAR = "scalar"
     U32 = "u32"  #: a scalar in [0, 2**32)
     MAP_VALUE_OR_NULL = "map_value_or_null"
+    XDP_ACTION = "xdp_action"  #: an XDP action in [XDP_ABORTED, XDP_REDIRECT] (the redirect helpers in XDP)
     VOID = "void"  #: r0 is left uninitialised
 
 
@@ -52,14 +53,14 @@ HELPER_SIGNATURES: dict[int, HelperSig] = {
     2: _sig("bpf_map_update_elem", Ret.SCALAR, Arg.MAP, Arg.KEY, Arg.VALUE, Arg.SCALAR),
     3: _sig("bpf_map_delete_elem", Ret.SCALAR, Arg.MAP, Arg.KEY),
     5: _sig("bpf_ktime_get_ns", Ret.SCALAR),
-    6: _sig("bpf_trace_printk", Ret.SCALAR, Arg.MEM, Arg.SIZE, Arg.ANY, Arg.ANY, Arg.ANY),
+    6: _sig("bpf_trace_printk", Ret.SCALAR, Arg.MEM, Arg.SIZE),  # the kernel declares only the format args
     7: _sig("bpf_get_prandom_u32", Ret.U32),
     8: _sig("bpf_get_smp_processor_id", Ret.U32),
-    23: _sig("bpf_redirect", Ret.SCALAR, Arg.SCALAR, Arg.SCALAR),
+    23: _sig("bpf_redirect", Ret.XDP_ACTION, Arg.SCALAR, Arg.SCALAR),  # XDP_REDIRECT, or XDP_ABORTED
     28: _sig("bpf_csum_diff", Ret.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.SCALAR),
     42: _sig("bpf_get_numa_node_id", Ret.U32),
     44: _sig("bpf_xdp_adjust_head", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
-    51: _sig("bpf_redirect_map", Ret.SCALAR, Arg.MAP, Arg.SCALAR, Arg.SCALAR),
+    51: _sig("bpf_redirect_map", Ret.XDP_ACTION, Arg.MAP, Arg.SCALAR, Arg.SCALAR),  # or flags' low bits
     54: _sig("bpf_xdp_adjust_meta", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
     65: _sig("bpf_xdp_adjust_tail", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
     118: _sig("bpf_jiffies64", Ret.SCALAR),

@@ -3,8 +3,9 @@
 Accesses are required to be naturally aligned (the kernel requires it for the stack: its spill
 tracking relies on it), so an access never straddles two slots. A slot remembers the register
 value last stored into it when a load can give exactly that value back: a full 8-byte spill (any
-type: pointers survive a spill/fill round trip) or a narrower scalar store read back at the same
-position and size (how compiled code keeps small locals). Everything else reads back as an unknown
+type: pointers survive a spill/fill round trip) or a narrower scalar store at the start of a slot (or
+of the value 0 anywhere), read back at the same position and size — the kernel's rule, which only
+tracks narrow spills at 8-byte-aligned offsets and zeroed bytes elsewhere. Everything else reads back as an unknown
 scalar of the access width — provided every byte read was written on every path (``init`` mask).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis.values import (
     ScalarValue,
     Value,
@@ -20,7 +22,6 @@ from pybpfdsl.verify.analysis.values import (
     value_le,
     widen_values,
 )
-from pybpfdsl.verify.domains.scalar import Scalar, truncate
 
 __all__ = ["SLOTS", "STACK_SIZE", "Slot", "Stack", "empty_stack"]
 
@@ -82,8 +83,10 @@ def write(stack: Stack, off: int, size: int, value: Value | None) -> Stack:
     old = stack[idx]
     if size == 8:
         new = Slot(0xFF, value, 0, 8)
-    elif isinstance(value, ScalarValue):
-        new = Slot(old.init | _mask(pos, size), ScalarValue(truncate(value.value, size * 8)), pos, size)
+    elif isinstance(value, ScalarValue) and (pos == 0 or value.value.const_value == 0):
+        # Like the kernel: a narrow scalar store is remembered only at the start of a slot (at other
+        # offsets the kernel keeps just "some bytes", or "zero bytes" for a store of 0).
+        new = Slot(old.init | _mask(pos, size), ScalarValue(cc.truncate(value.value, size * 8)), pos, size)
     else:
         new = Slot(old.init | _mask(pos, size))
     return (*stack[:idx], new, *stack[idx + 1:])
@@ -114,8 +117,8 @@ def read(stack: Stack, off: int, size: int) -> Value:
         if (slot.pos, slot.size) == (pos, size):
             return slot.spill
         if isinstance(slot.spill, ScalarValue) and pos == slot.pos and size < slot.size:
-            return ScalarValue(truncate(slot.spill.value, size * 8))
-    return ScalarValue(Scalar.urange(0, (1 << (size * 8)) - 1))
+            return ScalarValue(cc.truncate(slot.spill.value, size * 8))
+    return ScalarValue(cc.sized(size))
 
 
 def join(a: Stack, b: Stack, op: str = "join", thresholds: tuple[int, ...] = ()) -> Stack:
@@ -128,9 +131,22 @@ def le(a: Stack, b: Stack) -> bool:
     return a is b or all(x is y or x.le(y) for x, y in zip(a, b, strict=True))
 
 
+_SPILLS: dict[int, tuple[Stack, list[tuple[int, Value]]]] = {}
+
+
 def spilled_values(stack: Stack) -> list[tuple[int, Value]]:
-    """(slot index, value) of every spill: the explanation lists them, id renaming walks them."""
-    return [(i, s.spill) for i, s in enumerate(stack) if s.spill is not None]
+    """(slot index, value) of every spill: the explanation lists them, id renaming walks them.
+
+    Cached by the stack's identity (stacks are immutable and shared between many states); the entry
+    keeps the stack alive, so an id is never reused while its entry exists."""
+    hit = _SPILLS.get(id(stack))
+    if hit is not None and hit[0] is stack:
+        return hit[1]
+    out = [(i, s.spill) for i, s in enumerate(stack) if s.spill is not None]
+    if len(_SPILLS) > 8192:
+        _SPILLS.clear()
+    _SPILLS[id(stack)] = (stack, out)
+    return out
 
 
 def replace_spills(stack: Stack, fn: dict[int, Value]) -> Stack:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.values import (
@@ -31,6 +32,13 @@ from pybpfdsl.verify.domains.scalar import Scalar
 __all__ = ["State", "entry_state", "join", "le", "narrow", "widen"]
 
 NREGS = 11
+
+
+@lru_cache(maxsize=1 << 14)
+def _site(site: int) -> frozenset[int]:
+    return frozenset((site,))
+
+
 FP = 10
 
 
@@ -48,8 +56,8 @@ class State:
 
     def set_reg(self, r: int, v: Value, site: int) -> State:
         regs = (*self.regs[:r], v, *self.regs[r + 1:])
-        defs = (*self.defs[:r], frozenset((site,)), *self.defs[r + 1:])
-        return replace(self, regs=regs, defs=defs)
+        defs = (*self.defs[:r], _site(site), *self.defs[r + 1:])
+        return State(regs, defs, self.stack, self.pkt_min, self.ranges)
 
     def range_of(self, pid: Pid | None) -> int | None:
         if pid is None:

@@ -21,10 +21,13 @@ from pybpfdsl.bpf.opcode import (
     Kind,
     Source,
     alu_op,
+    classify,
+    insn_class,
     jmp_op,
     size,
     source,
 )
+from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import helpers as hp
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_message
@@ -45,16 +48,23 @@ from pybpfdsl.verify.analysis.values import (
     Value,
     is_pointer,
 )
-from pybpfdsl.verify.domains import scalar as sc
 from pybpfdsl.verify.domains.scalar import Scalar
 
 __all__ = ["Env", "step"]
 
 # Exact caches over the (immutable) scalar domain: fixpoint iteration re-evaluates the same operations.
-_alu = lru_cache(maxsize=1 << 16)(sc.alu)
-_refine = lru_cache(maxsize=1 << 16)(sc.refine)
-_const = lru_cache(maxsize=1 << 12)(Scalar.const)
-_add = lru_cache(maxsize=1 << 14)(sc.add)
+_alu = cc.alu
+_refine = cc.refine
+_const = cc.const
+_add = cc.add
+
+# Instruction decoding is cached by opcode fields (``Instruction.kind`` re-classifies on every access).
+_kind = lru_cache(maxsize=None)(classify)
+_cls = lru_cache(maxsize=None)(insn_class)
+_source = lru_cache(maxsize=None)(source)
+_alu_op = lru_cache(maxsize=None)(alu_op)
+_jmp_op = lru_cache(maxsize=None)(jmp_op)
+_size = lru_cache(maxsize=None)(size)
 
 Succ = list[tuple[int, State]]
 TOP = ScalarValue(Scalar.top())
@@ -70,14 +80,19 @@ class Env:
     map_refs: dict[int, tuple[MapInfo, int | None]] = field(default_factory=dict)
     """lddw index → (map, None) for a map pointer, (map, offset) for a pointer into its value."""
     check_division: bool = False
+    allow_uninit_stack: bool = False
+    """Reads of never-written stack give an unknown number (the kernel's rule for privileged loaders)."""
     thresholds: tuple[int, ...] = ()
     """Widening thresholds: the constants the program compares against (and their neighbours)."""
 
+    kinds: tuple[Kind, ...] = ()
+
     def __post_init__(self) -> None:
+        self.kinds = tuple(i.kind for i in self.insns)
         if not self.thresholds:
             consts = {0}
             for insn in self.insns:
-                if insn.kind == Kind.JCOND and source(insn.opcode) == Source.K:
+                if _kind(insn.opcode, insn.off, insn.imm) == Kind.JCOND and _source(insn.opcode) == Source.K:
                     for d in (-1, 0, 1):
                         consts.add(insn.imm + d)
                         consts.add((insn.imm + d) & 0xFFFFFFFF)
@@ -110,7 +125,7 @@ def _write_dst(s: State, r: int, v: Value, idx: int, sink: Sink) -> State:
 
 
 def _sized(nbytes: int) -> ScalarValue:
-    return ScalarValue(Scalar.urange(0, (1 << (8 * nbytes)) - 1))
+    return ScalarValue(cc.sized(nbytes))
 
 
 # --------------------------------------------------------------------------- #
@@ -152,8 +167,8 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
 
 
 def _alu_pointer(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv: Value, sink: Sink) -> State:
-    regs = (insn.dst,) if source(insn.opcode) == Source.K else (insn.dst, insn.src)
-    if insn.cls == InsnClass.ALU:
+    regs = (insn.dst,) if _source(insn.opcode) == Source.K else (insn.dst, insn.src)
+    if _cls(insn.opcode) == InsnClass.ALU:
         if op == AluOp.SUB and not isinstance(dv, MapValueOrNull):
             # The kernel lets privileged programs take a 32-bit difference (pkt_end - pkt: the length);
             # the result is a meaningless-but-harmless number.
@@ -165,10 +180,11 @@ def _alu_pointer(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv
     elif op == AluOp.ADD and is_pointer(sv) and isinstance(dv, ScalarValue):
         s, out = _ptr_add(s, idx, sv, dv.value, sink, regs)
     elif op == AluOp.SUB and is_pointer(dv) and isinstance(sv, ScalarValue):
-        s, out = _ptr_add(s, idx, dv, sc.neg(sv.value), sink, regs)
-    elif op == AluOp.SUB and is_pointer(dv) and type(dv) is type(sv) and not isinstance(
-            dv, MapValueOrNull | MapPtr | PacketEnd):
-        out = TOP  # distance between two pointers of one region: a plain number
+        s, out = _ptr_add(s, idx, dv, cc.neg(sv.value), sink, regs)
+    elif op == AluOp.SUB and is_pointer(dv) and is_pointer(sv):
+        # The kernel lets privileged programs subtract any two pointers (``data_end - data`` is the
+        # packet length); the result is an unknown number.
+        out = TOP
     else:
         sink.report(Code.POINTER_ARITH, idx, f"{op.name.lower()} on pointer operands ({dv}, {sv}) is not allowed",
                     *regs)
@@ -177,26 +193,26 @@ def _alu_pointer(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv
 
 
 def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    op = alu_op(insn.opcode)
+    op = _alu_op(insn.opcode)
     assert op is not None
-    is32 = insn.cls == InsnClass.ALU
-    kind = insn.kind
-    if source(insn.opcode) == Source.K or kind in (Kind.NEG, Kind.END, Kind.BSWAP):
+    is32 = _cls(insn.opcode) == InsnClass.ALU
+    kind = _kind(insn.opcode, insn.off, insn.imm)
+    if _source(insn.opcode) == Source.K or kind in (Kind.NEG, Kind.END, Kind.BSWAP):
         sv: Value = ScalarValue(_const(insn.imm_sext))
     else:
         sv = _read(s, insn.src, idx, sink)
     if kind == Kind.MOV:
         if not is32:
             return [(idx + 1, _write_dst(s, insn.dst, sv, idx, sink))]
-        out = ScalarValue(sc.truncate(sv.value, 32)) if isinstance(sv, ScalarValue) else _sized(4)
+        out = ScalarValue(cc.truncate(sv.value, 32)) if isinstance(sv, ScalarValue) else _sized(4)
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
     if kind == Kind.MOVSX:
-        out = ScalarValue(sc.movsx(_scalar_of(sv), insn.off, alu32=is32))
+        out = ScalarValue(cc.movsx(_scalar_of(sv), insn.off, alu32=is32))
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
     dv = _read(s, insn.dst, idx, sink)
     if kind in (Kind.END, Kind.BSWAP):
         d = _scalar_of(dv)
-        res = sc.bswap(d, insn.imm) if kind == Kind.BSWAP else sc.end(d, source(insn.opcode) == Source.X, insn.imm)
+        res = cc.bswap(d, insn.imm) if kind == Kind.BSWAP else cc.end(d, _source(insn.opcode) == Source.X, insn.imm)
         if is_pointer(dv):
             sink.report(Code.POINTER_ARITH, idx, "byte swap of a pointer", insn.dst)
         return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
@@ -206,7 +222,7 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if is_pointer(dv) or is_pointer(sv):
         return [(idx + 1, _alu_pointer(s, idx, insn, op, dv, sv, sink))]
     a, b = _scalar_of(dv), _scalar_of(sv)
-    if op in (AluOp.DIV, AluOp.MOD) and env.check_division and source(insn.opcode) == Source.X:
+    if op in (AluOp.DIV, AluOp.MOD) and env.check_division and _source(insn.opcode) == Source.X:
         divisor = b.subreg() if is32 else b
         if divisor.contains(0):
             sink.report(Code.DIV_ZERO, idx, f"divisor r{insn.src} ({sv}) may be zero", insn.src)
@@ -223,9 +239,9 @@ def lddw(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     ref = env.map_refs.get(idx)
     if ref is not None:
         m, off = ref
-        v: Value = MapPtr(m) if off is None else MapValue(m, Scalar.const(off))
+        v: Value = MapPtr(m) if off is None else MapValue(m, _const(off))
     elif insn.src == 0:
-        v = ScalarValue(Scalar.const(insn.imm64))
+        v = ScalarValue(_const(insn.imm64))
     else:
         sink.report(Code.UNSUPPORTED, idx, f"lddw with pseudo source {insn.src} and no relocation to resolve it")
         v = TOP
@@ -234,11 +250,11 @@ def lddw(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 
 def _ctx_field(insn_off: int) -> Value:
     if insn_off == 0:
-        return PacketPtr(Scalar.const(0))
+        return PacketPtr(_const(0))
     if insn_off == 4:
         return PacketEnd()
     if insn_off == 8:
-        return PacketMeta(Scalar.const(0))
+        return PacketMeta(_const(0))
     return _sized(4)
 
 
@@ -250,19 +266,19 @@ def _loaded(s: State, ptr: Value, insn_off: int, nbytes: int, signed: bool) -> V
         cs = c - (1 << 64) if c >= 1 << 63 else c
         v = stk.read(s.stack, cs + insn_off, nbytes)
     if signed:
-        return ScalarValue(sc.movsx(_scalar_of(v), 8 * nbytes)) if isinstance(v, ScalarValue) else TOP
+        return ScalarValue(cc.movsx(_scalar_of(v), 8 * nbytes)) if isinstance(v, ScalarValue) else TOP
     return v
 
 
 def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = size(insn.opcode).bytes
+    nbytes = _size(insn.opcode).bytes
     ptr = s.regs[insn.src]
-    msg, code = check_access(s, ptr, insn.off, nbytes, is_write=False)
+    msg, code = check_access(s, ptr, insn.off, nbytes, is_write=False, allow_uninit=env.allow_uninit_stack)
     if msg is not None:
         sink.report(code, idx, msg, insn.src)
         v: Value = _sized(nbytes)
     else:
-        v = _loaded(s, ptr, insn.off, nbytes, insn.kind == Kind.LDX_SX)
+        v = _loaded(s, ptr, insn.off, nbytes, _kind(insn.opcode, insn.off, insn.imm) == Kind.LDX_SX)
     return [(idx + 1, _write_dst(s, insn.dst, v, idx, sink))]
 
 
@@ -278,7 +294,7 @@ def _store(s: State, ptr: Value, insn_off: int, nbytes: int, value: Value) -> St
 
 
 def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = size(insn.opcode).bytes
+    nbytes = _size(insn.opcode).bytes
     ptr = s.regs[insn.dst]
     if isinstance(ptr, CtxPtr):
         sink.report(Code.CTX_ACCESS, idx, "store of an immediate through the context pointer", insn.dst)
@@ -287,13 +303,13 @@ def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if msg is not None:
         sink.report(code, idx, msg, insn.dst)
         return [(idx + 1, s)]
-    value = ScalarValue(sc.truncate(_const(insn.imm_sext), 8 * nbytes)) if nbytes < 8 else ScalarValue(
+    value = ScalarValue(cc.truncate(_const(insn.imm_sext), 8 * nbytes)) if nbytes < 8 else ScalarValue(
         _const(insn.imm_sext))
     return [(idx + 1, _store(s, ptr, insn.off, nbytes, value))]
 
 
 def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = size(insn.opcode).bytes
+    nbytes = _size(insn.opcode).bytes
     ptr = s.regs[insn.dst]
     value = _read(s, insn.src, idx, sink)
     msg, code = check_access(s, ptr, insn.off, nbytes, is_write=True)
@@ -310,7 +326,7 @@ def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 
 
 def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = size(insn.opcode).bytes
+    nbytes = _size(insn.opcode).bytes
     ptr = s.regs[insn.dst]
     value = _read(s, insn.src, idx, sink)
     if not isinstance(ptr, MapValue | StackPtr):
@@ -318,7 +334,8 @@ def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
                     insn.dst)
         return [(idx + 1, s)]
     for is_write in (False, True):
-        msg, code = check_access(s, ptr, insn.off, nbytes, is_write=is_write)
+        msg, code = check_access(s, ptr, insn.off, nbytes, is_write=is_write,
+                                 allow_uninit=env.allow_uninit_stack)
         if msg is not None:
             sink.report(code, idx, msg, insn.dst)
             return [(idx + 1, s)]
@@ -345,7 +362,7 @@ def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 
 def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
     """On the edge where the lookup result is NULL (or not), every copy of it learns so."""
-    new: Value = ScalarValue(Scalar.const(0)) if is_null else MapValue(v.map, v.off)
+    new: Value = ScalarValue(_const(0)) if is_null else MapValue(v.map, v.off)
 
     def fn(x: Value) -> Value:
         return new if isinstance(x, MapValueOrNull) and x.nid is not None and x.nid == v.nid else x
@@ -373,10 +390,10 @@ def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
 
 
 def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: bool) -> State | None:
-    op = jmp_op(insn.opcode)
+    op = _jmp_op(insn.opcode)
     assert op is not None
-    is32 = insn.cls == InsnClass.JMP32
-    use_k = source(insn.opcode) == Source.K
+    is32 = _cls(insn.opcode) == InsnClass.JMP32
+    use_k = _source(insn.opcode) == Source.K
     dv = s.regs[insn.dst]
     sv: Value = ScalarValue(_const(insn.imm_sext)) if use_k else s.regs[insn.src]
     if isinstance(dv, ScalarValue) and isinstance(sv, ScalarValue):
@@ -404,7 +421,7 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
 
 def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     _read(s, insn.dst, idx, sink)
-    if source(insn.opcode) == Source.X:
+    if _source(insn.opcode) == Source.X:
         _read(s, insn.src, idx, sink)
     out: Succ = []
     fall = _branch(env, idx, insn, s, sink, taken=False)
@@ -436,7 +453,8 @@ def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 # --------------------------------------------------------------------------- #
 
 
-def _mem_arg(s: State, v: Value, nbytes_lo: int, nbytes_hi: int, need_init: bool) -> str | None:
+def _mem_arg(s: State, v: Value, nbytes_lo: int, nbytes_hi: int, need_init: bool,
+             allow_uninit: bool = False) -> str | None:
     """Whether ``v`` points at ``nbytes_hi`` accessible bytes (initialised, when read by the helper)."""
     if nbytes_hi == 0:
         return None
@@ -444,7 +462,7 @@ def _mem_arg(s: State, v: Value, nbytes_lo: int, nbytes_hi: int, need_init: bool
         lo = v.off.s64.lo
         if lo < -stk.STACK_SIZE or v.off.s64.hi + nbytes_hi > 0:
             return f"{v} with {nbytes_hi} bytes is outside the stack frame"
-        if need_init and not stk.initialised(s.stack, lo, v.off.s64.hi + nbytes_hi):
+        if need_init and not allow_uninit and not stk.initialised(s.stack, lo, v.off.s64.hi + nbytes_hi):
             return f"the {nbytes_hi} bytes at {v} are not all initialised"
         return None
     if isinstance(v, PacketPtr | MapValue):
@@ -474,7 +492,7 @@ def _check_args(env: Env, idx: int, sig: hp.HelperSig, s: State, sink: Sink) -> 
                 problem = "no map argument to size this pointer by"
             else:
                 n = the_map.key_size if kind == hp.Arg.KEY else the_map.value_size
-                problem = _mem_arg(s, v, n, n, need_init=True)
+                problem = _mem_arg(s, v, n, n, need_init=True, allow_uninit=env.allow_uninit_stack)
         elif kind in (hp.Arg.MEM, hp.Arg.UNINIT_MEM):
             sz = s.regs[r + 1]
             if not isinstance(sz, ScalarValue):
@@ -482,7 +500,8 @@ def _check_args(env: Env, idx: int, sig: hp.HelperSig, s: State, sink: Sink) -> 
             elif sz.value.u64.hi > stk.STACK_SIZE * 128:
                 problem = f"the size argument r{r + 1} ({sz}) is unbounded"
             else:
-                problem = _mem_arg(s, v, sz.value.u64.lo, sz.value.u64.hi, need_init=kind == hp.Arg.MEM)
+                problem = _mem_arg(s, v, sz.value.u64.lo, sz.value.u64.hi, need_init=kind == hp.Arg.MEM,
+                                   allow_uninit=env.allow_uninit_stack)
                 if problem is None and kind == hp.Arg.UNINIT_MEM and isinstance(v, StackPtr):
                     base = v.off.const_value
                     nbytes = sz.value.const_value
@@ -527,9 +546,11 @@ def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
             s = _invalidate_packet(s)
         if sig.ret == hp.Ret.MAP_VALUE_OR_NULL and the_map is not None:
             s = unlink_null_id(s, idx)
-            ret = MapValueOrNull(the_map, Scalar.const(0), idx)
+            ret = MapValueOrNull(the_map, _const(0), idx)
         elif sig.ret == hp.Ret.U32:
             ret = _sized(4)
+        elif sig.ret == hp.Ret.XDP_ACTION:
+            ret = ScalarValue(cc.urange(0, 4))
         elif sig.ret == hp.Ret.VOID:
             ret = UNINIT
     for r in range(1, 6):
@@ -555,7 +576,7 @@ TRANSFER: dict[Kind, Transfer] = {
 def step(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     """The successors of instruction ``idx`` from state ``s``."""
     insn = env.insns[idx]
-    fn = TRANSFER.get(insn.kind, invalid)
-    if insn.dst > FP or (insn.src > FP and insn.kind not in (Kind.LDDW, Kind.CALL)):
+    fn = TRANSFER.get(_kind(insn.opcode, insn.off, insn.imm), invalid)
+    if insn.dst > FP or (insn.src > FP and _kind(insn.opcode, insn.off, insn.imm) not in (Kind.LDDW, Kind.CALL)):
         return invalid(env, idx, insn, s, sink)
     return fn(env, idx, insn, s, sink)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from elftools.elf.elffile import ELFFile
 
@@ -28,13 +29,18 @@ class Mutant:
     elf: bytes
 
 
-def patch_section(elf: bytes, section: str, insns: list[Instruction]) -> bytes:
+@lru_cache(maxsize=64)
+def _section_span(elf: bytes, section: str) -> tuple[int, int]:
     f = ELFFile(io.BytesIO(elf))
     sec = f.get_section_by_name(section)
     assert sec is not None
-    off = int(sec.header["sh_offset"])
+    return int(sec.header["sh_offset"]), int(sec.header["sh_size"])
+
+
+def patch_section(elf: bytes, section: str, insns: list[Instruction]) -> bytes:
+    off, size = _section_span(elf, section)
     code = encode(insns)
-    assert len(code) == int(sec.header["sh_size"])
+    assert len(code) == size
     return elf[:off] + code + elf[off + len(code):]
 
 

@@ -1,0 +1,29 @@
+"""Memoized scalar-domain operations: the domain's reduction is the analysis' hot spot, and a fixpoint
+(and every program of a corpus) repeats the same constructions and operations many times. Scalars are
+immutable and hashable, so caching is exact."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pybpfdsl.verify.domains import scalar as sc
+from pybpfdsl.verify.domains.scalar import Scalar
+
+__all__ = ["add", "alu", "bswap", "const", "end", "movsx", "neg", "refine", "sized", "truncate", "urange"]
+
+const = lru_cache(maxsize=1 << 12)(Scalar.const)
+urange = lru_cache(maxsize=1 << 12)(Scalar.urange)
+truncate = lru_cache(maxsize=1 << 14)(sc.truncate)
+movsx = lru_cache(maxsize=1 << 12)(sc.movsx)
+neg = lru_cache(maxsize=1 << 12)(sc.neg)
+bswap = lru_cache(maxsize=1 << 10)(sc.bswap)
+end = lru_cache(maxsize=1 << 10)(sc.end)
+alu = lru_cache(maxsize=1 << 16)(sc.alu)
+refine = lru_cache(maxsize=1 << 16)(sc.refine)
+add = lru_cache(maxsize=1 << 14)(sc.add)
+
+
+@lru_cache(maxsize=16)
+def sized(nbytes: int) -> Scalar:
+    """Any value of ``nbytes`` bytes, zero-extended."""
+    return Scalar.urange(0, (1 << (8 * nbytes)) - 1)

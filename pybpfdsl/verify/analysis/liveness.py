@@ -1,0 +1,52 @@
+"""Register liveness: which registers may still be read before they are written, at each instruction.
+
+The fixpoint keys its state partitions on packet facts held in *live* registers only (a dead packet
+pointer cannot make an access safe or unsafe), the way the kernel ignores dead registers when it
+compares states for pruning.
+"""
+
+from __future__ import annotations
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import Kind
+from pybpfdsl.verify.analysis.explain import registers_of
+
+__all__ = ["live_in"]
+
+ALL = (1 << 11) - 1
+CALL_CLOBBERS = 0b111111  # r0..r5
+
+
+def _uses_defs(insn: Instruction) -> tuple[int, int]:
+    if insn.kind == Kind.INVALID:
+        return ALL, 0
+    reads, writes = registers_of(insn)
+    use = 0
+    for r in reads:
+        use |= 1 << r
+    kill = 0
+    for r in writes:
+        kill |= 1 << r
+    if insn.kind == Kind.CALL:
+        kill |= CALL_CLOBBERS
+    return use, kill
+
+
+def live_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
+    """Bit ``r`` of entry ``i``: register ``r`` may be read on some path from instruction ``i`` before a write."""
+    n = len(insns)
+    ud = [_uses_defs(i) for i in insns]
+    live = [0] * n
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            out = 0
+            for t in succs[i]:
+                out |= live[t]
+            use, kill = ud[i]
+            new = use | (out & ~kill)
+            if new != live[i]:
+                live[i] = new
+                changed = True
+    return live

@@ -1,0 +1,3 @@
+// expect: accept
+#include "common.h"
+SEC("xdp") int prog(struct xdp_md *ctx) { return XDP_PASS; }
