@@ -15,6 +15,7 @@ from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 
 _kernel_tests: set[str] = set()
+_sections: list[tuple[str, str]] = []  # (title, text) a test asked to show in the summary
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +29,8 @@ def _count_kernel_use(request: pytest.FixtureRequest) -> Iterator[None]:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "teardown" and ("kernel", True) in report.user_properties:
         _kernel_tests.add(report.nodeid)
+    if report.when == "call":
+        _sections.extend(value for key, value in report.user_properties if key == "summary_section")
 
 
 def _lacks_kernel(report: pytest.TestReport) -> bool:
@@ -40,6 +43,10 @@ def _lacks_kernel(report: pytest.TestReport) -> bool:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     available, reason = kernel_bpf_available()
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if _lacks_kernel(r)]
+    for title, text in _sections:
+        terminalreporter.section(title)
+        for line in text.splitlines():
+            terminalreporter.write_line(line)
     terminalreporter.section("kernel tests")
     terminalreporter.write_line(f"kernel: {len(_kernel_tests)} tests loaded or ran BPF programs in the kernel")
     terminalreporter.write_line(f"kernel: bpf() {'available' if available else 'UNAVAILABLE: ' + reason}; "

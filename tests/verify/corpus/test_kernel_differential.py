@@ -27,13 +27,13 @@ def outcomes(pytestconfig: pytest.Config) -> list[Outcome]:
     return run(cases(MUTANT_RATE, with_c=clang() is not None))
 
 
-def test_differential_sample(outcomes: list[Outcome], pytestconfig: pytest.Config) -> None:
+def test_differential_sample(outcomes: list[Outcome], request: pytest.FixtureRequest) -> None:
     text = table(outcomes)
     header = f"sample: every original, mutants at rate {MUTANT_RATE}, C corpus " + (
         "included" if clang() is not None else "SKIPPED (clang not installed)")
-    tables = getattr(pytestconfig, "pybpfdsl_differential_tables", [])
-    tables.append(header + "\n" + table(outcomes, diffs=False))
-    pytestconfig.pybpfdsl_differential_tables = tables  # type: ignore[attr-defined]
+    # Carried to the summary in the test report (also from an xdist worker): see tests/conftest.py.
+    request.node.user_properties.append(("summary_section", ("verifier vs kernel (differential)",
+                                                            header + "\n" + table(outcomes, diffs=False))))
     write_results(header + "\n" + text)
     print(text)
     first = next(o for o in outcomes if o.kind == "original")
