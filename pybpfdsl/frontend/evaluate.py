@@ -35,11 +35,13 @@ from types import FunctionType, ModuleType
 from typing import TypeAlias
 
 from pybpfdsl.frontend.lower import Ctx, Lowered
+from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
 from pybpfdsl.frontend.resolve import classify, resolve_global
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, RawValue, RingBuf, StateObject
@@ -59,20 +61,13 @@ from pybpfdsl.lang.types import (
 
 __all__ = ["EvaluationError", "Num", "run_python"]
 
-_BINOPS: dict[type[ast.operator], BinOp] = {
-    ast.Add: BinOp.ADD, ast.Sub: BinOp.SUB, ast.Mult: BinOp.MUL, ast.FloorDiv: BinOp.DIV,
-    ast.Mod: BinOp.MOD, ast.BitAnd: BinOp.AND, ast.BitOr: BinOp.OR, ast.BitXor: BinOp.XOR,
-    ast.LShift: BinOp.SHL, ast.RShift: BinOp.SHR,
-}
-_CMPOPS: dict[type[ast.cmpop], CmpOp] = {
-    ast.Eq: CmpOp.EQ, ast.NotEq: CmpOp.NE, ast.Lt: CmpOp.LT, ast.LtE: CmpOp.LE, ast.Gt: CmpOp.GT,
-    ast.GtE: CmpOp.GE,
-}
+_BINOPS = BINARY_OPERATORS
+_CMPOPS = COMPARISONS
 _FLOAT_CMP: dict[CmpOp, Callable[[float, float], bool]] = {
     CmpOp.EQ: lambda a, b: a == b, CmpOp.NE: lambda a, b: a != b, CmpOp.LT: lambda a, b: a < b,
     CmpOp.LE: lambda a, b: a <= b, CmpOp.GT: lambda a, b: a > b, CmpOp.GE: lambda a, b: a >= b,
 }
-_MAX_OFFSET = 0xFFFF  # packet offsets beyond this are never in bounds (the IR's InBounds rule)
+_MAX_OFFSET = MAX_PACKET_OFFSET  # packet offsets beyond this are never in bounds (the IR's InBounds rule)
 _U32_MASK = 0xFFFFFFFF
 _U64_MASK = (1 << 64) - 1
 _LOOP_LIMIT = 1 << 21  # a range loop the compiler accepted never runs this often; more means a bug

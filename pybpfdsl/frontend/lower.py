@@ -15,6 +15,7 @@ from typing import TypeVar, cast
 
 from pybpfdsl.frontend import packet_access
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder, components
+from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
 from pybpfdsl.frontend.resolve import resolve_global
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.values import (
@@ -54,15 +55,8 @@ from pybpfdsl.lang.types import (
     u64,
 )
 
-_BINOPS: dict[type[ast.operator], BinOp] = {
-    ast.Add: BinOp.ADD, ast.Sub: BinOp.SUB, ast.Mult: BinOp.MUL, ast.FloorDiv: BinOp.DIV,
-    ast.Mod: BinOp.MOD, ast.BitAnd: BinOp.AND, ast.BitOr: BinOp.OR, ast.BitXor: BinOp.XOR,
-    ast.LShift: BinOp.SHL, ast.RShift: BinOp.SHR,
-}
-_CMPOPS: dict[type[ast.cmpop], CmpOp] = {
-    ast.Eq: CmpOp.EQ, ast.NotEq: CmpOp.NE, ast.Lt: CmpOp.LT, ast.LtE: CmpOp.LE, ast.Gt: CmpOp.GT,
-    ast.GtE: CmpOp.GE,
-}
+_BINOPS = BINARY_OPERATORS
+_CMPOPS = COMPARISONS
 _SYMBOL: dict[BinOp, str] = {
     BinOp.ADD: "+", BinOp.SUB: "-", BinOp.MUL: "*", BinOp.DIV: "//", BinOp.MOD: "%", BinOp.AND: "&",
     BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
