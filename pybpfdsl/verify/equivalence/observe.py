@@ -8,28 +8,46 @@ records in order.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import z3
 
+from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.paths import Outcome
-from pybpfdsl.verify.equivalence.state import Inputs, Term
+from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term
+
+_NORMALIZERS: weakref.WeakKeyDictionary[Inputs, Normalizer] = weakref.WeakKeyDictionary()
 
 
-def ite_chain(outcomes: Sequence[Outcome], value: Callable[[Outcome], Term], default: Term) -> Term:
+def normalizer_for(inputs: Inputs) -> Normalizer:
+    """The normalizer shared by every observation over `inputs` (both sides must share atoms)."""
+    found = _NORMALIZERS.get(inputs)
+    if found is None:
+        # The query assumes the packet length bounded: normal forms may rely on it.
+        found = _NORMALIZERS[inputs] = Normalizer([(inputs.length, MAX_PACKET_LEN)])
+    return found
+
+
+def _condition(o: Outcome) -> Term:
+    return o.condition
+
+
+def ite_chain(outcomes: Sequence[Outcome], value: Callable[[Outcome], Term], default: Term,
+              condition: Callable[[Outcome], Term] = _condition) -> Term:
     """value(o) under o's condition; `default` where no outcome applies. Equal arms collapse."""
     values = [value(o) for o in outcomes]
     if values and all(v.eq(values[0]) for v in values[1:]):
         return values[0]
     out = default
     for o, v in zip(reversed(outcomes), reversed(values)):
-        out = z3.If(o.condition, v, out)
+        out = z3.If(condition(o), v, out)
     return out
 
 
-def any_of(outcomes: Sequence[Outcome]) -> Term:
-    return z3.Or(*[o.condition for o in outcomes]) if outcomes else z3.BoolVal(False)
+def any_of(outcomes: Sequence[Outcome], condition: Callable[[Outcome], Term] = _condition) -> Term:
+    return z3.Or(*[condition(o) for o in outcomes]) if outcomes else z3.BoolVal(False)
 
 
 @dataclass
@@ -69,38 +87,52 @@ def _ring_record(name: str, k: int) -> Callable[[Outcome], Term]:
     return lambda o: o.effects.rings[name][k]
 
 
-def observe(outcomes: Sequence[Outcome], inputs: Inputs) -> Observation:
+def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True) -> Observation:
+    """The outputs of one program's paths. With `normalize`, every value and condition is brought to
+    the canonical form of `normalize` (shared by every observation over `inputs`), so outputs equal by
+    modular arithmetic are the same term on both sides (LLVM reassociates and strength-reduces)."""
     returns = [o for o in outcomes if o.kind == "return"]
     faults = [o for o in outcomes if o.kind == "fault"]
     errors = [o for o in outcomes if o.kind == "ir_error"]
     initial = inputs.initial_effects()
-    action = ite_chain(returns, lambda o: o.action, z3.BitVecVal(0, 32))
-    packet = ite_chain(returns, lambda o: o.packet if o.packet is not None else inputs.packet, inputs.packet)
+    normalizer = normalizer_for(inputs)
+
+    def canon(t: Term) -> Term:
+        return normalizer.normalize(t) if normalize else t
+
+    def on(o: Outcome) -> Term:
+        return canon(o.condition)
+
+    def under(o: Outcome, t: Term) -> Term:
+        return normalizer.normalize_under(t, o.condition) if normalize else t
+
+    def chain(over: Sequence[Outcome], value: Callable[[Outcome], Term], default: Term) -> Term:
+        return ite_chain(over, lambda o: under(o, value(o)), canon(default), on)
+
+    action = chain(returns, lambda o: o.action, z3.BitVecVal(0, 32))
+    packet = chain(returns, lambda o: o.packet if o.packet is not None else inputs.packet, inputs.packet)
     maps: dict[str, tuple[Term | None, Term]] = {}
     written: dict[str, list[Term]] = {}
     for name, state in initial.maps.items():
-        present = None if state.present is None else ite_chain(
-            returns, _map_present(name), state.present)
-        maps[name] = (present, ite_chain(returns, _map_value(name), state.value))
-        written[name] = [k for o in outcomes for k in o.effects.written.get(name, ())]
+        present = None if state.present is None else chain(returns, _map_present(name), state.present)
+        maps[name] = (present, chain(returns, _map_value(name), state.value))
+        written[name] = [canon(k) for o in outcomes for k in o.effects.written.get(name, ())]
     sections: dict[str, list[Term]] = {}
     for name, data in initial.sections.items():
-        sections[name] = [ite_chain(returns, _section_byte(name, i), data[i])
-                          for i in range(len(data))]
+        sections[name] = [chain(returns, _section_byte(name, i), data[i]) for i in range(len(data))]
     counts: dict[str, Term] = {}
     records: dict[str, list[Term]] = {}
     for name in initial.rings:
         longest = max((len(o.effects.rings[name]) for o in returns), default=0)
-        counts[name] = ite_chain(returns, _ring_count(name), z3.IntVal(0))
+        counts[name] = chain(returns, _ring_count(name), z3.IntVal(0))
         records[name] = []
         for k in range(longest):
             having = [o for o in returns if len(o.effects.rings[name]) > k]
             width = having[0].effects.rings[name][k].size()
-            records[name].append(ite_chain(having, _ring_record(name, k),
-                                           z3.BitVecVal(0, width)))
-    writes = [p for o in returns for p in o.packet_writes]
-    return Observation(returns, action, any_of(faults), any_of(errors), packet, writes, maps, written, sections,
-                       counts, records)
+            records[name].append(chain(having, _ring_record(name, k), z3.BitVecVal(0, width)))
+    writes = [canon(p) for o in returns for p in o.packet_writes]
+    return Observation(returns, action, any_of(faults, on), any_of(errors, on), packet, writes, maps, written,
+                       sections, counts, records)
 
 
 @dataclass(frozen=True)
