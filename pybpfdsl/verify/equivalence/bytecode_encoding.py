@@ -42,10 +42,24 @@ from pybpfdsl.verify.equivalence.bytecode_memory import (
     bv64,
 )
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
-from pybpfdsl.verify.equivalence.paths import Exploration, Fork, Outcome, Unsupported, explore
+from pybpfdsl.verify.equivalence.paths import (
+    MERGE_AFTER_PATHS,
+    ControlFlow,
+    Exploration,
+    Fork,
+    Merging,
+    Outcome,
+    TraceItem,
+    Unsupported,
+    explore,
+    explore_merging,
+    merge_traces,
+    pause,
+)
 from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv
 
 MAX_STEPS = 100_000
+"""Programs with more paths than this are explored with state merging."""
 MAX_CALL_DEPTH = 8
 EINVAL, ENOENT, EEXIST, E2BIG = 22, 2, 17, 7
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
@@ -65,14 +79,12 @@ class BCState:
     memory: Memory
     effects: Effects
     frames: list[_Frame] = field(default_factory=list)
-    path: list[Term] = field(default_factory=list)
-    trace: list[int] = field(default_factory=list)
+    trace: list[TraceItem] = field(default_factory=list)
     guarded: bool = False
 
-    def fork(self, cond: Term) -> BCState:
+    def fork(self) -> BCState:
         return BCState(self.pc, list(self.regs), self.memory.copy(), self.effects.copy(),
-                       [_Frame(f.return_pc, list(f.saved)) for f in self.frames], [*self.path, cond],
-                       list(self.trace))
+                       [_Frame(f.return_pc, list(f.saved)) for f in self.frames], list(self.trace))
 
 
 class BytecodeEncoder:
@@ -86,19 +98,94 @@ class BytecodeEncoder:
         starts = slot_offsets(list(self.insns))
         self.slot_of = starts
         self.index_of_slot = {s: i for i, s in enumerate(starts)}
+        self.successors = [self._successors(pc) for pc in range(len(self.insns))]
+        self.live = _live_registers(self.insns, self.successors)
+        self.block_of = _basic_blocks(self.successors)
+        returns = {pc + 1 for pc, insn in enumerate(self.insns) if insn.kind == Kind.CALL and insn.is_pseudo_call}
+        self.flow = ControlFlow.of(0, lambda b: sorted({self.block_of[t] for t in self.successors[self._last(b)]}))
+        self.joins = frozenset(self.flow.joins) | frozenset(r for r in returns if r < len(self.insns))
+        self.pauses: frozenset[int] = frozenset()
 
-    def run(self, deadline: float | None = None) -> Exploration:
+    def run(self, deadline: float | None = None, merge_after: int | None = MERGE_AFTER_PATHS) -> Exploration:
+        """Every path of the program, merged where paths meet past `merge_after` paths (see
+        `paths.explore_merging`)."""
+        return explore_merging(lambda merge, max_paths: self._run(deadline, merge, max_paths), merge_after)
+
+    def _run(self, deadline: float | None, merge: bool, max_paths: int = 20_000) -> Exploration:
+        """Every path of the program; with `merge`, paths meeting at an instruction are merged (`paths`)."""
         regs: list[Val] = [bv64(0)] * 11
         regs[1] = Ptr(CTX, bv64(0))
         regs[10] = Ptr(Region("stack", depth=0), bv64(mem.STACK_SIZE))
         start = BCState(0, regs, Memory(self.inputs.packet), self.inputs.initial_effects())
-        return explore(start, self.step, self.inputs.assumptions, lambda s: s.path, deadline=deadline)
+        self.pauses = self.joins if merge else frozenset()
+        merging = Merging(self.flow, self._locate, self.merge_states) if merge else None
+        return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, deadline=deadline)
+
+    # -- control flow and merging --------------------------------------------------------------------
+
+    def _successors(self, pc: int) -> list[int]:
+        """Where instruction `pc` may continue (into a subprogram for a call; nowhere after `exit`)."""
+        insn = self.insns[pc]
+        targets: list[int | None] = []
+        if insn.kind == Kind.EXIT:
+            pass
+        elif insn.kind in (Kind.JA, Kind.GOTOL):
+            targets = [self._target(pc, insn.off if insn.kind == Kind.JA else insn.imm)]
+        elif insn.kind == Kind.JCOND:
+            targets = [self._target(pc, insn.off), pc + 1]
+        elif insn.kind == Kind.CALL and insn.is_pseudo_call:
+            targets = [self._target(pc, insn.imm), pc + 1]
+        else:
+            targets = [pc + 1]
+        return [t for t in targets if t is not None and 0 <= t < len(self.insns)]
+
+    def _target(self, pc: int, delta: int) -> int | None:
+        return self.index_of_slot.get(self.slot_of[pc] + self.insns[pc].slots + delta)
+
+    def _last(self, block: int) -> int:
+        """The last instruction of the basic block that starts at `block`."""
+        pc = block
+        while pc + 1 < len(self.insns) and self.block_of[pc + 1] == block:
+            pc += 1
+        return pc
+
+    def _locate(self, s: BCState) -> tuple[int, int, tuple[tuple[int, ...], bool]]:
+        if not 0 <= s.pc < len(self.insns):
+            return s.pc, 0, ((), s.guarded)
+        block = self.block_of[s.pc]
+        return block, s.pc - block, (tuple(f.return_pc for f in s.frames), s.guarded)
+
+    def merge_states(self, a: BCState, b: BCState, when: Term) -> BCState | None:
+        """`a` where `when` holds, else `b` (both at one instruction in the same call frames); None when
+        a live register, a spilled pointer or the effects differ in shape. Dead registers become 0."""
+        live = self.live[a.pc] if 0 <= a.pc < len(self.insns) else _ALL_REGISTERS
+        regs: list[Val] = []
+        for r, (x, y) in enumerate(zip(a.regs, b.regs)):
+            value = mem.merge_values(when, x, y) if r in live else bv64(0)
+            if value is None:
+                return None
+            regs.append(value)
+        frames: list[_Frame] = []
+        for fa, fb in zip(a.frames, b.frames):
+            saved = [mem.merge_values(when, x, y) for x, y in zip(fa.saved, fb.saved)]
+            if any(v is None for v in saved):
+                return None
+            frames.append(_Frame(fa.return_pc, saved))
+        memory = mem.merge_memory(when, a.memory, b.memory)
+        effects = a.effects.merged(b.effects, when)
+        if memory is None or effects is None:
+            return None
+        return BCState(a.pc, regs, memory, effects, frames, merge_traces(a.trace, b.trace, when), a.guarded)
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def step(self, s: BCState) -> Outcome | Fork[BCState]:
         n = len(self.insns)
+        resumed = True
         while True:
+            if s.pc in self.pauses and not resumed and not s.guarded:
+                return pause(s)
+            resumed = False
             if not 0 <= s.pc < n:
                 return self._fault(s, f"fell off the program at {s.pc}")
             if len(s.trace) > MAX_STEPS:
@@ -131,7 +218,7 @@ class BytecodeEncoder:
         if z3.is_true(ok):
             return None
         bad = self._fault(s, why)
-        good = s.fork(ok)
+        good = s.fork()
         good.guarded = True
         return Fork([(z3.Not(ok), bad), (ok, good)])
 
@@ -310,7 +397,7 @@ class BytecodeEncoder:
         if z3.is_true(simple) or z3.is_false(simple):
             s.pc = target if z3.is_true(simple) else s.pc + 1
             return None
-        yes, no = s.fork(simple), s.fork(z3.Not(simple))
+        yes, no = s.fork(), s.fork()
         yes.pc, no.pc = target, s.pc + 1
         return Fork([(simple, yes), (z3.Not(simple), no)])
 
@@ -431,6 +518,79 @@ class BytecodeEncoder:
         ok = z3.Not(exists) if flags == BPF_NOEXIST else exists
         fx.insert(shape, key, value, ok)
         return z3.If(ok, bv64(0), bv64(-EEXIST if flags == BPF_NOEXIST else -ENOENT))
+
+
+_ALL_REGISTERS = frozenset(range(11))
+_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 130: (1, 2, 3)}
+"""The argument registers `BytecodeEncoder._helper` reads, by helper id."""
+
+
+def _reads_writes(insn: Instruction) -> tuple[frozenset[int], frozenset[int]]:
+    """The registers the encoding reads and certainly writes at `insn` (reads over-, writes
+    under-approximated, so a register found dead is never read before it is written)."""
+    kind = insn.kind
+    x_src = source(insn.opcode) == Source.X
+    if kind == Kind.EXIT:
+        return frozenset({0}), frozenset()
+    if kind in (Kind.ALU, Kind.SDIV, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP):
+        reads = set() if kind == Kind.MOV else {insn.dst}
+        if x_src:
+            reads.add(insn.src)
+        return frozenset(reads), frozenset({insn.dst})
+    if kind == Kind.LDDW:
+        return frozenset(), frozenset({insn.dst})
+    if kind in (Kind.LDX, Kind.LDX_SX):
+        return frozenset({insn.src}), frozenset({insn.dst})
+    if kind == Kind.ST:
+        return frozenset({insn.dst}), frozenset()
+    if kind == Kind.STX:
+        return frozenset({insn.dst, insn.src}), frozenset()
+    if kind == Kind.ATOMIC:
+        return frozenset({insn.dst, insn.src, 0}), frozenset()
+    if kind in (Kind.JA, Kind.GOTOL):
+        return frozenset(), frozenset()
+    if kind == Kind.JCOND:
+        return frozenset({insn.dst, insn.src} if x_src else {insn.dst}), frozenset()
+    if kind == Kind.CALL and not insn.is_pseudo_call and insn.imm in _HELPER_ARGUMENTS:
+        return frozenset(_HELPER_ARGUMENTS[insn.imm]), frozenset(range(6))
+    return _ALL_REGISTERS, frozenset()
+
+
+def _live_registers(insns: tuple[Instruction, ...] | list[Instruction],
+                    successors: list[list[int]]) -> list[frozenset[int]]:
+    """The registers live before each instruction (backward data flow to a fixed point); r10 always."""
+    effects = [_reads_writes(i) for i in insns]
+    live = [frozenset({10})] * len(insns)
+    changed = True
+    while changed:
+        changed = False
+        for pc in reversed(range(len(insns))):
+            reads, writes = effects[pc]
+            out: set[int] = set()
+            for t in successors[pc]:
+                out |= live[t]
+            new = frozenset(reads | (out - writes) | {10})
+            if new != live[pc]:
+                live[pc] = new
+                changed = True
+    return live
+
+
+def _basic_blocks(successors: list[list[int]]) -> list[int]:
+    """For each instruction, the first instruction of its basic block."""
+    count = len(successors)
+    leaders = {0}
+    for pc, targets in enumerate(successors):
+        if targets != [pc + 1]:
+            leaders.update(targets)
+            leaders.add(pc + 1)
+    block_of: list[int] = []
+    current = 0
+    for pc in range(count):
+        if pc in leaders:
+            current = pc
+        block_of.append(current)
+    return block_of
 
 
 def size_of(count: int) -> Size:

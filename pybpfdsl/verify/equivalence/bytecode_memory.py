@@ -16,7 +16,7 @@ from typing import Final, Literal
 import z3
 
 from pybpfdsl.verify.equivalence.paths import Unsupported
-from pybpfdsl.verify.equivalence.state import Effects, MapShape, Term, bv_to_bytes, bytes_to_bv
+from pybpfdsl.verify.equivalence.state import Effects, MapShape, Term, bv_to_bytes, bytes_to_bv, ite, union_terms
 
 STACK_SIZE: Final = 512
 CTX_DATA, CTX_DATA_END, CTX_DATA_META, CTX_SIZE = 0, 4, 8, 24
@@ -90,6 +90,52 @@ class Memory:
     def copy(self) -> Memory:
         return Memory(self.packet, [dict(s) for s in self.stacks], [dict(s) for s in self.spills],
                       self.packet_writes)
+
+
+def merge_values(when: Term, a: Val, b: Val) -> Val | None:
+    """`a` where `when` holds, else `b`; None when they differ in kind (scalar, map, pointer into a
+    different region) and so cannot be one value, or are pointers at different offsets: stack, context,
+    global-data and map-value offsets must stay constants, and a merged packet offset would make every
+    later access and bounds check through it a disjunction for the solver to split again."""
+    if isinstance(a, MapRef) or isinstance(b, MapRef):
+        return a if a == b else None
+    if isinstance(a, Ptr) and isinstance(b, Ptr):
+        ra, rb = a.region, b.region
+        if (ra.kind, ra.name, ra.depth, a.low32) != (rb.kind, rb.name, rb.depth, b.low32) \
+                or (ra.key is None) != (rb.key is None) or (a.found is None) != (b.found is None):
+            return None
+        if a is b:
+            return a
+        if not a.offset.eq(b.offset):
+            return None
+        region = ra if ra is rb or ra.key is None else Region(ra.kind, ra.name, ra.depth, ite(when, ra.key, rb.key))
+        found = None if a.found is None else ite(when, a.found, b.found)
+        return Ptr(region, a.offset, found, a.low32)
+    if isinstance(a, Ptr) or isinstance(b, Ptr) or a.sort() != b.sort():
+        return None
+    return ite(when, a, b)
+
+
+def merge_memory(when: Term, a: Memory, b: Memory) -> Memory | None:
+    """The memory of two merged states (unwritten stack bytes are 0); None when their frames differ or a
+    stack slot holds a spilled pointer on one side only."""
+    if len(a.stacks) != len(b.stacks):
+        return None
+    zero = z3.BitVecVal(0, 8)
+    stacks = [{at: ite(when, fa.get(at, zero), fb.get(at, zero)) for at in sorted(fa.keys() | fb.keys())}
+              for fa, fb in zip(a.stacks, b.stacks)]
+    spills: list[dict[int, Val]] = []
+    for sa, sb in zip(a.spills, b.spills):
+        if sa.keys() != sb.keys():
+            return None
+        merged: dict[int, Val] = {}
+        for at, x in sa.items():
+            value = merge_values(when, x, sb[at])
+            if value is None:
+                return None
+            merged[at] = value
+        spills.append(merged)
+    return Memory(ite(when, a.packet, b.packet), stacks, spills, union_terms(a.packet_writes, b.packet_writes))
 
 
 class Fault(Exception):

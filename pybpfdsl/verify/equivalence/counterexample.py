@@ -204,8 +204,8 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
         bad = next((o for o in [*outcomes_a, *outcomes_b] if o.kind == "ir_error"
                     and z3.is_true(model.eval(o.condition, model_completion=True))), None)
         differing = [bad.reason if bad is not None else "IR error"]
-    lines_a = _lines(active_a, replay, 0)
-    lines_b = _lines(active_b, replay, 1)
+    lines_a = _lines(active_a, replay, 0, model)
+    lines_b = _lines(active_b, replay, 1, model)
     cex = Counterexample(kind, packet, maps, sections, prandom, ktime, _value(model, inputs.cpu), differing, labels,
                          lines_a, lines_b, getattr(replay, "source_file", ""))
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
@@ -213,11 +213,12 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     return cex
 
 
-def _lines(outcome: Outcome | None, replay: object, side: int) -> list[int]:
+def _lines(outcome: Outcome | None, replay: object, side: int, model: z3.ModelRef) -> list[int]:
     if outcome is None:
         return []
     to_line = getattr(replay, "line_maps", (None, None))[side]
-    raw = list(outcome.trace) if to_line is None else [to_line(i) for i in outcome.trace]
+    trace = outcome.trace_under(lambda t: z3.is_true(model.eval(t, model_completion=True)))
+    raw = list(trace) if to_line is None else [to_line(i) for i in trace]
     out: list[int] = []
     for line in raw:
         if line and (not out or out[-1] != line):

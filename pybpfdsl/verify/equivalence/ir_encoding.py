@@ -17,10 +17,24 @@ from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.verify.equivalence import ir_arith as ar
-from pybpfdsl.verify.equivalence.paths import Exploration, Fork, Outcome, Unsupported, explore
-from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv
+from pybpfdsl.verify.equivalence.paths import (
+    MERGE_AFTER_PATHS,
+    ControlFlow,
+    Exploration,
+    Fork,
+    Merging,
+    Outcome,
+    TraceItem,
+    Unsupported,
+    explore,
+    explore_merging,
+    merge_traces,
+    pause,
+)
+from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv, ite
 
 MAX_IR_STEPS = 200_000
+"""Programs with more paths than this are explored with state merging."""
 
 
 @dataclass(frozen=True)
@@ -76,15 +90,13 @@ class IRState:
     block: str
     values: dict[n.Value, IRVal]
     effects: Effects
-    pc: list[Term] = field(default_factory=list)
-    trace: list[int] = field(default_factory=list)
+    trace: list[TraceItem] = field(default_factory=list)
     steps: int = 0
     guarded: bool = False
     """The instruction about to run had its guard forked off already (it now holds on this path)."""
 
-    def fork(self, cond: Term) -> IRState:
-        return IRState(self.block, dict(self.values), self.effects.copy(), [*self.pc, cond], list(self.trace),
-                       self.steps)
+    def fork(self) -> IRState:
+        return IRState(self.block, dict(self.values), self.effects.copy(), list(self.trace), self.steps)
 
 
 class IREncoder:
@@ -100,12 +112,49 @@ class IREncoder:
             if shape is None:
                 raise Unsupported(f"map {m.name} is not in the object")
             self.shapes[m.name] = shape
+        self.flow = ControlFlow.of(program.entry.name, self._successors)
+        self.pauses: frozenset[str] = frozenset()
+        self.live = _live_values(program)
 
     # -- driver --------------------------------------------------------------------------------
 
-    def run(self, deadline: float | None = None) -> Exploration:
+    def run(self, deadline: float | None = None, merge_after: int | None = MERGE_AFTER_PATHS) -> Exploration:
+        """Every path of the program, merged where paths meet past `merge_after` paths (see
+        `paths.explore_merging`)."""
+        return explore_merging(lambda merge, max_paths: self._run(deadline, merge, max_paths), merge_after)
+
+    def _run(self, deadline: float | None, merge: bool, max_paths: int = 20_000) -> Exploration:
+        """Every path of the program; with `merge`, paths meeting at a block are merged (see `paths`)."""
         start = IRState(self.program.entry.name, {}, self.inputs.initial_effects())
-        return explore(start, self.step, self.inputs.assumptions, lambda s: s.pc, deadline=deadline)
+        self.pauses = self.flow.joins if merge else frozenset()
+        merging = Merging(self.flow, _locate, self.merge_states) if merge else None
+        return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, deadline=deadline)
+
+    def merge_states(self, a: IRState, b: IRState, when: Term) -> IRState | None:
+        """`a` where `when` holds, else `b` (both at the same place); None when the effects cannot merge."""
+        effects = a.effects.merged(b.effects, when)
+        if effects is None:
+            return None
+        # Dead values are dropped (never read again); inside a block (resuming after a guard), the values
+        # defined earlier in the block are kept too.
+        live = self.live[a.block] if a.steps == 0 else set(a.values) | set(b.values)
+        values: dict[n.Value, IRVal] = {}
+        for key in live:
+            mine, theirs = a.values.get(key), b.values.get(key)
+            if mine is None or theirs is None:
+                found = mine if theirs is None else theirs  # defined on one side only: not read past here
+                if found is not None:
+                    values[key] = found
+                continue
+            value = _merge_value(when, mine, theirs)
+            if value is None:
+                return None
+            values[key] = value
+        return IRState(a.block, values, effects, merge_traces(a.trace, b.trace, when), a.steps, a.guarded)
+
+    def _successors(self, name: str) -> list[str]:
+        term = self.blocks[name].terminator
+        return [e.target for e in term.edges()] if isinstance(term, n.Jump | n.Branch) else []
 
     def step(self, s: IRState) -> Outcome | Fork[IRState]:
         """Run `s` to the end of its block, or to the first instruction that may fail."""
@@ -128,9 +177,11 @@ class IREncoder:
                     return Outcome("return", action, s.effects, tuple(s.trace))
                 case n.Jump(to=e):
                     self._enter(s, e)
+                    if s.block in self.pauses:
+                        return pause(s)
                 case n.Branch(cond=c, if_true=t, if_false=f):
                     taken = ar.is_true(s.values[c])
-                    yes, no = s.fork(taken), s.fork(z3.Not(taken))
+                    yes, no = s.fork(), s.fork()
                     self._enter(yes, t)
                     self._enter(no, f)
                     return Fork([(taken, yes), (z3.Not(taken), no)])
@@ -141,7 +192,7 @@ class IREncoder:
                 raise Unsupported("IR path too long: a loop without a bound?")
 
     @staticmethod
-    def _note_line(s: IRState, line: int) -> None:
+    def _note_line(s: IRState, line: int) -> None:  # consecutive instructions of one line: one entry
         if line and (not s.trace or s.trace[-1] != line):
             s.trace.append(line)
 
@@ -162,7 +213,7 @@ class IREncoder:
         if z3.is_true(ok):
             return None
         error = Outcome("ir_error", None, s.effects, tuple(s.trace), reason=why)
-        good = s.fork(ok)
+        good = s.fork()
         good.steps = s.steps - 1  # re-run the instruction on the good side, where the guard now holds
         good.guarded = True
         return Fork([(z3.Not(ok), error), (ok, good)])
@@ -330,6 +381,63 @@ def _scalar(v: n.Value) -> ScalarType:
 
 def _size(t: ScalarType | StructType) -> int:
     return t.size if isinstance(t, ScalarType) else t.cls.size()
+
+
+def _locate(s: IRState) -> tuple[str, int, bool]:
+    return s.block, s.steps, s.guarded
+
+
+def _live_values(program: n.Program) -> dict[str, set[n.Value]]:
+    """The values live on entry to each block, its parameters included (bound by the incoming edge):
+    those used there, or later before being defined again."""
+    uses: dict[str, set[n.Value]] = {}
+    defs: dict[str, set[n.Value]] = {}
+    successors: dict[str, list[str]] = {}
+    for block in program.blocks:
+        defined: set[n.Value] = set()
+        used: set[n.Value] = set()
+        reads = [list(i.operands()) for i in block.instrs]
+        term = block.terminator
+        if term is not None:
+            reads.append([*term.operands(), *([term.cond] if isinstance(term, n.Branch) else []),
+                          *([term.value] if isinstance(term, n.Return) else [])])
+        for read, instr in zip(reads, [*block.instrs, None]):
+            used.update(v for v in read if v not in defined)
+            if instr is not None and instr.result is not None:
+                defined.add(instr.result)
+        uses[block.name], defs[block.name] = used, defined
+        successors[block.name] = [e.target for e in term.edges()] if isinstance(term, n.Jump | n.Branch) else []
+    live = {name: set(u) for name, u in uses.items()}
+    params = {b.name: set(b.params) for b in program.blocks}
+    changed = True
+    while changed:
+        changed = False
+        for block in reversed(program.blocks):
+            out: set[n.Value] = set()
+            for succ in successors[block.name]:
+                out |= live[succ] - params[succ]  # a successor's parameters are bound on the way there
+            new = uses[block.name] | (out - defs[block.name])
+            if new != live[block.name]:
+                live[block.name] = new
+                changed = True
+    return live
+
+
+def _merge_value(when: Term, a: IRVal, b: IRVal) -> IRVal | None:
+    if isinstance(a, Ref) or isinstance(b, Ref):
+        if not (isinstance(a, Ref) and isinstance(b, Ref)) or a.map_name != b.map_name:
+            return None
+        if a is b:
+            return a
+        return Ref(a.map_name, ite(when, a.key, b.key), ite(when, a.found, b.found))
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        if not (isinstance(a, tuple) and isinstance(b, tuple)) or len(a) != len(b):
+            return None
+        fields = [_merge_value(when, x, y) for x, y in zip(a, b)]
+        return None if any(f is None for f in fields) else tuple(fields)
+    if a.sort() != b.sort():
+        return None
+    return ite(when, a, b)
 
 
 def _select(cond: Term, a: IRVal, b: IRVal) -> IRVal:

@@ -48,6 +48,21 @@ def const_bytes(data: bytes) -> list[Term]:
     return [z3.BitVecVal(b, 8) for b in data]
 
 
+def ite(when: Term, a: Term, b: Term) -> Term:
+    """`a` where `when` holds, else `b`: the merge of one value of two states (`a` itself when equal)."""
+    if a is b or a.eq(b):
+        return a
+    return z3.If(when, a, b)
+
+
+def union_terms(a: tuple[Term, ...], b: tuple[Term, ...]) -> tuple[Term, ...]:
+    """`a`, then the terms of `b` not already in it (z3 shares equal terms, so ids compare them)."""
+    if not b or a is b:
+        return a
+    ids = {t.get_id() for t in a}
+    return (*a, *(t for t in b if t.get_id() not in ids))
+
+
 @dataclass(frozen=True)
 class MapShape:
     """A map as both programs declare it (sizes in bytes)."""
@@ -134,7 +149,8 @@ class MapState:
 
 @dataclass
 class Effects:
-    """The state a program changes, on one path. Copied when a path forks (terms are immutable)."""
+    """The state a program changes, on one path (or merged paths). Copied when a path forks (terms are
+    immutable)."""
 
     maps: dict[str, MapState]
     sections: dict[str, tuple[Term, ...]]
@@ -148,6 +164,35 @@ class Effects:
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
                        dict(self.seen))
+
+    def merged(self, other: Effects, when: Term) -> Effects | None:
+        """The effects of two merged states: `self`'s where `when` holds, else `other`'s. None when no
+        exact merge exists: helper streams consumed to different positions (the next result would be a
+        different variable on each side) or ring buffers holding different numbers of records."""
+        if self.calls != other.calls:
+            return None
+        rings: dict[str, tuple[Term, ...]] = {}
+        for name, records in self.rings.items():
+            theirs = other.rings[name]
+            if len(records) != len(theirs) or any(x.size() != y.size() for x, y in zip(records, theirs)):
+                return None
+            rings[name] = tuple(ite(when, x, y) for x, y in zip(records, theirs))
+        maps: dict[str, MapState] = {}
+        for name, mine in self.maps.items():
+            yours = other.maps[name]
+            if mine is yours:
+                maps[name] = mine
+                continue
+            present = None if mine.present is None else ite(when, mine.present, yours.present)
+            maps[name] = MapState(present, ite(when, mine.value, yours.value))
+        sections = {name: data if data is other.sections[name] else
+                    tuple(ite(when, x, y) for x, y in zip(data, other.sections[name]))
+                    for name, data in self.sections.items()}
+        written = {name: union_terms(self.written.get(name, ()), other.written.get(name, ()))
+                   for name in self.written.keys() | other.written.keys()}
+        seen = {name: union_terms(self.seen.get(name, ()), other.seen.get(name, ()))
+                for name in self.seen.keys() | other.seen.keys()}
+        return Effects(maps, sections, rings, written, dict(self.calls), seen)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""State merging: paths that meet are merged exactly, so sequential branches and loops stay linear."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import z3
+
+from pybpfdsl import XDP_DROP, XDP_PASS, Global, Packet, u32, xdp
+from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
+from pybpfdsl.verify.equivalence.bytecode_program import load_program
+from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
+from pybpfdsl.verify.equivalence.paths import (
+    MERGE_AFTER_PATHS,
+    ControlFlow,
+    Exploration,
+    TraceChoice,
+    merge_traces,
+    resolve_trace,
+)
+from pybpfdsl.verify.equivalence.prove import prove_compiled
+from pybpfdsl.verify.equivalence.state import Inputs, Layout, MapShape
+from tests.differential import constructs as c
+
+score = Global(u32, 0)
+
+
+@xdp
+def eight_branches(pkt: Packet) -> int:
+    n = pkt.len
+    s: u32 = 0
+    if (n & 1) != 0:
+        s += 3
+    if (n & 2) != 0:
+        s += 5
+    if (n & 4) != 0:
+        s += 7
+    if (n & 8) != 0:
+        s ^= 9
+    if (n & 16) != 0:
+        s += 11
+    if (n & 32) != 0:
+        s ^= 13
+    if (n & 64) != 0:
+        s += 17
+    if (n & 128) != 0:
+        s ^= 19
+    score.value = s
+    return XDP_DROP if s > 40 else XDP_PASS
+
+
+def _explore(program: object, merge: bool) -> tuple[Inputs, Exploration, Exploration]:
+    compiled = program.compile(prove=False)  # type: ignore[attr-defined]
+    bytecode = load_program(compiled.elf, compiled.name)
+    inputs = Inputs(bytecode.layout)
+    deadline = time.monotonic() + 60
+    policy = MERGE_AFTER_PATHS if merge else None  # past 64 paths (eight_branches has 256), or never
+    ir = IREncoder(compiled.lowered.program, inputs).run(deadline, merge_after=policy)
+    bc = BytecodeEncoder(bytecode, inputs).run(deadline, merge_after=policy)
+    return inputs, ir, bc
+
+
+def test_sequential_branches_merge_into_a_few_paths() -> None:
+    _, ir_apart, _ = _explore(eight_branches, merge=False)
+    _, ir, bc = _explore(eight_branches, merge=True)
+    assert len(ir_apart.outcomes) == 2**8  # every combination of the eight branches, one by one
+    assert len(ir.outcomes) <= 2 and ir.merges >= 8
+    assert len(bc.outcomes) <= 4
+
+
+def test_merged_outcomes_partition_the_inputs() -> None:
+    inputs, ir, bc = _explore(eight_branches, merge=True)
+    for exploration in (ir, bc):
+        conditions = [o.condition for o in exploration.outcomes]
+        solver = z3.Solver()
+        solver.add(*inputs.assumptions)
+        assert solver.check(z3.Not(z3.Or(*conditions))) == z3.unsat  # some outcome always applies
+        for x, y in itertools.combinations(conditions, 2):
+            assert solver.check(z3.And(x, y)) == z3.unsat  # and never two
+
+
+def test_merged_program_proves() -> None:
+    result = prove_compiled(eight_branches.compile(prove=False), timeout_ms=30_000)
+    assert result.status == "proven", result.report()
+
+
+def test_loops_explore_in_linear_paths() -> None:
+    # Without merging: more than 20,000 paths (the exploration ran out of time).
+    started = time.perf_counter()
+    _, ir, bc = _explore(c.loops, merge=True)
+    assert len(ir.outcomes) <= 4 and len(bc.outcomes) <= 8
+    assert time.perf_counter() - started < 30
+
+
+def test_helper_streams_at_different_positions_do_not_merge() -> None:
+    inputs = Inputs(Layout({"events": MapShape("events", 27, 0, 0, 4096)}, {}))
+    a, b = inputs.initial_effects(), inputs.initial_effects()
+    a.next_helper(inputs, "prandom")
+    assert a.merged(b, z3.Bool("c")) is None
+    b.next_helper(inputs, "prandom")
+    assert a.merged(b, z3.Bool("c")) is not None
+    a.output("events", z3.BitVecVal(1, 32))
+    assert a.merged(b, z3.Bool("c")) is None  # ring buffers holding different numbers of records
+
+
+def test_effects_merge_is_an_if_then_else() -> None:
+    inputs = Inputs(Layout({}, {".bss": 2}))
+    a, b = inputs.initial_effects(), inputs.initial_effects()
+    a.write_section(".bss", 0, [z3.BitVecVal(7, 8)])
+    when = z3.Bool("when")
+    merged = a.merged(b, when)
+    assert merged is not None
+    byte = merged.sections[".bss"][0]
+    assert z3.simplify(z3.substitute(byte, (when, z3.BoolVal(True)))).eq(z3.BitVecVal(7, 8))
+    assert z3.simplify(z3.substitute(byte, (when, z3.BoolVal(False)))).eq(inputs.sections[".bss"][0])
+    assert merged.sections[".bss"][1] is inputs.sections[".bss"][1]  # equal on both sides: no If
+
+
+def test_weak_topological_order_puts_loop_bodies_after_their_head() -> None:
+    graph = {"entry": ["head"], "head": ["body", "exit"], "body": ["then", "else"], "then": ["latch"],
+             "else": ["latch"], "latch": ["head"], "exit": []}
+    flow = ControlFlow.of("entry", lambda node: graph[node])
+    p = flow.position
+    assert p["entry"] < p["head"] < p["body"] < min(p["then"], p["else"]) < p["latch"] < p["exit"]
+    assert flow.loop_end == {"head": p["latch"]}
+    assert flow.joins == frozenset({"head", "latch"})
+
+
+def test_a_merged_trace_resolves_to_the_path_a_model_takes() -> None:
+    when = z3.Bool("when")
+    trace = merge_traces([1, 2, 3, 9], [1, 2, 4], when)
+    assert trace[:2] == [1, 2] and isinstance(trace[2], TraceChoice)
+    assert resolve_trace([*trace, 5], lambda t: t.eq(when)) == (1, 2, 3, 9, 5)
+    assert resolve_trace([*trace, 5], lambda t: False) == (1, 2, 4, 5)
