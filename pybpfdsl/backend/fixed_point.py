@@ -10,6 +10,15 @@
 * Q32.32 ↔ integer conversions (truncation toward zero, which an arithmetic shift does not give for
   negative numbers).
 
+Every multiplication of two run-time values and every division is emitted as exactly one BPF
+instruction whose operands and result are hidden from LLVM's optimizer (`barriers.pinned`). Without that, LLVM
+uses what it knows about the operands (ranges, known bits) to factor products (`a*c + b*c` becomes
+`(a+b)*c`), narrow them to 32 bits or replace a quotient by a comparison; the bytecode is then correct
+but no longer has the IR's shape, and the Z3 equivalence proof must redo LLVM's reasoning with
+bit-blasted 64-bit multipliers and dividers, which it cannot do in seconds. With the barrier the proof
+treats these operations as uninterpreted functions and only has to match their operands
+(`verify/equivalence/nonlinear.py`). The cost is the few instructions LLVM would have saved.
+
 Every function takes the llvmlite builder positioned where the code goes and returns the result value.
 """
 
@@ -17,7 +26,10 @@ from __future__ import annotations
 
 from llvmlite import ir
 
+from pybpfdsl.backend.barriers import pinned
+
 __all__ = [
+    "opaque_mul",
     "fixed_div_int",
     "fixed_mul",
     "fixed_to_int64",
@@ -36,6 +48,14 @@ def _const(t: ir.IntType, value: int) -> ir.Constant:
     return ir.Constant(t, value)
 
 
+def opaque_mul(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
+    """`lhs * rhs` as one multiply instruction on exactly these operands (a constant operand stays
+    visible: strength reduction of a constant product is linear and cheap to prove)."""
+    if isinstance(lhs, ir.Constant) or isinstance(rhs, ir.Constant):
+        return b.mul(lhs, rhs)
+    return pinned(b, b.mul(pinned(b, lhs), pinned(b, rhs)))  # operands too: no range facts
+
+
 def _zero_guard(b: ir.IRBuilder, divisor: ir.Value) -> tuple[ir.Value, ir.Value]:
     """(divisor == 0, a divisor that is never 0) so the division itself is always defined."""
     t = divisor.type
@@ -47,14 +67,14 @@ def _zero_guard(b: ir.IRBuilder, divisor: ir.Value) -> tuple[ir.Value, ir.Value]
 def unsigned_div(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     """`lhs / rhs` unsigned; division by zero gives 0."""
     is_zero, safe = _zero_guard(b, rhs)
-    quotient = b.udiv(lhs, safe)
+    quotient = pinned(b, b.udiv(pinned(b, lhs), pinned(b, safe)))
     return b.select(is_zero, _const(lhs.type, 0), quotient)
 
 
 def unsigned_rem(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     """`lhs % rhs` unsigned; remainder by zero gives `lhs`."""
     is_zero, safe = _zero_guard(b, rhs)
-    remainder = b.urem(lhs, safe)
+    remainder = pinned(b, b.urem(pinned(b, lhs), pinned(b, safe)))
     return b.select(is_zero, lhs, remainder)
 
 
@@ -87,6 +107,19 @@ def signed_rem(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     return _apply_sign(b, lhs_negative, remainder)
 
 
+def _sign_and_halves(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """(x < 0, high and low 32 bits of |x|). A constant is split here, so its partial products are
+    products by constants, which LLVM may strength-reduce (only run-time products are pinned)."""
+    if isinstance(x, ir.Constant) and isinstance(x.constant, int):
+        value = x.constant - (1 << 64) if x.constant >= 1 << 63 else x.constant
+        magnitude = abs(value) & ((1 << 64) - 1)
+        return (_const(ir.IntType(1), int(value < 0)), _const(_I64, magnitude >> _FRACTION_BITS),
+                _const(_I64, magnitude & 0xFFFF_FFFF))
+    negative, magnitude = _sign_and_magnitude(b, x)
+    return (negative, b.lshr(magnitude, _const(_I64, _FRACTION_BITS)),
+            b.and_(magnitude, _const(_I64, 0xFFFF_FFFF)))
+
+
 def fixed_mul(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     """Q32.32 product, bit for bit `lang.fixed.mul`, with 64-bit operations only.
 
@@ -94,15 +127,12 @@ def fixed_mul(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     (A·B) >> 32 = ah·bh·2³² + ah·bl + al·bh + ((al·bl) >> 32) exactly, because the other terms are
     multiples of 2³²; each partial product fits 64 bits and the sum is only needed modulo 2⁶⁴.
     """
-    lhs_negative, a = _sign_and_magnitude(b, lhs)
-    rhs_negative, c = _sign_and_magnitude(b, rhs)
+    lhs_negative, a_high, a_low = _sign_and_halves(b, lhs)
+    rhs_negative, c_high, c_low = _sign_and_halves(b, rhs)
     shift = _const(_I64, _FRACTION_BITS)
-    low_mask = _const(_I64, 0xFFFF_FFFF)
-    a_high, a_low = b.lshr(a, shift), b.and_(a, low_mask)
-    c_high, c_low = b.lshr(c, shift), b.and_(c, low_mask)
-    high_high = b.shl(b.mul(a_high, c_high), shift)
-    cross = b.add(b.mul(a_high, c_low), b.mul(a_low, c_high))
-    low_low = b.lshr(b.mul(a_low, c_low), shift)
+    high_high = b.shl(opaque_mul(b, a_high, c_high), shift)
+    cross = b.add(opaque_mul(b, a_high, c_low), opaque_mul(b, a_low, c_high))
+    low_low = b.lshr(opaque_mul(b, a_low, c_low), shift)
     magnitude = b.add(b.add(high_high, cross), low_low, name="fixed_mul_magnitude")
     return _apply_sign(b, b.xor(lhs_negative, rhs_negative), magnitude)
 
@@ -121,7 +151,7 @@ def int_quotient(b: ir.IRBuilder, lhs: ir.Value, rhs: ir.Value) -> ir.Value:
     a_negative, a_magnitude = _sign_and_magnitude(b, lhs)
     n_negative, n_magnitude = _sign_and_magnitude(b, rhs)
     whole = unsigned_div(b, a_magnitude, n_magnitude)
-    remainder = b.sub(a_magnitude, b.mul(whole, n_magnitude))
+    remainder = b.sub(a_magnitude, opaque_mul(b, whole, n_magnitude))
     shift = _const(_I64, _FRACTION_BITS)
     fraction = unsigned_div(b, b.shl(remainder, shift), n_magnitude)
     magnitude = b.add(b.shl(whole, shift), fraction)

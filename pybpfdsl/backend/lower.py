@@ -23,7 +23,7 @@ from pathlib import Path
 
 from llvmlite import ir
 
-from pybpfdsl.backend import fixed_point
+from pybpfdsl.backend import barriers, fixed_point
 from pybpfdsl.backend.debuginfo import (
     CHAR,
     S32,
@@ -160,7 +160,7 @@ _Op = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
 _PLAIN_BINOPS: dict[BinOp, _Op] = {
     BinOp.ADD: lambda b, x, y: b.add(x, y),
     BinOp.SUB: lambda b, x, y: b.sub(x, y),
-    BinOp.MUL: lambda b, x, y: b.mul(x, y),
+    BinOp.MUL: fixed_point.opaque_mul,
     BinOp.AND: lambda b, x, y: b.and_(x, y),
     BinOp.OR: lambda b, x, y: b.or_(x, y),
     BinOp.XOR: lambda b, x, y: b.xor(x, y),
@@ -309,7 +309,6 @@ class _FunctionLowering:
         self.incoming: list[tuple[str, tuple[ir.Value, ...], ir.Block]] = []
         self.locations: dict[int, ir.DIValue] = {}
         self.abort_block: ir.Block | None = None
-        self.passthrough_seq = 0  # each passthrough call needs its own sequence number
         self.b = ir.IRBuilder()
         self.data: ir.Value = ir.Constant(_PTR, None)
         self.data_end: ir.Value = ir.Constant(_PTR, None)
@@ -605,13 +604,7 @@ class _FunctionLowering:
         data_end` proves nothing about a second `data + offset` that LLVM might rebuild for the load.
         An opaque pointer forces the guard and the load to derive from the same register.
         """
-        if isinstance(ptr, ir.Constant):
-            return ptr
-        self.passthrough_seq += 1
-        fnty = ir.FunctionType(_PTR, [_I32, _PTR])
-        name = "llvm.bpf.passthrough.p0.p0"
-        callee = self.fn.module.globals.get(name) or ir.Function(self.fn.module, fnty, name)
-        return self.b.call(callee, [ir.Constant(_I32, self.passthrough_seq), ptr])
+        return barriers.opaque(self.b, ptr)
 
     def _guard(self, failed: ir.Value, name: str) -> None:
         cont = self.fn.append_basic_block(name)
