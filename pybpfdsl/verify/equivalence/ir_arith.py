@@ -93,18 +93,25 @@ def fixed_binary(op: BinOp, a: Term, b: Term) -> Term:
     raise ValueError(f"{op.value} is not defined on float")
 
 
+def _bpf_udiv(x: Term, d: Term) -> Term:
+    """Unsigned division with BPF's rule (0 for d == 0). Inside `quotient` and `div_int` the zero
+    case is overridden anyway; written this way, each division has the form the bytecode's division
+    instruction has, which the prover abstracts as one function (`equivalence.nonlinear`)."""
+    return z3.If(_zero(d), z3.BitVecVal(0, x.size()), z3.UDiv(x, d))
+
+
 def quotient(a: Term, n: Term) -> Term:
     """`fixed.quotient`: whole part plus scaled remainder, on the magnitudes, 0 for n == 0."""
     ma, mn = _magnitude(a), _magnitude(n)
-    q = z3.UDiv(ma, mn)
+    q = _bpf_udiv(ma, mn)
     r = ma - q * mn  # the remainder, without a second divider circuit
-    raw = (q << FRACTION_BITS) + z3.UDiv(r << FRACTION_BITS, mn)
+    raw = (q << FRACTION_BITS) + _bpf_udiv(r << FRACTION_BITS, mn)
     return z3.If(_zero(n), z3.BitVecVal(0, 64), _signed_result(raw, z3.Xor(a < 0, n < 0)))
 
 
 def div_int(a: Term, n: Term) -> Term:
     """`fixed.div_int`: truncating, 0 for n == 0."""
-    q = z3.UDiv(_magnitude(a), _magnitude(n))
+    q = _bpf_udiv(_magnitude(a), _magnitude(n))
     return z3.If(_zero(n), z3.BitVecVal(0, 64), _signed_result(q, z3.Xor(a < 0, n < 0)))
 
 

@@ -25,11 +25,11 @@ import z3
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
-from pybpfdsl.verify.equivalence.division import DivisionAbstraction
 from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
-from pybpfdsl.verify.equivalence.observe import Difference, differences, disagreement, observe
-from pybpfdsl.verify.equivalence.paths import Exploration, Unsupported
-from pybpfdsl.verify.equivalence.state import Inputs
+from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction, has_runtime_products, shared_cuts
+from pybpfdsl.verify.equivalence.observe import Difference, Observation, differences, disagreement, observe
+from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
+from pybpfdsl.verify.equivalence.state import Inputs, Term
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.instruction import Instruction
@@ -73,7 +73,7 @@ class ProofResult:
         return self.summary() + "\n" + self.counterexample.report()
 
 
-_SHOWN = ("paths_a", "paths_b", "solver_checks", "conflicts", "decisions")
+_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "cuts", "refined", "conflicts", "decisions")
 
 
 def skipped(reason: str = "compile(prove=False)") -> ProofResult:
@@ -114,27 +114,94 @@ def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable
         "paths_a": len(a.exploration.outcomes), "paths_b": len(b.exploration.outcomes),
         "solver_checks": a.exploration.solver_checks + b.exploration.solver_checks,
     }
-    solver = z3.Solver()
-    solver.set("timeout", max(1, int((deadline - time.monotonic()) * 1000)))
-    solver.add(*inputs.assumptions)
     # Obligation 1: neither side breaks the IR's rules (only IR paths can end in ir_error).
-    solver.push()
-    solver.add(z3.Or(obs_a.ir_error, obs_b.ir_error))
-    verdict = solver.check()
-    if verdict == z3.sat:
-        return _found(solver, "ir_error", [], inputs, a, b, replay, stats, started)
-    solver.pop()
+    # Obligation 2: no input on which an output differs.
+    # Each first with products and quotients abstract (a proof if unsat), then exactly (the abstract
+    # query plus the definitions of its functions: equisatisfiable with the original).
     diffs = differences(obs_a, obs_b)
-    abstraction = DivisionAbstraction()
-    solver.add(abstraction.rewrite(disagreement(obs_a, obs_b, diffs)))
-    solver.add(*abstraction.lemmas)
+    abstraction = NonlinearAbstraction()
+    queries = [(kind, abstraction.rewrite(q)) for kind, q in (
+        ("ir_error", z3.Or(obs_a.ir_error, obs_b.ir_error)), ("difference", disagreement(obs_a, obs_b, diffs)))]
+    sides = ([abstraction.rewrite(t) for t in _observed(obs_a)], [abstraction.rewrite(t) for t in _observed(obs_b)])
+    merged = abstraction.merge(inputs.assumptions, time.monotonic() + (deadline - time.monotonic()) * MERGE_SHARE)
+    stats["abstracted"], stats["merged"] = len(abstraction.applications), len(merged)
+    for kind, query in queries:
+        if abstraction.applications and _abstractly_unsat(query, abstraction, merged, sides, inputs, deadline,
+                                                          stats):
+            continue
+        solver = z3.Solver()
+        solver.set("timeout", max(1, int((deadline - time.monotonic()) * 1000)))
+        solver.add(*inputs.assumptions)
+        solver.add(query, *abstraction.definitions())
+        verdict = solver.check()
+        stats.update(_solver_stats(solver))
+        if verdict == z3.unknown:
+            return ProofResult("unknown", time.perf_counter() - started, stats, reason=solver.reason_unknown())
+        if verdict == z3.sat:
+            return _found(solver, kind, diffs if kind == "difference" else [], inputs, a, b, replay, stats,
+                          started)
+    return ProofResult("proven", time.perf_counter() - started, stats)
+
+
+REFINEMENT_ROUNDS = 20
+"""Spurious abstract counterexamples ruled out before the exact query takes over."""
+MERGE_SHARE = 0.3
+"""Part of the budget left after exploring that merging equal applications may use."""
+ABSTRACT_SHARE = 0.6
+GENERALIZED_SHARE = 0.4
+"""Part of the abstract budget the generalized query (shared arithmetic cut out) may use."""
+"""Part of the remaining budget the abstract query may use before the exact one gets the rest."""
+
+
+def _observed(obs: Observation) -> list[Term]:
+    """Every output term of one side (to find the subterms the two sides share)."""
+    out = [obs.action, *obs.packet_writes, *[b for data in obs.sections.values() for b in data]]
+    out += [v for present, value in obs.maps.values() for v in (present, value) if v is not None]
+    out += [r for records in obs.ring_records.values() for r in records]
+    return out
+
+
+def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, merged: list[tuple[Term, Term]],
+                      sides: tuple[list[Term], list[Term]], inputs: Inputs, deadline: float,
+                      stats: dict[str, int | float | str]) -> bool:
+    """Whether the abstract `query` (equal applications merged) is unsatisfiable: then it is
+    unsatisfiable with the real operations too, a proof; otherwise nothing is known. First generalized
+    further at the arithmetic both sides share (`shared_cuts`), then with spurious models refined."""
+    budget_end = time.monotonic() + (deadline - time.monotonic()) * ABSTRACT_SHARE
+
+    def merge(t: Term) -> Term:
+        return z3.substitute(t, *merged) if merged else t
+
+    abstract = merge(query)
+    lemmas = [merge(lemma) for lemma in abstraction.lemmas]
+    cuts = shared_cuts([merge(t) for t in sides[0]], [merge(t) for t in sides[1]])
+    if cuts:
+        generalized = z3.Solver()
+        generalized.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000 * GENERALIZED_SHARE)))
+        generalized.add(*inputs.assumptions)
+        generalized.add(z3.substitute(abstract, *cuts), *[z3.substitute(lemma, *cuts) for lemma in lemmas])
+        if generalized.check() == z3.unsat:
+            stats["cuts"] = len(cuts)
+            stats.update(_solver_stats(generalized))
+            return True
+    solver = z3.Solver()
+    solver.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000)))
+    solver.add(*inputs.assumptions)
+    solver.add(abstract, *lemmas)
     verdict = solver.check()
-    stats.update(_solver_stats(solver))
+    for _ in range(REFINEMENT_ROUNDS):
+        if verdict != z3.sat:
+            break
+        refinements = abstraction.refine(solver.model())
+        if not refinements:
+            break  # the model respects the real operations where it matters: the exact query decides
+        solver.add(*refinements)
+        solver.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000)))
+        verdict = solver.check()
+    stats["refined"] = abstraction.refinements
     if verdict == z3.unsat:
-        return ProofResult("proven", time.perf_counter() - started, stats)
-    if verdict == z3.unknown:
-        return ProofResult("unknown", time.perf_counter() - started, stats, reason=solver.reason_unknown())
-    return _found(solver, "difference", diffs, inputs, a, b, replay, stats, started)
+        stats.update(_solver_stats(solver))
+    return bool(verdict == z3.unsat)
 
 
 def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs, a: _Side, b: _Side,
@@ -169,7 +236,13 @@ def prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: obj
     except Unsupported as exc:
         return ProofResult("unknown", reason=f"not modelled: {exc}")
     bc = BytecodeEncoder(bytecode, inputs)
-    return prove_programs(ir.run, bc.run, inputs, replay, timeout_ms=timeout_ms)
+    # With products or quotients, paths are merged from the start: the abstraction matches them by
+    # operands, and a bytecode path split at a branch the IR writes as a select (min, max, the zero
+    # guard) carries path-specific operands that match the IR's only under that path's condition; a
+    # merged state has the IR's if-then-else instead.
+    merge_after = 0 if has_runtime_products(program) else MERGE_AFTER_PATHS
+    return prove_programs(lambda deadline: ir.run(deadline, merge_after),
+                          lambda deadline: bc.run(deadline, merge_after), inputs, replay, timeout_ms=timeout_ms)
 
 
 def prove_compiled(compiled: CompiledProgram, instructions: list[Instruction] | None = None,

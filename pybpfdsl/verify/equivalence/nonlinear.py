@@ -1,0 +1,450 @@
+"""Multiplication and division as uninterpreted functions, so congruence does the work.
+
+Bit-blasting encodes each 64-bit `bvmul` as a multiplier circuit and each `bvudiv` as a divider
+circuit. When the IR and the bytecode compute equal operands in different ways (LLVM rewrites the
+arithmetic around them), the SAT solver must rediscover that two such circuits give one result, which
+it cannot do in seconds. Here every product of two run-time values and every division becomes an
+application of an uninterpreted function per width, and the circuits are never built.
+
+Nothing is known about the functions except that they are functions and that multiplication
+commutes, so anything unsatisfiable with them is unsatisfiable with the real operations: an `unsat` is a
+proof. A `sat` may be spurious; the prover then adds `definitions()` (each application equal to the
+operation it stands for), which makes the query equisatisfiable with the original, so models are real
+counterexamples. LLVM's two ways of writing |x| (a select, and `(x ^ (x >>s 63)) - (x >>s 63)`) are
+rewritten to one term first, since most operands differ only in that.
+
+In the abstraction, `merge` then finds applications whose operands are equal for every input (each a
+small solver question: operands are linear or bitwise) and replaces them by one term, so the final
+query sees syntactically equal products on both sides. This is what makes the abstraction work in
+practice: the backend (`backend/fixed_point.py`) emits every product and quotient as one instruction
+on operands LLVM could only rewrite in such provable ways, but the solver, left alone, does not
+discover which operand pairs to compare. Signed division and remainders go onto the unsigned function
+through magnitudes, as `lang.arith` defines them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import z3
+
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.verify.equivalence.state import Term
+
+_UDIV = {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
+_UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
+_SDIV = {z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I}
+_SREM = {z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I}
+_DIVISIONS = _UDIV | _UREM | _SDIV | _SREM
+MERGE_CHECK_MS = 200
+"""Budget of one operand-equality question in `merge` (an undecided pair is simply not merged)."""
+
+
+@dataclass(frozen=True)
+class Application:
+    """One application of an abstracted operation."""
+
+    kind: str
+    term: Term
+    commutative: bool
+
+
+class NonlinearAbstraction:
+    """Rewrites terms (memoized over the DAG); `lemmas` must be asserted alongside."""
+
+    def __init__(self) -> None:
+        self.lemmas: list[Term] = []
+        self.applications: list[Application] = []
+        """In creation order, which is bottom-up: an application's operands come before it."""
+        self.merged = 0
+        self.refinements = 0
+        self._merged_pairs: list[tuple[Term, Term]] = []
+        self._functions: dict[tuple[str, int], z3.FuncDeclRef] = {}
+        # Keyed by Z3's term id; the term itself is kept too, because Z3 reuses the id of a freed term.
+        self._seen: dict[int, tuple[Term, Term]] = {}
+        self._known: dict[int, Term] = {}
+
+    def _function_term(self, kind: str, x: Term, y: Term) -> Term:
+        width = x.size()
+        f = self._functions.get((kind, width))
+        if f is None:
+            sort = z3.BitVecSort(width)
+            f = self._functions[(kind, width)] = z3.Function(f"{kind}{width}", sort, sort, sort)
+        return f(x, y)
+
+    def _apply(self, kind: str, x: Term, y: Term, *, commutative: bool = False) -> Term:
+        term = self._function_term(kind, x, y)
+        if term.get_id() not in self._known:
+            self._known[term.get_id()] = term
+            self.applications.append(Application(kind, term, commutative))
+        return term
+
+    def _mul(self, x: Term, y: Term) -> Term:
+        if _constant(x) or _constant(y):
+            return x * y  # a constant factor is shifts and adds: cheap, and LLVM strength-reduces it
+        return self._apply("mul", x, y, commutative=True)
+
+    def _divide(self, x: Term, d: Term) -> Term:
+        """The unsigned quotient for d != 0. Its value for d == 0 is never used (every caller picks
+        the zero case itself, BPF's 0 or SMT-LIB's all ones), so the function is applied to the
+        divisor made safe, `If(d == 0, 1, d)`: the backend divides by exactly that register, and with
+        it the operands of the two programs are equal for every input, not only where d != 0."""
+        return self._apply("div", x, _safe(d))
+
+    def _remainder(self, x: Term, d: Term) -> Term:
+        """The unsigned remainder for d != 0 (likewise)."""
+        return self._apply("rem", x, _safe(d))
+
+    def definitions(self) -> list[Term]:
+        """Each application equal to the operation it stands for (divisors are never 0 here)."""
+        real = {"mul": lambda x, y: x * y, "div": z3.UDiv, "rem": z3.URem}
+        return [app.term == real[app.kind](app.term.arg(0), app.term.arg(1)) for app in self.applications]
+
+    def rewrite(self, e: Term) -> Term:
+        key = e.get_id()
+        done = self._seen.get(key)
+        if done is not None:
+            return done[1]
+        out = self._rewrite(e)
+        self._seen[key] = (e, out)
+        return out
+
+    def _rewrite(self, e: Term) -> Term:
+        if not z3.is_app(e) or e.num_args() == 0:
+            return e
+        kind = e.decl().kind()
+        magnitude_of = _absolute_value(e)
+        if magnitude_of is not None:
+            return _magnitude(self.rewrite(magnitude_of))
+        low_magnitude = _low_absolute_value(e)
+        if low_magnitude is not None:
+            x, k = low_magnitude
+            return z3.Extract(k - 1, 0, _magnitude(self.rewrite(x)))
+        if kind == z3.Z3_OP_ITE:
+            guarded = self._guarded_division(e)
+            if guarded is not None:
+                return guarded
+        args = [self.rewrite(a) for a in e.children()]
+        if kind == z3.Z3_OP_BMUL:
+            out = args[0]
+            for a in args[1:]:
+                out = self._mul(out, a)
+            return out
+        if kind in _DIVISIONS:
+            return self._division(kind, args[0], args[1])
+        if any(not a.eq(b) for a, b in zip(args, e.children())):
+            return e.decl()(*args)
+        return e
+
+    def _guarded_division(self, e: Term) -> Term | None:
+        """`If(d == 0, 0, x / d)` and `If(d == 0, x, x % d)` (BPF's rules, as both programs write
+        them) as one application each."""
+        cond, if_zero, result = e.children()
+        divisor = _zero_tested(cond)
+        if divisor is None or not z3.is_app(result) or result.num_args() != 2 or not result.arg(1).eq(divisor):
+            return None
+        kind = result.decl().kind()
+        dividend = result.arg(0)
+        quotient = z3.is_bv_value(if_zero) and if_zero.as_long() == 0 and kind in _UDIV | _SDIV
+        remainder = if_zero.eq(dividend) and kind in _UREM | _SREM
+        if not (quotient or remainder):
+            return None
+        return self._division(kind, self.rewrite(dividend), self.rewrite(divisor), bpf=True)
+
+    def _division(self, kind: int, x: Term, d: Term, bpf: bool = False) -> Term:
+        """A division or remainder, with SMT-LIB's results for a zero divisor (x udiv 0 = all ones,
+        x urem 0 = x, and signed through magnitudes) or with BPF's (`bpf`: quotient 0, remainder x).
+        """
+        w = x.size()
+        zero_quotient = z3.BitVecVal(0 if bpf else -1, w)
+        if kind in _UDIV:
+            return z3.If(d == 0, zero_quotient, self._divide(x, d))
+        if kind in _UREM:
+            return z3.If(d == 0, x, self._remainder(x, d))
+        mx, md = _magnitude(x), _magnitude(d)
+        if kind in _SDIV:
+            q = z3.If(md == 0, zero_quotient, self._divide(mx, md))
+            return z3.If(z3.Xor(x < 0, d < 0), -q, q)
+        r = z3.If(md == 0, mx, self._remainder(mx, md))
+        return z3.If(x < 0, -r, r)
+
+    def merge(self, assumptions: list[Term], deadline: float) -> list[tuple[Term, Term]]:
+        """Pairs (application, equal earlier application) for every application whose operands equal
+        an earlier one's for every input; substitute them into the abstract query (`z3.substitute`).
+
+        Bottom-up, so operands that contain merged applications are compared after merging.
+        """
+        solver = z3.Solver()
+        solver.add(*assumptions)
+        pairs: list[tuple[Term, Term]] = []
+        representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]] = {}
+        for app in self.applications:
+            operands = [z3.substitute(a, *pairs) if pairs else a for a in app.term.children()]
+            width = app.term.size()
+            group = representatives.setdefault((app.kind, width), [])
+            match = self._match(solver, app, operands, group, deadline)
+            if match is None and app.kind == "mul":
+                # A narrower product may be the low bits of a wider one (the normalizer and LLVM
+                # both narrow products of which only the low bits are used).
+                for (kind, wide), reps in representatives.items():
+                    if kind == "mul" and wide > width and match is None:
+                        low = [(z3.Extract(width - 1, 0, r), [z3.Extract(width - 1, 0, o) for o in ops])
+                               for r, ops in reps]
+                        match = self._match(solver, app, operands, low, deadline)
+            if match is None:
+                for rep, rep_operands in group:
+                    self.lemmas.append(_congruence(app, rep, operands, rep_operands))
+                group.append((app.term, operands))
+            else:
+                pairs.append((app.term, match))
+        self.merged = len(pairs)
+        self._merged_pairs = pairs
+        return pairs
+
+    @staticmethod
+    def _match(solver: z3.Solver, app: Application, operands: list[Term], candidates: list[tuple[Term, list[Term]]],
+               deadline: float) -> Term | None:
+        for rep, rep_operands in candidates:
+            if time.monotonic() > deadline:
+                return None
+            orders = [operands, operands[::-1]] if app.commutative else [operands]
+            if any(_equal(solver, rep_operands, o) for o in orders):
+                return rep
+        return None
+
+    def refine(self, model: z3.ModelRef) -> list[Term]:
+        """Lemmas ruling out this model where it gives an application a value the real operation
+        does not have on the model's operands (lazy instantiation of the definitions: one point
+        each, which is all a constant operand pair needs)."""
+        pairs = self._merged_pairs
+        merged = {a.get_id() for a, _ in pairs}
+        out: list[Term] = []
+        for app in self.applications:
+            if app.term.get_id() in merged:
+                continue
+            term = z3.substitute(app.term, *pairs) if pairs else app.term
+            operands = [model.eval(a, model_completion=True) for a in term.children()]
+            got = model.eval(term, model_completion=True)
+            if not all(z3.is_bv_value(v) for v in (*operands, got)):
+                continue
+            real = _REAL[app.kind](operands[0].as_long(), operands[1].as_long(), term.size())
+            if real is not None and real != got.as_long():
+                at = z3.And(*[a == v for a, v in zip(term.children(), operands)])
+                out.append(z3.Implies(at, term == z3.BitVecVal(real, term.size())))
+        self.refinements += len(out)
+        return out
+
+
+def _safe(d: Term) -> Term:
+    """The divisor with 0 replaced by 1 (a constant stays a constant)."""
+    if z3.is_bv_value(d):
+        return d if d.as_long() != 0 else z3.BitVecVal(1, d.size())
+    return z3.If(d == 0, z3.BitVecVal(1, d.size()), d)
+
+
+def _magnitude(x: Term) -> Term:
+    return z3.If(x < 0, -x, x)
+
+
+def _absolute_value(e: Term) -> Term | None:
+    """x, when `e` is |x| written as a select (`If(0 <= x, x, -x)` and its variants) or as LLVM's
+    branch-free idiom (`(x ^ (x >>s 63)) - (x >>s 63)`); both become `_magnitude(x)`, one term."""
+    kind = e.decl().kind()
+    if kind == z3.Z3_OP_ITE:
+        cond, yes, no = e.children()
+        negated = False
+        if cond.decl().kind() == z3.Z3_OP_NOT:
+            cond, negated = cond.arg(0), True
+        ck = cond.decl().kind()
+        if ck not in (z3.Z3_OP_SLEQ, z3.Z3_OP_SGEQ, z3.Z3_OP_SLT, z3.Z3_OP_SGT):
+            return None
+        left, right = cond.children()
+        # Normalise to "x is non-negative" (then yes = x, no = -x) or "x is negative".
+        if ck == z3.Z3_OP_SLEQ and _is_zero(left):
+            x, nonnegative = right, True
+        elif ck == z3.Z3_OP_SGEQ and _is_zero(right):
+            x, nonnegative = left, True
+        elif ck == z3.Z3_OP_SLT and _is_zero(right):
+            x, nonnegative = left, False
+        elif ck == z3.Z3_OP_SGT and _is_zero(left):
+            x, nonnegative = right, False
+        else:
+            return None
+        if negated:
+            nonnegative = not nonnegative
+        plain, minus = (yes, no) if nonnegative else (no, yes)
+        if plain.eq(x) and _negation_of(minus, x):
+            return x
+        return None
+    if kind == z3.Z3_OP_BSUB and e.num_args() == 2:
+        mixed, sign = e.children()
+        if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or sign.decl().kind() != z3.Z3_OP_BASHR:
+            return None
+        x, amount = sign.children()
+        if not (z3.is_bv_value(amount) and amount.as_long() == x.size() - 1):
+            return None
+        a, b = mixed.children()
+        if (a.eq(x) and b.eq(sign)) or (a.eq(sign) and b.eq(x)):
+            return x
+    return None
+
+
+def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
+    """(x, k), when `e` is the low k bits of LLVM's |x| idiom, computed at k bits:
+    `(low(x) ^ low(x >>s 63)) - low(x >>s 63)` (a 32-bit subtraction of a 64-bit magnitude)."""
+    if e.decl().kind() != z3.Z3_OP_BSUB or e.num_args() != 2:
+        return None
+    mixed, sign = e.children()
+    if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or sign.decl().kind() != z3.Z3_OP_EXTRACT:
+        return None
+    hi, lo = sign.params()
+    shifted = sign.arg(0)
+    if lo != 0 or shifted.decl().kind() != z3.Z3_OP_BASHR:
+        return None
+    x, amount = shifted.children()
+    if not (z3.is_bv_value(amount) and amount.as_long() == x.size() - 1):
+        return None
+    low_x = z3.Extract(hi, 0, x)
+    a, b = mixed.children()
+    if (a.eq(low_x) and b.eq(sign)) or (a.eq(sign) and b.eq(low_x)):
+        return x, hi + 1
+    return None
+
+
+def _is_zero(t: Term) -> bool:
+    return bool(z3.is_bv_value(t) and t.as_long() == 0)
+
+
+def _negation_of(minus: Term, x: Term) -> bool:
+    if minus.decl().kind() == z3.Z3_OP_BNEG and minus.arg(0).eq(x):
+        return True
+    return _is_zero(z3.simplify(minus + x))
+
+
+def _zero_tested(cond: Term) -> Term | None:
+    """d, when `cond` is `d == 0` (either way round)."""
+    if not z3.is_eq(cond):
+        return None
+    a, b = cond.children()
+    if z3.is_bv_value(b) and b.as_long() == 0:
+        return a
+    if z3.is_bv_value(a) and a.as_long() == 0:
+        return b
+    return None
+
+
+def _constant(x: Term) -> bool:
+    """Whether `x` folds to a constant. Only the operand is simplified: simplifying the whole query
+    would lift if-then-else chains into operands and hide which products correspond."""
+    return bool(z3.is_bv_value(x) or z3.is_bv_value(z3.simplify(x)))
+
+
+_REAL: dict[str, Callable[[int, int, int], int | None]] = {
+    "mul": lambda x, y, w: (x * y) % (1 << w),
+    "div": lambda x, y, w: None if y == 0 else x // y,  # the zero case is never used
+    "rem": lambda x, y, w: None if y == 0 else x % y,
+}
+
+
+def _congruence(app: Application, rep: Term, operands: list[Term], rep_operands: list[Term]) -> Term:
+    """Equal operands give equal results (Ackermann's constraint, spelled out: the solver does not
+    find on its own that operands equal under some path condition make two applications equal)."""
+    orders = [operands, operands[::-1]] if app.commutative else [operands]
+    same = z3.Or(*[z3.And(*[x == y for x, y in zip(o, rep_operands)]) for o in orders])
+    return z3.Implies(same, app.term == rep)
+
+
+def _equal(solver: z3.Solver, xs: list[Term], ys: list[Term]) -> bool:
+    """Whether the operand lists are equal for every input (under the solver's assumptions)."""
+    return all(x.eq(y) or _equal_terms(solver, x, y) for x, y in zip(xs, ys))
+
+
+def _equal_terms(solver: z3.Solver, x: Term, y: Term) -> bool:
+    """First with every subterm the two sides share replaced by a fresh variable: a formula valid for
+    arbitrary values there is valid for the real ones, and the solver then only compares what differs
+    (typically an absolute value written two ways around one shared sum of products, which it cannot
+    do quickly when it has to bit-blast that sum). Only if that fails is the whole question asked."""
+    shared = _shared_subterms([x], [y])
+    attempts = [[(t, z3.FreshConst(t.sort(), "shared")) for t in shared]] if shared else []
+    attempts.append([])
+    for pairs in attempts:
+        left = z3.substitute(x, *pairs) if pairs else x
+        right = z3.substitute(y, *pairs) if pairs else y
+        solver.push()
+        solver.set("timeout", MERGE_CHECK_MS)
+        solver.add(left != right)
+        unsat = solver.check() == z3.unsat
+        solver.pop()
+        if unsat:
+            return True
+    return False
+
+
+def has_runtime_products(program: n.Program) -> bool:
+    """Whether the IR multiplies or divides run-time values (what this module abstracts)."""
+    constants = {i.out for b in program.blocks for i in b.instrs if isinstance(i, n.Const)}
+    for block in program.blocks:
+        for i in block.instrs:
+            if isinstance(i, n.IntQuotient | n.FixedDivInt):
+                return True
+            if isinstance(i, n.Binary) and i.op in (BinOp.MUL, BinOp.DIV, BinOp.MOD) \
+                    and i.lhs not in constants and i.rhs not in constants:
+                return True
+            if isinstance(i, n.Binary) and i.op in (BinOp.DIV, BinOp.MOD):
+                return True  # by a constant too: the abstraction keeps every quotient
+    return False
+
+
+def shared_cuts(side_a: list[Term], side_b: list[Term]) -> list[tuple[Term, Term]]:
+    """(subterm, fresh constant) for the largest arithmetic subterms both sides contain.
+
+    Substituting them into a query is a generalization (the query then holds for arbitrary values
+    there): if it is unsatisfiable, so is the original. It spares the solver the bit-blasting of
+    circuits both programs share (sums of constant products, abstract products), which it would
+    otherwise build once and still have to reason through bit by bit. Subterms without arithmetic stay,
+    because their exact bits (a zero-extended byte is below 256) are often what the proof needs.
+    """
+    left, right = _subterms(side_a), _subterms(side_b)
+    arithmetic: dict[int, bool] = {}
+
+    def costly(t: Term) -> bool:
+        key = t.get_id()
+        known = arithmetic.get(key)
+        if known is None:
+            known = z3.is_app(t) and t.num_args() > 0 and (
+                t.decl().kind() in _COSTLY or any(costly(c) for c in t.children()))
+            arithmetic[key] = known
+        return known
+
+    shared = [t for k, t in left.items() if k in right and z3.is_bv(t) and costly(t)]
+    shared.sort(key=lambda t: -len(_subterms([t])))
+    return [(t, z3.FreshConst(t.sort(), "cut")) for t in shared]
+
+
+_COSTLY = {z3.Z3_OP_BMUL, z3.Z3_OP_UNINTERPRETED, *_DIVISIONS}
+
+
+def _subterms(roots: list[Term]) -> dict[int, Term]:
+    seen: dict[int, Term] = {}
+    stack = list(roots)
+    while stack:
+        t = stack.pop()
+        if t.get_id() in seen:
+            continue
+        seen[t.get_id()] = t
+        if z3.is_app(t):
+            stack.extend(t.children())
+    return seen
+
+
+def _shared_subterms(xs: list[Term], ys: list[Term]) -> list[Term]:
+    """Bit-vector subterms (not constants or variables) occurring on both sides, outermost first."""
+    left, right = _subterms(xs), _subterms(ys)
+    shared = [t for k, t in left.items()
+              if k in right and z3.is_bv(t) and z3.is_app(t) and t.num_args() > 0]
+    # Larger terms first, so that z3.substitute replaces a shared term as a whole.
+    shared.sort(key=lambda t: -len(_subterms([t])))
+    return shared
