@@ -23,6 +23,7 @@ import pytest
 from pybpfdsl.cli import main
 from pybpfdsl.program import CompiledProgram, XdpProgram
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.verify.equivalence import prove as prove_module
 
 BPF_OK, BPF_REASON = kernel_bpf_available()
 needs_bpf = pytest.mark.skipif(not BPF_OK, reason=f"bpf() unavailable: {BPF_REASON}")
@@ -169,6 +170,9 @@ def _corrupt_first_insn(elf: bytes) -> bytes:
 
 @pytest.fixture
 def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # The proof (of the program before it is corrupted) must not be what refuses it: under the load
+    # of the parallel suite the 5 s compile budget can run out, and the test is about the kernel.
+    monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 120_000)
     original = XdpProgram.compile
 
     def compile_broken(self: XdpProgram, **kwargs: object) -> CompiledProgram:
