@@ -24,6 +24,7 @@ through magnitudes, as `lang.arith` defines them.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.state import Term
 
 _UDIV = {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
@@ -39,7 +41,7 @@ _UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
 _SDIV = {z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I}
 _SREM = {z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I}
 _DIVISIONS = _UDIV | _UREM | _SDIV | _SREM
-MERGE_CHECK_MS = 200
+MERGE_CHECK_MS = 1000
 """Budget of one operand-equality question in `merge` (an undecided pair is simply not merged)."""
 
 
@@ -55,13 +57,19 @@ class Application:
 class NonlinearAbstraction:
     """Rewrites terms (memoized over the DAG); `lemmas` must be asserted alongside."""
 
-    def __init__(self) -> None:
+    def __init__(self, normalize: Callable[[Term], Term] | None = None) -> None:
+        """`normalize`: the normalizer the query's terms are in normal form of (`observe`), to see
+        LLVM's |x| idiom through the normal form of its pieces (the low bits of x, pushed inside)."""
+        self._normalize = normalize
         self.lemmas: list[Term] = []
+        self.deadline: float | None = None
+        """When set (`time.monotonic()` value), rewriting past it raises `Unsupported`."""
         self.applications: list[Application] = []
         """In creation order, which is bottom-up: an application's operands come before it."""
         self.merged = 0
         self.refinements = 0
         self._merged_pairs: list[tuple[Term, Term]] = []
+        self._points = _Points([], [])
         self._functions: dict[tuple[str, int], z3.FuncDeclRef] = {}
         # Keyed by Z3's term id; the term itself is kept too, because Z3 reuses the id of a freed term.
         self._seen: dict[int, tuple[Term, Term]] = {}
@@ -108,6 +116,8 @@ class NonlinearAbstraction:
         done = self._seen.get(key)
         if done is not None:
             return done[1]
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Unsupported("the time budget ran out while abstracting products and quotients")
         out = self._rewrite(e)
         self._seen[key] = (e, out)
         return out
@@ -127,6 +137,10 @@ class NonlinearAbstraction:
             guarded = self._guarded_division(e)
             if guarded is not None:
                 return guarded
+        if kind in (z3.Z3_OP_BADD, z3.Z3_OP_BSUB):
+            summed = self._sum_with_magnitudes(e)
+            if summed is not None:
+                return summed
         args = [self.rewrite(a) for a in e.children()]
         if kind == z3.Z3_OP_BMUL:
             out = args[0]
@@ -138,6 +152,73 @@ class NonlinearAbstraction:
         if any(not a.eq(b) for a, b in zip(args, e.children())):
             return e.decl()(*args)
         return e
+
+    def _same(self, x: Term, y: Term) -> bool:
+        """Whether x and y are one value for every input: syntactically, or with one normal form."""
+        if x.eq(y):
+            return True
+        return self._normalize is not None and self._normalize(x).eq(self._normalize(y))
+
+    def _sum_with_magnitudes(self, e: Term) -> Term | None:
+        """A sum containing LLVM's |x| idiom (at x's width or at its low k bits) as two separate
+        summands, `mixed - sign` with `mixed` = `sign ^ low(x)` (or `low(x ^ (x >>s 63))`) and
+        `sign` = `low(x >>s 63)`, which the normal form may have reordered among other summands and
+        whose `low(x)` it may have pushed inside x's sum: the pair becomes `low(|x|)`, one term."""
+        parts = _summands(e)
+        if len(parts) < 2:
+            return None
+        found: tuple[int, int, Term] | None = None
+        for i, (negated, part) in enumerate(parts):
+            if negated:
+                continue
+            idiom = self._magnitude_idiom(part)
+            if idiom is None:
+                continue
+            x, k, sign = idiom
+            for j, (neg_j, other) in enumerate(parts):
+                if neg_j and other.eq(sign):
+                    found = (i, j, z3.Extract(k - 1, 0, _magnitude(self.rewrite(x))) if k < x.size()
+                             else _magnitude(self.rewrite(x)))
+                    break
+            if found is not None:
+                break
+        if found is None:
+            return None
+        i, j, magnitude = found
+        out = magnitude
+        for index, (negated, part) in enumerate(parts):
+            if index in (i, j):
+                continue
+            term = self.rewrite(part)
+            out = out - term if negated else out + term
+        return out
+
+    def _magnitude_idiom(self, part: Term) -> tuple[Term, int, Term] | None:
+        """(x, k, sign) when `part` is the `mixed` half of LLVM's |x| idiom at k bits (see above)."""
+        kind = part.decl().kind()
+        if kind == z3.Z3_OP_EXTRACT:
+            hi, lo = part.params()
+            inner = part.arg(0)
+            if lo != 0 or inner.decl().kind() != z3.Z3_OP_BXOR or inner.num_args() != 2:
+                return None
+            for shifted, x in (inner.children(), inner.children()[::-1]):
+                of = _sign_of(shifted)
+                if of is not None and of.eq(x):
+                    return x, hi + 1, z3.Extract(hi, 0, shifted)
+            return None
+        if kind != z3.Z3_OP_BXOR or part.num_args() != 2:
+            return None
+        for sign, low in (part.children(), part.children()[::-1]):
+            if sign.decl().kind() == z3.Z3_OP_EXTRACT and sign.params()[1] == 0:
+                x = _sign_of(sign.arg(0))
+                k = sign.params()[0] + 1
+                if x is not None and self._same(low, z3.Extract(k - 1, 0, x)):
+                    return x, k, sign
+            else:
+                x = _sign_of(sign)
+                if x is not None and self._same(low, x):
+                    return x, x.size(), sign
+        return None
 
     def _guarded_division(self, e: Term) -> Term | None:
         """`If(d == 0, 0, x / d)` and `If(d == 0, x, x % d)` (BPF's rules, as both programs write
@@ -160,6 +241,10 @@ class NonlinearAbstraction:
         """
         w = x.size()
         zero_quotient = z3.BitVecVal(0 if bpf else -1, w)
+        if z3.is_bv_value(d) and d.as_long() != 0 and kind in _UDIV | _UREM:
+            # A constant divisor is never 0: the zero case would only be a dead if-then-else that
+            # makes equal operands differ in form.
+            return self._divide(x, d) if kind in _UDIV else self._remainder(x, d)
         if kind in _UDIV:
             return z3.If(d == 0, zero_quotient, self._divide(x, d))
         if kind in _UREM:
@@ -173,12 +258,14 @@ class NonlinearAbstraction:
 
     def merge(self, assumptions: list[Term], deadline: float) -> list[tuple[Term, Term]]:
         """Pairs (application, equal earlier application) for every application whose operands equal
-        an earlier one's for every input; substitute them into the abstract query (`z3.substitute`).
+        an earlier one's for every input, and (narrower product, low bits of a later wider one);
+        substitute them into the abstract query (`z3.substitute`).
 
         Bottom-up, so operands that contain merged applications are compared after merging.
         """
         solver = z3.Solver()
         solver.add(*assumptions)
+        self._points = _Points(assumptions, [a.term for a in self.applications])
         pairs: list[tuple[Term, Term]] = []
         representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]] = {}
         for app in self.applications:
@@ -194,6 +281,18 @@ class NonlinearAbstraction:
                         low = [(z3.Extract(width - 1, 0, r), [z3.Extract(width - 1, 0, o) for o in ops])
                                for r, ops in reps]
                         match = self._match(solver, app, operands, low, deadline)
+            if match is None and app.kind == "mul":
+                # Or an earlier narrower product the low bits of this one: that one is then replaced
+                # by these low bits, everywhere (earlier pairs and stored operands included).
+                narrowed = self._narrower(solver, app, operands, representatives, deadline)
+                if narrowed is not None:
+                    old = narrowed
+                    low = z3.Extract(old.size() - 1, 0, app.term)
+                    pairs = [(a, low if b.eq(old) else b) for a, b in pairs]
+                    pairs.append((old, low))
+                    for reps in representatives.values():
+                        reps[:] = [(low if r.eq(old) else r, [z3.substitute(o, (old, low)) for o in ops])
+                                   for r, ops in reps]
             if match is None:
                 for rep, rep_operands in group:
                     self.lemmas.append(_congruence(app, rep, operands, rep_operands))
@@ -204,16 +303,39 @@ class NonlinearAbstraction:
         self._merged_pairs = pairs
         return pairs
 
-    @staticmethod
-    def _match(solver: z3.Solver, app: Application, operands: list[Term], candidates: list[tuple[Term, list[Term]]],
-               deadline: float) -> Term | None:
+    def _narrower(self, solver: z3.Solver, app: Application, operands: list[Term],
+                  representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]],
+                  deadline: float) -> Term | None:
+        """An earlier narrower product (a representative application, not yet replaced) whose operands
+        are the low bits of `operands`, so that it is the low bits of `app`."""
+        width = app.term.size()
+        for (kind, narrow), reps in representatives.items():
+            if kind != "mul" or narrow >= width:
+                continue
+            low = [z3.Extract(narrow - 1, 0, o) for o in operands]
+            for rep, rep_operands in reps:
+                if not _is_application(rep) or any(_occurs(rep, o) for o in operands):
+                    continue
+                if self._match(solver, app, low, [(rep, rep_operands)], deadline) is not None:
+                    return rep
+        return None
+
+    def _match(self, solver: z3.Solver, app: Application, operands: list[Term],
+               candidates: list[tuple[Term, list[Term]]], deadline: float) -> Term | None:
         for rep, rep_operands in candidates:
             if time.monotonic() > deadline:
                 return None
             orders = [operands, operands[::-1]] if app.commutative else [operands]
-            if any(_equal(solver, rep_operands, o) for o in orders):
+            if any(self._equal(solver, rep_operands, o) for o in orders):
                 return rep
         return None
+
+    def _equal(self, solver: z3.Solver, xs: list[Term], ys: list[Term]) -> bool:
+        """Whether the operand lists are equal for every input (under the solver's assumptions); a
+        pair that differs at one of the sample points is not (no solver call needed)."""
+        if any(self._points.differ(x, y) for x, y in zip(xs, ys)):
+            return False
+        return all(x.eq(y) or _equal_terms(solver, x, y) for x, y in zip(xs, ys))
 
     def refine(self, model: z3.ModelRef) -> list[Term]:
         """Lemmas ruling out this model where it gives an application a value the real operation
@@ -314,6 +436,42 @@ def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
     return None
 
 
+def _is_application(t: Term) -> bool:
+    return bool(z3.is_app(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED)
+
+
+def _occurs(t: Term, inside: Term) -> bool:
+    return t.get_id() in _subterms([inside])
+
+
+def _sign_of(shifted: Term) -> Term | None:
+    """x, when `shifted` is `x >>s (width - 1)` (0 or all ones by x's sign)."""
+    if not z3.is_app(shifted) or shifted.decl().kind() != z3.Z3_OP_BASHR:
+        return None
+    x, amount = shifted.children()
+    if z3.is_bv_value(amount) and amount.as_long() == x.size() - 1:
+        return x
+    return None
+
+
+def _summands(e: Term) -> list[tuple[bool, Term]]:
+    """The summands of a chain of additions and subtractions, each with whether it is subtracted."""
+    out: list[tuple[bool, Term]] = []
+    stack: list[tuple[bool, Term]] = [(False, e)]
+    while stack:
+        negated, t = stack.pop()
+        kind = t.decl().kind() if z3.is_app(t) else None
+        if kind == z3.Z3_OP_BADD:
+            stack.extend((negated, c) for c in reversed(t.children()))
+        elif kind == z3.Z3_OP_BSUB and t.num_args() >= 1:
+            children = t.children()
+            stack.extend((not negated, c) for c in reversed(children[1:]))
+            stack.append((negated, children[0]))
+        else:
+            out.append((negated, t))
+    return out
+
+
 def _is_zero(t: Term) -> bool:
     return bool(z3.is_bv_value(t) and t.as_long() == 0)
 
@@ -357,9 +515,70 @@ def _congruence(app: Application, rep: Term, operands: list[Term], rep_operands:
     return z3.Implies(same, app.term == rep)
 
 
-def _equal(solver: z3.Solver, xs: list[Term], ys: list[Term]) -> bool:
-    """Whether the operand lists are equal for every input (under the solver's assumptions)."""
-    return all(x.eq(y) or _equal_terms(solver, x, y) for x, y in zip(xs, ys))
+class _Points:
+    """A few sample inputs (satisfying the assumptions) with sample values of the abstract functions'
+    applications, at which terms are evaluated: terms that differ at one are not equal for every
+    input, which spares most of `merge`'s solver questions. Only ever used to rule a merge out."""
+
+    COUNT = 3
+
+    def __init__(self, assumptions: list[Term], applications: list[Term]) -> None:
+        rng = random.Random(0)
+        self._applications = applications
+        self._random = rng
+        self._points: list[tuple[dict[int, Term], list[tuple[Term, Term]]]] = []
+        variables = _variables(assumptions)
+        for i in range(self.COUNT):
+            solver = z3.Solver()
+            solver.set("random_seed", i)
+            solver.set("timeout", 200)
+            solver.add(*assumptions)
+            if solver.check() != z3.sat:
+                continue
+            model = solver.model()
+            known = {k: model.eval(v, model_completion=True) for k, v in variables.items()}
+            values = [(a, z3.BitVecVal(rng.getrandbits(a.size()), a.size())) for a in applications]
+            self._points.append((known, values))
+        self._cache: dict[int, tuple[Term, tuple[int, ...] | None]] = {}
+
+    def _value(self, t: Term) -> tuple[int, ...] | None:
+        key = t.get_id()
+        found = self._cache.get(key)
+        if found is not None and found[0].eq(t):
+            return found[1]
+        out: list[int] = []
+        for known, values in self._points:
+            plain = z3.substitute(t, *values) if values else t
+            pairs = []
+            for k, v in _variables([plain]).items():
+                if not (z3.is_bv(v) or z3.is_bool(v)):
+                    continue  # arrays stay symbolic: a value read from one is then not decided
+                if k not in known or not known[k].sort().eq(v.sort()):
+                    known[k] = z3.BitVecVal(self._random.getrandbits(v.size()), v.size()) if z3.is_bv(v) \
+                        else z3.BoolVal(self._random.getrandbits(1) == 1)
+                pairs.append((v, known[k]))
+            try:
+                value = z3.simplify(z3.substitute(plain, *pairs) if pairs else plain)
+            except z3.Z3Exception:  # a sampling shortcut only: undecided means "ask the solver"
+                value = plain
+            if not z3.is_bv_value(value):
+                self._cache[key] = (t, None)
+                return None
+            out.append(value.as_long())
+        self._cache[key] = (t, tuple(out))
+        return tuple(out)
+
+    def differ(self, x: Term, y: Term) -> bool:
+        if not self._points or x.eq(y):
+            return False
+        vx, vy = self._value(x), self._value(y)
+        return vx is not None and vy is not None and vx != vy
+
+
+def _variables(terms: list[Term]) -> dict[int, Term]:
+    """The free constants in `terms` (by id)."""
+    return {k: t for k, t in _subterms(terms).items()
+            if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED}
 
 
 def _equal_terms(solver: z3.Solver, x: Term, y: Term) -> bool:

@@ -27,7 +27,14 @@ from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
 from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
 from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction, has_runtime_products, shared_cuts
-from pybpfdsl.verify.equivalence.observe import Difference, Observation, differences, disagreement, observe
+from pybpfdsl.verify.equivalence.observe import (
+    Difference,
+    Observation,
+    differences,
+    disagreement,
+    normalizer_for,
+    observe,
+)
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
 from pybpfdsl.verify.equivalence.state import Inputs, Term
 
@@ -109,7 +116,6 @@ def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable
         b = _Side(labels[1], b_run(deadline))
     except Unsupported as exc:
         return ProofResult("unknown", time.perf_counter() - started, reason=f"not modelled: {exc}")
-    obs_a, obs_b = observe(a.exploration.outcomes, inputs), observe(b.exploration.outcomes, inputs)
     stats: dict[str, int | float | str] = {
         "paths_a": len(a.exploration.outcomes), "paths_b": len(b.exploration.outcomes),
         "solver_checks": a.exploration.solver_checks + b.exploration.solver_checks,
@@ -118,12 +124,24 @@ def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable
     # Obligation 2: no input on which an output differs.
     # Each first with products and quotients abstract (a proof if unsat), then exactly (the abstract
     # query plus the definitions of its functions: equisatisfiable with the original).
-    diffs = differences(obs_a, obs_b)
-    abstraction = NonlinearAbstraction()
-    queries = [(kind, abstraction.rewrite(q)) for kind, q in (
-        ("ir_error", z3.Or(obs_a.ir_error, obs_b.ir_error)), ("difference", disagreement(obs_a, obs_b, diffs)))]
-    sides = ([abstraction.rewrite(t) for t in _observed(obs_a)], [abstraction.rewrite(t) for t in _observed(obs_b)])
-    merged = abstraction.merge(inputs.assumptions, time.monotonic() + (deadline - time.monotonic()) * MERGE_SHARE)
+    normalizer = normalizer_for(inputs)
+    normalizer.deadline = deadline  # normal forms of merged loops can take long: stay in the budget
+    try:
+        obs_a, obs_b = observe(a.exploration.outcomes, inputs), observe(b.exploration.outcomes, inputs)
+        diffs = differences(obs_a, obs_b)
+        abstraction = NonlinearAbstraction(normalizer.normalize)
+        abstraction.deadline = deadline
+        queries = [(kind, abstraction.rewrite(q)) for kind, q in (
+            ("ir_error", z3.Or(obs_a.ir_error, obs_b.ir_error)),
+            ("difference", disagreement(obs_a, obs_b, diffs)))]
+        sides = ([abstraction.rewrite(t) for t in _observed(obs_a)],
+                 [abstraction.rewrite(t) for t in _observed(obs_b)])
+        merged = abstraction.merge(inputs.assumptions,
+                                   time.monotonic() + (deadline - time.monotonic()) * MERGE_SHARE)
+    except Unsupported as exc:
+        return ProofResult("unknown", time.perf_counter() - started, stats, reason=str(exc))
+    finally:
+        normalizer.deadline = None
     stats["abstracted"], stats["merged"] = len(abstraction.applications), len(merged)
     for kind, query in queries:
         if abstraction.applications and _abstractly_unsat(query, abstraction, merged, sides, inputs, deadline,
