@@ -30,7 +30,7 @@ def _zero(x: Term) -> Term:
     return x == z3.BitVecVal(0, x.size())
 
 
-def _magnitude(x: Term) -> Term:
+def abs_value(x: Term) -> Term:
     """|x| of a signed 64-bit value as an unsigned 64-bit value (|INT_MIN| = 2**63 fits)."""
     return z3.If(x < 0, -x, x)
 
@@ -76,7 +76,7 @@ def fixed_mul(a: Term, b: Term) -> Term:
     is exact (the dropped terms are multiples of 2³²) and keeps the query in 64-bit multiplications
     instead of one 128-bit one, which bit-blasts to a far larger circuit.
     """
-    ma, mb = _magnitude(a), _magnitude(b)
+    ma, mb = abs_value(a), abs_value(b)
     ah, al = z3.LShR(ma, FRACTION_BITS), ma & 0xFFFFFFFF
     bh, bl = z3.LShR(mb, FRACTION_BITS), mb & 0xFFFFFFFF
     magnitude = ((ah * bh) << FRACTION_BITS) + (ah * bl + al * bh) + z3.LShR(al * bl, FRACTION_BITS)
@@ -102,7 +102,7 @@ def _bpf_udiv(x: Term, d: Term) -> Term:
 
 def quotient(a: Term, n: Term) -> Term:
     """`fixed.quotient`: whole part plus scaled remainder, on the magnitudes, 0 for n == 0."""
-    ma, mn = _magnitude(a), _magnitude(n)
+    ma, mn = abs_value(a), abs_value(n)
     q = _bpf_udiv(ma, mn)
     r = ma - q * mn  # the remainder, without a second divider circuit
     raw = (q << FRACTION_BITS) + _bpf_udiv(r << FRACTION_BITS, mn)
@@ -111,7 +111,7 @@ def quotient(a: Term, n: Term) -> Term:
 
 def div_int(a: Term, n: Term) -> Term:
     """`fixed.div_int`: truncating, 0 for n == 0."""
-    q = _bpf_udiv(_magnitude(a), _magnitude(n))
+    q = _bpf_udiv(abs_value(a), abs_value(n))
     return z3.If(_zero(n), z3.BitVecVal(0, 64), _signed_result(q, z3.Xor(a < 0, n < 0)))
 
 

@@ -33,6 +33,7 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.verify.equivalence.ir_arith import abs_value
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.state import Term
 
@@ -128,11 +129,11 @@ class NonlinearAbstraction:
         kind = e.decl().kind()
         magnitude_of = _absolute_value(e)
         if magnitude_of is not None:
-            return _magnitude(self.rewrite(magnitude_of))
+            return abs_value(self.rewrite(magnitude_of))
         low_magnitude = _low_absolute_value(e)
         if low_magnitude is not None:
             x, k = low_magnitude
-            return z3.Extract(k - 1, 0, _magnitude(self.rewrite(x)))
+            return z3.Extract(k - 1, 0, abs_value(self.rewrite(x)))
         if kind == z3.Z3_OP_ITE:
             guarded = self._guarded_division(e)
             if guarded is not None:
@@ -177,8 +178,8 @@ class NonlinearAbstraction:
             x, k, sign = idiom
             for j, (neg_j, other) in enumerate(parts):
                 if neg_j and other.eq(sign):
-                    found = (i, j, z3.Extract(k - 1, 0, _magnitude(self.rewrite(x))) if k < x.size()
-                             else _magnitude(self.rewrite(x)))
+                    found = (i, j, z3.Extract(k - 1, 0, abs_value(self.rewrite(x))) if k < x.size()
+                             else abs_value(self.rewrite(x)))
                     break
             if found is not None:
                 break
@@ -249,7 +250,7 @@ class NonlinearAbstraction:
             return z3.If(d == 0, zero_quotient, self._divide(x, d))
         if kind in _UREM:
             return z3.If(d == 0, x, self._remainder(x, d))
-        mx, md = _magnitude(x), _magnitude(d)
+        mx, md = abs_value(x), abs_value(d)
         if kind in _SDIV:
             q = z3.If(md == 0, zero_quotient, self._divide(mx, md))
             return z3.If(z3.Xor(x < 0, d < 0), -q, q)
@@ -367,13 +368,9 @@ def _safe(d: Term) -> Term:
     return z3.If(d == 0, z3.BitVecVal(1, d.size()), d)
 
 
-def _magnitude(x: Term) -> Term:
-    return z3.If(x < 0, -x, x)
-
-
 def _absolute_value(e: Term) -> Term | None:
     """x, when `e` is |x| written as a select (`If(0 <= x, x, -x)` and its variants) or as LLVM's
-    branch-free idiom (`(x ^ (x >>s 63)) - (x >>s 63)`); both become `_magnitude(x)`, one term."""
+    branch-free idiom (`(x ^ (x >>s 63)) - (x >>s 63)`); both become `ir_arith.abs_value(x)`, one term."""
     kind = e.decl().kind()
     if kind == z3.Z3_OP_ITE:
         cond, yes, no = e.children()
@@ -403,10 +400,8 @@ def _absolute_value(e: Term) -> Term | None:
         return None
     if kind == z3.Z3_OP_BSUB and e.num_args() == 2:
         mixed, sign = e.children()
-        if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or sign.decl().kind() != z3.Z3_OP_BASHR:
-            return None
-        x, amount = sign.children()
-        if not (z3.is_bv_value(amount) and amount.as_long() == x.size() - 1):
+        x = _sign_of(sign)
+        if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or x is None:
             return None
         a, b = mixed.children()
         if (a.eq(x) and b.eq(sign)) or (a.eq(sign) and b.eq(x)):
@@ -423,11 +418,8 @@ def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
     if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or sign.decl().kind() != z3.Z3_OP_EXTRACT:
         return None
     hi, lo = sign.params()
-    shifted = sign.arg(0)
-    if lo != 0 or shifted.decl().kind() != z3.Z3_OP_BASHR:
-        return None
-    x, amount = shifted.children()
-    if not (z3.is_bv_value(amount) and amount.as_long() == x.size() - 1):
+    x = _sign_of(sign.arg(0))
+    if lo != 0 or x is None:
         return None
     low_x = z3.Extract(hi, 0, x)
     a, b = mixed.children()
@@ -487,9 +479,9 @@ def _zero_tested(cond: Term) -> Term | None:
     if not z3.is_eq(cond):
         return None
     a, b = cond.children()
-    if z3.is_bv_value(b) and b.as_long() == 0:
+    if _is_zero(b):
         return a
-    if z3.is_bv_value(a) and a.as_long() == 0:
+    if _is_zero(a):
         return b
     return None
 
@@ -609,11 +601,10 @@ def has_runtime_products(program: n.Program) -> bool:
         for i in block.instrs:
             if isinstance(i, n.IntQuotient | n.FixedDivInt):
                 return True
-            if isinstance(i, n.Binary) and i.op in (BinOp.MUL, BinOp.DIV, BinOp.MOD) \
-                    and i.lhs not in constants and i.rhs not in constants:
-                return True
             if isinstance(i, n.Binary) and i.op in (BinOp.DIV, BinOp.MOD):
                 return True  # by a constant too: the abstraction keeps every quotient
+            if isinstance(i, n.Binary) and i.op is BinOp.MUL and i.lhs not in constants and i.rhs not in constants:
+                return True
     return False
 
 
@@ -639,8 +630,7 @@ def shared_cuts(side_a: list[Term], side_b: list[Term]) -> list[tuple[Term, Term
         return known
 
     shared = [t for k, t in left.items() if k in right and z3.is_bv(t) and costly(t)]
-    shared.sort(key=lambda t: -len(_subterms([t])))
-    return [(t, z3.FreshConst(t.sort(), "cut")) for t in shared]
+    return [(t, z3.FreshConst(t.sort(), "cut")) for t in _outermost_first(shared)]
 
 
 _COSTLY = {z3.Z3_OP_BMUL, z3.Z3_OP_UNINTERPRETED, *_DIVISIONS}
@@ -662,8 +652,10 @@ def _subterms(roots: list[Term]) -> dict[int, Term]:
 def _shared_subterms(xs: list[Term], ys: list[Term]) -> list[Term]:
     """Bit-vector subterms (not constants or variables) occurring on both sides, outermost first."""
     left, right = _subterms(xs), _subterms(ys)
-    shared = [t for k, t in left.items()
-              if k in right and z3.is_bv(t) and z3.is_app(t) and t.num_args() > 0]
-    # Larger terms first, so that z3.substitute replaces a shared term as a whole.
-    shared.sort(key=lambda t: -len(_subterms([t])))
-    return shared
+    return _outermost_first([t for k, t in left.items()
+                             if k in right and z3.is_bv(t) and z3.is_app(t) and t.num_args() > 0])
+
+
+def _outermost_first(terms: list[Term]) -> list[Term]:
+    """Larger terms first, so that z3.substitute replaces a shared term as a whole."""
+    return sorted(terms, key=lambda t: -len(_subterms([t])))
