@@ -36,6 +36,14 @@ from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.verify.equivalence.ir_arith import abs_value
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.terms import (
+    is_computed_bv,
+    is_free_constant,
+    shared_subterms,
+    substitute,
+    subterm_asts,
+    subterms,
+)
 
 _UDIV = {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
 _UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
@@ -270,7 +278,7 @@ class NonlinearAbstraction:
         pairs: list[tuple[Term, Term]] = []
         representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]] = {}
         for app in self.applications:
-            operands = [z3.substitute(a, *pairs) if pairs else a for a in app.term.children()]
+            operands = [substitute(a, pairs) for a in app.term.children()]
             width = app.term.size()
             group = representatives.setdefault((app.kind, width), [])
             match = self._match(solver, app, operands, group, deadline)
@@ -292,7 +300,7 @@ class NonlinearAbstraction:
                     pairs = [(a, low if b.eq(old) else b) for a, b in pairs]
                     pairs.append((old, low))
                     for reps in representatives.values():
-                        reps[:] = [(low if r.eq(old) else r, [z3.substitute(o, (old, low)) for o in ops])
+                        reps[:] = [(low if r.eq(old) else r, [substitute(o, [(old, low)]) for o in ops])
                                    for r, ops in reps]
             if match is None:
                 for rep, rep_operands in group:
@@ -300,6 +308,7 @@ class NonlinearAbstraction:
                 group.append((app.term, operands))
             else:
                 pairs.append((app.term, match))
+        pairs = closed(pairs)
         self.merged = len(pairs)
         self._merged_pairs = pairs
         return pairs
@@ -336,7 +345,7 @@ class NonlinearAbstraction:
         pair that differs at one of the sample points is not (no solver call needed)."""
         if any(self._points.differ(x, y) for x, y in zip(xs, ys)):
             return False
-        return all(x.eq(y) or _equal_terms(solver, x, y) for x, y in zip(xs, ys))
+        return all(x.eq(y) or equal_terms(solver, x, y) for x, y in zip(xs, ys))
 
     def refine(self, model: z3.ModelRef) -> list[Term]:
         """Lemmas ruling out this model where it gives an application a value the real operation
@@ -348,7 +357,7 @@ class NonlinearAbstraction:
         for app in self.applications:
             if app.term.get_id() in merged:
                 continue
-            term = z3.substitute(app.term, *pairs) if pairs else app.term
+            term = substitute(app.term, pairs)
             operands = [model.eval(a, model_completion=True) for a in term.children()]
             got = model.eval(term, model_completion=True)
             if not all(z3.is_bv_value(v) for v in (*operands, got)):
@@ -359,6 +368,19 @@ class NonlinearAbstraction:
                 out.append(z3.Implies(at, term == z3.BitVecVal(real, term.size())))
         self.refinements += len(out)
         return out
+
+
+def closed(pairs: list[tuple[Term, Term]]) -> list[tuple[Term, Term]]:
+    """The pairs with every replacement itself substituted, until no replacement contains a replaced
+    term: `z3.substitute` does not look inside what it puts in, and a replacement may contain an
+    application merged later (a narrower product replaced by the low bits of a later wider one whose
+    operands contain merged applications). Without this the query keeps both, unrelated."""
+    for _ in range(len(pairs)):
+        closed = [(old, substitute(new, pairs)) for old, new in pairs]
+        if all(a.eq(b) for (_, a), (_, b) in zip(closed, pairs)):
+            break
+        pairs = closed
+    return pairs
 
 
 def _safe(d: Term) -> Term:
@@ -433,7 +455,7 @@ def _is_application(t: Term) -> bool:
 
 
 def _occurs(t: Term, inside: Term) -> bool:
-    return t.get_id() in _subterms([inside])
+    return t.get_id() in subterm_asts([inside])
 
 
 def _sign_of(shifted: Term) -> Term | None:
@@ -569,29 +591,37 @@ class _Points:
 
 def _variables(terms: list[Term]) -> dict[int, Term]:
     """The free constants in `terms` (by id)."""
-    return {k: t for k, t in _subterms(terms).items()
-            if z3.is_const(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED}
+    return subterms(terms, is_free_constant)
 
 
-def _equal_terms(solver: z3.Solver, x: Term, y: Term) -> bool:
-    """First with every subterm the two sides share replaced by a fresh variable: a formula valid for
+def equal_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int = MERGE_CHECK_MS) -> bool:
+    """Whether x and y are equal for every input satisfying the solver's assertions."""
+    return compare_terms(solver, x, y, timeout_ms) is True
+
+
+def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int) -> bool | z3.ModelRef | None:
+    """True when x and y are equal for every input satisfying the solver's assertions; otherwise a
+    model on which they differ, or None when undecided in time.
+
+    First with every subterm the two sides share replaced by a fresh variable: a formula valid for
     arbitrary values there is valid for the real ones, and the solver then only compares what differs
     (typically an absolute value written two ways around one shared sum of products, which it cannot
     do quickly when it has to bit-blast that sum). Only if that fails is the whole question asked."""
-    shared = _shared_subterms([x], [y])
+    shared = shared_subterms([x], [y], is_computed_bv)
     attempts = [[(t, z3.FreshConst(t.sort(), "shared")) for t in shared]] if shared else []
     attempts.append([])
     for pairs in attempts:
-        left = z3.substitute(x, *pairs) if pairs else x
-        right = z3.substitute(y, *pairs) if pairs else y
         solver.push()
-        solver.set("timeout", MERGE_CHECK_MS)
-        solver.add(left != right)
-        unsat = solver.check() == z3.unsat
+        solver.set("timeout", timeout_ms)
+        solver.add(substitute(x, pairs) != substitute(y, pairs))
+        verdict = solver.check()
+        model = solver.model() if verdict == z3.sat and not pairs else None
         solver.pop()
-        if unsat:
+        if verdict == z3.unsat:
             return True
-    return False
+        if model is not None:
+            return model
+    return None
 
 
 def has_runtime_products(program: n.Program) -> bool:
@@ -617,7 +647,7 @@ def shared_cuts(side_a: list[Term], side_b: list[Term]) -> list[tuple[Term, Term
     otherwise build once and still have to reason through bit by bit. Subterms without arithmetic stay,
     because their exact bits (a zero-extended byte is below 256) are often what the proof needs.
     """
-    left, right = _subterms(side_a), _subterms(side_b)
+    left, right = subterms(side_a), subterms(side_b)
     arithmetic: dict[int, bool] = {}
 
     def costly(t: Term) -> bool:
@@ -630,32 +660,7 @@ def shared_cuts(side_a: list[Term], side_b: list[Term]) -> list[tuple[Term, Term
         return known
 
     shared = [t for k, t in left.items() if k in right and z3.is_bv(t) and costly(t)]
-    return [(t, z3.FreshConst(t.sort(), "cut")) for t in _outermost_first(shared)]
+    return [(t, z3.FreshConst(t.sort(), "cut")) for t in shared]
 
 
 _COSTLY = {z3.Z3_OP_BMUL, z3.Z3_OP_UNINTERPRETED, *_DIVISIONS}
-
-
-def _subterms(roots: list[Term]) -> dict[int, Term]:
-    seen: dict[int, Term] = {}
-    stack = list(roots)
-    while stack:
-        t = stack.pop()
-        if t.get_id() in seen:
-            continue
-        seen[t.get_id()] = t
-        if z3.is_app(t):
-            stack.extend(t.children())
-    return seen
-
-
-def _shared_subterms(xs: list[Term], ys: list[Term]) -> list[Term]:
-    """Bit-vector subterms (not constants or variables) occurring on both sides, outermost first."""
-    left, right = _subterms(xs), _subterms(ys)
-    return _outermost_first([t for k, t in left.items()
-                             if k in right and z3.is_bv(t) and z3.is_app(t) and t.num_args() > 0])
-
-
-def _outermost_first(terms: list[Term]) -> list[Term]:
-    """Larger terms first, so that z3.substitute replaces a shared term as a whole."""
-    return sorted(terms, key=lambda t: -len(_subterms([t])))

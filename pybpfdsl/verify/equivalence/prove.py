@@ -37,6 +37,8 @@ from pybpfdsl.verify.equivalence.observe import (
 )
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
 from pybpfdsl.verify.equivalence.state import Inputs, Term
+from pybpfdsl.verify.equivalence.sweep import sweep
+from pybpfdsl.verify.equivalence.terms import substitute
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.instruction import Instruction
@@ -80,7 +82,8 @@ class ProofResult:
         return self.summary() + "\n" + self.counterexample.report()
 
 
-_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "cuts", "refined", "conflicts", "decisions")
+_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "swept", "cuts", "refined", "conflicts",
+          "decisions")
 
 
 def skipped(reason: str = "compile(prove=False)") -> ProofResult:
@@ -143,9 +146,10 @@ def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable
     finally:
         normalizer.deadline = None
     stats["abstracted"], stats["merged"] = len(abstraction.applications), len(merged)
+    shared = _AbstractParts.of(abstraction, merged, sides, inputs, deadline, stats) \
+        if abstraction.applications else None
     for kind, query in queries:
-        if abstraction.applications and _abstractly_unsat(query, abstraction, merged, sides, inputs, deadline,
-                                                          stats):
+        if shared is not None and _abstractly_unsat(query, abstraction, shared, inputs, deadline, stats):
             continue
         solver = z3.Solver()
         solver.set("timeout", max(1, int((deadline - time.monotonic()) * 1000)))
@@ -166,9 +170,11 @@ REFINEMENT_ROUNDS = 20
 MERGE_SHARE = 0.3
 """Part of the budget left after exploring that merging equal applications may use."""
 ABSTRACT_SHARE = 0.6
+"""Part of the remaining budget the abstract query may use before the exact one gets the rest."""
+SWEEP_SHARE = 0.2
+"""Part of the budget left after merging that finding and merging equal subterms (`sweep`) may use."""
 GENERALIZED_SHARE = 0.4
 """Part of the abstract budget the generalized query (shared arithmetic cut out) may use."""
-"""Part of the remaining budget the abstract query may use before the exact one gets the rest."""
 
 
 def _observed(obs: Observation) -> list[Term]:
@@ -179,25 +185,53 @@ def _observed(obs: Observation) -> list[Term]:
     return out
 
 
-def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, merged: list[tuple[Term, Term]],
-                      sides: tuple[list[Term], list[Term]], inputs: Inputs, deadline: float,
-                      stats: dict[str, int | float | str]) -> bool:
-    """Whether the abstract `query` (equal applications merged) is unsatisfiable: then it is
-    unsatisfiable with the real operations too, a proof; otherwise nothing is known. First generalized
-    further at the arithmetic both sides share (`shared_cuts`), then with spurious models refined."""
+@dataclass(frozen=True)
+class _AbstractParts:
+    """What both obligations' abstract queries share: equal applications merged, then equal subterms
+    of the two sides swept together (`sweep`), the lemmas so rewritten, and the arithmetic both sides
+    still share (`shared_cuts`)."""
+
+    merged: list[tuple[Term, Term]]
+    swept: list[tuple[Term, Term]]
+    lemmas: list[Term]
+    cuts: list[tuple[Term, Term]]
+
+    @staticmethod
+    def of(abstraction: NonlinearAbstraction, merged: list[tuple[Term, Term]],
+           sides: tuple[list[Term], list[Term]], inputs: Inputs, deadline: float,
+           stats: dict[str, int | float | str]) -> _AbstractParts:
+        def merge(t: Term) -> Term:
+            return substitute(t, merged)
+
+        lemmas = [merge(lemma) for lemma in abstraction.lemmas]
+        side_a, side_b = [merge(t) for t in sides[0]], [merge(t) for t in sides[1]]
+        swept = sweep(side_a, side_b, inputs.assumptions, lemmas,
+                      time.monotonic() + (deadline - time.monotonic()) * SWEEP_SHARE)
+        if swept:
+            lemmas = [substitute(lemma, swept) for lemma in lemmas]
+            side_a = [substitute(t, swept) for t in side_a]
+            side_b = [substitute(t, swept) for t in side_b]
+        stats["swept"] = len(swept)
+        return _AbstractParts(merged, swept, lemmas, shared_cuts(side_a, side_b))
+
+    def rewrite(self, t: Term) -> Term:
+        t = substitute(t, self.merged)
+        return substitute(t, self.swept)
+
+
+def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, parts: _AbstractParts, inputs: Inputs,
+                      deadline: float, stats: dict[str, int | float | str]) -> bool:
+    """Whether the abstract `query` (rewritten by `parts`) is unsatisfiable: then it is unsatisfiable
+    with the real operations too, a proof; otherwise nothing is known. First generalized further at
+    the arithmetic both sides share (`shared_cuts`), then with spurious models refined."""
     budget_end = time.monotonic() + (deadline - time.monotonic()) * ABSTRACT_SHARE
-
-    def merge(t: Term) -> Term:
-        return z3.substitute(t, *merged) if merged else t
-
-    abstract = merge(query)
-    lemmas = [merge(lemma) for lemma in abstraction.lemmas]
-    cuts = shared_cuts([merge(t) for t in sides[0]], [merge(t) for t in sides[1]])
+    abstract = parts.rewrite(query)
+    lemmas, cuts = parts.lemmas, parts.cuts
     if cuts:
         generalized = z3.Solver()
         generalized.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000 * GENERALIZED_SHARE)))
         generalized.add(*inputs.assumptions)
-        generalized.add(z3.substitute(abstract, *cuts), *[z3.substitute(lemma, *cuts) for lemma in lemmas])
+        generalized.add(substitute(abstract, cuts), *[substitute(lemma, cuts) for lemma in lemmas])
         if generalized.check() == z3.unsat:
             stats["cuts"] = len(cuts)
             stats.update(_solver_stats(generalized))

@@ -1,0 +1,301 @@
+"""Equal subterms of the two sides, proposed by simulation and proven one at a time (SAT sweeping).
+
+LLVM often computes a value in a different way from the IR: a product's sign as `(a ^ b) <s 0`
+rather than `(a < 0) != (b < 0)`, a magnitude that it knows to be non-negative without the |x|. The
+outputs are then equal, but the final query compares them only as wholes. The solver bit-blasts both
+sides and has to rediscover every internal correspondence, and for the token-bucket refill that
+takes seconds per output byte, even when the one subterm that differs is easy to prove equal on its own
+(0.1 s).
+
+Equivalence checkers for circuits face the same problem and solve it by sweeping. Random simulation
+proposes pairs of internal nodes, one from each side, that take the same value at every sample
+point. A small solver question then proves or refutes each pair, and each proven pair is merged, so
+later questions and the final query see one term where there were two. Candidates are visited
+bottom-up (deeper terms after their subterms), so that merging an inner pair makes the outer questions
+easier.
+
+A pair is merged only when it is proven equal for every input (under the query's assumptions and the
+lemmas about the abstract functions). Substituting one side's term by the other's therefore leaves
+the query equisatisfiable, and an unsatisfiable result is still a proof.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import z3
+
+from pybpfdsl.verify.equivalence.nonlinear import closed, compare_terms
+from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.terms import is_application, is_free_constant, substitute, subterms
+
+SWEEP_POINTS = 6
+"""Sample points per candidate: enough that unequal terms rarely share a signature."""
+SWEEP_CHECK_MS = 300
+"""Budget of one pair's solver question; an undecided pair is simply not merged."""
+SWEEP_TRIES = 2
+"""Candidates from the other side tried per term (most signatures match one term or none)."""
+SWEEP_LEARNED = 64
+"""Counterexamples of failed questions added as sample points, at most."""
+SAMPLE_REDRAWS = 32
+"""Random redraws of the assumptions' constants per sample point before a solver picks them."""
+
+
+def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemmas: list[Term],
+          deadline: float) -> list[tuple[Term, Term]]:
+    """Pairs (term, equal term) to substitute (`z3.substitute`) into a query over both sides.
+
+    Only terms that occur on one side alone take part: within one side too, because one program's
+    value may have several forms (normalized under different path conditions), and the other side's
+    form must meet all of them. `assumptions` hold for every input; `lemmas` are what the query
+    asserts about its abstract functions."""
+    depth = _Depths()
+    left, right = subterms(side_a), subterms(side_b)
+    above = _Above()
+    only_a = [t for k, t in left.items() if k not in right and _candidate(t) and above.application(t)]
+    only_b = [t for k, t in right.items() if k not in left and _candidate(t) and above.application(t)]
+    if not only_a or not only_b:
+        return []
+    everything = [*side_a, *side_b]
+    applications = sorted(subterms(everything, is_application).values(), key=depth.of)
+    simulation = _Simulation(_constants([*everything, *assumptions]), applications, assumptions)
+    solver = z3.Solver()
+    solver.add(*assumptions, *lemmas)
+    classes: dict[tuple[str, tuple[int, ...]], list[Term]] = {}
+    pairs: list[tuple[Term, Term]] = []
+    # Bottom-up, side a first at equal height: a representative is the first of its class.
+    order = sorted(((depth.of(t), side, i) for side, terms in enumerate((only_a, only_b)) for i, t in enumerate(terms)))
+    for _, side, i in order:
+        if time.monotonic() > deadline:
+            break
+        t = (only_a, only_b)[side][i]
+        merged = substitute(t, pairs)
+        match = _match(merged, solver, simulation, classes, deadline)
+        if match is not None:
+            pairs.append((t, match))
+    return closed(pairs)
+
+
+def _match(t: Term, solver: z3.Solver, simulation: _Simulation,
+           classes: dict[tuple[str, tuple[int, ...]], list[Term]], deadline: float) -> Term | None:
+    """A representative proven equal to t, or None (t then joins its class as a representative).
+    A failed question's counterexample becomes a sample point, which regroups every class it
+    separates (sparing their failing questions) and t is looked up again."""
+    tried: set[int] = set()
+    while True:
+        signature = simulation.signature(t)
+        if signature is None:
+            return None
+        representatives = classes.setdefault(signature, [])
+        learned = False
+        for other in [r for r in representatives if r.get_id() not in tried][:SWEEP_TRIES]:
+            if t.eq(other):
+                return other
+            left_ms = min(SWEEP_CHECK_MS, int((deadline - time.monotonic()) * 1000))
+            verdict = compare_terms(solver, other, t, left_ms) if left_ms > 0 else None
+            tried.add(other.get_id())
+            if verdict is True:
+                return other
+            if isinstance(verdict, z3.ModelRef) and simulation.learned < SWEEP_LEARNED:
+                simulation.learn(verdict)
+                regrouped = simulation.regroup(classes)
+                classes.clear()
+                classes.update(regrouped)
+                learned = True
+                break
+        if not learned:
+            representatives.append(t)
+            return None
+
+
+def _candidate(t: Term) -> bool:
+    """A computed bit-vector or Boolean (not a variable or a constant)."""
+    return bool(z3.is_app(t) and t.num_args() > 0 and (z3.is_bv(t) or z3.is_bool(t))
+                and not z3.is_bv_value(t) and not z3.is_true(t) and not z3.is_false(t))
+
+
+class _Simulation:
+    """Values of terms (`signature`) at a few random points: every free constant random (the
+    assumptions' constants re-chosen by a solver where the random ones break them), every abstract
+    function application random too, but one value per function and arguments, as for a function."""
+
+    def __init__(self, constants: list[Term], applications: list[Term], assumptions: list[Term]) -> None:
+        rng = random.Random(0)
+        self.learned = 0
+        self.models = [self._point(constants, applications, assumptions, rng, i) for i in range(SWEEP_POINTS)]
+        self._cache: dict[int, tuple[Term, tuple[str, tuple[int, ...]] | None]] = {}
+
+    @staticmethod
+    def _point(constants: list[Term], applications: list[Term], assumptions: list[Term], rng: random.Random,
+               seed: int) -> z3.ModelRef:
+        model = z3.Model()
+        for c in constants:
+            model.update_value(c, _random_value(c, rng))
+        constrained = _constants(assumptions)
+        # Redraw the assumptions' constants (the packet length) until they hold, then ask a solver.
+        for _ in range(SAMPLE_REDRAWS):
+            if all(z3.is_true(model.eval(f, model_completion=True)) for f in assumptions):
+                break
+            for c in constrained:
+                model.update_value(c, _random_value(c, rng))
+        else:
+            solver = z3.Solver()
+            solver.set("timeout", 200)
+            solver.set("random_seed", seed)
+            solver.add(*assumptions)
+            if solver.check() == z3.sat:  # otherwise a sample off the assumptions: a weaker filter only
+                found = solver.model()
+                for c in constrained:
+                    model.update_value(c, found.eval(c, model_completion=True))
+        ctx = model.ctx
+        interpretations: dict[int, z3.FuncInterp] = {}
+        entries: set[tuple[int, tuple[int, ...]]] = set()
+        for app in applications:  # bottom-up: an application's arguments are evaluated with the earlier ones
+            f = app.decl()
+            fi = interpretations.get(f.get_id())
+            if fi is None:
+                fi = z3.FuncInterp(z3.Z3_add_func_interp(ctx.ref(), model.model, f.ast,
+                                                         _random_value(app, rng).as_ast()), ctx)
+                interpretations[f.get_id()] = fi
+            arguments = [model.eval(a, model_completion=True) for a in app.children()]
+            if not all(z3.is_bv_value(a) for a in arguments):
+                continue
+            key = (f.get_id(), tuple(a.as_long() for a in arguments))
+            if key in entries:
+                continue  # equal arguments, equal value: applications that merge agree everywhere
+            entries.add(key)
+            vector = z3.AstVector(ctx=ctx)
+            for a in arguments:
+                vector.push(a)
+            z3.Z3_func_interp_add_entry(ctx.ref(), fi.f, vector.vector, _random_value(app, rng).as_ast())
+        return model
+
+    def learn(self, model: z3.ModelRef) -> None:
+        """Add a point (a solver's model: every constant and function it does not fix is completed)."""
+        self.models.append(model)
+        self.learned += 1
+        self._cache.clear()
+
+    def regroup(self, classes: dict[tuple[str, tuple[int, ...]], list[Term]]
+                ) -> dict[tuple[str, tuple[int, ...]], list[Term]]:
+        """The representatives regrouped by their signatures over the current points."""
+        out: dict[tuple[str, tuple[int, ...]], list[Term]] = {}
+        for representatives in classes.values():
+            for t in representatives:
+                signature = self.signature(t)
+                if signature is not None:
+                    out.setdefault(signature, []).append(t)
+        return out
+
+    def signature(self, t: Term) -> tuple[str, tuple[int, ...]] | None:
+        """The sort and the values at the points; None where a value is not a constant, and for a
+        condition that is constant at every point (a path condition: it would match every other)."""
+        key = t.get_id()
+        known = self._cache.get(key)
+        if known is not None and known[0].eq(t):
+            return known[1]
+        values: list[int] = []
+        out: tuple[str, tuple[int, ...]] | None = None
+        for model in self.models:
+            value = model.eval(t, model_completion=True)
+            if z3.is_bv_value(value):
+                values.append(value.as_long())
+            elif z3.is_true(value) or z3.is_false(value):
+                values.append(int(z3.is_true(value)))
+            else:
+                break
+        else:
+            if not (z3.is_bool(t) and len(set(values)) == 1):
+                out = (str(t.sort()), tuple(values))
+        self._cache[key] = (t, out)
+        return out
+
+
+def _random_value(c: Term, rng: random.Random) -> Term:
+    """A random value of c's sort: bit-vectors at a random scale (small values, where lengths and
+    offsets live, as often as large ones) and now and then all ones or a power of two (signs, zero
+    tests and carries differ there); arrays a different pseudo-random value at every index."""
+    if z3.is_bv(c):
+        width = c.size()
+        choice = rng.randrange(8)
+        if choice == 0:
+            raw = (1 << width) - 1 - rng.getrandbits(min(width, 4))
+        elif choice == 1:
+            raw = 1 << rng.randrange(width)
+        else:
+            raw = rng.getrandbits(rng.randint(1, width))
+        return z3.BitVecVal(raw, width)
+    if z3.is_bool(c):
+        return z3.BoolVal(rng.getrandbits(1) == 1)
+    if z3.is_array(c) and z3.is_bv_sort(c.domain()) and z3.is_bv_sort(c.range()):
+        i = z3.FreshConst(c.domain(), "i")
+        mixed = i * _odd(rng, c.domain().size()) + rng.getrandbits(c.domain().size())
+        mixed = mixed ^ z3.LShR(mixed, max(1, c.domain().size() // 2 - 3))
+        value = z3.Extract(c.range().size() - 1, 0, mixed) if c.range().size() <= c.domain().size() else \
+            z3.ZeroExt(c.range().size() - c.domain().size(), mixed)
+        return z3.Lambda([i], value)
+    if z3.is_array(c):
+        return z3.K(c.domain(), _random_value(z3.FreshConst(c.range()), rng))
+    raise TypeError(f"no random value for {c.sort()}")
+
+
+def _odd(rng: random.Random, width: int) -> int:
+    return rng.getrandbits(width) | 1
+
+
+class _Above:
+    """Whether a term contains an abstract function's application: only such terms are swept. The
+    rest (header parsing, bounds checks) the normal forms already make equal, and random packets
+    rarely take the parsing paths that would tell its unequal terms apart, so sweeping it only costs
+    solver questions that fail."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, bool] = {}
+
+    def application(self, root: Term) -> bool:
+        stack = [root]
+        while stack:
+            t = stack[-1]
+            if t.get_id() in self._known:
+                stack.pop()
+                continue
+            children = t.children() if z3.is_app(t) else []
+            missing = [c for c in children if c.get_id() not in self._known]
+            if missing:
+                stack.extend(missing)
+                continue
+            self._known[t.get_id()] = _is_application(t) or any(self._known[c.get_id()] for c in children)
+            stack.pop()
+        return self._known[root.get_id()]
+
+
+class _Depths:
+    """Height of each term (its subterms come first in increasing order), computed once per node."""
+
+    def __init__(self) -> None:
+        self._known: dict[int, int] = {}
+
+    def of(self, root: Term) -> int:
+        stack = [root]
+        while stack:
+            t = stack[-1]
+            if t.get_id() in self._known:
+                stack.pop()
+                continue
+            children = t.children() if z3.is_app(t) else []
+            missing = [c for c in children if c.get_id() not in self._known]
+            if missing:
+                stack.extend(missing)
+                continue
+            self._known[t.get_id()] = 1 + max((self._known[c.get_id()] for c in children), default=0)
+            stack.pop()
+        return self._known[root.get_id()]
+
+
+def _is_application(t: Term) -> bool:
+    return bool(z3.is_app(t) and t.num_args() > 0 and t.decl().kind() == z3.Z3_OP_UNINTERPRETED)
+
+
+def _constants(terms: list[Term]) -> list[Term]:
+    return list(subterms(terms, is_free_constant).values())

@@ -1,0 +1,101 @@
+"""Walking Z3 term DAGs without z3py's per-node wrappers.
+
+`ExprRef.children()` builds a Python object for every child (several C calls each, to find its
+sort and class). The prover walks the same large DAGs many times (the subterms both sides share, for
+every merge and sweep question), and half of a proof's time went there. These walks stay with raw
+ASTs through the C API and wrap only the terms the caller keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import z3
+from z3 import Ast
+
+from pybpfdsl.verify.equivalence.state import Term
+
+
+def subterm_asts(roots: list[Term]) -> dict[int, Ast]:
+    """Every distinct subterm of `roots` (roots included), by Z3 id, as raw ASTs (alive as long as
+    the roots are)."""
+    if not roots:
+        return {}
+    ctx = roots[0].ctx.ref()
+    seen: dict[int, Ast] = {}
+    stack = [r.as_ast() for r in roots]
+    while stack:
+        a = stack.pop()
+        key = z3.Z3_get_ast_id(ctx, a)
+        if key in seen:
+            continue
+        seen[key] = a
+        if z3.Z3_get_ast_kind(ctx, a) == z3.Z3_APP_AST:
+            app = z3.Z3_to_app(ctx, a)
+            for i in range(z3.Z3_get_app_num_args(ctx, app)):
+                stack.append(z3.Z3_get_app_arg(ctx, app, i))
+    return seen
+
+
+def subterms(roots: list[Term], keep: Callable[[Ast, z3.Context], bool] | None = None) -> dict[int, Term]:
+    """Every distinct subterm of `roots` by id (only those `keep` accepts, if given), wrapped."""
+    if not roots:
+        return {}
+    ctx = roots[0].ctx
+    return {k: z3.z3._to_expr_ref(a, ctx) for k, a in subterm_asts(roots).items()
+            if keep is None or keep(a, ctx)}
+
+
+def shared_subterms(xs: list[Term], ys: list[Term], keep: Callable[[Ast, z3.Context], bool]) -> list[Term]:
+    """The subterms occurring both in `xs` and in `ys` that `keep` accepts, wrapped."""
+    if not xs or not ys:
+        return []
+    ctx = xs[0].ctx
+    left, right = subterm_asts(xs), subterm_asts(ys)
+    small, large = (left, right) if len(left) <= len(right) else (right, left)
+    return [z3.z3._to_expr_ref(a, ctx) for k, a in small.items() if k in large and keep(a, ctx)]
+
+
+def is_computed_bv(a: Ast, ctx: z3.Context) -> bool:
+    """A bit-vector application with arguments (not a variable or a constant)."""
+    ref = ctx.ref()
+    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
+        return False
+    if z3.Z3_get_sort_kind(ref, z3.Z3_get_sort(ref, a)) != z3.Z3_BV_SORT:
+        return False
+    return bool(z3.Z3_get_app_num_args(ref, z3.Z3_to_app(ref, a)) > 0)
+
+
+def is_free_constant(a: Ast, ctx: z3.Context) -> bool:
+    """An uninterpreted constant (an input variable, or a fresh one)."""
+    ref = ctx.ref()
+    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
+        return False
+    app = z3.Z3_to_app(ref, a)
+    if z3.Z3_get_app_num_args(ref, app) != 0:
+        return False
+    return bool(z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) == z3.Z3_OP_UNINTERPRETED)
+
+
+def is_application(a: Ast, ctx: z3.Context) -> bool:
+    """An application of an uninterpreted function (with arguments)."""
+    ref = ctx.ref()
+    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
+        return False
+    app = z3.Z3_to_app(ref, a)
+    if z3.Z3_get_app_num_args(ref, app) == 0:
+        return False
+    return bool(z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) == z3.Z3_OP_UNINTERPRETED)
+
+
+def substitute(t: Term, pairs: list[tuple[Term, Term]]) -> Term:
+    """`z3.substitute(t, *pairs)` without its per-pair sort checks in Python, which cost more than
+    the substitution on the prover's long pair lists (the pairs here always have matching sorts)."""
+    if not pairs:
+        return t
+    ctx = t.ctx
+    sources, targets = (Ast * len(pairs))(), (Ast * len(pairs))()
+    for i, (x, y) in enumerate(pairs):
+        sources[i], targets[i] = x.as_ast(), y.as_ast()
+    out: Term = z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), t.as_ast(), len(pairs), sources, targets), ctx)
+    return out
