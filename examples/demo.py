@@ -132,7 +132,7 @@ def main() -> int:
     print("\npy/ir/bpf: Python lines, IR instructions, BPF instruction slots; xlat/jit: after the kernel's"
           " rewrites / x86 instructions; load includes the kernel verifier.")
     print("verify: pybpfdsl's own safety verifier; proof: Z3 on bytecode vs IR ('unknown': not proven within the"
-          " 5 s budget; attach refuses such a program unless told otherwise).")
+          " 20 s budget; attach refuses such a program unless told otherwise).")
     print("py=kern: pure Python returned the same actions (programs using random() may differ by design).")
     return 1 if failures else 0
 

@@ -171,7 +171,7 @@ def _corrupt_first_insn(elf: bytes) -> bytes:
 @pytest.fixture
 def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The proof (of the program before it is corrupted) must not be what refuses it: under the load
-    # of the parallel suite the 5 s compile budget can run out, and the test is about the kernel.
+    # of the parallel suite the compile budget can run out, and the test is about the kernel.
     monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 120_000)
     original = XdpProgram.compile
 

@@ -39,6 +39,7 @@ from pybpfdsl.runtime.attach import (
 )
 from pybpfdsl.runtime.loaded import LoadedProgram
 from pybpfdsl.testing import reset_state
+from pybpfdsl.verify.equivalence import prove as prove_module
 
 from .netns import (  # noqa: F401 - fixtures
     REPO,
@@ -149,9 +150,12 @@ def test_the_default_gates_are_every_check_the_codebase_has() -> None:
     assert [type(g) for g in GATES] == [UserspaceVerifierGate, ProofGate, KernelVerifierGate]
 
 
-def test_an_unproven_program_is_refused_with_a_way_to_override(veth: VethPair) -> None:
-    import rate_limiter as RL  # its fixed-point arithmetic is beyond the prover's budget today
+def test_an_unproven_program_is_refused_with_a_way_to_override(veth: VethPair,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import rate_limiter as RL
 
+    # A proof that does not finish within the budget (1 ms here) leaves the program unproven.
+    monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 1)
     assert RL.rate_limiter.compile().proof.status == "unknown"
     with inside(veth.rx_ns), pytest.raises(AttachRefused) as info:
         attach(RL.rate_limiter, veth.rx_if)

@@ -50,8 +50,9 @@ DEFAULT_TIMEOUT_MS = 60_000
 
 PROVE_ON_COMPILE = os.environ.get("PYBPFDSL_PROVE", "1") != "0"
 """Whether `fn.compile()` proves by default (module-level switch; `PYBPFDSL_PROVE=0` turns it off)."""
-COMPILE_TIMEOUT_MS = int(os.environ.get("PYBPFDSL_PROVE_TIMEOUT_MS", "5000"))
-"""Budget of the proof `compile()` runs; past it the result is 'unknown' (and `attach` refuses)."""
+COMPILE_TIMEOUT_MS = int(os.environ.get("PYBPFDSL_PROVE_TIMEOUT_MS", "20000"))
+"""Budget of the proof `compile()` runs; past it the result is 'unknown' (and `attach` refuses). The
+token-bucket examples take 6-9 s on an idle machine; the budget leaves room for a loaded one."""
 _CACHE: dict[str, ProofResult] = {}
 
 
@@ -171,7 +172,7 @@ MERGE_SHARE = 0.3
 """Part of the budget left after exploring that merging equal applications may use."""
 ABSTRACT_SHARE = 0.6
 """Part of the remaining budget the abstract query may use before the exact one gets the rest."""
-SWEEP_SHARE = 0.2
+SWEEP_SHARE = 0.5
 """Part of the budget left after merging that finding and merging equal subterms (`sweep`) may use."""
 GENERALIZED_SHARE = 0.4
 """Part of the abstract budget the generalized query (shared arithmetic cut out) may use."""

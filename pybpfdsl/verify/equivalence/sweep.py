@@ -53,8 +53,13 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
     depth = _Depths()
     left, right = subterms(side_a), subterms(side_b)
     above = _Above()
-    only_a = [t for k, t in left.items() if k not in right and _candidate(t) and above.application(t)]
-    only_b = [t for k, t in right.items() if k not in left and _candidate(t) and above.application(t)]
+    # Terms above an abstract function's application, and the conditions of selects among them (a
+    # product's sign: LLVM tests it as `(a ^ b) <s 0` where the IR has `(a < 0) == (b < 0)`).
+    relevant = {k for k, t in [*left.items(), *right.items()] if above.application(t)}
+    relevant |= {t.arg(0).get_id() for k, t in [*left.items(), *right.items()]
+                 if k in relevant and z3.is_app(t) and t.decl().kind() == z3.Z3_OP_ITE}
+    only_a = [t for k, t in left.items() if k not in right and k in relevant and _candidate(t)]
+    only_b = [t for k, t in right.items() if k not in left and k in relevant and _candidate(t)]
     if not only_a or not only_b:
         return []
     everything = [*side_a, *side_b]
@@ -79,24 +84,31 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
 
 def _match(t: Term, solver: z3.Solver, simulation: _Simulation,
            classes: dict[tuple[str, tuple[int, ...]], list[Term]], deadline: float) -> Term | None:
-    """A representative proven equal to t, or None (t then joins its class as a representative).
-    A failed question's counterexample becomes a sample point, which regroups every class it
-    separates (sparing their failing questions) and t is looked up again."""
+    """A term proven equal to t: a representative, or the negation of one (LLVM writes `s - x` as
+    `s + (-x)` and selects between a magnitude and its negation either way round); None if there is
+    none (t then joins its class as a representative). A failed question's counterexample becomes
+    a sample point, which regroups every class it separates (sparing their failing questions), and
+    t is looked up again."""
     tried: set[int] = set()
     while True:
         signature = simulation.signature(t)
         if signature is None:
             return None
         representatives = classes.setdefault(signature, [])
+        candidates = [(r, r) for r in representatives]
+        if z3.is_bv(t):
+            width = t.size()
+            negated = (signature[0], tuple(-v % (1 << width) for v in signature[1]))
+            candidates += [(r, -r) for r in classes.get(negated, [])]
         learned = False
-        for other in [r for r in representatives if r.get_id() not in tried][:SWEEP_TRIES]:
-            if t.eq(other):
-                return other
+        for _, value in [c for c in candidates if c[1].get_id() not in tried][:SWEEP_TRIES]:
+            if t.eq(value):
+                return value
             left_ms = min(SWEEP_CHECK_MS, int((deadline - time.monotonic()) * 1000))
-            verdict = compare_terms(solver, other, t, left_ms) if left_ms > 0 else None
-            tried.add(other.get_id())
+            verdict = compare_terms(solver, value, t, left_ms) if left_ms > 0 else None
+            tried.add(value.get_id())
             if verdict is True:
-                return other
+                return value
             if isinstance(verdict, z3.ModelRef) and simulation.learned < SWEEP_LEARNED:
                 simulation.learn(verdict)
                 regrouped = simulation.regroup(classes)
@@ -214,8 +226,9 @@ class _Simulation:
 
 def _random_value(c: Term, rng: random.Random) -> Term:
     """A random value of c's sort: bit-vectors at a random scale (small values, where lengths and
-    offsets live, as often as large ones) and now and then all ones or a power of two (signs, zero
-    tests and carries differ there); arrays a different pseudo-random value at every index."""
+    offsets live, as often as large ones), a third of them negated, and now and then all ones or a
+    power of two (signs, zero tests and carries differ there); arrays a different pseudo-random value
+    at every index."""
     if z3.is_bv(c):
         width = c.size()
         choice = rng.randrange(8)
@@ -225,7 +238,9 @@ def _random_value(c: Term, rng: random.Random) -> Term:
             raw = 1 << rng.randrange(width)
         else:
             raw = rng.getrandbits(rng.randint(1, width))
-        return z3.BitVecVal(raw, width)
+            if rng.randrange(3) == 0:
+                raw = -raw  # negative as often as a sign test needs to see both
+        return z3.BitVecVal(raw % (1 << width), width)
     if z3.is_bool(c):
         return z3.BoolVal(rng.getrandbits(1) == 1)
     if z3.is_array(c) and z3.is_bv_sort(c.domain()) and z3.is_bv_sort(c.range()):

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from examples import circuit_breaker, fault_injection, logging_counters, per_source_counters, port_acl, rpc_filter
+from examples import (
+    bandwidth_limiter,
+    circuit_breaker,
+    fault_injection,
+    logging_counters,
+    per_source_counters,
+    port_acl,
+    rate_limiter,
+    rpc_filter,
+)
 from pybpfdsl.runtime.attach import GATES, Candidate, ProofGate
 from pybpfdsl.verify.equivalence.prove import prove_compiled
 from tests.differential import constructs as c
@@ -15,6 +24,8 @@ PROVEN = [
     c.branches, c.matching, c.tuples_and_constants, c.helpers_inlined, c.struct_maps, c.globals_ops,
     c.lru_and_arrays, c.randomness,
 ]
+FIXED_POINT = [rate_limiter.rate_limiter, bandwidth_limiter.bandwidth_limiter]
+"""Token buckets: Q32.32 products and quotients LLVM rewrites around (6-9 s each on an idle machine)."""
 
 
 @pytest.mark.parametrize("program", PROVEN, ids=lambda p: p.name)
@@ -23,6 +34,14 @@ def test_program_proves_equivalent(program: object) -> None:
     result = prove_compiled(compiled, timeout_ms=30_000)
     assert result.status == "proven", result.report()
     assert result.seconds > 0 and "paths_b" in result.stats
+
+
+@pytest.mark.parametrize("program", FIXED_POINT, ids=lambda p: p.name)
+def test_fixed_point_program_proves_equivalent(program: object) -> None:
+    compiled = program.compile(prove=False)  # type: ignore[attr-defined]
+    result = prove_compiled(compiled, timeout_ms=120_000)
+    assert result.status == "proven", result.report()
+    assert result.stats["merged"] and result.stats["swept"]  # both steps were needed
 
 
 def test_compile_attaches_the_proof_or_says_it_was_skipped() -> None:
