@@ -83,8 +83,8 @@ class ProofResult:
         return self.summary() + "\n" + self.counterexample.report()
 
 
-_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "swept", "cuts", "refined", "conflicts",
-          "decisions")
+_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "swept", "sweep_passes", "sweep_undecided",
+          "cuts", "refined", "conflicts", "decisions")
 
 
 def skipped(reason: str = "compile(prove=False)") -> ProofResult:
@@ -193,7 +193,7 @@ class _AbstractParts:
     still share (`shared_cuts`)."""
 
     merged: list[tuple[Term, Term]]
-    swept: list[tuple[Term, Term]]
+    swept: list[list[tuple[Term, Term]]]
     lemmas: list[Term]
     cuts: list[tuple[Term, Term]]
 
@@ -208,16 +208,18 @@ class _AbstractParts:
         side_a, side_b = [merge(t) for t in sides[0]], [merge(t) for t in sides[1]]
         swept = sweep(side_a, side_b, inputs.assumptions, lemmas,
                       time.monotonic() + (deadline - time.monotonic()) * SWEEP_SHARE)
-        if swept:
-            lemmas = [substitute(lemma, swept) for lemma in lemmas]
-            side_a = [substitute(t, swept) for t in side_a]
-            side_b = [substitute(t, swept) for t in side_b]
-        stats["swept"] = len(swept)
-        return _AbstractParts(merged, swept, lemmas, shared_cuts(side_a, side_b))
+        for stage in swept.stages:
+            lemmas = [substitute(lemma, stage) for lemma in lemmas]
+            side_a = [substitute(t, stage) for t in side_a]
+            side_b = [substitute(t, stage) for t in side_b]
+        stats["swept"], stats["sweep_passes"], stats["sweep_undecided"] = swept.pairs, swept.passes, swept.undecided
+        return _AbstractParts(merged, swept.stages, lemmas, shared_cuts(side_a, side_b))
 
     def rewrite(self, t: Term) -> Term:
         t = substitute(t, self.merged)
-        return substitute(t, self.swept)
+        for stage in self.swept:
+            t = substitute(t, stage)
+        return t
 
 
 def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, parts: _AbstractParts, inputs: Inputs,

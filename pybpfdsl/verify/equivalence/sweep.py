@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 
 import z3
 
@@ -42,14 +43,53 @@ SAMPLE_REDRAWS = 32
 """Random redraws of the assumptions' constants per sample point before a solver picks them."""
 
 
+@dataclass(frozen=True)
+class Swept:
+    """Stages of pairs (term, equal term): substituting each stage in turn (`substitute`) into a
+    query over both sides replaces terms by equal ones. `undecided`: questions the last pass left
+    open (a pass that ran out of time or questions that did)."""
+
+    stages: list[list[tuple[Term, Term]]]
+    passes: int
+    undecided: int
+
+    @property
+    def pairs(self) -> int:
+        return sum(len(stage) for stage in self.stages)
+
+
 def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemmas: list[Term],
-          deadline: float) -> list[tuple[Term, Term]]:
-    """Pairs (term, equal term) to substitute (`z3.substitute`) into a query over both sides.
+          deadline: float) -> Swept:
+    """Equal terms of the two sides, merged in stages (`Swept`).
 
     Only terms that occur on one side alone take part: within one side too, because one program's
     value may have several forms (normalized under different path conditions), and the other side's
     form must meet all of them. `assumptions` hold for every input; `lemmas` are what the query
-    asserts about its abstract functions."""
+    asserts about its abstract functions.
+
+    A question left undecided in its time (under load, say) would leave the terms above it unmerged,
+    so while some were and time remains, another pass runs over the merged sides with twice the time
+    per question: the proof does not hinge on one question's timing."""
+    stages: list[list[tuple[Term, Term]]] = []
+    check_ms = SWEEP_CHECK_MS
+    passes = undecided = 0
+    while time.monotonic() < deadline:
+        pairs, undecided = _pass(side_a, side_b, assumptions, lemmas, deadline, check_ms)
+        passes += 1
+        if pairs:
+            stages.append(pairs)
+            side_a = [substitute(t, pairs) for t in side_a]
+            side_b = [substitute(t, pairs) for t in side_b]
+            lemmas = [substitute(t, pairs) for t in lemmas]
+        if not undecided:
+            break
+        check_ms *= 2
+    return Swept(stages, passes, undecided)
+
+
+def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemmas: list[Term],
+          deadline: float, check_ms: int) -> tuple[list[tuple[Term, Term]], int]:
+    """One bottom-up pass: the pairs found, and how many questions were left undecided."""
     depth = _Depths()
     left, right = subterms(side_a), subterms(side_b)
     above = _Above()
@@ -61,13 +101,11 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
     only_a = [t for k, t in left.items() if k not in right and k in relevant and _candidate(t)]
     only_b = [t for k, t in right.items() if k not in left and k in relevant and _candidate(t)]
     if not only_a or not only_b:
-        return []
+        return [], 0
     everything = [*side_a, *side_b]
     applications = sorted(subterms(everything, is_application).values(), key=depth.of)
     simulation = _Simulation(_constants([*everything, *assumptions]), applications, assumptions)
-    solver = z3.Solver()
-    solver.add(*assumptions, *lemmas)
-    classes: dict[tuple[str, tuple[int, ...]], list[Term]] = {}
+    matcher = _Matcher(simulation, [*assumptions, *lemmas], deadline, check_ms)
     pairs: list[tuple[Term, Term]] = []
     # Bottom-up, side a first at equal height: a representative is the first of its class.
     order = sorted(((depth.of(t), side, i) for side, terms in enumerate((only_a, only_b)) for i, t in enumerate(terms)))
@@ -75,50 +113,63 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
         if time.monotonic() > deadline:
             break
         t = (only_a, only_b)[side][i]
-        merged = substitute(t, pairs)
-        match = _match(merged, solver, simulation, classes, deadline)
+        match = matcher.match(substitute(t, pairs))
         if match is not None:
             pairs.append((t, match))
-    return closed(pairs)
+    return closed(pairs), matcher.undecided
 
 
-def _match(t: Term, solver: z3.Solver, simulation: _Simulation,
-           classes: dict[tuple[str, tuple[int, ...]], list[Term]], deadline: float) -> Term | None:
-    """A term proven equal to t: a representative, or the negation of one (LLVM writes `s - x` as
-    `s + (-x)` and selects between a magnitude and its negation either way round); None if there is
-    none (t then joins its class as a representative). A failed question's counterexample becomes
-    a sample point, which regroups every class it separates (sparing their failing questions), and
-    t is looked up again."""
-    tried: set[int] = set()
-    while True:
-        signature = simulation.signature(t)
-        if signature is None:
-            return None
-        representatives = classes.setdefault(signature, [])
-        candidates = [(r, r) for r in representatives]
-        if z3.is_bv(t):
-            width = t.size()
-            negated = (signature[0], tuple(-v % (1 << width) for v in signature[1]))
-            candidates += [(r, -r) for r in classes.get(negated, [])]
-        learned = False
-        for _, value in [c for c in candidates if c[1].get_id() not in tried][:SWEEP_TRIES]:
-            if t.eq(value):
-                return value
-            left_ms = min(SWEEP_CHECK_MS, int((deadline - time.monotonic()) * 1000))
-            verdict = compare_terms(solver, value, t, left_ms) if left_ms > 0 else None
-            tried.add(value.get_id())
-            if verdict is True:
-                return value
-            if isinstance(verdict, z3.ModelRef) and simulation.learned < SWEEP_LEARNED:
-                simulation.learn(verdict)
-                regrouped = simulation.regroup(classes)
-                classes.clear()
-                classes.update(regrouped)
-                learned = True
-                break
-        if not learned:
-            representatives.append(t)
-            return None
+class _Matcher:
+    """Classes of representatives by signature, and the questions that merge a term into one."""
+
+    def __init__(self, simulation: _Simulation, facts: list[Term], deadline: float, check_ms: int) -> None:
+        self._simulation = simulation
+        self._solver = z3.Solver()
+        self._solver.add(*facts)
+        self._deadline = deadline
+        self._check_ms = check_ms
+        self._classes: dict[tuple[str, tuple[int, ...]], list[Term]] = {}
+        self.undecided = 0
+
+    def match(self, t: Term) -> Term | None:
+        """A term proven equal to t: a representative, or the negation of one (LLVM writes `s - x` as
+        `s + (-x)` and selects between a magnitude and its negation either way round); None if there
+        is none (t then joins its class as a representative). A refuted question's counterexample
+        becomes a sample point, which regroups every class it separates (sparing their failing
+        questions), and t is looked up again."""
+        simulation, classes = self._simulation, self._classes
+        tried: set[int] = set()
+        while True:
+            signature = simulation.signature(t)
+            if signature is None:
+                return None
+            representatives = classes.setdefault(signature, [])
+            candidates = list(representatives)
+            if z3.is_bv(t):
+                width = t.size()
+                negated = (signature[0], tuple(-v % (1 << width) for v in signature[1]))
+                candidates += [-r for r in classes.get(negated, [])]
+            learned = False
+            for value in [c for c in candidates if c.get_id() not in tried][:SWEEP_TRIES]:
+                if t.eq(value):
+                    return value
+                left_ms = min(self._check_ms, int((self._deadline - time.monotonic()) * 1000))
+                verdict = compare_terms(self._solver, value, t, left_ms) if left_ms > 0 else None
+                tried.add(value.get_id())
+                if verdict is True:
+                    return value
+                if verdict is None:
+                    self.undecided += 1
+                elif simulation.learned < SWEEP_LEARNED:
+                    simulation.learn(verdict)
+                    regrouped = simulation.regroup(classes)
+                    classes.clear()
+                    classes.update(regrouped)
+                    learned = True
+                    break
+            if not learned:
+                representatives.append(t)
+                return None
 
 
 def _candidate(t: Term) -> bool:
