@@ -35,6 +35,9 @@ SWEEP_POINTS = 6
 """Sample points per candidate: enough that unequal terms rarely share a signature."""
 SWEEP_CHECK_MS = 300
 """Budget of one pair's solver question; an undecided pair is simply not merged."""
+SWEEP_PASSES = 3
+"""Passes at most (300, 600, 1200 ms per question): an undecided question the final query does not
+need would otherwise double its time until the budget is gone."""
 SWEEP_TRIES = 2
 """Candidates from the other side tried per term (most signatures match one term or none)."""
 SWEEP_LEARNED = 64
@@ -68,12 +71,12 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
     asserts about its abstract functions.
 
     A question left undecided in its time (under load, say) would leave the terms above it unmerged,
-    so while some were and time remains, another pass runs over the merged sides with twice the time
-    per question: the proof does not hinge on one question's timing."""
+    so while some were (up to `SWEEP_PASSES`), another pass runs over the merged sides with twice the
+    time per question: the proof does not hinge on one question's timing."""
     stages: list[list[tuple[Term, Term]]] = []
     check_ms = SWEEP_CHECK_MS
     passes = undecided = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and passes < SWEEP_PASSES:
         pairs, undecided = _pass(side_a, side_b, assumptions, lemmas, deadline, check_ms)
         passes += 1
         if pairs:
