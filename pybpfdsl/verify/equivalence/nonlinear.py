@@ -336,16 +336,21 @@ class NonlinearAbstraction:
             if time.monotonic() > deadline:
                 return None
             orders = [operands, operands[::-1]] if app.commutative else [operands]
-            if any(self._equal(solver, rep_operands, o) for o in orders):
+            if any(self._equal(solver, rep_operands, o, deadline) for o in orders):
                 return rep
         return None
 
-    def _equal(self, solver: z3.Solver, xs: list[Term], ys: list[Term]) -> bool:
+    def _equal(self, solver: z3.Solver, xs: list[Term], ys: list[Term], deadline: float) -> bool:
         """Whether the operand lists are equal for every input (under the solver's assumptions); a
-        pair that differs at one of the sample points is not (no solver call needed)."""
+        pair that differs at one of the sample points is not (no solver call needed). A question
+        gets at most the time left before `deadline`, so merging stays within its share."""
         if any(self._points.differ(x, y) for x, y in zip(xs, ys)):
             return False
-        return all(x.eq(y) or equal_terms(solver, x, y) for x, y in zip(xs, ys))
+        for x, y in zip(xs, ys):
+            left_ms = min(MERGE_CHECK_MS, int((deadline - time.monotonic()) * 1000))
+            if not (x.eq(y) or (left_ms > 0 and equal_terms(solver, x, y, left_ms))):
+                return False
+        return True
 
     def refine(self, model: z3.ModelRef) -> list[Term]:
         """Lemmas ruling out this model where it gives an application a value the real operation
