@@ -7,7 +7,7 @@ import time
 
 import pytest
 import z3
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 from pybpfdsl import XDP_PASS, Global, Packet, i64, u64, xdp
@@ -32,9 +32,16 @@ def _real(abstraction: NonlinearAbstraction, t: z3.ExprRef) -> z3.ExprRef:
 
 
 def _valid(claim: z3.ExprRef) -> bool:
+    """Whether the claim holds for every input. Now and then the generator builds nested signed
+    divisions that Z3 does not decide within minutes even at 8 bits (a fresh clone's random
+    examples hung `make test` once): such an example is set aside, not passed."""
     s = z3.Solver()
+    s.set("timeout", 20_000)
     s.add(z3.Not(claim))
-    return s.check() == z3.unsat
+    verdict = s.check()
+    if verdict == z3.unknown:
+        reject()
+    return bool(verdict == z3.unsat)
 
 
 _ZERO = z3.BitVecVal(0, W)
