@@ -381,10 +381,10 @@ def closed(pairs: list[tuple[Term, Term]]) -> list[tuple[Term, Term]]:
     application merged later (a narrower product replaced by the low bits of a later wider one whose
     operands contain merged applications). Without this the query keeps both, unrelated."""
     for _ in range(len(pairs)):
-        closed = [(old, substitute(new, pairs)) for old, new in pairs]
-        if all(a.eq(b) for (_, a), (_, b) in zip(closed, pairs)):
+        rewritten = [(old, substitute(new, pairs)) for old, new in pairs]
+        if all(a.eq(b) for (_, a), (_, b) in zip(rewritten, pairs)):
             break
-        pairs = closed
+        pairs = rewritten
     return pairs
 
 
@@ -604,8 +604,7 @@ def equal_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int = MERGE_CHE
     return compare_terms(solver, x, y, timeout_ms) is True
 
 
-def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int,
-                  cut_first: bool = True) -> bool | z3.ModelRef | None:
+def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int) -> bool | z3.ModelRef | None:
     """True when x and y are equal for every input satisfying the solver's assertions; otherwise a
     model on which they differ, or None when undecided in time.
 
@@ -613,7 +612,7 @@ def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int,
     arbitrary values there is valid for the real ones, and the solver then only compares what differs
     (typically an absolute value written two ways around one shared sum of products, which it cannot
     do quickly when it has to bit-blast that sum). Only if that fails is the whole question asked."""
-    shared = shared_subterms([x], [y], is_computed_bv) if cut_first else []
+    shared = shared_subterms([x], [y], is_computed_bv)
     attempts = [[(t, z3.FreshConst(t.sort(), "shared")) for t in shared]] if shared else []
     attempts.append([])
     for pairs in attempts:

@@ -208,12 +208,8 @@ class _AbstractParts:
         side_a, side_b = [merge(t) for t in sides[0]], [merge(t) for t in sides[1]]
         swept = sweep(side_a, side_b, inputs.assumptions, lemmas,
                       time.monotonic() + (deadline - time.monotonic()) * SWEEP_SHARE)
-        for stage in swept.stages:
-            lemmas = [substitute(lemma, stage) for lemma in lemmas]
-            side_a = [substitute(t, stage) for t in side_a]
-            side_b = [substitute(t, stage) for t in side_b]
         stats["swept"], stats["sweep_passes"], stats["sweep_undecided"] = swept.pairs, swept.passes, swept.undecided
-        return _AbstractParts(merged, swept.stages, lemmas, shared_cuts(side_a, side_b))
+        return _AbstractParts(merged, swept.stages, swept.lemmas, shared_cuts(swept.side_a, swept.side_b))
 
     def rewrite(self, t: Term) -> Term:
         t = substitute(t, self.merged)

@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import z3
 
 from pybpfdsl.verify.equivalence.nonlinear import closed, compare_terms
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import is_application, is_free_constant, substitute, subterms
+
+V = TypeVar("V")
 
 SWEEP_POINTS = 6
 """Sample points per candidate: enough that unequal terms rarely share a signature."""
@@ -49,10 +53,14 @@ SAMPLE_REDRAWS = 32
 @dataclass(frozen=True)
 class Swept:
     """Stages of pairs (term, equal term): substituting each stage in turn (`substitute`) into a
-    query over both sides replaces terms by equal ones. `undecided`: questions the last pass left
-    open (a pass that ran out of time or questions that did)."""
+    query over both sides replaces terms by equal ones. `side_a`, `side_b` and `lemmas` are the
+    inputs so rewritten. `undecided`: questions the last pass left open (a pass that ran out of time
+    or questions that did)."""
 
     stages: list[list[tuple[Term, Term]]]
+    side_a: list[Term]
+    side_b: list[Term]
+    lemmas: list[Term]
     passes: int
     undecided: int
 
@@ -87,18 +95,21 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
         if not undecided:
             break
         check_ms *= 2
-    return Swept(stages, passes, undecided)
+    return Swept(stages, side_a, side_b, lemmas, passes, undecided)
 
 
 def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemmas: list[Term],
           deadline: float, check_ms: int) -> tuple[list[tuple[Term, Term]], int]:
     """One bottom-up pass: the pairs found, and how many questions were left undecided."""
-    depth = _Depths()
+    depth = _Fold(lambda t, children: 1 + max(children, default=0))
     left, right = subterms(side_a), subterms(side_b)
-    above = _Above()
-    # Terms above an abstract function's application, and the conditions of selects among them (a
-    # product's sign: LLVM tests it as `(a ^ b) <s 0` where the IR has `(a < 0) == (b < 0)`).
-    relevant = {k for k, t in [*left.items(), *right.items()] if above.application(t)}
+    # Only terms above an abstract function's application are swept. The rest (header parsing, bounds
+    # checks) the normal forms already make equal, and random packets rarely take the parsing paths
+    # that would tell its unequal terms apart, so sweeping it only costs solver questions that fail.
+    above = _Fold(lambda t, children: is_application(t.as_ast(), t.ctx) or any(children))
+    # And the conditions of selects among them (a product's sign: LLVM tests it as `(a ^ b) <s 0`
+    # where the IR has `(a < 0) == (b < 0)`).
+    relevant = {k for k, t in [*left.items(), *right.items()] if above.of(t)}
     relevant |= {t.arg(0).get_id() for k, t in [*left.items(), *right.items()]
                  if k in relevant and z3.is_app(t) and t.decl().kind() == z3.Z3_OP_ITE}
     only_a = [t for k, t in left.items() if k not in right and k in relevant and _candidate(t)]
@@ -313,16 +324,15 @@ def _odd(rng: random.Random, width: int) -> int:
     return rng.getrandbits(width) | 1
 
 
-class _Above:
-    """Whether a term contains an abstract function's application: only such terms are swept. The
-    rest (header parsing, bounds checks) the normal forms already make equal, and random packets
-    rarely take the parsing paths that would tell its unequal terms apart, so sweeping it only costs
-    solver questions that fail."""
+class _Fold(Generic[V]):
+    """A value per term computed from the term and its children's values (`combine`), once per node
+    of the DAG, without recursion (the DAGs are deep)."""
 
-    def __init__(self) -> None:
-        self._known: dict[int, bool] = {}
+    def __init__(self, combine: Callable[[Term, list[V]], V]) -> None:
+        self._combine = combine
+        self._known: dict[int, V] = {}
 
-    def application(self, root: Term) -> bool:
+    def of(self, root: Term) -> V:
         stack = [root]
         while stack:
             t = stack[-1]
@@ -334,36 +344,9 @@ class _Above:
             if missing:
                 stack.extend(missing)
                 continue
-            self._known[t.get_id()] = _is_application(t) or any(self._known[c.get_id()] for c in children)
+            self._known[t.get_id()] = self._combine(t, [self._known[c.get_id()] for c in children])
             stack.pop()
         return self._known[root.get_id()]
-
-
-class _Depths:
-    """Height of each term (its subterms come first in increasing order), computed once per node."""
-
-    def __init__(self) -> None:
-        self._known: dict[int, int] = {}
-
-    def of(self, root: Term) -> int:
-        stack = [root]
-        while stack:
-            t = stack[-1]
-            if t.get_id() in self._known:
-                stack.pop()
-                continue
-            children = t.children() if z3.is_app(t) else []
-            missing = [c for c in children if c.get_id() not in self._known]
-            if missing:
-                stack.extend(missing)
-                continue
-            self._known[t.get_id()] = 1 + max((self._known[c.get_id()] for c in children), default=0)
-            stack.pop()
-        return self._known[root.get_id()]
-
-
-def _is_application(t: Term) -> bool:
-    return bool(z3.is_app(t) and t.num_args() > 0 and t.decl().kind() == z3.Z3_OP_UNINTERPRETED)
 
 
 def _constants(terms: list[Term]) -> list[Term]:
