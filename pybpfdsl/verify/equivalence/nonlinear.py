@@ -37,7 +37,7 @@ from pybpfdsl.verify.equivalence.ir_arith import abs_value
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import (
-    is_computed_bv,
+    is_cut_point,
     is_free_constant,
     shared_subterms,
     substitute,
@@ -608,13 +608,13 @@ def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int) -> bool 
     """True when x and y are equal for every input satisfying the solver's assertions; otherwise a
     model on which they differ, or None when undecided in time.
 
-    First with every subterm the two sides share replaced by a fresh variable: a formula valid for
-    arbitrary values there is valid for the real ones, and the solver then only compares what differs
+    First with the subterms the two sides share replaced by fresh variables (`shared_cut_points`): a
+    formula valid for arbitrary values there is valid for the real ones, and the solver then only
+    compares what differs
     (typically an absolute value written two ways around one shared sum of products, which it cannot
     do quickly when it has to bit-blast that sum). Only if that fails is the whole question asked."""
-    shared = shared_subterms([x], [y], is_computed_bv)
-    attempts = [[(t, z3.FreshConst(t.sort(), "shared")) for t in shared]] if shared else []
-    attempts.append([])
+    cuts = shared_cut_points(x, y)
+    attempts = [cuts, []] if cuts else [[]]
     for pairs in attempts:
         solver.push()
         solver.set("timeout", timeout_ms)
@@ -627,6 +627,13 @@ def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int) -> bool 
         if model is not None:
             return model
     return None
+
+
+def shared_cut_points(x: Term, y: Term) -> list[tuple[Term, Term]]:
+    """(subterm, fresh constant) for the subterms x and y share, but not for negations, slices and
+    the like of them (`is_cut_point`): substituted into both, what is left to compare is how the two
+    terms differ, with the relations between the shared parts kept."""
+    return [(t, z3.FreshConst(t.sort(), "shared")) for t in shared_subterms([x], [y], is_cut_point)]
 
 
 def has_runtime_products(program: n.Program) -> bool:

@@ -66,6 +66,23 @@ def is_computed_bv(a: Ast, ctx: z3.Context) -> bool:
     return bool(z3.Z3_get_app_num_args(ref, z3.Z3_to_app(ref, a)) > 0)
 
 
+_WRAPPERS = frozenset({z3.Z3_OP_BNEG, z3.Z3_OP_BNOT, z3.Z3_OP_EXTRACT, z3.Z3_OP_ZERO_EXT, z3.Z3_OP_SIGN_EXT,
+                       z3.Z3_OP_CONCAT, z3.Z3_OP_ITE})
+"""Bit-vector operations that only negate, slice, extend, join or choose between their operands."""
+
+
+def is_cut_point(a: Ast, ctx: z3.Context) -> bool:
+    """A computed bit-vector worth replacing by a fresh variable when two terms sharing it are
+    compared (`is_computed_bv`), unless it only wraps other terms (`_WRAPPERS`). A wrapper costs the
+    solver little, and cut apart from its operand it loses its relation to it: with both `S` and
+    `-S` cut, `-If(c, S, -S)` and `If(c, -S, S)` become `-If(c, u, v)` and `If(c, v, u)`, which are
+    not equal; with `S` alone cut they are, at once."""
+    if not is_computed_bv(a, ctx):
+        return False
+    ref = ctx.ref()
+    return z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, z3.Z3_to_app(ref, a))) not in _WRAPPERS
+
+
 def is_free_constant(a: Ast, ctx: z3.Context) -> bool:
     """An uninterpreted constant (an input variable, or a fresh one)."""
     ref = ctx.ref()

@@ -14,8 +14,9 @@ from pybpfdsl import XDP_PASS, Global, Packet, i64, u64, xdp
 from pybpfdsl.program import XdpProgram
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
-from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction
+from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction, shared_cut_points
 from pybpfdsl.verify.equivalence.prove import prove_compiled, prove_ir_bytecode
+from pybpfdsl.verify.equivalence.terms import substitute
 from tests.verify.equivalence.mutants import mutants
 
 W = 8
@@ -90,6 +91,23 @@ def test_products_with_equal_operands_written_differently_merge() -> None:
     pairs = abstraction.merge([], time.monotonic() + 10)
     assert z3.substitute(bytecode, *pairs).eq(ir)
     assert not z3.substitute(unrelated, *pairs).eq(ir)
+
+
+def test_a_shared_sum_and_its_negation_stay_related_when_cut() -> None:
+    # admission_control's signed product: the IR negates a select between a sum of products and its
+    # negation, LLVM selects between the negations. Cutting the sum and its negation to two unrelated
+    # variables made the cut comparison fail, and the full one bit-blasts the products (19 s there).
+    mul = z3.Function("mul64", z3.BitVecSort(64), z3.BitVecSort(64), z3.BitVecSort(64))
+    a, b, c = z3.BitVecs("a b c", 64)
+    total = mul(a, b) + 4294967296 * mul(b, c) + z3.ZeroExt(32, z3.Extract(63, 32, a * c))
+    sign = (a ^ b) < 0
+    ir, bytecode = -z3.If(sign, total, -total), z3.If(sign, -total, total)
+    cuts = shared_cut_points(ir, bytecode)
+    assert any(t.eq(total) for t, _ in cuts)
+    assert not any(t.eq(-total) for t, _ in cuts)
+    solver = z3.Solver()
+    solver.add(substitute(ir, cuts) != substitute(bytecode, cuts))
+    assert solver.check() == z3.unsat
 
 
 rate = Global(float, 2.5)
