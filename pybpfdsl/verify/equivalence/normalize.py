@@ -242,29 +242,34 @@ class Normalizer:
         if out is None:
             # A coefficient above 2^(w-1) is written as a subtraction: `x * (2^64 - 256)` would
             # bit-blast to a multiplier with 56 adders, `-(x * 256)` is a shift and a negation.
-            added: list[Term] = []
-            subtracted: list[Term] = []
+            # What is subtracted is one term, the canonical term of its own polynomial, so that
+            # `-a - b` is `-(a + b)` with the very `a + b` that stands elsewhere: a comparison
+            # that cuts shared terms (`nonlinear.compare_terms`) then keeps the two related.
             half = 1 << (w - 1)
-            for m, c in p.terms:
-                factors = [self._embed(a, w) for a in m]
-                prod = factors[0]
-                for f in factors[1:]:
-                    prod = prod * f
-                negative = c > half
-                k = (1 << w) - c if negative else c
-                (subtracted if negative else added).append(prod if k == 1 else z3.BitVecVal(k, w) * prod)
-            if p.const or not (added or subtracted):
-                added.append(z3.BitVecVal(p.const, w))
-            out = added[0] if added else -subtracted.pop(0)
-            for part in added[1:]:
+            added = [(m, c) for m, c in p.terms if c <= half]
+            subtracted = _make(w, {m: (1 << w) - c for m, c in p.terms if c > half}, 0)
+            parts = [self._monomial(m, c, w) for m, c in added]
+            if p.const or not (parts or subtracted.terms):
+                parts.append(z3.BitVecVal(p.const, w))
+            out = parts[0] if parts else None
+            for part in parts[1:]:
                 out = out + part
-            for part in subtracted:
-                out = out - part
+            if subtracted.terms:
+                negated = self.term(subtracted)
+                out = -negated if out is None else out - negated
+            assert out is not None
         self._built[p] = out
         self._keep.append(out)
         if not self._done(out):  # normalizing a normal form gives it back
             self._polys[out.get_id()] = p
         return out
+
+    def _monomial(self, m: Monomial, c: int, w: int) -> Term:
+        factors = [self._embed(a, w) for a in m]
+        prod = factors[0]
+        for f in factors[1:]:
+            prod = prod * f
+        return prod if c == 1 else z3.BitVecVal(c, w) * prod
 
     def _as_concat(self, p: Poly) -> Term | None:
         """A sum of atoms at disjoint bit positions (shifted by powers of two) as a concatenation."""

@@ -177,6 +177,17 @@ def test_comparisons_meet_in_one_form() -> None:
     assert _same(z3.ZeroExt(8, X) + 1 == z3.ZeroExt(8, Y) + 1, Y == X)
 
 
+def test_a_negated_sum_is_the_negation_of_the_sums_normal_form() -> None:
+    # `-a - b - c` and `a + b + c` appear on the two sides of a signed product: written as
+    # `-(a + b + c)` around the very sum, a comparison that cuts the shared sum keeps them related.
+    a, b, c = z3.BitVecs("a b c", 64)
+    norm = Normalizer()
+    total, negated = norm.normalize(a * b + 256 * c + a), norm.normalize(-(a * b) - c * 256 - a)
+    assert negated.decl().kind() == z3.Z3_OP_BNEG and negated.arg(0).eq(total)
+    difference = norm.normalize(a * b + 7 - c - a)
+    assert difference.decl().kind() == z3.Z3_OP_BSUB and difference.arg(1).eq(norm.normalize(c + a))
+
+
 def test_if_then_else_moves_the_common_part_out() -> None:
     h, a = z3.BitVecs("h a", 64)
     cond = z3.ULE(a, 7)
