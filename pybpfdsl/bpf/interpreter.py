@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from pybpfdsl.bpf.instruction import HELPERS, Instruction, Relocation, RelocKind, slot_offsets
-from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, Source, alu_op, size, source
+from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, alu_op, size
 from pybpfdsl.bpf.semantics import (
     INT_OPS,
     alu,
@@ -32,6 +32,7 @@ from pybpfdsl.bpf.semantics import (
     atomic,
     jump_taken,
     load_value,
+    reads_source,
     store_value,
 )
 from pybpfdsl.lang.helpers import current_helpers
@@ -395,7 +396,7 @@ class _Machine:
 
     def _k_alu(self, insn: Instruction) -> int | None:
         dst = self.regs[insn.dst]
-        src: Value | None = self.regs[insn.src] if source(insn.opcode) == Source.X else None
+        src: Value | None = self.regs[insn.src] if reads_source(insn) else None
         if isinstance(dst, int) and (src is None or isinstance(src, int)):
             self.regs[insn.dst] = alu(INT_OPS, insn, dst, alu_operand(INT_OPS, insn, src))
         else:

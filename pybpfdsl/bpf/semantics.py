@@ -470,12 +470,19 @@ def alu_width(insn: Instruction) -> int:
     return 64 if insn.cls == InsnClass.ALU64 else 32
 
 
+def reads_source(insn: Instruction) -> bool:
+    """Whether an ALU/ALU64 instruction reads its source register. A byte-order conversion reads
+    none: its source bit says to which byte order it converts (`be32` has it set, with src 0, and r0
+    may hold anything there, a pointer too)."""
+    return source(insn.opcode) == Source.X and insn.kind not in (Kind.END, Kind.BSWAP)
+
+
 def alu_operand(ops: BitVecOps[V, B], insn: Instruction, src_reg: V | None) -> V:
     """The second operand as a 64-bit value: the source register, or ``imm`` sign-extended.
 
     For ALU (32-bit) only the low half of it is used, which for K is ``imm`` itself.
     """
-    if source(insn.opcode) == Source.X:
+    if reads_source(insn):
         if src_reg is None:
             raise SemanticsError("a register-source instruction needs the source register's value")
         return src_reg

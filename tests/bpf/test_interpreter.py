@@ -18,7 +18,19 @@ from pybpfdsl.bpf.interpreter import (
     run,
     run_bytecode,
 )
-from pybpfdsl.bpf.opcode import AluOp, AtomicOp, CallKind, InsnClass, JmpOp, Mode, PseudoSrc, Size, Source, make
+from pybpfdsl.bpf.opcode import (
+    AluOp,
+    AtomicOp,
+    CallKind,
+    Endian,
+    InsnClass,
+    JmpOp,
+    Mode,
+    PseudoSrc,
+    Size,
+    Source,
+    make,
+)
 from pybpfdsl.bpf.random_programs import generate, random_packet
 from pybpfdsl.differential import run_python, snapshot
 from pybpfdsl.lang.helpers import use_helpers
@@ -189,6 +201,14 @@ def test_packet_bounds_checks_compare_offsets_and_writes_land_in_the_packet() ->
     assert result.packet == bytes(range(8))[::-1] + PACKET[8:]
     short = run(prog, PACKET[:7])
     assert short.action == 0 and short.packet == PACKET[:7]  # the check jumped to the exit with r0 = 0
+
+
+def test_a_byte_order_conversion_reads_no_source_register() -> None:
+    # `be32 r5` has the source bit set (it picks the byte order) and src 0: r0 holding a pointer
+    # there is no pointer arithmetic (LLVM emitted this in the signed_arith construct).
+    be32 = I(make(InsnClass.ALU, AluOp.END, Endian.TO_BE), 5, 0, 0, 32)
+    prog = [*PKT_PTRS, movr(0, 2), mov(5, 0x11223344), be32, movr(0, 5), EXIT]
+    assert run(prog, PACKET).r0 == 0x44332211
 
 
 def test_out_of_bounds_packet_access_faults_with_the_instruction_index() -> None:

@@ -27,7 +27,7 @@ from pybpfdsl.bpf.opcode import (
     size,
     source,
 )
-from pybpfdsl.bpf.semantics import Z3_OPS, alu, alu_operand, atomic, jump_taken, load_value, store_value
+from pybpfdsl.bpf.semantics import Z3_OPS, alu, alu_operand, atomic, jump_taken, load_value, reads_source, store_value
 from pybpfdsl.verify.equivalence import bytecode_memory as mem
 from pybpfdsl.verify.equivalence.bytecode_memory import (
     CTX,
@@ -274,7 +274,7 @@ class BytecodeEncoder:
 
     def _alu(self, s: BCState, insn: Instruction) -> Val:
         dst = s.regs[insn.dst]
-        src: Val | None = s.regs[insn.src] if source(insn.opcode) == Source.X else None
+        src: Val | None = s.regs[insn.src] if reads_source(insn) else None
         scalar_src = src is None or not isinstance(src, Ptr | MapRef)
         if insn.kind == Kind.MOV and scalar_src:
             dst = bv64(0)  # a move does not read its destination, which may hold a pointer
@@ -534,7 +534,7 @@ def _reads_writes(insn: Instruction) -> tuple[frozenset[int], frozenset[int]]:
         return frozenset({0}), frozenset()
     if kind in (Kind.ALU, Kind.SDIV, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP):
         reads = set() if kind == Kind.MOV else {insn.dst}
-        if x_src:
+        if reads_source(insn):
             reads.add(insn.src)
         return frozenset(reads), frozenset({insn.dst})
     if kind == Kind.LDDW:

@@ -23,7 +23,7 @@ PROVEN = [
     fault_injection.fault_injection, circuit_breaker.circuit_breaker, port_acl.port_acl_filter,
     rpc_filter.rpc_filter, logging_counters.logging_counters, per_source_counters.per_source_counters,
     c.branches, c.matching, c.tuples_and_constants, c.helpers_inlined, c.struct_maps, c.globals_ops,
-    c.lru_and_arrays, c.randomness,
+    c.lru_and_arrays, c.randomness, c.int_arith, c.signed_arith,
 ]
 FIXED_POINT = [rate_limiter.rate_limiter, bandwidth_limiter.bandwidth_limiter, admission_control.admission_control]
 """Q32.32 products and quotients LLVM rewrites around: the token buckets (6-8 s each on an idle
