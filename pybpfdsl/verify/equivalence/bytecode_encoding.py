@@ -399,7 +399,9 @@ class BytecodeEncoder:
             return None
         yes, no = s.fork(), s.fork()
         yes.pc, no.pc = target, s.pc + 1
-        return Fork([(simple, yes), (z3.Not(simple), no)])
+        # The condition as the program computes it: z3's simplifier splits a xor into bytes, after
+        # which the normal form no longer sees LLVM's |x| idiom in it (`normalize`).
+        return Fork([(taken, yes), (z3.Not(taken), no)])
 
     def _condition(self, s: BCState, insn: Instruction) -> Term:
         dst = s.regs[insn.dst]

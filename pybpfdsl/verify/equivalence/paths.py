@@ -524,9 +524,11 @@ def explore(initial: S, step: Callable[[S], Outcome | Fork[S]], assumptions: lis
                 continue
             live: list[tuple[Term, S | Outcome]] = []
             for cond, succ in nxt.alternatives:
+                # Simplified only to see a constant: z3's simplifier splits a xor into bytes, after
+                # which the normal form no longer sees LLVM's |x| idiom in the condition.
                 simple = z3.simplify(cond)
                 if not z3.is_false(simple):
-                    live.append((simple, succ))
+                    live.append((simple if z3.is_true(simple) else cond, succ))
             for cond, succ in live:
                 if z3.is_true(cond):
                     condition, witness = w.condition, w.witness

@@ -140,7 +140,15 @@ def signed_division(pkt: Packet) -> int:
     return XDP_PASS
 
 
-@pytest.mark.parametrize("program", [fixed_product, int_over_int, division_and_remainder, signed_division],
+@xdp
+def float_chain(pkt: Packet) -> int:
+    scaled = float(pkt.len) * rate.value * 0.75 - 1.5
+    rate.value = scaled / 3 / 10.0
+    return XDP_PASS
+
+
+@pytest.mark.parametrize("program", [fixed_product, int_over_int, division_and_remainder, signed_division,
+                                     float_chain],
                          ids=lambda p: p.name)
 def test_products_and_quotients_prove(program: XdpProgram) -> None:
     # Before the abstraction each of these was "unknown" after minutes: the solver had to prove
