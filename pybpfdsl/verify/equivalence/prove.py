@@ -38,7 +38,7 @@ from pybpfdsl.verify.equivalence.observe import (
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
 from pybpfdsl.verify.equivalence.state import Inputs, Term
 from pybpfdsl.verify.equivalence.sweep import sweep
-from pybpfdsl.verify.equivalence.terms import substitute
+from pybpfdsl.verify.equivalence.terms import is_costly_product, substitute, subterms
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.instruction import Instruction
@@ -147,8 +147,12 @@ def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable
     finally:
         normalizer.deadline = None
     stats["abstracted"], stats["merged"] = len(abstraction.applications), len(merged)
+    # With products or quotients abstract, or products by constants that bit-blast to many adders and
+    # that the two sides write differently, the sides are swept first (otherwise the normal forms have
+    # done what sweeping would: a hash's `h * 31` steps are one polynomial on both sides).
+    costly = [subterms(side, is_costly_product).keys() for side in sides]
     shared = _AbstractParts.of(abstraction, merged, sides, inputs, deadline, stats) \
-        if abstraction.applications else None
+        if abstraction.applications or costly[0] != costly[1] else None
     for kind, query in queries:
         if shared is not None and _abstractly_unsat(query, abstraction, shared, inputs, deadline, stats):
             continue

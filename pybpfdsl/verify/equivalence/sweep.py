@@ -31,7 +31,13 @@ import z3
 
 from pybpfdsl.verify.equivalence.nonlinear import closed, compare_terms
 from pybpfdsl.verify.equivalence.state import Term
-from pybpfdsl.verify.equivalence.terms import is_application, is_free_constant, substitute, subterms
+from pybpfdsl.verify.equivalence.terms import (
+    is_application,
+    is_free_constant,
+    is_sweep_anchor,
+    substitute,
+    subterms,
+)
 
 V = TypeVar("V")
 
@@ -103,10 +109,11 @@ def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
     """One bottom-up pass: the pairs found, and how many questions were left undecided."""
     depth = _Fold(lambda t, children: 1 + max(children, default=0))
     left, right = subterms(side_a), subterms(side_b)
-    # Only terms above an abstract function's application are swept. The rest (header parsing, bounds
-    # checks) the normal forms already make equal, and random packets rarely take the parsing paths
-    # that would tell its unequal terms apart, so sweeping it only costs solver questions that fail.
-    above = _Fold(lambda t, children: is_application(t.as_ast(), t.ctx) or any(children))
+    # Only terms above an abstract function's application or a costly product by a constant
+    # (`is_sweep_anchor`) are swept. The rest (header parsing, bounds checks) the normal forms already
+    # make equal, and random packets rarely take the parsing paths that would tell its unequal terms
+    # apart, so sweeping it only costs solver questions that fail.
+    above = _Fold(lambda t, children: is_sweep_anchor(t.as_ast(), t.ctx) or any(children))
     # And the conditions of selects among them (a product's sign: LLVM tests it as `(a ^ b) <s 0`
     # where the IR has `(a < 0) == (b < 0)`).
     relevant = {k for k, t in [*left.items(), *right.items()] if above.of(t)}

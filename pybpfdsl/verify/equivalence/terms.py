@@ -116,3 +116,29 @@ def substitute(t: Term, pairs: list[tuple[Term, Term]]) -> Term:
         sources[i], targets[i] = x.as_ast(), y.as_ast()
     out: Term = z3.z3._to_expr_ref(z3.Z3_substitute(ctx.ref(), t.as_ast(), len(pairs), sources, targets), ctx)
     return out
+
+
+def is_costly_product(a: Ast, ctx: z3.Context) -> bool:
+    """A product by a constant whose odd part has three or more set bits: bit-blasted, a tree of
+    adders (`x * 1000` is six shifted copies of x added), where a power of two is a shift and `x * 3`
+    one adder. Two programs' trees for one product differ (LLVM splits it into 32-bit halves), and
+    a solver proves such trees equal slowly, so sweeping treats them as it treats abstract functions."""
+    ref = ctx.ref()
+    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
+        return False
+    app = z3.Z3_to_app(ref, a)
+    if z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) != z3.Z3_OP_BMUL:
+        return False
+    for i in range(z3.Z3_get_app_num_args(ref, app)):
+        arg = z3.Z3_get_app_arg(ref, app, i)
+        if z3.Z3_is_numeral_ast(ref, arg):
+            value = int(z3.Z3_get_numeral_string(ref, arg))
+            odd = value >> ((value & -value).bit_length() - 1) if value else 0
+            return bin(odd).count("1") >= 3
+    return False
+
+
+def is_sweep_anchor(a: Ast, ctx: z3.Context) -> bool:
+    """What the terms sweeping compares are above: an abstract function's application, or a costly
+    product by a constant."""
+    return is_application(a, ctx) or is_costly_product(a, ctx)
