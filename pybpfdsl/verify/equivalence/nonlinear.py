@@ -37,6 +37,7 @@ from pybpfdsl.verify.equivalence.ir_arith import abs_value
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import (
+    is_application,
     is_cut_point,
     is_free_constant,
     shared_subterms,
@@ -324,7 +325,7 @@ class NonlinearAbstraction:
                 continue
             low = [z3.Extract(narrow - 1, 0, o) for o in operands]
             for rep, rep_operands in reps:
-                if not _is_application(rep) or any(_occurs(rep, o) for o in operands):
+                if not is_application(rep.as_ast(), rep.ctx) or any(_occurs(rep, o) for o in operands):
                     continue
                 if self._match(solver, app, low, [(rep, rep_operands)], deadline) is not None:
                     return rep
@@ -453,10 +454,6 @@ def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
     if (a.eq(low_x) and b.eq(sign)) or (a.eq(sign) and b.eq(low_x)):
         return x, hi + 1
     return None
-
-
-def _is_application(t: Term) -> bool:
-    return bool(z3.is_app(t) and t.decl().kind() == z3.Z3_OP_UNINTERPRETED)
 
 
 def _occurs(t: Term, inside: Term) -> bool:

@@ -147,12 +147,8 @@ def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable
     finally:
         normalizer.deadline = None
     stats["abstracted"], stats["merged"] = len(abstraction.applications), len(merged)
-    # With products or quotients abstract, or products by constants that bit-blast to many adders and
-    # that the two sides write differently, the sides are swept first (otherwise the normal forms have
-    # done what sweeping would: a hash's `h * 31` steps are one polynomial on both sides).
-    costly = [subterms(side, is_costly_product).keys() for side in sides]
     shared = _AbstractParts.of(abstraction, merged, sides, inputs, deadline, stats) \
-        if abstraction.applications or costly[0] != costly[1] else None
+        if abstraction.applications or _products_by_constants_differ(sides) else None
     for kind, query in queries:
         if shared is not None and _abstractly_unsat(query, abstraction, shared, inputs, deadline, stats):
             continue
@@ -180,6 +176,13 @@ SWEEP_SHARE = 0.5
 """Part of the budget left after merging that finding and merging equal subterms (`sweep`) may use."""
 GENERALIZED_SHARE = 0.4
 """Part of the abstract budget the generalized query (shared arithmetic cut out) may use."""
+
+
+def _products_by_constants_differ(sides: tuple[list[Term], list[Term]]) -> bool:
+    """Whether the two sides write their products by constants (`is_costly_product`) differently.
+    Then they are swept as products and quotients are; otherwise the normal forms have done what
+    sweeping would (a hash's `h * 31` steps are one polynomial on both sides)."""
+    return subterms(sides[0], is_costly_product).keys() != subterms(sides[1], is_costly_product).keys()
 
 
 def _observed(obs: Observation) -> list[Term]:

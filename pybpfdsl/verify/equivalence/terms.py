@@ -56,14 +56,24 @@ def shared_subterms(xs: list[Term], ys: list[Term], keep: Callable[[Ast, z3.Cont
     return [z3.z3._to_expr_ref(a, ctx) for k, a in small.items() if k in large and keep(a, ctx)]
 
 
-def is_computed_bv(a: Ast, ctx: z3.Context) -> bool:
-    """A bit-vector application with arguments (not a variable or a constant)."""
+def _application(a: Ast, ctx: z3.Context) -> tuple[int, int] | None:
+    """(operation kind, number of arguments) of an application; None for a quantifier or variable."""
     ref = ctx.ref()
     if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
-        return False
-    if z3.Z3_get_sort_kind(ref, z3.Z3_get_sort(ref, a)) != z3.Z3_BV_SORT:
-        return False
-    return bool(z3.Z3_get_app_num_args(ref, z3.Z3_to_app(ref, a)) > 0)
+        return None
+    app = z3.Z3_to_app(ref, a)
+    return z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)), z3.Z3_get_app_num_args(ref, app)
+
+
+def _is_bv(a: Ast, ctx: z3.Context) -> bool:
+    ref = ctx.ref()
+    return bool(z3.Z3_get_sort_kind(ref, z3.Z3_get_sort(ref, a)) == z3.Z3_BV_SORT)
+
+
+def is_computed_bv(a: Ast, ctx: z3.Context) -> bool:
+    """A bit-vector application with arguments (not a variable or a constant)."""
+    found = _application(a, ctx)
+    return found is not None and found[1] > 0 and _is_bv(a, ctx)
 
 
 _WRAPPERS = frozenset({z3.Z3_OP_BNEG, z3.Z3_OP_BNOT, z3.Z3_OP_EXTRACT, z3.Z3_OP_ZERO_EXT, z3.Z3_OP_SIGN_EXT,
@@ -77,32 +87,19 @@ def is_cut_point(a: Ast, ctx: z3.Context) -> bool:
     solver little, and cut apart from its operand it loses its relation to it: with both `S` and
     `-S` cut, `-If(c, S, -S)` and `If(c, -S, S)` become `-If(c, u, v)` and `If(c, v, u)`, which are
     not equal; with `S` alone cut they are, at once."""
-    if not is_computed_bv(a, ctx):
-        return False
-    ref = ctx.ref()
-    return z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, z3.Z3_to_app(ref, a))) not in _WRAPPERS
+    found = _application(a, ctx)
+    return found is not None and found[1] > 0 and found[0] not in _WRAPPERS and _is_bv(a, ctx)
 
 
 def is_free_constant(a: Ast, ctx: z3.Context) -> bool:
     """An uninterpreted constant (an input variable, or a fresh one)."""
-    ref = ctx.ref()
-    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
-        return False
-    app = z3.Z3_to_app(ref, a)
-    if z3.Z3_get_app_num_args(ref, app) != 0:
-        return False
-    return bool(z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) == z3.Z3_OP_UNINTERPRETED)
+    return _application(a, ctx) == (z3.Z3_OP_UNINTERPRETED, 0)
 
 
 def is_application(a: Ast, ctx: z3.Context) -> bool:
     """An application of an uninterpreted function (with arguments)."""
-    ref = ctx.ref()
-    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
-        return False
-    app = z3.Z3_to_app(ref, a)
-    if z3.Z3_get_app_num_args(ref, app) == 0:
-        return False
-    return bool(z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) == z3.Z3_OP_UNINTERPRETED)
+    found = _application(a, ctx)
+    return found is not None and found[0] == z3.Z3_OP_UNINTERPRETED and found[1] > 0
 
 
 def substitute(t: Term, pairs: list[tuple[Term, Term]]) -> Term:
@@ -125,18 +122,16 @@ def is_costly_product(a: Ast, ctx: z3.Context) -> bool:
     sweeping treats them as it treats abstract functions. Even `x * 3` counts: alone its one adder is
     quick to compare, but next to a larger product in one output it made the sweep's questions
     too hard (`u64(x * 3.0) + u64(x * 1000.0)`)."""
+    found = _application(a, ctx)
+    if found is None or found[0] != z3.Z3_OP_BMUL:
+        return False
     ref = ctx.ref()
-    if z3.Z3_get_ast_kind(ref, a) != z3.Z3_APP_AST:
-        return False
     app = z3.Z3_to_app(ref, a)
-    if z3.Z3_get_decl_kind(ref, z3.Z3_get_app_decl(ref, app)) != z3.Z3_OP_BMUL:
-        return False
-    for i in range(z3.Z3_get_app_num_args(ref, app)):
+    for i in range(found[1]):
         arg = z3.Z3_get_app_arg(ref, app, i)
         if z3.Z3_is_numeral_ast(ref, arg):
             value = int(z3.Z3_get_numeral_string(ref, arg))
-            odd = value >> ((value & -value).bit_length() - 1) if value else 0
-            return odd > 1
+            return value & (value - 1) != 0  # neither zero nor a power of two
     return False
 
 
