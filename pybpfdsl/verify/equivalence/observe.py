@@ -2,8 +2,8 @@
 
 Paths of one program have mutually exclusive conditions, so each output is an if-then-else chain over
 them. The outputs are those the query compares: the action, whether the run faults or breaks the IR's
-rules, the packet bytes, every map's final contents, every global-data byte, and each ring buffer's
-records in order.
+rules, the packet bytes, every map's final contents, every global variable as one word (other
+global-data bytes one by one: `Layout.words`), and each ring buffer's records in order.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import z3
 
 from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.paths import Outcome
-from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term
+from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term, bytes_to_bv
 
 _NORMALIZERS: weakref.WeakKeyDictionary[Inputs, Normalizer] = weakref.WeakKeyDictionary()
 
@@ -75,8 +75,8 @@ def _map_value(name: str) -> Callable[[Outcome], Term]:
     return lambda o: o.effects.maps[name].value
 
 
-def _section_byte(name: str, i: int) -> Callable[[Outcome], Term]:
-    return lambda o: o.effects.sections[name][i]
+def _section_word(name: str, offset: int, size: int) -> Callable[[Outcome], Term]:
+    return lambda o: bytes_to_bv(list(o.effects.sections[name][offset:offset + size]))
 
 
 def _ring_count(name: str) -> Callable[[Outcome], Term]:
@@ -119,7 +119,8 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True)
         written[name] = [canon(k) for o in outcomes for k in o.effects.written.get(name, ())]
     sections: dict[str, list[Term]] = {}
     for name, data in initial.sections.items():
-        sections[name] = [chain(returns, _section_byte(name, i), data[i]) for i in range(len(data))]
+        sections[name] = [chain(returns, _section_word(name, off, size), bytes_to_bv(list(data[off:off + size])))
+                          for off, size in inputs.layout.words(name)]
     counts: dict[str, Term] = {}
     records: dict[str, list[Term]] = {}
     for name in initial.rings:

@@ -33,10 +33,49 @@ RINGBUF_TYPE: Final = 27
 
 
 def bytes_to_bv(parts: list[Term]) -> Term:
-    """Little-endian byte terms as one bit-vector (first byte lowest)."""
+    """Little-endian byte terms as one bit-vector (first byte lowest).
+
+    The bytes of a stored value are slices of it, and a load of all of them is that value again: runs
+    of adjacent slices of one term are joined back into it (or into one wider slice). Bytes that are
+    selects on one condition (a merged state's) are joined arm by arm under it. So a value stored and
+    loaded back, or written by a store of another width, is one term for the normal forms and for
+    every later comparison, not a concatenation of eight byte questions."""
     if len(parts) == 1:
         return parts[0]
-    return z3.Concat(*reversed(parts))
+    condition = _shared_condition(parts)
+    if condition is not None:
+        return z3.If(condition, bytes_to_bv([_arm(p, condition, 1) for p in parts]),
+                     bytes_to_bv([_arm(p, condition, 2) for p in parts]))
+    runs: list[tuple[Term, int, int]] = []  # (base, hi, lo): the bytes so far as slices, lowest first
+    for part in parts:
+        base, hi, lo = _slice(part)
+        if runs and runs[-1][0].eq(base) and runs[-1][1] + 1 == lo:
+            runs[-1] = (base, hi, runs[-1][2])
+        else:
+            runs.append((base, hi, lo))
+    pieces = [base if lo == 0 and hi == base.size() - 1 else z3.Extract(hi, lo, base) for base, hi, lo in runs]
+    return pieces[0] if len(pieces) == 1 else z3.Concat(*reversed(pieces))
+
+
+def _slice(t: Term) -> tuple[Term, int, int]:
+    """(base, hi, lo) with t = bits hi..lo of base (t itself when it is not a slice)."""
+    if z3.is_app_of(t, z3.Z3_OP_EXTRACT):
+        hi, lo = t.params()
+        return t.arg(0), hi, lo
+    return t, t.size() - 1, 0
+
+
+def _shared_condition(parts: list[Term]) -> Term | None:
+    """The condition every select among `parts` tests, if there are selects and they all test one."""
+    conditions = [p.arg(0) for p in parts if z3.is_app_of(p, z3.Z3_OP_ITE)]
+    if conditions and all(c.eq(conditions[0]) for c in conditions[1:]):
+        return conditions[0]
+    return None
+
+
+def _arm(t: Term, condition: Term, i: int) -> Term:
+    """t's value where `condition` holds (i = 1) or fails (i = 2), for a select on it or any other t."""
+    return t.arg(i) if z3.is_app_of(t, z3.Z3_OP_ITE) and t.arg(0).eq(condition) else t
 
 
 def bv_to_bytes(value: Term, count: int) -> list[Term]:
@@ -98,6 +137,25 @@ class Layout:
         s = self.sections[name]
         return s if isinstance(s, int) else len(s)
 
+    def words(self, section: str) -> list[tuple[int, int]]:
+        """(offset, size) of the section's units: each global variable (of at most 8 bytes, not
+        overlapping an earlier one) is one word, every other byte is one alone. Initial values are
+        inputs per word and outputs are observed per word, so a global is one term, as in the program,
+        not eight bytes the normal forms and the solver would have to put back together."""
+        size = self.section_size(section)
+        owner: dict[int, tuple[int, int]] = {}
+        for sec, offset, width in sorted(self.variables.values()):
+            span = range(offset, offset + width)
+            if sec == section and 1 <= width <= 8 and offset + width <= size and not any(i in owner for i in span):
+                owner.update(dict.fromkeys(span, (offset, width)))
+        out: list[tuple[int, int]] = []
+        i = 0
+        while i < size:
+            offset, width = owner.get(i, (i, 1))
+            out.append((offset, width))
+            i = offset + width
+        return out
+
 
 class Inputs:
     """Every input of one comparison, as Z3 constants, created on first use."""
@@ -124,7 +182,12 @@ class Inputs:
             if isinstance(init, bytes):
                 self.sections[name] = tuple(const_bytes(init))
             else:
-                self.sections[name] = tuple(z3.BitVec(f"{name}[{i}]", 8) for i in range(init))
+                data: list[Term] = []
+                for offset, size in layout.words(name):
+                    word = z3.BitVec(f"{name}[{offset}]" if size == 1 else f"{name}[{offset}:{offset + size}]",
+                                     8 * size)
+                    data += [word] if size == 1 else bv_to_bytes(word, size)
+                self.sections[name] = tuple(data)
         self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": []}
         self.widths = {"prandom": 32, "ktime": 64}
 
