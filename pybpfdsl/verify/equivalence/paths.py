@@ -24,6 +24,7 @@ consumed to different positions...) simply wait side by side.
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import z3
 
+from pybpfdsl.verify.equivalence.sampling import perturbed
 from pybpfdsl.verify.equivalence.state import Effects, Term
 
 S = TypeVar("S")
@@ -365,7 +367,10 @@ class _Feasibility:
     them (packet arrays turned into functions, then Ackermann's reduction) is much faster. So a check goes
     to the incremental solver with a short budget first, then to a fresh bit-blasting one; once the
     incremental solver has run out of budget a few times, the order turns around. (Conditions the
-    bit-blaster does not handle, such as maps' presence arrays, always go to the incremental solver.)"""
+    bit-blaster does not handle, such as maps' presence arrays, always go to the incremental solver.)
+    Before the bit-blaster, a recent model with the branch's inputs redrawn at random may already take
+    the branch (`sampling.perturbed`): the token buckets' "below one token?" goes either way for half
+    of all inputs, and the bit-blaster gave up on it after 0.1 s each time."""
 
     def __init__(self, assumptions: list[Term], timeout_ms: int, abstract: Callable[[Term], Term] | None,
                  result: Exploration) -> None:
@@ -381,6 +386,7 @@ class _Feasibility:
         """Recent models, most recent last: inputs of one branch often take a sibling's branch too."""
         self.incremental_timeouts = 0
         self.remember = True
+        self.rng = random.Random(0)
 
     def _checked(self, term: Term) -> Term:
         """`term` as the solver sees it (rewritten by `abstract`, once per term)."""
@@ -425,6 +431,12 @@ class _Feasibility:
                 self.incremental_timeouts += 1
                 verdict = None
         if verdict is None:
+            # Hard for the incremental solver: deep arithmetic, where a solver gives up as often as not,
+            # but which half of all inputs satisfies. A recent model with the branch's inputs redrawn
+            # may take it (`sampling.perturbed`; checked on the conditions themselves, so trusted).
+            model = self._perturbed(w.condition, cond)
+            verdict = z3.sat if model is not None else None
+        if verdict is None:
             verdict, model = self._bit_blasted([*w.condition, cond])
             trusted = False
         if verdict is None:
@@ -435,6 +447,11 @@ class _Feasibility:
         if model is not None and self.remember:
             self.models = [*self.models[-(_REMEMBERED_MODELS - 1):], model]
         return verdict != z3.unsat, model
+
+    def _perturbed(self, condition: Sequence[Term], cond: Term) -> z3.ModelRef | None:
+        kept = [*self.assumptions, *condition]
+        bases = [m for m in reversed(self.models) if all(_holds(m, f) for f in kept)][:_PERTURBED_BASES]
+        return perturbed(bases, kept, cond, self.rng) if bases else None
 
     def _incremental(self, condition: Sequence[Term], cond: Term,
                      timeout_ms: int) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
@@ -464,6 +481,7 @@ class _Feasibility:
 
 _BIT_BLAST = z3.Then("simplify", "bvarray2uf", "ackermannize_bv", "qfbv")
 _REMEMBERED_MODELS = 4
+_PERTURBED_BASES = 2
 _INCREMENTAL_FIRST_MS = 10
 _INCREMENTAL_TIMEOUTS = 3
 

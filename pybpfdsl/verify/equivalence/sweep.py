@@ -30,14 +30,9 @@ from typing import Generic, TypeVar
 import z3
 
 from pybpfdsl.verify.equivalence.nonlinear import closed, compare_terms
+from pybpfdsl.verify.equivalence.sampling import free_constants, random_value
 from pybpfdsl.verify.equivalence.state import Term
-from pybpfdsl.verify.equivalence.terms import (
-    is_application,
-    is_free_constant,
-    is_sweep_anchor,
-    substitute,
-    subterms,
-)
+from pybpfdsl.verify.equivalence.terms import is_application, is_sweep_anchor, substitute, subterms
 
 V = TypeVar("V")
 
@@ -125,7 +120,7 @@ def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
         return [], 0
     everything = [*side_a, *side_b]
     applications = sorted(subterms(everything, is_application).values(), key=depth.of)
-    simulation = _Simulation(_constants([*everything, *assumptions]), applications, assumptions)
+    simulation = _Simulation(free_constants([*everything, *assumptions]), applications, assumptions)
     matcher = _Matcher(simulation, [*assumptions, *lemmas], deadline, check_ms)
     pairs: list[tuple[Term, Term]] = []
     # Bottom-up, side a first at equal height: a representative is the first of its class.
@@ -215,14 +210,14 @@ class _Simulation:
                seed: int) -> z3.ModelRef:
         model = z3.Model()
         for c in constants:
-            model.update_value(c, _random_value(c, rng))
-        constrained = _constants(assumptions)
+            model.update_value(c, random_value(c, rng))
+        constrained = free_constants(assumptions)
         # Redraw the assumptions' constants (the packet length) until they hold, then ask a solver.
         for _ in range(SAMPLE_REDRAWS):
             if all(z3.is_true(model.eval(f, model_completion=True)) for f in assumptions):
                 break
             for c in constrained:
-                model.update_value(c, _random_value(c, rng))
+                model.update_value(c, random_value(c, rng))
         else:
             solver = z3.Solver()
             solver.set("timeout", 200)
@@ -240,7 +235,7 @@ class _Simulation:
             fi = interpretations.get(f.get_id())
             if fi is None:
                 fi = z3.FuncInterp(z3.Z3_add_func_interp(ctx.ref(), model.model, f.ast,
-                                                         _random_value(app, rng).as_ast()), ctx)
+                                                         random_value(app, rng).as_ast()), ctx)
                 interpretations[f.get_id()] = fi
             arguments = [model.eval(a, model_completion=True) for a in app.children()]
             if not all(z3.is_bv_value(a) for a in arguments):
@@ -252,7 +247,7 @@ class _Simulation:
             vector = z3.AstVector(ctx=ctx)
             for a in arguments:
                 vector.push(a)
-            z3.Z3_func_interp_add_entry(ctx.ref(), fi.f, vector.vector, _random_value(app, rng).as_ast())
+            z3.Z3_func_interp_add_entry(ctx.ref(), fi.f, vector.vector, random_value(app, rng).as_ast())
         return model
 
     def learn(self, model: z3.ModelRef) -> None:
@@ -296,41 +291,6 @@ class _Simulation:
         return out
 
 
-def _random_value(c: Term, rng: random.Random) -> Term:
-    """A random value of c's sort: bit-vectors at a random scale (small values, where lengths and
-    offsets live, as often as large ones), a third of them negated, and now and then all ones or a
-    power of two (signs, zero tests and carries differ there); arrays a different pseudo-random value
-    at every index."""
-    if z3.is_bv(c):
-        width = c.size()
-        choice = rng.randrange(8)
-        if choice == 0:
-            raw = (1 << width) - 1 - rng.getrandbits(min(width, 4))
-        elif choice == 1:
-            raw = 1 << rng.randrange(width)
-        else:
-            raw = rng.getrandbits(rng.randint(1, width))
-            if rng.randrange(3) == 0:
-                raw = -raw  # negative as often as a sign test needs to see both
-        return z3.BitVecVal(raw % (1 << width), width)
-    if z3.is_bool(c):
-        return z3.BoolVal(rng.getrandbits(1) == 1)
-    if z3.is_array(c) and z3.is_bv_sort(c.domain()) and z3.is_bv_sort(c.range()):
-        i = z3.FreshConst(c.domain(), "i")
-        mixed = i * _odd(rng, c.domain().size()) + rng.getrandbits(c.domain().size())
-        mixed = mixed ^ z3.LShR(mixed, max(1, c.domain().size() // 2 - 3))
-        value = z3.Extract(c.range().size() - 1, 0, mixed) if c.range().size() <= c.domain().size() else \
-            z3.ZeroExt(c.range().size() - c.domain().size(), mixed)
-        return z3.Lambda([i], value)
-    if z3.is_array(c):
-        return z3.K(c.domain(), _random_value(z3.FreshConst(c.range()), rng))
-    raise TypeError(f"no random value for {c.sort()}")
-
-
-def _odd(rng: random.Random, width: int) -> int:
-    return rng.getrandbits(width) | 1
-
-
 class _Fold(Generic[V]):
     """A value per term computed from the term and its children's values (`combine`), once per node
     of the DAG, without recursion (the DAGs are deep)."""
@@ -354,7 +314,3 @@ class _Fold(Generic[V]):
             self._known[t.get_id()] = self._combine(t, [self._known[c.get_id()] for c in children])
             stack.pop()
         return self._known[root.get_id()]
-
-
-def _constants(terms: list[Term]) -> list[Term]:
-    return list(subterms(terms, is_free_constant).values())
