@@ -52,7 +52,8 @@ PROVE_ON_COMPILE = os.environ.get("PYBPFDSL_PROVE", "1") != "0"
 """Whether `fn.compile()` proves by default (module-level switch; `PYBPFDSL_PROVE=0` turns it off)."""
 COMPILE_TIMEOUT_MS = int(os.environ.get("PYBPFDSL_PROVE_TIMEOUT_MS", "20000"))
 """Budget of the proof `compile()` runs; past it the result is 'unknown' (and `attach` refuses). The
-token-bucket examples take 4-5 s on an idle machine; the budget leaves room for a loaded one."""
+token-bucket examples take under 2 s on an idle machine; the budget leaves room for a loaded one and
+for programs with longer chains of fixed-point arithmetic."""
 _CACHE: dict[str, ProofResult] = {}
 
 
