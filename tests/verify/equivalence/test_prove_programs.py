@@ -26,8 +26,8 @@ PROVEN = [
     c.lru_and_arrays, c.randomness, c.int_arith, c.signed_arith,
 ]
 FIXED_POINT = [rate_limiter.rate_limiter, bandwidth_limiter.bandwidth_limiter, admission_control.admission_control]
-"""Q32.32 products and quotients LLVM rewrites around: the token buckets (4-5 s each on an idle
-machine) and admission control's signed product (about 2 s)."""
+"""Q32.32 products and quotients LLVM rewrites around: the token buckets and admission control's
+signed product (1.2 to 1.6 s each on an idle machine)."""
 
 
 @pytest.mark.parametrize("program", PROVEN, ids=lambda p: p.name)
