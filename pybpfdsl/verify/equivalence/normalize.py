@@ -680,6 +680,13 @@ class Normalizer:
                 px, py = py, px
             if self._nonnegative(px) and self._nonnegative(py):  # signed order is unsigned order
                 return self._not(self._ule(py, px)) if strict else self._ule(px, py)
+            # x <=s y is x + 2^(w-1) <=u y + 2^(w-1). When both shifted sums are exact (a bounded sum
+            # minus a constant, compared with a constant), the integer comparison decides or narrows
+            # it: `src * 1000003 - 7 < 0` is `src == 0` for a 32-bit src.
+            half = _constant(px.width, 1 << (px.width - 1))
+            sx, sy = _add(px.width, [(1, px), (1, half)]), _add(py.width, [(1, py), (1, half)])
+            if (px.is_const or py.is_const) and self.exact(sx) and self.exact(sy):
+                return self._not(self._ule(sy, sx)) if strict else self._ule(sx, sy)
             x, y = self.term(px), self.term(py)
             return self._not(y <= x) if strict else x <= y
         if kind == z3.Z3_OP_EQ:
@@ -807,6 +814,10 @@ class Normalizer:
                 if rp.const >> stands.width:
                     return z3.BoolVal(False)
                 return self._equal(stands, _constant(stands.width, rp.const))
+        if rp.is_const and not rp.const and (len(lp.terms) > 1 or lp.terms[0][1] != 1) and self.exact(lp):
+            # A sum of naturals with positive coefficients is 0 when each monomial is.
+            return self._junction(z3.Z3_OP_AND, [self._equal(Poly(lp.width, ((m, 1),), 0), _constant(lp.width, 0))
+                                                 for m, _ in lp.terms])
         if rp.is_const and len(lp.terms) > 1:
             pieces = self._pieces(lp)
             if pieces is not None:  # a concatenation equal to a constant: each piece equal to its bits
@@ -869,6 +880,9 @@ class Normalizer:
                 return z3.BoolVal(False)
             if x.is_const and y.is_const:
                 return z3.BoolVal(x.const <= y.const)
+            if x.is_const and not y.const and x.const <= min(c for _, c in y.terms):
+                # k <= Σ c·m with every c >= k > 0 and naturals m: some m is not 0.
+                return self._not(self._equal(y, _constant(y.width, 0)))
             x, y = self._narrow(x, y)
         elif (y.is_const and y.const == (1 << y.width) - 1) or (x.is_const and x.const == 0):
             return z3.BoolVal(True)

@@ -203,3 +203,29 @@ def test_a_condition_decides_if_then_else_inside_a_value() -> None:
     assert norm.normalize_under(MEM[offset], z3.And(at_least, X == 1)).eq(
         norm.normalize(MEM[4 * z3.ZeroExt(60, ihl) + 14]))
     assert norm.normalize_under(X + Y, z3.And(at_least, X == 1)).eq(norm.normalize(Y + 1))
+
+
+# -- comparisons of bounded sums ----------------------------------------------------------------------
+
+SRC = z3.BitVec("src", 32)
+
+
+def test_a_bounded_sum_minus_a_constant_is_negative_only_below_the_constant() -> None:
+    # LLVM knows `src * 1000003 - 7 < 0` (src a 32-bit field, widened) exactly when src == 0, and
+    # tests that; the IR keeps the sign test of the product. Both must be one condition.
+    big = z3.ZeroExt(32, SRC) * 1000003 - 7
+    assert _same(big < 0, SRC == 0)
+    assert _same(big >= 0, z3.Not(SRC == 0))
+    assert _valid(z3.Implies(SRC == 0, big < 0)) and _valid(z3.Implies(SRC != 0, big >= 0))
+    # A sum that may wrap stays a signed comparison (no claim about its sign is made).
+    wrapping = z3.ZeroExt(32, SRC) * (1 << 40) - 7
+    assert not _same(wrapping < 0, SRC == 0)
+
+
+def test_a_sum_of_naturals_is_zero_when_each_part_is() -> None:
+    a, b = z3.ZeroExt(56, X), z3.ZeroExt(56, Y)
+    assert _same(a * 3 + b * 5 == 0, z3.And(X == 0, Y == 0))
+    assert _same(a * 7 == 0, X == 0)
+    some = z3.Not(z3.And(X == 0, Y == 0))
+    assert _same(z3.ULE(3, a * 3 + b * 5), some)  # every coefficient at least 3
+    assert not _same(z3.ULE(4, a * 3 + b * 5), some)  # 3 * 1 is below 4
