@@ -35,11 +35,11 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.verify.equivalence.ir_arith import abs_value
 from pybpfdsl.verify.equivalence.paths import Unsupported
+from pybpfdsl.verify.equivalence.sampling import free_constants
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import (
     is_application,
     is_cut_point,
-    is_free_constant,
     shared_subterms,
     substitute,
     subterm_asts,
@@ -543,7 +543,7 @@ class _Points:
         self._applications = applications
         self._random = rng
         self._points: list[tuple[dict[int, Term], list[tuple[Term, Term]]]] = []
-        variables = _variables(assumptions)
+        variables = free_constants(assumptions)
         for i in range(self.COUNT):
             solver = z3.Solver()
             solver.set("random_seed", i)
@@ -566,7 +566,7 @@ class _Points:
         for known, values in self._points:
             plain = z3.substitute(t, *values) if values else t
             pairs = []
-            for k, v in _variables([plain]).items():
+            for k, v in free_constants([plain]).items():
                 if not (z3.is_bv(v) or z3.is_bool(v)):
                     continue  # arrays stay symbolic: a value read from one is then not decided
                 if k not in known or not known[k].sort().eq(v.sort()):
@@ -589,11 +589,6 @@ class _Points:
             return False
         vx, vy = self._value(x), self._value(y)
         return vx is not None and vy is not None and vx != vy
-
-
-def _variables(terms: list[Term]) -> dict[int, Term]:
-    """The free constants in `terms` (by id)."""
-    return subterms(terms, is_free_constant)
 
 
 def equal_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int = MERGE_CHECK_MS) -> bool:
@@ -619,27 +614,29 @@ def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int,
     questions about the halves of a magnitude took 0.3 s incrementally and 0.07 s fresh; the sweep asks
     many small ones over every lemma, which copying and preprocessing would make 20% slower."""
     cuts = shared_cut_points(x, y)
-    if cuts:
-        solver.push()
-        solver.set("timeout", timeout_ms)
-        solver.add(substitute(x, cuts) != substitute(y, cuts))
-        verdict = solver.check()
-        solver.pop()
-        if verdict == z3.unsat:
-            return True
+    if cuts and _pushed(solver, substitute(x, cuts) != substitute(y, cuts), timeout_ms)[0] == z3.unsat:
+        return True
     if fresh:  # never pushed: a push is what switches Z3 to its incremental mode
         whole = z3.Solver()
         whole.set("timeout", timeout_ms)
         whole.add(*solver.assertions(), x != y)
         verdict = whole.check()
-        return True if verdict == z3.unsat else whole.model() if verdict == z3.sat else None
+        model = whole.model() if verdict == z3.sat else None
+    else:
+        verdict, model = _pushed(solver, x != y, timeout_ms)
+    return True if verdict == z3.unsat else model
+
+
+def _pushed(solver: z3.Solver, claim: Term, timeout_ms: int) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+    """Whether `claim` is satisfiable with the solver's assertions (and a model if so), asked in a
+    scope of its own, so the solver is as before afterwards."""
     solver.push()
     solver.set("timeout", timeout_ms)
-    solver.add(x != y)
+    solver.add(claim)
     verdict = solver.check()
     model = solver.model() if verdict == z3.sat else None
     solver.pop()
-    return True if verdict == z3.unsat else model
+    return verdict, model
 
 
 def shared_cut_points(x: Term, y: Term) -> list[tuple[Term, Term]]:

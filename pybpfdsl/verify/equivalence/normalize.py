@@ -683,10 +683,11 @@ class Normalizer:
             # x <=s y is x + 2^(w-1) <=u y + 2^(w-1). When both shifted sums are exact (a bounded sum
             # minus a constant, compared with a constant), the integer comparison decides or narrows
             # it: `src * 1000003 - 7 < 0` is `src == 0` for a 32-bit src.
-            half = _constant(px.width, 1 << (px.width - 1))
-            sx, sy = _add(px.width, [(1, px), (1, half)]), _add(py.width, [(1, py), (1, half)])
-            if (px.is_const or py.is_const) and self.exact(sx) and self.exact(sy):
-                return self._not(self._ule(sy, sx)) if strict else self._ule(sx, sy)
+            if px.is_const or py.is_const:
+                half = _constant(px.width, 1 << (px.width - 1))
+                sx, sy = _add(px.width, [(1, px), (1, half)]), _add(py.width, [(1, py), (1, half)])
+                if self.exact(sx) and self.exact(sy):
+                    return self._not(self._ule(sy, sx)) if strict else self._ule(sx, sy)
             x, y = self.term(px), self.term(py)
             return self._not(y <= x) if strict else x <= y
         if kind == z3.Z3_OP_EQ:

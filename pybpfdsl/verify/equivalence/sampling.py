@@ -18,9 +18,9 @@ PERTURBATIONS = 8
 """Redraws per base model and group of inputs in `perturbed`."""
 
 
-def free_constants(terms: list[Term]) -> list[Term]:
-    """The free constants (inputs) `terms` mention."""
-    return list(subterms(terms, is_free_constant).values())
+def free_constants(terms: list[Term]) -> dict[int, Term]:
+    """The free constants (inputs) `terms` mention, by Z3 id."""
+    return subterms(terms, is_free_constant)
 
 
 def perturbed(bases: list[z3.ModelRef], kept: list[Term], target: Term, rng: random.Random) -> z3.ModelRef | None:
@@ -31,12 +31,10 @@ def perturbed(bases: list[z3.ModelRef], kept: list[Term], target: Term, rng: ran
     A branch on deep fixed-point arithmetic (is the refilled bucket below one token?) goes either way
     for half of all inputs, but a solver takes a tenth of a second to find one, or gives up: the
     inputs that decide it pass through products and quotients the solver bit-blasts."""
-    inputs = free_constants([*kept, target])
-    mentioned = {c.get_id() for c in free_constants(kept)}
-    own = free_constants([target])
-    groups = [g for g in ([c for c in own if c.get_id() not in mentioned], own) if g]
+    mentioned, own = free_constants(kept), free_constants([target])
+    groups = [g for g in ([c for k, c in own.items() if k not in mentioned], list(own.values())) if g]
     for base in bases:
-        values = [(c, base.eval(c, model_completion=True)) for c in inputs]
+        values = [(c, base.eval(c, model_completion=True)) for c in {**mentioned, **own}.values()]
         for group in groups:
             for _ in range(PERTURBATIONS):
                 model = z3.Model()

@@ -120,7 +120,7 @@ def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
         return [], 0
     everything = [*side_a, *side_b]
     applications = sorted(subterms(everything, is_application).values(), key=depth.of)
-    simulation = _Simulation(free_constants([*everything, *assumptions]), applications, assumptions)
+    simulation = _Simulation(list(free_constants([*everything, *assumptions]).values()), applications, assumptions)
     matcher = _Matcher(simulation, [*assumptions, *lemmas], deadline, check_ms)
     pairs: list[tuple[Term, Term]] = []
     # Bottom-up, side a first at equal height: a representative is the first of its class.
@@ -211,7 +211,7 @@ class _Simulation:
         model = z3.Model()
         for c in constants:
             model.update_value(c, random_value(c, rng))
-        constrained = free_constants(assumptions)
+        constrained = free_constants(assumptions).values()
         # Redraw the assumptions' constants (the packet length) until they hold, then ask a solver.
         for _ in range(SAMPLE_REDRAWS):
             if all(z3.is_true(model.eval(f, model_completion=True)) for f in assumptions):
