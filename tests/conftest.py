@@ -1,4 +1,11 @@
-"""Suite-wide reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
+"""Suite-wide setup and reporting.
+
+Proof verdicts are cached on disk (`pybpfdsl.verify.equivalence.proof_cache`); the suite uses a cache
+of its own, made empty when the session starts, so that no verdict left by an earlier run (or by the
+user's own commands) decides a test. Under xdist the controller makes it and the workers, started after,
+inherit it through the environment; so do the command-line tests' subprocesses.
+
+Reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
 
 A test counts as a kernel test when it loaded a program or ran BPF_PROG_TEST_RUN (counted by the runtime),
 not because of a marker, so the number in the summary is what really happened. Works under xdist: the
@@ -7,12 +14,37 @@ mark travels to the controller in the test report's user properties.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
+
+_SESSION_CACHE_VARIABLE = "PYBPFDSL_TEST_SESSION_CACHE"
+"""The session's cache directory, for the processes the session starts (xdist workers)."""
+_made_here: list[str] = []  # the directory this process made, and removes at the end
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    inherited = os.environ.get(_SESSION_CACHE_VARIABLE)
+    if hasattr(config, "workerinput") and inherited:  # an xdist worker: use the controller's
+        os.environ["XDG_CACHE_HOME"] = inherited
+        return
+    directory = tempfile.mkdtemp(prefix="pybpfdsl-test-cache-")
+    _made_here.append(directory)
+    os.environ["XDG_CACHE_HOME"] = directory
+    os.environ[_SESSION_CACHE_VARIABLE] = directory
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for directory in _made_here:
+        shutil.rmtree(directory, ignore_errors=True)
+    _made_here.clear()
+
 
 _kernel_tests: set[str] = set()
 _sections: list[tuple[str, str]] = []  # (title, text) a test asked to show in the summary
