@@ -330,7 +330,7 @@ class _Machine:
 
     def __init__(self, insns: Sequence[Instruction], relocs: Mapping[int, Relocation],
                  maps: Mapping[str, InterpMap], fd_maps: Mapping[int, InterpMap], fd_array: Sequence[InterpMap],
-                 packet: bytes, ctx: XdpContext, step_limit: int) -> None:
+                 packet: bytes, ctx: XdpContext, step_limit: int, stacks: Sequence[bytes] = ()) -> None:
         self.insns = insns
         self.relocs = relocs
         self.maps = maps
@@ -348,13 +348,21 @@ class _Machine:
         self.regs: list[Value] = [0] * 11
         self.regs[1] = Pointer(self.ctx, 0)
         self.frames: list[_Frame] = []
+        self.initial_stacks = stacks
+        self.stacks_created = 0
         self.stack = self._new_stack()
         self.regs[10] = Pointer(self.stack, STACK_SIZE)
         self.redirect_ifindex: int | None = None
         self.pc = 0
 
     def _new_stack(self) -> Region:
-        return Region("stack", f"stack{len(self.frames)}", bytearray(STACK_SIZE))
+        """The next frame's stack: what `initial_stacks` says it holds before the program writes it
+        (the kernel promises nothing there), zeros by default."""
+        n = self.stacks_created
+        self.stacks_created += 1
+        initial = self.initial_stacks[n] if n < len(self.initial_stacks) else b""
+        data = bytearray(initial[:STACK_SIZE]) + bytearray(max(0, STACK_SIZE - len(initial)))
+        return Region("stack", f"stack{len(self.frames)}", data)
 
     def fault(self, message: str) -> BytecodeFault:
         return BytecodeFault(self.pc, message)
@@ -713,16 +721,19 @@ _HANDLERS: Mapping[Kind, Callable[[_Machine, Instruction], int | None]] = {
 def run(insns: Sequence[Instruction], packet: bytes, *, relocations: Mapping[int, Relocation] | None = None,
         maps: Mapping[str, InterpMap] | None = None, fd_maps: Mapping[int, InterpMap] | None = None,
         fd_array: Sequence[InterpMap] = (), ctx: XdpContext | None = None,
-        step_limit: int = DEFAULT_STEP_LIMIT) -> ExecutionResult:
+        step_limit: int = DEFAULT_STEP_LIMIT, stacks: Sequence[bytes] = ()) -> ExecutionResult:
     """Run an XDP program on ``packet``.
 
     ``relocations`` (by instruction index, as :func:`link_program` returns them) resolve lddw of maps
     and global data by name through ``maps``, in which global-data sections appear under their section
     name (``.bss``...).  Raw pseudo lddw forms resolve through ``fd_maps`` (MAP_FD / MAP_VALUE) and
-    ``fd_array`` (MAP_IDX / MAP_IDX_VALUE).  Maps are updated in place.
+    ``fd_array`` (MAP_IDX / MAP_IDX_VALUE).  Maps are updated in place.  ``stacks`` gives what the
+    stack frames hold before the program writes them, in the order the run creates them (the main
+    frame first, then one per bpf-to-bpf call; each up to 512 bytes, the lowest address first, so byte
+    ``i`` is at ``r10 - 512 + i``); frames beyond it, and bytes past its end, hold zeros.
     """
     machine = _Machine(insns, relocations or {}, maps or {}, fd_maps or {}, fd_array, packet,
-                       ctx or XdpContext(), step_limit)
+                       ctx or XdpContext(), step_limit, stacks)
     return machine.run()
 
 

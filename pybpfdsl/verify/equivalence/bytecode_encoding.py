@@ -37,6 +37,7 @@ from pybpfdsl.verify.equivalence.bytecode_memory import (
     Memory,
     Ptr,
     Region,
+    Unset,
     Val,
     as_int,
     bv64,
@@ -56,7 +57,16 @@ from pybpfdsl.verify.equivalence.paths import (
     merge_traces,
     pause,
 )
-from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv
+from pybpfdsl.verify.equivalence.state import (
+    ADDRESSES,
+    MIN_PACKET_LEN,
+    Effects,
+    Inputs,
+    MapShape,
+    Term,
+    bv_to_bytes,
+    bytes_to_bv,
+)
 
 MAX_STEPS = 100_000
 """Programs with more paths than this are explored with state merging."""
@@ -64,6 +74,10 @@ MAX_CALL_DEPTH = 8
 EINVAL, ENOENT, EEXIST, E2BIG = 22, 2, 17, 7
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 _ADDRESS_BIAS = 1 << 40  # same-region pointers compare by offset, as the interpreter's fake addresses do
+_MAX_COMPARED_OFFSET = 1 << 20
+_ADDRESS_CHECK_RLIMIT = 2_000_000
+"""Solver resource units for deciding whether a pointer comparison depends on the address (a few
+bit-vector comparisons: they take well under a tenth of this)."""
 
 
 @dataclass
@@ -90,8 +104,12 @@ class BCState:
 class BytecodeEncoder:
     """Runs one bytecode program symbolically against `inputs`."""
 
-    def __init__(self, program: BytecodeProgram, inputs: Inputs) -> None:
+    def __init__(self, program: BytecodeProgram, inputs: Inputs, side: int | None = None) -> None:
+        """`side` numbers the program among those reading `inputs` (for its own never-written stack
+        bytes, `Inputs.stack_byte`); by default the next free number, so of two encoders over one
+        `Inputs` the first created is side 0."""
         self.program = program
+        self.side = inputs.new_side() if side is None else side
         self.insns = program.instructions
         self.inputs = inputs
         self.shapes: dict[str, MapShape] = dict(inputs.layout.maps)
@@ -113,10 +131,11 @@ class BytecodeEncoder:
 
     def _run(self, deadline: float | None, merge: bool, max_paths: int = 20_000) -> Exploration:
         """Every path of the program; with `merge`, paths meeting at an instruction are merged (`paths`)."""
-        regs: list[Val] = [bv64(0)] * 11
+        regs: list[Val] = [Unset("uninitialised at entry")] * 11
         regs[1] = Ptr(CTX, bv64(0))
         regs[10] = Ptr(Region("stack", depth=0), bv64(mem.STACK_SIZE))
-        start = BCState(0, regs, Memory(self.inputs.packet), self.inputs.initial_effects())
+        memory = Memory(self.inputs.packet, unwritten=lambda frame, at: self.inputs.stack_byte(self.side, frame, at))
+        start = BCState(0, regs, memory, self.inputs.initial_effects())
         self.pauses = self.joins if merge else frozenset()
         merging = Merging(self.flow, self._locate, self.merge_states) if merge else None
         return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, deadline=deadline)
@@ -161,7 +180,7 @@ class BytecodeEncoder:
         live = self.live[a.pc] if 0 <= a.pc < len(self.insns) else _ALL_REGISTERS
         regs: list[Val] = []
         for r, (x, y) in enumerate(zip(a.regs, b.regs)):
-            value = mem.merge_values(when, x, y) if r in live else bv64(0)
+            value = mem.merge_values(when, x, y) if r in live else _DEAD
             if value is None:
                 return None
             regs.append(value)
@@ -231,7 +250,7 @@ class BytecodeEncoder:
         elif kind == Kind.LDDW:
             s.regs[insn.dst] = self._lddw(s, insn)
         elif kind in (Kind.LDX, Kind.LDX_SX):
-            base = s.regs[insn.src]
+            base = _reg(s, insn.src)
             if isinstance(base, Ptr) and base.region.kind == "ctx":
                 s.regs[insn.dst] = self._ctx(base, insn.off, size(insn.opcode).bytes)
             else:
@@ -244,8 +263,8 @@ class BytecodeEncoder:
                 else:
                     s.regs[insn.dst] = loaded
         elif kind in (Kind.ST, Kind.STX):
-            value: Val = bv64(insn.imm_sext) if kind == Kind.ST else s.regs[insn.src]
-            forked = self._store(s, s.regs[insn.dst], insn.off, size(insn.opcode).bytes, value)
+            value: Val = bv64(insn.imm_sext) if kind == Kind.ST else _reg(s, insn.src)
+            forked = self._store(s, _reg(s, insn.dst), insn.off, size(insn.opcode).bytes, value)
             if forked is not None:
                 return forked
         elif kind == Kind.ATOMIC:
@@ -273,11 +292,10 @@ class BytecodeEncoder:
     # -- arithmetic --------------------------------------------------------------------------------
 
     def _alu(self, s: BCState, insn: Instruction) -> Val:
-        dst = s.regs[insn.dst]
-        src: Val | None = s.regs[insn.src] if reads_source(insn) else None
+        # A move does not read its destination (which may be unset or hold a pointer).
+        dst = bv64(0) if insn.kind in (Kind.MOV, Kind.MOVSX) else _reg(s, insn.dst)
+        src: Val | None = _reg(s, insn.src) if reads_source(insn) else None
         scalar_src = src is None or not isinstance(src, Ptr | MapRef)
-        if insn.kind == Kind.MOV and scalar_src:
-            dst = bv64(0)  # a move does not read its destination, which may hold a pointer
         if not isinstance(dst, Ptr | MapRef) and scalar_src:
             return alu(Z3_OPS, insn, dst, alu_operand(Z3_OPS, insn, src))
         op = alu_op(insn.opcode)
@@ -356,11 +374,12 @@ class BytecodeEncoder:
             return g
         assert isinstance(base, Ptr)
         if isinstance(value, Ptr | MapRef):
-            if count != 8 or base.region.kind != "stack":
-                raise Unsupported(f"insn {s.pc}: a pointer stored outside an 8-byte stack slot")
-            at = mem.stack_offset(base, off, count)
-            mem.write(s.memory, s.effects, self.shapes, base, off, bv_to_bytes(bv64(0), 8))
-            s.memory.spills[base.region.depth][at] = value
+            # Its address goes to memory; an 8-byte stack slot also remembers the pointer (a spill).
+            address = self._address(s, value)
+            mem.write(s.memory, s.effects, self.shapes, base, off, bv_to_bytes(store_value(Z3_OPS, address,
+                                                                                           size_of(count)), count))
+            if count == 8 and base.region.kind == "stack":
+                s.memory.spills[base.region.depth][mem.stack_offset(base, off, count)] = value
             return None
         bits = store_value(Z3_OPS, value, size_of(count))
         mem.write(s.memory, s.effects, self.shapes, base, off, bv_to_bytes(bits, count))
@@ -372,21 +391,45 @@ class BytecodeEncoder:
             aop = AtomicOp(insn.imm)
         except ValueError:
             raise Fault(f"unknown atomic operation {insn.imm:#x}") from None
-        base = s.regs[insn.dst]
+        base = _reg(s, insn.dst)
         if (g := self._access_guard(s, base, insn.off, sz.bytes)) is not None:
             return g
         assert isinstance(base, Ptr)
-        src, r0 = s.regs[insn.src], s.regs[0]
-        if aop != AtomicOp.CMPXCHG:
-            r0 = bv64(0)  # only cmpxchg reads r0, which often still holds a map value pointer
-        if isinstance(src, Ptr | MapRef) or isinstance(r0, Ptr | MapRef):
-            raise Unsupported("atomic operation with a pointer operand")
+        # Only cmpxchg reads r0, which often still holds a map value pointer.
+        src, r0 = _reg(s, insn.src), _reg(s, 0) if aop == AtomicOp.CMPXCHG else bv64(0)
+        if sz not in (Size.W, Size.DW) or aop in (AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL):
+            raise Unsupported(f"atomic {aop.name.lower()} of {sz.bytes} bytes")
+        if base.region.kind == "stack" and any(
+                p < at + sz.bytes and p + 8 > at
+                for at in [mem.stack_offset(base, insn.off, sz.bytes)] for p in s.memory.spills[base.region.depth]):
+            raise Unsupported("atomic operation on a spilled pointer")
+        # A pointer operand is used as a number: its address (the kernel lets a privileged program).
+        src = self._address(s, src) if isinstance(src, Ptr | MapRef) else src
+        r0 = self._address(s, r0) if isinstance(r0, Ptr | MapRef) else r0
         old = bytes_to_bv(mem.read(s.memory, s.effects, self.shapes, base, insn.off, sz.bytes))
         effect = atomic(Z3_OPS, aop, sz, old, src, r0)
         mem.write(s.memory, s.effects, self.shapes, base, insn.off, bv_to_bytes(effect.memory, sz.bytes))
         if effect.register is not None and effect.fetched is not None:
             s.regs[0 if effect.register == "r0" else insn.src] = effect.fetched
         return None
+
+    def _address(self, s: BCState, v: Ptr | MapRef) -> Term:
+        """The number a pointer stands for: its object's address (an input of this program,
+        `Inputs.address`) plus its offset; 0 for a null map value pointer."""
+        inputs = self.inputs
+        if isinstance(v, MapRef):
+            return inputs.address(self.side, f"map_{v.name}")
+        r = v.region
+        if r.kind == "stack":
+            base = inputs.address(self.side, f"stack{s.memory.frames[r.depth]}")
+        elif r.kind == "value":
+            base = inputs.address(self.side, f"value_{r.name}", r.key)
+        else:
+            base = inputs.address(self.side, r.kind if r.kind != "section" else f"section_{r.name}")
+        address = base + v.offset
+        if v.low32:
+            address = z3.ZeroExt(32, z3.Extract(31, 0, address))
+        return address if v.found is None else z3.If(v.found, address, bv64(0))
 
     # -- control flow ------------------------------------------------------------------------------
 
@@ -404,32 +447,104 @@ class BytecodeEncoder:
         return Fork([(taken, yes), (z3.Not(taken), no)])
 
     def _condition(self, s: BCState, insn: Instruction) -> Term:
-        dst = s.regs[insn.dst]
-        src: Val | None = s.regs[insn.src] if source(insn.opcode) == Source.X else None
+        dst = _reg(s, insn.dst)
+        src: Val | None = _reg(s, insn.src) if source(insn.opcode) == Source.X else None
         if not isinstance(dst, Ptr | MapRef) and not isinstance(src, Ptr | MapRef):
             return jump_taken(Z3_OPS, insn, dst, alu_operand(Z3_OPS, insn, src))
+        try:
+            return self._pointer_condition(insn, dst, src)
+        except Unsupported as exc:
+            raise Unsupported(f"insn {s.pc}: comparison of a pointer ({insn}): {exc}") from None
+
+    def _pointer_condition(self, insn: Instruction, dst: Val, src: Val | None) -> Term:
+        """A jump's condition when an operand is a pointer (or a map). A pointer is null or an address
+        the program cannot predict (`ADDRESSES`): a condition is encoded only when it is the same for
+        every address the kernel may choose, else the comparison is not modelled."""
         op = jmp_op(insn.opcode)
-        if isinstance(dst, Ptr) and isinstance(src, Ptr) and dst.region.same(src.region):
-            return jump_taken(Z3_OPS, insn, dst.offset + _ADDRESS_BIAS, src.offset + _ADDRESS_BIAS)
-        other = src if isinstance(dst, Ptr | MapRef) else dst
+        equality = op in (JmpOp.JEQ, JmpOp.JNE)
+        if any(isinstance(v, Ptr) and v.low32 for v in (dst, src)):
+            raise Unsupported("the low 32 bits of a pointer")
+        if insn.cls == InsnClass.JMP32 and not equality:
+            raise Unsupported("32-bit order of addresses")
+        if isinstance(dst, Ptr | MapRef) and isinstance(src, Ptr | MapRef):
+            return self._two_pointers(insn, op, dst, src)
         ptr = dst if isinstance(dst, Ptr | MapRef) else src
-        zero = (other is None and insn.imm == 0) or (other is not None and as_int(other) == 0)
-        if zero and op in (JmpOp.JEQ, JmpOp.JNE):
-            nonnull = ptr.found if isinstance(ptr, Ptr) and ptr.found is not None else z3.BoolVal(True)
-            return z3.Not(nonnull) if op == JmpOp.JEQ else nonnull
-        raise Unsupported(f"insn {s.pc}: comparison of a pointer ({insn})")
+        assert isinstance(ptr, Ptr | MapRef)
+        other = alu_operand(Z3_OPS, insn, None) if src is None else (dst if ptr is src else src)
+        assert not isinstance(other, Ptr | MapRef | Unset)
+        null = jump_taken(Z3_OPS, insn, *((bv64(0), other) if ptr is dst else (other, bv64(0))))
+        nonnull = self._address_condition(insn, ptr, other, ptr is dst)
+        found = ptr.found if isinstance(ptr, Ptr) else None
+        return nonnull if found is None else z3.If(found, nonnull, null)
+
+    def _address_condition(self, insn: Instruction, ptr: Ptr | MapRef, other: Term, ptr_first: bool) -> Term:
+        """The condition with a non-null `ptr` (the jump's first operand if `ptr_first`) at any address
+        in `ADDRESSES` (shifted by its offset; the interpreter's fake addresses lie there too, so a
+        condition decided for all of them replays): the condition at the lowest one, when it is the same at
+        every one."""
+        offset = 0 if isinstance(ptr, MapRef) else as_int(ptr.offset)
+        if offset is None or abs(offset) > _MAX_COMPARED_OFFSET:
+            raise Unsupported("its offset is not a small constant")
+        if insn.cls == InsnClass.JMP32:
+            raise Unsupported("the low 32 bits of an address")
+        address = z3.BitVec("address", 64)
+        taken = jump_taken(Z3_OPS, insn, *((address, other) if ptr_first else (other, address)))
+        low, high = bv64(ADDRESSES[0] + offset), bv64(ADDRESSES[1] + offset)
+        at_low = z3.substitute(taken, (address, low))
+        solver = z3.Solver()
+        solver.set("rlimit", _ADDRESS_CHECK_RLIMIT)
+        solver.add(z3.ULE(low, address), z3.ULE(address, high), taken != at_low)
+        if solver.check() != z3.unsat:
+            raise Unsupported("the result depends on the address the kernel chooses")
+        return z3.simplify(at_low)
+
+    def _two_pointers(self, insn: Instruction, op: JmpOp | None, dst: Ptr | MapRef, src: Ptr | MapRef) -> Term:
+        """Two pointers: into one object they compare by offset (one base address); into different
+        objects only (in)equality is known, and only for offsets inside the objects (objects do not
+        overlap, but one's end may be the next one's start)."""
+        if isinstance(dst, MapRef) or isinstance(src, MapRef):
+            if not (isinstance(dst, MapRef) and isinstance(src, MapRef)) or op not in (JmpOp.JEQ, JmpOp.JNE):
+                raise Unsupported("a map's address compared with another pointer")
+            return z3.BoolVal((dst.name == src.name) == (op == JmpOp.JEQ))
+        if dst.found is not None or src.found is not None:
+            raise Unsupported("a pointer that may be null compared with another pointer")
+        if dst.region.same(src.region) and (dst.region.key is None) == (src.region.key is None):
+            return jump_taken(Z3_OPS, insn, dst.offset + _ADDRESS_BIAS, src.offset + _ADDRESS_BIAS)
+        if op not in (JmpOp.JEQ, JmpOp.JNE):
+            raise Unsupported("the order of two objects' addresses")
+        inside = z3.And(self._inside(dst), self._inside(src))
+        same_object = z3.BoolVal(False)
+        a, b = dst.region, src.region
+        if (a.kind, a.name, a.depth) == (b.kind, b.name, b.depth) and a.key is not None and b.key is not None:
+            same_object = a.key == b.key  # one map's elements: the same one when the keys are equal
+        equal = z3.And(same_object, dst.offset == src.offset)
+        if not z3.is_true(z3.simplify(inside)):
+            raise Unsupported("an offset outside its object")
+        return equal if op == JmpOp.JEQ else z3.Not(equal)
+
+    def _inside(self, ptr: Ptr) -> Term:
+        """Whether `ptr`'s offset lies inside its object (before its end)."""
+        r = ptr.region
+        sizes = {"stack": mem.STACK_SIZE, "ctx": mem.CTX_SIZE, "packet": MIN_PACKET_LEN}
+        if r.kind == "value":
+            size = self.shapes[r.name].value_size
+        elif r.kind == "section":
+            size = self.inputs.layout.section_size(r.name)
+        else:
+            size = sizes[r.kind]
+        at = as_int(ptr.offset)
+        return z3.BoolVal(at is not None and 0 <= at < size)
 
     def _exit(self, s: BCState) -> Outcome | None:
         if s.frames:
             frame = s.frames.pop()
             s.regs[6:11] = frame.saved
             for r in range(1, 6):
-                s.regs[r] = bv64(0)
-            s.memory.stacks.pop()
-            s.memory.spills.pop()
+                s.regs[r] = Unset("after a call")
+            s.memory.pop_frame()
             s.pc = frame.return_pc
             return None
-        r0 = s.regs[0]
+        r0 = _reg(s, 0)
         if isinstance(r0, Ptr | MapRef):
             raise Unsupported("the program returns a pointer")
         return Outcome("return", z3.Extract(31, 0, r0), s.effects, tuple(s.trace), packet=s.memory.packet,
@@ -440,8 +555,7 @@ class BytecodeEncoder:
             raise Fault(f"call depth exceeds {MAX_CALL_DEPTH}")
         target = self._jump(s, insn, insn.imm)
         s.frames.append(_Frame(s.pc + 1, s.regs[6:11]))
-        s.memory.stacks.append({})
-        s.memory.spills.append({})
+        s.memory.push_frame()
         s.regs[10] = Ptr(Region("stack", depth=len(s.frames)), bv64(mem.STACK_SIZE))
         s.pc = target
 
@@ -469,6 +583,8 @@ class BytecodeEncoder:
         r = s.regs
         fx = s.effects
         helper = insn.imm
+        for arg in _HELPER_ARGUMENTS.get(helper, ()):
+            _reg(s, arg)
         result: Val
         if helper == 1:  # map_lookup_elem
             shape = self._map(r[1])
@@ -502,7 +618,7 @@ class BytecodeEncoder:
             raise Unsupported(f"helper {helper} is not modelled")
         r[0] = result
         for i in range(1, 6):  # caller-saved: the verifier forbids reading them after a call
-            r[i] = bv64(0)
+            r[i] = Unset("after a call")
 
     @staticmethod
     def _update(fx: Effects, shape: MapShape, key: Term, value: Term, flags: int) -> Term:
@@ -523,6 +639,18 @@ class BytecodeEncoder:
 
 
 _ALL_REGISTERS = frozenset(range(11))
+_DEAD = Unset("dead")
+"""A register no later instruction reads before writing it (what a merge leaves in it)."""
+
+
+def _reg(s: BCState, r: int) -> Val:
+    """Register `r` as an instruction reads it; reading one the kernel leaves uninitialised is
+    something its verifier rejects, so the proof cannot say what the program does."""
+    value = s.regs[r]
+    if isinstance(value, Unset):
+        raise Unsupported(f"insn {s.pc} reads r{r}, which is uninitialised ({value.why}): "
+                          "the kernel verifier rejects such a program")
+    return value
 _HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 130: (1, 2, 3)}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 

@@ -6,10 +6,16 @@ always known on a path (K2's memory-type concretization, §5), so aliasing is on
 to the same region. Stack and global-data offsets must be constants (K2's offset concretization); packet
 offsets may be symbolic and are bounds-checked against the symbolic length; a map-value pointer is the
 map plus the key it was looked up with, so two pointers to one element alias through the map's array.
+
+Stack bytes a program reads before writing them are inputs (`Inputs.stack_byte`), one set per frame
+the path creates: the kernel lets a privileged program read never-written stack and promises nothing
+about what it finds there, so assuming zeros would prove programs equal that the kernel runs
+differently.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -57,7 +63,15 @@ class MapRef:
     name: str
 
 
-Val = Term | Ptr | MapRef
+@dataclass(frozen=True)
+class Unset:
+    """A register the kernel leaves uninitialised (r0 and r2-r9 at entry, r1-r5 after a call): its
+    verifier rejects a program that reads one, so the encoding never gives it a value."""
+
+    why: str
+
+
+Val = Term | Ptr | MapRef | Unset
 
 PACKET = Region("packet")
 CTX = Region("ctx")
@@ -78,18 +92,51 @@ def bv64(value: int) -> Term:
     return z3.BitVecVal(value & ((1 << 64) - 1), 64)
 
 
+Unwritten = Callable[[int, int], Term]
+"""(frame number, stack offset) → the byte a never-written stack slot holds (`Inputs.stack_byte` of one
+program)."""
+
+
+def _zero_stack(frame: int, offset: int) -> Term:
+    return z3.BitVecVal(0, 8)
+
+
 @dataclass
 class Memory:
-    """The per-path memory besides `Effects`: stacks (one per frame), their pointer spills, the packet."""
+    """The per-path memory besides `Effects`: stacks (one per frame), their pointer spills, the packet.
+
+    `frames` numbers the frame at each call depth in the order the path created them (the main frame
+    is 0); `created` counts the frames created so far. A never-written stack byte is
+    `unwritten(frame number, offset)`."""
 
     packet: Term
     stacks: list[dict[int, Term]] = field(default_factory=lambda: [{}])
     spills: list[dict[int, Val]] = field(default_factory=lambda: [{}])
     packet_writes: tuple[Term, ...] = ()
+    unwritten: Unwritten = _zero_stack
+    frames: list[int] = field(default_factory=lambda: [0])
+    created: int = 1
 
     def copy(self) -> Memory:
         return Memory(self.packet, [dict(s) for s in self.stacks], [dict(s) for s in self.spills],
-                      self.packet_writes)
+                      self.packet_writes, self.unwritten, list(self.frames), self.created)
+
+    def push_frame(self) -> None:
+        """A subprogram's frame: a fresh stack whose never-written bytes are new inputs."""
+        self.stacks.append({})
+        self.spills.append({})
+        self.frames.append(self.created)
+        self.created += 1
+
+    def pop_frame(self) -> None:
+        self.stacks.pop()
+        self.spills.pop()
+        self.frames.pop()
+
+    def stack_byte(self, depth: int, at: int) -> Term:
+        """The byte at offset `at` of the frame at call depth `depth` (an input when never written)."""
+        byte = self.stacks[depth].get(at)
+        return self.unwritten(self.frames[depth], at) if byte is None else byte
 
 
 def merge_values(when: Term, a: Val, b: Val) -> Val | None:
@@ -97,7 +144,7 @@ def merge_values(when: Term, a: Val, b: Val) -> Val | None:
     different region) and so cannot be one value, or are pointers at different offsets: stack, context,
     global-data and map-value offsets must stay constants, and a merged packet offset would make every
     later access and bounds check through it a disjunction for the solver to split again."""
-    if isinstance(a, MapRef) or isinstance(b, MapRef):
+    if isinstance(a, MapRef | Unset) or isinstance(b, MapRef | Unset):
         return a if a == b else None
     if isinstance(a, Ptr) and isinstance(b, Ptr):
         ra, rb = a.region, b.region
@@ -117,13 +164,12 @@ def merge_values(when: Term, a: Val, b: Val) -> Val | None:
 
 
 def merge_memory(when: Term, a: Memory, b: Memory) -> Memory | None:
-    """The memory of two merged states (unwritten stack bytes are 0); None when their frames differ or a
-    stack slot holds a spilled pointer on one side only."""
-    if len(a.stacks) != len(b.stacks):
+    """The memory of two merged states (a byte written on one side only is the other side's input byte
+    there); None when their frames differ or a stack slot holds a spilled pointer on one side only."""
+    if a.frames != b.frames or a.created != b.created:
         return None
-    zero = z3.BitVecVal(0, 8)
-    stacks = [{at: ite(when, fa.get(at, zero), fb.get(at, zero)) for at in sorted(fa.keys() | fb.keys())}
-              for fa, fb in zip(a.stacks, b.stacks)]
+    stacks = [{at: ite(when, a.stack_byte(depth, at), b.stack_byte(depth, at)) for at in sorted(fa.keys() | fb.keys())}
+              for depth, (fa, fb) in enumerate(zip(a.stacks, b.stacks))]
     spills: list[dict[int, Val]] = []
     for sa, sb in zip(a.spills, b.spills):
         if sa.keys() != sb.keys():
@@ -135,7 +181,8 @@ def merge_memory(when: Term, a: Memory, b: Memory) -> Memory | None:
                 return None
             merged[at] = value
         spills.append(merged)
-    return Memory(ite(when, a.packet, b.packet), stacks, spills, union_terms(a.packet_writes, b.packet_writes))
+    return Memory(ite(when, a.packet, b.packet), stacks, spills, union_terms(a.packet_writes, b.packet_writes),
+                  a.unwritten, list(a.frames), a.created)
 
 
 class Fault(Exception):
@@ -173,8 +220,7 @@ def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: i
         return [z3.Select(mem.packet, at + i) for i in range(count)]
     if r.kind == "stack":
         at = stack_offset(ptr, off, count)
-        frame = mem.stacks[r.depth]
-        return [frame.get(at + i, z3.BitVecVal(0, 8)) for i in range(count)]  # unwritten stack reads 0
+        return [mem.stack_byte(r.depth, at + i) for i in range(count)]
     if r.kind == "section":
         try:
             return fx.read_section(r.name, concrete_offset(ptr, off, "global data"), count)

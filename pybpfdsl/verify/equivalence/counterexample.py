@@ -95,6 +95,9 @@ class Counterexample:
     lines_b: list[int]
     source_file: str = ""
     runs: tuple[Run, Run] | None = None
+    stacks: dict[int, list[bytes]] = field(default_factory=dict)
+    """Per bytecode program (`Inputs.stack_byte`'s side), what each stack frame holds before it is
+    written (frames in creation order, 512 bytes each, byte i at r10 - 512 + i)."""
 
     @property
     def reproduced(self) -> bool:
@@ -134,6 +137,12 @@ class Counterexample:
                 out.append(f"  initial map {name}: " + ", ".join(f"{k.hex()}: {v.hex()}" for k, v in entries.items()))
         for name, data in self.sections.items():
             out.append(f"  initial {name}: {data.hex()}")
+        for side, frames in self.stacks.items():
+            for frame, data in enumerate(frames):
+                shown = ", ".join(f"r10{i - 512}: {b:02x}" for i, b in enumerate(data) if b)
+                name = "bytecode" if self.labels[0] == "IR" else self.labels[side]
+                out.append(f"  never-written stack ({name}, frame {frame}): "
+                           f"{_short(shown) or 'zeros'}")
         if self.prandom or self.ktime:
             out.append(f"  helper results: prandom={self.prandom} ktime={self.ktime} cpu={self.cpu}")
         if self.runs is not None:
@@ -207,10 +216,21 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     lines_a = _lines(active_a, replay, 0, model)
     lines_b = _lines(active_b, replay, 1, model)
     cex = Counterexample(kind, packet, maps, sections, prandom, ktime, _value(model, inputs.cpu), differing, labels,
-                         lines_a, lines_b, getattr(replay, "source_file", ""))
+                         lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs))
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
     return cex
+
+
+def _stacks(model: z3.ModelRef, inputs: Inputs) -> dict[int, list[bytes]]:
+    """The never-written stack bytes the model chose, as frame images per program (zeros elsewhere)."""
+    images: dict[int, list[bytearray]] = {}
+    for (side, frame, offset), byte in inputs.stack.items():
+        frames = images.setdefault(side, [])
+        while len(frames) <= frame:
+            frames.append(bytearray(512))
+        frames[frame][offset] = _value(model, byte)
+    return {side: [bytes(f) for f in frames] for side, frames in images.items()}
 
 
 def _lines(outcome: Outcome | None, replay: object, side: int, model: z3.ModelRef) -> list[int]:
@@ -231,8 +251,9 @@ def _lines(outcome: Outcome | None, replay: object, side: int, model: z3.ModelRe
 # --------------------------------------------------------------------------- #
 
 
-def run_bytecode(program: BytecodeProgram, cex: Counterexample) -> Run:
-    """Run `program` in the bytecode interpreter on the counterexample's inputs."""
+def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -> Run:
+    """Run `program` (bytecode program number `side` of the proof) in the bytecode interpreter on the
+    counterexample's inputs."""
     maps: dict[str, InterpMap] = {}
     for shape in program.layout.maps.values():
         m = InterpMap(shape.name, shape.map_type, shape.key_size, shape.value_size, shape.max_entries)
@@ -245,7 +266,8 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample) -> Run:
     helpers = ScriptedHelpers(cex.prandom, cex.ktime, cex.cpu)
     try:
         with use_helpers(helpers):
-            result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps)
+            result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
+                         stacks=cex.stacks.get(side, ()))
     except BytecodeFault as exc:
         return Run(None, error=f"fault: {exc}")
     return Run(result.action, result.packet,
@@ -354,4 +376,4 @@ class ObjectReplayer:
         self.line_maps = (a.line_of, b.line_of)
 
     def replay(self, cex: Counterexample) -> tuple[Run, Run]:
-        return run_bytecode(self.a, cex), run_bytecode(self.b, cex)
+        return run_bytecode(self.a, cex, 0), run_bytecode(self.b, cex, 1)

@@ -7,12 +7,18 @@ both the IR and the bytecode encoding, so the two cannot model a map differently
 symbolic arrays, keys compared by value, not by the address they were read from).
 
 Modelling decisions (each is also what the replay interpreters do, so counterexamples reproduce):
-- the packet is an array from 64-bit offsets to bytes with a symbolic length in [0, MAX_PACKET_LEN];
+- the packet is an array from 64-bit offsets to bytes with a symbolic length in
+  [MIN_PACKET_LEN, MAX_PACKET_LEN] (the kernel runs XDP on no frame shorter than an Ethernet header);
 - a map is two arrays over its key bits: `present` (hash maps; for arrays presence is `key < max`) and
   `value`; capacity is not modelled (updates of hash maps succeed, LRU maps never evict);
 - global-data sections are lists of byte terms (offsets into them are always constants);
 - helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
-  is one variable; ring-buffer outputs always succeed and are logged in order.
+  is one variable; ring-buffer outputs always succeed and are logged in order;
+- stack bytes a bytecode program reads before writing are inputs of that program alone (`stack_byte`):
+  the kernel promises nothing about them, and two programs compared find unrelated garbage;
+- where a bytecode program uses a pointer as a number (stores it outside a stack slot, adds it
+  atomically, reads part of a spilled one), the number is an address of that program alone
+  (`address`): anywhere in `ADDRESSES`, one per object.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ Term = Any
 """A Z3 expression (z3 has no type stubs)."""
 
 MAX_PACKET_LEN: Final = 0xFFFF
-"""Longest packet considered: more than the linear data of any XDP frame."""
+"""Longest packet considered: more than the linear data of any XDP frame (BPF_PROG_TEST_RUN on a 4 KiB-page
+kernel shows a program at most 3,520 linear bytes; generic XDP on a large-MTU device can show more)."""
+ADDRESSES: Final = (0xFFFF_0000_0000_0000, (1 << 64) - (1 << 24))
+"""Where the kernel's objects (context, packet, stacks, maps and their values) lie: the kernel half of
+the address space of x86-64 and arm64, short of its last 16 MiB (the fixmap). The bytecode
+interpreter's fake addresses lie there too."""
+MIN_PACKET_LEN: Final = 14
+"""Shortest packet considered: an Ethernet header. BPF_PROG_TEST_RUN refuses shorter frames (EINVAL) and
+no driver passes one to XDP, so a difference only on shorter packets is no difference in the kernel."""
 
 ARRAY_TYPES: Final = frozenset({2, 6})  # BPF_MAP_TYPE_ARRAY, PERCPU_ARRAY
 RINGBUF_TYPE: Final = 27
@@ -167,7 +181,7 @@ class Inputs:
         self.cpu = z3.BitVec("cpu_id", 32)
         self.ctx = {off: z3.BitVec(f"xdp_md_{name}", 32)
                     for off, name in ((12, "ingress_ifindex"), (16, "rx_queue_index"), (20, "egress_ifindex"))}
-        self.assumptions: list[Term] = [z3.ULE(self.length, MAX_PACKET_LEN)]
+        self.assumptions: list[Term] = [z3.ULE(self.length, MAX_PACKET_LEN), z3.UGE(self.length, MIN_PACKET_LEN)]
         self.present: dict[str, Term] = {}
         self.values: dict[str, Term] = {}
         for shape in layout.maps.values():
@@ -190,6 +204,38 @@ class Inputs:
                 self.sections[name] = tuple(data)
         self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": []}
         self.widths = {"prandom": 32, "ktime": 64}
+        self.sides = 0
+        self.stack: dict[tuple[int, int, int], Term] = {}
+        self.addresses: list[Term] = []
+        """(side, frame, offset) → the never-written stack byte a program read there (`stack_byte`)."""
+
+    def address(self, side: int, what: str, key: Term = None) -> Term:
+        """The address at which program `side` finds object `what` (a map value: of the element under
+        `key`): unknown, in `ADDRESSES`."""
+        name = f"address{side}_{what}"
+        if key is None:
+            base = z3.BitVec(name, 64)
+        else:
+            base = z3.Function(name, key.sort(), z3.BitVecSort(64))(key)
+        if not any(base.eq(t) for t in self.addresses):
+            self.addresses.append(base)
+            self.assumptions.append(z3.And(z3.UGE(base, ADDRESSES[0]), z3.ULE(base, ADDRESSES[1])))
+        return base
+
+    def new_side(self) -> int:
+        """A number for one more bytecode program reading these inputs (0 for the first): its own
+        never-written stack bytes."""
+        self.sides += 1
+        return self.sides - 1
+
+    def stack_byte(self, side: int, frame: int, offset: int) -> Term:
+        """What program `side` finds at byte `offset` (0-511) of the `frame`-th stack frame it creates
+        (0: the main frame) when it never wrote there: anything (the kernel promises nothing)."""
+        key = (side, frame, offset)
+        byte = self.stack.get(key)
+        if byte is None:
+            byte = self.stack[key] = z3.BitVec(f"stack{side}_{frame}[{offset - 512}]", 8)
+        return byte
 
     def helper(self, stream: str, index: int) -> Term:
         """Result `index` (0-based, in call order) of a helper stream."""

@@ -1,0 +1,189 @@
+"""The prover assumes no value the kernel does not promise.
+
+Each test is a pair of tiny objects that the kernel runs differently (or refuses) while a prover
+assuming the value would call them equal; the prover must not say "proven". Where the kernel can show
+the difference deterministically, the test shows it too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+import pytest
+
+from pybpfdsl.runtime.bpf_object import LoadError
+from pybpfdsl.runtime.libbpf import BpfTestRunOpts, get_libbpf
+from pybpfdsl.runtime.test_run import run_xdp
+from pybpfdsl.verify.equivalence.prove import prove_objects
+from pybpfdsl.verify.equivalence.state import MIN_PACKET_LEN
+from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel, xdp
+
+pytestmark = needs_clang
+
+RETURN_1 = "r0 = 1; exit"
+READS_NEVER_WRITTEN_STACK = "r0 = *(u32 *)(r10 - 4); r0 &= 1; r0 += 1; exit"
+
+# A subprogram leaves 5 on its stack; the next one, at the same depth, reads that slot unwritten.
+LEFTOVER = ("call f; call g; exit", """
+\t.text
+\t.type\tf,@function
+f:
+\tr1 = 5
+\t*(u64 *)(r10 - 8) = r1
+\tr0 = 0
+\texit
+\t.size\tf, .-f
+\t.type\tg,@function
+g:
+\tr0 = *(u32 *)(r10 - 8)
+\tr0 &= 1
+\tr0 += 1
+\texit
+\t.size\tg, .-g
+""")
+
+
+def _kernel_actions(elf: bytes, packet: bytes = bytes(64), runs: int = 5) -> set[int]:
+    with kernel(elf) as obj:
+        fd = obj.program_fd("prog")
+        return {run_xdp(fd, packet).action for _ in range(runs)}
+
+
+def test_never_written_stack_is_an_input_not_zero() -> None:
+    result = prove_objects(xdp(READS_NEVER_WRITTEN_STACK), xdp(RETURN_1), "prog")
+    assert result.status == "counterexample", result.summary()
+    cex = result.counterexample
+    assert cex is not None and cex.reproduced, result.report()
+    assert cex.stacks[0][0][512 - 4] & 1, "the replay needs garbage with bit 0 set"
+    assert "never-written stack" in result.report()
+
+
+def test_each_program_finds_its_own_garbage() -> None:
+    # The same program twice: two runs in the kernel need not find the same stack contents.
+    same = xdp(READS_NEVER_WRITTEN_STACK)
+    result = prove_objects(same, same, "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced
+
+
+def test_a_subprogram_frame_holds_garbage_too() -> None:
+    result = prove_objects(xdp(*LEFTOVER), xdp(RETURN_1), "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced
+
+
+@needs_kernel
+def test_the_kernel_leaves_garbage_on_the_stack() -> None:
+    # g finds what f left: the kernel returns 2 where a zeroed stack would give 1.
+    assert _kernel_actions(xdp(*LEFTOVER)) == {2}
+    assert _kernel_actions(xdp(RETURN_1)) == {1}
+
+
+@pytest.mark.parametrize("body", [
+    "r0 = r2; exit",  # r2 is uninitialised at entry
+    "r0 = 2; r0 += r5; exit",
+    "if r3 == 0x0 goto +1; r0 = 1; r0 = 2; exit",
+    "call 5; r0 = r1; exit",  # r1-r5 are uninitialised after a helper call
+    "call 5; r2 = 1; *(u64 *)(r10 - 8) = r3; r0 = 2; exit",
+])
+def test_uninitialised_registers_have_no_value(body: str) -> None:
+    result = prove_objects(xdp(body), xdp("r0 = 2; exit"), "prog")
+    assert result.status == "unknown", result.summary()
+    assert "uninitialised" in result.reason
+
+
+@needs_kernel
+def test_the_kernel_refuses_reading_uninitialised_registers() -> None:
+    for body in ("r0 = r2; exit", "call 5; r0 = r1; exit"):
+        with pytest.raises(LoadError, match="!read_ok"), kernel(xdp(body)):
+            pass
+
+
+# -- packets the kernel never produces -------------------------------------------------------------
+
+CHECKS_AN_ETHERNET_HEADER = """
+r2 = *(u32 *)(r1 + 0); r3 = *(u32 *)(r1 + 4); r2 += 14; if r2 > r3 goto +2; r0 = 2; exit; r0 = 1; exit
+"""
+
+
+def test_no_counterexample_is_shorter_than_an_ethernet_header() -> None:
+    # The two agree on every frame of 14 bytes or more, and differ only on shorter ones.
+    result = prove_objects(xdp(CHECKS_AN_ETHERNET_HEADER), xdp("r0 = 2; exit"), "prog")
+    assert result.status == "proven", result.report()
+
+
+def test_a_counterexample_packet_is_a_frame() -> None:
+    # Differ from the 15th byte on: the shortest counterexample is still 14 bytes long.
+    longer = CHECKS_AN_ETHERNET_HEADER.replace("r2 += 14", "r2 += 15")
+    result = prove_objects(xdp(longer), xdp("r0 = 2; exit"), "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and len(result.counterexample.packet) == MIN_PACKET_LEN
+
+
+def _test_run_errno(fd: int, size: int) -> int:
+    """0 when BPF_PROG_TEST_RUN accepts a `size`-byte frame, else the errno it fails with."""
+    data_in = ctypes.create_string_buffer(bytes(size), max(size, 1))
+    data_out = ctypes.create_string_buffer(size + 4096)
+    opts = BpfTestRunOpts()
+    opts.sz = ctypes.sizeof(BpfTestRunOpts)
+    opts.data_in, opts.data_size_in = ctypes.addressof(data_in), size
+    opts.data_out, opts.data_size_out = ctypes.addressof(data_out), size + 4096
+    opts.repeat = 1
+    try:
+        get_libbpf().prog_test_run_opts(fd, opts)
+    except OSError as exc:
+        return exc.errno or -1
+    return 0
+
+
+@needs_kernel
+def test_the_kernel_runs_xdp_on_no_frame_shorter_than_an_ethernet_header() -> None:
+    with kernel(xdp(CHECKS_AN_ETHERNET_HEADER)) as obj:
+        fd = obj.program_fd("prog")
+        assert [_test_run_errno(fd, n) != 0 for n in range(MIN_PACKET_LEN + 2)] == \
+            [True] * MIN_PACKET_LEN + [False, False]
+        longer = xdp(CHECKS_AN_ETHERNET_HEADER.replace("r2 += 14", "r2 += 15"))
+    with kernel(longer) as other:
+        assert run_xdp(other.program_fd("prog"), bytes(14)).action == 1  # the difference is real
+
+
+# -- padding ---------------------------------------------------------------------------------------
+
+PADDED_KEY = r"""
+struct key { unsigned char a; unsigned int b; };
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, struct key);
+         __type(value, unsigned int); } m SEC(".maps");
+static __attribute__((noinline)) int dirty(void) {
+    volatile unsigned long long x[4];
+    for (int i = 0; i < 4; i++) x[i] = ~0ULL;
+    return x[1] & 1;
+}
+static __attribute__((noinline)) int look(void) {
+    struct key k;
+    ZERO
+    k.a = 1;
+    k.b = 2;
+    return bpf_map_lookup_elem(&m, &k) ? 2 : 1;
+}
+SEC("xdp") int prog(struct xdp_md *ctx) { return dirty() + look() - 1; }
+"""
+
+
+def test_padding_of_a_key_built_on_the_stack_is_not_zero() -> None:
+    garbage = c_object(PADDED_KEY.replace("ZERO", ""))
+    zeroed = c_object(PADDED_KEY.replace("ZERO", "__builtin_memset(&k, 0, sizeof k);"))
+    result = prove_objects(garbage, zeroed, "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced, result.report()
+
+
+@needs_kernel
+def test_the_kernel_looks_up_the_padding_it_finds() -> None:
+    key = struct.pack("<B3xI", 1, 2)
+    actions = []
+    for zero in ("", "__builtin_memset(&k, 0, sizeof k);"):
+        with kernel(c_object(PADDED_KEY.replace("ZERO", zero))) as obj:
+            obj.kernel_map("m").update(key, struct.pack("<I", 7))
+            actions.append(run_xdp(obj.program_fd("prog"), bytes(64)).action)
+    assert actions == [1, 2]
