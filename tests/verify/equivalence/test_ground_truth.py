@@ -1,0 +1,91 @@
+"""The prover's verdicts against the kernel's, on a fixed sample of single-instruction mutants.
+
+Original and mutant run in the kernel on the same packets from the same map and global state
+(`ground_truth.py`); every mutant the kernel runs differently must get "counterexample" from
+`prove_objects`: a "proven" there is a false proof, and fails this test. Unknowns, false and
+unconfirmed counterexamples are reported in the terminal summary. The full run, every mutant of every
+subject: `python benchmarks/prove_mutants.py`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from tests.verify.corpus.c_corpus import clang
+from tests.verify.equivalence import ground_truth as gt
+
+# Small realistic programs (a parser with counters and globals, an ICMP responder that rewrites the
+# packet, a port remapper with a per-CPU array), one clocked by ktime, and one example of ours.
+C_SUBJECTS = ("gt_parse_count", "gt_icmp_echo", "gt_port_remap", "ok_rate_limit")
+EXAMPLE_SUBJECTS = ("port_acl_filter",)
+MUTANT_RATE = 0.12
+"""Of each subject's mutants (chosen by a hash of the mutant's name: the same ones on every run)."""
+
+
+def _kernel() -> None:
+    available, reason = kernel_bpf_available()
+    if not available:
+        pytest.skip(f"kernel bpf() unavailable: {reason}")
+
+
+@pytest.fixture(scope="module")
+def subjects() -> list[gt.Subject]:
+    _kernel()
+    if clang() is None:
+        pytest.skip("clang is not installed (the clang subjects are built at test time)")
+    paths = {os.path.basename(p)[:-2]: p for p in gt.c_sources()}
+    out = [gt.clang_subject(paths[name]) for name in C_SUBJECTS]
+    out += [s for s in gt.example_subjects() if s.name in EXAMPLE_SUBJECTS]
+    assert {s.name for s in out} == {*C_SUBJECTS, *EXAMPLE_SUBJECTS}
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[bytes]:
+    return gt.packets()
+
+
+def test_no_false_proofs_on_the_sample(subjects: list[gt.Subject], frames: list[bytes],
+                                       request: pytest.FixtureRequest) -> None:
+    judgements: list[gt.Judgement] = []
+    for s in subjects:
+        judgements += gt.judge_all(s, [m for m in gt.mutants_of(s) if gt.sampled(m.name, MUTANT_RATE)], frames)
+    summary = gt.table(judgements)
+    lines = [", ".join(f"{k} {v}" for k, v in summary.items())]
+    lines += [f"{j.outcome}: {j.name} ({j.description}): {j.reason[:120]}" for j in judgements
+              if j.outcome not in (gt.CAUGHT, gt.AGREE_PROVEN, gt.REFUSED)]
+    request.node.user_properties.append(("summary_section", ("prover vs kernel (mutants)", "\n".join(lines))))
+    print("\n".join(lines))
+    assert summary["kernel_different"] > 0  # the sample exercises the requirement at all
+    false = [f"{j.name} ({j.description}): {j.witness}" for j in judgements if j.outcome == gt.FALSE_PROVEN]
+    assert not false, "proven, but the kernel runs them differently:\n" + "\n".join(false)
+
+
+def test_the_kernel_oracle_sees_no_difference_between_an_object_and_itself(subjects: list[gt.Subject],
+                                                                             frames: list[bytes]) -> None:
+    # Every subject, the clocked one included: what the oracle calls different must really be.
+    for s in subjects:
+        prepared = gt.Subjects(s, frames)
+        a, b = gt.KernelRunner(s.elf, s.function), gt.KernelRunner(s.elf, s.function)
+        try:
+            assert gt.kernel_difference(prepared, a, b) is None, s.name
+        finally:
+            a.close()
+            b.close()
+
+
+def test_the_kernel_oracle_sees_a_changed_action(subjects: list[gt.Subject], frames: list[bytes]) -> None:
+    # The last return of gt_parse_count (XDP_PASS for every parsed non-ICMP frame) made XDP_TX.
+    s = next(x for x in subjects if x.name == "gt_parse_count")
+    mutant = [m for m in gt.mutants_of(s) if m.kind == "changed return action" and m.description == "w0 = 2 → 3"][-1]
+    prepared = gt.Subjects(s, frames)
+    a, b = gt.KernelRunner(s.elf, s.function), gt.KernelRunner(mutant.elf, s.function)
+    try:
+        witness = gt.kernel_difference(prepared, a, b)
+    finally:
+        a.close()
+        b.close()
+    assert witness is not None and witness.fields == ("action",), witness
