@@ -1,6 +1,6 @@
 """The `pybpfdsl` command line: compile, inspect, run and attach `@xdp` programs without a Python shell.
 
-    pybpfdsl compile FILE[:FUNC] -o out.o      a standard BPF object (libbpf, bpftool, ip link)
+    pybpfdsl compile FILE[:FUNC] -o out.o      a standard BPF object (libbpf, bpftool, ip link), verified and proved
     pybpfdsl disasm FILE[:FUNC]                bytecode, each group under its Python line
     pybpfdsl ir FILE[:FUNC]                    the DSL's IR (or --llvm)
     pybpfdsl run FILE:FUNC --packet HEX        run in the kernel (BPF_PROG_TEST_RUN) or --python
@@ -10,9 +10,14 @@
     pybpfdsl status [DEV]                      which XDP programs are attached where
     pybpfdsl prove A.o B.o [--section S]       Z3 proof that two BPF objects are equivalent
 
-Exit codes: 0 success, 1 the program or an input is wrong (compile error, verifier rejection, unreadable
-file), 2 the command line is wrong (unknown program, malformed argument). User errors print a
-diagnostic, not a traceback; `--debug` adds the traceback of unexpected errors.
+Exit codes: 0 success, 1 the program or an input is wrong (compile error, verifier rejection, a proof
+that is not "proven", unreadable file), 2 the command line is wrong (unknown program, malformed
+argument). User errors print a diagnostic, not a traceback; `--debug` adds the traceback of unexpected
+errors.
+
+Which commands prove (Z3, bytecode against IR): `compile`, `attach` and `prove`. `ir`, `disasm`,
+`verify`, `run` and `maps` only compile (and load, for a test run): they show or run the program and
+change nothing on an interface.
 """
 
 from __future__ import annotations
@@ -79,18 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     sub.required = True
 
-    p = _command(sub, "compile", "compile a program to a BPF object file", """
+    p = _command(sub, "compile", "compile a program to a BPF object file and check it", """
         Compile an @xdp program to a BPF ELF object (section "xdp", BTF and line info included) that
         libbpf, bpftool and `ip link set dev DEV xdp obj FILE.o sec xdp` can load. Prints the sizes at
-        each stage.""", [
+        each stage and the verdicts of the two checks `attach` requires: pybpfdsl's safety verifier
+        and the Z3 proof that the bytecode does what the Python (its IR) says. Proof verdicts are
+        cached (in $XDG_CACHE_HOME/pybpfdsl; PYBPFDSL_CACHE=0 turns that off), so an unchanged program
+        is proved once. The object is written in any case; the exit status is 1 when the verifier
+        rejects the program or the proof does not say "proven", unless allowed by the flags below.""", [
         "pybpfdsl compile filter.py -o filter.o",
         "pybpfdsl compile filter.py:drop_telnet -o drop_telnet.o --cpu v2",
         "pybpfdsl compile filter.py:drop_telnet --json",
+        "pybpfdsl compile experiment.py --allow-unproven   # exit 0 when the proof is unknown",
     ], "compile")
     p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
     p.add_argument("-o", "--output", metavar="OUT.o", help="the object file to write (default: PROGRAM.o)")
     p.add_argument("--cpu", choices=("v1", "v2", "v3", "v4"), help="BPF ISA version (default: the program's)")
-    _json_flag(p, "the sizes")
+    p.add_argument("--allow-unverified", action="store_true",
+                   help="exit 0 even when pybpfdsl's safety verifier rejects the program")
+    p.add_argument("--allow-unproven", action="store_true",
+                   help="exit 0 even when the proof finds a counterexample or is unknown")
+    p.add_argument("--no-prove", action="store_true",
+                   help="skip the equivalence proof (status 'skipped'; `attach` proves before attaching)")
+    _json_flag(p, "the sizes and both verdicts")
 
     p = _command(sub, "disasm", "show the BPF bytecode under the Python lines it came from", """
         Disassemble the compiled program in the kernel verifier's syntax. Before the first instruction

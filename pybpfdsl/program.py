@@ -27,9 +27,10 @@ DEFAULT_CPU = "v3"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CompiledProgram:
-    """The result of `fn.compile()`: the BPF object and every intermediate form."""
+    """The result of `fn.compile()`: the BPF object and every intermediate form, with the verdicts of
+    the checks compile ran (`verification`, `proof`); `summary()` (and the repr) shows both."""
 
     name: str
     elf: bytes
@@ -73,6 +74,51 @@ class CompiledProgram:
             "cpu": self.cpu,
             "compile_seconds": round(self.compile_seconds, 4),
         }
+
+    @property
+    def verified(self) -> bool | None:
+        """Whether pybpfdsl's safety verifier accepted the program; None when it did not run."""
+        return None if self.verification is None else bool(self.verification.ok)
+
+    @property
+    def proven(self) -> bool:
+        """Whether the bytecode is proven equivalent to the IR (False when unproven or not proved)."""
+        return self.proof is not None and self.proof.status == "proven"
+
+    def verification_summary(self) -> str:
+        """One line: the safety verifier's verdict ("safe", "rejected: N errors", or "not run")."""
+        report = self.verification
+        if report is None:
+            return "not run (compile(verify=False))"
+        if report.ok:
+            return f"safe ({len(report.instructions)} instructions, {report.processed} states)"
+        first = report.errors[0]
+        more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        return f"rejected: {first.code.value} at instruction {first.insn}: {first.message}{more}"
+
+    def proof_summary(self) -> str:
+        """One line: the equivalence proof's verdict ("proven in 0.31 s", "unknown ...: why", "skipped")."""
+        proof = self.proof
+        if proof is None or proof.status == "skipped":
+            reason = proof.reason if proof is not None and proof.reason else "compile(prove=False)"
+            return f"skipped ({reason}); attach proves before attaching"
+        line = f"{proof.status} in {proof.seconds:.2f} s"
+        if proof.stats.get("cache") == "hit":
+            line += " (cached)"
+        return line + (f": {proof.reason}" if proof.reason else "")
+
+    def summary(self) -> str:
+        """The program's sizes and the verdicts of the checks compile ran, on three lines."""
+        st = self.stats
+        return (f"{self.name}: {st['dsl_loc']} Python lines -> {st['ir_insns']} IR instructions -> "
+                f"{st['bpf_insns']} BPF instructions (-mcpu={self.cpu})\n"
+                f"  verifier: {self.verification_summary()}\n"
+                f"  proof:    {self.proof_summary()}")
+
+    def __repr__(self) -> str:
+        verifier = "not verified" if self.verified is None else ("safe" if self.verified else "REJECTED")
+        proof = "not proved" if self.proof is None else self.proof.status
+        return f"<CompiledProgram {self.name}: {len(self.elf)} bytes, verifier: {verifier}, proof: {proof}>"
 
     def save(self, path: str | Path) -> Path:
         """Write the object file (loadable by libbpf, bpftool and `ip link ... xdp obj`)."""
@@ -130,7 +176,8 @@ class XdpProgram:
         `verify` runs the userspace safety verifier; its report is `.verification` (a rejection does not
         raise here: `attach` refuses the program and says why). `prove` (default:
         `pybpfdsl.verify.equivalence.prove.PROVE_ON_COMPILE`) checks with Z3 that the bytecode is
-        equivalent to the IR; the verdict is `.proof` (status "skipped" when not proved)."""
+        equivalent to the IR; the verdict is `.proof` (status "skipped" when not proved). `.summary()`
+        shows both verdicts."""
         from pybpfdsl.backend.compile import BackendError, compile_program
 
         started = time.perf_counter()
@@ -156,10 +203,13 @@ class XdpProgram:
         return compiled
 
     def load(self, *, cpu: str | None = None) -> Any:
-        """Compile and load into the kernel (the kernel verifier runs here); returns a LoadedProgram."""
+        """Compile and load into the kernel (the kernel verifier runs here); returns a LoadedProgram.
+
+        For local test runs (BPF_PROG_TEST_RUN): the equivalence proof is not run (its status is
+        "skipped"); `attach` runs it, for a loaded program too, before anything reaches an interface."""
         from pybpfdsl.runtime.loaded import LoadedProgram
 
-        compiled = self.compile(cpu=cpu)
+        compiled = self.compile(cpu=cpu, prove=False)
         lowered = compiled.lowered
         lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
         loaded = LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import pybpfdsl
 from pybpfdsl import XDP_PASS, Global, Packet, u64, xdp
 
@@ -53,3 +55,38 @@ def test_compile_gives_every_documented_attribute(tmp_path) -> None:  # type: ig
 def test_the_name_option_names_the_program() -> None:
     assert named.name == "renamed"
     assert "program renamed" in named.compile().ir
+
+
+def test_compile_shows_the_verdicts_of_both_checks() -> None:
+    prog = count_everything.compile(prove=True)
+    assert prog.verified is True and prog.proven is True
+    summary = prog.summary()
+    assert summary.splitlines()[0].startswith("count_everything: 3 Python lines -> ")
+    assert "  verifier: safe (" in summary
+    assert "  proof:    proven in " in summary
+    assert repr(prog) == f"<CompiledProgram count_everything: {len(prog.elf)} bytes, verifier: safe, proof: proven>"
+
+
+def test_a_compile_without_the_checks_says_so() -> None:
+    prog = count_everything.compile(prove=False, verify=False)
+    assert prog.verified is None and prog.proven is False
+    assert "verifier: not run" in prog.summary()
+    assert "proof:    skipped (compile(prove=False)); attach proves before attaching" in prog.summary()
+    assert repr(prog).endswith("verifier: not verified, proof: skipped>")
+
+
+def test_a_local_test_run_does_not_prove(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfdsl.runtime.libbpf import kernel_bpf_available
+    from pybpfdsl.verify.equivalence import prove
+
+    available, why = kernel_bpf_available()
+    if not available:
+        pytest.skip(f"kernel BPF unavailable: {why}")
+
+    def no_proof(*args: object, **kwargs: object) -> object:
+        raise AssertionError("fn.load() proved the program")
+
+    monkeypatch.setattr(prove, "prove_on_compile", no_proof)
+    with count_everything.load() as loaded:
+        assert loaded.run(bytes(14)).action == XDP_PASS
+        assert loaded.compiled.proof.status == "skipped"

@@ -11,8 +11,8 @@ from typing import Any
 from pybpfdsl.bpf.disasm import disassemble
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import slot_offsets
-from pybpfdsl.cli_commands.common import CliError, load_target
-from pybpfdsl.cli_output import Table, print_json, style_for
+from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, load_target
+from pybpfdsl.cli_output import Style, Table, print_json, style_for
 from pybpfdsl.program import CompiledProgram
 
 __all__ = ["cmd_compile", "cmd_disasm", "cmd_ir", "disasm_records"]
@@ -20,25 +20,54 @@ __all__ = ["cmd_compile", "cmd_disasm", "cmd_ir", "disasm_records"]
 CPUS = ("v1", "v2", "v3", "v4")
 
 
-def _compile(args: argparse.Namespace) -> tuple[Any, CompiledProgram]:
+def _compile(args: argparse.Namespace, *, checks: bool = False) -> tuple[Any, CompiledProgram]:
+    """Compile FILE[:FUNC]; with `checks` (the `compile` command) also run the safety verifier and the
+    proof (unless --no-prove). `disasm` and `ir` show the compiler's products and check nothing."""
     target = load_target(args.target)
-    compiled = target.program.compile(cpu=getattr(args, "cpu", None))
+    prove = checks and not args.no_prove
+    compiled = target.program.compile(cpu=getattr(args, "cpu", None), prove=prove, verify=checks)
     return target, compiled
 
 
+def _failed_checks(compiled: CompiledProgram, args: argparse.Namespace) -> list[str]:
+    """The checks that failed and are not allowed to (`--allow-unverified`, `--allow-unproven`)."""
+    failed = []
+    if compiled.verified is False and not args.allow_unverified:
+        failed.append("our safety verifier rejected it (--allow-unverified accepts that)")
+    proof = compiled.proof
+    if proof is not None and proof.status not in ("proven", "skipped") and not args.allow_unproven:
+        failed.append(f"the equivalence proof is {proof.status} (--allow-unproven accepts that)")
+    return failed
+
+
+def _checks_json(compiled: CompiledProgram) -> dict[str, Any]:
+    report, proof = compiled.verification, compiled.proof
+    verification = None if report is None else {
+        "ok": report.ok, "errors": len(report.errors),
+        "findings": [{"code": f.code.value, "instruction": f.insn, "message": f.message, "error": f.is_error}
+                     for f in report.findings]}
+    return {"verification": verification,
+            "proof": {"status": proof.status, "seconds": round(proof.seconds, 4), "reason": proof.reason,
+                      "stats": proof.stats, "cached": proof.stats.get("cache") == "hit"}}
+
+
 def cmd_compile(args: argparse.Namespace) -> int:
-    target, compiled = _compile(args)
+    """Write the object, show the sizes and both verdicts; exit 1 when a check failed that is not allowed.
+    The object is written either way (to inspect it with `pybpfdsl verify OUT.o --explain`)."""
+    target, compiled = _compile(args, checks=True)
     out = Path(args.output) if args.output else Path(f"{compiled.name}.o")
     try:
         compiled.save(out)
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
     stats = dict(compiled.stats)
+    failed = _failed_checks(compiled, args)
     if args.json:
-        print_json({"program": compiled.name, "source": str(target.path), "output": str(out), "stats": stats})
-        return 0
+        print_json({"program": compiled.name, "source": str(target.path), "output": str(out), "stats": stats,
+                    **_checks_json(compiled), "ok": not failed})
+        return EXIT_FAILURE if failed else 0
     st = style_for()
-    print(f"{st.ok('compiled')} {target.label} -> {st.bold(str(out))}")
+    print(f"{st.ok('compiled') if not failed else st.warn('compiled')} {target.label} -> {st.bold(str(out))}")
     table = Table(["STAT", "VALUE"], ["<", ">"])
     labels = {
         "dsl_loc": "source lines",
@@ -51,7 +80,31 @@ def cmd_compile(args: argparse.Namespace) -> int:
     for key, value in stats.items():
         table.add(labels.get(key, key), value)
     print(table.render(st))
+    print()
+    _print_checks(compiled, st)
+    if failed:
+        _print_refusal(failed, str(out))
+        return EXIT_FAILURE
     return 0
+
+
+def _print_checks(compiled: CompiledProgram, st: Style) -> None:
+    verdict = compiled.verification_summary()
+    good = compiled.verified is not False
+    print(f"verifier: {st.ok(verdict) if good else st.error(verdict)}")
+    if not good:
+        print(compiled.verification.format())
+    proof = compiled.proof
+    status = compiled.proof_summary()
+    shown = st.ok(status) if compiled.proven else (st.dim(status) if proof.status == "skipped" else st.warn(status))
+    print(f"proof:    {shown}")
+    if proof.counterexample is not None:
+        print(proof.report())
+
+
+def _print_refusal(failed: list[str], out: str) -> None:
+    est = style_for(sys.stderr)
+    print(f"{est.error('error:')} {out} is written, but not fit to attach: " + "; ".join(failed), file=sys.stderr)
 
 
 def disasm_records(compiled: CompiledProgram) -> list[dict[str, Any]]:

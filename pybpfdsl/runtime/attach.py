@@ -274,7 +274,9 @@ class KernelVerifierGate:
 # -- translation validation gate (pybpfdsl.verify.equivalence) --
 class ProofGate:
     """The Z3 equivalence proof of bytecode against IR: refuses a program that is not proven (a
-    counterexample, or unknown within the budget). Proves now if `compile(prove=False)` skipped it."""
+    counterexample, or unknown within the budget). Uses the verdict `compile()` recorded, or proves
+    now when there is none (`attach` compiles without proving, `fn.load()` too); verdicts are cached
+    by the object's bytes, on disk as well, so a program is proved once."""
 
     name = "equivalence proof"
 
@@ -485,7 +487,7 @@ class Attachment:
         """
         with self._lock:
             link_fd = self._ensure_attached()
-            compiled = new.compile()
+            compiled = new.compile(prove=False)  # the proof gate proves (once: verdicts are cached)
             lowered = compiled.lowered
             program, state = lowered.program, lowered.state
             reuse, keep = _plan_replacement(self.loaded, program, compiled.elf, self.ifname)
@@ -586,7 +588,8 @@ def attach(target: XdpProgram | LoadedProgram, ifname: str, mode: Mode = "auto",
         owns = False
         program = None
     elif isinstance(target, XdpProgram):
-        compiled = target.compile()
+        # Proving is the proof gate's business: it runs if and only if the gates include it.
+        compiled = target.compile(prove=False)
         lowered = compiled.lowered
         lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
         owns = True

@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,14 +171,65 @@ def _corrupt_first_insn(elf: bytes) -> bytes:
 
 @pytest.fixture
 def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The proof (of the program before it is corrupted) must not be what refuses it: under the load
-    # of the parallel suite the compile budget can run out, and the test is about the kernel.
+    """`compile()` gives an object the kernel verifier rejects (its first instruction reads r9, never
+    written), carrying the verdicts of both our checks on the program before it was corrupted: the
+    tests are about the kernel's verdict, which neither our verifier nor the proof may pre-empt."""
+    # The proof gets a larger budget: it must not be what refuses the program.
     monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 120_000)
     original = XdpProgram.compile
 
     def compile_broken(self: XdpProgram, **kwargs: object) -> CompiledProgram:
-        compiled = original(self, **kwargs)  # type: ignore[arg-type]
+        # Proved here, before the corruption; `attach` would otherwise prove the corrupted object.
+        compiled = original(self, **{**kwargs, "prove": True})  # type: ignore[arg-type]
         return dataclasses.replace(compiled, elf=_corrupt_first_insn(compiled.elf))
 
     monkeypatch.setattr(XdpProgram, "compile", compile_broken)
     yield
+
+
+@pytest.fixture
+def rejected_by_our_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`compile()` gives the same corrupted object, with the verdict of our safety verifier on it
+    (rejected: a read through an uninitialised register); a proof, if asked for, is of the program
+    before the corruption."""
+    from pybpfdsl.verify.analysis.api import verify_program
+
+    original = XdpProgram.compile
+
+    def compile_unsafe(self: XdpProgram, **kwargs: object) -> CompiledProgram:
+        compiled = original(self, **{**kwargs, "verify": False})  # type: ignore[arg-type]
+        broken = dataclasses.replace(compiled, elf=_corrupt_first_insn(compiled.elf))
+        if kwargs.get("verify", True):
+            object.__setattr__(broken, "verification", verify_program(broken))  # frozen: as compile does
+        return broken
+
+    monkeypatch.setattr(XdpProgram, "compile", compile_unsafe)
+    yield
+
+
+@pytest.fixture
+def proofs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the programs proved (IR against bytecode) while the test runs, in order."""
+    proved: list[str] = []
+    original = prove_module.prove_on_compile
+
+    def recording(compiled: CompiledProgram, *args: Any, **kwargs: Any) -> Any:
+        proved.append(compiled.name)
+        return original(compiled, *args, **kwargs)
+
+    monkeypatch.setattr(prove_module, "prove_on_compile", recording)
+    return proved
+
+
+@pytest.fixture
+def proof_verdict(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]:
+    """`proof_verdict(status, reason)`: every proof asked for from now on has that verdict (a stand-in
+    for a program the prover cannot prove, without spending a budget)."""
+
+    def set_verdict(status: str, reason: str) -> None:
+        def fixed(compiled: CompiledProgram, *args: Any, **kwargs: Any) -> Any:
+            return prove_module.ProofResult(status, 0.01, {}, reason)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(prove_module, "prove_on_compile", fixed)
+
+    return set_verdict

@@ -269,3 +269,14 @@ def test_attach_refused_by_the_verifier(call: Cli, counter_file: Path, root_veth
     assert "Traceback" not in r.err
     proc = subprocess.run(["ip", "-j", "link", "show", "dev", root_veth], capture_output=True, text=True, check=True)
     assert "xdp" not in json.loads(proc.stdout)[0]
+
+
+def test_attach_proves_and_refuses_an_unproven_program(call: Cli, counter_file: Path, root_veth: str,
+                                                       proof_verdict: Callable[[str, str], None]) -> None:
+    proof_verdict("unknown", "a stand-in verdict")
+    r = call("attach", counter_file, root_veth, "--mode", "skb")
+    assert r.code == 1
+    assert "refusing to attach" in r.err and "the equivalence proof check failed" in r.err
+    assert "a stand-in verdict" in r.err and "Traceback" not in r.err
+    proc = subprocess.run(["ip", "-j", "link", "show", "dev", root_veth], capture_output=True, text=True, check=True)
+    assert "xdp" not in json.loads(proc.stdout)[0]
