@@ -7,12 +7,17 @@ execution starts from the same state (the state objects' values when `compare` i
 there afterwards, so comparisons can be repeated.
 
 Randomness and time are inputs: pure Python and the IR interpreter read them from the same deterministic
-source; the kernel's helpers cannot be fixed, so programs that use them are compared on the parts that do
-not depend on them (see `uses_helpers`).
+source; the kernel's helpers cannot be fixed, so programs that use them are compared either without the
+kernel, with fixed helper results (`compare(..., helpers=...)`: pure Python, the IR interpreter and the
+bytecode interpreter running the very object the kernel loads), or with it, statistically
+(`compare_statistically`: how often each packet gets each action, over many rounds). `uses_helpers` says
+which programs need this.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -185,3 +190,73 @@ def uses_helpers(prog: XdpProgram, helpers: Iterable[n.Helper] = (n.Helper.PRAND
     wanted = set(helpers)
     return any(isinstance(i, n.CallHelper) and i.helper in wanted
                for b in prog.lower().program.blocks for i in b.instrs)
+
+
+@dataclass(frozen=True)
+class FrequencyMismatch:
+    """A packet that two executions give an action at rates too far apart to be chance."""
+
+    index: int
+    packet: bytes
+    action: int
+    left: str
+    right: str
+    left_count: int
+    right_count: int
+    rounds: int
+
+    def __str__(self) -> str:
+        return (f"packet #{self.index} ({self.packet.hex()}): action {self.action} in {self.left_count} of "
+                f"{self.rounds} rounds in {self.left} but {self.right_count} in {self.right}")
+
+
+def _action_counts(steps: Sequence[Step], packets: int) -> list[Counter[int]]:
+    counts: list[Counter[int]] = [Counter() for _ in range(packets)]
+    for k, step in enumerate(steps):
+        counts[k % packets][step.action] += 1
+    return counts
+
+
+def _beyond_chance(k1: int, k2: int, n: int, z: float) -> bool:
+    """Whether k1 and k2 successes out of n each differ by more than `z` standard errors of the
+    difference of two proportions (pooled), plus one count of slack for rates near 0 or 1."""
+    pooled = (k1 + k2) / (2 * n)
+    se = math.sqrt(2 * pooled * (1 - pooled) / n)
+    return abs(k1 - k2) / n > z * se + 1 / n
+
+
+def compare_statistically(prog: XdpProgram, packets: Iterable[bytes], rounds: int = 200,
+                          executions: tuple[str, str] = ("python", "kernel"),
+                          z: float = 5.0) -> FrequencyMismatch | None:
+    """Run `packets` `rounds` times in a row through each of two executions, each with its own helper
+    results (the kernel's own; outside the kernel the system's randomness and clock), from the same
+    starting state; the first (packet, action) whose frequencies differ beyond chance, or None.
+
+    For programs whose actions depend on `random()`, which no test can fix in the kernel. At `z`
+    standard errors (5 by default), a correct program is reported less than once in a million
+    comparisons. At 200 rounds it finds a drop rate of 5 % where 50 % was meant; a difference of a
+    few percent needs thousands of rounds (the standard error shrinks with their square root). Not for
+    programs whose actions depend on elapsed time: the kernel runs a round in microseconds, Python in
+    milliseconds, so a rate limiter refills differently (compare those with fixed helper results).
+    The state objects are left as they were before the call."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
+    once = list(packets)
+    sequence = once * rounds
+    state = prog.lower().state
+    saved = {name: obj.save() for name, obj in state.items()}
+    counts: dict[str, list[Counter[int]]] = {}
+    try:
+        for name in executions:
+            for obj_name, obj in state.items():
+                obj.restore(saved[obj_name])
+            counts[name] = _action_counts(EXECUTIONS[name](prog, sequence, None), len(once))
+    finally:
+        for obj_name, obj in state.items():
+            obj.restore(saved[obj_name])
+    left, right = executions
+    for index, (a, b) in enumerate(zip(counts[left], counts[right])):
+        for action in sorted(set(a) | set(b)):
+            if _beyond_chance(a[action], b[action], rounds, z):
+                return FrequencyMismatch(index, once[index], action, left, right, a[action], b[action], rounds)
+    return None
