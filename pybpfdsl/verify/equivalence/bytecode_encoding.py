@@ -630,12 +630,15 @@ class BytecodeEncoder:
                 return z3.If(exists, bv64(-EEXIST), bv64(-E2BIG))
             fx.insert(shape, key, value, exists)
             return z3.If(exists, bv64(0), bv64(-E2BIG))
+        fits = fx.fits(shape, key)  # the kernel checks the flags first, then takes room for a new key
         if flags == BPF_ANY:
-            fx.insert(shape, key, value, z3.BoolVal(True))
-            return bv64(0)
-        ok = z3.Not(exists) if flags == BPF_NOEXIST else exists
-        fx.insert(shape, key, value, ok)
-        return z3.If(ok, bv64(0), bv64(-EEXIST if flags == BPF_NOEXIST else -ENOENT))
+            fx.insert(shape, key, value, fits)
+            return z3.If(fits, bv64(0), bv64(-E2BIG))
+        if flags == BPF_NOEXIST:
+            fx.insert(shape, key, value, z3.And(z3.Not(exists), fits))
+            return z3.If(exists, bv64(-EEXIST), z3.If(fits, bv64(0), bv64(-E2BIG)))
+        fx.insert(shape, key, value, exists)
+        return z3.If(exists, bv64(0), bv64(-ENOENT))
 
 
 _ALL_REGISTERS = frozenset(range(11))

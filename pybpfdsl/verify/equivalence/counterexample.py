@@ -203,6 +203,9 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
             if present:
                 entries[k.to_bytes(shape.key_size, "little")] = _bytes_of(
                     model, z3.Select(inputs.values[name], key), shape.value_size)
+        if name in inputs.rooms:  # other entries take the room the model says is gone
+            _fill(entries, keys, shape.key_size, shape.value_size,
+                  shape.max_entries - _value(model, inputs.rooms[name]) - len(entries))
         maps[name] = entries
     sections = {name: bytes(_value(model, b) for b in data) for name, data in inputs.sections.items()
                 if not name.startswith(".rodata")}
@@ -220,6 +223,16 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
     return cex
+
+
+def _fill(entries: dict[bytes, bytes], used: set[int], key_size: int, value_size: int, count: int) -> None:
+    """Add `count` entries (zero values) under the smallest keys the programs did not look at."""
+    k = 0
+    while count > 0:
+        if k not in used:
+            entries[k.to_bytes(key_size, "little")] = bytes(value_size)
+            count -= 1
+        k += 1
 
 
 def _stacks(model: z3.ModelRef, inputs: Inputs) -> dict[int, list[bytes]]:

@@ -342,8 +342,9 @@ class IREncoder:
             ok = z3.ULT(k, z3.BitVecVal(shape.max_entries, k.size()))
             s.effects.insert(shape, k, val, ok)
             return z3.If(ok, z3.BitVecVal(0, 64), z3.BitVecVal(-7, 64))  # -E2BIG, as Array.raw_update
-        s.effects.insert(shape, k, val, z3.BoolVal(True))
-        return z3.BitVecVal(0, 64)
+        fits = s.effects.fits(shape, k)  # a full hash map refuses a new key, as `BpfMap.raw_update` does
+        s.effects.insert(shape, k, val, fits)
+        return z3.If(fits, z3.BitVecVal(0, 64), z3.BitVecVal(-7, 64))
 
     def _delete(self, s: IRState, m: str, key: IRVal) -> Term:
         shape, decl = self.shapes[m], self.program.map_decl(m)

@@ -10,7 +10,9 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
 - the packet is an array from 64-bit offsets to bytes with a symbolic length in
   [MIN_PACKET_LEN, MAX_PACKET_LEN] (the kernel runs XDP on no frame shorter than an Ethernet header);
 - a map is two arrays over its key bits: `present` (hash maps; for arrays presence is `key < max`) and
-  `value`; capacity is not modelled (updates of hash maps succeed, LRU maps never evict);
+  `value`; a hash map (not LRU) has `room`, the number of entries it can still take (an input in
+  [0, max_entries]): inserting a new key fails (E2BIG) when it is 0, as the kernel's and the DSL's do;
+  LRU maps never evict (not modelled);
 - global-data sections are lists of byte terms (offsets into them are always constants);
 - helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
   is one variable; ring-buffer outputs always succeed and are logged in order;
@@ -43,6 +45,7 @@ MIN_PACKET_LEN: Final = 14
 no driver passes one to XDP, so a difference only on shorter packets is no difference in the kernel."""
 
 ARRAY_TYPES: Final = frozenset({2, 6})  # BPF_MAP_TYPE_ARRAY, PERCPU_ARRAY
+LRU_TYPES: Final = frozenset({9, 10})  # BPF_MAP_TYPE_LRU_HASH, LRU_PERCPU_HASH
 RINGBUF_TYPE: Final = 27
 
 
@@ -134,6 +137,11 @@ class MapShape:
     def is_ringbuf(self) -> bool:
         return self.map_type == RINGBUF_TYPE
 
+    @property
+    def has_room(self) -> bool:
+        """Whether inserting a new key can fail for lack of room (hash maps that do not evict)."""
+        return not self.is_array and not self.is_ringbuf and self.map_type not in LRU_TYPES
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -184,6 +192,8 @@ class Inputs:
         self.assumptions: list[Term] = [z3.ULE(self.length, MAX_PACKET_LEN), z3.UGE(self.length, MIN_PACKET_LEN)]
         self.present: dict[str, Term] = {}
         self.values: dict[str, Term] = {}
+        self.rooms: dict[str, Term] = {}
+        """Per hash map that does not evict: how many more entries it takes at the start."""
         for shape in layout.maps.values():
             if shape.is_ringbuf:
                 continue
@@ -191,6 +201,9 @@ class Inputs:
             self.values[shape.name] = z3.Array(f"map_{shape.name}_value", ks, vs)
             if not shape.is_array:
                 self.present[shape.name] = z3.Array(f"map_{shape.name}_present", ks, z3.BoolSort())
+            if shape.has_room:
+                room = self.rooms[shape.name] = z3.BitVec(f"map_{shape.name}_room", 32)
+                self.assumptions.append(z3.ULE(room, shape.max_entries))
         self.sections: dict[str, tuple[Term, ...]] = {}
         for name, init in layout.sections.items():
             if isinstance(init, bytes):
@@ -247,7 +260,8 @@ class Inputs:
     def initial_effects(self) -> Effects:
         maps = {name: MapState(self.present.get(name), value) for name, value in self.values.items()}
         rings = {name: () for name, s in self.layout.maps.items() if s.is_ringbuf}
-        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), {"prandom": 0, "ktime": 0})
+        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), {"prandom": 0, "ktime": 0},
+                       rooms=dict(self.rooms))
 
 
 @dataclass(frozen=True)
@@ -269,10 +283,12 @@ class Effects:
     calls: dict[str, int]
     seen: dict[str, tuple[Term, ...]] = field(default_factory=dict)
     """Keys each map was asked about: the initial entries a counterexample has to spell out."""
+    rooms: dict[str, Term] = field(default_factory=dict)
+    """How many more entries each hash map that does not evict takes (`MapShape.has_room`)."""
 
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
-                       dict(self.seen))
+                       dict(self.seen), dict(self.rooms))
 
     def merged(self, other: Effects, when: Term) -> Effects | None:
         """The effects of two merged states: `self`'s where `when` holds, else `other`'s. None when no
@@ -301,7 +317,8 @@ class Effects:
                    for name in self.written.keys() | other.written.keys()}
         seen = {name: union_terms(self.seen.get(name, ()), other.seen.get(name, ()))
                 for name in self.seen.keys() | other.seen.keys()}
-        return Effects(maps, sections, rings, written, dict(self.calls), seen)
+        rooms = {name: ite(when, room, other.rooms[name]) for name, room in self.rooms.items()}
+        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -332,10 +349,22 @@ class Effects:
         self.maps[shape.name] = replace(state, value=new if when is True else z3.If(when, new, state.value))
         self._note(shape, key)
 
+    def fits(self, shape: MapShape, key: Term) -> Term:
+        """Whether the map has room for `key`: it is there already, or the map is not full."""
+        room = self.rooms.get(shape.name)
+        if room is None:
+            return z3.BoolVal(True)
+        return z3.Or(self.present(shape, key), room != 0)
+
     def insert(self, shape: MapShape, key: Term, value: Term, when: Term) -> None:
-        """Make `key` present with `value` when `when` holds (an update that succeeded)."""
+        """Make `key` present with `value` when `when` holds (an update that succeeded; for a map with
+        `rooms`, `when` implies `fits`)."""
         state = self.maps[shape.name]
         present = state.present
+        room = self.rooms.get(shape.name)
+        if present is not None and room is not None:
+            taken = z3.And(when, z3.Not(z3.Select(present, key)))
+            self.rooms[shape.name] = z3.If(taken, room - 1, room)
         if present is not None:
             present = z3.If(when, z3.Store(present, key, z3.BoolVal(True)), present)
         self.maps[shape.name] = MapState(present, z3.If(when, z3.Store(state.value, key, value), state.value))
@@ -344,6 +373,9 @@ class Effects:
     def remove(self, shape: MapShape, key: Term) -> None:
         state = self.maps[shape.name]
         assert state.present is not None, "array elements cannot be deleted"
+        room = self.rooms.get(shape.name)
+        if room is not None:
+            self.rooms[shape.name] = z3.If(z3.Select(state.present, key), room + 1, room)
         self.maps[shape.name] = replace(state, present=z3.Store(state.present, key, z3.BoolVal(False)))
         self._note(shape, key)
 

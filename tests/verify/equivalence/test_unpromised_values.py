@@ -187,3 +187,37 @@ def test_the_kernel_looks_up_the_padding_it_finds() -> None:
             obj.kernel_map("m").update(key, struct.pack("<I", 7))
             actions.append(run_xdp(obj.program_fd("prog"), bytes(64)).action)
     assert actions == [1, 2]
+
+
+# -- helper results --------------------------------------------------------------------------------
+
+UPDATE = r"""
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, unsigned int);
+         __type(value, unsigned int); } m SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    unsigned int k = 100, v = 7;
+    long err = bpf_map_update_elem(&m, &k, &v, BPF_ANY);
+    return RESULT;
+}
+"""
+
+
+def test_an_update_of_a_full_hash_map_fails() -> None:
+    checks = c_object(UPDATE.replace("RESULT", "err ? XDP_DROP : XDP_PASS"))
+    trusts = c_object(UPDATE.replace("RESULT", "XDP_PASS"))
+    result = prove_objects(checks, trusts, "prog")
+    assert result.status == "counterexample", result.summary()
+    cex = result.counterexample
+    assert cex is not None and cex.reproduced, result.report()
+    assert len(cex.maps["m"]) == 4  # the replay's map is full
+
+
+@needs_kernel
+def test_the_kernel_refuses_a_new_key_in_a_full_hash_map() -> None:
+    actions = []
+    for result in ("err ? XDP_DROP : XDP_PASS", "XDP_PASS"):
+        with kernel(c_object(UPDATE.replace("RESULT", result))) as obj:
+            for k in range(4):
+                obj.kernel_map("m").update(struct.pack("<I", k), struct.pack("<I", 0))
+            actions.append(run_xdp(obj.program_fd("prog"), bytes(64)).action)
+    assert actions == [1, 2]
