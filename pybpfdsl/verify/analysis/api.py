@@ -24,7 +24,8 @@ from pybpfdsl.verify.analysis.values import MapInfo
 if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram
 
-__all__ = ["VerifierReport", "verify_instructions", "verify_object", "verify_object_all", "verify_program"]
+__all__ = ["XDP_SECTIONS", "VerifierReport", "is_xdp_section", "verify_instructions", "verify_object",
+           "verify_object_all", "verify_program"]
 
 _ARRAY = 2
 _RINGBUF = 27
@@ -115,6 +116,8 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     default, since such a read is almost always a bug and unprivileged loaders are rejected for it.
     """
     started = time.perf_counter()
+    if not is_xdp_section(section):
+        return _unmodelled(name, section, tuple(insns), line_info, started)
     code = tuple(insns)
     slots = slot_offsets(code)
     env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
@@ -130,6 +133,28 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     findings.sort(key=lambda f: (f.insn, f.code.value))
     return VerifierReport(name, section, code, _dedupe(findings), line_info, analysis,
                           time.perf_counter() - started, analysis.processed)
+
+
+XDP_SECTIONS = ("xdp", "xdp.frags")
+"""libbpf's section names of XDP programs (and their ``/...`` forms: ``xdp/devmap``, ``xdp.frags/cpumap``)."""
+
+
+def is_xdp_section(section: str) -> bool:
+    """Whether libbpf loads a program of this section as an XDP program: the only type modelled here."""
+    return any(section == s or section.startswith(s + "/") for s in XDP_SECTIONS)
+
+
+def _unmodelled(name: str, section: str, code: tuple[Instruction, ...], line_info: tuple[LineInfo, ...],
+                started: float) -> VerifierReport:
+    """The report on a program of a type the analysis does not model: refused, never "verified".
+
+    Context layout, helpers, exit values and packet access all depend on the program type; analysing
+    a tracepoint as if it were XDP would answer questions nobody asked."""
+    kind = section.split("/", 1)[0] or "(no section)"
+    finding = VerifierFinding(Code.UNSUPPORTED, -1,
+                              f"section {section!r} is a {kind} program: this verifier models XDP programs "
+                              "only (sections 'xdp', 'xdp/...', 'xdp.frags'), so it cannot say this one is safe")
+    return VerifierReport(name, section, code, [finding], line_info, None, time.perf_counter() - started, 0)
 
 
 def _dedupe(findings: list[VerifierFinding]) -> list[VerifierFinding]:

@@ -45,6 +45,7 @@ from pybpfdsl.verify.analysis.values import (
     ScalarValue,
     StackPtr,
     Uninit,
+    Unknown,
     Value,
     is_pointer,
 )
@@ -192,6 +193,26 @@ def _alu_pointer(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv
     return _write_dst(s, insn.dst, out, idx, sink)
 
 
+def _alu_unknown(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv: Value, sink: Sink) -> State:
+    """ALU on a register whose type differs between paths (:class:`Unknown`): a pointer on some.
+
+    The kernel checks each path with its own type, so the operation must be allowed on every type
+    the register may have; we no longer know which, so only what is allowed on any pointer and any
+    scalar passes: a 32-bit subtraction (a meaningless number for privileged loaders). Everything
+    else is refused as the kernel refuses it on the pointer's path (``&=`` on a pointer, 32-bit
+    pointer arithmetic, arithmetic on a packet end or a map pointer).
+    """
+    regs = (insn.dst,) if _source(insn.opcode) == Source.K else (insn.dst, insn.src)
+    if _cls(insn.opcode) == InsnClass.ALU and op == AluOp.SUB:
+        return _write_dst(s, insn.dst, _sized(4), idx, sink)
+    which = [r for r, v in ((insn.dst, dv), (insn.src, sv)) if isinstance(v, Unknown) and r in regs]
+    width = "32-bit " if _cls(insn.opcode) == InsnClass.ALU else ""
+    sink.report(Code.POINTER_ARITH, idx,
+                f"{width}{op.name.lower()} on r{which[0]}, which is a pointer on some paths and a different "
+                f"type on others: the kernel checks each path and refuses this operation on a pointer", *regs)
+    return _write_dst(s, insn.dst, TOP, idx, sink)
+
+
 def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     op = _alu_op(insn.opcode)
     assert op is not None
@@ -221,6 +242,8 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         return [(idx + 1, _write_dst(s, insn.dst, TOP, idx, sink))]
     if is_pointer(dv) or is_pointer(sv):
         return [(idx + 1, _alu_pointer(s, idx, insn, op, dv, sv, sink))]
+    if isinstance(dv, Unknown) or isinstance(sv, Unknown):
+        return [(idx + 1, _alu_unknown(s, idx, insn, op, dv, sv, sink))]
     a, b = _scalar_of(dv), _scalar_of(sv)
     if op in (AluOp.DIV, AluOp.MOD) and env.check_division and _source(insn.opcode) == Source.X:
         divisor = b.subreg() if is32 else b
@@ -318,6 +341,11 @@ def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         return [(idx + 1, s)]
     if is_pointer(value) and not isinstance(ptr, StackPtr):
         sink.report(Code.POINTER_LEAK, idx, f"storing a pointer ({value}) into {ptr} leaks it", insn.src)
+    elif nbytes < 8 and (is_pointer(value) or isinstance(value, Unknown)):
+        # The kernel spills pointers only whole ("invalid size of register spill", even for root); a
+        # register that is a pointer on some paths is refused on those paths.
+        sink.report(Code.POINTER_LEAK, idx, f"{nbytes}-byte store of r{insn.src} ({value}) to the stack: a "
+                    "pointer can only be spilled whole (8 bytes)", insn.src)
     if isinstance(value, Uninit):
         value = TOP
     if is_pointer(value) and nbytes < 8:

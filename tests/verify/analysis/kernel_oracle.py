@@ -1,0 +1,115 @@
+"""The kernel as the oracle for hand-written instruction lists: load them with ``BPF_PROG_LOAD`` (a map
+created for their map references) and return its verdict, its log and its "processed N insns" count.
+
+Programs are written with the small constructors below, as the kernel prints them, so a test reads
+like the verifier log it is compared with.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pybpfdsl.bpf.instruction import Instruction, encode
+from pybpfdsl.bpf.raw_load import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, _ProgLoadAttr, _syscall_number
+from pybpfdsl.runtime.activity import ACTIVITY
+from pybpfdsl.runtime.libbpf import get_libbpf
+from pybpfdsl.verify.analysis.values import MapInfo
+
+BPF_MAP_TYPE_HASH = 1
+HASH_MAP = MapInfo("m", BPF_MAP_TYPE_HASH, 4, 8, 16)
+"""A hash map (u32 key, u64 value): its lookups may return NULL (an array's with a constant key may not)."""
+BPF_PSEUDO_MAP_FD = 1
+LOG_SIZE = 1 << 24
+
+
+@dataclass(frozen=True)
+class KernelVerdict:
+    ok: bool
+    log: str
+    processed: int | None
+    """The kernel's "processed N insns" (None if the log does not say)."""
+
+    @property
+    def last_lines(self) -> str:
+        return "\n".join(self.log.strip().splitlines()[-3:])
+
+
+def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
+                   the_map: MapInfo = HASH_MAP) -> KernelVerdict:
+    """Load ``insns`` as an XDP program; the lddw's at ``map_insns`` refer to one new map like ``the_map``."""
+    lib = get_libbpf()
+    map_fd = lib.map_create(the_map.map_type, the_map.name, the_map.key_size, the_map.value_size,
+                            the_map.max_entries) if map_insns else -1
+    try:
+        code_insns = list(insns)
+        for i in map_insns:
+            code_insns[i] = Instruction.lddw(code_insns[i].dst, map_fd, src=BPF_PSEUDO_MAP_FD)
+        code = encode(code_insns)
+        code_buf = ctypes.create_string_buffer(code, len(code))
+        lic = ctypes.create_string_buffer(b"GPL")
+        log = ctypes.create_string_buffer(LOG_SIZE)
+        attr = _ProgLoadAttr()
+        attr.prog_type = BPF_PROG_TYPE_XDP
+        attr.insn_cnt = len(code) // 8
+        attr.insns = ctypes.addressof(code_buf)
+        attr.license = ctypes.addressof(lic)
+        attr.log_level = 1
+        attr.log_size = LOG_SIZE
+        attr.log_buf = ctypes.addressof(log)
+        libc = ctypes.CDLL(None, use_errno=True)
+        ACTIVITY.loads += 1
+        fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
+        if fd >= 0:
+            os.close(fd)
+        text = log.value.decode(errors="replace")
+        found = re.search(r"processed (\d+) insns", text)
+        return KernelVerdict(fd >= 0, text, int(found.group(1)) if found else None)
+    finally:
+        if map_fd >= 0:
+            os.close(map_fd)
+
+
+EXIT = Instruction(0x95)
+
+
+def mov(dst: int, imm: int) -> Instruction:
+    """``rD = imm``"""
+    return Instruction(0xB7, dst, 0, 0, imm)
+
+
+def mov_reg(dst: int, src: int) -> Instruction:
+    """``rD = rS``"""
+    return Instruction(0xBF, dst, src, 0, 0)
+
+
+def add_imm(dst: int, imm: int) -> Instruction:
+    """``rD += imm``"""
+    return Instruction(0x07, dst, 0, 0, imm)
+
+
+def load(size_op: int, dst: int, src: int, off: int) -> Instruction:
+    """``rD = *(size *)(rS + off)`` (size_op 0x61 u32, 0x79 u64, 0x71 u8)."""
+    return Instruction(size_op, dst, src, off, 0)
+
+
+def store(size_op: int, dst: int, src: int, off: int) -> Instruction:
+    """``*(size *)(rD + off) = rS`` (size_op 0x63 u32, 0x7B u64)."""
+    return Instruction(size_op, dst, src, off, 0)
+
+
+def jeq_imm(dst: int, imm: int, skip: int) -> Instruction:
+    """``if rD == imm goto +skip``"""
+    return Instruction(0x15, dst, 0, skip, imm)
+
+
+def hash_lookup() -> list[Instruction]:
+    """``key = 0; r0 = bpf_map_lookup_elem(&m, &key)``: the map's lddw is instruction 3."""
+    return [Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0),
+            Instruction(0x85, 0, 0, 0, 1)]
+
+
+LOOKUP_MAP_INSN = 3

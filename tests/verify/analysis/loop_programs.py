@@ -1,0 +1,61 @@
+"""The payload-summing loop of issue 13 at several bounds: the kernel accepts it up to some bound and
+then refuses it as too complex ("BPF program is too large. Processed 1000001 insn"). The same body at
+each bound, so the bound alone decides; test_unsound_accepts.py holds our verdicts against the kernel's.
+"""
+# ruff: noqa
+
+from pybpfdsl import XDP_DROP, XDP_PASS, Packet, u32, xdp
+
+
+@xdp
+def sum_payload_16(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(16):
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+@xdp
+def sum_payload_32(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(32):
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+@xdp
+def sum_payload_48(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(48):
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+@xdp
+def sum_payload_64(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(64):  # the issue's program: the kernel stops at 1,000,001 instructions
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+@xdp
+def sum_payload_5000(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(5000):  # took minutes to verify before the kernel-work estimate stopped early
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+BY_BOUND = {16: sum_payload_16, 32: sum_payload_32, 48: sum_payload_48, 64: sum_payload_64,
+            5000: sum_payload_5000}
