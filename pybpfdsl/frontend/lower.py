@@ -62,6 +62,12 @@ _SYMBOL: dict[BinOp, str] = {
     BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
 }
 MAX_UNROLL = 256
+KERNEL_INSN_LIMIT = 1_000_000
+"""The kernel verifier's BPF_COMPLEXITY_LIMIT_INSNS (the frontend may not import the verifier's copy)."""
+MAX_LOOP_ITERATIONS = KERNEL_INSN_LIMIT // 3
+"""A range loop the kernel can never accept: it follows every iteration, and each runs at least the
+counter's increment, its comparison and one instruction of the body. Refused here, at once, rather
+than after the verifier has unrolled it for minutes."""
 _K = TypeVar("_K")
 
 
@@ -630,9 +636,11 @@ class Lowerer:
         if step_by == 0:
             raise self.err(call, "range() step cannot be zero")
         count = len(range(start, stop, step_by))
-        if count > 1 << 20:
-            raise self.err(call, f"this loop runs {count} times; the kernel allows far fewer",
-                           "keep loops under a few thousand iterations")
+        if count > MAX_LOOP_ITERATIONS:
+            raise self.err(call, f"this loop runs {count} times: the kernel verifies every iteration and stops "
+                           f"at {KERNEL_INSN_LIMIT:,} instructions, so it can never load",
+                           "use a smaller range (a few hundred iterations at most for a body with branches), "
+                           "or spread the work over several packets with state in a map")
         t = self.scope.var_types.get(var) or common_type(common_type(literal_type(start), literal_type(stop)),
                                                          literal_type(step_by))
         last = start + (count - 1) * step_by if count else start

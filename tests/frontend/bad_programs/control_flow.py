@@ -47,9 +47,19 @@ def range_with_runtime_bound(pkt: Packet) -> int:
 
 @xdp
 def range_too_long(pkt: Packet) -> int:
-    for i in range(10_000_000):  # error: this loop runs 10000000 times
+    for i in range(10_000_000):  # error: this loop runs 10000000 times | hint: smaller range
         pass
     return XDP_PASS
+
+
+@xdp
+def range_that_cannot_load(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(400_000):  # error: so it can never load | hint: spread the work over several packets
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
 
 
 @xdp
