@@ -68,6 +68,7 @@ MAX_CALL_DEPTH = 8
 
 EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN = 22, 2, 17, 7, 11
 RINGBUF_RECORD_HEADER = 8  # the kernel's per-record header in a ring buffer
+RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: bpf_ringbuf_output refuses any other bit
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 XDP_ABORTED, XDP_REDIRECT = 0, 4
 
@@ -675,6 +676,8 @@ def _h_adjust_head(m: _Machine, args: list[Value]) -> Value:
 
 def _h_ringbuf_output(m: _Machine, args: list[Value]) -> Value:
     mp = m.map_arg(args[0])
+    if _scalar(args[3]) & ~RINGBUF_FLAGS:
+        return _errno(-EINVAL)
     data = m.read_bytes(args[1], _scalar(args[2]))
     # The kernel reserves the record plus its header, rounded to 8 bytes, and keeps one byte free.
     footprint = (len(data) + RINGBUF_RECORD_HEADER + 7) // 8 * 8

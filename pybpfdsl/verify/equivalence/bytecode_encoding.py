@@ -73,6 +73,7 @@ MAX_STEPS = 100_000
 MAX_CALL_DEPTH = 8
 EINVAL, ENOENT, EEXIST, E2BIG = 22, 2, 17, 7
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+_RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: any other bit makes the helper fail (EINVAL)
 _ADDRESS_BIAS = 1 << 40  # same-region pointers compare by offset, as the interpreter's fake addresses do
 _MAX_COMPARED_OFFSET = 1 << 20
 _ADDRESS_CHECK_RLIMIT = 2_000_000
@@ -338,7 +339,10 @@ class BytecodeEncoder:
 
     def _ctx(self, base: Ptr, off: int, count: int) -> Val:
         at = mem.concrete_offset(base, off, "context")
-        if at in (mem.CTX_DATA, mem.CTX_DATA_META) and count in (4, 8):
+        if at == mem.CTX_DATA_META:
+            # data where the driver keeps metadata (and in test runs), data + 1 where it does not.
+            raise Unsupported("xdp_md.data_meta, which the driver decides (not modelled)")
+        if at == mem.CTX_DATA and count in (4, 8):
             return Ptr(PACKET, bv64(0))
         if at == mem.CTX_DATA_END and count in (4, 8):
             return Ptr(PACKET, self.inputs.length)
@@ -515,6 +519,8 @@ class BytecodeEncoder:
         inside = z3.And(self._inside(dst), self._inside(src))
         same_object = z3.BoolVal(False)
         a, b = dst.region, src.region
+        if a.epoch != b.epoch:
+            raise Unsupported("pointers into a map from before and after an update (the element may be reused)")
         if (a.kind, a.name, a.depth) == (b.kind, b.name, b.depth) and a.key is not None and b.key is not None:
             same_object = a.key == b.key  # one map's elements: the same one when the keys are equal
         equal = z3.And(same_object, dst.offset == src.offset)
@@ -589,7 +595,8 @@ class BytecodeEncoder:
         if helper == 1:  # map_lookup_elem
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
-            result = Ptr(Region("value", shape.name, key=key), bv64(0), fx.present(shape, key))
+            found = fx.present(shape, key)
+            result = Ptr(Region("value", shape.name, key=key, epoch=fx.epochs.get(shape.name, 0)), bv64(0), found)
         elif helper == 2:  # map_update_elem
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
@@ -612,8 +619,13 @@ class BytecodeEncoder:
         elif helper == 130:  # ringbuf_output
             shape = self._map(r[1])
             count = self._scalar(r[3], "ring buffer record size")
-            fx.output(shape.name, bytes_to_bv(self._bytes(s, r[2], count)))
-            result = bv64(0)
+            if self._scalar(r[4], "ring buffer output flags") & ~_RINGBUF_FLAGS:
+                result = bv64(-EINVAL)
+            else:
+                fx.output(shape.name, bytes_to_bv(self._bytes(s, r[2], count)))
+                # It fails when the ring is full, which is not modelled: two programs logging the same
+                # records lose the same ones, but one that reads the result could act on a failure.
+                result = Unset("the result of bpf_ringbuf_output, which fails on a full ring (not modelled)")
         else:
             raise Unsupported(f"helper {helper} is not modelled")
         r[0] = result
@@ -654,7 +666,7 @@ def _reg(s: BCState, r: int) -> Val:
         raise Unsupported(f"insn {s.pc} reads r{r}, which is uninitialised ({value.why}): "
                           "the kernel verifier rejects such a program")
     return value
-_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 130: (1, 2, 3)}
+_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 130: (1, 2, 3, 4)}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 
 

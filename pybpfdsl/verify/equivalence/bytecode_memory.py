@@ -38,10 +38,13 @@ class Region:
     name: str = ""
     depth: int = 0
     key: Term = None
+    epoch: int = 0
+    """For a hash map value: `Effects.epochs` of the map at the lookup (the element it found)."""
 
     def same(self, other: Region) -> bool:
         """Statically the same region (map-value regions only when their keys are the same term)."""
-        if self.kind != other.kind or self.name != other.name or self.depth != other.depth:
+        if self.kind != other.kind or self.name != other.name or self.depth != other.depth \
+                or self.epoch != other.epoch:
             return False
         return self.key is None or other.key is None or bool(self.key.eq(other.key))
 
@@ -148,14 +151,15 @@ def merge_values(when: Term, a: Val, b: Val) -> Val | None:
         return a if a == b else None
     if isinstance(a, Ptr) and isinstance(b, Ptr):
         ra, rb = a.region, b.region
-        if (ra.kind, ra.name, ra.depth, a.low32) != (rb.kind, rb.name, rb.depth, b.low32) \
+        if (ra.kind, ra.name, ra.depth, ra.epoch, a.low32) != (rb.kind, rb.name, rb.depth, rb.epoch, b.low32) \
                 or (ra.key is None) != (rb.key is None) or (a.found is None) != (b.found is None):
             return None
         if a is b:
             return a
         if not a.offset.eq(b.offset):
             return None
-        region = ra if ra is rb or ra.key is None else Region(ra.kind, ra.name, ra.depth, ite(when, ra.key, rb.key))
+        region = ra if ra is rb or ra.key is None else Region(ra.kind, ra.name, ra.depth, ite(when, ra.key, rb.key),
+                                                              ra.epoch)
         found = None if a.found is None else ite(when, a.found, b.found)
         return Ptr(region, a.offset, found, a.low32)
     if isinstance(a, Ptr) or isinstance(b, Ptr) or a.sort() != b.sort():
@@ -231,8 +235,15 @@ def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: i
         size = shapes[r.name].value_size
         if at < 0 or at + count > size:
             raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
+        _fresh(fx, r)
         return bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)[at:at + count]
     raise Fault(f"read from {r.kind} memory")
+
+
+def _fresh(fx: Effects, r: Region) -> None:
+    if r.epoch != fx.epochs.get(r.name, 0):
+        raise Unsupported(f"access through a pointer into map {r.name} looked up before an update or delete of "
+                          "the map (the kernel may have replaced the element: not modelled)")
 
 
 def write(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: int, parts: list[Term]) -> None:
@@ -266,6 +277,7 @@ def write(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: 
         size = shapes[r.name].value_size
         if at < 0 or at + count > size:
             raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
+        _fresh(fx, r)
         current = bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)
         current[at:at + count] = parts
         fx.write_value(shapes[r.name], r.key, bytes_to_bv(current))

@@ -115,6 +115,7 @@ class IREncoder:
         self.flow = ControlFlow.of(program.entry.name, self._successors)
         self.pauses: frozenset[str] = frozenset()
         self.live = _live_values(program)
+        self.used = _used_values(program)
 
     # -- driver --------------------------------------------------------------------------------
 
@@ -306,6 +307,8 @@ class IREncoder:
             case n.CallHelper(helper=h):
                 out = self._helper(s, h)
             case n.RingbufOutput(map_name=m, record=r):
+                if i.out in self.used:
+                    raise Unsupported(f"the result of {m}.output(), which is false on a full ring (not modelled)")
                 rb_decl = self.program.ringbuf_decl(m)
                 s.effects.output(m, bytes_to_bv(encode_value(v[r], rb_decl.record)))
                 out = z3.BitVecVal(1, 1)
@@ -386,6 +389,20 @@ def _size(t: ScalarType | StructType) -> int:
 
 def _locate(s: IRState) -> tuple[str, int, bool]:
     return s.block, s.steps, s.guarded
+
+
+def _used_values(program: n.Program) -> set[n.Value]:
+    """Every value some instruction or terminator reads."""
+    used: set[n.Value] = set()
+    for block in program.blocks:
+        for instr in block.instrs:
+            used.update(instr.operands())
+        term = block.terminator
+        if term is not None:
+            used.update(term.operands())
+            used.update([term.cond] if isinstance(term, n.Branch) else [])
+            used.update([term.value] if isinstance(term, n.Return) else [])
+    return used
 
 
 def _live_values(program: n.Program) -> dict[str, set[n.Value]]:

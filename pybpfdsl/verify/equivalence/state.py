@@ -285,10 +285,13 @@ class Effects:
     """Keys each map was asked about: the initial entries a counterexample has to spell out."""
     rooms: dict[str, Term] = field(default_factory=dict)
     """How many more entries each hash map that does not evict takes (`MapShape.has_room`)."""
+    epochs: dict[str, int] = field(default_factory=dict)
+    """Per hash map, a number that changes with every update or delete: the kernel then links in a new
+    element, and a value pointer looked up before still points at the old one."""
 
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
-                       dict(self.seen), dict(self.rooms))
+                       dict(self.seen), dict(self.rooms), dict(self.epochs))
 
     def merged(self, other: Effects, when: Term) -> Effects | None:
         """The effects of two merged states: `self`'s where `when` holds, else `other`'s. None when no
@@ -318,7 +321,10 @@ class Effects:
         seen = {name: union_terms(self.seen.get(name, ()), other.seen.get(name, ()))
                 for name in self.seen.keys() | other.seen.keys()}
         rooms = {name: ite(when, room, other.rooms[name]) for name, room in self.rooms.items()}
-        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms)
+        # Where one side replaced elements, a pointer from before is stale on the merged state too.
+        epochs = {name: e if e == other.epochs.get(name, 0) else max(e, other.epochs.get(name, 0)) + 1
+                  for name in self.epochs.keys() | other.epochs.keys() for e in [self.epochs.get(name, 0)]}
+        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -367,6 +373,7 @@ class Effects:
             self.rooms[shape.name] = z3.If(taken, room - 1, room)
         if present is not None:
             present = z3.If(when, z3.Store(present, key, z3.BoolVal(True)), present)
+            self.epochs[shape.name] = self.epochs.get(shape.name, 0) + 1
         self.maps[shape.name] = MapState(present, z3.If(when, z3.Store(state.value, key, value), state.value))
         self._note(shape, key)
 
@@ -376,6 +383,7 @@ class Effects:
         room = self.rooms.get(shape.name)
         if room is not None:
             self.rooms[shape.name] = z3.If(z3.Select(state.present, key), room + 1, room)
+        self.epochs[shape.name] = self.epochs.get(shape.name, 0) + 1
         self.maps[shape.name] = replace(state, present=z3.Store(state.present, key, z3.BoolVal(False)))
         self._note(shape, key)
 

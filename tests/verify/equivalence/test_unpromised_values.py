@@ -221,3 +221,61 @@ def test_the_kernel_refuses_a_new_key_in_a_full_hash_map() -> None:
                 obj.kernel_map("m").update(struct.pack("<I", k), struct.pack("<I", 0))
             actions.append(run_xdp(obj.program_fd("prog"), bytes(64)).action)
     assert actions == [1, 2]
+
+
+RING = r"""
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } rb SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    unsigned int v = 7;
+    long err = bpf_ringbuf_output(&rb, &v, sizeof v, 0);
+    return RESULT;
+}
+"""
+
+
+def test_the_result_of_a_ring_buffer_output_is_not_assumed() -> None:
+    checks = c_object(RING.replace("RESULT", "err ? XDP_DROP : XDP_PASS"))
+    trusts = c_object(RING.replace("RESULT", "XDP_PASS"))
+    result = prove_objects(checks, trusts, "prog")
+    assert result.status == "unknown", result.summary()
+    assert "bpf_ringbuf_output" in result.reason
+    assert prove_objects(trusts, trusts, "prog").status == "proven"  # logging alone is modelled
+
+
+@needs_kernel
+def test_the_kernel_fails_a_ring_buffer_output_on_a_full_ring() -> None:
+    # Nobody consumes: 16 bytes a record, the 4 KiB ring is full after 255 records.
+    assert _kernel_actions(c_object(RING.replace("RESULT", "err ? XDP_DROP : XDP_PASS")), runs=300) == {1, 2}
+
+
+STALE = r"""
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4); __type(key, unsigned int);
+         __type(value, unsigned int); } m SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    unsigned int k = 1, v = 7;
+    unsigned int *p = bpf_map_lookup_elem(&m, &k);
+    if (!p) return XDP_ABORTED;
+    bpf_map_update_elem(&m, &k, &v, BPF_ANY);
+    return *p == 7 ? XDP_DROP : XDP_PASS;
+}
+"""
+
+
+def test_a_pointer_from_before_an_update_of_a_hash_map_is_not_read_as_the_new_value() -> None:
+    result = prove_objects(c_object(STALE), c_object(STALE.replace("*p == 7", "1")), "prog")
+    assert result.status == "unknown", result.summary()
+    assert "before an update" in result.reason
+
+
+@needs_kernel
+def test_the_kernel_keeps_the_old_element_behind_an_old_pointer() -> None:
+    with kernel(c_object(STALE)) as obj:
+        obj.kernel_map("m").update(struct.pack("<I", 1), struct.pack("<I", 3))
+        assert run_xdp(obj.program_fd("prog"), bytes(64)).action == 2  # *p is still 3
+
+
+def test_data_meta_is_not_assumed_to_be_data() -> None:
+    meta = "r2 = *(u32 *)(r1 + 8); r3 = *(u32 *)(r1 + 0); r0 = 1; if r2 == r3 goto +1; r0 = 2; exit"
+    result = prove_objects(xdp(meta), xdp("r0 = 1; exit"), "prog")
+    assert result.status == "unknown", result.summary()
+    assert "data_meta" in result.reason
