@@ -123,9 +123,11 @@ def write(tmp_path: Path, name: str, source: str) -> Path:
     return path
 
 
-@pytest.fixture
-def counter_file(tmp_path: Path) -> Path:
-    return write(tmp_path, "counter.py", COUNTER_SRC)
+@pytest.fixture(scope="session")
+def counter_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # One file for the session: the object records its path (line info), so at one path it is the same
+    # object in every test, proved once (the proof cache is keyed by its bytes). Tests only read it.
+    return write(tmp_path_factory.mktemp("counter"), "counter.py", COUNTER_SRC)
 
 
 @pytest.fixture
@@ -177,13 +179,22 @@ def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # The proof gets a larger budget: it must not be what refuses the program.
     monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 120_000)
     original = XdpProgram.compile
+    uncorrupted: dict[bytes, bytes] = {}
+    prove_on_compile = prove_module.prove_on_compile
 
     def compile_broken(self: XdpProgram, **kwargs: object) -> CompiledProgram:
-        # Proved here, before the corruption; `attach` would otherwise prove the corrupted object.
-        compiled = original(self, **{**kwargs, "prove": True})  # type: ignore[arg-type]
-        return dataclasses.replace(compiled, elf=_corrupt_first_insn(compiled.elf))
+        compiled = original(self, **kwargs)  # type: ignore[arg-type]
+        broken = dataclasses.replace(compiled, elf=_corrupt_first_insn(compiled.elf))
+        uncorrupted[broken.elf] = compiled.elf
+        return broken
+
+    def prove_before_corruption(compiled: CompiledProgram, *args: Any, **kwargs: Any) -> Any:
+        # Only where a proof is asked for (the gate of `attach`), and of the object before the corruption.
+        elf = uncorrupted.get(compiled.elf, compiled.elf)
+        return prove_on_compile(dataclasses.replace(compiled, elf=elf), *args, **kwargs)
 
     monkeypatch.setattr(XdpProgram, "compile", compile_broken)
+    monkeypatch.setattr(prove_module, "prove_on_compile", prove_before_corruption)
     yield
 
 
