@@ -27,13 +27,16 @@ def cmd_prove(args: argparse.Namespace) -> int:
         result = prove_objects(a, b, args.section, timeout_ms=int(args.timeout * 1000))
     except (ElfError, KeyError) as exc:
         raise CliError(f"cannot read program {args.section!r} from the objects: {exc}") from None
+    cex = result.counterexample
+    if args.report:
+        text = result.summary() + ("" if cex is None else "\n" + cex.report(full=True))
+        try:
+            Path(args.report).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"cannot write {args.report}: {exc.strerror or exc}") from None
     if args.json:
-        cex = result.counterexample
         print_json({"status": result.status, "seconds": round(result.seconds, 4), "stats": result.stats,
-                    "reason": result.reason,
-                    "counterexample": None if cex is None else {
-                        "packet": cex.packet.hex(), "differing": cex.differing, "reproduced": cex.reproduced,
-                        "line": cex.diverging_line}})
+                    "reason": result.reason, "counterexample": None if cex is None else cex.to_json()})
     else:
         print(result.report())
     return 0 if result.proven else EXIT_FAILURE

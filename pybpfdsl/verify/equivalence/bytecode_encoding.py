@@ -595,6 +595,7 @@ class BytecodeEncoder:
         if helper == 1:  # map_lookup_elem
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
+            fx.check_lookup(shape, key)
             found = fx.present(shape, key)
             result = Ptr(Region("value", shape.name, key=key, epoch=fx.epochs.get(shape.name, 0)), bv64(0), found)
         elif helper == 2:  # map_update_elem

@@ -258,6 +258,7 @@ class IREncoder:
             case n.MapLookup(map_name=m, key=k):
                 shape = self.shapes[m]
                 key = bytes_to_bv(encode_value(v[k], self.program.map_decl(m).key_type))
+                s.effects.check_lookup(shape, key)
                 out = Ref(m, key, s.effects.present(shape, key))
             case n.IsNull(ref=r):
                 ref = v[r]

@@ -12,7 +12,8 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
 - a map is two arrays over its key bits: `present` (hash maps; for arrays presence is `key < max`) and
   `value`; a hash map (not LRU) has `room`, the number of entries it can still take (an input in
   [0, max_entries]): inserting a new key fails (E2BIG) when it is 0, as the kernel's and the DSL's do;
-  LRU maps never evict (not modelled);
+  LRU maps never evict (not modelled: a lookup in an LRU map after an update of another key of it
+  on the same run is answered "unknown", `Effects.check_lookup`);
 - global-data sections are lists of byte terms (offsets into them are always constants);
 - helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
   is one variable; ring-buffer outputs always succeed and are logged in order;
@@ -288,10 +289,12 @@ class Effects:
     epochs: dict[str, int] = field(default_factory=dict)
     """Per hash map, a number that changes with every update or delete: the kernel then links in a new
     element, and a value pointer looked up before still points at the old one."""
+    lru_inserted: dict[str, tuple[Term, ...]] = field(default_factory=dict)
+    """Keys each LRU map was updated under on this run (each update may evict any other key)."""
 
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
-                       dict(self.seen), dict(self.rooms), dict(self.epochs))
+                       dict(self.seen), dict(self.rooms), dict(self.epochs), dict(self.lru_inserted))
 
     def merged(self, other: Effects, when: Term) -> Effects | None:
         """The effects of two merged states: `self`'s where `when` holds, else `other`'s. None when no
@@ -324,7 +327,9 @@ class Effects:
         # Where one side replaced elements, a pointer from before is stale on the merged state too.
         epochs = {name: e if e == other.epochs.get(name, 0) else max(e, other.epochs.get(name, 0)) + 1
                   for name in self.epochs.keys() | other.epochs.keys() for e in [self.epochs.get(name, 0)]}
-        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs)
+        lru = {name: union_terms(self.lru_inserted.get(name, ()), other.lru_inserted.get(name, ()))
+               for name in self.lru_inserted.keys() | other.lru_inserted.keys()}
+        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs, lru)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -355,6 +360,17 @@ class Effects:
         self.maps[shape.name] = replace(state, value=new if when is True else z3.If(when, new, state.value))
         self._note(shape, key)
 
+    def check_lookup(self, shape: MapShape, key: Term) -> None:
+        """Refuse (`Unsupported`) a lookup the model cannot answer: in an LRU map after an update of a
+        key that is not the same term on this run (the kernel's LRU may evict any entry on an update,
+        even before the map is full; eviction is not modelled)."""
+        from pybpfdsl.verify.equivalence.paths import Unsupported  # paths imports this module
+
+        for k in self.lru_inserted.get(shape.name, ()):
+            if not z3.is_true(z3.simplify(k == key)):
+                raise Unsupported(f"a lookup in LRU map {shape.name} after an update of another key (which may "
+                                  "evict any entry: not modelled)")
+
     def fits(self, shape: MapShape, key: Term) -> Term:
         """Whether the map has room for `key`: it is there already, or the map is not full."""
         room = self.rooms.get(shape.name)
@@ -374,6 +390,8 @@ class Effects:
         if present is not None:
             present = z3.If(when, z3.Store(present, key, z3.BoolVal(True)), present)
             self.epochs[shape.name] = self.epochs.get(shape.name, 0) + 1
+        if shape.map_type in LRU_TYPES:
+            self.lru_inserted[shape.name] = union_terms(self.lru_inserted.get(shape.name, ()), (key,))
         self.maps[shape.name] = MapState(present, z3.If(when, z3.Store(state.value, key, value), state.value))
         self._note(shape, key)
 

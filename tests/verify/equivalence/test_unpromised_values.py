@@ -279,3 +279,40 @@ def test_data_meta_is_not_assumed_to_be_data() -> None:
     result = prove_objects(xdp(meta), xdp("r0 = 1; exit"), "prog")
     assert result.status == "unknown", result.summary()
     assert "data_meta" in result.reason
+
+
+LRU = r"""
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 4); __type(key, unsigned int);
+         __type(value, unsigned int); } m SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    unsigned int one = 1, two = 2, v = 7;
+    FIRST
+    SECOND
+    return p ? XDP_DROP : XDP_PASS;
+}
+"""
+UPDATE_ONE = "bpf_map_update_elem(&m, &one, &v, BPF_ANY);"
+LOOK_UP_TWO = "void *p = bpf_map_lookup_elem(&m, &two);"
+
+
+def _lru(first: str, second: str) -> bytes:
+    return c_object(LRU.replace("FIRST", first).replace("SECOND", second))
+
+
+def test_an_update_of_an_lru_map_may_evict_what_a_later_lookup_asks_for() -> None:
+    result = prove_objects(_lru(UPDATE_ONE, LOOK_UP_TWO), _lru(LOOK_UP_TWO, UPDATE_ONE), "prog")
+    assert result.status == "unknown", result.summary()
+    assert "LRU map m" in result.reason
+    same_key = LOOK_UP_TWO.replace("&two", "&one")
+    assert prove_objects(_lru(UPDATE_ONE, same_key), _lru(UPDATE_ONE, same_key), "prog").status == "proven"
+
+
+@needs_kernel
+def test_the_kernel_evicts_on_an_lru_update() -> None:
+    actions = []
+    for first, second in ((UPDATE_ONE, LOOK_UP_TWO), (LOOK_UP_TWO, UPDATE_ONE)):
+        with kernel(_lru(first, second)) as obj:
+            for k in range(2, 6):  # full: 2 is the least recently used
+                obj.kernel_map("m").update(struct.pack("<I", k), struct.pack("<I", 0))
+            actions.append(run_xdp(obj.program_fd("prog"), bytes(64)).action)
+    assert actions == [2, 1]
