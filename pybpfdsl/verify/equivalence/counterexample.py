@@ -4,7 +4,8 @@ The model gives the packet (its length and bytes), the initial entries of every 
 looked at, the initial bytes of `.bss`/`.data` (the globals) and the helper results in call order.
 `Replayer`s run those inputs through the reference interpreters — the IR interpreter and the bytecode
 interpreter for a compiled program, the bytecode interpreter twice for two objects — so the report
-shows what each really does, not just what the solver claims; `reproduced` says whether they differ.
+shows what each really does, not just what the solver claims; `reproduced` says whether they differ,
+and the prover reports a counterexample only when they do. `report` renders it (see `report`).
 """
 
 from __future__ import annotations
@@ -17,21 +18,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import z3
 
-from pybpfdsl.bpf.interpreter import BytecodeFault, InterpMap, run
+from pybpfdsl.bpf.interpreter import BytecodeFault, InterpMap, StepLimitExceeded, UnsupportedHelper, run
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
+from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
 from pybpfdsl.verify.equivalence.observe import Difference
 from pybpfdsl.verify.equivalence.paths import Outcome
 from pybpfdsl.verify.equivalence.state import Inputs, Term
 
 if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram
-
-_ACTIONS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
-
-
-def _short(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) // 2} bytes)"
 
 
 class ScriptedHelpers:
@@ -57,31 +53,45 @@ class ScriptedHelpers:
 
 @dataclass
 class Run:
-    """What one interpreter did with the counterexample's inputs (bytes shown in hex)."""
+    """What one interpreter did with the counterexample's inputs: the action, the packet and the state
+    afterwards (every map's entries, each global-data section's bytes, each ring buffer's records), or
+    the error that ended the run (`fault_line`: the source line of a faulting instruction). `replayed`
+    is false when the interpreter could not run the inputs at all (a helper it does not model, its step
+    limit, state bound to a loaded program): such a run confirms nothing."""
 
     action: int | None
     packet: bytes = b""
-    maps: dict[str, dict[str, str]] = field(default_factory=dict)
-    sections: dict[str, str] = field(default_factory=dict)
-    rings: dict[str, list[str]] = field(default_factory=dict)
+    maps: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    sections: dict[str, bytes] = field(default_factory=dict)
+    rings: dict[str, list[bytes]] = field(default_factory=dict)
     error: str = ""
+    replayed: bool = True
+    fault_line: int = 0
 
-    def rows(self) -> dict[str, str]:
+    def outputs(self, arrays: dict[str, int]) -> dict[str, object]:
+        """What an observer compares, by output (`action`, `packet`, `map NAME`, `global data SECTION`,
+        `ring buffer NAME`; `fault` alone for a run that ended in an error). An array's zero elements
+        are left out, so an array compares equal however many of its elements a run listed."""
         if self.error:
-            return {"error": self.error}
-        out = {"action": f"{_ACTIONS.get(self.action or 0, '?')} ({self.action})",
-               "packet": _short(self.packet.hex()) or "(empty)"}
+            return {"fault": True}
+        out: dict[str, object] = {"action": self.action, "packet": self.packet}
         for name, entries in self.maps.items():
-            out[f"map {name}"] = ", ".join(f"{k}: {v}" for k, v in entries.items()) or "{}"
+            if name in arrays:
+                entries = {k: v for k, v in entries.items() if any(v)}
+            out[f"map {name}"] = entries
         for name, data in self.sections.items():
-            out[f"section {name}"] = data
+            out[f"global data {name}"] = data
         for name, records in self.rings.items():
-            out[f"ring buffer {name}"] = ", ".join(records) or "[]"
+            out[f"ring buffer {name}"] = records
         return out
 
 
 @dataclass
 class Counterexample:
+    """Concrete inputs on which the solver says the two programs differ, and what each really did with
+    them (`runs`). `maps` holds the initial entries of the keys the programs looked at (every other key
+    absent; in an array, listed in `arrays` with its size, zero)."""
+
     kind: str
     packet: bytes
     maps: dict[str, dict[bytes, bytes]]
@@ -98,63 +108,105 @@ class Counterexample:
     stacks: dict[int, list[bytes]] = field(default_factory=dict)
     """Per bytecode program (`Inputs.stack_byte`'s side), what each stack frame holds before it is
     written (frames in creation order, 512 bytes each, byte i at r10 - 512 + i)."""
+    arrays: dict[str, int] = field(default_factory=dict)
+    """Array maps (name → number of elements): an element not listed is zero."""
+    filled: dict[str, frozenset[bytes]] = field(default_factory=dict)
+    """Keys of the entries in `maps` that only take up a hash map's room (zero values under keys the
+    programs did not look at): reports count them instead of listing them."""
+    facts: tuple[LineFacts, LineFacts] = (LineFacts(), LineFacts())
+    """Each side's lines and the lines that write each output (for `diverging_line`)."""
+
+    def differing_outputs(self) -> list[str]:
+        """The outputs (`Run.outputs`' names) on which the two runs differ; [] without runs."""
+        if self.runs is None:
+            return []
+        a, b = (r.outputs(self.arrays) for r in self.runs)
+        return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
 
     @property
     def reproduced(self) -> bool:
-        """Both interpreters ran and their observable results differ."""
-        if self.runs is None:
+        """Both interpreters ran the inputs and they confirm the solver: the IR run breaks the IR's rules
+        (`kind` "ir_error"), or the two runs' observable results differ."""
+        if self.runs is None or not all(r.replayed for r in self.runs):
             return False
+        if self.kind == "ir_error":
+            return self.runs[0].error.startswith("IR error")
+        return bool(self.differing_outputs())
+
+    def replay_note(self) -> str:
+        """What the replay showed, in a sentence (for a verdict that cannot be a counterexample)."""
+        if self.runs is None:
+            return "the inputs were not replayed in the interpreters"
+        for label, r in zip(self.labels, self.runs):
+            if not r.replayed:
+                return f"the {label} interpreter could not run the inputs ({r.error})"
+        if self.reproduced:
+            return "the replay in the interpreters reproduces the difference"
         a, b = self.runs
-        return a.rows() != b.rows()
+        if self.kind == "ir_error":
+            return f"the IR interpreter runs the inputs without breaking the IR's rules (it returns {action_name(a)})"
+        if a.error and b.error:
+            return f"both interpreters stop with an error ({a.error}; {b.error})"
+        return (f"replayed in the interpreters, both runs agree: {action_name(a)}, the same packet, maps, "
+                "globals and ring-buffer records")
 
     @property
     def diverging_line(self) -> int:
-        """The first source line where the two executions part (the last one when they never do)."""
-        for x, y in zip(self.lines_a, self.lines_b):
-            if x != y:
-                return x
-        longer = self.lines_a if len(self.lines_a) >= len(self.lines_b) else self.lines_b
-        shorter = self.lines_b if longer is self.lines_a else self.lines_a
-        if len(longer) > len(shorter):
-            return longer[len(shorter)]
-        return self.lines_a[-1] if self.lines_a else 0
+        """The first source line where the two executions differ (see `divergence.diverging_line`)."""
+        outputs = self.differing_outputs() or [_output_of(label) for label in self.differing]
+        if self.runs is not None:  # a global-data section's differing bytes, one by one
+            a, b = self.runs
+            for name in a.sections.keys() & b.sections.keys():
+                x, y = a.sections[name], b.sections[name]
+                if len(x) == len(y) and x != y:
+                    outputs.remove(f"global data {name}")
+                    outputs += [f"global data {name}+{i}" for i in range(len(x)) if x[i] != y[i]]
+        fault = next((r.fault_line for r in self.runs or () if r.fault_line), 0)
+        return diverging_line(self.lines_a, self.lines_b, self.facts, outputs, fault)
 
     def source_line(self) -> str:
         line = self.diverging_line
         if not self.source_file or not line:
             return f"line {line}"
-        try:
-            text = Path(self.source_file).read_text(encoding="utf-8").splitlines()[line - 1].strip()
-        except (OSError, IndexError):
-            text = ""
-        return f"{self.source_file}:{line}: {text}"
+        return f"{self.source_file}:{line}: {self.source_text(line)}"
 
-    def report(self) -> str:
-        out = [f"counterexample ({self.kind}): {', '.join(self.differing) or 'see below'}",
-               f"  packet ({len(self.packet)} bytes): {_short(self.packet.hex()) or '(empty)'}"]
-        for name, entries in self.maps.items():
-            if entries:
-                out.append(f"  initial map {name}: " + ", ".join(f"{k.hex()}: {v.hex()}" for k, v in entries.items()))
-        for name, data in self.sections.items():
-            out.append(f"  initial {name}: {data.hex()}")
-        for side, frames in self.stacks.items():
-            for frame, data in enumerate(frames):
-                shown = ", ".join(f"r10{i - 512}: {b:02x}" for i, b in enumerate(data) if b)
-                name = "bytecode" if self.labels[0] == "IR" else self.labels[side]
-                out.append(f"  never-written stack ({name}, frame {frame}): "
-                           f"{_short(shown) or 'zeros'}")
-        if self.prandom or self.ktime:
-            out.append(f"  helper results: prandom={self.prandom} ktime={self.ktime} cpu={self.cpu}")
-        if self.runs is not None:
-            a, b = (r.rows() for r in self.runs)
-            width = max([len(v) for v in a.values()] + [len(self.labels[0]), 10])
-            out.append(f"  {'':22} {self.labels[0]:<{width}} | {self.labels[1]}")
-            for key in dict.fromkeys([*a, *b]):
-                mark = " " if a.get(key) == b.get(key) else "*"
-                out.append(f"{mark} {key:22} {a.get(key, '-'):<{width}} | {b.get(key, '-')}")
-            out.append(f"  replay {'reproduces' if self.reproduced else 'does NOT reproduce'} the difference")
-        out.append(f"  diverges at {self.source_line()}")
-        return "\n".join(out)
+    def source_text(self, line: int) -> str:
+        try:
+            return Path(self.source_file).read_text(encoding="utf-8").splitlines()[line - 1].strip()
+        except (OSError, IndexError, UnicodeDecodeError):
+            return ""
+
+    def report(self, full: bool = False) -> str:
+        """The inputs and both runs side by side. At most a screenful unless `full`: large maps show the
+        keys the counterexample reads or writes and a count of the rest, long values are cut."""
+        from pybpfdsl.verify.equivalence.report import render_text
+
+        return render_text(self, full)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything in the report as JSON-ready data: the inputs (packet, the initial maps, globals,
+        stack bytes and helper results), both runs, the differing outputs and the diverging line."""
+        from pybpfdsl.verify.equivalence.report import as_json
+
+        return as_json(self)
+
+
+def action_name(run: Run) -> str:
+    if run.error:
+        return run.error
+    return f"{_ACTIONS.get(run.action if run.action is not None else -1, '?')} ({run.action})"
+
+
+_ACTIONS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
+
+
+def _output_of(label: str) -> str:
+    """The output a solver label (`observe.Difference`) is about: `global data .bss+3` → `global data .bss`."""
+    if label.startswith("global data "):
+        return label.rsplit("+", 1)[0]
+    if label.startswith("ring buffer "):
+        return " ".join(label.split(" ")[:3])
+    return label
 
 
 class Replayer(Protocol):
@@ -191,6 +243,7 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     packet = bytes(_value(model, z3.Select(inputs.packet, z3.BitVecVal(i, 64))) for i in range(length))
     active_a, active_b = _active(model, outcomes_a), _active(model, outcomes_b)
     maps: dict[str, dict[bytes, bytes]] = {}
+    filled: dict[str, frozenset[bytes]] = {}
     for name, shape in inputs.layout.maps.items():
         if shape.is_ringbuf:
             continue
@@ -204,8 +257,10 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
                 entries[k.to_bytes(shape.key_size, "little")] = _bytes_of(
                     model, z3.Select(inputs.values[name], key), shape.value_size)
         if name in inputs.rooms:  # other entries take the room the model says is gone
+            looked = set(entries)
             _fill(entries, keys, shape.key_size, shape.value_size,
                   shape.max_entries - _value(model, inputs.rooms[name]) - len(entries))
+            filled[name] = frozenset(entries.keys() - looked)
         maps[name] = entries
     sections = {name: bytes(_value(model, b) for b in data) for name, data in inputs.sections.items()
                 if not name.startswith(".rodata")}
@@ -219,7 +274,10 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     lines_a = _lines(active_a, replay, 0, model)
     lines_b = _lines(active_b, replay, 1, model)
     cex = Counterexample(kind, packet, maps, sections, prandom, ktime, _value(model, inputs.cpu), differing, labels,
-                         lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs))
+                         lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs),
+                         arrays={name: s.max_entries for name, s in inputs.layout.maps.items() if s.is_array},
+                         filled=filled,
+                         facts=getattr(replay, "facts", (LineFacts(), LineFacts())))
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
     return cex
@@ -281,14 +339,16 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
         with use_helpers(helpers):
             result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
                          stacks=cex.stacks.get(side, ()))
+    except (UnsupportedHelper, StepLimitExceeded) as exc:  # the interpreter's limits, not the program's
+        return Run(None, error=f"not replayed: {exc}", replayed=False)
     except BytecodeFault as exc:
-        return Run(None, error=f"fault: {exc}")
+        return Run(None, error=f"fault: {exc}", fault_line=program.line_of(exc.pc))
     return Run(result.action, result.packet,
-               {s.name: {k.hex(): bytes(r.data).hex() for k, r in maps[s.name].entries.items()}
+               {s.name: {k: bytes(r.data) for k, r in maps[s.name].entries.items()}
                 for s in program.layout.maps.values() if not s.is_ringbuf},
-               {name: bytes(maps[name].entries[InterpMap.index_key(0)].data).hex()
+               {name: bytes(maps[name].entries[InterpMap.index_key(0)].data)
                 for name in program.layout.sections if not name.startswith(".rodata")},
-               {s.name: [r.hex() for r in maps[s.name].records] for s in program.layout.maps.values() if s.is_ringbuf})
+               {s.name: list(maps[s.name].records) for s in program.layout.maps.values() if s.is_ringbuf})
 
 
 @contextlib.contextmanager
@@ -312,6 +372,8 @@ class CompiledReplayer:
         self.bytecode = bytecode
         self.source_file = compiled.lowered.program.source_file
         self.line_maps = (None, bytecode.line_of)
+        self.facts = (LineFacts.of_ir(compiled.lowered.program, dict(bytecode.layout.variables)),
+                      LineFacts.of_bytecode(bytecode))
 
     def replay(self, cex: Counterexample) -> tuple[Run, Run]:
         return self.run_ir(cex), run_bytecode(self.bytecode, cex)
@@ -323,7 +385,7 @@ class CompiledReplayer:
         lowered = self.compiled.lowered
         state = lowered.state
         if any(getattr(o, "bound", False) for o in state.values()):
-            return Run(None, error="state objects are bound to a loaded program; not replayed")
+            return Run(None, error="state objects are bound to a loaded program; not replayed", replayed=False)
         program = lowered.program
         variables = self.bytecode.layout.variables
         with _saved(list(state.values())):
@@ -358,8 +420,8 @@ class CompiledReplayer:
                 for key in map_obj.raw_keys():
                     value = map_obj.raw_lookup(key)
                     if value is not None:
-                        entries[encode(key, map_obj.key_type).hex()] = encode(value, map_obj.value_type).hex()
-                maps[m.name] = dict(sorted(entries.items()))
+                        entries[encode(key, map_obj.key_type)] = encode(value, map_obj.value_type)
+                maps[m.name] = entries
             sections = {}
             for sec in self.bytecode.layout.sections:
                 if sec.startswith(".rodata"):
@@ -369,12 +431,12 @@ class CompiledReplayer:
                     g_obj = state.get(gname)
                     if gsec == sec and isinstance(g_obj, Global):
                         data[off:off + g_obj.type.size] = encode(g_obj.raw_get(), g_obj.type)
-                sections[sec] = bytes(data).hex()
+                sections[sec] = bytes(data)
             rings = {}
             for r in program.ringbufs:
                 ring_obj = state[r.name]
                 assert isinstance(ring_obj, RingBuf)
-                rings[r.name] = [rec.to_bytes().hex() for rec in ring_obj.records]
+                rings[r.name] = [rec.to_bytes() for rec in ring_obj.records]
         return Run(result.action, result.packet, maps, sections, rings)
 
 
@@ -387,6 +449,7 @@ class ObjectReplayer:
         self.a, self.b = a, b
         self.source_file = a.source_file
         self.line_maps = (a.line_of, b.line_of)
+        self.facts = (LineFacts.of_bytecode(a), LineFacts.of_bytecode(b))
 
     def replay(self, cex: Counterexample) -> tuple[Run, Run]:
         return run_bytecode(self.a, cex, 0), run_bytecode(self.b, cex, 1)
