@@ -439,10 +439,16 @@ def pinned(cpu: int = 0) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+_SMP_PROCESSOR_ID = frozenset({8})
+
+
+def _calls(program: BytecodeProgram, helpers: frozenset[int]) -> bool:
+    return any(i.kind == Kind.CALL and i.is_helper_call and i.imm in helpers for i in program.instructions)
+
+
 def nondeterministic(program: BytecodeProgram) -> bool:
     """Whether the program reads the clock or random numbers (its kernel runs may differ run to run)."""
-    return any(i.kind == Kind.CALL and i.is_helper_call and i.imm in NONDETERMINISTIC_HELPERS
-               for i in program.instructions)
+    return _calls(program, NONDETERMINISTIC_HELPERS)
 
 
 _CTX_INPUT_FIELDS = frozenset({12, 16, 20})  # xdp_md: ingress_ifindex, rx_queue_index, egress_ifindex
@@ -576,8 +582,11 @@ def replay_counterexample(prepared: Subjects, orig: KernelRunner, mut: KernelRun
         if o != m and _confirm(orig, mut, cex.packet, state, keys, (o, m),
                                prepared.random_helpers or nondeterministic(mut.program)):
             return "confirmed"
+    # A CPU this machine does not have (the counterexample may pick any) cannot be replayed either.
+    foreign_cpu = cex.cpu not in os.sched_getaffinity(0) and any(
+        _calls(p, _SMP_PROCESSOR_ID) for p in (prepared.program, mut.program))
     uncontrolled = prepared.random_helpers or nondeterministic(mut.program) or reads_ctx_fields(prepared.program) \
-        or reads_ctx_fields(mut.program)
+        or reads_ctx_fields(mut.program) or foreign_cpu
     return "unconfirmed" if uncontrolled else "false"
 
 
