@@ -25,7 +25,7 @@ from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Code, Si
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import PacketPtr, ScalarValue
+from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 
 __all__ = ["MAX_PARTS", "Analysis", "Cfg", "LoopVerdict", "analyse", "build_cfg", "kernel_states_at", "partition_key",
            "path_splits"]
@@ -208,8 +208,9 @@ class Analysis:
     """The partitions before each instruction (their union is ``pre``)."""
     kernel_estimate: int = 0
     """Estimate of the instructions the kernel processes (its per-path exploration of each loop, see
-    :func:`kernel_states_at`, plus our fixpoint's work for the rest); past the kernel's limit the
-    program is refused as too complex. It may stop counting early, once past the limit."""
+    :func:`kernel_states_at`, plus our fixpoint's work for the rest, which undercounts the kernel's
+    paths through loop-free code); past the kernel's limit the program is refused as too complex. It
+    stops counting once past the limit."""
 
 
 def _propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, int]],
@@ -333,32 +334,73 @@ def path_splits(env: Env, cfg: Cfg, body: set[int], states: dict[int, Parts]) ->
     """Conditional jumps of a loop body that go both ways, staying in the loop, from the ``states`` of
     one iteration: each sends the kernel's per-path exploration two ways. (A jump on the loop counter
     goes one way in each iteration, and one that leaves the loop adds no state at its head.)"""
+    return len(_splits(env, cfg, body, states))
+
+
+def _splits(env: Env, cfg: Cfg, body: set[int], states: dict[int, Parts]) -> list[int]:
     sink = Sink()
-    count = 0
-    for i in body:
+    out = []
+    for i in sorted(body):
         if len(cfg.succs[i]) != 2 or not all(t in body for t in cfg.succs[i]):
             continue
         if any(len({t for t, _ in step(env, i, s, sink) if t in body}) == 2 for s in states.get(i, {}).values()):
-            count += 1
-    return count
+            out.append(i)
+    return out
 
 
-def kernel_states_at(iteration: int, splits: int) -> int:
-    """How many states the kernel may still hold at a loop head in ``iteration`` (1-based), per entry state.
+def _packet_split(env: Env, idx: int, states: dict[int, Parts]) -> bool:
+    """Whether the jump at ``idx`` compares a packet pointer with the packet's end (a bounds check:
+    its paths differ in the proven packet range, one more thing that tells states apart)."""
+    insn = env.insns[idx]
+    for s in states.get(idx, {}).values():
+        regs = (s.regs[insn.dst], s.regs[insn.src] if source(insn.opcode) == Source.X else None)
+        if any(isinstance(v, PacketPtr) for v in regs) and any(isinstance(v, PacketEnd) for v in regs):
+            return True
+    return False
 
-    The kernel follows each path separately and prunes a state only when an explored one at the
-    same point includes it. Without pruning, ``splits`` two-way jumps per iteration give
-    ``2**(splits*(k-1))`` paths by iteration ``k``. With it, what tells the surviving states apart is
-    what the paths did: for each jump, how often it went one way (a sum, a count: ``k`` values) and
-    where it last did (the proven packet range, an offset: ``k`` values), so about ``k**(2*splits)``.
-    Calibrated on this kernel (6.18) with the payload-summing loop of issue 13: the estimate with
-    this count is 1.9-2.0x the kernel's processed count at 32 and 48 iterations (75,693 and 249,405)
-    and refuses 64 (the kernel stops at 1,000,001); see tests/verify/analysis/test_unsound_accepts.py.
+
+SATURATED = 1 << 32
+"""A path-dependent number whose range is this wide no longer tells the kernel's states apart (a
+state whose range includes another's prunes it), so it adds no dimension to the count of states."""
+
+
+def _scalars_at_head(s: State, live: int) -> dict[int, ScalarValue]:
+    out: dict[int, ScalarValue] = {i: v for i, v in enumerate(s.regs) if live >> i & 1 and isinstance(v, ScalarValue)}
+    for i, v in stk.spilled_values(s.stack):
+        if isinstance(v, ScalarValue):
+            out[100 + i] = v
+    return out
+
+
+def record_ranges(history: dict[int, set[tuple[int, int]]], s: State | None, live: int) -> None:
+    """Add the ranges of the non-constant numbers at a loop head (live registers, spilled scalars) in
+    one iteration to ``history``: a path that skipped some iterations' work carries an earlier one."""
+    if s is None:
+        return
+    for pos, v in _scalars_at_head(s, live).items():
+        if v.value.const_value is None and v.value.u64.hi - v.value.u64.lo < SATURATED:
+            history.setdefault(pos, set()).add((v.value.u64.lo, v.value.u64.hi))
+
+
+def kernel_states_at(iteration: int, splits: int, values: tuple[int, ...] | None = None) -> int:
+    """How many states the kernel may hold at a loop head in ``iteration`` (1-based), per entry state.
+
+    The kernel follows each path separately and prunes a state only when an explored one at the same
+    point includes it (its ranges contain the new ranges). Without pruning, ``splits`` two-way jumps
+    per iteration give ``2**(splits*(k-1))`` paths by iteration ``k``. With it, the surviving states
+    are told apart by what the paths did: ``values`` holds, for each number that grows along some
+    paths (a sum, the proven packet range), how many different values it can have by now; the states
+    are at most their product (``k**(2*splits)`` when not given). This is an estimate, not a bound:
+    the kernel's count also depends on its precision tracking and liveness. Calibrated against this
+    kernel (6.18, tests/verify/analysis/test_unsound_accepts.py): for the issue's payload-summing loop
+    it is 1.5-2x the kernel's count at 16 to 48 iterations and refuses 64 as the kernel does; on the
+    shapes tried (two splits, nested loops, map lookups, no split) every loop the kernel refuses is
+    refused, and two it accepts at 385,000 and 117,000 instructions are refused too (false alarms).
     """
     k = iteration
     pruned = 1
-    for _ in range(2 * splits):
-        pruned *= k
+    for n in (k,) * (2 * splits) if values is None else values:
+        pruned *= n
     return min(1 << (splits * (k - 1)), pruned) if splits * (k - 1) < 62 else pruned
 
 
@@ -375,8 +417,9 @@ class LoopVerdict:
 
 
 def _terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int,
-                part: Partitioner, kernel_budget: int = BPF_COMPLEXITY_LIMIT_INSNS) -> LoopVerdict:
-    """Unroll the loop at ``head`` one iteration at a time (see the module docstring).
+                part: Partitioner, kernel_budget: int = BPF_COMPLEXITY_LIMIT_INSNS, inner: int = 1) -> LoopVerdict:
+    """Unroll the loop at ``head`` one iteration at a time (see the module docstring); ``inner``: the
+    iterations of the loops nested in it, multiplied (1 if none).
 
     Stops early, with 'complex', as soon as the estimate of the kernel's work for the iterations so
     far passes ``kernel_budget``: such a loop cannot load, and unrolling it further (a
@@ -384,6 +427,7 @@ def _terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: in
     """
     body = cfg.loop_body(head)
     splits = 0
+    history: dict[int, set[tuple[int, int]]] = {}
     current = _loop_entry(env, cfg, pre, head, body, part)
     if head == 0:
         for s in pre.get(0, {}).values():
@@ -397,12 +441,26 @@ def _terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: in
         done, back = _propagate(env, cfg, local, [(cfg.order.get(head, head), head)], {}, body, stop=head,
                                 part=part)
         processed += done
-        splits = max(splits, path_splits(env, cfg, body, local))
-        # ``done`` covers every entry state of this iteration once; the kernel repeats it per state.
-        estimate += done * kernel_states_at(iterations, splits)
+        split_at = _splits(env, cfg, body, local)
+        splits = max(splits, len(split_at))
         nxt: Parts = {}
         for s in back:
             part.put(nxt, head, s)
+        record_ranges(history, joined(nxt), part.live[head])
+        # ``done`` covers every entry state of this iteration once; the kernel repeats it per state.
+        # With inner loops (``inner`` iterations in all per iteration of this one) we count as if the
+        # nest were one loop of ``iterations * inner`` iterations: the kernel unrolls the inner loops
+        # on each path too, each inner iteration splitting paths and adding values.
+        # Each split of an iteration can give each growing number (and the proven packet range, at a
+        # bounds check) one more value: a sum adds a byte or not at every check it follows.
+        n_splits = len(split_at)
+        n_packet = sum(_packet_split(env, i, local) for i in split_at)
+        for j in range(1, inner + 1):
+            flat = (iterations - 1) * inner + j
+            values = tuple(min(flat, len(h) * inner) * max(n_splits, 1) for h in history.values())
+            if n_packet:
+                values += (flat * n_packet,)
+            estimate += done * (kernel_states_at(flat, max(splits, 1), values) if splits else 1)
         if not nxt:
             return LoopVerdict("bounded", iterations, processed, estimate)
         if all(any(st.le(s, c) for c in current.values()) for s in nxt.values()):
@@ -482,10 +540,17 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
     loops: dict[int, int] = {}
     budget = UNROLL_BUDGET
     kernel_work = processed
-    for head in sorted(cfg.heads):
+    # Inner loops first: an outer loop's estimate counts the iterations of the loops nested in it.
+    for head in sorted(cfg.heads, key=lambda h: (len(cfg.loop_body(h)), h)):
         if head not in pre or (loop_heads is not None and head not in loop_heads):
             continue
-        lv = _terminates(env, cfg, pre, head, budget, part, max(0, BPF_COMPLEXITY_LIMIT_INSNS - kernel_work))
+        body = cfg.loop_body(head)
+        inner = 1
+        for h, n in loops.items():
+            if h != head and h in body:
+                inner *= n
+        lv = _terminates(env, cfg, pre, head, budget, part, max(0, BPF_COMPLEXITY_LIMIT_INSNS - kernel_work),
+                         inner)
         verdict, iters, work = lv.verdict, lv.iterations, lv.processed
         budget -= work
         processed += work

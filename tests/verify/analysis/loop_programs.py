@@ -57,5 +57,34 @@ def sum_payload_5000(pkt: Packet) -> int:
     return XDP_DROP if total == 7 else XDP_PASS
 
 
+@xdp
+def two_branches_128(pkt: Packet) -> int:
+    """Two splits per iteration; the xor keeps the sum's ranges from telling many states apart, so
+    the kernel gets further than with the plain sum (it accepts 64 iterations, refuses 128)."""
+    total: u32 = 0
+    for i in range(128):
+        b = pkt.payload[i]
+        if b is not None:
+            if b > 100:
+                total += b
+            else:
+                total ^= b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+@xdp
+def nested_128(pkt: Packet) -> int:
+    """32 x 4 iterations (LLVM unrolls the inner loop: four bounds checks per outer iteration)."""
+    total: u32 = 0
+    for i in range(32):
+        for j in range(4):
+            b = pkt.payload[i * 4 + j]
+            if b is not None:
+                total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+OTHER_SHAPES = {"two_branches_128": two_branches_128, "nested_128": nested_128}
+
 BY_BOUND = {16: sum_payload_16, 32: sum_payload_32, 48: sum_payload_48, 64: sum_payload_64,
             5000: sum_payload_5000}

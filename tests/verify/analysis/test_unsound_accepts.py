@@ -202,6 +202,16 @@ def test_loop_estimate_against_the_kernel(loop_reports: dict[int, VerifierReport
     assert [ours_ok for _, _, _, ours_ok, _ in rows] == [k_ok for _, k_ok, _, _, _ in rows], rows
 
 
+@needs_kernel
+@pytest.mark.parametrize("name", list(loop_programs.OTHER_SHAPES))
+def test_other_loop_shapes_the_kernel_refuses_are_refused(name: str) -> None:
+    compiled = loop_programs.OTHER_SHAPES[name].compile(prove=False)
+    report = verify_program(compiled)
+    kernel = kernel_verdict(list(BpfElf.from_bytes(compiled.elf).program(name).instructions))
+    assert not kernel.ok and "too large" in kernel.log, kernel.last_lines
+    assert [f.code for f in report.errors] == [Code.COMPLEXITY], report.format()
+
+
 # --------------------------------------------------------------------------- #
 # 5. Program types the verifier does not model
 # --------------------------------------------------------------------------- #
