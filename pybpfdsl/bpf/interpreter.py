@@ -501,11 +501,13 @@ class _Machine:
 
     def _read_ctx(self, at: int, nbytes: int) -> Value:
         pkt = self.packet
-        if at in (_CTX_DATA, _CTX_DATA_META) and nbytes in (4, 8):
+        if nbytes != 4:  # xdp_md's fields are u32: the kernel refuses other widths
+            raise self.fault(f"invalid xdp_md access: {nbytes} bytes at offset {at}")
+        if at in (_CTX_DATA, _CTX_DATA_META):
             return Pointer(pkt, pkt.lo)  # no metadata: data_meta == data
-        if at == _CTX_DATA_END and nbytes in (4, 8):
+        if at == _CTX_DATA_END:
             return Pointer(pkt, pkt.hi)
-        if at < 12 or at + nbytes > _CTX_SIZE:
+        if at < 12 or at + nbytes > _CTX_SIZE or at % 4:
             raise self.fault(f"invalid xdp_md access: {nbytes} bytes at offset {at}")
         return int.from_bytes(self.ctx.data[at:at + nbytes], "little")
 

@@ -339,12 +339,12 @@ class BytecodeEncoder:
 
     def _ctx(self, base: Ptr, off: int, count: int) -> Val:
         at = mem.concrete_offset(base, off, "context")
-        if at == mem.CTX_DATA_META:
+        if at == mem.CTX_DATA_META and count == 4:
             # data where the driver keeps metadata (and in test runs), data + 1 where it does not.
             raise Unsupported("xdp_md.data_meta, which the driver decides (not modelled)")
-        if at == mem.CTX_DATA and count in (4, 8):
+        if at == mem.CTX_DATA and count == 4:  # xdp_md's fields are u32: the kernel refuses other widths
             return Ptr(PACKET, bv64(0))
-        if at == mem.CTX_DATA_END and count in (4, 8):
+        if at == mem.CTX_DATA_END and count == 4:
             return Ptr(PACKET, self.inputs.length)
         if at in self.inputs.ctx and count == 4:
             return z3.ZeroExt(32, self.inputs.ctx[at])

@@ -316,3 +316,11 @@ def test_the_kernel_evicts_on_an_lru_update() -> None:
                 obj.kernel_map("m").update(struct.pack("<I", k), struct.pack("<I", 0))
             actions.append(run_xdp(obj.program_fd("prog"), bytes(64)).action)
     assert actions == [2, 1]
+
+
+@pytest.mark.parametrize("load", ["r2 = *(u64 *)(r1 + 0)", "r2 = *(u16 *)(r1 + 12)"])
+def test_xdp_md_is_read_only_as_u32_fields(load: str) -> None:
+    # The kernel refuses other widths; the prover must not give the load a value.
+    result = prove_objects(xdp(f"{load}; r0 = 2; exit"), xdp("r0 = 2; exit"), "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced, result.report()
