@@ -116,13 +116,21 @@ _LRU_TYPES = frozenset({MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
 # Memory
 # --------------------------------------------------------------------------- #
 
-_next_base = [0xFFFF_8880_0000_0000]
+KERNEL_ADDRESSES = (0xFFFF_0000_0000_0000, (1 << 64) - (1 << 24))
+"""Where the kernel's objects (context, packet, stacks, maps and their values) lie: the kernel half of
+the address space of x86-64 and arm64, short of its last 16 MiB (the fixmap). The fake addresses below
+stay inside, so a comparison of a pointer that the prover decides for every such address replays."""
+_BASES_START = 0xFFFF_8880_0000_0000  # where x86-64's direct map starts
+_BASE_SPACING = 1 << 28
+_BASE_SLOTS = (KERNEL_ADDRESSES[1] - _BASE_SPACING - _BASES_START) // _BASE_SPACING
+_next_base = [0]
 
 
 def _fresh_base() -> int:
-    # 4 GiB apart, so no offset a verified program can reach makes two regions' addresses overlap.
-    _next_base[0] += 1 << 32
-    return _next_base[0]
+    # 256 MiB apart, so no offset a verified program can reach makes two regions' addresses overlap;
+    # after half a million regions (a big array map has one per element) the slots are used again.
+    _next_base[0] = (_next_base[0] + 1) % _BASE_SLOTS
+    return _BASES_START + _next_base[0] * _BASE_SPACING
 
 
 @dataclass(eq=False)

@@ -31,16 +31,16 @@ from typing import Any, Final
 
 import z3
 
+from pybpfdsl.bpf.interpreter import KERNEL_ADDRESSES
+
 Term = Any
 """A Z3 expression (z3 has no type stubs)."""
 
 MAX_PACKET_LEN: Final = 0xFFFF
 """Longest packet considered: more than the linear data of any XDP frame (BPF_PROG_TEST_RUN on a 4 KiB-page
 kernel shows a program at most 3,520 linear bytes; generic XDP on a large-MTU device can show more)."""
-ADDRESSES: Final = (0xFFFF_0000_0000_0000, (1 << 64) - (1 << 24))
-"""Where the kernel's objects (context, packet, stacks, maps and their values) lie: the kernel half of
-the address space of x86-64 and arm64, short of its last 16 MiB (the fixmap). The bytecode
-interpreter's fake addresses lie there too."""
+ADDRESSES: Final = KERNEL_ADDRESSES
+"""Where the kernel's objects lie (the bytecode interpreter's fake addresses too)."""
 MIN_PACKET_LEN: Final = 14
 """Shortest packet considered: an Ethernet header. BPF_PROG_TEST_RUN refuses shorter frames (EINVAL) and
 no driver passes one to XDP, so a difference only on shorter packets is no difference in the kernel."""

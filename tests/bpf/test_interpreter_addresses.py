@@ -1,0 +1,19 @@
+"""The interpreter's fake addresses lie where the kernel's objects do (`KERNEL_ADDRESSES`), however many
+regions a process creates: the prover decides a pointer comparison only when it is the same for every
+such address, and a replay must agree."""
+
+from __future__ import annotations
+
+import pytest
+
+from pybpfdsl.bpf import interpreter
+from pybpfdsl.bpf.interpreter import KERNEL_ADDRESSES, InterpMap, MapType
+
+
+def test_fake_addresses_stay_among_the_kernels_when_the_slots_run_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    low, high = KERNEL_ADDRESSES
+    # The last free slots, as after half a million regions (a big array map has one per element).
+    monkeypatch.setattr(interpreter, "_next_base", [interpreter._BASE_SLOTS - 50])
+    bases = [region.base for region in InterpMap("big", MapType.ARRAY, 4, 8, 100).entries.values()]
+    assert all(low <= b and b + (1 << 16) <= high for b in bases)
+    assert len(set(bases)) == len(bases)
