@@ -324,3 +324,48 @@ def test_xdp_md_is_read_only_as_u32_fields(load: str) -> None:
     result = prove_objects(xdp(f"{load}; r0 = 2; exit"), xdp("r0 = 2; exit"), "prog")
     assert result.status == "counterexample", result.summary()
     assert result.counterexample is not None and result.counterexample.reproduced, result.report()
+
+
+# -- map contents and record padding ----------------------------------------------------------------
+
+READS_A_VALUE = r"""
+struct { __uint(type, MAP_TYPE); __uint(max_entries, 4); __type(key, unsigned int);
+         __type(value, unsigned int); } m SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    unsigned int k = 2;
+    unsigned int *v = bpf_map_lookup_elem(&m, &k);
+    return v && (*v & 1) ? XDP_DROP : XDP_PASS;
+}
+"""
+
+
+@pytest.mark.parametrize("map_type", ["BPF_MAP_TYPE_ARRAY", "BPF_MAP_TYPE_PERCPU_ARRAY"])
+def test_array_values_are_inputs_not_zero(map_type: str) -> None:
+    reads = READS_A_VALUE.replace("MAP_TYPE", map_type)
+    ignores = reads.replace("v && (*v & 1) ? XDP_DROP : XDP_PASS", "XDP_PASS")
+    result = prove_objects(c_object(reads), c_object(ignores), "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced, result.report()
+
+
+PADDED_RECORD = r"""
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } rb SEC(".maps");
+struct ev { unsigned char a; unsigned int b; };
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    struct ev e;
+    ZERO
+    e.a = 1;
+    e.b = 2;
+    bpf_ringbuf_output(&rb, &e, sizeof e, 0);
+    return XDP_PASS;
+}
+"""
+
+
+def test_padding_of_a_ring_buffer_record_is_not_zero() -> None:
+    garbage = c_object(PADDED_RECORD.replace("ZERO", ""))
+    zeroed = c_object(PADDED_RECORD.replace("ZERO", "__builtin_memset(&e, 0, sizeof e);"))
+    result = prove_objects(garbage, zeroed, "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced, result.report()
+    assert any("ring buffer rb" in d for d in result.counterexample.differing)
