@@ -562,6 +562,8 @@ class BytecodeEncoder:
         target = self._jump(s, insn, insn.imm)
         s.frames.append(_Frame(s.pc + 1, s.regs[6:11]))
         s.memory.push_frame()
+        for r in (0, 6, 7, 8, 9):  # the callee gets only its arguments (and restores r6-r9 at exit)
+            s.regs[r] = Unset("in a subprogram that has not written it")
         s.regs[10] = Ptr(Region("stack", depth=len(s.frames)), bv64(mem.STACK_SIZE))
         s.pc = target
 

@@ -93,10 +93,26 @@ def test_uninitialised_registers_have_no_value(body: str) -> None:
     assert "uninitialised" in result.reason
 
 
+CALLEE_READS_R6 = ("r6 = 2; call f; exit", """
+\t.text
+\t.type\tf,@function
+f:
+\tr0 = r6
+\texit
+\t.size\tf, .-f
+""")
+
+
+def test_a_subprogram_does_not_see_its_callers_r6() -> None:
+    result = prove_objects(xdp(*CALLEE_READS_R6), xdp("r0 = 2; exit"), "prog")
+    assert result.status == "unknown", result.summary()
+    assert "uninitialised" in result.reason
+
+
 @needs_kernel
 def test_the_kernel_refuses_reading_uninitialised_registers() -> None:
-    for body in ("r0 = r2; exit", "call 5; r0 = r1; exit"):
-        with pytest.raises(LoadError, match="!read_ok"), kernel(xdp(body)):
+    for elf in (xdp("r0 = r2; exit"), xdp("call 5; r0 = r1; exit"), xdp(*CALLEE_READS_R6)):
+        with pytest.raises(LoadError, match="!read_ok"), kernel(elf):
             pass
 
 
