@@ -17,9 +17,11 @@ from elftools.elf.elffile import ELFFile
 from pybpfdsl.bpf.instruction import Instruction, encode
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Size, Source, alu_op, size, source
 from pybpfdsl.verify.analysis import verify_object
-from pybpfdsl.verify.analysis.values import MapValueOrNull, PacketEnd, PacketPtr, ScalarValue, StackPtr
+from pybpfdsl.verify.analysis.values import MapValueOrNull, PacketEnd, PacketPtr, ScalarValue, StackPtr, is_pointer
 
 JA = 0x05
+POINTER_ALU_PER_PROGRAM = 6
+"""Pointer-ALU mutants per program (every `ptr += K` would give over a thousand, all alike)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def mutants(elf: bytes, section: str, name: str) -> Iterator[Mutant]:
     assert analysis is not None
     insns = list(report.instructions)
     in_loop = set()
+    pointer_alu = 0
     for head in analysis.cfg.heads:
         in_loop |= analysis.cfg.loop_body(head)
     for i, insn in enumerate(insns):
@@ -96,6 +99,20 @@ def mutants(elf: bytes, section: str, name: str) -> Iterator[Mutant]:
             m = list(insns)
             m[i] = replace(insn, imm=0)
             yield Mutant(f"{tag}:no-increment", "make loop unbounded", patch_section(elf, report.section, m))
+        if k == Kind.STX and size(insn.opcode) == Size.DW and isinstance(s.regs[insn.dst], StackPtr) \
+                and is_pointer(s.regs[insn.src]):
+            m = list(insns)
+            m[i] = replace(insn, opcode=0x63)  # the pointer spilled as 4 bytes: "invalid size of register spill"
+            yield Mutant(f"{tag}:narrow-spill", "spill part of a pointer", patch_section(elf, report.section, m))
+        if k == Kind.ALU and insn.cls == InsnClass.ALU64 and alu_op(insn.opcode) == AluOp.ADD \
+                and source(insn.opcode) == Source.K and is_pointer(s.regs[insn.dst]) \
+                and pointer_alu < POINTER_ALU_PER_PROGRAM:
+            pointer_alu += 1
+            for op, what in ((0x57, "and"), (0x04, "add32")):  # ptr &= K; w(ptr) += K
+                m = list(insns)
+                m[i] = replace(insn, opcode=op)
+                yield Mutant(f"{tag}:pointer-{what}", "bitwise or 32-bit ALU on a pointer",
+                             patch_section(elf, report.section, m))
         if k == Kind.LDX and s.regs[insn.src].__class__.__name__ == "CtxPtr":
             m = list(insns)
             m[i] = Instruction(0x62, insn.src, 0, insn.off, 0)  # *(u32 *)(ctx + off) = 0
