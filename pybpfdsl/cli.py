@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("object_a", metavar="A.o", help="the first BPF object")
     p.add_argument("object_b", metavar="B.o", help="the second BPF object")
     p.add_argument("--section", default="xdp", help="program (function or section name) in both (default xdp)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="proof budget (default 60)")
+    p.add_argument("--budget", metavar="UNITS", help="proof budget in Z3 resource units, e.g. 300M (default "
+                   "300M); units, not seconds, so the verdict is the same on any machine")
     p.add_argument("--report", metavar="FILE", help="write the whole report to FILE (the terminal gets a "
                    "screenful: large maps as the keys the counterexample touches, long values cut)")
     _json_flag(p, "the verdict")

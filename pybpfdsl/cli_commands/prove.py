@@ -20,11 +20,16 @@ def _read(path: str) -> bytes:
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
-    from pybpfdsl.verify.equivalence.prove import prove_objects
+    from pybpfdsl.verify.equivalence.budget import parse_units
+    from pybpfdsl.verify.equivalence.prove import DEFAULT_BUDGET, prove_objects
 
+    try:
+        budget = DEFAULT_BUDGET if args.budget is None else parse_units(args.budget)
+    except ValueError as exc:
+        raise CliError(f"--budget: {exc}") from None
     a, b = _read(args.object_a), _read(args.object_b)
     try:
-        result = prove_objects(a, b, args.section, timeout_ms=int(args.timeout * 1000))
+        result = prove_objects(a, b, args.section, budget=budget)
     except (ElfError, KeyError) as exc:
         raise CliError(f"cannot read program {args.section!r} from the objects: {exc}") from None
     cex = result.counterexample

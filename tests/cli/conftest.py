@@ -177,7 +177,7 @@ def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     written), carrying the verdicts of both our checks on the program before it was corrupted: the
     tests are about the kernel's verdict, which neither our verifier nor the proof may pre-empt."""
     # The proof gets a larger budget: it must not be what refuses the program.
-    monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 120_000)
+    monkeypatch.setattr(prove_module, "COMPILE_BUDGET", prove_module.DEFAULT_BUDGET)
     original = XdpProgram.compile
     uncorrupted: dict[bytes, bytes] = {}
     prove_on_compile = prove_module.prove_on_compile

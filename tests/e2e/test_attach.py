@@ -154,8 +154,8 @@ def test_an_unproven_program_is_refused_with_a_way_to_override(veth: VethPair,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import rate_limiter as RL
 
-    # A proof that does not finish within the budget (1 ms here) leaves the program unproven.
-    monkeypatch.setattr(prove_module, "COMPILE_TIMEOUT_MS", 1)
+    # A proof that does not finish within the budget (1 resource unit here) leaves the program unproven.
+    monkeypatch.setattr(prove_module, "COMPILE_BUDGET", 1)
     assert RL.rate_limiter.compile().proof.status == "unknown"
     with inside(veth.rx_ns), pytest.raises(AttachRefused) as info:
         attach(RL.rate_limiter, veth.rx_if)

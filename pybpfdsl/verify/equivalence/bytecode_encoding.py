@@ -29,6 +29,7 @@ from pybpfdsl.bpf.opcode import (
 )
 from pybpfdsl.bpf.semantics import Z3_OPS, alu, alu_operand, atomic, jump_taken, load_value, reads_source, store_value
 from pybpfdsl.verify.equivalence import bytecode_memory as mem
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.bytecode_memory import (
     CTX,
     PACKET,
@@ -125,12 +126,12 @@ class BytecodeEncoder:
         self.joins = frozenset(self.flow.joins) | frozenset(r for r in returns if r < len(self.insns))
         self.pauses: frozenset[int] = frozenset()
 
-    def run(self, deadline: float | None = None, merge_after: int | None = MERGE_AFTER_PATHS) -> Exploration:
+    def run(self, budget: Budget | None = None, merge_after: int | None = MERGE_AFTER_PATHS) -> Exploration:
         """Every path of the program, merged where paths meet past `merge_after` paths (see
         `paths.explore_merging`)."""
-        return explore_merging(lambda merge, max_paths: self._run(deadline, merge, max_paths), merge_after)
+        return explore_merging(lambda merge, max_paths: self._run(budget, merge, max_paths), merge_after)
 
-    def _run(self, deadline: float | None, merge: bool, max_paths: int = 20_000) -> Exploration:
+    def _run(self, budget: Budget | None, merge: bool, max_paths: int = 20_000) -> Exploration:
         """Every path of the program; with `merge`, paths meeting at an instruction are merged (`paths`)."""
         regs: list[Val] = [Unset("uninitialised at entry")] * 11
         regs[1] = Ptr(CTX, bv64(0))
@@ -139,7 +140,7 @@ class BytecodeEncoder:
         start = BCState(0, regs, memory, self.inputs.initial_effects())
         self.pauses = self.joins if merge else frozenset()
         merging = Merging(self.flow, self._locate, self.merge_states) if merge else None
-        return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, deadline=deadline)
+        return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, budget=budget)
 
     # -- control flow and merging --------------------------------------------------------------------
 

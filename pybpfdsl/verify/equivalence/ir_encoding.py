@@ -17,6 +17,7 @@ from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.verify.equivalence import ir_arith as ar
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.paths import (
     MERGE_AFTER_PATHS,
     ControlFlow,
@@ -119,17 +120,17 @@ class IREncoder:
 
     # -- driver --------------------------------------------------------------------------------
 
-    def run(self, deadline: float | None = None, merge_after: int | None = MERGE_AFTER_PATHS) -> Exploration:
+    def run(self, budget: Budget | None = None, merge_after: int | None = MERGE_AFTER_PATHS) -> Exploration:
         """Every path of the program, merged where paths meet past `merge_after` paths (see
         `paths.explore_merging`)."""
-        return explore_merging(lambda merge, max_paths: self._run(deadline, merge, max_paths), merge_after)
+        return explore_merging(lambda merge, max_paths: self._run(budget, merge, max_paths), merge_after)
 
-    def _run(self, deadline: float | None, merge: bool, max_paths: int = 20_000) -> Exploration:
+    def _run(self, budget: Budget | None, merge: bool, max_paths: int = 20_000) -> Exploration:
         """Every path of the program; with `merge`, paths meeting at a block are merged (see `paths`)."""
         start = IRState(self.program.entry.name, {}, self.inputs.initial_effects())
         self.pauses = self.flow.joins if merge else frozenset()
         merging = Merging(self.flow, _locate, self.merge_states) if merge else None
-        return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, deadline=deadline)
+        return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, budget=budget)
 
     def merge_states(self, a: IRState, b: IRState, when: Term) -> IRState | None:
         """`a` where `when` holds, else `b` (both at the same place); None when the effects cannot merge."""

@@ -25,7 +25,6 @@ through magnitudes, as `lang.arith` defines them.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,8 +32,8 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.ir_arith import abs_value
-from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.sampling import free_constants
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import (
@@ -51,8 +50,11 @@ _UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
 _SDIV = {z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I}
 _SREM = {z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I}
 _DIVISIONS = _UDIV | _UREM | _SDIV | _SREM
-MERGE_CHECK_MS = 1000
-"""Budget of one operand-equality question in `merge` (an undecided pair is simply not merged)."""
+MERGE_CHECK_UNITS = 3_000_000
+"""Resource units of one operand-equality question in `merge` (about 1 s here; an undecided pair is
+simply not merged)."""
+SAMPLE_UNITS = 600_000
+"""Resource units a solver may spend finding one sample input (`_Points`, and the sweep's)."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,15 @@ class NonlinearAbstraction:
         LLVM's |x| idiom through the normal form of its pieces (the low bits of x, pushed inside)."""
         self._normalize = normalize
         self.lemmas: list[Term] = []
-        self.deadline: float | None = None
-        """When set (`time.monotonic()` value), rewriting past it raises `Unsupported`."""
+        self.budget: Budget | None = None
+        """When set, each rewritten node is paid from it, and rewriting past its end raises
+        `budget.OutOfBudget`."""
         self.applications: list[Application] = []
         """In creation order, which is bottom-up: an application's operands come before it."""
         self.merged = 0
         self.refinements = 0
         self._merged_pairs: list[tuple[Term, Term]] = []
-        self._points = _Points([], [])
+        self._points = _Points([], [], None)
         self._functions: dict[tuple[str, int], z3.FuncDeclRef] = {}
         # Keyed by Z3's term id; the term itself is kept too, because Z3 reuses the id of a freed term.
         self._seen: dict[int, tuple[Term, Term]] = {}
@@ -126,8 +129,9 @@ class NonlinearAbstraction:
         done = self._seen.get(key)
         if done is not None:
             return done[1]
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise Unsupported("the time budget ran out while abstracting products and quotients")
+        if self.budget is not None:
+            self.budget.charge("abstract")
+            self.budget.require("abstracting products and quotients")
         out = self._rewrite(e)
         self._seen[key] = (e, out)
         return out
@@ -266,23 +270,24 @@ class NonlinearAbstraction:
         r = z3.If(md == 0, mx, self._remainder(mx, md))
         return z3.If(x < 0, -r, r)
 
-    def merge(self, assumptions: list[Term], deadline: float) -> list[tuple[Term, Term]]:
+    def merge(self, assumptions: list[Term], budget: Budget) -> list[tuple[Term, Term]]:
         """Pairs (application, equal earlier application) for every application whose operands equal
         an earlier one's for every input, and (narrower product, low bits of a later wider one);
         substitute them into the abstract query (`z3.substitute`).
 
-        Bottom-up, so operands that contain merged applications are compared after merging.
+        Bottom-up, so operands that contain merged applications are compared after merging. The
+        questions are paid from `budget`; once it is spent, the remaining applications stay apart.
         """
         solver = z3.Solver()
         solver.add(*assumptions)
-        self._points = _Points(assumptions, [a.term for a in self.applications])
+        self._points = _Points(assumptions, [a.term for a in self.applications], budget)
         pairs: list[tuple[Term, Term]] = []
         representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]] = {}
         for app in self.applications:
             operands = [substitute(a, pairs) for a in app.term.children()]
             width = app.term.size()
             group = representatives.setdefault((app.kind, width), [])
-            match = self._match(solver, app, operands, group, deadline)
+            match = self._match(solver, app, operands, group, budget)
             if match is None and app.kind == "mul":
                 # A narrower product may be the low bits of a wider one (the normalizer and LLVM
                 # both narrow products of which only the low bits are used).
@@ -290,11 +295,11 @@ class NonlinearAbstraction:
                     if kind == "mul" and wide > width and match is None:
                         low = [(z3.Extract(width - 1, 0, r), [z3.Extract(width - 1, 0, o) for o in ops])
                                for r, ops in reps]
-                        match = self._match(solver, app, operands, low, deadline)
+                        match = self._match(solver, app, operands, low, budget)
             if match is None and app.kind == "mul":
                 # Or an earlier narrower product the low bits of this one: that one is then replaced
                 # by these low bits, everywhere (earlier pairs and stored operands included).
-                narrowed = self._narrower(solver, app, operands, representatives, deadline)
+                narrowed = self._narrower(solver, app, operands, representatives, budget)
                 if narrowed is not None:
                     old = narrowed
                     low = z3.Extract(old.size() - 1, 0, app.term)
@@ -316,7 +321,7 @@ class NonlinearAbstraction:
 
     def _narrower(self, solver: z3.Solver, app: Application, operands: list[Term],
                   representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]],
-                  deadline: float) -> Term | None:
+                  budget: Budget) -> Term | None:
         """An earlier narrower product (a representative application, not yet replaced) whose operands
         are the low bits of `operands`, so that it is the low bits of `app`."""
         width = app.term.size()
@@ -327,31 +332,28 @@ class NonlinearAbstraction:
             for rep, rep_operands in reps:
                 if not is_application(rep.as_ast(), rep.ctx) or any(_occurs(rep, o) for o in operands):
                     continue
-                if self._match(solver, app, low, [(rep, rep_operands)], deadline) is not None:
+                if self._match(solver, app, low, [(rep, rep_operands)], budget) is not None:
                     return rep
         return None
 
     def _match(self, solver: z3.Solver, app: Application, operands: list[Term],
-               candidates: list[tuple[Term, list[Term]]], deadline: float) -> Term | None:
+               candidates: list[tuple[Term, list[Term]]], budget: Budget) -> Term | None:
         for rep, rep_operands in candidates:
-            if time.monotonic() > deadline:
+            if budget.exhausted:
                 return None
             orders = [operands, operands[::-1]] if app.commutative else [operands]
-            if any(self._equal(solver, rep_operands, o, deadline) for o in orders):
+            if any(self._equal(solver, rep_operands, o, budget) for o in orders):
                 return rep
         return None
 
-    def _equal(self, solver: z3.Solver, xs: list[Term], ys: list[Term], deadline: float) -> bool:
+    def _equal(self, solver: z3.Solver, xs: list[Term], ys: list[Term], budget: Budget) -> bool:
         """Whether the operand lists are equal for every input (under the solver's assumptions); a
         pair that differs at one of the sample points is not (no solver call needed). A question
-        gets at most the time left before `deadline`, so merging stays within its share."""
+        gets at most what is left of `budget`, so merging stays within its share."""
+        budget.charge("question")
         if any(self._points.differ(x, y) for x, y in zip(xs, ys)):
             return False
-        for x, y in zip(xs, ys):
-            left_ms = min(MERGE_CHECK_MS, int((deadline - time.monotonic()) * 1000))
-            if not (x.eq(y) or (left_ms > 0 and equal_terms(solver, x, y, left_ms))):
-                return False
-        return True
+        return all(x.eq(y) or equal_terms(solver, x, y, budget) for x, y in zip(xs, ys))
 
     def refine(self, model: z3.ModelRef) -> list[Term]:
         """Lemmas ruling out this model where it gives an application a value the real operation
@@ -538,24 +540,26 @@ class _Points:
 
     COUNT = 3
 
-    def __init__(self, assumptions: list[Term], applications: list[Term]) -> None:
+    def __init__(self, assumptions: list[Term], applications: list[Term], budget: Budget | None) -> None:
+        """Points drawn with solvers paid from `budget` (None: no points, nothing is ruled out)."""
         rng = random.Random(0)
         self._applications = applications
         self._random = rng
         self._points: list[tuple[dict[int, Term], list[tuple[Term, Term]]]] = []
+        self._cache: dict[int, tuple[Term, tuple[int, ...] | None]] = {}
+        if budget is None:
+            return
         variables = free_constants(assumptions)
         for i in range(self.COUNT):
             solver = z3.Solver()
             solver.set("random_seed", i)
-            solver.set("timeout", 200)
             solver.add(*assumptions)
-            if solver.check() != z3.sat:
+            if budget.check(solver, SAMPLE_UNITS) != z3.sat:
                 continue
             model = solver.model()
             known = {k: model.eval(v, model_completion=True) for k, v in variables.items()}
             values = [(a, z3.BitVecVal(rng.getrandbits(a.size()), a.size())) for a in applications]
             self._points.append((known, values))
-        self._cache: dict[int, tuple[Term, tuple[int, ...] | None]] = {}
 
     def _value(self, t: Term) -> tuple[int, ...] | None:
         key = t.get_id()
@@ -591,16 +595,17 @@ class _Points:
         return vx is not None and vy is not None and vx != vy
 
 
-def equal_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int = MERGE_CHECK_MS) -> bool:
+def equal_terms(solver: z3.Solver, x: Term, y: Term, budget: Budget, units: int = MERGE_CHECK_UNITS) -> bool:
     """Whether x and y are equal for every input satisfying the solver's assertions (the whole
     question, if needed, to a fresh solver: see `compare_terms`)."""
-    return compare_terms(solver, x, y, timeout_ms, fresh=True) is True
+    return compare_terms(solver, x, y, budget, units, fresh=True) is True
 
 
-def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int,
+def compare_terms(solver: z3.Solver, x: Term, y: Term, budget: Budget, units: int,
                   fresh: bool = False) -> bool | z3.ModelRef | None:
     """True when x and y are equal for every input satisfying the solver's assertions; otherwise a
-    model on which they differ, or None when undecided in time.
+    model on which they differ, or None when undecided within `units` resource units per check (and
+    what is left of `budget`).
 
     First with the subterms the two sides share replaced by fresh variables (`shared_cut_points`): a
     formula valid for arbitrary values there is valid for the real ones, and the solver then only
@@ -614,26 +619,25 @@ def compare_terms(solver: z3.Solver, x: Term, y: Term, timeout_ms: int,
     questions about the halves of a magnitude took 0.3 s incrementally and 0.07 s fresh; the sweep asks
     many small ones over every lemma, which copying and preprocessing would make 20% slower."""
     cuts = shared_cut_points(x, y)
-    if cuts and _pushed(solver, substitute(x, cuts) != substitute(y, cuts), timeout_ms)[0] == z3.unsat:
+    if cuts and _pushed(solver, substitute(x, cuts) != substitute(y, cuts), budget, units)[0] == z3.unsat:
         return True
     if fresh:  # never pushed: a push is what switches Z3 to its incremental mode
         whole = z3.Solver()
-        whole.set("timeout", timeout_ms)
         whole.add(*solver.assertions(), x != y)
-        verdict = whole.check()
+        verdict = budget.check(whole, units)
         model = whole.model() if verdict == z3.sat else None
     else:
-        verdict, model = _pushed(solver, x != y, timeout_ms)
+        verdict, model = _pushed(solver, x != y, budget, units)
     return True if verdict == z3.unsat else model
 
 
-def _pushed(solver: z3.Solver, claim: Term, timeout_ms: int) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+def _pushed(solver: z3.Solver, claim: Term, budget: Budget,
+            units: int) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
     """Whether `claim` is satisfiable with the solver's assertions (and a model if so), asked in a
     scope of its own, so the solver is as before afterwards."""
     solver.push()
-    solver.set("timeout", timeout_ms)
     solver.add(claim)
-    verdict = solver.check()
+    verdict = budget.check(solver, units)
     model = solver.model() if verdict == z3.sat else None
     solver.pop()
     return verdict, model

@@ -24,7 +24,6 @@ constants folded; boolean structure flattened, deduplicated and ordered.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -32,7 +31,7 @@ from typing import Final
 import z3
 from z3.z3 import _to_expr_ref
 
-from pybpfdsl.verify.equivalence.paths import Unsupported
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.state import Term
 
 Monomial = tuple[int, ...]
@@ -82,10 +81,6 @@ def _tz(value: int) -> int:
     return (value & -value).bit_length() - 1
 
 
-class OutOfTime(Unsupported):
-    """Normalization did not finish within the proof's budget (the proof is then 'unknown')."""
-
-
 class Normalizer:
     """Normal forms of terms, memoized over the DAG; one instance must serve both sides of a query, so
     that atoms (and the order of a sum, which follows atom ids) are shared."""
@@ -107,8 +102,9 @@ class Normalizer:
         self._ite_conditions: set[int] = set()
         self._depth = 0
         self._ite_depth = 0
-        self.deadline: float | None = None
-        """When set (`time.monotonic()` value), normalizing past it raises `OutOfTime`."""
+        self.budget: Budget | None = None
+        """When set, each normalized node is paid from it (`budget.STEP_COSTS`), and normalizing past
+        its end raises `budget.OutOfBudget`: normal forms of merged loops can be large."""
 
     # -- public ----------------------------------------------------------------------------------
 
@@ -181,8 +177,9 @@ class Normalizer:
             return
         stack: list[tuple[Term, bool]] = [(root, False)]
         while stack:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise OutOfTime("the time budget ran out while normalizing the outputs")
+            if self.budget is not None:
+                self.budget.charge("normalize")
+                self.budget.require("normalizing the outputs")
             t, expanded = stack.pop()
             if self._done(t):
                 continue

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import z3
 
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.sampling import perturbed
 from pybpfdsl.verify.equivalence.state import Effects, Term
 
@@ -140,6 +140,8 @@ class Exploration:
 
 
 MAX_PATHS = 20_000
+UNBOUNDED = 10**15
+"""The budget of an exploration run without one (each feasibility check is still bounded)."""
 
 
 class PathLimit(Unsupported):
@@ -147,7 +149,7 @@ class PathLimit(Unsupported):
 
 
 class TooManyPaths(PathLimit):
-    """More outcomes than `max_paths` (as opposed to the time budget running out)."""
+    """More outcomes than `max_paths`."""
 
 
 # -- the control-flow order ---------------------------------------------------------------------------
@@ -370,11 +372,16 @@ class _Feasibility:
     bit-blaster does not handle, such as maps' presence arrays, always go to the incremental solver.)
     Before the bit-blaster, a recent model with the branch's inputs redrawn at random may already take
     the branch (`sampling.perturbed`): the token buckets' "below one token?" goes either way for half
-    of all inputs, and the bit-blaster gave up on it after 0.1 s each time."""
+    of all inputs, and the bit-blaster gave up on it after 0.1 s each time.
 
-    def __init__(self, assumptions: list[Term], timeout_ms: int, abstract: Callable[[Term], Term] | None,
-                 result: Exploration) -> None:
-        self.timeout_ms = timeout_ms
+    Each check runs within `check_units` (the first, incremental one within `INCREMENTAL_FIRST_UNITS`)
+    and what is left of `budget`: resource units, so which checks give up, and with it which paths are
+    followed, is the same on any machine."""
+
+    def __init__(self, assumptions: list[Term], budget: Budget, check_units: int,
+                 abstract: Callable[[Term], Term] | None, result: Exploration) -> None:
+        self.budget = budget
+        self.check_units = check_units
         self.assumptions = assumptions
         self.solver = z3.Solver()
         self.solver.add(*assumptions)
@@ -426,7 +433,7 @@ class _Feasibility:
         model: z3.ModelRef | None = None
         trusted = self.abstract is None  # the incremental solver's models satisfy the conditions checked
         if self.incremental_timeouts < _INCREMENTAL_TIMEOUTS:
-            verdict, model = self._incremental(w.condition, cond, min(self.timeout_ms, _INCREMENTAL_FIRST_MS))
+            verdict, model = self._incremental(w.condition, cond, min(self.check_units, INCREMENTAL_FIRST_UNITS))
             if verdict == z3.unknown:
                 self.incremental_timeouts += 1
                 verdict = None
@@ -440,7 +447,7 @@ class _Feasibility:
             verdict, model = self._bit_blasted([*w.condition, cond])
             trusted = False
         if verdict is None:
-            verdict, model = self._incremental(w.condition, cond, self.timeout_ms)
+            verdict, model = self._incremental(w.condition, cond, self.check_units)
             trusted = self.abstract is None
         if model is not None and not trusted and not (_holds(model, cond) and _holds(model, _conjunction(w.condition))):
             model = None  # not a model of the conditions themselves (an abstraction's, or a partial one)
@@ -454,12 +461,11 @@ class _Feasibility:
         return perturbed(bases, kept, cond, self.rng) if bases else None
 
     def _incremental(self, condition: Sequence[Term], cond: Term,
-                     timeout_ms: int) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
+                     units: int) -> tuple[z3.CheckSatResult, z3.ModelRef | None]:
         self.enter(condition)
         self.solver.push()
         self.solver.add(self._checked(cond))
-        self.solver.set("timeout", timeout_ms)
-        verdict = self.solver.check()
+        verdict = self.budget.check(self.solver, units)
         model = self.solver.model() if verdict == z3.sat else None
         self.solver.pop()
         return verdict, model
@@ -467,12 +473,12 @@ class _Feasibility:
     def _bit_blasted(self, terms: list[Term]) -> tuple[z3.CheckSatResult | None, z3.ModelRef | None]:
         """The verdict of the bit-blasting solver, or None when it does not handle the terms."""
         solver = _BIT_BLAST.solver()
-        solver.set("timeout", self.timeout_ms)
         solver.add(*self.assumptions, *(self._checked(t) for t in terms))
-        verdict = solver.check()
+        verdict = self.budget.check(solver, self.check_units)
         if verdict == z3.unknown:
             reason = solver.reason_unknown()
-            return (verdict, None) if "timeout" in reason or "cancel" in reason else (None, None)
+            out_of_units = "resource" in reason or "cancel" in reason or self.budget.exhausted
+            return (verdict, None) if out_of_units else (None, None)
         try:
             return verdict, solver.model() if verdict == z3.sat else None
         except z3.Z3Exception:
@@ -482,8 +488,11 @@ class _Feasibility:
 _BIT_BLAST = z3.Then("simplify", "bvarray2uf", "ackermannize_bv", "qfbv")
 _REMEMBERED_MODELS = 4
 _PERTURBED_BASES = 2
-_INCREMENTAL_FIRST_MS = 10
 _INCREMENTAL_TIMEOUTS = 3
+CHECK_UNITS = 300_000
+"""Resource units of one feasibility check (about 0.1 s here): a branch undecided in them is followed."""
+INCREMENTAL_FIRST_UNITS = 30_000
+"""Units of the incremental solver's first try at a check, before the bit-blaster (about 10 ms here)."""
 
 
 def _holds(model: z3.ModelRef, cond: Term) -> bool:
@@ -515,13 +524,16 @@ def explore_merging(run: Callable[[bool, int], Exploration], merge_after: int | 
 
 
 def explore(initial: S, step: Callable[[S], Outcome | Fork[S]], assumptions: list[Term],
-            merging: Merging[S] | None = None, max_paths: int = MAX_PATHS, check_timeout_ms: int = 100,
-            deadline: float | None = None, abstract: Callable[[Term], Term] | None = None) -> Exploration:
+            merging: Merging[S] | None = None, max_paths: int = MAX_PATHS, check_units: int = CHECK_UNITS,
+            budget: Budget | None = None, abstract: Callable[[Term], Term] | None = None) -> Exploration:
     """Every feasible path from `initial`, merged where `merging` allows. `step` runs a state to its next
     fork, pause or end; each outcome's `condition` is the (merged) condition of the inputs that end there.
-    `abstract`, when given, rewrites each condition before the solver checks feasibility."""
+    `abstract`, when given, rewrites each condition before the solver checks feasibility. Each step and
+    each feasibility check is paid from `budget` (without one, only each check is bounded); raises
+    `OutOfBudget` when it runs out."""
+    budget = budget if budget is not None else Budget(UNBOUNDED)
     result = Exploration()
-    feasibility = _Feasibility(assumptions, check_timeout_ms, abstract, result)
+    feasibility = _Feasibility(assumptions, budget, check_units, abstract, result)
     feasibility.remember = merging is not None  # depth-first, siblings rarely share a model
     frontier = _Frontier(merging, result)
     frontier.add(_Waiting(initial, ()))
@@ -534,8 +546,8 @@ def explore(initial: S, step: Callable[[S], Outcome | Fork[S]], assumptions: lis
 
     while frontier:
         for w in frontier.take():
-            if deadline is not None and time.monotonic() > deadline:
-                raise PathLimit("the time budget ran out while exploring paths")
+            budget.charge("explore")
+            budget.require("exploring paths")
             nxt = step(w.state)
             if isinstance(nxt, Outcome):
                 finish(nxt, w.condition)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 import z3
 
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.verify.equivalence.budget import Budget, OutOfBudget, parse_units
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
 from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
@@ -46,33 +48,55 @@ if TYPE_CHECKING:
     from pybpfdsl.verify.equivalence.counterexample import Counterexample
 
 Status = Literal["proven", "counterexample", "unknown", "skipped"]
-DEFAULT_TIMEOUT_MS = 60_000
+DEFAULT_BUDGET = 300_000_000
+"""Resource units (`budget`) of a proof asked for directly (`prove_compiled`, `prove_objects`, the
+`prove` command): three times the compile budget."""
+COMPILE_BUDGET_DEFAULT = 100_000_000
+"""Resource units of the proof `compile()` runs unless `PYBPFDSL_PROVE_BUDGET` says otherwise. The
+costliest example needs 10 million (bandwidth_limiter in a process of its own; up to 16 million after
+other proofs in the same process, whose terms change Z3's internal order), so this is more than 6x that
+and an example never comes near it. Z3 spends 1 to 5 million units a second on these queries,
+depending on the machine and its load: about what the former limit of 20 s gave on an idle machine."""
+
+
+def _compile_budget() -> int:
+    text = os.environ.get("PYBPFDSL_PROVE_BUDGET", "").strip()
+    if not text:
+        return COMPILE_BUDGET_DEFAULT
+    try:
+        return parse_units(text)
+    except ValueError as exc:
+        warnings.warn(f"PYBPFDSL_PROVE_BUDGET: {exc}; using {COMPILE_BUDGET_DEFAULT:,} units", stacklevel=1)
+        return COMPILE_BUDGET_DEFAULT
+
 
 PROVE_ON_COMPILE = os.environ.get("PYBPFDSL_PROVE", "1") != "0"
 """Whether `fn.compile()` proves by default (module-level switch; `PYBPFDSL_PROVE=0` turns it off)."""
-COMPILE_TIMEOUT_MS = int(os.environ.get("PYBPFDSL_PROVE_TIMEOUT_MS", "20000"))
-"""Budget of the proof `compile()` runs; past it the result is 'unknown' (and `attach` refuses). The
-token-bucket examples take under 2 s on an idle machine; the budget leaves room for a loaded one and
-for programs with longer chains of fixed-point arithmetic."""
+COMPILE_BUDGET = _compile_budget()
+"""Budget (resource units) of the proof `compile()` runs; past it the result is 'unknown' (and `attach`
+refuses). Units, not seconds: the verdict is the same on a loaded machine as on an idle one.
+`PYBPFDSL_PROVE_BUDGET` sets it (`100M` or `100000000`)."""
 _CACHE: dict[str, ProofResult] = {}
 
 
 @dataclass
 class ProofResult:
-    """The verdict of one equivalence proof, with its cost."""
+    """The verdict of one equivalence proof, with its cost: `seconds` (informative only: nothing
+    depends on them) and `units`, the resource units spent (`budget`), the same on every machine."""
 
     status: Status
     seconds: float = 0.0
     stats: dict[str, int | float | str] = field(default_factory=dict)
     reason: str = ""
     counterexample: Counterexample | None = None
+    units: int = 0
 
     @property
     def proven(self) -> bool:
         return self.status == "proven"
 
     def summary(self) -> str:
-        head = f"{self.status} in {self.seconds:.3f} s"
+        head = f"{self.status} in {self.seconds:.3f} s" + (f" ({self.units:,} units)" if self.units else "")
         if self.stats:
             head += " (" + ", ".join(f"{k}={v}" for k, v in self.stats.items() if k in _SHOWN) + ")"
         return head + (f": {self.reason}" if self.reason else "")
@@ -102,73 +126,95 @@ def _solver_stats(solver: z3.Solver) -> dict[str, int | float | str]:
     out: dict[str, int | float | str] = {}
     st = solver.statistics()
     for key in st:
-        if key in ("conflicts", "decisions", "propagations", "memory", "max memory", "rlimit count",
+        # Not "rlimit count": that is the whole context's counter (`budget.solver_count`).
+        if key in ("conflicts", "decisions", "propagations", "memory", "max memory",
                    "sat conflicts", "sat decisions"):
             value = st.get_key_value(key)
             out[key.replace(" ", "_")] = value
     return out
 
 
-def prove_programs(a_run: Callable[[float | None], Exploration], b_run: Callable[[float | None], Exploration],
+def prove_programs(a_run: Callable[[Budget], Exploration], b_run: Callable[[Budget], Exploration],
                    inputs: Inputs, replay: object, *, labels: tuple[str, str] = ("IR", "bytecode"),
-                   timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
-    """The generic query over two explorations (either side IR or bytecode); `timeout_ms` bounds the
-    whole proof (exploration and solving)."""
+                   budget: int = DEFAULT_BUDGET) -> ProofResult:
+    """The generic query over two explorations (either side IR or bytecode); `budget` (resource units,
+    see `budget`) bounds the whole proof: exploration, normal forms and solving. Out of it, the verdict is
+    "unknown" and says so; within it, the verdict does not depend on the machine or its load."""
     started = time.perf_counter()
-    deadline = time.monotonic() + timeout_ms / 1000
+    whole = Budget(budget)
+    stats: dict[str, int | float | str] = {}
     try:
-        a = _Side(labels[0], a_run(deadline))
-        b = _Side(labels[1], b_run(deadline))
+        result = _prove(a_run, b_run, inputs, replay, labels, whole, stats)
+    except OutOfBudget as exc:
+        result = ProofResult("unknown", stats=stats, reason=str(exc))
+    result.seconds = time.perf_counter() - started
+    result.units = stats["units"] = whole.spent
+    return result
+
+
+def _prove(a_run: Callable[[Budget], Exploration], b_run: Callable[[Budget], Exploration], inputs: Inputs,
+           replay: object, labels: tuple[str, str], whole: Budget,
+           stats: dict[str, int | float | str]) -> ProofResult:
+    try:
+        a = _Side(labels[0], a_run(whole))
+        b = _Side(labels[1], b_run(whole))
     except Unsupported as exc:
-        return ProofResult("unknown", time.perf_counter() - started, reason=f"not modelled: {exc}")
-    stats: dict[str, int | float | str] = {
+        return ProofResult("unknown", stats=stats, reason=f"not modelled: {exc}")
+    stats.update({
         "paths_a": len(a.exploration.outcomes), "paths_b": len(b.exploration.outcomes),
         "solver_checks": a.exploration.solver_checks + b.exploration.solver_checks,
-    }
+    })
     # Obligation 1: neither side breaks the IR's rules (only IR paths can end in ir_error).
     # Obligation 2: no input on which an output differs.
     # Each first with products and quotients abstract (a proof if unsat), then exactly (the abstract
     # query plus the definitions of its functions: equisatisfiable with the original).
     normalizer = normalizer_for(inputs)
-    normalizer.deadline = deadline  # normal forms of merged loops can take long: stay in the budget
+    normalizer.budget = whole  # normal forms of merged loops can be large: stay in the budget
     try:
         obs_a, obs_b = observe(a.exploration.outcomes, inputs), observe(b.exploration.outcomes, inputs)
         diffs = differences(obs_a, obs_b)
         abstraction = NonlinearAbstraction(normalizer.normalize)
-        abstraction.deadline = deadline
+        abstraction.budget = whole
         queries = [(kind, abstraction.rewrite(q)) for kind, q in (
             ("ir_error", z3.Or(obs_a.ir_error, obs_b.ir_error)),
             ("difference", disagreement(obs_a, obs_b, diffs)))]
         sides = ([abstraction.rewrite(t) for t in _observed(obs_a)],
                  [abstraction.rewrite(t) for t in _observed(obs_b)])
-        merged = abstraction.merge(inputs.assumptions,
-                                   time.monotonic() + (deadline - time.monotonic()) * MERGE_SHARE)
+        merged = abstraction.merge(inputs.assumptions, whole.share(MERGE_SHARE))
     except Unsupported as exc:
-        return ProofResult("unknown", time.perf_counter() - started, stats, reason=str(exc))
+        return ProofResult("unknown", stats=stats, reason=str(exc))
     finally:
-        normalizer.deadline = None
+        normalizer.budget = None
     stats["abstracted"], stats["merged"] = len(abstraction.applications), len(merged)
-    shared = _AbstractParts.of(abstraction, merged, sides, inputs, deadline, stats) \
+    shared = _AbstractParts.of(abstraction, merged, sides, inputs, whole, stats) \
         if abstraction.applications or _products_by_constants_differ(sides) else None
     for kind, query in queries:
-        if shared is not None and _abstractly_unsat(query, abstraction, shared, inputs, deadline, stats):
+        if shared is not None and _abstractly_unsat(query, abstraction, shared, inputs, whole, stats):
             continue
         solver = z3.Solver()
-        solver.set("timeout", max(1, int((deadline - time.monotonic()) * 1000)))
         solver.add(*inputs.assumptions)
         solver.add(query, *abstraction.definitions())
-        verdict = solver.check()
+        verdict = whole.check(solver)
         stats.update(_solver_stats(solver))
         if verdict == z3.unknown:
-            return ProofResult("unknown", time.perf_counter() - started, stats, reason=solver.reason_unknown())
+            return ProofResult("unknown", stats=stats, reason=_unknown_reason(solver, whole))
         if verdict == z3.sat:
-            return _found(solver, kind, diffs if kind == "difference" else [], inputs, a, b, replay, stats,
-                          started)
-    return ProofResult("proven", time.perf_counter() - started, stats)
+            return _found(solver, kind, diffs if kind == "difference" else [], inputs, a, b, replay, whole, stats)
+    return ProofResult("proven", stats=stats)
+
+
+def _unknown_reason(solver: z3.Solver, budget: Budget) -> str:
+    """Why a check said unknown: the budget ran out (Z3 then says "canceled" or "max. resource limit
+    exceeded"; said in the budget's words), or Z3's own reason."""
+    if budget.left == 0:
+        return f"the budget ({budget.describe()}) ran out while solving the final query"
+    return str(solver.reason_unknown())
 
 
 REFINEMENT_ROUNDS = 20
 """Spurious abstract counterexamples ruled out before the exact query takes over."""
+# Shares of what is left of the proof's budget (resource units, like the budget itself): a phase that may
+# help (merging, sweeping, the abstract query) cannot starve the exact query, whatever it meets.
 MERGE_SHARE = 0.3
 """Part of the budget left after exploring that merging equal applications may use."""
 ABSTRACT_SHARE = 0.6
@@ -177,6 +223,9 @@ SWEEP_SHARE = 0.5
 """Part of the budget left after merging that finding and merging equal subterms (`sweep`) may use."""
 GENERALIZED_SHARE = 0.4
 """Part of the abstract budget the generalized query (shared arithmetic cut out) may use."""
+SHORTER_PACKET_UNITS = 3_000_000
+"""Resource units of each question for a shorter packet in a counterexample (the first model is kept
+when none answers in them)."""
 
 
 def _products_by_constants_differ(sides: tuple[list[Term], list[Term]]) -> bool:
@@ -207,15 +256,14 @@ class _AbstractParts:
 
     @staticmethod
     def of(abstraction: NonlinearAbstraction, merged: list[tuple[Term, Term]],
-           sides: tuple[list[Term], list[Term]], inputs: Inputs, deadline: float,
+           sides: tuple[list[Term], list[Term]], inputs: Inputs, budget: Budget,
            stats: dict[str, int | float | str]) -> _AbstractParts:
         def merge(t: Term) -> Term:
             return substitute(t, merged)
 
         lemmas = [merge(lemma) for lemma in abstraction.lemmas]
         side_a, side_b = [merge(t) for t in sides[0]], [merge(t) for t in sides[1]]
-        swept = sweep(side_a, side_b, inputs.assumptions, lemmas,
-                      time.monotonic() + (deadline - time.monotonic()) * SWEEP_SHARE)
+        swept = sweep(side_a, side_b, inputs.assumptions, lemmas, budget.share(SWEEP_SHARE))
         stats["swept"], stats["sweep_passes"], stats["sweep_undecided"] = swept.pairs, swept.passes, swept.undecided
         return _AbstractParts(merged, swept.stages, swept.lemmas, shared_cuts(swept.side_a, swept.side_b))
 
@@ -227,27 +275,25 @@ class _AbstractParts:
 
 
 def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, parts: _AbstractParts, inputs: Inputs,
-                      deadline: float, stats: dict[str, int | float | str]) -> bool:
+                      whole: Budget, stats: dict[str, int | float | str]) -> bool:
     """Whether the abstract `query` (rewritten by `parts`) is unsatisfiable: then it is unsatisfiable
     with the real operations too, a proof; otherwise nothing is known. First generalized further at
     the arithmetic both sides share (`shared_cuts`), then with spurious models refined."""
-    budget_end = time.monotonic() + (deadline - time.monotonic()) * ABSTRACT_SHARE
+    budget = whole.share(ABSTRACT_SHARE)
     abstract = parts.rewrite(query)
     lemmas, cuts = parts.lemmas, parts.cuts
     if cuts:
         generalized = z3.Solver()
-        generalized.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000 * GENERALIZED_SHARE)))
         generalized.add(*inputs.assumptions)
         generalized.add(substitute(abstract, cuts), *[substitute(lemma, cuts) for lemma in lemmas])
-        if generalized.check() == z3.unsat:
+        if budget.share(GENERALIZED_SHARE).check(generalized) == z3.unsat:
             stats["cuts"] = len(cuts)
             stats.update(_solver_stats(generalized))
             return True
     solver = z3.Solver()
-    solver.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000)))
     solver.add(*inputs.assumptions)
     solver.add(abstract, *lemmas)
-    verdict = solver.check()
+    verdict = budget.check(solver)
     for _ in range(REFINEMENT_ROUNDS):
         if verdict != z3.sat:
             break
@@ -255,8 +301,7 @@ def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, parts: _Ab
         if not refinements:
             break  # the model respects the real operations where it matters: the exact query decides
         solver.add(*refinements)
-        solver.set("timeout", max(1, int((budget_end - time.monotonic()) * 1000)))
-        verdict = solver.check()
+        verdict = budget.check(solver)
     stats["refined"] = abstraction.refinements
     if verdict == z3.unsat:
         stats.update(_solver_stats(solver))
@@ -264,7 +309,7 @@ def _abstractly_unsat(query: Term, abstraction: NonlinearAbstraction, parts: _Ab
 
 
 def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs, a: _Side, b: _Side,
-           replay: object, stats: dict[str, int | float | str], started: float) -> ProofResult:
+           replay: object, budget: Budget, stats: dict[str, int | float | str]) -> ProofResult:
     from pybpfdsl.verify.equivalence.counterexample import extract
 
     # Prefer a short packet: a person has to read it (each bound is one more solver call).
@@ -272,7 +317,7 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
     for bound in (64, 128, 512):
         solver.push()
         solver.add(z3.ULE(inputs.length, bound))
-        found = solver.check() == z3.sat
+        found = budget.check(solver, SHORTER_PACKET_UNITS) == z3.sat
         if found:
             model = solver.model()
         solver.pop()
@@ -286,12 +331,13 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
     if not cex.reproduced:  # the model is no real difference (an imprecise encoding): never say "counterexample"
         return ProofResult("unknown", stats=stats, reason=f"{reason} says the solver, but {cex.replay_note()}",
                            counterexample=cex)
-    return ProofResult("counterexample", time.perf_counter() - started, stats, reason, cex)
+    return ProofResult("counterexample", stats=stats, reason=reason, counterexample=cex)
 
 
 def prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: object = None,
-                      timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
-    """Prove bytecode equivalent to its IR. `replay` (a `Replayer`) runs a counterexample concretely."""
+                      budget: int = DEFAULT_BUDGET) -> ProofResult:
+    """Prove bytecode equivalent to its IR within `budget` resource units. `replay` (a `Replayer`) runs
+    a counterexample concretely."""
     inputs = Inputs(bytecode.layout)
     try:
         ir = IREncoder(program, inputs)
@@ -303,39 +349,42 @@ def prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: obj
     # guard) carries path-specific operands that match the IR's only under that path's condition; a
     # merged state has the IR's if-then-else instead.
     merge_after = 0 if has_runtime_products(program) else MERGE_AFTER_PATHS
-    return prove_programs(lambda deadline: ir.run(deadline, merge_after),
-                          lambda deadline: bc.run(deadline, merge_after), inputs, replay, timeout_ms=timeout_ms)
+    return prove_programs(lambda spend: ir.run(spend, merge_after),
+                          lambda spend: bc.run(spend, merge_after), inputs, replay, budget=budget)
 
 
 def prove_compiled(compiled: CompiledProgram, instructions: list[Instruction] | None = None,
-                   timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
-    """Prove `compiled`'s bytecode (or `instructions` substituted for it) equivalent to its IR."""
+                   budget: int = DEFAULT_BUDGET) -> ProofResult:
+    """Prove `compiled`'s bytecode (or `instructions` substituted for it) equivalent to its IR within
+    `budget` resource units."""
     from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
 
     bytecode = load_program(compiled.elf, compiled.name)
     if instructions is not None:
         bytecode = bytecode.with_instructions(instructions)
-    return prove_ir_bytecode(compiled.lowered.program, bytecode, CompiledReplayer(compiled, bytecode), timeout_ms)
+    return prove_ir_bytecode(compiled.lowered.program, bytecode, CompiledReplayer(compiled, bytecode), budget)
 
 
-def prove_on_compile(compiled: CompiledProgram, timeout_ms: int | None = None) -> ProofResult:
-    """The proof `compile()` attaches: cached by the object's and the IR's hash, so recompiling an
-    unchanged program (as the test suite does many times) proves it once."""
-    budget = COMPILE_TIMEOUT_MS if timeout_ms is None else timeout_ms
-    # The budget is part of the key: an "unknown" may succeed with more time, never with the same time
-    # (and re-proving an unknown at every compile would spend the whole budget each time).
-    key = hashlib.sha256(compiled.elf + compiled.ir.encode() + str(budget).encode()).hexdigest()
+def prove_on_compile(compiled: CompiledProgram, budget: int | None = None) -> ProofResult:
+    """The proof `compile()` attaches, within `budget` resource units (by default `COMPILE_BUDGET`):
+    cached by the object's and the IR's hash, so recompiling an unchanged program (as the test suite
+    does many times) proves it once."""
+    units = COMPILE_BUDGET if budget is None else budget
+    # The budget is part of the key: an "unknown" may become "proven" with more units, never with the
+    # same (and re-proving an unknown at every compile would spend the whole budget each time).
+    key = hashlib.sha256(compiled.elf + compiled.ir.encode() + str(units).encode()).hexdigest()
     cached = _CACHE.get(key)
     if cached is not None:
         return cached
-    result = prove_compiled(compiled, timeout_ms=budget)
+    result = prove_compiled(compiled, budget=units)
     _CACHE[key] = result
     return result
 
 
 def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = None,
-                  timeout_ms: int = DEFAULT_TIMEOUT_MS) -> ProofResult:
-    """Prove two BPF objects' programs equivalent (bytecode against bytecode, one encoder)."""
+                  budget: int = DEFAULT_BUDGET) -> ProofResult:
+    """Prove two BPF objects' programs equivalent (bytecode against bytecode, one encoder) within
+    `budget` resource units."""
     from pybpfdsl.verify.equivalence.counterexample import ObjectReplayer
 
     a = load_program(elf_a, name)
@@ -344,4 +393,4 @@ def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = No
         return ProofResult("unknown", reason="the objects declare different maps")
     inputs = Inputs(a.layout)
     return prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
-                          ObjectReplayer(a, b), labels=("A", "B"), timeout_ms=timeout_ms)
+                          ObjectReplayer(a, b), labels=("A", "B"), budget=budget)

@@ -22,14 +22,14 @@ the query equisatisfiable, and an unsatisfiable result is still a proof.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import z3
 
-from pybpfdsl.verify.equivalence.nonlinear import closed, compare_terms
+from pybpfdsl.verify.equivalence.budget import Budget
+from pybpfdsl.verify.equivalence.nonlinear import SAMPLE_UNITS, closed, compare_terms
 from pybpfdsl.verify.equivalence.sampling import free_constants, random_value
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import is_application, is_sweep_anchor, substitute, subterms
@@ -38,11 +38,15 @@ V = TypeVar("V")
 
 SWEEP_POINTS = 6
 """Sample points per candidate: enough that unequal terms rarely share a signature."""
-SWEEP_CHECK_MS = 300
-"""Budget of one pair's solver question; an undecided pair is simply not merged."""
+SWEEP_CHECK_UNITS = 1_000_000
+"""Resource units of one pair's solver question in the first pass (most take under 300,000); an
+undecided pair is simply not merged."""
+SWEEP_GROWTH = 4
+"""Factor of the units per question from one pass to the next."""
 SWEEP_PASSES = 3
-"""Passes at most (300, 600, 1200 ms per question): an undecided question the final query does not
-need would otherwise double its time until the budget is gone."""
+"""Passes at most (1, 4 and 16 million units per question: scaled_float_to_int's hardest question
+takes 9 million): an undecided question the final query does not need would otherwise grow its units
+until the budget is gone."""
 SWEEP_TRIES = 2
 """Candidates from the other side tried per term (most signatures match one term or none)."""
 SWEEP_LEARNED = 64
@@ -71,7 +75,7 @@ class Swept:
 
 
 def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemmas: list[Term],
-          deadline: float) -> Swept:
+          budget: Budget) -> Swept:
     """Equal terms of the two sides, merged in stages (`Swept`).
 
     Only terms that occur on one side alone take part: within one side too, because one program's
@@ -79,14 +83,14 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
     form must meet all of them. `assumptions` hold for every input; `lemmas` are what the query
     asserts about its abstract functions.
 
-    A question left undecided in its time (under load, say) would leave the terms above it unmerged,
-    so while some were (up to `SWEEP_PASSES`), another pass runs over the merged sides with twice the
-    time per question: the proof does not hinge on one question's timing."""
+    Every question and sample is paid from `budget` (resource units). A question left undecided in
+    its units would leave the terms above it unmerged, so while some were (up to `SWEEP_PASSES`),
+    another pass runs over the merged sides with `SWEEP_GROWTH` times the units per question."""
     stages: list[list[tuple[Term, Term]]] = []
-    check_ms = SWEEP_CHECK_MS
+    check_units = SWEEP_CHECK_UNITS
     passes = undecided = 0
-    while time.monotonic() < deadline and passes < SWEEP_PASSES:
-        pairs, undecided = _pass(side_a, side_b, assumptions, lemmas, deadline, check_ms)
+    while not budget.exhausted and passes < SWEEP_PASSES:
+        pairs, undecided = _pass(side_a, side_b, assumptions, lemmas, budget, check_units)
         passes += 1
         if pairs:
             stages.append(pairs)
@@ -95,12 +99,12 @@ def sweep(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
             lemmas = [substitute(t, pairs) for t in lemmas]
         if not undecided:
             break
-        check_ms *= 2
+        check_units *= SWEEP_GROWTH
     return Swept(stages, side_a, side_b, lemmas, passes, undecided)
 
 
 def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemmas: list[Term],
-          deadline: float, check_ms: int) -> tuple[list[tuple[Term, Term]], int]:
+          budget: Budget, check_units: int) -> tuple[list[tuple[Term, Term]], int]:
     """One bottom-up pass: the pairs found, and how many questions were left undecided."""
     depth = _Fold(lambda t, children: 1 + max(children, default=0))
     left, right = subterms(side_a), subterms(side_b)
@@ -120,13 +124,14 @@ def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
         return [], 0
     everything = [*side_a, *side_b]
     applications = sorted(subterms(everything, is_application).values(), key=depth.of)
-    simulation = _Simulation(list(free_constants([*everything, *assumptions]).values()), applications, assumptions)
-    matcher = _Matcher(simulation, [*assumptions, *lemmas], deadline, check_ms)
+    simulation = _Simulation(list(free_constants([*everything, *assumptions]).values()), applications, assumptions,
+                             budget)
+    matcher = _Matcher(simulation, [*assumptions, *lemmas], budget, check_units)
     pairs: list[tuple[Term, Term]] = []
     # Bottom-up, side a first at equal height: a representative is the first of its class.
     order = sorted(((depth.of(t), side, i) for side, terms in enumerate((only_a, only_b)) for i, t in enumerate(terms)))
     for _, side, i in order:
-        if time.monotonic() > deadline:
+        if budget.exhausted:
             break
         t = (only_a, only_b)[side][i]
         match = matcher.match(substitute(t, pairs))
@@ -138,12 +143,12 @@ def _pass(side_a: list[Term], side_b: list[Term], assumptions: list[Term], lemma
 class _Matcher:
     """Classes of representatives by signature, and the questions that merge a term into one."""
 
-    def __init__(self, simulation: _Simulation, facts: list[Term], deadline: float, check_ms: int) -> None:
+    def __init__(self, simulation: _Simulation, facts: list[Term], budget: Budget, check_units: int) -> None:
         self._simulation = simulation
         self._solver = z3.Solver()
         self._solver.add(*facts)
-        self._deadline = deadline
-        self._check_ms = check_ms
+        self._budget = budget
+        self._check_units = check_units
         self._classes: dict[tuple[str, tuple[int, ...]], list[Term]] = {}
         self.undecided = 0
 
@@ -169,8 +174,9 @@ class _Matcher:
             for value in [c for c in candidates if c.get_id() not in tried][:SWEEP_TRIES]:
                 if t.eq(value):
                     return value
-                left_ms = min(self._check_ms, int((self._deadline - time.monotonic()) * 1000))
-                verdict = compare_terms(self._solver, value, t, left_ms) if left_ms > 0 else None
+                self._budget.charge("question")
+                verdict = compare_terms(self._solver, value, t, self._budget, self._check_units) \
+                    if not self._budget.exhausted else None
                 tried.add(value.get_id())
                 if verdict is True:
                     return value
@@ -199,15 +205,17 @@ class _Simulation:
     assumptions' constants re-chosen by a solver where the random ones break them), every abstract
     function application random too, but one value per function and arguments, as for a function."""
 
-    def __init__(self, constants: list[Term], applications: list[Term], assumptions: list[Term]) -> None:
+    def __init__(self, constants: list[Term], applications: list[Term], assumptions: list[Term],
+                 budget: Budget) -> None:
         rng = random.Random(0)
         self.learned = 0
-        self.models = [self._point(constants, applications, assumptions, rng, i) for i in range(SWEEP_POINTS)]
+        self._budget = budget
+        self.models = [self._point(constants, applications, assumptions, rng, i, budget) for i in range(SWEEP_POINTS)]
         self._cache: dict[int, tuple[Term, tuple[str, tuple[int, ...]] | None]] = {}
 
     @staticmethod
     def _point(constants: list[Term], applications: list[Term], assumptions: list[Term], rng: random.Random,
-               seed: int) -> z3.ModelRef:
+               seed: int, budget: Budget) -> z3.ModelRef:
         model = z3.Model()
         for c in constants:
             model.update_value(c, random_value(c, rng))
@@ -220,10 +228,10 @@ class _Simulation:
                 model.update_value(c, random_value(c, rng))
         else:
             solver = z3.Solver()
-            solver.set("timeout", 200)
             solver.set("random_seed", seed)
             solver.add(*assumptions)
-            if solver.check() == z3.sat:  # otherwise a sample off the assumptions: a weaker filter only
+            # Otherwise a sample off the assumptions: a weaker filter only.
+            if budget.check(solver, SAMPLE_UNITS) == z3.sat:
                 found = solver.model()
                 for c in constrained:
                     model.update_value(c, found.eval(c, model_completion=True))
@@ -274,6 +282,7 @@ class _Simulation:
         known = self._cache.get(key)
         if known is not None and known[0].eq(t):
             return known[1]
+        self._budget.charge("sample", len(self.models))
         values: list[int] = []
         out: tuple[str, tuple[int, ...]] | None = None
         for model in self.models:

@@ -1,8 +1,9 @@
 """Each arithmetic pattern a packet function uses proves equivalent on its own.
 
 The `float_ops` and `int_division` construct programs pack many of these into one function and are
-still "unknown" within the budget; alone, each pattern must prove, or `attach` would refuse a program
-that uses it. Budgets are generous because the suite runs in parallel; each takes under 1.5 s alone.
+still "unknown" within the budget; alone, each pattern must prove within the budget `compile()` gives a
+proof (`COMPILE_BUDGET`, resource units: the same verdict on a busy machine), or `attach` would refuse
+a program that uses it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 
 from pybpfdsl import XDP_DROP, XDP_PASS, Global, Packet, i32, i64, u64, xdp
 from pybpfdsl.program import XdpProgram
-from pybpfdsl.verify.equivalence.prove import prove_compiled
+from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
 
 ratio = Global(float, 0.5)
 count = Global(u64, 0)
@@ -93,5 +94,5 @@ PATTERNS = [float_times_constant, float_times_float, float_over_int, float_over_
 
 @pytest.mark.parametrize("program", PATTERNS, ids=lambda p: p.name)
 def test_each_arithmetic_pattern_proves_alone(program: XdpProgram) -> None:
-    result = prove_compiled(program.compile(prove=False), timeout_ms=30_000)
+    result = prove_compiled(program.compile(prove=False), budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()

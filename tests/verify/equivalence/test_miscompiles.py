@@ -10,7 +10,7 @@ from examples import circuit_breaker, fault_injection, logging_counters, port_ac
 from pybpfdsl import XDP_DROP, XDP_PASS, Array, Packet, u32, xdp
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
-from pybpfdsl.verify.equivalence.prove import prove_ir_bytecode
+from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_ir_bytecode
 from tests.differential import constructs as c
 from tests.verify.equivalence.mutants import mutants
 
@@ -78,7 +78,7 @@ def test_the_suite_covers_every_kind_of_bug() -> None:
 def test_miscompile_is_caught_and_reproduces(program: object, kind: str, index: int) -> None:
     compiled, m = _mutant(program, kind, index)
     result = prove_ir_bytecode(compiled.lowered.program, m.program,  # type: ignore[attr-defined]
-                               CompiledReplayer(compiled, m.program), timeout_ms=30_000)  # type: ignore[arg-type,attr-defined]
+                               CompiledReplayer(compiled, m.program), budget=COMPILE_BUDGET)  # type: ignore[arg-type,attr-defined]
     assert result.status == "counterexample", result.report()
     cex = result.counterexample
     assert cex is not None and cex.runs is not None
@@ -94,7 +94,7 @@ def test_changed_return_actions_in_examples_are_caught(program: object) -> None:
     caught = 0
     for m in candidates[:3]:
         r = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program),
-                              timeout_ms=30_000)
+                              budget=COMPILE_BUDGET)
         if r.status == "counterexample":
             assert r.counterexample is not None and r.counterexample.reproduced, r.report()
             caught += 1

@@ -3,8 +3,6 @@ bit-blasted query cannot (the fixed-point arithmetic of the token-bucket example
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import z3
 from hypothesis import given, reject, settings
@@ -12,10 +10,11 @@ from hypothesis import strategies as st
 
 from pybpfdsl import XDP_PASS, Global, Packet, i64, u64, xdp
 from pybpfdsl.program import XdpProgram
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
 from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction, shared_cut_points
-from pybpfdsl.verify.equivalence.prove import prove_compiled, prove_ir_bytecode
+from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled, prove_ir_bytecode
 from pybpfdsl.verify.equivalence.terms import substitute
 from tests.verify.equivalence.mutants import mutants
 
@@ -88,7 +87,7 @@ def test_products_with_equal_operands_written_differently_merge() -> None:
     ir = abstraction.rewrite(z3.LShR(magnitude, 32) * other)
     bytecode = abstraction.rewrite(other * z3.LShR(idiom, 32))  # and commuted
     unrelated = abstraction.rewrite(other * z3.LShR(s64, 32))
-    pairs = abstraction.merge([], time.monotonic() + 10)
+    pairs = abstraction.merge([], Budget(50_000_000))
     assert z3.substitute(bytecode, *pairs).eq(ir)
     assert not z3.substitute(unrelated, *pairs).eq(ir)
 
@@ -152,9 +151,9 @@ def float_chain(pkt: Packet) -> int:
                          ids=lambda p: p.name)
 def test_products_and_quotients_prove(program: XdpProgram) -> None:
     # Before the abstraction each of these was "unknown" after minutes: the solver had to prove
-    # bit-blasted 64-bit multipliers and dividers equal to LLVM's rewritten ones. (Alone each proves in
-    # about a second; the budget is generous because the suite runs in parallel.)
-    result = prove_compiled(program.compile(prove=False), timeout_ms=30_000)
+    # bit-blasted 64-bit multipliers and dividers equal to LLVM's rewritten ones. Within the budget
+    # `compile()` gives a proof, since `attach` needs it.
+    result = prove_compiled(program.compile(prove=False), budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert int(result.stats["abstracted"]) > 0
 
@@ -165,6 +164,6 @@ def test_a_wrong_divisor_is_still_a_counterexample() -> None:
     wrong = [m for m in mutants(bytecode) if m.kind == "swapped operands"]
     assert wrong
     caught = [prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program),
-                                timeout_ms=30_000) for m in wrong[:3]]
+                                budget=COMPILE_BUDGET) for m in wrong[:3]]
     assert any(r.status == "counterexample" and r.counterexample is not None and r.counterexample.reproduced
                for r in caught), [r.summary() for r in caught]

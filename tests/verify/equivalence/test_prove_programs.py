@@ -16,7 +16,7 @@ from examples import (
     rpc_filter,
 )
 from pybpfdsl.runtime.attach import GATES, Candidate, ProofGate
-from pybpfdsl.verify.equivalence.prove import prove_compiled
+from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
 from tests.differential import constructs as c
 
 PROVEN = [
@@ -27,28 +27,28 @@ PROVEN = [
 ]
 FIXED_POINT = [rate_limiter.rate_limiter, bandwidth_limiter.bandwidth_limiter, admission_control.admission_control]
 """Q32.32 products and quotients LLVM rewrites around: the token buckets and admission control's
-signed product (1.2 to 1.6 s each on an idle machine)."""
+signed product (the costliest examples: 6.5 to 16 million resource units each)."""
 
 
 @pytest.mark.parametrize("program", PROVEN, ids=lambda p: p.name)
 def test_program_proves_equivalent(program: object) -> None:
     compiled = program.compile(prove=False)  # type: ignore[attr-defined]
-    result = prove_compiled(compiled, timeout_ms=30_000)
+    result = prove_compiled(compiled, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
-    assert result.seconds > 0 and "paths_b" in result.stats
+    assert 0 < result.units <= COMPILE_BUDGET and "paths_b" in result.stats
 
 
 @pytest.mark.parametrize("program", FIXED_POINT, ids=lambda p: p.name)
 def test_fixed_point_program_proves_equivalent(program: object) -> None:
     compiled = program.compile(prove=False)  # type: ignore[attr-defined]
-    result = prove_compiled(compiled, timeout_ms=120_000)
+    result = prove_compiled(compiled, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert result.stats["merged"] and result.stats["swept"]  # both steps were needed
 
 
 def test_compile_attaches_the_proof_or_says_it_was_skipped() -> None:
     proven = fault_injection.fault_injection.compile(prove=True)
-    assert proven.proof.status == "proven" and proven.proof.seconds > 0
+    assert proven.proof.status == "proven" and proven.proof.units > 0
     assert "solver_checks" in proven.proof.stats and "paths_a" in proven.proof.stats
     skipped = fault_injection.fault_injection.compile(prove=False)
     assert skipped.proof.status == "skipped"

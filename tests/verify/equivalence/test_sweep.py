@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pybpfdsl import XDP_PASS, Global, Packet, u64, xdp
 from pybpfdsl.verify.equivalence import sweep as sweep_module
+from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.nonlinear import closed
-from pybpfdsl.verify.equivalence.prove import prove_compiled
+from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
 from pybpfdsl.verify.equivalence.sweep import sweep
 from pybpfdsl.verify.equivalence.terms import is_costly_product, substitute
 
@@ -23,9 +22,13 @@ def _magnitude(x: z3.BitVecRef) -> z3.BitVecRef:
     return z3.If(x < 0, -x, x)
 
 
+SWEEP_UNITS = 50_000_000
+"""Resource units of a sweep here: far more than these small questions need."""
+
+
 def _sweep(side_a: list[z3.ExprRef], side_b: list[z3.ExprRef]) -> list[tuple[z3.ExprRef, z3.ExprRef]]:
     """The pairs of every stage (each stage's terms are already rewritten by the ones before)."""
-    return [pair for stage in sweep(side_a, side_b, [], [], time.monotonic() + 30).stages for pair in stage]
+    return [pair for stage in sweep(side_a, side_b, [], [], Budget(SWEEP_UNITS)).stages for pair in stage]
 
 
 def test_a_products_sign_written_two_ways_becomes_one_term() -> None:
@@ -33,7 +36,7 @@ def test_a_products_sign_written_two_ways_becomes_one_term() -> None:
     product = MUL(_magnitude(A), _magnitude(B))
     ir = S + z3.If(z3.Xor(A < 0, B < 0), -product, product)
     bytecode = S + z3.If((A ^ B) < 0, -product, product)
-    for stage in sweep([ir], [bytecode], [], [], time.monotonic() + 30).stages:
+    for stage in sweep([ir], [bytecode], [], [], Budget(SWEEP_UNITS)).stages:
         bytecode = substitute(bytecode, stage)
     assert bytecode.eq(ir)
 
@@ -93,8 +96,9 @@ def scaled_to_int(pkt: Packet) -> int:
 
 def test_a_product_by_a_constant_written_two_ways_is_swept_together() -> None:
     # The IR multiplies the magnitude by 1000; LLVM multiplies its 32-bit halves. The solver did not
-    # prove the two adder trees equal within 20 s; sweeping meets the two products in 0.2 s.
-    result = prove_compiled(scaled_to_int.compile(prove=False), timeout_ms=30_000)
+    # prove the two adder trees equal within 20 s; sweeping meets the two products in 0.2 s. Within the
+    # budget `compile()` gives a proof, since `attach` needs it.
+    result = prove_compiled(scaled_to_int.compile(prove=False), budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert result.stats["swept"] and not result.stats["abstracted"]
 
