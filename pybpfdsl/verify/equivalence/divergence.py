@@ -128,7 +128,7 @@ def diverging_line(trace_a: Sequence[int], trace_b: Sequence[int], facts: tuple[
     parted = _parting(ta, ran_b, both)
     if parted:
         return parted
-    written = _writer(_distinct(trace_a, None), facts, outputs)
+    written = _writer(_distinct(trace_a, None), facts, outputs, both)
     if written:
         return written
     parted = _parting(tb, ran_a, both)
@@ -140,17 +140,24 @@ def diverging_line(trace_a: Sequence[int], trace_b: Sequence[int], facts: tuple[
     return 0
 
 
-def _writer(trace: list[int], facts: tuple[LineFacts, LineFacts], outputs: Sequence[str]) -> int:
+def _writer(trace: list[int], facts: tuple[LineFacts, LineFacts], outputs: Sequence[str], both: set[int]) -> int:
     """The line in `trace` that wrote a differing output: the first write of a map, global or ring
     buffer (later writes build on it), the last write of the action (the return that counted);
-    whichever ran first. Lines known to write the output are preferred to lines that only may."""
+    whichever ran first. Lines known to write the output are preferred to lines that only may. A
+    return the other side has no code for (LLVM puts the action's constant on the branch's line and
+    leaves the return without one) counts as the last line both ran before it."""
     state = [o for o in outputs if o != "action"]
     for vague in (False, True):
         found: list[int] = []
         if state:
             found += [i for i, line in enumerate(trace) if any(f.writes(line, state, vague) for f in facts)][:1]
         if "action" in outputs and not vague:
-            found += [i for i, line in enumerate(trace) if any(f.writes(line, ["action"], False) for f in facts)][-1:]
+            returns = [i for i, line in enumerate(trace) if any(f.writes(line, ["action"], False) for f in facts)]
+            if returns:
+                i = returns[-1]
+                while i > 0 and both and trace[i] not in both:
+                    i -= 1
+                found.append(i)
         if found:
             return trace[min(found)]
     return 0
