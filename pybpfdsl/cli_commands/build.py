@@ -48,7 +48,8 @@ def _checks_json(compiled: CompiledProgram) -> dict[str, Any]:
                      for f in report.findings]}
     return {"verification": verification,
             "proof": {"status": proof.status, "seconds": round(proof.seconds, 4), "reason": proof.reason,
-                      "stats": proof.stats, "cached": proof.stats.get("cache") == "hit"}}
+                      "stats": proof.stats, "cached": proof.stats.get("cache") == "hit",
+                      "counterexample": None if proof.counterexample is None else proof.counterexample.to_json()}}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

@@ -116,6 +116,10 @@ def test_cli_prints_a_screenful_and_writes_everything_to_the_report_file(
     written = report.read_text()
     assert written.startswith("counterexample") and "diverges at" in written
     assert "XDP_DROP" in written and "XDP_PASS" in written
+    assert main(["prove", str(a), str(b), "--section", "per_port", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "counterexample" and data["counterexample"]["reproduced"]
+    assert data["counterexample"]["inputs"]["maps"]["counts"]["entries"]  # the starting state of the keys read
 
 
 def _line_of(program: object, text: str) -> int:
