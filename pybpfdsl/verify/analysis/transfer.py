@@ -205,6 +205,12 @@ def _alu_unknown(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv
     regs = (insn.dst,) if _source(insn.opcode) == Source.K else (insn.dst, insn.src)
     if _cls(insn.opcode) == InsnClass.ALU and op == AluOp.SUB:
         return _write_dst(s, insn.dst, _sized(4), idx, sink)
+    if _cls(insn.opcode) == InsnClass.ALU64 and isinstance(dv, Unknown) and dv.offsettable \
+            and isinstance(sv, ScalarValue) and op in (AluOp.ADD, AluOp.SUB):
+        far = dv.reach + max(abs(sv.value.s64.lo), abs(sv.value.s64.hi))
+        if far < BPF_MAX_VAR_OFF:
+            # Allowed on each path (pointer +- a bounded number; number +- number): still unknown.
+            return _write_dst(s, insn.dst, Unknown(True, far), idx, sink)
     which = [r for r, v in ((insn.dst, dv), (insn.src, sv)) if isinstance(v, Unknown) and r in regs]
     width = "32-bit " if _cls(insn.opcode) == InsnClass.ALU else ""
     sink.report(Code.POINTER_ARITH, idx,

@@ -45,6 +45,8 @@ __all__ = [
     "is_pointer",
     "join_values",
     "narrow_values",
+    "offsettable",
+    "reach",
     "value_le",
     "widen_values",
 ]
@@ -77,6 +79,14 @@ class Uninit:
 @dataclass(frozen=True, slots=True)
 class Unknown:
     """The join of incompatible types: it may be any of them, so it may be used as none of them."""
+
+    offsettable: bool = False
+    """Every type joined here allows adding a bounded number (a scalar; a context, packet, stack or
+    map-value pointer): the kernel, which checks each path with its own type, accepts ``r += 4`` on
+    it, though not ``r &= 4`` nor 32-bit arithmetic."""
+    reach: int = 0
+    """A bound on the offset of the pointer it may be: the kernel refuses arithmetic that takes a
+    pointer's offset to ``MAX_REACH``, so this must be known to allow more."""
 
     def __str__(self) -> str:
         return "unknown (join of different types)"
@@ -178,6 +188,29 @@ UNINIT = Uninit()
 UNKNOWN = Unknown()
 
 
+MAX_REACH = 1 << 29
+"""BPF_MAX_VAR_OFF: the kernel refuses a pointer whose offset reaches it (checks.BPF_MAX_VAR_OFF)."""
+
+
+def reach(v: Value) -> int:
+    """A bound on ``|offset|`` of ``v`` if it is a pointer (0 for a number; MAX_REACH if unknown)."""
+    if isinstance(v, Unknown):
+        return v.reach
+    if isinstance(v, ScalarValue):
+        return 0
+    off = getattr(v, "off", None)
+    if isinstance(off, Scalar):
+        return min(MAX_REACH, max(abs(off.s64.lo), abs(off.s64.hi)))
+    return MAX_REACH
+
+
+def offsettable(v: Value) -> bool:
+    """Whether the kernel accepts adding a bounded number to ``v`` (see :attr:`Unknown.offsettable`)."""
+    if isinstance(v, Unknown):
+        return v.offsettable
+    return isinstance(v, ScalarValue | CtxPtr | PacketPtr | PacketMeta | StackPtr | MapValue)
+
+
 def is_pointer(v: Value) -> bool:
     return not isinstance(v, ScalarValue | Uninit | Unknown)
 
@@ -262,7 +295,11 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
             joined = _null_join(x, y)
             if joined is not None:
                 return joined
-    return UNKNOWN
+    ok = offsettable(a) and offsettable(b)
+    far = max(reach(a), reach(b)) if ok else 0
+    if op == "widen" and ok and far > reach(a):
+        far = MAX_REACH  # a loop that keeps moving the pointer: no bound (no further additions allowed)
+    return Unknown(ok, far)
 
 
 def join_values(a: Value, b: Value) -> Value:
@@ -286,7 +323,7 @@ def value_le(a: Value, b: Value) -> bool:
     if a == b or isinstance(b, Uninit):
         return True
     if isinstance(b, Unknown):
-        return not isinstance(a, Uninit)
+        return not isinstance(a, Uninit) and (not b.offsettable or (offsettable(a) and reach(a) <= b.reach))
     if isinstance(a, ScalarValue) and isinstance(b, ScalarValue):
         return a.value.le(b.value)
     if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):

@@ -18,11 +18,14 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object, verify_program
 from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS
+from pybpfdsl.verify.analysis.values import CtxPtr, PacketEnd, ScalarValue, Unknown, join_values, value_le
+from pybpfdsl.verify.domains.scalar import Scalar
 from tests.verify.analysis import loop_programs
 from tests.verify.analysis.kernel_oracle import (
     EXIT,
     HASH_MAP,
     LOOKUP_MAP_INSN,
+    add_imm,
     hash_lookup,
     jeq_imm,
     kernel_verdict,
@@ -128,6 +131,32 @@ def test_subtraction_32_of_a_maybe_pointer_is_accepted() -> None:
     assert ours(insns).ok
     if KERNEL:
         assert kernel_verdict(insns).ok
+
+
+def test_offset_added_to_a_maybe_pointer_is_accepted() -> None:
+    """``r += 4`` is allowed on a pointer and on a number, so on each path: the kernel accepts it."""
+    insns = _pointer_or_scalar(False, add_imm(2, 4))
+    insns[-2] = mov(0, 2)
+    assert ours(insns).ok
+    if KERNEL:
+        assert kernel_verdict(insns).ok
+
+
+def test_offsets_past_the_kernels_bound_on_a_maybe_pointer_are_refused() -> None:
+    """Two additions of 2**28 take the pointer's offset to 2**29, which the kernel refuses."""
+    insns = _pointer_or_scalar(False, add_imm(2, 1 << 28))
+    insns[-2:-2] = [add_imm(2, 1 << 28)]
+    assert_refused_at(ours(insns), 5, Code.POINTER_ARITH, "")
+    assert_kernel_refuses(insns, (), "pointer offset 536870912 is not allowed")
+
+
+def test_joins_of_different_types_remember_what_arithmetic_is_allowed() -> None:
+    ctx, number, end = CtxPtr(Scalar.const(8)), ScalarValue(Scalar.urange(0, 9)), PacketEnd()
+    j = join_values(ctx, number)
+    assert j == Unknown(True, 8) and value_le(ctx, j) and value_le(number, j)
+    assert not value_le(end, j)
+    k = join_values(j, end)
+    assert isinstance(k, Unknown) and not k.offsettable and value_le(j, k) and value_le(end, k)
 
 
 # --------------------------------------------------------------------------- #
