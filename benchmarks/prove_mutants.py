@@ -40,15 +40,15 @@ def _subjects(examples: bool, clang: bool, only: list[str]) -> list[gt.Subject]:
 
 
 def _write(args: argparse.Namespace, judgements: list[gt.Judgement], per_subject: dict[str, dict[str, int]],
-           frames: int, elapsed: float, final: bool) -> dict[str, int]:
+           frames: int, elapsed: float, final: bool, rates: str = "") -> dict[str, int]:
     """The table and findings so far, to the results files (after every subject, so a long run that is
     stopped still leaves what it measured) and, at the end, to the terminal."""
-    summary = gt.table(judgements)
+    summary = {k: sum(t[k] for t in per_subject.values()) for k in gt.table([])}
     lines = ["prove_mutants: the prover's verdict on single-instruction mutants, the kernel as the oracle",
              f"budget per proof: {gt.PROOF_BUDGET:,} Z3 resource units; {frames} packets x 4 starting states; "
              f"{elapsed:.0f} s in all" + ("" if final else f" (stopped early: {len(per_subject)} subjects done)"),
-             f"mutants sampled at rate {args.rate} (clang), {args.example_rate or args.rate} (examples)"
-             + (f"; only {' '.join(args.only)}" if args.only else ""), ""]
+             rates or (f"mutants sampled at rate {args.rate} (clang), {args.example_rate or args.rate} (examples)"
+                       + (f"; only {' '.join(args.only)}" if args.only else "")), ""]
     lines += [f"{k:30} {v}" for k, v in summary.items()]
     lines.append("")
     for outcome in FINDINGS:
@@ -66,7 +66,7 @@ def _write(args: argparse.Namespace, judgements: list[gt.Judgement], per_subject
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.out}.txt").write_text(text + "\n")
-    rows = [j.__dict__ for j in judgements if j.outcome != gt.REFUSED]
+    rows = [j.__dict__ for j in judgements if j.outcome != gt.REFUSED]  # refusals: counted per subject
     (out / f"{args.out}.json").write_text(json.dumps(
         {"summary": summary, "per_subject": per_subject, "budget_units": gt.PROOF_BUDGET,
          "rates": {"clang": args.rate, "examples": args.example_rate or args.rate},
@@ -82,11 +82,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="prove_mutants", help="results file name, without extension")
     ap.add_argument("--no-examples", action="store_true")
     ap.add_argument("--no-clang", action="store_true")
+    ap.add_argument("--merge", nargs="*", default=[], help="combine these results (.json) instead of running")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     frames = gt.packets()
     judgements: list[gt.Judgement] = []
     per_subject: dict[str, dict[str, int]] = {}
+    if args.merge:
+        # Runs made separately (the clang subjects in full, the examples sampled) as one table.
+        seconds = 0.0
+        notes = []
+        for path in args.merge:
+            data = json.loads(Path(path).read_text())
+            per_subject.update(data["per_subject"])
+            judgements += [gt.Judgement(**row) for row in data["mutants"]]
+            seconds += data["seconds"]
+            notes.append(f"{Path(path).name}: {len(data['per_subject'])} subjects, rates {data['rates']}"
+                         + ("" if data.get("complete", True) else " (stopped early)"))
+        summary = _write(args, judgements, per_subject, len(frames), seconds, final=True,
+                         rates="merged: " + "; ".join(notes))
+        return 1 if summary["false_proven"] else 0
     for subject in _subjects(not args.no_examples, not args.no_clang, args.only):
         rate = args.example_rate if subject.origin == "example" and args.example_rate is not None else args.rate
         chosen = [m for m in gt.mutants_of(subject) if rate >= 1.0 or gt.sampled(m.name, rate)]

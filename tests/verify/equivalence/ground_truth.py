@@ -585,8 +585,11 @@ def replay_counterexample(prepared: Subjects, orig: KernelRunner, mut: KernelRun
     # A CPU this machine does not have (the counterexample may pick any) cannot be replayed either.
     foreign_cpu = cex.cpu not in os.sched_getaffinity(0) and any(
         _calls(p, _SMP_PROCESSOR_ID) for p in (prepared.program, mut.program))
+    # Never-written stack holds whatever the kernel left there: a counterexample that reads it (the
+    # prover models it as an input) cannot be replayed either.
+    reads_unwritten_stack = bool(getattr(cex, "stacks", None))
     uncontrolled = prepared.random_helpers or nondeterministic(mut.program) or reads_ctx_fields(prepared.program) \
-        or reads_ctx_fields(mut.program) or foreign_cpu
+        or reads_ctx_fields(mut.program) or foreign_cpu or reads_unwritten_stack
     return "unconfirmed" if uncontrolled else "false"
 
 
