@@ -12,7 +12,8 @@ covers everything it depends on:
   The version alone would not do during development: a changed prover must never reuse a verdict the
   old one gave, and the version number does not change with every edit.
 
-What is kept: the status, the seconds the proof took, its statistics and the reason. Not kept:
+What is kept: the status, the resource units and the seconds the proof took, its statistics and the
+reason. Not kept:
 
 - a counterexample: its report (the packet, the state, both replays side by side) is what the user
   needs, and it is not serialised here; such a proof runs again and derives it again.
@@ -128,13 +129,15 @@ def _from_entry(entry: Any) -> ProofResult | None:
 
     if not isinstance(entry, dict) or entry.get("format") != FORMAT:
         return None
-    status, seconds, stats, reason = (entry.get(k) for k in ("status", "seconds", "stats", "reason"))
+    status, seconds, stats, reason, units = (entry.get(k) for k in ("status", "seconds", "stats", "reason", "units"))
     if status not in CACHED_STATUSES or not isinstance(seconds, int | float) or not isinstance(reason, str):
+        return None
+    if not isinstance(units, int) or isinstance(units, bool):
         return None
     if not isinstance(stats, dict) or not all(
             isinstance(k, str) and isinstance(v, int | float | str) for k, v in stats.items()):
         return None
-    return ProofResult(status, float(seconds), {**stats, "cache": "hit"}, reason)
+    return ProofResult(status, float(seconds), {**stats, "cache": "hit"}, reason, units=units)
 
 
 def worth_keeping(result: ProofResult) -> bool:
@@ -154,8 +157,8 @@ def store(key: str, result: ProofResult) -> None:
     if not enabled() or not worth_keeping(result):
         return
     stats = {k: v for k, v in result.stats.items() if k != "cache"}
-    entry = {"format": FORMAT, "status": result.status, "seconds": result.seconds, "stats": stats,
-             "reason": result.reason}
+    entry = {"format": FORMAT, "status": result.status, "seconds": result.seconds, "units": result.units,
+             "stats": stats, "reason": result.reason}
     path = _path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

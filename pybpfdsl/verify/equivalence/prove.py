@@ -13,7 +13,6 @@ the IR never aborts there, so a reachable guard would be a difference in the act
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import warnings
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import z3
 
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.verify.equivalence import proof_cache
 from pybpfdsl.verify.equivalence.budget import Budget, OutOfBudget, parse_units
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
@@ -367,17 +367,19 @@ def prove_compiled(compiled: CompiledProgram, instructions: list[Instruction] | 
 
 def prove_on_compile(compiled: CompiledProgram, budget: int | None = None) -> ProofResult:
     """The proof `compile()` attaches, within `budget` resource units (by default `COMPILE_BUDGET`):
-    cached by the object's and the IR's hash, so recompiling an unchanged program (as the test suite
-    does many times) proves it once."""
+    cached by the object's and the IR's hash, in this process and on disk (`proof_cache`), so an
+    unchanged program is proved once, not at every compile nor in every process."""
     units = COMPILE_BUDGET if budget is None else budget
     # The budget is part of the key: an "unknown" may become "proven" with more units, never with the
     # same (and re-proving an unknown at every compile would spend the whole budget each time).
-    key = hashlib.sha256(compiled.elf + compiled.ir.encode() + str(units).encode()).hexdigest()
-    cached = _CACHE.get(key)
+    key = proof_cache.compiled_key(compiled.elf, compiled.ir, units)
+    cached = _CACHE.get(key) or proof_cache.lookup(key)  # this process's verdicts, then other processes'
     if cached is not None:
+        _CACHE[key] = cached
         return cached
     result = prove_compiled(compiled, budget=units)
     _CACHE[key] = result
+    proof_cache.store(key, result)
     return result
 
 
@@ -387,10 +389,16 @@ def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = No
     `budget` resource units."""
     from pybpfdsl.verify.equivalence.counterexample import ObjectReplayer
 
+    key = proof_cache.objects_key(elf_a, elf_b, name, name_b or name, budget)
+    cached = proof_cache.lookup(key)
+    if cached is not None:
+        return cached
     a = load_program(elf_a, name)
     b = load_program(elf_b, name_b or name)
     if a.layout.maps != b.layout.maps:
         return ProofResult("unknown", reason="the objects declare different maps")
     inputs = Inputs(a.layout)
-    return prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
-                          ObjectReplayer(a, b), labels=("A", "B"), budget=budget)
+    result = prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
+                            ObjectReplayer(a, b), labels=("A", "B"), budget=budget)
+    proof_cache.store(key, result)
+    return result
