@@ -31,7 +31,15 @@ def _zero(x: Term) -> Term:
 
 
 def abs_value(x: Term) -> Term:
-    """|x| of a signed 64-bit value as an unsigned 64-bit value (|INT_MIN| = 2**63 fits)."""
+    """|x| of a signed 64-bit value as an unsigned 64-bit value (|INT_MIN| = 2**63 fits).
+
+    Of a value with a sign applied, `If(c, -m, m)`, it is |m| whatever c (|-m| = |m| in two's
+    complement, INT_MIN included). A product of a quotient takes the quotient's magnitude so, and LLVM
+    drops the sign the same way; left as |If(c, -m, m)|, matching the two forms took seconds per half."""
+    if z3.is_app_of(x, z3.Z3_OP_ITE):
+        _, then, other = x.children()
+        if then.eq(-other) or other.eq(-then):
+            return abs_value(other if then.eq(-other) else then)
     return z3.If(x < 0, -x, x)
 
 
@@ -106,13 +114,21 @@ def quotient(a: Term, n: Term) -> Term:
     q = _bpf_udiv(ma, mn)
     r = ma - q * mn  # the remainder, without a second divider circuit
     raw = (q << FRACTION_BITS) + _bpf_udiv(r << FRACTION_BITS, mn)
-    return z3.If(_zero(n), z3.BitVecVal(0, 64), _signed_result(raw, z3.Xor(a < 0, n < 0)))
+    return _unless_zero(n, _signed_result(raw, z3.Xor(a < 0, n < 0)))
 
 
 def div_int(a: Term, n: Term) -> Term:
     """`fixed.div_int`: truncating, 0 for n == 0."""
     q = _bpf_udiv(abs_value(a), abs_value(n))
-    return z3.If(_zero(n), z3.BitVecVal(0, 64), _signed_result(q, z3.Xor(a < 0, n < 0)))
+    return _unless_zero(n, _signed_result(q, z3.Xor(a < 0, n < 0)))
+
+
+def _unless_zero(n: Term, value: Term) -> Term:
+    """`value`, or 0 where the divisor `n` is 0: decided here for a constant divisor, so that the
+    result is the signed value itself, whose magnitude `abs_value` sees through."""
+    if z3.is_bv_value(n):
+        return z3.BitVecVal(0, 64) if n.as_long() == 0 else value
+    return z3.If(_zero(n), z3.BitVecVal(0, 64), value)
 
 
 def to_int(raw: Term) -> Term:

@@ -184,6 +184,10 @@ class IREncoder:
                 case n.Branch(cond=c, if_true=t, if_false=f):
                     taken = ar.is_true(s.values[c])
                     yes, no = s.fork(), s.fork()
+                    decided = _merged_condition(s.values[c])
+                    if decided is not None:
+                        _assume(yes, decided, True)
+                        _assume(no, decided, False)
                     self._enter(yes, t)
                     self._enter(no, f)
                     return Fork([(taken, yes), (z3.Not(taken), no)])
@@ -441,6 +445,37 @@ def _live_values(program: n.Program) -> dict[str, set[n.Value]]:
                 live[block.name] = new
                 changed = True
     return live
+
+
+def _merged_condition(bit: IRVal) -> tuple[Term, bool] | None:
+    """`(w, p)` when `bit` is a flag merged from two paths: `If(w, 1, 0)` (p True) or `If(w, 0, 1)`."""
+    if isinstance(bit, (tuple, Ref)) or not z3.is_app_of(bit, z3.Z3_OP_ITE):
+        return None
+    w, one, other = bit.children()
+    if z3.is_bv_value(one) and z3.is_bv_value(other) and {one.as_long(), other.as_long()} == {0, 1}:
+        return w, one.as_long() == 1
+    return None
+
+
+def _assume(s: IRState, decided: tuple[Term, bool], taken: bool) -> None:
+    """Rewrite `s`'s values under the branch side just taken, where the merge condition `w` of the
+    flag it tested is known: `If(w, a, b)` values become the arm this path has.
+
+    `m.get(k)` merges the lookup's paths into (found, value-or-default); the bytecode branches on the
+    pointer and loads the value itself. Without this, every product or quotient of the value had
+    different operands on the two sides for inputs off the path (`If(present, v, 0) - t` against
+    `v - t`), and none of them merged: the per-source token bucket stayed "unknown"."""
+    w, polarity = decided
+    known = (w, z3.BoolVal(polarity == taken))
+
+    def rewrite(x: IRVal) -> IRVal:
+        if isinstance(x, Ref):
+            return Ref(x.map_name, z3.substitute(x.key, known), z3.substitute(x.found, known))
+        if isinstance(x, tuple):
+            return tuple(z3.substitute(v, known) for v in x)
+        return z3.substitute(x, known)
+
+    s.values = {k: rewrite(v) for k, v in s.values.items()}
 
 
 def _merge_value(when: Term, a: IRVal, b: IRVal) -> IRVal | None:
