@@ -147,8 +147,11 @@ def merge_values(when: Term, a: Val, b: Val) -> Val | None:
     different region) and so cannot be one value, or are pointers at different offsets: stack, context,
     global-data and map-value offsets must stay constants, and a merged packet offset would make every
     later access and bounds check through it a disjunction for the solver to split again."""
+    if isinstance(a, Unset) and isinstance(b, Unset):
+        return a  # uninitialised on both sides, whatever the reason
     if isinstance(a, MapRef | Unset) or isinstance(b, MapRef | Unset):
-        return a if a == b else None
+        # Compared as the same class only: a z3 term's == would build an equation (or fail) instead.
+        return a if type(a) is type(b) and a == b else None
     if isinstance(a, Ptr) and isinstance(b, Ptr):
         ra, rb = a.region, b.region
         if (ra.kind, ra.name, ra.depth, ra.epoch, a.low32) != (rb.kind, rb.name, rb.depth, rb.epoch, b.low32) \

@@ -11,10 +11,12 @@ import ctypes
 import struct
 
 import pytest
+import z3
 
 from pybpfdsl.runtime.bpf_object import LoadError
 from pybpfdsl.runtime.libbpf import BpfTestRunOpts, get_libbpf
 from pybpfdsl.runtime.test_run import run_xdp
+from pybpfdsl.verify.equivalence.bytecode_memory import Unset, bv64, merge_values
 from pybpfdsl.verify.equivalence.prove import prove_objects
 from pybpfdsl.verify.equivalence.state import MIN_PACKET_LEN
 from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel, xdp
@@ -114,6 +116,14 @@ def test_the_kernel_refuses_reading_uninitialised_registers() -> None:
     for elf in (xdp("r0 = r2; exit"), xdp("call 5; r0 = r1; exit"), xdp(*CALLEE_READS_R6)):
         with pytest.raises(LoadError, match="!read_ok"), kernel(elf):
             pass
+
+
+def test_registers_uninitialised_for_different_reasons_merge() -> None:
+    # Merged paths keep one state; a register set on one path only keeps them apart.
+    when = z3.Bool("when")
+    assert isinstance(merge_values(when, Unset("at entry"), Unset("after a call")), Unset)
+    assert merge_values(when, Unset("at entry"), bv64(0)) is None
+    assert merge_values(when, bv64(0), Unset("after a call")) is None
 
 
 # -- packets the kernel never produces -------------------------------------------------------------
