@@ -461,6 +461,8 @@ def _terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: in
             if n_packet:
                 values += (flat * n_packet,)
             estimate += done * (kernel_states_at(flat, max(splits, 1), values) if splits else 1)
+            if estimate > kernel_budget:
+                break
         if not nxt:
             return LoopVerdict("bounded", iterations, processed, estimate)
         if all(any(st.le(s, c) for c in current.values()) for s in nxt.values()):
