@@ -175,7 +175,7 @@ def parse_units(text: str) -> int:
     suffix (`250M` = 250,000,000)."""
     match = re.fullmatch(r"\s*([0-9][0-9_,]*(?:\.[0-9]+)?)\s*([kKmMgG]?)\s*", text)
     if match is None:
-        raise ValueError(f"not a budget in units: {text!r} (write e.g. 400000000 or 400M)")
+        raise ValueError(f"not a budget in units: {text!r} (write e.g. 100000000 or 100M)")
     number = float(match.group(1).replace("_", "").replace(",", ""))
     scale = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}[match.group(2).lower()]
     return int(number * scale)

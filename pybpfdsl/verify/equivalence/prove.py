@@ -50,13 +50,13 @@ if TYPE_CHECKING:
 Status = Literal["proven", "counterexample", "unknown", "skipped"]
 DEFAULT_BUDGET = 300_000_000
 """Resource units (`budget`) of a proof asked for directly (`prove_compiled`, `prove_objects`, the
-`prove` command): three times the compile budget."""
-COMPILE_BUDGET_DEFAULT = 100_000_000
+`prove` command): twice the compile budget."""
+COMPILE_BUDGET_DEFAULT = 150_000_000
 """Resource units of the proof `compile()` runs unless `PYBPFDSL_PROVE_BUDGET` says otherwise. The
-costliest example needs 10 million (bandwidth_limiter in a process of its own; up to 16 million after
-other proofs in the same process, whose terms change Z3's internal order), so this is more than 6x that
-and an example never comes near it. Z3 spends 1 to 5 million units a second on these queries,
-depending on the machine and its load: about what the former limit of 20 s gave on an idle machine."""
+costliest example, bandwidth_limiter, needs 18 million in a process of its own (other proofs earlier in
+a process change Z3's internal order of terms, and its units by up to half), so this is more than 8x
+that and an example never comes near it. Z3 spends 1 to 5 million units a second on these queries,
+depending on the machine and its load."""
 
 
 def _compile_budget() -> int:
@@ -75,7 +75,7 @@ PROVE_ON_COMPILE = os.environ.get("PYBPFDSL_PROVE", "1") != "0"
 COMPILE_BUDGET = _compile_budget()
 """Budget (resource units) of the proof `compile()` runs; past it the result is 'unknown' (and `attach`
 refuses). Units, not seconds: the verdict is the same on a loaded machine as on an idle one.
-`PYBPFDSL_PROVE_BUDGET` sets it (`100M` or `100000000`)."""
+`PYBPFDSL_PROVE_BUDGET` sets it (`150M` or `150000000`)."""
 _CACHE: dict[str, ProofResult] = {}
 
 
