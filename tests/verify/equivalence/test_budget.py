@@ -61,12 +61,12 @@ def _busy_loops(count: int) -> Iterator[None]:
             proc.wait()
 
 
-def test_the_same_proof_gives_the_same_verdict_and_units_idle_and_beside_busy_loops() -> None:
-    idle = _prove_in_fresh_process("1")
+def test_the_same_proof_gives_the_same_verdict_and_units_with_and_without_busy_loops_beside_it() -> None:
+    alone = _prove_in_fresh_process("1")
     with _busy_loops(2):
         busy = _prove_in_fresh_process("2")
-    assert idle == busy
-    full, short = idle
+    assert alone == busy
+    full, short = alone
     assert full["status"] == "proven"
     assert short["status"] == "unknown" and "budget" in str(short["reason"])
 
