@@ -45,8 +45,10 @@ STEP_COSTS = {
 }
 """Units charged per Python-side step: exploring one step of one symbolic state (`paths.explore`),
 normalizing one term node (`normalize`), rewriting one for the abstraction (`nonlinear`), the bookkeeping
-around one merge or sweep question, evaluating one term at the sample points (`sweep`). Measured so
-that each takes about as long as that many solver units (about 3,000 units per millisecond here)."""
+around one merge or sweep question, evaluating one term at one sample point (`sweep`). Rough, from a
+profile of the examples, so that a unit of Python work takes about as long as a unit of solver work
+(Z3 spends 1,000 to 3,000 units a millisecond on the examples' hard checks here). What matters is that
+they are fixed: the count, unlike the time, is the same on every machine."""
 _REFRESH = 30_000
 """Python-side units charged between two readings of the solver's counter (a reading costs as much as
 a few hundred normalized nodes)."""
