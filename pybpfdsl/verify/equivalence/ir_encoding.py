@@ -459,21 +459,27 @@ def _merged_condition(bit: IRVal) -> tuple[Term, bool] | None:
 
 def _assume(s: IRState, decided: tuple[Term, bool], taken: bool) -> None:
     """Rewrite `s`'s values under the branch side just taken, where the merge condition `w` of the
-    flag it tested is known: `If(w, a, b)` values become the arm this path has.
+    flag it tested is known: the values merged at the same join, `If(w, a, b)`, become the arm this
+    path has.
 
     `m.get(k)` merges the lookup's paths into (found, value-or-default); the bytecode branches on the
     pointer and loads the value itself. Without this, every product or quotient of the value had
     different operands on the two sides for inputs off the path (`If(present, v, 0) - t` against
-    `v - t`), and none of them merged: the per-source token bucket stayed "unknown"."""
+    `v - t`), and none of them merged: the per-source token bucket stayed "unknown". Only the values'
+    outermost selects are rewritten: substituting `w` inside every term made new terms the other
+    paths do not share (the token-bucket examples' proofs cost 30-100% more units)."""
     w, polarity = decided
-    known = (w, z3.BoolVal(polarity == taken))
+    arm = 1 if polarity == taken else 2
+
+    def pick(t: Term) -> Term:
+        return t.arg(arm) if z3.is_app_of(t, z3.Z3_OP_ITE) and t.arg(0).eq(w) else t
 
     def rewrite(x: IRVal) -> IRVal:
         if isinstance(x, Ref):
-            return Ref(x.map_name, z3.substitute(x.key, known), z3.substitute(x.found, known))
+            return Ref(x.map_name, pick(x.key), pick(x.found))
         if isinstance(x, tuple):
-            return tuple(z3.substitute(v, known) for v in x)
-        return z3.substitute(x, known)
+            return tuple(pick(v) for v in x)
+        return pick(x)
 
     s.values = {k: rewrite(v) for k, v in s.values.items()}
 
