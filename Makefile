@@ -8,14 +8,17 @@ STAMP := $(VENV)/.installed
 
 env: $(STAMP)
 
-# clang builds the C programs some tests compare against (objects not made by pybpfdsl); bpftool shows
-# that our objects load with the kernel community's own tool. Installed from the distribution when missing
-# and we may; otherwise those tests skip and say why.
+# clang builds the C programs some tests compare against (objects not made by pybpfdsl), with libbpf's
+# headers (bpf_helpers.h) and the kernel's UAPI headers; bpftool shows that our objects load with the kernel
+# community's own tool. Installed from the distribution when missing and we may; otherwise those tests
+# skip and say why.
 system-deps:
-	@{ command -v clang && command -v bpftool; } >/dev/null 2>&1 || { \
+	@{ command -v clang && command -v bpftool && [ -f /usr/include/bpf/bpf_helpers.h ] \
+	   && [ -f /usr/include/linux/bpf.h ]; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing clang and bpftool (apt-get)"; \
-	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang bpftool >/dev/null; \
+	    echo "installing clang, bpftool and libbpf's headers (apt-get)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang bpftool \
+	      libbpf-dev linux-libc-dev >/dev/null; \
 	  else echo "note: clang or bpftool missing; the tests that need them will skip"; fi; }
 
 $(STAMP): pyproject.toml | system-deps
