@@ -160,6 +160,9 @@ def format_listing(report: VerifierReport) -> str:
         if insn.kind == Kind.CALL:
             reads = ()
         text = f"{_insn_text(report, idx):<40}"
+        if analysis is None:
+            out.append(text + " ; not analysed")
+            continue
         if s is None:
             out.append(text + " ; unreachable")
             continue

@@ -273,6 +273,7 @@ def test_a_tracepoint_section_is_refused_by_name() -> None:
 def test_non_xdp_sections_are_refused(section: str) -> None:
     report = verify_instructions([mov(0, 2), EXIT], section=section)
     assert [f.code for f in report.errors] == [Code.UNSUPPORTED]
+    assert "not analysed" in report.explain() and "unreachable" not in report.explain()
 
 
 @pytest.mark.parametrize("section", ["xdp", "xdp/devmap", "xdp.frags", "xdp.frags/cpumap"])
