@@ -50,6 +50,14 @@ def _write(args: argparse.Namespace, judgements: list[gt.Judgement], per_subject
              rates or (f"mutants sampled at rate {args.rate} (clang), {args.example_rate or args.rate} (examples)"
                        + (f"; only {' '.join(args.only)}" if args.only else "")), ""]
     lines += [f"{k:30} {v}" for k, v in summary.items()]
+    lines += ["", f"{'kind (kernel-loadable mutants)':32} {'loaded':>6} {'kernel-different':>16} {'caught':>6} "
+              f"{'missed':>6} {'false proven':>12} {'proven, same':>12}"]
+    for kind in sorted({j.kind for j in judgements}):
+        of = [j for j in judgements if j.kind == kind and j.outcome != gt.REFUSED]
+        lines.append(f"{kind:32} {len(of):6} {sum(j.kernel == 'different' for j in of):16} "
+                     f"{sum(j.outcome == gt.CAUGHT for j in of):6} {sum(j.outcome == gt.MISSED for j in of):6} "
+                     f"{sum(j.outcome == gt.FALSE_PROVEN for j in of):12} "
+                     f"{sum(j.outcome == gt.AGREE_PROVEN for j in of):12}")
     lines.append("")
     for outcome in FINDINGS:
         found = [j for j in judgements if j.outcome == outcome]
@@ -82,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="prove_mutants", help="results file name, without extension")
     ap.add_argument("--no-examples", action="store_true")
     ap.add_argument("--no-clang", action="store_true")
-    ap.add_argument("--merge", nargs="*", default=[], help="combine these results (.json) instead of running")
+    ap.add_argument("--merge", nargs="*", default=[],
+                    help="combine these results (.json; a later file's subjects replace an earlier one's)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     frames = gt.packets()
@@ -94,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         notes = []
         for path in args.merge:
             data = json.loads(Path(path).read_text())
+            # A later file's subject replaces an earlier one's (a subject rerun after a harness fix).
+            judgements = [j for j in judgements if j.name.split("@")[0] not in data["per_subject"]]
             per_subject.update(data["per_subject"])
             judgements += [gt.Judgement(**row) for row in data["mutants"]]
             seconds += data["seconds"]
             notes.append(f"{Path(path).name}: {len(data['per_subject'])} subjects, rates {data['rates']}"
                          + ("" if data.get("complete", True) else " (stopped early)"))
         summary = _write(args, judgements, per_subject, len(frames), seconds, final=True,
-                         rates="merged: " + "; ".join(notes))
+                         rates="merged (the time is the sum of the runs'): " + "; ".join(notes))
         return 1 if summary["false_proven"] else 0
     for subject in _subjects(not args.no_examples, not args.no_clang, args.only):
         rate = args.example_rate if subject.origin == "example" and args.example_rate is not None else args.rate
