@@ -598,14 +598,14 @@ class BytecodeEncoder:
         if helper == 1:  # map_lookup_elem
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
-            fx.check_lookup(shape, key)
             found = fx.present(shape, key)
             result = Ptr(Region("value", shape.name, key=key, epoch=fx.epochs.get(shape.name, 0)), bv64(0), found)
         elif helper == 2:  # map_update_elem
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
             value = bytes_to_bv(self._bytes(s, r[3], shape.value_size))
-            result = self._update(fx, shape, key, value, self._scalar(r[4], "map update flags") & (2**64 - 1))
+            flags = self._scalar(r[4], "map update flags") & (2**64 - 1)
+            result = self._update(self.inputs, fx, shape, key, value, flags)
         elif helper == 3:  # map_delete_elem
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
@@ -637,23 +637,23 @@ class BytecodeEncoder:
             r[i] = Unset("after a call")
 
     @staticmethod
-    def _update(fx: Effects, shape: MapShape, key: Term, value: Term, flags: int) -> Term:
+    def _update(inputs: Inputs, fx: Effects, shape: MapShape, key: Term, value: Term, flags: int) -> Term:
         if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
             return bv64(-EINVAL)
         exists = fx.present(shape, key)
         if shape.is_array:
             if flags == BPF_NOEXIST:
                 return z3.If(exists, bv64(-EEXIST), bv64(-E2BIG))
-            fx.insert(shape, key, value, exists)
+            fx.insert(inputs, shape, key, value, exists)
             return z3.If(exists, bv64(0), bv64(-E2BIG))
         fits = fx.fits(shape, key)  # the kernel checks the flags first, then takes room for a new key
         if flags == BPF_ANY:
-            fx.insert(shape, key, value, fits)
+            fx.insert(inputs, shape, key, value, fits)
             return z3.If(fits, bv64(0), bv64(-E2BIG))
         if flags == BPF_NOEXIST:
-            fx.insert(shape, key, value, z3.And(z3.Not(exists), fits))
+            fx.insert(inputs, shape, key, value, z3.And(z3.Not(exists), fits))
             return z3.If(exists, bv64(-EEXIST), z3.If(fits, bv64(0), bv64(-E2BIG)))
-        fx.insert(shape, key, value, exists)
+        fx.insert(inputs, shape, key, value, exists)
         return z3.If(exists, bv64(0), bv64(-ENOENT))
 
 

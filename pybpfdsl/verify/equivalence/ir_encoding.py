@@ -263,7 +263,6 @@ class IREncoder:
             case n.MapLookup(map_name=m, key=k):
                 shape = self.shapes[m]
                 key = bytes_to_bv(encode_value(v[k], self.program.map_decl(m).key_type))
-                s.effects.check_lookup(shape, key)
                 out = Ref(m, key, s.effects.present(shape, key))
             case n.IsNull(ref=r):
                 ref = v[r]
@@ -349,10 +348,10 @@ class IREncoder:
         val = bytes_to_bv(encode_value(value, decl.value_type))
         if shape.is_array:
             ok = z3.ULT(k, z3.BitVecVal(shape.max_entries, k.size()))
-            s.effects.insert(shape, k, val, ok)
+            s.effects.insert(self.inputs, shape, k, val, ok)
             return z3.If(ok, z3.BitVecVal(0, 64), z3.BitVecVal(-7, 64))  # -E2BIG, as Array.raw_update
         fits = s.effects.fits(shape, k)  # a full hash map refuses a new key, as `BpfMap.raw_update` does
-        s.effects.insert(shape, k, val, fits)
+        s.effects.insert(self.inputs, shape, k, val, fits)
         return z3.If(fits, z3.BitVecVal(0, 64), z3.BitVecVal(-7, 64))
 
     def _delete(self, s: IRState, m: str, key: IRVal) -> Term:

@@ -12,8 +12,10 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
 - a map is two arrays over its key bits: `present` (hash maps; for arrays presence is `key < max`) and
   `value`; a hash map (not LRU) has `room`, the number of entries it can still take (an input in
   [0, max_entries]): inserting a new key fails (E2BIG) when it is 0, as the kernel's and the DSL's do;
-  LRU maps never evict (not modelled: a lookup in an LRU map after an update of another key of it
-  on the same run is answered "unknown", `Effects.check_lookup`);
+  an update of an LRU map may evict any other entries, full or not (the kernel's LRU lists are per CPU
+  and approximate): which ones is an input, one set per update in update order (`Inputs.kept`),
+  shared by the two programs the way helper results are, so a program that updates as its IR does
+  evicts what its IR does;
 - global-data sections are lists of byte terms (offsets into them are always constants);
 - helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
   is one variable; ring-buffer outputs always succeed and are logged in order;
@@ -221,6 +223,8 @@ class Inputs:
         self.sides = 0
         self.stack: dict[tuple[int, int, int], Term] = {}
         self.addresses: list[Term] = []
+        self.evictions: list[Term] = []
+        """The survivor sets of LRU map updates (`kept`), in the order they were first asked for."""
         """(side, frame, offset) → the never-written stack byte a program read there (`stack_byte`)."""
 
     def address(self, side: int, what: str, key: Term = None) -> Term:
@@ -251,6 +255,15 @@ class Inputs:
             byte = self.stack[key] = z3.BitVec(f"stack{side}_{frame}[{offset - 512}]", 8)
         return byte
 
+    def kept(self, shape: MapShape, index: int) -> Term:
+        """Which entries of LRU map `shape` survive its update number `index` (0-based, in update order
+        on a run): anything (the kernel evicts as its per-CPU lists have it, before the map is full too)."""
+        name = f"map_{shape.name}_kept_{index}"
+        kept = z3.Array(name, z3.BitVecSort(8 * shape.key_size), z3.BoolSort())
+        if not any(kept.eq(k) for k in self.evictions):
+            self.evictions.append(kept)
+        return kept
+
     def helper(self, stream: str, index: int) -> Term:
         """Result `index` (0-based, in call order) of a helper stream."""
         values = self.streams[stream]
@@ -261,8 +274,14 @@ class Inputs:
     def initial_effects(self) -> Effects:
         maps = {name: MapState(self.present.get(name), value) for name, value in self.values.items()}
         rings = {name: () for name, s in self.layout.maps.items() if s.is_ringbuf}
-        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), {"prandom": 0, "ktime": 0},
-                       rooms=dict(self.rooms))
+        calls = {"prandom": 0, "ktime": 0} | {_evictions(s): 0 for s in self.layout.maps.values()
+                                                if s.map_type in LRU_TYPES}
+        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), calls, rooms=dict(self.rooms))
+
+
+def _evictions(shape: MapShape) -> str:
+    """The name under which `Effects.calls` counts the updates of LRU map `shape` (each evicts)."""
+    return f"evict:{shape.name}"
 
 
 @dataclass(frozen=True)
@@ -289,12 +308,10 @@ class Effects:
     epochs: dict[str, int] = field(default_factory=dict)
     """Per hash map, a number that changes with every update or delete: the kernel then links in a new
     element, and a value pointer looked up before still points at the old one."""
-    lru_inserted: dict[str, tuple[Term, ...]] = field(default_factory=dict)
-    """Keys each LRU map was updated under on this run (each update may evict any other key)."""
 
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
-                       dict(self.seen), dict(self.rooms), dict(self.epochs), dict(self.lru_inserted))
+                       dict(self.seen), dict(self.rooms), dict(self.epochs))
 
     def merged(self, other: Effects, when: Term) -> Effects | None:
         """The effects of two merged states: `self`'s where `when` holds, else `other`'s. None when no
@@ -327,9 +344,7 @@ class Effects:
         # Where one side replaced elements, a pointer from before is stale on the merged state too.
         epochs = {name: e if e == other.epochs.get(name, 0) else max(e, other.epochs.get(name, 0)) + 1
                   for name in self.epochs.keys() | other.epochs.keys() for e in [self.epochs.get(name, 0)]}
-        lru = {name: union_terms(self.lru_inserted.get(name, ()), other.lru_inserted.get(name, ()))
-               for name in self.lru_inserted.keys() | other.lru_inserted.keys()}
-        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs, lru)
+        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -360,17 +375,6 @@ class Effects:
         self.maps[shape.name] = replace(state, value=new if when is True else z3.If(when, new, state.value))
         self._note(shape, key)
 
-    def check_lookup(self, shape: MapShape, key: Term) -> None:
-        """Refuse (`Unsupported`) a lookup the model cannot answer: in an LRU map after an update of a
-        key that is not the same term on this run (the kernel's LRU may evict any entry on an update,
-        even before the map is full; eviction is not modelled)."""
-        from pybpfdsl.verify.equivalence.paths import Unsupported  # paths imports this module
-
-        for k in self.lru_inserted.get(shape.name, ()):
-            if not z3.is_true(z3.simplify(k == key)):
-                raise Unsupported(f"a lookup in LRU map {shape.name} after an update of another key (which may "
-                                  "evict any entry: not modelled)")
-
     def fits(self, shape: MapShape, key: Term) -> Term:
         """Whether the map has room for `key`: it is there already, or the map is not full."""
         room = self.rooms.get(shape.name)
@@ -378,9 +382,9 @@ class Effects:
             return z3.BoolVal(True)
         return z3.Or(self.present(shape, key), room != 0)
 
-    def insert(self, shape: MapShape, key: Term, value: Term, when: Term) -> None:
+    def insert(self, inputs: Inputs, shape: MapShape, key: Term, value: Term, when: Term) -> None:
         """Make `key` present with `value` when `when` holds (an update that succeeded; for a map with
-        `rooms`, `when` implies `fits`)."""
+        `rooms`, `when` implies `fits`). An LRU map's update may evict other entries (`Inputs.kept`)."""
         state = self.maps[shape.name]
         present = state.present
         room = self.rooms.get(shape.name)
@@ -388,10 +392,16 @@ class Effects:
             taken = z3.And(when, z3.Not(z3.Select(present, key)))
             self.rooms[shape.name] = z3.If(taken, room - 1, room)
         if present is not None:
-            present = z3.If(when, z3.Store(present, key, z3.BoolVal(True)), present)
+            survivors = present
+            if shape.map_type in LRU_TYPES:
+                # The kernel takes a free element (evicting when its lists are short) before it looks
+                # at the key, whatever the update finds: the survivors of every update are an input.
+                kept = inputs.kept(shape, self.calls[_evictions(shape)])
+                self.calls[_evictions(shape)] += 1
+                k = z3.Const(f"{shape.name}_key", present.domain())
+                survivors = z3.Lambda([k], z3.And(z3.Select(present, k), z3.Select(kept, k)))
+            present = z3.If(when, z3.Store(survivors, key, z3.BoolVal(True)), survivors)
             self.epochs[shape.name] = self.epochs.get(shape.name, 0) + 1
-        if shape.map_type in LRU_TYPES:
-            self.lru_inserted[shape.name] = union_terms(self.lru_inserted.get(shape.name, ()), (key,))
         self.maps[shape.name] = MapState(present, z3.If(when, z3.Store(state.value, key, value), state.value))
         self._note(shape, key)
 
