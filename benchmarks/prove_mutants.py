@@ -74,7 +74,9 @@ def _write(args: argparse.Namespace, judgements: list[gt.Judgement], per_subject
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.out}.txt").write_text(text + "\n")
-    rows = [j.__dict__ for j in judgements if j.outcome != gt.REFUSED]  # refusals: counted per subject
+    # Refusals are counted per subject; a caught mutant's witness is cut short (the findings keep theirs).
+    rows = [{**j.__dict__, "witness": j.witness if j.outcome in FINDINGS else j.witness[:120]}
+            for j in judgements if j.outcome != gt.REFUSED]
     (out / f"{args.out}.json").write_text(json.dumps(
         {"summary": summary, "per_subject": per_subject, "budget_units": gt.PROOF_BUDGET,
          "rates": {"clang": args.rate, "examples": args.example_rate or args.rate},
