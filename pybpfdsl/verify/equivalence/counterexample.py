@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import z3
 
-from pybpfdsl.bpf.interpreter import BytecodeFault, InterpMap, StepLimitExceeded, UnsupportedHelper, run
+from pybpfdsl.bpf.interpreter import BytecodeFault, InterpMap, StepLimitExceeded, UnsupportedHelper, XdpContext, run
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
 from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
@@ -113,6 +113,8 @@ class Counterexample:
     filled: dict[str, frozenset[bytes]] = field(default_factory=dict)
     """Keys of the entries in `maps` that only take up a hash map's room (zero values under keys the
     programs did not look at): reports count them instead of listing them."""
+    ctx: XdpContext = field(default_factory=XdpContext)
+    """The `xdp_md` fields a program may read besides its pointers (interface and queue numbers)."""
     facts: tuple[LineFacts, LineFacts] = (LineFacts(), LineFacts())
     """Each side's lines and the lines that write each output (for `diverging_line`)."""
 
@@ -276,7 +278,7 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     cex = Counterexample(kind, packet, maps, sections, prandom, ktime, _value(model, inputs.cpu), differing, labels,
                          lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs),
                          arrays={name: s.max_entries for name, s in inputs.layout.maps.items() if s.is_array},
-                         filled=filled,
+                         filled=filled, ctx=XdpContext(*(_value(model, inputs.ctx[off]) for off in (12, 16, 20))),
                          facts=getattr(replay, "facts", (LineFacts(), LineFacts())))
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
@@ -338,7 +340,7 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
     try:
         with use_helpers(helpers):
             result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
-                         stacks=cex.stacks.get(side, ()))
+                         stacks=cex.stacks.get(side, ()), ctx=cex.ctx)
     except (UnsupportedHelper, StepLimitExceeded) as exc:  # the interpreter's limits, not the program's
         return Run(None, error=f"not replayed: {exc}", replayed=False)
     except BytecodeFault as exc:

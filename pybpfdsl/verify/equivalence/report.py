@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from pybpfdsl.bpf.interpreter import XdpContext
+
 if TYPE_CHECKING:
     from pybpfdsl.verify.equivalence.counterexample import Counterexample, Run
 
@@ -105,6 +107,9 @@ def _inputs(cex: Counterexample, full: bool) -> Iterator[str]:
             yield f"  never-written stack ({who}, frame {frame}): {_cut(shown, full, 2 * CELL) or 'zeros'}"
     if cex.prandom or cex.ktime:
         yield f"  helper results: prandom={cex.prandom} ktime={cex.ktime} cpu={cex.cpu}"
+    if cex.ctx != XdpContext():
+        yield (f"  xdp_md: ingress_ifindex={cex.ctx.ingress_ifindex} rx_queue_index={cex.ctx.rx_queue_index}"
+               f" egress_ifindex={cex.ctx.egress_ifindex}")
 
 
 def _rows(cex: Counterexample, full: bool) -> list[tuple[str, str, str]]:
@@ -236,6 +241,8 @@ def as_json(cex: Counterexample) -> dict[str, Any]:
             "stacks": {cex.labels[side] if cex.labels[0] != "IR" else "bytecode": [f.hex() for f in frames]
                        for side, frames in cex.stacks.items()},
             "helpers": {"prandom": cex.prandom, "ktime": cex.ktime, "cpu": cex.cpu},
+            "xdp_md": {"ingress_ifindex": cex.ctx.ingress_ifindex, "rx_queue_index": cex.ctx.rx_queue_index,
+                       "egress_ifindex": cex.ctx.egress_ifindex},
         },
         "runs": [] if cex.runs is None else [_run_json(cex, label, run) for label, run in zip(cex.labels, cex.runs)],
         "diverges_at": {"file": cex.source_file, "line": line, "text": cex.source_text(line) if line else ""},

@@ -398,3 +398,15 @@ def test_padding_of_a_ring_buffer_record_is_not_zero() -> None:
     assert result.status == "counterexample", result.summary()
     assert result.counterexample is not None and result.counterexample.reproduced, result.report()
     assert any("ring buffer rb" in d for d in result.counterexample.differing)
+
+
+@pytest.mark.parametrize(("offset", "field"), [(12, "ingress_ifindex"), (16, "rx_queue_index")])
+def test_a_difference_in_an_interface_field_replays_with_that_field(offset: int, field: str) -> None:
+    # The solver picks the field's value; the replay must run with it, or the difference would not
+    # reproduce and a real difference would come back "unknown".
+    reads = f"r2 = *(u32 *)(r1 + {offset}); r0 = 1; if r2 == 5 goto +1; r0 = 2; exit"
+    result = prove_objects(xdp(reads), xdp("r0 = 2; exit"), "prog")
+    assert result.status == "counterexample", result.summary()
+    cex = result.counterexample
+    assert cex is not None and cex.reproduced and getattr(cex.ctx, field) == 5, result.report()
+    assert f"{field}=5" in result.report()
