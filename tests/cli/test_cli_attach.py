@@ -133,11 +133,18 @@ def _read_until(proc: subprocess.Popen[str], predicate: Callable[[str], bool], t
     raise AssertionError(f"timed out; output so far:\n{seen}")
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C reaches a command in the foreground of a terminal. A test run started in the background of
+    a shell (`make test &`) has SIGINT ignored, and children inherit that: the command would never see
+    the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_attach_shows_live_state_and_detaches_on_ctrl_c(netns: str, counter_file: Path) -> None:
     proc = subprocess.Popen(
         ["ip", "netns", "exec", netns, sys.executable, "-m", "pybpfdsl", "attach", f"{counter_file}:drop_telnet",
          "v0", "--mode", "skb", "--interval", "0.2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal)
     try:
         first = _read_until(proc, lambda s: "slots" in s, 60)
         assert "attached drop_telnet to v0: skb mode" in first
