@@ -176,10 +176,15 @@ def z3_tnum_member(v: Any, m: Any, x: Any) -> Any:
     return x & ~m == v
 
 
-def prove(claim: Any, premises: Sequence[Any], timeout_ms: int = 60_000) -> Any | None:
+PROOF_UNITS = 1_000_000_000
+"""What one soundness proof may spend, in Z3 resource units (not seconds: a busy machine must not turn a
+proof into "z3 gave up"). Far above what the slowest one here needs."""
+
+
+def prove(claim: Any, premises: Sequence[Any], units: int = PROOF_UNITS) -> Any | None:
     """None if premises ⇒ claim holds for all values; else a counterexample model."""
     s = z3.Solver()
-    s.set("timeout", timeout_ms)
+    s.set("rlimit", units)
     s.add(*premises)
     s.add(z3.Not(claim))
     r = s.check()

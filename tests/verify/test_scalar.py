@@ -345,7 +345,7 @@ def test_z3_alu_no_counterexample_at_64_bits(op: AluOp, signed: bool, alu32: boo
         a, b = random_scalar(rng, 64), random_scalar(rng, 64)
         r = alu(op, a, b, alu32=alu32, signed=signed)
         model = prove(z3_in_scalar(r, z3_alu_scalar(op, x, y, 64, signed, alu32)),
-                      [z3_in_scalar(a, x), z3_in_scalar(b, y)], timeout_ms=30_000)
+                      [z3_in_scalar(a, x), z3_in_scalar(b, y)])
         assert model is None, (a, b, r, model)
 
 
@@ -363,4 +363,4 @@ def test_z3_refine_no_counterexample_at_64_bits(op: JmpOp, jmp32: bool) -> None:
             edge = z3_jmp_scalar(op, x, y, 64, jmp32)
             premises = [z3_in_scalar(a, x), z3_in_scalar(b, y), edge if taken else z3.Not(edge)]
             claim = z3.BoolVal(False) if r is None else z3.And(z3_in_scalar(r[0], x), z3_in_scalar(r[1], y))
-            assert prove(claim, premises, timeout_ms=30_000) is None, (a, b, taken, r)
+            assert prove(claim, premises) is None, (a, b, taken, r)
