@@ -330,19 +330,18 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
         "the programs differ in " + ", ".join(cex.differing)
     if not cex.reproduced:  # the model is no real difference (an imprecise encoding): never say "counterexample"
         note = "; in its inputs an LRU map update evicts entries, which the interpreters do not replay" \
-            if _evicts(model, inputs) else ""
+            if _evicts(model, inputs, budget) else ""
         return ProofResult("unknown", stats=stats,
                            reason=f"{reason} says the solver, but {cex.replay_note()}{note}", counterexample=cex)
     return ProofResult("counterexample", stats=stats, reason=reason, counterexample=cex)
 
 
-def _evicts(model: z3.ModelRef, inputs: Inputs) -> bool:
+def _evicts(model: z3.ModelRef, inputs: Inputs, budget: Budget) -> bool:
     """Whether `model` has some LRU map update evict an entry (`Inputs.kept` false somewhere)."""
-    for kept in inputs.evictions:
+    for kept in inputs.evictions.values():
         probe = z3.Solver()
-        probe.set("rlimit", SHORTER_PACKET_UNITS)
         probe.add(z3.Not(z3.Select(model.eval(kept, model_completion=True), z3.FreshConst(kept.domain()))))
-        if probe.check() == z3.sat:
+        if budget.check(probe, SHORTER_PACKET_UNITS) == z3.sat:
             return True
     return False
 

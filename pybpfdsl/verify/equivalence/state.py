@@ -223,8 +223,8 @@ class Inputs:
         self.sides = 0
         self.stack: dict[tuple[int, int, int], Term] = {}
         self.addresses: list[Term] = []
-        self.evictions: list[Term] = []
-        """The survivor sets of LRU map updates (`kept`), in the order they were first asked for."""
+        self.evictions: dict[tuple[str, int], Term] = {}
+        """(LRU map, update number) → the entries that survive that update (`kept`)."""
         """(side, frame, offset) → the never-written stack byte a program read there (`stack_byte`)."""
 
     def address(self, side: int, what: str, key: Term = None) -> Term:
@@ -258,10 +258,10 @@ class Inputs:
     def kept(self, shape: MapShape, index: int) -> Term:
         """Which entries of LRU map `shape` survive its update number `index` (0-based, in update order
         on a run): anything (the kernel evicts as its per-CPU lists have it, before the map is full too)."""
-        name = f"map_{shape.name}_kept_{index}"
-        kept = z3.Array(name, z3.BitVecSort(8 * shape.key_size), z3.BoolSort())
-        if not any(kept.eq(k) for k in self.evictions):
-            self.evictions.append(kept)
+        kept = self.evictions.get((shape.name, index))
+        if kept is None:
+            kept = self.evictions[(shape.name, index)] = z3.Array(
+                f"map_{shape.name}_kept_{index}", z3.BitVecSort(8 * shape.key_size), z3.BoolSort())
         return kept
 
     def helper(self, stream: str, index: int) -> Term:
