@@ -137,7 +137,7 @@ class BpfObject:
         name: str,
         *,
         reuse_maps: Mapping[str, int] | None = None,
-        log_level: int = 1,
+        log_level: int = 0,
     ) -> BpfObject:
         """Open ``elf`` from memory as object ``name`` and load it.
 
@@ -147,6 +147,9 @@ class BpfObject:
         of those fds (libbpf dups them).  ``log_level`` is the kernel
         verifier log level (0 = none unless loading fails, 1 = basic,
         2 = verbose); the log ends up in :class:`LoadError` on failure.
+        The default is 0: the verifier runs several times faster without a
+        log (about 5x on a program with loops), and libbpf loads a program
+        that fails again at level 1, so a failure still carries its log.
 
         Raises :class:`LoadError` if opening or loading fails, ``KeyError``
         for a ``reuse_maps`` name the object does not define, and
