@@ -86,6 +86,16 @@ def rebuild(template: LocalValue, values: list[n.Value], narrowed: bool) -> Loca
     return PacketVal()
 
 
+def _numbers_where_checked(vals: list[LocalValue]) -> list[LocalValue]:
+    """A local that is a number on some paths and, on the others, a number that may be None but was
+    checked not to be (`if b is None: b = 0`) is a number on every path."""
+    if any(isinstance(v, Scalar) for v in vals) and all(
+            isinstance(v, Scalar) or (isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar))
+            for v in vals):
+        return [v.inner if isinstance(v, OptionalVal) else v for v in vals]
+    return vals
+
+
 class FlowBuilder:
     """Branching and merging on top of an IRBuilder."""
 
@@ -116,7 +126,9 @@ class FlowBuilder:
         merged: Env = {}
         carried: list[tuple[str, LocalValue, bool]] = []
         for name in names:
-            vals = [f.env[name] for f in flows]
+            vals = _numbers_where_checked([f.env[name] for f in flows])
+            for f, v in zip(flows, vals):
+                f.env[name] = v
             if all(v is vals[0] or v == vals[0] for v in vals[1:]):
                 merged[name] = vals[0]
                 continue

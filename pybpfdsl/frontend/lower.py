@@ -407,6 +407,12 @@ class Lowerer:
         if isinstance(value, PacketVal):
             raise self.err(value_node, "the packet cannot be copied into a variable", "use the parameter")
         held = self.env.get(name)
+        if declared is None and isinstance(value, Scalar) and isinstance(held, OptionalVal) and \
+                isinstance(held.inner, Scalar):
+            # A number that may be None has the number's type: `if b is None: b = 0` keeps b a u8, so
+            # the paths join into one u8 (and pure Python converts the same way, by the variable's type).
+            declared = held.inner.type
+            self.scope.var_types[name] = declared
         if isinstance(value, Scalar) and (isinstance(held, StructVal | HeaderVal | PayloadVal) or (
                 isinstance(held, OptionalVal) and not isinstance(held.inner, Scalar))):
             raise self.err(s, f"{name} held {describe(held)}; it cannot now hold {describe(value)}",
@@ -434,6 +440,8 @@ class Lowerer:
         match target:
             case ast.Name(id=name):
                 old = self.env.get(name)
+                if isinstance(old, OptionalVal) and old.narrowed and isinstance(old.inner, Scalar):
+                    old = old.inner  # checked not None: a number
                 if not isinstance(old, Scalar):
                     raise self.undefined(target, name) if old is None else self.err(
                         target, f"`{op.__class__.__name__}=` needs a number, {name} is {describe(old)}")
