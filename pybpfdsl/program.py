@@ -91,10 +91,14 @@ class CompiledProgram:
         if report is None:
             return "not run (compile(verify=False))"
         if report.ok:
-            return f"safe ({len(report.instructions)} instructions, {report.processed} states)"
+            slots = sum(i.slots for i in report.instructions)  # lddw counts twice, as in the kernel's count
+            return f"safe ({slots} instructions, {report.processed} states)"
+        from pybpfdsl.verify.analysis.explain import instruction_slot
+
         first = report.errors[0]
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
-        return f"rejected: {first.code.value} at instruction {first.insn}: {first.message}{more}"
+        at = instruction_slot(report, first.insn)  # the slot, as `pybpfdsl disasm` and the kernel log count
+        return f"rejected: {first.code.value} at instruction {at}: {first.message}{more}"
 
     def proof_summary(self) -> str:
         """One line: the equivalence proof's verdict ("proven in 0.31 s", "unknown ...: why", "skipped")."""

@@ -36,7 +36,7 @@ from pybpfdsl.bpf.instruction import (
     slot_offsets,
 )
 
-__all__ = ["EM_BPF", "BpfElf", "ElfError", "ElfFunction", "ElfMap", "ElfProgram"]
+__all__ = ["EM_BPF", "BpfElf", "ElfError", "ElfFunction", "ElfMap", "ElfProgram", "ProgramNotFound"]
 
 EM_BPF = 247
 _SHF_EXECINSTR = 0x4
@@ -45,7 +45,21 @@ _MAP_SECTIONS = (".maps", "maps")
 
 
 class ElfError(ValueError):
-    """Not a BPF ELF object, or a reference inside it does not resolve."""
+    """Not a BPF ELF object (truncated, malformed, for another machine, without programs), or a
+    reference inside it does not resolve. The message says what is wrong in a user's words; it does
+    not name the file (callers that know the path put it in front)."""
+
+
+class ProgramNotFound(ElfError, KeyError):
+    """The object has no program of the name asked for (or no program at all); the message lists
+    what it has. Also a KeyError, which callers of :meth:`BpfElf.program` have always caught."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_MACHINES = {"EM_X86_64": "x86-64", "EM_AARCH64": "AArch64", "EM_386": "x86 (32-bit)", "EM_ARM": "ARM",
+             "EM_RISCV": "RISC-V", "EM_PPC64": "PowerPC 64", "EM_S390": "s390", "EM_MIPS": "MIPS"}
 
 
 @dataclass(frozen=True)
@@ -134,15 +148,58 @@ class BpfElf:
 
     def __init__(self, data: bytes) -> None:
         self.data = bytes(data)
+        if not self.data:
+            raise ElfError("not a BPF object: the file is empty")
+        if not self.data.startswith(b"\x7fELF"):
+            raise ElfError("not a BPF object: not an ELF file (it does not start with the ELF magic bytes)")
         try:
             self._elf = ELFFile(io.BytesIO(self.data))
-        except Exception as exc:  # pyelftools raises its own ELFError and others
-            raise ElfError(f"not an ELF object: {exc}") from exc
-        if self._elf.header["e_machine"] not in ("EM_BPF", EM_BPF):
-            raise ElfError(f"not a BPF object (e_machine={self._elf.header['e_machine']})")
+        except Exception as exc:  # pyelftools raises its own ELFError, struct errors and others
+            raise ElfError(f"not a BPF object: malformed or truncated ELF header ({exc})") from exc
+        machine = self._elf.header["e_machine"]
+        if machine not in ("EM_BPF", EM_BPF):
+            what = _MACHINES.get(str(machine), str(machine))
+            raise ElfError(f"not a BPF object: an ELF file for {what} ({machine}), not for BPF (EM_BPF)")
         if not self._elf.little_endian:
             raise ElfError("big-endian BPF objects are not supported")
-        self._sections: list[Any] = list(self._elf.iter_sections())
+        self._sections: list[Any] = self._read_section_headers()
+
+    def _read_section_headers(self) -> list[Any]:
+        """The section headers, each checked to lie inside the file (pyelftools reads lazily and
+        would otherwise fail later, deep inside some property, or return short data silently)."""
+        size = len(self.data)
+        header = self._elf.header
+        table_end = int(header["e_shoff"]) + int(header["e_shnum"]) * int(header["e_shentsize"])
+        if table_end > size:
+            raise ElfError(f"truncated or malformed ELF: its section headers end at byte {table_end}, "
+                           f"but the file has {size} bytes")
+        try:
+            sections = list(self._elf.iter_sections())
+        except Exception as exc:
+            raise ElfError(f"truncated or malformed ELF: cannot read its section headers ({exc})") from exc
+        for sec in sections[1:]:
+            if sec.header["sh_type"] == "SHT_NOBITS":
+                continue
+            start, length = int(sec.header["sh_offset"]), int(sec.header["sh_size"])
+            if start + length > size:
+                raise ElfError(f"truncated or malformed ELF: section {sec.name!r} (bytes {start}..{start + length}) "
+                               f"runs past the end of the file ({size} bytes)")
+        return sections
+
+    def check(self) -> BpfElf:
+        """Read everything the other methods read lazily (symbols, BTF, maps, code and relocations),
+        so that a malformed part raises :class:`ElfError` here rather than in the middle of a
+        later question. Returns ``self``."""
+        for what, read in (("symbol table", lambda: list(self._symbols())), ("BTF (.BTF)", lambda: self.btf),
+                           ("BTF line info (.BTF.ext)", lambda: self.btf_ext), ("map definitions", lambda: self.maps),
+                           ("code or relocations", lambda: self._code)):
+            try:
+                read()
+            except ElfError:
+                raise
+            except Exception as exc:
+                raise ElfError(f"malformed {what}: {exc}") from exc
+        return self
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BpfElf:
@@ -373,11 +430,33 @@ class BpfElf:
         return [f for prog in self._code.values() for f in prog.functions]
 
     def program(self, name_or_section: str) -> ElfProgram:
-        """A program by section name, or by function name (then just its code)."""
+        """A program by section name, or by function name (then just its code).
+
+        :class:`ProgramNotFound` (a KeyError) when there is none."""
         if name_or_section in self._code:
             return self._code[name_or_section]
         for prog in self._code.values():
             if any(f.name == name_or_section for f in prog.functions):
                 return prog.function(name_or_section)
         known = sorted({*self._code, *(f.name for f in self.functions)})
-        raise KeyError(f"no program or function {name_or_section!r}; have {known}")
+        raise ProgramNotFound(f"no program or function {name_or_section!r}; have {known}")
+
+    def entry_program(self, name_or_section: str | None = None) -> ElfProgram:
+        """The program ``name_or_section`` names (as :meth:`program`), or the first entry program.
+
+        :class:`ProgramNotFound` when the object has no program section, or none of that name; the
+        message lists the object's programs (or sections) so the user can choose."""
+        programs = self.programs
+        if not programs:
+            sections = ", ".join(self.section_names) or "none"
+            raise ProgramNotFound("no BPF program in the object: no executable section other than .text "
+                                  f"(its sections: {sections})")
+        if name_or_section is None:
+            return next(iter(programs.values()))
+        try:
+            return self.program(name_or_section)
+        except ProgramNotFound:
+            have = ", ".join(f"{p.section} ({p.name})" if p.name != p.section else p.section
+                             for p in programs.values())
+            raise ProgramNotFound(f"no program or function {name_or_section!r} in the object; its programs: "
+                                  f"{have}") from None

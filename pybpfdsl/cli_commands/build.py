@@ -12,6 +12,7 @@ from pybpfdsl.bpf.disasm import disassemble
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import slot_offsets
 from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, load_target
+from pybpfdsl.cli_commands.verify import finding_json
 from pybpfdsl.cli_output import Style, Table, print_json, style_for
 from pybpfdsl.program import CompiledProgram
 
@@ -44,8 +45,7 @@ def _checks_json(compiled: CompiledProgram) -> dict[str, Any]:
     report, proof = compiled.verification, compiled.proof
     verification = None if report is None else {
         "ok": report.ok, "errors": len(report.errors),
-        "findings": [{"code": f.code.value, "instruction": f.insn, "message": f.message, "error": f.is_error}
-                     for f in report.findings]}
+        "findings": [finding_json(report, f) for f in report.findings]}
     return {"verification": verification,
             "proof": {"status": proof.status, "seconds": round(proof.seconds, 4), "reason": proof.reason,
                       "stats": proof.stats, "cached": proof.stats.get("cache") == "hit",

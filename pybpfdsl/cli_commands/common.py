@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType, TracebackType
 
+from pybpfdsl.bpf.elf import BpfElf, ElfError, ElfProgram, ProgramNotFound
 from pybpfdsl.program import XdpProgram
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "CliError", "Target", "load_target", "parse_target"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "CliError", "ObjectFile", "Target", "is_object_target", "load_object",
+           "load_target", "parse_target"]
 
 EXIT_FAILURE = 1
 """A user or program error: the program does not compile, the kernel refused it, a file is unreadable."""
 EXIT_USAGE = 2
-"""The command line is wrong: unknown or missing program, malformed argument."""
+"""The command line is wrong: unknown or missing program, malformed argument, a file that is not a BPF
+object where one is expected."""
 
 
 class CliError(Exception):
@@ -172,6 +175,50 @@ def load_target(spec: str) -> Target:
 
 def _all_programs(module: ModuleType) -> list[tuple[str, XdpProgram]]:
     return [(v, p) for v, p in vars(module).items() if isinstance(p, XdpProgram)]
+
+
+@dataclass(frozen=True)
+class ObjectFile:
+    """A BPF object FILE.o, read and checked, and the program --section chose (the first by default)."""
+
+    path: Path
+    data: bytes
+    elf: BpfElf
+    program: ElfProgram
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name}:{self.program.name}"
+
+
+def is_object_target(spec: str) -> bool:
+    """Whether FILE[:FUNC] names a BPF object rather than a Python file: an existing file that is not
+    `.py` (an ELF, or something that should have been one), or any `.o` path."""
+    path = Path(spec)
+    return path.suffix == ".o" or (path.suffix != ".py" and path.is_file())
+
+
+def load_object(spec: str, section: str | None = None) -> ObjectFile:
+    """Read and check the BPF object at `spec` and choose its program `section` (a section or function
+    name; the first entry program when None). Every problem is a one-line CliError naming the file:
+    missing, unreadable, truncated, malformed, for another machine, or without that program."""
+    path = Path(spec)
+    if path.is_dir():
+        raise CliError(f"{path}: is a directory, expected a BPF object file", EXIT_USAGE)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file", EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}", EXIT_USAGE) from None
+    try:
+        elf = BpfElf.from_bytes(data).check()
+        program = elf.entry_program(section)
+    except ProgramNotFound as exc:
+        raise CliError(f"{path}: {exc}", EXIT_USAGE) from None
+    except ElfError as exc:
+        raise CliError(f"{path}: {exc}", EXIT_USAGE) from None
+    return ObjectFile(path, data, elf, program)
 
 
 def positive_int(text: str) -> int:

@@ -3,48 +3,50 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pybpfdsl.cli_commands.common import CliError, load_target
+from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, is_object_target, load_object, load_target
 from pybpfdsl.cli_output import print_json, style_for
 
-__all__ = ["cmd_verify"]
+if TYPE_CHECKING:
+    from pybpfdsl.verify.analysis.api import VerifierReport
+    from pybpfdsl.verify.analysis.checks import VerifierFinding
+
+__all__ = ["cmd_verify", "finding_json"]
+
+
+def finding_json(report: VerifierReport, f: VerifierFinding) -> dict[str, Any]:
+    """A finding for --json: "instruction" is the 8-byte slot (as llvm-objdump and the kernel log count;
+    -1 for the whole program), "source" the Python or C line it came from."""
+    from pybpfdsl.verify.analysis.explain import instruction_slot, source_line
+
+    at = instruction_slot(report, f.insn)
+    return {"code": f.code.value, "instruction": at, "message": f.message, "error": f.is_error,
+            "source": source_line(report, f.insn) if f.insn >= 0 else None}
 
 
 def _report(args: argparse.Namespace) -> tuple[str, Any]:
-    from pybpfdsl.verify.analysis.api import verify_object, verify_program
+    from pybpfdsl.verify.analysis.api import verify_elf_program, verify_program
 
     spec: str = args.target
-    path = Path(spec.split(":", 1)[0])
-    if path.suffix == ".py" or (":" in spec and not path.is_file()):
+    if not is_object_target(spec):
         if args.section:
-            raise CliError("--section applies to object files; name a DSL program as FILE.py:FUNC")
+            raise CliError("--section applies to object files; name a DSL program as FILE.py:FUNC", EXIT_USAGE)
         target = load_target(spec)
         # Only the safety verifier's verdict is asked for: no proof, and no second verification here.
         compiled = target.program.compile(prove=False, verify=False)
         return target.label, verify_program(compiled, check_division=args.check_division)
-    try:
-        data = Path(spec).read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {spec}: {exc.strerror or exc}", code=2) from None
-    try:
-        return f"{Path(spec).name}" + (f":{args.section}" if args.section else ""), verify_object(
-            data, args.section, check_division=args.check_division)
-    except KeyError as exc:
-        raise CliError(f"{spec}: no program {args.section or ''} in the object ({exc})", code=2) from None
-    except ValueError as exc:  # not an ELF / not BPF
-        raise CliError(f"{spec}: not a BPF object: {exc}", code=2) from None
+    obj = load_object(spec, args.section)
+    return obj.label, verify_elf_program(obj.elf, obj.program, obj.data, check_division=args.check_division)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     label, report = _report(args)
     if args.json:
         print_json({
-            "program": label, "ok": report.ok, "instructions": len(report.instructions),
+            "program": label, "ok": report.ok, "instructions": sum(i.slots for i in report.instructions),
             "processed": report.processed, "seconds": round(report.seconds, 6),
-            "findings": [{"code": f.code.value, "instruction": f.insn, "message": f.message,
-                          "error": f.is_error} for f in report.findings],
+            "findings": [finding_json(report, f) for f in report.findings],
         })
         return 0 if report.ok else 1
     st = style_for()
@@ -52,7 +54,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(report.explain())
     if report.ok:
         warnings = len(report.findings)
-        print(f"{st.ok('verified')} {label}: {len(report.instructions)} instructions, "
+        print(f"{st.ok('verified')} {label}: {sum(i.slots for i in report.instructions)} instructions, "
               f"{report.processed} states processed in {report.seconds * 1000:.1f} ms"
               + (f", {warnings} warnings" if warnings else ""))
         if warnings:

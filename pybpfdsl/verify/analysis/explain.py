@@ -5,6 +5,11 @@ is about with their abstract values (type and range, VeRefine-style ``packet+[0,
 then walks the use-def chain the analysis recorded (``State.defs``) back through the instructions
 that produced those values, each with its own line and operand values — from the symptom to the
 cause, usually a missing or weaker-than-needed check a few lines earlier.
+
+Instruction numbers shown to the user are 8-byte slots (an ``lddw`` takes two), the numbers
+``llvm-objdump -d``, ``pybpfdsl disasm`` and the kernel's verifier log use; the analysis itself indexes
+the instruction list (an ``lddw`` counts once), so the conversion happens here, at display time.
+An ``lddw`` of a map shows the map's name (``r1 = map[counters] ll``), as ``pybpfdsl disasm`` does.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pybpfdsl.bpf.disasm import format_instruction
-from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import AtomicOp, Kind, Source, source
 from pybpfdsl.verify.analysis.checks import Sink, VerifierFinding
 from pybpfdsl.verify.analysis.state import State
@@ -22,7 +27,7 @@ from pybpfdsl.verify.analysis.values import describe
 if TYPE_CHECKING:
     from pybpfdsl.verify.analysis.api import VerifierReport
 
-__all__ = ["format_finding", "format_listing", "format_report", "registers_of", "source_line"]
+__all__ = ["format_finding", "format_listing", "format_report", "instruction_slot", "registers_of", "source_line"]
 
 CHAIN_DEPTH = 6
 CHAIN_WIDTH = 3
@@ -63,18 +68,52 @@ def registers_of(insn: Instruction) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def source_line(report: VerifierReport, idx: int) -> str | None:
-    """``file:line: text`` of the Python (or C) line instruction ``idx`` came from."""
+    """``file:line: text`` of the Python (or C) line instruction ``idx`` came from (None for code
+    the compiler made up, which line info marks with line 0)."""
     best = None
     for li in report.line_info:
         if li.insn_index <= idx and (best is None or li.insn_index >= best.insn_index):
             best = li
-    if best is None:
+    if best is None or best.line == 0:
         return None
     return f"{best.file}:{best.line}: {best.text.strip()}"
 
 
-def _insn_text(report: VerifierReport, idx: int) -> str:
-    return f"{idx}: {format_instruction(report.instructions[idx])}"
+def instruction_slot(report: VerifierReport, idx: int) -> int:
+    """The number the user reads for instruction ``idx`` of ``report.instructions``: its 8-byte slot,
+    as ``llvm-objdump -d`` and the kernel's log count (-1, a whole-program finding, stays -1)."""
+    if not 0 <= idx < len(report.instructions):
+        return idx
+    return slot_offsets(report.instructions[:idx + 1])[idx]
+
+
+def _map_relocations(report: VerifierReport) -> dict[int, Relocation]:
+    """What each map ``lddw`` refers to, as relocations (so the disassembler prints the map's name)."""
+    if report.analysis is None:
+        return {}
+    slots = slot_offsets(report.instructions)
+    out: dict[int, Relocation] = {}
+    for idx, (info, offset) in report.analysis.env.map_refs.items():
+        if not 0 <= idx < len(slots):
+            continue
+        if offset is None:
+            out[idx] = Relocation(idx, slots[idx], info.name, RelocKind.MAP, ".maps")
+        else:  # a pointer into global data (.bss, .data, .rodata): section and offset
+            out[idx] = Relocation(idx, slots[idx], info.name, RelocKind.DATA, info.name, offset)
+    return out
+
+
+class _Text:
+    """Instruction text as the user reads it: slot numbers and map names, computed once per report."""
+
+    def __init__(self, report: VerifierReport) -> None:
+        self.report = report
+        self.slots = slot_offsets(report.instructions)
+        self.relocations = _map_relocations(report)
+
+    def insn(self, idx: int) -> str:
+        text = format_instruction(self.report.instructions[idx], self.relocations.get(idx))
+        return f"{self.slots[idx]}: {text}"
 
 
 def _values(state: State | None, regs: tuple[int, ...]) -> str:
@@ -83,7 +122,7 @@ def _values(state: State | None, regs: tuple[int, ...]) -> str:
     return ", ".join(f"r{r}={describe(state.regs[r])}" for r in dict.fromkeys(regs))
 
 
-def _chain(report: VerifierReport, idx: int, regs: tuple[int, ...]) -> list[str]:
+def _chain(report: VerifierReport, text_of: _Text, idx: int, regs: tuple[int, ...]) -> list[str]:
     """The instructions that produced ``regs`` at ``idx``, and theirs in turn (breadth-first, bounded)."""
     analysis = report.analysis
     if analysis is None:
@@ -103,7 +142,7 @@ def _chain(report: VerifierReport, idx: int, regs: tuple[int, ...]) -> list[str]
             reads, _ = registers_of(report.instructions[site])
             pre = analysis.pre.get(site)
             where = source_line(report, site)
-            text = "  " * depth + f"r{reg} <- {_insn_text(report, site)}"
+            text = "  " * depth + f"r{reg} <- {text_of.insn(site)}"
             if reads:
                 text += f"    [{_values(pre, reads)}]"
             if where:
@@ -117,14 +156,15 @@ def format_finding(report: VerifierReport, f: VerifierFinding) -> str:
     head = f"error[{f.code.value}]" if f.is_error else f"warning[{f.code.value}]"
     if f.insn < 0:
         return f"{head} in {report.name}: {f.message}"
-    out = [f"{head} at instruction {_insn_text(report, f.insn)}", f"  {f.message}"]
+    text_of = _Text(report)
+    out = [f"{head} at instruction {text_of.insn(f.insn)}", f"  {f.message}"]
     where = source_line(report, f.insn)
     if where:
         out.append(f"  --> {where}")
     state = report.analysis.pre.get(f.insn) if report.analysis else None
     if f.registers and state is not None:
         out.append(f"  registers: {_values(state, f.registers)}")
-        chain = _chain(report, f.insn, f.registers)
+        chain = _chain(report, text_of, f.insn, f.registers)
         if chain:
             out.append("  produced by:")
             out.extend("  " + c for c in chain)
@@ -134,7 +174,8 @@ def format_finding(report: VerifierReport, f: VerifierFinding) -> str:
 def format_report(report: VerifierReport, limit: int = 5) -> str:
     if report.ok:
         warn = [format_finding(report, f) for f in report.findings]
-        return "\n".join([f"{report.name}: safe ({len(report.instructions)} instructions, "
+        slots = sum(i.slots for i in report.instructions)
+        return "\n".join([f"{report.name}: safe ({slots} instructions, "
                           f"{report.seconds * 1000:.1f} ms)", *warn])
     errs = report.errors
     parts = [f"{report.name}: {len(errs)} problem(s) found by the userspace verifier"]
@@ -150,6 +191,7 @@ def format_listing(report: VerifierReport) -> str:
     out: list[str] = []
     last_line = None
     sink = Sink()
+    text_of = _Text(report)
     for idx, insn in enumerate(report.instructions):
         where = source_line(report, idx)
         if where != last_line and where is not None:
@@ -159,7 +201,7 @@ def format_listing(report: VerifierReport) -> str:
         reads, writes = registers_of(insn)
         if insn.kind == Kind.CALL:
             reads = ()
-        text = f"{_insn_text(report, idx):<40}"
+        text = f"{text_of.insn(idx):<40}"
         if analysis is None:
             out.append(text + " ; not analysed")
             continue

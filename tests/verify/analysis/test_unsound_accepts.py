@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from pybpfdsl.bpf.elf import BpfElf
-from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object, verify_program
 from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS
@@ -52,7 +52,8 @@ def assert_refused_at(report: VerifierReport, insn: int, code: Code, words: str)
     assert not report.ok, "verified, but the kernel refuses it"
     at = [f for f in report.errors if f.insn == insn]
     assert any(f.code == code and words in f.message for f in at), report.format()
-    assert f"at instruction {insn}:" in report.format()
+    slot = slot_offsets(report.instructions)[insn]  # the message counts 8-byte slots, as the kernel's log
+    assert f"at instruction {slot}:" in report.format()
 
 
 def assert_kernel_refuses(insns: list[Instruction], map_insns: tuple[int, ...], says: str) -> None:
