@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["HELPER_SIGNATURES", "Arg", "HelperSig", "Ret"]
+__all__ = ["HELPER_MAP_TYPES", "HELPER_SIGNATURES", "MAP_TYPE_NAMES", "NO_VALUE_ACCESS_MAP_TYPES", "Arg",
+           "HelperSig", "Ret", "map_type_name"]
 
 
 class Arg(enum.Enum):
@@ -21,6 +22,7 @@ class Arg(enum.Enum):
     VALUE = "value"  #: readable memory of the map's value size
     MEM = "mem"  #: readable memory whose size is the next argument
     UNINIT_MEM = "uninit_mem"  #: writable memory whose size is the next argument (need not be initialised)
+    RW_MEM = "rw_mem"  #: memory the helper reads and writes (initialised, writable; its contents unknown after)
     SIZE = "size"  #: the size of the previous memory argument: a bounded scalar
     SIZE_OR_ZERO = "size_or_zero"
     CTX = "ctx"  #: the unmodified context pointer
@@ -33,6 +35,7 @@ class Ret(enum.Enum):
     MAP_VALUE_OR_NULL = "map_value_or_null"
     XDP_ACTION = "xdp_action"  #: an XDP action in [XDP_ABORTED, XDP_REDIRECT] (the redirect helpers in XDP)
     VOID = "void"  #: r0 is left uninitialised
+    TAIL_CALL = "tail_call"  #: void; execution continues after the call only when the tail call fails
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,15 @@ HELPER_SIGNATURES: dict[int, HelperSig] = {
     6: _sig("bpf_trace_printk", Ret.SCALAR, Arg.MEM, Arg.SIZE),  # the kernel declares only the format args
     7: _sig("bpf_get_prandom_u32", Ret.U32),
     8: _sig("bpf_get_smp_processor_id", Ret.U32),
+    12: _sig("bpf_tail_call", Ret.TAIL_CALL, Arg.CTX, Arg.MAP, Arg.SCALAR),
     23: _sig("bpf_redirect", Ret.XDP_ACTION, Arg.SCALAR, Arg.SCALAR),  # XDP_REDIRECT, or XDP_ABORTED
+    25: _sig("bpf_perf_event_output", Ret.SCALAR, Arg.CTX, Arg.MAP, Arg.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO),
     28: _sig("bpf_csum_diff", Ret.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.SCALAR),
     42: _sig("bpf_get_numa_node_id", Ret.U32),
     44: _sig("bpf_xdp_adjust_head", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
     51: _sig("bpf_redirect_map", Ret.XDP_ACTION, Arg.MAP, Arg.SCALAR, Arg.SCALAR),  # or flags' low bits
     54: _sig("bpf_xdp_adjust_meta", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
+    69: _sig("bpf_fib_lookup", Ret.SCALAR, Arg.CTX, Arg.RW_MEM, Arg.SIZE, Arg.SCALAR),
     65: _sig("bpf_xdp_adjust_tail", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
     118: _sig("bpf_jiffies64", Ret.SCALAR),
     125: _sig("bpf_ktime_get_boot_ns", Ret.SCALAR),
@@ -75,6 +81,43 @@ HELPER_SIGNATURES: dict[int, HelperSig] = {
 }
 """Helper id → signature."""
 
-LOOKUP_MAP_TYPES = frozenset({1, 2, 5, 6, 9, 10})
-"""hash, array, percpu hash/array, LRU hash, LRU percpu hash: map types whose lookups give values."""
-RINGBUF_MAP_TYPE = 27
+HASH, ARRAY, PROG_ARRAY, PERF_EVENT_ARRAY, PERCPU_HASH, PERCPU_ARRAY = 1, 2, 3, 4, 5, 6
+LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE, ARRAY_OF_MAPS, HASH_OF_MAPS = 9, 10, 11, 12, 13
+DEVMAP, CPUMAP, XSKMAP, DEVMAP_HASH, RINGBUF = 14, 16, 17, 25, 27
+
+MAP_TYPE_NAMES = {
+    HASH: "hash", ARRAY: "array", PROG_ARRAY: "prog_array", PERF_EVENT_ARRAY: "perf_event_array",
+    PERCPU_HASH: "percpu_hash", PERCPU_ARRAY: "percpu_array", LRU_HASH: "lru_hash", LRU_PERCPU_HASH: "lru_percpu_hash",
+    LPM_TRIE: "lpm_trie", ARRAY_OF_MAPS: "array_of_maps", HASH_OF_MAPS: "hash_of_maps", DEVMAP: "devmap",
+    CPUMAP: "cpumap", XSKMAP: "xskmap", DEVMAP_HASH: "devmap_hash", RINGBUF: "ringbuf",
+}
+
+
+def map_type_name(map_type: int) -> str:
+    return MAP_TYPE_NAMES.get(map_type, f"type {map_type}")
+
+
+_DATA_MAPS = frozenset({HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE})
+_REDIRECT_MAPS = frozenset({DEVMAP, DEVMAP_HASH, CPUMAP, XSKMAP})
+
+HELPER_MAP_TYPES: dict[int, frozenset[int]] = {
+    1: _DATA_MAPS | {DEVMAP, DEVMAP_HASH, XSKMAP},  # not cpumap, prog/perf arrays, ring buffers
+    2: _DATA_MAPS,  # devmaps are read-only for programs ("write into map forbidden"), xsk/cpu maps refuse
+    3: _DATA_MAPS,
+    12: frozenset({PROG_ARRAY}),
+    25: frozenset({PERF_EVENT_ARRAY}),
+    51: _REDIRECT_MAPS,
+    130: frozenset({RINGBUF}),
+    195: frozenset({PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}),
+}
+"""Helper id → the map types the kernel lets it take (its ``check_map_func_compatibility``, both
+directions), as this machine's kernel answered for an XDP program (tests/verify/analysis/test_map_types.py).
+Maps of maps are left out of the lookup (the inner map is not modelled): refused, never wrongly accepted."""
+
+NO_VALUE_ACCESS_MAP_TYPES = frozenset({DEVMAP, DEVMAP_HASH, XSKMAP})
+"""Map types whose lookup gives a pointer-or-NULL the program may test but whose target is not modelled
+(a read-only device entry, an ``xdp_sock``): every access through it is refused."""
+
+LOOKUP_MAP_TYPES = HELPER_MAP_TYPES[1]
+"""Map types whose lookups give a pointer (value, device entry, socket) or NULL."""
+RINGBUF_MAP_TYPE = RINGBUF

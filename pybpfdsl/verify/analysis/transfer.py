@@ -505,7 +505,12 @@ def _mem_arg(s: State, v: Value, nbytes_lo: int, nbytes_hi: int, need_init: bool
     return f"{v} is not a pointer to memory"
 
 
-def _check_args(env: Env, idx: int, sig: hp.HelperSig, s: State, sink: Sink) -> tuple[State, MapInfo | None]:
+def _type_list(types: frozenset[int]) -> str:
+    return ", ".join(hp.map_type_name(t) for t in sorted(types))
+
+
+def _check_args(env: Env, idx: int, helper: int, sig: hp.HelperSig, s: State,
+                sink: Sink) -> tuple[State, MapInfo | None]:
     the_map: MapInfo | None = None
     for i, kind in enumerate(sig.args):
         r = i + 1
@@ -517,8 +522,10 @@ def _check_args(env: Env, idx: int, sig: hp.HelperSig, s: State, sink: Sink) -> 
         if kind == hp.Arg.MAP:
             if isinstance(v, MapPtr):
                 the_map = v.map
-                if sig.ret == hp.Ret.MAP_VALUE_OR_NULL and v.map.map_type not in hp.LOOKUP_MAP_TYPES:
-                    problem = f"map {v.map.name} (type {v.map.map_type}) does not support lookups"
+                allowed = hp.HELPER_MAP_TYPES.get(helper)
+                if allowed is not None and v.map.map_type not in allowed:
+                    problem = (f"map {v.map.name} is a {hp.map_type_name(v.map.map_type)} map, which {sig.name} "
+                               f"does not take (it takes {_type_list(allowed)})")
             else:
                 problem = f"expected a map, got {v}"
         elif kind in (hp.Arg.KEY, hp.Arg.VALUE):
@@ -527,22 +534,28 @@ def _check_args(env: Env, idx: int, sig: hp.HelperSig, s: State, sink: Sink) -> 
             else:
                 n = the_map.key_size if kind == hp.Arg.KEY else the_map.value_size
                 problem = _mem_arg(s, v, n, n, need_init=True, allow_uninit=env.allow_uninit_stack)
-        elif kind in (hp.Arg.MEM, hp.Arg.UNINIT_MEM):
+        elif kind in (hp.Arg.MEM, hp.Arg.UNINIT_MEM, hp.Arg.RW_MEM):
             sz = s.regs[r + 1]
             if not isinstance(sz, ScalarValue):
                 problem = f"the size argument r{r + 1} is not a number"
             elif sz.value.u64.hi > stk.STACK_SIZE * 128:
                 problem = f"the size argument r{r + 1} ({sz}) is unbounded"
             else:
-                problem = _mem_arg(s, v, sz.value.u64.lo, sz.value.u64.hi, need_init=kind == hp.Arg.MEM,
+                problem = _mem_arg(s, v, sz.value.u64.lo, sz.value.u64.hi, need_init=kind != hp.Arg.UNINIT_MEM,
                                    allow_uninit=env.allow_uninit_stack)
-                if problem is None and kind == hp.Arg.UNINIT_MEM and isinstance(v, StackPtr):
+                if problem is None and kind == hp.Arg.RW_MEM:
+                    problem = _mem_arg(s, v, sz.value.u64.lo, sz.value.u64.hi, need_init=False)
+                if problem is None and kind != hp.Arg.MEM and isinstance(v, StackPtr):
                     base = v.off.const_value
                     nbytes = sz.value.const_value
                     if base is not None and nbytes is not None:
                         cs = base - (1 << 64) if base >= 1 << 63 else base
                         for off in range(cs, min(cs + nbytes, 0)):
                             s = replace(s, stack=stk.write(s.stack, off, 1, None))
+                    else:  # written somewhere in the range the pointer and size allow: all unknown now
+                        lo = v.off.s64.lo
+                        hi = v.off.s64.hi + sz.value.u64.hi
+                        s = replace(s, stack=stk.write_unknown_range(s.stack, max(lo, -stk.STACK_SIZE), min(hi, 0)))
         elif kind in (hp.Arg.SIZE, hp.Arg.SIZE_OR_ZERO):
             if not isinstance(v, ScalarValue):
                 problem = f"expected a size, got {v}"
@@ -575,17 +588,20 @@ def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
             sink.report(Code.UNKNOWN_HELPER, idx, f"helper #{insn.imm} is not in the helper table")
     ret: Value = TOP
     if sig is not None:
-        s, the_map = _check_args(env, idx, sig, s, sink)
+        s, the_map = _check_args(env, idx, insn.imm, sig, s, sink)
         if sig.changes_packet:
             s = _invalidate_packet(s)
         if sig.ret == hp.Ret.MAP_VALUE_OR_NULL and the_map is not None:
             s = unlink_null_id(s, idx)
+            if the_map.map_type in hp.NO_VALUE_ACCESS_MAP_TYPES:
+                # A device entry or socket: the program may test it for NULL, nothing more is modelled.
+                the_map = replace(the_map, value_size=0)
             ret = MapValueOrNull(the_map, _const(0), idx)
         elif sig.ret == hp.Ret.U32:
             ret = _sized(4)
         elif sig.ret == hp.Ret.XDP_ACTION:
             ret = ScalarValue(cc.urange(0, 4))
-        elif sig.ret == hp.Ret.VOID:
+        elif sig.ret in (hp.Ret.VOID, hp.Ret.TAIL_CALL):
             ret = UNINIT
     for r in range(1, 6):
         s = s.set_reg(r, UNINIT, idx)
