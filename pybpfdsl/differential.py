@@ -17,16 +17,20 @@ which programs need this.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.interpret import Environment, run_program
 from pybpfdsl.lang.helpers import HelperSource, use_helpers
 from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.program import XdpProgram
+from pybpfdsl.runtime.state_binding import sum_raw
 
 Snapshot = dict[str, object]
 
@@ -41,14 +45,21 @@ class Step:
 
 
 def snapshot(state: dict[str, StateObject]) -> Snapshot:
-    """Raw values of every state object (per-CPU arrays summed over CPUs; a ring buffer: the records
-    emitted so far and not polled, which a kernel's ring buffer gives up to the Python side)."""
+    """Raw values of every state object (per-CPU arrays summed over CPUs, field by field for a Struct;
+    a ring buffer: the records emitted so far and not polled, which a kernel's ring buffer gives up to
+    the Python side)."""
     out: Snapshot = {}
     for name, obj in sorted(state.items()):
         if isinstance(obj, Global):
             out[name] = obj.raw_get()
         elif isinstance(obj, PerCpuArray):
-            out[name] = {k: obj[k] for k in range(obj.max_entries)}
+            # Which CPU a kernel test run uses is not ours to choose, and Python lists the copies of the
+            # CPUs it simulated while the kernel lists every possible CPU: compare totals over CPUs.
+            if isinstance(obj.value_type, ScalarType):
+                out[name] = {k: obj[k] for k in range(obj.max_entries)}
+            else:
+                out[name] = {k: sum_raw([v for v in obj.per_cpu(k) if isinstance(v, Struct)], obj.value_type)
+                             for k in range(obj.max_entries)}
         elif isinstance(obj, BpfMap):
             entries: dict[RawValue, RawValue | None] = {k: obj.raw_lookup(k) for k in obj.raw_keys()}
             out[name] = dict(sorted(entries.items(), key=lambda kv: repr(kv[0])))
@@ -101,11 +112,27 @@ def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
     """The kernel (BPF_PROG_TEST_RUN) on each packet in turn, with the state objects bound to its maps."""
     state = prog.lower().state
     steps = []
-    with prog.load() as loaded:
+    with prog.load() as loaded, _one_cpu():
         for p in packets:
             result = loaded.run(p)
             steps.append(Step(result.action, result.packet, snapshot(state)))
     return steps
+
+
+@contextmanager
+def _one_cpu() -> Iterator[None]:
+    """Keep this thread on one CPU: a test run executes on the caller's CPU, and a program reading a
+    per-CPU map must see the copy the previous packets wrote, as in pure Python."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    allowed = os.sched_getaffinity(0)
+    cpus = sorted(allowed)
+    os.sched_setaffinity(0, {cpus[os.getpid() % len(cpus)]})  # spread parallel test processes
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def _environment(program: n.Program, state: dict[str, StateObject]) -> Environment:
