@@ -1,19 +1,25 @@
 """The `pybpfdsl` command line: compile, inspect, run and attach `@xdp` programs without a Python shell.
 
     pybpfdsl compile FILE[:FUNC] -o out.o      a standard BPF object (libbpf, bpftool, ip link), verified and proved
-    pybpfdsl disasm FILE[:FUNC]                bytecode, each group under its Python line
+    pybpfdsl disasm FILE[:FUNC] | OBJ.o        bytecode, each group under its Python (or C) line
     pybpfdsl ir FILE[:FUNC]                    the DSL's IR (or --llvm)
-    pybpfdsl run FILE:FUNC --packet HEX        run in the kernel (BPF_PROG_TEST_RUN) or --python
-    pybpfdsl maps FILE:FUNC                    the program's Globals and maps as loaded into the kernel
+    pybpfdsl run FILE:FUNC|OBJ.o --packet HEX  run in the kernel (BPF_PROG_TEST_RUN) or --python
+    pybpfdsl maps FILE:FUNC | OBJ.o            the program's Globals and maps as loaded into the kernel
     pybpfdsl attach FILE:FUNC DEV              attach to an interface, show live state until Ctrl-C
     pybpfdsl detach DEV                        remove the XDP program from an interface
     pybpfdsl status [DEV]                      which XDP programs are attached where
     pybpfdsl prove A.o B.o [--section S]       Z3 proof that two BPF objects are equivalent
+    pybpfdsl verify FILE[:FUNC] | OBJ.o        pybpfdsl's own safety verifier
+
+`disasm`, `run`, `maps`, `verify` and `prove` also take BPF object files (clang's too; `--section`
+chooses a program); instruction numbers everywhere are 8-byte slots, as llvm-objdump and the kernel
+log count them.
 
 Exit codes: 0 success, 1 the program or an input is wrong (compile error, verifier rejection, a proof
-that is not "proven", unreadable file), 2 the command line is wrong (unknown program, malformed
-argument). User errors print a diagnostic, not a traceback; `--debug` adds the traceback of unexpected
-errors.
+that is not "proven", a pcap that cannot be read), 2 the command line is wrong (unknown program,
+malformed argument, a file that is missing or is not a BPF object where one is expected: truncated,
+malformed, for another machine, without programs). User errors print a diagnostic, not a traceback;
+`--debug` adds the traceback of unexpected errors.
 
 Which commands prove (Z3, bytecode against IR): `compile`, `attach` and `prove`. `ir`, `disasm`,
 `verify`, `run` and `maps` only compile (and load, for a test run): they show or run the program and
@@ -37,6 +43,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 _TARGET_HELP = ("the Python file and, after a colon, the @xdp function (or program) name; FUNC may be left "
                 "out when the file defines exactly one program")
+_TARGET_OR_OBJECT_HELP = _TARGET_HELP + "; or a BPF object file (clang's too), with --section to choose a program"
+_SECTION_HELP = "in an object file, the program (section or function name; default: {default})"
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -112,12 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
         Disassemble the compiled program in the kernel verifier's syntax. Before the first instruction
         of each new Python line, that line is shown as `; <source>  (file.py:LINE)`, taken from the
         object's BTF line info. The index is the instruction slot (lddw takes two), as in the verifier
-        log.""", [
+        log and llvm-objdump; a map is shown by name (`r1 = map[counters] ll`). Also disassembles a
+        BPF object file (clang's too): every program in it, or the one --section names, under its C
+        lines when the object has line info (-g).""", [
         "pybpfdsl disasm filter.py",
         "pybpfdsl disasm filter.py:drop_telnet --no-source",
         "pybpfdsl disasm filter.py --json | jq '.[] | select(.line == 12)'",
+        "pybpfdsl disasm prog.o --section xdp",
     ], "disasm")
-    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    p.add_argument("target", metavar="FILE[:FUNC] | OBJECT.o", help=_TARGET_OR_OBJECT_HELP)
+    p.add_argument("--section", help=_SECTION_HELP.format(default="every program"))
     p.add_argument("--no-source", dest="source", action="store_false", help="leave out the Python lines")
     p.add_argument("--cpu", choices=("v1", "v2", "v3", "v4"), help="BPF ISA version (default: the program's)")
     _json_flag(p, "a list of {index, text, line} records")
@@ -138,12 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
         Run the program on each packet with BPF_PROG_TEST_RUN: the action and the time come from the
         kernel, and a packet the program changed is reported as modified. With --python the same
         function runs in pure Python with the DSL's semantics instead (no kernel needed). State
-        starts from the values the file declares.""", [
+        starts from the values the file declares. A BPF object file (clang's too) is loaded as libbpf
+        loads it and its XDP program (the first, or the one --section names) runs in the kernel.""", [
         "pybpfdsl run filter.py:drop_telnet --packet 00112233445566778899aabb0800450000...",
         "pybpfdsl run filter.py --pcap capture.pcap --repeat 1000",
         "pybpfdsl run filter.py --pcap capture.pcap --python --state --json",
+        "pybpfdsl run prog.o --section xdp --pcap capture.pcap --state",
     ], "run")
-    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    p.add_argument("target", metavar="FILE[:FUNC] | OBJECT.o", help=_TARGET_OR_OBJECT_HELP)
+    p.add_argument("--section", help=_SECTION_HELP.format(default="the first XDP program"))
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--packet", metavar="HEX", action="append",
                      help="a packet as hex, from the Ethernet header on (spaces and colons allowed); repeatable")
@@ -158,12 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
         Compile and load the program, then list its state objects as the kernel holds them: each
         Global's value and each map's entries (zero elements of arrays are left out unless --all).
         With --pinned PATH, read a map pinned in bpffs instead: keys and values are shown as hex,
-        or decoded when FILE[:FUNC] is also given and has a map of that name.""", [
+        or decoded when FILE[:FUNC] is also given and has a map of that name. A BPF object file
+        (clang's too) is loaded as libbpf loads it; its global variables (by symbol) and maps are
+        shown with keys and values of 1, 2, 4 or 8 bytes as numbers (little-endian), others as hex.""", [
         "pybpfdsl maps examples/per_source_counters.py",
+        "pybpfdsl maps prog.o --all",
         "pybpfdsl maps --pinned /sys/fs/bpf/counters",
         "pybpfdsl maps filter.py:drop_telnet --pinned /sys/fs/bpf/drop_telnet/seen --json",
     ], "maps")
-    p.add_argument("target", metavar="FILE[:FUNC]", nargs="?", help=_TARGET_HELP)
+    p.add_argument("target", metavar="FILE[:FUNC] | OBJECT.o", nargs="?", help=_TARGET_OR_OBJECT_HELP)
     p.add_argument("--pinned", metavar="PATH", help="read the map pinned at PATH instead")
     p.add_argument("--all", action="store_true", help="list zero array elements too")
     _json_flag(p, "the state")
@@ -223,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         Run the userspace safety verifier (abstract interpretation: packet and map-value bounds, null
         checks, stack initialisation, pointer rules, helper arguments, exit values, loop bounds) on a DSL
         program or on any BPF object, clang-built ones too. Errors name the instruction, the Python (or C)
-        source line, the registers with their abstract values and the instructions that produced them.
+        source line, the registers with their abstract values and the instructions that produced them;
+        instructions are numbered by 8-byte slot (lddw takes two), as llvm-objdump and the kernel log do.
         --explain prints every instruction with the types and ranges of the registers it reads and
         writes. Exit status 0 when safe, 1 when rejected.""", [
         "pybpfdsl verify filter.py:drop_telnet",

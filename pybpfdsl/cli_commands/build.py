@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import linecache
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pybpfdsl.bpf.disasm import disassemble
-from pybpfdsl.bpf.elf import BpfElf
+from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import slot_offsets
-from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, load_target
+from pybpfdsl.cli_commands.common import EXIT_FAILURE, EXIT_USAGE, CliError, is_object_target, load_object, load_target
 from pybpfdsl.cli_commands.verify import finding_json
 from pybpfdsl.cli_output import Style, Table, print_json, style_for
 from pybpfdsl.program import CompiledProgram
@@ -111,10 +112,15 @@ def _print_refusal(failed: list[str], out: str) -> None:
 def disasm_records(compiled: CompiledProgram) -> list[dict[str, Any]]:
     """One record per instruction: slot index, text, opcode, and the Python line it came from (or None)."""
     elf = BpfElf.from_bytes(compiled.elf)
-    prog = elf.program(compiled.name)
+    file_lines = {i + 1: t for i, t in enumerate(compiled.lowered.source.file_lines)}
+    return _records(elf.program(compiled.name), file_lines)
+
+
+def _records(prog: ElfProgram, file_lines: Mapping[int, str]) -> list[dict[str, Any]]:
+    """The records of one program's code; `source` is set on the first instruction of each line (from the
+    line info's text, or else `file_lines` or the file itself)."""
     texts = disassemble(prog.instructions, prog.relocations)
     infos = sorted(prog.line_info, key=lambda li: li.insn_index)
-    file_lines = {i + 1: t for i, t in enumerate(compiled.lowered.source.file_lines)}
     records: list[dict[str, Any]] = []
     k = 0
     current: Any = None
@@ -139,25 +145,59 @@ def disasm_records(compiled: CompiledProgram) -> list[dict[str, Any]]:
     return records
 
 
+def _object_programs(args: argparse.Namespace) -> list[ElfProgram]:
+    """The programs `disasm FILE.o` shows: the one --section names, else every executable section (entry
+    programs, then .text with the subprograms), as llvm-objdump -d does."""
+    if args.cpu:
+        raise CliError("--cpu applies to Python programs; an object file is disassembled as it is", EXIT_USAGE)
+    obj = load_object(args.target, args.section)
+    if args.section:
+        return [obj.program]
+    text = obj.elf.text
+    return [*obj.elf.programs.values(), *([text] if text is not None and text.instructions else [])]
+
+
+def _listing(records: list[dict[str, Any]], st: Style, source: bool, labels: Mapping[int, str]) -> list[str]:
+    width = len(str(records[-1]["index"])) if records else 1
+    out: list[str] = []
+    last_line: int | None = None
+    for r in records:
+        if r["index"] in labels:
+            out.append(f"<{labels[r['index']]}>:")
+        if "source" in r and source and r["line"] != last_line and r["line"]:  # line 0: made up by the compiler
+            where = f"({Path(r['file']).name}:{r['line']})"
+            out.append(st(f"; {r['source']}  {where}", "cyan"))
+            last_line = r["line"]
+        index = str(r["index"]).rjust(width)
+        out.append(f"{index}: {st.dim('(' + r['opcode'] + ')')} {r['text']}")
+    return out
+
+
 def cmd_disasm(args: argparse.Namespace) -> int:
+    st = style_for()
+    if is_object_target(args.target):
+        programs = _object_programs(args)
+        if args.json:
+            print_json([{"section": p.section, "program": p.name, "index": r["index"], "text": r["text"],
+                         "line": r["line"], "opcode": r["opcode"]} for p in programs for r in _records(p, {})])
+            return 0
+        out: list[str] = []
+        for n, prog in enumerate(programs):
+            # Function labels where a section holds several functions (bpf-to-bpf calls, several programs).
+            labels = {f.slot: f.name for f in prog.functions} if len(prog.functions) > 1 else {}
+            out += [*([""] if n else []), st.bold(f"section {prog.section}, program {prog.name}:"),
+                    *_listing(_records(prog, {}), st, args.source, labels)]
+        sys.stdout.write("\n".join(out) + "\n")
+        return 0
+    if args.section:
+        raise CliError("--section applies to object files; name a DSL program as FILE.py:FUNC", EXIT_USAGE)
     _, compiled = _compile(args)
     records = disasm_records(compiled)
     if args.json:
         print_json([{"index": r["index"], "text": r["text"], "line": r["line"], "opcode": r["opcode"]}
                     for r in records])
         return 0
-    st = style_for()
-    width = len(str(records[-1]["index"])) if records else 1
-    out: list[str] = []
-    last_line: int | None = None
-    for r in records:
-        if "source" in r and args.source and r["line"] != last_line:
-            where = f"({Path(r['file']).name}:{r['line']})"
-            out.append(st(f"; {r['source']}  {where}", "cyan"))
-            last_line = r["line"]
-        index = str(r["index"]).rjust(width)
-        out.append(f"{index}: {st.dim('(' + r['opcode'] + ')')} {r['text']}")
-    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.write("\n".join(_listing(records, st, args.source, {})) + "\n")
     return 0
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "PinnedMap",
     "XdpAttachment",
     "find_pins",
+    "read_map",
     "read_pinned_map",
     "xdp_status",
 ]
@@ -277,7 +278,7 @@ def read_pinned_map(path: str, limit: int = 100_000) -> PinnedMap:
     from pybpfdsl.runtime.libbpf import LibbpfMissing, get_libbpf
 
     try:
-        lib = get_libbpf()
+        get_libbpf()  # LibbpfMissing, said plainly, before anything else
         fd = links.obj_get(path)
     except LibbpfMissing as exc:
         raise KernelQueryError(str(exc)) from None
@@ -289,23 +290,32 @@ def read_pinned_map(path: str, limit: int = 100_000) -> PinnedMap:
         if "map_type" not in fdinfo:
             kind = "link" if "link_type" in fdinfo else "program" if "prog_type" in fdinfo else "object"
             raise KernelQueryError(f"{path} is a pinned {kind}, not a map")
-        info = _MapInfo()
-        try:
-            lib.obj_get_info_by_fd(fd, info)
-        except OSError as exc:
-            raise KernelQueryError(f"cannot read the description of {path}: {exc}") from None
-        percpu = info.type in _PERCPU_MAP_TYPES
-        ncpus = lib.num_possible_cpus() if percpu else 1
-        stride = (info.value_size + 7) & ~7 if percpu else info.value_size
-        entries: list[tuple[bytes, list[bytes]]] = []
-        if info.type not in _KEYLESS_MAP_TYPES:
-            for key in _iter_keys(fd, info.key_size, limit):
-                raw = lib.map_lookup_elem(fd, key, max(stride * ncpus, 1))
-                if raw is None:
-                    continue  # deleted between the walk and the lookup
-                values = [raw[c * stride:c * stride + info.value_size] for c in range(ncpus)]
-                entries.append((key, values))
-        return PinnedMap(path, info.name.decode(errors="replace"), int(info.id), int(info.type),
-                         int(info.key_size), int(info.value_size), int(info.max_entries), entries)
+        return read_map(fd, path, limit)
     finally:
         os.close(fd)
+
+
+def read_map(fd: int, label: str, limit: int = 100_000) -> PinnedMap:
+    """The description and entries (at most `limit`) of the map open as `fd`; `label` names it in errors
+    and is kept as its `path`. The fd stays open (the caller owns it)."""
+    from pybpfdsl.runtime.libbpf import get_libbpf
+
+    lib = get_libbpf()
+    info = _MapInfo()
+    try:
+        lib.obj_get_info_by_fd(fd, info)
+    except OSError as exc:
+        raise KernelQueryError(f"cannot read the description of {label}: {exc}") from None
+    percpu = info.type in _PERCPU_MAP_TYPES
+    ncpus = lib.num_possible_cpus() if percpu else 1
+    stride = (info.value_size + 7) & ~7 if percpu else info.value_size
+    entries: list[tuple[bytes, list[bytes]]] = []
+    if info.type not in _KEYLESS_MAP_TYPES:
+        for key in _iter_keys(fd, info.key_size, limit):
+            raw = lib.map_lookup_elem(fd, key, max(stride * ncpus, 1))
+            if raw is None:
+                continue  # deleted between the walk and the lookup
+            values = [raw[c * stride:c * stride + info.value_size] for c in range(ncpus)]
+            entries.append((key, values))
+    return PinnedMap(label, info.name.decode(errors="replace"), int(info.id), int(info.type),
+                     int(info.key_size), int(info.value_size), int(info.max_entries), entries)

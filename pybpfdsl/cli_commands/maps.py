@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, load_target
+from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, is_object_target, load_object, load_target
 from pybpfdsl.cli_commands.kernel_query import KernelQueryError, PinnedMap, read_pinned_map
+from pybpfdsl.cli_commands.object_view import loaded_object, object_state
 from pybpfdsl.cli_commands.state_view import json_value, snapshot, state_table, text_value
 from pybpfdsl.cli_output import Table, print_json, style_for
 from pybpfdsl.lang.state import BpfMap, PerCpuArray, StateObject, decode, type_size
@@ -19,6 +20,8 @@ def cmd_maps(args: argparse.Namespace) -> int:
         return _pinned(args)
     if not args.target:
         raise CliError("maps needs FILE[:FUNC] or --pinned PATH", EXIT_USAGE)
+    if is_object_target(args.target):
+        return _object_maps(args)
     target = load_target(args.target)
     program = target.program
     state = program.lower().state
@@ -39,10 +42,27 @@ def cmd_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _object_maps(args: argparse.Namespace) -> int:
+    """`maps FILE.o`: load the object and list its global variables and maps as the kernel holds them."""
+    obj = load_object(args.target)
+    with loaded_object(obj) as loaded:
+        entries = object_state(obj, loaded, show_all=args.all)
+    if args.json:
+        print_json({"program": obj.program.name, "object": str(obj.path), "state": [e.to_json() for e in entries]})
+        return 0
+    st = style_for()
+    if not entries:
+        print(f"{obj.path.name}: the object has no global variables or maps")
+        return 0
+    print(f"{obj.path.name}: state in the kernel after loading (keys and values as stored, little-endian)")
+    print(state_table(entries).render(st))
+    return 0
+
+
 def _matching_state(args: argparse.Namespace, pinned: PinnedMap) -> BpfMap | None:
     """The state object of FILE[:FUNC] whose (kernel, 15-character) name matches the pinned map's."""
-    if not args.target:
-        return None
+    if not args.target or is_object_target(args.target):
+        return None  # an object file has no Python types: raw hex
     state: dict[str, StateObject] = load_target(args.target).program.lower().state
     for name, obj in state.items():
         if isinstance(obj, BpfMap) and name[:15] == pinned.name and (

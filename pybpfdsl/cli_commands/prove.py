@@ -6,17 +6,10 @@ import argparse
 from pathlib import Path
 
 from pybpfdsl.bpf.elf import ElfError
-from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError
+from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, load_object
 from pybpfdsl.cli_output import print_json
 
 __all__ = ["cmd_prove"]
-
-
-def _read(path: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
@@ -27,7 +20,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
         budget = DEFAULT_BUDGET if args.budget is None else parse_units(args.budget)
     except ValueError as exc:
         raise CliError(f"--budget: {exc}") from None
-    a, b = _read(args.object_a), _read(args.object_b)
+    # Each object read and checked first, so that a bad one is named (truncated, not BPF, no such program).
+    a, b = load_object(args.object_a, args.section).data, load_object(args.object_b, args.section).data
     try:
         result = prove_objects(a, b, args.section, budget=budget)
     except (ElfError, KeyError) as exc:

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, load_target
-from pybpfdsl.cli_commands.state_view import snapshot, state_table
+from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, is_object_target, load_object, load_target
+from pybpfdsl.cli_commands.object_view import loaded_object, object_state, xdp_program_of
+from pybpfdsl.cli_commands.state_view import StateEntry, snapshot, state_table
 from pybpfdsl.cli_output import Style, Table, print_json, style_for
 from pybpfdsl.lang.actions import XdpAction
 
@@ -134,6 +135,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             if len(data) < ETH_HLEN:
                 raise CliError(f"packet {i} is {len(data)} bytes; kernel test runs need at least {ETH_HLEN} "
                                "(an Ethernet header)", EXIT_USAGE)
+    if is_object_target(args.target):
+        return _run_object(args, packets)
+    if args.section:
+        raise CliError("--section applies to object files; name a DSL program as FILE.py:FUNC", EXIT_USAGE)
     target = load_target(args.target)
     program = target.program
     if args.python:
@@ -141,17 +146,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         program.compile(prove=False)  # DSL errors before touching the kernel; a test run proves nothing
         results, _ = _run_kernel(program, packets, args.repeat)
-    state = snapshot(program.lower().state) if args.state else None
+    state = snapshot(program.lower().state).entries if args.state else None
+    where = "pure Python" if args.python else "kernel (BPF_PROG_TEST_RUN)"
+    return _show(args, target.label, where, len(packets), results, state)
+
+
+def _run_object(args: argparse.Namespace, packets: list[bytes]) -> int:
+    """`run FILE.o`: load the object (as libbpf does), run its XDP program on each packet in the kernel."""
+    from pybpfdsl.runtime.test_run import run_xdp
+
+    if args.python:
+        raise CliError(f"{args.target} is a BPF object: --python runs a DSL program's Python; leave it out to run "
+                       "the object in the kernel", EXIT_USAGE)
+    obj = xdp_program_of(load_object(args.target, args.section), args.section)
+    results: list[PacketResult] = []
+    with loaded_object(obj) as loaded:
+        fd = loaded.program_fd(obj.program.name)
+        for i, data in enumerate(packets):
+            r = run_xdp(fd, data, args.repeat)
+            results.append(PacketResult(i, len(data), r.action, r.duration_ns, r.packet != data, r.packet))
+        state = object_state(obj, loaded, show_all=False) if args.state else None
+    return _show(args, obj.label, "kernel (BPF_PROG_TEST_RUN)", len(packets), results, state)
+
+
+def _show(args: argparse.Namespace, label: str, where: str, count: int, results: list[PacketResult],
+          state: list[StateEntry] | None) -> int:
     if args.json:
         if state is None:
             print_json([r.to_json() for r in results])
         else:
-            print_json({"results": [r.to_json() for r in results], "state": state.to_json()})
+            print_json({"results": [r.to_json() for r in results], "state": [e.to_json() for e in state]})
         return 0
     st = style_for()
-    where = "pure Python" if args.python else "kernel (BPF_PROG_TEST_RUN)"
     timing = "avg ns" if args.repeat > 1 else "ns"
-    print(f"{target.label} in {where}, {len(packets)} packet{'s' if len(packets) != 1 else ''}"
+    print(f"{label} in {where}, {count} packet{'s' if count != 1 else ''}"
           + (f", {args.repeat} runs each" if args.repeat > 1 else ""))
     table = Table(["#", "LEN", "ACTION", timing.upper(), "MODIFIED"], [">", ">", "<", ">", "<"])
     for r in results:
@@ -165,5 +193,5 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("totals: " + ", ".join(f"{colour_action(st, name)} {n}" for name, n in sorted(counts.items())))
     if state is not None:
         print()
-        print(state_table(state.entries).render(st))
+        print(state_table(state).render(st))
     return 0
