@@ -1,12 +1,20 @@
 """The abstract stack: 64 slots of 8 bytes, each byte initialised or not, plus at most one spilled value.
 
 Accesses are required to be naturally aligned (the kernel requires it for the stack: its spill
-tracking relies on it), so an access never straddles two slots. A slot remembers the register
-value last stored into it when a load can give exactly that value back: a full 8-byte spill (any
-type: pointers survive a spill/fill round trip) or a narrower scalar store at the start of a slot (or
-of the value 0 anywhere), read back at the same position and size — the kernel's rule, which only
-tracks narrow spills at 8-byte-aligned offsets and zeroed bytes elsewhere. Everything else reads back as an unknown
-scalar of the access width — provided every byte read was written on every path (``init`` mask).
+tracking relies on it), so an access never straddles two slots. Each slot follows the kernel's byte
+types (``STACK_SPILL``, ``STACK_ZERO``, ``STACK_MISC``, ``STACK_INVALID``) as they hold on every path:
+
+* a scalar stored at the start of a slot (register or immediate, any size) is a *spill*: its bytes
+  ``[0, size)`` give the value back to a read at the start of the slot of at most that size;
+  a pointer is spilled only whole (8 bytes) and read back only whole;
+* any other store makes its bytes "zero" (a store of the constant 0) or "some bytes", and drops the
+  slot's spill (its bytes become "some bytes");
+* a read that is not such a fill is 0 when every byte read is zero (or a spilled 0, alone), else an
+  unknown number of the access width.
+
+This is exactly what the kernel keeps (tests/verify/analysis/test_precision.py checks it byte by
+byte against the kernel): ``*(u32 *)(r10 - 4) = 2`` read back is an unknown number for the kernel too,
+so tracking more would accept programs whose safety the kernel cannot see.
 """
 
 from __future__ import annotations
@@ -29,32 +37,58 @@ STACK_SIZE = 512
 """MAX_BPF_STACK: bytes below r10 a program may use."""
 SLOTS = STACK_SIZE // 8
 
+_ZERO = ScalarValue(cc.const(0))
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
     init: int
     """Bit ``b`` set: byte ``b`` of the slot (lowest address first) holds written data on every path."""
     spill: Value | None = None
-    pos: int = 0
+    """The value spilled at the start of the slot (bytes ``[0, size)``), the same on every path."""
     size: int = 0
+    zero: int = 0
+    """Bit ``b`` set: byte ``b`` is a stored zero (the kernel's ``STACK_ZERO``) on every path; never a
+    byte of the spill."""
+
+    @property
+    def pos(self) -> int:
+        """Where the spill starts: always the start of the slot (the kernel spills nowhere else)."""
+        return 0
 
     def join(self, other: Slot, op: str = "join", thresholds: tuple[int, ...] = ()) -> Slot:
-        spill: Value | None = None
-        if self.spill is not None and other.spill is not None and (self.pos, self.size) == (other.pos, other.size):
-            if op == "widen":
-                spill = widen_values(self.spill, other.spill, thresholds)
-            else:
-                spill = (join_values if op == "join" else narrow_values)(self.spill, other.spill)
-        return Slot(self.init & other.init, spill, self.pos if spill is not None else 0,
-                    self.size if spill is not None else 0)
+        init, zero = self.init & other.init, self.zero & other.zero
+        a, b = self.spill, other.spill
+        if a is not None and b is not None and self.size == other.size:
+            return Slot(init, _combine(a, b, op, thresholds), self.size, zero)
+        if _pointer(a) or _pointer(b):
+            # A pointer spilled on one path only: the slot still refuses a partial read (the kernel
+            # does on that path), and a whole read gives a pointer or a number.
+            return Slot(init, _combine(self.whole(), other.whole(), op, thresholds), 8, zero)
+        return Slot(init, None, 0, zero)
+
+    def whole(self) -> Value:
+        """What an 8-byte read of the slot gives (initialisation aside)."""
+        if self.spill is not None and self.size == 8:
+            return self.spill
+        return _read_bytes(self, 0, 8)
 
     def le(self, other: Slot) -> bool:
-        if other.init & ~self.init:
+        if other.init & ~self.init or other.zero & ~self.zero:
             return False
         if other.spill is None:
-            return True
-        return (self.spill is not None and (self.pos, self.size) == (other.pos, other.size)
-                and value_le(self.spill, other.spill))
+            return not _pointer(self.spill)
+        return self.spill is not None and self.size == other.size and value_le(self.spill, other.spill)
+
+
+def _pointer(v: Value | None) -> bool:
+    return v is not None and not isinstance(v, ScalarValue)
+
+
+def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...]) -> Value:
+    if op == "widen":
+        return widen_values(a, b, thresholds)
+    return (join_values if op == "join" else narrow_values)(a, b)
 
 
 EMPTY_SLOT = Slot(0)
@@ -78,17 +112,21 @@ def _mask(pos: int, size: int) -> int:
 
 
 def write(stack: Stack, off: int, size: int, value: Value | None) -> Stack:
-    """Store ``size`` bytes at constant ``off``; ``value`` None means "some scalar bytes"."""
+    """Store ``size`` bytes at constant ``off``; ``value`` None means "some scalar bytes".
+
+    ``value`` is the whole register (or the sign-extended immediate), not truncated to ``size``: the
+    kernel keeps it so, and decides on it whether a spill is a spilled 0."""
     idx, pos = slot_of(off)
     old = stack[idx]
-    if size == 8:
-        new = Slot(0xFF, value, 0, 8)
-    elif isinstance(value, ScalarValue) and (pos == 0 or value.value.const_value == 0):
-        # Like the kernel: a narrow scalar store is remembered only at the start of a slot (at other
-        # offsets the kernel keeps just "some bytes", or "zero bytes" for a store of 0).
-        new = Slot(old.init | _mask(pos, size), ScalarValue(cc.truncate(value.value, size * 8)), pos, size)
+    bytes_ = _mask(pos, size)
+    if pos == 0 and value is not None and (size == 8 or isinstance(value, ScalarValue)):
+        # A spill (the kernel's, for privileged loaders: a scalar of any size, a pointer whole); bytes
+        # past a narrow spill keep their type, except an older spill's, which become "some bytes". The
+        # register is kept whole, as the kernel keeps it (a read truncates it).
+        new = Slot(old.init | bytes_, value, size, old.zero & ~bytes_)
     else:
-        new = Slot(old.init | _mask(pos, size))
+        zero = isinstance(value, ScalarValue) and value.value.const_value == 0
+        new = Slot(old.init | bytes_, None, 0, old.zero | bytes_ if zero else old.zero & ~bytes_)
     return (*stack[:idx], new, *stack[idx + 1:])
 
 
@@ -109,16 +147,27 @@ def initialised(stack: Stack, lo: int, hi: int) -> bool:
     return True
 
 
+def _read_bytes(slot: Slot, pos: int, size: int) -> Value:
+    """A read that is not a fill: 0 if every byte is a stored zero or every byte a spilled 0 (the kernel
+    does not mix the two), else an unknown number."""
+    bytes_ = _mask(pos, size)
+    if slot.zero & bytes_ == bytes_:
+        return _ZERO
+    if pos + size <= slot.size and isinstance(slot.spill, ScalarValue) and slot.spill.value.const_value == 0:
+        return _ZERO
+    return ScalarValue(cc.sized(size))
+
+
 def read(stack: Stack, off: int, size: int) -> Value:
     """The value loaded by a ``size``-byte read at constant ``off`` (caller checked initialisation)."""
     idx, pos = slot_of(off)
     slot = stack[idx]
-    if slot.spill is not None:
-        if (slot.pos, slot.size) == (pos, size):
+    if slot.spill is not None and pos == 0:
+        if size == 8 and slot.size == 8:
             return slot.spill
-        if isinstance(slot.spill, ScalarValue) and pos == slot.pos and size < slot.size:
+        if size <= slot.size and isinstance(slot.spill, ScalarValue):
             return ScalarValue(cc.truncate(slot.spill.value, size * 8))
-    return ScalarValue(cc.sized(size))
+    return _read_bytes(slot, pos, size)
 
 
 def join(a: Stack, b: Stack, op: str = "join", thresholds: tuple[int, ...] = ()) -> Stack:
@@ -153,5 +202,5 @@ def replace_spills(stack: Stack, fn: dict[int, Value]) -> Stack:
     out = list(stack)
     for idx, v in fn.items():
         s = out[idx]
-        out[idx] = Slot(s.init, v, s.pos, s.size)
+        out[idx] = Slot(s.init, v, s.size, s.zero)
     return tuple(out)

@@ -332,9 +332,8 @@ def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if msg is not None:
         sink.report(code, idx, msg, insn.dst)
         return [(idx + 1, s)]
-    value = ScalarValue(cc.truncate(_const(insn.imm_sext), 8 * nbytes)) if nbytes < 8 else ScalarValue(
-        _const(insn.imm_sext))
-    return [(idx + 1, _store(s, ptr, insn.off, nbytes, value))]
+    # The sign-extended immediate, untruncated: the kernel spills it so (a read truncates it).
+    return [(idx + 1, _store(s, ptr, insn.off, nbytes, ScalarValue(_const(insn.imm_sext))))]
 
 
 def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:

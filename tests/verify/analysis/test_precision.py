@@ -1,0 +1,145 @@
+"""Issue 13 §2: precision where the kernel has it, and never more.
+
+Each case is checked against the kernel on this machine (skipped, with the reason, without bpf()):
+the variants the kernel accepts must be accepted, and the variants it refuses must be refused by us too.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.verify.analysis import Code, verify_instructions
+from tests.verify.analysis.kernel_oracle import EXIT, jeq_imm, kernel_verdict, load, mov
+
+KERNEL, WHY = kernel_bpf_available()
+needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
+
+ST = {1: 0x72, 2: 0x6A, 4: 0x62, 8: 0x7A}
+STX = {1: 0x73, 2: 0x6B, 4: 0x63, 8: 0x7B}
+LDX = {1: 0x71, 2: 0x69, 4: 0x61, 8: 0x79}
+U32, U64 = 0x61, 0x79
+
+
+# --------------------------------------------------------------------------- #
+# 1. What a stack store gives back to a load: exactly what the kernel keeps
+# --------------------------------------------------------------------------- #
+
+def _store_then_load(before: str, how: str, size: int, off: int, rsize: int, roff: int,
+                     c: int) -> list[Instruction] | None:
+    """``before`` (nothing / 8 unknown bytes / 8 zero bytes at r10-8), a ``size``-byte store of ``c`` at
+    r10+off (``st`` an immediate, ``stx64``/``stx32`` a register set by ``r1 = c``/``w1 = c``), an
+    ``rsize``-byte load at r10+roff into r0, then ``if r0 == <what memory holds> goto ok`` and on the
+    other branch a load through r0: safe only if the verifier knows r0's value. None if a byte read
+    was never written (its value is unknown anyway) or the value is not a jump's immediate."""
+    prog = [load(U32, 2, 1, 12)]  # r2 = an unknown number (ingress_ifindex)
+    memory: dict[int, int] = {}
+    if before == "unknown":
+        prog.append(Instruction(STX[8], 10, 2, -8, 0))
+    elif before == "zero":
+        prog.append(Instruction(ST[8], 10, 0, -8, 0))
+        memory = dict.fromkeys(range(-8, 0), 0)
+    else:
+        prog.append(mov(3, 0))
+    prog.append(Instruction(0xB4 if how == "stx32" else 0xB7, 1, 0, 0, c))
+    prog.append(Instruction(ST[size], 10, 0, off, c) if how == "st" else Instruction(STX[size], 10, 1, off, 0))
+    value = c & 0xFFFFFFFF if how == "stx32" else c & (1 << 64) - 1
+    for i in range(size):
+        memory[off + i] = value >> 8 * i & 0xFF
+    if any(roff + i not in memory for i in range(rsize)):
+        return None
+    expect = sum(memory[roff + i] << 8 * i for i in range(rsize))
+    if expect >= 1 << 31:
+        return None  # not an immediate a jump can compare with
+    prog += [Instruction(LDX[rsize], 0, 10, roff, 0), jeq_imm(0, expect, 1), load(U64, 0, 0, 0), mov(0, 2), EXIT]
+    return prog
+
+
+def _stack_cases() -> list[tuple[str, str, int, int, int, int, int]]:
+    out = []
+    for before in ("none", "zero"):
+        for how in ("st", "stx64", "stx32"):
+            for size in (1, 2, 4, 8):
+                for off in (-8, -4, -1):
+                    if off % size or off + size > 0:
+                        continue
+                    for rsize in (1, 2, 4, 8):
+                        for roff in (-8, -6, -4):
+                            if roff % rsize:
+                                continue
+                            for c in (0, 2, 0x10000) if how == "st" else (0, 2):
+                                if _store_then_load(before, how, size, off, rsize, roff, c) is not None:
+                                    out.append((before, how, size, off, rsize, roff, c))
+    return out
+
+
+@needs_kernel
+def test_a_stack_load_knows_what_the_kernel_knows() -> None:
+    """Over stores of every size and kind at aligned and unaligned offsets, over zeroed or fresh slots,
+    and loads of every size at every position: we know the loaded value exactly when the kernel does
+    (never more: that would accept what it refuses; never less: a false alarm)."""
+    differ = []
+    cases = _stack_cases()
+    assert len(cases) > 500
+    for case in cases:
+        prog = _store_then_load(*case)
+        assert prog is not None
+        kernel = kernel_verdict(prog).ok
+        ours = verify_instructions(prog, allow_uninit_stack_reads=True).ok
+        if kernel != ours:
+            differ.append((case, "kernel", kernel, "ours", ours))
+    assert not differ, differ[:10]
+
+
+@needs_kernel
+@pytest.mark.parametrize("how", ["st", "stx32"])
+def test_a_constant_stored_off_a_slot_start_is_unknown_to_the_kernel_too(how: str) -> None:
+    """``*(u32 *)(r10 - 4) = 2; r0 = *(u32 *)(r10 - 4)``: the kernel keeps "some bytes" there, not the
+    2 (it tracks values only at the start of an 8-byte slot), so r0 is any 32-bit number for both."""
+    prog = _store_then_load("none", how, 4, -4, 4, -4, 2)
+    assert prog is not None
+    assert not kernel_verdict(prog).ok
+    report = verify_instructions(prog, allow_uninit_stack_reads=True)
+    assert not report.ok and report.errors[0].code == Code.BAD_POINTER, report.format()
+    aligned = _store_then_load("none", how, 4, -8, 4, -8, 2)
+    assert aligned is not None
+    assert kernel_verdict(aligned).ok and verify_instructions(aligned).ok
+
+
+# --------------------------------------------------------------------------- #
+# 2. A pointer spilled on one path only is still a pointer spill after the join
+# --------------------------------------------------------------------------- #
+
+POINTER_SPILL_ON_ONE_PATH = {
+    # if (r2) spill ctx at r10-8 else store two 4-byte numbers there; then read 4 bytes of it
+    "other path: two numbers": [load(U32, 2, 1, 12), jeq_imm(2, 0, 2), Instruction(STX[8], 10, 1, -8, 0),
+                                Instruction(0x05, 0, 0, 2, 0), Instruction(STX[4], 10, 2, -8, 0),
+                                Instruction(STX[4], 10, 2, -4, 0), load(U32, 0, 10, -8), mov(0, 2), EXIT],
+    # if (r2) spill ctx at r10-8; then read 4 bytes of it (never written on the other path)
+    "other path: nothing": [load(U32, 2, 1, 12), jeq_imm(2, 0, 1), Instruction(STX[8], 10, 1, -8, 0),
+                            load(U32, 0, 10, -8), mov(0, 2), EXIT],
+}
+
+
+@pytest.mark.parametrize("name", list(POINTER_SPILL_ON_ONE_PATH))
+@pytest.mark.parametrize("uninit_reads", [False, True], ids=["strict", "root"])
+def test_partial_read_of_a_pointer_spilled_on_one_path_is_refused(name: str, uninit_reads: bool) -> None:
+    prog = POINTER_SPILL_ON_ONE_PATH[name]
+    report = verify_instructions(prog, allow_uninit_stack_reads=uninit_reads)
+    read_at = len(prog) - 3
+    assert not report.ok and any(f.insn == read_at for f in report.errors), report.format()
+    if KERNEL:
+        verdict = kernel_verdict(prog)
+        assert not verdict.ok and "invalid size of register fill" in verdict.log, verdict.last_lines
+
+
+def test_whole_read_of_a_pointer_spilled_on_one_path_is_accepted() -> None:
+    """The same join read back whole: a pointer on one path, a number on the other; nothing is done
+    with it, so both verifiers accept."""
+    prog = list(POINTER_SPILL_ON_ONE_PATH["other path: two numbers"])
+    prog[-3] = load(U64, 0, 10, -8)
+    prog[-2] = mov(0, 2)
+    assert verify_instructions(prog).ok
+    if KERNEL:
+        assert kernel_verdict(prog).ok
