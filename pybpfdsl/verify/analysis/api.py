@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import io
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from elftools.elf.elffile import ELFFile
 
 from pybpfdsl.bpf.btf_ext import LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
-from pybpfdsl.bpf.instruction import Instruction, RelocKind, slot_offsets
+from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
+from pybpfdsl.bpf.interpreter import link_program
+from pybpfdsl.verify.analysis.calls import expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
 from pybpfdsl.verify.analysis.transfer import Env
@@ -73,12 +76,12 @@ def _section_sizes(elf_bytes: bytes) -> dict[str, int]:
     return {s.name: int(s.header["sh_size"]) for s in elf.iter_sections()}
 
 
-def _map_refs(elf: BpfElf, prog: ElfProgram, sizes: dict[str, int]) -> tuple[dict[int, tuple[MapInfo, int | None]],
-                                                                                list[VerifierFinding]]:
+def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
+              sizes: dict[str, int]) -> tuple[dict[int, tuple[MapInfo, int | None]], list[VerifierFinding]]:
     refs: dict[int, tuple[MapInfo, int | None]] = {}
     problems: list[VerifierFinding] = []
     maps = elf.maps
-    for rel in prog.relocations:
+    for rel in relocations:
         if rel.kind == RelocKind.MAP:
             m = maps.get(rel.symbol)
             if m is not None and m.map_type == _RINGBUF and (m.key_size is None or m.value_size is None):
@@ -96,7 +99,7 @@ def _map_refs(elf: BpfElf, prog: ElfProgram, sizes: dict[str, int]) -> tuple[dic
             refs[rel.insn_index] = (info, rel.offset)
         elif rel.kind == RelocKind.CALL:
             problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
-                                            f"call of subprogram {rel.symbol}: bpf-to-bpf calls are not supported"))
+                                            f"call of {rel.symbol} in section {rel.section}: not linked"))
         else:
             problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
                                             f"relocation against {rel.symbol} ({rel.kind.value}) is not supported"))
@@ -107,8 +110,13 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
                         section: str = "xdp", map_refs: dict[int, tuple[MapInfo, int | None]] | None = None,
                         line_info: tuple[LineInfo, ...] = (), check_division: bool = False,
                         extra: list[VerifierFinding] | None = None,
-                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
+                        allow_uninit_stack_reads: bool = False, functions: frozenset[int] = frozenset(),
+                        global_functions: dict[int, str] | None = None) -> VerifierReport:
     """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's).
+
+    bpf-to-bpf calls are analysed in each caller's context (see ``calls``); ``functions``: the
+    instructions where functions start besides the call targets (the object's function symbols),
+    ``global_functions`` those the kernel verifies on their own (refused here).
 
     ``check_division``: also reject a division or modulo by a register that may be zero (BPF defines
     the result, so the kernel accepts it; this is a lint). ``allow_uninit_stack_reads``: accept reads
@@ -122,7 +130,16 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     slots = slot_offsets(code)
     env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
               allow_uninit_stack_reads)
-    analysis = analyse(env)
+    if has_calls(code):
+        ex = expand(code, functions, global_functions)
+        big = tuple(ex.insns)
+        big_slots = slot_offsets(big)
+        refs = {k: (map_refs or {})[o] for k, o in enumerate(ex.origin) if o in (map_refs or {})}
+        big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, check_division,
+                      allow_uninit_stack_reads, env.thresholds, ex.call_entry, ex.return_to)
+        analysis = fold(analyse(big_env), ex, env)
+    else:
+        analysis = analyse(env)
     findings = list(extra or []) + analysis.findings
     total_slots = sum(i.slots for i in code)
     if total_slots > BPF_MAXINSNS:
@@ -170,10 +187,25 @@ def _dedupe(findings: list[VerifierFinding]) -> list[VerifierFinding]:
 
 def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check_division: bool = False,
                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
-    refs, problems = _map_refs(elf, prog, _section_sizes(elf_bytes))
-    return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
-                               line_info=prog.line_info, check_division=check_division, extra=problems,
-                               allow_uninit_stack_reads=allow_uninit_stack_reads)
+    text = elf.text
+    if text is None or text is prog or not any(r.kind == RelocKind.CALL for r in prog.relocations):
+        refs, problems = _map_refs(elf, prog.relocations, _section_sizes(elf_bytes))
+        return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
+                                   line_info=prog.line_info, check_division=check_division, extra=problems,
+                                   allow_uninit_stack_reads=allow_uninit_stack_reads)
+    # The program followed by .text (its subprograms), as libbpf links it; instructions past the
+    # program's own are numbered on from its last.
+    insns, relocs = link_program(elf, prog.name)
+    refs, problems = _map_refs(elf, relocs.values(), _section_sizes(elf_bytes))
+    base, base_slot = len(prog.instructions), prog.slots
+    starts = frozenset(base + f.insn_index for f in text.functions)
+    globals_ = {base + f.insn_index: f.name for f in text.functions if f.is_global}
+    lines = prog.line_info + tuple(replace(li, insn_index=li.insn_index + base, slot=li.slot + base_slot)
+                                   for li in text.line_info)
+    return verify_instructions(insns, name=prog.name, section=prog.section, map_refs=refs, line_info=lines,
+                               check_division=check_division, extra=problems,
+                               allow_uninit_stack_reads=allow_uninit_stack_reads, functions=starts,
+                               global_functions=globals_)
 
 
 def verify_object(elf_bytes: bytes, section: str | None = None, *, check_division: bool = False,

@@ -68,8 +68,14 @@ class Cfg:
 def _static_succs(env: Env, idx: int) -> list[int]:
     insn = env.insns[idx]
     kind = env.kinds[idx]
-    if kind == Kind.EXIT or kind == Kind.INVALID:
+    if kind == Kind.EXIT:
+        back = env.return_to.get(idx)
+        return [] if back is None else [back]
+    if kind == Kind.INVALID:
         return []
+    if kind == Kind.CALL and insn.is_pseudo_call:
+        entry = env.call_entry.get(idx)
+        return [] if entry is None else [entry]
     if kind in (Kind.JA, Kind.GOTOL):
         return [env.target(idx, insn)]
     if kind in (Kind.JCOND, Kind.MAY_GOTO):

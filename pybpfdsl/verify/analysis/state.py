@@ -29,7 +29,7 @@ from pybpfdsl.verify.analysis.values import (
 )
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["State", "entry_state", "join", "le", "narrow", "widen"]
+__all__ = ["Frame", "State", "entry_state", "join", "le", "narrow", "widen"]
 
 NREGS = 11
 
@@ -43,6 +43,15 @@ FP = 10
 
 
 @dataclass(frozen=True, slots=True)
+class Frame:
+    """A caller suspended in a bpf-to-bpf call: its registers (r6-r9 and r10 come back on return) and stack."""
+
+    regs: tuple[Value, ...]
+    defs: tuple[frozenset[int], ...]
+    stack: stk.Stack
+
+
+@dataclass(frozen=True, slots=True)
 class State:
     regs: tuple[Value, ...]
     defs: tuple[frozenset[int], ...]
@@ -50,6 +59,9 @@ class State:
     pkt_min: int = 0
     ranges: tuple[tuple[Pid, int], ...] = ()
     """Sorted (pid, bytes proven readable from that id's base)."""
+    frames: tuple[Frame, ...] = ()
+    """The callers of the function running, outermost first (empty in the entry program). The registers
+    and stack above are the current frame's; a stack pointer always points into the current frame."""
 
     def reg(self, r: int) -> Value:
         return self.regs[r]
@@ -57,7 +69,7 @@ class State:
     def set_reg(self, r: int, v: Value, site: int) -> State:
         regs = (*self.regs[:r], v, *self.regs[r + 1:])
         defs = (*self.defs[:r], _site(site), *self.defs[r + 1:])
-        return State(regs, defs, self.stack, self.pkt_min, self.ranges)
+        return State(regs, defs, self.stack, self.pkt_min, self.ranges, self.frames)
 
     def range_of(self, pid: Pid | None) -> int | None:
         if pid is None:
@@ -80,7 +92,44 @@ class State:
         spills = {i: fn(v) for i, v in stk.spilled_values(self.stack)}
         changed = {i: v for i, v in spills.items() if v is not self.stack[i].spill}
         new_stack = stk.replace_spills(self.stack, changed) if changed else self.stack
-        return replace(self, regs=regs, stack=new_stack)
+        frames = tuple(_map_frame(f, fn) for f in self.frames) if self.frames else ()
+        return replace(self, regs=regs, stack=new_stack, frames=frames)
+
+
+def _map_frame(f: Frame, fn: Callable[[Value], Value]) -> Frame:
+    regs = tuple(fn(v) for v in f.regs)
+    spills = {i: fn(v) for i, v in stk.spilled_values(f.stack)}
+    changed = {i: v for i, v in spills.items() if v is not f.stack[i].spill}
+    return Frame(regs, f.defs, stk.replace_spills(f.stack, changed) if changed else f.stack)
+
+
+def _combine_frames(a: tuple[Frame, ...], b: tuple[Frame, ...], op: str,
+                    thresholds: tuple[int, ...]) -> tuple[Frame, ...]:
+    """The callers' frames joined (widened, narrowed) slot by slot: both states are in the same call chain
+    (the analysis copies each function per call site), so the frames correspond one to one."""
+    if a == b:
+        return a
+    assert len(a) == len(b), "states of different call chains meet"
+
+    def fn(x: Value, y: Value) -> Value:
+        if op == "join":
+            return join_values(x, y)
+        if op == "widen":
+            return widen_values(x, y, thresholds)
+        return narrow_values(x, y)
+
+    return tuple(Frame(tuple(x if x is y else fn(x, y) for x, y in zip(fa.regs, fb.regs, strict=True)),
+                       tuple(x | y for x, y in zip(fa.defs, fb.defs, strict=True)),
+                       stk.join(fa.stack, fb.stack, op, thresholds))
+                 for fa, fb in zip(a, b, strict=True))
+
+
+def _frames_le(a: tuple[Frame, ...], b: tuple[Frame, ...]) -> bool:
+    if a == b:
+        return True
+    return len(a) == len(b) and all(
+        all(x is y or value_le(x, y) for x, y in zip(fa.regs, fb.regs, strict=True)) and stk.le(fa.stack, fb.stack)
+        for fa, fb in zip(a, b, strict=True))
 
 
 def entry_state() -> State:
@@ -186,7 +235,8 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
         pkt_min = b.pkt_min
     else:
         pkt_min = min(a.pkt_min, b.pkt_min)
-    out = State(regs, defs, stk.join(a.stack, b.stack, op, thresholds), pkt_min, _ranges(a, b, op))
+    out = State(regs, defs, stk.join(a.stack, b.stack, op, thresholds), pkt_min, _ranges(a, b, op),
+                _combine_frames(a.frames, b.frames, op, thresholds))
     return _drop_dangling(out)
 
 
@@ -230,7 +280,7 @@ def le(a: State | None, b: State | None) -> bool:
         return False
     if not all(x <= y for x, y in zip(a.defs, b.defs, strict=True)):
         return False
-    return stk.le(a.stack, b.stack)
+    return stk.le(a.stack, b.stack) and _frames_le(a.frames, b.frames)
 
 
 def unlink_null_id(s: State, nid: int) -> State:

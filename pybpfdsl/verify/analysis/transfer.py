@@ -31,7 +31,7 @@ from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import helpers as hp
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_message
-from pybpfdsl.verify.analysis.state import FP, State, unlink_null_id, unlink_packet_id
+from pybpfdsl.verify.analysis.state import FP, Frame, State, unlink_null_id, unlink_packet_id
 from pybpfdsl.verify.analysis.values import (
     UNINIT,
     CtxPtr,
@@ -85,6 +85,10 @@ class Env:
     """Reads of never-written stack give an unknown number (the kernel's rule for privileged loaders)."""
     thresholds: tuple[int, ...] = ()
     """Widening thresholds: the constants the program compares against (and their neighbours)."""
+    call_entry: dict[int, int] = field(default_factory=dict)
+    """bpf-to-bpf call → the entry of its callee's copy (see ``calls.expand``)."""
+    return_to: dict[int, int] = field(default_factory=dict)
+    """``exit`` of a callee's copy → the instruction after its call."""
 
     kinds: tuple[Kind, ...] = ()
 
@@ -475,6 +479,9 @@ def may_goto(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Suc
 
 
 def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    back = env.return_to.get(idx)
+    if back is not None and s.frames:
+        return [(back, _return(idx, s, sink))]
     msg = exit_value_message(s.regs[0])
     if msg is not None:
         sink.report(Code.EXIT_VALUE, idx, msg, 0)
@@ -577,14 +584,52 @@ def _invalidate_packet(s: State) -> State:
     return replace(s.map_values(fn), pkt_min=0, ranges=())
 
 
+def _return(idx: int, s: State, sink: Sink) -> State:
+    """The callee's ``exit``: the caller's frame comes back with r0 from the callee, r1-r5 clobbered."""
+    r0 = s.regs[0]  # may be uninitialised: the kernel objects only when the caller reads it
+    if isinstance(r0, StackPtr):
+        sink.report(Code.BAD_POINTER, idx, f"the function returns a pointer to its own stack ({r0}), which is "
+                    "gone once it returns", 0)
+        r0 = TOP
+    caller = s.frames[-1]
+    regs = (r0, *(UNINIT,) * 5, *caller.regs[6:])
+    defs = (frozenset((idx,)),) * 6 + caller.defs[6:]
+    return State(regs, defs, caller.stack, s.pkt_min, s.ranges, s.frames[:-1])
+
+
+def _subprogram_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
+    """A bpf-to-bpf call: a new frame (r1-r5 passed, its own stack and r10), the caller's saved."""
+    entry = env.call_entry.get(idx)
+    if entry is None:
+        sink.report(Code.UNSUPPORTED, idx, "this bpf-to-bpf call is not analysed (see the call's other findings)")
+        return []
+    regs: list[Value] = [UNINIT] * len(s.regs)
+    for r in range(1, 6):
+        v = s.regs[r]
+        if isinstance(v, StackPtr):
+            sink.report(Code.UNSUPPORTED, idx, f"r{r} passes a pointer to the caller's stack ({v}) to the function: "
+                        "not modelled by this verifier", r)
+            v = Unknown()
+        regs[r] = v
+    regs[FP] = StackPtr(_const(0))
+    defs = (frozenset(), *s.defs[1:6], *(frozenset(),) * (len(s.regs) - 6))
+    frame = Frame(s.regs, s.defs, s.stack)
+    return [(entry, State(tuple(regs), defs, stk.empty_stack(), s.pkt_min, s.ranges, (*s.frames, frame)))]
+
+
 def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    if insn.is_pseudo_call:
+        return _subprogram_call(env, idx, s, sink)
     if not insn.is_helper_call:
-        sink.report(Code.UNSUPPORTED, idx, "bpf-to-bpf calls and kfuncs are not supported by this verifier")
+        sink.report(Code.UNSUPPORTED, idx, "kfunc calls are not supported by this verifier")
         sig = None
     else:
         sig = hp.HELPER_SIGNATURES.get(insn.imm)
         if sig is None:
             sink.report(Code.UNKNOWN_HELPER, idx, f"helper #{insn.imm} is not in the helper table")
+        elif sig.ret == hp.Ret.TAIL_CALL and s.frames:
+            sink.report(Code.UNSUPPORTED, idx, "a tail call inside a bpf-to-bpf call is not modelled (the kernel "
+                        "limits the stack of the frames before it)")
     ret: Value = TOP
     if sig is not None:
         s, the_map = _check_args(env, idx, insn.imm, sig, s, sink)

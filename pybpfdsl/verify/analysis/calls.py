@@ -1,0 +1,246 @@
+"""bpf-to-bpf calls: the program is analysed with one copy of each function per call chain.
+
+The kernel verifies a call in the caller's context (a new frame: r1-r5 from the caller, its own
+512-byte stack and r10, r6-r9 of the caller saved and restored) and follows each call chain on its own,
+at most ``MAX_CALL_FRAMES`` deep, with no recursion. Copying each function once per call chain (call
+strings up to that depth) gives the fixpoint the same context sensitivity without a frame-aware engine:
+the copies are laid out one after another, each contiguous, so jumps inside a copy keep their relative
+targets; a call goes to its own copy of the callee and that copy's ``exit`` returns to the instruction
+after the call (``Env.call_entry`` / ``Env.return_to``). Findings and invariants are mapped back to
+the original instructions (``origin``).
+
+A function is, as for the kernel, the code from its first instruction (the entry, or a call's target)
+to the next function's: its jumps must stay inside it and its last instruction must be an exit or a jump.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from pybpfdsl.bpf.instruction import Instruction, slot_offsets
+from pybpfdsl.bpf.opcode import Kind
+from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
+from pybpfdsl.verify.analysis.fixpoint import Analysis, build_cfg
+from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.transfer import Env
+from pybpfdsl.verify.analysis.values import StackPtr
+
+__all__ = ["MAX_CALL_FRAMES", "MAX_EXPANDED", "Expansion", "expand", "fold", "has_calls", "stack_findings"]
+
+MAX_CALL_FRAMES = 8
+"""The kernel's MAX_CALL_FRAMES: the entry program and at most 7 nested calls."""
+MAX_EXPANDED = 200_000
+"""Instructions the copies may add up to; past it the program is refused as too complex to analyse."""
+
+
+@dataclass
+class Expansion:
+    insns: list[Instruction]
+    origin: list[int]
+    """Expanded index → original index."""
+    call_entry: dict[int, int] = field(default_factory=dict)
+    """Expanded index of a bpf-to-bpf call → the entry of the callee's copy for this call."""
+    return_to: dict[int, int] = field(default_factory=dict)
+    """Expanded index of an ``exit`` in a callee's copy → where the caller resumes."""
+    caller: dict[int, int] = field(default_factory=dict)
+    """Expanded index → the expanded call instruction that entered its copy (absent in the entry program)."""
+    findings: list[VerifierFinding] = field(default_factory=list)
+    """Problems with the call structure, at original indices."""
+    copy_of: list[int] = field(default_factory=list)
+    """Expanded index → the number of the copy it belongs to (0: the entry program)."""
+    parent: list[int] = field(default_factory=list)
+    """Copy number → the copy that called it (-1 for the entry program)."""
+
+
+def has_calls(insns: tuple[Instruction, ...] | list[Instruction]) -> bool:
+    return any(i.is_pseudo_call for i in insns)
+
+
+def _target(insns: list[Instruction], starts: list[int], slot_index: dict[int, int], i: int) -> int:
+    slot = insns[i].jump_target(starts[i])
+    return -1 if slot is None else slot_index.get(slot, -1)
+
+
+def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: frozenset[int] = frozenset(),
+           global_functions: dict[int, str] | None = None) -> Expansion:
+    """Copy each function per call chain. ``boundaries``: further function starts (the ELF's function
+    symbols); ``global_functions``: entry index → name of functions the kernel verifies on their own."""
+    code = list(insns)
+    n = len(code)
+    starts = slot_offsets(code)
+    slot_index = {s: i for i, s in enumerate(starts)}
+    findings: list[VerifierFinding] = []
+    call_targets: dict[int, int] = {}
+    for i, insn in enumerate(code):
+        if insn.is_pseudo_call:
+            t = _target(code, starts, slot_index, i)
+            if not 0 <= t < n:
+                findings.append(VerifierFinding(Code.INVALID_INSN, i, "call to a target outside the program"))
+                continue
+            call_targets[i] = t
+    entries = sorted({0, *call_targets.values(), *(b for b in boundaries if 0 < b < n)})
+    extent = {e: (e, entries[k + 1] if k + 1 < len(entries) else n) for k, e in enumerate(entries)}
+    bad: set[int] = set()
+    for lo, hi in extent.values():
+        for i in range(lo, hi):
+            kind = code[i].kind
+            if kind in (Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO):
+                t = _target(code, starts, slot_index, i)
+                if not lo <= t < hi:
+                    findings.append(VerifierFinding(Code.INVALID_INSN, i, "jump out of the function it is in "
+                                                    f"(to instruction {t}; the function spans {lo}..{hi - 1})"))
+                    bad.add(lo)
+        if hi > lo and code[hi - 1].kind not in (Kind.EXIT, Kind.JA, Kind.GOTOL):
+            findings.append(VerifierFinding(Code.INVALID_INSN, hi - 1, "the last instruction of a function is "
+                                            "not an exit or a jump: execution would run into the next function"))
+            bad.add(lo)
+    globals_ = global_functions or {}
+    out = Expansion([], [], findings=findings)
+
+    def copy(entry: int, chain: tuple[int, ...], caller: int | None, parent: int) -> int:
+        lo, hi = extent[entry]
+        base = len(out.insns)
+        number = len(out.parent)
+        out.parent.append(parent)
+        out.insns.extend(code[lo:hi])
+        out.origin.extend(range(lo, hi))
+        out.copy_of.extend([number] * (hi - lo))
+        if caller is not None:
+            for k in range(base, base + hi - lo):
+                out.caller[k] = caller
+        for i in range(lo, hi):
+            at = base + i - lo
+            if code[i].kind == Kind.EXIT and caller is not None:
+                out.return_to[at] = caller + 1
+            t = call_targets.get(i)
+            if t is None:
+                continue
+            if t in chain or t == entry:
+                findings.append(VerifierFinding(Code.INVALID_INSN, i, "recursive call: the kernel refuses "
+                                                "recursion (a function that calls itself, directly or not)"))
+            elif len(chain) + 2 > MAX_CALL_FRAMES:
+                findings.append(VerifierFinding(Code.COMPLEXITY, i, f"this call makes {len(chain) + 2} nested "
+                                                f"frames: the kernel allows at most {MAX_CALL_FRAMES}"))
+            elif t in globals_:
+                findings.append(VerifierFinding(Code.UNSUPPORTED, i, f"call of global function {globals_[t]}: "
+                                                "the kernel verifies it on its own, from its BTF argument types, "
+                                                "which this verifier does not model (make it static)"))
+            elif t in bad:
+                pass  # its structure is already refused
+            elif len(out.insns) > MAX_EXPANDED:
+                findings.append(VerifierFinding(Code.COMPLEXITY, i, "too many call chains to analyse "
+                                                f"(more than {MAX_EXPANDED} instructions once each is copied)"))
+            else:
+                out.call_entry[at] = copy(t, (*chain, entry), at, number)
+        return base
+
+    if n:
+        copy(0, (), None, -1)
+    # Duplicated findings (one per copy) are reported once.
+    seen: set[tuple[Code, int, str]] = set()
+    out.findings = [f for f in findings if (f.code, f.insn, f.message) not in seen
+                    and not seen.add((f.code, f.insn, f.message))]  # type: ignore[func-returns-value]
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Back to the original instructions
+# --------------------------------------------------------------------------- #
+
+COMBINED_STACK = 512
+"""The kernel's limit on the stack of all frames of a call chain together (MAX_BPF_STACK)."""
+
+
+def _frame_depth(insns: list[Instruction], indices: list[int], pre: dict[int, State]) -> int:
+    """Bytes of stack a copy may touch: the deepest ``r10``-relative access or stack pointer it holds."""
+    deepest = 0
+    for k in indices:
+        insn = insns[k]
+        direct = insn.src == 10 if insn.kind in (Kind.LDX, Kind.LDX_SX) else (
+            insn.dst == 10 and insn.kind in (Kind.ST, Kind.STX, Kind.ATOMIC))
+        if direct:
+            deepest = max(deepest, -insn.off)
+        s = pre.get(k)
+        if s is None:
+            continue
+        for v in s.regs[:10]:
+            if isinstance(v, StackPtr):
+                deepest = max(deepest, -v.off.s64.lo)
+    return min(deepest, 1 << 20)
+
+
+def _round32(n: int) -> int:
+    return (max(n, 1) + 31) // 32 * 32
+
+
+def stack_findings(ex: Expansion, pre: dict[int, State]) -> list[VerifierFinding]:
+    """The combined stack of each call chain, as the kernel adds it up (each frame rounded up to 32 bytes),
+    at the (expanded) call that makes a chain too deep."""
+    members: dict[int, list[int]] = {}
+    for k, c in enumerate(ex.copy_of):
+        members.setdefault(c, []).append(k)
+    depth = {c: _round32(_frame_depth(ex.insns, ks, pre)) for c, ks in members.items()}
+    entry_call = {c: ex.caller[ks[0]] for c, ks in members.items() if ks[0] in ex.caller}
+    out = []
+    for c in members:
+        total, chain, x = 0, [], c
+        while x >= 0:
+            total += depth[x]
+            chain.append(x)
+            x = ex.parent[x]
+        if total > COMBINED_STACK and c in entry_call:
+            call = entry_call[c]
+            out.append(VerifierFinding(Code.STACK_BOUNDS, call, f"the {len(chain)} frames of this call chain use "
+                                       f"{total} bytes of stack together (each rounded up to 32): the kernel "
+                                       f"allows {COMBINED_STACK}"))
+    return out
+
+
+def _fold_state(s: State, origin: list[int]) -> State:
+    defs = tuple(frozenset(origin[d] for d in ds) for ds in s.defs)
+    return replace(s, defs=defs, frames=())
+
+
+def fold(analysis: Analysis, ex: Expansion, env: Env) -> Analysis:
+    """The analysis of the copies as one of the original program (``env``): each instruction's invariant is
+    the join over its copies; each finding is reported once, at the original instruction, naming the call
+    it was found through."""
+    slots = slot_offsets(env.insns)
+    pre: dict[int, State] = {}
+    parts: dict[int, tuple[State, ...]] = {}
+    for k, s in analysis.pre.items():
+        o = ex.origin[k]
+        joined = st.join(pre.get(o), _fold_state(s, ex.origin))
+        assert joined is not None
+        pre[o] = joined
+    for k, ps in analysis.parts.items():
+        o = ex.origin[k]
+        parts[o] = parts.get(o, ()) + tuple(_fold_state(s, ex.origin) for s in ps)
+    findings: list[VerifierFinding] = []
+    seen: set[tuple[Code, int]] = set()
+    mapped = [(f, f.insn, "") for f in ex.findings]
+    for f in [*analysis.findings, *stack_findings(ex, analysis.pre)]:
+        if f.insn < 0:
+            mapped.append((f, f.insn, ""))
+            continue
+        through = ""
+        if f.insn in ex.caller:
+            calls = []
+            k = f.insn
+            while k in ex.caller:
+                k = ex.caller[k]
+                calls.append(str(slots[ex.origin[k]]))
+            through = " (reached through the call at instruction " + " <- ".join(calls) + ")"
+        mapped.append((f, ex.origin[f.insn], through))
+    for f, o, through in mapped:
+        if o < 0:
+            findings.append(f)
+            continue
+        if (f.code, o) in seen:
+            continue
+        seen.add((f.code, o))
+        findings.append(VerifierFinding(f.code, o, f.message + through, f.registers))
+    cfg = build_cfg(env)
+    loops = {ex.origin[h]: n for h, n in analysis.loop_iterations.items()}
+    return Analysis(env, cfg, pre, findings, analysis.processed, loops, parts, analysis.kernel_estimate)

@@ -1,0 +1,158 @@
+"""bpf-to-bpf calls (issue 13 §2): each call is verified in its caller's context, as the kernel does.
+
+Every program here is loaded into the kernel too (where available), so each case states both verdicts:
+what the kernel accepts we accept (the frames, callee-saved registers, arguments, the return value), what it
+refuses we refuse (uninitialised registers across the call, separate stacks, recursion, too many frames,
+too much stack, packet pointers after a callee moved the packet, a stack pointer returned).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions
+from tests.verify.analysis.kernel_oracle import EXIT, HASH_MAP, add_imm, jeq_imm, kernel_verdict, load, mov, mov_reg
+
+KERNEL, WHY = kernel_bpf_available()
+
+U8, U32, U64 = 0x71, 0x61, 0x79
+
+
+def pcall(at: int, target: int) -> Instruction:
+    """``call target`` at index ``at`` (programs here have no lddw before the call, so index = slot)."""
+    return Instruction(0x85, 0, 1, 0, target - at - 1)
+
+
+def st_imm(off: int, imm: int, op: int = 0x7A) -> Instruction:
+    """``*(u64 *)(r10 + off) = imm``"""
+    return Instruction(op, 10, 0, off, imm)
+
+
+def helper(n: int) -> Instruction:
+    return Instruction(0x85, 0, 0, 0, n)
+
+
+def both(insns: list[Instruction], map_insns: tuple[int, ...] = ()) -> tuple[VerifierReport, bool | None]:
+    report = verify_instructions(insns, map_refs=dict.fromkeys(map_insns, (HASH_MAP, None)))
+    kernel = kernel_verdict(insns, map_insns).ok if KERNEL else None
+    return report, kernel
+
+
+# main: r6 = ctx; r1 = 3; call f; r2 = *(u32 *)(r6 + 0) (ctx data, r6 kept); exit with f's r0
+# f:    r0 = r1; r0 &= 3; exit
+ACCEPTED = {
+    "callee-saved r6 and the return value": [
+        mov_reg(6, 1), mov(1, 3), pcall(2, 5), load(U32, 2, 6, 0), EXIT,
+        mov_reg(0, 1), Instruction(0x57, 0, 0, 0, 3), EXIT],
+    "return value known per call site": [  # f(r1) = r1: called with 1 and 2, exits with 1 + 2 = 3
+        mov(1, 1), pcall(1, 7), mov_reg(6, 0), mov(1, 2), pcall(4, 7), Instruction(0x0F, 0, 6, 0, 0), EXIT,
+        mov_reg(0, 1), EXIT],
+    "nested calls, 8 frames": [
+        pcall(0, 2), EXIT,
+        pcall(2, 4), EXIT, pcall(4, 6), EXIT, pcall(6, 8), EXIT, pcall(8, 10), EXIT, pcall(10, 12), EXIT,
+        pcall(12, 14), EXIT, mov(0, 2), EXIT],
+    "map value passed as argument": [
+        *[Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), helper(1)],
+        jeq_imm(0, 0, 3), mov_reg(1, 0), Instruction(0x85, 0, 1, 0, 2), mov(0, 2), EXIT,
+        load(U64, 0, 1, 0), mov(0, 1), EXIT],
+    "maybe-null value checked by the callee": [
+        *[Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), helper(1)],
+        mov_reg(1, 0), Instruction(0x85, 0, 1, 0, 2), mov(0, 2), EXIT,
+        jeq_imm(1, 0, 1), load(U64, 0, 1, 0), mov(0, 1), EXIT],
+    "256 + 256 bytes of stack": [
+        st_imm(-256, 0), pcall(1, 4), mov(0, 2), EXIT,
+        st_imm(-256, 0), mov(0, 0), EXIT],
+}
+MAPS = {"map value passed as argument": (3,), "maybe-null value checked by the callee": (3,)}
+
+
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_kernel_accepted_calls_are_accepted(name: str) -> None:
+    report, kernel = both(ACCEPTED[name], MAPS.get(name, ()))
+    assert kernel in (True, None)
+    assert report.ok, report.format()
+
+
+REFUSED = {
+    # name: (program, instruction we refuse at, code, kernel's words)
+    "callee reads the caller's r6": (
+        [mov(6, 1), pcall(1, 4), mov(0, 2), EXIT, mov_reg(0, 6), EXIT], 4, Code.UNINIT_REG, "R6 !read_ok"),
+    "caller reads r1 after the call": (
+        [mov(1, 1), pcall(1, 4), mov_reg(0, 1), EXIT, mov(0, 0), EXIT], 2, Code.UNINIT_REG, "R1 !read_ok"),
+    "caller reads the return value the callee did not set": (
+        [pcall(0, 2), EXIT, mov(1, 0), EXIT], 1, None, "R0 !read_ok"),
+    "callee reads the caller's spilled pointer through its own r10": (
+        [Instruction(0x7B, 10, 1, -8, 0), pcall(1, 4), mov(0, 2), EXIT, load(U64, 1, 10, -8), load(U32, 0, 1, 0),
+         EXIT], 4, Code.UNINIT_STACK, "R1 invalid mem access 'scalar'"),
+    "callee dereferences a maybe-null argument": (
+        [Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), helper(1),
+         mov_reg(1, 0), Instruction(0x85, 0, 1, 0, 2), mov(0, 2), EXIT, load(U64, 0, 1, 0), mov(0, 1), EXIT],
+        9, Code.NULL_DEREF, "invalid mem access 'map_value_or_null'"),
+    "recursion": (
+        [pcall(0, 3), mov(0, 2), EXIT, pcall(3, 3), EXIT], 3, Code.INVALID_INSN,
+        "the call stack of 9 frames is too deep"),
+    "9 frames": (
+        [pcall(0, 2), EXIT, pcall(2, 4), EXIT, pcall(4, 6), EXIT, pcall(6, 8), EXIT, pcall(8, 10), EXIT,
+         pcall(10, 12), EXIT, pcall(12, 14), EXIT, pcall(14, 16), EXIT, mov(0, 2), EXIT], 14, Code.COMPLEXITY,
+        "the call stack of 9 frames is too deep"),
+    "512 + 32 bytes of stack": (
+        [st_imm(-512, 0), pcall(1, 4), mov(0, 2), EXIT, st_imm(-8, 0), mov(0, 0), EXIT], 1, Code.STACK_BOUNDS,
+        "combined stack size"),
+    "callee returns a pointer to its stack": (
+        [pcall(0, 3), mov(0, 2), EXIT, mov_reg(0, 10), add_imm(0, -8), EXIT], 5, Code.BAD_POINTER,
+        "cannot return stack pointer to the caller"),
+    "jump out of the function": (
+        [pcall(0, 3), mov(0, 2), EXIT, Instruction(0x05, 0, 0, -3, 0), EXIT], 3, Code.INVALID_INSN,
+        "jump out of range"),
+    "last instruction of main is a call": (
+        [mov(0, 2), EXIT, pcall(2, 3), mov(0, 0), EXIT], 2, Code.INVALID_INSN, "last insn is not an exit or jmp"),
+}
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_kernel_refused_calls_are_refused(name: str) -> None:
+    insns, at, code, kernel_says = REFUSED[name]
+    maps = (3,) if name == "callee dereferences a maybe-null argument" else ()
+    report, _ = both(insns, maps)
+    if KERNEL:
+        verdict = kernel_verdict(insns, maps)
+        assert not verdict.ok and kernel_says in verdict.log, verdict.last_lines
+    assert not report.ok, "verified, but the kernel refuses it"
+    assert any(f.insn == at and code in (None, f.code) for f in report.errors), report.format()
+
+
+def test_packet_pointers_of_the_caller_are_gone_after_a_callee_moves_the_packet() -> None:
+    """The callee calls bpf_xdp_adjust_head: the caller's checked packet pointer in r6 is invalid after."""
+    insns = [
+        load(U32, 2, 1, 0), load(U32, 3, 1, 4), mov_reg(4, 2), add_imm(4, 8),
+        Instruction(0x2D, 4, 3, 3, 0),  # if r4 > r3 goto r0 = XDP_PASS
+        mov_reg(6, 2), pcall(6, 10), load(U8, 0, 6, 0), mov(0, 2), EXIT,
+        mov(2, 0), helper(44), mov(0, 0), EXIT]
+    report, kernel = both(insns)
+    assert kernel in (False, None)
+    assert not report.ok
+    assert any(f.insn == 7 for f in report.errors), report.format()
+    without_move = [*insns[:11], mov(0, 0), mov(0, 0), EXIT]
+    report, kernel = both(without_move)
+    assert kernel in (True, None)
+    assert report.ok, report.format()
+
+
+def test_finding_in_a_callee_names_the_call() -> None:
+    """A problem inside a function is reported at its own instruction, through the call that reached it."""
+    insns, at, _, _ = REFUSED["callee reads the caller's r6"]
+    report = verify_instructions(insns)
+    f = next(f for f in report.errors if f.insn == at)
+    assert "through the call at instruction 1" in f.message
+
+
+def test_pointer_to_the_caller_s_stack_is_not_modelled() -> None:
+    """What is left: the kernel accepts a callee reading the caller's stack through an argument; we refuse,
+    saying so (never as 'verified' with a wrong frame)."""
+    insns = [st_imm(-8, 1), mov_reg(1, 10), add_imm(1, -8), pcall(3, 6), mov(0, 2), EXIT,
+             load(U64, 0, 1, 0), EXIT]
+    report, kernel = both(insns)
+    assert kernel in (True, None)
+    assert not report.ok and any(f.code == Code.UNSUPPORTED and f.insn == 3 for f in report.errors), report.format()
