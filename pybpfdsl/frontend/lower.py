@@ -417,6 +417,14 @@ class Lowerer:
                 isinstance(held, OptionalVal) and not isinstance(held.inner, Scalar))):
             raise self.err(s, f"{name} held {describe(held)}; it cannot now hold {describe(value)}",
                            "use a new variable name")
+        if declared is not None and isinstance(value, OptionalVal) and isinstance(value.inner, Scalar):
+            # A number that may be None, stored again (`b = pkt.payload[1]` after `if b is None: b = 0`):
+            # it keeps the variable's type.
+            inner = self.materialize(replace(self.convert(value.inner, declared, value_node, implicit=True),
+                                             literal=False))
+            assert isinstance(inner, Scalar)
+            self.env[name] = replace(value, inner=inner)
+            return
         if declared is not None:
             # A typed local: its constant folds in its type, even if a literal of that type was assigned.
             self.env[name] = self.materialize(replace(self.convert(self.as_scalar(value, value_node), declared,
@@ -862,6 +870,8 @@ class Lowerer:
         return None
 
     def truth(self, v: DslValue, node: ast.expr) -> Scalar:
+        if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
+            v = v.inner  # checked not None: a number
         if isinstance(v, Scalar):
             if v.type.is_bool:
                 return v
@@ -1085,7 +1095,15 @@ class Lowerer:
                                f"use a wider type, or write `{t}({v.const})` to wrap it on purpose")
         if v.const is not None:
             if t.is_fixed:
-                return Scalar(FLOAT, const=float(v.const) if not isinstance(v.const, float) else v.const)
+                if isinstance(v.const, float):
+                    return Scalar(FLOAT, const=v.const)
+                if v.literal:  # an untyped constant converts exactly, and must fit
+                    if not -(1 << 31) <= v.const < 1 << 31:
+                        raise self.err(node, f"{v.const} is outside the float range [-2**31, 2**31)",
+                                       "DSL floats are Q32.32 fixed-point numbers; see docs/language.md")
+                    return Scalar(FLOAT, const=float(v.const))
+                # A typed constant converts as the code would at run time: outside the range it wraps.
+                return Scalar(FLOAT, const=fixed.to_float(arith.convert(int(v.const), v.type, FLOAT)))
             if isinstance(v.const, float):
                 raw = fixed.from_float(v.const)
                 return Scalar(t, const=arith.convert(raw, FLOAT, t))
@@ -1116,19 +1134,47 @@ class Lowerer:
         if op not in arith.FIXED_BINOPS:
             raise self.err(node, f"`{_SYMBOL[op]}` is not defined on floats",
                            "use +, -, * and / on floats; convert to an integer type for the others")
-        if a.const is not None and b.const is not None:
+        if a.const is not None and b.const is not None and _untyped(a) and _untyped(b):
             r = {BinOp.ADD: float(a.const) + float(b.const), BinOp.SUB: float(a.const) - float(b.const),
                  BinOp.MUL: float(a.const) * float(b.const)}[op]
             return self.const_scalar(r, node)
         ca, cb = self.convert(a, FLOAT, node), self.convert(b, FLOAT, node)
+        if ca.const is not None and cb.const is not None:
+            # Typed constants fold as the code computes: in Q32.32, wrapping (not in double precision).
+            ra, rb = self.fixed_raw(ca, node), self.fixed_raw(cb, node)
+            folded = _exact_float({BinOp.ADD: fixed.wrap64(ra + rb), BinOp.SUB: fixed.wrap64(ra - rb),
+                                   BinOp.MUL: fixed.mul(ra, rb)}[op])
+            if folded is not None:
+                return Scalar(FLOAT, const=folded)
         out = self.b.emit(n.Binary(self.new(FLOAT), op, self.scalar_value(ca), self.scalar_value(cb), line=self.line))
         return Scalar(FLOAT, out)
 
+    def fixed_raw(self, v: Scalar, node: ast.AST) -> int:
+        """The Q32.32 raw value of a float constant."""
+        assert v.const is not None
+        try:
+            return fixed.from_float(float(v.const))
+        except (OverflowError, ValueError):
+            raise self.err(node, f"{v.const} is outside the float range [-2**31, 2**31)",
+                           "DSL floats are Q32.32 fixed-point numbers; see docs/language.md") from None
+
     def true_divide(self, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
-        if a.const is not None and b.const is not None:
+        if a.const is not None and b.const is not None and _untyped(a) and _untyped(b):
             if float(b.const) == 0:
                 raise self.err(node, "division by zero in a constant expression")
             return self.const_scalar(float(a.const) / float(b.const), node)
+        if a.const is not None and b.const is not None and not b.type.is_fixed:
+            # Typed constants fold as the code computes (a quotient truncated to Q32.32; x / 0 == 0).
+            const_divisor = self.convert(b, i64, node).const
+            assert isinstance(const_divisor, int)
+            if a.type.is_fixed:
+                folded = _exact_float(fixed.div_int(self.fixed_raw(a, node), const_divisor))
+            else:
+                const_dividend = self.convert(a, i64, node).const
+                assert isinstance(const_dividend, int)
+                folded = _exact_float(fixed.quotient(const_dividend, const_divisor))
+            if folded is not None:
+                return Scalar(FLOAT, const=folded)
         if b.type.is_fixed:
             if b.const is None:
                 raise self.err(node, "dividing by a float computed at run time is not supported",
@@ -1322,6 +1368,9 @@ class Lowerer:
         return true_flows, false_flows
 
     def join_values(self, results: list[tuple[Flow, DslValue]], node: ast.expr) -> DslValue:
+        # A number checked not None is a number (`x if c else b` after `if b is None: return ...`).
+        results = [(f, v.inner if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar) else v)
+                   for f, v in results]
         if not results:
             self.b.set_block(None)
             return Scalar(BOOL, const=0)
@@ -1725,6 +1774,12 @@ def _remember(key: _K, v: Scalar, types: dict[_K, ScalarType], consts: dict[_K, 
     elif v.const is None:
         not_const.add(key)
         consts.pop(key, None)
+
+
+def _exact_float(raw: int) -> float | None:
+    """The Python float equal to a Q32.32 raw value, or None when a double cannot hold it exactly."""
+    value = fixed.to_float(raw)
+    return value if fixed.from_float(value) == raw else None
 
 
 def _untyped(s: Scalar) -> bool:

@@ -94,3 +94,40 @@ def test_the_variable_keeps_the_bytes_type(tmp_path) -> None:  # type: ignore[no
     with pytest.raises(DslError, match="1000 does not fit in u8") as info:
         namespace["too_big"].lower()  # type: ignore[attr-defined]
     assert info.value.location is not None and info.value.location.line == 7
+
+
+@xdp
+def checked_byte_as_a_number(pkt: Packet) -> int:
+    b = pkt.payload[0]
+    if b is None:
+        return XDP_PASS
+    last.value = b if pkt.len > 15 else u64(3)     # an arm of a conditional expression
+    if bool(b):                                     # its truth
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def read_again(pkt: Packet) -> int:
+    b = pkt.payload[0]
+    if b is None:
+        b = 0
+    total = u64(b)
+    b = pkt.payload[1]                              # a number that may be None again, of b's type
+    if b is None:
+        b = 1
+    last.value = total + b
+    return XDP_PASS
+
+
+@pytest.mark.parametrize("prog", [checked_byte_as_a_number, read_again], ids=lambda p: p.name)
+def test_a_checked_optional_number_is_a_number_everywhere(prog) -> None:  # type: ignore[no-untyped-def]
+    reset_state(seen, last)
+    assert compare(prog, PACKETS * 2, executions=EXECUTIONS) is None
+
+
+def test_checked_values() -> None:
+    reset_state(last)
+    read_again(ETH + b"\x05")
+    assert last.value == 6
+    assert checked_byte_as_a_number(ETH + b"\x00\x01") == XDP_PASS and last.value == 0

@@ -1,0 +1,61 @@
+"""Typed constants fold as the code computes at run time, floats included (docs/language.md, "Constant
+expressions"): an integer outside the float range converts by wrapping, a quotient by a typed zero is 0,
+and products and quotients truncate in Q32.32. Each constant below is stored beside the same expression
+computed at run time (`pkt.len - 14` is 0 for the 14-byte packet), and the four executions must agree.
+Found by the generated-program tests (tests/generated): these were internal compiler errors or false
+"division by zero" / "outside the float range" errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pybpfdsl import XDP_PASS, Array, Packet, i8, i16, i64, u32, xdp
+from pybpfdsl.differential import compare
+from pybpfdsl.lang.errors import DslError
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.testing import reset_state
+
+KERNEL, _ = kernel_bpf_available()
+EXECUTIONS = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
+FRAME = bytes(12) + b"\x88\xb5"
+
+folded = Array(float, 8)
+computed = Array(float, 8)
+
+
+@xdp
+def typed_float_constants(pkt: Packet) -> int:
+    zero = pkt.len - 14                                   # 0 at run time
+    folded[0] = float(u32(4294949981))                    # outside the float range: wraps to -17315.0
+    computed[0] = float(u32(zero + 4294949981))
+    folded[1] = i64(-9223372036854775808) / 0.5           # the i64 converts (wrapping) before the product
+    computed[1] = (i64(zero) - 9223372036854775807 - 1) / 0.5
+    folded[2] = i8(127) / i16(0)                          # a typed zero divisor gives 0, as at run time
+    computed[2] = i8(127) / i16(zero)
+    folded[3] = u32(7) / u32(3)                           # truncated toward zero, not rounded
+    computed[3] = u32(zero + 7) / u32(3)
+    third = 0.1                                           # a local: a typed constant
+    folded[4] = third * 3.0 - 0.3                         # Q32.32 products truncate
+    computed[4] = (third + float(zero)) * 3.0 - 0.3
+    return XDP_PASS
+
+
+def test_typed_constants_fold_like_the_run_time_code() -> None:
+    reset_state(folded, computed)
+    assert compare(typed_float_constants, [FRAME, FRAME], executions=EXECUTIONS) is None
+    typed_float_constants(FRAME)
+    assert [folded[i] for i in range(5)] == [computed[i] for i in range(5)]
+    assert folded[0] == -17315.0 and folded[1] == 0.0 and folded[2] == 0.0
+
+
+def test_an_untyped_constant_outside_the_float_range_is_a_dsl_error(tmp_path: Path) -> None:
+    source = tmp_path / "too_big_float.py"
+    source.write_text("from pybpfdsl import *\n\n@xdp\ndef too_big(pkt: Packet) -> int:\n"
+                      "    x = float(3000000000)\n    return XDP_PASS\n")
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    with pytest.raises(DslError, match="outside the float range") as info:
+        namespace["too_big"].lower()  # type: ignore[attr-defined]
+    assert info.value.location is not None and info.value.location.line == 5
