@@ -172,7 +172,7 @@ class BpfElf:
         table_end = int(header["e_shoff"]) + int(header["e_shnum"]) * int(header["e_shentsize"])
         if table_end > size:
             raise ElfError(f"truncated or malformed ELF: its section headers end at byte {table_end}, "
-                           f"but the file has {size} bytes")
+                           f"but the file has only {size} bytes")
         try:
             sections = list(self._elf.iter_sections())
         except Exception as exc:

@@ -119,7 +119,8 @@ class _Text:
 def _values(state: State | None, regs: tuple[int, ...]) -> str:
     if state is None:
         return "(unreachable)"
-    return ", ".join(f"r{r}={describe(state.regs[r])}" for r in dict.fromkeys(regs))
+    return ", ".join(f"r{r}={describe(state.regs[r])}" if r < len(state.regs) else f"r{r} (no such register)"
+                     for r in dict.fromkeys(regs))
 
 
 def _chain(report: VerifierReport, text_of: _Text, idx: int, regs: tuple[int, ...]) -> list[str]:
