@@ -14,15 +14,18 @@ from typing import TYPE_CHECKING
 
 from elftools.elf.elffile import ELFFile
 
-from pybpfdsl.bpf.btf_ext import LineInfo
+from pybpfdsl.bpf.btf_ext import BtfKind, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.interpreter import link_program
-from pybpfdsl.verify.analysis.calls import expand, fold, has_calls
+from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
+from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import Env
-from pybpfdsl.verify.analysis.values import MapInfo
+from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, ScalarValue, Unknown, Value
+from pybpfdsl.verify.domains.scalar import Scalar
 
 if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram
@@ -111,12 +114,12 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
                         line_info: tuple[LineInfo, ...] = (), check_division: bool = False,
                         extra: list[VerifierFinding] | None = None,
                         allow_uninit_stack_reads: bool = False, functions: frozenset[int] = frozenset(),
-                        global_functions: dict[int, str] | None = None) -> VerifierReport:
+                        global_functions: dict[int, GlobalFunction] | None = None) -> VerifierReport:
     """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's).
 
     bpf-to-bpf calls are analysed in each caller's context (see ``calls``); ``functions``: the
     instructions where functions start besides the call targets (the object's function symbols),
-    ``global_functions`` those the kernel verifies on their own (refused here).
+    ``global_functions`` those the kernel verifies on their own (each analysed once from its prototype).
 
     ``check_division``: also reject a division or modulo by a register that may be zero (BPF defines
     the result, so the kernel accepts it; this is a lint). ``allow_uninit_stack_reads``: accept reads
@@ -130,16 +133,7 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     slots = slot_offsets(code)
     env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
               allow_uninit_stack_reads)
-    if has_calls(code):
-        ex = expand(code, functions, global_functions)
-        big = tuple(ex.insns)
-        big_slots = slot_offsets(big)
-        refs = {k: (map_refs or {})[o] for k, o in enumerate(ex.origin) if o in (map_refs or {})}
-        big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, check_division,
-                      allow_uninit_stack_reads, env.thresholds, ex.call_entry, ex.return_to)
-        analysis = fold(analyse(big_env), ex, env)
-    else:
-        analysis = analyse(env)
+    analysis = _analyse_calls(env, functions, global_functions or {}) if has_calls(code) else analyse(env)
     findings = list(extra or []) + analysis.findings
     total_slots = sum(i.slots for i in code)
     if total_slots > BPF_MAXINSNS:
@@ -150,6 +144,61 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     findings.sort(key=lambda f: (f.insn, f.code.value))
     return VerifierReport(name, section, code, _dedupe(findings), line_info, analysis,
                           time.perf_counter() - started, analysis.processed)
+
+
+def _global_entry_state(g: GlobalFunction) -> State:
+    """How the kernel starts a global function: arguments typed from its prototype, nothing else known."""
+    s = entry_state()
+    regs: list[Value] = [UNINIT] * len(s.regs)
+    regs[FP] = s.regs[FP]
+    for i, kind in enumerate((g.args or ())[:5]):
+        regs[i + 1] = s.regs[1] if kind == "ctx" else ScalarValue(Scalar.top()) if kind == "scalar" else Unknown()
+    return replace(s, regs=tuple(regs))
+
+
+def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, GlobalFunction]) -> Analysis:
+    """The program with its bpf-to-bpf calls (see ``calls``): the entry program with a copy of each static
+    function per call chain, and each global function called, analysed once on its own as the kernel does."""
+    order, todo = [], [0]
+    expansions: dict[int, Expansion] = {}
+    while todo:
+        root = todo.pop()
+        if root in expansions:
+            continue
+        expansions[root] = ex = expand(env.insns, functions, globals_, root)
+        order.append(root)
+        todo.extend(sorted(ex.called_globals))
+    analyses: dict[int, Analysis] = {}
+    global_depth: dict[int, int] = {}
+    for root in reversed(order):  # callees first: a caller's stack check adds theirs
+        ex = expansions[root]
+        big = tuple(ex.insns)
+        big_slots = slot_offsets(big)
+        refs = {k: env.map_refs[o] for k, o in enumerate(ex.origin) if o in env.map_refs}
+        calls = {k: (g.name, g.args) for k, g in ex.global_calls.items()}
+        big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, env.check_division,
+                      env.allow_uninit_stack, env.thresholds, ex.call_entry, ex.return_to, calls, root != 0)
+        g = globals_.get(root)
+        result = analyse(big_env, _global_entry_state(g) if root and g is not None else None)
+        chains = chain_stacks(ex, result.pre)
+        global_depth[root] = max((t for _, t in chains.values()), default=0) + max(
+            (global_depth.get(ex.global_entry[k], 0) for k in ex.global_calls), default=0)
+        analyses[root] = fold(result, ex, env, global_depth)
+        if root and g is not None and not g.returns_scalar:
+            analyses[root].findings.append(VerifierFinding(Code.UNSUPPORTED, root, f"global function {g.name} "
+                                                           "does not return a number: the kernel refuses it"))
+    main = analyses[0]
+    for root in order[1:]:
+        other = analyses[root]
+        for i, s in other.pre.items():
+            joined = st.join(main.pre.get(i), s)
+            assert joined is not None
+            main.pre[i] = joined
+        for i, ps in other.parts.items():
+            main.parts[i] = main.parts.get(i, ()) + ps
+        main.findings += other.findings
+        main.processed += other.processed
+    return main
 
 
 XDP_SECTIONS = ("xdp", "xdp.frags")
@@ -185,6 +234,27 @@ def _dedupe(findings: list[VerifierFinding]) -> list[VerifierFinding]:
     return out
 
 
+def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
+    """A global function's argument kinds from its BTF prototype (None if the object has none)."""
+    btf = elf.btf
+    funcs = btf.by_name(name, BtfKind.FUNC) if btf is not None else []
+    if btf is None or not funcs or funcs[0].type is None:
+        return GlobalFunction(name, None)
+    proto = btf.resolve(funcs[0].type)
+    args = []
+    for _, type_id, _ in proto.members:
+        t = btf.resolve(type_id)
+        if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64):
+            args.append("scalar")
+        elif t.kind == BtfKind.PTR and t.type is not None and btf.resolve(t.type).name == "xdp_md":
+            args.append("ctx")
+        else:
+            args.append("other")
+    ret = btf.resolve(proto.type) if proto.type else None
+    return GlobalFunction(name, tuple(args), ret is not None and ret.kind in (BtfKind.INT, BtfKind.ENUM,
+                                                                              BtfKind.ENUM64))
+
+
 def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check_division: bool = False,
                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
     text = elf.text
@@ -199,7 +269,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
     refs, problems = _map_refs(elf, relocs.values(), _section_sizes(elf_bytes))
     base, base_slot = len(prog.instructions), prog.slots
     starts = frozenset(base + f.insn_index for f in text.functions)
-    globals_ = {base + f.insn_index: f.name for f in text.functions if f.is_global}
+    globals_ = {base + f.insn_index: _prototype(elf, f.name) for f in text.functions if f.is_global}
     lines = prog.line_info + tuple(replace(li, insn_index=li.insn_index + base, slot=li.slot + base_slot)
                                    for li in text.line_info)
     return verify_instructions(insns, name=prog.name, section=prog.section, map_refs=refs, line_info=lines,

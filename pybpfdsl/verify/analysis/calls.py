@@ -26,12 +26,25 @@ from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import StackPtr
 
-__all__ = ["MAX_CALL_FRAMES", "MAX_EXPANDED", "Expansion", "expand", "fold", "has_calls", "stack_findings"]
+__all__ = ["MAX_CALL_FRAMES", "MAX_EXPANDED", "Expansion", "GlobalFunction", "chain_stacks", "expand", "fold",
+           "has_calls", "stack_findings"]
 
 MAX_CALL_FRAMES = 8
 """The kernel's MAX_CALL_FRAMES: the entry program and at most 7 nested calls."""
 MAX_EXPANDED = 200_000
 """Instructions the copies may add up to; past it the program is refused as too complex to analyse."""
+
+
+@dataclass(frozen=True)
+class GlobalFunction:
+    """A non-static function: the kernel verifies it once, on its own, with arguments typed from its BTF
+    prototype (``ctx``: the context pointer; ``scalar``: a number; anything else: a pointer we do not model),
+    and a call to it only checks the arguments and returns an unknown number."""
+
+    name: str
+    args: tuple[str, ...] | None
+    """Per argument, 'ctx', 'scalar' or 'other'; None when the object has no prototype for it."""
+    returns_scalar: bool = True
 
 
 @dataclass
@@ -47,6 +60,12 @@ class Expansion:
     """Expanded index → the expanded call instruction that entered its copy (absent in the entry program)."""
     findings: list[VerifierFinding] = field(default_factory=list)
     """Problems with the call structure, at original indices."""
+    global_calls: dict[int, GlobalFunction] = field(default_factory=dict)
+    """Expanded index of a call of a global function → that function (analysed apart, see ``roots``)."""
+    called_globals: set[int] = field(default_factory=set)
+    """Original entries of the global functions called."""
+    global_entry: dict[int, int] = field(default_factory=dict)
+    """Expanded index of a call of a global function → that function's original entry."""
     copy_of: list[int] = field(default_factory=list)
     """Expanded index → the number of the copy it belongs to (0: the entry program)."""
     parent: list[int] = field(default_factory=list)
@@ -63,9 +82,10 @@ def _target(insns: list[Instruction], starts: list[int], slot_index: dict[int, i
 
 
 def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: frozenset[int] = frozenset(),
-           global_functions: dict[int, str] | None = None) -> Expansion:
-    """Copy each function per call chain. ``boundaries``: further function starts (the ELF's function
-    symbols); ``global_functions``: entry index → name of functions the kernel verifies on their own."""
+           global_functions: dict[int, GlobalFunction] | None = None, root: int = 0) -> Expansion:
+    """Copy each function per call chain, from the function at ``root``. ``boundaries``: further function
+    starts (the ELF's function symbols); ``global_functions``: entry index → the functions the kernel
+    verifies on their own (not copied: their calls are checked against their prototypes)."""
     code = list(insns)
     n = len(code)
     starts = slot_offsets(code)
@@ -123,9 +143,9 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
                 findings.append(VerifierFinding(Code.COMPLEXITY, i, f"this call makes {len(chain) + 2} nested "
                                                 f"frames: the kernel allows at most {MAX_CALL_FRAMES}"))
             elif t in globals_:
-                findings.append(VerifierFinding(Code.UNSUPPORTED, i, f"call of global function {globals_[t]}: "
-                                                "the kernel verifies it on its own, from its BTF argument types, "
-                                                "which this verifier does not model (make it static)"))
+                out.global_calls[at] = globals_[t]
+                out.global_entry[at] = t
+                out.called_globals.add(t)
             elif t in bad:
                 pass  # its structure is already refused
             elif len(out.insns) > MAX_EXPANDED:
@@ -135,8 +155,9 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
                 out.call_entry[at] = copy(t, (*chain, entry), at, number)
         return base
 
-    if n:
-        copy(0, (), None, -1)
+    entries_set = set(entries)
+    if 0 <= root < n and root in entries_set:
+        copy(root, (), None, -1)
     # Duplicated findings (one per copy) are reported once.
     seen: set[tuple[Code, int, str]] = set()
     out.findings = [f for f in findings if (f.code, f.insn, f.message) not in seen
@@ -174,27 +195,48 @@ def _round32(n: int) -> int:
     return (max(n, 1) + 31) // 32 * 32
 
 
-def stack_findings(ex: Expansion, pre: dict[int, State]) -> list[VerifierFinding]:
-    """The combined stack of each call chain, as the kernel adds it up (each frame rounded up to 32 bytes),
-    at the (expanded) call that makes a chain too deep."""
+def chain_stacks(ex: Expansion, pre: dict[int, State]) -> dict[int, tuple[int, int]]:
+    """Copy number → (frames, bytes of stack) of the call chain that ends in it, each frame rounded up to
+    32 bytes as the kernel adds them up."""
     members: dict[int, list[int]] = {}
     for k, c in enumerate(ex.copy_of):
         members.setdefault(c, []).append(k)
     depth = {c: _round32(_frame_depth(ex.insns, ks, pre)) for c, ks in members.items()}
-    entry_call = {c: ex.caller[ks[0]] for c, ks in members.items() if ks[0] in ex.caller}
-    out = []
+    out = {}
     for c in members:
-        total, chain, x = 0, [], c
+        total, frames, x = 0, 0, c
         while x >= 0:
             total += depth[x]
-            chain.append(x)
+            frames += 1
             x = ex.parent[x]
-        if total > COMBINED_STACK and c in entry_call:
-            call = entry_call[c]
-            out.append(VerifierFinding(Code.STACK_BOUNDS, call, f"the {len(chain)} frames of this call chain use "
-                                       f"{total} bytes of stack together (each rounded up to 32): the kernel "
-                                       f"allows {COMBINED_STACK}"))
+        out[c] = (frames, total)
     return out
+
+
+def stack_findings(ex: Expansion, pre: dict[int, State],
+                   global_depth: dict[int, int] | None = None) -> list[VerifierFinding]:
+    """Call chains whose frames use more than 512 bytes of stack together, at the (expanded) call that makes
+    the chain too deep. ``global_depth``: the deepest chain of each global function called (its entry)."""
+    chains = chain_stacks(ex, pre)
+    out = []
+    first: dict[int, int] = {}
+    for k, c in enumerate(ex.copy_of):
+        first.setdefault(c, k)
+    for c, k in first.items():
+        frames, total = chains[c]
+        if k in ex.caller and total > COMBINED_STACK:
+            out.append(_too_deep(ex.caller[k], frames, total))
+    for k in ex.global_calls:
+        frames, total = chains[ex.copy_of[k]]
+        extra = (global_depth or {}).get(ex.global_entry[k], 0)
+        if total + extra > COMBINED_STACK:
+            out.append(_too_deep(k, frames + 1, total + extra))
+    return out
+
+
+def _too_deep(call: int, frames: int, total: int) -> VerifierFinding:
+    return VerifierFinding(Code.STACK_BOUNDS, call, f"the {frames} frames of this call chain use {total} bytes of "
+                           f"stack together (each rounded up to 32): the kernel allows {COMBINED_STACK}")
 
 
 def _fold_state(s: State, origin: list[int]) -> State:
@@ -202,7 +244,7 @@ def _fold_state(s: State, origin: list[int]) -> State:
     return replace(s, defs=defs, frames=())
 
 
-def fold(analysis: Analysis, ex: Expansion, env: Env) -> Analysis:
+def fold(analysis: Analysis, ex: Expansion, env: Env, global_depth: dict[int, int] | None = None) -> Analysis:
     """The analysis of the copies as one of the original program (``env``): each instruction's invariant is
     the join over its copies; each finding is reported once, at the original instruction, naming the call
     it was found through."""
@@ -220,7 +262,7 @@ def fold(analysis: Analysis, ex: Expansion, env: Env) -> Analysis:
     findings: list[VerifierFinding] = []
     seen: set[tuple[Code, int]] = set()
     mapped = [(f, f.insn, "") for f in ex.findings]
-    for f in [*analysis.findings, *stack_findings(ex, analysis.pre)]:
+    for f in [*analysis.findings, *stack_findings(ex, analysis.pre, global_depth)]:
         if f.insn < 0:
             mapped.append((f, f.insn, ""))
             continue

@@ -73,7 +73,7 @@ def _static_succs(env: Env, idx: int) -> list[int]:
         return [] if back is None else [back]
     if kind == Kind.INVALID:
         return []
-    if kind == Kind.CALL and insn.is_pseudo_call:
+    if kind == Kind.CALL and insn.is_pseudo_call and idx not in env.global_calls:
         entry = env.call_entry.get(idx)
         return [] if entry is None else [entry]
     if kind in (Kind.JA, Kind.GOTOL):

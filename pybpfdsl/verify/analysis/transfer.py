@@ -89,6 +89,10 @@ class Env:
     """bpf-to-bpf call → the entry of its callee's copy (see ``calls.expand``)."""
     return_to: dict[int, int] = field(default_factory=dict)
     """``exit`` of a callee's copy → the instruction after its call."""
+    global_calls: dict[int, tuple[str, tuple[str, ...] | None]] = field(default_factory=dict)
+    """Call of a global function → its name and argument kinds ('ctx', 'scalar', 'other'; see calls.py)."""
+    global_root: bool = False
+    """The code analysed is a global function: its exit returns a number to some caller, not an XDP action."""
 
     kinds: tuple[Kind, ...] = ()
 
@@ -482,6 +486,10 @@ def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     back = env.return_to.get(idx)
     if back is not None and s.frames:
         return [(back, _return(idx, s, sink))]
+    if env.global_root:
+        if not isinstance(s.regs[0], ScalarValue):
+            sink.report(Code.EXIT_VALUE, idx, f"a global function must return a number; r0 is {s.regs[0]}", 0)
+        return []
     msg = exit_value_message(s.regs[0])
     if msg is not None:
         sink.report(Code.EXIT_VALUE, idx, msg, 0)
@@ -597,8 +605,35 @@ def _return(idx: int, s: State, sink: Sink) -> State:
     return State(regs, defs, caller.stack, s.pkt_min, s.ranges, s.frames[:-1])
 
 
+def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
+    """A call of a global function: its arguments checked against its prototype; it returns a number."""
+    name, args = env.global_calls[idx]
+    if args is None:
+        sink.report(Code.UNSUPPORTED, idx, f"call of global function {name}: the object has no BTF prototype "
+                    "for it, which the kernel needs to verify it")
+        args = ()
+    for i, kind in enumerate(args[:5]):
+        r = i + 1
+        v = s.regs[r]
+        if isinstance(v, Uninit):
+            sink.report(Code.UNINIT_REG, idx, f"r{r} (argument {i + 1} of {name}) is not set", r)
+        elif kind == "ctx" and not (isinstance(v, CtxPtr) and v.off.const_value == 0):
+            sink.report(Code.HELPER_ARG, idx, f"{name} takes the context pointer as argument {i + 1}; r{r} is {v}",
+                        r)
+        elif kind == "scalar" and not isinstance(v, ScalarValue):
+            sink.report(Code.HELPER_ARG, idx, f"{name} takes a number as argument {i + 1}; r{r} is {v}", r)
+        elif kind == "other":
+            sink.report(Code.UNSUPPORTED, idx, f"argument {i + 1} of global function {name} is a pointer to memory: "
+                        "not modelled by this verifier", r)
+    for r in range(1, 6):
+        s = s.set_reg(r, UNINIT, idx)
+    return [(idx + 1, s.set_reg(0, TOP, idx))]
+
+
 def _subprogram_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     """A bpf-to-bpf call: a new frame (r1-r5 passed, its own stack and r10), the caller's saved."""
+    if idx in env.global_calls:
+        return _global_call(env, idx, s, sink)
     entry = env.call_entry.get(idx)
     if entry is None:
         sink.report(Code.UNSUPPORTED, idx, "this bpf-to-bpf call is not analysed (see the call's other findings)")

@@ -8,12 +8,19 @@ too much stack, packet pointers after a callee moved the packet, a stack pointer
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
+
 import pytest
 
+from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions
+from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object
 from tests.verify.analysis.kernel_oracle import EXIT, HASH_MAP, add_imm, jeq_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.corpus.c_corpus import clang
+from tests.verify.corpus.third_party_corpus import kernel_verdict as object_verdict
 
 KERNEL, WHY = kernel_bpf_available()
 
@@ -156,3 +163,58 @@ def test_pointer_to_the_caller_s_stack_is_not_modelled() -> None:
     report, kernel = both(insns)
     assert kernel in (True, None)
     assert not report.ok and any(f.code == Code.UNSUPPORTED and f.insn == 3 for f in report.errors), report.format()
+
+
+# --------------------------------------------------------------------------- #
+# clang objects: static and global functions in .text
+# --------------------------------------------------------------------------- #
+
+C_HEAD = """
+typedef unsigned int __u32; typedef unsigned char __u8;
+struct xdp_md { __u32 data; __u32 data_end; __u32 data_meta; __u32 ingress_ifindex; __u32 rx_queue_index;
+                __u32 egress_ifindex; };
+#define SEC(name) __attribute__((section(name), used))
+char LICENSE[] SEC("license") = "GPL";
+"""
+FIRST_BYTE = """
+{LINKAGE} __attribute__((noinline)) int first_byte(struct xdp_md *ctx) {{
+    __u8 *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    {CHECK}
+    return data[0];
+}}
+SEC("xdp") int prog(struct xdp_md *ctx) {{ return first_byte(ctx) == 7 ? 1 : 2; }}
+"""
+C_CASES = {
+    # name: (linkage, bounds check, the kernel accepts)
+    "static function, checked": ("static", "if (data + 1 > end) return 0;", True),
+    "static function, unchecked": ("static", "", False),
+    "global function, checked": ("", "if (data + 1 > end) return 0;", True),
+    "global function, unchecked": ("", "", False),
+}
+
+
+def _build(source: str) -> bytes:
+    cc = clang()
+    if cc is None:
+        pytest.skip("clang is not installed")
+    with tempfile.TemporaryDirectory() as d:
+        src, obj = os.path.join(d, "calls.c"), os.path.join(d, "calls.o")
+        with open(src, "w") as f:
+            f.write(source)
+        subprocess.run([cc, "-O2", "-g", "-target", "bpf", "-c", src, "-o", obj], check=True, capture_output=True)
+        with open(obj, "rb") as f:
+            return f.read()
+
+
+@pytest.mark.parametrize("name", list(C_CASES))
+def test_clang_functions_are_verified_as_the_kernel_does(name: str) -> None:
+    linkage, check, kernel_ok = C_CASES[name]
+    elf = _build(C_HEAD + FIRST_BYTE.format(LINKAGE=linkage, CHECK=check))
+    assert any(i.is_pseudo_call for i in BpfElf.from_bytes(elf).program("prog").instructions)
+    if KERNEL:
+        verdict = object_verdict(elf, "prog")
+        assert verdict.ok == kernel_ok, verdict.log[-500:]
+    report = verify_object(elf, "prog")
+    assert report.ok == kernel_ok, report.format()
+    if not kernel_ok:
+        assert any(f.code == Code.PACKET_BOUNDS and "calls.c:" in report.format() for f in report.errors)
