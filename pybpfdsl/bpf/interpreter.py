@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeAlias
 
 from pybpfdsl.bpf.instruction import HELPERS, Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, alu_op, size
@@ -39,10 +39,11 @@ from pybpfdsl.lang.helpers import current_helpers
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.elf import BpfElf
-    from pybpfdsl.lang.state import StateObject
+    from pybpfdsl.lang.state import Array, StateObject
     from pybpfdsl.program import CompiledProgram
 
 __all__ = [
+    "ArrayElements",
     "BytecodeFault",
     "BytecodeImage",
     "ExecutionResult",
@@ -150,7 +151,11 @@ class Region:
     base: int = field(default_factory=_fresh_base)
     pointers: dict[int, Pointer | InterpMap] = field(default_factory=dict)
 
+    created: ClassVar[int] = 0
+    """How many regions this process has made: a run's cost in memory copies (tests bound it)."""
+
     def __post_init__(self) -> None:
+        Region.created += 1
         if self.hi < 0:
             self.hi = len(self.data)
 
@@ -166,12 +171,61 @@ class Pointer(NamedTuple):
         return (self.region.base + self.offset) & MASK64
 
 
+class ArrayElements(MutableMapping[bytes, Region]):
+    """The elements of an array map, by 4-byte little-endian index: every index is present, and each
+    element's region is made the first time it is asked for (copy on first touch), from ``initial``
+    (index -> value bytes; zeros when None). A run then costs what it touches, not the array's size.
+
+    ``made`` holds the elements made so far: the only ones whose bytes can differ from ``initial``.
+    """
+
+    def __init__(self, owner: InterpMap, initial: Callable[[int], bytes] | None = None) -> None:
+        self._owner = owner
+        self.initial = initial
+        self.made: dict[bytes, Region] = {}
+
+    def _index(self, key: object) -> int | None:
+        if not isinstance(key, bytes | bytearray) or len(key) != 4:
+            return None
+        index = int.from_bytes(key, "little")
+        return index if index < self._owner.max_entries else None
+
+    def __getitem__(self, key: bytes) -> Region:
+        region = self.made.get(key)
+        if region is None:
+            index = self._index(key)
+            if index is None:
+                raise KeyError(key)
+            owner = self._owner
+            value = bytes(owner.value_size) if self.initial is None else self.initial(index)
+            region = self.made[bytes(key)] = owner._region(bytes(key), value)
+        return region
+
+    def __setitem__(self, key: bytes, region: Region) -> None:
+        if self._index(key) is None:
+            raise KeyError(key)
+        self.made[bytes(key)] = region
+
+    def __delitem__(self, key: bytes) -> None:
+        raise KeyError(f"array elements cannot be deleted ({key.hex()})")
+
+    def __contains__(self, key: object) -> bool:
+        return self._index(key) is not None
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (InterpMap.index_key(i) for i in range(self._owner.max_entries))
+
+    def __len__(self) -> int:
+        return self._owner.max_entries
+
+
 @dataclass(eq=False)
 class InterpMap:
     """A map: keys are bytes, each value is a :class:`Region` that value pointers point into.
 
-    Arrays (and global-data sections, which are one-element arrays) hold every element from the start;
-    hash maps keep insertion order, which for LRU maps is recency order.  Ring buffers collect records.
+    Arrays (and global-data sections, which are one-element arrays) hold every element from the start,
+    as :class:`ArrayElements` that are copied in when first touched; hash maps keep insertion order,
+    which for LRU maps is recency order.  Ring buffers collect records.
     """
 
     name: str
@@ -179,7 +233,7 @@ class InterpMap:
     key_size: int
     value_size: int
     max_entries: int
-    entries: dict[bytes, Region] = field(default_factory=dict)
+    entries: MutableMapping[bytes, Region] = field(default_factory=dict)
     records: list[bytes] = field(default_factory=list)
     ringbuf_used: int = 0  # bytes taken by records nobody has consumed yet (ring buffers only)
     readonly: bool = False
@@ -187,8 +241,7 @@ class InterpMap:
 
     def __post_init__(self) -> None:
         if self.map_type in _ARRAY_TYPES and not self.entries:
-            for i in range(self.max_entries):
-                self.entries[self.index_key(i)] = self._region(i.to_bytes(4, "little"), bytes(self.value_size))
+            self.entries = ArrayElements(self)
 
     @staticmethod
     def index_key(index: int) -> bytes:
@@ -829,7 +882,7 @@ def _section_bytes(elf: BpfElf, name: str) -> bytes:
 
 
 def _load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping[str, StateObject]) -> None:
-    from pybpfdsl.lang.state import BpfMap, Global, RingBuf, encode
+    from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, encode
 
     for name, obj in state.items():
         if isinstance(obj, RingBuf) and name in maps:
@@ -839,12 +892,22 @@ def _load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping
             sec, off, sz = image.variables[name]
             data = maps[sec].entries[InterpMap.index_key(0)].data
             data[off:off + (sz or obj.type.size)] = encode(obj.raw_get(), obj.type)
+        elif isinstance(obj, Array) and name in maps and isinstance(elements := maps[name].entries, ArrayElements):
+            # Copied in element by element as the run touches them: a packet costs what it reads.
+            elements.initial = functools.partial(_array_element, obj)
         elif isinstance(obj, BpfMap) and name in maps:
             target = maps[name]
             for key in obj.raw_keys():
                 value = obj.raw_lookup(key)
                 if value is not None:
                     target.update(encode(key, obj.key_type), encode(value, obj.value_type))
+
+
+def _array_element(obj: Array, index: int) -> bytes:
+    from pybpfdsl.lang.state import encode, zero_value
+
+    value = obj.raw_lookup(index)
+    return encode(zero_value(obj.value_type) if value is None else value, obj.value_type)
 
 
 def _store_state(image: BytecodeImage, maps: Mapping[str, InterpMap], state: Mapping[str, StateObject]) -> None:
@@ -862,9 +925,12 @@ def _store_state(image: BytecodeImage, maps: Mapping[str, InterpMap], state: Map
             obj.raw_set(raw)
         elif isinstance(obj, BpfMap) and name in maps:
             source_map = maps[name]
-            if not isinstance(obj, Array):
+            elements = source_map.entries
+            if isinstance(elements, ArrayElements):
+                elements = elements.made  # the rest still hold what the object holds
+            elif not isinstance(obj, Array):
                 obj.clear()
-            for key, region in source_map.entries.items():
+            for key, region in elements.items():
                 obj.raw_update(decode(key, obj.key_type), decode(bytes(region.data), obj.value_type))
 
 
