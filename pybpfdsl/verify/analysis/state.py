@@ -49,6 +49,9 @@ class Frame:
     regs: tuple[Value, ...]
     defs: tuple[frozenset[int], ...]
     stack: stk.Stack
+    exposed: int = 0
+    """The lowest stack offset the callee was given a pointer to (0: none): the bytes from there to the
+    frame's top may have been written by the callee, so they are unknown when it returns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ def _map_frame(f: Frame, fn: Callable[[Value], Value]) -> Frame:
     regs = tuple(fn(v) for v in f.regs)
     spills = {i: fn(v) for i, v in stk.spilled_values(f.stack)}
     changed = {i: v for i, v in spills.items() if v is not f.stack[i].spill}
-    return Frame(regs, f.defs, stk.replace_spills(f.stack, changed) if changed else f.stack)
+    return Frame(regs, f.defs, stk.replace_spills(f.stack, changed) if changed else f.stack, f.exposed)
 
 
 def _combine_frames(a: tuple[Frame, ...], b: tuple[Frame, ...], op: str,
@@ -120,7 +123,7 @@ def _combine_frames(a: tuple[Frame, ...], b: tuple[Frame, ...], op: str,
 
     return tuple(Frame(tuple(x if x is y else fn(x, y) for x, y in zip(fa.regs, fb.regs, strict=True)),
                        tuple(x | y for x, y in zip(fa.defs, fb.defs, strict=True)),
-                       stk.join(fa.stack, fb.stack, op, thresholds))
+                       stk.join(fa.stack, fb.stack, op, thresholds), min(fa.exposed, fb.exposed))
                  for fa, fb in zip(a, b, strict=True))
 
 
@@ -129,7 +132,7 @@ def _frames_le(a: tuple[Frame, ...], b: tuple[Frame, ...]) -> bool:
         return True
     return len(a) == len(b) and all(
         all(x is y or value_le(x, y) for x, y in zip(fa.regs, fb.regs, strict=True)) and stk.le(fa.stack, fb.stack)
-        for fa, fb in zip(a, b, strict=True))
+        and fa.exposed >= fb.exposed for fa, fb in zip(a, b, strict=True))
 
 
 def entry_state() -> State:

@@ -599,10 +599,19 @@ def _return(idx: int, s: State, sink: Sink) -> State:
         sink.report(Code.BAD_POINTER, idx, f"the function returns a pointer to its own stack ({r0}), which is "
                     "gone once it returns", 0)
         r0 = TOP
+    elif isinstance(r0, MapValue) and r0.map.map_type == CALLER_STACK:
+        r0 = Unknown()  # the caller's own stack, seen as memory: not usable beside its tracked stack
     caller = s.frames[-1]
     regs = (r0, *(UNINIT,) * 5, *caller.regs[6:])
     defs = (frozenset((idx,)),) * 6 + caller.defs[6:]
-    return State(regs, defs, caller.stack, s.pkt_min, s.ranges, s.frames[:-1])
+    stack = caller.stack
+    if caller.exposed < 0:
+        stack = stk.write_unknown_range(stack, max(caller.exposed, -stk.STACK_SIZE), 0)
+    return State(regs, defs, stack, s.pkt_min, s.ranges, s.frames[:-1])
+
+
+CALLER_STACK = -1
+"""The map type of the memory a callee sees through a pointer to its caller's stack (see ``_subprogram_call``)."""
 
 
 def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
@@ -639,16 +648,25 @@ def _subprogram_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
         sink.report(Code.UNSUPPORTED, idx, "this bpf-to-bpf call is not analysed (see the call's other findings)")
         return []
     regs: list[Value] = [UNINIT] * len(s.regs)
+    exposed = 0
     for r in range(1, 6):
         v = s.regs[r]
         if isinstance(v, StackPtr):
-            sink.report(Code.UNSUPPORTED, idx, f"r{r} passes a pointer to the caller's stack ({v}) to the function: "
-                        "not modelled by this verifier", r)
-            v = Unknown()
+            # The callee sees the bytes from the pointer to the top of the caller's frame as untracked
+            # memory (reads give unknown numbers, pointers cannot be stored there); on return they are unknown.
+            c = v.off.const_value
+            off = c - (1 << 64) if c is not None and c >= 1 << 63 else c
+            if off is None or off < -stk.STACK_SIZE:
+                sink.report(Code.UNSUPPORTED, idx, f"r{r} passes a pointer to the caller's stack with a variable "
+                            f"offset ({v}) to the function: not modelled by this verifier", r)
+                v = Unknown()
+            else:
+                exposed = min(exposed, off)
+                v = MapValue(MapInfo(f"caller's stack fp{off:+d}", CALLER_STACK, 0, max(-off, 0), 1), _const(0))
         regs[r] = v
     regs[FP] = StackPtr(_const(0))
     defs = (frozenset(), *s.defs[1:6], *(frozenset(),) * (len(s.regs) - 6))
-    frame = Frame(s.regs, s.defs, s.stack)
+    frame = Frame(s.regs, s.defs, s.stack, exposed)
     return [(entry, State(tuple(regs), defs, stk.empty_stack(), s.pkt_min, s.ranges, (*s.frames, frame)))]
 
 

@@ -155,14 +155,37 @@ def test_finding_in_a_callee_names_the_call() -> None:
     assert "through the call at instruction 1" in f.message
 
 
-def test_pointer_to_the_caller_s_stack_is_not_modelled() -> None:
-    """What is left: the kernel accepts a callee reading the caller's stack through an argument; we refuse,
-    saying so (never as 'verified' with a wrong frame)."""
+def test_pointer_to_the_caller_s_stack_is_passed() -> None:
+    """A callee reads and writes the caller's stack through an argument (an out-parameter): accepted."""
     insns = [st_imm(-8, 1), mov_reg(1, 10), add_imm(1, -8), pcall(3, 6), mov(0, 2), EXIT,
-             load(U64, 0, 1, 0), EXIT]
+             load(U64, 0, 1, 0), Instruction(0x7A, 1, 0, 0, 7), EXIT]
     report, kernel = both(insns)
     assert kernel in (True, None)
-    assert not report.ok and any(f.code == Code.UNSUPPORTED and f.insn == 3 for f in report.errors), report.format()
+    assert report.ok, report.format()
+
+
+STACK_ARG_REFUSED = {
+    # name: (program, instruction we refuse at, kernel's words)
+    "callee reads past the caller's frame": (
+        [st_imm(-8, 1), mov_reg(1, 10), add_imm(1, -8), pcall(3, 6), mov(0, 2), EXIT, load(U64, 0, 1, 8), EXIT],
+        6, "invalid read from stack"),
+    "caller's spilled pointer overwritten by the callee": (
+        [Instruction(0x7B, 10, 1, -8, 0), mov_reg(1, 10), add_imm(1, -8), pcall(3, 8),
+         load(U64, 1, 10, -8), load(U32, 0, 1, 0), mov(0, 2), EXIT,
+         Instruction(0x7A, 1, 0, 0, 0), mov(0, 0), EXIT],
+        5, "R1 invalid mem access 'scalar'"),
+}
+
+
+@pytest.mark.parametrize("name", list(STACK_ARG_REFUSED))
+def test_misuse_of_the_caller_s_stack_is_refused(name: str) -> None:
+    insns, at, kernel_says = STACK_ARG_REFUSED[name]
+    if KERNEL:
+        verdict = kernel_verdict(insns)
+        assert not verdict.ok and kernel_says in verdict.log, verdict.last_lines
+    report = verify_instructions(insns)
+    assert not report.ok, "verified, but the kernel refuses it"
+    assert any(f.insn == at for f in report.errors), report.format()
 
 
 # --------------------------------------------------------------------------- #
