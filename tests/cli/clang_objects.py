@@ -42,6 +42,26 @@ char _license[] SEC("license") = "GPL";
 """
 """The lookup's result is read without a NULL check, after the two-slot lddw of the map."""
 
+SUBPROGRAM_C = PRELUDE + r"""
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 16);
+    __type(key, unsigned int);
+    __type(value, unsigned long long);
+} counters SEC(".maps");
+
+static __attribute__((noinline)) int is_three(unsigned long long *v) { return *v == 3; }
+
+SEC("xdp")
+int count(struct xdp_md *ctx) {
+    unsigned int key = ctx->ingress_ifindex;
+    unsigned long long *v = bpf_map_lookup_elem(&counters, &key);
+    return is_three(v) ? 1 : 2;
+}
+char _license[] SEC("license") = "GPL";
+"""
+"""The same unchecked read, inside a bpf-to-bpf callee (libbpf appends .text after the entry program)."""
+
 COUNTER_C = PRELUDE + r"""
 struct {
     __uint(type, BPF_MAP_TYPE_ARRAY);

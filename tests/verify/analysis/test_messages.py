@@ -22,7 +22,7 @@ from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
 from pybpfdsl.verify.analysis.api import verify_elf_program
-from tests.cli.clang_objects import NULL_DEREF_C, build, objdump_slots
+from tests.cli.clang_objects import NULL_DEREF_C, SUBPROGRAM_C, build, objdump_slots
 from tests.cli.conftest import COUNTER_SRC, write
 from tests.verify.analysis.kernel_oracle import EXIT, HASH_MAP, LOOKUP_MAP_INSN, hash_lookup, load, mov
 
@@ -66,8 +66,10 @@ def test_the_error_names_the_instruction_llvm_objdump_numbers(null_deref_o: Path
 
 
 @needs_kernel
-def test_the_error_names_the_instruction_the_kernel_log_names(null_deref_o: Path) -> None:
-    data = null_deref_o.read_bytes()
+@pytest.mark.parametrize("source", ["entry program", "subprogram"])
+def test_the_error_names_the_instruction_the_kernel_log_names(tmp_path: Path, source: str) -> None:
+    obj = build(tmp_path, "lookup", NULL_DEREF_C if source == "entry program" else SUBPROGRAM_C)
+    data = obj.read_bytes()
     with pytest.raises(LoadError) as refused:
         BpfObject.load(data, "lookup").close()
     log = refused.value.verifier_log
