@@ -108,8 +108,10 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
             if kind in (Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO):
                 t = _target(code, starts, slot_index, i)
                 if not lo <= t < hi:
+                    # Numbers in the text are slots, as in the kernel's log (explain.instruction_slot).
+                    to = f"instruction {starts[t]}" if 0 <= t < n else "outside the program"
                     findings.append(VerifierFinding(Code.INVALID_INSN, i, "jump out of the function it is in "
-                                                    f"(to instruction {t}; the function spans {lo}..{hi - 1})"))
+                                                    f"(to {to}; the function spans {starts[lo]}..{starts[hi - 1]})"))
                     bad.add(lo)
         if hi > lo and code[hi - 1].kind not in (Kind.EXIT, Kind.JA, Kind.GOTOL):
             findings.append(VerifierFinding(Code.INVALID_INSN, hi - 1, "the last instruction of a function is "

@@ -141,3 +141,18 @@ def test_dsl_verify_explain_and_disasm_agree_on_numbers(tmp_path: Path, capsys: 
     assert explained == listed and len(listed) > 10
     assert len(set(range(max(listed) + 1)) - set(listed)) >= 1  # there are lddw's: a slot is skipped
     assert re.search(r"^\d+: r\d = map\[per_port\] ll", explain, re.M), explain
+
+
+def test_numbers_inside_a_message_are_slots_too() -> None:
+    """A jump out of a bpf-to-bpf callee names its target and the function's extent, in slots."""
+    insns = [
+        Instruction.lddw(1, 5),                # slots 0-1
+        Instruction(0x85, 0, 1, 0, 2),         # 2: call pc+2 (the function at slot 5)
+        mov(0, 2),                             # 3
+        EXIT,                                  # 4
+        Instruction(0x05, 0, 0, -4, 0),        # 5: goto pc-4, to slot 2: out of the function
+        EXIT,                                  # 6
+    ]
+    text = verify_instructions(insns).format()
+    assert "at instruction 5: goto pc-4" in text, text
+    assert "(to instruction 2; the function spans 5..6)" in text, text
