@@ -23,6 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from pybpfdsl.bpf.elf import BpfElf  # noqa: E402
 from pybpfdsl.runtime.libbpf import kernel_bpf_available  # noqa: E402
 from tests.verify.corpus.third_party_corpus import (  # noqa: E402
     BUILDS,
@@ -41,6 +42,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mutant-rate", type=float, default=1.0, help="fraction of mutants (deterministic sample)")
     ap.add_argument("--builds", default=",".join(BUILDS), help="comma-separated builds of BUILDS")
+    ap.add_argument("--mutate-up-to", type=int, default=0,
+                    help="mutate only programs of at most this many instructions (0: all)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--out", default=OUT, help="results path without extension")
     args = ap.parse_args()
@@ -55,10 +58,13 @@ def main() -> None:
     progs = programs(builds)
     outcomes = run([original(p) for p in progs], args.workers)
     for i, p in enumerate(progs):  # one program's mutants at a time: each is a whole copy of its object
+        if args.mutate_up_to and len(BpfElf.from_bytes(p.elf).program(p.function).instructions) > args.mutate_up_to:
+            continue
         outcomes += run(mutant_cases(p, args.mutant_rate), args.workers)
         print(f"[{i + 1}/{len(progs)}] {p.name}: {len(outcomes) - len(progs)} mutants so far", file=sys.stderr)
     header = (f"verifier corpus: {len(progs)} programs (builds {', '.join(builds)}), mutants at rate "
-              f"{args.mutant_rate}: {len(outcomes) - len(progs)}; {time.time() - started:.0f} s; "
+              f"{args.mutant_rate}" + (f" of programs of <= {args.mutate_up_to} instructions" if args.mutate_up_to
+                                       else "") + f": {len(outcomes) - len(progs)}; {time.time() - started:.0f} s; "
               "ours ms = CPU time of our analysis, kernel ms = the kernel's own 'verification time'")
     text, data = report(outcomes, header)
     print(text)

@@ -50,6 +50,9 @@ PROJECTS = (
     # the helpers themselves for older ones); <stdbool.h> is what its newer bundled libbpf headers bring.
     Project("xdp-tools", ("-I", "headers", "-include", "stdbool.h", "-DHAVE_LIBBPF_BPF_PROGRAM__TYPE",
                           "-DHAVE_LIBBPF_BPF_PROGRAM__FLAGS"), skip=("lib/util/xdp_sample.bpf.c",)),
+    # As katran's own Makefile-bpf: its sources include "katran/lib/..." from the top and "bpf.h" from
+    # its copy of the kernel's headers.
+    Project("katran", ("-I", ".", "-I", "katran/lib/linux_includes")),
 )
 _OLD_SECTION = re.compile(rb'SEC\("xdp_')
 """libbpf >= 1.0 loads no program from ``SEC("xdp_foo")`` (its old sloppy prefix match is gone): such
