@@ -547,9 +547,11 @@ class _FunctionLowering:
     # -- packet ----------------------------------------------------------------------
 
     def _packet_len(self) -> ir.Value:
-        # Pointer difference in 64 bits: the verifier rejects 32-bit arithmetic on packet pointers.
+        # Pointer difference in 64 bits: the verifier rejects 32-bit arithmetic on packet pointers. Pinned,
+        # or instruction selection folds a later 32-bit `pkt.len - x` into `end - (data + x)` on the
+        # pointers' 32-bit halves (`w3 += w2` on a packet pointer: "32-bit pointer arithmetic prohibited").
         b = self.b
-        length = b.sub(b.ptrtoint(self.data_end, _I64), b.ptrtoint(self.data, _I64))
+        length = barriers.pinned(b, b.sub(b.ptrtoint(self.data_end, _I64), b.ptrtoint(self.data, _I64)))
         return b.trunc(length, _I32)
 
     def _in_bounds(self, offset: ir.Value, width: int) -> ir.Value:
