@@ -1,0 +1,203 @@
+"""What is checked for one generated program, shared by the test sample and `benchmarks/generated_corpus.py`.
+
+1. It compiles, or gives a DslError that names the generated file and a line in it (anything else that
+   escapes the compiler is a bug, recorded with its traceback).
+2. The executions agree on the packets: all four exactly for a program without kernel helpers; with
+   `random()`/`now_ns()`, pure Python, the IR and the bytecode with the same fixed helper results, and,
+   for `random()` without the clock, pure Python and the kernel by action frequencies.
+3. Our verifier accepts it iff the kernel loads it.
+4. The proof (when asked for) says nothing false: "proven" only where the IR and the bytecode agree on the
+   packets, "counterexample" only with a replay that differs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random as pyrandom
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from pybpfdsl import DslError, XdpProgram
+from pybpfdsl.differential import compare, compare_statistically
+from pybpfdsl.runtime.errors import KernelVerifierError
+from pybpfdsl.testing import FixedHelpers
+from tests.generated.program_strategy import GeneratedProgram
+
+
+@dataclass
+class Outcome:
+    """The result of every check on one program (None: the check did not run)."""
+
+    name: str
+    path: str
+    constructs: list[str] = field(default_factory=list)
+    compiled: bool = False
+    dsl_error: str | None = None
+    dsl_error_located: bool | None = None  # the error names the generated file and a line in it
+    traceback: str | None = None  # a failure that is not a DslError (where, and the trace)
+    disagreement: str | None = None
+    statistical: str | None = None
+    mode: str = "exact"  # or "fixed helpers"
+    verifier_ok: bool | None = None
+    verifier_error: str | None = None
+    verify_seconds: float | None = None
+    kernel_ok: bool | None = None
+    kernel_error: str | None = None
+    proof: str | None = None
+    proof_reason: str | None = None
+    false_proof: str | None = None
+
+    @property
+    def verifier_mismatch(self) -> str | None:
+        """"unsafe accept" (ours yes, the kernel no), "false alarm" (ours no, the kernel yes), or None."""
+        if self.verifier_ok is None or self.kernel_ok is None or self.verifier_ok == self.kernel_ok:
+            return None
+        return "unsafe accept" if self.verifier_ok else "false alarm"
+
+    def problems(self) -> list[str]:
+        """Everything that is a bug, in a line each."""
+        out = []
+        if self.traceback:
+            out.append(f"traceback: {self.traceback.strip().splitlines()[-1]}")
+        if self.dsl_error is not None and not self.dsl_error_located:
+            out.append(f"DslError without the generated file's line: {self.dsl_error}")
+        if self.disagreement:
+            out.append(f"executions disagree: {self.disagreement}")
+        if self.statistical:
+            out.append(f"kernel frequencies differ: {self.statistical}")
+        if self.verifier_mismatch:
+            out.append(f"verifier vs kernel: {self.verifier_mismatch}: ours: {self.verifier_error or 'safe'}; "
+                       f"kernel: {self.kernel_error or 'loaded'}")
+        if self.false_proof:
+            out.append(f"false proof verdict: {self.false_proof}")
+        return out
+
+
+_loaded = 0
+
+
+def load_module(source: str, directory: Path, stem: str) -> tuple[ModuleType, Path]:
+    """Write `source` to `directory/stem.py` and import it (so errors point at a real file)."""
+    global _loaded
+    _loaded += 1
+    path = directory / f"{stem}.py"
+    path.write_text(source)
+    name = f"_pybpfdsl_generated_{stem}_{_loaded}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module, path
+
+
+def _trace(where: str) -> str:
+    return f"{where}:\n{traceback.format_exc()}"
+
+
+def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: list[bytes], *, seed: int = 0,
+                  kernel: bool = True, prove_budget: int | None = None, statistical_rounds: int = 60) -> Outcome:
+    """Run every check on `gen` (written to `directory/stem.py`); never raises for a program's failure."""
+    out = Outcome(stem, str(directory / f"{stem}.py"), sorted(gen.constructs))
+    try:
+        module, path = load_module(gen.source, directory, stem)
+    except Exception:
+        out.traceback = _trace("importing the generated module (a generator bug)")
+        return out
+    prog = getattr(module, gen.function)
+    assert isinstance(prog, XdpProgram)
+    try:
+        prog.lower()
+    except DslError as exc:
+        out.dsl_error = exc.message
+        loc = exc.location
+        out.dsl_error_located = loc is not None and Path(loc.file).resolve() == path.resolve() and \
+            1 <= loc.line <= gen.source.count("\n")
+        return out
+    except Exception:
+        out.traceback = _trace("lowering")
+        return out
+    try:
+        compiled = prog.compile(prove=False, verify=False)
+    except Exception:
+        out.traceback = _trace("compiling")
+        return out
+    out.compiled = True
+
+    from pybpfdsl.verify.analysis.api import verify_program
+
+    started = time.perf_counter()
+    try:
+        report = verify_program(compiled)
+        out.verifier_ok = bool(report.ok)
+        if not report.ok:
+            first = report.errors[0]
+            out.verifier_error = f"{first.code.value}: {first.message}"
+    except Exception:
+        out.traceback = _trace("our verifier")
+    out.verify_seconds = time.perf_counter() - started
+
+    if kernel:
+        try:
+            with prog.load():
+                pass
+            out.kernel_ok = True
+        except KernelVerifierError as exc:
+            out.kernel_ok = False
+            out.kernel_error = str(exc).strip().splitlines()[0][:300]
+        except Exception:
+            out.traceback = _trace("loading into the kernel")
+    executions: tuple[str, ...] = ("python", "ir", "bytecode")
+    rng = pyrandom.Random(seed)
+    randoms = [rng.getrandbits(32) for _ in range(997)]
+
+    def helpers() -> FixedHelpers:
+        return FixedHelpers(random=randoms, clock_ns=seed * 1_000_003, clock_step_ns=977)
+
+    try:
+        if gen.uses_helpers:
+            out.mode = "fixed helpers"
+            mismatch = compare(prog, packets, executions=executions, helpers=helpers)
+        else:
+            mismatch = compare(prog, packets, executions=executions + (("kernel",) if out.kernel_ok else ()))
+        out.disagreement = None if mismatch is None else str(mismatch)
+        if gen.uses_random and not gen.uses_clock and out.kernel_ok and statistical_rounds:
+            frequency = compare_statistically(prog, packets[:4], rounds=statistical_rounds)
+            out.statistical = None if frequency is None else str(frequency)
+    except Exception:
+        out.traceback = _trace("running the executions")
+
+    if prove_budget:
+        _prove(out, prog, compiled, packets, helpers if gen.uses_helpers else None, prove_budget)
+    return out
+
+
+def _prove(out: Outcome, prog: XdpProgram, compiled: object, packets: list[bytes], helpers: object,
+           budget: int) -> None:
+    from pybpfdsl.verify.equivalence.prove import prove_compiled
+
+    try:
+        result = prove_compiled(compiled, budget=budget)  # type: ignore[arg-type]
+    except Exception:
+        out.traceback = _trace("the proof")
+        return
+    out.proof = result.status
+    out.proof_reason = result.reason or None
+    if result.status == "proven":
+        mismatch = compare(prog, packets, executions=("ir", "bytecode"), helpers=helpers)  # type: ignore[arg-type]
+        if mismatch is not None:
+            out.false_proof = f"proven, but {mismatch}"
+    elif result.status == "counterexample":
+        cex = result.counterexample
+        if cex is None or not cex.reproduced:
+            out.false_proof = "a counterexample whose replay does not differ"
