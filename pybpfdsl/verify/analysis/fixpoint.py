@@ -76,6 +76,8 @@ def _static_succs(env: Env, idx: int) -> list[int]:
     if kind == Kind.CALL and insn.is_pseudo_call and idx not in env.global_calls:
         entry = env.call_entry.get(idx)
         return [] if entry is None else [entry]
+    if kind == Kind.CALL and idx in env.call_entry:  # bpf_loop: after the call, or into its callback
+        return [idx + 1, env.call_entry[idx]]
     if kind in (Kind.JA, Kind.GOTOL):
         return [env.target(idx, insn)]
     if kind in (Kind.JCOND, Kind.MAY_GOTO):
@@ -161,6 +163,15 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
     return (s.pkt_min, tuple(r for r in s.ranges if r[0] in used), tuple(shape), tuple(consts))
 
 
+def _distance(a: object, b: object) -> tuple[int, int]:
+    """How far apart two partition keys are: first the packet facts that differ, then the constants."""
+    assert isinstance(a, tuple) and isinstance(b, tuple)
+    if len(a) != 4 or len(b) != 4:
+        return (4, 0)
+    packet = sum(x != y for x, y in zip(a[:3], b[:3], strict=True))
+    return (packet, len(set(a[3]) ^ set(b[3])))
+
+
 def joined(parts: Parts | None) -> State | None:
     out: State | None = None
     for s in (parts or {}).values():
@@ -177,18 +188,14 @@ class Partitioner:
 
     def add(self, parts: Parts, t: int, s: State) -> object:
         """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room, else the
-        point collapses: every partition is joined into one (under ``OVERFLOW``) that takes every later
-        state. Past the budget the point is analysed as without partitioning; it collapses only once."""
+        nearest partition's (see :func:`_distance`): the closest two kinds of paths share a state, and the
+        others stay apart (joining every partition into one lost what told the paths apart everywhere)."""
         if OVERFLOW in parts:
             return OVERFLOW
         key = partition_key(s, self.live[t]) if self.max_parts > 1 else OVERFLOW
         if key in parts or len(parts) < self.max_parts:
             return key
-        merged = joined(parts)
-        parts.clear()
-        assert merged is not None
-        parts[OVERFLOW] = merged
-        return OVERFLOW
+        return min(parts, key=lambda k: _distance(k, key))
 
     def put(self, parts: Parts, t: int, s: State) -> None:
         """Add ``s`` to ``parts`` by joining it into its partition."""

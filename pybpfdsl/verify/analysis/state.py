@@ -176,8 +176,14 @@ def _link_pairs(a: State, b: State) -> tuple[State, State]:
     ``pb``/``db`` on the other keeps delta ``da`` under the new id; its base is ``base_a`` on one side
     and ``base_b - (da - db)`` on the other, so the new proven range is
     ``min(range[pa], range[pb] + (da - db))``. Pointers with the same (pa, pb, da - db) share the base.
+
+    A pointer at a constant offset ``c`` with no id counts as linked to the packet's start (id
+    ``DATA``, delta ``c``, proven range the packet's checked length): two paths with the header at
+    14 or 18 bytes then join into one pointer whose later bounds check still covers its reads, as the
+    kernel's per-path constant offsets do.
     """
     ra, rb = dict(a.ranges), dict(b.ranges)
+    ra[DATA], rb[DATA] = a.pkt_min, b.pkt_min
     names: dict[tuple[Pid, Pid, int], tuple[object, ...]] = {}
     new_ranges: dict[Pid, int] = {}
     rewrite_a: dict[int, Value] = {}
@@ -186,7 +192,10 @@ def _link_pairs(a: State, b: State) -> tuple[State, State]:
     spills_b = dict(stk.spilled_values(b.stack))
     pairs += [(100 + i, v, spills_b[i]) for i, v in stk.spilled_values(a.stack) if i in spills_b]
     for pos, x, y in pairs:
-        if not (isinstance(x, PacketPtr) and isinstance(y, PacketPtr)) or x.pid is None or y.pid is None:
+        if not (isinstance(x, PacketPtr) and isinstance(y, PacketPtr)):
+            continue
+        x, y = _from_data(x), _from_data(y)
+        if x.pid is None or y.pid is None:
             continue
         if x.pid == y.pid and x.delta == y.delta:
             continue
@@ -206,6 +215,18 @@ def _link_pairs(a: State, b: State) -> tuple[State, State]:
     if not names:
         return a, b
     return _apply(a, rewrite_a, new_ranges), _apply(b, rewrite_b, new_ranges)
+
+
+DATA = "data"
+"""The pseudo id of packet pointers at a constant offset (their base: the packet's start)."""
+
+
+def _from_data(p: PacketPtr) -> PacketPtr:
+    """``p`` as linked to ``DATA`` if it has no id and a constant offset (else unchanged)."""
+    c = p.off.const_value
+    if p.pid is not None or c is None or c >= 1 << 63:
+        return p
+    return PacketPtr(p.off, DATA, c)
 
 
 def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> State:

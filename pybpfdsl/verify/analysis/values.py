@@ -53,8 +53,9 @@ __all__ = [
 
 ZERO = Scalar.const(0)
 
-Pid = int | tuple[object, ...]
-"""A packet-pointer id: the instruction that made the variable offset, or a join of two ids."""
+Pid = int | str | tuple[object, ...]
+"""A packet-pointer id: the instruction that made the variable offset, a join of two ids, or ``"data"``
+(the packet start, while joining pointers at constant offsets: see ``state._link_pairs``)."""
 
 
 @dataclass(frozen=True, slots=True)
