@@ -356,6 +356,12 @@ class BytecodeEncoder:
             raise Fault("memory access through a non-pointer")
         if ptr.low32:
             raise Unsupported("memory access through the low 32 bits of a pointer")
+        if ptr.region.kind == "value" and as_int(ptr.offset) is None:
+            size = self.shapes[ptr.region.name].value_size
+            inside = mem.value_bounds(ptr, off, count, size)
+            return self._guard(s, inside if ptr.found is None else z3.And(ptr.found, inside),
+                               f"{count}-byte access at a variable offset outside a {size}-byte value of map "
+                               f"{ptr.region.name}, or through a NULL pointer")
         if ptr.found is not None:
             return self._guard(s, ptr.found, "access through a NULL map value pointer")
         if ptr.region.kind == "packet":

@@ -4,7 +4,9 @@ A register holds a scalar (64-bit term), a `Ptr` into a region or a `MapRef` (wh
 loads). As in the interpreter, pointers are (region, offset) rather than addresses: the region is
 always known on a path (K2's memory-type concretization, §5), so aliasing is only ever between accesses
 to the same region. Stack and global-data offsets must be constants (K2's offset concretization); packet
-offsets may be symbolic and are bounds-checked against the symbolic length; a map-value pointer is the
+offsets may be symbolic and are bounds-checked against the symbolic length; a map value may be read and
+written at a symbolic offset (bounds-checked against its size, as the kernel verifier does): each byte
+is a select over the offsets the access may start at; a map-value pointer is the
 map plus the key it was looked up with, so two pointers to one element alias through the map's array.
 
 Stack bytes a program reads before writing them are inputs (`Inputs.stack_byte`), one set per frame
@@ -234,13 +236,51 @@ def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: i
         except IndexError as exc:
             raise Fault(str(exc)) from None
     if r.kind == "value":
-        at = concrete_offset(ptr, off, "map value")
         size = shapes[r.name].value_size
+        _fresh(fx, r)
+        data = bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)
+        at = as_int(ptr.offset)
+        if at is None:
+            return select_bytes(data, ptr.offset + off, count)
+        at += off
         if at < 0 or at + count > size:
             raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
-        _fresh(fx, r)
-        return bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)[at:at + count]
+        return data[at:at + count]
     raise Fault(f"read from {r.kind} memory")
+
+
+def value_bounds(ptr: Ptr, off: int, count: int, size: int) -> Term:
+    """The condition under which `count` bytes at `ptr + off` lie inside a `size`-byte map value (the
+    kernel verifier proves it for every access at a variable offset; a fault where it fails)."""
+    if count > size:
+        return z3.BoolVal(False)
+    return z3.ULE(ptr.offset + off, size - count)
+
+
+def select_bytes(data: list[Term], at: Term, count: int) -> list[Term]:
+    """The `count` bytes of `data` from the symbolic offset `at` (which the caller's guard keeps in
+    [0, len(data) - count]): per byte, a select over the offsets it may start at."""
+    last = len(data) - count
+    out: list[Term] = []
+    for i in range(count):
+        byte = data[last + i]
+        for j in range(last - 1, -1, -1):
+            byte = ite(at == j, data[j + i], byte)
+        out.append(byte)
+    return out
+
+
+def store_bytes(data: list[Term], at: Term, parts: list[Term]) -> list[Term]:
+    """`data` with `parts` written at the symbolic offset `at` (kept inside `data` by the caller's
+    guard): byte j is part i where `at` is j - i, else what it was."""
+    out: list[Term] = []
+    for j, old in enumerate(data):
+        byte = old
+        for i in range(len(parts) - 1, -1, -1):
+            if 0 <= j - i <= len(data) - len(parts):
+                byte = z3.If(at == j - i, parts[i], byte)
+        out.append(byte)
+    return out
 
 
 def _fresh(fx: Effects, r: Region) -> None:
@@ -276,13 +316,17 @@ def write(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: 
             raise Fault(str(exc)) from None
         return
     if r.kind == "value":
-        at = concrete_offset(ptr, off, "map value")
         size = shapes[r.name].value_size
-        if at < 0 or at + count > size:
-            raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
         _fresh(fx, r)
         current = bv_to_bytes(z3.Select(fx.maps[r.name].value, r.key), size)
-        current[at:at + count] = parts
+        at = as_int(ptr.offset)
+        if at is None:
+            current = store_bytes(current, ptr.offset + off, parts)
+        else:
+            at += off
+            if at < 0 or at + count > size:
+                raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
+            current[at:at + count] = parts
         fx.write_value(shapes[r.name], r.key, bytes_to_bv(current))
         return
     raise Fault(f"write to {r.kind} memory")
