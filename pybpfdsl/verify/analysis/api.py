@@ -18,10 +18,12 @@ from pybpfdsl.bpf.btf_ext import BtfKind, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.interpreter import link_program
+from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
+from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, ScalarValue, Unknown, Value
@@ -156,6 +158,20 @@ def _global_entry_state(g: GlobalFunction) -> State:
     return replace(s, regs=tuple(regs))
 
 
+def _function_refs(env: Env) -> dict[int, int]:
+    """``lddw`` of a function's address (resolved from the object's relocations to a map reference of type
+    CALLBACK_TYPE) → the function's first instruction."""
+    out = {}
+    for i, insn in enumerate(env.insns):
+        ref = env.map_refs.get(i)
+        if insn.kind == Kind.LDDW and ref is not None and ref[0].map_type == CALLBACK_TYPE:
+            out[i] = ref[0].max_entries  # the resolved target index (see verify_elf_program)
+            continue
+    # A bare instruction list's lddw of a function stays unresolved (refused): the kernel loads a
+    # function's address only with the object's BTF func_info ("missing btf func_info").
+    return out
+
+
 def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, GlobalFunction]) -> Analysis:
     """The program with its bpf-to-bpf calls (see ``calls``): the entry program with a copy of each static
     function per call chain, and each global function called, analysed once on its own as the kernel does."""
@@ -165,7 +181,7 @@ def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, Glob
         root = todo.pop()
         if root in expansions:
             continue
-        expansions[root] = ex = expand(env.insns, functions, globals_, root)
+        expansions[root] = ex = expand(env.insns, functions, globals_, root, _function_refs(env))
         order.append(root)
         todo.extend(sorted(ex.called_globals))
     analyses: dict[int, Analysis] = {}
@@ -177,7 +193,8 @@ def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, Glob
         refs = {k: env.map_refs[o] for k, o in enumerate(ex.origin) if o in env.map_refs}
         calls = {k: (g.name, g.args) for k, g in ex.global_calls.items()}
         big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, env.check_division,
-                      env.allow_uninit_stack, env.thresholds, ex.call_entry, ex.return_to, calls, root != 0)
+                      env.allow_uninit_stack, env.thresholds, ex.call_entry, ex.return_to, calls,
+                      ex.callback_exits, root != 0)
         g = globals_.get(root)
         result = analyse(big_env, _global_entry_state(g) if root and g is not None else None)
         chains = chain_stacks(ex, result.pre)
@@ -258,7 +275,7 @@ def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
 def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check_division: bool = False,
                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
     text = elf.text
-    if text is None or text is prog or not any(r.kind == RelocKind.CALL for r in prog.relocations):
+    if text is None or text is prog or not any(r.kind in (RelocKind.CALL, RelocKind.FUNC) for r in prog.relocations):
         refs, problems = _map_refs(elf, prog.relocations, _section_sizes(elf_bytes))
         return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
                                    line_info=prog.line_info, check_division=check_division, extra=problems,
@@ -266,8 +283,17 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
     # The program followed by .text (its subprograms), as libbpf links it; instructions past the
     # program's own are numbered on from its last.
     insns, relocs = link_program(elf, prog.name)
-    refs, problems = _map_refs(elf, relocs.values(), _section_sizes(elf_bytes))
     base, base_slot = len(prog.instructions), prog.slots
+    index_of = {s: i for i, s in enumerate(slot_offsets(insns))}
+    callbacks: dict[int, tuple[MapInfo, int | None]] = {}
+    has_func_info = elf.btf_ext is not None and bool(elf.btf_ext.func_info.get(text.section))
+    for i, r in list(relocs.items()):
+        target = index_of.get(base_slot + r.offset // 8) if r.section == text.section else None
+        if r.kind == RelocKind.FUNC and target is not None and has_func_info:
+            callbacks[i] = (MapInfo(r.symbol, CALLBACK_TYPE, 0, 0, target), None)
+            del relocs[i]
+    refs, problems = _map_refs(elf, relocs.values(), _section_sizes(elf_bytes))
+    refs.update(callbacks)
     starts = frozenset(base + f.insn_index for f in text.functions)
     globals_ = {base + f.insn_index: _prototype(elf, f.name) for f in text.functions if f.is_global}
     lines = prog.line_info + tuple(replace(li, insn_index=li.insn_index + base, slot=li.slot + base_slot)

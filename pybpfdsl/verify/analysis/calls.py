@@ -22,6 +22,7 @@ from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, build_cfg
+from pybpfdsl.verify.analysis.helpers import BPF_LOOP
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import StackPtr
@@ -66,6 +67,8 @@ class Expansion:
     """Original entries of the global functions called."""
     global_entry: dict[int, int] = field(default_factory=dict)
     """Expanded index of a call of a global function → that function's original entry."""
+    callback_exits: set[int] = field(default_factory=set)
+    """Expanded indices of the exits of callbacks (bpf_loop's): they return 0 or 1 to the helper."""
     copy_of: list[int] = field(default_factory=list)
     """Expanded index → the number of the copy it belongs to (0: the entry program)."""
     parent: list[int] = field(default_factory=list)
@@ -73,7 +76,7 @@ class Expansion:
 
 
 def has_calls(insns: tuple[Instruction, ...] | list[Instruction]) -> bool:
-    return any(i.is_pseudo_call for i in insns)
+    return any(i.is_pseudo_call or (i.is_helper_call and i.imm == BPF_LOOP) for i in insns)
 
 
 def _target(insns: list[Instruction], starts: list[int], slot_index: dict[int, int], i: int) -> int:
@@ -81,11 +84,30 @@ def _target(insns: list[Instruction], starts: list[int], slot_index: dict[int, i
     return -1 if slot is None else slot_index.get(slot, -1)
 
 
+def _callback_of(code: list[Instruction], call: int, lo: int, targets: set[int],
+                 func_refs: dict[int, int]) -> int | None:
+    """The function whose address is in r2 at ``call`` (bpf_loop's callback): the last write of r2 in the
+    call's basic block must be an ``lddw`` of a function."""
+    i = call - 1
+    while i >= lo:
+        insn = code[i]
+        if insn.kind in (Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO, Kind.EXIT, Kind.CALL):
+            return None
+        if insn.dst == 2 and insn.kind not in (Kind.ST, Kind.STX, Kind.ATOMIC):
+            return func_refs.get(i)
+        if i in targets:
+            return None
+        i -= 1
+    return None
+
+
 def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: frozenset[int] = frozenset(),
-           global_functions: dict[int, GlobalFunction] | None = None, root: int = 0) -> Expansion:
+           global_functions: dict[int, GlobalFunction] | None = None, root: int = 0,
+           func_refs: dict[int, int] | None = None) -> Expansion:
     """Copy each function per call chain, from the function at ``root``. ``boundaries``: further function
     starts (the ELF's function symbols); ``global_functions``: entry index → the functions the kernel
-    verifies on their own (not copied: their calls are checked against their prototypes)."""
+    verifies on their own (not copied: their calls are checked against their prototypes); ``func_refs``:
+    ``lddw`` of a function (a callback's address) → the function's entry."""
     code = list(insns)
     n = len(code)
     starts = slot_offsets(code)
@@ -99,7 +121,10 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
                 findings.append(VerifierFinding(Code.INVALID_INSN, i, "call to a target outside the program"))
                 continue
             call_targets[i] = t
-    entries = sorted({0, *call_targets.values(), *(b for b in boundaries if 0 < b < n)})
+    refs = func_refs or {}
+    jump_targets = {_target(code, starts, slot_index, i) for i, insn in enumerate(code)
+                    if insn.kind in (Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO)}
+    entries = sorted({0, *call_targets.values(), *refs.values(), *(b for b in boundaries if 0 < b < n)})
     extent = {e: (e, entries[k + 1] if k + 1 < len(entries) else n) for k, e in enumerate(entries)}
     bad: set[int] = set()
     for lo, hi in extent.values():
@@ -120,7 +145,7 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
     globals_ = global_functions or {}
     out = Expansion([], [], findings=findings)
 
-    def copy(entry: int, chain: tuple[int, ...], caller: int | None, parent: int) -> int:
+    def copy(entry: int, chain: tuple[int, ...], caller: int | None, parent: int, callback: bool = False) -> int:
         lo, hi = extent[entry]
         base = len(out.insns)
         number = len(out.parent)
@@ -135,7 +160,16 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
             at = base + i - lo
             if code[i].kind == Kind.EXIT and caller is not None:
                 out.return_to[at] = caller + 1
+                if callback:
+                    out.callback_exits.add(at)
             t = call_targets.get(i)
+            is_loop = code[i].is_helper_call and code[i].imm == BPF_LOOP
+            if is_loop:
+                t = _callback_of(code, i, lo, jump_targets, refs)
+                if t is None:
+                    findings.append(VerifierFinding(Code.UNSUPPORTED, i, "bpf_loop's callback (r2) is not loaded "
+                                                    "just before the call: not analysed by this verifier"))
+                    continue
             if t is None:
                 continue
             if t in chain or t == entry:
@@ -144,6 +178,9 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
             elif len(chain) + 2 > MAX_CALL_FRAMES:
                 findings.append(VerifierFinding(Code.COMPLEXITY, i, f"this call makes {len(chain) + 2} nested "
                                                 f"frames: the kernel allows at most {MAX_CALL_FRAMES}"))
+            elif is_loop and t in globals_:
+                findings.append(VerifierFinding(Code.UNSUPPORTED, i, f"bpf_loop's callback {globals_[t].name} is a "
+                                                "global function: not modelled (make it static)"))
             elif t in globals_:
                 out.global_calls[at] = globals_[t]
                 out.global_entry[at] = t
@@ -154,7 +191,7 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
                 findings.append(VerifierFinding(Code.COMPLEXITY, i, "too many call chains to analyse "
                                                 f"(more than {MAX_EXPANDED} instructions once each is copied)"))
             else:
-                out.call_entry[at] = copy(t, (*chain, entry), at, number)
+                out.call_entry[at] = copy(t, (*chain, entry), at, number, is_loop)
         return base
 
     entries_set = set(entries)

@@ -27,6 +27,8 @@ class Arg(enum.Enum):
     SIZE_OR_ZERO = "size_or_zero"
     CTX = "ctx"  #: the unmodified context pointer
     ANY = "any"  #: anything initialised
+    CALLBACK = "callback"  #: a function of the program (``lddw`` of a function: BPF_PSEUDO_FUNC)
+    STACK_OR_NULL = "stack_or_null"  #: a pointer into the stack (at a constant offset), or 0
 
 
 class Ret(enum.Enum):
@@ -76,6 +78,7 @@ HELPER_SIGNATURES: dict[int, HelperSig] = {
     188: _sig("bpf_xdp_get_buff_len", Ret.SCALAR, Arg.CTX),
     189: _sig("bpf_xdp_load_bytes", Ret.SCALAR, Arg.CTX, Arg.SCALAR, Arg.UNINIT_MEM, Arg.SIZE),
     190: _sig("bpf_xdp_store_bytes", Ret.SCALAR, Arg.CTX, Arg.SCALAR, Arg.MEM, Arg.SIZE),
+    181: _sig("bpf_loop", Ret.SCALAR, Arg.SCALAR, Arg.CALLBACK, Arg.STACK_OR_NULL, Arg.SCALAR),
     195: _sig("bpf_map_lookup_percpu_elem", Ret.MAP_VALUE_OR_NULL, Arg.MAP, Arg.KEY, Arg.SCALAR),
     208: _sig("bpf_ktime_get_tai_ns", Ret.SCALAR),
 }
@@ -121,3 +124,7 @@ NO_VALUE_ACCESS_MAP_TYPES = frozenset({DEVMAP, DEVMAP_HASH, XSKMAP})
 LOOKUP_MAP_TYPES = HELPER_MAP_TYPES[1]
 """Map types whose lookups give a pointer (value, device entry, socket) or NULL."""
 RINGBUF_MAP_TYPE = RINGBUF
+CALLBACK_TYPE = -2
+"""The map type of the ``MapPtr`` a function's address (``lddw`` BPF_PSEUDO_FUNC) is loaded as: a value
+nothing but a callback argument accepts."""
+BPF_LOOP = 181

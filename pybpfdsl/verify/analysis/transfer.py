@@ -91,6 +91,8 @@ class Env:
     """``exit`` of a callee's copy → the instruction after its call."""
     global_calls: dict[int, tuple[str, tuple[str, ...] | None]] = field(default_factory=dict)
     """Call of a global function → its name and argument kinds ('ctx', 'scalar', 'other'; see calls.py)."""
+    callback_exits: set[int] = field(default_factory=set)
+    """``exit`` of a bpf_loop callback's copy: it returns 0 (continue) or 1 (stop) to the helper."""
     global_root: bool = False
     """The code analysed is a global function: its exit returns a number to some caller, not an XDP action."""
 
@@ -485,6 +487,11 @@ def may_goto(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Suc
 def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     back = env.return_to.get(idx)
     if back is not None and s.frames:
+        if idx in env.callback_exits:
+            r0 = s.regs[0]
+            if not (isinstance(r0, ScalarValue) and r0.value.u64.hi <= 1):
+                sink.report(Code.EXIT_VALUE, idx, f"a bpf_loop callback returns 0 (go on) or 1 (stop); r0 is {r0}", 0)
+            s = s.set_reg(0, TOP, idx)  # bpf_loop returns the number of iterations it ran
         return [(back, _return(idx, s, sink))]
     if env.global_root:
         if not isinstance(s.regs[0], ScalarValue):
@@ -580,6 +587,12 @@ def _check_args(env: Env, idx: int, helper: int, sig: hp.HelperSig, s: State,
                 problem = f"expected the context pointer, got {v}"
         elif kind == hp.Arg.SCALAR and not isinstance(v, ScalarValue):
             problem = f"expected a number, got {v}"
+        elif kind == hp.Arg.CALLBACK and not (isinstance(v, MapPtr) and v.map.map_type == hp.CALLBACK_TYPE):
+            problem = f"expected a function of the program, got {v}"
+        elif kind == hp.Arg.STACK_OR_NULL and not (
+                (isinstance(v, StackPtr) and v.off.const_value is not None and v.off.s64.lo >= -stk.STACK_SIZE)
+                or (isinstance(v, ScalarValue) and v.value.const_value == 0)):
+            problem = f"expected a pointer into the stack at a constant offset, or 0; got {v}"
         if problem is not None:
             sink.report(Code.HELPER_ARG, idx, f"{sig.name}: argument r{r}: {problem}", r)
     return s, the_map
@@ -647,10 +660,15 @@ def _subprogram_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     if entry is None:
         sink.report(Code.UNSUPPORTED, idx, "this bpf-to-bpf call is not analysed (see the call's other findings)")
         return []
+    return [(entry, _enter(idx, s, {r: s.regs[r] for r in range(1, 6)}, sink))]
+
+
+def _enter(idx: int, s: State, args: dict[int, Value], sink: Sink) -> State:
+    """The state at a callee's entry: ``args`` in its registers, its own empty stack and r10, the caller
+    (``s``) saved as a frame."""
     regs: list[Value] = [UNINIT] * len(s.regs)
     exposed = 0
-    for r in range(1, 6):
-        v = s.regs[r]
+    for r, v in args.items():
         if isinstance(v, StackPtr):
             # The callee sees the bytes from the pointer to the top of the caller's frame as untracked
             # memory (reads give unknown numbers, pointers cannot be stored there); on return they are unknown.
@@ -667,12 +685,32 @@ def _subprogram_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     regs[FP] = StackPtr(_const(0))
     defs = (frozenset(), *s.defs[1:6], *(frozenset(),) * (len(s.regs) - 6))
     frame = Frame(s.regs, s.defs, s.stack, exposed)
-    return [(entry, State(tuple(regs), defs, stk.empty_stack(), s.pkt_min, s.ranges, (*s.frames, frame)))]
+    return State(tuple(regs), defs, stk.empty_stack(), s.pkt_min, s.ranges, (*s.frames, frame))
+
+
+def _loop_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
+    """bpf_loop(n, callback, ctx, flags): the callback runs any number of times (0 included), each time
+    from the same entry (r1 the index, r2 ``ctx``); it can change only what ``ctx`` points to, which is
+    unknown after any run."""
+    entry = env.call_entry.get(idx)
+    after = call_helper(env, idx, s, sink)
+    if entry is None:
+        return after
+    callback = _enter(idx, s, {1: TOP, 2: s.regs[3]}, sink)
+    return [*after, (entry, callback)]
 
 
 def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if insn.is_pseudo_call:
         return _subprogram_call(env, idx, s, sink)
+    if insn.is_helper_call and insn.imm == hp.BPF_LOOP:
+        return _loop_call(env, idx, s, sink)
+    return call_helper(env, idx, s, sink)
+
+
+def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
+    """A helper (or kfunc) call: its arguments checked, r1-r5 clobbered, r0 its result."""
+    insn = env.insns[idx]
     if not insn.is_helper_call:
         sink.report(Code.UNSUPPORTED, idx, "kfunc calls are not supported by this verifier")
         sig = None

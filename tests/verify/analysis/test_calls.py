@@ -241,3 +241,43 @@ def test_clang_functions_are_verified_as_the_kernel_does(name: str) -> None:
     assert report.ok == kernel_ok, report.format()
     if not kernel_ok:
         assert any(f.code == Code.PACKET_BOUNDS and "calls.c:" in report.format() for f in report.errors)
+
+
+# --------------------------------------------------------------------------- #
+# bpf_loop: a callback run any number of times (the kernel needs the object's BTF func_info for it)
+# --------------------------------------------------------------------------- #
+
+LOOP_C = """
+typedef unsigned long long __u64;
+static long (*bpf_loop)(__u32 nr_loops, void *callback_fn, void *callback_ctx, __u64 flags) = (void *)181;
+static long callback(__u32 index, void *ctx) {{ __u64 *n = ctx; {BODY} }}
+SEC("xdp") int prog(struct xdp_md *ctx) {{ __u64 n = 0; bpf_loop(10, callback, &n, 0); return n == 3 ? 1 : 2; }}
+"""
+LOOP_CASES = {
+    # name: (callback body, the kernel accepts)
+    "callback counts through its context": ("*n += 1; return 0;", True),
+    "callback stops the loop": ("*n += 1; return *n == 5;", True),
+    "callback returns 2": ("*n += 1; return 2;", False),
+    "callback reads past its context": ("return n[1] & 1;", False),
+}
+
+
+@pytest.mark.parametrize("name", list(LOOP_CASES))
+def test_bpf_loop_as_the_kernel_verifies_it(name: str) -> None:
+    body, kernel_ok = LOOP_CASES[name]
+    elf = _build(C_HEAD + LOOP_C.format(BODY=body))
+    if KERNEL:
+        verdict = object_verdict(elf, "prog")
+        assert verdict.ok == kernel_ok, verdict.log[-800:]
+    report = verify_object(elf, "prog")
+    assert report.ok == kernel_ok, report.format()
+
+
+def test_bpf_loop_without_func_info_is_refused() -> None:
+    """A bare instruction list cannot carry the BTF func_info the kernel wants for a callback's address."""
+    insns = [mov(1, 10), Instruction.lddw(2, 6, src=4), mov(3, 0), mov(4, 0), helper(181), mov(0, 2), EXIT,
+             mov(0, 0), EXIT]
+    if KERNEL:
+        verdict = kernel_verdict(insns)
+        assert not verdict.ok and "missing btf func_info" in verdict.log, verdict.last_lines
+    assert not verify_instructions(insns).ok
