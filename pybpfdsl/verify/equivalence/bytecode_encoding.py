@@ -97,6 +97,8 @@ class BCState:
     frames: list[_Frame] = field(default_factory=list)
     trace: list[TraceItem] = field(default_factory=list)
     guarded: bool = False
+    slot: int = 0
+    """The slot number of the instruction being executed (for messages)."""
 
     def fork(self) -> BCState:
         return BCState(self.pc, list(self.regs), self.memory.copy(), self.effects.copy(),
@@ -170,6 +172,11 @@ class BytecodeEncoder:
             pc += 1
         return pc
 
+    def slot(self, pc: int) -> int:
+        """The number a user reads for instruction `pc`: its 8-byte slot (an lddw takes two), as
+        `pybpfdsl disasm`, llvm-objdump and the kernel's log count."""
+        return self.slot_of[pc] if 0 <= pc < len(self.slot_of) else pc
+
     def _locate(self, s: BCState) -> tuple[int, int, tuple[tuple[int, ...], bool]]:
         if not 0 <= s.pc < len(self.insns):
             return s.pc, 0, ((), s.guarded)
@@ -208,12 +215,13 @@ class BytecodeEncoder:
                 return pause(s)
             resumed = False
             if not 0 <= s.pc < n:
-                return self._fault(s, f"fell off the program at {s.pc}")
+                return self._fault(s, "fell off the end of the program")
             if len(s.trace) > MAX_STEPS:
                 raise Unsupported(f"a path runs more than {MAX_STEPS} instructions")
             if not s.guarded:  # a guarded re-run is the same instruction again
                 s.trace.append(s.pc)
             insn = self.insns[s.pc]
+            s.slot = self.slot_of[s.pc]
             try:
                 result = self.execute(s, insn)
             except Fault as exc:
@@ -222,7 +230,7 @@ class BytecodeEncoder:
                 return result
 
     def _fault(self, s: BCState, why: str) -> Outcome:
-        return Outcome("fault", None, s.effects, tuple(s.trace), reason=f"insn {s.pc}: {why}")
+        return Outcome("fault", None, s.effects, tuple(s.trace), reason=f"insn {self.slot(s.pc)}: {why}")
 
     def _jump(self, s: BCState, insn: Instruction, delta: int) -> int:
         target = self.index_of_slot.get(self.slot_of[s.pc] + insn.slots + delta)
@@ -318,7 +326,7 @@ class BytecodeEncoder:
                 and (not is64 or not (dst.low32 or src.low32)):
             # The region's base address cancels, also modulo 2**32 for a 32-bit subtraction.
             return alu(Z3_OPS, insn, dst.offset, src.offset)
-        raise Unsupported(f"insn {s.pc}: arithmetic on a pointer ({insn})")
+        raise Unsupported(f"insn {self.slot(s.pc)}: arithmetic on a pointer ({insn})")
 
     def _lddw(self, s: BCState, insn: Instruction) -> Val:
         reloc = self.program.relocations.get(s.pc)
@@ -465,7 +473,7 @@ class BytecodeEncoder:
         try:
             return self._pointer_condition(insn, dst, src)
         except Unsupported as exc:
-            raise Unsupported(f"insn {s.pc}: comparison of a pointer ({insn}): {exc}") from None
+            raise Unsupported(f"insn {self.slot(s.pc)}: comparison of a pointer ({insn}): {exc}") from None
 
     def _pointer_condition(self, insn: Instruction, dst: Val, src: Val | None) -> Term:
         """A jump's condition when an operand is a pointer (or a map). A pointer is null or an address
@@ -673,7 +681,7 @@ def _reg(s: BCState, r: int) -> Val:
     something its verifier rejects, so the proof cannot say what the program does."""
     value = s.regs[r]
     if isinstance(value, Unset):
-        raise Unsupported(f"insn {s.pc} reads r{r}, which is uninitialised ({value.why}): "
+        raise Unsupported(f"insn {s.slot} reads r{r}, which is uninitialised ({value.why}): "
                           "the kernel verifier rejects such a program")
     return value
 _HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 130: (1, 2, 3, 4)}
