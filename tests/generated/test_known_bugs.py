@@ -1,0 +1,106 @@
+"""Programs the generated-program tests found that our verifier refuses although the kernel loads them
+(false alarms, in `pybpfdsl/verify/`, which other people own). Each test states the correct behaviour and
+is a strict xfail: it starts to pass, and so fails here, when the bug is fixed; then drop the marker, and
+the construct the CI sample leaves out for it (`CI_FEATURES` in test_generated_programs.py) can come back.
+Reduced by hand from generated programs (benchmarks/generated_corpus.py), and kept as generated: unused
+locals and nested checks are part of what the verifier sees."""
+# ruff: noqa: F841, SIM102, B007
+
+from __future__ import annotations
+
+import pytest
+
+from pybpfdsl import (
+    XDP_PASS,
+    XDP_TX,
+    Global,
+    HashMap,
+    LruHashMap,
+    Packet,
+    Struct,
+    i8,
+    i16,
+    i32,
+    i64,
+    inline,
+    u8,
+    u16,
+    u32,
+    u64,
+    xdp,
+)
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+
+KERNEL, WHY = kernel_bpf_available()
+needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
+
+
+@xdp
+def payload_reads_under_a_header_in_a_loop(pkt: Packet) -> int:
+    for i in range(8, 0, -3):
+        eth = pkt.eth
+        if eth is not None:
+            x = pkt.payload[16]
+            y = pkt.payload[i]
+            z = pkt.payload[5]
+            v: i8 = i8((-eth.type) / 176)
+    return XDP_PASS
+
+
+class Key(Struct):
+    f0: i64
+    f1: u32
+    f2: u16
+    f3: u16
+
+
+base = Global(i32, -548067469)
+flags = HashMap(u64, bool, 16)
+recent = LruHashMap(Key, i8, 16)
+T = (317, 296)
+
+
+@inline
+def small(a0: u64, a1: u32, a2: u64) -> i8:
+    return i8(min(flags.get(u64(4), False) / 0.001, i32(T[1]) << 5))
+
+
+@inline
+def forget(pkt: Packet) -> u64:
+    ip6 = pkt.ipv6
+    if ip6 is not None:
+        if pkt.eth is not None:
+            del recent[Key(i64(u32(ip6.version) & 3), u32(pkt.eth.src) & 3, u16(u32(pkt.len < u8(0)) & 3),
+                           u16(u32(small(u64(T[0]), u32(ip6.tc), u64(ip6.dst_lo))) & 3))]
+    return u64(base.value)
+
+
+@xdp
+def branches_in_a_helper_in_a_loop(pkt: Packet) -> int:
+    b = pkt.payload[30]
+    if b is not None:
+        del recent[Key(i64(u32(T[0]) & 3), u32(b) & 3, u16(small(u64(T[1]), pkt.len, u64(b))), u16(0))]
+        for k in range(10, 0, -2):
+            flags[u64(b & 7)] = bool(-flags.get(u64(b & 2), True) / i16(1))
+            v = i32(abs(forget(pkt) | 296))
+    return XDP_TX
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="our verifier: 'pointer arithmetic with an unbounded scalar' (the kernel "
+                                       "bounds the offset of the payload read in the loop)")
+def test_payload_reads_under_a_header_in_a_loop_are_accepted() -> None:
+    with payload_reads_under_a_header_in_a_loop.load():
+        pass  # the kernel loads it
+    compiled = payload_reads_under_a_header_in_a_loop.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="our verifier's loop-complexity estimate: millions of instructions "
+                                       "for a loop the kernel verifies within its limit")
+def test_a_loop_calling_a_branching_helper_is_accepted() -> None:
+    with branches_in_a_helper_in_a_loop.load():
+        pass  # the kernel loads it
+    compiled = branches_in_a_helper_in_a_loop.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
