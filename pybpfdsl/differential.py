@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -29,7 +30,7 @@ from pybpfdsl.lang.helpers import HelperSource, use_helpers
 from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
-from pybpfdsl.program import XdpProgram
+from pybpfdsl.program import CompiledProgram, XdpProgram
 from pybpfdsl.runtime.state_binding import sum_raw
 
 Snapshot = dict[str, object]
@@ -98,7 +99,7 @@ def run_bytecode(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFact
     """The bytecode interpreter on the compiled object, against the state objects."""
     from pybpfdsl.bpf.interpreter import run_bytecode as interpret
 
-    compiled = prog.compile(prove=False)  # comparing executions needs the bytecode, not its proof
+    compiled = _compiled(prog)
     state = compiled.lowered.state
     steps = []
     with _helpers(helpers):
@@ -110,9 +111,15 @@ def run_bytecode(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFact
 
 def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
     """The kernel (BPF_PROG_TEST_RUN) on each packet in turn, with the state objects bound to its maps."""
-    state = prog.lower().state
+    from pybpfdsl.runtime.loaded import LoadedProgram
+
+    compiled = _compiled(prog)
+    lowered = compiled.lowered
+    lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
+    state = lowered.state
     steps = []
-    with prog.load() as loaded, _one_cpu():
+    # What `prog.load()` does, from the object compiled once for every comparison of `prog`.
+    with LoadedProgram.load(compiled.elf, lowered.program, state, source_lines=lines) as loaded, _one_cpu():
         for p in packets:
             result = loaded.run(p)
             steps.append(Step(result.action, result.packet, snapshot(state)))
@@ -133,6 +140,18 @@ def _one_cpu() -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, allowed)
+
+
+_COMPILED: weakref.WeakKeyDictionary[XdpProgram, CompiledProgram] = weakref.WeakKeyDictionary()
+
+
+def _compiled(prog: XdpProgram) -> CompiledProgram:
+    """`prog`'s object, compiled once for all comparisons (the same IR gives the same bytes): comparing
+    executions needs the bytecode, neither its proof nor the safety verifier's verdict."""
+    compiled = _COMPILED.get(prog)
+    if compiled is None or compiled.lowered is not prog.lower() or compiled.cpu != prog.cpu:
+        compiled = _COMPILED[prog] = prog.compile(prove=False, verify=False)
+    return compiled
 
 
 def _environment(program: n.Program, state: dict[str, StateObject]) -> Environment:

@@ -387,21 +387,31 @@ class _Frame:
     stack: Region
 
 
+class _Code:
+    """A program decoded once for any number of runs: each instruction's kind and slot."""
+
+    def __init__(self, insns: Sequence[Instruction]) -> None:
+        self.insns = insns
+        self.kinds = [insn.kind for insn in insns]
+        self.slot_of = slot_offsets(insns)
+        self.index_of_slot = {s: i for i, s in enumerate(self.slot_of)}
+
+
 class _Machine:
     """State of one execution.  Methods named ``_k_<kind>`` execute one instruction kind."""
 
-    def __init__(self, insns: Sequence[Instruction], relocs: Mapping[int, Relocation],
+    def __init__(self, code: _Code, relocs: Mapping[int, Relocation],
                  maps: Mapping[str, InterpMap], fd_maps: Mapping[int, InterpMap], fd_array: Sequence[InterpMap],
                  packet: bytes, ctx: XdpContext, step_limit: int, stacks: Sequence[bytes] = ()) -> None:
-        self.insns = insns
+        self.insns = code.insns
+        self.kinds = code.kinds
         self.relocs = relocs
         self.maps = maps
         self.fd_maps = fd_maps
         self.fd_array = fd_array
         self.step_limit = step_limit
-        starts = slot_offsets(insns)
-        self.slot_of = starts
-        self.index_of_slot = {s: i for i, s in enumerate(starts)}
+        self.slot_of = code.slot_of
+        self.index_of_slot = code.index_of_slot
         self.packet = Region("packet", "packet", bytearray(XDP_PACKET_HEADROOM) + bytearray(packet),
                              XDP_PACKET_HEADROOM)
         self.ctx = Region("ctx", "xdp_md", bytearray(_CTX_SIZE), writable=False)
@@ -441,7 +451,7 @@ class _Machine:
             if steps > self.step_limit:
                 raise StepLimitExceeded(self.pc, f"step limit {self.step_limit} exceeded")
             insn = self.insns[self.pc]
-            kind = insn.kind
+            kind = self.kinds[self.pc]
             if kind == Kind.EXIT:
                 if not self.frames:
                     r0 = _address(self.regs[0])
@@ -798,9 +808,15 @@ def run(insns: Sequence[Instruction], packet: bytes, *, relocations: Mapping[int
     frame first, then one per bpf-to-bpf call; each up to 512 bytes, the lowest address first, so byte
     ``i`` is at ``r10 - 512 + i``); frames beyond it, and bytes past its end, hold zeros.
     """
-    machine = _Machine(insns, relocations or {}, maps or {}, fd_maps or {}, fd_array, packet,
-                       ctx or XdpContext(), step_limit, stacks)
-    return machine.run()
+    return _run(_Code(insns), packet, relocations or {}, maps or {}, fd_maps or {}, fd_array, ctx, step_limit,
+                stacks)
+
+
+def _run(code: _Code, packet: bytes, relocations: Mapping[int, Relocation], maps: Mapping[str, InterpMap],
+         fd_maps: Mapping[int, InterpMap], fd_array: Sequence[InterpMap], ctx: XdpContext | None,
+         step_limit: int, stacks: Sequence[bytes]) -> ExecutionResult:
+    return _Machine(code, relocations, maps, fd_maps, fd_array, packet, ctx or XdpContext(), step_limit,
+                    stacks).run()
 
 
 # --------------------------------------------------------------------------- #
@@ -842,10 +858,13 @@ class BytecodeImage:
             out[sec] = InterpMap.section(sec, contents, readonly=sec.startswith(".rodata"))
         return out
 
+    @functools.cached_property
+    def _code(self) -> _Code:
+        return _Code(self.instructions)
+
     def run(self, packet: bytes, maps: Mapping[str, InterpMap], *, ctx: XdpContext | None = None,
             step_limit: int = DEFAULT_STEP_LIMIT) -> ExecutionResult:
-        return run(self.instructions, packet, relocations=self.relocations, maps=maps, ctx=ctx,
-                   step_limit=step_limit)
+        return _run(self._code, packet, self.relocations, maps, {}, (), ctx, step_limit, ())
 
 
 @functools.lru_cache(maxsize=64)

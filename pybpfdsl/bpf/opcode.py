@@ -34,6 +34,7 @@ SMT encoding) can dispatch on one value instead of re-deriving the rules.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -355,16 +356,19 @@ ADDR_SPACE_CAST_OFF = 1
 # --------------------------------------------------------------------------- #
 
 
+@functools.cache  # 256 opcodes: decoding is on every interpreter and verifier step
 def insn_class(opcode: int) -> InsnClass:
     """Class of ``opcode``; always defined (three bits, eight classes)."""
     return InsnClass(opcode & CLASS_MASK)
 
 
+@functools.cache  # 256 opcodes: decoding is on every interpreter and verifier step
 def size(opcode: int) -> Size:
     """Access size of a load/store ``opcode``; always defined (two bits)."""
     return Size(opcode & SIZE_MASK)
 
 
+@functools.cache  # 256 opcodes: decoding is on every interpreter and verifier step
 def mode(opcode: int) -> Mode | None:
     """Addressing mode of a load/store ``opcode``, None if unassigned."""
     try:
@@ -373,11 +377,13 @@ def mode(opcode: int) -> Mode | None:
         return None
 
 
+@functools.cache  # 256 opcodes: decoding is on every interpreter and verifier step
 def source(opcode: int) -> Source:
     """Operand source of an ALU/JMP ``opcode``."""
     return Source(opcode & SOURCE_MASK)
 
 
+@functools.cache  # 256 opcodes: decoding is on every interpreter and verifier step
 def alu_op(opcode: int) -> AluOp | None:
     """Operation of an ALU/ALU64 ``opcode``; None for 0xe0/0xf0."""
     try:
@@ -386,6 +392,7 @@ def alu_op(opcode: int) -> AluOp | None:
         return None
 
 
+@functools.cache  # 256 opcodes: decoding is on every interpreter and verifier step
 def jmp_op(opcode: int) -> JmpOp | None:
     """Operation of a JMP/JMP32 ``opcode``; None for 0xf0."""
     try:
@@ -441,6 +448,7 @@ class Kind(enum.Enum):
     INVALID = "invalid"  #: not a defined encoding
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a program has few distinct instructions; each step asks
 def classify(opcode: int, off: int = 0, imm: int = 0) -> Kind:
     """Map an (opcode, off, imm) triple to its :class:`Kind`.
 
