@@ -23,7 +23,7 @@ from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
-from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE
+from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, ScalarValue, Unknown, Value
@@ -186,12 +186,17 @@ def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, Glob
         todo.extend(sorted(ex.called_globals))
     analyses: dict[int, Analysis] = {}
     global_depth: dict[int, int] = {}
+    moves: dict[int, bool] = {}
+    """Global function → whether it may move the packet (unknown, as for recursion: it may)."""
     for root in reversed(order):  # callees first: a caller's stack check adds theirs
         ex = expansions[root]
         big = tuple(ex.insns)
         big_slots = slot_offsets(big)
         refs = {k: env.map_refs[o] for k, o in enumerate(ex.origin) if o in env.map_refs}
-        calls = {k: (g.name, g.args) for k, g in ex.global_calls.items()}
+        moves[root] = any(i.is_helper_call and (sig := HELPER_SIGNATURES.get(i.imm)) is not None
+                          and sig.changes_packet for i in ex.insns) or any(
+            moves.get(ex.global_entry[k], True) for k in ex.global_calls)
+        calls = {k: (g.name, g.args, moves.get(ex.global_entry[k], True)) for k, g in ex.global_calls.items()}
         big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, env.check_division,
                       env.allow_uninit_stack, env.thresholds, ex.call_entry, ex.return_to, calls,
                       ex.callback_exits, root != 0)

@@ -89,8 +89,9 @@ class Env:
     """bpf-to-bpf call → the entry of its callee's copy (see ``calls.expand``)."""
     return_to: dict[int, int] = field(default_factory=dict)
     """``exit`` of a callee's copy → the instruction after its call."""
-    global_calls: dict[int, tuple[str, tuple[str, ...] | None]] = field(default_factory=dict)
-    """Call of a global function → its name and argument kinds ('ctx', 'scalar', 'other'; see calls.py)."""
+    global_calls: dict[int, tuple[str, tuple[str, ...] | None, bool]] = field(default_factory=dict)
+    """Call of a global function → its name, argument kinds ('ctx', 'scalar', 'other'; see calls.py) and
+    whether it may move the packet (then the caller's packet pointers are invalid after the call)."""
     callback_exits: set[int] = field(default_factory=set)
     """``exit`` of a bpf_loop callback's copy: it returns 0 (continue) or 1 (stop) to the helper."""
     global_root: bool = False
@@ -629,7 +630,7 @@ CALLER_STACK = -1
 
 def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     """A call of a global function: its arguments checked against its prototype; it returns a number."""
-    name, args = env.global_calls[idx]
+    name, args, moves_packet = env.global_calls[idx]
     if args is None:
         sink.report(Code.UNSUPPORTED, idx, f"call of global function {name}: the object has no BTF prototype "
                     "for it, which the kernel needs to verify it")
@@ -647,6 +648,8 @@ def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
         elif kind == "other":
             sink.report(Code.UNSUPPORTED, idx, f"argument {i + 1} of global function {name} is a pointer to memory: "
                         "not modelled by this verifier", r)
+    if moves_packet:
+        s = _invalidate_packet(s)
     for r in range(1, 6):
         s = s.set_reg(r, UNINIT, idx)
     return [(idx + 1, s.set_reg(0, TOP, idx))]

@@ -216,6 +216,37 @@ C_CASES = {
 }
 
 
+MOVES_PACKET = """
+static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *)44;
+{LINKAGE} __attribute__((noinline)) int pop(struct xdp_md *ctx) {{ return bpf_xdp_adjust_head(ctx, {DELTA}); }}
+SEC("xdp") int prog(struct xdp_md *ctx) {{
+    __u8 *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+    if (data + 1 > end) return 1;
+    int r = pop(ctx);
+    {AFTER}
+    return data[0] == 7 ? 1 : 2;
+}}
+"""
+
+
+@pytest.mark.parametrize("linkage", ["static", ""], ids=["static", "global"])
+def test_packet_pointers_after_a_function_that_moves_the_packet(linkage: str) -> None:
+    """The caller's checked packet pointer is invalid after a call of a function that may move the packet;
+    loaded again and checked, it is fine."""
+    stale = C_HEAD + MOVES_PACKET.format(LINKAGE=linkage, DELTA=0, AFTER="if (r) return 1;")
+    fresh = C_HEAD + MOVES_PACKET.format(
+        LINKAGE=linkage, DELTA=0,
+        AFTER="if (r) return 1; data = (void *)(long)ctx->data; end = (void *)(long)ctx->data_end; "
+              "if (data + 1 > end) return 1;")
+    for source, kernel_ok in ((stale, False), (fresh, True)):
+        elf = _build(source)
+        if KERNEL:
+            verdict = object_verdict(elf, "prog")
+            assert verdict.ok == kernel_ok, verdict.log[-500:]
+        report = verify_object(elf, "prog")
+        assert report.ok == kernel_ok, report.format()
+
+
 def _build(source: str) -> bytes:
     cc = clang()
     if cc is None:
