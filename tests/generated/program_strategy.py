@@ -739,13 +739,9 @@ class _Generator:
         for name, values in self.tuples:
             options.append((f"i32({name}[{self.c.integer(-len(values), len(values) - 1)}])", "i32"))
         if self.random_on and self.chance(10):
-            self.out.uses_random = True
-            self.out.constructs.add("random")
             options.append(self.c.choice([("random()", "float"), ("prandom_u32()", "u32"),
                                           (f"randint({self.c.integer(0, 3)}, {self.c.integer(3, 9)})", "i32")]))
         if self.clock_on and self.chance(10):
-            self.out.uses_clock = True
-            self.out.constructs.add("now_ns")
             options.append(("now_ns()", "u64"))
         if not floats:
             options = [(text, t) for text, t in options if t != "float"]
@@ -755,6 +751,12 @@ class _Generator:
         text, t = self.c.choice(options)
         if t == "float":
             self.out.constructs.add("floats")
+        if text.startswith(("random(", "prandom_u32(", "randint(")):
+            self.out.uses_random = True
+            self.out.constructs.add("random")
+        if text == "now_ns()":
+            self.out.uses_clock = True
+            self.out.constructs.add("now_ns")
         return text, _kind(t)
 
     def cond(self, scope: _Scope, depth: int) -> str:
