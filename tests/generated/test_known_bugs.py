@@ -11,8 +11,10 @@ from __future__ import annotations
 import pytest
 
 from pybpfdsl import (
+    XDP_DROP,
     XDP_PASS,
     XDP_TX,
+    Array,
     Global,
     HashMap,
     LruHashMap,
@@ -84,6 +86,34 @@ def branches_in_a_helper_in_a_loop(pkt: Packet) -> int:
             flags[u64(b & 7)] = bool(-flags.get(u64(b & 2), True) / i16(1))
             v = i32(abs(forget(pkt) | 296))
     return XDP_TX
+
+
+g1 = Global(float, 0.1)
+m4 = HashMap(i8, i32, 4)
+m5 = Array(i8, 1)
+
+
+@xdp
+def two_maps_on_two_paths(pkt: Packet) -> int:
+    tcp8 = pkt.tcp
+    if pkt.eth is not None:
+        if u32(i8(u32(pkt.len + 1) & 7) in m4) % 1 in m5:
+            v11: float = float(u32(0) // 1)
+    else:
+        v13: u16 = u16(min(g1.value, (-(m4.get(i8(4), i32(-704479888)) - m4.get(i8(u32(u64(0) != pkt.len) & 7),
+                                                                                  i32(6))))))
+    return XDP_DROP
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="our verifier: 'bpf_map_lookup_elem: argument r1: expected a map, got "
+                                       "unknown (join of different types)': LLVM shares one call between two "
+                                       "maps; the kernel checks each path's map")
+def test_one_lookup_call_for_two_maps_is_accepted() -> None:
+    with two_maps_on_two_paths.load():
+        pass  # the kernel loads it
+    compiled = two_maps_on_two_paths.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
 
 
 @needs_kernel
