@@ -425,8 +425,10 @@ def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
     holds_le = {JmpOp.JLE: True, JmpOp.JLT: True, JmpOp.JGT: False, JmpOp.JGE: False}.get(op)
     if holds_le is None or holds_le != taken:
         return s
-    lo = p.off.s64.lo
-    if lo > s.pkt_min:
+    # The kernel extends the checked length of pointers at constant offsets (its id 0) only through
+    # one of them: a check through a pointer with a variable offset proves nothing for them there.
+    lo = p.off.const_value
+    if p.pid is None and lo is not None and s.pkt_min < lo < 1 << 63:
         s = replace(s, pkt_min=lo)
     if p.pid is not None and s.range_of(p.pid) is not None and p.off.s64.hi <= 0xFFFF:
         s = s.with_range(p.pid, p.delta)

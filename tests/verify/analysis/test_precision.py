@@ -194,3 +194,32 @@ def test_a_read_past_the_joined_check_is_refused(read_off: int, partitions: int)
     if KERNEL:
         verdict = kernel_verdict(prog)
         assert not verdict.ok and "invalid access to packet" in verdict.log, verdict.last_lines
+
+
+def _check_through_a_variable_pointer(read_off: int) -> list[Instruction]:
+    """``data + 14`` checked; then ``p = data + (data[0] & 15) + 40`` checked; then a byte read at
+    ``data + read_off``. The second check proves the packet at least 40 bytes long, but the kernel
+    extends the checked range of constant-offset pointers only through one of them (and the variable
+    pointer's own id): for it ``data`` is still checked to 14 bytes only."""
+    return [
+        load(U32, 2, 1, 0), load(U32, 3, 1, 4),
+        mov_reg(4, 2), add_imm(4, 14), Instruction(0x2D, 4, 3, 8, 0),   # if data + 14 > data_end goto out
+        load(0x71, 5, 2, 0), Instruction(0x57, 5, 0, 0, 15),            # r5 = data[0] & 15
+        mov_reg(6, 2), Instruction(0x0F, 6, 5, 0, 0), add_imm(6, 40),   # p = data + r5 + 40
+        Instruction(0x2D, 6, 3, 2, 0),                                  # if p > data_end goto out
+        load(0x71, 0, 6, -1),                                           # p[-1]: proven by p's own check
+        load(0x71, 0, 2, read_off),
+        mov(0, 2), EXIT,
+    ]
+
+
+@pytest.mark.parametrize(("read_off", "safe"), [(13, True), (14, False), (39, False)])
+def test_a_check_through_a_variable_pointer_does_not_extend_constant_ones(read_off: int, safe: bool) -> None:
+    prog = _check_through_a_variable_pointer(read_off)
+    report = verify_instructions(prog)
+    assert report.ok == safe, report.format()
+    if not safe:
+        assert any(f.code == Code.PACKET_BOUNDS and f.insn == 12 for f in report.errors), report.format()
+    if KERNEL:
+        verdict = kernel_verdict(prog)
+        assert verdict.ok == safe, verdict.last_lines
