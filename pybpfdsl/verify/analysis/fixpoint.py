@@ -311,7 +311,7 @@ def _narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Parti
                 prev = old.get(idx, {})
                 for k, s in list(incoming.items()):
                     o = prev.get(k)
-                    if o is not None and NARROW_ANY:
+                    if o is not None and NARROW_ANY and st.le(s, o):
                         nar = st.narrow(o, s)
                         assert nar is not None
                         incoming[k] = nar
