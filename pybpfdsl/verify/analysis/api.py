@@ -23,7 +23,7 @@ from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
-from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE, HELPER_SIGNATURES
+from pybpfdsl.verify.analysis.helpers import ARRAY_OF_MAPS, CALLBACK_TYPE, HASH_OF_MAPS, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, ScalarValue, Unknown, Value
@@ -92,6 +92,9 @@ def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
             if m is not None and m.map_type == _RINGBUF and (m.key_size is None or m.value_size is None):
                 refs[rel.insn_index] = (MapInfo(m.name, _RINGBUF, 0, 0, m.max_entries or 0), None)
                 continue
+            if m is not None and m.map_type in (ARRAY_OF_MAPS, HASH_OF_MAPS) and m.key_size is not None:
+                refs[rel.insn_index] = (MapInfo(m.name, m.map_type, m.key_size, 4, m.max_entries or 0), None)
+                continue
             if m is None or m.key_size is None or m.value_size is None:
                 problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
                                                 f"map {rel.symbol} has no key/value sizes in the object"))
@@ -116,12 +119,14 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
                         line_info: tuple[LineInfo, ...] = (), check_division: bool = False,
                         extra: list[VerifierFinding] | None = None,
                         allow_uninit_stack_reads: bool = False, functions: frozenset[int] = frozenset(),
-                        global_functions: dict[int, GlobalFunction] | None = None) -> VerifierReport:
+                        global_functions: dict[int, GlobalFunction] | None = None,
+                        inner_maps: dict[str, MapInfo] | None = None) -> VerifierReport:
     """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's).
 
     bpf-to-bpf calls are analysed in each caller's context (see ``calls``); ``functions``: the
     instructions where functions start besides the call targets (the object's function symbols),
     ``global_functions`` those the kernel verifies on their own (each analysed once from its prototype).
+    ``inner_maps``: for each map of maps (by name), the definition of its inner maps.
 
     ``check_division``: also reject a division or modulo by a register that may be zero (BPF defines
     the result, so the kernel accepts it; this is a lint). ``allow_uninit_stack_reads``: accept reads
@@ -134,7 +139,7 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     code = tuple(insns)
     slots = slot_offsets(code)
     env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
-              allow_uninit_stack_reads)
+              allow_uninit_stack_reads, inner_maps=dict(inner_maps or {}))
     analysis = _analyse_calls(env, functions, global_functions or {}) if has_calls(code) else analyse(env)
     findings = list(extra or []) + analysis.findings
     total_slots = sum(i.slots for i in code)
@@ -198,8 +203,9 @@ def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, Glob
             moves.get(ex.global_entry[k], True) for k in ex.global_calls)
         calls = {k: (g.name, g.args, moves.get(ex.global_entry[k], True)) for k, g in ex.global_calls.items()}
         big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, env.check_division,
-                      env.allow_uninit_stack, env.thresholds, ex.call_entry, ex.return_to, calls,
-                      ex.callback_exits, root != 0)
+                      env.allow_uninit_stack, env.thresholds, call_entry=ex.call_entry, return_to=ex.return_to,
+                      global_calls=calls, inner_maps=env.inner_maps, callback_exits=ex.callback_exits,
+                      global_root=root != 0)
         g = globals_.get(root)
         result = analyse(big_env, _global_entry_state(g) if root and g is not None else None)
         chains = chain_stacks(ex, result.pre)
@@ -256,6 +262,33 @@ def _dedupe(findings: list[VerifierFinding]) -> list[VerifierFinding]:
     return out
 
 
+def _inner_maps(elf: BpfElf) -> dict[str, MapInfo]:
+    """Each map of maps' inner map definition: libbpf's ``__array(values, struct inner)``, a ``values``
+    member that is an array of pointers to the inner definition's struct."""
+    btf = elf.btf
+    out: dict[str, MapInfo] = {}
+    if btf is None:
+        return out
+    for m in elf.maps.values():
+        if m.map_type not in (ARRAY_OF_MAPS, HASH_OF_MAPS):
+            continue
+        for var in btf.by_name(m.name, BtfKind.VAR):
+            if var.type is None:
+                continue
+            outer = btf.resolve(var.type)
+            values = next((t for n, t, _ in outer.members if n == "values"), None)
+            arr = btf.resolve(values) if values is not None else None
+            if arr is None or arr.kind != BtfKind.ARRAY or not arr.members:
+                continue
+            ptr = btf.resolve(arr.members[0][1])
+            if ptr.kind != BtfKind.PTR or ptr.type is None:
+                continue
+            d = btf._map_def(m.name + ".inner", btf.resolve(ptr.type))
+            if d.map_type is not None and d.key_size is not None and d.value_size is not None:
+                out[m.name] = MapInfo(f"{m.name}.inner", d.map_type, d.key_size, d.value_size, d.max_entries or 0)
+    return out
+
+
 def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
     """A global function's argument kinds from its BTF prototype (None if the object has none)."""
     btf = elf.btf
@@ -284,7 +317,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
         refs, problems = _map_refs(elf, prog.relocations, _section_sizes(elf_bytes))
         return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
                                    line_info=prog.line_info, check_division=check_division, extra=problems,
-                                   allow_uninit_stack_reads=allow_uninit_stack_reads)
+                                   allow_uninit_stack_reads=allow_uninit_stack_reads, inner_maps=_inner_maps(elf))
     # The program followed by .text (its subprograms), as libbpf links it; instructions past the
     # program's own are numbered on from its last.
     insns, relocs = link_program(elf, prog.name)
@@ -306,7 +339,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
     return verify_instructions(insns, name=prog.name, section=prog.section, map_refs=refs, line_info=lines,
                                check_division=check_division, extra=problems,
                                allow_uninit_stack_reads=allow_uninit_stack_reads, functions=starts,
-                               global_functions=globals_)
+                               global_functions=globals_, inner_maps=_inner_maps(elf))
 
 
 def verify_object(elf_bytes: bytes, section: str | None = None, *, check_division: bool = False,

@@ -105,7 +105,7 @@ _DATA_MAPS = frozenset({HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PE
 _REDIRECT_MAPS = frozenset({DEVMAP, DEVMAP_HASH, CPUMAP, XSKMAP})
 
 HELPER_MAP_TYPES: dict[int, frozenset[int]] = {
-    1: _DATA_MAPS | {DEVMAP, DEVMAP_HASH, XSKMAP},  # not cpumap, prog/perf arrays, ring buffers
+    1: _DATA_MAPS | {DEVMAP, DEVMAP_HASH, XSKMAP, ARRAY_OF_MAPS, HASH_OF_MAPS},  # not cpumap, prog/perf arrays
     2: _DATA_MAPS,  # devmaps are read-only for programs ("write into map forbidden"), xsk/cpu maps refuse
     3: _DATA_MAPS,
     12: frozenset({PROG_ARRAY}),
@@ -115,8 +115,11 @@ HELPER_MAP_TYPES: dict[int, frozenset[int]] = {
     195: frozenset({PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}),
 }
 """Helper id → the map types the kernel lets it take (its ``check_map_func_compatibility``, both
-directions), as this machine's kernel answered for an XDP program (tests/verify/analysis/test_map_types.py).
-Maps of maps are left out of the lookup (the inner map is not modelled): refused, never wrongly accepted."""
+directions), as this machine's kernel answered for an XDP program (tests/verify/analysis/test_map_types.py)."""
+
+INNER_MAP_TAG = 1 << 16
+"""A lookup in a map of maps gives a ``MapValueOrNull`` whose map is the inner map's definition with this
+added to its type; its non-NULL edge is that map's pointer (``MapPtr``), usable as a map argument only."""
 
 NO_VALUE_ACCESS_MAP_TYPES = frozenset({DEVMAP, DEVMAP_HASH, XSKMAP})
 """Map types whose lookup gives a pointer-or-NULL the program may test but whose target is not modelled

@@ -92,6 +92,8 @@ class Env:
     global_calls: dict[int, tuple[str, tuple[str, ...] | None, bool]] = field(default_factory=dict)
     """Call of a global function → its name, argument kinds ('ctx', 'scalar', 'other'; see calls.py) and
     whether it may move the packet (then the caller's packet pointers are invalid after the call)."""
+    inner_maps: dict[str, MapInfo] = field(default_factory=dict)
+    """Map of maps (by name) → its inner map's definition (what its lookups give after the NULL check)."""
     callback_exits: set[int] = field(default_factory=set)
     """``exit`` of a bpf_loop callback's copy: it returns 0 (continue) or 1 (stop) to the helper."""
     global_root: bool = False
@@ -407,6 +409,8 @@ def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
     """On the edge where the lookup result is NULL (or not), every copy of it learns so."""
     new: Value = ScalarValue(_const(0)) if is_null else MapValue(v.map, v.off)
+    if not is_null and v.map.map_type >= hp.INNER_MAP_TAG:  # a map of maps' entry: the inner map itself
+        new = MapPtr(replace(v.map, map_type=v.map.map_type - hp.INNER_MAP_TAG))
 
     def fn(x: Value) -> Value:
         return new if isinstance(x, MapValueOrNull) and x.nid is not None and x.nid == v.nid else x
@@ -736,6 +740,14 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
             if the_map.map_type in hp.NO_VALUE_ACCESS_MAP_TYPES:
                 # A device entry or socket: the program may test it for NULL, nothing more is modelled.
                 the_map = replace(the_map, value_size=0)
+            if the_map.map_type in (hp.ARRAY_OF_MAPS, hp.HASH_OF_MAPS):
+                inner = env.inner_maps.get(the_map.name)
+                if inner is None:
+                    sink.report(Code.UNSUPPORTED, idx, f"{the_map.name} is a map of maps whose inner map's "
+                                "definition the object does not give: its lookups are not modelled", 1)
+                    the_map = replace(the_map, value_size=0)
+                else:
+                    the_map = replace(inner, map_type=inner.map_type + hp.INNER_MAP_TAG)
             ret = MapValueOrNull(the_map, _const(0), idx)
         elif sig.ret == hp.Ret.U32:
             ret = _sized(4)

@@ -8,14 +8,20 @@ test asks it again, so the table cannot drift from the kernel.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import tempfile
+
 import pytest
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from pybpfdsl.verify.analysis import Code, verify_instructions
+from pybpfdsl.verify.analysis import Code, verify_instructions, verify_object
 from pybpfdsl.verify.analysis.values import MapInfo
 from tests.verify.analysis.kernel_oracle import EXIT, add_imm, mov, mov_reg
 from tests.verify.analysis.map_oracle import kernel_verdict_maps
+from tests.verify.corpus.c_corpus import clang
+from tests.verify.corpus.third_party_corpus import kernel_verdict as object_verdict
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
@@ -65,7 +71,8 @@ ACCEPTED = {
 }
 """What this machine's kernel accepts (each map type and use above)."""
 NOT_MODELLED = {("lookup", 12), ("lookup", 13)}
-"""Kernel-accepted pairs we refuse: lookups in maps of maps (the inner map is not modelled yet)."""
+"""Kernel-accepted pairs we refuse here: lookups in maps of maps whose inner map's definition is not given
+(an object gives it in BTF; see test_map_of_maps_lookups)."""
 
 CASES = [(use, t) for use in ACCEPTED for t in SIZES]
 
@@ -87,7 +94,7 @@ def test_helper_takes_the_kernel_s_map_types(use: str, map_type: int) -> None:
     if kernel_ok and (use, map_type) not in NOT_MODELLED:
         assert report.ok, report.format()
     else:
-        assert not report.ok, "verified, but the kernel refuses it" if not kernel_ok else "now modelled: update"
+        assert not report.ok, "verified, but the kernel refuses it" if not kernel_ok else "inner map unknown"
         if not kernel_ok:
             assert any(f.code == Code.HELPER_ARG and NAMES[map_type] in f.message for f in report.errors), \
                 report.format()
@@ -149,3 +156,90 @@ def test_lpm_trie_key_must_cover_the_key_size() -> None:
     assert not report.ok and any(f.code == Code.HELPER_ARG for f in report.errors), report.format()
     if KERNEL:
         assert not kernel_verdict_maps(insns, {2: m}).ok
+
+
+# --------------------------------------------------------------------------- #
+# Maps of maps: a lookup gives the inner map (or NULL), usable as a map argument after the NULL check
+# --------------------------------------------------------------------------- #
+
+INNER = MapInfo("inner", 2, 4, 8, 4)
+"""The inner map of the map_oracle's maps of maps: an array, u32 key, u64 value."""
+
+
+def _outer_lookup(*rest: Instruction) -> list[Instruction]:
+    """key = 0; r0 = lookup(outer, &key) (outer's lddw is instruction 3); <rest>"""
+    return [Instruction(0x62, 10, 0, -4, 0), *_key(2, -4), Instruction.lddw(1, 0), _call(1), *rest]
+
+
+MAP_IN_MAP = {
+    # name: (program, the kernel accepts, instruction we refuse at)
+    "inner value read": (_outer_lookup(
+        Instruction(0x15, 0, 0, 6, 0), mov_reg(1, 0), *_key(2, -4), _call(1), Instruction(0x15, 0, 0, 1, 0),
+        Instruction(0x79, 1, 0, 0, 0), mov(0, 2), EXIT), True, None),
+    "inner value read past its end": (_outer_lookup(
+        Instruction(0x15, 0, 0, 6, 0), mov_reg(1, 0), *_key(2, -4), _call(1), Instruction(0x15, 0, 0, 1, 0),
+        Instruction(0x79, 1, 0, 8, 0), mov(0, 2), EXIT), False, 11),
+    "inner map used before its NULL check": (_outer_lookup(
+        mov(3, 0), mov_reg(1, 0), *_key(2, -4), _call(1), Instruction(0x15, 0, 0, 1, 0),
+        Instruction(0x79, 1, 0, 0, 0), mov(0, 2), EXIT), False, 9),
+    "arithmetic on the inner map": (_outer_lookup(
+        Instruction(0x15, 0, 0, 1, 0), add_imm(0, 8), mov(0, 2), EXIT), False, 6),
+}
+
+
+@pytest.mark.parametrize("outer_type", [12, 13], ids=["array_of_maps", "hash_of_maps"])
+@pytest.mark.parametrize("name", list(MAP_IN_MAP))
+def test_map_of_maps_lookups(name: str, outer_type: int) -> None:
+    insns, kernel_ok, at = MAP_IN_MAP[name]
+    outer = _map(outer_type)
+    if KERNEL:
+        verdict = kernel_verdict_maps(insns, {MAP_INSN: outer})
+        assert verdict.ok == kernel_ok, verdict.last_lines
+    report = verify_instructions(insns, map_refs={MAP_INSN: (outer, None)}, inner_maps={outer.name: INNER})
+    assert report.ok == kernel_ok, report.format()
+    if at is not None:
+        assert any(f.insn == at for f in report.errors), report.format()
+
+
+MAP_IN_MAP_C = """
+typedef unsigned int __u32; typedef unsigned long long __u64;
+struct xdp_md { __u32 data; __u32 data_end; __u32 data_meta; __u32 ingress_ifindex; __u32 rx_queue_index; };
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define __array(name, val) typeof(val) *name[]
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+struct inner { __uint(type, 2); __uint(max_entries, 4); __type(key, __u32); __type(value, __u64); }
+    inner_map SEC(".maps");
+struct { __uint(type, 12); __uint(max_entries, 2); __type(key, __u32); __array(values, struct inner); }
+    outer SEC(".maps") = { .values = { [0] = &inner_map } };
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    __u32 k = 0;
+    void *m = bpf_map_lookup_elem(&outer, &k);
+    if (!m) return 2;
+    __u64 *v = bpf_map_lookup_elem(m, &k);
+    if (!v) return 2;
+    return v[READ] == 3 ? 1 : 2;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize(("read", "kernel_ok"), [(0, True), (1, False)], ids=["in bounds", "past the value"])
+def test_map_of_maps_from_a_clang_object(read: int, kernel_ok: bool) -> None:
+    """The inner map's definition comes from the object's BTF (libbpf's ``__array(values, ...)``)."""
+    cc = clang()
+    if cc is None:
+        pytest.skip("clang is not installed")
+    with tempfile.TemporaryDirectory() as d:
+        src, obj = os.path.join(d, "mim.c"), os.path.join(d, "mim.o")
+        with open(src, "w") as f:
+            f.write(MAP_IN_MAP_C.replace("READ", str(read)))
+        subprocess.run([cc, "-O2", "-g", "-target", "bpf", "-c", src, "-o", obj], check=True, capture_output=True)
+        with open(obj, "rb") as f:
+            elf = f.read()
+    if KERNEL:
+        verdict = object_verdict(elf, "prog")
+        assert verdict.ok == kernel_ok, verdict.log[-500:]
+    report = verify_object(elf, "prog")
+    assert report.ok == kernel_ok, report.format()
