@@ -62,12 +62,13 @@ __all__ = [
 MASK64 = (1 << 64) - 1
 STACK_SIZE = 512
 XDP_PACKET_HEADROOM = 256  # BPF_PROG_TEST_RUN puts the packet this far into its buffer
+XDP_FRAME_END = 3520  # and ends its frame this far after the packet's start (4 KiB less headroom, skb_shared_info)
 XDP_FRAME_SIZE = 40  # xdp_adjust_head keeps this much headroom for struct xdp_frame
 ETH_HLEN = 14
 DEFAULT_STEP_LIMIT = 1_000_000
 MAX_CALL_DEPTH = 8
 
-EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN = 22, 2, 17, 7, 11
+EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN, EFAULT = 22, 2, 17, 7, 11, 14
 RINGBUF_RECORD_HEADER = 8  # the kernel's per-record header in a ring buffer
 RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: bpf_ringbuf_output refuses any other bit
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
@@ -747,6 +748,35 @@ def _h_adjust_head(m: _Machine, args: list[Value]) -> Value:
     return 0
 
 
+def _h_adjust_tail(m: _Machine, args: list[Value]) -> Value:
+    raw = _scalar(args[1]) & 0xFFFFFFFF
+    delta = raw - (1 << 32) if raw >> 31 else raw  # the helper takes an int
+    pkt = m.packet
+    new_hi = pkt.hi + delta
+    if new_hi > XDP_PACKET_HEADROOM + XDP_FRAME_END or new_hi < pkt.lo + ETH_HLEN:
+        return _errno(-EINVAL)
+    if new_hi > len(pkt.data):
+        pkt.data.extend(bytes(new_hi - len(pkt.data)))
+    if delta > 0:  # the kernel clears what the packet grows into
+        pkt.data[pkt.hi:new_hi] = bytes(delta)
+    pkt.hi = new_hi
+    pkt.pointers.clear()
+    return 0
+
+
+def _h_xdp_load_bytes(m: _Machine, args: list[Value]) -> Value:
+    offset, length = _scalar(args[1]) & 0xFFFFFFFF, _scalar(args[3]) & 0xFFFFFFFF
+    pkt = m.packet
+    if offset > 0xFFFF or length > 0xFFFF:
+        return _errno(-EFAULT)
+    if offset + length > pkt.hi - pkt.lo:
+        return _errno(-EINVAL)
+    region, at = m._locate(args[2], 0, length, write=True)
+    m._forget_pointers(region, at, length)
+    region.data[at:at + length] = pkt.data[pkt.lo + offset:pkt.lo + offset + length]
+    return 0
+
+
 def _h_ringbuf_output(m: _Machine, args: list[Value]) -> Value:
     mp = m.map_arg(args[0])
     if _scalar(args[3]) & ~RINGBUF_FLAGS:
@@ -770,7 +800,9 @@ _HELPER_IMPLS: Mapping[int, Callable[[_Machine, list[Value]], Value]] = {
     8: _h_cpu,
     23: _h_redirect,
     44: _h_adjust_head,
+    65: _h_adjust_tail,
     130: _h_ringbuf_output,
+    189: _h_xdp_load_bytes,
 }
 
 _HANDLERS: Mapping[Kind, Callable[[_Machine, Instruction], int | None]] = {
