@@ -8,6 +8,7 @@ instruction list directly, so a caller can prove a modified program against the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import z3
@@ -72,7 +73,9 @@ from pybpfdsl.verify.equivalence.state import (
 MAX_STEPS = 100_000
 """Programs with more paths than this are explored with state merging."""
 MAX_CALL_DEPTH = 8
-EINVAL, ENOENT, EEXIST, E2BIG = 22, 2, 17, 7
+EINVAL, ENOENT, EEXIST, E2BIG, EFAULT = 22, 2, 17, 7, 14
+XDP_ABORTED, XDP_REDIRECT = 0, 4
+ETH_HLEN = 14
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 _RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: any other bit makes the helper fail (EINVAL)
 _ADDRESS_BIAS = 1 << 40  # same-region pointers compare by offset, as the interpreter's fake addresses do
@@ -138,7 +141,8 @@ class BytecodeEncoder:
         regs: list[Val] = [Unset("uninitialised at entry")] * 11
         regs[1] = Ptr(CTX, bv64(0))
         regs[10] = Ptr(Region("stack", depth=0), bv64(mem.STACK_SIZE))
-        memory = Memory(self.inputs.packet, unwritten=lambda frame, at: self.inputs.stack_byte(self.side, frame, at))
+        memory = Memory(self.inputs.packet, unwritten=lambda frame, at: self.inputs.stack_byte(self.side, frame, at),
+                        head=bv64(0), end=self.inputs.length)
         start = BCState(0, regs, memory, self.inputs.initial_effects())
         self.pauses = self.joins if merge else frozenset()
         merging = Merging(self.flow, self._locate, self.merge_states) if merge else None
@@ -262,7 +266,7 @@ class BytecodeEncoder:
         elif kind in (Kind.LDX, Kind.LDX_SX):
             base = _reg(s, insn.src)
             if isinstance(base, Ptr) and base.region.kind == "ctx":
-                s.regs[insn.dst] = self._ctx(base, insn.off, size(insn.opcode).bytes)
+                s.regs[insn.dst] = self._ctx(s, base, insn.off, size(insn.opcode).bytes)
             else:
                 loaded = self._load(s, base, insn.off, size(insn.opcode).bytes)
                 if isinstance(loaded, Fork):
@@ -293,7 +297,9 @@ class BytecodeEncoder:
             if insn.is_pseudo_call:
                 self._call_subprogram(s, insn)
                 return None  # the call set `s.pc` to the subprogram's entry
-            self._helper(s, insn)
+            forked = self._helper(s, insn)
+            if forked is not None:
+                return forked
         else:
             raise Unsupported(f"{kind.value} instructions are not encoded")
         s.pc += 1
@@ -346,15 +352,15 @@ class BytecodeEncoder:
 
     # -- memory ------------------------------------------------------------------------------------
 
-    def _ctx(self, base: Ptr, off: int, count: int) -> Val:
+    def _ctx(self, s: BCState, base: Ptr, off: int, count: int) -> Val:
         at = mem.concrete_offset(base, off, "context")
         if at == mem.CTX_DATA_META and count == 4:
             # data where the driver keeps metadata (and in test runs), data + 1 where it does not.
             raise Unsupported("xdp_md.data_meta, which the driver decides (not modelled)")
         if at == mem.CTX_DATA and count == 4:  # xdp_md's fields are u32: the kernel refuses other widths
-            return Ptr(PACKET, bv64(0))
+            return Ptr(PACKET, s.memory.head)
         if at == mem.CTX_DATA_END and count == 4:
-            return Ptr(PACKET, self.inputs.length)
+            return Ptr(PACKET, s.memory.end)
         if at in self.inputs.ctx and count == 4:
             return z3.ZeroExt(32, self.inputs.ctx[at])
         raise Fault(f"invalid xdp_md access: {count} bytes at offset {at}")
@@ -373,7 +379,7 @@ class BytecodeEncoder:
         if ptr.found is not None:
             return self._guard(s, ptr.found, "access through a NULL map value pointer")
         if ptr.region.kind == "packet":
-            return self._guard(s, mem.packet_bounds(ptr, off, count, self.inputs.length),
+            return self._guard(s, mem.packet_bounds(ptr, off, count, s.memory.end, s.memory.head),
                                f"{count}-byte packet access outside the packet")
         return None
 
@@ -569,7 +575,7 @@ class BytecodeEncoder:
         if isinstance(r0, Ptr | MapRef):
             raise Unsupported("the program returns a pointer")
         return Outcome("return", z3.Extract(31, 0, r0), s.effects, tuple(s.trace), packet=s.memory.packet,
-                       packet_writes=s.memory.packet_writes)
+                       packet_writes=s.memory.packet_writes, head=s.memory.head, end=s.memory.end)
 
     def _call_subprogram(self, s: BCState, insn: Instruction) -> None:
         if len(s.frames) >= MAX_CALL_DEPTH:
@@ -602,7 +608,7 @@ class BytecodeEncoder:
             raise Unsupported(f"{what} must be a constant")
         return value
 
-    def _helper(self, s: BCState, insn: Instruction) -> None:
+    def _helper(self, s: BCState, insn: Instruction) -> Fork[BCState] | None:
         r = s.regs
         fx = s.effects
         helper = insn.imm
@@ -634,6 +640,13 @@ class BytecodeEncoder:
             result = z3.ZeroExt(32, fx.next_helper(self.inputs, "prandom"))
         elif helper == 8:
             result = z3.ZeroExt(32, self.inputs.cpu)
+        elif helper == 23:  # redirect: any flag makes it XDP_ABORTED (and leaves the target)
+            flags = _scalar_arg(r[2])
+            ok = flags == 0
+            result = z3.If(ok, bv64(XDP_REDIRECT), bv64(XDP_ABORTED))
+            fx.redirect = z3.If(ok, z3.Extract(31, 0, _scalar_arg(r[1])), fx.redirect)
+        elif helper in (44, 65, 189):  # xdp_adjust_head, xdp_adjust_tail, xdp_load_bytes
+            return self._packet_helper(s, helper)
         elif helper == 130:  # ringbuf_output
             shape = self._map(r[1])
             count = self._scalar(r[3], "ring buffer record size")
@@ -649,6 +662,77 @@ class BytecodeEncoder:
         r[0] = result
         for i in range(1, 6):  # caller-saved: the verifier forbids reading them after a call
             r[i] = Unset("after a call")
+        return None
+
+    def _packet_helper(self, s: BCState, helper: int) -> Fork[BCState]:
+        """The helpers that move or copy the packet; each succeeds or fails (an errno in r0) depending
+        on the packet and the frame, so the path forks (both sides are states after the call)."""
+        r = s.regs
+        if not (isinstance(r[1], Ptr) and r[1].region.kind == "ctx" and as_int(r[1].offset) == 0):
+            raise Fault("the helper expects the context")
+        m = s.memory
+        head, end = m.head, m.end
+        if helper == 189:  # xdp_load_bytes(ctx, u32 offset, buf, u32 len)
+            offset = z3.ZeroExt(32, z3.Extract(31, 0, _scalar_arg(r[2])))
+            count = self._scalar(r[4], "the length bpf_xdp_load_bytes copies") & 0xFFFFFFFF
+            buffer = r[3]
+            if not isinstance(buffer, Ptr) or buffer.region.kind == "packet" or buffer.found is not None:
+                raise Unsupported("bpf_xdp_load_bytes into packet memory or a map value")
+            if count > 0xFFFF:
+                return self._after_helper(s, [(z3.BoolVal(True), bv64(-EFAULT), None)])
+            at = head + offset
+            ok = z3.And(z3.ULE(offset, 0xFFFF), z3.ULE(at + count, end))
+
+            def copy(t: BCState) -> None:
+                parts = [z3.Select(t.memory.packet, at + i) for i in range(count)]
+                mem.write(t.memory, t.effects, self.shapes, buffer, 0, parts)
+
+            return self._after_helper(s, [(ok, bv64(0), copy),
+                                          (z3.And(z3.Not(ok), z3.UGT(offset, 0xFFFF)), bv64(-EFAULT), None),
+                                          (z3.And(z3.Not(ok), z3.ULE(offset, 0xFFFF)), bv64(-EINVAL), None)])
+        delta = z3.SignExt(32, z3.Extract(31, 0, _scalar_arg(r[2])))  # the helpers take an int
+        headroom, frame_end = self.inputs.xdp_frame()
+        if helper == 44:  # xdp_adjust_head(ctx, int delta): keep the headroom and an Ethernet header
+            new_head = head + delta
+            ok = z3.And(new_head >= -headroom, new_head <= end - ETH_HLEN)
+
+            def move_head(t: BCState) -> None:
+                t.memory.head = new_head
+
+            return self._after_helper(s, [(ok, bv64(0), move_head), (z3.Not(ok), bv64(-EINVAL), None)])
+        # xdp_adjust_tail(ctx, int delta): within the frame, keeping an Ethernet header; grown bytes are 0
+        new_end = end + delta
+        ok = z3.And(new_end <= frame_end, new_end >= head + ETH_HLEN)
+        grow = as_int(delta)
+        if grow is None:
+            raise Unsupported("bpf_xdp_adjust_tail by a variable amount")
+
+        def move_end(t: BCState) -> None:
+            for i in range(max(grow, 0)):
+                t.memory.packet = z3.Store(t.memory.packet, end + i, z3.BitVecVal(0, 8))
+                t.memory.packet_writes = (*t.memory.packet_writes, end + i)
+            t.memory.end = new_end
+
+        return self._after_helper(s, [(ok, bv64(0), move_end), (z3.Not(ok), bv64(-EINVAL), None)])
+
+    def _after_helper(self, s: BCState, cases: list[tuple[Term, Term, Callable[[BCState], None] | None]]
+                      ) -> Fork[BCState]:
+        """The states after a helper call, one per case (condition, r0, what else the case does);
+        cases whose condition is trivially false are left out."""
+        alternatives: list[tuple[Term, BCState | Outcome]] = []
+        for condition, result, effect in cases:
+            condition = z3.simplify(condition)
+            if z3.is_false(condition):
+                continue
+            t = s.fork()
+            if effect is not None:
+                effect(t)
+            t.regs[0] = result
+            for i in range(1, 6):
+                t.regs[i] = Unset("after a call")
+            t.pc += 1
+            alternatives.append((condition, t))
+        return Fork(alternatives)
 
     @staticmethod
     def _update(inputs: Inputs, fx: Effects, shape: MapShape, key: Term, value: Term, flags: int) -> Term:
@@ -676,6 +760,13 @@ _DEAD = Unset("dead")
 """A register no later instruction reads before writing it (what a merge leaves in it)."""
 
 
+def _scalar_arg(v: Val) -> Term:
+    """A helper's scalar argument (a pointer where a number belongs is not modelled)."""
+    if isinstance(v, Ptr | MapRef | Unset):
+        raise Unsupported("a pointer passed where the helper takes a number")
+    return v
+
+
 def _reg(s: BCState, r: int) -> Val:
     """Register `r` as an instruction reads it; reading one the kernel leaves uninitialised is
     something its verifier rejects, so the proof cannot say what the program does."""
@@ -684,7 +775,8 @@ def _reg(s: BCState, r: int) -> Val:
         raise Unsupported(f"insn {s.slot} reads r{r}, which is uninitialised ({value.why}): "
                           "the kernel verifier rejects such a program")
     return value
-_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 130: (1, 2, 3, 4)}
+_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 23: (1, 2), 44: (1, 2), 65: (1, 2),
+                     130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 
 

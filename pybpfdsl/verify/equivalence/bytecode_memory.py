@@ -121,10 +121,16 @@ class Memory:
     unwritten: Unwritten = _zero_stack
     frames: list[int] = field(default_factory=lambda: [0])
     created: int = 1
+    head: Term = None
+    """Where the packet starts now, as an offset from where it started (bpf_xdp_adjust_head moves it);
+    packet pointers and the packet array count from the original start. None: 0."""
+    end: Term = None
+    """Where the packet ends now (bpf_xdp_adjust_tail moves it), from the original start; None: the
+    packet length."""
 
     def copy(self) -> Memory:
         return Memory(self.packet, [dict(s) for s in self.stacks], [dict(s) for s in self.spills],
-                      self.packet_writes, self.unwritten, list(self.frames), self.created)
+                      self.packet_writes, self.unwritten, list(self.frames), self.created, self.head, self.end)
 
     def push_frame(self) -> None:
         """A subprogram's frame: a fresh stack whose never-written bytes are new inputs."""
@@ -190,8 +196,19 @@ def merge_memory(when: Term, a: Memory, b: Memory) -> Memory | None:
                 return None
             merged[at] = value
         spills.append(merged)
+    head = a.head if a.head is None and b.head is None else ite(when, _or(a.head, bv64(0)), _or(b.head, bv64(0)))
+    if a.end is None and b.end is None:
+        end = None
+    elif a.end is None or b.end is None:
+        return None  # one side never moved the end: its end is the length, which this module does not know
+    else:
+        end = ite(when, a.end, b.end)
     return Memory(ite(when, a.packet, b.packet), stacks, spills, union_terms(a.packet_writes, b.packet_writes),
-                  a.unwritten, list(a.frames), a.created)
+                  a.unwritten, list(a.frames), a.created, head, end)
+
+
+def _or(t: Term, default: Term) -> Term:
+    return default if t is None else t
 
 
 class Fault(Exception):
@@ -215,10 +232,11 @@ def concrete_offset(ptr: Ptr, off: int, what: str) -> int:
     return at + off
 
 
-def packet_bounds(ptr: Ptr, off: int, count: int, length: Term) -> Term:
-    """The condition under which `count` bytes at `ptr + off` lie inside the packet."""
+def packet_bounds(ptr: Ptr, off: int, count: int, length: Term, head: Term = None) -> Term:
+    """The condition under which `count` bytes at `ptr + off` lie inside the packet (from `head`, by
+    default 0, to `length`)."""
     at = ptr.offset + off
-    return z3.And(at >= 0, at + count <= length)
+    return z3.And(at >= (0 if head is None else head), at + count <= length)
 
 
 def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: int, count: int) -> list[Term]:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram
 
 
+XDP_REDIRECT = 4
+
+
 class ScriptedHelpers:
     """Helper results from a counterexample, in call order (0 once a stream runs out)."""
 
@@ -67,6 +70,8 @@ class Run:
     error: str = ""
     replayed: bool = True
     fault_line: int = 0
+    redirect: int | None = None
+    """The interface bpf_redirect chose (seen only with the action XDP_REDIRECT)."""
 
     def outputs(self, arrays: dict[str, int]) -> dict[str, object]:
         """What an observer compares, by output (`action`, `packet`, `map NAME`, `global data SECTION`,
@@ -75,6 +80,8 @@ class Run:
         if self.error:
             return {"fault": True}
         out: dict[str, object] = {"action": self.action, "packet": self.packet}
+        if self.action == XDP_REDIRECT:
+            out["redirect target"] = self.redirect
         for name, entries in self.maps.items():
             if name in arrays:
                 entries = {k: v for k, v in entries.items() if any(v)}
@@ -350,7 +357,8 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
                 for s in program.layout.maps.values() if not s.is_ringbuf},
                {name: bytes(maps[name].entries[InterpMap.index_key(0)].data)
                 for name in program.layout.sections if not name.startswith(".rodata")},
-               {s.name: list(maps[s.name].records) for s in program.layout.maps.values() if s.is_ringbuf})
+               {s.name: list(maps[s.name].records) for s in program.layout.maps.values() if s.is_ringbuf},
+               redirect=result.redirect_ifindex)
 
 
 @contextlib.contextmanager

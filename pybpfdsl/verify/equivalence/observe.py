@@ -18,6 +18,8 @@ from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.paths import Outcome
 from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term, bytes_to_bv
 
+XDP_REDIRECT = 4
+
 _NORMALIZERS: weakref.WeakKeyDictionary[Inputs, Normalizer] = weakref.WeakKeyDictionary()
 
 
@@ -63,6 +65,14 @@ class Observation:
     sections: dict[str, list[Term]]
     ring_counts: dict[str, Term]
     ring_records: dict[str, list[Term]]
+    head: Term = None
+    """Where the packet starts at the end, from where it started (bpf_xdp_adjust_head)."""
+    end: Term = None
+    """Where it ends, from where it started (bpf_xdp_adjust_tail)."""
+    redirect: Term = None
+    """The interface an XDP_REDIRECT goes to (bpf_redirect's target)."""
+    moved: bool = False
+    """Whether some path moves the packet's start or end."""
 
 
 # Per-output accessors for `ite_chain`; each binds its map, section or ring name (and index) now.
@@ -132,8 +142,12 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True)
             width = having[0].effects.rings[name][k].size()
             records[name].append(chain(having, _ring_record(name, k), z3.BitVecVal(0, width)))
     writes = [canon(p) for o in returns for p in o.packet_writes]
+    head = chain(returns, lambda o: o.head if o.head is not None else z3.BitVecVal(0, 64), z3.BitVecVal(0, 64))
+    end = chain(returns, lambda o: o.end if o.end is not None else inputs.length, inputs.length)
+    redirect = chain(returns, lambda o: o.effects.redirect, initial.redirect)
     return Observation(returns, action, any_of(faults, on), any_of(errors, on), packet, writes, maps, written,
-                       sections, counts, records)
+                       sections, counts, records, head, end, redirect,
+                       moved=not (head.eq(z3.BitVecVal(0, 64)) and end.eq(inputs.length)))
 
 
 @dataclass(frozen=True)
@@ -147,8 +161,15 @@ class Difference:
 def differences(a: Observation, b: Observation) -> list[Difference]:
     """Every way the two observations can differ when neither program faults; plus a fault on one side."""
     out = [Difference("fault", a.fault != b.fault), Difference("action", a.action != b.action)]
+    if not (a.head.eq(b.head) and a.end.eq(b.end)):
+        out.append(Difference("packet", z3.Or(a.head != b.head, a.end != b.end)))
     for p in [*a.packet_writes, *b.packet_writes]:
-        out.append(Difference("packet", z3.Select(a.packet, p) != z3.Select(b.packet, p)))
+        # A byte written outside the packet as it ends (cut off by an adjust) is not seen.
+        differs = z3.Select(a.packet, p) != z3.Select(b.packet, p)
+        out.append(Difference("packet", z3.And(p >= a.head, p < a.end, differs) if a.moved or b.moved else differs))
+    if not a.redirect.eq(b.redirect):
+        redirected = z3.And(a.action == XDP_REDIRECT, b.action == XDP_REDIRECT)
+        out.append(Difference("redirect target", z3.And(redirected, a.redirect != b.redirect)))
     for name, (pa, va) in a.maps.items():
         if name not in b.maps:
             continue

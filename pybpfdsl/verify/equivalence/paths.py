@@ -111,6 +111,10 @@ class Outcome:
     """The packet array at the end (None: never written)."""
     packet_writes: tuple[Term, ...] = ()
     reason: str = ""
+    head: Term = None
+    """Where the packet starts at the end, from its original start (None: there)."""
+    end: Term = None
+    """Where the packet ends at the end, from its original start (None: where it ended)."""
     condition: Term = True
 
     def trace_under(self, holds: Callable[[Term], bool]) -> tuple[int, ...]:

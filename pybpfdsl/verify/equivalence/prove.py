@@ -314,6 +314,16 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
 
     # Prefer a short packet: a person has to read it (each bound is one more solver call).
     model = solver.model()
+    # Prefer inputs the interpreters replay as the solver sees them (BPF_PROG_TEST_RUN's frame).
+    preferred = inputs.replay_preferences()
+    solver.push()
+    if preferred:
+        solver.add(*preferred)
+        if budget.check(solver, SHORTER_PACKET_UNITS) == z3.sat:
+            model = solver.model()
+        else:
+            solver.pop()
+            solver.push()
     for bound in (64, 128, 512):
         solver.push()
         solver.add(z3.ULE(inputs.length, bound))
@@ -323,6 +333,7 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
         solver.pop()
         if found:
             break
+    solver.pop()
     cex = extract(model, inputs, kind, diffs, a.exploration.outcomes, b.exploration.outcomes, (a.label, b.label),
                   replay)
     stats.update(_solver_stats(solver))

@@ -47,6 +47,11 @@ MIN_PACKET_LEN: Final = 14
 """Shortest packet considered: an Ethernet header. BPF_PROG_TEST_RUN refuses shorter frames (EINVAL) and
 no driver passes one to XDP, so a difference only on shorter packets is no difference in the kernel."""
 
+TEST_RUN_FRAME: Final = (216, 3520)
+"""The headroom and frame end of BPF_PROG_TEST_RUN's XDP frame on a 4 KiB-page kernel (and of the
+bytecode interpreter): 256 bytes before the packet less a 40-byte struct xdp_frame; the 4 KiB page less
+the headroom and a 320-byte skb_shared_info."""
+
 ARRAY_TYPES: Final = frozenset({2, 6})  # BPF_MAP_TYPE_ARRAY, PERCPU_ARRAY
 LRU_TYPES: Final = frozenset({9, 10})  # BPF_MAP_TYPE_LRU_HASH, LRU_PERCPU_HASH
 RINGBUF_TYPE: Final = 27
@@ -218,8 +223,12 @@ class Inputs:
                                      8 * size)
                     data += [word] if size == 1 else bv_to_bytes(word, size)
                 self.sections[name] = tuple(data)
-        self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": []}
-        self.widths = {"prandom": 32, "ktime": 64}
+        self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": [], "printk": []}
+        self.widths = {"prandom": 32, "ktime": 64, "printk": 64}
+        self.redirect = z3.BitVec("redirect_target", 32)
+        """The interface an XDP_REDIRECT goes to when the program never calls bpf_redirect."""
+        self.frame: tuple[Term, Term] | None = None
+        """(headroom, frame end) once a program moves the packet's start or end (`xdp_frame`)."""
         self.sides = 0
         self.stack: dict[tuple[int, int, int], Term] = {}
         self.addresses: list[Term] = []
@@ -239,6 +248,27 @@ class Inputs:
             self.addresses.append(base)
             self.assumptions.append(z3.And(z3.UGE(base, ADDRESSES[0]), z3.ULE(base, ADDRESSES[1])))
         return base
+
+    def xdp_frame(self) -> tuple[Term, Term]:
+        """How far the packet's start may move back (the headroom bpf_xdp_adjust_head may take) and how
+        far from its original start its end may move (bpf_xdp_adjust_tail's limit): the driver's
+        choice, the same for both programs compared. BPF_PROG_TEST_RUN's are `TEST_RUN_FRAME`."""
+        if self.frame is None:
+            headroom, end = z3.BitVec("xdp_headroom", 64), z3.BitVec("xdp_frame_end", 64)
+            self.frame = (headroom, end)
+            self.assumptions += [z3.ULE(headroom, MAX_PACKET_LEN), z3.ULE(self.length, end),
+                                 z3.ULE(end, 2 * MAX_PACKET_LEN)]
+        return self.frame
+
+    def replay_preferences(self) -> list[Term]:
+        """Constraints under which the interpreters replay a counterexample as the solver sees it (the
+        frame BPF_PROG_TEST_RUN gives, zeros in its headroom), for a model to satisfy where it can."""
+        if self.frame is None:
+            return []
+        headroom, end = self.frame
+        room, length = TEST_RUN_FRAME
+        return [headroom == room, end == length,
+                *[z3.Select(self.packet, z3.BitVecVal(-i, 64)) == 0 for i in range(1, room + 1)]]
 
     def new_side(self) -> int:
         """A number for one more bytecode program reading these inputs (0 for the first): its own
@@ -276,7 +306,8 @@ class Inputs:
         rings = {name: () for name, s in self.layout.maps.items() if s.is_ringbuf}
         calls = {"prandom": 0, "ktime": 0} | {_evictions(s): 0 for s in self.layout.maps.values()
                                                 if s.map_type in LRU_TYPES}
-        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), calls, rooms=dict(self.rooms))
+        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), calls, rooms=dict(self.rooms),
+                       redirect=self.redirect)
 
 
 def _evictions(shape: MapShape) -> str:
@@ -308,10 +339,12 @@ class Effects:
     epochs: dict[str, int] = field(default_factory=dict)
     """Per hash map, a number that changes with every update or delete: the kernel then links in a new
     element, and a value pointer looked up before still points at the old one."""
+    redirect: Term = None
+    """The interface bpf_redirect last chose (32 bits; at the start an input, `Inputs.redirect`)."""
 
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
-                       dict(self.seen), dict(self.rooms), dict(self.epochs))
+                       dict(self.seen), dict(self.rooms), dict(self.epochs), self.redirect)
 
     def merged(self, other: Effects, when: Term) -> Effects | None:
         """The effects of two merged states: `self`'s where `when` holds, else `other`'s. None when no
@@ -344,7 +377,8 @@ class Effects:
         # Where one side replaced elements, a pointer from before is stale on the merged state too.
         epochs = {name: e if e == other.epochs.get(name, 0) else max(e, other.epochs.get(name, 0)) + 1
                   for name in self.epochs.keys() | other.epochs.keys() for e in [self.epochs.get(name, 0)]}
-        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs)
+        return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs,
+                       ite(when, self.redirect, other.redirect))
 
     # -- helpers -------------------------------------------------------------------------------
 
