@@ -764,6 +764,33 @@ def _h_adjust_tail(m: _Machine, args: list[Value]) -> Value:
     return 0
 
 
+def _csum_partial(data: bytes, seed: int) -> int:
+    """The kernel's csum_partial: 32-bit words (then a 16- and an 8-bit rest) and the seed added with
+    end-around carry: 0 only when all are 0."""
+    whole = len(data) & ~3
+    total = seed + sum(int.from_bytes(data[i:i + 4], "little") for i in range(0, whole, 4))
+    rest = data[whole:]
+    total += int.from_bytes(rest[:len(rest) & 2], "little") + (rest[-1] if len(rest) & 1 else 0)
+    return 0 if total == 0 else (total - 1) % 0xFFFFFFFF + 1
+
+
+def _h_csum_diff(m: _Machine, args: list[Value]) -> Value:
+    from_size, to_size = _scalar(args[1]) & 0xFFFFFFFF, _scalar(args[3]) & 0xFFFFFFFF
+    seed = _scalar(args[4]) & 0xFFFFFFFF
+    old = m.read_bytes(args[0], from_size) if from_size else b""
+    new = m.read_bytes(args[2], to_size) if to_size else b""
+    if old and new:
+        ret = _csum_partial(new, seed) + (~_csum_partial(old, 0) & 0xFFFFFFFF)
+        ret = (ret & 0xFFFFFFFF) + (ret >> 32)  # csum_sub: add the complement with end-around carry
+    elif new:
+        ret = _csum_partial(new, seed)
+    elif old:
+        ret = ~_csum_partial(old, ~seed & 0xFFFFFFFF) & 0xFFFFFFFF
+    else:
+        ret = seed
+    return ((ret + ((ret << 16 | ret >> 16) & 0xFFFFFFFF)) & 0xFFFFFFFF) >> 16  # csum_from32to16
+
+
 def _h_xdp_load_bytes(m: _Machine, args: list[Value]) -> Value:
     offset, length = _scalar(args[1]) & 0xFFFFFFFF, _scalar(args[3]) & 0xFFFFFFFF
     pkt = m.packet
@@ -799,6 +826,7 @@ _HELPER_IMPLS: Mapping[int, Callable[[_Machine, list[Value]], Value]] = {
     7: _h_prandom,
     8: _h_cpu,
     23: _h_redirect,
+    28: _h_csum_diff,
     44: _h_adjust_head,
     65: _h_adjust_tail,
     130: _h_ringbuf_output,
