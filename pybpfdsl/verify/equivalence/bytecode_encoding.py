@@ -645,6 +645,8 @@ class BytecodeEncoder:
             ok = flags == 0
             result = z3.If(ok, bv64(XDP_REDIRECT), bv64(XDP_ABORTED))
             fx.redirect = z3.If(ok, z3.Extract(31, 0, _scalar_arg(r[1])), fx.redirect)
+        elif helper == 28:  # csum_diff(from, from_size, to, to_size, seed)
+            result = self._csum_diff(s)
         elif helper in (44, 65, 189):  # xdp_adjust_head, xdp_adjust_tail, xdp_load_bytes
             return self._packet_helper(s, helper)
         elif helper == 130:  # ringbuf_output
@@ -663,6 +665,41 @@ class BytecodeEncoder:
         for i in range(1, 6):  # caller-saved: the verifier forbids reading them after a call
             r[i] = Unset("after a call")
         return None
+
+    def _csum_diff(self, s: BCState) -> Term:
+        """bpf_csum_diff as the kernel computes it (6.12 and later, checked on 6.18 x86-64): one's
+        complement sums of the 32-bit words (`csum_partial`; a size that is not whole words ends in a
+        16- and an 8-bit piece), the difference of the two, folded to 16 bits."""
+        r = s.regs
+        sizes = [self._scalar(r[2], "bpf_csum_diff's from_size") & 0xFFFFFFFF,
+                 self._scalar(r[4], "bpf_csum_diff's to_size") & 0xFFFFFFFF]
+        words: list[list[Term]] = []
+        for ptr, count in ((r[1], sizes[0]), (r[3], sizes[1])):
+            if count == 0:
+                words.append([])
+                continue
+            if not isinstance(ptr, Ptr) or ptr.found is not None or ptr.low32:
+                raise Unsupported("bpf_csum_diff of memory that may be null")
+            data = mem.read(s.memory, s.effects, self.shapes, ptr, 0, count)
+            # 32-bit words, then a 16-bit and an 8-bit rest (csum_partial adds each zero-extended).
+            whole = count & ~3
+            pieces = [bytes_to_bv(data[i:i + 4]) for i in range(0, whole, 4)]
+            if count & 2:
+                pieces.append(z3.ZeroExt(16, bytes_to_bv(data[whole:whole + 2])))
+            if count & 1:
+                pieces.append(z3.ZeroExt(24, data[count - 1]))
+            words.append(pieces)
+        seed = z3.Extract(31, 0, _scalar_arg(r[5]))
+        source, target = words
+        if source and target:
+            ret = _csum_add(_csum_partial(target, seed), ~_csum_partial(source, z3.BitVecVal(0, 32)))
+        elif target:
+            ret = _csum_partial(target, seed)
+        elif source:
+            ret = ~_csum_partial(source, ~seed)
+        else:
+            ret = seed
+        return z3.ZeroExt(48, _csum_fold(ret))
 
     def _packet_helper(self, s: BCState, helper: int) -> Fork[BCState]:
         """The helpers that move or copy the packet; each succeeds or fails (an errno in r0) depending
@@ -760,6 +797,28 @@ _DEAD = Unset("dead")
 """A register no later instruction reads before writing it (what a merge leaves in it)."""
 
 
+def _csum_partial(words: list[Term], seed: Term) -> Term:
+    """The kernel's csum_partial of 32-bit words and a seed: their sum with end-around carry (so 0
+    only when every addend is 0, else the sum's remainder modulo 2**32 - 1 in [1, 2**32 - 1])."""
+    total = z3.ZeroExt(32, seed)
+    for w in words:
+        total = total + z3.ZeroExt(32, w)
+    m = z3.BitVecVal(0xFFFFFFFF, 64)
+    return z3.Extract(31, 0, z3.If(total == 0, z3.BitVecVal(0, 64), z3.URem(total - 1, m) + 1))
+
+
+def _csum_add(a: Term, b: Term) -> Term:
+    """csum_add: a 32-bit sum with the carry added back."""
+    total = a + b
+    return total + z3.If(z3.ULT(total, b), z3.BitVecVal(1, 32), z3.BitVecVal(0, 32))
+
+
+def _csum_fold(value: Term) -> Term:
+    """csum_from32to16: the two 16-bit halves added with end-around carry."""
+    rotated = z3.RotateLeft(value, 16)
+    return z3.Extract(31, 16, value + rotated)
+
+
 def _scalar_arg(v: Val) -> Term:
     """A helper's scalar argument (a pointer where a number belongs is not modelled)."""
     if isinstance(v, Ptr | MapRef | Unset):
@@ -776,7 +835,7 @@ def _reg(s: BCState, r: int) -> Val:
                           "the kernel verifier rejects such a program")
     return value
 _HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 23: (1, 2), 44: (1, 2), 65: (1, 2),
-                     130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
+                     28: (1, 2, 3, 4, 5), 130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 
 
