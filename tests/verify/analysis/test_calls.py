@@ -68,6 +68,12 @@ ACCEPTED = {
         *[Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), helper(1)],
         mov_reg(1, 0), Instruction(0x85, 0, 1, 0, 2), mov(0, 2), EXIT,
         jeq_imm(1, 0, 1), load(U64, 0, 1, 0), mov(0, 1), EXIT],
+    "checked packet pointer passed as argument": [  # the proven range holds in the callee
+        load(U32, 2, 1, 0), load(U32, 3, 1, 4), mov_reg(4, 2), add_imm(4, 8), Instruction(0x2D, 4, 3, 2, 0),
+        mov_reg(1, 2), pcall(6, 9), mov(0, 2), EXIT,
+        load(U64, 0, 1, 0), mov(0, 0), EXIT],
+    "context passed as argument": [
+        pcall(0, 3), mov(0, 2), EXIT, load(U32, 2, 1, 0), load(U32, 3, 1, 4), mov(0, 0), EXIT],
     "256 + 256 bytes of stack": [
         st_imm(-256, 0), pcall(1, 4), mov(0, 2), EXIT,
         st_imm(-256, 0), mov(0, 0), EXIT],
@@ -97,6 +103,10 @@ REFUSED = {
         [Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), helper(1),
          mov_reg(1, 0), Instruction(0x85, 0, 1, 0, 2), mov(0, 2), EXIT, load(U64, 0, 1, 0), mov(0, 1), EXIT],
         9, Code.NULL_DEREF, "invalid mem access 'map_value_or_null'"),
+    "callee reads past the caller's packet check": (
+        [load(U32, 2, 1, 0), load(U32, 3, 1, 4), mov_reg(4, 2), add_imm(4, 8), Instruction(0x2D, 4, 3, 2, 0),
+         mov_reg(1, 2), pcall(6, 9), mov(0, 2), EXIT, load(U64, 0, 1, 1), mov(0, 0), EXIT], 9, Code.PACKET_BOUNDS,
+        "invalid access to packet"),
     "recursion": (
         [pcall(0, 3), mov(0, 2), EXIT, pcall(3, 3), EXIT], 3, Code.INVALID_INSN,
         "the call stack of 9 frames is too deep"),
