@@ -248,17 +248,46 @@ def describe(v: Value) -> str:
 # --------------------------------------------------------------------------- #
 
 
+VALUE_MAP_TYPES = frozenset({0, 1, 2, 5, 6, 9, 10, 11})
+"""Map types whose values are plain memory (hash, array, per-CPU, LRU, LPM trie; 0: a join of several):
+values of different such maps may be joined (see :func:`_merge_maps`)."""
+
+
+def _map_names(m: MapInfo) -> frozenset[str]:
+    return frozenset(m.name.split("|"))
+
+
+def _merge_maps(a: MapInfo, b: MapInfo) -> MapInfo | None:
+    """The map of a value that points into ``a``'s value on some paths and ``b``'s on others: the kernel
+    checks each path against its own map, so an access must fit the smaller value (None: not joined)."""
+    if a == b:
+        return a
+    if a.map_type not in VALUE_MAP_TYPES or b.map_type not in VALUE_MAP_TYPES:
+        return None
+    return MapInfo("|".join(sorted(_map_names(a) | _map_names(b))), a.map_type if a.map_type == b.map_type else 0,
+                   max(a.key_size, b.key_size), min(a.value_size, b.value_size), min(a.max_entries, b.max_entries))
+
+
+def _map_le(a: MapInfo, b: MapInfo) -> bool:
+    """Whether ``b`` (perhaps a join of maps) allows no access that ``a`` refuses."""
+    return a == b or (b.map_type in (0, a.map_type) and a.map_type in VALUE_MAP_TYPES
+                      and _map_names(a) <= _map_names(b) and b.value_size <= a.value_size)
+
+
 def _null_join(mv: MapValue | MapValueOrNull, other: Value) -> Value | None:
-    """map value ⊔ 0 (or ⊔ another maybe-null value of the same map) is a maybe-null value."""
+    """map value ⊔ 0 (or ⊔ another maybe-null value) is a maybe-null value."""
     if isinstance(other, ScalarValue):
         if other.value.const_value != 0:
             return None
         return MapValueOrNull(mv.map, mv.off, mv.nid if isinstance(mv, MapValueOrNull) else None)
-    if isinstance(other, MapValue | MapValueOrNull) and other.map == mv.map:
+    if isinstance(other, MapValue | MapValueOrNull):
+        merged = _merge_maps(mv.map, other.map)
+        if merged is None:
+            return None
         nid = mv.nid if isinstance(mv, MapValueOrNull) and isinstance(other, MapValueOrNull) else None
         if isinstance(other, MapValueOrNull) and other.nid != nid:
             nid = None
-        return MapValueOrNull(mv.map, mv.off.join(other.off), nid)
+        return MapValueOrNull(merged, mv.off.join(other.off), nid)
     return None
 
 
@@ -287,10 +316,10 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
         return StackPtr(sc(a.off, b.off))
     if isinstance(a, PacketMeta) and isinstance(b, PacketMeta):
         return PacketMeta(sc(a.off, b.off))
-    if isinstance(a, MapValue) and isinstance(b, MapValue) and a.map == b.map:
-        return MapValue(a.map, sc(a.off, b.off))
-    if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull) and a.map == b.map:
-        return MapValueOrNull(a.map, sc(a.off, b.off), a.nid if a.nid == b.nid else None)
+    if isinstance(a, MapValue) and isinstance(b, MapValue) and (m := _merge_maps(a.map, b.map)) is not None:
+        return MapValue(m, sc(a.off, b.off))
+    if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull) and (m := _merge_maps(a.map, b.map)) is not None:
+        return MapValueOrNull(m, sc(a.off, b.off), a.nid if a.nid == b.nid else None)
     for x, y in ((a, b), (b, a)):
         if isinstance(x, MapValue | MapValueOrNull):
             joined = _null_join(x, y)
@@ -332,10 +361,10 @@ def value_le(a: Value, b: Value) -> bool:
     if isinstance(a, CtxPtr | StackPtr | PacketMeta) and type(a) is type(b):
         return a.off.le(b.off)
     if isinstance(a, MapValue) and isinstance(b, MapValue | MapValueOrNull):
-        return (a.map == b.map and a.off.le(b.off) and isinstance(b, MapValue)) or (
-            isinstance(b, MapValueOrNull) and b.nid is None and a.map == b.map and a.off.le(b.off))
+        return (_map_le(a.map, b.map) and a.off.le(b.off) and isinstance(b, MapValue)) or (
+            isinstance(b, MapValueOrNull) and b.nid is None and _map_le(a.map, b.map) and a.off.le(b.off))
     if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull):
-        return a.map == b.map and a.off.le(b.off) and (b.nid is None or a.nid == b.nid)
+        return _map_le(a.map, b.map) and a.off.le(b.off) and (b.nid is None or a.nid == b.nid)
     if isinstance(a, ScalarValue) and isinstance(b, MapValueOrNull):
         return a.value.const_value == 0 and b.nid is None
     return False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.instruction import Instruction, encode
@@ -39,15 +39,20 @@ class KernelVerdict:
 
 
 def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
-                   the_map: MapInfo = HASH_MAP) -> KernelVerdict:
-    """Load ``insns`` as an XDP program; the lddw's at ``map_insns`` refer to one new map like ``the_map``."""
+                   the_map: MapInfo = HASH_MAP, other_maps: Mapping[int, MapInfo] | None = None) -> KernelVerdict:
+    """Load ``insns`` as an XDP program; the lddw's at ``map_insns`` refer to one new map like ``the_map``,
+    each lddw at a key of ``other_maps`` to a new map of its own like the value."""
     lib = get_libbpf()
     map_fd = lib.map_create(the_map.map_type, the_map.name, the_map.key_size, the_map.value_size,
                             the_map.max_entries) if map_insns else -1
+    own = {i: lib.map_create(m.map_type, m.name, m.key_size, m.value_size, m.max_entries)
+           for i, m in (other_maps or {}).items()}
     try:
         code_insns = list(insns)
         for i in map_insns:
             code_insns[i] = Instruction.lddw(code_insns[i].dst, map_fd, src=BPF_PSEUDO_MAP_FD)
+        for i, fd in own.items():
+            code_insns[i] = Instruction.lddw(code_insns[i].dst, fd, src=BPF_PSEUDO_MAP_FD)
         code = encode(code_insns)
         code_buf = ctypes.create_string_buffer(code, len(code))
         lic = ctypes.create_string_buffer(b"GPL")
@@ -71,6 +76,8 @@ def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
     finally:
         if map_fd >= 0:
             os.close(map_fd)
+        for fd in own.values():
+            os.close(fd)
 
 
 EXIT = Instruction(0x95)

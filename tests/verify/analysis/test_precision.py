@@ -11,7 +11,17 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, api, fixpoint, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, jeq_imm, kernel_verdict, load, mov, mov_reg
+from pybpfdsl.verify.analysis.values import MapInfo
+from tests.verify.analysis.kernel_oracle import (
+    BPF_MAP_TYPE_HASH,
+    EXIT,
+    add_imm,
+    jeq_imm,
+    kernel_verdict,
+    load,
+    mov,
+    mov_reg,
+)
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
@@ -223,3 +233,52 @@ def test_a_check_through_a_variable_pointer_does_not_extend_constant_ones(read_o
     if KERNEL:
         verdict = kernel_verdict(prog)
         assert verdict.ok == safe, verdict.last_lines
+
+
+# --------------------------------------------------------------------------- #
+# 4. Values of two different maps meeting at a join
+# --------------------------------------------------------------------------- #
+
+WIDE = MapInfo("wide", BPF_MAP_TYPE_HASH, 4, 16, 4)
+NARROW = MapInfo("narrow", BPF_MAP_TYPE_HASH, 4, 8, 4)
+WIDE_LDDW, NARROW_LDDW = 5, 8
+
+
+def _lookup_in_one_of_two_maps(access: Instruction) -> list[Instruction]:
+    """``v = ifindex ? lookup(&wide, &0) : lookup(&narrow, &0)`` (one call per map, as two branches of C
+    code compile); ``if (v) <access through r0>``."""
+    return [
+        load(U32, 6, 1, 12), Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4),
+        jeq_imm(6, 0, 4),                                   # slot 4: if ifindex == 0 goto slot 9
+        Instruction.lddw(1, 0), Instruction(0x85, 0, 0, 0, 1), Instruction(0x05, 0, 0, 3, 0),
+        Instruction.lddw(1, 0), Instruction(0x85, 0, 0, 0, 1),
+        jeq_imm(0, 0, 1), access, mov(0, 2), EXIT,
+    ]
+
+
+def _ours_two_maps(prog: list[Instruction]) -> bool:
+    return verify_instructions(prog, map_refs={WIDE_LDDW: (WIDE, None), NARROW_LDDW: (NARROW, None)}).ok
+
+
+@pytest.mark.parametrize(("access", "safe"), [
+    (Instruction(0x7A, 0, 0, 0, 1), True),       # *(u64 *)(r0 + 0) = 1: in both values
+    (load(U32, 1, 0, 4), True),                  # r1 = *(u32 *)(r0 + 4)
+    (load(U64, 1, 0, 8), False),                 # past the narrow map's 8 bytes
+    (Instruction(0x7A, 0, 0, 12, 1), False),
+], ids=["store +0", "load +4", "load +8", "store +12"])
+def test_a_value_of_either_map_allows_what_both_allow(access: Instruction, safe: bool) -> None:
+    prog = _lookup_in_one_of_two_maps(access)
+    assert _ours_two_maps(prog) == safe
+    if KERNEL:
+        verdict = kernel_verdict(prog, other_maps={WIDE_LDDW: WIDE, NARROW_LDDW: NARROW})
+        assert verdict.ok == safe, verdict.last_lines
+        if not safe:
+            assert "invalid access to map value" in verdict.log, verdict.last_lines
+
+
+def test_a_value_of_either_map_is_still_checked_for_null() -> None:
+    prog = _lookup_in_one_of_two_maps(load(U64, 1, 0, 0))
+    prog[-4] = mov(3, 0)  # no NULL check
+    assert not _ours_two_maps(prog)
+    if KERNEL:
+        assert not kernel_verdict(prog, other_maps={WIDE_LDDW: WIDE, NARROW_LDDW: NARROW}).ok
