@@ -370,6 +370,9 @@ class BytecodeEncoder:
             raise Fault("memory access through a non-pointer")
         if ptr.low32:
             raise Unsupported("memory access through the low 32 bits of a pointer")
+        if ptr.region.kind == "stack" and as_int(ptr.offset) is None:
+            return self._guard(s, mem.value_bounds(ptr, off, count, mem.STACK_SIZE),
+                               f"{count}-byte stack access at a variable offset outside the frame")
         if ptr.region.kind == "value" and as_int(ptr.offset) is None:
             size = self.shapes[ptr.region.name].value_size
             inside = mem.value_bounds(ptr, off, count, size)
@@ -387,7 +390,7 @@ class BytecodeEncoder:
         if (g := self._access_guard(s, base, off, count)) is not None:
             return g
         assert isinstance(base, Ptr)
-        if count == 8 and base.region.kind == "stack":
+        if count == 8 and base.region.kind == "stack" and as_int(base.offset) is not None:
             at = mem.stack_offset(base, off, count)
             spilled = s.memory.spills[base.region.depth].get(at)
             if spilled is not None:

@@ -3,7 +3,8 @@
 A register holds a scalar (64-bit term), a `Ptr` into a region or a `MapRef` (what `lddw rX, map`
 loads). As in the interpreter, pointers are (region, offset) rather than addresses: the region is
 always known on a path (K2's memory-type concretization, §5), so aliasing is only ever between accesses
-to the same region. Stack and global-data offsets must be constants (K2's offset concretization); packet
+to the same region. Global-data offsets must be constants (K2's offset concretization); stack offsets too, except in a
+frame without spilled pointers, where a variable one selects among the frame's bytes; packet
 offsets may be symbolic and are bounds-checked against the symbolic length; a map value may be read and
 written at a symbolic offset (bounds-checked against its size, as the kernel verifier does): each byte
 is a select over the offsets the access may start at; a map-value pointer is the
@@ -246,6 +247,10 @@ def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: i
         at = ptr.offset + off
         return [z3.Select(mem.packet, at + i) for i in range(count)]
     if r.kind == "stack":
+        if as_int(ptr.offset) is None:
+            _no_spills(mem, r.depth)
+            frame = [mem.stack_byte(r.depth, j) for j in range(STACK_SIZE)]
+            return select_bytes(frame, ptr.offset + off, count)
         at = stack_offset(ptr, off, count)
         return [mem.stack_byte(r.depth, at + i) for i in range(count)]
     if r.kind == "section":
@@ -265,6 +270,11 @@ def read(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: i
             raise Fault(f"{count}-byte access at {at} outside a {size}-byte value of map {r.name}")
         return data[at:at + count]
     raise Fault(f"read from {r.kind} memory")
+
+
+def _no_spills(mem: Memory, depth: int) -> None:
+    if mem.spills[depth]:
+        raise Unsupported("stack access at a variable offset in a frame holding a spilled pointer")
 
 
 def value_bounds(ptr: Ptr, off: int, count: int, size: int) -> Term:
@@ -315,6 +325,11 @@ def write(mem: Memory, fx: Effects, shapes: dict[str, MapShape], ptr: Ptr, off: 
         for i, b in enumerate(parts):
             mem.packet = z3.Store(mem.packet, at + i, b)
             mem.packet_writes = (*mem.packet_writes, at + i)
+        return
+    if r.kind == "stack" and as_int(ptr.offset) is None:
+        _no_spills(mem, r.depth)
+        old = [mem.stack_byte(r.depth, j) for j in range(STACK_SIZE)]
+        mem.stacks[r.depth] = dict(enumerate(store_bytes(old, ptr.offset + off, parts)))
         return
     if r.kind == "stack":
         at = stack_offset(ptr, off, count)
