@@ -355,8 +355,9 @@ class BytecodeEncoder:
     def _ctx(self, s: BCState, base: Ptr, off: int, count: int) -> Val:
         at = mem.concrete_offset(base, off, "context")
         if at == mem.CTX_DATA_META and count == 4:
-            # data where the driver keeps metadata (and in test runs), data + 1 where it does not.
-            raise Unsupported("xdp_md.data_meta, which the driver decides (not modelled)")
+            # Metadata bytes before data (none in test runs); data + 1 where the driver keeps none.
+            s.memory.meta_read = True
+            return Ptr(PACKET, s.memory.head - self.inputs.meta_len())
         if at == mem.CTX_DATA and count == 4:  # xdp_md's fields are u32: the kernel refuses other widths
             return Ptr(PACKET, s.memory.head)
         if at == mem.CTX_DATA_END and count == 4:
@@ -382,6 +383,9 @@ class BytecodeEncoder:
         if ptr.found is not None:
             return self._guard(s, ptr.found, "access through a NULL map value pointer")
         if ptr.region.kind == "packet":
+            if s.memory.meta_read:
+                raise Unsupported("packet access in a program that reads xdp_md.data_meta (the metadata "
+                                  "bytes are not modelled)")
             return self._guard(s, mem.packet_bounds(ptr, off, count, s.memory.end, s.memory.head),
                                f"{count}-byte packet access outside the packet")
         return None
@@ -734,7 +738,8 @@ class BytecodeEncoder:
         headroom, frame_end = self.inputs.xdp_frame()
         if helper == 44:  # xdp_adjust_head(ctx, int delta): keep the headroom and an Ethernet header
             new_head = head + delta
-            ok = z3.And(new_head >= -headroom, new_head <= end - ETH_HLEN)
+            metadata = self.inputs.meta_len()  # moved along; -1 (none) takes no room
+            ok = z3.And(new_head - z3.If(metadata < 0, bv64(0), metadata) >= -headroom, new_head <= end - ETH_HLEN)
 
             def move_head(t: BCState) -> None:
                 t.memory.head = new_head

@@ -129,9 +129,13 @@ class Memory:
     """Where the packet ends now (bpf_xdp_adjust_tail moves it), from the original start; None: the
     packet length."""
 
+    meta_read: bool = False
+    """Whether the path read xdp_md.data_meta (its packet accesses are then not modelled)."""
+
     def copy(self) -> Memory:
         return Memory(self.packet, [dict(s) for s in self.stacks], [dict(s) for s in self.spills],
-                      self.packet_writes, self.unwritten, list(self.frames), self.created, self.head, self.end)
+                      self.packet_writes, self.unwritten, list(self.frames), self.created, self.head, self.end,
+                      self.meta_read)
 
     def push_frame(self) -> None:
         """A subprogram's frame: a fresh stack whose never-written bytes are new inputs."""
@@ -205,7 +209,7 @@ def merge_memory(when: Term, a: Memory, b: Memory) -> Memory | None:
     else:
         end = ite(when, a.end, b.end)
     return Memory(ite(when, a.packet, b.packet), stacks, spills, union_terms(a.packet_writes, b.packet_writes),
-                  a.unwritten, list(a.frames), a.created, head, end)
+                  a.unwritten, list(a.frames), a.created, head, end, a.meta_read or b.meta_read)
 
 
 def _or(t: Term, default: Term) -> Term:

@@ -227,6 +227,8 @@ class Inputs:
         self.widths = {"prandom": 32, "ktime": 64, "printk": 64}
         self.redirect = z3.BitVec("redirect_target", 32)
         """The interface an XDP_REDIRECT goes to when the program never calls bpf_redirect."""
+        self.metadata: Term | None = None
+        """How many metadata bytes lie before the packet (-1: the driver keeps none), once used."""
         self.frame: tuple[Term, Term] | None = None
         """(headroom, frame end) once a program moves the packet's start or end (`xdp_frame`)."""
         self.sides = 0
@@ -260,6 +262,16 @@ class Inputs:
                                  z3.ULE(end, 2 * MAX_PACKET_LEN)]
         return self.frame
 
+    def meta_len(self) -> Term:
+        """How many bytes of metadata the driver put before the packet (xdp_md.data_meta = data - it):
+        up to 32, in words; -1 for a driver without metadata, whose data_meta is data + 1. Within the
+        headroom (`xdp_frame`); BPF_PROG_TEST_RUN's is 0."""
+        if self.metadata is None:
+            headroom, _ = self.xdp_frame()
+            m = self.metadata = z3.BitVec("xdp_meta_len", 64)
+            self.assumptions.append(z3.Or(m == -1, z3.And(z3.ULE(m, 32), m & 3 == 0, z3.ULE(m, headroom))))
+        return self.metadata
+
     def replay_preferences(self) -> list[Term]:
         """Constraints under which the interpreters replay a counterexample as the solver sees it (the
         frame BPF_PROG_TEST_RUN gives, zeros in its headroom), for a model to satisfy where it can."""
@@ -267,7 +279,7 @@ class Inputs:
             return []
         headroom, end = self.frame
         room, length = TEST_RUN_FRAME
-        return [headroom == room, end == length,
+        return [headroom == room, end == length, *([] if self.metadata is None else [self.metadata == 0]),
                 *[z3.Select(self.packet, z3.BitVecVal(-i, 64)) == 0 for i in range(1, room + 1)]]
 
     def new_side(self) -> int:
