@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from elftools.elf.elffile import ELFFile
 
-from pybpfdsl.bpf.btf_ext import BtfKind, LineInfo
+from pybpfdsl.bpf.btf_ext import Btf, BtfKind, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.interpreter import link_program
@@ -25,8 +25,8 @@ from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
 from pybpfdsl.verify.analysis.helpers import ARRAY_OF_MAPS, CALLBACK_TYPE, HASH_OF_MAPS, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
-from pybpfdsl.verify.analysis.transfer import Env
-from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, ScalarValue, Unknown, Value
+from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env
+from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, MapValueOrNull, ScalarValue, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar
 
 if TYPE_CHECKING:
@@ -159,7 +159,15 @@ def _global_entry_state(g: GlobalFunction) -> State:
     regs: list[Value] = [UNINIT] * len(s.regs)
     regs[FP] = s.regs[FP]
     for i, kind in enumerate((g.args or ())[:5]):
-        regs[i + 1] = s.regs[1] if kind == "ctx" else ScalarValue(Scalar.top()) if kind == "scalar" else Unknown()
+        v: Value = Unknown()
+        if kind == "ctx":
+            v = s.regs[1]
+        elif kind == "scalar":
+            v = ScalarValue(Scalar.top())
+        elif kind.startswith("mem:"):  # sizeof(*arg) bytes or NULL: to be checked before use
+            v = MapValueOrNull(MapInfo(f"argument {i + 1} of {g.name}", GLOBAL_ARG_MEM, 0, int(kind[4:])),
+                               Scalar.const(0), -2 - i)
+        regs[i + 1] = v
     return replace(s, regs=tuple(regs))
 
 
@@ -289,6 +297,15 @@ def _inner_maps(elf: BpfElf) -> dict[str, MapInfo]:
     return out
 
 
+def _sized(btf: Btf, type_id: int) -> bool:
+    """A pointee the kernel sizes for a global function's pointer argument: a number or a struct of them."""
+    t = btf.resolve(type_id)
+    if t.kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64):
+        return True
+    return t.kind == BtfKind.STRUCT and all(btf.resolve(m).kind in (BtfKind.INT, BtfKind.ENUM, BtfKind.ENUM64)
+                                            for _, m, _ in t.members)
+
+
 def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
     """A global function's argument kinds from its BTF prototype (None if the object has none)."""
     btf = elf.btf
@@ -303,6 +320,8 @@ def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
             args.append("scalar")
         elif t.kind == BtfKind.PTR and t.type is not None and btf.resolve(t.type).name == "xdp_md":
             args.append("ctx")
+        elif t.kind == BtfKind.PTR and t.type is not None and _sized(btf, t.type):
+            args.append(f"mem:{btf.size_of(t.type)}")
         else:
             args.append("other")
     ret = btf.resolve(proto.type) if proto.type else None

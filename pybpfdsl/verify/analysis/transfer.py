@@ -90,7 +90,7 @@ class Env:
     return_to: dict[int, int] = field(default_factory=dict)
     """``exit`` of a callee's copy → the instruction after its call."""
     global_calls: dict[int, tuple[str, tuple[str, ...] | None, bool]] = field(default_factory=dict)
-    """Call of a global function → its name, argument kinds ('ctx', 'scalar', 'other'; see calls.py) and
+    """Call of a global function → its name, argument kinds ('ctx', 'scalar', 'mem:N', 'other'; see calls.py) and
     whether it may move the packet (then the caller's packet pointers are invalid after the call)."""
     inner_maps: dict[str, MapInfo] = field(default_factory=dict)
     """Map of maps (by name) → its inner map's definition (what its lookups give after the NULL check)."""
@@ -632,6 +632,8 @@ def _return(idx: int, s: State, sink: Sink) -> State:
 
 CALLER_STACK = -1
 """The map type of the memory a callee sees through a pointer to its caller's stack (see ``_subprogram_call``)."""
+GLOBAL_ARG_MEM = -4
+"""The map type of the memory a global function sees through a pointer argument (``mem:N``)."""
 
 
 def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
@@ -651,9 +653,21 @@ def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
                         r)
         elif kind == "scalar" and not isinstance(v, ScalarValue):
             sink.report(Code.HELPER_ARG, idx, f"{name} takes a number as argument {i + 1}; r{r} is {v}", r)
+        elif kind.startswith("mem:"):
+            # A pointer to sizeof(*arg) bytes the function may read and write, or NULL.
+            n = int(kind[4:])
+            if not (isinstance(v, ScalarValue) and v.value.const_value == 0):
+                problem = _mem_arg(s, v, n, n, need_init=True, allow_uninit=env.allow_uninit_stack) or _mem_arg(
+                    s, v, n, n, need_init=False)
+                if problem is not None:
+                    sink.report(Code.HELPER_ARG, idx, f"argument {i + 1} of {name} (a pointer to {n} bytes, or "
+                                f"NULL): {problem}", r)
+                elif isinstance(v, StackPtr):
+                    s = replace(s, stack=stk.write_unknown_range(s.stack, max(v.off.s64.lo, -stk.STACK_SIZE),
+                                                                 min(v.off.s64.hi + n, 0)))
         elif kind == "other":
-            sink.report(Code.UNSUPPORTED, idx, f"argument {i + 1} of global function {name} is a pointer to memory: "
-                        "not modelled by this verifier", r)
+            sink.report(Code.UNSUPPORTED, idx, f"argument {i + 1} of global function {name} is a pointer to memory "
+                        "of no known size: not modelled by this verifier", r)
     if moves_packet:
         s = _invalidate_packet(s)
     for r in range(1, 6):

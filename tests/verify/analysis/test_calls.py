@@ -322,3 +322,30 @@ def test_bpf_loop_without_func_info_is_refused() -> None:
         verdict = kernel_verdict(insns)
         assert not verdict.ok and "missing btf func_info" in verdict.log, verdict.last_lines
     assert not verify_instructions(insns).ok
+
+
+GLOBAL_POINTER = """
+typedef unsigned long long __u64;
+__attribute__((noinline)) int bump(__u64 *p) {{ {BODY} }}
+SEC("xdp") int prog(struct xdp_md *ctx) {{ __u64 n = 0; int r = bump({ARG}); return n == 3 || r == 5 ? 1 : 2; }}
+"""
+GLOBAL_POINTER_CASES = {
+    # name: (body, argument, the kernel accepts)
+    "checked before use": ("if (!p) return 0; *p += 1; return 1;", "&n", True),
+    "called with NULL": ("if (!p) return 0; *p += 1; return 1;", "(void *)0", True),
+    "used unchecked": ("*p += 1; return 1;", "&n", False),
+    "called with the context": ("if (!p) return 0; *p += 1; return 1;", "(void *)ctx", False),
+}
+
+
+@pytest.mark.parametrize("name", list(GLOBAL_POINTER_CASES))
+def test_global_function_pointer_arguments(name: str) -> None:
+    """The kernel types a global function's ``__u64 *p`` as 8 bytes of memory or NULL: the function must
+    check it, a caller must pass 8 accessible bytes or NULL (and its bytes are unknown after)."""
+    body, arg, kernel_ok = GLOBAL_POINTER_CASES[name]
+    elf = _build(C_HEAD + GLOBAL_POINTER.format(BODY=body, ARG=arg))
+    if KERNEL:
+        verdict = object_verdict(elf, "prog")
+        assert verdict.ok == kernel_ok, verdict.log[-500:]
+    report = verify_object(elf, "prog")
+    assert report.ok == kernel_ok, report.format()
