@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pybpfdsl import (
+    XDP_ABORTED,
     XDP_DROP,
     XDP_PASS,
     XDP_TX,
@@ -19,12 +20,14 @@ from pybpfdsl import (
     HashMap,
     LruHashMap,
     Packet,
+    PerCpuArray,
     Struct,
     i8,
     i16,
     i32,
     i64,
     inline,
+    randint,
     u8,
     u16,
     u32,
@@ -133,4 +136,38 @@ def test_a_loop_calling_a_branching_helper_is_accepted() -> None:
     with branches_in_a_helper_in_a_loop.load():
         pass  # the kernel loads it
     compiled = branches_in_a_helper_in_a_loop.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
+
+
+mv_g1 = Global(i16, -32768)
+mv_g2 = Global(u8, 0)
+mv_g3 = Global(u16, 0)
+mv_m4 = PerCpuArray(u16, 8)
+mv_m5 = LruHashMap(i8, u32, 16)
+mv_m6 = LruHashMap(u32, u16, 64)
+
+
+@inline
+def mv_h11(a0: u16, a1: float, a2: u64) -> i64:
+    return i64(a0)
+
+
+@xdp
+def two_byte_map_values(pkt: Packet) -> int:
+    if u32(mv_g2.value * mv_g1.value) % 8 in mv_m4:
+        del mv_m5[i8(u32(mv_g3.value >> mv_g2.value) & 7)]
+    return XDP_TX if ((mv_m5.get(i8(u32(mv_g3.value) & 7), u32(4294967295))
+                       // mv_m4[u32(mv_h11(u16(mv_g3.value), float(pkt.len), u64(mv_g1.value))) % 8])
+                      != (mv_g3.value if (u16(9) != mv_m6.get(u32(u32(mv_g2.value) & 7), u16(59)))
+                          else mv_m6.get(u32(u32(randint(2, 3) > mv_g1.value <= mv_g3.value) & 7), u16(0)))) \
+        else XDP_ABORTED
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="our verifier: 'map-value-bounds: access of 2 bytes at offset [0, 2] of a "
+                                       "2-byte value ... may be out of bounds'")
+def test_two_byte_map_values_read_on_joined_paths_are_accepted() -> None:
+    with two_byte_map_values.load():
+        pass  # the kernel loads it
+    compiled = two_byte_map_values.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
