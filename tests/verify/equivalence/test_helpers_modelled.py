@@ -88,3 +88,158 @@ def test_messages_number_instructions_by_slot_as_the_disassembler_does() -> None
         assert str(exc).startswith("insn 2 reads r2"), exc
     else:
         raise AssertionError("reading an uninitialised register was encoded")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+HELPERS = r"""
+static long (*bpf_redirect)(unsigned int ifindex, unsigned long long flags) = (void *) 23;
+static long (*bpf_csum_diff)(void *from, unsigned int fs, void *to, unsigned int ts, unsigned int seed) = (void *) 28;
+static long (*bpf_xdp_adjust_head)(struct xdp_md *ctx, int delta) = (void *) 44;
+static long (*bpf_xdp_adjust_tail)(struct xdp_md *ctx, int delta) = (void *) 65;
+static long (*bpf_xdp_load_bytes)(struct xdp_md *ctx, unsigned int off, void *buf, unsigned int len) = (void *) 189;
+"""
+
+
+def _helper_object(body: str, **defines: int) -> bytes:
+    head = "".join(f"#define {k} {v}\n" for k, v in defines.items())
+    return c_object(head + HELPERS + 'SEC("xdp") int prog(struct xdp_md *ctx) {\n' + body + "\n}\n")
+
+
+def _kernel_run(elf: bytes, packet: bytes) -> tuple[int, bytes]:
+    with kernel(elf) as obj:
+        result = run_xdp(obj.program_fd("prog"), packet)
+        return result.action, result.packet
+
+
+def _counterexample(a: bytes, b: bytes) -> bytes:
+    """The packet of the counterexample proving `a` and `b` different (replayed by the interpreter)."""
+    result = prove_objects(a, b, "prog")
+    assert result.status == "counterexample", result.summary()
+    assert result.counterexample is not None and result.counterexample.reproduced, result.report()
+    return result.counterexample.packet
+
+
+REDIRECT = "return bpf_redirect(IFINDEX, FLAGS);"
+
+
+@needs_clang
+@needs_kernel
+def test_redirect_flags_abort_as_in_the_kernel() -> None:
+    ok, flagged = _helper_object(REDIRECT, IFINDEX=1, FLAGS=0), _helper_object(REDIRECT, IFINDEX=1, FLAGS=1)
+    packet = _counterexample(ok, flagged)
+    assert _kernel_run(ok, packet)[0] == 4 and _kernel_run(flagged, packet)[0] == 0  # XDP_REDIRECT, XDP_ABORTED
+
+
+@needs_clang
+def test_the_redirect_target_is_an_output_and_an_equal_redirect_proves() -> None:
+    result = prove_objects(_helper_object(REDIRECT, IFINDEX=1, FLAGS=0), _helper_object(REDIRECT, IFINDEX=2, FLAGS=0),
+                           "prog")
+    assert result.status == "counterexample" and result.counterexample is not None, result.summary()
+    assert result.counterexample.reproduced and result.counterexample.differing == ["redirect target"]
+    same = _helper_object("long r = bpf_redirect(1, 0); return r == 4 ? 4 : (int)r;")
+    assert prove_objects(_helper_object(REDIRECT, IFINDEX=1, FLAGS=0), same, "prog").status == "proven"
+
+
+CSUM = """
+    unsigned char *d = (unsigned char *)(long)ctx->data, *e = (unsigned char *)(long)ctx->data_end;
+    unsigned int w[6];
+    if (d + 28 > e) return 0;
+    __builtin_memcpy(w, d, 24);
+    return (unsigned int)bpf_csum_diff(w, FROM, w + 3, TO, *(unsigned int *)(d + 24));
+"""
+
+
+@needs_clang
+@needs_kernel
+def test_csum_diff_is_exact_a_different_size_is_a_counterexample_the_kernel_confirms() -> None:
+    # Sizes that are not whole words too: the kernel (6.12 and later) sums their rest, as encoded.
+    original, mutant = _helper_object(CSUM, FROM=8, TO=12), _helper_object(CSUM, FROM=8, TO=10)
+    packet = _counterexample(original, mutant)
+    assert _kernel_run(original, packet)[0] != _kernel_run(mutant, packet)[0]
+    assert prove_objects(original, _helper_object(CSUM, FROM=8, TO=12), "prog").status == "proven"
+
+
+@needs_clang
+@needs_kernel
+def test_the_interpreter_computes_csum_diff_as_the_kernel_does() -> None:
+    import random
+
+    from pybpfdsl.bpf.elf import BpfElf
+    from pybpfdsl.bpf.interpreter import run
+
+    rng = random.Random(12)
+    for sizes in ((8, 12), (0, 8), (12, 0), (7, 5), (0, 0)):
+        elf = _helper_object(CSUM, FROM=sizes[0], TO=sizes[1])
+        program = BpfElf.from_bytes(elf).program("prog")
+        with kernel(elf) as obj:
+            for trial in range(8):
+                words = [rng.choice([0, 0xFFFFFFFF, rng.getrandbits(32)]) for _ in range(7)]
+                packet = b"".join(w.to_bytes(4, "little") for w in words) + bytes(4 if trial % 2 else 8)
+                if trial == 0:
+                    packet = bytes(len(packet))
+                kernel_action = run_xdp(obj.program_fd("prog"), packet).action
+                assert run(list(program.instructions), packet).action == kernel_action, (sizes, packet.hex())
+
+
+LOAD = """
+    unsigned char buf[8] = {};
+    long r = bpf_xdp_load_bytes(ctx, OFFSET, buf, LEN);
+    if (r) return r == -22 ? 3 : 0;
+    return buf[0] == 0xff ? XDP_DROP : XDP_PASS;
+"""
+
+
+@needs_clang
+@needs_kernel
+def test_load_bytes_at_another_offset_or_past_the_end_is_a_counterexample_the_kernel_confirms() -> None:
+    original = _helper_object(LOAD, OFFSET=0, LEN=8)
+    for mutant in (_helper_object(LOAD, OFFSET=1, LEN=8), _helper_object(LOAD, OFFSET=60, LEN=8)):
+        packet = _counterexample(original, mutant)
+        assert _kernel_run(original, packet)[0] != _kernel_run(mutant, packet)[0], packet.hex()
+    assert prove_objects(original, _helper_object(LOAD, OFFSET=0, LEN=8), "prog").status == "proven"
+
+
+HEAD = """
+    if (bpf_xdp_adjust_head(ctx, DELTA)) return 0;
+    unsigned char *d = (unsigned char *)(long)ctx->data, *e = (unsigned char *)(long)ctx->data_end;
+    if (d + 14 > e) return 1;
+    return d[12] == 8 ? XDP_PASS : XDP_TX;
+"""
+TAIL = """
+    if (bpf_xdp_adjust_tail(ctx, DELTA)) return 0;
+    unsigned char *d = (unsigned char *)(long)ctx->data, *e = (unsigned char *)(long)ctx->data_end;
+    if (d + 14 > e) return 1;
+    return XDP_PASS;
+"""
+
+
+@needs_clang
+@needs_kernel
+def test_moving_the_packet_start_or_end_differently_is_a_counterexample_the_kernel_confirms() -> None:
+    pairs = [(_helper_object(HEAD, DELTA=4), _helper_object(HEAD, DELTA=2)),
+             (_helper_object(HEAD, DELTA=-8), _helper_object(HEAD, DELTA=-4)),
+             (_helper_object(TAIL, DELTA=-4), _helper_object(TAIL, DELTA=-5)),
+             (_helper_object(TAIL, DELTA=8), _helper_object(TAIL, DELTA=4))]
+    for original, mutant in pairs:
+        packet = _counterexample(original, mutant)
+        assert _kernel_run(original, packet) != _kernel_run(mutant, packet), packet.hex()
+    assert prove_objects(pairs[0][0], _helper_object(HEAD, DELTA=4), "prog").status == "proven"
+
+
+@needs_clang
+@needs_kernel
+def test_the_test_run_frame_is_what_the_interpreter_replays() -> None:
+    # BPF_PROG_TEST_RUN's headroom (216 bytes usable) and frame end (3,520 bytes from the start), grown
+    # bytes cleared: what the prover prefers its counterexamples to have and the interpreter runs.
+    from pybpfdsl.bpf.elf import BpfElf
+    from pybpfdsl.bpf.interpreter import run
+
+    packet = bytes(range(1, 61))
+    cases = [(HEAD, -216), (HEAD, -217), (TAIL, 3520 - 60), (TAIL, 3521 - 60), (TAIL, 6), (TAIL, -46), (TAIL, -47)]
+    for body, delta in cases:
+        elf = _helper_object(body, DELTA=delta)
+        action, out = _kernel_run(elf, packet)
+        ran = run(list(BpfElf.from_bytes(elf).program("prog").instructions), packet)
+        assert (ran.action, ran.packet) == (action, out), (body, delta)
+    assert _kernel_run(_helper_object(TAIL, DELTA=6), packet)[1] == packet + bytes(6)
