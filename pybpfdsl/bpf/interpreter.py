@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeAlias
@@ -791,6 +792,41 @@ def _h_csum_diff(m: _Machine, args: list[Value]) -> Value:
     return ((ret + ((ret << 16 | ret >> 16) & 0xFFFFFFFF)) & 0xFFFFFFFF) >> 16  # csum_from32to16
 
 
+_PRINTK_CONVERSION = re.compile(rb"%([-+ 0#]*)([0-9]*)(ll|l|hh|h|z)?([diuxXc%])")
+
+
+def _h_trace_printk(m: _Machine, args: list[Value]) -> Value:
+    """The length of the text bpf_trace_printk writes (the text itself is not kept), for formats of
+    integer conversions; -EINVAL for a format without its NUL or with more than three conversions."""
+    fmt = m.read_bytes(args[0], _scalar(args[1]) & 0xFFFFFFFF)
+    if b"\0" not in fmt:
+        return _errno(-EINVAL)
+    text = fmt.split(b"\0", 1)[0]
+    values = iter(_scalar(a) for a in args[2:5])
+    out: list[str] = []
+    pos = 0
+    try:
+        for conv in _PRINTK_CONVERSION.finditer(text):
+            out.append(text[pos:conv.start()].decode("latin-1"))
+            pos = conv.end()
+            flags, width, length, kind = (g.decode() if g else "" for g in conv.groups())
+            if kind == "%":
+                out.append("%")
+                continue
+            v = next(values)
+            bits = 64 if length in ("l", "ll", "z") else 32
+            v &= (1 << bits) - 1
+            if kind in "di" and v >> (bits - 1):
+                v -= 1 << bits
+            out.append(("%" + flags + width + ("d" if kind in "diu" else kind)) % (chr(v & 0xFF) if kind == "c" else v))
+    except StopIteration:
+        return _errno(-EINVAL)
+    rest = text[pos:]
+    if b"%" in rest:
+        raise UnsupportedHelper(m.pc, 6)
+    return len("".join(out)) + len(rest)
+
+
 def _h_xdp_load_bytes(m: _Machine, args: list[Value]) -> Value:
     offset, length = _scalar(args[1]) & 0xFFFFFFFF, _scalar(args[3]) & 0xFFFFFFFF
     pkt = m.packet
@@ -823,6 +859,7 @@ _HELPER_IMPLS: Mapping[int, Callable[[_Machine, list[Value]], Value]] = {
     2: _h_update,
     3: _h_delete,
     5: _h_ktime,
+    6: _h_trace_printk,
     7: _h_prandom,
     8: _h_cpu,
     23: _h_redirect,
