@@ -8,6 +8,8 @@ instruction list directly, so a caller can prove a modified program against the 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,6 +64,7 @@ from pybpfdsl.verify.equivalence.paths import (
 from pybpfdsl.verify.equivalence.state import (
     ADDRESSES,
     MIN_PACKET_LEN,
+    TRACE_OUTPUT,
     Effects,
     Inputs,
     MapShape,
@@ -652,6 +655,9 @@ class BytecodeEncoder:
             ok = flags == 0
             result = z3.If(ok, bv64(XDP_REDIRECT), bv64(XDP_ABORTED))
             fx.redirect = z3.If(ok, z3.Extract(31, 0, _scalar_arg(r[1])), fx.redirect)
+        elif helper == 6:  # trace_printk(fmt, fmt_size, up to 3 arguments)
+            fx.output(TRACE_OUTPUT, self._trace_record(s))
+            result = Unset("the result of bpf_trace_printk, the length of the text it wrote (not modelled)")
         elif helper == 28:  # csum_diff(from, from_size, to, to_size, seed)
             result = self._csum_diff(s)
         elif helper in (44, 65, 189):  # xdp_adjust_head, xdp_adjust_tail, xdp_load_bytes
@@ -672,6 +678,26 @@ class BytecodeEncoder:
         for i in range(1, 6):  # caller-saved: the verifier forbids reading them after a call
             r[i] = Unset("after a call")
         return None
+
+    def _trace_record(self, s: BCState) -> Term:
+        """What bpf_trace_printk writes to the trace, as a fixed-width record: a digest of its format
+        (which must be constant) and the arguments the format converts (unused ones 0)."""
+        r = s.regs
+        count = self._scalar(r[2], "bpf_trace_printk's format size")
+        ptr = r[1]
+        if not isinstance(ptr, Ptr) or ptr.found is not None or ptr.region.kind == "packet" or not 0 < count <= 512:
+            raise Unsupported("bpf_trace_printk's format is not constant memory")
+        parts = [z3.simplify(b) for b in mem.read(s.memory, s.effects, self.shapes, ptr, 0, count)]
+        if not all(z3.is_bv_value(b) for b in parts):
+            raise Unsupported("bpf_trace_printk's format is not constant")
+        fmt = bytes(b.as_long() for b in parts)
+        text = fmt.split(b"\0", 1)[0]
+        converted = len(re.findall(rb"%[^%]", text.replace(b"%%", b"")))
+        if b"\0" not in fmt or converted > 3 or b"%s" in text or b"%p" in text:
+            raise Unsupported("bpf_trace_printk with this format (not modelled)")
+        digest = int.from_bytes(hashlib.blake2b(fmt, digest_size=8).digest(), "little")
+        args = [_scalar_arg(_reg(s, 3 + i)) if i < converted else bv64(0) for i in range(3)]
+        return z3.Concat(*reversed(args), z3.BitVecVal(digest, 64))
 
     def _csum_diff(self, s: BCState) -> Term:
         """bpf_csum_diff as the kernel computes it (6.12 and later, checked on 6.18 x86-64): one's
@@ -842,8 +868,11 @@ def _reg(s: BCState, r: int) -> Val:
         raise Unsupported(f"insn {s.slot} reads r{r}, which is uninitialised ({value.why}): "
                           "the kernel verifier rejects such a program")
     return value
-_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 7: (), 8: (), 23: (1, 2), 44: (1, 2), 65: (1, 2),
-                     28: (1, 2, 3, 4, 5), 130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
+
+
+_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 6: (1, 2), 7: (), 8: (), 23: (1, 2),
+                     28: (1, 2, 3, 4, 5),
+                     44: (1, 2), 65: (1, 2), 130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 
 

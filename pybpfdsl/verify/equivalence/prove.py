@@ -420,6 +420,9 @@ def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = No
     b = load_program(elf_b, name_b or name)
     if a.layout.maps != b.layout.maps:
         return ProofResult("unknown", reason="the objects declare different maps")
+    if a.layout.sections != b.layout.sections:
+        # One set of inputs holds the global data both programs read: the first object's.
+        return ProofResult("unknown", reason="the objects' global data differ (sections, sizes or read-only bytes)")
     inputs = Inputs(a.layout)
     result = prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
                             ObjectReplayer(a, b), labels=("A", "B"), budget=budget)
