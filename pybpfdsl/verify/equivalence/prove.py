@@ -38,7 +38,7 @@ from pybpfdsl.verify.equivalence.observe import (
     observe,
 )
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
-from pybpfdsl.verify.equivalence.state import Inputs, Term
+from pybpfdsl.verify.equivalence.state import TEST_RUN_FRAME, Inputs, Term
 from pybpfdsl.verify.equivalence.sweep import sweep
 from pybpfdsl.verify.equivalence.terms import is_costly_product, substitute, subterms
 
@@ -342,9 +342,27 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
     if not cex.reproduced:  # the model is no real difference (an imprecise encoding): never say "counterexample"
         note = "; in its inputs an LRU map update evicts entries, which the interpreters do not replay" \
             if _evicts(model, inputs, budget) else ""
+        note += _unreplayed_frame(model, inputs)
         return ProofResult("unknown", stats=stats,
                            reason=f"{reason} says the solver, but {cex.replay_note()}{note}", counterexample=cex)
     return ProofResult("counterexample", stats=stats, reason=reason, counterexample=cex)
+
+
+def _unreplayed_frame(model: z3.ModelRef, inputs: Inputs) -> str:
+    """A note when the model's XDP frame is not BPF_PROG_TEST_RUN's, the one the interpreters run."""
+    if inputs.frame is None:
+        return ""
+    headroom, end = (model.eval(t, model_completion=True).as_long() for t in inputs.frame)
+    notes = []
+    if inputs.metadata is not None:
+        meta = model.eval(inputs.metadata, model_completion=True).as_signed_long()
+        if meta:
+            notes.append("no metadata (data_meta = data + 1)" if meta < 0 else
+                         f"{meta} bytes of metadata before the packet (data_meta)")
+    if (headroom, end) != TEST_RUN_FRAME:
+        notes.append(f"{headroom} bytes of headroom and the frame's end {end} bytes after the packet's start")
+    return "; in its inputs the driver gives " + " and ".join(notes) + \
+        ", which the interpreters do not replay" if notes else ""
 
 
 def _evicts(model: z3.ModelRef, inputs: Inputs, budget: Budget) -> bool:
