@@ -173,8 +173,12 @@ def convert(x: Num, t: ScalarType) -> Num:
         return x
     if x.c is not None:
         if t.is_fixed:
-            c: int | float = x.c if isinstance(x.c, float) else float(x.c)
-            return Num(FLOAT, fixed.from_float(c), c)
+            if isinstance(x.c, float):
+                return Num(FLOAT, fixed.from_float(x.c), x.c)
+            if x.lit:  # untyped: exact (the compiler refuses one outside the float range)
+                return Num(FLOAT, fixed.from_float(float(x.c)), float(x.c))
+            raw = arith.convert(int(x.c), x.t, FLOAT)  # typed: wraps, as the code does
+            return Num(FLOAT, raw, fixed.to_float(raw))
         if isinstance(x.c, float):
             raw = arith.convert(fixed.from_float(x.c), FLOAT, t)
             return Num(t, raw, raw)
@@ -197,11 +201,11 @@ def binary(op: BinOp, a: Num, b: Num) -> Num:
     if a.t.is_fixed or b.t.is_fixed:
         if op not in arith.FIXED_BINOPS:
             raise EvaluationError(f"{op.value} on a float")
-        if a.c is not None and b.c is not None:
+        if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
             r = {BinOp.ADD: float(a.c) + float(b.c), BinOp.SUB: float(a.c) - float(b.c),
                  BinOp.MUL: float(a.c) * float(b.c)}[op]
             return const_num(r)
-        return binary_in(op, FLOAT, a, b)
+        return binary_in(op, FLOAT, a, b)  # typed constants fold in Q32.32, as the code computes
     if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
         return const_num(arith.fold_untyped(op, int(a.c), int(b.c)))
     t = promote(a.t) if op in (BinOp.SHL, BinOp.SHR) else common_type(a.t, b.t)
@@ -220,8 +224,11 @@ def compare(op: CmpOp, a: Num, b: Num) -> bool:
     """`a op b` in the common type (float if either is); constants compare as the compiler folds them."""
     t = FLOAT if a.t.is_fixed or b.t.is_fixed else common_type(a.t, b.t)
     if a.c is not None and b.c is not None:
-        if t.is_fixed:
+        if t.is_fixed and _untyped(a) and _untyped(b):
             return _FLOAT_CMP[op](float(a.c), float(b.c))
+        if t.is_fixed:  # typed constants: converted (wrapping) first
+            ca, cb = convert(a, t), convert(b, t)
+            return _FLOAT_CMP[op](float(ca.c if ca.c is not None else 0), float(cb.c if cb.c is not None else 0))
         if _untyped(a) and _untyped(b):
             return arith.compare(op, int(a.c), int(b.c))
     return arith.compare(op, convert(a, t).v, convert(b, t).v)

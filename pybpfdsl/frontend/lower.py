@@ -1234,8 +1234,12 @@ class Lowerer:
         else:
             t = common_type(a.type, b.type)
         if a.const is not None and b.const is not None:
-            if t.is_fixed:
+            if t.is_fixed and _untyped(a) and _untyped(b):
                 return Scalar(BOOL, const=int(arith.compare(op, float(a.const), float(b.const))))  # type: ignore[arg-type]
+            if t.is_fixed:  # typed constants compare as the code would: converted (wrapping) first
+                fa, fb = self.convert(a, t, node).const, self.convert(b, t, node).const
+                assert fa is not None and fb is not None
+                return Scalar(BOOL, const=int(arith.compare(op, float(fa), float(fb))))  # type: ignore[arg-type]
             if _untyped(a) and _untyped(b):
                 return Scalar(BOOL, const=int(arith.compare(op, int(a.const), int(b.const))))
         ca, cb = self.convert(a, t, node), self.convert(b, t, node)

@@ -42,6 +42,17 @@ def typed_float_constants(pkt: Packet) -> int:
     return XDP_PASS
 
 
+@xdp
+def typed_constants_meet_floats(pkt: Packet) -> int:
+    f = float(pkt.len) - 14.0                             # 0.0 at run time
+    folded[5] = 1.0 if f > u32(4294967295) else 2.0       # the u32 converts (wrapping) to -1.0: true
+    folded[6] = 1.0 if 0.5 * f + 0.5 > u32(4294967295) else 2.0
+    half = 0.5
+    folded[7] = 1.0 if half > u32(4294967295) else 2.0    # both constants: the same answer
+    computed[5] = f - u32(4294967295)                     # 1.0
+    return XDP_PASS
+
+
 def test_typed_constants_fold_like_the_run_time_code() -> None:
     reset_state(folded, computed)
     assert compare(typed_float_constants, [FRAME, FRAME], executions=EXECUTIONS) is None
@@ -59,3 +70,10 @@ def test_an_untyped_constant_outside_the_float_range_is_a_dsl_error(tmp_path: Pa
     with pytest.raises(DslError, match="outside the float range") as info:
         namespace["too_big"].lower()  # type: ignore[attr-defined]
     assert info.value.location is not None and info.value.location.line == 5
+
+
+def test_typed_integer_constants_meet_run_time_floats_converted() -> None:
+    reset_state(folded, computed)
+    assert compare(typed_constants_meet_floats, [FRAME, FRAME + b"x"], executions=EXECUTIONS) is None
+    typed_constants_meet_floats(FRAME)
+    assert (folded[5], folded[6], folded[7], computed[5]) == (1.0, 1.0, 1.0, 1.0)
