@@ -713,6 +713,9 @@ class BytecodeEncoder:
                 continue
             if not isinstance(ptr, Ptr) or ptr.found is not None or ptr.low32:
                 raise Unsupported("bpf_csum_diff of memory that may be null")
+            if ptr.region.kind == "packet" and s.memory.meta_read:
+                raise Unsupported("packet access in a program that reads xdp_md.data_meta (the metadata "
+                                  "bytes are not modelled)")
             data = mem.read(s.memory, s.effects, self.shapes, ptr, 0, count)
             # 32-bit words, then a 16-bit and an 8-bit rest (csum_partial adds each zero-extended).
             whole = count & ~3

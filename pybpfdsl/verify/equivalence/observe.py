@@ -192,6 +192,8 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
     for name, count in a.ring_counts.items():
         if name not in b.ring_counts:
             continue
+        if count.eq(b.ring_counts[name]) and not a.ring_records[name] and not b.ring_records[name]:
+            continue  # neither logs anything there
         out.append(Difference(f"ring buffer {name} count", count != b.ring_counts[name]))
         # Record k is observed only where a run logged more than k records. Its term is that of the
         # paths that did (`observe` collapses equal arms without their conditions), and elsewhere the
