@@ -306,6 +306,23 @@ def _sized(btf: Btf, type_id: int) -> bool:
                                             for _, m, _ in t.members)
 
 
+def _same_shape_maps(refs: dict[int, tuple[MapInfo, int | None]],
+                     inner: dict[str, MapInfo]) -> tuple[dict[int, tuple[MapInfo, int | None]], dict[str, MapInfo]]:
+    """An inner map with the type and sizes of a map the program names gets that map's definition (under
+    both names): code picks one or the other (katran: the CPU's LRU from a map of maps, else a fallback
+    LRU) and uses them alike, and every check depends on the definition only, never on the name."""
+    shape = {(m.map_type, m.key_size, m.value_size, m.max_entries): m for m, off in refs.values() if off is None}
+    renamed: dict[str, MapInfo] = {}
+    for outer, m in list(inner.items()):
+        top = shape.get((m.map_type, m.key_size, m.value_size, m.max_entries))
+        if top is not None:
+            joint = renamed.get(top.name) or replace(top, name=f"{top.name} (or {m.name})")
+            renamed[top.name] = joint
+            inner[outer] = joint
+    refs = {i: (renamed.get(m.name, m) if off is None else m, off) for i, (m, off) in refs.items()}
+    return refs, inner
+
+
 def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
     """A global function's argument kinds from its BTF prototype (None if the object has none)."""
     btf = elf.btf
@@ -334,9 +351,10 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
     text = elf.text
     if text is None or text is prog or not any(r.kind in (RelocKind.CALL, RelocKind.FUNC) for r in prog.relocations):
         refs, problems = _map_refs(elf, prog.relocations, _section_sizes(elf_bytes))
+        refs, inner = _same_shape_maps(refs, _inner_maps(elf))
         return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
                                    line_info=prog.line_info, check_division=check_division, extra=problems,
-                                   allow_uninit_stack_reads=allow_uninit_stack_reads, inner_maps=_inner_maps(elf))
+                                   allow_uninit_stack_reads=allow_uninit_stack_reads, inner_maps=inner)
     # The program followed by .text (its subprograms), as libbpf links it; instructions past the
     # program's own are numbered on from its last.
     insns, relocs = link_program(elf, prog.name)
@@ -350,6 +368,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
             callbacks[i] = (MapInfo(r.symbol, CALLBACK_TYPE, 0, 0, target), None)
             del relocs[i]
     refs, problems = _map_refs(elf, relocs.values(), _section_sizes(elf_bytes))
+    refs, inner = _same_shape_maps(refs, _inner_maps(elf))
     refs.update(callbacks)
     starts = frozenset(base + f.insn_index for f in text.functions)
     globals_ = {base + f.insn_index: _prototype(elf, f.name) for f in text.functions if f.is_global}
@@ -358,7 +377,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
     return verify_instructions(insns, name=prog.name, section=prog.section, map_refs=refs, line_info=lines,
                                check_division=check_division, extra=problems,
                                allow_uninit_stack_reads=allow_uninit_stack_reads, functions=starts,
-                               global_functions=globals_, inner_maps=_inner_maps(elf))
+                               global_functions=globals_, inner_maps=inner)
 
 
 def verify_object(elf_bytes: bytes, section: str | None = None, *, check_division: bool = False,

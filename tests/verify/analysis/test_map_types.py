@@ -243,3 +243,49 @@ def test_map_of_maps_from_a_clang_object(read: int, kernel_ok: bool) -> None:
         assert verdict.ok == kernel_ok, verdict.log[-500:]
     report = verify_object(elf, "prog")
     assert report.ok == kernel_ok, report.format()
+
+
+FALLBACK_C = """
+typedef unsigned int __u32; typedef unsigned long long __u64;
+struct xdp_md { __u32 data; __u32 data_end; __u32 data_meta; __u32 ingress_ifindex; __u32 rx_queue_index; };
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define __array(name, val) typeof(val) *name[]
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static __u32 (*bpf_get_smp_processor_id)(void) = (void *)8;
+struct lru { __uint(type, 9); __uint(max_entries, 16); __type(key, __u32); __type(value, __u64); };
+struct lru fallback SEC(".maps");
+struct { __uint(type, 12); __uint(max_entries, 4); __type(key, __u32); __array(values, struct lru); }
+    per_cpu SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    __u32 cpu = bpf_get_smp_processor_id(), k = 0;
+    void *m = bpf_map_lookup_elem(&per_cpu, &cpu);
+    if (!m) m = &fallback;
+    __u64 *v = bpf_map_lookup_elem(m, &k);
+    if (!v) return 2;
+    return v[READ] == 3 ? 1 : 2;
+}
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.parametrize(("read", "kernel_ok"), [(0, True), (1, False)], ids=["in bounds", "past the value"])
+def test_inner_map_or_a_fallback_map_of_the_same_shape(read: int, kernel_ok: bool) -> None:
+    """katran's idiom: the CPU's LRU from a map of maps, else a fallback LRU defined alike; the lookup after
+    the join takes either (their definitions are one)."""
+    cc = clang()
+    if cc is None:
+        pytest.skip("clang is not installed")
+    with tempfile.TemporaryDirectory() as d:
+        src, obj = os.path.join(d, "fallback.c"), os.path.join(d, "fallback.o")
+        with open(src, "w") as f:
+            f.write(FALLBACK_C.replace("READ", str(read)))
+        subprocess.run([cc, "-O2", "-g", "-target", "bpf", "-c", src, "-o", obj], check=True, capture_output=True)
+        with open(obj, "rb") as f:
+            elf = f.read()
+    if KERNEL:
+        verdict = object_verdict(elf, "prog")
+        assert verdict.ok == kernel_ok, verdict.log[-500:]
+    report = verify_object(elf, "prog")
+    assert report.ok == kernel_ok, report.format()
