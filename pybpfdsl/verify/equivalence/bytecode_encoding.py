@@ -583,7 +583,8 @@ class BytecodeEncoder:
             return None
         r0 = _reg(s, 0)
         if isinstance(r0, Ptr | MapRef):
-            raise Unsupported("the program returns a pointer")
+            # The kernel returns the low 32 bits of the address (an input of this program, `_address`).
+            r0 = self._address(s, r0)
         return Outcome("return", z3.Extract(31, 0, r0), s.effects, tuple(s.trace), packet=s.memory.packet,
                        packet_writes=s.memory.packet_writes, head=s.memory.head, end=s.memory.end)
 

@@ -291,3 +291,24 @@ def test_trace_printk_a_different_action_is_a_counterexample_a_different_text_is
     assert prove_objects(plain, _printk("w=%u", "return XDP_PASS"), "prog").status == "unknown"
     # Reading the helper's result (the text's length) is not modelled.
     assert prove_objects(original, plain, "prog").status == "unknown"
+
+
+TWO_LOOKUPS = r"""
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, unsigned int);
+         __type(value, unsigned int); } m SEC(".maps");
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    unsigned int k = 0;
+    unsigned int *v = bpf_map_lookup_elem(&m, &k);
+    if (!v) return XDP_ABORTED;
+    return RESULT;
+}
+"""
+
+
+@needs_clang
+@needs_kernel
+def test_returning_a_pointer_returns_its_address_a_counterexample_the_kernel_confirms() -> None:
+    # A privileged program may return a pointer: the action is the low 32 bits of an address.
+    original, mutant = (c_object(TWO_LOOKUPS.replace("RESULT", r)) for r in ("*v ? XDP_DROP : XDP_PASS", "(long)v"))
+    packet = _counterexample(original, mutant)
+    assert _kernel_run(original, packet)[0] == 2 and _kernel_run(mutant, packet)[0] not in range(5)
