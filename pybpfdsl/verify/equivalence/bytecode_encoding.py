@@ -517,20 +517,23 @@ class BytecodeEncoder:
         in `ADDRESSES` (shifted by its offset; the interpreter's fake addresses lie there too, so a
         condition decided for all of them replays): the condition at the lowest one, when it is the same at
         every one."""
-        offset = 0 if isinstance(ptr, MapRef) else as_int(ptr.offset)
-        if offset is None or abs(offset) > _MAX_COMPARED_OFFSET:
+        offset: Term = bv64(0) if isinstance(ptr, MapRef) else ptr.offset
+        constant = as_int(offset)
+        if constant is not None and abs(constant) > _MAX_COMPARED_OFFSET:
             raise Unsupported("its offset is not a small constant")
         if insn.cls == InsnClass.JMP32:
             raise Unsupported("the low 32 bits of an address")
-        address = z3.BitVec("address", 64)
-        taken = jump_taken(Z3_OPS, insn, *((address, other) if ptr_first else (other, address)))
-        low, high = bv64(ADDRESSES[0] + offset), bv64(ADDRESSES[1] + offset)
-        at_low = z3.substitute(taken, (address, low))
+        # A variable offset (a packet's length) is bounded by the inputs' assumptions.
+        base = z3.BitVec("address", 64)
+        taken = jump_taken(Z3_OPS, insn, *((base + offset, other) if ptr_first else (other, base + offset)))
+        at_low = z3.substitute(taken, (base, bv64(ADDRESSES[0])))
         solver = z3.Solver()
         solver.set("rlimit", _ADDRESS_CHECK_RLIMIT)
-        solver.add(z3.ULE(low, address), z3.ULE(address, high), taken != at_low)
+        solver.add(*self.inputs.assumptions)
+        solver.add(z3.ULE(ADDRESSES[0], base), z3.ULE(base, ADDRESSES[1]), taken != at_low)
         if solver.check() != z3.unsat:
-            raise Unsupported("the result depends on the address the kernel chooses")
+            raise Unsupported("the result depends on the address the kernel chooses" if constant is not None
+                              else "its offset is not a small constant")
         return z3.simplify(at_low)
 
     def _two_pointers(self, insn: Instruction, op: JmpOp | None, dst: Ptr | MapRef, src: Ptr | MapRef) -> Term:

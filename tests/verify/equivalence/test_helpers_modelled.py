@@ -312,3 +312,22 @@ def test_returning_a_pointer_returns_its_address_a_counterexample_the_kernel_con
     original, mutant = (c_object(TWO_LOOKUPS.replace("RESULT", r)) for r in ("*v ? XDP_DROP : XDP_PASS", "(long)v"))
     packet = _counterexample(original, mutant)
     assert _kernel_run(original, packet)[0] == 2 and _kernel_run(mutant, packet)[0] not in range(5)
+
+
+END_VS_NUMBER = r"""
+SEC("xdp") int prog(struct xdp_md *ctx) {
+    long data = (long)ctx->data, end = (long)ctx->data_end;
+    return CONDITION ? XDP_DROP : XDP_PASS;
+}
+"""
+
+
+@needs_clang
+@needs_kernel
+def test_the_packet_end_compared_with_a_number_is_decided_for_every_address() -> None:
+    # data_end's offset is the packet's length (bounded), so the comparison is the same at every
+    # kernel address: encoded, and the difference from comparing the length is confirmed.
+    original = c_object(END_VS_NUMBER.replace("CONDITION", "end - data > 100"))
+    mutant = c_object(END_VS_NUMBER.replace("CONDITION", "end > 100"))
+    packet = _counterexample(original, mutant)
+    assert _kernel_run(original, packet)[0] == 2 and _kernel_run(mutant, packet)[0] == 1
