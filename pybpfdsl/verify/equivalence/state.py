@@ -19,6 +19,16 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
 - global-data sections are lists of byte terms (offsets into them are always constants);
 - helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
   is one variable; ring-buffer outputs always succeed and are logged in order;
+- the packet's start and end move (bpf_xdp_adjust_head/tail) within a frame the driver chose: how much
+  headroom there is before the packet and where the frame ends (`xdp_frame`) are inputs shared by both
+  programs, as is how much metadata the driver put before it (`meta_len`: xdp_md.data_meta); bytes
+  the start moves back over are the packet array's (inputs), bytes the end grows over are 0 as the
+  kernel clears them; start and end are outputs. Counterexamples prefer BPF_PROG_TEST_RUN's frame
+  (`TEST_RUN_FRAME`, no metadata), which the interpreters run;
+- bpf_redirect's target is an output seen with the action XDP_REDIRECT (before any call, an input);
+  bpf_csum_diff and bpf_xdp_load_bytes are exact; bpf_trace_printk's text is an output (`TRACE_OUTPUT`)
+  that no replay shows, so a difference only there is never a counterexample, and its result (the
+  text's length) is not modelled;
 - stack bytes a bytecode program reads before writing are inputs of that program alone (`stack_byte`):
   the kernel promises nothing about them, and two programs compared find unrelated garbage;
 - where a bytecode program uses a pointer as a number (stores it outside a stack slot, adds it
