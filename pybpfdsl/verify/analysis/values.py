@@ -120,7 +120,12 @@ class PacketPtr:
     delta: int = 0
 
     def __str__(self) -> str:
-        link = "" if self.pid is None else f", id={self.pid}"
+        if self.pid is None:
+            link = ""
+        elif isinstance(self.pid, tuple):  # a join's id: its nesting says nothing to a reader
+            link = ", id=joined"
+        else:
+            link = f", id={self.pid}"
         return f"packet{_off_text(self.off)}{link}"
 
 
