@@ -43,7 +43,7 @@ def directory() -> Iterator[Path]:
         yield Path(path)
 
 
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
+@settings(max_examples=8, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(gen=programs(CI_FEATURES), batch=st.lists(packets, min_size=12, max_size=12), seed=st.integers(0, 2**32 - 1))
 def test_a_generated_program_compiles_agrees_verifies_and_proves(directory: Path, gen, batch, seed) -> None:  # type: ignore[no-untyped-def]
