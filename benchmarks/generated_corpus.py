@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -46,6 +47,8 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
     both_reject = [o for o in judged if not o.verifier_ok and not o.kernel_ok]
     proofs = Counter(o.proof for o in outcomes if o.proof is not None)
     false_proofs = [o for o in outcomes if o.false_proof]
+    unknown_reasons = Counter(re.sub(r"[\d,.]+", "N", o.proof_reason or "")[:90]
+                              for o in outcomes if o.proof == "unknown")
     verify_times = [o.verify_seconds for o in outcomes if o.verify_seconds is not None]
     helpers = [o for o in compiled if o.mode != "exact"]
     alarm_kinds = Counter((o.verifier_error or "").split(":")[0] for o in alarms)
@@ -75,6 +78,7 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         *(f"    kernel refused {count}x: {text}" for text, count in kernel_refusals.most_common(4)),
         f"{'proofs: proven / unknown / counterexample':<50}"
         f"{proofs['proven']:>8} / {proofs['unknown']} / {proofs['counterexample']}",
+        *(f"    unknown {count}x: {reason}" for reason, count in unknown_reasons.most_common(4)),
         f"{'false proof verdicts':<50}{len(false_proofs):>8}",
         f"{'our verifier: mean / median / max seconds':<50}"
         + (f"{statistics.mean(verify_times):>8.3f} / {statistics.median(verify_times):.3f} / {max(verify_times):.2f}"
@@ -92,7 +96,7 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         "tracebacks": len(tracebacks), "disagreements": len(disagreements), "statistical": len(statistical),
         "programs_with_helpers": len(helpers), "judged": len(judged), "unsafe_accepts": len(unsafe),
         "false_alarms": len(alarms), "false_alarm_kinds": dict(alarm_kinds), "both_reject": len(both_reject),
-        "proofs": dict(proofs), "false_proofs": len(false_proofs),
+        "proofs": dict(proofs), "proof_unknown_reasons": dict(unknown_reasons), "false_proofs": len(false_proofs),
         "verify_seconds_mean": round(statistics.mean(verify_times), 4) if verify_times else None,
         "verify_seconds_median": round(statistics.median(verify_times), 4) if verify_times else None,
         "problems": [{"name": o.name, "problems": o.problems(), "constructs": o.constructs,
