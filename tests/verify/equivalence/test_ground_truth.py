@@ -40,7 +40,7 @@ def subjects() -> list[gt.Subject]:
         pytest.skip("clang is not installed (the clang subjects are built at test time)")
     paths = {os.path.basename(p)[:-2]: p for p in gt.c_sources()}
     out = [gt.clang_subject(paths[name]) for name in C_SUBJECTS]
-    out += [s for s in gt.example_subjects() if s.name in EXAMPLE_SUBJECTS]
+    out += gt.example_subjects(EXAMPLE_SUBJECTS)
     assert {s.name for s in out} == {*C_SUBJECTS, *EXAMPLE_SUBJECTS}
     return out
 
