@@ -5,6 +5,9 @@ of its own, made empty when the session starts, so that no verdict left by an ea
 user's own commands) decides a test. Under xdist the controller makes it and the workers, started after,
 inherit it through the environment; so do the command-line tests' subprocesses.
 
+Under xdist (`-n N`) tests are distributed as `--dist loadgroup`: the tests marked with one
+`xdist_group` share an expensive module fixture and run in one worker.
+
 Reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
 
 A test counts as a kernel test when it loaded a program or ran BPF_PROG_TEST_RUN (counted by the runtime),
@@ -30,6 +33,10 @@ _made_here: list[str] = []  # the directory this process made, and removes at th
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "dist", "no") == "load":  # what `-n N` chooses
+        # Tests marked with one xdist_group share an expensive module fixture: one worker runs them all,
+        # so it is computed once; every other test is distributed as with `load`.
+        config.option.dist = "loadgroup"
     inherited = os.environ.get(_SESSION_CACHE_VARIABLE)
     if hasattr(config, "workerinput") and inherited:  # an xdist worker: use the controller's
         os.environ["XDG_CACHE_HOME"] = inherited
@@ -44,6 +51,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     for directory in _made_here:
         shutil.rmtree(directory, ignore_errors=True)
     _made_here.clear()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The grouped tests (the longest units of work) start first, so no worker begins one as the others
+    # finish; otherwise collection order. The order is the same in every xdist worker, as it must be.
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
 
 
 _kernel_tests: set[str] = set()

@@ -18,6 +18,9 @@ from tests.verify.corpus.differential import Outcome, cases, run, summary, table
 MUTANT_RATE = 0.3
 MIN_PRECISION = 95.0
 
+# Tests sharing the module's expensive fixture run in one xdist worker (see tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("kernel_differential")
+
 
 @pytest.fixture(scope="module")
 def outcomes(pytestconfig: pytest.Config) -> list[Outcome]:

@@ -26,6 +26,9 @@ EXAMPLE_RATE = 0.03
 """Of each subject's mutants (chosen by a hash of the mutant's name: the same ones on every run); an
 example's proofs cost several times a clang program's."""
 
+# Tests sharing the module's subjects run in one xdist worker (see tests/conftest.py).
+pytestmark = pytest.mark.xdist_group("ground_truth")
+
 
 def _kernel() -> None:
     available, reason = kernel_bpf_available()

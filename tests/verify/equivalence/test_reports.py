@@ -56,6 +56,10 @@ def _counterexamples(program: object, kind: str) -> Iterator[tuple[Mutant, Proof
                 yield m, result
 
 
+# The tests that share it run in one xdist worker (see tests/conftest.py): it is found by proving mutants.
+_BIG_MAP = pytest.mark.xdist_group("big_map_counterexample")
+
+
 @pytest.fixture(scope="module")
 def big_map_counterexample() -> ProofResult:
     """A miscompiled increment of one of 65,536 per-CPU counters (`counts[port] += 2`, say)."""
@@ -66,6 +70,7 @@ def big_map_counterexample() -> ProofResult:
     raise AssertionError("no wrong-constant mutant of per_port changes the map")
 
 
+@_BIG_MAP
 def test_a_65536_element_map_is_reported_in_a_screenful(big_map_counterexample: ProofResult) -> None:
     cex = big_map_counterexample.counterexample
     assert cex is not None and cex.reproduced
@@ -80,6 +85,7 @@ def test_a_65536_element_map_is_reported_in_a_screenful(big_map_counterexample: 
     assert len(full) < 20_000 and "65,5" in full
 
 
+@_BIG_MAP
 def test_attach_refusal_of_a_big_map_counterexample_is_a_screenful(big_map_counterexample: ProofResult) -> None:
     compiled = per_port.compile(prove=False)
     refused = replace(compiled)
@@ -90,6 +96,7 @@ def test_attach_refusal_of_a_big_map_counterexample_is_a_screenful(big_map_count
     assert len(message) < 8_000 and len(message.splitlines()) <= SCREEN_LINES + 8, message
 
 
+@_BIG_MAP
 def test_json_carries_the_starting_state_and_the_touched_keys(big_map_counterexample: ProofResult) -> None:
     cex = big_map_counterexample.counterexample
     assert cex is not None
