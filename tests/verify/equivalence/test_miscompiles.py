@@ -40,17 +40,17 @@ CASES = [
     (c.randomness, "duplicated store", 9), (c.randomness, "wrong helper", 10), (c.randomness, "swapped operands", 17),
     (c.randomness, "changed return action", 18), (c.randomness, "flipped jump", 19),
     (c.randomness, "off-by-one jump", 19),
-    (c.globals_ops, "wrong width", 0), (c.globals_ops, "dropped store", 4), (c.globals_ops, "duplicated store", 4),
-    (c.globals_ops, "wrong constant", 13), (c.globals_ops, "flipped jump", 13), (c.globals_ops, "off-by-one jump", 13),
-    (c.globals_ops, "flipped jump", 24),
-    (c.globals_ops, "changed return action", 27),
+    (c.globals_ops, "wrong width", 0), (c.globals_ops, "dropped store", 6), (c.globals_ops, "duplicated store", 6),
+    (c.globals_ops, "wrong constant", 15), (c.globals_ops, "flipped jump", 15), (c.globals_ops, "off-by-one jump", 15),
+    (c.globals_ops, "flipped jump", 26),
+    (c.globals_ops, "changed return action", 29),
     (two_arrays, "wrong map", -1), (two_arrays, "wrong map", -2), (two_arrays, "dropped store", -1),
     (two_arrays, "duplicated store", -1), (two_arrays, "wrong width", -1), (two_arrays, "flipped jump", -1),
     (two_arrays, "dropped store", -2),
     (c.struct_maps, "swapped operands", 43), (c.struct_maps, "flipped jump", 10),
     (c.struct_maps, "store at wrong offset", 63),
     (logging_counters.logging_counters, "swapped operands", 44),
-    (logging_counters.logging_counters, "dropped store", 150),
+    (logging_counters.logging_counters, "dropped store", 152),
 ]
 EXTRA = [fault_injection.fault_injection, circuit_breaker.circuit_breaker, port_acl.port_acl_filter]
 
