@@ -286,8 +286,11 @@ class LruHashMap(BpfMap):
     kind_name = "LruHashMap"
 
     def raw_update(self, key: RawValue, value: RawValue) -> bool:
-        if self._backing is None and key not in self._data and len(self._data) >= self.max_entries:
-            self._data.pop(next(iter(self._data)))
+        if self._backing is None:
+            if key in self._data:
+                del self._data[key]  # an update makes the entry the most recently used, as in the kernel
+            elif len(self._data) >= self.max_entries:
+                self._data.pop(next(iter(self._data)))
         return super().raw_update(key, value)
 
     def raw_lookup(self, key: RawValue) -> RawValue | None:

@@ -96,7 +96,7 @@ class Features:
     ringbuf: bool = True
     random: bool = True
     clock: bool = True
-    optional_default: bool = True  # `if b is None: b = 0` (fixed in 49ac6ae)
+    optional_default: bool = True  # `if b is None: b = 0`
     runtime_actions: bool = True  # `return u32(x) % 4`
     branchy_loops: bool = True  # ifs, headers and payload checks inside loop bodies
 
@@ -279,7 +279,12 @@ class _Generator:
         if self.f.struct_maps and self.chance(25):
             value = self.c.choice(self.structs)
             self.out.constructs.add("struct value")
-        return _Map(name, kind, key, value, self.c.choice([4, 16, 64]))
+        size = self.c.choice([4, 16, 64])
+        if kind == "LruHashMap":
+            # The kernel's LRU is approximate (a 16-entry map starts evicting at about 12 keys): sized so that
+            # the few keys a program uses (mostly 0..7) never fill it, the kernel's state is exact.
+            size = max(size, 16)
+        return _Map(name, kind, key, value, size)
 
     # ------------------------------------------------------------------ helpers
     def helper_decl(self) -> list[str]:
