@@ -94,9 +94,14 @@ def absolute(lw: Lowerer, node: ast.Call) -> Scalar:
     if len(node.args) != 1 or node.keywords:
         raise lw.err(node, "abs() takes one number")
     v = lw.scalar(node.args[0])
-    if v.const is not None:
-        return lw.const_scalar(abs(v.const), node)
+    if v.const is not None and v.literal:
+        return lw.const_scalar(abs(v.const), node)  # an untyped constant: exactly
     t = v.type if v.type.is_fixed else promote(v.type)
+    if v.const is not None and not t.is_fixed:
+        # A typed constant folds in its promoted type, as the code computes (abs of the most negative wraps).
+        c = lw.convert(v, t, node).const
+        assert isinstance(c, int)
+        return Scalar(t, const=t.wrap(abs(c)))
     v = lw.convert(v, t, node)
     if not t.signed:
         return v

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pybpfdsl import XDP_PASS, Array, Packet, i8, i16, i64, u32, xdp
+from pybpfdsl import XDP_PASS, Array, Packet, i8, i16, i32, i64, u8, u32, u64, xdp
 from pybpfdsl.differential import compare
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
@@ -77,3 +77,26 @@ def test_typed_integer_constants_meet_run_time_floats_converted() -> None:
     assert compare(typed_constants_meet_floats, [FRAME, FRAME + b"x"], executions=EXECUTIONS) is None
     typed_constants_meet_floats(FRAME)
     assert (folded[5], folded[6], folded[7], computed[5]) == (1.0, 1.0, 1.0, 1.0)
+
+
+ints = Array(i64, 4)
+
+
+@xdp
+def abs_of_typed_constants(pkt: Packet) -> int:
+    zero = pkt.len - 14
+    ints[0] = abs(i32(-2147483648))                       # folds in i32: wraps, as at run time
+    ints[1] = abs(i32(zero) - 2147483647 - 1)
+    folded[0] = float(abs(u64(3180175763633726961)))      # a typed u64 (was an untyped constant: an error)
+    computed[0] = float(abs(u64(zero + 3180175763633726961)))
+    for _ in range(abs(u8(3))):                           # still a constant bound
+        ints[2] += 1
+    return XDP_PASS
+
+
+def test_abs_of_a_typed_constant_folds_in_its_type() -> None:
+    reset_state(folded, computed, ints)
+    assert compare(abs_of_typed_constants, [FRAME, FRAME], executions=EXECUTIONS) is None
+    abs_of_typed_constants(FRAME)
+    assert (ints[0], ints[1], ints[2]) == (-2147483648, -2147483648, 3)
+    assert folded[0] == computed[0]
