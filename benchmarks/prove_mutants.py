@@ -9,7 +9,10 @@ time (`tests/verify/equivalence/mutants.edits`); each mutant the kernel loads ru
 on the same packets and states (`tests/verify/equivalence/ground_truth.py`) and is proved against it.
 Prints the table (mutants, kernel-refused, kernel-different, caught, missed, false "proven", false
 counterexamples) and every finding, and writes benchmarks/results/prove_mutants.json and .txt (`--out`
-names another pair; the header records the rates). The examples' mutants cost 1-20 s of solving each
+names another pair; the header records the rates). The committed prove_mutants.* merge (`--merge`) the
+earlier full table with a later rerun of every clang subject (`--no-examples --out prove_mutants_clang`);
+the examples' rows are the earlier run's, checked again on a 1% sample (`--no-clang --example-rate 0.01
+--out prove_mutants_examples_h`). The examples' mutants cost 1-20 s of solving each
 (the clang programs' 0.1-0.5 s): `--example-rate` samples them.
 """
 
