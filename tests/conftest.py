@@ -6,7 +6,8 @@ user's own commands) decides a test. Under xdist the controller makes it and the
 inherit it through the environment; so do the command-line tests' subprocesses.
 
 Under xdist (`-n N`) tests are distributed as `--dist loadgroup`: the tests marked with one
-`xdist_group` share an expensive module fixture and run in one worker.
+`xdist_group`, and the tests of a module that use a module-scoped fixture of that module, run in one
+worker, so the fixture is computed once.
 
 Reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
 
@@ -53,7 +54,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _made_here.clear()
 
 
+def _module_fixture_group(item: pytest.Item) -> str | None:
+    """The group of a test that uses a module-scoped fixture of its own module (one worker computes it)."""
+    info = getattr(item, "_fixtureinfo", None)
+    module = item.nodeid.split("::")[0]
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        if defs and defs[-1].scope == "module" and defs[-1].baseid == module:
+            return f"module fixtures of {module}"
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = None if item.get_closest_marker("xdist_group") else _module_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     # The grouped tests (the longest units of work) start first, so no worker begins one as the others
     # finish; otherwise collection order. The order is the same in every xdist worker, as it must be.
     items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
