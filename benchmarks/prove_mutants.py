@@ -12,7 +12,7 @@ counterexamples) and every finding, and writes benchmarks/results/prove_mutants.
 names another pair; the header records the rates). The committed prove_mutants.* merge (`--merge`) the
 earlier full table with a later rerun of every clang subject (`--no-examples --out prove_mutants_clang`);
 the examples' rows are the earlier run's, checked again on a 1% sample (`--no-clang --example-rate 0.01
---out prove_mutants_examples_h`). The examples' mutants cost 1-20 s of solving each
+--out prove_mutants_examples_sample`). The examples' mutants cost 1-20 s of solving each
 (the clang programs' 0.1-0.5 s): `--example-rate` samples them.
 """
 
