@@ -201,7 +201,7 @@ class Partitioner:
         """Add ``s`` to ``parts`` by joining it into its partition."""
         k = self.add(parts, t, s)
         old = parts.get(k)
-        new = s if old is None else st.join(old, s)
+        new = s if old is None else st.join(old, s, t)
         assert new is not None
         parts[k] = new
 
@@ -264,8 +264,8 @@ def _propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, 
                 old = parts.get(k)
                 vk = (t, k)
                 visits[vk] = visits.get(vk, 0) + 1
-                j = st.join(old, s)
-                new = st.widen(old, j, env.thresholds) if t in cfg.heads and visits[vk] > WIDEN_DELAY else j
+                j = st.join(old, s, t)
+                new = st.widen(old, j, env.thresholds, t) if t in cfg.heads and visits[vk] > WIDEN_DELAY else j
                 assert new is not None
                 if new == old and not collapsed_now:
                     continue

@@ -169,7 +169,7 @@ def _depth(pid: Pid) -> int:
     return 1 + max(_depth(p) for p in pid[1:3]) if isinstance(pid, tuple) else 0  # type: ignore[arg-type]
 
 
-def _link_pairs(a: State, b: State) -> tuple[State, State]:
+def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, State]:
     """Before a join: packet pointers linked to different ids on the two sides get a common new id.
 
     A pointer at the same place (register or spill slot) with id ``pa``/delta ``da`` on one side and
@@ -205,9 +205,12 @@ def _link_pairs(a: State, b: State) -> tuple[State, State]:
         key = (x.pid, y.pid, dd)
         name = names.get(key)
         if name is None:
-            name = ("j", x.pid, y.pid, dd)
-            if _depth(name) > MAX_PID_DEPTH:
-                continue
+            if site is not None:
+                name = _fresh(site, a, b, names)
+            else:
+                name = ("j", x.pid, y.pid, dd)
+                if _depth(name) > MAX_PID_DEPTH:
+                    continue
             names[key] = name
             new_ranges[name] = min(ra[x.pid], rb[y.pid] + dd)
         rewrite_a[pos] = PacketPtr(x.off, name, x.delta)
@@ -229,6 +232,27 @@ def _from_data(p: PacketPtr) -> PacketPtr:
     return PacketPtr(p.off, DATA, c)
 
 
+def _pids(s: State) -> set[Pid]:
+    """Every packet-pointer id the state uses: in its ranges, registers and spills, and its callers'."""
+    out = {p for p, _ in s.ranges}
+    for regs, stack in ((s.regs, s.stack), *((f.regs, f.stack) for f in s.frames)):
+        for v in (*regs, *(v for _, v in stk.spilled_values(stack))):
+            if isinstance(v, PacketPtr) and v.pid is not None:
+                out.add(v.pid)
+    return out
+
+
+def _fresh(site: int, a: State, b: State, names: dict[tuple[Pid, Pid, int], tuple[object, ...]]) -> tuple[object, ...]:
+    """A name for a new link at the join at instruction ``site``, used by neither state: names are
+    only meaningful within a state, so a bounded set per site serves every pass through it (nested
+    names grew with each join of a long header-parsing chain and had to be cut off)."""
+    taken = _pids(a) | _pids(b) | set(names.values())
+    i = 0
+    while ("j", site, i) in taken:
+        i += 1
+    return ("j", site, i)
+
+
 def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> State:
     regs = tuple(rewrite.get(i, v) for i, v in enumerate(s.regs))
     spills = {i - 100: v for i, v in rewrite.items() if i >= 100}
@@ -236,13 +260,14 @@ def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> S
     return replace(s, regs=regs, stack=new_stack, ranges=s.ranges + tuple(new_ranges.items()))
 
 
-def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, ...] = ()) -> State | None:
+def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, ...] = (),
+             site: int | None = None) -> State | None:
     if a is None:
         return b
     if b is None:
         return a if op != "narrow" else None
     if op != "narrow":
-        a, b = _link_pairs(a, b)
+        a, b = _link_pairs(a, b, site)
 
     def fn(x: Value, y: Value) -> Value:
         if op == "join":
@@ -278,12 +303,13 @@ def _drop_dangling(s: State) -> State:
     return s.map_values(unlink)
 
 
-def join(a: State | None, b: State | None) -> State | None:
-    return _combine(a, b, "join")
+def join(a: State | None, b: State | None, site: int | None = None) -> State | None:
+    """``site``: the instruction the states meet at, which names the links made (else nested names)."""
+    return _combine(a, b, "join", site=site)
 
 
-def widen(a: State | None, b: State | None, thresholds: tuple[int, ...] = ()) -> State | None:
-    return _combine(a, b, "widen", thresholds)
+def widen(a: State | None, b: State | None, thresholds: tuple[int, ...] = (), site: int | None = None) -> State | None:
+    return _combine(a, b, "widen", thresholds, site)
 
 
 def narrow(a: State | None, b: State | None) -> State | None:
