@@ -68,6 +68,7 @@ class Code(enum.Enum):
     UNKNOWN_HELPER = "unknown-helper"
     DIV_ZERO = "division-by-zero"
     EXIT_VALUE = "exit-value"
+    EXIT_ACTION = "exit-action"
     UNBOUNDED_LOOP = "unbounded-loop"
     COMPLEXITY = "complexity"
     UNREACHABLE = "unreachable"
@@ -76,7 +77,7 @@ class Code(enum.Enum):
     PROGRAM_SIZE = "program-size"
 
 
-WARNING_CODES = frozenset({Code.PROGRAM_SIZE})
+WARNING_CODES = frozenset({Code.PROGRAM_SIZE, Code.EXIT_ACTION})
 """Findings that do not make the program unsafe (shown, but the program is accepted)."""
 
 
@@ -213,14 +214,20 @@ def _partial_pointer_fill(state: State, ptr: StackPtr, insn_off: int, size: int)
     return f"read of {size} bytes at r10{off:+d} reads part of a spilled pointer ({slot.spill})"
 
 
-def exit_value_message(r0: Value) -> str | None:
-    """XDP must return a scalar action in [XDP_ABORTED, XDP_REDIRECT]."""
+def exit_value_finding(r0: Value) -> tuple[Code, str] | None:
+    """What an XDP program's exit returns. The kernel refuses only an uninitialised r0 (``R0 !read_ok``);
+    it does not range-check an XDP program's result (as root even a pointer's low 32 bits may be returned)
+    and drops a packet with an unknown action at run time (``bpf_warn_invalid_xdp_action``). So a value
+    that may not be an action is a warning: the program loads, but some packet may be dropped with a
+    kernel warning instead of the action the author meant."""
     if isinstance(r0, Uninit):
-        return "exit with r0 uninitialised"
-    if not isinstance(r0, ScalarValue):
-        return f"exit returns a pointer ({r0}), not an XDP action"
+        return Code.EXIT_VALUE, "exit with r0 uninitialised"
     lo, hi = XDP_RETURN_RANGE
+    if not isinstance(r0, ScalarValue):
+        return Code.EXIT_ACTION, (f"exit returns a pointer ({r0}), not an XDP action: the kernel runs its low 32 "
+                                  "bits as the action, an unknown action drops the packet with a kernel warning")
     s = r0.value
     if s.u64.lo < lo or s.u64.hi > hi:
-        return f"exit value {r0} may be outside the XDP actions [{lo}, {hi}]"
+        return Code.EXIT_ACTION, (f"exit value {r0} may be outside the XDP actions [{lo}, {hi}]: the kernel "
+                                  "loads the program and drops a packet with an unknown action (with a warning)")
     return None

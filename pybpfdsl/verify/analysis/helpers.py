@@ -35,7 +35,6 @@ class Ret(enum.Enum):
     SCALAR = "scalar"
     U32 = "u32"  #: a scalar in [0, 2**32)
     MAP_VALUE_OR_NULL = "map_value_or_null"
-    XDP_ACTION = "xdp_action"  #: an XDP action in [XDP_ABORTED, XDP_REDIRECT] (the redirect helpers in XDP)
     VOID = "void"  #: r0 is left uninitialised
     TAIL_CALL = "tail_call"  #: void; execution continues after the call only when the tail call fails
 
@@ -62,12 +61,12 @@ HELPER_SIGNATURES: dict[int, HelperSig] = {
     7: _sig("bpf_get_prandom_u32", Ret.U32),
     8: _sig("bpf_get_smp_processor_id", Ret.U32),
     12: _sig("bpf_tail_call", Ret.TAIL_CALL, Arg.CTX, Arg.MAP, Arg.SCALAR),
-    23: _sig("bpf_redirect", Ret.XDP_ACTION, Arg.SCALAR, Arg.SCALAR),  # XDP_REDIRECT, or XDP_ABORTED
+    23: _sig("bpf_redirect", Ret.SCALAR, Arg.SCALAR, Arg.SCALAR),  # an action, but the kernel types it any number
     25: _sig("bpf_perf_event_output", Ret.SCALAR, Arg.CTX, Arg.MAP, Arg.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO),
     28: _sig("bpf_csum_diff", Ret.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.SCALAR),
     42: _sig("bpf_get_numa_node_id", Ret.U32),
     44: _sig("bpf_xdp_adjust_head", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
-    51: _sig("bpf_redirect_map", Ret.XDP_ACTION, Arg.MAP, Arg.SCALAR, Arg.SCALAR),  # or flags' low bits
+    51: _sig("bpf_redirect_map", Ret.SCALAR, Arg.MAP, Arg.SCALAR, Arg.SCALAR),  # likewise
     # 54, bpf_xdp_adjust_meta: left out, this machine's kernel (6.18) refuses it in XDP programs ("program of
     # this type cannot use helper"), raw or through libbpf (tests/verify/analysis/test_helpers_xdp.py).
     69: _sig("bpf_fib_lookup", Ret.SCALAR, Arg.CTX, Arg.RW_MEM, Arg.SIZE, Arg.SCALAR),

@@ -30,7 +30,7 @@ from pybpfdsl.bpf.opcode import (
 from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import helpers as hp
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_message
+from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_finding
 from pybpfdsl.verify.analysis.state import FP, Frame, State, unlink_null_id, unlink_packet_id
 from pybpfdsl.verify.analysis.values import (
     UNINIT,
@@ -504,9 +504,9 @@ def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         if not isinstance(s.regs[0], ScalarValue):
             sink.report(Code.EXIT_VALUE, idx, f"a global function must return a number; r0 is {s.regs[0]}", 0)
         return []
-    msg = exit_value_message(s.regs[0])
-    if msg is not None:
-        sink.report(Code.EXIT_VALUE, idx, msg, 0)
+    finding = exit_value_finding(s.regs[0])
+    if finding is not None:
+        sink.report(finding[0], idx, finding[1], 0)
     return []
 
 
@@ -765,8 +765,6 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
             ret = MapValueOrNull(the_map, _const(0), idx)
         elif sig.ret == hp.Ret.U32:
             ret = _sized(4)
-        elif sig.ret == hp.Ret.XDP_ACTION:
-            ret = ScalarValue(cc.urange(0, 4))
         elif sig.ret in (hp.Ret.VOID, hp.Ret.TAIL_CALL):
             ret = UNINIT
     for r in range(1, 6):

@@ -281,3 +281,36 @@ def test_non_xdp_sections_are_refused(section: str) -> None:
 def test_xdp_sections_are_verified(section: str) -> None:
     assert verify_instructions([mov(0, 2), EXIT], section=section).ok
     assert not verify_instructions([mov(0, 9), EXIT], section=section).ok
+
+
+# --------------------------------------------------------------------------- #
+# 5. What a program returns, and what the redirect helpers return
+# --------------------------------------------------------------------------- #
+
+# bpf_redirect(1, 0); two zeroed stack words; r1 = r10 - 16 + r0; r0 = *(u8 *)r1: the helper's result is an
+# action at run time, but the kernel types it as any number, so it cannot index the stack.
+REDIRECT_AS_INDEX = [mov(1, 1), mov(2, 0), Instruction(0x85, 0, 0, 0, 23), Instruction(0x7A, 10, 0, -8, 0),
+                     Instruction(0x7A, 10, 0, -16, 0), mov_reg(1, 10), add_imm(1, -16), Instruction(0x0F, 1, 0, 0, 0),
+                     load(U8, 0, 1, 0), EXIT]
+
+
+@needs_kernel
+def test_a_redirect_result_used_as_an_offset_is_refused() -> None:
+    assert_refused_at(ours(REDIRECT_AS_INDEX), 7, Code.POINTER_ARITH, "unbounded")
+    assert_kernel_refuses(REDIRECT_AS_INDEX, (), "unbounded min value is not allowed")
+
+
+@needs_kernel
+@pytest.mark.parametrize("name, insns", [("r0 = 7", [mov(0, 7), EXIT]), ("r0 = -1", [mov(0, -1), EXIT]),
+                                         ("r0 = ctx", [mov_reg(0, 1), EXIT])])
+def test_a_result_that_is_not_an_action_is_a_warning_as_the_kernel_loads_it(name: str,
+                                                                             insns: list[Instruction]) -> None:
+    report = ours(insns)
+    assert report.ok and [f.code for f in report.findings] == [Code.EXIT_ACTION], report.format()
+    assert kernel_verdict(insns).ok
+
+
+@needs_kernel
+def test_an_uninitialised_result_is_refused() -> None:
+    assert_refused_at(ours([EXIT]), 0, Code.EXIT_VALUE, "uninitialised")
+    assert_kernel_refuses([EXIT], (), "R0 !read_ok")
