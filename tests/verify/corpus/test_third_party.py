@@ -2,10 +2,10 @@
 
 A fixed sample, so the suite stays quick: every program of the -O2 build and, from the smaller ones, a
 deterministic share of their single-instruction mutants, plus every mutant in ``ONCE_UNSAFE``. Each is
-loaded into the kernel alone (the oracle) and verified by ours. The worst bug is an unsafe accept (the kernel refuses, we accept): none
-may appear beyond the ones listed in ``KNOWN_UNSAFE``, each of which has its own strict xfail until the
-verifier is fixed. The share of kernel-accepted programs we accept is measured and written to
-``benchmarks/results/verifier_corpus_sample.txt`` (not yet asserted: false alarms are being fixed).
+loaded into the kernel alone (the oracle) and verified by ours. The worst bug is an unsafe accept (the
+kernel refuses, we accept): none may appear beyond the ones listed in ``KNOWN_UNSAFE``, each of which
+has its own strict xfail until the verifier is fixed. The share of kernel-accepted programs we accept
+is written to ``benchmarks/results/verifier_corpus_sample.txt``.
 The full run, every build and every mutant: ``benchmarks/verifier_corpus.py``.
 """
 
