@@ -185,16 +185,28 @@ class Partitioner:
 
     max_parts: int
     live: list[int]
+    heads: frozenset[int] = frozenset()
+    """Loop heads: a full one collapses into one state (below)."""
 
     def add(self, parts: Parts, t: int, s: State) -> object:
         """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room, else the
         nearest partition's (see :func:`_distance`): the closest two kinds of paths share a state, and the
-        others stay apart (joining every partition into one lost what told the paths apart everywhere)."""
+        others stay apart (joining every partition into one lost what told the paths apart everywhere).
+        A full loop head instead collapses every partition into one (under ``OVERFLOW``) for good: there
+        each iteration's states drift away from the keys they were put under, so nearest-partition
+        merging kept eight partitions re-widening one another (the issue's 64-iteration payload loop
+        ran for minutes instead of a second)."""
         if OVERFLOW in parts:
             return OVERFLOW
         key = partition_key(s, self.live[t]) if self.max_parts > 1 else OVERFLOW
         if key in parts or len(parts) < self.max_parts:
             return key
+        if t in self.heads:
+            merged = joined(parts)
+            parts.clear()
+            assert merged is not None
+            parts[OVERFLOW] = merged
+            return OVERFLOW
         return min(parts, key=lambda k: _distance(k, key))
 
     def put(self, parts: Parts, t: int, s: State) -> None:
@@ -544,7 +556,7 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
     findings = list(cfg.findings)
     start = entry or st.entry_state()
     pre: dict[int, Parts] = {}
-    part = Partitioner(max_parts, live_in(env.insns, cfg.succs))
+    part = Partitioner(max_parts, live_in(env.insns, cfg.succs), frozenset(cfg.heads))
     processed = 0
     if env.insns:
         pre[0] = {}

@@ -45,7 +45,7 @@ class _Tracing(it._Machine):
 
 
 def _trace(insns: tuple[Instruction, ...], packet: bytes) -> Trace | None:
-    m = _Tracing(insns, {}, {}, {}, (), packet, it.XdpContext(), it.DEFAULT_STEP_LIMIT)
+    m = _Tracing(it._Code(insns), {}, {}, {}, (), packet, it.XdpContext(), it.DEFAULT_STEP_LIMIT)
     try:
         m.run()
     except it.BytecodeFault:

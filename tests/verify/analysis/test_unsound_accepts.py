@@ -280,7 +280,9 @@ def test_non_xdp_sections_are_refused(section: str) -> None:
 @pytest.mark.parametrize("section", ["xdp", "xdp/devmap", "xdp.frags", "xdp.frags/cpumap"])
 def test_xdp_sections_are_verified(section: str) -> None:
     assert verify_instructions([mov(0, 2), EXIT], section=section).ok
-    assert not verify_instructions([mov(0, 9), EXIT], section=section).ok
+    warned = verify_instructions([mov(0, 9), EXIT], section=section)  # not an action: loads, with a warning
+    assert warned.ok and [f.code for f in warned.findings] == [Code.EXIT_ACTION]
+    assert not verify_instructions([EXIT], section=section).ok
 
 
 # --------------------------------------------------------------------------- #
