@@ -163,15 +163,6 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
     return (s.pkt_min, tuple(r for r in s.ranges if r[0] in used), tuple(shape), tuple(consts))
 
 
-def _distance(a: object, b: object) -> tuple[int, int]:
-    """How far apart two partition keys are: first the packet facts that differ, then the constants."""
-    assert isinstance(a, tuple) and isinstance(b, tuple)
-    if len(a) != 4 or len(b) != 4:
-        return (4, 0)
-    packet = sum(x != y for x, y in zip(a[:3], b[:3], strict=True))
-    return (packet, len(set(a[3]) ^ set(b[3])))
-
-
 def joined(parts: Parts | None) -> State | None:
     out: State | None = None
     for s in (parts or {}).values():
@@ -185,29 +176,23 @@ class Partitioner:
 
     max_parts: int
     live: list[int]
-    heads: frozenset[int] = frozenset()
-    """Loop heads: a full one collapses into one state (below)."""
 
     def add(self, parts: Parts, t: int, s: State) -> object:
         """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room, else the
-        nearest partition's (see :func:`_distance`): the closest two kinds of paths share a state, and the
-        others stay apart (joining every partition into one lost what told the paths apart everywhere).
-        A full loop head instead collapses every partition into one (under ``OVERFLOW``) for good: there
-        each iteration's states drift away from the keys they were put under, so nearest-partition
-        merging kept eight partitions re-widening one another (the issue's 64-iteration payload loop
-        ran for minutes instead of a second)."""
+        point collapses: every partition is joined into one (under ``OVERFLOW``) that takes every later
+        state. (Merging a state into the nearest partition instead kept more paths apart,
+        but its partitions drift from their keys and re-widen one another: mutants of the loops example
+        and the issue's 64-iteration loop ran for many minutes. Kept collapsing until that converges.)"""
         if OVERFLOW in parts:
             return OVERFLOW
         key = partition_key(s, self.live[t]) if self.max_parts > 1 else OVERFLOW
         if key in parts or len(parts) < self.max_parts:
             return key
-        if t in self.heads:
-            merged = joined(parts)
-            parts.clear()
-            assert merged is not None
-            parts[OVERFLOW] = merged
-            return OVERFLOW
-        return min(parts, key=lambda k: _distance(k, key))
+        merged = joined(parts)
+        parts.clear()
+        assert merged is not None
+        parts[OVERFLOW] = merged
+        return OVERFLOW
 
     def put(self, parts: Parts, t: int, s: State) -> None:
         """Add ``s`` to ``parts`` by joining it into its partition."""
@@ -556,7 +541,7 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
     findings = list(cfg.findings)
     start = entry or st.entry_state()
     pre: dict[int, Parts] = {}
-    part = Partitioner(max_parts, live_in(env.insns, cfg.succs), frozenset(cfg.heads))
+    part = Partitioner(max_parts, live_in(env.insns, cfg.succs))
     processed = 0
     if env.insns:
         pre[0] = {}
