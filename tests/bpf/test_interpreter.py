@@ -276,9 +276,9 @@ def test_randomness_time_and_cpu_come_from_the_helper_source() -> None:
 
 
 def test_unsupported_helpers_are_named() -> None:
-    with pytest.raises(UnsupportedHelper, match="trace_printk") as info:
-        run([call(6), EXIT], PACKET)
-    assert info.value.helper_id == 6 and info.value.pc == 0
+    with pytest.raises(UnsupportedHelper, match="fib_lookup") as info:
+        run([call(69), EXIT], PACKET)
+    assert info.value.helper_id == 69 and info.value.pc == 0
 
 
 def test_redirect_adjust_head_and_ringbuf() -> None:

@@ -113,9 +113,6 @@ def two_maps_on_two_paths(pkt: Packet) -> int:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="our verifier: 'bpf_map_lookup_elem: argument r1: expected a map, got "
-                                       "unknown (join of different types)': LLVM shares one call between two "
-                                       "maps; the kernel checks each path's map")
 def test_one_lookup_call_for_two_maps_is_accepted() -> None:
     with two_maps_on_two_paths.load():
         pass  # the kernel loads it
