@@ -53,26 +53,7 @@ def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
             code_insns[i] = Instruction.lddw(code_insns[i].dst, map_fd, src=BPF_PSEUDO_MAP_FD)
         for i, fd in own.items():
             code_insns[i] = Instruction.lddw(code_insns[i].dst, fd, src=BPF_PSEUDO_MAP_FD)
-        code = encode(code_insns)
-        code_buf = ctypes.create_string_buffer(code, len(code))
-        lic = ctypes.create_string_buffer(b"GPL")
-        log = ctypes.create_string_buffer(LOG_SIZE)
-        attr = _ProgLoadAttr()
-        attr.prog_type = BPF_PROG_TYPE_XDP
-        attr.insn_cnt = len(code) // 8
-        attr.insns = ctypes.addressof(code_buf)
-        attr.license = ctypes.addressof(lic)
-        attr.log_level = 1
-        attr.log_size = LOG_SIZE
-        attr.log_buf = ctypes.addressof(log)
-        libc = ctypes.CDLL(None, use_errno=True)
-        ACTIVITY.loads += 1
-        fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
-        if fd >= 0:
-            os.close(fd)
-        text = log.value.decode(errors="replace")
-        found = re.search(r"processed (\d+) insns", text)
-        return KernelVerdict(fd >= 0, text, int(found.group(1)) if found else None)
+        return load_xdp(code_insns)
     finally:
         if map_fd >= 0:
             os.close(map_fd)
@@ -81,6 +62,31 @@ def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
 
 
 EXIT = Instruction(0x95)
+
+
+
+def load_xdp(insns: Sequence[Instruction]) -> KernelVerdict:
+    """Load ``insns`` (map references already resolved to fds) as an XDP program; the kernel's verdict."""
+    code = encode(list(insns))
+    code_buf = ctypes.create_string_buffer(code, len(code))
+    lic = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(LOG_SIZE)
+    attr = _ProgLoadAttr()
+    attr.prog_type = BPF_PROG_TYPE_XDP
+    attr.insn_cnt = len(code) // 8
+    attr.insns = ctypes.addressof(code_buf)
+    attr.license = ctypes.addressof(lic)
+    attr.log_level = 1
+    attr.log_size = LOG_SIZE
+    attr.log_buf = ctypes.addressof(log)
+    libc = ctypes.CDLL(None, use_errno=True)
+    ACTIVITY.loads += 1
+    fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
+    if fd >= 0:
+        os.close(fd)
+    text = log.value.decode(errors="replace")
+    found = re.search(r"processed (\d+) insns", text)
+    return KernelVerdict(fd >= 0, text, int(found.group(1)) if found else None)
 
 
 def mov(dst: int, imm: int) -> Instruction:

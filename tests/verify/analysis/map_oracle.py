@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-import re
 from collections.abc import Mapping, Sequence
 
-from pybpfdsl.bpf.instruction import Instruction, encode
-from pybpfdsl.bpf.raw_load import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, _ProgLoadAttr, _syscall_number
-from pybpfdsl.runtime.activity import ACTIVITY
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.raw_load import _syscall_number
 from pybpfdsl.verify.analysis.values import MapInfo
-from tests.verify.analysis.kernel_oracle import BPF_PSEUDO_MAP_FD, LOG_SIZE, KernelVerdict
+from tests.verify.analysis.kernel_oracle import BPF_PSEUDO_MAP_FD, KernelVerdict, load_xdp
 
 BPF_MAP_CREATE = 0
 LPM_TRIE, ARRAY_OF_MAPS, HASH_OF_MAPS = 11, 12, 13
@@ -76,26 +74,7 @@ def kernel_verdict_maps(insns: Sequence[Instruction], maps: Mapping[int, MapInfo
         code_insns = list(insns)
         for i, m in maps.items():
             code_insns[i] = Instruction.lddw(code_insns[i].dst, fds[m], src=BPF_PSEUDO_MAP_FD)
-        code = encode(code_insns)
-        code_buf = ctypes.create_string_buffer(code, len(code))
-        lic = ctypes.create_string_buffer(b"GPL")
-        log = ctypes.create_string_buffer(LOG_SIZE)
-        attr = _ProgLoadAttr()
-        attr.prog_type = BPF_PROG_TYPE_XDP
-        attr.insn_cnt = len(code) // 8
-        attr.insns = ctypes.addressof(code_buf)
-        attr.license = ctypes.addressof(lic)
-        attr.log_level = 1
-        attr.log_size = LOG_SIZE
-        attr.log_buf = ctypes.addressof(log)
-        libc = ctypes.CDLL(None, use_errno=True)
-        ACTIVITY.loads += 1
-        fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
-        if fd >= 0:
-            os.close(fd)
-        text = log.value.decode(errors="replace")
-        found = re.search(r"processed (\d+) insns", text)
-        return KernelVerdict(fd >= 0, text, int(found.group(1)) if found else None)
+        return load_xdp(code_insns)
     finally:
         for fd in fds.values():
             os.close(fd)
