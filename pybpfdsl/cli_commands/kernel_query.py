@@ -139,11 +139,13 @@ class XdpAttachment:
                 "name": self.prog_name, "link_id": self.link_id, "pinned": self.pinned}
 
 
-def _xdp_links() -> dict[int, tuple[int, int]]:
-    """ifindex → (link id, program id) of every XDP link."""
+def _xdp_links() -> dict[tuple[int, int], int]:
+    """(ifindex, program id) → link id of every XDP link. Keyed by the program too because interface
+    indexes are per network namespace and the kernel lists every namespace's links: another namespace's
+    veth may share this interface's index."""
     from pybpfdsl.runtime import links
 
-    out: dict[int, tuple[int, int]] = {}
+    out: dict[tuple[int, int], int] = {}
     for link_id in links.link_ids():
         try:
             fd = links.link_get_fd_by_id(link_id)
@@ -156,7 +158,7 @@ def _xdp_links() -> dict[int, tuple[int, int]]:
         finally:
             os.close(fd)
         if info.is_xdp:
-            out[info.ifindex] = (info.id, info.prog_id)
+            out[(info.ifindex, info.prog_id)] = info.id
     return out
 
 
@@ -179,10 +181,10 @@ def _status_libbpf(devices: list[tuple[int, str]]) -> list[XdpAttachment]:
     for att in found:
         info = links.prog_info_by_id(att.prog_id)
         att.prog_name = info.name if info is not None else ""
-        link = xdp_links.get(att.ifindex)
-        if link is not None and link[1] == att.prog_id:
-            att.link_id = link[0]
-            att.pinned.extend(pins.get(("link", link[0]), []))
+        link_id = xdp_links.get((att.ifindex, att.prog_id))
+        if link_id is not None:
+            att.link_id = link_id
+            att.pinned.extend(pins.get(("link", link_id), []))
         att.pinned.extend(pins.get(("prog", att.prog_id), []))
     return found
 

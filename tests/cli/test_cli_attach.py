@@ -49,6 +49,15 @@ def _ip(*args: str) -> None:
 
 @pytest.fixture
 def netns() -> Iterator[str]:
+    yield from _namespace_with_veth()
+
+
+@pytest.fixture
+def other_netns() -> Iterator[str]:
+    yield from _namespace_with_veth()
+
+
+def _namespace_with_veth() -> Iterator[str]:
     name = f"pbcli{os.getpid()}_{next(_counter)}"
     try:
         _ip("netns", "add", name)
@@ -230,6 +239,27 @@ def test_pinned_attach_status_maps_and_detach(netns: str, counter_file: Path) ->
     assert json.loads(after.out) == []
     assert again.code == 0 and "nothing to do" in again.out
     assert xdp_on(netns, "v0") is None
+
+
+def test_status_names_this_namespaces_link_when_another_has_the_same_ifindex(
+        netns: str, other_netns: str, counter_file: Path) -> None:
+    """Interface indexes are per namespace while the kernel lists every namespace's links: a link to
+    another namespace's v0 (the same index), made later, must not hide this namespace's link."""
+    holders: list[subprocess.Popen[str]] = []
+    try:
+        for ns in (netns, other_netns):  # this namespace's link first, so the other's has the higher id
+            holders.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, "-m", "pybpfdsl", "attach", counter_file, "v0",
+                 "--mode", "skb", "--interval", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            _read_until(holders[-1], lambda s: "slots" in s, 60)
+        mine, theirs = (in_ns(ns, ["status", "v0", "--json"])[0] for ns in (netns, other_netns))
+        (att,), (other,) = json.loads(mine.out), json.loads(theirs.out)
+        assert isinstance(att["link_id"], int) and isinstance(other["link_id"], int)
+        assert att["link_id"] != other["link_id"] and att["ifindex"] == other["ifindex"]
+    finally:
+        for holder in holders:
+            holder.terminate()
+            holder.communicate(timeout=60)
 
 
 # -- failures ----------------------------------------------------------------------------------------------
