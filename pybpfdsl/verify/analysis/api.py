@@ -22,7 +22,7 @@ from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
-from pybpfdsl.verify.analysis.fixpoint import Analysis, analyse
+from pybpfdsl.verify.analysis.driver import Analysis, analyse
 from pybpfdsl.verify.analysis.helpers import ARRAY_OF_MAPS, CALLBACK_TYPE, HASH_OF_MAPS, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env

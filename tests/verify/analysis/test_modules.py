@@ -7,8 +7,9 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.verify.analysis import Code, verify_instructions
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
-from pybpfdsl.verify.analysis.fixpoint import build_cfg, partition_key
+from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.liveness import live_in
+from pybpfdsl.verify.analysis.partitions import partition_key
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue, StackPtr
 from pybpfdsl.verify.domains.scalar import Scalar

@@ -10,7 +10,7 @@ import pytest
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from pybpfdsl.verify.analysis import Code, api, fixpoint, verify_instructions
+from pybpfdsl.verify.analysis import Code, api, driver, partitions, verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
 from tests.verify.analysis.kernel_oracle import (
     BPF_MAP_TYPE_HASH,
@@ -172,12 +172,12 @@ def _header_at_14_or_18(read_off: int, check: int = 20, size_op: int = U32) -> l
     ]
 
 
-@pytest.fixture(params=[fixpoint.MAX_PARTS, 1], ids=["partitioned", "one state per point"])
+@pytest.fixture(params=[partitions.MAX_PARTS, 1], ids=["partitioned", "one state per point"])
 def partitions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """Run with the analysis' path partitions, and without: a join must keep the precision itself
     (partitions run out on real programs: xdp-forward has 12 ways through its VLAN parsing)."""
     n: int = request.param
-    plain = fixpoint.analyse
+    plain = driver.analyse
     monkeypatch.setattr(api, "analyse", lambda env, entry=None, max_parts=n: plain(env, entry, max_parts))
     return n
 

@@ -1,0 +1,112 @@
+"""The whole analysis of one program: the fixpoint (:mod:`.fixpoint`) from the entry state, the loop
+pass (:mod:`.loops`), then one more walk over the final states with the checks on, which collects the
+findings. :func:`analyse` runs it without partitions first and again with them only if that finds errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.cfg import Cfg, build_cfg
+from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Code, Sink, VerifierFinding
+from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
+from pybpfdsl.verify.analysis.liveness import live_in
+from pybpfdsl.verify.analysis.loops import check_loops
+from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
+from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.transfer import Env, step
+
+__all__ = ["Analysis", "analyse"]
+
+
+@dataclass
+class Analysis:
+    env: Env
+    cfg: Cfg
+    pre: dict[int, State]
+    """The invariant before each abstractly reachable instruction (the join of its partitions)."""
+    findings: list[VerifierFinding]
+    processed: int
+    """Instructions simulated (fixpoint + narrowing + loop unrolling): our analogue of the kernel's count."""
+    loop_iterations: dict[int, int]
+    """Loop head → iterations the termination pass needed (bounded loops only)."""
+    parts: dict[int, tuple[State, ...]] = field(default_factory=dict)
+    """The partitions before each instruction (their union is ``pre``)."""
+    kernel_estimate: int = 0
+    """Estimate of the instructions the kernel processes (its per-path exploration of each loop, see
+    :func:`kernel_states_at`, plus our fixpoint's work for the rest, which undercounts the kernel's
+    paths through loop-free code); past the kernel's limit the program is refused as too complex. It
+    stops counting once past the limit."""
+
+
+def analyse(env: Env, entry: State | None = None, max_parts: int = MAX_PARTS) -> Analysis:
+    """Analyse without partitioning; if that finds errors, again with partitions (see :func:`partition_key`).
+
+    Why keeping only the instructions *both* analyses flag is sound: each analysis over-approximates
+    every execution up to that execution's first violation (a transfer function is sound on every
+    step that does not violate a check), and each check is sound (a state that violates it concretely
+    lies in an abstract state that fails it). So the instruction of any execution's first violation is
+    flagged by both analyses, whatever each calls the problem: an instruction either one proves safe
+    is safe, and one both flag is kept. The match is on the instruction alone, never on the code: at
+    a join of a lookup result and its NULL the plain analysis sees "may be NULL" where the
+    partitioned one sees "a scalar", and matching on (code, instruction) dropped both (an unsafe
+    accept). The messages shown are the partitioned analysis' (closer to the kernel's, which follows
+    one path at a time).
+    """
+    base = _analyse(env, entry, 1)
+    if max_parts <= 1 or not any(f.is_error for f in base.findings):
+        return base
+    # Loops: re-run the termination pass only where the plain analysis called a loop unbounded (a quick
+    # verdict); one it proved bounded needs no second proof, and one that exhausted the unrolling budget
+    # keeps its finding rather than spend the budget again.
+    recheck = {f.insn for f in base.findings if f.code == Code.UNBOUNDED_LOOP}
+    fine = _analyse(env, entry, max_parts, recheck)
+    fine.findings += [f for f in base.findings if f.code == Code.COMPLEXITY and f.insn >= 0]
+    flagged_by_base = {f.insn for f in base.findings if f.is_error}
+    fine.findings = [f for f in fine.findings if not f.is_error or f.insn in flagged_by_base]
+    fine.processed += base.processed
+    fine.kernel_estimate = max(fine.kernel_estimate, base.kernel_estimate)
+    return fine
+
+
+def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int] | None = None) -> Analysis:
+    cfg = build_cfg(env)
+    findings = list(cfg.findings)
+    start = entry or st.entry_state()
+    pre: dict[int, Parts] = {}
+    part = Partitioner(max_parts, live_in(env.insns, cfg.succs))
+    processed = 0
+    if env.insns:
+        pre[0] = {}
+        part.put(pre[0], 0, start)
+        done, _ = propagate(env, cfg, pre, [(0, 0)], {}, part=part)
+        processed += done
+        processed += narrow(env, cfg, pre, start, part)
+    loop_findings, work, loops, kernel_work = check_loops(env, cfg, pre, part, processed, loop_heads)
+    findings.extend(loop_findings)
+    processed += work
+    sink = Sink(active=True)
+    seen: set[tuple[Code, int]] = set()
+    for idx in sorted(pre):
+        for s in pre[idx].values():
+            before = len(sink.findings)
+            step(env, idx, s, sink)
+            fresh = sink.findings[before:]
+            del sink.findings[before:]
+            for f in fresh:
+                if (f.code, f.insn) not in seen:
+                    seen.add((f.code, f.insn))
+                    sink.findings.append(f)
+    findings.extend(sink.findings)
+    if processed > BPF_COMPLEXITY_LIMIT_INSNS:
+        findings.append(VerifierFinding(
+            Code.COMPLEXITY, -1, f"about {processed} instructions to verify, above the kernel's limit of "
+            f"{BPF_COMPLEXITY_LIMIT_INSNS}"))
+    flat: dict[int, State] = {}
+    for i, p in pre.items():
+        j = joined(p)
+        if j is not None:
+            flat[i] = j
+    return Analysis(env, cfg, flat, findings, processed, loops, {i: tuple(p.values()) for i, p in pre.items()},
+                    kernel_work)

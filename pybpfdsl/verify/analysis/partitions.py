@@ -1,0 +1,91 @@
+"""State partitions: the analysis keeps up to ``MAX_PARTS`` states per program point, told apart by
+their packet facts and live constants (a bounded trace partitioning), before it joins them into one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.values import PacketPtr, ScalarValue
+
+__all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "joined", "partition_key"]
+
+MAX_PARTS = 8
+"""Partitions kept per program point before further states are joined into one (see :func:`partition_key`)."""
+PARTITION_CONSTANTS = True
+"""Also keep apart states whose live registers hold different constants (``off = is_ip ? 14 : 0``):
+the kernel follows each such path with the constant known."""
+
+
+Parts = dict[object, State]
+"""The states at one program point, by partition key (see :func:`partition_key`); their union is the invariant."""
+
+OVERFLOW = ("overflow",)
+"""The key of the partition that takes every state once a point has ``MAX_PARTS`` partitions."""
+
+
+def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
+    """The packet facts of a state: states that differ in them are kept apart (up to ``MAX_PARTS``).
+
+    The kernel explores paths one by one, so after ``if (a) check 34 bytes else check 38 bytes`` each
+    path keeps its own proven length (and its pointers their constant offsets); a join keeps only the
+    smaller. Keeping one state per distinct (proven length, packet-pointer shape of the live registers
+    and the spills, proven ranges of the ids they use) — a bounded trace partitioning — gives back that
+    precision where packet code needs it, and only there: states with equal packet facts are joined.
+    """
+    shape: list[tuple[int, object, object, int]] = []
+    consts: list[tuple[int, int]] = []
+    for i, v in enumerate(s.regs):
+        if not live >> i & 1:
+            continue
+        if isinstance(v, PacketPtr):
+            shape.append((i, v.off.const_value, v.pid, v.delta))
+        elif PARTITION_CONSTANTS and isinstance(v, ScalarValue) and (c := v.value.const_value) is not None:
+            consts.append((i, c))
+    for i, v in stk.spilled_values(s.stack):
+        if isinstance(v, PacketPtr):
+            shape.append((100 + i, v.off.const_value, v.pid, v.delta))
+    used = {pid for _, _, pid, _ in shape}
+    return (s.pkt_min, tuple(r for r in s.ranges if r[0] in used), tuple(shape), tuple(consts))
+
+
+def joined(parts: Parts | None) -> State | None:
+    out: State | None = None
+    for s in (parts or {}).values():
+        out = st.join(out, s)
+    return out
+
+
+@dataclass
+class Partitioner:
+    """Where a state goes among the partitions of a point (``max_parts`` 1: no partitioning)."""
+
+    max_parts: int
+    live: list[int]
+
+    def add(self, parts: Parts, t: int, s: State) -> object:
+        """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room, else the
+        point collapses: every partition is joined into one (under ``OVERFLOW``) that takes every later
+        state. (Merging a state into the nearest partition instead kept more paths apart,
+        but its partitions drift from their keys and re-widen one another: mutants of the loops example
+        and the issue's 64-iteration loop ran for many minutes. Kept collapsing until that converges.)"""
+        if OVERFLOW in parts:
+            return OVERFLOW
+        key = partition_key(s, self.live[t]) if self.max_parts > 1 else OVERFLOW
+        if key in parts or len(parts) < self.max_parts:
+            return key
+        merged = joined(parts)
+        parts.clear()
+        assert merged is not None
+        parts[OVERFLOW] = merged
+        return OVERFLOW
+
+    def put(self, parts: Parts, t: int, s: State) -> None:
+        """Add ``s`` to ``parts`` by joining it into its partition."""
+        k = self.add(parts, t, s)
+        old = parts.get(k)
+        new = s if old is None else st.join(old, s, t)
+        assert new is not None
+        parts[k] = new
