@@ -5,9 +5,10 @@ of its own, made empty when the session starts, so that no verdict left by an ea
 user's own commands) decides a test. Under xdist the controller makes it and the workers, started after,
 inherit it through the environment; so do the command-line tests' subprocesses.
 
-Under xdist (`-n N`) tests are distributed as `--dist loadgroup`: the tests marked with one
-`xdist_group`, and the tests of a module that use a module-scoped fixture of that module, run in one
-worker, so the fixture is computed once.
+Under xdist (`-n N`) tests are distributed as `--dist loadgroup` (in pyproject's addopts: xdist's workers
+read it from the options to tag tests with their group, so setting it later in a hook does nothing): the
+tests marked with one `xdist_group`, and the tests of a module that use a module-scoped fixture of that
+module, run in one worker, so the fixture is computed once.
 
 Reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
 
@@ -34,10 +35,6 @@ _made_here: list[str] = []  # the directory this process made, and removes at th
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if getattr(config.option, "dist", "no") == "load":  # what `-n N` chooses
-        # Tests marked with one xdist_group share an expensive module fixture: one worker runs them all,
-        # so it is computed once; every other test is distributed as with `load`.
-        config.option.dist = "loadgroup"
     inherited = os.environ.get(_SESSION_CACHE_VARIABLE)
     if hasattr(config, "workerinput") and inherited:  # an xdist worker: use the controller's
         os.environ["XDG_CACHE_HOME"] = inherited
@@ -60,10 +57,11 @@ def _module_fixture_group(item: pytest.Item) -> str | None:
     module = item.nodeid.split("::")[0]
     for defs in getattr(info, "name2fixturedefs", {}).values():
         if defs and defs[-1].scope == "module" and defs[-1].baseid == module:
-            return f"module fixtures of {module}"
+            return "fixtures-" + module.removesuffix(".py").replace("/", ".")
     return None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker tags each test with its group's name
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         group = None if item.get_closest_marker("xdist_group") else _module_fixture_group(item)
