@@ -28,12 +28,15 @@ from pybpfdsl.bpf.instruction import HELPERS, Instruction, Relocation, RelocKind
 from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, alu_op, size
 from pybpfdsl.bpf.semantics import (
     INT_OPS,
+    REDIRECT_BROADCAST,
+    REDIRECT_MAP_FLAGS,
     alu,
     alu_operand,
     atomic,
     jump_taken,
     load_value,
     reads_source,
+    redirect_map,
     store_value,
 )
 from pybpfdsl.lang.helpers import current_helpers
@@ -380,6 +383,9 @@ class ExecutionResult:
     steps: int
     maps: Mapping[str, InterpMap]
     redirect_ifindex: int | None = None
+    redirect_element: tuple[InterpMap, int, bytes] | None = None
+    """Where bpf_redirect_map last sent the packet (map, key, the element's bytes then); None after
+    bpf_redirect or a miss, which leave a device in `redirect_ifindex`."""
 
 
 @dataclass
@@ -427,6 +433,8 @@ class _Machine:
         self.stack = self._new_stack()
         self.regs[10] = Pointer(self.stack, STACK_SIZE)
         self.redirect_ifindex: int | None = None
+        self.redirect_index: int | None = None  # the kernel's bpf_redirect_info.tgt_index
+        self.redirect_element: tuple[InterpMap, int, bytes] | None = None
         self.pc = 0
 
     def _new_stack(self) -> Region:
@@ -458,7 +466,7 @@ class _Machine:
                 if not self.frames:
                     r0 = _address(self.regs[0])
                     return ExecutionResult(r0 & 0xFFFFFFFF, bytes(self.packet.data[self.packet.lo:self.packet.hi]),
-                                           r0, steps, self.maps, self.redirect_ifindex)
+                                           r0, steps, self.maps, self.redirect_ifindex, self.redirect_element)
                 self._return()
                 continue
             handler = _HANDLERS.get(kind)
@@ -733,8 +741,29 @@ def _h_cpu(m: _Machine, args: list[Value]) -> Value:
 def _h_redirect(m: _Machine, args: list[Value]) -> Value:
     if _scalar(args[1]):
         return XDP_ABORTED  # bpf_xdp_redirect rejects every flag
-    m.redirect_ifindex = _scalar(args[0]) & 0xFFFFFFFF
+    m.redirect_ifindex = m.redirect_index = _scalar(args[0]) & 0xFFFFFFFF
+    m.redirect_element = None
     return XDP_REDIRECT
+
+
+def _h_redirect_map(m: _Machine, args: list[Value]) -> Value:
+    """bpf_redirect_map: the element under the key's low 32 bits decides (`semantics.redirect_map`); a
+    miss leaves the device numbered by the last index, as the kernel's redirect state does."""
+    mp = m.map_arg(args[0])
+    if mp.map_type not in REDIRECT_MAP_FLAGS or mp.key_size != 4:
+        raise UnsupportedHelper(m.pc, 51)
+    key, flags = _scalar(args[1]) & 0xFFFFFFFF, _scalar(args[2])
+    if flags & REDIRECT_BROADCAST & REDIRECT_MAP_FLAGS[mp.map_type]:
+        raise UnsupportedHelper(m.pc, 51)  # every device of the map: not modelled
+    element = mp.entries.get(key.to_bytes(4, "little")) if key < mp.max_entries or mp.map_type == 25 else None
+    action, kept = redirect_map(INT_OPS, mp.map_type, flags, element is not None)
+    if kept:
+        return action
+    if element is not None:
+        m.redirect_element, m.redirect_ifindex, m.redirect_index = (mp, key, bytes(element.data)), None, key
+    else:  # the index stays
+        m.redirect_element, m.redirect_ifindex = None, m.redirect_index
+    return action
 
 
 def _h_adjust_head(m: _Machine, args: list[Value]) -> Value:
@@ -863,6 +892,7 @@ _HELPER_IMPLS: Mapping[int, Callable[[_Machine, list[Value]], Value]] = {
     7: _h_prandom,
     8: _h_cpu,
     23: _h_redirect,
+    51: _h_redirect_map,
     28: _h_csum_diff,
     44: _h_adjust_head,
     65: _h_adjust_tail,

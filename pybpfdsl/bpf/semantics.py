@@ -56,6 +56,8 @@ __all__ = [
     "ALU_BINARY",
     "CONDITIONS",
     "INT_OPS",
+    "REDIRECT_BROADCAST",
+    "REDIRECT_MAP_FLAGS",
     "SIGNED_ALU_BINARY",
     "Z3_OPS",
     "AtomicEffect",
@@ -75,6 +77,7 @@ __all__ = [
     "jump_width",
     "lddw_constant",
     "load_value",
+    "redirect_map",
     "store_value",
 ]
 
@@ -630,3 +633,29 @@ _ATOMIC_ALU: Mapping[AtomicOp, AluOp] = MappingProxyType(
 def lddw_constant(ops: BitVecOps[V, B], insn: Instruction) -> V:
     """The 64-bit immediate of a plain lddw (pseudo forms are references: the memory model's job)."""
     return ops.const(insn.imm64, 64)
+
+
+# --------------------------------------------------------------------------- #
+# bpf_redirect_map (helper 51): the action, given whether the map holds the key
+# --------------------------------------------------------------------------- #
+
+REDIRECT_MAP_FLAGS: Mapping[int, int] = MappingProxyType({14: 0x18, 25: 0x18, 16: 0, 17: 0})
+"""The flags bpf_redirect_map accepts besides the fallback action (its low two bits), by the map types it
+redirects through (net/core/filter.c `__bpf_xdp_redirect_map`): DEVMAP and DEVMAP_HASH take
+BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS, CPUMAP and XSKMAP nothing more."""
+REDIRECT_BROADCAST = 0x08
+"""BPF_F_BROADCAST: the packet goes to every device of the map, whatever the key (its target is the
+whole map, which a consumer may leave unmodelled)."""
+_XDP_ABORTED, _XDP_REDIRECT = 0, 4
+
+
+def redirect_map(ops: BitVecOps[V, B], map_type: int, flags: V, found: B) -> tuple[V, B]:
+    """(r0, kept) of bpf_redirect_map(map, key, `flags`) on a map of `map_type` that holds the key's low
+    32 bits when `found`: a flag it does not take aborts (XDP_ABORTED, the redirect state `kept` as it
+    was); a key it holds redirects (XDP_REDIRECT, the target that element); otherwise the flags' low
+    two bits are the action (and the target the device numbered by the last index, see the kernel)."""
+    allowed = 3 | REDIRECT_MAP_FLAGS[map_type]
+    bad = ops.not_(ops.eq(ops.and_(flags, ops.const(~allowed, 64), 64), ops.const(0, 64), 64))
+    fallback = ops.and_(flags, ops.const(3, 64), 64)
+    result = ops.ite(bad, ops.const(_XDP_ABORTED, 64), ops.ite(found, ops.const(_XDP_REDIRECT, 64), fallback))
+    return result, bad

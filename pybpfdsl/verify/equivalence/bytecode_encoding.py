@@ -30,8 +30,21 @@ from pybpfdsl.bpf.opcode import (
     size,
     source,
 )
-from pybpfdsl.bpf.semantics import Z3_OPS, alu, alu_operand, atomic, jump_taken, load_value, reads_source, store_value
+from pybpfdsl.bpf.semantics import (
+    REDIRECT_BROADCAST,
+    REDIRECT_MAP_FLAGS,
+    Z3_OPS,
+    alu,
+    alu_operand,
+    atomic,
+    jump_taken,
+    load_value,
+    reads_source,
+    redirect_map,
+    store_value,
+)
 from pybpfdsl.verify.equivalence import bytecode_memory as mem
+from pybpfdsl.verify.equivalence import redirect
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.bytecode_memory import (
     CTX,
@@ -658,7 +671,9 @@ class BytecodeEncoder:
             flags = _scalar_arg(r[2])
             ok = flags == 0
             result = z3.If(ok, bv64(XDP_REDIRECT), bv64(XDP_ABORTED))
-            fx.redirect = z3.If(ok, z3.Extract(31, 0, _scalar_arg(r[1])), fx.redirect)
+            fx.redirect = z3.If(ok, redirect.device_state(z3.Extract(31, 0, _scalar_arg(r[1]))), fx.redirect)
+        elif helper == 51:  # redirect_map(map, u64 key, u64 flags)
+            result = self._redirect_map(s)
         elif helper == 6:  # trace_printk(fmt, fmt_size, up to 3 arguments)
             fx.output(TRACE_OUTPUT, self._trace_record(s))
             result = Unset("the result of bpf_trace_printk, the length of the text it wrote (not modelled)")
@@ -682,6 +697,25 @@ class BytecodeEncoder:
         for i in range(1, 6):  # caller-saved: the verifier forbids reading them after a call
             r[i] = Unset("after a call")
         return None
+
+    def _redirect_map(self, s: BCState) -> Term:
+        """bpf_redirect_map: the map's element under the key's low 32 bits decides (`semantics.redirect_map`);
+        the elements are the map's inputs. Broadcasting to a whole device map is not modelled."""
+        r, fx = s.regs, s.effects
+        shape = self._map(r[1])
+        if shape.map_type not in REDIRECT_MAP_FLAGS or shape.key_size != 4:
+            raise Unsupported(f"bpf_redirect_map on map {shape.name} (type {shape.map_type})")
+        key = z3.Extract(31, 0, _scalar_arg(r[2]))
+        flags = _scalar_arg(r[3])
+        if REDIRECT_MAP_FLAGS[shape.map_type] & REDIRECT_BROADCAST:
+            constant = as_int(flags)
+            if constant is None or constant & REDIRECT_BROADCAST:
+                raise Unsupported("bpf_redirect_map with BPF_F_BROADCAST or variable flags on a device map")
+        found = fx.present(shape, key)
+        result, bad = redirect_map(Z3_OPS, shape.map_type, flags, found)
+        after = redirect.after_redirect_map(shape, key, fx.value(shape, key), found, fx.redirect)
+        fx.redirect = z3.If(bad, fx.redirect, after)
+        return result
 
     def _trace_record(self, s: BCState) -> Term:
         """What bpf_trace_printk writes to the trace, as a fixed-width record: a digest of its format
@@ -878,7 +912,7 @@ def _reg(s: BCState, r: int) -> Val:
 
 
 _HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 6: (1, 2), 7: (), 8: (), 23: (1, 2),
-                     28: (1, 2, 3, 4, 5),
+                     28: (1, 2, 3, 4, 5), 51: (1, 2, 3),
                      44: (1, 2), 65: (1, 2), 130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 

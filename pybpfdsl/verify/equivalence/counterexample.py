@@ -18,13 +18,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import z3
 
-from pybpfdsl.bpf.interpreter import BytecodeFault, InterpMap, StepLimitExceeded, UnsupportedHelper, XdpContext, run
+from pybpfdsl.bpf.interpreter import (
+    BytecodeFault,
+    ExecutionResult,
+    InterpMap,
+    Region,
+    StepLimitExceeded,
+    UnsupportedHelper,
+    XdpContext,
+    run,
+)
+from pybpfdsl.bpf.semantics import REDIRECT_MAP_FLAGS
 from pybpfdsl.lang.helpers import use_helpers
+from pybpfdsl.verify.equivalence import redirect
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
 from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
 from pybpfdsl.verify.equivalence.observe import Difference
 from pybpfdsl.verify.equivalence.paths import Outcome
-from pybpfdsl.verify.equivalence.state import Inputs, Term
+from pybpfdsl.verify.equivalence.state import BOUNDED_KEY_TYPES, Inputs, Term
 
 if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram
@@ -71,7 +82,8 @@ class Run:
     replayed: bool = True
     fault_line: int = 0
     redirect: int | None = None
-    """The interface bpf_redirect chose (seen only with the action XDP_REDIRECT)."""
+    """Where XDP_REDIRECT goes (bpf_redirect's interface, bpf_redirect_map's element: `redirect`'s
+    number; seen only with the action XDP_REDIRECT)."""
 
     def outputs(self, arrays: dict[str, int]) -> dict[str, object]:
         """What an observer compares, by output (`action`, `packet`, `map NAME`, `global data SECTION`,
@@ -260,8 +272,10 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
         entries: dict[bytes, bytes] = {}
         for k in sorted(keys):
             key = z3.BitVecVal(k, 8 * shape.key_size)
+            bounded = shape.is_array or shape.map_type in BOUNDED_KEY_TYPES
             present = (shape.is_array and k < shape.max_entries) or (
-                not shape.is_array and _value(model, z3.Select(inputs.present[name], key)) == 1)
+                not shape.is_array and _value(model, z3.Select(inputs.present[name], key)) == 1
+                and (not bounded or k < shape.max_entries))
             if present:
                 entries[k.to_bytes(shape.key_size, "little")] = _bytes_of(
                     model, z3.Select(inputs.values[name], key), shape.value_size)
@@ -338,7 +352,10 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
     for shape in program.layout.maps.values():
         m = InterpMap(shape.name, shape.map_type, shape.key_size, shape.value_size, shape.max_entries)
         for k, v in cex.maps.get(shape.name, {}).items():
-            m.update(k, v)
+            if shape.map_type in REDIRECT_MAP_FLAGS:  # user space fills these; programs only read them
+                m.entries[k] = Region("map_value", f"{shape.name}[{k.hex()}]", bytearray(v))
+            else:
+                m.update(k, v)
         maps[shape.name] = m
     for name, init in program.layout.sections.items():
         data = cex.sections.get(name, init if isinstance(init, bytes) else bytes(init))
@@ -358,7 +375,15 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
                {name: bytes(maps[name].entries[InterpMap.index_key(0)].data)
                 for name in program.layout.sections if not name.startswith(".rodata")},
                {s.name: list(maps[s.name].records) for s in program.layout.maps.values() if s.is_ringbuf},
-               redirect=result.redirect_ifindex)
+               redirect=_redirect_target(result))
+
+
+def _redirect_target(result: ExecutionResult) -> int | None:
+    """Where the run's XDP_REDIRECT goes, numbered as the encoding numbers it (`redirect`)."""
+    if result.redirect_element is not None:
+        m, key, value = result.redirect_element
+        return redirect.element_target(m.map_type, m.name, key, value)
+    return result.redirect_ifindex
 
 
 @contextlib.contextmanager

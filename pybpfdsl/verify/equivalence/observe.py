@@ -16,6 +16,7 @@ import z3
 
 from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.paths import Outcome
+from pybpfdsl.verify.equivalence.redirect import target as redirect_target
 from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term, bytes_to_bv
 
 XDP_REDIRECT = 4
@@ -169,7 +170,8 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
         out.append(Difference("packet", z3.And(p >= a.head, p < a.end, differs) if a.moved or b.moved else differs))
     if not a.redirect.eq(b.redirect):
         redirected = z3.And(a.action == XDP_REDIRECT, b.action == XDP_REDIRECT)
-        out.append(Difference("redirect target", z3.And(redirected, a.redirect != b.redirect)))
+        differs = redirect_target(a.redirect) != redirect_target(b.redirect)
+        out.append(Difference("redirect target", z3.And(redirected, differs)))
     for name, (pa, va) in a.maps.items():
         if name not in b.maps:
             continue

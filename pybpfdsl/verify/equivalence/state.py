@@ -25,7 +25,9 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
   the start moves back over are the packet array's (inputs), bytes the end grows over are 0 as the
   kernel clears them; start and end are outputs. Counterexamples prefer BPF_PROG_TEST_RUN's frame
   (`TEST_RUN_FRAME`, no metadata), which the interpreters run;
-- bpf_redirect's target is an output seen with the action XDP_REDIRECT (before any call, an input);
+- where XDP_REDIRECT goes (bpf_redirect's device, bpf_redirect_map's element: `redirect`) is an output
+  seen with the action XDP_REDIRECT (before any call, an input); the elements of the maps
+  bpf_redirect_map reads are inputs like any map's;
   bpf_csum_diff and bpf_xdp_load_bytes are exact; bpf_trace_printk's text is an output (`TRACE_OUTPUT`)
   that no replay shows, so a difference only there is never a counterexample, and its result (the
   text's length) is not modelled;
@@ -68,6 +70,10 @@ the headroom and a 320-byte skb_shared_info."""
 ARRAY_TYPES: Final = frozenset({2, 6})  # BPF_MAP_TYPE_ARRAY, PERCPU_ARRAY
 LRU_TYPES: Final = frozenset({9, 10})  # BPF_MAP_TYPE_LRU_HASH, LRU_PERCPU_HASH
 RINGBUF_TYPE: Final = 27
+BOUNDED_KEY_TYPES: Final = frozenset({14, 16, 17})
+"""DEVMAP, CPUMAP, XSKMAP: array-like, a slot may be empty, and no key from max_entries on is held."""
+REDIRECT_STATE_BITS: Final = 98
+"""Width of the redirect state (`redirect`: a 66-bit target above a 32-bit index)."""
 
 
 def bytes_to_bv(parts: list[Term]) -> Term:
@@ -238,8 +244,9 @@ class Inputs:
                 self.sections[name] = tuple(data)
         self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": [], "printk": []}
         self.widths = {"prandom": 32, "ktime": 64, "printk": 64}
-        self.redirect = z3.BitVec("redirect_target", 32)
-        """The interface an XDP_REDIRECT goes to when the program never calls bpf_redirect."""
+        self.redirect = z3.BitVec("redirect_state", REDIRECT_STATE_BITS)
+        """Where an XDP_REDIRECT goes when the program never calls bpf_redirect or bpf_redirect_map (and
+        the index they found), as `redirect` encodes it: the per-CPU state an earlier run left."""
         self.metadata: Term | None = None
         """How many metadata bytes lie before the packet (-1: the driver keeps none), once used."""
         self.frame: tuple[Term, Term] | None = None
@@ -365,7 +372,8 @@ class Effects:
     """Per hash map, a number that changes with every update or delete: the kernel then links in a new
     element, and a value pointer looked up before still points at the old one."""
     redirect: Term = None
-    """The interface bpf_redirect last chose (32 bits; at the start an input, `Inputs.redirect`)."""
+    """Where XDP_REDIRECT goes, as bpf_redirect and bpf_redirect_map last set it (`redirect`; at the
+    start an input, `Inputs.redirect`)."""
 
     def copy(self) -> Effects:
         return Effects(dict(self.maps), dict(self.sections), dict(self.rings), dict(self.written), dict(self.calls),
@@ -417,8 +425,11 @@ class Effects:
     def present(self, shape: MapShape, key: Term) -> Term:
         self.seen[shape.name] = (*self.seen.get(shape.name, ()), key)
         state = self.maps[shape.name]
+        below = z3.ULT(key, z3.BitVecVal(shape.max_entries, 8 * shape.key_size))
         if state.present is None:  # arrays: every index below max_entries exists
-            return z3.ULT(key, z3.BitVecVal(shape.max_entries, 8 * shape.key_size))
+            return below
+        if shape.map_type in BOUNDED_KEY_TYPES:
+            return z3.And(below, z3.Select(state.present, key))
         return z3.Select(state.present, key)
 
     def value(self, shape: MapShape, key: Term) -> Term:
