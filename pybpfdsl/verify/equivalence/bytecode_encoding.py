@@ -159,7 +159,7 @@ class BytecodeEncoder:
         regs[10] = Ptr(Region("stack", depth=0), bv64(mem.STACK_SIZE))
         memory = Memory(self.inputs.packet, unwritten=lambda frame, at: self.inputs.stack_byte(self.side, frame, at),
                         head=bv64(0), end=self.inputs.length)
-        start = BCState(0, regs, memory, self.inputs.initial_effects())
+        start = BCState(0, regs, memory, self.inputs.initial_effects(self.side))
         self.pauses = self.joins if merge else frozenset()
         merging = Merging(self.flow, self._locate, self.merge_states) if merge else None
         return explore(start, self.step, self.inputs.assumptions, merging, max_paths=max_paths, budget=budget)

@@ -61,6 +61,8 @@ def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
             sections[sec.name] = init if sec.name.startswith(".rodata") and isinstance(init, bytes) else (
                 init if isinstance(init, int) else len(init))
     writable = tuple(s for s in sections if not s.startswith(".rodata"))
+    initial = {sec.name: (bytes(int(sec.header["sh_size"])) if sec.header["sh_type"] == "SHT_NOBITS" else sec.data())
+               for sec in ELFFile(BytesIO(elf_bytes)).iter_sections() if sec.name in writable}
     variables = {k: (v.section, v.offset, v.size) for k, v in variable_locations(elf_bytes, writable).items()}
     lines: dict[int, int] = {}
     last = 0
@@ -70,4 +72,5 @@ def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
         if index in info and info[index].line:
             last = info[index].line
         lines[index] = last
-    return BytecodeProgram(prog.name, tuple(insns), relocs, Layout(maps, sections, variables), lines, source_file)
+    return BytecodeProgram(prog.name, tuple(insns), relocs, Layout(maps, sections, variables, initial), lines,
+                          source_file)

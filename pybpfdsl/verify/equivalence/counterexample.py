@@ -136,12 +136,39 @@ class Counterexample:
     """The `xdp_md` fields a program may read besides its pointers (interface and queue numbers)."""
     facts: tuple[LineFacts, LineFacts] = (LineFacts(), LineFacts())
     """Each side's lines and the lines that write each output (for `diverging_line`)."""
+    sections_b: dict[str, bytes] = field(default_factory=dict)
+    """The second program's initial global data where it differs from `sections` (two objects whose
+    initial `.data` differs: each starts from its own)."""
+
+    def start(self, side: int) -> dict[str, bytes]:
+        """The global data (writable sections) program `side` starts from."""
+        return self.sections | self.sections_b if side == 1 else self.sections
+
+    def _changed(self, name: str, x: bytes, y: bytes) -> tuple[bytes, bytes]:
+        """Two runs' final bytes of section `name`, 0 on both where neither run changed a byte from where
+        it started (only programs that start apart, `sections_b`, have such bytes that differ)."""
+        sx, sy = self.sections.get(name), self.sections_b.get(name)
+        if sx is None or sy is None or len({len(x), len(y), len(sx), len(sy)}) != 1:
+            return x, y
+        kept = [x[i] != sx[i] or y[i] != sy[i] for i in range(len(x))]
+        return (bytes(c if k else 0 for c, k in zip(x, kept)), bytes(c if k else 0 for c, k in zip(y, kept)))
+
+    def _outputs(self) -> tuple[dict[str, object], dict[str, object]]:
+        """Both runs' outputs (`Run.outputs`), global data as `_changed` has it."""
+        assert self.runs is not None
+        a, b = (r.outputs(self.arrays) for r in self.runs)
+        for name in self.sections_b:
+            key = f"global data {name}"
+            x, y = a.get(key), b.get(key)
+            if isinstance(x, bytes) and isinstance(y, bytes):
+                a[key], b[key] = self._changed(name, x, y)
+        return a, b
 
     def differing_outputs(self) -> list[str]:
         """The outputs (`Run.outputs`' names) on which the two runs differ; [] without runs."""
         if self.runs is None:
             return []
-        a, b = (r.outputs(self.arrays) for r in self.runs)
+        a, b = self._outputs()
         return [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
 
     @property
@@ -178,8 +205,8 @@ class Counterexample:
         if self.runs is not None:  # a global-data section's differing bytes, one by one
             a, b = self.runs
             for name in a.sections.keys() & b.sections.keys():
-                x, y = a.sections[name], b.sections[name]
-                if len(x) == len(y) and x != y:
+                x, y = self._changed(name, a.sections[name], b.sections[name])
+                if len(x) == len(y) and x != y and f"global data {name}" in outputs:
                     outputs.remove(f"global data {name}")
                     outputs += [f"global data {name}+{i}" for i in range(len(x)) if x[i] != y[i]]
         fault = next((r.fault_line for r in self.runs or () if r.fault_line), 0)
@@ -287,6 +314,8 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
         maps[name] = entries
     sections = {name: bytes(_value(model, b) for b in data) for name, data in inputs.sections.items()
                 if not name.startswith(".rodata")}
+    sections_b = {name: bytes(_value(model, b) for b in data) for name, data in inputs.apart.items()
+                  if not name.startswith(".rodata")}
     prandom = [_value(model, v) for v in inputs.streams["prandom"]]
     ktime = [_value(model, v) for v in inputs.streams["ktime"]]
     differing = list(dict.fromkeys(d.label for d in diffs if z3.is_true(model.eval(d.differs, model_completion=True))))
@@ -300,7 +329,7 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
                          lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs),
                          arrays={name: s.max_entries for name, s in inputs.layout.maps.items() if s.is_array},
                          filled=filled, ctx=XdpContext(*(_value(model, inputs.ctx[off]) for off in (12, 16, 20))),
-                         facts=getattr(replay, "facts", (LineFacts(), LineFacts())))
+                         facts=getattr(replay, "facts", (LineFacts(), LineFacts())), sections_b=sections_b)
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
     return cex
@@ -358,7 +387,7 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
                 m.update(k, v)
         maps[shape.name] = m
     for name, init in program.layout.sections.items():
-        data = cex.sections.get(name, init if isinstance(init, bytes) else bytes(init))
+        data = cex.start(side).get(name, init if isinstance(init, bytes) else bytes(init))
         maps[name] = InterpMap.section(name, data, readonly=name.startswith(".rodata"))
     helpers = ScriptedHelpers(cex.prandom, cex.ktime, cex.cpu)
     try:

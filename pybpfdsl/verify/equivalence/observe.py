@@ -74,6 +74,8 @@ class Observation:
     """The interface an XDP_REDIRECT goes to (bpf_redirect's target)."""
     moved: bool = False
     """Whether some path moves the packet's start or end."""
+    start: dict[str, list[Term]] | None = None
+    """The global data the program started from, word by word as `sections`."""
 
 
 # Per-output accessors for `ite_chain`; each binds its map, section or ring name (and index) now.
@@ -98,14 +100,16 @@ def _ring_record(name: str, k: int) -> Callable[[Outcome], Term]:
     return lambda o: o.effects.rings[name][k]
 
 
-def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True) -> Observation:
+def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True, side: int | None = None
+            ) -> Observation:
     """The outputs of one program's paths. With `normalize`, every value and condition is brought to
     the canonical form of `normalize` (shared by every observation over `inputs`), so outputs equal by
-    modular arithmetic are the same term on both sides (LLVM reassociates and strength-reduces)."""
+    modular arithmetic are the same term on both sides (LLVM reassociates and strength-reduces).
+    `side` is the program's number among those reading `inputs` (its own initial global data)."""
     returns = [o for o in outcomes if o.kind == "return"]
     faults = [o for o in outcomes if o.kind == "fault"]
     errors = [o for o in outcomes if o.kind == "ir_error"]
-    initial = inputs.initial_effects()
+    initial = inputs.initial_effects(side)
     normalizer = normalizer_for(inputs)
 
     def canon(t: Term) -> Term:
@@ -129,9 +133,11 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True)
         maps[name] = (present, chain(returns, _map_value(name), state.value))
         written[name] = [canon(k) for o in outcomes for k in o.effects.written.get(name, ())]
     sections: dict[str, list[Term]] = {}
+    start: dict[str, list[Term]] = {}
     for name, data in initial.sections.items():
-        sections[name] = [chain(returns, _section_word(name, off, size), bytes_to_bv(list(data[off:off + size])))
-                          for off, size in inputs.layout.words(name)]
+        start[name] = [bytes_to_bv(list(data[off:off + size])) for off, size in inputs.layout.words(name)]
+        sections[name] = [chain(returns, _section_word(name, off, size), first)
+                          for (off, size), first in zip(inputs.layout.words(name), start[name])]
     counts: dict[str, Term] = {}
     records: dict[str, list[Term]] = {}
     for name in initial.rings:
@@ -148,7 +154,7 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True)
     redirect = chain(returns, lambda o: o.effects.redirect, initial.redirect)
     return Observation(returns, action, any_of(faults, on), any_of(errors, on), packet, writes, maps, written,
                        sections, counts, records, head, end, redirect,
-                       moved=not (head.eq(z3.BitVecVal(0, 64)) and end.eq(inputs.length)))
+                       moved=not (head.eq(z3.BitVecVal(0, 64)) and end.eq(inputs.length)), start=start)
 
 
 @dataclass(frozen=True)
@@ -188,9 +194,17 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
         other = b.sections.get(name)
         if other is None or len(other) != len(data):
             continue
-        for i, (x, y) in enumerate(zip(data, other)):
-            if not x.eq(y):
+        starts = zip(a.start[name], b.start[name]) if a.start and b.start else [(None, None)] * len(data)
+        for i, ((x, y), (sx, sy)) in enumerate(zip(zip(data, other), starts)):
+            if x.eq(y):
+                continue
+            if sx is None or sx.eq(sy):
                 out.append(Difference(f"global data {name}+{i}", x != y))
+            else:  # the objects start apart here: a byte differs only where a program changed it
+                out.append(Difference(f"global data {name}+{i}", z3.Or(*[
+                    z3.And(bx != by, z3.Or(bx != z3.Extract(hi, lo, sx), by != z3.Extract(hi, lo, sy)))
+                    for lo in range(0, x.size(), 8) for hi in [lo + 7]
+                    for bx, by in [(z3.Extract(hi, lo, x), z3.Extract(hi, lo, y))]])))
     for name, count in a.ring_counts.items():
         if name not in b.ring_counts:
             continue

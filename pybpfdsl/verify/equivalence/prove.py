@@ -171,7 +171,7 @@ def _prove(a_run: Callable[[Budget], Exploration], b_run: Callable[[Budget], Exp
     normalizer = normalizer_for(inputs)
     normalizer.budget = whole  # normal forms of merged loops can be large: stay in the budget
     try:
-        obs_a, obs_b = observe(a.exploration.outcomes, inputs), observe(b.exploration.outcomes, inputs)
+        obs_a, obs_b = observe(a.exploration.outcomes, inputs, side=0), observe(b.exploration.outcomes, inputs, side=1)
         diffs = differences(obs_a, obs_b)
         abstraction = NonlinearAbstraction(normalizer.normalize)
         abstraction.budget = whole
@@ -438,10 +438,10 @@ def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = No
     b = load_program(elf_b, name_b or name)
     if a.layout.maps != b.layout.maps:
         return ProofResult("unknown", reason="the objects declare different maps")
-    if a.layout.sections != b.layout.sections:
-        # One set of inputs holds the global data both programs read: the first object's.
-        return ProofResult("unknown", reason="the objects' global data differ (sections, sizes or read-only bytes)")
-    inputs = Inputs(a.layout)
+    if {k: a.layout.section_size(k) for k in a.layout.sections} != \
+            {k: b.layout.section_size(k) for k in b.layout.sections}:
+        return ProofResult("unknown", reason="the objects' global data differ in sections or sizes")
+    inputs = Inputs(a.layout, b.layout)  # where their initial bytes differ, each starts from its own
     result = prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
                             ObjectReplayer(a, b), labels=("A", "B"), budget=budget)
     proof_cache.store(key, result)

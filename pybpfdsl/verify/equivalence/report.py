@@ -99,7 +99,11 @@ def _inputs(cex: Counterexample, full: bool) -> Iterator[str]:
                 else "no other keys")
         yield f"  initial map {name}: {text} ({rest})"
     for name, data in cex.sections.items():
-        yield f"  initial {name}: {_hex(data, full, 2 * CELL)}"
+        if name in cex.sections_b:  # the two objects start apart here
+            yield f"  initial {name} ({cex.labels[0]}): {_hex(data, full, 2 * CELL)}"
+            yield f"  initial {name} ({cex.labels[1]}): {_hex(cex.sections_b[name], full, 2 * CELL)}"
+        else:
+            yield f"  initial {name}: {_hex(data, full, 2 * CELL)}"
     for side, frames in cex.stacks.items():
         for frame, data in enumerate(frames):
             shown = ", ".join(f"r10{i - 512}: {b:02x}" for i, b in enumerate(data) if b)
@@ -145,6 +149,12 @@ def _rows(cex: Counterexample, full: bool) -> list[tuple[str, str, str]]:
             rows.append((f"map {name}", "(empty)", "(empty)"))
     for name in dict.fromkeys([*a.sections, *b.sections]):
         x, y = a.sections.get(name, b""), b.sections.get(name, b"")
+        if name in cex.sections_b:  # started apart: `..` where neither program changed its byte
+            sx, sy = cex.sections.get(name, x), cex.sections_b[name]
+            kept = {i for i in range(min(len(x), len(y), len(sx), len(sy))) if x[i] != sx[i] or y[i] != sy[i]}
+            text = ["".join(f"{d[i]:02x}" if i in kept else ".." for i in range(len(d))) for d in (x, y)]
+            rows.append((f"{name} (changed bytes)", _cut(text[0], full), _cut(text[1], full)))
+            continue
         at = _first_difference(x, y) if x != y and not full else 0
         label = f"{name} from byte {at}" if at else name
         rows.append((label, _hex(x[at:], full), _hex(y[at:], full)))
@@ -238,6 +248,7 @@ def as_json(cex: Counterexample) -> dict[str, Any]:
                             **({"elements": cex.arrays[name]} if name in cex.arrays else {})}
                      for name, entries in cex.maps.items()},
             "globals": {name: data.hex() for name, data in cex.sections.items()},
+            **({"globals_b": {name: data.hex() for name, data in cex.sections_b.items()}} if cex.sections_b else {}),
             "stacks": {cex.labels[side] if cex.labels[0] != "IR" else "bytecode": [f.hex() for f in frames]
                        for side, frames in cex.stacks.items()},
             "helpers": {"prandom": cex.prandom, "ktime": cex.ktime, "cpu": cex.cpu},

@@ -16,7 +16,10 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
   and approximate): which ones is an input, one set per update in update order (`Inputs.kept`),
   shared by the two programs the way helper results are, so a program that updates as its IR does
   evicts what its IR does;
-- global-data sections are lists of byte terms (offsets into them are always constants);
+- global-data sections are lists of byte terms (offsets into them are always constants); their initial
+  bytes are inputs (user space writes them), except that where two objects compared hold different
+  initial bytes (`.data`, `.rodata`) each program starts from its own object's, and such a byte is an
+  output only where a program changes it (a difference nobody reads or writes is no difference);
 - helper results (prandom, ktime) are streams of fresh variables consumed in call order; the CPU number
   is one variable; ring-buffer outputs always succeed and are logged in order;
 - the packet's start and end move (bpf_xdp_adjust_head/tail) within a frame the driver chose: how much
@@ -181,6 +184,10 @@ class Layout:
     maps: dict[str, MapShape]
     sections: dict[str, bytes | int]
     variables: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    initial: dict[str, bytes] = field(default_factory=dict, compare=False)
+    """The object's bytes of each user-writable section (`.data` as the ELF has it, `.bss` zeros): what
+    a program finds when its object is loaded as it is. Two objects whose bytes differ start apart
+    (`Inputs`); otherwise these bytes are not assumed."""
 
     def section_size(self, name: str) -> int:
         s = self.sections[name]
@@ -209,7 +216,9 @@ class Layout:
 class Inputs:
     """Every input of one comparison, as Z3 constants, created on first use."""
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, other: Layout | None = None) -> None:
+        """`other`: the second program's layout when it comes from another object (same sections and
+        sizes); where the two objects' initial global data differ, each program starts from its own."""
         self.layout = layout
         self.packet = z3.Array("packet", z3.BitVecSort(64), z3.BitVecSort(8))
         self.length = z3.BitVec("packet_len", 64)
@@ -232,16 +241,35 @@ class Inputs:
                 room = self.rooms[shape.name] = z3.BitVec(f"map_{shape.name}_room", 32)
                 self.assumptions.append(z3.ULE(room, shape.max_entries))
         self.sections: dict[str, tuple[Term, ...]] = {}
+        self.apart: dict[str, tuple[Term, ...]] = {}
+        """The second program's initial bytes of each section whose initial bytes differ between two
+        objects (`other`); `sections` then holds the first's."""
         for name, init in layout.sections.items():
             if isinstance(init, bytes):
                 self.sections[name] = tuple(const_bytes(init))
-            else:
-                data: list[Term] = []
-                for offset, size in layout.words(name):
-                    word = z3.BitVec(f"{name}[{offset}]" if size == 1 else f"{name}[{offset}:{offset + size}]",
-                                     8 * size)
-                    data += [word] if size == 1 else bv_to_bytes(word, size)
-                self.sections[name] = tuple(data)
+                theirs = other.sections.get(name) if other is not None else init
+                if isinstance(theirs, bytes) and theirs != init:
+                    self.apart[name] = tuple(const_bytes(theirs))
+                continue
+            mine = layout.initial.get(name)
+            yours = other.initial.get(name) if other is not None else None
+            data: list[Term] = []
+            second: list[Term] = []
+            for offset, size in layout.words(name):
+                if mine is not None and yours is not None and mine[offset:offset + size] != yours[offset:offset + size]:
+                    # Loaded as they are, the two objects hold different values here: each its own
+                    # (user space could make them equal, and then nothing tells the programs apart).
+                    data += const_bytes(mine[offset:offset + size])
+                    second += const_bytes(yours[offset:offset + size])
+                    continue
+                word = z3.BitVec(f"{name}[{offset}]" if size == 1 else f"{name}[{offset}:{offset + size}]",
+                                 8 * size)
+                parts = [word] if size == 1 else bv_to_bytes(word, size)
+                data += parts
+                second += parts
+            self.sections[name] = tuple(data)
+            if second != data:
+                self.apart[name] = tuple(second)
         self.streams: dict[str, list[Term]] = {"prandom": [], "ktime": [], "printk": []}
         self.widths = {"prandom": 32, "ktime": 64, "printk": 64}
         self.redirect = z3.BitVec("redirect_state", REDIRECT_STATE_BITS)
@@ -333,12 +361,16 @@ class Inputs:
             values.append(z3.BitVec(f"{stream}_{len(values)}", self.widths[stream]))
         return values[index]
 
-    def initial_effects(self) -> Effects:
+    def initial_sections(self, side: int | None = None) -> dict[str, tuple[Term, ...]]:
+        """The global data program `side` starts from (the second's differs where `apart` says)."""
+        return self.sections | self.apart if side == 1 else dict(self.sections)
+
+    def initial_effects(self, side: int | None = None) -> Effects:
         maps = {name: MapState(self.present.get(name), value) for name, value in self.values.items()}
         rings = {name: () for name, s in self.layout.maps.items() if s.is_ringbuf} | {TRACE_OUTPUT: ()}
         calls = {"prandom": 0, "ktime": 0} | {_evictions(s): 0 for s in self.layout.maps.values()
                                                 if s.map_type in LRU_TYPES}
-        return Effects(maps, dict(self.sections), rings, dict.fromkeys(maps, ()), calls, rooms=dict(self.rooms),
+        return Effects(maps, self.initial_sections(side), rings, dict.fromkeys(maps, ()), calls, rooms=dict(self.rooms),
                        redirect=self.redirect)
 
 
