@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.state import State
-from pybpfdsl.verify.analysis.values import PacketPtr, ScalarValue
+from pybpfdsl.verify.analysis.values import MapPtr, PacketPtr, ScalarValue, StackPtr
 
 __all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "joined", "partition_key"]
 
@@ -44,6 +44,10 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
             shape.append((i, v.off.const_value, v.pid, v.delta))
         elif PARTITION_CONSTANTS and isinstance(v, ScalarValue) and (c := v.value.const_value) is not None:
             consts.append((i, c))
+        elif isinstance(v, MapPtr):  # one helper call for two maps (LLVM merges them): each map its path,
+            consts.append((200 + i, hash(v.map)))
+        elif isinstance(v, StackPtr) and (c := v.off.const_value) is not None:  # and its key its own place
+            consts.append((300 + i, c))
     for i, v in stk.spilled_values(s.stack):
         if isinstance(v, PacketPtr):
             shape.append((100 + i, v.off.const_value, v.pid, v.delta))

@@ -39,6 +39,7 @@ from pybpfdsl.verify.analysis.values import (
     MapPtr,
     MapValue,
     MapValueOrNull,
+    OneOf,
     PacketEnd,
     PacketMeta,
     PacketPtr,
@@ -47,7 +48,11 @@ from pybpfdsl.verify.analysis.values import (
     Uninit,
     Unknown,
     Value,
+    alternatives,
     is_pointer,
+    join_values,
+    offsettable,
+    reach,
 )
 from pybpfdsl.verify.domains.scalar import Scalar
 
@@ -156,6 +161,12 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
     if not _offset_ok(delta):
         sink.report(Code.POINTER_ARITH, idx, f"pointer arithmetic with an unbounded scalar ({ScalarValue(delta)})",
                     *regs)
+        return s, TOP
+    if isinstance(ptr, PacketPtr | StackPtr | MapValue | CtxPtr | PacketMeta) and not _offset_ok(
+            total := _add(ptr.off, delta)):
+        # The kernel bounds the resulting offset too ("pointer offset 536870912 is not allowed").
+        sink.report(Code.POINTER_ARITH, idx, f"pointer offset {ScalarValue(total)} would reach the kernel's "
+                    f"bound of {BPF_MAX_VAR_OFF}", *regs)
         return s, TOP
     if isinstance(ptr, PacketPtr):
         c = delta.const_value
@@ -607,6 +618,13 @@ def _check_args(env: Env, idx: int, helper: int, sig: hp.HelperSig, s: State,
 
 def _invalidate_packet(s: State) -> State:
     def fn(v: Value) -> Value:
+        if isinstance(v, OneOf):
+            out: Value | None = None
+            for a in v.alts:
+                a = fn(a)
+                out = a if out is None else join_values(out, a)
+            assert out is not None
+            return out
         return TOP if isinstance(v, PacketPtr | PacketEnd | PacketMeta) else v
 
     return replace(s.map_values(fn), pkt_min=0, ranges=())
@@ -787,10 +805,72 @@ TRANSFER: dict[Kind, Transfer] = {
 }
 
 
+_NO_READS: tuple[int, ...] = ()
+_CALL_READS = (1, 2, 3, 4, 5)
+
+
+def _reads(insn: Instruction, kind: Kind) -> tuple[int, ...]:
+    """The registers whose value (not just whose copy) the instruction uses."""
+    x = _source(insn.opcode) == Source.X  # meaningful for ALU and jumps only (memory classes: a mode bit)
+    if kind in (Kind.LDDW, Kind.JA, Kind.GOTOL, Kind.MAY_GOTO):
+        return _NO_READS
+    if kind == Kind.MOV:  # a 64-bit copy keeps the alternatives; a 32-bit one takes a number of each
+        return (insn.src,) if x and _cls(insn.opcode) == InsnClass.ALU else _NO_READS
+    if kind == Kind.MOVSX:
+        return (insn.src,)
+    if kind in (Kind.NEG, Kind.END, Kind.BSWAP, Kind.ST):
+        return (insn.dst,)
+    if kind in (Kind.LDX, Kind.LDX_SX):
+        return (insn.src,)
+    if kind == Kind.STX:
+        return (insn.dst, insn.src)
+    if kind == Kind.ATOMIC:
+        return (insn.dst, insn.src, 0)
+    if kind == Kind.CALL:
+        return _CALL_READS
+    if kind == Kind.EXIT:
+        return (0,)
+    return (insn.dst, insn.src) if x else (insn.dst,)
+
+
+MAX_SPLIT = 32
+"""States one instruction is run from when the registers it reads hold :class:`OneOf` values; past it the
+rest of those registers are taken as :class:`Unknown` (a sound, coarser reading)."""
+
+
+def _split(s: State, regs: tuple[int, ...]) -> list[State]:
+    """``s`` once per combination of the alternatives of the registers in ``regs`` (the kernel's paths)."""
+    out = [s]
+    for r in dict.fromkeys(regs):
+        if r > FP:
+            continue
+        v = s.regs[r]
+        if not isinstance(v, OneOf):
+            continue
+        if len(out) * len(v.alts) > MAX_SPLIT:
+            ok = offsettable(v)
+            coarse = Unknown(ok, reach(v) if ok else 0)
+            out = [replace(t, regs=(*t.regs[:r], coarse, *t.regs[r + 1:])) for t in out]
+            continue
+        out = [replace(t, regs=(*t.regs[:r], a, *t.regs[r + 1:])) for t in out for a in alternatives(v)]
+    return out
+
+
 def step(env: Env, idx: int, s: State, sink: Sink) -> Succ:
-    """The successors of instruction ``idx`` from state ``s``."""
+    """The successors of instruction ``idx`` from state ``s``.
+
+    A register the instruction reads that holds a :class:`OneOf` (a different type on different paths)
+    is taken apart: the instruction runs from one state per alternative, so each is checked as the
+    kernel checks the path it comes from, and the successors are joined again where they meet."""
     insn = env.insns[idx]
-    fn = TRANSFER.get(_kind(insn.opcode, insn.off, insn.imm), invalid)
-    if insn.dst > FP or (insn.src > FP and _kind(insn.opcode, insn.off, insn.imm) not in (Kind.LDDW, Kind.CALL)):
+    kind = _kind(insn.opcode, insn.off, insn.imm)
+    fn = TRANSFER.get(kind, invalid)
+    if insn.dst > FP or (insn.src > FP and kind not in (Kind.LDDW, Kind.CALL)):
         return invalid(env, idx, insn, s, sink)
-    return fn(env, idx, insn, s, sink)
+    regs = _reads(insn, kind)
+    if not any(isinstance(s.regs[r], OneOf) for r in regs):
+        return fn(env, idx, insn, s, sink)
+    out: Succ = []
+    for part in _split(s, regs):
+        out.extend(fn(env, idx, insn, part, sink))
+    return out

@@ -2,8 +2,11 @@
 
 The kernel verifier explores paths one at a time, so a register always has one type. We join states
 at merge points instead, so a join of two different types must still mean something: it becomes
-:class:`Unknown` (a value nothing may be done with) except for the one join real code needs —
-a map value and the scalar 0 (the "lookup or null" idiom), which is exactly :class:`MapValueOrNull`.
+:class:`OneOf`, the set of the values it may be (one per type, and per map), which the transfer
+functions take apart again: an instruction that reads it runs once per alternative, as the kernel
+checks each path with its own type (see ``transfer.step``). The join of a map value and the scalar 0
+(the "lookup or null" idiom) is :class:`MapValueOrNull`; past ``MAX_ALTERNATIVES`` a join is
+:class:`Unknown` (a value almost nothing may be done with).
 
 Pointer offsets are :class:`Scalar` so that variable offsets keep their tnum and ranges. Packet
 pointers carry ``pid``/``delta``: every packet pointer with the same ``pid`` shares one concrete
@@ -32,6 +35,7 @@ __all__ = [
     "MapPtr",
     "MapValue",
     "MapValueOrNull",
+    "OneOf",
     "PacketEnd",
     "Pid",
     "PacketMeta",
@@ -43,6 +47,7 @@ __all__ = [
     "Value",
     "describe",
     "is_pointer",
+    "alternatives",
     "join_values",
     "narrow_values",
     "offsettable",
@@ -187,8 +192,25 @@ class MapValueOrNull:
         return f"map_value_or_null({self.map.name}{link}){_off_text(self.off)}"
 
 
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """A register (or spill) that holds a different type, or points into a different map, on different
+    paths: each alternative is kept (at most one per :func:`_kind`, sorted by it, two or more).
+
+    The kernel follows each path with its own type, so an instruction that reads this value is
+    checked once per alternative (``transfer.step`` splits the state). Alternatives carry no packet
+    or null ids: the state's id bookkeeping (renaming, null-check propagation) does not look inside
+    a ``OneOf``, so an id here could be stale; without one a packet pointer is checked against the
+    packet's proven length only, and a lookup result's copies are not told of its NULL check."""
+
+    alts: tuple[Value, ...]
+
+    def __str__(self) -> str:
+        return "one of (" + " | ".join(str(a) for a in self.alts) + ")"
+
+
 Value = (Uninit | Unknown | ScalarValue | CtxPtr | PacketPtr | PacketEnd | PacketMeta | StackPtr | MapPtr
-         | MapValue | MapValueOrNull)
+         | MapValue | MapValueOrNull | OneOf)
 
 UNINIT = Uninit()
 UNKNOWN = Unknown()
@@ -202,6 +224,8 @@ def reach(v: Value) -> int:
     """A bound on ``|offset|`` of ``v`` if it is a pointer (0 for a number; MAX_REACH if unknown)."""
     if isinstance(v, Unknown):
         return v.reach
+    if isinstance(v, OneOf):
+        return max(reach(a) for a in v.alts)
     if isinstance(v, ScalarValue):
         return 0
     off = getattr(v, "off", None)
@@ -214,11 +238,19 @@ def offsettable(v: Value) -> bool:
     """Whether the kernel accepts adding a bounded number to ``v`` (see :attr:`Unknown.offsettable`)."""
     if isinstance(v, Unknown):
         return v.offsettable
+    if isinstance(v, OneOf):
+        return all(offsettable(a) for a in v.alts)
     return isinstance(v, ScalarValue | CtxPtr | PacketPtr | PacketMeta | StackPtr | MapValue)
 
 
 def is_pointer(v: Value) -> bool:
-    return not isinstance(v, ScalarValue | Uninit | Unknown)
+    """A pointer on every path (a :class:`OneOf` is taken apart before any instruction uses it)."""
+    return not isinstance(v, ScalarValue | Uninit | Unknown | OneOf)
+
+
+def alternatives(v: Value) -> tuple[Value, ...]:
+    """The values ``v`` may be: its alternatives if it is a :class:`OneOf`, else ``v`` alone."""
+    return v.alts if isinstance(v, OneOf) else (v,)
 
 
 def _scalar_text(s: Scalar) -> str:
@@ -280,20 +312,80 @@ def _map_le(a: MapInfo, b: MapInfo) -> bool:
 
 
 def _null_join(mv: MapValue | MapValueOrNull, other: Value) -> Value | None:
-    """map value ⊔ 0 (or ⊔ another maybe-null value) is a maybe-null value."""
+    """map value ⊔ 0 (or ⊔ another maybe-null value of the same map) is a maybe-null value."""
     if isinstance(other, ScalarValue):
         if other.value.const_value != 0:
             return None
         return MapValueOrNull(mv.map, mv.off, mv.nid if isinstance(mv, MapValueOrNull) else None)
-    if isinstance(other, MapValue | MapValueOrNull):
-        merged = _merge_maps(mv.map, other.map)
-        if merged is None:
-            return None
+    if isinstance(other, MapValue | MapValueOrNull) and other.map == mv.map:
         nid = mv.nid if isinstance(mv, MapValueOrNull) and isinstance(other, MapValueOrNull) else None
         if isinstance(other, MapValueOrNull) and other.nid != nid:
             nid = None
-        return MapValueOrNull(merged, mv.off.join(other.off), nid)
+        return MapValueOrNull(mv.map, mv.off.join(other.off), nid)
     return None
+
+
+MAX_ALTERNATIVES = 6
+"""Alternatives a :class:`OneOf` keeps; past them the map values of plain maps are merged into one (see
+:func:`_merge_maps`), and if that is not enough the value is :class:`Unknown`."""
+
+
+def _kind(v: Value) -> str:
+    """What tells a :class:`OneOf`'s alternatives apart: the type, and the map of map pointers and values."""
+    if isinstance(v, MapPtr):
+        return "map:" + v.map.name
+    if isinstance(v, MapValue | MapValueOrNull):
+        return "val:" + v.map.name
+    return type(v).__name__
+
+
+def _unlinked(v: Value) -> Value:
+    """``v`` without packet or null ids, as an alternative of a :class:`OneOf` (see there)."""
+    if isinstance(v, PacketPtr) and v.pid is not None:
+        return PacketPtr(v.off)
+    if isinstance(v, MapValueOrNull) and v.nid is not None:
+        return MapValueOrNull(v.map, v.off, None)
+    return v
+
+
+def _merge_values(vals: list[Value]) -> list[Value]:
+    """The values into plain maps merged into one (checked against the smallest value), the rest kept."""
+    plain = [v for v in vals if isinstance(v, MapValue | MapValueOrNull) and v.map.map_type in VALUE_MAP_TYPES]
+    if len(plain) < 2:
+        return vals
+    m: MapInfo | None = plain[0].map
+    off = plain[0].off
+    for v in plain[1:]:
+        assert isinstance(v, MapValue | MapValueOrNull) and m is not None
+        m = _merge_maps(m, v.map)
+        off = _sjoin(off, v.off)
+    assert m is not None
+    merged: Value = (MapValueOrNull(m, off, None) if any(isinstance(v, MapValueOrNull) for v in plain)
+                     else MapValue(m, off))
+    return [v for v in vals if v not in plain] + [merged]
+
+
+def _one_of(a: Value, b: Value, op: str, thresholds: tuple[int, ...]) -> Value:
+    """``a`` and ``b`` (of different types, or one a :class:`OneOf`) as one :class:`OneOf`: alternatives of
+    the same kind combined, the others kept."""
+    by_kind: dict[str, Value] = {}
+    for x in (*alternatives(a), *alternatives(b)):
+        x = _unlinked(x)
+        k = _kind(x)
+        old = by_kind.get(k)
+        by_kind[k] = x if old is None else _combine(old, x, op, thresholds)
+    vals = list(by_kind.values())
+    if len(vals) > MAX_ALTERNATIVES:
+        vals = _merge_values(vals)
+    if len(vals) > MAX_ALTERNATIVES or any(isinstance(v, Unknown | Uninit | OneOf) for v in vals):
+        ok = all(offsettable(v) for v in vals)
+        far = max(reach(v) for v in vals) if ok else 0
+        if op == "widen" and ok and far > reach(a):
+            far = MAX_REACH
+        return Unknown(ok, far) if not any(isinstance(v, Uninit) for v in vals) else UNINIT
+    if len(vals) == 1:
+        return vals[0]
+    return OneOf(tuple(sorted(vals, key=_kind)))
 
 
 def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> Value:
@@ -321,15 +413,18 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
         return StackPtr(sc(a.off, b.off))
     if isinstance(a, PacketMeta) and isinstance(b, PacketMeta):
         return PacketMeta(sc(a.off, b.off))
-    if isinstance(a, MapValue) and isinstance(b, MapValue) and (m := _merge_maps(a.map, b.map)) is not None:
-        return MapValue(m, sc(a.off, b.off))
-    if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull) and (m := _merge_maps(a.map, b.map)) is not None:
-        return MapValueOrNull(m, sc(a.off, b.off), a.nid if a.nid == b.nid else None)
-    for x, y in ((a, b), (b, a)):
-        if isinstance(x, MapValue | MapValueOrNull):
-            joined = _null_join(x, y)
-            if joined is not None:
-                return joined
+    if isinstance(a, MapValue) and isinstance(b, MapValue) and a.map == b.map:
+        return MapValue(a.map, sc(a.off, b.off))
+    if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull) and a.map == b.map:
+        return MapValueOrNull(a.map, sc(a.off, b.off), a.nid if a.nid == b.nid else None)
+    if not isinstance(a, OneOf | Unknown) and not isinstance(b, OneOf | Unknown):
+        for x, y in ((a, b), (b, a)):
+            if isinstance(x, MapValue | MapValueOrNull):
+                joined = _null_join(x, y)
+                if joined is not None:
+                    return joined
+    if not isinstance(a, Unknown) and not isinstance(b, Unknown):
+        return _one_of(a, b, op, thresholds)
     ok = offsettable(a) and offsettable(b)
     far = max(reach(a), reach(b)) if ok else 0
     if op == "widen" and ok and far > reach(a):
@@ -348,7 +443,7 @@ def widen_values(a: Value, b: Value, thresholds: tuple[int, ...] = ()) -> Value:
 
 def narrow_values(a: Value, b: Value) -> Value:
     """Narrowing keeps the new value when types differ: it is computed from a sound state."""
-    if type(a) is not type(b):
+    if type(a) is not type(b) or isinstance(a, OneOf):
         return b
     return _combine(a, b, "narrow")
 
@@ -357,6 +452,10 @@ def value_le(a: Value, b: Value) -> bool:
     """``a ⊑ b``: used for the fixpoint's stability test (sound to answer False when unsure)."""
     if a == b or isinstance(b, Uninit):
         return True
+    if isinstance(a, OneOf):
+        return all(value_le(x, b) for x in a.alts)
+    if isinstance(b, OneOf):
+        return any(value_le(a, y) for y in b.alts)
     if isinstance(b, Unknown):
         return not isinstance(a, Uninit) and (not b.offsettable or (offsettable(a) and reach(a) <= b.reach))
     if isinstance(a, ScalarValue) and isinstance(b, ScalarValue):

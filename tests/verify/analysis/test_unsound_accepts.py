@@ -18,7 +18,7 @@ from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object, verify_program
 from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS
-from pybpfdsl.verify.analysis.values import CtxPtr, PacketEnd, ScalarValue, Unknown, join_values, value_le
+from pybpfdsl.verify.analysis.values import CtxPtr, PacketEnd, ScalarValue, join_values, offsettable, reach, value_le
 from pybpfdsl.verify.domains.scalar import Scalar
 from tests.verify.analysis import loop_programs
 from tests.verify.analysis.kernel_oracle import (
@@ -154,10 +154,10 @@ def test_offsets_past_the_kernels_bound_on_a_maybe_pointer_are_refused() -> None
 def test_joins_of_different_types_remember_what_arithmetic_is_allowed() -> None:
     ctx, number, end = CtxPtr(Scalar.const(8)), ScalarValue(Scalar.urange(0, 9)), PacketEnd()
     j = join_values(ctx, number)
-    assert j == Unknown(True, 8) and value_le(ctx, j) and value_le(number, j)
+    assert offsettable(j) and reach(j) == 8 and value_le(ctx, j) and value_le(number, j)
     assert not value_le(end, j)
     k = join_values(j, end)
-    assert isinstance(k, Unknown) and not k.offsettable and value_le(j, k) and value_le(end, k)
+    assert not offsettable(k) and value_le(j, k) and value_le(end, k)
 
 
 # --------------------------------------------------------------------------- #
