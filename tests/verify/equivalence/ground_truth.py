@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.interpreter import InterpMap, run
-from pybpfdsl.bpf.opcode import Kind
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source, make
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
 from pybpfdsl.runtime.kernel_map import KernelMap
@@ -566,11 +567,67 @@ def kernel_difference(prepared: Subjects, orig: KernelRunner, mut: KernelRunner)
     return None
 
 
+_STREAMS = {5: "ktime", 7: "prandom"}
+"""The nondeterministic helpers whose results a counterexample gives (`Counterexample.ktime`, `prandom`)."""
+
+
+def with_helper_results(elf: bytes, function: str, cex: Counterexample) -> bytes | None:
+    """`elf` with each call of bpf_ktime_get_ns and bpf_get_prandom_u32 replaced by a move of the
+    counterexample's result into r0 (one slot, as the call: the layout and relocations stay), so the
+    kernel runs the program on the helper results the prover chose; calls the counterexample's path
+    never makes stay. None where that cannot be done: a helper called from more than one place, or
+    more than once, or a result no 32-bit immediate gives."""
+    bpf = BpfElf.from_bytes(elf)
+    section = bpf.program(function).section
+    insns = list(bpf.program(section).instructions)
+    for helper, stream in _STREAMS.items():
+        values: list[int] = getattr(cex, stream)
+        sites = [i for i, insn in enumerate(insns) if insn.kind == Kind.CALL and insn.is_helper_call
+                 and insn.imm == helper]
+        if not values:
+            continue
+        if len(sites) != 1 or len(values) != 1:
+            return None
+        value = values[0]
+        if value < 2**31 or value >= 2**64 - 2**31:  # mov64 sign-extends its immediate
+            insns[sites[0]] = Instruction(make(InsnClass.ALU64, AluOp.MOV, Source.K), 0, 0, 0,
+                                          value if value < 2**31 else value - 2**64)
+        elif value < 2**32:  # mov32 zero-extends
+            insns[sites[0]] = Instruction(make(InsnClass.ALU, AluOp.MOV, Source.K), 0, 0, 0,
+                                          value if value < 2**31 else value - 2**32)
+        else:
+            return None
+    return patch_section(elf, section, insns)
+
+
+def _replay_with_helper_results(prepared: Subjects, mutant_elf: bytes, cex: Counterexample, state: State,
+                                keys: dict[str, set[bytes]]) -> str | None:
+    """"confirmed" or "false": both objects run in the kernel on the counterexample's inputs, helper
+    results included (`with_helper_results`); None when they cannot be given."""
+    function = prepared.subject.function
+    elves = [with_helper_results(e, function, cex) for e in (prepared.subject.elf, mutant_elf)]
+    if elves[0] is None or elves[1] is None:
+        return None
+    runners: list[KernelRunner] = []
+    try:
+        for e in elves:
+            runners.append(KernelRunner(e, function))
+        with pinned(cex.cpu):
+            differ = runners[0].run(cex.packet, state, keys) != runners[1].run(cex.packet, state, keys)
+    except (LoadError, OSError) as exc:
+        raise AssertionError(f"the kernel refused a program with its helper results as constants: {exc}") from exc
+    finally:
+        for r in runners:
+            r.close()
+    return "confirmed" if differ else "false"
+
+
 def replay_counterexample(prepared: Subjects, orig: KernelRunner, mut: KernelRunner,
-                          cex: Counterexample) -> str:
+                          cex: Counterexample, mutant_elf: bytes | None = None) -> str:
     """Run the counterexample's packet and state in the kernel: "confirmed" (the kernel differs too),
     "short frame" (under 14 bytes: no XDP frame is that short), "unconfirmed" (the kernel agrees, but
-    the program reads helper results the kernel cannot be made to return) or "false"."""
+    the program reads inputs the kernel cannot be made to give) or "false". Clock and random results are
+    given as constants in place of the calls where that can be done (`with_helper_results`)."""
     if len(cex.packet) < ETH_HLEN:
         return "short frame"
     keys = {n: set(entries) for n, entries in cex.maps.items()}
@@ -590,9 +647,14 @@ def replay_counterexample(prepared: Subjects, orig: KernelRunner, mut: KernelRun
     # Never-written stack holds whatever the kernel left there: a counterexample that reads it (the
     # prover models it as an input) cannot be replayed either.
     reads_unwritten_stack = bool(getattr(cex, "stacks", None))
-    uncontrolled = prepared.random_helpers or nondeterministic(mut.program) or reads_ctx_fields(prepared.program) \
-        or reads_ctx_fields(mut.program) or foreign_cpu or reads_unwritten_stack
-    return "unconfirmed" if uncontrolled else "false"
+    other_inputs = reads_ctx_fields(prepared.program) or reads_ctx_fields(mut.program) or foreign_cpu \
+        or reads_unwritten_stack
+    helpers = prepared.random_helpers or nondeterministic(mut.program)
+    if helpers and not other_inputs and mutant_elf is not None:
+        verdict = _replay_with_helper_results(prepared, mutant_elf, cex, state, keys)
+        if verdict is not None:
+            return verdict
+    return "unconfirmed" if helpers or other_inputs else "false"
 
 
 # --------------------------------------------------------------------------- #
@@ -641,7 +703,7 @@ def judge(prepared: Subjects, mutant: MutantObject, original: KernelRunner) -> J
             result = ProofResult("unknown", reason=f"{CRASH}: {type(exc).__name__}: {exc}")
         cex_check = ""
         if result.status == "counterexample" and result.counterexample is not None:
-            cex_check = replay_counterexample(prepared, original, mut, result.counterexample)
+            cex_check = replay_counterexample(prepared, original, mut, result.counterexample, mutant.elf)
     finally:
         mut.close()
     kernel = "different" if witness is not None else "same"
