@@ -31,8 +31,8 @@ from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.elf import BpfElf
-from pybpfdsl.bpf.interpreter import InterpMap, run
 from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.interpreter import InterpMap, run
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source, make
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
