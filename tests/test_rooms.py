@@ -106,3 +106,106 @@ def test_the_checker_sees_upward_imports() -> None:
     assert found == {"pybpfdsl.program", "pybpfdsl.verify.analysis", "pybpfdsl.bpf"}
     assert [room_of(m) for m in sorted(found)] == ["bpf", TOP, "verify"]
     assert room_of("pybpfdsl") == TOP and room_of("pybpfdsl.cli_commands.run") == TOP
+
+
+# ----------------------------------------------------------------- rooms already in order
+# The frontend is split into stages and concepts (issue 14 §4); these keep it that way. Other rooms join
+# the list as their part of the architecture step lands.
+ACYCLIC_ROOMS = ("frontend",)
+LONG_MODULE_LINES = 600
+LONG_MODULE_REASON = "Long because"
+"""A module over LONG_MODULE_LINES lines says why in its docstring, in a sentence starting with this."""
+
+
+def imported_modules(source: str, module: str, known: set[str], is_package: bool = False) -> set[str]:
+    """The modules of `known` a module's source imports: `from pkg import mod` counts as importing pkg.mod
+    (when that is a module) as well as pkg."""
+    package = module if is_package else module.rpartition(".")[0]
+    found = imports_in(source, module, is_package) & known
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                                + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known)
+    return found
+
+
+def import_cycles(room: str) -> list[list[str]]:
+    """The import cycles among a room's modules (strongly connected components of more than one module, or
+    a module importing itself), function-local and TYPE_CHECKING imports included."""
+    paths = {_module_name(p): p for p in sorted((PACKAGE / room).rglob("*.py"))}
+    graph = {m: imported_modules(p.read_text(), m, set(paths), p.name == "__init__.py") for m, p in paths.items()}
+    return strongly_connected(graph)
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative; only the components that are cycles."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, edges = work[-1]
+            step = next(edges, None)
+            if step is not None:
+                if step not in index:
+                    index[step] = low[step] = len(index)
+                    stack.append(step)
+                    on_stack.add(step)
+                    work.append((step, iter(sorted(graph[step]))))
+                elif step in on_stack:
+                    low[node] = min(low[node], index[step])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1 or node in graph[node]:
+                    cycles.append(sorted(component))
+    return cycles
+
+
+def test_no_import_cycles_in_ordered_rooms() -> None:
+    found = {room: import_cycles(room) for room in ACYCLIC_ROOMS}
+    assert not any(found.values()), f"modules that import one another (split the shared part out): {found}"
+
+
+def test_long_modules_in_ordered_rooms_say_why() -> None:
+    long = []
+    for room in ACYCLIC_ROOMS:
+        for path in sorted((PACKAGE / room).rglob("*.py")):
+            source = path.read_text()
+            docstring = ast.get_docstring(ast.parse(source)) or ""
+            if source.count("\n") > LONG_MODULE_LINES and LONG_MODULE_REASON not in docstring:
+                long.append(f"{_module_name(path)} ({source.count(chr(10))} lines)")
+    assert not long, f"modules over {LONG_MODULE_LINES} lines whose docstring does not say why: {long}"
+
+
+def test_the_cycle_checker_sees_cycles() -> None:
+    """The checker itself: a two-module cycle through `from pkg import mod`, a self-import, no false cycle."""
+    known = {"pybpfdsl.frontend.a", "pybpfdsl.frontend.b", "pybpfdsl.frontend"}
+    assert imported_modules("from pybpfdsl.frontend import b\n", "pybpfdsl.frontend.a", known) == {
+        "pybpfdsl.frontend", "pybpfdsl.frontend.b"}
+    assert imported_modules("from . import a\n", "pybpfdsl.frontend.b", known) == {
+        "pybpfdsl.frontend", "pybpfdsl.frontend.a"}
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"d"}, "e": {"a"}}
+    assert strongly_connected(graph) == [["a", "b", "c"], ["d"]]
+    assert strongly_connected({"a": {"b"}, "b": set()}) == []

@@ -23,6 +23,10 @@ every other helper) is called exactly once per evaluation, as in the IR.
 Per-CPU arrays: pure Python touches the copy selected by the map's `current_cpu` attribute and never
 changes it (the IR interpreter does the same); `pybpfdsl.testing.on_cpu` sets both that attribute and
 the CPU helper, so `cpu_id()` and the copy a program touches agree.
+
+Long because it is still one interpreter over the untyped AST, with its own copies of the arithmetic
+and conversions (issue 14 §2) and of the emitter's decisions (evaluation order, helper inlining). It is
+to shrink and split by concept when it reads a typed, folded AST instead of the side tables.
 """
 
 from __future__ import annotations

@@ -1,19 +1,26 @@
-"""What a name in a DSL function refers to: a local, a module-level constant, a state object, a DSL type,
-a built-in, an @inline helper, or a module. Resolution follows Python's rules (closure, module globals,
-builtins), at compile time.
+"""Stage 1 of the frontend, resolve: what the names in a DSL function refer to.
+
+Takes a function's source (`FunctionSource`) and names or dotted names in it; gives Python objects and
+their DSL kind (`classify`: a module-level constant, a state object, a DSL type, a built-in, an @inline
+helper, a module), the scalar type an annotation names, and the program's state objects, each under
+one name. Resolution follows Python's rules (closure, module globals, builtins), at compile time. It
+knows nothing of types' arithmetic or of the IR: the later stages (`fold`, then `emit/`) give the
+objects found here their DSL values and code.
 """
 
 from __future__ import annotations
 
+import ast
 import builtins
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 
+from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import StateObject
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import ScalarType
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType
 
 # DSL built-ins by the Python object that names them.
 _DSL_BUILTINS: dict[int, str] = {
@@ -72,3 +79,66 @@ def classify(value: object) -> tuple[str, object]:
     if getattr(value, "__pybpfdsl_program__", False):
         return "program", value
     return "unsupported", value
+
+
+def eval_static(source: FunctionSource, node: ast.expr) -> object:
+    """The Python object a name or dotted name refers to (for decorators and annotations)."""
+    if isinstance(node, ast.Name):
+        return resolve_global(source.function, node.id, lambda m: source.error(node, m))
+    if isinstance(node, ast.Attribute):
+        base = eval_static(source, node.value)
+        if hasattr(base, node.attr):
+            return getattr(base, node.attr)
+    if isinstance(node, ast.Constant) and node.value is None:
+        return None
+    raise source.error(node, f"cannot resolve `{ast.unparse(node)}` at compile time")
+
+
+def annotation_type(source: FunctionSource, node: ast.expr) -> ScalarType:
+    """The DSL scalar type an annotation names (`float` and `bool` included)."""
+    value = eval_static(source, node)
+    if value is float:
+        return FLOAT
+    if value is bool:
+        return BOOL
+    if isinstance(value, ScalarType):
+        return value
+    raise source.error(node, f"`{ast.unparse(node)}` is not a DSL scalar type",
+                       "annotate with u8, u16, u32, u64, i8, i16, i32, i64, bool or float")
+
+
+def check_signature(source: FunctionSource) -> None:
+    """An @xdp function takes the packet only, and @xdp is its only decorator."""
+    tree = source.tree
+    args = tree.args
+    if (len(args.args) != 1 or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs
+            or args.defaults):
+        raise source.error(tree, "an @xdp function takes exactly one parameter, the packet",
+                           f"write `def {tree.name}(pkt: Packet) -> int:`")
+    for deco in tree.decorator_list:
+        if not _is_xdp_decorator(source, deco):
+            raise source.error(deco, "an @xdp function cannot have other decorators",
+                               "remove the decorator; @xdp must be the only one")
+
+
+def _is_xdp_decorator(source: FunctionSource, node: ast.expr) -> bool:
+    target = node.func if isinstance(node, ast.Call) else node
+    try:
+        value = eval_static(source, target)
+    except DslError:
+        return False
+    return getattr(value, "__pybpfdsl_decorator__", False) is True
+
+
+def register_state(state: dict[str, StateObject], obj: StateObject, name: str, source: FunctionSource,
+                   node: ast.expr) -> StateObject:
+    """Name a state object after the module-level name it is first met under, and refuse two objects
+    under one name (they would be one map or global in the object file)."""
+    if obj.name is None:
+        obj.name = name
+    existing = state.get(obj.name)
+    if existing is not None and existing is not obj:
+        raise source.error(node, f"two different state objects are both called {obj.name}",
+                           "give each Global or map a distinct module-level name")
+    state[obj.name] = obj
+    return obj

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import ast
 import ipaddress
-from typing import TYPE_CHECKING
 
+from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import DslValue, Scalar, StringVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.types import BOOL, FLOAT, common_type, promote, u32, u64
 
-if TYPE_CHECKING:
-    from pybpfdsl.frontend.lower import Lowerer
 
-
-def _no_args(lw: Lowerer, node: ast.Call, name: str) -> None:
+def _no_args(lw: EmitterBase, node: ast.Call, name: str) -> None:
     if node.args or node.keywords:
         raise lw.err(node, f"{name}() takes no arguments")
 
 
-def _helper(lw: Lowerer, helper: n.Helper) -> n.Value:
+def _helper(lw: EmitterBase, helper: n.Helper) -> n.Value:
     return lw.b.emit(n.CallHelper(lw.new(n.HELPER_RESULT[helper]), helper, line=lw.line))
 
 
-def random(lw: Lowerer, node: ast.Call) -> Scalar:
+def random(lw: EmitterBase, node: ast.Call) -> Scalar:
     _no_args(lw, node, "random")
     bits = lw.b.emit(n.Convert(lw.new(u64), _helper(lw, n.Helper.PRANDOM_U32), line=lw.line))
     # 32 random bits read as a Q32.32 number are exactly r / 2**32, a value in [0, 1).
     return Scalar(FLOAT, lw.b.emit(n.Reinterpret(lw.new(FLOAT, "random"), bits, line=lw.line)))
 
 
-def randint(lw: Lowerer, node: ast.Call) -> Scalar:
+def randint(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 2 or node.keywords:
         raise lw.err(node, "write randint(lo, hi): a random integer with lo <= x <= hi")
     lo, hi = lw.scalar(node.args[0]), lw.scalar(node.args[1])
@@ -55,7 +52,7 @@ def randint(lw: Lowerer, node: ast.Call) -> Scalar:
     return lw.convert(Scalar(u64, total), t, node)
 
 
-def ip_address(lw: Lowerer, node: ast.Call) -> Scalar:
+def ip_address(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 1 or node.keywords:
         raise lw.err(node, 'write ip("10.0.0.1")')
     arg = lw.lower_expr(node.args[0])
@@ -68,7 +65,7 @@ def ip_address(lw: Lowerer, node: ast.Call) -> Scalar:
     return Scalar(u32, const=value)
 
 
-def min_max(lw: Lowerer, node: ast.Call, name: str) -> Scalar:
+def min_max(lw: EmitterBase, node: ast.Call, name: str) -> Scalar:
     if len(node.args) < 2 or node.keywords:
         raise lw.err(node, f"{name}() takes two or more numbers")
     values = [lw.scalar(a) for a in node.args]
@@ -90,7 +87,7 @@ def min_max(lw: Lowerer, node: ast.Call, name: str) -> Scalar:
     return best
 
 
-def absolute(lw: Lowerer, node: ast.Call) -> Scalar:
+def absolute(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 1 or node.keywords:
         raise lw.err(node, "abs() takes one number")
     v = lw.scalar(node.args[0])
@@ -112,7 +109,7 @@ def absolute(lw: Lowerer, node: ast.Call) -> Scalar:
                                         lw.scalar_value(v), line=lw.line)))
 
 
-def call_builtin(lw: Lowerer, node: ast.Call, name: str) -> DslValue:
+def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
     match name:
         case "random":
             return random(lw, node)

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from pybpfdsl.frontend.values import DslValue, HeaderVal, OptionalVal, PayloadVal, Scalar, StructVal
+from pybpfdsl.frontend.emit.base import EmitterBase
+from pybpfdsl.frontend.resolve import classify, resolve_global
+from pybpfdsl.frontend.source import read_function
+from pybpfdsl.frontend.values import Callee, DslValue, HeaderVal, OptionalVal, PayloadVal, Scalar, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, StructType
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u32, u64
-
-if TYPE_CHECKING:
-    from pybpfdsl.frontend.lower import Lowerer
 
 MAX_OFFSET = h.MAX_PACKET_OFFSET
 
@@ -32,7 +32,7 @@ def pseudo_local(attr: str) -> str:
 class _Chain:
     """A sequence of tests that all must pass; any failure jumps to the join with the fail values."""
 
-    def __init__(self, lw: Lowerer, types: list[IRType], fail: list[n.Value]) -> None:
+    def __init__(self, lw: EmitterBase, types: list[IRType], fail: list[n.Value]) -> None:
         self.lw = lw
         self.fail = tuple(fail)
         self.join = lw.b.new_block("parsed")
@@ -55,38 +55,38 @@ class _Chain:
         return self.results
 
 
-def _add(lw: Lowerer, base: n.Value, delta: int) -> n.Value:
+def _add(lw: EmitterBase, base: n.Value, delta: int) -> n.Value:
     if delta == 0:
         return base
     return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, base, lw.const(u64, delta), line=lw.line))
 
 
-def _in_bounds(lw: Lowerer, offset: n.Value, width: int) -> n.Value:
+def _in_bounds(lw: EmitterBase, offset: n.Value, width: int) -> n.Value:
     return lw.b.emit(n.InBounds(lw.new(BOOL), offset, width, line=lw.line))
 
 
-def _load(lw: Lowerer, base: n.Value, delta: int, width: int) -> n.Value:
+def _load(lw: EmitterBase, base: n.Value, delta: int, width: int) -> n.Value:
     off = _add(lw, base, delta)
     return lw.b.emit(n.LoadPacket(lw.new(int_type(8 * width, False)), off, width, line=lw.line))
 
 
-def _widen(lw: Lowerer, v: n.Value, t: ScalarType) -> n.Value:
+def _widen(lw: EmitterBase, v: n.Value, t: ScalarType) -> n.Value:
     if v.type == t:
         return v
     return lw.b.emit(n.Convert(lw.new(t), v, line=lw.line))
 
 
-def _binop(lw: Lowerer, op: BinOp, a: n.Value, b: int) -> n.Value:
+def _binop(lw: EmitterBase, op: BinOp, a: n.Value, b: int) -> n.Value:
     assert isinstance(a.type, ScalarType)
     return lw.b.emit(n.Binary(lw.new(a.type), op, a, lw.const(a.type, b), line=lw.line))
 
 
-def _cmp(lw: Lowerer, op: CmpOp, a: n.Value, b: int) -> n.Value:
+def _cmp(lw: EmitterBase, op: CmpOp, a: n.Value, b: int) -> n.Value:
     assert isinstance(a.type, ScalarType)
     return lw.b.emit(n.Compare(lw.new(BOOL), op, a, lw.const(a.type, b), line=lw.line))
 
 
-def read_field(lw: Lowerer, base: n.Value, spec: h.FieldSpec) -> n.Value:
+def read_field(lw: EmitterBase, base: n.Value, spec: h.FieldSpec) -> n.Value:
     """Load a header field (known to be inside the packet) as its DSL type."""
     if spec.size == 6:
         hi = _widen(lw, _load(lw, base, spec.offset, 4), u64)
@@ -104,11 +104,11 @@ def read_field(lw: Lowerer, base: n.Value, spec: h.FieldSpec) -> n.Value:
     return _widen(lw, raw, spec.type)
 
 
-def _memo(lw: Lowerer, attr: str) -> DslValue | None:
+def _memo(lw: EmitterBase, attr: str) -> DslValue | None:
     return lw.env.get(pseudo_local(attr))
 
 
-def ethernet(lw: Lowerer) -> OptionalVal:
+def ethernet(lw: EmitterBase) -> OptionalVal:
     memo = _memo(lw, "eth")
     if isinstance(memo, OptionalVal):
         return memo
@@ -118,7 +118,7 @@ def ethernet(lw: Lowerer) -> OptionalVal:
     return value
 
 
-def network(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
+def network(lw: EmitterBase, spec: h.HeaderSpec) -> OptionalVal:
     memo = _memo(lw, spec.name)
     if isinstance(memo, OptionalVal):
         return memo
@@ -136,12 +136,12 @@ def network(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
     return value
 
 
-def _require_tcp_dataofs(lw: Lowerer, chain: _Chain, l4: n.Value) -> None:
+def _require_tcp_dataofs(lw: EmitterBase, chain: _Chain, l4: n.Value) -> None:
     dataofs = read_field(lw, l4, h.TCP.fields[4])
     chain.require(_cmp(lw, CmpOp.GE, _widen(lw, dataofs, u32), 5))
 
 
-def transport(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
+def transport(lw: EmitterBase, spec: h.HeaderSpec) -> OptionalVal:
     memo = _memo(lw, spec.name)
     if isinstance(memo, OptionalVal):
         return memo
@@ -184,7 +184,7 @@ def transport(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
     return value
 
 
-def payload(lw: Lowerer) -> PayloadVal:
+def payload(lw: EmitterBase) -> PayloadVal:
     """Where the payload starts: after the innermost present header."""
     memo = _memo(lw, "payload")
     if isinstance(memo, PayloadVal):
@@ -192,7 +192,7 @@ def payload(lw: Lowerer) -> PayloadVal:
     saved = dict(lw.env)
     chain = _Chain(lw, [u64], [])
     # Innermost header first: (which header, where the payload starts after it).
-    steps: list[tuple[h.HeaderSpec, Callable[[Lowerer, n.Value], n.Value]]] = [
+    steps: list[tuple[h.HeaderSpec, Callable[[EmitterBase, n.Value], n.Value]]] = [
         (h.TCP, _payload_after_tcp),
         (h.UDP, lambda lw_, off: _add(lw_, off, h.UDP.length)),
         (h.IPV4, _payload_after_ipv4),
@@ -216,19 +216,19 @@ def payload(lw: Lowerer) -> PayloadVal:
     return value
 
 
-def _payload_after_tcp(lw: Lowerer, l4: n.Value) -> n.Value:
+def _payload_after_tcp(lw: EmitterBase, l4: n.Value) -> n.Value:
     dataofs = _widen(lw, read_field(lw, l4, h.TCP.fields[4]), u64)
     return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, l4, _binop(lw, BinOp.MUL, dataofs, 4), line=lw.line))
 
 
-def _payload_after_ipv4(lw: Lowerer, l3: n.Value) -> n.Value:
+def _payload_after_ipv4(lw: EmitterBase, l3: n.Value) -> n.Value:
     ihl = _widen(lw, read_field(lw, l3, h.IPV4.field("ihl")), u64)  # type: ignore[arg-type]
     small = _cmp(lw, CmpOp.LT, ihl, 5)
     ihl = lw.b.emit(n.Select(lw.new(u64), small, lw.const(u64, 5), ihl, line=lw.line))
     return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, l3, _binop(lw, BinOp.MUL, ihl, 4), line=lw.line))
 
 
-def _header(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
+def _header(lw: EmitterBase, spec: h.HeaderSpec) -> OptionalVal:
     if spec.layer is h.Layer.L4:
         return transport(lw, spec)
     if spec.layer is h.Layer.L3:
@@ -239,7 +239,7 @@ def _header(lw: Lowerer, spec: h.HeaderSpec) -> OptionalVal:
 PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
 
 
-def parse_headers_up_front(lw: Lowerer, tree: ast.FunctionDef, packet_name: str) -> None:
+def parse_headers_up_front(lw: EmitterBase, tree: ast.FunctionDef, packet_name: str) -> None:
     """Parse, in the entry block, every header the function names (`pkt.tcp`, `pkt.payload`, ...).
 
     Parsing where a header is first used would repeat the parse inside loops, and the kernel verifier
@@ -267,15 +267,11 @@ _PARSE_NEEDS: dict[str, set[str]] = {
 }
 
 
-def _headers_named(lw: Lowerer, tree: ast.FunctionDef, packet_names: set[str],
+def _headers_named(lw: EmitterBase, tree: ast.FunctionDef, packet_names: set[str],
                    seen: set[int], call_line: int | None = None) -> dict[str, int]:
     """The packet attributes a function names, with the first line naming each, including in the @inline
     helpers it calls (to which the packet is passed under any parameter name: every parameter counts,
     which at worst parses one header more than needed). Uses inside a helper count at `call_line`."""
-    from pybpfdsl.frontend.resolve import classify, resolve_global
-    from pybpfdsl.frontend.source import read_function
-    from pybpfdsl.lang.errors import DslError
-
     used: dict[str, int] = {}
 
     def note(attr: str, line: int) -> None:
@@ -305,7 +301,7 @@ def _headers_named(lw: Lowerer, tree: ast.FunctionDef, packet_names: set[str],
     return used
 
 
-def packet_attribute(lw: Lowerer, node: ast.Attribute, attr: str) -> DslValue:
+def packet_attribute(lw: EmitterBase, node: ast.Attribute, attr: str) -> DslValue:
     if attr == "len":
         return Scalar(u32, lw.b.emit(n.PacketLen(lw.new(u32, "len"), line=lw.line)))
     if attr == "eth":
@@ -320,7 +316,7 @@ def packet_attribute(lw: Lowerer, node: ast.Attribute, attr: str) -> DslValue:
                  "use pkt.len, pkt.eth, pkt.ipv4, pkt.ipv6, pkt.tcp, pkt.udp or pkt.payload")
 
 
-def header_field(lw: Lowerer, node: ast.Attribute, header: HeaderVal, attr: str) -> Scalar:
+def header_field(lw: EmitterBase, node: ast.Attribute, header: HeaderVal, attr: str) -> Scalar:
     spec = header.spec.field(attr)
     if spec is None:
         names = ", ".join(f.name for f in header.spec.fields)
@@ -328,7 +324,7 @@ def header_field(lw: Lowerer, node: ast.Attribute, header: HeaderVal, attr: str)
     return Scalar(spec.type, read_field(lw, header.offset, spec))
 
 
-def _checked_offset(lw: Lowerer, chain: _Chain, base: n.Value, index: Scalar, node: ast.expr) -> n.Value:
+def _checked_offset(lw: EmitterBase, chain: _Chain, base: n.Value, index: Scalar, node: ast.expr) -> n.Value:
     """base + index, failing the chain when the index is negative or too large to be in any packet."""
     idx = lw.scalar_value(lw.convert(index, u64, node))
     if not (index.const is not None and 0 <= int(index.const) <= MAX_OFFSET):
@@ -336,7 +332,7 @@ def _checked_offset(lw: Lowerer, chain: _Chain, base: n.Value, index: Scalar, no
     return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, base, idx, line=lw.line))
 
 
-def payload_byte(lw: Lowerer, node: ast.Subscript, pl: PayloadVal, index_node: ast.expr) -> OptionalVal:
+def payload_byte(lw: EmitterBase, node: ast.Subscript, pl: PayloadVal, index_node: ast.expr) -> OptionalVal:
     index = lw.scalar(index_node)
     if not index.type.is_int:
         raise lw.err(index_node, f"a payload index must be an integer, not {index.type}")
@@ -351,14 +347,12 @@ def payload_byte(lw: Lowerer, node: ast.Subscript, pl: PayloadVal, index_node: a
     return OptionalVal(Scalar(u8, value), present)
 
 
-def payload_method(lw: Lowerer, node: ast.Call, pl: PayloadVal, attr: str) -> DslValue:
+def payload_method(lw: EmitterBase, node: ast.Call, pl: PayloadVal, attr: str) -> DslValue:
     if attr != "read":
         raise lw.err(node, f"the payload has no method `{attr}`", "use pkt.payload[i] or pkt.payload.read(T, offset)")
     if len(node.args) != 2 or node.keywords:
         raise lw.err(node, "write `pkt.payload.read(StructType, offset)`")
     cls_value = lw.lower_expr(node.args[0])
-    from pybpfdsl.frontend.values import Callee
-
     if not (isinstance(cls_value, Callee) and cls_value.kind == "struct"):
         raise lw.err(node.args[0], "the first argument of read() must be a Struct class")
     cls = cls_value.target

@@ -1,0 +1,297 @@
+"""The emitter's shared state: the IR builder, the function being emitted, its locals, the current line.
+
+The emitter (stage 3 of the frontend, after `resolve` and the type rules of `arithmetic`) is split by
+concept into mixins over this base: `statements`, `loops`, `conditions`, `expressions`, `arithmetic`,
+`calls`, `state_access`, with packet parsing in `packet_access` and built-ins in `builtin_calls` (free
+functions over an `EmitterBase`). Each concept module imports this base and nothing of the others: the
+methods one concept calls in another are declared here, abstract, so the modules form no import cycle.
+`frontend.lower.Lowerer` combines them.
+
+Takes one `@xdp` function's source; keeps, while emitting, the open block, the locals of each path
+(`flow.Env`), and the per-node types and constants pure-Python mode reads (`record`).
+"""
+
+from __future__ import annotations
+
+import ast
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from types import FunctionType
+from typing import TypeVar
+
+from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
+from pybpfdsl.frontend.source import FunctionSource, read_function
+from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.builder import IRBuilder
+from pybpfdsl.ir.types import StructType
+from pybpfdsl.lang import fixed
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import FLOAT, ScalarType
+
+_K = TypeVar("_K")
+
+
+@dataclass
+class LoopContext:
+    carried: list[str]
+    header: str | None  # None for unrolled loops
+    break_flows: list[Flow] = field(default_factory=list)
+    continue_flows: list[Flow] = field(default_factory=list)
+
+
+@dataclass
+class Scope:
+    """The function being lowered: the program itself or an inlined helper."""
+
+    source: FunctionSource
+    env: Env
+    var_types: dict[str, ScalarType] = field(default_factory=dict)
+    loops: list[LoopContext] = field(default_factory=list)
+    returns: list[Flow] | None = None  # for helpers: flows carrying "$ret"
+    return_type: ScalarType | None = None
+    call_line: int | None = None  # helpers from other files report the call site's line
+
+
+# Where a node is lowered: the (loop, iteration) pairs of the enclosing unrolled `for x in (…)` loops.
+# A node in an unrolled body is lowered once per item, perhaps with different types or constants.
+Ctx = tuple[tuple[ast.AST, int], ...]
+
+
+class EmitterBase(ABC):
+    def __init__(self, fn: FunctionType, program_name: str) -> None:
+        self.main = read_function(fn)
+        self.name = program_name
+        self.b = IRBuilder()
+        self.flow = FlowBuilder(self.b, self.materialize)
+        self.state: dict[str, StateObject] = {}
+        self.expr_types: dict[ast.AST, ScalarType] = {}
+        self.const_values: dict[ast.AST, int | float] = {}
+        self.not_const: set[ast.AST] = set()
+        self.ctx: Ctx = ()
+        self.ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = {}
+        self.ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = {}
+        self.ctx_not_const: set[tuple[Ctx, ast.AST]] = set()
+        self.ctx_literals: set[tuple[Ctx, ast.AST]] = set()
+        self.inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = {}
+        self.var_types: dict[FunctionType, dict[str, ScalarType]] = {}
+        self.scope = Scope(self.main, {})
+        self.var_types[self.main.function] = self.scope.var_types
+        self.inline_stack: list[FunctionType] = []
+        self.line = self.main.first_line
+        self.loc_lines: set[tuple[str, int]] = set()
+
+    @property
+    def env(self) -> Env:
+        return self.scope.env
+
+    @env.setter
+    def env(self, value: Env) -> None:
+        self.scope.env = value
+
+    def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
+        return self.scope.source.error(node, message, hint)
+
+    def set_line(self, node: ast.AST) -> None:
+        if self.scope.call_line is not None:
+            self.line = self.scope.call_line
+        else:
+            self.line = getattr(node, "lineno", self.line)
+
+    def set_line_expr(self, node: ast.AST) -> None:
+        if self.scope.call_line is None and hasattr(node, "lineno"):
+            self.line = node.lineno
+
+    def new(self, t: object, hint: str = "") -> n.Value:
+        return self.b.value(t, hint)  # type: ignore[arg-type]
+
+    def op(self, cls: Callable[..., n.Instr], t: object, *operands: object, hint: str = "") -> n.Value:
+        """Emit `cls(fresh value of type t, *operands)` at the current line and return the value."""
+        return self.b.emit(cls(self.new(t, hint), *operands, line=self.line))
+
+    def const(self, t: ScalarType, value: int) -> n.Value:
+        return self.b.emit(n.Const(self.new(t), value, line=self.line))
+
+    def materialize(self, v: LocalValue) -> LocalValue:
+        if isinstance(v, Scalar) and v.value is None:
+            return replace(v, value=self.scalar_value(v))
+        return v
+
+    def scalar_value(self, s: Scalar) -> n.Value:
+        if s.value is not None:
+            return s.value
+        assert s.const is not None
+        if s.type.is_fixed:
+            raw = fixed.from_float(float(s.const)) if isinstance(s.const, float) else fixed.from_int(int(s.const))
+            return self.const(FLOAT, raw)
+        return self.const(s.type, s.type.wrap(int(s.const)))
+
+    def record(self, node: ast.AST, v: DslValue) -> DslValue:
+        """Remember each expression's type, and its value where it is the same constant every time the
+        node is lowered (pure-Python mode reads both, so it makes the same decisions)."""
+        if isinstance(v, Scalar):
+            _remember(node, v, self.expr_types, self.const_values, self.not_const)
+            _remember((self.ctx, node), v, self.ctx_types, self.ctx_consts, self.ctx_not_const)
+            if v.literal:
+                self.ctx_literals.add((self.ctx, node))
+        return v
+
+    # The methods one concept calls in another (defined in the concept's module).
+    @abstractmethod
+    def as_scalar(self, v: DslValue, node: ast.expr) -> Scalar:
+        """The scalar a value is, or an error saying why it is not a number here."""
+
+    @abstractmethod
+    def binary(self, op: BinOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
+        """`a op b` for an integer or float operator: folded, or emitted in the common type."""
+
+    @abstractmethod
+    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
+        """The DSL operation a Python operator node means."""
+
+    @abstractmethod
+    def branchy_value(self, node: ast.expr) -> DslValue:
+        """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""
+
+    @abstractmethod
+    def call(self, node: ast.Call) -> DslValue:
+        """A call's value."""
+
+    @abstractmethod
+    def compare(self, op: CmpOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
+        """`a op b` for a comparison: folded, or emitted in the common type."""
+
+    @abstractmethod
+    def condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
+        """Lower a test as jumps: the flows where it holds and where it does not."""
+
+    @abstractmethod
+    def const_scalar(self, value: object, node: ast.AST) -> Scalar:
+        """The scalar of a Python constant (an untyped literal for ints and floats)."""
+
+    @abstractmethod
+    def convert(self, v: Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar:
+        """Convert to `t` (implicit conversions refuse to lose information silently)."""
+
+    @abstractmethod
+    def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`g.value op= x`."""
+
+    @abstractmethod
+    def logical_not(self, v: Scalar, node: ast.AST) -> Scalar:
+        """The negation of a bool."""
+
+    @abstractmethod
+    def lookup(self, m: BpfMap, key: n.Value) -> n.Value:
+        """A reference to a map's value for `key` (null when absent)."""
+
+    @abstractmethod
+    def lower_body(self, body: list[ast.stmt]) -> None:
+        """Emit a list of statements."""
+
+    @abstractmethod
+    def lower_delete(self, t: ast.expr) -> None:
+        """`del m[key]`."""
+
+    @abstractmethod
+    def lower_expr(self, node: ast.expr) -> DslValue:
+        """Emit an expression and record its type (and constant) for pure-Python mode."""
+
+    @abstractmethod
+    def lower_for(self, s: ast.For) -> None:
+        """Emit a `for` loop."""
+
+    @abstractmethod
+    def lower_while(self, s: ast.While) -> None:
+        """Emit a `while bounded(...)` loop."""
+
+    @abstractmethod
+    def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`m[k] op= x`."""
+
+    @abstractmethod
+    def map_key(self, m: BpfMap, node: ast.expr) -> n.Value:
+        """A key expression converted to the map's key type."""
+
+    @abstractmethod
+    def map_method(self, node: ast.Call, m: BpfMap, attr: str) -> DslValue:
+        """`m.get(...)` and the refusal of other map methods."""
+
+    @abstractmethod
+    def map_of(self, node: ast.expr) -> BpfMap:
+        """The map an expression names."""
+
+    @abstractmethod
+    def map_value(self, m: BpfMap, node: ast.expr) -> n.Value:
+        """A value expression converted to the map's value type."""
+
+    @abstractmethod
+    def membership(self, v: Scalar, constants: list[int], node: ast.AST) -> Scalar:
+        """`v` equals one of `constants`."""
+
+    @abstractmethod
+    def negate(self, v: Scalar, node: ast.AST) -> Scalar:
+        """`-v`."""
+
+    @abstractmethod
+    def optional_lookup(self, m: BpfMap, key: n.Value) -> OptionalVal:
+        """`m.get(k)` without a default: the value, or None."""
+
+    @abstractmethod
+    def power(self, node: ast.BinOp) -> Scalar:
+        """`a ** b` (constants only)."""
+
+    @abstractmethod
+    def refuse_float_into_int(self, operand: Scalar, target: ScalarType, name: str, node: ast.expr) -> None:
+        """Refuse `x op= float` on an integer target."""
+
+    @abstractmethod
+    def resume(self, flows: list[Flow], hint: str) -> None:
+        """Continue after a construct in the join of `flows` (nothing reachable: no block)."""
+
+    @abstractmethod
+    def ringbuf_method(self, node: ast.Call, rb: RingBuf[Struct], attr: str) -> Scalar:
+        """`rb.output(record)`."""
+
+    @abstractmethod
+    def scalar(self, node: ast.expr) -> Scalar:
+        """Emit an expression that must be a number."""
+
+    @abstractmethod
+    def true_divide(self, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
+        """`a / b`: a float quotient."""
+
+    @abstractmethod
+    def truth(self, v: DslValue, node: ast.expr) -> Scalar:
+        """The truth of a value as a bool scalar."""
+
+    @abstractmethod
+    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> DslValue:
+        """`-v`, `+v`, `~v` and `not v`."""
+
+    @abstractmethod
+    def undefined(self, node: ast.expr, name: str) -> DslError:
+        """The error for a name that has no value here."""
+
+    @abstractmethod
+    def zero_of(self, t: ScalarType | StructType) -> n.Value:
+        """The zero of a scalar or record type."""
+
+
+def _remember(key: _K, v: Scalar, types: dict[_K, ScalarType], consts: dict[_K, int | float],
+              not_const: set[_K]) -> None:
+    """Record a scalar's type, and its constant while it is the same one every time `key` is lowered."""
+    types[key] = v.type
+    if v.const is not None and key not in not_const:
+        if key in consts and consts[key] != v.const:
+            not_const.add(key)
+            del consts[key]
+        else:
+            consts[key] = v.const
+    elif v.const is None:
+        not_const.add(key)
+        consts.pop(key, None)

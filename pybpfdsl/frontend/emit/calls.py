@@ -1,0 +1,209 @@
+"""Emitting calls: DSL built-ins (`builtin_calls`), type conversions (`u32(x)`), record constructors,
+methods of maps, ring buffers and the payload, and @inline helpers, which are inlined in place.
+
+Takes a call node; gives its value. An inlined helper's body is emitted in a scope of its own (its own
+locals and types, its returns joined into one value); helpers from other files report the call's line.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+from types import FunctionType
+from typing import cast
+
+from pybpfdsl.frontend.emit import builtin_calls, packet_access
+from pybpfdsl.frontend.emit.base import EmitterBase, Scope
+from pybpfdsl.frontend.flow import Env, Flow
+from pybpfdsl.frontend.resolve import annotation_type, eval_static
+from pybpfdsl.frontend.source import FunctionSource, read_function
+from pybpfdsl.frontend.values import (
+    Callee,
+    DslValue,
+    HeaderVal,
+    LocalValue,
+    NoneVal,
+    OptionalVal,
+    PacketVal,
+    PayloadVal,
+    Scalar,
+    StateVal,
+    StructVal,
+    describe,
+)
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.types import StructType
+from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.state import BpfMap, RingBuf
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import (
+    BOOL,
+    FLOAT,
+    ScalarType,
+)
+
+
+class CallEmitter(EmitterBase):
+    def call(self, node: ast.Call) -> DslValue:
+        callee = self.lower_expr(node.func)
+        if not isinstance(callee, Callee):
+            raise self.err(node, f"{describe(callee)} is not callable")
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise self.err(node, "`*args` and `**kwargs` are not supported in calls")
+        match callee.kind:
+            case "builtin":
+                return builtin_calls.call_builtin(self, node, str(callee.target))
+            case "type":
+                return self.type_call(node, callee.target)
+            case "struct":
+                assert isinstance(callee.target, type)
+                return self.struct_call(node, callee.target)
+            case "inline":
+                assert isinstance(callee.target, FunctionType)
+                return self.inline_call(node, callee.target)
+            case "method":
+                base, attr = cast(tuple[DslValue, str], callee.target)
+                return self.method_call(node, base, attr)
+        raise self.err(node, f"cannot call {describe(callee)}")
+
+    def type_call(self, node: ast.Call, target: object) -> Scalar:
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, "a type conversion takes exactly one argument")
+        t = FLOAT if target is float else BOOL if target is bool else target
+        if target is int:
+            raise self.err(node, "`int(...)` has no fixed width in the DSL", "write u32(x), i64(x), ...")
+        assert isinstance(t, ScalarType)
+        v = self.lower_expr(node.args[0])
+        if t is BOOL and not isinstance(v, Scalar):
+            return self.truth(v, node.args[0])
+        s = self.as_scalar(v, node.args[0])
+        if t is BOOL:
+            return self.truth(s, node.args[0])
+        # An explicit conversion gives a typed value, even of a literal that already had this type.
+        return replace(self.convert(s, t, node), literal=False)
+
+    def struct_call(self, node: ast.Call, cls: type[Struct]) -> StructVal:
+        fields = cls.fields()
+        given: dict[str, ast.expr] = {}
+        if len(node.args) > len(fields):
+            raise self.err(node, f"{cls.__name__} has {len(fields)} fields, {len(node.args)} values given")
+        for f, a in zip(fields, node.args):
+            given[f.name] = a
+        for k in node.keywords:
+            assert k.arg is not None
+            if k.arg not in {f.name for f in fields}:
+                raise self.err(k.value, f"{cls.__name__} has no field `{k.arg}`",
+                               "fields: " + ", ".join(f.name for f in fields))
+            if k.arg in given:
+                raise self.err(k.value, f"field `{k.arg}` given twice")
+            given[k.arg] = k.value
+        values = []
+        for f in fields:
+            if f.name in given:
+                v = self.convert(self.scalar(given[f.name]), f.type, given[f.name], implicit=True)
+            else:
+                v = Scalar(f.type, const=0)
+            values.append(self.scalar_value(v))
+        out = self.b.emit(n.MakeStruct(self.new(StructType(cls)), tuple(values), line=self.line))
+        return StructVal(cls, out)
+
+    def inline_call(self, node: ast.Call, fn: FunctionType) -> DslValue:
+        if fn in self.inline_stack or fn is self.main.function:
+            raise self.err(node, f"{fn.__name__} calls itself; recursion cannot be inlined",
+                           "rewrite it as a loop with a constant bound")
+        if len(self.inline_stack) > 16:
+            raise self.err(node, "helpers nest more than 16 deep")
+        source = read_function(fn)
+        self.inline_sources[(self.ctx, node)] = source
+        tree = source.tree
+        params = tree.args
+        if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
+            raise self.err(node, f"{fn.__name__}: helpers take plain positional parameters only")
+        if len(node.args) + len(node.keywords) != len(params.args):
+            raise self.err(node, f"{fn.__name__} takes {len(params.args)} arguments, "
+                           f"{len(node.args) + len(node.keywords)} given")
+        by_name = {p.arg: p for p in params.args}
+        arg_nodes: dict[str, ast.expr] = {p.arg: a for p, a in zip(params.args, node.args)}
+        for k in node.keywords:
+            assert k.arg is not None
+            if k.arg not in by_name:
+                raise self.err(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
+            arg_nodes[k.arg] = k.value
+        new_env: Env = {}
+        callee_scope = Scope(source, new_env, self.var_types.setdefault(fn, {}), returns=[],
+                             call_line=None if source.file == self.main.file else self.line)
+        for p in params.args:
+            value = self.lower_expr(arg_nodes[p.arg])
+            if p.annotation is None:
+                raise source.error(p, f"parameter `{p.arg}` of helper {fn.__name__} needs a type annotation",
+                                   f"write `{p.arg}: u32` (or Packet, or a header, or a Struct)")
+            new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee_scope)
+        if any(isinstance(v, PacketVal) for v in new_env.values()):
+            # The headers parsed so far (up front, in the entry block) dominate the call: the helper reads
+            # them instead of parsing again.
+            new_env.update({k: v for k, v in self.env.items() if k.startswith(packet_access.pseudo_local(""))})
+        ret_ann = tree.returns
+        if ret_ann is None:
+            raise source.error(tree, f"helper {fn.__name__} needs a return annotation",
+                               "write `-> u32` (or `-> None`)")
+        caller_scope, caller_env = self.scope, self.env
+        self.scope = callee_scope
+        callee_scope.return_type = None if isinstance(ret_ann, ast.Constant) and ret_ann.value is None \
+            else annotation_type(self.scope.source, ret_ann)
+        self.inline_stack.append(fn)
+        try:
+            self.lower_body(tree.body)
+            if not self.b.terminated:
+                if callee_scope.return_type is not None:
+                    raise source.error(tree.body[-1], f"helper {fn.__name__} can reach its end without returning")
+                assert self.b.current is not None
+                callee_scope.returns.append(Flow(self.b.current, {}))  # type: ignore[union-attr]
+                self.b.set_block(None)
+        finally:
+            self.inline_stack.pop()
+            self.scope = caller_scope
+        flows = callee_scope.returns or []
+        for f in flows:
+            f.env = {**caller_env, **f.env}
+        env = self.flow.merge(flows, self.line, "ret")
+        if env is None:
+            self.env = dict(caller_env)
+            return Scalar(BOOL, const=0)
+        result = env.pop("$ret", None)
+        self.env = env
+        if callee_scope.return_type is None:
+            return NoneVal()
+        assert isinstance(result, Scalar)
+        return result
+
+    def bind_param(self, p: ast.arg, value: DslValue, node: ast.expr, source: FunctionSource,
+                   scope: Scope) -> LocalValue:
+        assert p.annotation is not None
+        ann = eval_static(scope.source, p.annotation)
+        if ann is Packet:
+            if not isinstance(value, PacketVal):
+                raise self.err(node, f"parameter `{p.arg}` expects the packet, got {describe(value)}")
+            return value
+        if isinstance(ann, type) and issubclass(ann, Struct):
+            if not isinstance(value, StructVal) or value.cls is not ann:
+                raise self.err(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {describe(value)}")
+            return value
+        if isinstance(value, HeaderVal | OptionalVal | PayloadVal) and not isinstance(ann, ScalarType):
+            return value
+        t = FLOAT if ann is float else BOOL if ann is bool else ann
+        if not isinstance(t, ScalarType):
+            raise source.error(p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
+        scope.var_types[p.arg] = t
+        converted = self.materialize(replace(self.convert(self.as_scalar(value, node), t, node, implicit=True),
+                                             literal=False))
+        assert isinstance(converted, Scalar)
+        return converted
+
+    def method_call(self, node: ast.Call, base: DslValue, attr: str) -> DslValue:
+        if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
+            return self.map_method(node, base.obj, attr)
+        if isinstance(base, PayloadVal):
+            return packet_access.payload_method(self, node, base, attr)
+        if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
+            return self.ringbuf_method(node, base.obj, attr)
+        raise self.err(node, f"{describe(base)} has no method `{attr}`")

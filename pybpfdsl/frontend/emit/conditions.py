@@ -1,0 +1,237 @@
+"""Emitting tests as control flow: `if` conditions, `and`/`or`/`not`, chained comparisons, `x if c else
+y`, None tests that narrow a local (or a parsed header) on the path where it is present, and `in` over a
+constant tuple.
+
+Takes a test expression; gives the flows where it holds and where it does not (`flow.Flow`, each an
+open block with its locals), or, for a value computed with branches, the joined value.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pybpfdsl.frontend.emit import packet_access
+from pybpfdsl.frontend.emit.base import EmitterBase
+from pybpfdsl.frontend.flow import Flow
+from pybpfdsl.frontend.operators import COMPARISONS
+from pybpfdsl.frontend.values import (
+    DslValue,
+    HeaderVal,
+    NoneVal,
+    OptionalVal,
+    PacketVal,
+    Scalar,
+    StructVal,
+    describe,
+)
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.types import (
+    BOOL,
+    FLOAT,
+    common_type,
+    literal_type,
+)
+
+_CMPOPS = COMPARISONS
+
+
+class ConditionEmitter(EmitterBase):
+    def condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
+        """Lower a test as jumps: the flows where it holds and where it does not, with locals narrowed."""
+        self.set_line_expr(node)
+        match node:
+            case ast.BoolOp(op=ast.And(), values=values):
+                true_flows, false_flows = self.condition(values[0])
+                for v in values[1:]:
+                    env = self.flow.merge(true_flows, self.line, "and")
+                    if env is None:
+                        return [], false_flows
+                    self.env = env
+                    t, f = self.condition(v)
+                    true_flows, false_flows = t, false_flows + f
+                return true_flows, false_flows
+            case ast.BoolOp(op=ast.Or(), values=values):
+                true_flows, false_flows = self.condition(values[0])
+                for v in values[1:]:
+                    env = self.flow.merge(false_flows, self.line, "or")
+                    if env is None:
+                        return true_flows, []
+                    self.env = env
+                    t, f = self.condition(v)
+                    true_flows, false_flows = true_flows + t, f
+                return true_flows, false_flows
+            case ast.UnaryOp(op=ast.Not(), operand=operand):
+                t, f = self.condition(operand)
+                return f, t
+            case ast.Compare(left=left, ops=[ast.Is() | ast.IsNot() as op], comparators=[ast.Constant(value=None)]):
+                return self.none_test(left, isinstance(op, ast.Is))
+        value = self.lower_expr(node)
+        if isinstance(value, OptionalVal) and isinstance(value.inner, HeaderVal):
+            return self.narrow_flows(node, value, is_none=False)
+        cond = self.truth(value, node)
+        assert self.b.current is not None
+        if cond.const is not None:
+            here = Flow(self.b.current, self.env)
+            return ([here], []) if cond.const else ([], [here])
+        yes, no = self.flow.branch(self.scalar_value(cond), self.env, self.line)
+        return [yes], [no]
+
+    def none_test(self, node: ast.expr, is_none: bool) -> tuple[list[Flow], list[Flow]]:
+        value = self.lower_expr(node)
+        if isinstance(value, NoneVal):
+            raise self.err(node, "comparing None with None")
+        if not isinstance(value, OptionalVal):
+            assert self.b.current is not None
+            here = Flow(self.b.current, self.env)  # never None: the test is constant
+            return ([], [here]) if is_none else ([here], [])
+        return self.narrow_flows(node, value, is_none)
+
+    def narrow_flows(self, node: ast.expr, value: OptionalVal, is_none: bool) -> tuple[list[Flow], list[Flow]]:
+        key = self.narrow_key(node)
+        present_env = dict(self.env)
+        if key is not None:
+            present_env[key] = value.narrow()
+        if value.narrowed:
+            assert self.b.current is not None
+            here = Flow(self.b.current, present_env)
+            return ([], [here]) if is_none else ([here], [])
+        present, absent = self.flow.branch(value.present, self.env, self.line, env_true=present_env)
+        return ([absent], [present]) if is_none else ([present], [absent])
+
+    def narrow_key(self, node: ast.expr) -> str | None:
+        """The local (or packet pseudo-local) a None test narrows."""
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                isinstance(self.env.get(node.value.id), PacketVal):
+            return packet_access.pseudo_local(node.attr)
+        return None
+
+    def truth(self, v: DslValue, node: ast.expr) -> Scalar:
+        if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
+            v = v.inner  # checked not None: a number
+        if isinstance(v, Scalar):
+            if v.type.is_bool:
+                return v
+            return self.compare(CmpOp.NE, v, Scalar(literal_type(0), const=0), node)
+        if isinstance(v, OptionalVal):
+            raise self.err(node, f"the truth of {describe(v)} is ambiguous",
+                           f"write `{ast.unparse(node)} is not None`")
+        raise self.err(node, f"{describe(v)} cannot be used as a condition")
+
+    def branchy_value(self, node: ast.expr) -> DslValue:
+        """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""
+        if isinstance(node, ast.IfExp):
+            t_flows, f_flows = self.condition(node.test)
+            results: list[tuple[Flow, DslValue]] = []
+            for flows, arm in ((t_flows, node.body), (f_flows, node.orelse)):
+                env = self.flow.merge(flows, self.line, "arm")
+                if env is None:
+                    continue
+                self.env = env
+                v = self.lower_expr(arm)
+                assert self.b.current is not None
+                results.append((Flow(self.b.current, self.env), v))
+            return self.join_values(results, node)
+        if isinstance(node, ast.Compare) and len(node.ops) > 1:
+            t_flows, f_flows = self.chained_condition(node)
+        else:
+            t_flows, f_flows = self.condition(node)
+        results = []
+        for flows, truth in ((t_flows, 1), (f_flows, 0)):
+            env = self.flow.merge(flows, self.line, "bool")
+            if env is None:
+                continue
+            self.env = env
+            assert self.b.current is not None
+            results.append((Flow(self.b.current, self.env), Scalar(BOOL, const=truth)))
+        return self.join_values(results, node)
+
+    def chained_condition(self, node: ast.Compare) -> tuple[list[Flow], list[Flow]]:
+        left = self.materialize(self.scalar(node.left))
+        assert isinstance(left, Scalar)
+        false_flows: list[Flow] = []
+        true_flows: list[Flow] = []
+        for index, (op, right_node) in enumerate(zip(node.ops, node.comparators)):
+            if type(op) not in _CMPOPS:
+                raise self.err(node, "only <, <=, >, >=, ==, != can be chained")
+            right = self.materialize(self.scalar(right_node))
+            assert isinstance(right, Scalar)
+            c = self.compare(_CMPOPS[type(op)], left, right, node)
+            t, f = self.flow.branch(self.scalar_value(c), self.env, self.line)
+            false_flows.append(f)
+            if index == len(node.ops) - 1:
+                true_flows = [t]
+            else:
+                self.b.set_block(t.block)
+                self.env = t.env
+            left = right
+        return true_flows, false_flows
+
+    def join_values(self, results: list[tuple[Flow, DslValue]], node: ast.expr) -> DslValue:
+        # A number checked not None is a number (`x if c else b` after `if b is None: return ...`).
+        results = [(f, v.inner if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar) else v)
+                   for f, v in results]
+        if not results:
+            self.b.set_block(None)
+            return Scalar(BOOL, const=0)
+        if len(results) == 1:
+            self.b.set_block(results[0][0].block)
+            self.env = results[0][0].env
+            return results[0][1]
+        values = [v for _, v in results]
+        if all(isinstance(v, Scalar) for v in values):
+            t = values[0].type  # type: ignore[union-attr]
+            for v in values[1:]:
+                assert isinstance(v, Scalar)
+                if t.is_fixed or v.type.is_fixed:
+                    t = FLOAT
+                elif not (t == v.type and t.is_bool):
+                    t = common_type(t, v.type)
+            if all(isinstance(v, Scalar) and v.const is not None and v.const == values[0].const for v in values):  # type: ignore[union-attr]
+                pass
+            flows = []
+            for flow, v in results:
+                self.b.set_block(flow.block)
+                assert isinstance(v, Scalar)
+                cv = self.convert(v, t, node)
+                flow.env = dict(flow.env)
+                flow.env["$value"] = Scalar(t, self.scalar_value(cv))
+                flows.append(flow)
+            env = self.flow.merge(flows, self.line, "value")
+            assert env is not None
+            result = env.pop("$value")
+            self.env = env
+            return result
+        if all(isinstance(v, StructVal) and v.cls is values[0].cls for v in values):  # type: ignore[union-attr]
+            flows = []
+            for flow, v in results:
+                assert isinstance(v, StructVal)
+                flow.env = dict(flow.env)
+                flow.env["$value"] = v
+                flows.append(flow)
+            env = self.flow.merge(flows, self.line, "value")
+            assert env is not None
+            out = env.pop("$value")
+            self.env = env
+            return out
+        raise self.err(node, "both branches of this expression must give numbers (or the same record type)")
+
+    def logical_not(self, v: Scalar, node: ast.AST) -> Scalar:
+        if v.const is not None:
+            return Scalar(BOOL, const=int(not v.const))
+        return Scalar(BOOL, self.op(n.Binary, BOOL, BinOp.XOR, self.scalar_value(v), self.const(BOOL, 1)))
+
+    def membership(self, v: Scalar, constants: list[int], node: ast.AST) -> Scalar:
+        result: Scalar | None = None
+        for c in constants:
+            eq = self.compare(CmpOp.EQ, v, self.const_scalar(c, node), node)
+            if result is None:
+                result = eq
+            elif result.const is not None or eq.const is not None:
+                result = eq if result.const == 0 else result if eq.const == 0 else Scalar(BOOL, const=1)
+            else:
+                result = Scalar(BOOL, self.b.emit(n.Binary(self.new(BOOL), BinOp.OR, self.scalar_value(result),
+                                                           self.scalar_value(eq), line=self.line)))
+        return result if result is not None else Scalar(BOOL, const=0)

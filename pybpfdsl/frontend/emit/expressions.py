@@ -1,0 +1,301 @@
+"""Emitting expressions: names, constants, attributes, subscripts, comparisons and `in`.
+
+Takes an expression node; gives its `DslValue` (a typed scalar, folded when constant, or a packet,
+header, record, state object or callee), emitting the IR that computes it. Each scalar's type and
+constant are recorded per node and lowering context (`EmitterBase.record`): pure-Python mode reads them.
+Arithmetic is in `arithmetic`, calls in `calls`, packet access in `packet_access`, maps in `state_access`.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pybpfdsl.frontend.emit import packet_access
+from pybpfdsl.frontend.emit.base import EmitterBase
+from pybpfdsl.frontend.operators import COMPARISONS
+from pybpfdsl.frontend.resolve import classify, register_state, resolve_global
+from pybpfdsl.frontend.values import (
+    Callee,
+    ConstTuple,
+    DslValue,
+    HeaderVal,
+    ModuleVal,
+    NoneVal,
+    OptionalVal,
+    PacketVal,
+    PayloadVal,
+    Scalar,
+    StateVal,
+    StringVal,
+    StructVal,
+    describe,
+)
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang import fixed
+from pybpfdsl.lang.arith import CmpOp
+from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
+from pybpfdsl.lang.types import (
+    BOOL,
+    FLOAT,
+    literal_type,
+)
+
+_CMPOPS = COMPARISONS
+
+
+class ExpressionEmitter(EmitterBase):
+    def scalar(self, node: ast.expr) -> Scalar:
+        return self.as_scalar(self.lower_expr(node), node)
+
+    def as_scalar(self, v: DslValue, node: ast.expr) -> Scalar:
+        if isinstance(v, Scalar):
+            return v
+        if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
+            return v.inner
+        if isinstance(v, OptionalVal) and isinstance(v.inner, Scalar):
+            raise self.err(node, f"`{ast.unparse(node)}` may be None here",
+                           f"check first: `if {ast.unparse(node)} is None: return XDP_PASS`, or store it in a "
+                           "variable and test that")
+        raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
+
+    def lower_expr(self, node: ast.expr) -> DslValue:
+        self.set_line_expr(node)
+        return self.record(node, self.lower_expr_inner(node))
+
+    def lower_expr_inner(self, node: ast.expr) -> DslValue:
+        match node:
+            case ast.Constant(value=value):
+                return self.constant(value, node)
+            case ast.Name(id=name):
+                return self.lookup_name(node, name)
+            case ast.Attribute():
+                return self.attribute(node)
+            case ast.BinOp(left=left, op=op, right=right):
+                if isinstance(op, ast.Div):
+                    return self.true_divide(self.scalar(left), self.scalar(right), node)
+                if isinstance(op, ast.Pow):
+                    return self.power(node)
+                return self.binary(self.binop_of(op, node), self.scalar(left), self.scalar(right), node)
+            case ast.UnaryOp(op=op, operand=operand):
+                return self.unary(op, operand, node)
+            case ast.Compare():
+                return self.comparison(node)
+            case ast.BoolOp() | ast.IfExp():
+                return self.branchy_value(node)
+            case ast.Call():
+                return self.call(node)
+            case ast.Subscript(value=base, slice=index):
+                return self.subscript(node, base, index)
+            case ast.Tuple(elts=elts):
+                items = [self.scalar(e) for e in elts]
+                if all(i.const is not None for i in items):
+                    return ConstTuple(tuple(i.const for i in items))  # type: ignore[misc]
+                raise self.err(node, "tuples must be constant", "tuples of runtime values are not supported")
+            case ast.JoinedStr():
+                raise self.err(node, "strings are not supported in a DSL function")
+            case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
+                    ast.GeneratorExp():
+                raise self.err(node, f"{type(node).__name__} values are not supported in a DSL function",
+                               "use a map (HashMap, Array) for collections")
+            case ast.Lambda():
+                raise self.err(node, "lambda is not supported", "define an @inline helper at module level")
+            case ast.NamedExpr():
+                raise self.err(node, "the walrus operator `:=` is not supported", "assign on its own line")
+            case ast.Await() | ast.Yield() | ast.YieldFrom():
+                raise self.err(node, "generators and coroutines are not supported")
+        raise self.err(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
+
+    def constant(self, value: object, node: ast.expr) -> DslValue:
+        if value is None:
+            return NoneVal()
+        if isinstance(value, str):
+            return StringVal(value)
+        return self.const_scalar(value, node)
+
+    def const_scalar(self, value: object, node: ast.AST) -> Scalar:
+        if isinstance(value, bool):
+            return Scalar(BOOL, const=int(value))
+        if isinstance(value, int):
+            try:
+                return Scalar(literal_type(value), const=value, literal=True)
+            except OverflowError:
+                raise self.err(node, f"{value} does not fit in 64 bits") from None
+        if isinstance(value, float):
+            try:
+                fixed.from_float(value)
+            except (OverflowError, ValueError):
+                raise self.err(node, f"{value} is outside the float range [-2**31, 2**31)",
+                               "DSL floats are Q32.32 fixed-point numbers; see docs/language.md") from None
+            return Scalar(FLOAT, const=value, literal=True)
+        raise self.err(node, f"the constant {value!r} is not supported", "use integers, floats and bools")
+
+    def undefined(self, node: ast.expr, name: str) -> DslError:
+        if name in self.scope.var_types:
+            return self.err(node, f"{name} is not defined on every path that reaches here",
+                            f"give {name} a value before the branch or loop that sets it")
+        return self.err(node, f"unknown name `{name}`")
+
+    def lookup_name(self, node: ast.expr, name: str) -> DslValue:
+        if name in self.env:
+            return self.env[name]
+        if name in self.scope.var_types:
+            raise self.undefined(node, name)
+        value = resolve_global(self.scope.source.function, name, lambda m: self.err(node, m))
+        return self.from_python(value, name, node)
+
+    def from_python(self, value: object, name: str, node: ast.expr) -> DslValue:
+        kind, value = classify(value)
+        match kind:
+            case "state":
+                assert isinstance(value, StateObject)
+                return StateVal(register_state(self.state, value, name, self.scope.source, node))
+            case "constant":
+                return self.const_scalar(value, node)
+            case "tuple":
+                assert isinstance(value, tuple)
+                for item in value:
+                    if not isinstance(item, int | float | bool):
+                        raise self.err(node, f"{name} is a tuple with non-numeric items",
+                                       "constant tuples may hold only ints, floats and bools")
+                return ConstTuple(value)
+            case "module":
+                return ModuleVal(value)  # type: ignore[arg-type]
+            case "string":
+                assert isinstance(value, str)
+                return StringVal(value)
+            case "builtin" | "type" | "struct" | "inline":
+                return Callee(kind, value)
+            case "program":
+                raise self.err(node, f"{name} is an @xdp program; programs cannot call each other",
+                               "move the shared code into an @inline helper")
+        raise self.err(node, f"{name} is a {type(value).__name__}, which a DSL function cannot use",
+                       "use constants, state objects (Global, HashMap, ...), DSL types and @inline helpers")
+
+    def attribute(self, node: ast.Attribute) -> DslValue:
+        base = self.lower_expr(node.value)
+        attr = node.attr
+        match base:
+            case PacketVal():
+                return packet_access.packet_attribute(self, node, attr)
+            case HeaderVal():
+                return packet_access.header_field(self, node, base, attr)
+            case OptionalVal(inner=HeaderVal() as h, narrowed=True):
+                return packet_access.header_field(self, node, h, attr)
+            case OptionalVal(inner=HeaderVal(spec=spec)):
+                raise self.err(node, f"`{ast.unparse(node.value)}` may be None here (the packet may have no "
+                               f"{spec.name} header)",
+                               f"check first: `if {ast.unparse(node.value)} is None: return XDP_PASS`")
+            case StateVal(obj=Global() as g) if attr == "value":
+                assert g.name is not None
+                return Scalar(g.type, self.b.emit(n.LoadGlobal(self.new(g.type, g.name), g.name, line=self.line)))
+            case StructVal(cls=cls, value=v):
+                for f in cls.fields():
+                    if f.name == attr:
+                        return Scalar(f.type, self.b.emit(n.ExtractField(self.new(f.type), v, attr, line=self.line)))
+                raise self.err(node, f"{cls.__name__} has no field `{attr}`",
+                               "fields: " + ", ".join(f.name for f in cls.fields()))
+            case OptionalVal(inner=StructVal() as sv, narrowed=True):
+                return self.attribute_of_struct(node, sv)
+            case OptionalVal(inner=StructVal()):
+                raise self.err(node, f"`{ast.unparse(node.value)}` may be None here",
+                               f"check first: `if {ast.unparse(node.value)} is None: ...`")
+            case ModuleVal(module=m):
+                if not hasattr(m, attr):
+                    raise self.err(node, f"module {m.__name__} has no attribute {attr}")
+                return self.from_python(getattr(m, attr), attr, node)
+            case StateVal(obj=Global() as g):
+                raise self.err(node, f"the Global {g.name} has no attribute `{attr}`",
+                               f"read and write its value as `{g.name}.value`")
+            case PayloadVal() if attr != "read":
+                raise self.err(node, f"the payload has no attribute `{attr}`",
+                               "use pkt.payload[i] or pkt.payload.read(T, offset)")
+            case Callee() | StateVal() | PayloadVal():
+                return Callee("method", (base, attr))
+        raise self.err(node, f"{describe(base)} has no attribute `{attr}`")
+
+    def attribute_of_struct(self, node: ast.Attribute, sv: StructVal) -> DslValue:
+        for f in sv.cls.fields():
+            if f.name == node.attr:
+                return Scalar(f.type, self.op(n.ExtractField, f.type, sv.value, node.attr))
+        raise self.err(node, f"{sv.cls.__name__} has no field `{node.attr}`")
+
+    def comparison(self, node: ast.Compare) -> DslValue:
+        ops, rights = node.ops, node.comparators
+        if len(ops) == 1 and isinstance(ops[0], ast.In | ast.NotIn):
+            result = self.contains(node.left, rights[0], node)
+            return self.logical_not(result, node) if isinstance(ops[0], ast.NotIn) else result
+        if any(isinstance(o, ast.Is | ast.IsNot | ast.In | ast.NotIn) for o in ops):
+            if len(ops) == 1 and isinstance(rights[0], ast.Constant) and rights[0].value is None:
+                return self.branchy_value(node)
+            raise self.err(node, "`is` compares only with None, and `in` cannot be chained",
+                           "use `==` to compare numbers")
+        if len(ops) > 1:
+            return self.branchy_value(node)
+        left = self.scalar(node.left)
+        right = self.scalar(rights[0])
+        op = _CMPOPS[type(ops[0])]
+        special = self.random_threshold(node.left, rights[0], left, right, op, node)
+        return special if special is not None else self.compare(op, left, right, node)
+
+    def random_threshold(self, lnode: ast.expr, rnode: ast.expr, left: Scalar, right: Scalar, op: CmpOp,
+                         node: ast.AST) -> Scalar | None:
+        """`random() < p` with a constant p compares the raw 32 random bits with ceil(p·2**32): exact."""
+        if op is not CmpOp.LT or not self.is_random_call(lnode) or right.const is None:
+            return None
+        threshold = fixed.ceil_from_float(float(right.const))
+        clamped = max(min(threshold, (1 << 63) - 1), -(1 << 63))
+        return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, clamped)), node)
+
+    def is_random_call(self, node: ast.expr) -> bool:
+        if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name | ast.Attribute)):
+            return False
+        try:
+            return self.lower_callee_static(node.func) == Callee("builtin", "random")
+        except DslError:
+            return False
+
+    def lower_callee_static(self, node: ast.expr) -> object:
+        if isinstance(node, ast.Name) and node.id not in self.env:
+            value = resolve_global(self.scope.source.function, node.id, lambda m: self.err(node, m))
+            kind, target = classify(value)
+            if kind == "builtin":
+                return Callee("builtin", target)
+        return None
+
+    def contains(self, item_node: ast.expr, container_node: ast.expr, node: ast.AST) -> Scalar:
+        container = self.lower_expr(container_node)
+        if isinstance(container, ConstTuple):
+            item = self.scalar(item_node)
+            return self.membership(item, [int(x) for x in container.items], node)
+        if isinstance(container, StateVal) and isinstance(container.obj, BpfMap):
+            m = container.obj
+            key = self.map_key(m, item_node)
+            ref = self.lookup(m, key)
+            is_null = self.b.emit(n.IsNull(self.new(BOOL), ref, line=self.line))
+            return self.logical_not(Scalar(BOOL, is_null), node)
+        raise self.err(container_node, f"`in` needs a map or a constant tuple, not {describe(container)}")
+
+    def subscript(self, node: ast.Subscript, base_node: ast.expr, index: ast.expr) -> DslValue:
+        base = self.lower_expr(base_node)
+        if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
+            m = base.obj
+            if isinstance(m, HashMap | LruHashMap):
+                raise self.err(node, f"`{m.name}[key]` on a hash map has no value when the key is missing",
+                               f"write `{m.name}.get(key, 0)` (or `.get(key)` and test for None)")
+            key = self.map_key(m, index)
+            found = self.optional_lookup(m, key)
+            inner = found.inner
+            if isinstance(inner, Scalar):
+                assert inner.value is not None
+                zero = self.const(inner.type, 0)
+                return Scalar(inner.type, self.op(n.Select, inner.type, found.present, inner.value, zero))
+            return inner
+        if isinstance(base, PayloadVal):
+            return packet_access.payload_byte(self, node, base, index)
+        if isinstance(base, ConstTuple):
+            i = self.scalar(index)
+            if i.const is None or not isinstance(i.const, int) or not -len(base.items) <= i.const < len(base.items):
+                raise self.err(index, "a constant tuple needs a constant index within its length")
+            return self.const_scalar(base.items[i.const], node)
+        raise self.err(node, f"{describe(base)} cannot be indexed")

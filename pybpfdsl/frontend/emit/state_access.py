@@ -1,0 +1,207 @@
+"""Emitting state access: Globals (`g.value`, atomic `+=`), map lookups, updates, deletes and in-place
+updates (`m[k] += n`), `m.get(k[, default])`, and ring buffer output.
+
+Takes the state object an expression named (registered by `resolve`) and the key/value expressions;
+gives IR map and global operations. A lookup's result is a value that may be None (`OptionalVal`).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pybpfdsl.frontend.emit.base import EmitterBase
+from pybpfdsl.frontend.values import (
+    DslValue,
+    OptionalVal,
+    Scalar,
+    StateVal,
+    StructVal,
+    describe,
+)
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, RingBuf
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import (
+    BOOL,
+    ScalarType,
+    i64,
+)
+
+_SYMBOL: dict[BinOp, str] = {
+    BinOp.ADD: "+", BinOp.SUB: "-", BinOp.MUL: "*", BinOp.DIV: "//", BinOp.MOD: "%", BinOp.AND: "&",
+    BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
+}
+
+
+class StateEmitter(EmitterBase):
+    def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        assert g.name is not None
+        operand = self.scalar(value_node)
+        self.refuse_float_into_int(operand, g.type, f"{g.name}.value", value_node)
+        if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
+            delta = self.convert(operand, g.type, value_node, implicit=False)
+            if op is BinOp.SUB:
+                delta = self.negate(delta, s)
+            self.b.append(n.StoreGlobal(g.name, self.scalar_value(delta), atomic_add=True, line=self.line))
+            return
+        old = Scalar(g.type, self.b.emit(n.LoadGlobal(self.new(g.type), g.name, line=self.line)))
+        new = self.convert(self.binary(op, old, operand, s), g.type, s)
+        self.b.append(n.StoreGlobal(g.name, self.scalar_value(new), line=self.line))
+
+    def lower_delete(self, t: ast.expr) -> None:
+        if not isinstance(t, ast.Subscript):
+            raise self.err(t, "only map entries can be deleted: `del m[key]`")
+        m = self.map_of(t.value)
+        if isinstance(m, Array):
+            raise self.err(t, f"elements of the {m.kind_name} {m.name} cannot be deleted",
+                           "store a zero value instead")
+        key = self.map_key(m, t.slice)
+        assert m.name is not None
+        self.b.emit(n.MapDelete(self.new(i64), m.name, key, line=self.line))
+
+    def ringbuf_method(self, node: ast.Call, rb: RingBuf[Struct], attr: str) -> Scalar:
+        """`events.output(Record(...))`: True when the record was written, False when the buffer was full."""
+        name, cls = rb.name, rb.record.__name__
+        if attr != "output":
+            raise self.err(node, f"RingBuf has no method `{attr}` in a DSL function",
+                           f"write `{name}.output({cls}(...))`; read records from Python with `{name}.poll()`")
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, f"`{name}.output` takes exactly one {cls} record",
+                           f"write `{name}.output({cls}(field=..., ...))`")
+        record = self.lower_expr(node.args[0])
+        if not isinstance(record, StructVal) or record.cls is not rb.record:
+            raise self.err(node.args[0], f"{name} holds {cls} records, not {describe(record)}",
+                           f"build one: `{name}.output({cls}(...))`")
+        assert name is not None
+        return Scalar(BOOL, self.op(n.RingbufOutput, BOOL, name, record.value, hint="written"))
+
+    def map_of(self, node: ast.expr) -> BpfMap:
+        v = self.lower_expr(node)
+        if isinstance(v, StateVal) and isinstance(v.obj, BpfMap):
+            return v.obj
+        raise self.err(node, f"`{ast.unparse(node)}` is {describe(v)}, not a map")
+
+    def map_key(self, m: BpfMap, node: ast.expr) -> n.Value:
+        v = self.lower_expr(node)
+        kt = m.key_type
+        if isinstance(kt, ScalarType):
+            s = self.as_scalar(v, node)
+            if s.type.is_fixed:
+                raise self.err(node, f"the keys of {m.name} are {kt}, not floats")
+            return self.scalar_value(self.convert(s, kt, node, implicit=True))
+        if isinstance(v, StructVal) and v.cls is kt:
+            return v.value
+        raise self.err(node, f"the keys of {m.name} are {kt.__name__} records, not {describe(v)}",
+                       f"build one: `{kt.__name__}(...)`")
+
+    def map_value(self, m: BpfMap, node: ast.expr) -> n.Value:
+        v = self.lower_expr(node)
+        vt = m.value_type
+        if isinstance(vt, ScalarType):
+            return self.scalar_value(self.convert(self.as_scalar(v, node), vt, node, implicit=True))
+        if isinstance(v, StructVal) and v.cls is vt:
+            return v.value
+        raise self.err(node, f"the values of {m.name} are {vt.__name__} records, not {describe(v)}")
+
+    def lookup(self, m: BpfMap, key: n.Value) -> n.Value:
+        assert m.name is not None
+        return self.b.emit(n.MapLookup(self.new(MapValueRef(m.name), m.name), m.name, key, line=self.line))
+
+    def load_map_value(self, m: BpfMap, ref: n.Value) -> Scalar | StructVal:
+        vt = value_ir_type(m.value_type)
+        out = self.b.emit(n.LoadValue(self.new(vt), ref, line=self.line))
+        if isinstance(vt, StructType):
+            return StructVal(vt.cls, out)
+        return Scalar(vt, out)
+
+    def optional_lookup(self, m: BpfMap, key: n.Value) -> OptionalVal:
+        """m.get(k) without a default: the value, or None."""
+        ref = self.lookup(m, key)
+        is_null = self.b.emit(n.IsNull(self.new(BOOL), ref, line=self.line))
+        vt = value_ir_type(m.value_type)
+        join = self.b.new_block("got")
+        present = self.new(BOOL, "found")
+        value = self.new(vt, "value")
+        join.params.extend([present, value])
+        zero = self.zero_of(vt)
+        false = self.const(BOOL, 0)
+        hit = self.b.new_block("hit")
+        self.b.terminate(n.Branch(is_null, n.Edge(join.name, (false, zero)), n.Edge(hit.name), line=self.line))
+        self.b.set_block(hit)
+        loaded = self.load_map_value(m, ref)
+        loaded_value = loaded.value
+        assert loaded_value is not None
+        self.b.terminate(n.Jump(n.Edge(join.name, (self.const(BOOL, 1), loaded_value)), line=self.line))
+        self.b.set_block(join)
+        inner: Scalar | StructVal = StructVal(vt.cls, value) if isinstance(vt, StructType) else Scalar(vt, value)
+        return OptionalVal(inner, present)
+
+    def zero_of(self, t: ScalarType | StructType) -> n.Value:
+        if isinstance(t, StructType):
+            zeros = tuple(self.const(f.type, 0) for f in t.cls.fields())
+            return self.b.emit(n.MakeStruct(self.new(t), zeros, line=self.line))
+        return self.const(t, 0)
+
+    def map_method(self, node: ast.Call, m: BpfMap, attr: str) -> DslValue:
+        if attr == "get":
+            if not 1 <= len(node.args) <= 2 or node.keywords:
+                raise self.err(node, "write `m.get(key)` or `m.get(key, default)`")
+            key = self.map_key(m, node.args[0])
+            found = self.optional_lookup(m, key)
+            if len(node.args) == 1:
+                return found
+            default_node = node.args[1]
+            vt = value_ir_type(m.value_type)
+            if isinstance(vt, StructType):
+                default = self.lower_expr(default_node)
+                if not isinstance(default, StructVal) or default.cls is not vt.cls:
+                    raise self.err(default_node, f"the default must be a {vt.cls.__name__} record")
+                found_record = found.inner
+                assert isinstance(found_record, StructVal)
+                out = self.op(n.Select, vt, found.present, found_record.value, default.value)
+                return StructVal(vt.cls, out)
+            d = self.convert(self.scalar(default_node), vt, default_node, implicit=True)
+            inner = found.inner
+            assert isinstance(inner, Scalar) and inner.value is not None
+            out = self.b.emit(n.Select(self.new(vt), found.present, inner.value, self.scalar_value(d), line=self.line))
+            return Scalar(vt, out)
+        if attr in ("items", "keys", "values"):
+            raise self.err(node, "iterating a map inside the program is not supported",
+                           "read maps from Python (the control plane) instead")
+        raise self.err(node, f"{m.kind_name} has no method `{attr}` in a DSL function",
+                       "use m[k], m.get(k, default), m[k] = v, del m[k], k in m")
+
+    def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`m[k] += n`: add in place (atomically when the kernel allows); a missing hash key starts at 0."""
+        vt = m.value_type
+        if not isinstance(vt, ScalarType):
+            raise self.err(s, f"the values of {m.name} are records; `{_SYMBOL[op]}=` needs numbers",
+                           "read the record, build a new one and store it")
+        key = self.map_key(m, index)
+        operand = self.scalar(value_node)
+        self.refuse_float_into_int(operand, vt, f"a value of {m.name}", value_node)
+        ref = self.lookup(m, key)
+        is_null = self.b.emit(n.IsNull(self.new(BOOL), ref, line=self.line))
+        hit, miss, done = self.b.new_block("hit"), self.b.new_block("miss"), self.b.new_block("updated")
+        self.b.terminate(n.Branch(is_null, n.Edge(miss.name), n.Edge(hit.name), line=self.line))
+        self.b.set_block(hit)
+        env = dict(self.env)
+        if op is BinOp.ADD and (vt.bits in (32, 64) or vt.is_fixed):
+            delta = self.convert(operand, vt, s)
+            self.b.append(n.StoreValue(ref, self.scalar_value(delta), atomic_add=True, line=self.line))
+        else:
+            old = Scalar(vt, self.b.emit(n.LoadValue(self.new(vt), ref, line=self.line)))
+            new = self.convert(self.binary(op, old, operand, s), vt, s)
+            self.b.append(n.StoreValue(ref, self.scalar_value(new), line=self.line))
+        self.b.terminate(n.Jump(n.Edge(done.name), line=self.line))
+        self.b.set_block(miss)
+        if isinstance(m, HashMap | LruHashMap):
+            zero = Scalar(vt, const=0.0 if vt.is_fixed else 0)
+            first = self.convert(self.binary(op, zero, operand, s), vt, s)
+            assert m.name is not None
+            self.b.emit(n.MapUpdate(self.new(i64), m.name, key, self.scalar_value(first), line=self.line))
+        self.b.terminate(n.Jump(n.Edge(done.name), line=self.line))
+        self.b.set_block(done)
+        self.env = env
