@@ -155,10 +155,31 @@ def mutants_of(subject: Subject) -> list[MutantObject]:
     return out
 
 
+def _rank(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
 def sampled(name: str, rate: float) -> bool:
     """Deterministic: the same names are chosen on every run and machine."""
-    h = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
-    return h < rate * (1 << 64)
+    return _rank(name) < rate * (1 << 64)
+
+
+def spread(mutants: Sequence[MutantObject], per_kind: int) -> list[MutantObject]:
+    """Up to `per_kind` mutants of every kind, each from another subject where the subjects allow, chosen
+    by a hash of their names (the same on every run): every kind a buggy compiler makes, in few proofs."""
+    ranked = sorted(mutants, key=lambda m: _rank(m.name))
+    chosen: dict[str, MutantObject] = {}
+    taken: Counter[str] = Counter()
+    places: set[tuple[str, str]] = set()
+    for first_pass in (True, False):  # the second repeats subjects for kinds that few subjects have
+        for m in ranked:
+            place = (m.kind, m.subject.name)
+            if taken[m.kind] >= per_kind or m.name in chosen or (first_pass and place in places):
+                continue
+            chosen[m.name] = m
+            taken[m.kind] += 1
+            places.add(place)
+    return list(chosen.values())
 
 
 # --------------------------------------------------------------------------- #
