@@ -26,7 +26,7 @@ from pybpfdsl.verify.analysis.driver import Analysis
 from pybpfdsl.verify.analysis.helpers import BPF_LOOP
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
-from pybpfdsl.verify.analysis.values import StackPtr
+from pybpfdsl.verify.analysis.values import StackPtr, alternatives
 
 __all__ = ["MAX_CALL_FRAMES", "MAX_EXPANDED", "Expansion", "GlobalFunction", "chain_stacks", "expand", "fold",
            "has_calls", "stack_findings"]
@@ -225,7 +225,7 @@ def _frame_depth(insns: list[Instruction], indices: list[int], pre: dict[int, St
         s = pre.get(k)
         if s is None:
             continue
-        for v in s.regs[:10]:
+        for v in (a for r in s.regs[:10] for a in alternatives(r)):  # a register may be a stack pointer on some paths
             if isinstance(v, StackPtr):
                 deepest = max(deepest, -v.off.s64.lo)
     return min(deepest, 1 << 20)

@@ -64,7 +64,8 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                     continue
                 was_collapsed = OVERFLOW in parts
                 k = part.add(parts, t, s)
-                collapsed_now = k == OVERFLOW and not was_collapsed
+                collapsed_now = (k == OVERFLOW and not was_collapsed) or part.rekeyed
+                part.rekeyed = False
                 old = parts.get(k)
                 vk = (t, k)
                 visits[vk] = visits.get(vk, 0) + 1
@@ -79,6 +80,7 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                     heapq.heappush(work, (cfg.order.get(t, t), t))
                 if collapsed_now:
                     dirty[t].clear()
+                    dirty[t].update(parts)
                 dirty[t].add(k)
     return processed, at_stop
 

@@ -3,7 +3,7 @@ their packet facts and live constants (a bounded trace partitioning), before it 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
@@ -68,18 +68,41 @@ class Partitioner:
 
     max_parts: int
     live: list[int]
+    coarse: set[int] = field(default_factory=set)
+    """Points whose partitions are told apart by their packet facts only (the constants dropped: see :meth:`add`)."""
+    rekeyed: bool = False
+    """Set when :meth:`add` regrouped a point's partitions: every one of them is a new state to propagate."""
+
+    def _key(self, s: State, t: int) -> object:
+        key = partition_key(s, self.live[t])
+        return ("coarse", key[:3]) if t in self.coarse else key  # type: ignore[index]
 
     def add(self, parts: Parts, t: int, s: State) -> object:
-        """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room, else the
-        point collapses: every partition is joined into one (under ``OVERFLOW``) that takes every later
-        state. (Merging a state into the nearest partition instead kept more paths apart,
-        but its partitions drift from their keys and re-widen one another: mutants of the loops example
-        and the issue's 64-iteration loop ran for many minutes. Kept collapsing until that converges.)"""
+        """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room; when it is
+        full, the partitions are regrouped by their packet facts alone (the constants of the registers
+        are dropped from the key) if that fits, else the point collapses: every partition is joined into
+        one (under ``OVERFLOW``) that takes every later state. (Merging a state into the nearest partition
+        instead kept more paths apart, but its partitions drift from their keys and re-widen one another:
+        mutants of the loops example and the issue's 64-iteration loop ran for many minutes.)"""
         if OVERFLOW in parts:
             return OVERFLOW
-        key = partition_key(s, self.live[t]) if self.max_parts > 1 else OVERFLOW
+        key = self._key(s, t) if self.max_parts > 1 else OVERFLOW
         if key in parts or len(parts) < self.max_parts:
             return key
+        if t not in self.coarse:
+            groups: Parts = {}
+            for old in parts.values():
+                k = ("coarse", partition_key(old, self.live[t])[:3])  # type: ignore[index]
+                g = st.join(groups.get(k), old, t)
+                assert g is not None
+                groups[k] = g
+            self.coarse.add(t)
+            key = self._key(s, t)
+            if len(groups) + (key not in groups) <= self.max_parts:
+                parts.clear()
+                parts.update(groups)
+                self.rekeyed = True
+                return key
         merged = joined(parts)
         parts.clear()
         assert merged is not None

@@ -135,7 +135,43 @@ def test_a_pointer_offset_reaching_two_to_the_29_is_refused(additions: int, safe
 
 
 # --------------------------------------------------------------------------- #
-# 4. The lattice of alternatives
+# 4. Many paths: a full point keeps its packet facts apart (only the constants joined)
+# --------------------------------------------------------------------------- #
+
+def _ipv4_or_ipv6_then_flags(access_off: int) -> list[Instruction]:
+    """34 or 54 bytes checked (r5 = 0 or 1 says which), then four flags set on 2 x 2 x 2 x 2 paths (more than a
+    point's partitions), then a 4-byte read at ``access_off`` if r5 == 1."""
+    jgt_reg, or_reg = 0x2D, 0x4F  # if rD > rS goto; rD |= rS
+    return [
+        load(U32, 2, 1, 0), load(U32, 3, 1, 4), load(U32, 4, 1, 12), load(U32, 6, 1, 16), mov(5, 0),
+        jeq_imm(4, 0, 4),                                                        # 5: to 10
+        mov_reg(0, 2), add_imm(0, 34), Instruction(jgt_reg, 0, 3, 24, 0), ja(4),  # 6-9: to 33 / 14
+        mov(5, 1), mov_reg(0, 2), add_imm(0, 54), Instruction(jgt_reg, 0, 3, 19, 0),  # 10-13
+        mov(7, 0), jeq_imm(6, 1, 1), mov(7, 1),                                  # 14-16
+        mov(8, 0), jeq_imm(6, 2, 1), mov(8, 1),                                  # 17-19
+        mov(9, 0), jeq_imm(6, 3, 1), mov(9, 1),                                  # 20-22
+        mov(4, 0), jeq_imm(6, 4, 1), mov(4, 1),                                  # 23-25
+        Instruction(0x55, 5, 0, 1, 1),                                           # 26: if r5 != 1 goto 28
+        load(U32, 1, 2, access_off),                                             # 27
+        mov_reg(0, 7), Instruction(or_reg, 0, 8, 0, 0), Instruction(or_reg, 0, 9, 0, 0),
+        Instruction(or_reg, 0, 4, 0, 0), EXIT,                                   # 28-32
+        mov(0, 1), EXIT,                                                         # 33-34
+    ]
+
+
+def test_a_full_point_keeps_the_longer_checked_header_apart() -> None:
+    """The read of bytes 50..54 is on the IPv6 path only, where 54 bytes are checked; joining every path
+    at the full point (more than 8 partitions) left 34 checked bytes and refused it."""
+    _check(_ipv4_or_ipv6_then_flags(50), {}, safe=True)
+
+
+def test_a_read_past_the_longer_checked_header_is_refused() -> None:
+    ours = _check(_ipv4_or_ipv6_then_flags(52), {}, safe=False, kernel_says="invalid access to packet")
+    assert any(f.code == Code.PACKET_BOUNDS and f.insn == 27 for f in ours.errors), ours.format()
+
+
+# --------------------------------------------------------------------------- #
+# 5. The lattice of alternatives
 # --------------------------------------------------------------------------- #
 
 def test_alternatives_are_kept_per_type_and_per_map() -> None:
