@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import TypeAlias
 
+from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.lower import Ctx, Lowered
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
 from pybpfdsl.frontend.resolve import classify, resolve_global
@@ -54,10 +55,8 @@ from pybpfdsl.lang.types import (
     BOOL,
     FLOAT,
     ScalarType,
-    common_type,
     i64,
     literal_type,
-    promote,
     u8,
     u32,
     u64,
@@ -212,7 +211,7 @@ def binary(op: BinOp, a: Num, b: Num) -> Num:
         return binary_in(op, FLOAT, a, b)  # typed constants fold in Q32.32, as the code computes
     if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
         return const_num(arith.fold_untyped(op, int(a.c), int(b.c)))
-    t = promote(a.t) if op in (BinOp.SHL, BinOp.SHR) else common_type(a.t, b.t)
+    t = fold.binary_type(op, a.t, b.t)
     return binary_in(op, t, a, b)
 
 
@@ -220,13 +219,13 @@ def negate(x: Num) -> Num:
     """Unary minus as the compiler lowers it (constants of literal type negate exactly)."""
     if x.c is not None and _untyped(x):
         return const_num(-x.c)
-    t = x.t if x.t.is_fixed else promote(x.t)
+    t = fold.unary_type(x.t)
     return Num(t, arith.negate(t, convert(x, t).v))
 
 
 def compare(op: CmpOp, a: Num, b: Num) -> bool:
     """`a op b` in the common type (float if either is); constants compare as the compiler folds them."""
-    t = FLOAT if a.t.is_fixed or b.t.is_fixed else common_type(a.t, b.t)
+    t = fold.compare_type(a.t, b.t)
     if a.c is not None and b.c is not None:
         if t.is_fixed and _untyped(a) and _untyped(b):
             return _FLOAT_CMP[op](float(a.c), float(b.c))
@@ -756,14 +755,14 @@ class _Evaluator:
                 values = [self.scalar(a, fr) for a in node.args]
                 best = values[0]
                 for v in values[1:]:
-                    t = FLOAT if best.t.is_fixed or v.t.is_fixed else common_type(best.t, v.t)
+                    t = fold.compare_type(best.t, v.t)
                     a, b = convert(best, t), convert(v, t)
                     take_b = compare(CmpOp.LT if name == "min" else CmpOp.GT, b, a)
                     best = Num(t, b.v if take_b else a.v)
                 return best
             case "abs":
                 v = self.scalar(node.args[0], fr)
-                t = v.t if v.t.is_fixed else promote(v.t)
+                t = fold.unary_type(v.t)
                 v = convert(v, t)
                 if not t.signed:
                     return v

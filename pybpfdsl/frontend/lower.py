@@ -1,15 +1,18 @@
 """The frontend's entry: a typed Python function to checked SSA IR, in named stages.
 
 1. resolve (`resolve`): names, globals, state objects, helpers and annotations, by Python's rules.
-2. type-check and fold (`emit.arithmetic`, `emit.expressions`): each expression's DSL type, and its
-   value where it is a compile-time constant, recorded per node for pure-Python mode (`Lowered`).
+   Gives Python objects and their DSL kind; no types' arithmetic, no IR.
+2. type-check and fold (`fold`): the DSL's type rules and constant folding over scalars. Gives each
+   operation's type and, for constant operands, its value; no IR. The emitter records each expression's
+   type and constant per node and lowering context (`Lowered`), which pure-Python mode reads.
 3. emit (`emit/`): SSA IR, split by concept: statements, loops, conditions, expressions, arithmetic,
-   calls, state access, packet access, built-ins.
+   calls, state access, packet access, built-ins (see `emit.base`).
 
-Today stages 2 and 3 run in one walk over the AST (each expression is typed and folded as it is
-emitted); the boundaries are the modules. `Lowerer` combines the emitter's concept mixins; one instance
-handles one `@xdp` function and the `@inline` helpers it calls (inlined in place). Every construct the
-DSL does not support ends in a `DslError` at the construct's line, saying what to write instead.
+Stages 2 and 3 still run in one walk over the AST: the emitter asks `fold` as it meets each expression,
+and emits an operation only where no constant results. A typed, folded AST between them is the next
+step (issue 14 §4). `Lowerer` combines the emitter's concept mixins; one instance handles one `@xdp`
+function and the `@inline` helpers it calls (inlined in place). Every construct the DSL does not
+support ends in a `DslError` at the construct's line, saying what to write instead.
 """
 
 from __future__ import annotations

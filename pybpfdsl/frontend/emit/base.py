@@ -1,6 +1,6 @@
 """The emitter's shared state: the IR builder, the function being emitted, its locals, the current line.
 
-The emitter (stage 3 of the frontend, after `resolve` and the type rules of `arithmetic`) is split by
+The emitter (stage 3 of the frontend, after `resolve` and the type rules of `fold`) is split by
 concept into mixins over this base: `statements`, `loops`, `conditions`, `expressions`, `arithmetic`,
 `calls`, `state_access`, with packet parsing in `packet_access` and built-ins in `builtin_calls` (free
 functions over an `EmitterBase`). Each concept module imports this base and nothing of the others: the
@@ -21,6 +21,7 @@ from types import FunctionType
 from typing import TypeVar
 
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
+from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
@@ -95,6 +96,12 @@ class EmitterBase(ABC):
 
     def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.scope.source.error(node, message, hint)
+
+    def complaint(self, node: ast.AST) -> Complaint:
+        """Errors at `node`, for the type rules (`fold`)."""
+        def complain(message: str, hint: str | None = None) -> DslError:
+            return self.err(node, message, hint)
+        return complain
 
     def set_line(self, node: ast.AST) -> None:
         if self.scope.call_line is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import ipaddress
 
+from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import DslValue, Scalar, StringVal
 from pybpfdsl.ir import nodes as n
@@ -69,16 +70,12 @@ def min_max(lw: EmitterBase, node: ast.Call, name: str) -> Scalar:
     if len(node.args) < 2 or node.keywords:
         raise lw.err(node, f"{name}() takes two or more numbers")
     values = [lw.scalar(a) for a in node.args]
-    if all(v.const is not None for v in values) and not any(v.type.is_fixed for v in values):
-        pick = min if name == "min" else max
-        result = pick(int(v.const) for v in values)  # type: ignore[arg-type]
-        t = values[0].type
-        for v in values[1:]:
-            t = common_type(t, v.type)
-        return Scalar(t, const=result) if t.min <= result <= t.max else lw.const_scalar(result, node)
+    folded = fold.fold_min_max(name, values, lw.complaint(node))
+    if folded is not None:
+        return folded
     best = values[0]
     for v in values[1:]:
-        t = FLOAT if best.type.is_fixed or v.type.is_fixed else common_type(best.type, v.type)
+        t = fold.compare_type(best.type, v.type)
         a, b = lw.convert(best, t, node), lw.convert(v, t, node)
         op = CmpOp.LT if name == "min" else CmpOp.GT
         take_b = lw.compare(op, b, a, node)
@@ -91,14 +88,10 @@ def absolute(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 1 or node.keywords:
         raise lw.err(node, "abs() takes one number")
     v = lw.scalar(node.args[0])
-    if v.const is not None and v.literal:
-        return lw.const_scalar(abs(v.const), node)  # an untyped constant: exactly
-    t = v.type if v.type.is_fixed else promote(v.type)
-    if v.const is not None and not t.is_fixed:
-        # A typed constant folds in its promoted type, as the code computes (abs of the most negative wraps).
-        c = lw.convert(v, t, node).const
-        assert isinstance(c, int)
-        return Scalar(t, const=t.wrap(abs(c)))
+    folded = fold.fold_abs(v, lw.complaint(node))
+    if folded is not None:
+        return folded
+    t = fold.unary_type(v.type)
     v = lw.convert(v, t, node)
     if not t.signed:
         return v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 
+from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Flow
@@ -28,8 +29,6 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.types import (
     BOOL,
-    FLOAT,
-    common_type,
     literal_type,
 )
 
@@ -182,15 +181,7 @@ class ConditionEmitter(EmitterBase):
             return results[0][1]
         values = [v for _, v in results]
         if all(isinstance(v, Scalar) for v in values):
-            t = values[0].type  # type: ignore[union-attr]
-            for v in values[1:]:
-                assert isinstance(v, Scalar)
-                if t.is_fixed or v.type.is_fixed:
-                    t = FLOAT
-                elif not (t == v.type and t.is_bool):
-                    t = common_type(t, v.type)
-            if all(isinstance(v, Scalar) and v.const is not None and v.const == values[0].const for v in values):  # type: ignore[union-attr]
-                pass
+            t = fold.join_type([v.type for v in values])  # type: ignore[union-attr]
             flows = []
             for flow, v in results:
                 self.b.set_block(flow.block)

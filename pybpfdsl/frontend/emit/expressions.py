@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 
+from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.operators import COMPARISONS
@@ -38,7 +39,6 @@ from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import (
     BOOL,
     FLOAT,
-    literal_type,
 )
 
 _CMPOPS = COMPARISONS
@@ -114,21 +114,7 @@ class ExpressionEmitter(EmitterBase):
         return self.const_scalar(value, node)
 
     def const_scalar(self, value: object, node: ast.AST) -> Scalar:
-        if isinstance(value, bool):
-            return Scalar(BOOL, const=int(value))
-        if isinstance(value, int):
-            try:
-                return Scalar(literal_type(value), const=value, literal=True)
-            except OverflowError:
-                raise self.err(node, f"{value} does not fit in 64 bits") from None
-        if isinstance(value, float):
-            try:
-                fixed.from_float(value)
-            except (OverflowError, ValueError):
-                raise self.err(node, f"{value} is outside the float range [-2**31, 2**31)",
-                               "DSL floats are Q32.32 fixed-point numbers; see docs/language.md") from None
-            return Scalar(FLOAT, const=value, literal=True)
-        raise self.err(node, f"the constant {value!r} is not supported", "use integers, floats and bools")
+        return fold.constant(value, self.complaint(node))
 
     def undefined(self, node: ast.expr, name: str) -> DslError:
         if name in self.scope.var_types:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 
+from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import (
     DslValue,
@@ -28,11 +29,6 @@ from pybpfdsl.lang.types import (
     ScalarType,
     i64,
 )
-
-_SYMBOL: dict[BinOp, str] = {
-    BinOp.ADD: "+", BinOp.SUB: "-", BinOp.MUL: "*", BinOp.DIV: "//", BinOp.MOD: "%", BinOp.AND: "&",
-    BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
-}
 
 
 class StateEmitter(EmitterBase):
@@ -177,7 +173,7 @@ class StateEmitter(EmitterBase):
         """`m[k] += n`: add in place (atomically when the kernel allows); a missing hash key starts at 0."""
         vt = m.value_type
         if not isinstance(vt, ScalarType):
-            raise self.err(s, f"the values of {m.name} are records; `{_SYMBOL[op]}=` needs numbers",
+            raise self.err(s, f"the values of {m.name} are records; `{fold.SYMBOL[op]}=` needs numbers",
                            "read the record, build a new one and store it")
         key = self.map_key(m, index)
         operand = self.scalar(value_node)

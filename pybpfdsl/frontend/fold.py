@@ -1,0 +1,257 @@
+"""Stage 2 of the frontend, type-check and fold: the DSL's type rules and constant folding over scalars.
+
+Takes scalars (`values.Scalar`: a DSL type, and a compile-time constant where there is one) and the
+operation applied to them; gives the result's type, and the folded constant where the operands are
+constant. Untyped constants (literals, module constants and arithmetic on them) fold exactly, like Go's
+untyped constants; typed ones (`u8(3)`, a typed local) fold in their type, wrapping as the code would
+compute at run time. A rule that refuses a program raises the `DslError` its `Complaint` builds (the
+caller binds it to the node, so the error points at the user's line).
+
+No IR here: the emitter (`emit.arithmetic`) asks these rules first and emits an operation only where
+they give no constant. Pure-Python mode is to read the same rules (issue 14 §4) instead of its copies.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pybpfdsl.frontend.values import Scalar
+from pybpfdsl.lang import arith, fixed
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, common_type, i64, literal_type, promote
+
+SYMBOL: dict[BinOp, str] = {
+    BinOp.ADD: "+", BinOp.SUB: "-", BinOp.MUL: "*", BinOp.DIV: "//", BinOp.MOD: "%", BinOp.AND: "&",
+    BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
+}
+"""How the user writes each operator, for error messages."""
+_FLOAT_RANGE = "DSL floats are Q32.32 fixed-point numbers; see docs/language.md"
+
+
+class Complaint(Protocol):
+    """The error for the node being checked: `raise complain("what is wrong", "what to write")`."""
+
+    def __call__(self, message: str, hint: str | None = None) -> DslError: ...
+
+
+def untyped(s: Scalar) -> bool:
+    """Untyped constants fold exactly; explicitly typed ones (u8(3), typed locals) fold in their type."""
+    return s.const is not None and s.literal
+
+
+def exact_float(raw: int) -> float | None:
+    """The Python float equal to a Q32.32 raw value, or None when a double cannot hold it exactly."""
+    value = fixed.to_float(raw)
+    return value if fixed.from_float(value) == raw else None
+
+
+def constant(value: object, complain: Complaint) -> Scalar:
+    """The scalar of a Python constant: bools are typed, ints and floats untyped literals."""
+    if isinstance(value, bool):
+        return Scalar(BOOL, const=int(value))
+    if isinstance(value, int):
+        try:
+            return Scalar(literal_type(value), const=value, literal=True)
+        except OverflowError:
+            raise complain(f"{value} does not fit in 64 bits") from None
+    if isinstance(value, float):
+        try:
+            fixed.from_float(value)
+        except (OverflowError, ValueError):
+            raise complain(f"{value} is outside the float range [-2**31, 2**31)", _FLOAT_RANGE) from None
+        return Scalar(FLOAT, const=value, literal=True)
+    raise complain(f"the constant {value!r} is not supported", "use integers, floats and bools")
+
+
+def fixed_raw(v: Scalar, complain: Complaint) -> int:
+    """The Q32.32 raw value of a float constant."""
+    assert v.const is not None
+    try:
+        return fixed.from_float(float(v.const))
+    except (OverflowError, ValueError):
+        raise complain(f"{v.const} is outside the float range [-2**31, 2**31)", _FLOAT_RANGE) from None
+
+
+# ----------------------------------------------------------------- conversions
+def check_implicit(v: Scalar, t: ScalarType, complain: Complaint) -> None:
+    """An implicit conversion (an assignment to a typed variable, a parameter, a map key) refuses to lose
+    information silently: a float into an integer, or a constant that does not fit."""
+    if v.type.is_fixed and not t.is_fixed:
+        raise complain(f"a float cannot be stored in a {t} silently",
+                       f"convert explicitly: `{t}(...)` truncates toward zero")
+    if v.const is not None and t.is_int and isinstance(v.const, int) and not t.min <= v.const <= t.max:
+        raise complain(f"{v.const} does not fit in {t}",
+                       f"use a wider type, or write `{t}({v.const})` to wrap it on purpose")
+
+
+def convert_constant(v: Scalar, t: ScalarType, complain: Complaint) -> Scalar:
+    """A constant converted to `t` (explicitly, or after `check_implicit`)."""
+    assert v.const is not None
+    if v.type == t:
+        return v
+    if t.is_fixed:
+        if isinstance(v.const, float):
+            return Scalar(FLOAT, const=v.const)
+        if v.literal:  # an untyped constant converts exactly, and must fit
+            if not -(1 << 31) <= v.const < 1 << 31:
+                raise complain(f"{v.const} is outside the float range [-2**31, 2**31)", _FLOAT_RANGE)
+            return Scalar(FLOAT, const=float(v.const))
+        # A typed constant converts as the code would at run time: outside the range it wraps.
+        return Scalar(FLOAT, const=fixed.to_float(arith.convert(int(v.const), v.type, FLOAT)))
+    if isinstance(v.const, float):
+        raw = fixed.from_float(v.const)
+        return Scalar(t, const=arith.convert(raw, FLOAT, t))
+    return Scalar(t, const=t.wrap(int(v.const)) if not t.is_bool else int(v.const != 0))
+
+
+# ----------------------------------------------------------------- integer operators
+def binary_type(op: BinOp, a: ScalarType, b: ScalarType) -> ScalarType:
+    """The type an integer operator computes in: the promoted left operand for shifts, else the common type."""
+    return promote(a) if op in (BinOp.SHL, BinOp.SHR) else common_type(a, b)
+
+
+def fold_untyped_binary(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+    """`a op b` on two untyped integer constants, exactly (None unless both are)."""
+    if not (a.const is not None and b.const is not None and untyped(a) and untyped(b)):
+        return None
+    r = arith.fold_untyped(op, int(a.const), int(b.const))
+    try:
+        return Scalar(literal_type(r), const=r, literal=True)
+    except OverflowError:
+        raise complain(f"the constant {r} does not fit in 64 bits") from None
+
+
+def fold_typed_binary(op: BinOp, t: ScalarType, a: Scalar, b: Scalar) -> Scalar | None:
+    """`a op b` on two constants already converted to `t`, wrapping in `t` (None unless both are constant)."""
+    if a.const is None or b.const is None:
+        return None
+    return Scalar(t, const=arith.binary(op, t, int(a.const), int(b.const)))
+
+
+# ----------------------------------------------------------------- float operators
+def check_float_operator(op: BinOp, complain: Complaint) -> None:
+    if op not in arith.FIXED_BINOPS:
+        raise complain(f"`{SYMBOL[op]}` is not defined on floats",
+                       "use +, -, * and / on floats; convert to an integer type for the others")
+
+
+def fold_untyped_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+    """`a op b` on two untyped constants, one a float: in double precision, then checked to fit."""
+    if not (a.const is not None and b.const is not None and untyped(a) and untyped(b)):
+        return None
+    r = {BinOp.ADD: float(a.const) + float(b.const), BinOp.SUB: float(a.const) - float(b.const),
+         BinOp.MUL: float(a.const) * float(b.const)}[op]
+    return constant(r, complain)
+
+
+def fold_typed_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+    """`a op b` on two float constants: as the code computes, in Q32.32, wrapping (not in double
+    precision); None when either is not constant or a double cannot hold the result exactly."""
+    if a.const is None or b.const is None:
+        return None
+    ra, rb = fixed_raw(a, complain), fixed_raw(b, complain)
+    folded = exact_float({BinOp.ADD: fixed.wrap64(ra + rb), BinOp.SUB: fixed.wrap64(ra - rb),
+                          BinOp.MUL: fixed.mul(ra, rb)}[op])
+    return Scalar(FLOAT, const=folded) if folded is not None else None
+
+
+def fold_true_divide(a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+    """`a / b` on constants: untyped ones in double precision (a zero divisor refused), typed ones as the
+    code computes (a quotient truncated to Q32.32; x / 0 == 0). None when it does not fold."""
+    if a.const is None or b.const is None:
+        return None
+    if untyped(a) and untyped(b):
+        if float(b.const) == 0:
+            raise complain("division by zero in a constant expression")
+        return constant(float(a.const) / float(b.const), complain)
+    if b.type.is_fixed:
+        return None
+    const_divisor = convert_constant(b, i64, complain).const
+    assert isinstance(const_divisor, int)
+    if a.type.is_fixed:
+        folded = exact_float(fixed.div_int(fixed_raw(a, complain), const_divisor))
+    else:
+        const_dividend = convert_constant(a, i64, complain).const
+        assert isinstance(const_dividend, int)
+        folded = exact_float(fixed.quotient(const_dividend, const_divisor))
+    return Scalar(FLOAT, const=folded) if folded is not None else None
+
+
+def fold_power(a: Scalar, b: Scalar, complain: Complaint) -> Scalar:
+    """`a ** b`: defined on untyped constants only."""
+    if a.const is not None and b.const is not None and untyped(a) and untyped(b):
+        if isinstance(a.const, int) and isinstance(b.const, int) and b.const >= 0:
+            return constant(a.const ** b.const, complain)
+        try:
+            return constant(float(a.const) ** float(b.const), complain)
+        except (ZeroDivisionError, OverflowError):
+            raise complain(f"{a.const} ** {b.const} has no value in the DSL") from None
+    raise complain("`**` works only on constants", "multiply explicitly: `x * x`")
+
+
+# ----------------------------------------------------------------- comparisons
+def compare_type(a: ScalarType, b: ScalarType) -> ScalarType:
+    """The type two operands are compared in."""
+    return FLOAT if a.is_fixed or b.is_fixed else common_type(a, b)
+
+
+def fold_compare(op: CmpOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+    """`a op b` on constants: untyped ones exactly, typed floats as the code would (converted, wrapping,
+    first). None when it does not fold (typed integer constants are compared by the code)."""
+    if a.const is None or b.const is None:
+        return None
+    t = compare_type(a.type, b.type)
+    if t.is_fixed and untyped(a) and untyped(b):
+        return Scalar(BOOL, const=int(arith.compare(op, float(a.const), float(b.const))))  # type: ignore[arg-type]
+    if t.is_fixed:
+        fa, fb = convert_constant(a, t, complain).const, convert_constant(b, t, complain).const
+        assert fa is not None and fb is not None
+        return Scalar(BOOL, const=int(arith.compare(op, float(fa), float(fb))))  # type: ignore[arg-type]
+    if untyped(a) and untyped(b):
+        return Scalar(BOOL, const=int(arith.compare(op, int(a.const), int(b.const))))
+    return None
+
+
+# ----------------------------------------------------------------- joins and built-ins
+def join_type(types: list[ScalarType]) -> ScalarType:
+    """The type of a value that is one of several (`a if c else b`, `x and y`): float if any is, bool if
+    all are, else the common type."""
+    t = types[0]
+    for other in types[1:]:
+        if t.is_fixed or other.is_fixed:
+            t = FLOAT
+        elif not (t == other and t.is_bool):
+            t = common_type(t, other)
+    return t
+
+
+def fold_min_max(name: str, values: list[Scalar], complain: Complaint) -> Scalar | None:
+    """`min(...)`/`max(...)` of integer constants: in their common type where the result fits it, else
+    untyped. None when any is not constant or is a float."""
+    if not all(v.const is not None for v in values) or any(v.type.is_fixed for v in values):
+        return None
+    pick = min if name == "min" else max
+    result = pick(int(v.const) for v in values)  # type: ignore[arg-type]
+    t = values[0].type
+    for v in values[1:]:
+        t = common_type(t, v.type)
+    return Scalar(t, const=result) if t.min <= result <= t.max else constant(result, complain)
+
+
+def unary_type(t: ScalarType) -> ScalarType:
+    """The type unary minus and `abs()` compute in: a float stays a float, an integer is promoted."""
+    return t if t.is_fixed else promote(t)
+
+
+def fold_abs(v: Scalar, complain: Complaint) -> Scalar | None:
+    """`abs(v)` of a constant: an untyped one exactly, a typed integer in its promoted type, as the code
+    computes (the most negative value wraps). None otherwise (typed float constants are computed)."""
+    if v.const is not None and v.literal:
+        return constant(abs(v.const), complain)
+    t = unary_type(v.type)
+    if v.const is not None and not t.is_fixed:
+        c = convert_constant(v, t, complain).const
+        assert isinstance(c, int)
+        return Scalar(t, const=t.wrap(abs(c)))
+    return None
