@@ -18,7 +18,9 @@ from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled, pr
 from pybpfdsl.verify.equivalence.terms import substitute
 from tests.verify.equivalence.mutants import mutants
 
-W = 8
+W = 4
+"""Width of the random terms: the abstraction does not depend on it, and at 4 bits each validity
+question is bit-blasted ten times faster than at 8 (the edges, 0, 3 and all ones, are there)."""
 X, Y, Z = z3.BitVecs("x y z", W)
 
 
@@ -33,7 +35,7 @@ def _real(abstraction: NonlinearAbstraction, t: z3.ExprRef) -> z3.ExprRef:
 
 def _valid(claim: z3.ExprRef) -> bool:
     """Whether the claim holds for every input. Now and then the generator builds nested signed
-    divisions that Z3 does not decide within minutes even at 8 bits (a fresh clone's random
+    divisions that Z3 did not decide within minutes at 8 bits (a fresh clone's random
     examples hung `make test` once): such an example is set aside, not passed. The limit is in
     resource units, so which examples are set aside does not depend on how busy the machine is."""
     s = z3.Solver()
@@ -166,7 +168,11 @@ def test_a_wrong_divisor_is_still_a_counterexample() -> None:
     bytecode = load_program(compiled.elf, compiled.name)
     wrong = [m for m in mutants(bytecode) if m.kind == "swapped operands"]
     assert wrong
-    caught = [prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program),
-                                budget=COMPILE_BUDGET) for m in wrong[:3]]
-    assert any(r.status == "counterexample" and r.counterexample is not None and r.counterexample.reproduced
-               for r in caught), [r.summary() for r in caught]
+    tried = []
+    for m in wrong[:3]:  # one caught is enough: the rest are not proved
+        r = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program),
+                              budget=COMPILE_BUDGET)
+        tried.append(r.summary())
+        if r.status == "counterexample" and r.counterexample is not None and r.counterexample.reproduced:
+            return
+    raise AssertionError(tried)
