@@ -1,0 +1,253 @@
+"""The kernel's own exploration of a program, simulated: how many instructions it processes.
+
+The kernel (``do_check``/``is_state_visited`` in kernel/bpf/verifier.c) follows one path at a time,
+depth first: at a conditional jump that can go both ways it pushes the jump's target and goes on with
+the fall-through. At *prune points* (conditional jumps, jump targets, the instruction after a call)
+it compares the current state with the states it stored there: a stored state whose paths are all
+explored (``branches == 0``) and that includes the current one (ranges within, packet range at most)
+ends the path. Only some states are stored, and that is what makes loops expensive:
+
+* a state is stored only after at least 2 jumps and 8 instructions since the last stored one;
+* inside a loop (a stored state at the same point is still being explored: an earlier iteration on
+  this path) only after 20 jumps or 100 instructions, unless 40 jumps accumulated since the path's
+  last stored state;
+* a stored state that misses more than ``3 * hits + 3`` comparisons (made when a state could be
+  stored) is dropped.
+
+States in a loop whose exploration is not finished are compared on every live register and every
+stack slot (the kernel marks them all precise and read, ``mark_all_regs_read_and_precise``), so this
+simulation compares whole states, dead registers excepted: outside loops, where the kernel ignores
+numbers that never decided anything, it prunes less than the kernel does, which errs toward a higher
+count. Each instruction is stepped with our own transfer functions (:func:`.transfer.step`), so the
+count is an estimate: where our values are less precise than the kernel's, paths that the kernel
+tells apart may prune one another here (calibration: tests/verify/analysis/test_loop_cost.py).
+
+The simulation costs about as much as the kernel's count, so it stops at ``work`` steps (a verdict of
+``None``: the caller falls back to a coarser estimate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.cfg import Cfg
+from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Sink
+from pybpfdsl.verify.analysis.precision import forget_dead_slots, forget_imprecise, precise_in, stack_live_in
+from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.transfer import Env, step
+from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue
+
+__all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
+
+EXPLORE_WORK = 30_000
+"""Instructions the simulation may step before it gives up (a program the kernel verifies in fewer
+instructions than this is estimated exactly as the model goes)."""
+
+MIN_JMPS, MIN_INSNS = 2, 8
+"""A state is stored only after this many jumps and instructions since the last one (kernel heuristic)."""
+LOOP_JMPS, LOOP_INSNS = 20, 100
+"""... and, in a loop, only after this many jumps or instructions."""
+FORCE_HISTORY = 40
+"""Jumps since the path's last stored state that force a new one (the kernel's jump-history bound)."""
+_JUMPS = frozenset({Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO, Kind.CALL, Kind.EXIT})
+
+
+def prune_points(env: Env, cfg: Cfg) -> tuple[frozenset[int], frozenset[int]]:
+    """(prune points, jump points) as the kernel marks them (``visit_insn``): conditional jumps and
+    their targets, unconditional jumps' targets, the instruction after a call; jump points are the
+    targets and the instructions after calls."""
+    prune: set[int] = set()
+    jump: set[int] = set()
+    for i, kind in enumerate(env.kinds):
+        succs = cfg.succs[i]
+        if kind in (Kind.JCOND, Kind.MAY_GOTO):
+            prune.add(i)
+            targets = [t for t in succs if t != i + 1]
+        elif kind in (Kind.JA, Kind.GOTOL):
+            targets = list(succs)
+        elif kind == Kind.CALL:
+            targets = [t for t in succs if t != i + 1] + ([i + 1] if i + 1 < len(env.kinds) else [])
+            if len(succs) > 1 or env.insns[i].is_pseudo_call:  # into a subprogram or a callback
+                prune.add(i)
+        else:
+            continue
+        prune.update(targets)
+        jump.update(targets)
+    for back in env.return_to.values():  # a callee copy's exit returns after its call
+        prune.add(back)
+        jump.add(back)
+    return frozenset(prune), frozenset(jump)
+
+
+@dataclass(eq=False)
+class _Stored:
+    """A stored state, and how many paths from it are still to explore (0: done, it may prune)."""
+
+    state: State
+    parent: _Stored | None
+    cleaned: State
+    """``state`` as compared (:func:`_clean`) with the precision of ``version``."""
+    version: int
+    branches: int = 1
+    hits: int = 0
+    misses: int = 0
+
+
+@dataclass
+class Exploration:
+    """What the simulated exploration found."""
+
+    processed: int
+    """Instructions the kernel is estimated to process (up to just past its limit)."""
+    complete: bool | None
+    """True: every path ended within the limit; False: the limit was passed (at ``last``); None: the
+    simulation gave up (``work`` exhausted) before either."""
+    last: int = -1
+    """The instruction processed last (where the limit was passed)."""
+    steps: int = 0
+    """Instructions this simulation stepped (our cost)."""
+    head_visits: dict[int, int] = field(default_factory=dict)
+    """Loop head → the most times one path passed it (its iterations, times those of enclosing loops)."""
+
+
+def _clean(s: State, live: int, precise: int) -> State:
+    """The state as the kernel compares it: dead registers and stack slots (bits 11 and up of
+    ``live``) do not count, nor numbers it did not mark
+    precise (:mod:`.precision`), nor which instruction wrote what."""
+    s = forget_dead_slots(forget_imprecise(s, precise), live >> 11)
+    regs = tuple(v if live >> i & 1 else UNINIT for i, v in enumerate(s.regs))
+    # The kernel knows a packet range only through the pointers that carry it: one no live pointer
+    # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
+    held = {v.pid for v in regs if isinstance(v, PacketPtr)}
+    held.update(v.pid for _, v in stk.spilled_values(s.stack) if isinstance(v, PacketPtr))
+    pkt_min = s.pkt_min if None in held else 0
+    ranges = tuple(r for r in s.ranges if r[0] in held)
+    return State(regs, _NO_DEFS, s.stack, pkt_min, ranges, s.frames)
+
+
+_NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
+
+
+def _includes(old: State, new: State) -> bool:
+    return st.le(new, old)
+
+
+def _current(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int]) -> State:
+    """``old`` cleaned with the precision of ``stamp`` (instruction, version)."""
+    if old.version != stamp[1]:
+        old.cleaned = _clean(old.state, live[stamp[0]], precise[stamp[0]])
+        old.version = stamp[1]
+    return old.cleaned
+
+
+def _on_numbers(env: Env, idx: int, s: State) -> bool:
+    """Whether the jump at ``idx`` compares numbers (the kernel marks only those precise)."""
+    insn = env.insns[idx]
+    regs = (insn.dst, insn.src) if source(insn.opcode) == Source.X else (insn.dst,)
+    return all(isinstance(s.regs[r], ScalarValue) for r in regs)
+
+
+def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, State], work: int = EXPLORE_WORK,
+            limit: int = BPF_COMPLEXITY_LIMIT_INSNS) -> Exploration:
+    """Simulate the kernel's exploration from ``entry`` (see the module docstring); ``live``: the
+    live registers (:func:`.liveness.live_in`); ``pre``: the fixpoint's invariant (what may point
+    into the stack, for :func:`.precision.stack_live_in`).
+
+    Precision (:mod:`.precision`) is found as the kernel finds it, as paths decide jumps: the first
+    time a jump on numbers goes one way only, its operands and their sources become precise
+    everywhere, and stored states are compared on them from then on."""
+    decided: set[int] = set()
+    slots = stack_live_in(env, cfg.succs, pre)
+    live = [r | (m << 11) for r, m in zip(live, slots, strict=True)]
+    precise = precise_in(env, cfg.succs, frozenset())
+    version = 0
+    prune, jump_points = prune_points(env, cfg)
+    heads = sorted(cfg.heads)
+    head_pos = {h: k for k, h in enumerate(heads)}
+    most = [0] * len(heads)
+    kinds = env.kinds
+    n = len(env.insns)
+    sink = Sink()
+    stored: dict[int, list[_Stored]] = {}
+    insns = jmps = prev_insns = prev_jmps = 0
+    steps = 0
+    # A path: (instruction, state, its last stored state, jump points since then, visits of each head).
+    pending: list[tuple[int, State, _Stored | None, int, tuple[int, ...]]] = []
+    idx, s, parent, history, visits = 0, entry, None, 0, (0,) * len(heads)
+
+    def end_path(p: _Stored | None) -> None:
+        while p is not None:
+            p.branches -= 1
+            if p.branches:
+                return
+            p = p.parent
+
+    while True:
+        ended = False
+        if idx in head_pos:
+            k = head_pos[idx]
+            visits = (*visits[:k], visits[k] + 1, *visits[k + 1:])
+            most[k] = max(most[k], visits[k])
+        if idx in jump_points:
+            history += 1
+        if idx in prune:
+            cleaned = _clean(s, live[idx], precise[idx])
+            stamp = (idx, version)
+            force = history > FORCE_HISTORY
+            add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
+            here = stored.setdefault(idx, [])
+            keep: list[_Stored] = []
+            for j in range(len(here) - 1, -1, -1):  # newest first, as the kernel's list
+                old = here[j]
+                if old.branches:
+                    if not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS:
+                        add = False
+                elif _includes(_current(old, stamp, live, precise), cleaned):
+                    old.hits += 1
+                    ended = True
+                    keep.extend(here[:j + 1][::-1])
+                    break
+                if add:
+                    old.misses += 1
+                if old.misses > old.hits * 3 + 3:
+                    continue
+                keep.append(old)
+            here[:] = keep[::-1]
+            if not ended and add:
+                new = _Stored(s, parent, cleaned, version)
+                here.append(new)
+                parent, history = new, 0
+                prev_jmps, prev_insns = jmps, insns
+        if not ended:
+            insns += 1
+            steps += 1
+            if insns > limit:
+                return Exploration(insns, False, idx, steps, _visits(heads, most))
+            if steps > work:
+                return Exploration(insns, None, idx, steps, _visits(heads, most))
+            if kinds[idx] in _JUMPS:
+                jmps += 1
+            succ = [(t, o) for t, o in step(env, idx, s, sink) if 0 <= t < n]
+            if kinds[idx] == Kind.JCOND and len(succ) == 1 and idx not in decided and _on_numbers(env, idx, s):
+                decided.add(idx)
+                precise = precise_in(env, cfg.succs, frozenset(decided))
+                version += 1
+            if succ:
+                succ.sort(key=lambda ts: ts[0] != idx + 1)  # the fall-through first; the rest wait
+                for t, o in succ[1:][::-1]:
+                    if parent is not None:
+                        parent.branches += 1
+                    pending.append((t, o, parent, history, visits))
+                idx, s = succ[0]
+                continue
+        end_path(parent)
+        if not pending:
+            return Exploration(insns, True, idx, steps, _visits(heads, most))
+        idx, s, parent, history, visits = pending.pop()
+
+
+def _visits(heads: list[int], most: list[int]) -> dict[int, int]:
+    return {h: m for h, m in zip(heads, most, strict=True) if m}

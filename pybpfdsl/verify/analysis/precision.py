@@ -1,0 +1,205 @@
+"""Which numbers the kernel keeps precise when it compares states for pruning, approximated statically.
+
+The kernel compares a stored state with a new one on the numbers it marked *precise* only
+(``mark_chain_precision``): those a decided branch compared, those added to a pointer, those passed
+to a helper as a size or a constant, the program's return value, and whatever they were computed
+from, back through registers and stack spills. Every other number may differ: the stored state
+prunes the new one anyway. The kernel finds them dynamically, path by path; here a backward dataflow
+over the code finds the registers and stack slots whose value may reach such a use: a superset of
+the kernel's on every path (every conditional jump counts, decided or not), so pruning here is never
+looser than the kernel's on that account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.transfer import Env
+from pybpfdsl.verify.analysis.values import OneOf, ScalarValue, StackPtr, Unknown, Value
+from pybpfdsl.verify.domains.scalar import Scalar
+
+__all__ = ["forget_dead_slots", "forget_imprecise", "precise_in", "stack_live_in"]
+
+FP = 10
+_SLOT0 = 11
+"""Bit ``11 + i``: stack slot ``i`` (see :mod:`.stack`)."""
+_ARGS = 0b111110
+_CALL_CLOBBERS = 0b111111
+TOP = ScalarValue(Scalar.top())
+
+
+def _slot_bit(off: int) -> int:
+    if not -stk.STACK_SIZE <= off < 0:
+        return 0
+    return 1 << (_SLOT0 + stk.slot_of(off)[0])
+
+
+def precise_in(env: Env, succs: list[list[int]], decided: frozenset[int] = frozenset()) -> list[int]:
+    """Bit ``r`` (a register) or ``11 + i`` (stack slot ``i``) of entry ``idx``: that number, before
+    instruction ``idx``, may be marked precise by the kernel on some path from there; ``decided``:
+    the conditional jumps on numbers that went one way only on some path (the others' operands are
+    not marked: a jump that may go both ways on every path proves nothing about them)."""
+    n = len(env.insns)
+    gen_kill: list[tuple[int, int, int, int]] = []
+    # (always used, killed, used when dst is precise after, dst bit) per instruction
+    for i, insn in enumerate(env.insns):
+        kind = env.kinds[i]
+        dst, src = 1 << insn.dst, 1 << insn.src
+        by_reg = source(insn.opcode) == Source.X
+        if kind in (Kind.ALU, Kind.SDIV, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP):
+            if kind == Kind.MOV or kind == Kind.MOVSX:
+                gen_kill.append((0, dst, src if by_reg else 0, dst))
+                continue
+            # (A number added to a pointer is not marked: the pointer's own offset range is compared.)
+            gen_kill.append((0, 0, dst | (src if by_reg else 0), dst))
+        elif kind in (Kind.LDX, Kind.LDX_SX):
+            from_stack = _slot_bit(insn.off) if insn.src == FP else 0
+            gen_kill.append((0, dst, from_stack, dst))
+        elif kind in (Kind.STX, Kind.ST):
+            slot = _slot_bit(insn.off) if insn.dst == FP else 0
+            value = src if kind == Kind.STX else 0
+            gen_kill.append((0, slot, value, slot))
+        elif kind == Kind.JCOND and i in decided:
+            gen_kill.append((dst | (src if by_reg else 0), 0, 0, 0))
+        elif kind == Kind.CALL:
+            gen_kill.append((_ARGS, _CALL_CLOBBERS, 0, 0))
+        else:
+            gen_kill.append((0, 0, 0, 0))
+    precise = [0] * n
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            out = 0
+            for t in succs[i]:
+                out |= precise[t]
+            use, kill, cond, bit = gen_kill[i]
+            new = use | (out & ~kill) | (cond if out & bit else 0)
+            if new != precise[i]:
+                precise[i] = new
+                changed = True
+    return precise
+
+
+def forget_imprecise(s: State, precise: int) -> State:
+    """``s`` with every number the kernel would not compare (see :func:`precise_in`) made unknown."""
+    regs = tuple(TOP if isinstance(v, ScalarValue) and not precise >> r & 1 else v for r, v in enumerate(s.regs))
+    stack = _cached(_forget_spills, s.stack, precise >> _SLOT0)
+    if regs == s.regs and stack is s.stack:
+        return s
+    return State(regs, s.defs, stack, s.pkt_min, s.ranges, s.frames)
+
+
+def _forget_spills(stack: stk.Stack, precise: int) -> stk.Stack:
+    out = None
+    for i, v in stk.spilled_values(stack):
+        if isinstance(v, ScalarValue) and not precise >> i & 1 and v != TOP:
+            if out is None:
+                out = list(stack)
+            slot = stack[i]
+            out[i] = stk.Slot(slot.init, TOP, slot.size, slot.zero)
+    return stack if out is None else tuple(out)
+
+
+_CACHE: dict[tuple[object, int, int], tuple[stk.Stack, stk.Stack]] = {}
+_CACHE_SIZE = 1 << 14
+
+
+def _cached(fn: Callable[[stk.Stack, int], stk.Stack], stack: stk.Stack, mask: int) -> stk.Stack:
+    """``fn(stack, mask)``, cached by the stack's identity: stacks are immutable and shared by the
+    states of a path, so the same one comes back at every prune point (the entry keeps it alive, so
+    its id is not reused while the entry exists)."""
+    key = (fn, id(stack), mask)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is stack:
+        return hit[1]
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    out = fn(stack, mask)
+    _CACHE[key] = (stack, out)
+    return out
+
+
+ALL_SLOTS = (1 << stk.SLOTS) - 1
+HELPER_REACH = 64
+"""Bytes from a stack pointer passed to a helper that it may read (map keys and values, buffers)."""
+
+
+def _stack_slots(v: Value | None, lo: int, hi: int) -> int:
+    """Slots ``[off + lo, off + hi)`` of a stack pointer ``v``; every slot if ``v`` may point into the
+    stack at an unknown offset, none if it is not a stack pointer."""
+    if isinstance(v, OneOf):
+        out = 0
+        for alt in v.alts:
+            out |= _stack_slots(alt, lo, hi)
+        return out
+    if isinstance(v, Unknown):
+        return ALL_SLOTS
+    if not isinstance(v, StackPtr):
+        return 0
+    off = v.off.s64
+    if off.hi - off.lo > stk.STACK_SIZE:
+        return ALL_SLOTS
+    out = 0
+    for byte in range(max(off.lo + lo, -stk.STACK_SIZE), min(off.hi + hi, 0)):
+        out |= 1 << stk.slot_of(byte)[0]
+    return out
+
+
+def stack_live_in(env: Env, succs: list[list[int]], pre: dict[int, State]) -> list[int]:
+    """Bit ``i`` of entry ``idx``: stack slot ``i`` may be read on some path from instruction ``idx``
+    before it is written whole. The kernel does not compare slots that are dead (nothing reads them
+    again), so two states that differ only there are the same to it."""
+    n = len(env.insns)
+    use_kill: list[tuple[int, int]] = []
+    for i, insn in enumerate(env.insns):
+        kind = env.kinds[i]
+        here = pre.get(i)
+        use = kill = 0
+        if here is None:
+            pass
+        elif kind in (Kind.LDX, Kind.LDX_SX):
+            use = _stack_slots(here.regs[insn.src], insn.off, insn.off + 1)
+        elif kind == Kind.ATOMIC:
+            use = _stack_slots(here.regs[insn.dst], insn.off, insn.off + 1)
+        elif kind in (Kind.STX, Kind.ST) and insn.dst == FP and insn.opcode & 0x18 == 0x18 and insn.off % 8 == 0:
+            kill = _slot_bit(insn.off) >> _SLOT0  # an aligned 8-byte store replaces the whole slot
+        elif kind == Kind.CALL:
+            if insn.is_pseudo_call or i in env.call_entry:
+                use = ALL_SLOTS  # the callee may read the caller's stack through any pointer
+            for r in range(1, 6):
+                use |= _stack_slots(here.regs[r], 0, HELPER_REACH)
+        use_kill.append((use, kill))
+    live = [0] * n
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            out = 0
+            for t in succs[i]:
+                out |= live[t]
+            use, kill = use_kill[i]
+            new = use | (out & ~kill)
+            if new != live[i]:
+                live[i] = new
+                changed = True
+    return live
+
+
+def forget_dead_slots(s: State, live: int) -> State:
+    """``s`` with the stack slots that are dead (see :func:`stack_live_in`) emptied."""
+    stack = _cached(_empty_dead, s.stack, live)
+    return s if stack is s.stack else replace(s, stack=stack)
+
+
+def _empty_dead(stack: stk.Stack, live: int) -> stk.Stack:
+    if all(slot is _EMPTY or live >> i & 1 for i, slot in enumerate(stack)):
+        return stack
+    return tuple(slot if live >> i & 1 else _EMPTY for i, slot in enumerate(stack))
+
+
+_EMPTY = stk.EMPTY_SLOT
