@@ -3,10 +3,10 @@
 This is an execution independent of the IR: it walks the user's syntax tree, with the packet parsed by
 `lang.packet.Packet`, state read and written through the state objects' `raw_*` methods, and helper
 results taken from the current `HelperSource`. It takes from the frontend only the decisions the compiler
-made while lowering (`Lowered.ctx_types`, `ctx_consts`, `ctx_literals`, `var_types`, `inline_sources`):
-the DSL type of each expression, which expressions were compile-time constants (and which of those were
-untyped), the types of locals, and the helper sources that were inlined. These are recorded per lowering
-context (the iterations of enclosing unrolled loops), because an unrolled body is lowered once per item.
+made while lowering (`Lowered.facts`, see `type_facts`): the DSL type of each expression, which
+expressions were compile-time constants (and which of those were untyped), the types of locals, and the
+helper sources that were inlined. These are recorded per lowering context (the iterations of enclosing
+unrolled loops), because an unrolled body is lowered once per item.
 Everything else (arithmetic, conversions, control flow, packet and state access) is computed here from
 `lang`, so pure Python, the IR interpreter and the kernel can be compared bit for bit.
 
@@ -39,10 +39,11 @@ from types import FunctionType, ModuleType
 from typing import TypeAlias
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.lower import Ctx, Lowered
+from pybpfdsl.frontend.lower import Lowered
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
 from pybpfdsl.frontend.resolve import classify, resolve_global
 from pybpfdsl.frontend.source import FunctionSource
+from pybpfdsl.frontend.type_facts import Ctx
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
@@ -256,13 +257,13 @@ class _Evaluator:
 
     def type_of(self, node: ast.AST) -> ScalarType:
         try:
-            return self.lw.ctx_types[(self.ctx, node)]
+            return self.lw.facts.types[(self.ctx, node)]
         except KeyError:
             raise EvaluationError(f"no type recorded for `{_text(node)}` (line {_line(node)})") from None
 
     def const_of(self, node: ast.AST) -> int | float:
         try:
-            return self.lw.ctx_consts[(self.ctx, node)]
+            return self.lw.facts.consts[(self.ctx, node)]
         except KeyError:
             raise EvaluationError(f"`{_text(node)}` (line {_line(node)}) was not a constant") from None
 
@@ -270,7 +271,7 @@ class _Evaluator:
     def run(self) -> int:
         source = self.lw.source
         tree = source.tree
-        frame = _Frame(source, {tree.args.args[0].arg: self.pkt}, self.lw.var_types.get(source.function, {}))
+        frame = _Frame(source, {tree.args.args[0].arg: self.pkt}, self.lw.facts.var_types.get(source.function, {}))
         signal = self.body(tree.body, frame)
         if not isinstance(signal, _Return) or not isinstance(signal.value, Num):
             raise EvaluationError(f"{tree.name} ended without returning an action")
@@ -378,8 +379,8 @@ class _Evaluator:
                 operand = self.scalar(value_node, fr)
                 key = self.key(s)
                 t = self.type_of(s)
-                if key in self.lw.ctx_consts:
-                    result = _typed_const(t, self.lw.ctx_consts[key])
+                if key in self.lw.facts.consts:
+                    result = _typed_const(t, self.lw.facts.consts[key])
                 else:
                     result = binary_in(op, t, old, operand)
                 fr.env[name] = convert(result, old.t)
@@ -542,12 +543,12 @@ class _Evaluator:
 
     def expr(self, node: ast.expr, fr: _Frame) -> Value:
         key = (self.ctx, node)
-        consts = self.lw.ctx_consts
+        consts = self.lw.facts.consts
         if key in consts and self.foldable(node, fr):
-            return _typed_const(self.lw.ctx_types[key], consts[key], key in self.lw.ctx_literals)
+            return _typed_const(self.lw.facts.types[key], consts[key], key in self.lw.facts.literals)
         v = self.expr_inner(node, fr)
-        if isinstance(v, Num) and key in self.lw.ctx_types:
-            v = Num(v.t, v.v, consts.get(key), key in self.lw.ctx_literals)
+        if isinstance(v, Num) and key in self.lw.facts.types:
+            v = Num(v.t, v.v, consts.get(key), key in self.lw.facts.literals)
         return v
 
     def foldable(self, node: ast.expr, fr: _Frame) -> bool:
@@ -792,7 +793,7 @@ class _Evaluator:
 
     def inline_call(self, node: ast.Call, fn: FunctionType, fr: _Frame) -> Value:
         try:
-            source = self.lw.inline_sources[(self.ctx, node)]
+            source = self.lw.facts.inline_sources[(self.ctx, node)]
         except KeyError:
             raise EvaluationError(f"no helper source recorded for the call at line {_line(node)}") from None
         tree = source.tree
@@ -801,7 +802,7 @@ class _Evaluator:
         for k in node.keywords:
             assert k.arg is not None
             arg_nodes[k.arg] = k.value
-        var_types = self.lw.var_types.get(fn, {})
+        var_types = self.lw.facts.var_types.get(fn, {})
         env: dict[str, Value] = {}
         for p in params:  # in parameter order
             value = self.expr(arg_nodes[p.arg], fr)
@@ -820,7 +821,7 @@ class _Evaluator:
         ann = self.static(p.annotation, source.function)
         if ann is Packet or (isinstance(ann, type) and issubclass(ann, Struct)):
             return value
-        was_optional = isinstance(value, Num) and self.key(node) not in self.lw.ctx_types
+        was_optional = isinstance(value, Num) and self.key(node) not in self.lw.facts.types
         if (value is None or isinstance(value, HeaderView | Payload) or was_optional) \
                 and not isinstance(ann, ScalarType):
             return value  # a header, the payload or an optional value passes as it is

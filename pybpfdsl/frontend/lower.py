@@ -18,12 +18,11 @@ support ends in a `DslError` at the construct's line, saying what to write inste
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FunctionType
 
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.arithmetic import ArithmeticEmitter
-from pybpfdsl.frontend.emit.base import Ctx
 from pybpfdsl.frontend.emit.calls import CallEmitter
 from pybpfdsl.frontend.emit.conditions import ConditionEmitter
 from pybpfdsl.frontend.emit.expressions import ExpressionEmitter
@@ -33,32 +32,25 @@ from pybpfdsl.frontend.emit.statements import StatementEmitter
 from pybpfdsl.frontend.flow import components
 from pybpfdsl.frontend.resolve import check_signature
 from pybpfdsl.frontend.source import FunctionSource
+from pybpfdsl.frontend.type_facts import Ctx, TypeFacts
 from pybpfdsl.frontend.values import PacketVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType, value_ir_type
 from pybpfdsl.lang.errors import DslError, InternalCompilerError
 from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
-from pybpfdsl.lang.types import ScalarType, u64
+from pybpfdsl.lang.types import u64
 
 
 @dataclass(frozen=True)
 class Lowered:
-    """The frontend's product: the IR program, the state objects it uses, and per-node scalar types."""
+    """The frontend's product: the IR program, the state objects it uses, what the type checker found
+    about each expression (pure-Python mode reads it), and the function's count of source lines."""
 
     program: n.Program
     source: FunctionSource
     state: dict[str, StateObject]
-    expr_types: dict[ast.AST, ScalarType]
-    const_values: dict[ast.AST, int | float]
-    var_types: dict[FunctionType, dict[str, ScalarType]]
+    facts: TypeFacts
     dsl_loc: int
-    # The same per lowering context (pure-Python mode reads these): exact also inside unrolled loops.
-    # Augmented assignments to locals are recorded under their statement node (the operation's result).
-    ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = field(default_factory=dict)
-    ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = field(default_factory=dict)
-    ctx_literals: set[tuple[Ctx, ast.AST]] = field(default_factory=set)  # untyped constants
-    # The helper source each inline call was lowered from (each call parses the helper anew).
-    inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = field(default_factory=dict)
 
 
 class Lowerer(StatementEmitter, LoopEmitter, ConditionEmitter, ExpressionEmitter, ArithmeticEmitter, CallEmitter,
@@ -89,9 +81,7 @@ class Lowerer(StatementEmitter, LoopEmitter, ConditionEmitter, ExpressionEmitter
         dsl_loc = sum(1 for line in range(tree.lineno, (tree.end_lineno or tree.lineno) + 1)
                       if self.main.file_lines[line - 1].strip()
                       and not self.main.file_lines[line - 1].strip().startswith("#"))
-        return Lowered(program, self.main, self.state, self.expr_types, self.const_values, self.var_types,
-                       dsl_loc, ctx_types=self.ctx_types, ctx_consts=self.ctx_consts,
-                       ctx_literals=self.ctx_literals, inline_sources=self.inline_sources)
+        return Lowered(program, self.main, self.state, self.facts.facts, dsl_loc)
 
     def map_decl(self, m: BpfMap) -> n.MapDecl:
         assert m.name is not None

@@ -23,6 +23,7 @@ from typing import TypeVar
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.source import FunctionSource, read_function
+from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
@@ -58,11 +59,6 @@ class Scope:
     call_line: int | None = None  # helpers from other files report the call site's line
 
 
-# Where a node is lowered: the (loop, iteration) pairs of the enclosing unrolled `for x in (…)` loops.
-# A node in an unrolled body is lowered once per item, perhaps with different types or constants.
-Ctx = tuple[tuple[ast.AST, int], ...]
-
-
 class EmitterBase(ABC):
     def __init__(self, fn: FunctionType, program_name: str) -> None:
         self.main = read_function(fn)
@@ -70,21 +66,12 @@ class EmitterBase(ABC):
         self.b = IRBuilder()
         self.flow = FlowBuilder(self.b, self.materialize)
         self.state: dict[str, StateObject] = {}
-        self.expr_types: dict[ast.AST, ScalarType] = {}
-        self.const_values: dict[ast.AST, int | float] = {}
-        self.not_const: set[ast.AST] = set()
         self.ctx: Ctx = ()
-        self.ctx_types: dict[tuple[Ctx, ast.AST], ScalarType] = {}
-        self.ctx_consts: dict[tuple[Ctx, ast.AST], int | float] = {}
-        self.ctx_not_const: set[tuple[Ctx, ast.AST]] = set()
-        self.ctx_literals: set[tuple[Ctx, ast.AST]] = set()
-        self.inline_sources: dict[tuple[Ctx, ast.AST], FunctionSource] = {}
-        self.var_types: dict[FunctionType, dict[str, ScalarType]] = {}
+        self.facts = TypeRecorder()
         self.scope = Scope(self.main, {})
-        self.var_types[self.main.function] = self.scope.var_types
+        self.facts.var_types[self.main.function] = self.scope.var_types
         self.inline_stack: list[FunctionType] = []
         self.line = self.main.first_line
-        self.loc_lines: set[tuple[str, int]] = set()
 
     @property
     def env(self) -> Env:
@@ -141,10 +128,7 @@ class EmitterBase(ABC):
         """Remember each expression's type, and its value where it is the same constant every time the
         node is lowered (pure-Python mode reads both, so it makes the same decisions)."""
         if isinstance(v, Scalar):
-            _remember(node, v, self.expr_types, self.const_values, self.not_const)
-            _remember((self.ctx, node), v, self.ctx_types, self.ctx_consts, self.ctx_not_const)
-            if v.literal:
-                self.ctx_literals.add((self.ctx, node))
+            self.facts.record(self.ctx, node, v)
         return v
 
     # The methods one concept calls in another (defined in the concept's module).
@@ -288,17 +272,3 @@ class EmitterBase(ABC):
     def zero_of(self, t: ScalarType | StructType) -> n.Value:
         """The zero of a scalar or record type."""
 
-
-def _remember(key: _K, v: Scalar, types: dict[_K, ScalarType], consts: dict[_K, int | float],
-              not_const: set[_K]) -> None:
-    """Record a scalar's type, and its constant while it is the same one every time `key` is lowered."""
-    types[key] = v.type
-    if v.const is not None and key not in not_const:
-        if key in consts and consts[key] != v.const:
-            not_const.add(key)
-            del consts[key]
-        else:
-            consts[key] = v.const
-    elif v.const is None:
-        not_const.add(key)
-        consts.pop(key, None)

@@ -114,7 +114,7 @@ class CallEmitter(EmitterBase):
         if len(self.inline_stack) > 16:
             raise self.err(node, "helpers nest more than 16 deep")
         source = read_function(fn)
-        self.inline_sources[(self.ctx, node)] = source
+        self.facts.inline_sources[(self.ctx, node)] = source
         tree = source.tree
         params = tree.args
         if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
@@ -130,7 +130,7 @@ class CallEmitter(EmitterBase):
                 raise self.err(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
             arg_nodes[k.arg] = k.value
         new_env: Env = {}
-        callee_scope = Scope(source, new_env, self.var_types.setdefault(fn, {}), returns=[],
+        callee_scope = Scope(source, new_env, self.facts.var_types.setdefault(fn, {}), returns=[],
                              call_line=None if source.file == self.main.file else self.line)
         for p in params.args:
             value = self.lower_expr(arg_nodes[p.arg])

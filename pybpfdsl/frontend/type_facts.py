@@ -1,0 +1,73 @@
+"""What stage 2 (type-check and fold) found about each expression, as pure-Python mode reads it.
+
+Takes, while the emitter walks the AST, each expression's scalar (`TypeRecorder.record`), each local's
+type and each inlined call's helper source; gives the frozen `TypeFacts`: the DSL type of each
+expression, its constant where it is the same one every time the node is checked, whether that
+constant is untyped, the locals' types per function, and the helper source each call inlined. Keys are
+(lowering context, node): an unrolled loop's body is checked once per item, perhaps with different
+types or constants (`Ctx`).
+
+This is the place of the typed AST: the type checker runs inside the emitter today, so its findings are
+tables keyed by node rather than types on the nodes. Pure-Python mode reads only these.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from types import FunctionType
+
+from pybpfdsl.frontend.source import FunctionSource
+from pybpfdsl.frontend.values import Scalar
+from pybpfdsl.lang.types import ScalarType
+
+Ctx = tuple[tuple[ast.AST, int], ...]
+"""Where a node is checked: the (loop, iteration) pairs of the enclosing unrolled `for x in (…)` loops."""
+Key = tuple[Ctx, ast.AST]
+
+
+@dataclass(frozen=True)
+class TypeFacts:
+    """Each expression's type and constant, per lowering context. Augmented assignments to locals are
+    recorded under their statement node (the operation's result)."""
+
+    types: dict[Key, ScalarType] = field(default_factory=dict)
+    consts: dict[Key, int | float] = field(default_factory=dict)
+    literals: set[Key] = field(default_factory=set)  # untyped constants
+    var_types: dict[FunctionType, dict[str, ScalarType]] = field(default_factory=dict)
+    # The helper source each inline call was lowered from (each call parses the helper anew).
+    inline_sources: dict[Key, FunctionSource] = field(default_factory=dict)
+
+
+class TypeRecorder:
+    """Collects `TypeFacts` while the emitter checks and emits."""
+
+    def __init__(self) -> None:
+        self.facts = TypeFacts()
+        self._not_const: set[Key] = set()
+
+    @property
+    def var_types(self) -> dict[FunctionType, dict[str, ScalarType]]:
+        return self.facts.var_types
+
+    @property
+    def inline_sources(self) -> dict[Key, FunctionSource]:
+        return self.facts.inline_sources
+
+    def record(self, ctx: Ctx, node: ast.AST, v: Scalar) -> None:
+        """A scalar's type, and its constant while it is the same one every time the node is checked in
+        this context."""
+        key = (ctx, node)
+        types, consts = self.facts.types, self.facts.consts
+        types[key] = v.type
+        if v.const is not None and key not in self._not_const:
+            if key in consts and consts[key] != v.const:
+                self._not_const.add(key)
+                del consts[key]
+            else:
+                consts[key] = v.const
+        elif v.const is None:
+            self._not_const.add(key)
+            consts.pop(key, None)
+        if v.literal:
+            self.facts.literals.add(key)
