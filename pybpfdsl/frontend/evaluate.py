@@ -41,7 +41,7 @@ from typing import TypeAlias
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.lower import Lowered
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
-from pybpfdsl.frontend.resolve import classify, resolve_global
+from pybpfdsl.frontend.resolve import annotation_type, classify, eval_static, resolve_global
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx
 from pybpfdsl.lang import arith, fixed
@@ -296,7 +296,7 @@ class _Evaluator:
             case ast.Assign(targets=[target], value=value):
                 self.assign(target, value, None, fr)
             case ast.AnnAssign(target=target, annotation=annotation, value=value) if value is not None:
-                self.assign(target, value, self.annotation_type(annotation, fr), fr)
+                self.assign(target, value, annotation_type(fr.source, annotation), fr)
             case ast.AugAssign(target=target, op=op, value=value):
                 self.aug_assign(s, target, _BINOPS[type(op)], value, fr)
             case ast.If(test=test, body=then, orelse=orelse):
@@ -329,26 +329,6 @@ class _Evaluator:
             return _Return(convert(self.scalar(value, fr), fr.return_type))
         assert value is not None
         return _Return(convert(self.scalar(value, fr), u32))
-
-    def annotation_type(self, node: ast.expr, fr: _Frame) -> ScalarType:
-        value = self.static(node, fr.source.function)
-        if value is float:
-            return FLOAT
-        if value is bool:
-            return BOOL
-        if isinstance(value, ScalarType):
-            return value
-        raise EvaluationError(f"`{_text(node)}` is not a scalar type")
-
-    def static(self, node: ast.expr, fn: FunctionType) -> object:
-        """What a (dotted) name in an annotation refers to."""
-        if isinstance(node, ast.Name):
-            return resolve_global(fn, node.id, lambda m: DslError(m))
-        if isinstance(node, ast.Attribute):
-            return getattr(self.static(node.value, fn), node.attr)
-        if isinstance(node, ast.Constant) and node.value is None:
-            return None
-        raise EvaluationError(f"cannot resolve `{_text(node)}`")
 
     def assign(self, target: ast.expr, value_node: ast.expr, annotated: ScalarType | None, fr: _Frame) -> None:
         match target:
@@ -809,7 +789,7 @@ class _Evaluator:
             env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source)
         ret = tree.returns
         return_type = None if ret is None or (isinstance(ret, ast.Constant) and ret.value is None) else \
-            self.annotation_type(ret, _Frame(source, {}, var_types))
+            annotation_type(source, ret)
         callee = _Frame(source, env, var_types, helper=True, return_type=return_type)
         signal = self.body(tree.body, callee)
         if isinstance(signal, _Return):
@@ -818,7 +798,7 @@ class _Evaluator:
 
     def bind_param(self, p: ast.arg, value: Value, node: ast.expr, source: FunctionSource) -> Value:
         assert p.annotation is not None
-        ann = self.static(p.annotation, source.function)
+        ann = eval_static(source, p.annotation)
         if ann is Packet or (isinstance(ann, type) and issubclass(ann, Struct)):
             return value
         was_optional = isinstance(value, Num) and self.key(node) not in self.lw.facts.types
