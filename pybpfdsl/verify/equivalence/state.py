@@ -75,6 +75,8 @@ LRU_TYPES: Final = frozenset({9, 10})  # BPF_MAP_TYPE_LRU_HASH, LRU_PERCPU_HASH
 RINGBUF_TYPE: Final = 27
 BOUNDED_KEY_TYPES: Final = frozenset({14, 16, 17})
 """DEVMAP, CPUMAP, XSKMAP: array-like, a slot may be empty, and no key from max_entries on is held."""
+REDIRECT_TYPES: Final = BOUNDED_KEY_TYPES | {25}
+"""The maps bpf_redirect_map reads: DEVMAP, CPUMAP, XSKMAP and DEVMAP_HASH (user space fills them)."""
 REDIRECT_STATE_BITS: Final = 98
 """Width of the redirect state (`redirect`: a 66-bit target above a 32-bit index)."""
 
@@ -169,8 +171,9 @@ class MapShape:
 
     @property
     def has_room(self) -> bool:
-        """Whether inserting a new key can fail for lack of room (hash maps that do not evict)."""
-        return not self.is_array and not self.is_ringbuf and self.map_type not in LRU_TYPES
+        """Whether inserting a new key can fail for lack of room (hash maps that do not evict; not the
+        maps bpf_redirect_map reads, which programs cannot update)."""
+        return not self.is_array and not self.is_ringbuf and self.map_type not in LRU_TYPES | REDIRECT_TYPES
 
 
 @dataclass(frozen=True)
