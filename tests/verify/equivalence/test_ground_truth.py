@@ -101,3 +101,13 @@ def test_the_kernel_oracle_sees_a_changed_action(subjects: list[gt.Subject], fra
         a.close()
         b.close()
     assert witness is not None and witness.fields == ("action",), witness
+
+
+def test_a_counterexample_on_clock_readings_is_confirmed_by_the_kernel(subjects: list[gt.Subject],
+                                                                     frames: list[bytes]) -> None:
+    # ok_rate_limit's `(now - last) / 1000000` made `% 1000000`: the counterexample's clock reading is
+    # given to both objects in place of the call (`with_helper_results`), and the kernel differs too.
+    s = next(x for x in subjects if x.name == "ok_rate_limit")
+    mutant = next(m for m in gt.mutants_of(s) if m.kind == "changed ALU op" and m.description == "DIV → MOD")
+    [judgement] = gt.judge_all(s, [mutant], frames)
+    assert judgement.outcome == gt.CAUGHT and judgement.cex_check == "confirmed", judgement
