@@ -124,6 +124,10 @@ NO_VALUE_ACCESS_MAP_TYPES = frozenset({DEVMAP, DEVMAP_HASH, XSKMAP})
 """Map types whose lookup gives a pointer-or-NULL the program may test but whose target is not modelled
 (a read-only device entry, an ``xdp_sock``): every access through it is refused."""
 
+MAP_LOOKUP_ELEM = 1
+NEVER_NULL_MAP_TYPES = frozenset({ARRAY, PERCPU_ARRAY})
+"""Map types whose lookup with a constant key below ``max_entries`` the kernel types as never NULL."""
+
 LOOKUP_MAP_TYPES = HELPER_MAP_TYPES[1]
 """Map types whose lookups give a pointer (value, device entry, socket) or NULL."""
 RINGBUF_MAP_TYPE = RINGBUF

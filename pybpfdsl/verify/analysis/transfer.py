@@ -764,6 +764,7 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
                         "limits the stack of the frames before it)")
     ret: Value = TOP
     if sig is not None:
+        key = s.regs[2]
         s, the_map = _check_args(env, idx, insn.imm, sig, s, sink)
         if sig.changes_packet:
             s = _invalidate_packet(s)
@@ -781,6 +782,8 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
                 else:
                     the_map = replace(inner, map_type=inner.map_type + hp.INNER_MAP_TAG)
             ret = MapValueOrNull(the_map, _const(0), idx)
+            if insn.imm == hp.MAP_LOOKUP_ELEM and _present(s, the_map, key):
+                ret = MapValue(the_map, _const(0))
         elif sig.ret == hp.Ret.U32:
             ret = _sized(4)
         elif sig.ret in (hp.Ret.VOID, hp.Ret.TAIL_CALL):
@@ -788,6 +791,29 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     for r in range(1, 6):
         s = s.set_reg(r, UNINIT, idx)
     return [(idx + 1, s.set_reg(0, ret, idx))]
+
+
+def _present(s: State, m: MapInfo, key: Value) -> bool:
+    """Whether a lookup in ``m`` with ``key`` surely finds an element, as the kernel decides it (6.14 on:
+    ``get_constant_map_key``): an array whose key, on the stack at a constant offset, is a known number
+    below ``max_entries`` -- the slot's zero bytes from the key to the slot's end, or a spilled constant of
+    exactly the key's size at the slot's start. The kernel then gives a value that is never NULL."""
+    if m.map_type not in hp.NEVER_NULL_MAP_TYPES or not isinstance(key, StackPtr):
+        return False
+    c = key.off.const_value
+    if c is None:
+        return False
+    off = c - (1 << 64) if c >= 1 << 63 else c
+    if not -stk.STACK_SIZE <= off < 0:
+        return False
+    i, pos = stk.slot_of(off)
+    slot, n = s.stack[i], m.key_size
+    if pos + n <= 8 and all(slot.zero >> b & 1 for b in range(pos, pos + n)):
+        return m.max_entries > 0
+    if pos != 0 or slot.size != n or not isinstance(slot.spill, ScalarValue):
+        return False
+    v = slot.spill.value.const_value
+    return v is not None and v < 1 << 63 and v < m.max_entries
 
 
 def invalid(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
