@@ -29,7 +29,6 @@ from pybpfdsl.frontend.emit.expressions import ExpressionEmitter
 from pybpfdsl.frontend.emit.loops import LoopEmitter
 from pybpfdsl.frontend.emit.state_access import StateEmitter
 from pybpfdsl.frontend.emit.statements import StatementEmitter
-from pybpfdsl.frontend.flow import components
 from pybpfdsl.frontend.resolve import check_signature
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypeFacts
@@ -38,7 +37,6 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType, value_ir_type
 from pybpfdsl.lang.errors import DslError, InternalCompilerError
 from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
-from pybpfdsl.lang.types import u64
 
 
 @dataclass(frozen=True)
@@ -106,4 +104,4 @@ def lower_function(fn: FunctionType, program_name: str) -> Lowered:
     return lowered
 
 
-__all__ = ["Ctx", "Lowered", "Lowerer", "lower_function", "components", "u64"]
+__all__ = ["Ctx", "Lowered", "Lowerer", "lower_function"]

@@ -30,6 +30,8 @@ _BINOPS = BINARY_OPERATORS
 
 
 class ArithmeticEmitter(EmitterBase):
+    """Operators and conversions: `fold` first, IR where no constant results."""
+
     def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
         if type(op) in _BINOPS:
             return _BINOPS[type(op)]

@@ -44,6 +44,8 @@ from pybpfdsl.lang.types import (
 
 
 class CallEmitter(EmitterBase):
+    """Calls: built-ins, conversions, records, methods, inlined helpers."""
+
     def call(self, node: ast.Call) -> DslValue:
         callee = self.lower_expr(node.func)
         if not isinstance(callee, Callee):

@@ -36,6 +36,8 @@ _CMPOPS = COMPARISONS
 
 
 class ConditionEmitter(EmitterBase):
+    """Tests as jumps, None tests that narrow, values computed with branches."""
+
     def condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
         """Lower a test as jumps: the flows where it holds and where it does not, with locals narrowed."""
         self.set_line_expr(node)

@@ -45,6 +45,8 @@ _CMPOPS = COMPARISONS
 
 
 class ExpressionEmitter(EmitterBase):
+    """Names, constants, attributes, subscripts, comparisons, `in`."""
+
     def scalar(self, node: ast.expr) -> Scalar:
         return self.as_scalar(self.lower_expr(node), node)
 

@@ -38,6 +38,8 @@ than after the verifier has unrolled it for minutes."""
 
 
 class LoopEmitter(EmitterBase):
+    """`for` over ranges and constant tuples, `while bounded(...)`."""
+
     def assigned_names(self, body: list[ast.stmt]) -> list[str]:
         names: list[str] = []
         for stmt in body:

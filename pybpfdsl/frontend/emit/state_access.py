@@ -32,6 +32,8 @@ from pybpfdsl.lang.types import (
 
 
 class StateEmitter(EmitterBase):
+    """Globals, maps and ring buffers."""
+
     def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
         assert g.name is not None
         operand = self.scalar(value_node)

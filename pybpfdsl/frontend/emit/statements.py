@@ -35,6 +35,8 @@ from pybpfdsl.lang.types import (
 
 
 class StatementEmitter(EmitterBase):
+    """Statements, assignments, `if`, `match`, `break`/`continue`."""
+
     def lower_body(self, body: list[ast.stmt]) -> None:
         for stmt in body:
             if self.b.terminated:
