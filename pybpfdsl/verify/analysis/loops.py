@@ -24,8 +24,8 @@ from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 
-__all__ = ["RESCUE_MARGIN", "UNROLL_BUDGET", "LoopVerdict", "check_loops", "kernel_states_at", "loop_test",
-           "path_splits", "terminates"]
+__all__ = ["CONFIRM_BELOW", "CONFIRM_WORK", "RESCUE_MARGIN", "UNROLL_BUDGET", "LoopVerdict", "check_loops",
+           "kernel_states_at", "loop_test", "path_splits", "terminates"]
 
 UNROLL_BUDGET = 300_000
 """Instructions the termination pass may simulate per program before it calls a loop too complex."""
@@ -199,10 +199,19 @@ def too_complex(estimate: int, iterations: int, head: int, done: bool) -> Verifi
 
 RESCUE_MARGIN = 3
 """A loop the closed form calls too complex is accepted when the simulated exploration
-(:mod:`.exploration`) ends every path within ``limit / RESCUE_MARGIN`` instructions: on the shapes
-calibrated (test_loop_cost.py) the simulation's count was 0.7x to 3x the kernel's (11x once), so this
-leaves a margin of four or more. The simulation gives up after ``EXPLORE_WORK`` instructions anyway
-(it costs as much as the count), far below that."""
+(:mod:`.exploration`) ends every path within ``limit / RESCUE_MARGIN`` instructions. The simulation
+gives up after ``EXPLORE_WORK`` (30,000) steps, which binds first: on generated programs its count
+was 0.3x to 3x the kernel's (test_loop_cost.py), so an accepted loop costs the kernel at most about
+100,000 instructions, a tenth of its limit."""
+
+
+CONFIRM_BELOW = 7_500
+"""A closed-form estimate below this is checked by simulating the kernel's exploration (up to
+``CONFIRM_WORK`` steps): the closed form misses paths that a precise number keeps apart, where the
+kernel's count multiplies with every iteration (``if count == 3`` after a loop that counts on some
+paths: the kernel keeps the count, so 2**n paths; test_loop_cost.py). Below it the simulation is
+cheap; generated programs' loops with such estimates took 1,000 to 25,000 simulated steps."""
+CONFIRM_WORK = 100_000
 
 
 def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,
@@ -211,22 +220,47 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     ``pre``: (findings, instructions simulated, iterations of each bounded loop by head, the estimate of
     the kernel's work including ``fixpoint_work`` for the rest of the program).
 
-    The closed-form estimate (:func:`kernel_states_at`) is quick and errs high: where it calls a loop
-    too complex, the kernel's own exploration is simulated (:func:`.exploration.explore`) and, if
-    that ends well within the limit, the loop is accepted with the simulated count as the estimate."""
+    The closed-form estimate (:func:`kernel_states_at`) is quick but only a guess: where it calls a
+    loop too complex, the kernel's own exploration is simulated (:func:`.exploration.explore`) and,
+    if that ends well within the limit, the loop is accepted with the simulated count as the
+    estimate; where it is small (``CONFIRM_BELOW``) the simulation must end within
+    ``CONFIRM_WORK`` steps, else the loop is refused."""
     findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads)
-    if loop_heads is not None or not any(f.code == Code.COMPLEXITY for f in findings):
-        return findings, processed, loops, kernel_work
     entry = joined(pre.get(0))
-    if entry is None:
+    if loop_heads is not None or not cfg.heads or entry is None or any(f.is_error for f in findings
+                                                                        if f.code != Code.COMPLEXITY):
         return findings, processed, loops, kernel_work
     flat = {i: j for i, p in pre.items() if (j := joined(p)) is not None}
-    ex = explore(env, cfg, entry, part.live, flat)
-    processed += ex.steps
-    if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
+    if any(f.code == Code.COMPLEXITY for f in findings):
+        ex = explore(env, cfg, entry, part.live, flat)
+        processed += ex.steps
+        if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
+            return findings, processed, loops, kernel_work
+        kept = [f for f in findings if f.code != Code.COMPLEXITY]
+        return kept, processed, {**ex.head_visits, **loops}, max(fixpoint_work, ex.processed)
+    if kernel_work >= CONFIRM_BELOW:
         return findings, processed, loops, kernel_work
-    kept = [f for f in findings if f.code != Code.COMPLEXITY]
-    return kept, processed, {**ex.head_visits, **loops}, max(fixpoint_work, ex.processed)
+    ex = explore(env, cfg, entry, part.live, flat, work=CONFIRM_WORK)
+    processed += ex.steps
+    if ex.complete:
+        return findings, processed, loops, max(kernel_work, ex.processed)
+    head = _blamed(cfg, ex.last, ex.head_visits)
+    return [*findings, VerifierFinding(
+        Code.COMPLEXITY, loop_test(env, cfg, head),
+        f"the kernel verifies each path through this loop separately, and here they multiply: a number "
+        f"that differs between paths decides a jump, so it keeps them apart; its exploration, simulated, "
+        f"passes {ex.processed:,} instructions without ending (the kernel's limit is "
+        f"{BPF_COMPLEXITY_LIMIT_INSNS:,}); lower the loop's bound, or compute that number outside the loop, "
+        "or, in C, move the body into a bpf_loop() callback", ())], processed, loops, max(kernel_work, ex.processed)
+
+
+def _blamed(cfg: Cfg, last: int, visits: dict[int, int]) -> int:
+    """The loop to name when the exploration stopped at ``last``: the outermost loop holding it,
+    else the loop whose head it passed most."""
+    holding = [h for h in cfg.heads if last in cfg.loop_body(h)]
+    if holding:
+        return max(holding, key=lambda h: (len(cfg.loop_body(h)), -h))
+    return max(visits or dict.fromkeys(cfg.heads, 0), key=lambda h: (visits.get(h, 0), -h))
 
 
 def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,

@@ -1,13 +1,17 @@
-"""Which numbers the kernel keeps precise when it compares states for pruning, approximated statically.
+"""What the kernel compares when it checks whether a stored state prunes a new one, approximated
+statically: the numbers it keeps precise, and the stack slots still to be read.
 
-The kernel compares a stored state with a new one on the numbers it marked *precise* only
-(``mark_chain_precision``): those a decided branch compared, those added to a pointer, those passed
-to a helper as a size or a constant, the program's return value, and whatever they were computed
-from, back through registers and stack spills. Every other number may differ: the stored state
-prunes the new one anyway. The kernel finds them dynamically, path by path; here a backward dataflow
-over the code finds the registers and stack slots whose value may reach such a use: a superset of
-the kernel's on every path (every conditional jump counts, decided or not), so pruning here is never
-looser than the kernel's on that account.
+Precision: the kernel compares a stored state with a new one on the numbers it marked *precise*
+only (``mark_chain_precision``): the operands of a jump that went one way only (a decided jump),
+helper arguments that must be constants or sizes, and whatever they were computed from, back
+through registers and stack spills. Every other number may differ: the stored state prunes the new
+one anyway. (A number added to a pointer is not marked: the pointer's own offset range is compared.
+An XDP program's return value is not either: the kernel does not check it.) The kernel finds them
+path by path; :func:`precise_in` finds, from a set of decided jumps, the registers and stack slots
+whose value may reach such a use on some path: a superset of the kernel's marks on every path.
+
+Stack liveness: a slot that no path reads again before overwriting it is not compared
+(:func:`stack_live_in`).
 """
 
 from __future__ import annotations
