@@ -209,3 +209,17 @@ def test_the_cycle_checker_sees_cycles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"d"}, "e": {"a"}}
     assert strongly_connected(graph) == [["a", "b", "c"], ["d"]]
     assert strongly_connected({"a": {"b"}, "b": set()}) == []
+
+
+FRONTEND_STAGES_WITHOUT_IR = ("resolve", "fold", "type_facts")
+"""The frontend's stages before emission (issue 14 §4): names and type rules, no IR."""
+
+
+def test_the_frontend_stages_before_emit_do_not_import_the_ir() -> None:
+    found = {}
+    for stem in FRONTEND_STAGES_WITHOUT_IR:
+        path = PACKAGE / "frontend" / f"{stem}.py"
+        ir = sorted(m for m in _imports(path) if room_of(m) == "ir" or m.startswith("pybpfdsl.frontend.emit"))
+        if ir:
+            found[stem] = ir
+    assert not found, f"stages before emit that import the IR or the emitter: {found}"
