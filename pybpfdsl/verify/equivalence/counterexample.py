@@ -299,10 +299,9 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
         entries: dict[bytes, bytes] = {}
         for k in sorted(keys):
             key = z3.BitVecVal(k, 8 * shape.key_size)
-            bounded = shape.is_array or shape.map_type in BOUNDED_KEY_TYPES
-            present = (shape.is_array and k < shape.max_entries) or (
-                not shape.is_array and _value(model, z3.Select(inputs.present[name], key)) == 1
-                and (not bounded or k < shape.max_entries))
+            bounded = shape.is_array or shape.map_type in BOUNDED_KEY_TYPES  # no key from max_entries on
+            present = (not bounded or k < shape.max_entries) and (
+                shape.is_array or _value(model, z3.Select(inputs.present[name], key)) == 1)
             if present:
                 entries[k.to_bytes(shape.key_size, "little")] = _bytes_of(
                     model, z3.Select(inputs.values[name], key), shape.value_size)
