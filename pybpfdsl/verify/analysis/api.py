@@ -139,7 +139,7 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     code = tuple(insns)
     slots = slot_offsets(code)
     env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
-              allow_uninit_stack_reads, inner_maps=dict(inner_maps or {}))
+              allow_uninit_stack_reads, inner_maps=dict(inner_maps or {}), devmap=section.endswith("/devmap"))
     analysis = _analyse_calls(env, functions, global_functions or {}) if has_calls(code) else analyse(env)
     findings = list(extra or []) + analysis.findings
     total_slots = sum(i.slots for i in code)
@@ -213,7 +213,7 @@ def _analyse_calls(env: Env, functions: frozenset[int], globals_: dict[int, Glob
         big_env = Env(big, {s: i for i, s in enumerate(big_slots)}, big_slots, refs, env.check_division,
                       env.allow_uninit_stack, env.thresholds, call_entry=ex.call_entry, return_to=ex.return_to,
                       global_calls=calls, inner_maps=env.inner_maps, callback_exits=ex.callback_exits,
-                      global_root=root != 0)
+                      global_root=root != 0, devmap=env.devmap)
         g = globals_.get(root)
         result = analyse(big_env, _global_entry_state(g) if root and g is not None else None)
         chains = chain_stacks(ex, result.pre)

@@ -103,6 +103,9 @@ class Env:
     """``exit`` of a bpf_loop callback's copy: it returns 0 (continue) or 1 (stop) to the helper."""
     global_root: bool = False
     """The code analysed is a global function: its exit returns a number to some caller, not an XDP action."""
+    devmap: bool = False
+    """The program runs from a devmap entry (section ``xdp/devmap``, the kernel's BPF_XDP_DEVMAP): its
+    context also has ``egress_ifindex``, the 4 bytes at offset 20."""
 
     kinds: tuple[Kind, ...] = ()
 
@@ -323,9 +326,16 @@ def _loaded(s: State, ptr: Value, insn_off: int, nbytes: int, signed: bool) -> V
     return v
 
 
+EGRESS_IFINDEX = 20
+"""Offset of ``egress_ifindex`` in ``struct xdp_md``: readable by devmap programs only."""
+
+
 def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     nbytes = _size(insn.opcode).bytes
     ptr = s.regs[insn.src]
+    if env.devmap and isinstance(ptr, CtxPtr) and ptr.off.const_value == 0 and insn.off == EGRESS_IFINDEX \
+            and nbytes == 4 and _kind(insn.opcode, insn.off, insn.imm) == Kind.LDX:
+        return [(idx + 1, _write_dst(s, insn.dst, _sized(4), idx, sink))]
     msg, code = check_access(s, ptr, insn.off, nbytes, is_write=False, allow_uninit=env.allow_uninit_stack)
     if msg is not None:
         sink.report(code, idx, msg, insn.src)
