@@ -15,6 +15,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions
 from pybpfdsl.verify.analysis.values import (
+    MAX_ALTERNATIVES,
     CtxPtr,
     MapInfo,
     MapPtr,
@@ -22,6 +23,7 @@ from pybpfdsl.verify.analysis.values import (
     OneOf,
     PacketPtr,
     ScalarValue,
+    alternatives,
     join_values,
     value_le,
     widen_values,
@@ -192,3 +194,15 @@ def test_packet_pointer_alternatives_carry_no_link() -> None:
     j = join_values(PacketPtr(Scalar.const(14), "x", 3), ScalarValue(Scalar.const(0)))
     assert isinstance(j, OneOf)
     assert all(not isinstance(a, PacketPtr) or a.pid is None for a in j.alts)
+
+
+def test_past_the_limit_values_of_plain_maps_merge_into_the_smallest() -> None:
+    """More maps than alternatives: their values become one, checked against the smallest value."""
+    values = [MapValue(MapInfo(f"m{i}", BPF_MAP_TYPE_HASH, 4, 8 + i, 4), Scalar.const(0))
+              for i in range(MAX_ALTERNATIVES + 1)]
+    j = values[0]
+    for v in values[1:]:
+        j = join_values(j, v)
+    assert len(alternatives(j)) <= MAX_ALTERNATIVES
+    assert all(value_le(v, j) for v in values)
+    assert isinstance(j, MapValue) and j.map.value_size == 8
