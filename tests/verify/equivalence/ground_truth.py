@@ -605,7 +605,7 @@ def with_helper_results(elf: bytes, function: str, cex: Counterexample) -> bytes
         values: list[int] = getattr(cex, stream)
         sites = [i for i, insn in enumerate(insns) if insn.kind == Kind.CALL and insn.is_helper_call
                  and insn.imm == helper]
-        if not values:
+        if not values or not sites:  # no call on the counterexample's path, or none in this program
             continue
         if len(sites) != 1 or len(values) != 1:
             return None
