@@ -19,7 +19,7 @@ slots do not count, nor numbers the kernel did not mark precise; a jump on numbe
 way only on some path makes its operands precise from then on. Each instruction is stepped with our
 own transfer functions (:func:`.transfer.step`), so the count is an estimate: where our values are
 less precise than the kernel's, or our precision marks differ from its per-path ones, the counts
-differ (calibration against the kernel: 0.3x to 3x on generated programs, once 11x;
+differ (calibration against the kernel: 0.11x to 11x on generated programs, median 1.1x;
 tests/verify/analysis/test_loop_cost.py).
 
 The simulation costs about as much as the kernel's count, so it stops at ``work`` steps (a verdict of
@@ -115,14 +115,15 @@ class Exploration:
 
 def _clean(s: State, live: int, precise: int) -> State:
     """The state as the kernel compares it: dead registers and stack slots (bits 11 and up of
-    ``live``) do not count, nor numbers it did not mark
-    precise (:mod:`.precision`), nor which instruction wrote what."""
+    ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
+    instruction wrote what."""
     s = forget_dead_slots(forget_imprecise(s, precise), live >> 11)
     regs = tuple(v if live >> i & 1 else UNINIT for i, v in enumerate(s.regs))
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
     held = {v.pid for v in regs if isinstance(v, PacketPtr)}
-    held.update(v.pid for _, v in stk.spilled_values(s.stack) if isinstance(v, PacketPtr))
+    if s.ranges or s.pkt_min:
+        held.update(v.pid for _, v in stk.spilled_values(s.stack) if isinstance(v, PacketPtr))
     pkt_min = s.pkt_min if None in held else 0
     ranges = tuple(r for r in s.ranges if r[0] in held)
     return State(regs, _NO_DEFS, s.stack, pkt_min, ranges, s.frames)
