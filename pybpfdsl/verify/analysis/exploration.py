@@ -42,9 +42,10 @@ from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
-EXPLORE_WORK = 30_000
-"""Instructions the simulation may step before it gives up (a program the kernel verifies in fewer
-instructions than this is estimated exactly as the model goes)."""
+EXPLORE_WORK = 60_000
+"""Instructions the simulation may step before it gives up: it steps each instruction it counts,
+at some 30-50 microseconds each, so this bounds its time to a few seconds (a loop it cannot finish,
+``range(200000)``, costs that much on top of the closed form's refusal)."""
 
 MIN_JMPS, MIN_INSNS = 2, 8
 """A state is stored only after this many jumps and instructions since the last one (kernel heuristic)."""
@@ -91,6 +92,8 @@ class _Stored:
     cleaned: State
     """``state`` as compared (:func:`_clean`) with the precision of ``version``."""
     version: int
+    consts: dict[int, int]
+    """The constant registers of ``cleaned``."""
     branches: int = 1
     hits: int = 0
     misses: int = 0
@@ -132,14 +135,31 @@ def _clean(s: State, live: int, precise: int) -> State:
 _NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
 
 
-def _includes(old: State, new: State) -> bool:
-    return st.le(new, old)
+def _includes(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int], new: State,
+              new_consts: dict[int, int]) -> bool:
+    """Whether ``old`` (cleaned as of ``stamp``, see :func:`_current`) includes ``new``;
+    ``new_consts``: its constant registers (:func:`_consts`). A constant register of ``old`` that
+    ``new`` does not hold (a loop counter, most often) rules it out before the whole comparison."""
+    state = _current(old, stamp, live, precise)
+    for r, c in old.consts.items():
+        if new_consts.get(r) != c:
+            return False
+    return st.le(new, state)
+
+
+def _consts(s: State) -> dict[int, int]:
+    out = {}
+    for r, v in enumerate(s.regs):
+        if isinstance(v, ScalarValue) and (c := v.value.const_value) is not None:
+            out[r] = c
+    return out
 
 
 def _current(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int]) -> State:
     """``old`` cleaned with the precision of ``stamp`` (instruction, version)."""
     if old.version != stamp[1]:
         old.cleaned = _clean(old.state, live[stamp[0]], precise[stamp[0]])
+        old.consts = _consts(old.cleaned)
         old.version = stamp[1]
     return old.cleaned
 
@@ -196,6 +216,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
             history += 1
         if idx in prune:
             cleaned = _clean(s, live[idx], precise[idx])
+            new_consts = _consts(cleaned)
             stamp = (idx, version)
             force = history > FORCE_HISTORY
             add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
@@ -206,7 +227,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 if old.branches:
                     if not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS:
                         add = False
-                elif _includes(_current(old, stamp, live, precise), cleaned):
+                elif _includes(old, stamp, live, precise, cleaned, new_consts):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -218,7 +239,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 keep.append(old)
             here[:] = keep[::-1]
             if not ended and add:
-                new = _Stored(s, parent, cleaned, version)
+                new = _Stored(s, parent, cleaned, version, new_consts)
                 here.append(new)
                 parent, history = new, 0
                 prev_jmps, prev_insns = jmps, insns

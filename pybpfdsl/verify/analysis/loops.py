@@ -200,9 +200,9 @@ def too_complex(estimate: int, iterations: int, head: int, done: bool) -> Verifi
 RESCUE_MARGIN = 3
 """A loop the closed form calls too complex is accepted when the simulated exploration
 (:mod:`.exploration`) ends every path within ``limit / RESCUE_MARGIN`` instructions. The simulation
-gives up after ``EXPLORE_WORK`` (30,000) steps, which binds first: on generated programs its count
+gives up after ``EXPLORE_WORK`` (60,000) steps, which binds first: on generated programs its count
 was 0.11x to 11x the kernel's, median 1.1x (test_loop_cost.py), so an accepted loop costs the kernel
-about 300,000 instructions at most, under a third of its limit."""
+about 550,000 instructions at most, about half its limit."""
 
 
 CONFIRM_BELOW = 7_500

@@ -24,7 +24,7 @@ RandomChooser(seed)); the simulated count is 0.11x to 10.7x the kernel's, median
 
 The issue's payload-summing loop: range(16) 12,773 / 61,295 (the precision approximation keeps more
 numbers than the kernel there). The verifier trusts the simulation to accept a loop only where it
-ends within ``EXPLORE_WORK`` steps, a thirtieth of the kernel's limit, and to refuse one only where
+ends within ``EXPLORE_WORK`` steps (60,000, 6% of the kernel's limit), and to refuse one only where
 the closed-form estimate is small and the simulation does not end within ``CONFIRM_WORK`` steps
 (loops.py); these ratios leave a wide margin both ways.
 """
