@@ -9,6 +9,7 @@ a safety one. Argument kinds follow the kernel's ``enum bpf_arg_type`` in spirit
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 
 __all__ = ["HELPER_MAP_TYPES", "HELPER_SIGNATURES", "MAP_TYPE_NAMES", "NO_VALUE_ACCESS_MAP_TYPES", "Arg",
@@ -127,6 +128,22 @@ NO_VALUE_ACCESS_MAP_TYPES = frozenset({DEVMAP, DEVMAP_HASH, XSKMAP})
 MAP_LOOKUP_ELEM = 1
 NEVER_NULL_MAP_TYPES = frozenset({ARRAY, PERCPU_ARRAY})
 """Map types whose lookup with a constant key below ``max_entries`` the kernel types as never NULL."""
+
+
+def _kernel_release(release: str) -> tuple[int, int]:
+    """(major, minor) of a kernel release string such as ``6.18.2-amd64``; (0, 0) when unreadable."""
+    parts = release.split(".")
+    try:
+        return int(parts[0]), int("".join(ch for ch in parts[1].split("-")[0] if ch.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return 0, 0
+
+
+CONSTANT_KEY_LOOKUPS = _kernel_release(os.uname().release) >= (6, 14)
+"""Whether to model the kernel's never-NULL lookups with a constant key (``get_constant_map_key``, since
+6.14). We model the kernel this runs on: an older one refuses the dereference without a NULL check, and
+accepting it there would be an unsafe accept; a newer kernel without it is impossible, a backport only
+costs a false alarm. Tests change it to check both kernels' rules."""
 
 LOOKUP_MAP_TYPES = HELPER_MAP_TYPES[1]
 """Map types whose lookups give a pointer (value, device entry, socket) or NULL."""

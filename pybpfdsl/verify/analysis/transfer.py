@@ -808,7 +808,7 @@ def _present(s: State, m: MapInfo, key: Value) -> bool:
     ``get_constant_map_key``): an array whose key, on the stack at a constant offset, is a known number
     below ``max_entries`` -- the slot's zero bytes from the key to the slot's end, or a spilled constant of
     exactly the key's size at the slot's start. The kernel then gives a value that is never NULL."""
-    if m.map_type not in hp.NEVER_NULL_MAP_TYPES or not isinstance(key, StackPtr):
+    if not hp.CONSTANT_KEY_LOOKUPS or m.map_type not in hp.NEVER_NULL_MAP_TYPES or not isinstance(key, StackPtr):
         return False
     c = key.off.const_value
     if c is None:

@@ -12,7 +12,7 @@ import pytest
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from pybpfdsl.verify.analysis import Code, verify_instructions
+from pybpfdsl.verify.analysis import Code, helpers, verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
 from tests.verify.analysis.kernel_oracle import BPF_MAP_TYPE_HASH, EXIT, add_imm, kernel_verdict, load, mov, mov_reg
 
@@ -43,7 +43,8 @@ def _lookup_without_null_check(key: int, at: int) -> list[Instruction]:
 ], ids=["array key 3", "percpu key 0", "array zero bytes", "array key 4", "array key -1", "hash key 0",
         "array key 1 unaligned"])
 def test_a_lookup_the_kernel_knows_succeeds_needs_no_null_check(the_map: MapInfo, key: int, at: int,
-                                                                 safe: bool) -> None:
+                                                                 safe: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(helpers, "CONSTANT_KEY_LOOKUPS", True)
     prog = _lookup_without_null_check(key, at)
     ours = verify_instructions(prog, map_refs={MAP_LDDW: (the_map, None)})
     assert ours.ok == safe, ours.format()
@@ -54,3 +55,27 @@ def test_a_lookup_the_kernel_knows_succeeds_needs_no_null_check(the_map: MapInfo
         assert verdict.ok == safe, verdict.last_lines
         if not safe:
             assert "invalid mem access 'map_value_or_null'" in verdict.log, verdict.last_lines
+
+
+@pytest.mark.skipif(not KERNEL or not helpers.CONSTANT_KEY_LOOKUPS, reason="needs a 6.14+ kernel to compare with")
+def test_the_rule_is_the_running_kernels() -> None:
+    """This kernel accepts the dereference without a NULL check, and so does our verifier, by default."""
+    prog = _lookup_without_null_check(3, -8)
+    assert kernel_verdict(prog, other_maps={MAP_LDDW: ARRAY}).ok
+    assert verify_instructions(prog, map_refs={MAP_LDDW: (ARRAY, None)}).ok
+
+
+def test_before_6_14_every_array_lookup_may_be_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels before 6.14 type every lookup's result as maybe NULL: verifying for one of them, a
+    dereference without the check is refused."""
+    monkeypatch.setattr(helpers, "CONSTANT_KEY_LOOKUPS", False)
+    ours = verify_instructions(_lookup_without_null_check(3, -8), map_refs={MAP_LDDW: (ARRAY, None)})
+    assert any(f.code == Code.NULL_DEREF and f.insn == 5 for f in ours.errors), ours.format()
+
+
+@pytest.mark.parametrize(("release", "expected"), [
+    ("6.18.2-amd64", (6, 18)), ("6.14.0", (6, 14)), ("5.15.0-91-generic", (5, 15)), ("6.1-rc3", (6, 1)),
+    ("weird", (0, 0)),
+])
+def test_kernel_release_parsing(release: str, expected: tuple[int, int]) -> None:
+    assert helpers._kernel_release(release) == expected
