@@ -30,6 +30,8 @@ import time
 
 import z3
 
+from pybpfdsl.verify.equivalence.context import PerContext
+
 SAFETY_SECONDS = 900.0
 """Wall-clock limit of one proof, whatever its budget: a net under the unit budgets (which every example
 stays far inside, loaded or not), never what decides a verdict."""
@@ -53,16 +55,15 @@ _REFRESH = 30_000
 """Python-side units charged between two readings of the solver's counter (a reading costs as much as
 a few hundred normalized nodes)."""
 
-_probe: z3.Solver | None = None
+_PROBE = PerContext(z3.Solver)
+"""A solver without assertions, to read the counter of the context it is in (one per proof's context)."""
 
 
 def solver_count() -> int:
     """Resource units Z3 has spent in the main context so far (cumulative; any solver's statistics
-    report the context's counter, a fresh solver's without a check)."""
-    global _probe
-    if _probe is None:
-        _probe = z3.Solver()
-    return int(_probe.statistics().get_key_value("rlimit count"))
+    report the context's counter, a fresh solver's without a check). A proof has a context of its own
+    (`context`), so this starts from 0 in each."""
+    return int(_PROBE.get().statistics().get_key_value("rlimit count"))
 
 
 class OutOfBudget(Exception):

@@ -33,6 +33,7 @@ from typing import Any, Generic, Literal, TypeVar
 import z3
 
 from pybpfdsl.verify.equivalence.budget import Budget
+from pybpfdsl.verify.equivalence.context import PerContext
 from pybpfdsl.verify.equivalence.sampling import perturbed
 from pybpfdsl.verify.equivalence.state import Effects, Term
 
@@ -476,7 +477,7 @@ class _Feasibility:
 
     def _bit_blasted(self, terms: list[Term]) -> tuple[z3.CheckSatResult | None, z3.ModelRef | None]:
         """The verdict of the bit-blasting solver, or None when it does not handle the terms."""
-        solver = _BIT_BLAST.solver()
+        solver = _BIT_BLAST.get().solver()
         solver.add(*self.assumptions, *(self._checked(t) for t in terms))
         verdict = self.budget.check(solver, self.check_units)
         if verdict == z3.unknown:
@@ -489,7 +490,8 @@ class _Feasibility:
             return verdict, None
 
 
-_BIT_BLAST = z3.Then("simplify", "bvarray2uf", "ackermannize_bv", "qfbv")
+_BIT_BLAST = PerContext(lambda: z3.Then("simplify", "bvarray2uf", "ackermannize_bv", "qfbv"))
+"""A tactic is built in one Z3 context: one per proof's (`context`)."""
 _REMEMBERED_MODELS = 4
 _PERTURBED_BASES = 2
 _INCREMENTAL_TIMEOUTS = 3

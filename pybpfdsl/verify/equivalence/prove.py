@@ -27,6 +27,7 @@ from pybpfdsl.verify.equivalence import proof_cache
 from pybpfdsl.verify.equivalence.budget import Budget, OutOfBudget, parse_units
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
+from pybpfdsl.verify.equivalence.context import own_context
 from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
 from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction, has_runtime_products, shared_cuts
 from pybpfdsl.verify.equivalence.observe import (
@@ -381,7 +382,13 @@ def _evicts(model: z3.ModelRef, inputs: Inputs, budget: Budget) -> bool:
 def prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: object = None,
                       budget: int = DEFAULT_BUDGET) -> ProofResult:
     """Prove bytecode equivalent to its IR within `budget` resource units. `replay` (a `Replayer`) runs
-    a counterexample concretely."""
+    a counterexample concretely. In a Z3 context of its own (`context`): its verdict and units do not
+    depend on the proofs before it."""
+    with own_context():
+        return _prove_ir_bytecode(program, bytecode, replay, budget)
+
+
+def _prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: object, budget: int) -> ProofResult:
     inputs = Inputs(bytecode.layout)
     try:
         ir = IREncoder(program, inputs)
@@ -444,8 +451,9 @@ def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = No
     if {k: a.layout.section_size(k) for k in a.layout.sections} != \
             {k: b.layout.section_size(k) for k in b.layout.sections}:
         return ProofResult("unknown", reason="the objects' global data differ in sections or sizes")
-    inputs = Inputs(a.layout, b.layout)  # where their initial bytes differ, each starts from its own
-    result = prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
-                            ObjectReplayer(a, b), labels=("A", "B"), budget=budget)
+    with own_context():  # its verdict and units do not depend on the proofs before it (`context`)
+        inputs = Inputs(a.layout, b.layout)  # where their initial bytes differ, each starts from its own
+        result = prove_programs(BytecodeEncoder(a, inputs).run, BytecodeEncoder(b, inputs).run, inputs,
+                                ObjectReplayer(a, b), labels=("A", "B"), budget=budget)
     proof_cache.store(key, result)
     return result
