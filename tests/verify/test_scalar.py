@@ -224,6 +224,20 @@ def test_reduce_keeps_exactly_the_members() -> None:
         assert reduced.reduce() == reduced
 
 
+def test_reduce_shortcuts_answer_what_the_rounds_compute() -> None:
+    """Scalar.reduce memoizes, and a known-constant tnum skips the rounds: both give exactly the reduction
+    of the rounds themselves (the analysis' verdicts must not depend on which path answered)."""
+    rng = random.Random(13)
+    for width in (W, 64):
+        for _ in range(400):
+            a, b = random_scalar(rng, width), random_scalar(rng, width)
+            t = a.tnum if rng.random() < 0.5 else Tnum.const(rng.choice([a.tnum.value, b.tnum.value, b.u64.lo]), width)
+            raw = Scalar(t, b.u64, a.s64, b.u32, rng.choice([a.s32, b.s32]))
+            rounds = raw._reduce()[0]
+            assert raw.reduce() == rounds
+            assert raw.reduce() == rounds  # again, from the memo
+
+
 def test_reduce_detects_empty_tnum_range_intersection() -> None:
     """{0, 4} ∩ [1, 3] is empty even though [1, 3] lies inside [tnum.umin, tnum.umax]."""
     assert Scalar.make(64, tnum=Tnum(0, 4), u64=Interval(1, 3)).is_bottom

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pybpfdsl.verify.analysis import values as vl
+from pybpfdsl.verify.analysis.values import Value
 from pybpfdsl.verify.domains import scalar as sc
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["add", "alu", "bswap", "const", "end", "movsx", "neg", "refine", "sized", "truncate", "urange"]
+__all__ = ["add", "alu", "bswap", "const", "end", "join_values", "movsx", "neg", "refine", "sized", "truncate",
+           "urange"]
 
 const = lru_cache(maxsize=1 << 12)(Scalar.const)
 urange = lru_cache(maxsize=1 << 12)(Scalar.urange)
@@ -27,3 +30,21 @@ add = lru_cache(maxsize=1 << 14)(sc.add)
 def sized(nbytes: int) -> Scalar:
     """Any value of ``nbytes`` bytes, zero-extended."""
     return Scalar.urange(0, (1 << (8 * nbytes)) - 1)
+
+
+_JOINED: dict[tuple[Value, Value], Value] = {}
+_JOINED_MAX = 1 << 16
+
+
+def join_values(a: Value, b: Value) -> Value:
+    """:func:`.values.join_values`, memoized: a fixpoint joins the same pairs of register values at
+    point after point and pass after pass (values are immutable and hashable, and the join is a pure
+    function of the two, so this is exact)."""
+    key = (a, b)
+    hit = _JOINED.get(key)
+    if hit is None:
+        hit = vl.join_values(a, b)
+        if len(_JOINED) >= _JOINED_MAX:
+            _JOINED.clear()
+        _JOINED[key] = hit
+    return hit

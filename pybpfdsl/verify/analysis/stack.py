@@ -25,7 +25,6 @@ from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis.values import (
     ScalarValue,
     Value,
-    join_values,
     narrow_values,
     value_le,
     widen_values,
@@ -57,6 +56,8 @@ class Slot:
         return 0
 
     def join(self, other: Slot, op: str = "join", thresholds: tuple[int, ...] = ()) -> Slot:
+        if self == other:  # what the code below gives too (every value operation returns x for (x, x))
+            return self
         init, zero = self.init & other.init, self.zero & other.zero
         a, b = self.spill, other.spill
         if a is not None and b is not None and self.size == other.size:
@@ -88,7 +89,7 @@ def _pointer(v: Value | None) -> bool:
 def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...]) -> Value:
     if op == "widen":
         return widen_values(a, b, thresholds)
-    return (join_values if op == "join" else narrow_values)(a, b)
+    return (cc.join_values if op == "join" else narrow_values)(a, b)
 
 
 EMPTY_SLOT = Slot(0)
@@ -171,9 +172,21 @@ def read(stack: Stack, off: int, size: int) -> Value:
 
 
 def join(a: Stack, b: Stack, op: str = "join", thresholds: tuple[int, ...] = ()) -> Stack:
+    """Slot by slot; ``a`` itself when no slot changed (states that share a stack keep sharing it, so
+    later joins and comparisons of them stop at the identity test)."""
     if a is b:
         return a
-    return tuple(x if x is y else x.join(y, op, thresholds) for x, y in zip(a, b, strict=True))
+    out = None
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x is y:
+            continue
+        z = x.join(y, op, thresholds)
+        if z is x or z == x:
+            continue
+        if out is None:
+            out = list(a)
+        out[i] = z
+    return a if out is None else tuple(out)
 
 
 def le(a: Stack, b: Stack) -> bool:

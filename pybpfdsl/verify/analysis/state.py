@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.values import (
     UNINIT,
@@ -182,18 +183,26 @@ def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, Sta
     14 or 18 bytes then join into one pointer whose later bounds check still covers its reads, as the
     kernel's per-path constant offsets do.
     """
+    # Only packet pointers that differ can need a link (the same pointer on both sides has one id and
+    # delta already); most joins have none, and then nothing below needs to be built.
+    pairs: list[tuple[int, PacketPtr, PacketPtr]] = [
+        (i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))
+        if x is not y and isinstance(x, PacketPtr) and isinstance(y, PacketPtr)]
+    if a.stack is not b.stack:
+        spills_b = dict(stk.spilled_values(b.stack))
+        for i, v in stk.spilled_values(a.stack):
+            w = spills_b.get(i)
+            if w is not None and v is not w and isinstance(v, PacketPtr) and isinstance(w, PacketPtr):
+                pairs.append((100 + i, v, w))
+    if not pairs:
+        return a, b
     ra, rb = dict(a.ranges), dict(b.ranges)
     ra[DATA], rb[DATA] = a.pkt_min, b.pkt_min
     names: dict[tuple[Pid, Pid, int], tuple[object, ...]] = {}
     new_ranges: dict[Pid, int] = {}
     rewrite_a: dict[int, Value] = {}
     rewrite_b: dict[int, Value] = {}
-    pairs: list[tuple[int, Value, Value]] = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))]
-    spills_b = dict(stk.spilled_values(b.stack))
-    pairs += [(100 + i, v, spills_b[i]) for i, v in stk.spilled_values(a.stack) if i in spills_b]
     for pos, x, y in pairs:
-        if not (isinstance(x, PacketPtr) and isinstance(y, PacketPtr)):
-            continue
         x, y = _from_data(x), _from_data(y)
         if x.pid is None or y.pid is None:
             continue
@@ -271,13 +280,13 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
 
     def fn(x: Value, y: Value) -> Value:
         if op == "join":
-            return join_values(x, y)
+            return cc.join_values(x, y)
         if op == "widen":
             return widen_values(x, y, thresholds)
         return narrow_values(x, y)
 
     regs = tuple(x if x is y else fn(x, y) for x, y in zip(a.regs, b.regs, strict=True))
-    defs = tuple(x | y for x, y in zip(a.defs, b.defs, strict=True))
+    defs = tuple(x if x is y else x | y for x, y in zip(a.defs, b.defs, strict=True))
     if op == "widen":
         pkt_min = a.pkt_min if b.pkt_min >= a.pkt_min else 0
     elif op == "narrow":
@@ -317,19 +326,26 @@ def narrow(a: State | None, b: State | None) -> State | None:
 
 
 def le(a: State | None, b: State | None) -> bool:
-    if a is None:
+    if a is None or a is b:
         return True
     if b is None:
         return False
     if a.pkt_min < b.pkt_min:
         return False
-    ra = dict(a.ranges)
-    if any(ra.get(p, -1) < n for p, n in b.ranges):
+    if b.ranges and a.ranges is not b.ranges:
+        ra = dict(a.ranges)
+        if any(ra.get(p, -1) < n for p, n in b.ranges):
+            return False
+    # The cheap tests first (a conjunction: the order changes only the time).
+    if a.defs is not b.defs and not all(x is y or x <= y for x, y in zip(a.defs, b.defs, strict=True)):
         return False
-    if not all(x is y or value_le(x, y) for x, y in zip(a.regs, b.regs, strict=True)):
-        return False
-    if not all(x <= y for x, y in zip(a.defs, b.defs, strict=True)):
-        return False
+    # From the last register down: the callee-saved ones (r6-r9) are the ones paths most often disagree
+    # on (the constants that key the partitions), r10 never does.
+    ar, br = a.regs, b.regs
+    for i in range(len(ar) - 1, -1, -1):
+        x, y = ar[i], br[i]
+        if x is not y and not value_le(x, y):
+            return False
     return stk.le(a.stack, b.stack) and _frames_le(a.frames, b.frames)
 
 

@@ -52,6 +52,11 @@ __all__ = [
 
 _MAX_REDUCE_ROUNDS = 8
 
+_REDUCED: dict[Scalar, Scalar] = {}
+"""Scalar → its reduction (:meth:`Scalar.reduce` is a pure function of the scalar, so this is exact)."""
+_REDUCED_MAX = 1 << 16
+"""Entries kept before the memo starts over (bounds the memory of a long-running process)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Scalar:
@@ -122,7 +127,9 @@ class Scalar:
 
     @property
     def is_bottom(self) -> bool:
-        return self.u64.is_bottom or self.s64.is_bottom or self.u32.is_bottom or self.s32.is_bottom
+        # Written out (not through Interval.is_bottom): the analysis asks this millions of times.
+        u, s, u32, s32 = self.u64, self.s64, self.u32, self.s32
+        return u.lo > u.hi or s.lo > s.hi or u32.lo > u32.hi or s32.lo > s32.hi
 
     @property
     def is_top(self) -> bool:
@@ -130,12 +137,15 @@ class Scalar:
 
     @property
     def is_const(self) -> bool:
-        return not self.is_bottom and self.tnum.is_const
+        return self.tnum.mask == 0 and not self.is_bottom
 
     @property
     def const_value(self) -> int | None:
         """The single member's pattern, if there is exactly one."""
-        return self.tnum.value if self.is_const else None
+        t = self.tnum
+        if t.mask or self.is_bottom:  # the mask first: most scalars asked are not constants
+            return None
+        return t.value
 
     def contains(self, x: int) -> bool:
         """Whether the ``width``-bit pattern ``x`` is a member (satisfies all five components)."""
@@ -227,19 +237,44 @@ class Scalar:
 
     # -- reduction ------------------------------------------------------------
 
+    def __hash__(self) -> int:
+        # One flat tuple of the bounds rather than the dataclass' hash of hashes: scalars key the
+        # analysis' caches, so this runs millions of times. Equal scalars have equal fields, hence hashes.
+        t, u, s, u32, s32 = self.tnum, self.u64, self.s64, self.u32, self.s32
+        return hash((t.value, t.mask, u.lo, u.hi, s.lo, s.hi, u32.lo, u32.hi, s32.lo, s32.hi))
+
     def reduce(self) -> Scalar:
-        """Tighten every component with the others until nothing changes; canonical bottom if empty."""
+        """Tighten every component with the others until nothing changes; canonical bottom if empty.
+
+        Memoized (see :data:`_REDUCED`): a reduction costs about a millisecond, and the analysis asks for
+        the same one again and again (the same joins and operations on every path and pass)."""
+        t = self.tnum
+        if t.mask == 0:  # a single candidate: the reduction keeps it, exactly, or finds it excluded
+            return _reduced_const(t) if self.contains(t.value) else Scalar.bottom(t.width)
+        hit = _REDUCED.get(self)
+        if hit is not None:
+            return hit
+        out, fixed = self._reduce()
+        if len(_REDUCED) >= _REDUCED_MAX:
+            _REDUCED.clear()
+        _REDUCED[self] = out
+        if fixed:  # a reduced scalar reduces to itself (not so after _MAX_REDUCE_ROUNDS rounds)
+            _REDUCED[out] = out
+        return out
+
+    def _reduce(self) -> tuple[Scalar, bool]:
+        """The reduction, and whether it reached a fixpoint."""
         if self.is_bottom:
-            return Scalar.bottom(self.width)
+            return Scalar.bottom(self.width), True
         cur = self
         for _ in range(_MAX_REDUCE_ROUNDS):
             nxt = _reduce_round(cur)
             if nxt is None:
-                return Scalar.bottom(self.width)
+                return Scalar.bottom(self.width), True
             if nxt == cur:
-                return cur
+                return cur, True
             cur = nxt
-        return cur
+        return cur, False
 
     # -- the low half ------------------------------------------------------------
 
@@ -260,6 +295,14 @@ class Scalar:
 # --------------------------------------------------------------------------- #
 # Reduction (the analogue of the kernel's reg_bounds_sync)
 # --------------------------------------------------------------------------- #
+
+
+def _reduced_const(t: Tnum) -> Scalar:
+    """The reduced scalar whose only member is ``t``'s value: every view its one value."""
+    w, h, x = t.width, t.width // 2, t.value
+    low = x & mask_of(h)
+    return Scalar(t, Interval(x, x, w, False), Interval(to_signed(x, w), to_signed(x, w), w, True),
+                  Interval(low, low, h, False), Interval(to_signed(low, h), to_signed(low, h), h, True))
 
 
 def _tighten_by_tnum(i: Interval, t: Tnum) -> Interval:
