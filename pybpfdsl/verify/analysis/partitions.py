@@ -37,20 +37,26 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
     """
     shape: list[tuple[int, object, object, int]] = []
     consts: list[tuple[int, int]] = []
-    for i, v in enumerate(s.regs):
+    regs = s.regs
+    for i in range(len(regs)):
         if not live >> i & 1:
             continue
-        if isinstance(v, PacketPtr):
+        v = regs[i]
+        # type() rather than isinstance(): the value classes are final, and this is the hot path
+        if type(v) is PacketPtr:
             shape.append((i, v.off.const_value, v.pid, v.delta))
-        elif PARTITION_CONSTANTS and isinstance(v, ScalarValue) and (c := v.value.const_value) is not None:
-            consts.append((i, c))
-        elif isinstance(v, MapPtr):  # one helper call for two maps (LLVM merges them): each map its path,
+        elif type(v) is ScalarValue:
+            if PARTITION_CONSTANTS and (c := v.value.const_value) is not None:
+                consts.append((i, c))
+        elif type(v) is MapPtr:  # one helper call for two maps (LLVM merges them): each map its path,
             consts.append((200 + i, hash(v.map)))
-        elif isinstance(v, StackPtr) and (c := v.off.const_value) is not None:  # and its key its own place
+        elif type(v) is StackPtr and (c := v.off.const_value) is not None:  # and its key its own place
             consts.append((300 + i, c))
     for i, v in stk.spilled_values(s.stack):
         if isinstance(v, PacketPtr):
             shape.append((100 + i, v.off.const_value, v.pid, v.delta))
+    if not shape:
+        return (s.pkt_min, (), (), tuple(consts))
     used = {pid for _, _, pid, _ in shape}
     return (s.pkt_min, tuple(r for r in s.ranges if r[0] in used), tuple(shape), tuple(consts))
 
