@@ -204,7 +204,7 @@ class Counterexample:
         outputs = self.differing_outputs() or [_output_of(label) for label in self.differing]
         if self.runs is not None:  # a global-data section's differing bytes, one by one
             a, b = self.runs
-            for name in a.sections.keys() & b.sections.keys():
+            for name in [k for k in a.sections if k in b.sections]:  # in order: a set's follows the hash seed
                 x, y = self._changed(name, a.sections[name], b.sections[name])
                 if len(x) == len(y) and x != y and f"global data {name}" in outputs:
                     outputs.remove(f"global data {name}")

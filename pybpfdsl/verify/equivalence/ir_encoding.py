@@ -139,9 +139,14 @@ class IREncoder:
             return None
         # Dead values are dropped (never read again); inside a block (resuming after a guard), the values
         # defined earlier in the block are kept too.
-        live = self.live[a.block] if a.steps == 0 else set(a.values) | set(b.values)
+        live = self.live[a.block] if a.steps == 0 else None
         values: dict[n.Value, IRVal] = {}
-        for key in live:
+        # In the states' order, not the set's: a value's hash is its hint's (a string, salted per
+        # process), and the order the merged terms are built in decides their Z3 ids, which order the
+        # solver's work. In a set's order the units of a proof changed with PYTHONHASHSEED.
+        for key in [*a.values, *(k for k in b.values if k not in a.values)]:
+            if live is not None and key not in live:
+                continue
             mine, theirs = a.values.get(key), b.values.get(key)
             if mine is None or theirs is None:
                 found = mine if theirs is None else theirs  # defined on one side only: not read past here

@@ -143,6 +143,13 @@ def ite(when: Term, a: Term, b: Term) -> Term:
     return z3.If(when, a, b)
 
 
+def _union(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The keys of two dicts, `a`'s in its order then `b`'s others: not a set's order, which follows the
+    strings' hashes (salted per process), since the order merged terms are built in decides their Z3
+    ids and so the solver's work (a proof's units changed with PYTHONHASHSEED)."""
+    return [*a, *(k for k in b if k not in a)]
+
+
 def union_terms(a: tuple[Term, ...], b: tuple[Term, ...]) -> tuple[Term, ...]:
     """`a`, then the terms of `b` not already in it (z3 shares equal terms, so ids compare them)."""
     if not b or a is b:
@@ -438,13 +445,13 @@ class Effects:
                     tuple(ite(when, x, y) for x, y in zip(data, other.sections[name]))
                     for name, data in self.sections.items()}
         written = {name: union_terms(self.written.get(name, ()), other.written.get(name, ()))
-                   for name in self.written.keys() | other.written.keys()}
+                   for name in _union(self.written, other.written)}
         seen = {name: union_terms(self.seen.get(name, ()), other.seen.get(name, ()))
-                for name in self.seen.keys() | other.seen.keys()}
+                for name in _union(self.seen, other.seen)}
         rooms = {name: ite(when, room, other.rooms[name]) for name, room in self.rooms.items()}
         # Where one side replaced elements, a pointer from before is stale on the merged state too.
         epochs = {name: e if e == other.epochs.get(name, 0) else max(e, other.epochs.get(name, 0)) + 1
-                  for name in self.epochs.keys() | other.epochs.keys() for e in [self.epochs.get(name, 0)]}
+                  for name in _union(self.epochs, other.epochs) for e in [self.epochs.get(name, 0)]}
         return Effects(maps, sections, rings, written, dict(self.calls), seen, rooms, epochs,
                        ite(when, self.redirect, other.redirect))
 
