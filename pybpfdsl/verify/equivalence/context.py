@@ -3,10 +3,10 @@
 Budgets are Z3 resource units (`budget`) so that a verdict is the same on any machine. But Z3's work
 depends on its context's history: terms are hash-consed, their ids (which order the simplifier's and
 the solver's choices) and the context's caches carry every earlier proof's terms. In Z3's main context
-the same proof spent 8.7 million units in a fresh process and 26 million after other proofs; under
-pytest-xdist the proofs a worker runs first vary from run to run, so a proof near its budget would flip
-between "proven" and "unknown". In a context of its own, a proof starts from the same state wherever it
-runs and spends the same units.
+the same proof (the hash_maps construct) spent 8.7 million units in a fresh process and 21 million after
+the other examples' proofs; under pytest-xdist the proofs a worker runs first vary from run to run, so
+a proof near its budget would flip between "proven" and "unknown". In a context of its own, a proof
+starts from the same state wherever it runs and spends the same units.
 
 How: for the duration of one proof (`own_context`), a fresh `z3.Context` is made Z3's main context
 (z3's `main_ctx()` reads the module global `z3.z3._main_ctx`), and the previous one is put back after,
@@ -24,6 +24,10 @@ and one forgotten call would silently build in the main context. Swapping is sou
 - Z3's main context is one per process, not per thread: a lock lets one thread at a time hold a
   context of its own (re-entrant: a proof inside a proof gets its own too). Code that uses Z3's main
   context in another thread while a proof runs would see the proof's; the prover does not do that.
+
+The Python side must build the same terms in the same order too: the order decides their ids. So the
+prover never builds terms in the order of a set of strings (or of values holding strings), whose hashes
+Python salts per process (`PYTHONHASHSEED`); see `state._union` and `IREncoder.merge_states`.
 """
 
 from __future__ import annotations
