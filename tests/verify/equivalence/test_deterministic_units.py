@@ -84,7 +84,7 @@ def test_a_proof_spends_the_same_units_in_a_fresh_process_as_after_other_proofs(
     assert [alone[s]["status"] for s in subjects] == ["proven", "proven", "counterexample"]
 
     # Other proofs first, each different from the subjects, and the subjects after one another.
-    for other in ("int_over_int", "float_comparison", "float_to_int", "scaled_float_to_int"):
+    for other in ("int_over_int", "float_comparison", "float_to_int"):
         subject_result(other, objects)
     after_others = {s: subject_result(s, objects) for s in reversed(subjects)}
     for s in subjects:
