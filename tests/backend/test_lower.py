@@ -46,7 +46,7 @@ XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX = 0, 1, 2, 3
 ETH = 14  # the dummy header in front of every test packet
 SCALARS: tuple[ScalarType, ...] = (*INT_TYPES, BOOL, FLOAT)
 ARITH_TYPES = (u32, i32, u64, i64)
-EXAMPLES = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+EXAMPLES = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 # --------------------------------------------------------------------------- #
