@@ -757,7 +757,7 @@ def differential(name: str, data: st.DataObject) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_python_matches_ir(name: str, data: st.DataObject) -> None:
     differential(name, data)

@@ -1,6 +1,6 @@
 """Our verifier against the kernel's on a deterministic sample of the differential corpus.
 
-Every original program, a fixed 20% sample of their mutants (chosen by a hash of the mutant's name,
+Every original program, a fixed 12% sample of their mutants (chosen by a hash of the mutant's name,
 so the same ones every run), and the whole C corpus: each loaded into the kernel as root and run
 through our verifier (with the kernel's privileged setting for uninitialised stack reads). The table
 is shown in the terminal summary and written to ``benchmarks/results/verifier_differential.txt``.
@@ -15,9 +15,10 @@ from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from tests.verify.corpus.c_corpus import clang
 from tests.verify.corpus.differential import Outcome, cases, run, summary, table, write_results
 
-MUTANT_RATE = 0.2
-"""A fifth of the mutants (about 470 of the 729 cases; every mutation kind is among them): the sample is the
-suite's longest unit of work. The full corpus: ``python -m tests.verify.corpus.differential``."""
+MUTANT_RATE = 0.12
+"""An eighth of the mutants (about 320 cases with the originals and the C corpus; every mutation kind is
+among them): the sample is the suite's longest unit of work. The full corpus:
+``python -m tests.verify.corpus.differential``."""
 MIN_PRECISION = 95.0
 
 # Tests sharing the module's expensive fixture run in one xdist worker (see tests/conftest.py).
@@ -49,7 +50,7 @@ def test_differential_sample(outcomes: list[Outcome], request: pytest.FixtureReq
     assert kernel_accepts(elf, section)[0], name
     s = summary(outcomes)
     mutants = sum(o.kind not in ("original",) and not o.kind.startswith("c corpus") for o in outcomes)
-    assert mutants >= 350, f"only {mutants} mutants in the sample"
+    assert mutants >= 200, f"only {mutants} mutants in the sample"
     unsafe = [o.name for o in outcomes if o.ours_ok and not o.kernel_ok]
     assert not unsafe, f"we accept programs the kernel rejects: {unsafe}"
     assert s["precision"] >= MIN_PRECISION, f"precision {s['precision']:.1f}% < {MIN_PRECISION}%\n{text}"
