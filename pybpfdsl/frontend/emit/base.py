@@ -72,6 +72,8 @@ class EmitterBase(ABC):
         self.facts.var_types[self.main.function] = self.scope.var_types
         self.inline_stack: list[FunctionType] = []
         self.line = self.main.first_line
+        self.loop_counters: dict[int, tuple[ast.AST, str]] = {}
+        """Loop statement (by identity; the node is kept so its id is not reused) → its hidden counter."""
 
     @property
     def env(self) -> Env:
@@ -80,6 +82,16 @@ class EmitterBase(ABC):
     @env.setter
     def env(self, value: Env) -> None:
         self.scope.env = value
+
+    def loop_counter(self, kind: str, loop: ast.AST) -> str:
+        """The hidden counter of a `for`/`while` statement, numbered in the order loops are first lowered:
+        the same names on every run (a name from the node's id changed the IR text from run to run), and
+        one per statement however often it is inlined."""
+        known = self.loop_counters.get(id(loop))
+        if known is None:
+            known = (loop, f"${kind}{len(self.loop_counters)}")
+            self.loop_counters[id(loop)] = known
+        return known[1]
 
     def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.scope.source.error(node, message, hint)

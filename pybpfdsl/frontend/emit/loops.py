@@ -103,7 +103,7 @@ class LoopEmitter(EmitterBase):
                            "loops it cannot prove to end)",
                            f"write `while bounded({ast.unparse(test)}, 64):` with the most iterations you allow")
         cond_node, limit = bound
-        counter = f"$while{id(s)}"
+        counter = self.loop_counter("while", s)
 
         def setup() -> list[str]:
             self.env[counter] = Scalar(u32, self.const(u32, 0))
@@ -186,7 +186,7 @@ class LoopEmitter(EmitterBase):
             raise self.err(call, f"the loop variable {var} is {t}, too narrow to count from {start} past {last}",
                            f"declare it wider before the loop (`{var}: i64 = 0`) or use a smaller range")
         self.scope.var_types[var] = t
-        counter = f"$for{id(s)}"
+        counter = self.loop_counter("for", s)
 
         def setup() -> list[str]:
             self.env[counter] = Scalar(t, self.const(t, start))
