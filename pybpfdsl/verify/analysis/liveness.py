@@ -7,11 +7,13 @@ compares states for pruning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis.explain import registers_of
 
-__all__ = ["live_in"]
+__all__ = ["live_in", "solve_backward"]
 
 ALL = (1 << 11) - 1
 CALL_CLOBBERS = 0b111111  # r0..r5
@@ -34,19 +36,26 @@ def _uses_defs(insn: Instruction) -> tuple[int, int]:
 
 def live_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
     """Bit ``r`` of entry ``i``: register ``r`` may be read on some path from instruction ``i`` before a write."""
-    n = len(insns)
-    ud = [_uses_defs(i) for i in insns]
-    live = [0] * n
+    return solve_backward(succs, [(*_uses_defs(i), 0, 0) for i in insns])
+
+
+def solve_backward(succs: list[list[int]], facts: Sequence[tuple[int, int, int, int]]) -> list[int]:
+    """The least solution of a backward may-problem over bit sets: for each instruction ``i`` with
+    ``facts[i] = (use, kill, cond, bit)``, ``in[i] = use | (out & ~kill) | (cond if out & bit)``, ``out``
+    being the union of its successors' ``in``. (Liveness has ``cond = 0``; the kernel's precision marks
+    an instruction's operands only when its result is marked, hence the conditional part.)"""
+    n = len(facts)
+    ins = [0] * n
     changed = True
     while changed:
         changed = False
         for i in range(n - 1, -1, -1):
             out = 0
             for t in succs[i]:
-                out |= live[t]
-            use, kill = ud[i]
-            new = use | (out & ~kill)
-            if new != live[i]:
-                live[i] = new
+                out |= ins[t]
+            use, kill, cond, bit = facts[i]
+            new = use | (out & ~kill) | (cond if out & bit else 0)
+            if new != ins[i]:
+                ins[i] = new
                 changed = True
-    return live
+    return ins

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.liveness import solve_backward
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import OneOf, ScalarValue, StackPtr, Unknown, Value
@@ -47,7 +48,6 @@ def precise_in(env: Env, succs: list[list[int]], decided: frozenset[int] = froze
     instruction ``idx``, may be marked precise by the kernel on some path from there; ``decided``:
     the conditional jumps on numbers that went one way only on some path (the others' operands are
     not marked: a jump that may go both ways on every path proves nothing about them)."""
-    n = len(env.insns)
     gen_kill: list[tuple[int, int, int, int]] = []
     # (always used, killed, used when dst is precise after, dst bit) per instruction
     for i, insn in enumerate(env.insns):
@@ -73,20 +73,7 @@ def precise_in(env: Env, succs: list[list[int]], decided: frozenset[int] = froze
             gen_kill.append((_ARGS, _CALL_CLOBBERS, 0, 0))
         else:
             gen_kill.append((0, 0, 0, 0))
-    precise = [0] * n
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 1, -1, -1):
-            out = 0
-            for t in succs[i]:
-                out |= precise[t]
-            use, kill, cond, bit = gen_kill[i]
-            new = use | (out & ~kill) | (cond if out & bit else 0)
-            if new != precise[i]:
-                precise[i] = new
-                changed = True
-    return precise
+    return solve_backward(succs, gen_kill)
 
 
 def forget_imprecise(s: State, precise: int) -> State:
@@ -158,8 +145,7 @@ def stack_live_in(env: Env, succs: list[list[int]], pre: dict[int, State]) -> li
     """Bit ``i`` of entry ``idx``: stack slot ``i`` may be read on some path from instruction ``idx``
     before it is written whole. The kernel does not compare slots that are dead (nothing reads them
     again), so two states that differ only there are the same to it."""
-    n = len(env.insns)
-    use_kill: list[tuple[int, int]] = []
+    use_kill: list[tuple[int, int, int, int]] = []
     for i, insn in enumerate(env.insns):
         kind = env.kinds[i]
         here = pre.get(i)
@@ -177,21 +163,8 @@ def stack_live_in(env: Env, succs: list[list[int]], pre: dict[int, State]) -> li
                 use = ALL_SLOTS  # the callee may read the caller's stack through any pointer
             for r in range(1, 6):
                 use |= _stack_slots(here.regs[r], 0, HELPER_REACH)
-        use_kill.append((use, kill))
-    live = [0] * n
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 1, -1, -1):
-            out = 0
-            for t in succs[i]:
-                out |= live[t]
-            use, kill = use_kill[i]
-            new = use | (out & ~kill)
-            if new != live[i]:
-                live[i] = new
-                changed = True
-    return live
+        use_kill.append((use, kill, 0, 0))
+    return solve_backward(succs, use_kill)
 
 
 def forget_dead_slots(s: State, live: int) -> State:
