@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybpfdsl.backend.lower import BackendError, lower_program
-from pybpfdsl.backend.object_emit import BpfTargetMissing, emit_bpf_object, optimized_ir
+from pybpfdsl.backend.object_emit import BpfTargetMissing, emit_with_ir
 from pybpfdsl.ir.check import IRError, check_program
 from pybpfdsl.ir.nodes import Program
 
@@ -34,10 +34,10 @@ def compile_program(program: Program, cpu: str = "v3", opt_level: int = 2, licen
         raise BackendError(f"{program.name}: invalid IR: {exc}") from exc
     text = str(lower_program(program, license=license))
     try:
-        elf = emit_bpf_object(text, cpu=cpu, opt_level=opt_level)
-        optimized = optimized_ir(text, cpu=cpu, opt_level=opt_level)
+        # One run of the LLVM pipeline gives both the object and the optimised IR (it used to run twice).
+        emitted = emit_with_ir(text, cpu=cpu, opt_level=opt_level)
     except BpfTargetMissing:
         raise
     except RuntimeError as exc:  # LLVM rejected the module: the lowering produced something wrong
         raise BackendError(f"{program.name}: LLVM failed: {exc}") from exc
-    return CompiledObject(elf=elf, llvm_ir=text, optimized_llvm_ir=optimized)
+    return CompiledObject(elf=emitted.elf, llvm_ir=text, optimized_llvm_ir=emitted.optimized_ir)

@@ -10,6 +10,7 @@ Uses llvmlite's bundled LLVM: parse + verify the textual IR, run the standard
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 from llvmlite import binding as llvm
 from llvmlite import ir
@@ -20,8 +21,9 @@ __all__ = [
     "BPF_TRIPLE",
     "BpfTargetMissing",
     "emit_bpf_assembly",
+    "Emitted",
     "emit_bpf_object",
-    "optimized_ir",
+    "emit_with_ir",
 ]
 
 BPF_TRIPLE = "bpfel"
@@ -117,7 +119,21 @@ def emit_bpf_assembly(
     return asm
 
 
-def optimized_ir(module: ir.Module | str, cpu: str = "v3", opt_level: int = 2) -> str:
-    """The LLVM IR after the optimisation pipeline (for debugging)."""
-    mod, _tm = _prepare(module, cpu, opt_level)
-    return str(mod)
+@dataclass(frozen=True)
+class Emitted:
+    """One run of the pipeline: the object, and the LLVM IR it was generated from (for inspection)."""
+
+    elf: bytes
+    optimized_ir: str
+
+
+def emit_with_ir(module: ir.Module | str, cpu: str = "v3", opt_level: int = 2) -> Emitted:
+    """Compile ``module`` to an object and keep the optimised IR text, running the pipeline once.
+
+    The IR is printed before code generation: the BPF backend's own passes may rewrite the module while
+    emitting, and what a reader wants is what the optimiser produced.
+    """
+    mod, tm = _prepare(module, cpu, opt_level)
+    text = str(mod)
+    obj: bytes = tm.emit_object(mod)
+    return Emitted(obj, text)
