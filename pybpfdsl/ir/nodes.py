@@ -3,18 +3,27 @@
 Instructions are frozen records. A block ends in one terminator; values flow into a block through its
 parameters, passed by the jumps that reach it. Every instruction carries the Python source line it came
 from, which the backend turns into BTF line info.
+
+Each operation is declared in one class: its operands and result are its fields, its type rule is its
+`check` method (`check.check_program` calls it) and its text form is its `syntax` string (the printer
+writes it and the parser reads it, through `syntax.py`). Adding an operation is one class here, plus its
+meaning in the executions (interpreter, LLVM lowering, Z3 encoding). Long because it declares every
+operation, each with its rule beside its fields.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from typing import TypeAlias
+from typing import TYPE_CHECKING, ClassVar, TypeAlias
 
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.state import MapKind
-from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, u32, u64
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, int_type, u32, u64
+
+if TYPE_CHECKING:
+    from pybpfdsl.ir.rules import TypeRules
 
 
 @dataclass(frozen=True)
@@ -62,9 +71,15 @@ class Instr:
 
     An instruction's result is its `out` field, if it has one; its operands are its other Value fields
     (and tuples of Values), in declaration order, so each instruction is declared by its fields alone.
+    `syntax` is its text after `%out: type = ` (see `syntax.py`); `check` raises `IRError` when the
+    operand and result types break its rule.
     """
 
+    syntax: ClassVar[str]
     line: int = 0
+
+    def check(self, rules: TypeRules) -> None:
+        raise NotImplementedError(f"{type(self).__name__} declares no type rule")
 
     @property
     def result(self) -> Value | None:
@@ -86,79 +101,135 @@ class Instr:
 class Const(Instr):
     """A scalar constant (raw Q32.32 integer for float)."""
 
+    syntax: ClassVar[str] = "const {value:const}"
     out: Value
     value: int
+
+    def check(self, rules: TypeRules) -> None:
+        t = rules.scalar(self.out)
+        ok = (-(1 << 63) <= self.value < (1 << 63)) if t.is_fixed else t.wrap(self.value) == self.value
+        rules.expect(ok, f"constant {self.value} does not fit {t}")
 
 
 @dataclass(frozen=True)
 class Binary(Instr):
     """`lhs op rhs`; both operands and the result have one type (float: fixed-point add/sub/mul)."""
 
+    syntax: ClassVar[str] = "{op} {lhs}, {rhs}"
     out: Value
     op: BinOp
     lhs: Value
     rhs: Value
+
+    def check(self, rules: TypeRules) -> None:
+        t = rules.scalar(self.out)
+        rules.same(self.lhs.type, t, "operand type")
+        rules.same(self.rhs.type, t, "operand type")
+        if t.is_fixed:
+            rules.expect(self.op in (BinOp.ADD, BinOp.SUB, BinOp.MUL), f"{self.op.value} on float")
+        elif t.is_bool:
+            rules.expect(self.op in (BinOp.AND, BinOp.OR, BinOp.XOR), f"{self.op.value} on bool")
+        else:
+            rules.expect(t.bits in (32, 64), f"arithmetic on {t}: promote to 32 or 64 bits first")
 
 
 @dataclass(frozen=True)
 class FixedDivInt(Instr):
     """A float divided by a 64-bit signed integer, truncated toward zero; division by zero gives 0."""
 
+    syntax: ClassVar[str] = "fixed_div_int {lhs}, {rhs}"
     out: Value
     lhs: Value
     rhs: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, FLOAT, "result")
+        rules.same(self.lhs.type, FLOAT, "dividend")
+        rules.same(self.rhs.type, i64, "divisor")
 
 
 @dataclass(frozen=True)
 class IntQuotient(Instr):
     """Two i64 integers divided, giving a float (`lang.fixed.quotient`): exact when |rhs| <= 2**32."""
 
+    syntax: ClassVar[str] = "int_quotient {lhs}, {rhs}"
     out: Value
     lhs: Value
     rhs: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, FLOAT, "result")
+        rules.same(self.lhs.type, i64, "dividend")
+        rules.same(self.rhs.type, i64, "divisor")
 
 
 @dataclass(frozen=True)
 class Compare(Instr):
     """`lhs op rhs` → bool, signed or unsigned by the operands' type."""
 
+    syntax: ClassVar[str] = "cmp {op} {lhs}, {rhs}"
     out: Value
     op: CmpOp
     lhs: Value
     rhs: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, BOOL, "comparison result")
+        rules.same(self.lhs.type, self.rhs.type, "compared types")
+        rules.scalar(self.lhs)
 
 
 @dataclass(frozen=True)
 class Convert(Instr):
     """Convert a scalar to the result's type (wrap, sign/zero extend, to/from fixed point, to bool)."""
 
+    syntax: ClassVar[str] = "convert {value:typed}"
     out: Value
     value: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.scalar(self.out)
+        rules.scalar(self.value)
 
 
 @dataclass(frozen=True)
 class Reinterpret(Instr):
     """The same 64 bits seen as another 64-bit type (u64/i64 raw bits ↔ a Q32.32 float): no conversion."""
 
+    syntax: ClassVar[str] = "reinterpret {value:typed}"
     out: Value
     value: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(rules.scalar(self.out).bits == 64 and rules.scalar(self.value).bits == 64,
+                     "reinterpret needs 64-bit types")
 
 
 @dataclass(frozen=True)
 class Select(Instr):
     """`a if cond else b` without a branch."""
 
+    syntax: ClassVar[str] = "select {cond}, {if_true}, {if_false}"
     out: Value
     cond: Value
     if_true: Value
     if_false: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.cond.type, BOOL, "select condition")
+        rules.same(self.if_true.type, self.out.type, "select arm")
+        rules.same(self.if_false.type, self.out.type, "select arm")
 
 
 @dataclass(frozen=True)
 class PacketLen(Instr):
     """The packet's length in bytes (u32)."""
 
+    syntax: ClassVar[str] = "packet_len"
     out: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, u32, "packet length")
 
 
 @dataclass(frozen=True)
@@ -166,9 +237,15 @@ class InBounds(Instr):
     """bool: the `width` bytes at `offset` (u64) lie inside the packet, and `offset` is at most
     `headers.MAX_PACKET_OFFSET` (what the kernel verifier can bound)."""
 
+    syntax: ClassVar[str] = "in_bounds {offset}, {width}"
     out: Value
     offset: Value
     width: int
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, BOOL, "in_bounds result")
+        rules.same(self.offset.type, u64, "offset")
+        rules.expect(self.width > 0, "width must be positive")
 
 
 @dataclass(frozen=True)
@@ -179,106 +256,182 @@ class LoadPacket(Instr):
     and the backend guards every load again, as the kernel verifier requires.
     """
 
+    syntax: ClassVar[str] = "load_packet {big_endian:be|le}{width:bits} {offset}"
     out: Value
     offset: Value
     width: int
     big_endian: bool = True
+
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(self.width in (1, 2, 4, 8), f"packet load width {self.width}")
+        rules.same(self.offset.type, u64, "offset")
+        rules.same(self.out.type, int_type(8 * self.width, False), "packet load result")
 
 
 @dataclass(frozen=True)
 class MapLookup(Instr):
     """A reference to the value stored under `key`, or null."""
 
+    syntax: ClassVar[str] = "map_lookup @{map_name}, {key}"
     out: Value
     map_name: str
     key: Value
 
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.key.type, rules.map_decl(self.map_name).key_type, f"key of {self.map_name}")
+        rules.same(self.out.type, MapValueRef(self.map_name), "lookup result")
+
 
 @dataclass(frozen=True)
 class IsNull(Instr):
+    syntax: ClassVar[str] = "is_null {ref}"
     out: Value
     ref: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, BOOL, "is_null result")
+        rules.expect(isinstance(self.ref.type, MapValueRef), "is_null of a non-reference")
 
 
 @dataclass(frozen=True)
 class LoadValue(Instr):
     """Read a map value (or one field of a Struct value) through a non-null reference."""
 
+    syntax: ClassVar[str] = "load_value {ref}{.field_name}"
     out: Value
     ref: Value
     field_name: str | None = None
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, rules.value_slot_type(self.ref, self.field_name), "loaded type")
 
 
 @dataclass(frozen=True)
 class StoreValue(Instr):
     """Write a map value (or one field) through a non-null reference; `atomic_add` adds instead."""
 
+    syntax: ClassVar[str] = "{atomic_add:atomic_add|store_value} {ref}{.field_name}, {value}"
     ref: Value
     value: Value
     field_name: str | None = None
     atomic_add: bool = False
+
+    def check(self, rules: TypeRules) -> None:
+        slot = rules.value_slot_type(self.ref, self.field_name)
+        rules.same(self.value.type, slot, "stored type")
+        if self.atomic_add:
+            rules.expect(isinstance(slot, ScalarType) and slot.bits in (32, 64), "atomic add on 32/64 bits")
 
 
 @dataclass(frozen=True)
 class MapUpdate(Instr):
     """Insert or replace; result 0 on success, a negative errno otherwise (i64)."""
 
+    syntax: ClassVar[str] = "map_update @{map_name}, {key}, {value}"
     out: Value
     map_name: str
     key: Value
     value: Value
+
+    def check(self, rules: TypeRules) -> None:
+        decl = rules.map_decl(self.map_name)
+        rules.same(self.key.type, decl.key_type, f"key of {self.map_name}")
+        rules.same(self.value.type, decl.value_type, f"value of {self.map_name}")
+        rules.same(self.out.type, i64, "status")
 
 
 @dataclass(frozen=True)
 class MapDelete(Instr):
     """Remove a key; result 0 if it was there, a negative errno otherwise (i64)."""
 
+    syntax: ClassVar[str] = "map_delete @{map_name}, {key}"
     out: Value
     map_name: str
     key: Value
 
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.key.type, rules.map_decl(self.map_name).key_type, f"key of {self.map_name}")
+        rules.same(self.out.type, i64, "status")
+
 
 @dataclass(frozen=True)
 class LoadGlobal(Instr):
+    syntax: ClassVar[str] = "load_global @{name}"
     out: Value
     name: str
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, rules.global_decl(self.name).type, f"global {self.name}")
 
 
 @dataclass(frozen=True)
 class StoreGlobal(Instr):
     """Write a global; `atomic_add` adds instead."""
 
+    syntax: ClassVar[str] = "{atomic_add:atomic_add_global|store_global} @{name}, {value}"
     name: str
     value: Value
     atomic_add: bool = False
 
+    def check(self, rules: TypeRules) -> None:
+        gt = rules.global_decl(self.name).type
+        rules.same(self.value.type, gt, f"global {self.name}")
+        if self.atomic_add:
+            rules.expect(gt.bits in (32, 64) or gt.is_fixed, "atomic add on 32/64 bits")
+
 
 @dataclass(frozen=True)
 class MakeStruct(Instr):
+    syntax: ClassVar[str] = "make_struct {fields}"
     out: Value
     fields: tuple[Value, ...]
+
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(isinstance(self.out.type, StructType), "make_struct result")
+        assert isinstance(self.out.type, StructType)
+        declared = self.out.type.cls.fields()
+        rules.expect(len(self.fields) == len(declared), "field count")
+        for v, f in zip(self.fields, declared):
+            rules.same(v.type, f.type, f"field {f.name}")
 
 
 @dataclass(frozen=True)
 class ExtractField(Instr):
+    syntax: ClassVar[str] = "extract {aggregate}.{field_name}"
     out: Value
     aggregate: Value
     field_name: str
 
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(isinstance(self.aggregate.type, StructType), "extract from a non-struct")
+        assert isinstance(self.aggregate.type, StructType)
+        found = [x for x in self.aggregate.type.cls.fields() if x.name == self.field_name]
+        rules.expect(bool(found), f"no field {self.field_name}")
+        rules.same(self.out.type, found[0].type, f"field {self.field_name}")
+
 
 @dataclass(frozen=True)
 class CallHelper(Instr):
+    syntax: ClassVar[str] = "call {helper}"
     out: Value
     helper: Helper
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, HELPER_RESULT[self.helper], f"{self.helper.name} result")
 
 
 @dataclass(frozen=True)
 class RingbufOutput(Instr):
     """Append `record` to ring buffer `map_name`; the result is true when written, false when full."""
 
+    syntax: ClassVar[str] = "ringbuf_output @{map_name}, {record}"
     out: Value
     map_name: str
     record: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.record.type, rules.ringbuf_decl(self.map_name).record, f"record of ring buffer {self.map_name}")
+        rules.same(self.out.type, BOOL, "ringbuf_output result")
 
 
 @dataclass(frozen=True)
@@ -296,10 +449,17 @@ class Edge:
 
 @dataclass(frozen=True, kw_only=True)
 class Terminator:
+    """Base of the block-ending instructions; `syntax` and `check` as for `Instr` (the checker tests the
+    edges' arguments against their targets' parameters itself)."""
+
+    syntax: ClassVar[str]
     line: int = 0
 
     def edges(self) -> tuple[Edge, ...]:
         return ()
+
+    def check(self, rules: TypeRules) -> None:
+        pass
 
     def operands(self) -> tuple[Value, ...]:
         return tuple(a for e in self.edges() for a in e.args)
@@ -307,6 +467,7 @@ class Terminator:
 
 @dataclass(frozen=True)
 class Jump(Terminator):
+    syntax: ClassVar[str] = "jump {to}"
     to: Edge
 
     def edges(self) -> tuple[Edge, ...]:
@@ -315,6 +476,7 @@ class Jump(Terminator):
 
 @dataclass(frozen=True)
 class Branch(Terminator):
+    syntax: ClassVar[str] = "branch {cond}, {if_true}, {if_false}"
     cond: Value
     if_true: Edge
     if_false: Edge
@@ -322,12 +484,19 @@ class Branch(Terminator):
     def edges(self) -> tuple[Edge, ...]:
         return (self.if_true, self.if_false)
 
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(self.cond.type == BOOL, "branch condition must be bool")
+
 
 @dataclass(frozen=True)
 class Return(Terminator):
     """Leave the program with an XDP action (u32)."""
 
+    syntax: ClassVar[str] = "return {value}"
     value: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(self.value.type == u32, "return value must be u32")
 
 
 @dataclass
@@ -342,6 +511,7 @@ class Block:
 
 @dataclass(frozen=True)
 class MapDecl:
+    syntax: ClassVar[str] = "map @{name}: {kind}<{key_type}, {value_type}>[{max_entries}]"
     name: str
     kind: MapKind
     key_type: ScalarType | StructType
@@ -353,6 +523,7 @@ class MapDecl:
 class RingBufDecl:
     """A ring buffer of `record` structs, `size` bytes (a power of two, a multiple of the page size)."""
 
+    syntax: ClassVar[str] = "ringbuf @{name}: {record} ({size} bytes)"
     name: str
     record: StructType
     size: int
@@ -360,6 +531,7 @@ class RingBufDecl:
 
 @dataclass(frozen=True)
 class GlobalDecl:
+    syntax: ClassVar[str] = "global @{name}: {type} = {init:const}"
     name: str
     type: ScalarType
     init: int
@@ -412,7 +584,15 @@ class Program:
 ResultType: TypeAlias = "ScalarType | StructType | MapValueRef"
 ACTION_TYPE = u32
 STATUS_TYPE = i64
+INSTRUCTIONS: tuple[type[Instr], ...] = (
+    Const, Binary, FixedDivInt, IntQuotient, Compare, Convert, Reinterpret, Select, PacketLen, InBounds,
+    LoadPacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
+    MakeStruct, ExtractField, CallHelper, RingbufOutput,
+)
+"""Every instruction class: the parser reads these by their syntax (a test checks none is missing)."""
+TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)
+DECLARATIONS: tuple[type[MapDecl | RingBufDecl | GlobalDecl], ...] = (MapDecl, RingBufDecl, GlobalDecl)
 __all__ = [
     "BOOL", "FLOAT", "Value", "Instr", "Terminator", "Block", "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge",
-    "MapValueRef", "StructType",
+    "MapValueRef", "StructType", "INSTRUCTIONS", "TERMINATORS", "DECLARATIONS",
 ]
