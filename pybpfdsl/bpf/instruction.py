@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from pybpfdsl.bpf.abi import Helper
 from pybpfdsl.bpf.opcode import (
     CallKind,
     InsnClass,
@@ -275,84 +276,10 @@ def slot_offsets(insns: Sequence[Instruction]) -> list[int]:
 
 
 # --------------------------------------------------------------------------- #
-# Helper functions (BPF_FUNC_* ids from include/uapi/linux/bpf.h)
+# Helper functions (ids and names: pybpfdsl.bpf.abi.Helper)
 # --------------------------------------------------------------------------- #
 
-HELPERS: Mapping[int, str] = MappingProxyType(
-    {
-        1: "map_lookup_elem",
-        2: "map_update_elem",
-        3: "map_delete_elem",
-        4: "probe_read",
-        5: "ktime_get_ns",
-        6: "trace_printk",
-        7: "get_prandom_u32",
-        8: "get_smp_processor_id",
-        9: "skb_store_bytes",
-        10: "l3_csum_replace",
-        11: "l4_csum_replace",
-        12: "tail_call",
-        13: "clone_redirect",
-        14: "get_current_pid_tgid",
-        15: "get_current_uid_gid",
-        16: "get_current_comm",
-        23: "redirect",
-        25: "perf_event_output",
-        26: "skb_load_bytes",
-        27: "get_stackid",
-        28: "csum_diff",
-        34: "get_hash_recalc",
-        35: "get_current_task",
-        39: "skb_pull_data",
-        40: "csum_update",
-        42: "get_numa_node_id",
-        44: "xdp_adjust_head",
-        45: "probe_read_str",
-        51: "redirect_map",
-        54: "xdp_adjust_meta",
-        65: "xdp_adjust_tail",
-        67: "get_stack",
-        69: "fib_lookup",
-        84: "sk_lookup_tcp",
-        85: "sk_lookup_udp",
-        86: "sk_release",
-        87: "map_push_elem",
-        88: "map_pop_elem",
-        89: "map_peek_elem",
-        93: "spin_lock",
-        94: "spin_unlock",
-        99: "skc_lookup_tcp",
-        100: "tcp_check_syncookie",
-        110: "tcp_gen_syncookie",
-        112: "probe_read_user",
-        113: "probe_read_kernel",
-        114: "probe_read_user_str",
-        115: "probe_read_kernel_str",
-        118: "jiffies64",
-        121: "xdp_output",
-        125: "ktime_get_boot_ns",
-        130: "ringbuf_output",
-        131: "ringbuf_reserve",
-        132: "ringbuf_submit",
-        133: "ringbuf_discard",
-        134: "ringbuf_query",
-        160: "ktime_get_coarse_ns",
-        163: "check_mtu",
-        164: "for_each_map_elem",
-        165: "snprintf",
-        169: "timer_init",
-        170: "timer_set_callback",
-        171: "timer_start",
-        172: "timer_cancel",
-        181: "loop",
-        182: "strncmp",
-        188: "xdp_get_buff_len",
-        189: "xdp_load_bytes",
-        190: "xdp_store_bytes",
-        195: "map_lookup_percpu_elem",
-        208: "ktime_get_tai_ns",
-    }
-)
+HELPERS: Mapping[int, str] = MappingProxyType({int(h): h.name.lower() for h in Helper})
 """Helper id -> name without the ``bpf_`` prefix (the common subset)."""
 
 HELPER_IDS: Mapping[str, int] = MappingProxyType({v: k for k, v in HELPERS.items()})

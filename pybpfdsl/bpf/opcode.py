@@ -107,11 +107,6 @@ class InsnClass(enum.IntEnum):
         """JMP or JMP32: the operation/source layout applies."""
         return self in (InsnClass.JMP, InsnClass.JMP32)
 
-    @property
-    def is_load_store(self) -> bool:
-        """LD, LDX, ST or STX: the mode/size layout applies."""
-        return self <= InsnClass.STX
-
 
 class Size(enum.IntEnum):
     """Memory access width for load/store classes, ``opcode & 0x18``."""

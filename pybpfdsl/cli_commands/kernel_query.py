@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pybpfdsl.bpf.abi import PERCPU_MAP_TYPES, MapType, map_type_name
+
 __all__ = [
     "MAP_TYPE_NAMES",
     "KernelQueryError",
@@ -35,16 +37,9 @@ _ENOENT = 2
 # XDP_ATTACHED_* (linux/if_link.h), as `ip -j link` reports them.
 _ATTACH_MODES = {0: "none", 1: "native", 2: "skb", 3: "hw", 4: "multi"}
 
-MAP_TYPE_NAMES = {
-    1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array", 5: "percpu_hash", 6: "percpu_array",
-    7: "stack_trace", 8: "cgroup_array", 9: "lru_hash", 10: "lru_percpu_hash", 11: "lpm_trie",
-    12: "array_of_maps", 13: "hash_of_maps", 14: "devmap", 15: "sockmap", 16: "cpumap", 17: "xskmap",
-    18: "sockhash", 20: "reuseport_sockarray", 22: "queue", 23: "stack", 24: "sk_storage",
-    25: "devmap_hash", 26: "struct_ops", 27: "ringbuf", 28: "inode_storage", 29: "task_storage",
-    30: "bloom_filter",
-}
-_PERCPU_MAP_TYPES = frozenset({5, 6, 10})
-_KEYLESS_MAP_TYPES = frozenset({22, 23, 27, 30})
+MAP_TYPE_NAMES = {int(t): map_type_name(t) for t in MapType if t != MapType.UNSPEC}
+"""Map type -> bpftool's name for it."""
+_KEYLESS_MAP_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.RINGBUF, MapType.BLOOM_FILTER})
 
 
 class KernelQueryError(Exception):
@@ -255,11 +250,11 @@ class PinnedMap:
 
     @property
     def type_name(self) -> str:
-        return MAP_TYPE_NAMES.get(self.map_type, f"type {self.map_type}")
+        return map_type_name(self.map_type)
 
     @property
     def percpu(self) -> bool:
-        return self.map_type in _PERCPU_MAP_TYPES
+        return self.map_type in PERCPU_MAP_TYPES
 
 
 def _iter_keys(fd: int, key_size: int, limit: int) -> Iterator[bytes]:
@@ -308,7 +303,7 @@ def read_map(fd: int, label: str, limit: int = 100_000) -> PinnedMap:
         lib.obj_get_info_by_fd(fd, info)
     except OSError as exc:
         raise KernelQueryError(f"cannot read the description of {label}: {exc}") from None
-    percpu = info.type in _PERCPU_MAP_TYPES
+    percpu = info.type in PERCPU_MAP_TYPES
     ncpus = lib.num_possible_cpus() if percpu else 1
     stride = (info.value_size + 7) & ~7 if percpu else info.value_size
     entries: list[tuple[bytes, list[bytes]]] = []

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from pybpfdsl.bpf.abi import ARRAY_MAP_TYPES
 from pybpfdsl.cli_commands.common import EXIT_FAILURE, EXIT_USAGE, CliError, ObjectFile
 from pybpfdsl.cli_commands.kernel_query import KernelQueryError, read_map
 from pybpfdsl.cli_commands.state_view import DEFAULT_ROW_LIMIT, StateEntry
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["loaded_object", "object_state", "raw_value", "xdp_program_of"]
 
 _DATA_SECTIONS = (".bss", ".data", ".rodata")
-_ARRAY, _PERCPU_ARRAY = 2, 6
 
 
 def raw_value(raw: bytes) -> int | str:
@@ -85,7 +85,7 @@ def _libbpf_reasons(log: str, keep: int = 4) -> list[str]:
 
 
 def _kind(type_name: str, key_size: int, value_size: int, max_entries: int, map_type: int) -> str:
-    if map_type in (_ARRAY, _PERCPU_ARRAY):
+    if map_type in ARRAY_MAP_TYPES:
         return f"{type_name}({value_size} B, {max_entries})"
     return f"{type_name}({key_size} B -> {value_size} B, {max_entries})"
 
@@ -133,7 +133,7 @@ def object_state(obj: ObjectFile, loaded: BpfObject, show_all: bool = False,
                                        info.type))
         zero = bytes(info.value_size)
         for key, values in contents.entries:
-            if info.type in (_ARRAY, _PERCPU_ARRAY) and not show_all and all(v == zero for v in values):
+            if info.type in ARRAY_MAP_TYPES and not show_all and all(v == zero for v in values):
                 entry.hidden += 1
                 continue
             if len(entry.rows) >= limit:
@@ -142,7 +142,7 @@ def object_state(obj: ObjectFile, loaded: BpfObject, show_all: bool = False,
             shown: object = [raw_value(v) for v in values] if contents.percpu else raw_value(values[0])
             entry.rows.append((raw_value(key), shown))
         if entry.hidden:
-            entry.note = (f"{entry.hidden} zero elements not shown" if info.type in (_ARRAY, _PERCPU_ARRAY)
+            entry.note = (f"{entry.hidden} zero elements not shown" if info.type in ARRAY_MAP_TYPES
                           and not show_all else f"{entry.hidden} more entries not shown")
         entries.append(entry)
     return entries

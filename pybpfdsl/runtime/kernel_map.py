@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+from pybpfdsl.bpf.abi import PERCPU_MAP_TYPES, MapType, UpdateFlag
 from pybpfdsl.runtime.libbpf import get_libbpf
 
 if TYPE_CHECKING:
@@ -24,23 +25,16 @@ __all__ = [
     "KernelMap",
 ]
 
-#: Update flags (linux/bpf.h).
-BPF_ANY = 0
-BPF_NOEXIST = 1
-BPF_EXIST = 2
-
-#: ``enum bpf_map_type`` values used by pybpfdsl (linux/bpf.h).
-BPF_MAP_TYPE_HASH = 1
-BPF_MAP_TYPE_ARRAY = 2
-BPF_MAP_TYPE_PERCPU_HASH = 5
-BPF_MAP_TYPE_PERCPU_ARRAY = 6
-BPF_MAP_TYPE_LRU_HASH = 9
-BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
-
-#: Map types whose lookups/updates carry one value slot per possible CPU.
-PERCPU_MAP_TYPES = frozenset(
-    {BPF_MAP_TYPE_PERCPU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, BPF_MAP_TYPE_LRU_PERCPU_HASH}
-)
+# The kernel's names for the values of pybpfdsl.bpf.abi, for callers of this module.
+BPF_ANY = UpdateFlag.ANY
+BPF_NOEXIST = UpdateFlag.NOEXIST
+BPF_EXIST = UpdateFlag.EXIST
+BPF_MAP_TYPE_HASH = MapType.HASH
+BPF_MAP_TYPE_ARRAY = MapType.ARRAY
+BPF_MAP_TYPE_PERCPU_HASH = MapType.PERCPU_HASH
+BPF_MAP_TYPE_PERCPU_ARRAY = MapType.PERCPU_ARRAY
+BPF_MAP_TYPE_LRU_HASH = MapType.LRU_HASH
+BPF_MAP_TYPE_LRU_PERCPU_HASH = MapType.LRU_PERCPU_HASH
 
 
 class KernelMap:

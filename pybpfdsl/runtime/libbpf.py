@@ -29,6 +29,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pybpfdsl.bpf.abi import MapType
+
 __all__ = [
     "LIBBPF_DEBUG",
     "LIBBPF_INFO",
@@ -631,9 +633,6 @@ def get_libbpf() -> Libbpf:
         return _get_libbpf_cached()
 
 
-_BPF_MAP_TYPE_ARRAY = 2
-
-
 def kernel_bpf_available() -> tuple[bool, str]:
     """Probe whether this process can use ``bpf()``.
 
@@ -647,7 +646,7 @@ def kernel_bpf_available() -> tuple[bool, str]:
     except LibbpfMissing as exc:
         return False, str(exc)
     try:
-        fd = lib.map_create(_BPF_MAP_TYPE_ARRAY, "pybpfdsl_probe", 4, 4, 1)
+        fd = lib.map_create(MapType.ARRAY, "pybpfdsl_probe", 4, 4, 1)
     except OSError as exc:
         return False, f"bpf() is not usable here: {exc}"
     os.close(fd)

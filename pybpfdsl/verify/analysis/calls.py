@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from pybpfdsl.bpf import abi
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis
-from pybpfdsl.verify.analysis.helpers import BPF_LOOP
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import StackPtr, alternatives
@@ -77,7 +77,7 @@ class Expansion:
 
 
 def has_calls(insns: tuple[Instruction, ...] | list[Instruction]) -> bool:
-    return any(i.is_pseudo_call or (i.is_helper_call and i.imm == BPF_LOOP) for i in insns)
+    return any(i.is_pseudo_call or (i.is_helper_call and i.imm == abi.Helper.LOOP) for i in insns)
 
 
 def _target(insns: list[Instruction], starts: list[int], slot_index: dict[int, int], i: int) -> int:
@@ -164,7 +164,7 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
                 if callback:
                     out.callback_exits.add(at)
             t = call_targets.get(i)
-            is_loop = code[i].is_helper_call and code[i].imm == BPF_LOOP
+            is_loop = code[i].is_helper_call and code[i].imm == abi.Helper.LOOP
             if is_loop:
                 t = _callback_of(code, i, lo, jump_targets, refs)
                 if t is None:
@@ -209,7 +209,7 @@ def expand(insns: tuple[Instruction, ...] | list[Instruction], boundaries: froze
 # Back to the original instructions
 # --------------------------------------------------------------------------- #
 
-COMBINED_STACK = 512
+COMBINED_STACK = abi.STACK_SIZE
 """The kernel's limit on the stack of all frames of a call chain together (MAX_BPF_STACK)."""
 
 

@@ -12,7 +12,9 @@ import enum
 import os
 from dataclasses import dataclass
 
-__all__ = ["HELPER_MAP_TYPES", "HELPER_SIGNATURES", "MAP_TYPE_NAMES", "NO_VALUE_ACCESS_MAP_TYPES", "Arg",
+from pybpfdsl.bpf.abi import PERCPU_MAP_TYPES, Helper, MapType, helper_arity, map_type_name
+
+__all__ = ["HELPER_MAP_TYPES", "HELPER_SIGNATURES", "NO_VALUE_ACCESS_MAP_TYPES", "Arg",
            "HelperSig", "Ret", "map_type_name"]
 
 
@@ -42,77 +44,74 @@ class Ret(enum.Enum):
 
 @dataclass(frozen=True)
 class HelperSig:
-    name: str
+    helper: Helper
     args: tuple[Arg, ...]
     ret: Ret
     changes_packet: bool = False
     """Invalidates every packet pointer (the packet may have moved): xdp_adjust_*."""
 
+    @property
+    def name(self) -> str:
+        return self.helper.kernel_name
 
-def _sig(name: str, ret: Ret, *args: Arg, changes_packet: bool = False) -> HelperSig:
-    return HelperSig(name, args, ret, changes_packet)
+
+def _sig(helper: Helper, ret: Ret, *args: Arg, changes_packet: bool = False) -> HelperSig:
+    assert len(args) == helper_arity(helper), helper  # the argument kinds refine the kernel's prototype
+    return HelperSig(helper, args, ret, changes_packet)
 
 
-HELPER_SIGNATURES: dict[int, HelperSig] = {
-    1: _sig("bpf_map_lookup_elem", Ret.MAP_VALUE_OR_NULL, Arg.MAP, Arg.KEY),
-    2: _sig("bpf_map_update_elem", Ret.SCALAR, Arg.MAP, Arg.KEY, Arg.VALUE, Arg.SCALAR),
-    3: _sig("bpf_map_delete_elem", Ret.SCALAR, Arg.MAP, Arg.KEY),
-    5: _sig("bpf_ktime_get_ns", Ret.SCALAR),
-    6: _sig("bpf_trace_printk", Ret.SCALAR, Arg.MEM, Arg.SIZE),  # the kernel declares only the format args
-    7: _sig("bpf_get_prandom_u32", Ret.U32),
-    8: _sig("bpf_get_smp_processor_id", Ret.U32),
-    12: _sig("bpf_tail_call", Ret.TAIL_CALL, Arg.CTX, Arg.MAP, Arg.SCALAR),
-    23: _sig("bpf_redirect", Ret.SCALAR, Arg.SCALAR, Arg.SCALAR),  # an action, but the kernel types it any number
-    25: _sig("bpf_perf_event_output", Ret.SCALAR, Arg.CTX, Arg.MAP, Arg.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO),
-    28: _sig("bpf_csum_diff", Ret.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.SCALAR),
-    42: _sig("bpf_get_numa_node_id", Ret.U32),
-    44: _sig("bpf_xdp_adjust_head", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
-    51: _sig("bpf_redirect_map", Ret.SCALAR, Arg.MAP, Arg.SCALAR, Arg.SCALAR),  # likewise
-    # 54, bpf_xdp_adjust_meta: left out, this machine's kernel (6.18) refuses it in XDP programs ("program of
+HELPER_SIGNATURES: dict[int, HelperSig] = {sig.helper: sig for sig in (
+    _sig(Helper.MAP_LOOKUP_ELEM, Ret.MAP_VALUE_OR_NULL, Arg.MAP, Arg.KEY),
+    _sig(Helper.MAP_UPDATE_ELEM, Ret.SCALAR, Arg.MAP, Arg.KEY, Arg.VALUE, Arg.SCALAR),
+    _sig(Helper.MAP_DELETE_ELEM, Ret.SCALAR, Arg.MAP, Arg.KEY),
+    _sig(Helper.KTIME_GET_NS, Ret.SCALAR),
+    _sig(Helper.TRACE_PRINTK, Ret.SCALAR, Arg.MEM, Arg.SIZE),  # the kernel declares only the format args
+    _sig(Helper.GET_PRANDOM_U32, Ret.U32),
+    _sig(Helper.GET_SMP_PROCESSOR_ID, Ret.U32),
+    _sig(Helper.TAIL_CALL, Ret.TAIL_CALL, Arg.CTX, Arg.MAP, Arg.SCALAR),
+    # an action, but the kernel types it any number
+    _sig(Helper.REDIRECT, Ret.SCALAR, Arg.SCALAR, Arg.SCALAR),
+    _sig(Helper.PERF_EVENT_OUTPUT, Ret.SCALAR, Arg.CTX, Arg.MAP, Arg.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO),
+    _sig(Helper.CSUM_DIFF, Ret.SCALAR, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.MEM, Arg.SIZE_OR_ZERO, Arg.SCALAR),
+    _sig(Helper.GET_NUMA_NODE_ID, Ret.U32),
+    _sig(Helper.XDP_ADJUST_HEAD, Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
+    _sig(Helper.REDIRECT_MAP, Ret.SCALAR, Arg.MAP, Arg.SCALAR, Arg.SCALAR),  # likewise
+    # bpf_xdp_adjust_meta: left out, this machine's kernel (6.18) refuses it in XDP programs ("program of
     # this type cannot use helper"), raw or through libbpf (tests/verify/analysis/test_helpers_xdp.py).
-    69: _sig("bpf_fib_lookup", Ret.SCALAR, Arg.CTX, Arg.RW_MEM, Arg.SIZE, Arg.SCALAR),
-    65: _sig("bpf_xdp_adjust_tail", Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
-    118: _sig("bpf_jiffies64", Ret.SCALAR),
-    125: _sig("bpf_ktime_get_boot_ns", Ret.SCALAR),
-    130: _sig("bpf_ringbuf_output", Ret.SCALAR, Arg.MAP, Arg.MEM, Arg.SIZE, Arg.SCALAR),
-    160: _sig("bpf_ktime_get_coarse_ns", Ret.SCALAR),
-    188: _sig("bpf_xdp_get_buff_len", Ret.SCALAR, Arg.CTX),
-    189: _sig("bpf_xdp_load_bytes", Ret.SCALAR, Arg.CTX, Arg.SCALAR, Arg.UNINIT_MEM, Arg.SIZE),
-    190: _sig("bpf_xdp_store_bytes", Ret.SCALAR, Arg.CTX, Arg.SCALAR, Arg.MEM, Arg.SIZE),
-    181: _sig("bpf_loop", Ret.SCALAR, Arg.SCALAR, Arg.CALLBACK, Arg.STACK_OR_NULL, Arg.SCALAR),
-    195: _sig("bpf_map_lookup_percpu_elem", Ret.MAP_VALUE_OR_NULL, Arg.MAP, Arg.KEY, Arg.SCALAR),
-    208: _sig("bpf_ktime_get_tai_ns", Ret.SCALAR),
-}
+    _sig(Helper.FIB_LOOKUP, Ret.SCALAR, Arg.CTX, Arg.RW_MEM, Arg.SIZE, Arg.SCALAR),
+    _sig(Helper.XDP_ADJUST_TAIL, Ret.SCALAR, Arg.CTX, Arg.SCALAR, changes_packet=True),
+    _sig(Helper.JIFFIES64, Ret.SCALAR),
+    _sig(Helper.KTIME_GET_BOOT_NS, Ret.SCALAR),
+    _sig(Helper.RINGBUF_OUTPUT, Ret.SCALAR, Arg.MAP, Arg.MEM, Arg.SIZE, Arg.SCALAR),
+    _sig(Helper.KTIME_GET_COARSE_NS, Ret.SCALAR),
+    _sig(Helper.XDP_GET_BUFF_LEN, Ret.SCALAR, Arg.CTX),
+    _sig(Helper.XDP_LOAD_BYTES, Ret.SCALAR, Arg.CTX, Arg.SCALAR, Arg.UNINIT_MEM, Arg.SIZE),
+    _sig(Helper.XDP_STORE_BYTES, Ret.SCALAR, Arg.CTX, Arg.SCALAR, Arg.MEM, Arg.SIZE),
+    _sig(Helper.LOOP, Ret.SCALAR, Arg.SCALAR, Arg.CALLBACK, Arg.STACK_OR_NULL, Arg.SCALAR),
+    _sig(Helper.MAP_LOOKUP_PERCPU_ELEM, Ret.MAP_VALUE_OR_NULL, Arg.MAP, Arg.KEY, Arg.SCALAR),
+    _sig(Helper.KTIME_GET_TAI_NS, Ret.SCALAR),
+)}
 """Helper id → signature."""
 
-HASH, ARRAY, PROG_ARRAY, PERF_EVENT_ARRAY, PERCPU_HASH, PERCPU_ARRAY = 1, 2, 3, 4, 5, 6
-LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE, ARRAY_OF_MAPS, HASH_OF_MAPS = 9, 10, 11, 12, 13
-DEVMAP, CPUMAP, XSKMAP, DEVMAP_HASH, RINGBUF = 14, 16, 17, 25, 27
+_M = MapType
+ARRAY_OF_MAPS, HASH_OF_MAPS = _M.ARRAY_OF_MAPS, _M.HASH_OF_MAPS
+"""Kept for verify.analysis.api and transfer (which may name ``MapType`` directly instead)."""
 
-MAP_TYPE_NAMES = {
-    HASH: "hash", ARRAY: "array", PROG_ARRAY: "prog_array", PERF_EVENT_ARRAY: "perf_event_array",
-    PERCPU_HASH: "percpu_hash", PERCPU_ARRAY: "percpu_array", LRU_HASH: "lru_hash", LRU_PERCPU_HASH: "lru_percpu_hash",
-    LPM_TRIE: "lpm_trie", ARRAY_OF_MAPS: "array_of_maps", HASH_OF_MAPS: "hash_of_maps", DEVMAP: "devmap",
-    CPUMAP: "cpumap", XSKMAP: "xskmap", DEVMAP_HASH: "devmap_hash", RINGBUF: "ringbuf",
-}
+_DATA_MAPS = frozenset({_M.HASH, _M.ARRAY, _M.PERCPU_HASH, _M.PERCPU_ARRAY, _M.LRU_HASH, _M.LRU_PERCPU_HASH,
+                        _M.LPM_TRIE})
+_REDIRECT_MAPS = frozenset({_M.DEVMAP, _M.DEVMAP_HASH, _M.CPUMAP, _M.XSKMAP})
 
-
-def map_type_name(map_type: int) -> str:
-    return MAP_TYPE_NAMES.get(map_type, f"type {map_type}")
-
-
-_DATA_MAPS = frozenset({HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE})
-_REDIRECT_MAPS = frozenset({DEVMAP, DEVMAP_HASH, CPUMAP, XSKMAP})
-
-HELPER_MAP_TYPES: dict[int, frozenset[int]] = {
-    1: _DATA_MAPS | {DEVMAP, DEVMAP_HASH, XSKMAP, ARRAY_OF_MAPS, HASH_OF_MAPS},  # not cpumap, prog/perf arrays
-    2: _DATA_MAPS,  # devmaps are read-only for programs ("write into map forbidden"), xsk/cpu maps refuse
-    3: _DATA_MAPS,
-    12: frozenset({PROG_ARRAY}),
-    25: frozenset({PERF_EVENT_ARRAY}),
-    51: _REDIRECT_MAPS,
-    130: frozenset({RINGBUF}),
-    195: frozenset({PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}),
+HELPER_MAP_TYPES: dict[int, frozenset[MapType]] = {
+    # not cpumap, prog/perf arrays
+    Helper.MAP_LOOKUP_ELEM: _DATA_MAPS | {_M.DEVMAP, _M.DEVMAP_HASH, _M.XSKMAP, _M.ARRAY_OF_MAPS, _M.HASH_OF_MAPS},
+    # devmaps are read-only for programs ("write into map forbidden"), xsk/cpu maps refuse
+    Helper.MAP_UPDATE_ELEM: _DATA_MAPS,
+    Helper.MAP_DELETE_ELEM: _DATA_MAPS,
+    Helper.TAIL_CALL: frozenset({_M.PROG_ARRAY}),
+    Helper.PERF_EVENT_OUTPUT: frozenset({_M.PERF_EVENT_ARRAY}),
+    Helper.REDIRECT_MAP: _REDIRECT_MAPS,
+    Helper.RINGBUF_OUTPUT: frozenset({_M.RINGBUF}),
+    Helper.MAP_LOOKUP_PERCPU_ELEM: PERCPU_MAP_TYPES,
 }
 """Helper id → the map types the kernel lets it take (its ``check_map_func_compatibility``, both
 directions), as this machine's kernel answered for an XDP program (tests/verify/analysis/test_map_types.py)."""
@@ -121,12 +120,12 @@ INNER_MAP_TAG = 1 << 16
 """A lookup in a map of maps gives a ``MapValueOrNull`` whose map is the inner map's definition with this
 added to its type; its non-NULL edge is that map's pointer (``MapPtr``), usable as a map argument only."""
 
-NO_VALUE_ACCESS_MAP_TYPES = frozenset({DEVMAP, DEVMAP_HASH, XSKMAP})
+NO_VALUE_ACCESS_MAP_TYPES = frozenset({_M.DEVMAP, _M.DEVMAP_HASH, _M.XSKMAP})
 """Map types whose lookup gives a pointer-or-NULL the program may test but whose target is not modelled
 (a read-only device entry, an ``xdp_sock``): every access through it is refused."""
 
-MAP_LOOKUP_ELEM = 1
-NEVER_NULL_MAP_TYPES = frozenset({ARRAY, PERCPU_ARRAY})
+MAP_LOOKUP_ELEM = Helper.MAP_LOOKUP_ELEM
+NEVER_NULL_MAP_TYPES = frozenset({_M.ARRAY, _M.PERCPU_ARRAY})
 """Map types whose lookup with a constant key below ``max_entries`` the kernel types as never NULL."""
 
 
@@ -145,10 +144,10 @@ CONSTANT_KEY_LOOKUPS = _kernel_release(os.uname().release) >= (6, 14)
 accepting it there would be an unsafe accept; a newer kernel without it is impossible, a backport only
 costs a false alarm. Tests change it to check both kernels' rules."""
 
-LOOKUP_MAP_TYPES = HELPER_MAP_TYPES[1]
+LOOKUP_MAP_TYPES = HELPER_MAP_TYPES[Helper.MAP_LOOKUP_ELEM]
 """Map types whose lookups give a pointer (value, device entry, socket) or NULL."""
-RINGBUF_MAP_TYPE = RINGBUF
+RINGBUF_MAP_TYPE = _M.RINGBUF
 CALLBACK_TYPE = -2
 """The map type of the ``MapPtr`` a function's address (``lddw`` BPF_PSEUDO_FUNC) is loaded as: a value
 nothing but a callback argument accepts."""
-BPF_LOOP = 181
+BPF_LOOP = Helper.LOOP

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pybpfdsl.bpf import abi
 from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis.values import (
     ScalarValue,
@@ -32,7 +33,7 @@ from pybpfdsl.verify.analysis.values import (
 
 __all__ = ["SLOTS", "STACK_SIZE", "Slot", "Stack", "empty_stack"]
 
-STACK_SIZE = 512
+STACK_SIZE = abi.STACK_SIZE
 """MAX_BPF_STACK: bytes below r10 a program may use."""
 SLOTS = STACK_SIZE // 8
 

@@ -15,6 +15,17 @@ from dataclasses import dataclass, field
 
 import z3
 
+from pybpfdsl.bpf.abi import (
+    STACK_SIZE,
+    XDP_MD_FIELD_SIZE,
+    XDP_MD_SIZE,
+    Helper,
+    RingbufFlag,
+    UpdateFlag,
+    XdpAction,
+    XdpMd,
+    helper_arity,
+)
 from pybpfdsl.bpf.instruction import Instruction, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import (
     AluOp,
@@ -90,10 +101,8 @@ MAX_STEPS = 100_000
 """Programs with more paths than this are explored with state merging."""
 MAX_CALL_DEPTH = 8
 EINVAL, ENOENT, EEXIST, E2BIG, EFAULT = 22, 2, 17, 7, 14
-XDP_ABORTED, XDP_REDIRECT = 0, 4
 ETH_HLEN = 14
-BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
-_RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: any other bit makes the helper fail (EINVAL)
+_RINGBUF_FLAGS = RingbufFlag.NO_WAKEUP | RingbufFlag.FORCE_WAKEUP  # any other bit makes the helper fail (EINVAL)
 _ADDRESS_BIAS = 1 << 40  # same-region pointers compare by offset, as the interpreter's fake addresses do
 _MAX_COMPARED_OFFSET = 1 << 20
 _ADDRESS_CHECK_RLIMIT = 2_000_000
@@ -156,7 +165,7 @@ class BytecodeEncoder:
         """Every path of the program; with `merge`, paths meeting at an instruction are merged (`paths`)."""
         regs: list[Val] = [Unset("uninitialised at entry")] * 11
         regs[1] = Ptr(CTX, bv64(0))
-        regs[10] = Ptr(Region("stack", depth=0), bv64(mem.STACK_SIZE))
+        regs[10] = Ptr(Region("stack", depth=0), bv64(STACK_SIZE))
         memory = Memory(self.inputs.packet, unwritten=lambda frame, at: self.inputs.stack_byte(self.side, frame, at),
                         head=bv64(0), end=self.inputs.length)
         start = BCState(0, regs, memory, self.inputs.initial_effects(self.side))
@@ -370,15 +379,15 @@ class BytecodeEncoder:
 
     def _ctx(self, s: BCState, base: Ptr, off: int, count: int) -> Val:
         at = mem.concrete_offset(base, off, "context")
-        if at == mem.CTX_DATA_META and count == 4:
+        if at == XdpMd.DATA_META and count == XDP_MD_FIELD_SIZE:
             # Metadata bytes before data (none in test runs); data + 1 where the driver keeps none.
             s.memory.meta_read = True
             return Ptr(PACKET, s.memory.head - self.inputs.meta_len())
-        if at == mem.CTX_DATA and count == 4:  # xdp_md's fields are u32: the kernel refuses other widths
+        if at == XdpMd.DATA and count == XDP_MD_FIELD_SIZE:  # xdp_md's fields are u32: the kernel refuses other widths
             return Ptr(PACKET, s.memory.head)
-        if at == mem.CTX_DATA_END and count == 4:
+        if at == XdpMd.DATA_END and count == XDP_MD_FIELD_SIZE:
             return Ptr(PACKET, s.memory.end)
-        if at in self.inputs.ctx and count == 4:
+        if at in self.inputs.ctx and count == XDP_MD_FIELD_SIZE:
             return z3.ZeroExt(32, self.inputs.ctx[at])
         raise Fault(f"invalid xdp_md access: {count} bytes at offset {at}")
 
@@ -388,7 +397,7 @@ class BytecodeEncoder:
         if ptr.low32:
             raise Unsupported("memory access through the low 32 bits of a pointer")
         if ptr.region.kind == "stack" and as_int(ptr.offset) is None:
-            return self._guard(s, mem.value_bounds(ptr, off, count, mem.STACK_SIZE),
+            return self._guard(s, mem.value_bounds(ptr, off, count, STACK_SIZE),
                                f"{count}-byte stack access at a variable offset outside the frame")
         if ptr.region.kind == "value" and as_int(ptr.offset) is None:
             size = self.shapes[ptr.region.name].value_size
@@ -578,7 +587,7 @@ class BytecodeEncoder:
     def _inside(self, ptr: Ptr) -> Term:
         """Whether `ptr`'s offset lies inside its object (before its end)."""
         r = ptr.region
-        sizes = {"stack": mem.STACK_SIZE, "ctx": mem.CTX_SIZE, "packet": MIN_PACKET_LEN}
+        sizes = {"stack": STACK_SIZE, "ctx": XDP_MD_SIZE, "packet": MIN_PACKET_LEN}
         if r.kind == "value":
             size = self.shapes[r.name].value_size
         elif r.kind == "section":
@@ -612,7 +621,7 @@ class BytecodeEncoder:
         s.memory.push_frame()
         for r in (0, 6, 7, 8, 9):  # the callee gets only its arguments (and restores r6-r9 at exit)
             s.regs[r] = Unset("in a subprogram that has not written it")
-        s.regs[10] = Ptr(Region("stack", depth=len(s.frames)), bv64(mem.STACK_SIZE))
+        s.regs[10] = Ptr(Region("stack", depth=len(s.frames)), bv64(STACK_SIZE))
         s.pc = target
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -642,18 +651,18 @@ class BytecodeEncoder:
         for arg in _HELPER_ARGUMENTS.get(helper, ()):
             _reg(s, arg)
         result: Val
-        if helper == 1:  # map_lookup_elem
+        if helper == Helper.MAP_LOOKUP_ELEM:
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
             found = fx.present(shape, key)
             result = Ptr(Region("value", shape.name, key=key, epoch=fx.epochs.get(shape.name, 0)), bv64(0), found)
-        elif helper == 2:  # map_update_elem
+        elif helper == Helper.MAP_UPDATE_ELEM:
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
             value = bytes_to_bv(self._bytes(s, r[3], shape.value_size))
             flags = self._scalar(r[4], "map update flags") & (2**64 - 1)
             result = self._update(self.inputs, fx, shape, key, value, flags)
-        elif helper == 3:  # map_delete_elem
+        elif helper == Helper.MAP_DELETE_ELEM:
             shape = self._map(r[1])
             key = bytes_to_bv(self._bytes(s, r[2], shape.key_size))
             if shape.is_array:
@@ -661,27 +670,27 @@ class BytecodeEncoder:
             else:
                 result = z3.If(fx.present(shape, key), bv64(0), bv64(-ENOENT))
                 fx.remove(shape, key)
-        elif helper == 5:
+        elif helper == Helper.KTIME_GET_NS:
             result = fx.next_helper(self.inputs, "ktime")
-        elif helper == 7:
+        elif helper == Helper.GET_PRANDOM_U32:
             result = z3.ZeroExt(32, fx.next_helper(self.inputs, "prandom"))
-        elif helper == 8:
+        elif helper == Helper.GET_SMP_PROCESSOR_ID:
             result = z3.ZeroExt(32, self.inputs.cpu)
-        elif helper == 23:  # redirect: any flag makes it XDP_ABORTED (and leaves the target)
+        elif helper == Helper.REDIRECT:  # any flag makes it XDP_ABORTED (and leaves the target)
             flags = _scalar_arg(r[2])
             ok = flags == 0
-            result = z3.If(ok, bv64(XDP_REDIRECT), bv64(XDP_ABORTED))
+            result = z3.If(ok, bv64(XdpAction.REDIRECT), bv64(XdpAction.ABORTED))
             fx.redirect = z3.If(ok, redirect.device_state(z3.Extract(31, 0, _scalar_arg(r[1]))), fx.redirect)
-        elif helper == 51:  # redirect_map(map, u64 key, u64 flags)
+        elif helper == Helper.REDIRECT_MAP:  # (map, u64 key, u64 flags)
             result = self._redirect_map(s)
-        elif helper == 6:  # trace_printk(fmt, fmt_size, up to 3 arguments)
+        elif helper == Helper.TRACE_PRINTK:  # (fmt, fmt_size, up to 3 arguments)
             fx.output(TRACE_OUTPUT, self._trace_record(s))
             result = Unset("the result of bpf_trace_printk, the length of the text it wrote (not modelled)")
-        elif helper == 28:  # csum_diff(from, from_size, to, to_size, seed)
+        elif helper == Helper.CSUM_DIFF:  # (from, from_size, to, to_size, seed)
             result = self._csum_diff(s)
-        elif helper in (44, 65, 189):  # xdp_adjust_head, xdp_adjust_tail, xdp_load_bytes
+        elif helper in (Helper.XDP_ADJUST_HEAD, Helper.XDP_ADJUST_TAIL, Helper.XDP_LOAD_BYTES):
             return self._packet_helper(s, helper)
-        elif helper == 130:  # ringbuf_output
+        elif helper == Helper.RINGBUF_OUTPUT:
             shape = self._map(r[1])
             count = self._scalar(r[3], "ring buffer record size")
             if self._scalar(r[4], "ring buffer output flags") & ~_RINGBUF_FLAGS:
@@ -783,7 +792,7 @@ class BytecodeEncoder:
             raise Fault("the helper expects the context")
         m = s.memory
         head, end = m.head, m.end
-        if helper == 189:  # xdp_load_bytes(ctx, u32 offset, buf, u32 len)
+        if helper == Helper.XDP_LOAD_BYTES:  # (ctx, u32 offset, buf, u32 len)
             offset = z3.ZeroExt(32, z3.Extract(31, 0, _scalar_arg(r[2])))
             count = self._scalar(r[4], "the length bpf_xdp_load_bytes copies") & 0xFFFFFFFF
             buffer = r[3]
@@ -803,7 +812,7 @@ class BytecodeEncoder:
                                           (z3.And(z3.Not(ok), z3.ULE(offset, 0xFFFF)), bv64(-EINVAL), None)])
         delta = z3.SignExt(32, z3.Extract(31, 0, _scalar_arg(r[2])))  # the helpers take an int
         headroom, frame_end = self.inputs.xdp_frame()
-        if helper == 44:  # xdp_adjust_head(ctx, int delta): keep the headroom and an Ethernet header
+        if helper == Helper.XDP_ADJUST_HEAD:  # (ctx, int delta): keep the headroom and an Ethernet header
             new_head = head + delta
             metadata = self.inputs.meta_len()  # moved along; -1 (none) takes no room
             ok = z3.And(new_head - z3.If(metadata < 0, bv64(0), metadata) >= -headroom, new_head <= end - ETH_HLEN)
@@ -848,19 +857,19 @@ class BytecodeEncoder:
 
     @staticmethod
     def _update(inputs: Inputs, fx: Effects, shape: MapShape, key: Term, value: Term, flags: int) -> Term:
-        if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+        if flags not in tuple(UpdateFlag):
             return bv64(-EINVAL)
         exists = fx.present(shape, key)
         if shape.is_array:
-            if flags == BPF_NOEXIST:
+            if flags == UpdateFlag.NOEXIST:
                 return z3.If(exists, bv64(-EEXIST), bv64(-E2BIG))
             fx.insert(inputs, shape, key, value, exists)
             return z3.If(exists, bv64(0), bv64(-E2BIG))
         fits = fx.fits(shape, key)  # the kernel checks the flags first, then takes room for a new key
-        if flags == BPF_ANY:
+        if flags == UpdateFlag.ANY:
             fx.insert(inputs, shape, key, value, fits)
             return z3.If(fits, bv64(0), bv64(-E2BIG))
-        if flags == BPF_NOEXIST:
+        if flags == UpdateFlag.NOEXIST:
             fx.insert(inputs, shape, key, value, z3.And(z3.Not(exists), fits))
             return z3.If(exists, bv64(-EEXIST), z3.If(fits, bv64(0), bv64(-E2BIG)))
         fx.insert(inputs, shape, key, value, exists)
@@ -911,9 +920,12 @@ def _reg(s: BCState, r: int) -> Val:
     return value
 
 
-_HELPER_ARGUMENTS = {1: (1, 2), 2: (1, 2, 3, 4), 3: (1, 2), 5: (), 6: (1, 2), 7: (), 8: (), 23: (1, 2),
-                     28: (1, 2, 3, 4, 5), 51: (1, 2, 3),
-                     44: (1, 2), 65: (1, 2), 130: (1, 2, 3, 4), 189: (1, 2, 3, 4)}
+_MODELLED_HELPERS = frozenset({
+    Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM, Helper.MAP_DELETE_ELEM, Helper.KTIME_GET_NS, Helper.TRACE_PRINTK,
+    Helper.GET_PRANDOM_U32, Helper.GET_SMP_PROCESSOR_ID, Helper.REDIRECT, Helper.CSUM_DIFF, Helper.REDIRECT_MAP,
+    Helper.XDP_ADJUST_HEAD, Helper.XDP_ADJUST_TAIL, Helper.RINGBUF_OUTPUT, Helper.XDP_LOAD_BYTES,
+})
+_HELPER_ARGUMENTS = {int(h): tuple(range(1, helper_arity(h) + 1)) for h in _MODELLED_HELPERS}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""
 
 

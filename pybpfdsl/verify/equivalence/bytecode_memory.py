@@ -20,15 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Literal
 
 import z3
 
+from pybpfdsl.bpf.abi import STACK_SIZE
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.state import Effects, MapShape, Term, bv_to_bytes, bytes_to_bv, ite, union_terms
-
-STACK_SIZE: Final = 512
-CTX_DATA, CTX_DATA_END, CTX_DATA_META, CTX_SIZE = 0, 4, 8, 24
 
 RegionKind = Literal["packet", "ctx", "stack", "value", "section"]
 

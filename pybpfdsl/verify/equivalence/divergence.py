@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.abi import Helper
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
@@ -21,7 +22,7 @@ ANY_STATE = "*"
 """Key of `LineFacts.writers` for lines that may write any map, global or ring buffer (a bytecode
 store does not say where its pointer points)."""
 
-_STATE_HELPERS = frozenset({2, 3, 130})  # map_update_elem, map_delete_elem, ringbuf_output
+_STATE_HELPERS = frozenset({Helper.MAP_UPDATE_ELEM, Helper.MAP_DELETE_ELEM, Helper.RINGBUF_OUTPUT})
 
 
 @dataclass(frozen=True)

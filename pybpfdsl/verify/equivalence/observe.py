@@ -14,12 +14,11 @@ from dataclasses import dataclass
 
 import z3
 
+from pybpfdsl.bpf.abi import XdpAction
 from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.paths import Outcome
 from pybpfdsl.verify.equivalence.redirect import target as redirect_target
 from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term, bytes_to_bv
-
-XDP_REDIRECT = 4
 
 _NORMALIZERS: weakref.WeakKeyDictionary[Inputs, Normalizer] = weakref.WeakKeyDictionary()
 
@@ -175,7 +174,7 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
         differs = z3.Select(a.packet, p) != z3.Select(b.packet, p)
         out.append(Difference("packet", z3.And(p >= a.head, p < a.end, differs) if a.moved or b.moved else differs))
     if not a.redirect.eq(b.redirect):
-        redirected = z3.And(a.action == XDP_REDIRECT, b.action == XDP_REDIRECT)
+        redirected = z3.And(a.action == XdpAction.REDIRECT, b.action == XdpAction.REDIRECT)
         differs = redirect_target(a.redirect) != redirect_target(b.redirect)
         out.append(Difference("redirect target", z3.And(redirected, differs)))
     for name, (pa, va) in a.maps.items():

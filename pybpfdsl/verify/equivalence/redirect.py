@@ -21,18 +21,18 @@ from typing import Final
 
 import z3
 
+from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.verify.equivalence.state import REDIRECT_STATE_BITS, MapShape, Term
 
 DEVICE, CPU, SOCKET = 0, 1, 2
 TARGET_BITS: Final = 66
 STATE_BITS: Final = REDIRECT_STATE_BITS
 assert STATE_BITS == TARGET_BITS + 32
-_DEVICE_MAPS = frozenset({14, 25})  # BPF_MAP_TYPE_DEVMAP, DEVMAP_HASH
-_CPU_MAP, _SOCKET_MAP = 16, 17
+_DEVICE_MAPS = frozenset({MapType.DEVMAP, MapType.DEVMAP_HASH})
 
 
 def _kind(map_type: int) -> int:
-    return DEVICE if map_type in _DEVICE_MAPS else CPU if map_type == _CPU_MAP else SOCKET
+    return DEVICE if map_type in _DEVICE_MAPS else CPU if map_type == MapType.CPUMAP else SOCKET
 
 
 def _socket_map(name: str) -> int:

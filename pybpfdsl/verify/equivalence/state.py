@@ -48,6 +48,7 @@ from typing import Any, Final
 
 import z3
 
+from pybpfdsl.bpf.abi import ARRAY_MAP_TYPES, LRU_MAP_TYPES, MapType, XdpMd
 from pybpfdsl.bpf.interpreter import KERNEL_ADDRESSES
 
 Term = Any
@@ -70,12 +71,12 @@ TEST_RUN_FRAME: Final = (216, 3520)
 bytecode interpreter): 256 bytes before the packet less a 40-byte struct xdp_frame; the 4 KiB page less
 the headroom and a 320-byte skb_shared_info."""
 
-ARRAY_TYPES: Final = frozenset({2, 6})  # BPF_MAP_TYPE_ARRAY, PERCPU_ARRAY
-LRU_TYPES: Final = frozenset({9, 10})  # BPF_MAP_TYPE_LRU_HASH, LRU_PERCPU_HASH
-RINGBUF_TYPE: Final = 27
-BOUNDED_KEY_TYPES: Final = frozenset({14, 16, 17})
+ARRAY_TYPES: Final = ARRAY_MAP_TYPES
+LRU_TYPES: Final = LRU_MAP_TYPES
+RINGBUF_TYPE: Final = MapType.RINGBUF
+BOUNDED_KEY_TYPES: Final = frozenset({MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP})
 """DEVMAP, CPUMAP, XSKMAP: array-like, a slot may be empty, and no key from max_entries on is held."""
-REDIRECT_TYPES: Final = BOUNDED_KEY_TYPES | {25}
+REDIRECT_TYPES: Final = BOUNDED_KEY_TYPES | {MapType.DEVMAP_HASH}
 """The maps bpf_redirect_map reads: DEVMAP, CPUMAP, XSKMAP and DEVMAP_HASH (user space fills them)."""
 REDIRECT_STATE_BITS: Final = 98
 """Width of the redirect state (`redirect`: a 66-bit target above a 32-bit index)."""
@@ -233,8 +234,8 @@ class Inputs:
         self.packet = z3.Array("packet", z3.BitVecSort(64), z3.BitVecSort(8))
         self.length = z3.BitVec("packet_len", 64)
         self.cpu = z3.BitVec("cpu_id", 32)
-        self.ctx = {off: z3.BitVec(f"xdp_md_{name}", 32)
-                    for off, name in ((12, "ingress_ifindex"), (16, "rx_queue_index"), (20, "egress_ifindex"))}
+        self.ctx: dict[int, Term] = {at: z3.BitVec(f"xdp_md_{at.name.lower()}", 32)
+                    for at in (XdpMd.INGRESS_IFINDEX, XdpMd.RX_QUEUE_INDEX, XdpMd.EGRESS_IFINDEX)}
         self.assumptions: list[Term] = [z3.ULE(self.length, MAX_PACKET_LEN), z3.UGE(self.length, MIN_PACKET_LEN)]
         self.present: dict[str, Term] = {}
         self.values: dict[str, Term] = {}
