@@ -1,4 +1,8 @@
-"""XDP return actions (the kernel's values, as bcc names them)."""
+"""XDP return actions (the kernel's values, as bcc names them).
+
+These are the names users write; `lang` imports nothing, so they are not taken from `pybpfdsl.bpf.abi`,
+whose `XdpAction` the rest of the package uses. tests/test_abi_spelled_once.py checks the two agree.
+"""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ RawValue: TypeAlias = "int | Struct"
 
 
 class MapKind(enum.Enum):
-    """Map kinds and the kernel's BPF_MAP_TYPE_* numbers."""
+    """Map kinds and the kernel's BPF_MAP_TYPE_* numbers (a copy: `lang` imports nothing; a test checks each
+    against `pybpfdsl.bpf.abi.MapType`)."""
 
     HASH = 1
     ARRAY = 2

@@ -48,7 +48,7 @@ from typing import Any, Final
 
 import z3
 
-from pybpfdsl.bpf.abi import ARRAY_MAP_TYPES, LRU_MAP_TYPES, MapType, XdpMd
+from pybpfdsl.bpf.abi import ARRAY_MAP_TYPES, LRU_MAP_TYPES, STACK_SIZE, MapType, XdpMd
 from pybpfdsl.bpf.interpreter import KERNEL_ADDRESSES
 
 Term = Any
@@ -353,7 +353,7 @@ class Inputs:
         key = (side, frame, offset)
         byte = self.stack.get(key)
         if byte is None:
-            byte = self.stack[key] = z3.BitVec(f"stack{side}_{frame}[{offset - 512}]", 8)
+            byte = self.stack[key] = z3.BitVec(f"stack{side}_{frame}[{offset - STACK_SIZE}]", 8)
         return byte
 
     def kept(self, shape: MapShape, index: int) -> Term:
