@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -309,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except KeyboardInterrupt:
         print(file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT  # what a shell reports for a command ended by Ctrl-C
     except BrokenPipeError:
         # The reader went away (`| head`); stop quietly without a second error at exit.
         try:
