@@ -107,7 +107,8 @@ class _Reader:
 
     def declare_struct(self, c: Cursor) -> None:
         c.take_literal("struct")
-        start = c.pos + 1
+        c.skip_space()
+        start = c.pos
         name = c.take(NAME, "a struct name").group()
         if name in self.structs:
             raise c.error(f"struct {name} is declared twice", start)
@@ -118,7 +119,8 @@ class _Reader:
                 c.take_literal(",")
             fname = c.take(NAME, "a field name").group()
             c.take_literal(":")
-            type_start = c.pos + 1
+            c.skip_space()
+            type_start = c.pos
             ftype = read_type(c, self)
             if not isinstance(ftype, ScalarType):
                 raise c.error(f"field {fname} must have a scalar type, not {ftype}", type_start)
