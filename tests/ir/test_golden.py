@@ -87,6 +87,12 @@ def test_golden_ir_text_runs_to_the_expected_actions(stem: str) -> None:
     reset_state(module)
 
 
+@pytest.mark.parametrize("stem", SNIPPETS)
+def test_golden_ir_text_prints_back_unchanged(stem: str) -> None:
+    text = (GOLDEN / f"{stem}.ir").read_text()
+    assert format_program(parse_program(text)) == text
+
+
 def _golden_programs() -> list[n.Program]:
     return [parse_program((GOLDEN / f"{stem}.ir").read_text()) for stem in SNIPPETS]
 
