@@ -40,7 +40,7 @@ def main(budget: int = COMPILE_BUDGET) -> int:
             started = time.perf_counter()
             compiled = prog.compile(prove=False)
             compile_s = time.perf_counter() - started
-            result = prove_compiled(compiled, budget=budget)
+            result = prove_compiled(compiled.subject, budget=budget)
             rows.append({"group": group, "program": prog.name, "compile_seconds": round(compile_s, 4),
                          "prove_seconds": round(result.seconds, 4), "units": result.units, "status": result.status,
                          "reason": result.reason, **{k: result.stats.get(k) for k in ("paths_a", "paths_b",

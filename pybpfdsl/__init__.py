@@ -17,6 +17,7 @@ it on an interface. See docs/language.md.
 """
 
 from pybpfdsl._check_llvmlite import require_bpf_target
+from pybpfdsl.deploy import Attachment, attach
 from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
 from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
 from pybpfdsl.lang.errors import DslError, InternalCompilerError, SourceLocation
@@ -26,7 +27,8 @@ from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray,
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
 from pybpfdsl.program import CompiledProgram, XdpProgram, xdp
-from pybpfdsl.runtime.attach import AttachError, Attachment, attach, detach
+from pybpfdsl.runtime.attach_errors import AttachError
+from pybpfdsl.runtime.attachment import detach
 
 require_bpf_target()
 

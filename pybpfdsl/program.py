@@ -22,8 +22,11 @@ from pybpfdsl.frontend.lower import Lowered, lower_function
 from pybpfdsl.ir.printer import format_program
 from pybpfdsl.lang.errors import DslError, InternalCompilerError
 from pybpfdsl.lang.packet import Packet
+from pybpfdsl.verify.subject import Subject
 
 DEFAULT_CPU = "v3"
+SECTION = "xdp"
+"""The object section the backend puts every program's code in."""
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -46,6 +49,15 @@ class CompiledProgram:
     unknown / skipped, `.seconds`, `.stats`)."""
     verification: Any = field(default=None, repr=False, compare=False)
     """The userspace safety verifier's report (`.ok`, `.format()`, `.explain()`), None when skipped."""
+
+    @property
+    def subject(self) -> Subject:
+        """What the verifier and the prover check: the IR, the object, the section, the state objects."""
+        return Subject(self.lowered.program, self.elf, SECTION, self.lowered.state)
+
+    def source_lines(self) -> dict[int, str]:
+        """The function's file by line number: the kernel verifier's complaints quote the Python lines."""
+        return {i + 1: text for i, text in enumerate(self.lowered.source.file_lines)}
 
     @functools.cached_property
     def instructions(self) -> list[Any]:
@@ -140,7 +152,7 @@ def _verified(compiled: CompiledProgram) -> Any:
 
     key = hashlib.sha256(compiled.elf).digest()
     if key not in _VERIFIED:
-        _VERIFIED[key] = verify_program(compiled)
+        _VERIFIED[key] = verify_program(compiled.subject)
     return _VERIFIED[key]
 
 
@@ -200,7 +212,7 @@ class XdpProgram:
 
         if prove is None:
             prove = equivalence.PROVE_ON_COMPILE
-        proof = equivalence.prove_on_compile(compiled) if prove else equivalence.skipped()
+        proof = equivalence.prove_on_compile(compiled.subject) if prove else equivalence.skipped()
         object.__setattr__(compiled, "proof", proof)  # frozen: set once, here
         if verify:
             object.__setattr__(compiled, "verification", _verified(compiled))
@@ -215,15 +227,14 @@ class XdpProgram:
 
         compiled = self.compile(cpu=cpu, prove=False)
         lowered = compiled.lowered
-        lines = {i + 1: text for i, text in enumerate(lowered.source.file_lines)}
-        loaded = LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=lines)
+        loaded = LoadedProgram.load(compiled.elf, lowered.program, lowered.state, source_lines=compiled.source_lines())
         loaded.compiled = compiled
         return loaded
 
     def attach(self, ifname: str, mode: str = "auto", pin: str | None = None) -> Any:
         """Compile, load (every check runs) and attach to interface `ifname` through a BPF link;
-        returns a `pybpfdsl.runtime.attach.Attachment`. See `pybpfdsl.runtime.attach.attach`."""
-        from pybpfdsl.runtime.attach import attach
+        returns a `pybpfdsl.deploy.Attachment`. See `pybpfdsl.deploy.attach`."""
+        from pybpfdsl.deploy import attach
 
         return attach(self, ifname, mode=mode, pin=pin)  # type: ignore[arg-type]  # checked there
 

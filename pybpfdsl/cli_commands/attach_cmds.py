@@ -35,22 +35,15 @@ def maps_pin_dir(pin: str) -> str:
     return os.path.abspath(pin).rstrip("/") + "_maps"
 
 
-def _attach_api() -> Any:
-    try:
-        from pybpfdsl.runtime import attach as api
-    except ImportError as exc:  # pragma: no cover - the module ships with pybpfdsl
-        raise CliError(f"attaching is not available in this installation: {exc}") from None
-    return api
-
-
 @contextlib.contextmanager
 def _attach_errors() -> Iterator[None]:
     """AttachError (and its subclasses: no such interface, busy, no privilege, refused by a gate, ...)
     carry a message saying what to do; show it as a user error."""
-    api = _attach_api()
+    from pybpfdsl.runtime.attach_errors import AttachError
+
     try:
         yield
-    except api.AttachError as exc:
+    except AttachError as exc:
         raise CliError(str(exc)) from exc
 
 
@@ -92,13 +85,14 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def cmd_attach(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         raise CliError("--interval must be positive", EXIT_USAGE)
-    api = _attach_api()
+    from pybpfdsl.deploy import attach
+
     target = load_target(args.target)
     program = target.program
     program.compile(prove=False)  # compile errors before touching the interface; the proof gate proves
     st = style_for()
     with _attach_errors():
-        att = api.attach(program, args.dev, mode=args.mode, pin=args.pin)
+        att = attach(program, args.dev, mode=args.mode, pin=args.pin)
     if args.pin:
         try:
             maps = _pin_maps(att, maps_pin_dir(args.pin))
@@ -151,9 +145,10 @@ def _live(att: Any, program: Any, args: argparse.Namespace, st: Style) -> int:
 
 
 def cmd_detach(args: argparse.Namespace) -> int:
-    api = _attach_api()
+    from pybpfdsl.runtime.attachment import detach
+
     with _attach_errors():
-        done = api.detach(args.dev)
+        done = detach(args.dev)
     if done is None:
         print(f"{args.dev}: no XDP program attached; nothing to do")
         return 0

@@ -112,7 +112,7 @@ def _print_refusal(failed: list[str], out: str) -> None:
 def disasm_records(compiled: CompiledProgram) -> list[dict[str, Any]]:
     """One record per instruction: slot index, text, opcode, and the Python line it came from (or None)."""
     elf = BpfElf.from_bytes(compiled.elf)
-    file_lines = {i + 1: t for i, t in enumerate(compiled.lowered.source.file_lines)}
+    file_lines = compiled.source_lines()
     return _records(elf.program(compiled.name), file_lines)
 
 

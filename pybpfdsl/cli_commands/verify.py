@@ -35,7 +35,7 @@ def _report(args: argparse.Namespace) -> tuple[str, Any]:
         target = load_target(spec)
         # Only the safety verifier's verdict is asked for: no proof, and no second verification here.
         compiled = target.program.compile(prove=False, verify=False)
-        return target.label, verify_program(compiled, check_division=args.check_division)
+        return target.label, verify_program(compiled.subject, check_division=args.check_division)
     obj = load_object(spec, args.section)
     return obj.label, verify_elf_program(obj.elf, obj.program, obj.data, check_division=args.check_division)
 

@@ -1,12 +1,12 @@
 """BPF links and XDP attachment, through the system libbpf (ctypes).
 
-The low layer under `pybpfdsl.runtime.attach`: typed wrappers over the libbpf calls that create, update,
-detach and pin BPF links (`bpf_link_create` with `BPF_XDP`, `bpf_link_update`, `bpf_link_detach`,
-`bpf_obj_pin`/`bpf_obj_get`), enumerate links and programs by id, and query an interface's XDP
-programs (`bpf_xdp_query`, which speaks rtnetlink in the calling thread's network namespace). It also
-knows where bpffs is mounted.
+The low layer under `runtime.xdp_link` and `runtime.attachment`: typed wrappers over the libbpf calls
+that create, update, detach and pin BPF links (`bpf_link_create` with `BPF_XDP`, `bpf_link_update`,
+`bpf_link_detach`, `bpf_obj_pin`/`bpf_obj_get`), enumerate links and programs by id, and query an
+interface's XDP programs (`bpf_xdp_query`, which speaks rtnetlink in the calling thread's network
+namespace). It also knows where bpffs is mounted.
 
-Every wrapper raises `OSError` with the kernel's errno on failure; the attach layer turns those into
+Every wrapper raises `OSError` with the kernel's errno on failure; `runtime.xdp_link` turns those into
 errors that say what to do. File descriptors returned here belong to the caller.
 """
 

@@ -315,8 +315,8 @@ class LoadedProgram:
         state = "closed" if self.closed else f"fd={self._fd}"
         return f"<LoadedProgram {self.program.name!r} {state}>"
 
-    # Hot swap (used by pybpfdsl.runtime.attach): load a replacement next to this program, reusing
-    # kernel maps, then take it over in place, so this object and its state objects stay valid.
+    # Hot swap (used by `Attachment.replace`): load a replacement next to this program, reusing kernel
+    # maps, then take it over in place, so this object and its state objects stay valid.
 
     def bound_state(self) -> list[tuple[StateObject, MapBacking | GlobalBacking]]:
         """The state objects bound to this program's maps, with their kernel backings."""

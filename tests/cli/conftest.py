@@ -25,6 +25,7 @@ from pybpfdsl.cli import main
 from pybpfdsl.program import CompiledProgram, XdpProgram
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.equivalence import prove as prove_module
+from pybpfdsl.verify.subject import Subject
 
 BPF_OK, BPF_REASON = kernel_bpf_available()
 needs_bpf = pytest.mark.skipif(not BPF_OK, reason=f"bpf() unavailable: {BPF_REASON}")
@@ -188,10 +189,10 @@ def rejected_by_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         uncorrupted[broken.elf] = compiled.elf
         return broken
 
-    def prove_before_corruption(compiled: CompiledProgram, *args: Any, **kwargs: Any) -> Any:
+    def prove_before_corruption(subject: Subject, *args: Any, **kwargs: Any) -> Any:
         # Only where a proof is asked for (the gate of `attach`), and of the object before the corruption.
-        elf = uncorrupted.get(compiled.elf, compiled.elf)
-        return prove_on_compile(dataclasses.replace(compiled, elf=elf), *args, **kwargs)
+        elf = uncorrupted.get(subject.elf, subject.elf)
+        return prove_on_compile(dataclasses.replace(subject, elf=elf), *args, **kwargs)
 
     monkeypatch.setattr(XdpProgram, "compile", compile_broken)
     monkeypatch.setattr(prove_module, "prove_on_compile", prove_before_corruption)
@@ -211,7 +212,7 @@ def rejected_by_our_verifier(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         compiled = original(self, **{**kwargs, "verify": False})  # type: ignore[arg-type]
         broken = dataclasses.replace(compiled, elf=_corrupt_first_insn(compiled.elf))
         if kwargs.get("verify", True):
-            object.__setattr__(broken, "verification", verify_program(broken))  # frozen: as compile does
+            object.__setattr__(broken, "verification", verify_program(broken.subject))  # frozen: as compile does
         return broken
 
     monkeypatch.setattr(XdpProgram, "compile", compile_unsafe)
@@ -224,9 +225,9 @@ def proofs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     proved: list[str] = []
     original = prove_module.prove_on_compile
 
-    def recording(compiled: CompiledProgram, *args: Any, **kwargs: Any) -> Any:
-        proved.append(compiled.name)
-        return original(compiled, *args, **kwargs)
+    def recording(subject: Subject, *args: Any, **kwargs: Any) -> Any:
+        proved.append(subject.program.name)
+        return original(subject, *args, **kwargs)
 
     monkeypatch.setattr(prove_module, "prove_on_compile", recording)
     return proved
@@ -238,7 +239,7 @@ def proof_verdict(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], None]
     for a program the prover cannot prove, without spending a budget)."""
 
     def set_verdict(status: str, reason: str) -> None:
-        def fixed(compiled: CompiledProgram, *args: Any, **kwargs: Any) -> Any:
+        def fixed(subject: Subject, *args: Any, **kwargs: Any) -> Any:
             return prove_module.ProofResult(status, 0.01, {}, reason)  # type: ignore[arg-type]
 
         monkeypatch.setattr(prove_module, "prove_on_compile", fixed)

@@ -314,7 +314,7 @@ def require_environment() -> None:
 
 
 def _detach_everything_in(namespaces: list[str]) -> None:
-    from pybpfdsl.runtime.attach import live_attachments
+    from pybpfdsl.runtime.attachment import live_attachments
 
     for att in live_attachments():
         for ns in namespaces:

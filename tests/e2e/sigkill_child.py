@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
 
     import logging_counters
 
-    from pybpfdsl.runtime.attach import attach
+    from pybpfdsl.deploy import attach
 
     with inside(netns) if netns != "-" else contextlib.nullcontext():
         try:

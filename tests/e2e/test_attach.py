@@ -21,23 +21,22 @@ import port_acl as ACL
 import pytest
 
 from pybpfdsl import XDP_PASS, Global, HashMap, Packet, u16, u32, u64, xdp
-from pybpfdsl.program import CompiledProgram, XdpProgram
-from pybpfdsl.runtime import links
-from pybpfdsl.runtime.attach import (
+from pybpfdsl.deploy import (
     GATES,
     Attachment,
-    AttachRefused,
     Candidate,
     GateResult,
     KernelVerifierGate,
     ProofGate,
     UserspaceVerifierGate,
     attach,
-    attached_program,
-    detach,
-    live_attachments,
 )
+from pybpfdsl.program import CompiledProgram, XdpProgram
+from pybpfdsl.runtime import links
+from pybpfdsl.runtime.attach_errors import AttachRefused
+from pybpfdsl.runtime.attachment import detach, live_attachments
 from pybpfdsl.runtime.loaded import LoadedProgram
+from pybpfdsl.runtime.xdp_link import attached_program
 from pybpfdsl.testing import reset_state
 from pybpfdsl.verify.equivalence import prove as prove_module
 
@@ -160,7 +159,7 @@ def test_an_unproven_program_is_refused_with_a_way_to_override(veth: VethPair,
     with inside(veth.rx_ns), pytest.raises(AttachRefused) as info:
         attach(RL.rate_limiter, veth.rx_if)
     assert info.value.gate == "equivalence proof"
-    assert "gates=[g for g in pybpfdsl.runtime.attach.GATES if g.name != 'equivalence proof']" in str(info.value)
+    assert "gates=[g for g in pybpfdsl.deploy.GATES if g.name != 'equivalence proof']" in str(info.value)
     assert xdp_prog_id(veth.rx_ns, veth.rx_if) is None
     gates = [g for g in GATES if g.name != "equivalence proof"]
     with inside(veth.rx_ns), attach(RL.rate_limiter, veth.rx_if, mode="skb", gates=gates):

@@ -12,7 +12,8 @@ import port_acl as ACL
 import pytest
 
 from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, Packet, u8, u32, xdp
-from pybpfdsl.runtime.attach import (
+from pybpfdsl.deploy import attach
+from pybpfdsl.runtime.attach_errors import (
     AttachError,
     AttachRefused,
     BpffsNotMounted,
@@ -21,9 +22,8 @@ from pybpfdsl.runtime.attach import (
     InterfaceNotFound,
     ModeNotSupported,
     PinPathInUse,
-    attach,
-    detach,
 )
+from pybpfdsl.runtime.attachment import detach
 from pybpfdsl.testing import reset_state
 
 from .netns import REPO, VethPair, bpffs_fixture, inside, ip, run, veth_fixture, xdp_prog_id  # noqa: F401 - fixtures
@@ -84,7 +84,7 @@ def test_a_second_program_on_a_busy_interface_names_the_first(veth: VethPair) ->
         assert err.prog_name == "logging_counter"  # the kernel keeps 15 characters of a name
         text = str(err)
         assert f"program id {first.prog_id}, name 'logging_counter', through BPF link {first.link_id}" in text
-        assert "pybpfdsl.runtime.attach.detach('veth1')" in text and "replace" in text
+        assert "pybpfdsl.detach('veth1')" in text and "replace" in text
         assert xdp_prog_id(veth.rx_ns, veth.rx_if) == first.prog_id  # the first one is untouched
         assert not ACL.port_acl.bound
 

@@ -32,7 +32,7 @@ from pybpfdsl import (
     u64,
     xdp,
 )
-from pybpfdsl.runtime.attach import Attachment, attach
+from pybpfdsl.deploy import Attachment, attach
 from pybpfdsl.runtime.libbpf import get_libbpf
 from pybpfdsl.testing import reset_state
 

@@ -138,7 +138,7 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
 
     started = time.perf_counter()
     try:
-        report = verify_program(compiled)
+        report = verify_program(compiled.subject)
         out.verifier_ok = bool(report.ok)
         if not report.ok:
             first = report.errors[0]
@@ -187,7 +187,7 @@ def _prove(out: Outcome, prog: XdpProgram, compiled: object, packets: list[bytes
     from pybpfdsl.verify.equivalence.prove import prove_compiled
 
     try:
-        result = prove_compiled(compiled, budget=budget)  # type: ignore[arg-type]
+        result = prove_compiled(compiled.subject, budget=budget)  # type: ignore[attr-defined]
     except Exception:
         out.traceback = _trace("the proof")
         return

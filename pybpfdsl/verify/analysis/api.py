@@ -10,7 +10,6 @@ import io
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from elftools.elf.elffile import ELFFile
 
@@ -28,9 +27,7 @@ from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, MapValueOrNull, ScalarValue, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar
-
-if TYPE_CHECKING:
-    from pybpfdsl.program import CompiledProgram
+from pybpfdsl.verify.subject import Subject
 
 __all__ = ["XDP_SECTIONS", "VerifierReport", "is_xdp_section", "verify_instructions", "verify_object",
            "verify_object_all", "verify_program"]
@@ -403,9 +400,9 @@ def verify_object_all(elf_bytes: bytes, *, check_division: bool = False,
                                allow_uninit_stack_reads=allow_uninit_stack_reads) for p in elf.programs.values()]
 
 
-def verify_program(compiled: CompiledProgram, *, check_division: bool = False,
+def verify_program(subject: Subject, *, check_division: bool = False,
                    allow_uninit_stack_reads: bool = False) -> VerifierReport:
-    """Verify the program of `fn.compile()` (options as for :func:`verify_instructions`)."""
-    elf = BpfElf.from_bytes(compiled.elf)
-    return verify_elf_program(elf, elf.program(compiled.name), compiled.elf, check_division=check_division,
+    """Verify a compiled program (`fn.compile().subject`; options as for :func:`verify_instructions`)."""
+    elf = BpfElf.from_bytes(subject.elf)
+    return verify_elf_program(elf, elf.program(subject.section), subject.elf, check_division=check_division,
                               allow_uninit_stack_reads=allow_uninit_stack_reads)

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import z3
 
@@ -36,10 +36,7 @@ from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
 from pybpfdsl.verify.equivalence.observe import Difference
 from pybpfdsl.verify.equivalence.paths import Outcome
 from pybpfdsl.verify.equivalence.state import BOUNDED_KEY_TYPES, Inputs, Term
-
-if TYPE_CHECKING:
-    from pybpfdsl.program import CompiledProgram
-
+from pybpfdsl.verify.subject import Subject
 
 XDP_REDIRECT = 4
 
@@ -430,12 +427,12 @@ class CompiledReplayer:
 
     labels = ("IR", "bytecode")
 
-    def __init__(self, compiled: CompiledProgram, bytecode: BytecodeProgram) -> None:
-        self.compiled = compiled
+    def __init__(self, subject: Subject, bytecode: BytecodeProgram) -> None:
+        self.subject = subject
         self.bytecode = bytecode
-        self.source_file = compiled.lowered.program.source_file
+        self.source_file = subject.program.source_file
         self.line_maps = (None, bytecode.line_of)
-        self.facts = (LineFacts.of_ir(compiled.lowered.program, dict(bytecode.layout.variables)),
+        self.facts = (LineFacts.of_ir(subject.program, dict(bytecode.layout.variables)),
                       LineFacts.of_bytecode(bytecode))
 
     def replay(self, cex: Counterexample) -> tuple[Run, Run]:
@@ -445,11 +442,10 @@ class CompiledReplayer:
         from pybpfdsl.ir.interpret import Environment, IRRuntimeError, run_program
         from pybpfdsl.lang.state import BpfMap, Global, RingBuf, decode, encode
 
-        lowered = self.compiled.lowered
-        state = lowered.state
+        state = self.subject.state
         if any(getattr(o, "bound", False) for o in state.values()):
             return Run(None, error="state objects are bound to a loaded program; not replayed", replayed=False)
-        program = lowered.program
+        program = self.subject.program
         variables = self.bytecode.layout.variables
         with _saved(list(state.values())):
             for name, obj in state.items():

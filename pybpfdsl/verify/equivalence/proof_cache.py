@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -71,17 +72,25 @@ def cache_directory() -> Path:
     return root / "pybpfdsl" / "proofs"
 
 
+def _version() -> str:
+    """The installed pybpfdsl's version (read from its metadata: the prover sits below the package's
+    top, which defines `__version__`); "unknown" when the source runs without being installed, where
+    the hash of the source files alone tells one prover from another."""
+    try:
+        return importlib.metadata.version("pybpfdsl")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 @functools.cache
 def prover_digest() -> str:
     """A hash of the source files of the packages a verdict depends on (`_PROVER_ROOMS`), with the
     pybpfdsl and z3 versions. Computed once per process."""
     import z3
 
-    from pybpfdsl import __version__
-
     package = Path(__file__).resolve().parents[2]
     h = hashlib.sha256()
-    h.update(f"pybpfdsl {__version__}; z3 {z3.get_version_string()}; format {FORMAT}\n".encode())
+    h.update(f"pybpfdsl {_version()}; z3 {z3.get_version_string()}; format {FORMAT}\n".encode())
     for room in _PROVER_ROOMS:
         for path in sorted((package / room).rglob("*.py")):
             h.update(path.relative_to(package).as_posix().encode() + b"\0")

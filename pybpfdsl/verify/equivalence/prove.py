@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 import z3
 
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.printer import format_program
 from pybpfdsl.verify.equivalence import proof_cache
 from pybpfdsl.verify.equivalence.budget import Budget, OutOfBudget, parse_units
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
@@ -42,10 +43,10 @@ from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Un
 from pybpfdsl.verify.equivalence.state import TEST_RUN_FRAME, Inputs, Term
 from pybpfdsl.verify.equivalence.sweep import sweep
 from pybpfdsl.verify.equivalence.terms import is_costly_product, substitute, subterms
+from pybpfdsl.verify.subject import Subject
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.instruction import Instruction
-    from pybpfdsl.program import CompiledProgram
     from pybpfdsl.verify.equivalence.counterexample import Counterexample
 
 Status = Literal["proven", "counterexample", "unknown", "skipped"]
@@ -404,31 +405,31 @@ def _prove_ir_bytecode(program: n.Program, bytecode: BytecodeProgram, replay: ob
                           lambda spend: bc.run(spend, merge_after), inputs, replay, budget=budget)
 
 
-def prove_compiled(compiled: CompiledProgram, instructions: list[Instruction] | None = None,
+def prove_compiled(subject: Subject, instructions: list[Instruction] | None = None,
                    budget: int = DEFAULT_BUDGET) -> ProofResult:
-    """Prove `compiled`'s bytecode (or `instructions` substituted for it) equivalent to its IR within
-    `budget` resource units."""
+    """Prove a compiled program's bytecode (or `instructions` substituted for it) equivalent to its IR
+    within `budget` resource units (`fn.compile().subject`)."""
     from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
 
-    bytecode = load_program(compiled.elf, compiled.name)
+    bytecode = load_program(subject.elf, subject.section)
     if instructions is not None:
         bytecode = bytecode.with_instructions(instructions)
-    return prove_ir_bytecode(compiled.lowered.program, bytecode, CompiledReplayer(compiled, bytecode), budget)
+    return prove_ir_bytecode(subject.program, bytecode, CompiledReplayer(subject, bytecode), budget)
 
 
-def prove_on_compile(compiled: CompiledProgram, budget: int | None = None) -> ProofResult:
+def prove_on_compile(subject: Subject, budget: int | None = None) -> ProofResult:
     """The proof `compile()` attaches, within `budget` resource units (by default `COMPILE_BUDGET`):
     cached by the object's and the IR's hash, in this process and on disk (`proof_cache`), so an
     unchanged program is proved once, not at every compile nor in every process."""
     units = COMPILE_BUDGET if budget is None else budget
     # The budget is part of the key: an "unknown" may become "proven" with more units, never with the
     # same (and re-proving an unknown at every compile would spend the whole budget each time).
-    key = proof_cache.compiled_key(compiled.elf, compiled.ir, units)
+    key = proof_cache.compiled_key(subject.elf, format_program(subject.program), units)
     cached = _CACHE.get(key) or proof_cache.lookup(key)  # this process's verdicts, then other processes'
     if cached is not None:
         _CACHE[key] = cached
         return cached
-    result = prove_compiled(compiled, budget=units)
+    result = prove_compiled(subject, budget=units)
     _CACHE[key] = result
     proof_cache.store(key, result)
     return result

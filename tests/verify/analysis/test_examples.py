@@ -40,6 +40,6 @@ def test_unbounded_loop_is_reported() -> None:
 def test_explain_lists_every_instruction() -> None:
     from examples.port_acl import port_acl_filter
 
-    report = verify_program(port_acl_filter.compile(prove=False))
+    report = verify_program(port_acl_filter.compile(prove=False).subject)
     listing = report.explain()
     assert "reads r1=ctx" in listing and "port_acl.py" in listing

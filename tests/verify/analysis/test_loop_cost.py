@@ -196,5 +196,5 @@ def test_generated_loops_the_kernel_loads_are_verified(seed: int, tmp_path: Path
     prog = getattr(mod, gen.function)
     with prog.load():
         pass  # the kernel loads it
-    report = verify_program(prog.compile(prove=False, verify=False))
+    report = verify_program(prog.compile(prove=False, verify=False).subject)
     assert report.ok, report.format()

@@ -192,7 +192,7 @@ BOUNDS = (16, 32, 48, 64)
 
 @pytest.fixture(scope="module")
 def loop_reports() -> dict[int, VerifierReport]:
-    return {n: verify_program(loop_programs.BY_BOUND[n].compile(prove=False)) for n in (*BOUNDS, 5000)}
+    return {n: verify_program(loop_programs.BY_BOUND[n].compile(prove=False).subject) for n in (*BOUNDS, 5000)}
 
 
 def test_loop_beyond_the_kernels_limit_is_refused_at_its_python_line(loop_reports: dict[int, VerifierReport]) -> None:
@@ -236,7 +236,7 @@ def test_loop_estimate_against_the_kernel(loop_reports: dict[int, VerifierReport
 @pytest.mark.parametrize("name", list(loop_programs.OTHER_SHAPES))
 def test_other_loop_shapes_the_kernel_refuses_are_refused(name: str) -> None:
     compiled = loop_programs.OTHER_SHAPES[name].compile(prove=False)
-    report = verify_program(compiled)
+    report = verify_program(compiled.subject)
     kernel = kernel_verdict(list(BpfElf.from_bytes(compiled.elf).program(name).instructions))
     assert not kernel.ok and "too large" in kernel.log, kernel.last_lines
     assert [f.code for f in report.errors] == [Code.COMPLEXITY], report.format()

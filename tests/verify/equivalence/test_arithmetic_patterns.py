@@ -94,5 +94,5 @@ PATTERNS = [float_times_constant, float_times_float, float_over_int, float_over_
 
 @pytest.mark.parametrize("program", PATTERNS, ids=lambda p: p.name)
 def test_each_arithmetic_pattern_proves_alone(program: XdpProgram) -> None:
-    result = prove_compiled(program.compile(prove=False), budget=COMPILE_BUDGET)
+    result = prove_compiled(program.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()

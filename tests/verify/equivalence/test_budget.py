@@ -29,8 +29,8 @@ sys.path.insert(0, {root!r})
 from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
 from tests.verify.equivalence.test_arithmetic_patterns import float_times_float
 compiled = float_times_float.compile(prove=False)
-full = prove_compiled(compiled, budget=COMPILE_BUDGET)
-short = prove_compiled(compiled, budget=full.units // 2)
+full = prove_compiled(compiled.subject, budget=COMPILE_BUDGET)
+short = prove_compiled(compiled.subject, budget=full.units // 2)
 print(json.dumps([{{"status": r.status, "reason": r.reason, "units": r.units,
                    "stats": {{k: v for k, v in r.stats.items() if "memory" not in k}}}} for r in (full, short)]))
 """
@@ -75,7 +75,7 @@ def test_the_same_proof_gives_the_same_verdict_and_units_with_and_without_busy_l
 
 def test_a_proof_out_of_budget_is_unknown_and_says_so() -> None:
     compiled = float_squared_to_int.compile(prove=False)
-    result = prove_compiled(compiled, budget=1_000)
+    result = prove_compiled(compiled.subject, budget=1_000)
     assert result.status == "unknown"
     assert "budget (1,000 units) ran out" in result.reason
     assert result.units >= 1_000
@@ -83,7 +83,7 @@ def test_a_proof_out_of_budget_is_unknown_and_says_so() -> None:
 
 def test_the_wall_clock_safety_net_gives_unknown_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget_module, "SAFETY_SECONDS", 0.0)
-    result = prove_compiled(float_squared_to_int.compile(prove=False), budget=COMPILE_BUDGET)
+    result = prove_compiled(float_squared_to_int.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "unknown"
     assert "safety net" in result.reason
 

@@ -14,6 +14,7 @@ from pybpfdsl import XDP_DROP, XDP_PASS, Packet, RingBuf, Struct, now_ns, u16, u
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer, Counterexample, Run
 from pybpfdsl.verify.equivalence.prove import prove_compiled, prove_ir_bytecode
+from pybpfdsl.verify.subject import Subject
 from tests.differential import constructs as c
 from tests.verify.equivalence.mutants import mutants
 
@@ -87,7 +88,7 @@ def with_remainder(pkt: Packet) -> int:
 @pytest.mark.parametrize("program", [w2, two_records, record_under_condition, wide_record, with_remainder],
                          ids=lambda p: p.name)
 def test_ring_records_under_merged_paths_prove(program: object) -> None:
-    result = prove_compiled(program.compile(prove=False))  # type: ignore[attr-defined]
+    result = prove_compiled(program.compile(prove=False).subject)  # type: ignore[attr-defined]
     assert result.status == "proven", result.report()
 
 
@@ -105,24 +106,24 @@ class _BytecodeNotRun(CompiledReplayer):
         return self.run_ir(cex), Run(None, error="not replayed: helper 999", replayed=False)
 
 
-def _miscompiled() -> tuple[object, BytecodeProgram]:
+def _miscompiled() -> tuple[Subject, BytecodeProgram]:
     compiled = c.randomness.compile(prove=False)
     bytecode = load_program(compiled.elf, compiled.name)
     m = next(m for m in mutants(bytecode) if m.kind == "changed return action")
-    return compiled, m.program
+    return compiled.subject, m.program
 
 
 def test_a_counterexample_is_one_only_when_the_replay_shows_the_difference() -> None:
-    compiled, bytecode = _miscompiled()
-    program = compiled.lowered.program  # type: ignore[attr-defined]
-    honest = prove_ir_bytecode(program, bytecode, CompiledReplayer(compiled, bytecode))  # type: ignore[arg-type]
+    subject, bytecode = _miscompiled()
+    program = subject.program
+    honest = prove_ir_bytecode(program, bytecode, CompiledReplayer(subject, bytecode))
     assert honest.status == "counterexample" and honest.counterexample is not None
     assert honest.counterexample.reproduced
-    agreeing = prove_ir_bytecode(program, bytecode, _IRTwice(compiled, bytecode))  # type: ignore[arg-type]
+    agreeing = prove_ir_bytecode(program, bytecode, _IRTwice(subject, bytecode))
     assert agreeing.status == "unknown", agreeing.report()
     assert "differ in action" in agreeing.reason and "both runs agree" in agreeing.reason
     assert "not a counterexample" in agreeing.report()
-    unreplayed = prove_ir_bytecode(program, bytecode, _BytecodeNotRun(compiled, bytecode))  # type: ignore[arg-type]
+    unreplayed = prove_ir_bytecode(program, bytecode, _BytecodeNotRun(subject, bytecode))
     assert unreplayed.status == "unknown" and "could not run" in unreplayed.reason
     assert prove_ir_bytecode(program, bytecode).status == "unknown"  # no replay at all: nothing confirmed
 

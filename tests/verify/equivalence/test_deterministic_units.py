@@ -49,7 +49,7 @@ def subject_result(subject: str, objects: dict[str, str]) -> dict[str, object]:
     else:
         module, _, name = subject.rpartition(".")
         compiled = getattr(importlib.import_module(module) if module else patterns, name).compile(prove=False)
-        result = prove_compiled(compiled, budget=COMPILE_BUDGET)
+        result = prove_compiled(compiled.subject, budget=COMPILE_BUDGET)
     stats = {k: v for k, v in result.stats.items() if "memory" not in k}
     return {"status": result.status, "units": result.units, "stats": stats}
 
@@ -93,7 +93,7 @@ def test_a_proof_spends_the_same_units_in_a_fresh_process_as_after_other_proofs(
 
 def test_a_proof_leaves_the_main_context_as_it_found_it() -> None:
     before = z3.main_ctx()
-    result = prove_compiled(patterns.float_comparison.compile(prove=False), budget=COMPILE_BUDGET)
+    result = prove_compiled(patterns.float_comparison.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven"
     assert z3.main_ctx() is before
     x = z3.BitVec("x", 8)  # the main context still works for the caller's own terms

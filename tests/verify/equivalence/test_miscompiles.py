@@ -78,7 +78,7 @@ def test_the_suite_covers_every_kind_of_bug() -> None:
 def test_miscompile_is_caught_and_reproduces(program: object, kind: str, index: int) -> None:
     compiled, m = _mutant(program, kind, index)
     result = prove_ir_bytecode(compiled.lowered.program, m.program,  # type: ignore[attr-defined]
-                               CompiledReplayer(compiled, m.program), budget=COMPILE_BUDGET)  # type: ignore[arg-type,attr-defined]
+                               CompiledReplayer(compiled.subject, m.program), budget=COMPILE_BUDGET)  # type: ignore[arg-type,attr-defined]
     assert result.status == "counterexample", result.report()
     cex = result.counterexample
     assert cex is not None and cex.runs is not None
@@ -93,7 +93,7 @@ def test_changed_return_actions_in_examples_are_caught(program: object) -> None:
     candidates = [m for m in mutants(load_program(compiled.elf, compiled.name)) if m.kind == "changed return action"]
     caught = 0
     for m in candidates[:3]:
-        r = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program),
+        r = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled.subject, m.program),
                               budget=COMPILE_BUDGET)
         if r.status == "counterexample":
             assert r.counterexample is not None and r.counterexample.reproduced, r.report()

@@ -158,7 +158,7 @@ def test_products_and_quotients_prove(program: XdpProgram) -> None:
     # Before the abstraction each of these was "unknown" after minutes: the solver had to prove
     # bit-blasted 64-bit multipliers and dividers equal to LLVM's rewritten ones. Within the budget
     # `compile()` gives a proof, since `attach` needs it.
-    result = prove_compiled(program.compile(prove=False), budget=COMPILE_BUDGET)
+    result = prove_compiled(program.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert int(result.stats["abstracted"]) > 0
 
@@ -170,7 +170,7 @@ def test_a_wrong_divisor_is_still_a_counterexample() -> None:
     assert wrong
     tried = []
     for m in wrong[:3]:  # one caught is enough: the rest are not proved
-        r = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program),
+        r = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled.subject, m.program),
                               budget=COMPILE_BUDGET)
         tried.append(r.summary())
         if r.status == "counterexample" and r.counterexample is not None and r.counterexample.reproduced:

@@ -112,7 +112,7 @@ def test_merged_outcomes_partition_the_inputs() -> None:
 
 
 def test_merged_program_proves() -> None:
-    result = prove_compiled(eight_branches.compile(prove=False), budget=COMPILE_BUDGET)
+    result = prove_compiled(eight_branches.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
 
 

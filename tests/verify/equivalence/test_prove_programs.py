@@ -15,7 +15,7 @@ from examples import (
     rate_limiter,
     rpc_filter,
 )
-from pybpfdsl.runtime.attach import GATES, Candidate, ProofGate
+from pybpfdsl.deploy import GATES, Candidate, ProofGate
 from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
 from tests.differential import constructs as c
 
@@ -33,7 +33,7 @@ signed product (the costliest examples: 6.5 to 16 million resource units each)."
 @pytest.mark.parametrize("program", PROVEN, ids=lambda p: p.name)
 def test_program_proves_equivalent(program: object) -> None:
     compiled = program.compile(prove=False)  # type: ignore[attr-defined]
-    result = prove_compiled(compiled, budget=COMPILE_BUDGET)
+    result = prove_compiled(compiled.subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert 0 < result.units <= COMPILE_BUDGET and "paths_b" in result.stats
 
@@ -41,7 +41,7 @@ def test_program_proves_equivalent(program: object) -> None:
 @pytest.mark.parametrize("program", FIXED_POINT, ids=lambda p: p.name)
 def test_fixed_point_program_proves_equivalent(program: object) -> None:
     compiled = program.compile(prove=False)  # type: ignore[attr-defined]
-    result = prove_compiled(compiled, budget=COMPILE_BUDGET)
+    result = prove_compiled(compiled.subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert result.stats["merged"] and result.stats["swept"]  # both steps were needed
 

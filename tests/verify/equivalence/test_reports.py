@@ -13,7 +13,8 @@ import pytest
 from examples import logging_counters
 from pybpfdsl import XDP_DROP, XDP_PASS, Packet, PerCpuArray, u32, xdp
 from pybpfdsl.cli import main
-from pybpfdsl.runtime.attach import AttachRefused, Candidate, ProofGate
+from pybpfdsl.deploy import Candidate, ProofGate
+from pybpfdsl.runtime.attach_errors import AttachRefused
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
 from pybpfdsl.verify.equivalence.prove import ProofResult, prove_ir_bytecode
@@ -51,7 +52,8 @@ def _counterexamples(program: object, kind: str) -> Iterator[tuple[Mutant, Proof
     compiled = program.compile(prove=False)  # type: ignore[attr-defined]
     for m in mutants(load_program(compiled.elf, compiled.name)):
         if m.kind == kind:
-            result = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program))
+            result = prove_ir_bytecode(compiled.lowered.program, m.program,
+                                       CompiledReplayer(compiled.subject, m.program))
             if result.status == "counterexample":
                 yield m, result
 
@@ -146,7 +148,7 @@ def test_diverges_at_the_statement_whose_store_was_dropped(program: object, stat
     dropped = [m for m in mutants(bytecode) if m.kind == "dropped store" and bytecode.line_of(m.index) == line]
     assert dropped, f"no store at line {line}"
     for m in dropped:
-        result = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled, m.program))
+        result = prove_ir_bytecode(compiled.lowered.program, m.program, CompiledReplayer(compiled.subject, m.program))
         assert result.status == "counterexample", result.report()
         assert result.counterexample is not None
         assert result.counterexample.diverging_line == line, result.report()

@@ -98,7 +98,7 @@ def test_a_product_by_a_constant_written_two_ways_is_swept_together() -> None:
     # The IR multiplies the magnitude by 1000; LLVM multiplies its 32-bit halves. The solver did not
     # prove the two adder trees equal within 20 s; sweeping meets the two products in 0.2 s. Within the
     # budget `compile()` gives a proof, since `attach` needs it.
-    result = prove_compiled(scaled_to_int.compile(prove=False), budget=COMPILE_BUDGET)
+    result = prove_compiled(scaled_to_int.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert result.stats["swept"] and not result.stats["abstracted"]
 
