@@ -34,12 +34,9 @@ appending fields still parse.
 from __future__ import annotations
 
 import enum
-import io
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from elftools.elf.elffile import ELFFile
 
 from pybpfdsl.bpf.instruction import decode, slot_offsets
 
@@ -53,8 +50,6 @@ __all__ = [
     "BtfType",
     "FuncInfo",
     "LineInfo",
-    "func_info",
-    "line_info",
     "with_insn_indices",
 ]
 
@@ -403,40 +398,3 @@ def with_insn_indices(infos: tuple[LineInfo, ...], code: bytes) -> tuple[LineInf
     return tuple(
         LineInfo(slot_to_index.get(li.slot, li.slot), li.file, li.line, li.column, li.text, li.slot) for li in infos
     )
-
-
-# --------------------------------------------------------------------------- #
-# Convenience entry points on whole ELF objects
-# --------------------------------------------------------------------------- #
-
-
-def _sections(elf_bytes: bytes) -> dict[str, bytes]:
-    elf = ELFFile(io.BytesIO(elf_bytes))
-    return {s.name: s.data() for s in elf.iter_sections() if s.header["sh_type"] != "SHT_NOBITS"}
-
-
-def _parse_object(elf_bytes: bytes) -> tuple[dict[str, bytes], Btf | None, BtfExt | None]:
-    sections = _sections(elf_bytes)
-    if ".BTF" not in sections:
-        return sections, None, None
-    btf = Btf.parse(sections[".BTF"])
-    ext = BtfExt.parse(sections[".BTF.ext"], btf) if ".BTF.ext" in sections else None
-    return sections, btf, ext
-
-
-def line_info(elf_bytes: bytes) -> dict[str, list[LineInfo]]:
-    """Line info of every program section of an ELF object, by section name.
-
-    ``insn_index`` indexes the decoded instruction list of the section; an
-    object without ``.BTF.ext`` gives an empty dict.
-    """
-    sections, _btf, ext = _parse_object(elf_bytes)
-    if ext is None:
-        return {}
-    return {sec: list(with_insn_indices(infos, sections.get(sec, b""))) for sec, infos in ext.line_info.items()}
-
-
-def func_info(elf_bytes: bytes) -> dict[str, list[FuncInfo]]:
-    """Function info (start slot, BTF FUNC id and name) by section name."""
-    _, _btf, ext = _parse_object(elf_bytes)
-    return {} if ext is None else {sec: list(fi) for sec, fi in ext.func_info.items()}

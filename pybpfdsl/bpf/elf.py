@@ -10,7 +10,14 @@ libbpf's view of an object, which this module reproduces for inspection:
   global data, and a call against a function symbol is a bpf-to-bpf call;
 * ``license`` holds the NUL-terminated licence string; ``.maps`` the
   BTF-described map definitions (legacy ``maps`` holds ``struct
-  bpf_map_def`` records instead).
+  bpf_map_def`` records instead);
+* a global variable is a symbol in a global-data section (``.bss``,
+  ``.data``, ``.rodata``...), its ``st_value`` the offset inside the section,
+  which libbpf exposes as the single value of an array map.
+
+This is the package's one ELF reader: the interpreter, the equivalence prover,
+the verifier and the runtime all ask it (sections, symbols, variables, maps,
+code), none parses ELF itself.
 """
 
 from __future__ import annotations
@@ -24,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_ST_INFO_BIND, ENUM_ST_INFO_TYPE
 from elftools.elf.sections import SymbolTableSection
 
-from pybpfdsl.bpf.btf_ext import Btf, BtfExt, LineInfo, with_insn_indices
+from pybpfdsl.bpf.btf_ext import Btf, BtfExt, FuncInfo, LineInfo, with_insn_indices
 from pybpfdsl.bpf.instruction import (
     INSN_SIZE,
     Instruction,
@@ -36,12 +44,17 @@ from pybpfdsl.bpf.instruction import (
     slot_offsets,
 )
 
-__all__ = ["EM_BPF", "BpfElf", "ElfError", "ElfFunction", "ElfMap", "ElfProgram", "ProgramNotFound"]
+__all__ = ["EM_BPF", "BpfElf", "ElfError", "ElfFunction", "ElfMap", "ElfProgram", "ElfSymbol", "ProgramNotFound",
+           "VariableLocation", "func_info", "line_info", "read_symbols", "section_names",
+           "variable_locations"]
 
 EM_BPF = 247
 _SHF_EXECINSTR = 0x4
 _LEGACY_MAP_DEF = struct.Struct("<IIIII")  # type, key_size, value_size, max_entries, flags
 _MAP_SECTIONS = (".maps", "maps")
+_STT_NOTYPE, _STT_OBJECT = 0, 1
+DATA_SECTIONS = (".bss", ".data")
+"""The writable global-data sections a program's variables live in by default."""
 
 
 class ElfError(ValueError):
@@ -75,6 +88,28 @@ class ElfFunction:
     slots: int
     """Length in slots (``st_size / 8``)."""
     is_global: bool
+
+
+@dataclass(frozen=True)
+class ElfSymbol:
+    """One named symbol-table entry. `section` is the name of the section it is defined in ("" if
+    none: undefined, absolute or common); `bind` and `type` are the raw STB_* and STT_* numbers."""
+
+    name: str
+    section: str
+    value: int
+    size: int
+    bind: int
+    type: int
+
+
+@dataclass(frozen=True)
+class VariableLocation:
+    """A global variable's place: `size` bytes at `offset` inside global-data section `section`."""
+
+    section: str
+    offset: int
+    size: int
 
 
 @dataclass(frozen=True)
@@ -229,6 +264,47 @@ class BpfElf:
             return b""
         data: bytes = sec.data()
         return data
+
+    def section_contents(self, name: str) -> bytes | None:
+        """What a section holds when loaded: its bytes, or zeros of its size for a NOBITS section
+        (``.bss``); None if absent."""
+        sec = self._elf.get_section_by_name(name)
+        if sec is None:
+            return None
+        if sec.header["sh_type"] == "SHT_NOBITS":
+            return bytes(int(sec.header["sh_size"]))
+        data: bytes = sec.data()
+        return data
+
+    def is_nobits(self, name: str) -> bool:
+        """Whether section ``name`` exists and takes no room in the file (``.bss``: zeros when loaded)."""
+        sec = self._elf.get_section_by_name(name)
+        return sec is not None and sec.header["sh_type"] == "SHT_NOBITS"
+
+    @cached_property
+    def section_sizes(self) -> dict[str, int]:
+        """Every section's size in bytes (``sh_size``, also for NOBITS), by name."""
+        return {s.name: int(s.header["sh_size"]) for s in self._sections[1:]}
+
+    @cached_property
+    def symbols(self) -> tuple[ElfSymbol, ...]:
+        """Every named symbol of the symbol table, in table order."""
+        out = []
+        for sym in self._symbols():
+            if not sym.name:
+                continue
+            info = sym["st_info"]
+            out.append(ElfSymbol(sym.name, self._section_of(sym), int(sym["st_value"]), int(sym["st_size"]),
+                                 _enum_value(info["bind"], ENUM_ST_INFO_BIND),
+                                 _enum_value(info["type"], ENUM_ST_INFO_TYPE)))
+        return tuple(out)
+
+    def variable_locations(self, sections: tuple[str, ...] = DATA_SECTIONS) -> dict[str, VariableLocation]:
+        """Variables defined in the given global-data sections: name → section, offset and size."""
+        # Section symbols (STT_SECTION) are unnamed in LLVM output; accept untyped ones (STT_NOTYPE)
+        # too, as hand-written assembly produces them for variables.
+        return {sym.name: VariableLocation(sym.section, sym.value, sym.size) for sym in self.symbols
+                if sym.section in sections and sym.type in (_STT_NOTYPE, _STT_OBJECT)}
 
     def _is_exec(self, sec: Any) -> bool:
         return bool(sec.header["sh_type"] == "SHT_PROGBITS" and sec.header["sh_flags"] & _SHF_EXECINSTR)
@@ -460,3 +536,43 @@ class BpfElf:
                              for p in programs.values())
             raise ProgramNotFound(f"no program or function {name_or_section!r} in the object; its programs: "
                                   f"{have}") from None
+
+
+def _enum_value(value: object, names: Mapping[str, object]) -> int:
+    """pyelftools gives a known STB_*/STT_* as its name and an unknown one as its number."""
+    number = names.get(value) if isinstance(value, str) else value
+    return number if isinstance(number, int) else 0
+
+
+# Whole-object questions on bytes, for callers that ask one thing of an object.
+
+
+def section_names(data: bytes) -> list[str]:
+    """The names of all sections, by section index (index 0 is the null section, "")."""
+    return ["", *BpfElf(data).section_names]
+
+
+def read_symbols(data: bytes) -> list[ElfSymbol]:
+    """Every named symbol of the object's symbol table, in table order."""
+    return list(BpfElf(data).symbols)
+
+
+def variable_locations(data: bytes, sections: tuple[str, ...] = DATA_SECTIONS) -> dict[str, VariableLocation]:
+    """Variables defined in the given global-data sections of an object: name → section, offset and size."""
+    return BpfElf(data).variable_locations(sections)
+
+
+def line_info(data: bytes) -> dict[str, list[LineInfo]]:
+    """Line info of every program section of an object, by section name; ``insn_index`` indexes the
+    section's decoded instruction list. An object without ``.BTF.ext`` gives an empty dict."""
+    elf = BpfElf(data)
+    ext = elf.btf_ext
+    if ext is None:
+        return {}
+    return {sec: list(with_insn_indices(infos, elf.section_data(sec) or b"")) for sec, infos in ext.line_info.items()}
+
+
+def func_info(data: bytes) -> dict[str, list[FuncInfo]]:
+    """Function info (start slot, BTF FUNC id and name) of an object, by section name."""
+    ext = BpfElf(data).btf_ext
+    return {} if ext is None else {sec: list(fi) for sec, fi in ext.func_info.items()}

@@ -14,9 +14,9 @@ from llvmlite import ir
 
 from pybpfdsl.backend.debuginfo import CHAR, U32, U64, ArrayTypeDesc, DebugInfoBuilder, FieldDesc, StructTypeDesc
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE, emit_bpf_object
-from pybpfdsl.bpf.btf_ext import Btf, BtfKind, func_info, line_info
+from pybpfdsl.bpf.btf_ext import Btf, BtfKind
 from pybpfdsl.bpf.disasm import disassemble, format_listing
-from pybpfdsl.bpf.elf import BpfElf, ElfError
+from pybpfdsl.bpf.elf import BpfElf, ElfError, func_info, line_info
 from pybpfdsl.bpf.instruction import RelocKind, encode
 from pybpfdsl.runtime.activity import ACTIVITY
 

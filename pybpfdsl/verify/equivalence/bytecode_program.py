@@ -8,14 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from io import BytesIO
-
-from elftools.elf.elffile import ELFFile
 
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction, Relocation
 from pybpfdsl.bpf.interpreter import link_program
-from pybpfdsl.runtime.elf_symbols import variable_locations
 from pybpfdsl.verify.equivalence.state import Layout, MapShape
 
 _DATA_PREFIXES = (".bss", ".data", ".rodata")
@@ -38,14 +34,6 @@ class BytecodeProgram:
         return self.lines.get(index, 0)
 
 
-def _section_init(sec: object) -> bytes | int:
-    header = sec.header  # type: ignore[attr-defined]
-    if header["sh_type"] == "SHT_NOBITS":
-        return int(header["sh_size"])
-    data: bytes = sec.data()  # type: ignore[attr-defined]
-    return data
-
-
 def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
     """Program `name` (a function or section name) of an object, linked with its subprograms."""
     elf = BpfElf.from_bytes(elf_bytes)
@@ -54,16 +42,19 @@ def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
     maps = {m.name: MapShape(m.name, m.map_type or 0, m.key_size or 0, m.value_size or 0, m.max_entries or 0)
             for m in elf.maps.values()}
     sections: dict[str, bytes | int] = {}
-    for sec in ELFFile(BytesIO(elf_bytes)).iter_sections():
-        if sec.name.startswith(_DATA_PREFIXES) and not sec.name.startswith(".rel"):
-            init = _section_init(sec)
-            # .bss/.data are user-writable state: their initial bytes are inputs; .rodata is constant.
-            sections[sec.name] = init if sec.name.startswith(".rodata") and isinstance(init, bytes) else (
-                init if isinstance(init, int) else len(init))
-    writable = tuple(s for s in sections if not s.startswith(".rodata"))
-    initial = {sec.name: (bytes(int(sec.header["sh_size"])) if sec.header["sh_type"] == "SHT_NOBITS" else sec.data())
-               for sec in ELFFile(BytesIO(elf_bytes)).iter_sections() if sec.name in writable}
-    variables = {k: (v.section, v.offset, v.size) for k, v in variable_locations(elf_bytes, writable).items()}
+    initial: dict[str, bytes] = {}
+    for sec in elf.section_names:
+        if not sec.startswith(_DATA_PREFIXES):
+            continue
+        contents = elf.section_contents(sec) or b""
+        # .bss/.data are user-writable state: their initial bytes are inputs; .rodata is constant.
+        if sec.startswith(".rodata"):
+            sections[sec] = len(contents) if elf.is_nobits(sec) else contents
+        else:
+            sections[sec] = len(contents)
+            initial[sec] = contents
+    writable = tuple(initial)
+    variables = {k: (v.section, v.offset, v.size) for k, v in elf.variable_locations(writable).items()}
     lines: dict[int, int] = {}
     last = 0
     info = {li.insn_index: li for li in prog.line_info}
