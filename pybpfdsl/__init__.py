@@ -14,23 +14,33 @@
 `drop_telnet(packet_bytes)` runs it in Python; `drop_telnet.compile()` gives the BPF object;
 `drop_telnet.load().run(packet_bytes)` runs it in the kernel; `pybpfdsl.attach(drop_telnet, "eth0")` puts
 it on an interface. See docs/language.md.
+
+The names below are imported on first use, so that `import pybpfdsl.bpf` (the instruction set, ELF
+objects, the bytecode interpreter) loads neither llvmlite nor libbpf; the first of them used checks that
+llvmlite can emit BPF, and says how to fix it when it cannot.
 """
 
-from pybpfdsl._check_llvmlite import require_bpf_target
-from pybpfdsl.deploy import Attachment, attach
-from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
-from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
-from pybpfdsl.lang.errors import DslError, InternalCompilerError, SourceLocation
-from pybpfdsl.lang.headers import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG
-from pybpfdsl.lang.packet import Packet
-from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray, RingBuf
-from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
-from pybpfdsl.program import CompiledProgram, XdpProgram, xdp
-from pybpfdsl.runtime.attach_errors import AttachError
-from pybpfdsl.runtime.attachment import detach
+from __future__ import annotations
 
-require_bpf_target()
+import importlib
+from typing import TYPE_CHECKING
+
+from pybpfdsl.bpf.interpreter import HELPER_RESULTS as _HELPER_RESULTS
+from pybpfdsl.lang.helpers import current_helpers as _current_helpers
+
+if TYPE_CHECKING:
+    from pybpfdsl.deploy import Attachment, attach
+    from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
+    from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
+    from pybpfdsl.lang.errors import DslError, InternalCompilerError, SourceLocation
+    from pybpfdsl.lang.headers import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG
+    from pybpfdsl.lang.packet import Packet
+    from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray, RingBuf
+    from pybpfdsl.lang.structs import Struct
+    from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
+    from pybpfdsl.program import CompiledProgram, XdpProgram, xdp
+    from pybpfdsl.runtime.attach_errors import AttachError
+    from pybpfdsl.runtime.attachment import detach
 
 __version__ = "0.1.0"
 
@@ -43,3 +53,44 @@ __all__ = [
     "DslError", "SourceLocation", "CompiledProgram", "XdpProgram", "InternalCompilerError",
     "attach", "detach", "Attachment", "AttachError",
 ]
+
+_EXPORTS: dict[str, str] = {name: module for module, names in (
+    ("pybpfdsl.lang.actions", "XDP_ABORTED XDP_DROP XDP_PASS XDP_REDIRECT XDP_TX XdpAction"),
+    ("pybpfdsl.lang.builtins", "bounded cpu_id inline ip now_ns prandom_u32 randint random"),
+    ("pybpfdsl.lang.errors", "DslError InternalCompilerError SourceLocation"),
+    ("pybpfdsl.lang.headers", "TCP_ACK TCP_FIN TCP_PSH TCP_RST TCP_SYN TCP_URG"),
+    ("pybpfdsl.lang.packet", "Packet"),
+    ("pybpfdsl.lang.state", "Array Global HashMap LruHashMap PerCpuArray RingBuf"),
+    ("pybpfdsl.lang.structs", "Struct"),
+    ("pybpfdsl.lang.types", "i8 i16 i32 i64 u8 u16 u32 u64"),
+    ("pybpfdsl.program", "CompiledProgram XdpProgram xdp"),
+    ("pybpfdsl.deploy", "Attachment attach"),
+    ("pybpfdsl.runtime.attach_errors", "AttachError"),
+    ("pybpfdsl.runtime.attachment", "detach"),
+) for name in names.split()}
+"""Each public name and the module it comes from (the imports above, for type checkers)."""
+
+# The bytecode interpreter may import nothing of the DSL; it reads random numbers, the clock and the CPU
+# number from the DSL's current helper source through this hook, as pure Python and the IR interpreter do.
+_HELPER_RESULTS.source = _current_helpers
+
+_checked = False
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    global _checked
+    if not _checked:
+        from pybpfdsl._check_llvmlite import require_bpf_target
+
+        require_bpf_target()
+        _checked = True
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -97,7 +97,7 @@ def run_ir(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | 
 
 def run_bytecode(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | None = None) -> list[Step]:
     """The bytecode interpreter on the compiled object, against the state objects."""
-    from pybpfdsl.bpf.interpreter import run_bytecode as interpret
+    from pybpfdsl.state_transfer import run_bytecode as interpret
 
     compiled = _compiled(prog)
     state = compiled.lowered.state

@@ -11,18 +11,26 @@ Where a program needs a pointer as a number (comparison with a scalar, arithmeti
 scalar, a narrow store), it uses a fixed fake address per region, so pointers into the same region
 still compare by offset (``data + k > data_end``) and a non-NULL pointer compares unequal to 0.
 
-Helper results for randomness, time and the CPU number come from
-:func:`pybpfdsl.lang.helpers.current_helpers`, the same source pure Python and the IR interpreter use.
+Helper results for randomness, time and the CPU number are inputs, not meaning: a run takes them from
+the :class:`HelperResults` its caller passes, or else from :data:`HELPER_RESULTS` (which the package
+points at the DSL's helper source, so pure Python, the IR interpreter and this interpreter share one).
+The interpreter knows nothing of the DSL's Python state objects: copying them into a run's maps and
+back is :mod:`pybpfdsl.state_transfer`'s job.
+
+Long because the machine, its memory model (regions, pointers, maps) and the helpers it models share
+one state and are read together; the arithmetic is :mod:`pybpfdsl.bpf.semantics`'s, not repeated here.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import random
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, TypeAlias
 
 from pybpfdsl.bpf.instruction import HELPERS, Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, alu_op, size
@@ -39,18 +47,18 @@ from pybpfdsl.bpf.semantics import (
     redirect_map,
     store_value,
 )
-from pybpfdsl.lang.helpers import current_helpers
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.elf import BpfElf
-    from pybpfdsl.lang.state import Array, StateObject
-    from pybpfdsl.program import CompiledProgram
 
 __all__ = [
     "ArrayElements",
     "BytecodeFault",
     "BytecodeImage",
     "ExecutionResult",
+    "HELPER_RESULTS",
+    "HelperHook",
+    "HelperResults",
     "InterpMap",
     "MapType",
     "Pointer",
@@ -60,7 +68,6 @@ __all__ = [
     "XdpContext",
     "link_program",
     "run",
-    "run_bytecode",
 ]
 
 MASK64 = (1 << 64) - 1
@@ -116,6 +123,53 @@ class MapType(enum.IntEnum):
 _HASH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
 _ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})
 _LRU_TYPES = frozenset({MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
+
+
+# --------------------------------------------------------------------------- #
+# Helper results
+# --------------------------------------------------------------------------- #
+
+
+class HelperResults(Protocol):
+    """Supplies the results of bpf_get_prandom_u32, bpf_ktime_get_ns and bpf_get_smp_processor_id, in
+    the order a run asks for them. :class:`pybpfdsl.lang.helpers.HelperSource` has this shape."""
+
+    def prandom_u32(self) -> int: ...
+    def ktime_get_ns(self) -> int: ...
+    def cpu_id(self) -> int: ...
+
+
+class _SystemResults:
+    """Real randomness, the monotonic clock and CPU 0 (what the kernel gives, approximately)."""
+
+    def __init__(self) -> None:
+        self._rng = random.SystemRandom()
+
+    def prandom_u32(self) -> int:
+        return self._rng.getrandbits(32)
+
+    def ktime_get_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def cpu_id(self) -> int:
+        return 0
+
+
+_SYSTEM_RESULTS = _SystemResults()
+
+
+@dataclass
+class HelperHook:
+    """Where a run that is given no :class:`HelperResults` takes them: ``source()``, asked once per run.
+
+    The interpreter may import nothing of the DSL, so the package (``pybpfdsl/__init__.py``) points
+    :data:`HELPER_RESULTS` at :func:`pybpfdsl.lang.helpers.current_helpers`; by itself it gives the
+    system's randomness and clock."""
+
+    source: Callable[[], HelperResults] = lambda: _SYSTEM_RESULTS
+
+
+HELPER_RESULTS = HelperHook()
 
 
 # --------------------------------------------------------------------------- #
@@ -410,8 +464,10 @@ class _Machine:
 
     def __init__(self, code: _Code, relocs: Mapping[int, Relocation],
                  maps: Mapping[str, InterpMap], fd_maps: Mapping[int, InterpMap], fd_array: Sequence[InterpMap],
-                 packet: bytes, ctx: XdpContext, step_limit: int, stacks: Sequence[bytes] = ()) -> None:
+                 packet: bytes, ctx: XdpContext, step_limit: int, stacks: Sequence[bytes] = (),
+                 helpers: HelperResults | None = None) -> None:
         self.insns = code.insns
+        self.helpers = HELPER_RESULTS.source() if helpers is None else helpers
         self.kinds = code.kinds
         self.relocs = relocs
         self.maps = maps
@@ -727,15 +783,15 @@ def _h_delete(m: _Machine, args: list[Value]) -> Value:
 
 
 def _h_ktime(m: _Machine, args: list[Value]) -> Value:
-    return current_helpers().ktime_get_ns() & MASK64
+    return m.helpers.ktime_get_ns() & MASK64
 
 
 def _h_prandom(m: _Machine, args: list[Value]) -> Value:
-    return current_helpers().prandom_u32() & 0xFFFFFFFF
+    return m.helpers.prandom_u32() & 0xFFFFFFFF
 
 
 def _h_cpu(m: _Machine, args: list[Value]) -> Value:
-    return current_helpers().cpu_id() & 0xFFFFFFFF
+    return m.helpers.cpu_id() & 0xFFFFFFFF
 
 
 def _h_redirect(m: _Machine, args: list[Value]) -> Value:
@@ -924,7 +980,8 @@ _HANDLERS: Mapping[Kind, Callable[[_Machine, Instruction], int | None]] = {
 def run(insns: Sequence[Instruction], packet: bytes, *, relocations: Mapping[int, Relocation] | None = None,
         maps: Mapping[str, InterpMap] | None = None, fd_maps: Mapping[int, InterpMap] | None = None,
         fd_array: Sequence[InterpMap] = (), ctx: XdpContext | None = None,
-        step_limit: int = DEFAULT_STEP_LIMIT, stacks: Sequence[bytes] = ()) -> ExecutionResult:
+        step_limit: int = DEFAULT_STEP_LIMIT, stacks: Sequence[bytes] = (),
+        helpers: HelperResults | None = None) -> ExecutionResult:
     """Run an XDP program on ``packet``.
 
     ``relocations`` (by instruction index, as :func:`link_program` returns them) resolve lddw of maps
@@ -933,21 +990,22 @@ def run(insns: Sequence[Instruction], packet: bytes, *, relocations: Mapping[int
     ``fd_array`` (MAP_IDX / MAP_IDX_VALUE).  Maps are updated in place.  ``stacks`` gives what the
     stack frames hold before the program writes them, in the order the run creates them (the main
     frame first, then one per bpf-to-bpf call; each up to 512 bytes, the lowest address first, so byte
-    ``i`` is at ``r10 - 512 + i``); frames beyond it, and bytes past its end, hold zeros.
+    ``i`` is at ``r10 - 512 + i``); frames beyond it, and bytes past its end, hold zeros. ``helpers``
+    answers the random, clock and CPU helpers (:data:`HELPER_RESULTS` when None).
     """
     return _run(_Code(insns), packet, relocations or {}, maps or {}, fd_maps or {}, fd_array, ctx, step_limit,
-                stacks)
+                stacks, helpers)
 
 
 def _run(code: _Code, packet: bytes, relocations: Mapping[int, Relocation], maps: Mapping[str, InterpMap],
          fd_maps: Mapping[int, InterpMap], fd_array: Sequence[InterpMap], ctx: XdpContext | None,
-         step_limit: int, stacks: Sequence[bytes]) -> ExecutionResult:
+         step_limit: int, stacks: Sequence[bytes], helpers: HelperResults | None) -> ExecutionResult:
     return _Machine(code, relocations, maps, fd_maps, fd_array, packet, ctx or XdpContext(), step_limit,
-                    stacks).run()
+                    stacks, helpers).run()
 
 
 # --------------------------------------------------------------------------- #
-# Compiled programs and their Python state objects
+# BPF objects
 # --------------------------------------------------------------------------- #
 
 
@@ -990,14 +1048,13 @@ class BytecodeImage:
         return _Code(self.instructions)
 
     def run(self, packet: bytes, maps: Mapping[str, InterpMap], *, ctx: XdpContext | None = None,
-            step_limit: int = DEFAULT_STEP_LIMIT) -> ExecutionResult:
-        return _run(self._code, packet, self.relocations, maps, {}, (), ctx, step_limit, ())
+            step_limit: int = DEFAULT_STEP_LIMIT, helpers: HelperResults | None = None) -> ExecutionResult:
+        return _run(self._code, packet, self.relocations, maps, {}, (), ctx, step_limit, (), helpers)
 
 
 @functools.lru_cache(maxsize=64)
 def _image(elf_bytes: bytes, name: str) -> BytecodeImage:
     from pybpfdsl.bpf.elf import BpfElf
-    from pybpfdsl.runtime.elf_symbols import variable_locations
 
     elf = BpfElf.from_bytes(elf_bytes)
     insns, relocs = link_program(elf, name)
@@ -1006,92 +1063,6 @@ def _image(elf_bytes: bytes, name: str) -> BytecodeImage:
         for m in elf.maps.values()
     )
     wanted = {r.section for r in relocs.values() if r.kind == RelocKind.DATA}
-    sections = {sec: _section_bytes(elf, sec) for sec in sorted(wanted)}
-    variables = {k: (v.section, v.offset, v.size)
-                 for k, v in variable_locations(elf_bytes, tuple(sections)).items()}
+    sections = {sec: elf.section_contents(sec) or b"" for sec in sorted(wanted)}
+    variables = {k: (v.section, v.offset, v.size) for k, v in elf.variable_locations(tuple(sections)).items()}
     return BytecodeImage(name, tuple(insns), relocs, specs, sections, variables)
-
-
-def _section_bytes(elf: BpfElf, name: str) -> bytes:
-    """Initial contents of a data section; NOBITS sections (.bss) are zeros of their size."""
-    from io import BytesIO
-
-    from elftools.elf.elffile import ELFFile
-
-    sec = ELFFile(BytesIO(elf.data)).get_section_by_name(name)
-    if sec is None:
-        return b""
-    if sec.header["sh_type"] == "SHT_NOBITS":
-        return bytes(int(sec.header["sh_size"]))
-    data: bytes = sec.data()
-    return data
-
-
-def _load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping[str, StateObject]) -> None:
-    from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, encode
-
-    for name, obj in state.items():
-        if isinstance(obj, RingBuf) and name in maps:
-            # Records still pending in the Python-side buffer take space, as unconsumed kernel records do.
-            maps[name].ringbuf_used = len(obj.records) * obj.footprint
-        elif isinstance(obj, Global) and name in image.variables:
-            sec, off, sz = image.variables[name]
-            data = maps[sec].entries[InterpMap.index_key(0)].data
-            data[off:off + (sz or obj.type.size)] = encode(obj.raw_get(), obj.type)
-        elif isinstance(obj, Array) and name in maps and isinstance(elements := maps[name].entries, ArrayElements):
-            # Copied in element by element as the run touches them: a packet costs what it reads.
-            elements.initial = functools.partial(_array_element, obj)
-        elif isinstance(obj, BpfMap) and name in maps:
-            target = maps[name]
-            for key in obj.raw_keys():
-                value = obj.raw_lookup(key)
-                if value is not None:
-                    target.update(encode(key, obj.key_type), encode(value, obj.value_type))
-
-
-def _array_element(obj: Array, index: int) -> bytes:
-    from pybpfdsl.lang.state import encode, zero_value
-
-    value = obj.raw_lookup(index)
-    return encode(zero_value(obj.value_type) if value is None else value, obj.value_type)
-
-
-def _store_state(image: BytecodeImage, maps: Mapping[str, InterpMap], state: Mapping[str, StateObject]) -> None:
-    from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, decode
-
-    for name, obj in state.items():
-        if isinstance(obj, RingBuf) and name in maps:
-            for record in maps[name].records:
-                obj.raw_output(obj.record.from_bytes(record))
-        elif isinstance(obj, Global) and name in image.variables:
-            sec, off, sz = image.variables[name]
-            data = maps[sec].entries[InterpMap.index_key(0)].data
-            raw = decode(bytes(data[off:off + (sz or obj.type.size)]), obj.type)
-            assert isinstance(raw, int)
-            obj.raw_set(raw)
-        elif isinstance(obj, BpfMap) and name in maps:
-            source_map = maps[name]
-            elements = source_map.entries
-            if isinstance(elements, ArrayElements):
-                elements = elements.made  # the rest still hold what the object holds
-            elif not isinstance(obj, Array):
-                obj.clear()
-            for key, region in elements.items():
-                obj.raw_update(decode(key, obj.key_type), decode(bytes(region.data), obj.value_type))
-
-
-def run_bytecode(compiled: CompiledProgram, packet: bytes, state: Mapping[str, StateObject] | None = None,
-                 *, ctx: XdpContext | None = None) -> tuple[int, bytes]:
-    """Run ``compiled`` (from ``fn.compile()``) on ``packet`` against Python state objects.
-
-    The interpreter's maps and global sections start from the objects' current raw values
-    (``compiled.lowered.state`` when ``state`` is None) and the objects are updated from them
-    afterwards, as a kernel run with the objects bound would.  Returns (action, packet after).
-    """
-    image = BytecodeImage.from_elf(compiled.elf, compiled.name)
-    objects = compiled.lowered.state if state is None else state
-    maps = image.fresh_maps()
-    _load_state(image, maps, objects)
-    result = image.run(bytes(packet), maps, ctx=ctx)
-    _store_state(image, maps, objects)
-    return result.action, result.packet

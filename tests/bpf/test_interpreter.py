@@ -16,7 +16,6 @@ from pybpfdsl.bpf.interpreter import (
     UnsupportedHelper,
     XdpContext,
     run,
-    run_bytecode,
 )
 from pybpfdsl.bpf.opcode import (
     AluOp,
@@ -35,6 +34,7 @@ from pybpfdsl.bpf.random_programs import generate, random_packet
 from pybpfdsl.differential import run_python, snapshot
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.program import XdpProgram
+from pybpfdsl.state_transfer import run_bytecode
 from pybpfdsl.testing import FixedHelpers, reset_state
 from tests.differential import constructs
 
@@ -273,6 +273,14 @@ def test_randomness_time_and_cpu_come_from_the_helper_source() -> None:
     with use_helpers(FixedHelpers(random=[100, 200], clock_ns=1000, cpu=3)):
         assert run(prog, PACKET).r0 == 100 + 1000 + 3
         assert run(prog, PACKET).r0 == 200 + 1000 + 3
+
+
+def test_helper_results_passed_to_a_run_answer_its_helper_calls() -> None:
+    """A caller may pass the results instead of installing a source: they win over the current one."""
+    prog = [call(7), movr(6, 0), call(5), movr(7, 0), call(8), I(make(InsnClass.ALU64, AluOp.ADD, Source.X), 0, 6),
+            I(make(InsnClass.ALU64, AluOp.ADD, Source.X), 0, 7), EXIT]
+    with use_helpers(FixedHelpers(random=[100], clock_ns=1000, cpu=3)):
+        assert run(prog, PACKET, helpers=FixedHelpers(random=[5], clock_ns=70, cpu=1)).r0 == 5 + 70 + 1
 
 
 def test_unsupported_helpers_are_named() -> None:

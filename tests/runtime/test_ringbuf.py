@@ -14,10 +14,10 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from pybpfdsl import XDP_DROP, XDP_PASS, Global, Packet, RingBuf, Struct, now_ns, u16, u32, u64, xdp
-from pybpfdsl.bpf.interpreter import run_bytecode
 from pybpfdsl.differential import compare, run_kernel
 from pybpfdsl.runtime.errors import StateBindingError
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.state_transfer import run_bytecode
 from pybpfdsl.testing import reset_state
 
 _BPF_OK, _BPF_REASON = kernel_bpf_available()
