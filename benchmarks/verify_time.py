@@ -26,9 +26,9 @@ sys.path.insert(0, ROOT)
 
 from pybpfdsl.bpf.instruction import Instruction  # noqa: E402
 from pybpfdsl.bpf.random_programs import generate  # noqa: E402
-from pybpfdsl.bpf.raw_load import RawLoadError, prog_load  # noqa: E402
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError  # noqa: E402
 from pybpfdsl.runtime.libbpf import BpfProgInfo, get_libbpf, kernel_bpf_available  # noqa: E402
+from pybpfdsl.runtime.raw_load import RawLoadError, prog_load  # noqa: E402
 from pybpfdsl.verify.analysis import verify_instructions, verify_object  # noqa: E402
 
 REPEAT = 3

@@ -29,9 +29,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 TOP = "top"
 
-KNOWN_BREAKS: frozenset[tuple[str, str]] = frozenset({
-    ("pybpfdsl.bpf.raw_load", "runtime"),
-})
+KNOWN_BREAKS: frozenset[tuple[str, str]] = frozenset()
 """(module, room it wrongly imports): the breaks still to remove; issue 14 emptied the list."""
 
 

@@ -1,118 +1,13 @@
-"""Loading a bare instruction list into the kernel with the ``bpf(BPF_PROG_LOAD)`` system call.
+"""Old home of the raw program loader, kept only for importers not yet moved (tests/verify/analysis).
 
-libbpf wants an ELF object; generated test programs are just instruction lists without maps, so going
-straight to the system call is simpler and keeps the kernel's verifier log at hand when it says no.
+The bpf() system call's layout is now :mod:`pybpfdsl.bpf.syscall`; loading a program with it (which
+counts kernel activity) is :mod:`pybpfdsl.runtime.raw_load`. Delete this module once nothing imports it.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import platform
-from collections.abc import Sequence
-from types import TracebackType
-from typing import Self
+from pybpfdsl.bpf.syscall import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP
+from pybpfdsl.bpf.syscall import ProgLoadAttr as _ProgLoadAttr
+from pybpfdsl.bpf.syscall import syscall_number as _syscall_number
 
-from pybpfdsl.bpf.instruction import Instruction, encode
-from pybpfdsl.runtime.activity import ACTIVITY
-
-__all__ = ["BPF_PROG_TYPE_XDP", "RawLoadError", "RawProgram", "prog_load"]
-
-BPF_PROG_LOAD = 5
-BPF_PROG_TYPE_XDP = 6
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
-
-
-class RawLoadError(OSError):
-    """The kernel refused the program; ``log`` is the verifier's explanation."""
-
-    def __init__(self, errno: int, log: str) -> None:
-        super().__init__(errno, f"BPF_PROG_LOAD failed: {os.strerror(errno)}\n{log}")
-        self.log = log
-
-
-class _ProgLoadAttr(ctypes.Structure):
-    """The BPF_PROG_LOAD prefix of ``union bpf_attr`` (later fields stay zero)."""
-
-    _fields_ = [
-        ("prog_type", ctypes.c_uint32),
-        ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64),
-        ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
-        ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16),
-        ("prog_ifindex", ctypes.c_uint32),
-        ("expected_attach_type", ctypes.c_uint32),
-    ]
-
-
-def _syscall_number() -> int:
-    number = _SYS_BPF.get(platform.machine())
-    if number is None:
-        raise OSError(f"do not know the bpf() system call number on {platform.machine()}")
-    return number
-
-
-def prog_load(insns: Sequence[Instruction], *, prog_type: int = BPF_PROG_TYPE_XDP, license: str = "GPL",
-              name: str = "", log_size: int = 1 << 20, retry_with_log: bool = True) -> int:
-    """Load ``insns`` and return the program fd (the caller closes it).
-
-    The first attempt runs without a log (the verifier is much faster then); on failure the load is
-    repeated with a log so :class:`RawLoadError` can say why.
-    """
-    code = encode(insns)
-    code_buf = ctypes.create_string_buffer(code, len(code))
-    lic = ctypes.create_string_buffer(license.encode())
-    log_buf = ctypes.create_string_buffer(log_size)
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def attempt(with_log: bool) -> tuple[int, int]:
-        attr = _ProgLoadAttr()
-        attr.prog_type = prog_type
-        attr.insn_cnt = len(code) // 8
-        attr.insns = ctypes.addressof(code_buf)
-        attr.license = ctypes.addressof(lic)
-        attr.prog_name = name.encode()[:15]
-        if with_log:
-            attr.log_level = 1
-            attr.log_size = log_size
-            attr.log_buf = ctypes.addressof(log_buf)
-        ACTIVITY.loads += 1
-        fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
-        return fd, ctypes.get_errno()
-
-    fd, err = attempt(False)
-    if fd >= 0:
-        return fd
-    if retry_with_log:
-        fd, err = attempt(True)
-        if fd >= 0:
-            return fd
-    raise RawLoadError(err, log_buf.value.decode(errors="replace"))
-
-
-class RawProgram:
-    """A loaded program fd that closes itself; ``with RawProgram(insns) as prog: run_xdp(prog.fd, ...)``."""
-
-    def __init__(self, insns: Sequence[Instruction], **kwargs: object) -> None:
-        self.fd = -1  # set first: __del__ runs even when the load below raises
-        self.fd = prog_load(insns, **kwargs)  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        self.close()
+__all__ = ["BPF_PROG_LOAD", "BPF_PROG_TYPE_XDP", "_ProgLoadAttr", "_syscall_number"]

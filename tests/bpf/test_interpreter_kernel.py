@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from pybpfdsl.bpf.disasm import format_listing
 from pybpfdsl.bpf.interpreter import run
 from pybpfdsl.bpf.random_programs import generate, random_packet
-from pybpfdsl.bpf.raw_load import RawLoadError, RawProgram
 from pybpfdsl.differential import Step, snapshot
 from pybpfdsl.program import XdpProgram
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.runtime.raw_load import RawLoadError, RawProgram
 from pybpfdsl.runtime.test_run import run_xdp
 from pybpfdsl.state_transfer import run_bytecode
 from pybpfdsl.testing import reset_state
