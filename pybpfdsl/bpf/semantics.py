@@ -27,6 +27,9 @@ interpreter (regions and offsets) and a solver encoding (arrays or K2-style read
 
 Entry points for a consumer: :func:`alu`, :func:`alu_operand`, :func:`jump_taken`, :func:`jump_operand`,
 :func:`load_value`, :func:`store_value`, :func:`atomic`, :func:`lddw_constant`.
+
+Long because the table and both algebras it is instantiated with belong together: splitting them would
+put the one definition the interpreter and the prover share in several places.
 """
 
 from __future__ import annotations
