@@ -209,10 +209,11 @@ class XdpProgram:
                                    obj.optimized_llvm_ir, target, lowered, time.perf_counter() - started)
         # -- translation validation --
         from pybpfdsl.verify.equivalence import prove as equivalence
+        from pybpfdsl.verify.equivalence.proof_result import skipped
 
         if prove is None:
             prove = equivalence.PROVE_ON_COMPILE
-        proof = equivalence.prove_on_compile(compiled.subject) if prove else equivalence.skipped()
+        proof = equivalence.prove_on_compile(compiled.subject) if prove else skipped()
         object.__setattr__(compiled, "proof", proof)  # frozen: set once, here
         if verify:
             object.__setattr__(compiled, "verification", _verified(compiled))

@@ -39,10 +39,9 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pybpfdsl.verify.equivalence.prove import ProofResult
+from pybpfdsl.verify.equivalence.proof_result import ProofResult
 
 __all__ = ["cache_directory", "compiled_key", "enabled", "lookup", "objects_key", "prover_digest", "store"]
 
@@ -134,7 +133,6 @@ def lookup(key: str) -> ProofResult | None:
 
 
 def _from_entry(entry: Any) -> ProofResult | None:
-    from pybpfdsl.verify.equivalence.prove import ProofResult
 
     if not isinstance(entry, dict) or entry.get("format") != FORMAT:
         return None

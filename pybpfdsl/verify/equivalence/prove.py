@@ -17,8 +17,8 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import z3
 
@@ -40,6 +40,7 @@ from pybpfdsl.verify.equivalence.observe import (
     observe,
 )
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
+from pybpfdsl.verify.equivalence.proof_result import ProofResult
 from pybpfdsl.verify.equivalence.state import TEST_RUN_FRAME, Inputs, Term
 from pybpfdsl.verify.equivalence.sweep import sweep
 from pybpfdsl.verify.equivalence.terms import is_costly_product, substitute, subterms
@@ -47,9 +48,7 @@ from pybpfdsl.verify.subject import Subject
 
 if TYPE_CHECKING:
     from pybpfdsl.bpf.instruction import Instruction
-    from pybpfdsl.verify.equivalence.counterexample import Counterexample
 
-Status = Literal["proven", "counterexample", "unknown", "skipped"]
 DEFAULT_BUDGET = 300_000_000
 """Resource units (`budget`) of a proof asked for directly (`prove_compiled`, `prove_objects`, the
 `prove` command): twice the compile budget."""
@@ -79,43 +78,6 @@ COMPILE_BUDGET = _compile_budget()
 refuses). Units, not seconds: the verdict is the same on a loaded machine as on an idle one.
 `PYBPFDSL_PROVE_BUDGET` sets it (`150M` or `150000000`)."""
 _CACHE: dict[str, ProofResult] = {}
-
-
-@dataclass
-class ProofResult:
-    """The verdict of one equivalence proof, with its cost: `seconds` (informative only: nothing
-    depends on them) and `units`, the resource units spent (`budget`), the same on every machine."""
-
-    status: Status
-    seconds: float = 0.0
-    stats: dict[str, int | float | str] = field(default_factory=dict)
-    reason: str = ""
-    counterexample: Counterexample | None = None
-    units: int = 0
-
-    @property
-    def proven(self) -> bool:
-        return self.status == "proven"
-
-    def summary(self) -> str:
-        head = f"{self.status} in {self.seconds:.3f} s" + (f" ({self.units:,} units)" if self.units else "")
-        if self.stats:
-            head += " (" + ", ".join(f"{k}={v}" for k, v in self.stats.items() if k in _SHOWN) + ")"
-        return head + (f": {self.reason}" if self.reason else "")
-
-    def report(self, full: bool = False) -> str:
-        """The summary, and for a counterexample the side-by-side replay: a screenful unless `full`."""
-        if self.counterexample is None:
-            return self.summary()
-        return self.summary() + "\n" + self.counterexample.report(full)
-
-
-_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "swept", "sweep_passes", "sweep_undecided",
-          "cuts", "refined", "conflicts", "decisions")
-
-
-def skipped(reason: str = "compile(prove=False)") -> ProofResult:
-    return ProofResult("skipped", reason=reason)
 
 
 @dataclass
