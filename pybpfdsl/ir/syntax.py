@@ -184,6 +184,23 @@ def read_const(c: Cursor, type_: object) -> int:
 Fields = dict[str, object]
 
 
+class _Kind(enum.Enum):
+    """How a placeholder writes its field (see the module docstring)."""
+
+    VALUE = "value"
+    TYPED = "typed"
+    VALUES = "values"
+    EDGE = "edge"
+    INT = "int"
+    BITS = "bits"
+    CONST = "const"
+    NAME = "name"
+    DOTTED = "dotted"
+    TYPE = "type"
+    FLAG = "flag"
+    ENUM = "enum"
+
+
 @dataclass(frozen=True)
 class _Literal:
     text: str
@@ -201,26 +218,26 @@ class _Field:
     """One placeholder: which field, and how it is written (`kind`)."""
 
     name: str
-    kind: str
+    kind: _Kind
     words: tuple[str, ...] = ()  # an enum's or a flag's words
     enum_type: type[enum.Enum] | None = None
 
     def render(self, record: object) -> str:
         value = getattr(record, self.name)
         match self.kind:
-            case "typed":
+            case _Kind.TYPED:
                 return f"{value}: {value.type}"
-            case "values":
+            case _Kind.VALUES:
                 return ", ".join(str(v) for v in value)
-            case "const":
+            case _Kind.CONST:
                 return const_text(value, _record_type(record))
-            case "bits":
+            case _Kind.BITS:
                 return str(8 * value)
-            case "flag":
+            case _Kind.FLAG:
                 return self.words[0] if value else self.words[1]
-            case "dotted":
+            case _Kind.DOTTED:
                 return f".{value}" if value is not None else ""
-            case "enum":
+            case _Kind.ENUM:
                 return _enum_text(value)
         return str(value)
 
@@ -229,39 +246,39 @@ class _Field:
 
     def _read(self, c: Cursor, scope: Scope, into: Fields) -> object:
         match self.kind:
-            case "value" | "typed":
-                return _read_value(c, scope, typed=self.kind == "typed")
-            case "values":
+            case _Kind.VALUE | _Kind.TYPED:
+                return _read_value(c, scope, typed=self.kind is _Kind.TYPED)
+            case _Kind.VALUES:
                 return _read_values(c, scope)
-            case "edge":
+            case _Kind.EDGE:
                 return _read_edge(c, scope)
-            case "int":
+            case _Kind.INT:
                 return int(c.take(INT, f"an integer ({self.name})").group())
-            case "bits":
+            case _Kind.BITS:
                 c.skip_space()
                 start = c.pos
                 bits = int(c.take(INT, f"a width in bits ({self.name})").group())
                 if bits <= 0 or bits % 8:
                     raise c.error(f"a width of {bits} bits is not whole bytes", start)
                 return bits // 8
-            case "const":
+            case _Kind.CONST:
                 return read_const(c, _record_type_of(into))
-            case "name":
+            case _Kind.NAME:
                 return c.take(NAME, f"a name ({self.name})").group()
-            case "dotted":
+            case _Kind.DOTTED:
                 if not c.text.startswith(".", c.pos):
                     return None
                 c.pos += 1
                 return c.take(NAME, f"a field name after '.' ({self.name})").group()
-            case "type":
+            case _Kind.TYPE:
                 return read_type(c, scope)
-            case "flag":
+            case _Kind.FLAG:
                 for word in sorted(self.words, key=len, reverse=True):
                     if c.peek(word):
                         c.pos += len(word)
                         return word == self.words[0]
                 raise c.error(f"expected {' or '.join(map(repr, self.words))}, {c.found()}")
-        assert self.kind == "enum" and self.enum_type is not None
+        assert self.kind is _Kind.ENUM and self.enum_type is not None
         c.skip_space()
         start = c.pos
         word = c.take(WORD, f"one of {', '.join(self.words)}").group()
@@ -354,26 +371,26 @@ def _compile(cls: type) -> Syntax:
 
 def _field(cls: type, name: str, hint: object, kind: str, dotted: bool) -> _Field:
     if dotted:
-        return _Field(name, "dotted")
+        return _Field(name, _Kind.DOTTED)
     if "|" in kind:
-        return _Field(name, "flag", tuple(kind.split("|")))
+        return _Field(name, _Kind.FLAG, tuple(kind.split("|")))
     if kind:
         if kind not in ("typed", "const", "bits"):
             raise TypeError(f"{cls.__name__}.{name}: unknown placeholder kind {kind!r}")
-        return _Field(name, kind)
+        return _Field(name, _Kind(kind))
     if hint is Value:
-        return _Field(name, "value")
+        return _Field(name, _Kind.VALUE)
     if hint is Edge:
-        return _Field(name, "edge")
+        return _Field(name, _Kind.EDGE)
     if typing.get_origin(hint) is tuple:
-        return _Field(name, "values")
+        return _Field(name, _Kind.VALUES)
     if hint is int:
-        return _Field(name, "int")
+        return _Field(name, _Kind.INT)
     if hint is str:
-        return _Field(name, "name")
+        return _Field(name, _Kind.NAME)
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return _Field(name, "enum", tuple(_enum_text(m) for m in hint), hint)
+        return _Field(name, _Kind.ENUM, tuple(_enum_text(m) for m in hint), hint)
     if hint in (ScalarType, StructType) or typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return _Field(name, "type")
+        return _Field(name, _Kind.TYPE)
     raise TypeError(f"{cls.__name__}.{name}: no text form for a field of type {hint!r}")
 

@@ -10,7 +10,9 @@ import importlib
 import pkgutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -194,3 +196,15 @@ def test_every_operation_declares_its_text_and_its_rule() -> None:
         assert "check" in vars(cls), f"{cls.__name__} declares no type rule"
     words = [w for cls in n.INSTRUCTIONS for w in syntax_of(cls).first_words]
     assert len(words) == len(set(words)), "two operations start with the same word"
+
+
+def test_a_syntax_that_leaves_out_a_field_is_refused() -> None:
+    @dataclass(frozen=True)
+    class Halved(n.Instr):
+        syntax: ClassVar[str] = "halved {value}"
+        out: n.Value
+        value: n.Value
+        rounding: int
+
+    with pytest.raises(TypeError, match="must name each of"):
+        syntax_of(Halved)
