@@ -28,7 +28,7 @@ from pybpfdsl.lang.types import ScalarType
 
 __all__ = ["IRSyntaxError", "parse_program"]
 
-_LINE_NOTE = re.compile(r"\s*;\s*line\s+(\d+)\s*$")
+_LINE_NOTE = re.compile(r"line\s+(\d+)")
 _HEADER = re.compile(r"program\s+(?P<name>\S+)\s*;\s*(?P<file>.*):(?P<line>\d+)\s*$")
 _BLOCK_HEADER = re.compile(r"\^(?P<name>[\w$.<>]+)")
 
@@ -143,11 +143,17 @@ class _Reader:
 
 
 def _split(text: str) -> list[_Line]:
-    out = []
+    """The lines that say something: `;` starts a comment (`; line N` is an instruction's source line),
+    except on the header, whose `; FILE:LINE` is part of it."""
+    out: list[_Line] = []
     for number, raw in enumerate(text.splitlines(), 1):
-        note = _LINE_NOTE.search(raw)
-        body = raw[:note.start()] if note else raw
-        if body.strip() and not body.lstrip().startswith(";"):
+        if not out:
+            if raw.strip() and not raw.lstrip().startswith(";"):
+                out.append(_Line(number, raw.rstrip()))
+            continue
+        body, _, comment = raw.partition(";")
+        note = _LINE_NOTE.fullmatch(comment.strip())
+        if body.strip():
             out.append(_Line(number, body.rstrip(), int(note.group(1)) if note else 0))
     return out
 

@@ -123,8 +123,9 @@ def test_hand_written_ir_runs() -> None:
     assert env.globals["scale"].value == 1.5
 
 
-def test_blank_lines_and_comment_lines_are_skipped() -> None:
-    text = TINY.replace("^read1:\n", "\n; the two-byte read\n^read1:\n")
+def test_blank_lines_and_comments_are_skipped() -> None:
+    text = TINY.replace("^read1:\n", "\n; the two-byte read\n^read1:  ; little-endian\n")
+    text = text.replace("%6: u32 = const 256", "%6: u32 = const 256  ; 0x0100")
     assert format_program(parse_program(text)) == format_program(parse_program(TINY))
 
 
