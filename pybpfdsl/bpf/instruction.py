@@ -1,4 +1,4 @@
-"""The eBPF instruction: a frozen record of the wire fields, plus codec.
+"""The eBPF instruction: a frozen record of the wire fields, its codec, and its verifier-log text.
 
 Wire layout of one 8-byte slot (little-endian, as on every host we target)::
 
@@ -26,11 +26,24 @@ from types import MappingProxyType
 
 from pybpfdsl.bpf.abi import Helper
 from pybpfdsl.bpf.opcode import (
+    ALU_OPS,
+    ATOMIC_OPS,
+    JMP_OPS,
+    SOURCE_MASK,
+    AtomicOp,
     CallKind,
+    Endian,
     InsnClass,
     Kind,
+    PseudoSrc,
+    Size,
+    Source,
+    alu_op,
     classify,
     insn_class,
+    jmp_op,
+    size,
+    source,
 )
 
 __all__ = [
@@ -44,6 +57,7 @@ __all__ = [
     "Relocation",
     "decode",
     "encode",
+    "format_instruction",
     "helper_name",
     "slot_offsets",
 ]
@@ -211,9 +225,6 @@ class Instruction:
         return None if delta is None else slot + self.slots + delta
 
     def __str__(self) -> str:
-        # Imported lazily: the disassembler depends on this module.
-        from pybpfdsl.bpf.disasm import format_instruction
-
         return format_instruction(self)
 
 
@@ -327,3 +338,174 @@ class Relocation:
     addend clang stores in the instruction's imm (data and func references)."""
     reloc_type: int = 0
     """Raw ``R_BPF_*`` relocation type (1 = 64_64 for lddw, 10 = 64_32 for calls)."""
+
+
+# --------------------------------------------------------------------------- text form
+# An instruction's verifier-log text lives with the record (not in disasm.py, which lists programs) so that
+# `str(insn)` needs no import back from the disassembler.
+
+_UNSIGNED = {Size.W: "u32", Size.H: "u16", Size.B: "u8", Size.DW: "u64"}
+_SIGNED = {Size.W: "s32", Size.H: "s16", Size.B: "s8", Size.DW: "s64"}
+
+def _mem(sz: Size, base: int, off: int, signed: bool = False) -> str:
+    ty = (_SIGNED if signed else _UNSIGNED)[sz]
+    return f"*({ty} *)(r{base} {off:+d})"
+
+
+def _format_alu(insn: Instruction, kind: Kind) -> str:
+    wide = insn_class(insn.opcode) == InsnClass.ALU64
+    reg = "r" if wide else "w"
+    dst = f"{reg}{insn.dst}"
+    op = alu_op(insn.opcode)
+    assert op is not None  # guaranteed by kind != INVALID
+    if kind == Kind.END:
+        order = "be" if insn.opcode & SOURCE_MASK == Endian.TO_BE else "le"
+        return f"r{insn.dst} = {order}{insn.imm} r{insn.dst}"
+    if kind == Kind.BSWAP:
+        return f"r{insn.dst} = bswap{insn.imm} r{insn.dst}"
+    if kind == Kind.NEG:
+        return f"{dst} = -{dst}"
+    if kind == Kind.ADDR_SPACE_CAST:
+        imm = insn.imm & 0xFFFFFFFF
+        return f"r{insn.dst} = addr_space_cast(r{insn.src}, {imm >> 16}, {imm & 0xFFFF})"
+    info = ALU_OPS[op]
+    sym = info.signed_symbol if kind == Kind.SDIV and info.signed_symbol else info.symbol
+    if source(insn.opcode) == Source.X:
+        cast = f"(s{insn.off})" if kind == Kind.MOVSX else ""
+        return f"{dst} {sym} {cast}{reg}{insn.src}"
+    return f"{dst} {sym} {insn.imm}"
+
+
+def _format_atomic(insn: Instruction) -> str:
+    sz = size(insn.opcode)
+    ty = _UNSIGNED[sz]
+    suffix = "64" if sz == Size.DW else ""
+    where = f"(r{insn.dst} {insn.off:+d})"
+    try:
+        aop = AtomicOp(insn.imm)
+    except ValueError:
+        return f"invalid atomic op {insn.imm:#x}"
+    info = ATOMIC_OPS[aop]
+    if aop == AtomicOp.LOAD_ACQ:
+        return f"r{insn.dst} = load_acquire(({ty} *)(r{insn.src} {insn.off:+d}))"
+    if aop == AtomicOp.STORE_REL:
+        return f"store_release(({ty} *){where}, r{insn.src})"
+    if aop == AtomicOp.CMPXCHG:
+        return f"r0 = atomic{suffix}_cmpxchg(({ty} *){where}, r0, r{insn.src})"
+    if aop == AtomicOp.XCHG:
+        return f"r{insn.src} = atomic{suffix}_xchg(({ty} *){where}, r{insn.src})"
+    assert info.alu is not None
+    if aop.fetches:
+        return f"r{insn.src} = atomic{suffix}_fetch_{info.name}(({ty} *){where}, r{insn.src})"
+    return f"lock *({ty} *){where} {ALU_OPS[info.alu].symbol} r{insn.src}"
+
+
+def _format_lddw(insn: Instruction, reloc: Relocation | None) -> str:
+    dst = f"r{insn.dst}"
+    if not insn.is_wide:
+        return "invalid lddw (missing second slot)"
+    if reloc is not None:
+        if reloc.kind == RelocKind.MAP:
+            return f"{dst} = map[{reloc.symbol}] ll"
+        if reloc.kind == RelocKind.DATA:
+            if reloc.symbol == reloc.section:  # via section symbol: show offset
+                return f"{dst} = map_value[{reloc.section}]{reloc.offset:+d} ll"
+            extra = f"{insn.imm:+d}" if insn.imm else ""
+            return f"{dst} = map_value[{reloc.section}:{reloc.symbol}]{extra} ll"
+        if reloc.kind == RelocKind.FUNC:
+            return f"{dst} = func[{reloc.symbol}] ll"
+        return f"{dst} = {reloc.kind.value}[{reloc.symbol}] ll"
+    try:
+        pseudo = PseudoSrc(insn.src)
+    except ValueError:
+        return f"{dst} = {insn.imm64:#x} ll (src={insn.src})"
+    if pseudo == PseudoSrc.MAP_FD:
+        return f"{dst} = map[fd:{insn.imm}] ll"
+    if pseudo == PseudoSrc.MAP_IDX:
+        return f"{dst} = map[idx:{insn.imm}] ll"
+    if pseudo == PseudoSrc.MAP_VALUE:
+        return f"{dst} = map_value[fd:{insn.imm}]{insn.imm_hi:+d} ll"
+    if pseudo == PseudoSrc.MAP_IDX_VALUE:
+        return f"{dst} = map_value[idx:{insn.imm}]{insn.imm_hi:+d} ll"
+    if pseudo == PseudoSrc.BTF_ID:
+        return f"{dst} = btf_id[{insn.imm}] ll"
+    if pseudo == PseudoSrc.FUNC:
+        return f"{dst} = func[pc{insn.imm:+d}] ll"
+    return f"{dst} = {insn.imm64:#x} ll"
+
+
+def _format_call(insn: Instruction, reloc: Relocation | None, helper_names: bool) -> str:
+    if insn.src == CallKind.PSEUDO_CALL:
+        if reloc is not None:
+            return f"call {reloc.symbol}"
+        return f"call pc{insn.imm:+d}"
+    if insn.src == CallKind.KFUNC:
+        name = reloc.symbol if reloc is not None else "kernel-function"
+        return f"call {name}#{insn.imm}"
+    if insn.src != CallKind.HELPER:
+        return f"invalid call (src={insn.src})"
+    name = (helper_name(insn.imm) if helper_names else None) or "unknown"
+    return f"call {name}#{insn.imm}"
+
+
+def _format_jump(insn: Instruction, kind: Kind) -> str:
+    if kind == Kind.JA:
+        return f"goto pc{insn.off:+d}"
+    if kind == Kind.GOTOL:
+        return f"gotol pc{insn.imm:+d}"
+    if kind == Kind.MAY_GOTO:
+        return f"may_goto pc{insn.off:+d}"
+    op = jmp_op(insn.opcode)
+    assert op is not None and op in JMP_OPS
+    reg = "w" if insn_class(insn.opcode) == InsnClass.JMP32 else "r"
+    sym = JMP_OPS[op].symbol
+    if source(insn.opcode) == Source.X:
+        rhs = f"{reg}{insn.src}"
+    else:
+        # The kernel prints jump immediates as unsigned hex.
+        rhs = f"{insn.imm & 0xFFFFFFFF:#x}"
+    return f"if {reg}{insn.dst} {sym} {rhs} goto pc{insn.off:+d}"
+
+
+def format_instruction(
+    insn: Instruction,
+    relocation: Relocation | None = None,
+    helper_names: bool = True,
+) -> str:
+    """One instruction as verifier-log text, without the ``N: (op)`` prefix."""
+    kind = insn.kind
+    if kind == Kind.INVALID:
+        return f"invalid opcode {insn.opcode:#04x}"
+    if kind in (
+        Kind.ALU,
+        Kind.SDIV,
+        Kind.NEG,
+        Kind.MOV,
+        Kind.MOVSX,
+        Kind.ADDR_SPACE_CAST,
+        Kind.END,
+        Kind.BSWAP,
+    ):
+        return _format_alu(insn, kind)
+    sz = size(insn.opcode)
+    if kind == Kind.LDX:
+        return f"r{insn.dst} = {_mem(sz, insn.src, insn.off)}"
+    if kind == Kind.LDX_SX:
+        return f"r{insn.dst} = {_mem(sz, insn.src, insn.off, signed=True)}"
+    if kind == Kind.ST:
+        return f"{_mem(sz, insn.dst, insn.off)} = {insn.imm}"
+    if kind == Kind.STX:
+        return f"{_mem(sz, insn.dst, insn.off)} = r{insn.src}"
+    if kind == Kind.ATOMIC:
+        return _format_atomic(insn)
+    if kind == Kind.LDDW:
+        return _format_lddw(insn, relocation)
+    if kind == Kind.LD_ABS:
+        return f"r0 = *({_UNSIGNED[sz]} *)skb[{insn.imm}]"
+    if kind == Kind.LD_IND:
+        return f"r0 = *({_UNSIGNED[sz]} *)skb[r{insn.src} + {insn.imm}]"
+    if kind == Kind.CALL:
+        return _format_call(insn, relocation, helper_names)
+    if kind == Kind.EXIT:
+        return "exit"
+    return _format_jump(insn, kind)

@@ -8,7 +8,7 @@ an interpreter gives a confusing answer. Each instruction's type rule is its cla
 from __future__ import annotations
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.rules import IRError, TypeRules
+from pybpfdsl.ir.rules import IRError, ProgramRules
 
 __all__ = ["IRError", "check_program"]
 
@@ -72,7 +72,7 @@ def check_program(p: n.Program) -> None:
                 ok = v in seen_here if home == b.name else home in dom[b.name]
                 _expect(ok, where, f"{v} does not dominate its use")
             if isinstance(item, n.Instr):
-                item.check(TypeRules(p, where))
+                item.check(ProgramRules(p, where))
                 if item.result is not None:
                     seen_here.add(item.result)
         term = b.terminator
@@ -83,4 +83,4 @@ def check_program(p: n.Program) -> None:
             _expect(len(e.args) == len(target.params), where, f"{e.target} takes {len(target.params)} arguments")
             for a, param in zip(e.args, target.params):
                 _expect(a.type == param.type, where, f"argument {a}: {a.type} for {param}: {param.type}")
-        term.check(TypeRules(p, where))
+        term.check(ProgramRules(p, where))

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, ClassVar, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias
 
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, int_type, u32, u64
-
-if TYPE_CHECKING:
-    from pybpfdsl.ir.rules import TypeRules
 
 
 @dataclass(frozen=True)
@@ -64,6 +61,19 @@ def _operand_fields(cls: type) -> tuple[str, ...]:
         names = _OPERAND_FIELDS[cls] = tuple(f.name for f in fields(cls) if f.name not in ("out", "line"))
     return names
 
+
+
+class TypeRules(Protocol):
+    """What an instruction's `check` may ask about the program while the checker runs (implemented by
+    `rules.ProgramRules`; declared here so that this module needs nothing from the checker)."""
+
+    def expect(self, cond: bool, message: str) -> None: ...
+    def scalar(self, v: Value) -> ScalarType: ...
+    def same(self, a: IRType, b: IRType, what: str) -> None: ...
+    def map_decl(self, name: str) -> MapDecl: ...
+    def global_decl(self, name: str) -> GlobalDecl: ...
+    def ringbuf_decl(self, name: str) -> RingBufDecl: ...
+    def value_slot_type(self, ref: Value, field_name: str | None) -> IRType: ...
 
 @dataclass(frozen=True, kw_only=True)
 class Instr:

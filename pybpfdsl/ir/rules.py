@@ -1,19 +1,17 @@
 """What an instruction's type rule may ask while the checker runs, and the error a broken rule raises.
 
 Each instruction class in `nodes` states its own rule in a `check(rules)` method; `check.check_program`
-walks the program (structure, SSA dominance) and hands each instruction a `TypeRules` for where it stands.
+walks the program (structure, SSA dominance) and hands each instruction a `ProgramRules` (the
+`nodes.TypeRules` protocol) for where it stands.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl, Value
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
 from pybpfdsl.lang.types import ScalarType
-
-if TYPE_CHECKING:  # nodes imports this module for its `check` signatures
-    from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl, Value
 
 
 class IRError(Exception):
@@ -21,7 +19,7 @@ class IRError(Exception):
 
 
 @dataclass(frozen=True)
-class TypeRules:
+class ProgramRules:
     """The program's declarations, and `where` (block and index) to name in an error."""
 
     program: Program
