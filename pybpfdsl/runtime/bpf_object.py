@@ -10,12 +10,11 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
 from pybpfdsl.runtime.activity import ACTIVITY
-from pybpfdsl.runtime.kernel_map import KernelMap
+from pybpfdsl.runtime.kernel_map import KernelMap, MapInfo
 from pybpfdsl.runtime.libbpf import (
     BpfObjectOpenOpts,
     capture_libbpf_log,
@@ -28,23 +27,6 @@ _log = logging.getLogger("pybpfdsl.runtime")
 
 _BEGIN_PROG_LOG = "-- BEGIN PROG LOAD LOG --"
 _END_PROG_LOG = "-- END PROG LOAD LOG --"
-
-
-@dataclass(frozen=True)
-class MapInfo:
-    """Description of one map of a loaded :class:`BpfObject`.
-
-    ``name`` is libbpf's map name; for global-data sections this is a
-    truncated object-name prefix plus the section name (e.g. ``"myobj.bss"``).
-    ``fd`` belongs to the object and is closed with it.
-    """
-
-    name: str
-    fd: int
-    type: int
-    key_size: int
-    value_size: int
-    max_entries: int
 
 
 class LoadError(Exception):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from pybpfdsl.bpf.abi import PERCPU_MAP_TYPES, MapType, UpdateFlag
 from pybpfdsl.runtime.libbpf import get_libbpf
 
-if TYPE_CHECKING:
-    from pybpfdsl.runtime.bpf_object import MapInfo
-
 __all__ = [
+    "MapInfo",
     "BPF_ANY",
     "BPF_EXIST",
     "BPF_MAP_TYPE_ARRAY",
@@ -35,6 +33,25 @@ BPF_MAP_TYPE_PERCPU_HASH = MapType.PERCPU_HASH
 BPF_MAP_TYPE_PERCPU_ARRAY = MapType.PERCPU_ARRAY
 BPF_MAP_TYPE_LRU_HASH = MapType.LRU_HASH
 BPF_MAP_TYPE_LRU_PERCPU_HASH = MapType.LRU_PERCPU_HASH
+
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """Description of one map of a loaded `BpfObject` (kept here, beside the map access it describes, so
+    that this module needs nothing from bpf_object).
+
+    ``name`` is libbpf's map name; for global-data sections this is a
+    truncated object-name prefix plus the section name (e.g. ``"myobj.bss"``).
+    ``fd`` belongs to the object and is closed with it.
+    """
+
+    name: str
+    fd: int
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
 
 
 class KernelMap:
