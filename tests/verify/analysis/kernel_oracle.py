@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.instruction import Instruction, encode
-from pybpfdsl.bpf.raw_load import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, _ProgLoadAttr, _syscall_number
+from pybpfdsl.bpf.syscall import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, ProgLoadAttr, syscall_number
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import get_libbpf
 from pybpfdsl.verify.analysis.values import MapInfo
@@ -71,7 +71,7 @@ def load_xdp(insns: Sequence[Instruction]) -> KernelVerdict:
     code_buf = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(LOG_SIZE)
-    attr = _ProgLoadAttr()
+    attr = ProgLoadAttr()
     attr.prog_type = BPF_PROG_TYPE_XDP
     attr.insn_cnt = len(code) // 8
     attr.insns = ctypes.addressof(code_buf)
@@ -81,7 +81,7 @@ def load_xdp(insns: Sequence[Instruction]) -> KernelVerdict:
     attr.log_buf = ctypes.addressof(log)
     libc = ctypes.CDLL(None, use_errno=True)
     ACTIVITY.loads += 1
-    fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
+    fd = int(libc.syscall(syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
     if fd >= 0:
         os.close(fd)
     text = log.value.decode(errors="replace")

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.raw_load import _syscall_number
+from pybpfdsl.bpf.syscall import syscall_number
 from pybpfdsl.verify.analysis.values import MapInfo
 from tests.verify.analysis.kernel_oracle import BPF_PSEUDO_MAP_FD, KernelVerdict, load_xdp
 
@@ -39,7 +39,7 @@ class _MapCreateAttr(ctypes.Structure):
 
 def _bpf(cmd: int, attr: ctypes.Structure) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
-    ret = int(libc.syscall(_syscall_number(), cmd, ctypes.byref(attr), ctypes.sizeof(attr)))
+    ret = int(libc.syscall(syscall_number(), cmd, ctypes.byref(attr), ctypes.sizeof(attr)))
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"bpf({cmd}): {os.strerror(err)}")

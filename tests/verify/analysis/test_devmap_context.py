@@ -13,7 +13,7 @@ import os
 import pytest
 
 from pybpfdsl.bpf.instruction import Instruction, encode
-from pybpfdsl.bpf.raw_load import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, _ProgLoadAttr, _syscall_number
+from pybpfdsl.bpf.syscall import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, ProgLoadAttr, syscall_number
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
@@ -29,7 +29,7 @@ def _kernel_loads(insns: list[Instruction], attach_type: int) -> tuple[bool, str
     code_buf = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(1 << 16)
-    attr = _ProgLoadAttr()
+    attr = ProgLoadAttr()
     attr.prog_type = BPF_PROG_TYPE_XDP
     attr.insn_cnt = len(code) // 8
     attr.insns = ctypes.addressof(code_buf)
@@ -40,7 +40,7 @@ def _kernel_loads(insns: list[Instruction], attach_type: int) -> tuple[bool, str
     attr.expected_attach_type = attach_type
     libc = ctypes.CDLL(None, use_errno=True)
     ACTIVITY.loads += 1
-    fd = int(libc.syscall(_syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
+    fd = int(libc.syscall(syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
     if fd >= 0:
         os.close(fd)
     return fd >= 0, log.value.decode(errors="replace")
