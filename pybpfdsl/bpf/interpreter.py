@@ -23,7 +23,6 @@ one state and are read together; the arithmetic is :mod:`pybpfdsl.bpf.semantics`
 
 from __future__ import annotations
 
-import enum
 import functools
 import random
 import re
@@ -32,6 +31,17 @@ from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequenc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, TypeAlias
 
+from pybpfdsl.bpf.abi import (
+    ARRAY_MAP_TYPES,
+    LRU_MAP_TYPES,
+    STACK_SIZE,
+    XDP_MD_SIZE,
+    Helper,
+    MapType,
+    UpdateFlag,
+    XdpAction,
+    XdpMd,
+)
 from pybpfdsl.bpf.instruction import HELPERS, Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, alu_op, size
 from pybpfdsl.bpf.semantics import (
@@ -71,7 +81,6 @@ __all__ = [
 ]
 
 MASK64 = (1 << 64) - 1
-STACK_SIZE = 512
 XDP_PACKET_HEADROOM = 256  # BPF_PROG_TEST_RUN puts the packet this far into its buffer
 XDP_FRAME_END = 3520  # and ends its frame this far after the packet's start (4 KiB less headroom, skb_shared_info)
 XDP_FRAME_SIZE = 40  # xdp_adjust_head keeps this much headroom for struct xdp_frame
@@ -82,8 +91,6 @@ MAX_CALL_DEPTH = 8
 EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN, EFAULT = 22, 2, 17, 7, 11, 14
 RINGBUF_RECORD_HEADER = 8  # the kernel's per-record header in a ring buffer
 RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: bpf_ringbuf_output refuses any other bit
-BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
-XDP_ABORTED, XDP_REDIRECT = 0, 4
 
 
 class BytecodeFault(Exception):
@@ -108,21 +115,7 @@ class StepLimitExceeded(BytecodeFault):
     """More instructions executed than the step limit allows."""
 
 
-class MapType(enum.IntEnum):
-    """BPF_MAP_TYPE_* values the interpreter models."""
-
-    HASH = 1
-    ARRAY = 2
-    PERCPU_HASH = 5
-    PERCPU_ARRAY = 6
-    LRU_HASH = 9
-    LRU_PERCPU_HASH = 10
-    RINGBUF = 27
-
-
 _HASH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
-_ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})
-_LRU_TYPES = frozenset({MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
 
 
 # --------------------------------------------------------------------------- #
@@ -299,7 +292,7 @@ class InterpMap:
     base: int = field(default_factory=_fresh_base)
 
     def __post_init__(self) -> None:
-        if self.map_type in _ARRAY_TYPES and not self.entries:
+        if self.map_type in ARRAY_MAP_TYPES and not self.entries:
             self.entries = ArrayElements(self)
 
     @staticmethod
@@ -323,30 +316,30 @@ class InterpMap:
 
     def lookup(self, key: bytes) -> Region | None:
         region = self.entries.get(key)
-        if region is not None and self.map_type in _LRU_TYPES:
+        if region is not None and self.map_type in LRU_MAP_TYPES:
             self.entries[key] = self.entries.pop(key)  # most recently used goes last
         return region
 
-    def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> int:
+    def update(self, key: bytes, value: bytes, flags: int = UpdateFlag.ANY) -> int:
         """bpf_map_update_elem: 0 or a negative errno, as the kernel returns it."""
-        if flags not in (BPF_ANY, BPF_NOEXIST, BPF_EXIST):
+        if flags not in (UpdateFlag.ANY, UpdateFlag.NOEXIST, UpdateFlag.EXIST):
             return -EINVAL
         exists = key in self.entries
-        if self.map_type in _ARRAY_TYPES:
+        if self.map_type in ARRAY_MAP_TYPES:
             if not exists:
                 return -E2BIG
-            if flags == BPF_NOEXIST:
+            if flags == UpdateFlag.NOEXIST:
                 return -EEXIST
             self.entries[key].data[:] = value  # arrays update in place: pointers see the new value
             return 0
         if self.map_type not in _HASH_TYPES:
             return -EINVAL
-        if flags == BPF_NOEXIST and exists:
+        if flags == UpdateFlag.NOEXIST and exists:
             return -EEXIST
-        if flags == BPF_EXIST and not exists:
+        if flags == UpdateFlag.EXIST and not exists:
             return -ENOENT
         if not exists and len(self.entries) >= self.max_entries:
-            if self.map_type not in _LRU_TYPES:
+            if self.map_type not in LRU_MAP_TYPES:
                 return -E2BIG
             self.entries.pop(next(iter(self.entries)))
         # The kernel's hash maps link in a new element; pointers to the old one keep the old bytes.
@@ -383,10 +376,6 @@ class XdpContext:
     ingress_ifindex: int = 1
     rx_queue_index: int = 0
     egress_ifindex: int = 0
-
-
-_CTX_DATA, _CTX_DATA_END, _CTX_DATA_META = 0, 4, 8
-_CTX_SIZE = 24
 
 
 # --------------------------------------------------------------------------- #
@@ -478,8 +467,9 @@ class _Machine:
         self.index_of_slot = code.index_of_slot
         self.packet = Region("packet", "packet", bytearray(XDP_PACKET_HEADROOM) + bytearray(packet),
                              XDP_PACKET_HEADROOM)
-        self.ctx = Region("ctx", "xdp_md", bytearray(_CTX_SIZE), writable=False)
-        for off, val in ((12, ctx.ingress_ifindex), (16, ctx.rx_queue_index), (20, ctx.egress_ifindex)):
+        self.ctx = Region("ctx", "xdp_md", bytearray(XDP_MD_SIZE), writable=False)
+        for off, val in ((XdpMd.INGRESS_IFINDEX, ctx.ingress_ifindex), (XdpMd.RX_QUEUE_INDEX, ctx.rx_queue_index),
+                         (XdpMd.EGRESS_IFINDEX, ctx.egress_ifindex)):
             self.ctx.data[off:off + 4] = val.to_bytes(4, "little")
         self.regs: list[Value] = [0] * 11
         self.regs[1] = Pointer(self.ctx, 0)
@@ -640,11 +630,11 @@ class _Machine:
         pkt = self.packet
         if nbytes != 4:  # xdp_md's fields are u32: the kernel refuses other widths
             raise self.fault(f"invalid xdp_md access: {nbytes} bytes at offset {at}")
-        if at in (_CTX_DATA, _CTX_DATA_META):
+        if at in (XdpMd.DATA, XdpMd.DATA_META):
             return Pointer(pkt, pkt.lo)  # no metadata: data_meta == data
-        if at == _CTX_DATA_END:
+        if at == XdpMd.DATA_END:
             return Pointer(pkt, pkt.hi)
-        if at < 12 or at + nbytes > _CTX_SIZE or at % 4:
+        if at < XdpMd.INGRESS_IFINDEX or at + nbytes > XDP_MD_SIZE or at % 4:
             raise self.fault(f"invalid xdp_md access: {nbytes} bytes at offset {at}")
         return int.from_bytes(self.ctx.data[at:at + nbytes], "little")
 
@@ -796,10 +786,10 @@ def _h_cpu(m: _Machine, args: list[Value]) -> Value:
 
 def _h_redirect(m: _Machine, args: list[Value]) -> Value:
     if _scalar(args[1]):
-        return XDP_ABORTED  # bpf_xdp_redirect rejects every flag
+        return XdpAction.ABORTED  # bpf_xdp_redirect rejects every flag
     m.redirect_ifindex = m.redirect_index = _scalar(args[0]) & 0xFFFFFFFF
     m.redirect_element = None
-    return XDP_REDIRECT
+    return XdpAction.REDIRECT
 
 
 def _h_redirect_map(m: _Machine, args: list[Value]) -> Value:
@@ -807,11 +797,12 @@ def _h_redirect_map(m: _Machine, args: list[Value]) -> Value:
     miss leaves the device numbered by the last index, as the kernel's redirect state does."""
     mp = m.map_arg(args[0])
     if mp.map_type not in REDIRECT_MAP_FLAGS or mp.key_size != 4:
-        raise UnsupportedHelper(m.pc, 51)
+        raise UnsupportedHelper(m.pc, Helper.REDIRECT_MAP)
     key, flags = _scalar(args[1]) & 0xFFFFFFFF, _scalar(args[2])
     if flags & REDIRECT_BROADCAST & REDIRECT_MAP_FLAGS[mp.map_type]:
-        raise UnsupportedHelper(m.pc, 51)  # every device of the map: not modelled
-    element = mp.entries.get(key.to_bytes(4, "little")) if key < mp.max_entries or mp.map_type == 25 else None
+        raise UnsupportedHelper(m.pc, Helper.REDIRECT_MAP)  # every device of the map: not modelled
+    indexed = key < mp.max_entries or mp.map_type == MapType.DEVMAP_HASH
+    element = mp.entries.get(key.to_bytes(4, "little")) if indexed else None
     action, kept = redirect_map(INT_OPS, mp.map_type, flags, element is not None)
     if kept:
         return action
@@ -940,20 +931,20 @@ def _h_ringbuf_output(m: _Machine, args: list[Value]) -> Value:
 
 
 _HELPER_IMPLS: Mapping[int, Callable[[_Machine, list[Value]], Value]] = {
-    1: _h_lookup,
-    2: _h_update,
-    3: _h_delete,
-    5: _h_ktime,
-    6: _h_trace_printk,
-    7: _h_prandom,
-    8: _h_cpu,
-    23: _h_redirect,
-    51: _h_redirect_map,
-    28: _h_csum_diff,
-    44: _h_adjust_head,
-    65: _h_adjust_tail,
-    130: _h_ringbuf_output,
-    189: _h_xdp_load_bytes,
+    Helper.MAP_LOOKUP_ELEM: _h_lookup,
+    Helper.MAP_UPDATE_ELEM: _h_update,
+    Helper.MAP_DELETE_ELEM: _h_delete,
+    Helper.KTIME_GET_NS: _h_ktime,
+    Helper.TRACE_PRINTK: _h_trace_printk,
+    Helper.GET_PRANDOM_U32: _h_prandom,
+    Helper.GET_SMP_PROCESSOR_ID: _h_cpu,
+    Helper.REDIRECT: _h_redirect,
+    Helper.REDIRECT_MAP: _h_redirect_map,
+    Helper.CSUM_DIFF: _h_csum_diff,
+    Helper.XDP_ADJUST_HEAD: _h_adjust_head,
+    Helper.XDP_ADJUST_TAIL: _h_adjust_tail,
+    Helper.RINGBUF_OUTPUT: _h_ringbuf_output,
+    Helper.XDP_LOAD_BYTES: _h_xdp_load_bytes,
 }
 
 _HANDLERS: Mapping[Kind, Callable[[_Machine, Instruction], int | None]] = {
