@@ -6,7 +6,7 @@
   register, which LLVM would otherwise re-materialise.
 * `pinned` (an empty inline-assembly statement that claims to modify its operand, the BPF selftests'
   `barrier_var`) survives until code emission, so instruction selection cannot narrow or fold through
-  it either. Products and quotients use it (`fixed_point`): each stays one instruction on operands
+  it either. Products and quotients use it (`llvm_algebra`): each stays one instruction on operands
   computed as the IR says, which the equivalence proof relies on (`verify/equivalence/nonlinear.py`).
 
 Neither emits an instruction.

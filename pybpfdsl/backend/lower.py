@@ -9,21 +9,22 @@ reference is `ptr` (null when absent), a Struct aggregate is an LLVM literal str
 declaration order. In memory (maps, globals, helper arguments) bool takes one byte and Structs use their C
 layout (`Struct.fields()` offsets).
 
-The semantics are those of `lang.arith` / `lang.fixed`; the arithmetic that needs expanding lives in
-`backend.fixed_point`. Code that touches packet memory is shaped for the kernel verifier: every packet
-load is preceded by its own bounds check on the very pointer it dereferences, and offsets are bounded
-before they are added to the packet pointer.
+The arithmetic is `lang.arith` / `lang.fixed` itself, lowered with the LLVM instance of its algebra
+(`backend.llvm_algebra`, where the optimisation barriers of products and quotients live). Code that
+touches packet memory is shaped for the kernel verifier: every packet load is preceded by its own bounds
+check on the very pointer it dereferences, and offsets are bounded before they are added to the packet
+pointer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from llvmlite import ir
 
-from pybpfdsl.backend import barriers, fixed_point
+from pybpfdsl.backend import barriers
 from pybpfdsl.backend.debuginfo import (
     CHAR,
     S32,
@@ -40,10 +41,12 @@ from pybpfdsl.backend.debuginfo import (
     StructTypeDesc,
     TypeDesc,
 )
+from pybpfdsl.backend.llvm_algebra import LlvmAlgebra
+from pybpfdsl.backend.llvm_algebra import int_constant as _int_constant
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
-from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import ScalarType
 
@@ -139,55 +142,6 @@ def _memory_size(t: ScalarType | StructType) -> int:
 
 def _has_padding(t: StructType) -> bool:
     return sum(f.type.size for f in t.cls.fields()) != t.cls.size()
-
-
-def _int_constant(t: ir.IntType, value: int) -> ir.Constant:
-    """A constant written in signed form, so every bit pattern prints as valid LLVM text."""
-    bits = t.width
-    value &= (1 << bits) - 1
-    if bits > 1 and value >> (bits - 1):
-        value -= 1 << bits
-    return ir.Constant(t, value)
-
-
-# --------------------------------------------------------------------------- #
-# Operation tables
-# --------------------------------------------------------------------------- #
-
-_Op = Callable[[ir.IRBuilder, ir.Value, ir.Value], ir.Value]
-
-# Operations whose LLVM instruction is the same for every integer type (and for bool's AND/OR/XOR).
-_PLAIN_BINOPS: dict[BinOp, _Op] = {
-    BinOp.ADD: lambda b, x, y: b.add(x, y),
-    BinOp.SUB: lambda b, x, y: b.sub(x, y),
-    BinOp.MUL: fixed_point.opaque_mul,
-    BinOp.AND: lambda b, x, y: b.and_(x, y),
-    BinOp.OR: lambda b, x, y: b.or_(x, y),
-    BinOp.XOR: lambda b, x, y: b.xor(x, y),
-}
-
-# bool values are i1: only the bitwise operations are defined on them.
-_BOOL_BINOPS: dict[BinOp, _Op] = {op: _PLAIN_BINOPS[op] for op in (BinOp.AND, BinOp.OR, BinOp.XOR)}
-
-_UNSIGNED_DIVISION: dict[BinOp, _Op] = {
-    BinOp.DIV: fixed_point.unsigned_div,
-    BinOp.MOD: fixed_point.unsigned_rem,
-}
-
-_SIGNED_DIVISION: dict[BinOp, _Op] = {
-    BinOp.DIV: fixed_point.signed_div,
-    BinOp.MOD: fixed_point.signed_rem,
-}
-
-_FIXED_BINOPS: dict[BinOp, _Op] = {
-    BinOp.ADD: lambda b, x, y: b.add(x, y),  # exact, wraps like i64
-    BinOp.SUB: lambda b, x, y: b.sub(x, y),
-    BinOp.MUL: fixed_point.fixed_mul,
-}
-
-_PREDICATES: dict[CmpOp, str] = {
-    CmpOp.EQ: "==", CmpOp.NE: "!=", CmpOp.LT: "<", CmpOp.LE: "<=", CmpOp.GT: ">", CmpOp.GE: ">=",
-}
 
 
 # --------------------------------------------------------------------------- #
@@ -310,6 +264,7 @@ class _FunctionLowering:
         self.locations: dict[int, ir.DIValue] = {}
         self.abort_block: ir.Block | None = None
         self.b = ir.IRBuilder()
+        self.ops = LlvmAlgebra(self.b)
         self.data: ir.Value = ir.Constant(_PTR, None)
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.key_slots: dict[str, ir.Value] = {}
@@ -422,9 +377,9 @@ class _FunctionLowering:
             case n.Binary():
                 self._set(i.out, self._binary(i))
             case n.IntQuotient(out=o, lhs=a, rhs=c):
-                self._set(o, fixed_point.int_quotient(self.b, self._get(a), self._get(c)))
+                self._set(o, fixed.divide_integers(self.ops, self._get(a), self._get(c)))
             case n.FixedDivInt(out=o, lhs=a, rhs=c):
-                self._set(o, fixed_point.fixed_div_int(self.b, self._get(a), self._get(c)))
+                self._set(o, fixed.divide_by_integer(self.ops, self._get(a), self._get(c)))
             case n.Compare():
                 self._set(i.out, self._compare(i))
             case n.Convert(out=o, value=v):
@@ -472,53 +427,17 @@ class _FunctionLowering:
 
     def _binary(self, i: n.Binary) -> ir.Value:
         t = self._scalar(i.out)
-        a, c = self._get(i.lhs), self._get(i.rhs)
-        if t.is_fixed:
-            table = _FIXED_BINOPS
-        elif t.is_bool:
-            table = _BOOL_BINOPS
-        elif i.op in (BinOp.SHL, BinOp.SHR):
-            return self._shift(i.op, t, a, c)
-        elif i.op in (BinOp.DIV, BinOp.MOD):
-            table = _SIGNED_DIVISION if t.signed else _UNSIGNED_DIVISION
-        else:
-            table = _PLAIN_BINOPS
-        op = table.get(i.op)
-        if op is None:
-            raise BackendError(f"{i.op.value} is not defined on {t}")
-        return op(self.b, a, c)
-
-    def _shift(self, op: BinOp, t: ScalarType, a: ir.Value, count: ir.Value) -> ir.Value:
-        # The DSL (like the BPF instructions) takes the count modulo the width; LLVM shifts by the
-        # width or more are poison, so the count is masked explicitly.
-        count = self.b.and_(count, _int_constant(a.type, t.bits - 1))
-        if op is BinOp.SHL:
-            return self.b.shl(a, count)
-        return self.b.ashr(a, count) if t.signed else self.b.lshr(a, count)
+        try:
+            return arith.binary_in(self.ops, i.op, t, self._get(i.lhs), self._get(i.rhs))
+        except ValueError as exc:
+            raise BackendError(str(exc)) from None
 
     def _compare(self, i: n.Compare) -> ir.Value:
-        t = self._scalar(i.lhs)
-        pred = _PREDICATES[i.op]
-        a, c = self._get(i.lhs), self._get(i.rhs)
-        # float is an ordinary signed i64 here; bool (i1) compares unsigned (False < True).
-        if t.signed:
-            return self.b.icmp_signed(pred, a, c)
-        return self.b.icmp_unsigned(pred, a, c)
+        return arith.compare_in(self.ops, i.op, self._scalar(i.lhs), self._get(i.lhs), self._get(i.rhs))
 
     def _convert(self, x: ir.Value, source: ScalarType, target: ScalarType) -> ir.Value:
         """`lang.arith.convert` on registers."""
-        b = self.b
-        if source == target:
-            return x
-        if target.is_bool:
-            return b.icmp_unsigned("!=", x, ir.Constant(x.type, 0))
-        if source.is_fixed:
-            integer = fixed_point.fixed_to_int64(b, x)
-            return self._resize(integer, signed=True, to=_scalar_llvm_type(target))
-        if target.is_fixed:
-            wide = self._resize(x, signed=source.signed, to=_I64)
-            return fixed_point.int64_to_fixed(b, wide)
-        return self._resize(x, signed=source.signed, to=_scalar_llvm_type(target))
+        return arith.convert_in(self.ops, x, source, target)
 
     def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
         """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""

@@ -24,16 +24,17 @@ Per-CPU arrays: pure Python touches the copy selected by the map's `current_cpu`
 changes it (the IR interpreter does the same); `pybpfdsl.testing.on_cpu` sets both that attribute and
 the CPU helper, so `cpu_id()` and the copy a program touches agree.
 
-Long because it is still one interpreter over the untyped AST, with its own copies of the arithmetic
-and conversions (issue 14 §2) and of the emitter's decisions (evaluation order, helper inlining). It is
-to shrink and split by concept when it reads a typed, folded AST instead of the side tables.
+Long because it is still one interpreter over the untyped AST, with its own copies of the emitter's
+decisions (evaluation order, helper inlining). Its arithmetic is `lang.arith` and `lang.fixed` (the one
+definition every execution shares) and its constant rules are `fold`'s. It is to shrink and split by
+concept when it reads a typed, folded AST instead of the side tables.
 """
 
 from __future__ import annotations
 
 import ast
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FunctionType, ModuleType
 from typing import TypeAlias
@@ -44,6 +45,7 @@ from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
 from pybpfdsl.frontend.resolve import annotation_type, classify, eval_static, resolve_global
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx
+from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
@@ -67,10 +69,6 @@ __all__ = ["EvaluationError", "Num", "run_python"]
 
 _BINOPS = BINARY_OPERATORS
 _CMPOPS = COMPARISONS
-_FLOAT_CMP: dict[CmpOp, Callable[[float, float], bool]] = {
-    CmpOp.EQ: lambda a, b: a == b, CmpOp.NE: lambda a, b: a != b, CmpOp.LT: lambda a, b: a < b,
-    CmpOp.LE: lambda a, b: a <= b, CmpOp.GT: lambda a, b: a > b, CmpOp.GE: lambda a, b: a >= b,
-}
 _MAX_OFFSET = MAX_PACKET_OFFSET  # packet offsets beyond this are never in bounds (the IR's InBounds rule)
 _U32_MASK = 0xFFFFFFFF
 _U64_MASK = (1 << 64) - 1
@@ -171,23 +169,18 @@ def _untyped(x: Num) -> bool:
     return x.c is not None and x.lit
 
 
+def _refuse(message: str, hint: str | None = None) -> DslError:
+    return DslError(f"pure-Python mode met a constant the compiler refuses: {message}")
+
+
 def convert(x: Num, t: ScalarType) -> Num:
-    """Convert to `t` (an assignment, argument, or `T(x)`); constants follow the compiler's constant rules."""
+    """Convert to `t` (an assignment, argument, or `T(x)`); constants by the compiler's constant rules."""
     if x.t == t:
         return x
     if x.c is not None:
-        if t.is_fixed:
-            if isinstance(x.c, float):
-                return Num(FLOAT, fixed.from_float(x.c), x.c)
-            if x.lit:  # untyped: exact (the compiler refuses one outside the float range)
-                return Num(FLOAT, fixed.from_float(float(x.c)), float(x.c))
-            raw = arith.convert(int(x.c), x.t, FLOAT)  # typed: wraps, as the code does
-            return Num(FLOAT, raw, fixed.to_float(raw))
-        if isinstance(x.c, float):
-            raw = arith.convert(fixed.from_float(x.c), FLOAT, t)
-            return Num(t, raw, raw)
-        raw = t.wrap(int(x.c)) if not t.is_bool else int(x.c != 0)
-        return Num(t, raw, raw)
+        folded = fold.convert_constant(Scalar(x.t, const=x.c, literal=x.lit), t, _refuse).const
+        assert folded is not None
+        return _typed_const(t, folded)
     return Num(t, arith.convert(x.v, x.t, t))
 
 
@@ -206,9 +199,7 @@ def binary(op: BinOp, a: Num, b: Num) -> Num:
         if op not in arith.FIXED_BINOPS:
             raise EvaluationError(f"{op.value} on a float")
         if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
-            r = {BinOp.ADD: float(a.c) + float(b.c), BinOp.SUB: float(a.c) - float(b.c),
-                 BinOp.MUL: float(a.c) * float(b.c)}[op]
-            return const_num(r)
+            return const_num(arith.fold_untyped_float(op, float(a.c), float(b.c)))
         return binary_in(op, FLOAT, a, b)  # typed constants fold in Q32.32, as the code computes
     if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
         return const_num(arith.fold_untyped(op, int(a.c), int(b.c)))
@@ -229,13 +220,14 @@ def compare(op: CmpOp, a: Num, b: Num) -> bool:
     t = fold.compare_type(a.t, b.t)
     if a.c is not None and b.c is not None:
         if t.is_fixed and _untyped(a) and _untyped(b):
-            return _FLOAT_CMP[op](float(a.c), float(b.c))
+            return arith.compare_untyped(op, float(a.c), float(b.c))
         if t.is_fixed:  # typed constants: converted (wrapping) first
             ca, cb = convert(a, t), convert(b, t)
-            return _FLOAT_CMP[op](float(ca.c if ca.c is not None else 0), float(cb.c if cb.c is not None else 0))
+            fa, fb = float(ca.c if ca.c is not None else 0), float(cb.c if cb.c is not None else 0)
+            return arith.compare_untyped(op, fa, fb)
         if _untyped(a) and _untyped(b):
-            return arith.compare(op, int(a.c), int(b.c))
-    return arith.compare(op, convert(a, t).v, convert(b, t).v)
+            return arith.compare_untyped(op, int(a.c), int(b.c))
+    return arith.compare(op, t, convert(a, t).v, convert(b, t).v)
 
 
 def truth(x: Num) -> bool:
@@ -450,7 +442,7 @@ class _Evaluator:
         op = CmpOp.LE if step > 0 else CmpOp.GE
         counter = start  # the compiled loop's counter, compared with `last` as it is
         iterations = 0
-        while arith.compare(op, counter, last):
+        while arith.compare(op, t, counter, last):
             iterations += 1
             if iterations > _LOOP_LIMIT:
                 raise EvaluationError(f"the loop at line {_line(s)} does not terminate")

@@ -140,9 +140,7 @@ def fold_untyped_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> 
     """`a op b` on two untyped constants, one a float: in double precision, then checked to fit."""
     if not (a.const is not None and b.const is not None and untyped(a) and untyped(b)):
         return None
-    r = {BinOp.ADD: float(a.const) + float(b.const), BinOp.SUB: float(a.const) - float(b.const),
-         BinOp.MUL: float(a.const) * float(b.const)}[op]
-    return constant(r, complain)
+    return constant(arith.fold_untyped_float(op, float(a.const), float(b.const)), complain)
 
 
 def fold_typed_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
@@ -151,8 +149,7 @@ def fold_typed_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Sc
     if a.const is None or b.const is None:
         return None
     ra, rb = fixed_raw(a, complain), fixed_raw(b, complain)
-    folded = exact_float({BinOp.ADD: fixed.wrap64(ra + rb), BinOp.SUB: fixed.wrap64(ra - rb),
-                          BinOp.MUL: fixed.mul(ra, rb)}[op])
+    folded = exact_float(arith.binary(op, FLOAT, ra, rb))
     return Scalar(FLOAT, const=folded) if folded is not None else None
 
 
@@ -203,13 +200,13 @@ def fold_compare(op: CmpOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar
         return None
     t = compare_type(a.type, b.type)
     if t.is_fixed and untyped(a) and untyped(b):
-        return Scalar(BOOL, const=int(arith.compare(op, float(a.const), float(b.const))))  # type: ignore[arg-type]
+        return Scalar(BOOL, const=int(arith.compare_untyped(op, float(a.const), float(b.const))))
     if t.is_fixed:
         fa, fb = convert_constant(a, t, complain).const, convert_constant(b, t, complain).const
         assert fa is not None and fb is not None
-        return Scalar(BOOL, const=int(arith.compare(op, float(fa), float(fb))))  # type: ignore[arg-type]
+        return Scalar(BOOL, const=int(arith.compare_untyped(op, float(fa), float(fb))))
     if untyped(a) and untyped(b):
-        return Scalar(BOOL, const=int(arith.compare(op, int(a.const), int(b.const))))
+        return Scalar(BOOL, const=int(arith.compare_untyped(op, int(a.const), int(b.const))))
     return None
 
 

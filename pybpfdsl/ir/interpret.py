@@ -130,17 +130,14 @@ class _Machine:
                 out = v
             case n.Binary(out=o, op=op, lhs=a, rhs=b):
                 assert isinstance(o.type, ScalarType)
-                if o.type.is_bool:
-                    out = {arith.BinOp.AND: int.__and__, arith.BinOp.OR: int.__or__,
-                           arith.BinOp.XOR: int.__xor__}[op](self.int_of(a), self.int_of(b))
-                else:
-                    out = arith.binary(op, o.type, self.int_of(a), self.int_of(b))
+                out = arith.binary(op, o.type, self.int_of(a), self.int_of(b))
             case n.IntQuotient(lhs=a, rhs=b):
                 out = fixed.quotient(self.int_of(a), self.int_of(b))
             case n.FixedDivInt(lhs=a, rhs=b):
                 out = fixed.div_int(self.int_of(a), self.int_of(b))
             case n.Compare(op=op, lhs=a, rhs=b):
-                out = int(arith.compare(op, self.int_of(a), self.int_of(b)))
+                assert isinstance(a.type, ScalarType)
+                out = int(arith.compare(op, a.type, self.int_of(a), self.int_of(b)))
             case n.Convert(out=o, value=v):
                 assert isinstance(o.type, ScalarType) and isinstance(v.type, ScalarType)
                 out = arith.convert(self.int_of(v), v.type, o.type)

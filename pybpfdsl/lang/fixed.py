@@ -3,7 +3,8 @@
 A DSL float is a signed 64-bit integer `raw` that stands for `raw / 2**32` (Q32.32): range
 [-2**31, 2**31), resolution 2**-32 (about 2.3e-10). Every execution (pure Python, the IR interpreter, the
 bytecode and the kernel) computes with these raw integers, so results agree bit for bit. The functions here
-are the reference definition of each operation; the compiler emits integer code that computes the same.
+define each operation once, over a bit-vector algebra (`lang.algebra`), for every execution: Python ints
+here and in the IR interpreter, Z3 in the prover, LLVM instructions in the backend.
 
 Rounding: constants convert to the nearest representable value (ties away from zero); multiplication,
 division and conversion to integers truncate toward zero; addition and subtraction are exact and wrap
@@ -12,12 +13,19 @@ like 64-bit integers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Final
+from typing import Final, TypeVar
+
+from pybpfdsl.lang.algebra import INT_ALGEBRA, Algebra, IntAlgebra, pattern, signed_value
+
+V = TypeVar("V")
+B = TypeVar("B")
 
 FRACTION_BITS: Final = 32
 ONE: Final = 1 << FRACTION_BITS
 _MASK64: Final = (1 << 64) - 1
+_LOW_HALF: Final = (1 << FRACTION_BITS) - 1
 
 
 def wrap64(value: int) -> int:
@@ -47,46 +55,105 @@ def from_int(value: int) -> int:
     return wrap64(value << FRACTION_BITS)
 
 
-def to_int(raw: int) -> int:
-    """Truncate toward zero to an integer (the caller wraps it to the target type)."""
-    return raw >> FRACTION_BITS if raw >= 0 else -((-raw) >> FRACTION_BITS)
-
-
 def to_float(raw: int) -> float:
     """The Python float nearest to a raw value (for display and for writing float state from Python)."""
     return raw / ONE
 
 
+# --------------------------------------------------------------------------- #
+# The operations, once, over an algebra (`lang.algebra`): 64-bit patterns in, a 64-bit pattern out
+# --------------------------------------------------------------------------- #
+
+
+def _with_sign(ops: Algebra[V, B], magnitude: V, negative: B) -> V:
+    return ops.ite(negative, ops.neg(magnitude, 64), magnitude)
+
+
+def _signs_differ(ops: Algebra[V, B], a: V, b: V) -> B:
+    return ops.bool_xor(ops.negative(a, 64), ops.negative(b, 64))
+
+
+def unsigned_quotient(ops: Algebra[V, B], a: V, n: V) -> V:
+    """`a / n` on unsigned 64-bit values, 0 for n == 0 (the zero case chosen before dividing: each
+    division then has the form the bytecode's division instruction has, which the prover abstracts as
+    one function, `verify.equivalence.nonlinear`)."""
+    return ops.ite(ops.eq(n, ops.const(0, 64), 64), ops.const(0, 64), ops.udiv(a, n, 64))
+
+
+def multiply(ops: Algebra[V, B], a: V, b: V) -> V:
+    """Q32.32 product: |a|*|b| >> 32 truncated to 64 bits, with the product's sign.
+
+    Written from 32-bit halves, (A·B) >> 32 = ah·bh·2³² + ah·bl + al·bh + (al·bl >> 32) mod 2⁶⁴, which
+    is exact (the dropped terms are multiples of 2³²) and needs 64-bit multiplications only: the BPF
+    backend cannot form a 128-bit product, and the prover bit-blasts one into a far larger circuit.
+    """
+    ma, mb = ops.abs_(a, 64), ops.abs_(b, 64)
+    ah, al = ops.lshr(ma, ops.const(FRACTION_BITS, 64), 64), ops.and_(ma, ops.const(_LOW_HALF, 64), 64)
+    bh, bl = ops.lshr(mb, ops.const(FRACTION_BITS, 64), 64), ops.and_(mb, ops.const(_LOW_HALF, 64), 64)
+    shift = ops.const(FRACTION_BITS, 64)
+    high = ops.shl(ops.mul(ah, bh, 64), shift, 64)
+    cross = ops.add(ops.mul(ah, bl, 64), ops.mul(al, bh, 64), 64)
+    magnitude = ops.add(ops.add(high, cross, 64), ops.lshr(ops.mul(al, bl, 64), shift, 64), 64)
+    return _with_sign(ops, magnitude, _signs_differ(ops, a, b))
+
+
+def divide_integers(ops: Algebra[V, B], a: V, n: V) -> V:
+    """Two signed 64-bit integers divided, as a float: `a / n` truncated toward zero to Q32.32; 0 for n == 0.
+
+    Whole part plus scaled remainder on the magnitudes, `(q << 32) + ((r << 32) mod 2**64) // |n|`, so a
+    large dividend (a nanosecond clock) does not overflow; exact whenever |n| <= 2**32 and the quotient
+    fits the float range. The remainder is `|a| - q·|n|`, without a second divider.
+    """
+    ma, mn = ops.abs_(a, 64), ops.abs_(n, 64)
+    q = unsigned_quotient(ops, ma, mn)
+    r = ops.sub(ma, ops.mul(q, mn, 64), 64)
+    shift = ops.const(FRACTION_BITS, 64)
+    raw = ops.add(ops.shl(q, shift, 64), unsigned_quotient(ops, ops.shl(r, shift, 64), mn), 64)
+    return ops.zero_if_divisor_zero(n, _with_sign(ops, raw, _signs_differ(ops, a, n)), 64)
+
+
+def divide_by_integer(ops: Algebra[V, B], a: V, n: V) -> V:
+    """A float divided by a signed 64-bit integer, truncated toward zero; 0 for n == 0."""
+    q = unsigned_quotient(ops, ops.abs_(a, 64), ops.abs_(n, 64))
+    return ops.zero_if_divisor_zero(n, _with_sign(ops, q, _signs_differ(ops, a, n)), 64)
+
+
+def truncate(ops: Algebra[V, B], raw: V) -> V:
+    """The integer part, truncated toward zero, as 64 bits: the magnitude shifted, then the sign (`raw >> 32`
+    would floor a negative value; shifting |raw| logically works for INT64_MIN too)."""
+    whole = ops.lshr(ops.abs_(raw, 64), ops.const(FRACTION_BITS, 64), 64)
+    return _with_sign(ops, whole, ops.negative(raw, 64))
+
+
+def from_integer(ops: Algebra[V, B], wide: V) -> V:
+    """A 64-bit integer as a float (wrapping outside the range)."""
+    return ops.shl(wide, ops.const(FRACTION_BITS, 64), 64)
+
+
+# --------------------------------------------------------------------------- #
+# The same on Python ints (signed 64-bit raw values)
+# --------------------------------------------------------------------------- #
+
+
+def _python(op: Callable[[IntAlgebra, int, int], int], a: int, b: int) -> int:
+    return signed_value(op(INT_ALGEBRA, pattern(a, 64), pattern(b, 64)), 64)
+
+
 def mul(a: int, b: int) -> int:
     """Product, truncated toward zero, wrapped to 64 bits."""
-    magnitude = ((abs(a) * abs(b)) >> FRACTION_BITS) & _MASK64
-    negative = (a < 0) != (b < 0)
-    return wrap64(-magnitude if negative else magnitude)
-
-
-def mul_int(a: int, n: int) -> int:
-    """A fixed-point value times an integer: exact, wrapped to 64 bits."""
-    return wrap64(a * n)
+    return _python(multiply, a, b)
 
 
 def quotient(a: int, n: int) -> int:
-    """Two signed 64-bit integers divided, as a float: `a / n` truncated toward zero to Q32.32.
-
-    Computed as whole part plus scaled remainder, `(q << 32) + ((r << 32) mod 2**64) // |n|` on the
-    magnitudes, so a large dividend (a nanosecond clock) does not overflow; exact whenever |n| <= 2**32
-    and the quotient fits the float range. Division by zero gives 0.
-    """
-    if n == 0:
-        return 0
-    magnitude_a, magnitude_n = abs(a), abs(n)
-    q, r = divmod(magnitude_a, magnitude_n)
-    raw = ((q << FRACTION_BITS) + (((r << FRACTION_BITS) & _MASK64) // magnitude_n)) & _MASK64
-    return wrap64(-raw if (a < 0) != (n < 0) else raw)
+    """`divide_integers` of two signed 64-bit integers."""
+    return _python(divide_integers, a, n)
 
 
 def div_int(a: int, n: int) -> int:
     """A fixed-point value divided by an integer, truncated toward zero; division by zero gives 0."""
-    if n == 0:
-        return 0
-    q = abs(a) // abs(n)
-    return wrap64(-q if (a < 0) != (n < 0) else q)
+    return _python(divide_by_integer, a, n)
+
+
+def to_int(raw: int) -> int:
+    """Truncate toward zero to an integer (the caller wraps it to the target type)."""
+    return signed_value(truncate(INT_ALGEBRA, pattern(raw, 64)), 64)

@@ -311,7 +311,7 @@ def test_compare(kernel: KernelPrograms, op: CmpOp, t: ScalarType) -> None:
     @given(pairs_of(t))
     def check(pair: tuple[int, int]) -> None:
         a, c = pair
-        assert run_operands(loaded, [a, c]) == int(arith.compare(op, a, c)), (a, c)
+        assert run_operands(loaded, [a, c]) == int(arith.compare(op, t, a, c)), (a, c)
 
     check()
 

@@ -4,7 +4,8 @@ Soundness of an abstract operation op# means: for all x ∈ γ(a), y ∈ γ(b), 
 
 * Exhaustive: enumerate abstract values at a small width (every tnum / every interval at 4 bits, a
   family of scalars at 8 bits), every concrete member, and check membership of every concrete result
-  against :mod:`pybpfdsl.verify.domains.concrete`. The domains are parameterised by width, so this runs
+  against BPF's semantics, `bpf.semantics` on Python ints (`alu_concrete` and friends below: the same
+  table the bytecode interpreter and the prover run). The domains are parameterised by width, so this runs
   the production code itself.
 * Z3, symbolic: the tnum word-level cores (``tnum_*_bits``) are written with operators shared by ints
   and Z3 bit-vectors, so we run *the same functions* on symbolic 64-bit (value, mask) pairs and ask Z3
@@ -20,11 +21,45 @@ from typing import Any
 
 import z3
 
+from pybpfdsl.bpf import semantics
 from pybpfdsl.bpf.opcode import AluOp, JmpOp
-from pybpfdsl.verify.domains.concrete import mask_of
+from pybpfdsl.bpf.semantics import INT_OPS
+from pybpfdsl.verify.domains.bits import mask_of
 from pybpfdsl.verify.domains.interval import Interval
 from pybpfdsl.verify.domains.scalar import Scalar
 from pybpfdsl.verify.domains.tnum import Tnum
+
+# --------------------------------------------------------------------------- #
+# The concrete semantics: bpf.semantics on Python ints, at any width
+# --------------------------------------------------------------------------- #
+
+
+def alu_concrete(op: AluOp, x: int, y: int, width: int = 64, signed: bool = False) -> int:
+    """``x op y`` on ``width``-bit patterns; ``signed`` selects sdiv/smod (``off == 1``). NEG ignores ``y``,
+    MOV returns it; a 32-bit (ALU32) operation is this at half the width, zero-extended."""
+    m = mask_of(width)
+    signed = signed and op in semantics.SIGNED_ALU_BINARY  # the other operations have no signed variant
+    result: int = semantics.binary_op(INT_OPS, op, x & m, y & m, width, signed)
+    return result
+
+
+def jmp_concrete(op: JmpOp, x: int, y: int, width: int = 64) -> bool:
+    """Whether the conditional jump ``if x op y`` is taken, on ``width``-bit patterns."""
+    m = mask_of(width)
+    taken: bool = semantics.condition(INT_OPS, op, x & m, y & m, width)
+    return taken
+
+
+def sign_extend_concrete(x: int, bits: int, width: int = 64) -> int:
+    """``width``-bit pattern of the low ``bits`` of ``x`` sign-extended (movsx)."""
+    return INT_OPS.sext(x & mask_of(bits), bits, width)
+
+
+def bswap_concrete(x: int, bits: int) -> int:
+    """The low ``bits`` of ``x`` with their bytes reversed, zero-extended (bswap / ``be`` on little-endian)."""
+    swapped: int = semantics.bswap(INT_OPS, x & mask_of(bits), bits)
+    return swapped
+
 
 # --------------------------------------------------------------------------- #
 # Enumeration at small widths

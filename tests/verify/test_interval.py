@@ -14,9 +14,17 @@ from hypothesis import strategies as st
 
 from pybpfdsl.bpf.opcode import AluOp
 from pybpfdsl.verify.domains import interval as iv
-from pybpfdsl.verify.domains.concrete import alu_concrete, mask_of, to_signed
+from pybpfdsl.verify.domains.bits import mask_of, to_signed
 from pybpfdsl.verify.domains.interval import Interval, wrap_range
-from tests.verify.soundness import all_intervals, check_binary, members_mask, prove, z3_alu, z3_in_interval
+from tests.verify.soundness import (
+    all_intervals,
+    alu_concrete,
+    check_binary,
+    members_mask,
+    prove,
+    z3_alu,
+    z3_in_interval,
+)
 
 W4 = 4
 VIEWS = {False: all_intervals(W4, False), True: all_intervals(W4, True)}
@@ -209,7 +217,7 @@ def test_loop_counter_widen_then_narrow_recovers_bound() -> None:
 
 
 # --------------------------------------------------------------------------- #
-# Z3 at 64 bits on random abstract inputs (the semantics there is Z3's, independent of concrete.py)
+# Z3 at 64 bits on random abstract inputs (the semantics there is Z3's, independent of the Python ints')
 # --------------------------------------------------------------------------- #
 
 EDGES = [0, 1, 2, 63, 64, 255, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 1 << 32, (1 << 63) - 1, 1 << 63,

@@ -12,22 +12,19 @@ import pytest
 import z3
 
 from pybpfdsl.bpf.opcode import JMP_OPS, AluOp, JmpOp
-from pybpfdsl.verify.domains.concrete import (
-    alu_concrete,
-    bswap_concrete,
-    jmp_concrete,
-    mask_of,
-    sign_extend_concrete,
-    to_signed,
-)
+from pybpfdsl.verify.domains.bits import mask_of, to_signed
 from pybpfdsl.verify.domains.interval import Interval
 from pybpfdsl.verify.domains.scalar import Scalar, alu, bswap, end, movsx, refine, truncate
 from pybpfdsl.verify.domains.tnum import Tnum
 from tests.verify.soundness import (
+    alu_concrete,
     bits_of,
+    bswap_concrete,
     check_binary,
+    jmp_concrete,
     members_mask,
     prove,
+    sign_extend_concrete,
     z3_alu_scalar,
     z3_in_scalar,
     z3_jmp_scalar,

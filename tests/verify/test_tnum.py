@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pybpfdsl.bpf.opcode import AluOp
-from pybpfdsl.verify.domains.concrete import alu_concrete, bswap_concrete, mask_of, sign_extend_concrete
+from pybpfdsl.verify.domains.bits import mask_of
 from pybpfdsl.verify.domains.tnum import (
     Tnum,
     tnum_add_bits,
@@ -30,9 +30,12 @@ from pybpfdsl.verify.domains.tnum import (
 from tests.verify.soundness import (
     Z3Word,
     all_tnums,
+    alu_concrete,
+    bswap_concrete,
     check_binary,
     members_mask,
     prove,
+    sign_extend_concrete,
     z3_tnum_member,
     z3_tnum_wf,
 )

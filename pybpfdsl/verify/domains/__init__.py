@@ -2,7 +2,7 @@
 
 Each domain is a frozen class with ``join``, ``meet``, ``widen``, ``narrow``, ``le`` and ``contains``;
 transfer functions are module-level functions, one per operation, each checked for soundness against
-:mod:`~pybpfdsl.verify.domains.concrete` (exhaustively at small widths, by Z3 at 64 bits).
+``bpf.semantics`` on Python ints (exhaustively at small widths, by Z3 at 64 bits).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
+from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
-from pybpfdsl.verify.equivalence import ir_arith as ar
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.paths import (
     MERGE_AFTER_PATHS,
@@ -33,6 +33,8 @@ from pybpfdsl.verify.equivalence.paths import (
     pause,
 )
 from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv, ite
+from pybpfdsl.verify.equivalence.z3_algebra import Z3_ALGEBRA as Z3
+from pybpfdsl.verify.equivalence.z3_algebra import bool_bv, is_true, resize
 
 MAX_IR_STEPS = 200_000
 """Programs with more paths than this are explored with state merging."""
@@ -53,7 +55,7 @@ IRVal = Term | tuple[Term, ...] | Ref
 def encode_value(value: IRVal, t: ScalarType | StructType) -> list[Term]:
     """The bytes of a key, value, record or global as the kernel stores them (C layout, zero padding)."""
     if isinstance(t, ScalarType):
-        return bv_to_bytes(ar.resize(value, 8 * t.size, signed=False), t.size)
+        return bv_to_bytes(resize(value, 8 * t.size, signed=False), t.size)
     assert isinstance(value, tuple)
     out = [z3.BitVecVal(0, 8)] * t.cls.size()
     for f, v in zip(t.cls.fields(), value):
@@ -65,7 +67,7 @@ def decode_value(parts: list[Term], t: ScalarType | StructType) -> IRVal:
     """Inverse of `encode_value`; a stored bool byte means true when it is not zero."""
     if isinstance(t, ScalarType):
         bits = bytes_to_bv(parts[:t.size])
-        return ar.bool_bv(bits != 0) if t.is_bool else bits
+        return bool_bv(bits != 0) if t.is_bool else bits
     return tuple(decode_value(parts[f.offset:f.offset + f.type.size], f.type)
                  for f in t.cls.fields())
 
@@ -180,14 +182,14 @@ class IREncoder:
             self._note_line(s, term.line if term else 0)
             match term:
                 case n.Return(value=v):
-                    action = ar.resize(s.values[v], 32, signed=False)
+                    action = resize(s.values[v], 32, signed=False)
                     return Outcome("return", action, s.effects, tuple(s.trace))
                 case n.Jump(to=e):
                     self._enter(s, e)
                     if s.block in self.pauses:
                         return pause(s)
                 case n.Branch(cond=c, if_true=t, if_false=f):
-                    taken = ar.is_true(s.values[c])
+                    taken = is_true(s.values[c])
                     yes, no = s.fork(), s.fork()
                     decided = _merged_condition(s.values[c])
                     if decided is not None:
@@ -238,27 +240,23 @@ class IREncoder:
             case n.Const(out=o, value=value):
                 out = z3.BitVecVal(value & ((1 << _bits(o)) - 1), _bits(o))
             case n.Binary(out=o, op=op, lhs=a, rhs=b):
-                t = _scalar(o)
-                if t.is_fixed:
-                    out = ar.fixed_binary(op, v[a], v[b])
-                else:
-                    out = ar.int_binary(op, t, v[a], v[b])
+                out = arith.binary_in(Z3, op, _scalar(o), v[a], v[b])
             case n.IntQuotient(lhs=a, rhs=b):
-                out = ar.quotient(v[a], v[b])
+                out = fixed.divide_integers(Z3, v[a], v[b])
             case n.FixedDivInt(lhs=a, rhs=b):
-                out = ar.div_int(v[a], v[b])
+                out = fixed.divide_by_integer(Z3, v[a], v[b])
             case n.Compare(op=op, lhs=a, rhs=b):
-                out = ar.bool_bv(ar.compare(op, _scalar(a).signed, v[a], v[b]))
+                out = Z3.bool_value(arith.compare_in(Z3, op, _scalar(a), v[a], v[b]))
             case n.Convert(out=o, value=x):
-                out = ar.convert(v[x], _scalar(x), _scalar(o))
+                out = arith.convert_in(Z3, v[x], _scalar(x), _scalar(o))
             case n.Reinterpret(value=x):
                 out = v[x]
             case n.Select(cond=c, if_true=a, if_false=b):
-                out = _select(ar.is_true(v[c]), v[a], v[b])
+                out = _select(is_true(v[c]), v[a], v[b])
             case n.PacketLen():
                 out = z3.Extract(31, 0, self.inputs.length)
             case n.InBounds(offset=off, width=w):
-                out = ar.bool_bv(self._in_bounds(v[off], w))
+                out = bool_bv(self._in_bounds(v[off], w))
             case n.LoadPacket(offset=off, width=w, big_endian=be):
                 ok = self._in_bounds(v[off], w)
                 if (g := self._guard(s, ok, f"packet load of {w} bytes outside the packet")) is not None:
@@ -272,7 +270,7 @@ class IREncoder:
             case n.IsNull(ref=r):
                 ref = v[r]
                 assert isinstance(ref, Ref)
-                out = ar.bool_bv(z3.Not(ref.found))
+                out = bool_bv(z3.Not(ref.found))
             case n.LoadValue(ref=r, field_name=f):
                 ref = v[r]
                 assert isinstance(ref, Ref)

@@ -16,7 +16,7 @@ rewritten to one term first, since most operands differ only in that.
 In the abstraction, `merge` then finds applications whose operands are equal for every input (each a
 small solver question: operands are linear or bitwise) and replaces them by one term, so the final
 query sees syntactically equal products on both sides. This is what makes the abstraction work in
-practice: the backend (`backend/fixed_point.py`) emits every product and quotient as one instruction
+practice: the backend (`backend/llvm_algebra.py`) emits every product and quotient as one instruction
 on operands LLVM could only rewrite in such provable ways, but the solver, left alone, does not
 discover which operand pairs to compare. Signed division and remainders go onto the unsigned function
 through magnitudes, as `lang.arith` defines them.
@@ -33,7 +33,6 @@ import z3
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.verify.equivalence.budget import Budget
-from pybpfdsl.verify.equivalence.ir_arith import abs_value
 from pybpfdsl.verify.equivalence.sampling import free_constants
 from pybpfdsl.verify.equivalence.state import Term
 from pybpfdsl.verify.equivalence.terms import (
@@ -44,6 +43,7 @@ from pybpfdsl.verify.equivalence.terms import (
     subterm_asts,
     subterms,
 )
+from pybpfdsl.verify.equivalence.z3_algebra import abs_value
 
 _UDIV = {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
 _UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
@@ -400,7 +400,7 @@ def _safe(d: Term) -> Term:
 
 def _absolute_value(e: Term) -> Term | None:
     """x, when `e` is |x| written as a select (`If(0 <= x, x, -x)` and its variants) or as LLVM's
-    branch-free idiom (`(x ^ (x >>s 63)) - (x >>s 63)`); both become `ir_arith.abs_value(x)`, one term."""
+    branch-free idiom (`(x ^ (x >>s 63)) - (x >>s 63)`); both become `z3_algebra.abs_value(x)`, one term."""
     kind = e.decl().kind()
     if kind == z3.Z3_OP_ITE:
         cond, yes, no = e.children()

@@ -32,7 +32,7 @@ def _sweep(side_a: list[z3.ExprRef], side_b: list[z3.ExprRef]) -> list[tuple[z3.
 
 
 def test_a_products_sign_written_two_ways_becomes_one_term() -> None:
-    # The IR tests the signs separately; LLVM tests the sign of a ^ b (fixed_point's signed product).
+    # The IR tests the signs separately; LLVM tests the sign of a ^ b (lang.fixed's signed product).
     product = MUL(_magnitude(A), _magnitude(B))
     ir = S + z3.If(z3.Xor(A < 0, B < 0), -product, product)
     bytecode = S + z3.If((A ^ B) < 0, -product, product)

@@ -1,0 +1,242 @@
+"""The LLVM instance of the DSL's arithmetic algebra (`lang.algebra`): each operation emits instructions.
+
+`lang.arith` and `lang.fixed` define the arithmetic once; lowered with this instance at an llvmlite
+builder's position, the code computes what the IR interpreter and the prover compute. What is particular
+to LLVM and BPF lives here:
+
+* Division and remainder: LLVM's `udiv`/`urem` by zero is undefined behaviour, so the divisor is replaced
+  by 1 where it is 0 (the definition picks the DSL's result for that case itself). Signed division goes
+  through magnitudes with unsigned instructions, because BPF CPUs before v4 have no signed division
+  (LLVM fails with "unsupported signed division").
+* The optimisation barriers: every multiplication of two run-time values and every division is one BPF
+  instruction whose operands and result are hidden from LLVM's optimizer (`barriers.pinned`). Without
+  that, LLVM uses what it knows about the operands (ranges, known bits) to factor products (`a*c + b*c`
+  becomes `(a+b)*c`), narrow them to 32 bits or replace a quotient by a comparison; the bytecode is then
+  correct but no longer has the IR's shape, and the equivalence proof must redo LLVM's reasoning with
+  bit-blasted 64-bit multipliers and dividers, which it cannot do in seconds. With the barrier the proof
+  treats these operations as uninterpreted functions and only has to match their operands
+  (`verify/equivalence/nonlinear.py`). The cost is the few instructions LLVM would have saved.
+* Constants fold here: an operation on constants gives a constant, so a product by a constant (a
+  Q32.32 product's halves of a constant operand, say) stays visible to LLVM, which strength-reduces it:
+  linear, and cheap to prove.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+
+from pybpfdsl.backend.barriers import pinned
+from pybpfdsl.lang.algebra import INT_ALGEBRA
+
+__all__ = ["LlvmAlgebra", "int_constant"]
+
+_I1 = ir.IntType(1)
+
+
+def int_constant(t: ir.IntType, value: int) -> ir.Constant:
+    """A constant written in signed form, so every bit pattern prints as valid LLVM text."""
+    bits = t.width
+    value &= (1 << bits) - 1
+    if bits > 1 and value >> (bits - 1):
+        value -= 1 << bits
+    return ir.Constant(t, value)
+
+
+def _mask(width: int) -> int:
+    return (1 << width) - 1
+
+
+def _same(a: ir.Value, b: ir.Value) -> bool:
+    """The same value: one object, or equal integer constants."""
+    if a is b:
+        return True
+    return (isinstance(a, ir.Constant) and isinstance(b, ir.Constant) and a.type == b.type
+            and isinstance(a.constant, int) and isinstance(b.constant, int)
+            and (a.constant - b.constant) & _mask(a.type.width) == 0)
+
+
+class LlvmAlgebra:
+    """Values are LLVM integers (`iN` for N bits, so the DSL's bool is `i1`), truth values are `i1`."""
+
+    def __init__(self, builder: ir.IRBuilder) -> None:
+        self.b = builder
+        # Kept with the values themselves, since a freed value's id may be reused.
+        self._zero_tests: dict[int, tuple[ir.Value, ir.Value]] = {}
+        """`icmp eq x, 0` results: (the icmp, x)."""
+        self._guarded: dict[int, tuple[ir.Value, ir.Value, ir.Value]] = {}
+        """Division results: (the result, its divisor, what it is when the divisor is 0)."""
+        self._constant_magnitudes: dict[int, tuple[ir.Value, int]] = {}
+        """`abs_` of a constant: (the result, its value)."""
+
+    def const(self, value: int, width: int) -> ir.Value:
+        return int_constant(ir.IntType(width), value)
+
+    # -- arithmetic ---------------------------------------------------------------------------------
+
+    def add(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.add(a, c)
+
+    def sub(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.sub(a, c)
+
+    def mul(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        """One multiply instruction on exactly these operands (a constant operand stays visible: strength
+        reduction of a constant product is linear and cheap to prove)."""
+        if isinstance(a, ir.Constant) or isinstance(c, ir.Constant):
+            return self.b.mul(a, c)
+        return pinned(self.b, self.b.mul(pinned(self.b, a), pinned(self.b, c)))  # operands too: no range facts
+
+    def neg(self, a: ir.Value, width: int) -> ir.Value:
+        return self.b.sub(self.const(0, width), a)
+
+    def and_(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        if (k := self._halves_of_constant(a, c)) is not None:
+            return self.const(k[0] & k[1], width)
+        return self.b.and_(a, c)
+
+    def or_(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.or_(a, c)
+
+    def xor(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.xor(a, c)
+
+    def shl(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.shl(a, c)
+
+    def lshr(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        if (k := self._halves_of_constant(a, c)) is not None:
+            return self.const(k[0] >> k[1], width)
+        return self.b.lshr(a, c)
+
+    def ashr(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.ashr(a, c)
+
+    def abs_(self, a: ir.Value, width: int) -> ir.Value:
+        """|a|; of a constant, remembered, so that its halves (`lshr` and `and_` by constants) are
+        constants: the partial products of a Q32.32 product by a constant are then products by constants,
+        which LLVM may strength-reduce. (The magnitude itself stays an instruction: a quotient's divisor
+        and the product by it stay pinned, as the prover expects.)"""
+        magnitude = self._sign_and_magnitude(a, width)[1]
+        if isinstance(a, ir.Constant) and isinstance(a.constant, int):
+            value = INT_ALGEBRA.abs_(a.constant & _mask(width), width)
+            self._constant_magnitudes[id(magnitude)] = (magnitude, value)
+        return magnitude
+
+    def negative(self, a: ir.Value, width: int) -> ir.Value:
+        return self.b.icmp_signed("<", a, self.const(0, width))
+
+    def _halves_of_constant(self, a: ir.Value, c: ir.Value) -> tuple[int, int] | None:
+        known = self._constant_magnitudes.get(id(a))
+        if known is None or known[0] is not a or not (isinstance(c, ir.Constant) and isinstance(c.constant, int)):
+            return None
+        return known[1], c.constant
+
+    def _sign_and_magnitude(self, x: ir.Value, width: int) -> tuple[ir.Value, ir.Value]:
+        negative = self.negative(x, width)
+        return negative, self.b.select(negative, self.neg(x, width), x)
+
+    def _with_sign(self, negative: ir.Value, magnitude: ir.Value, width: int) -> ir.Value:
+        return self.b.select(negative, self.neg(magnitude, width), magnitude)
+
+    # -- division -------------------------------------------------------------------------------
+    # LLVM's division by zero is undefined behaviour: each division here divides by the divisor or 1, and
+    # gives for a zero divisor what `lang.arith` chooses for it (0, or the dividend for a remainder). The
+    # definition's own guard, `ite(divisor == 0, that, result)`, is then the result itself, and `ite`
+    # returns it instead of emitting a second select.
+
+    def _divide(self, instruction: str, a: ir.Value, c: ir.Value, width: int, at_zero: ir.Value) -> ir.Value:
+        is_zero = self.b.icmp_unsigned("==", c, self.const(0, width), name="divisor_is_zero")
+        safe = self.b.select(is_zero, self.const(1, width), c, name="safe_divisor")
+        divide = self.b.udiv if instruction == "udiv" else self.b.urem
+        result = pinned(self.b, divide(pinned(self.b, a), pinned(self.b, safe)))
+        return self._guard(self.b.select(is_zero, at_zero, result), c, at_zero)
+
+    def _guard(self, result: ir.Value, divisor: ir.Value, at_zero: ir.Value) -> ir.Value:
+        self._guarded[id(result)] = (result, divisor, at_zero)
+        return result
+
+    def udiv(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._divide("udiv", a, c, width, self.const(0, width))
+
+    def urem(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._divide("urem", a, c, width, a)
+
+    def sdiv(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        """On magnitudes: |a| / |c| with the sign of a ^ c (INT_MIN / -1 wraps to INT_MIN); 0 by zero."""
+        a_negative, a_magnitude = self._sign_and_magnitude(a, width)
+        c_negative, c_magnitude = self._sign_and_magnitude(c, width)
+        quotient = self.udiv(a_magnitude, c_magnitude, width)
+        return self._guard(self._with_sign(self.b.xor(a_negative, c_negative), quotient, width), c,
+                           self.const(0, width))
+
+    def srem(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        """On magnitudes: |a| % |c| with the dividend's sign; by zero |a| with a's sign, a itself."""
+        a_negative, a_magnitude = self._sign_and_magnitude(a, width)
+        _, c_magnitude = self._sign_and_magnitude(c, width)
+        remainder = self.urem(a_magnitude, c_magnitude, width)
+        return self._guard(self._with_sign(a_negative, remainder, width), c, a)
+
+    # -- widths -----------------------------------------------------------------------------------
+
+    def zext(self, a: ir.Value, from_width: int, to_width: int) -> ir.Value:
+        return self.b.zext(a, ir.IntType(to_width))
+
+    def sext(self, a: ir.Value, from_width: int, to_width: int) -> ir.Value:
+        return self.b.sext(a, ir.IntType(to_width))
+
+    def trunc(self, a: ir.Value, from_width: int, to_width: int) -> ir.Value:
+        return self.b.trunc(a, ir.IntType(to_width))
+
+    # -- choices and comparisons ------------------------------------------------------------------
+
+    def ite(self, cond: ir.Value, then: ir.Value, other: ir.Value) -> ir.Value:
+        test, guarded = self._zero_tests.get(id(cond)), self._guarded.get(id(other))
+        if (test is not None and guarded is not None and test[0] is cond and guarded[0] is other
+                and test[1] is guarded[1] and _same(then, guarded[2])):
+            return other  # `other` is `then` already where the divisor is 0 (see the divisions above)
+        return self.b.select(cond, then, other)
+
+    def _icmp(self, signed: bool, predicate: str, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self.b.icmp_signed(predicate, a, c) if signed else self.b.icmp_unsigned(predicate, a, c)
+
+    def eq(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        result = self._icmp(False, "==", a, c, width)
+        if _same(c, self.const(0, width)):
+            self._zero_tests[id(result)] = (result, a)
+        return result
+
+    def ne(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(False, "!=", a, c, width)
+
+    def ult(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(False, "<", a, c, width)
+
+    def ule(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(False, "<=", a, c, width)
+
+    def ugt(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(False, ">", a, c, width)
+
+    def uge(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(False, ">=", a, c, width)
+
+    def slt(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(True, "<", a, c, width)
+
+    def sle(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(True, "<=", a, c, width)
+
+    def sgt(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(True, ">", a, c, width)
+
+    def sge(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
+        return self._icmp(True, ">=", a, c, width)
+
+    def bool_xor(self, a: ir.Value, c: ir.Value) -> ir.Value:
+        return self.xor(a, c, 1)
+
+    def bool_value(self, cond: ir.Value) -> ir.Value:
+        return cond  # an i1 already
+
+    def zero_if_divisor_zero(self, divisor: ir.Value, value: ir.Value, width: int) -> ir.Value:
+        return value
