@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pybpfdsl.bpf.opcode import AluOp
 from pybpfdsl.verify.analysis import values as vl
 from pybpfdsl.verify.analysis.values import Value
 from pybpfdsl.verify.domains import scalar as sc
@@ -21,9 +22,14 @@ movsx = lru_cache(maxsize=1 << 12)(sc.movsx)
 neg = lru_cache(maxsize=1 << 12)(sc.neg)
 bswap = lru_cache(maxsize=1 << 10)(sc.bswap)
 end = lru_cache(maxsize=1 << 10)(sc.end)
-alu = lru_cache(maxsize=1 << 16)(sc.alu)
 refine = lru_cache(maxsize=1 << 16)(sc.refine)
 add = lru_cache(maxsize=1 << 14)(sc.add)
+
+
+@lru_cache(maxsize=1 << 16)
+def alu(op: AluOp, a: Scalar, b: Scalar, alu32: bool = False, signed: bool = False) -> Scalar:
+    """:func:`.scalar.alu` with positional flags (a cache keyed by keywords costs more per call)."""
+    return sc.alu(op, a, b, alu32=alu32, signed=signed)
 
 
 @lru_cache(maxsize=16)

@@ -35,7 +35,13 @@ from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Sink
-from pybpfdsl.verify.analysis.precision import forget_dead_slots, forget_imprecise, precise_in, stack_live_in
+from pybpfdsl.verify.analysis.precision import (
+    TOP,
+    forget_dead_slots,
+    forget_imprecise_spills,
+    precise_in,
+    stack_live_in,
+)
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue
@@ -120,8 +126,10 @@ def _clean(s: State, live: int, precise: int) -> State:
     """The state as the kernel compares it: dead registers and stack slots (bits 11 and up of
     ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
     instruction wrote what."""
-    s = forget_dead_slots(forget_imprecise(s, precise), live >> 11)
-    regs = tuple(v if live >> i & 1 else UNINIT for i, v in enumerate(s.regs))
+    # Registers in one pass: dead ones uninitialised, imprecise numbers unknown (forget_imprecise).
+    regs = tuple(UNINIT if not live >> i & 1 else TOP if type(v) is ScalarValue and not precise >> i & 1 else v
+                 for i, v in enumerate(s.regs))
+    s = forget_dead_slots(forget_imprecise_spills(s, precise), live >> 11)
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
     held = {v.pid for v in regs if isinstance(v, PacketPtr)}
@@ -215,8 +223,10 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
         if idx in jump_points:
             history += 1
         if idx in prune:
-            cleaned = _clean(s, live[idx], precise[idx])
-            new_consts = _consts(cleaned)
+            # The state as compared is made only when something compares it or stores it: at most
+            # prune points every state stored there is still being explored (an earlier iteration).
+            cleaned: State | None = None
+            new_consts: dict[int, int] = {}
             stamp = (idx, version)
             force = history > FORCE_HISTORY
             add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
@@ -227,7 +237,16 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 if old.branches:
                     if not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS:
                         add = False
-                elif _includes(old, stamp, live, precise, cleaned, new_consts):
+                    if add:
+                        old.misses += 1
+                    if old.misses > old.hits * 3 + 3:
+                        continue
+                    keep.append(old)
+                    continue
+                if cleaned is None:
+                    cleaned = _clean(s, live[idx], precise[idx])
+                    new_consts = _consts(cleaned)
+                if _includes(old, stamp, live, precise, cleaned, new_consts):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -239,6 +258,9 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 keep.append(old)
             here[:] = keep[::-1]
             if not ended and add:
+                if cleaned is None:
+                    cleaned = _clean(s, live[idx], precise[idx])
+                    new_consts = _consts(cleaned)
                 new = _Stored(s, parent, cleaned, version, new_consts)
                 here.append(new)
                 parent, history = new, 0

@@ -23,6 +23,7 @@ from pybpfdsl.verify.analysis.partitions import Partitioner, Parts, joined
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
+from pybpfdsl.verify.domains.scalar import Scalar
 
 __all__ = ["CONFIRM_BELOW", "CONFIRM_WORK", "RESCUE_MARGIN", "UNROLL_BUDGET", "LoopVerdict", "check_loops",
            "kernel_states_at", "loop_test", "path_splits", "terminates"]
@@ -65,22 +66,23 @@ SATURATED = 1 << 32
 state whose range includes another's prunes it), so it adds no dimension to the count of states."""
 
 
-def _scalars_at_head(s: State, live: int) -> dict[int, ScalarValue]:
-    out: dict[int, ScalarValue] = {i: v for i, v in enumerate(s.regs) if live >> i & 1 and isinstance(v, ScalarValue)}
-    for i, v in stk.spilled_values(s.stack):
-        if isinstance(v, ScalarValue):
-            out[100 + i] = v
-    return out
-
-
 def record_ranges(history: dict[int, set[tuple[int, int]]], s: State | None, live: int) -> None:
     """Add the ranges of the non-constant numbers at a loop head (live registers, spilled scalars) in
     one iteration to ``history``: a path that skipped some iterations' work carries an earlier one."""
     if s is None:
         return
-    for pos, v in _scalars_at_head(s, live).items():
-        if v.value.const_value is None and v.value.u64.hi - v.value.u64.lo < SATURATED:
-            history.setdefault(pos, set()).add((v.value.u64.lo, v.value.u64.hi))
+    for i, v in enumerate(s.regs):
+        if live >> i & 1 and type(v) is ScalarValue:
+            _record(history, i, v.value)
+    for i, v in stk.spilled_values(s.stack):
+        if type(v) is ScalarValue:
+            _record(history, 100 + i, v.value)
+
+
+def _record(history: dict[int, set[tuple[int, int]]], pos: int, x: Scalar) -> None:
+    u = x.u64
+    if x.const_value is None and u.hi - u.lo < SATURATED:
+        history.setdefault(pos, set()).add((u.lo, u.hi))
 
 
 def kernel_states_at(iteration: int, splits: int, values: tuple[int, ...] | None = None) -> int:

@@ -27,7 +27,7 @@ from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import OneOf, ScalarValue, StackPtr, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["forget_dead_slots", "forget_imprecise", "precise_in", "stack_live_in"]
+__all__ = ["TOP", "forget_dead_slots", "forget_imprecise", "forget_imprecise_spills", "precise_in", "stack_live_in"]
 
 FP = 10
 _SLOT0 = 11
@@ -83,6 +83,13 @@ def forget_imprecise(s: State, precise: int) -> State:
     if regs == s.regs and stack is s.stack:
         return s
     return State(regs, s.defs, stack, s.pkt_min, s.ranges, s.frames)
+
+
+def forget_imprecise_spills(s: State, precise: int) -> State:
+    """``s`` with the spilled numbers the kernel would not compare made unknown (its registers as
+    they are: :func:`forget_imprecise` does both)."""
+    stack = _cached(_forget_spills, s.stack, precise >> _SLOT0)
+    return s if stack is s.stack else replace(s, stack=stack)
 
 
 def _forget_spills(stack: stk.Stack, precise: int) -> stk.Stack:

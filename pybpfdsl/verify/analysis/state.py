@@ -72,7 +72,11 @@ class State:
 
     def set_reg(self, r: int, v: Value, site: int) -> State:
         regs = (*self.regs[:r], v, *self.regs[r + 1:])
-        defs = (*self.defs[:r], _site(site), *self.defs[r + 1:])
+        d = _site(site)
+        old = self.defs
+        # The same definition again (a loop's own update): the very same tuple, so later joins and
+        # comparisons of the two states stop at the identity test.
+        defs = old if old[r] is d else (*old[:r], d, *old[r + 1:])
         return State(regs, defs, self.stack, self.pkt_min, self.ranges, self.frames)
 
     def range_of(self, pid: Pid | None) -> int | None:
@@ -337,8 +341,10 @@ def le(a: State | None, b: State | None) -> bool:
         if any(ra.get(p, -1) < n for p, n in b.ranges):
             return False
     # The cheap tests first (a conjunction: the order changes only the time).
-    if a.defs is not b.defs and not all(x is y or x <= y for x, y in zip(a.defs, b.defs, strict=True)):
-        return False
+    if a.defs is not b.defs:
+        for dx, dy in zip(a.defs, b.defs, strict=True):
+            if dx is not dy and not dx <= dy:
+                return False
     # From the last register down: the callee-saved ones (r6-r9) are the ones paths most often disagree
     # on (the constants that key the partitions), r10 never does.
     ar, br = a.regs, b.regs

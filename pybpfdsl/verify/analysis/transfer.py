@@ -108,9 +108,16 @@ class Env:
     context also has ``egress_ifindex``, the 4 bytes at offset 20."""
 
     kinds: tuple[Kind, ...] = ()
+    decoded: tuple[tuple[Transfer, tuple[int, ...], AluInsn | JmpInsn | None], ...] = field(
+        default=(), init=False, repr=False)
+    """Per instruction: its transfer function, the registers it reads (see :func:`step`) and, for
+    ALU instructions and conditional jumps, their fields, decoded once: ``step`` runs hundreds of
+    thousands of times per program."""
 
     def __post_init__(self) -> None:
         self.kinds = tuple(i.kind for i in self.insns)
+        self.decoded = tuple(_decode(self, i, insn, kind)
+                             for i, (insn, kind) in enumerate(zip(self.insns, self.kinds, strict=True)))
         if not self.thresholds:
             consts = {0}
             for insn in self.insns:
@@ -246,15 +253,34 @@ def _alu_unknown(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv
     return _write_dst(s, insn.dst, TOP, idx, sink)
 
 
-def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+@dataclass(frozen=True, slots=True)
+class AluInsn:
+    """An ALU instruction decoded (once per program, see :attr:`Env.decoded`)."""
+
+    op: AluOp
+    is32: bool
+    kind: Kind
+    imm: ScalarValue | None
+    """The immediate operand, or None when the source register is the operand."""
+    plain: bool
+    """Arithmetic on two numbers with nothing else to check (see :func:`alu`): not a move, byte
+    swap or cast, nor a division by a register (which ``check_division`` checks)."""
+
+
+def _decode_alu(insn: Instruction, kind: Kind) -> AluInsn:
     op = _alu_op(insn.opcode)
     assert op is not None
-    is32 = _cls(insn.opcode) == InsnClass.ALU
-    kind = _kind(insn.opcode, insn.off, insn.imm)
-    if _source(insn.opcode) == Source.K or kind in (Kind.NEG, Kind.END, Kind.BSWAP):
-        sv: Value = ScalarValue(_const(insn.imm_sext))
-    else:
-        sv = _read(s, insn.src, idx, sink)
+    use_imm = _source(insn.opcode) == Source.K or kind in (Kind.NEG, Kind.END, Kind.BSWAP)
+    plain = kind in (Kind.ALU, Kind.SDIV, Kind.NEG) and (use_imm or op not in (AluOp.DIV, AluOp.MOD))
+    return AluInsn(op, _cls(insn.opcode) == InsnClass.ALU, kind, ScalarValue(_const(insn.imm_sext)) if use_imm
+                   else None, plain)
+
+
+def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    info = env.decoded[idx][2]
+    assert isinstance(info, AluInsn)
+    op, is32, kind = info.op, info.is32, info.kind
+    sv: Value = info.imm if info.imm is not None else _read(s, insn.src, idx, sink)
     if kind == Kind.MOV:
         if not is32:
             return [(idx + 1, _write_dst(s, insn.dst, sv, idx, sink))]
@@ -264,6 +290,9 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         out = ScalarValue(cc.movsx(_scalar_of(sv), insn.off, alu32=is32))
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
     dv = _read(s, insn.dst, idx, sink)
+    if info.plain and type(dv) is ScalarValue and type(sv) is ScalarValue:  # the common case, first
+        res = _alu(op, dv.value, sv.value, is32, kind == Kind.SDIV)
+        return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
     if kind in (Kind.END, Kind.BSWAP):
         d = _scalar_of(dv)
         res = cc.bswap(d, insn.imm) if kind == Kind.BSWAP else cc.end(d, _source(insn.opcode) == Source.X, insn.imm)
@@ -282,7 +311,7 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         divisor = b.subreg() if is32 else b
         if divisor.contains(0):
             sink.report(Code.DIV_ZERO, idx, f"divisor r{insn.src} ({sv}) may be zero", insn.src)
-    res = _alu(op, a, b, alu32=is32, signed=kind == Kind.SDIV)
+    res = _alu(op, a, b, is32, kind == Kind.SDIV)
     return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
 
 
@@ -460,21 +489,41 @@ def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
     return s
 
 
-def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: bool) -> State | None:
+@dataclass(frozen=True, slots=True)
+class JmpInsn:
+    """A conditional jump decoded (once per program, see :attr:`Env.decoded`)."""
+
+    op: JmpOp
+    is32: bool
+    imm: ScalarValue | None
+    """The immediate operand, or None when the source register is the operand."""
+    target: int
+
+
+def _decode_jmp(env: Env, idx: int, insn: Instruction) -> JmpInsn:
     op = _jmp_op(insn.opcode)
     assert op is not None
-    is32 = _cls(insn.opcode) == InsnClass.JMP32
     use_k = _source(insn.opcode) == Source.K
+    return JmpInsn(op, _cls(insn.opcode) == InsnClass.JMP32, ScalarValue(_const(insn.imm_sext)) if use_k else None,
+                   env.target(idx, insn))
+
+
+def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: bool) -> State | None:
+    info = env.decoded[idx][2]
+    assert isinstance(info, JmpInsn)
+    op, is32 = info.op, info.is32
+    use_k = info.imm is not None
     dv = s.regs[insn.dst]
-    sv: Value = ScalarValue(_const(insn.imm_sext)) if use_k else s.regs[insn.src]
-    if isinstance(dv, ScalarValue) and isinstance(sv, ScalarValue):
+    sv: Value = info.imm if info.imm is not None else s.regs[insn.src]
+    if type(dv) is ScalarValue and type(sv) is ScalarValue:
         r = _refine(op, is32, dv.value, sv.value, taken)
         if r is None:
             return None
-        s = replace(s, regs=(*s.regs[:insn.dst], ScalarValue(r[0]), *s.regs[insn.dst + 1:]))
+        regs = list(s.regs)
+        regs[insn.dst] = ScalarValue(r[0])
         if not use_k:
-            s = replace(s, regs=(*s.regs[:insn.src], ScalarValue(r[1]), *s.regs[insn.src + 1:]))
-        return s
+            regs[insn.src] = ScalarValue(r[1])
+        return State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames)
     if is32:
         return s
     for reg, v, other in ((insn.dst, dv, sv), (None if use_k else insn.src, sv, dv)):
@@ -500,7 +549,9 @@ def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         out.append((idx + 1, fall))
     jumped = _branch(env, idx, insn, s, sink, taken=True)
     if jumped is not None:
-        out.append((env.target(idx, insn), jumped))
+        info = env.decoded[idx][2]
+        assert isinstance(info, JmpInsn)
+        out.append((info.target, jumped))
     return out
 
 
@@ -892,19 +943,29 @@ def _split(s: State, regs: tuple[int, ...]) -> list[State]:
     return out
 
 
+def _decode(env: Env, idx: int, insn: Instruction, kind: Kind) -> tuple[Transfer, tuple[int, ...],
+                                                                       AluInsn | JmpInsn | None]:
+    """The transfer function of ``insn``, the registers it reads and its ALU or jump fields."""
+    if insn.dst > FP or (insn.src > FP and kind not in (Kind.LDDW, Kind.CALL)):
+        return invalid, _NO_READS, None
+    fn = TRANSFER.get(kind, invalid)
+    info = _decode_alu(insn, kind) if fn is alu else _decode_jmp(env, idx, insn) if fn is jcond else None
+    return fn, _reads(insn, kind), info
+
+
 def step(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     """The successors of instruction ``idx`` from state ``s``.
 
     A register the instruction reads that holds a :class:`OneOf` (a different type on different paths)
     is taken apart: the instruction runs from one state per alternative, so each is checked as the
     kernel checks the path it comes from, and the successors are joined again where they meet."""
+    fn, regs, _ = env.decoded[idx]
     insn = env.insns[idx]
-    kind = _kind(insn.opcode, insn.off, insn.imm)
-    fn = TRANSFER.get(kind, invalid)
-    if insn.dst > FP or (insn.src > FP and kind not in (Kind.LDDW, Kind.CALL)):
-        return invalid(env, idx, insn, s, sink)
-    regs = _reads(insn, kind)
-    if not any(isinstance(s.regs[r], OneOf) for r in regs):
+    sregs = s.regs
+    for r in regs:
+        if type(sregs[r]) is OneOf:  # the value classes are final: type() is the quick test
+            break
+    else:
         return fn(env, idx, insn, s, sink)
     out: Succ = []
     for part in _split(s, regs):

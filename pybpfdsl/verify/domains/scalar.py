@@ -16,7 +16,7 @@ sound back into the 64-bit view.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.opcode import JMP_OPS, AluOp, JmpOp
 from pybpfdsl.verify.domains import interval as iv
@@ -67,6 +67,8 @@ class Scalar:
     s64: Interval
     u32: Interval
     s32: Interval
+    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    """The hash, once computed (0: not yet): see :meth:`__hash__`."""
 
     # -- constructors -------------------------------------------------------
 
@@ -238,10 +240,15 @@ class Scalar:
     # -- reduction ------------------------------------------------------------
 
     def __hash__(self) -> int:
-        # One flat tuple of the bounds rather than the dataclass' hash of hashes: scalars key the
-        # analysis' caches, so this runs millions of times. Equal scalars have equal fields, hence hashes.
-        t, u, s, u32, s32 = self.tnum, self.u64, self.s64, self.u32, self.s32
-        return hash((t.value, t.mask, u.lo, u.hi, s.lo, s.hi, u32.lo, u32.hi, s32.lo, s32.hi))
+        # One flat tuple of the bounds rather than the dataclass' hash of hashes, computed once per
+        # scalar: scalars key the analysis' caches (and the values and states that hold them), so this
+        # runs millions of times. Equal scalars have equal fields, hence hashes.
+        h = self._hash
+        if not h:
+            t, u, s, u32, s32 = self.tnum, self.u64, self.s64, self.u32, self.s32
+            h = hash((t.value, t.mask, u.lo, u.hi, s.lo, s.hi, u32.lo, u32.hi, s32.lo, s32.hi)) or 1
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def reduce(self) -> Scalar:
         """Tighten every component with the others until nothing changes; canonical bottom if empty.
@@ -299,10 +306,13 @@ class Scalar:
 
 def _reduced_const(t: Tnum) -> Scalar:
     """The reduced scalar whose only member is ``t``'s value: every view its one value."""
-    w, h, x = t.width, t.width // 2, t.value
-    low = x & mask_of(h)
-    return Scalar(t, Interval(x, x, w, False), Interval(to_signed(x, w), to_signed(x, w), w, True),
-                  Interval(low, low, h, False), Interval(to_signed(low, h), to_signed(low, h), h, True))
+    w, x = t.width, t.value
+    h = w // 2
+    low = x & ((1 << h) - 1)
+    sx = x - (1 << w) if x >> (w - 1) else x  # to_signed, written out: a counted loop makes one per step
+    slow = low - (1 << h) if low >> (h - 1) else low
+    return Scalar(t, Interval(x, x, w, False), Interval(sx, sx, w, True), Interval(low, low, h, False),
+                  Interval(slow, slow, h, True))
 
 
 def _tighten_by_tnum(i: Interval, t: Tnum) -> Interval:
@@ -606,12 +616,32 @@ ALU_BINARY: dict[tuple[AluOp, bool], Callable[[Scalar, Scalar], Scalar]] = {
 """Transfer function per (operation, signed): ``signed`` is the DIV/MOD ``off == 1`` variant."""
 
 
+_EXACT_ON_CONSTANTS: dict[AluOp, Callable[[int, int], int]] = {
+    AluOp.ADD: lambda x, y: x + y,
+    AluOp.SUB: lambda x, y: x - y,
+    AluOp.MUL: lambda x, y: x * y,
+    AluOp.OR: lambda x, y: x | y,
+    AluOp.AND: lambda x, y: x & y,
+    AluOp.XOR: lambda x, y: x ^ y,
+    AluOp.MOV: lambda x, y: y,
+}
+"""The operations whose result on two constants is the same pattern modulo ``2**width`` for every
+width (so also for the low halves ALU32 works on): computed directly (see :func:`alu`)."""
+
+
 def alu(op: AluOp, a: Scalar, b: Scalar, *, alu32: bool = False, signed: bool = False) -> Scalar:
     """``a op b`` for ALU64, or for ALU32: the operation on the low halves, zero-extended.
 
     NEG ignores ``b``; MOV returns ``b`` (zero-extended from its low half for ALU32). END and movsx have
     their own functions (:func:`end`, :func:`bswap`, :func:`movsx`).
     """
+    exact = _EXACT_ON_CONSTANTS.get(op)
+    if exact is not None and not a.tnum.mask and not b.tnum.mask and not a.is_bottom and not b.is_bottom:
+        # Two constants: the result is the one concrete result (what the componentwise operations and
+        # the reduction arrive at, at some hundred times the cost; a counted loop does this every step).
+        w = a.width
+        m = (1 << (w // 2 if alu32 else w)) - 1
+        return _reduced_const(Tnum(exact(a.tnum.value & m, b.tnum.value & m) & m, 0, w))
     fn = ALU_BINARY.get((op, signed and op in (AluOp.DIV, AluOp.MOD)))
     if fn is None:
         raise ValueError(f"no binary transfer function for {op.name}")
