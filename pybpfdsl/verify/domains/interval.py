@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from pybpfdsl.verify.domains.concrete import mask_of, to_signed
+from pybpfdsl.verify.domains.bits import mask_of, to_signed
 from pybpfdsl.verify.domains.tnum import Tnum
 
 __all__ = [

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.opcode import JMP_OPS, AluOp, JmpOp
 from pybpfdsl.verify.domains import interval as iv
-from pybpfdsl.verify.domains.concrete import mask_of, to_signed
+from pybpfdsl.verify.domains.bits import mask_of, to_signed
 from pybpfdsl.verify.domains.interval import Interval, from_patterns, wrap_range
 from pybpfdsl.verify.domains.tnum import Tnum
 

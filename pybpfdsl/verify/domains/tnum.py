@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pybpfdsl.verify.domains.concrete import mask_of, to_signed
+from pybpfdsl.verify.domains.bits import mask_of, to_signed
 
 __all__ = [
     "Tnum",
