@@ -92,11 +92,11 @@ def _kind(type_name: str, key_size: int, value_size: int, max_entries: int, map_
 
 def _variables(obj: ObjectFile) -> dict[str, tuple[str, int, int]]:
     """Global variables: name -> (section, offset, size)."""
-    from pybpfdsl.runtime.elf_symbols import ElfFormatError, variable_locations
+    from pybpfdsl.bpf.elf import ElfError, variable_locations
 
     try:
         found = variable_locations(obj.data, _DATA_SECTIONS)
-    except ElfFormatError:
+    except ElfError:
         return {}
     return {name: (loc.section, loc.offset, loc.size) for name, loc in found.items()}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, SupportsBytes
 
+from pybpfdsl.bpf.elf import VariableLocation, variable_locations
 from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl
 from pybpfdsl.lang.state import (
     Array,
@@ -29,7 +30,6 @@ from pybpfdsl.lang.state import (
 )
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
-from pybpfdsl.runtime.elf_symbols import VariableLocation, variable_locations
 from pybpfdsl.runtime.errors import KernelVerifierError, StateBindingError
 from pybpfdsl.runtime.jit_info import jited_instruction_count, xlated_instruction_count
 from pybpfdsl.runtime.state_binding import GlobalBacking, MapBacking, RingBufReader, sum_raw

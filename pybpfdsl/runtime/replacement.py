@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from pybpfdsl.bpf.elf import variable_locations
 from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl
 from pybpfdsl.runtime.attach_errors import IncompatibleReplacement
-from pybpfdsl.runtime.elf_symbols import variable_locations
 from pybpfdsl.runtime.loaded import LoadedProgram
 from pybpfdsl.runtime.state_binding import GlobalBacking
 

@@ -60,9 +60,3 @@ def test_not_an_object_is_an_elf_error() -> None:
     with pytest.raises(ElfError, match="not an ELF file"):
         variable_locations(b"not an object at all")
 
-
-def test_the_runtime_names_are_the_readers() -> None:
-    """runtime.elf_symbols only re-exports, until its importers move to bpf.elf."""
-    from pybpfdsl.runtime import elf_symbols
-
-    assert elf_symbols.variable_locations is variable_locations and elf_symbols.ElfFormatError is ElfError

@@ -27,6 +27,7 @@ from pybpfdsl.backend.debuginfo import (
     TypeDesc,
 )
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE, emit_bpf_object
+from pybpfdsl.bpf.elf import read_symbols, section_names, variable_locations
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.interpret import Environment, run_program
@@ -43,7 +44,6 @@ from pybpfdsl.lang.state import (
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, u32, u64
 from pybpfdsl.runtime.bpf_object import LoadError
-from pybpfdsl.runtime.elf_symbols import read_symbols, section_names, variable_locations
 from pybpfdsl.runtime.errors import (
     KernelVerifierError,
     StateBindingError,
