@@ -37,7 +37,7 @@ def _report(args: argparse.Namespace) -> tuple[str, Any]:
         compiled = target.program.compile(prove=False, verify=False)
         return target.label, verify_program(compiled.subject, check_division=args.check_division)
     obj = load_object(spec, args.section)
-    return obj.label, verify_elf_program(obj.elf, obj.program, obj.data, check_division=args.check_division)
+    return obj.label, verify_elf_program(obj.elf, obj.program, check_division=args.check_division)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -6,13 +6,11 @@ before each instruction — so ``report.explain()`` and ``str(report)`` need no 
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from elftools.elf.elffile import ELFFile
-
+from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.bpf.btf_ext import Btf, BtfKind, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
@@ -22,7 +20,7 @@ from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
-from pybpfdsl.verify.analysis.helpers import ARRAY_OF_MAPS, CALLBACK_TYPE, HASH_OF_MAPS, HELPER_SIGNATURES
+from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, MapValueOrNull, ScalarValue, Unknown, Value
@@ -31,9 +29,6 @@ from pybpfdsl.verify.subject import Subject
 
 __all__ = ["XDP_SECTIONS", "VerifierReport", "is_xdp_section", "verify_instructions", "verify_object",
            "verify_object_all", "verify_program"]
-
-_ARRAY = 2
-_RINGBUF = 27
 
 
 @dataclass
@@ -73,11 +68,6 @@ class VerifierReport:
         return self.format()
 
 
-def _section_sizes(elf_bytes: bytes) -> dict[str, int]:
-    elf = ELFFile(io.BytesIO(elf_bytes))
-    return {s.name: int(s.header["sh_size"]) for s in elf.iter_sections()}
-
-
 def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
               sizes: dict[str, int]) -> tuple[dict[int, tuple[MapInfo, int | None]], list[VerifierFinding]]:
     refs: dict[int, tuple[MapInfo, int | None]] = {}
@@ -86,10 +76,10 @@ def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
     for rel in relocations:
         if rel.kind == RelocKind.MAP:
             m = maps.get(rel.symbol)
-            if m is not None and m.map_type == _RINGBUF and (m.key_size is None or m.value_size is None):
-                refs[rel.insn_index] = (MapInfo(m.name, _RINGBUF, 0, 0, m.max_entries or 0), None)
+            if m is not None and m.map_type == MapType.RINGBUF and (m.key_size is None or m.value_size is None):
+                refs[rel.insn_index] = (MapInfo(m.name, MapType.RINGBUF, 0, 0, m.max_entries or 0), None)
                 continue
-            if m is not None and m.map_type in (ARRAY_OF_MAPS, HASH_OF_MAPS) and m.key_size is not None:
+            if m is not None and m.map_type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS) and m.key_size is not None:
                 refs[rel.insn_index] = (MapInfo(m.name, m.map_type, m.key_size, 4, m.max_entries or 0), None)
                 continue
             if m is None or m.key_size is None or m.value_size is None:
@@ -100,7 +90,7 @@ def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
             refs[rel.insn_index] = (info, None)
         elif rel.kind == RelocKind.DATA:
             size = sizes.get(rel.section, 0)
-            info = MapInfo(rel.section, _ARRAY, 4, size, 1)
+            info = MapInfo(rel.section, MapType.ARRAY, 4, size, 1)
             refs[rel.insn_index] = (info, rel.offset)
         elif rel.kind == RelocKind.CALL:
             problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
@@ -275,7 +265,7 @@ def _inner_maps(elf: BpfElf) -> dict[str, MapInfo]:
     if btf is None:
         return out
     for m in elf.maps.values():
-        if m.map_type not in (ARRAY_OF_MAPS, HASH_OF_MAPS):
+        if m.map_type not in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
             continue
         for var in btf.by_name(m.name, BtfKind.VAR):
             if var.type is None:
@@ -343,11 +333,11 @@ def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
                                                                               BtfKind.ENUM64))
 
 
-def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check_division: bool = False,
+def verify_elf_program(elf: BpfElf, prog: ElfProgram, *, check_division: bool = False,
                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
     text = elf.text
     if text is None or text is prog or not any(r.kind in (RelocKind.CALL, RelocKind.FUNC) for r in prog.relocations):
-        refs, problems = _map_refs(elf, prog.relocations, _section_sizes(elf_bytes))
+        refs, problems = _map_refs(elf, prog.relocations, elf.section_sizes)
         refs, inner = _same_shape_maps(refs, _inner_maps(elf))
         return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
                                    line_info=prog.line_info, check_division=check_division, extra=problems,
@@ -364,7 +354,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, elf_bytes: bytes, *, check
         if r.kind == RelocKind.FUNC and target is not None and has_func_info:
             callbacks[i] = (MapInfo(r.symbol, CALLBACK_TYPE, 0, 0, target), None)
             del relocs[i]
-    refs, problems = _map_refs(elf, relocs.values(), _section_sizes(elf_bytes))
+    refs, problems = _map_refs(elf, relocs.values(), elf.section_sizes)
     refs, inner = _same_shape_maps(refs, _inner_maps(elf))
     refs.update(callbacks)
     starts = frozenset(base + f.insn_index for f in text.functions)
@@ -388,7 +378,7 @@ def verify_object(elf_bytes: bytes, section: str | None = None, *, check_divisio
         if not progs:
             raise KeyError("the object has no entry programs")
         prog = progs[0]
-    return verify_elf_program(elf, prog, elf_bytes, check_division=check_division,
+    return verify_elf_program(elf, prog, check_division=check_division,
                               allow_uninit_stack_reads=allow_uninit_stack_reads)
 
 
@@ -396,7 +386,7 @@ def verify_object_all(elf_bytes: bytes, *, check_division: bool = False,
                       allow_uninit_stack_reads: bool = False) -> list[VerifierReport]:
     """Verify every entry program of an object."""
     elf = BpfElf.from_bytes(elf_bytes)
-    return [verify_elf_program(elf, p, elf_bytes, check_division=check_division,
+    return [verify_elf_program(elf, p, check_division=check_division,
                                allow_uninit_stack_reads=allow_uninit_stack_reads) for p in elf.programs.values()]
 
 
@@ -404,5 +394,5 @@ def verify_program(subject: Subject, *, check_division: bool = False,
                    allow_uninit_stack_reads: bool = False) -> VerifierReport:
     """Verify a compiled program (`fn.compile().subject`; options as for :func:`verify_instructions`)."""
     elf = BpfElf.from_bytes(subject.elf)
-    return verify_elf_program(elf, elf.program(subject.section), subject.elf, check_division=check_division,
+    return verify_elf_program(elf, elf.program(subject.section), check_division=check_division,
                               allow_uninit_stack_reads=allow_uninit_stack_reads)

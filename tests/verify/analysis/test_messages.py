@@ -52,7 +52,7 @@ def _run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int
 def test_the_error_names_the_instruction_llvm_objdump_numbers(null_deref_o: Path) -> None:
     data = null_deref_o.read_bytes()
     elf = BpfElf.from_bytes(data)
-    report = verify_elf_program(elf, elf.program("xdp"), data)
+    report = verify_elf_program(elf, elf.program("xdp"))
     [error] = report.errors
     slot = _objdump_number(null_deref_o, FAULTY_TEXT)
     assert error.insn == slot - 1, "the program must have an lddw before the fault, or this test shows nothing"
@@ -77,14 +77,14 @@ def test_the_error_names_the_instruction_the_kernel_log_names(tmp_path: Path, so
     where = next(i for i, line in enumerate(lines) if "invalid mem access" in line)
     kernel_number = int(re.match(r"^(\d+): ", lines[where - 1]).group(1))  # type: ignore[union-attr]
     elf = BpfElf.from_bytes(data)
-    report = verify_elf_program(elf, elf.program("xdp"), data)
+    report = verify_elf_program(elf, elf.program("xdp"))
     assert f"at instruction {kernel_number}: " in report.format(), (log, report.format())
 
 
 def test_explain_numbers_every_instruction_as_llvm_objdump(null_deref_o: Path) -> None:
     data = null_deref_o.read_bytes()
     elf = BpfElf.from_bytes(data)
-    listing = verify_elf_program(elf, elf.program("xdp"), data).explain()
+    listing = verify_elf_program(elf, elf.program("xdp")).explain()
     ours = [int(m.group(1)) for m in re.finditer(r"^(\d+): ", listing, re.M)]
     assert ours == [n for n, _ in objdump_slots(null_deref_o)]
     assert re.search(r"^4: r1 = map\[counters\] ll +; writes r1=map_ptr\(counters\)", listing, re.M), listing
