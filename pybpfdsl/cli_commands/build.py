@@ -16,6 +16,7 @@ from pybpfdsl.cli_commands.common import EXIT_FAILURE, EXIT_USAGE, CliError, is_
 from pybpfdsl.cli_commands.verify import finding_json
 from pybpfdsl.cli_output import Style, Table, print_json, style_for
 from pybpfdsl.program import CompiledProgram
+from pybpfdsl.verify.equivalence.report import as_json
 
 __all__ = ["cmd_compile", "cmd_disasm", "cmd_ir", "disasm_records"]
 
@@ -50,7 +51,7 @@ def _checks_json(compiled: CompiledProgram) -> dict[str, Any]:
     return {"verification": verification,
             "proof": {"status": proof.status, "seconds": round(proof.seconds, 4), "reason": proof.reason,
                       "stats": proof.stats, "cached": proof.stats.get("cache") == "hit",
-                      "counterexample": None if proof.counterexample is None else proof.counterexample.to_json()}}
+                      "counterexample": None if proof.counterexample is None else as_json(proof.counterexample)}}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:

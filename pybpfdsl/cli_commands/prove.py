@@ -15,6 +15,7 @@ __all__ = ["cmd_prove"]
 def cmd_prove(args: argparse.Namespace) -> int:
     from pybpfdsl.verify.equivalence.budget import parse_units
     from pybpfdsl.verify.equivalence.prove import DEFAULT_BUDGET, prove_objects
+    from pybpfdsl.verify.equivalence.report import as_json
 
     try:
         budget = DEFAULT_BUDGET if args.budget is None else parse_units(args.budget)
@@ -28,14 +29,14 @@ def cmd_prove(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read program {args.section!r} from the objects: {exc}") from None
     cex = result.counterexample
     if args.report:
-        text = result.summary() + ("" if cex is None else "\n" + cex.report(full=True))
+        text = result.report(full=True)
         try:
             Path(args.report).write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
             raise CliError(f"cannot write {args.report}: {exc.strerror or exc}") from None
     if args.json:
         print_json({"status": result.status, "seconds": round(result.seconds, 4), "stats": result.stats,
-                    "reason": result.reason, "counterexample": None if cex is None else cex.to_json()})
+                    "reason": result.reason, "counterexample": None if cex is None else as_json(cex)})
     else:
         print(result.report())
     return 0 if result.proven else EXIT_FAILURE

@@ -5,7 +5,8 @@ looked at, the initial bytes of `.bss`/`.data` (the globals) and the helper resu
 `Replayer`s run those inputs through the reference interpreters — the IR interpreter and the bytecode
 interpreter for a compiled program, the bytecode interpreter twice for two objects — so the report
 shows what each really does, not just what the solver claims; `reproduced` says whether they differ,
-and the prover reports a counterexample only when they do. `report` renders it (see `report`).
+and the prover reports a counterexample only when they do. The `report` module renders it (the record does not
+know its renderings, so that module and this one do not import each other).
 """
 
 from __future__ import annotations
@@ -220,20 +221,6 @@ class Counterexample:
             return Path(self.source_file).read_text(encoding="utf-8").splitlines()[line - 1].strip()
         except (OSError, IndexError, UnicodeDecodeError):
             return ""
-
-    def report(self, full: bool = False) -> str:
-        """The inputs and both runs side by side. At most a screenful unless `full`: large maps show the
-        keys the counterexample reads or writes and a count of the rest, long values are cut."""
-        from pybpfdsl.verify.equivalence.report import render_text
-
-        return render_text(self, full)
-
-    def to_json(self) -> dict[str, Any]:
-        """Everything in the report as JSON-ready data: the inputs (packet, the initial maps, globals,
-        stack bytes and helper results), both runs, the differing outputs and the diverging line."""
-        from pybpfdsl.verify.equivalence.report import as_json
-
-        return as_json(self)
 
 
 def action_name(run: Run) -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from pybpfdsl.verify.equivalence.report import render_text
+
 if TYPE_CHECKING:
     from pybpfdsl.verify.equivalence.counterexample import Counterexample
 
@@ -40,7 +42,7 @@ class ProofResult:
         """The summary, and for a counterexample the side-by-side replay: a screenful unless `full`."""
         if self.counterexample is None:
             return self.summary()
-        return self.summary() + "\n" + self.counterexample.report(full)
+        return self.summary() + "\n" + render_text(self.counterexample, full)
 
 
 _SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "swept", "sweep_passes", "sweep_undecided",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pybpfdsl.runtime.test_run import run_xdp
 from pybpfdsl.verify.equivalence.counterexample import Counterexample
 from pybpfdsl.verify.equivalence.prove import prove_objects
+from pybpfdsl.verify.equivalence.report import render_text
 from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel
 
 pytestmark = needs_clang
@@ -58,7 +59,7 @@ def test_a_different_initial_value_a_program_reads_is_a_counterexample_the_kerne
     original = _object(READS)
     for mutant in (_object(READS, x=60), _object(READS, limit=3)):
         cex = _differ(original, mutant)
-        assert _kernel(original, cex, 0)[0] != _kernel(mutant, cex, 1)[0], cex.report()
+        assert _kernel(original, cex, 0)[0] != _kernel(mutant, cex, 1)[0], render_text(cex, False)
     # The starting values each object has: only the initial value of x differs.
     cex = _differ(original, _object(READS, x=60))
     assert cex.start(0)[".data"][:4] == (1).to_bytes(4, "little")

@@ -10,6 +10,7 @@ from pybpfdsl.runtime.test_run import run_xdp
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import Counterexample, run_bytecode
 from pybpfdsl.verify.equivalence.prove import ProofResult, prove_objects
+from pybpfdsl.verify.equivalence.report import render_text
 from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel
 
 pytestmark = needs_clang
@@ -80,8 +81,9 @@ def test_a_changed_key_is_a_counterexample_the_kernel_confirms() -> None:
     assert _kernel_action(original, cex) != _kernel_action(mutant, cex)
     # Both keys held, a different element is where the packet goes: the target is an output.
     cex = _counterexample(_object(DIRECT, KEY=1, FLAGS=0), _object(DIRECT, KEY=2, FLAGS=0))
-    assert cex.differing_outputs() and set(cex.differing_outputs()) <= {"action", "redirect target"}, cex.report()
-    assert "fill it" not in cex.report()  # a device map has slots, not room that other entries take
+    outputs = cex.differing_outputs()
+    assert outputs and set(outputs) <= {"action", "redirect target"}, render_text(cex, False)
+    assert "fill it" not in render_text(cex, False)  # a device map has slots, not room that other entries take
 
 
 @needs_kernel
@@ -89,7 +91,7 @@ def test_a_changed_fallback_or_a_flag_the_map_refuses_is_a_counterexample_the_ke
     original = _object(BY_PACKET, FLAGS=2)
     for mutant in (_object(BY_PACKET, FLAGS=1), _object(BY_PACKET, FLAGS=0x22)):
         cex = _counterexample(original, mutant)
-        assert _kernel_action(original, cex) != _kernel_action(mutant, cex), cex.report()
+        assert _kernel_action(original, cex) != _kernel_action(mutant, cex), render_text(cex, False)
     # A CPU map takes no BPF_F_EXCLUDE_INGRESS (a device map does): XDP_ABORTED in the kernel.
     cex = _counterexample(_object(BY_PACKET, CPUMAP, FLAGS=2), _object(BY_PACKET, CPUMAP, FLAGS=0x12))
     with kernel(_object(BY_PACKET, CPUMAP, FLAGS=0x12)) as obj:
@@ -127,4 +129,4 @@ def test_a_miss_after_bpf_redirect_leaves_that_device() -> None:
     assert result.counterexample.reproduced and result.counterexample.maps.get("tx"), result.report()
     body_other = "bpf_redirect(8, 0); bpf_redirect_map(&tx, KEY, 0); return XDP_REDIRECT;"
     cex = _counterexample(_object(body, KEY=1), _object(body_other, KEY=1))
-    assert cex.differing_outputs() == ["redirect target"], cex.report()
+    assert cex.differing_outputs() == ["redirect target"], render_text(cex, False)

@@ -18,7 +18,7 @@ from pybpfdsl.runtime.attach_errors import AttachRefused
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
 from pybpfdsl.verify.equivalence.prove import ProofResult, prove_ir_bytecode
-from pybpfdsl.verify.equivalence.report import SCREEN_LINES
+from pybpfdsl.verify.equivalence.report import SCREEN_LINES, as_json, render_text
 from tests.differential import constructs as c
 from tests.verify.equivalence.mutants import Mutant, mutants
 
@@ -83,7 +83,7 @@ def test_a_65536_element_map_is_reported_in_a_screenful(big_map_counterexample: 
     assert "65,5" in text  # the untouched elements are counted, not listed
     # The elements the run touched are there, with the two runs' values side by side.
     assert any(line.startswith("* map counts[") for line in lines), text
-    full = cex.report(full=True)
+    full = render_text(cex, full=True)
     assert len(full) < 20_000 and "65,5" in full
 
 
@@ -102,7 +102,7 @@ def test_attach_refusal_of_a_big_map_counterexample_is_a_screenful(big_map_count
 def test_json_carries_the_starting_state_and_the_touched_keys(big_map_counterexample: ProofResult) -> None:
     cex = big_map_counterexample.counterexample
     assert cex is not None
-    data = json.loads(json.dumps(cex.to_json()))
+    data = json.loads(json.dumps(as_json(cex)))
     start = data["inputs"]["maps"]["counts"]
     assert start["entries"] == {k.hex(): v.hex() for k, v in cex.maps["counts"].items()}
     assert start["entries"] and start["elements"] == 65536 and start["other_keys"] == "zero"
