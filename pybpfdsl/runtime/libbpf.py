@@ -15,6 +15,9 @@ This module is the only place that talks to libbpf directly.  It exposes:
 Error convention: libbpf 1.x returns ``-errno`` from int-returning functions
 and ``NULL`` (with ``errno`` set) from pointer-returning ones; both are turned
 into :class:`OSError` (or its errno-specific subclass) here.
+
+Long because every C function, structure and callback the package uses is declared here, next to the one
+loader and the one error convention: splitting it would give libbpf several doors.
 """
 
 from __future__ import annotations
