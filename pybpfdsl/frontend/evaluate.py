@@ -173,17 +173,24 @@ def _refuse(message: str, hint: str | None = None) -> DslError:
     return DslError(f"pure-Python mode met a constant the compiler refuses: {message}")
 
 
+def _scalar(x: Num) -> Scalar:
+    """`x` as the type rules of `fold` see it."""
+    return Scalar(x.t, const=x.c, literal=x.lit)
+
+
+def _folded(s: Scalar) -> Num:
+    """A constant `fold` computed, with the raw value the compiler materializes for it."""
+    assert s.const is not None
+    return _typed_const(s.type, s.const, s.literal)
+
+
 def convert(x: Num, t: ScalarType) -> Num:
     """Convert to `t` (an assignment, argument, or `T(x)`); constants by the compiler's constant rules."""
     if x.t == t:
         return x
     if x.c is not None:
-        folded = fold.convert_constant(Scalar(x.t, const=x.c, literal=x.lit), t, _refuse).const
-        assert folded is not None
-        return _typed_const(t, folded)
+        return _folded(fold.convert_constant(_scalar(x), t, _refuse))
     return Num(t, arith.convert(x.v, x.t, t))
-
-
 
 
 def binary_in(op: BinOp, t: ScalarType, a: Num, b: Num) -> Num:
@@ -198,13 +205,11 @@ def binary(op: BinOp, a: Num, b: Num) -> Num:
     if a.t.is_fixed or b.t.is_fixed:
         if op not in arith.FIXED_BINOPS:
             raise EvaluationError(f"{op.value} on a float")
-        if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
-            return const_num(arith.fold_untyped_float(op, float(a.c), float(b.c)))
-        return binary_in(op, FLOAT, a, b)  # typed constants fold in Q32.32, as the code computes
-    if a.c is not None and b.c is not None and _untyped(a) and _untyped(b):
-        return const_num(arith.fold_untyped(op, int(a.c), int(b.c)))
-    t = fold.binary_type(op, a.t, b.t)
-    return binary_in(op, t, a, b)
+        folded = fold.fold_untyped_float(op, _scalar(a), _scalar(b), _refuse)
+        # Typed constants fold in Q32.32, as the code computes: binary_in gives the same raw value.
+        return _folded(folded) if folded is not None else binary_in(op, FLOAT, a, b)
+    folded = fold.fold_untyped_binary(op, _scalar(a), _scalar(b), _refuse)
+    return _folded(folded) if folded is not None else binary_in(op, fold.binary_type(op, a.t, b.t), a, b)
 
 
 def negate(x: Num) -> Num:
@@ -217,16 +222,10 @@ def negate(x: Num) -> Num:
 
 def compare(op: CmpOp, a: Num, b: Num) -> bool:
     """`a op b` in the common type (float if either is); constants compare as the compiler folds them."""
+    folded = fold.fold_compare(op, _scalar(a), _scalar(b), _refuse)
+    if folded is not None:
+        return bool(folded.const)
     t = fold.compare_type(a.t, b.t)
-    if a.c is not None and b.c is not None:
-        if t.is_fixed and _untyped(a) and _untyped(b):
-            return arith.compare_untyped(op, float(a.c), float(b.c))
-        if t.is_fixed:  # typed constants: converted (wrapping) first
-            ca, cb = convert(a, t), convert(b, t)
-            fa, fb = float(ca.c if ca.c is not None else 0), float(cb.c if cb.c is not None else 0)
-            return arith.compare_untyped(op, fa, fb)
-        if _untyped(a) and _untyped(b):
-            return arith.compare_untyped(op, int(a.c), int(b.c))
     return arith.compare(op, t, convert(a, t).v, convert(b, t).v)
 
 
