@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.interpret import Environment, run_program
+from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.lang.helpers import HelperSource, use_helpers
 from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct

@@ -153,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_object(args: argparse.Namespace, packets: list[bytes]) -> int:
     """`run FILE.o`: load the object (as libbpf does), run its XDP program on each packet in the kernel."""
-    from pybpfdsl.runtime.test_run import run_xdp
+    from pybpfdsl.runtime.kernel_run import run_xdp
 
     if args.python:
         raise CliError(f"{args.target} is a BPF object: --python runs a DSL program's Python; leave it out to run "

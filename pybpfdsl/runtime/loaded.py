@@ -32,8 +32,8 @@ from pybpfdsl.lang.structs import Struct
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
 from pybpfdsl.runtime.errors import KernelVerifierError, StateBindingError
 from pybpfdsl.runtime.jit_info import jited_instruction_count, xlated_instruction_count
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.runtime.state_binding import GlobalBacking, MapBacking, RingBufReader, sum_raw
-from pybpfdsl.runtime.test_run import run_xdp
 
 __all__ = ["LoadedProgram", "RunResult"]
 

@@ -79,7 +79,7 @@ class Loaded:
         return self.obj.kernel_map(name)  # type: ignore[attr-defined]
 
     def run(self, packet: bytes = bytes(ETH)) -> int:
-        from pybpfdsl.runtime.test_run import run_xdp
+        from pybpfdsl.runtime.kernel_run import run_xdp
 
         return run_xdp(self.fd, packet).action
 
@@ -709,8 +709,8 @@ def test_maps_hash_array_struct_atomic() -> None:
 
 @needs_kernel
 def test_maps_program_matches_the_ir_interpreter() -> None:
-    """Random packet sequences through the kernel and through `ir.interpret`: same actions, same state."""
-    from pybpfdsl.ir.interpret import Environment, run_program
+    """Random packet sequences through the kernel and through `ir.interpreter`: same actions, same state."""
+    from pybpfdsl.ir.interpreter import Environment, run_program
     from pybpfdsl.lang.state import Array, Global, HashMap
 
     program = map_program()

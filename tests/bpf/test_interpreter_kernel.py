@@ -24,9 +24,9 @@ from pybpfdsl.bpf.interpreter import run
 from pybpfdsl.bpf.random_programs import generate, random_packet
 from pybpfdsl.differential import Step, snapshot
 from pybpfdsl.program import XdpProgram
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.runtime.raw_load import RawLoadError, RawProgram
-from pybpfdsl.runtime.test_run import run_xdp
 from pybpfdsl.state_transfer import run_bytecode
 from pybpfdsl.testing import reset_state
 from tests.differential import constructs

@@ -21,7 +21,7 @@ from scapy.packet import Raw
 
 from pybpfdsl.frontend.evaluate import run_python
 from pybpfdsl.frontend.lower import Lowered, lower_function
-from pybpfdsl.ir.interpret import Environment, run_program
+from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.lang import actions as lang_actions
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang import types as lang_types

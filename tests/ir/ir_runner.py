@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.interpret import Environment
+from pybpfdsl.ir.interpreter import Environment
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, MapKind, PerCpuArray, RingBuf, StateObject

@@ -27,7 +27,7 @@ import pytest
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.check import check_program
-from pybpfdsl.ir.interpret import run_program
+from pybpfdsl.ir.interpreter import run_program
 from pybpfdsl.ir.parser import parse_program
 from pybpfdsl.ir.printer import format_program
 from pybpfdsl.lang.state import MapKind

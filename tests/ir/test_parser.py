@@ -19,7 +19,7 @@ import pytest
 import examples
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.check import check_program
-from pybpfdsl.ir.interpret import run_program
+from pybpfdsl.ir.interpreter import run_program
 from pybpfdsl.ir.parser import IRSyntaxError, parse_program
 from pybpfdsl.ir.printer import format_program, used_structs
 from pybpfdsl.ir.rules import IRError

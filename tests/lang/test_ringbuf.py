@@ -16,7 +16,7 @@ from pybpfdsl import XDP_DROP, XDP_PASS, DslError, Global, Packet, RingBuf, Stru
 from pybpfdsl.differential import compare, snapshot
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.check import IRError, check_program
-from pybpfdsl.ir.interpret import Environment, run_program
+from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang.state import DEFAULT_RINGBUF_SIZE, MapKind
 from pybpfdsl.lang.types import BOOL

@@ -10,7 +10,7 @@ import pytest
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
-from pybpfdsl.ir.interpret import Environment, run_program
+from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.lang.helpers import SystemHelpers, current_helpers
 from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray
 from pybpfdsl.lang.structs import Struct

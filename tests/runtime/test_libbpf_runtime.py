@@ -24,6 +24,7 @@ from pybpfdsl.runtime.kernel_map import (
     BPF_MAP_TYPE_PERCPU_ARRAY,
     KernelMap,
 )
+from pybpfdsl.runtime.kernel_run import XDP_DROP, XDP_PASS, XDP_TX, run_xdp
 from pybpfdsl.runtime.libbpf import (
     BpfObjectOpenOpts,
     BpfProgInfo,
@@ -32,7 +33,6 @@ from pybpfdsl.runtime.libbpf import (
     get_libbpf,
     kernel_bpf_available,
 )
-from pybpfdsl.runtime.test_run import XDP_DROP, XDP_PASS, XDP_TX, run_xdp
 
 _BPF_OK, _BPF_REASON = kernel_bpf_available()
 needs_bpf = pytest.mark.skipif(not _BPF_OK, reason=f"bpf() unavailable: {_BPF_REASON}")

@@ -30,7 +30,7 @@ from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE, emit_bpf_ob
 from pybpfdsl.bpf.elf import read_symbols, section_names, variable_locations
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
-from pybpfdsl.ir.interpret import Environment, run_program
+from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang.state import (
     Array,

@@ -85,7 +85,7 @@ from pybpfdsl.verify.equivalence.paths import (
     merge_traces,
     pause,
 )
-from pybpfdsl.verify.equivalence.state import (
+from pybpfdsl.verify.equivalence.symbolic_state import (
     ADDRESSES,
     MIN_PACKET_LEN,
     TRACE_OUTPUT,

@@ -26,7 +26,15 @@ import z3
 
 from pybpfdsl.bpf.abi import STACK_SIZE
 from pybpfdsl.verify.equivalence.paths import Unsupported
-from pybpfdsl.verify.equivalence.state import Effects, MapShape, Term, bv_to_bytes, bytes_to_bv, ite, union_terms
+from pybpfdsl.verify.equivalence.symbolic_state import (
+    Effects,
+    MapShape,
+    Term,
+    bv_to_bytes,
+    bytes_to_bv,
+    ite,
+    union_terms,
+)
 
 RegionKind = Literal["packet", "ctx", "stack", "value", "section"]
 

@@ -36,7 +36,7 @@ from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
 from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
 from pybpfdsl.verify.equivalence.observe import Difference
 from pybpfdsl.verify.equivalence.paths import Outcome
-from pybpfdsl.verify.equivalence.state import BOUNDED_KEY_TYPES, Inputs, Term
+from pybpfdsl.verify.equivalence.symbolic_state import BOUNDED_KEY_TYPES, Inputs, Term
 from pybpfdsl.verify.subject import Subject
 
 XDP_REDIRECT = 4
@@ -426,7 +426,7 @@ class CompiledReplayer:
         return self.run_ir(cex), run_bytecode(self.bytecode, cex)
 
     def run_ir(self, cex: Counterexample) -> Run:
-        from pybpfdsl.ir.interpret import Environment, IRRuntimeError, run_program
+        from pybpfdsl.ir.interpreter import Environment, IRRuntimeError, run_program
         from pybpfdsl.lang.state import BpfMap, Global, RingBuf, decode, encode
 
         state = self.subject.state

@@ -1,7 +1,7 @@
 """IR → Z3: symbolic execution of an IR program over the shared symbolic state.
 
 Each path runs the IR's blocks in order; a `Branch` on a symbolic condition forks (see `paths`). The
-meaning of every instruction is that of `ir.interpret` (the reference execution): in particular a
+meaning of every instruction is that of `ir.interpreter` (the reference execution): in particular a
 `LoadPacket` outside an established `InBounds`, or a load through a null or stale map reference, ends
 the path as `ir_error` — the IR's precondition is violated there, which `prove` reports separately.
 """
@@ -32,7 +32,7 @@ from pybpfdsl.verify.equivalence.paths import (
     merge_traces,
     pause,
 )
-from pybpfdsl.verify.equivalence.state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv, ite
+from pybpfdsl.verify.equivalence.symbolic_state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv, ite
 from pybpfdsl.verify.equivalence.z3_algebra import Z3_ALGEBRA as Z3
 from pybpfdsl.verify.equivalence.z3_algebra import bool_bv, is_true, resize
 

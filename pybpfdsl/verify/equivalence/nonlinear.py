@@ -34,7 +34,7 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.sampling import free_constants
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 from pybpfdsl.verify.equivalence.terms import (
     is_application,
     is_cut_point,

@@ -32,7 +32,7 @@ import z3
 from z3.z3 import _to_expr_ref
 
 from pybpfdsl.verify.equivalence.budget import Budget
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 
 Monomial = tuple[int, ...]
 """A product of atoms: their ids, sorted (an atom appears once per power)."""

@@ -18,7 +18,7 @@ from pybpfdsl.bpf.abi import XdpAction
 from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.paths import Outcome
 from pybpfdsl.verify.equivalence.redirect import target as redirect_target
-from pybpfdsl.verify.equivalence.state import MAX_PACKET_LEN, Inputs, Term, bytes_to_bv
+from pybpfdsl.verify.equivalence.symbolic_state import MAX_PACKET_LEN, Inputs, Term, bytes_to_bv
 
 _NORMALIZERS: weakref.WeakKeyDictionary[Inputs, Normalizer] = weakref.WeakKeyDictionary()
 

@@ -35,7 +35,7 @@ import z3
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.context import PerContext
 from pybpfdsl.verify.equivalence.sampling import perturbed
-from pybpfdsl.verify.equivalence.state import Effects, Term
+from pybpfdsl.verify.equivalence.symbolic_state import Effects, Term
 
 S = TypeVar("S")
 N = TypeVar("N", bound=Hashable)

@@ -41,8 +41,8 @@ from pybpfdsl.verify.equivalence.observe import (
 )
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
 from pybpfdsl.verify.equivalence.proof_result import ProofResult
-from pybpfdsl.verify.equivalence.state import TEST_RUN_FRAME, Inputs, Term
 from pybpfdsl.verify.equivalence.sweep import sweep
+from pybpfdsl.verify.equivalence.symbolic_state import TEST_RUN_FRAME, Inputs, Term
 from pybpfdsl.verify.equivalence.terms import is_costly_product, substitute, subterms
 from pybpfdsl.verify.subject import Subject
 

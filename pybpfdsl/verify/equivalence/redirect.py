@@ -22,7 +22,7 @@ from typing import Final
 import z3
 
 from pybpfdsl.bpf.abi import MapType
-from pybpfdsl.verify.equivalence.state import REDIRECT_STATE_BITS, MapShape, Term
+from pybpfdsl.verify.equivalence.symbolic_state import REDIRECT_STATE_BITS, MapShape, Term
 
 DEVICE, CPU, SOCKET = 0, 1, 2
 TARGET_BITS: Final = 66

@@ -11,7 +11,7 @@ import random
 
 import z3
 
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 from pybpfdsl.verify.equivalence.terms import is_free_constant, subterms
 
 PERTURBATIONS = 8

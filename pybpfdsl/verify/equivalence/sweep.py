@@ -31,7 +31,7 @@ import z3
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.nonlinear import SAMPLE_UNITS, closed, compare_terms
 from pybpfdsl.verify.equivalence.sampling import free_constants, random_value
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 from pybpfdsl.verify.equivalence.terms import is_application, is_sweep_anchor, substitute, subterms
 
 V = TypeVar("V")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import z3
 from z3 import Ast
 
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 
 
 def subterm_asts(roots: list[Term]) -> dict[int, Ast]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import z3
 
 from pybpfdsl.bpf.semantics import Z3Ops
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 
 
 def abs_value(x: Term) -> Term:

@@ -37,12 +37,12 @@ from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source, make
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
 from pybpfdsl.runtime.kernel_map import KernelMap
+from pybpfdsl.runtime.kernel_run import ETH_HLEN, run_xdp
 from pybpfdsl.runtime.libbpf import RING_BUFFER_SAMPLE_FN, get_ring_buffer_lib
-from pybpfdsl.runtime.test_run import ETH_HLEN, run_xdp
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
 from pybpfdsl.verify.equivalence.counterexample import Counterexample, ScriptedHelpers
 from pybpfdsl.verify.equivalence.prove import ProofResult, prove_objects
-from pybpfdsl.verify.equivalence.state import MapShape
+from pybpfdsl.verify.equivalence.symbolic_state import MapShape
 from tests.verify.corpus.mutants import patch_section
 from tests.verify.equivalence.mutants import edits
 

@@ -4,7 +4,7 @@ kernel confirms (each object loaded and run as it is); one nobody reads or write
 
 from __future__ import annotations
 
-from pybpfdsl.runtime.test_run import run_xdp
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.verify.equivalence.counterexample import Counterexample
 from pybpfdsl.verify.equivalence.prove import prove_objects
 from pybpfdsl.verify.equivalence.report import render_text

@@ -11,7 +11,7 @@ import z3
 
 from pybpfdsl import XDP_DROP, XDP_PASS, Global, Packet, u32, u64, xdp
 from pybpfdsl.verify.equivalence.observe import observe
-from pybpfdsl.verify.equivalence.state import Inputs, Layout, bv_to_bytes, bytes_to_bv
+from pybpfdsl.verify.equivalence.symbolic_state import Inputs, Layout, bv_to_bytes, bytes_to_bv
 
 
 def _layout(size: int, **variables: tuple[int, int]) -> Layout:

@@ -8,13 +8,13 @@ import struct
 
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Source, make
-from pybpfdsl.runtime.test_run import run_xdp
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
 from pybpfdsl.verify.equivalence.counterexample import Counterexample, run_bytecode
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.prove import prove_objects
-from pybpfdsl.verify.equivalence.state import Inputs, Layout
+from pybpfdsl.verify.equivalence.symbolic_state import Inputs, Layout
 from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel
 
 I = Instruction  # noqa: E741 - keeps the programs below readable

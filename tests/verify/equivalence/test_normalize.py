@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pybpfdsl.verify.equivalence.normalize import Normalizer, normalize
-from pybpfdsl.verify.equivalence.state import Term
+from pybpfdsl.verify.equivalence.symbolic_state import Term
 
 X, Y, Z = z3.BitVecs("x y z", 8)
 N4 = z3.BitVec("n", 4)

@@ -20,7 +20,7 @@ from pybpfdsl.verify.equivalence.paths import (
     resolve_trace,
 )
 from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
-from pybpfdsl.verify.equivalence.state import Inputs, Layout, MapShape
+from pybpfdsl.verify.equivalence.symbolic_state import Inputs, Layout, MapShape
 
 score = Global(u32, 0)
 

@@ -13,12 +13,12 @@ from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind
 from pybpfdsl.bpf.opcode import AluOp, CallKind, InsnClass, JmpOp, Mode, Size, Source, make
 from pybpfdsl.runtime.bpf_object import LoadError
-from pybpfdsl.runtime.test_run import run_xdp
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
 from pybpfdsl.verify.equivalence.paths import Unsupported
 from pybpfdsl.verify.equivalence.prove import prove_objects
-from pybpfdsl.verify.equivalence.state import Inputs, Layout, MapShape
+from pybpfdsl.verify.equivalence.symbolic_state import Inputs, Layout, MapShape
 from tests.verify.corpus.mutants import patch_section
 from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel, xdp
 

@@ -6,7 +6,7 @@ replays and the kernel confirms (BPF_PROG_TEST_RUN reports the action, not the t
 
 from __future__ import annotations
 
-from pybpfdsl.runtime.test_run import run_xdp
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import Counterexample, run_bytecode
 from pybpfdsl.verify.equivalence.prove import ProofResult, prove_objects

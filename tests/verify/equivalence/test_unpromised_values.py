@@ -14,11 +14,11 @@ import pytest
 import z3
 
 from pybpfdsl.runtime.bpf_object import LoadError
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.runtime.libbpf import BpfTestRunOpts, get_libbpf
-from pybpfdsl.runtime.test_run import run_xdp
 from pybpfdsl.verify.equivalence.bytecode_memory import Unset, bv64, merge_values
 from pybpfdsl.verify.equivalence.prove import prove_objects
-from pybpfdsl.verify.equivalence.state import MIN_PACKET_LEN
+from pybpfdsl.verify.equivalence.symbolic_state import MIN_PACKET_LEN
 from tests.verify.equivalence.assembled import c_object, kernel, needs_clang, needs_kernel, xdp
 
 pytestmark = needs_clang

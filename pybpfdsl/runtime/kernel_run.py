@@ -1,10 +1,11 @@
-"""Running XDP programs on synthetic packets with ``BPF_PROG_TEST_RUN``."""
+"""Running XDP programs in the kernel on synthetic packets with ``BPF_PROG_TEST_RUN``."""
 
 from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
 
+from pybpfdsl.bpf.abi import XdpAction
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import BpfTestRunOpts, get_libbpf
 
@@ -19,12 +20,12 @@ __all__ = [
     "run_xdp",
 ]
 
-#: ``enum xdp_action`` (linux/bpf.h).
-XDP_ABORTED = 0
-XDP_DROP = 1
-XDP_PASS = 2
-XDP_TX = 3
-XDP_REDIRECT = 4
+# The kernel's names for bpf/abi's XDP actions, for callers of this module.
+XDP_ABORTED = XdpAction.ABORTED
+XDP_DROP = XdpAction.DROP
+XDP_PASS = XdpAction.PASS
+XDP_TX = XdpAction.TX
+XDP_REDIRECT = XdpAction.REDIRECT
 
 #: The kernel rejects XDP test runs on packets shorter than an Ethernet header.
 ETH_HLEN = 14
