@@ -30,6 +30,7 @@ from pybpfdsl.verify.domains.scalar import Scalar
 __all__ = [
     "BPF_COMPLEXITY_LIMIT_INSNS",
     "BPF_MAXINSNS",
+    "QUIET",
     "Code",
     "Sink",
     "VerifierFinding",
@@ -107,6 +108,11 @@ class Sink:
     def report(self, code: Code, insn: int, message: str, *regs: int) -> None:
         if self.active:
             self.findings.append(VerifierFinding(code, insn, message, tuple(regs)))
+
+
+QUIET = Sink()
+"""The sink of the fixpoint and the simulations, which drop every finding (never activated): one for all,
+rather than a new one per call of the engine's inner loops."""
 
 
 # --------------------------------------------------------------------------- #

@@ -198,6 +198,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     head_pos = {h: k for k, h in enumerate(heads)}
     most = [0] * len(heads)
     kinds = env.kinds
+    is_jump = [k in _JUMPS for k in kinds]  # (a Kind's hash is a Python call: looked up once)
     n = len(env.insns)
     sink = Sink()
     stored: dict[int, list[_Stored]] = {}
@@ -272,7 +273,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 return Exploration(insns, False, idx, steps, _visits(heads, most))
             if steps > work:
                 return Exploration(insns, None, idx, steps, _visits(heads, most))
-            if kinds[idx] in _JUMPS:
+            if is_jump[idx]:
                 jmps += 1
             succ = [(t, o) for t, o in step(env, idx, s, sink) if 0 <= t < n]
             if kinds[idx] == Kind.JCOND and len(succ) == 1 and idx not in decided and _on_numbers(env, idx, s):

@@ -18,7 +18,7 @@ import heapq
 
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import Cfg
-from pybpfdsl.verify.analysis.checks import Sink
+from pybpfdsl.verify.analysis.checks import QUIET
 from pybpfdsl.verify.analysis.partitions import OVERFLOW, Partitioner, Parts
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
@@ -35,7 +35,7 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                visits: dict[tuple[int, object], int], nodes: set[int] | None = None, stop: int | None = None,
                part: Partitioner | None = None) -> tuple[int, list[State]]:
     """Work-set iteration from ``pre``/``work``; states reaching ``stop`` are returned, not propagated."""
-    sink = Sink()
+    sink = QUIET
     processed = 0
     assert part is not None
     dirty: dict[int, set[object]] = {}
@@ -43,12 +43,16 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
         dirty[i] = set(pre[i])
     at_stop: list[State] = []
     n = len(env.insns)
+    le = st.le
+    heappop = heapq.heappop
     while work:
-        _, idx = heapq.heappop(work)
-        keys = dirty.pop(idx, set())
+        _, idx = heappop(work)
+        keys = dirty.pop(idx, None)
         parts_here = pre[idx]
         if OVERFLOW in parts_here:
             keys = {OVERFLOW}
+        elif not keys:
+            continue
         for key in list(keys):
             here = parts_here.get(key)
             if here is None:
@@ -60,9 +64,17 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                 if t == stop:
                     at_stop.append(s)
                     continue
-                parts = pre.setdefault(t, {})
-                if any(st.le(s, o) for o in parts.values()):
-                    continue
+                parts = pre.get(t)
+                if parts is None:
+                    parts = pre[t] = {}
+                else:
+                    covered = False
+                    for o in parts.values():
+                        if le(s, o):
+                            covered = True
+                            break
+                    if covered:
+                        continue
                 was_collapsed = OVERFLOW in parts
                 k = part.add(parts, t, s)
                 collapsed_now = (k == OVERFLOW and not was_collapsed) or part.rekeyed
@@ -94,7 +106,7 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
     reachable ones, so it does too; a fixed number of passes needs no narrowing operator to stop. At loop
     heads a partition is narrowed by its recomputed self when that one is below it (precision only).
     """
-    sink = Sink()
+    sink = QUIET
     processed = 0
     back_into: dict[int, list[int]] = {}
     for src, head in cfg.back_edges:
@@ -148,7 +160,7 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
 
 def loop_entry(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, body: set[int],
                 part: Partitioner) -> Parts:
-    sink = Sink()
+    sink = QUIET
     entry: Parts = {}
     for p in cfg.preds[head]:
         if p in body or p not in pre:

@@ -16,7 +16,7 @@ from pybpfdsl.bpf.opcode import Source, source
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import Cfg
-from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Code, Sink, VerifierFinding
+from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, QUIET, Code, VerifierFinding
 from pybpfdsl.verify.analysis.exploration import explore
 from pybpfdsl.verify.analysis.fixpoint import loop_entry, propagate
 from pybpfdsl.verify.analysis.partitions import Partitioner, Parts, joined
@@ -39,15 +39,19 @@ def path_splits(env: Env, cfg: Cfg, body: set[int], states: dict[int, Parts]) ->
     return len(_splits(env, cfg, body, states))
 
 
-def _splits(env: Env, cfg: Cfg, body: set[int], states: dict[int, Parts]) -> list[int]:
-    sink = Sink()
+def _splits(env: Env, cfg: Cfg, body: set[int], states: dict[int, Parts],
+            jumps: list[int] | None = None) -> list[int]:
+    """``jumps``: the body's :func:`_inner_jumps`, if known."""
     out = []
-    for i in sorted(body):
-        if len(cfg.succs[i]) != 2 or not all(t in body for t in cfg.succs[i]):
-            continue
-        if any(len({t for t, _ in step(env, i, s, sink) if t in body}) == 2 for s in states.get(i, {}).values()):
+    for i in _inner_jumps(cfg, body) if jumps is None else jumps:
+        if any(len({t for t, _ in step(env, i, s, QUIET) if t in body}) == 2 for s in states.get(i, {}).values()):
             out.append(i)
     return out
+
+
+def _inner_jumps(cfg: Cfg, body: set[int]) -> list[int]:
+    """The two-way jumps of a loop body whose targets both stay in it, in order."""
+    return [i for i in sorted(body) if len(cfg.succs[i]) == 2 and all(t in body for t in cfg.succs[i])]
 
 
 def _packet_split(env: Env, idx: int, states: dict[int, Parts]) -> bool:
@@ -129,6 +133,7 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
     ``range(5000)`` took minutes) would only confirm that.
     """
     body = cfg.loop_body(head)
+    jumps = _inner_jumps(cfg, body)
     splits = 0
     history: dict[int, set[tuple[int, int]]] = {}
     current = loop_entry(env, cfg, pre, head, body, part)
@@ -144,7 +149,7 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
         done, back = propagate(env, cfg, local, [(cfg.order.get(head, head), head)], {}, body, stop=head,
                                 part=part)
         processed += done
-        split_at = _splits(env, cfg, body, local)
+        split_at = _splits(env, cfg, body, local, jumps) if jumps else []
         splits = max(splits, len(split_at))
         nxt: Parts = {}
         for s in back:

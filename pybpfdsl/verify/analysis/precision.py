@@ -181,9 +181,10 @@ def forget_dead_slots(s: State, live: int) -> State:
 
 
 def _empty_dead(stack: stk.Stack, live: int) -> stk.Stack:
-    if all(slot is _EMPTY or live >> i & 1 for i, slot in enumerate(stack)):
-        return stack
-    return tuple(slot if live >> i & 1 else _EMPTY for i, slot in enumerate(stack))
+    for i, slot in enumerate(stack):
+        if slot is not _EMPTY and not live >> i & 1:
+            return tuple([slot if live >> i & 1 else _EMPTY for i, slot in enumerate(stack)])
+    return stack
 
 
 _EMPTY = stk.EMPTY_SLOT

@@ -282,15 +282,17 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
     if op != "narrow":
         a, b = _link_pairs(a, b, site)
 
-    def fn(x: Value, y: Value) -> Value:
-        if op == "join":
-            return cc.join_values(x, y)
-        if op == "widen":
-            return widen_values(x, y, thresholds)
-        return narrow_values(x, y)
-
-    regs = tuple(x if x is y else fn(x, y) for x, y in zip(a.regs, b.regs, strict=True))
-    defs = tuple(x if x is y else x | y for x, y in zip(a.defs, b.defs, strict=True))
+    if op == "join":
+        jv = cc.join_values
+        regs = tuple([x if x is y else jv(x, y) for x, y in zip(a.regs, b.regs, strict=True)])
+    elif op == "widen":
+        regs = tuple([x if x is y else widen_values(x, y, thresholds) for x, y in zip(a.regs, b.regs, strict=True)])
+    else:
+        regs = tuple([x if x is y else narrow_values(x, y) for x, y in zip(a.regs, b.regs, strict=True)])
+    # The definitions: ``a``'s own where they already hold ``b``'s (the same sets, so later tests of
+    # the joined state against ``a`` stop at the identity test).
+    defs = a.defs if a.defs is b.defs else tuple(
+        [x if x is y or y <= x else x | y for x, y in zip(a.defs, b.defs, strict=True)])
     if op == "widen":
         pkt_min = a.pkt_min if b.pkt_min >= a.pkt_min else 0
     elif op == "narrow":
