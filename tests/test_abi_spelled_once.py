@@ -134,22 +134,11 @@ MIRRORED: frozenset[tuple[str, str]] = frozenset({
 """Copies in rooms that may not import `bpf`, checked against it by the tests below."""
 
 KNOWN: frozenset[tuple[str, str]] = frozenset({
-    ('backend/lower.py', 'XDP_ABORTED = 0'),
-    ('backend/lower.py', '_BPF_ANY = 0'),
-    ('backend/lower.py', '_MAP_DELETE_ELEM = 3'),
-    ('backend/lower.py', '_MAP_LOOKUP_ELEM = 1'),
-    ('backend/lower.py', '_MAP_UPDATE_ELEM = 2'),
-    ('backend/lower.py', '_RINGBUF_OUTPUT = 130'),
-    ('bpf/semantics.py', 'REDIRECT_MAP_FLAGS = MappingProxyType({14: 24, 25: 24, 16: 0, 17: 0})'),
-    ('bpf/semantics.py', '_XDP_ABORTED = 0'),
-    ('bpf/semantics.py', '_XDP_REDIRECT = 4'),
-    ('cli_commands/maps.py', 'pinned.map_type == 2'),
     ('verify/analysis/checks.py', 'BPF_COMPLEXITY_LIMIT_INSNS = 1000000'),
     ('verify/analysis/checks.py', 'BPF_MAXINSNS = 4096'),
     ('verify/analysis/transfer.py', 'EGRESS_IFINDEX = 20'),
     ('verify/analysis/values.py', 'VALUE_MAP_TYPES = frozenset({0, 1, 2, 5, 6, 9, 10, 11})'),
     ('verify/analysis/values.py', 'b.map_type in (0, a.map_type)'),
-    ('verify/equivalence/counterexample.py', 'XDP_REDIRECT = 4'),
 })
 """Numbers still spelled outside the abi (in modules other sessions own today); to be emptied."""
 

@@ -44,6 +44,7 @@ from pybpfdsl.backend.debuginfo import (
 from pybpfdsl.backend.llvm_algebra import LlvmAlgebra
 from pybpfdsl.backend.llvm_algebra import int_constant as _int_constant
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
+from pybpfdsl.bpf.abi import Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
 from pybpfdsl.lang import arith, fixed
@@ -68,14 +69,6 @@ from pybpfdsl.lang.headers import MAX_PACKET_OFFSET  # noqa: E402 - kept beside 
 #: Widest access the bound above leaves room for.
 MAX_ACCESS_WIDTH = 0xFFFF - MAX_PACKET_OFFSET
 
-XDP_ABORTED = 0
-
-# BPF helper numbers (linux/bpf.h, `enum bpf_func_id`).
-_MAP_LOOKUP_ELEM = 1
-_MAP_UPDATE_ELEM = 2
-_MAP_DELETE_ELEM = 3
-_RINGBUF_OUTPUT = 130  # long bpf_ringbuf_output(void *ringbuf, void *data, u64 size, u64 flags)
-_BPF_ANY = 0
 
 _S8 = ScalarTypeDesc("__s8", 8, True)
 _S16 = ScalarTypeDesc("__s16", 16, True)
@@ -494,7 +487,7 @@ class _FunctionLowering:
             self.abort_block = self.fn.append_basic_block("packet_guard_failed")
             guard = ir.IRBuilder(self.abort_block)
             guard.debug_metadata = self.b.debug_metadata
-            guard.ret(ir.Constant(_I32, XDP_ABORTED))
+            guard.ret(ir.Constant(_I32, XdpAction.ABORTED))
         return self.abort_block
 
     def _load_packet(self, i: n.LoadPacket) -> ir.Value:
@@ -615,17 +608,18 @@ class _FunctionLowering:
 
     def _map_lookup(self, map_name: str, key: n.Value) -> ir.Value:
         map_ptr, key_ptr = self._key(map_name, key)
-        return self._call(_MAP_LOOKUP_ELEM, _PTR, [map_ptr, key_ptr])
+        return self._call(Helper.MAP_LOOKUP_ELEM, _PTR, [map_ptr, key_ptr])
 
     def _map_update(self, map_name: str, key: n.Value, value: n.Value) -> ir.Value:
         map_ptr, key_ptr = self._key(map_name, key)
         vt = self._map_decl(map_name).value_type
         value_ptr = self._spill(self.value_slots[map_name], vt, self._get(value))
-        return self._call(_MAP_UPDATE_ELEM, _I64, [map_ptr, key_ptr, value_ptr, ir.Constant(_I64, _BPF_ANY)])
+        flags = ir.Constant(_I64, UpdateFlag.ANY)
+        return self._call(Helper.MAP_UPDATE_ELEM, _I64, [map_ptr, key_ptr, value_ptr, flags])
 
     def _map_delete(self, map_name: str, key: n.Value) -> ir.Value:
         map_ptr, key_ptr = self._key(map_name, key)
-        return self._call(_MAP_DELETE_ELEM, _I64, [map_ptr, key_ptr])
+        return self._call(Helper.MAP_DELETE_ELEM, _I64, [map_ptr, key_ptr])
 
     def _store_words(self, slot: ir.Value, t: StructType, value: ir.Value) -> ir.Value:
         """Write a Struct to an 8-byte-aligned slot in its C layout as whole, aligned 64-bit words, each
@@ -655,7 +649,7 @@ class _FunctionLowering:
             raise BackendError(f"record {record} of type {record.type} for ring buffer {name} of {decl.record}")
         data = self._store_words(self.value_slots[name], decl.record, self._get(record))
         size = ir.Constant(_I64, decl.record.cls.size())
-        status = self._call(_RINGBUF_OUTPUT, _I64, [self.state.maps[name], data, size, ir.Constant(_I64, 0)])
+        status = self._call(Helper.RINGBUF_OUTPUT, _I64, [self.state.maps[name], data, size, ir.Constant(_I64, 0)])
         return self.b.icmp_signed("==", status, ir.Constant(_I64, 0))
 
     def _call_helper(self, helper: n.Helper, result: ScalarType) -> ir.Value:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
+from pybpfdsl.bpf.abi import MapType, RedirectFlag, XdpAction
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import (
     SOURCE_MASK,
@@ -642,14 +643,15 @@ def lddw_constant(ops: BitVecOps[V, B], insn: Instruction) -> V:
 # bpf_redirect_map (helper 51): the action, given whether the map holds the key
 # --------------------------------------------------------------------------- #
 
-REDIRECT_MAP_FLAGS: Mapping[int, int] = MappingProxyType({14: 0x18, 25: 0x18, 16: 0, 17: 0})
+_BROADCAST_FLAGS = RedirectFlag.BROADCAST | RedirectFlag.EXCLUDE_INGRESS
+REDIRECT_MAP_FLAGS: Mapping[int, int] = MappingProxyType({
+    MapType.DEVMAP: _BROADCAST_FLAGS, MapType.DEVMAP_HASH: _BROADCAST_FLAGS, MapType.CPUMAP: 0, MapType.XSKMAP: 0})
 """The flags bpf_redirect_map accepts besides the fallback action (its low two bits), by the map types it
 redirects through (net/core/filter.c `__bpf_xdp_redirect_map`): DEVMAP and DEVMAP_HASH take
 BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS, CPUMAP and XSKMAP nothing more."""
-REDIRECT_BROADCAST = 0x08
+REDIRECT_BROADCAST = RedirectFlag.BROADCAST
 """BPF_F_BROADCAST: the packet goes to every device of the map, whatever the key (its target is the
 whole map, which a consumer may leave unmodelled)."""
-_XDP_ABORTED, _XDP_REDIRECT = 0, 4
 
 
 def redirect_map(ops: BitVecOps[V, B], map_type: int, flags: V, found: B) -> tuple[V, B]:
@@ -660,5 +662,5 @@ def redirect_map(ops: BitVecOps[V, B], map_type: int, flags: V, found: B) -> tup
     allowed = 3 | REDIRECT_MAP_FLAGS[map_type]
     bad = ops.not_(ops.eq(ops.and_(flags, ops.const(~allowed, 64), 64), ops.const(0, 64), 64))
     fallback = ops.and_(flags, ops.const(3, 64), 64)
-    result = ops.ite(bad, ops.const(_XDP_ABORTED, 64), ops.ite(found, ops.const(_XDP_REDIRECT, 64), fallback))
+    result = ops.ite(bad, ops.const(XdpAction.ABORTED, 64), ops.ite(found, ops.const(XdpAction.REDIRECT, 64), fallback))
     return result, bad

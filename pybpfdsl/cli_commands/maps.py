@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, is_object_target, load_object, load_target
 from pybpfdsl.cli_commands.kernel_query import KernelQueryError, PinnedMap, read_pinned_map
 from pybpfdsl.cli_commands.object_view import loaded_object, object_state
@@ -90,7 +91,7 @@ def _pinned(args: argparse.Namespace) -> int:
         return values[0]
 
     rows = [(key_of(k), value_of(v)) for k, v in pinned.entries]
-    if typed is not None and pinned.map_type == 2 and not args.all:  # arrays: skip zero elements
+    if typed is not None and pinned.map_type == MapType.ARRAY and not args.all:  # arrays: skip zero elements
         zero = bytes(pinned.value_size)
         rows = [row for row, (_, raws) in zip(rows, pinned.entries) if any(r != zero for r in raws)]
     if args.json:

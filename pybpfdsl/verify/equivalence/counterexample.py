@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import z3
 
+from pybpfdsl.bpf.abi import STACK_SIZE, XdpAction, XdpMd
 from pybpfdsl.bpf.interpreter import (
     BytecodeFault,
     ExecutionResult,
@@ -39,7 +40,8 @@ from pybpfdsl.verify.equivalence.paths import Outcome
 from pybpfdsl.verify.equivalence.symbolic_state import BOUNDED_KEY_TYPES, Inputs, Term
 from pybpfdsl.verify.subject import Subject
 
-XDP_REDIRECT = 4
+_CTX_INPUTS = (XdpMd.INGRESS_IFINDEX, XdpMd.RX_QUEUE_INDEX, XdpMd.EGRESS_IFINDEX)
+"""The xdp_md fields a counterexample gives, in XdpContext's order."""
 
 
 class ScriptedHelpers:
@@ -90,7 +92,7 @@ class Run:
         if self.error:
             return {"fault": True}
         out: dict[str, object] = {"action": self.action, "packet": self.packet}
-        if self.action == XDP_REDIRECT:
+        if self.action == XdpAction.REDIRECT:
             out["redirect target"] = self.redirect
         for name, entries in self.maps.items():
             if name in arrays:
@@ -311,7 +313,7 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
     cex = Counterexample(kind, packet, maps, sections, prandom, ktime, _value(model, inputs.cpu), differing, labels,
                          lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs),
                          arrays={name: s.max_entries for name, s in inputs.layout.maps.items() if s.is_array},
-                         filled=filled, ctx=XdpContext(*(_value(model, inputs.ctx[off]) for off in (12, 16, 20))),
+                         filled=filled, ctx=XdpContext(*(_value(model, inputs.ctx[off]) for off in _CTX_INPUTS)),
                          facts=getattr(replay, "facts", (LineFacts(), LineFacts())), sections_b=sections_b)
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
@@ -334,7 +336,7 @@ def _stacks(model: z3.ModelRef, inputs: Inputs) -> dict[int, list[bytes]]:
     for (side, frame, offset), byte in inputs.stack.items():
         frames = images.setdefault(side, [])
         while len(frames) <= frame:
-            frames.append(bytearray(512))
+            frames.append(bytearray(STACK_SIZE))
         frames[frame][offset] = _value(model, byte)
     return {side: [bytes(f) for f in frames] for side, frames in images.items()}
 

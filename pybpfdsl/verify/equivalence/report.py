@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
+from pybpfdsl.bpf.abi import STACK_SIZE
 from pybpfdsl.bpf.interpreter import XdpContext
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ def _inputs(cex: Counterexample, full: bool) -> Iterator[str]:
             yield f"  initial {name}: {_hex(data, full, 2 * CELL)}"
     for side, frames in cex.stacks.items():
         for frame, data in enumerate(frames):
-            shown = ", ".join(f"r10{i - 512}: {b:02x}" for i, b in enumerate(data) if b)
+            shown = ", ".join(f"r10{i - STACK_SIZE}: {b:02x}" for i, b in enumerate(data) if b)
             who = "bytecode" if cex.labels[0] == "IR" else cex.labels[side]
             yield f"  never-written stack ({who}, frame {frame}): {_cut(shown, full, 2 * CELL) or 'zeros'}"
     if cex.prandom or cex.ktime:
