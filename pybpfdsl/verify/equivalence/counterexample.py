@@ -31,7 +31,6 @@ from pybpfdsl.bpf.interpreter import (
     run,
 )
 from pybpfdsl.bpf.semantics import REDIRECT_MAP_FLAGS
-from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.verify.equivalence import redirect
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
 from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
@@ -376,9 +375,8 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
         maps[name] = InterpMap.section(name, data, readonly=name.startswith(".rodata"))
     helpers = ScriptedHelpers(cex.prandom, cex.ktime, cex.cpu)
     try:
-        with use_helpers(helpers):
-            result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
-                         stacks=cex.stacks.get(side, ()), ctx=cex.ctx)
+        result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
+                     stacks=cex.stacks.get(side, ()), ctx=cex.ctx, helpers=helpers)
     except (UnsupportedHelper, StepLimitExceeded) as exc:  # the interpreter's limits, not the program's
         return Run(None, error=f"not replayed: {exc}", replayed=False)
     except BytecodeFault as exc:
