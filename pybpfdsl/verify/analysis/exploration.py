@@ -127,8 +127,8 @@ def _clean(s: State, live: int, precise: int) -> State:
     ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
     instruction wrote what."""
     # Registers in one pass: dead ones uninitialised, imprecise numbers unknown (forget_imprecise).
-    regs = tuple(UNINIT if not live >> i & 1 else TOP if type(v) is ScalarValue and not precise >> i & 1 else v
-                 for i, v in enumerate(s.regs))
+    regs = tuple([UNINIT if not live >> i & 1 else TOP if type(v) is ScalarValue and not precise >> i & 1 else v
+                  for i, v in enumerate(s.regs)])
     s = forget_dead_slots(forget_imprecise_spills(s, precise), live >> 11)
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).

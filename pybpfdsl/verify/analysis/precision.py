@@ -17,7 +17,6 @@ Stack liveness: a slot that no path reads again before overwriting it is not com
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import stack as stk
@@ -89,7 +88,7 @@ def forget_imprecise_spills(s: State, precise: int) -> State:
     """``s`` with the spilled numbers the kernel would not compare made unknown (its registers as
     they are: :func:`forget_imprecise` does both)."""
     stack = _cached(_forget_spills, s.stack, precise >> _SLOT0)
-    return s if stack is s.stack else replace(s, stack=stack)
+    return s if stack is s.stack else s.with_stack(stack)
 
 
 def _forget_spills(stack: stk.Stack, precise: int) -> stk.Stack:
@@ -177,7 +176,7 @@ def stack_live_in(env: Env, succs: list[list[int]], pre: dict[int, State]) -> li
 def forget_dead_slots(s: State, live: int) -> State:
     """``s`` with the stack slots that are dead (see :func:`stack_live_in`) emptied."""
     stack = _cached(_empty_dead, s.stack, live)
-    return s if stack is s.stack else replace(s, stack=stack)
+    return s if stack is s.stack else s.with_stack(stack)
 
 
 def _empty_dead(stack: stk.Stack, live: int) -> stk.Stack:

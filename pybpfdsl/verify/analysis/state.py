@@ -79,6 +79,10 @@ class State:
         defs = old if old[r] is d else (*old[:r], d, *old[r + 1:])
         return State(regs, defs, self.stack, self.pkt_min, self.ranges, self.frames)
 
+    def with_stack(self, stack: stk.Stack) -> State:
+        """The state with ``stack`` (``dataclasses.replace`` costs several times more; stores do this)."""
+        return State(self.regs, self.defs, stack, self.pkt_min, self.ranges, self.frames)
+
     def range_of(self, pid: Pid | None) -> int | None:
         if pid is None:
             return None
@@ -92,7 +96,7 @@ class State:
         if old is not None and old >= n:
             return self
         rest = tuple((p, m) for p, m in self.ranges if p != pid)
-        return replace(self, ranges=(*rest, (pid, n)))
+        return State(self.regs, self.defs, self.stack, self.pkt_min, (*rest, (pid, n)), self.frames)
 
     def map_values(self, fn: Callable[[Value], Value]) -> State:
         """Apply ``fn`` to every register and spilled value (id renaming, null-check propagation)."""
@@ -101,7 +105,7 @@ class State:
         changed = {i: v for i, v in spills.items() if v is not self.stack[i].spill}
         new_stack = stk.replace_spills(self.stack, changed) if changed else self.stack
         frames = tuple(_map_frame(f, fn) for f in self.frames) if self.frames else ()
-        return replace(self, regs=regs, stack=new_stack, frames=frames)
+        return State(regs, self.defs, new_stack, self.pkt_min, self.ranges, frames)
 
 
 def _map_frame(f: Frame, fn: Callable[[Value], Value]) -> Frame:
@@ -377,4 +381,4 @@ def unlink_packet_id(s: State, pid: Pid) -> State:
         return v
 
     s = s.map_values(fn)
-    return replace(s, ranges=tuple((p, n) for p, n in s.ranges if p != pid))
+    return State(s.regs, s.defs, s.stack, s.pkt_min, tuple((p, n) for p, n in s.ranges if p != pid), s.frames)

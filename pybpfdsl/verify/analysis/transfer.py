@@ -380,9 +380,9 @@ def _store(s: State, ptr: Value, insn_off: int, nbytes: int, value: Value) -> St
     c = ptr.off.const_value
     if c is not None:
         cs = c - (1 << 64) if c >= 1 << 63 else c
-        return replace(s, stack=stk.write(s.stack, cs + insn_off, nbytes, value))
+        return s.with_stack(stk.write(s.stack, cs + insn_off, nbytes, value))
     lo, hi = ptr.off.s64.lo + insn_off, ptr.off.s64.hi + insn_off + nbytes
-    return replace(s, stack=stk.write_unknown_range(s.stack, max(lo, -stk.STACK_SIZE), min(hi, 0)))
+    return s.with_stack(stk.write_unknown_range(s.stack, max(lo, -stk.STACK_SIZE), min(hi, 0)))
 
 
 def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
@@ -467,7 +467,7 @@ def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
 
     s = s.map_values(fn) if v.nid is not None else s
     regs = (*s.regs[:reg], new, *s.regs[reg + 1:])
-    return replace(s, regs=regs)
+    return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames)
 
 
 _FLIP = {JmpOp.JGT: JmpOp.JLT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLT: JmpOp.JGT, JmpOp.JLE: JmpOp.JGE,
@@ -483,7 +483,7 @@ def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
     # one of them: a check through a pointer with a variable offset proves nothing for them there.
     lo = p.off.const_value
     if p.pid is None and lo is not None and s.pkt_min < lo < 1 << 63:
-        s = replace(s, pkt_min=lo)
+        s = State(s.regs, s.defs, s.stack, lo, s.ranges, s.frames)
     if p.pid is not None and s.range_of(p.pid) is not None and p.off.s64.hi <= 0xFFFF:
         s = s.with_range(p.pid, p.delta)
     return s
