@@ -44,7 +44,7 @@ from pybpfdsl.verify.analysis.precision import (
 )
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue
+from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue, Value
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
@@ -122,22 +122,34 @@ class Exploration:
     """Loop head → the most times one path passed it (its iterations, times those of enclosing loops)."""
 
 
-def _clean(s: State, live: int, precise: int) -> State:
+def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
     """The state as the kernel compares it: dead registers and stack slots (bits 11 and up of
     ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
-    instruction wrote what."""
+    instruction wrote what; and its constant registers."""
     # Registers in one pass: dead ones uninitialised, imprecise numbers unknown (forget_imprecise).
-    regs = tuple([UNINIT if not live >> i & 1 else TOP if type(v) is ScalarValue and not precise >> i & 1 else v
-                  for i, v in enumerate(s.regs)])
+    regs: list[Value] = []
+    consts: dict[int, int] = {}
+    for i, v in enumerate(s.regs):
+        if not live >> i & 1:
+            v = UNINIT
+        elif type(v) is ScalarValue:
+            if not precise >> i & 1:
+                v = TOP
+            elif (c := v.value.const_value) is not None:
+                consts[i] = c
+        regs.append(v)
     s = forget_dead_slots(forget_imprecise_spills(s, precise), live >> 11)
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
-    held = {v.pid for v in regs if isinstance(v, PacketPtr)}
-    if s.ranges or s.pkt_min:
+    ranges = s.ranges
+    pkt_min = s.pkt_min
+    if ranges or pkt_min:
+        held = {v.pid for v in regs if type(v) is PacketPtr}
         held.update(v.pid for _, v in stk.spilled_values(s.stack) if isinstance(v, PacketPtr))
-    pkt_min = s.pkt_min if None in held else 0
-    ranges = tuple(r for r in s.ranges if r[0] in held)
-    return State(regs, _NO_DEFS, s.stack, pkt_min, ranges, s.frames)
+        if None not in held:
+            pkt_min = 0
+        ranges = tuple(r for r in ranges if r[0] in held)
+    return State(tuple(regs), _NO_DEFS, s.stack, pkt_min, ranges, s.frames), consts
 
 
 _NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
@@ -146,7 +158,7 @@ _NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
 def _includes(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int], new: State,
               new_consts: dict[int, int]) -> bool:
     """Whether ``old`` (cleaned as of ``stamp``, see :func:`_current`) includes ``new``;
-    ``new_consts``: its constant registers (:func:`_consts`). A constant register of ``old`` that
+    ``new_consts``: its constant registers (see :func:`_clean`). A constant register of ``old`` that
     ``new`` does not hold (a loop counter, most often) rules it out before the whole comparison."""
     state = _current(old, stamp, live, precise)
     for r, c in old.consts.items():
@@ -155,19 +167,10 @@ def _includes(old: _Stored, stamp: tuple[int, int], live: list[int], precise: li
     return st.le(new, state)
 
 
-def _consts(s: State) -> dict[int, int]:
-    out = {}
-    for r, v in enumerate(s.regs):
-        if isinstance(v, ScalarValue) and (c := v.value.const_value) is not None:
-            out[r] = c
-    return out
-
-
 def _current(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int]) -> State:
     """``old`` cleaned with the precision of ``stamp`` (instruction, version)."""
     if old.version != stamp[1]:
-        old.cleaned = _clean(old.state, live[stamp[0]], precise[stamp[0]])
-        old.consts = _consts(old.cleaned)
+        old.cleaned, old.consts = _clean(old.state, live[stamp[0]], precise[stamp[0]])
         old.version = stamp[1]
     return old.cleaned
 
@@ -245,8 +248,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                     keep.append(old)
                     continue
                 if cleaned is None:
-                    cleaned = _clean(s, live[idx], precise[idx])
-                    new_consts = _consts(cleaned)
+                    cleaned, new_consts = _clean(s, live[idx], precise[idx])
                 if _includes(old, stamp, live, precise, cleaned, new_consts):
                     old.hits += 1
                     ended = True
@@ -260,8 +262,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
             here[:] = keep[::-1]
             if not ended and add:
                 if cleaned is None:
-                    cleaned = _clean(s, live[idx], precise[idx])
-                    new_consts = _consts(cleaned)
+                    cleaned, new_consts = _clean(s, live[idx], precise[idx])
                 new = _Stored(s, parent, cleaned, version, new_consts)
                 here.append(new)
                 parent, history = new, 0

@@ -173,7 +173,7 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
                 break
         if not nxt:
             return LoopVerdict("bounded", iterations, processed, estimate)
-        if all(any(st.le(s, c) for c in current.values()) for s in nxt.values()):
+        if _covered(nxt, current):
             return LoopVerdict("forever", iterations, processed, estimate)
         if estimate > kernel_budget:
             return LoopVerdict("complex", iterations, processed, estimate)
@@ -181,6 +181,18 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
             return LoopVerdict("budget", iterations, processed, estimate)
         current = nxt
     return LoopVerdict("bounded", iterations, processed, estimate)
+
+
+def _covered(new: Parts, old: Parts) -> bool:
+    """Whether every state of ``new`` is included in one of ``old``."""
+    le = st.le
+    for s in new.values():
+        for c in old.values():
+            if le(s, c):
+                break
+        else:
+            return False
+    return True
 
 
 def loop_test(env: Env, cfg: Cfg, head: int) -> int:
