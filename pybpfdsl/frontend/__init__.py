@@ -6,5 +6,6 @@
     emit         emit/           SSA IR by concept: statements, loops, conditions, expressions,
                                  arithmetic, calls, state_access, packet_access, builtin_calls
     (shared)     source.py, values.py, flow.py (SSA construction), operators.py
-    pure Python  evaluate.py     runs the function from its AST with the DSL's semantics
+    pure Python  evaluate.py     runs the function from its AST with the DSL's semantics, its types
+                                 read from type_facts (no type rules of its own)
 """

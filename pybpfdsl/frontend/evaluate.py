@@ -2,16 +2,17 @@
 
 This is an execution independent of the IR: it walks the user's syntax tree, with the packet parsed by
 `lang.packet.Packet`, state read and written through the state objects' `raw_*` methods, and helper
-results taken from the current `HelperSource`. It takes from the frontend only the decisions the compiler
-made while lowering (`Lowered.facts`, see `type_facts`): the DSL type of each expression, which
-expressions were compile-time constants (and which of those were untyped), the types of locals, and the
-helper sources that were inlined. These are recorded per lowering context (the iterations of enclosing
-unrolled loops), because an unrolled body is lowered once per item.
-Everything else (arithmetic, conversions, control flow, packet and state access) is computed here from
-`lang`, so pure Python, the IR interpreter and the kernel can be compared bit for bit.
+results taken from the current `HelperSource`. It has no type rules of its own. It reads what the type
+checker decided (`Lowered.facts`, see `type_facts`): the DSL type of each expression and of each `op=`
+statement, which expressions were compile-time constants (and which of those were untyped), the types of
+locals, and the helper sources that were inlined, per lowering context (the iterations of enclosing
+unrolled loops, because an unrolled body is checked once per item). Where an operation has no node of
+its own (a comparison's operands, `min`/`max` pairwise) it asks `fold`, the rules the emitter asks.
+Constants fold by `fold`, and the arithmetic is `lang.arith`/`lang.fixed`, so pure Python, the IR
+interpreter and the kernel can be compared bit for bit.
 
-Values while running: scalars are `Num` (a DSL type, the raw value in that type's representation — a
-float is its Q32.32 integer, a bool 0 or 1 — and the compile-time constant when the compiler saw one);
+Values while running: scalars are `values.Scalar[int]`, the emitter's scalar with the raw value in the
+type's representation (a float is its Q32.32 integer, a bool 0 or 1) where the emitter has an SSA value;
 header views, the payload and records are those of `lang.packet` and `lang.structs`; `None` is an absent
 header, payload byte or map entry.
 
@@ -24,10 +25,9 @@ Per-CPU arrays: pure Python touches the copy selected by the map's `current_cpu`
 changes it (the IR interpreter does the same); `pybpfdsl.testing.on_cpu` sets both that attribute and
 the CPU helper, so `cpu_id()` and the copy a program touches agree.
 
-Long because it is still one interpreter over the untyped AST, with its own copies of the emitter's
-decisions (evaluation order, helper inlining). Its arithmetic is `lang.arith` and `lang.fixed` (the one
-definition every execution shares) and its constant rules are `fold`'s. It is to shrink and split by
-concept when it reads a typed, folded AST instead of the side tables.
+Long because it is one interpreter over the AST, with its own copies of the emitter's evaluation
+order and helper inlining (statements, expressions, calls, state and packet access in one walk). It is
+to shrink and split by concept when the checker runs as its own stage before emission (issue 14 §4).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from typing import TypeAlias
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.lower import Lowered
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
-from pybpfdsl.frontend.resolve import annotation_type, classify, eval_static, resolve_global
+from pybpfdsl.frontend.resolve import annotation_type, classify, eval_static, resolve_global, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx
 from pybpfdsl.frontend.values import Scalar
@@ -59,13 +59,12 @@ from pybpfdsl.lang.types import (
     FLOAT,
     ScalarType,
     i64,
-    literal_type,
     u8,
     u32,
     u64,
 )
 
-__all__ = ["EvaluationError", "Num", "run_python"]
+__all__ = ["EvaluationError", "run_python"]
 
 _BINOPS = BINARY_OPERATORS
 _CMPOPS = COMPARISONS
@@ -78,17 +77,6 @@ _LOOP_LIMIT = 1 << 21  # a range loop the compiler accepted never runs this ofte
 class EvaluationError(Exception):
     """Pure-Python mode met something the compiler would not have accepted, or lacks a decision the
     lowering should have recorded: a bug in the frontend or here, not in the user's program."""
-
-
-@dataclass(frozen=True, slots=True)
-class Num:
-    """A scalar at run time: its DSL type, its raw value, its compile-time constant if it had one, and
-    whether that constant is untyped (a literal, or arithmetic on literals: it folds exactly)."""
-
-    t: ScalarType
-    v: int
-    c: int | float | None = None
-    lit: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,7 +102,7 @@ class _Text:
 
 
 Value: TypeAlias = (
-    "Num | HeaderView | Payload | Packet | Struct | StateObject | _Callee | _Method | _Tuple | _Text"
+    "Scalar[int] | HeaderView | Payload | Packet | Struct | StateObject | _Callee | _Method | _Tuple | _Text"
     " | ModuleType | None"
 )
 
@@ -143,94 +131,54 @@ class _Return(_Signal):
     value: Value
 
 
-# ---------------------------------------------------------------------------------------- scalar rules
-def _const_raw(t: ScalarType, c: int | float) -> int:
-    """The raw value the compiler materializes for constant `c` of type `t`."""
-    if t.is_fixed:
-        return fixed.from_float(c) if isinstance(c, float) else fixed.from_int(int(c))
-    return t.wrap(int(c))
-
-
-def _typed_const(t: ScalarType, c: int | float, lit: bool = False) -> Num:
-    return Num(t, _const_raw(t, c), c, lit)
-
-
-def const_num(value: int | float | bool) -> Num:
-    """A Python constant as the DSL types it: bool, the literal's integer type, or float."""
-    if isinstance(value, bool):
-        return Num(BOOL, int(value), int(value))
-    if isinstance(value, int):
-        return Num(literal_type(value), value, value, True)
-    return Num(FLOAT, fixed.from_float(value), value, True)
-
-
-def _untyped(x: Num) -> bool:
-    """Untyped constants fold exactly (as in the compiler); typed ones (u8(3), locals) fold in their type."""
-    return x.c is not None and x.lit
+# ---------------------------------------------------------------------------------------- scalars
+# No type rules here: a result's type is the one the checker recorded for its node (`type_of`), or the
+# one `fold` (the rules the emitter asks) gives; constants fold by `fold`; the arithmetic is `lang`'s.
+def _raw(x: Scalar[int]) -> int:
+    """A running scalar's raw value (pure Python computes every value, so it is always there)."""
+    assert x.value is not None
+    return x.value
 
 
 def _refuse(message: str, hint: str | None = None) -> DslError:
     return DslError(f"pure-Python mode met a constant the compiler refuses: {message}")
 
 
-def _scalar(x: Num) -> Scalar:
-    """`x` as the type rules of `fold` see it."""
-    return Scalar(x.t, const=x.c, literal=x.lit)
+def _folded(s: Scalar[object]) -> Scalar[int]:
+    """A constant the type rules gave, with the raw value the code materializes for it."""
+    return Scalar(s.type, fold.raw_constant(s), s.const, s.literal)
 
 
-def _folded(s: Scalar) -> Num:
-    """A constant `fold` computed, with the raw value the compiler materializes for it."""
-    assert s.const is not None
-    return _typed_const(s.type, s.const, s.literal)
+def const_num(value: int | float | bool) -> Scalar[int]:
+    """A Python constant as the DSL types it (`fold.constant`: bool, the literal's integer type, or float)."""
+    return _folded(fold.constant(value, _refuse))
 
 
-def convert(x: Num, t: ScalarType) -> Num:
+def convert(x: Scalar[int], t: ScalarType) -> Scalar[int]:
     """Convert to `t` (an assignment, argument, or `T(x)`); constants by the compiler's constant rules."""
-    if x.t == t:
+    if x.type == t:
         return x
-    if x.c is not None:
-        return _folded(fold.convert_constant(_scalar(x), t, _refuse))
-    return Num(t, arith.convert(x.v, x.t, t))
+    if x.const is not None:
+        return _folded(fold.convert_constant(x, t, _refuse))
+    return Scalar(t, arith.convert(_raw(x), x.type, t))
 
 
-def binary_in(op: BinOp, t: ScalarType, a: Num, b: Num) -> Num:
+def binary_in(op: BinOp, t: ScalarType, a: Scalar[int], b: Scalar[int]) -> Scalar[int]:
     """`a op b` computed in type `t` (both operands converted to it, also a shift's count)."""
-    ca, cb = convert(a, t), convert(b, t)
-    return Num(t, arith.binary(op, t, ca.v, cb.v))
+    return Scalar(t, arith.binary(op, t, _raw(convert(a, t)), _raw(convert(b, t))))
 
 
-def binary(op: BinOp, a: Num, b: Num) -> Num:
-    """`a op b` with the compiler's choice of type and constant folding (for operations that have no
-    expression node of their own: `g.value op= n` and `m[k] op= n`)."""
-    if a.t.is_fixed or b.t.is_fixed:
-        if op not in arith.FIXED_BINOPS:
-            raise EvaluationError(f"{op.value} on a float")
-        folded = fold.fold_untyped_float(op, _scalar(a), _scalar(b), _refuse)
-        # Typed constants fold in Q32.32, as the code computes: binary_in gives the same raw value.
-        return _folded(folded) if folded is not None else binary_in(op, FLOAT, a, b)
-    folded = fold.fold_untyped_binary(op, _scalar(a), _scalar(b), _refuse)
-    return _folded(folded) if folded is not None else binary_in(op, fold.binary_type(op, a.t, b.t), a, b)
-
-
-def negate(x: Num) -> Num:
-    """Unary minus as the compiler lowers it (constants of literal type negate exactly)."""
-    if x.c is not None and _untyped(x):
-        return const_num(-x.c)
-    t = fold.unary_type(x.t)
-    return Num(t, arith.negate(t, convert(x, t).v))
-
-
-def compare(op: CmpOp, a: Num, b: Num) -> bool:
-    """`a op b` in the common type (float if either is); constants compare as the compiler folds them."""
-    folded = fold.fold_compare(op, _scalar(a), _scalar(b), _refuse)
+def compare(op: CmpOp, a: Scalar[int], b: Scalar[int]) -> bool:
+    """`a op b` in the type `fold` compares them in; constants compare as the compiler folds them."""
+    folded = fold.fold_compare(op, a, b, _refuse)
     if folded is not None:
         return bool(folded.const)
-    t = fold.compare_type(a.t, b.t)
-    return arith.compare(op, t, convert(a, t).v, convert(b, t).v)
+    t = fold.compare_type(a.type, b.type)
+    return arith.compare(op, t, _raw(convert(a, t)), _raw(convert(b, t)))
 
 
-def truth(x: Num) -> bool:
-    return compare(CmpOp.NE, x, const_num(0)) if not x.t.is_bool else x.v != 0
+def truth(x: Scalar[int]) -> bool:
+    return compare(CmpOp.NE, x, const_num(0)) if not x.type.is_bool else _raw(x) != 0
 
 
 # ---------------------------------------------------------------------------------------- the evaluator
@@ -264,9 +212,9 @@ class _Evaluator:
         tree = source.tree
         frame = _Frame(source, {tree.args.args[0].arg: self.pkt}, self.lw.facts.var_types.get(source.function, {}))
         signal = self.body(tree.body, frame)
-        if not isinstance(signal, _Return) or not isinstance(signal.value, Num):
+        if not isinstance(signal, _Return) or not isinstance(signal.value, Scalar):
             raise EvaluationError(f"{tree.name} ended without returning an action")
-        return signal.value.v & _U32_MASK
+        return _raw(signal.value) & _U32_MASK
 
     # --- statements
     def body(self, stmts: list[ast.stmt], fr: _Frame) -> _Signal | None:
@@ -326,14 +274,14 @@ class _Evaluator:
             case ast.Name(id=name):
                 value = self.expr(value_node, fr)
                 declared = annotated or fr.var_types.get(name)
-                if declared is not None and isinstance(value, Num):
+                if declared is not None and isinstance(value, Scalar):
                     value = convert(value, declared)
                 fr.env[name] = value
             case ast.Attribute(value=base, attr="value"):
                 g = self.expr(base, fr)
                 if not isinstance(g, Global):
                     raise EvaluationError(f"`{_text(base)}` is not a Global")
-                g.raw_set(convert(self.scalar(value_node, fr), g.type).v)
+                g.raw_set(_raw(convert(self.scalar(value_node, fr), g.type)))
             case ast.Subscript(value=base, slice=index):
                 m = self.map_of(base, fr)
                 key = self.map_key(m, index, fr)
@@ -345,33 +293,35 @@ class _Evaluator:
         match target:
             case ast.Name(id=name):
                 old = fr.env.get(name)
-                if not isinstance(old, Num):
+                if not isinstance(old, Scalar):
                     raise EvaluationError(f"{name} is not a number")
                 operand = self.scalar(value_node, fr)
                 key = self.key(s)
                 t = self.type_of(s)
                 if key in self.lw.facts.consts:
-                    result = _typed_const(t, self.lw.facts.consts[key])
+                    result = _folded(Scalar(t, const=self.lw.facts.consts[key]))
                 else:
                     result = binary_in(op, t, old, operand)
-                fr.env[name] = convert(result, old.t)
+                fr.env[name] = convert(result, old.type)
             case ast.Attribute(value=base, attr="value"):
                 g = self.expr(base, fr)
                 if not isinstance(g, Global):
                     raise EvaluationError(f"`{_text(base)}` is not a Global")
                 operand = self.scalar(value_node, fr)
                 if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
-                    delta = convert(operand, g.type).v  # an atomic add of the (negated) operand
+                    delta = _raw(convert(operand, g.type))  # an atomic add of the (negated) operand
                     g.raw_set(g.raw_get() + (-delta if op is BinOp.SUB else delta))
                     return
-                old = Num(g.type, g.raw_get())
-                g.raw_set(convert(binary(op, old, operand), g.type).v)
+                old = Scalar(g.type, g.raw_get())
+                g.raw_set(_raw(convert(binary_in(op, self.type_of(s), old, operand), g.type)))
             case ast.Subscript(value=base, slice=index):
-                self.map_aug(self.map_of(base, fr), index, op, value_node, fr)
+                self.map_aug(s, self.map_of(base, fr), index, op, value_node, fr)
             case _:
                 raise EvaluationError(f"cannot update `{_text(target)}`")
 
-    def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, fr: _Frame) -> None:
+    def map_aug(self, s: ast.AugAssign, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr,
+                fr: _Frame) -> None:
+        """`m[k] op= n`, its operation in the type recorded for the statement."""
         vt = m.value_type
         if not isinstance(vt, ScalarType):
             raise EvaluationError(f"the values of {m.name} are records")
@@ -381,13 +331,13 @@ class _Evaluator:
         if raw is not None:
             assert isinstance(raw, int)
             if op is BinOp.ADD and (vt.bits in (32, 64) or vt.is_fixed):
-                new = vt.wrap(raw + convert(operand, vt).v)
+                new = vt.wrap(raw + _raw(convert(operand, vt)))
             else:
-                new = convert(binary(op, Num(vt, raw), operand), vt).v
+                new = _raw(convert(binary_in(op, self.type_of(s), Scalar(vt, raw), operand), vt))
             m.raw_update(key, new)
         elif isinstance(m, HashMap | LruHashMap):
-            zero = Num(vt, 0, 0.0 if vt.is_fixed else 0)
-            m.raw_update(key, convert(binary(op, zero, operand), vt).v)
+            zero = Scalar(vt, 0, 0.0 if vt.is_fixed else 0)
+            m.raw_update(key, _raw(convert(binary_in(op, self.type_of(s), zero, operand), vt)))
 
     def while_(self, s: ast.While, fr: _Frame) -> _Signal | None:
         test = s.test
@@ -445,7 +395,7 @@ class _Evaluator:
             iterations += 1
             if iterations > _LOOP_LIMIT:
                 raise EvaluationError(f"the loop at line {_line(s)} does not terminate")
-            fr.env[var] = Num(t, counter)
+            fr.env[var] = Scalar(t, counter)
             signal = self.body(s.body, fr)
             if signal is _BREAK:
                 break
@@ -501,14 +451,14 @@ class _Evaluator:
             return False  # an absent header (`if pkt.tcp:`)
         if isinstance(value, HeaderView):
             return True
-        if isinstance(value, Num):
+        if isinstance(value, Scalar):
             return truth(value)
         raise EvaluationError(f"`{_text(node)}` cannot be used as a condition")
 
     # --- expressions
-    def scalar(self, node: ast.expr, fr: _Frame) -> Num:
+    def scalar(self, node: ast.expr, fr: _Frame) -> Scalar[int]:
         v = self.expr(node, fr)
-        if not isinstance(v, Num):
+        if not isinstance(v, Scalar):
             raise EvaluationError(f"`{_text(node)}` (line {_line(node)}) is not a number here: {v!r}")
         return v
 
@@ -516,10 +466,10 @@ class _Evaluator:
         key = (self.ctx, node)
         consts = self.lw.facts.consts
         if key in consts and self.foldable(node, fr):
-            return _typed_const(self.lw.facts.types[key], consts[key], key in self.lw.facts.literals)
+            return _folded(Scalar(self.lw.facts.types[key], const=consts[key], literal=key in self.lw.facts.literals))
         v = self.expr_inner(node, fr)
-        if isinstance(v, Num) and key in self.lw.facts.types:
-            v = Num(v.t, v.v, consts.get(key), key in self.lw.facts.literals)
+        if isinstance(v, Scalar) and key in self.lw.facts.types:
+            v = Scalar(v.type, v.value, consts.get(key), key in self.lw.facts.literals)
         return v
 
     def foldable(self, node: ast.expr, fr: _Frame) -> bool:
@@ -556,22 +506,22 @@ class _Evaluator:
                 a, b = self.scalar(left, fr), self.scalar(right, fr)
                 return binary_in(_BINOPS[type(op)], self.type_of(node), a, b)
             case ast.UnaryOp(op=ast.Not()):
-                return Num(BOOL, int(self.condition(node, fr)))
+                return Scalar(BOOL, int(self.condition(node, fr)))
             case ast.UnaryOp(op=ast.UAdd(), operand=operand):
                 return self.scalar(operand, fr)
             case ast.UnaryOp(op=ast.USub(), operand=operand):
                 v, t = self.scalar(operand, fr), self.type_of(node)
-                return Num(t, arith.negate(t, convert(v, t).v))
+                return Scalar(t, arith.negate(t, _raw(convert(v, t))))
             case ast.UnaryOp(op=ast.Invert(), operand=operand):
                 v, t = self.scalar(operand, fr), self.type_of(node)
-                return Num(t, arith.binary(BinOp.XOR, t, convert(v, t).v, t.wrap(-1)))
+                return Scalar(t, arith.binary(BinOp.XOR, t, _raw(convert(v, t)), t.wrap(-1)))
             case ast.Compare():
                 return self.comparison(node, fr)
             case ast.BoolOp():
-                return Num(BOOL, int(self.condition(node, fr)))
+                return Scalar(BOOL, int(self.condition(node, fr)))
             case ast.IfExp(test=test, body=then, orelse=orelse):
                 arm = self.expr(then if self.condition(test, fr) else orelse, fr)
-                return convert(arm, self.type_of(node)) if isinstance(arm, Num) else arm
+                return convert(arm, self.type_of(node)) if isinstance(arm, Scalar) else arm
             case ast.Call():
                 return self.call(node, fr)
             case ast.Subscript(value=base, slice=index):
@@ -608,66 +558,56 @@ class _Evaluator:
         match base:
             case Packet():
                 if attr == "len":
-                    return Num(u32, base.len)
+                    return Scalar(u32, base.len)
                 if attr in ("eth", "ipv4", "ipv6", "tcp", "udp"):
                     header: HeaderView | None = getattr(base, attr)
                     return header
                 if attr == "payload":
                     return base.payload
             case HeaderView() | Struct():
-                return Num(self.type_of(node), int(getattr(base, attr)))
+                return Scalar(self.type_of(node), int(getattr(base, attr)))
             case Global() if attr == "value":
-                return Num(base.type, base.raw_get())
+                return Scalar(base.type, base.raw_get())
             case ModuleType():
                 return self.from_python(getattr(base, attr))
             case _Callee() | StateObject() | Payload():
                 return _Method(base, attr)
         raise EvaluationError(f"`{_text(node)}`: {base!r} has no attribute {attr}")
 
-    def true_divide(self, a: Num, b: Num) -> Num:
-        if b.t.is_fixed:
-            if b.c is None:
+    def true_divide(self, a: Scalar[int], b: Scalar[int]) -> Scalar[int]:
+        if b.type.is_fixed:
+            if b.const is None:
                 raise EvaluationError("division by a float computed at run time")
-            reciprocal = 1.0 / float(b.c)  # multiply by the constant reciprocal, rounded to nearest
-            return binary_in(BinOp.MUL, FLOAT, a, Num(FLOAT, fixed.from_float(reciprocal), reciprocal))
-        if not a.t.is_fixed:  # integer over integer: see lang.fixed.quotient
-            return Num(FLOAT, fixed.quotient(convert(a, i64).v, convert(b, i64).v))
-        return Num(FLOAT, fixed.div_int(a.v, convert(b, i64).v))
+            reciprocal = 1.0 / float(b.const)  # multiply by the constant reciprocal, rounded to nearest
+            return binary_in(BinOp.MUL, FLOAT, a, Scalar(FLOAT, fixed.from_float(reciprocal), reciprocal))
+        if not a.type.is_fixed:  # integer over integer: see lang.fixed.quotient
+            return Scalar(FLOAT, fixed.quotient(_raw(convert(a, i64)), _raw(convert(b, i64))))
+        return Scalar(FLOAT, fixed.div_int(_raw(a), _raw(convert(b, i64))))
 
-    def comparison(self, node: ast.Compare, fr: _Frame) -> Num:
+    def comparison(self, node: ast.Compare, fr: _Frame) -> Scalar[int]:
         ops, rights = node.ops, node.comparators
         if len(ops) == 1 and isinstance(ops[0], ast.In | ast.NotIn):
             found = self.contains(node.left, rights[0], fr)
-            return Num(BOOL, int(found != isinstance(ops[0], ast.NotIn)))
+            return Scalar(BOOL, int(found != isinstance(ops[0], ast.NotIn)))
         if len(ops) == 1 and isinstance(ops[0], ast.Is | ast.IsNot):
-            return Num(BOOL, int(self.condition(node, fr)))
+            return Scalar(BOOL, int(self.condition(node, fr)))
         if len(ops) > 1:
             left = self.scalar(node.left, fr)
             for cmp, right_node in zip(ops, rights, strict=True):
                 right = self.scalar(right_node, fr)
                 if not compare(_CMPOPS[type(cmp)], left, right):
-                    return Num(BOOL, 0)
+                    return Scalar(BOOL, 0)
                 left = right
-            return Num(BOOL, 1)
+            return Scalar(BOOL, 1)
         left = self.scalar(node.left, fr)
         right = self.scalar(rights[0], fr)
         op = _CMPOPS[type(ops[0])]
-        if op is CmpOp.LT and right.c is not None and self.is_random_call(node.left, fr):
-            # `random() < p`: the raw 32 random bits against ceil(p·2**32), exactly.
-            threshold = max(min(fixed.ceil_from_float(float(right.c)), (1 << 63) - 1), -(1 << 63))
-            return Num(BOOL, int(compare(op, left, Num(FLOAT, threshold))))
-        return Num(BOOL, int(compare(op, left, right)))
-
-    def is_random_call(self, node: ast.expr, fr: _Frame) -> bool:
-        if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name)):
-            return False
-        if node.func.id in fr.env:
-            return False
-        try:
-            value = resolve_global(fr.source.function, node.func.id, lambda m: DslError(m))
-        except DslError:
-            return False
-        return classify(value) == ("builtin", "random")
+        if self.key(node) in self.lw.facts.random_thresholds:
+            # `random() < p`: the raw 32 random bits against ceil(p·2**32), exactly, as the emitter chose.
+            assert right.const is not None
+            threshold = Scalar(FLOAT, fold.random_threshold(float(right.const)))
+            return Scalar(BOOL, int(compare(op, left, threshold)))
+        return Scalar(BOOL, int(compare(op, left, right)))
 
     def contains(self, item_node: ast.expr, container_node: ast.expr, fr: _Frame) -> bool:
         container = self.expr(container_node, fr)  # the container is lowered first
@@ -697,7 +637,7 @@ class _Evaluator:
             case _Method(base=RingBuf() as rb, attr="output"):
                 record = self.expr(node.args[0], fr)  # the frontend checked: one record of rb's type
                 assert isinstance(record, Struct)
-                return Num(BOOL, int(rb.raw_output(record)))
+                return Scalar(BOOL, int(rb.raw_output(record)))
         raise EvaluationError(f"cannot call `{_text(node.func)}`")
 
     def builtin(self, node: ast.Call, name: str, fr: _Frame) -> Value:
@@ -705,50 +645,50 @@ class _Evaluator:
         match name:
             case "random":
                 # 32 random bits read as Q32.32: exactly r / 2**32.
-                return Num(FLOAT, h.prandom_u32() & _U32_MASK)
+                return Scalar(FLOAT, h.prandom_u32() & _U32_MASK)
             case "randint":
                 lo, hi = self.scalar(node.args[0], fr), self.scalar(node.args[1], fr)
-                lo64, hi64 = convert(lo, u64).v, convert(hi, u64).v
+                lo64, hi64 = _raw(convert(lo, u64)), _raw(convert(hi, u64))
                 span = u64.wrap(u64.wrap(hi64 - lo64) + 1)
                 r = h.prandom_u32() & _U32_MASK
                 total = u64.wrap(lo64 + (u64.wrap(r * span) >> 32))
-                return convert(Num(u64, total), self.type_of(node))
+                return convert(Scalar(u64, total), self.type_of(node))
             case "prandom_u32":
-                return Num(u32, h.prandom_u32() & _U32_MASK)
+                return Scalar(u32, h.prandom_u32() & _U32_MASK)
             case "now_ns":
-                return Num(u64, h.ktime_get_ns() & _U64_MASK)
+                return Scalar(u64, h.ktime_get_ns() & _U64_MASK)
             case "cpu_id":
-                return Num(u32, h.cpu_id() & _U32_MASK)
+                return Scalar(u32, h.cpu_id() & _U32_MASK)
             case "ip":
                 text = self.expr(node.args[0], fr)
                 assert isinstance(text, _Text)
-                return Num(u32, int(ipaddress.IPv4Address(text.text)))
+                return Scalar(u32, int(ipaddress.IPv4Address(text.text)))
             case "min" | "max":
                 values = [self.scalar(a, fr) for a in node.args]
                 best = values[0]
                 for v in values[1:]:
-                    t = fold.compare_type(best.t, v.t)
+                    t = fold.compare_type(best.type, v.type)
                     a, b = convert(best, t), convert(v, t)
                     take_b = compare(CmpOp.LT if name == "min" else CmpOp.GT, b, a)
-                    best = Num(t, b.v if take_b else a.v)
+                    best = Scalar(t, _raw(b) if take_b else _raw(a))
                 return best
             case "abs":
                 v = self.scalar(node.args[0], fr)
-                t = fold.unary_type(v.t)
+                t = self.type_of(node)
                 v = convert(v, t)
                 if not t.signed:
                     return v
-                negative = compare(CmpOp.LT, v, Num(t, 0, 0.0 if t.is_fixed else 0))
-                return Num(t, negate(v).v if negative else v.v)
+                negative = compare(CmpOp.LT, v, Scalar(t, 0, 0.0 if t.is_fixed else 0))
+                return Scalar(t, arith.negate(t, _raw(v)) if negative else _raw(v))
         raise EvaluationError(f"{name}() cannot be called here")
 
-    def type_call(self, node: ast.Call, target: object, fr: _Frame) -> Num:
-        t = FLOAT if target is float else BOOL if target is bool else target
-        if not isinstance(t, ScalarType):
+    def type_call(self, node: ast.Call, target: object, fr: _Frame) -> Scalar[int]:
+        t = scalar_type(target)
+        if t is None:
             raise EvaluationError(f"{target!r} is not a DSL type")
         v = self.scalar(node.args[0], fr)
         if t is BOOL:
-            return Num(BOOL, int(truth(v)))
+            return Scalar(BOOL, int(truth(v)))
         return convert(v, t)
 
     def struct_call(self, node: ast.Call, cls: type[Struct], fr: _Frame) -> Struct:
@@ -759,7 +699,7 @@ class _Evaluator:
             given[k.arg] = k.value
         values = []
         for f in fields:  # evaluated in declaration order, as the compiler does
-            values.append(convert(self.scalar(given[f.name], fr), f.type).v if f.name in given else 0)
+            values.append(_raw(convert(self.scalar(given[f.name], fr), f.type)) if f.name in given else 0)
         return cls(*values)
 
     def inline_call(self, node: ast.Call, fn: FunctionType, fr: _Frame) -> Value:
@@ -792,12 +732,12 @@ class _Evaluator:
         ann = eval_static(source, p.annotation)
         if ann is Packet or (isinstance(ann, type) and issubclass(ann, Struct)):
             return value
-        was_optional = isinstance(value, Num) and self.key(node) not in self.lw.facts.types
+        was_optional = isinstance(value, Scalar) and self.key(node) not in self.lw.facts.types
         if (value is None or isinstance(value, HeaderView | Payload) or was_optional) \
                 and not isinstance(ann, ScalarType):
             return value  # a header, the payload or an optional value passes as it is
-        t = FLOAT if ann is float else BOOL if ann is bool else ann
-        if not isinstance(t, ScalarType) or not isinstance(value, Num):
+        t = scalar_type(ann)
+        if t is None or not isinstance(value, Scalar):
             raise EvaluationError(f"cannot bind parameter {p.arg} to {value!r}")
         return convert(value, t)
 
@@ -818,18 +758,18 @@ class _Evaluator:
         """A key or value converted to the map's declared type."""
         v = self.expr(node, fr)
         if isinstance(t, ScalarType):
-            if not isinstance(v, Num):
+            if not isinstance(v, Scalar):
                 raise EvaluationError(f"`{_text(node)}` is not a number")
-            return convert(v, t).v
+            return _raw(convert(v, t))
         if not isinstance(v, Struct):
             raise EvaluationError(f"`{_text(node)}` is not a record")
         return v
 
-    def wrap_value(self, m: BpfMap, raw: RawValue) -> Num | Struct:
+    def wrap_value(self, m: BpfMap, raw: RawValue) -> Scalar[int] | Struct:
         vt = m.value_type
         if isinstance(vt, ScalarType):
             assert isinstance(raw, int)
-            return Num(vt, raw)
+            return Scalar(vt, raw)
         assert isinstance(raw, Struct)
         return raw
 
@@ -854,7 +794,7 @@ class _Evaluator:
         if isinstance(base, Payload):
             offset = self.payload_offset(base, index, 1, fr)
             byte = None if offset is None else base[offset]
-            return None if byte is None else Num(u8, byte)
+            return None if byte is None else Scalar(u8, byte)
         if isinstance(base, _Tuple):
             return const_num(base.items[int(self.const_of(index))])
         raise EvaluationError(f"`{_text(node)}` cannot be indexed")
@@ -862,9 +802,9 @@ class _Evaluator:
     def payload_offset(self, payload: Payload, index_node: ast.expr, width: int, fr: _Frame) -> int | None:
         """The payload position an index denotes, or None when the compiled bounds checks fail."""
         index = self.scalar(index_node, fr)
-        if index.c is not None and int(index.c) < 0:
+        if index.const is not None and int(index.const) < 0:
             return None
-        idx = convert(index, u64).v
+        idx = _raw(convert(index, u64))
         if idx > _MAX_OFFSET:
             return None
         start = payload.offset + idx

@@ -1,19 +1,22 @@
 """Stage 2 of the frontend, type-check and fold: the DSL's type rules and constant folding over scalars.
 
-Takes scalars (`values.Scalar`: a DSL type, and a compile-time constant where there is one) and the
-operation applied to them; gives the result's type, and the folded constant where the operands are
-constant. Untyped constants (literals, module constants and arithmetic on them) fold exactly, like Go's
-untyped constants; typed ones (`u8(3)`, a typed local) fold in their type, wrapping as the code would
-compute at run time. A rule that refuses a program raises the `DslError` its `Complaint` builds (the
-caller binds it to the node, so the error points at the user's line).
+Takes scalars (`values.Scalar`: a DSL type, and a compile-time constant where there is one; the
+emitter's and pure-Python mode's alike, as `Scalar[object]`) and the operation applied to them; gives
+the result's type, and the folded constant where the operands are constant. Untyped constants
+(literals, module constants and arithmetic on them) fold exactly, like Go's untyped constants; typed
+ones (`u8(3)`, a typed local) fold in their type, wrapping as the code would compute at run time. A
+rule that refuses a program raises the `DslError` its `Complaint` builds (the caller binds it to the
+node, so the error points at the user's line).
 
 No IR here: the emitter (`emit.arithmetic`) asks these rules first and emits an operation only where
-they give no constant. Pure-Python mode is to read the same rules (issue 14 §4) instead of its copies.
+they give no constant. Pure-Python mode has no copies of them: it reads the types the emitter recorded
+(`type_facts`) and asks these rules for constants and for a comparison's operand type.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Protocol, TypeVar
 
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith, fixed
@@ -26,6 +29,7 @@ SYMBOL: dict[BinOp, str] = {
     BinOp.OR: "|", BinOp.XOR: "^", BinOp.SHL: "<<", BinOp.SHR: ">>",
 }
 """How the user writes each operator, for error messages."""
+_V = TypeVar("_V")
 _FLOAT_RANGE = "DSL floats are Q32.32 fixed-point numbers; see docs/language.md"
 
 
@@ -35,7 +39,7 @@ class Complaint(Protocol):
     def __call__(self, message: str, hint: str | None = None) -> DslError: ...
 
 
-def untyped(s: Scalar) -> bool:
+def untyped(s: Scalar[object]) -> bool:
     """Untyped constants fold exactly; explicitly typed ones (u8(3), typed locals) fold in their type."""
     return s.const is not None and s.literal
 
@@ -64,7 +68,16 @@ def constant(value: object, complain: Complaint) -> Scalar:
     raise complain(f"the constant {value!r} is not supported", "use integers, floats and bools")
 
 
-def fixed_raw(v: Scalar, complain: Complaint) -> int:
+def raw_constant(s: Scalar[object]) -> int:
+    """The raw value the code materializes for a constant: a float's Q32.32 integer, an integer wrapped
+    to its type (the emitter's `Const` operand, pure-Python mode's value)."""
+    assert s.const is not None
+    if s.type.is_fixed:
+        return fixed.from_float(s.const) if isinstance(s.const, float) else fixed.from_int(int(s.const))
+    return s.type.wrap(int(s.const))
+
+
+def fixed_raw(v: Scalar[object], complain: Complaint) -> int:
     """The Q32.32 raw value of a float constant."""
     assert v.const is not None
     try:
@@ -74,7 +87,7 @@ def fixed_raw(v: Scalar, complain: Complaint) -> int:
 
 
 # ----------------------------------------------------------------- conversions
-def check_implicit(v: Scalar, t: ScalarType, complain: Complaint) -> None:
+def check_implicit(v: Scalar[object], t: ScalarType, complain: Complaint) -> None:
     """An implicit conversion (an assignment to a typed variable, a parameter, a map key) refuses to lose
     information silently: a float into an integer, or a constant that does not fit."""
     if v.type.is_fixed and not t.is_fixed:
@@ -85,7 +98,7 @@ def check_implicit(v: Scalar, t: ScalarType, complain: Complaint) -> None:
                        f"use a wider type, or write `{t}({v.const})` to wrap it on purpose")
 
 
-def convert_constant(v: Scalar, t: ScalarType, complain: Complaint) -> Scalar:
+def convert_constant(v: Scalar[_V], t: ScalarType, complain: Complaint) -> Scalar[_V]:
     """A constant converted to `t` (explicitly, or after `check_implicit`)."""
     assert v.const is not None
     if v.type == t:
@@ -111,7 +124,7 @@ def binary_type(op: BinOp, a: ScalarType, b: ScalarType) -> ScalarType:
     return promote(a) if op in (BinOp.SHL, BinOp.SHR) else common_type(a, b)
 
 
-def fold_untyped_binary(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+def fold_untyped_binary(op: BinOp, a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar | None:
     """`a op b` on two untyped integer constants, exactly (None unless both are)."""
     if not (a.const is not None and b.const is not None and untyped(a) and untyped(b)):
         return None
@@ -122,7 +135,7 @@ def fold_untyped_binary(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) ->
         raise complain(f"the constant {r} does not fit in 64 bits") from None
 
 
-def fold_typed_binary(op: BinOp, t: ScalarType, a: Scalar, b: Scalar) -> Scalar | None:
+def fold_typed_binary(op: BinOp, t: ScalarType, a: Scalar[object], b: Scalar[object]) -> Scalar | None:
     """`a op b` on two constants already converted to `t`, wrapping in `t` (None unless both are constant)."""
     if a.const is None or b.const is None:
         return None
@@ -136,14 +149,14 @@ def check_float_operator(op: BinOp, complain: Complaint) -> None:
                        "use +, -, * and / on floats; convert to an integer type for the others")
 
 
-def fold_untyped_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+def fold_untyped_float(op: BinOp, a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar | None:
     """`a op b` on two untyped constants, one a float: in double precision, then checked to fit."""
     if not (a.const is not None and b.const is not None and untyped(a) and untyped(b)):
         return None
     return constant(arith.fold_untyped_float(op, float(a.const), float(b.const)), complain)
 
 
-def fold_typed_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+def fold_typed_float(op: BinOp, a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar | None:
     """`a op b` on two float constants: as the code computes, in Q32.32, wrapping (not in double
     precision); None when either is not constant or a double cannot hold the result exactly."""
     if a.const is None or b.const is None:
@@ -153,7 +166,7 @@ def fold_typed_float(op: BinOp, a: Scalar, b: Scalar, complain: Complaint) -> Sc
     return Scalar(FLOAT, const=folded) if folded is not None else None
 
 
-def fold_true_divide(a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+def fold_true_divide(a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar | None:
     """`a / b` on constants: untyped ones in double precision (a zero divisor refused), typed ones as the
     code computes (a quotient truncated to Q32.32; x / 0 == 0). None when it does not fold."""
     if a.const is None or b.const is None:
@@ -175,7 +188,7 @@ def fold_true_divide(a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None
     return Scalar(FLOAT, const=folded) if folded is not None else None
 
 
-def fold_power(a: Scalar, b: Scalar, complain: Complaint) -> Scalar:
+def fold_power(a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar:
     """`a ** b`: defined on untyped constants only."""
     if a.const is not None and b.const is not None and untyped(a) and untyped(b):
         if isinstance(a.const, int) and isinstance(b.const, int) and b.const >= 0:
@@ -193,7 +206,7 @@ def compare_type(a: ScalarType, b: ScalarType) -> ScalarType:
     return FLOAT if a.is_fixed or b.is_fixed else common_type(a, b)
 
 
-def fold_compare(op: CmpOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar | None:
+def fold_compare(op: CmpOp, a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar | None:
     """`a op b` on constants: untyped ones exactly, typed floats as the code would (converted, wrapping,
     first). None when it does not fold (typed integer constants are compared by the code)."""
     if a.const is None or b.const is None:
@@ -210,6 +223,12 @@ def fold_compare(op: CmpOp, a: Scalar, b: Scalar, complain: Complaint) -> Scalar
     return None
 
 
+def random_threshold(p: float) -> int:
+    """The raw Q32.32 value `random() < p` compares the 32 random bits with: ceil(p·2**32), clamped to
+    64 bits, so the comparison is exact."""
+    return max(min(fixed.ceil_from_float(p), (1 << 63) - 1), -(1 << 63))
+
+
 # ----------------------------------------------------------------- joins and built-ins
 def join_type(types: list[ScalarType]) -> ScalarType:
     """The type of a value that is one of several (`a if c else b`, `x and y`): float if any is, bool if
@@ -223,7 +242,7 @@ def join_type(types: list[ScalarType]) -> ScalarType:
     return t
 
 
-def fold_min_max(name: str, values: list[Scalar], complain: Complaint) -> Scalar | None:
+def fold_min_max(name: str, values: Sequence[Scalar[object]], complain: Complaint) -> Scalar | None:
     """`min(...)`/`max(...)` of integer constants: in their common type where the result fits it, else
     untyped. None when any is not constant or is a float."""
     if not all(v.const is not None for v in values) or any(v.type.is_fixed for v in values):
@@ -241,7 +260,7 @@ def unary_type(t: ScalarType) -> ScalarType:
     return t if t.is_fixed else promote(t)
 
 
-def fold_abs(v: Scalar, complain: Complaint) -> Scalar | None:
+def fold_abs(v: Scalar[object], complain: Complaint) -> Scalar | None:
     """`abs(v)` of a constant: an untyped one exactly, a typed integer in its promoted type, as the code
     computes (the most negative value wraps). None otherwise (typed float constants are computed)."""
     if v.const is not None and v.literal:

@@ -94,15 +94,20 @@ def eval_static(source: FunctionSource, node: ast.expr) -> object:
     raise source.error(node, f"cannot resolve `{ast.unparse(node)}` at compile time")
 
 
-def annotation_type(source: FunctionSource, node: ast.expr) -> ScalarType:
-    """The DSL scalar type an annotation names (`float` and `bool` included)."""
-    value = eval_static(source, node)
+def scalar_type(value: object) -> ScalarType | None:
+    """The DSL scalar type a Python object names (`float` and `bool` included), or None."""
     if value is float:
         return FLOAT
     if value is bool:
         return BOOL
-    if isinstance(value, ScalarType):
-        return value
+    return value if isinstance(value, ScalarType) else None
+
+
+def annotation_type(source: FunctionSource, node: ast.expr) -> ScalarType:
+    """The DSL scalar type an annotation names (`float` and `bool` included)."""
+    t = scalar_type(eval_static(source, node))
+    if t is not None:
+        return t
     raise source.error(node, f"`{ast.unparse(node)}` is not a DSL scalar type",
                        "annotate with u8, u16, u32, u64, i8, i16, i32, i64, bool or float")
 

@@ -1,14 +1,17 @@
 """What stage 2 (type-check and fold) found about each expression, as pure-Python mode reads it.
 
-Takes, while the emitter walks the AST, each expression's scalar (`TypeRecorder.record`), each local's
-type and each inlined call's helper source; gives the frozen `TypeFacts`: the DSL type of each
-expression, its constant where it is the same one every time the node is checked, whether that
-constant is untyped, the locals' types per function, and the helper source each call inlined. Keys are
-(lowering context, node): an unrolled loop's body is checked once per item, perhaps with different
-types or constants (`Ctx`).
+Takes, while the emitter walks the AST, each expression's scalar (`TypeRecorder.record`), the result
+of each `op=` statement (on a local, a Global or a map value: it has no expression node), each local's
+type, each inlined call's helper source and each `random() < p` compared by its raw bits; gives the
+frozen `TypeFacts`: the DSL type of each expression, its constant where it is the same one every time
+the node is checked, whether that constant is untyped, the locals' types per function, the helper
+source each call inlined, and the comparisons lowered as a random threshold. Keys are (lowering
+context, node): an unrolled loop's body is checked once per item, perhaps with different types or
+constants (`Ctx`).
 
 This is the place of the typed AST: the type checker runs inside the emitter today, so its findings are
-tables keyed by node rather than types on the nodes. Pure-Python mode reads only these.
+tables keyed by node rather than types on the nodes. Pure-Python mode takes its types from these (and
+from `fold` where an operation has no node of its own), never from rules of its own.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ class TypeFacts:
     var_types: dict[FunctionType, dict[str, ScalarType]] = field(default_factory=dict)
     # The helper source each inline call was lowered from (each call parses the helper anew).
     inline_sources: dict[Key, FunctionSource] = field(default_factory=dict)
+    # Comparisons `random() < p` lowered as the raw random bits against a threshold (`fold.random_threshold`).
+    random_thresholds: set[Key] = field(default_factory=set)
 
 
 class TypeRecorder:

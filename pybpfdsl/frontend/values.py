@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from types import ModuleType
-from typing import TypeAlias
+from typing import Generic, TypeAlias
+
+from typing_extensions import TypeVar
 
 from pybpfdsl.ir.nodes import Value
 from pybpfdsl.lang.headers import HeaderSpec
@@ -18,18 +20,26 @@ from pybpfdsl.lang.state import StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 
+V = TypeVar("V", covariant=True, default=Value)
+"""What a scalar's `value` is: an SSA value while emitting (the default), a raw number while running.
+Covariant: the type rules (`fold`) read any scalar, as `Scalar[object]`."""
+
 
 @dataclass(frozen=True)
-class Scalar:
+class Scalar(Generic[V]):
     """A scalar: `value` once materialized; `const` when known at compile time (float: a Python float).
 
     `literal` marks untyped constants (literals, module constants and arithmetic on them): they fold
     exactly, like Go's untyped constants. Constants with an explicit type (`u8(3)`, a typed local) fold
     in their type, wrapping like the code would.
+
+    The emitter's scalars hold an SSA value (`Scalar`, that is `Scalar[Value]`); pure-Python mode's hold
+    the raw number in the type's representation (`Scalar[int]`: a float's Q32.32 integer, a bool 0 or 1).
+    One concept, two executions: both read the same type, constant and literal-ness.
     """
 
     type: ScalarType
-    value: Value | None = None
+    value: V | None = None
     const: int | float | None = None
     literal: bool = False
 

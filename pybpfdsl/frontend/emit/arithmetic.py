@@ -23,7 +23,6 @@ from pybpfdsl.lang.types import (
     FLOAT,
     ScalarType,
     i64,
-    promote,
 )
 
 _BINOPS = BINARY_OPERATORS
@@ -122,7 +121,7 @@ class ArithmeticEmitter(EmitterBase):
             return self.negate(v, node)
         if v.type.is_fixed:
             raise self.err(node, "`~` is not defined on floats")
-        t = promote(v.type)
+        t = fold.unary_type(v.type)
         if v.const is not None and fold.untyped(v):
             return self.const_scalar(~int(v.const), node)
         return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)

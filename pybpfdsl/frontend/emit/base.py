@@ -21,14 +21,13 @@ from types import FunctionType
 from typing import TypeVar
 
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
-from pybpfdsl.frontend.fold import Complaint
+from pybpfdsl.frontend.fold import Complaint, raw_constant
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.types import StructType
-from pybpfdsl.lang import fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
@@ -130,11 +129,7 @@ class EmitterBase(ABC):
     def scalar_value(self, s: Scalar) -> n.Value:
         if s.value is not None:
             return s.value
-        assert s.const is not None
-        if s.type.is_fixed:
-            raw = fixed.from_float(float(s.const)) if isinstance(s.const, float) else fixed.from_int(int(s.const))
-            return self.const(FLOAT, raw)
-        return self.const(s.type, s.type.wrap(int(s.const)))
+        return self.const(FLOAT if s.type.is_fixed else s.type, raw_constant(s))
 
     def record(self, node: ast.AST, v: DslValue) -> DslValue:
         """Remember each expression's type, and its value where it is the same constant every time the

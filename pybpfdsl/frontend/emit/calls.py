@@ -15,7 +15,7 @@ from typing import cast
 from pybpfdsl.frontend.emit import builtin_calls, packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
-from pybpfdsl.frontend.resolve import annotation_type, eval_static
+from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.values import (
     Callee,
@@ -38,7 +38,6 @@ from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
     BOOL,
-    FLOAT,
     ScalarType,
 )
 
@@ -71,10 +70,10 @@ class CallEmitter(EmitterBase):
     def type_call(self, node: ast.Call, target: object) -> Scalar:
         if len(node.args) != 1 or node.keywords:
             raise self.err(node, "a type conversion takes exactly one argument")
-        t = FLOAT if target is float else BOOL if target is bool else target
+        t = scalar_type(target)
         if target is int:
             raise self.err(node, "`int(...)` has no fixed width in the DSL", "write u32(x), i64(x), ...")
-        assert isinstance(t, ScalarType)
+        assert t is not None
         v = self.lower_expr(node.args[0])
         if t is BOOL and not isinstance(v, Scalar):
             return self.truth(v, node.args[0])
@@ -192,8 +191,8 @@ class CallEmitter(EmitterBase):
             return value
         if isinstance(value, HeaderVal | OptionalVal | PayloadVal) and not isinstance(ann, ScalarType):
             return value
-        t = FLOAT if ann is float else BOOL if ann is bool else ann
-        if not isinstance(t, ScalarType):
+        t = scalar_type(ann)
+        if t is None:
             raise source.error(p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
         scope.var_types[p.arg] = t
         converted = self.materialize(replace(self.convert(self.as_scalar(value, node), t, node, implicit=True),

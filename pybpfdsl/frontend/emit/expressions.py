@@ -32,7 +32,6 @@ from pybpfdsl.frontend.values import (
     describe,
 )
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.lang import fixed
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
@@ -231,9 +230,9 @@ class ExpressionEmitter(EmitterBase):
         """`random() < p` with a constant p compares the raw 32 random bits with ceil(p·2**32): exact."""
         if op is not CmpOp.LT or not self.is_random_call(lnode) or right.const is None:
             return None
-        threshold = fixed.ceil_from_float(float(right.const))
-        clamped = max(min(threshold, (1 << 63) - 1), -(1 << 63))
-        return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, clamped)), node)
+        self.facts.facts.random_thresholds.add((self.ctx, node))  # pure Python compares the same way
+        threshold = fold.random_threshold(float(right.const))
+        return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, threshold)), node)
 
     def is_random_call(self, node: ast.expr) -> bool:
         if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name | ast.Attribute)):

@@ -45,8 +45,14 @@ class StateEmitter(EmitterBase):
             self.b.append(n.StoreGlobal(g.name, self.scalar_value(delta), atomic_add=True, line=self.line))
             return
         old = Scalar(g.type, self.b.emit(n.LoadGlobal(self.new(g.type), g.name, line=self.line)))
-        new = self.convert(self.binary(op, old, operand, s), g.type, s)
+        new = self.convert(self.aug_result(s, self.binary(op, old, operand, s)), g.type, s)
         self.b.append(n.StoreGlobal(g.name, self.scalar_value(new), line=self.line))
+
+    def aug_result(self, s: ast.stmt, result: Scalar) -> Scalar:
+        """Record the type `op=` computes in under its statement (it has no expression node), as for
+        locals: pure-Python mode reads it there."""
+        self.facts.record(self.ctx, s, result)
+        return result
 
     def lower_delete(self, t: ast.expr) -> None:
         if not isinstance(t, ast.Subscript):
@@ -191,13 +197,13 @@ class StateEmitter(EmitterBase):
             self.b.append(n.StoreValue(ref, self.scalar_value(delta), atomic_add=True, line=self.line))
         else:
             old = Scalar(vt, self.b.emit(n.LoadValue(self.new(vt), ref, line=self.line)))
-            new = self.convert(self.binary(op, old, operand, s), vt, s)
+            new = self.convert(self.aug_result(s, self.binary(op, old, operand, s)), vt, s)
             self.b.append(n.StoreValue(ref, self.scalar_value(new), line=self.line))
         self.b.terminate(n.Jump(n.Edge(done.name), line=self.line))
         self.b.set_block(miss)
         if isinstance(m, HashMap | LruHashMap):
             zero = Scalar(vt, const=0.0 if vt.is_fixed else 0)
-            first = self.convert(self.binary(op, zero, operand, s), vt, s)
+            first = self.convert(self.aug_result(s, self.binary(op, zero, operand, s)), vt, s)
             assert m.name is not None
             self.b.emit(n.MapUpdate(self.new(i64), m.name, key, self.scalar_value(first), line=self.line))
         self.b.terminate(n.Jump(n.Edge(done.name), line=self.line))
