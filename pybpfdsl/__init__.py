@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from pybpfdsl.bpf.interpreter import HELPER_RESULTS as _HELPER_RESULTS
+from pybpfdsl.bpf.helper_results import HELPER_RESULTS as _HELPER_RESULTS
 from pybpfdsl.lang.helpers import current_helpers as _current_helpers
 
 if TYPE_CHECKING:

@@ -12,7 +12,10 @@ import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pybpfdsl.bpf.interpreter import ArrayElements, BytecodeImage, HelperResults, InterpMap, XdpContext
+from pybpfdsl.bpf.helper_results import HelperResults
+from pybpfdsl.bpf.image import BytecodeImage
+from pybpfdsl.bpf.interpreter import XdpContext
+from pybpfdsl.bpf.memory import ArrayElements, InterpMap
 from pybpfdsl.lang.helpers import current_helpers
 from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, StateObject, decode, encode, zero_value
 

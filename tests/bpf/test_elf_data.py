@@ -8,7 +8,7 @@ import pytest
 
 from pybpfdsl import XDP_PASS, Global, Packet, u32, u64, xdp
 from pybpfdsl.bpf.elf import BpfElf, ElfError, VariableLocation, read_symbols, section_names, variable_locations
-from pybpfdsl.bpf.interpreter import BytecodeImage
+from pybpfdsl.bpf.image import BytecodeImage
 
 hits = Global(u64, 0)
 seed = Global(u32, 7)

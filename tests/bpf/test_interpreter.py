@@ -7,16 +7,11 @@ import random
 
 import pytest
 
+from pybpfdsl.bpf.abi import MapType
+from pybpfdsl.bpf.faults import BytecodeFault, StepLimitExceeded, UnsupportedHelper
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind
-from pybpfdsl.bpf.interpreter import (
-    BytecodeFault,
-    InterpMap,
-    MapType,
-    StepLimitExceeded,
-    UnsupportedHelper,
-    XdpContext,
-    run,
-)
+from pybpfdsl.bpf.interpreter import XdpContext, run
+from pybpfdsl.bpf.memory import InterpMap
 from pybpfdsl.bpf.opcode import (
     AluOp,
     AtomicOp,

@@ -180,7 +180,7 @@ def test_clang_object_with_subprograms_and_globals(tmp_path: Path) -> None:
     import shutil
     import subprocess
 
-    from pybpfdsl.bpf.interpreter import BytecodeImage
+    from pybpfdsl.bpf.image import BytecodeImage
     from pybpfdsl.runtime.bpf_object import BpfObject
 
     clang = shutil.which("clang")

@@ -8,7 +8,7 @@ them back. Work is counted in regions made and state-object reads and writes, ne
 from __future__ import annotations
 
 from pybpfdsl import XDP_DROP, XDP_PASS, Array, Packet, PerCpuArray, Struct, u16, u32, u64, xdp
-from pybpfdsl.bpf.interpreter import Region
+from pybpfdsl.bpf.memory import Region
 from pybpfdsl.lang.state import RawValue, ValueType
 from pybpfdsl.state_transfer import run_bytecode
 from pybpfdsl.testing import on_cpu, reset_state

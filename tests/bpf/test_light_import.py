@@ -12,7 +12,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 LIGHT_MODULES = ("pybpfdsl.bpf", "pybpfdsl.bpf.instruction", "pybpfdsl.bpf.opcode", "pybpfdsl.bpf.semantics",
-                 "pybpfdsl.bpf.interpreter", "pybpfdsl.bpf.elf", "pybpfdsl.bpf.btf_ext", "pybpfdsl.bpf.disasm",
+                 "pybpfdsl.bpf.interpreter", "pybpfdsl.bpf.memory", "pybpfdsl.bpf.faults",
+                 "pybpfdsl.bpf.helper_calls", "pybpfdsl.bpf.helper_results", "pybpfdsl.bpf.linking",
+                 "pybpfdsl.bpf.image", "pybpfdsl.bpf.elf", "pybpfdsl.bpf.btf_ext", "pybpfdsl.bpf.disasm",
                  "pybpfdsl.bpf.random_programs", "pybpfdsl.bpf.syscall")
 
 _PROBE = """

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction, Relocation
-from pybpfdsl.bpf.interpreter import link_program
+from pybpfdsl.bpf.linking import link_program
 from pybpfdsl.verify.equivalence.symbolic_state import Layout, MapShape
 
 _DATA_PREFIXES = (".bss", ".data", ".rodata")

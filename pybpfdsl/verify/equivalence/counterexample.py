@@ -20,16 +20,9 @@ from typing import Any, Protocol
 import z3
 
 from pybpfdsl.bpf.abi import STACK_SIZE, XdpAction, XdpMd
-from pybpfdsl.bpf.interpreter import (
-    BytecodeFault,
-    ExecutionResult,
-    InterpMap,
-    Region,
-    StepLimitExceeded,
-    UnsupportedHelper,
-    XdpContext,
-    run,
-)
+from pybpfdsl.bpf.faults import BytecodeFault, StepLimitExceeded, UnsupportedHelper
+from pybpfdsl.bpf.interpreter import ExecutionResult, XdpContext, run
+from pybpfdsl.bpf.memory import InterpMap, Region
 from pybpfdsl.bpf.semantics import REDIRECT_MAP_FLAGS
 from pybpfdsl.verify.equivalence import redirect
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram

@@ -49,7 +49,7 @@ from typing import Any, Final
 import z3
 
 from pybpfdsl.bpf.abi import ARRAY_MAP_TYPES, LRU_MAP_TYPES, STACK_SIZE, MapType, XdpMd
-from pybpfdsl.bpf.interpreter import KERNEL_ADDRESSES
+from pybpfdsl.bpf.memory import KERNEL_ADDRESSES
 
 Term = Any
 """A Z3 expression (z3 has no type stubs)."""

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.interpreter import InterpMap, run
+from pybpfdsl.bpf.interpreter import run
+from pybpfdsl.bpf.memory import InterpMap
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source, make
 from pybpfdsl.lang.helpers import use_helpers
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
