@@ -164,11 +164,14 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
         n_splits = len(split_at)
         n_packet = sum(_packet_split(env, i, local) for i in split_at)
         for j in range(1, inner + 1):
-            flat = (iterations - 1) * inner + j
-            values = tuple(min(flat, len(h) * inner) * max(n_splits, 1) for h in history.values())
-            if n_packet:
-                values += (flat * n_packet,)
-            estimate += done * (kernel_states_at(flat, max(splits, 1), values) if splits else 1)
+            if not splits:  # one path: the kernel's work is ours (the common case, a counted loop)
+                estimate += done
+            else:
+                flat = (iterations - 1) * inner + j
+                values = tuple(min(flat, len(h) * inner) * max(n_splits, 1) for h in history.values())
+                if n_packet:
+                    values += (flat * n_packet,)
+                estimate += done * kernel_states_at(flat, max(splits, 1), values)
             if estimate > kernel_budget:
                 break
         if not nxt:

@@ -540,17 +540,31 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
 
 
 def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    _read(s, insn.dst, idx, sink)
-    if _source(insn.opcode) == Source.X:
-        _read(s, insn.src, idx, sink)
-    out: Succ = []
+    dv = _read(s, insn.dst, idx, sink)
+    info = env.decoded[idx][2]
+    assert isinstance(info, JmpInsn)
+    sv: Value | None = info.imm
+    if sv is None:
+        sv = _read(s, insn.src, idx, sink)
+    if type(dv) is ScalarValue and type(sv) is ScalarValue:
+        # Two numbers (most jumps): each edge refines them (what _branch does for them, written out).
+        out: Succ = []
+        for t, taken in ((idx + 1, False), (info.target, True)):
+            r = _refine(info.op, info.is32, dv.value, sv.value, taken)
+            if r is None:
+                continue
+            regs = list(s.regs)
+            regs[insn.dst] = ScalarValue(r[0])
+            if info.imm is None:
+                regs[insn.src] = ScalarValue(r[1])
+            out.append((t, State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames)))
+        return out
+    out = []
     fall = _branch(env, idx, insn, s, sink, taken=False)
     if fall is not None:
         out.append((idx + 1, fall))
     jumped = _branch(env, idx, insn, s, sink, taken=True)
     if jumped is not None:
-        info = env.decoded[idx][2]
-        assert isinstance(info, JmpInsn)
         out.append((info.target, jumped))
     return out
 
