@@ -308,7 +308,7 @@ class _Evaluator:
                 if not isinstance(g, Global):
                     raise EvaluationError(f"`{_text(base)}` is not a Global")
                 operand = self.scalar(value_node, fr)
-                if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
+                if self.key(s) in self.lw.facts.atomic_adds:
                     delta = _raw(convert(operand, g.type))  # an atomic add of the (negated) operand
                     g.raw_set(g.raw_get() + (-delta if op is BinOp.SUB else delta))
                     return
@@ -321,7 +321,8 @@ class _Evaluator:
 
     def map_aug(self, s: ast.AugAssign, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr,
                 fr: _Frame) -> None:
-        """`m[k] op= n`, its operation in the type recorded for the statement."""
+        """`m[k] op= n`: an atomic add, or the operation in the type recorded for the statement, as the
+        emitter chose."""
         vt = m.value_type
         if not isinstance(vt, ScalarType):
             raise EvaluationError(f"the values of {m.name} are records")
@@ -330,7 +331,7 @@ class _Evaluator:
         raw = m.raw_lookup(key)
         if raw is not None:
             assert isinstance(raw, int)
-            if op is BinOp.ADD and (vt.bits in (32, 64) or vt.is_fixed):
+            if self.key(s) in self.lw.facts.atomic_adds:
                 new = vt.wrap(raw + _raw(convert(operand, vt)))
             else:
                 new = _raw(convert(binary_in(op, self.type_of(s), Scalar(vt, raw), operand), vt))

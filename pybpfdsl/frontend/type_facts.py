@@ -2,12 +2,12 @@
 
 Takes, while the emitter walks the AST, each expression's scalar (`TypeRecorder.record`), the result
 of each `op=` statement (on a local, a Global or a map value: it has no expression node), each local's
-type, each inlined call's helper source and each `random() < p` compared by its raw bits; gives the
-frozen `TypeFacts`: the DSL type of each expression, its constant where it is the same one every time
-the node is checked, whether that constant is untyped, the locals' types per function, the helper
-source each call inlined, and the comparisons lowered as a random threshold. Keys are (lowering
-context, node): an unrolled loop's body is checked once per item, perhaps with different types or
-constants (`Ctx`).
+type, each inlined call's helper source, each `random() < p` compared by its raw bits and each `op=`
+on state that is an atomic add; gives the frozen `TypeFacts`: the DSL type of each expression, its
+constant where it is the same one every time the node is checked, whether that constant is untyped,
+the locals' types per function, the helper source each call inlined, the comparisons lowered as a
+random threshold and the updates lowered as atomic adds. Keys are (lowering context, node): an
+unrolled loop's body is checked once per item, perhaps with different types or constants (`Ctx`).
 
 This is the place of the typed AST: the type checker runs inside the emitter today, so its findings are
 tables keyed by node rather than types on the nodes. Pure-Python mode takes its types from these (and
@@ -42,6 +42,8 @@ class TypeFacts:
     inline_sources: dict[Key, FunctionSource] = field(default_factory=dict)
     # Comparisons `random() < p` lowered as the raw random bits against a threshold (`fold.random_threshold`).
     random_thresholds: set[Key] = field(default_factory=set)
+    # `op=` statements on a Global or a map value lowered as an atomic add of the converted operand.
+    atomic_adds: set[Key] = field(default_factory=set)
 
 
 class TypeRecorder:

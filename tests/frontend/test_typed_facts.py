@@ -79,6 +79,14 @@ def test_evaluate_imports_no_type_rules() -> None:
     assert not imported & _TYPE_RULES
 
 
+def test_evaluate_decides_nothing_by_a_types_width() -> None:
+    """Choices that hang on a type's width (an atomic add on 32- and 64-bit state, promotion) are the
+    emitter's, recorded for pure Python: evaluate.py never reads `.bits`."""
+    widths = [node.lineno for node in ast.walk(_evaluate_tree())
+              if isinstance(node, ast.Attribute) and node.attr == "bits"]
+    assert not widths
+
+
 def test_evaluate_asks_fold_only_for_rules_with_no_node_to_record_under() -> None:
     asked = {node.attr for node in ast.walk(_evaluate_tree())
              if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "fold"}
