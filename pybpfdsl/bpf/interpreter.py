@@ -91,11 +91,12 @@ class _Frame:
 
 
 class _Code:
-    """A program decoded once for any number of runs: each instruction's kind and slot."""
+    """A program decoded once for any number of runs: each instruction's kind, handler and slot."""
 
     def __init__(self, insns: Sequence[Instruction]) -> None:
         self.insns = insns
         self.kinds = [insn.kind for insn in insns]
+        self.handlers = [_HANDLERS.get(kind) for kind in self.kinds]  # None: EXIT, or a kind not modelled
         self.slot_of = slot_offsets(insns)
         self.index_of_slot = {s: i for i, s in enumerate(self.slot_of)}
 
@@ -110,6 +111,7 @@ class _Machine:
         self.insns = code.insns
         self.helpers = HELPER_RESULTS.source() if helpers is None else helpers
         self.kinds = code.kinds
+        self.handlers = code.handlers
         self.relocs = relocs
         self.maps = maps
         self.fd_maps = fd_maps
@@ -150,28 +152,31 @@ class _Machine:
     # ----------------------------------------------------------------- main loop
 
     def run(self) -> ExecutionResult:
+        # The loop's invariants are locals: a global or attribute lookup per step costs measurably.
+        insns, kinds, handlers, exit_kind = self.insns, self.kinds, self.handlers, Kind.EXIT
+        step_limit = self.step_limit
         steps = 0
-        n = len(self.insns)
+        n = len(insns)
         while True:
-            if not 0 <= self.pc < n:
-                raise self.fault(f"fell off the program (pc {self.pc} of {n})")
+            pc = self.pc
+            if not 0 <= pc < n:
+                raise self.fault(f"fell off the program (pc {pc} of {n})")
             steps += 1
-            if steps > self.step_limit:
-                raise StepLimitExceeded(self.pc, f"step limit {self.step_limit} exceeded")
-            insn = self.insns[self.pc]
-            kind = self.kinds[self.pc]
-            if kind == Kind.EXIT:
+            if steps > step_limit:
+                raise StepLimitExceeded(pc, f"step limit {step_limit} exceeded")
+            handler = handlers[pc]
+            if handler is None:
+                kind = kinds[pc]
+                if kind is not exit_kind:
+                    raise self.fault(f"{kind.value} instructions ({insns[pc].opcode:#04x}) are not supported")
                 if not self.frames:
                     r0 = _address(self.regs[0])
                     return ExecutionResult(r0 & 0xFFFFFFFF, bytes(self.packet.data[self.packet.lo:self.packet.hi]),
                                            r0, steps, self.maps, self.redirect_ifindex, self.redirect_element)
                 self._return()
                 continue
-            handler = _HANDLERS.get(kind)
-            if handler is None:
-                raise self.fault(f"{kind.value} instructions ({insn.opcode:#04x}) are not supported")
-            next_pc = handler(self, insn)
-            self.pc = self.pc + 1 if next_pc is None else next_pc
+            next_pc = handler(self, insns[pc])
+            self.pc = pc + 1 if next_pc is None else next_pc  # handlers leave self.pc alone
 
     def _jump(self, insn: Instruction, delta: int) -> int:
         target_slot = self.slot_of[self.pc] + insn.slots + delta
