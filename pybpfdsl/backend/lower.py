@@ -18,7 +18,7 @@ pointer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +47,6 @@ from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
 from pybpfdsl.bpf.abi import Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
-from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import ScalarType
 
@@ -238,6 +237,27 @@ def _check_width(width: int) -> None:
 # --------------------------------------------------------------------------- #
 
 
+class _LlvmValues(LlvmAlgebra):
+    """`nodes.Values` on LLVM registers: a DSL bool is an `i1` (its own truth value), a struct an LLVM
+    literal struct (`llvm_type`), a reference a `ptr`."""
+
+    def truth(self, bit: ir.Value) -> ir.Value:
+        return bit
+
+    def choose(self, cond: ir.Value, if_true: ir.Value, if_false: ir.Value) -> ir.Value:
+        return self.b.select(cond, if_true, if_false)
+
+    def make_struct(self, t: StructType, fields: Sequence[ir.Value]) -> ir.Value:
+        agg: ir.Value = ir.Constant(llvm_type(t), ir.Undefined)
+        for index, value in enumerate(fields):
+            agg = self.b.insert_value(agg, value, index)
+        return agg
+
+    def extract_field(self, t: StructType, aggregate: ir.Value, index: int) -> ir.Value:
+        return self.b.extract_value(aggregate, index)
+
+
+
 class _FunctionLowering:
     """Lowers the blocks of one program into `fn`."""
 
@@ -257,7 +277,7 @@ class _FunctionLowering:
         self.locations: dict[int, ir.DIValue] = {}
         self.abort_block: ir.Block | None = None
         self.b = ir.IRBuilder()
-        self.ops = LlvmAlgebra(self.b)
+        self.ops = _LlvmValues(self.b)
         self.data: ir.Value = ir.Constant(_PTR, None)
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.key_slots: dict[str, ir.Value] = {}
@@ -364,73 +384,66 @@ class _FunctionLowering:
     # -- instructions --------------------------------------------------------------
 
     def _lower_instr(self, i: n.Instr) -> None:
-        match i:
-            case n.Const(out=o, value=v):
-                self._set(o, _int_constant(_scalar_llvm_type(self._scalar(o)), v))
-            case n.Binary():
-                self._set(i.out, self._binary(i))
-            case n.IntQuotient(out=o, lhs=a, rhs=c):
-                self._set(o, fixed.divide_integers(self.ops, self._get(a), self._get(c)))
-            case n.FixedDivInt(out=o, lhs=a, rhs=c):
-                self._set(o, fixed.divide_by_integer(self.ops, self._get(a), self._get(c)))
-            case n.Compare():
-                self._set(i.out, self._compare(i))
-            case n.Convert(out=o, value=v):
-                self._set(o, self._convert(self._get(v), self._scalar(v), self._scalar(o)))
-            case n.Reinterpret(out=o, value=v):
-                self._set(o, self._get(v))  # 64 bits either way: only the IR type changes
-            case n.Select(out=o, cond=c, if_true=yes, if_false=no):
-                self._set(o, self.b.select(self._get(c), self._get(yes), self._get(no)))
-            case n.PacketLen(out=o):
-                self._set(o, self._packet_len())
-            case n.InBounds(out=o, offset=off, width=w):
-                self._set(o, self._in_bounds(self._get(off), w))
-            case n.LoadPacket():
-                self._set(i.out, self._load_packet(i))
-            case n.MapLookup(out=o, map_name=m, key=k):
-                self._set(o, self._map_lookup(m, k))
-            case n.IsNull(out=o, ref=r):
-                self._set(o, self.b.icmp_unsigned("==", self._get(r), ir.Constant(_PTR, None)))
-            case n.LoadValue(out=o, ref=r, field_name=f):
-                ptr, t = self._value_slot(r, f)
-                self._set(o, self._load_memory(ptr, t))
-            case n.StoreValue(ref=r, value=v, field_name=f, atomic_add=add):
-                ptr, t = self._value_slot(r, f)
-                self._store_or_add(ptr, t, self._get(v), add)
-            case n.MapUpdate(out=o, map_name=m, key=k, value=v):
-                self._set(o, self._map_update(m, k, v))
-            case n.MapDelete(out=o, map_name=m, key=k):
-                self._set(o, self._map_delete(m, k))
-            case n.LoadGlobal(out=o, name=g):
-                gv, t = self._global(g)
-                self._set(o, self._load_memory(gv, t))
-            case n.StoreGlobal(name=g, value=v, atomic_add=add):
-                gv, t = self._global(g)
-                self._store_or_add(gv, t, self._get(v), add)
-            case n.MakeStruct(out=o, fields=fs):
-                self._set(o, self._make_struct(llvm_type(o.type), [self._get(f) for f in fs]))
-            case n.ExtractField(out=o, aggregate=a, field_name=f):
-                self._set(o, self.b.extract_value(self._get(a), self._field_index(a.type, f)))
-            case n.CallHelper(out=o, helper=h):
-                self._set(o, self._call_helper(h, self._scalar(o)))
-            case n.RingbufOutput(out=o, map_name=m, record=r):
-                self._set(o, self._ringbuf_output(m, r))
-            case _:
-                raise BackendError(f"{self.program.name}: cannot lower instruction {i!r}")
-
-    def _binary(self, i: n.Binary) -> ir.Value:
-        t = self._scalar(i.out)
         try:
-            return arith.binary_in(self.ops, i.op, t, self._get(i.lhs), self._get(i.rhs))
-        except ValueError as exc:
+            out = i.execute(self.ops, self, self._get)
+        except ValueError as exc:  # an operation the arithmetic does not define on its type
             raise BackendError(str(exc)) from None
+        result = i.result
+        if result is not None:
+            self._set(result, out)
 
-    def _compare(self, i: n.Compare) -> ir.Value:
-        return arith.compare_in(self.ops, i.op, self._scalar(i.lhs), self._get(i.lhs), self._get(i.rhs))
+    # -- effects (`nodes.Effects`), each emitted at the builder's position ----------------
 
-    def _convert(self, x: ir.Value, source: ScalarType, target: ScalarType) -> ir.Value:
-        """`lang.arith.convert` on registers."""
-        return arith.convert_in(self.ops, x, source, target)
+    def packet_len(self, op: n.PacketLen) -> ir.Value:
+        return self._packet_len()
+
+    def in_bounds(self, op: n.InBounds, offset: ir.Value) -> ir.Value:
+        return self._in_bounds(offset, op.width)
+
+    def load_packet(self, op: n.LoadPacket, offset: ir.Value) -> ir.Value:
+        return self._load_packet(op, offset)
+
+    def map_lookup(self, op: n.MapLookup, key: ir.Value) -> ir.Value:
+        map_ptr, key_ptr = self._key(op.map_name, op.key, key)
+        return self._call(Helper.MAP_LOOKUP_ELEM, _PTR, [map_ptr, key_ptr])
+
+    def is_null(self, op: n.IsNull, ref: ir.Value) -> ir.Value:
+        return self.b.icmp_unsigned("==", ref, ir.Constant(_PTR, None))
+
+    def load_value(self, op: n.LoadValue, ref: ir.Value) -> ir.Value:
+        ptr, t = self._value_slot(op.ref, ref, op.field_name)
+        return self._load_memory(ptr, t)
+
+    def store_value(self, op: n.StoreValue, ref: ir.Value, value: ir.Value) -> None:
+        ptr, t = self._value_slot(op.ref, ref, op.field_name)
+        self._store_or_add(ptr, t, value, op.atomic_add)
+
+    def map_update(self, op: n.MapUpdate, key: ir.Value, value: ir.Value) -> ir.Value:
+        map_ptr, key_ptr = self._key(op.map_name, op.key, key)
+        vt = self._map_decl(op.map_name).value_type
+        value_ptr = self._spill(self.value_slots[op.map_name], vt, value)
+        flags = ir.Constant(_I64, UpdateFlag.ANY)
+        return self._call(Helper.MAP_UPDATE_ELEM, _I64, [map_ptr, key_ptr, value_ptr, flags])
+
+    def map_delete(self, op: n.MapDelete, key: ir.Value) -> ir.Value:
+        map_ptr, key_ptr = self._key(op.map_name, op.key, key)
+        return self._call(Helper.MAP_DELETE_ELEM, _I64, [map_ptr, key_ptr])
+
+    def load_global(self, op: n.LoadGlobal) -> ir.Value:
+        gv, t = self._global(op.name)
+        return self._load_memory(gv, t)
+
+    def store_global(self, op: n.StoreGlobal, value: ir.Value) -> None:
+        gv, t = self._global(op.name)
+        self._store_or_add(gv, t, value, op.atomic_add)
+
+    def call_helper(self, op: n.CallHelper) -> ir.Value:
+        # Every helper returns its value in the 64-bit r0; the 32-bit ones are truncated.
+        raw = self._call(op.helper.value, _I64, [])
+        return self._resize(raw, signed=False, to=_scalar_llvm_type(self._scalar(op.out)))
+
+    def ringbuf_output(self, op: n.RingbufOutput, record: ir.Value) -> ir.Value:
+        return self._ringbuf_output(op.map_name, op.record, record)
 
     def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
         """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""
@@ -440,21 +453,6 @@ class _FunctionLowering:
         if width > to.width:
             return self.b.trunc(x, to)
         return self.b.sext(x, to) if signed else self.b.zext(x, to)
-
-    def _make_struct(self, ty: ir.Type, fields: list[ir.Value]) -> ir.Value:
-        agg: ir.Value = ir.Constant(ty, ir.Undefined)
-        for index, value in enumerate(fields):
-            agg = self.b.insert_value(agg, value, index)
-        return agg
-
-    @staticmethod
-    def _field_index(t: IRType, name: str) -> int:
-        if not isinstance(t, StructType):
-            raise BackendError(f"field {name!r} of a non-struct {t}")
-        for index, f in enumerate(t.cls.fields()):
-            if f.name == name:
-                return index
-        raise BackendError(f"{t} has no field {name!r}")
 
     # -- packet ----------------------------------------------------------------------
 
@@ -490,7 +488,7 @@ class _FunctionLowering:
             guard.ret(ir.Constant(_I32, XdpAction.ABORTED))
         return self.abort_block
 
-    def _load_packet(self, i: n.LoadPacket) -> ir.Value:
+    def _load_packet(self, i: n.LoadPacket, offset: ir.Value) -> ir.Value:
         """A packet load behind its own bounds check on the same pointer, as the verifier demands.
 
         The IR guarantees a dominating InBounds, so the failure path is unreachable in a well-formed
@@ -498,7 +496,6 @@ class _FunctionLowering:
         """
         b = self.b
         _check_width(i.width)
-        offset = self._get(i.offset)
         too_far = b.icmp_unsigned(">", offset, ir.Constant(_I64, MAX_PACKET_OFFSET))
         self._guard(too_far, "offset_ok")
         ptr = self._opaque(b.gep(self.data, [offset], source_etype=_I8))
@@ -533,7 +530,7 @@ class _FunctionLowering:
             # A stored bool byte means true when non-zero (as the reference decoding does).
             return self.b.icmp_unsigned("!=", raw, ir.Constant(raw.type, 0)) if t.is_bool else raw
         fields = [self._load_memory(self._at(ptr, f.offset), f.type) for f in t.cls.fields()]
-        return self._make_struct(llvm_type(t), fields)
+        return self.ops.make_struct(t, fields)
 
     def _store_memory(self, ptr: ir.Value, t: ScalarType | StructType, value: ir.Value) -> None:
         if isinstance(t, ScalarType):
@@ -559,12 +556,12 @@ class _FunctionLowering:
             return ptr
         return self.b.gep(ptr, [ir.Constant(_I64, offset)], source_etype=_I8)
 
-    def _value_slot(self, ref: n.Value, field_name: str | None) -> tuple[ir.Value, ScalarType | StructType]:
-        """Address and type of a map value (or of one of its fields) behind a reference."""
+    def _value_slot(self, ref: n.Value, ptr: ir.Value, field_name: str | None
+                    ) -> tuple[ir.Value, ScalarType | StructType]:
+        """Address and type of a map value (or of one of its fields) behind reference `ref` (at `ptr`)."""
         if not isinstance(ref.type, MapValueRef):
             raise BackendError(f"{ref} is not a map value reference")
         vt = self._map_decl(ref.type.map_name).value_type
-        ptr = self._get(ref)
         if field_name is None:
             return ptr, vt
         if not isinstance(vt, StructType):
@@ -600,26 +597,12 @@ class _FunctionLowering:
         self._store_memory(slot, t, value)
         return slot
 
-    def _key(self, map_name: str, key: n.Value) -> tuple[ir.Value, ir.Value]:
+    def _key(self, map_name: str, key: n.Value, value: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """The map's pointer and `key` (whose register is `value`) spilled to the map's key slot."""
         decl = self._map_decl(map_name)
         if key.type != decl.key_type:
             raise BackendError(f"key {key} of type {key.type} for map {map_name} with keys {decl.key_type}")
-        return self.state.maps[map_name], self._spill(self.key_slots[map_name], decl.key_type, self._get(key))
-
-    def _map_lookup(self, map_name: str, key: n.Value) -> ir.Value:
-        map_ptr, key_ptr = self._key(map_name, key)
-        return self._call(Helper.MAP_LOOKUP_ELEM, _PTR, [map_ptr, key_ptr])
-
-    def _map_update(self, map_name: str, key: n.Value, value: n.Value) -> ir.Value:
-        map_ptr, key_ptr = self._key(map_name, key)
-        vt = self._map_decl(map_name).value_type
-        value_ptr = self._spill(self.value_slots[map_name], vt, self._get(value))
-        flags = ir.Constant(_I64, UpdateFlag.ANY)
-        return self._call(Helper.MAP_UPDATE_ELEM, _I64, [map_ptr, key_ptr, value_ptr, flags])
-
-    def _map_delete(self, map_name: str, key: n.Value) -> ir.Value:
-        map_ptr, key_ptr = self._key(map_name, key)
-        return self._call(Helper.MAP_DELETE_ELEM, _I64, [map_ptr, key_ptr])
+        return self.state.maps[map_name], self._spill(self.key_slots[map_name], decl.key_type, value)
 
     def _store_words(self, slot: ir.Value, t: StructType, value: ir.Value) -> ir.Value:
         """Write a Struct to an 8-byte-aligned slot in its C layout as whole, aligned 64-bit words, each
@@ -639,7 +622,7 @@ class _FunctionLowering:
             self.b.store(word if word is not None else ir.Constant(_I64, 0), self._at(slot, 8 * w), align=8)
         return slot
 
-    def _ringbuf_output(self, name: str, record: n.Value) -> ir.Value:
+    def _ringbuf_output(self, name: str, record: n.Value, value: ir.Value) -> ir.Value:
         """bpf_ringbuf_output from the record's stack slot (C layout, padding zeroed); true on success."""
         try:
             decl = self.program.ringbuf_decl(name)
@@ -647,15 +630,10 @@ class _FunctionLowering:
             raise BackendError(f"{self.program.name}: unknown ring buffer {name!r}") from None
         if record.type != decl.record:
             raise BackendError(f"record {record} of type {record.type} for ring buffer {name} of {decl.record}")
-        data = self._store_words(self.value_slots[name], decl.record, self._get(record))
+        data = self._store_words(self.value_slots[name], decl.record, value)
         size = ir.Constant(_I64, decl.record.cls.size())
         status = self._call(Helper.RINGBUF_OUTPUT, _I64, [self.state.maps[name], data, size, ir.Constant(_I64, 0)])
         return self.b.icmp_signed("==", status, ir.Constant(_I64, 0))
-
-    def _call_helper(self, helper: n.Helper, result: ScalarType) -> ir.Value:
-        # Every helper returns its value in the 64-bit r0; the 32-bit ones are truncated.
-        raw = self._call(helper.value, _I64, [])
-        return self._resize(raw, signed=False, to=_scalar_llvm_type(result))
 
     def _call(self, number: int, ret: ir.Type, args: list[ir.Value]) -> ir.Value:
         """Call BPF helper `number`: the callee is the helper number cast to a function pointer."""

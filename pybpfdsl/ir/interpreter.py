@@ -7,13 +7,13 @@ packet load, a load through a null reference) raises `IRRuntimeError`: it means 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
-from pybpfdsl.lang import arith, fixed
+from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
 from pybpfdsl.lang.state import BpfMap, Global, RawValue, RingBuf
@@ -62,6 +62,32 @@ _HELPERS: dict[n.Helper, Callable[[HelperSource], int]] = {
 }
 
 
+def _typed(v: n.Value, x: Any) -> Any:
+    """An operand's bit pattern as its type's representation (what the state objects hold)."""
+    return v.type.wrap(x) if isinstance(v.type, ScalarType) else x
+
+
+class _ConcreteValues(IntAlgebra):
+    """`nodes.Values` on Python values: scalars as bit patterns (`IntAlgebra`), structs as `Struct`
+    objects (fields in their types' representation), references as `_Ref` or None."""
+
+    def truth(self, bit: Any) -> bool:
+        return bool(bit)
+
+    def choose(self, cond: bool, if_true: Any, if_false: Any) -> Any:
+        return if_true if cond else if_false
+
+    def make_struct(self, t: StructType, fields: Sequence[Any]) -> Any:
+        return t.cls(*(f.type.wrap(x) for f, x in zip(t.cls.fields(), fields)))
+
+    def extract_field(self, t: StructType, aggregate: Any, index: int) -> Any:
+        f = t.cls.fields()[index]
+        return pattern(getattr(aggregate, f.name), f.type.bits)
+
+
+_VALUES: n.Values[Any, bool] = _ConcreteValues()
+
+
 class _Machine:
     def __init__(self, program: n.Program, packet: bytes, env: Environment) -> None:
         self.program = program
@@ -85,13 +111,13 @@ class _Machine:
     def map(self, name: str) -> BpfMap:
         return self.env.maps[name]
 
-    def ref(self, v: n.Value) -> _Ref:
-        x = self.get(v)
+    @staticmethod
+    def live_ref(v: n.Value, x: Cell) -> _Ref:
         if not isinstance(x, _Ref):
             raise IRRuntimeError(f"{v} is a null map-value reference")
         return x
 
-    def load_value(self, ref: _Ref, field_name: str | None) -> int | Struct:
+    def load_value_at(self, ref: _Ref, field_name: str | None) -> int | Struct:
         value = self.map(ref.map_name).raw_lookup(ref.key)
         if value is None:
             raise IRRuntimeError(f"map {ref.map_name} lost key {ref.key} under a live reference")
@@ -102,18 +128,18 @@ class _Machine:
         assert isinstance(out, int)
         return out
 
-    def store_value(self, ref: _Ref, field_name: str | None, new: int | Struct, add: bool) -> None:
+    def store_value_at(self, ref: _Ref, field_name: str | None, new: int | Struct, add: bool) -> None:
         m = self.map(ref.map_name)
         decl = self.program.map_decl(ref.map_name)
         if field_name is None:
             if add:
                 assert isinstance(decl.value_type, ScalarType) and isinstance(new, int)
-                old = self.load_value(ref, None)
+                old = self.load_value_at(ref, None)
                 assert isinstance(old, int)
                 new = decl.value_type.wrap(old + new)
             m.raw_update(ref.key, new)
             return
-        old_struct = self.load_value(ref, None)
+        old_struct = self.load_value_at(ref, None)
         assert isinstance(old_struct, Struct) and isinstance(new, int)
         ftype = next(f.type for f in old_struct.fields() if f.name == field_name)
         values = {f.name: getattr(old_struct, f.name) for f in old_struct.fields()}
@@ -123,85 +149,66 @@ class _Machine:
     def check_bounds(self, offset: int, width: int) -> bool:
         return offset <= MAX_PACKET_OFFSET and offset + width <= len(self.packet)
 
+    def operand(self, v: n.Value) -> Any:
+        """`v`'s value as the operations see it: a scalar as its bit pattern (`lang.algebra`)."""
+        x = self.get(v)
+        return pattern(x, v.type.bits) if isinstance(x, int) and isinstance(v.type, ScalarType) else x
+
     def execute(self, i: n.Instr) -> None:
-        out: Cell
-        match i:
-            case n.Const(value=v):
-                out = v
-            case n.Binary(out=o, op=op, lhs=a, rhs=b):
-                assert isinstance(o.type, ScalarType)
-                out = arith.binary(op, o.type, self.int_of(a), self.int_of(b))
-            case n.IntQuotient(lhs=a, rhs=b):
-                out = fixed.quotient(self.int_of(a), self.int_of(b))
-            case n.FixedDivInt(lhs=a, rhs=b):
-                out = fixed.div_int(self.int_of(a), self.int_of(b))
-            case n.Compare(op=op, lhs=a, rhs=b):
-                assert isinstance(a.type, ScalarType)
-                out = int(arith.compare(op, a.type, self.int_of(a), self.int_of(b)))
-            case n.Convert(out=o, value=v):
-                assert isinstance(o.type, ScalarType) and isinstance(v.type, ScalarType)
-                out = arith.convert(self.int_of(v), v.type, o.type)
-            case n.Reinterpret(out=o, value=v):
-                assert isinstance(o.type, ScalarType)
-                out = o.type.wrap(self.int_of(v)) if not o.type.is_fixed else fixed.wrap64(self.int_of(v))
-            case n.Select(cond=c, if_true=a, if_false=b):
-                out = self.get(a) if self.int_of(c) else self.get(b)
-            case n.PacketLen():
-                out = len(self.packet)
-            case n.InBounds(offset=off, width=w):
-                out = int(self.check_bounds(self.int_of(off), w))
-            case n.LoadPacket(offset=off, width=w, big_endian=be):
-                start = self.int_of(off)
-                if not self.check_bounds(start, w):
-                    raise IRRuntimeError(
-                        f"packet load of {w} bytes at {start} outside a {len(self.packet)}-byte packet")
-                out = int.from_bytes(self.packet[start:start + w], "big" if be else "little")
-            case n.MapLookup(map_name=m, key=k):
-                key = self.get(k)
-                assert isinstance(key, int | Struct)
-                out = _Ref(m, key) if self.map(m).raw_lookup(key) is not None else None
-            case n.IsNull(ref=r):
-                out = int(self.get(r) is None)
-            case n.LoadValue(ref=r, field_name=f):
-                out = self.load_value(self.ref(r), f)
-            case n.StoreValue(ref=r, value=v, field_name=f, atomic_add=add):
-                new = self.get(v)
-                assert isinstance(new, int | Struct)
-                self.store_value(self.ref(r), f, new, add)
-                return
-            case n.MapUpdate(map_name=m, key=k, value=v):
-                key, val = self.get(k), self.get(v)
-                assert isinstance(key, int | Struct) and isinstance(val, int | Struct)
-                out = 0 if self.map(m).raw_update(key, val) else -7  # -E2BIG when full, as the kernel
-            case n.MapDelete(map_name=m, key=k):
-                key = self.get(k)
-                assert isinstance(key, int | Struct)
-                out = 0 if self.map(m).raw_delete(key) else -2  # -ENOENT
-            case n.LoadGlobal(name=g):
-                out = self.env.globals[g].raw_get()
-            case n.StoreGlobal(name=g, value=v, atomic_add=add):
-                glob = self.env.globals[g]
-                new_raw = self.int_of(v)
-                glob.raw_set(glob.raw_get() + new_raw if add else new_raw)
-                return
-            case n.MakeStruct(out=o, fields=fs):
-                assert isinstance(o.type, StructType)
-                out = o.type.cls(*(self.int_of(f) for f in fs))
-            case n.ExtractField(aggregate=a, field_name=f):
-                agg = self.get(a)
-                assert isinstance(agg, Struct)
-                out = getattr(agg, f)
-            case n.CallHelper(helper=h):
-                out = _HELPERS[h](self.helpers)
-            case n.RingbufOutput(map_name=m, record=r):
-                record = self.get(r)
-                assert isinstance(record, Struct)
-                out = int(self.env.ringbufs[m].raw_output(record))
-            case _:
-                raise IRRuntimeError(f"unknown instruction {i!r}")
+        out = i.execute(_VALUES, self, self.operand)
         result = i.result
-        assert result is not None
-        self.values[result] = out
+        if result is not None:
+            # Cells hold a scalar in its type's representation (signed types as signed ints), as the state does.
+            self.values[result] = _typed(result, out)
+
+    # -- effects (`nodes.Effects`): operands arrive as bit patterns, `typed` turns them into state values --
+
+    def packet_len(self, op: n.PacketLen) -> Any:
+        return len(self.packet)
+
+    def in_bounds(self, op: n.InBounds, offset: Any) -> Any:
+        return int(self.check_bounds(offset, op.width))
+
+    def load_packet(self, op: n.LoadPacket, offset: Any) -> Any:
+        w = op.width
+        if not self.check_bounds(offset, w):
+            raise IRRuntimeError(f"packet load of {w} bytes at {offset} outside a {len(self.packet)}-byte packet")
+        return int.from_bytes(self.packet[offset:offset + w], "big" if op.big_endian else "little")
+
+    def map_lookup(self, op: n.MapLookup, key: Any) -> Any:
+        key = _typed(op.key, key)
+        return _Ref(op.map_name, key) if self.map(op.map_name).raw_lookup(key) is not None else None
+
+    def is_null(self, op: n.IsNull, ref: Any) -> Any:
+        return int(ref is None)
+
+    def load_value(self, op: n.LoadValue, ref: Any) -> Any:
+        return self.load_value_at(self.live_ref(op.ref, ref), op.field_name)
+
+    def store_value(self, op: n.StoreValue, ref: Any, value: Any) -> None:
+        self.store_value_at(self.live_ref(op.ref, ref), op.field_name, _typed(op.value, value), op.atomic_add)
+
+    def map_update(self, op: n.MapUpdate, key: Any, value: Any) -> Any:
+        updated = self.map(op.map_name).raw_update(_typed(op.key, key), _typed(op.value, value))
+        return 0 if updated else -7  # -E2BIG when full, as the kernel
+
+    def map_delete(self, op: n.MapDelete, key: Any) -> Any:
+        return 0 if self.map(op.map_name).raw_delete(_typed(op.key, key)) else -2  # -ENOENT
+
+    def load_global(self, op: n.LoadGlobal) -> Any:
+        return self.env.globals[op.name].raw_get()
+
+    def store_global(self, op: n.StoreGlobal, value: Any) -> None:
+        glob = self.env.globals[op.name]
+        new_raw = _typed(op.value, value)
+        glob.raw_set(glob.raw_get() + new_raw if op.atomic_add else new_raw)
+
+    def call_helper(self, op: n.CallHelper) -> Any:
+        return _HELPERS[op.helper](self.helpers)
+
+    def ringbuf_output(self, op: n.RingbufOutput, record: Any) -> Any:
+        assert isinstance(record, Struct)
+        return int(self.env.ringbufs[op.map_name].raw_output(record))
 
     def run(self, step_limit: int) -> IRResult:
         blocks = {b.name: b for b in self.program.blocks}

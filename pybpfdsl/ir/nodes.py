@@ -6,18 +6,26 @@ from, which the backend turns into BTF line info.
 
 Each operation is declared in one class: its operands and result are its fields, its type rule is its
 `check` method (`check.check_program` calls it) and its text form is its `syntax` string (the printer
-writes it and the parser reads it, through `syntax.py`). Adding an operation is one class here, plus its
-meaning in the executions (interpreter, LLVM lowering, Z3 encoding). Long because it declares every
-operation, each with its rule beside its fields.
+writes it and the parser reads it, through `syntax.py`). Its meaning is a method too: a pure operation
+`evaluate`s over `Values` (the DSL's arithmetic algebra, `lang.algebra`, plus struct aggregates and a
+choice between values), an operation with effects `perform`s through one method of `Effects`. The IR
+interpreter, the LLVM lowering and the Z3 encoding each implement both protocols and run an instruction
+with one call (`Instr.execute`), so a new operation is one class here plus, if it has effects, one
+`Effects` method, which mypy asks of every execution. Long because it declares every operation, each
+with its rule and its meaning beside its fields.
 """
 
 from __future__ import annotations
 
+import abc
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import ClassVar, Protocol, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias, TypeVar
 
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
+from pybpfdsl.lang import arith, fixed
+from pybpfdsl.lang.algebra import Algebra
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, int_type, u32, u64
@@ -62,6 +70,67 @@ def _operand_fields(cls: type) -> tuple[str, ...]:
     return names
 
 
+V = TypeVar("V")  # a value of an execution: a bit vector of the algebra, or a struct aggregate or reference
+B = TypeVar("B")  # a truth value of the algebra
+
+
+class Values(Algebra[V, B], Protocol[V, B]):
+    """What a pure operation's meaning (`PureInstr.evaluate`) is written with: the DSL's bit-vector
+    algebra, and the IR's values that are not bit vectors (struct aggregates, map-value references)."""
+
+    def truth(self, bit: V) -> B:
+        """A DSL bool (a 1-bit value) as a truth value."""
+        ...
+
+    def choose(self, cond: B, if_true: V, if_false: V) -> V:
+        """`if_true` where `cond` holds, else `if_false`: values of any one IR type."""
+        ...
+
+    def make_struct(self, t: StructType, fields: Sequence[V]) -> V:
+        """An aggregate of type `t` from its fields' values, in declaration order."""
+        ...
+
+    def extract_field(self, t: StructType, aggregate: V, index: int) -> V:
+        """Field number `index` (declaration order) of an aggregate of type `t`."""
+        ...
+
+
+class Effects(Protocol[V]):
+    """What an operation with effects does, in one execution: one method per operation, given the
+    instruction and its operands' values (`EffectInstr.perform` calls it). The packet, maps, globals,
+    helpers and ring buffers are each execution's own (a bytearray and state objects, Z3 arrays, BPF
+    helper calls), so their meaning is stated here once per execution, and a missing one is a type error."""
+
+    def packet_len(self, op: PacketLen) -> V: ...
+    def in_bounds(self, op: InBounds, offset: V) -> V: ...
+    def load_packet(self, op: LoadPacket, offset: V) -> V: ...
+    def map_lookup(self, op: MapLookup, key: V) -> V: ...
+    def is_null(self, op: IsNull, ref: V) -> V: ...
+    def load_value(self, op: LoadValue, ref: V) -> V: ...
+    def store_value(self, op: StoreValue, ref: V, value: V) -> None: ...
+    def map_update(self, op: MapUpdate, key: V, value: V) -> V: ...
+    def map_delete(self, op: MapDelete, key: V) -> V: ...
+    def load_global(self, op: LoadGlobal) -> V: ...
+    def store_global(self, op: StoreGlobal, value: V) -> None: ...
+    def call_helper(self, op: CallHelper) -> V: ...
+    def ringbuf_output(self, op: RingbufOutput, record: V) -> V: ...
+
+
+Operand: TypeAlias = "Callable[[Value], V]"
+"""How an execution hands an operation its operands' values."""
+
+
+def _scalar(v: Value) -> ScalarType:
+    if not isinstance(v.type, ScalarType):
+        raise TypeError(f"{v} must be a scalar, is {v.type}")
+    return v.type
+
+
+def _struct(v: Value) -> StructType:
+    if not isinstance(v.type, StructType):
+        raise TypeError(f"{v} must be a struct, is {v.type}")
+    return v.type
+
 
 class TypeRules(Protocol):
     """What an instruction's `check` may ask about the program while the checker runs (implemented by
@@ -76,7 +145,7 @@ class TypeRules(Protocol):
     def value_slot_type(self, ref: Value, field_name: str | None) -> IRType: ...
 
 @dataclass(frozen=True, kw_only=True)
-class Instr:
+class Instr(abc.ABC):
     """Base of all instructions; `line` is the Python source line (0 when none).
 
     An instruction's result is its `out` field, if it has one; its operands are its other Value fields
@@ -90,6 +159,10 @@ class Instr:
 
     def check(self, rules: TypeRules) -> None:
         raise NotImplementedError(f"{type(self).__name__} declares no type rule")
+
+    @abc.abstractmethod
+    def execute(self, ops: Values[V, B], effects: Effects[V], get: Operand[V]) -> V | None:
+        """Run the instruction in an execution: its result's value (None when it has none)."""
 
     @property
     def result(self) -> Value | None:
@@ -107,8 +180,33 @@ class Instr:
         return tuple(found)
 
 
+@dataclass(frozen=True, kw_only=True)
+class PureInstr(Instr):
+    """An operation without effects: its result is a function of its operands, over `Values`."""
+
+    def execute(self, ops: Values[V, B], effects: Effects[V], get: Operand[V]) -> V | None:
+        return self.evaluate(ops, get)
+
+    @abc.abstractmethod
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        """The result's value, from the operands' values (`get`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EffectInstr(Instr):
+    """An operation that reads or changes the packet or the state, or calls a helper: its one `Effects`
+    method does it."""
+
+    def execute(self, ops: Values[V, B], effects: Effects[V], get: Operand[V]) -> V | None:
+        return self.perform(effects, get)
+
+    @abc.abstractmethod
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V | None:
+        """Call this operation's `Effects` method with the operands' values."""
+
+
 @dataclass(frozen=True)
-class Const(Instr):
+class Const(PureInstr):
     """A scalar constant (raw Q32.32 integer for float)."""
 
     syntax: ClassVar[str] = "const {value:const}"
@@ -120,9 +218,12 @@ class Const(Instr):
         ok = (-(1 << 63) <= self.value < (1 << 63)) if t.is_fixed else t.wrap(self.value) == self.value
         rules.expect(ok, f"constant {self.value} does not fit {t}")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return ops.const(self.value, _scalar(self.out).bits)
+
 
 @dataclass(frozen=True)
-class Binary(Instr):
+class Binary(PureInstr):
     """`lhs op rhs`; both operands and the result have one type (float: fixed-point add/sub/mul)."""
 
     syntax: ClassVar[str] = "{op} {lhs}, {rhs}"
@@ -142,9 +243,12 @@ class Binary(Instr):
         else:
             rules.expect(t.bits in (32, 64), f"arithmetic on {t}: promote to 32 or 64 bits first")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return arith.binary_in(ops, self.op, _scalar(self.out), get(self.lhs), get(self.rhs))
+
 
 @dataclass(frozen=True)
-class FixedDivInt(Instr):
+class FixedDivInt(PureInstr):
     """A float divided by a 64-bit signed integer, truncated toward zero; division by zero gives 0."""
 
     syntax: ClassVar[str] = "fixed_div_int {lhs}, {rhs}"
@@ -157,9 +261,12 @@ class FixedDivInt(Instr):
         rules.same(self.lhs.type, FLOAT, "dividend")
         rules.same(self.rhs.type, i64, "divisor")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return fixed.divide_by_integer(ops, get(self.lhs), get(self.rhs))
+
 
 @dataclass(frozen=True)
-class IntQuotient(Instr):
+class IntQuotient(PureInstr):
     """Two i64 integers divided, giving a float (`lang.fixed.quotient`): exact when |rhs| <= 2**32."""
 
     syntax: ClassVar[str] = "int_quotient {lhs}, {rhs}"
@@ -172,9 +279,12 @@ class IntQuotient(Instr):
         rules.same(self.lhs.type, i64, "dividend")
         rules.same(self.rhs.type, i64, "divisor")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return fixed.divide_integers(ops, get(self.lhs), get(self.rhs))
+
 
 @dataclass(frozen=True)
-class Compare(Instr):
+class Compare(PureInstr):
     """`lhs op rhs` → bool, signed or unsigned by the operands' type."""
 
     syntax: ClassVar[str] = "cmp {op} {lhs}, {rhs}"
@@ -188,9 +298,12 @@ class Compare(Instr):
         rules.same(self.lhs.type, self.rhs.type, "compared types")
         rules.scalar(self.lhs)
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return ops.bool_value(arith.compare_in(ops, self.op, _scalar(self.lhs), get(self.lhs), get(self.rhs)))
+
 
 @dataclass(frozen=True)
-class Convert(Instr):
+class Convert(PureInstr):
     """Convert a scalar to the result's type (wrap, sign/zero extend, to/from fixed point, to bool)."""
 
     syntax: ClassVar[str] = "convert {value:typed}"
@@ -201,9 +314,12 @@ class Convert(Instr):
         rules.scalar(self.out)
         rules.scalar(self.value)
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return arith.convert_in(ops, get(self.value), _scalar(self.value), _scalar(self.out))
+
 
 @dataclass(frozen=True)
-class Reinterpret(Instr):
+class Reinterpret(PureInstr):
     """The same 64 bits seen as another 64-bit type (u64/i64 raw bits ↔ a Q32.32 float): no conversion."""
 
     syntax: ClassVar[str] = "reinterpret {value:typed}"
@@ -214,9 +330,12 @@ class Reinterpret(Instr):
         rules.expect(rules.scalar(self.out).bits == 64 and rules.scalar(self.value).bits == 64,
                      "reinterpret needs 64-bit types")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return get(self.value)  # the same 64 bits: only the IR type changes
+
 
 @dataclass(frozen=True)
-class Select(Instr):
+class Select(PureInstr):
     """`a if cond else b` without a branch."""
 
     syntax: ClassVar[str] = "select {cond}, {if_true}, {if_false}"
@@ -230,9 +349,12 @@ class Select(Instr):
         rules.same(self.if_true.type, self.out.type, "select arm")
         rules.same(self.if_false.type, self.out.type, "select arm")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return ops.choose(ops.truth(get(self.cond)), get(self.if_true), get(self.if_false))
+
 
 @dataclass(frozen=True)
-class PacketLen(Instr):
+class PacketLen(EffectInstr):
     """The packet's length in bytes (u32)."""
 
     syntax: ClassVar[str] = "packet_len"
@@ -241,9 +363,12 @@ class PacketLen(Instr):
     def check(self, rules: TypeRules) -> None:
         rules.same(self.out.type, u32, "packet length")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.packet_len(self)
+
 
 @dataclass(frozen=True)
-class InBounds(Instr):
+class InBounds(EffectInstr):
     """bool: the `width` bytes at `offset` (u64) lie inside the packet, and `offset` is at most
     `headers.MAX_PACKET_OFFSET` (what the kernel verifier can bound)."""
 
@@ -257,9 +382,12 @@ class InBounds(Instr):
         rules.same(self.offset.type, u64, "offset")
         rules.expect(self.width > 0, "width must be positive")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.in_bounds(self, get(self.offset))
+
 
 @dataclass(frozen=True)
-class LoadPacket(Instr):
+class LoadPacket(EffectInstr):
     """Read `width` bytes at `offset` as an unsigned integer, big-endian (network order) or little-endian.
 
     Only valid where an `InBounds` of at least this extent has been established; the interpreter checks,
@@ -277,9 +405,12 @@ class LoadPacket(Instr):
         rules.same(self.offset.type, u64, "offset")
         rules.same(self.out.type, int_type(8 * self.width, False), "packet load result")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.load_packet(self, get(self.offset))
+
 
 @dataclass(frozen=True)
-class MapLookup(Instr):
+class MapLookup(EffectInstr):
     """A reference to the value stored under `key`, or null."""
 
     syntax: ClassVar[str] = "map_lookup @{map_name}, {key}"
@@ -291,9 +422,12 @@ class MapLookup(Instr):
         rules.same(self.key.type, rules.map_decl(self.map_name).key_type, f"key of {self.map_name}")
         rules.same(self.out.type, MapValueRef(self.map_name), "lookup result")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.map_lookup(self, get(self.key))
+
 
 @dataclass(frozen=True)
-class IsNull(Instr):
+class IsNull(EffectInstr):
     syntax: ClassVar[str] = "is_null {ref}"
     out: Value
     ref: Value
@@ -302,9 +436,12 @@ class IsNull(Instr):
         rules.same(self.out.type, BOOL, "is_null result")
         rules.expect(isinstance(self.ref.type, MapValueRef), "is_null of a non-reference")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.is_null(self, get(self.ref))
+
 
 @dataclass(frozen=True)
-class LoadValue(Instr):
+class LoadValue(EffectInstr):
     """Read a map value (or one field of a Struct value) through a non-null reference."""
 
     syntax: ClassVar[str] = "load_value {ref}{.field_name}"
@@ -315,9 +452,12 @@ class LoadValue(Instr):
     def check(self, rules: TypeRules) -> None:
         rules.same(self.out.type, rules.value_slot_type(self.ref, self.field_name), "loaded type")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.load_value(self, get(self.ref))
+
 
 @dataclass(frozen=True)
-class StoreValue(Instr):
+class StoreValue(EffectInstr):
     """Write a map value (or one field) through a non-null reference; `atomic_add` adds instead."""
 
     syntax: ClassVar[str] = "{atomic_add:atomic_add|store_value} {ref}{.field_name}, {value}"
@@ -332,9 +472,13 @@ class StoreValue(Instr):
         if self.atomic_add:
             rules.expect(isinstance(slot, ScalarType) and slot.bits in (32, 64), "atomic add on 32/64 bits")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> None:
+        effects.store_value(self, get(self.ref), get(self.value))
+        return None
+
 
 @dataclass(frozen=True)
-class MapUpdate(Instr):
+class MapUpdate(EffectInstr):
     """Insert or replace; result 0 on success, a negative errno otherwise (i64)."""
 
     syntax: ClassVar[str] = "map_update @{map_name}, {key}, {value}"
@@ -349,9 +493,12 @@ class MapUpdate(Instr):
         rules.same(self.value.type, decl.value_type, f"value of {self.map_name}")
         rules.same(self.out.type, i64, "status")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.map_update(self, get(self.key), get(self.value))
+
 
 @dataclass(frozen=True)
-class MapDelete(Instr):
+class MapDelete(EffectInstr):
     """Remove a key; result 0 if it was there, a negative errno otherwise (i64)."""
 
     syntax: ClassVar[str] = "map_delete @{map_name}, {key}"
@@ -363,9 +510,12 @@ class MapDelete(Instr):
         rules.same(self.key.type, rules.map_decl(self.map_name).key_type, f"key of {self.map_name}")
         rules.same(self.out.type, i64, "status")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.map_delete(self, get(self.key))
+
 
 @dataclass(frozen=True)
-class LoadGlobal(Instr):
+class LoadGlobal(EffectInstr):
     syntax: ClassVar[str] = "load_global @{name}"
     out: Value
     name: str
@@ -373,9 +523,12 @@ class LoadGlobal(Instr):
     def check(self, rules: TypeRules) -> None:
         rules.same(self.out.type, rules.global_decl(self.name).type, f"global {self.name}")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.load_global(self)
+
 
 @dataclass(frozen=True)
-class StoreGlobal(Instr):
+class StoreGlobal(EffectInstr):
     """Write a global; `atomic_add` adds instead."""
 
     syntax: ClassVar[str] = "{atomic_add:atomic_add_global|store_global} @{name}, {value}"
@@ -389,9 +542,13 @@ class StoreGlobal(Instr):
         if self.atomic_add:
             rules.expect(gt.bits in (32, 64) or gt.is_fixed, "atomic add on 32/64 bits")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> None:
+        effects.store_global(self, get(self.value))
+        return None
+
 
 @dataclass(frozen=True)
-class MakeStruct(Instr):
+class MakeStruct(PureInstr):
     syntax: ClassVar[str] = "make_struct {fields}"
     out: Value
     fields: tuple[Value, ...]
@@ -404,9 +561,12 @@ class MakeStruct(Instr):
         for v, f in zip(self.fields, declared):
             rules.same(v.type, f.type, f"field {f.name}")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        return ops.make_struct(_struct(self.out), [get(f) for f in self.fields])
+
 
 @dataclass(frozen=True)
-class ExtractField(Instr):
+class ExtractField(PureInstr):
     syntax: ClassVar[str] = "extract {aggregate}.{field_name}"
     out: Value
     aggregate: Value
@@ -419,9 +579,14 @@ class ExtractField(Instr):
         rules.expect(bool(found), f"no field {self.field_name}")
         rules.same(self.out.type, found[0].type, f"field {self.field_name}")
 
+    def evaluate(self, ops: Values[V, B], get: Operand[V]) -> V:
+        t = _struct(self.aggregate)
+        index = [f.name for f in t.cls.fields()].index(self.field_name)
+        return ops.extract_field(t, get(self.aggregate), index)
+
 
 @dataclass(frozen=True)
-class CallHelper(Instr):
+class CallHelper(EffectInstr):
     syntax: ClassVar[str] = "call {helper}"
     out: Value
     helper: Helper
@@ -429,9 +594,12 @@ class CallHelper(Instr):
     def check(self, rules: TypeRules) -> None:
         rules.same(self.out.type, HELPER_RESULT[self.helper], f"{self.helper.name} result")
 
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.call_helper(self)
+
 
 @dataclass(frozen=True)
-class RingbufOutput(Instr):
+class RingbufOutput(EffectInstr):
     """Append `record` to ring buffer `map_name`; the result is true when written, false when full."""
 
     syntax: ClassVar[str] = "ringbuf_output @{map_name}, {record}"
@@ -442,6 +610,9 @@ class RingbufOutput(Instr):
     def check(self, rules: TypeRules) -> None:
         rules.same(self.record.type, rules.ringbuf_decl(self.map_name).record, f"record of ring buffer {self.map_name}")
         rules.same(self.out.type, BOOL, "ringbuf_output result")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.ringbuf_output(self, get(self.record))
 
 
 @dataclass(frozen=True)
@@ -472,7 +643,9 @@ class Terminator:
         pass
 
     def operands(self) -> tuple[Value, ...]:
-        return tuple(a for e in self.edges() for a in e.args)
+        """The values it reads: its own (a branch's condition, the returned action), then its edges'."""
+        own = tuple(x for x in (getattr(self, name) for name in _operand_fields(type(self))) if isinstance(x, Value))
+        return own + tuple(a for e in self.edges() for a in e.args)
 
 
 @dataclass(frozen=True)
@@ -603,6 +776,7 @@ INSTRUCTIONS: tuple[type[Instr], ...] = (
 TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)
 DECLARATIONS: tuple[type[MapDecl | RingBufDecl | GlobalDecl], ...] = (MapDecl, RingBufDecl, GlobalDecl)
 __all__ = [
-    "BOOL", "FLOAT", "Value", "Instr", "Terminator", "Block", "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge",
-    "MapValueRef", "StructType", "INSTRUCTIONS", "TERMINATORS", "DECLARATIONS",
+    "BOOL", "FLOAT", "Value", "Instr", "PureInstr", "EffectInstr", "Values", "Effects", "Terminator", "Block",
+    "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge", "MapValueRef", "StructType", "INSTRUCTIONS",
+    "TERMINATORS", "DECLARATIONS",
 ]

@@ -8,13 +8,14 @@ the path as `ir_error` — the IR's precondition is violated there, which `prove
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
-from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.verify.equivalence.budget import Budget
@@ -33,8 +34,7 @@ from pybpfdsl.verify.equivalence.paths import (
     pause,
 )
 from pybpfdsl.verify.equivalence.symbolic_state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv, ite
-from pybpfdsl.verify.equivalence.z3_algebra import Z3_ALGEBRA as Z3
-from pybpfdsl.verify.equivalence.z3_algebra import bool_bv, is_true, resize
+from pybpfdsl.verify.equivalence.z3_algebra import Z3Algebra, bool_bv, is_true, resize
 
 MAX_IR_STEPS = 200_000
 """Programs with more paths than this are explored with state merging."""
@@ -163,7 +163,7 @@ class IREncoder:
 
     def _successors(self, name: str) -> list[str]:
         term = self.blocks[name].terminator
-        return [e.target for e in term.edges()] if isinstance(term, n.Jump | n.Branch) else []
+        return [e.target for e in term.edges()] if term is not None else []
 
     def step(self, s: IRState) -> Outcome | Fork[IRState]:
         """Run `s` to the end of its block, or to the first instruction that may fail."""
@@ -234,97 +234,14 @@ class IREncoder:
     # -- instructions ----------------------------------------------------------------------------
 
     def execute(self, s: IRState, i: n.Instr) -> Fork[IRState] | None:
-        v = s.values
-        out: IRVal
-        match i:
-            case n.Const(out=o, value=value):
-                out = z3.BitVecVal(value & ((1 << _bits(o)) - 1), _bits(o))
-            case n.Binary(out=o, op=op, lhs=a, rhs=b):
-                out = arith.binary_in(Z3, op, _scalar(o), v[a], v[b])
-            case n.IntQuotient(lhs=a, rhs=b):
-                out = fixed.divide_integers(Z3, v[a], v[b])
-            case n.FixedDivInt(lhs=a, rhs=b):
-                out = fixed.divide_by_integer(Z3, v[a], v[b])
-            case n.Compare(op=op, lhs=a, rhs=b):
-                out = Z3.bool_value(arith.compare_in(Z3, op, _scalar(a), v[a], v[b]))
-            case n.Convert(out=o, value=x):
-                out = arith.convert_in(Z3, v[x], _scalar(x), _scalar(o))
-            case n.Reinterpret(value=x):
-                out = v[x]
-            case n.Select(cond=c, if_true=a, if_false=b):
-                out = _select(is_true(v[c]), v[a], v[b])
-            case n.PacketLen():
-                out = z3.Extract(31, 0, self.inputs.length)
-            case n.InBounds(offset=off, width=w):
-                out = bool_bv(self._in_bounds(v[off], w))
-            case n.LoadPacket(offset=off, width=w, big_endian=be):
-                ok = self._in_bounds(v[off], w)
-                if (g := self._guard(s, ok, f"packet load of {w} bytes outside the packet")) is not None:
-                    return g
-                parts = [z3.Select(self.inputs.packet, _term(v[off]) + k) for k in range(w)]
-                out = bytes_to_bv(list(reversed(parts)) if be else parts)
-            case n.MapLookup(map_name=m, key=k):
-                shape = self.shapes[m]
-                key = bytes_to_bv(encode_value(v[k], self.program.map_decl(m).key_type))
-                out = Ref(m, key, s.effects.present(shape, key))
-            case n.IsNull(ref=r):
-                ref = v[r]
-                assert isinstance(ref, Ref)
-                out = bool_bv(z3.Not(ref.found))
-            case n.LoadValue(ref=r, field_name=f):
-                ref = v[r]
-                assert isinstance(ref, Ref)
-                if (g := self._live(s, ref)) is not None:
-                    return g
-                decl = self.program.map_decl(ref.map_name)
-                offset, field_t = _field(decl.value_type, f)
-                shape = self.shapes[ref.map_name]
-                parts = bv_to_bytes(s.effects.value(shape, ref.key), shape.value_size)
-                out = decode_value(parts[offset:offset + _size(field_t)], field_t)
-            case n.StoreValue(ref=r, value=x, field_name=f, atomic_add=add):
-                ref = v[r]
-                assert isinstance(ref, Ref)
-                if (g := self._live(s, ref)) is not None:
-                    return g
-                self._store_value(s, ref, v[x], f, add)
-                return None
-            case n.MapUpdate(map_name=m, key=k, value=x):
-                out = self._update(s, m, v[k], v[x])
-            case n.MapDelete(map_name=m, key=k):
-                out = self._delete(s, m, v[k])
-            case n.LoadGlobal(name=g_name):
-                sec, g_off, g_t = self._global(g_name)
-                out = decode_value(s.effects.read_section(sec, g_off, g_t.size), g_t)
-            case n.StoreGlobal(name=g_name, value=x, atomic_add=add):
-                sec, g_off, g_t = self._global(g_name)
-                new = v[x]
-                if add:
-                    old = decode_value(s.effects.read_section(sec, g_off, g_t.size), g_t)
-                    new = _term(old) + _term(new)
-                s.effects.write_section(sec, g_off, encode_value(new, g_t))
-                return None
-            case n.MakeStruct(fields=fs):
-                out = tuple(v[f] for f in fs)
-            case n.ExtractField(aggregate=a, field_name=f):
-                agg_t = a.type
-                assert isinstance(agg_t, StructType)
-                index = [x.name for x in agg_t.cls.fields()].index(f)
-                agg = v[a]
-                assert isinstance(agg, tuple)
-                out = agg[index]
-            case n.CallHelper(helper=h):
-                out = self._helper(s, h)
-            case n.RingbufOutput(map_name=m, record=r):
-                if i.out in self.used:
-                    raise Unsupported(f"the result of {m}.output(), which is false on a full ring (not modelled)")
-                rb_decl = self.program.ringbuf_decl(m)
-                s.effects.output(m, bytes_to_bv(encode_value(v[r], rb_decl.record)))
-                out = z3.BitVecVal(1, 1)
-            case _:
-                raise Unsupported(f"no encoding for IR instruction {type(i).__name__}")
+        """Run `i` on path `s`; a Fork when a guard splits the path first (see `_guard`)."""
+        effects = _PathEffects(self, s)
+        out = i.execute(_VALUES, effects, s.values.__getitem__)
+        if effects.split is not None:
+            return effects.split
         result = i.result
-        assert result is not None
-        v[result] = out
+        if result is not None:
+            s.values[result] = out
         return None
 
     def _in_bounds(self, offset: Term, width: int) -> Term:
@@ -381,14 +298,112 @@ class IREncoder:
         return self.inputs.cpu
 
 
-def _bits(v: n.Value) -> int:
-    return _scalar(v).bits
+
+class _Z3Values(Z3Algebra):
+    """`nodes.Values` on Z3: scalars are bit-vectors, structs tuples of their fields, references `Ref`."""
+
+    def truth(self, bit: Term) -> Term:
+        return is_true(bit)
+
+    def choose(self, cond: Term, if_true: IRVal, if_false: IRVal) -> IRVal:
+        return _select(cond, if_true, if_false)
+
+    def make_struct(self, t: StructType, fields: Sequence[IRVal]) -> IRVal:
+        return tuple(fields)
+
+    def extract_field(self, t: StructType, aggregate: IRVal, index: int) -> IRVal:
+        assert isinstance(aggregate, tuple)
+        return aggregate[index]
 
 
-def _scalar(v: n.Value) -> ScalarType:
-    if not isinstance(v.type, ScalarType):
-        raise Unsupported(f"{v} is not a scalar")
-    return v.type
+_VALUES: n.Values[Any, Term] = _Z3Values()
+
+
+@dataclass
+class _PathEffects:
+    """`nodes.Effects` on one path `s` of an `IREncoder`: reads and writes go to the path's symbolic
+    state. A guard that may fail splits the path: `split` is set and the operation stops there (its
+    value is not used); it runs again on the side where the guard holds.
+
+    (Not an exception: a traceback would keep the operation's terms alive longer, and Z3 numbers new
+    terms by reusing freed ids, an order the solver's work depends on: the proofs' units changed.)"""
+
+    encoder: IREncoder
+    s: IRState
+    split: Fork[IRState] | None = None
+
+    def _splits(self, fork: Fork[IRState] | None) -> bool:
+        self.split = fork
+        return fork is not None
+
+    def packet_len(self, op: n.PacketLen) -> Any:
+        return z3.Extract(31, 0, self.encoder.inputs.length)
+
+    def in_bounds(self, op: n.InBounds, offset: Any) -> Any:
+        return bool_bv(self.encoder._in_bounds(offset, op.width))
+
+    def load_packet(self, op: n.LoadPacket, offset: Any) -> Any:
+        e, w = self.encoder, op.width
+        ok = e._in_bounds(offset, w)  # kept until the load is built, as Z3 ids are reused (see the class)
+        if self._splits(e._guard(self.s, ok, f"packet load of {w} bytes outside the packet")):
+            return None
+        parts = [z3.Select(e.inputs.packet, _term(offset) + k) for k in range(w)]
+        return bytes_to_bv(list(reversed(parts)) if op.big_endian else parts)
+
+    def map_lookup(self, op: n.MapLookup, key: Any) -> Any:
+        e = self.encoder
+        bits = bytes_to_bv(encode_value(key, e.program.map_decl(op.map_name).key_type))
+        return Ref(op.map_name, bits, self.s.effects.present(e.shapes[op.map_name], bits))
+
+    def is_null(self, op: n.IsNull, ref: Any) -> Any:
+        assert isinstance(ref, Ref)
+        return bool_bv(z3.Not(ref.found))
+
+    def load_value(self, op: n.LoadValue, ref: Any) -> Any:
+        e = self.encoder
+        assert isinstance(ref, Ref)
+        if self._splits(e._live(self.s, ref)):
+            return None
+        decl = e.program.map_decl(ref.map_name)
+        offset, field_t = _field(decl.value_type, op.field_name)
+        shape = e.shapes[ref.map_name]
+        parts = bv_to_bytes(self.s.effects.value(shape, ref.key), shape.value_size)
+        return decode_value(parts[offset:offset + _size(field_t)], field_t)
+
+    def store_value(self, op: n.StoreValue, ref: Any, value: Any) -> None:
+        assert isinstance(ref, Ref)
+        if self._splits(self.encoder._live(self.s, ref)):
+            return
+        self.encoder._store_value(self.s, ref, value, op.field_name, op.atomic_add)
+
+    def map_update(self, op: n.MapUpdate, key: Any, value: Any) -> Any:
+        return self.encoder._update(self.s, op.map_name, key, value)
+
+    def map_delete(self, op: n.MapDelete, key: Any) -> Any:
+        return self.encoder._delete(self.s, op.map_name, key)
+
+    def load_global(self, op: n.LoadGlobal) -> Any:
+        sec, offset, t = self.encoder._global(op.name)
+        return decode_value(self.s.effects.read_section(sec, offset, t.size), t)
+
+    def store_global(self, op: n.StoreGlobal, value: Any) -> None:
+        sec, offset, t = self.encoder._global(op.name)
+        new = value
+        if op.atomic_add:
+            old = decode_value(self.s.effects.read_section(sec, offset, t.size), t)
+            new = _term(old) + _term(new)
+        self.s.effects.write_section(sec, offset, encode_value(new, t))
+
+    def call_helper(self, op: n.CallHelper) -> Any:
+        return self.encoder._helper(self.s, op.helper)
+
+    def ringbuf_output(self, op: n.RingbufOutput, record: Any) -> Any:
+        e = self.encoder
+        if op.out in e.used:
+            raise Unsupported(f"the result of {op.map_name}.output(), which is false on a full ring (not modelled)")
+        decl = e.program.ringbuf_decl(op.map_name)
+        self.s.effects.output(op.map_name, bytes_to_bv(encode_value(record, decl.record)))
+        return z3.BitVecVal(1, 1)
 
 
 def _size(t: ScalarType | StructType) -> int:
@@ -408,8 +423,6 @@ def _used_values(program: n.Program) -> set[n.Value]:
         term = block.terminator
         if term is not None:
             used.update(term.operands())
-            used.update([term.cond] if isinstance(term, n.Branch) else [])
-            used.update([term.value] if isinstance(term, n.Return) else [])
     return used
 
 
@@ -425,14 +438,13 @@ def _live_values(program: n.Program) -> dict[str, set[n.Value]]:
         reads = [list(i.operands()) for i in block.instrs]
         term = block.terminator
         if term is not None:
-            reads.append([*term.operands(), *([term.cond] if isinstance(term, n.Branch) else []),
-                          *([term.value] if isinstance(term, n.Return) else [])])
+            reads.append(list(term.operands()))
         for read, instr in zip(reads, [*block.instrs, None]):
             used.update(v for v in read if v not in defined)
             if instr is not None and instr.result is not None:
                 defined.add(instr.result)
         uses[block.name], defs[block.name] = used, defined
-        successors[block.name] = [e.target for e in term.edges()] if isinstance(term, n.Jump | n.Branch) else []
+        successors[block.name] = [e.target for e in term.edges()] if term is not None else []
     live = {name: set(u) for name, u in uses.items()}
     params = {b.name: set(b.params) for b in program.blocks}
     changed = True
