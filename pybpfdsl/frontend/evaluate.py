@@ -559,7 +559,7 @@ class _Evaluator:
         match base:
             case Packet():
                 if attr == "len":
-                    return Scalar(u32, base.len)
+                    return Scalar(self.type_of(node), base.len)
                 if attr in ("eth", "ipv4", "ipv6", "tcp", "udp"):
                     header: HeaderView | None = getattr(base, attr)
                     return header
@@ -645,8 +645,8 @@ class _Evaluator:
         h = self.helpers
         match name:
             case "random":
-                # 32 random bits read as Q32.32: exactly r / 2**32.
-                return Scalar(FLOAT, h.prandom_u32() & _U32_MASK)
+                # 32 random bits read as Q32.32 (the recorded float type): exactly r / 2**32.
+                return Scalar(self.type_of(node), h.prandom_u32() & _U32_MASK)
             case "randint":
                 lo, hi = self.scalar(node.args[0], fr), self.scalar(node.args[1], fr)
                 lo64, hi64 = _raw(convert(lo, u64)), _raw(convert(hi, u64))
@@ -655,11 +655,11 @@ class _Evaluator:
                 total = u64.wrap(lo64 + (u64.wrap(r * span) >> 32))
                 return convert(Scalar(u64, total), self.type_of(node))
             case "prandom_u32":
-                return Scalar(u32, h.prandom_u32() & _U32_MASK)
+                return Scalar(self.type_of(node), h.prandom_u32() & _U32_MASK)
             case "now_ns":
-                return Scalar(u64, h.ktime_get_ns() & _U64_MASK)
+                return Scalar(self.type_of(node), h.ktime_get_ns() & _U64_MASK)
             case "cpu_id":
-                return Scalar(u32, h.cpu_id() & _U32_MASK)
+                return Scalar(self.type_of(node), h.cpu_id() & _U32_MASK)
             case "ip":
                 text = self.expr(node.args[0], fr)
                 assert isinstance(text, _Text)
