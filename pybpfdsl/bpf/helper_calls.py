@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from pybpfdsl.bpf.abi import Helper, MapType, XdpAction
+from pybpfdsl.bpf.abi import Helper, MapType, RingbufFlag, XdpAction
 from pybpfdsl.bpf.faults import BytecodeFault, UnsupportedHelper
 from pybpfdsl.bpf.helper_results import HelperResults
 from pybpfdsl.bpf.memory import (
@@ -36,7 +36,7 @@ __all__ = ["HELPER_CALLS", "HelperCall", "HelperMachine"]
 XDP_FRAME_SIZE = 40  # xdp_adjust_head keeps this much headroom for struct xdp_frame
 ETH_HLEN = 14
 RINGBUF_RECORD_HEADER = 8  # the kernel's per-record header in a ring buffer
-RINGBUF_FLAGS = 3  # BPF_RB_NO_WAKEUP | BPF_RB_FORCE_WAKEUP: bpf_ringbuf_output refuses any other bit
+RINGBUF_FLAGS = RingbufFlag.NO_WAKEUP | RingbufFlag.FORCE_WAKEUP  # bpf_ringbuf_output refuses any other bit
 
 
 class HelperMachine(Protocol):
