@@ -23,7 +23,6 @@ from pybpfdsl.bpf.faults import BytecodeFault, StepLimitExceeded, UnsupportedHel
 from pybpfdsl.bpf.helper_calls import HELPER_CALLS
 from pybpfdsl.bpf.helper_results import HELPER_RESULTS, HelperResults
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
-from pybpfdsl.bpf.linking import link_program
 from pybpfdsl.bpf.memory import MASK64, XDP_PACKET_HEADROOM, InterpMap, Pointer, Region, Value
 from pybpfdsl.bpf.memory import as_number as _address  # the short name the instruction methods (and a tracing test) use
 from pybpfdsl.bpf.opcode import AluOp, AtomicOp, InsnClass, Kind, PseudoSrc, Size, alu_op, size
@@ -43,9 +42,6 @@ __all__ = [
     "ExecutionResult",
     "XdpContext",
     "run",
-    # Kept here for pybpfdsl/verify/analysis/api.py, which imports it from this module; its home is
-    # pybpfdsl.bpf.linking.
-    "link_program",
 ]
 
 DEFAULT_STEP_LIMIT = 1_000_000

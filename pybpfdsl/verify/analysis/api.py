@@ -14,7 +14,7 @@ from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.bpf.btf_ext import Btf, BtfKind, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
-from pybpfdsl.bpf.interpreter import link_program
+from pybpfdsl.bpf.linking import link_program
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls

@@ -1,6 +1,6 @@
 """What the bytecode encoding needs from a BPF object: linked instructions, references, state layout.
 
-Built with the same linker as the concrete interpreter (`bpf.interpreter.link_program`), so both see
+Built with the same linker as the concrete interpreter (`bpf.linking.link_program`), so both see
 the same instruction list; a caller may substitute the instructions (the miscompile suite does).
 """
 

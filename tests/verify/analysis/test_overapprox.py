@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from pybpfdsl.bpf import interpreter as it
+from pybpfdsl.bpf.faults import BytecodeFault
 from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.memory import Pointer
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.bpf.random_programs import generate, random_packet
 from pybpfdsl.verify.analysis import verify_instructions
@@ -48,7 +50,7 @@ def _trace(insns: tuple[Instruction, ...], packet: bytes) -> Trace | None:
     m = _Tracing(it._Code(insns), {}, {}, {}, (), packet, it.XdpContext(), it.DEFAULT_STEP_LIMIT)
     try:
         m.run()
-    except it.BytecodeFault:
+    except BytecodeFault:
         return None
     return m.trace
 
@@ -71,7 +73,7 @@ def check(seed: int, packet_seed: int) -> int:
                 assert isinstance(concrete, int), (seed, pc, r, concrete, abstract)
                 assert abstract.value.contains(concrete), f"seed {seed} pc {pc} r{r}={concrete:#x} not in {abstract}"
                 checked += 1
-            elif isinstance(abstract, PacketPtr) and isinstance(concrete, it.Pointer) \
+            elif isinstance(abstract, PacketPtr) and isinstance(concrete, Pointer) \
                     and concrete.region.kind == "packet":
                 off = concrete.offset - concrete.region.lo
                 assert abstract.off.contains(off & ((1 << 64) - 1)), \
