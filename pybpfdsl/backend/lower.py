@@ -9,8 +9,10 @@ reference is `ptr` (null when absent), a Struct aggregate is an LLVM literal str
 declaration order. In memory (maps, globals, helper arguments) bool takes one byte and Structs use their C
 layout (`Struct.fields()` offsets).
 
-The arithmetic is `lang.arith` / `lang.fixed` itself, lowered with the LLVM instance of its algebra
-(`backend.llvm_algebra`, where the optimisation barriers of products and quotients live). Code that
+Each instruction lowers itself (`Instr.execute`, `Terminator.transfer`): its arithmetic is `lang.arith` /
+`lang.fixed` over the LLVM instance of their algebra (`_LlvmValues` on `backend.llvm_algebra`, where
+the optimisation barriers of products and quotients live), its effects and control flow are the
+`nodes.Effects` and `nodes.Control` methods of `_FunctionLowering`. Code that
 touches packet memory is shaped for the kernel verifier: every packet load is preceded by its own bounds
 check on the very pointer it dereferences, and offsets are bounded before they are added to the packet
 pointer.
@@ -645,27 +647,31 @@ class _FunctionLowering:
     # -- terminators -----------------------------------------------------------------
 
     def _lower_terminator(self, term: n.Terminator) -> None:
-        b = self.b
-        match term:
-            case n.Return(value=v):
-                b.ret(self._get(v))
-            case n.Jump(to=e):
-                self._edge(e.target, self._args(e))
-                b.branch(self.blocks[e.target])
-            case n.Branch(cond=c, if_true=t, if_false=f) if t.target == f.target:
-                # One LLVM predecessor cannot feed a phi two different values: select the arguments.
-                cond = self._get(c)
-                args = tuple(
-                    self._get(x) if x == y else b.select(cond, self._get(x), self._get(y))
-                    for x, y in zip(t.args, f.args, strict=True))
-                self._edge(t.target, args)
-                b.branch(self.blocks[t.target])
-            case n.Branch(cond=c, if_true=t, if_false=f):
-                self._edge(t.target, self._args(t))
-                self._edge(f.target, self._args(f))
-                b.cbranch(self._get(c), self.blocks[t.target], self.blocks[f.target])
-            case _:
-                raise BackendError(f"{self.program.name}: cannot lower terminator {term!r}")
+        term.transfer(self, self._get)
+
+    # -- control (`nodes.Control`) ---------------------------------------------------
+
+    def jump(self, term: n.Jump) -> None:
+        e = term.to
+        self._edge(e.target, self._args(e))
+        self.b.branch(self.blocks[e.target])
+
+    def branch(self, term: n.Branch, cond: ir.Value) -> None:
+        b, t, f = self.b, term.if_true, term.if_false
+        if t.target == f.target:
+            # One LLVM predecessor cannot feed a phi two different values: select the arguments.
+            args = tuple(
+                self._get(x) if x == y else b.select(cond, self._get(x), self._get(y))
+                for x, y in zip(t.args, f.args, strict=True))
+            self._edge(t.target, args)
+            b.branch(self.blocks[t.target])
+            return
+        self._edge(t.target, self._args(t))
+        self._edge(f.target, self._args(f))
+        b.cbranch(cond, self.blocks[t.target], self.blocks[f.target])
+
+    def leave(self, term: n.Return, action: ir.Value) -> None:
+        self.b.ret(action)
 
     def _edge(self, target: str, args: tuple[ir.Value, ...]) -> None:
         """Record the phi inputs of a jump from the current LLVM block (arguments dominate the jump,

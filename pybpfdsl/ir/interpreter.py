@@ -3,6 +3,9 @@
 State lives in the program's state objects (their raw views), helper results come from a
 `HelperSource`, and the packet is a bytearray. Anything the IR's rules forbid at run time (an unguarded
 packet load, a load through a null reference) raises `IRRuntimeError`: it means the compiler is wrong.
+
+Each instruction runs itself (`Instr.execute`, `Terminator.transfer`) with this module's `nodes.Values`
+(`lang.algebra`'s Python ints) and the machine as its `nodes.Effects` and `nodes.Control`.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class _Machine:
         self.env = env
         self.helpers = env.helpers or current_helpers()
         self.values: dict[n.Value, Cell] = {}
+        self.action = 0
 
     def get(self, v: n.Value) -> Cell:
         try:
@@ -161,6 +165,20 @@ class _Machine:
             # Cells hold a scalar in its type's representation (signed types as signed ints), as the state does.
             self.values[result] = _typed(result, out)
 
+    # -- control (`nodes.Control`): the edge taken, or None once an action is set ---------------
+
+    def jump(self, term: n.Jump) -> n.Edge | None:
+        return term.to
+
+    def branch(self, term: n.Branch, cond: Cell) -> n.Edge | None:
+        return term.if_true if cond else term.if_false
+
+    def leave(self, term: n.Return, action: Cell) -> n.Edge | None:
+        if not isinstance(action, int):
+            raise IRRuntimeError(f"{term.value} is not a scalar")
+        self.action = action & 0xFFFFFFFF
+        return None
+
     # -- effects (`nodes.Effects`): operands arrive as bit patterns, `typed` turns them into state values --
 
     def packet_len(self, op: n.PacketLen) -> Any:
@@ -222,15 +240,11 @@ class _Machine:
             steps += 1
             if steps > step_limit:
                 raise IRRuntimeError(f"more than {step_limit} steps: a loop does not terminate")
-            match term:
-                case n.Return(value=v):
-                    return IRResult(self.int_of(v) & 0xFFFFFFFF, bytes(self.packet), steps)
-                case n.Jump(to=e):
-                    edge = e
-                case n.Branch(cond=c, if_true=t, if_false=f):
-                    edge = t if self.int_of(c) else f
-                case _:
-                    raise IRRuntimeError(f"block {block.name} has no terminator")
+            if term is None:
+                raise IRRuntimeError(f"block {block.name} has no terminator")
+            edge = term.transfer(self, self.get)
+            if edge is None:
+                return IRResult(self.action, bytes(self.packet), steps)
             target = blocks[edge.target]
             incoming = [self.get(a) for a in edge.args]
             for param, value in zip(target.params, incoming):

@@ -8,11 +8,12 @@ Each operation is declared in one class: its operands and result are its fields,
 `check` method (`check.check_program` calls it) and its text form is its `syntax` string (the printer
 writes it and the parser reads it, through `syntax.py`). Its meaning is a method too: a pure operation
 `evaluate`s over `Values` (the DSL's arithmetic algebra, `lang.algebra`, plus struct aggregates and a
-choice between values), an operation with effects `perform`s through one method of `Effects`. The IR
-interpreter, the LLVM lowering and the Z3 encoding each implement both protocols and run an instruction
-with one call (`Instr.execute`), so a new operation is one class here plus, if it has effects, one
-`Effects` method, which mypy asks of every execution. Long because it declares every operation, each
-with its rule and its meaning beside its fields.
+choice between values), an operation with effects `perform`s through one method of `Effects`, and a
+terminator `transfer`s through one method of `Control`. The IR interpreter, the LLVM lowering and the Z3
+encoding each implement the three protocols and run an instruction with one call (`Instr.execute`), so a
+new operation is one class here plus, if it has effects, one `Effects` method, which mypy then asks of
+every execution. Long because it declares every operation, each with its rule and its meaning beside its
+fields, and the protocols those meanings are written against.
 """
 
 from __future__ import annotations
@@ -114,6 +115,21 @@ class Effects(Protocol[V]):
     def store_global(self, op: StoreGlobal, value: V) -> None: ...
     def call_helper(self, op: CallHelper) -> V: ...
     def ringbuf_output(self, op: RingbufOutput, record: V) -> V: ...
+
+
+R = TypeVar("R")  # what a terminator leads to in an execution
+_In = TypeVar("_In", contravariant=True)
+_Out = TypeVar("_Out", covariant=True)
+
+
+class Control(Protocol[_In, _Out]):
+    """What a block's terminator does in one execution (`Terminator.transfer` calls its method): go to
+    another block, or leave the program. Each execution has its own idea of going on (the interpreter
+    picks an edge, the Z3 encoding forks a path, the LLVM lowering emits a branch)."""
+
+    def jump(self, term: Jump) -> _Out: ...
+    def branch(self, term: Branch, cond: _In) -> _Out: ...
+    def leave(self, term: Return, action: _In) -> _Out: ...
 
 
 Operand: TypeAlias = "Callable[[Value], V]"
@@ -629,7 +645,7 @@ class Edge:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Terminator:
+class Terminator(abc.ABC):
     """Base of the block-ending instructions; `syntax` and `check` as for `Instr` (the checker tests the
     edges' arguments against their targets' parameters itself)."""
 
@@ -639,13 +655,17 @@ class Terminator:
     def edges(self) -> tuple[Edge, ...]:
         return ()
 
-    def check(self, rules: TypeRules) -> None:
+    def check(self, rules: TypeRules) -> None:  # noqa: B027 - a jump has no rule of its own
         pass
 
     def operands(self) -> tuple[Value, ...]:
         """The values it reads: its own (a branch's condition, the returned action), then its edges'."""
         own = tuple(x for x in (getattr(self, name) for name in _operand_fields(type(self))) if isinstance(x, Value))
         return own + tuple(a for e in self.edges() for a in e.args)
+
+    @abc.abstractmethod
+    def transfer(self, control: Control[V, R], get: Operand[V]) -> R:
+        """Call this terminator's `Control` method with its operands' values."""
 
 
 @dataclass(frozen=True)
@@ -655,6 +675,9 @@ class Jump(Terminator):
 
     def edges(self) -> tuple[Edge, ...]:
         return (self.to,)
+
+    def transfer(self, control: Control[V, R], get: Operand[V]) -> R:
+        return control.jump(self)
 
 
 @dataclass(frozen=True)
@@ -670,6 +693,9 @@ class Branch(Terminator):
     def check(self, rules: TypeRules) -> None:
         rules.expect(self.cond.type == BOOL, "branch condition must be bool")
 
+    def transfer(self, control: Control[V, R], get: Operand[V]) -> R:
+        return control.branch(self, get(self.cond))
+
 
 @dataclass(frozen=True)
 class Return(Terminator):
@@ -680,6 +706,9 @@ class Return(Terminator):
 
     def check(self, rules: TypeRules) -> None:
         rules.expect(self.value.type == u32, "return value must be u32")
+
+    def transfer(self, control: Control[V, R], get: Operand[V]) -> R:
+        return control.leave(self, get(self.value))
 
 
 @dataclass
@@ -776,7 +805,7 @@ INSTRUCTIONS: tuple[type[Instr], ...] = (
 TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)
 DECLARATIONS: tuple[type[MapDecl | RingBufDecl | GlobalDecl], ...] = (MapDecl, RingBufDecl, GlobalDecl)
 __all__ = [
-    "BOOL", "FLOAT", "Value", "Instr", "PureInstr", "EffectInstr", "Values", "Effects", "Terminator", "Block",
-    "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge", "MapValueRef", "StructType", "INSTRUCTIONS",
+    "BOOL", "FLOAT", "Value", "Instr", "PureInstr", "EffectInstr", "Values", "Effects", "Control", "Terminator",
+    "Block", "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge", "MapValueRef", "StructType", "INSTRUCTIONS",
     "TERMINATORS", "DECLARATIONS",
 ]

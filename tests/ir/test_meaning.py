@@ -1,6 +1,7 @@
 """An operation states its meaning once, in its class: a pure one `evaluate`s over `nodes.Values`, one with
-effects `perform`s through its one `nodes.Effects` method; the IR interpreter, the LLVM lowering and the Z3
-encoding implement those protocols and run any instruction with `Instr.execute`. And a terminator's
+effects `perform`s through its one `nodes.Effects` method, a terminator `transfer`s through its one
+`nodes.Control` method; the IR interpreter, the LLVM lowering and the Z3 encoding implement those
+protocols and run any instruction with `Instr.execute`. And a terminator's
 operands include its own values, so the checker sees a branch condition or a returned value that is
 never defined, or defined where it does not dominate the use."""
 
@@ -37,6 +38,15 @@ def test_each_operation_with_effects_has_one_effects_method() -> None:
     for cls in effect_ops:
         called = [name for name in EFFECTS if f"effects.{name}(self" in inspect.getsource(cls.perform)]
         assert len(called) == 1, f"{cls.__name__}.perform calls {called}"
+
+
+def test_each_terminator_has_one_control_method() -> None:
+    control = {name for name, _ in inspect.getmembers(n.Control, inspect.isfunction) if not name.startswith("_")}
+    assert len(control) == len(n.TERMINATORS)
+    for cls in n.TERMINATORS:
+        assert "transfer" in vars(cls), f"{cls.__name__} has no transfer"
+        called = [name for name in control if f"control.{name}(self" in inspect.getsource(cls.transfer)]
+        assert len(called) == 1, f"{cls.__name__}.transfer calls {called}"
 
 
 def test_an_operation_without_its_meaning_cannot_be_made() -> None:

@@ -180,26 +180,11 @@ class IREncoder:
             s.steps = 0
             term = block.terminator
             self._note_line(s, term.line if term else 0)
-            match term:
-                case n.Return(value=v):
-                    action = resize(s.values[v], 32, signed=False)
-                    return Outcome("return", action, s.effects, tuple(s.trace))
-                case n.Jump(to=e):
-                    self._enter(s, e)
-                    if s.block in self.pauses:
-                        return pause(s)
-                case n.Branch(cond=c, if_true=t, if_false=f):
-                    taken = is_true(s.values[c])
-                    yes, no = s.fork(), s.fork()
-                    decided = _merged_condition(s.values[c])
-                    if decided is not None:
-                        _assume(yes, decided, True)
-                        _assume(no, decided, False)
-                    self._enter(yes, t)
-                    self._enter(no, f)
-                    return Fork([(taken, yes), (z3.Not(taken), no)])
-                case _:
-                    raise Unsupported(f"block {block.name} has no terminator")
+            if term is None:
+                raise Unsupported(f"block {block.name} has no terminator")
+            ended = term.transfer(_Path(self, s), s.values.__getitem__)
+            if ended is not None:
+                return ended
             block = self.blocks[s.block]
             if len(s.trace) > MAX_IR_STEPS:
                 raise Unsupported("IR path too long: a loop without a bound?")
@@ -235,7 +220,7 @@ class IREncoder:
 
     def execute(self, s: IRState, i: n.Instr) -> Fork[IRState] | None:
         """Run `i` on path `s`; a Fork when a guard splits the path first (see `_guard`)."""
-        effects = _PathEffects(self, s)
+        effects = _Path(self, s)
         out = i.execute(_VALUES, effects, s.values.__getitem__)
         if effects.split is not None:
             return effects.split
@@ -320,17 +305,39 @@ _VALUES: n.Values[Any, Term] = _Z3Values()
 
 
 @dataclass
-class _PathEffects:
-    """`nodes.Effects` on one path `s` of an `IREncoder`: reads and writes go to the path's symbolic
-    state. A guard that may fail splits the path: `split` is set and the operation stops there (its
-    value is not used); it runs again on the side where the guard holds.
+class _Path:
+    """`nodes.Effects` and `nodes.Control` on one path `s` of an `IREncoder`: reads and writes go to the
+    path's symbolic state; a terminator ends the path, forks it, or leads it on (None). A guard that may
+    fail splits the path: `split` is set and the operation stops there (its value is not used); it runs
+    again on the side where the guard holds.
 
-    (Not an exception: a traceback would keep the operation's terms alive longer, and Z3 numbers new
-    terms by reusing freed ids, an order the solver's work depends on: the proofs' units changed.)"""
+    Terms live as long here as they did in the encoder's former `match`: Z3 numbers a new term by reusing
+    freed ids, and the solver's work follows that order (freeing a packet guard's condition before the
+    load was built changed the units of proofs)."""
 
     encoder: IREncoder
     s: IRState
     split: Fork[IRState] | None = None
+
+    def jump(self, term: n.Jump) -> Outcome | Fork[IRState] | None:
+        self.encoder._enter(self.s, term.to)
+        return pause(self.s) if self.s.block in self.encoder.pauses else None
+
+    def branch(self, term: n.Branch, cond: Any) -> Outcome | Fork[IRState] | None:
+        s = self.s
+        taken = is_true(cond)
+        yes, no = s.fork(), s.fork()
+        decided = _merged_condition(cond)
+        if decided is not None:
+            _assume(yes, decided, True)
+            _assume(no, decided, False)
+        self.encoder._enter(yes, term.if_true)
+        self.encoder._enter(no, term.if_false)
+        return Fork([(taken, yes), (z3.Not(taken), no)])
+
+    def leave(self, term: n.Return, action: Any) -> Outcome | Fork[IRState] | None:
+        s = self.s
+        return Outcome("return", resize(action, 32, signed=False), s.effects, tuple(s.trace))
 
     def _splits(self, fork: Fork[IRState] | None) -> bool:
         self.split = fork
@@ -344,7 +351,7 @@ class _PathEffects:
 
     def load_packet(self, op: n.LoadPacket, offset: Any) -> Any:
         e, w = self.encoder, op.width
-        ok = e._in_bounds(offset, w)  # kept until the load is built, as Z3 ids are reused (see the class)
+        ok = e._in_bounds(offset, w)  # alive until the load is built (see the class)
         if self._splits(e._guard(self.s, ok, f"packet load of {w} bytes outside the packet")):
             return None
         parts = [z3.Select(e.inputs.packet, _term(offset) + k) for k in range(w)]
