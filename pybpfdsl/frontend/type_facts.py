@@ -61,7 +61,15 @@ class TypeRecorder:
     def inline_sources(self) -> dict[Key, FunctionSource]:
         return self.facts.inline_sources
 
-    def record(self, ctx: Ctx, node: ast.AST, v: Scalar) -> None:
+    def random_threshold(self, ctx: Ctx, node: ast.AST) -> None:
+        """`random() < p` at `node` compares the raw random bits with a threshold."""
+        self.facts.random_thresholds.add((ctx, node))
+
+    def atomic_add(self, ctx: Ctx, node: ast.AST) -> None:
+        """The `op=` statement `node` updates its state with an atomic add."""
+        self.facts.atomic_adds.add((ctx, node))
+
+    def record(self, ctx: Ctx, node: ast.AST, v: Scalar[object]) -> None:
         """A scalar's type, and its constant while it is the same one every time the node is checked in
         this context."""
         key = (ctx, node)

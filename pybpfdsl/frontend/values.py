@@ -3,7 +3,8 @@
 Most expressions are scalars (an SSA value of a DSL type, or a constant not yet materialized). Others
 denote things with no single SSA value: the packet, a header view (an offset, maybe absent), the payload,
 a state object, a function to call. Locals may hold any kind that `components` can split into SSA values,
-so they can flow through block parameters.
+so they can flow through block parameters. Pure-Python mode's numbers are the same `Scalar`, holding
+raw numbers instead of SSA values.
 """
 
 from __future__ import annotations

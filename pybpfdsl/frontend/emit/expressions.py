@@ -230,7 +230,7 @@ class ExpressionEmitter(EmitterBase):
         """`random() < p` with a constant p compares the raw 32 random bits with ceil(p·2**32): exact."""
         if op is not CmpOp.LT or not self.is_random_call(lnode) or right.const is None:
             return None
-        self.facts.facts.random_thresholds.add((self.ctx, node))  # pure Python compares the same way
+        self.facts.random_threshold(self.ctx, node)  # pure Python compares the same way
         threshold = fold.random_threshold(float(right.const))
         return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, threshold)), node)
 

@@ -39,7 +39,7 @@ class StateEmitter(EmitterBase):
         operand = self.scalar(value_node)
         self.refuse_float_into_int(operand, g.type, f"{g.name}.value", value_node)
         if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
-            self.facts.facts.atomic_adds.add((self.ctx, s))  # pure Python updates the same way
+            self.facts.atomic_add(self.ctx, s)  # pure Python updates the same way
             delta = self.convert(operand, g.type, value_node, implicit=False)
             if op is BinOp.SUB:
                 delta = self.negate(delta, s)
@@ -194,7 +194,7 @@ class StateEmitter(EmitterBase):
         self.b.set_block(hit)
         env = dict(self.env)
         if op is BinOp.ADD and (vt.bits in (32, 64) or vt.is_fixed):
-            self.facts.facts.atomic_adds.add((self.ctx, s))  # pure Python updates the same way
+            self.facts.atomic_add(self.ctx, s)  # pure Python updates the same way
             delta = self.convert(operand, vt, s)
             self.b.append(n.StoreValue(ref, self.scalar_value(delta), atomic_add=True, line=self.line))
         else:
