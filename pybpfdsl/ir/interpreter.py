@@ -106,12 +106,6 @@ class _Machine:
         except KeyError:
             raise IRRuntimeError(f"{v} read before it was defined") from None
 
-    def int_of(self, v: n.Value) -> int:
-        x = self.get(v)
-        if not isinstance(x, int):
-            raise IRRuntimeError(f"{v} is not a scalar")
-        return x
-
     def map(self, name: str) -> BpfMap:
         return self.env.maps[name]
 
