@@ -12,10 +12,12 @@ layout (`Struct.fields()` offsets).
 Each instruction lowers itself (`Instr.execute`, `Terminator.transfer`): its arithmetic is `lang.arith` /
 `lang.fixed` over the LLVM instance of their algebra (`_LlvmValues` on `backend.llvm_algebra`, where
 the optimisation barriers of products and quotients live), its effects and control flow are the
-`nodes.Effects` and `nodes.Control` methods of `_FunctionLowering`. Code that
-touches packet memory is shaped for the kernel verifier: every packet load is preceded by its own bounds
-check on the very pointer it dereferences, and offsets are bounded before they are added to the packet
-pointer.
+`nodes.Effects` and `nodes.Control` methods of `_FunctionLowering`. Code that touches packet memory is
+shaped for the kernel verifier: every packet load is preceded by its own bounds check on the very
+pointer it dereferences, and offsets are bounded before they are added to the packet pointer.
+
+Long because each effect's code shape (helper-argument slots, packet guards, memory layouts) is what the
+kernel verifier accepts, explained where it is emitted.
 """
 
 from __future__ import annotations
