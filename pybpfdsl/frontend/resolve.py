@@ -56,6 +56,14 @@ def resolve_global(fn: FunctionType, name: str, error: Callable[[str], DslError]
     raise error(f"unknown name `{name}`")
 
 
+def local_names(fn: FunctionType) -> frozenset[str]:
+    """The names Python treats as `fn`'s locals: its parameters and every name it assigns anywhere in its
+    body. Reading one of them before an assignment reached it is Python's UnboundLocalError, even when a
+    module-level name of the same spelling exists; Python's own compiler decided the set, so it is exact."""
+    code = fn.__code__
+    return frozenset(code.co_varnames) | frozenset(code.co_cellvars)
+
+
 def classify(value: object) -> tuple[str, object]:
     """The kind of a Python object as the DSL sees it, and what to keep of it."""
     if id(value) in _DSL_BUILTINS and callable(value):

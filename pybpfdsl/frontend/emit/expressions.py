@@ -14,7 +14,7 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.operators import COMPARISONS
-from pybpfdsl.frontend.resolve import classify, register_state, resolve_global
+from pybpfdsl.frontend.resolve import classify, local_names, register_state, resolve_global
 from pybpfdsl.frontend.values import (
     Callee,
     ConstTuple,
@@ -121,12 +121,35 @@ class ExpressionEmitter(EmitterBase):
         if name in self.scope.var_types:
             return self.err(node, f"{name} is not defined on every path that reaches here",
                             f"give {name} a value before the branch or loop that sets it")
+        if name in local_names(self.scope.source.function):
+            return self.unbound_local(node, name)
         return self.err(node, f"unknown name `{name}`")
+
+    def unbound_local(self, node: ast.expr, name: str) -> DslError:
+        """Python's rule: a name the function assigns anywhere is local in all of it, so reading it before
+        an assignment is an UnboundLocalError, whatever the module defines under that name. The hint says
+        what the user most likely meant by the module-level object of that name."""
+        message = (f"{name} is read before it is assigned: {self.scope.source.name} assigns {name}, so "
+                   f"Python takes it as a local variable everywhere in the function (it would raise "
+                   f"UnboundLocalError here)")
+        try:
+            outer: object = resolve_global(self.scope.source.function, name, lambda m: DslError(m))
+        except DslError:
+            return self.err(node, message, f"give {name} a value before this line")
+        local = f"for a local variable, give {name} a value before this line"
+        if isinstance(outer, Global):
+            return self.err(node, message, f"to change the Global, write `{name}.value += 1` or "
+                                           f"`{name}.value = ...`; {local}")
+        if isinstance(outer, StateObject):
+            return self.err(node, message, f"use another name for the local variable; {name} is a map")
+        return self.err(node, message, f"a program cannot change a module-level variable: to keep a value "
+                                       f"across packets use a Global (`{name} = Global(u64, 0)` at module "
+                                       f"level, then `{name}.value += 1`); {local}")
 
     def lookup_name(self, node: ast.expr, name: str) -> DslValue:
         if name in self.env:
             return self.env[name]
-        if name in self.scope.var_types:
+        if name in self.scope.var_types or name in local_names(self.scope.source.function):
             raise self.undefined(node, name)
         value = resolve_global(self.scope.source.function, name, lambda m: self.err(node, m))
         return self.from_python(value, name, node)
