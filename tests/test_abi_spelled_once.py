@@ -134,11 +134,6 @@ MIRRORED: frozenset[tuple[str, str]] = frozenset({
 """Copies in rooms that may not import `bpf`, checked against it by the tests below."""
 
 KNOWN: frozenset[tuple[str, str]] = frozenset({
-    ('verify/analysis/checks.py', 'BPF_COMPLEXITY_LIMIT_INSNS = 1000000'),
-    ('verify/analysis/checks.py', 'BPF_MAXINSNS = 4096'),
-    ('verify/analysis/transfer.py', 'EGRESS_IFINDEX = 20'),
-    ('verify/analysis/values.py', 'VALUE_MAP_TYPES = frozenset({0, 1, 2, 5, 6, 9, 10, 11})'),
-    ('verify/analysis/values.py', 'b.map_type in (0, a.map_type)'),
 })
 """Numbers still spelled outside the abi (in modules other sessions own today); to be emptied."""
 

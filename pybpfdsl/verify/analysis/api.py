@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from pybpfdsl.bpf.abi import MapType
+from pybpfdsl.bpf.abi import BPF_MAXINSNS, MapType
 from pybpfdsl.bpf.btf_ext import Btf, BtfKind, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
@@ -18,7 +18,7 @@ from pybpfdsl.bpf.linking import link_program
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
-from pybpfdsl.verify.analysis.checks import BPF_MAXINSNS, Code, VerifierFinding
+from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
 from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.state import FP, State, entry_state

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.abi import XdpAction, XdpMd
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.values import (
@@ -28,8 +29,6 @@ from pybpfdsl.verify.analysis.values import (
 from pybpfdsl.verify.domains.scalar import Scalar
 
 __all__ = [
-    "BPF_COMPLEXITY_LIMIT_INSNS",
-    "BPF_MAXINSNS",
     "QUIET",
     "Code",
     "Sink",
@@ -37,17 +36,13 @@ __all__ = [
     "check_access",
 ]
 
-BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
-"""The kernel gives up after processing this many instructions (counting every path)."""
-BPF_MAXINSNS = 4096
-"""Program size limit for unprivileged loaders; reported as a warning only (we load as root)."""
 BPF_MAX_VAR_OFF = 1 << 29
 """Largest variable offset the kernel lets a pointer carry."""
 MAX_PACKET_OFF = 0xFFFF
-XDP_MD_SIZE = 20
-"""struct xdp_md fields an XDP program may read: data, data_end, data_meta, ingress_ifindex, rx_queue_index."""
-XDP_RETURN_RANGE = (0, 4)
-"""XDP_ABORTED .. XDP_REDIRECT."""
+XDP_READABLE_CTX = XdpMd.EGRESS_IFINDEX
+"""struct xdp_md bytes an XDP program may read: data, data_end, data_meta, ingress_ifindex, rx_queue_index
+(egress_ifindex, next, is for devmap programs)."""
+XDP_RETURN_RANGE = (XdpAction.ABORTED, XdpAction.REDIRECT)
 
 
 class Code(enum.Enum):
@@ -166,7 +161,7 @@ def check_ctx(p: CtxPtr, insn_off: int, size: int, is_write: bool) -> str | None
         return f"access through a modified context pointer ({p}) is not allowed"
     if is_write:
         return "XDP programs may not write to the context (struct xdp_md is read-only)"
-    if size != 4 or insn_off % 4 or not 0 <= insn_off < XDP_MD_SIZE:
+    if size != 4 or insn_off % 4 or not 0 <= insn_off < XDP_READABLE_CTX:
         return f"invalid context access: {size} bytes at offset {insn_off} of struct xdp_md"
     return None
 

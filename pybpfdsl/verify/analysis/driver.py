@@ -10,9 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import Cfg, build_cfg
-from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Code, Sink, VerifierFinding
+from pybpfdsl.verify.analysis.checks import Code, Sink, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.loops import check_loops

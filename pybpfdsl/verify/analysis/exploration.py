@@ -30,11 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import Cfg
-from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, Sink
+from pybpfdsl.verify.analysis.checks import Sink
 from pybpfdsl.verify.analysis.precision import (
     TOP,
     forget_dead_slots,

@@ -94,8 +94,6 @@ HELPER_SIGNATURES: dict[int, HelperSig] = {sig.helper: sig for sig in (
 """Helper id → signature."""
 
 _M = MapType
-ARRAY_OF_MAPS, HASH_OF_MAPS = _M.ARRAY_OF_MAPS, _M.HASH_OF_MAPS
-"""Kept for verify.analysis.api and transfer (which may name ``MapType`` directly instead)."""
 
 _DATA_MAPS = frozenset({_M.HASH, _M.ARRAY, _M.PERCPU_HASH, _M.PERCPU_ARRAY, _M.LRU_HASH, _M.LRU_PERCPU_HASH,
                         _M.LPM_TRIE})

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import Source, source
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import Cfg
-from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS, QUIET, Code, VerifierFinding
+from pybpfdsl.verify.analysis.checks import QUIET, Code, VerifierFinding
 from pybpfdsl.verify.analysis.exploration import explore
 from pybpfdsl.verify.analysis.fixpoint import loop_entry, propagate
 from pybpfdsl.verify.analysis.partitions import Partitioner, Parts, joined

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
+from pybpfdsl.bpf.abi import MapType, XdpMd
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import (
     AluOp,
@@ -355,14 +356,12 @@ def _loaded(s: State, ptr: Value, insn_off: int, nbytes: int, signed: bool) -> V
     return v
 
 
-EGRESS_IFINDEX = 20
-"""Offset of ``egress_ifindex`` in ``struct xdp_md``: readable by devmap programs only."""
 
 
 def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     nbytes = _size(insn.opcode).bytes
     ptr = s.regs[insn.src]
-    if env.devmap and isinstance(ptr, CtxPtr) and ptr.off.const_value == 0 and insn.off == EGRESS_IFINDEX \
+    if env.devmap and isinstance(ptr, CtxPtr) and ptr.off.const_value == 0 and insn.off == XdpMd.EGRESS_IFINDEX \
             and nbytes == 4 and _kind(insn.opcode, insn.off, insn.imm) == Kind.LDX:
         return [(idx + 1, _write_dst(s, insn.dst, _sized(4), idx, sink))]
     msg, code = check_access(s, ptr, insn.off, nbytes, is_write=False, allow_uninit=env.allow_uninit_stack)
@@ -848,7 +847,7 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
             if the_map.map_type in hp.NO_VALUE_ACCESS_MAP_TYPES:
                 # A device entry or socket: the program may test it for NULL, nothing more is modelled.
                 the_map = replace(the_map, value_size=0)
-            if the_map.map_type in (hp.ARRAY_OF_MAPS, hp.HASH_OF_MAPS):
+            if the_map.map_type in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):
                 inner = env.inner_maps.get(the_map.name)
                 if inner is None:
                     sink.report(Code.UNSUPPORTED, idx, f"{the_map.name} is a map of maps whose inner map's "

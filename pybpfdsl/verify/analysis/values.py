@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.verify.domains.scalar import Scalar
 
 # The domain's reduction is the analysis' hot spot and a fixpoint repeats the same joins many times;
@@ -285,7 +286,8 @@ def describe(v: Value) -> str:
 # --------------------------------------------------------------------------- #
 
 
-VALUE_MAP_TYPES = frozenset({0, 1, 2, 5, 6, 9, 10, 11})
+VALUE_MAP_TYPES = frozenset({MapType.UNSPEC, MapType.HASH, MapType.ARRAY, MapType.PERCPU_HASH, MapType.PERCPU_ARRAY,
+                             MapType.LRU_HASH, MapType.LRU_PERCPU_HASH, MapType.LPM_TRIE})
 """Map types whose values are plain memory (hash, array, per-CPU, LRU, LPM trie; 0: a join of several):
 values of different such maps may be joined (see :func:`_merge_maps`)."""
 
@@ -301,13 +303,14 @@ def _merge_maps(a: MapInfo, b: MapInfo) -> MapInfo | None:
         return a
     if a.map_type not in VALUE_MAP_TYPES or b.map_type not in VALUE_MAP_TYPES:
         return None
-    return MapInfo("|".join(sorted(_map_names(a) | _map_names(b))), a.map_type if a.map_type == b.map_type else 0,
+    joined_type = a.map_type if a.map_type == b.map_type else MapType.UNSPEC
+    return MapInfo("|".join(sorted(_map_names(a) | _map_names(b))), joined_type,
                    max(a.key_size, b.key_size), min(a.value_size, b.value_size), min(a.max_entries, b.max_entries))
 
 
 def _map_le(a: MapInfo, b: MapInfo) -> bool:
     """Whether ``b`` (perhaps a join of maps) allows no access that ``a`` refuses."""
-    return a == b or (b.map_type in (0, a.map_type) and a.map_type in VALUE_MAP_TYPES
+    return a == b or (b.map_type in (MapType.UNSPEC, a.map_type) and a.map_type in VALUE_MAP_TYPES
                       and _map_names(a) <= _map_names(b) and b.value_size <= a.value_size)
 
 

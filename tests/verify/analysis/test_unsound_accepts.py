@@ -13,11 +13,11 @@ import tempfile
 
 import pytest
 
+from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object, verify_program
-from pybpfdsl.verify.analysis.checks import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.verify.analysis.values import CtxPtr, PacketEnd, ScalarValue, join_values, offsettable, reach, value_le
 from pybpfdsl.verify.domains.scalar import Scalar
 from tests.verify.analysis import loop_programs
