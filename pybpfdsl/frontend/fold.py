@@ -16,6 +16,7 @@ they give no constant. Pure-Python mode has no copies of them: it reads the type
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Protocol, TypeVar
 
 from pybpfdsl.frontend.values import Scalar
@@ -75,6 +76,26 @@ def raw_constant(s: Scalar[object]) -> int:
     if s.type.is_fixed:
         return fixed.from_float(s.const) if isinstance(s.const, float) else fixed.from_int(int(s.const))
     return s.type.wrap(int(s.const))
+
+
+LOSSY_ROUNDING = Fraction(1, 100)
+"""A float constant whose Q32.32 value is further than this (relative) from the number written is worth a
+warning: `1e-9` becomes 4·2⁻³², 7% less."""
+
+
+def lossy_rounding(value: float) -> Fraction | None:
+    """How much (relative to `value`) rounding a float constant to Q32.32 changes it, when that is more
+    than `LOSSY_ROUNDING`; None when the rounding is harmless (or the value is 0 or out of range, which
+    are not rounding questions)."""
+    try:
+        raw = fixed.from_float(value)
+    except (OverflowError, ValueError):
+        return None
+    if value == 0:
+        return None
+    exact = Fraction(value)
+    loss = abs(Fraction(raw, fixed.ONE) - exact) / abs(exact)
+    return loss if loss > LOSSY_ROUNDING else None
 
 
 def fixed_raw(v: Scalar[object], complain: Complaint) -> int:

@@ -94,7 +94,7 @@ def lower_function(fn: FunctionType, program_name: str) -> Lowered:
     try:
         lowered = lowerer.lower()
         check_program(lowered.program)
-    except DslError:
+    except (DslError, Warning):  # a DslWarning the user's filters made an error is theirs, not a bug
         raise
     except (IRError, Exception) as exc:  # a compiler bug: say where, never a bare traceback
         where = lowerer.scope.source.location(ast.Constant(value=None, lineno=lowerer.line, col_offset=0))

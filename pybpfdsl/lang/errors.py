@@ -23,6 +23,12 @@ class InternalCompilerError(Exception):
     file and line it was working on, so the report can be acted on."""
 
 
+class DslWarning(UserWarning):
+    """A DSL program compiles but probably does not compute what its text says (a float constant that
+    rounding to Q32.32 changes by more than 1%); issued with `warnings.warn_explicit` at the user's
+    file and line, so Python's warning filters (and `pytest.warns`) see it there."""
+
+
 class DslError(Exception):
     """A DSL program is wrong or uses something unsupported.
 

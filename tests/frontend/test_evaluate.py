@@ -36,6 +36,8 @@ from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import FLOAT, i8, i16, i32, i64, u8, u16, u32, u64
 
 # ----------------------------------------------------------------------------------------------- programs
+pytestmark = pytest.mark.filterwarnings("ignore::pybpfdsl.lang.errors.DslWarning")  # `floats` stores 1e-11
+
 PORTS = (22, 80, 443, 8080)
 SHIFTS = (1, 8, 31, 40)
 MIXED = (3, 0.25, True, 3000000000)
@@ -126,7 +128,7 @@ def floats(pkt: Packet) -> int:
     F_OUT[14] = float(u64(n) << 20) * 1.0e-3
     F_OUT[15] = r * r * r
     F_OUT[16] = x / 1.0e-9 if n < 3 else y / 65536
-    F_OUT[17] = 1.0e-11
+    F_OUT[17] = 1.0e-11  # rounds to 0 (a DslWarning, silenced below)
     F_INT[0] = i64(x)
     F_INT[1] = i64(-x)
     F_INT[2] = u8(z)

@@ -86,7 +86,9 @@ class ArithmeticEmitter(EmitterBase):
                                "divide by a constant or by an integer, or multiply by a precomputed reciprocal")
             if float(b.const) == 0:
                 raise self.err(node, "division by zero")
-            return self.float_binary(BinOp.MUL, a, self.const_scalar(1.0 / float(b.const), node), node)
+            reciprocal = 1.0 / float(b.const)
+            self.warn_lossy_float(reciprocal, divisor=float(b.const))
+            return self.float_binary(BinOp.MUL, a, self.const_scalar(reciprocal, node), node)
         divisor = self.convert(b, i64, node)
         if not a.type.is_fixed:
             # Integer over integer: whole part plus scaled remainder, so a large dividend (a nanosecond

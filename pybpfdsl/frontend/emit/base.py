@@ -14,12 +14,15 @@ Takes one `@xdp` function's source; keeps, while emitting, the open block, the l
 from __future__ import annotations
 
 import ast
+import math
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FunctionType
 from typing import TypeVar
 
+from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import Complaint, raw_constant
 from pybpfdsl.frontend.source import FunctionSource, read_function
@@ -28,8 +31,9 @@ from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.types import StructType
+from pybpfdsl.lang import fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
-from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.errors import DslError, DslWarning
 from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import FLOAT, ScalarType
@@ -56,6 +60,7 @@ class Scope:
     returns: list[Flow] | None = None  # for helpers: flows carrying "$ret"
     return_type: ScalarType | None = None
     call_line: int | None = None  # helpers from other files report the call site's line
+    source_line: int = 0  # the line of `source` being lowered (what warnings point at), 0 before the first
 
 
 class EmitterBase(ABC):
@@ -71,6 +76,8 @@ class EmitterBase(ABC):
         self.facts.var_types[self.main.function] = self.scope.var_types
         self.inline_stack: list[FunctionType] = []
         self.line = self.main.first_line
+        self.lossy_floats_warned: set[tuple[str, int, float]] = set()
+        """(file, line, constant) of the lossy float constants warned about: once each per compile."""
         self.loop_counters: dict[int, tuple[ast.AST, str]] = {}
         """Loop statement (by identity; the node is kept so its id is not reused) → its hidden counter."""
 
@@ -102,12 +109,14 @@ class EmitterBase(ABC):
         return complain
 
     def set_line(self, node: ast.AST) -> None:
+        self.scope.source_line = getattr(node, "lineno", self.scope.source_line)
         if self.scope.call_line is not None:
             self.line = self.scope.call_line
         else:
             self.line = getattr(node, "lineno", self.line)
 
     def set_line_expr(self, node: ast.AST) -> None:
+        self.scope.source_line = getattr(node, "lineno", self.scope.source_line)
         if self.scope.call_line is None and hasattr(node, "lineno"):
             self.line = node.lineno
 
@@ -129,7 +138,33 @@ class EmitterBase(ABC):
     def scalar_value(self, s: Scalar) -> n.Value:
         if s.value is not None:
             return s.value
+        if s.type.is_fixed and isinstance(s.const, float):
+            self.warn_lossy_float(s.const)
         return self.const(FLOAT if s.type.is_fixed else s.type, raw_constant(s))
+
+    def warn_lossy_float(self, value: float, divisor: float | None = None) -> None:
+        """Warn, at the user's line, when the Q32.32 value of a float constant the code uses is more than
+        1% off the number written (`1e-9`, or the reciprocal the code multiplies by for `/ 1e9`). Rounding
+        is the language's rule, not an error; but a constant this small is almost always a unit
+        conversion (ns to s) that an integer divisor computes exactly."""
+        file, line = self.scope.source.file, self.scope.source_line or self.scope.source.first_line
+        if (file, line, value) in self.lossy_floats_warned:
+            return
+        loss = fold.lossy_rounding(value)
+        if loss is None:
+            return
+        self.lossy_floats_warned.add((file, line, value))
+        raw = fixed.from_float(value)
+        becomes = f"{raw}·2⁻³² = {raw / fixed.ONE:.6g}" if raw else "0"
+        what = (f"the float constant {value!r}" if divisor is None
+                else f"dividing by {divisor!r} multiplies by its reciprocal {value!r}, which")
+        inverse = 1 / value
+        scale = round(inverse) if math.isfinite(inverse) else 0
+        exact = scale != 0 and abs(inverse - scale) <= 1e-12 * abs(scale) and abs(scale) < 1 << 63
+        fix = (f"to scale a value by it, divide by the integer instead: `x / {scale}` is exact" if exact else
+               "scale the computation so the constant is not this small (another unit, or an integer divisor)")
+        warnings.warn_explicit(f"{what} becomes {becomes} in Q32.32 fixed point ({float(loss):.1%} off); {fix}",
+                               DslWarning, file, line)
 
     def record(self, node: ast.AST, v: DslValue) -> DslValue:
         """Remember each expression's type, and its value where it is the same constant every time the
