@@ -105,7 +105,7 @@ class CompiledProgram:
         if report.ok:
             slots = sum(i.slots for i in report.instructions)  # lddw counts twice, as in the kernel's count
             return f"safe ({slots} instructions, {report.processed} states)"
-        from pybpfdsl.verify.analysis.explain import instruction_slot
+        from pybpfdsl.verify.analysis.report import instruction_slot
 
         first = report.errors[0]
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""

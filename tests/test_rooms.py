@@ -99,7 +99,7 @@ def test_the_checker_sees_upward_imports() -> None:
 # ----------------------------------------------------------------- rooms already in order
 # The frontend is split into stages and concepts (issue 14 §4); these keep it that way. Other rooms join
 # the list as their part of the architecture step lands.
-ACYCLIC_ROOMS = ("bpf", "frontend", "ir", "lang", "runtime")
+ACYCLIC_ROOMS = ("backend", "bpf", "frontend", "ir", "lang", "runtime", "verify")
 LONG_MODULE_LINES = 600
 LONG_MODULE_REASON = "Long because"
 """A module over LONG_MODULE_LINES lines says why in its docstring, in a sentence starting with this."""

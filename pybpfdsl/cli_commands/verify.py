@@ -9,8 +9,8 @@ from pybpfdsl.cli_commands.common import EXIT_USAGE, CliError, is_object_target,
 from pybpfdsl.cli_output import print_json, style_for
 
 if TYPE_CHECKING:
-    from pybpfdsl.verify.analysis.api import VerifierReport
     from pybpfdsl.verify.analysis.checks import VerifierFinding
+    from pybpfdsl.verify.analysis.report import VerifierReport
 
 __all__ = ["cmd_verify", "finding_json"]
 
@@ -18,7 +18,7 @@ __all__ = ["cmd_verify", "finding_json"]
 def finding_json(report: VerifierReport, f: VerifierFinding) -> dict[str, Any]:
     """A finding for --json: "instruction" is the 8-byte slot (as llvm-objdump and the kernel log count;
     -1 for the whole program), "source" the Python or C line it came from."""
-    from pybpfdsl.verify.analysis.explain import instruction_slot, source_line
+    from pybpfdsl.verify.analysis.report import instruction_slot, source_line
 
     at = instruction_slot(report, f.insn)
     return {"code": f.code.value, "instruction": at, "message": f.message, "error": f.is_error,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from pybpfdsl.bpf.abi import BPF_MAXINSNS, MapType
 from pybpfdsl.bpf.btf_ext import Btf, BtfKind, LineInfo
@@ -21,6 +21,7 @@ from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stac
 from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
 from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE, HELPER_SIGNATURES
+from pybpfdsl.verify.analysis.report import VerifierReport
 from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, MapValueOrNull, ScalarValue, Unknown, Value
@@ -29,43 +30,6 @@ from pybpfdsl.verify.subject import Subject
 
 __all__ = ["XDP_SECTIONS", "VerifierReport", "is_xdp_section", "verify_instructions", "verify_object",
            "verify_object_all", "verify_program"]
-
-
-@dataclass
-class VerifierReport:
-    """The verdict on one program: ``ok`` unless some finding is an error."""
-
-    name: str
-    section: str
-    instructions: tuple[Instruction, ...]
-    findings: list[VerifierFinding]
-    line_info: tuple[LineInfo, ...] = ()
-    analysis: Analysis | None = field(default=None, repr=False)
-    seconds: float = 0.0
-    processed: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def errors(self) -> list[VerifierFinding]:
-        return [f for f in self.findings if f.is_error]
-
-    def format(self, limit: int = 5) -> str:
-        """The errors explained (instruction, Python line, registers, the chain that produced them)."""
-        from pybpfdsl.verify.analysis.explain import format_report
-
-        return format_report(self, limit)
-
-    def explain(self) -> str:
-        """Every instruction with the types and ranges of the registers it reads and writes."""
-        from pybpfdsl.verify.analysis.explain import format_listing
-
-        return format_listing(self)
-
-    def __str__(self) -> str:
-        return self.format()
 
 
 def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],

@@ -82,7 +82,7 @@ class VerifierFinding:
     code: Code
     insn: int
     """Instruction index (lddw counts once); -1 for whole-program findings. What the user reads is the
-    8-byte slot (:func:`pybpfdsl.verify.analysis.explain.instruction_slot`), as the kernel's log counts."""
+    8-byte slot (:func:`pybpfdsl.verify.analysis.report.instruction_slot`), as the kernel's log counts."""
     message: str
     registers: tuple[int, ...] = ()
     """Registers the violation is about; the explanation shows their values and where they came from."""

@@ -10,13 +10,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import Kind
-from pybpfdsl.verify.analysis.explain import registers_of
+from pybpfdsl.bpf.opcode import AtomicOp, Kind, Source, source
 
-__all__ = ["live_in", "solve_backward"]
+__all__ = ["live_in", "registers_of", "solve_backward"]
 
 ALL = (1 << 11) - 1
 CALL_CLOBBERS = 0b111111  # r0..r5
+
+
+def registers_of(insn: Instruction) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(registers read, registers written) by ``insn``."""
+    k = insn.kind
+    x = source(insn.opcode) == Source.X
+    if k in (Kind.ALU, Kind.SDIV):
+        return ((insn.dst, insn.src) if x else (insn.dst,)), (insn.dst,)
+    if k in (Kind.MOV, Kind.MOVSX):
+        return ((insn.src,) if x else ()), (insn.dst,)
+    if k in (Kind.NEG, Kind.END, Kind.BSWAP, Kind.ADDR_SPACE_CAST):
+        return (insn.dst,), (insn.dst,)
+    if k == Kind.LDDW:
+        return (), (insn.dst,)
+    if k in (Kind.LDX, Kind.LDX_SX):
+        return (insn.src,), (insn.dst,)
+    if k == Kind.ST:
+        return (insn.dst,), ()
+    if k == Kind.STX:
+        return (insn.dst, insn.src), ()
+    if k == Kind.ATOMIC:
+        writes: tuple[int, ...] = ()
+        if insn.imm == AtomicOp.CMPXCHG:
+            return (insn.dst, insn.src, 0), (0,)
+        if insn.imm & 1:
+            writes = (insn.src,)
+        return (insn.dst, insn.src), writes
+    if k == Kind.JCOND:
+        return ((insn.dst, insn.src) if x else (insn.dst,)), ()
+    if k == Kind.CALL:
+        return (1, 2, 3, 4, 5), (0,)
+    if k == Kind.EXIT:
+        return (0,), ()
+    return (), ()
 
 
 def _uses_defs(insn: Instruction) -> tuple[int, int]:

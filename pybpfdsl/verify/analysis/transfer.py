@@ -4,6 +4,9 @@ Each function takes the state before the instruction and returns ``(successor in
 (a conditional jump returns up to two, refined for its edge; ``exit`` none). Violations go to the
 sink; after a violation the analysis continues as if the instruction had done the least surprising
 thing (a load yields an unknown scalar, a bad store is dropped) so later errors are still reported.
+
+Long because the instruction set has some thirty kinds, each with its own rule and its own messages, and
+they share the pointer and scalar helpers at the top; a split by kind would scatter those.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ reduction never loses a value; it reports bottom (empty) rather than leaving con
 32-bit operations run the same code on the low half as a ``width // 2``-bit scalar and zero-extend the
 result; 32-bit jumps refine only the low-half components, and the reduction alone carries what is
 sound back into the 64-bit view.
+
+Long because each ALU operation (about twenty) needs its transfer on all five components plus the
+reduction between them, and the reduction is what the operations share.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Every ALU, jump, load/store value and atomic operation is `bpf.semantics` instan
 the very functions the concrete interpreter runs with `INT_OPS`; this module only adds what the table
 leaves to a memory model: pointers, regions, maps and helpers (see `bytecode_memory`). It takes an
 instruction list directly, so a caller can prove a modified program against the same IR.
+
+Long because one encoder walks every instruction kind and every modelled helper over one path state; the
+memory model is already apart (`bytecode_memory`), and the helpers are the next part to move out.
 """
 
 from __future__ import annotations

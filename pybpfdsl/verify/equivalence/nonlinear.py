@@ -20,6 +20,9 @@ practice: the backend (`backend/llvm_algebra.py`) emits every product and quotie
 on operands LLVM could only rewrite in such provable ways, but the solver, left alone, does not
 discover which operand pairs to compare. Signed division and remainders go onto the unsigned function
 through magnitudes, as `lang.arith` defines them.
+
+Long because the abstraction, the definitions that refine it and the search for shared cuts walk the same
+terms with the same caches.
 """
 
 from __future__ import annotations

@@ -20,6 +20,9 @@ extracts and low masks as polynomials modulo 2^k, splitting atoms at the cut whe
 exact; or and xor of operands whose bits cannot overlap as addition; if-then-else with the arms' common
 part moved out; comparisons and equalities on the narrowest width that holds both sides exactly, with
 constants folded; boolean structure flattened, deduplicated and ordered.
+
+Long because the normal form has rules for each operator (linear sums, shifts, masks, byte swaps, extracts)
+over one term representation, and they call one another.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What the user reads: errors tied to their Python line, and the annotated listing (``--explain``).
+"""The verdict on one program (`VerifierReport`) and what the user reads of it: errors tied to their Python
+line, and the annotated listing (``--explain``).
 
 An error names the instruction and the source line BTF line info maps it to, shows the registers it
 is about with their abstract values (type and range, VeRefine-style ``packet+[0, 14], id=15``), and
@@ -14,57 +15,56 @@ An ``lddw`` of a map shows the map's name (``r1 = map[counters] ll``), as ``pybp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.btf_ext import LineInfo
 from pybpfdsl.bpf.disasm import format_instruction
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
-from pybpfdsl.bpf.opcode import AtomicOp, Kind, Source, source
+from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis.checks import Sink, VerifierFinding
+from pybpfdsl.verify.analysis.driver import Analysis
+from pybpfdsl.verify.analysis.liveness import registers_of
 from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import step
 from pybpfdsl.verify.analysis.values import describe
 
-if TYPE_CHECKING:
-    from pybpfdsl.verify.analysis.api import VerifierReport
-
-__all__ = ["format_finding", "format_listing", "format_report", "instruction_slot", "registers_of", "source_line"]
+__all__ = ["VerifierReport", "format_finding", "format_listing", "format_report", "instruction_slot", "source_line"]
 
 CHAIN_DEPTH = 6
 CHAIN_WIDTH = 3
 
 
-def registers_of(insn: Instruction) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(registers read, registers written) by ``insn``."""
-    k = insn.kind
-    x = source(insn.opcode) == Source.X
-    if k in (Kind.ALU, Kind.SDIV):
-        return ((insn.dst, insn.src) if x else (insn.dst,)), (insn.dst,)
-    if k in (Kind.MOV, Kind.MOVSX):
-        return ((insn.src,) if x else ()), (insn.dst,)
-    if k in (Kind.NEG, Kind.END, Kind.BSWAP, Kind.ADDR_SPACE_CAST):
-        return (insn.dst,), (insn.dst,)
-    if k == Kind.LDDW:
-        return (), (insn.dst,)
-    if k in (Kind.LDX, Kind.LDX_SX):
-        return (insn.src,), (insn.dst,)
-    if k == Kind.ST:
-        return (insn.dst,), ()
-    if k == Kind.STX:
-        return (insn.dst, insn.src), ()
-    if k == Kind.ATOMIC:
-        writes: tuple[int, ...] = ()
-        if insn.imm == AtomicOp.CMPXCHG:
-            return (insn.dst, insn.src, 0), (0,)
-        if insn.imm & 1:
-            writes = (insn.src,)
-        return (insn.dst, insn.src), writes
-    if k == Kind.JCOND:
-        return ((insn.dst, insn.src) if x else (insn.dst,)), ()
-    if k == Kind.CALL:
-        return (1, 2, 3, 4, 5), (0,)
-    if k == Kind.EXIT:
-        return (0,), ()
-    return (), ()
+@dataclass
+class VerifierReport:
+    """The verdict on one program: ``ok`` unless some finding is an error."""
+
+    name: str
+    section: str
+    instructions: tuple[Instruction, ...]
+    findings: list[VerifierFinding]
+    line_info: tuple[LineInfo, ...] = ()
+    analysis: Analysis | None = field(default=None, repr=False)
+    seconds: float = 0.0
+    processed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def errors(self) -> list[VerifierFinding]:
+        return [f for f in self.findings if f.is_error]
+
+    def format(self, limit: int = 5) -> str:
+        """The errors explained (instruction, Python line, registers, the chain that produced them)."""
+        return format_report(self, limit)
+
+    def explain(self) -> str:
+        """Every instruction with the types and ranges of the registers it reads and writes."""
+        return format_listing(self)
+
+    def __str__(self) -> str:
+        return self.format()
 
 
 def source_line(report: VerifierReport, idx: int) -> str | None:
