@@ -129,9 +129,9 @@ class ExpressionEmitter(EmitterBase):
         """Python's rule: a name the function assigns anywhere is local in all of it, so reading it before
         an assignment is an UnboundLocalError, whatever the module defines under that name. The hint says
         what the user most likely meant by the module-level object of that name."""
-        message = (f"{name} is read before it is assigned: {self.scope.source.name} assigns {name}, so "
-                   f"Python takes it as a local variable everywhere in the function (it would raise "
-                   f"UnboundLocalError here)")
+        message = (f"{name} is read before it is assigned: {self.scope.source.name} assigns {name}, so it is "
+                   f"a local variable in the whole function (Python's rule: reading it first raises "
+                   f"UnboundLocalError)")
         try:
             outer: object = resolve_global(self.scope.source.function, name, lambda m: DslError(m))
         except DslError:

@@ -21,7 +21,7 @@ def module_counter_incremented(pkt: Packet) -> int:
 
 @xdp
 def module_counter_augmented(pkt: Packet) -> int:
-    count += 1  # error: (it would raise UnboundLocalError here) | hint: Global(u64, 0)
+    count += 1  # error: (Python's rule: reading it first raises UnboundLocalError) | hint: Global(u64, 0)
     if count > LIMIT:
         return XDP_DROP
     return XDP_PASS
@@ -57,4 +57,15 @@ def bump_in_helper(n: u32) -> u32:
 @xdp
 def helper_counter(pkt: Packet) -> int:
     bump_in_helper(pkt.len)
+    return XDP_PASS
+
+
+@xdp
+def assigned_in_an_earlier_iteration_only(pkt: Packet) -> int:
+    # Python would run this (prev is set in the first iteration before the read in the second); the DSL
+    # needs a value on every path that reaches the read, the loop's first entry included.
+    for i in range(3):
+        if i > 0:
+            x = prev  # error: prev is read before it is assigned | hint: give prev a value before this line
+        prev = u32(i)
     return XDP_PASS
