@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pybpfdsl.bpf import abi
-from pybpfdsl.verify.analysis.helpers import HELPER_SIGNATURES
+from pybpfdsl.verify.analysis.helper_signatures import HELPER_SIGNATURES
 
 INCLUDE = Path("/usr/include/linux")  # the C compiler's system include directory
 HEADER = INCLUDE / "bpf.h"

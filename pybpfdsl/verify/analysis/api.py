@@ -16,13 +16,13 @@ from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.linking import link_program
 from pybpfdsl.bpf.opcode import Kind
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis import abstract_state as st
+from pybpfdsl.verify.analysis.abstract_state import FP, State, entry_state
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
 from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
-from pybpfdsl.verify.analysis.helpers import CALLBACK_TYPE, HELPER_SIGNATURES
+from pybpfdsl.verify.analysis.helper_signatures import CALLBACK_TYPE, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.report import VerifierReport
-from pybpfdsl.verify.analysis.state import FP, State, entry_state
 from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, MapValueOrNull, ScalarValue, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from pybpfdsl.bpf import abi
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis import abstract_state as st
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import StackPtr, alternatives
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import XdpAction, XdpMd
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.values import (
     CtxPtr,
     MapValue,

@@ -11,14 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis import abstract_state as st
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg, build_cfg
 from pybpfdsl.verify.analysis.checks import Code, Sink, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.loops import check_loops
 from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 
 __all__ = ["Analysis", "analyse"]

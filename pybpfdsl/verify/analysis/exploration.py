@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import Sink
 from pybpfdsl.verify.analysis.precision import (
@@ -43,7 +44,6 @@ from pybpfdsl.verify.analysis.precision import (
     precise_in,
     stack_live_in,
 )
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue, Value
 

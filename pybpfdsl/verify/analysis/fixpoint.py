@@ -16,11 +16,11 @@ from __future__ import annotations
 import copy
 import heapq
 
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis import abstract_state as st
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import QUIET
 from pybpfdsl.verify.analysis.partitions import OVERFLOW, Partitioner, Parts
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 
 __all__ = ["NARROW_PASSES", "WIDEN_DELAY", "loop_entry", "narrow", "propagate"]

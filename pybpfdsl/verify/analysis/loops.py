@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import Source, source
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import QUIET, Code, VerifierFinding
 from pybpfdsl.verify.analysis.exploration import explore
 from pybpfdsl.verify.analysis.fixpoint import loop_entry, propagate
 from pybpfdsl.verify.analysis.partitions import Partitioner, Parts, joined
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 from pybpfdsl.verify.domains.scalar import Scalar

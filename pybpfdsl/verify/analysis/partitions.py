@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis import state as st
-from pybpfdsl.verify.analysis.state import State
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.values import MapPtr, PacketPtr, ScalarValue, StackPtr
 
 __all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "joined", "partition_key"]

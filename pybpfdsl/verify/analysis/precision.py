@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.liveness import solve_backward
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import OneOf, ScalarValue, StackPtr, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar

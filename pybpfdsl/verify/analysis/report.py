@@ -21,10 +21,10 @@ from pybpfdsl.bpf.btf_ext import LineInfo
 from pybpfdsl.bpf.disasm import format_instruction
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
+from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.checks import Sink, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis
 from pybpfdsl.verify.analysis.liveness import registers_of
-from pybpfdsl.verify.analysis.state import State
 from pybpfdsl.verify.analysis.transfer import step
 from pybpfdsl.verify.analysis.values import describe
 

@@ -32,10 +32,10 @@ from pybpfdsl.bpf.opcode import (
     source,
 )
 from pybpfdsl.verify.analysis import cache as cc
-from pybpfdsl.verify.analysis import helpers as hp
+from pybpfdsl.verify.analysis import helper_signatures as hp
 from pybpfdsl.verify.analysis import stack as stk
+from pybpfdsl.verify.analysis.abstract_state import FP, Frame, State, unlink_null_id, unlink_packet_id
 from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_finding
-from pybpfdsl.verify.analysis.state import FP, Frame, State, unlink_null_id, unlink_packet_id
 from pybpfdsl.verify.analysis.values import (
     UNINIT,
     CtxPtr,

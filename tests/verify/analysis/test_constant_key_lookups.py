@@ -12,7 +12,7 @@ import pytest
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from pybpfdsl.verify.analysis import Code, helpers, verify_instructions
+from pybpfdsl.verify.analysis import Code, helper_signatures, verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
 from tests.verify.analysis.kernel_oracle import BPF_MAP_TYPE_HASH, EXIT, add_imm, kernel_verdict, load, mov, mov_reg
 
@@ -44,7 +44,7 @@ def _lookup_without_null_check(key: int, at: int) -> list[Instruction]:
         "array key 1 unaligned"])
 def test_a_lookup_the_kernel_knows_succeeds_needs_no_null_check(the_map: MapInfo, key: int, at: int,
                                                                  safe: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(helpers, "CONSTANT_KEY_LOOKUPS", True)
+    monkeypatch.setattr(helper_signatures, "CONSTANT_KEY_LOOKUPS", True)
     prog = _lookup_without_null_check(key, at)
     ours = verify_instructions(prog, map_refs={MAP_LDDW: (the_map, None)})
     assert ours.ok == safe, ours.format()
@@ -57,7 +57,8 @@ def test_a_lookup_the_kernel_knows_succeeds_needs_no_null_check(the_map: MapInfo
             assert "invalid mem access 'map_value_or_null'" in verdict.log, verdict.last_lines
 
 
-@pytest.mark.skipif(not KERNEL or not helpers.CONSTANT_KEY_LOOKUPS, reason="needs a 6.14+ kernel to compare with")
+@pytest.mark.skipif(not KERNEL or not helper_signatures.CONSTANT_KEY_LOOKUPS,
+                    reason="needs a 6.14+ kernel to compare with")
 def test_the_rule_is_the_running_kernels() -> None:
     """This kernel accepts the dereference without a NULL check, and so does our verifier, by default."""
     prog = _lookup_without_null_check(3, -8)
@@ -68,7 +69,7 @@ def test_the_rule_is_the_running_kernels() -> None:
 def test_before_6_14_every_array_lookup_may_be_null(monkeypatch: pytest.MonkeyPatch) -> None:
     """Kernels before 6.14 type every lookup's result as maybe NULL: verifying for one of them, a
     dereference without the check is refused."""
-    monkeypatch.setattr(helpers, "CONSTANT_KEY_LOOKUPS", False)
+    monkeypatch.setattr(helper_signatures, "CONSTANT_KEY_LOOKUPS", False)
     ours = verify_instructions(_lookup_without_null_check(3, -8), map_refs={MAP_LDDW: (ARRAY, None)})
     assert any(f.code == Code.NULL_DEREF and f.insn == 5 for f in ours.errors), ours.format()
 
@@ -78,4 +79,4 @@ def test_before_6_14_every_array_lookup_may_be_null(monkeypatch: pytest.MonkeyPa
     ("weird", (0, 0)),
 ])
 def test_kernel_release_parsing(release: str, expected: tuple[int, int]) -> None:
-    assert helpers._kernel_release(release) == expected
+    assert helper_signatures._kernel_release(release) == expected

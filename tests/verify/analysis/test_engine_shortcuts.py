@@ -13,8 +13,8 @@ import pytest
 
 from pybpfdsl.bpf.instruction import slot_offsets
 from pybpfdsl.bpf.random_programs import generate
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in

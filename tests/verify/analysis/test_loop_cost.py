@@ -39,7 +39,7 @@ from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions, verify_program
-from pybpfdsl.verify.analysis import state as st
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis.exploration import Exploration, explore
 from pybpfdsl.verify.analysis.liveness import live_in
 from tests.generated.checks import load_module

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.verify.analysis import Code, verify_instructions
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis import state as st
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.partitions import partition_key
