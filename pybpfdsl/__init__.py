@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pybpfdsl.deploy import Attachment, attach
     from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
     from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
-    from pybpfdsl.lang.errors import DslError, InternalCompilerError, SourceLocation
+    from pybpfdsl.lang.errors import DslError, DslWarning, InternalCompilerError, SourceLocation
     from pybpfdsl.lang.headers import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG
     from pybpfdsl.lang.packet import Packet
     from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray, RingBuf
@@ -50,14 +50,14 @@ __all__ = [
     "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "bounded", "inline",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XdpAction",
     "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG",
-    "DslError", "SourceLocation", "CompiledProgram", "XdpProgram", "InternalCompilerError",
+    "DslError", "DslWarning", "SourceLocation", "CompiledProgram", "XdpProgram", "InternalCompilerError",
     "attach", "detach", "Attachment", "AttachError",
 ]
 
 _EXPORTS: dict[str, str] = {name: module for module, names in (
     ("pybpfdsl.lang.actions", "XDP_ABORTED XDP_DROP XDP_PASS XDP_REDIRECT XDP_TX XdpAction"),
     ("pybpfdsl.lang.builtins", "bounded cpu_id inline ip now_ns prandom_u32 randint random"),
-    ("pybpfdsl.lang.errors", "DslError InternalCompilerError SourceLocation"),
+    ("pybpfdsl.lang.errors", "DslError DslWarning InternalCompilerError SourceLocation"),
     ("pybpfdsl.lang.headers", "TCP_ACK TCP_FIN TCP_PSH TCP_RST TCP_SYN TCP_URG"),
     ("pybpfdsl.lang.packet", "Packet"),
     ("pybpfdsl.lang.state", "Array Global HashMap LruHashMap PerCpuArray RingBuf"),
