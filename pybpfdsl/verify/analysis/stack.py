@@ -194,7 +194,7 @@ def le(a: Stack, b: Stack) -> bool:
     # A plain loop: this runs millions of times per corpus, and a generator inside all() cost 2-3% of it.
     if a is b:
         return True
-    for x, y in zip(a, b, strict=True):
+    for x, y in zip(a, b, strict=True):  # noqa: SIM110 - see above
         if x is not y and not x.le(y):
             return False
     return True
