@@ -38,9 +38,12 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
     sink = QUIET
     processed = 0
     assert part is not None
-    dirty: dict[int, set[object]] = {}
+    # The partitions to re-run at each point, in the order they changed: a dict, not a set, because a
+    # set of partition keys iterates in hash order, and keys hold None (whose hash is its address in
+    # Python 3.11, different in every process), so the order, and with widening the result, varied.
+    dirty: dict[int, dict[object, None]] = {}
     for _, i in work:
-        dirty[i] = set(pre[i])
+        dirty[i] = dict.fromkeys(pre[i])
     at_stop: list[State] = []
     n = len(env.insns)
     le = st.le
@@ -50,7 +53,7 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
         keys = dirty.pop(idx, None)
         parts_here = pre[idx]
         if OVERFLOW in parts_here:
-            keys = {OVERFLOW}
+            keys = {OVERFLOW: None}
         elif not keys:
             continue
         for key in list(keys):
@@ -89,12 +92,12 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                     continue
                 parts[k] = new
                 if t not in dirty:
-                    dirty[t] = set()
+                    dirty[t] = {}
                     heapq.heappush(work, (cfg.order.get(t, t), t))
                 if collapsed_now:
                     dirty[t].clear()
-                    dirty[t].update(parts)
-                dirty[t].add(k)
+                    dirty[t].update(dict.fromkeys(parts))
+                dirty[t][k] = None
     return processed, at_stop
 
 
