@@ -19,8 +19,19 @@ from pathlib import Path
 
 import pytest
 
+from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import partitions, verify_object
+from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
+from pybpfdsl.verify.analysis.values import (
+    PacketPtr,
+    ScalarValue,
+    StackPtr,
+    join_values,
+    narrow_values,
+    widen_values,
+)
+from pybpfdsl.verify.domains.scalar import Scalar
 from tests.generated.checks import load_module
 from tests.generated.program_strategy import RandomChooser, generate_program
 
@@ -124,3 +135,22 @@ def test_report_does_not_depend_on_the_process(programs: dict[int, tuple[bytes, 
                                text=True, cwd=ROOT, env=env, check=True)
         there = json.loads(child.stdout)
         assert {s: there[s] for s in here} == here
+
+
+def test_identity_shortcuts_are_exact() -> None:
+    """State joins skip registers and slots that are the same object (``x is y``); which equal values are
+    the same object depends on the caches, so a value combined with an equal one must give that value,
+    as the skip does: even a widened (unreduced) scalar, whose domain join with itself is its reduction."""
+    w = Scalar.urange(0, 10).widen(Scalar.urange(0, 20))
+    copy = Scalar(w.tnum, w.u64, w.s64, w.u32, w.s32)
+    assert copy == w and copy is not w and w.join(copy) != w  # the case that needs the guard
+    for v, twin in ((ScalarValue(w), ScalarValue(copy)), (StackPtr(w), StackPtr(copy)),
+                    (PacketPtr(w, 3, 2), PacketPtr(copy, 3, 2))):
+        assert join_values(v, twin) == v
+        assert widen_values(v, twin) == v
+        assert narrow_values(v, twin) == v
+        assert stk.Slot(0xFF, v, 8).join(stk.Slot(0xFF, twin, 8)) == stk.Slot(0xFF, v, 8)
+    s = st.entry_state().set_reg(2, ScalarValue(w), 1)
+    t = st.entry_state().set_reg(2, ScalarValue(copy), 1)
+    assert st.join(s, t, 5) == st.join(s, s, 5) == s
+    assert st.widen(s, t, (), 5) == s
