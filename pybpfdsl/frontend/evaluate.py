@@ -158,7 +158,7 @@ def convert(x: Scalar[int], t: ScalarType) -> Scalar[int]:
     """Convert to `t` (an assignment, argument, or `T(x)`); constants by the compiler's constant rules."""
     if x.type == t:
         return x
-    if x.const is not None:
+    if x.const is not None and not fold.saturates_up(x, t):
         return _folded(fold.convert_constant(x, t, _refuse))
     return Scalar(t, arith.convert(_raw(x), x.type, t))
 
@@ -576,6 +576,9 @@ class _Evaluator:
         raise EvaluationError(f"`{_text(node)}`: {base!r} has no attribute {attr}")
 
     def true_divide(self, a: Scalar[int], b: Scalar[int]) -> Scalar[int]:
+        whole = fold.integral_divisor(a, b)
+        if whole is not None:  # `elapsed / 1e9`: an exact integer quotient (see fold.integral_divisor)
+            b = Scalar(i64, whole, whole)
         if b.type.is_fixed:
             if b.const is None:
                 raise EvaluationError("division by a float computed at run time")

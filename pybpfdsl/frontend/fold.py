@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith, fixed
@@ -48,7 +48,10 @@ def untyped(s: Scalar[object]) -> bool:
 def exact_float(raw: int) -> float | None:
     """The Python float equal to a Q32.32 raw value, or None when a double cannot hold it exactly."""
     value = fixed.to_float(raw)
-    return value if fixed.from_float(value) == raw else None
+    try:
+        return value if fixed.from_float(value) == raw else None
+    except OverflowError:  # the largest float (a saturated result) rounds to 2**31 as a double
+        return None
 
 
 def constant(value: object, complain: Complaint) -> Scalar:
@@ -119,6 +122,13 @@ def check_implicit(v: Scalar[object], t: ScalarType, complain: Complaint) -> Non
                        f"use a wider type, or write `{t}({v.const})` to wrap it on purpose")
 
 
+def saturates_up(v: Scalar[object], t: ScalarType) -> bool:
+    """A typed integer constant above 2**31 converted to float: it saturates to the largest float, just
+    under 2**31, which no double holds, so the conversion is not folded (the code computes it)."""
+    return (t.is_fixed and v.const is not None and not v.type.is_fixed and not v.literal
+            and int(v.const) > fixed.WHOLE_MAX)
+
+
 def convert_constant(v: Scalar[_V], t: ScalarType, complain: Complaint) -> Scalar[_V]:
     """A constant converted to `t` (explicitly, or after `check_implicit`)."""
     assert v.const is not None
@@ -131,7 +141,9 @@ def convert_constant(v: Scalar[_V], t: ScalarType, complain: Complaint) -> Scala
             if not -(1 << 31) <= v.const < 1 << 31:
                 raise complain(f"{v.const} is outside the float range [-2**31, 2**31)", _FLOAT_RANGE)
             return Scalar(FLOAT, const=float(v.const))
-        # A typed constant converts as the code would at run time: outside the range it wraps.
+        # A typed constant converts as the code would at run time: outside the range it saturates (the
+        # largest float has no double, so that one is left to the code: see `saturates_up`).
+        assert not saturates_up(v, t)
         return Scalar(FLOAT, const=fixed.to_float(arith.convert(int(v.const), v.type, FLOAT)))
     if isinstance(v.const, float):
         raw = fixed.from_float(v.const)
@@ -187,6 +199,24 @@ def fold_typed_float(op: BinOp, a: Scalar[object], b: Scalar[object], complain: 
     return Scalar(FLOAT, const=folded) if folded is not None else None
 
 
+# An integral float divisor up to this size divides exactly (`lang.fixed.divide_integers`).
+_EXACT_DIVISOR: Final = 1 << 32
+
+
+def integral_divisor(a: Scalar[object], b: Scalar[object]) -> int | None:
+    """The integer `b` stands for when `a / b` divides an integer by an integral float constant (`elapsed /
+    1e9`, `x / 1000.0`): the code divides by that integer exactly, as `x / 1_000_000_000` would, rather
+    than converting `x` to a float first (which saturates past 2**31) and multiplying by a rounded
+    reciprocal. None otherwise (a float dividend, a fractional or run-time divisor, two untyped
+    constants, which fold in double precision, or |b| > 2**32)."""
+    if a.type.is_fixed or not b.type.is_fixed or b.const is None or (untyped(a) and untyped(b)):
+        return None
+    divisor = float(b.const)
+    if not divisor.is_integer() or divisor == 0 or abs(divisor) > _EXACT_DIVISOR:
+        return None
+    return int(divisor)
+
+
 def fold_true_divide(a: Scalar[object], b: Scalar[object], complain: Complaint) -> Scalar | None:
     """`a / b` on constants: untyped ones in double precision (a zero divisor refused), typed ones as the
     code computes (a quotient truncated to Q32.32; x / 0 == 0). None when it does not fold."""
@@ -196,9 +226,10 @@ def fold_true_divide(a: Scalar[object], b: Scalar[object], complain: Complaint) 
         if float(b.const) == 0:
             raise complain("division by zero in a constant expression")
         return constant(float(a.const) / float(b.const), complain)
-    if b.type.is_fixed:
+    whole = integral_divisor(a, b)
+    if b.type.is_fixed and whole is None:
         return None
-    const_divisor = convert_constant(b, i64, complain).const
+    const_divisor = whole if whole is not None else convert_constant(b, i64, complain).const
     assert isinstance(const_divisor, int)
     if a.type.is_fixed:
         folded = exact_float(fixed.div_int(fixed_raw(a, complain), const_divisor))
@@ -236,6 +267,8 @@ def fold_compare(op: CmpOp, a: Scalar[object], b: Scalar[object], complain: Comp
     if t.is_fixed and untyped(a) and untyped(b):
         return Scalar(BOOL, const=int(arith.compare_untyped(op, float(a.const), float(b.const))))
     if t.is_fixed:
+        if saturates_up(a, t) or saturates_up(b, t):
+            return None
         fa, fb = convert_constant(a, t, complain).const, convert_constant(b, t, complain).const
         assert fa is not None and fb is not None
         return Scalar(BOOL, const=int(arith.compare_untyped(op, float(fa), float(fb))))

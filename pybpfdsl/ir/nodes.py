@@ -283,7 +283,8 @@ class FixedDivInt(PureInstr):
 
 @dataclass(frozen=True)
 class IntQuotient(PureInstr):
-    """Two i64 integers divided, giving a float (`lang.fixed.quotient`): exact when |rhs| <= 2**32."""
+    """Two i64 integers divided, giving a float (`lang.fixed.divide_integers`): exact when |rhs| <= 2**32,
+    saturating when the whole part does not fit the float range. Also `x / 1e9` for an integer `x`."""
 
     syntax: ClassVar[str] = "int_quotient {lhs}, {rhs}"
     out: Value

@@ -8,7 +8,8 @@ here and in the IR interpreter, Z3 in the prover, LLVM instructions in the backe
 
 Rounding: constants convert to the nearest representable value (ties away from zero); multiplication,
 division and conversion to integers truncate toward zero; addition and subtraction are exact and wrap
-like 64-bit integers.
+like 64-bit integers. An integer that becomes a float (a conversion, or an integer quotient) saturates to
+the nearest end of the range instead of wrapping: a clock value past 2**31 never turns negative.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ FRACTION_BITS: Final = 32
 ONE: Final = 1 << FRACTION_BITS
 _MASK64: Final = (1 << 64) - 1
 _LOW_HALF: Final = (1 << FRACTION_BITS) - 1
+RAW_MAX: Final = (1 << 63) - 1  # the largest float, just under 2**31
+RAW_MIN: Final = -(1 << 63)  # the smallest float, -2**31
+WHOLE_MAX: Final = (1 << 31) - 1  # the largest integer a float holds
+WHOLE_MIN: Final = -(1 << 31)
 
 
 def wrap64(value: int) -> int:
@@ -51,8 +56,10 @@ def ceil_from_float(value: float) -> int:
 
 
 def from_int(value: int) -> int:
-    """An integer as a fixed-point value (wraps outside the range, like the shift the code performs)."""
-    return wrap64(value << FRACTION_BITS)
+    """An integer as a fixed-point value, saturating outside the range (as `from_integer` does)."""
+    if value > WHOLE_MAX:
+        return RAW_MAX
+    return max(value, WHOLE_MIN) << FRACTION_BITS
 
 
 def to_float(raw: int) -> float:
@@ -101,15 +108,24 @@ def divide_integers(ops: Algebra[V, B], a: V, n: V) -> V:
     """Two signed 64-bit integers divided, as a float: `a / n` truncated toward zero to Q32.32; 0 for n == 0.
 
     Whole part plus scaled remainder on the magnitudes, `(q << 32) + ((r << 32) mod 2**64) // |n|`, so a
-    large dividend (a nanosecond clock) does not overflow; exact whenever |n| <= 2**32 and the quotient
-    fits the float range. The remainder is `|a| - q·|n|`, without a second divider.
+    large dividend (a nanosecond clock) does not overflow; exact whenever |n| <= 2**32. A whole part
+    q >= 2**31 does not fit: the result saturates to the largest (or, negative, the smallest) float. The
+    remainder is `|a| - q·|n|`, without a second divider.
     """
     ma, mn = ops.abs_(a, 64), ops.abs_(n, 64)
     q = unsigned_quotient(ops, ma, mn)
     r = ops.sub(ma, ops.mul(q, mn, 64), 64)
     shift = ops.const(FRACTION_BITS, 64)
     raw = ops.add(ops.shl(q, shift, 64), unsigned_quotient(ops, ops.shl(r, shift, 64), mn), 64)
-    return ops.zero_if_divisor_zero(n, _with_sign(ops, raw, _signs_differ(ops, a, n)), 64)
+    negative = _signs_differ(ops, a, n)
+    # Saturated: RAW_MAX, or with the sign applied, RAW_MAX + 1 (2**63) negated, RAW_MIN.
+    extreme = ops.add(ops.const(RAW_MAX, 64), ops.zext(ops.bool_value(negative), 1, 64), 64)
+    # q >= 2**31 exactly when |a| >= 2**31·|n|, that is when (|a| >> 31) > |n| - 1 (never for n == 0, where
+    # the result must stay 0): asked of the dividend, not of the quotient, so the prover compares the
+    # comparisons LLVM folds (for a constant divisor) without reasoning through the division.
+    too_big = ops.ugt(ops.lshr(ma, ops.const(31, 64), 64), ops.sub(mn, ops.const(1, 64), 64), 64)
+    magnitude = ops.ite(too_big, extreme, raw)
+    return ops.zero_if_divisor_zero(n, _with_sign(ops, magnitude, negative), 64)
 
 
 def divide_by_integer(ops: Algebra[V, B], a: V, n: V) -> V:
@@ -125,9 +141,15 @@ def truncate(ops: Algebra[V, B], raw: V) -> V:
     return _with_sign(ops, whole, ops.negative(raw, 64))
 
 
-def from_integer(ops: Algebra[V, B], wide: V) -> V:
-    """A 64-bit integer as a float (wrapping outside the range)."""
-    return ops.shl(wide, ops.const(FRACTION_BITS, 64), 64)
+def from_integer(ops: Algebra[V, B], wide: V, signed: bool = True) -> V:
+    """A 64-bit integer (signed or unsigned) as a float, saturating outside the range [-2**31, 2**31): a
+    value too large becomes the largest float (just under 2**31), one too small the smallest (-2**31)."""
+    shifted = ops.shl(wide, ops.const(FRACTION_BITS, 64), 64)
+    if not signed:
+        return ops.ite(ops.ugt(wide, ops.const(WHOLE_MAX, 64), 64), ops.const(RAW_MAX, 64), shifted)
+    low = ops.ite(ops.slt(wide, ops.const(pattern(WHOLE_MIN, 64), 64), 64), ops.const(pattern(RAW_MIN, 64), 64),
+                  shifted)
+    return ops.ite(ops.sgt(wide, ops.const(WHOLE_MAX, 64), 64), ops.const(RAW_MAX, 64), low)
 
 
 # --------------------------------------------------------------------------- #

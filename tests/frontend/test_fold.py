@@ -10,6 +10,7 @@ import pytest
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.values import Scalar
+from pybpfdsl.lang import fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i32, i64, u8, u32, u64
@@ -74,8 +75,13 @@ def test_implicit_conversions_refuse_to_lose_information() -> None:
 def test_constant_conversions_follow_the_code() -> None:
     assert fold.convert_constant(literal(300), u8, complain) == Scalar(u8, const=44)
     assert fold.convert_constant(literal(3), FLOAT, complain) == Scalar(FLOAT, const=3.0)
-    # A typed constant converts as at run time: u32 max is -1 in Q32.32's 32 integer bits.
-    assert fold.convert_constant(typed(u32, 0xFFFFFFFF), FLOAT, complain) == Scalar(FLOAT, const=-1.0)
+    assert fold.convert_constant(typed(u32, 7), FLOAT, complain) == Scalar(FLOAT, const=7.0)
+    # A typed constant converts as at run time, saturating: below the range to -2**31 exactly; above it to
+    # the largest float, which no double holds, so that conversion is left to the code.
+    assert fold.convert_constant(typed(i64, -(1 << 40)), FLOAT, complain) == Scalar(FLOAT, const=-2147483648.0)
+    assert fold.saturates_up(typed(u32, 0xFFFFFFFF), FLOAT)
+    assert not fold.saturates_up(typed(u32, 0x7FFFFFFF), FLOAT)
+    assert fold.fold_compare(CmpOp.GT, typed(FLOAT, 0.0), typed(u32, 0xFFFFFFFF), complain) is None
     with pytest.raises(DslError, match="outside the float range"):
         fold.convert_constant(literal(1 << 31), FLOAT, complain)
 
@@ -91,6 +97,18 @@ def test_true_division_of_constants() -> None:
         fold.fold_true_divide(literal(1), literal(0), complain)
     assert fold.fold_true_divide(typed(u32, 7), typed(u32, 0), complain) == Scalar(FLOAT, const=0.0)  # x / 0 == 0
     assert fold.fold_true_divide(typed(u32, 7), typed(u32, 2), complain) == Scalar(FLOAT, const=3.5)
+
+
+def test_an_integer_over_an_integral_float_constant_divides_by_the_integer() -> None:
+    """`elapsed / 1e9` divides by 1_000_000_000 exactly (no reciprocal rounded to Q32.32)."""
+    nanoseconds = typed(u64, 5 * 10**9 + 1)  # past 2**32: converting it to a float first would saturate
+    expected = fixed.to_float(fixed.quotient(5 * 10**9 + 1, 10**9))
+    assert fold.fold_true_divide(nanoseconds, literal(1e9), complain) == Scalar(FLOAT, const=expected)
+    assert fold.integral_divisor(typed(u64, 1), literal(1000.0)) == 1000
+    assert fold.integral_divisor(typed(u64, 1), literal(-4.0)) == -4
+    assert fold.integral_divisor(typed(u64, 1), literal(2.5)) is None  # not integral: the reciprocal
+    assert fold.integral_divisor(typed(FLOAT, 1.0), literal(1e9)) is None  # a float dividend
+    assert fold.integral_divisor(literal(3), literal(2.0)) is None  # two literals fold in double precision
 
 
 def test_power_is_for_constants_only() -> None:

@@ -42,7 +42,8 @@ def scaled_by_tiny_constant(pkt: Packet) -> int:
 
 @xdp
 def divided_by_large_float(pkt: Packet) -> int:
-    out[0] = pkt.len / 1e9  # lossy: reciprocal
+    out[0] = float(pkt.len) / 1e9  # lossy: reciprocal
+    out[1] = pkt.len / 1e9  # an integer over an integral constant: exact, no reciprocal
     return XDP_PASS
 
 

@@ -25,9 +25,10 @@ from tests.frontend.test_evaluate import PROGRAMS
 # The rules `fold` gives pure-Python mode where the operation has no node of its own to record a type
 # under: a comparison's operand type (also `in` over a tuple, `match` cases, min/max pairwise) and the
 # constant rules (conversion, folding a comparison, a literal's type, the raw value of a constant, the
-# threshold `random() < p` is compared with where the emitter recorded that it chose that comparison).
+# threshold `random() < p` is compared with where the emitter recorded that it chose that comparison,
+# whether a constant's conversion to float saturates, the integer an integral float divisor stands for).
 _FOLD_RULES_EVALUATE_MAY_ASK = {"compare_type", "fold_compare", "constant", "convert_constant", "raw_constant",
-                                "random_threshold"}
+                                "random_threshold", "saturates_up", "integral_divisor"}
 # The promotion and result-type rules, which pure-Python mode reads from the recorded types instead.
 _TYPE_RULES = {"promote", "common_type", "literal_type", "binary_type", "unary_type", "join_type"}
 

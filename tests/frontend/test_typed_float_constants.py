@@ -1,5 +1,5 @@
 """Typed constants fold as the code computes at run time, floats included (docs/language.md, "Constant
-expressions"): an integer outside the float range converts by wrapping, a quotient by a typed zero is 0,
+expressions"): an integer outside the float range converts by saturating, a quotient by a typed zero is 0,
 and products and quotients truncate in Q32.32. Each constant below is stored beside the same expression
 computed at run time (`pkt.len - 14` is 0 for the 14-byte packet), and the four executions must agree.
 Found by the generated-program tests (tests/generated): these were internal compiler errors or false
@@ -28,7 +28,7 @@ computed = Array(float, 8)
 @xdp
 def typed_float_constants(pkt: Packet) -> int:
     zero = pkt.len - 14                                   # 0 at run time
-    folded[0] = float(u32(4294949981))                    # outside the float range: wraps to -17315.0
+    folded[0] = float(u32(4294949981))                    # outside the float range: saturates to the largest
     computed[0] = float(u32(zero + 4294949981))
     folded[1] = i64(-9223372036854775808) / 0.5           # the i64 converts (wrapping) before the product
     computed[1] = (i64(zero) - 9223372036854775807 - 1) / 0.5
@@ -45,11 +45,11 @@ def typed_float_constants(pkt: Packet) -> int:
 @xdp
 def typed_constants_meet_floats(pkt: Packet) -> int:
     f = float(pkt.len) - 14.0                             # 0.0 at run time
-    folded[5] = 1.0 if f > u32(4294967295) else 2.0       # the u32 converts (wrapping) to -1.0: true
+    folded[5] = 1.0 if f > u32(4294967295) else 2.0       # the u32 saturates to the largest float: false
     folded[6] = 1.0 if 0.5 * f + 0.5 > u32(4294967295) else 2.0
     half = 0.5
     folded[7] = 1.0 if half > u32(4294967295) else 2.0    # both constants: the same answer
-    computed[5] = f - u32(4294967295)                     # 1.0
+    computed[5] = f - u32(4294967295)                     # minus the largest float
     return XDP_PASS
 
 
@@ -58,7 +58,7 @@ def test_typed_constants_fold_like_the_run_time_code() -> None:
     assert compare(typed_float_constants, [FRAME, FRAME], executions=EXECUTIONS) is None
     typed_float_constants(FRAME)
     assert [folded[i] for i in range(5)] == [computed[i] for i in range(5)]
-    assert folded[0] == -17315.0 and folded[1] == 0.0 and folded[2] == 0.0
+    assert folded[0] == 2147483648.0 and folded[1] == 0.0 and folded[2] == 0.0  # (the largest, as a double)
 
 
 def test_an_untyped_constant_outside_the_float_range_is_a_dsl_error(tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_typed_integer_constants_meet_run_time_floats_converted() -> None:
     reset_state(folded, computed)
     assert compare(typed_constants_meet_floats, [FRAME, FRAME + b"x"], executions=EXECUTIONS) is None
     typed_constants_meet_floats(FRAME)
-    assert (folded[5], folded[6], folded[7], computed[5]) == (1.0, 1.0, 1.0, 1.0)
+    assert (folded[5], folded[6], folded[7], computed[5]) == (2.0, 2.0, 2.0, -2147483648.0)
 
 
 ints = Array(i64, 4)

@@ -7,7 +7,8 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pybpfdsl.lang import fixed
+from pybpfdsl.lang import arith, fixed
+from pybpfdsl.lang.types import FLOAT, ScalarType, i8, i16, i32, i64, u8, u16, u32, u64
 
 i64s = st.integers(-(2**63), 2**63 - 1)
 
@@ -16,11 +17,28 @@ def truncate(x: Fraction) -> int:
     return int(x)  # int() of a Fraction truncates toward zero
 
 
+def saturate(raw: int) -> int:
+    return min(max(raw, fixed.RAW_MIN), fixed.RAW_MAX)
+
+
 @given(i64s, st.integers(-(2**32), 2**32).filter(lambda n: n != 0))
 def test_integer_quotient_is_exact_when_the_divisor_fits_32_bits(a: int, n: int) -> None:
-    exact = truncate(Fraction(a * 2**32, n))
-    if -(2**63) <= exact < 2**63:
-        assert fixed.quotient(a, n) == exact
+    """Exact (truncated toward zero) inside the float range, saturated outside it: `elapsed / 1e9` never
+    wraps."""
+    assert fixed.quotient(a, n) == saturate(truncate(Fraction(a * 2**32, n)))
+
+
+@given(st.integers(0, 2**63 - 1), st.sampled_from([10**3, 10**6, 10**9, 1, 3, 7, 2**32, 2**32 - 1]))
+def test_a_clock_over_an_integral_constant_is_exact(ns: int, scale: int) -> None:
+    """The rule `x / 1e9` follows: whole quotient and scaled remainder, against exact rationals."""
+    q, r = divmod(ns, scale)
+    expected = fixed.RAW_MAX if q > fixed.WHOLE_MAX else (q << 32) + (r << 32) // scale
+    assert fixed.quotient(ns, scale) == expected == saturate(truncate(Fraction(ns * 2**32, scale)))
+
+
+@given(st.integers(-(2**64), 2**64))
+def test_an_integer_becomes_a_float_saturating(value: int) -> None:
+    assert fixed.from_int(value) == saturate(value * 2**32)
 
 
 def test_integer_quotient_of_a_nanosecond_clock() -> None:
@@ -52,3 +70,10 @@ def test_random_threshold_is_the_exact_count_of_32_bit_values_below_p(p: float) 
     for r in (threshold - 1, threshold):
         if 0 <= r < 2**32:
             assert (Fraction(r, 2**32) < Fraction(p)) == (r < threshold)
+
+
+@given(st.sampled_from([i8, i16, i32, i64, u8, u16, u32, u64]), st.data())
+def test_every_integer_type_converts_to_float_saturating(t: ScalarType, data: st.DataObject) -> None:
+    """The conversion the code performs (`lang.arith.convert`, over the algebra), by the source's sign."""
+    value = data.draw(st.one_of(st.integers(t.min, t.max), st.sampled_from([t.min, t.max, 0, -1 if t.signed else 1])))
+    assert arith.convert(value, t, FLOAT) == saturate(value * 2**32)

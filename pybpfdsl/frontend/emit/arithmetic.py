@@ -45,7 +45,7 @@ class ArithmeticEmitter(EmitterBase):
             return v
         if implicit:
             fold.check_implicit(v, t, self.complaint(node))
-        if v.const is not None:
+        if v.const is not None and not fold.saturates_up(v, t):
             return fold.convert_constant(v, t, self.complaint(node))
         value = self.scalar_value(v)
         return Scalar(t, self.b.emit(n.Convert(self.new(t), value, line=self.line)))
@@ -80,6 +80,9 @@ class ArithmeticEmitter(EmitterBase):
         folded = fold.fold_true_divide(a, b, self.complaint(node))
         if folded is not None:
             return folded
+        whole = fold.integral_divisor(a, b)
+        if whole is not None:  # `elapsed / 1e9`: an exact integer quotient, as `elapsed / 1_000_000_000`
+            b = Scalar(i64, const=whole)
         if b.type.is_fixed:
             if b.const is None:
                 raise self.err(node, "dividing by a float computed at run time is not supported",
