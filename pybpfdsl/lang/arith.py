@@ -157,7 +157,7 @@ def convert_in(ops: Algebra[V, B], x: V, source: ScalarType, target: ScalarType)
     if source.is_fixed:
         return _resize(ops, fixed.truncate(ops, x), 64, target.bits, signed=True)
     if target.is_fixed:
-        return fixed.from_integer(ops, _resize(ops, x, source.bits, 64, source.signed), source.signed)
+        return fixed.from_integer(ops, _resize(ops, x, source.bits, 64, source.signed), source.signed, source.bits)
     return _resize(ops, x, source.bits, target.bits, source.signed)
 
 

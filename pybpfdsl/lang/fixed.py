@@ -141,10 +141,15 @@ def truncate(ops: Algebra[V, B], raw: V) -> V:
     return _with_sign(ops, whole, ops.negative(raw, 64))
 
 
-def from_integer(ops: Algebra[V, B], wide: V, signed: bool = True) -> V:
-    """A 64-bit integer (signed or unsigned) as a float, saturating outside the range [-2**31, 2**31): a
-    value too large becomes the largest float (just under 2**31), one too small the smallest (-2**31)."""
+def from_integer(ops: Algebra[V, B], wide: V, signed: bool = True, bits: int = 64) -> V:
+    """An integer of `bits` bits (signed or unsigned), extended to 64, as a float, saturating outside the
+    range [-2**31, 2**31): a value too large becomes the largest float (just under 2**31), one too small
+    the smallest (-2**31). Types narrower than that (up to i32) always fit: a plain shift, no test."""
     shifted = ops.shl(wide, ops.const(FRACTION_BITS, 64), 64)
+    if bits < 32 or (bits == 32 and signed):
+        return shifted
+    if bits == 32:  # a u32: too large exactly when the shift sets the sign bit
+        return ops.ite(ops.negative(shifted, 64), ops.const(RAW_MAX, 64), shifted)
     if not signed:
         return ops.ite(ops.ugt(wide, ops.const(WHOLE_MAX, 64), 64), ops.const(RAW_MAX, 64), shifted)
     low = ops.ite(ops.slt(wide, ops.const(pattern(WHOLE_MIN, 64), 64), 64), ops.const(pattern(RAW_MIN, 64), 64),
