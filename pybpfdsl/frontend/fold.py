@@ -122,6 +122,13 @@ def check_implicit(v: Scalar[object], t: ScalarType, complain: Complaint) -> Non
                        f"use a wider type, or write `{t}({v.const})` to wrap it on purpose")
 
 
+def always_saturates(v: Scalar[object], t: ScalarType) -> bool:
+    """A typed integer constant outside [-2**31, 2**31) converted to float: it saturates every time (the
+    emitter warns at its line)."""
+    return (t.is_fixed and v.const is not None and not v.type.is_fixed and not v.literal
+            and not fixed.WHOLE_MIN <= int(v.const) <= fixed.WHOLE_MAX)
+
+
 def saturates_up(v: Scalar[object], t: ScalarType) -> bool:
     """A typed integer constant above 2**31 converted to float: it saturates to the largest float, just
     under 2**31, which no double holds, so the conversion is not folded (the code computes it)."""

@@ -20,6 +20,8 @@ from pybpfdsl.testing import reset_state
 KERNEL, _ = kernel_bpf_available()
 EXECUTIONS = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
 FRAME = bytes(12) + b"\x88\xb5"
+# The constants outside the float range are deliberate here (test_saturating_constants checks the warning).
+pytestmark = pytest.mark.filterwarnings("ignore:.*outside the float range:pybpfdsl.lang.errors.DslWarning")
 
 folded = Array(float, 8)
 computed = Array(float, 8)

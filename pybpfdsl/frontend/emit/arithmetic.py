@@ -45,6 +45,9 @@ class ArithmeticEmitter(EmitterBase):
             return v
         if implicit:
             fold.check_implicit(v, t, self.complaint(node))
+        if fold.always_saturates(v, t):
+            assert isinstance(v.const, int)
+            self.warn_saturating(v.const, v.type)
         if v.const is not None and not fold.saturates_up(v, t):
             return fold.convert_constant(v, t, self.complaint(node))
         value = self.scalar_value(v)
