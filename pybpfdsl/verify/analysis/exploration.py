@@ -23,7 +23,9 @@ differ (calibration against the kernel: 0.11x to 11x on generated programs, medi
 tests/verify/analysis/test_loop_cost.py).
 
 The simulation costs about as much as the kernel's count, so it stops at ``work`` steps (a verdict of
-``None``: the caller falls back to a coarser estimate).
+``None``: the caller falls back to a coarser estimate), or sooner (``shallow``) where a path runs a
+loop for many iterations: the kernel's count of such a loop multiplies with each, so one that has
+not ended early will not end within a bigger budget either (``range(5000)`` with a branch).
 """
 
 from __future__ import annotations
@@ -184,10 +186,11 @@ def _on_numbers(env: Env, idx: int, s: State) -> bool:
 
 
 def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, State], work: int = EXPLORE_WORK,
-            limit: int = BPF_COMPLEXITY_LIMIT_INSNS) -> Exploration:
+            limit: int = BPF_COMPLEXITY_LIMIT_INSNS, shallow: tuple[int, int] | None = None) -> Exploration:
     """Simulate the kernel's exploration from ``entry`` (see the module docstring); ``live``: the
     live registers (:func:`.liveness.live_in`); ``pre``: the fixpoint's invariant (what may point
-    into the stack, for :func:`.precision.stack_live_in`).
+    into the stack, for :func:`.precision.stack_live_in`); ``shallow``: (steps, iterations): give up
+    after that many steps if a path has passed a loop head more than that many times by then.
 
     Precision (:mod:`.precision`) is found as the kernel finds it, as paths decide jumps: the first
     time a jump on numbers goes one way only, its operands and their sources become precise
@@ -208,6 +211,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     stored: dict[int, list[_Stored]] = {}
     insns = jmps = prev_insns = prev_jmps = 0
     steps = 0
+    budget, deep = (work, 0) if shallow is None else (min(work, shallow[0]), shallow[1])
     # A path: (instruction, state, its last stored state, jump points since then, visits of each head).
     pending: list[tuple[int, State, _Stored | None, int, tuple[int, ...]]] = []
     idx, s, parent, history, visits = 0, entry, None, 0, (0,) * len(heads)
@@ -273,8 +277,10 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
             steps += 1
             if insns > limit:
                 return Exploration(insns, False, idx, steps, _visits(heads, most))
-            if steps > work:
-                return Exploration(insns, None, idx, steps, _visits(heads, most))
+            if steps > budget:
+                if steps > work or max(most, default=0) > deep:
+                    return Exploration(insns, None, idx, steps, _visits(heads, most))
+                budget = work  # shallow loops: the whole budget
             if is_jump[idx]:
                 jmps += 1
             succ = [(t, o) for t, o in step(env, idx, s, sink) if 0 <= t < n]
