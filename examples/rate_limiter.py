@@ -21,10 +21,11 @@ How it maps to XDP:
 - `current_time()` is `now_ns()` (`bpf_ktime_get_ns`, CLOCK_MONOTONIC) and `last_ts` is `last_refill_ns`.
   The elapsed time is divided by the integer 1e9 to get seconds: dividing by an integer is exact in fixed
   point, whereas multiplying by the constant 1e-9 would round it to 4 * 2**-32 (a 7% error).
-- Fixed point covers [-2**31, 2**31), about 2.1 s when counted in nanoseconds, so the elapsed time is
-  capped at `MAX_REFILL_NS` (one second) before the conversion. A gap longer than that refills at most
-  one second's worth of tokens; with `burst <= rate_per_sec` (the default, as in AppNet) the bucket is
-  full after one second anyway, so nothing changes.
+- The elapsed time is capped at `MAX_REFILL_NS` (one second): a gap longer than that refills at most one
+  second's worth of tokens, and with `burst <= rate_per_sec` (the default, as in AppNet) the bucket is full
+  after one second anyway, so nothing changes. (Without the cap the quotient would still be exact: an
+  integer divided by an integer, or by an integral float such as 1e9, is the exact quotient, saturating
+  only above 2**31 seconds; the cap keeps `rate * seconds` far from the fixed-point range.)
 - Fixed-point arithmetic rounds toward zero, so each refill may come out a few 1e-7 tokens short
   (exactly one millisecond at 1000/s gives 0.99999993 tokens): the limiter errs on the strict side.
 - A request passes when at least one token is left (AppNet's `> 1.0` becomes `>= 1.0`: "drop when
