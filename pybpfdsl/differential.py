@@ -6,6 +6,11 @@ are pure Python, the IR interpreter, the bytecode interpreter and the kernel (BP
 execution starts from the same state (the state objects' values when `compare` is called) and leaves it
 there afterwards, so comparisons can be repeated.
 
+Every execution has the same reader of its ring buffers: it takes their records before the first packet
+and after each one. Reading a kernel ring consumes it (the records move to the Python side and free
+their room), so a reader that only looked in the Python executions would leave their buffers to fill
+while the kernel's never did, and `output` would fail in one and not the other.
+
 Randomness and time are inputs: pure Python and the IR interpreter read them from the same deterministic
 source; the kernel's helpers cannot be fixed, so programs that use them are compared either without the
 kernel, with fixed helper results (`compare(..., helpers=...)`: pure Python, the IR interpreter and the
@@ -72,14 +77,40 @@ def snapshot(state: dict[str, StateObject]) -> Snapshot:
 HelperFactory = Callable[[], HelperSource]
 
 
+@contextmanager
+def _reading(state: dict[str, StateObject]) -> Iterator[Callable[[], Snapshot]]:
+    """The ring buffers' reader for one execution: takes their records now, and on each call the records
+    since, and gives the snapshot with every record taken so far. Afterwards the records taken are
+    pending again, on the Python side, oldest first (the state an execution leaves, as without a reader).
+    Enter it before loading a program and leave it after closing, so that the kernel's last records are
+    on the Python side by then."""
+    rings = {name: obj for name, obj in state.items() if isinstance(obj, RingBuf)}
+    taken: dict[str, list[Struct]] = {name: [] for name in rings}
+
+    def take() -> None:
+        for name, ring in rings.items():
+            taken[name] += ring.poll()
+
+    def observe() -> Snapshot:
+        take()
+        return {**snapshot(state), **{name: list(records) for name, records in taken.items()}}
+
+    take()
+    try:
+        yield observe
+    finally:
+        for name, ring in rings.items():
+            ring.restore(taken[name] + ring.records)
+
+
 def run_python(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | None = None) -> list[Step]:
     """Pure-Python mode on each packet in turn."""
     state = prog.lower().state
     steps = []
-    with _helpers(helpers):
+    with _helpers(helpers), _reading(state) as observe:
         for p in packets:
             action = prog(p)
-            steps.append(Step(action, p, snapshot(state)))
+            steps.append(Step(action, p, observe()))
     return steps
 
 
@@ -88,10 +119,10 @@ def run_ir(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | 
     lowered = prog.lower()
     env = _environment(lowered.program, lowered.state)
     steps = []
-    with _helpers(helpers):
+    with _helpers(helpers), _reading(lowered.state) as observe:
         for p in packets:
             result = run_program(lowered.program, p, env)
-            steps.append(Step(result.action, result.packet, snapshot(lowered.state)))
+            steps.append(Step(result.action, result.packet, observe()))
     return steps
 
 
@@ -102,10 +133,10 @@ def run_bytecode(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFact
     compiled = _compiled(prog)
     state = compiled.lowered.state
     steps = []
-    with _helpers(helpers):
+    with _helpers(helpers), _reading(state) as observe:
         for p in packets:
             action, after = interpret(compiled, p, state)
-            steps.append(Step(action, after, snapshot(state)))
+            steps.append(Step(action, after, observe()))
     return steps
 
 
@@ -119,10 +150,11 @@ def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
     state = lowered.state
     steps = []
     # What `prog.load()` does, from the object compiled once for every comparison of `prog`.
-    with LoadedProgram.load(compiled.elf, lowered.program, state, source_lines=lines) as loaded, _one_cpu():
+    with _reading(state) as observe, \
+            LoadedProgram.load(compiled.elf, lowered.program, state, source_lines=lines) as loaded, _one_cpu():
         for p in packets:
             result = loaded.run(p)
-            steps.append(Step(result.action, result.packet, snapshot(state)))
+            steps.append(Step(result.action, result.packet, observe()))
     return steps
 
 

@@ -1,9 +1,8 @@
 """Programs the generated-program tests found that our verifier refuses although the kernel loads them
-(false alarms, in `pybpfdsl/verify/`, which other people own), and a ring buffer the executions fill
-differently (the differential harness and the bytecode interpreter, owned by others). Each test states
-the correct behaviour and is a strict xfail: it starts to pass, and so fails here, when the bug is fixed;
-then drop the marker, and the construct the CI sample leaves out for it (`CI_FEATURES` in
-test_generated_programs.py) can come back. Reduced from generated programs (benchmarks/generated_corpus.py)
+(false alarms, in `pybpfdsl/verify/`, which other people own). Each test states the correct behaviour
+and is a strict xfail: it starts to pass, and so fails here, when the bug is fixed; then drop the
+marker, and the construct the CI sample leaves out for it (`CI_FEATURES` in test_generated_programs.py)
+can come back. Reduced from generated programs (benchmarks/generated_corpus.py)
 and kept as generated: unused locals and nested checks are part of what the verifier sees."""
 # ruff: noqa: F841, SIM102, B007
 
@@ -22,7 +21,6 @@ from pybpfdsl import (
     LruHashMap,
     Packet,
     PerCpuArray,
-    RingBuf,
     Struct,
     i8,
     i16,
@@ -36,9 +34,7 @@ from pybpfdsl import (
     u64,
     xdp,
 )
-from pybpfdsl.differential import compare
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from pybpfdsl.testing import reset_state
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
@@ -173,28 +169,3 @@ def test_two_byte_map_values_read_on_joined_paths_are_accepted() -> None:
         pass  # the kernel loads it
     compiled = two_byte_map_values.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
-
-
-class Rec(Struct):
-    a: i64
-    b: bool
-
-
-events = RingBuf(Rec, 4096)  # 24 bytes a record: 170 fit
-
-
-@xdp
-def eight_records_a_packet(pkt: Packet) -> int:
-    for i in range(8):
-        events.output(Rec(i64(i), True))
-    return XDP_PASS
-
-
-@needs_kernel
-@pytest.mark.xfail(strict=True, reason="the harness's snapshot reads `events.records` after each packet, which "
-                                       "drains the kernel's ring; pure Python, the IR and the bytecode count every "
-                                       "record listed as still pending, so from the 22nd packet they refuse records "
-                                       "the kernel takes")
-def test_a_ring_buffer_fills_alike_when_read_after_every_packet() -> None:
-    reset_state(events)
-    assert compare(eight_records_a_packet, [bytes(14)] * 24, executions=("python", "kernel")) is None
