@@ -281,9 +281,11 @@ class _Generator:
             self.out.constructs.add("struct value")
         size = self.c.choice([4, 16, 64])
         if kind == "LruHashMap":
-            # The kernel's LRU is approximate (a 16-entry map starts evicting at about 12 keys): sized so that
-            # the few keys a program uses (mostly 0..7) never fill it, the kernel's state is exact.
-            size = max(size, 16)
+            # The kernel's LRU is approximate: it evicts before the map is full (measured: a 16-entry map
+            # from 13 keys, a 64-entry one from 61, when keys are updated again). An LRU map's keys come
+            # from at most 8 values (scalar) or 16 (a Struct: every field 0 or 1, see `_key`), so a map of
+            # 16 or 64 never evicts and the kernel's state is exact.
+            size = max(size, 64 if isinstance(key, _Struct) else 16)
         return _Map(name, kind, key, value, size)
 
     # ------------------------------------------------------------------ helpers
@@ -446,17 +448,25 @@ class _Generator:
             if self.chance(40):
                 return str(self.c.integer(0, m.size - 1))
             return f"u32({self.int_expr(scope, 1)}) % {m.size + self.c.choice([0, 0, 1])}"
+        lru = m.kind == "LruHashMap"  # keys from a few values only (see `map_decl`)
         if isinstance(m.key, _Struct):
-            return self.record(m.key, scope, small=True)
+            return self.record(m.key, scope, small=True, lru=lru)
         if self.chance(30):
-            return self.typed_constant(m.key) if self.chance(50) else f"{m.key}({self.c.integer(0, 7)})"
+            if self.chance(50):
+                constant = self.typed_constant(m.key)
+                return f"{m.key}(u32({constant}) & 7)" if lru else constant
+            return f"{m.key}({self.c.integer(0, 7)})"
         return f"{m.key}(u32({self.int_expr(scope, 1)}) & 7)"
 
-    def record(self, s: _Struct, scope: _Scope, small: bool = False) -> str:
+    def record(self, s: _Struct, scope: _Scope, small: bool = False, lru: bool = False) -> str:
+        """A `s` record; `small`: a hash key, most fields 0..3; `lru`: an LRU key, every field 0 or 1
+        (the same random choices either way, so the rest of the program does not change)."""
         args = []
         for _, t in s.fields:
             if small and t != "bool" and self.chance(70):
-                args.append(f"{t}(u32({self.int_expr(scope, 1)}) & 3)")
+                args.append(f"{t}(u32({self.int_expr(scope, 1)}) & {1 if lru else 3})")
+            elif lru and t != "bool":
+                args.append(f"{t}(u32({self.convert(t, scope, 1)}) & 1)")
             else:
                 args.append(self.convert(t, scope, 1))
         if self.chance(20):
