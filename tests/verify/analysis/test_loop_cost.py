@@ -204,12 +204,12 @@ def test_generated_loops_the_kernel_loads_are_verified(seed: int, tmp_path: Path
     assert report.ok, report.format()
 
 
-RESCUED = {34: 40_175, 37: 55_168, 91: 90_909, 236: 104_690}
+RESCUED = {34: 40_175, 37: 55_168, 91: 90_909, 236: 104_690, 327: 112_265}
 """Generated programs (seed: the kernel's processed count, kernel 6.18) whose loops have many branches
 that rejoin, or call an ``@inline`` helper with a loop: the closed form estimated them at 1.3 million
-to 98 million instructions (it multiplies paths at every split, and counts each inner iteration as
+to 169 billion instructions (it multiplies paths at every split, and counts each inner iteration as
 one of the outer loop), and the simulation, given ``EXPLORE_WORK`` steps, did not end; with
-``RESCUE_WORK`` it counts 118,146 / 127,566 / 118,111 / 104,310 and accepts them."""
+``RESCUE_WORK`` it counts 118,146 / 127,566 / 118,111 / 104,310 / 132,078 and accepts them."""
 
 
 def _kernel_count(elf: bytes, name: str) -> tuple[bool, int | None]:
@@ -225,6 +225,7 @@ def _kernel_count(elf: bytes, name: str) -> tuple[bool, int | None]:
 
 
 @needs_kernel
+@pytest.mark.filterwarnings("ignore::pybpfdsl.DslWarning")  # seed 327 converts a large u64 to float
 @pytest.mark.parametrize("seed", list(RESCUED))
 def test_branchy_loops_the_kernel_loads_are_verified(seed: int, tmp_path: Path) -> None:
     gen = generate_program(RandomChooser(seed))
