@@ -15,7 +15,7 @@ from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg, build_cfg
 from pybpfdsl.verify.analysis.checks import Code, Sink, VerifierFinding
-from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
+from pybpfdsl.verify.analysis.fixpoint import WIDEN_LIMIT, NotConverging, narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.loops import check_loops
 from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
@@ -83,20 +83,38 @@ def _analyse_both(env: Env, entry: State | None, max_parts: int) -> Analysis:
     accept). The messages shown are the partitioned analysis' (closer to the kernel's, which follows
     one path at a time).
     """
-    base = _analyse(env, entry, 1)
+    try:
+        base = _analyse(env, entry, 1)
+    except NotConverging as exc:
+        return _not_converged(env, exc)
     if max_parts <= 1 or not any(f.is_error for f in base.findings):
         return base
     # Loops: re-run the termination pass only where the plain analysis called a loop unbounded (a quick
     # verdict); one it proved bounded needs no second proof, and one that exhausted the unrolling budget
     # keeps its finding rather than spend the budget again.
     recheck = {f.insn for f in base.findings if f.code == Code.UNBOUNDED_LOOP}
-    fine = _analyse(env, entry, max_parts, recheck)
+    try:
+        fine = _analyse(env, entry, max_parts, recheck)
+    except NotConverging:
+        # The partitioned analysis is no over-approximation once it stopped short; the plain one is, and
+        # it already refuses the program (that is why the partitioned one ran).
+        return base
     fine.findings += [f for f in base.findings if f.code == Code.COMPLEXITY and f.insn >= 0]
     flagged_by_base = {f.insn for f in base.findings if f.is_error}
     fine.findings = [f for f in fine.findings if not f.is_error or f.insn in flagged_by_base]
     fine.processed += base.processed
     fine.kernel_estimate = max(fine.kernel_estimate, base.kernel_estimate)
     return fine
+
+
+def _not_converged(env: Env, exc: NotConverging) -> Analysis:
+    """A refusal, with the instruction where the fixpoint kept changing: sound (nothing is accepted) and
+    quick, where analysing on would never end."""
+    finding = VerifierFinding(
+        Code.COMPLEXITY, exc.insn, f"our analysis did not settle at this loop after {WIDEN_LIMIT:,} passes "
+        "(a limit of pybpfdsl's verifier, not the kernel's): the program is refused; simplify the loop, or "
+        "report the program as a pybpfdsl bug")
+    return Analysis(env, build_cfg(env), {}, [finding], 0, {})
 
 
 def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int] | None = None) -> Analysis:

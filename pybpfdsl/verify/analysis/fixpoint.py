@@ -23,9 +23,23 @@ from pybpfdsl.verify.analysis.checks import QUIET
 from pybpfdsl.verify.analysis.partitions import OVERFLOW, Partitioner, Parts
 from pybpfdsl.verify.analysis.transfer import Env, step
 
-__all__ = ["NARROW_PASSES", "WIDEN_DELAY", "loop_entry", "narrow", "propagate"]
+__all__ = ["NARROW_PASSES", "WIDEN_DELAY", "WIDEN_LIMIT", "NotConverging", "loop_entry", "narrow", "propagate"]
 
 WIDEN_DELAY = 3
+WIDEN_LIMIT = 2_000
+"""Passes through one partition at one loop head after which the analysis gives up: a sound widening settles
+in a handful, so a point widened this often is chasing its own tail (a join that links packet pointers
+under a fresh id makes each result differ from the last by a name), and the program is refused with a
+finding rather than analysed forever. A step count, like every budget here, so the verdict is the same on
+any machine."""
+
+
+class NotConverging(Exception):
+    """The fixpoint did not settle at instruction ``insn`` within WIDEN_LIMIT passes."""
+
+    def __init__(self, insn: int) -> None:
+        super().__init__(f"the analysis did not settle at instruction {insn}")
+        self.insn = insn
 NARROW_PASSES = 2
 NARROW_ANY = True
 """Narrow a loop head's partition by its recomputed self whenever that one is below it."""
@@ -85,6 +99,8 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                 old = parts.get(k)
                 vk = (t, k)
                 visits[vk] = visits.get(vk, 0) + 1
+                if visits[vk] > WIDEN_LIMIT and t in cfg.heads:
+                    raise NotConverging(t)
                 j = st.join(old, s, t)
                 new = st.widen(old, j, env.thresholds, t) if t in cfg.heads and visits[vk] > WIDEN_DELAY else j
                 assert new is not None
