@@ -8,33 +8,7 @@ from dataclasses import dataclass
 from pybpfdsl.bpf.abi import PERCPU_MAP_TYPES, MapType, UpdateFlag
 from pybpfdsl.runtime.libbpf import get_libbpf
 
-__all__ = [
-    "MapInfo",
-    "BPF_ANY",
-    "BPF_EXIST",
-    "BPF_MAP_TYPE_ARRAY",
-    "BPF_MAP_TYPE_HASH",
-    "BPF_MAP_TYPE_LRU_HASH",
-    "BPF_MAP_TYPE_LRU_PERCPU_HASH",
-    "BPF_MAP_TYPE_PERCPU_ARRAY",
-    "BPF_MAP_TYPE_PERCPU_HASH",
-    "BPF_NOEXIST",
-    "PERCPU_MAP_TYPES",
-    "KernelMap",
-]
-
-# The kernel's names for the values of pybpfdsl.bpf.abi, for callers of this module.
-BPF_ANY = UpdateFlag.ANY
-BPF_NOEXIST = UpdateFlag.NOEXIST
-BPF_EXIST = UpdateFlag.EXIST
-BPF_MAP_TYPE_HASH = MapType.HASH
-BPF_MAP_TYPE_ARRAY = MapType.ARRAY
-BPF_MAP_TYPE_PERCPU_HASH = MapType.PERCPU_HASH
-BPF_MAP_TYPE_PERCPU_ARRAY = MapType.PERCPU_ARRAY
-BPF_MAP_TYPE_LRU_HASH = MapType.LRU_HASH
-BPF_MAP_TYPE_LRU_PERCPU_HASH = MapType.LRU_PERCPU_HASH
-
-
+__all__ = ["KernelMap", "MapInfo"]
 
 @dataclass(frozen=True)
 class MapInfo:
@@ -69,7 +43,7 @@ class KernelMap:
         fd: int,
         key_size: int,
         value_size: int,
-        map_type: int = BPF_MAP_TYPE_HASH,
+        map_type: int = MapType.HASH,
         *,
         name: str = "",
     ) -> None:
@@ -130,7 +104,7 @@ class KernelMap:
         self._require_kind(False, "lookup")
         return get_libbpf().map_lookup_elem(self.fd, key, self.value_size)
 
-    def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
+    def update(self, key: bytes, value: bytes, flags: int = UpdateFlag.ANY) -> None:
         """Store ``value`` under ``key`` (``flags``: BPF_ANY/NOEXIST/EXIST)."""
         self._check_key(key)
         self._require_kind(False, "update")
@@ -175,7 +149,7 @@ class KernelMap:
         return [raw[i * stride : i * stride + self.value_size] for i in range(ncpus)]
 
     def update_percpu(
-        self, key: bytes, values: Sequence[bytes], flags: int = BPF_ANY
+        self, key: bytes, values: Sequence[bytes], flags: int = UpdateFlag.ANY
     ) -> None:
         """Store one value per possible CPU (``len(values)`` must equal the count)."""
         self._check_key(key)

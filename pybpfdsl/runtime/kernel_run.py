@@ -5,27 +5,14 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 
-from pybpfdsl.bpf.abi import XdpAction
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import BpfTestRunOpts, get_libbpf
 
 __all__ = [
     "ETH_HLEN",
-    "XDP_ABORTED",
-    "XDP_DROP",
-    "XDP_PASS",
-    "XDP_REDIRECT",
-    "XDP_TX",
     "TestRunResult",
     "run_xdp",
 ]
-
-# The kernel's names for bpf/abi's XDP actions, for callers of this module.
-XDP_ABORTED = XdpAction.ABORTED
-XDP_DROP = XdpAction.DROP
-XDP_PASS = XdpAction.PASS
-XDP_TX = XdpAction.TX
-XDP_REDIRECT = XdpAction.REDIRECT
 
 #: The kernel rejects XDP test runs on packets shorter than an Ethernet header.
 ETH_HLEN = 14

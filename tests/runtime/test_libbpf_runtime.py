@@ -16,15 +16,11 @@ from collections.abc import Iterator
 import llvmlite.binding as llvm
 import pytest
 
+from pybpfdsl.bpf.abi import MapType, XdpAction
 from pybpfdsl.runtime.bpf_object import BpfObject, LoadError, MapInfo
 from pybpfdsl.runtime.jit_info import jited_instruction_count, xlated_instruction_count
-from pybpfdsl.runtime.kernel_map import (
-    BPF_MAP_TYPE_ARRAY,
-    BPF_MAP_TYPE_HASH,
-    BPF_MAP_TYPE_PERCPU_ARRAY,
-    KernelMap,
-)
-from pybpfdsl.runtime.kernel_run import XDP_DROP, XDP_PASS, XDP_TX, run_xdp
+from pybpfdsl.runtime.kernel_map import KernelMap
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.runtime.libbpf import (
     BpfObjectOpenOpts,
     BpfProgInfo,
@@ -116,13 +112,13 @@ def test_struct_layouts_match_libbpf_1_1() -> None:
 
 
 def test_kernel_map_rejects_wrong_sizes_before_syscall() -> None:
-    m = KernelMap(-1, 4, 8, BPF_MAP_TYPE_HASH, name="fake")
+    m = KernelMap(-1, 4, 8, MapType.HASH, name="fake")
     with pytest.raises(ValueError, match="key must be 4 bytes"):
         m.lookup(b"\x00")
     with pytest.raises(ValueError, match="value must be 8 bytes"):
         m.update(bytes(4), b"\x00")
     with pytest.raises(TypeError, match="lookup_percpu"):
-        KernelMap(-1, 4, 8, BPF_MAP_TYPE_PERCPU_ARRAY).lookup(bytes(4))
+        KernelMap(-1, 4, 8, MapType.PERCPU_ARRAY).lookup(bytes(4))
 
 
 def test_short_packet_raises_value_error() -> None:
@@ -147,7 +143,7 @@ def test_load_error_extracts_verifier_log() -> None:
 
 @needs_bpf
 def test_load_lists_programs_and_maps() -> None:
-    elf = _compile(_const_prog(XDP_PASS, "first") + _BSS_PROG)
+    elf = _compile(_const_prog(XdpAction.PASS, "first") + _BSS_PROG)
     with BpfObject.load(elf, "listing") as obj:
         assert set(obj.programs) == {"first", "read_counter"}
         assert all(fd >= 0 for fd in obj.programs.values())
@@ -157,7 +153,7 @@ def test_load_lists_programs_and_maps() -> None:
         assert bss.name.endswith(".bss")
         assert bss.name in obj.maps
         assert (bss.type, bss.key_size, bss.value_size, bss.max_entries) == (
-            BPF_MAP_TYPE_ARRAY,
+            MapType.ARRAY,
             4,
             8,
             1,
@@ -171,7 +167,7 @@ def test_load_lists_programs_and_maps() -> None:
 
 
 @needs_bpf
-@pytest.mark.parametrize("action", [XDP_DROP, XDP_PASS, XDP_TX])
+@pytest.mark.parametrize("action", [XdpAction.DROP, XdpAction.PASS, XdpAction.TX])
 def test_test_run_returns_action_and_unchanged_packet(action: int) -> None:
     with BpfObject.load(_compile(_const_prog(action)), "const_action") as obj:
         result = run_xdp(obj.program_fd("prog"), _PACKET, repeat=3)
@@ -182,11 +178,11 @@ def test_test_run_returns_action_and_unchanged_packet(action: int) -> None:
 
 @needs_bpf
 def test_short_packet_raises_even_with_real_program() -> None:
-    with BpfObject.load(_compile(_const_prog(XDP_PASS)), "short_pkt") as obj:
+    with BpfObject.load(_compile(_const_prog(XdpAction.PASS)), "short_pkt") as obj:
         with pytest.raises(ValueError, match="Ethernet header"):
             run_xdp(obj.program_fd("prog"), b"\x00" * 10)
         # Exactly ETH_HLEN is accepted by the kernel.
-        assert run_xdp(obj.program_fd("prog"), bytes(14)).action == XDP_PASS
+        assert run_xdp(obj.program_fd("prog"), bytes(14)).action == XdpAction.PASS
 
 
 @needs_bpf
@@ -229,13 +225,13 @@ def test_bss_map_write_is_seen_by_program(bss_object: BpfObject) -> None:
 @needs_bpf
 def test_reuse_maps_keeps_global_state_across_reload(bss_object: BpfObject) -> None:
     zero = struct.pack("<I", 0)
-    bss_object.kernel_map(".bss").update(zero, struct.pack("<Q", 2))  # XDP_PASS
+    bss_object.kernel_map(".bss").update(zero, struct.pack("<Q", 2))  # XdpAction.PASS
     old = bss_object.find_section_map(".bss")
     assert old is not None
     with BpfObject.load(
         _compile(_BSS_PROG), "bss_test_object", reuse_maps={".bss": old.fd}
     ) as new:
-        assert run_xdp(new.program_fd("read_counter"), _PACKET).action == XDP_PASS
+        assert run_xdp(new.program_fd("read_counter"), _PACKET).action == XdpAction.PASS
         new.kernel_map(".bss").update(zero, struct.pack("<Q", 1))
     # The original object sees the write made through the reused map.
     assert bss_object.kernel_map(".bss").lookup(zero) == struct.pack("<Q", 1)
@@ -246,9 +242,9 @@ def test_reuse_maps_keeps_global_state_across_reload(bss_object: BpfObject) -> N
 @needs_bpf
 def test_hash_and_percpu_maps() -> None:
     lib = get_libbpf()
-    fd = lib.map_create(BPF_MAP_TYPE_HASH, "t_hash", 4, 8, 16)
+    fd = lib.map_create(MapType.HASH, "t_hash", 4, 8, 16)
     try:
-        m = KernelMap(fd, 4, 8, BPF_MAP_TYPE_HASH, name="t_hash")
+        m = KernelMap(fd, 4, 8, MapType.HASH, name="t_hash")
         assert m.lookup(b"aaaa") is None
         m.update(b"aaaa", b"12345678")
         m.update(b"bbbb", b"abcdefgh")
@@ -264,9 +260,9 @@ def test_hash_and_percpu_maps() -> None:
     ncpus = lib.num_possible_cpus()
     assert ncpus >= 1
     # value_size 4 exercises the rounding of each CPU slot to 8 bytes.
-    fd = lib.map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "t_percpu", 4, 4, 2)
+    fd = lib.map_create(MapType.PERCPU_ARRAY, "t_percpu", 4, 4, 2)
     try:
-        m = KernelMap(fd, 4, 4, BPF_MAP_TYPE_PERCPU_ARRAY)
+        m = KernelMap(fd, 4, 4, MapType.PERCPU_ARRAY)
         key = struct.pack("<I", 1)
         assert m.lookup_percpu(key) == [bytes(4)] * ncpus
         values = [struct.pack("<I", i + 7) for i in range(ncpus)]
@@ -293,7 +289,7 @@ def test_jit_and_xlated_counts(bss_object: BpfObject) -> None:
 @needs_bpf
 def test_log_capture_and_logging_forwarding(caplog: pytest.LogCaptureFixture) -> None:
     with capture_libbpf_log() as lines:
-        BpfObject.load(_compile(_const_prog(XDP_PASS)), "captured", log_level=1).close()
+        BpfObject.load(_compile(_const_prog(XdpAction.PASS)), "captured", log_level=1).close()
     # libbpf prints debug lines during load; all levels land in the capture.
     assert lines
     assert all(isinstance(line, str) and "\n" not in line for line in lines)
