@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from pybpfdsl.program import CompiledProgram, XdpProgram
-from pybpfdsl.runtime.attach_errors import AttachRefused, load_privilege_error
+from pybpfdsl.runtime.attach_errors import AttachRefused, privileged_load
 from pybpfdsl.runtime.attachment import AttachTarget, LinkAttachment
-from pybpfdsl.runtime.bpf_object import LoadError
 from pybpfdsl.runtime.errors import KernelVerifierError
 from pybpfdsl.runtime.loaded import LoadedProgram, PendingReplacement
 from pybpfdsl.runtime.replacement import plan_replacement
@@ -204,15 +203,10 @@ class Attachment(LinkAttachment):
             pending: list[PendingReplacement] = []
 
             def loader() -> int:
-                try:
+                with privileged_load(new.name):
                     p = self.loaded.load_replacement(compiled.elf, lowered.program, lowered.state,
                                                      reuse_maps=plan.reuse, keep=plan.keep,
                                                      source_lines=compiled.source_lines())
-                except LoadError as exc:
-                    no_privilege = load_privilege_error(exc, new.name)
-                    if no_privilege is None:
-                        raise
-                    raise no_privilege from exc
                 pending.append(p)
                 return p.prog_fd
 
@@ -252,14 +246,9 @@ def attach(target: XdpProgram | LoadedProgram, ifname: str, mode: Mode = "auto",
         program = target
 
         def loader() -> int:
-            try:
+            with privileged_load(target.name):
                 lp = LoadedProgram.load(compiled.elf, lowered.program, lowered.state,
                                         source_lines=compiled.source_lines())
-            except LoadError as exc:
-                no_privilege = load_privilege_error(exc, target.name)
-                if no_privilege is None:
-                    raise
-                raise no_privilege from exc
             loaded_box.append(lp)
             return lp.fd
 

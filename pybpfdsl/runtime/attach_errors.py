@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Final
 
 from pybpfdsl.runtime.bpf_object import LoadError
@@ -27,7 +28,7 @@ __all__ = [
     "NoPrivilege",
     "PinPathInUse",
     "errname",
-    "load_privilege_error",
+    "privileged_load",
     "privilege_error",
 ]
 
@@ -162,8 +163,13 @@ def privilege_error(exc: OSError, operation: str) -> NoPrivilege | None:
     return None
 
 
-def load_privilege_error(exc: LoadError, name: str) -> NoPrivilege | None:
-    """A load failure for lack of privilege as `NoPrivilege`; None for the others (verifier included)."""
-    if isinstance(exc, KernelVerifierError) or exc.errno not in (errno.EPERM, errno.EACCES):
-        return None
-    return NoPrivilege(f"loading program {name!r} into the kernel", exc.errno)
+@contextmanager
+def privileged_load(name: str) -> Iterator[None]:
+    """Loading program `name`: a failure for lack of privilege becomes `NoPrivilege` (which says what to
+    do); every other failure (the kernel verifier's included) passes unchanged."""
+    try:
+        yield
+    except LoadError as exc:
+        if isinstance(exc, KernelVerifierError) or exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+        raise NoPrivilege(f"loading program {name!r} into the kernel", exc.errno) from exc
