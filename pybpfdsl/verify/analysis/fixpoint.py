@@ -98,11 +98,12 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                 part.rekeyed = False
                 old = parts.get(k)
                 vk = (t, k)
-                visits[vk] = visits.get(vk, 0) + 1
-                if visits[vk] > WIDEN_LIMIT and t in cfg.heads:
+                count = visits[vk] = visits.get(vk, 0) + 1
+                at_head = t in cfg.heads
+                if at_head and count > WIDEN_LIMIT:
                     raise NotConverging(t)
                 j = st.join(old, s, t)
-                new = st.widen(old, j, env.thresholds, t) if t in cfg.heads and visits[vk] > WIDEN_DELAY else j
+                new = st.widen(old, j, env.thresholds, t) if at_head and count > WIDEN_DELAY else j
                 assert new is not None
                 if new == old and not collapsed_now:
                     continue
