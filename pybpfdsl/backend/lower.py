@@ -48,6 +48,7 @@ from pybpfdsl.backend.debuginfo import (
 from pybpfdsl.backend.llvm_algebra import LlvmAlgebra
 from pybpfdsl.backend.llvm_algebra import int_constant as _int_constant
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
+from pybpfdsl.backend.packet_facts import PacketFacts
 from pybpfdsl.bpf.abi import Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
@@ -286,6 +287,8 @@ class _FunctionLowering:
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.key_slots: dict[str, ir.Value] = {}
         self.value_slots: dict[str, ir.Value] = {}
+        self.facts = PacketFacts(program)
+        self.current = program.entry.name
 
     # -- driver ----------------------------------------------------------------
 
@@ -340,6 +343,7 @@ class _FunctionLowering:
         return slot
 
     def _lower_block(self, block: n.Block) -> None:
+        self.current = block.name
         self.b.position_at_end(self.blocks[block.name])
         first_line = block.instrs[0].line if block.instrs else (block.terminator.line if block.terminator else 0)
         self._set_line(first_line)
@@ -402,7 +406,7 @@ class _FunctionLowering:
         return self._packet_len()
 
     def in_bounds(self, op: n.InBounds, offset: ir.Value) -> ir.Value:
-        return self._in_bounds(offset, op.width)
+        return self._in_bounds(op, offset, op.width)
 
     def load_packet(self, op: n.LoadPacket, offset: ir.Value) -> ir.Value:
         return self._load_packet(op, offset)
@@ -468,17 +472,19 @@ class _FunctionLowering:
         length = barriers.pinned(b, b.sub(b.ptrtoint(self.data_end, _I64), b.ptrtoint(self.data, _I64)))
         return b.trunc(length, _I32)
 
-    def _in_bounds(self, offset: ir.Value, width: int) -> ir.Value:
+    def _in_bounds(self, op: n.InBounds, offset: ir.Value, width: int) -> ir.Value:
         """offset <= MAX_PACKET_OFFSET and data + offset + width <= data_end, computed without branches.
 
         The pointer is formed from the masked offset, so no unbounded value is ever added to the packet
-        pointer even when the first condition is false.
+        pointer even when the first condition is false. It is opaque (one register) and noted in
+        `facts`: the loads this check covers read through it without a guard of their own.
         """
         b = self.b
         _check_width(width)
         limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
         in_range = b.icmp_unsigned("<=", offset, limit)
-        start = b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8)
+        start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
+        self.facts.checked(op, start)
         end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
         fits = b.icmp_unsigned("<=", end, self.data_end)
         return b.and_(in_range, fits)
@@ -500,11 +506,15 @@ class _FunctionLowering:
         """
         b = self.b
         _check_width(i.width)
-        too_far = b.icmp_unsigned(">", offset, ir.Constant(_I64, MAX_PACKET_OFFSET))
-        self._guard(too_far, "offset_ok")
-        ptr = self._opaque(b.gep(self.data, [offset], source_etype=_I8))
-        end = b.gep(ptr, [ir.Constant(_I64, i.width)], source_etype=_I8)
-        self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
+        covered = self.facts.covering(self.current, i)
+        if covered is not None:  # a dominating check tested this pointer's range already
+            ptr = self._at(covered[0], covered[1])
+        else:
+            too_far = b.icmp_unsigned(">", offset, ir.Constant(_I64, MAX_PACKET_OFFSET))
+            self._guard(too_far, "offset_ok")
+            ptr = self._opaque(b.gep(self.data, [offset], source_etype=_I8))
+            end = b.gep(ptr, [ir.Constant(_I64, i.width)], source_etype=_I8)
+            self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
         ty = ir.IntType(8 * i.width)
         value = b.load(ptr, typ=ty, align=1)
         if i.big_endian and i.width > 1:
@@ -668,6 +678,7 @@ class _FunctionLowering:
             self._edge(t.target, args)
             b.branch(self.blocks[t.target])
             return
+        self.facts.branched(self.current, term)
         self._edge(t.target, self._args(t))
         self._edge(f.target, self._args(f))
         b.cbranch(cond, self.blocks[t.target], self.blocks[f.target])
