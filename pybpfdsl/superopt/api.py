@@ -1,0 +1,144 @@
+"""`optimize_object`: the superoptimizer's one entry point (the CLI's `optimize` and, later,
+`fn.compile(optimize=...)` call it).
+
+It runs the window search (`optimizer`), then the whole-object gate (`gate`): our verifier, the
+bytecode prover, the kernel. When the verifier, the prover (with a counterexample) or the kernel
+refuses the result, the last pass's output is dropped and the one before it tried, down to the input:
+the object returned is always one that passed, or the input itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybpfdsl.bpf.disasm import format_listing
+from pybpfdsl.bpf.elf import BpfElf
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.superopt.cost import CostModel, cost
+from pybpfdsl.superopt.gate import GateVerdict, kernel_verdict, prove_whole, verifier_accepts
+from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
+from pybpfdsl.superopt.rules import RuleCache
+from pybpfdsl.superopt.search import SearchBudget
+
+__all__ = ["OptimizeResult", "optimize_object"]
+
+WHOLE_PROOF_UNITS = 20_000_000
+"""Z3 units for the whole-object proof of each entry program."""
+
+
+@dataclass
+class OptimizeResult:
+    """The output object, what was rewritten, and the verdicts of every check."""
+
+    before: bytes
+    after: bytes
+    rewrites: list[Rewrite]
+    logs: list[PassLog]
+    model: CostModel
+    verifier: GateVerdict
+    proof: GateVerdict
+    kernel: GateVerdict
+    kept_passes: int
+    notes: list[str] = field(default_factory=list)
+
+    def _code(self, elf: bytes) -> dict[str, tuple[Instruction, ...]]:
+        e = BpfElf.from_bytes(elf)
+        out = {name: prog.instructions for name, prog in e.programs.items()}
+        if e.text is not None:
+            out[".text"] = e.text.instructions
+        return out
+
+    def slots(self, which: str = "after") -> dict[str, int]:
+        code = self._code(self.after if which == "after" else self.before)
+        return {name: sum(i.slots for i in insns) for name, insns in code.items()}
+
+    def cost(self, which: str = "after") -> int:
+        code = self._code(self.after if which == "after" else self.before)
+        return sum(cost(insns, self.model) for insns in code.values())
+
+    @property
+    def reduction(self) -> float:
+        """Fraction of slots removed over all code sections."""
+        before = sum(self.slots("before").values())
+        return (before - sum(self.slots("after").values())) / before if before else 0.0
+
+    def listing(self) -> str:
+        """Before and after, section by section; ``*`` marks instructions of rewritten windows."""
+        lines: list[str] = []
+        before, after = self._code(self.before), self._code(self.after)
+        for name, old in before.items():
+            new = after.get(name, ())
+            old_text, new_text = format_listing(old), format_listing(new)
+            matcher = difflib.SequenceMatcher(a=[_shape(i) for i in old], b=[_shape(i) for i in new], autojunk=False)
+            changed_a: set[int] = set()
+            changed_b: set[int] = set()
+            for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+                if tag != "equal":
+                    changed_a.update(range(a0, a1))
+                    changed_b.update(range(b0, b1))
+            lines.append(f"== {name}: before ({sum(i.slots for i in old)} slots)")
+            lines += [("* " if n in changed_a else "  ") + t for n, t in enumerate(old_text)]
+            lines.append(f"== {name}: after ({sum(i.slots for i in new)} slots)")
+            lines += [("* " if n in changed_b else "  ") + t for n, t in enumerate(new_text)]
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "slots_before": self.slots("before"), "slots_after": self.slots("after"),
+            "cost_model": self.model.value, "cost_before": self.cost("before"), "cost_after": self.cost("after"),
+            "reduction": round(self.reduction, 4),
+            "rewrites": [{"pass": r.pass_no, "section": r.section, "function": r.function, "at": r.start,
+                          "before": [str(i) for i in r.before], "after": [str(i) for i in r.after],
+                          "from": r.source} for r in self.rewrites],
+            "proposals": sum(log.proposals for log in self.logs),
+            "window_proofs": sum(log.proofs for log in self.logs),
+            "refuted_by_proof": sum(log.refuted for log in self.logs),
+            "verifier": self.verifier.status, "proof": self.proof.status, "kernel": self.kernel.status,
+            "reasons": {k: v.reason for k, v in (("verifier", self.verifier), ("proof", self.proof),
+                                                   ("kernel", self.kernel)) if v.reason},
+            "notes": self.notes,
+        }
+
+
+def _shape(insn: Instruction) -> tuple[int, int, int, int]:
+    """An instruction without its jump distance (which moves when code before its target is removed)."""
+    if insn.jump_offset is not None:
+        return insn.opcode, insn.dst, insn.src, 0
+    return insn.opcode, insn.dst, insn.src, insn.off ^ (insn.imm << 16)
+
+
+def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 600,
+                    model: CostModel = CostModel.SLOTS, seed: int = 0, rules: RuleCache | Path | None = None,
+                    passes: int = 2, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
+                    kernel: bool = True) -> OptimizeResult:
+    """Optimise the code of ``elf`` (the section or function ``section``, or every code section).
+
+    ``proposals`` is the MCMC budget per window; ``rules`` a loaded cache, a path to one, or None for
+    no cache. The result is deterministic given the arguments (no budget is in seconds).
+    """
+    cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
+    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes)
+    objects, logs = optimise_code(elf, section, opts, cache)
+    notes: list[str] = []
+    verdicts = (GateVerdict("skipped", "no rewrite"),) * 3
+    kept = len(objects) - 1
+    while kept > 0 and objects[kept] != elf:
+        candidate = objects[kept]
+        ver = verifier_accepts(elf, candidate)
+        proof = prove_whole(elf, candidate, whole_proof_units) if ver.ok else GateVerdict("skipped", "verifier")
+        kern = kernel_verdict(elf, candidate) if kernel and proof.status != "failed" and ver.ok \
+            else GateVerdict("skipped", "not asked" if not kernel else "an earlier check failed")
+        verdicts = (ver, proof, kern)
+        if ver.ok and proof.status != "failed" and kern.status != "failed":
+            break
+        notes.append(f"pass {kept} output refused: verifier {ver.status}, proof {proof.status}, kernel {kern.status}")
+        kept -= 1
+    while kept > 0 and objects[kept] == objects[kept - 1]:
+        kept -= 1
+    after = objects[kept] if kept > 0 else elf
+    rewrites = [r for log in logs[:kept] for r in log.rewrites]
+    if cache is not None and kept > 0:
+        cache.save()
+    return OptimizeResult(elf, after, rewrites, logs, model, *verdicts, kept_passes=kept, notes=notes)

@@ -1,0 +1,75 @@
+"""The whole-object checks a rewritten object must pass after its windows were proven one by one.
+
+In order: our verifier on every entry program (it must accept what it accepted before), the
+bytecode-to-bytecode prover on every entry program (input against output, a budget in Z3 units), and
+the kernel (libbpf loads the whole object; skipped with the reason where ``bpf()`` is not usable, or
+where the input itself does not load as a whole). A failure of any step keeps the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pybpfdsl.bpf.elf import BpfElf
+from pybpfdsl.verify.analysis.api import verify_object
+
+__all__ = ["GateVerdict", "kernel_verdict", "prove_whole", "verifier_accepts"]
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """``status``: "ok", "failed", "unknown" (the prover ran out of budget) or "skipped"; ``reason`` says why."""
+
+    status: str
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _entries(elf: bytes) -> list[str]:
+    return [p.name for p in BpfElf.from_bytes(elf).programs.values()]
+
+
+def verifier_accepts(before: bytes, after: bytes) -> GateVerdict:
+    """Every entry program our verifier accepts in ``before`` it accepts in ``after``."""
+    for name in _entries(before):
+        if not verify_object(before, name).ok:
+            continue
+        report = verify_object(after, name)
+        if not report.ok:
+            return GateVerdict("failed", f"{name}: {report.format(2)}")
+    return GateVerdict("ok")
+
+
+def prove_whole(before: bytes, after: bytes, units: int) -> GateVerdict:
+    """The bytecode prover on every entry program: proven, or the first program it is not."""
+    from pybpfdsl.verify.equivalence.prove import prove_objects
+
+    for name in _entries(before):
+        result = prove_objects(before, after, name, budget=units)
+        if result.status == "proven":
+            continue
+        status = "unknown" if result.status == "unknown" else "failed"
+        return GateVerdict(status, f"{name}: {result.summary()[:300]}")
+    return GateVerdict("ok")
+
+
+def kernel_verdict(before: bytes, after: bytes) -> GateVerdict:
+    """libbpf loads ``after`` whole whenever it loads ``before``."""
+    from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
+    from pybpfdsl.runtime.libbpf import kernel_bpf_available
+
+    usable, why = kernel_bpf_available()
+    if not usable:
+        return GateVerdict("skipped", why)
+    try:
+        BpfObject.load(before, "superopt_in").close()
+    except LoadError as exc:
+        return GateVerdict("skipped", f"the input does not load as a whole object: {str(exc)[:200]}")
+    try:
+        BpfObject.load(after, "superopt_out").close()
+    except LoadError as exc:
+        return GateVerdict("failed", f"{exc} {exc.log[-400:] if hasattr(exc, 'log') else ''}")
+    return GateVerdict("ok")

@@ -1,0 +1,141 @@
+"""Optimise the code of a BPF object window by window: cached rules first, then the MCMC search.
+
+Each pass cuts every windowable run (`windows`) into windows of ``window`` instructions (the second
+pass shifted by half a window, so a rewrite can span the first pass's cuts), tries the rule cache on
+every sub-window, searches the windows no rule changed, and writes the object again (`elf_rewrite`).
+Only window rewrites proven under their liveness are made; the whole-object checks (`gate`) come after.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pybpfdsl.bpf.elf import BpfElf
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.superopt.cost import CostModel, cost
+from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
+from pybpfdsl.superopt.rules import RuleCache
+from pybpfdsl.superopt.search import SearchBudget, search_window
+from pybpfdsl.superopt.window_check import prove_window
+from pybpfdsl.superopt.windows import Run, core_relocated_slots, runs_of
+
+__all__ = ["Rewrite", "SearchOptions", "optimise_code"]
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    budget: SearchBudget = field(default_factory=SearchBudget)
+    model: CostModel = CostModel.SLOTS
+    seed: int = 0
+    window: int = 6
+    passes: int = 2
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """One proven window rewrite, as made in pass ``pass_no`` (indices are that pass's input's)."""
+
+    pass_no: int
+    section: str
+    function: str
+    start: int
+    before: tuple[Instruction, ...]
+    after: tuple[Instruction, ...]
+    live_out: int
+    source: str
+    """"rule" (from the cache) or "search"."""
+
+
+@dataclass
+class PassLog:
+    rewrites: list[Rewrite] = field(default_factory=list)
+    proposals: int = 0
+    proofs: int = 0
+    refuted: int = 0
+
+
+def _sections(elf: BpfElf, section: str | None) -> list[str]:
+    code = [*elf.programs, *([".text"] if elf.text is not None else [])]
+    if section is None:
+        return code
+    prog = elf.program(section)
+    return [prog.section]
+
+
+def _apply_rules(run: Run, rules: RuleCache, units: int,
+                 model: CostModel) -> list[tuple[int, int, tuple[Instruction, ...]]]:
+    """(offset in run, length, rewrite) of every cached rule that matches and is proven again here."""
+    found: list[tuple[int, int, tuple[Instruction, ...]]] = []
+    i = 0
+    lengths = rules.lengths
+    while i < len(run.code):
+        for n in lengths:
+            if i + n > len(run.code):
+                continue
+            window = run.code[i:i + n]
+            known = run.known_at(i)
+            rewrite = rules.lookup(window, run.live_after[i + n - 1], known)
+            if rewrite is not None and cost(rewrite, model) < cost(window, model) \
+                    and prove_window(window, rewrite, run.live_after[i + n - 1], units, known).proven:
+                found.append((i, n, rewrite))
+                rules.used += 1
+                i += n
+                break
+        else:
+            i += 1
+    return found
+
+
+def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pass_no: int,
+              rules: RuleCache | None, log: PassLog) -> bytes:
+    elf = BpfElf.from_bytes(elf_bytes)
+    core = core_relocated_slots(elf)
+    edits: dict[str, list[Replacement]] = {}
+    shift = (opts.window // 2) if pass_no % 2 else 0
+    for sec in sections:
+        prog = elf.program(sec) if sec != ".text" else elf.text
+        assert prog is not None
+        for run in runs_of(prog, core.get(sec, set())):
+            taken: set[int] = set()
+            if rules is not None and rules.rules:
+                for at, n, rewrite in _apply_rules(run, rules, opts.budget.proof_units, opts.model):
+                    edits.setdefault(sec, []).append(Replacement(run.start + at, n, rewrite))
+                    taken.update(range(at, at + n))
+                    log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + at, run.code[at:at + n],
+                                                rewrite, run.live_after[at + n - 1], "rule"))
+            cuts = list(range(0, len(run.code), opts.window))
+            if shift and len(run.code) > shift:
+                cuts = [0, *list(range(shift, len(run.code), opts.window))]
+            for lo, hi in zip(cuts, [*cuts[1:], len(run.code)]):
+                if hi - lo < 1 or taken & set(range(lo, hi)):
+                    continue
+                window = run.code[lo:hi]
+                live = run.live_after[hi - 1]
+                rng = random.Random(f"{opts.seed}:{pass_no}:{sec}:{run.start + lo}:{len(window)}")
+                known = run.known_at(lo)
+                result = search_window(window, live, rng, opts.budget, opts.model, known)
+                log.proposals += result.proposals
+                log.proofs += result.proofs
+                log.refuted += result.refuted
+                if result.replacement is not None:
+                    edits.setdefault(sec, []).append(Replacement(run.start + lo, hi - lo, result.replacement))
+                    log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + lo, window,
+                                                result.replacement, live, "search"))
+                    if rules is not None:
+                        rules.add(window, live, result.replacement, known)
+    return rewrite_code(elf_bytes, edits) if edits else elf_bytes
+
+
+def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
+                  rules: RuleCache | None) -> tuple[list[bytes], list[PassLog]]:
+    """The object after each pass (the input first) and what each pass did."""
+    sections = _sections(BpfElf.from_bytes(elf_bytes), section)
+    objects = [elf_bytes]
+    logs = []
+    for p in range(opts.passes):
+        log = PassLog()
+        objects.append(_one_pass(objects[-1], sections, opts, p, rules, log))
+        logs.append(log)
+    return objects, logs

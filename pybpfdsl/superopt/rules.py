@@ -1,0 +1,139 @@
+"""The rule cache (EPSO): every proven window rewrite, kept as a rule and tried first on the next program.
+
+A rule's key is the window's instructions with registers renamed in order of first use (r10 stays
+r10: the frame pointer is not interchangeable) plus the renamed set of registers live after it; its
+value is the rewrite in the same names. Immediates and offsets stay concrete. A rule is a hint, never a
+proof: each match is proven again for the window it is applied to before it is used, so a stale or
+edited cache file can cost time but never correctness.
+
+The file is JSON, in ``$XDG_CACHE_HOME/pybpfdsl/superopt-rules.json`` (``~/.cache/...``) unless
+``PYBPFDSL_SUPEROPT_RULES`` or the caller names another path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import Kind, Source, source
+
+__all__ = ["RuleCache", "default_path", "normalise"]
+
+_VERSION = 1
+
+
+def default_path() -> Path:
+    named = os.environ.get("PYBPFDSL_SUPEROPT_RULES", "").strip()
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(base) / "pybpfdsl" / "superopt-rules.json"
+
+
+def _registers(insn: Instruction) -> tuple[str, ...]:
+    """Which of dst/src name registers (not pseudo tags or unused fields)."""
+    k = insn.kind
+    if k == Kind.LDDW:
+        return ("dst",)
+    if k in (Kind.LDX, Kind.LDX_SX, Kind.STX):
+        return ("dst", "src")
+    if k == Kind.ST:
+        return ("dst",)
+    if k in (Kind.MOVSX,) or (source(insn.opcode) == Source.X and k not in (Kind.END, Kind.BSWAP)):
+        return ("dst", "src")
+    return ("dst",)
+
+
+def _rename(insns: Sequence[Instruction], names: dict[int, int], grow: bool) -> list[list[int]] | None:
+    out = []
+    for insn in insns:
+        regs = {"dst": insn.dst, "src": insn.src}
+        for f in _registers(insn):
+            r = regs[f]
+            if r != 10 and r not in names:
+                if not grow:
+                    return None
+                names[r] = len(names)
+            regs[f] = 10 if r == 10 else names[r]
+        out.append([insn.opcode, regs["dst"], regs["src"], insn.off, insn.imm, insn.imm_hi, int(insn.is_wide)])
+    return out
+
+
+def normalise(window: Sequence[Instruction], live_out: int,
+              known: Mapping[int, int] | None = None) -> tuple[str, dict[int, int]]:
+    """The rule key of ``window`` (with the constants known on entry in its registers) and its renaming
+    (register -> pattern name)."""
+    names: dict[int, int] = {}
+    pattern = _rename(window, names, grow=True)
+    live = sorted(names[r] for r in names if live_out >> r & 1)
+    consts = sorted([names[r], v] for r, v in (known or {}).items() if r in names)
+    return json.dumps([pattern, live, consts], separators=(",", ":")), names
+
+
+def _build(rows: list[list[int]], back: dict[int, int]) -> tuple[Instruction, ...]:
+    out = []
+    for opcode, dst, src, off, imm, imm_hi, wide in rows:
+        insn = Instruction(opcode, dst, src, off, imm, imm_hi, bool(wide))
+        regs = {"dst": dst, "src": src}
+        for f in _registers(insn):
+            regs[f] = 10 if regs[f] == 10 else back[regs[f]]
+        out.append(Instruction(opcode, regs["dst"], regs["src"], off, imm, imm_hi, bool(wide)))
+    return tuple(out)
+
+
+@dataclass
+class RuleCache:
+    """Rules by key; ``lengths`` are the pattern lengths present (what a matcher tries)."""
+
+    path: Path | None = None
+    rules: dict[str, list[list[int]]] = field(default_factory=dict)
+    added: int = 0
+    used: int = 0
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> RuleCache:
+        where = path or default_path()
+        cache = cls(where)
+        try:
+            data = json.loads(where.read_text())
+            if data.get("version") == _VERSION:
+                cache.rules = {str(k): v for k, v in data["rules"].items()}
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass  # no cache yet, or one from another version: start empty
+        return cache
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"version": _VERSION, "rules": self.rules}, indent=0, sort_keys=True))
+        tmp.replace(self.path)
+
+    @property
+    def lengths(self) -> list[int]:
+        return sorted({len(json.loads(k)[0]) for k in self.rules}, reverse=True)
+
+    def add(self, window: Sequence[Instruction], live_out: int, rewrite: Sequence[Instruction],
+            known: Mapping[int, int] | None = None) -> bool:
+        """Store a proven rewrite; False when it names a register the window does not (not a rule)."""
+        key, names = normalise(window, live_out, known)
+        rows = _rename(rewrite, dict(names), grow=False)
+        if rows is None or key in self.rules:
+            return False
+        self.rules[key] = rows
+        self.added += 1
+        return True
+
+    def lookup(self, window: Sequence[Instruction], live_out: int,
+               known: Mapping[int, int] | None = None) -> tuple[Instruction, ...] | None:
+        """The cached rewrite of ``window``, in its registers, if there is one (still to be proven)."""
+        key, names = normalise(window, live_out, known)
+        rows = self.rules.get(key)
+        if rows is None:
+            return None
+        return _build(rows, {v: k for k, v in names.items()})

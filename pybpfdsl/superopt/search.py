@@ -1,0 +1,115 @@
+"""Metropolis-Hastings over one window (K2 §3): propose, test, and prove only what could be an improvement.
+
+The chain's cost is K2's: the candidate's performance cost plus a weight times the number of tests it
+gets wrong, so the chain may walk through wrong programs on its way to a right, cheaper one. A
+candidate that passes every test and is cheaper than the best proven one so far goes to the Z3 window
+proof; a counterexample becomes one more test (K2's counterexample-guided loop). Everything random comes
+from one ``random.Random`` seeded by the caller: the same seed, window and budget give the same result.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.superopt.cost import CostModel, cost
+from pybpfdsl.superopt.moves import Candidate, pools_of, propose
+from pybpfdsl.superopt.window_check import (
+    DEFAULT_PROOF_UNITS,
+    TestCase,
+    expected_outputs,
+    failures,
+    make_tests,
+    prove_window,
+)
+from pybpfdsl.superopt.window_semantics import in_window
+from pybpfdsl.verify.analysis.liveness import registers_of
+
+__all__ = ["SearchBudget", "WindowResult", "read_before_written", "search_window"]
+
+_ERROR_WEIGHT = 4
+_BETA = 1.0
+_TESTS = 12
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """Proposals per window and Z3 units per window proof (never seconds)."""
+
+    proposals: int = 600
+    proof_units: int = DEFAULT_PROOF_UNITS
+    max_proofs: int = 12
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """The best proven replacement (None if none beat the original) and what was spent."""
+
+    replacement: tuple[Instruction, ...] | None
+    proposals: int
+    proofs: int
+    refuted: int
+
+
+def _compact(c: Candidate) -> tuple[Instruction, ...]:
+    return tuple(i for i in c if i is not None)
+
+
+def read_before_written(code: Sequence[Instruction]) -> int:
+    """Registers ``code`` reads before writing them (bit set): what it needs defined on entry."""
+    need = written = 0
+    for insn in code:
+        reads, writes = registers_of(insn)
+        for r in reads:
+            if not written >> r & 1:
+                need |= 1 << r
+        for r in writes:
+            written |= 1 << r
+    return need
+
+
+def search_window(window: Sequence[Instruction], live_out: int, rng: random.Random,
+                  budget: SearchBudget = SearchBudget(), model: CostModel = CostModel.SLOTS,
+                  known: Mapping[int, int] | None = None) -> WindowResult:
+    """MCMC from the window itself; the cheapest candidate proven equal under ``live_out`` and the
+    registers ``known`` to hold constants on entry."""
+    original = tuple(window)
+    tests = make_tests(rng, _TESTS, known)
+    expected = expected_outputs(original, tests)
+    pools = pools_of(original)
+    best_cost = cost(original, model)
+    best: tuple[Instruction, ...] | None = None
+    current: Candidate = original
+    current_f = float(best_cost)
+    seen: dict[tuple[Instruction, ...], bool] = {}
+    # The candidate may read on entry only what the original reads there (and r10): any other register
+    # may be uninitialised at the window, which the kernel refuses even where the value does not matter.
+    defined = read_before_written(original) | 1 << 10
+    proofs = refuted = 0
+    for _ in range(budget.proposals):
+        cand = propose(rng, pools, current)
+        body = _compact(cand)
+        if any(not in_window(i) for i in body) or read_before_written(body) & ~defined:
+            continue
+        perf = cost(body, model)
+        wrong = failures(original, body, live_out, tests, expected,
+                         stop_at=1 << 30 if perf < best_cost else 1)
+        f = perf + _ERROR_WEIGHT * wrong
+        if wrong == 0 and perf < best_cost and body not in seen and proofs < budget.max_proofs:
+            proofs += 1
+            verdict = prove_window(original, body, live_out, budget.proof_units, known)
+            seen[body] = verdict.proven
+            if verdict.proven:
+                best, best_cost = body, perf
+            elif verdict.counterexample is not None:
+                refuted += 1
+                regs = tuple((known or {}).get(r, v) for r, v in enumerate(verdict.counterexample.regs))
+                tests.append(TestCase(regs, verdict.counterexample.memory))
+                expected = expected_outputs(original, tests)
+                f += _ERROR_WEIGHT
+        if f <= current_f or rng.random() < math.exp(-_BETA * (f - current_f)):
+            current, current_f = cand, f
+    return WindowResult(best, budget.proposals, proofs, refuted)

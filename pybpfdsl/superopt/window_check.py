@@ -1,0 +1,125 @@
+"""Is a candidate window equal to the original one? Tests first (cheap, concrete), then a Z3 proof.
+
+The precondition is the window's liveness (K2 §5, "window-based verification"): both windows start
+from the same registers and memory, and must end with the same value in every register live after the
+window and the same contents at every memory address (memory is always live: a store the program never
+reads again is still not removed). The proof is bounded in Z3 resource units, never in seconds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.semantics import SemanticsError
+from pybpfdsl.superopt.window_semantics import ConcreteMemory, run_concrete, run_z3
+
+__all__ = ["DEFAULT_PROOF_UNITS", "TestCase", "Verdict", "expected_outputs", "failures", "make_tests", "prove_window"]
+
+DEFAULT_PROOF_UNITS = 2_000_000
+"""Z3 resource units for one window proof; the windows' formulas are small (a few thousand units)."""
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """Register values r0-r10 and the seed of the memory background."""
+
+    __test__ = False
+
+    regs: tuple[int, ...]
+    memory: ConcreteMemory
+
+
+_INTERESTING = (0, 1, 2, 0xFF, 0xFFFF, 0xFFFFFFFF, 0x80000000, (1 << 64) - 1, 1 << 63, 14, 34)
+
+
+def make_tests(rng: random.Random, count: int, known: Mapping[int, int] | None = None) -> list[TestCase]:
+    """``count`` inputs: random registers (some set to boundary values, the ``known`` ones to their
+    constants) over random memory backgrounds."""
+    out = []
+    for _ in range(count):
+        regs = tuple(rng.choice(_INTERESTING) if rng.random() < 0.25 else rng.getrandbits(64) for _ in range(11))
+        regs = tuple((known or {}).get(r, v) for r, v in enumerate(regs))
+        out.append(TestCase(regs, ConcreteMemory(rng.getrandbits(32))))
+    return out
+
+
+def _outputs(window: Sequence[Instruction], test: TestCase) -> tuple[list[int], ConcreteMemory] | None:
+    try:
+        return run_concrete(window, test.regs, test.memory)
+    except (SemanticsError, ValueError):
+        return None
+
+
+def failures(original: Sequence[Instruction], candidate: Sequence[Instruction], live_out: int,
+             tests: Sequence[TestCase], expected: list[tuple[list[int], ConcreteMemory] | None] | None = None,
+             stop_at: int = 1 << 30) -> int:
+    """How many tests the candidate gets wrong (registers live out, or any byte of memory)."""
+    wrong = 0
+    for n, test in enumerate(tests):
+        want = expected[n] if expected is not None else _outputs(original, test)
+        got = _outputs(candidate, test)
+        if want is None or got is None:
+            wrong += want is not got
+        else:
+            if any(live_out >> r & 1 and want[0][r] != got[0][r] for r in range(11)):
+                wrong += 1
+            else:
+                mem_a, mem_b = want[1], got[1]
+                addrs = mem_a.written.keys() | mem_b.written.keys()
+                wrong += any(mem_a.byte(a) != mem_b.byte(a) for a in addrs)
+        if wrong >= stop_at:
+            break
+    return wrong
+
+
+def expected_outputs(original: Sequence[Instruction], tests: Sequence[TestCase]
+                     ) -> list[tuple[list[int], ConcreteMemory] | None]:
+    return [_outputs(original, t) for t in tests]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``proven``, ``different`` (with a counterexample's registers) or ``unknown``."""
+
+    status: str
+    counterexample: TestCase | None = None
+    reason: str = ""
+
+    @property
+    def proven(self) -> bool:
+        return self.status == "proven"
+
+
+def prove_window(original: Sequence[Instruction], candidate: Sequence[Instruction], live_out: int,
+                 units: int = DEFAULT_PROOF_UNITS, known: Mapping[int, int] | None = None) -> Verdict:
+    """Prove the windows equal under ``live_out`` (a bit per register) and the ``known`` register values
+    on entry, within ``units`` Z3 resource units."""
+    import z3
+
+    ctx_regs = [z3.BitVec(f"r{i}", 64) for i in range(11)]
+    mem = z3.Array("mem", z3.BitVecSort(64), z3.BitVecSort(8))
+    try:
+        regs_a, mem_a = run_z3(original, ctx_regs, mem)
+        regs_b, mem_b = run_z3(candidate, ctx_regs, mem)
+    except SemanticsError as exc:
+        return Verdict("unknown", reason=str(exc))
+    differs = [regs_a[r] != regs_b[r] for r in range(11) if live_out >> r & 1]
+    differs.append(mem_a != mem_b)
+    solver = z3.Solver()
+    solver.set("rlimit", units)
+    solver.add(z3.Or(*differs))
+    for r, v in (known or {}).items():
+        solver.add(ctx_regs[r] == v)
+    answer = solver.check()
+    if answer == z3.unsat:
+        return Verdict("proven")
+    if answer == z3.sat:
+        model = solver.model()
+        regs = tuple(model.eval(r, model_completion=True).as_long() for r in ctx_regs)
+        # The memory of the counterexample is not replayed byte for byte: a fresh background is
+        # enough to add the registers as a test (most windows differ on registers).
+        return Verdict("different", TestCase(regs, ConcreteMemory(0)))
+    return Verdict("unknown", reason=f"Z3 gave up within {units:,} units: {solver.reason_unknown()}")

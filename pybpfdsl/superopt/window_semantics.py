@@ -1,0 +1,117 @@
+"""What a straight-line window does to registers and memory, over either algebra of bpf/semantics.
+
+A window is a run of instructions with no jump, call or exit: register arithmetic, plain 64-bit
+constants, loads and stores. Memory is one flat byte-addressed space (a Z3 array, or a dictionary of
+bytes over a seeded background for concrete tests): it allows any aliasing between the base
+registers, so an equivalence that holds here holds whatever the pointers are. Whether an access is
+*allowed* is not this module's question; the verifier and the kernel answer it for the whole program.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pybpfdsl.bpf import semantics as sem
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import Kind, Mode, PseudoSrc, mode, size
+
+__all__ = ["WINDOW_KINDS", "ConcreteMemory", "in_window", "run_concrete", "run_z3", "supported"]
+
+WINDOW_KINDS = frozenset({Kind.ALU, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP, Kind.LDDW,
+                          Kind.LDX, Kind.LDX_SX, Kind.ST, Kind.STX})
+"""The kinds a window may hold (ATOMIC, calls, jumps, exit and legacy skb loads end windows)."""
+
+
+def supported(insn: Instruction) -> bool:
+    """Whether ``insn`` has a meaning here (a plain constant, a MEM access, arithmetic without division)."""
+    k = insn.kind
+    if k not in WINDOW_KINDS:
+        return False
+    if k == Kind.LDDW:
+        return insn.src == PseudoSrc.NONE
+    if k in (Kind.LDX, Kind.ST, Kind.STX):
+        return mode(insn.opcode) == Mode.MEM
+    return insn.dst != 10 and not (k == Kind.MOVSX and insn.off not in (8, 16, 32))
+
+
+def in_window(insn: Instruction) -> bool:
+    """``supported`` and not writing r10 (the frame pointer is read-only)."""
+    return supported(insn) and (insn.kind in (Kind.ST, Kind.STX) or insn.dst != 10)
+
+
+@dataclass
+class ConcreteMemory:
+    """Bytes written so far over a background that is a pure function of the seed and the address."""
+
+    seed: int
+    written: dict[int, int] = field(default_factory=dict)
+
+    def byte(self, addr: int) -> int:
+        if addr in self.written:
+            return self.written[addr]
+        return hashlib.blake2b(f"{self.seed}:{addr}".encode(), digest_size=1).digest()[0]
+
+
+def _step(ops: sem.BitVecOps[Any, Any], insn: Instruction, regs: list[Any],
+          load: Callable[[Any, int], Any], store: Callable[[Any, int, Any], None]) -> None:
+    k = insn.kind
+    if k == Kind.LDDW:
+        regs[insn.dst] = sem.lddw_constant(ops, insn)
+    elif k in (Kind.LDX, Kind.LDX_SX):
+        sz = size(insn.opcode)
+        addr = ops.add(regs[insn.src], ops.const(insn.off & 0xFFFFFFFFFFFFFFFF, 64), 64)
+        regs[insn.dst] = sem.load_value(ops, load(addr, sz.bytes), sz, signed=k == Kind.LDX_SX)
+    elif k in (Kind.ST, Kind.STX):
+        sz = size(insn.opcode)
+        addr = ops.add(regs[insn.dst], ops.const(insn.off & 0xFFFFFFFFFFFFFFFF, 64), 64)
+        value = ops.const(insn.imm_sext, 64) if k == Kind.ST else regs[insn.src]
+        store(addr, sz.bytes, sem.store_value(ops, value, sz))
+    else:
+        src = sem.alu_operand(ops, insn, regs[insn.src] if sem.reads_source(insn) else None)
+        regs[insn.dst] = sem.alu(ops, insn, regs[insn.dst], src)
+
+
+def run_concrete(insns: Sequence[Instruction], regs: Sequence[int],
+                 memory: ConcreteMemory) -> tuple[list[int], ConcreteMemory]:
+    """Registers and memory after the window, from concrete registers and a seeded memory."""
+    ops = sem.INT_OPS
+    out = list(regs)
+    mem = ConcreteMemory(memory.seed, dict(memory.written))
+    mask = (1 << 64) - 1
+
+    def load(addr: int, n: int) -> int:
+        return sum(mem.byte((addr + i) & mask) << (8 * i) for i in range(n))
+
+    def store(addr: int, n: int, value: int) -> None:
+        for i in range(n):
+            mem.written[(addr + i) & mask] = (value >> (8 * i)) & 0xFF
+
+    for insn in insns:
+        _step(ops, insn, out, load, store)
+    return out, mem
+
+
+def run_z3(insns: Sequence[Instruction], regs: Sequence[Any], memory: Any) -> tuple[list[Any], Any]:
+    """Registers and memory (a Z3 array from 64-bit addresses to bytes) after the window."""
+    import z3
+
+    ops = sem.Z3_OPS
+    out = list(regs)
+    mem = [memory]
+
+    def load(addr: Any, n: int) -> Any:
+        parts = [z3.Select(mem[0], addr + i) for i in range(n)]
+        return parts[0] if n == 1 else z3.Concat(*reversed(parts))
+
+    def store(addr: Any, n: int, value: Any) -> None:
+        m = mem[0]
+        for i in range(n):
+            m = z3.Store(m, addr + i, z3.Extract(8 * i + 7, 8 * i, value))
+        mem[0] = m
+
+    for insn in insns:
+        _step(ops, insn, out, load, store)
+    return out, mem[0]

@@ -1,0 +1,162 @@
+"""Where the search may work: straight-line runs of a function's code, and what is live after each.
+
+A run is cut at every jump target (so a window lies in one basic block and only its first instruction
+can be jumped to), at jumps, calls and exits, and at any instruction a loader patches (a relocation, a
+CO-RE record) or whose meaning the window model lacks (atomics, legacy packet loads). Liveness is per
+function: a subprogram's exit reads r0 only, a call reads r1-r5 and clobbers r0-r5.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Sequence, Set
+from dataclasses import dataclass
+
+from pybpfdsl.bpf.elf import BpfElf, ElfProgram
+from pybpfdsl.bpf.instruction import Instruction, slot_offsets
+from pybpfdsl.bpf.opcode import Kind, PseudoSrc
+from pybpfdsl.bpf.semantics import SemanticsError
+from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, run_concrete
+from pybpfdsl.verify.analysis.liveness import live_in, registers_of
+
+__all__ = ["Run", "core_relocated_slots", "known_constants", "runs_of"]
+
+
+@dataclass(frozen=True)
+class Run:
+    """Instructions ``[start, start + len(code))`` of ``section`` (list indices), all windowable."""
+
+    section: str
+    function: str
+    start: int
+    code: tuple[Instruction, ...]
+    live_after: tuple[int, ...]
+    """Bit set of registers live after each instruction of the run."""
+    known_before: tuple[tuple[tuple[int, int], ...], ...] = ()
+    """(register, value) pairs known on every path to each instruction of the run (K2's concrete values)."""
+
+    def known_at(self, i: int) -> dict[int, int]:
+        return dict(self.known_before[i]) if self.known_before else {}
+
+
+def core_relocated_slots(elf: BpfElf) -> dict[str, set[int]]:
+    """Per section, the slots libbpf patches from CO-RE records (``.BTF.ext``'s third area)."""
+    ext, btf = elf.section_data(".BTF.ext"), elf.section_data(".BTF")
+    out: dict[str, set[int]] = {}
+    if not ext or not btf or struct.unpack_from("<I", ext, 4)[0] < 32:
+        return out
+    hdr_len = struct.unpack_from("<I", ext, 4)[0]
+    off, length = struct.unpack_from("<II", ext, 24)
+    b_hdr, _, _, s_off, _ = struct.unpack_from("<IIIII", btf, 4)
+    strings = btf[b_hdr + s_off:]
+    pos, end = hdr_len + off, hdr_len + off + length
+    if not length:
+        return out
+    rec = struct.unpack_from("<I", ext, pos)[0]
+    pos += 4
+    while pos + 8 <= end:
+        name_off, num = struct.unpack_from("<II", ext, pos)
+        name = strings[name_off:strings.index(b"\0", name_off)].decode()
+        pos += 8
+        for r in range(num):
+            out.setdefault(name, set()).add(struct.unpack_from("<I", ext, pos + r * rec)[0] // 8)
+        pos += num * rec
+    return out
+
+
+def _succs(code: Sequence[Instruction]) -> tuple[list[list[int]], set[int]]:
+    starts = slot_offsets(code)
+    index_of = {s: i for i, s in enumerate(starts)}
+    succs: list[list[int]] = []
+    targets: set[int] = set()
+    for i, insn in enumerate(code):
+        k = insn.kind
+        out: list[int] = []
+        if k not in (Kind.EXIT, Kind.JA, Kind.GOTOL) and i + 1 < len(code):
+            out.append(i + 1)
+        if k in (Kind.JA, Kind.GOTOL, Kind.JCOND, Kind.MAY_GOTO):
+            t = index_of.get(starts[i] + insn.slots + (insn.jump_offset or 0))
+            if t is not None:
+                out.append(t)
+                targets.add(t)
+        succs.append(out)
+    return succs, targets
+
+
+_Facts = dict[int, int] | None  # None: not reached yet
+
+
+def _transfer(insn: Instruction, facts: dict[int, int]) -> dict[int, int]:
+    out = dict(facts)
+    k = insn.kind
+    reads, writes = registers_of(insn)
+    if k == Kind.CALL:
+        writes = (0, 1, 2, 3, 4, 5)
+    for r in writes:
+        out.pop(r, None)
+    if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END, Kind.BSWAP, Kind.MOVSX, Kind.SDIV) \
+            and all(r in facts for r in reads) and insn.dst != 10:
+        try:
+            value, _ = run_concrete((insn,), [facts.get(r, 0) for r in range(11)], ConcreteMemory(0))
+            out[insn.dst] = value[insn.dst]
+        except (SemanticsError, ValueError):
+            pass
+    elif k == Kind.LDDW and insn.src == PseudoSrc.NONE:
+        out[insn.dst] = insn.imm64
+    return out
+
+
+def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
+    """Registers holding one constant on every path to each instruction (a must-analysis from the entry,
+    where nothing is known). A patched instruction's result is never a constant."""
+    facts: list[_Facts] = [None] * len(code)
+    facts[0] = {}
+    work = [0]
+    while work:
+        i = work.pop()
+        cur = facts[i]
+        assert cur is not None
+        out = _transfer(code[i], cur) if i not in patched else \
+            {r: v for r, v in cur.items() if r not in registers_of(code[i])[1]}
+        for t in succs[i]:
+            old = facts[t]
+            new = out if old is None else {r: v for r, v in old.items() if out.get(r) == v}
+            if old is None or new != old:
+                facts[t] = new
+                work.append(t)
+    return [f or {} for f in facts]
+
+
+def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
+    """The windowable runs of every function of a whole-section ``prog``."""
+    starts = slot_offsets(prog.instructions)
+    patched = {r.insn_index for r in prog.relocations} | {i for i, s in enumerate(starts) if s in core_slots}
+    functions = sorted(prog.functions, key=lambda f: f.insn_index) or []
+    bounds = [f.insn_index for f in functions] or [0]
+    bounds = [*sorted(set(bounds) | {0}), len(prog.instructions)]
+    names = {f.insn_index: f.name for f in functions}
+    out: list[Run] = []
+    for lo, hi in itertools.pairwise(bounds):
+        code = prog.instructions[lo:hi]
+        if not code:
+            continue
+        succs, targets = _succs(code)
+        live = live_in(tuple(code), succs)
+        consts = known_constants(code, succs, {p - lo for p in patched if lo <= p < hi})
+        after = [0] * len(code)
+        for i in range(len(code)):
+            for t in succs[i]:
+                after[i] |= live[t]
+        pieces: list[list[int]] = [[]]
+        for i, insn in enumerate(code):
+            if i in targets or not in_window(insn) or lo + i in patched:
+                pieces.append([])
+            if in_window(insn) and lo + i not in patched:
+                pieces[-1].append(i)
+        for run in pieces:
+            if run:
+                out.append(Run(prog.section, names.get(lo, prog.name), lo + run[0],
+                               tuple(code[j] for j in run), tuple(after[j] for j in run),
+                               tuple(tuple(sorted(consts[j].items())) for j in run)))
+    return out
