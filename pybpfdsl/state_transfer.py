@@ -17,6 +17,7 @@ from pybpfdsl.bpf.image import BytecodeImage
 from pybpfdsl.bpf.interpreter import XdpContext
 from pybpfdsl.bpf.memory import ArrayElements, InterpMap
 from pybpfdsl.lang.helpers import current_helpers
+from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, StateObject, decode, encode, zero_value
 
 if TYPE_CHECKING:
@@ -68,6 +69,12 @@ def store_state(image: BytecodeImage, maps: Mapping[str, InterpMap], state: Mapp
             elements = source_map.entries
             if isinstance(elements, ArrayElements):
                 elements = elements.made  # the rest still hold what the object holds
+            elif isinstance(obj, PerCpuHashMap | LruPerCpuHashMap):
+                # The run held this CPU's copies: the other CPUs' stay, under the keys still present.
+                present = {decode(raw, obj.key_type) for raw in elements}
+                for gone in obj.raw_keys():
+                    if gone not in present:
+                        obj.raw_delete(gone)
             elif not isinstance(obj, Array):
                 obj.clear()
             for key, region in elements.items():

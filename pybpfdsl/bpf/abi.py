@@ -27,6 +27,7 @@ __all__ = [
     "XDP_MD_FIELD_SIZE",
     "XDP_MD_SIZE",
     "Helper",
+    "MapFlag",
     "MapType",
     "Prototype",
     "RedirectFlag",
@@ -228,6 +229,12 @@ ARRAY_MAP_TYPES: Final = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY})
 """Map types whose every key below max_entries is always present (deletion fails, lookups never miss)."""
 LRU_MAP_TYPES: Final = frozenset({MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
 """Hash maps that evict their least recently used element to make room instead of failing when full."""
+
+
+class MapFlag(enum.IntEnum):
+    """``BPF_F_*`` flags of a map's creation (``map_flags``), those pybpfdsl sets."""
+
+    NO_PREALLOC = 1 << 0  #: allocate elements on insertion; an LPM trie must have it
 
 
 class XdpAction(enum.IntEnum):

@@ -35,7 +35,7 @@ XDP_PACKET_HEADROOM = 256  # BPF_PROG_TEST_RUN puts the packet this far into its
 XDP_FRAME_END = 3520  # and ends its frame this far after the packet's start (4 KiB less headroom, skb_shared_info)
 
 # The errnos the map operations and helpers return (negated, as the kernel does).
-EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN, EFAULT = 22, 2, 17, 7, 11, 14
+EINVAL, ENOENT, EEXIST, E2BIG, EAGAIN, EFAULT, ENOSPC = 22, 2, 17, 7, 11, 14, 28
 
 _HASH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.LRU_PERCPU_HASH})
 
@@ -175,7 +175,9 @@ class InterpMap:
 
     Arrays (and global-data sections, which are one-element arrays) hold every element from the start,
     as :class:`ArrayElements` that are copied in when first touched; hash maps keep insertion order,
-    which for LRU maps is recency order.  Ring buffers collect records.
+    which for LRU maps is recency order.  Ring buffers collect records. An LPM trie keeps each prefix
+    under its key with the bits past the prefix cleared, and a lookup finds the longest that matches.
+    Per-CPU maps hold the copy of the CPU the run is on (a run is on one CPU).
     """
 
     name: str
@@ -212,7 +214,31 @@ class InterpMap:
         region = self.entries.get(key)
         return None if region is None else bytes(region.data)
 
+    def _lpm_key(self, key: bytes, length: int | None = None) -> bytes:
+        """An LPM trie key (u32 prefix length, then the address bytes in network order) with the bits
+        past the prefix cleared, at `length` bits if given: the form the entries are stored under."""
+        plen = int.from_bytes(key[:4], "little") if length is None else length
+        bits = 8 * (self.key_size - 4)
+        kept = min(plen, bits)
+        number = int.from_bytes(key[4:], "big") >> (bits - kept) << (bits - kept) if kept else 0
+        return plen.to_bytes(4, "little") + number.to_bytes(bits // 8, "big")
+
+    def _lpm_lookup(self, key: bytes) -> Region | None:
+        """The kernel's trie_lookup_elem: the longest stored prefix, at most the key's, that the key's
+        address starts with."""
+        bits = 8 * (self.key_size - 4)
+        for length in range(min(int.from_bytes(key[:4], "little"), bits), -1, -1):
+            region = self.entries.get(self._lpm_key(key, length))
+            if region is not None:
+                return region
+        return None
+
+    def _lpm_too_long(self, key: bytes) -> bool:
+        return int.from_bytes(key[:4], "little") > 8 * (self.key_size - 4)
+
     def lookup(self, key: bytes) -> Region | None:
+        if self.map_type == MapType.LPM_TRIE:
+            return self._lpm_lookup(key)
         region = self.entries.get(key)
         if region is not None and self.map_type in LRU_MAP_TYPES:
             self.entries[key] = self.entries.pop(key)  # most recently used goes last
@@ -222,6 +248,10 @@ class InterpMap:
         """bpf_map_update_elem: 0 or a negative errno, as the kernel returns it."""
         if flags not in (UpdateFlag.ANY, UpdateFlag.NOEXIST, UpdateFlag.EXIST):
             return -EINVAL
+        if self.map_type == MapType.LPM_TRIE:
+            if self._lpm_too_long(key):
+                return -EINVAL
+            key = self._lpm_key(key)
         exists = key in self.entries
         if self.map_type in ARRAY_MAP_TYPES:
             if not exists:
@@ -230,13 +260,15 @@ class InterpMap:
                 return -EEXIST
             self.entries[key].data[:] = value  # arrays update in place: pointers see the new value
             return 0
-        if self.map_type not in _HASH_TYPES:
+        if self.map_type not in _HASH_TYPES and self.map_type != MapType.LPM_TRIE:
             return -EINVAL
         if flags == UpdateFlag.NOEXIST and exists:
             return -EEXIST
         if flags == UpdateFlag.EXIST and not exists:
             return -ENOENT
         if not exists and len(self.entries) >= self.max_entries:
+            if self.map_type == MapType.LPM_TRIE:
+                return -ENOSPC  # trie_update_elem's answer when full
             if self.map_type not in LRU_MAP_TYPES:
                 return -E2BIG
             self.entries.pop(next(iter(self.entries)))
@@ -246,6 +278,10 @@ class InterpMap:
         return 0
 
     def delete(self, key: bytes) -> int:
-        if self.map_type not in _HASH_TYPES:
+        if self.map_type == MapType.LPM_TRIE:  # exactly the prefix given
+            if self._lpm_too_long(key):
+                return -EINVAL
+            key = self._lpm_key(key)
+        elif self.map_type not in _HASH_TYPES:
             return -EINVAL
         return 0 if self.entries.pop(key, None) is not None else -ENOENT

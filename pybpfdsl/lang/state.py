@@ -1,5 +1,5 @@
 """State objects declared at module level: `Global`, `HashMap`, `LruHashMap`, `Array`, `PerCpuArray`,
-`RingBuf`.
+`RingBuf` (and, in their own modules, `LpmTrie` and the per-CPU hash maps).
 
 Each object holds its values in Python until a program that uses it is loaded; then the runtime binds it
 to the kernel map (`bind`), and every read and write from Python goes to the kernel, so control-plane
@@ -33,8 +33,11 @@ class MapKind(enum.Enum):
 
     HASH = 1
     ARRAY = 2
+    PERCPU_HASH = 5
     PERCPU_ARRAY = 6
     LRU_HASH = 9
+    LRU_PERCPU_HASH = 10
+    LPM_TRIE = 11
     RINGBUF = 27
 
 
@@ -206,6 +209,10 @@ class BpfMap(StateObject):
         assert isinstance(saved, dict)
         self._data = dict(saved)
 
+    def _raw_key(self, key: object) -> RawValue:
+        """A Python-side key as the raw key programs use (maps whose keys have other spellings override)."""
+        return _to_raw(key, self.key_type)
+
     # Raw access, used by executions of the DSL.
     def raw_lookup(self, key: RawValue) -> RawValue | None:
         if self._backing is not None:
@@ -233,24 +240,24 @@ class BpfMap(StateObject):
 
     # The Python (control-plane) view.
     def __getitem__(self, key: object) -> object:
-        raw = self.raw_lookup(_to_raw(key, self.key_type))
+        raw = self.raw_lookup(self._raw_key(key))
         if raw is None:
             raise KeyError(key)
         return _to_user(raw, self.value_type)
 
     def __setitem__(self, key: object, value: object) -> None:
-        if not self.raw_update(_to_raw(key, self.key_type), _to_raw(value, self.value_type)):
+        if not self.raw_update(self._raw_key(key), _to_raw(value, self.value_type)):
             raise KeyError(f"cannot store key {key!r} in {self.name or 'map'}: full or out of range")
 
     def __delitem__(self, key: object) -> None:
-        if not self.raw_delete(_to_raw(key, self.key_type)):
+        if not self.raw_delete(self._raw_key(key)):
             raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return self.raw_lookup(_to_raw(key, self.key_type)) is not None
+        return self.raw_lookup(self._raw_key(key)) is not None
 
     def get(self, key: object, default: object = None) -> object:
-        raw = self.raw_lookup(_to_raw(key, self.key_type))
+        raw = self.raw_lookup(self._raw_key(key))
         return default if raw is None else _to_user(raw, self.value_type)
 
     def keys(self) -> list[object]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
 
+from pybpfdsl.bpf.abi import MapFlag, MapType
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.kernel_map import KernelMap, MapInfo
 from pybpfdsl.runtime.libbpf import (
@@ -73,6 +74,20 @@ def _map_matches_section(name: str, section: str) -> bool:
     a second dot (``.data.foo``) get no prefix at all.
     """
     return name == section or (section.startswith(".") and name.endswith(section))
+
+
+_REQUIRED_MAP_FLAGS: Mapping[int, int] = {MapType.LPM_TRIE: MapFlag.NO_PREALLOC}
+"""Flags the kernel refuses to create a map type without (an object may not carry them: the backend
+emits none yet)."""
+
+
+def _require_map_flags(handle: int) -> None:
+    lib = get_libbpf()
+    for m in lib.object_maps(handle):
+        need = _REQUIRED_MAP_FLAGS.get(lib.map_type(m), 0)
+        flags = lib.map_flags(m)
+        if flags & need != need:
+            lib.map_set_flags(m, flags | need)
 
 
 class BpfObject:
@@ -160,6 +175,7 @@ class BpfObject:
             try:
                 for map_name, fd in (reuse_maps or {}).items():
                     lib.map_reuse_fd(cls._find_unloaded_map(handle, map_name), fd)
+                _require_map_flags(handle)
                 ACTIVITY.loads += 1
                 lib.object_load(handle)
                 obj = cls(handle, name, buf)

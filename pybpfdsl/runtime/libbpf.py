@@ -366,6 +366,8 @@ _SIGNATURES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__value_size": (_c_uint, [_c_void_p]),
     "bpf_map__max_entries": (_c_uint, [_c_void_p]),
     "bpf_map__reuse_fd": (_c_int, [_c_void_p, _c_int]),
+    "bpf_map__map_flags": (_c_uint, [_c_void_p]),
+    "bpf_map__set_map_flags": (_c_int, [_c_void_p, _c_uint]),
     "bpf_map_create": (
         _c_int,
         [_c_int, _c_char_p, _c_uint, _c_uint, _c_uint, _c_void_p],
@@ -523,6 +525,14 @@ class Libbpf:
     def map_max_entries(self, m: int) -> int:
         """``bpf_map__max_entries``."""
         return int(self._lib.bpf_map__max_entries(m))
+
+    def map_flags(self, m: int) -> int:
+        """``bpf_map__map_flags``."""
+        return int(self._lib.bpf_map__map_flags(m))
+
+    def map_set_flags(self, m: int, flags: int) -> None:
+        """``bpf_map__set_map_flags`` (before the object is loaded)."""
+        _check(int(self._lib.bpf_map__set_map_flags(m, flags)), "bpf_map__set_map_flags")
 
     def map_reuse_fd(self, m: int, fd: int) -> None:
         """``bpf_map__reuse_fd``: make a not-yet-loaded map use existing ``fd``.

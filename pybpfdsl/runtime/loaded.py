@@ -17,6 +17,7 @@ from typing import Any, Self, SupportsBytes
 
 from pybpfdsl.bpf.elf import VariableLocation, variable_locations
 from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl
+from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.state import (
     Array,
     BpfMap,
@@ -70,6 +71,9 @@ class _Binding:
         if isinstance(obj, PerCpuArray):
             self._push_percpu(obj, backing)
             return
+        if isinstance(obj, PerCpuHashMap | LruPerCpuHashMap):
+            self._push_percpu_hash(obj, backing)
+            return
         zero = zero_value(obj.value_type)
         for key in obj.raw_keys():
             value = obj.raw_lookup(key)
@@ -96,6 +100,16 @@ class _Binding:
             if not backing.store_percpu(key, values):
                 raise StateBindingError(f"cannot copy element {key} of {obj.name or 'map'} into the kernel")
 
+    @staticmethod
+    def _push_percpu_hash(obj: PerCpuHashMap | LruPerCpuHashMap, backing: MapBacking) -> None:
+        ncpus = backing.cpu_count()
+        for key, copies in obj.cpu_copies().items():
+            slots: list[list[RawValue]] = [[] for _ in range(ncpus)]
+            for cpu, value in copies.items():  # simulated CPUs beyond this machine's add up, as for arrays
+                slots[cpu % ncpus].append(value)
+            if not backing.store_percpu(key, [sum_raw(s, obj.value_type) for s in slots]):
+                raise StateBindingError(f"cannot copy key {key!r} of {obj.name or 'map'} into the kernel")
+
     def pull_and_unbind(self) -> None:
         """Kernel values → Python side, then unbind (the object is bound)."""
         obj, backing = self.obj, self.backing
@@ -120,6 +134,15 @@ class _Binding:
             # empty) so that per_cpu() lists as many values as it did while bound.
             obj._cpu_data.clear()
             obj._cpu_data.update(copies)
+            return
+        if isinstance(obj, PerCpuHashMap | LruPerCpuHashMap):
+            pulled: dict[RawValue, dict[int, RawValue]] = {}
+            for key in list(backing.keys()):
+                values = backing.lookup_percpu(key)
+                if values is not None:  # a program may delete keys between the walk and the lookup
+                    pulled[key] = dict(enumerate(values))
+            obj.unbind()
+            obj.replace_cpu_copies(pulled)
             return
         entries: dict[RawValue, RawValue] = {}
         for key in list(backing.keys()):
