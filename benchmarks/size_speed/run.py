@@ -1,0 +1,126 @@
+"""`make bench`: every benchmark program, compiled both ways, checked for agreement, measured, reported."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.size_speed import agreement, measure, report
+from benchmarks.size_speed.clang_build import best_build, build, slots
+from benchmarks.size_speed.programs import BENCHMARKS, C_DIR, Benchmark
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _c_loc(path: Path) -> int:
+    """Lines of the twin that are neither blank nor comments (the shared headers are not counted)."""
+    count, in_comment = 0, False
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if in_comment:
+            in_comment = "*/" not in line
+            continue
+        if line.startswith("/*"):
+            in_comment = "*/" not in line
+            continue
+        if line and not line.startswith("//"):
+            count += 1
+    return count
+
+
+def _commit() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    return out.stdout.strip() or "unknown"
+
+
+def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
+    prog = bench.program()
+    switch = measure.passes_switch()
+    variants: dict[str, bool | None] = {"on": True, "off": False} if switch else {"on": None}
+    ours: dict[str, tuple[bytes, float]] = {
+        key: measure.median_seconds(measure.compile_ours(prog, passes)) for key, passes in variants.items()}
+    best, _ = best_build(bench.c_file, bench.name)
+    clang_seconds = sorted(build(bench.c_file, bench.name, best.opt, best.cpu).seconds
+                           for _ in range(measure.COMPILE_TRIALS))[measure.COMPILE_TRIALS // 2]
+
+    hot = [label for label, _ in bench.packets].index(bench.hot)
+    c_trace = agreement.interp_trace(bench, best.elf)
+    traces = {key: agreement.interp_trace(bench, elf) for key, (elf, _) in ours.items()}
+    problems: list[str] = []
+    for key, trace in traces.items():
+        problems += [f"[passes {key}] {p}" for p in agreement.interp_disagreements(bench, trace, c_trace)]
+    problems += agreement.kernel_disagreements(bench, ours["on"][0], best.elf, traces["on"])
+
+    objects = {f"ours_{key}": (elf, bench.name) for key, (elf, _) in ours.items()}
+    objects["clang"] = (best.elf, bench.name)
+    kernel, empty_ns = measure.kernel_numbers(objects, (empty, "empty"), bench.hot_packet())
+
+    rec: report.Record = {
+        "name": bench.name,
+        "dsl_loc": prog.lower().dsl_loc,
+        "c_loc": _c_loc(bench.c_file),
+        "clang_config": best.config,
+        "hot_packet": bench.hot,
+        "ours_bpf_insns": slots(ours["on"][0], bench.name),
+        "clang_bpf_insns": best.slots,
+        "ours_xlated_insns": kernel["ours_on"].xlated,
+        "clang_xlated_insns": kernel["clang"].xlated,
+        "ours_jit_insns": kernel["ours_on"].jited,
+        "clang_jit_insns": kernel["clang"].jited,
+        "ours_exec_insns": traces["on"].steps[hot],
+        "clang_exec_insns": c_trace.steps[hot],
+        "ours_ns": round(kernel["ours_on"].ns, 2),
+        "clang_ns": round(kernel["clang"].ns, 2),
+        "ours_raw_ns": kernel["ours_on"].raw_ns,
+        "clang_raw_ns": kernel["clang"].raw_ns,
+        "ours_compile_ms": ours["on"][1] * 1000,
+        "clang_compile_ms": clang_seconds * 1000,
+        "empty_ns": empty_ns,
+        "disagreements": problems,
+    }
+    if "off" in ours:
+        rec.update({
+            "ours_bpf_insns_nopasses": slots(ours["off"][0], bench.name),
+            "ours_jit_insns_nopasses": kernel["ours_off"].jited,
+            "ours_exec_insns_nopasses": traces["off"].steps[hot],
+            "ours_ns_nopasses": round(kernel["ours_off"].ns, 2),
+            "ours_compile_ms_nopasses": ours["off"][1] * 1000,
+        })
+    for metric, _ in report.RATIOS:
+        rec[f"{metric}_ratio"] = report.ratio(rec, metric)
+    paper = report.SIMPLEBPF_PAPER.get(bench.name)
+    if paper is not None:
+        rec["simplebpf_paper_bpf_insns"], rec["simplebpf_paper_jit_insns"] = paper
+    return rec
+
+
+def main(names: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    empty = build(C_DIR / "empty.c", "empty", "-O2", "v3").elf
+    records = []
+    for bench in BENCHMARKS:
+        if names and bench.name not in names:
+            continue
+        print(f"measuring {bench.name} ...", file=sys.stderr, flush=True)
+        records.append(measure_one(bench, empty))
+    meta: report.Record = {
+        "commit": _commit(),
+        "kernel": f"Linux {platform.release()} {platform.machine()}",
+        "passes_switch": measure.passes_switch(),
+        "trials": measure.TRIALS,
+        "repeat": measure.REPEAT,
+        "empty_ns_median": statistics.median(rec["empty_ns"] for rec in records) if records else 0.0,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    table = report.markdown(records, meta)
+    print(table)
+    if not names:
+        md, js, png = report.write(RESULTS, records, meta)
+        print(f"wrote {md.relative_to(ROOT)}, {js.relative_to(ROOT)}"
+              + (f", {png.relative_to(ROOT)}" if png else " (no chart: matplotlib is not installed)"))
+    return 1 if any(rec["disagreements"] for rec in records) else 0
