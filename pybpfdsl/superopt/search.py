@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import InsnClass, Kind, Mode, Size, size
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.moves import Candidate, pools_of, propose
 from pybpfdsl.superopt.window_check import (
@@ -26,6 +27,7 @@ from pybpfdsl.superopt.window_check import (
     prove_window,
 )
 from pybpfdsl.superopt.window_semantics import in_window
+from pybpfdsl.superopt.windows import transfer
 from pybpfdsl.verify.analysis.liveness import registers_of
 
 __all__ = ["SearchBudget", "WindowResult", "read_before_written", "search_window"]
@@ -71,6 +73,76 @@ def read_before_written(code: Sequence[Instruction]) -> int:
     return need
 
 
+def _fits_imm(value: int, nbytes: int) -> int | None:
+    """The signed imm32 whose sign extension stores ``value`` at ``nbytes`` bytes, if there is one."""
+    bits = nbytes * 8
+    value &= (1 << bits) - 1
+    for imm in (value if value < 1 << 31 else value - (1 << 32), value - (1 << bits)):
+        if -(1 << 31) <= imm < 1 << 31 and (imm & ((1 << bits) - 1)) == value:
+            return imm
+    return None
+
+
+def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """The cheaper rewrites tried before the chain, in a fixed order: drop one instruction; store a
+    register known to hold a constant as an immediate; merge two immediate stores to adjacent bytes of
+    one base into one twice as wide."""
+    out: list[tuple[Instruction, ...]] = [code[:i] + code[i + 1:] for i in range(len(code))]
+    facts = dict(known)
+    for i, insn in enumerate(code):
+        if insn.kind == Kind.STX and insn.src in facts:
+            n = size(insn.opcode).bytes
+            imm = _fits_imm(facts[insn.src], n)
+            if imm is not None:
+                st = Instruction(InsnClass.ST | Mode.MEM | size(insn.opcode), insn.dst, 0, insn.off, imm)
+                out.append((*code[:i], st, *code[i + 1:]))
+        facts = transfer(insn, facts)
+    for i in range(len(code) - 1):
+        a, b = code[i], code[i + 1]
+        if a.kind != Kind.ST or b.kind != Kind.ST or a.dst != b.dst or size(a.opcode) != size(b.opcode):
+            continue
+        n = size(a.opcode).bytes
+        if n == 8 or abs(a.off - b.off) != n:
+            continue
+        lo, hi = (a, b) if a.off < b.off else (b, a)
+        value = (lo.imm & ((1 << 8 * n) - 1)) | (hi.imm & ((1 << 8 * n) - 1)) << 8 * n
+        imm = _fits_imm(value, 2 * n)
+        wide = {2: Size.H, 4: Size.W, 8: Size.DW}[2 * n]
+        if imm is not None:
+            out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
+    return out
+
+
+def _rank(code: Sequence[Instruction], model: CostModel) -> tuple[int, int]:
+    """Cost first; among equals, fewer register stores (a store of a constant as an immediate frees the
+    register that held it, which the next step may then drop). Strictly decreasing, so greedy ends."""
+    return cost(code, model), sum(i.kind == Kind.STX for i in code)
+
+
+def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int, int], tests: list[TestCase],
+            budget: SearchBudget, model: CostModel, defined: int) -> tuple[tuple[Instruction, ...], int, int]:
+    """Apply the first proven cheaper neighbour until none is left. (best, proposals, proofs)."""
+    current = original
+    expected = expected_outputs(original, tests)
+    tried = proofs = 0
+    improved = True
+    while improved and tried < budget.proposals and proofs < budget.max_proofs:
+        improved = False
+        for cand in neighbours(current, known):
+            tried += 1
+            if read_before_written(cand) & ~defined or _rank(cand, model) >= _rank(current, model):
+                continue
+            if failures(original, cand, live_out, tests, expected, stop_at=1):
+                continue
+            proofs += 1
+            if prove_window(original, cand, live_out, budget.proof_units, known).proven:
+                current, improved = cand, True
+                break
+            if proofs >= budget.max_proofs:
+                break
+    return current, tried, proofs
+
+
 def search_window(window: Sequence[Instruction], live_out: int, rng: random.Random,
                   budget: SearchBudget = SearchBudget(), model: CostModel = CostModel.SLOTS,
                   known: Mapping[int, int] | None = None) -> WindowResult:
@@ -80,16 +152,17 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
     tests = make_tests(rng, _TESTS, known)
     expected = expected_outputs(original, tests)
     pools = pools_of(original)
-    best_cost = cost(original, model)
-    best: tuple[Instruction, ...] | None = None
-    current: Candidate = original
-    current_f = float(best_cost)
-    seen: dict[tuple[Instruction, ...], bool] = {}
     # The candidate may read on entry only what the original reads there (and r10): any other register
     # may be uninitialised at the window, which the kernel refuses even where the value does not matter.
     defined = read_before_written(original) | 1 << 10
-    proofs = refuted = 0
-    for _ in range(budget.proposals):
+    start, tried, proofs = _greedy(original, live_out, known or {}, tests, budget, model, defined)
+    best_cost = cost(start, model)
+    best: tuple[Instruction, ...] | None = start if best_cost < cost(original, model) else None
+    current: Candidate = start + (None,) * (len(original) - len(start))
+    current_f = float(best_cost)
+    seen: dict[tuple[Instruction, ...], bool] = {}
+    refuted = 0
+    for _ in range(max(0, budget.proposals - tried)):
         cand = propose(rng, pools, current)
         body = _compact(cand)
         if any(not in_window(i) for i in body) or read_before_written(body) & ~defined:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
@@ -20,7 +20,7 @@ from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, run_concrete
 from pybpfdsl.verify.analysis.liveness import live_in, registers_of
 
-__all__ = ["Run", "core_relocated_slots", "known_constants", "runs_of"]
+__all__ = ["Run", "core_relocated_slots", "known_constants", "runs_of", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def _succs(code: Sequence[Instruction]) -> tuple[list[list[int]], set[int]]:
 _Facts = dict[int, int] | None  # None: not reached yet
 
 
-def _transfer(insn: Instruction, facts: dict[int, int]) -> dict[int, int]:
+def transfer(insn: Instruction, facts: Mapping[int, int]) -> dict[int, int]:
+    """The constants known after ``insn``, given those known before it."""
     out = dict(facts)
     k = insn.kind
     reads, writes = registers_of(insn)
@@ -117,7 +118,7 @@ def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched
         i = work.pop()
         cur = facts[i]
         assert cur is not None
-        out = _transfer(code[i], cur) if i not in patched else \
+        out = transfer(code[i], cur) if i not in patched else \
             {r: v for r, v in cur.items() if r not in registers_of(code[i])[1]}
         for t in succs[i]:
             old = facts[t]
