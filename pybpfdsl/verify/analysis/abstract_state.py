@@ -274,6 +274,43 @@ def _fresh(site: int, a: State, b: State, names: dict[tuple[Pid, Pid, int], tupl
     return ("j", site, i)
 
 
+def _canonical(s: State, site: int) -> State:
+    """``s`` with the links named at the join at ``site`` renumbered ``("j", site, 0)``, ``1``, ... in the
+    order they first appear (registers, spills, the callers' frames), and the ranges of such names that no
+    pointer holds any more dropped.
+
+    A link's name means something only within its state (which pointers share a base), so two states that
+    differ by the names alone are one state, and they must compare equal: else a loop head's fixpoint never
+    settles. (Generated program 967: each join at its loop head linked a packet pointer under a name the
+    two sides did not use, so the result alternated between ``("j", h, 1)`` and ``("j", h, 2)`` for ever.)
+    The renaming is one to one on this site's names and leaves every other name alone, so it links and
+    unlinks nothing, and each range stays with its pointers."""
+    names: dict[Pid, Pid] = {}
+
+    def note(v: Value) -> None:
+        pid = v.pid if isinstance(v, PacketPtr) else None
+        if isinstance(pid, tuple) and len(pid) == 3 and pid[1] == site and pid not in names:
+            names[pid] = ("j", site, len(names))
+
+    for regs, stack in ((s.regs, s.stack), *((f.regs, f.stack) for f in s.frames)):
+        for v in regs:
+            note(v)
+        for _, v in stk.spilled_values(stack):
+            note(v)
+    ranges = tuple((names.get(p, p), n) for p, n in s.ranges
+                   if not (isinstance(p, tuple) and len(p) == 3 and p[1] == site) or p in names)
+    if all(k == v for k, v in names.items()) and len(ranges) == len(s.ranges):
+        return s
+
+    def rename(v: Value) -> Value:
+        if isinstance(v, PacketPtr) and v.pid in names:
+            return PacketPtr(v.off, names[v.pid], v.delta)
+        return v
+
+    out = s.map_values(rename) if any(k != v for k, v in names.items()) else s
+    return State(out.regs, out.defs, out.stack, out.pkt_min, ranges, out.frames)
+
+
 def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> State:
     regs = tuple(rewrite.get(i, v) for i, v in enumerate(s.regs))
     spills = {i - 100: v for i, v in rewrite.items() if i >= 100}
@@ -287,8 +324,11 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
         return b
     if b is None:
         return a if op != "narrow" else None
+    linked = False
     if op != "narrow":
+        a0 = a
         a, b = _link_pairs(a, b, site)
+        linked = a is not a0
 
     if op == "join":
         jv = cc.join_values
@@ -307,9 +347,9 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
         pkt_min = b.pkt_min
     else:
         pkt_min = min(a.pkt_min, b.pkt_min)
-    out = State(regs, defs, stk.join(a.stack, b.stack, op, thresholds), pkt_min, _ranges(a, b, op),
-                _combine_frames(a.frames, b.frames, op, thresholds))
-    return _drop_dangling(out)
+    out = _drop_dangling(State(regs, defs, stk.join(a.stack, b.stack, op, thresholds), pkt_min,
+                               _ranges(a, b, op), _combine_frames(a.frames, b.frames, op, thresholds)))
+    return _canonical(out, site) if linked and site is not None else out
 
 
 def _drop_dangling(s: State) -> State:

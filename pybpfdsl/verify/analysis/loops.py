@@ -10,7 +10,7 @@ that work refuses loops the kernel would call too large.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import Source, source
@@ -122,12 +122,16 @@ class LoopVerdict:
     processed: int
     kernel_estimate: int
     """Instructions the kernel is estimated to process for the loop (see :func:`kernel_states_at`)."""
+    states: dict[int, list[State]] = field(default_factory=dict)
+    """For a bounded loop: the states of every iteration at each watched instruction (see :func:`terminates`)."""
 
 
 def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int,
-                part: Partitioner, kernel_budget: int = BPF_COMPLEXITY_LIMIT_INSNS, inner: int = 1) -> LoopVerdict:
+                part: Partitioner, kernel_budget: int = BPF_COMPLEXITY_LIMIT_INSNS, inner: int = 1,
+                watch: frozenset[int] = frozenset()) -> LoopVerdict:
     """Unroll the loop at ``head`` one iteration at a time (see the module docstring); ``inner``: the
-    iterations of the loops nested in it, multiplied (1 if none).
+    iterations of the loops nested in it, multiplied (1 if none); ``watch``: instructions of the body
+    whose states in every iteration a bounded verdict returns (see :func:`single_entry`).
 
     Stops early, with 'complex', as soon as the estimate of the kernel's work for the iterations so
     far passes ``kernel_budget``: such a loop cannot load, and unrolling it further (a
@@ -144,12 +148,15 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
     processed = 0
     iterations = 0
     estimate = 0
+    seen: dict[int, list[State]] = {i: [] for i in watch}
     while current:
         iterations += 1
         local: dict[int, Parts] = {head: current}
         done, back = propagate(env, cfg, local, [(cfg.order.get(head, head), head)], {}, body, stop=head,
                                 part=part)
         processed += done
+        for i, kept in seen.items():
+            kept.extend(local.get(i, {}).values())
         split_at = _splits(env, cfg, body, local, jumps) if jumps else []
         splits = max(splits, len(split_at))
         nxt: Parts = {}
@@ -176,7 +183,7 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
             if estimate > kernel_budget:
                 break
         if not nxt:
-            return LoopVerdict("bounded", iterations, processed, estimate)
+            return LoopVerdict("bounded", iterations, processed, estimate, seen)
         if _covered(nxt, current):
             return LoopVerdict("forever", iterations, processed, estimate)
         if estimate > kernel_budget:
@@ -184,7 +191,15 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
         if processed > budget:
             return LoopVerdict("budget", iterations, processed, estimate)
         current = nxt
-    return LoopVerdict("bounded", iterations, processed, estimate)
+    return LoopVerdict("bounded", iterations, processed, estimate, seen)
+
+
+def single_entry(cfg: Cfg, head: int, body: set[int]) -> bool:
+    """Whether every way into the loop passes its head (no jump from outside into the body's middle):
+    then the iterations :func:`terminates` unrolls from the head's entry states reach every state the body
+    can be in, and a bounded loop's unrolled states are an invariant of its body, one per iteration, with
+    no widening (see ``driver._recheck``)."""
+    return all(p in body for n in body if n != head for p in cfg.preds[n])
 
 
 def _covered(new: Parts, old: Parts) -> bool:
@@ -261,17 +276,23 @@ within this many steps leaves the kernel below its limit by that margin."""
 
 
 def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,
-                loop_heads: set[int] | None = None) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
+                loop_heads: set[int] | None = None, watch: frozenset[int] = frozenset(),
+                unrolled: dict[int, list[list[State]]] | None = None,
+                ) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
     """The termination pass over every loop (or those at ``loop_heads``) from the fixpoint's states
     ``pre``: (findings, instructions simulated, iterations of each bounded loop by head, the estimate of
-    the kernel's work including ``fixpoint_work`` for the rest of the program).
+    the kernel's work including ``fixpoint_work`` for the rest of the program). For each instruction of
+    ``watch`` in the body of a bounded loop with a single entry, ``unrolled`` gets one list per such loop:
+    the instruction's states in every iteration of it.
 
     The closed-form estimate (:func:`kernel_states_at`) is quick but only a guess: where it calls a
     loop too complex, the kernel's own exploration is simulated (:func:`.exploration.explore`) and,
     if that ends well within the limit, the loop is accepted with the simulated count as the
     estimate; where it is small (``CONFIRM_BELOW``) the simulation must end within
     ``CONFIRM_WORK`` steps, else the loop is refused."""
-    findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads)
+    unfinished: list[tuple[int, int, frozenset[int]]] = []
+    findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads, watch,
+                                                           unrolled, unfinished)
     entry = joined(pre.get(0))
     if loop_heads is not None or not cfg.heads or entry is None or any(f.is_error for f in findings
                                                                         if f.code != Code.COMPLEXITY):
@@ -284,6 +305,14 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
         if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
             return findings, processed, loops, kernel_work
         kept = [f for f in findings if f.code != Code.COMPLEXITY]
+        if unrolled is not None:
+            # Loops the simulation shows within the kernel's limit: unrolled now to their end (the closed
+            # form stopped early), for their states at ``watch``.
+            for head, inner, watched in unfinished:
+                lv = terminates(env, cfg, pre, head, UNROLL_BUDGET, part, 1 << 62, inner, watched)
+                processed += lv.processed
+                for i, states in lv.states.items():
+                    unrolled.setdefault(i, []).append(states)
         return kept, processed, {**ex.head_visits, **loops}, max(fixpoint_work, ex.processed)
     if kernel_work >= CONFIRM_BELOW:
         return findings, processed, loops, kernel_work
@@ -311,8 +340,14 @@ def _blamed(cfg: Cfg, last: int, visits: dict[int, int]) -> int:
 
 
 def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,
-                 loop_heads: set[int] | None) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
-    """:func:`check_loops` with the closed-form estimate only."""
+                 loop_heads: set[int] | None, watch: frozenset[int] = frozenset(),
+                 unrolled: dict[int, list[list[State]]] | None = None,
+                 unfinished: list[tuple[int, int, frozenset[int]]] | None = None,
+                 ) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
+    """:func:`check_loops` with the closed-form estimate only; ``unfinished`` gets the loops found too complex
+    before their unrolling ended that have instructions of ``watch`` (head, inner iterations, those)."""
+    if unfinished is None:
+        unfinished = []
     loops: dict[int, int] = {}
     budget = UNROLL_BUDGET
     kernel_work = fixpoint_work
@@ -327,12 +362,18 @@ def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, f
         for h, n in loops.items():
             if h != head and h in body:
                 inner *= n
+        watched = watch & body if unrolled is not None and watch and single_entry(cfg, head, body) else frozenset()
         lv = terminates(env, cfg, pre, head, budget, part, max(0, BPF_COMPLEXITY_LIMIT_INSNS - kernel_work),
-                        inner)
+                        inner, watched)
         verdict, iters, work = lv.verdict, lv.iterations, lv.processed
         budget -= work
         processed += work
         kernel_work += lv.kernel_estimate
+        if unrolled is not None:
+            for i, states in lv.states.items():
+                unrolled.setdefault(i, []).append(states)
+            if verdict == "complex" and watched:
+                unfinished.append((head, inner, watched))
         if verdict == "bounded":
             loops[head] = iters
             if kernel_work > BPF_COMPLEXITY_LIMIT_INSNS:
