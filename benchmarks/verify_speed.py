@@ -100,21 +100,31 @@ def _clang_corpora(mutant_rate: float) -> list[Program]:
     return out
 
 
+def _plain(progs: list[Program]) -> list[tuple[str, str, bytes, str | None, bool]]:
+    """The programs as tuples of builtins, for pickling: a pickled :class:`Program` names its class by the
+    module it was defined in, ``__main__`` when this file runs as a script, which the baseline's child
+    process (and any other importer) cannot resolve."""
+    return [(p.kind, p.name, p.elf, p.section, p.clang) for p in progs]
+
+
+def _programs(rows: list[tuple[str, str, bytes, str | None, bool]]) -> list[Program]:
+    return [Program(*row) for row in rows]
+
+
 def corpus(generated: int, mutant_rate: float) -> list[Program]:
     """The programs, from the cache when it holds this selection (keyed by the arguments only: the cache
     pins the bytes, so a compiler change elsewhere does not change what is compared)."""
-    key = hashlib.sha256(f"{generated}/{mutant_rate}/v1".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{generated}/{mutant_rate}/v2".encode()).hexdigest()[:16]
     path = CACHE / f"corpus-{key}.pickle"
     if path.exists():
         with open(path, "rb") as f:
-            cached: list[Program] = pickle.load(f)
-        return cached
+            return _programs(pickle.load(f))
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         progs = _generated(generated, Path(d)) + _examples() + _clang_corpora(mutant_rate)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
-        pickle.dump(progs, f)
+        pickle.dump(_plain(progs), f)
     os.replace(tmp, path)
     return progs
 
@@ -153,7 +163,7 @@ def _child(path: Path, progs_file: Path, out_file: Path) -> None:
     """Run :func:`measure` with the package found under ``path`` (the tests' helpers from this tree)."""
     code = (f"import sys, json, pickle; sys.path[:0] = [{str(path)!r}, {str(ROOT)!r}];\n"
             "import benchmarks.verify_speed as vs\n"
-            f"progs = pickle.load(open({str(progs_file)!r}, 'rb'))\n"
+            f"progs = vs._programs(pickle.load(open({str(progs_file)!r}, 'rb')))\n"
             f"json.dump(vs.measure(progs), open({str(out_file)!r}, 'w'))\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(path))
 
@@ -216,7 +226,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             pf, of = Path(d) / "progs.pickle", Path(d) / "base.json"
             with open(pf, "wb") as f:
-                pickle.dump(progs, f)
+                pickle.dump(_plain(progs), f)
             new = measure(progs)
             _child(path.resolve(), pf, of)
             base = json.loads(of.read_text())
