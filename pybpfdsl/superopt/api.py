@@ -112,11 +112,13 @@ def _shape(insn: Instruction) -> tuple[int, int, int, int]:
 def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 600,
                     model: CostModel = CostModel.SLOTS, seed: int = 0, rules: RuleCache | Path | None = None,
                     passes: int = 2, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
-                    kernel: bool = True) -> OptimizeResult:
+                    kernel: bool = True, trust_window_proofs: bool = False) -> OptimizeResult:
     """Optimise the code of ``elf`` (the section or function ``section``, or every code section).
 
     ``proposals`` is the MCMC budget per window; ``rules`` a loaded cache, a path to one, or None for
-    no cache. The result is deterministic given the arguments (no budget is in seconds).
+    no cache. The whole-program proof must say "proven" unless ``trust_window_proofs``, which also
+    accepts "unknown" (a program the prover cannot model, e.g. a helper it lacks) on the strength of the
+    window proofs alone. The result is deterministic given the arguments (no budget is in seconds).
     """
     cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
     opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes)
@@ -128,10 +130,11 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         candidate = objects[kept]
         ver = verifier_accepts(elf, candidate)
         proof = prove_whole(elf, candidate, whole_proof_units) if ver.ok else GateVerdict("skipped", "verifier")
-        kern = kernel_verdict(elf, candidate) if kernel and proof.status != "failed" and ver.ok \
+        proof_ok = proof.ok or (trust_window_proofs and proof.status == "unknown")
+        kern = kernel_verdict(elf, candidate) if kernel and proof_ok and ver.ok \
             else GateVerdict("skipped", "not asked" if not kernel else "an earlier check failed")
         verdicts = (ver, proof, kern)
-        if ver.ok and proof.status != "failed" and kern.status != "failed":
+        if ver.ok and proof_ok and kern.status != "failed":
             break
         notes.append(f"pass {kept} output refused: verifier {ver.status}, proof {proof.status}, kernel {kern.status}")
         kept -= 1

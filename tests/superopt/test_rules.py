@@ -1,0 +1,50 @@
+"""The rule cache: proven rewrites stored, found again on the next program, and re-proven before use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.superopt.api import optimize_object
+from pybpfdsl.superopt.rules import RuleCache
+
+MOV_R3_0 = Instruction(0xB7, 3, 0, 0, 0)
+STX_R3 = (Instruction(0x63, 10, 3, -4), Instruction(0x63, 10, 3, -8))
+ST_DW0 = Instruction(0x7A, 10, 0, -8, 0)
+
+
+def test_a_rule_matches_under_other_register_names(tmp_path: Path) -> None:
+    cache = RuleCache(tmp_path / "rules.json")
+    assert cache.add((MOV_R3_0, *STX_R3), 0, (ST_DW0,))
+    cache.save()
+    again = RuleCache.load(tmp_path / "rules.json")
+    assert again.rules == cache.rules
+    renamed = (Instruction(0xB7, 5, 0, 0, 0), Instruction(0x63, 10, 5, -4), Instruction(0x63, 10, 5, -8))
+    assert again.lookup(renamed, 0) == (ST_DW0,)
+    assert again.lookup(renamed, 1 << 5) is None  # r5 live after: another precondition, another key
+
+
+def test_the_second_program_starts_from_the_rules_of_the_first(sample_elf: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    first = optimize_object(sample_elf, proposals=120, rules=path, kernel=False)
+    assert json.loads(path.read_text())["rules"]
+    # One proposal per window: what the search found before now comes from the cache.
+    second = optimize_object(sample_elf, proposals=1, rules=path, kernel=False)
+    assert any(r.source == "rule" for r in second.rewrites)
+    assert sum(second.slots("after").values()) <= sum(first.slots("after").values())
+    assert second.proof.status == "ok"
+
+
+def test_a_corrupted_rule_is_proven_wrong_and_not_applied(sample_elf: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "rules.json"
+    optimize_object(sample_elf, proposals=120, rules=path, kernel=False)
+    data = json.loads(path.read_text())
+    for rows in data["rules"].values():
+        for row in rows:
+            if row[0] in (0x7A, 0x62, 0x72, 0x6A):  # every immediate store now stores 7
+                row[4] = 7
+    path.write_text(json.dumps(data))
+    result = optimize_object(sample_elf, proposals=1, rules=path, kernel=False)
+    assert all(r.source != "rule" or all(i.imm != 7 for i in r.after) for r in result.rewrites)
+    assert result.proof.status in ("ok", "skipped")

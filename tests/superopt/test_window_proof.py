@@ -1,0 +1,45 @@
+"""Soundness of the window check: a wrong candidate is never proven, whatever the tests said."""
+
+from __future__ import annotations
+
+import random
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.superopt.search import SearchBudget, search_window
+from pybpfdsl.superopt.window_check import prove_window
+
+MOV_R1_0 = Instruction(0xB7, 1, 0, 0, 0)  # r1 = 0
+STX_W = Instruction(0x63, 10, 1, -4)  # *(u32 *)(r10 -4) = r1
+STX_W8 = Instruction(0x63, 10, 1, -8)  # *(u32 *)(r10 -8) = r1
+ST_DW0 = Instruction(0x7A, 10, 0, -8, 0)  # *(u64 *)(r10 -8) = 0
+ST_DW1 = Instruction(0x7A, 10, 0, -8, 1)  # *(u64 *)(r10 -8) = 1
+LIVE_R1 = 1 << 1
+
+
+def test_merging_two_zero_stores_is_proven_when_the_register_is_dead() -> None:
+    assert prove_window([MOV_R1_0, STX_W, STX_W8], [ST_DW0], live_out=0).proven
+
+
+def test_the_same_merge_is_refused_when_the_register_is_still_read() -> None:
+    verdict = prove_window([MOV_R1_0, STX_W, STX_W8], [ST_DW0], live_out=LIVE_R1)
+    assert verdict.status == "different"
+
+
+def test_a_wrong_constant_in_memory_is_refused() -> None:
+    assert prove_window([MOV_R1_0, STX_W, STX_W8], [ST_DW1], live_out=0).status == "different"
+
+
+def test_a_constant_known_on_entry_is_a_precondition_not_a_guess() -> None:
+    # r0 = 2 is redundant only if r0 is known to be 2 on entry.
+    mov_r0_2 = Instruction(0xB7, 0, 0, 0, 2)
+    assert prove_window([mov_r0_2], [], live_out=1, known={0: 2}).proven
+    assert prove_window([mov_r0_2], [], live_out=1, known={0: 3}).status == "different"
+    assert prove_window([mov_r0_2], [], live_out=1).status == "different"
+
+
+def test_the_search_finds_the_merge_and_only_proven_rewrites() -> None:
+    window = (MOV_R1_0, STX_W, STX_W8)
+    result = search_window(window, 0, random.Random(1), SearchBudget(proposals=200))
+    assert result.replacement == (ST_DW0,)
+    result = search_window(window, LIVE_R1, random.Random(1), SearchBudget(proposals=200))
+    assert result.replacement is None or prove_window(window, result.replacement, LIVE_R1).proven
