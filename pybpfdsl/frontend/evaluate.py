@@ -2,12 +2,13 @@
 
 This is an execution independent of the IR: it walks the user's syntax tree, with the packet parsed by
 `lang.packet.Packet`, state read and written through the state objects' `raw_*` methods, and helper
-results taken from the current `HelperSource`. It has no type rules of its own. It reads what the type
-checker decided (`Lowered.facts`, see `type_facts`): the DSL type of each expression and of each `op=`
-statement, which expressions were compile-time constants (and which of those were untyped), the types of
-locals, and the helper sources that were inlined, per lowering context (the iterations of enclosing
-unrolled loops, because an unrolled body is checked once per item). Where an operation has no node of
-its own (a comparison's operands, `min`/`max` pairwise) it asks `fold`, the rules the emitter asks.
+results taken from the current `HelperSource`. It has no type rules of its own. It reads the typed AST
+the type checker built before any emission (`type_facts.TypedFunction`, from `lower.typecheck_function`;
+a `Lowered` holds the same): the DSL type of each expression and of each `op=` statement, which
+expressions were compile-time constants (and which of those were untyped), the types of locals, and the
+helper parses to inline, per lowering context (the iterations of enclosing unrolled loops, because an
+unrolled body is checked once per item). Where an operation has no node of its own (a comparison's
+operands, `min`/`max` pairwise) it asks `fold`, the rules the checker asks.
 Constants fold by `fold`, and the arithmetic is `lang.arith`/`lang.fixed`, so pure Python, the IR
 interpreter and the kernel can be compared bit for bit.
 
@@ -26,8 +27,8 @@ changes it (the IR interpreter does the same); `pybpfdsl.testing.on_cpu` sets bo
 the CPU helper, so `cpu_id()` and the copy a program touches agree.
 
 Long because it is one interpreter over the AST, with its own copies of the emitter's evaluation
-order and helper inlining (statements, expressions, calls, state and packet access in one walk). It is
-to shrink and split by concept when the checker runs as its own stage before emission (issue 14 §4).
+order and helper inlining (statements, expressions, calls, state and packet access in one walk); to be
+split by concept like the checker and the emitter.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from pybpfdsl.frontend.lower import Lowered
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, COMPARISONS
 from pybpfdsl.frontend.resolve import annotation_type, classify, eval_static, resolve_global, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
-from pybpfdsl.frontend.type_facts import Ctx
+from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
@@ -76,7 +77,7 @@ _LOOP_LIMIT = 1 << 21  # a range loop the compiler accepted never runs this ofte
 
 class EvaluationError(Exception):
     """Pure-Python mode met something the compiler would not have accepted, or lacks a decision the
-    lowering should have recorded: a bug in the frontend or here, not in the user's program."""
+    type checker should have recorded: a bug in the frontend or here, not in the user's program."""
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,8 @@ def truth(x: Scalar[int]) -> bool:
 
 # ---------------------------------------------------------------------------------------- the evaluator
 class _Evaluator:
-    def __init__(self, lowered: Lowered, packet: Packet, state: Mapping[str, StateObject] | None) -> None:
-        self.lw = lowered
+    def __init__(self, typed: TypedFunction, packet: Packet, state: Mapping[str, StateObject] | None) -> None:
+        self.lw = typed
         self.pkt = packet
         self.state = dict(state or {})
         self.helpers: HelperSource = current_helpers()
@@ -836,13 +837,15 @@ def _line(node: ast.AST) -> int:
     return getattr(node, "lineno", 0)
 
 
-def run_python(lowered: Lowered, packet: bytes | bytearray | memoryview | Packet,
+def run_python(program: TypedFunction | Lowered, packet: bytes | bytearray | memoryview | Packet,
                state: Mapping[str, StateObject] | None = None) -> int:
-    """Run the program `lowered` came from, in pure Python, on `packet`; returns the XDP action (a u32).
+    """Run a type-checked program (`lower.typecheck_function`; or a lowered one, which holds the same
+    typed AST), in pure Python, on `packet`; returns the XDP action (a u32).
 
     State is read and written through the program's state objects (their raw views); `state` replaces
     some of them by name (tests run the same program against copies). Helper results come from the
     current `HelperSource` (`pybpfdsl.lang.helpers.use_helpers`, `pybpfdsl.testing`).
     """
     pkt = packet if isinstance(packet, Packet) else Packet(packet)
-    return _Evaluator(lowered, pkt, state).run()
+    typed = program if isinstance(program, TypedFunction) else TypedFunction(program.source, program.facts)
+    return _Evaluator(typed, pkt, state).run()

@@ -8,9 +8,10 @@ ones (`u8(3)`, a typed local) fold in their type, wrapping as the code would com
 rule that refuses a program raises the `DslError` its `Complaint` builds (the caller binds it to the
 node, so the error points at the user's line).
 
-No IR here: the emitter (`emit.arithmetic`) asks these rules first and emits an operation only where
-they give no constant. Pure-Python mode has no copies of them: it reads the types the emitter recorded
-(`type_facts`) and asks these rules for constants and for a comparison's operand type.
+No IR here: the type checker (`typecheck`) asks these rules for the typed AST, and the emitter
+(`emit.arithmetic`) asks them again and emits an operation only where they give no constant (its
+results must agree with the typed AST). Pure-Python mode has no copies of them: it reads the typed AST
+and asks these rules for constants and for a comparison's operand type.
 """
 
 from __future__ import annotations

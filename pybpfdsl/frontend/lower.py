@@ -2,17 +2,18 @@
 
 1. resolve (`resolve`): names, globals, state objects, helpers and annotations, by Python's rules.
    Gives Python objects and their DSL kind; no types' arithmetic, no IR.
-2. type-check and fold (`fold`): the DSL's type rules and constant folding over scalars. Gives each
-   operation's type and, for constant operands, its value; no IR. The emitter records each expression's
-   type and constant per node and lowering context (`Lowered`), which pure-Python mode reads.
-3. emit (`emit/`): SSA IR, split by concept: statements, loops, conditions, expressions, arithmetic,
-   calls, state access, packet access, built-ins (see `emit.base`).
+2. type-check and fold (`typecheck`, with the rules of `fold`): a walk over the AST, path by path as
+   Python runs it, before any IR. Gives the typed, folded AST (`type_facts.TypedFunction`): each
+   expression's DSL type and constant per lowering context, the locals' types, each inlined call's
+   helper parse. Refuses ill-typed programs (`DslError` at the line). Pure-Python mode reads it.
+3. emit (`emit/`): SSA IR from the same trees, split by concept: statements, loops, conditions,
+   expressions, arithmetic, calls, state access, packet access, built-ins (see `emit.base`). The
+   emitter's own decisions are compared with the typed AST after emission (`type_facts.disagreements`):
+   a difference is a compiler bug, reported as one.
 
-Stages 2 and 3 still run in one walk over the AST: the emitter asks `fold` as it meets each expression,
-and emits an operation only where no constant results. A typed, folded AST between them is the next
-step (issue 14 §4). `Lowerer` combines the emitter's concept mixins; one instance handles one `@xdp`
-function and the `@inline` helpers it calls (inlined in place). Every construct the DSL does not
-support ends in a `DslError` at the construct's line, saying what to write instead.
+`Lowerer` combines the emitter's concept mixins; one instance handles one `@xdp` function and the
+`@inline` helpers it calls (inlined in place). Every construct the DSL does not support ends in a
+`DslError` at the construct's line, saying what to write instead.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pybpfdsl.frontend.emit.state_access import StateEmitter
 from pybpfdsl.frontend.emit.statements import StatementEmitter
 from pybpfdsl.frontend.resolve import check_signature
 from pybpfdsl.frontend.source import FunctionSource
-from pybpfdsl.frontend.type_facts import Ctx, TypeFacts
+from pybpfdsl.frontend.type_facts import Ctx, TypedFunction, TypeFacts, disagreements
+from pybpfdsl.frontend.typecheck import Checker
 from pybpfdsl.frontend.values import PacketVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType, value_ir_type
@@ -41,8 +43,9 @@ from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
 
 @dataclass(frozen=True)
 class Lowered:
-    """The frontend's product: the IR program, the state objects it uses, what the type checker found
-    about each expression (pure-Python mode reads it), and the function's count of source lines."""
+    """The frontend's product: the IR program, the state objects it uses, the typed AST the type checker
+    built (`facts`, over `source` and the helper parses it holds), and the function's count of source
+    lines."""
 
     program: n.Program
     source: FunctionSource
@@ -79,18 +82,35 @@ class Lowerer(StatementEmitter, LoopEmitter, ConditionEmitter, ExpressionEmitter
         dsl_loc = sum(1 for line in range(tree.lineno, (tree.end_lineno or tree.lineno) + 1)
                       if self.main.file_lines[line - 1].strip()
                       and not self.main.file_lines[line - 1].strip().startswith("#"))
-        return Lowered(program, self.main, self.state, self.facts.facts, dsl_loc)
+        disagree = disagreements(self.typed, self.facts.facts)
+        if disagree:  # the emitter decided a type the checker did not: a compiler bug
+            raise AssertionError("the emitter and the type checker disagree: " + "; ".join(disagree[:5]))
+        return Lowered(program, self.main, self.state, self.typed, dsl_loc)
 
     def map_decl(self, m: BpfMap) -> n.MapDecl:
         assert m.name is not None
         return n.MapDecl(m.name, m.kind, value_ir_type(m.key_type), value_ir_type(m.value_type), m.max_entries)
 
 
+def typecheck_function(fn: FunctionType) -> TypedFunction:
+    """Stages 1 and 2: the function's parse and its typed, folded AST."""
+    checker = Checker(fn)
+    return TypedFunction(checker.main, checker.check())
+
+
 def lower_function(fn: FunctionType, program_name: str) -> Lowered:
     """Lower an @xdp function to a checked IR program."""
     from pybpfdsl.ir.check import IRError, check_program
 
-    lowerer = Lowerer(fn, program_name)
+    try:
+        typed = typecheck_function(fn)
+    except (DslError, Warning):
+        raise
+    except Exception as exc:  # a compiler bug: say where, never a bare traceback
+        raise InternalCompilerError(
+            f"internal compiler error while type-checking {program_name} ({type(exc).__name__}: {exc}). "
+            "This is a pybpfdsl bug; please report it with this function's source.") from exc
+    lowerer = Lowerer(typed, program_name)
     try:
         lowered = lowerer.lower()
         check_program(lowered.program)

@@ -1,17 +1,17 @@
-"""What stage 2 (type-check and fold) found about each expression, as pure-Python mode reads it.
+"""The typed AST: what stage 2 (`typecheck`) found about each expression, which pure-Python mode reads.
 
-Takes, while the emitter walks the AST, each expression's scalar (`TypeRecorder.record`), the result
+Takes, while the checker walks the AST, each expression's scalar (`TypeRecorder.record`), the result
 of each `op=` statement (on a local, a Global or a map value: it has no expression node), each local's
-type, each inlined call's helper source, each `random() < p` compared by its raw bits and each `op=`
+type, each inlined call's helper parse, each `random() < p` compared by its raw bits and each `op=`
 on state that is an atomic add; gives the frozen `TypeFacts`: the DSL type of each expression, its
 constant where it is the same one every time the node is checked, whether that constant is untyped,
-the locals' types per function, the helper source each call inlined, the comparisons lowered as a
-random threshold and the updates lowered as atomic adds. Keys are (lowering context, node): an
-unrolled loop's body is checked once per item, perhaps with different types or constants (`Ctx`).
+the locals' types per function, the helper parse each call inlines, the comparisons made on the raw
+random bits and the updates that are atomic adds. Keys are (lowering context, node): an unrolled
+loop's body is checked once per item, perhaps with different types or constants (`Ctx`).
 
-This is the place of the typed AST: the type checker runs inside the emitter today, so its findings are
-tables keyed by node rather than types on the nodes. Pure-Python mode takes its types from these (and
-from `fold` where an operation has no node of its own), never from rules of its own.
+The types sit in tables keyed by node rather than on the nodes, so the user's AST stays Python's own.
+`TypedFunction` is a function's parse with its tables; the emitter emits from the same trees, records
+its own decisions with a `TypeRecorder` too, and `disagreements` compares the two (they must be equal).
 """
 
 from __future__ import annotations
@@ -86,3 +86,37 @@ class TypeRecorder:
             consts.pop(key, None)
         if v.literal:
             self.facts.literals.add(key)
+
+
+@dataclass(frozen=True)
+class TypedFunction:
+    """The type checker's product for one @xdp function: its parse and the typed AST over it (and over
+    the parse of each helper it inlines). The emitter emits from these very trees."""
+
+    source: FunctionSource
+    facts: TypeFacts
+
+
+def disagreements(checked: TypeFacts, emitted: TypeFacts) -> list[str]:
+    """Where two typed ASTs of one function differ (the checker's, and the one the emitter would have
+    recorded from its own decisions): empty when they agree."""
+    out: list[str] = []
+
+    def where(key: Key) -> str:
+        ctx, node = key
+        return f"line {getattr(node, 'lineno', '?')} `{ast.unparse(node)[:60]}` (context {[i for _, i in ctx]})"
+
+    for label, a, b in (("type", checked.types, emitted.types), ("constant", checked.consts, emitted.consts)):
+        for key in a.keys() | b.keys():
+            if a.get(key) != b.get(key) or (key in a) != (key in b):
+                out.append(f"{label} of {where(key)}: checked {a.get(key)!r}, emitted {b.get(key)!r}")
+    for label, x, y in (("untyped constant", checked.literals, emitted.literals),
+                        ("random threshold", checked.random_thresholds, emitted.random_thresholds),
+                        ("atomic add", checked.atomic_adds, emitted.atomic_adds)):
+        for key in x ^ y:
+            out.append(f"{label} at {where(key)}: checked {key in x}, emitted {key in y}")
+    if checked.inline_sources.keys() != emitted.inline_sources.keys():
+        out.append("the inlined calls differ")
+    if checked.var_types != emitted.var_types:
+        out.append(f"the locals' types differ: checked {checked.var_types}, emitted {emitted.var_types}")
+    return out

@@ -1,14 +1,15 @@
 """The emitter's shared state: the IR builder, the function being emitted, its locals, the current line.
 
-The emitter (stage 3 of the frontend, after `resolve` and the type rules of `fold`) is split by
+The emitter (stage 3 of the frontend, after `resolve` and `typecheck`) is split by
 concept into mixins over this base: `statements`, `loops`, `conditions`, `expressions`, `arithmetic`,
 `calls`, `state_access`, with packet parsing in `packet_access` and built-ins in `builtin_calls` (free
 functions over an `EmitterBase`). Each concept module imports this base and nothing of the others: the
 methods one concept calls in another are declared here, abstract, so the modules form no import cycle.
 `frontend.lower.Lowerer` combines them.
 
-Takes one `@xdp` function's source; keeps, while emitting, the open block, the locals of each path
-(`flow.Env`), and the per-node types and constants pure-Python mode reads (`record`).
+Takes one `@xdp` function's typed AST (`TypedFunction`: it emits from those very trees, inlining the
+helper parses it holds); keeps, while emitting, the open block, the locals of each path (`flow.Env`),
+and its own per-node types and constants (`record`), which must equal the typed AST's.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import TypeVar
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import Complaint, raw_constant
-from pybpfdsl.frontend.source import FunctionSource, read_function
-from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
+from pybpfdsl.frontend.source import FunctionSource
+from pybpfdsl.frontend.type_facts import Ctx, TypedFunction, TypeRecorder
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
@@ -64,8 +65,10 @@ class Scope:
 
 
 class EmitterBase(ABC):
-    def __init__(self, fn: FunctionType, program_name: str) -> None:
-        self.main = read_function(fn)
+    def __init__(self, typed: TypedFunction, program_name: str) -> None:
+        self.main = typed.source
+        self.typed = typed.facts
+        """The typed AST (stage 2): the helper parses to inline, and what `record` checks against."""
         self.name = program_name
         self.b = IRBuilder()
         self.flow = FlowBuilder(self.b, self.materialize)
@@ -183,7 +186,7 @@ class EmitterBase(ABC):
 
     def record(self, node: ast.AST, v: DslValue) -> DslValue:
         """Remember each expression's type, and its value where it is the same constant every time the
-        node is lowered (pure-Python mode reads both, so it makes the same decisions)."""
+        node is lowered: `lower` checks them against the typed AST."""
         if isinstance(v, Scalar):
             self.facts.record(self.ctx, node, v)
         return v
@@ -247,7 +250,7 @@ class EmitterBase(ABC):
 
     @abstractmethod
     def lower_expr(self, node: ast.expr) -> DslValue:
-        """Emit an expression and record its type (and constant) for pure-Python mode."""
+        """Emit an expression and record its type (and constant), to be checked against the typed AST."""
 
     @abstractmethod
     def lower_for(self, s: ast.For) -> None:

@@ -114,7 +114,7 @@ class CallEmitter(EmitterBase):
                            "rewrite it as a loop with a constant bound")
         if len(self.inline_stack) > 16:
             raise self.err(node, "helpers nest more than 16 deep")
-        source = read_function(fn)
+        source = self.typed.inline_sources.get((self.ctx, node)) or read_function(fn)
         self.facts.inline_sources[(self.ctx, node)] = source
         tree = source.tree
         params = tree.args

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from pybpfdsl.frontend.emit.base import EmitterBase, LoopContext
 from pybpfdsl.frontend.flow import Flow
+from pybpfdsl.frontend.typecheck.statements import KERNEL_INSN_LIMIT, MAX_LOOP_ITERATIONS, MAX_UNROLL
 from pybpfdsl.frontend.values import (
     Callee,
     ConstTuple,
@@ -28,13 +29,7 @@ from pybpfdsl.lang.types import (
     u32,
 )
 
-MAX_UNROLL = 256
-KERNEL_INSN_LIMIT = 1_000_000
-"""The kernel verifier's BPF_COMPLEXITY_LIMIT_INSNS (the frontend may not import the verifier's copy)."""
-MAX_LOOP_ITERATIONS = KERNEL_INSN_LIMIT // 3
-"""A range loop the kernel can never accept: it follows every iteration, and each runs at least the
-counter's increment, its comparison and one instruction of the body. Refused here, at once, rather
-than after the verifier has unrolled it for minutes."""
+__all__ = ["KERNEL_INSN_LIMIT", "MAX_LOOP_ITERATIONS", "MAX_UNROLL", "LoopEmitter"]
 
 
 class LoopEmitter(EmitterBase):

@@ -1,0 +1,128 @@
+"""Checking arithmetic: operators and conversions on scalars, by the type rules of `fold`.
+
+Takes scalars; gives the result scalar: the folded constant where `fold` gives one, otherwise a new
+value of the type `fold` says the operation computes in. The same steps as `emit.arithmetic`, without
+the IR (and without its warnings, which the emitter gives where it materializes the constant).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import replace
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.operators import BINARY_OPERATORS
+from pybpfdsl.frontend.typecheck.base import CheckerBase
+from pybpfdsl.frontend.typecheck.kinds import Kind, Token
+from pybpfdsl.frontend.values import Scalar
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64
+
+
+def computed(t: ScalarType) -> Scalar[object]:
+    """A value of type `t` computed at run time."""
+    return Scalar(t, Token())
+
+
+class ArithmeticChecker(CheckerBase):
+    """Operators and conversions."""
+
+    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
+        if type(op) in BINARY_OPERATORS:
+            return BINARY_OPERATORS[type(op)]
+        if isinstance(op, ast.Div):
+            raise self.err(node, "`/=` is not supported", "write `x = x / y` with x a float")
+        raise self.err(node, f"the operator {type(op).__name__} is not supported")
+
+    def convert(self, v: Scalar[object], t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar[object]:
+        """Convert to `t`; implicit conversions refuse to lose information silently."""
+        if v.type == t:
+            return v
+        if implicit:
+            fold.check_implicit(v, t, self.complaint(node))
+        if v.const is not None and not fold.saturates_up(v, t):
+            return fold.convert_constant(v, t, self.complaint(node))
+        return computed(t)
+
+    def binary(self, op: BinOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
+        if a.type.is_fixed or b.type.is_fixed:
+            return self.float_binary(op, a, b, node)
+        folded = fold.fold_untyped_binary(op, a, b, self.complaint(node))
+        if folded is not None:
+            return folded
+        t = fold.binary_type(op, a.type, b.type)
+        ca, cb = self.convert(a, t, node), self.convert(b, t, node)
+        folded = fold.fold_typed_binary(op, t, ca, cb)
+        return folded if folded is not None else computed(t)
+
+    def float_binary(self, op: BinOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
+        fold.check_float_operator(op, self.complaint(node))
+        folded = fold.fold_untyped_float(op, a, b, self.complaint(node))
+        if folded is not None:
+            return folded
+        ca, cb = self.convert(a, FLOAT, node), self.convert(b, FLOAT, node)
+        folded = fold.fold_typed_float(op, ca, cb, self.complaint(node))
+        return folded if folded is not None else computed(FLOAT)
+
+    def true_divide(self, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
+        folded = fold.fold_true_divide(a, b, self.complaint(node))
+        if folded is not None:
+            return folded
+        whole = fold.integral_divisor(a, b)
+        if whole is not None:  # `elapsed / 1e9`: an exact integer quotient
+            b = Scalar(i64, const=whole)
+        if b.type.is_fixed:
+            if b.const is None:
+                raise self.err(node, "dividing by a float computed at run time is not supported",
+                               "divide by a constant or by an integer, or multiply by a precomputed reciprocal")
+            if float(b.const) == 0:
+                raise self.err(node, "division by zero")
+            reciprocal = 1.0 / float(b.const)
+            return self.float_binary(BinOp.MUL, a, fold.constant(reciprocal, self.complaint(node)), node)
+        self.convert(b, i64, node)
+        if not a.type.is_fixed:
+            self.convert(a, i64, node)
+        return computed(FLOAT)
+
+    def power(self, node: ast.BinOp) -> Scalar[object]:
+        a, b = self.scalar(node.left), self.scalar(node.right)
+        return fold.fold_power(a, b, self.complaint(node))
+
+    def negate(self, v: Scalar[object], node: ast.AST) -> Scalar[object]:
+        if v.const is not None and fold.untyped(v):
+            return fold.constant(-v.const, self.complaint(node))
+        t = fold.unary_type(v.type)
+        cv = self.convert(v, t, node)
+        zero: Scalar[object] = Scalar(t, const=0.0 if t.is_fixed else 0)
+        if t.is_fixed:
+            return self.float_binary(BinOp.SUB, zero, cv, node)
+        return self.binary(BinOp.SUB, zero, cv, node)
+
+    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> Kind:
+        if isinstance(op, ast.Not):
+            return self.branchy_value(node)
+        v = self.scalar(operand)
+        if isinstance(op, ast.UAdd):
+            return v
+        if isinstance(op, ast.USub):
+            return self.negate(v, node)
+        if v.type.is_fixed:
+            raise self.err(node, "`~` is not defined on floats")
+        t = fold.unary_type(v.type)
+        if v.const is not None and fold.untyped(v):
+            return fold.constant(~int(v.const), self.complaint(node))
+        return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)
+
+    def compare(self, op: CmpOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
+        folded = fold.fold_compare(op, a, b, self.complaint(node))
+        if folded is not None:
+            return folded
+        t = fold.compare_type(a.type, b.type)
+        self.convert(a, t, node)
+        self.convert(b, t, node)
+        return computed(BOOL)
+
+    def typed(self, v: Scalar[object], t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar[object]:
+        """`v` converted to `t` and kept in a register as a typed value (not a literal)."""
+        converted = self.convert(v, t, node, implicit)
+        return replace(converted, literal=False, value=converted.value or Token())

@@ -1,0 +1,336 @@
+"""Checking calls: DSL built-ins, type conversions (`u32(x)`), record constructors, methods of maps,
+ring buffers and the payload, and @inline helpers, typed at each call site.
+
+Takes a call node; gives its value's kind. An @inline helper's body is checked at each call, from a
+fresh parse of its source (the typed AST keeps that parse per call site, `TypedAst.inline_sources`, and
+the emitter inlines the very same tree), in a scope of its own: its own locals and declared types, its
+returns joined into one value of its declared return type.
+"""
+
+from __future__ import annotations
+
+import ast
+import ipaddress
+from dataclasses import replace
+from types import FunctionType
+from typing import cast
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
+from pybpfdsl.frontend.source import FunctionSource, read_function
+from pybpfdsl.frontend.typecheck.arithmetic import computed
+from pybpfdsl.frontend.typecheck.base import Scope
+from pybpfdsl.frontend.typecheck.conditions import ConditionChecker
+from pybpfdsl.frontend.typecheck.expressions import PARSED_ATTRIBUTES, pseudo_local
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, Payload, Record, describe, join
+from pybpfdsl.frontend.values import Callee, NoneVal, PacketVal, Scalar, StateVal, StringVal
+from pybpfdsl.lang.arith import CmpOp
+from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.state import BpfMap, RingBuf
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, common_type, promote, u32, u64
+
+_HELPER_RESULTS = {"prandom_u32": u32, "now_ns": u64, "cpu_id": u32}
+
+
+class CallChecker(ConditionChecker):
+    """Calls: built-ins, conversions, records, methods, @inline helpers."""
+
+    def call(self, node: ast.Call) -> Kind:
+        callee = self.expr(node.func)
+        if not isinstance(callee, Callee):
+            raise self.err(node, f"{describe(callee)} is not callable")
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise self.err(node, "`*args` and `**kwargs` are not supported in calls")
+        match callee.kind:
+            case "builtin":
+                return self.builtin(node, str(callee.target))
+            case "type":
+                return self.type_call(node, callee.target)
+            case "struct":
+                assert isinstance(callee.target, type)
+                return self.struct_call(node, callee.target)
+            case "inline":
+                assert isinstance(callee.target, FunctionType)
+                return self.inline_call(node, callee.target)
+            case "method":
+                base, attr = cast(tuple[Kind, str], callee.target)
+                return self.method_call(node, base, attr)
+        raise self.err(node, f"cannot call {describe(callee)}")
+
+    # --- built-ins
+    def no_args(self, node: ast.Call, name: str) -> None:
+        if node.args or node.keywords:
+            raise self.err(node, f"{name}() takes no arguments")
+
+    def builtin(self, node: ast.Call, name: str) -> Kind:
+        match name:
+            case "random":
+                self.no_args(node, name)
+                return computed(FLOAT)  # 32 random bits read as Q32.32: r / 2**32
+            case "prandom_u32" | "now_ns" | "cpu_id":
+                self.no_args(node, name)
+                return computed(_HELPER_RESULTS[name])
+            case "randint":
+                return self.randint(node)
+            case "ip":
+                return self.ip_address(node)
+            case "min" | "max":
+                return self.min_max(node, name)
+            case "abs":
+                return self.absolute(node)
+            case "range":
+                raise self.err(node, "range() can only be used as `for i in range(...)`")
+            case "bounded":
+                raise self.err(node, "bounded() can only be used as `while bounded(cond, N):`")
+            case "len":
+                raise self.err(node, "len() is not supported", "use pkt.len for the packet length")
+        raise self.err(node, f"{name}() is not supported in a DSL function")
+
+    def randint(self, node: ast.Call) -> Scalar[object]:
+        if len(node.args) != 2 or node.keywords:
+            raise self.err(node, "write randint(lo, hi): a random integer with lo <= x <= hi")
+        lo, hi = self.scalar(node.args[0]), self.scalar(node.args[1])
+        if lo.type.is_fixed or hi.type.is_fixed:
+            raise self.err(node, "randint() takes integers")
+        if lo.const is not None and hi.const is not None:
+            span = int(hi.const) - int(lo.const) + 1
+            if not 1 <= span <= 1 << 32:
+                raise self.err(node, f"randint({lo.const}, {hi.const}) needs lo <= hi and at most 2**32 values")
+        t = promote(common_type(lo.type, hi.type))
+        self.convert(lo, u64, node)
+        self.convert(hi, u64, node)
+        return self.convert(computed(u64), t, node)
+
+    def ip_address(self, node: ast.Call) -> Scalar[object]:
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, 'write ip("10.0.0.1")')
+        arg = self.expr(node.args[0])
+        if not isinstance(arg, StringVal):
+            raise self.err(node.args[0], "ip() takes a constant string", 'write ip("10.0.0.1")')
+        try:
+            value = int(ipaddress.IPv4Address(arg.text))
+        except ValueError:
+            raise self.err(node.args[0], f"{arg.text!r} is not an IPv4 address") from None
+        return Scalar(u32, const=value)
+
+    def min_max(self, node: ast.Call, name: str) -> Scalar[object]:
+        if len(node.args) < 2 or node.keywords:
+            raise self.err(node, f"{name}() takes two or more numbers")
+        values = [self.scalar(a) for a in node.args]
+        folded = fold.fold_min_max(name, values, self.complaint(node))
+        if folded is not None:
+            return folded
+        best = values[0]
+        for v in values[1:]:
+            t = fold.compare_type(best.type, v.type)
+            a, b = self.convert(best, t, node), self.convert(v, t, node)
+            self.compare(CmpOp.LT if name == "min" else CmpOp.GT, b, a, node)
+            best = computed(t)
+        return best
+
+    def absolute(self, node: ast.Call) -> Scalar[object]:
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, "abs() takes one number")
+        v = self.scalar(node.args[0])
+        folded = fold.fold_abs(v, self.complaint(node))
+        if folded is not None:
+            return folded
+        t = fold.unary_type(v.type)
+        v = self.convert(v, t, node)
+        if not t.signed:
+            return v
+        self.compare(CmpOp.LT, v, Scalar(t, const=0.0 if t.is_fixed else 0), node)
+        self.negate(v, node)
+        return computed(t)
+
+    # --- conversions and records
+    def type_call(self, node: ast.Call, target: object) -> Scalar[object]:
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, "a type conversion takes exactly one argument")
+        t = scalar_type(target)
+        if target is int:
+            raise self.err(node, "`int(...)` has no fixed width in the DSL", "write u32(x), i64(x), ...")
+        assert t is not None
+        v = self.expr(node.args[0])
+        if t is BOOL and not isinstance(v, Scalar):
+            return self.truth(v, node.args[0])
+        s = self.as_scalar(v, node.args[0])
+        if t is BOOL:
+            return self.truth(s, node.args[0])
+        # An explicit conversion gives a typed value, even of a literal that already had this type.
+        return replace(self.convert(s, t, node), literal=False)
+
+    def struct_call(self, node: ast.Call, cls: type[Struct]) -> Record:
+        fields = cls.fields()
+        given: dict[str, ast.expr] = {}
+        if len(node.args) > len(fields):
+            raise self.err(node, f"{cls.__name__} has {len(fields)} fields, {len(node.args)} values given")
+        for f, a in zip(fields, node.args):
+            given[f.name] = a
+        for k in node.keywords:
+            assert k.arg is not None
+            if k.arg not in {f.name for f in fields}:
+                raise self.err(k.value, f"{cls.__name__} has no field `{k.arg}`",
+                               "fields: " + ", ".join(f.name for f in fields))
+            if k.arg in given:
+                raise self.err(k.value, f"field `{k.arg}` given twice")
+            given[k.arg] = k.value
+        for f in fields:  # in declaration order, as the emitter evaluates them
+            if f.name in given:
+                self.convert(self.scalar(given[f.name]), f.type, given[f.name], implicit=True)
+        return Record(cls)
+
+    # --- @inline helpers
+    def inline_call(self, node: ast.Call, fn: FunctionType) -> Kind:
+        if fn in self.inline_stack or fn is self.main.function:
+            raise self.err(node, f"{fn.__name__} calls itself; recursion cannot be inlined",
+                           "rewrite it as a loop with a constant bound")
+        if len(self.inline_stack) > 16:
+            raise self.err(node, "helpers nest more than 16 deep")
+        source = read_function(fn)
+        self.facts.inline_sources[(self.ctx, node)] = source
+        tree = source.tree
+        params = tree.args
+        if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
+            raise self.err(node, f"{fn.__name__}: helpers take plain positional parameters only")
+        if len(node.args) + len(node.keywords) != len(params.args):
+            raise self.err(node, f"{fn.__name__} takes {len(params.args)} arguments, "
+                           f"{len(node.args) + len(node.keywords)} given")
+        by_name = {p.arg: p for p in params.args}
+        arg_nodes: dict[str, ast.expr] = {p.arg: a for p, a in zip(params.args, node.args)}
+        for k in node.keywords:
+            assert k.arg is not None
+            if k.arg not in by_name:
+                raise self.err(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
+            arg_nodes[k.arg] = k.value
+        new_env: Env = {}
+        callee = Scope(source, new_env, self.facts.var_types.setdefault(fn, {}), returns=[])
+        for p in params.args:  # arguments in parameter order
+            value = self.expr(arg_nodes[p.arg])
+            if p.annotation is None:
+                raise source.error(p, f"parameter `{p.arg}` of helper {fn.__name__} needs a type annotation",
+                                   f"write `{p.arg}: u32` (or Packet, or a header, or a Struct)")
+            new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee)
+        if any(isinstance(v, PacketVal) for v in new_env.values()):
+            new_env.update({k: v for k, v in self.env.items() if k.startswith(pseudo_local(""))})
+        ret_ann = tree.returns
+        if ret_ann is None:
+            raise source.error(tree, f"helper {fn.__name__} needs a return annotation",
+                               "write `-> u32` (or `-> None`)")
+        caller, caller_env = self.scope, self.env
+        self.scope = callee
+        callee.return_type = None if isinstance(ret_ann, ast.Constant) and ret_ann.value is None \
+            else annotation_type(source, ret_ann)
+        self.inline_stack.append(fn)
+        try:
+            self.body(tree.body)
+            if self.reachable:
+                if callee.return_type is not None:
+                    raise source.error(tree.body[-1], f"helper {fn.__name__} can reach its end without returning")
+                assert callee.returns is not None
+                callee.returns.append({})
+                self.reachable = False
+        finally:
+            self.inline_stack.pop()
+            self.scope = caller
+        merged = join([{**caller_env, **r} for r in callee.returns or []])
+        if merged is None:
+            self.env = dict(caller_env)
+            self.reachable = False
+            return Scalar(BOOL, const=0)
+        self.reachable = True
+        result = merged.pop("$ret", None)
+        self.env = merged
+        if callee.return_type is None:
+            return NoneVal()
+        assert isinstance(result, Scalar)
+        return result
+
+    def bind_param(self, p: ast.arg, value: Kind, node: ast.expr, source: FunctionSource, scope: Scope) -> Local:
+        assert p.annotation is not None
+        ann = eval_static(scope.source, p.annotation)
+        if ann is Packet:
+            if not isinstance(value, PacketVal):
+                raise self.err(node, f"parameter `{p.arg}` expects the packet, got {describe(value)}")
+            return value
+        if isinstance(ann, type) and issubclass(ann, Struct):
+            if not isinstance(value, Record) or value.cls is not ann:
+                raise self.err(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {describe(value)}")
+            return value
+        if isinstance(value, Header | Maybe | Payload) and not isinstance(ann, ScalarType):
+            return value
+        t = scalar_type(ann)
+        if t is None:
+            raise source.error(p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
+        scope.var_types[p.arg] = t
+        return self.typed(self.as_scalar(value, node), t, node, implicit=True)
+
+    # --- methods
+    def method_call(self, node: ast.Call, base: Kind, attr: str) -> Kind:
+        if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
+            return self.map_method(node, base.obj, attr)
+        if isinstance(base, Payload):
+            return self.payload_method(node, attr)
+        if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
+            return self.ringbuf_method(node, base.obj, attr)
+        raise self.err(node, f"{describe(base)} has no method `{attr}`")
+
+    def map_method(self, node: ast.Call, m: BpfMap, attr: str) -> Kind:
+        if attr == "get":
+            if not 1 <= len(node.args) <= 2 or node.keywords:
+                raise self.err(node, "write `m.get(key)` or `m.get(key, default)`")
+            self.map_key(m, node.args[0])
+            found = self.map_value_kind(m)
+            if len(node.args) == 1:
+                return Maybe(found)
+            default_node = node.args[1]
+            vt = m.value_type
+            if not isinstance(vt, ScalarType):
+                default = self.expr(default_node)
+                if not isinstance(default, Record) or default.cls is not vt:
+                    raise self.err(default_node, f"the default must be a {vt.__name__} record")
+                return Record(vt)
+            self.convert(self.scalar(default_node), vt, default_node, implicit=True)
+            return computed(vt)
+        if attr in ("items", "keys", "values"):
+            raise self.err(node, "iterating a map inside the program is not supported",
+                           "read maps from Python (the control plane) instead")
+        raise self.err(node, f"{m.kind_name} has no method `{attr}` in a DSL function",
+                       "use m[k], m.get(k, default), m[k] = v, del m[k], k in m")
+
+    def payload_method(self, node: ast.Call, attr: str) -> Kind:
+        if attr != "read":
+            raise self.err(node, f"the payload has no method `{attr}`",
+                           "use pkt.payload[i] or pkt.payload.read(T, offset)")
+        if len(node.args) != 2 or node.keywords:
+            raise self.err(node, "write `pkt.payload.read(StructType, offset)`")
+        cls_value = self.expr(node.args[0])
+        if not (isinstance(cls_value, Callee) and cls_value.kind == "struct"):
+            raise self.err(node.args[0], "the first argument of read() must be a Struct class")
+        cls = cls_value.target
+        assert isinstance(cls, type) and issubclass(cls, Struct)
+        index = self.scalar(node.args[1])
+        if not index.type.is_int:
+            raise self.err(node.args[1], "the offset must be an integer")
+        if not (index.const is not None and int(index.const) < 0):
+            self.convert(index, u64, node.args[1])
+        return Maybe(Record(cls))
+
+    def ringbuf_method(self, node: ast.Call, rb: RingBuf[Struct], attr: str) -> Scalar[object]:
+        """`events.output(Record(...))`: True when the record was written, False when the buffer was full."""
+        name, cls = rb.name, rb.record.__name__
+        if attr != "output":
+            raise self.err(node, f"RingBuf has no method `{attr}` in a DSL function",
+                           f"write `{name}.output({cls}(...))`; read records from Python with `{name}.poll()`")
+        if len(node.args) != 1 or node.keywords:
+            raise self.err(node, f"`{name}.output` takes exactly one {cls} record",
+                           f"write `{name}.output({cls}(field=..., ...))`")
+        record = self.expr(node.args[0])
+        if not isinstance(record, Record) or record.cls is not rb.record:
+            raise self.err(node.args[0], f"{name} holds {cls} records, not {describe(record)}",
+                           f"build one: `{name}.output({cls}(...))`")
+        return computed(BOOL)
+
+
+__all__ = ["CallChecker", "PARSED_ATTRIBUTES"]

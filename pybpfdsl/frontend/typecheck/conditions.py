@@ -1,0 +1,164 @@
+"""Checking tests: `if` conditions, `and`/`or`/`not`, chained comparisons, `x if c else y`, and None
+tests that narrow a local (or a parsed header) on the path where it is present.
+
+Takes a test expression; gives the locals where it holds and where it does not (a list of paths each,
+empty where no path goes: a constant test), or, for a value computed with branches, the joined value.
+The same paths as `emit.conditions`, so the same code is checked as will be emitted.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.operators import COMPARISONS
+from pybpfdsl.frontend.typecheck.arithmetic import computed
+from pybpfdsl.frontend.typecheck.expressions import ExpressionChecker, pseudo_local
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Record, describe, join, materialize
+from pybpfdsl.frontend.values import NoneVal, PacketVal, Scalar
+from pybpfdsl.lang.arith import CmpOp
+from pybpfdsl.lang.types import BOOL, literal_type
+
+Paths = tuple[list[Env], list[Env]]
+
+
+class ConditionChecker(ExpressionChecker):
+    """Tests, None tests that narrow, values computed with branches."""
+
+    def condition(self, node: ast.expr) -> Paths:
+        match node:
+            case ast.BoolOp(op=ast.And(), values=values):
+                true_envs, false_envs = self.condition(values[0])
+                for v in values[1:]:
+                    if not self.enter(true_envs):
+                        return [], false_envs
+                    t, f = self.condition(v)
+                    true_envs, false_envs = t, false_envs + f
+                return true_envs, false_envs
+            case ast.BoolOp(op=ast.Or(), values=values):
+                true_envs, false_envs = self.condition(values[0])
+                for v in values[1:]:
+                    if not self.enter(false_envs):
+                        return true_envs, []
+                    t, f = self.condition(v)
+                    true_envs, false_envs = true_envs + t, f
+                return true_envs, false_envs
+            case ast.UnaryOp(op=ast.Not(), operand=operand):
+                t, f = self.condition(operand)
+                return f, t
+            case ast.Compare(left=left, ops=[ast.Is() | ast.IsNot() as op], comparators=[ast.Constant(value=None)]):
+                return self.none_test(left, isinstance(op, ast.Is))
+        value = self.expr(node)
+        if isinstance(value, Maybe) and isinstance(value.inner, Header):
+            return self.narrow(node, value, is_none=False)
+        cond = self.truth(value, node)
+        if cond.const is not None:
+            return ([self.env], []) if cond.const else ([], [self.env])
+        return [dict(self.env)], [dict(self.env)]
+
+    def none_test(self, node: ast.expr, is_none: bool) -> Paths:
+        value = self.expr(node)
+        if isinstance(value, NoneVal):
+            raise self.err(node, "comparing None with None")
+        if not isinstance(value, Maybe):
+            return ([], [self.env]) if is_none else ([self.env], [])  # never None: the test is constant
+        return self.narrow(node, value, is_none)
+
+    def narrow(self, node: ast.expr, value: Maybe, is_none: bool) -> Paths:
+        key = self.narrow_key(node)
+        present = dict(self.env)
+        if key is not None:
+            present[key] = value.narrow()
+        if value.narrowed:
+            return ([], [present]) if is_none else ([present], [])
+        absent = dict(self.env)
+        return ([absent], [present]) if is_none else ([present], [absent])
+
+    def narrow_key(self, node: ast.expr) -> str | None:
+        """The local (or packet pseudo-local) a None test narrows."""
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                isinstance(self.env.get(node.value.id), PacketVal):
+            return pseudo_local(node.attr)
+        return None
+
+    def truth(self, v: Kind, node: ast.expr) -> Scalar[object]:
+        if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar):
+            v = v.inner  # checked not None: a number
+        if isinstance(v, Scalar):
+            if v.type.is_bool:
+                return v
+            return self.compare(CmpOp.NE, v, Scalar(literal_type(0), const=0), node)
+        if isinstance(v, Maybe):
+            raise self.err(node, f"the truth of {describe(v)} is ambiguous",
+                           f"write `{ast.unparse(node)} is not None`")
+        raise self.err(node, f"{describe(v)} cannot be used as a condition")
+
+    def branchy_value(self, node: ast.expr) -> Kind:
+        results: list[tuple[Env, Kind]] = []
+        if isinstance(node, ast.IfExp):
+            t_envs, f_envs = self.condition(node.test)
+            for envs, arm in ((t_envs, node.body), (f_envs, node.orelse)):
+                if not self.enter(envs):
+                    continue
+                v = self.expr(arm)
+                results.append((self.env, v))
+            return self.join_values(results, node)
+        if isinstance(node, ast.Compare) and len(node.ops) > 1:
+            t_envs, f_envs = self.chained_condition(node)
+        else:
+            t_envs, f_envs = self.condition(node)
+        for envs, truth in ((t_envs, 1), (f_envs, 0)):
+            if not self.enter(envs):
+                continue
+            results.append((self.env, Scalar(BOOL, const=truth)))
+        return self.join_values(results, node)
+
+    def chained_condition(self, node: ast.Compare) -> Paths:
+        left = materialize(self.scalar(node.left))
+        assert isinstance(left, Scalar)
+        false_envs: list[Env] = []
+        true_envs: list[Env] = []
+        for index, (op, right_node) in enumerate(zip(node.ops, node.comparators)):
+            if type(op) not in COMPARISONS:
+                raise self.err(node, "only <, <=, >, >=, ==, != can be chained")
+            right = materialize(self.scalar(right_node))
+            assert isinstance(right, Scalar)
+            self.compare(COMPARISONS[type(op)], left, right, node)
+            false_envs.append(dict(self.env))
+            if index == len(node.ops) - 1:
+                true_envs = [dict(self.env)]
+            else:
+                self.env = dict(self.env)
+            left = right
+        return true_envs, false_envs
+
+    def join_values(self, results: list[tuple[Env, Kind]], node: ast.expr) -> Kind:
+        # A number checked not None is a number (`x if c else b` after `if b is None: return ...`).
+        results = [(e, v.inner if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar) else v)
+                   for e, v in results]
+        if not results:
+            self.reachable = False
+            return Scalar(BOOL, const=0)
+        if len(results) == 1:
+            self.reachable = True
+            self.env = results[0][0]
+            return results[0][1]
+        values = [v for _, v in results]
+        envs = [dict(e) for e, _ in results]
+        if all(isinstance(v, Scalar) for v in values):
+            t = fold.join_type([v.type for v in values if isinstance(v, Scalar)])
+            for v in values:
+                assert isinstance(v, Scalar)
+                self.convert(v, t, node)
+            self.resume(envs)
+            return computed(t)
+        first = values[0]
+        if isinstance(first, Record) and all(isinstance(v, Record) and v.cls is first.cls for v in values):
+            self.resume(envs)
+            return first
+        raise self.err(node, "both branches of this expression must give numbers (or the same record type)")
+
+
+__all__ = ["ConditionChecker", "Paths", "join"]

@@ -1,0 +1,359 @@
+"""Checking expressions: names, constants, attributes (packet headers and fields, records, Globals),
+subscripts (maps, payload bytes, constant tuples), comparisons, `in`, and the keys and values of maps.
+
+Takes an expression node; gives its kind (`kinds.Kind`) and records a scalar's type and constant under
+the node in the current lowering context: the typed AST. The same steps and refusals as `emit`'s.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.operators import COMPARISONS
+from pybpfdsl.frontend.resolve import classify, local_names, register_state, resolve_global
+from pybpfdsl.frontend.typecheck.arithmetic import ArithmeticChecker, computed
+from pybpfdsl.frontend.typecheck.kinds import Header, Kind, Maybe, Payload, Record, describe
+from pybpfdsl.frontend.values import (
+    Callee,
+    ConstTuple,
+    ModuleVal,
+    NoneVal,
+    PacketVal,
+    Scalar,
+    StateVal,
+    StringVal,
+)
+from pybpfdsl.lang import headers as h
+from pybpfdsl.lang.arith import CmpOp
+from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u8, u32, u64
+
+PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
+
+
+def pseudo_local(attr: str) -> str:
+    """The local under which a path remembers a header's presence (`emit.packet_access.pseudo_local`)."""
+    return f"<pkt>.{attr}"
+
+
+class ExpressionChecker(ArithmeticChecker):
+    """Names, constants, attributes, subscripts, comparisons, `in`, map keys and values."""
+
+    def scalar(self, node: ast.expr) -> Scalar[object]:
+        return self.as_scalar(self.expr(node), node)
+
+    def as_scalar(self, v: Kind, node: ast.expr) -> Scalar[object]:
+        if isinstance(v, Scalar):
+            return v
+        if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar):
+            return v.inner
+        if isinstance(v, Maybe) and isinstance(v.inner, Scalar):
+            raise self.err(node, f"`{ast.unparse(node)}` may be None here",
+                           f"check first: `if {ast.unparse(node)} is None: return XDP_PASS`, or store it in a "
+                           "variable and test that")
+        raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
+
+    def expr(self, node: ast.expr) -> Kind:
+        return self.record(node, self.expr_inner(node))
+
+    def expr_inner(self, node: ast.expr) -> Kind:
+        match node:
+            case ast.Constant(value=value):
+                if value is None:
+                    return NoneVal()
+                if isinstance(value, str):
+                    return StringVal(value)
+                return fold.constant(value, self.complaint(node))
+            case ast.Name(id=name):
+                return self.lookup_name(node, name)
+            case ast.Attribute():
+                return self.attribute(node)
+            case ast.BinOp(left=left, op=op, right=right):
+                if isinstance(op, ast.Div):
+                    return self.true_divide(self.scalar(left), self.scalar(right), node)
+                if isinstance(op, ast.Pow):
+                    return self.power(node)
+                return self.binary(self.binop_of(op, node), self.scalar(left), self.scalar(right), node)
+            case ast.UnaryOp(op=op, operand=operand):
+                return self.unary(op, operand, node)
+            case ast.Compare():
+                return self.comparison(node)
+            case ast.BoolOp() | ast.IfExp():
+                return self.branchy_value(node)
+            case ast.Call():
+                return self.call(node)
+            case ast.Subscript(value=base, slice=index):
+                return self.subscript(node, base, index)
+            case ast.Tuple(elts=elts):
+                items = [self.scalar(e) for e in elts]
+                consts = [i.const for i in items]
+                if all(c is not None for c in consts):
+                    return ConstTuple(tuple(c for c in consts if c is not None))
+                raise self.err(node, "tuples must be constant", "tuples of runtime values are not supported")
+            case ast.JoinedStr():
+                raise self.err(node, "strings are not supported in a DSL function")
+            case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
+                    ast.GeneratorExp():
+                raise self.err(node, f"{type(node).__name__} values are not supported in a DSL function",
+                               "use a map (HashMap, Array) for collections")
+            case ast.Lambda():
+                raise self.err(node, "lambda is not supported", "define an @inline helper at module level")
+            case ast.NamedExpr():
+                raise self.err(node, "the walrus operator `:=` is not supported", "assign on its own line")
+            case ast.Await() | ast.Yield() | ast.YieldFrom():
+                raise self.err(node, "generators and coroutines are not supported")
+        raise self.err(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
+
+    # --- names
+    def undefined(self, node: ast.expr, name: str) -> DslError:
+        if name in self.scope.var_types:
+            return self.err(node, f"{name} is not defined on every path that reaches here",
+                            f"give {name} a value before the branch or loop that sets it")
+        if name in local_names(self.scope.source.function):
+            return self.unbound_local(node, name)
+        return self.err(node, f"unknown name `{name}`")
+
+    def unbound_local(self, node: ast.expr, name: str) -> DslError:
+        """Python's rule: a name the function assigns anywhere is local in all of it, so reading it before
+        an assignment is an UnboundLocalError, whatever the module defines under that name."""
+        message = (f"{name} is read before it is assigned: {self.scope.source.name} assigns {name}, so it is "
+                   f"a local variable in the whole function (Python's rule: reading it first raises "
+                   f"UnboundLocalError)")
+        try:
+            outer: object = resolve_global(self.scope.source.function, name, lambda m: DslError(m))
+        except DslError:
+            return self.err(node, message, f"give {name} a value before this line")
+        local = f"for a local variable, give {name} a value before this line"
+        if isinstance(outer, Global):
+            return self.err(node, message, f"to change the Global, write `{name}.value += 1` or "
+                                           f"`{name}.value = ...`; {local}")
+        if isinstance(outer, StateObject):
+            return self.err(node, message, f"use another name for the local variable; {name} is a map")
+        return self.err(node, message, f"a program cannot change a module-level variable: to keep a value "
+                                       f"across packets use a Global (`{name} = Global(u64, 0)` at module "
+                                       f"level, then `{name}.value += 1`); {local}")
+
+    def lookup_name(self, node: ast.expr, name: str) -> Kind:
+        if name in self.env:
+            return self.env[name]
+        if name in self.scope.var_types or name in local_names(self.scope.source.function):
+            raise self.undefined(node, name)
+        value = resolve_global(self.scope.source.function, name, lambda m: self.err(node, m))
+        return self.from_python(value, name, node)
+
+    def from_python(self, value: object, name: str, node: ast.expr) -> Kind:
+        kind, value = classify(value)
+        match kind:
+            case "state":
+                assert isinstance(value, StateObject)
+                return StateVal(register_state(self.state, value, name, self.scope.source, node))
+            case "constant":
+                return fold.constant(value, self.complaint(node))
+            case "tuple":
+                assert isinstance(value, tuple)
+                for item in value:
+                    if not isinstance(item, int | float | bool):
+                        raise self.err(node, f"{name} is a tuple with non-numeric items",
+                                       "constant tuples may hold only ints, floats and bools")
+                return ConstTuple(value)
+            case "module":
+                return ModuleVal(value)  # type: ignore[arg-type]
+            case "string":
+                assert isinstance(value, str)
+                return StringVal(value)
+            case "builtin" | "type" | "struct" | "inline":
+                return Callee(kind, value)
+            case "program":
+                raise self.err(node, f"{name} is an @xdp program; programs cannot call each other",
+                               "move the shared code into an @inline helper")
+        raise self.err(node, f"{name} is a {type(value).__name__}, which a DSL function cannot use",
+                       "use constants, state objects (Global, HashMap, ...), DSL types and @inline helpers")
+
+    # --- attributes
+    def attribute(self, node: ast.Attribute) -> Kind:
+        base = self.expr(node.value)
+        attr = node.attr
+        match base:
+            case PacketVal():
+                return self.packet_attribute(node, attr)
+            case Header():
+                return self.header_field(node, base, attr)
+            case Maybe(inner=Header() as hd, narrowed=True):
+                return self.header_field(node, hd, attr)
+            case Maybe(inner=Header(spec=spec)):
+                raise self.err(node, f"`{ast.unparse(node.value)}` may be None here (the packet may have no "
+                               f"{spec.name} header)",
+                               f"check first: `if {ast.unparse(node.value)} is None: return XDP_PASS`")
+            case StateVal(obj=Global() as g) if attr == "value":
+                return computed(g.type)
+            case Record(cls=cls):
+                for f in cls.fields():
+                    if f.name == attr:
+                        return computed(f.type)
+                raise self.err(node, f"{cls.__name__} has no field `{attr}`",
+                               "fields: " + ", ".join(f.name for f in cls.fields()))
+            case Maybe(inner=Record(cls=cls), narrowed=True):
+                for f in cls.fields():
+                    if f.name == attr:
+                        return computed(f.type)
+                raise self.err(node, f"{cls.__name__} has no field `{attr}`")
+            case Maybe(inner=Record()):
+                raise self.err(node, f"`{ast.unparse(node.value)}` may be None here",
+                               f"check first: `if {ast.unparse(node.value)} is None: ...`")
+            case ModuleVal(module=m):
+                if not hasattr(m, attr):
+                    raise self.err(node, f"module {m.__name__} has no attribute {attr}")
+                return self.from_python(getattr(m, attr), attr, node)
+            case StateVal(obj=Global() as g):
+                raise self.err(node, f"the Global {g.name} has no attribute `{attr}`",
+                               f"read and write its value as `{g.name}.value`")
+            case Payload() if attr != "read":
+                raise self.err(node, f"the payload has no attribute `{attr}`",
+                               "use pkt.payload[i] or pkt.payload.read(T, offset)")
+            case Callee() | StateVal() | Payload():
+                return Callee("method", (base, attr))
+        raise self.err(node, f"{describe(base)} has no attribute `{attr}`")
+
+    def packet_attribute(self, node: ast.Attribute, attr: str) -> Kind:
+        """A packet attribute; each header's presence is remembered per path in a pseudo-local."""
+        if attr == "len":
+            return computed(u32)
+        if attr not in PARSED_ATTRIBUTES:
+            raise self.err(node, f"the packet has no attribute `{attr}`",
+                           "use pkt.len, pkt.eth, pkt.ipv4, pkt.ipv6, pkt.tcp, pkt.udp or pkt.payload")
+        return self.parsed(attr)
+
+    def parsed(self, attr: str) -> Maybe | Payload:
+        memo = self.env.get(pseudo_local(attr))
+        if isinstance(memo, Maybe | Payload):
+            return memo
+        value: Maybe | Payload = Payload() if attr == "payload" else Maybe(Header(h.HEADERS[attr]))
+        self.env[pseudo_local(attr)] = value
+        return value
+
+    def header_field(self, node: ast.Attribute, header: Header, attr: str) -> Scalar[object]:
+        spec = header.spec.field(attr)
+        if spec is None:
+            names = ", ".join(f.name for f in header.spec.fields)
+            raise self.err(node, f"the {header.spec.name} header has no field `{attr}`", f"its fields are: {names}")
+        return computed(spec.type)
+
+    # --- comparisons
+    def comparison(self, node: ast.Compare) -> Kind:
+        ops, rights = node.ops, node.comparators
+        if len(ops) == 1 and isinstance(ops[0], ast.In | ast.NotIn):
+            result = self.contains(node.left, rights[0], node)
+            return self.logical_not(result) if isinstance(ops[0], ast.NotIn) else result
+        if any(isinstance(o, ast.Is | ast.IsNot | ast.In | ast.NotIn) for o in ops):
+            if len(ops) == 1 and isinstance(rights[0], ast.Constant) and rights[0].value is None:
+                return self.branchy_value(node)
+            raise self.err(node, "`is` compares only with None, and `in` cannot be chained",
+                           "use `==` to compare numbers")
+        if len(ops) > 1:
+            return self.branchy_value(node)
+        left = self.scalar(node.left)
+        right = self.scalar(rights[0])
+        op = COMPARISONS[type(ops[0])]
+        if op is CmpOp.LT and self.is_random_call(node.left) and right.const is not None:
+            # `random() < p`: the raw 32 random bits against ceil(p·2**32), exactly.
+            self.facts.random_threshold(self.ctx, node)
+            return self.compare(op, left, computed(FLOAT), node)
+        return self.compare(op, left, right, node)
+
+    def is_random_call(self, node: ast.expr) -> bool:
+        if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name)):
+            return False
+        if node.func.id in self.env:
+            return False
+        try:
+            value = resolve_global(self.scope.source.function, node.func.id, lambda m: self.err(node, m))
+        except DslError:
+            return False
+        return classify(value) == ("builtin", "random")
+
+    def logical_not(self, v: Scalar[object]) -> Scalar[object]:
+        if v.const is not None:
+            return Scalar(BOOL, const=int(not v.const))
+        return computed(BOOL)
+
+    def membership(self, v: Scalar[object], constants: list[int], node: ast.AST) -> Scalar[object]:
+        result: Scalar[object] | None = None
+        for c in constants:
+            eq = self.compare(CmpOp.EQ, v, fold.constant(c, self.complaint(node)), node)
+            if result is None:
+                result = eq
+            elif result.const is not None or eq.const is not None:
+                result = eq if result.const == 0 else result if eq.const == 0 else Scalar(BOOL, const=1)
+            else:
+                result = computed(BOOL)
+        return result if result is not None else Scalar(BOOL, const=0)
+
+    def contains(self, item_node: ast.expr, container_node: ast.expr, node: ast.AST) -> Scalar[object]:
+        container = self.expr(container_node)
+        if isinstance(container, ConstTuple):
+            item = self.scalar(item_node)
+            return self.membership(item, [int(x) for x in container.items], node)
+        if isinstance(container, StateVal) and isinstance(container.obj, BpfMap):
+            self.map_key(container.obj, item_node)
+            return computed(BOOL)
+        raise self.err(container_node, f"`in` needs a map or a constant tuple, not {describe(container)}")
+
+    # --- subscripts, maps and the payload
+    def subscript(self, node: ast.Subscript, base_node: ast.expr, index: ast.expr) -> Kind:
+        base = self.expr(base_node)
+        if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
+            m = base.obj
+            if isinstance(m, HashMap | LruHashMap):
+                raise self.err(node, f"`{m.name}[key]` on a hash map has no value when the key is missing",
+                               f"write `{m.name}.get(key, 0)` (or `.get(key)` and test for None)")
+            self.map_key(m, index)
+            return self.map_value_kind(m)
+        if isinstance(base, Payload):
+            i = self.scalar(index)
+            if not i.type.is_int:
+                raise self.err(index, f"a payload index must be an integer, not {i.type}")
+            if not (i.const is not None and int(i.const) < 0):
+                self.convert(i, u64, index)
+            return Maybe(computed(u8))
+        if isinstance(base, ConstTuple):
+            i = self.scalar(index)
+            if i.const is None or not isinstance(i.const, int) or not -len(base.items) <= i.const < len(base.items):
+                raise self.err(index, "a constant tuple needs a constant index within its length")
+            return fold.constant(base.items[i.const], self.complaint(node))
+        raise self.err(node, f"{describe(base)} cannot be indexed")
+
+    def map_value_kind(self, m: BpfMap) -> Scalar[object] | Record:
+        vt = m.value_type
+        return computed(vt) if isinstance(vt, ScalarType) else Record(vt)
+
+    def map_of(self, node: ast.expr) -> BpfMap:
+        v = self.expr(node)
+        if isinstance(v, StateVal) and isinstance(v.obj, BpfMap):
+            return v.obj
+        raise self.err(node, f"`{ast.unparse(node)}` is {describe(v)}, not a map")
+
+    def map_key(self, m: BpfMap, node: ast.expr) -> None:
+        v = self.expr(node)
+        kt = m.key_type
+        if isinstance(kt, ScalarType):
+            s = self.as_scalar(v, node)
+            if s.type.is_fixed:
+                raise self.err(node, f"the keys of {m.name} are {kt}, not floats")
+            self.convert(s, kt, node, implicit=True)
+            return
+        if isinstance(v, Record) and v.cls is kt:
+            return
+        raise self.err(node, f"the keys of {m.name} are {kt.__name__} records, not {describe(v)}",
+                       f"build one: `{kt.__name__}(...)`")
+
+    def map_value(self, m: BpfMap, node: ast.expr) -> None:
+        v = self.expr(node)
+        vt = m.value_type
+        if isinstance(vt, ScalarType):
+            self.convert(self.as_scalar(v, node), vt, node, implicit=True)
+            return
+        if isinstance(v, Record) and v.cls is vt:
+            return
+        raise self.err(node, f"the values of {m.name} are {vt.__name__} records, not {describe(v)}")

@@ -1,0 +1,472 @@
+"""Checking statements: assignments (locals, Globals, map entries, `op=`), returns, `if`, `match`,
+loops, `break`/`continue`, `del`, and the refusal of every statement the DSL does not have.
+
+Takes a function body; checks each statement on the paths the emitter will emit (nothing after a
+`return`, no branch a constant test never takes), keeping each path's locals: a local keeps its declared
+type across assignments, paths join at merges (`kinds.join`), a `for` over a constant tuple is checked
+once per item in its own lowering context, a range or `while` loop's body once, with the locals it
+reassigns as values of their entry types. Records the type each `op=` computes in under its statement
+(it has no expression node of its own), and the `op=` on state that is an atomic add.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from dataclasses import replace
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.resolve import annotation_type
+from pybpfdsl.frontend.typecheck.arithmetic import computed
+from pybpfdsl.frontend.typecheck.base import Loop
+from pybpfdsl.frontend.typecheck.calls import CallChecker
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Maybe, Payload, Record, describe, fresh, materialize
+from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar, StateVal
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap
+from pybpfdsl.lang.types import ScalarType, common_type, literal_type, u32
+
+MAX_UNROLL = 256
+KERNEL_INSN_LIMIT = 1_000_000
+"""The kernel verifier's BPF_COMPLEXITY_LIMIT_INSNS (the frontend may not import the verifier's copy)."""
+MAX_LOOP_ITERATIONS = KERNEL_INSN_LIMIT // 3
+"""A range loop the kernel can never accept: it follows every iteration, and each runs at least the
+counter's increment, its comparison and one instruction of the body. Refused here, at once, rather
+than after the verifier has unrolled it for minutes."""
+
+
+class StatementChecker(CallChecker):
+    """Statements, assignments, `if`, `match`, loops, `break`/`continue`."""
+
+    def body(self, stmts: list[ast.stmt]) -> None:
+        for s in stmts:
+            if not self.reachable:
+                return  # code after return/break/continue never runs, and is not emitted
+            self.stmt(s)
+
+    def stmt(self, s: ast.stmt) -> None:
+        match s:
+            case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
+                return
+            case ast.Expr(value=ast.Call() as call):
+                self.expr(call)
+            case ast.Expr():
+                raise self.err(s, "this expression statement has no effect", "assign it to a variable or remove it")
+            case ast.Return(value=value):
+                self.return_(s, value)
+            case ast.Assign(targets=targets, value=value):
+                if len(targets) != 1:
+                    raise self.err(s, "chained assignment `a = b = ...` is not supported",
+                                   "assign each variable on its own line")
+                self.assign(targets[0], value, None, s)
+            case ast.AnnAssign(target=target, annotation=annotation, value=value):
+                if value is None:
+                    raise self.err(s, "a declaration needs a value", f"write `{ast.unparse(target)}: "
+                                   f"{ast.unparse(annotation)} = 0`")
+                if not isinstance(target, ast.Name):
+                    raise self.err(s, "only local variables can be annotated")
+                self.assign(target, value, annotation_type(self.scope.source, annotation), s)
+            case ast.AugAssign(target=target, op=op, value=value):
+                self.aug_assign(target, op, value, s)
+            case ast.If():
+                self.if_(s)
+            case ast.While():
+                self.while_(s)
+            case ast.For():
+                self.for_(s)
+            case ast.Break() | ast.Continue():
+                if not self.scope.loops:
+                    raise self.err(s, f"`{type(s).__name__.lower()}` outside a loop")
+                loop = self.scope.loops[-1]
+                (loop.breaks if isinstance(s, ast.Break) else loop.continues).append(self.env)
+                self.reachable = False
+            case ast.Match():
+                self.match(s)
+            case ast.Delete(targets=deleted):
+                for deleted_target in deleted:
+                    self.delete(deleted_target)
+            case ast.Assert():
+                raise self.err(s, "`assert` is not supported in a DSL function",
+                               "use `if not cond: return XDP_ABORTED`")
+            case ast.Try() | ast.Raise():
+                raise self.err(s, "exceptions are not supported in a DSL function",
+                               "return an action (XDP_ABORTED, XDP_DROP, ...) instead")
+            case ast.With() | ast.AsyncWith():
+                raise self.err(s, "`with` is not supported in a DSL function")
+            case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef() | ast.Lambda():
+                raise self.err(s, "functions and classes cannot be defined inside a DSL function",
+                               "define helpers at module level and mark them with @inline")
+            case ast.Global() | ast.Nonlocal():
+                raise self.err(s, f"`{type(s).__name__.lower()}` is not supported",
+                               "keep mutable state in a Global(...) object and write `g.value = ...`")
+            case ast.Import() | ast.ImportFrom():
+                raise self.err(s, "imports belong at module level, not inside a DSL function")
+            case _:
+                raise self.err(s, f"the `{type(s).__name__}` statement is not supported in a DSL function")
+
+    def return_(self, s: ast.Return, value: ast.expr | None) -> None:
+        returns = self.scope.returns
+        if returns is not None:  # inside an inline helper
+            ret_type = self.scope.return_type
+            env: Env = {}
+            if ret_type is not None:
+                if value is None:
+                    raise self.err(s, f"this helper must return a {ret_type}")
+                self.convert(self.scalar(value), ret_type, value, implicit=True)
+                env["$ret"] = computed(ret_type)
+            elif value is not None:
+                raise self.err(s, "this helper is declared `-> None` but returns a value")
+            returns.append(env)
+            self.reachable = False
+            return
+        if value is None:
+            raise self.err(s, "an @xdp function must return an action", "write `return XDP_PASS`")
+        v = self.scalar(value)
+        if not v.type.is_int:
+            raise self.err(value, f"an action must be an integer, not {describe(v)}")
+        if v.const is not None and not 0 <= int(v.const) <= 4:
+            raise self.err(value, f"{v.const} is not an XDP action",
+                           "return XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX or XDP_REDIRECT")
+        self.convert(v, u32, value)
+        self.reachable = False
+
+    # --- assignments
+    def assign(self, target: ast.expr, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
+        match target:
+            case ast.Name(id=name):
+                self.assign_local(name, value_node, annotated, s)
+            case ast.Attribute(value=base, attr="value"):
+                obj = self.expr(base)
+                if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
+                    raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+                self.convert(self.scalar(value_node), obj.obj.type, value_node, implicit=True)
+            case ast.Subscript(value=base, slice=index):
+                m = self.map_of(base)
+                self.map_key(m, index)
+                self.map_value(m, value_node)
+            case ast.Attribute():
+                raise self.err(target, f"cannot assign to `{ast.unparse(target)}`",
+                               "packet fields and records are read-only; build a new record instead")
+            case ast.Tuple() | ast.List():
+                raise self.err(target, "unpacking assignment is not supported", "assign one variable per line")
+            case _:
+                raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+
+    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
+        var_types = self.scope.var_types
+        declared = var_types.get(name) if name in var_types or (name in self.env and not annotated) else None
+        if annotated is not None:
+            if name in var_types and var_types[name] != annotated:
+                raise self.err(s, f"{name} was declared {var_types[name]} before; "
+                               f"it cannot become {annotated}", "use a new variable name")
+            var_types[name] = declared = annotated
+        value = self.expr(value_node)
+        if isinstance(value, PacketVal):
+            raise self.err(value_node, "the packet cannot be copied into a variable", "use the parameter")
+        held = self.env.get(name)
+        if declared is None and isinstance(value, Scalar) and isinstance(held, Maybe) and \
+                isinstance(held.inner, Scalar):
+            # A number that may be None has the number's type: `if b is None: b = 0` keeps b a u8.
+            declared = var_types[name] = held.inner.type
+        if isinstance(value, Scalar) and (isinstance(held, Record | Header | Payload) or (
+                isinstance(held, Maybe) and not isinstance(held.inner, Scalar))):
+            raise self.err(s, f"{name} held {describe(held)}; it cannot now hold {describe(value)}",
+                           "use a new variable name")
+        if declared is not None and isinstance(value, Maybe) and isinstance(value.inner, Scalar):
+            # A number that may be None, stored again: it keeps the variable's type.
+            self.env[name] = replace(value, inner=self.typed(value.inner, declared, value_node, implicit=True))
+            return
+        if declared is not None:
+            # A typed local: its constant folds in its type, even if a literal of that type was assigned.
+            self.env[name] = self.typed(self.as_scalar(value, value_node), declared, value_node, implicit=True)
+            return
+        if isinstance(value, Scalar):
+            var_types[name] = value.type
+            self.env[name] = materialize(replace(value, literal=False))
+            return
+        if isinstance(value, Record | Header | Payload | Maybe):
+            old = self.env.get(name)
+            if old is not None and type(old) is not type(value):
+                raise self.err(s, f"{name} held {describe(old)}; it cannot now hold {describe(value)}",
+                               "use a new variable name")
+            self.env[name] = value
+            return
+        raise self.err(value_node, f"{describe(value)} cannot be stored in a variable")
+
+    def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
+        binop = self.binop_of(op, s)
+        match target:
+            case ast.Name(id=name):
+                old = self.env.get(name)
+                if isinstance(old, Maybe) and old.narrowed and isinstance(old.inner, Scalar):
+                    old = old.inner  # checked not None: a number
+                if not isinstance(old, Scalar):
+                    raise self.undefined(target, name) if old is None else self.err(
+                        target, f"`{op.__class__.__name__}=` needs a number, {name} is {describe(old)}")
+                operand = self.scalar(value_node)
+                self.refuse_float_into_int(operand, old.type, name, value_node)
+                result = self.binary(binop, old, operand, s)
+                self.record(s, result)
+                self.env[name] = materialize(self.convert(result, old.type, s))
+            case ast.Attribute(value=base, attr="value"):
+                obj = self.expr(base)
+                if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
+                    raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+                self.global_aug(obj.obj, binop, value_node, s)
+            case ast.Subscript(value=base, slice=index):
+                self.map_aug(self.map_of(base), index, binop, value_node, s)
+            case _:
+                raise self.err(target, f"cannot update `{ast.unparse(target)}` in place")
+
+    def refuse_float_into_int(self, operand: Scalar[object], target: ScalarType, name: str, node: ast.expr) -> None:
+        """`x += 0.5` on an integer target would truncate silently: the user says which conversion."""
+        if operand.type.is_fixed and not target.is_fixed:
+            raise self.err(node, f"adding a float to {name}, a {target}, would truncate silently",
+                           f"convert explicitly (`{target}(...)`), or make {name} a float")
+
+    def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        operand = self.scalar(value_node)
+        self.refuse_float_into_int(operand, g.type, f"{g.name}.value", value_node)
+        if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
+            self.facts.atomic_add(self.ctx, s)  # an atomic add of the (negated) converted operand
+            delta = self.convert(operand, g.type, value_node)
+            if op is BinOp.SUB:
+                self.negate(delta, s)
+            return
+        self.convert(self.record_aug(s, self.binary(op, computed(g.type), operand, s)), g.type, s)
+
+    def record_aug(self, s: ast.stmt, result: Scalar[object]) -> Scalar[object]:
+        self.facts.record(self.ctx, s, result)
+        return result
+
+    def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`m[k] op= n`: in place (an atomic add where the kernel allows); a missing hash key starts at 0."""
+        vt = m.value_type
+        if not isinstance(vt, ScalarType):
+            raise self.err(s, f"the values of {m.name} are records; `{fold.SYMBOL[op]}=` needs numbers",
+                           "read the record, build a new one and store it")
+        self.map_key(m, index)
+        operand = self.scalar(value_node)
+        self.refuse_float_into_int(operand, vt, f"a value of {m.name}", value_node)
+        if op is BinOp.ADD and (vt.bits in (32, 64) or vt.is_fixed):
+            self.facts.atomic_add(self.ctx, s)
+            self.convert(operand, vt, s)
+        else:
+            self.convert(self.record_aug(s, self.binary(op, computed(vt), operand, s)), vt, s)
+        if isinstance(m, HashMap | LruHashMap):
+            zero: Scalar[object] = Scalar(vt, const=0.0 if vt.is_fixed else 0)
+            self.convert(self.record_aug(s, self.binary(op, zero, operand, s)), vt, s)
+
+    def delete(self, t: ast.expr) -> None:
+        if not isinstance(t, ast.Subscript):
+            raise self.err(t, "only map entries can be deleted: `del m[key]`")
+        m = self.map_of(t.value)
+        if isinstance(m, Array):
+            raise self.err(t, f"elements of the {m.kind_name} {m.name} cannot be deleted",
+                           "store a zero value instead")
+        self.map_key(m, t.slice)
+
+    # --- if and match
+    def if_(self, s: ast.If) -> None:
+        true_envs, false_envs = self.condition(s.test)
+        exits: list[Env] = []
+        for envs, body in ((true_envs, s.body), (false_envs, s.orelse)):
+            if not self.enter(envs):
+                continue
+            self.body(body)
+            if self.reachable:
+                exits.append(self.env)
+        self.resume(exits)
+
+    def match(self, s: ast.Match) -> None:
+        subject = self.scalar(s.subject)
+        if not (subject.type.is_int or subject.type.is_bool):
+            raise self.err(s.subject, f"`match` works on integers, not {describe(subject)}")
+        subject = materialize(subject)  # type: ignore[assignment]
+        exits: list[Env] = []
+        for case in s.cases:
+            if not self.reachable:
+                break
+            constants = self.case_constants(case.pattern)
+            if constants is None:
+                true_envs, false_envs = [self.env], []
+                self.reachable = False
+            else:
+                self.membership(subject, constants, case.pattern)
+                true_envs, false_envs = [dict(self.env)], [dict(self.env)]
+            if case.guard is not None:
+                self.enter(true_envs)
+                gt, gf = self.condition(case.guard)
+                true_envs, false_envs = gt, false_envs + gf
+            if self.enter(true_envs):
+                self.body(case.body)
+                if self.reachable:
+                    exits.append(self.env)
+            self.enter(false_envs)
+        if self.reachable:
+            exits.append(self.env)
+        self.resume(exits)
+
+    def case_constants(self, p: ast.pattern) -> list[int] | None:
+        """The constants a case matches; None for the wildcard `case _:`."""
+        match p:
+            case ast.MatchAs(pattern=None, name=None):
+                return None
+            case ast.MatchValue(value=v):
+                c = self.scalar(v)
+                if c.const is None or not isinstance(c.const, int):
+                    raise self.err(p, "a case value must be an integer constant")
+                return [c.const]
+            case ast.MatchSingleton(value=v) if isinstance(v, bool):
+                return [int(v)]
+            case ast.MatchOr(patterns=ps):
+                out: list[int] = []
+                for q in ps:
+                    alternative = self.case_constants(q)
+                    if alternative is None:
+                        raise self.err(q, "`_` cannot be part of an alternative")
+                    out.extend(alternative)
+                return out
+        raise self.err(p, "only integer constants, `|` alternatives and `_` are supported as case patterns",
+                       "write `case 80 | 443:` or `case _:`")
+
+    # --- loops
+    def loop(self, node: ast.stmt, body: list[ast.stmt], counter: str, start: Scalar[object],
+             test: Callable[[], tuple[list[Env], list[Env]]]) -> None:
+        """A real loop: the locals the body reassigns are values of their entry types at its head."""
+        self.env[counter] = start
+        assigned: list[str] = []
+        for stmt in body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store) and n.id not in assigned:
+                    assigned.append(n.id)
+        carried = [k for k in assigned if k in self.env] + [counter]
+        for k in carried:
+            v = self.env[k]
+            if not isinstance(v, Scalar):
+                raise self.err(node, f"{k} holds {describe(v)} and is reassigned inside the loop",
+                               "only numbers can be reassigned inside a loop")
+        self.env = {**self.env, **{k: fresh(self.env[k]) for k in carried}}  # type: ignore[arg-type]
+        body_envs, exit_envs = test()
+        loop = Loop()
+        self.scope.loops.append(loop)
+        if self.enter(body_envs):
+            self.body(body)
+            if self.reachable:
+                loop.continues.append(self.env)
+        self.scope.loops.pop()
+        if self.enter(loop.continues):
+            step = self.env[counter]
+            assert isinstance(step, Scalar)
+            self.env[counter] = fresh(step)
+            for k in carried:
+                if not isinstance(self.env.get(k), Scalar):
+                    raise self.err(node, f"{k} must hold a number at the end of every iteration")
+        self.resume(exit_envs + loop.breaks)
+        self.env.pop(counter, None)
+
+    def while_(self, s: ast.While) -> None:
+        if s.orelse:
+            raise self.err(s, "`while ... else` is not supported")
+        bound = self.while_bound(s.test)
+        if bound is None:
+            raise self.err(s, "a `while` loop needs a bound the compiler can see (the kernel rejects "
+                           "loops it cannot prove to end)",
+                           f"write `while bounded({ast.unparse(s.test)}, 64):` with the most iterations you allow")
+
+        def test() -> tuple[list[Env], list[Env]]:
+            out = dict(self.env)
+            self.env = dict(self.env)
+            t, f = self.condition(bound)
+            return t, [*f, out]
+
+        self.loop(s, s.body, f"$while{id(s)}", computed(u32), test)
+
+    def while_bound(self, test: ast.expr) -> ast.expr | None:
+        if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name | ast.Attribute)):
+            return None
+        if self.expr(test.func) != Callee("builtin", "bounded"):
+            return None
+        if len(test.args) != 2 or test.keywords:
+            raise self.err(test, "write `bounded(condition, max_iterations)`")
+        limit = self.scalar(test.args[1])
+        if limit.const is None or not isinstance(limit.const, int) or not 0 < limit.const <= 1 << 20:
+            raise self.err(test.args[1], "the bound must be a constant between 1 and 1048576")
+        return test.args[0]
+
+    def for_(self, s: ast.For) -> None:
+        if s.orelse:
+            raise self.err(s, "`for ... else` is not supported")
+        if not isinstance(s.target, ast.Name):
+            raise self.err(s.target, "the loop variable must be a single name")
+        var, it = s.target.id, s.iter
+        if isinstance(it, ast.Call) and isinstance(self.expr(it.func), Callee) and \
+                self.expr(it.func) == Callee("builtin", "range"):
+            self.range_loop(s, var, it)
+            return
+        seq = self.expr(it)
+        if not isinstance(seq, ConstTuple):
+            raise self.err(it, f"cannot loop over {describe(seq)}",
+                           "loop over `range(...)` with constant bounds or over a constant tuple")
+        self.unrolled(s, var, seq)
+
+    def range_loop(self, s: ast.For, var: str, call: ast.Call) -> None:
+        if call.keywords or not 1 <= len(call.args) <= 3:
+            raise self.err(call, "write range(stop), range(start, stop) or range(start, stop, step)")
+        bounds = [self.scalar(a) for a in call.args]
+        values: list[int] = []
+        for b, node in zip(bounds, call.args):
+            if b.const is None or not isinstance(b.const, int):
+                raise self.err(node, "range bounds must be integer constants",
+                               "use a constant bound and `break` when a runtime condition is met")
+            values.append(b.const)
+        start, stop, step = (0, values[0], 1) if len(values) == 1 else (
+            values[0], values[1], values[2] if len(values) == 3 else 1)
+        if step == 0:
+            raise self.err(call, "range() step cannot be zero")
+        count = len(range(start, stop, step))
+        if count > MAX_LOOP_ITERATIONS:
+            raise self.err(call, f"this loop runs {count} times: the kernel verifies every iteration and stops "
+                           f"at {KERNEL_INSN_LIMIT:,} instructions, so it can never load",
+                           "use a smaller range (a few hundred iterations at most for a body with branches), "
+                           "or spread the work over several packets with state in a map")
+        t = self.scope.var_types.get(var) or common_type(common_type(literal_type(start), literal_type(stop)),
+                                                         literal_type(step))
+        last = start + (count - 1) * step if count else start
+        if count and not all(t.min <= v <= t.max for v in (start, last, last + step)):
+            raise self.err(call, f"the loop variable {var} is {t}, too narrow to count from {start} past {last}",
+                           f"declare it wider before the loop (`{var}: i64 = 0`) or use a smaller range")
+        self.scope.var_types[var] = t
+        counter = f"$for{id(s)}"
+
+        def test() -> tuple[list[Env], list[Env]]:
+            body = {**self.env, var: self.env[counter]}
+            return [body], [dict(self.env)]
+
+        self.loop(s, s.body, counter, computed(t), test)
+        self.env.pop(var, None)
+
+    def unrolled(self, s: ast.For, var: str, seq: ConstTuple) -> None:
+        if len(seq.items) > MAX_UNROLL:
+            raise self.err(s.iter, f"a constant tuple of {len(seq.items)} items is too long to unroll")
+        loop = Loop()
+        self.scope.loops.append(loop)
+        outer = self.ctx
+        for index, item in enumerate(seq.items):
+            if not self.reachable:
+                break
+            self.env[var] = fold.constant(item, self.complaint(s.iter))
+            self.ctx = (*outer, (s, index))
+            try:
+                self.body(s.body)
+            finally:
+                self.ctx = outer
+            if self.reachable:
+                loop.continues.append(self.env)
+            self.resume(loop.continues)
+            loop.continues = []
+        self.scope.loops.pop()
+        if self.reachable:
+            loop.breaks.append(self.env)
+        self.resume(loop.breaks)
+        self.env.pop(var, None)
