@@ -1,4 +1,5 @@
-"""`pybpfdsl maps`: a program's state objects as the kernel holds them, or a pinned map's raw contents."""
+"""`pybpfdsl maps`: a program's state objects as the kernel holds them, a pinned map's contents, or a
+pinned (running) program's Globals and maps."""
 
 from __future__ import annotations
 
@@ -72,7 +73,35 @@ def _matching_state(args: argparse.Namespace, pinned: PinnedMap) -> BpfMap | Non
     return None
 
 
+def _pinned_program(args: argparse.Namespace) -> int:
+    """`maps FILE[:FUNC] --pinned PATH` where PATH is a program's (or its link's) pin: every Global, by
+    name, and every map of the running program, typed by FILE's declarations (LPM keys as prefixes)."""
+    from pybpfdsl.pinned import open_pinned
+    from pybpfdsl.runtime.errors import StateBindingError
+
+    if is_object_target(args.target):
+        raise CliError(f"{args.pinned} is a pinned program: give its FILE[:FUNC] for the types of its state",
+                       EXIT_USAGE, hint=f"pybpfdsl maps prog.py:func --pinned {args.pinned}")
+    try:
+        state = open_pinned(args.pinned, args.target)
+    except StateBindingError as exc:
+        raise CliError(str(exc)) from None
+    with state:
+        snap = snapshot(state, show_all=args.all)
+    if args.json:
+        print_json({"path": args.pinned, "program": state.program.name, "id": state.program.prog_id,
+                    "state": snap.to_json()})
+        return 0
+    print(f"{args.pinned}: program {state.program.name!r} (id {state.program.prog_id}), state in the kernel")
+    print(state_table(snap.entries).render(style_for()))
+    return 0
+
+
 def _pinned(args: argparse.Namespace) -> int:
+    from pybpfdsl.runtime.pinned_program import pin_kind
+
+    if args.target and pin_kind(args.pinned) in ("link", "program"):  # without FILE: "not a map", as before
+        return _pinned_program(args)
     try:
         pinned = read_pinned_map(args.pinned)
     except KernelQueryError as exc:
