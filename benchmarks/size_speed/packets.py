@@ -3,40 +3,42 @@ packet list reads as the paths it exercises."""
 
 from __future__ import annotations
 
-import logging
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
 
-logging.getLogger("scapy.runtime").setLevel(logging.ERROR)  # no "MAC address not found" noise
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP  # noqa: E402
-from scapy.layers.inet6 import IPv6  # noqa: E402
-from scapy.layers.l2 import ARP, Ether  # noqa: E402
-from scapy.packet import Raw  # noqa: E402
+def _eth(**fields: object) -> Ether:
+    """An Ethernet header with both addresses given: left out, scapy would resolve them (ARP, neighbour
+    discovery) and wait for an answer that never comes."""
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", **fields)
 
 
 def udp4(dport: int, sport: int = 40000, payload: bytes = b"", src: str = "10.0.0.1") -> bytes:
-    return bytes(Ether() / IP(src=src, dst="10.0.0.2") / UDP(sport=sport, dport=dport) / Raw(payload))
+    return bytes(_eth() / IP(src=src, dst="10.0.0.2") / UDP(sport=sport, dport=dport) / Raw(payload))
 
 
 def tcp4(dport: int, sport: int = 40000, src: str = "10.0.0.1") -> bytes:
-    return bytes(Ether() / IP(src=src, dst="10.0.0.2") / TCP(sport=sport, dport=dport, flags="S"))
+    return bytes(_eth() / IP(src=src, dst="10.0.0.2") / TCP(sport=sport, dport=dport, flags="S"))
 
 
 def udp6(dport: int, sport: int = 40000, payload: bytes = b"") -> bytes:
-    return bytes(Ether() / IPv6(src="fd00::1", dst="fd00::2") / UDP(sport=sport, dport=dport) / Raw(payload))
+    return bytes(_eth() / IPv6(src="fd00::1", dst="fd00::2") / UDP(sport=sport, dport=dport) / Raw(payload))
 
 
 def tcp6(dport: int, sport: int = 40000) -> bytes:
-    return bytes(Ether() / IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=sport, dport=dport, flags="S"))
+    return bytes(_eth() / IPv6(src="fd00::1", dst="fd00::2") / TCP(sport=sport, dport=dport, flags="S"))
 
 
 def icmp4(src: str = "10.0.0.1") -> bytes:
-    return bytes(Ether() / IP(src=src, dst="10.0.0.2") / ICMP())
+    return bytes(_eth() / IP(src=src, dst="10.0.0.2") / ICMP())
 
 
 def fragment4(dport: int) -> bytes:
     """A later IPv4 fragment (offset 8 bytes): it carries no UDP header however its bytes look."""
-    return bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2", frag=1, proto=17) / Raw(b"\x9c\x40" * 8))
+    return bytes(_eth() / IP(src="10.0.0.1", dst="10.0.0.2", frag=1, proto=17) / Raw(b"\x9c\x40" * 8))
 
 
 def arp() -> bytes:
-    return bytes(Ether() / ARP())
+    return bytes(_eth() / ARP())
