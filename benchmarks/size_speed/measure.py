@@ -11,9 +11,10 @@ from __future__ import annotations
 import inspect
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from benchmarks.size_speed.state import seed_kernel
 from pybpfdsl.program import XdpProgram
 from pybpfdsl.runtime.bpf_object import BpfObject
 from pybpfdsl.runtime.jit_info import jited_instruction_count, xlated_instruction_count
@@ -85,15 +86,18 @@ class KernelNumbers:
     raw_ns: float
 
 
-def kernel_numbers(objects: dict[str, tuple[bytes, str]], empty: tuple[bytes, str], packet: bytes
-                   ) -> tuple[dict[str, KernelNumbers], float]:
-    """Load every object (key -> (ELF, program name)) and the empty program, time them interleaved;
-    the numbers by key, and the empty program's median ns."""
+def kernel_numbers(objects: dict[str, tuple[bytes, str]], empty: tuple[bytes, str], packet: bytes,
+                   globals_init: Mapping[str, int]) -> tuple[dict[str, KernelNumbers], float]:
+    """Load every object (key -> (ELF, program name)) and the empty program, write `globals_init` into
+    each object but the empty one, time them interleaved; the numbers by key, and the empty program's
+    median ns."""
     loaded: dict[str, tuple[BpfObject, int]] = {}
     try:
         for key, (elf, name) in {**objects, "_empty": empty}.items():
             obj = BpfObject.load(elf, key[:15])
             loaded[key] = (obj, obj.program_fd(name))
+            if key != "_empty":
+                seed_kernel(elf, obj, globals_init, ())
         times: dict[str, list[int]] = {key: [] for key in loaded}
         for _ in range(TRIALS):
             for key, (_, fd) in loaded.items():

@@ -9,10 +9,10 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 
-def _eth(**fields: object) -> Ether:
+def _eth() -> Ether:
     """An Ethernet header with both addresses given: left out, scapy would resolve them (ARP, neighbour
     discovery) and wait for an answer that never comes."""
-    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", **fields)
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 
 
 def udp4(dport: int, sport: int = 40000, payload: bytes = b"", src: str = "10.0.0.1") -> bytes:

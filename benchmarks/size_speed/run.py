@@ -34,8 +34,11 @@ def _c_loc(path: Path) -> int:
 
 
 def _commit() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    return out.stdout.strip() or "unknown"
+    """HEAD, marked `+uncommitted` when the package's files differ from it (the run measured those)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "pybpfdsl"], capture_output=True, text=True,
+                           cwd=ROOT)
+    return (head.stdout.strip() or "unknown") + (" +uncommitted pybpfdsl changes" if dirty.stdout.strip() else "")
 
 
 def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
@@ -58,7 +61,8 @@ def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
 
     objects = {f"ours_{key}": (elf, bench.name) for key, (elf, _) in ours.items()}
     objects["clang"] = (best.elf, bench.name)
-    kernel, empty_ns = measure.kernel_numbers(objects, (empty, "empty"), bench.hot_packet())
+    kernel, empty_ns = measure.kernel_numbers(objects, (empty, "empty"), bench.hot_packet(),
+                                              bench.timing_globals)
 
     rec: report.Record = {
         "name": bench.name,
