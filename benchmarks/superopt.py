@@ -1,0 +1,186 @@
+"""The superoptimizer on clang-built objects and on the examples: slots before and after, and verdicts.
+
+`python benchmarks/superopt.py [--budget N] [--only SUBSTR ...] [--no-third-party] [--no-corpus]
+[--no-examples] [--out NAME]`
+
+Subjects: the C corpus's accepted programs (`tests/verify/corpus/c/ok_*.c`) built at -O1, -O2 and -O3,
+the third-party corpus (xdp-tutorial, xdp-tools, katran; `tests/verify/corpus/third_party/`) at -O1,
+-O2 and -O3, each object's *best* build (fewest code slots) being the input, and the examples compiled
+by pybpfdsl. Each object is optimised whole (every code section) with the default search (budget in
+proposals per window, never seconds; seed 0), no rule cache (each row stands alone), and the
+whole-program proof required. The kernel then loads every XDP program of the output on its own (as
+the third-party corpus does) wherever it loads the input's. A row counts the object's code slots
+(lddw = 2), all sections. Writes benchmarks/results/<out>.json and .txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pybpfdsl.bpf.elf import BpfElf  # noqa: E402
+from pybpfdsl.superopt.api import optimize_object  # noqa: E402
+from tests.verify.corpus import third_party_corpus as tp  # noqa: E402
+from tests.verify.corpus.c_corpus import CLANG_FLAGS, _arch_include  # noqa: E402
+from tests.verify.corpus.c_corpus import HERE as C_HERE  # noqa: E402
+
+LEVELS = ("-O1", "-O2", "-O3")
+
+
+@dataclass
+class Row:
+    name: str
+    origin: str
+    build: str
+    functions: list[str]
+    before: int
+    after: int
+    proof: str
+    verifier: str
+    kernel: str
+    rewrites: int
+    proposals: int
+    seconds: float
+    reason: str = ""
+
+    @property
+    def reduction(self) -> float:
+        return (self.before - self.after) / self.before if self.before else 0.0
+
+
+def _slots(elf: bytes) -> int:
+    e = BpfElf.from_bytes(elf)
+    return sum(p.slots for p in e.programs.values()) + (e.text.slots if e.text is not None else 0)
+
+
+def _corpus_objects() -> list[tuple[str, str, dict[str, bytes]]]:
+    cc = shutil.which("clang")
+    assert cc is not None, "clang is not installed"
+    out = []
+    tmp = Path(tempfile.mkdtemp(prefix="superopt-bench-"))
+    for src in sorted(Path(C_HERE).glob("ok_*.c")):
+        builds = {}
+        for level in LEVELS:
+            dst = tmp / f"{src.stem}{level}.o"
+            flags = [f for f in CLANG_FLAGS if f != "-O2"]
+            subprocess.run([cc, level, *flags, *_arch_include(), "-I", str(C_HERE), "-c", str(src), "-o", str(dst)],
+                           check=True, capture_output=True)
+            builds[level] = dst.read_bytes()
+        out.append((src.stem, "clang corpus", builds))
+    shutil.rmtree(tmp)
+    return out
+
+
+def _third_party_objects() -> list[tuple[str, str, dict[str, bytes]]]:
+    tp.BUILDS.setdefault("O3", ("-O3",))
+    by_source: dict[str, dict[str, bytes]] = {}
+    for prog in tp.programs(("O1", "O2", "O3")):
+        by_source.setdefault(f"{prog.corpus}/{prog.source}", {})[f"-{prog.build}"] = prog.elf
+    return [(name, "clang third-party", builds) for name, builds in sorted(by_source.items())]
+
+
+def _example_objects() -> list[tuple[str, str, dict[str, bytes]]]:
+    from tests.verify.equivalence import ground_truth as gt
+
+    return [(s.name, "example", {"pybpfdsl": s.elf}) for s in gt.example_subjects()]
+
+
+def _kernel(before: bytes, after: bytes) -> str:
+    """"ok" when every XDP program the kernel loads from the input it loads from the output."""
+    verdicts = []
+    for function, _section in tp.entries(before):
+        if not tp.kernel_verdict(before, function).ok:
+            verdicts.append("input-refused")
+            continue
+        got = tp.kernel_verdict(after, function)
+        verdicts.append("ok" if got.ok else f"REFUSED {function}: {got.message[:150]}")
+    bad = [v for v in verdicts if v.startswith("REFUSED")]
+    if bad:
+        return bad[0]
+    return "ok" if "ok" in verdicts else "skipped (the input does not load)"
+
+
+def run(name: str, origin: str, builds: dict[str, bytes], budget: int) -> Row:
+    build, elf = min(builds.items(), key=lambda kv: (_slots(kv[1]), kv[0]))
+    started = time.perf_counter()
+    result = optimize_object(elf, proposals=budget, kernel=False)
+    seconds = time.perf_counter() - started
+    kernel = _kernel(elf, result.after) if result.after != elf else "unchanged"
+    reasons = "; ".join(f"{k}: {v.reason[:160]}" for k, v in
+                        (("verifier", result.verifier), ("proof", result.proof)) if v.reason)
+    return Row(name, origin, build, [f for f, _ in tp.entries(elf)], _slots(elf), _slots(result.after),
+               result.proof.status, result.verifier.status, kernel, len(result.rewrites),
+               sum(log.proposals for log in result.logs), round(seconds, 2), reasons)
+
+
+def _write(rows: list[Row], out: str, budget: int, final: bool) -> None:
+    changed = [r for r in rows if r.after < r.before]
+    mean = statistics.mean(r.reduction for r in rows) if rows else 0.0
+    lines = [f"superopt: {len(rows)} objects, budget {budget} proposals per window, seed 0, no rule cache"
+             + ("" if final else " (partial)"),
+             f"mean reduction {100 * mean:.2f}% over all objects; {len(changed)} objects smaller; "
+             f"total slots {sum(r.before for r in rows)} -> {sum(r.after for r in rows)}",
+             f"kernel refusals of an output: {sum(r.kernel.startswith('REFUSED') for r in rows)}; "
+             f"outputs not proven (input kept): {sum(r.after == r.before and r.proof == 'unknown' for r in rows)}",
+             "", f"{'object':62} {'origin':18} {'build':8} {'before':>6} {'after':>6} {'red.%':>6} "
+             f"{'proof':8} {'kernel':10} {'sec':>6}"]
+    for r in rows:
+        lines.append(f"{r.name[:62]:62} {r.origin:18} {r.build:8} {r.before:6} {r.after:6} "
+                     f"{100 * r.reduction:6.1f} {r.proof:8} {r.kernel[:40]:10} {r.seconds:6.1f}")
+    notes = [f"  {r.name}: {r.reason}" for r in rows if r.reason and r.after == r.before]
+    if notes:
+        lines += ["", "inputs kept (why):", *notes]
+    text = "\n".join(lines)
+    res = ROOT / "benchmarks" / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    (res / f"{out}.txt").write_text(text + "\n")
+    (res / f"{out}.json").write_text(json.dumps({"budget": budget, "complete": final, "mean_reduction": mean,
+                                                 "rows": [asdict(r) | {"reduction": round(r.reduction, 4)}
+                                                          for r in rows]}, indent=1) + "\n")
+    if final:
+        print(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--budget", type=int, default=600, help="MCMC proposals per window")
+    ap.add_argument("--only", nargs="*", default=[], help="objects whose name contains one of these")
+    ap.add_argument("--no-corpus", action="store_true")
+    ap.add_argument("--no-third-party", action="store_true")
+    ap.add_argument("--no-examples", action="store_true")
+    ap.add_argument("--out", default="superopt")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("PYBPFDSL_CACHE", "0")
+    subjects = []
+    if not args.no_corpus:
+        subjects += _corpus_objects()
+    if not args.no_third_party:
+        subjects += _third_party_objects()
+    if not args.no_examples:
+        subjects += _example_objects()
+    subjects = [s for s in subjects if not args.only or any(o in s[0] for o in args.only)]
+    rows: list[Row] = []
+    for name, origin, builds in subjects:
+        rows.append(run(name, origin, builds, args.budget))
+        print(f"{name}: {rows[-1].before} -> {rows[-1].after} proof {rows[-1].proof} kernel {rows[-1].kernel} "
+              f"({rows[-1].seconds:.1f} s)", flush=True)
+        _write(rows, args.out, args.budget, final=False)
+    _write(rows, args.out, args.budget, final=True)
+    bad = [r for r in rows if r.kernel.startswith("REFUSED")]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
