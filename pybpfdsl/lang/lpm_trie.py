@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar, Self, TypeAlias
 
 from pybpfdsl.lang.state import BpfMap, MapKind, RawValue, ValueType
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import u8, u32
+from pybpfdsl.lang.types import ScalarType, u8, u32
 
 __all__ = ["Ip4Prefix", "Ip6Prefix", "LpmTrie", "ip4_key", "ip6_key", "prefix"]
 
@@ -151,6 +151,17 @@ class LpmTrie(BpfMap):
         super().__init__(key, value, max_entries)
         self.prefix_type = key
         self.max_prefixlen = 8 * key.address_bytes
+
+    @property
+    def address_type(self) -> ScalarType | None:
+        """The scalar a program may give where a key goes, for the full-length key of that address (u32:
+        an IPv4 address as the DSL reads it); None for IPv6 (the DSL reads an address as two halves)."""
+        return u32 if self.prefix_type is Ip4Prefix else None
+
+    def key_of_address(self, address: int) -> PrefixKey:
+        """The full-length key of an address given as `address_type` (what a program's `acl.get(ip)` means)."""
+        return self.prefix_type.of(self.max_prefixlen, (address & (1 << self.max_prefixlen) - 1).to_bytes(
+            self.max_prefixlen // 8, "big"))
 
     def _raw_key(self, key: object) -> RawValue:
         return _address_key(self.prefix_type, key)
