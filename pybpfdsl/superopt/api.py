@@ -46,7 +46,7 @@ class OptimizeResult:
     def _code(self, elf: bytes) -> dict[str, tuple[Instruction, ...]]:
         e = BpfElf.from_bytes(elf)
         out = {name: prog.instructions for name, prog in e.programs.items()}
-        if e.text is not None:
+        if e.text is not None and e.text.instructions:
             out[".text"] = e.text.instructions
         return out
 

@@ -110,6 +110,28 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
         wide = {2: Size.H, 4: Size.W, 8: Size.DW}[2 * n]
         if imm is not None:
             out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
+    out += _wider_loads(code)
+    return out
+
+
+_WIDER = {1: Size.H, 2: Size.W, 4: Size.DW}
+
+
+def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """Two loads of adjacent bytes from one base (clang's byte-by-byte reads of a 16-bit field), and what
+    combines them, replaced by one load twice as wide into any register the span writes."""
+    out: list[tuple[Instruction, ...]] = []
+    loads = [(i, insn) for i, insn in enumerate(code) if insn.kind == Kind.LDX]
+    for a, (i, x) in enumerate(loads):
+        for j, y in loads[a + 1:]:
+            n = size(x.opcode).bytes
+            if x.src != y.src or size(y.opcode).bytes != n or abs(x.off - y.off) != n or n not in _WIDER:
+                continue
+            writes = sorted({w.dst for w in code[i:j + 4] if w.kind not in (Kind.ST, Kind.STX)})
+            for end in range(j + 1, min(j + 4, len(code)) + 1):
+                for dst in writes:
+                    load = Instruction(InsnClass.LDX | Mode.MEM | _WIDER[n], dst, x.src, min(x.off, y.off))
+                    out.append((*code[:i], load, *code[end:]))
     return out
 
 
