@@ -47,7 +47,7 @@ def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
     variants: dict[str, bool | None] = {"on": True, "off": False} if switch else {"on": None}
     ours: dict[str, tuple[bytes, float]] = {
         key: measure.median_seconds(measure.compile_ours(prog, passes)) for key, passes in variants.items()}
-    best, _ = best_build(bench.c_file, bench.name)
+    best, builds = best_build(bench.c_file, bench.name)
     clang_seconds = sorted(build(bench.c_file, bench.name, best.opt, best.cpu).seconds
                            for _ in range(measure.COMPILE_TRIALS))[measure.COMPILE_TRIALS // 2]
 
@@ -57,6 +57,11 @@ def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
     problems: list[str] = []
     for key, trace in traces.items():
         problems += [f"[passes {key}] {p}" for p in agreement.interp_disagreements(bench, trace, c_trace)]
+    for other in builds:  # the twin decides alike at every configuration, not only the one measured
+        if other is not best:
+            trace = agreement.interp_trace(bench, other.elf)
+            problems += [f"[clang {other.config}] {p}"
+                         for p in agreement.interp_disagreements(bench, traces["on"], trace)]
     problems += agreement.kernel_disagreements(bench, ours["on"][0], best.elf, traces["on"])
 
     objects = {f"ours_{key}": (elf, bench.name) for key, (elf, _) in ours.items()}
