@@ -40,12 +40,14 @@ def test_a_search_that_accepts_anything_still_returns_nothing_wrong(
     assert result.notes  # the wrong pass was seen and refused
 
 
-def _no_rules(monkeypatch: pytest.MonkeyPatch, calls: list[Sequence[Instruction]]) -> None:
-    monkeypatch.setattr(search, "prove_window", lambda o, c, *a, **k: calls.append(c) or Verdict("unknown"))
-
-
 def test_nothing_unproven_is_ever_applied(sample_elf: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[Sequence[Instruction]] = []
-    _no_rules(monkeypatch, calls)
+
+    def undecided(original: Sequence[Instruction], candidate: Sequence[Instruction], *args: object,
+                  **kwargs: object) -> Verdict:
+        calls.append(candidate)
+        return Verdict("unknown")
+
+    monkeypatch.setattr(search, "prove_window", undecided)
     result = api.optimize_object(sample_elf, proposals=40, passes=1, kernel=False)
     assert calls and result.after == sample_elf and not result.rewrites

@@ -15,7 +15,7 @@ from pybpfdsl.superopt.api import OptimizeResult, optimize_object
 
 _BPF_OK, _BPF_REASON = kernel_bpf_available()
 needs_bpf = pytest.mark.skipif(not _BPF_OK, reason=f"bpf() unavailable: {_BPF_REASON}")
-BUDGET = 600
+BUDGET = 200
 
 
 @pytest.fixture(scope="module")
