@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import InsnClass, Kind, Mode, Size, size
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Mode, Size, Source, size
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.moves import Candidate, pools_of, propose
 from pybpfdsl.superopt.window_check import (
@@ -111,6 +111,41 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
         if imm is not None:
             out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
     out += _wider_loads(code)
+    out += _folded_pairs(code, known)
+    return out
+
+
+def _mov_constant(dst: int, value: int) -> Instruction | None:
+    """``dst = value`` in one slot: ALU64 mov (imm sign-extended) or ALU mov (zero-extended), if either fits."""
+    value &= (1 << 64) - 1
+    if value < 1 << 31 or value >= (1 << 64) - (1 << 31):
+        return Instruction(InsnClass.ALU64 | AluOp.MOV | Source.K, dst, 0, 0, _signed32(value & 0xFFFFFFFF))
+    if value < 1 << 32:
+        return Instruction(InsnClass.ALU | AluOp.MOV | Source.K, dst, 0, 0, _signed32(value))
+    return None
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _folded_pairs(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """Two adjacent instructions as one: a constant the pair computes as one move (``r1 = 8; r1 <<= 2``),
+    and a 64-bit shift pair that clears the upper half as a 32-bit move (``r1 <<= 32; r1 >>= 32``)."""
+    out: list[tuple[Instruction, ...]] = []
+    facts = dict(known)
+    for i in range(len(code) - 1):
+        a, b = code[i], code[i + 1]
+        after = transfer(b, transfer(a, facts))
+        if b.kind not in (Kind.ST, Kind.STX) and b.dst in after:
+            mov = _mov_constant(b.dst, after[b.dst])
+            if mov is not None:
+                out.append((*code[:i], mov, *code[i + 2:]))
+        if a.dst == b.dst and a.kind == b.kind == Kind.ALU and a.cls == b.cls == InsnClass.ALU64 \
+                and (a.opcode & ~0x08, b.opcode & ~0x08) == (InsnClass.ALU64 | AluOp.LSH, InsnClass.ALU64 | AluOp.RSH) \
+                and a.imm == b.imm == 32 and not (a.opcode | b.opcode) & Source.X:
+            out.append((*code[:i], Instruction(InsnClass.ALU | AluOp.MOV | Source.X, a.dst, a.dst), *code[i + 2:]))
+        facts = transfer(a, facts)
     return out
 
 

@@ -43,3 +43,22 @@ def test_the_search_finds_the_merge_and_only_proven_rewrites() -> None:
     assert result.replacement == (ST_DW0,)
     result = search_window(window, LIVE_R1, random.Random(1), SearchBudget(proposals=200))
     assert result.replacement is None or prove_window(window, result.replacement, LIVE_R1).proven
+
+
+def test_the_greedy_moves_fold_pairs_into_one_instruction() -> None:
+    zext = (Instruction(0x67, 1, 0, 0, 32), Instruction(0x77, 1, 0, 0, 32))  # r1 <<= 32; r1 >>= 32
+    assert search_window(zext, LIVE_R1, random.Random(0), SearchBudget(proposals=20)).replacement == (
+        Instruction(0xBC, 1, 1),)  # w1 = w1
+    const = (Instruction(0xB7, 1, 0, 0, 8), Instruction(0x67, 1, 0, 0, 2))  # r1 = 8; r1 <<= 2
+    assert search_window(const, LIVE_R1, random.Random(0), SearchBudget(proposals=20)).replacement == (
+        Instruction(0xB7, 1, 0, 0, 32),)
+
+
+def test_two_adjacent_byte_loads_become_one_halfword_load() -> None:
+    # r2 = *(u8 *)(r1 +12); r1 = *(u8 *)(r1 +13); r1 <<= 8; r1 |= r2  ->  r1 = *(u16 *)(r1 +12)
+    window = (Instruction(0x71, 2, 1, 12), Instruction(0x71, 1, 1, 13), Instruction(0x67, 1, 0, 0, 8),
+              Instruction(0x4F, 1, 2))
+    result = search_window(window, LIVE_R1, random.Random(0), SearchBudget(proposals=50))
+    assert result.replacement == (Instruction(0x69, 1, 1, 12),)
+    assert search_window(window, LIVE_R1 | 1 << 2, random.Random(0),
+                         SearchBudget(proposals=50)).replacement != (Instruction(0x69, 1, 1, 12),)
