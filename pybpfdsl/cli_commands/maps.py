@@ -12,6 +12,7 @@ from pybpfdsl.cli_commands.kernel_query import KernelQueryError, PinnedMap, read
 from pybpfdsl.cli_commands.object_view import loaded_object, object_state
 from pybpfdsl.cli_commands.state_view import json_value, snapshot, state_table, text_value
 from pybpfdsl.cli_output import Table, print_json, style_for
+from pybpfdsl.lang.lpm_trie import Ip4Prefix, Ip6Prefix
 from pybpfdsl.lang.state import BpfMap, PerCpuArray, StateObject, decode, type_size
 
 __all__ = ["cmd_maps"]
@@ -88,6 +89,8 @@ def _pinned_program(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     with state:
         snap = snapshot(state, show_all=args.all)
+    for entry in snap.entries:  # LPM keys as prefixes, in JSON too (as the table prints them)
+        entry.rows = [(str(k) if isinstance(k, Ip4Prefix | Ip6Prefix) else k, v) for k, v in entry.rows]
     if args.json:
         print_json({"path": args.pinned, "program": state.program.name, "id": state.program.prog_id,
                     "state": snap.to_json()})
