@@ -124,6 +124,23 @@ _BPF_TAG_SIZE = 8
 _BPF_OBJ_NAME_LEN = 16
 
 
+class BpfMapCreateOpts(ctypes.Structure):
+    """``struct bpf_map_create_opts`` (libbpf 1.1's fields; libbpf reads only the first ``sz`` bytes)."""
+
+    _fields_ = [
+        ("sz", ctypes.c_size_t),
+        ("btf_fd", ctypes.c_uint32),
+        ("btf_key_type_id", ctypes.c_uint32),
+        ("btf_value_type_id", ctypes.c_uint32),
+        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+        ("inner_map_fd", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("map_extra", ctypes.c_uint64),
+        ("numa_node", ctypes.c_uint32),
+        ("map_ifindex", ctypes.c_uint32),
+    ]
+
+
 class BpfProgInfo(ctypes.Structure):
     """``struct bpf_prog_info`` from the kernel UAPI (linux/bpf.h, 6.1).
 
@@ -544,13 +561,18 @@ class Libbpf:
     # -- low-level syscall wrappers --------------------------------------
 
     def map_create(
-        self, map_type: int, name: str, key_size: int, value_size: int, max_entries: int
+        self, map_type: int, name: str, key_size: int, value_size: int, max_entries: int,
+        map_flags: int = 0,
     ) -> int:
-        """``bpf_map_create`` with default options; returns the new map fd."""
+        """``bpf_map_create`` (options: ``map_flags`` only); returns the new map fd."""
+        opts = None
+        if map_flags:
+            opts = BpfMapCreateOpts(sz=ctypes.sizeof(BpfMapCreateOpts), map_flags=map_flags)
         return _check(
             int(
                 self._lib.bpf_map_create(
-                    map_type, name.encode(), key_size, value_size, max_entries, None
+                    map_type, name.encode(), key_size, value_size, max_entries,
+                    None if opts is None else ctypes.addressof(opts),
                 )
             ),
             "bpf_map_create",
