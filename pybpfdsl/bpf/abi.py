@@ -23,6 +23,7 @@ __all__ = [
     "HELPER_PROTOTYPES",
     "LRU_MAP_TYPES",
     "PERCPU_MAP_TYPES",
+    "REQUIRED_MAP_FLAGS",
     "STACK_SIZE",
     "XDP_MD_FIELD_SIZE",
     "XDP_MD_SIZE",
@@ -235,6 +236,10 @@ class MapFlag(enum.IntEnum):
     """``BPF_F_*`` flags of a map's creation (``map_flags``), those pybpfdsl sets."""
 
     NO_PREALLOC = 1 << 0  #: allocate elements on insertion; an LPM trie must have it
+
+
+REQUIRED_MAP_FLAGS: Final[Mapping[int, int]] = MappingProxyType({MapType.LPM_TRIE: MapFlag.NO_PREALLOC})
+"""Flags without which the kernel refuses to create a map of the type (EINVAL)."""
 
 
 class XdpAction(enum.IntEnum):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
 
-from pybpfdsl.bpf.abi import MapFlag, MapType
+from pybpfdsl.bpf.abi import REQUIRED_MAP_FLAGS
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.kernel_map import KernelMap, MapInfo
 from pybpfdsl.runtime.libbpf import (
@@ -76,15 +76,12 @@ def _map_matches_section(name: str, section: str) -> bool:
     return name == section or (section.startswith(".") and name.endswith(section))
 
 
-_REQUIRED_MAP_FLAGS: Mapping[int, int] = {MapType.LPM_TRIE: MapFlag.NO_PREALLOC}
-"""Flags the kernel refuses to create a map type without (an object may not carry them: the backend
-emits none yet)."""
-
-
 def _require_map_flags(handle: int) -> None:
+    """Add the flags a map type must have (`REQUIRED_MAP_FLAGS`) where an object lacks them (clang's
+    objects declare them; pybpfdsl's backend does not, yet), so that the kernel creates the map."""
     lib = get_libbpf()
     for m in lib.object_maps(handle):
-        need = _REQUIRED_MAP_FLAGS.get(lib.map_type(m), 0)
+        need = REQUIRED_MAP_FLAGS.get(lib.map_type(m), 0)
         flags = lib.map_flags(m)
         if flags & need != need:
             lib.map_set_flags(m, flags | need)
