@@ -10,8 +10,8 @@ random bits and the updates that are atomic adds. Keys are (lowering context, no
 loop's body is checked once per item, perhaps with different types or constants (`Ctx`).
 
 The types sit in tables keyed by node rather than on the nodes, so the user's AST stays Python's own.
-`TypedFunction` is a function's parse with its tables; the emitter emits from the same trees, records
-its own decisions with a `TypeRecorder` too, and `disagreements` compares the two (they must be equal).
+`TypedFunction` is a function's parse with its tables; the emitter emits from the same trees, reads the
+decisions recorded here, and checks each scalar it computes against them (`TypeFacts.disagreement`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class TypeFacts:
     types: dict[Key, ScalarType] = field(default_factory=dict)
     consts: dict[Key, int | float] = field(default_factory=dict)
     literals: set[Key] = field(default_factory=set)  # untyped constants
+    const_seen: set[Key] = field(default_factory=set)  # constant at least once (perhaps not every time)
     var_types: dict[FunctionType, dict[str, ScalarType]] = field(default_factory=dict)
     # The helper source each inline call was lowered from (each call parses the helper anew).
     inline_sources: dict[Key, FunctionSource] = field(default_factory=dict)
@@ -44,6 +45,25 @@ class TypeFacts:
     random_thresholds: set[Key] = field(default_factory=set)
     # `op=` statements on a Global or a map value lowered as an atomic add of the converted operand.
     atomic_adds: set[Key] = field(default_factory=set)
+
+    def disagreement(self, ctx: Ctx, node: ast.AST, v: Scalar[object]) -> str | None:
+        """What is wrong with a scalar the emitter computed for `node`, by this typed AST (None: it
+        agrees): another type, another constant, a constant where the checker never had one, an
+        untyped constant where the checker had a typed one."""
+        key = (ctx, node)
+        known = self.types.get(key)
+        if known != v.type:
+            problem = f"type {v.type}, checked {known}"
+        elif key in self.consts and self.consts[key] != v.const:
+            problem = f"constant {v.const!r}, checked {self.consts[key]!r}"
+        elif key not in self.consts and v.const is not None and key not in self.const_seen:
+            problem = f"constant {v.const!r}, checked none"
+        elif v.literal and key not in self.literals:
+            problem = "an untyped constant, checked a typed one"
+        else:
+            return None
+        where = f"line {getattr(node, 'lineno', '?')} `{ast.unparse(node)[:60]}`"
+        return f"the emitter and the type checker disagree at {where}: {problem}"
 
 
 class TypeRecorder:
@@ -84,6 +104,8 @@ class TypeRecorder:
         elif v.const is None:
             self._not_const.add(key)
             consts.pop(key, None)
+        if v.const is not None:
+            self.facts.const_seen.add(key)
         if v.literal:
             self.facts.literals.add(key)
 
@@ -96,27 +118,3 @@ class TypedFunction:
     source: FunctionSource
     facts: TypeFacts
 
-
-def disagreements(checked: TypeFacts, emitted: TypeFacts) -> list[str]:
-    """Where two typed ASTs of one function differ (the checker's, and the one the emitter would have
-    recorded from its own decisions): empty when they agree."""
-    out: list[str] = []
-
-    def where(key: Key) -> str:
-        ctx, node = key
-        return f"line {getattr(node, 'lineno', '?')} `{ast.unparse(node)[:60]}` (context {[i for _, i in ctx]})"
-
-    for label, a, b in (("type", checked.types, emitted.types), ("constant", checked.consts, emitted.consts)):
-        for key in a.keys() | b.keys():
-            if a.get(key) != b.get(key) or (key in a) != (key in b):
-                out.append(f"{label} of {where(key)}: checked {a.get(key)!r}, emitted {b.get(key)!r}")
-    for label, x, y in (("untyped constant", checked.literals, emitted.literals),
-                        ("random threshold", checked.random_thresholds, emitted.random_thresholds),
-                        ("atomic add", checked.atomic_adds, emitted.atomic_adds)):
-        for key in x ^ y:
-            out.append(f"{label} at {where(key)}: checked {key in x}, emitted {key in y}")
-    if checked.inline_sources.keys() != emitted.inline_sources.keys():
-        out.append("the inlined calls differ")
-    if checked.var_types != emitted.var_types:
-        out.append(f"the locals' types differ: checked {checked.var_types}, emitted {emitted.var_types}")
-    return out

@@ -19,8 +19,8 @@ import pytest
 import examples
 from pybpfdsl.frontend.evaluate import run_python
 from pybpfdsl.frontend.lower import Lowerer, lower_function, typecheck_function
-from pybpfdsl.frontend.type_facts import disagreements
 from pybpfdsl.lang.errors import DslError, DslWarning
+from pybpfdsl.lang.types import BOOL
 from pybpfdsl.program import XdpProgram
 from tests.frontend.test_bad_input import CASES
 from tests.frontend.test_evaluate import PROGRAMS
@@ -49,13 +49,16 @@ CORPUS = _corpus()
 
 
 def _agreement(fn: FunctionType, name: str) -> list[str]:
-    """Type-check, then emit from the typed AST, the emitter recording its own decisions: where they differ."""
+    """Type-check, then emit from the typed AST: the emitter checks each scalar it computes (type,
+    constant, untyped or not) and the locals' types against the typed AST. The differences (none)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DslWarning)
         typed = typecheck_function(fn)
-        lowerer = Lowerer(typed, name)
-        lowerer.lower()
-    return disagreements(typed.facts, lowerer.facts.facts)
+        try:
+            Lowerer(typed, name).lower()
+        except AssertionError as exc:
+            return [str(exc)]
+    return []
 
 
 @pytest.mark.parametrize("name,fn", CORPUS, ids=[name for name, _ in CORPUS])
@@ -82,6 +85,16 @@ def test_generated_programs_checked_types_are_the_emitted_ones() -> None:
                 problems.append(f"seed {seed}: " + "; ".join(found[:3]))
     assert not problems, "\n".join(problems)
     assert typed_nodes > 100 * len(GENERATED_SEEDS)  # not vacuous
+
+
+def test_the_emitter_refuses_a_typed_ast_it_disagrees_with() -> None:
+    """The agreement check is live: a typed AST with one type changed stops the emitter at that node."""
+    fn = PROGRAMS["float_ops"] if "float_ops" in PROGRAMS else CORPUS[0][1]
+    typed = typecheck_function(fn)
+    key = next(k for k, t in typed.facts.types.items() if not t.is_bool and k not in typed.facts.consts)
+    typed.facts.types[key] = BOOL
+    with pytest.raises(AssertionError, match="the emitter and the type checker disagree"):
+        Lowerer(typed, "tampered").lower()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -9,7 +9,7 @@ methods one concept calls in another are declared here, abstract, so the modules
 
 Takes one `@xdp` function's typed AST (`TypedFunction`: it emits from those very trees, inlining the
 helper parses it holds); keeps, while emitting, the open block, the locals of each path (`flow.Env`),
-and its own per-node types and constants (`record`), which must equal the typed AST's.
+and checks each scalar it computes against the typed AST (`record`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import Complaint, raw_constant
 from pybpfdsl.frontend.source import FunctionSource
-from pybpfdsl.frontend.type_facts import Ctx, TypedFunction, TypeRecorder
+from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
@@ -74,9 +74,10 @@ class EmitterBase(ABC):
         self.flow = FlowBuilder(self.b, self.materialize)
         self.state: dict[str, StateObject] = {}
         self.ctx: Ctx = ()
-        self.facts = TypeRecorder()
         self.scope = Scope(self.main, {})
-        self.facts.var_types[self.main.function] = self.scope.var_types
+        self.local_types: dict[FunctionType, dict[str, ScalarType]] = {self.main.function: self.scope.var_types}
+        """The locals' types per function as the emitter meets their assignments (checked against the
+        typed AST's at the end)."""
         self.inline_stack: list[FunctionType] = []
         self.line = self.main.first_line
         self.lossy_floats_warned: set[tuple[str, int, float]] = set()
@@ -185,10 +186,11 @@ class EmitterBase(ABC):
                                f"divided by an integral constant, `x / 1e9`, is exact)", DslWarning, file, line)
 
     def record(self, node: ast.AST, v: DslValue) -> DslValue:
-        """Remember each expression's type, and its value where it is the same constant every time the
-        node is lowered: `lower` checks them against the typed AST."""
+        """Check an expression's scalar against the typed AST (a difference is a compiler bug)."""
         if isinstance(v, Scalar):
-            self.facts.record(self.ctx, node, v)
+            problem = self.typed.disagreement(self.ctx, node, v)
+            if problem is not None:
+                raise AssertionError(problem)
         return v
 
     # The methods one concept calls in another (defined in the concept's module).
@@ -250,7 +252,7 @@ class EmitterBase(ABC):
 
     @abstractmethod
     def lower_expr(self, node: ast.expr) -> DslValue:
-        """Emit an expression and record its type (and constant), to be checked against the typed AST."""
+        """Emit an expression, its scalar checked against the typed AST."""
 
     @abstractmethod
     def lower_for(self, s: ast.For) -> None:

@@ -16,7 +16,7 @@ from pybpfdsl.frontend.emit import builtin_calls, packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
-from pybpfdsl.frontend.source import FunctionSource, read_function
+from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import (
     Callee,
     DslValue,
@@ -114,8 +114,7 @@ class CallEmitter(EmitterBase):
                            "rewrite it as a loop with a constant bound")
         if len(self.inline_stack) > 16:
             raise self.err(node, "helpers nest more than 16 deep")
-        source = self.typed.inline_sources.get((self.ctx, node)) or read_function(fn)
-        self.facts.inline_sources[(self.ctx, node)] = source
+        source = self.typed.inline_sources[(self.ctx, node)]  # the parse the checker typed
         tree = source.tree
         params = tree.args
         if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
@@ -131,7 +130,7 @@ class CallEmitter(EmitterBase):
                 raise self.err(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
             arg_nodes[k.arg] = k.value
         new_env: Env = {}
-        callee_scope = Scope(source, new_env, self.facts.var_types.setdefault(fn, {}), returns=[],
+        callee_scope = Scope(source, new_env, self.local_types.setdefault(fn, {}), returns=[],
                              call_line=None if source.file == self.main.file else self.line)
         for p in params.args:
             value = self.lower_expr(arg_nodes[p.arg])

@@ -2,7 +2,7 @@
 
 Takes an expression node; gives its `DslValue` (a typed scalar, folded when constant, or a packet,
 header, record, state object or callee), emitting the IR that computes it. Each scalar's type and
-constant are recorded per node and lowering context (`EmitterBase.record`): pure-Python mode reads them.
+constant are checked against the typed AST per node and lowering context (`EmitterBase.record`).
 Arithmetic is in `arithmetic`, calls in `calls`, packet access in `packet_access`, maps in `state_access`.
 """
 
@@ -250,28 +250,13 @@ class ExpressionEmitter(EmitterBase):
 
     def random_threshold(self, lnode: ast.expr, rnode: ast.expr, left: Scalar, right: Scalar, op: CmpOp,
                          node: ast.AST) -> Scalar | None:
-        """`random() < p` with a constant p compares the raw 32 random bits with ceil(p·2**32): exact."""
-        if op is not CmpOp.LT or not self.is_random_call(lnode) or right.const is None:
+        """`random() < p` with a constant p compares the raw 32 random bits with ceil(p·2**32): exact.
+        Which comparisons those are is the checker's decision (`TypeFacts.random_thresholds`)."""
+        if (self.ctx, node) not in self.typed.random_thresholds:
             return None
-        self.facts.random_threshold(self.ctx, node)  # pure Python compares the same way
+        assert right.const is not None
         threshold = fold.random_threshold(float(right.const))
         return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, threshold)), node)
-
-    def is_random_call(self, node: ast.expr) -> bool:
-        if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name | ast.Attribute)):
-            return False
-        try:
-            return self.lower_callee_static(node.func) == Callee("builtin", "random")
-        except DslError:
-            return False
-
-    def lower_callee_static(self, node: ast.expr) -> object:
-        if isinstance(node, ast.Name) and node.id not in self.env:
-            value = resolve_global(self.scope.source.function, node.id, lambda m: self.err(node, m))
-            kind, target = classify(value)
-            if kind == "builtin":
-                return Callee("builtin", target)
-        return None
 
     def contains(self, item_node: ast.expr, container_node: ast.expr, node: ast.AST) -> Scalar:
         container = self.lower_expr(container_node)

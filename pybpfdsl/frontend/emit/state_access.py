@@ -38,8 +38,7 @@ class StateEmitter(EmitterBase):
         assert g.name is not None
         operand = self.scalar(value_node)
         self.refuse_float_into_int(operand, g.type, f"{g.name}.value", value_node)
-        if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
-            self.facts.atomic_add(self.ctx, s)  # pure Python updates the same way
+        if (self.ctx, s) in self.typed.atomic_adds:  # the checker's decision (32/64-bit or float, + or -)
             delta = self.convert(operand, g.type, value_node, implicit=False)
             if op is BinOp.SUB:
                 delta = self.negate(delta, s)
@@ -50,9 +49,9 @@ class StateEmitter(EmitterBase):
         self.b.append(n.StoreGlobal(g.name, self.scalar_value(new), line=self.line))
 
     def aug_result(self, s: ast.stmt, result: Scalar) -> Scalar:
-        """Record the type `op=` computes in under its statement (it has no expression node), as for
-        locals: pure-Python mode reads it there."""
-        self.facts.record(self.ctx, s, result)
+        """The type `op=` computes in, checked against the typed AST's under its statement (it has no
+        expression node)."""
+        self.record(s, result)
         return result
 
     def lower_delete(self, t: ast.expr) -> None:
@@ -193,8 +192,7 @@ class StateEmitter(EmitterBase):
         self.b.terminate(n.Branch(is_null, n.Edge(miss.name), n.Edge(hit.name), line=self.line))
         self.b.set_block(hit)
         env = dict(self.env)
-        if op is BinOp.ADD and (vt.bits in (32, 64) or vt.is_fixed):
-            self.facts.atomic_add(self.ctx, s)  # pure Python updates the same way
+        if (self.ctx, s) in self.typed.atomic_adds:  # the checker's decision (32/64-bit or float, +)
             delta = self.convert(operand, vt, s)
             self.b.append(n.StoreValue(ref, self.scalar_value(delta), atomic_add=True, line=self.line))
         else:
