@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from pybpfdsl import XDP_DROP, XDP_PASS, XDP_TX, Packet, u8, u32, u64, xdp
+from pybpfdsl import XDP_DROP, XDP_PASS, XDP_TX, Packet, Struct, u8, u32, u64, xdp
 from pybpfdsl.differential import compare
 from pybpfdsl.lang.lpm_trie import Ip4Prefix, Ip6Prefix, LpmTrie, prefix
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
@@ -101,3 +101,37 @@ def test_python_reads_and_writes_the_kernel_maps_while_loaded() -> None:
         del acl["10.0.0.0/8"]
     assert acl.get("10.2.0.1") is None and acl.get("10.1.0.1") == 2
     assert hits[5] == 40 and hits[1] == 1 and len(hits.per_cpu(1)) == ncpus
+
+
+class Tally(Struct):
+    packets: u32
+    bytes: u64
+
+
+tallies = LruPerCpuHashMap(u8, Tally, 16)
+
+
+@xdp
+def per_cpu_records(pkt: Packet) -> int:
+    x = pkt.payload[0]
+    if x is None:
+        return XDP_PASS
+    k = u8(x & 7)
+    old = tallies.get(k)
+    if old is None:
+        tallies[k] = Tally(1, u64(pkt.len))
+    elif x & 8:
+        del tallies[k]
+    else:
+        tallies[k] = Tally(old.packets + 1, old.bytes + u64(pkt.len))
+    return XDP_PASS
+
+
+def test_per_cpu_struct_values_agree_in_every_execution() -> None:
+    reset_state(tallies)
+    rng = random.Random(7)
+    packets = [bytes(14) + bytes([rng.randrange(16)]) + bytes(rng.randrange(40, 60)) for _ in range(80)]
+    assert compare(per_cpu_records, packets, executions=EXECUTIONS) is None
+    for p in packets:
+        per_cpu_records(p)
+    assert len(tallies) > 0 and all(isinstance(v, list) and len(v) == 1 for _, v in tallies.items())  # CPU 0
