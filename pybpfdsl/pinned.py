@@ -4,6 +4,8 @@
         state.acl["10.0.0.0/8"] = 1
     with pybpfdsl.open_pinned("firewall.py:fw") as state:           # the program; its pin is found
         print(state.drops.value)
+    with pybpfdsl.open_pinned("/sys/fs/bpf/fw") as state:           # the pin; the program's BTF names its file
+        ...
 
 The program (an `XdpProgram` or FILE[:FUNC]) gives the types: its state objects are copied and bound to
 the pinned program's maps and global-data sections, so Python reads and writes the running program's
@@ -18,7 +20,12 @@ from pathlib import Path
 
 from pybpfdsl.program import XdpProgram
 from pybpfdsl.runtime.errors import StateBindingError
-from pybpfdsl.runtime.pinned_program import PinnedState, find_pinned_programs, open_pinned_program
+from pybpfdsl.runtime.pinned_program import (
+    PinnedState,
+    find_pinned_programs,
+    open_pinned_program,
+    program_source,
+)
 
 __all__ = ["PinnedState", "open_pinned"]
 
@@ -42,7 +49,8 @@ def open_pinned(path_or_file: str | os.PathLike[str] | XdpProgram,
 
     `path_or_file`: the pin (of the link `attach(pin=...)` made, or of the program), or the program
     itself (`XdpProgram` or "FILE[:FUNC]") when exactly one pinned link runs a program of its name.
-    `program`: the program's declarations when a path is given (its types; it is compiled, not loaded).
+    `program`: the program's declarations when a path is given (its types; it is compiled, not loaded);
+    by default the file and function the pinned program's line information names.
     """
     if isinstance(path_or_file, XdpProgram) or _is_source(path_or_file):
         if program is not None:
@@ -55,10 +63,14 @@ def open_pinned(path_or_file: str | os.PathLike[str] | XdpProgram,
                 + (f" ({', '.join(pins)})" if pins else "") + "; give the pin path: open_pinned(PATH, program)")
         path = pins[0]
     else:
+        path = str(Path(path_or_file))
         if program is None:
-            raise TypeError("open_pinned(PATH) needs the program for its types: open_pinned(PATH, program) "
-                            "with an XdpProgram or 'FILE[:FUNC]'")
-        prog, path = _program_of(program), str(Path(path_or_file))
+            source = program_source(path)
+            if source is None:
+                raise StateBindingError(f"the program pinned at {path} does not say which Python file it came from "
+                                        "(or the file is gone): give it, open_pinned(PATH, 'FILE[:FUNC]')")
+            program = f"{source[0]}:{source[1]}"
+        prog = _program_of(program)
     elf = prog.compile(prove=False, verify=False).elf
     pinned = open_pinned_program(path)
     try:

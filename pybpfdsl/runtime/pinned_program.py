@@ -28,7 +28,8 @@ from pybpfdsl.runtime.kernel_map import KernelMap
 from pybpfdsl.runtime.libbpf import BpfProgInfo, _find_library, get_libbpf
 from pybpfdsl.runtime.state_binding import GlobalBacking, MapBacking
 
-__all__ = ["PinnedProgram", "PinnedState", "find_pinned_programs", "open_pinned_program", "pin_kind"]
+__all__ = ["PinnedProgram", "PinnedState", "find_pinned_programs", "open_pinned_program", "pin_kind",
+           "program_source"]
 
 _ENOENT: Final = 2
 _GLOBAL_SECTIONS: Final = (".bss", ".data")
@@ -157,6 +158,54 @@ def open_pinned_program(path: str) -> PinnedProgram:
         out.close()
         raise
     return out
+
+
+@functools.cache
+def _btf_functions() -> tuple[ctypes._NamedFuncPointer, ctypes._NamedFuncPointer, ctypes._NamedFuncPointer]:
+    get_libbpf()
+    lib = _find_library()
+    load, raw, free = lib.btf__load_from_kernel_by_id, lib.btf__raw_data, lib.btf__free
+    load.restype, load.argtypes = ctypes.c_void_p, [ctypes.c_uint32]
+    raw.restype, raw.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+    free.restype, free.argtypes = None, [ctypes.c_void_p]
+    return load, raw, free
+
+
+def _btf_strings(btf_id: int) -> list[str]:
+    """The string section of the kernel's BTF object `btf_id` (names of types, functions, files)."""
+    load, raw, free = _btf_functions()
+    btf = load(btf_id)
+    if not btf:
+        return []
+    try:
+        size = ctypes.c_uint32(0)
+        data = ctypes.string_at(raw(btf, ctypes.byref(size)), size.value)
+    finally:
+        free(btf)
+    hdr_len, _, _, str_off, str_len = (int.from_bytes(data[i:i + 4], "little") for i in range(4, 24, 4))
+    strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+    return [t.decode(errors="replace") for t in strings.split(b"\0") if t]
+
+
+def program_source(path: str) -> tuple[str, str] | None:
+    """(source file, function name) of the program pinned at `path` (or whose link is), from the line
+    information its BTF carries, when the program came from a Python file that still exists."""
+    prog_fd = _program_fd(path)
+    try:
+        info = BpfProgInfo()
+        get_libbpf().obj_get_info_by_fd(prog_fd, info)
+        name = bytes(info.name).split(b"\0", 1)[0].decode(errors="replace")
+        btf_id = int(info.btf_id)
+    finally:
+        os.close(prog_fd)
+    if not btf_id:
+        return None
+    strings = _btf_strings(btf_id)
+    files = [t for t in strings if t.endswith(".py") and os.path.isfile(t)]
+    functions = [t for t in strings if t.isidentifier() and t[:_NAME_LEN] == name]
+    if len(set(files)) != 1 or not functions:
+        return None
+    return files[0], name if name in functions else functions[0]
 
 
 def find_pinned_programs(name: str, roots: list[str] | None = None) -> list[str]:

@@ -82,6 +82,19 @@ def test_open_pinned_finds_the_pin_by_the_programs_name(pinned: tuple[str, objec
 
 
 @kernel
+def test_open_pinned_with_the_path_alone_finds_the_source_in_the_programs_btf(pinned: tuple[str, object]) -> None:
+    script = textwrap.dedent(f"""
+        import pybpfdsl.pinned as p
+        with p.open_pinned({pinned[0]!r}) as state:
+            state.limit.value = 9
+            print(state["blocked"].kind_name, state.limit.value)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[2]).stdout.split()
+    assert out == ["LpmTrie", "9"] and fw.limit.value == 9
+
+
+@kernel
 def test_cli_set_and_maps_pinned(pinned: tuple[str, object], capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = pinned
     args = argparse.Namespace(target=PROGRAM, pinned=path, delete=[],
