@@ -92,8 +92,10 @@ def transfer(insn: Instruction, facts: Mapping[int, int]) -> dict[int, int]:
     out = dict(facts)
     k = insn.kind
     reads, writes = registers_of(insn)
-    if k == Kind.CALL:
-        writes = (0, 1, 2, 3, 4, 5)
+    if k == Kind.INVALID:
+        return {}
+    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
+        writes = (0, 1, 2, 3, 4, 5)  # a call's clobbers; legacy packet loads set r0 and may clobber r1-r5
     for r in writes:
         out.pop(r, None)
     if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END, Kind.BSWAP, Kind.MOVSX, Kind.SDIV) \
