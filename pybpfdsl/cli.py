@@ -5,6 +5,7 @@
     pybpfdsl ir FILE[:FUNC]                    the DSL's IR (or --llvm)
     pybpfdsl run FILE:FUNC|OBJ.o --packet HEX  run in the kernel (BPF_PROG_TEST_RUN) or --python
     pybpfdsl maps FILE:FUNC | OBJ.o            the program's Globals and maps as loaded into the kernel
+    pybpfdsl set FILE NAME=VALUE...            change a pinned, running program's Globals and map entries
     pybpfdsl attach FILE:FUNC DEV              attach to an interface, show live state until Ctrl-C
     pybpfdsl detach DEV                        remove the XDP program from an interface
     pybpfdsl status [DEV]                      which XDP programs are attached where
@@ -187,6 +188,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list zero array elements too")
     _json_flag(p, "the state")
 
+    p = _command(sub, "set", "change a pinned program's Globals and map entries", """
+        Change the state of a running program attached with `attach --pin`: Globals (NAME=VALUE) and
+        map entries (NAME[KEY]=VALUE, --delete NAME[KEY]), typed by FILE[:FUNC]'s declarations. The
+        pin is --pinned PATH, or found on bpffs by the program's name. A u32 may be written as a dotted
+        quad (as the DSL reads an address); an LpmTrie's key is a prefix (10.0.0.0/8) or an address.""", [
+        "pybpfdsl set firewall.py limit=100 gateway=10.0.0.1",
+        "pybpfdsl set firewall.py:fw --pinned /sys/fs/bpf/fw 'blocked[10.0.0.0/8]=1'",
+        "pybpfdsl set firewall.py --delete 'blocked[10.0.0.0/8]'",
+    ], "set")
+    p.add_argument("target", metavar="FILE[:FUNC]", help=_TARGET_HELP)
+    p.add_argument("assignments", metavar="NAME=VALUE", nargs="*",
+                   help="a Global (limit=5, gateway=10.0.0.1) or a map entry (blocked[10.0.0.0/8]=1)")
+    p.add_argument("--pinned", metavar="PATH", help="the pin of the program's link (attach --pin PATH); by "
+                   "default the one pin on bpffs whose program has this name")
+    p.add_argument("--delete", metavar="NAME[KEY]", action="append", default=[], help="remove a map entry")
+
     p = _command(sub, "attach", "attach a program to a network interface", """
         Load the program and attach it to DEV. Without --pin it stays in the foreground showing the
         Globals and map contents, refreshed every second, until Ctrl-C (or SIGTERM); then it
@@ -272,6 +289,10 @@ def _handler(name: str) -> Handler:
         from pybpfdsl.cli_commands.maps import cmd_maps
 
         return cmd_maps
+    if name == "set":
+        from pybpfdsl.cli_commands.set_state import cmd_set
+
+        return cmd_set
     if name == "prove":  # translation validation
         from pybpfdsl.cli_commands.prove import cmd_prove
 

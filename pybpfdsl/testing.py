@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from typing import Final
 
 from pybpfdsl.lang.helpers import HelperSource, current_helpers, use_helpers
+from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.state import (
     Array,
     BpfMap,
@@ -250,12 +251,12 @@ def deterministic(seed: int = 0, clock_ns: int = 0, cpu: int = 0,
 
 
 @contextmanager
-def on_cpu(cpu: int, *maps: PerCpuArray) -> Iterator[None]:
-    """Run as if on CPU `cpu`: the CPU helper answers `cpu`, and each given `PerCpuArray`'s
+def on_cpu(cpu: int, *maps: PerCpuArray | PerCpuHashMap | LruPerCpuHashMap) -> Iterator[None]:
+    """Run as if on CPU `cpu`: the CPU helper answers `cpu`, and each given per-CPU map's
     pure-Python executions touch that CPU's copy. Restores both on exit."""
     for m in maps:
-        if not isinstance(m, PerCpuArray):
-            raise TypeError(f"on_cpu takes PerCpuArray objects, not {m!r}")
+        if not isinstance(m, PerCpuArray | PerCpuHashMap | LruPerCpuHashMap):
+            raise TypeError(f"on_cpu takes per-CPU maps (PerCpuArray, PerCpuHashMap, LruPerCpuHashMap), not {m!r}")
     before = [m.current_cpu for m in maps]
     source = FixedHelpers(cpu=cpu)
     try:
