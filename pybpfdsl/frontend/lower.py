@@ -13,7 +13,8 @@
 
 `Lowerer` combines the emitter's concept mixins; one instance handles one `@xdp` function and the
 `@inline` helpers it calls (inlined in place). Every construct the DSL does not support ends in a
-`DslError` at the construct's line, saying what to write instead.
+`DslError` at the construct's line, saying what to write instead: the type checker's, before any IR
+(the emitter has no refusals of its own; meeting one is an internal compiler error).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from pybpfdsl.frontend.emit.expressions import ExpressionEmitter
 from pybpfdsl.frontend.emit.loops import LoopEmitter
 from pybpfdsl.frontend.emit.state_access import StateEmitter
 from pybpfdsl.frontend.emit.statements import StatementEmitter
-from pybpfdsl.frontend.resolve import check_signature
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction, TypeFacts
 from pybpfdsl.frontend.typecheck import Checker
@@ -60,7 +60,6 @@ class Lowerer(StatementEmitter, LoopEmitter, ConditionEmitter, ExpressionEmitter
 
     def lower(self) -> Lowered:
         tree = self.main.tree
-        check_signature(self.main)
         entry = self.b.new_block("entry")
         self.b.set_block(entry)
         self.env = {tree.args.args[0].arg: PacketVal()}
@@ -68,8 +67,7 @@ class Lowerer(StatementEmitter, LoopEmitter, ConditionEmitter, ExpressionEmitter
         self.lower_body(tree.body)
         if not self.b.terminated:
             last = tree.body[-1]
-            raise self.err(last, f"{tree.name} can reach its end without returning an action",
-                           "end every path with `return XDP_PASS` (or another action)")
+            raise self.unchecked(last)  # the checker: "can reach its end without returning an action"
         self.b.remove_unreachable()
         program = n.Program(
             self.name, self.main.file, self.main.first_line, self.b.blocks,

@@ -35,8 +35,8 @@ class ArithmeticEmitter(EmitterBase):
         if type(op) in _BINOPS:
             return _BINOPS[type(op)]
         if isinstance(op, ast.Div):
-            raise self.err(node, "`/=` is not supported", "write `x = x / y` with x a float")
-        raise self.err(node, f"the operator {type(op).__name__} is not supported")
+            raise self.unchecked(node)
+        raise self.unchecked(node)
 
     def convert(self, v: Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar:
         """Convert to `t`. Implicit conversions (assignments to typed variables) refuse to lose information
@@ -88,10 +88,9 @@ class ArithmeticEmitter(EmitterBase):
             b = Scalar(i64, const=whole)
         if b.type.is_fixed:
             if b.const is None:
-                raise self.err(node, "dividing by a float computed at run time is not supported",
-                               "divide by a constant or by an integer, or multiply by a precomputed reciprocal")
+                raise self.unchecked(node)
             if float(b.const) == 0:
-                raise self.err(node, "division by zero")
+                raise self.unchecked(node)
             reciprocal = 1.0 / float(b.const)
             self.warn_lossy_float(reciprocal, divisor=float(b.const))
             return self.float_binary(BinOp.MUL, a, self.const_scalar(reciprocal, node), node)
@@ -128,7 +127,7 @@ class ArithmeticEmitter(EmitterBase):
         if isinstance(op, ast.USub):
             return self.negate(v, node)
         if v.type.is_fixed:
-            raise self.err(node, "`~` is not defined on floats")
+            raise self.unchecked(node)
         t = fold.unary_type(v.type)
         if v.const is not None and fold.untyped(v):
             return self.const_scalar(~int(v.const), node)

@@ -108,6 +108,16 @@ class EmitterBase(ABC):
     def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.scope.source.error(node, message, hint)
 
+    def unchecked(self, node: ast.AST) -> AssertionError:
+        """A program the emitter cannot emit, which the type checker (stage 2) refuses before emission,
+        with the user's message: reaching one here is a compiler bug, not the user's error."""
+        try:
+            text = ast.unparse(node)[:60]
+        except Exception:  # pragma: no cover - only for the message
+            text = type(node).__name__
+        return AssertionError(f"line {getattr(node, 'lineno', '?')}: the type checker let through `{text}`, "
+                              "which the emitter cannot emit")
+
     def complaint(self, node: ast.AST) -> Complaint:
         """Errors at `node`, for the type rules (`fold`)."""
         def complain(message: str, hint: str | None = None) -> DslError:
@@ -299,10 +309,6 @@ class EmitterBase(ABC):
         """`a ** b` (constants only)."""
 
     @abstractmethod
-    def refuse_float_into_int(self, operand: Scalar, target: ScalarType, name: str, node: ast.expr) -> None:
-        """Refuse `x op= float` on an integer target."""
-
-    @abstractmethod
     def resume(self, flows: list[Flow], hint: str) -> None:
         """Continue after a construct in the join of `flows` (nothing reachable: no block)."""
 
@@ -325,10 +331,6 @@ class EmitterBase(ABC):
     @abstractmethod
     def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> DslValue:
         """`-v`, `+v`, `~v` and `not v`."""
-
-    @abstractmethod
-    def undefined(self, node: ast.expr, name: str) -> DslError:
-        """The error for a name that has no value here."""
 
     @abstractmethod
     def zero_of(self, t: ScalarType | StructType) -> n.Value:

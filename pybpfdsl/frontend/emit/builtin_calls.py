@@ -15,7 +15,7 @@ from pybpfdsl.lang.types import BOOL, FLOAT, common_type, promote, u32, u64
 
 def _no_args(lw: EmitterBase, node: ast.Call, name: str) -> None:
     if node.args or node.keywords:
-        raise lw.err(node, f"{name}() takes no arguments")
+        raise lw.unchecked(node)
 
 
 def _helper(lw: EmitterBase, helper: n.Helper) -> n.Value:
@@ -31,14 +31,14 @@ def random(lw: EmitterBase, node: ast.Call) -> Scalar:
 
 def randint(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 2 or node.keywords:
-        raise lw.err(node, "write randint(lo, hi): a random integer with lo <= x <= hi")
+        raise lw.unchecked(node)
     lo, hi = lw.scalar(node.args[0]), lw.scalar(node.args[1])
     if lo.type.is_fixed or hi.type.is_fixed:
-        raise lw.err(node, "randint() takes integers")
+        raise lw.unchecked(node)
     if lo.const is not None and hi.const is not None:
         span = int(hi.const) - int(lo.const) + 1
         if not 1 <= span <= 1 << 32:
-            raise lw.err(node, f"randint({lo.const}, {hi.const}) needs lo <= hi and at most 2**32 values")
+            raise lw.unchecked(node)
     t = promote(common_type(lo.type, hi.type))
     lo64 = lw.scalar_value(lw.convert(lo, u64, node))
     hi64 = lw.scalar_value(lw.convert(hi, u64, node))
@@ -55,20 +55,20 @@ def randint(lw: EmitterBase, node: ast.Call) -> Scalar:
 
 def ip_address(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 1 or node.keywords:
-        raise lw.err(node, 'write ip("10.0.0.1")')
+        raise lw.unchecked(node)
     arg = lw.lower_expr(node.args[0])
     if not isinstance(arg, StringVal):
-        raise lw.err(node.args[0], "ip() takes a constant string", 'write ip("10.0.0.1")')
+        raise lw.unchecked(node.args[0])
     try:
         value = int(ipaddress.IPv4Address(arg.text))
     except ValueError:
-        raise lw.err(node.args[0], f"{arg.text!r} is not an IPv4 address") from None
+        raise lw.unchecked(node.args[0]) from None
     return Scalar(u32, const=value)
 
 
 def min_max(lw: EmitterBase, node: ast.Call, name: str) -> Scalar:
     if len(node.args) < 2 or node.keywords:
-        raise lw.err(node, f"{name}() takes two or more numbers")
+        raise lw.unchecked(node)
     values = [lw.scalar(a) for a in node.args]
     folded = fold.fold_min_max(name, values, lw.complaint(node))
     if folded is not None:
@@ -86,7 +86,7 @@ def min_max(lw: EmitterBase, node: ast.Call, name: str) -> Scalar:
 
 def absolute(lw: EmitterBase, node: ast.Call) -> Scalar:
     if len(node.args) != 1 or node.keywords:
-        raise lw.err(node, "abs() takes one number")
+        raise lw.unchecked(node)
     v = lw.scalar(node.args[0])
     folded = fold.fold_abs(v, lw.complaint(node))
     if folded is not None:
@@ -124,12 +124,12 @@ def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
         case "abs":
             return absolute(lw, node)
         case "range":
-            raise lw.err(node, "range() can only be used as `for i in range(...)`")
+            raise lw.unchecked(node)
         case "bounded":
-            raise lw.err(node, "bounded() can only be used as `while bounded(cond, N):`")
+            raise lw.unchecked(node)
         case "len":
-            raise lw.err(node, "len() is not supported", "use pkt.len for the packet length")
-    raise lw.err(node, f"{name}() is not supported in a DSL function")
+            raise lw.unchecked(node)
+    raise lw.unchecked(node)
 
 
 __all__ = ["call_builtin", "BOOL"]

@@ -29,7 +29,6 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StructVal,
-    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
@@ -48,9 +47,9 @@ class CallEmitter(EmitterBase):
     def call(self, node: ast.Call) -> DslValue:
         callee = self.lower_expr(node.func)
         if not isinstance(callee, Callee):
-            raise self.err(node, f"{describe(callee)} is not callable")
+            raise self.unchecked(node)
         if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise self.err(node, "`*args` and `**kwargs` are not supported in calls")
+            raise self.unchecked(node)
         match callee.kind:
             case "builtin":
                 return builtin_calls.call_builtin(self, node, str(callee.target))
@@ -65,14 +64,14 @@ class CallEmitter(EmitterBase):
             case "method":
                 base, attr = cast(tuple[DslValue, str], callee.target)
                 return self.method_call(node, base, attr)
-        raise self.err(node, f"cannot call {describe(callee)}")
+        raise self.unchecked(node)
 
     def type_call(self, node: ast.Call, target: object) -> Scalar:
         if len(node.args) != 1 or node.keywords:
-            raise self.err(node, "a type conversion takes exactly one argument")
+            raise self.unchecked(node)
         t = scalar_type(target)
         if target is int:
-            raise self.err(node, "`int(...)` has no fixed width in the DSL", "write u32(x), i64(x), ...")
+            raise self.unchecked(node)
         assert t is not None
         v = self.lower_expr(node.args[0])
         if t is BOOL and not isinstance(v, Scalar):
@@ -87,16 +86,15 @@ class CallEmitter(EmitterBase):
         fields = cls.fields()
         given: dict[str, ast.expr] = {}
         if len(node.args) > len(fields):
-            raise self.err(node, f"{cls.__name__} has {len(fields)} fields, {len(node.args)} values given")
+            raise self.unchecked(node)
         for f, a in zip(fields, node.args):
             given[f.name] = a
         for k in node.keywords:
             assert k.arg is not None
             if k.arg not in {f.name for f in fields}:
-                raise self.err(k.value, f"{cls.__name__} has no field `{k.arg}`",
-                               "fields: " + ", ".join(f.name for f in fields))
+                raise self.unchecked(k.value)
             if k.arg in given:
-                raise self.err(k.value, f"field `{k.arg}` given twice")
+                raise self.unchecked(k.value)
             given[k.arg] = k.value
         values = []
         for f in fields:
@@ -110,24 +108,22 @@ class CallEmitter(EmitterBase):
 
     def inline_call(self, node: ast.Call, fn: FunctionType) -> DslValue:
         if fn in self.inline_stack or fn is self.main.function:
-            raise self.err(node, f"{fn.__name__} calls itself; recursion cannot be inlined",
-                           "rewrite it as a loop with a constant bound")
+            raise self.unchecked(node)
         if len(self.inline_stack) > 16:
-            raise self.err(node, "helpers nest more than 16 deep")
+            raise self.unchecked(node)
         source = self.typed.inline_sources[(self.ctx, node)]  # the parse the checker typed
         tree = source.tree
         params = tree.args
         if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
-            raise self.err(node, f"{fn.__name__}: helpers take plain positional parameters only")
+            raise self.unchecked(node)
         if len(node.args) + len(node.keywords) != len(params.args):
-            raise self.err(node, f"{fn.__name__} takes {len(params.args)} arguments, "
-                           f"{len(node.args) + len(node.keywords)} given")
+            raise self.unchecked(node)
         by_name = {p.arg: p for p in params.args}
         arg_nodes: dict[str, ast.expr] = {p.arg: a for p, a in zip(params.args, node.args)}
         for k in node.keywords:
             assert k.arg is not None
             if k.arg not in by_name:
-                raise self.err(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
+                raise self.unchecked(k.value)
             arg_nodes[k.arg] = k.value
         new_env: Env = {}
         callee_scope = Scope(source, new_env, self.local_types.setdefault(fn, {}), returns=[],
@@ -135,8 +131,7 @@ class CallEmitter(EmitterBase):
         for p in params.args:
             value = self.lower_expr(arg_nodes[p.arg])
             if p.annotation is None:
-                raise source.error(p, f"parameter `{p.arg}` of helper {fn.__name__} needs a type annotation",
-                                   f"write `{p.arg}: u32` (or Packet, or a header, or a Struct)")
+                raise self.unchecked(p)
             new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee_scope)
         if any(isinstance(v, PacketVal) for v in new_env.values()):
             # The headers parsed so far (up front, in the entry block) dominate the call: the helper reads
@@ -144,8 +139,7 @@ class CallEmitter(EmitterBase):
             new_env.update({k: v for k, v in self.env.items() if k.startswith(packet_access.pseudo_local(""))})
         ret_ann = tree.returns
         if ret_ann is None:
-            raise source.error(tree, f"helper {fn.__name__} needs a return annotation",
-                               "write `-> u32` (or `-> None`)")
+            raise self.unchecked(tree)
         caller_scope, caller_env = self.scope, self.env
         self.scope = callee_scope
         callee_scope.return_type = None if isinstance(ret_ann, ast.Constant) and ret_ann.value is None \
@@ -155,7 +149,7 @@ class CallEmitter(EmitterBase):
             self.lower_body(tree.body)
             if not self.b.terminated:
                 if callee_scope.return_type is not None:
-                    raise source.error(tree.body[-1], f"helper {fn.__name__} can reach its end without returning")
+                    raise self.unchecked(tree.body[-1])
                 assert self.b.current is not None
                 callee_scope.returns.append(Flow(self.b.current, {}))  # type: ignore[union-attr]
                 self.b.set_block(None)
@@ -182,17 +176,17 @@ class CallEmitter(EmitterBase):
         ann = eval_static(scope.source, p.annotation)
         if ann is Packet:
             if not isinstance(value, PacketVal):
-                raise self.err(node, f"parameter `{p.arg}` expects the packet, got {describe(value)}")
+                raise self.unchecked(node)
             return value
         if isinstance(ann, type) and issubclass(ann, Struct):
             if not isinstance(value, StructVal) or value.cls is not ann:
-                raise self.err(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {describe(value)}")
+                raise self.unchecked(node)
             return value
         if isinstance(value, HeaderVal | OptionalVal | PayloadVal) and not isinstance(ann, ScalarType):
             return value
         t = scalar_type(ann)
         if t is None:
-            raise source.error(p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
+            raise self.unchecked(p)
         scope.var_types[p.arg] = t
         converted = self.materialize(replace(self.convert(self.as_scalar(value, node), t, node, implicit=True),
                                              literal=False))
@@ -206,4 +200,4 @@ class CallEmitter(EmitterBase):
             return packet_access.payload_method(self, node, base, attr)
         if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
             return self.ringbuf_method(node, base.obj, attr)
-        raise self.err(node, f"{describe(base)} has no method `{attr}`")
+        raise self.unchecked(node)

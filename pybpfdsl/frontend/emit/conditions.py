@@ -23,7 +23,6 @@ from pybpfdsl.frontend.values import (
     PacketVal,
     Scalar,
     StructVal,
-    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
@@ -81,7 +80,7 @@ class ConditionEmitter(EmitterBase):
     def none_test(self, node: ast.expr, is_none: bool) -> tuple[list[Flow], list[Flow]]:
         value = self.lower_expr(node)
         if isinstance(value, NoneVal):
-            raise self.err(node, "comparing None with None")
+            raise self.unchecked(node)
         if not isinstance(value, OptionalVal):
             assert self.b.current is not None
             here = Flow(self.b.current, self.env)  # never None: the test is constant
@@ -117,9 +116,8 @@ class ConditionEmitter(EmitterBase):
                 return v
             return self.compare(CmpOp.NE, v, Scalar(literal_type(0), const=0), node)
         if isinstance(v, OptionalVal):
-            raise self.err(node, f"the truth of {describe(v)} is ambiguous",
-                           f"write `{ast.unparse(node)} is not None`")
-        raise self.err(node, f"{describe(v)} cannot be used as a condition")
+            raise self.unchecked(node)
+        raise self.unchecked(node)
 
     def branchy_value(self, node: ast.expr) -> DslValue:
         """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""
@@ -156,7 +154,7 @@ class ConditionEmitter(EmitterBase):
         true_flows: list[Flow] = []
         for index, (op, right_node) in enumerate(zip(node.ops, node.comparators)):
             if type(op) not in _CMPOPS:
-                raise self.err(node, "only <, <=, >, >=, ==, != can be chained")
+                raise self.unchecked(node)
             right = self.materialize(self.scalar(right_node))
             assert isinstance(right, Scalar)
             c = self.compare(_CMPOPS[type(op)], left, right, node)
@@ -209,7 +207,7 @@ class ConditionEmitter(EmitterBase):
             out = env.pop("$value")
             self.env = env
             return out
-        raise self.err(node, "both branches of this expression must give numbers (or the same record type)")
+        raise self.unchecked(node)
 
     def logical_not(self, v: Scalar, node: ast.AST) -> Scalar:
         if v.const is not None:

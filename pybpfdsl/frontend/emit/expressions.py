@@ -29,11 +29,9 @@ from pybpfdsl.frontend.values import (
     StateVal,
     StringVal,
     StructVal,
-    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import CmpOp
-from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import (
     BOOL,
@@ -55,10 +53,8 @@ class ExpressionEmitter(EmitterBase):
         if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
             return v.inner
         if isinstance(v, OptionalVal) and isinstance(v.inner, Scalar):
-            raise self.err(node, f"`{ast.unparse(node)}` may be None here",
-                           f"check first: `if {ast.unparse(node)} is None: return XDP_PASS`, or store it in a "
-                           "variable and test that")
-        raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
+            raise self.unchecked(node)
+        raise self.unchecked(node)
 
     def lower_expr(self, node: ast.expr) -> DslValue:
         self.set_line_expr(node)
@@ -92,20 +88,19 @@ class ExpressionEmitter(EmitterBase):
                 items = [self.scalar(e) for e in elts]
                 if all(i.const is not None for i in items):
                     return ConstTuple(tuple(i.const for i in items))  # type: ignore[misc]
-                raise self.err(node, "tuples must be constant", "tuples of runtime values are not supported")
+                raise self.unchecked(node)
             case ast.JoinedStr():
-                raise self.err(node, "strings are not supported in a DSL function")
+                raise self.unchecked(node)
             case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
                     ast.GeneratorExp():
-                raise self.err(node, f"{type(node).__name__} values are not supported in a DSL function",
-                               "use a map (HashMap, Array) for collections")
+                raise self.unchecked(node)
             case ast.Lambda():
-                raise self.err(node, "lambda is not supported", "define an @inline helper at module level")
+                raise self.unchecked(node)
             case ast.NamedExpr():
-                raise self.err(node, "the walrus operator `:=` is not supported", "assign on its own line")
+                raise self.unchecked(node)
             case ast.Await() | ast.Yield() | ast.YieldFrom():
-                raise self.err(node, "generators and coroutines are not supported")
-        raise self.err(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
+                raise self.unchecked(node)
+        raise self.unchecked(node)
 
     def constant(self, value: object, node: ast.expr) -> DslValue:
         if value is None:
@@ -117,40 +112,11 @@ class ExpressionEmitter(EmitterBase):
     def const_scalar(self, value: object, node: ast.AST) -> Scalar:
         return fold.constant(value, self.complaint(node))
 
-    def undefined(self, node: ast.expr, name: str) -> DslError:
-        if name in self.scope.var_types:
-            return self.err(node, f"{name} is not defined on every path that reaches here",
-                            f"give {name} a value before the branch or loop that sets it")
-        if name in local_names(self.scope.source.function):
-            return self.unbound_local(node, name)
-        return self.err(node, f"unknown name `{name}`")
-
-    def unbound_local(self, node: ast.expr, name: str) -> DslError:
-        """Python's rule: a name the function assigns anywhere is local in all of it, so reading it before
-        an assignment is an UnboundLocalError, whatever the module defines under that name. The hint says
-        what the user most likely meant by the module-level object of that name."""
-        message = (f"{name} is read before it is assigned: {self.scope.source.name} assigns {name}, so it is "
-                   f"a local variable in the whole function (Python's rule: reading it first raises "
-                   f"UnboundLocalError)")
-        try:
-            outer: object = resolve_global(self.scope.source.function, name, lambda m: DslError(m))
-        except DslError:
-            return self.err(node, message, f"give {name} a value before this line")
-        local = f"for a local variable, give {name} a value before this line"
-        if isinstance(outer, Global):
-            return self.err(node, message, f"to change the Global, write `{name}.value += 1` or "
-                                           f"`{name}.value = ...`; {local}")
-        if isinstance(outer, StateObject):
-            return self.err(node, message, f"use another name for the local variable; {name} is a map")
-        return self.err(node, message, f"a program cannot change a module-level variable: to keep a value "
-                                       f"across packets use a Global (`{name} = Global(u64, 0)` at module "
-                                       f"level, then `{name}.value += 1`); {local}")
-
     def lookup_name(self, node: ast.expr, name: str) -> DslValue:
         if name in self.env:
             return self.env[name]
         if name in self.scope.var_types or name in local_names(self.scope.source.function):
-            raise self.undefined(node, name)
+            raise self.unchecked(node)  # the checker says why `name` has no value here
         value = resolve_global(self.scope.source.function, name, lambda m: self.err(node, m))
         return self.from_python(value, name, node)
 
@@ -166,8 +132,7 @@ class ExpressionEmitter(EmitterBase):
                 assert isinstance(value, tuple)
                 for item in value:
                     if not isinstance(item, int | float | bool):
-                        raise self.err(node, f"{name} is a tuple with non-numeric items",
-                                       "constant tuples may hold only ints, floats and bools")
+                        raise self.unchecked(node)
                 return ConstTuple(value)
             case "module":
                 return ModuleVal(value)  # type: ignore[arg-type]
@@ -177,10 +142,8 @@ class ExpressionEmitter(EmitterBase):
             case "builtin" | "type" | "struct" | "inline":
                 return Callee(kind, value)
             case "program":
-                raise self.err(node, f"{name} is an @xdp program; programs cannot call each other",
-                               "move the shared code into an @inline helper")
-        raise self.err(node, f"{name} is a {type(value).__name__}, which a DSL function cannot use",
-                       "use constants, state objects (Global, HashMap, ...), DSL types and @inline helpers")
+                raise self.unchecked(node)
+        raise self.unchecked(node)
 
     def attribute(self, node: ast.Attribute) -> DslValue:
         base = self.lower_expr(node.value)
@@ -192,10 +155,8 @@ class ExpressionEmitter(EmitterBase):
                 return packet_access.header_field(self, node, base, attr)
             case OptionalVal(inner=HeaderVal() as h, narrowed=True):
                 return packet_access.header_field(self, node, h, attr)
-            case OptionalVal(inner=HeaderVal(spec=spec)):
-                raise self.err(node, f"`{ast.unparse(node.value)}` may be None here (the packet may have no "
-                               f"{spec.name} header)",
-                               f"check first: `if {ast.unparse(node.value)} is None: return XDP_PASS`")
+            case OptionalVal(inner=HeaderVal()):
+                raise self.unchecked(node)
             case StateVal(obj=Global() as g) if attr == "value":
                 assert g.name is not None
                 return Scalar(g.type, self.b.emit(n.LoadGlobal(self.new(g.type, g.name), g.name, line=self.line)))
@@ -203,32 +164,28 @@ class ExpressionEmitter(EmitterBase):
                 for f in cls.fields():
                     if f.name == attr:
                         return Scalar(f.type, self.b.emit(n.ExtractField(self.new(f.type), v, attr, line=self.line)))
-                raise self.err(node, f"{cls.__name__} has no field `{attr}`",
-                               "fields: " + ", ".join(f.name for f in cls.fields()))
+                raise self.unchecked(node)
             case OptionalVal(inner=StructVal() as sv, narrowed=True):
                 return self.attribute_of_struct(node, sv)
             case OptionalVal(inner=StructVal()):
-                raise self.err(node, f"`{ast.unparse(node.value)}` may be None here",
-                               f"check first: `if {ast.unparse(node.value)} is None: ...`")
+                raise self.unchecked(node)
             case ModuleVal(module=m):
                 if not hasattr(m, attr):
-                    raise self.err(node, f"module {m.__name__} has no attribute {attr}")
+                    raise self.unchecked(node)
                 return self.from_python(getattr(m, attr), attr, node)
             case StateVal(obj=Global() as g):
-                raise self.err(node, f"the Global {g.name} has no attribute `{attr}`",
-                               f"read and write its value as `{g.name}.value`")
+                raise self.unchecked(node)
             case PayloadVal() if attr != "read":
-                raise self.err(node, f"the payload has no attribute `{attr}`",
-                               "use pkt.payload[i] or pkt.payload.read(T, offset)")
+                raise self.unchecked(node)
             case Callee() | StateVal() | PayloadVal():
                 return Callee("method", (base, attr))
-        raise self.err(node, f"{describe(base)} has no attribute `{attr}`")
+        raise self.unchecked(node)
 
     def attribute_of_struct(self, node: ast.Attribute, sv: StructVal) -> DslValue:
         for f in sv.cls.fields():
             if f.name == node.attr:
                 return Scalar(f.type, self.op(n.ExtractField, f.type, sv.value, node.attr))
-        raise self.err(node, f"{sv.cls.__name__} has no field `{node.attr}`")
+        raise self.unchecked(node)
 
     def comparison(self, node: ast.Compare) -> DslValue:
         ops, rights = node.ops, node.comparators
@@ -238,8 +195,7 @@ class ExpressionEmitter(EmitterBase):
         if any(isinstance(o, ast.Is | ast.IsNot | ast.In | ast.NotIn) for o in ops):
             if len(ops) == 1 and isinstance(rights[0], ast.Constant) and rights[0].value is None:
                 return self.branchy_value(node)
-            raise self.err(node, "`is` compares only with None, and `in` cannot be chained",
-                           "use `==` to compare numbers")
+            raise self.unchecked(node)
         if len(ops) > 1:
             return self.branchy_value(node)
         left = self.scalar(node.left)
@@ -269,15 +225,14 @@ class ExpressionEmitter(EmitterBase):
             ref = self.lookup(m, key)
             is_null = self.b.emit(n.IsNull(self.new(BOOL), ref, line=self.line))
             return self.logical_not(Scalar(BOOL, is_null), node)
-        raise self.err(container_node, f"`in` needs a map or a constant tuple, not {describe(container)}")
+        raise self.unchecked(container_node)
 
     def subscript(self, node: ast.Subscript, base_node: ast.expr, index: ast.expr) -> DslValue:
         base = self.lower_expr(base_node)
         if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
             m = base.obj
             if isinstance(m, HashMap | LruHashMap):
-                raise self.err(node, f"`{m.name}[key]` on a hash map has no value when the key is missing",
-                               f"write `{m.name}.get(key, 0)` (or `.get(key)` and test for None)")
+                raise self.unchecked(node)
             key = self.map_key(m, index)
             found = self.optional_lookup(m, key)
             inner = found.inner
@@ -291,6 +246,6 @@ class ExpressionEmitter(EmitterBase):
         if isinstance(base, ConstTuple):
             i = self.scalar(index)
             if i.const is None or not isinstance(i.const, int) or not -len(base.items) <= i.const < len(base.items):
-                raise self.err(index, "a constant tuple needs a constant index within its length")
+                raise self.unchecked(index)
             return self.const_scalar(base.items[i.const], node)
-        raise self.err(node, f"{describe(base)} cannot be indexed")
+        raise self.unchecked(node)

@@ -2,8 +2,8 @@
 parameters), `while bounded(cond, n)` (a real loop with a hidden counter), and `for` over a constant
 tuple (unrolled: the body is emitted once per item, in its own lowering context).
 
-Takes a loop statement; gives the header, body and latch blocks. Refuses loops the kernel could never
-accept (more iterations than its instruction budget allows) here, at once.
+Takes a loop statement; gives the header, body and latch blocks. Loops the kernel could never accept
+(more iterations than its instruction budget allows) the type checker refuses, at once.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pybpfdsl.frontend.values import (
     Callee,
     ConstTuple,
     Scalar,
-    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
@@ -51,8 +50,7 @@ class LoopEmitter(EmitterBase):
         for k in carried:
             v = self.env[k]
             if not isinstance(v, Scalar):
-                raise self.err(node, f"{k} holds {describe(v)} and is reassigned inside the loop",
-                               "only numbers can be reassigned inside a loop")
+                raise self.unchecked(node)
             self.env[k] = self.materialize(v)
         header = self.b.new_block("loop")
         params = {k: self.new(self.env[k].type, k) for k in carried}  # type: ignore[union-attr]
@@ -83,20 +81,18 @@ class LoopEmitter(EmitterBase):
             for k in carried:
                 end_value = self.env.get(k)
                 if not isinstance(end_value, Scalar):
-                    raise self.err(node, f"{k} must hold a number at the end of every iteration")
+                    raise self.unchecked(node)
                 args.append(self.scalar_value(end_value))
             self.b.terminate(n.Jump(n.Edge(header.name, tuple(args)), line=self.line))
         self.resume(exit_flows + ctx.break_flows, "endloop")
 
     def lower_while(self, s: ast.While) -> None:
         if s.orelse:
-            raise self.err(s, "`while ... else` is not supported")
+            raise self.unchecked(s)
         test = s.test
         bound = self.while_bound(test)
         if bound is None:
-            raise self.err(s, "a `while` loop needs a bound the compiler can see (the kernel rejects "
-                           "loops it cannot prove to end)",
-                           f"write `while bounded({ast.unparse(test)}, 64):` with the most iterations you allow")
+            raise self.unchecked(s)
         cond_node, limit = bound
         counter = self.loop_counter("while", s)
 
@@ -130,17 +126,17 @@ class LoopEmitter(EmitterBase):
         if not (isinstance(callee, Callee) and callee.kind == "builtin" and callee.target == "bounded"):
             return None
         if len(test.args) != 2 or test.keywords:
-            raise self.err(test, "write `bounded(condition, max_iterations)`")
+            raise self.unchecked(test)
         limit = self.scalar(test.args[1])
         if limit.const is None or not isinstance(limit.const, int) or not 0 < limit.const <= 1 << 20:
-            raise self.err(test.args[1], "the bound must be a constant between 1 and 1048576")
+            raise self.unchecked(test.args[1])
         return test.args[0], limit.const
 
     def lower_for(self, s: ast.For) -> None:
         if s.orelse:
-            raise self.err(s, "`for ... else` is not supported")
+            raise self.unchecked(s)
         if not isinstance(s.target, ast.Name):
-            raise self.err(s.target, "the loop variable must be a single name")
+            raise self.unchecked(s.target)
         var = s.target.id
         it = s.iter
         if isinstance(it, ast.Call) and isinstance(self.lower_expr(it.func), Callee) and \
@@ -151,35 +147,29 @@ class LoopEmitter(EmitterBase):
         if isinstance(seq, ConstTuple):
             self.lower_unrolled(s, var, seq)
             return
-        raise self.err(it, f"cannot loop over {describe(seq)}",
-                       "loop over `range(...)` with constant bounds or over a constant tuple")
+        raise self.unchecked(it)
 
     def lower_range_loop(self, s: ast.For, var: str, call: ast.Call) -> None:
         if call.keywords or not 1 <= len(call.args) <= 3:
-            raise self.err(call, "write range(stop), range(start, stop) or range(start, stop, step)")
+            raise self.unchecked(call)
         bounds = [self.scalar(a) for a in call.args]
         for a, node in zip(bounds, call.args):
             if a.const is None or not isinstance(a.const, int):
-                raise self.err(node, "range bounds must be integer constants",
-                               "use a constant bound and `break` when a runtime condition is met")
+                raise self.unchecked(node)
         values = [int(b.const) for b in bounds]  # type: ignore[arg-type]
         start, stop, step_by = (0, values[0], 1) if len(values) == 1 else (
             values[0], values[1], values[2] if len(values) == 3 else 1)
         if step_by == 0:
-            raise self.err(call, "range() step cannot be zero")
+            raise self.unchecked(call)
         count = len(range(start, stop, step_by))
         if count > MAX_LOOP_ITERATIONS:
-            raise self.err(call, f"this loop runs {count} times: the kernel verifies every iteration and stops "
-                           f"at {KERNEL_INSN_LIMIT:,} instructions, so it can never load",
-                           "use a smaller range (a few hundred iterations at most for a body with branches), "
-                           "or spread the work over several packets with state in a map")
+            raise self.unchecked(call)
         t = self.scope.var_types.get(var) or common_type(common_type(literal_type(start), literal_type(stop)),
                                                          literal_type(step_by))
         last = start + (count - 1) * step_by if count else start
         if count and not all(t.min <= v <= t.max for v in (start, last, last + step_by)):
             # The counter is the loop variable: stepping past `last` must not wrap, or the loop never ends.
-            raise self.err(call, f"the loop variable {var} is {t}, too narrow to count from {start} past {last}",
-                           f"declare it wider before the loop (`{var}: i64 = 0`) or use a smaller range")
+            raise self.unchecked(call)
         self.scope.var_types[var] = t
         counter = self.loop_counter("for", s)
 
@@ -210,7 +200,7 @@ class LoopEmitter(EmitterBase):
 
     def lower_unrolled(self, s: ast.For, var: str, seq: ConstTuple) -> None:
         if len(seq.items) > MAX_UNROLL:
-            raise self.err(s.iter, f"a constant tuple of {len(seq.items)} items is too long to unroll")
+            raise self.unchecked(s.iter)
         ctx = LoopContext([], None)
         self.scope.loops.append(ctx)
         outer = self.ctx

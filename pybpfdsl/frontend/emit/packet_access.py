@@ -312,15 +312,13 @@ def packet_attribute(lw: EmitterBase, node: ast.Attribute, attr: str) -> DslValu
         return transport(lw, h.HEADERS[attr])
     if attr == "payload":
         return payload(lw)
-    raise lw.err(node, f"the packet has no attribute `{attr}`",
-                 "use pkt.len, pkt.eth, pkt.ipv4, pkt.ipv6, pkt.tcp, pkt.udp or pkt.payload")
+    raise lw.unchecked(node)
 
 
 def header_field(lw: EmitterBase, node: ast.Attribute, header: HeaderVal, attr: str) -> Scalar:
     spec = header.spec.field(attr)
     if spec is None:
-        names = ", ".join(f.name for f in header.spec.fields)
-        raise lw.err(node, f"the {header.spec.name} header has no field `{attr}`", f"its fields are: {names}")
+        raise lw.unchecked(node)
     return Scalar(spec.type, read_field(lw, header.offset, spec))
 
 
@@ -335,7 +333,7 @@ def _checked_offset(lw: EmitterBase, chain: _Chain, base: n.Value, index: Scalar
 def payload_byte(lw: EmitterBase, node: ast.Subscript, pl: PayloadVal, index_node: ast.expr) -> OptionalVal:
     index = lw.scalar(index_node)
     if not index.type.is_int:
-        raise lw.err(index_node, f"a payload index must be an integer, not {index.type}")
+        raise lw.unchecked(index_node)
     chain = _Chain(lw, [BOOL, u8], [lw.const(BOOL, 0), lw.const(u8, 0)])
     if index.const is not None and int(index.const) < 0:
         chain.give_up()
@@ -349,17 +347,17 @@ def payload_byte(lw: EmitterBase, node: ast.Subscript, pl: PayloadVal, index_nod
 
 def payload_method(lw: EmitterBase, node: ast.Call, pl: PayloadVal, attr: str) -> DslValue:
     if attr != "read":
-        raise lw.err(node, f"the payload has no method `{attr}`", "use pkt.payload[i] or pkt.payload.read(T, offset)")
+        raise lw.unchecked(node)
     if len(node.args) != 2 or node.keywords:
-        raise lw.err(node, "write `pkt.payload.read(StructType, offset)`")
+        raise lw.unchecked(node)
     cls_value = lw.lower_expr(node.args[0])
     if not (isinstance(cls_value, Callee) and cls_value.kind == "struct"):
-        raise lw.err(node.args[0], "the first argument of read() must be a Struct class")
+        raise lw.unchecked(node.args[0])
     cls = cls_value.target
     assert isinstance(cls, type) and issubclass(cls, Struct)
     index = lw.scalar(node.args[1])
     if not index.type.is_int:
-        raise lw.err(node.args[1], "the offset must be an integer")
+        raise lw.unchecked(node.args[1])
     stype = StructType(cls)
     zeros = lw.zero_of(stype)
     chain = _Chain(lw, [BOOL, stype], [lw.const(BOOL, 0), zeros])

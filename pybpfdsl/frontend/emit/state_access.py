@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 
-from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import (
     DslValue,
@@ -17,7 +16,6 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StructVal,
-    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
@@ -37,7 +35,6 @@ class StateEmitter(EmitterBase):
     def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
         assert g.name is not None
         operand = self.scalar(value_node)
-        self.refuse_float_into_int(operand, g.type, f"{g.name}.value", value_node)
         if (self.ctx, s) in self.typed.atomic_adds:  # the checker's decision (32/64-bit or float, + or -)
             delta = self.convert(operand, g.type, value_node, implicit=False)
             if op is BinOp.SUB:
@@ -56,28 +53,24 @@ class StateEmitter(EmitterBase):
 
     def lower_delete(self, t: ast.expr) -> None:
         if not isinstance(t, ast.Subscript):
-            raise self.err(t, "only map entries can be deleted: `del m[key]`")
+            raise self.unchecked(t)
         m = self.map_of(t.value)
         if isinstance(m, Array):
-            raise self.err(t, f"elements of the {m.kind_name} {m.name} cannot be deleted",
-                           "store a zero value instead")
+            raise self.unchecked(t)
         key = self.map_key(m, t.slice)
         assert m.name is not None
         self.b.emit(n.MapDelete(self.new(i64), m.name, key, line=self.line))
 
     def ringbuf_method(self, node: ast.Call, rb: RingBuf[Struct], attr: str) -> Scalar:
         """`events.output(Record(...))`: True when the record was written, False when the buffer was full."""
-        name, cls = rb.name, rb.record.__name__
+        name = rb.name
         if attr != "output":
-            raise self.err(node, f"RingBuf has no method `{attr}` in a DSL function",
-                           f"write `{name}.output({cls}(...))`; read records from Python with `{name}.poll()`")
+            raise self.unchecked(node)
         if len(node.args) != 1 or node.keywords:
-            raise self.err(node, f"`{name}.output` takes exactly one {cls} record",
-                           f"write `{name}.output({cls}(field=..., ...))`")
+            raise self.unchecked(node)
         record = self.lower_expr(node.args[0])
         if not isinstance(record, StructVal) or record.cls is not rb.record:
-            raise self.err(node.args[0], f"{name} holds {cls} records, not {describe(record)}",
-                           f"build one: `{name}.output({cls}(...))`")
+            raise self.unchecked(node.args[0])
         assert name is not None
         return Scalar(BOOL, self.op(n.RingbufOutput, BOOL, name, record.value, hint="written"))
 
@@ -85,7 +78,7 @@ class StateEmitter(EmitterBase):
         v = self.lower_expr(node)
         if isinstance(v, StateVal) and isinstance(v.obj, BpfMap):
             return v.obj
-        raise self.err(node, f"`{ast.unparse(node)}` is {describe(v)}, not a map")
+        raise self.unchecked(node)
 
     def map_key(self, m: BpfMap, node: ast.expr) -> n.Value:
         v = self.lower_expr(node)
@@ -93,12 +86,11 @@ class StateEmitter(EmitterBase):
         if isinstance(kt, ScalarType):
             s = self.as_scalar(v, node)
             if s.type.is_fixed:
-                raise self.err(node, f"the keys of {m.name} are {kt}, not floats")
+                raise self.unchecked(node)
             return self.scalar_value(self.convert(s, kt, node, implicit=True))
         if isinstance(v, StructVal) and v.cls is kt:
             return v.value
-        raise self.err(node, f"the keys of {m.name} are {kt.__name__} records, not {describe(v)}",
-                       f"build one: `{kt.__name__}(...)`")
+        raise self.unchecked(node)
 
     def map_value(self, m: BpfMap, node: ast.expr) -> n.Value:
         v = self.lower_expr(node)
@@ -107,7 +99,7 @@ class StateEmitter(EmitterBase):
             return self.scalar_value(self.convert(self.as_scalar(v, node), vt, node, implicit=True))
         if isinstance(v, StructVal) and v.cls is vt:
             return v.value
-        raise self.err(node, f"the values of {m.name} are {vt.__name__} records, not {describe(v)}")
+        raise self.unchecked(node)
 
     def lookup(self, m: BpfMap, key: n.Value) -> n.Value:
         assert m.name is not None
@@ -151,7 +143,7 @@ class StateEmitter(EmitterBase):
     def map_method(self, node: ast.Call, m: BpfMap, attr: str) -> DslValue:
         if attr == "get":
             if not 1 <= len(node.args) <= 2 or node.keywords:
-                raise self.err(node, "write `m.get(key)` or `m.get(key, default)`")
+                raise self.unchecked(node)
             key = self.map_key(m, node.args[0])
             found = self.optional_lookup(m, key)
             if len(node.args) == 1:
@@ -161,7 +153,7 @@ class StateEmitter(EmitterBase):
             if isinstance(vt, StructType):
                 default = self.lower_expr(default_node)
                 if not isinstance(default, StructVal) or default.cls is not vt.cls:
-                    raise self.err(default_node, f"the default must be a {vt.cls.__name__} record")
+                    raise self.unchecked(default_node)
                 found_record = found.inner
                 assert isinstance(found_record, StructVal)
                 out = self.op(n.Select, vt, found.present, found_record.value, default.value)
@@ -172,20 +164,16 @@ class StateEmitter(EmitterBase):
             out = self.b.emit(n.Select(self.new(vt), found.present, inner.value, self.scalar_value(d), line=self.line))
             return Scalar(vt, out)
         if attr in ("items", "keys", "values"):
-            raise self.err(node, "iterating a map inside the program is not supported",
-                           "read maps from Python (the control plane) instead")
-        raise self.err(node, f"{m.kind_name} has no method `{attr}` in a DSL function",
-                       "use m[k], m.get(k, default), m[k] = v, del m[k], k in m")
+            raise self.unchecked(node)
+        raise self.unchecked(node)
 
     def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
         """`m[k] += n`: add in place (atomically when the kernel allows); a missing hash key starts at 0."""
         vt = m.value_type
         if not isinstance(vt, ScalarType):
-            raise self.err(s, f"the values of {m.name} are records; `{fold.SYMBOL[op]}=` needs numbers",
-                           "read the record, build a new one and store it")
+            raise self.unchecked(s)
         key = self.map_key(m, index)
         operand = self.scalar(value_node)
-        self.refuse_float_into_int(operand, vt, f"a value of {m.name}", value_node)
         ref = self.lookup(m, key)
         is_null = self.b.emit(n.IsNull(self.new(BOOL), ref, line=self.line))
         hit, miss, done = self.b.new_block("hit"), self.b.new_block("miss"), self.b.new_block("updated")

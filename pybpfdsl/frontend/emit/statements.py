@@ -1,8 +1,9 @@
 """Emitting statements: assignments (locals, globals, map entries), returns, `if`, `match`, `break`,
-`continue`, and the refusal of every statement the DSL does not have.
+and `continue` (the statements the DSL does not have are the type checker's to refuse).
 
-Takes the AST of a function body, with names resolved on demand (`resolve`) and every expression typed
-and folded as it is met (`arithmetic`, `expressions`); gives the body's IR blocks. Locals live in the
+Takes the AST of a function body the type checker accepted, with names resolved on demand (`resolve`)
+and every expression folded as it is met (`arithmetic`, `expressions`) and checked against the typed
+AST; gives the body's IR blocks. Locals live in the
 flow environment (`flow.Env`); a typed local keeps its declared type across assignments. Loops are in
 `loops`.
 """
@@ -23,7 +24,6 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StructVal,
-    describe,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.state import Global
@@ -51,23 +51,20 @@ class StatementEmitter(EmitterBase):
             case ast.Expr(value=ast.Call() as call):
                 self.lower_expr(call)
             case ast.Expr():
-                raise self.err(s, "this expression statement has no effect",
-                               "assign it to a variable or remove it")
+                raise self.unchecked(s)
             case ast.Pass():
                 return
             case ast.Return(value=value):
                 self.lower_return(s, value)
             case ast.Assign(targets=targets, value=value):
                 if len(targets) != 1:
-                    raise self.err(s, "chained assignment `a = b = ...` is not supported",
-                                   "assign each variable on its own line")
+                    raise self.unchecked(s)
                 self.assign(targets[0], value, None, s)
             case ast.AnnAssign(target=target, annotation=annotation, value=value):
                 if value is None:
-                    raise self.err(s, "a declaration needs a value", f"write `{ast.unparse(target)}: "
-                                   f"{ast.unparse(annotation)} = 0`")
+                    raise self.unchecked(s)
                 if not isinstance(target, ast.Name):
-                    raise self.err(s, "only local variables can be annotated")
+                    raise self.unchecked(s)
                 t = annotation_type(self.scope.source, annotation)
                 self.assign(target, value, t, s)
             case ast.AugAssign(target=target, op=op, value=value):
@@ -88,23 +85,19 @@ class StatementEmitter(EmitterBase):
                 for target_node in deleted:
                     self.lower_delete(target_node)
             case ast.Assert():
-                raise self.err(s, "`assert` is not supported in a DSL function",
-                               "use `if not cond: return XDP_ABORTED`")
+                raise self.unchecked(s)
             case ast.Try() | ast.Raise():
-                raise self.err(s, "exceptions are not supported in a DSL function",
-                               "return an action (XDP_ABORTED, XDP_DROP, ...) instead")
+                raise self.unchecked(s)
             case ast.With() | ast.AsyncWith():
-                raise self.err(s, "`with` is not supported in a DSL function")
+                raise self.unchecked(s)
             case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef() | ast.Lambda():
-                raise self.err(s, "functions and classes cannot be defined inside a DSL function",
-                               "define helpers at module level and mark them with @inline")
+                raise self.unchecked(s)
             case ast.Global() | ast.Nonlocal():
-                raise self.err(s, f"`{type(s).__name__.lower()}` is not supported",
-                               "keep mutable state in a Global(...) object and write `g.value = ...`")
+                raise self.unchecked(s)
             case ast.Import() | ast.ImportFrom():
-                raise self.err(s, "imports belong at module level, not inside a DSL function")
+                raise self.unchecked(s)
             case _:
-                raise self.err(s, f"the `{type(s).__name__}` statement is not supported in a DSL function")
+                raise self.unchecked(s)
 
     def lower_return(self, s: ast.Return, value: ast.expr | None) -> None:
         if self.scope.returns is not None:  # inside an inline helper
@@ -112,23 +105,22 @@ class StatementEmitter(EmitterBase):
             env: Env = {}
             if ret_type is not None:
                 if value is None:
-                    raise self.err(s, f"this helper must return a {ret_type}")
+                    raise self.unchecked(s)
                 result = self.convert(self.scalar(value), ret_type, value, implicit=True)
                 env["$ret"] = Scalar(ret_type, self.scalar_value(result))
             elif value is not None:
-                raise self.err(s, "this helper is declared `-> None` but returns a value")
+                raise self.unchecked(s)
             assert self.b.current is not None
             self.scope.returns.append(Flow(self.b.current, env))
             self.b.set_block(None)
             return
         if value is None:
-            raise self.err(s, "an @xdp function must return an action", "write `return XDP_PASS`")
+            raise self.unchecked(s)
         v = self.scalar(value)
         if not v.type.is_int:
-            raise self.err(value, f"an action must be an integer, not {describe(v)}")
+            raise self.unchecked(value)
         if v.const is not None and not 0 <= int(v.const) <= 4:
-            raise self.err(value, f"{v.const} is not an XDP action",
-                           "return XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX or XDP_REDIRECT")
+            raise self.unchecked(value)
         action = self.convert(v, u32, value)
         self.b.terminate(n.Return(self.scalar_value(action), line=self.line))
 
@@ -139,7 +131,7 @@ class StatementEmitter(EmitterBase):
             case ast.Attribute(value=base, attr="value"):
                 obj = self.lower_expr(base)
                 if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
-                    raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+                    raise self.unchecked(target)
                 g = obj.obj
                 v = self.convert(self.scalar(value_node), g.type, value_node, implicit=True)
                 assert g.name is not None
@@ -151,12 +143,11 @@ class StatementEmitter(EmitterBase):
                 assert m.name is not None
                 self.b.emit(n.MapUpdate(self.new(i64), m.name, key, val, line=self.line))
             case ast.Attribute():
-                raise self.err(target, f"cannot assign to `{ast.unparse(target)}`",
-                               "packet fields and records are read-only; build a new record instead")
+                raise self.unchecked(target)
             case ast.Tuple() | ast.List():
-                raise self.err(target, "unpacking assignment is not supported", "assign one variable per line")
+                raise self.unchecked(target)
             case _:
-                raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+                raise self.unchecked(target)
 
     def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
         if name in self.scope.var_types or (name in self.env and not annotated):
@@ -165,13 +156,12 @@ class StatementEmitter(EmitterBase):
             declared = None
         if annotated is not None:
             if name in self.scope.var_types and self.scope.var_types[name] != annotated:
-                raise self.err(s, f"{name} was declared {self.scope.var_types[name]} before; "
-                               f"it cannot become {annotated}", "use a new variable name")
+                raise self.unchecked(s)
             self.scope.var_types[name] = annotated
             declared = annotated
         value = self.lower_expr(value_node)
         if isinstance(value, PacketVal):
-            raise self.err(value_node, "the packet cannot be copied into a variable", "use the parameter")
+            raise self.unchecked(value_node)
         held = self.env.get(name)
         if declared is None and isinstance(value, Scalar) and isinstance(held, OptionalVal) and \
                 isinstance(held.inner, Scalar):
@@ -181,8 +171,7 @@ class StatementEmitter(EmitterBase):
             self.scope.var_types[name] = declared
         if isinstance(value, Scalar) and (isinstance(held, StructVal | HeaderVal | PayloadVal) or (
                 isinstance(held, OptionalVal) and not isinstance(held.inner, Scalar))):
-            raise self.err(s, f"{name} held {describe(held)}; it cannot now hold {describe(value)}",
-                           "use a new variable name")
+            raise self.unchecked(s)
         if declared is not None and isinstance(value, OptionalVal) and isinstance(value.inner, Scalar):
             # A number that may be None, stored again (`b = pkt.payload[1]` after `if b is None: b = 0`):
             # it keeps the variable's type.
@@ -203,11 +192,10 @@ class StatementEmitter(EmitterBase):
         if isinstance(value, StructVal | HeaderVal | PayloadVal | OptionalVal):
             old = self.env.get(name)
             if old is not None and type(old) is not type(value):
-                raise self.err(s, f"{name} held {describe(old)}; it cannot now hold {describe(value)}",
-                               "use a new variable name")
+                raise self.unchecked(s)
             self.env[name] = value
             return
-        raise self.err(value_node, f"{describe(value)} cannot be stored in a variable")
+        raise self.unchecked(value_node)
 
     def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
         binop = self.binop_of(op, s)
@@ -217,29 +205,20 @@ class StatementEmitter(EmitterBase):
                 if isinstance(old, OptionalVal) and old.narrowed and isinstance(old.inner, Scalar):
                     old = old.inner  # checked not None: a number
                 if not isinstance(old, Scalar):
-                    raise self.undefined(target, name) if old is None else self.err(
-                        target, f"`{op.__class__.__name__}=` needs a number, {name} is {describe(old)}")
+                    raise self.unchecked(target)
                 operand = self.scalar(value_node)
-                self.refuse_float_into_int(operand, old.type, name, value_node)
                 result = self.binary(binop, old, operand, s)
                 self.record(s, result)
                 self.env[name] = self.materialize(self.convert(result, old.type, s))
             case ast.Attribute(value=base, attr="value"):
                 obj = self.lower_expr(base)
                 if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
-                    raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+                    raise self.unchecked(target)
                 self.global_aug(obj.obj, binop, value_node, s)
             case ast.Subscript(value=base, slice=index):
                 self.map_aug(self.map_of(base), index, binop, value_node, s)
             case _:
-                raise self.err(target, f"cannot update `{ast.unparse(target)}` in place")
-
-    def refuse_float_into_int(self, operand: Scalar, target: ScalarType, name: str, node: ast.expr) -> None:
-        """`x += 0.5` on an integer target would truncate silently (and differently for atomic adds,
-        which convert the operand first): the user says which conversion they mean."""
-        if operand.type.is_fixed and not target.is_fixed:
-            raise self.err(node, f"adding a float to {name}, a {target}, would truncate silently",
-                           f"convert explicitly (`{target}(...)`), or make {name} a float")
+                raise self.unchecked(target)
 
     def lower_if(self, s: ast.If) -> None:
         true_flows, false_flows = self.condition(s.test)
@@ -261,14 +240,14 @@ class StatementEmitter(EmitterBase):
 
     def lower_break(self, s: ast.stmt) -> None:
         if not self.scope.loops:
-            raise self.err(s, "`break` outside a loop")
+            raise self.unchecked(s)
         assert self.b.current is not None
         self.scope.loops[-1].break_flows.append(Flow(self.b.current, self.env))
         self.b.set_block(None)
 
     def lower_continue(self, s: ast.stmt) -> None:
         if not self.scope.loops:
-            raise self.err(s, "`continue` outside a loop")
+            raise self.unchecked(s)
         assert self.b.current is not None
         self.scope.loops[-1].continue_flows.append(Flow(self.b.current, self.env))
         self.b.set_block(None)
@@ -276,7 +255,7 @@ class StatementEmitter(EmitterBase):
     def lower_match(self, s: ast.Match) -> None:
         subject = self.scalar(s.subject)
         if not (subject.type.is_int or subject.type.is_bool):
-            raise self.err(s.subject, f"`match` works on integers, not {describe(subject)}")
+            raise self.unchecked(s.subject)
         subject = self.materialize(subject)  # type: ignore[assignment]
         exits: list[Flow] = []
         for case in s.cases:
@@ -322,7 +301,7 @@ class StatementEmitter(EmitterBase):
             case ast.MatchValue(value=v):
                 c = self.scalar(v)
                 if c.const is None or not isinstance(c.const, int):
-                    raise self.err(p, "a case value must be an integer constant")
+                    raise self.unchecked(p)
                 return [c.const]
             case ast.MatchSingleton(value=v) if isinstance(v, bool):
                 return [int(v)]
@@ -331,8 +310,7 @@ class StatementEmitter(EmitterBase):
                 for q in ps:
                     alternative = self.case_constants(q)
                     if alternative is None:
-                        raise self.err(q, "`_` cannot be part of an alternative")
+                        raise self.unchecked(q)
                     out.extend(alternative)
                 return out
-        raise self.err(p, "only integer constants, `|` alternatives and `_` are supported as case patterns",
-                       "write `case 80 | 443:` or `case _:`")
+        raise self.unchecked(p)
