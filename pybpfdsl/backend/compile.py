@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from pybpfdsl.backend.lower import BackendError, lower_program
 from pybpfdsl.backend.object_emit import BpfTargetMissing, emit_with_ir
 from pybpfdsl.ir.check import IRError, check_program
 from pybpfdsl.ir.nodes import Program
+from pybpfdsl.ir.passes.pipeline import optimize as optimize_ir
 
-__all__ = ["BackendError", "CompiledObject", "compile_program"]
+__all__ = ["OPTIMIZE", "BackendError", "CompiledObject", "compile_program"]
+
+OPTIMIZE = os.environ.get("PYBPFDSL_OPTIMIZE", "1") != "0"
+"""Whether `compile_program` runs the IR passes (`ir/passes`) by default; `PYBPFDSL_OPTIMIZE=0` turns
+them off (the bytecode is then lowered from the frontend's IR as it is)."""
 
 
 @dataclass(frozen=True)
@@ -21,15 +27,21 @@ class CompiledObject:
     optimized_llvm_ir: str
 
 
-def compile_program(program: Program, cpu: str = "v3", opt_level: int = 2, license: str = "GPL") -> CompiledObject:
-    """Check, lower and compile one XDP program.
+def compile_program(program: Program, cpu: str = "v3", opt_level: int = 2, license: str = "GPL",
+                    optimize: bool | None = None) -> CompiledObject:
+    """Check, optimise, lower and compile one XDP program.
 
     `cpu` is the BPF ISA version LLVM targets ("v1".."v4", "generic", "probe"); `license` goes into the
-    object's "license" section (GPL-only helpers need a GPL-compatible one).
+    object's "license" section (GPL-only helpers need a GPL-compatible one). `optimize` (default
+    `OPTIMIZE`) runs the IR passes first, on a copy: `program` itself is unchanged, and it is what the
+    equivalence proof compares the bytecode with.
     Raises BackendError for IR that is malformed or cannot be lowered.
     """
     try:
         check_program(program)
+        if OPTIMIZE if optimize is None else optimize:
+            program = optimize_ir(program)
+            check_program(program)
     except IRError as exc:
         raise BackendError(f"{program.name}: invalid IR: {exc}") from exc
     text = str(lower_program(program, license=license))

@@ -510,11 +510,18 @@ class _FunctionLowering:
         if covered is not None:  # a dominating check tested this pointer's range already
             ptr = self._at(covered[0], covered[1])
         else:
-            too_far = b.icmp_unsigned(">", offset, ir.Constant(_I64, MAX_PACKET_OFFSET))
+            # Guarded from the offset's variable part (`base + k`): the pointer `data + base` is tested
+            # with `k + width` bytes and read at `+k`, one register for the test and the load.
+            base, k = self.facts.split(i.offset)
+            if base is None or k > MAX_PACKET_OFFSET:
+                base, k = i.offset, 0
+            start = self._get(base)
+            too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))
             self._guard(too_far, "offset_ok")
-            ptr = self._opaque(b.gep(self.data, [offset], source_etype=_I8))
-            end = b.gep(ptr, [ir.Constant(_I64, i.width)], source_etype=_I8)
+            ptr = self._opaque(b.gep(self.data, [start], source_etype=_I8))
+            end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
+            ptr = self._at(ptr, k)
         ty = ir.IntType(8 * i.width)
         value = b.load(ptr, typ=ty, align=1)
         if i.big_endian and i.width > 1:

@@ -56,6 +56,10 @@ class PacketFacts:
         if check is not None and target != term.if_false.target and self.cfg.only_edge_from(target, block):
             self.holding.setdefault(target, []).append(check)
 
+    def split(self, offset: n.Value) -> tuple[n.Value | None, int]:
+        """`offset` as (base, k): base + k, k a constant (base None: the constant k)."""
+        return constant_offset(offset, self.defs)
+
     def covering(self, block: str, op: n.LoadPacket) -> tuple[ir.Value, int] | None:
         """(checked pointer, offset from it) of a check that covers `op` in `block`, if one does."""
         base, k = constant_offset(op.offset, self.defs)

@@ -117,3 +117,10 @@ def constant_offset(value: n.Value, defs: dict[n.Value, n.Instr]) -> tuple[n.Val
                 k, value = k + left.value, d.rhs
                 continue
         return value, k % (1 << 64)
+
+
+def drop_unreachable(program: n.Program) -> None:
+    """Remove the blocks no path reaches (in place): a decided branch may leave some, and the checker
+    refuses their uses of values that no longer dominate them."""
+    reachable = set(reverse_postorder(program))
+    program.blocks = [b for b in program.blocks if b.name in reachable]

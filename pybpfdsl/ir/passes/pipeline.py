@@ -1,0 +1,45 @@
+"""The optimiser: the passes in order, repeated until the program stops changing.
+
+`optimize` is what the backend runs before lowering (`backend.compile.compile_program(optimize=...)`);
+`PASSES` is the list the tests prove pass by pass (`verify/equivalence/ir_equivalence.py`). Each pass
+takes a program and returns a new one, leaving its input as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold
+from pybpfdsl.ir.printer import format_program
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable[[n.Program], n.Program]
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("fold", fold.run),
+    Pass("cse", cse.run),
+    Pass("bounds", bounds.run),
+    Pass("blocks", blocks.run),
+    Pass("dce", dce.run),
+)
+MAX_ROUNDS = 8
+"""Rounds of the whole list; each round that changes nothing ends it (real programs settle in 2-4)."""
+
+
+def optimize(program: n.Program, passes: tuple[Pass, ...] = PASSES) -> n.Program:
+    """`program` optimised (a new program; the argument is unchanged)."""
+    text = format_program(program)
+    for _ in range(MAX_ROUNDS):
+        for p in passes:
+            program = p.run(program)
+        after = format_program(program)
+        if after == text:
+            break
+        text = after
+    return program

@@ -1,0 +1,58 @@
+"""Golden tests of the IR passes: `golden/PASS_CASE.in.ir`, run through pass PASS (the name before the first
+`_`), prints exactly as `golden/PASS_CASE.out.ir`; the output passes the type checker, and Z3 proves it
+equivalent to the input (`verify/equivalence/ir_equivalence.py`).
+
+When a pass changes on purpose, rewrite the outputs and review the diff:
+
+    UPDATE_GOLDEN=1 .venv/bin/pytest tests/ir/passes/test_golden_passes.py
+    git diff tests/ir/passes/golden
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pybpfdsl.ir.check import check_program
+from pybpfdsl.ir.parser import parse_program
+from pybpfdsl.ir.passes.pipeline import PASSES, optimize
+from pybpfdsl.ir.printer import format_program
+from pybpfdsl.verify.equivalence.ir_equivalence import prove_ir_ir
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(p.name.removesuffix(".in.ir") for p in GOLDEN.glob("*.in.ir"))
+BY_NAME = {p.name: p for p in PASSES}
+
+
+def test_every_pass_has_a_golden_case() -> None:
+    assert {case.split("_")[0] for case in CASES} == set(BY_NAME)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pass_output_is_golden_and_proven(case: str) -> None:
+    before = parse_program((GOLDEN / f"{case}.in.ir").read_text())
+    check_program(before)
+    after = BY_NAME[case.split("_")[0]].run(before)
+    check_program(after)
+    text = format_program(after)
+    expected = GOLDEN / f"{case}.out.ir"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        expected.write_text(text)
+    assert text == expected.read_text()
+    assert text != format_program(before), "the case should exercise its pass"
+    assert format_program(parse_program((GOLDEN / f"{case}.in.ir").read_text())) == format_program(before), \
+        "a pass must leave its input as it was"
+    result = prove_ir_ir(before, after)
+    assert result.status == "proven", result.reason
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_whole_pipeline_is_proven_on_each_case(case: str) -> None:
+    before = parse_program((GOLDEN / f"{case}.in.ir").read_text())
+    after = optimize(before)
+    check_program(after)
+    assert after.instruction_count() < before.instruction_count()
+    result = prove_ir_ir(before, after)
+    assert result.status == "proven", result.reason
