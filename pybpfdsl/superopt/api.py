@@ -10,6 +10,7 @@ the object returned is always one that passed, or the input itself.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pybpfdsl.bpf.disasm import format_listing
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
+from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.gate import GateVerdict, kernel_verdict, prove_whole, verifier_accepts
 from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
 from pybpfdsl.superopt.rules import RuleCache
@@ -124,24 +126,66 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
     opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes)
     objects, logs = optimise_code(elf, section, opts, cache)
     notes: list[str] = []
-    verdicts = (GateVerdict("skipped", "no rewrite"),) * 3
-    kept = len(objects) - 1
-    while kept > 0 and objects[kept] != elf:
-        candidate = objects[kept]
+
+    def safe(candidate: bytes) -> tuple[GateVerdict, GateVerdict]:
         ver = verifier_accepts(elf, candidate)
-        proof = prove_whole(elf, candidate, whole_proof_units) if ver.ok else GateVerdict("skipped", "verifier")
-        proof_ok = proof.ok or (trust_window_proofs and proof.status == "unknown")
-        kern = kernel_verdict(elf, candidate) if kernel and proof_ok and ver.ok \
-            else GateVerdict("skipped", "not asked" if not kernel else "an earlier check failed")
+        kern = kernel_verdict(elf, candidate) if kernel and ver.ok else GateVerdict(
+            "skipped", "not asked" if not kernel else "the verifier refused")
+        return ver, kern
+
+    accepted: bytes = elf
+    kept: list[Rewrite] = []
+    for p, log in enumerate(logs):
+        if objects[p] != accepted or objects[p + 1] == accepted:
+            continue  # nothing new, or an earlier pass was filtered: this pass's edits no longer apply
+        ver, kern = safe(objects[p + 1])
+        if ver.ok and kern.status != "failed":
+            accepted, kept = objects[p + 1], kept + log.rewrites
+            continue
+        good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
+        refused = [r for r in log.rewrites if r not in good]
+        notes.append(f"pass {p + 1}: {len(refused)} of {len(log.rewrites)} rewrites refused by the "
+                     f"{'verifier' if not ver.ok else 'kernel'} ({(ver.reason or kern.reason)[:200]})")
+        if cache is not None:
+            for r in refused:
+                cache.forget(r.before, r.live_out, r.known)
+        accepted, kept = _apply(objects[p], good), kept + good
+    verdicts = (GateVerdict("skipped", "no rewrite"),) * 3
+    if accepted != elf:
+        ver, kern = safe(accepted)
+        proof = prove_whole(elf, accepted, whole_proof_units)
         verdicts = (ver, proof, kern)
-        if ver.ok and proof_ok and kern.status != "failed":
-            break
-        notes.append(f"pass {kept} output refused: verifier {ver.status}, proof {proof.status}, kernel {kern.status}")
-        kept -= 1
-    while kept > 0 and objects[kept] == objects[kept - 1]:
-        kept -= 1
-    after = objects[kept] if kept > 0 else elf
-    rewrites = [r for log in logs[:kept] for r in log.rewrites]
-    if cache is not None and kept > 0:
+        if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
+            notes.append(f"whole-program proof {proof.status}: the input is kept ({proof.reason[:200]})")
+            accepted, kept = elf, []
+    if cache is not None and kept:
         cache.save()
-    return OptimizeResult(elf, after, rewrites, logs, model, *verdicts, kept_passes=kept, notes=notes)
+    return OptimizeResult(elf, accepted, kept, logs, model, *verdicts, kept_passes=len({r.pass_no for r in kept}),
+                          notes=notes)
+
+
+def _passes(verdicts: tuple[GateVerdict, GateVerdict]) -> bool:
+    return verdicts[0].ok and verdicts[1].status != "failed"
+
+
+def _apply(base: bytes, rewrites: Sequence[Rewrite]) -> bytes:
+    edits: dict[str, list[Replacement]] = {}
+    for r in rewrites:
+        edits.setdefault(r.section, []).append(Replacement(r.start, len(r.before), r.after))
+    return rewrite_code(base, edits) if edits else base
+
+
+def _keep_safe(base: bytes, rewrites: Sequence[Rewrite], ok: Callable[[bytes], bool],
+               kept: Sequence[Rewrite] = ()) -> list[Rewrite]:
+    """A subset of one pass's ``rewrites`` (disjoint windows of ``base``) that ``ok`` accepts on top of
+    ``kept``: all of them if it accepts that, else each half in turn (a rewrite alone that it refuses is
+    dropped). About k log n checks for k refused rewrites among n."""
+    if not rewrites:
+        return []
+    if ok(_apply(base, [*kept, *rewrites])):
+        return list(rewrites)
+    if len(rewrites) == 1:
+        return []
+    half = len(rewrites) // 2
+    first = _keep_safe(base, rewrites[:half], ok, kept)
+    return first + _keep_safe(base, rewrites[half:], ok, [*kept, *first])

@@ -2,8 +2,8 @@
 
 In order: our verifier on every entry program (it must accept what it accepted before), the
 bytecode-to-bytecode prover on every entry program (input against output, a budget in Z3 units), and
-the kernel (libbpf loads the whole object; skipped with the reason where ``bpf()`` is not usable, or
-where the input itself does not load as a whole). A failure of any step keeps the input.
+the kernel (each entry program loaded on its own, `kernel_check`; skipped with the reason where
+``bpf()`` is not usable, or where the kernel loads none of the input's programs). A failure of any step keeps the input.
 """
 
 from __future__ import annotations
@@ -57,19 +57,19 @@ def prove_whole(before: bytes, after: bytes, units: int) -> GateVerdict:
 
 
 def kernel_verdict(before: bytes, after: bytes) -> GateVerdict:
-    """libbpf loads ``after`` whole whenever it loads ``before``."""
-    from pybpfdsl.runtime.bpf_object import BpfObject, LoadError
+    """The kernel loads every entry program of ``after`` (each on its own) whose ``before`` it loads."""
     from pybpfdsl.runtime.libbpf import kernel_bpf_available
+    from pybpfdsl.superopt.kernel_check import load_alone
 
     usable, why = kernel_bpf_available()
     if not usable:
         return GateVerdict("skipped", why)
-    try:
-        BpfObject.load(before, "superopt_in").close()
-    except LoadError as exc:
-        return GateVerdict("skipped", f"the input does not load as a whole object: {str(exc)[:200]}")
-    try:
-        BpfObject.load(after, "superopt_out").close()
-    except LoadError as exc:
-        return GateVerdict("failed", f"{exc} {exc.log[-400:] if hasattr(exc, 'log') else ''}")
-    return GateVerdict("ok")
+    loaded = 0
+    for name in _entries(before):
+        if not load_alone(before, name).loaded:
+            continue
+        got = load_alone(after, name)
+        if not got.loaded:
+            return GateVerdict("failed", f"{name}: {got.message[:300]}")
+        loaded += 1
+    return GateVerdict("ok") if loaded else GateVerdict("skipped", "the kernel loads none of the input's programs")

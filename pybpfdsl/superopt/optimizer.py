@@ -45,7 +45,9 @@ class Rewrite:
     after: tuple[Instruction, ...]
     live_out: int
     source: str
-    """"rule" (from the cache) or "search"."""
+    """Where it came from: "rule" (the cache) or "search"."""
+    known: tuple[tuple[int, int], ...] = ()
+    """The constants known on entry to the window (part of its precondition)."""
 
 
 @dataclass
@@ -104,7 +106,8 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
                     edits.setdefault(sec, []).append(Replacement(run.start + at, n, rewrite))
                     taken.update(range(at, at + n))
                     log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + at, run.code[at:at + n],
-                                                rewrite, run.live_after[at + n - 1], "rule"))
+                                                rewrite, run.live_after[at + n - 1], "rule",
+                                                tuple(sorted(run.known_at(at).items()))))
             cuts = list(range(0, len(run.code), opts.window))
             if shift and len(run.code) > shift:
                 cuts = [0, *list(range(shift, len(run.code), opts.window))]
@@ -122,7 +125,7 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
                 if result.replacement is not None:
                     edits.setdefault(sec, []).append(Replacement(run.start + lo, hi - lo, result.replacement))
                     log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + lo, window,
-                                                result.replacement, live, "search"))
+                                                result.replacement, live, "search", tuple(sorted(known.items()))))
                     if rules is not None:
                         rules.add(window, live, result.replacement, known)
     return rewrite_code(elf_bytes, edits) if edits else elf_bytes

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,6 +128,11 @@ class RuleCache:
         self.rules[key] = rows
         self.added += 1
         return True
+
+    def forget(self, window: Sequence[Instruction], live_out: int, known: Iterable[tuple[int, int]] = ()) -> None:
+        """Drop the rule for ``window`` (its rewrite was refused by the verifier or the kernel)."""
+        key, _ = normalise(window, live_out, dict(known))
+        self.rules.pop(key, None)
 
     def lookup(self, window: Sequence[Instruction], live_out: int,
                known: Mapping[int, int] | None = None) -> tuple[Instruction, ...] | None:
