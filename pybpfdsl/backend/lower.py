@@ -446,9 +446,11 @@ class _FunctionLowering:
         self._store_or_add(gv, t, value, op.atomic_add)
 
     def call_helper(self, op: n.CallHelper) -> ir.Value:
-        # Every helper returns its value in the 64-bit r0; the 32-bit ones are truncated.
-        raw = self._call(op.helper.value, _I64, [])
-        return self._resize(raw, signed=False, to=_scalar_llvm_type(self._scalar(op.out)))
+        # A helper returns its value in r0. One with a 32-bit result is declared as returning i32, as
+        # clang declares it: LLVM then computes on w0 (32-bit compares, no 64-bit masks built with lddw).
+        t = _scalar_llvm_type(self._scalar(op.out))
+        raw = self._call(op.helper.value, _I32 if t.width <= 32 else _I64, [])
+        return self._resize(raw, signed=False, to=t)
 
     def ringbuf_output(self, op: n.RingbufOutput, record: ir.Value) -> ir.Value:
         return self._ringbuf_output(op.map_name, op.record, record)
