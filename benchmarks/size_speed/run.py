@@ -74,6 +74,7 @@ def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
         "dsl_loc": prog.lower().dsl_loc,
         "c_loc": _c_loc(bench.c_file),
         "clang_config": best.config,
+        "clang_slots_by_config": {b.config: b.slots for b in builds},
         "hot_packet": bench.hot,
         "ours_bpf_insns": slots(ours["on"][0], bench.name),
         "clang_bpf_insns": best.slots,
