@@ -26,8 +26,8 @@ from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "RESCUE_MARGIN", "RESCUE_WORK", "SHALLOW_ITERATIONS", "UNROLL_BUDGET",
-           "LoopVerdict", "check_loops", "kernel_states_at", "loop_test", "path_splits", "terminates"]
+__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "RESCUE_MARGIN", "RESCUE_WORK", "SHALLOW_ITERATIONS",
+           "UNROLL_BUDGET", "LoopVerdict", "check_loops", "kernel_states_at", "loop_test", "path_splits", "terminates"]
 
 UNROLL_BUDGET = 300_000
 """Instructions the termination pass may simulate per program before it calls a loop too complex."""
