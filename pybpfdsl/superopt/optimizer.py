@@ -1,7 +1,7 @@
 """Optimise the code of a BPF object window by window: cached rules first, then the MCMC search.
 
-Each pass cuts every windowable run (`windows`) into windows of ``window`` instructions (the second
-pass shifted by half a window, so a rewrite can span the first pass's cuts), tries the rule cache on
+Each pass cuts every windowable run (`windows`) into windows of ``window`` instructions (each pass
+shifted against the one before, so a rewrite can span an earlier pass's cuts), tries the rule cache on
 every sub-window, searches the windows no rule changed, and writes the object again (`elf_rewrite`).
 Only window rewrites proven under their liveness are made; the whole-object checks (`gate`) come after.
 """
@@ -30,7 +30,7 @@ class SearchOptions:
     model: CostModel = CostModel.SLOTS
     seed: int = 0
     window: int = 6
-    passes: int = 2
+    passes: int = 3
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
     elf = BpfElf.from_bytes(elf_bytes)
     core = core_relocated_slots(elf)
     edits: dict[str, list[Replacement]] = {}
-    shift = (opts.window // 2) if pass_no % 2 else 0
+    shift = pass_no * (opts.window // 2 + 1) % opts.window  # 0, 4, 2, ... for windows of 6
     for sec in sections:
         prog = elf.program(sec) if sec != ".text" else elf.text
         assert prog is not None
