@@ -6,6 +6,6 @@
     emit         emit/           SSA IR by concept: statements, loops, conditions, expressions,
                                  arithmetic, calls, state_access, packet_access, builtin_calls
     (shared)     source.py, values.py, flow.py (SSA construction), operators.py, type_facts.py
-    pure Python  evaluate.py     runs the function from its typed AST with the DSL's semantics (no
+    pure Python  evaluate/       runs the function from its typed AST with the DSL's semantics (no
                                  type rules of its own, no lowering needed: `lower.typecheck_function`)
 """
