@@ -225,8 +225,8 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
         if any(not in_window(i) for i in body) or read_before_written(body) & ~defined:
             continue
         perf = cost(body, model)
-        wrong = failures(original, body, live_out, tests, expected,
-                         stop_at=1 << 30 if perf < best_cost else 1)
+        # Counting stops at 3 wrong tests (enough to steer the chain), at 1 when it could not win anyway.
+        wrong = failures(original, body, live_out, tests, expected, stop_at=3 if perf < best_cost else 1)
         f = perf + _ERROR_WEIGHT * wrong
         if wrong == 0 and perf < best_cost and body not in seen and proofs < budget.max_proofs:
             proofs += 1
