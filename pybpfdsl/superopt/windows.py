@@ -120,8 +120,9 @@ def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched
         i = work.pop()
         cur = facts[i]
         assert cur is not None
-        out = transfer(code[i], cur) if i not in patched else \
-            {r: v for r, v in cur.items() if r not in registers_of(code[i])[1]}
+        out = transfer(code[i], cur)
+        if i in patched:  # what the loader patches in (an address, a CO-RE offset) is no constant of ours
+            out = {r: v for r, v in out.items() if r not in registers_of(code[i])[1]}
         for t in succs[i]:
             old = facts[t]
             new = out if old is None else {r: v for r, v in old.items() if out.get(r) == v}
