@@ -10,8 +10,10 @@ the kernel's; its last log lines say why on a refusal.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.runtime.libbpf import BpfObjectOpenOpts, capture_libbpf_log, get_libbpf
 
 __all__ = ["ProgramLoad", "load_alone"]
@@ -47,10 +49,13 @@ def _raw() -> ctypes.CDLL:
 class ProgramLoad:
     loaded: bool
     message: str = ""
+    runs: tuple[tuple[int, bytes], ...] = ()
+    """(XDP action, packet after) of each packet given, run with BPF_PROG_TEST_RUN after the load."""
 
 
-def load_alone(elf: bytes, function: str) -> ProgramLoad:
-    """Load program ``function`` of ``elf`` on its own and close it again."""
+def load_alone(elf: bytes, function: str, packets: Sequence[bytes] = ()) -> ProgramLoad:
+    """Load program ``function`` of ``elf`` on its own, run it on ``packets`` (its maps fresh from the
+    load), and close it again."""
     libbpf = get_libbpf()
     raw = _raw()
     buf = ctypes.create_string_buffer(elf, len(elf))
@@ -88,6 +93,12 @@ def load_alone(elf: bytes, function: str) -> ProgramLoad:
                         if ln.strip() and not ln.startswith(("verification time", "stack depth", "processed "))]
                 tail = said[-2:] or [ln for ln in lines if ln.strip()][-2:] or [str(exc)]
                 return ProgramLoad(False, " | ".join(tail))
-            return ProgramLoad(True)
+            fd = next(libbpf.program_fd(p) for p in libbpf.object_programs(handle)
+                      if libbpf.program_name(p) == function)
+            runs = []
+            for packet in packets:
+                result = run_xdp(fd, packet)
+                runs.append((result.action, result.packet))
+            return ProgramLoad(True, runs=tuple(runs))
         finally:
             libbpf.object_close(handle)
