@@ -34,9 +34,7 @@ class ArithmeticEmitter(EmitterBase):
     def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
         if type(op) in _BINOPS:
             return _BINOPS[type(op)]
-        if isinstance(op, ast.Div):
-            raise self.unchecked(node)
-        raise self.unchecked(node)
+        raise self.unchecked(node)  # `/=` and the operators the DSL does not have
 
     def convert(self, v: Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar:
         """Convert to `t`. Implicit conversions (assignments to typed variables) refuse to lose information
