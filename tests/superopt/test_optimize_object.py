@@ -78,3 +78,13 @@ def test_the_kernel_runs_the_output_like_the_input(sample_elf: bytes, result: Op
             obj.close()
     assert seen[0] == seen[1]
     assert {action for action, _ in seen[0]} >= {1, 2, 3}  # drop, pass and tx all happened
+
+
+@needs_bpf
+def test_each_program_loads_alone_and_runs_like_the_input(sample_elf: bytes, result: OptimizeResult) -> None:
+    from pybpfdsl.superopt.kernel_check import load_alone
+
+    packets = [_packet(17, 150), _packet(6, 60), b"\x00" * 14]
+    want, got = load_alone(sample_elf, "sample", packets), load_alone(result.after, "sample", packets)
+    assert want.loaded and got.loaded and got.runs == want.runs
+    assert not load_alone(result.after, "no_such_program").loaded
