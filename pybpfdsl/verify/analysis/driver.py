@@ -6,6 +6,7 @@ findings. :func:`analyse` runs it without partitions first and again with them o
 from __future__ import annotations
 
 import gc
+import heapq
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pybpfdsl.verify.analysis.cfg import Cfg, build_cfg
 from pybpfdsl.verify.analysis.checks import Code, Sink, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import WIDEN_LIMIT, NotConverging, narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
-from pybpfdsl.verify.analysis.loops import check_loops
+from pybpfdsl.verify.analysis.loops import Resolved, check_loops
 from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
 from pybpfdsl.verify.analysis.transfer import Env, step
 
@@ -142,6 +143,69 @@ def _recheck(env: Env, found: list[VerifierFinding], unrolled: dict[int, list[li
     return [f for f in found if not (f.is_error and f.insn in safe)]
 
 
+def _past_loops(env: Env, cfg: Cfg, start: State, max_parts: int, resolved: Resolved,
+                found: list[VerifierFinding]) -> list[VerifierFinding]:
+    """``found`` without the errors after bounded loops that a second analysis shows safe: one that leaves
+    the bodies of the ``resolved`` loops out and starts their exits from the states that left them in the
+    termination pass's iterations (so a counter a loop tests on a copy, ``r4 = r3 << 32 >> 32; if r4 ==
+    1522 ...``, leaves it within what it can be, not widened; xdp-tutorial's ``_xdp_end_loop``).
+
+    Sound: each resolved loop has one entry, and its iterations were unrolled from every state the first
+    analysis lets in, so the states leaving it include every concrete exit; everything else is the
+    fixpoint as before. An instruction outside the bodies that this analysis finds safe is safe (the
+    argument of ``_analyse_both``); inside them ``_recheck`` decides. Not settling refuses nothing more."""
+    bodies: set[int] = set().union(*(body for body, _ in resolved.values()))
+    nodes = set(range(len(env.insns))) - bodies
+    live = live_in(env.insns, cfg.succs)
+    starts = list(dict.fromkeys([(t, s) for t, s in ((0, start), *(e for _, exits in resolved.values() for e in exits))
+                                 if t in nodes]))
+    # Each start on its own first: a join of the exits loses how the counter and the packet range go
+    # together (iteration i exits with i and i + 14 bytes proven); the runs' union is as sound as one run
+    # from them all, which is the fallback past SEPARATE_WORK.
+    still: set[int] = set()
+    work = 0
+    for s in starts:
+        run = _run_from(env, cfg, nodes, max_parts, live, [s]) if work <= SEPARATE_WORK else None
+        if run is None:
+            break
+        work += run[0]
+        still |= run[1]
+    else:
+        return [f for f in found if not (f.is_error and f.insn in nodes and f.insn not in still)]
+    run = _run_from(env, cfg, nodes, max_parts, live, starts)
+    if run is None:
+        return found
+    still = run[1]
+    return [f for f in found if not (f.is_error and f.insn in nodes and f.insn not in still)]
+
+
+SEPARATE_WORK = 60_000
+"""Instructions :func:`_past_loops` may step analysing from each loop exit on its own."""
+
+
+def _run_from(env: Env, cfg: Cfg, nodes: set[int], max_parts: int, live: list[int],
+              starts: list[tuple[int, State]]) -> tuple[int, set[int]] | None:
+    """The fixpoint over ``nodes`` from the states ``starts`` (instruction, state): (instructions stepped,
+    the instructions it finds errors at), None if it does not settle."""
+    part = Partitioner(max_parts, live)
+    pre: dict[int, Parts] = {}
+    work: list[tuple[int, int]] = []
+    for t, s in starts:
+        part.put(pre.setdefault(t, {}), t, s)
+        work.append((cfg.order.get(t, t), t))
+    heapq.heapify(work)
+    try:
+        done, _ = propagate(env, cfg, pre, work, {}, nodes, part=part)
+    except NotConverging:
+        return None
+    sink = Sink(active=True)
+    for idx in sorted(pre):
+        for s in pre[idx].values():
+            step(env, idx, s, sink)
+            done += 1
+    return done, {f.insn for f in sink.findings if f.is_error}
+
+
 def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int] | None = None) -> Analysis:
     cfg = build_cfg(env)
     findings = list(cfg.findings)
@@ -169,11 +233,16 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
                     sink.findings.append(f)
     unrolled: dict[int, list[list[State]]] = {}
     flagged = frozenset(f.insn for f in sink.findings if f.is_error)
+    in_loops = set().union(*(cfg.loop_body(h) for h in cfg.heads)) if flagged and cfg.heads else set()
+    resolved: Resolved | None = {} if flagged - in_loops else None
     loop_findings, work, loops, kernel_work = check_loops(env, cfg, pre, part, processed, loop_heads, flagged,
-                                                          unrolled)
+                                                          unrolled, resolved)
     findings.extend(loop_findings)
     processed += work
-    findings.extend(_recheck(env, sink.findings, unrolled))
+    walked = _recheck(env, sink.findings, unrolled)
+    if resolved:
+        walked = _past_loops(env, cfg, start, max_parts, resolved, walked)
+    findings.extend(walked)
     if processed > BPF_COMPLEXITY_LIMIT_INSNS:
         findings.append(VerifierFinding(
             Code.COMPLEXITY, -1, f"about {processed} instructions to verify, above the kernel's limit of "

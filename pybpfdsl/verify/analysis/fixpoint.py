@@ -47,8 +47,10 @@ NARROW_ANY = True
 
 def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, int]],
                visits: dict[tuple[int, object], int], nodes: set[int] | None = None, stop: int | None = None,
-               part: Partitioner | None = None) -> tuple[int, list[State]]:
-    """Work-set iteration from ``pre``/``work``; states reaching ``stop`` are returned, not propagated."""
+               part: Partitioner | None = None,
+               exits: list[tuple[int, State]] | None = None) -> tuple[int, list[State]]:
+    """Work-set iteration from ``pre``/``work``; states reaching ``stop`` are returned, not propagated; states
+    leaving ``nodes`` are added to ``exits`` (with the instruction they go to), if given."""
     sink = QUIET
     processed = 0
     assert part is not None
@@ -76,7 +78,11 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                 continue
             processed += 1
             for t, s in step(env, idx, here, sink):
-                if t < 0 or t >= n or (nodes is not None and t not in nodes):
+                if t < 0 or t >= n:
+                    continue
+                if nodes is not None and t not in nodes:
+                    if exits is not None:
+                        exits.append((t, s))
                     continue
                 if t == stop:
                     at_stop.append(s)

@@ -124,14 +124,17 @@ class LoopVerdict:
     """Instructions the kernel is estimated to process for the loop (see :func:`kernel_states_at`)."""
     states: dict[int, list[State]] = field(default_factory=dict)
     """For a bounded loop: the states of every iteration at each watched instruction (see :func:`terminates`)."""
+    exits: list[tuple[int, State]] | None = None
+    """For a bounded loop, if asked for: the states leaving its body in every iteration, with their targets."""
 
 
 def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int,
                 part: Partitioner, kernel_budget: int = BPF_COMPLEXITY_LIMIT_INSNS, inner: int = 1,
-                watch: frozenset[int] = frozenset()) -> LoopVerdict:
+                watch: frozenset[int] = frozenset(), want_exits: bool = False) -> LoopVerdict:
     """Unroll the loop at ``head`` one iteration at a time (see the module docstring); ``inner``: the
     iterations of the loops nested in it, multiplied (1 if none); ``watch``: instructions of the body
-    whose states in every iteration a bounded verdict returns (see :func:`single_entry`).
+    whose states in every iteration a bounded verdict returns (see :func:`single_entry`); ``want_exits``: a
+    bounded verdict also returns the states that leave the body.
 
     Stops early, with 'complex', as soon as the estimate of the kernel's work for the iterations so
     far passes ``kernel_budget``: such a loop cannot load, and unrolling it further (a
@@ -149,11 +152,12 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
     iterations = 0
     estimate = 0
     seen: dict[int, list[State]] = {i: [] for i in watch}
+    exits: list[tuple[int, State]] | None = [] if want_exits else None
     while current:
         iterations += 1
         local: dict[int, Parts] = {head: current}
         done, back = propagate(env, cfg, local, [(cfg.order.get(head, head), head)], {}, body, stop=head,
-                                part=part)
+                                part=part, exits=exits)
         processed += done
         for i, kept in seen.items():
             kept.extend(local.get(i, {}).values())
@@ -183,7 +187,7 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
             if estimate > kernel_budget:
                 break
         if not nxt:
-            return LoopVerdict("bounded", iterations, processed, estimate, seen)
+            return LoopVerdict("bounded", iterations, processed, estimate, seen, exits)
         if _covered(nxt, current):
             return LoopVerdict("forever", iterations, processed, estimate)
         if estimate > kernel_budget:
@@ -191,7 +195,11 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
         if processed > budget:
             return LoopVerdict("budget", iterations, processed, estimate)
         current = nxt
-    return LoopVerdict("bounded", iterations, processed, estimate, seen)
+    return LoopVerdict("bounded", iterations, processed, estimate, seen, exits)
+
+
+Resolved = dict[int, tuple[frozenset[int], list[tuple[int, State]]]]
+"""Bounded single-entry loops: head → (body, the states leaving the body in every iteration, with their targets)."""
 
 
 def single_entry(cfg: Cfg, head: int, body: set[int]) -> bool:
@@ -284,13 +292,14 @@ within this many steps leaves the kernel below its limit by that margin."""
 
 def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,
                 loop_heads: set[int] | None = None, watch: frozenset[int] = frozenset(),
-                unrolled: dict[int, list[list[State]]] | None = None,
+                unrolled: dict[int, list[list[State]]] | None = None, resolved: Resolved | None = None,
                 ) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
     """The termination pass over every loop (or those at ``loop_heads``) from the fixpoint's states
     ``pre``: (findings, instructions simulated, iterations of each bounded loop by head, the estimate of
     the kernel's work including ``fixpoint_work`` for the rest of the program). For each instruction of
     ``watch`` in the body of a bounded loop with a single entry, ``unrolled`` gets one list per such loop:
-    the instruction's states in every iteration of it.
+    the instruction's states in every iteration of it. ``resolved``, if given, gets each bounded loop with a
+    single entry: its head → (its body, the states leaving it in every iteration, with their targets).
 
     The closed-form estimate (:func:`kernel_states_at`) is quick but only a guess: where it calls a
     loop too complex, the kernel's own exploration is simulated (:func:`.exploration.explore`) and,
@@ -299,7 +308,7 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     ``CONFIRM_WORK`` steps, else the loop is refused."""
     unfinished: list[tuple[int, int, frozenset[int]]] = []
     findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads, watch,
-                                                           unrolled, unfinished)
+                                                           unrolled, unfinished, resolved)
     entry = joined(pre.get(0))
     if loop_heads is not None or not cfg.heads or entry is None or any(f.is_error for f in findings
                                                                         if f.code != Code.COMPLEXITY):
@@ -316,10 +325,12 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
             # Loops the simulation shows within the kernel's limit: unrolled now to their end (the closed
             # form stopped early), for their states at ``watch``.
             for head, inner, watched in unfinished:
-                lv = terminates(env, cfg, pre, head, UNROLL_BUDGET, part, 1 << 62, inner, watched)
+                lv = terminates(env, cfg, pre, head, UNROLL_BUDGET, part, 1 << 62, inner, watched, resolved is not None)
                 processed += lv.processed
                 for i, states in lv.states.items():
                     unrolled.setdefault(i, []).append(states)
+                if resolved is not None and lv.verdict == "bounded" and lv.exits is not None:
+                    resolved[head] = (frozenset(cfg.loop_body(head)), lv.exits)
         return kept, processed, {**ex.head_visits, **loops}, max(fixpoint_work, ex.processed)
     small = kernel_work < CONFIRM_BELOW
     if not small and kernel_work < CONFIRM_ABOVE:
@@ -352,7 +363,7 @@ def _blamed(cfg: Cfg, last: int, visits: dict[int, int]) -> int:
 def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,
                  loop_heads: set[int] | None, watch: frozenset[int] = frozenset(),
                  unrolled: dict[int, list[list[State]]] | None = None,
-                 unfinished: list[tuple[int, int, frozenset[int]]] | None = None,
+                 unfinished: list[tuple[int, int, frozenset[int]]] | None = None, resolved: Resolved | None = None,
                  ) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
     """:func:`check_loops` with the closed-form estimate only; ``unfinished`` gets the loops found too complex
     before their unrolling ended that have instructions of ``watch`` (head, inner iterations, those)."""
@@ -372,9 +383,12 @@ def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, f
         for h, n in loops.items():
             if h != head and h in body:
                 inner *= n
-        watched = watch & body if unrolled is not None and watch and single_entry(cfg, head, body) else frozenset()
+        one_entry = single_entry(cfg, head, body)
+        watched = watch & body if unrolled is not None and watch and one_entry else frozenset()
         lv = terminates(env, cfg, pre, head, budget, part, max(0, BPF_COMPLEXITY_LIMIT_INSNS - kernel_work),
-                        inner, watched)
+                        inner, watched, resolved is not None and one_entry)
+        if resolved is not None and lv.verdict == "bounded" and lv.exits is not None:
+            resolved[head] = (frozenset(body), lv.exits)
         verdict, iters, work = lv.verdict, lv.iterations, lv.processed
         budget -= work
         processed += work
@@ -382,7 +396,7 @@ def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, f
         if unrolled is not None:
             for i, states in lv.states.items():
                 unrolled.setdefault(i, []).append(states)
-            if verdict == "complex" and watched:
+            if verdict == "complex" and (watched or (resolved is not None and one_entry)):
                 unfinished.append((head, inner, watched))
         if verdict == "bounded":
             loops[head] = iters
