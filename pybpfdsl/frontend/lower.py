@@ -8,8 +8,9 @@
    helper parse. Refuses ill-typed programs (`DslError` at the line). Pure-Python mode reads it.
 3. emit (`emit/`): SSA IR from the same trees, split by concept: statements, loops, conditions,
    expressions, arithmetic, calls, state access, packet access, built-ins (see `emit.base`). It
-   reads the checker's decisions (helper parses, atomic adds, random thresholds) from the typed AST
-   and checks every scalar it computes against it: a difference is a compiler bug, reported as one.
+   reads the checker's decisions (operations' result types, loop variables' types, helper parses,
+   atomic adds, random thresholds) from the typed AST and checks every scalar it computes against
+   it: a difference is a compiler bug, reported as one.
 
 `Lowerer` combines the emitter's concept mixins; one instance handles one `@xdp` function and the
 `@inline` helpers it calls (inlined in place). Every construct the DSL does not support ends in a

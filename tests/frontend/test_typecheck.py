@@ -6,7 +6,9 @@ the error the compiler gives; and pure-Python mode runs from the typed AST alone
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
 import pkgutil
 import tempfile
 import warnings
@@ -17,6 +19,7 @@ from types import FunctionType, ModuleType
 import pytest
 
 import examples
+from pybpfdsl.frontend.emit import base as emit_base
 from pybpfdsl.frontend.evaluate import run_python
 from pybpfdsl.frontend.lower import Lowerer, lower_function, typecheck_function
 from pybpfdsl.lang.errors import DslError, DslWarning
@@ -85,6 +88,18 @@ def test_generated_programs_checked_types_are_the_emitted_ones() -> None:
                 problems.append(f"seed {seed}: " + "; ".join(found[:3]))
     assert not problems, "\n".join(problems)
     assert typed_nodes > 100 * len(GENERATED_SEEDS)  # not vacuous
+
+
+def test_the_emitter_reads_result_types_and_decides_none() -> None:
+    """The rules that decide an operation's result type (promotion, the common type, a join's type, a
+    literal's type) are the checker's to apply: no emitter module names them; it reads the typed AST."""
+    rules = {"binary_type", "unary_type", "join_type", "promote", "common_type"}
+    package = Path(inspect.getfile(emit_base)).parent
+    named = {f"{path.name}: {node.attr if isinstance(node, ast.Attribute) else node.id}"
+             for path in sorted(package.glob("*.py")) for node in ast.walk(ast.parse(path.read_text()))
+             if (isinstance(node, ast.Attribute) and node.attr in rules)
+             or (isinstance(node, ast.Name) and node.id in rules)}
+    assert not named
 
 
 def test_the_emitter_refuses_a_typed_ast_it_disagrees_with() -> None:

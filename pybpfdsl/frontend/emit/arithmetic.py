@@ -1,8 +1,9 @@
 """Emitting arithmetic: operators and conversions on scalars.
 
 Takes scalars (typed SSA values or constants, `values.Scalar`); gives the result scalar: folded by the
-type rules of `fold` when they give a constant, otherwise the IR operation on the operands converted to
-the type `fold` says the operation computes in.
+rules of `fold` when they give a constant, otherwise the IR operation on the operands converted to the
+type the operation computes in, which the typed AST gives (`result_type`; a comparison's operand type
+is still `fold.compare_type`'s).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class ArithmeticEmitter(EmitterBase):
         folded = fold.fold_untyped_binary(op, a, b, self.complaint(node))
         if folded is not None:
             return folded
-        t = fold.binary_type(op, a.type, b.type)
+        t = self.result_type(node)
         ca, cb = self.convert(a, t, node), self.convert(b, t, node)
         folded = fold.fold_typed_binary(op, t, ca, cb)
         if folded is not None:
@@ -109,7 +110,7 @@ class ArithmeticEmitter(EmitterBase):
     def negate(self, v: Scalar, node: ast.AST) -> Scalar:
         if v.const is not None and fold.untyped(v):
             return self.const_scalar(-v.const, node)
-        t = fold.unary_type(v.type)
+        t = self.result_type(node)
         cv = self.convert(v, t, node)
         zero = Scalar(t, const=0.0 if t.is_fixed else 0)
         if t.is_fixed:
@@ -126,9 +127,9 @@ class ArithmeticEmitter(EmitterBase):
             return self.negate(v, node)
         if v.type.is_fixed:
             raise self.unchecked(node)
-        t = fold.unary_type(v.type)
         if v.const is not None and fold.untyped(v):
             return self.const_scalar(~int(v.const), node)
+        t = self.result_type(node)
         return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)
 
     def compare(self, op: CmpOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:

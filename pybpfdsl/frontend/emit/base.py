@@ -108,6 +108,11 @@ class EmitterBase(ABC):
     def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.scope.source.error(node, message, hint)
 
+    def result_type(self, node: ast.AST) -> ScalarType:
+        """The type the typed AST gives `node`'s value (an expression, or an `op=` statement's operation):
+        the type an operation computes in is read here, never decided by the emitter."""
+        return self.typed.types[(self.ctx, node)]
+
     def unchecked(self, node: ast.AST) -> AssertionError:
         """A program the emitter cannot emit, which the type checker (stage 2) refuses before emission,
         with the user's message: reaching one here is a compiler bug, not the user's error."""

@@ -10,7 +10,7 @@ from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import DslValue, Scalar, StringVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
-from pybpfdsl.lang.types import BOOL, FLOAT, common_type, promote, u32, u64
+from pybpfdsl.lang.types import BOOL, FLOAT, u32, u64
 
 
 def _no_args(lw: EmitterBase, node: ast.Call, name: str) -> None:
@@ -39,7 +39,7 @@ def randint(lw: EmitterBase, node: ast.Call) -> Scalar:
         span = int(hi.const) - int(lo.const) + 1
         if not 1 <= span <= 1 << 32:
             raise lw.unchecked(node)
-    t = promote(common_type(lo.type, hi.type))
+    t = lw.result_type(node)
     lo64 = lw.scalar_value(lw.convert(lo, u64, node))
     hi64 = lw.scalar_value(lw.convert(hi, u64, node))
     one = lw.const(u64, 1)
@@ -91,7 +91,7 @@ def absolute(lw: EmitterBase, node: ast.Call) -> Scalar:
     folded = fold.fold_abs(v, lw.complaint(node))
     if folded is not None:
         return folded
-    t = fold.unary_type(v.type)
+    t = lw.result_type(node)
     v = lw.convert(v, t, node)
     if not t.signed:
         return v

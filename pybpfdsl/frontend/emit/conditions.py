@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 
-from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Flow
@@ -181,7 +180,7 @@ class ConditionEmitter(EmitterBase):
             return results[0][1]
         values = [v for _, v in results]
         if all(isinstance(v, Scalar) for v in values):
-            t = fold.join_type([v.type for v in values])  # type: ignore[union-attr]
+            t = self.result_type(node)
             flows = []
             for flow, v in results:
                 self.b.set_block(flow.block)

@@ -23,8 +23,6 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.types import (
     BOOL,
-    common_type,
-    literal_type,
     u32,
 )
 
@@ -164,8 +162,7 @@ class LoopEmitter(EmitterBase):
         count = len(range(start, stop, step_by))
         if count > MAX_LOOP_ITERATIONS:
             raise self.unchecked(call)
-        t = self.scope.var_types.get(var) or common_type(common_type(literal_type(start), literal_type(stop)),
-                                                         literal_type(step_by))
+        t = self.typed.var_types[self.scope.source.function][var]  # the loop variable's type, as checked
         last = start + (count - 1) * step_by if count else start
         if count and not all(t.min <= v <= t.max for v in (start, last, last + step_by)):
             # The counter is the loop variable: stepping past `last` must not wrap, or the loop never ends.

@@ -230,8 +230,8 @@ class StatementChecker(CallChecker):
         if op in (BinOp.ADD, BinOp.SUB) and (g.type.bits in (32, 64) or g.type.is_fixed):
             self.facts.atomic_add(self.ctx, s)  # an atomic add of the (negated) converted operand
             delta = self.convert(operand, g.type, value_node)
-            if op is BinOp.SUB:
-                self.negate(delta, s)
+            if op is BinOp.SUB:  # the negated operand's type, for the emitter to read under the statement
+                self.record_aug(s, self.negate(delta, s))
             return
         self.convert(self.record_aug(s, self.binary(op, computed(g.type), operand, s)), g.type, s)
 
