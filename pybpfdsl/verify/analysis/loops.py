@@ -206,8 +206,8 @@ def single_entry(cfg: Cfg, head: int, body: set[int]) -> bool:
     """Whether every way into the loop passes its head (no jump from outside into the body's middle):
     then the iterations :func:`terminates` unrolls from the head's entry states reach every state the body
     can be in, and a bounded loop's unrolled states are an invariant of its body, one per iteration, with
-    no widening (see ``driver._recheck``)."""
-    return all(p in body for n in body if n != head for p in cfg.preds[n])
+    no widening (see ``driver._recheck``). The program's first instruction counts as a way in."""
+    return (head == 0 or 0 not in body) and all(p in body for n in body if n != head for p in cfg.preds[n])
 
 
 def _covered(new: Parts, old: Parts) -> bool:

@@ -16,6 +16,8 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import verify_instructions
+from pybpfdsl.verify.analysis.cfg import Cfg
+from pybpfdsl.verify.analysis.loops import single_entry
 from tests.verify.analysis.kernel_oracle import kernel_verdict
 
 KERNEL, WHY = kernel_bpf_available()
@@ -65,3 +67,14 @@ def test_the_kernel_judges_both_alike(reach: int) -> None:
     kernel = kernel_verdict(_end_loop(reach))
     assert kernel.ok == (reach == 13), kernel.last_lines
     assert verify_instructions(_end_loop(reach)).ok == kernel.ok
+
+
+def test_a_loop_entered_also_from_the_program_start_is_not_single_entry() -> None:
+    """0 → 1 → 2 → 1 and 0 → 2: the loop at 1 can be entered at 2, straight from the first instruction, so
+    its unrolled iterations (from 1's entry states) do not cover every state of its body."""
+    succs = [[1, 2], [2], [1, 3], []]
+    preds = [[], [0, 2], [0, 1], [2]]
+    cfg = Cfg(succs, preds, [0, 1, 2, 3], {0: 0, 1: 1, 2: 2, 3: 3}, {(2, 1)}, {1})
+    body = cfg.loop_body(1)
+    assert body == {0, 1, 2}
+    assert not single_entry(cfg, 1, body)
