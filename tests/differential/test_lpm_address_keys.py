@@ -1,16 +1,12 @@
 """`acl.get(ip4.src, 0)`: an address where an LpmTrie's key goes is its full-length key, bytes in network
-order, the same in the four executions, and the program is proven. The frontend builds the key once the
-change in the maps helper's report (issue 16 §4) is applied; until then these tests skip, saying so."""
+order, the same in the four executions, and the program is proven."""
 
 from __future__ import annotations
 
 import random
 
-import pytest
-
 from pybpfdsl import XDP_DROP, XDP_PASS, XDP_TX, Packet, u32, xdp
 from pybpfdsl.differential import compare
-from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.lpm_trie import LpmTrie, prefix
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.testing import reset_state
@@ -34,19 +30,6 @@ def by_address(pkt: Packet) -> int:
     if ip4.src in acl and verdict == 1:
         return XDP_DROP
     return XDP_TX if verdict == 3 else XDP_PASS
-
-
-def _frontend_builds_address_keys() -> bool:
-    try:
-        by_address.lower()
-    except DslError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _frontend_builds_address_keys(),
-                                reason="the frontend does not yet build an LpmTrie key from an address "
-                                       "(the change is in the maps helper's report)")
 
 
 def _ipv4(src: bytes, dst: bytes, ttl: int) -> bytes:

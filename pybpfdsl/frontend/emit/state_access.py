@@ -20,12 +20,15 @@ from pybpfdsl.frontend.values import (
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.lpm_trie import LpmTrie
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
     BOOL,
     ScalarType,
     i64,
+    u8,
+    u32,
 )
 
 
@@ -83,6 +86,8 @@ class StateEmitter(EmitterBase):
     def map_key(self, m: BpfMap, node: ast.expr) -> n.Value:
         v = self.lower_expr(node)
         kt = m.key_type
+        if isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, StructVal):
+            return self.address_key(m, m.address_type, self.as_scalar(v, node), node)
         if isinstance(kt, ScalarType):
             s = self.as_scalar(v, node)
             if s.type.is_fixed:
@@ -91,6 +96,18 @@ class StateEmitter(EmitterBase):
         if isinstance(v, StructVal) and v.cls is kt:
             return v.value
         raise self.unchecked(node)
+
+    def address_key(self, m: LpmTrie, at: ScalarType, v: Scalar, node: ast.expr) -> n.Value:
+        """`acl.get(ip4.src)`: an address as an LPM trie's full-length key, its prefix length and then its
+        bytes, the most significant first (network order), as `LpmTrie.key_of_address` builds it."""
+        if v.type.is_fixed:
+            raise self.unchecked(node)
+        address = self.convert(v, at, node, implicit=True)
+        fields = [self.scalar_value(Scalar(u32, const=m.max_prefixlen))]
+        for shift in range(at.bits - 8, -1, -8):
+            byte = self.binary(BinOp.SHR, address, Scalar(at, const=shift), node) if shift else address
+            fields.append(self.scalar_value(self.convert(byte, u8, node)))
+        return self.b.emit(n.MakeStruct(self.new(StructType(m.prefix_type)), tuple(fields), line=self.line))
 
     def map_value(self, m: BpfMap, node: ast.expr) -> n.Value:
         v = self.lower_expr(node)

@@ -35,6 +35,7 @@ from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
+from pybpfdsl.lang.lpm_trie import LpmTrie
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, RawValue, StateObject
 from pybpfdsl.lang.structs import Struct
@@ -244,6 +245,15 @@ class ExpressionEvaluator(EvaluatorBase):
         return m
 
     def map_key(self, m: BpfMap, node: ast.expr, fr: Frame) -> RawValue:
+        if isinstance(m, LpmTrie) and m.address_type is not None:
+            v = self.expr(node, fr)
+            if isinstance(v, Struct):
+                return v
+            if not isinstance(v, Scalar):
+                raise EvaluationError(f"`{source_text(node)}` is not an address")
+            raw = raw_of(convert(v, m.address_type))
+            assert isinstance(raw, int)
+            return m.key_of_address(raw)  # as the emitter builds it
         return self.map_item(m.key_type, node, fr)
 
     def map_value(self, m: BpfMap, node: ast.expr, fr: Frame) -> RawValue:

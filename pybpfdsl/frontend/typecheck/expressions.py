@@ -27,6 +27,7 @@ from pybpfdsl.frontend.values import (
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.errors import DslError
+from pybpfdsl.lang.lpm_trie import LpmTrie
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u8, u32, u64
 
@@ -337,10 +338,15 @@ class ExpressionChecker(ArithmeticChecker):
     def map_key(self, m: BpfMap, node: ast.expr) -> None:
         v = self.expr(node)
         kt = m.key_type
+        address = isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, Record)
+        if address:
+            assert isinstance(m, LpmTrie) and m.address_type is not None
+            kt = m.address_type  # an address: the emitter builds its full-length key
         if isinstance(kt, ScalarType):
             s = self.as_scalar(v, node)
             if s.type.is_fixed:
-                raise self.err(node, f"the keys of {m.name} are {kt}, not floats")
+                what = f"addresses ({kt})" if address else str(kt)
+                raise self.err(node, f"the keys of {m.name} are {what}, not floats")
             self.convert(s, kt, node, implicit=True)
             return
         if isinstance(v, Record) and v.cls is kt:
