@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pybpfdsl.bpf.elf import BpfElf  # noqa: E402
-from pybpfdsl.superopt.api import optimize_object  # noqa: E402
+from pybpfdsl.superopt.api import WHOLE_PROOF_UNITS, optimize_object  # noqa: E402
 from pybpfdsl.superopt.kernel_check import load_alone  # noqa: E402
 from tests.verify.corpus import third_party_corpus as tp  # noqa: E402
 from tests.verify.corpus.c_corpus import CLANG_FLAGS, _arch_include  # noqa: E402
@@ -153,10 +153,10 @@ def _kernel(before: bytes, after: bytes) -> str:
     return "ok" if "ok" in verdicts else "skipped (the input does not load)"
 
 
-def run(name: str, origin: str, builds: dict[str, bytes], budget: int) -> Row:
+def run(name: str, origin: str, builds: dict[str, bytes], budget: int, proof_units: int = WHOLE_PROOF_UNITS) -> Row:
     build, elf = min(builds.items(), key=lambda kv: (_slots(kv[1]), kv[0]))
     started = time.perf_counter()
-    result = optimize_object(elf, proposals=budget, trust_window_proofs=True)
+    result = optimize_object(elf, proposals=budget, trust_window_proofs=True, whole_proof_units=proof_units)
     seconds = time.perf_counter() - started
     # The gate loaded every program of the output the kernel loads from the input (refused rewrites were
     # dropped there); the corpus's own loader confirms it here, independently.
@@ -187,7 +187,7 @@ def _write(rows: list[Row], out: str, budget: int, final: bool) -> None:
     for r in rows:
         lines.append(f"{r.name[:62]:62} {r.origin:18} {r.build:8} {r.before:6} {r.after:6} "
                      f"{100 * r.reduction:6.1f} {r.proof:8} {r.kernel[:40]:10} {r.seconds:6.1f}")
-    notes = [f"  {r.name}: {r.reason}" for r in rows if r.reason]
+    notes = [f"  {r.name}: {r.reason}" for r in rows if r.reason and "no rewrite" not in r.reason]
     if notes:
         lines += ["", "why a check did not say ok:", *notes]
     text = "\n".join(lines)
@@ -209,7 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-third-party", action="store_true")
     ap.add_argument("--no-examples", action="store_true")
     ap.add_argument("--out", default="superopt")
+    ap.add_argument("--proof-units", type=int, default=WHOLE_PROOF_UNITS,
+                    help="Z3 units of the whole-program proof of each entry program")
+    ap.add_argument("--render", action="store_true", help="only write the .txt again from the .json")
     args = ap.parse_args(argv)
+    if args.render:
+        data = json.loads((ROOT / "benchmarks" / "results" / f"{args.out}.json").read_text())
+        fields = set(Row.__dataclass_fields__)
+        _write([Row(**{k: v for k, v in r.items() if k in fields}) for r in data["rows"]], args.out,
+               data["budget"], final=True)
+        return 0
     os.environ.setdefault("PYBPFDSL_CACHE", "0")
     subjects = []
     if not args.no_corpus:
@@ -221,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     subjects = [s for s in subjects if not args.only or any(o in s[0] for o in args.only)]
     rows: list[Row] = []
     for name, origin, builds in subjects:
-        rows.append(run(name, origin, builds, args.budget))
+        rows.append(run(name, origin, builds, args.budget, args.proof_units))
         print(f"{name}: {rows[-1].before} -> {rows[-1].after} proof {rows[-1].proof} kernel {rows[-1].kernel} "
               f"({rows[-1].seconds:.1f} s)", flush=True)
         _write(rows, args.out, args.budget, final=False)
