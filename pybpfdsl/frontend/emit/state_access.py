@@ -90,7 +90,7 @@ class StateEmitter(EmitterBase):
             return self.address_key(m, m.address_type, self.as_scalar(v, node), node)
         if isinstance(kt, ScalarType):
             s = self.as_scalar(v, node)
-            if s.type.is_fixed:
+            if s.type.is_fixed and not kt.is_fixed:
                 raise self.unchecked(node)
             return self.scalar_value(self.convert(s, kt, node, implicit=True))
         if isinstance(v, StructVal) and v.cls is kt:

@@ -8,6 +8,7 @@ the node in the current lowering context: the typed AST. The same steps and refu
 from __future__ import annotations
 
 import ast
+from types import BuiltinFunctionType, FunctionType
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.operators import COMPARISONS
@@ -54,6 +55,9 @@ class ExpressionChecker(ArithmeticChecker):
             raise self.err(node, f"`{ast.unparse(node)}` may be None here",
                            f"check first: `if {ast.unparse(node)} is None: return XDP_PASS`, or store it in a "
                            "variable and test that")
+        if isinstance(v, StringVal) and _is_ipv4(v.text):
+            raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is a string",
+                           f'write the address as a number: `ip("{v.text}")`')
         raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
 
     def expr(self, node: ast.expr) -> Kind:
@@ -169,8 +173,23 @@ class ExpressionChecker(ArithmeticChecker):
             case "program":
                 raise self.err(node, f"{name} is an @xdp program; programs cannot call each other",
                                "move the shared code into an @inline helper")
-        raise self.err(node, f"{name} is a {type(value).__name__}, which a DSL function cannot use",
-                       "use constants, state objects (Global, HashMap, ...), DSL types and @inline helpers")
+        raise self.unusable(node, name, value)
+
+    def unusable(self, node: ast.expr, name: str, value: object) -> DslError:
+        """The refusal of a Python object a DSL function cannot use, saying what to use instead."""
+        if value is print:
+            return self.err(node, "print is not supported in a DSL function yet",
+                            "to see values from a program, count them in a Global or map, or send records to "
+                            "Python through a RingBuf")
+        if getattr(value, "__module__", None) == "time" and callable(value):
+            return self.err(node, f"time.{name}() cannot be called in a DSL function",
+                            "use `now_ns()` (from pybpfdsl): the kernel's monotonic clock, in nanoseconds")
+        if isinstance(value, FunctionType):
+            return self.err(node, f"{name} is a plain Python function; a DSL function can call only @inline "
+                                  f"helpers", f"add `@inline` (from pybpfdsl) above `def {name}`")
+        what = "a Python builtin" if isinstance(value, BuiltinFunctionType) else f"a {type(value).__name__}"
+        return self.err(node, f"{name} is {what}, which a DSL function cannot use",
+                        "use constants, state objects (Global, HashMap, ...), DSL types and @inline helpers")
 
     # --- attributes
     def attribute(self, node: ast.Attribute) -> Kind:
@@ -304,6 +323,10 @@ class ExpressionChecker(ArithmeticChecker):
     # --- subscripts, maps and the payload
     def subscript(self, node: ast.Subscript, base_node: ast.expr, index: ast.expr) -> Kind:
         base = self.expr(base_node)
+        if isinstance(index, ast.Slice):
+            hint = ("read a record at an offset: `pkt.payload.read(Header, 0)` with `class Header(Struct)`, "
+                    "or one byte at a time: `pkt.payload[i]`") if isinstance(base, Payload) else None
+            raise self.err(node, f"slices (`{ast.unparse(node)}`) are not supported in a DSL function", hint)
         if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
             m = base.obj
             if isinstance(m, HashMap | LruHashMap):
@@ -336,6 +359,10 @@ class ExpressionChecker(ArithmeticChecker):
         raise self.err(node, f"`{ast.unparse(node)}` is {describe(v)}, not a map")
 
     def map_key(self, m: BpfMap, node: ast.expr) -> None:
+        if isinstance(node, ast.Tuple):
+            raise self.err(node, f"a key of {m.name} cannot be a tuple",
+                           "declare a Struct key: `class Key(Struct): a: u32; b: u16`, make the map with it "
+                           "(`HashMap(Key, ...)`) and write `Key(a, b)` where the key goes")
         v = self.expr(node)
         kt = m.key_type
         address = isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, Record)
@@ -344,7 +371,7 @@ class ExpressionChecker(ArithmeticChecker):
             kt = m.address_type  # an address: the emitter builds its full-length key
         if isinstance(kt, ScalarType):
             s = self.as_scalar(v, node)
-            if s.type.is_fixed:
+            if s.type.is_fixed and not kt.is_fixed:
                 what = f"addresses ({kt})" if address else str(kt)
                 raise self.err(node, f"the keys of {m.name} are {what}, not floats")
             self.convert(s, kt, node, implicit=True)
@@ -363,3 +390,8 @@ class ExpressionChecker(ArithmeticChecker):
         if isinstance(v, Record) and v.cls is vt:
             return
         raise self.err(node, f"the values of {m.name} are {vt.__name__} records, not {describe(v)}")
+
+
+def _is_ipv4(text: str) -> bool:
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)

@@ -123,13 +123,13 @@ def helper_given_a_number_for_the_packet(pkt: Packet) -> int:
 
 @xdp
 def calls_plain_python_function(pkt: Packet) -> int:
-    n = plain_python(pkt.len)  # error: plain_python is a function, which a DSL function cannot use | hint: @inline helpers
+    n = plain_python(pkt.len)  # error: plain_python is a plain Python function; a DSL function can call only @inline helpers | hint: add `@inline`
     return XDP_PASS
 
 
 @xdp
 def calls_print(pkt: Packet) -> int:
-    print(pkt.len)  # error: print is a builtin_function_or_method, which a DSL function cannot use
+    print(pkt.len)  # error: print is not supported in a DSL function yet | hint: RingBuf
     return XDP_PASS
 
 
