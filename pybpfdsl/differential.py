@@ -27,11 +27,14 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.interpreter import ExecutionResult
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.interpreter import Environment, run_program
+from pybpfdsl.lang.actions import XDP_REDIRECT
 from pybpfdsl.lang.helpers import HelperSource, use_helpers
+from pybpfdsl.lang.redirect import RedirectTarget, last_redirect, record_redirect
 from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
@@ -48,6 +51,9 @@ class Step:
     action: int
     packet: bytes
     state: Snapshot
+    redirect: RedirectTarget | None = field(default=None, compare=False)
+    """Where an XDP_REDIRECT goes, where the execution shows it (not the kernel's test run); compared by
+    `compare` when both executions show it."""
 
 
 def snapshot(state: dict[str, StateObject]) -> Snapshot:
@@ -109,8 +115,9 @@ def run_python(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactor
     steps = []
     with _helpers(helpers), _reading(state) as observe:
         for p in packets:
+            record_redirect(None)
             action = prog(p)
-            steps.append(Step(action, p, observe()))
+            steps.append(Step(action, p, observe(), last_redirect()))
     return steps
 
 
@@ -122,22 +129,34 @@ def run_ir(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | 
     with _helpers(helpers), _reading(lowered.state) as observe:
         for p in packets:
             result = run_program(lowered.program, p, env)
-            steps.append(Step(result.action, result.packet, observe()))
+            steps.append(Step(result.action, result.packet, observe(), result.redirect))
     return steps
 
 
 def run_bytecode(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactory | None = None) -> list[Step]:
     """The bytecode interpreter on the compiled object, against the state objects."""
-    from pybpfdsl.state_transfer import run_bytecode as interpret
+    from pybpfdsl.state_transfer import run_bytecode_result as interpret
 
     compiled = _compiled(prog)
     state = compiled.lowered.state
     steps = []
     with _helpers(helpers), _reading(state) as observe:
         for p in packets:
-            action, after = interpret(compiled, p, state)
-            steps.append(Step(action, after, observe()))
+            result = interpret(compiled, p, state)
+            steps.append(Step(result.action, result.packet, observe(), _bytecode_target(result)))
     return steps
+
+
+def _bytecode_target(result: ExecutionResult) -> RedirectTarget | None:
+    if result.redirect_element is not None:
+        interp_map, key, _ = result.redirect_element
+        return RedirectTarget(interp_map.name, key)
+    return None if result.redirect_ifindex is None else RedirectTarget(None, result.redirect_ifindex)
+
+
+def _redirects_differ(a: Step, b: Step) -> bool:
+    return (a.action == XDP_REDIRECT and a.redirect is not None and b.redirect is not None
+            and a.redirect != b.redirect)
 
 
 def run_kernel(prog: XdpProgram, packets: Sequence[bytes]) -> list[Step]:
@@ -215,6 +234,8 @@ class Mismatch:
             what.append(f"action {a.action} vs {b.action}")
         if a.packet != b.packet:
             what.append("packet bytes differ")
+        if _redirects_differ(a, b):
+            what.append(f"redirect to {a.redirect} vs {b.redirect}")
         if a.state != b.state:
             keys = [k for k in a.state if a.state.get(k) != b.state.get(k)]
             what.append("state differs in " + ", ".join(keys) + f": {[a.state[k] for k in keys]} vs "
@@ -257,7 +278,7 @@ def compare(prog: XdpProgram, packets: Iterable[bytes],
     base = executions[0]
     for other in executions[1:]:
         for index, (a, b) in enumerate(zip(results[base], results[other])):
-            if a != b:
+            if a != b or _redirects_differ(a, b):
                 return Mismatch(index, packets[index], base, other, a, b)
     return None
 

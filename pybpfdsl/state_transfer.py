@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from pybpfdsl.bpf.helper_results import HelperResults
 from pybpfdsl.bpf.image import BytecodeImage
-from pybpfdsl.bpf.interpreter import XdpContext
+from pybpfdsl.bpf.interpreter import ExecutionResult, XdpContext
 from pybpfdsl.bpf.memory import ArrayElements, InterpMap
 from pybpfdsl.lang.helpers import current_helpers
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
+from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, StateObject, decode, encode, zero_value
 
 if TYPE_CHECKING:
@@ -36,6 +37,11 @@ def load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping[
             sec, off, sz = image.variables[name]
             data = maps[sec].entries[InterpMap.index_key(0)].data
             data[off:off + (sz or obj.type.size)] = encode(obj.raw_get(), obj.type)
+        elif isinstance(obj, DevMap | CpuMap) and name in maps:
+            for key in obj.raw_keys():
+                value = obj.raw_lookup(key)
+                if value is not None:
+                    maps[name].fill(encode(key, obj.key_type), encode(value, obj.value_type))
         elif isinstance(obj, Array) and name in maps and isinstance(elements := maps[name].entries, ArrayElements):
             # Copied in element by element as the run touches them: a packet costs what it reads.
             elements.initial = functools.partial(_array_element, obj)
@@ -91,10 +97,17 @@ def run_bytecode(compiled: CompiledProgram, packet: bytes, state: Mapping[str, S
     number come from ``helpers``, by default the DSL's current source (`pybpfdsl.lang.helpers`), as
     in pure Python and the IR interpreter. Returns (action, packet after).
     """
+    result = run_bytecode_result(compiled, packet, state, ctx=ctx, helpers=helpers)
+    return result.action, result.packet
+
+
+def run_bytecode_result(compiled: CompiledProgram, packet: bytes, state: Mapping[str, StateObject] | None = None,
+                        *, ctx: XdpContext | None = None, helpers: HelperResults | None = None) -> ExecutionResult:
+    """`run_bytecode`, giving the interpreter's whole result (the redirect target too)."""
     image = BytecodeImage.from_elf(compiled.elf, compiled.name)
     objects = compiled.lowered.state if state is None else state
     maps = image.fresh_maps()
     load_state(image, maps, objects)
     result = image.run(bytes(packet), maps, ctx=ctx, helpers=current_helpers() if helpers is None else helpers)
     store_state(image, maps, objects)
-    return result.action, result.packet
+    return result

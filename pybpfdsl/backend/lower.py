@@ -455,6 +455,14 @@ class _FunctionLowering:
     def ringbuf_output(self, op: n.RingbufOutput, record: ir.Value) -> ir.Value:
         return self._ringbuf_output(op.map_name, op.record, record)
 
+    def redirect(self, op: n.Redirect, ifindex: ir.Value) -> ir.Value:
+        args = [self.b.zext(ifindex, _I64), ir.Constant(_I64, 0)]
+        return self.b.trunc(self._call(Helper.REDIRECT, _I64, args), _I32)
+
+    def redirect_map(self, op: n.RedirectMap, key: ir.Value) -> ir.Value:
+        args = [self.state.maps[op.map_name], self.b.zext(key, _I64), ir.Constant(_I64, op.miss)]
+        return self.b.trunc(self._call(Helper.REDIRECT_MAP, _I64, args), _I32)
+
     def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
         """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""
         width = x.type.width

@@ -277,6 +277,11 @@ class InterpMap:
         self.entries[key] = self._region(key, value)
         return 0
 
+    def fill(self, key: bytes, value: bytes) -> None:
+        """User space's write of a slot of a map programs only read through helpers (a DEVMAP's device,
+        a CPUMAP's queue), which `update` (bpf_map_update_elem from a program) refuses."""
+        self.entries[key] = self._region(key, value)
+
     def delete(self, key: bytes) -> int:
         if self.map_type == MapType.LPM_TRIE:  # exactly the prefix given
             if self._lpm_too_long(key):

@@ -16,9 +16,11 @@ from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
+from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
+from pybpfdsl.lang.redirect import RedirectTarget
 from pybpfdsl.lang.state import BpfMap, Global, RawValue, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType, i64, int_type
@@ -35,6 +37,8 @@ class IRResult:
     action: int
     packet: bytes
     steps: int
+    redirect: RedirectTarget | None = None
+    """Where XDP_REDIRECT goes, as the run's last redirect call set it."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class _Machine:
         self.helpers = env.helpers or current_helpers()
         self.values: dict[n.Value, Cell] = {}
         self.action = 0
+        self.redirect_target: RedirectTarget | None = None
 
     def get(self, v: n.Value) -> Cell:
         try:
@@ -222,6 +227,16 @@ class _Machine:
         assert isinstance(record, Struct)
         return int(self.env.ringbufs[op.map_name].raw_output(record))
 
+    def redirect(self, op: n.Redirect, ifindex: Any) -> Any:
+        self.redirect_target = RedirectTarget(None, ifindex & 0xFFFFFFFF)
+        return int(XdpAction.REDIRECT)
+
+    def redirect_map(self, op: n.RedirectMap, key: Any) -> Any:
+        if self.map(op.map_name).raw_lookup(key) is None:
+            return op.miss
+        self.redirect_target = RedirectTarget(op.map_name, key)
+        return int(XdpAction.REDIRECT)
+
     def run(self, step_limit: int) -> IRResult:
         blocks = {b.name: b for b in self.program.blocks}
         block = self.program.entry
@@ -238,7 +253,7 @@ class _Machine:
                 raise IRRuntimeError(f"block {block.name} has no terminator")
             edge = term.transfer(self, self.get)
             if edge is None:
-                return IRResult(self.action, bytes(self.packet), steps)
+                return IRResult(self.action, bytes(self.packet), steps, self.redirect_target)
             target = blocks[edge.target]
             incoming = [self.get(a) for a in edge.args]
             for param, value in zip(target.params, incoming):

@@ -115,6 +115,8 @@ class Effects(Protocol[V]):
     def store_global(self, op: StoreGlobal, value: V) -> None: ...
     def call_helper(self, op: CallHelper) -> V: ...
     def ringbuf_output(self, op: RingbufOutput, record: V) -> V: ...
+    def redirect(self, op: Redirect, ifindex: V) -> V: ...
+    def redirect_map(self, op: RedirectMap, key: V) -> V: ...
 
 
 R = TypeVar("R")  # what a terminator leads to in an execution
@@ -633,6 +635,45 @@ class RingbufOutput(EffectInstr):
 
 
 @dataclass(frozen=True)
+class Redirect(EffectInstr):
+    """bpf_redirect(ifindex, 0): the target of the next XDP_REDIRECT is interface `ifindex`; the result is
+    the action XDP_REDIRECT."""
+
+    syntax: ClassVar[str] = "redirect {ifindex}"
+    out: Value
+    ifindex: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.ifindex.type, u32, "interface index")
+        rules.same(self.out.type, u32, "redirect action")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.redirect(self, get(self.ifindex))
+
+
+@dataclass(frozen=True)
+class RedirectMap(EffectInstr):
+    """bpf_redirect_map(map, key, miss): XDP_REDIRECT to the slot `key` of a DEVMAP or CPUMAP when it is
+    filled (the slot is the target), else the action `miss` (0-3, the flags' low two bits)."""
+
+    syntax: ClassVar[str] = "redirect_map @{map_name}, {key}, miss {miss}"
+    out: Value
+    map_name: str
+    key: Value
+    miss: int
+
+    def check(self, rules: TypeRules) -> None:
+        decl = rules.map_decl(self.map_name)
+        rules.expect(decl.kind in (MapKind.DEVMAP, MapKind.CPUMAP), f"{self.map_name} is a DEVMAP or CPUMAP")
+        rules.expect(0 <= self.miss <= 3, "the miss action is one of XDP_ABORTED..XDP_TX")
+        rules.same(self.key.type, u32, f"key of {self.map_name}")
+        rules.same(self.out.type, u32, "redirect action")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.redirect_map(self, get(self.key))
+
+
+@dataclass(frozen=True)
 class Edge:
     """A jump target with the values bound to its parameters."""
 
@@ -800,7 +841,7 @@ STATUS_TYPE = i64
 INSTRUCTIONS: tuple[type[Instr], ...] = (
     Const, Binary, FixedDivInt, IntQuotient, Compare, Convert, Reinterpret, Select, PacketLen, InBounds,
     LoadPacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
-    MakeStruct, ExtractField, CallHelper, RingbufOutput,
+    MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap,
 )
 """Every instruction class: the parser reads these by their syntax (a test checks none is missing)."""
 TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)

@@ -12,6 +12,7 @@ from typing import ParamSpec, TypeVar
 
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.helpers import current_helpers
+from pybpfdsl.lang.redirect import redirect_to
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -64,3 +65,9 @@ def inline(fn: Callable[P, R]) -> Callable[P, R]:
 
 def is_inline(obj: object) -> bool:
     return bool(getattr(obj, "__pybpfdsl_inline__", False))
+
+
+def redirect(ifindex: int) -> int:
+    """Send the packet out of interface `ifindex` (`bpf_redirect`): `return redirect(ifindex)` gives
+    XDP_REDIRECT with that target."""
+    return redirect_to(ifindex)

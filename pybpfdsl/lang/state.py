@@ -38,6 +38,8 @@ class MapKind(enum.Enum):
     LRU_HASH = 9
     LRU_PERCPU_HASH = 10
     LPM_TRIE = 11
+    DEVMAP = 14
+    CPUMAP = 16
     RINGBUF = 27
 
 

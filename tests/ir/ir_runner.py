@@ -15,6 +15,7 @@ from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.lpm_trie import Ip4Prefix, Ip6Prefix, LpmTrie
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
+from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, MapKind, PerCpuArray, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
@@ -24,6 +25,7 @@ _HASHES: dict[MapKind, type[HashMap | LruHashMap]] = {
     MapKind.PERCPU_HASH: PerCpuHashMap, MapKind.LRU_PERCPU_HASH: LruPerCpuHashMap}
 LPM_KEYS = (Ip4Prefix, Ip6Prefix)  # the language's key records: parse IR text with these classes
 _ARRAYS: dict[MapKind, type[Array]] = {MapKind.ARRAY: Array, MapKind.PERCPU_ARRAY: PerCpuArray}
+_REDIRECTS: dict[MapKind, type[DevMap | CpuMap]] = {MapKind.DEVMAP: DevMap, MapKind.CPUMAP: CpuMap}
 
 
 def _declared(t: ScalarType | StructType) -> ScalarType | type[Struct]:
@@ -33,6 +35,8 @@ def _declared(t: ScalarType | StructType) -> ScalarType | type[Struct]:
 def _map(decl: n.MapDecl) -> BpfMap:
     if decl.kind in _ARRAYS:
         return _ARRAYS[decl.kind](_declared(decl.value_type), decl.max_entries)
+    if decl.kind in _REDIRECTS:
+        return _REDIRECTS[decl.kind](decl.max_entries)
     if decl.kind is MapKind.LPM_TRIE:
         return LpmTrie(_declared(decl.key_type), _declared(decl.value_type), decl.max_entries)
     return _HASHES[decl.kind](_declared(decl.key_type), _declared(decl.value_type), decl.max_entries)

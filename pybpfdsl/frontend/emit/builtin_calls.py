@@ -1,4 +1,5 @@
-"""Lowering calls of DSL built-ins: random numbers, time, CPU, `ip()`, `min`, `max`, `abs`."""
+"""Lowering calls of DSL built-ins: random numbers, time, CPU, `ip()`, `min`, `max`, `abs`, and the
+redirects (`redirect(ifindex)`, `ports.redirect(key)` of a DevMap or CpuMap)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import DslValue, Scalar, StringVal
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
 from pybpfdsl.lang.types import BOOL, FLOAT, u32, u64
 
 
@@ -102,6 +105,27 @@ def absolute(lw: EmitterBase, node: ast.Call) -> Scalar:
                                         lw.scalar_value(v), line=lw.line)))
 
 
+def redirect(lw: EmitterBase, node: ast.Call) -> Scalar:
+    if len(node.args) != 1 or node.keywords:
+        raise lw.unchecked(node)
+    ifindex = lw.scalar_value(lw.convert(lw.scalar(node.args[0]), u32, node.args[0], implicit=True))
+    return Scalar(u32, lw.op(n.Redirect, u32, ifindex, hint="action"))
+
+
+def redirect_map(lw: EmitterBase, node: ast.Call, m: DevMap | CpuMap, attr: str) -> Scalar:
+    """`ports.redirect(key[, miss])`: bpf_redirect_map with the miss action as its flags."""
+    if attr != "redirect" or not 1 <= len(node.args) <= 2 or node.keywords or m.name is None:
+        raise lw.unchecked(node)
+    key = lw.scalar_value(lw.convert(lw.scalar(node.args[0]), u32, node.args[0], implicit=True))
+    miss = int(XdpAction.ABORTED)
+    if len(node.args) == 2:
+        given = lw.scalar(node.args[1]).const
+        if given is None or int(given) not in MISS_ACTIONS:
+            raise lw.unchecked(node.args[1])
+        miss = int(given)
+    return Scalar(u32, lw.op(n.RedirectMap, u32, m.name, key, miss, hint="action"))
+
+
 def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
     match name:
         case "random":
@@ -119,6 +143,8 @@ def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
             return Scalar(u32, _helper(lw, n.Helper.SMP_PROCESSOR_ID))
         case "ip":
             return ip_address(lw, node)
+        case "redirect":
+            return redirect(lw, node)
         case "min" | "max":
             return min_max(lw, node, name)
         case "abs":

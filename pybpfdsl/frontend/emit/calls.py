@@ -33,6 +33,7 @@ from pybpfdsl.frontend.values import (
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
@@ -194,6 +195,8 @@ class CallEmitter(EmitterBase):
         return converted
 
     def method_call(self, node: ast.Call, base: DslValue, attr: str) -> DslValue:
+        if isinstance(base, StateVal) and isinstance(base.obj, DevMap | CpuMap):
+            return builtin_calls.redirect_map(self, node, base.obj, attr)
         if isinstance(base, StateVal) and isinstance(base.obj, BpfMap):
             return self.map_method(node, base.obj, attr)
         if isinstance(base, PayloadVal):

@@ -30,8 +30,10 @@ from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith
+from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
+from pybpfdsl.lang.redirect import CpuMap, DevMap, redirect_to
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, ScalarType, u32, u64
@@ -55,6 +57,10 @@ class CallEvaluator(ExpressionEvaluator):
                 return self.struct_call(node, cls, fr)
             case Callee(kind="inline", target=FunctionType() as fn):
                 return self.inline_call(node, fn, fr)
+            case Method(base=DevMap() | CpuMap() as ports, attr="redirect"):
+                key = raw_of(convert(self.scalar(node.args[0], fr), u32))
+                miss = raw_of(self.scalar(node.args[1], fr)) if len(node.args) == 2 else int(XdpAction.ABORTED)
+                return Scalar(u32, ports.redirect(key, miss))
             case Method(base=BpfMap() as m, attr="get"):
                 return self.map_get(node, m, fr)
             case Method(base=Payload() as payload, attr="read"):
@@ -84,6 +90,8 @@ class CallEvaluator(ExpressionEvaluator):
                 return Scalar(self.type_of(node), h.ktime_get_ns() & _U64_MASK)
             case "cpu_id":
                 return Scalar(self.type_of(node), h.cpu_id() & _U32_MASK)
+            case "redirect":
+                return Scalar(u32, redirect_to(raw_of(convert(self.scalar(node.args[0], fr), u32))))
             case "ip":
                 text = self.expr(node.args[0], fr)
                 assert isinstance(text, Text)

@@ -26,6 +26,7 @@ from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, P
 from pybpfdsl.frontend.values import Callee, NoneVal, PacketVal, Scalar, StateVal, StringVal
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, common_type, promote, u32, u64
@@ -75,6 +76,11 @@ class CallChecker(ConditionChecker):
                 return self.randint(node)
             case "ip":
                 return self.ip_address(node)
+            case "redirect":
+                if len(node.args) != 1 or node.keywords:
+                    raise self.err(node, "write `return redirect(ifindex)`: the interface to send the packet out of")
+                self.convert(self.scalar(node.args[0]), u32, node.args[0], implicit=True)
+                return computed(u32)  # the action: XDP_REDIRECT
             case "min" | "max":
                 return self.min_max(node, name)
             case "abs":
@@ -277,6 +283,8 @@ class CallChecker(ConditionChecker):
         raise self.err(node, f"{describe(base)} has no method `{attr}`")
 
     def map_method(self, node: ast.Call, m: BpfMap, attr: str) -> Kind:
+        if isinstance(m, DevMap | CpuMap):
+            return self.redirect_method(node, m, attr)
         if attr == "get":
             if not 1 <= len(node.args) <= 2 or node.keywords:
                 raise self.err(node, "write `m.get(key)` or `m.get(key, default)`")
@@ -298,6 +306,22 @@ class CallChecker(ConditionChecker):
                            "read maps from Python (the control plane) instead")
         raise self.err(node, f"{m.kind_name} has no method `{attr}` in a DSL function",
                        "use m[k], m.get(k, default), m[k] = v, del m[k], k in m")
+
+    def redirect_method(self, node: ast.Call, m: DevMap | CpuMap, attr: str) -> Kind:
+        """`ports.redirect(key)` or `ports.redirect(key, XDP_PASS)`: the action (bpf_redirect_map)."""
+        usage = f"write `return {m.name}.redirect(key)` or `return {m.name}.redirect(key, XDP_PASS)`"
+        if attr != "redirect":
+            raise self.err(node, f"a {m.kind_name} has no method `{attr}` in a DSL function; the program can "
+                           "only redirect through it", usage + "; fill it from Python: " + f"`{m.name}[0] = ...`")
+        if not 1 <= len(node.args) <= 2 or node.keywords:
+            raise self.err(node, f"{m.name}.redirect takes a key and optionally the action for an empty slot", usage)
+        self.convert(self.scalar(node.args[0]), u32, node.args[0], implicit=True)
+        if len(node.args) == 2:
+            miss = self.scalar(node.args[1])
+            if miss.const is None or int(miss.const) not in MISS_ACTIONS:
+                raise self.err(node.args[1], "the action for an empty slot must be a constant XDP_ABORTED, "
+                               "XDP_DROP, XDP_PASS or XDP_TX", "the kernel takes it from the flags' low two bits")
+        return computed(u32)
 
     def payload_method(self, node: ast.Call, attr: str) -> Kind:
         if attr != "read":

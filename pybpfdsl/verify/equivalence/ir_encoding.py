@@ -16,8 +16,10 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
+from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
+from pybpfdsl.verify.equivalence import redirect
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.paths import (
     MERGE_AFTER_PATHS,
@@ -403,6 +405,20 @@ class _Path:
 
     def call_helper(self, op: n.CallHelper) -> Any:
         return self.encoder._helper(self.s, op.helper)
+
+    def redirect(self, op: n.Redirect, ifindex: Any) -> Any:
+        """bpf_redirect(ifindex, 0), as the bytecode encoding states it: the device `ifindex`."""
+        self.s.effects.redirect = redirect.device_state(_term(ifindex))
+        return z3.BitVecVal(XdpAction.REDIRECT, 32)
+
+    def redirect_map(self, op: n.RedirectMap, key: Any) -> Any:
+        """bpf_redirect_map(map, key, miss): the element under `key` when the slot is filled, else `miss`
+        (and the state the kernel leaves, `redirect.after_redirect_map`)."""
+        fx, shape = self.s.effects, self.encoder.shapes[op.map_name]
+        k = _term(key)
+        found = fx.present(shape, k)
+        fx.redirect = redirect.after_redirect_map(shape, k, fx.value(shape, k), found, fx.redirect)
+        return z3.If(found, z3.BitVecVal(XdpAction.REDIRECT, 32), z3.BitVecVal(op.miss, 32))
 
     def ringbuf_output(self, op: n.RingbufOutput, record: Any) -> Any:
         e = self.encoder
