@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, drop_unreachable
-from pybpfdsl.ir.passes.rewrite import copy_program, rename
+from pybpfdsl.ir.passes.rewrite import Fresh, copy_program, rename
 
 MAX_ROUNDS = 1000
 
@@ -60,6 +60,8 @@ def _thread(program: n.Program) -> bool:
         term = b.terminator
         if isinstance(term, n.Jump):
             target = blocks[term.to.target]
+            if _decides(program, target, term.to) and _carry(program, target, outside):
+                return True
             if _movable(target, b, outside) and target.terminator is not None:
                 b.terminator = rename(target.terminator, _params(target, term.to.args))
                 changed = True
@@ -71,6 +73,67 @@ def _thread(program: n.Program) -> bool:
     if changed:
         drop_unreachable(program)
     return changed
+
+
+def _decides(program: n.Program, target: n.Block, jump: n.Edge) -> bool:
+    """Whether `jump` passes a constant to the parameter `target` (an instruction-less block) branches on."""
+    term = target.terminator
+    if target.instrs or not isinstance(term, n.Branch) or term.cond not in target.params:
+        return False
+    arg = jump.args[target.params.index(term.cond)]
+    return any(isinstance(i, n.Const) and i.out == arg for b in program.blocks for i in b.instrs)
+
+
+def _carry(program: n.Program, target: n.Block, outside: set[n.Value]) -> bool:
+    """Pass `target`'s parameters that other blocks read on to the successors those blocks lie under, as
+    parameters of their own, so `target`'s terminator can be copied into a predecessor. Possible when each
+    such block is dominated by a successor that only `target` enters (a presence flag's branch, its
+    header's offset read under the flag's true side). False when nothing is to carry or it is impossible."""
+    escaping = [p for p in target.params if p in outside]
+    if not escaping or target.terminator is None:
+        return False
+    cfg = Cfg.of(program)
+    succs = {e.target for e in target.terminator.edges()}
+    if target.name in succs or any(set(cfg.preds.get(x, ())) != {target.name} for x in succs):
+        return False
+    plan: dict[str, list[n.Value]] = {}
+    for b in program.blocks:
+        if b is target:
+            continue
+        read = {v for i in b.instrs for v in i.operands()}
+        read |= set(b.terminator.operands()) if b.terminator is not None else set()
+        wanted = [p for p in escaping if p in read]
+        if not wanted:
+            continue
+        under = [x for x in succs if cfg.dominates(x, b.name)]
+        if not under:
+            return False
+        plan.setdefault(under[0], [])
+        plan[under[0]] += [p for p in wanted if p not in plan[under[0]]]
+    fresh = Fresh(program)
+    blocks = {b.name: b for b in program.blocks}
+    for name, carried in plan.items():
+        names = {p: fresh.value(p.type, p.hint) for p in carried}
+        for b in program.blocks:
+            if cfg.dominates(name, b.name):
+                b.instrs = [rename(i, names) for i in b.instrs]
+                if b.terminator is not None:
+                    b.terminator = rename(b.terminator, names)
+        blocks[name].params = blocks[name].params + [names[p] for p in carried]
+        target.terminator = _extended(target.terminator, name, tuple(carried))
+    return True
+
+
+def _extended(term: n.Terminator, target: str, extra: tuple[n.Value, ...]) -> n.Terminator:
+    """`term` with `extra` appended to the arguments of its edges to `target`."""
+    def edge(e: n.Edge) -> n.Edge:
+        return n.Edge(e.target, e.args + extra) if e.target == target else e
+
+    if isinstance(term, n.Jump):
+        return n.Jump(to=edge(term.to), line=term.line)
+    if isinstance(term, n.Branch):
+        return n.Branch(cond=term.cond, if_true=edge(term.if_true), if_false=edge(term.if_false), line=term.line)
+    return term
 
 
 def _forward(blocks: dict[str, n.Block], source: n.Block, e: n.Edge, outside: set[n.Value]) -> n.Edge:

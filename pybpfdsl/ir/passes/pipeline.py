@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold
+from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold, joins, thread
 from pybpfdsl.ir.printer import format_program
 
 
@@ -22,10 +22,13 @@ class Pass:
 
 
 PASSES: tuple[Pass, ...] = (
+    Pass("thread", thread.run),
+    Pass("dce", dce.run),
     Pass("fold", fold.run),
     Pass("cse", cse.run),
     Pass("bounds", bounds.run),
     Pass("blocks", blocks.run),
+    Pass("joins", joins.run),
     Pass("dce", dce.run),
 )
 MAX_ROUNDS = 8
