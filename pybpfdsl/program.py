@@ -177,8 +177,14 @@ class XdpProgram:
 
     def lower(self) -> Lowered:
         """The function lowered to checked IR (cached: the function's source and globals are read once)."""
+        __tracebackhide__ = True  # pytest: the error is the user's line, not this frame
         if self._lowered is None:
-            self._lowered = lower_function(self.function, self.name)
+            try:
+                self._lowered = lower_function(self.function, self.name)
+            except DslError as exc:
+                # The message shows the user's file and line; the compiler's own frames below this call
+                # would bury it (the error is a finding about the program, not a crash).
+                raise exc.with_traceback(None) from None
         return self._lowered
 
     @property

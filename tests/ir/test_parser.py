@@ -146,7 +146,7 @@ BAD = [
     ("%6: u32 = const 256", "%6: u31 = const 256", "u31", "unknown type 'u31'"),
     ("%8: u32 = const 1", "%6: u32 = const 1", "%6", "defined twice (first on line 16)"),
     ("map @counts: hash<struct Key,", "map @counts: hash<struct Flow,", "struct Flow", "struct Flow is not declared"),
-    ("struct Key {addr: u32, port: u16}", "struct Key {addr: u32, port: float}", "Key", "must be an integer type"),
+    ("struct Key {addr: u32, port: u16}", "struct Key {}", "Key", "Key declares no fields"),
     ("struct Key {addr: u32, port: u16}", "struct Key {addr: u32, port: ref<counts>}", "ref<counts>",
      "must have a scalar type"),
     ("atomic_add_global @total", "%12: u64 = atomic_add_global @total", "atomic_add_global", "has no result"),

@@ -6,6 +6,7 @@ the payload and constant tuples, and the keys and values of maps converted to th
 from __future__ import annotations
 
 import ast
+import enum
 from types import ModuleType
 
 from pybpfdsl.frontend import fold
@@ -158,7 +159,7 @@ class ExpressionEvaluator(EvaluatorBase):
                 assert isinstance(value, tuple)
                 return TupleValue(value)
             case "module":
-                assert isinstance(value, ModuleType)
+                assert isinstance(value, ModuleType | enum.EnumMeta)  # a module, or an enum's constants
                 return value
             case "string":
                 assert isinstance(value, str)
@@ -183,7 +184,7 @@ class ExpressionEvaluator(EvaluatorBase):
                 return Scalar(self.type_of(node), int(getattr(base, attr)))
             case Global() if attr == "value":
                 return Scalar(base.type, base.raw_get())
-            case ModuleType():
+            case ModuleType() | enum.EnumMeta():
                 return self.from_python(getattr(base, attr))
             case Callee() | StateObject() | Payload():
                 return Method(base, attr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from enum import EnumMeta
 from types import ModuleType
 from typing import TypeAlias
 
@@ -52,7 +53,7 @@ class Text:
 
 Value: TypeAlias = (
     "Scalar[int] | HeaderView | Payload | Packet | Struct | StateObject | Callee | Method | TupleValue | Text"
-    " | ModuleType | None"
+    " | ModuleType | EnumMeta | None"  # EnumMeta: an IntEnum's constants (`XdpAction.DROP`)
 )
 
 
