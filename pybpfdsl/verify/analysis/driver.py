@@ -156,6 +156,16 @@ def _past_loops(env: Env, cfg: Cfg, start: State, max_parts: int, resolved: Reso
     argument of ``_analyse_both``); inside them ``_recheck`` decides. Not settling refuses nothing more."""
     bodies: set[int] = set().union(*(body for body, _ in resolved.values()))
     nodes = set(range(len(env.insns))) - bodies
+    # Only errors the loops' exits lead to can go: elsewhere this analysis is the first one again.
+    after: set[int] = set()
+    todo = [t for _, exits in resolved.values() for t, _ in exits if t in nodes]
+    while todo:
+        n = todo.pop()
+        if n not in after:
+            after.add(n)
+            todo.extend(t for t in cfg.succs[n] if t in nodes)
+    if not any(f.is_error and f.insn in after for f in found):
+        return found
     live = live_in(env.insns, cfg.succs)
     starts = list(dict.fromkeys([(t, s) for t, s in ((0, start), *(e for _, exits in resolved.values() for e in exits))
                                  if t in nodes]))
