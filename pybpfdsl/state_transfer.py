@@ -12,10 +12,11 @@ import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pybpfdsl.bpf.helper_results import HelperResults
+from pybpfdsl.bpf.helper_results import FIB_ROUTES, FibAnswer, HelperResults
 from pybpfdsl.bpf.image import BytecodeImage
 from pybpfdsl.bpf.interpreter import ExecutionResult, XdpContext
 from pybpfdsl.bpf.memory import ArrayElements, InterpMap
+from pybpfdsl.lang import fib
 from pybpfdsl.lang.helpers import current_helpers
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.redirect import CpuMap, DevMap
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram
 
 __all__ = ["load_state", "run_bytecode", "store_state"]
+
+
+def _scripted_route(dst: int, ifindex: int) -> FibAnswer:
+    return fib.lookup(dst, ifindex).answer()
+
+
+# The bytecode interpreter's bpf_fib_lookup answers from the table pure Python and the IR interpreter read.
+FIB_ROUTES.lookup = _scripted_route
 
 
 def load_state(image: BytecodeImage, maps: dict[str, InterpMap], state: Mapping[str, StateObject]) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from llvmlite import ir
 
-from pybpfdsl.backend import barriers
+from pybpfdsl.backend import barriers, fib_lookup
 from pybpfdsl.backend.debuginfo import (
     CHAR,
     S32,
@@ -462,6 +462,9 @@ class _FunctionLowering:
     def redirect_map(self, op: n.RedirectMap, key: ir.Value) -> ir.Value:
         args = [self.state.maps[op.map_name], self.b.zext(key, _I64), ir.Constant(_I64, op.miss)]
         return self.b.trunc(self._call(Helper.REDIRECT_MAP, _I64, args), _I32)
+
+    def fib_lookup(self, op: n.FibLookup, dst: ir.Value, ifindex: ir.Value) -> ir.Value:
+        return fib_lookup.fib_lookup(self, op, dst, ifindex)
 
     def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
         """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""

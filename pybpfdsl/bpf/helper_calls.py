@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pybpfdsl.bpf.abi import Helper, MapType, RingbufFlag, XdpAction
 from pybpfdsl.bpf.faults import BytecodeFault, UnsupportedHelper
-from pybpfdsl.bpf.helper_results import HelperResults
+from pybpfdsl.bpf.helper_results import FIB_ROUTES, HelperResults
 from pybpfdsl.bpf.memory import (
     EAGAIN,
     EFAULT,
@@ -192,6 +192,29 @@ def _h_csum_diff(m: HelperMachine, args: list[Value]) -> Value:
     return ((ret + ((ret << 16 | ret >> 16) & 0xFFFFFFFF)) & 0xFFFFFFFF) >> 16  # csum_from32to16
 
 
+FIB_PARAMS_SIZE = 64  # sizeof(struct bpf_fib_lookup)
+AF_INET = 2
+
+
+def _h_fib_lookup(m: HelperMachine, args: list[Value]) -> Value:
+    """bpf_fib_lookup(ctx, params, plen, flags) for IPv4 without flags, answered by the scripted routes
+    (`helper_results.FIB_ROUTES`): the status in r0; the egress ifindex and, when forwarded, the MACs
+    written into the params struct, as the kernel writes them."""
+    if _scalar(args[2]) & 0xFFFFFFFF < FIB_PARAMS_SIZE:
+        return _errno(-EINVAL)
+    params = bytearray(m.read_bytes(args[1], FIB_PARAMS_SIZE))
+    if _scalar(args[3]) != 0 or params[0] != AF_INET:
+        raise UnsupportedHelper(m.pc, Helper.FIB_LOOKUP)  # IPv6, flags: not modelled
+    dst = int.from_bytes(params[32:36], "big")
+    status, egress, smac, dmac = FIB_ROUTES.lookup(dst, int.from_bytes(params[8:12], "little"))
+    params[8:12] = (egress & 0xFFFFFFFF).to_bytes(4, "little")
+    if status == 0:
+        params[52:58] = (smac & 0xFFFFFFFFFFFF).to_bytes(6, "big")
+        params[58:64] = (dmac & 0xFFFFFFFFFFFF).to_bytes(6, "big")
+    m.write_bytes(args[1], bytes(params))
+    return status & MASK64
+
+
 _PRINTK_CONVERSION = re.compile(rb"%([-+ 0#]*)([0-9]*)(ll|l|hh|h|z)?([diuxXc%])")
 
 
@@ -262,6 +285,7 @@ HELPER_CALLS: Mapping[int, HelperCall] = {
     Helper.GET_SMP_PROCESSOR_ID: _h_cpu,
     Helper.REDIRECT: _h_redirect,
     Helper.REDIRECT_MAP: _h_redirect_map,
+    Helper.FIB_LOOKUP: _h_fib_lookup,
     Helper.CSUM_DIFF: _h_csum_diff,
     Helper.XDP_ADJUST_HEAD: _h_adjust_head,
     Helper.XDP_ADJUST_TAIL: _h_adjust_tail,

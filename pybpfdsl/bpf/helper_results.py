@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["HELPER_RESULTS", "HelperHook", "HelperResults"]
+__all__ = ["FIB_ROUTES", "FibHook", "FibAnswer", "HELPER_RESULTS", "HelperHook", "HelperResults"]
 
 
 class HelperResults(Protocol):
@@ -56,3 +56,22 @@ class HelperHook:
 
 
 HELPER_RESULTS = HelperHook()
+
+
+FibAnswer = tuple[int, int, int, int]
+"""What bpf_fib_lookup answers for an IPv4 destination: (status, egress ifindex, smac, dmac), the MACs as
+48-bit big-endian numbers."""
+
+NOT_FORWARDED = 4  # BPF_FIB_LKUP_RET_NOT_FWDED
+
+
+@dataclass
+class FibHook:
+    """Where the interpreter's bpf_fib_lookup finds routes: ``lookup(dst, ingress ifindex)``, dst in host
+    order. By itself no route forwards anything; ``pybpfdsl.state_transfer`` points it at the DSL's
+    scripted table (:func:`pybpfdsl.lang.fib.use_routes`), which pure Python and the IR interpreter read."""
+
+    lookup: Callable[[int, int], FibAnswer] = lambda dst, ifindex: (NOT_FORWARDED, ifindex, 0, 0)
+
+
+FIB_ROUTES = FibHook()

@@ -31,6 +31,7 @@ _DSL_BUILTINS: dict[int, str] = {
     id(dsl_builtins.cpu_id): "cpu_id",
     id(dsl_builtins.ip): "ip",
     id(dsl_builtins.redirect): "redirect",
+    id(dsl_builtins.fib_lookup): "fib_lookup",
     id(dsl_builtins.bounded): "bounded",
     id(builtins.min): "min",
     id(builtins.max): "max",

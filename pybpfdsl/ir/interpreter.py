@@ -16,6 +16,7 @@ from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
+from pybpfdsl.lang import fib
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
@@ -236,6 +237,9 @@ class _Machine:
             return op.miss
         self.redirect_target = RedirectTarget(op.map_name, key)
         return int(XdpAction.REDIRECT)
+
+    def fib_lookup(self, op: n.FibLookup, dst: Any, ifindex: Any) -> Any:
+        return fib.lookup(dst, ifindex)
 
     def run(self, step_limit: int) -> IRResult:
         blocks = {b.name: b for b in self.program.blocks}

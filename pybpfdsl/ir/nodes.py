@@ -117,6 +117,7 @@ class Effects(Protocol[V]):
     def ringbuf_output(self, op: RingbufOutput, record: V) -> V: ...
     def redirect(self, op: Redirect, ifindex: V) -> V: ...
     def redirect_map(self, op: RedirectMap, key: V) -> V: ...
+    def fib_lookup(self, op: FibLookup, dst: V, ifindex: V) -> V: ...
 
 
 R = TypeVar("R")  # what a terminator leads to in an execution
@@ -674,6 +675,26 @@ class RedirectMap(EffectInstr):
 
 
 @dataclass(frozen=True)
+class FibLookup(EffectInstr):
+    """bpf_fib_lookup for IPv4 destination `dst` (host order) arriving on `ifindex`: a record of the
+    language's `FibResult` type (status, egress interface, source and destination MAC)."""
+
+    syntax: ClassVar[str] = "fib_lookup {dst}, {ifindex}"
+    out: Value
+    dst: Value
+    ifindex: Value
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.dst.type, u32, "destination address")
+        rules.same(self.ifindex.type, u32, "ingress interface")
+        rules.expect(isinstance(self.out.type, StructType) and self.out.type.cls.__name__ == "FibResult",
+                     "fib_lookup gives a FibResult")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.fib_lookup(self, get(self.dst), get(self.ifindex))
+
+
+@dataclass(frozen=True)
 class Edge:
     """A jump target with the values bound to its parameters."""
 
@@ -841,7 +862,7 @@ STATUS_TYPE = i64
 INSTRUCTIONS: tuple[type[Instr], ...] = (
     Const, Binary, FixedDivInt, IntQuotient, Compare, Convert, Reinterpret, Select, PacketLen, InBounds,
     LoadPacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
-    MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap,
+    MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap, FibLookup,
 )
 """Every instruction class: the parser reads these by their syntax (a test checks none is missing)."""
 TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)

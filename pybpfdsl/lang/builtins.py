@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 from pybpfdsl.lang import fixed
+from pybpfdsl.lang.fib import FibResult, lookup
 from pybpfdsl.lang.helpers import current_helpers
 from pybpfdsl.lang.redirect import redirect_to
 
@@ -71,3 +72,9 @@ def redirect(ifindex: int) -> int:
     """Send the packet out of interface `ifindex` (`bpf_redirect`): `return redirect(ifindex)` gives
     XDP_REDIRECT with that target."""
     return redirect_to(ifindex)
+
+
+def fib_lookup(dst: int, ifindex: int) -> FibResult:
+    """The routing decision for IPv4 destination `dst` (host order) arriving on `ifindex`
+    (`bpf_fib_lookup`; outside the kernel from the table of `pybpfdsl.lang.fib.use_routes`)."""
+    return lookup(dst, ifindex)

@@ -279,9 +279,15 @@ def test_helper_results_passed_to_a_run_answer_its_helper_calls() -> None:
 
 
 def test_unsupported_helpers_are_named() -> None:
-    with pytest.raises(UnsupportedHelper, match="fib_lookup") as info:
-        run([call(69), EXIT], PACKET)
-    assert info.value.helper_id == 69 and info.value.pc == 0
+    with pytest.raises(UnsupportedHelper, match="tail_call") as info:
+        run([call(12), EXIT], PACKET)
+    assert info.value.helper_id == 12 and info.value.pc == 0
+
+
+def test_fib_lookup_without_a_whole_params_struct_is_einval() -> None:
+    """bpf_fib_lookup is modelled (scripted routes); a params size under 64 bytes is -EINVAL, as in the
+    kernel, before any memory is read."""
+    assert run([mov(3, 8), call(69), EXIT], PACKET).r0 == (-22) & (2**64 - 1)
 
 
 def test_redirect_adjust_head_and_ringbuf() -> None:

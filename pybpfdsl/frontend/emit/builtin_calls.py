@@ -8,10 +8,12 @@ import ipaddress
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
-from pybpfdsl.frontend.values import DslValue, Scalar, StringVal
+from pybpfdsl.frontend.values import DslValue, Scalar, StringVal, StructVal
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
 from pybpfdsl.lang.types import BOOL, FLOAT, u32, u64
 
@@ -126,6 +128,13 @@ def redirect_map(lw: EmitterBase, node: ast.Call, m: DevMap | CpuMap, attr: str)
     return Scalar(u32, lw.op(n.RedirectMap, u32, m.name, key, miss, hint="action"))
 
 
+def fib_lookup(lw: EmitterBase, node: ast.Call) -> StructVal:
+    if len(node.args) != 2 or node.keywords:
+        raise lw.unchecked(node)
+    dst, ifindex = (lw.scalar_value(lw.convert(lw.scalar(a), u32, a, implicit=True)) for a in node.args)
+    return StructVal(FibResult, lw.op(n.FibLookup, StructType(FibResult), dst, ifindex, hint="fib"))
+
+
 def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
     match name:
         case "random":
@@ -145,6 +154,8 @@ def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
             return ip_address(lw, node)
         case "redirect":
             return redirect(lw, node)
+        case "fib_lookup":
+            return fib_lookup(lw, node)
         case "min" | "max":
             return min_max(lw, node, name)
         case "abs":

@@ -29,7 +29,7 @@ from pybpfdsl.frontend.evaluate.running import (
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import Scalar
-from pybpfdsl.lang import arith
+from pybpfdsl.lang import arith, fib
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
@@ -90,6 +90,9 @@ class CallEvaluator(ExpressionEvaluator):
                 return Scalar(self.type_of(node), h.ktime_get_ns() & _U64_MASK)
             case "cpu_id":
                 return Scalar(self.type_of(node), h.cpu_id() & _U32_MASK)
+            case "fib_lookup":
+                dst, ifindex = (raw_of(convert(self.scalar(a, fr), u32)) for a in node.args)
+                return fib.lookup(dst, ifindex)
             case "redirect":
                 return Scalar(u32, redirect_to(raw_of(convert(self.scalar(node.args[0], fr), u32))))
             case "ip":

@@ -25,6 +25,7 @@ from pybpfdsl.frontend.typecheck.expressions import PARSED_ATTRIBUTES, pseudo_lo
 from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, Payload, Record, describe, join
 from pybpfdsl.frontend.values import Callee, NoneVal, PacketVal, Scalar, StateVal, StringVal
 from pybpfdsl.lang.arith import CmpOp
+from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
@@ -76,6 +77,13 @@ class CallChecker(ConditionChecker):
                 return self.randint(node)
             case "ip":
                 return self.ip_address(node)
+            case "fib_lookup":
+                if len(node.args) != 2 or node.keywords:
+                    raise self.err(node, "write `fib_lookup(dst, ifindex)`: an IPv4 destination (as pkt.ipv4.dst "
+                                   "reads it) and the interface the packet came in on")
+                for arg in node.args:
+                    self.convert(self.scalar(arg), u32, arg, implicit=True)
+                return Record(FibResult)
             case "redirect":
                 if len(node.args) != 1 or node.keywords:
                     raise self.err(node, "write `return redirect(ifindex)`: the interface to send the packet out of")

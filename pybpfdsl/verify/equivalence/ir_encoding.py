@@ -420,6 +420,9 @@ class _Path:
         fx.redirect = redirect.after_redirect_map(shape, k, fx.value(shape, k), found, fx.redirect)
         return z3.If(found, z3.BitVecVal(XdpAction.REDIRECT, 32), z3.BitVecVal(op.miss, 32))
 
+    def fib_lookup(self, op: n.FibLookup, dst: Any, ifindex: Any) -> Any:
+        raise Unsupported("fib_lookup (bpf_fib_lookup) is not modelled")
+
     def ringbuf_output(self, op: n.RingbufOutput, record: Any) -> Any:
         e = self.encoder
         if op.out in e.used:

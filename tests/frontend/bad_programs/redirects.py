@@ -6,7 +6,7 @@ report it (see tests/frontend/test_bad_input.py).
 # ruff: noqa
 
 from pybpfdsl import XDP_PASS, XDP_REDIRECT, Packet, xdp
-from pybpfdsl.lang.builtins import redirect
+from pybpfdsl.lang.builtins import fib_lookup, redirect
 from pybpfdsl.lang.redirect import CpuMap, DevMap
 
 ports = DevMap(4)
@@ -42,3 +42,15 @@ def devmap_get(pkt: Packet) -> int:
 @xdp
 def redirect_with_keyword(pkt: Packet) -> int:
     return cpus.redirect(key=0)  # error: takes a key and optionally the action
+
+
+@xdp
+def fib_lookup_one_argument(pkt: Packet) -> int:
+    hop = fib_lookup(1)  # error: write `fib_lookup(dst, ifindex)`
+    return XDP_PASS
+
+
+@xdp
+def fib_result_unknown_field(pkt: Packet) -> int:
+    hop = fib_lookup(1, 1)
+    return hop.mtu  # error: mtu
