@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit env system-deps clean
+.PHONY: demo test lint typecheck unit env system-deps clean bench
 
 env: $(STAMP)
 
@@ -40,6 +40,12 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q -n 2
 
 test: lint typecheck unit
+
+# Size and speed against an idiomatic libbpf C twin of every example (needs root, clang, libbpf-dev):
+# benchmarks/results/size_speed.{md,json,png}.
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) benchmarks/size_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
