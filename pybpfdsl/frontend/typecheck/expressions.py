@@ -373,7 +373,9 @@ class ExpressionChecker(ArithmeticChecker):
             s = self.as_scalar(v, node)
             if s.type.is_fixed and not kt.is_fixed:
                 what = f"addresses ({kt})" if address else str(kt)
-                raise self.err(node, f"the keys of {m.name} are {what}, not floats")
+                raise self.err(node, f"the keys of {m.name} are {what}, not floats",
+                               f"convert the key: `{kt}(...)` (it truncates toward zero)"
+                               + ("" if address else ", or declare the map with float keys"))
             self.convert(s, kt, node, implicit=True)
             return
         if isinstance(v, Record) and v.cls is kt:

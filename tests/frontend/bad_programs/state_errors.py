@@ -41,7 +41,7 @@ def hash_map_indexed(pkt: Packet) -> int:
 
 @xdp
 def float_key(pkt: Packet) -> int:
-    n = counts.get(pkt.len * 0.5, 0)  # error: the keys of counts are u32, not floats
+    n = counts.get(pkt.len * 0.5, 0)  # error: the keys of counts are u32, not floats | hint: `u32(...)`
     return XDP_PASS
 
 
