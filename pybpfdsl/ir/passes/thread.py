@@ -29,8 +29,8 @@ MAX_COPIED = 200
 """Instructions one run may copy."""
 MAX_BLOCK = 4
 """Largest block (instructions) copied. Measured on the examples: blocks of up to 2-5 instructions (the
-joins that pass the flags on) give the fewest BPF instructions, 1150 slots; 6 gives 1160 and larger
-blocks more (up to 1314 with no limit: copies of whole header parsers outweigh the branches saved)."""
+joins that pass the flags on) give the fewest BPF instructions, 876 slots; 6 gives 870, 8 gives 1017 and larger
+blocks more (copies of whole header parsers outweigh the branches saved)."""
 
 
 def run(program: n.Program) -> n.Program:
@@ -130,7 +130,6 @@ def _flags(program: n.Program) -> set[tuple[str, int]]:
 def _candidate(program: n.Program) -> tuple[n.Block, int, n.Block] | None:
     """(source block, edge index, target) of an edge worth a copy of its target, or None."""
     cfg = Cfg.of(program)
-    consts = {i.out: i.value for b in program.blocks for i in b.instrs if isinstance(i, n.Const)}
     blocks = {b.name: b for b in program.blocks}
     flags = _flags(program)
     incoming: dict[str, list[n.Edge]] = {}
@@ -138,6 +137,7 @@ def _candidate(program: n.Program) -> tuple[n.Block, int, n.Block] | None:
         term = blocks[name].terminator
         for e in term.edges() if term is not None else ():
             incoming.setdefault(e.target, []).append(e)
+    consts = _known(program, incoming)
     for name in cfg.order:
         block = blocks[name]
         if block is program.entry or len(block.instrs) > MAX_BLOCK \
@@ -159,6 +159,25 @@ def _candidate(program: n.Program) -> tuple[n.Block, int, n.Block] | None:
                     if e.target == name and e.args[k] in consts:
                         return blocks[source_name], index, block
     return None
+
+
+def _known(program: n.Program, incoming: dict[str, list[n.Edge]]) -> dict[n.Value, int]:
+    """Constants, and the parameters every edge passes one known constant (in the explicit form a flag
+    set in one block reaches the next ones as parameters)."""
+    known = {i.out: i.value for b in program.blocks for i in b.instrs if isinstance(i, n.Const)}
+    changed = True
+    while changed:
+        changed = False
+        for b in program.blocks:
+            edges = incoming.get(b.name, [])
+            for k, p in enumerate(b.params):
+                if p in known or not edges:
+                    continue
+                values = {known.get(e.args[k]) for e in edges}
+                if len(values) == 1 and None not in values:
+                    known[p] = values.pop()  # type: ignore[assignment]
+                    changed = True
+    return known
 
 
 def _copy_for_edge(program: n.Program, fresh: Fresh, source: n.Block, index: int, block: n.Block) -> None:
