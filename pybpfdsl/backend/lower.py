@@ -28,7 +28,7 @@ from pathlib import Path
 
 from llvmlite import ir
 
-from pybpfdsl.backend import barriers, fib_lookup
+from pybpfdsl.backend import barriers, fib_lookup, packet_store
 from pybpfdsl.backend.debuginfo import (
     CHAR,
     S32,
@@ -411,6 +411,9 @@ class _FunctionLowering:
     def load_packet(self, op: n.LoadPacket, offset: ir.Value) -> ir.Value:
         return self._load_packet(op, offset)
 
+    def store_packet(self, op: n.StorePacket, offset: ir.Value, value: ir.Value) -> None:
+        packet_store.store(self.b, self._packet_pointer(packet_store.as_load(op)), op.width, value)
+
     def map_lookup(self, op: n.MapLookup, key: ir.Value) -> ir.Value:
         map_ptr, key_ptr = self._key(op.map_name, op.key, key)
         return self._call(Helper.MAP_LOOKUP_ELEM, _PTR, [map_ptr, key_ptr])
@@ -517,6 +520,16 @@ class _FunctionLowering:
         The IR guarantees a dominating InBounds, so the failure path is unreachable in a well-formed
         program; LLVM removes the check when it can prove it redundant.
         """
+        ptr = self._packet_pointer(i)
+        ty = ir.IntType(8 * i.width)
+        value = self.b.load(ptr, typ=ty, align=1)
+        if i.big_endian and i.width > 1:
+            bswap = self.fn.module.declare_intrinsic("llvm.bswap", [ty])
+            value = self.b.call(bswap, [value])
+        return value
+
+    def _packet_pointer(self, i: n.LoadPacket) -> ir.Value:
+        """The pointer to `i`'s bytes, behind a check the verifier sees (shared with packet stores)."""
         b = self.b
         _check_width(i.width)
         covered = self.facts.covering(self.current, i)
@@ -535,12 +548,7 @@ class _FunctionLowering:
             end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
             ptr = self._at(ptr, k)
-        ty = ir.IntType(8 * i.width)
-        value = b.load(ptr, typ=ty, align=1)
-        if i.big_endian and i.width > 1:
-            bswap = self.fn.module.declare_intrinsic("llvm.bswap", [ty])
-            value = b.call(bswap, [value])
-        return value
+        return ptr
 
     def _opaque(self, ptr: ir.Value) -> ir.Value:
         """`ptr`, hidden from LLVM's reassociation behind the BPF backend's passthrough intrinsic.

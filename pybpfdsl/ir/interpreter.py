@@ -193,6 +193,12 @@ class _Machine:
             raise IRRuntimeError(f"packet load of {w} bytes at {offset} outside a {len(self.packet)}-byte packet")
         return int.from_bytes(self.packet[offset:offset + w], "big" if op.big_endian else "little")
 
+    def store_packet(self, op: n.StorePacket, offset: Any, value: Any) -> None:
+        w = op.width
+        if not self.check_bounds(offset, w):
+            raise IRRuntimeError(f"packet store of {w} bytes at {offset} outside a {len(self.packet)}-byte packet")
+        self.packet[offset:offset + w] = (value & ((1 << 8 * w) - 1)).to_bytes(w, "big")
+
     def map_lookup(self, op: n.MapLookup, key: Any) -> Any:
         key = _typed(op.key, key)
         return _Ref(op.map_name, key) if self.map(op.map_name).raw_lookup(key) is not None else None

@@ -105,6 +105,7 @@ class Effects(Protocol[V]):
     def packet_len(self, op: PacketLen) -> V: ...
     def in_bounds(self, op: InBounds, offset: V) -> V: ...
     def load_packet(self, op: LoadPacket, offset: V) -> V: ...
+    def store_packet(self, op: StorePacket, offset: V, value: V) -> None: ...
     def map_lookup(self, op: MapLookup, key: V) -> V: ...
     def is_null(self, op: IsNull, ref: V) -> V: ...
     def load_value(self, op: LoadValue, ref: V) -> V: ...
@@ -427,6 +428,29 @@ class LoadPacket(EffectInstr):
 
     def perform(self, effects: Effects[V], get: Operand[V]) -> V:
         return effects.load_packet(self, get(self.offset))
+
+
+@dataclass(frozen=True)
+class StorePacket(EffectInstr):
+    """Write `value` (an unsigned integer of `width` bytes) at `offset`, big-endian (network order).
+
+    Valid where `LoadPacket` of the same extent is: a dominating `InBounds` covers it. Header field
+    writes and their checksum updates are emitted as loads, arithmetic and these stores.
+    """
+
+    syntax: ClassVar[str] = "store_packet be{width:bits} {offset}, {value}"
+    offset: Value
+    value: Value
+    width: int
+
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(self.width in (1, 2, 4, 8), f"packet store width {self.width}")
+        rules.same(self.offset.type, u64, "offset")
+        rules.same(self.value.type, int_type(8 * self.width, False), "stored value")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> None:
+        effects.store_packet(self, get(self.offset), get(self.value))
+        return None
 
 
 @dataclass(frozen=True)
@@ -861,7 +885,7 @@ ACTION_TYPE = u32
 STATUS_TYPE = i64
 INSTRUCTIONS: tuple[type[Instr], ...] = (
     Const, Binary, FixedDivInt, IntQuotient, Compare, Convert, Reinterpret, Select, PacketLen, InBounds,
-    LoadPacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
+    LoadPacket, StorePacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
     MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap, FibLookup,
 )
 """Every instruction class: the parser reads these by their syntax (a test checks none is missing)."""

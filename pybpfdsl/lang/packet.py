@@ -5,6 +5,10 @@
 kernel. A header that is not present is `None`; a present header is a `HeaderView` whose attributes are
 the header's fields in host order (`pkt.ipv4.src`, `pkt.tcp.flags`).
 
+A program may write header fields (`ip4.ttl -= 1`) and payload bytes: the packet's bytes change, and
+the checksums covering a written field are updated (`lang.checksum`). The headers are not parsed again:
+the fields that decide where they are cannot be written.
+
 The offsets where parsing found each layer (`l3_offset`, `l4_offset`, `payload_offset`) are public:
 the compiler's lowering computes the same numbers, and tests compare the two.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 from typing import Final, SupportsBytes, TypeVar
 
+from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, PARSING_FIELDS, write_field_bytes, write_payload_byte
 from pybpfdsl.lang.headers import (
     ETH,
     ETH_HLEN,
@@ -47,23 +52,30 @@ PacketLike = bytes | bytearray | memoryview | SupportsBytes
 class HeaderView:
     """One present header: each field of its `HeaderSpec` as an int attribute, in host order.
 
-    Field values are decoded once, when the packet is parsed. The view is read-only. Non-field
-    information uses underscore names (`_spec`, `_offset`) because field names such as `len` and
-    `type` would otherwise collide with it.
+    Field values are decoded when the packet is parsed and again after each write to the packet.
+    Assigning a field (`view.ttl = 63`) writes the packet's bytes through `Packet.write_field`.
+    Non-field information uses underscore names (`_spec`, `_offset`) because field names such as `len`
+    and `type` would otherwise collide with it.
     """
 
-    __slots__ = ("_offset", "_spec", "_values")
+    __slots__ = ("_offset", "_packet", "_spec", "_values")
 
-    def __init__(self, spec: HeaderSpec, data: bytes, offset: int) -> None:
-        """Decode `spec`'s fields from `data` at `offset`; the caller guarantees the bytes are there."""
+    def __init__(self, spec: HeaderSpec, data: bytes | bytearray, offset: int, packet: Packet | None = None) -> None:
+        """Decode `spec`'s fields from `data` at `offset`; the caller guarantees the bytes are there.
+        `packet`, when given, is the packet the view writes to."""
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_offset", offset)
-        values = {f.name: read_field(data, offset, f) for f in spec.fields}
-        object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_packet", packet)
+        self._decode(data)
 
     _spec: HeaderSpec
     _offset: int
+    _packet: Packet | None
     _values: dict[str, int]
+
+    def _decode(self, data: bytes | bytearray) -> None:
+        values = {f.name: read_field(bytes(data), self._offset, f) for f in self._spec.fields}
+        object.__setattr__(self, "_values", values)
 
     def __getattr__(self, name: str) -> int:
         # Only reached for names that are not slots: the header's fields.
@@ -75,7 +87,11 @@ class HeaderView:
                 f"(fields: {', '.join(self._values)})") from None
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"packet headers are read-only (cannot set {self._spec.name}.{name})")
+        if self._packet is None:
+            raise AttributeError(f"this header view is read-only (cannot set {self._spec.name}.{name})")
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{self._spec.name}.{name} is an int field, not {type(value).__name__}")
+        self._packet.write_field(self, name, value)
 
     def as_dict(self) -> dict[str, int]:
         """Every field's value, by field name, in the header's declaration order."""
@@ -102,11 +118,12 @@ class Payload:
     tests for (`if b is not None`), and mirrors the bounds check the kernel requires.
     """
 
-    __slots__ = ("_data", "_start")
+    __slots__ = ("_data", "_packet", "_start")
 
-    def __init__(self, data: bytes, start: int) -> None:
+    def __init__(self, data: bytes | bytearray, start: int, packet: Packet | None = None) -> None:
         self._data = data
         self._start = start
+        self._packet = packet  # the packet a write goes through (checksums), None: read-only
 
     @property
     def offset(self) -> int:
@@ -141,12 +158,23 @@ class Payload:
         end = start + cls.size()
         if end > len(self._data) or start > MAX_PACKET_OFFSET:
             return None
-        record = cls.from_bytes(self._data[start:end], "big")
+        record = cls.from_bytes(bytes(self._data[start:end]), "big")
         assert isinstance(record, cls)
         return record
 
+    def __setitem__(self, index: int, value: int) -> None:
+        """Write payload byte `index`; a position outside the packet (or negative) writes nothing, as
+        the compiled program skips a write its bounds check fails."""
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"payload index must be an int, not {type(index).__name__}")
+        if self._packet is None:
+            raise TypeError("this payload is read-only")
+        pos = self._start + index
+        if index >= 0 and pos < len(self._data) and pos <= MAX_PACKET_OFFSET:
+            self._packet.write_payload_byte(pos, value)
+
     def __bytes__(self) -> bytes:
-        return self._data[self._start:]
+        return bytes(self._data[self._start:])
 
     def __repr__(self) -> str:
         return f"<Payload @{self._start}: {len(self)} bytes>"
@@ -160,7 +188,7 @@ class Packet:
     """
 
     __slots__ = (
-        "data",
+        "_buf",
         "eth",
         "ipv4",
         "ipv6",
@@ -174,8 +202,8 @@ class Packet:
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         """Parse `data` (copied) according to the rules in `pybpfdsl.lang.headers`."""
-        raw = bytes(data)
-        self.data: bytes = raw
+        raw = bytearray(data)
+        self._buf: bytearray = raw
         self.eth: HeaderView | None = None
         self.ipv4: HeaderView | None = None
         self.ipv6: HeaderView | None = None
@@ -184,20 +212,20 @@ class Packet:
         self.l3_offset: int | None = None
         self.l4_offset: int | None = None
         self.payload_offset: int = self._parse(raw)
-        self.payload: Payload = Payload(raw, self.payload_offset)
+        self.payload: Payload = Payload(raw, self.payload_offset, self)
 
-    def _parse(self, raw: bytes) -> int:
+    def _parse(self, raw: bytearray) -> int:
         """Fill in the headers and layer offsets; return where the payload starts."""
         size = len(raw)
         if size < ETH.length:
             return 0
-        self.eth = HeaderView(ETH, raw, 0)
+        self.eth = HeaderView(ETH, raw, 0, self)
         ethertype = self.eth.type
         l3 = ETH_HLEN
         l4: int
         proto: int
         if ethertype == ETH_P_IP and size >= l3 + IPV4.length:
-            self.ipv4 = ip = HeaderView(IPV4, raw, l3)
+            self.ipv4 = ip = HeaderView(IPV4, raw, l3, self)
             self.l3_offset = l3
             ihl = ip.ihl
             l4 = l3 + (ihl * 4 if ihl >= _IPV4_MIN_IHL else IPV4.length)
@@ -206,20 +234,20 @@ class Packet:
                 return l4
             proto = ip.proto
         elif ethertype == ETH_P_IPV6 and size >= l3 + IPV6.length:
-            self.ipv6 = ip6 = HeaderView(IPV6, raw, l3)
+            self.ipv6 = ip6 = HeaderView(IPV6, raw, l3, self)
             self.l3_offset = l3
             l4 = l3 + IPV6.length
             proto = ip6.nh  # extension headers are deliberately not followed
         else:
             return ETH_HLEN
         if proto == IPPROTO_TCP and size >= l4 + TCP.length:
-            tcp = HeaderView(TCP, raw, l4)
+            tcp = HeaderView(TCP, raw, l4, self)
             if tcp.dataofs >= _TCP_MIN_DATAOFS:
                 self.tcp = tcp
                 self.l4_offset = l4
                 return l4 + tcp.dataofs * 4
         elif proto == IPPROTO_UDP and size >= l4 + UDP.length:
-            self.udp = HeaderView(UDP, raw, l4)
+            self.udp = HeaderView(UDP, raw, l4, self)
             self.l4_offset = l4
             return l4 + UDP.length
         return l4
@@ -238,15 +266,46 @@ class Packet:
         return cls(bytes(packet))
 
     @property
+    def data(self) -> bytes:
+        """The packet's bytes as they are now (after the program's writes)."""
+        return bytes(self._buf)
+
+    def headers(self) -> list[HeaderView]:
+        """The present headers, outermost first."""
+        return [v for v in (self.eth, self.ipv4, self.ipv6, self.tcp, self.udp) if v is not None]
+
+    def write_field(self, view: HeaderView, name: str, value: int) -> None:
+        """Set field `name` of `view` (a header of this packet) to `value` (cut to the field's width)
+        and update the checksums covering it (`lang.checksum`); every view is decoded again."""
+        spec = view._spec.field(name)
+        if spec is None:
+            raise AttributeError(f"header {view._spec.name!r} has no field {name!r}")
+        if (view._spec.name, name) in PARSING_FIELDS:
+            raise AttributeError(f"{view._spec.name}.{name} decides where the headers are; it cannot be written")
+        checksums = {v._spec.name: v._offset for v in self.headers() if v._spec.name in CHECKSUM_OFFSET}
+        write_field_bytes(self._buf, view._spec, view._offset, spec, value, checksums)
+        self._decoded()
+
+    def write_payload_byte(self, pos: int, value: int) -> None:
+        """Set the byte at `pos` (in the packet) and update the TCP or UDP checksum covering it."""
+        checksums = {v._spec.name: v._offset for v in (self.tcp, self.udp) if v is not None}
+        write_payload_byte(self._buf, pos, value, checksums)
+        self._decoded()
+
+    def _decoded(self) -> None:
+        for v in self.headers():
+            v._decode(self._buf)
+
+    @property
     def len(self) -> int:
         """The packet's length in bytes."""
         return len(self.data)
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._buf)
 
     def __bytes__(self) -> bytes:
-        return self.data
+        return bytes(self._buf)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Packet):
@@ -258,5 +317,5 @@ class Packet:
 
     def __repr__(self) -> str:
         layers = [name for name in ("eth", "ipv4", "ipv6", "tcp", "udp") if getattr(self, name) is not None]
-        return f"<Packet {len(self.data)} bytes: {'/'.join(layers) or 'no headers'}, " \
+        return f"<Packet {len(self._buf)} bytes: {'/'.join(layers) or 'no headers'}, " \
                f"payload @{self.payload_offset}>"

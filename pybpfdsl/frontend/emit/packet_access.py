@@ -260,6 +260,8 @@ def parse_headers_up_front(lw: EmitterBase, tree: ast.FunctionDef, packet_name: 
             packet_attribute(lw, tree, attr)  # type: ignore[arg-type]
 
 
+_ADDRESSES = frozenset({"src", "dst", "src_hi", "src_lo", "dst_hi", "dst_lo"})
+
 _PARSE_NEEDS: dict[str, set[str]] = {
     "tcp": {"ipv4", "ipv6"},
     "udp": {"ipv4", "ipv6"},
@@ -281,6 +283,11 @@ def _headers_named(lw: EmitterBase, tree: ast.FunctionDef, packet_names: set[str
         if (isinstance(node, ast.Attribute) and node.attr in PARSED_ATTRIBUTES
                 and isinstance(node.value, ast.Name) and node.value.id in packet_names):
             note(node.attr, call_line if call_line is not None else node.lineno)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr in _ADDRESSES:
+            # An address written may be a pseudo-header field: its TCP/UDP checksum is updated where
+            # that header is present, so the write needs their parse (`packet_writes`).
+            for attr in ("ipv4", "ipv6", "tcp", "udp"):
+                note(attr, call_line if call_line is not None else node.lineno)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             try:
                 target = resolve_global(lw.scope.source.function, node.func.id, DslError)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 
+from pybpfdsl.frontend.emit import packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Env, Flow
 from pybpfdsl.frontend.resolve import annotation_type
@@ -136,6 +137,8 @@ class StatementEmitter(EmitterBase):
                 v = self.convert(self.scalar(value_node), g.type, value_node, implicit=True)
                 assert g.name is not None
                 self.b.append(n.StoreGlobal(g.name, self.scalar_value(v), line=self.line))
+            case ast.Subscript(value=base) if isinstance(self.lower_expr(base), PayloadVal):
+                packet_writes.payload_store(self, target, value_node)
             case ast.Subscript(value=base, slice=index):
                 m = self.map_of(base)
                 key = self.map_key(m, index)
@@ -143,9 +146,9 @@ class StatementEmitter(EmitterBase):
                 assert m.name is not None
                 self.b.emit(n.MapUpdate(self.new(i64), m.name, key, val, line=self.line))
             case ast.Attribute():
-                raise self.unchecked(target)
+                packet_writes.field_assign(self, target, value_node)
             case ast.Tuple() | ast.List():
-                raise self.unchecked(target)
+                packet_writes.swap(self, target, value_node)
             case _:
                 raise self.unchecked(target)
 
@@ -217,6 +220,8 @@ class StatementEmitter(EmitterBase):
                 self.global_aug(obj.obj, binop, value_node, s)
             case ast.Subscript(value=base, slice=index):
                 self.map_aug(self.map_of(base), index, binop, value_node, s)
+            case ast.Attribute():
+                packet_writes.field_aug(self, target, binop, value_node, s)
             case _:
                 raise self.unchecked(target)
 

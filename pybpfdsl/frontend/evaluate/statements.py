@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ast
 
-from pybpfdsl.frontend.evaluate.calls import CallEvaluator
+from pybpfdsl.frontend.evaluate.packet_writes import PacketWriteEvaluator
 from pybpfdsl.frontend.evaluate.running import (
     BREAK,
     CONTINUE,
@@ -31,6 +31,7 @@ from pybpfdsl.frontend.resolve import annotation_type
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith
 from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.packet import Payload
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap
 from pybpfdsl.lang.types import ScalarType, u32
 
@@ -39,7 +40,7 @@ _U32_MASK = 0xFFFFFFFF
 _LOOP_LIMIT = 1 << 21  # a range loop the compiler accepted never runs this often; more means a bug
 
 
-class StatementEvaluator(CallEvaluator):
+class StatementEvaluator(PacketWriteEvaluator):
     """Statements, assignments, `op=`, loops, `match`."""
 
     # --- entry
@@ -118,10 +119,16 @@ class StatementEvaluator(CallEvaluator):
                 if not isinstance(g, Global):
                     raise EvaluationError(f"`{source_text(base)}` is not a Global")
                 g.raw_set(raw_of(convert(self.scalar(value_node, fr), g.type)))
+            case ast.Subscript(value=base) if isinstance(self.expr(base, fr), Payload):
+                self.payload_store(target, value_node, fr)
             case ast.Subscript(value=base, slice=index):
                 m = self.map_of(base, fr)
                 key = self.map_key(m, index, fr)
                 m.raw_update(key, self.map_value(m, value_node, fr))  # a full map drops the update
+            case ast.Attribute():
+                self.field_assign(target, value_node, fr)
+            case ast.Tuple() | ast.List():
+                self.swap(target, value_node, fr)
             case _:
                 raise EvaluationError(f"cannot assign to `{source_text(target)}`")
 
@@ -152,6 +159,8 @@ class StatementEvaluator(CallEvaluator):
                 g.raw_set(raw_of(convert(binary_in(op, self.type_of(s), old, operand), g.type)))
             case ast.Subscript(value=base, slice=index):
                 self.map_aug(s, self.map_of(base, fr), index, op, value_node, fr)
+            case ast.Attribute():
+                self.field_aug(s, target, op, value_node, fr)
             case _:
                 raise EvaluationError(f"cannot update `{source_text(target)}`")
 

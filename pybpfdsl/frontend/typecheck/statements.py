@@ -19,8 +19,8 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.resolve import annotation_type
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Loop
-from pybpfdsl.frontend.typecheck.calls import CallChecker
 from pybpfdsl.frontend.typecheck.kinds import Env, Header, Maybe, Payload, Record, describe, fresh, materialize
+from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
 from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar, StateVal
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap
@@ -35,7 +35,7 @@ counter's increment, its comparison and one instruction of the body. Refused her
 than after the verifier has unrolled it for minutes."""
 
 
-class StatementChecker(CallChecker):
+class StatementChecker(PacketWriteChecker):
     """Statements, assignments, `if`, `match`, loops, `break`/`continue`."""
 
     def body(self, stmts: list[ast.stmt]) -> None:
@@ -140,15 +140,16 @@ class StatementChecker(CallChecker):
                 if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
                     raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
                 self.convert(self.scalar(value_node), obj.obj.type, value_node, implicit=True)
+            case ast.Subscript(value=base) if self.is_payload(base):
+                self.payload_store(target, value_node)
             case ast.Subscript(value=base, slice=index):
                 m = self.map_of(base)
                 self.map_key(m, index)
                 self.map_value(m, value_node)
             case ast.Attribute():
-                raise self.err(target, f"cannot assign to `{ast.unparse(target)}`",
-                               "packet fields and records are read-only; build a new record instead")
+                self.field_assign(target, value_node)
             case ast.Tuple() | ast.List():
-                raise self.err(target, "unpacking assignment is not supported", "assign one variable per line")
+                self.swap(target, value_node, s)
             case _:
                 raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
 
@@ -202,7 +203,7 @@ class StatementChecker(CallChecker):
                     old = old.inner  # checked not None: a number
                 if not isinstance(old, Scalar):
                     raise self.undefined(target, name) if old is None else self.err(
-                        target, f"`{op.__class__.__name__}=` needs a number, {name} is {describe(old)}")
+                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {describe(old)}")
                 operand = self.scalar(value_node)
                 self.refuse_float_into_int(operand, old.type, name, value_node)
                 result = self.binary(binop, old, operand, s)
@@ -215,6 +216,8 @@ class StatementChecker(CallChecker):
                 self.global_aug(obj.obj, binop, value_node, s)
             case ast.Subscript(value=base, slice=index):
                 self.map_aug(self.map_of(base), index, binop, value_node, s)
+            case ast.Attribute():
+                self.field_aug(target, binop, value_node, s)
             case _:
                 raise self.err(target, f"cannot update `{ast.unparse(target)}` in place")
 

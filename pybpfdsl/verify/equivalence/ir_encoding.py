@@ -99,9 +99,14 @@ class IRState:
     steps: int = 0
     guarded: bool = False
     """The instruction about to run had its guard forked off already (it now holds on this path)."""
+    packet: Term = None
+    """The packet array after this path's stores (None: never written, the input's)."""
+    packet_writes: tuple[Term, ...] = ()
+    """The offsets this path stored to, which the proof compares with the other side's packet."""
 
     def fork(self) -> IRState:
-        return IRState(self.block, dict(self.values), self.effects.copy(), list(self.trace), self.steps)
+        return IRState(self.block, dict(self.values), self.effects.copy(), list(self.trace), self.steps,
+                       packet=self.packet, packet_writes=self.packet_writes)
 
 
 class IREncoder:
@@ -161,7 +166,16 @@ class IREncoder:
             if value is None:
                 return None
             values[key] = value
-        return IRState(a.block, values, effects, merge_traces(a.trace, b.trace, when), a.steps, a.guarded)
+        packet = None
+        if a.packet is not None or b.packet is not None:
+            packet = z3.If(when, self._packet(a), self._packet(b))
+        writes = (*a.packet_writes, *(p for p in b.packet_writes if not any(p.eq(q) for q in a.packet_writes)))
+        return IRState(a.block, values, effects, merge_traces(a.trace, b.trace, when), a.steps, a.guarded,
+                       packet, writes)
+
+    def _packet(self, s: IRState) -> Term:
+        """The packet array as path `s` has left it."""
+        return self.inputs.packet if s.packet is None else s.packet
 
     def _successors(self, name: str) -> list[str]:
         term = self.blocks[name].terminator
@@ -339,7 +353,8 @@ class _Path:
 
     def leave(self, term: n.Return, action: Any) -> Outcome | Fork[IRState] | None:
         s = self.s
-        return Outcome("return", resize(action, 32, signed=False), s.effects, tuple(s.trace))
+        return Outcome("return", resize(action, 32, signed=False), s.effects, tuple(s.trace),
+                       packet=s.packet, packet_writes=s.packet_writes)
 
     def _splits(self, fork: Fork[IRState] | None) -> bool:
         self.split = fork
@@ -356,8 +371,21 @@ class _Path:
         ok = e._in_bounds(offset, w)  # alive until the load is built (see the class)
         if self._splits(e._guard(self.s, ok, f"packet load of {w} bytes outside the packet")):
             return None
-        parts = [z3.Select(e.inputs.packet, _term(offset) + k) for k in range(w)]
+        parts = [z3.Select(e._packet(self.s), _term(offset) + k) for k in range(w)]
         return bytes_to_bv(list(reversed(parts)) if op.big_endian else parts)
+
+    def store_packet(self, op: n.StorePacket, offset: Any, value: Any) -> None:
+        e, w, s = self.encoder, op.width, self.s
+        ok = e._in_bounds(offset, w)
+        if self._splits(e._guard(s, ok, f"packet store of {w} bytes outside the packet")):
+            return
+        packet = e._packet(s)
+        parts = bv_to_bytes(_term(value), w)  # least significant byte first
+        for k, byte in enumerate(reversed(parts)):  # big-endian: the most significant byte first
+            at = _term(offset) + k
+            packet = z3.Store(packet, at, byte)
+            s.packet_writes = (*s.packet_writes, at)
+        s.packet = packet
 
     def map_lookup(self, op: n.MapLookup, key: Any) -> Any:
         e = self.encoder

@@ -88,11 +88,62 @@ def payload_read_without_offset(pkt: Packet) -> int:
 
 
 @xdp
-def assign_to_a_header_field(pkt: Packet) -> int:
+def assign_to_a_parsing_field(pkt: Packet) -> int:
     ip4 = pkt.ipv4
     if ip4 is None:
         return XDP_PASS
-    ip4.ttl = 1  # error: cannot assign to `ip4.ttl` | hint: read-only
+    ip4.proto = 17  # error: ipv4.proto decides where the packet's headers are | hint: parses the packet once
+    return XDP_TX
+
+
+@xdp
+def assign_a_constant_too_wide(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.ttl = 300  # error: 300 does not fit in u8 | hint: wrap it on purpose
+    return XDP_TX
+
+
+@xdp
+def assign_a_constant_too_wide_for_its_bits(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.flags = 8  # error: 8 does not fit `ip4.flags`, a 3-bit field | hint: from 0 to 7
+    return XDP_TX
+
+
+@xdp
+def assign_a_float_to_a_field(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.ttl = 1.5  # error: a float cannot be stored in a u8 silently | hint: convert explicitly
+    return XDP_TX
+
+
+@xdp
+def update_a_field_with_a_float(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.ttl -= 0.5  # error: `-=` with a float would truncate silently | hint: convert explicitly
+    return XDP_TX
+
+
+@xdp
+def assign_to_a_field_of_an_absent_header(pkt: Packet) -> int:
+    pkt.tcp.dport = 80  # error: `pkt.tcp` may be None here | hint: if pkt.tcp is None
+    return XDP_TX
+
+
+@xdp
+def update_a_header_in_place(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4 += 1  # error: `+=` needs a number, ip4 is
     return XDP_TX
 
 

@@ -1,0 +1,194 @@
+"""Lowering packet writes: header fields, with the checksums covering them updated, and payload bytes.
+
+A field write follows `lang.checksum` step by step, so the compiled program writes the bytes pure
+Python writes: the field's region (whole 16-bit words when a checksum may cover it) is loaded, the
+field's bits replaced, the region stored; then each covering checksum is loaded, updated by RFC 1624
+(one's-complement sums over the region's old and new words) and stored. The TCP and UDP checksums of a
+pseudo-header field (an address) are updated only where that header is present: a branch on its
+presence, parsed at entry like every header the function uses (`packet_access.parse_headers_up_front`).
+Arithmetic is in u64 (the IR's rules ask for 32 or 64 bits).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from functools import partial
+
+from pybpfdsl.frontend.emit import packet_access
+from pybpfdsl.frontend.emit.base import EmitterBase
+from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal
+from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang import headers as h
+from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, Region, covering, region_of
+from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u64
+
+__all__ = ["field_assign", "field_aug", "payload_store", "swap"]
+
+
+def _header_of(lw: EmitterBase, target: ast.Attribute) -> tuple[HeaderVal, h.FieldSpec]:
+    base = lw.lower_expr(target.value)
+    header = base.inner if isinstance(base, OptionalVal) and base.narrowed else base
+    if not isinstance(header, HeaderVal):
+        raise lw.unchecked(target)
+    spec = header.spec.field(target.attr)
+    if spec is None:
+        raise lw.unchecked(target)
+    return header, spec
+
+
+def field_assign(lw: EmitterBase, target: ast.Attribute, value_node: ast.expr) -> None:
+    """`hdr.field = value`."""
+    header, spec = _header_of(lw, target)
+    value = lw.convert(lw.scalar(value_node), spec.type, value_node, implicit=True)
+    write_field(lw, header, spec, lw.scalar_value(value))
+
+
+def field_aug(lw: EmitterBase, target: ast.Attribute, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+    """`hdr.field op= value`: the field read, the operation in the type the checker recorded, written back."""
+    header, spec = _header_of(lw, target)
+    old = packet_access.header_field(lw, target, header, spec.name)
+    result = lw.binary(op, old, lw.scalar(value_node), s)
+    lw.record(s, result)
+    write_field(lw, header, spec, lw.scalar_value(lw.convert(result, spec.type, s)))
+
+
+def swap(lw: EmitterBase, targets: ast.Tuple | ast.List, value: ast.expr) -> None:
+    """`a, b = x, y` over header fields: every value is computed before any field is written."""
+    assert isinstance(value, ast.Tuple | ast.List)
+    pending: list[tuple[HeaderVal, h.FieldSpec, n.Value]] = []
+    for t, v in zip(targets.elts, value.elts):
+        if not isinstance(t, ast.Attribute):
+            raise lw.unchecked(t)
+        header, spec = _header_of(lw, t)
+        pending.append((header, spec, lw.scalar_value(lw.convert(lw.scalar(v), spec.type, v, implicit=True))))
+    for header, spec, computed in pending:
+        write_field(lw, header, spec, computed)
+
+
+def _u64(lw: EmitterBase, v: n.Value) -> n.Value:
+    return v if v.type == u64 else lw.b.emit(n.Convert(lw.new(u64), v, line=lw.line))
+
+
+def _op(lw: EmitterBase, op: BinOp, a: n.Value, b: n.Value | int) -> n.Value:
+    rhs = lw.const(u64, b) if isinstance(b, int) else b
+    return lw.b.emit(n.Binary(lw.new(u64), op, a, rhs, line=lw.line))
+
+
+def _offset(lw: EmitterBase, base: n.Value, k: int) -> n.Value:
+    return base if k == 0 else _op(lw, BinOp.ADD, base, k)
+
+
+def _load(lw: EmitterBase, base: n.Value, k: int, size: int) -> n.Value:
+    """`size` bytes (1, 2, 4, 6 or 8) at base + k, big-endian, as a u64."""
+    if size == 6:
+        hi, lo = _load(lw, base, k, 4), _load(lw, base, k + 4, 2)
+        return _op(lw, BinOp.OR, _op(lw, BinOp.SHL, hi, 16), lo)
+    t = int_type(8 * size, False)
+    return _u64(lw, lw.b.emit(n.LoadPacket(lw.new(t), _offset(lw, base, k), size, line=lw.line)))
+
+
+def _store(lw: EmitterBase, base: n.Value, k: int, size: int, value: n.Value) -> None:
+    """The low `size` bytes of the u64 `value` at base + k, big-endian."""
+    if size == 6:
+        _store(lw, base, k, 4, _op(lw, BinOp.SHR, value, 16))
+        _store(lw, base, k + 4, 2, value)
+        return
+    t: ScalarType = int_type(8 * size, False)
+    narrow = value if t == u64 else lw.b.emit(n.Convert(lw.new(t), value, line=lw.line))
+    lw.b.append(n.StorePacket(_offset(lw, base, k), narrow, size, line=lw.line))
+
+
+def _words(lw: EmitterBase, region: Region, contents: n.Value) -> list[n.Value]:
+    count = region.size // 2
+    return [_op(lw, BinOp.AND, _op(lw, BinOp.SHR, contents, 16 * (count - 1 - k)) if k < count - 1 else contents,
+                0xFFFF) for k in range(count)]
+
+
+def write_field(lw: EmitterBase, header: HeaderVal, spec: h.FieldSpec, value: n.Value) -> None:
+    """Write `value` (of the field's type) into `spec` of `header`, updating the checksums covering it."""
+    covers = covering(header.spec.name, spec.name)
+    region = region_of(spec, word_aligned=bool(covers))
+    old = _load(lw, header.offset, region.offset, region.size)
+    kept = _op(lw, BinOp.AND, old, ~(region.mask << region.shift) & ((1 << 64) - 1))
+    bits = _op(lw, BinOp.AND, _u64(lw, value), region.mask)
+    new = _op(lw, BinOp.OR, kept, _op(lw, BinOp.SHL, bits, region.shift) if region.shift else bits)
+    _store(lw, header.offset, region.offset, region.size, new)
+    if not covers:
+        return
+    old_words, new_words = _words(lw, region, old), _words(lw, region, new)
+    for name in covers:
+        if name == header.spec.name:
+            _update_checksum(lw, header.offset, name, old_words, new_words)
+            continue
+        _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=old_words, new_words=new_words))
+
+
+def _update_checksum(lw: EmitterBase, base: n.Value, name: str, old_words: list[n.Value],
+                     new_words: list[n.Value]) -> None:
+    """RFC 1624 eqn. 3, as `lang.checksum.updated_checksum`."""
+    at = CHECKSUM_OFFSET[name]
+    hc = _load(lw, base, at, 2)
+    total = _op(lw, BinOp.XOR, hc, 0xFFFF)
+    for w in old_words:
+        total = _op(lw, BinOp.ADD, total, _op(lw, BinOp.XOR, w, 0xFFFF))
+    for w in new_words:
+        total = _op(lw, BinOp.ADD, total, w)
+    for _ in range(2):
+        total = _op(lw, BinOp.ADD, _op(lw, BinOp.AND, total, 0xFFFF), _op(lw, BinOp.SHR, total, 16))
+    updated = _op(lw, BinOp.XOR, _op(lw, BinOp.AND, total, 0xFFFF), 0xFFFF)
+    if name == "udp":  # 0 means "no checksum" and stays 0; a computed 0 is sent as 0xFFFF
+        zero = lw.const(u64, 0)
+        computed_zero = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.EQ, updated, zero, line=lw.line))
+        updated = lw.b.emit(n.Select(lw.new(u64), computed_zero, lw.const(u64, 0xFFFF), updated, line=lw.line))
+        none = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.EQ, hc, zero, line=lw.line))
+        updated = lw.b.emit(n.Select(lw.new(u64), none, zero, updated, line=lw.line))
+    _store(lw, base, at, 2, updated)
+
+
+def payload_store(lw: EmitterBase, target: ast.Subscript, value_node: ast.expr) -> None:
+    """`pkt.payload[i] = b`: written where the byte is in the packet, nothing otherwise."""
+    pl = lw.lower_expr(target.value)
+    if not isinstance(pl, PayloadVal):
+        raise lw.unchecked(target)
+    index = lw.scalar(target.slice)
+    byte = lw.scalar_value(lw.convert(lw.scalar(value_node), u8, value_node, implicit=True))
+    if index.const is not None and int(index.const) < 0:
+        return
+    done = lw.b.new_block("payload_written")
+    ok = lw.b.new_block("payload_write")
+    idx = lw.scalar_value(lw.convert(index, u64, target.slice))
+    small = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LE, idx, lw.const(u64, h.MAX_PACKET_OFFSET), line=lw.line))
+    fits = lw.b.new_block("payload_index_ok")
+    lw.b.terminate(n.Branch(small, n.Edge(fits.name), n.Edge(done.name), line=lw.line))
+    lw.b.set_block(fits)
+    off = _op(lw, BinOp.ADD, pl.offset, idx)
+    inside = lw.b.emit(n.InBounds(lw.new(BOOL), off, 1, line=lw.line))
+    lw.b.terminate(n.Branch(inside, n.Edge(ok.name), n.Edge(done.name), line=lw.line))
+    lw.b.set_block(ok)
+    old = _load(lw, off, 0, 1)
+    lw.b.append(n.StorePacket(off, byte, 1, line=lw.line))
+    # The byte is the high half of its checksum word at an even offset, the low half at an odd one.
+    odd = _op(lw, BinOp.AND, off, 1)
+    shift = _op(lw, BinOp.SHL, _op(lw, BinOp.XOR, odd, 1), 3)
+    words = [_op(lw, BinOp.SHL, old, shift)], [_op(lw, BinOp.SHL, _u64(lw, byte), shift)]
+    for name in ("tcp", "udp"):
+        _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=words[0], new_words=words[1]))
+    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
+    lw.b.set_block(done)
+
+
+def _if_present(lw: EmitterBase, name: str, then: Callable[[n.Value], None]) -> None:
+    """`then(offset of header name)` on the paths where that header is present."""
+    other = packet_access.transport(lw, h.HEADERS[name])
+    inner = other.inner
+    assert isinstance(inner, HeaderVal)
+    yes, done = lw.b.new_block(f"{name}_checksum"), lw.b.new_block(f"{name}_checksum_done")
+    lw.b.terminate(n.Branch(other.present, n.Edge(yes.name), n.Edge(done.name), line=lw.line))
+    lw.b.set_block(yes)
+    then(inner.offset)
+    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
+    lw.b.set_block(done)
+
+

@@ -1,0 +1,62 @@
+"""Pure-Python mode's packet writes: header fields (`ip4.ttl -= 1`, swaps) and payload bytes.
+
+A field is set on the header view (`lang.packet.HeaderView`), which writes the packet's bytes and
+updates the checksums covering the field (`lang.checksum`), as the compiled program does."""
+
+from __future__ import annotations
+
+import ast
+
+from pybpfdsl.frontend.evaluate.calls import CallEvaluator
+from pybpfdsl.frontend.evaluate.running import EvaluationError, Frame, binary_in, convert, raw_of, source_text
+from pybpfdsl.frontend.values import Scalar
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.packet import HeaderView, Payload
+from pybpfdsl.lang.types import u8, u64
+
+
+class PacketWriteEvaluator(CallEvaluator):
+    """Assignments to header fields and payload bytes."""
+
+    def _field(self, target: ast.Attribute, fr: Frame) -> tuple[HeaderView, Scalar[int]]:
+        view = self.expr(target.value, fr)
+        if not isinstance(view, HeaderView):
+            raise EvaluationError(f"`{source_text(target.value)}` is not a present header")
+        spec = view._spec.field(target.attr)
+        if spec is None:
+            raise EvaluationError(f"no field `{source_text(target)}`")
+        return view, Scalar(spec.type, getattr(view, target.attr))
+
+    def field_assign(self, target: ast.Attribute, value_node: ast.expr, fr: Frame) -> None:
+        view, old = self._field(target, fr)
+        setattr(view, target.attr, raw_of(convert(self.scalar(value_node, fr), old.type)))
+
+    def field_aug(self, s: ast.AugAssign, target: ast.Attribute, op: BinOp, value_node: ast.expr,
+                  fr: Frame) -> None:
+        view, old = self._field(target, fr)
+        result = binary_in(op, self.type_of(s), old, self.scalar(value_node, fr))
+        setattr(view, target.attr, raw_of(convert(result, old.type)))
+
+    def swap(self, targets: ast.Tuple | ast.List, value: ast.expr, fr: Frame) -> None:
+        """Every value first, then every field, left to right."""
+        if not isinstance(value, ast.Tuple | ast.List):
+            raise EvaluationError("unpacking needs a tuple of values")
+        pending: list[tuple[HeaderView, str, int]] = []
+        for t, v in zip(targets.elts, value.elts):
+            if not isinstance(t, ast.Attribute):
+                raise EvaluationError(f"cannot assign to `{source_text(t)}`")
+            view, old = self._field(t, fr)
+            pending.append((view, t.attr, raw_of(convert(self.scalar(v, fr), old.type))))
+        for view, attr, raw in pending:
+            setattr(view, attr, raw)
+
+    def payload_store(self, target: ast.Subscript, value_node: ast.expr, fr: Frame) -> None:
+        payload = self.expr(target.value, fr)
+        if not isinstance(payload, Payload):
+            raise EvaluationError(f"`{source_text(target.value)}` is not the payload")
+        index = self.scalar(target.slice, fr)
+        byte = raw_of(convert(self.scalar(value_node, fr), u8))
+        raw_index = raw_of(index)
+        if index.type.signed and raw_index < 0:
+            return
+        payload[raw_of(convert(index, u64))] = byte

@@ -1,0 +1,120 @@
+"""Programs that write the packet: header fields (with the checksums they cover) and payload bytes."""
+
+from __future__ import annotations
+
+from pybpfdsl import XDP_DROP, XDP_PASS, XDP_TX, Packet, Struct, ip, u8, u16, u32, xdp
+
+
+class Rewrite(Struct):
+    """New field values, read from the payload (so generated packets choose them)."""
+
+    ttl: u8
+    tos: u8
+    ident: u16
+    src: u32
+    dst: u32
+    sport: u16
+    dport: u16
+    seq: u32
+
+
+@xdp
+def swap_macs(pkt: Packet) -> int:
+    e = pkt.eth
+    if e is None:
+        return XDP_PASS
+    e.src, e.dst = e.dst, e.src
+    return XDP_TX
+
+
+@xdp
+def decrement_ttl(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    if ip4.ttl <= 1:
+        return XDP_DROP
+    ip4.ttl -= 1
+    return XDP_TX
+
+
+@xdp
+def redirect_port(pkt: Packet) -> int:
+    u = pkt.udp
+    if u is None:
+        return XDP_PASS
+    u.dport = 8080
+    return XDP_TX
+
+
+@xdp
+def rewrite_destination(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.dst = ip("10.0.0.9")
+    return XDP_TX
+
+
+@xdp
+def nat_from_payload(pkt: Packet) -> int:
+    """Every covered field written from payload bytes, twice for the TTL (each write sees the last)."""
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    r = pkt.payload.read(Rewrite, 0)
+    if r is None:
+        return XDP_PASS
+    ip4.ttl = r.ttl
+    ip4.tos = r.tos
+    ip4.id = r.ident
+    ip4.src = r.src
+    ip4.dst = r.dst
+    ip4.ttl += 3
+    t = pkt.tcp
+    if t is not None:
+        t.sport = r.sport
+        t.dport = r.dport
+        t.seq = r.seq
+        t.flags |= 0x10
+    u = pkt.udp
+    if u is not None:
+        u.sport = r.sport
+        u.dport = r.dport
+    return XDP_TX
+
+
+@xdp
+def ipv6_rewrite(pkt: Packet) -> int:
+    ip6 = pkt.ipv6
+    if ip6 is None:
+        return XDP_PASS
+    ip6.hlim -= 1
+    ip6.dst_lo = ip6.src_lo ^ 0xFF
+    return XDP_TX
+
+
+@xdp
+def mark_payload(pkt: Packet) -> int:
+    pl = pkt.payload
+    first = pl[0]
+    if first is None:
+        return XDP_PASS
+    pl[0] = first ^ 0xFF
+    pl[3] = 7
+    return XDP_TX
+
+
+@xdp
+def read_after_write(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.ttl = 9
+    ip4.ttl += 1
+    return XDP_TX if ip4.ttl == 10 else XDP_DROP
+
+
+ALL = [swap_macs, decrement_ttl, redirect_port, rewrite_destination, nat_from_payload, ipv6_rewrite,
+       mark_payload, read_after_write]
+
