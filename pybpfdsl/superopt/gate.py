@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.elf import BpfElf
-from pybpfdsl.verify.analysis.api import verify_object
+from pybpfdsl.verify.analysis.api import is_xdp_section, verify_object
 
 __all__ = ["GateVerdict", "kernel_verdict", "prove_whole", "verifier_accepts"]
 
@@ -28,8 +28,15 @@ class GateVerdict:
         return self.status == "ok"
 
 
-def _entries(elf: bytes) -> list[str]:
-    return [p.name for p in BpfElf.from_bytes(elf).programs.values()]
+def _entries(elf: bytes, xdp_only: bool = True) -> list[str]:
+    """Every entry program: each function of each program section (a section may hold several, e.g.
+    xdp-tools' `SEC("xdp")` programs), or the section itself where it has no function symbol; only the
+    XDP ones unless asked (the only sections the optimizer edits, and the only type the prover models)."""
+    out = []
+    for section, prog in BpfElf.from_bytes(elf).programs.items():
+        if not xdp_only or is_xdp_section(section):
+            out += [f.name for f in prog.functions] or [prog.name]
+    return out
 
 
 def verifier_accepts(before: bytes, after: bytes) -> GateVerdict:
@@ -48,7 +55,12 @@ def prove_whole(before: bytes, after: bytes, units: int) -> GateVerdict:
     from pybpfdsl.verify.equivalence.prove import prove_objects
 
     for name in _entries(before):
-        result = prove_objects(before, after, name, budget=units)
+        if before == after:
+            break
+        try:
+            result = prove_objects(before, after, name, budget=units)
+        except (KeyError, ValueError, NotImplementedError) as exc:
+            return GateVerdict("unknown", f"{name}: the prover cannot read it: {exc}"[:300])
         if result.status == "proven":
             continue
         status = "unknown" if result.status == "unknown" else "failed"
@@ -65,7 +77,7 @@ def kernel_verdict(before: bytes, after: bytes) -> GateVerdict:
     if not usable:
         return GateVerdict("skipped", why)
     loaded = 0
-    for name in _entries(before):
+    for name in _entries(before, xdp_only=False):
         if not load_alone(before, name).loaded:
             continue
         got = load_alone(after, name)

@@ -20,6 +20,7 @@ from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget, search_window
 from pybpfdsl.superopt.window_check import prove_window
 from pybpfdsl.superopt.windows import Run, core_relocated_slots, runs_of
+from pybpfdsl.verify.analysis.api import is_xdp_section
 
 __all__ = ["Rewrite", "SearchOptions", "optimise_code"]
 
@@ -59,7 +60,9 @@ class PassLog:
 
 
 def _sections(elf: BpfElf, section: str | None) -> list[str]:
-    code = [*elf.programs, *([".text"] if elf.text is not None else [])]
+    # XDP programs and the subprograms in .text; other program types (tracepoints beside xdp-bench's
+    # programs) are left as they are: neither the prover nor the packet tests model them.
+    code = [*(name for name in elf.programs if is_xdp_section(name)), *([".text"] if elf.text is not None else [])]
     if section is None:
         return code
     prog = elf.program(section)
