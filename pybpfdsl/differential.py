@@ -34,6 +34,7 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.lang.actions import XDP_REDIRECT
 from pybpfdsl.lang.helpers import HelperSource, use_helpers
+from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import RedirectTarget, last_redirect, record_redirect
 from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
@@ -116,8 +117,9 @@ def run_python(prog: XdpProgram, packets: Sequence[bytes], helpers: HelperFactor
     with _helpers(helpers), _reading(state) as observe:
         for p in packets:
             record_redirect(None)
-            action = prog(p)
-            steps.append(Step(action, p, observe(), last_redirect()))
+            pkt = Packet(p)
+            action = prog(pkt)
+            steps.append(Step(action, pkt.data, observe(), last_redirect()))  # the packet as written
     return steps
 
 

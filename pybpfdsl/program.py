@@ -247,11 +247,10 @@ class XdpProgram:
 
     def __call__(self, packet: object) -> int:
         """Run in pure Python on `packet` (bytes or anything with `__bytes__`), against the Python-side
-        state; returns the action."""
+        state; returns the action. A `Packet` passed in holds the program's writes afterwards."""
         from pybpfdsl.frontend.evaluate import run_python
 
-        data = Packet.from_any(packet).data  # type: ignore[arg-type]
-        action: int = run_python(self.lower(), data)
+        action: int = run_python(self.lower(), Packet.from_any(packet))  # type: ignore[arg-type]
         return action
 
     def __repr__(self) -> str:
