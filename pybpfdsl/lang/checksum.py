@@ -13,7 +13,9 @@ Which checksums cover a field:
 A payload byte is covered by the TCP or UDP checksum (where that header is present): it is the high or
 low half of its word as its offset is even or odd (headers start at even offsets).
 A UDP checksum of 0 means "none" and stays 0; an update giving 0 is sent as 0xFFFF (RFC 768). Writing a
-`chksum` field sets it as written, with no update.
+`chksum` field sets it as written, with no update. A program whose NIC fills in some checksums (offload)
+names their headers in a module-level constant `CHECKSUM_OFFLOAD = ("tcp", "udp")` beside its @xdp
+function: those checksums are left alone (`offloaded`).
 
 Fields that decide where headers are (`PARSING_FIELDS`) cannot be written: the program parsed the
 packet once, at entry, and its header views would no longer match the bytes.
@@ -21,6 +23,7 @@ packet once, at entry, and its header views would no longer match the bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,6 +39,20 @@ PARSING_FIELDS: Final[frozenset[tuple[str, str]]] = frozenset({
 
 CHECKSUM_OFFSET: Final[dict[str, int]] = {"ipv4": 10, "tcp": 16, "udp": 6}
 """Where each checksum lies in its header."""
+
+OFFLOAD_NAME: Final = "CHECKSUM_OFFLOAD"
+"""The module-level constant naming the headers whose checksums a program leaves to the NIC."""
+
+
+def offloaded(namespace: Mapping[str, object]) -> frozenset[str]:
+    """The headers `namespace` (an @xdp function's module globals) leaves the checksums of to the NIC;
+    ValueError when its `CHECKSUM_OFFLOAD` is not a tuple of "ipv4", "tcp", "udp"."""
+    names = namespace.get(OFFLOAD_NAME, ())
+    if isinstance(names, str) or not isinstance(names, tuple | list | set | frozenset) or not all(
+            name in CHECKSUM_OFFSET for name in names):
+        raise ValueError(f"{OFFLOAD_NAME} must be a tuple of header names from "
+                         f"{', '.join(map(repr, CHECKSUM_OFFSET))}, not {names!r}")
+    return frozenset(names)
 
 _PSEUDO_HEADER: Final = frozenset({("ipv4", "src"), ("ipv4", "dst"), ("ipv6", "src_hi"), ("ipv6", "src_lo"),
                                    ("ipv6", "dst_hi"), ("ipv6", "dst_lo")})

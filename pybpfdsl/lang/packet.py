@@ -194,6 +194,7 @@ class Packet:
         "ipv6",
         "l3_offset",
         "l4_offset",
+        "offloaded_checksums",
         "payload",
         "payload_offset",
         "tcp",
@@ -211,6 +212,8 @@ class Packet:
         self.udp: HeaderView | None = None
         self.l3_offset: int | None = None
         self.l4_offset: int | None = None
+        self.offloaded_checksums: frozenset[str] = frozenset()
+        """Headers whose checksums writes leave alone (`lang.checksum.offloaded`)."""
         self.payload_offset: int = self._parse(raw)
         self.payload: Payload = Payload(raw, self.payload_offset, self)
 
@@ -282,13 +285,15 @@ class Packet:
             raise AttributeError(f"header {view._spec.name!r} has no field {name!r}")
         if (view._spec.name, name) in PARSING_FIELDS:
             raise AttributeError(f"{view._spec.name}.{name} decides where the headers are; it cannot be written")
-        checksums = {v._spec.name: v._offset for v in self.headers() if v._spec.name in CHECKSUM_OFFSET}
+        checksums = {v._spec.name: v._offset for v in self.headers()
+                     if v._spec.name in CHECKSUM_OFFSET and v._spec.name not in self.offloaded_checksums}
         write_field_bytes(self._buf, view._spec, view._offset, spec, value, checksums)
         self._decoded()
 
     def write_payload_byte(self, pos: int, value: int) -> None:
         """Set the byte at `pos` (in the packet) and update the TCP or UDP checksum covering it."""
-        checksums = {v._spec.name: v._offset for v in (self.tcp, self.udp) if v is not None}
+        checksums = {v._spec.name: v._offset for v in (self.tcp, self.udp)
+                     if v is not None and v._spec.name not in self.offloaded_checksums}
         write_payload_byte(self._buf, pos, value, checksums)
         self._decoded()
 

@@ -21,6 +21,7 @@ from pybpfdsl.lang.packet import Packet
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import verify_object
 from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
+from tests.differential import offload_programs as offload
 from tests.differential import packet_write_programs as pw
 
 KERNEL, WHY = kernel_bpf_available()
@@ -146,3 +147,15 @@ def test_random_field_writes_keep_checksums_valid(frame: bytes) -> None:
 def test_random_field_writes_agree_in_bytecode(frame: bytes) -> None:
     (step,) = run_bytecode(pw.nat_from_payload, [frame])
     assert (step.action, step.packet) == python_after(pw.nat_from_payload, frame)
+
+
+def test_offloaded_checksums_are_left_alone() -> None:
+    """`CHECKSUM_OFFLOAD = ("udp",)`: the IPv4 checksum is updated, the UDP checksum's bytes are not."""
+    frame = FRAMES[0]
+    _, after = python_after(offload.offloaded_udp, frame)
+    assert Ether(after)[UDP].chksum == Ether(frame)[UDP].chksum and Ether(after)[UDP].dport == 8080
+    fresh = Ether(after)
+    del fresh[IP].chksum
+    assert Ether(bytes(fresh))[IP].chksum == Ether(after)[IP].chksum
+    mismatch = compare(offload.offloaded_udp, FRAMES, executions=EXECUTIONS)
+    assert mismatch is None, str(mismatch)

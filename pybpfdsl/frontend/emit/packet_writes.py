@@ -21,7 +21,7 @@ from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import BinOp, CmpOp
-from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, Region, covering, region_of
+from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, Region, covering, offloaded, region_of
 from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u64
 
 __all__ = ["field_assign", "field_aug", "payload_store", "swap"]
@@ -108,7 +108,8 @@ def _words(lw: EmitterBase, region: Region, contents: n.Value) -> list[n.Value]:
 
 def write_field(lw: EmitterBase, header: HeaderVal, spec: h.FieldSpec, value: n.Value) -> None:
     """Write `value` (of the field's type) into `spec` of `header`, updating the checksums covering it."""
-    covers = covering(header.spec.name, spec.name)
+    skipped = offloaded(lw.main.function.__globals__)
+    covers = tuple(name for name in covering(header.spec.name, spec.name) if name not in skipped)
     region = region_of(spec, word_aligned=bool(covers))
     old = _load(lw, header.offset, region.offset, region.size)
     kept = _op(lw, BinOp.AND, old, ~(region.mask << region.shift) & ((1 << 64) - 1))
@@ -173,7 +174,7 @@ def payload_store(lw: EmitterBase, target: ast.Subscript, value_node: ast.expr) 
     odd = _op(lw, BinOp.AND, off, 1)
     shift = _op(lw, BinOp.SHL, _op(lw, BinOp.XOR, odd, 1), 3)
     words = [_op(lw, BinOp.SHL, old, shift)], [_op(lw, BinOp.SHL, _u64(lw, byte), shift)]
-    for name in ("tcp", "udp"):
+    for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
         _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=words[0], new_words=words[1]))
     lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
     lw.b.set_block(done)

@@ -11,6 +11,7 @@ from pybpfdsl.frontend.evaluate.calls import CallEvaluator
 from pybpfdsl.frontend.evaluate.running import EvaluationError, Frame, binary_in, convert, raw_of, source_text
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.checksum import offloaded
 from pybpfdsl.lang.packet import HeaderView, Payload
 from pybpfdsl.lang.types import u8, u64
 
@@ -18,7 +19,12 @@ from pybpfdsl.lang.types import u8, u64
 class PacketWriteEvaluator(CallEvaluator):
     """Assignments to header fields and payload bytes."""
 
+    def _offload(self) -> None:
+        """The program's `CHECKSUM_OFFLOAD`, on the packet its writes go through."""
+        self.pkt.offloaded_checksums = offloaded(self.lw.source.function.__globals__)
+
     def _field(self, target: ast.Attribute, fr: Frame) -> tuple[HeaderView, Scalar[int]]:
+        self._offload()
         view = self.expr(target.value, fr)
         if not isinstance(view, HeaderView):
             raise EvaluationError(f"`{source_text(target.value)}` is not a present header")
@@ -54,6 +60,7 @@ class PacketWriteEvaluator(CallEvaluator):
         payload = self.expr(target.value, fr)
         if not isinstance(payload, Payload):
             raise EvaluationError(f"`{source_text(target.value)}` is not the payload")
+        self._offload()
         index = self.scalar(target.slice, fr)
         byte = raw_of(convert(self.scalar(value_node, fr), u8))
         raw_index = raw_of(index)

@@ -16,7 +16,7 @@ from pybpfdsl.frontend.typecheck.calls import CallChecker
 from pybpfdsl.frontend.typecheck.kinds import Header, Maybe, Payload, describe
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp
-from pybpfdsl.lang.checksum import PARSING_FIELDS
+from pybpfdsl.lang.checksum import OFFLOAD_NAME, PARSING_FIELDS, offloaded
 from pybpfdsl.lang.headers import FieldSpec
 from pybpfdsl.lang.types import u8
 
@@ -26,6 +26,7 @@ class PacketWriteChecker(CallChecker):
 
     def written_field(self, target: ast.Attribute) -> FieldSpec:
         """The field `target` names, after checking it may be written here."""
+        self.offload_declared(target)
         base = self.expr(target.value)
         header = base.inner if isinstance(base, Maybe) and base.narrowed else base
         if not isinstance(header, Header):
@@ -42,6 +43,13 @@ class PacketWriteChecker(CallChecker):
                            "and cannot be assigned", "the program parses the packet once, at its start; "
                            "build a new packet with adjust_head instead")
         return spec
+
+    def offload_declared(self, node: ast.AST) -> None:
+        """The module's `CHECKSUM_OFFLOAD`, if any, names headers with checksums."""
+        try:
+            offloaded(self.main.function.__globals__)
+        except ValueError as exc:
+            raise self.err(node, str(exc), f'write `{OFFLOAD_NAME} = ("tcp", "udp")` at module level') from None
 
     def fits(self, v: Scalar[object], spec: FieldSpec, target: ast.Attribute, node: ast.expr) -> None:
         """A constant for a field narrower than its type (`ipv4.flags`, `eth.src`) must fit its bits."""
@@ -81,6 +89,7 @@ class PacketWriteChecker(CallChecker):
 
     def payload_store(self, target: ast.Subscript, value_node: ast.expr) -> None:
         """`pkt.payload[i] = b`: a byte; a position outside the packet writes nothing."""
+        self.offload_declared(target)
         index = self.scalar(target.slice)
         if not index.type.is_int:
             raise self.err(target.slice, f"a payload index must be an integer, not {describe(index)}")
