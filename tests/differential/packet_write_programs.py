@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pybpfdsl import XDP_DROP, XDP_PASS, XDP_TX, Packet, Struct, ip, u8, u16, u32, xdp
+from pybpfdsl import XDP_DROP, XDP_PASS, XDP_TX, Packet, Struct, inline, ip, u8, u16, u32, xdp
 
 
 class Rewrite(Struct):
@@ -115,6 +115,25 @@ def read_after_write(pkt: Packet) -> int:
     return XDP_TX if ip4.ttl == 10 else XDP_DROP
 
 
+@inline
+def retarget(pkt: Packet, port: u16) -> None:
+    """Writes through a packet passed to a helper: the helper's address write needs the TCP/UDP parse."""
+    ip4 = pkt.ipv4
+    if ip4 is not None:
+        ip4.src = ip("192.168.7.1")
+        t = pkt.tcp
+        if t is not None:
+            t.dport = port
+
+
+@xdp
+def write_in_helper(pkt: Packet) -> int:
+    retarget(pkt, 8443)
+    for i in range(3):
+        pkt.payload[i] = i
+    return XDP_TX
+
+
 ALL = [swap_macs, decrement_ttl, redirect_port, rewrite_destination, nat_from_payload, ipv6_rewrite,
-       mark_payload, read_after_write]
+       mark_payload, read_after_write, write_in_helper]
 
