@@ -30,7 +30,7 @@ from typing import Final
 from pybpfdsl.lang.headers import FieldSpec, HeaderSpec
 
 __all__ = ["PARSING_FIELDS", "Region", "checksum_fold", "covering", "region_of", "updated_checksum",
-           "write_field_bytes", "write_payload_byte"]
+           "write_field_bytes", "write_payload_byte", "write_payload_bytes"]
 
 PARSING_FIELDS: Final[frozenset[tuple[str, str]]] = frozenset({
     ("eth", "type"), ("ipv4", "ihl"), ("ipv4", "proto"), ("ipv4", "frag"), ("ipv6", "nh"), ("tcp", "dataofs"),
@@ -143,4 +143,22 @@ def write_payload_byte(buf: bytearray, pos: int, value: int, checksums: dict[str
             cs = checksums[name] + CHECKSUM_OFFSET[name]
             hc = int.from_bytes(buf[cs:cs + 2], "big")
             hc = updated_checksum(hc, [old << shift], [new << shift], udp=name == "udp")
+            buf[cs:cs + 2] = hc.to_bytes(2, "big")
+
+
+def write_payload_bytes(buf: bytearray, writes: list[tuple[int, int]], checksums: dict[str, int]) -> None:
+    """Write each (position, byte) of `writes` (all inside `buf`), then update the TCP or UDP checksum
+    once over all of them (`payload.write` of a record)."""
+    old_words: list[int] = []
+    new_words: list[int] = []
+    for pos, value in writes:
+        shift = 0 if pos & 1 else 8
+        old_words.append(buf[pos] << shift)
+        new_words.append((value & 0xFF) << shift)
+        buf[pos] = value & 0xFF
+    for name in ("tcp", "udp"):
+        if name in checksums:
+            cs = checksums[name] + CHECKSUM_OFFSET[name]
+            hc = int.from_bytes(buf[cs:cs + 2], "big")
+            hc = updated_checksum(hc, old_words, new_words, udp=name == "udp")
             buf[cs:cs + 2] = hc.to_bytes(2, "big")

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 from typing import Final, SupportsBytes, TypeVar
 
-from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, PARSING_FIELDS, write_field_bytes, write_payload_byte
+from pybpfdsl.lang.checksum import (
+    CHECKSUM_OFFSET,
+    PARSING_FIELDS,
+    write_field_bytes,
+    write_payload_byte,
+    write_payload_bytes,
+)
 from pybpfdsl.lang.headers import (
     ETH,
     ETH_HLEN,
@@ -173,6 +179,20 @@ class Payload:
         if index >= 0 and pos < len(self._data) and pos <= MAX_PACKET_OFFSET:
             self._packet.write_payload_byte(pos, value)
 
+    def write(self, offset: int, record: Struct) -> None:
+        """Write `record`'s fields big-endian at payload position `offset` (padding untouched); nothing
+        when any of its bytes would lie outside the packet or `offset` is negative."""
+        if self._packet is None:
+            raise TypeError("this payload is read-only")
+        start = self._start + offset
+        if offset < 0 or start + record.size() > len(self._data) or start > MAX_PACKET_OFFSET:
+            return
+        writes: list[tuple[int, int]] = []
+        for f in record.fields():
+            raw = int(getattr(record, f.name)) & ((1 << 8 * f.type.size) - 1)
+            writes.extend((start + f.offset + j, b) for j, b in enumerate(raw.to_bytes(f.type.size, "big")))
+        self._packet.write_payload_bytes(writes)
+
     def __bytes__(self) -> bytes:
         return bytes(self._data[self._start:])
 
@@ -295,6 +315,13 @@ class Packet:
         checksums = {v._spec.name: v._offset for v in (self.tcp, self.udp)
                      if v is not None and v._spec.name not in self.offloaded_checksums}
         write_payload_byte(self._buf, pos, value, checksums)
+        self._decoded()
+
+    def write_payload_bytes(self, writes: list[tuple[int, int]]) -> None:
+        """Set bytes (position, value) and update the TCP or UDP checksum covering them, once."""
+        checksums = {v._spec.name: v._offset for v in (self.tcp, self.udp)
+                     if v is not None and v._spec.name not in self.offloaded_checksums}
+        write_payload_bytes(self._buf, writes, checksums)
         self._decoded()
 
     def _decoded(self) -> None:

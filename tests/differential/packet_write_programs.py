@@ -134,6 +134,24 @@ def write_in_helper(pkt: Packet) -> int:
     return XDP_TX
 
 
+class Reply(Struct):
+    magic: u16
+    code: u8
+    count: u32
+
+
+@xdp
+def write_record(pkt: Packet) -> int:
+    """A record written at an odd and at an even offset (each byte's half of its checksum word differs)."""
+    pl = pkt.payload
+    first = pl[0]
+    if first is None:
+        return XDP_PASS
+    pkt.payload.write(1, Reply(magic=0xBEEF, code=first, count=0x01020304))
+    pl.write(u32(first) & 7, Reply(magic=0x1234, code=7, count=pkt.len))
+    return XDP_TX
+
+
 ALL = [swap_macs, decrement_ttl, redirect_port, rewrite_destination, nat_from_payload, ipv6_rewrite,
-       mark_payload, read_after_write, write_in_helper]
+       mark_payload, read_after_write, write_in_helper, write_record]
 

@@ -101,6 +101,10 @@ def test_expected_bytes() -> None:
     _, after = python_after(pw.swap_macs, frame)
     assert after[:6] == frame[6:12] and after[6:12] == frame[:6]
     assert python_after(pw.read_after_write, frame)[0] == 3
+    _, after = python_after(pw.write_record, frame)
+    payload = bytes(Ether(after)[Raw])  # Reply at 1 (padding byte 4 kept), then at 0x78 & 7 = 0
+    assert payload[:9] == bytes.fromhex("12340778") + len(frame).to_bytes(4, "big") + b"\x04"
+    assert checksums_valid(after)
 
 
 @pytest.mark.parametrize("prog", pw.ALL, ids=lambda p: p.name)

@@ -17,14 +17,14 @@ from functools import partial
 
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
-from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal
+from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, Region, covering, offloaded, region_of
 from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u64
 
-__all__ = ["field_assign", "field_aug", "payload_store", "swap"]
+__all__ = ["field_assign", "field_aug", "payload_store", "payload_write", "swap"]
 
 
 def _header_of(lw: EmitterBase, target: ast.Attribute) -> tuple[HeaderVal, h.FieldSpec]:
@@ -193,3 +193,48 @@ def _if_present(lw: EmitterBase, name: str, then: Callable[[n.Value], None]) -> 
     lw.b.set_block(done)
 
 
+
+
+def payload_write(lw: EmitterBase, call: ast.Call) -> None:
+    """`pkt.payload.write(offset, record)`: every field big-endian, byte by byte, when the whole record
+    is inside the packet (nothing otherwise); then one TCP/UDP checksum update over all the bytes, as
+    `lang.checksum.write_payload_bytes`."""
+    assert isinstance(call.func, ast.Attribute)
+    pl = lw.lower_expr(call.func.value)
+    if not isinstance(pl, PayloadVal):
+        raise lw.unchecked(call)
+    index = lw.scalar(call.args[0])
+    record = lw.lower_expr(call.args[1])
+    if isinstance(record, OptionalVal) and record.narrowed:
+        record = record.inner
+    if not isinstance(record, StructVal):
+        raise lw.unchecked(call.args[1])
+    if index.const is not None and int(index.const) < 0:
+        return
+    done, fits = lw.b.new_block("record_written"), lw.b.new_block("record_offset_ok")
+    ok = lw.b.new_block("record_write")
+    idx = lw.scalar_value(lw.convert(index, u64, call.args[0]))
+    small = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LE, idx, lw.const(u64, h.MAX_PACKET_OFFSET), line=lw.line))
+    lw.b.terminate(n.Branch(small, n.Edge(fits.name), n.Edge(done.name), line=lw.line))
+    lw.b.set_block(fits)
+    off = _op(lw, BinOp.ADD, pl.offset, idx)
+    inside = lw.b.emit(n.InBounds(lw.new(BOOL), off, record.cls.size(), line=lw.line))
+    lw.b.terminate(n.Branch(inside, n.Edge(ok.name), n.Edge(done.name), line=lw.line))
+    lw.b.set_block(ok)
+    old_words: list[n.Value] = []
+    new_words: list[n.Value] = []
+    for f in record.cls.fields():
+        ft: ScalarType = f.type
+        value = _u64(lw, lw.b.emit(n.ExtractField(lw.new(ft), record.value, f.name, line=lw.line)))
+        for j in range(ft.size):
+            byte = _op(lw, BinOp.AND, _op(lw, BinOp.SHR, value, 8 * (ft.size - 1 - j)), 0xFF)
+            at = _offset(lw, off, f.offset + j)
+            old = _load(lw, at, 0, 1)
+            _store(lw, at, 0, 1, byte)
+            shift = _op(lw, BinOp.SHL, _op(lw, BinOp.XOR, _op(lw, BinOp.AND, at, 1), 1), 3)
+            old_words.append(_op(lw, BinOp.SHL, old, shift))
+            new_words.append(_op(lw, BinOp.SHL, byte, shift))
+    for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
+        _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=old_words, new_words=new_words))
+    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
+    lw.b.set_block(done)

@@ -49,6 +49,9 @@ class StatementEmitter(EmitterBase):
         match s:
             case ast.Expr(value=ast.Constant(value=str())):
                 return  # a docstring
+            case ast.Expr(value=ast.Call(func=ast.Attribute(value=base, attr="write")) as call) \
+                    if isinstance(self.lower_expr(base), PayloadVal):
+                packet_writes.payload_write(self, call)
             case ast.Expr(value=ast.Call() as call):
                 self.lower_expr(call)
             case ast.Expr():

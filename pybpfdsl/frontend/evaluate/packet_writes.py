@@ -12,7 +12,9 @@ from pybpfdsl.frontend.evaluate.running import EvaluationError, Frame, binary_in
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.checksum import offloaded
+from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.packet import HeaderView, Payload
+from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import u8, u64
 
 
@@ -55,6 +57,22 @@ class PacketWriteEvaluator(CallEvaluator):
             pending.append((view, t.attr, raw_of(convert(self.scalar(v, fr), old.type))))
         for view, attr, raw in pending:
             setattr(view, attr, raw)
+
+    def payload_write(self, call: ast.Call, fr: Frame) -> None:
+        self._offload()
+        payload = self.expr(call.func.value, fr)  # type: ignore[attr-defined]
+        if not isinstance(payload, Payload):
+            raise EvaluationError("payload.write on something not the payload")
+        index = self.scalar(call.args[0], fr)
+        record = self.expr(call.args[1], fr)
+        if not isinstance(record, Struct):
+            raise EvaluationError(f"`{source_text(call.args[1])}` is not a record")
+        raw_index = raw_of(index)
+        if index.type.signed and raw_index < 0:
+            return
+        wide = raw_of(convert(index, u64))
+        if wide <= MAX_PACKET_OFFSET:
+            payload.write(wide, record)
 
     def payload_store(self, target: ast.Subscript, value_node: ast.expr, fr: Frame) -> None:
         payload = self.expr(target.value, fr)

@@ -65,6 +65,9 @@ class StatementEvaluator(PacketWriteEvaluator):
         match s:
             case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
                 return None
+            case ast.Expr(value=ast.Call(func=ast.Attribute(value=base, attr="write")) as call) \
+                    if isinstance(self.expr(base, fr), Payload):
+                self.payload_write(call, fr)
             case ast.Expr(value=value):
                 self.expr(value, fr)
             case ast.Return(value=value):

@@ -13,7 +13,7 @@ import ast
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.calls import CallChecker
-from pybpfdsl.frontend.typecheck.kinds import Header, Maybe, Payload, describe
+from pybpfdsl.frontend.typecheck.kinds import Header, Maybe, Payload, Record, describe
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.checksum import OFFLOAD_NAME, PARSING_FIELDS, offloaded
@@ -95,6 +95,24 @@ class PacketWriteChecker(CallChecker):
             raise self.err(target.slice, f"a payload index must be an integer, not {describe(index)}")
         converted = self.convert(self.scalar(value_node), u8, value_node, implicit=True)
         del converted
+
+    def payload_write(self, call: ast.Call) -> None:
+        """`pkt.payload.write(offset, record)`: a record of integer fields, written big-endian."""
+        if len(call.args) != 2 or call.keywords:
+            raise self.err(call, "write `pkt.payload.write(offset, record)`")
+        self.offload_declared(call)
+        index = self.scalar(call.args[0])
+        if not index.type.is_int:
+            raise self.err(call.args[0], f"a payload offset must be an integer, not {describe(index)}")
+        record = self.expr(call.args[1])
+        if isinstance(record, Maybe) and record.narrowed:
+            record = record.inner
+        if not isinstance(record, Record):
+            raise self.err(call.args[1], f"payload.write writes a record, not {describe(record)}",
+                           "build one: `Rec(a=1, b=2)`")
+        if any(f.type.is_fixed for f in record.cls.fields()):
+            raise self.err(call.args[1], f"{record.cls.__name__} has float fields; payload.write writes "
+                           "integer fields only", "convert the floats to integers in a record of their own")
 
     def is_payload(self, node: ast.expr) -> bool:
         """Whether `node` is the packet's payload (`pkt.payload`, or a local holding it)."""

@@ -48,6 +48,9 @@ class StatementChecker(PacketWriteChecker):
         match s:
             case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
                 return
+            case ast.Expr(value=ast.Call(func=ast.Attribute(value=base, attr="write")) as call) \
+                    if self.is_payload(base):
+                self.payload_write(call)
             case ast.Expr(value=ast.Call() as call):
                 self.expr(call)
             case ast.Expr():

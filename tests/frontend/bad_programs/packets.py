@@ -139,6 +139,12 @@ def assign_to_a_field_of_an_absent_header(pkt: Packet) -> int:
 
 
 @xdp
+def write_a_number_as_a_record(pkt: Packet) -> int:
+    pkt.payload.write(0, 5)  # error: payload.write writes a record, not | hint: build one
+    return XDP_PASS
+
+
+@xdp
 def update_a_header_in_place(pkt: Packet) -> int:
     ip4 = pkt.ipv4
     if ip4 is None:
