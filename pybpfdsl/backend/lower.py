@@ -28,7 +28,7 @@ from pathlib import Path
 
 from llvmlite import ir
 
-from pybpfdsl.backend import barriers, fib_lookup, packet_store
+from pybpfdsl.backend import barriers, fib_lookup, packet_store, printk
 from pybpfdsl.backend.debuginfo import (
     CHAR,
     S32,
@@ -468,6 +468,9 @@ class _FunctionLowering:
 
     def fib_lookup(self, op: n.FibLookup, dst: ir.Value, ifindex: ir.Value) -> ir.Value:
         return fib_lookup.fib_lookup(self, op, dst, ifindex)
+
+    def trace_printk(self, op: n.TracePrintk, args: list[ir.Value]) -> ir.Value:
+        return printk.trace_printk(self, op, args)
 
     def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
         """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""

@@ -32,6 +32,7 @@ _DSL_BUILTINS: dict[int, str] = {
     id(dsl_builtins.ip): "ip",
     id(dsl_builtins.redirect): "redirect",
     id(dsl_builtins.fib_lookup): "fib_lookup",
+    id(builtins.print): "print",
     id(dsl_builtins.bounded): "bounded",
     id(builtins.min): "min",
     id(builtins.max): "max",

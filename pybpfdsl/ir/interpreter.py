@@ -16,7 +16,7 @@ from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
-from pybpfdsl.lang import fib
+from pybpfdsl.lang import fib, printk
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
@@ -246,6 +246,11 @@ class _Machine:
 
     def fib_lookup(self, op: n.FibLookup, dst: Any, ifindex: Any) -> Any:
         return fib.lookup(dst, ifindex)
+
+    def trace_printk(self, op: n.TracePrintk, args: list[Any]) -> Any:
+        text = printk.render(op.fmt, list(args))
+        print(text)
+        return len(text)
 
     def run(self, step_limit: int) -> IRResult:
         blocks = {b.name: b for b in self.program.blocks}

@@ -119,6 +119,7 @@ class Effects(Protocol[V]):
     def redirect(self, op: Redirect, ifindex: V) -> V: ...
     def redirect_map(self, op: RedirectMap, key: V) -> V: ...
     def fib_lookup(self, op: FibLookup, dst: V, ifindex: V) -> V: ...
+    def trace_printk(self, op: TracePrintk, args: list[V]) -> V: ...
 
 
 R = TypeVar("R")  # what a terminator leads to in an execution
@@ -719,6 +720,35 @@ class FibLookup(EffectInstr):
 
 
 @dataclass(frozen=True)
+class TracePrintk(EffectInstr):
+    """bpf_trace_printk(format, size, args...): `print` in a program. The format (`lang.printk`'s, without
+    its NUL) is written as hex after an `x` so the text stays one word; `args` are 64-bit values, one per
+    conversion. The result is what the helper returns (the length written)."""
+
+    syntax: ClassVar[str] = "trace_printk {fmt_hex} ({args})"
+    out: Value
+    fmt_hex: str
+    args: tuple[Value, ...]
+
+    @property
+    def fmt(self) -> str:
+        return bytes.fromhex(self.fmt_hex[1:]).decode()
+
+    @staticmethod
+    def hex_of(fmt: str) -> str:
+        return "x" + fmt.encode().hex()
+
+    def check(self, rules: TypeRules) -> None:
+        rules.expect(self.fmt_hex.startswith("x") and len(self.args) <= 3, "a printk format and at most 3 values")
+        for a in self.args:
+            rules.expect(a.type in (u64, i64), "a printk value is 64 bits")
+        rules.same(self.out.type, i64, "trace_printk result")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.trace_printk(self, [get(a) for a in self.args])
+
+
+@dataclass(frozen=True)
 class Edge:
     """A jump target with the values bound to its parameters."""
 
@@ -886,7 +916,7 @@ STATUS_TYPE = i64
 INSTRUCTIONS: tuple[type[Instr], ...] = (
     Const, Binary, FixedDivInt, IntQuotient, Compare, Convert, Reinterpret, Select, PacketLen, InBounds,
     LoadPacket, StorePacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
-    MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap, FibLookup,
+    MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap, FibLookup, TracePrintk,
 )
 """Every instruction class: the parser reads these by their syntax (a test checks none is missing)."""
 TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)

@@ -8,14 +8,15 @@ import ipaddress
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
-from pybpfdsl.frontend.values import DslValue, Scalar, StringVal, StructVal
+from pybpfdsl.frontend.values import DslValue, NoneVal, Scalar, StringVal, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
+from pybpfdsl.lang import printk
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
-from pybpfdsl.lang.types import BOOL, FLOAT, u32, u64
+from pybpfdsl.lang.types import BOOL, FLOAT, i64, u32, u64
 
 
 def _no_args(lw: EmitterBase, node: ast.Call, name: str) -> None:
@@ -135,6 +136,29 @@ def fib_lookup(lw: EmitterBase, node: ast.Call) -> StructVal:
     return StructVal(FibResult, lw.op(n.FibLookup, StructType(FibResult), dst, ifindex, hint="fib"))
 
 
+def print_call(lw: EmitterBase, node: ast.Call) -> NoneVal:
+    """`print(...)`: the format from constant strings and numbers, each other value sign- or zero-extended
+    to 64 bits as its conversion reads it (lang.printk)."""
+    fmt, values = [], []
+    for arg in node.args:
+        v = lw.lower_expr(arg)
+        if isinstance(v, StringVal):
+            fmt.append(printk.escape(v.text))
+            continue
+        number = printk.literal(arg)
+        if number is not None:
+            fmt.append(str(number))
+            continue
+        s = lw.scalar(arg)
+        fmt.append(printk.conversion(s.type))
+        wide = i64 if s.type.signed else u64
+        values.append(lw.scalar_value(lw.convert(s, wide, arg)))
+    if len(values) > printk.MAX_VALUES:
+        raise lw.unchecked(node)
+    lw.op(n.TracePrintk, i64, n.TracePrintk.hex_of(" ".join(fmt)), tuple(values), hint="printed")
+    return NoneVal()
+
+
 def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
     match name:
         case "random":
@@ -156,6 +180,8 @@ def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
             return redirect(lw, node)
         case "fib_lookup":
             return fib_lookup(lw, node)
+        case "print":
+            return print_call(lw, node)
         case "min" | "max":
             return min_max(lw, node, name)
         case "abs":

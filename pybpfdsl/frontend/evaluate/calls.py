@@ -29,7 +29,7 @@ from pybpfdsl.frontend.evaluate.running import (
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import Scalar
-from pybpfdsl.lang import arith, fib
+from pybpfdsl.lang import arith, fib, printk
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
@@ -90,6 +90,9 @@ class CallEvaluator(ExpressionEvaluator):
                 return Scalar(self.type_of(node), h.ktime_get_ns() & _U64_MASK)
             case "cpu_id":
                 return Scalar(self.type_of(node), h.cpu_id() & _U32_MASK)
+            case "print":
+                self.print_call(node, fr)
+                return None
             case "fib_lookup":
                 dst, ifindex = (raw_of(convert(self.scalar(a, fr), u32)) for a in node.args)
                 return fib.lookup(dst, ifindex)
@@ -117,6 +120,23 @@ class CallEvaluator(ExpressionEvaluator):
                 negative = compare(CmpOp.LT, v, Scalar(t, 0, 0.0 if t.is_fixed else 0))
                 return Scalar(t, arith.negate(t, raw_of(v)) if negative else raw_of(v))
         raise EvaluationError(f"{name}() cannot be called here")
+
+    def print_call(self, node: ast.Call, fr: Frame) -> None:
+        """The text bpf_trace_printk would write for this `print`, on stdout."""
+        fmt, values = [], []
+        for arg in node.args:
+            v = self.expr(arg, fr)
+            if isinstance(v, Text):
+                fmt.append(printk.escape(v.text))
+                continue
+            number = printk.literal(arg)
+            if number is not None:
+                fmt.append(str(number))
+                continue
+            s = self.scalar(arg, fr)
+            fmt.append(printk.conversion(s.type))
+            values.append(raw_of(s))
+        print(printk.render(" ".join(fmt), values))
 
     def type_call(self, node: ast.Call, target: object, fr: Frame) -> Scalar[int]:
         t = scalar_type(target)

@@ -24,6 +24,7 @@ from pybpfdsl.frontend.typecheck.conditions import ConditionChecker
 from pybpfdsl.frontend.typecheck.expressions import PARSED_ATTRIBUTES, pseudo_local
 from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, Payload, Record, describe, join
 from pybpfdsl.frontend.values import Callee, NoneVal, PacketVal, Scalar, StateVal, StringVal
+from pybpfdsl.lang import printk
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.packet import Packet
@@ -77,6 +78,8 @@ class CallChecker(ConditionChecker):
                 return self.randint(node)
             case "ip":
                 return self.ip_address(node)
+            case "print":
+                return self.print_call(node)
             case "fib_lookup":
                 if len(node.args) != 2 or node.keywords:
                     raise self.err(node, "write `fib_lookup(dst, ifindex)`: an IPv4 destination (as pkt.ipv4.dst "
@@ -100,6 +103,35 @@ class CallChecker(ConditionChecker):
             case "len":
                 raise self.err(node, "len() is not supported", "use pkt.len for the packet length")
         raise self.err(node, f"{name}() is not supported in a DSL function")
+
+    def print_call(self, node: ast.Call) -> NoneVal:
+        """`print(...)`: constant strings and integers, at most MAX_VALUES of them not constant."""
+        if node.keywords:
+            raise self.err(node, "print takes only the values to show (no sep=, end=, file= or flush=)",
+                           "the kernel's trace line is the values separated by spaces")
+        varying, fmt = 0, []
+        for arg in node.args:
+            v = self.expr(arg)
+            if isinstance(v, StringVal):
+                fmt.append(printk.escape(v.text))
+                continue
+            s = self.as_scalar(v, arg)
+            if s.type.is_fixed:
+                raise self.err(arg, "print shows integers and constant strings, not floats",
+                               "bpf_trace_printk has no float conversion: print i64(x * 1000), or u32(x)")
+            number = printk.literal(arg)
+            if number is not None:
+                fmt.append(str(number))
+                continue
+            varying += 1
+            fmt.append(printk.conversion(s.type))
+        if varying > printk.MAX_VALUES:
+            raise self.err(node, f"print shows at most {printk.MAX_VALUES} values that are not constants "
+                           f"({varying} given): bpf_trace_printk takes 3", "split it into several print calls")
+        if len(" ".join(fmt)) > printk.MAX_FORMAT:
+            raise self.err(node, f"this print's text is longer than {printk.MAX_FORMAT} bytes",
+                           "shorten the strings or split it into several print calls")
+        return NoneVal()
 
     def randint(self, node: ast.Call) -> Scalar[object]:
         if len(node.args) != 2 or node.keywords:

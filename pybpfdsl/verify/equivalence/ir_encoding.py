@@ -8,6 +8,7 @@ the path as `ir_error` — the IR's precondition is violated there, which `prove
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
-from pybpfdsl.verify.equivalence import redirect
+from pybpfdsl.verify.equivalence import redirect, symbolic_state
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.paths import (
     MERGE_AFTER_PATHS,
@@ -450,6 +451,16 @@ class _Path:
 
     def fib_lookup(self, op: n.FibLookup, dst: Any, ifindex: Any) -> Any:
         raise Unsupported("fib_lookup (bpf_fib_lookup) is not modelled")
+
+    def trace_printk(self, op: n.TracePrintk, args: list[Any]) -> Any:
+        """The trace record the bytecode encoding reads from bpf_trace_printk (its `_trace_record`): a
+        digest of the format as passed (with its NUL), then the values, unused ones 0."""
+        if op.out in self.encoder.used:
+            raise Unsupported("the result of bpf_trace_printk (not modelled)")
+        digest = int.from_bytes(hashlib.blake2b(op.fmt.encode() + b"\0", digest_size=8).digest(), "little")
+        values = [_term(a) for a in args] + [z3.BitVecVal(0, 64)] * (3 - len(args))
+        self.s.effects.output(symbolic_state.TRACE_OUTPUT, z3.Concat(*reversed(values), z3.BitVecVal(digest, 64)))
+        return z3.BitVecVal(0, 64)
 
     def ringbuf_output(self, op: n.RingbufOutput, record: Any) -> Any:
         e = self.encoder

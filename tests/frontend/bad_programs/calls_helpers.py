@@ -129,7 +129,7 @@ def calls_plain_python_function(pkt: Packet) -> int:
 
 @xdp
 def calls_print(pkt: Packet) -> int:
-    print(pkt.len)  # error: print is not supported in a DSL function yet | hint: RingBuf
+    print(pkt.len, sep=",")  # error: print takes only the values to show | hint: separated by spaces
     return XDP_PASS
 
 
