@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit env system-deps clean bench
+.PHONY: demo test lint typecheck unit env system-deps clean bench bench-superopt
 
 env: $(STAMP)
 
@@ -46,6 +46,11 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	$(PY) benchmarks/size_speed.py
+
+# The superoptimizer on clang-built objects of others' sources and on the examples (needs root and clang):
+# benchmarks/results/superopt.{txt,json}.
+bench-superopt: $(STAMP)
+	$(PY) benchmarks/superopt.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@
     pybpfdsl detach DEV                        remove the XDP program from an interface
     pybpfdsl status [DEV]                      which XDP programs are attached where
     pybpfdsl prove A.o B.o [--section S]       Z3 proof that two BPF objects are equivalent
+    pybpfdsl optimize IN.o -o OUT.o            superoptimize any BPF object (proven, kernel-checked)
     pybpfdsl verify FILE[:FUNC] | OBJ.o        pybpfdsl's own safety verifier
 
 `disasm`, `run`, `maps`, `verify` and `prove` also take BPF object files (clang's too; `--section`
@@ -37,6 +38,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 
 from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, format_exception_chain, positive_int
+from pybpfdsl.cli_commands.optimize import add_arguments as optimize_arguments
 from pybpfdsl.cli_output import style_for
 
 __all__ = ["build_parser", "main"]
@@ -255,6 +257,16 @@ def build_parser() -> argparse.ArgumentParser:
                    "screenful: large maps as the keys the counterexample touches, long values cut)")
     _json_flag(p, "the verdict")
 
+    p = _command(sub, "optimize", "superoptimize a BPF object (window search, proven, kernel-checked)", """
+        Make the code of a BPF object (clang's too) smaller or faster: a K2-style search over windows of
+        straight-line code, each rewrite proven by Z3, the whole program by the bytecode prover, the result
+        checked by pybpfdsl's verifier and loaded by the kernel. Writes OUT.o (the input's code where a
+        check refused). Exit status 0 when OUT.o passed every check that ran.""", [
+        "pybpfdsl optimize prog.o -o prog.opt.o",
+        "pybpfdsl optimize prog.o -o prog.opt.o --section xdp --budget 2000 --cost latency --json",
+    ], "optimize")
+    optimize_arguments(p)
+
     p = _command(sub, "verify", "check a program's safety with pybpfdsl's own verifier", """
         Run the userspace safety verifier (abstract interpretation: packet and map-value bounds, null
         checks, stack initialisation, pointer rules, helper arguments, exit values, loop bounds) on a DSL
@@ -297,6 +309,10 @@ def _handler(name: str) -> Handler:
         from pybpfdsl.cli_commands.prove import cmd_prove
 
         return cmd_prove
+    if name == "optimize":
+        from pybpfdsl.cli_commands.optimize import cmd_optimize
+
+        return cmd_optimize
     if name == "verify":
         from pybpfdsl.cli_commands.verify import cmd_verify
 
