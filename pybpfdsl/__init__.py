@@ -31,12 +31,25 @@ from pybpfdsl.lang.helpers import current_helpers as _current_helpers
 if TYPE_CHECKING:
     from pybpfdsl.deploy import Attachment, attach
     from pybpfdsl.lang.actions import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, XdpAction
-    from pybpfdsl.lang.builtins import bounded, cpu_id, inline, ip, now_ns, prandom_u32, randint, random
+    from pybpfdsl.lang.builtins import (
+        bounded,
+        cpu_id,
+        fib_lookup,
+        inline,
+        ip,
+        now_ns,
+        prandom_u32,
+        randint,
+        random,
+        redirect,
+    )
     from pybpfdsl.lang.errors import DslError, DslWarning, InternalCompilerError, SourceLocation
+    from pybpfdsl.lang.fib import FibResult, Route, use_routes
     from pybpfdsl.lang.headers import TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG
     from pybpfdsl.lang.lpm_trie import Ip4Prefix, Ip6Prefix, LpmTrie, prefix
     from pybpfdsl.lang.packet import Packet
     from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
+    from pybpfdsl.lang.redirect import CpuMap, DevMap, RedirectTarget
     from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray, RingBuf
     from pybpfdsl.lang.structs import Struct
     from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
@@ -50,6 +63,7 @@ __version__ = "0.1.0"
 __all__ = [
     "xdp", "Packet", "Struct", "Global", "HashMap", "LruHashMap", "Array", "PerCpuArray", "RingBuf",
     "LpmTrie", "PerCpuHashMap", "LruPerCpuHashMap", "Ip4Prefix", "Ip6Prefix", "prefix", "open_pinned",
+    "DevMap", "CpuMap", "RedirectTarget", "redirect", "fib_lookup", "FibResult", "Route", "use_routes",
     "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
     "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "bounded", "inline",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XdpAction",
@@ -60,12 +74,14 @@ __all__ = [
 
 _EXPORTS: dict[str, str] = {name: module for module, names in (
     ("pybpfdsl.lang.actions", "XDP_ABORTED XDP_DROP XDP_PASS XDP_REDIRECT XDP_TX XdpAction"),
-    ("pybpfdsl.lang.builtins", "bounded cpu_id inline ip now_ns prandom_u32 randint random"),
+    ("pybpfdsl.lang.builtins", "bounded cpu_id fib_lookup inline ip now_ns prandom_u32 randint random redirect"),
+    ("pybpfdsl.lang.fib", "FibResult Route use_routes"),
     ("pybpfdsl.lang.errors", "DslError DslWarning InternalCompilerError SourceLocation"),
     ("pybpfdsl.lang.headers", "TCP_ACK TCP_FIN TCP_PSH TCP_RST TCP_SYN TCP_URG"),
     ("pybpfdsl.lang.lpm_trie", "Ip4Prefix Ip6Prefix LpmTrie prefix"),
     ("pybpfdsl.lang.packet", "Packet"),
     ("pybpfdsl.lang.percpu_hash", "LruPerCpuHashMap PerCpuHashMap"),
+    ("pybpfdsl.lang.redirect", "CpuMap DevMap RedirectTarget"),
     ("pybpfdsl.pinned", "open_pinned"),
     ("pybpfdsl.lang.state", "Array Global HashMap LruHashMap PerCpuArray RingBuf"),
     ("pybpfdsl.lang.structs", "Struct"),

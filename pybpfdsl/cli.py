@@ -9,6 +9,7 @@
     pybpfdsl attach FILE:FUNC DEV              attach to an interface, show live state until Ctrl-C
     pybpfdsl detach DEV                        remove the XDP program from an interface
     pybpfdsl status [DEV]                      which XDP programs are attached where
+    pybpfdsl trace                             follow print() output (the kernel's trace pipe)
     pybpfdsl prove A.o B.o [--section S]       Z3 proof that two BPF objects are equivalent
     pybpfdsl optimize IN.o -o OUT.o            superoptimize any BPF object (proven, kernel-checked)
     pybpfdsl verify FILE[:FUNC] | OBJ.o        pybpfdsl's own safety verifier
@@ -39,6 +40,7 @@ from collections.abc import Callable, Sequence
 
 from pybpfdsl.cli_commands.common import EXIT_FAILURE, CliError, format_exception_chain, positive_int
 from pybpfdsl.cli_commands.optimize import add_arguments as optimize_arguments
+from pybpfdsl.cli_commands.trace import add_arguments as trace_arguments
 from pybpfdsl.cli_output import style_for
 
 __all__ = ["build_parser", "main"]
@@ -257,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "screenful: large maps as the keys the counterexample touches, long values cut)")
     _json_flag(p, "the verdict")
 
+    p = _command(sub, "trace", "follow print() output (bpf_trace_printk, the kernel's trace pipe) until Ctrl-C", """
+        Print the lines that programs write with print() (bpf_trace_printk) as the kernel emits them,
+        from the trace pipe of tracefs (/sys/kernel/tracing, or /sys/kernel/debug/tracing), until Ctrl-C.
+        Reading the pipe consumes its lines: one reader at a time sees them.""", [
+        "pybpfdsl trace",
+        "pybpfdsl trace --raw --count 10",
+    ], "trace")
+    trace_arguments(p)
+
     p = _command(sub, "optimize", "superoptimize a BPF object (window search, proven, kernel-checked)", """
         Make the code of a BPF object (clang's too) smaller or faster: a K2-style search over windows of
         straight-line code, each rewrite proven by Z3, the whole program by the bytecode prover, the result
@@ -309,6 +320,10 @@ def _handler(name: str) -> Handler:
         from pybpfdsl.cli_commands.prove import cmd_prove
 
         return cmd_prove
+    if name == "trace":
+        from pybpfdsl.cli_commands.trace import cmd_trace
+
+        return cmd_trace
     if name == "optimize":
         from pybpfdsl.cli_commands.optimize import cmd_optimize
 
