@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import enum
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 
@@ -75,6 +76,10 @@ def classify(value: object) -> tuple[str, object]:
         return "state", value
     if isinstance(value, ScalarType) or value in _PY_TYPES:
         return "type", value
+    if isinstance(value, enum.IntEnum):
+        return "constant", int(value)  # `XdpAction.DROP`: its number
+    if isinstance(value, enum.EnumMeta) and issubclass(value, enum.IntEnum):
+        return "module", value  # `XdpAction`: a namespace of constants, as a module is
     if isinstance(value, bool | int | float):
         return "constant", value
     if isinstance(value, tuple):

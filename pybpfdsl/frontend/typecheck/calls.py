@@ -238,8 +238,12 @@ class CallChecker(ConditionChecker):
         self.facts.inline_sources[(self.ctx, node)] = source
         tree = source.tree
         params = tree.args
-        if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
-            raise self.err(node, f"{fn.__name__}: helpers take plain positional parameters only")
+        odd: ast.AST | None = (params.defaults[0] if params.defaults else params.vararg or params.kwarg
+                               or (params.kwonlyargs[0] if params.kwonlyargs else None))
+        if odd is not None:  # refused at the helper's `def`, where the fix goes
+            raise source.error(odd, f"{fn.__name__}: an @inline helper takes plain positional parameters only "
+                                    "(no default values, *args, keyword-only parameters or **kwargs)",
+                               "remove it from the `def` and pass every argument at each call")
         if len(node.args) + len(node.keywords) != len(params.args):
             raise self.err(node, f"{fn.__name__} takes {len(params.args)} arguments, "
                            f"{len(node.args) + len(node.keywords)} given")

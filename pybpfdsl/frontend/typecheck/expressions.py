@@ -177,10 +177,6 @@ class ExpressionChecker(ArithmeticChecker):
 
     def unusable(self, node: ast.expr, name: str, value: object) -> DslError:
         """The refusal of a Python object a DSL function cannot use, saying what to use instead."""
-        if value is print:
-            return self.err(node, "print is not supported in a DSL function yet",
-                            "to see values from a program, count them in a Global or map, or send records to "
-                            "Python through a RingBuf")
         if getattr(value, "__module__", None) == "time" and callable(value):
             return self.err(node, f"time.{name}() cannot be called in a DSL function",
                             "use `now_ns()` (from pybpfdsl): the kernel's monotonic clock, in nanoseconds")

@@ -48,7 +48,7 @@ def log_only(x: u32) -> None:
 
 
 @inline
-def with_default(x: u32 = 1) -> u32:
+def with_default(x: u32 = 1) -> u32:  # error(helper_with_default_argument): an @inline helper takes plain positional parameters only | hint: remove it from the `def`
     return x
 
 
@@ -105,7 +105,7 @@ def helper_parameter_type_unknown(pkt: Packet) -> int:
 
 @xdp
 def helper_with_default_argument(pkt: Packet) -> int:
-    n = with_default(pkt.len)  # error: with_default: helpers take plain positional parameters only
+    n = with_default(pkt.len)
     return XDP_PASS
 
 
