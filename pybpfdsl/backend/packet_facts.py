@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from llvmlite import ir
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.passes.cfg import Cfg, constant_offset, definitions
+from pybpfdsl.ir.passes.cfg import Cfg, constant_offset, definitions, successors
 
+_CALLS = (n.MapLookup, n.MapUpdate, n.MapDelete, n.CallHelper, n.RingbufOutput)
+_NO_CALL = (n.PureInstr, n.PacketLen, n.InBounds, n.LoadPacket, n.IsNull, n.LoadValue, n.StoreValue, n.LoadGlobal,
+            n.StoreGlobal)
+"""Operations that call no helper (anything else, including operations added later, counts as a call)."""
 _SMALL = 1 << 16  # constant parts of offsets beyond this are left to the guarded path
 
 
@@ -39,10 +43,44 @@ class PacketFacts:
     defs: dict[n.Value, n.Instr] = field(init=False)
     checks: dict[n.Value, Checked] = field(default_factory=dict)
     holding: dict[str, list[Checked]] = field(default_factory=dict)
+    crossing: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.cfg = Cfg.of(self.program)
         self.defs = definitions(self.program)
+
+    def _calls_between(self, start: str, end: str) -> bool:
+        """Whether a helper call may run between entering `start` and reaching `end` (a block `start`
+        dominates). A checked pointer live across a call is spilled to the stack, and pybpfdsl's verifier
+        (unlike the kernel's) loses its range there, so such loads keep their own guard."""
+        key = (start, end)
+        if key not in self.crossing:
+            blocks = {b.name: b for b in self.program.blocks}
+            seen, work, found = {start}, [start], False
+            while work and not found:
+                name = work.pop()
+                found = any(isinstance(i, _CALLS) or not isinstance(i, _NO_CALL) for i in blocks[name].instrs)
+                if name == end:
+                    continue
+                for s in successors(blocks[name]):
+                    if s not in seen and self.cfg.dominates(start, s) and self._reaches(s, end):
+                        seen.add(s)
+                        work.append(s)
+            self.crossing[key] = found
+        return self.crossing[key]
+
+    def _reaches(self, a: str, b: str) -> bool:
+        blocks = {x.name: x for x in self.program.blocks}
+        seen, work = {a}, [a]
+        while work:
+            name = work.pop()
+            if name == b:
+                return True
+            for s in successors(blocks[name]):
+                if s not in seen:
+                    seen.add(s)
+                    work.append(s)
+        return False
 
     def checked(self, op: n.InBounds, start: ir.Value) -> None:
         base, k = constant_offset(op.offset, self.defs)
@@ -67,6 +105,7 @@ class PacketFacts:
             return None
         for d in self.cfg.dominators(block):
             for c in self.holding.get(d, ()):
-                if c.base == base and c.k <= k and k + op.width <= c.k + c.width:
+                if c.base == base and c.k <= k and k + op.width <= c.k + c.width \
+                        and not self._calls_between(d, block):
                     return c.start, k - c.k
         return None
