@@ -192,21 +192,23 @@ class XdpProgram:
         return format_program(self.lower().program)
 
     def compile(self, *, cpu: str | None = None, opt_level: int = 2, prove: bool | None = None,
-                verify: bool = True) -> CompiledProgram:
+                verify: bool = True, optimize: bool | None = None) -> CompiledProgram:
         """Compile to a BPF object. Raises DslError for programs the DSL does not accept.
 
         `verify` runs the userspace safety verifier; its report is `.verification` (a rejection does not
         raise here: `attach` refuses the program and says why). `prove` (default:
         `pybpfdsl.verify.equivalence.prove.PROVE_ON_COMPILE`) checks with Z3 that the bytecode is
         equivalent to the IR; the verdict is `.proof` (status "skipped" when not proved). `.summary()`
-        shows both verdicts."""
+        shows both verdicts. `optimize` runs the IR optimiser's passes (`pybpfdsl.ir.passes`; default on,
+        `PYBPFDSL_OPTIMIZE=0` turns them off); the proof compares the bytecode with the IR before them."""
         from pybpfdsl.backend.compile import BackendError, compile_program
 
         started = time.perf_counter()
         lowered = self.lower()
         target = cpu or self.cpu
         try:
-            obj = compile_program(lowered.program, cpu=target, opt_level=opt_level, license=self.license)
+            obj = compile_program(lowered.program, cpu=target, opt_level=opt_level, license=self.license,
+                                  optimize=optimize)
         except BackendError as exc:
             raise InternalCompilerError(
                 f"{lowered.source.file}:{lowered.source.first_line}: the backend failed on {self.name}: {exc}. "
