@@ -117,9 +117,6 @@ def test_one_lookup_call_for_two_maps_is_accepted() -> None:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="our verifier: 'pointer arithmetic with an unbounded scalar': the loop "
-                                       "tests a copy of its counter (r9 = i - 1; if r9 > 4), so widening leaves i "
-                                       "itself unbounded; the kernel follows each iteration with i a constant")
 def test_payload_reads_under_a_header_in_a_loop_are_accepted() -> None:
     with payload_reads_under_a_header_in_a_loop.load():
         pass  # the kernel loads it

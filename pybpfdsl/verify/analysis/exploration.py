@@ -159,14 +159,18 @@ _NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
 
 
 def _includes(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int], new: State,
-              new_consts: dict[int, int]) -> bool:
+              new_consts: dict[int, int], strict_packet: bool = False) -> bool:
     """Whether ``old`` (cleaned as of ``stamp``, see :func:`_current`) includes ``new``;
     ``new_consts``: its constant registers (see :func:`_clean`). A constant register of ``old`` that
-    ``new`` does not hold (a loop counter, most often) rules it out before the whole comparison."""
+    ``new`` does not hold (a loop counter, most often) rules it out before the whole comparison.
+    ``strict_packet``: states whose proven packet ranges differ never include each other (see
+    :func:`explore`)."""
     state = _current(old, stamp, live, precise)
     for r, c in old.consts.items():
         if new_consts.get(r) != c:
             return False
+    if strict_packet and (state.pkt_min != new.pkt_min or dict(state.ranges) != dict(new.ranges)):
+        return False
     return st.le(new, state)
 
 
@@ -186,11 +190,17 @@ def _on_numbers(env: Env, idx: int, s: State) -> bool:
 
 
 def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, State], work: int = EXPLORE_WORK,
-            limit: int = BPF_COMPLEXITY_LIMIT_INSNS, shallow: tuple[int, int] | None = None) -> Exploration:
+            limit: int = BPF_COMPLEXITY_LIMIT_INSNS, shallow: tuple[int, int] | None = None,
+            strict_packet: bool = False) -> Exploration:
     """Simulate the kernel's exploration from ``entry`` (see the module docstring); ``live``: the
     live registers (:func:`.liveness.live_in`); ``pre``: the fixpoint's invariant (what may point
     into the stack, for :func:`.precision.stack_live_in`); ``shallow``: (steps, iterations): give up
-    after that many steps if a path has passed a loop head more than that many times by then.
+    after that many steps if a path has passed a loop head more than that many times by then;
+    ``strict_packet``: a stored state prunes only states with the same proven packet ranges. The
+    kernel ties a packet range to each pointer and its id, and keeps apart states our inclusion merges:
+    issue 13's payload sum entered from its 26 header-parsing paths is processed 46,517 times by the
+    kernel at ``range(20)``, 27,004 times by this simulation, 75,993 times with ``strict_packet``
+    (and 8,298 / 2,443 / 5,292 times loop-free, at ``range(16)``).
 
     Precision (:mod:`.precision`) is found as the kernel finds it, as paths decide jumps: the first
     time a jump on numbers goes one way only, its operands and their sources become precise
@@ -254,7 +264,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                     continue
                 if cleaned is None:
                     cleaned, new_consts = _clean(s, live[idx], precise[idx])
-                if _includes(old, stamp, live, precise, cleaned, new_consts):
+                if _includes(old, stamp, live, precise, cleaned, new_consts, strict_packet):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])

@@ -187,7 +187,8 @@ def test_whole_spill_of_a_pointer_is_accepted() -> None:
 # 4. Loops the kernel gives up on
 # --------------------------------------------------------------------------- #
 
-BOUNDS = (16, 32, 48, 64)
+BOUNDS = (20, 32, 48, 64)
+"""range(16) is unrolled by the backend since 90e9906 (no loop left), so the smallest bound is 20."""
 
 
 @pytest.fixture(scope="module")
