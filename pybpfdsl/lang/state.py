@@ -27,6 +27,11 @@ ValueType: TypeAlias = "ScalarType | type[Struct]"
 RawValue: TypeAlias = "int | Struct"
 
 
+def _shown(t: object) -> str:
+    """A declared type as its user wrote it: a class by its own name (a CLI-loaded module's name is made up)."""
+    return t.__name__ if isinstance(t, type) else repr(t)
+
+
 class MapKind(enum.Enum):
     """Map kinds and the kernel's BPF_MAP_TYPE_* numbers (a copy: `lang` imports nothing; a test checks each
     against `pybpfdsl.bpf.abi.MapType`)."""
@@ -196,7 +201,7 @@ class BpfMap(StateObject):
             if isinstance(resolved, ScalarType) or (isinstance(resolved, type) and issubclass(resolved, Struct)):
                 declared.append(resolved)
             else:
-                raise TypeError(f"a map {role} must be a DSL integer type or a Struct subclass, not {t!r}")
+                raise TypeError(f"a map {role} must be a DSL integer type or a Struct subclass, not {_shown(t)}")
         if not isinstance(max_entries, int) or max_entries <= 0:
             raise TypeError(f"max_entries must be a positive integer, not {max_entries!r}")
         self.key_type: ValueType = declared[0]
@@ -460,7 +465,7 @@ class RingBuf(StateObject, Generic[R]):
     def __init__(self, record: type[R], size: int = DEFAULT_RINGBUF_SIZE) -> None:
         super().__init__()
         if not (isinstance(record, type) and issubclass(record, Struct) and record is not Struct):
-            raise TypeError(f"a RingBuf's record type must be a Struct subclass, not {record!r}")
+            raise TypeError(f"a RingBuf's record type must be a Struct subclass, not {_shown(record)}")
         page = mmap.PAGESIZE
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
             raise TypeError(f"a RingBuf's size must be a positive integer number of bytes, not {size!r}")

@@ -29,6 +29,7 @@ from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.lpm_trie import LpmTrie
+from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u8, u32, u64
 
@@ -355,6 +356,10 @@ class ExpressionChecker(ArithmeticChecker):
         raise self.err(node, f"`{ast.unparse(node)}` is {describe(v)}, not a map")
 
     def map_key(self, m: BpfMap, node: ast.expr) -> None:
+        if isinstance(m, DevMap | CpuMap):
+            # The kernel refuses a program's reads and writes of these maps: only bpf_redirect_map uses them.
+            raise self.err(node, f"a program can only redirect through the {m.kind_name} {m.name}",
+                           f"write `return {m.name}.redirect(key)`; fill its slots from Python")
         if isinstance(node, ast.Tuple):
             raise self.err(node, f"a key of {m.name} cannot be a tuple",
                            "declare a Struct key: `class Key(Struct): a: u32; b: u16`, make the map with it "

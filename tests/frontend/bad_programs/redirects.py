@@ -54,3 +54,22 @@ def fib_lookup_one_argument(pkt: Packet) -> int:
 def fib_result_unknown_field(pkt: Packet) -> int:
     hop = fib_lookup(1, 1)
     return hop.mtu  # error: mtu
+
+
+@xdp
+def devmap_slot_written(pkt: Packet) -> int:
+    ports[0] = 3  # error: can only redirect through the DevMap ports | hint: fill its slots from Python
+    return XDP_PASS
+
+
+@xdp
+def cpumap_slot_read(pkt: Packet) -> int:
+    if cpus[0] is None:  # error: can only redirect through the CpuMap cpus | hint: `return cpus.redirect(key)`
+        return XDP_PASS
+    return XDP_PASS
+
+
+@xdp
+def devmap_slot_deleted(pkt: Packet) -> int:
+    del ports[1]  # error: can only redirect through the DevMap ports
+    return XDP_PASS
