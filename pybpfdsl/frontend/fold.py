@@ -285,10 +285,18 @@ def fold_compare(op: CmpOp, a: Scalar[object], b: Scalar[object], complain: Comp
     return None
 
 
-def random_threshold(p: float) -> int:
-    """The raw Q32.32 value `random() < p` compares the 32 random bits with: ceil(p·2**32), clamped to
-    64 bits, so the comparison is exact."""
-    return max(min(fixed.ceil_from_float(p), (1 << 63) - 1), -(1 << 63))
+RANDOM_THRESHOLD_OPS = frozenset({CmpOp.LT, CmpOp.LE, CmpOp.GT, CmpOp.GE})
+"""The comparisons `random() op p` that compare the raw random bits with an exact threshold."""
+
+
+def random_threshold(p: float, op: CmpOp = CmpOp.LT) -> int:
+    """The raw Q32.32 value `random() op p` compares the 32 random bits r with so that the comparison is
+    exact for the real number p: r/2**32 < p ⟺ r < ceil(p·2**32) (and `>=` is its complement), and
+    r/2**32 <= p ⟺ r <= floor(p·2**32) (and `>` its complement). Clamped to 64 bits. One rule for all
+    four, so `random() < p` and `random() >= p` are never both true (p rounded to nearest once made them
+    so for r = ceil(p·2**32) - 1 when p·2**32 rounded up)."""
+    raw = fixed.ceil_from_float(p) if op in (CmpOp.LT, CmpOp.GE) else fixed.floor_from_float(p)
+    return max(min(raw, (1 << 63) - 1), -(1 << 63))
 
 
 # ----------------------------------------------------------------- joins and built-ins

@@ -55,6 +55,12 @@ def ceil_from_float(value: float) -> int:
     return raw
 
 
+def floor_from_float(value: float) -> int:
+    """The largest raw value not above `value`: used for exact comparisons against random()."""
+    exact = Fraction(value) * ONE
+    return exact.numerator // exact.denominator
+
+
 def from_int(value: int) -> int:
     """An integer as a fixed-point value, saturating outside the range (as `from_integer` does)."""
     if value > WHOLE_MAX:

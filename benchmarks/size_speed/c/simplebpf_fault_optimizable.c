@@ -1,10 +1,9 @@
 #include "headers.h"
 
 #define SERVICE_PORT 9000
-/* random() >= 0.95 as the DSL decides it: the 32 random bits against 0.95 in Q32.32, rounded to nearest
- * (4080218931). Note that `random() < 0.95` compares with the ceiling, 4080218932 (see fault_injection.c),
- * so at r = 4080218931 both `<` and `>=` hold in the DSL. */
-#define DROP_THRESHOLD 4080218931U
+/* random() >= 0.95: the 32 random bits against ceil(0.95 * 2**32) = 4080218932, the complement of
+ * `random() < 0.95` (see fault_injection.c). */
+#define DROP_THRESHOLD 4080218932U
 
 __u64 fo_faults = 0;
 

@@ -206,12 +206,13 @@ class ExpressionEmitter(EmitterBase):
 
     def random_threshold(self, lnode: ast.expr, rnode: ast.expr, left: Scalar, right: Scalar, op: CmpOp,
                          node: ast.AST) -> Scalar | None:
-        """`random() < p` with a constant p compares the raw 32 random bits with ceil(p·2**32): exact.
+        """`random() < p` (or <=, >, >=) with a constant p compares the raw 32 random bits with an exact
+        threshold (`fold.random_threshold`).
         Which comparisons those are is the checker's decision (`TypeFacts.random_thresholds`)."""
         if (self.ctx, node) not in self.typed.random_thresholds:
             return None
         assert right.const is not None
-        threshold = fold.random_threshold(float(right.const))
+        threshold = fold.random_threshold(float(right.const), op)
         return self.compare(op, left, Scalar(FLOAT, self.const(FLOAT, threshold)), node)
 
     def contains(self, item_node: ast.expr, container_node: ast.expr, node: ast.AST) -> Scalar:

@@ -222,9 +222,9 @@ class ExpressionEvaluator(EvaluatorBase):
         right = self.scalar(rights[0], fr)
         op = _CMPOPS[type(ops[0])]
         if self.key(node) in self.lw.facts.random_thresholds:
-            # `random() < p`: the raw 32 random bits against ceil(p·2**32), exactly, where the checker decided so.
+            # `random() op p`: the raw 32 random bits against an exact threshold, where the checker decided so.
             assert right.const is not None
-            threshold = Scalar(FLOAT, fold.random_threshold(float(right.const)))
+            threshold = Scalar(FLOAT, fold.random_threshold(float(right.const), op))
             return Scalar(BOOL, int(compare(op, left, threshold)))
         return Scalar(BOOL, int(compare(op, left, right)))
 

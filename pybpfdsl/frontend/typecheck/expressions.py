@@ -273,8 +273,8 @@ class ExpressionChecker(ArithmeticChecker):
         left = self.scalar(node.left)
         right = self.scalar(rights[0])
         op = COMPARISONS[type(ops[0])]
-        if op is CmpOp.LT and self.is_random_call(node.left) and right.const is not None:
-            # `random() < p`: the raw 32 random bits against ceil(p·2**32), exactly.
+        if op in fold.RANDOM_THRESHOLD_OPS and self.is_random_call(node.left) and right.const is not None:
+            # `random() < p` (or <=, >, >=): the raw 32 random bits against an exact threshold.
             self.facts.random_threshold(self.ctx, node)
             return self.compare(op, left, computed(FLOAT), node)
         return self.compare(op, left, right, node)
