@@ -86,7 +86,7 @@ class _ConcreteValues(IntAlgebra):
         return if_true if cond else if_false
 
     def make_struct(self, t: StructType, fields: Sequence[Any]) -> Any:
-        return t.cls(*(f.type.wrap(x) for f, x in zip(t.cls.fields(), fields)))
+        return t.cls.of_raw(*fields)
 
     def extract_field(self, t: StructType, aggregate: Any, index: int) -> Any:
         f = t.cls.fields()[index]
@@ -148,7 +148,7 @@ class _Machine:
         ftype = next(f.type for f in old_struct.fields() if f.name == field_name)
         values = {f.name: getattr(old_struct, f.name) for f in old_struct.fields()}
         values[field_name] = ftype.wrap(values[field_name] + new) if add else new
-        m.raw_update(ref.key, type(old_struct)(**values))
+        m.raw_update(ref.key, type(old_struct).of_raw(**values))
 
     def check_bounds(self, offset: int, width: int) -> bool:
         return offset <= MAX_PACKET_OFFSET and offset + width <= len(self.packet)

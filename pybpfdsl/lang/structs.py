@@ -13,7 +13,7 @@ import inspect
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.errors import DslError, SourceLocation
@@ -130,10 +130,22 @@ class Struct:
             values[name] = v
         for f in self._fields:
             v = values[f.name]
-            # A float field holds its Q32.32 number, as the kernel's map does: a float is converted, an
-            # int is that number already (what the executions pass; `Rate(1.0)`, not `Rate(1)`, for 1.0).
-            raw = f.type(v) if not f.type.is_fixed or isinstance(v, float) else f.type.wrap(int(v))
-            object.__setattr__(self, f.name, raw)
+            # A float field holds its Q32.32 number, as the kernel's map does: the number given (int or
+            # float) is converted, so `Rate(2)` holds 2.0. The executions, which hold raw numbers, use
+            # `of_raw`.
+            object.__setattr__(self, f.name, f.type(v))
+
+    @classmethod
+    def of_raw(cls, *args: int, **kwargs: int) -> Self:
+        """A record from its fields' stored numbers (a float field's Q32.32 number as an int), as the
+        executions hold them; missing fields are 0."""
+        obj = cls.__new__(cls)
+        values = dict.fromkeys((f.name for f in cls._fields), 0)
+        values.update(zip((f.name for f in cls._fields), args))
+        values.update(kwargs)
+        for f in cls._fields:
+            object.__setattr__(obj, f.name, f.type.wrap(int(values[f.name])))
+        return obj
 
     @classmethod
     def fields(cls) -> tuple[StructField, ...]:

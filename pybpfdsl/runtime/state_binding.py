@@ -48,7 +48,7 @@ def sum_raw(values: Sequence[RawValue], vtype: ValueType) -> RawValue:
         assert isinstance(v, Struct)
         for i, x in enumerate(v.values()):
             sums[i] += x
-    return vtype(*(f.type.wrap(s) for f, s in zip(vtype.fields(), sums)))
+    return vtype.of_raw(*sums)
 
 
 def _check_size(kernel_map: KernelMap, role: str, vtype: ValueType, size: int) -> None:

@@ -15,6 +15,9 @@ from pybpfdsl.cli import build_parser
 from tests.cli.test_cli_attach import in_ns, netns  # noqa: F401  # the fixture, used by name
 from tests.runtime import pinned_firewall
 
+# Both files pin a program named pinned_fw, which `open_pinned(program)` finds by name: on one worker.
+pytestmark = pytest.mark.xdist_group("pinned_fw")
+
 PROGRAM = Path(pinned_firewall.__file__)
 PIN = "/sys/fs/bpf/fw"
 

@@ -78,5 +78,11 @@ def test_a_float_field_is_eight_bytes_of_q32_32() -> None:
     assert Rate.from_bytes(r.to_bytes()) == r and r.field_value("ewma") == -1.5
 
 
+def test_an_int_for_a_float_field_is_that_number() -> None:
+    """`Rate(1, 2)` holds 2.0 (not the Q32.32 number 2, i.e. 2**-32); `of_raw` takes stored numbers."""
+    assert Rate(1, 2).field_value("ewma") == 2.0 and Rate(1, 2) == Rate(1, 2.0)
+    assert Rate.of_raw(1, 2 << 32) == Rate(1, 2.0) and Rate.of_raw(1, 2).field_value("ewma") == 2 / 2**32
+
+
 def test_the_program_is_proven() -> None:
     assert float_records.compile().proof.status == "proven"  # type: ignore[union-attr]

@@ -24,6 +24,9 @@ from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.testing import reset_state
 from tests.runtime import pinned_firewall as fw
 
+# Both files pin a program named pinned_fw, which `open_pinned(program)` finds by name: on one worker.
+pytestmark = pytest.mark.xdist_group("pinned_fw")
+
 KERNEL, WHY = kernel_bpf_available()
 PROGRAM = f"{Path(fw.__file__)}:pinned_fw"
 BPFFS = "/sys/fs/bpf"

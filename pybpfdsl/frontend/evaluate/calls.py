@@ -156,7 +156,7 @@ class CallEvaluator(ExpressionEvaluator):
         values = []
         for f in fields:  # evaluated in declaration order, as the compiler does
             values.append(raw_of(convert(self.scalar(given[f.name], fr), f.type)) if f.name in given else 0)
-        return cls(*values)
+        return cls.of_raw(*values)
 
     def inline_call(self, node: ast.Call, fn: FunctionType, fr: Frame) -> Value:
         try:
