@@ -49,7 +49,7 @@ from pybpfdsl.backend.llvm_algebra import LlvmAlgebra
 from pybpfdsl.backend.llvm_algebra import int_constant as _int_constant
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
 from pybpfdsl.backend.packet_facts import PacketFacts
-from pybpfdsl.bpf.abi import Helper, UpdateFlag, XdpAction
+from pybpfdsl.bpf.abi import REQUIRED_MAP_FLAGS, Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
 from pybpfdsl.lang.state import MapKind
@@ -176,7 +176,7 @@ def _declare_license(module: ir.Module, db: DebugInfoBuilder, license: str) -> N
 def _declare_state(module: ir.Module, db: DebugInfoBuilder, program: n.Program) -> _ModuleState:
     maps = {
         m.name: db.map_definition(m.name, m.kind.value, type_desc(m.key_type), type_desc(m.value_type),
-                                  m.max_entries)
+                                  m.max_entries, map_flags=REQUIRED_MAP_FLAGS.get(m.kind.value, 0))
         for m in program.maps
     }
     for r in program.ringbufs:  # a ring buffer map has only a type and a size

@@ -4,8 +4,6 @@ where an object lacks it (`REQUIRED_MAP_FLAGS`)."""
 
 from __future__ import annotations
 
-import pytest
-
 from pybpfdsl.bpf.abi import REQUIRED_MAP_FLAGS, MapFlag, MapType
 from pybpfdsl.bpf.elf import BpfElf
 from tests.differential.test_lpm_and_percpu_hash import cidr_policy
@@ -15,8 +13,6 @@ def test_the_kernel_needs_no_prealloc_for_lpm_tries() -> None:
     assert REQUIRED_MAP_FLAGS == {MapType.LPM_TRIE: MapFlag.NO_PREALLOC}
 
 
-@pytest.mark.xfail(strict=True, reason="the backend emits no map_flags yet: the lead applies the maps helper's "
-                                       "backend change, then removes this mark")
 def test_the_object_declares_no_prealloc_on_lpm_tries() -> None:
     maps = BpfElf(cidr_policy.compile(prove=False, verify=False).elf).maps
     assert {name: m.map_flags for name, m in maps.items() if m.map_type == MapType.LPM_TRIE} == {
