@@ -42,13 +42,11 @@ from typing import Final
 from pybpfdsl.lang.helpers import HelperSource, current_helpers, use_helpers
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.state import (
-    Array,
     BpfMap,
     Global,
     PerCpuArray,
     RingBuf,
     StateObject,
-    zero_value,
 )
 
 __all__ = [
@@ -290,23 +288,7 @@ def reset_state(*state_objects: StateObject | types.ModuleType) -> None:
     for obj in _state_objects(state_objects):
         if isinstance(obj, Global):
             obj.reset()
-        elif isinstance(obj, Array):
-            if obj.bound:
-                zero = zero_value(obj.value_type)
-                if isinstance(obj, PerCpuArray):
-                    # Item assignment on a per-CPU array zeroes every CPU's copy.
-                    for key in range(obj.max_entries):
-                        obj[key] = zero
-                else:
-                    for key in range(obj.max_entries):
-                        obj.raw_update(key, zero)
-            else:
-                # Array elements cannot be deleted through the public API (as in the kernel), so the
-                # Python-side storage is emptied directly: absent elements read as zero.
-                obj._data.clear()
-                if isinstance(obj, PerCpuArray):
-                    obj._cpu_data.clear()
         elif isinstance(obj, BpfMap | RingBuf):
-            obj.clear()  # a ring buffer drops its pending records
+            obj.clear()  # arrays zero every element; a ring buffer drops its pending records
         else:
             raise TypeError(f"reset_state does not know how to reset {obj!r}")

@@ -346,6 +346,16 @@ class Array(BpfMap):
     def raw_keys(self) -> list[RawValue]:
         return list(range(self.max_entries))
 
+    def clear(self) -> None:
+        """Zero every element: what a freshly loaded program sees. (Elements cannot be deleted, as in
+        the kernel, so the map's delete-every-key `clear` would leave an array as it was.)"""
+        if self.bound:
+            zero = zero_value(self.value_type)
+            for key in range(self.max_entries):
+                self.raw_update(key, zero)
+        else:
+            self._data.clear()  # absent elements read as zero
+
 
 class PerCpuArray(Array):
     """An array with one copy of each element per CPU. A program sees its own CPU's copy.
@@ -364,6 +374,16 @@ class PerCpuArray(Array):
 
     def save(self) -> object:
         return {cpu: dict(values) for cpu, values in self._cpu_data.items()}
+
+    def clear(self) -> None:
+        """Zero every element on every CPU."""
+        if self.bound:
+            zero = zero_value(self.value_type)
+            for key in range(self.max_entries):
+                self[key] = zero  # item assignment writes every CPU's copy
+        else:
+            self._data.clear()
+            self._cpu_data.clear()
 
     def restore(self, saved: object) -> None:
         assert isinstance(saved, dict)
