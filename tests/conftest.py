@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +111,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(f"kernel: {len(_kernel_tests)} tests loaded or ran BPF programs in the kernel")
     terminalreporter.write_line(f"kernel: bpf() {'available' if available else 'UNAVAILABLE: ' + reason}; "
                                 f"{len(skipped)} tests skipped for lack of it")
+
+
+@pytest.fixture
+def tracefs(tmp_path: Path) -> Iterator[Path]:
+    """A tracefs of the test's own, mounted in a temporary directory (this machine mounts none), for the
+    tests that read bpf_trace_printk output from its trace pipe; unmounted after."""
+    if not kernel_bpf_available()[0]:
+        pytest.skip("needs bpf()")
+    mount = tmp_path / "tracefs"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tracefs", "nodev", str(mount)], capture_output=True).returncode != 0:
+        pytest.skip("cannot mount tracefs")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)

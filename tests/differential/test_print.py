@@ -6,8 +6,6 @@ are refused at compile time."""
 from __future__ import annotations
 
 import random
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,20 +66,6 @@ def test_print_program_passes_our_verifier_and_is_proven() -> None:
     assert report.ok, report.format()
     result = prove_compiled(subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
-
-
-@pytest.fixture(name="tracefs")
-def tracefs_fixture(tmp_path: Path) -> Iterator[Path]:
-    if not KERNEL:
-        pytest.skip("needs bpf()")
-    mount = tmp_path / "tracefs"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tracefs", "nodev", str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount tracefs")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def test_the_kernel_writes_the_same_text(tracefs: Path, capsys: pytest.CaptureFixture[str]) -> None:

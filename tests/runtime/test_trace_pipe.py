@@ -9,7 +9,6 @@ import random
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,20 +55,6 @@ def test_follow_yields_lines_as_they_come(tmp_path: Path) -> None:
             break
     writer.join()
     assert texts == ["seen 42 packets", "seen 43 packets"]
-
-
-@pytest.fixture(name="tracefs")
-def tracefs_fixture(tmp_path: Path) -> Iterator[Path]:
-    if not KERNEL:
-        pytest.skip("needs bpf()")
-    mount = tmp_path / "tracefs"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tracefs", "nodev", str(mount)], capture_output=True).returncode != 0:
-        pytest.skip("cannot mount tracefs")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 def _printing_program(nonce: int) -> list[I]:
