@@ -125,28 +125,20 @@ LocalValue: TypeAlias = "Scalar | StructVal | HeaderVal | PayloadVal | OptionalV
 
 
 def describe(v: object) -> str:
-    """A short phrase for error messages."""
+    """A short phrase for error messages, for the values the checker's kinds share with the emitter's
+    (`typecheck.kinds.describe` phrases records, headers, the payload, optionals and methods; only the
+    checker raises messages)."""
     match v:
         case Scalar(type=t):
             return f"a {t} value"
-        case StructVal(cls=c):
-            return f"a {c.__name__} record"
         case PacketVal():
             return "the packet"
-        case HeaderVal(spec=s):
-            return f"the {s.name} header"
-        case PayloadVal():
-            return "the payload"
-        case OptionalVal(inner=i):
-            return f"{describe(i)} or None"
         case NoneVal():
             return "None"
         case StateVal(obj=o):
             return f"the {o.kind_name} {o.name}"
         case ConstTuple():
             return "a constant tuple"
-        case Callee(kind="method", target=(base, attr)):
-            return f"the method `{attr}` of {describe(base)}"
         case Callee(target=t):
             return f"the function {getattr(t, '__name__', t)}"
         case ModuleVal(module=m):
