@@ -7,7 +7,9 @@ relocations clang writes against ``.BTF.ext`` itself. The sections are then laid
 old order and alignment, with the section headers at the end.
 
 What a replacement may be: ``n`` whole instructions with no jump, call, exit or relocation among them
-(the search only edits such straight-line windows), replaced by at most as many slots. Only the first
+(the search only edits such straight-line windows), replaced by at most as many slots; or such a run
+ending in a conditional jump, replaced by one ending in a conditional jump to the same place (the new
+jump's offset is the old one's, and is moved like the old one's would be). Only the first
 old slot of a window can be a jump target (a window lies in one basic block), so every old slot of the
 window maps to the window's new start. Line info that lands on the same new slot as an earlier record
 is dropped: the kernel wants strictly increasing offsets. DWARF (``.debug_*``) is left as it was: no
@@ -109,6 +111,7 @@ class _SlotMap:
         old_slots = [*slot_offsets(old), sum(i.slots for i in old)]
         by_start = {e.start: e for e in edits}
         self.layout: list[tuple[int | None, Instruction]] = []  # (old index or None if new, insn)
+        self.anchors: dict[int, int] = {}  # layout position of a new jump -> old index of the jump it replaces
         self.map: dict[int, int] = {}
         new_slot = 0
         i = 0
@@ -123,6 +126,14 @@ class _SlotMap:
             for j in range(edit.start, edit.start + edit.count):
                 for s in range(old_slots[j], old_slots[j + 1]):
                     self.map[s] = new_slot
+            last = edit.start + edit.count - 1
+            for n, c in enumerate(edit.code):
+                if c.jump_offset is None and c.kind not in (Kind.CALL, Kind.EXIT):
+                    continue
+                if n != len(edit.code) - 1 or c.kind != Kind.JCOND or old[last].kind != Kind.JCOND \
+                        or c.jump_offset != old[last].jump_offset:
+                    raise ElfRewriteError(f"replacement at {edit.start}: a jump other than the window's own last one")
+                self.anchors[len(self.layout) + n] = last
             self.layout.extend((None, c) for c in edit.code)
             new_slot += sum(c.slots for c in edit.code)
             i += edit.count
@@ -188,8 +199,15 @@ def _fix_control_flow(m: _SlotMap, relocs: Mapping[int, int], syms: list[list[in
                       old_values: Mapping[int, tuple[int, int]], maps: Mapping[int, _SlotMap]) -> list[Instruction]:
     """The new code with every kept jump, call and function reference pointing where it pointed before."""
     fixed: dict[int, Instruction] = {}
-    for i, insn in m.layout:
+    new_jumps: dict[int, Instruction] = {}
+    slot = 0
+    for pos, (i, insn) in enumerate(m.layout):
+        at, slot = slot, slot + insn.slots
         if i is None:
+            anchor = m.anchors.get(pos)
+            if anchor is not None:  # a new conditional jump: where the old one pointed, from here
+                old_target = m.old_slots[anchor] + 1 + (insn.jump_offset or 0)
+                new_jumps[pos] = _with(insn, off=m.map[old_target] - at - 1)
             continue
         old_slot = m.old_slots[i]
         new_slot = m.map[old_slot]
@@ -215,7 +233,7 @@ def _fix_control_flow(m: _SlotMap, relocs: Mapping[int, int], syms: list[list[in
                 raise ElfRewriteError(f"instruction {i} jumps outside its section")
             delta = m.map[old_target] - new_slot - insn.slots
             fixed[i] = _with(insn, imm=delta) if kind in (Kind.GOTOL, Kind.CALL) else _with(insn, off=delta)
-    return [insn if i is None else fixed.get(i, insn) for i, insn in m.layout]
+    return [new_jumps.get(pos, insn) if i is None else fixed.get(i, insn) for pos, (i, insn) in enumerate(m.layout)]
 
 
 def _with(insn: Instruction, *, off: int | None = None, imm: int | None = None) -> Instruction:

@@ -2,7 +2,9 @@
 
 A rule's key is the window's instructions with registers renamed in order of first use (r10 stays
 r10: the frame pointer is not interchangeable) plus the renamed set of registers live after it; its
-value is the rewrite in the same names. Immediates and offsets stay concrete. A rule is a hint, never a
+value is the rewrite in the same names. Immediates and offsets stay concrete, except a branch
+window's jump distance (not part of what the window computes: the rule keeps 0 and a match takes the
+window's own). A rule is a hint, never a
 proof: each match is proven again for the window it is applied to before it is used, so a stale or
 edited cache file can cost time but never correctness.
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.superopt.window_check import BRANCH_SHIFT
 
 __all__ = ["RuleCache", "default_path", "normalise"]
 
@@ -59,7 +62,8 @@ def _rename(insns: Sequence[Instruction], names: dict[int, int], grow: bool) -> 
                     return None
                 names[r] = len(names)
             regs[f] = 10 if r == 10 else names[r]
-        out.append([insn.opcode, regs["dst"], regs["src"], insn.off, insn.imm, insn.imm_hi, int(insn.is_wide)])
+        off = 0 if insn.kind == Kind.JCOND else insn.off
+        out.append([insn.opcode, regs["dst"], regs["src"], off, insn.imm, insn.imm_hi, int(insn.is_wide)])
     return out
 
 
@@ -69,7 +73,8 @@ def normalise(window: Sequence[Instruction], live_out: int,
     (register -> pattern name)."""
     names: dict[int, int] = {}
     pattern = _rename(window, names, grow=True)
-    live = sorted(names[r] for r in names if live_out >> r & 1)
+    # A branch window's liveness has a second register set from BRANCH_SHIFT on (at the jump's target).
+    live = sorted(names[r] + shift for r in names for shift in (0, BRANCH_SHIFT) if live_out >> (r + shift) & 1)
     consts = sorted([names[r], v] for r, v in (known or {}).items() if r in names)
     return json.dumps([pattern, live, consts], separators=(",", ":")), names
 
@@ -141,4 +146,8 @@ class RuleCache:
         rows = self.rules.get(key)
         if rows is None:
             return None
-        return _build(rows, {v: k for k, v in names.items()})
+        built = _build(rows, {v: k for k, v in names.items()})
+        if built and built[-1].kind == Kind.JCOND and window[-1].kind == Kind.JCOND:
+            last = built[-1]
+            built = (*built[:-1], Instruction(last.opcode, last.dst, last.src, window[-1].off, last.imm))
+        return built

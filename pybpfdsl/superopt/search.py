@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Mode, Size, Source, size
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Mode, Size, Source, alu_op, jmp_op, size, source
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.moves import Candidate, pools_of, propose
 from pybpfdsl.superopt.window_check import (
@@ -26,7 +26,7 @@ from pybpfdsl.superopt.window_check import (
     make_tests,
     prove_window,
 )
-from pybpfdsl.superopt.window_semantics import in_window
+from pybpfdsl.superopt.window_semantics import ends_in_branch, in_window, is_branch
 from pybpfdsl.superopt.windows import transfer
 from pybpfdsl.verify.analysis.liveness import registers_of
 
@@ -87,7 +87,10 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
     """The cheaper rewrites tried before the chain, in a fixed order: drop one instruction; store a
     register known to hold a constant as an immediate; merge two immediate stores to adjacent bytes of
     one base into one twice as wide."""
-    out: list[tuple[Instruction, ...]] = [code[:i] + code[i + 1:] for i in range(len(code))]
+    branch = ends_in_branch(code)
+    # The jump's forms first: the greedy step takes the first proven one, and they remove the most.
+    out: list[tuple[Instruction, ...]] = _branch_forms(code, known) if branch else []
+    out += [code[:i] + code[i + 1:] for i in range(len(code) - branch)]
     facts = dict(known)
     for i, insn in enumerate(code):
         if insn.kind == Kind.STX and insn.src in facts:
@@ -113,6 +116,71 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
     out += _wider_loads(code)
     out += _folded_pairs(code, known)
     return out
+
+
+_SWAPPED = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JSET: JmpOp.JSET, JmpOp.JGT: JmpOp.JLT,
+            JmpOp.JLT: JmpOp.JGT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLE: JmpOp.JGE, JmpOp.JSGT: JmpOp.JSLT,
+            JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE, JmpOp.JSLE: JmpOp.JSGE}
+"""``a op b`` is ``b op' a``."""
+
+
+def _jump_k(jump: Instruction, op: JmpOp, dst: int, value: int, cls: InsnClass | None = None) -> Instruction | None:
+    """``if dst op value`` in the class of ``jump`` (or ``cls``), if ``value`` fits its immediate (sign-extended
+    to 64 bits by JMP, compared on 32 bits by JMP32)."""
+    cls = cls if cls is not None else jump.cls
+    value &= (1 << 64) - 1
+    if cls != InsnClass.JMP32 and (1 << 31) <= value < (1 << 64) - (1 << 31):
+        return None
+    return Instruction(cls | op | Source.K, dst, 0, jump.off, _signed32(value & 0xFFFFFFFF))
+
+
+def _last_writer(body: Sequence[Instruction], reg: int, before: int | None = None) -> int | None:
+    end = len(body) if before is None else before
+    for i in range(end - 1, -1, -1):
+        if reg in registers_of(body[i])[1]:
+            return i
+    return None
+
+
+def _without(body: Sequence[Instruction], *drop: int | None) -> tuple[Instruction, ...]:
+    return tuple(insn for i, insn in enumerate(body) if i not in drop)
+
+
+def _branch_forms(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """Cheaper forms of a branch window (the jump stays last and keeps its target): compare with an
+    immediate where a register holds a constant (swapping the operands if it is the first one); jump on
+    a bit test (``r2 = r1; r2 &= 4; if r2 != 0`` as ``if r1 & 4``); compare 32 bits where the value compared
+    was zero-extended for it (``w1 = w1; if r1 > 7`` as ``if w1 > 7``). The setup the new jump no longer
+    reads is dropped here, or by the next step where the proof allows."""
+    body, jump = code[:-1], code[-1]
+    op = jmp_op(jump.opcode)
+    if op is None or op not in _SWAPPED:
+        return []
+    facts = dict(known)
+    for insn in body:
+        facts = transfer(insn, facts)
+    forms: list[tuple[tuple[Instruction, ...], Instruction | None]] = []
+    if source(jump.opcode) == Source.X:
+        if jump.src in facts:
+            forms.append((body, _jump_k(jump, op, jump.dst, facts[jump.src])))
+        if jump.dst in facts and jump.src != 10:
+            forms.append((body, _jump_k(jump, _SWAPPED[op], jump.src, facts[jump.dst])))
+    else:
+        p = _last_writer(body, jump.dst)
+        w = body[p] if p is not None else None
+        if op == JmpOp.JNE and jump.imm == 0 and w is not None and w.kind == Kind.ALU \
+                and w.opcode == InsnClass.ALU64 | AluOp.AND | Source.K and w.dst == jump.dst:
+            q = _last_writer(body, jump.dst, p)
+            m = body[q] if q is not None else None
+            if q is not None and m is not None and m.opcode == InsnClass.ALU64 | AluOp.MOV | Source.X \
+                    and m.src != 10 and _last_writer(body, m.src) in (None, *range(q)):
+                forms.append((_without(body, p, q), _jump_k(jump, JmpOp.JSET, m.src, w.imm & ((1 << 64) - 1))))
+            forms.append((_without(body, p), _jump_k(jump, JmpOp.JSET, jump.dst, w.imm & ((1 << 64) - 1))))
+        if jump.cls == InsnClass.JMP and w is not None and w.opcode == InsnClass.ALU | AluOp.MOV | Source.X \
+                and w.src == w.dst == jump.dst and alu_op(w.opcode) == AluOp.MOV:
+            forms.append((_without(body, p), _jump_k(jump, op, jump.dst, jump.imm, InsnClass.JMP32)))
+            forms.append((body, _jump_k(jump, op, jump.dst, jump.imm, InsnClass.JMP32)))
+    return [(*b, j) for b, j in forms if j is not None]
 
 
 def _mov_constant(dst: int, value: int) -> Instruction | None:
@@ -170,10 +238,19 @@ def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]
     return out
 
 
+def _shaped_like(original: Sequence[Instruction], cand: Sequence[Instruction]) -> bool:
+    """A branch window's candidates end in a conditional jump, with no other jump; other windows' have none."""
+    if ends_in_branch(original):
+        return bool(cand) and is_branch(cand[-1]) and all(in_window(i) for i in cand[:-1])
+    return all(in_window(i) for i in cand)
+
+
 def _rank(code: Sequence[Instruction], model: CostModel) -> tuple[int, int]:
-    """Cost first; among equals, fewer register stores (a store of a constant as an immediate frees the
-    register that held it, which the next step may then drop). Strictly decreasing, so greedy ends."""
-    return cost(code, model), sum(i.kind == Kind.STX for i in code)
+    """Cost first; among equals, fewer register stores and register comparisons (a store or jump with
+    an immediate for a register that held a constant frees that register, which the next step may then
+    drop). Strictly decreasing, so greedy ends."""
+    reg_uses = sum(i.kind == Kind.STX or (is_branch(i) and source(i.opcode) == Source.X) for i in code)
+    return cost(code, model), reg_uses
 
 
 def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int, int], tests: list[TestCase],
@@ -187,7 +264,8 @@ def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int
         improved = False
         for cand in neighbours(current, known):
             tried += 1
-            if read_before_written(cand) & ~defined or _rank(cand, model) >= _rank(current, model):
+            if read_before_written(cand) & ~defined or _rank(cand, model) >= _rank(current, model) \
+                    or not _shaped_like(original, cand):
                 continue
             if failures(original, cand, live_out, tests, expected, stop_at=1):
                 continue
@@ -215,14 +293,19 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
     start, tried, proofs = _greedy(original, live_out, known or {}, tests, budget, model, defined)
     best_cost = cost(start, model)
     best: tuple[Instruction, ...] | None = start if best_cost < cost(original, model) else None
-    current: Candidate = start + (None,) * (len(original) - len(start))
+    # A branch window's chain walks its straight-line part; the jump (as the greedy step left it) stays last.
+    tail = start[-1:] if ends_in_branch(original) else ()
+    start = start[:len(start) - len(tail)]
+    current: Candidate = start + (None,) * (len(original) - len(tail) - len(start))
     current_f = float(best_cost)
     seen: dict[tuple[Instruction, ...], bool] = {}
     refuted = 0
     for _ in range(max(0, budget.proposals - tried)):
+        if not current:
+            break  # a window of only its jump: nothing for the chain to change
         cand = propose(rng, pools, current)
-        body = _compact(cand)
-        if any(not in_window(i) for i in body) or read_before_written(body) & ~defined:
+        body = _compact(cand) + tail
+        if not _shaped_like(original, body) or read_before_written(body) & ~defined:
             continue
         perf = cost(body, model)
         # Counting stops at 3 wrong tests (enough to steer the chain), at 1 when it could not win anyway.

@@ -3,7 +3,9 @@
 The precondition is the window's liveness (K2 §5, "window-based verification"): both windows start
 from the same registers and memory, and must end with the same value in every register live after the
 window and the same contents at every memory address (memory is always live: a store the program never
-reads again is still not removed). The proof is bounded in Z3 resource units, never in seconds.
+reads again is still not removed). A branch window (one ending in a conditional jump) must also decide
+the jump the same way, and its registers need only agree where they are live on the way it went: its
+liveness is `branch_live(fallthrough, target)`. The proof is bounded in Z3 resource units, never in seconds.
 """
 
 from __future__ import annotations
@@ -11,15 +13,33 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.semantics import SemanticsError
-from pybpfdsl.superopt.window_semantics import ConcreteMemory, run_concrete, run_z3
+from pybpfdsl.superopt.window_semantics import ConcreteMemory, run_concrete_branch, run_z3_branch
 
-__all__ = ["DEFAULT_PROOF_UNITS", "TestCase", "Verdict", "expected_outputs", "failures", "make_tests", "prove_window"]
+__all__ = ["BRANCH_SHIFT", "DEFAULT_PROOF_UNITS", "TestCase", "Verdict", "branch_live", "expected_outputs", "failures",
+           "live_on", "make_tests", "prove_window"]
 
 DEFAULT_PROOF_UNITS = 2_000_000
 """Z3 resource units for one window proof; the windows' formulas are small (a few thousand units)."""
+
+BRANCH_SHIFT = 16
+"""A branch window's liveness holds the registers live at the jump's target from this bit on."""
+_REGS = (1 << 11) - 1
+
+
+def branch_live(fallthrough: int, target: int) -> int:
+    """The liveness of a window ending in a conditional jump: the registers live on each way out."""
+    return fallthrough | target << BRANCH_SHIFT
+
+
+def live_on(live_out: int, taken: bool | None) -> int:
+    """The registers that must agree after a window that left the way ``taken`` says (None: no jump)."""
+    if taken is None:
+        return live_out & _REGS
+    return live_out >> BRANCH_SHIFT & _REGS if taken else live_out & _REGS
 
 
 @dataclass(frozen=True)
@@ -46,25 +66,31 @@ def make_tests(rng: random.Random, count: int, known: Mapping[int, int] | None =
     return out
 
 
-def _outputs(window: Sequence[Instruction], test: TestCase) -> tuple[list[int], ConcreteMemory] | None:
+_Outputs = tuple[list[int], ConcreteMemory, bool | None]
+
+
+def _outputs(window: Sequence[Instruction], test: TestCase) -> _Outputs | None:
     try:
-        return run_concrete(window, test.regs, test.memory)
+        return run_concrete_branch(window, test.regs, test.memory)
     except (SemanticsError, ValueError):
         return None
 
 
 def failures(original: Sequence[Instruction], candidate: Sequence[Instruction], live_out: int,
-             tests: Sequence[TestCase], expected: list[tuple[list[int], ConcreteMemory] | None] | None = None,
+             tests: Sequence[TestCase], expected: list[_Outputs | None] | None = None,
              stop_at: int = 1 << 30) -> int:
-    """How many tests the candidate gets wrong (registers live out, or any byte of memory)."""
+    """How many tests the candidate gets wrong (the jump, registers live out, or any byte of memory)."""
     wrong = 0
     for n, test in enumerate(tests):
         want = expected[n] if expected is not None else _outputs(original, test)
         got = _outputs(candidate, test)
         if want is None or got is None:
             wrong += want is not got
+        elif want[2] != got[2]:
+            wrong += 1
         else:
-            if any(live_out >> r & 1 and want[0][r] != got[0][r] for r in range(11)):
+            live = live_on(live_out, want[2])
+            if any(live >> r & 1 and want[0][r] != got[0][r] for r in range(11)):
                 wrong += 1
             else:
                 mem_a, mem_b = want[1], got[1]
@@ -75,8 +101,7 @@ def failures(original: Sequence[Instruction], candidate: Sequence[Instruction], 
     return wrong
 
 
-def expected_outputs(original: Sequence[Instruction], tests: Sequence[TestCase]
-                     ) -> list[tuple[list[int], ConcreteMemory] | None]:
+def expected_outputs(original: Sequence[Instruction], tests: Sequence[TestCase]) -> list[_Outputs | None]:
     return [_outputs(original, t) for t in tests]
 
 
@@ -102,11 +127,21 @@ def prove_window(original: Sequence[Instruction], candidate: Sequence[Instructio
     ctx_regs = [z3.BitVec(f"r{i}", 64) for i in range(11)]
     mem = z3.Array("mem", z3.BitVecSort(64), z3.BitVecSort(8))
     try:
-        regs_a, mem_a = run_z3(original, ctx_regs, mem)
-        regs_b, mem_b = run_z3(candidate, ctx_regs, mem)
+        regs_a, mem_a, jump_a = run_z3_branch(original, ctx_regs, mem)
+        regs_b, mem_b, jump_b = run_z3_branch(candidate, ctx_regs, mem)
     except SemanticsError as exc:
         return Verdict("unknown", reason=str(exc))
-    differs = [regs_a[r] != regs_b[r] for r in range(11) if live_out >> r & 1]
+    if (jump_a is None) != (jump_b is None):
+        return Verdict("unknown", reason="one window ends in a conditional jump and the other does not")
+
+    def regs_differ(live: int) -> Any:
+        return z3.Or(False, *(regs_a[r] != regs_b[r] for r in range(11) if live >> r & 1))
+
+    if jump_a is None:
+        differs = [regs_differ(live_on(live_out, None))]
+    else:
+        differs = [z3.Xor(jump_a, jump_b), z3.And(jump_a, regs_differ(live_on(live_out, True))),
+                   z3.And(z3.Not(jump_a), regs_differ(live_on(live_out, False)))]
     differs.append(mem_a != mem_b)
     solver = z3.Solver()
     solver.set("rlimit", units)

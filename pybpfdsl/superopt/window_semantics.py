@@ -1,9 +1,11 @@
 """What a straight-line window does to registers and memory, over either algebra of bpf/semantics.
 
 A window is a run of instructions with no jump, call or exit: register arithmetic, plain 64-bit
-constants, loads and stores. Memory is one flat byte-addressed space (a Z3 array, or a dictionary of
-bytes over a seeded background for concrete tests): it allows any aliasing between the base
-registers, so an equivalence that holds here holds whatever the pointers are. Whether an access is
+constants, loads and stores, and at most one conditional jump, as its last instruction (a branch
+window: what it computes then includes whether the jump is taken; where it goes is not its business).
+Memory is one flat byte-addressed space (a Z3 array, or a dictionary of bytes over a seeded background
+for concrete tests): it allows any aliasing between the base registers, so an equivalence that holds
+here holds whatever the pointers are. Whether an access is
 *allowed* is not this module's question; the verifier and the kernel answer it for the whole program.
 """
 
@@ -17,7 +19,8 @@ from pybpfdsl.bpf import semantics as sem
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import Kind, Mode, PseudoSrc, mode, size
 
-__all__ = ["WINDOW_KINDS", "ConcreteMemory", "in_window", "run_concrete", "run_z3", "supported"]
+__all__ = ["WINDOW_KINDS", "ConcreteMemory", "ends_in_branch", "in_window", "is_branch", "run_concrete",
+           "run_concrete_branch", "run_z3", "run_z3_branch", "supported"]
 
 WINDOW_KINDS = frozenset({Kind.ALU, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP, Kind.LDDW,
                           Kind.LDX, Kind.LDX_SX, Kind.ST, Kind.STX})
@@ -41,6 +44,21 @@ def in_window(insn: Instruction) -> bool:
     return supported(insn) and (insn.kind in (Kind.ST, Kind.STX) or insn.dst != 10)
 
 
+def is_branch(insn: Instruction) -> bool:
+    """A conditional jump (JMP or JMP32 comparison), the one jump a window may end with."""
+    return insn.kind == Kind.JCOND
+
+
+def ends_in_branch(window: Sequence[Instruction]) -> bool:
+    return bool(window) and is_branch(window[-1])
+
+
+def _check_branch_last(insns: Sequence[Instruction]) -> None:
+    # A jump inside a window would make what follows it conditional: not a window's meaning.
+    if any(is_branch(i) for i in insns[:-1]):
+        raise sem.SemanticsError("a conditional jump before the window's last instruction")
+
+
 @dataclass
 class ConcreteMemory:
     """Bytes written so far over a background that is a pure function of the seed and the address."""
@@ -57,8 +75,12 @@ class ConcreteMemory:
 
 
 def _step(ops: sem.BitVecOps[Any, Any], insn: Instruction, regs: list[Any],
-          load: Callable[[Any, int], Any], store: Callable[[Any, int, Any], None]) -> None:
+          load: Callable[[Any, int], Any], store: Callable[[Any, int, Any], None]) -> Any:
+    """Apply ``insn``; for a conditional jump, return whether it is taken (None otherwise)."""
     k = insn.kind
+    if k == Kind.JCOND:
+        src = sem.jump_operand(ops, insn, regs[insn.src] if sem.reads_source(insn) else None)
+        return sem.jump_taken(ops, insn, regs[insn.dst], src)
     if k == Kind.LDDW:
         regs[insn.dst] = sem.lddw_constant(ops, insn)
     elif k in (Kind.LDX, Kind.LDX_SX):
@@ -73,11 +95,19 @@ def _step(ops: sem.BitVecOps[Any, Any], insn: Instruction, regs: list[Any],
     else:
         src = sem.alu_operand(ops, insn, regs[insn.src] if sem.reads_source(insn) else None)
         regs[insn.dst] = sem.alu(ops, insn, regs[insn.dst], src)
+    return None
 
 
 def run_concrete(insns: Sequence[Instruction], regs: Sequence[int],
                  memory: ConcreteMemory) -> tuple[list[int], ConcreteMemory]:
     """Registers and memory after the window, from concrete registers and a seeded memory."""
+    out, mem, _ = run_concrete_branch(insns, regs, memory)
+    return out, mem
+
+
+def run_concrete_branch(insns: Sequence[Instruction], regs: Sequence[int],
+                        memory: ConcreteMemory) -> tuple[list[int], ConcreteMemory, bool | None]:
+    """`run_concrete`, and whether a final conditional jump is taken (None without one)."""
     ops = sem.INT_OPS
     out = list(regs)
     mem = ConcreteMemory(memory.seed, dict(memory.written))
@@ -90,13 +120,21 @@ def run_concrete(insns: Sequence[Instruction], regs: Sequence[int],
         for i in range(n):
             mem.written[(addr + i) & mask] = (value >> (8 * i)) & 0xFF
 
+    _check_branch_last(insns)
+    taken = None
     for insn in insns:
-        _step(ops, insn, out, load, store)
-    return out, mem
+        taken = _step(ops, insn, out, load, store)
+    return out, mem, taken
 
 
 def run_z3(insns: Sequence[Instruction], regs: Sequence[Any], memory: Any) -> tuple[list[Any], Any]:
     """Registers and memory (a Z3 array from 64-bit addresses to bytes) after the window."""
+    out, mem, _ = run_z3_branch(insns, regs, memory)
+    return out, mem
+
+
+def run_z3_branch(insns: Sequence[Instruction], regs: Sequence[Any], memory: Any) -> tuple[list[Any], Any, Any]:
+    """`run_z3`, and the condition of a final conditional jump (None without one)."""
     import z3
 
     ops = sem.Z3_OPS
@@ -113,6 +151,8 @@ def run_z3(insns: Sequence[Instruction], regs: Sequence[Any], memory: Any) -> tu
             m = z3.Store(m, addr + i, z3.Extract(8 * i + 7, 8 * i, value))
         mem[0] = m
 
+    _check_branch_last(insns)
+    taken = None
     for insn in insns:
-        _step(ops, insn, out, load, store)
-    return out, mem[0]
+        taken = _step(ops, insn, out, load, store)
+    return out, mem[0], taken

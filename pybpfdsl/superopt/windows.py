@@ -2,8 +2,11 @@
 
 A run is cut at every jump target (so a window lies in one basic block and only its first instruction
 can be jumped to), at jumps, calls and exits, and at any instruction a loader patches (a relocation, a
-CO-RE record) or whose meaning the window model lacks (atomics, legacy packet loads). Liveness is per
-function: a subprogram's exit reads r0 only, a call reads r1-r5 and clobbers r0-r5.
+CO-RE record) or whose meaning the window model lacks (atomics, legacy packet loads). A conditional
+jump ends the run it closes (a branch run): its liveness is that of each way out (`branch_live`), so
+a window ending there may drop what only one successor reads, or compare with an immediate instead of a
+register set just for the jump. Liveness is per function: a subprogram's exit reads r0 only, a call
+reads r1-r5 and clobbers r0-r5.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind, PseudoSrc
 from pybpfdsl.bpf.semantics import SemanticsError
-from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, run_concrete
+from pybpfdsl.superopt.window_check import branch_live
+from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
 from pybpfdsl.verify.analysis.liveness import live_in, registers_of
 
 __all__ = ["Run", "core_relocated_slots", "known_constants", "runs_of", "transfer"]
@@ -149,15 +153,22 @@ def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
         live = live_in(tuple(code), succs)
         consts = known_constants(code, succs, {p - lo for p in patched if lo <= p < hi})
         after = [0] * len(code)
+        branch: set[int] = set()
         for i in range(len(code)):
             for t in succs[i]:
                 after[i] |= live[t]
+            if is_branch(code[i]) and len(succs[i]) == 2 and succs[i][0] == i + 1:
+                after[i] = branch_live(live[i + 1], live[succs[i][1]])
+                branch.add(i)
         pieces: list[list[int]] = [[]]
         for i, insn in enumerate(code):
-            if i in targets or not in_window(insn) or lo + i in patched:
+            usable = (in_window(insn) or i in branch) and lo + i not in patched
+            if i in targets or not usable:
                 pieces.append([])
-            if in_window(insn) and lo + i not in patched:
+            if usable:
                 pieces[-1].append(i)
+            if i in branch:
+                pieces.append([])
         for run in pieces:
             if run:
                 out.append(Run(prog.section, names.get(lo, prog.name), lo + run[0],
