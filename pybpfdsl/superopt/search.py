@@ -115,6 +115,68 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
             out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
     out += _wider_loads(code)
     out += _folded_pairs(code, known)
+    out += _copies_removed(code)
+    return out
+
+
+_MOV64_X = InsnClass.ALU64 | AluOp.MOV | Source.X
+
+
+def _read_only_substitute(insn: Instruction, old: int, new: int) -> Instruction | None:
+    """``insn`` reading ``new`` where it reads ``old``, if it reads ``old`` only where a register is
+    read and not written (a source operand, an address base, a compared register); None otherwise."""
+    k = insn.kind
+    dst, src = insn.dst, insn.src
+    x = source(insn.opcode) == Source.X
+    reads_src = k in (Kind.LDX, Kind.LDX_SX) or (x and k in (Kind.ALU, Kind.SDIV, Kind.MOV, Kind.MOVSX))
+    if reads_src and src == old and dst != old:
+        src = new
+    elif k == Kind.ST and dst == old:
+        dst = new
+    elif k in (Kind.STX, Kind.JCOND):
+        dst = new if dst == old else dst
+        src = new if x and src == old else src
+    if old in registers_of(Instruction(insn.opcode, dst, src, insn.off, insn.imm, insn.imm_hi, insn.is_wide))[0]:
+        return None
+    return Instruction(insn.opcode, dst, src, insn.off, insn.imm, insn.imm_hi, insn.is_wide)
+
+
+def _copies_removed(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A register copy ``rB = rA`` dropped: its later readers read ``rA`` instead (up to where either is
+    written), or the instruction that set ``rA`` sets ``rB`` directly (``rA = *(u32 *)(..); rB = rA``).
+    The proof decides whether the register that no longer gets the value was dead."""
+    out: list[tuple[Instruction, ...]] = []
+    for j, mov in enumerate(code):
+        if mov.opcode != _MOV64_X or mov.src == mov.dst:
+            continue
+        a, b = mov.src, mov.dst
+        # Forward: readers of rB read rA.
+        body = list(code)
+        ok = True
+        for k in range(j + 1, len(code)):
+            reads, writes = registers_of(code[k])
+            if b in reads:
+                sub = _read_only_substitute(code[k], b, a)
+                if sub is None:
+                    ok = False
+                    break
+                body[k] = sub
+            if a in writes or b in writes:
+                break
+        if ok and a != 10:
+            out.append(tuple(body[:j] + body[j + 1:]))
+        # Backward: the definition of rA writes rB.
+        i = _last_writer(code, a, j)
+        if i is None:
+            continue
+        d = code[i]
+        pure = d.kind in (Kind.LDX, Kind.LDX_SX, Kind.LDDW) or (d.kind == Kind.MOV and (
+            source(d.opcode) == Source.K or d.src != a))
+        between = code[i + 1:j]
+        if pure and not any(a in registers_of(x)[0] or b in registers_of(x)[0] or b in registers_of(x)[1]
+                            for x in between):
+            renamed = Instruction(d.opcode, b, d.src, d.off, d.imm, d.imm_hi, d.is_wide)
+            out.append((*code[:i], renamed, *between, *code[j + 1:]))
     return out
 
 

@@ -6,7 +6,8 @@ CO-RE record) or whose meaning the window model lacks (atomics, legacy packet lo
 jump ends the run it closes (a branch run): its liveness is that of each way out (`branch_live`), so
 a window ending there may drop what only one successor reads, or compare with an immediate instead of a
 register set just for the jump. Liveness is per function: a subprogram's exit reads r0 only, a call
-reads r1-r5 and clobbers r0-r5.
+clobbers r0-r5 and reads r1 up to its helper's arity (the kernel checks no more; a subprogram, kfunc or
+variadic helper reads r1-r5).
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import struct
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
+from pybpfdsl.bpf.abi import HELPER_PROTOTYPES, Helper
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind, PseudoSrc
 from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_check import branch_live
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
-from pybpfdsl.verify.analysis.liveness import live_in, registers_of
+from pybpfdsl.verify.analysis.liveness import registers_of, solve_backward
 
-__all__ = ["Run", "core_relocated_slots", "known_constants", "runs_of", "transfer"]
+__all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "live_in", "runs_of", "transfer"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,36 @@ def _succs(code: Sequence[Instruction]) -> tuple[list[list[int]], set[int]]:
                 targets.add(t)
         succs.append(out)
     return succs, targets
+
+
+_ALL = (1 << 11) - 1
+_ARGS = 0b111110  # r1-r5
+_CLOBBERS = 0b111111  # r0-r5
+
+
+def call_reads(insn: Instruction) -> int:
+    """The argument registers a call reads (bit set): its helper's arity where the ABI knows the helper."""
+    if not insn.is_helper_call:
+        return _ARGS
+    try:
+        proto = HELPER_PROTOTYPES[Helper(insn.imm)]
+    except (ValueError, KeyError):
+        return _ARGS
+    return _ARGS if proto.variadic else (1 << (len(proto.params) + 1)) - 2
+
+
+def _uses_defs(insn: Instruction) -> tuple[int, int, int, int]:
+    if insn.kind == Kind.INVALID:
+        return _ALL, 0, 0, 0
+    if insn.kind == Kind.CALL:
+        return call_reads(insn), _CLOBBERS, 0, 0
+    reads, writes = registers_of(insn)
+    return sum(1 << r for r in set(reads)), sum(1 << r for r in set(writes)), 0, 0
+
+
+def live_in(code: Sequence[Instruction], succs: list[list[int]]) -> list[int]:
+    """Bit ``r`` of entry ``i``: register ``r`` may be read on some path from ``i`` before it is written."""
+    return solve_backward(succs, [_uses_defs(i) for i in code])
 
 
 _Facts = dict[int, int] | None  # None: not reached yet

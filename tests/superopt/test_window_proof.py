@@ -62,3 +62,15 @@ def test_two_adjacent_byte_loads_become_one_halfword_load() -> None:
     assert result.replacement == (Instruction(0x69, 1, 1, 12),)
     assert search_window(window, LIVE_R1 | 1 << 2, random.Random(0),
                          SearchBudget(proposals=50)).replacement != (Instruction(0x69, 1, 1, 12),)
+
+
+def test_a_register_copy_is_folded_into_its_definition_or_its_readers() -> None:
+    # r1 = *(u32 *)(r10 -4); r0 = r1  ->  r0 = *(u32 *)(r10 -4), only where r1 is dead after.
+    window = (Instruction(0x61, 1, 10, -4), Instruction(0xBF, 0, 1))
+    assert search_window(window, 1, random.Random(0), SearchBudget(proposals=20)).replacement == (
+        Instruction(0x61, 0, 10, -4),)
+    assert search_window(window, 1 | LIVE_R1, random.Random(0), SearchBudget(proposals=20)).replacement is None
+    # r3 = r4; r2 = *(u16 *)(r3 +0)  ->  r2 = *(u16 *)(r4 +0), where r3 is dead after.
+    window = (Instruction(0xBF, 3, 4), Instruction(0x69, 2, 3, 0))
+    assert search_window(window, 1 << 2, random.Random(0), SearchBudget(proposals=20)).replacement == (
+        Instruction(0x69, 2, 4, 0),)
