@@ -2,9 +2,11 @@
 `fn.compile(optimize=...)` call it).
 
 It runs the window search (`optimizer`), then the whole-object gate (`gate`): our verifier, the
-bytecode prover, the kernel. When the verifier, the prover (with a counterexample) or the kernel
-refuses the result, the last pass's output is dropped and the one before it tried, down to the input:
-the object returned is always one that passed, or the input itself.
+bytecode prover and the lock-step proof (`lockstep`), the kernel. The output counts as proven when the
+path-exploring prover proves it, or, where that prover cannot decide (its budget ran out, a helper it
+does not model), when the lock-step proof does; `proven_by` says which. When the verifier, the prover
+(with a counterexample) or the kernel refuses the result, the last pass's output is dropped and the one
+before it tried, down to the input: the object returned is always one that passed, or the input itself.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.gate import GateVerdict, kernel_verdict, prove_whole, verifier_accepts
+from pybpfdsl.superopt.lockstep import prove_lockstep
 from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget
@@ -44,6 +47,9 @@ class OptimizeResult:
     kernel: GateVerdict
     kept_passes: int
     notes: list[str] = field(default_factory=list)
+    proven_by: str = ""
+    """"paths" (the bytecode prover), "lock-step" (`lockstep`, the prover undecided), "window proofs"
+    (neither decided: kept only with ``trust_window_proofs``), or "" (unchanged, or the input kept)."""
 
     def _code(self, elf: bytes) -> dict[str, tuple[Instruction, ...]]:
         e = BpfElf.from_bytes(elf)
@@ -98,6 +104,7 @@ class OptimizeResult:
             "window_proofs": sum(log.proofs for log in self.logs),
             "refuted_by_proof": sum(log.refuted for log in self.logs),
             "verifier": self.verifier.status, "proof": self.proof.status, "kernel": self.kernel.status,
+            "proven_by": self.proven_by,
             "reasons": {k: v.reason for k, v in (("verifier", self.verifier), ("proof", self.proof),
                                                    ("kernel", self.kernel)) if v.reason},
             "notes": self.notes,
@@ -118,9 +125,9 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
     """Optimise the code of ``elf`` (the section or function ``section``, or every code section).
 
     ``proposals`` is the MCMC budget per window; ``rules`` a loaded cache, a path to one, or None for
-    no cache. The whole-program proof must say "proven" unless ``trust_window_proofs``, which also
-    accepts "unknown" (a program the prover cannot model, e.g. a helper it lacks) on the strength of the
-    window proofs alone. The result is deterministic given the arguments (no budget is in seconds).
+    no cache. The whole-program proof must say "proven" (the path prover, or the lock-step proof where
+    that one cannot decide) unless ``trust_window_proofs``, which also accepts "unknown" on the strength
+    of the window proofs alone. The result is deterministic given the arguments (no budget is in seconds).
     """
     cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
     opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes)
@@ -151,17 +158,30 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
                 cache.forget(r.before, r.live_out, r.known)
         accepted, kept = _apply(objects[p], good), kept + good
     verdicts = (GateVerdict("skipped", "no rewrite"),) * 3
+    proven_by = ""
     if accepted != elf:
         ver, kern = safe(accepted)
         proof = prove_whole(elf, accepted, whole_proof_units)
+        lock = prove_lockstep(elf, accepted)
+        if lock.status == "different":
+            proof = GateVerdict("failed", f"lock-step proof: {lock.reason}")
+        elif proof.ok:
+            proven_by = "paths"
+        elif proof.status == "unknown" and lock.proven:
+            proof = GateVerdict("ok", f"proven in lock step ({lock.segments} segment pairs); the path prover "
+                                      f"did not decide: {proof.reason[:200]}")
+            proven_by = "lock-step"
+        elif proof.status == "unknown":
+            proven_by = "window proofs"
+            notes.append(f"lock-step proof {lock.status}: {lock.reason[:200]}")
         verdicts = (ver, proof, kern)
         if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
             notes.append(f"whole-program proof {proof.status}: the input is kept ({proof.reason[:200]})")
-            accepted, kept = elf, []
+            accepted, kept, proven_by = elf, [], ""
     if cache is not None and kept:
         cache.save()
     return OptimizeResult(elf, accepted, kept, logs, model, *verdicts, kept_passes=len({r.pass_no for r in kept}),
-                          notes=notes)
+                          notes=notes, proven_by=proven_by)
 
 
 def _passes(verdicts: tuple[GateVerdict, GateVerdict]) -> bool:

@@ -26,7 +26,8 @@ from pybpfdsl.superopt.window_check import branch_live
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
 from pybpfdsl.verify.analysis.liveness import registers_of, solve_backward
 
-__all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "live_in", "runs_of", "transfer"]
+__all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "live_in", "runs_of", "succs_of",
+           "transfer"]
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def core_relocated_slots(elf: BpfElf) -> dict[str, set[int]]:
     return out
 
 
-def _succs(code: Sequence[Instruction]) -> tuple[list[list[int]], set[int]]:
+def succs_of(code: Sequence[Instruction]) -> tuple[list[list[int]], set[int]]:
     starts = slot_offsets(code)
     index_of = {s: i for i, s in enumerate(starts)}
     succs: list[list[int]] = []
@@ -181,7 +182,7 @@ def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
         code = prog.instructions[lo:hi]
         if not code:
             continue
-        succs, targets = _succs(code)
+        succs, targets = succs_of(code)
         live = live_in(tuple(code), succs)
         consts = known_constants(code, succs, {p - lo for p in patched if lo <= p < hi})
         after = [0] * len(code)

@@ -1,0 +1,268 @@
+"""A whole-object proof that an optimised object equals its input, step for step (translation validation).
+
+The superoptimizer changes only straight-line code and the operands of conditional jumps; it never
+adds, removes or moves a call, an exit, a jump or a jump target. So the two programs can be cut at the
+same points: every instruction outside a window (calls, exits, jumps, loader-patched and atomic
+instructions, which must be the same instruction in both) and every jump target. Between two cuts lies
+one straight segment in each (the conditional jump that ends it included). The relation "the registers
+live here (in the input) are equal, and memory is equal" holds at the entry of every function; if each
+pair of segments keeps it (a Z3 proof, the registers the input leaves dead being free in the output),
+and each pair of fixed instructions keeps it (the same instruction on equal inputs; helpers are the
+same calls on the same arguments and memory), it holds at every cut, so every exit returns the same r0
+with the same memory: the programs are equal, in lock step. A proof of the whole object that does not
+explore paths, so it decides objects the path-exploring prover runs out of budget on.
+
+It trusts the liveness (`windows.live_in`: a helper reads its arguments up to its arity) and the
+constants known on entry to a segment (a must-analysis of the input). Anything it cannot line up
+(another call graph, a jump to another place, a moved target) is "unknown", never "proven".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pybpfdsl.bpf.elf import BpfElf, ElfProgram
+from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
+from pybpfdsl.bpf.opcode import Kind
+from pybpfdsl.bpf.semantics import SemanticsError
+from pybpfdsl.superopt.window_check import branch_live, live_on
+from pybpfdsl.superopt.window_semantics import in_window, is_branch, run_z3_branch
+from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, live_in, succs_of
+
+__all__ = ["LOCKSTEP_UNITS", "LockstepVerdict", "prove_lockstep"]
+
+LOCKSTEP_UNITS = 4_000_000
+"""Z3 resource units for each pair of segments that differ."""
+
+_DATA_PREFIXES = (".data", ".rodata", ".bss", "maps", ".maps", "license", ".BTF")
+
+
+@dataclass(frozen=True)
+class LockstepVerdict:
+    """``proven``, ``different`` (a segment pair Z3 refuted) or ``unknown`` (with the reason)."""
+
+    status: str
+    reason: str = ""
+    segments: int = 0
+    """Pairs of segments that differ, each proven (for "proven")."""
+
+    @property
+    def proven(self) -> bool:
+        return self.status == "proven"
+
+
+class _Unaligned(Exception):
+    """The two programs cannot be cut at the same points."""
+
+
+def _code_sections(elf: BpfElf) -> dict[str, ElfProgram]:
+    out = dict(elf.programs)
+    if elf.text is not None and elf.text.instructions:
+        out[".text"] = elf.text
+    return out
+
+
+def prove_lockstep(before: bytes, after: bytes, units: int = LOCKSTEP_UNITS) -> LockstepVerdict:
+    """Prove ``after`` equal to ``before`` program by program, segment by segment."""
+    a, b = BpfElf.from_bytes(before), BpfElf.from_bytes(after)
+    for name in {*a.section_names, *b.section_names}:
+        if name.startswith(_DATA_PREFIXES) and not name.startswith(".BTF.ext") \
+                and a.section_data(name) != b.section_data(name):
+            return LockstepVerdict("unknown", f"section {name} differs")
+    code_a, code_b = _code_sections(a), _code_sections(b)
+    if set(code_a) != set(code_b):
+        return LockstepVerdict("unknown", "the objects have different code sections")
+    core_a, core_b = core_relocated_slots(a), core_relocated_slots(b)
+    proven = 0
+    for sec, prog_a in code_a.items():
+        prog_b = code_b[sec]
+        if prog_a.instructions == prog_b.instructions:
+            continue
+        try:
+            funcs = _function_pairs(prog_a, prog_b)
+            for (lo_a, hi_a), (lo_b, hi_b) in funcs:
+                proven += _prove_function(prog_a, prog_b, (lo_a, hi_a), (lo_b, hi_b),
+                                          (core_a.get(sec, set()), core_b.get(sec, set())), units)
+        except _Unaligned as exc:
+            return LockstepVerdict("unknown", f"{sec}: {exc}")
+        except _Refuted as exc:
+            return LockstepVerdict("different", f"{sec}: {exc}")
+    return LockstepVerdict("proven", segments=proven)
+
+
+class _Refuted(Exception):
+    pass
+
+
+def _function_pairs(a: ElfProgram, b: ElfProgram) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    def bounds(p: ElfProgram) -> list[tuple[str, int, int]]:
+        fs = sorted(p.functions, key=lambda f: f.insn_index)
+        starts = [(f.name, f.insn_index) for f in fs] or [(p.name, 0)]
+        if starts[0][1] != 0:
+            starts = [("", 0), *starts]
+        ends = [s for _, s in starts[1:]] + [len(p.instructions)]
+        return [(n, s, e) for (n, s), e in zip(starts, ends, strict=True)]
+
+    fa, fb = bounds(a), bounds(b)
+    if [n for n, _, _ in fa] != [n for n, _, _ in fb]:
+        raise _Unaligned("the functions differ")
+    return [((sa, ea), (sb, eb)) for (_, sa, ea), (_, sb, eb) in zip(fa, fb, strict=True)]
+
+
+def _target(code: Sequence[Instruction], starts: Sequence[int], i: int) -> int | None:
+    """The index a jump at ``i`` goes to (``len(code)`` for the end), None if not an instruction."""
+    insn = code[i]
+    if insn.jump_offset is None or insn.kind == Kind.CALL:
+        return None
+    slot = starts[i] + insn.slots + insn.jump_offset
+    ends = {s: n for n, s in enumerate(starts)}
+    ends[starts[-1] + code[-1].slots if code else 0] = len(code)
+    if slot not in ends:
+        raise _Unaligned(f"instruction {i} jumps into the middle of an instruction")
+    return ends[slot]
+
+
+def _fixed(code: Sequence[Instruction], patched: set[int]) -> list[int]:
+    """Instructions outside every window: the cut points each program must share."""
+    return [i for i, insn in enumerate(code) if not in_window(insn) or i in patched]
+
+
+def _same_fixed(x: Instruction, y: Instruction) -> bool:
+    if x.kind != y.kind:
+        return False
+    if is_branch(x):
+        return True  # compared by the segment proof; its target by the alignment
+    if x.kind == Kind.CALL or x.jump_offset is not None:
+        # Pseudo calls and jumps: distances move with the code (the callee and target are checked apart).
+        same = (x.opcode, x.dst, x.src) == (y.opcode, y.dst, y.src)
+        return same and (x.is_pseudo_call or x.kind != Kind.CALL or x.imm == y.imm)
+    return x == y
+
+
+def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tuple[int, int],
+                    core: tuple[set[int], set[int]], units: int) -> int:
+    code_a, code_b = pa.instructions[ra[0]:ra[1]], pb.instructions[rb[0]:rb[1]]
+    starts_a, starts_b = slot_offsets(pa.instructions), slot_offsets(pb.instructions)
+    patched_a = {r.insn_index - ra[0] for r in pa.relocations if ra[0] <= r.insn_index < ra[1]} \
+        | {i - ra[0] for i in range(*ra) if starts_a[i] in core[0]}
+    patched_b = {r.insn_index - rb[0] for r in pb.relocations if rb[0] <= r.insn_index < rb[1]} \
+        | {i - rb[0] for i in range(*rb) if starts_b[i] in core[1]}
+    fixed_a, fixed_b = _fixed(code_a, patched_a), _fixed(code_b, patched_b)
+    if len(fixed_a) != len(fixed_b):
+        raise _Unaligned("the programs have different calls, jumps or exits")
+    local_a, local_b = slot_offsets(code_a), slot_offsets(code_b)
+    cut: dict[int, int] = {}  # a cut point of the input -> the output's
+
+    def pair(x: int, y: int) -> None:
+        if cut.setdefault(x, y) != y:
+            raise _Unaligned(f"input instruction {ra[0] + x} lines up with two output places")
+
+    reloc_a = {r.insn_index - ra[0]: r for r in pa.relocations}
+    reloc_b = {r.insn_index - rb[0]: r for r in pb.relocations}
+    for i, j in zip(fixed_a, fixed_b, strict=True):
+        x, y = code_a[i], code_b[j]
+        if not _same_fixed(x, y) or (i in patched_a) != (j in patched_b):
+            raise _Unaligned(f"input instruction {ra[0] + i} ({x}) against output {rb[0] + j} ({y})")
+        rx, ry = reloc_a.get(i), reloc_b.get(j)
+        if (rx is None) != (ry is None) or (rx is not None and ry is not None and _reloc_key(rx) != _reloc_key(ry)):
+            raise _Unaligned(f"input instruction {ra[0] + i} and output {rb[0] + j} are relocated differently")
+        if x.is_pseudo_call and rx is None:
+            ta = _callee(pa, ra[0] + i, starts_a)
+            tb = _callee(pb, rb[0] + j, starts_b)
+            if ta != tb or ta is None:
+                raise _Unaligned(f"input instruction {ra[0] + i} calls another function than output {rb[0] + j}")
+        pair(i, j)
+        ta_, tb_ = _target(code_a, local_a, i), _target(code_b, local_b, j)
+        if (ta_ is None) != (tb_ is None):
+            raise _Unaligned(f"input instruction {ra[0] + i}: one jump against none")
+        if ta_ is not None and tb_ is not None:
+            pair(ta_, tb_)
+    pair(0, 0)
+    points = sorted(cut)
+    if [cut[p] for p in points] != sorted(cut.values()) or len(set(cut.values())) != len(points):
+        raise _Unaligned("the cut points are not in the same order")
+    succs, _ = succs_of(code_a)
+    live = live_in(code_a, succs)
+    consts = known_constants(code_a, succs, patched_a)
+    fixed_set_a, fixed_set_b = set(fixed_a), set(fixed_b)
+    proven = 0
+    ends = [*points[1:], len(code_a)]
+    for p, end in zip(points, ends, strict=True):
+        q = cut[p]
+        lo_a = p + 1 if p in fixed_set_a else p
+        lo_b = q + 1 if q in fixed_set_b else q
+        hi_a, hi_b = end, cut.get(end, len(code_b))
+        seg_a, seg_b = list(code_a[lo_a:hi_a]), list(code_b[lo_b:hi_b])
+        if end < len(code_a) and is_branch(code_a[end]) and end in fixed_set_a:
+            seg_a.append(code_a[end])
+            seg_b.append(code_b[hi_b])
+            target = _target(code_a, local_a, end)
+            assert target is not None
+            post = branch_live(live[end + 1] if end + 1 < len(code_a) else 0, live[target])
+            seg_a[-1] = _no_offset(seg_a[-1])
+            seg_b[-1] = _no_offset(seg_b[-1])
+        else:
+            post = live[end] if end < len(code_a) else (1 << 11) - 1
+        if seg_a == seg_b:
+            continue
+        pre = live[lo_a] if lo_a < len(code_a) else post & ((1 << 11) - 1)
+        known = consts[lo_a] if lo_a < len(code_a) else {}
+        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a)
+        proven += 1
+    return proven
+
+
+def _reloc_key(r: Relocation) -> tuple[object, ...]:
+    if r.kind in (RelocKind.CALL, RelocKind.FUNC):
+        if r.symbol == r.section:
+            raise _Unaligned(f"a reference into {r.section} that starts no function")
+        return r.symbol, r.kind, r.section  # the callee by name: code offsets move
+    return r.symbol, r.kind, r.section, r.offset
+
+
+def _no_offset(insn: Instruction) -> Instruction:
+    return Instruction(insn.opcode, insn.dst, insn.src, 0, insn.imm, insn.imm_hi, insn.is_wide)
+
+
+def _callee(prog: ElfProgram, i: int, starts: Sequence[int]) -> str | None:
+    slot = starts[i] + 1 + prog.instructions[i].imm
+    return next((f.name for f in prog.functions if f.slot == slot), None)
+
+
+def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int, post: int,
+                   known: dict[int, int], units: int, at: int) -> None:
+    import z3
+
+    regs_a = [z3.BitVec(f"r{r}", 64) for r in range(11)]
+    # Registers dead on entry (in the input) may hold anything in the output: its own variables.
+    regs_b = [regs_a[r] if pre >> r & 1 or r == 10 else z3.BitVec(f"out_r{r}", 64) for r in range(11)]
+    mem = z3.Array("mem", z3.BitVecSort(64), z3.BitVecSort(8))
+    try:
+        out_a, mem_a, jump_a = run_z3_branch(seg_a, regs_a, mem)
+        out_b, mem_b, jump_b = run_z3_branch(seg_b, regs_b, mem)
+    except SemanticsError as exc:
+        raise _Unaligned(f"segment at {at}: {exc}") from exc
+
+    def differ(live: int) -> Any:
+        return z3.Or(False, *(out_a[r] != out_b[r] for r in range(11) if live >> r & 1))
+
+    if (jump_a is None) != (jump_b is None):
+        raise _Unaligned(f"segment at {at}: one ends in a jump, the other not")
+    if jump_a is None:
+        bad = [differ(live_on(post, None))]
+    else:
+        bad = [z3.Xor(jump_a, jump_b), z3.And(jump_a, differ(live_on(post, True))),
+               z3.And(z3.Not(jump_a), differ(live_on(post, False)))]
+    solver = z3.Solver()
+    solver.set("rlimit", units)
+    solver.add(z3.Or(*bad, mem_a != mem_b))
+    for r, v in known.items():
+        solver.add(regs_a[r] == v)
+    answer = solver.check()
+    if answer == z3.sat:
+        raise _Refuted(f"the segment at input instruction {at} differs")
+    if answer != z3.unsat:
+        raise _Unaligned(f"segment at {at}: Z3 gave up within {units:,} units")
+
