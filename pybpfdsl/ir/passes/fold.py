@@ -1,6 +1,6 @@
 """Constant folding and propagation: operations on constants become constants, a select or a branch on
-a constant picks its side, and a few identities (`x + 0`, `x * 1`, a conversion to its own type) read
-their operand directly.
+a constant picks its side, and a few identities (`x + 0`, `x * 1`, a conversion to its own type, a field
+of a record the program built) read their operand directly.
 
 Folding computes with the IR's own meaning (`Instr.evaluate` over Python integers, the algebra the IR
 interpreter runs), so a folded constant is exactly what the instruction would have computed.
@@ -48,10 +48,17 @@ def run(program: n.Program) -> n.Program:
     out = copy_program(program)
     consts: dict[n.Value, int] = {}
     names: dict[n.Value, n.Value] = {}
+    built = {i.out: i for b in out.blocks for i in b.instrs if isinstance(i, n.MakeStruct)}
     for b in out.blocks:  # block order is enough: a value read before its block is folded stays as it is
         instrs: list[n.Instr] = []
         for i in b.instrs:
             i = rename(i, names)
+            if isinstance(i, n.ExtractField) and i.aggregate in built:
+                # the field as the record was built with it (the definition dominates the extract)
+                t = i.aggregate.type
+                assert isinstance(t, StructType)
+                names[i.out] = built[i.aggregate].fields[[f.name for f in t.cls.fields()].index(i.field_name)]
+                continue
             folded = _fold(i, consts, names)
             if folded is not None:
                 i = folded

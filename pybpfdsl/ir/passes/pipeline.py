@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold, joins, thread
+from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold, inplace, joins, thread
 from pybpfdsl.ir.printer import format_program
 
 
@@ -26,6 +26,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("dce", dce.run),
     Pass("fold", fold.run),
     Pass("cse", cse.run),
+    Pass("inplace", inplace.run),
     Pass("bounds", bounds.run),
     Pass("blocks", blocks.run),
     Pass("joins", joins.run),
