@@ -5,7 +5,8 @@ adds, removes or moves a call, an exit, a jump or a jump target. So the two prog
 same points: every instruction outside a window (calls, exits, jumps, loader-patched and atomic
 instructions, which must be the same instruction in both) and every jump target. Between two cuts lies
 one straight segment in each (the conditional jump that ends it included). The relation "the registers
-live here (in the input) are equal, and memory is equal" holds at the entry of every function; if each
+live here (in the input) are equal, memory is equal, and each program's registers hold the constants a
+must-analysis of that program finds here" holds at the entry of every function; if each
 pair of segments keeps it (a Z3 proof, the registers the input leaves dead being free in the output),
 and each pair of fixed instructions keeps it (the same instruction on equal inputs; helpers are the
 same calls on the same arguments and memory), it holds at every cut, so every exit returns the same r0
@@ -13,7 +14,8 @@ with the same memory: the programs are equal, in lock step. A proof of the whole
 explore paths, so it decides objects the path-exploring prover runs out of budget on.
 
 It trusts the liveness (`windows.live_in`: a helper reads its arguments up to its arity) and the
-constants known on entry to a segment (a must-analysis of the input). Anything it cannot line up
+constants known on entry to a segment (`windows.known_constants`, of each program on its own: the
+search's window proofs assume the input's, e.g. ``r0 = 1`` dropped where r0 already holds 1). Anything it cannot line up
 (another call graph, a jump to another place, a moved target) is "unknown", never "proven".
 """
 
@@ -186,6 +188,7 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
     succs, _ = succs_of(code_a)
     live = live_in(code_a, succs)
     consts = known_constants(code_a, succs, patched_a)
+    consts_b = known_constants(code_b, succs_of(code_b)[0], patched_b)
     fixed_set_a, fixed_set_b = set(fixed_a), set(fixed_b)
     proven = 0
     ends = [*points[1:], len(code_a)]
@@ -209,7 +212,8 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
             continue
         pre = live[lo_a] if lo_a < len(code_a) else post & ((1 << 11) - 1)
         known = consts[lo_a] if lo_a < len(code_a) else {}
-        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a)
+        known_b = consts_b[lo_b] if lo_b < len(code_b) else {}
+        _prove_segment(seg_a, seg_b, pre, post, (known, known_b), units, ra[0] + lo_a)
         proven += 1
     return proven
 
@@ -232,7 +236,7 @@ def _callee(prog: ElfProgram, i: int, starts: Sequence[int]) -> str | None:
 
 
 def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int, post: int,
-                   known: dict[int, int], units: int, at: int) -> None:
+                   known: tuple[dict[int, int], dict[int, int]], units: int, at: int) -> None:
     import z3
 
     regs_a = [z3.BitVec(f"r{r}", 64) for r in range(11)]
@@ -258,8 +262,9 @@ def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int,
     solver = z3.Solver()
     solver.set("rlimit", units)
     solver.add(z3.Or(*bad, mem_a != mem_b))
-    for r, v in known.items():
-        solver.add(regs_a[r] == v)
+    for regs, facts in ((regs_a, known[0]), (regs_b, known[1])):
+        for r, v in facts.items():
+            solver.add(regs[r] == v)
     answer = solver.check()
     if answer == z3.sat:
         raise _Refuted(f"the segment at input instruction {at} differs")

@@ -116,6 +116,44 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
     out += _wider_loads(code)
     out += _folded_pairs(code, known)
     out += _copies_removed(code)
+    out += _offsets_folded(code)
+    return out
+
+
+def _offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A pointer made only to be dereferenced, folded into the accesses' offsets: ``r4 = r1; r4 += 23;
+    r3 = *(u8 *)(r4 +0)`` as ``r3 = *(u8 *)(r1 +23)``, where every read of ``r4`` before its next write
+    is an address base (the proof decides whether ``r4`` was dead after)."""
+    out: list[tuple[Instruction, ...]] = []
+    for q, mov in enumerate(code):
+        if mov.opcode != _MOV64_X or mov.src == mov.dst:
+            continue
+        x, y = mov.dst, mov.src
+        p = next((i for i in range(q + 1, len(code)) if x in registers_of(code[i])[1]), None)
+        if p is None or code[p].opcode != InsnClass.ALU64 | AluOp.ADD | Source.K or x in registers_of(code[p])[0][1:]:
+            continue
+        add = code[p].imm
+        body = list(code)
+        used = False
+        for k in range(p + 1, len(code)):
+            insn = code[k]
+            reads, writes = registers_of(insn)
+            if x in reads:
+                kind = insn.kind
+                base_src = kind in (Kind.LDX, Kind.LDX_SX) and insn.src == x
+                base_dst = kind in (Kind.ST, Kind.STX) and insn.dst == x and (kind == Kind.ST or insn.src != x)
+                off = insn.off + add
+                if not (base_src or base_dst) or not -(1 << 15) <= off < 1 << 15 or \
+                        any(y in registers_of(code[i])[1] for i in range(q + 1, k + 1) if i != k or base_dst):
+                    used = False
+                    break
+                body[k] = Instruction(insn.opcode, y if base_dst else insn.dst, y if base_src else insn.src, off,
+                                      insn.imm, insn.imm_hi, insn.is_wide)
+                used = True
+            if x in writes:
+                break
+        if used:
+            out.append(tuple(b for i, b in enumerate(body) if i not in (p, q)))
     return out
 
 

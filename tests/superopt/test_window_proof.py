@@ -74,3 +74,14 @@ def test_a_register_copy_is_folded_into_its_definition_or_its_readers() -> None:
     window = (Instruction(0xBF, 3, 4), Instruction(0x69, 2, 3, 0))
     assert search_window(window, 1 << 2, random.Random(0), SearchBudget(proposals=20)).replacement == (
         Instruction(0x69, 2, 4, 0),)
+
+
+def test_a_pointer_made_only_to_be_dereferenced_is_folded_into_the_offset() -> None:
+    # r4 = r1; r4 += 23; r4 = *(u8 *)(r4 +0)  ->  r4 = *(u8 *)(r1 +23)
+    window = (Instruction(0xBF, 4, 1), Instruction(0x07, 4, 0, 0, 23), Instruction(0x71, 4, 4, 0))
+    assert search_window(window, 1 << 4, random.Random(0), SearchBudget(proposals=20)).replacement == (
+        Instruction(0x71, 4, 1, 23),)
+    # The same with the pointer stored as well: it must stay.
+    window = (*window[:2], Instruction(0x7B, 10, 4, -8), Instruction(0x71, 3, 4, 0))
+    found = search_window(window, 1 << 3, random.Random(0), SearchBudget(proposals=20)).replacement
+    assert found is None or prove_window(window, found, 1 << 3).proven
