@@ -58,7 +58,7 @@ from pybpfdsl.bpf.semantics import (
     store_value,
 )
 from pybpfdsl.verify.equivalence import bytecode_memory as mem
-from pybpfdsl.verify.equivalence import redirect
+from pybpfdsl.verify.equivalence import fib, redirect
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.bytecode_memory import (
     CTX,
@@ -691,6 +691,8 @@ class BytecodeEncoder:
             result = Unset("the result of bpf_trace_printk, the length of the text it wrote (not modelled)")
         elif helper == Helper.CSUM_DIFF:  # (from, from_size, to, to_size, seed)
             result = self._csum_diff(s)
+        elif helper == Helper.FIB_LOOKUP:  # (ctx, params, int plen, u32 flags)
+            result = self._fib_lookup(s)
         elif helper in (Helper.XDP_ADJUST_HEAD, Helper.XDP_ADJUST_TAIL, Helper.XDP_LOAD_BYTES):
             return self._packet_helper(s, helper)
         elif helper == Helper.RINGBUF_OUTPUT:
@@ -728,6 +730,22 @@ class BytecodeEncoder:
         after = redirect.after_redirect_map(shape, key, fx.value(shape, key), found, fx.redirect)
         fx.redirect = z3.If(bad, fx.redirect, after)
         return result
+
+    def _fib_lookup(self, s: BCState) -> Term:
+        """bpf_fib_lookup: the struct on the stack answered and written back as `fib` models it; a
+        `plen` below its size is -EINVAL with nothing read or written."""
+        r = s.regs
+        if not (isinstance(r[1], Ptr) and r[1].region.kind == "ctx" and as_int(r[1].offset) == 0):
+            raise Fault("bpf_fib_lookup expects the context")
+        if self._scalar(r[3], "bpf_fib_lookup's plen") & 0xFFFFFFFF < fib.PARAMS_SIZE:
+            return bv64(-EINVAL)
+        params = r[2]
+        if not isinstance(params, Ptr) or params.region.kind != "stack":
+            raise Unsupported("bpf_fib_lookup's params outside the stack")
+        before = mem.read(s.memory, s.effects, self.shapes, params, 0, fib.PARAMS_SIZE)
+        status, after = fib.call(self.inputs, s.effects, before, z3.Extract(31, 0, _scalar_arg(r[4])))
+        mem.write(s.memory, s.effects, self.shapes, params, 0, after)
+        return z3.SignExt(32, status)  # an int
 
     def _trace_record(self, s: BCState) -> Term:
         """What bpf_trace_printk writes to the trace, as a fixed-width record: a digest of its format
@@ -926,7 +944,7 @@ def _reg(s: BCState, r: int) -> Val:
 _MODELLED_HELPERS = frozenset({
     Helper.MAP_LOOKUP_ELEM, Helper.MAP_UPDATE_ELEM, Helper.MAP_DELETE_ELEM, Helper.KTIME_GET_NS, Helper.TRACE_PRINTK,
     Helper.GET_PRANDOM_U32, Helper.GET_SMP_PROCESSOR_ID, Helper.REDIRECT, Helper.CSUM_DIFF, Helper.REDIRECT_MAP,
-    Helper.XDP_ADJUST_HEAD, Helper.XDP_ADJUST_TAIL, Helper.RINGBUF_OUTPUT, Helper.XDP_LOAD_BYTES,
+    Helper.XDP_ADJUST_HEAD, Helper.XDP_ADJUST_TAIL, Helper.RINGBUF_OUTPUT, Helper.XDP_LOAD_BYTES, Helper.FIB_LOOKUP,
 })
 _HELPER_ARGUMENTS = {int(h): tuple(range(1, helper_arity(h) + 1)) for h in _MODELLED_HELPERS}
 """The argument registers `BytecodeEncoder._helper` reads, by helper id."""

@@ -12,6 +12,7 @@ know its renderings, so that module and this one do not import each other).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,12 @@ import z3
 
 from pybpfdsl.bpf.abi import STACK_SIZE, XdpAction, XdpMd
 from pybpfdsl.bpf.faults import BytecodeFault, StepLimitExceeded, UnsupportedHelper
+from pybpfdsl.bpf.helper_results import FIB_ROUTES, NOT_FORWARDED
 from pybpfdsl.bpf.interpreter import ExecutionResult, XdpContext, run
 from pybpfdsl.bpf.memory import InterpMap, Region
 from pybpfdsl.bpf.semantics import REDIRECT_MAP_FLAGS
-from pybpfdsl.verify.equivalence import redirect
+from pybpfdsl.lang.fib import Route, use_routes
+from pybpfdsl.verify.equivalence import fib, redirect
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram
 from pybpfdsl.verify.equivalence.divergence import LineFacts, diverging_line
 from pybpfdsl.verify.equivalence.observe import Difference
@@ -128,6 +131,9 @@ class Counterexample:
     """The `xdp_md` fields a program may read besides its pointers (interface and queue numbers)."""
     facts: tuple[LineFacts, LineFacts] = (LineFacts(), LineFacts())
     """Each side's lines and the lines that write each output (for `diverging_line`)."""
+    routes: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    """bpf_fib_lookup's answers (destination, status, egress ifindex, smac, dmac), as `fib.routes`: the
+    routing table the replays run with."""
     sections_b: dict[str, bytes] = field(default_factory=dict)
     """The second program's initial global data where it differs from `sections` (two objects whose
     initial `.data` differs: each starts from its own)."""
@@ -306,7 +312,8 @@ def extract(model: z3.ModelRef, inputs: Inputs, kind: str, diffs: list[Differenc
                          lines_a, lines_b, getattr(replay, "source_file", ""), stacks=_stacks(model, inputs),
                          arrays={name: s.max_entries for name, s in inputs.layout.maps.items() if s.is_array},
                          filled=filled, ctx=XdpContext(*(_value(model, inputs.ctx[off]) for off in _CTX_INPUTS)),
-                         facts=getattr(replay, "facts", (LineFacts(), LineFacts())), sections_b=sections_b)
+                         facts=getattr(replay, "facts", (LineFacts(), LineFacts())), sections_b=sections_b,
+                         routes=fib.routes(model, inputs))
     if isinstance(replay, CompiledReplayer | ObjectReplayer):
         cex.runs = replay.replay(cex)
     return cex
@@ -368,8 +375,9 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
         maps[name] = InterpMap.section(name, data, readonly=name.startswith(".rodata"))
     helpers = ScriptedHelpers(cex.prandom, cex.ktime, cex.cpu)
     try:
-        result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
-                     stacks=cex.stacks.get(side, ()), ctx=cex.ctx, helpers=helpers)
+        with _scripted_fib(cex):
+            result = run(list(program.instructions), cex.packet, relocations=program.relocations, maps=maps,
+                         stacks=cex.stacks.get(side, ()), ctx=cex.ctx, helpers=helpers)
     except (UnsupportedHelper, StepLimitExceeded) as exc:  # the interpreter's limits, not the program's
         return Run(None, error=f"not replayed: {exc}", replayed=False)
     except BytecodeFault as exc:
@@ -381,6 +389,25 @@ def run_bytecode(program: BytecodeProgram, cex: Counterexample, side: int = 0) -
                 for name in program.layout.sections if not name.startswith(".rodata")},
                {s.name: list(maps[s.name].records) for s in program.layout.maps.values() if s.is_ringbuf},
                redirect=_redirect_target(result))
+
+
+def _routes(cex: Counterexample) -> list[Route]:
+    """The counterexample's bpf_fib_lookup answers as the scripted table pure Python and the IR
+    interpreter read (one /32 route per destination asked)."""
+    return [Route(f"{ipaddress.IPv4Address(dst)}/32", egress, smac, dmac, status)
+            for dst, status, egress, smac, dmac in cex.routes]
+
+
+@contextlib.contextmanager
+def _scripted_fib(cex: Counterexample) -> Iterator[None]:
+    """The bytecode interpreter's bpf_fib_lookup answering from the counterexample's routes."""
+    table = {dst: (status, egress, smac, dmac) for dst, status, egress, smac, dmac in cex.routes}
+    saved = FIB_ROUTES.lookup
+    FIB_ROUTES.lookup = lambda dst, ifindex: table.get(dst, (NOT_FORWARDED, ifindex, 0, 0))
+    try:
+        yield
+    finally:
+        FIB_ROUTES.lookup = saved
 
 
 def _redirect_target(result: ExecutionResult) -> int | None:
@@ -448,7 +475,8 @@ class CompiledReplayer:
                 {k: v for k, v in state.items() if isinstance(v, RingBuf)},
             )
             try:
-                result = run_program(program, cex.packet, env)
+                with use_routes(_routes(cex)):
+                    result = run_program(program, cex.packet, env)
             except IRRuntimeError as exc:
                 return Run(None, error=f"IR error: {exc}")
             maps = {}

@@ -20,7 +20,7 @@ from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
-from pybpfdsl.verify.equivalence import redirect, symbolic_state
+from pybpfdsl.verify.equivalence import fib, redirect, symbolic_state
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.paths import (
     MERGE_AFTER_PATHS,
@@ -450,7 +450,11 @@ class _Path:
         return z3.If(found, z3.BitVecVal(XdpAction.REDIRECT, 32), z3.BitVecVal(op.miss, 32))
 
     def fib_lookup(self, op: n.FibLookup, dst: Any, ifindex: Any) -> Any:
-        raise Unsupported("fib_lookup (bpf_fib_lookup) is not modelled")
+        """The bpf_fib_lookup call the backend makes, answered as the bytecode's is (`fib`)."""
+        status, after = fib.call(self.encoder.inputs, self.s.effects, fib.ir_params(resize(dst, 32, signed=False),
+                                                                             resize(ifindex, 32, signed=False)),
+                                 z3.BitVecVal(0, 32))
+        return fib.ir_result(status, after)
 
     def trace_printk(self, op: n.TracePrintk, args: list[Any]) -> Any:
         """The trace record the bytecode encoding reads from bpf_trace_printk (its `_trace_record`): a

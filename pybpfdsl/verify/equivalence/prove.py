@@ -24,7 +24,7 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.printer import format_program
-from pybpfdsl.verify.equivalence import proof_cache
+from pybpfdsl.verify.equivalence import fib, proof_cache
 from pybpfdsl.verify.equivalence.budget import Budget, OutOfBudget, parse_units
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
@@ -283,6 +283,8 @@ def _found(solver: z3.Solver, kind: str, diffs: list[Difference], inputs: Inputs
     # Prefer clock readings a person can read and a test can reproduce: below 2**31 ns (the first two
     # seconds after boot), what a one-instruction constant load gives in place of the call.
     preferred += [z3.ULT(v, 2**31) for v in inputs.streams["ktime"]]
+    # Prefer lookups the interpreters' scripted routing table can answer (`fib.replayable`).
+    preferred += fib.replayable(inputs)
     solver.push()
     if preferred:
         solver.add(*preferred)

@@ -31,6 +31,7 @@ Modelling decisions (each is also what the replay interpreters do, so counterexa
 - where XDP_REDIRECT goes (bpf_redirect's device, bpf_redirect_map's element: `redirect`) is an output
   seen with the action XDP_REDIRECT (before any call, an input); the elements of the maps
   bpf_redirect_map reads are inputs like any map's;
+  bpf_fib_lookup's answers are unknown functions of what it is passed, one per call number (`fib`);
   bpf_csum_diff and bpf_xdp_load_bytes are exact; bpf_trace_printk's text is an output (`TRACE_OUTPUT`)
   that no replay shows, so a difference only there is never a counterexample, and its result (the
   text's length) is not modelled;
@@ -78,6 +79,9 @@ BOUNDED_KEY_TYPES: Final = frozenset({MapType.DEVMAP, MapType.CPUMAP, MapType.XS
 """DEVMAP, CPUMAP, XSKMAP: array-like, a slot may be empty, and no key from max_entries on is held."""
 REDIRECT_TYPES: Final = BOUNDED_KEY_TYPES | {MapType.DEVMAP_HASH}
 """The maps bpf_redirect_map reads: DEVMAP, CPUMAP, XSKMAP and DEVMAP_HASH (user space fills them)."""
+FIB_CALL_BITS: Final = 32 + 8 * 64
+"""Width of a bpf_fib_lookup call's question (flags, the 64-byte struct) and answer (the int result,
+the struct written back): see `fib`."""
 REDIRECT_STATE_BITS: Final = 98
 """Width of the redirect state (`redirect`: a 66-bit target above a 32-bit index)."""
 
@@ -290,6 +294,11 @@ class Inputs:
         """How many metadata bytes lie before the packet (-1: the driver keeps none), once used."""
         self.frame: tuple[Term, Term] | None = None
         """(headroom, frame end) once a program moves the packet's start or end (`xdp_frame`)."""
+        self.fib: list[Term] = []
+        """bpf_fib_lookup's answer functions, by call number (`fib_answer`)."""
+        self.fib_calls: list[tuple[Term, Term]] = []
+        """Every (question, answer) of bpf_fib_lookup either program may ask: what a counterexample's
+        routes are made of."""
         self.sides = 0
         self.stack: dict[tuple[int, int, int], Term] = {}
         self.addresses: list[Term] = []
@@ -372,6 +381,15 @@ class Inputs:
             values.append(z3.BitVec(f"{stream}_{len(values)}", self.widths[stream]))
         return values[index]
 
+    def fib_answer(self, index: int) -> Term:
+        """What bpf_fib_lookup call number `index` (0-based, in call order) answers, as a function of
+        its question (`fib`): the FIB and neighbour tables the kernel holds then, the same for both
+        programs compared, as helper streams are."""
+        while len(self.fib) <= index:
+            bits = z3.BitVecSort(FIB_CALL_BITS)
+            self.fib.append(z3.Function(f"fib_lookup_{len(self.fib)}", bits, bits))
+        return self.fib[index]
+
     def initial_sections(self, side: int | None = None) -> dict[str, tuple[Term, ...]]:
         """The global data program `side` starts from (the second's differs where `apart` says)."""
         return self.sections | self.apart if side == 1 else dict(self.sections)
@@ -379,7 +397,7 @@ class Inputs:
     def initial_effects(self, side: int | None = None) -> Effects:
         maps = {name: MapState(self.present.get(name), value) for name, value in self.values.items()}
         rings = {name: () for name, s in self.layout.maps.items() if s.is_ringbuf} | {TRACE_OUTPUT: ()}
-        calls = {"prandom": 0, "ktime": 0} | {_evictions(s): 0 for s in self.layout.maps.values()
+        calls = {"prandom": 0, "ktime": 0, "fib": 0} | {_evictions(s): 0 for s in self.layout.maps.values()
                                                 if s.map_type in LRU_TYPES}
         return Effects(maps, self.initial_sections(side), rings, dict.fromkeys(maps, ()), calls, rooms=dict(self.rooms),
                        redirect=self.redirect)
