@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import random as pyrandom
 import sys
 import time
@@ -23,10 +25,11 @@ from pathlib import Path
 from types import ModuleType
 
 from pybpfdsl import DslError, XdpProgram
-from pybpfdsl.differential import compare, compare_statistically
+from pybpfdsl.differential import EXECUTIONS, HelperFactory, compare, compare_statistically
+from pybpfdsl.lang import fixed
 from pybpfdsl.runtime.errors import KernelVerifierError
 from pybpfdsl.testing import FixedHelpers
-from tests.generated.program_strategy import GeneratedProgram
+from tests.generated.program_strategy import RANDOM_PROBABILITIES, GeneratedProgram
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Outcome:
     dsl_error_located: bool | None = None  # the error names the generated file and a line in it
     traceback: str | None = None  # a failure that is not a DslError (where, and the trace)
     disagreement: str | None = None
+    printed: str | None = None  # print() output that differs between executions
     statistical: str | None = None
     mode: str = "exact"  # or "fixed helpers"
     verifier_ok: bool | None = None
@@ -68,6 +72,8 @@ class Outcome:
             out.append(f"DslError without the generated file's line: {self.dsl_error}")
         if self.disagreement:
             out.append(f"executions disagree: {self.disagreement}")
+        if self.printed:
+            out.append(f"print output differs: {self.printed}")
         if self.statistical:
             out.append(f"kernel frequencies differ: {self.statistical}")
         if self.verifier_mismatch:
@@ -160,10 +166,26 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
     executions: tuple[str, ...] = ("python", "ir", "bytecode")
     rng = pyrandom.Random(seed)
     randoms = [rng.getrandbits(32) for _ in range(997)]
+    # A quarter of the random values lie at the thresholds of `random() op p` for the generator's p
+    # (the raw value just below, at and just above p * 2**32), where a rounding would show.
+    edges = sorted({max(0, min(2**32 - 1, fixed.ceil_from_float(float(p)) + d))
+                    for p in RANDOM_PROBABILITIES for d in (-1, 0, 1)})
+    for i in range(0, len(randoms), 4):
+        randoms[i] = edges[rng.randrange(len(edges))]
 
     def helpers() -> FixedHelpers:
         return FixedHelpers(random=randoms, clock_ns=seed * 1_000_003, clock_step_ns=977)
 
+    with contextlib.redirect_stdout(io.StringIO()):  # print() in pure Python and the interpreters
+        _execute(out, gen, prog, packets, executions, helpers, statistical_rounds)
+
+    if prove_budget:
+        _prove(out, prog, compiled, packets, helpers if gen.uses_helpers else None, prove_budget)
+    return out
+
+
+def _execute(out: Outcome, gen: GeneratedProgram, prog: XdpProgram, packets: list[bytes],
+             executions: tuple[str, ...], helpers: HelperFactory, statistical_rounds: int) -> None:
     try:
         if gen.uses_helpers:
             out.mode = "fixed helpers"
@@ -171,15 +193,43 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
         else:
             mismatch = compare(prog, packets, executions=executions + (("kernel",) if out.kernel_ok else ()))
         out.disagreement = None if mismatch is None else str(mismatch)
+        if mismatch is None and gen.uses_print:
+            out.printed = _compare_prints(prog, packets, helpers if gen.uses_helpers else None)
         if gen.uses_random and not gen.uses_clock and out.kernel_ok and statistical_rounds:
             frequency = compare_statistically(prog, packets[:4], rounds=statistical_rounds)
             out.statistical = None if frequency is None else str(frequency)
     except Exception:
         out.traceback = _trace("running the executions")
 
-    if prove_budget:
-        _prove(out, prog, compiled, packets, helpers if gen.uses_helpers else None, prove_budget)
-    return out
+
+def _compare_prints(prog: XdpProgram, packets: list[bytes], helpers: HelperFactory | None,
+                    executions: tuple[str, ...] = ("python", "ir")) -> str | None:
+    """What print() wrote in pure Python and in the IR interpreter, from the same starting state; the first
+    line that differs, or None. (The bytecode interpreter computes bpf_trace_printk's length, not its text;
+    the kernel writes to the shared trace pipe: tests/differential/test_print.py reads it.)"""
+    state = prog.lower().state
+    saved = {name: obj.save() for name, obj in state.items()}
+    texts: dict[str, list[str]] = {}
+    try:
+        for name in executions:
+            for obj_name, obj in state.items():
+                obj.restore(saved[obj_name])
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                EXECUTIONS[name](prog, packets, helpers)
+            texts[name] = buffer.getvalue().splitlines()
+    finally:
+        for obj_name, obj in state.items():
+            obj.restore(saved[obj_name])
+    base = executions[0]
+    for other in executions[1:]:
+        a, b = texts[base], texts[other]
+        for k in range(max(len(a), len(b))):
+            left = a[k] if k < len(a) else "<nothing>"
+            right = b[k] if k < len(b) else "<nothing>"
+            if left != right:
+                return f"line {k + 1}: {base} printed {left!r}, {other} {right!r}"
+    return None
 
 
 def _prove(out: Outcome, prog: XdpProgram, compiled: object, packets: list[bytes], helpers: object,

@@ -99,6 +99,26 @@ class Features:
     optional_default: bool = True  # `if b is None: b = 0`
     runtime_actions: bool = True  # `return u32(x) % 4`
     branchy_loops: bool = True  # ifs, headers and payload checks inside loop bodies
+    float_fields: bool = True  # float fields in Structs (map keys and values, records, ring buffers)
+    header_writes: bool = True  # `ip4.ttl -= 1`, `eth.src, eth.dst = eth.dst, eth.src`
+    payload_writes: bool = True  # `pkt.payload[i] = b`, `pkt.payload.write(off, record)`
+    redirect: bool = True  # `return redirect(ifindex)`
+    redirect_maps: bool = True  # DevMap / CpuMap `.redirect(key[, miss])`
+    lpm: bool = True  # LpmTrie over IPv4 addresses and IPv6 prefixes
+    percpu_hash: bool = True  # PerCpuHashMap
+    lru_percpu_hash: bool = True  # LruPerCpuHashMap
+    prints: bool = True  # print(...) (bpf_trace_printk)
+    random_compare: bool = True  # random() <, <=, >, >= p
+    large_writes_in_loops: bool = False
+    """`pkt.payload.write(off, r)` of a record over 24 bytes inside a loop: LLVM's "BPF stack limit exceeded"
+    ends the compiling process (a known bug, tests/generated/test_found_bugs.py)."""
+    trie_aug: bool = False
+    """`trie[k] += n` on an LpmTrie: the compiled program adds to the longest matching prefix's value, pure
+    Python inserts the key (a known bug, tests/generated/test_found_bugs.py)."""
+    float_payload_records: bool = False
+    """`pkt.payload.read(S, off)` of a Struct with a float field: pure Python decodes the field's 8 bytes as
+    the Q32.32 number, the compiled program converts them as an integer (saturating); a known bug
+    (tests/generated/test_found_bugs.py), so left out until it is fixed."""
 
 
 ALL = Features()
@@ -113,6 +133,7 @@ class GeneratedProgram:
     uses_random: bool = False
     uses_clock: bool = False
     uses_ringbuf: bool = False
+    uses_print: bool = False
     constructs: set[str] = field(default_factory=set)
 
     @property
@@ -129,10 +150,35 @@ class _Struct:
 @dataclass
 class _Map:
     name: str
-    kind: str  # HashMap, LruHashMap, Array, PerCpuArray
-    key: str | _Struct  # a scalar type or a Struct (hash maps); "u32" for arrays
+    kind: str  # HashMap, LruHashMap, PerCpuHashMap, LruPerCpuHashMap, LpmTrie, Array, PerCpuArray
+    key: str | _Struct  # a scalar type or a Struct (hash maps); "u32" for arrays; "ipv4"/"ipv6" for tries
     value: str | _Struct
     size: int
+
+    @property
+    def lru(self) -> bool:
+        return self.kind in LRU_KINDS
+
+    @property
+    def array(self) -> bool:
+        return self.kind in ("Array", "PerCpuArray")
+
+
+LRU_KINDS = ("LruHashMap", "LruPerCpuHashMap")
+FIXED_BITS: dict[tuple[str, str], int] = {
+    ("eth", "dst"): 48, ("eth", "src"): 48, ("ipv4", "version"): 4, ("ipv4", "flags"): 3,
+    ("ipv6", "version"): 4, ("ipv6", "tc"): 8, ("ipv6", "fl"): 20, ("tcp", "flags"): 9,
+}
+"""Header fields narrower than their type: a written constant must fit the field's bits."""
+READ_ONLY_FIELDS = {("eth", "type"), ("ipv4", "ihl"), ("ipv4", "proto"), ("ipv4", "frag"), ("ipv6", "nh"),
+                    ("tcp", "dataofs")}
+"""Fields that decide where the headers are: a program cannot write them."""
+SWAPS = {"eth": ("src", "dst"), "ipv4": ("src", "dst"), "ipv6": ("src_lo", "dst_lo"), "tcp": ("sport", "dport"),
+         "udp": ("sport", "dport")}
+RANDOM_PROBABILITIES = ("0.5", "0.25", "0.9", "0.001", "0.95", "0.0", "1.0", "0.3333")
+IP4_PREFIXES = ("10.0.0.0/8", "10.0.0.1", "0.0.0.0/0", "192.168.0.0/16", "128.0.0.0/1", "2.0.0.0/7",
+                "10.0.0.0/31", "64.0.0.0/2")
+IP6_PREFIXES = ("::/0", "8000::/1", "2001:db8::/32", "fe80::/10", "4000::/3")
 
 
 @dataclass
@@ -152,10 +198,11 @@ class _Scope:
     has_pkt: bool = True
     in_loop: int = 0
     loop_vars: list[str] = field(default_factory=list)  # range loop variables (i32)
+    headers: list[tuple[str, str]] = field(default_factory=list)  # writable headers: (text, header name)
 
     def copy(self) -> _Scope:
         return replace(self, nums=dict(self.nums), reads=list(self.reads), records=list(self.records),
-                       loop_vars=list(self.loop_vars))
+                       loop_vars=list(self.loop_vars), headers=list(self.headers))
 
 
 def _kind(t: str) -> str:
@@ -165,19 +212,29 @@ def _kind(t: str) -> str:
 class _Generator:
     def __init__(self, choose: Chooser, features: Features) -> None:
         self.c = choose
+        # A float conversion of a constant outside [-2**31, 2**31) is a compile-time error (it always
+        # saturates), and which constants reach a float is not known while drawing: a program either has
+        # no floats and any constant of its type, or floats and constants of at most 16 bits.
+        if features.floats and choose.integer(0, 99) < 35:
+            features = replace(features, floats=False, float_fields=False)
         self.f = features
+        self.wide_constants = not features.floats
         self.names = 0
         self.structs: list[_Struct] = []
         self.globals: list[tuple[str, str]] = []
         self.maps: list[_Map] = []
         self.ringbufs: list[tuple[str, _Struct]] = []
+        self.redirect_maps: list[tuple[str, str, int]] = []  # DevMap / CpuMap: (name, kind, size)
         self.tuples: list[tuple[str, tuple[int, ...]]] = []
         self.helpers: list[_Helper] = []
         self.out = GeneratedProgram("", "prog")
         self.budget = 0  # statements left in the current function
         self.in_key = 0  # inside a map key: no further map reads (keeps expressions finite)
+        self.in_helper = False  # in an @inline helper's body (which a loop may call)
         self.random_on = features.random and self.chance(25)
         self.clock_on = features.clock and self.chance(10)
+        self.print_on = features.prints and self.chance(35)
+        self.redirect_on = features.redirect and self.chance(35)
 
     # ------------------------------------------------------------------ small draws
     def chance(self, percent: int) -> bool:
@@ -202,6 +259,8 @@ class _Generator:
         signed = t.startswith("i")
         bits = int(t[1:])
         lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        if not self.wide_constants:
+            lo, hi = max(lo, -(1 << 15)), min(hi, (1 << 16) - 1)
         return self.c.choice([lo, hi, self.c.integer(lo, hi), -1 if signed else 1])
 
     def typed_constant(self, t: str) -> str:
@@ -220,10 +279,16 @@ class _Generator:
                 t = self.scalar_type()
                 self.globals.append((self.fresh("g"), t))
         kinds = [k for k, on in (("HashMap", self.f.hash_maps), ("LruHashMap", self.f.lru_maps),
-                                 ("Array", self.f.arrays), ("PerCpuArray", self.f.percpu_arrays)) if on]
+                                 ("Array", self.f.arrays), ("PerCpuArray", self.f.percpu_arrays),
+                                 ("PerCpuHashMap", self.f.percpu_hash), ("LruPerCpuHashMap", self.f.lru_percpu_hash),
+                                 ("LpmTrie", self.f.lpm), ("LpmTrie", self.f.lpm)) if on]
         if kinds:
             for _ in range(self.c.integer(0, 3)):
                 self.maps.append(self.map_decl(self.c.choice(kinds)))
+        if self.f.redirect_maps and self.chance(35):
+            kind = self.c.choice(["DevMap", "CpuMap"])
+            self.redirect_maps.append((self.fresh("dm" if kind == "DevMap" else "cm"), kind, self.c.choice([2, 4])))
+            self.out.constructs.add(kind)
         if self.f.ringbuf and self.chance(30):
             self.ringbufs.append((self.fresh("events"), self.c.choice(self.structs)))
             self.out.uses_ringbuf = True
@@ -238,10 +303,23 @@ class _Generator:
                 if t == "float" else str(self.int_literal(t))
             lines.append(f"{name} = Global({t}, {init})")
         for m in self.maps:
-            if m.kind in ("Array", "PerCpuArray"):
+            if m.array:
                 lines.append(f"{m.name} = {m.kind}({self.type_name(m.value)}, {m.size})")
+            elif m.kind == "LpmTrie":
+                address = "u32" if m.key == "ipv4" else '"ipv6"'
+                lines.append(f"{m.name} = LpmTrie({address}, {self.type_name(m.value)}, {m.size})")
+                prefixes = IP4_PREFIXES if m.key == "ipv4" else IP6_PREFIXES
+                for _ in range(self.c.integer(0, 3)):  # the control plane's entries
+                    lines.append(f"{m.name}[{self.c.choice(prefixes)!r}] = {self.python_value(m.value)}")
             else:
                 lines.append(f"{m.name} = {m.kind}({self.type_name(m.key)}, {self.type_name(m.value)}, {m.size})")
+        for name, kind, size in self.redirect_maps:
+            lines.append(f"{name} = {kind}({size})")
+            for slot in range(size):
+                if self.chance(50):  # loopback exists in every namespace; CPU 0 on every machine
+                    lines.append(f"{name}[{slot}] = {1 if kind == 'DevMap' else 64}")
+                    if kind == "CpuMap":
+                        break
         for name, s in self.ringbufs:
             lines.append(f"{name} = RingBuf({s.name}, 4096)")
         for name, values in self.tuples:
@@ -256,21 +334,56 @@ class _Generator:
         self.out.source = "\n".join(lines) + "\n"
         return self.out
 
+    def python_value(self, t: str | _Struct) -> str:
+        """A control-plane value of type `t` (module level, plain Python)."""
+        if isinstance(t, _Struct):
+            return f"{t.name}({', '.join(self.python_value(ft) for _, ft in t.fields)})"
+        if t == "bool":
+            return self.c.choice(["True", "False"])
+        if t == "float":
+            return self.c.choice(FLOAT_LITERALS)
+        return str(self.c.integer(0, 3))
+
+    @staticmethod
+    def struct_size(s: _Struct) -> int:
+        """C's layout: each field aligned to its size, the whole to the largest."""
+        size, align = 0, 1
+        for _, t in s.fields:
+            width = 1 if t == "bool" else 8 if t == "float" else int(t[1:]) // 8
+            size = (size + width - 1) // width * width + width
+            align = max(align, width)
+        return (size + align - 1) // align * align
+
     @staticmethod
     def type_name(t: str | _Struct) -> str:
         return t.name if isinstance(t, _Struct) else t
 
     def struct_decl(self) -> _Struct:
         name = f"S{len(self.structs)}"
-        fields = [(f"f{i}", self.c.choice([*INT_TYPES, "bool"])) for i in range(self.c.integer(1, 4))]
+        types = [*INT_TYPES, "bool"] + (["float"] * 2 if self.f.float_fields and self.f.floats else [])
+        fields = [(f"f{i}", self.c.choice(types)) for i in range(self.c.integer(1, 4))]
+        if any(t == "float" for _, t in fields):
+            self.out.constructs.add("float field")
         return _Struct(name, fields)
 
     def map_decl(self, kind: str) -> _Map:
         name = self.fresh("m")
         self.out.constructs.add(kind)
         if kind in ("Array", "PerCpuArray"):
-            value = self.c.choice(INT_TYPES) if kind == "PerCpuArray" else self.scalar_type()
+            value = self.scalar_type()
+            if self.f.struct_maps and self.chance(15):
+                value = self.c.choice(self.structs)
+                self.out.constructs.add("struct value")
+            if value == "float":
+                self.out.constructs.add(f"float {kind}")
             return _Map(name, kind, "u32", value, self.c.choice([1, 4, 8, 16]))
+        if kind == "LpmTrie":
+            address = self.c.choice(["ipv4", "ipv4", "ipv6"])
+            self.out.constructs.add(f"LpmTrie {address}")
+            trie_value: str | _Struct = self.scalar_type()
+            if self.f.struct_maps and self.chance(20):
+                trie_value = self.c.choice(self.structs)
+            return _Map(name, kind, address, trie_value, self.c.choice([4, 16, 64]))
         key: str | _Struct = self.c.choice(INT_TYPES)
         value: str | _Struct = self.scalar_type()
         if self.f.struct_maps and self.chance(30):
@@ -280,7 +393,7 @@ class _Generator:
             value = self.c.choice(self.structs)
             self.out.constructs.add("struct value")
         size = self.c.choice([4, 16, 64])
-        if kind == "LruHashMap":
+        if kind in LRU_KINDS:
             # The kernel's LRU is approximate: it evicts before the map is full (measured: a 16-entry map
             # from 13 keys, a 64-entry one from 61, when keys are updated again). An LRU map's keys come
             # from at most 8 values (scalar) or 16 (a Struct: every field 0 or 1, see `_key`), so a map of
@@ -302,7 +415,9 @@ class _Generator:
             scope.nums[f"a{i}"] = t
             args.append(f"a{i}: {t}")
         self.budget = self.c.integer(1, 4)
+        self.in_helper = True
         body = self.block(scope, 1, depth=1, returns=returns)
+        self.in_helper = False
         if returns != "None":
             body.append(f"    return {self.convert(returns, scope, 2)}")
         self.helpers.append(_Helper(name, (["Packet"] if takes_pkt else []) + params, returns))
@@ -319,6 +434,18 @@ class _Generator:
 
     def action(self, scope: _Scope) -> str:
         pick = self.c.integer(0, 9)
+        if pick < 3 and (self.redirect_maps or self.redirect_on):
+            if self.redirect_maps and (not self.redirect_on or self.chance(50)):
+                name, _, size = self.c.choice(self.redirect_maps)
+                self.out.constructs.add("map redirect")
+                key = str(self.c.integer(0, size)) if self.chance(30) else \
+                    f"u32({self.int_expr(scope, 1)}) % {size + self.c.choice([0, 1])}"
+                miss = f", {self.c.choice(ACTIONS)}" if self.chance(60) else ""
+                return f"{name}.redirect({key}{miss})"
+            self.out.constructs.add("redirect")
+            if self.chance(40):
+                return f"redirect({self.c.integer(1, 8)})"
+            return f"redirect(u32({self.int_expr(scope, 1)}))"
         if pick < 4:
             return self.c.choice(ACTIONS)
         if pick < 8 or not self.f.runtime_actions:
@@ -340,7 +467,7 @@ class _Generator:
     def statement(self, scope: _Scope, indent: int, depth: int, returns: str) -> list[str]:
         options = ["declare", "declare", "assign", "aug", "global", "map", "if", "early_return"]
         if scope.has_pkt and self.f.headers:
-            options += ["header", "header"]
+            options += ["header", "header"] + (["header"] if self.f.header_writes else [])
         if scope.has_pkt and self.f.payload:
             options += ["payload"]
         if scope.has_pkt and self.f.payload and self.f.payload_records:
@@ -359,6 +486,12 @@ class _Generator:
             options += ["call"]
         if scope.in_loop:
             options += ["break"]
+        if scope.headers and self.f.header_writes:
+            options += ["header_write"] * 5
+        if scope.has_pkt and self.f.payload_writes:
+            options += ["payload_write"]
+        if self.print_on:
+            options += ["print"]
         kind = self.c.choice(options)
         pad = "    " * indent
         match kind:
@@ -395,7 +528,53 @@ class _Generator:
                 return [f"{pad}if {self.cond(scope, 1)}:", f"{pad}    {word}"]
             case "map" if self.maps:
                 return self.map_stmt(scope, indent)
+            case "header_write":
+                return self.header_write(scope, indent)
+            case "payload_write":
+                return self.payload_write(scope, indent)
+            case "print":
+                return self.print_stmt(scope, indent)
         return self.simple(scope, indent)
+
+    def header_write(self, scope: _Scope, indent: int) -> list[str]:
+        pad = "    " * indent
+        base, header = self.c.choice(scope.headers)
+        self.out.constructs.add(f"write {header}")
+        if header in SWAPS and self.chance(20):
+            a, b = SWAPS[header]
+            self.out.constructs.add("header swap")
+            return [f"{pad}{base}.{a}, {base}.{b} = {base}.{b}, {base}.{a}"]
+        writable = [(f, t) for f, t in HEADERS[header].items() if (header, f) not in READ_ONLY_FIELDS]
+        name, t = self.c.choice(writable)
+        bits = FIXED_BITS.get((header, name))
+        mask = f" & {(1 << bits) - 1:#x}" if bits is not None else ""
+        if self.chance(40):
+            op = self.c.choice(["+=", "-=", "^=", "|=", "&="])
+            return [f"{pad}{base}.{name} {op} ({t}({self.int_expr(scope, 1)}){mask})"]
+        value = f"({self.convert(t, scope, 2)}{mask})" if mask else self.convert(t, scope, 2)
+        return [f"{pad}{base}.{name} = {value}"]
+
+    def payload_write(self, scope: _Scope, indent: int) -> list[str]:
+        pad = "    " * indent
+        plain = [s for s in self.structs if all(t != "float" for _, t in s.fields)
+                 and (self.f.large_writes_in_loops or not (scope.in_loop or self.in_helper)
+                      or self.struct_size(s) <= 24)]
+        if plain and self.f.payload_records and self.chance(35):
+            self.out.constructs.add("payload write record")
+            return [f"{pad}pkt.payload.write({self.payload_index(scope)}, {self.record(self.c.choice(plain), scope)})"]
+        self.out.constructs.add("payload write")
+        return [f"{pad}pkt.payload[{self.payload_index(scope)}] = {self.convert('u8', scope, 2)}"]
+
+    def print_stmt(self, scope: _Scope, indent: int) -> list[str]:
+        pad = "    " * indent
+        self.out.constructs.add("print")
+        self.out.uses_print = True
+        args = []
+        if self.chance(70):
+            args.append(repr(self.c.choice(["x", "n =", "ttl", "%d", "v:", "a b"])))
+        for _ in range(self.c.integer(0, 3)):
+            args.append(self.int_expr(scope, 1) if self.chance(80) else str(self.c.integer(-5, 300)))
+        return [f"{pad}print({', '.join(args)})"]
 
     def simple(self, scope: _Scope, indent: int) -> list[str]:
         """A declaration, an assignment or an update of state."""
@@ -444,11 +623,13 @@ class _Generator:
             self.in_key -= 1
 
     def _key(self, m: _Map, scope: _Scope) -> str:
-        if m.kind in ("Array", "PerCpuArray"):
+        if m.array:
             if self.chance(40):
                 return str(self.c.integer(0, m.size - 1))
             return f"u32({self.int_expr(scope, 1)}) % {m.size + self.c.choice([0, 0, 1])}"
-        lru = m.kind == "LruHashMap"  # keys from a few values only (see `map_decl`)
+        if m.kind == "LpmTrie":
+            return self.trie_key(m, scope)
+        lru = m.lru  # keys from a few values only (see `map_decl`)
         if isinstance(m.key, _Struct):
             return self.record(m.key, scope, small=True, lru=lru)
         if self.chance(30):
@@ -457,6 +638,30 @@ class _Generator:
                 return f"{m.key}(u32({constant}) & 7)" if lru else constant
             return f"{m.key}({self.c.integer(0, 7)})"
         return f"{m.key}(u32({self.int_expr(scope, 1)}) & 7)"
+
+    def trie_key(self, m: _Map, scope: _Scope) -> str:
+        """An address (IPv4: its /32 key) or a prefix record; lengths past the address's bits now and then."""
+        width = 32 if m.key == "ipv4" else 128
+        addresses = [text for text, t in scope.reads if t == "u32" and text.endswith((".src", ".dst"))]
+        if m.key == "ipv4" and self.chance(60):
+            if addresses and self.chance(60):
+                return self.c.choice(addresses)
+            if self.chance(30):
+                return f"ip({self.c.choice(['10.0.0.1', '10.1.2.3', '192.168.1.1', '200.0.0.1'])!r})"
+            return f"u32({self.int_expr(scope, 1)})"
+        pick = self.c.integer(0, 9)
+        if pick < 5:
+            length = str(self.c.choice([0, 1, 8, 16, width, width, self.c.integer(0, width)]))
+        elif pick < 9:
+            length = f"u32({self.int_expr(scope, 1)}) % {width + 1}"
+        else:
+            length = f"u32({self.int_expr(scope, 1)}) % {width + 9}"
+        cls = "Ip4Prefix" if m.key == "ipv4" else "Ip6Prefix"
+        octets = []
+        for _ in range(width // 8):
+            octets.append(str(self.c.choice([0, 10, 128, 255, self.c.integer(0, 255)])) if self.chance(60)
+                          else f"u8({self.int_expr(scope, 0)})")
+        return f"{cls}({length}, {', '.join(octets)})"
 
     def record(self, s: _Struct, scope: _Scope, small: bool = False, lru: bool = False) -> str:
         """A `s` record; `small`: a hash key, most fields 0..3; `lru`: an LRU key, every field 0 or 1
@@ -477,7 +682,7 @@ class _Generator:
         pad = "    " * indent
         m = self.c.choice(self.maps)
         key = self.key(m, scope)
-        hashed = m.kind in ("HashMap", "LruHashMap")
+        hashed = not m.array
         pick = self.c.integer(0, 5)
         if isinstance(m.value, _Struct):
             if pick < 3:
@@ -488,7 +693,7 @@ class _Generator:
             line = f"{pad}{name} = {m.name}.get({key}, {self.record(m.value, scope)})"
             scope.records.append((name, m.value))
             return [line]
-        if pick == 0 or (m.value == "bool" and pick < 4):
+        if pick == 0 or (m.value == "bool" and pick < 4) or (m.kind == "LpmTrie" and not self.f.trie_aug and pick < 3):
             return [f"{pad}{m.name}[{key}] = {self.convert(m.value, scope, 2)}"]
         if pick in (1, 2) and m.value != "bool":
             if m.value == "float":
@@ -525,7 +730,7 @@ class _Generator:
     # ------------------------------------------------------------------ packets
     def header_stmt(self, scope: _Scope, indent: int, depth: int, returns: str) -> list[str]:
         pad = "    " * indent
-        header = self.c.choice(list(HEADERS))
+        header = self.c.choice(["eth", "ipv4", "ipv6", "tcp", "tcp", "udp", "udp"])  # L4 headers are rarer in packets
         self.out.constructs.add(f"header {header}")
         local = self.fresh(header)
         form = self.c.integer(0, 2)
@@ -535,13 +740,16 @@ class _Generator:
             lines = [f"{pad}{local} = pkt.{header}", f"{pad}if {local} is None:",
                      f"{pad}    return {self.action(scope)}"]
             scope.reads += fields
+            scope.headers.append((local, header))
             return lines
         if form == 1:
             inner = scope.copy()
             inner.reads += [(f"pkt.{header}.{f}", t) for f, t in HEADERS[header].items()]
+            inner.headers.append((f"pkt.{header}", header))
             return [f"{pad}if pkt.{header} is not None:", *self.block(inner, indent + 1, depth + 1, returns)]
         inner = scope.copy()
         inner.reads += fields
+        inner.headers.append((local, header))
         lines = [f"{pad}{local} = pkt.{header}", f"{pad}if {local} is not None:",
                  *self.block(inner, indent + 1, depth + 1, returns)]
         if self.chance(30):
@@ -582,7 +790,11 @@ class _Generator:
     def record_stmt(self, scope: _Scope, indent: int, depth: int, returns: str) -> list[str]:
         pad = "    " * indent
         self.out.constructs.add("payload record")
-        s = self.c.choice(self.structs)
+        readable = self.structs if self.f.float_payload_records else \
+            [x for x in self.structs if all(t != "float" for _, t in x.fields)]
+        if not readable:
+            return self.payload_stmt(scope, indent, depth, returns)
+        s = self.c.choice(readable)
         name = self.fresh("rec")
         inner = scope.copy()
         inner.records.append((name, s))
@@ -747,7 +959,7 @@ class _Generator:
         if readable and self.chance(40):
             m = self.c.choice(readable)
             assert isinstance(m.value, str)
-            if m.kind in ("Array", "PerCpuArray"):
+            if m.array:
                 options = [(f"{m.name}[{self.key(m, scope)}]", m.value)]
             else:
                 options = [(f"{m.name}.get({self.key(m, scope)}, {self.typed_constant(m.value)})", m.value)]
@@ -786,7 +998,13 @@ class _Generator:
         if pick == 3 and self.random_on and self.chance(50):
             self.out.uses_random = True
             self.out.constructs.add("random")
-            return f"(random() < {self.c.choice(['0.5', '0.25', '0.9', '0.001'])})"
+            if not self.f.random_compare:
+                return f"(random() < {self.c.choice(['0.5', '0.25', '0.9', '0.001'])})"
+            self.out.constructs.add("random compare")
+            op = self.c.choice(["<", "<=", ">", ">="])
+            floats = [f"{name}.value" for name, t in self.globals if t == "float"]
+            bound = self.c.choice(floats) if floats and self.chance(25) else self.c.choice(RANDOM_PROBABILITIES)
+            return f"(random() {op} {bound})"
         if pick == 4 and scope.has_pkt and self.f.headers:
             return f"(pkt.{self.c.choice(list(HEADERS))} is {self.c.choice(['', 'not '])}None)"
         if pick == 5 and self.maps:

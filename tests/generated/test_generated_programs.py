@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +30,11 @@ from tests.generated.program_strategy import Features, RandomChooser, generate_p
 from tests.strategies import packets
 
 KERNEL, _ = kernel_bpf_available()
-CI_FEATURES = Features(branchy_loops=False, while_loops=False)  # both meet the loop-complexity overestimate
+CI_FEATURES = Features(branchy_loops=False, while_loops=False, payload_writes=False)
 """Loops with branches in their bodies are left out: our verifier's loop-complexity estimate refuses many
-that the kernel loads (a false alarm; `test_known_bugs.py`)."""
+that the kernel loads (a false alarm; `test_known_bugs.py`); so are payload writes, whose checksum update
+our verifier refuses (a false alarm; `test_found_bugs.py`). The constructs whose known bugs the generator
+leaves out by default are listed in `Features`."""
 PROOF_BUDGET = 3_000_000
 """Resource units per proof: half the sample proves within it (the proofs were two thirds of this test's
 time at 10 million); "unknown" beyond it is no false verdict, and the benchmark proves with more."""
@@ -74,13 +77,19 @@ def test_generated_programs_compile() -> None:
 
 
 def test_the_generator_covers_the_language() -> None:
-    """Over 60 seeds every construct the issue names appears: headers, payload bytes and records, every
-    map kind, globals, floats, the three loop forms, match, @inline helpers, ring buffers, random, now_ns."""
-    seen: set[str] = set()
-    for seed in range(60):
-        seen |= generate_program(RandomChooser(seed)).constructs
+    """Over 120 seeds every construct the issues name appears: headers, payload bytes and records, every
+    map kind, globals, floats, the three loop forms, match, @inline helpers, ring buffers, random, now_ns
+    (issue 13), and header and payload writes, redirects, LPM tries, per-CPU hash maps, print, float fields
+    and random() comparisons (issue 16); each of the issue-16 features in at least 5 programs."""
+    seen: Counter[str] = Counter()
+    for seed in range(120):
+        seen.update(generate_program(RandomChooser(seed)).constructs)
     wanted = {"header eth", "header ipv4", "header ipv6", "header tcp", "header udp", "payload", "payload record",
               "HashMap", "LruHashMap", "Array", "PerCpuArray", "struct key", "struct value", "globals", "floats",
               "for range", "while bounded", "unrolled", "match", "inline", "ringbuf", "random", "now_ns",
               "optional default"}
-    assert wanted <= seen, wanted - seen
+    often = {"write eth", "write ipv4", "write ipv6", "write tcp", "write udp", "header swap", "payload write",
+             "payload write record", "redirect", "map redirect", "DevMap", "CpuMap", "LpmTrie ipv4", "LpmTrie ipv6",
+             "PerCpuHashMap", "LruPerCpuHashMap", "print", "float field", "random compare"}
+    assert wanted | often <= set(seen), (wanted | often) - set(seen)
+    assert all(seen[c] >= 5 for c in often), {c: seen[c] for c in often if seen[c] < 5}
