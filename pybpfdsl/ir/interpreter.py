@@ -21,7 +21,7 @@ from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
-from pybpfdsl.lang.redirect import RedirectTarget
+from pybpfdsl.lang.redirect import RedirectTarget, after_miss
 from pybpfdsl.lang.state import BpfMap, Global, RawValue, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType, i64, int_type
@@ -105,6 +105,7 @@ class _Machine:
         self.values: dict[n.Value, Cell] = {}
         self.action = 0
         self.redirect_target: RedirectTarget | None = None
+        self.redirect_index: int | None = None  # the kernel's bpf_redirect_info.tgt_index
 
     def get(self, v: n.Value) -> Cell:
         try:
@@ -236,12 +237,16 @@ class _Machine:
 
     def redirect(self, op: n.Redirect, ifindex: Any) -> Any:
         self.redirect_target = RedirectTarget(None, ifindex & 0xFFFFFFFF)
+        self.redirect_index = ifindex & 0xFFFFFFFF
         return int(XdpAction.REDIRECT)
 
     def redirect_map(self, op: n.RedirectMap, key: Any) -> Any:
         if self.map(op.map_name).raw_lookup(key) is None:
+            # The kernel forgets the target: an XDP_REDIRECT returned now goes to the last index's device.
+            self.redirect_target = after_miss(self.redirect_index)
             return op.miss
         self.redirect_target = RedirectTarget(op.map_name, key)
+        self.redirect_index = key
         return int(XdpAction.REDIRECT)
 
     def fib_lookup(self, op: n.FibLookup, dst: Any, ifindex: Any) -> Any:

@@ -8,6 +8,10 @@ miss action from the low two bits of the flags, so it is one of XDP_ABORTED, XDP
 
 Outside the kernel the target is observable: each execution records it (`RedirectTarget`) where a test
 or the differential harness reads it (`last_redirect`); the kernel's own test run does not report it.
+As in the kernel (`bpf_redirect_info`: the target and the last index), a redirect through an empty slot
+forgets the target: what an XDP_REDIRECT returned earlier in the run then goes to the device numbered by
+the last index (the slot of the last redirect that found one, or the last `redirect(ifindex)`), not to
+the earlier target.
 """
 
 from __future__ import annotations
@@ -32,11 +36,25 @@ class RedirectTarget:
 
 
 _last: contextvars.ContextVar[RedirectTarget | None] = contextvars.ContextVar("pybpfdsl_redirect", default=None)
+_index: contextvars.ContextVar[int | None] = contextvars.ContextVar("pybpfdsl_redirect_index", default=None)
+"""The kernel's `bpf_redirect_info.tgt_index`: the number the last redirect that did not miss chose."""
 
 
 def record_redirect(target: RedirectTarget | None) -> None:
-    """Set the target the next XDP_REDIRECT goes to (None: forget it, before a new run)."""
+    """Set the target the next XDP_REDIRECT goes to (None: forget it and the last index, before a new run)."""
     _last.set(target)
+    _index.set(None if target is None else target.number)
+
+
+def record_miss() -> None:
+    """A redirect through an empty slot: the target becomes the device numbered by the last index (none
+    when no redirect chose one in this run), as `bpf_redirect_map` leaves the kernel's redirect state."""
+    _last.set(after_miss(_index.get()))
+
+
+def after_miss(index: int | None) -> RedirectTarget | None:
+    """The target after a redirect through an empty slot, given the last index (see `record_miss`)."""
+    return None if index is None else RedirectTarget(None, index)
 
 
 def last_redirect() -> RedirectTarget | None:
@@ -82,6 +100,7 @@ class _RedirectMap(Array):
         """`bpf_redirect_map(self, key, miss)`: XDP_REDIRECT to slot `key` when it is filled, else `miss`."""
         slot = key & 0xFFFFFFFF
         if self.raw_lookup(slot) is None:
+            record_miss()
             return int(miss) & 3
         assert self.name is not None
         record_redirect(RedirectTarget(self.name, slot))
@@ -104,4 +123,5 @@ class CpuMap(_RedirectMap):
     kind_name = "CpuMap"
 
 
-__all__ = ["CpuMap", "DevMap", "MISS_ACTIONS", "RedirectTarget", "last_redirect", "record_redirect", "redirect_to"]
+__all__ = ["CpuMap", "DevMap", "MISS_ACTIONS", "RedirectTarget", "after_miss", "last_redirect", "record_miss",
+           "record_redirect", "redirect_to"]
