@@ -10,7 +10,9 @@ leading bits equal the key's wins. From Python, `acl[prefix("10.0.0.0/8")] = 1` 
 `acl.get("10.1.2.3")` (or an address as an int) looks an address up. In a DSL function,
 `acl.get(Ip4Prefix(32, u8(a >> 24), u8(a >> 16), u8(a >> 8), u8(a)), 0)` with `a = pkt.ipv4.src` (IPv6:
 `Ip6Prefix(128, ...)` from the bytes of `src_hi` and `src_lo`, the two u64 halves the DSL reads an IPv6
-address as); `acl.get(pkt.ipv4.src, 0)` once the frontend builds the key itself.
+address as); or an address where the key goes, and the frontend builds its full-length key:
+`acl.get(ip4.src, 0)`, and for an IPv6 trie `acl6.get(ip6.src, 0)` (`src`/`dst` of an IPv6 header, which
+the DSL otherwise reads as the halves `src_hi`/`src_lo`: it has no 128-bit numbers).
 
 Entries are kept under their key with the bits past the prefix cleared (the kernel compares only the
 prefix, so keys that differ beyond it are one entry).
@@ -25,7 +27,11 @@ from pybpfdsl.lang.state import BpfMap, MapKind, RawValue, ValueType
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType, u8, u32
 
-__all__ = ["Ip4Prefix", "Ip6Prefix", "LpmTrie", "ip4_key", "ip6_key", "prefix"]
+__all__ = ["IPV6_ADDRESS_HALVES", "Ip4Prefix", "Ip6Prefix", "LpmTrie", "ip4_key", "ip6_key", "prefix"]
+
+IPV6_ADDRESS_HALVES: dict[str, tuple[str, str]] = {"src": ("src_hi", "src_lo"), "dst": ("dst_hi", "dst_lo")}
+"""The IPv6 header's addresses as the halves (fields) the DSL reads them as: `ip6.src` stands for the
+/128 key of `src_hi` and `src_lo` where an IPv6 LpmTrie's key goes."""
 
 
 class _PrefixKey:
@@ -157,6 +163,16 @@ class LpmTrie(BpfMap):
         """The scalar a program may give where a key goes, for the full-length key of that address (u32:
         an IPv4 address as the DSL reads it); None for IPv6 (the DSL reads an address as two halves)."""
         return u32 if self.prefix_type is Ip4Prefix else None
+
+    @property
+    def takes_ipv6_addresses(self) -> bool:
+        """An IPv6 trie: `ip6.src`/`ip6.dst` stand for their /128 keys where its key goes."""
+        return self.prefix_type is Ip6Prefix
+
+    def key_of_halves(self, hi: int, lo: int) -> Ip6Prefix:
+        """The /128 key of an IPv6 address given as its halves (what a program's `acl6.get(ip6.src)` means)."""
+        assert self.prefix_type is Ip6Prefix
+        return ip6_key(hi, lo)
 
     def key_of_address(self, address: int) -> PrefixKey:
         """The full-length key of an address given as `address_type` (what a program's `acl.get(ip)` means)."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import ast
 
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import (
     DslValue,
+    HeaderVal,
     OptionalVal,
     Scalar,
     StateVal,
@@ -20,7 +23,7 @@ from pybpfdsl.frontend.values import (
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
 from pybpfdsl.lang.arith import BinOp
-from pybpfdsl.lang.lpm_trie import LpmTrie
+from pybpfdsl.lang.lpm_trie import IPV6_ADDRESS_HALVES, LpmTrie
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, RingBuf
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
@@ -84,6 +87,9 @@ class StateEmitter(EmitterBase):
         raise self.unchecked(node)
 
     def map_key(self, m: BpfMap, node: ast.expr) -> n.Value:
+        if isinstance(m, LpmTrie) and m.takes_ipv6_addresses and isinstance(node, ast.Attribute) \
+                and node.attr in IPV6_ADDRESS_HALVES:
+            return self.ipv6_address_key(m, node)
         v = self.lower_expr(node)
         kt = m.key_type
         if isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, StructVal):
@@ -102,11 +108,31 @@ class StateEmitter(EmitterBase):
         bytes, the most significant first (network order), as `LpmTrie.key_of_address` builds it."""
         if v.type.is_fixed:
             raise self.unchecked(node)
-        address = self.convert(v, at, node, implicit=True)
+        return self.prefix_key(m, [self.convert(v, at, node, implicit=True)], node)
+
+    def ipv6_address_key(self, m: LpmTrie, node: ast.Attribute) -> n.Value:
+        """`acl6.get(ip6.src)`: an IPv6 header's address as its /128 key, the bytes of the halves the DSL
+        reads it as (`src_hi`, then `src_lo`), as `LpmTrie.key_of_halves` builds it."""
+        base = self.lower_expr(node.value)
+        header = base.inner if isinstance(base, OptionalVal) and base.narrowed else base
+        if not isinstance(header, HeaderVal):
+            raise self.unchecked(node)
+        halves = [packet_access.header_field(self, node, header, half) for half in IPV6_ADDRESS_HALVES[node.attr]]
+        return self.prefix_key(m, halves, node)
+
+    def prefix_key(self, m: LpmTrie, parts: list[Scalar], node: ast.expr) -> n.Value:
+        """A full-length key: the prefix length, then the bytes of `parts`, each most significant first."""
         fields = [self.scalar_value(Scalar(u32, const=m.max_prefixlen))]
-        for shift in range(at.bits - 8, -1, -8):
-            byte = self.binary(BinOp.SHR, address, Scalar(at, const=shift), node) if shift else address
-            fields.append(self.scalar_value(self.convert(byte, u8, node)))
+        for part in parts:
+            t = part.type  # the shifts are the key's, in the part's own type (not the typed AST's node)
+            for shift in range(t.bits - 8, -1, -8):
+                byte = part
+                if shift:
+                    count = Scalar(t, const=shift)
+                    folded = fold.fold_typed_binary(BinOp.SHR, t, part, count)
+                    byte = folded if folded is not None else Scalar(t, self.b.emit(n.Binary(
+                        self.new(t), BinOp.SHR, self.scalar_value(part), self.scalar_value(count), line=self.line)))
+                fields.append(self.scalar_value(self.convert(byte, u8, node)))
         return self.b.emit(n.MakeStruct(self.new(StructType(m.prefix_type)), tuple(fields), line=self.line))
 
     def map_value(self, m: BpfMap, node: ast.expr) -> n.Value:

@@ -36,7 +36,7 @@ from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
-from pybpfdsl.lang.lpm_trie import LpmTrie
+from pybpfdsl.lang.lpm_trie import IPV6_ADDRESS_HALVES, LpmTrie
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, RawValue, StateObject
 from pybpfdsl.lang.structs import Struct
@@ -246,6 +246,13 @@ class ExpressionEvaluator(EvaluatorBase):
         return m
 
     def map_key(self, m: BpfMap, node: ast.expr, fr: Frame) -> RawValue:
+        if isinstance(m, LpmTrie) and m.takes_ipv6_addresses and isinstance(node, ast.Attribute) \
+                and node.attr in IPV6_ADDRESS_HALVES:
+            header = self.expr(node.value, fr)
+            if not isinstance(header, HeaderView):
+                raise EvaluationError(f"`{source_text(node)}` is not an IPv6 header's address")
+            hi, lo = IPV6_ADDRESS_HALVES[node.attr]
+            return m.key_of_halves(int(getattr(header, hi)), int(getattr(header, lo)))  # as the emitter builds it
         if isinstance(m, LpmTrie) and m.address_type is not None:
             v = self.expr(node, fr)
             if isinstance(v, Struct):

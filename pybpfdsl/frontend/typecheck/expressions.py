@@ -28,7 +28,7 @@ from pybpfdsl.frontend.values import (
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.errors import DslError
-from pybpfdsl.lang.lpm_trie import LpmTrie
+from pybpfdsl.lang.lpm_trie import IPV6_ADDRESS_HALVES, LpmTrie
 from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u8, u32, u64
@@ -254,6 +254,11 @@ class ExpressionChecker(ArithmeticChecker):
         spec = header.spec.field(attr)
         if spec is None:
             names = ", ".join(f.name for f in header.spec.fields)
+            if header.spec == h.IPV6 and attr in IPV6_ADDRESS_HALVES:
+                hi, lo = IPV6_ADDRESS_HALVES[attr]
+                raise self.err(node, f"an IPv6 address is 128 bits: the DSL reads `{attr}` as its halves `{hi}` and "
+                               f"`{lo}` (u64 each)", f"compare or copy `{hi}` and `{lo}`; `{attr}` itself works as "
+                               f"the key of an IPv6 LpmTrie: `acl6.get(ip6.{attr}, 0)`")
             raise self.err(node, f"the {header.spec.name} header has no field `{attr}`", f"its fields are: {names}")
         return computed(spec.type)
 
@@ -364,6 +369,8 @@ class ExpressionChecker(ArithmeticChecker):
             raise self.err(node, f"a key of {m.name} cannot be a tuple",
                            "declare a Struct key: `class Key(Struct): a: u32; b: u16`, make the map with it "
                            "(`HashMap(Key, ...)`) and write `Key(a, b)` where the key goes")
+        if isinstance(m, LpmTrie) and m.takes_ipv6_addresses and self.ipv6_address(node):
+            return  # the emitter builds its /128 key from the halves
         v = self.expr(node)
         kt = m.key_type
         address = isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, Record)
@@ -381,8 +388,20 @@ class ExpressionChecker(ArithmeticChecker):
             return
         if isinstance(v, Record) and v.cls is kt:
             return
+        ipv6 = " or an IPv6 header's address (`ip6.src`, `ip6.dst`)" if isinstance(m, LpmTrie) \
+            and m.takes_ipv6_addresses else ""
         raise self.err(node, f"the keys of {m.name} are {kt.__name__} records, not {describe(v)}",
-                       f"build one: `{kt.__name__}(...)`")
+                       f"build one: `{kt.__name__}(...)`{ipv6}")
+
+    def ipv6_address(self, node: ast.expr) -> bool:
+        """`ip6.src`/`ip6.dst` of a present IPv6 header, where an IPv6 LpmTrie's key goes: the address the
+        DSL otherwise reads as two halves (it has no 128-bit numbers). Anything else is checked as a key."""
+        if not (isinstance(node, ast.Attribute) and node.attr in IPV6_ADDRESS_HALVES):
+            return False
+        match self.expr(node.value):
+            case Header(spec=h.IPV6) | Maybe(inner=Header(spec=h.IPV6), narrowed=True):
+                return True
+        return False
 
     def map_value(self, m: BpfMap, node: ast.expr) -> None:
         v = self.expr(node)
