@@ -124,10 +124,35 @@ def check_implicit(v: Scalar[object], t: ScalarType, complain: Complaint) -> Non
 
 
 def always_saturates(v: Scalar[object], t: ScalarType) -> bool:
-    """A typed integer constant outside [-2**31, 2**31) converted to float: it saturates every time (the
-    emitter warns at its line)."""
+    """A typed integer constant outside [-2**31, 2**31) converted to float: it saturates every time."""
     return (t.is_fixed and v.const is not None and not v.type.is_fixed and not v.literal
             and not fixed.WHOLE_MIN <= int(v.const) <= fixed.WHOLE_MAX)
+
+
+SATURATION_FIX: Final = ("divide first: an integer divided by an integer or by an integral float constant is "
+                         "exact (`x / 1e9`, `x / 1000`); or keep the computation in a wider integer type "
+                         "(i64, u64) and convert a result that fits")
+"""The hint of a conversion to float that always saturates."""
+
+
+def check_saturation(v: Scalar[object], t: ScalarType, complain: Complaint) -> None:
+    """Refuse a conversion to float that saturates every time it runs (a typed integer constant outside the
+    float range, `float(u64(5_000_000_000))`, or a local holding one): the value it gives is never the
+    number written, which is almost always a unit mistake (nanoseconds used as seconds). A conversion
+    that only may saturate (a value known at run time) saturates, the same in every execution."""
+    if always_saturates(v, t):
+        assert v.const is not None
+        end = "the largest float (just under 2**31)" if int(v.const) > 0 else "-2**31"
+        raise complain(f"the {v.type} value {v.const} is outside the float range [-2**31, 2**31): converting "
+                       f"it to a float always gives {end}", SATURATION_FIX)
+
+
+def check_quotient(dividend: int, divisor: int, complain: Complaint) -> None:
+    """Refuse an integer quotient of constants whose whole part is outside the float range: it saturates
+    every time (`u64(5_000_000_000_000) / 1000`)."""
+    if divisor != 0 and not fixed.WHOLE_MIN <= Fraction(dividend, divisor) < fixed.WHOLE_MAX + 1:
+        raise complain(f"{dividend} / {divisor} is outside the float range [-2**31, 2**31): the quotient "
+                       f"always saturates", SATURATION_FIX)
 
 
 def saturates_up(v: Scalar[object], t: ScalarType) -> bool:
@@ -244,6 +269,7 @@ def fold_true_divide(a: Scalar[object], b: Scalar[object], complain: Complaint) 
     else:
         const_dividend = convert_constant(a, i64, complain).const
         assert isinstance(const_dividend, int)
+        check_quotient(const_dividend, const_divisor, complain)
         folded = exact_float(fixed.quotient(const_dividend, const_divisor))
     return Scalar(FLOAT, const=folded) if folded is not None else None
 
@@ -275,6 +301,8 @@ def fold_compare(op: CmpOp, a: Scalar[object], b: Scalar[object], complain: Comp
     if t.is_fixed and untyped(a) and untyped(b):
         return Scalar(BOOL, const=int(arith.compare_untyped(op, float(a.const), float(b.const))))
     if t.is_fixed:
+        check_saturation(a, t, complain)
+        check_saturation(b, t, complain)
         if saturates_up(a, t) or saturates_up(b, t):
             return None
         fa, fb = convert_constant(a, t, complain).const, convert_constant(b, t, complain).const

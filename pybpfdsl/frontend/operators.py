@@ -12,6 +12,8 @@ BINARY_OPERATORS: Final[dict[type[ast.operator], BinOp]] = {
     ast.Mod: BinOp.MOD, ast.BitAnd: BinOp.AND, ast.BitOr: BinOp.OR, ast.BitXor: BinOp.XOR,
     ast.LShift: BinOp.SHL, ast.RShift: BinOp.SHR,
 }
+OPERATOR_SYMBOLS: Final[dict[type[ast.operator], str]] = {ast.MatMult: "@", ast.Pow: "**", ast.Div: "/"}
+"""How the user writes the operators the DSL does not have as `BinOp`s, for messages (not the AST's names)."""
 COMPARISONS: Final[dict[type[ast.cmpop], CmpOp]] = {
     ast.Eq: CmpOp.EQ, ast.NotEq: CmpOp.NE, ast.Lt: CmpOp.LT, ast.LtE: CmpOp.LE, ast.Gt: CmpOp.GT,
     ast.GtE: CmpOp.GE,

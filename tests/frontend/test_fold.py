@@ -77,13 +77,33 @@ def test_constant_conversions_follow_the_code() -> None:
     assert fold.convert_constant(literal(3), FLOAT, complain) == Scalar(FLOAT, const=3.0)
     assert fold.convert_constant(typed(u32, 7), FLOAT, complain) == Scalar(FLOAT, const=7.0)
     # A typed constant converts as at run time, saturating: below the range to -2**31 exactly; above it to
-    # the largest float, which no double holds, so that conversion is left to the code.
+    # the largest float, which no double holds, so that conversion is left to the code. (The checker
+    # refuses both first: `check_saturation` below.)
     assert fold.convert_constant(typed(i64, -(1 << 40)), FLOAT, complain) == Scalar(FLOAT, const=-2147483648.0)
     assert fold.saturates_up(typed(u32, 0xFFFFFFFF), FLOAT)
     assert not fold.saturates_up(typed(u32, 0x7FFFFFFF), FLOAT)
-    assert fold.fold_compare(CmpOp.GT, typed(FLOAT, 0.0), typed(u32, 0xFFFFFFFF), complain) is None
     with pytest.raises(DslError, match="outside the float range"):
         fold.convert_constant(literal(1 << 31), FLOAT, complain)
+
+
+def test_a_conversion_that_always_saturates_is_refused_with_the_fix() -> None:
+    """Issue 16 §1: where the value is known (a typed constant), a conversion to float outside the range
+    would saturate every time it runs; one that fits, or a value known only at run time, is left alone."""
+    for v in (typed(u32, 0xFFFFFFFF), typed(u64, 5 * 10**9), typed(i64, -(1 << 31) - 1)):
+        with pytest.raises(DslError, match="outside the float range") as info:
+            fold.check_saturation(v, FLOAT, complain)
+        assert info.value.hint is not None and "divide first" in info.value.hint and "x / 1e9" in info.value.hint
+    fold.check_saturation(typed(u32, 0x7FFFFFFF), FLOAT, complain)
+    fold.check_saturation(typed(i64, -(1 << 31)), FLOAT, complain)
+    fold.check_saturation(typed(u64, 5 * 10**9), u64, complain)  # not a conversion to float
+    fold.check_saturation(Scalar(u64), FLOAT, complain)  # a run-time value: it may saturate, and does so
+    with pytest.raises(DslError, match="always gives the largest float"):
+        fold.fold_compare(CmpOp.GT, typed(FLOAT, 0.0), typed(u32, 0xFFFFFFFF), complain)
+    with pytest.raises(DslError, match="the quotient always saturates"):
+        fold.fold_true_divide(typed(u64, 5 * 10**12), literal(1000), complain)
+    with pytest.raises(DslError, match="the quotient always saturates"):
+        fold.fold_true_divide(typed(i64, -(1 << 33)), literal(2.0), complain)
+    assert fold.fold_true_divide(typed(i64, -(1 << 32)), literal(2), complain) == Scalar(FLOAT, const=-(2.0**31))
 
 
 def test_comparisons_fold_untyped_constants_and_leave_typed_integers_to_the_code() -> None:

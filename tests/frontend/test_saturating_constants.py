@@ -1,17 +1,20 @@
-"""A typed integer constant converted to float outside the float range saturates every time it runs, the
-same in every execution (docs/language.md, "Floats"); the compiler warns at its line (a `DslWarning`),
-with the fix. Constants that fit, and values known only at run time, give no warning."""
+"""Saturation is for conversions that may overflow; one that always does is a compile error (issue 16 §1,
+docs/language.md "Floats"). A typed integer constant (or a local holding one) outside the float range
+converted to float would saturate every time it runs: a `DslError` at its line with the fix
+(tests/frontend/bad_programs/always_saturating.py has one case per way to write it). The same values
+known only at run time saturate, the same in every execution, without an error or a warning; the fixes the
+hint suggests compute the intended number."""
 
 from __future__ import annotations
 
-import inspect
 import warnings
+from pathlib import Path
 
-from pybpfdsl import XDP_PASS, Array, Packet, i64, u32, u64, xdp
+import pytest
+
+from pybpfdsl import XDP_PASS, Array, DslError, Global, Packet, i64, u64, xdp
 from pybpfdsl.differential import compare
 from pybpfdsl.lang import fixed
-from pybpfdsl.lang.errors import DslWarning
-from pybpfdsl.program import XdpProgram
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.testing import reset_state
 
@@ -19,47 +22,57 @@ KERNEL, _ = kernel_bpf_available()
 EXECUTIONS = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
 FRAME = bytes(12) + b"\x88\xb5"
 
-seconds = Array(float, 4)
+seconds = Array(float, 6)
+clock = Global(u64, 0)
+offset = Global(i64, 0)
 
 
 @xdp
 def clock_as_seconds(pkt: Packet) -> int:
-    seconds[0] = float(u64(5_000_000_000))  # saturates: above
-    seconds[1] = 0.5 + i64(-3_000_000_000)  # saturates: below
-    seconds[2] = float(u32(2_000_000_000))  # fits: no warning
-    seconds[3] = float(pkt.len)  # known at run time only: no warning
+    seconds[0] = float(clock.value)                # may saturate: known at run time only
+    seconds[1] = 0.5 + offset.value                # may saturate, below
+    seconds[2] = clock.value / 1e9                 # the fix: an exact integer quotient
+    timeout = u64(30_000_000_000)
+    seconds[3] = timeout / 1_000_000_000           # the fix for a constant: divide first (30.0)
+    seconds[4] = float(u64(2_000_000_000))         # a typed constant that fits
+    seconds[5] = float(pkt.len)
     return XDP_PASS
 
 
-def _line(marker: str) -> int:
-    lines = inspect.getsource(inspect.getmodule(_line)).splitlines()  # type: ignore[arg-type]
-    (index,) = [i for i, text in enumerate(lines) if marker in text and "_line(" not in text]
-    return index + 1
-
-
-def _lower_recording(program: XdpProgram) -> list[warnings.WarningMessage]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        xdp(program.function).lower()
-    return [w for w in caught if issubclass(w.category, DslWarning)]
-
-
-def test_a_constant_that_always_saturates_warns_at_its_line_with_the_fix() -> None:
-    caught = _lower_recording(clock_as_seconds)
-    assert [(w.filename, w.lineno) for w in caught] == [(__file__, _line("# saturates: above")),
-                                                        (__file__, _line("# saturates: below"))]
-    above, below = (str(w.message) for w in caught)
-    assert "u64 value 5000000000 is outside the float range" in above and "the largest float" in above
-    assert "i64 value -3000000000" in below and "-2**31" in below
-    assert "`x / 1e9`" in above
-
-
-def test_the_saturated_constants_agree_in_every_execution() -> None:
-    reset_state(seconds)
+def test_conversions_that_may_saturate_compile_without_an_error_or_a_warning() -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DslWarning)
-        assert compare(clock_as_seconds, [FRAME], executions=EXECUTIONS) is None
+        warnings.simplefilter("error")
+        xdp(clock_as_seconds.function).lower()
+
+
+@pytest.mark.parametrize(("ns", "off"), [(5_000_000_000, -3_000_000_000), (1_500_000_000, -7), (2**64 - 1, -(2**63))])
+def test_run_time_saturation_is_the_same_in_every_execution(ns: int, off: int) -> None:
+    reset_state(seconds, clock, offset)
+    clock.value, offset.value = ns, off
+    assert compare(clock_as_seconds, [FRAME], executions=EXECUTIONS) is None
     clock_as_seconds(FRAME)
-    assert seconds[0] == fixed.to_float(fixed.RAW_MAX)
-    assert seconds[1] == -(2**31) + 0.5
-    assert seconds[2] == 2_000_000_000.0 and seconds[3] == 14.0
+    clamp = lambda x: min(max(x, -(2.0**31)), fixed.to_float(fixed.RAW_MAX))  # noqa: E731
+    assert seconds[0] == clamp(ns)
+    assert seconds[1] == clamp(off) + 0.5
+    signed_ns = ns - (1 << 64) if ns >> 63 else ns  # the dividend is an i64
+    assert seconds[2] == fixed.to_float(fixed.quotient(signed_ns, 10**9))
+    assert seconds[3] == 30.0 and seconds[4] == 2_000_000_000.0 and seconds[5] == 14.0
+
+
+def test_an_always_saturating_conversion_is_an_error_at_its_line_with_the_fix(tmp_path: Path) -> None:
+    source = tmp_path / "token_bucket.py"
+    source.write_text("from pybpfdsl import *\n\ntokens = Global(float, 0.0)\n\n@xdp\n"
+                      "def bucket(pkt: Packet) -> int:\n"
+                      "    burst = u64(10_000_000_000)\n"
+                      "    tokens.value = min(burst, tokens.value + 0.5)\n"
+                      "    return XDP_PASS\n")
+    namespace: dict[str, object] = {}
+    exec(compile(source.read_text(), str(source), "exec"), namespace)
+    with pytest.raises(DslError) as info:
+        namespace["bucket"].lower()  # type: ignore[attr-defined]
+    err = info.value
+    assert err.location is not None and (err.location.file, err.location.line) == (str(source), 8)
+    assert "the u64 value 10000000000 is outside the float range" in err.message
+    assert "always gives the largest float" in err.message
+    assert err.hint is not None and "divide first" in err.hint and "wider integer type" in err.hint
+    assert "hint: divide first" in err.render()

@@ -77,17 +77,27 @@ def test_the_corpus_is_the_whole_set() -> None:
 
 
 def test_generated_programs_checked_types_are_the_emitted_ones() -> None:
-    problems, typed_nodes = [], 0
+    problems, typed_nodes, refused = [], 0, []
     with tempfile.TemporaryDirectory(prefix="pybpfdsl-typecheck-") as path:
         for seed in GENERATED_SEEDS:
             gen = generate_program(RandomChooser(seed))
             module, _ = load_module(gen.source, Path(path), f"typed_{seed}")
+            try:
+                typecheck_function(module.prog.function)
+            except DslError as exc:
+                # The generator can write a typed constant that wraps past the float range where it meets
+                # a float (seed 157: `(i32(T4[-1]) - u64(6855)) == (i32(T4[0]) / u64(12))`): that conversion
+                # always saturates, which the checker refuses (issue 16 §1). Nothing to compare; rare.
+                assert "outside the float range" in exc.message, f"seed {seed}: {exc}"
+                refused.append(seed)
+                continue
             found = _agreement(module.prog.function, "prog")
             typed_nodes += len(typecheck_function(module.prog.function).facts.types)
             if found:
                 problems.append(f"seed {seed}: " + "; ".join(found[:3]))
     assert not problems, "\n".join(problems)
-    assert typed_nodes > 100 * len(GENERATED_SEEDS)  # not vacuous
+    assert len(refused) <= len(GENERATED_SEEDS) // 100, refused
+    assert typed_nodes > 100 * (len(GENERATED_SEEDS) - len(refused))  # not vacuous
 
 
 def test_the_emitter_reads_result_types_and_decides_none() -> None:

@@ -44,9 +44,7 @@ class ArithmeticEmitter(EmitterBase):
             return v
         if implicit:
             fold.check_implicit(v, t, self.complaint(node))
-        if fold.always_saturates(v, t):
-            assert isinstance(v.const, int)
-            self.warn_saturating(v.const, v.type)
+        assert not fold.always_saturates(v, t), "the checker refuses a conversion that always saturates"
         if v.const is not None and not fold.saturates_up(v, t):
             return fold.convert_constant(v, t, self.complaint(node))
         value = self.scalar_value(v)

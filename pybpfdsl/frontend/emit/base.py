@@ -82,8 +82,6 @@ class EmitterBase(ABC):
         self.line = self.main.first_line
         self.lossy_floats_warned: set[tuple[str, int, float]] = set()
         """(file, line, constant) of the lossy float constants warned about: once each per compile."""
-        self.saturations_warned: set[tuple[str, int, int]] = set()
-        """(file, line, constant) of the always-saturating conversions warned about: once each."""
         self.loop_counters: dict[int, tuple[ast.AST, str]] = {}
         """Loop statement (by identity; the node is kept so its id is not reused) → its hidden counter."""
 
@@ -186,19 +184,6 @@ class EmitterBase(ABC):
                "scale the computation so the constant is not this small (another unit, or an integer divisor)")
         warnings.warn_explicit(f"{what} becomes {becomes} in Q32.32 fixed point ({float(loss):.1%} off); {fix}",
                                DslWarning, file, line)
-
-    def warn_saturating(self, value: int, source: ScalarType) -> None:
-        """Warn, at the user's line, when an integer constant of a type is converted to float outside the
-        float range: the conversion saturates every time, which is almost always a unit mistake (a clock
-        in nanoseconds used as seconds)."""
-        file, line = self.scope.source.file, self.scope.source_line or self.scope.source.first_line
-        if (file, line, value) in self.saturations_warned:
-            return
-        self.saturations_warned.add((file, line, value))
-        end = "the largest float (just under 2**31)" if value > 0 else "-2**31"
-        warnings.warn_explicit(f"the {source} value {value} is outside the float range [-2**31, 2**31): "
-                               f"converting it to float always gives {end}; scale it first (an integer "
-                               f"divided by an integral constant, `x / 1e9`, is exact)", DslWarning, file, line)
 
     def record(self, node: ast.AST, v: DslValue) -> DslValue:
         """Check an expression's scalar against the typed AST (a difference is a compiler bug)."""

@@ -11,7 +11,7 @@ import ast
 from dataclasses import replace
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.operators import BINARY_OPERATORS
+from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
 from pybpfdsl.frontend.typecheck.base import CheckerBase
 from pybpfdsl.frontend.typecheck.kinds import Kind, Token
 from pybpfdsl.frontend.values import Scalar
@@ -31,8 +31,15 @@ class ArithmeticChecker(CheckerBase):
         if type(op) in BINARY_OPERATORS:
             return BINARY_OPERATORS[type(op)]
         if isinstance(op, ast.Div):
-            raise self.err(node, "`/=` is not supported", "write `x = x / y` with x a float")
-        raise self.err(node, f"the operator {type(op).__name__} is not supported")
+            raise self.err(node, "`/=` is not supported",
+                           "`x //= y` divides integers; for a float, write `x = x / y` (`/` always gives a float)")
+        if isinstance(op, ast.Pow):
+            raise self.err(node, "`**=` is not supported",
+                           "`**` works only on constants; multiply explicitly: `x *= x`")
+        symbol = OPERATOR_SYMBOLS.get(type(op), type(op).__name__)
+        written = f"{symbol}=" if isinstance(node, ast.AugAssign) else symbol
+        raise self.err(node, f"`{written}` is not an operator of the DSL",
+                       "the DSL's operators are + - * / // % & | ^ << >> (and ** on constants)")
 
     def convert(self, v: Scalar[object], t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar[object]:
         """Convert to `t`; implicit conversions refuse to lose information silently."""
@@ -40,6 +47,7 @@ class ArithmeticChecker(CheckerBase):
             return v
         if implicit:
             fold.check_implicit(v, t, self.complaint(node))
+        fold.check_saturation(v, t, self.complaint(node))
         if v.const is not None and not fold.saturates_up(v, t):
             return fold.convert_constant(v, t, self.complaint(node))
         return computed(t)

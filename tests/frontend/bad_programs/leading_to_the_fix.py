@@ -7,9 +7,11 @@ report it (see tests/frontend/test_bad_input.py).
 
 import time
 
-from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, Packet, u32, u64, xdp
+from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, Packet, u8, u32, u64, xdp
+from pybpfdsl.lang.lpm_trie import LpmTrie
 
 counts = HashMap(u32, u64, max_entries=16)
+acl6 = LpmTrie("ipv6", u8, max_entries=16)
 
 
 @xdp
@@ -35,4 +37,50 @@ def payload_slice(pkt: Packet) -> int:
 @xdp
 def tuple_key(pkt: Packet) -> int:
     n = counts.get((pkt.len, 1), 0)  # error: a key of counts cannot be a tuple | hint: declare a Struct key
+    return XDP_PASS
+
+
+@xdp
+def matrix_operator_on_a_header_field(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is not None:
+        ip4.ttl @= 2  # error: `@=` is not an operator of the DSL | hint: + - * / // % & | ^ << >>
+    return XDP_PASS
+
+
+@xdp
+def power_in_place(pkt: Packet) -> int:
+    n = pkt.len
+    n **= 2  # error: `**=` is not supported | hint: multiply explicitly: `x *= x`
+    return XDP_PASS
+
+
+@xdp
+def true_division_in_place_of_an_integer(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is not None:
+        ip4.ttl /= 2  # error: `/=` is not supported | hint: `x //= y` divides integers
+    return XDP_PASS
+
+
+@xdp
+def ipv6_address_as_a_number(pkt: Packet) -> int:
+    ip6 = pkt.ipv6
+    if ip6 is not None and ip6.src == 1:  # error: the DSL reads `src` as its halves `src_hi` and `src_lo` | hint: acl6.get(ip6.src, 0)
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def ipv4_address_into_an_ipv6_trie(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is not None and acl6.get(ip4.src, 0) == 1:  # error: the keys of acl6 are Ip6Prefix records | hint: an IPv6 header's address (`ip6.src`
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def ipv6_address_of_an_unchecked_header(pkt: Packet) -> int:
+    if acl6.get(pkt.ipv6.src, 0) == 1:  # error: `pkt.ipv6` may be None here | hint: if pkt.ipv6 is None
+        return XDP_DROP
     return XDP_PASS
