@@ -24,6 +24,7 @@ from pybpfdsl.frontend.typecheck.conditions import ConditionChecker
 from pybpfdsl.frontend.typecheck.expressions import PARSED_ATTRIBUTES, pseudo_local
 from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, Payload, Record, describe, join
 from pybpfdsl.frontend.values import Callee, NoneVal, PacketVal, Scalar, StateVal, StringVal
+from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang import printk
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.fib import FibResult
@@ -324,6 +325,11 @@ class CallChecker(ConditionChecker):
             return self.payload_method(node, attr)
         if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
             return self.ringbuf_method(node, base.obj, attr)
+        if isinstance(base, Callee) and base.kind == "builtin" and isinstance(base.target, str):
+            # `random.random()` after `from pybpfdsl import *`: the DSL's random() hides Python's module.
+            call = attr if hasattr(dsl_builtins, attr) and not attr.startswith("_") else base.target
+            raise self.err(node, f"`{base.target}` here is the DSL's {base.target}(), which has no method `{attr}`",
+                           f"call `{call}(...)` (pybpfdsl's; Python's module of that name cannot be used)")
         raise self.err(node, f"{describe(base)} has no method `{attr}`")
 
     def map_method(self, node: ast.Call, m: BpfMap, attr: str) -> Kind:

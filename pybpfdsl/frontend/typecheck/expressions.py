@@ -8,6 +8,8 @@ the node in the current lowering context: the typed AST. The same steps and refu
 from __future__ import annotations
 
 import ast
+import math
+import random
 from types import BuiltinFunctionType, FunctionType
 
 from pybpfdsl.frontend import fold
@@ -39,6 +41,24 @@ PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
 def pseudo_local(attr: str) -> str:
     """The local under which a path remembers a header's presence (`emit.packet_access.pseudo_local`)."""
     return f"<pkt>.{attr}"
+
+
+_COLLECTIONS: dict[type[ast.expr], str] = {
+    ast.List: "lists", ast.Dict: "dicts", ast.Set: "sets", ast.ListComp: "list comprehensions",
+    ast.DictComp: "dict comprehensions", ast.SetComp: "set comprehensions", ast.GeneratorExp: "generators"}
+"""How the user calls the collections the DSL does not have (not the AST's class names)."""
+
+_TRUNCATE = "`i64(x)` truncates a float toward zero (`i64(x + 0.5)` rounds a non-negative one)"
+_PYTHON_FUNCTIONS: tuple[tuple[object, str, str], ...] = (
+    (random.random, "random.random()", "use `random()` (from pybpfdsl): a float in [0, 1)"),
+    (random.randint, "random.randint()", "use `randint(a, b)` (from pybpfdsl)"),
+    (random.randrange, "random.randrange()", "use `randint(a, b)` or `prandom_u32()` (from pybpfdsl)"),
+    (random.getrandbits, "random.getrandbits()", "use `prandom_u32()` (from pybpfdsl): 32 random bits"),
+    (math.floor, "math.floor()", _TRUNCATE), (math.ceil, "math.ceil()", _TRUNCATE),
+    (math.trunc, "math.trunc()", _TRUNCATE), (round, "round()", _TRUNCATE),
+    (pow, "pow()", "multiply explicitly (`x * x`); `**` works on constants"),
+)
+"""Python functions a DSL function cannot call, and what it calls instead."""
 
 
 class ExpressionChecker(ArithmeticChecker):
@@ -99,11 +119,13 @@ class ExpressionChecker(ArithmeticChecker):
                     return ConstTuple(tuple(c for c in consts if c is not None))
                 raise self.err(node, "tuples must be constant", "tuples of runtime values are not supported")
             case ast.JoinedStr():
-                raise self.err(node, "strings are not supported in a DSL function")
+                raise self.err(node, "f-strings are not supported in a DSL function",
+                               "give print the parts: `print(\"len\", pkt.len)` prints a constant string and a number")
             case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
                     ast.GeneratorExp():
-                raise self.err(node, f"{type(node).__name__} values are not supported in a DSL function",
-                               "use a map (HashMap, Array) for collections")
+                what = _COLLECTIONS[type(node)]
+                raise self.err(node, f"{what} are not supported in a DSL function",
+                               "use a map (HashMap, Array) for collections, or a constant tuple")
             case ast.Lambda():
                 raise self.err(node, "lambda is not supported", "define an @inline helper at module level")
             case ast.NamedExpr():
@@ -181,6 +203,9 @@ class ExpressionChecker(ArithmeticChecker):
         if getattr(value, "__module__", None) == "time" and callable(value):
             return self.err(node, f"time.{name}() cannot be called in a DSL function",
                             "use `now_ns()` (from pybpfdsl): the kernel's monotonic clock, in nanoseconds")
+        for python, spelled, instead in _PYTHON_FUNCTIONS:
+            if value is python:
+                return self.err(node, f"{spelled} is Python's, which a DSL function cannot call", instead)
         if isinstance(value, FunctionType):
             return self.err(node, f"{name} is a plain Python function; a DSL function can call only @inline "
                                   f"helpers", f"add `@inline` (from pybpfdsl) above `def {name}`")

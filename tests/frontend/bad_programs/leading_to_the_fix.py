@@ -5,6 +5,8 @@ report it (see tests/frontend/test_bad_input.py).
 """
 # ruff: noqa
 
+import math
+import random
 import time
 
 from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, Packet, u8, u32, u64, xdp
@@ -84,3 +86,29 @@ def ipv6_address_of_an_unchecked_header(pkt: Packet) -> int:
     if acl6.get(pkt.ipv6.src, 0) == 1:  # error: `pkt.ipv6` may be None here | hint: if pkt.ipv6 is None
         return XDP_DROP
     return XDP_PASS
+
+
+@xdp
+def python_random(pkt: Packet) -> int:
+    if random.random() < 0.5:  # error: random.random() is Python's, which a DSL function cannot call | hint: `random()` (from pybpfdsl)
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def python_rounding(pkt: Packet) -> int:
+    half = round(pkt.len * 0.5)  # error: round() is Python's | hint: `i64(x)` truncates a float toward zero
+    return XDP_PASS
+
+
+@xdp
+def python_floor(pkt: Packet) -> int:
+    half = math.floor(pkt.len * 0.5)  # error: math.floor() is Python's | hint: `i64(x)` truncates
+    return XDP_PASS
+
+
+@xdp
+def formatted_string(pkt: Packet) -> int:
+    print(f"len {pkt.len}")  # error: f-strings are not supported | hint: `print("len", pkt.len)`
+    return XDP_PASS
+

@@ -105,25 +105,25 @@ def walrus(pkt: Packet) -> int:
 
 @xdp
 def list_literal(pkt: Packet) -> int:
-    ports = [80, 443]  # error: List values are not supported | hint: HashMap, Array
+    ports = [80, 443]  # error: lists are not supported | hint: HashMap, Array
     return XDP_PASS
 
 
 @xdp
 def dict_literal(pkt: Packet) -> int:
-    weights = {80: 1, 443: 2}  # error: Dict values are not supported
+    weights = {80: 1, 443: 2}  # error: dicts are not supported
     return XDP_PASS
 
 
 @xdp
 def list_comprehension(pkt: Packet) -> int:
-    squares = [i * i for i in range(4)]  # error: ListComp values are not supported
+    squares = [i * i for i in range(4)]  # error: list comprehensions are not supported
     return XDP_PASS
 
 
 @xdp
 def f_string(pkt: Packet) -> int:
-    label = f"len={pkt.len}"  # error: strings are not supported
+    label = f"len={pkt.len}"  # error: f-strings are not supported
     return XDP_PASS
 
 
