@@ -315,11 +315,11 @@ class _Generator:
                 lines.append(f"{m.name} = {m.kind}({self.type_name(m.key)}, {self.type_name(m.value)}, {m.size})")
         for name, kind, size in self.redirect_maps:
             lines.append(f"{name} = {kind}({size})")
-            for slot in range(size):
-                if self.chance(50):  # loopback exists in every namespace; CPU 0 on every machine
+            # Loopback (ifindex 1) exists in every namespace, CPU 0 on every machine (another CPU's slot
+            # cannot be filled where it does not exist).
+            for slot in range(size if kind == "DevMap" else 1):
+                if self.chance(50):
                     lines.append(f"{name}[{slot}] = {1 if kind == 'DevMap' else 64}")
-                    if kind == "CpuMap":
-                        break
         for name, s in self.ringbufs:
             lines.append(f"{name} = RingBuf({s.name}, 4096)")
         for name, values in self.tuples:
