@@ -12,6 +12,7 @@ reassigns as values of their entry types. Records the type each `op=` computes i
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -23,7 +24,8 @@ from pybpfdsl.frontend.typecheck.kinds import Env, Header, Maybe, Payload, Recor
 from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
 from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar, StateVal
 from pybpfdsl.lang.arith import BinOp
-from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap
+from pybpfdsl.lang.errors import DslWarning
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import ScalarType, common_type, literal_type, u32
 
 MAX_UNROLL = 256
@@ -158,6 +160,8 @@ class StatementChecker(PacketWriteChecker):
 
     def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
         var_types = self.scope.var_types
+        if name not in var_types and name not in self.env:
+            self.warn_if_hiding_state(name, s)
         declared = var_types.get(name) if name in var_types or (name in self.env and not annotated) else None
         if annotated is not None:
             if name in var_types and var_types[name] != annotated:
@@ -196,6 +200,20 @@ class StatementChecker(PacketWriteChecker):
             self.env[name] = value
             return
         raise self.err(value_node, f"{describe(value)} cannot be stored in a variable")
+
+    def warn_if_hiding_state(self, name: str, s: ast.stmt) -> None:
+        """`hits = 5` with a module-level `hits = Global(...)`: by Python's rule the function now has a local
+        `hits` that hides the Global, and the Global never changes, which is almost always a slip for
+        `hits.value = 5`. Python's meaning is kept (a local), with a `DslWarning` at the line."""
+        state = self.scope.source.function.__globals__.get(name)
+        if not isinstance(state, StateObject):
+            return
+        change = f"`{name}.value = ...`" if isinstance(state, Global) else f"`{name}[key] = ...`"
+        location = self.scope.source.location(s)
+        warnings.warn_explicit(f"this assignment makes {name} a local variable of the function, hiding the "
+                               f"module's {type(state).__name__} {name}, which it does not change; to change "
+                               f"it, write {change} (or use another name for the local)",
+                               DslWarning, location.file, location.line)
 
     def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
         binop = self.binop_of(op, s)
