@@ -59,7 +59,9 @@ def _listed_codes(help_text: str) -> dict[int, str]:
 def test_the_help_lists_the_codes(call: Callable[..., Result]) -> None:
     r = call("--help")
     assert r.code == 0
-    assert _listed_codes(r.out) == {0: "ok", 1: "program or input error", 2: "usage error"}
+    codes = _listed_codes(r.out)
+    assert codes[0] == "ok" and codes[1].startswith("program or input error") and codes[2] == "usage error"
+    assert set(codes) <= {0, 1, 2, 130}  # 130: a command ended by Ctrl-C (cli.main), if the help lists it
 
 
 def test_ok_is_0(call: Callable[..., Result], counter_file: Path) -> None:
