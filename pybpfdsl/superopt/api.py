@@ -26,6 +26,7 @@ from pybpfdsl.superopt.lockstep import prove_lockstep
 from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget
+from pybpfdsl.verify.analysis.api import is_xdp_section
 
 __all__ = ["OptimizeResult", "optimize_object"]
 
@@ -121,16 +122,18 @@ def _shape(insn: Instruction) -> tuple[int, int, int, int]:
 def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 600,
                     model: CostModel = CostModel.SLOTS, seed: int = 0, rules: RuleCache | Path | None = None,
                     passes: int = 3, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
-                    kernel: bool = True, trust_window_proofs: bool = False) -> OptimizeResult:
+                    kernel: bool = True, trust_window_proofs: bool = False, all_types: bool = True) -> OptimizeResult:
     """Optimise the code of ``elf`` (the section or function ``section``, or every code section).
 
     ``proposals`` is the MCMC budget per window; ``rules`` a loaded cache, a path to one, or None for
     no cache. The whole-program proof must say "proven" (the path prover, or the lock-step proof where
     that one cannot decide) unless ``trust_window_proofs``, which also accepts "unknown" on the strength
-    of the window proofs alone. The result is deterministic given the arguments (no budget is in seconds).
+    of the window proofs alone. ``all_types`` also optimises programs other than XDP (tracepoints beside
+    an XDP program): the lock-step proof must prove those and the kernel load them. The result is
+    deterministic given the arguments (no budget is in seconds).
     """
     cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
-    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes)
+    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types)
     objects, logs = optimise_code(elf, section, opts, cache)
     notes: list[str] = []
 
@@ -163,6 +166,9 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         ver, kern = safe(accepted)
         proof = prove_whole(elf, accepted, whole_proof_units)
         lock = prove_lockstep(elf, accepted)
+        if proof.ok and _changed_beyond_xdp(elf, accepted):
+            # The path prover looked at the XDP programs only: the others rest on the lock-step proof.
+            proof = GateVerdict("unknown", "programs other than XDP changed, which the path prover does not model")
         if lock.status == "different":
             proof = GateVerdict("failed", f"lock-step proof: {lock.reason}")
         elif proof.ok:
@@ -182,6 +188,16 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         cache.save()
     return OptimizeResult(elf, accepted, kept, logs, model, *verdicts, kept_passes=len({r.pass_no for r in kept}),
                           notes=notes, proven_by=proven_by)
+
+
+def _changed_beyond_xdp(before: bytes, after: bytes) -> bool:
+    """Whether code a non-XDP program runs changed (its section, or .text where such a program exists)."""
+    old, new = BpfElf.from_bytes(before), BpfElf.from_bytes(after)
+    others = [s for s in old.programs if not is_xdp_section(s)]
+    if any(old.programs[s].instructions != new.programs[s].instructions for s in others):
+        return True
+    return bool(others) and old.text is not None and new.text is not None \
+        and old.text.instructions != new.text.instructions
 
 
 def _passes(verdicts: tuple[GateVerdict, GateVerdict]) -> bool:

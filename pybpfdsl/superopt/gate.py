@@ -77,6 +77,18 @@ def kernel_verdict(before: bytes, after: bytes) -> GateVerdict:
     if not usable:
         return GateVerdict("skipped", why)
     loaded = 0
+    old, new = BpfElf.from_bytes(before), BpfElf.from_bytes(after)
+    for section, prog in old.programs.items():
+        for name in [f.name for f in prog.functions] or [prog.name]:
+            if load_alone(before, name).loaded:
+                continue
+            # The kernel refuses the input's program (or lacks what it needs): then nothing may change
+            # in it, nor in the subprograms it may call, since no check of the kernel's would see it.
+            touched = new.programs[section].instructions != prog.instructions or (
+                old.text is not None and new.text is not None and old.text.instructions != new.text.instructions)
+            if touched and not is_xdp_section(section):
+                return GateVerdict("failed", f"{name}: the kernel does not load the input's program, so it "
+                                             "cannot check the output's")
     for name in _entries(before, xdp_only=False):
         if not load_alone(before, name).loaded:
             continue

@@ -21,6 +21,7 @@ search's window proofs assume the input's, e.g. ``r0 = 1`` dropped where r0 alre
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,14 +156,18 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
     if len(fixed_a) != len(fixed_b):
         raise _Unaligned("the programs have different calls, jumps or exits")
     local_a, local_b = slot_offsets(code_a), slot_offsets(code_b)
-    cut: dict[int, int] = {}  # a cut point of the input -> the output's
+    # Cut points: (i, 0) is the boundary just before instruction i, (i, 1) a fixed instruction itself. A
+    # segment the search emptied leaves two boundaries of the input on one place of the output: (t, 0)
+    # and (f, 0) may meet, so boundaries and fixed instructions are told apart.
+    cut: dict[tuple[int, int], tuple[int, int]] = {}
 
-    def pair(x: int, y: int) -> None:
+    def pair(x: tuple[int, int], y: tuple[int, int]) -> None:
         if cut.setdefault(x, y) != y:
-            raise _Unaligned(f"input instruction {ra[0] + x} lines up with two output places")
+            raise _Unaligned(f"input instruction {ra[0] + x[0]} lines up with two output places")
 
     reloc_a = {r.insn_index - ra[0]: r for r in pa.relocations}
     reloc_b = {r.insn_index - rb[0]: r for r in pb.relocations}
+    targets_a: set[int] = set()
     for i, j in zip(fixed_a, fixed_b, strict=True):
         x, y = code_a[i], code_b[j]
         if not _same_fixed(x, y) or (i in patched_a) != (j in patched_b):
@@ -175,46 +180,57 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
             tb = _callee(pb, rb[0] + j, starts_b)
             if ta != tb or ta is None:
                 raise _Unaligned(f"input instruction {ra[0] + i} calls another function than output {rb[0] + j}")
-        pair(i, j)
+        pair((i, 0), (j, 0))
+        pair((i, 1), (j, 1))
         ta_, tb_ = _target(code_a, local_a, i), _target(code_b, local_b, j)
         if (ta_ is None) != (tb_ is None):
             raise _Unaligned(f"input instruction {ra[0] + i}: one jump against none")
         if ta_ is not None and tb_ is not None:
-            pair(ta_, tb_)
-    pair(0, 0)
+            pair((ta_, 0), (tb_, 0))
+            targets_a.add(ta_)
+    pair((0, 0), (0, 0))
+    pair((len(code_a), 0), (len(code_b), 0))
     points = sorted(cut)
-    if [cut[p] for p in points] != sorted(cut.values()) or len(set(cut.values())) != len(points):
-        raise _Unaligned("the cut points are not in the same order")
+    for u, v in itertools.pairwise(points):
+        # In order; two boundaries meet only where the output emptied the segment between them.
+        if cut[u] > cut[v] or (cut[u] == cut[v] and (u[1], v[1]) != (0, 0)):
+            raise _Unaligned("the cut points are not in the same order")
     succs, _ = succs_of(code_a)
     live = live_in(code_a, succs)
     consts = known_constants(code_a, succs, patched_a)
     consts_b = known_constants(code_b, succs_of(code_b)[0], patched_b)
-    fixed_set_a, fixed_set_b = set(fixed_a), set(fixed_b)
-    proven = 0
-    ends = [*points[1:], len(code_a)]
-    for p, end in zip(points, ends, strict=True):
-        q = cut[p]
-        lo_a = p + 1 if p in fixed_set_a else p
-        lo_b = q + 1 if q in fixed_set_b else q
-        hi_a, hi_b = end, cut.get(end, len(code_b))
-        seg_a, seg_b = list(code_a[lo_a:hi_a]), list(code_b[lo_b:hi_b])
-        if end < len(code_a) and is_branch(code_a[end]) and end in fixed_set_a:
-            seg_a.append(code_a[end])
-            seg_b.append(code_b[hi_b])
-            target = _target(code_a, local_a, end)
-            assert target is not None
-            post = branch_live(live[end + 1] if end + 1 < len(code_a) else 0, live[target])
-            seg_a[-1] = _no_offset(seg_a[-1])
-            seg_b[-1] = _no_offset(seg_b[-1])
-        else:
-            post = live[end] if end < len(code_a) else (1 << 11) - 1
+    every = (1 << 11) - 1
+
+    def branch_post(f: int) -> int:
+        target = _target(code_a, local_a, f)
+        assert target is not None
+        return branch_live(live[f + 1] if f + 1 < len(code_a) else 0, live[target] if target < len(code_a) else 0)
+
+    def prove(seg_a: list[Instruction], seg_b: list[Instruction], lo_a: int, lo_b: int, post: int) -> int:
         if seg_a == seg_b:
+            return 0
+        pre = live[lo_a] if lo_a < len(code_a) else post & every
+        known = (consts[lo_a] if lo_a < len(code_a) else {}, consts_b[lo_b] if lo_b < len(code_b) else {})
+        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a)
+        return 1
+
+    proven = 0
+    for here, there in itertools.pairwise(points):
+        if here[1] == 0 and there == (here[0], 1):  # a fixed instruction itself
+            f, g = here[0], cut[here][0]
+            if is_branch(code_a[f]) and f in targets_a:  # jumped to: proven alone (not with what precedes it)
+                proven += prove([_no_offset(code_a[f])], [_no_offset(code_b[g])], f, g, branch_post(f))
             continue
-        pre = live[lo_a] if lo_a < len(code_a) else post & ((1 << 11) - 1)
-        known = consts[lo_a] if lo_a < len(code_a) else {}
-        known_b = consts_b[lo_b] if lo_b < len(code_b) else {}
-        _prove_segment(seg_a, seg_b, pre, post, (known, known_b), units, ra[0] + lo_a)
-        proven += 1
+        lo_a, lo_b = here[0] + here[1], cut[here][0] + cut[here][1]
+        hi_a, hi_b = there[0], cut[there][0]
+        seg_a, seg_b = list(code_a[lo_a:hi_a]), list(code_b[lo_b:hi_b])
+        if there[1] == 0 and (hi_a, 1) in cut and is_branch(code_a[hi_a]) and hi_a not in targets_a:
+            seg_a.append(_no_offset(code_a[hi_a]))
+            seg_b.append(_no_offset(code_b[hi_b]))
+            post = branch_post(hi_a)
+        else:
+            post = live[hi_a] if hi_a < len(code_a) else every
+        proven += prove(seg_a, seg_b, lo_a, lo_b, post)
     return proven
 
 

@@ -32,6 +32,8 @@ class SearchOptions:
     seed: int = 0
     window: int = 6
     passes: int = 3
+    all_types: bool = True
+    """Also optimise programs other than XDP (proven in lock step, checked by the kernel)."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,12 @@ class PassLog:
     refuted: int = 0
 
 
-def _sections(elf: BpfElf, section: str | None) -> list[str]:
+def _sections(elf: BpfElf, section: str | None, all_types: bool) -> list[str]:
     # XDP programs and the subprograms in .text; other program types (tracepoints beside xdp-bench's
-    # programs) are left as they are: neither the prover nor the packet tests model them.
-    code = [*(name for name in elf.programs if is_xdp_section(name)), *([".text"] if elf.text is not None else [])]
+    # programs) too where asked: the path prover does not model them, so only the lock-step proof and
+    # the kernel check them.
+    code = [*(name for name in elf.programs if all_types or is_xdp_section(name)),
+            *([".text"] if elf.text is not None else [])]
     if section is None:
         return code
     prog = elf.program(section)
@@ -137,7 +141,7 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
 def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
                   rules: RuleCache | None) -> tuple[list[bytes], list[PassLog]]:
     """The object after each pass (the input first) and what each pass did."""
-    sections = _sections(BpfElf.from_bytes(elf_bytes), section)
+    sections = _sections(BpfElf.from_bytes(elf_bytes), section, opts.all_types)
     objects = [elf_bytes]
     logs = []
     for p in range(opts.passes):
