@@ -14,7 +14,7 @@ import pytest
 from pybpfdsl import XDP_DROP, XDP_PASS, XDP_REDIRECT, Packet, xdp
 from pybpfdsl.differential import compare, run_bytecode, run_ir, run_python
 from pybpfdsl.lang.builtins import redirect
-from pybpfdsl.lang.redirect import DevMap, RedirectTarget
+from pybpfdsl.lang.redirect import DevMap, RedirectTarget, last_redirect
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 
 KERNEL, _ = kernel_bpf_available()
@@ -78,3 +78,11 @@ def test_a_miss_forgets_the_earlier_target_as_the_kernel_does(run: object) -> No
 def test_the_four_executions_agree_on_misses() -> None:
     _fill()
     assert compare(earlier_target_then_a_miss, [_ipv4(t) for t in CASES], EXECUTIONS) is None
+
+
+def test_each_pure_python_run_starts_without_a_target() -> None:
+    """Calling the program directly: a run that does not redirect shows no target (not the last run's),
+    and a miss in it does not fall back on an index an earlier run chose, as in the interpreters' runs."""
+    _fill()
+    assert earlier_target_then_a_miss(_ipv4(1)) == XDP_REDIRECT and last_redirect() == RedirectTarget("slots", 1)
+    assert earlier_target_then_a_miss(bytes(60)) == XDP_PASS and last_redirect() is None

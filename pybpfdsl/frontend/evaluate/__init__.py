@@ -41,6 +41,7 @@ from pybpfdsl.frontend.evaluate.statements import StatementEvaluator
 from pybpfdsl.frontend.lower import Lowered
 from pybpfdsl.frontend.type_facts import TypedFunction
 from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.redirect import record_redirect
 from pybpfdsl.lang.state import StateObject
 
 __all__ = ["EvaluationError", "const_num", "convert", "run_python"]
@@ -61,5 +62,6 @@ def run_python(program: TypedFunction | Lowered, packet: bytes | bytearray | mem
     """
     pkt = packet if isinstance(packet, Packet) else Packet(packet)
     typed = program if isinstance(program, TypedFunction) else TypedFunction(program.source, program.facts)
+    record_redirect(None)  # each run starts without a redirect target, as the interpreters' runs do
     return Evaluator(typed, pkt, state).run()
 
