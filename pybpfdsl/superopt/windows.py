@@ -112,6 +112,8 @@ def _uses_defs(insn: Instruction) -> tuple[int, int, int, int]:
         return _ALL, 0, 0, 0
     if insn.kind == Kind.CALL:
         return call_reads(insn), _CLOBBERS, 0, 0
+    if insn.kind in (Kind.LD_ABS, Kind.LD_IND):  # read the packet through r6; set r0, clobber r1-r5
+        return 1 << 6 | (1 << insn.src if insn.kind == Kind.LD_IND else 0), _CLOBBERS, 0, 0
     reads, writes = registers_of(insn)
     return sum(1 << r for r in set(reads)), sum(1 << r for r in set(writes)), 0, 0
 
