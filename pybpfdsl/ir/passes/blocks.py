@@ -29,18 +29,15 @@ def _params(block: n.Block, args: tuple[n.Value, ...]) -> dict[n.Value, n.Value]
 def _read_elsewhere(program: n.Program) -> set[n.Value]:
     """Values some block reads outside its own terminator: a block's parameters read there are needed
     where the block dominates, so its terminator cannot move into its predecessors."""
-    read: dict[str, set[n.Value]] = {}
+    readers: dict[n.Value, set[str]] = {}  # by value, not block by block: linear in the program
     for b in program.blocks:
         for i in b.instrs:
-            read.setdefault(b.name, set()).update(i.operands())
+            for v in i.operands():
+                readers.setdefault(v, set()).add(b.name)
         if b.terminator is not None:
-            read.setdefault(b.name, set()).update(b.terminator.operands())
-    outside: set[n.Value] = set()
-    for b in program.blocks:
-        for name, values in read.items():
-            if name != b.name:
-                outside.update(v for v in b.params if v in values)
-    return outside
+            for v in b.terminator.operands():
+                readers.setdefault(v, set()).add(b.name)
+    return {p for b in program.blocks for p in b.params if readers.get(p, set()) - {b.name}}
 
 
 def _movable(target: n.Block, source: n.Block, outside: set[n.Value]) -> bool:
