@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
             "pybpfdsl run filter.py:drop_telnet --packet 'ffffffffffff 000000000000 0800 ...'",
             "pybpfdsl attach filter.py:drop_telnet eth0 --mode skb",
             "pybpfdsl status",
-        ) + "\n\nexit codes: 0 ok, 1 program or input error, 2 usage error",
+        ) + "\n\nexit codes: 0 ok, 1 program or input error or a refusal (verify/prove/optimize), 2 usage error,"
+            " 130 interrupted by Ctrl-C",
         formatter_class=_Formatter,
     )
     parser.add_argument("--debug", action="store_true", default=False,
