@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pybpfdsl.bpf.abi import HELPER_PROTOTYPES, Helper
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import AtomicOp, Kind, Source, source
 
-__all__ = ["live_in", "registers_of", "solve_backward"]
+__all__ = ["call_args", "live_in", "registers_of", "solve_backward"]
 
 ALL = (1 << 11) - 1
 CALL_CLOBBERS = 0b111111  # r0..r5
@@ -46,10 +47,27 @@ def registers_of(insn: Instruction) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if k == Kind.JCOND:
         return ((insn.dst, insn.src) if x else (insn.dst,)), ()
     if k == Kind.CALL:
-        return (1, 2, 3, 4, 5), (0,)
+        return call_args(insn), (0,)
     if k == Kind.EXIT:
         return (0,), ()
     return (), ()
+
+
+def call_args(insn: Instruction) -> tuple[int, ...]:
+    """The argument registers a call reads: its helper's parameters where the ABI knows the helper (as the
+    kernel's liveness reads them), else r1-r5 (bpf-to-bpf calls, kfuncs, variadic helpers). A register a
+    call does not read is dead across it: counted live, it kept paths apart at every later join (a packet
+    pointer left in r4 before ``bpf_ktime_get_ns()``: xdp-tutorial's grow_parse at -O1)."""
+    if not insn.is_helper_call:
+        return _ARGS
+    try:
+        proto = HELPER_PROTOTYPES[Helper(insn.imm)]
+    except (ValueError, KeyError):
+        return _ARGS
+    return _ARGS if proto.variadic else tuple(range(1, len(proto.params) + 1))
+
+
+_ARGS = (1, 2, 3, 4, 5)
 
 
 def _uses_defs(insn: Instruction) -> tuple[int, int]:

@@ -68,47 +68,63 @@ def joined(parts: Parts | None) -> State | None:
     return out
 
 
+def _coarser(key: object, level: int) -> object:
+    """``key`` (of :func:`partition_key`) at a coarser ``level``: 1 drops the proven packet ranges and
+    length (states that differ only there are joined, keeping their constants and pointer shapes apart:
+    ``ok = 0`` on a path whose bounds check failed and ``ok = 1`` on the one that passed it, xdp-tutorial's
+    grow_parse at -O1); 2 keeps the packet facts and drops the constants."""
+    k: tuple[object, ...] = key  # type: ignore[assignment]
+    # (pkt_min, ranges, shape, constants); anything after them stays (a test salts the keys so)
+    return ("ranges dropped", *k[2:]) if level == 1 else ("constants dropped", *k[:3], *k[4:])
+
+
+COARSEST = 2
+"""The last level of :func:`_coarser`; past it a point's partitions collapse into one."""
+
+
 @dataclass
 class Partitioner:
     """Where a state goes among the partitions of a point (``max_parts`` 1: no partitioning)."""
 
     max_parts: int
     live: list[int]
-    coarse: set[int] = field(default_factory=set)
-    """Points whose partitions are told apart by their packet facts only (the constants dropped: see :meth:`add`)."""
+    coarse: dict[int, int] = field(default_factory=dict)
+    """Points whose partitions are told apart by a coarser key (point → level of :func:`_coarser`: see :meth:`add`)."""
     rekeyed: bool = False
     """Set when :meth:`add` regrouped a point's partitions: every one of them is a new state to propagate."""
 
     def _key(self, s: State, t: int) -> object:
         key = partition_key(s, self.live[t])
-        return ("coarse", key[:3]) if t in self.coarse else key  # type: ignore[index]
+        level = self.coarse.get(t)
+        return key if level is None else _coarser(key, level)
 
     def add(self, parts: Parts, t: int, s: State) -> object:
         """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room; when it is
-        full, the partitions are regrouped by their packet facts alone (the constants of the registers
-        are dropped from the key) if that fits, else the point collapses: every partition is joined into
-        one (under ``OVERFLOW``) that takes every later state. (Merging a state into the nearest partition
-        instead kept more paths apart, but its partitions drift from their keys and re-widen one another:
-        mutants of the loops example and the issue's 64-iteration loop ran for many minutes.)"""
+        full, the partitions are regrouped by a coarser key (:func:`_coarser`, level by level) if that fits,
+        else the point collapses: every partition is joined into one (under ``OVERFLOW``) that takes every
+        later state. (Merging a state into the nearest partition instead kept more paths apart, but its
+        partitions drift from their keys and re-widen one another: mutants of the loops example and the
+        issue's 64-iteration loop ran for many minutes.)"""
         if OVERFLOW in parts:
             return OVERFLOW
         key = self._key(s, t) if self.max_parts > 1 else OVERFLOW
         if key in parts or len(parts) < self.max_parts:
             return key
-        if t not in self.coarse:
+        states = [*parts.values(), s]
+        for level in range(self.coarse.get(t, 0) + 1, COARSEST + 1):
+            keys = [_coarser(partition_key(old, self.live[t]), level) for old in states]
+            if len(set(keys)) > self.max_parts:
+                continue
             groups: Parts = {}
-            for old in parts.values():
-                k = ("coarse", partition_key(old, self.live[t])[:3])  # type: ignore[index]
+            for k, old in zip(keys[:-1], states[:-1], strict=True):
                 g = st.join(groups.get(k), old, t)
                 assert g is not None
                 groups[k] = g
-            self.coarse.add(t)
-            key = self._key(s, t)
-            if len(groups) + (key not in groups) <= self.max_parts:
-                parts.clear()
-                parts.update(groups)
-                self.rekeyed = True
-                return key
+            self.coarse[t] = level
+            parts.clear()
+            parts.update(groups)
+            self.rekeyed = True
+            return keys[-1]
         merged = joined(parts)
         parts.clear()
         assert merged is not None
