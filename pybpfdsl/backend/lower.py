@@ -353,6 +353,7 @@ class _FunctionLowering:
             self.values[p] = phi
             phis.append(phi)
         self.phis[block.name] = phis
+        self.facts.make_shadows(self.b, block)
         for instr in block.instrs:
             self._set_line(instr.line)
             self._lower_instr(instr)
@@ -365,6 +366,7 @@ class _FunctionLowering:
     def _resolve_phis(self) -> None:
         for target, args, pred in self.incoming:
             phis = self.phis[target]
+            phis = phis + self.facts.shadow_phis(target)
             if len(phis) != len(args):
                 raise BackendError(f"^{target} takes {len(phis)} arguments, got {len(args)}")
             for phi, arg in zip(phis, args, strict=True):
@@ -536,8 +538,11 @@ class _FunctionLowering:
         b = self.b
         _check_width(i.width)
         covered = self.facts.covering(self.current, i)
+        planned = self.facts.planned(self.current, i) if covered is None else None
         if covered is not None:  # a dominating check tested this pointer's range already
             ptr = self._at(covered[0], covered[1])
+        elif planned is not None:  # checked on every path here, through this pointer (`packet_paths`)
+            ptr = self.facts.pointer(self.b, self.data, planned)
         else:
             # Guarded from the offset's variable part (`base + k`): the pointer `data + base` is tested
             # with `k + width` bytes and read at `+k`, one register for the test and the load.
@@ -696,7 +701,7 @@ class _FunctionLowering:
 
     def jump(self, term: n.Jump) -> None:
         e = term.to
-        self._edge(e.target, self._args(e))
+        self._edge(e.target, self._args(e) + self._shadow_args(0, e))
         self.b.branch(self.blocks[e.target])
 
     def branch(self, term: n.Branch, cond: ir.Value) -> None:
@@ -706,12 +711,14 @@ class _FunctionLowering:
             args = tuple(
                 self._get(x) if x == y else b.select(cond, self._get(x), self._get(y))
                 for x, y in zip(t.args, f.args, strict=True))
-            self._edge(t.target, args)
+            shadows = tuple(x if x is y else b.select(cond, x, y)
+                            for x, y in zip(self._shadow_args(0, t), self._shadow_args(1, f), strict=True))
+            self._edge(t.target, args + shadows)
             b.branch(self.blocks[t.target])
             return
         self.facts.branched(self.current, term)
-        self._edge(t.target, self._args(t))
-        self._edge(f.target, self._args(f))
+        self._edge(t.target, self._args(t) + self._shadow_args(0, t))
+        self._edge(f.target, self._args(f) + self._shadow_args(1, f))
         b.cbranch(cond, self.blocks[t.target], self.blocks[f.target])
 
     def leave(self, term: n.Return, action: ir.Value) -> None:
@@ -726,6 +733,10 @@ class _FunctionLowering:
 
     def _args(self, e: n.Edge) -> tuple[ir.Value, ...]:
         return tuple(self._get(a) for a in e.args)
+
+    def _shadow_args(self, index: int, e: n.Edge) -> tuple[ir.Value, ...]:
+        """The pointers the `index`th edge of the current block feeds the target's shadow phis."""
+        return self.facts.edge_pointers(self.b, self.data, self.current, index, e.target, e.args)
 
 
 # --------------------------------------------------------------------------- #

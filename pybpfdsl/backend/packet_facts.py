@@ -6,6 +6,11 @@ every block the target dominates. A load at `off + k` (k a constant) of w bytes 
 lowered from the very pointer the check tested (`start + k`), which is what the kernel verifier needs
 to know the access is in range: no second compare, no second `return XDP_ABORTED`. Loads no check
 covers keep their own guard (`lower._load_packet`).
+
+Loads no check dominates may still be proven by the checks on every path to them (a header read after
+the parse's join, under `if pkt.tcp is not None`): `packet_paths` finds those, and the pointer they read
+through (`data` at a constant offset, or a block parameter's *shadow*: a pointer phi beside it, fed on
+each edge with the pointer that edge's value was checked through).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
+from pybpfdsl.backend.packet_paths import Edge, PathFacts, Ptr
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, constant_offset, definitions, successors
 
@@ -45,9 +51,80 @@ class PacketFacts:
     holding: dict[str, list[Checked]] = field(default_factory=dict)
     crossing: dict[tuple[str, str], bool] = field(default_factory=dict)
 
+    paths: PathFacts = field(init=False)
+    plans: dict[tuple[str, n.Value, int], Ptr] = field(init=False)
+    """(block, offset, width) of a packet access no dominating check covers -> the pointer it reads."""
+    shadowed: set[n.Value] = field(init=False)
+    """The block parameters that get a shadow pointer."""
+    starts: dict[n.Value, ir.Value] = field(default_factory=dict)
+    shadows: dict[n.Value, ir.Value] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self.cfg = Cfg.of(self.program)
         self.defs = definitions(self.program)
+        self.paths = PathFacts(self.program)
+        self.plans, self.shadowed = self._plan()
+
+    def _plan(self) -> tuple[dict[tuple[str, n.Value, int], Ptr], set[n.Value]]:
+        """The packet accesses proven along paths, and the parameters whose shadows they need."""
+        plans: dict[tuple[str, n.Value, int], Ptr] = {}
+        for name in self.cfg.order:
+            for i in self.paths.blocks[name].instrs:
+                if not isinstance(i, n.LoadPacket | n.StorePacket):
+                    continue
+                ptr = self.paths.pointer_for(i.offset, name)
+                if ptr.kind in ("data", "shadow") and self.paths.width(ptr, name) >= i.width:
+                    probe = i if isinstance(i, n.LoadPacket) else n.LoadPacket(i.value, i.offset, i.width)
+                    if not self.paths.call_may_precede(name, probe):
+                        plans[(name, i.offset, i.width)] = ptr
+        shadowed: set[n.Value] = set()
+        work = [p.ref for p in plans.values() if p.kind == "shadow" and p.ref is not None]
+        while work:
+            param = work.pop()
+            if param in shadowed:
+                continue
+            shadowed.add(param)
+            for edge, args in self.paths.edges_into.get(self.paths.home[param], ()):
+                fed = self.paths.pointer_for(args[self.paths.param_index[param]], edge)
+                if fed.kind == "shadow" and fed.ref is not None:
+                    work.append(fed.ref)
+        return plans, shadowed
+
+    # -- lowering the pointers the plans read through ------------------------------------
+
+    def make_shadows(self, b: ir.IRBuilder, block: n.Block) -> None:
+        """Pointer phis for `block`'s shadowed parameters (at its start, with its other phis)."""
+        for p in block.params:
+            if p in self.shadowed:
+                self.shadows[p] = b.phi(ir.PointerType(), name=f"{p.hint or 'p'}.ptr")
+
+    def shadow_phis(self, block: str) -> list[ir.Value]:
+        """`block`'s shadow phis, in parameter order (after its other phis in the incoming lists)."""
+        return [self.shadows[p] for p in self.paths.blocks[block].params if p in self.shadowed]
+
+    def edge_pointers(self, b: ir.IRBuilder, data: ir.Value, source: str, index: int, target: str,
+                      args: tuple[n.Value, ...]) -> tuple[ir.Value, ...]:
+        """What the edge (`source`'s `index`th, to `target` with `args`) feeds its shadow phis."""
+        block = self.paths.blocks[target]
+        return tuple(self.pointer(b, data, self.paths.pointer_for(a, Edge(source, index)))
+                     for p, a in zip(block.params, args, strict=True) if p in self.shadowed)
+
+    def pointer(self, b: ir.IRBuilder, data: ir.Value, ptr: Ptr) -> ir.Value:
+        if ptr.kind == "data":
+            base = data
+        elif ptr.kind == "check" and ptr.ref in self.starts:
+            base = self.starts[ptr.ref]
+        elif ptr.kind == "shadow" and ptr.ref in self.shadows:
+            base = self.shadows[ptr.ref]
+        else:
+            return data  # on no path the flags allow: any packet pointer will do
+        if ptr.off == 0:
+            return base
+        return b.gep(base, [ir.Constant(ir.IntType(64), ptr.off)], source_etype=ir.IntType(8))
+
+    def planned(self, block: str, op: n.LoadPacket) -> Ptr | None:
+        """The pointer a path-proven access reads through (None: it needs a dominating check or a guard)."""
+        return self.plans.get((block, op.offset, op.width))
 
     def _calls_between(self, start: str, end: str) -> bool:
         """Whether a helper call may run between entering `start` and reaching `end` (a block `start`
@@ -84,6 +161,7 @@ class PacketFacts:
 
     def checked(self, op: n.InBounds, start: ir.Value) -> None:
         base, k = constant_offset(op.offset, self.defs)
+        self.starts[op.out] = start
         if k < _SMALL:
             self.checks[op.out] = Checked(base, k, op.width, start)
 

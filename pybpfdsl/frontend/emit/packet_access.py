@@ -1,15 +1,16 @@
 """Lowering packet access: header presence, header fields, payload bytes and typed payload reads.
 
-Presence follows the rules in `lang.headers`. Each header's presence and offset is computed once per
-path and remembered in a pseudo-local (`<pkt>.ipv4`), so `if pkt.ipv4 is None: return ...` narrows
-later uses. Every load is preceded, on every path, by an `InBounds` test covering it.
+Presence follows the rules in `lang.headers`. The headers a function names are parsed once, at entry,
+in one tree (`packet_parse`), and each result is remembered in a pseudo-local (`<pkt>.ipv4`), so
+`if pkt.ipv4 is None: return ...` narrows later uses. Every load is preceded, on every path, by an
+`InBounds` test covering it (for a header's fields: the one its parse made).
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
 
+from pybpfdsl.frontend.emit import packet_parse
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.resolve import classify, resolve_global
 from pybpfdsl.frontend.source import read_function
@@ -25,8 +26,8 @@ from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u32, u64
 MAX_OFFSET = h.MAX_PACKET_OFFSET
 
 
-def pseudo_local(attr: str) -> str:
-    return f"<pkt>.{attr}"
+pseudo_local = packet_parse.pseudo_local
+PARSED_ATTRIBUTES = packet_parse.PARSED_ATTRIBUTES
 
 
 class _Chain:
@@ -104,139 +105,37 @@ def read_field(lw: EmitterBase, base: n.Value, spec: h.FieldSpec) -> n.Value:
     return _widen(lw, raw, spec.type)
 
 
-def _memo(lw: EmitterBase, attr: str) -> DslValue | None:
-    return lw.env.get(pseudo_local(attr))
-
-
-def ethernet(lw: EmitterBase) -> OptionalVal:
-    memo = _memo(lw, "eth")
-    if isinstance(memo, OptionalVal):
-        return memo
-    present = _in_bounds(lw, lw.const(u64, 0), h.ETH_HLEN)
-    value = OptionalVal(HeaderVal(h.ETH, lw.const(u64, 0)), present)
-    lw.env[pseudo_local("eth")] = value
-    return value
-
-
-def network(lw: EmitterBase, spec: h.HeaderSpec) -> OptionalVal:
-    memo = _memo(lw, spec.name)
-    if isinstance(memo, OptionalVal):
-        return memo
-    saved = dict(lw.env)
-    chain = _Chain(lw, [BOOL, u64], [lw.const(BOOL, 0), lw.const(u64, 0)])
-    zero = lw.const(u64, 0)
-    chain.require(_in_bounds(lw, zero, h.ETH_HLEN + spec.length))
-    ethertype = read_field(lw, zero, h.ETH.fields[2])
-    chain.require(_cmp(lw, CmpOp.EQ, _widen(lw, ethertype, u32), h.L3_ETHERTYPES[spec.name]))
-    chain.succeed([lw.const(BOOL, 1), lw.const(u64, h.ETH_HLEN)])
-    present, offset = chain.finish()
-    lw.env = saved
-    value = OptionalVal(HeaderVal(spec, offset), present)
-    lw.env[pseudo_local(spec.name)] = value
-    return value
-
-
-def _require_tcp_dataofs(lw: EmitterBase, chain: _Chain, l4: n.Value) -> None:
-    dataofs = read_field(lw, l4, h.TCP.fields[4])
-    chain.require(_cmp(lw, CmpOp.GE, _widen(lw, dataofs, u32), 5))
-
-
-def transport(lw: EmitterBase, spec: h.HeaderSpec) -> OptionalVal:
-    memo = _memo(lw, spec.name)
-    if isinstance(memo, OptionalVal):
-        return memo
-    proto = h.L4_PROTOCOLS[spec.name]
-    saved = dict(lw.env)
-    chain = _Chain(lw, [BOOL, u64], [lw.const(BOOL, 0), lw.const(u64, 0)])
-    v4 = network(lw, h.IPV4)
-    v4_block, v6_block = lw.b.new_block("v4"), lw.b.new_block("v6")
-    lw.b.terminate(n.Branch(v4.present, n.Edge(v4_block.name), n.Edge(v6_block.name), line=lw.line))
-    # IPv4: fixed header present, ihl >= 5, first fragment, protocol, L4 header inside the packet.
-    lw.b.set_block(v4_block)
-    l3 = v4.inner.offset  # type: ignore[union-attr]
-    ihl = _widen(lw, read_field(lw, l3, h.IPV4.field("ihl")), u64)  # type: ignore[arg-type]
-    chain.require(_cmp(lw, CmpOp.GE, ihl, 5))
-    frag = read_field(lw, l3, h.IPV4.field("frag"))  # type: ignore[arg-type]
-    chain.require(_cmp(lw, CmpOp.EQ, _widen(lw, frag, u32), 0))
-    ip_proto = read_field(lw, l3, h.IPV4.field("proto"))  # type: ignore[arg-type]
-    chain.require(_cmp(lw, CmpOp.EQ, _widen(lw, ip_proto, u32), proto))
-    l4 = lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, l3, _binop(lw, BinOp.MUL, ihl, 4), line=lw.line))
-    chain.require(_in_bounds(lw, l4, spec.length))
-    if spec is h.TCP:
-        _require_tcp_dataofs(lw, chain, l4)
-    chain.succeed([lw.const(BOOL, 1), l4])
-    # IPv6: next header is the protocol (extension headers are not followed).
-    lw.b.set_block(v6_block)
-    v6 = network(lw, h.IPV6)
-    chain.require(v6.present)
-    l3_6 = v6.inner.offset  # type: ignore[union-attr]
-    nh = read_field(lw, l3_6, h.IPV6.field("nh"))  # type: ignore[arg-type]
-    chain.require(_cmp(lw, CmpOp.EQ, _widen(lw, nh, u32), proto))
-    l4_6 = _add(lw, l3_6, h.IPV6.length)
-    chain.require(_in_bounds(lw, l4_6, spec.length))
-    if spec is h.TCP:
-        _require_tcp_dataofs(lw, chain, l4_6)
-    chain.succeed([lw.const(BOOL, 1), l4_6])
-    present, offset = chain.finish()
-    lw.env = saved
-    value = OptionalVal(HeaderVal(spec, offset), present)
-    lw.env[pseudo_local(spec.name)] = value
-    return value
+def header(lw: EmitterBase, attr: str) -> OptionalVal:
+    """`pkt.<attr>` for a header: parsed at entry (`parse_headers_up_front`), else parsed here."""
+    memo = lw.env.get(pseudo_local(attr))
+    if not isinstance(memo, OptionalVal):
+        packet_parse.parse(lw, _closure({attr}) - _parsed(lw))
+        memo = lw.env[pseudo_local(attr)]
+    assert isinstance(memo, OptionalVal)
+    return memo
 
 
 def payload(lw: EmitterBase) -> PayloadVal:
     """Where the payload starts: after the innermost present header."""
-    memo = _memo(lw, "payload")
-    if isinstance(memo, PayloadVal):
-        return memo
-    saved = dict(lw.env)
-    chain = _Chain(lw, [u64], [])
-    # Innermost header first: (which header, where the payload starts after it).
-    steps: list[tuple[h.HeaderSpec, Callable[[EmitterBase, n.Value], n.Value]]] = [
-        (h.TCP, _payload_after_tcp),
-        (h.UDP, lambda lw_, off: _add(lw_, off, h.UDP.length)),
-        (h.IPV4, _payload_after_ipv4),
-        (h.IPV6, lambda lw_, off: _add(lw_, off, h.IPV6.length)),
-        (h.ETH, lambda lw_, off: _add(lw_, off, h.ETH_HLEN)),
-    ]
-    for spec, after in steps:
-        hdr = _header(lw, spec)
-        here, other = lw.b.new_block("has"), lw.b.new_block("hasnot")
-        lw.b.terminate(n.Branch(hdr.present, n.Edge(here.name), n.Edge(other.name), line=lw.line))
-        lw.b.set_block(here)
-        header = hdr.inner
-        assert isinstance(header, HeaderVal)
-        chain.succeed([after(lw, header.offset)])
-        lw.b.set_block(other)
-    chain.succeed([lw.const(u64, 0)])
-    (offset,) = chain.finish()
-    lw.env = saved
-    value = PayloadVal(offset)
-    lw.env[pseudo_local("payload")] = value
-    return value
+    memo = lw.env.get(pseudo_local("payload"))
+    if not isinstance(memo, PayloadVal):
+        packet_parse.parse(lw, _closure({"payload"}) - _parsed(lw))
+        memo = lw.env[pseudo_local("payload")]
+    assert isinstance(memo, PayloadVal)
+    return memo
 
 
-def _payload_after_tcp(lw: EmitterBase, l4: n.Value) -> n.Value:
-    dataofs = _widen(lw, read_field(lw, l4, h.TCP.fields[4]), u64)
-    return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, l4, _binop(lw, BinOp.MUL, dataofs, 4), line=lw.line))
+def _parsed(lw: EmitterBase) -> set[str]:
+    return {a for a in PARSED_ATTRIBUTES if pseudo_local(a) in lw.env}
 
 
-def _payload_after_ipv4(lw: EmitterBase, l3: n.Value) -> n.Value:
-    ihl = _widen(lw, read_field(lw, l3, h.IPV4.field("ihl")), u64)  # type: ignore[arg-type]
-    small = _cmp(lw, CmpOp.LT, ihl, 5)
-    ihl = lw.b.emit(n.Select(lw.new(u64), small, lw.const(u64, 5), ihl, line=lw.line))
-    return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, l3, _binop(lw, BinOp.MUL, ihl, 4), line=lw.line))
-
-
-def _header(lw: EmitterBase, spec: h.HeaderSpec) -> OptionalVal:
-    if spec.layer is h.Layer.L4:
-        return transport(lw, spec)
-    if spec.layer is h.Layer.L3:
-        return network(lw, spec)
-    return ethernet(lw)
-
-
-PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
+def _closure(attrs: set[str]) -> set[str]:
+    """`attrs` with the attributes their parse finds on the way (remembered too, so later uses of them
+    parse nothing again)."""
+    out = set(attrs)
+    for attr in attrs:
+        out |= _PARSE_NEEDS.get(attr, set())
+    return out
 
 
 def parse_headers_up_front(lw: EmitterBase, tree: ast.FunctionDef, packet_name: str) -> None:
@@ -244,20 +143,14 @@ def parse_headers_up_front(lw: EmitterBase, tree: ast.FunctionDef, packet_name: 
 
     Parsing where a header is first used would repeat the parse inside loops, and the kernel verifier
     walks every iteration's branches: a parse per iteration multiplies the paths it must explore. Parsed
-    once at entry, the results dominate the whole function and loops only read them.
+    once at entry (in one tree, `packet_parse`), the results dominate the whole function and loops only
+    read them. The parse is attributed to the first line that needs it, so line info (and the verifier
+    log) point there.
     """
     used = _headers_named(lw, tree, {packet_name}, set())
-    # A transport header's parse reads the network headers, and the payload's reads all of them: parse
-    # those first, so every later parse finds them remembered instead of parsing them again. A parse is
-    # attributed to the first line that needs it, so line info (and the verifier log) point there.
-    for attr, needs in _PARSE_NEEDS.items():
-        if attr in used:
-            for dependency in needs:
-                used[dependency] = min(used.get(dependency, used[attr]), used[attr])
-    for attr in PARSED_ATTRIBUTES:  # a fixed order keeps the IR stable
-        if attr in used:
-            lw.line = used[attr]
-            packet_attribute(lw, tree, attr)  # type: ignore[arg-type]
+    if used:
+        lw.line = min(used.values())
+        packet_parse.parse(lw, _closure(set(used)))
 
 
 _ADDRESSES = frozenset({"src", "dst", "src_hi", "src_lo", "dst_hi", "dst_lo"})
@@ -311,12 +204,8 @@ def _headers_named(lw: EmitterBase, tree: ast.FunctionDef, packet_names: set[str
 def packet_attribute(lw: EmitterBase, node: ast.Attribute, attr: str) -> DslValue:
     if attr == "len":
         return Scalar(u32, lw.b.emit(n.PacketLen(lw.new(u32, "len"), line=lw.line)))
-    if attr == "eth":
-        return ethernet(lw)
-    if attr in h.L3_ETHERTYPES:
-        return network(lw, h.HEADERS[attr])
-    if attr in h.L4_PROTOCOLS:
-        return transport(lw, h.HEADERS[attr])
+    if attr in h.HEADERS:
+        return header(lw, attr)
     if attr == "payload":
         return payload(lw)
     raise lw.unchecked(node)

@@ -182,7 +182,7 @@ def payload_store(lw: EmitterBase, target: ast.Subscript, value_node: ast.expr) 
 
 def _if_present(lw: EmitterBase, name: str, then: Callable[[n.Value], None]) -> None:
     """`then(offset of header name)` on the paths where that header is present."""
-    other = packet_access.transport(lw, h.HEADERS[name])
+    other = packet_access.header(lw, name)
     inner = other.inner
     assert isinstance(inner, HeaderVal)
     yes, done = lw.b.new_block(f"{name}_checksum"), lw.b.new_block(f"{name}_checksum_done")
