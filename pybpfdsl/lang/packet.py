@@ -7,7 +7,8 @@ the header's fields in host order (`pkt.ipv4.src`, `pkt.tcp.flags`).
 
 A program may write header fields (`ip4.ttl -= 1`) and payload bytes: the packet's bytes change, and
 the checksums covering a written field are updated (`lang.checksum`). The headers are not parsed again:
-the fields that decide where they are cannot be written.
+the fields that decide where they are cannot be written. `adjust_head` / `adjust_tail` move the packet's
+start or end inside its frame (`lang.xdp_frame`) and parse every header afresh.
 
 The offsets where parsing found each layer (`l3_offset`, `l4_offset`, `payload_offset`) are public:
 the compiler's lowering computes the same numbers, and tests compare the two.
@@ -40,6 +41,7 @@ from pybpfdsl.lang.headers import (
     read_field,
 )
 from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.xdp_frame import HEADROOM, moved
 
 __all__ = ["HeaderView", "Packet", "PacketLike", "Payload"]
 
@@ -208,7 +210,10 @@ class Packet:
     """
 
     __slots__ = (
+        "_before",
         "_buf",
+        "_end",
+        "_start",
         "eth",
         "ipv4",
         "ipv6",
@@ -223,8 +228,15 @@ class Packet:
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
         """Parse `data` (copied) according to the rules in `pybpfdsl.lang.headers`."""
-        raw = bytearray(data)
-        self._buf: bytearray = raw
+        self._buf: bytearray = bytearray(data)
+        self._before = bytearray(HEADROOM)  # the frame's bytes before the packet (`lang.xdp_frame`)
+        self._start, self._end = 0, len(self._buf)  # where the packet is, from its original start
+        self.offloaded_checksums: frozenset[str] = frozenset()
+        """Headers whose checksums writes leave alone (`lang.checksum.offloaded`)."""
+        self._parsed()
+
+    def _parsed(self) -> None:
+        """Parse the headers of the packet as it is now."""
         self.eth: HeaderView | None = None
         self.ipv4: HeaderView | None = None
         self.ipv6: HeaderView | None = None
@@ -232,10 +244,46 @@ class Packet:
         self.udp: HeaderView | None = None
         self.l3_offset: int | None = None
         self.l4_offset: int | None = None
-        self.offloaded_checksums: frozenset[str] = frozenset()
-        """Headers whose checksums writes leave alone (`lang.checksum.offloaded`)."""
-        self.payload_offset: int = self._parse(raw)
-        self.payload: Payload = Payload(raw, self.payload_offset, self)
+        self.payload_offset: int = self._parse(self._buf)
+        self.payload: Payload = Payload(self._buf, self.payload_offset, self)
+
+    def adjust_head(self, delta: int) -> bool:
+        """Move the packet's start by `delta` bytes (negative: grow at the front, into the frame's
+        headroom; positive: remove bytes from the front), as bpf_xdp_adjust_head does; False, and
+        nothing moves, when the kernel would refuse (`lang.xdp_frame.moved`). Every header is parsed
+        afresh."""
+        where = moved(self._start, self._end, delta, head=True)
+        if where is None:
+            self._parsed()
+            return False
+        shift = where[0] - self._start
+        if shift < 0:
+            grown = self._before[len(self._before) + shift:]
+            del self._before[len(self._before) + shift:]
+            self._buf[:0] = grown
+        else:
+            self._before += self._buf[:shift]
+            del self._buf[:shift]
+        self._start, self._end = where
+        self._parsed()
+        return True
+
+    def adjust_tail(self, delta: int) -> bool:
+        """Move the packet's end by `delta` bytes (negative: trim; positive: grow, with zero bytes), as
+        bpf_xdp_adjust_tail does; False, and nothing moves, when the kernel would refuse. Every header
+        is parsed afresh."""
+        where = moved(self._start, self._end, delta, head=False)
+        if where is None:
+            self._parsed()
+            return False
+        change = where[1] - self._end
+        if change < 0:
+            del self._buf[len(self._buf) + change:]
+        else:
+            self._buf += bytes(change)
+        self._start, self._end = where
+        self._parsed()
+        return True
 
     def _parse(self, raw: bytearray) -> int:
         """Fill in the headers and layer offsets; return where the payload starts."""
