@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from pybpfdsl.bpf.abi import MapType, XdpMd
+from pybpfdsl.bpf.abi import Helper, MapType, XdpMd
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import (
     AluOp,
@@ -818,6 +818,25 @@ def _loop_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     return [*after, (entry, callback)]
 
 
+_LOCKS = frozenset({Helper.SPIN_LOCK, Helper.SPIN_UNLOCK})
+
+
+def unknown_helper(number: int) -> str:
+    """Why a call of helper ``number``, which the table has no signature for, is refused (by name where the
+    ABI knows it). bpf_spin_lock/unlock are refused on purpose: the kernel's rules for a held lock (a
+    ``struct bpf_spin_lock`` of a map value with BTF, one lock at a time, no other calls, no exit and no
+    direct access to the lock while held) are not modelled, and accepting the calls without them would
+    say "verified" for programs the kernel refuses."""
+    try:
+        name = Helper(number).kernel_name
+    except ValueError:
+        return f"helper #{number} is not in the helper table"
+    if number in _LOCKS:
+        return (f"{name} (helper #{number}) is not modelled by pybpfdsl's verifier: the kernel's rules for a "
+                "held lock are not checked, so the program is refused; check it with the kernel's verifier instead")
+    return f"{name} (helper #{number}) is not in the helper table"
+
+
 def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if insn.is_pseudo_call:
         return _subprogram_call(env, idx, s, sink)
@@ -835,7 +854,7 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     else:
         sig = hp.HELPER_SIGNATURES.get(insn.imm)
         if sig is None:
-            sink.report(Code.UNKNOWN_HELPER, idx, f"helper #{insn.imm} is not in the helper table")
+            sink.report(Code.UNKNOWN_HELPER, idx, unknown_helper(insn.imm))
         elif sig.ret == hp.Ret.TAIL_CALL and s.frames:
             sink.report(Code.UNSUPPORTED, idx, "a tail call inside a bpf-to-bpf call is not modelled (the kernel "
                         "limits the stack of the frames before it)")
