@@ -25,10 +25,11 @@ from pathlib import Path
 from types import ModuleType
 
 from pybpfdsl import DslError, XdpProgram
-from pybpfdsl.differential import EXECUTIONS, HelperFactory, compare, compare_statistically
+from pybpfdsl.differential import EXECUTIONS, HelperFactory, compare, compare_statistically, run_python
 from pybpfdsl.lang import fixed
 from pybpfdsl.runtime.errors import KernelVerifierError
 from pybpfdsl.testing import FixedHelpers
+from tests.generated.checksums import invalid_checksums
 from tests.generated.program_strategy import RANDOM_PROBABILITIES, GeneratedProgram
 
 
@@ -45,6 +46,7 @@ class Outcome:
     traceback: str | None = None  # a failure that is not a DslError (where, and the trace)
     disagreement: str | None = None
     printed: str | None = None  # print() output that differs between executions
+    checksums: str | None = None  # a checksum valid before the program and not after it
     statistical: str | None = None
     mode: str = "exact"  # or "fixed helpers"
     verifier_ok: bool | None = None
@@ -74,6 +76,8 @@ class Outcome:
             out.append(f"executions disagree: {self.disagreement}")
         if self.printed:
             out.append(f"print output differs: {self.printed}")
+        if self.checksums:
+            out.append(f"checksum broken by a write: {self.checksums}")
         if self.statistical:
             out.append(f"kernel frequencies differ: {self.statistical}")
         if self.verifier_mismatch:
@@ -195,11 +199,30 @@ def _execute(out: Outcome, gen: GeneratedProgram, prog: XdpProgram, packets: lis
         out.disagreement = None if mismatch is None else str(mismatch)
         if mismatch is None and gen.uses_print:
             out.printed = _compare_prints(prog, packets, helpers if gen.uses_helpers else None)
+        if mismatch is None and gen.keeps_checksums:
+            out.checksums = _broken_checksums(prog, packets, helpers if gen.uses_helpers else None)
         if gen.uses_random and not gen.uses_clock and out.kernel_ok and statistical_rounds:
             frequency = compare_statistically(prog, packets[:4], rounds=statistical_rounds)
             out.statistical = None if frequency is None else str(frequency)
     except Exception:
         out.traceback = _trace("running the executions")
+
+
+def _broken_checksums(prog: XdpProgram, packets: list[bytes], helpers: HelperFactory | None) -> str | None:
+    """The first packet whose valid checksums the program's writes left invalid (computed from scratch;
+    the executions agree, so pure Python's packets stand for all four)."""
+    state = prog.lower().state
+    saved = {name: obj.save() for name, obj in state.items()}
+    try:
+        steps = run_python(prog, packets, helpers)
+    finally:
+        for name, obj in state.items():
+            obj.restore(saved[name])
+    for index, (before, step) in enumerate(zip(packets, steps)):
+        bad = invalid_checksums(before, step.packet)
+        if bad:
+            return f"packet #{index} ({before.hex()}) -> ({step.packet.hex()}): {', '.join(bad)}"
+    return None
 
 
 def _compare_prints(prog: XdpProgram, packets: list[bytes], helpers: HelperFactory | None,

@@ -24,6 +24,8 @@ from typing import Protocol, TypeVar
 
 from hypothesis import strategies as st
 
+from tests.generated.checksums import with_valid_checksums
+
 T = TypeVar("T")
 
 INT_TYPES = ("u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64")
@@ -138,6 +140,7 @@ class GeneratedProgram:
     uses_clock: bool = False
     uses_ringbuf: bool = False
     uses_print: bool = False
+    keeps_checksums: bool = True  # writes no checksum or length field: its writes keep valid checksums valid
     constructs: set[str] = field(default_factory=set)
 
     @property
@@ -550,6 +553,8 @@ class _Generator:
             return [f"{pad}{base}.{a}, {base}.{b} = {base}.{b}, {base}.{a}"]
         writable = [(f, t) for f, t in HEADERS[header].items() if (header, f) not in READ_ONLY_FIELDS]
         name, t = self.c.choice(writable)
+        if name in ("chksum", "len", "plen"):  # set as written; lengths are not in the pseudo-header's update
+            self.out.keeps_checksums = False
         bits = FIXED_BITS.get((header, name))
         mask = f" & {(1 << bits) - 1:#x}" if bits is not None else ""
         if self.chance(40):
@@ -1051,8 +1056,9 @@ def _frame(c: Chooser) -> bytes:
                          c.integer(0, 2**32 - 1), c.integer(0, 2**32 - 1), (dataofs << 12) | c.integer(0, 0x1FF),
                          c.integer(0, 0xFFFF), c.integer(0, 0xFFFF), 0) + bytes(max(0, dataofs - 5) * 4) + payload
     elif proto == 17:
+        # A UDP checksum of 0 means "none" and must stay 0 when a program writes a field it covers.
         l4 = struct.pack("!HHHH", c.choice([53, c.integer(0, 65535)]), c.choice([53, 80, c.integer(0, 65535)]),
-                         8 + len(payload), c.integer(0, 0xFFFF)) + payload
+                         8 + len(payload), c.choice([0, 0xFFFF, c.integer(0, 0xFFFF), c.integer(0, 0xFFFF)])) + payload
     else:
         l4 = payload
     if kind < 5:
@@ -1067,6 +1073,8 @@ def _frame(c: Chooser) -> bytes:
         ip6 = struct.pack("!IHBB", (6 << 28) | c.integer(0, 2**28 - 1), len(l4), proto, c.integer(0, 255)) + \
             bytes(c.integer(0, 255) for _ in range(32))
         frame = b"\x02" * 6 + b"\x04" * 6 + b"\x86\xdd" + ip6 + l4
+    if c.integer(0, 1) == 0:
+        frame = with_valid_checksums(frame)  # so that writes can be checked to keep them valid
     if c.integer(0, 5) == 0:
         frame = frame[:c.integer(14, len(frame))]
     return frame
