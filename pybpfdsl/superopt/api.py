@@ -2,7 +2,7 @@
 `fn.compile(optimize=...)` call it).
 
 It runs the window search (`optimizer`), then the whole-object gate (`gate`): our verifier, the
-bytecode prover and the lock-step proof (`lockstep`), the kernel. The output counts as proven when the
+bytecode prover and the lock-step proof (`lockstep`, pass by pass), the kernel. The output counts as proven when the
 path-exploring prover proves it, or, where that prover cannot decide (its budget ran out, a helper it
 does not model), when the lock-step proof does; `proven_by` says which. When the verifier, the prover
 (with a counterexample) or the kernel refuses the result, the last pass's output is dropped and the one
@@ -12,6 +12,7 @@ before it tried, down to the input: the object returned is always one that passe
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.gate import GateVerdict, kernel_verdict, prove_whole, verifier_accepts
-from pybpfdsl.superopt.lockstep import prove_lockstep
+from pybpfdsl.superopt.lockstep import LockstepVerdict, prove_lockstep
 from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget
@@ -144,6 +145,7 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         return ver, kern
 
     accepted: bytes = elf
+    stages = [elf]  # the object after each pass that changed it: the lock-step proof goes stage by stage
     kept: list[Rewrite] = []
     for p, log in enumerate(logs):
         if objects[p] != accepted or objects[p + 1] == accepted:
@@ -151,6 +153,7 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         ver, kern = safe(objects[p + 1])
         if ver.ok and kern.status != "failed":
             accepted, kept = objects[p + 1], kept + log.rewrites
+            stages.append(accepted)
             continue
         good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
         refused = [r for r in log.rewrites if r not in good]
@@ -160,18 +163,18 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
             for r in refused:
                 cache.forget(r.before, r.live_out, r.known)
         accepted, kept = _apply(objects[p], good), kept + good
+        if accepted != stages[-1]:
+            stages.append(accepted)
     verdicts = (GateVerdict("skipped", "no rewrite"),) * 3
     proven_by = ""
     if accepted != elf:
         ver, kern = safe(accepted)
         proof = prove_whole(elf, accepted, whole_proof_units)
-        lock = prove_lockstep(elf, accepted)
+        lock = _lockstep_chain(stages)
         if proof.ok and _changed_beyond_xdp(elf, accepted):
             # The path prover looked at the XDP programs only: the others rest on the lock-step proof.
             proof = GateVerdict("unknown", "programs other than XDP changed, which the path prover does not model")
-        if lock.status == "different":
-            proof = GateVerdict("failed", f"lock-step proof: {lock.reason}")
-        elif proof.ok:
+        if proof.ok:
             proven_by = "paths"
         elif proof.status == "unknown" and lock.proven:
             proof = GateVerdict("ok", f"proven in lock step ({lock.segments} segment pairs); the path prover "
@@ -188,6 +191,19 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         cache.save()
     return OptimizeResult(elf, accepted, kept, logs, model, *verdicts, kept_passes=len({r.pass_no for r in kept}),
                           notes=notes, proven_by=proven_by)
+
+
+def _lockstep_chain(stages: Sequence[bytes]) -> LockstepVerdict:
+    """The lock-step proof of each pass's output against its input (equality is transitive). Pass by pass
+    because each pass's window proofs assumed its own input's liveness: a later pass may drop a write
+    whose reader an earlier pass removed, which the first input's liveness would still call live."""
+    segments = 0
+    for n, (a, b) in enumerate(itertools.pairwise(stages)):
+        verdict = prove_lockstep(a, b)
+        if not verdict.proven:
+            return LockstepVerdict(verdict.status, f"stage {n + 1}: {verdict.reason}")
+        segments += verdict.segments
+    return LockstepVerdict("proven", segments=segments)
 
 
 def _changed_beyond_xdp(before: bytes, after: bytes) -> bool:

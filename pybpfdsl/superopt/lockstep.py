@@ -16,7 +16,9 @@ explore paths, so it decides objects the path-exploring prover runs out of budge
 It trusts the liveness (`windows.live_in`: a helper reads its arguments up to its arity) and the
 constants known on entry to a segment (`windows.known_constants`, of each program on its own: the
 search's window proofs assume the input's, e.g. ``r0 = 1`` dropped where r0 already holds 1). Anything it cannot line up
-(another call graph, a jump to another place, a moved target) is "unknown", never "proven".
+(another call graph, a jump to another place, a moved target), and any segment pair that differs under
+the relation, is "unknown", never "proven". The input's liveness is the relation's, so the proof is
+meant for one pass of the optimiser (input against that pass's output), chained pass by pass.
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ _DATA_PREFIXES = (".data", ".rodata", ".bss", "maps", ".maps", "license", ".BTF"
 
 @dataclass(frozen=True)
 class LockstepVerdict:
-    """``proven``, ``different`` (a segment pair Z3 refuted) or ``unknown`` (with the reason)."""
+    """``proven`` or ``unknown`` (with the reason). Never "different": a pair of segments that differs
+    under the relation may still belong to equal programs (the relation asks for every register the
+    input may read later, and the output may read fewer)."""
 
     status: str
     reason: str = ""
@@ -91,7 +95,7 @@ def prove_lockstep(before: bytes, after: bytes, units: int = LOCKSTEP_UNITS) -> 
         except _Unaligned as exc:
             return LockstepVerdict("unknown", f"{sec}: {exc}")
         except _Refuted as exc:
-            return LockstepVerdict("different", f"{sec}: {exc}")
+            return LockstepVerdict("unknown", f"{sec}: {exc}")
     return LockstepVerdict("proven", segments=proven)
 
 
@@ -283,7 +287,7 @@ def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int,
             solver.add(regs[r] == v)
     answer = solver.check()
     if answer == z3.sat:
-        raise _Refuted(f"the segment at input instruction {at} differs")
+        raise _Refuted(f"the segment at input instruction {at} differs under the relation")
     if answer != z3.unsat:
         raise _Unaligned(f"segment at {at}: Z3 gave up within {units:,} units")
 
