@@ -15,7 +15,11 @@ value (non-negative coefficients, atoms at most 2^m - 1): a proof over normal fo
 original, and a counterexample is one of the original.
 
 Rules: +, -, negation and bitwise not; products by constants and of two single-monomial factors;
-shifts by constants; concat as `hi * 2^m + lo`; zero-extension of a polynomial that cannot wrap;
+shifts by constants; concat as `hi * 2^m + lo`; zero-extension of a polynomial that cannot wrap (also
+one with negative coefficients whose integer range, `interval`, lies within its width: `0xFFFF - w`);
+high bits of a bounded sum as an atom of the sum at the narrowest width holding it, cut to the bits it
+may have (a checksum's 64-bit sum and its 32-bit copy, folded); a read of an array past the stores whose
+offsets provably differ from it (a constant apart, or integer ranges apart);
 extracts and low masks as polynomials modulo 2^k, splitting atoms at the cut when that makes the low part
 exact; or and xor of operands whose bits cannot overlap as addition; if-then-else with the arms' common
 part moved out; comparisons and equalities on the narrowest width that holds both sides exactly, with
@@ -311,6 +315,34 @@ class Normalizer:
         """Whether the sum never wraps: its value modulo 2^width is its integer value."""
         return self.upper(p) < (1 << p.width)
 
+    def interval(self, p: Poly) -> tuple[int, int]:
+        """Bounds of the integer Σ c·monomial + const with each coefficient above 2^(width-1) read as
+        negative (c - 2^width): where both lie in [0, 2^width), that integer is p's value (it does not
+        wrap). One's-complement arithmetic is written so: `0xFFFF - w` for `~w` of a 16-bit word, a
+        checksum's sum less the words it replaces."""
+        half, full = 1 << (p.width - 1), 1 << p.width
+        low = high = p.const
+        for m, c in p.terms:
+            prod = 1
+            for a in m:
+                prod *= self._atom_max(a)
+            if c > half:
+                low -= (full - c) * prod
+            else:
+                high += c * prod
+        return low, high
+
+    def _signed_exact(self, p: Poly) -> bool:
+        """Whether p's value is its integer with negative coefficients read as such (`interval`)."""
+        low, high = self.interval(p)
+        return low >= 0 and high < (1 << p.width)
+
+    def _rewidth(self, p: Poly, width: int) -> Poly:
+        """A `_signed_exact` p at another width holding the same integer (its negative coefficients
+        written modulo 2^width, so narrower than p only where the integer fits)."""
+        half, full = 1 << (p.width - 1), 1 << p.width
+        return _make(width, {m: c - full if c > half else c for m, c in p.terms}, p.const)
+
     def maybe_bits(self, p: Poly) -> int:
         """A mask of the bits that may be one."""
         full = (1 << p.width) - 1
@@ -344,6 +376,8 @@ class Normalizer:
         if width == p.width:
             return p
         if not self.exact(p):
+            if self._signed_exact(p):
+                return self._rewidth(p, width)
             p = self._opaque(p)
         return Poly(width, p.terms, p.const)
 
@@ -461,6 +495,25 @@ class Normalizer:
         below = _add(p.width + lo, lower)  # wide enough to hold the integer sum below the cut
         if self.upper(below) <= low_mask:
             return self.truncate(_add(p.width, upper), k) if k < p.width else _add(p.width, upper)
+        return self._high_bits(p, hi, lo)
+
+    def _high_bits(self, p: Poly, hi: int, lo: int) -> Poly:
+        """Bits hi..lo (lo > 0) of p as an atom. Where p's integer is bounded (`interval`), the atom is
+        cut to the bits it may have and taken of p at the narrowest width holding it: `T >> 16` of
+        a checksum's 64-bit sum and of its 32-bit copy are then one atom (with its bound), as they
+        are one number, and the fold `(T & 0xFFFF) + (T >> 16)` is one polynomial on both sides."""
+        k = hi - lo + 1
+        if self.exact(p) or self._signed_exact(p):
+            high = self.upper(p) if self.exact(p) else self.interval(p)[1]
+            n = high.bit_length()
+            if n <= lo:
+                return _constant(k, 0)
+            narrow = self._rewidth(p, n) if not self.exact(p) else self.truncate(p, n) if n < p.width else p
+            top = min(hi, n - 1)
+            out = self.atom(z3.Extract(top, lo, self.term(narrow)))
+            key = out.terms[0][0][0]
+            self._max[key] = min(self._max.get(key, (1 << (top - lo + 1)) - 1), high >> lo)
+            return Poly(k, out.terms, 0)
         return self.atom(z3.Extract(hi, lo, self.term(p)))
 
     # -- arithmetic ------------------------------------------------------------------------------
@@ -567,7 +620,45 @@ class Normalizer:
             return self._or(kind, [p(i) for i in range(len(args))], w)
         if kind == z3.Z3_OP_ITE:
             return self.ite(self._others[args[0].get_id()], p(1), p(2))
+        if kind == z3.Z3_OP_SELECT and z3.is_bv(args[1]):
+            return self._select(t, args[0], p(1))
         return self.atom(self._rebuild(t, args))
+
+    def _select(self, t: Term, array: Term, at: Poly) -> Poly:
+        """A read of `array` at `at`, past the stores that provably miss it (their offset differs from
+        `at` by a constant, or the two offsets' integer ranges are apart, `interval`) to the store that
+        hits it (the same offset) or to one that may: the byte a program wrote at a fixed header offset
+        is then that byte whatever it wrote at offsets the parse computed (a TCP checksum at l4 + 16,
+        l4 ≥ 34, never hits the IPv4 checksum at 24), and both programs' reads are one term however
+        their stores interleave."""
+        while z3.is_app_of(array, z3.Z3_OP_STORE):
+            offset = self._polys[array.arg(1).get_id()]
+            if offset == at:
+                return self._polys[array.arg(2).get_id()]
+            if not self._apart(offset, at):
+                break
+            array = array.arg(0)
+        return self.atom(z3.Select(self._others[array.get_id()], self.term(at)))
+
+    def apart(self, x: Term, y: Term) -> bool:
+        """Whether two bit-vector terms of one width differ whatever their atoms (`_apart`)."""
+        self._visit(x)
+        self._visit(y)
+        return self._apart(self._polys[x.get_id()], self._polys[y.get_id()])
+
+    def _apart(self, x: Poly, y: Poly) -> bool:
+        """Whether x ≠ y whatever the atoms: their difference is a constant other than 0, or both are
+        integers (`interval`) in ranges that do not meet."""
+        difference = _add(x.width, [(1, x), (-1, y)])
+        if difference.is_const:
+            return difference.const != 0
+        ranges = []
+        for q in (x, y):
+            if not (self.exact(q) or self._signed_exact(q)):
+                return False
+            ranges.append((q.const, self.upper(q)) if self.exact(q) else self.interval(q))
+        (lx, hx), (ly, hy) = ranges
+        return hx < ly or hy < lx
 
     def _and(self, ps: list[Poly], w: int) -> Poly:
         mask = (1 << w) - 1

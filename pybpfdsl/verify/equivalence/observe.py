@@ -75,6 +75,10 @@ class Observation:
     """Whether some path moves the packet's start or end."""
     start: dict[str, list[Term]] | None = None
     """The global data the program started from, word by word as `sections`."""
+    read: Callable[[Term], Term] | None = None
+    """The packet byte at an offset as the program leaves it: path by path, each path's read brought
+    to its normal form under the path's condition (`Normalizer._select` resolves it through the
+    path's stores), so equal bytes of the two programs are one term."""
 
 
 # Per-output accessors for `ite_chain`; each binds its map, section or ring name (and index) now.
@@ -147,13 +151,45 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True,
             having = [o for o in returns if len(o.effects.rings[name]) > k]
             width = having[0].effects.rings[name][k].size()
             records[name].append(chain(having, _ring_record(name, k), z3.BitVecVal(0, width)))
-    writes = [canon(p) for o in returns for p in o.packet_writes]
+    writes = list({t.get_id(): t for t in (canon(p) for o in returns for p in o.packet_writes)}.values())
+
+    def read(at: Term) -> Term:
+        return chain(returns, lambda o: _read_byte(o, at, inputs, normalizer), z3.Select(inputs.packet, at))
     head = chain(returns, lambda o: o.head if o.head is not None else z3.BitVecVal(0, 64), z3.BitVecVal(0, 64))
     end = chain(returns, lambda o: o.end if o.end is not None else inputs.length, inputs.length)
     redirect = chain(returns, lambda o: o.effects.redirect, initial.redirect)
     return Observation(returns, action, any_of(faults, on), any_of(errors, on), packet, writes, maps, written,
                        sections, counts, records, head, end, redirect,
-                       moved=not (head.eq(z3.BitVecVal(0, 64)) and end.eq(inputs.length)), start=start)
+                       moved=not (head.eq(z3.BitVecVal(0, 64)) and end.eq(inputs.length)), start=start,
+                       read=read if normalize else None)
+
+
+RESOLVE_UNITS = 200_000
+"""Solver resource units of one question whether a store at a computed offset may hit a byte read
+(`_read_byte`): a few comparisons of offsets under a path's condition."""
+
+
+def _read_byte(o: Outcome, at: Term, inputs: Inputs, normalizer: Normalizer) -> Term:
+    """The packet byte at `at` as path `o` leaves it, read past the path's stores that cannot hit it
+    (the normal forms tell them apart, `Normalizer.apart`, or the path's condition does) down to the
+    store that does: a header's byte is then the byte the program wrote there, whatever it wrote at
+    offsets its parse computed (a UDP checksum at 4 * ihl + 20 is not the IPv4 checksum at 24 where
+    ihl >= 5). A store the condition does not decide stops the walk (the read stays a read of it)."""
+    array = o.packet if o.packet is not None else inputs.packet
+    budget = normalizer.budget
+    while z3.is_app_of(array, z3.Z3_OP_STORE):
+        offset = array.arg(1)
+        if offset.eq(at) or normalizer.normalize(offset).eq(normalizer.normalize(at)):
+            return array.arg(2)
+        if not normalizer.apart(offset, at):
+            if budget is None:
+                break
+            solver = z3.Solver()
+            solver.add(*inputs.assumptions, o.condition, offset == at)
+            if budget.check(solver, RESOLVE_UNITS) != z3.unsat:
+                break
+        array = array.arg(0)
+    return z3.Select(array, at)
 
 
 @dataclass(frozen=True)
@@ -169,9 +205,15 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
     out = [Difference("fault", a.fault != b.fault), Difference("action", a.action != b.action)]
     if not (a.head.eq(b.head) and a.end.eq(b.end)):
         out.append(Difference("packet", z3.Or(a.head != b.head, a.end != b.end)))
-    for p in [*a.packet_writes, *b.packet_writes]:
+    for p in {t.get_id(): t for t in [*a.packet_writes, *b.packet_writes]}.values():
         # A byte written outside the packet as it ends (cut off by an adjust) is not seen.
-        differs = z3.Select(a.packet, p) != z3.Select(b.packet, p)
+        if a.read is not None and b.read is not None:
+            mine, theirs = a.read(p), b.read(p)
+            if mine.eq(theirs):
+                continue
+            differs = mine != theirs
+        else:
+            differs = z3.Select(a.packet, p) != z3.Select(b.packet, p)
         out.append(Difference("packet", z3.And(p >= a.head, p < a.end, differs) if a.moved or b.moved else differs))
     if not a.redirect.eq(b.redirect):
         redirected = z3.And(a.action == XdpAction.REDIRECT, b.action == XdpAction.REDIRECT)
