@@ -1,5 +1,6 @@
 """Generated programs by construct, in worker processes (not a timed test):
-`python benchmarks/generated_features.py [--count N] [--seed S] [--workers W] [--prove-every K] [--budget UNITS]`.
+`python benchmarks/generated_features.py [--count N] [--seed S] [--workers W] [--prove-every K] [--budget UNITS]`
+(`--report`: the table from what an interrupted run left).
 
 The same programs and checks as benchmarks/generated_corpus.py (program i is
 `generate_program(RandomChooser(seed + i))`, checked by tests/generated/checks.py), run by W child processes
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -96,13 +98,16 @@ def table(records: list[dict[str, object]], seconds: float) -> str:
             bad_by_construct[c] += bool(r["problems"])
     kinds = Counter(str(p).split(":")[0] + (": " + str(p).split(":")[1].strip() if str(p).startswith("verifier")
                                             else "") for r in problems for p in r["problems"])  # type: ignore[attr-defined]
-    refused = Counter(str(r.get("kernel_error") or "")[:100] for r in records if r.get("kernel_ok") is False)
+    # By the kernel's reason (after " | "), with its numbers left out, not by the refused line.
+    refused = Counter(re.sub(r"-?\d+", "N", str(r.get("kernel_error") or "").rpartition(" | ")[2])[:100]
+                      for r in records if r.get("kernel_ok") is False)
     proofs = Counter(str(r.get("proof")) for r in records if r.get("proof"))
     compiled = sum(bool(r["compiled"]) for r in records)
     lines = [f"generated programs: {len(records)} in {seconds:.0f} s; compiled {compiled}; "
              f"with a problem {len(problems)}; proofs {dict(proofs)}", "", "problems by kind:"]
     lines += [f"  {n:>5}  {k}" for k, n in kinds.most_common()]
-    lines += ["", "kernel refusals (the verifier's verdict compared in the problems above):"]
+    lines += ["", f"kernel refusals: {sum(r.get('kernel_ok') is False for r in records)} (ours refused "
+              f"{sum(r.get('kernel_ok') is False and r.get('verifier_ok') is False for r in records)} of them)"]
     lines += [f"  {n:>5}  {k}" for k, n in refused.most_common(8)]
     lines += ["", f"{'construct':<28}{'programs':>10}{'with a problem':>16}"]
     lines += [f"{c:<28}{n:>10}{bad_by_construct[c]:>16}" for c, n in sorted(by_construct.items())]
@@ -119,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packets", type=int, default=24)
     parser.add_argument("--prove-every", type=int, default=4, help="prove every K-th seed (0: none)")
     parser.add_argument("--budget", type=int, default=3_000_000, help="proof budget in resource units")
+    parser.add_argument("--report", action="store_true",
+                        help="only write the table from the records an interrupted run left")
     parser.add_argument("--work", nargs=2, metavar=("OUT", "SEEDS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.work:
@@ -126,19 +133,24 @@ def main(argv: list[str] | None = None) -> int:
              args.packets)
         return 0
     RESULTS.mkdir(parents=True, exist_ok=True)
-    paths = [RESULTS / f"generated_features.{part}.jsonl" for part in range(args.workers)]
-    for path in paths:
-        path.unlink(missing_ok=True)
+    paths = sorted(RESULTS.glob("generated_features.*.jsonl")) if args.report else \
+        [RESULTS / f"generated_features.{part}.jsonl" for part in range(args.workers)]
     started = time.perf_counter()
-    threads = [threading.Thread(target=drive, args=(args, part, path)) for part, path in enumerate(paths)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    if not args.report:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        threads = [threading.Thread(target=drive, args=(args, part, path)) for part, path in enumerate(paths)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     records = sorted((r for path in paths for r in _records(path)[0]), key=lambda r: int(r["seed"]))  # type: ignore[call-overload]
-    text = table(records, time.perf_counter() - started)
+    text = table(records, sum(float(r.get("seconds") or 0) for r in records) / max(1, len(paths))
+                 if args.report else time.perf_counter() - started)
     (RESULTS / "generated_features.txt").write_text(text)
     (RESULTS / "generated_features.json").write_text(json.dumps(records, indent=1) + "\n")
+    for path in paths:  # the records are in the JSON now
+        path.unlink()
     print(text)
     return 0
 

@@ -164,7 +164,8 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
             out.kernel_ok = True
         except KernelVerifierError as exc:
             out.kernel_ok = False
-            out.kernel_error = str(exc).strip().splitlines()[0][:300]
+            lines = str(exc).strip().splitlines()  # where, then the kernel's reason
+            out.kernel_error = " | ".join(line.strip() for line in lines[:2])[:300]
         except Exception:
             out.traceback = _trace("loading into the kernel")
     executions: tuple[str, ...] = ("python", "ir", "bytecode")
