@@ -6,7 +6,8 @@ The seeds are a sample chosen for cost (each under about 0.5 s; the suite's budg
 proofs is about 20 s, and the examples take most of it). Seeds 0-60 were proven through the whole
 pipeline when the passes were written, but for 4, 20, 24, 34 and 37 (out of the 50 M-unit budget: long
 programs and loops) and 56, 57, 59 (a ring buffer's result: not modelled). `PASS_SEEDS=0-59` runs
-another range, pass by pass.
+another range, pass by pass. Seed 15 gave way to 24 when the generator learnt issue 16's features
+(28d691a): its new program ran `thread`'s proof out of budget.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tests.ir.test_parser import PROGRAMS
 
 EXAMPLES = [(name, fn) for name, fn in PROGRAMS if fn.function.__module__.startswith("examples.")
             and not name.startswith("demo.")]
-PASS_BY_PASS = [0, 15, 25, 32, 35, 43, 48, 51]
+PASS_BY_PASS = [0, 24, 25, 32, 35, 43, 48, 51]
 WHOLE = [17, 36, 58]
 
 
