@@ -468,6 +468,10 @@ class Normalizer:
         if lo == 0:
             return self.truncate(p, hi + 1)
         k = hi - lo + 1
+        complement = self._complement(p)
+        if complement is not None:  # C - q with q's bits among C's: C ^ q, bit by bit
+            mask, q = complement
+            return _add(k, [(1, _constant(k, mask >> lo)), (-1, self.extract(q, hi, lo))])
         low_mask = (1 << lo) - 1
         upper: list[tuple[int, Poly]] = []
         lower: list[tuple[int, Poly]] = []
@@ -496,6 +500,17 @@ class Normalizer:
         if self.upper(below) <= low_mask:
             return self.truncate(_add(p.width, upper), k) if k < p.width else _add(p.width, upper)
         return self._high_bits(p, hi, lo)
+
+    def _complement(self, p: Poly) -> tuple[int, Poly] | None:
+        """(C, q) when p = C - q with every bit q (modulo 2^width) may have set in C: then p is C ^ q,
+        and its bits are C's bits less q's (`~w` of a loaded word, byte-swapped)."""
+        half = 1 << (p.width - 1)
+        if not p.const or not p.terms or any(c <= half for _, c in p.terms):
+            return None
+        q = _add(p.width, [(1, _constant(p.width, p.const)), (-1, p)])
+        if q.const or self.maybe_bits(q) & ~p.const:
+            return None
+        return p.const, q
 
     def _high_bits(self, p: Poly, hi: int, lo: int) -> Poly:
         """Bits hi..lo (lo > 0) of p as an atom. Where p's integer is bounded (`interval`), the atom is
@@ -705,8 +720,9 @@ class Normalizer:
                     flips ^= q.const
                 else:
                     rest.append(q)
-            if flips == full and len(rest) == 1:
-                return _add(w, [(-1, rest[0]), (1, _constant(w, -1))])
+            if len(rest) == 1 and (flips == full or (flips and not self.maybe_bits(rest[0]) & ~flips)):
+                # Every bit x may have is flipped: x ^ m = m - x (no borrow), as ~x = -1 - x.
+                return _add(w, [(-1, rest[0]), (1, _constant(w, flips))])
             ps = rest + ([_constant(w, flips)] if flips else [])
         seen = 0
         disjoint = True
