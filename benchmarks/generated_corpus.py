@@ -113,18 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prove-every", type=int, default=4, help="prove every K-th program (0: none)")
     parser.add_argument("--budget", type=int, default=10_000_000, help="proof budget in resource units")
     parser.add_argument("--rounds", type=int, default=40, help="rounds of the statistical kernel comparison")
+    parser.add_argument("--out", type=Path, default=RESULTS / "generated_corpus",
+                        help="results path without extension (default benchmarks/results/generated_corpus)")
     args = parser.parse_args(argv)
     available, why = kernel_bpf_available()
     kernel = "available" if available else f"UNAVAILABLE ({why})"
     outcomes: list[Outcome] = []
     sources: dict[str, str] = {}
     started = time.perf_counter()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def write() -> str:
         text, data = _table(outcomes, sources, args, time.perf_counter() - started, kernel)
-        (RESULTS / "generated_corpus.txt").write_text(text)
-        (RESULTS / "generated_corpus.json").write_text(json.dumps(data, indent=1) + "\n")
+        args.out.with_suffix(".txt").write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
         return text
 
     with tempfile.TemporaryDirectory(prefix="pybpfdsl-corpus-") as tmp:
