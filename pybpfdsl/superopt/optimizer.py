@@ -135,7 +135,43 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
                                                 result.replacement, live, "search", tuple(sorted(known.items()))))
                     if rules is not None:
                         rules.add(window, live, result.replacement, known)
-    return rewrite_code(elf_bytes, edits) if edits else elf_bytes
+    return _consistent(elf_bytes, edits, log, pass_no)
+
+
+def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
+    """The pass's output, without the rewrites whose precondition the others broke.
+
+    Each window was proven against the pass's input: its liveness and the constants known on entry.
+    Rewrites made together keep the liveness (a candidate reads no register its window did not), but not
+    the constants: one window may drop ``r1 = 0`` where r1 is dead, and the next drop its own ``r1 = 0``
+    because r1 held 0 on entry. So the constants each rewrite assumed must still be known on entry to it
+    in the output; a rewrite whose are not is dropped, until all hold."""
+    mine = [r for r in log.rewrites if r.pass_no == pass_no]
+    while True:
+        if not any(edits.values()):
+            return elf_bytes
+        out = rewrite_code(elf_bytes, edits)
+        elf = BpfElf.from_bytes(out)
+        core = core_relocated_slots(elf)
+        broken: list[Rewrite] = []
+        for sec, reps in edits.items():
+            prog = elf.program(sec) if sec != ".text" else elf.text
+            assert prog is not None
+            facts: dict[int, dict[int, int]] = {}
+            for run in runs_of(prog, core.get(sec, set())):
+                for i in range(len(run.code)):
+                    facts[run.start + i] = run.known_at(i)
+            for r in (r for r in mine if r.section == sec):
+                shift = sum(e.count - len(e.code) for e in reps if e.start < r.start)
+                here = facts.get(r.start - shift, {})
+                if any(here.get(reg) != v for reg, v in r.known):
+                    broken.append(r)
+        if not broken:
+            return out
+        for r in broken:
+            edits[r.section] = [e for e in edits[r.section] if e.start != r.start]
+            log.rewrites.remove(r)
+            mine.remove(r)
 
 
 def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
