@@ -319,6 +319,18 @@ class _FunctionLowering:
         `data` and `data_end` are 32-bit context fields; the verifier turns those loads into packet
         pointers, so they are loaded once here and every packet access derives from them.
         """
+        self._packet_pointers()
+        # Helper arguments live in 8-byte-aligned stack slots (allocas belong in the entry block).
+        for m in self.program.maps:
+            self.key_slots[m.name] = self._slot(m.key_type, f"{m.name}.key")
+            self.value_slots[m.name] = self._slot(m.value_type, f"{m.name}.value")
+        for r in self.program.ringbufs:
+            self.value_slots[r.name] = self._slot(r.record, f"{r.name}.record")
+
+    def _packet_pointers(self) -> None:
+        """`data` and `data_end` read from the context here. A program that moves the packet
+        (`AdjustPacket`) reads them again at the start of every block and after each move: the kernel
+        forgets every packet pointer at a move, and a block may be reached with or without one."""
         b = self.b
         ctx = self.fn.args[0]
         data32 = b.load(ctx, typ=_I32, align=4, name="data32")
@@ -326,12 +338,6 @@ class _FunctionLowering:
                             name="data_end32")
         self.data = b.inttoptr(b.zext(data32, _I64), _PTR, name="data")
         self.data_end = b.inttoptr(b.zext(data_end32, _I64), _PTR, name="data_end")
-        # Helper arguments live in 8-byte-aligned stack slots (allocas belong in the entry block).
-        for m in self.program.maps:
-            self.key_slots[m.name] = self._slot(m.key_type, f"{m.name}.key")
-            self.value_slots[m.name] = self._slot(m.value_type, f"{m.name}.value")
-        for r in self.program.ringbufs:
-            self.value_slots[r.name] = self._slot(r.record, f"{r.name}.record")
 
     def _slot(self, t: ScalarType | StructType, name: str) -> ir.Value:
         words = (_memory_size(t) + 7) // 8
@@ -354,6 +360,8 @@ class _FunctionLowering:
             phis.append(phi)
         self.phis[block.name] = phis
         self.facts.make_shadows(self.b, block)
+        if self.facts.moves_packet:
+            self._packet_pointers()
         for instr in block.instrs:
             self._set_line(instr.line)
             self._lower_instr(instr)
@@ -473,6 +481,12 @@ class _FunctionLowering:
 
     def trace_printk(self, op: n.TracePrintk, args: list[ir.Value]) -> ir.Value:
         return printk.trace_printk(self, op, args)
+
+    def adjust_packet(self, op: n.AdjustPacket, delta: ir.Value) -> ir.Value:
+        helper = Helper.XDP_ADJUST_HEAD if op.head else Helper.XDP_ADJUST_TAIL
+        status = self._call(helper, _I64, [self.fn.args[0], self.b.sext(delta, _I64)])
+        self._packet_pointers()
+        return self.b.icmp_signed("==", status, ir.Constant(_I64, 0))
 
     def _resize(self, x: ir.Value, signed: bool, to: ir.IntType) -> ir.Value:
         """Wrap to a narrower width, or extend by the source's signedness (bool i1 is unsigned)."""

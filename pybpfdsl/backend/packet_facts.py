@@ -52,6 +52,8 @@ class PacketFacts:
     crossing: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     paths: PathFacts = field(init=False)
+    moves_packet: bool = field(init=False)
+    """Whether the program moves the packet (`AdjustPacket`)."""
     plans: dict[tuple[str, n.Value, int], Ptr] = field(init=False)
     """(block, offset, width) of a packet access no dominating check covers -> the pointer it reads."""
     shadowed: set[n.Value] = field(init=False)
@@ -63,7 +65,9 @@ class PacketFacts:
         self.cfg = Cfg.of(self.program)
         self.defs = definitions(self.program)
         self.paths = PathFacts(self.program)
-        self.plans, self.shadowed = self._plan()
+        self.moves_packet = any(isinstance(i, n.AdjustPacket) for b in self.program.blocks for i in b.instrs)
+        # A program that moves the packet reads its pointers afresh in every block: nothing carries over.
+        self.plans, self.shadowed = ({}, set()) if self.moves_packet else self._plan()
 
     def _plan(self) -> tuple[dict[tuple[str, n.Value, int], Ptr], set[n.Value]]:
         """The packet accesses proven along paths, and the parameters whose shadows they need."""

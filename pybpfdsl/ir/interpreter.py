@@ -16,7 +16,7 @@ from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
-from pybpfdsl.lang import fib, printk
+from pybpfdsl.lang import fib, printk, xdp_frame
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
@@ -100,6 +100,8 @@ class _Machine:
     def __init__(self, program: n.Program, packet: bytes, env: Environment) -> None:
         self.program = program
         self.packet = bytearray(packet)
+        self.before = bytearray(xdp_frame.HEADROOM)  # the frame's bytes before the packet
+        self.where = (0, len(self.packet))  # the packet's start and end, from its original start
         self.env = env
         self.helpers = env.helpers or current_helpers()
         self.values: dict[n.Value, Cell] = {}
@@ -256,6 +258,27 @@ class _Machine:
         text = printk.render(op.fmt, list(args))
         print(text)
         return len(text)
+
+    def adjust_packet(self, op: n.AdjustPacket, delta: Any) -> Any:
+        where = xdp_frame.moved(*self.where, delta, head=op.head)
+        if where is None:
+            return 0
+        if op.head:
+            shift = where[0] - self.where[0]
+            if shift < 0:
+                self.packet[:0] = self.before[len(self.before) + shift:]
+                del self.before[len(self.before) + shift:]
+            else:
+                self.before += self.packet[:shift]
+                del self.packet[:shift]
+        else:
+            change = where[1] - self.where[1]
+            if change < 0:
+                del self.packet[len(self.packet) + change:]
+            else:
+                self.packet += bytes(change)  # the kernel clears what the packet grows into
+        self.where = where
+        return 1
 
     def run(self, step_limit: int) -> IRResult:
         blocks = {b.name: b for b in self.program.blocks}

@@ -29,7 +29,7 @@ from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.algebra import Algebra
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.state import MapKind
-from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, int_type, u32, u64
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i32, i64, int_type, u32, u64
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ class Effects(Protocol[V]):
     def redirect_map(self, op: RedirectMap, key: V) -> V: ...
     def fib_lookup(self, op: FibLookup, dst: V, ifindex: V) -> V: ...
     def trace_printk(self, op: TracePrintk, args: list[V]) -> V: ...
+    def adjust_packet(self, op: AdjustPacket, delta: V) -> V: ...
 
 
 R = TypeVar("R")  # what a terminator leads to in an execution
@@ -725,6 +726,25 @@ class FibLookup(EffectInstr):
 
 
 @dataclass(frozen=True)
+class AdjustPacket(EffectInstr):
+    """bool: bpf_xdp_adjust_head (`head`) or bpf_xdp_adjust_tail moved the packet's start or end by
+    `delta` bytes (i32) inside its frame (`lang.xdp_frame`); false when the kernel refused, and nothing
+    moved. Offsets count from the packet's start as it is now: bounds tests made before prove nothing after."""
+
+    syntax: ClassVar[str] = "adjust_packet {head:head|tail} {delta}"
+    out: Value
+    delta: Value
+    head: bool
+
+    def check(self, rules: TypeRules) -> None:
+        rules.same(self.out.type, BOOL, "adjust result")
+        rules.same(self.delta.type, i32, "adjust delta")
+
+    def perform(self, effects: Effects[V], get: Operand[V]) -> V:
+        return effects.adjust_packet(self, get(self.delta))
+
+
+@dataclass(frozen=True)
 class TracePrintk(EffectInstr):
     """bpf_trace_printk(format, size, args...): `print` in a program. The format (`lang.printk`'s, without
     its NUL) is written as hex after an `x` so the text stays one word; `args` are 64-bit values, one per
@@ -922,6 +942,7 @@ INSTRUCTIONS: tuple[type[Instr], ...] = (
     Const, Binary, FixedDivInt, IntQuotient, Compare, Convert, Reinterpret, Select, PacketLen, InBounds,
     LoadPacket, StorePacket, MapLookup, IsNull, LoadValue, StoreValue, MapUpdate, MapDelete, LoadGlobal, StoreGlobal,
     MakeStruct, ExtractField, CallHelper, RingbufOutput, Redirect, RedirectMap, FibLookup, TracePrintk,
+    AdjustPacket,
 )
 """Every instruction class: the parser reads these by their syntax (a test checks none is missing)."""
 TERMINATORS: tuple[type[Terminator], ...] = (Jump, Branch, Return)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from types import FunctionType
 from typing import cast
 
-from pybpfdsl.frontend.emit import builtin_calls, packet_access
+from pybpfdsl.frontend.emit import builtin_calls, packet_access, packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
@@ -201,6 +201,8 @@ class CallEmitter(EmitterBase):
             return self.map_method(node, base.obj, attr)
         if isinstance(base, PayloadVal):
             return packet_access.payload_method(self, node, base, attr)
+        if isinstance(base, PacketVal) and attr in ("adjust_head", "adjust_tail"):
+            return packet_writes.move(self, node, attr)
         if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
             return self.ringbuf_method(node, base.obj, attr)
         raise self.unchecked(node)

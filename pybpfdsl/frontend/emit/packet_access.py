@@ -14,7 +14,7 @@ from pybpfdsl.frontend.emit import packet_parse
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.resolve import classify, resolve_global
 from pybpfdsl.frontend.source import read_function
-from pybpfdsl.frontend.values import Callee, DslValue, HeaderVal, OptionalVal, PayloadVal, Scalar, StructVal
+from pybpfdsl.frontend.values import Callee, DslValue, HeaderVal, OptionalVal, PacketVal, PayloadVal, Scalar, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import IRType, StructType
 from pybpfdsl.lang import headers as h
@@ -208,6 +208,8 @@ def packet_attribute(lw: EmitterBase, node: ast.Attribute, attr: str) -> DslValu
         return header(lw, attr)
     if attr == "payload":
         return payload(lw)
+    if attr in ("adjust_head", "adjust_tail"):
+        return Callee("method", (PacketVal(), attr))
     raise lw.unchecked(node)
 
 

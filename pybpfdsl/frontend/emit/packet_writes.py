@@ -17,14 +17,14 @@ from functools import partial
 
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
-from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal, StructVal
+from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal, Scalar, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.checksum import CHECKSUM_OFFSET, Region, covering, offloaded, region_of
-from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u64
+from pybpfdsl.lang.types import BOOL, ScalarType, i32, int_type, u8, u64
 
-__all__ = ["field_assign", "field_aug", "payload_store", "payload_write", "swap"]
+__all__ = ["field_assign", "field_aug", "move", "payload_store", "payload_write", "swap"]
 
 
 def _header_of(lw: EmitterBase, target: ast.Attribute) -> tuple[HeaderVal, h.FieldSpec]:
@@ -238,3 +238,15 @@ def payload_write(lw: EmitterBase, call: ast.Call) -> None:
         _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=old_words, new_words=new_words))
     lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
     lw.b.set_block(done)
+
+
+def move(lw: EmitterBase, node: ast.Call, attr: str) -> Scalar:
+    """`pkt.adjust_head(delta)` / `pkt.adjust_tail(delta)`: the move, then every header forgotten (the
+    checker made the locals that held one unusable), so a later `pkt.tcp` parses the packet afresh."""
+    delta = lw.scalar_value(lw.convert(lw.scalar(node.args[0]), i32, node.args[0], implicit=True))
+    moved = lw.b.emit(n.AdjustPacket(lw.new(BOOL, "moved"), delta, attr == "adjust_head", line=lw.line))
+    for name, value in list(lw.env.items()):
+        if isinstance(value, HeaderVal | PayloadVal) or (isinstance(value, OptionalVal)
+                                                          and isinstance(value.inner, HeaderVal)):
+            del lw.env[name]
+    return Scalar(BOOL, moved)

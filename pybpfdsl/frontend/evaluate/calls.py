@@ -36,7 +36,7 @@ from pybpfdsl.lang.packet import HeaderView, Packet, Payload
 from pybpfdsl.lang.redirect import CpuMap, DevMap, redirect_to
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import BOOL, ScalarType, u32, u64
+from pybpfdsl.lang.types import BOOL, ScalarType, i32, u32, u64
 
 _U32_MASK = 0xFFFFFFFF
 _U64_MASK = (1 << 64) - 1
@@ -65,6 +65,10 @@ class CallEvaluator(ExpressionEvaluator):
                 return self.map_get(node, m, fr)
             case Method(base=Payload() as payload, attr="read"):
                 return self.payload_read(node, payload, fr)
+            case Method(base=Packet() as pkt, attr="adjust_head" | "adjust_tail" as attr):
+                delta = raw_of(convert(self.scalar(node.args[0], fr), i32))
+                moved = pkt.adjust_head(delta) if attr == "adjust_head" else pkt.adjust_tail(delta)
+                return Scalar(BOOL, int(moved))
             case Method(base=RingBuf() as rb, attr="output"):
                 record = self.expr(node.args[0], fr)  # the frontend checked: one record of rb's type
                 assert isinstance(record, Struct)

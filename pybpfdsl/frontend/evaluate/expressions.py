@@ -180,6 +180,8 @@ class ExpressionEvaluator(EvaluatorBase):
                     return header
                 if attr == "payload":
                     return base.payload
+                if attr in ("adjust_head", "adjust_tail"):
+                    return Method(base, attr)
             case HeaderView() | Struct():
                 return Scalar(self.type_of(node), int(getattr(base, attr)))
             case Global() if attr == "value":

@@ -44,6 +44,8 @@ class Scope:
     loops: list[Loop] = field(default_factory=list)
     returns: list[Env] | None = None  # for helpers: the locals at each return, the result under "$ret"
     return_type: ScalarType | None = None
+    moved: dict[str, int] = field(default_factory=dict)
+    """Locals that held a header or the payload when the packet moved (`pkt.adjust_head`), and the line."""
 
 
 class CheckerBase(ABC):

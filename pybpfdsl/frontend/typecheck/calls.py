@@ -18,6 +18,7 @@ from typing import cast
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
+from pybpfdsl.frontend.typecheck import packet_moves
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Scope
 from pybpfdsl.frontend.typecheck.conditions import ConditionChecker
@@ -323,6 +324,8 @@ class CallChecker(ConditionChecker):
             return self.map_method(node, base.obj, attr)
         if isinstance(base, Payload):
             return self.payload_method(node, attr)
+        if isinstance(base, PacketVal) and attr in packet_moves.MOVES:
+            return packet_moves.check_move(self, node, attr)
         if isinstance(base, StateVal) and isinstance(base.obj, RingBuf):
             return self.ringbuf_method(node, base.obj, attr)
         if isinstance(base, Callee) and base.kind == "builtin" and isinstance(base.target, str):

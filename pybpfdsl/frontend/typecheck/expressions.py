@@ -136,6 +136,10 @@ class ExpressionChecker(ArithmeticChecker):
 
     # --- names
     def undefined(self, node: ast.expr, name: str) -> DslError:
+        if name in self.scope.moved:
+            return self.err(node, f"{name} was parsed before the packet moved (`pkt.adjust_...` at line "
+                            f"{self.scope.moved[name]}): its headers are parsed afresh there",
+                            f"read the header from `pkt` again after the move (`{name} = pkt.tcp`, ...)")
         if name in self.scope.var_types:
             return self.err(node, f"{name} is not defined on every path that reaches here",
                             f"give {name} a value before the branch or loop that sets it")
@@ -262,6 +266,8 @@ class ExpressionChecker(ArithmeticChecker):
         """A packet attribute; each header's presence is remembered per path in a pseudo-local."""
         if attr == "len":
             return computed(u32)
+        if attr in ("adjust_head", "adjust_tail"):
+            return Callee("method", (PacketVal(), attr))
         if attr not in PARSED_ATTRIBUTES:
             raise self.err(node, f"the packet has no attribute `{attr}`",
                            "use pkt.len, pkt.eth, pkt.ipv4, pkt.ipv6, pkt.tcp, pkt.udp or pkt.payload")

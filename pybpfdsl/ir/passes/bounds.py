@@ -39,6 +39,8 @@ def run(program: n.Program) -> n.Program:
                 if cfg.only_edge_from(edge.target, name):
                     known.setdefault(edge.target, {})[term.cond] = holds
     ranges = {i.out: _range(i, defs) for b in out.blocks for i in b.instrs if isinstance(i, n.InBounds)}
+    if any(isinstance(i, n.AdjustPacket) for b in out.blocks for i in b.instrs):
+        ranges = {}  # the packet moves: a range proved before a move says nothing after it
     names: dict[n.Value, n.Value] = {}
     for name in cfg.order:
         facts: dict[n.Value, bool] = {}
@@ -72,7 +74,9 @@ def _decided(i: n.Instr, facts: dict[n.Value, bool], ranges: dict[n.Value, _Rang
     """An `in_bounds` a known one decides, as a constant; anything else as it is."""
     if not isinstance(i, n.InBounds):
         return i
-    mine = ranges[i.out]
+    mine = ranges.get(i.out)
+    if mine is None:  # the program moves the packet (`run`)
+        return i
     for v, holds in facts.items():
         other = ranges.get(v)
         if other is None or other.base != mine.base:

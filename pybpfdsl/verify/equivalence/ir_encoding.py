@@ -18,6 +18,7 @@ import z3
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
 from pybpfdsl.lang.actions import XdpAction
+from pybpfdsl.lang.headers import ETH_HLEN as MIN_PACKET
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.verify.equivalence import fib, redirect, symbolic_state
@@ -104,10 +105,15 @@ class IRState:
     """The packet array after this path's stores (None: never written, the input's)."""
     packet_writes: tuple[Term, ...] = ()
     """The offsets this path stored to, which the proof compares with the other side's packet."""
+    head: Term = None
+    """Where the packet starts now, from where it started (adjust_packet moves it; None: 0). Offsets and
+    the packet array count from the original start, as the bytecode encoding's do."""
+    end: Term = None
+    """Where the packet ends now, from the original start (None: the input's length)."""
 
     def fork(self) -> IRState:
         return IRState(self.block, dict(self.values), self.effects.copy(), list(self.trace), self.steps,
-                       packet=self.packet, packet_writes=self.packet_writes)
+                       packet=self.packet, packet_writes=self.packet_writes, head=self.head, end=self.end)
 
 
 class IREncoder:
@@ -171,8 +177,23 @@ class IREncoder:
         if a.packet is not None or b.packet is not None:
             packet = z3.If(when, self._packet(a), self._packet(b))
         writes = (*a.packet_writes, *(p for p in b.packet_writes if not any(p.eq(q) for q in a.packet_writes)))
+        head = end = None
+        if a.head is not None or b.head is not None:
+            head = z3.If(when, self._head(a), self._head(b))
+        if a.end is not None or b.end is not None:
+            end = z3.If(when, self._end(a), self._end(b))
         return IRState(a.block, values, effects, merge_traces(a.trace, b.trace, when), a.steps, a.guarded,
-                       packet, writes)
+                       packet, writes, head, end)
+
+    def _head(self, s: IRState) -> Term:
+        return z3.BitVecVal(0, 64) if s.head is None else s.head
+
+    def _end(self, s: IRState) -> Term:
+        return self.inputs.length if s.end is None else s.end
+
+    def _at(self, s: IRState, offset: Term) -> Term:
+        """A packet offset as an index of the packet array (which counts from the original start)."""
+        return offset if s.head is None else s.head + offset
 
     def _packet(self, s: IRState) -> Term:
         """The packet array as path `s` has left it."""
@@ -246,8 +267,10 @@ class IREncoder:
             s.values[result] = out
         return None
 
-    def _in_bounds(self, offset: Term, width: int) -> Term:
-        return z3.And(z3.ULE(offset, MAX_PACKET_OFFSET), z3.ULE(offset + width, self.inputs.length))
+    def _in_bounds(self, s: IRState, offset: Term, width: int) -> Term:
+        if s.head is None and s.end is None:
+            return z3.And(z3.ULE(offset, MAX_PACKET_OFFSET), z3.ULE(offset + width, self.inputs.length))
+        return z3.And(z3.ULE(offset, MAX_PACKET_OFFSET), z3.ULE(offset + width, self._end(s) - self._head(s)))
 
     def _live(self, s: IRState, ref: Ref) -> Fork[IRState] | None:
         ok = z3.And(ref.found, s.effects.present(self.shapes[ref.map_name], ref.key))
@@ -355,35 +378,40 @@ class _Path:
     def leave(self, term: n.Return, action: Any) -> Outcome | Fork[IRState] | None:
         s = self.s
         return Outcome("return", resize(action, 32, signed=False), s.effects, tuple(s.trace),
-                       packet=s.packet, packet_writes=s.packet_writes)
+                       packet=s.packet, packet_writes=s.packet_writes, head=s.head, end=s.end)
 
     def _splits(self, fork: Fork[IRState] | None) -> bool:
         self.split = fork
         return fork is not None
 
     def packet_len(self, op: n.PacketLen) -> Any:
-        return z3.Extract(31, 0, self.encoder.inputs.length)
+        e, s = self.encoder, self.s
+        if s.head is None and s.end is None:
+            return z3.Extract(31, 0, e.inputs.length)
+        return z3.Extract(31, 0, e._end(s) - e._head(s))
 
     def in_bounds(self, op: n.InBounds, offset: Any) -> Any:
-        return bool_bv(self.encoder._in_bounds(offset, op.width))
+        return bool_bv(self.encoder._in_bounds(self.s, offset, op.width))
 
     def load_packet(self, op: n.LoadPacket, offset: Any) -> Any:
         e, w = self.encoder, op.width
-        ok = e._in_bounds(offset, w)  # alive until the load is built (see the class)
+        ok = e._in_bounds(self.s, offset, w)  # alive until the load is built (see the class)
         if self._splits(e._guard(self.s, ok, f"packet load of {w} bytes outside the packet")):
             return None
-        parts = [z3.Select(e._packet(self.s), _term(offset) + k) for k in range(w)]
+        at = e._at(self.s, _term(offset))
+        parts = [z3.Select(e._packet(self.s), at + k) for k in range(w)]
         return bytes_to_bv(list(reversed(parts)) if op.big_endian else parts)
 
     def store_packet(self, op: n.StorePacket, offset: Any, value: Any) -> None:
         e, w, s = self.encoder, op.width, self.s
-        ok = e._in_bounds(offset, w)
+        ok = e._in_bounds(s, offset, w)
         if self._splits(e._guard(s, ok, f"packet store of {w} bytes outside the packet")):
             return
         packet = e._packet(s)
         parts = bv_to_bytes(_term(value), w)  # least significant byte first
+        base = e._at(s, _term(offset))
         for k, byte in enumerate(reversed(parts)):  # big-endian: the most significant byte first
-            at = _term(offset) + k
+            at = base + k
             packet = z3.Store(packet, at, byte)
             s.packet_writes = (*s.packet_writes, at)
         s.packet = packet
@@ -465,6 +493,34 @@ class _Path:
         values = [_term(a) for a in args] + [z3.BitVecVal(0, 64)] * (3 - len(args))
         self.s.effects.output(symbolic_state.TRACE_OUTPUT, z3.Concat(*reversed(values), z3.BitVecVal(digest, 64)))
         return z3.BitVecVal(0, 64)
+
+    def adjust_packet(self, op: n.AdjustPacket, delta: Any) -> Any:
+        """bpf_xdp_adjust_head/tail as the bytecode encoding states them (its `_helper`): within the
+        driver's frame (`Inputs.xdp_frame`, metadata moving along), keeping an Ethernet header; bytes the
+        end grows over are 0. Where the kernel refuses, nothing moves."""
+        e, s = self.encoder, self.s
+        head, end = e._head(s), e._end(s)
+        shift = z3.SignExt(32, resize(_term(delta), 32, signed=True))
+        headroom, frame_end = e.inputs.xdp_frame()
+        if op.head:
+            new_head = head + shift
+            metadata = e.inputs.meta_len()
+            ok = z3.And(new_head - z3.If(metadata < 0, z3.BitVecVal(0, 64), metadata) >= -headroom,
+                        new_head <= end - MIN_PACKET)
+            s.head = z3.If(ok, new_head, head)
+            return bool_bv(ok)
+        new_end = end + shift
+        ok = z3.And(new_end <= frame_end, new_end >= head + MIN_PACKET)
+        grow = z3.simplify(shift)
+        if not z3.is_bv_value(grow):
+            raise Unsupported("adjust_tail by a variable amount")
+        packet = e._packet(s)
+        for i in range(max(grow.as_signed_long(), 0)):
+            packet = z3.Store(packet, end + i, z3.If(ok, z3.BitVecVal(0, 8), z3.Select(packet, end + i)))
+            s.packet_writes = (*s.packet_writes, end + i)
+        s.packet = packet
+        s.end = z3.If(ok, new_end, end)
+        return bool_bv(ok)
 
     def ringbuf_output(self, op: n.RingbufOutput, record: Any) -> Any:
         e = self.encoder

@@ -169,3 +169,19 @@ def len_of_the_packet(pkt: Packet) -> int:
 def header_used_as_a_number(pkt: Packet) -> int:
     n = pkt.tcp + 1  # error: expected a number, but `pkt.tcp` is the tcp header or None
     return XDP_PASS
+
+
+@xdp
+def header_from_before_a_move(pkt: Packet) -> int:
+    udp = pkt.udp
+    if udp is None:
+        return XDP_PASS
+    pkt.adjust_head(20)
+    return udp.dport  # error: udp was parsed before the packet moved | hint: read the header from `pkt` again
+
+
+@xdp
+def move_by_a_float(pkt: Packet) -> int:
+    if pkt.adjust_head(1.5):  # error: the delta of adjust_head() is a whole number of bytes
+        return XDP_DROP
+    return XDP_PASS
