@@ -68,11 +68,12 @@ def sum_payload_5000(pkt: Packet) -> int:
 
 
 @xdp
-def two_branches_128(pkt: Packet) -> int:
+def two_branches_192(pkt: Packet) -> int:
     """Two splits per iteration; the xor keeps the sum's ranges from telling many states apart, so
-    the kernel gets further than with the plain sum (it accepts 64 iterations, refuses 128)."""
+    the kernel gets further than with the plain sum. It refused 128 iterations until the one-tree header
+    parse (5674009) and loads them since (966,630 instructions); it refuses 192."""
     total: u32 = 0
-    for i in range(128):
+    for i in range(192):
         b = pkt.payload[i]
         if b is not None:
             if b > 100:
@@ -95,7 +96,7 @@ def nested_192(pkt: Packet) -> int:
     return XDP_DROP if total == 7 else XDP_PASS
 
 
-OTHER_SHAPES = {"two_branches_128": two_branches_128, "nested_192": nested_192}
+OTHER_SHAPES = {"two_branches_192": two_branches_192, "nested_192": nested_192}
 
 BY_BOUND = {16: sum_payload_16, 20: sum_payload_20, 32: sum_payload_32, 48: sum_payload_48, 64: sum_payload_64,
             5000: sum_payload_5000}
