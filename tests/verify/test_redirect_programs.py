@@ -26,11 +26,3 @@ def test_fib_lookup_program_passes_our_verifier() -> None:
 
     report = verify_program(route.compile(prove=False).subject)
     assert report.ok, report.format()
-
-
-def test_fib_lookup_is_not_modelled_by_the_proof() -> None:
-    """The proof says it cannot decide (bpf_fib_lookup has no Z3 model yet), never "proven"."""
-    from tests.differential.test_fib_lookup import route
-
-    result = prove_compiled(route.compile(prove=False).subject, budget=COMPILE_BUDGET)
-    assert result.status != "proven" and "fib_lookup" in result.report(), result.report()
