@@ -38,7 +38,7 @@ from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, liv
 
 __all__ = ["LOCKSTEP_UNITS", "LockstepVerdict", "prove_lockstep"]
 
-LOCKSTEP_UNITS = 4_000_000
+LOCKSTEP_UNITS = 20_000_000
 """Z3 resource units for each pair of segments that differ."""
 
 _DATA_PREFIXES = (".data", ".rodata", ".bss", "maps", ".maps", "license", ".BTF")
