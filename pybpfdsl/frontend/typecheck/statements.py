@@ -25,6 +25,7 @@ from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
 from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar, StateVal
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.errors import DslWarning
+from pybpfdsl.lang.lpm_trie import LpmTrie
 from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import ScalarType, common_type, literal_type, u32
 
@@ -269,6 +270,14 @@ class StatementChecker(PacketWriteChecker):
         if not isinstance(vt, ScalarType):
             raise self.err(s, f"the values of {m.name} are records; `{fold.SYMBOL[op]}=` needs numbers",
                            "read the record, build a new one and store it")
+        if isinstance(m, LpmTrie):
+            # Python's meaning (`t[k] = t[k] + n`) reads the longest matching prefix and writes an exact
+            # /32 (or /128) entry; an in-place update changes the matching prefix's entry instead. The two
+            # differ whenever a shorter prefix matches, so neither is a safe reading of the statement.
+            raise self.err(s, f"`{fold.SYMBOL[op]}=` on the LpmTrie {m.name} is ambiguous: its read finds the longest "
+                              "matching prefix, its write stores the exact key",
+                           f"store to the prefix you mean: `{m.name}[prefix(...)] = {m.name}.get(key, 0) "
+                           f"{fold.SYMBOL[op]} n`, or count in a HashMap keyed by the address")
         self.map_key(m, index)
         operand = self.scalar(value_node)
         self.refuse_float_into_int(operand, vt, f"a value of {m.name}", value_node)
