@@ -58,9 +58,6 @@ def float_field_from_the_payload(pkt: Packet) -> int:
     return XDP_PASS
 
 
-@pytest.mark.xfail(strict=True, reason="frontend/emit/packet_access.payload_method converts a float field's "
-                   "8 payload bytes as an integer (saturating: 1.5 reads as 2**31 - 2**-32); pure Python and "
-                   "Struct.from_bytes(data, 'big') take them as the Q32.32 number")
 def test_a_float_field_read_from_the_payload_is_the_same_in_every_execution() -> None:
     read_back.value = 0.0
     packets = [bytes(14) + bytes([0, 0, 0, 1, 0x80, 0, 0, 0]),  # 1.5 as Q32.32, big-endian

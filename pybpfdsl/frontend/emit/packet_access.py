@@ -267,7 +267,10 @@ def payload_method(lw: EmitterBase, node: ast.Call, pl: PayloadVal, attr: str) -
         fields = []
         for f in cls.fields():
             raw = _load(lw, off, f.offset, f.type.size)
-            fields.append(_widen(lw, raw, f.type) if f.type != raw.type else raw)
+            if f.type.is_fixed:  # a float field's 8 bytes are its Q32.32 bits (Struct.from_bytes), not a number
+                fields.append(lw.b.emit(n.Reinterpret(lw.new(f.type), _widen(lw, raw, u64), line=lw.line)))
+            else:
+                fields.append(_widen(lw, raw, f.type) if f.type != raw.type else raw)
         record = lw.b.emit(n.MakeStruct(lw.new(stype), tuple(fields), line=lw.line))
         chain.succeed([lw.const(BOOL, 1), record])
     present, value = chain.finish()
