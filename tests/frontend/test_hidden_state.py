@@ -24,7 +24,7 @@ FRAME = bytes(12) + b"\x88\xb5"
 def hides_state(pkt: Packet) -> int:
     hits = 5  # noqa: F841 - hides the Global (the warning's line)
     seen = pkt.len  # hides the map
-    LIMIT = 6  # noqa: N806, F841 - a plain module constant: no warning
+    LIMIT = 6  # noqa: F841 - a plain module constant: no warning
     count = seen + 1  # no module name: no warning
     return XDP_DROP if count > 100 else XDP_PASS
 
