@@ -137,10 +137,6 @@ def _memory_size(t: ScalarType | StructType) -> int:
     return t.size if isinstance(t, ScalarType) else t.cls.size()
 
 
-def _has_padding(t: StructType) -> bool:
-    return sum(f.type.size for f in t.cls.fields()) != t.cls.size()
-
-
 # --------------------------------------------------------------------------- #
 # Module-level declarations
 # --------------------------------------------------------------------------- #
@@ -652,12 +648,13 @@ class _FunctionLowering:
     def _spill(self, slot: ir.Value, t: ScalarType | StructType, value: ir.Value) -> ir.Value:
         """Write a helper argument to its stack slot.
 
-        Struct padding is zeroed first: hash maps compare whole keys, and the verifier refuses to pass
-        uninitialised stack bytes to a helper.
+        A record goes as whole aligned words (`_store_words`): its padding comes out zero (hash maps
+        compare whole keys, and the verifier refuses to pass uninitialised stack bytes to a helper), and
+        LLVM gets no run of narrow field stores to merge into a wider store at an odd offset, which the
+        kernel refuses as a misaligned stack access (a key of bytes, some of them constants).
         """
-        if isinstance(t, StructType) and _has_padding(t):
-            for word in range((t.cls.size() + 7) // 8):
-                self.b.store(ir.Constant(_I64, 0), self._at(slot, 8 * word), align=8)
+        if isinstance(t, StructType):
+            return self._store_words(slot, t, value)
         self._store_memory(slot, t, value)
         return slot
 
