@@ -23,6 +23,18 @@ from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.verify.equivalence import fib, redirect, symbolic_state
 from pybpfdsl.verify.equivalence.budget import Budget
+from pybpfdsl.verify.equivalence.ir_values import (
+    IRVal,
+    Ref,
+    decode_value,
+    encode_value,
+    field_of,
+    memory_size,
+    merge_value,
+    merged_condition,
+    select_value,
+    term_of,
+)
 from pybpfdsl.verify.equivalence.paths import (
     MERGE_AFTER_PATHS,
     ControlFlow,
@@ -37,59 +49,11 @@ from pybpfdsl.verify.equivalence.paths import (
     merge_traces,
     pause,
 )
-from pybpfdsl.verify.equivalence.symbolic_state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv, ite
+from pybpfdsl.verify.equivalence.symbolic_state import Effects, Inputs, MapShape, Term, bv_to_bytes, bytes_to_bv
 from pybpfdsl.verify.equivalence.z3_algebra import Z3Algebra, bool_bv, is_true, resize
 
 MAX_IR_STEPS = 200_000
 """Programs with more paths than this are explored with state merging."""
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A map-value reference: the map, the key bits and whether the lookup found it."""
-
-    map_name: str
-    key: Term
-    found: Term
-
-
-IRVal = Term | tuple[Term, ...] | Ref
-
-
-def encode_value(value: IRVal, t: ScalarType | StructType) -> list[Term]:
-    """The bytes of a key, value, record or global as the kernel stores them (C layout, zero padding)."""
-    if isinstance(t, ScalarType):
-        return bv_to_bytes(resize(value, 8 * t.size, signed=False), t.size)
-    assert isinstance(value, tuple)
-    out = [z3.BitVecVal(0, 8)] * t.cls.size()
-    for f, v in zip(t.cls.fields(), value):
-        out[f.offset:f.offset + f.type.size] = encode_value(v, f.type)
-    return out
-
-
-def decode_value(parts: list[Term], t: ScalarType | StructType) -> IRVal:
-    """Inverse of `encode_value`; a stored bool byte means true when it is not zero."""
-    if isinstance(t, ScalarType):
-        bits = bytes_to_bv(parts[:t.size])
-        return bool_bv(bits != 0) if t.is_bool else bits
-    return tuple(decode_value(parts[f.offset:f.offset + f.type.size], f.type)
-                 for f in t.cls.fields())
-
-
-def _term(x: IRVal) -> Term:
-    """`x` as a scalar bit-vector: neither a struct's fields nor a map reference."""
-    assert not isinstance(x, (tuple, Ref))
-    return x
-
-
-def _field(t: ScalarType | StructType, name: str | None) -> tuple[int, ScalarType | StructType]:
-    if name is None:
-        return 0, t
-    assert isinstance(t, StructType)
-    for f in t.cls.fields():
-        if f.name == name:
-            return f.offset, f.type
-    raise Unsupported(f"{t} has no field {name!r}")
 
 
 @dataclass
@@ -169,7 +133,7 @@ class IREncoder:
                 if found is not None:
                     values[key] = found
                 continue
-            value = _merge_value(when, mine, theirs)
+            value = merge_value(when, mine, theirs)
             if value is None:
                 return None
             values[key] = value
@@ -279,12 +243,12 @@ class IREncoder:
     def _store_value(self, s: IRState, ref: Ref, value: IRVal, f: str | None, add: bool) -> None:
         shape = self.shapes[ref.map_name]
         decl = self.program.map_decl(ref.map_name)
-        offset, t = _field(decl.value_type, f)
+        offset, t = field_of(decl.value_type, f)
         parts = bv_to_bytes(s.effects.value(shape, ref.key), shape.value_size)
         if add:
-            old = decode_value(parts[offset:offset + _size(t)], t)
-            value = _term(old) + _term(value)
-        parts[offset:offset + _size(t)] = encode_value(value, t)
+            old = decode_value(parts[offset:offset + memory_size(t)], t)
+            value = term_of(old) + term_of(value)
+        parts[offset:offset + memory_size(t)] = encode_value(value, t)
         s.effects.write_value(shape, ref.key, bytes_to_bv(parts))
 
     def _update(self, s: IRState, m: str, key: IRVal, value: IRVal) -> Term:
@@ -331,7 +295,7 @@ class _Z3Values(Z3Algebra):
         return is_true(bit)
 
     def choose(self, cond: Term, if_true: IRVal, if_false: IRVal) -> IRVal:
-        return _select(cond, if_true, if_false)
+        return select_value(cond, if_true, if_false)
 
     def make_struct(self, t: StructType, fields: Sequence[IRVal]) -> IRVal:
         return tuple(fields)
@@ -367,7 +331,7 @@ class _Path:
         s = self.s
         taken = is_true(cond)
         yes, no = s.fork(), s.fork()
-        decided = _merged_condition(cond)
+        decided = merged_condition(cond)
         if decided is not None:
             _assume(yes, decided, True)
             _assume(no, decided, False)
@@ -398,7 +362,7 @@ class _Path:
         ok = e._in_bounds(self.s, offset, w)  # alive until the load is built (see the class)
         if self._splits(e._guard(self.s, ok, f"packet load of {w} bytes outside the packet")):
             return None
-        at = e._at(self.s, _term(offset))
+        at = e._at(self.s, term_of(offset))
         parts = [z3.Select(e._packet(self.s), at + k) for k in range(w)]
         return bytes_to_bv(list(reversed(parts)) if op.big_endian else parts)
 
@@ -408,8 +372,8 @@ class _Path:
         if self._splits(e._guard(s, ok, f"packet store of {w} bytes outside the packet")):
             return
         packet = e._packet(s)
-        parts = bv_to_bytes(_term(value), w)  # least significant byte first
-        base = e._at(s, _term(offset))
+        parts = bv_to_bytes(term_of(value), w)  # least significant byte first
+        base = e._at(s, term_of(offset))
         for k, byte in enumerate(reversed(parts)):  # big-endian: the most significant byte first
             at = base + k
             packet = z3.Store(packet, at, byte)
@@ -431,10 +395,10 @@ class _Path:
         if self._splits(e._live(self.s, ref)):
             return None
         decl = e.program.map_decl(ref.map_name)
-        offset, field_t = _field(decl.value_type, op.field_name)
+        offset, field_t = field_of(decl.value_type, op.field_name)
         shape = e.shapes[ref.map_name]
         parts = bv_to_bytes(self.s.effects.value(shape, ref.key), shape.value_size)
-        return decode_value(parts[offset:offset + _size(field_t)], field_t)
+        return decode_value(parts[offset:offset + memory_size(field_t)], field_t)
 
     def store_value(self, op: n.StoreValue, ref: Any, value: Any) -> None:
         assert isinstance(ref, Ref)
@@ -457,7 +421,7 @@ class _Path:
         new = value
         if op.atomic_add:
             old = decode_value(self.s.effects.read_section(sec, offset, t.size), t)
-            new = _term(old) + _term(new)
+            new = term_of(old) + term_of(new)
         self.s.effects.write_section(sec, offset, encode_value(new, t))
 
     def call_helper(self, op: n.CallHelper) -> Any:
@@ -465,14 +429,14 @@ class _Path:
 
     def redirect(self, op: n.Redirect, ifindex: Any) -> Any:
         """bpf_redirect(ifindex, 0), as the bytecode encoding states it: the device `ifindex`."""
-        self.s.effects.redirect = redirect.device_state(_term(ifindex))
+        self.s.effects.redirect = redirect.device_state(term_of(ifindex))
         return z3.BitVecVal(XdpAction.REDIRECT, 32)
 
     def redirect_map(self, op: n.RedirectMap, key: Any) -> Any:
         """bpf_redirect_map(map, key, miss): the element under `key` when the slot is filled, else `miss`
         (and the state the kernel leaves, `redirect.after_redirect_map`)."""
         fx, shape = self.s.effects, self.encoder.shapes[op.map_name]
-        k = _term(key)
+        k = term_of(key)
         found = fx.present(shape, k)
         fx.redirect = redirect.after_redirect_map(shape, k, fx.value(shape, k), found, fx.redirect)
         return z3.If(found, z3.BitVecVal(XdpAction.REDIRECT, 32), z3.BitVecVal(op.miss, 32))
@@ -490,7 +454,7 @@ class _Path:
         if op.out in self.encoder.used:
             raise Unsupported("the result of bpf_trace_printk (not modelled)")
         digest = int.from_bytes(hashlib.blake2b(op.fmt.encode() + b"\0", digest_size=8).digest(), "little")
-        values = [_term(a) for a in args] + [z3.BitVecVal(0, 64)] * (3 - len(args))
+        values = [term_of(a) for a in args] + [z3.BitVecVal(0, 64)] * (3 - len(args))
         self.s.effects.output(symbolic_state.TRACE_OUTPUT, z3.Concat(*reversed(values), z3.BitVecVal(digest, 64)))
         return z3.BitVecVal(0, 64)
 
@@ -500,7 +464,7 @@ class _Path:
         end grows over are 0. Where the kernel refuses, nothing moves."""
         e, s = self.encoder, self.s
         head, end = e._head(s), e._end(s)
-        shift = z3.SignExt(32, resize(_term(delta), 32, signed=True))
+        shift = z3.SignExt(32, resize(term_of(delta), 32, signed=True))
         headroom, frame_end = e.inputs.xdp_frame()
         if op.head:
             new_head = head + shift
@@ -529,10 +493,6 @@ class _Path:
         decl = e.program.ringbuf_decl(op.map_name)
         self.s.effects.output(op.map_name, bytes_to_bv(encode_value(record, decl.record)))
         return z3.BitVecVal(1, 1)
-
-
-def _size(t: ScalarType | StructType) -> int:
-    return t.size if isinstance(t, ScalarType) else t.cls.size()
 
 
 def _locate(s: IRState) -> tuple[str, int, bool]:
@@ -586,16 +546,6 @@ def _live_values(program: n.Program) -> dict[str, set[n.Value]]:
     return live
 
 
-def _merged_condition(bit: IRVal) -> tuple[Term, bool] | None:
-    """`(w, p)` when `bit` is a flag merged from two paths: `If(w, 1, 0)` (p True) or `If(w, 0, 1)`."""
-    if isinstance(bit, (tuple, Ref)) or not z3.is_app_of(bit, z3.Z3_OP_ITE):
-        return None
-    w, one, other = bit.children()
-    if z3.is_bv_value(one) and z3.is_bv_value(other) and {one.as_long(), other.as_long()} == {0, 1}:
-        return w, one.as_long() == 1
-    return None
-
-
 def _assume(s: IRState, decided: tuple[Term, bool], taken: bool) -> None:
     """Rewrite `s`'s values under the branch side just taken, where the merge condition `w` of the
     flag it tested is known: the values merged at the same join, `If(w, a, b)`, become the arm this
@@ -621,33 +571,6 @@ def _assume(s: IRState, decided: tuple[Term, bool], taken: bool) -> None:
         return pick(x)
 
     s.values = {k: rewrite(v) for k, v in s.values.items()}
-
-
-def _merge_value(when: Term, a: IRVal, b: IRVal) -> IRVal | None:
-    if isinstance(a, Ref) or isinstance(b, Ref):
-        if not (isinstance(a, Ref) and isinstance(b, Ref)) or a.map_name != b.map_name:
-            return None
-        if a is b:
-            return a
-        return Ref(a.map_name, ite(when, a.key, b.key), ite(when, a.found, b.found))
-    if isinstance(a, tuple) or isinstance(b, tuple):
-        if not (isinstance(a, tuple) and isinstance(b, tuple)) or len(a) != len(b):
-            return None
-        fields = [_merge_value(when, x, y) for x, y in zip(a, b)]
-        return None if any(f is None for f in fields) else tuple(fields)
-    if a.sort() != b.sort():
-        return None
-    return ite(when, a, b)
-
-
-def _select(cond: Term, a: IRVal, b: IRVal) -> IRVal:
-    if isinstance(a, Ref) and isinstance(b, Ref):
-        if a.map_name != b.map_name:
-            raise Unsupported("select between references into different maps")
-        return Ref(a.map_name, z3.If(cond, a.key, b.key), z3.If(cond, a.found, b.found))
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return tuple(z3.If(cond, x, y) for x, y in zip(a, b))
-    return z3.If(cond, a, b)
 
 
 __all__ = ["IREncoder", "MapValueRef", "Ref", "decode_value", "encode_value"]
