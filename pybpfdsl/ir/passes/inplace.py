@@ -20,12 +20,11 @@ update's status as the constant 0. An LRU lookup already marks the entry as used
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, successors
-from pybpfdsl.ir.passes.rewrite import Fresh, copy_program, rename, uses
+from pybpfdsl.ir.passes.rewrite import Fresh, copy_block, copy_program, retarget, unused_name, uses
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import ScalarType, i64
@@ -236,7 +235,7 @@ def _split(program: n.Program, fresh: Fresh, site: _Site) -> None:
         missed = fresh.value(n.BOOL, "missed")
         head.append(n.IsNull(out=missed, ref=site.ref, line=update.line))
     taken = {b.name for b in program.blocks}
-    names = [_unused(f"{block.name}_{what}", taken) for what in ("miss", "found", "after")]
+    names = [unused_name(f"{block.name}_{what}", taken) for what in ("miss", "found", "after")]
     miss_status = fresh.value(i64, update.out.hint)
     miss = n.Block(names[0], [], [n.MapUpdate(out=miss_status, map_name=update.map_name, key=update.key,
                                               value=update.value, line=update.line)],
@@ -294,8 +293,8 @@ def _copy_join(program: n.Program, cfg: Cfg, fresh: Fresh, site: _Site) -> bool:
     taken = {b.name for b in program.blocks}
     at = program.blocks.index(block)
     for source, index in edges:
-        copy = _copied(block, _edge(source, index), fresh, _unused(f"{block.name}_", taken))
-        _retarget(source, index, copy.name)
+        copy = copy_block(block, _edge(source, index), fresh, unused_name(f"{block.name}_", taken))
+        retarget(source, index, copy.name)
         at += 1
         program.blocks.insert(at, copy)
     program.blocks.remove(block)
@@ -310,37 +309,3 @@ def _reads_of(b: n.Block) -> list[n.Value]:
 def _edge(source: n.Block, index: int) -> n.Edge:
     assert source.terminator is not None
     return source.terminator.edges()[index]
-
-
-def _copied(block: n.Block, edge: n.Edge, fresh: Fresh, name: str) -> n.Block:
-    """A copy of `block` for `edge`: its parameters read the edge's arguments, its results are new values."""
-    names: dict[n.Value, n.Value] = dict(zip(block.params, edge.args, strict=True))
-    instrs: list[n.Instr] = []
-    for i in block.instrs:
-        i = rename(i, names)
-        if i.result is not None:
-            new = fresh.value(i.result.type, i.result.hint)
-            names[i.result] = new
-            changes: dict[str, Any] = {"out": new}  # every instruction with a result names it `out`
-            i = replace(i, **changes)
-        instrs.append(i)
-    term = rename(block.terminator, names) if block.terminator is not None else None
-    return n.Block(name, [], instrs, term)
-
-
-def _retarget(source: n.Block, index: int, target: str) -> None:
-    """Point edge `index` of `source` at `target`, which takes no arguments."""
-    term, edge = source.terminator, n.Edge(target)
-    if isinstance(term, n.Jump):
-        source.terminator = n.Jump(to=edge, line=term.line)
-    elif isinstance(term, n.Branch):
-        source.terminator = n.Branch(cond=term.cond, if_true=edge if index == 0 else term.if_true,
-                                     if_false=edge if index == 1 else term.if_false, line=term.line)
-
-
-def _unused(name: str, taken: set[str]) -> str:
-    k = 0
-    while f"{name}{k}" in taken:
-        k += 1
-    taken.add(f"{name}{k}")
-    return f"{name}{k}"

@@ -81,6 +81,42 @@ class Fresh:
         return v
 
 
+def copy_block(block: n.Block, edge: n.Edge, fresh: Fresh, name: str) -> n.Block:
+    """A copy of `block` named `name` for `edge`: its parameters read the edge's arguments, its results are
+    new values (the block's own are still defined in the original, which other edges may keep)."""
+    names: dict[n.Value, n.Value] = dict(zip(block.params, edge.args, strict=True))
+    instrs: list[n.Instr] = []
+    for i in block.instrs:
+        i = rename(i, names)
+        if i.result is not None:
+            new = fresh.value(i.result.type, i.result.hint)
+            names[i.result] = new
+            changes: dict[str, Any] = {"out": new}  # every instruction with a result names it `out`
+            i = replace(i, **changes)
+        instrs.append(i)
+    term = rename(block.terminator, names) if block.terminator is not None else None
+    return n.Block(name, [], instrs, term)
+
+
+def retarget(source: n.Block, index: int, target: str) -> None:
+    """Point edge `index` of `source` at `target`, which takes no arguments."""
+    term, edge = source.terminator, n.Edge(target)
+    if isinstance(term, n.Jump):
+        source.terminator = n.Jump(to=edge, line=term.line)
+    elif isinstance(term, n.Branch):
+        source.terminator = n.Branch(cond=term.cond, if_true=edge if index == 0 else term.if_true,
+                                     if_false=edge if index == 1 else term.if_false, line=term.line)
+
+
+def unused_name(prefix: str, taken: set[str]) -> str:
+    """`prefix` and the first number that makes a block name not in `taken` (which then holds it too)."""
+    k = 0
+    while f"{prefix}{k}" in taken:
+        k += 1
+    taken.add(f"{prefix}{k}")
+    return f"{prefix}{k}"
+
+
 def constant(t: ScalarType, pattern: int) -> int:
     """A bit pattern of type `t` as the `Const` field holds it (signed types and floats signed)."""
     if t.is_bool:

@@ -17,12 +17,10 @@ copies (`MAX_COPIED`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, successors
-from pybpfdsl.ir.passes.rewrite import Fresh, copy_program, rename
+from pybpfdsl.ir.passes.rewrite import Fresh, copy_block, copy_program, rename, retarget, unused_name
 from pybpfdsl.lang.types import BOOL
 
 MAX_COPIED = 200
@@ -184,35 +182,11 @@ def _copy_for_edge(program: n.Program, fresh: Fresh, source: n.Block, index: int
     """Give edge `index` of `source` a copy of `block` of its own, its parameters the edge's arguments."""
     term = source.terminator
     assert term is not None
-    edge = term.edges()[index]
-    names: dict[n.Value, n.Value] = dict(zip(block.params, edge.args, strict=True))
-    instrs: list[n.Instr] = []
-    for i in block.instrs:
-        i = rename(i, names)
-        if i.result is not None:
-            new = fresh.value(i.result.type, i.result.hint)
-            names[i.result] = new
-            i = _with_out(i, new)
-        instrs.append(i)
-    copy_term = rename(block.terminator, names) if block.terminator is not None else None
-    copy_term = _decided(copy_term, instrs, program)
-    taken = {b.name for b in program.blocks}
-    k = 0
-    while f"{block.name}_{k}" in taken:
-        k += 1
-    copy = n.Block(f"{block.name}_{k}", [], instrs, copy_term)
+    name = unused_name(f"{block.name}_", {b.name for b in program.blocks})
+    copy = copy_block(block, term.edges()[index], fresh, name)
+    copy.terminator = _decided(copy.terminator, copy.instrs, program)
     program.blocks.append(copy)
-    new_edge = n.Edge(copy.name, ())
-    if isinstance(term, n.Jump):
-        source.terminator = n.Jump(to=new_edge, line=term.line)
-    elif isinstance(term, n.Branch):
-        source.terminator = n.Branch(cond=term.cond, if_true=new_edge if index == 0 else term.if_true,
-                                     if_false=new_edge if index == 1 else term.if_false, line=term.line)
-
-
-def _with_out(i: n.Instr, out: n.Value) -> n.Instr:
-    changes: dict[str, Any] = {"out": out}  # every instruction with a result names it `out`
-    return replace(i, **changes)
+    retarget(source, index, copy.name)
 
 
 def _decided(term: n.Terminator | None, instrs: list[n.Instr], program: n.Program) -> n.Terminator | None:
