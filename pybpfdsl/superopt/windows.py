@@ -17,14 +17,13 @@ import struct
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 
-from pybpfdsl.bpf.abi import HELPER_PROTOTYPES, Helper
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind, PseudoSrc
 from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_check import branch_live
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
-from pybpfdsl.verify.analysis.liveness import registers_of, solve_backward
+from pybpfdsl.verify.analysis.liveness import call_args, registers_of, solve_backward
 
 __all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "live_in", "runs_of", "succs_of",
            "transfer"]
@@ -92,19 +91,13 @@ def succs_of(code: Sequence[Instruction]) -> tuple[list[list[int]], set[int]]:
 
 
 _ALL = (1 << 11) - 1
-_ARGS = 0b111110  # r1-r5
 _CLOBBERS = 0b111111  # r0-r5
 
 
 def call_reads(insn: Instruction) -> int:
-    """The argument registers a call reads (bit set): its helper's arity where the ABI knows the helper."""
-    if not insn.is_helper_call:
-        return _ARGS
-    try:
-        proto = HELPER_PROTOTYPES[Helper(insn.imm)]
-    except (ValueError, KeyError):
-        return _ARGS
-    return _ARGS if proto.variadic else (1 << (len(proto.params) + 1)) - 2
+    """The argument registers a call reads, as a bit set: the verifier's rule (`liveness.call_args`: its
+    helper's parameters where the ABI knows the helper, else r1-r5)."""
+    return sum(1 << r for r in call_args(insn))
 
 
 def _uses_defs(insn: Instruction) -> tuple[int, int, int, int]:
