@@ -20,6 +20,7 @@ update's status as the constant 0. An LRU lookup already marks the entry as used
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
@@ -146,23 +147,23 @@ def _writes(i: n.Instr, map_name: str) -> bool:
 def _between(cfg: Cfg, blocks: dict[str, n.Block], start: str, end: str) -> set[str]:
     """Blocks some path from the end of `start` to the start of `end` passes through without running `start`
     again (`end` itself among them when such a path enters it twice)."""
-    forward: set[str] = set()
-    work = [s for s in successors(blocks[start]) if s != start]
-    while work:
-        name = work.pop()
-        if name in forward:
-            continue
-        forward.add(name)
-        work.extend(s for s in successors(blocks[name]) if s != start)
-    backward: set[str] = set()
-    work = [p for p in cfg.preds.get(end, ()) if p != start]
-    while work:
-        name = work.pop()
-        if name in backward:
-            continue
-        backward.add(name)
-        work.extend(p for p in cfg.preds.get(name, ()) if p != start)
+    forward = _reached(start, lambda name: successors(blocks[name]), start)
+    backward = _reached(end, lambda name: cfg.preds.get(name, ()), start)
     return forward & backward
+
+
+def _reached(origin: str, step: Callable[[str], Iterable[str]], avoid: str) -> set[str]:
+    """The blocks `step` (successors or predecessors) leads to from `origin` in one step or more, never
+    through `avoid`."""
+    found: set[str] = set()
+    work = [s for s in step(origin) if s != avoid]
+    while work:
+        name = work.pop()
+        if name in found:
+            continue
+        found.add(name)
+        work.extend(s for s in step(name) if s != avoid)
+    return found
 
 
 def _untouched(cfg: Cfg, blocks: dict[str, n.Block], map_name: str, lookup: tuple[str, int],
@@ -194,14 +195,7 @@ def _read_after(cfg: Cfg, blocks: dict[str, n.Block], reads: list[tuple[str, int
                 update: tuple[str, int]) -> bool:
     """Whether the reference may be read after the update (before the lookup runs again)."""
     lname, uname = lookup[0], update[0]
-    later: set[str] = set()
-    work = [s for s in successors(blocks[uname]) if s != lname]
-    while work:
-        name = work.pop()
-        if name in later:
-            continue
-        later.add(name)
-        work.extend(s for s in successors(blocks[name]) if s != lname)
+    later = _reached(uname, lambda name: successors(blocks[name]), lname)
     return any(name in later or (name == uname and k > update[1]) for name, k in reads)
 
 
