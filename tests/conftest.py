@@ -8,7 +8,8 @@ inherit it through the environment; so do the command-line tests' subprocesses.
 Under xdist (`-n N`) tests are distributed as `--dist loadgroup` (in pyproject's addopts: xdist's workers
 read it from the options to tag tests with their group, so setting it later in a hook does nothing): the
 tests marked with one `xdist_group`, and the tests of a module that use a module-scoped fixture of that
-module, run in one worker, so the fixture is computed once.
+module, run in one worker, so the fixture is computed once. The tests that read the kernel's trace pipe
+(the `tracefs` fixture) share a group too: the kernel lets one process at a time read it.
 
 Reporting: how many tests exercised the kernel, and why kernel tests were skipped if any were.
 
@@ -66,7 +67,9 @@ def _module_fixture_group(item: pytest.Item) -> str | None:
 @pytest.hookimpl(tryfirst=True)  # before xdist's worker tags each test with its group's name
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        group = None if item.get_closest_marker("xdist_group") else _module_fixture_group(item)
+        if item.get_closest_marker("xdist_group"):
+            continue
+        group = "trace_pipe" if "tracefs" in getattr(item, "fixturenames", ()) else _module_fixture_group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
     # The grouped tests (the longest units of work) start first, so no worker begins one as the others

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pybpfdsl.runtime.trace_pipe import TracePipeMissing, follow, trace_pipe_path
+from pybpfdsl.runtime.trace_pipe import TracePipeBusy, TracePipeMissing, follow, trace_pipe_path
 
 __all__ = ["add_arguments", "cmd_trace"]
 
@@ -40,4 +40,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
                 break
     except KeyboardInterrupt:  # Ctrl-C is how one stops following
         pass
+    except TracePipeBusy as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        return 1
     return 0

@@ -8,6 +8,9 @@ tracefs hands out once, oldest first, blocking while it is empty:
 tracefs lives at /sys/kernel/tracing (or, on older systems, /sys/kernel/debug/tracing); where neither is
 mounted, `mount -t tracefs nodev /sys/kernel/tracing` makes it. `follow` yields lines as they come and
 stops when asked (a callback, or the caller's Ctrl-C); `drain` takes what is there now.
+
+Since Linux 6.5 the kernel lets one process at a time read a trace_pipe (a second `open` fails with EBUSY,
+per CPU); that is `TracePipeBusy`, which names the fix, rather than a bare OSError.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TRACEFS_DIRS", "TraceLine", "TracePipeMissing", "drain", "follow", "parse_line", "trace_pipe_path"]
+__all__ = ["TRACEFS_DIRS", "TraceLine", "TracePipeBusy", "TracePipeMissing", "drain", "follow", "parse_line",
+           "trace_pipe_path"]
 
 TRACEFS_DIRS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 _PRINTK = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(.*?\)\s+)?\[(?P<cpu>\d+)\]\s+(?:\S+\s+)?"
@@ -29,6 +33,21 @@ _PRINTK = re.compile(r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(.*?\)\s+)?\[(?P<cpu
 
 class TracePipeMissing(OSError):
     """No tracefs with a trace_pipe is mounted where the kernel puts it."""
+
+
+class TracePipeBusy(OSError):
+    """Another process is reading the trace pipe, and the kernel allows one reader at a time."""
+
+
+def _open(pipe: Path) -> int:
+    try:
+        return os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        raise TracePipeBusy(errno.EBUSY, f"{pipe} is being read by another process, and the kernel allows one "
+                                         "reader at a time: stop that reader (another `pybpfdsl trace`, a "
+                                         "`cat` of trace_pipe, `bpftool prog tracelog`) and try again") from exc
 
 
 @dataclass(frozen=True)
@@ -64,7 +83,7 @@ def follow(path: Path | None = None, *, stop: Callable[[], bool] = lambda: False
     """The trace pipe's lines as they arrive, until `stop()` says so (asked at least every
     `poll_seconds` while nothing comes) or the caller stops iterating."""
     pipe = path if path is not None else trace_pipe_path()
-    fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    fd = _open(pipe)
     pending = b""
     try:
         while not stop():
@@ -86,7 +105,7 @@ def follow(path: Path | None = None, *, stop: Callable[[], bool] = lambda: False
 def drain(path: Path | None = None, *, quiet_seconds: float = 0.3) -> list[TraceLine]:
     """The lines waiting in the trace pipe, read until none came for `quiet_seconds`."""
     pipe = path if path is not None else trace_pipe_path()
-    fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    fd = _open(pipe)
     data = b""
     try:
         while select.select([fd], [], [], quiet_seconds)[0]:

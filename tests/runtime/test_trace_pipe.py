@@ -18,7 +18,7 @@ from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Mode, Size, Source, mak
 from pybpfdsl.runtime.kernel_run import run_xdp
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.runtime.raw_load import RawProgram
-from pybpfdsl.runtime.trace_pipe import TracePipeMissing, drain, follow, parse_line, trace_pipe_path
+from pybpfdsl.runtime.trace_pipe import TracePipeBusy, TracePipeMissing, drain, follow, parse_line, trace_pipe_path
 
 KERNEL, _ = kernel_bpf_available()
 LINE = "          <idle>-0       [003] d.s3. 12345.678901: bpf_trace_printk: seen 42 packets"
@@ -95,3 +95,18 @@ def test_cli_trace_prints_the_text(tracefs: Path) -> None:
     finally:
         cli.kill()
     assert out.strip() == f"pbdtrace {nonce}"
+
+
+def test_a_second_reader_is_told_the_pipe_is_busy(tracefs: Path) -> None:
+    """Since Linux 6.5 one process at a time may read trace_pipe; the second hears who to stop, not EBUSY."""
+    held = os.open(tracefs / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        try:
+            os.close(os.open(tracefs / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK))
+            pytest.skip("this kernel lets several processes read trace_pipe")  # before 6.5: nothing to report
+        except OSError:
+            pass
+        with pytest.raises(TracePipeBusy, match=r"another process.*stop that reader"):
+            drain(tracefs / "trace_pipe", quiet_seconds=0.01)
+    finally:
+        os.close(held)
