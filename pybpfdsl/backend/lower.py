@@ -501,6 +501,9 @@ class _FunctionLowering:
         # pointers' 32-bit halves (`w3 += w2` on a packet pointer: "32-bit pointer arithmetic prohibited").
         b = self.b
         length = barriers.pinned(b, b.sub(b.ptrtoint(self.data_end, _I64), b.ptrtoint(self.data, _I64)))
+        # The difference of two 32-bit context fields fits 32 bits: told so, LLVM widens the u32 length
+        # back to 64 bits for free instead of with two shifts.
+        length.set_metadata("range", b.module.add_metadata([ir.Constant(_I64, 0), ir.Constant(_I64, 1 << 32)]))
         return b.trunc(length, _I32)
 
     def _in_bounds(self, op: n.InBounds, offset: ir.Value, width: int) -> ir.Value:
