@@ -161,7 +161,7 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
                      f"{'verifier' if not ver.ok else 'kernel'} ({(ver.reason or kern.reason)[:200]})")
         if cache is not None:
             for r in refused:
-                cache.forget(r.before, r.live_out, r.known)
+                cache.forget(r.before, r.live_out, r.known, r.widths)
         accepted, kept = _apply(objects[p], good), kept + good
         if accepted != stages[-1]:
             stages.append(accepted)

@@ -5,8 +5,8 @@ adds, removes or moves a call, an exit, a jump or a jump target. So the two prog
 same points: every instruction outside a window (calls, exits, jumps, loader-patched and atomic
 instructions, which must be the same instruction in both) and every jump target. Between two cuts lies
 one straight segment in each (the conditional jump that ends it included). The relation "the registers
-live here (in the input) are equal, memory is equal, and each program's registers hold the constants a
-must-analysis of that program finds here" holds at the entry of every function; if each
+live here (in the input) are equal, memory is equal, and each program's registers hold the constants
+(and fit the widths) a must-analysis of that program finds here" holds at the entry of every function; if each
 pair of segments keeps it (a Z3 proof, the registers the input leaves dead being free in the output),
 and each pair of fixed instructions keeps it (the same instruction on equal inputs; helpers are the
 same calls on the same arguments and memory), it holds at every cut, so every exit returns the same r0
@@ -14,8 +14,9 @@ with the same memory: the programs are equal, in lock step. A proof of the whole
 explore paths, so it decides objects the path-exploring prover runs out of budget on.
 
 It trusts the liveness (`windows.live_in`: a helper reads its arguments up to its arity) and the
-constants known on entry to a segment (`windows.known_constants`, of each program on its own: the
-search's window proofs assume the input's, e.g. ``r0 = 1`` dropped where r0 already holds 1). Anything it cannot line up
+constants and widths known on entry to a segment (`windows.known_constants` and `known_widths`, of each
+program on its own: the search's window proofs assume the input's, e.g. ``r0 = 1`` dropped where r0
+already holds 1, or ``r4 &= 0xffff`` where every path loaded r4 with 2 bytes). Anything it cannot line up
 (another call graph, a jump to another place, a moved target), and any segment pair that differs under
 the relation, is "unknown", never "proven". The input's liveness is the relation's, so the proof is
 meant for one pass of the optimiser (input against that pass's output), chained pass by pass.
@@ -34,7 +35,7 @@ from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_check import branch_live, live_on
 from pybpfdsl.superopt.window_semantics import in_window, is_branch, run_z3_branch
-from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, live_in, succs_of
+from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, known_widths, live_in, succs_of
 
 __all__ = ["LOCKSTEP_UNITS", "LockstepVerdict", "prove_lockstep"]
 
@@ -203,6 +204,8 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
     live = live_in(code_a, succs)
     consts = known_constants(code_a, succs, patched_a)
     consts_b = known_constants(code_b, succs_of(code_b)[0], patched_b)
+    widths_a = known_widths(code_a, succs, patched_a)
+    widths_b = known_widths(code_b, succs_of(code_b)[0], patched_b)
     every = (1 << 11) - 1
 
     def branch_post(f: int) -> int:
@@ -215,7 +218,8 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
             return 0
         pre = live[lo_a] if lo_a < len(code_a) else post & every
         known = (consts[lo_a] if lo_a < len(code_a) else {}, consts_b[lo_b] if lo_b < len(code_b) else {})
-        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a)
+        widths = (widths_a[lo_a] if lo_a < len(code_a) else {}, widths_b[lo_b] if lo_b < len(code_b) else {})
+        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a, widths)
         return 1
 
     proven = 0
@@ -256,7 +260,8 @@ def _callee(prog: ElfProgram, i: int, starts: Sequence[int]) -> str | None:
 
 
 def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int, post: int,
-                   known: tuple[dict[int, int], dict[int, int]], units: int, at: int) -> None:
+                   known: tuple[dict[int, int], dict[int, int]], units: int, at: int,
+                   widths: tuple[dict[int, int], dict[int, int]] = ({}, {})) -> None:
     import z3
 
     regs_a = [z3.BitVec(f"r{r}", 64) for r in range(11)]
@@ -282,9 +287,11 @@ def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int,
     solver = z3.Solver()
     solver.set("rlimit", units)
     solver.add(z3.Or(*bad, mem_a != mem_b))
-    for regs, facts in ((regs_a, known[0]), (regs_b, known[1])):
+    for regs, facts, bits in ((regs_a, known[0], widths[0]), (regs_b, known[1], widths[1])):
         for r, v in facts.items():
             solver.add(regs[r] == v)
+        for r, w in bits.items():
+            solver.add(z3.LShR(regs[r], w) == 0)
     answer = solver.check()
     if answer == z3.sat:
         raise _Refuted(f"the segment at input instruction {at} differs under the relation")

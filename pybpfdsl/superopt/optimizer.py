@@ -51,6 +51,8 @@ class Rewrite:
     """Where it came from: "rule" (the cache) or "search"."""
     known: tuple[tuple[int, int], ...] = ()
     """The constants known on entry to the window (part of its precondition)."""
+    widths: tuple[tuple[int, int], ...] = ()
+    """The registers known on entry to fit in fewer bits (register, bits): the rest of its precondition."""
 
 
 @dataclass
@@ -84,10 +86,10 @@ def _apply_rules(run: Run, rules: RuleCache, units: int,
             if i + n > len(run.code):
                 continue
             window = run.code[i:i + n]
-            known = run.known_at(i)
-            rewrite = rules.lookup(window, run.live_after[i + n - 1], known)
+            known, widths = run.known_at(i), run.widths_at(i)
+            rewrite = rules.lookup(window, run.live_after[i + n - 1], known, widths)
             if rewrite is not None and cost(rewrite, model) < cost(window, model) \
-                    and prove_window(window, rewrite, run.live_after[i + n - 1], units, known).proven:
+                    and prove_window(window, rewrite, run.live_after[i + n - 1], units, known, widths).proven:
                 found.append((i, n, rewrite))
                 rules.used += 1
                 i += n
@@ -97,44 +99,74 @@ def _apply_rules(run: Run, rules: RuleCache, units: int,
     return found
 
 
+def _rule_core(window: Sequence[Instruction], rewrite: Sequence[Instruction]) -> tuple[int, int]:
+    """The prefix and suffix lengths ``window`` and ``rewrite`` share: the rest is what the rewrite changed,
+    the part another program is likely to contain too (a rule of the whole window matches only windows
+    cut at the same places around the same neighbours)."""
+    p = 0
+    while p < min(len(window), len(rewrite)) and window[p] == rewrite[p]:
+        p += 1
+    s = 0
+    while s < min(len(window), len(rewrite)) - p and window[-1 - s] == rewrite[-1 - s]:
+        s += 1
+    return p, s
+
+
+def _learn(rules: RuleCache, run: Run, lo: int, window: tuple[Instruction, ...],
+           rewrite: tuple[Instruction, ...], live: int) -> None:
+    """Store the proven rewrite of ``window`` (at ``lo`` in ``run``) as a rule, and its changed core as a
+    second one under the core's own liveness and constants. The core's rule is a hint like any other:
+    it is proven again wherever it matches (its equality does not follow from the window's)."""
+    rules.add(window, live, rewrite, run.known_at(lo), run.widths_at(lo))
+    p, s = _rule_core(window, rewrite)
+    if (p or s) and p < len(window) - s:
+        end = lo + len(window) - s - 1
+        rules.add(window[p:len(window) - s], run.live_after[end] if s else live,
+                  rewrite[p:len(rewrite) - s], run.known_at(lo + p), run.widths_at(lo + p))
+
+
 def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pass_no: int,
-              rules: RuleCache | None, log: PassLog) -> bytes:
+              rules: RuleCache | None, log: PassLog, rules_only: bool = False, phase: int = 0) -> bytes:
+    """One pass over every run: the cached rules only (``rules_only``), or the search, which stores what
+    it proves in ``rules``; ``phase`` shifts the windows' cuts against the pass before."""
     elf = BpfElf.from_bytes(elf_bytes)
     core = core_relocated_slots(elf)
     edits: dict[str, list[Replacement]] = {}
-    shift = pass_no * (opts.window // 2 + 1) % opts.window  # 0, 4, 2, ... for windows of 6
+    shift = phase * (opts.window // 2 + 1) % opts.window  # 0, 4, 2, ... for windows of 6
     for sec in sections:
         prog = elf.program(sec) if sec != ".text" else elf.text
         assert prog is not None
         for run in runs_of(prog, core.get(sec, set())):
-            taken: set[int] = set()
-            if rules is not None and rules.rules:
+            if rules_only:
+                assert rules is not None
                 for at, n, rewrite in _apply_rules(run, rules, opts.budget.proof_units, opts.model):
                     edits.setdefault(sec, []).append(Replacement(run.start + at, n, rewrite))
-                    taken.update(range(at, at + n))
                     log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + at, run.code[at:at + n],
                                                 rewrite, run.live_after[at + n - 1], "rule",
-                                                tuple(sorted(run.known_at(at).items()))))
+                                                tuple(sorted(run.known_at(at).items())),
+                                                tuple(sorted(run.widths_at(at).items()))))
+                continue
             cuts = list(range(0, len(run.code), opts.window))
             if shift and len(run.code) > shift:
                 cuts = [0, *list(range(shift, len(run.code), opts.window))]
             for lo, hi in zip(cuts, [*cuts[1:], len(run.code)]):
-                if hi - lo < 1 or taken & set(range(lo, hi)):
+                if hi - lo < 1:
                     continue
                 window = run.code[lo:hi]
                 live = run.live_after[hi - 1]
-                rng = random.Random(f"{opts.seed}:{pass_no}:{sec}:{run.start + lo}:{len(window)}")
-                known = run.known_at(lo)
-                result = search_window(window, live, rng, opts.budget, opts.model, known)
+                rng = random.Random(f"{opts.seed}:{phase}:{sec}:{run.start + lo}:{len(window)}")
+                known, widths = run.known_at(lo), run.widths_at(lo)
+                result = search_window(window, live, rng, opts.budget, opts.model, known, widths)
                 log.proposals += result.proposals
                 log.proofs += result.proofs
                 log.refuted += result.refuted
                 if result.replacement is not None:
                     edits.setdefault(sec, []).append(Replacement(run.start + lo, hi - lo, result.replacement))
                     log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + lo, window,
-                                                result.replacement, live, "search", tuple(sorted(known.items()))))
+                                                result.replacement, live, "search", tuple(sorted(known.items())),
+                                                tuple(sorted(widths.items()))))
                     if rules is not None:
-                        rules.add(window, live, result.replacement, known)
+                        _learn(rules, run, lo, window, result.replacement, live)
     return _consistent(elf_bytes, edits, log, pass_no)
 
 
@@ -144,8 +176,8 @@ def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: Pass
     Each window was proven against the pass's input: its liveness and the constants known on entry.
     Rewrites made together keep the liveness (a candidate reads no register its window did not), but not
     the constants: one window may drop ``r1 = 0`` where r1 is dead, and the next drop its own ``r1 = 0``
-    because r1 held 0 on entry. So the constants each rewrite assumed must still be known on entry to it
-    in the output; a rewrite whose are not is dropped, until all hold."""
+    because r1 held 0 on entry. So the constants (and widths) each rewrite assumed must still be known on
+    entry to it in the output; a rewrite whose are not is dropped, until all hold."""
     mine = [r for r in log.rewrites if r.pass_no == pass_no]
     while True:
         if not any(edits.values()):
@@ -157,14 +189,14 @@ def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: Pass
         for sec, reps in edits.items():
             prog = elf.program(sec) if sec != ".text" else elf.text
             assert prog is not None
-            facts: dict[int, dict[int, int]] = {}
+            facts: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
             for run in runs_of(prog, core.get(sec, set())):
                 for i in range(len(run.code)):
-                    facts[run.start + i] = run.known_at(i)
+                    facts[run.start + i] = run.known_at(i), run.widths_at(i)
             for r in (r for r in mine if r.section == sec):
                 shift = sum(e.count - len(e.code) for e in reps if e.start < r.start)
-                here = facts.get(r.start - shift, {})
-                if any(here.get(reg) != v for reg, v in r.known):
+                here, bits = facts.get(r.start - shift, ({}, {}))
+                if any(here.get(reg) != v for reg, v in r.known) or any(bits.get(reg, 64) > w for reg, w in r.widths):
                     broken.append(r)
         if not broken:
             return out
@@ -176,12 +208,18 @@ def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: Pass
 
 def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
                   rules: RuleCache | None) -> tuple[list[bytes], list[PassLog]]:
-    """The object after each pass (the input first) and what each pass did."""
+    """The object after each pass (the input first) and what each pass did. With a non-empty rule cache
+    the first pass applies its rules alone (EPSO: a cheap pass of proven patterns), and the search
+    passes then work on its output, so a rule never keeps the search from a window."""
     sections = _sections(BpfElf.from_bytes(elf_bytes), section, opts.all_types)
     objects = [elf_bytes]
     logs = []
-    for p in range(opts.passes):
+    if rules is not None and rules.rules:
         log = PassLog()
-        objects.append(_one_pass(objects[-1], sections, opts, p, rules, log))
+        objects.append(_one_pass(objects[-1], sections, opts, 0, rules, log, rules_only=True))
+        logs.append(log)
+    for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
+        log = PassLog()
+        objects.append(_one_pass(objects[-1], sections, opts, len(logs), rules, log, phase=phase))
         logs.append(log)
     return objects, logs

@@ -67,16 +67,18 @@ def _rename(insns: Sequence[Instruction], names: dict[int, int], grow: bool) -> 
     return out
 
 
-def normalise(window: Sequence[Instruction], live_out: int,
-              known: Mapping[int, int] | None = None) -> tuple[str, dict[int, int]]:
-    """The rule key of ``window`` (with the constants known on entry in its registers) and its renaming
-    (register -> pattern name)."""
+def normalise(window: Sequence[Instruction], live_out: int, known: Mapping[int, int] | None = None,
+              widths: Mapping[int, int] | None = None) -> tuple[str, dict[int, int]]:
+    """The rule key of ``window`` (with the constants and widths known on entry in its registers) and its
+    renaming (register -> pattern name)."""
     names: dict[int, int] = {}
     pattern = _rename(window, names, grow=True)
     # A branch window's liveness has a second register set from BRANCH_SHIFT on (at the jump's target).
     live = sorted(names[r] + shift for r in names for shift in (0, BRANCH_SHIFT) if live_out >> (r + shift) & 1)
     consts = sorted([names[r], v] for r, v in (known or {}).items() if r in names)
-    return json.dumps([pattern, live, consts], separators=(",", ":")), names
+    bits = sorted([names[r], v] for r, v in (widths or {}).items() if r in names)
+    key = [pattern, live, consts, bits] if bits else [pattern, live, consts]
+    return json.dumps(key, separators=(",", ":")), names
 
 
 def _build(rows: list[list[int]], back: dict[int, int]) -> tuple[Instruction, ...]:
@@ -124,9 +126,9 @@ class RuleCache:
         return sorted({len(json.loads(k)[0]) for k in self.rules}, reverse=True)
 
     def add(self, window: Sequence[Instruction], live_out: int, rewrite: Sequence[Instruction],
-            known: Mapping[int, int] | None = None) -> bool:
+            known: Mapping[int, int] | None = None, widths: Mapping[int, int] | None = None) -> bool:
         """Store a proven rewrite; False when it names a register the window does not (not a rule)."""
-        key, names = normalise(window, live_out, known)
+        key, names = normalise(window, live_out, known, widths)
         rows = _rename(rewrite, dict(names), grow=False)
         if rows is None or key in self.rules:
             return False
@@ -134,15 +136,16 @@ class RuleCache:
         self.added += 1
         return True
 
-    def forget(self, window: Sequence[Instruction], live_out: int, known: Iterable[tuple[int, int]] = ()) -> None:
+    def forget(self, window: Sequence[Instruction], live_out: int, known: Iterable[tuple[int, int]] = (),
+               widths: Iterable[tuple[int, int]] = ()) -> None:
         """Drop the rule for ``window`` (its rewrite was refused by the verifier or the kernel)."""
-        key, _ = normalise(window, live_out, dict(known))
+        key, _ = normalise(window, live_out, dict(known), dict(widths))
         self.rules.pop(key, None)
 
-    def lookup(self, window: Sequence[Instruction], live_out: int,
-               known: Mapping[int, int] | None = None) -> tuple[Instruction, ...] | None:
+    def lookup(self, window: Sequence[Instruction], live_out: int, known: Mapping[int, int] | None = None,
+               widths: Mapping[int, int] | None = None) -> tuple[Instruction, ...] | None:
         """The cached rewrite of ``window``, in its registers, if there is one (still to be proven)."""
-        key, names = normalise(window, live_out, known)
+        key, names = normalise(window, live_out, known, widths)
         rows = self.rules.get(key)
         if rows is None:
             return None

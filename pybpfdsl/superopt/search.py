@@ -23,6 +23,7 @@ from pybpfdsl.superopt.window_check import (
     TestCase,
     expected_outputs,
     failures,
+    fit,
     make_tests,
     prove_window,
 )
@@ -354,7 +355,8 @@ def _rank(code: Sequence[Instruction], model: CostModel) -> tuple[int, int]:
 
 
 def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int, int], tests: list[TestCase],
-            budget: SearchBudget, model: CostModel, defined: int) -> tuple[tuple[Instruction, ...], int, int]:
+            budget: SearchBudget, model: CostModel, defined: int,
+            widths: Mapping[int, int] | None = None) -> tuple[tuple[Instruction, ...], int, int]:
     """Apply the first proven cheaper neighbour until none is left. (best, proposals, proofs)."""
     current = original
     expected = expected_outputs(original, tests)
@@ -370,7 +372,7 @@ def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int
             if failures(original, cand, live_out, tests, expected, stop_at=1):
                 continue
             proofs += 1
-            if prove_window(original, cand, live_out, budget.proof_units, known).proven:
+            if prove_window(original, cand, live_out, budget.proof_units, known, widths).proven:
                 current, improved = cand, True
                 break
             if proofs >= budget.max_proofs:
@@ -380,17 +382,17 @@ def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int
 
 def search_window(window: Sequence[Instruction], live_out: int, rng: random.Random,
                   budget: SearchBudget = SearchBudget(), model: CostModel = CostModel.SLOTS,
-                  known: Mapping[int, int] | None = None) -> WindowResult:
-    """MCMC from the window itself; the cheapest candidate proven equal under ``live_out`` and the
-    registers ``known`` to hold constants on entry."""
+                  known: Mapping[int, int] | None = None, widths: Mapping[int, int] | None = None) -> WindowResult:
+    """MCMC from the window itself; the cheapest candidate proven equal under ``live_out``, the
+    registers ``known`` to hold constants on entry and those of known ``widths``."""
     original = tuple(window)
-    tests = make_tests(rng, _TESTS, known)
+    tests = make_tests(rng, _TESTS, known, widths)
     expected = expected_outputs(original, tests)
     pools = pools_of(original)
     # The candidate may read on entry only what the original reads there (and r10): any other register
     # may be uninitialised at the window, which the kernel refuses even where the value does not matter.
     defined = read_before_written(original) | 1 << 10
-    start, tried, proofs = _greedy(original, live_out, known or {}, tests, budget, model, defined)
+    start, tried, proofs = _greedy(original, live_out, known or {}, tests, budget, model, defined, widths)
     best_cost = cost(start, model)
     best: tuple[Instruction, ...] | None = start if best_cost < cost(original, model) else None
     # A branch window's chain walks its straight-line part; the jump (as the greedy step left it) stays last.
@@ -413,13 +415,13 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
         f = perf + _ERROR_WEIGHT * wrong
         if wrong == 0 and perf < best_cost and body not in seen and proofs < budget.max_proofs:
             proofs += 1
-            verdict = prove_window(original, body, live_out, budget.proof_units, known)
+            verdict = prove_window(original, body, live_out, budget.proof_units, known, widths)
             seen[body] = verdict.proven
             if verdict.proven:
                 best, best_cost = body, perf
             elif verdict.counterexample is not None:
                 refuted += 1
-                regs = tuple((known or {}).get(r, v) for r, v in enumerate(verdict.counterexample.regs))
+                regs = fit(verdict.counterexample.regs, known, widths)
                 tests.append(TestCase(regs, verdict.counterexample.memory))
                 expected = expected_outputs(original, tests)
                 f += _ERROR_WEIGHT

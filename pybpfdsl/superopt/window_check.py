@@ -20,7 +20,7 @@ from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, run_concrete_branch, run_z3_branch
 
 __all__ = ["BRANCH_SHIFT", "DEFAULT_PROOF_UNITS", "TestCase", "Verdict", "branch_live", "expected_outputs", "failures",
-           "live_on", "make_tests", "prove_window"]
+           "fit", "live_on", "make_tests", "prove_window"]
 
 DEFAULT_PROOF_UNITS = 2_000_000
 """Z3 resource units for one window proof; the windows' formulas are small (a few thousand units)."""
@@ -55,15 +55,22 @@ class TestCase:
 _INTERESTING = (0, 1, 2, 0xFF, 0xFFFF, 0xFFFFFFFF, 0x80000000, (1 << 64) - 1, 1 << 63, 14, 34)
 
 
-def make_tests(rng: random.Random, count: int, known: Mapping[int, int] | None = None) -> list[TestCase]:
+def make_tests(rng: random.Random, count: int, known: Mapping[int, int] | None = None,
+               widths: Mapping[int, int] | None = None) -> list[TestCase]:
     """``count`` inputs: random registers (some set to boundary values, the ``known`` ones to their
-    constants) over random memory backgrounds."""
+    constants, the ones of known ``widths`` cut to them) over random memory backgrounds."""
     out = []
     for _ in range(count):
         regs = tuple(rng.choice(_INTERESTING) if rng.random() < 0.25 else rng.getrandbits(64) for _ in range(11))
-        regs = tuple((known or {}).get(r, v) for r, v in enumerate(regs))
+        regs = fit(regs, known, widths)
         out.append(TestCase(regs, ConcreteMemory(rng.getrandbits(32))))
     return out
+
+
+def fit(regs: Sequence[int], known: Mapping[int, int] | None, widths: Mapping[int, int] | None) -> tuple[int, ...]:
+    """``regs`` made to meet the precondition: the known constants in place, the known widths cut to."""
+    out = [(known or {}).get(r, v) for r, v in enumerate(regs)]
+    return tuple(v & ((1 << (widths or {}).get(r, 64)) - 1) for r, v in enumerate(out))
 
 
 _Outputs = tuple[list[int], ConcreteMemory, bool | None]
@@ -119,9 +126,10 @@ class Verdict:
 
 
 def prove_window(original: Sequence[Instruction], candidate: Sequence[Instruction], live_out: int,
-                 units: int = DEFAULT_PROOF_UNITS, known: Mapping[int, int] | None = None) -> Verdict:
-    """Prove the windows equal under ``live_out`` (a bit per register) and the ``known`` register values
-    on entry, within ``units`` Z3 resource units."""
+                 units: int = DEFAULT_PROOF_UNITS, known: Mapping[int, int] | None = None,
+                 widths: Mapping[int, int] | None = None) -> Verdict:
+    """Prove the windows equal under ``live_out`` (a bit per register), the ``known`` register values
+    and the known ``widths`` (register -> bits: below 2**bits) on entry, within ``units`` Z3 resource units."""
     import z3
 
     ctx_regs = [z3.BitVec(f"r{i}", 64) for i in range(11)]
@@ -148,6 +156,8 @@ def prove_window(original: Sequence[Instruction], candidate: Sequence[Instructio
     solver.add(z3.Or(*differs))
     for r, v in (known or {}).items():
         solver.add(ctx_regs[r] == v)
+    for r, bits in (widths or {}).items():
+        solver.add(z3.LShR(ctx_regs[r], bits) == 0)
     answer = solver.check()
     if answer == z3.unsat:
         return Verdict("proven")

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
-from pybpfdsl.bpf.opcode import Kind, PseudoSrc
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, PseudoSrc, Source, alu_op, size, source
 from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_check import branch_live
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
 from pybpfdsl.verify.analysis.liveness import call_args, registers_of, solve_backward
 
-__all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "live_in", "runs_of", "succs_of",
-           "transfer"]
+__all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "known_widths", "live_in", "runs_of",
+           "succs_of", "transfer", "transfer_widths"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,15 @@ class Run:
     known_before: tuple[tuple[tuple[int, int], ...], ...] = ()
     """(register, value) pairs known on every path to each instruction of the run (K2's concrete values)."""
 
+    widths_before: tuple[tuple[tuple[int, int], ...], ...] = ()
+    """(register, bits) pairs: the register is below 2**bits on every path to each instruction (a zero-
+    extended load or 32-bit result from another block, which the window alone cannot see)."""
+
     def known_at(self, i: int) -> dict[int, int]:
         return dict(self.known_before[i]) if self.known_before else {}
+
+    def widths_at(self, i: int) -> dict[int, int]:
+        return dict(self.widths_before[i]) if self.widths_before else {}
 
 
 def core_relocated_slots(elf: BpfElf) -> dict[str, set[int]]:
@@ -142,6 +149,69 @@ def transfer(insn: Instruction, facts: Mapping[int, int]) -> dict[int, int]:
     return out
 
 
+def transfer_widths(insn: Instruction, widths: Mapping[int, int]) -> dict[int, int]:
+    """The registers known to fit in fewer than 64 bits after ``insn`` (register -> bits), given those
+    before it. Only results whose upper bits the instruction itself clears: a load of 1, 2 or 4 bytes, a
+    32-bit operation (zero-extends), a byte swap of 16 or 32 bits, a move of a non-negative constant or
+    of a narrow register, an AND with a narrow operand, a right shift by a constant."""
+    k = insn.kind
+    if k == Kind.INVALID:
+        return {}
+    out = dict(widths)
+    _, writes = registers_of(insn)
+    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
+        writes = (0, 1, 2, 3, 4, 5)
+    for r in writes:
+        out.pop(r, None)
+    if insn.dst == 10 or insn.dst not in writes:
+        return out
+    w: int | None = None
+    x = source(insn.opcode) == Source.X
+    if k == Kind.LDX:
+        w = size(insn.opcode).bytes * 8
+    elif k in (Kind.END, Kind.BSWAP):
+        w = insn.imm if insn.imm in (16, 32) else None
+    elif insn.cls == InsnClass.ALU and k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.SDIV, Kind.MOVSX):
+        w = 32
+    elif insn.cls == InsnClass.ALU64 and k == Kind.MOV:
+        w = widths.get(insn.src) if x else (insn.imm.bit_length() if insn.imm >= 0 else None)
+    elif insn.cls == InsnClass.ALU64 and k == Kind.ALU:
+        op = alu_op(insn.opcode)
+        mine = widths.get(insn.dst)
+        other = widths.get(insn.src) if x else (insn.imm.bit_length() if insn.imm >= 0 else None)
+        if op == AluOp.AND:
+            w = min((v for v in (mine, other) if v is not None), default=None)
+        elif op in (AluOp.OR, AluOp.XOR) and mine is not None and other is not None:
+            w = max(mine, other)
+        elif op == AluOp.RSH and not x:
+            w = max(0, (64 if mine is None else mine) - (insn.imm & 63))
+    if w is not None and w < 64:
+        out[insn.dst] = w
+    return out
+
+
+def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
+    """Registers below 2**bits on every path to each instruction (a must-analysis like `known_constants`;
+    at a join the wider of the two). A patched instruction's result has no known width."""
+    facts: list[_Facts] = [None] * len(code)
+    facts[0] = {}
+    work = [0]
+    while work:
+        i = work.pop()
+        cur = facts[i]
+        assert cur is not None
+        out = transfer_widths(code[i], cur)
+        if i in patched:
+            out = {r: v for r, v in out.items() if r not in registers_of(code[i])[1]}
+        for t in succs[i]:
+            old = facts[t]
+            new = out if old is None else {r: max(v, out[r]) for r, v in old.items() if r in out}
+            if old is None or new != old:
+                facts[t] = new
+                work.append(t)
+    return [f or {} for f in facts]
+
+
 def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Registers holding one constant on every path to each instruction (a must-analysis from the entry,
     where nothing is known). A patched instruction's result is never a constant."""
@@ -180,6 +250,7 @@ def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
         succs, targets = succs_of(code)
         live = live_in(tuple(code), succs)
         consts = known_constants(code, succs, {p - lo for p in patched if lo <= p < hi})
+        widths = known_widths(code, succs, {p - lo for p in patched if lo <= p < hi})
         after = [0] * len(code)
         branch: set[int] = set()
         for i in range(len(code)):
@@ -201,5 +272,6 @@ def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
             if run:
                 out.append(Run(prog.section, names.get(lo, prog.name), lo + run[0],
                                tuple(code[j] for j in run), tuple(after[j] for j in run),
-                               tuple(tuple(sorted(consts[j].items())) for j in run)))
+                               tuple(tuple(sorted(consts[j].items())) for j in run),
+                               tuple(tuple(sorted(widths[j].items())) for j in run)))
     return out
