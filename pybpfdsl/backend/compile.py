@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import linecache
 import os
 from dataclasses import dataclass
 
 from pybpfdsl.backend.lower import BackendError, lower_program
 from pybpfdsl.backend.object_emit import BpfTargetMissing, emit_with_ir
+from pybpfdsl.backend.stack_depth import deepest_stack_access
+from pybpfdsl.bpf.abi import STACK_SIZE
 from pybpfdsl.ir.check import IRError, check_program
 from pybpfdsl.ir.nodes import Program
 from pybpfdsl.ir.passes.pipeline import optimize as optimize_ir
+from pybpfdsl.lang.errors import DslError, SourceLocation
 
 __all__ = ["OPTIMIZE", "BackendError", "CompiledObject", "compile_program"]
 
@@ -35,7 +39,8 @@ def compile_program(program: Program, cpu: str = "v3", opt_level: int = 2, licen
     object's "license" section (GPL-only helpers need a GPL-compatible one). `optimize` (default
     `OPTIMIZE`) runs the IR passes first, on a copy: `program` itself is unchanged, and it is what the
     equivalence proof compares the bytecode with.
-    Raises BackendError for IR that is malformed or cannot be lowered.
+    Raises BackendError for IR that is malformed or cannot be lowered, and DslError for a program whose
+    code needs more than the kernel's 512 bytes of stack.
     """
     try:
         check_program(program)
@@ -52,4 +57,22 @@ def compile_program(program: Program, cpu: str = "v3", opt_level: int = 2, licen
         raise
     except RuntimeError as exc:  # LLVM rejected the module: the lowering produced something wrong
         raise BackendError(f"{program.name}: LLVM failed: {exc}") from exc
+    _check_stack(program, emitted.elf)
     return CompiledObject(elf=emitted.elf, llvm_ir=text, optimized_llvm_ir=emitted.optimized_ir)
+
+
+def _check_stack(program: Program, elf: bytes) -> None:
+    """A DslError at the user's line when the code needs more than the kernel's 512-byte stack (LLVM
+    is allowed to build such a frame so that it does not end the process: `stack_depth`)."""
+    reach = deepest_stack_access(elf)
+    if reach is None or reach.depth <= STACK_SIZE:
+        return
+    line = reach.line.line if reach.line is not None else program.first_line
+    text = linecache.getline(program.source_file, line) or (reach.line.text if reach.line is not None else "")
+    raise DslError(
+        f"the compiled code of {program.name} needs {reach.depth} bytes of stack; the kernel allows a BPF "
+        f"program {STACK_SIZE}",
+        SourceLocation(program.source_file, line, 0, text.rstrip("\n")),
+        hint="the stack holds map keys and values, records, and the values kept alive across long stretches "
+             "of code: keep a large record in a map (a PerCpuArray slot) instead of building it in the "
+             "function, or split the work so fewer values are live at once")

@@ -30,6 +30,9 @@ BPF_TRIPLE = "bpfel"
 BPF_DATALAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 BPF_CPUS = ("generic", "probe", "v1", "v2", "v3", "v4")
 
+LLVM_STACK_LIMIT = 32767
+"""The frame LLVM may build before it ends the process: the deepest r10 offset an instruction encodes."""
+
 _init_lock = threading.Lock()
 _initialized = False
 
@@ -46,6 +49,10 @@ def _ensure_initialized() -> None:
             # now raises); only targets and asm printers need registering.
             llvm.initialize_all_targets()
             llvm.initialize_all_asmprinters()
+            # A frame past LLVM's BPF limit (512) is reported through LLVM's default diagnostic
+            # handler, which ends the process; raised to what an instruction's 16-bit offset can
+            # address, the frame is emitted and `backend.compile` refuses it with a DslError.
+            llvm.set_option("pybpfdsl", f"-bpf-stack-size={LLVM_STACK_LIMIT}")
             _initialized = True
 
 

@@ -118,24 +118,32 @@ def write_field(lw: EmitterBase, header: HeaderVal, spec: h.FieldSpec, value: n.
     _store(lw, header.offset, region.offset, region.size, new)
     if not covers:
         return
-    old_words, new_words = _words(lw, region, old), _words(lw, region, new)
+    delta: n.Value | None = None
+    for old_word, new_word in zip(_words(lw, region, old), _words(lw, region, new)):
+        delta = _changed(lw, delta, old_word, new_word)
+    assert delta is not None
     for name in covers:
         if name == header.spec.name:
-            _update_checksum(lw, header.offset, name, old_words, new_words)
+            _update_checksum(lw, header.offset, name, delta)
             continue
-        _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=old_words, new_words=new_words))
+        _if_present(lw, name, partial(_update_checksum, lw, name=name, delta=delta))
 
 
-def _update_checksum(lw: EmitterBase, base: n.Value, name: str, old_words: list[n.Value],
-                     new_words: list[n.Value]) -> None:
-    """RFC 1624 eqn. 3, as `lang.checksum.updated_checksum`."""
+def _changed(lw: EmitterBase, delta: n.Value | None, old_word: n.Value, new_word: n.Value) -> n.Value:
+    """`delta + ~old_word + new_word` (16-bit words in a u64): the part of RFC 1624 eqn. 3 one changed
+    word adds. The sum runs as the words are written, so only it stays live until the checksum is
+    updated: a list of every old and new word of a 32-byte record kept live across the update made LLVM
+    spill them past the 512-byte BPF stack."""
+    term = _op(lw, BinOp.ADD, _op(lw, BinOp.XOR, old_word, 0xFFFF), new_word)
+    return term if delta is None else _op(lw, BinOp.ADD, delta, term)
+
+
+def _update_checksum(lw: EmitterBase, base: n.Value, name: str, delta: n.Value) -> None:
+    """RFC 1624 eqn. 3, as `lang.checksum.updated_checksum`; `delta` is the changed words' part
+    (`_changed`). At most a few hundred words are summed, far from a u64's carry."""
     at = CHECKSUM_OFFSET[name]
     hc = _load(lw, base, at, 2)
-    total = _op(lw, BinOp.XOR, hc, 0xFFFF)
-    for w in old_words:
-        total = _op(lw, BinOp.ADD, total, _op(lw, BinOp.XOR, w, 0xFFFF))
-    for w in new_words:
-        total = _op(lw, BinOp.ADD, total, w)
+    total = _op(lw, BinOp.ADD, _op(lw, BinOp.XOR, hc, 0xFFFF), delta)
     for _ in range(2):
         total = _op(lw, BinOp.ADD, _op(lw, BinOp.AND, total, 0xFFFF), _op(lw, BinOp.SHR, total, 16))
     updated = _op(lw, BinOp.XOR, _op(lw, BinOp.AND, total, 0xFFFF), 0xFFFF)
@@ -173,9 +181,9 @@ def payload_store(lw: EmitterBase, target: ast.Subscript, value_node: ast.expr) 
     # The byte is the high half of its checksum word at an even offset, the low half at an odd one.
     odd = _op(lw, BinOp.AND, off, 1)
     shift = _op(lw, BinOp.SHL, _op(lw, BinOp.XOR, odd, 1), 3)
-    words = [_op(lw, BinOp.SHL, old, shift)], [_op(lw, BinOp.SHL, _u64(lw, byte), shift)]
+    delta = _changed(lw, None, _op(lw, BinOp.SHL, old, shift), _op(lw, BinOp.SHL, _u64(lw, byte), shift))
     for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
-        _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=words[0], new_words=words[1]))
+        _if_present(lw, name, partial(_update_checksum, lw, name=name, delta=delta))
     lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
     lw.b.set_block(done)
 
@@ -221,23 +229,49 @@ def payload_write(lw: EmitterBase, call: ast.Call) -> None:
     inside = lw.b.emit(n.InBounds(lw.new(BOOL), off, record.cls.size(), line=lw.line))
     lw.b.terminate(n.Branch(inside, n.Edge(ok.name), n.Edge(done.name), line=lw.line))
     lw.b.set_block(ok)
-    old_words: list[n.Value] = []
-    new_words: list[n.Value] = []
+    delta = _record_stored(lw, record, off)
+    for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
+        _if_present(lw, name, partial(_update_checksum, lw, name=name, delta=delta))
+    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
+    lw.b.set_block(done)
+
+
+def _record_stored(lw: EmitterBase, record: StructVal, off: n.Value) -> n.Value:
+    """Store each field of `record` at `off` + its offset, one packet store per field; return the
+    checksum change (`_changed`) of all its bytes, as `lang.checksum.write_payload_bytes` sums them.
+
+    A byte at an even packet offset is the high half of its checksum word (shifted by 8), at an odd one
+    the low half. Bytes an even distance apart share a half, so the old and the new bytes are summed
+    per half and shifted once: the same integer as the byte-by-byte sum, with few live values. (One
+    store per byte, each at its own address, had LLVM hoist 32 addresses out of a loop and spill them
+    past the 512-byte BPF stack.)"""
+    old_halves: list[n.Value | None] = [None, None]
+    new_halves: list[n.Value | None] = [None, None]
+    count = 0
     for f in record.cls.fields():
         ft: ScalarType = f.type
         value = _u64(lw, lw.b.emit(n.ExtractField(lw.new(ft), record.value, f.name, line=lw.line)))
+        at = _offset(lw, off, f.offset)
+        old = _load(lw, at, 0, ft.size)
+        _store(lw, at, 0, ft.size, value)
         for j in range(ft.size):
-            byte = _op(lw, BinOp.AND, _op(lw, BinOp.SHR, value, 8 * (ft.size - 1 - j)), 0xFF)
-            at = _offset(lw, off, f.offset + j)
-            old = _load(lw, at, 0, 1)
-            _store(lw, at, 0, 1, byte)
-            shift = _op(lw, BinOp.SHL, _op(lw, BinOp.XOR, _op(lw, BinOp.AND, at, 1), 1), 3)
-            old_words.append(_op(lw, BinOp.SHL, old, shift))
-            new_words.append(_op(lw, BinOp.SHL, byte, shift))
-    for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
-        _if_present(lw, name, partial(_update_checksum, lw, name=name, old_words=old_words, new_words=new_words))
-    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
-    lw.b.set_block(done)
+            half = (f.offset + j) & 1
+            shift = 8 * (ft.size - 1 - j)
+            for sums, contents in ((old_halves, old), (new_halves, value)):
+                byte = _op(lw, BinOp.AND, _op(lw, BinOp.SHR, contents, shift) if shift else contents, 0xFF)
+                previous = sums[half]
+                sums[half] = byte if previous is None else _op(lw, BinOp.ADD, previous, byte)
+            count += 1
+    even_shift = _op(lw, BinOp.SHL, _op(lw, BinOp.XOR, _op(lw, BinOp.AND, off, 1), 1), 3)
+    shifts = even_shift, _op(lw, BinOp.XOR, even_shift, 8)
+
+    def shifted(sums: list[n.Value | None]) -> n.Value:
+        parts = [_op(lw, BinOp.SHL, v, shifts[half]) for half, v in enumerate(sums) if v is not None]
+        return parts[0] if len(parts) == 1 else _op(lw, BinOp.ADD, parts[0], parts[1])
+
+    # sum(~(old << shift) & 0xFFFF) is count * 0xFFFF minus the shifted old bytes (each is at most 0xFF00)
+    kept = _op(lw, BinOp.SUB, lw.const(u64, count * 0xFFFF), shifted(old_halves))
+    return _op(lw, BinOp.ADD, kept, shifted(new_halves))
 
 
 def move(lw: EmitterBase, node: ast.Call, attr: str) -> Scalar:
