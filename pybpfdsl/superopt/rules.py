@@ -4,7 +4,11 @@ A rule's key is the window's instructions with registers renamed in order of fir
 r10: the frame pointer is not interchangeable) plus the renamed set of registers live after it; its
 value is the rewrite in the same names. Immediates and offsets stay concrete, except a branch
 window's jump distance (not part of what the window computes: the rule keeps 0 and a match takes the
-window's own). A rule is a hint, never a
+window's own). Each rule whose rewrite only carries the window's own immediates and offsets (and known
+constants) over is also kept *general* (EPSO's abstraction): those values become placeholders in order
+of first use, so ``r4 = r1; r4 += 23; r3 = *(u8 *)(r4 +0)`` learned once matches the same shape at
+offset 14; shift amounts and zeros stay concrete (they decide what the code computes). A general rule
+is tried after an exact one, and proven again like every rule. A rule is a hint, never a
 proof: each match is proven again for the window it is applied to before it is used, so a stale or
 edited cache file can cost time but never correctness.
 
@@ -26,7 +30,7 @@ from pybpfdsl.superopt.window_check import BRANCH_SHIFT
 
 __all__ = ["RuleCache", "default_path", "normalise"]
 
-_VERSION = 1
+_VERSION = 2
 
 
 def default_path() -> Path:
@@ -81,7 +85,76 @@ def normalise(window: Sequence[Instruction], live_out: int, known: Mapping[int, 
     return json.dumps(key, separators=(",", ":")), names
 
 
-def _build(rows: list[list[int]], back: dict[int, int]) -> tuple[Instruction, ...]:
+_Row = list[int | str]
+
+
+def _concrete(row: Sequence[int | str]) -> bool:
+    """Whether an instruction's immediate stays in a general rule: shifts and byte swaps (the amount is
+    the operation), 64-bit constants, and what is not a number."""
+    opcode = int(row[0])
+    cls = opcode & 0x07
+    alu = cls in (0x04, 0x07)
+    return bool(row[6]) or (alu and (opcode & 0xF0) in (0x60, 0x70, 0xC0, 0xD0))
+
+
+def _abstract(rows: list[list[int]], known: Sequence[list[int]],
+              values: list[int] | None = None) -> tuple[list[_Row], list[list[int | str]], list[int]] | None:
+    """``rows`` (and the known constants) with every nonzero immediate and offset a placeholder ``"$n"``
+    (n: its first use in ``values``, which grows unless given); None when a given ``values`` lacks one
+    of them."""
+    grow = values is None
+    vals: list[int] = [] if values is None else values
+
+    def slot(v: int) -> int | str:
+        if v == 0:
+            return 0
+        if v not in vals:
+            if not grow:
+                raise KeyError(v)
+            vals.append(v)
+        return f"${vals.index(v)}"
+
+    try:
+        out: list[_Row] = []
+        for row in rows:
+            r: _Row = list(row)
+            r[3] = slot(row[3])
+            if not _concrete(row):
+                r[4] = slot(row[4])
+            out.append(r)
+        consts: list[list[int | str]] = [[name, slot(v)] for name, v in known]
+    except KeyError:
+        return None
+    return out, consts, vals
+
+
+def _general_key(key: str) -> tuple[str, list[int]] | None:
+    """The general rule key of an exact one, and the values its placeholders stand for."""
+    parsed = json.loads(key)
+    abstract = _abstract(parsed[0], parsed[2])
+    if abstract is None:
+        return None
+    pattern, consts, values = abstract
+    return json.dumps([pattern, parsed[1], consts, *parsed[3:]], separators=(",", ":")), values
+
+
+def _instantiate(rows: Sequence[_Row], values: Sequence[int]) -> list[list[int]] | None:
+    out = []
+    for row in rows:
+        concrete = []
+        for field_ in row:
+            if isinstance(field_, str):
+                n = int(field_[1:])
+                if n >= len(values):
+                    return None
+                concrete.append(values[n])
+            else:
+                concrete.append(field_)
+        out.append(concrete)
+    return out
+
+
+def _build(rows: Sequence[Sequence[int]], back: dict[int, int]) -> tuple[Instruction, ...]:
     out = []
     for opcode, dst, src, off, imm, imm_hi, wide in rows:
         insn = Instruction(opcode, dst, src, off, imm, imm_hi, bool(wide))
@@ -98,6 +171,8 @@ class RuleCache:
 
     path: Path | None = None
     rules: dict[str, list[list[int]]] = field(default_factory=dict)
+    general: dict[str, list[_Row]] = field(default_factory=dict)
+    """General rules (placeholders for immediates and offsets) by their abstract key."""
     added: int = 0
     used: int = 0
 
@@ -109,6 +184,7 @@ class RuleCache:
             data = json.loads(where.read_text())
             if data.get("version") == _VERSION:
                 cache.rules = {str(k): v for k, v in data["rules"].items()}
+                cache.general = {str(k): v for k, v in data.get("general", {}).items()}
         except (OSError, ValueError, KeyError, AttributeError):
             pass  # no cache yet, or one from another version: start empty
         return cache
@@ -118,12 +194,13 @@ class RuleCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": _VERSION, "rules": self.rules}, indent=0, sort_keys=True))
+        tmp.write_text(json.dumps({"version": _VERSION, "rules": self.rules, "general": self.general},
+                                  indent=0, sort_keys=True))
         tmp.replace(self.path)
 
     @property
     def lengths(self) -> list[int]:
-        return sorted({len(json.loads(k)[0]) for k in self.rules}, reverse=True)
+        return sorted({len(json.loads(k)[0]) for k in [*self.rules, *self.general]}, reverse=True)
 
     def add(self, window: Sequence[Instruction], live_out: int, rewrite: Sequence[Instruction],
             known: Mapping[int, int] | None = None, widths: Mapping[int, int] | None = None) -> bool:
@@ -134,6 +211,12 @@ class RuleCache:
             return False
         self.rules[key] = rows
         self.added += 1
+        general = _general_key(key)
+        if general is not None:
+            gkey, values = general
+            abstract = _abstract(rows, [], values)
+            if abstract is not None and gkey not in self.general:
+                self.general[gkey] = abstract[0]
         return True
 
     def forget(self, window: Sequence[Instruction], live_out: int, known: Iterable[tuple[int, int]] = (),
@@ -141,6 +224,9 @@ class RuleCache:
         """Drop the rule for ``window`` (its rewrite was refused by the verifier or the kernel)."""
         key, _ = normalise(window, live_out, dict(known), dict(widths))
         self.rules.pop(key, None)
+        general = _general_key(key)
+        if general is not None:
+            self.general.pop(general[0], None)
 
     def lookup(self, window: Sequence[Instruction], live_out: int, known: Mapping[int, int] | None = None,
                widths: Mapping[int, int] | None = None) -> tuple[Instruction, ...] | None:
@@ -148,7 +234,13 @@ class RuleCache:
         key, names = normalise(window, live_out, known, widths)
         rows = self.rules.get(key)
         if rows is None:
-            return None
+            general = _general_key(key)
+            found = self.general.get(general[0]) if general is not None else None
+            if general is None or found is None:
+                return None
+            rows = _instantiate(found, general[1])
+            if rows is None:
+                return None
         built = _build(rows, {v: k for k, v in names.items()})
         if built and built[-1].kind == Kind.JCOND and window[-1].kind == Kind.JCOND:
             last = built[-1]

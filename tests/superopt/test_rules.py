@@ -8,6 +8,7 @@ from pathlib import Path
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.api import optimize_object
 from pybpfdsl.superopt.rules import RuleCache
+from pybpfdsl.superopt.window_check import prove_window
 
 MOV_R3_0 = Instruction(0xB7, 3, 0, 0, 0)
 STX_R3 = (Instruction(0x63, 10, 3, -4), Instruction(0x63, 10, 3, -8))
@@ -48,3 +49,28 @@ def test_a_corrupted_rule_is_proven_wrong_and_not_applied(sample_elf: bytes, tmp
     result = optimize_object(sample_elf, proposals=1, rules=path, kernel=False)
     assert all(r.source != "rule" or all(i.imm != 7 for i in r.after) for r in result.rewrites)
     assert result.proof.status in ("ok", "skipped")
+
+
+def test_a_general_rule_carries_the_offsets_over_and_is_proven_again() -> None:
+    cache = RuleCache(None)
+    window = (Instruction(0xBF, 4, 1), Instruction(0x07, 4, 0, 0, 23), Instruction(0x71, 3, 4, 0))
+    assert cache.add(window, 1 << 3, (Instruction(0x71, 3, 1, 23),))
+    other = (Instruction(0xBF, 5, 2), Instruction(0x07, 5, 0, 0, 14), Instruction(0x71, 0, 5, 0))
+    got = cache.lookup(other, 1 << 0)
+    assert got == (Instruction(0x71, 0, 2, 14),)
+    assert prove_window(other, got, 1 << 0).proven
+
+
+def test_a_general_rule_that_does_not_hold_for_other_values_is_refuted_where_it_matches() -> None:
+    # Learned: `r1 &= 0xff` is redundant where r1 is 8 bits wide. The same shape with 0xf matches the
+    # general rule, and its instance (drop the mask) is wrong: the proof says so, so it is never applied.
+    cache = RuleCache(None)
+    assert cache.add((Instruction(0x57, 1, 0, 0, 0xFF),), 1 << 1, (), widths={1: 8})
+    narrower = (Instruction(0x57, 2, 0, 0, 0xF),)
+    got = cache.lookup(narrower, 1 << 2, widths={2: 8})
+    assert got == ()
+    assert prove_window(narrower, got, 1 << 2, widths={2: 8}).status == "different"
+    # Shifts stay concrete: `r <<= 32; r >>= 32` as `w = w` says nothing of 16.
+    shifts = (Instruction(0x67, 1, 0, 0, 32), Instruction(0x77, 1, 0, 0, 32))
+    assert cache.add(shifts, 1 << 1, (Instruction(0xBC, 1, 1),))
+    assert cache.lookup((Instruction(0x67, 1, 0, 0, 16), Instruction(0x77, 1, 0, 0, 16)), 1 << 1) is None
