@@ -310,8 +310,19 @@ class BpfElf:
         return bool(sec.header["sh_type"] == "SHT_PROGBITS" and sec.header["sh_flags"] & _SHF_EXECINSTR)
 
     def _symbols(self) -> Iterator[Any]:
-        if self._symtab is not None:
-            yield from self._symtab.iter_symbols()
+        yield from self._symbol_list
+
+    @cached_property
+    def _symbol_list(self) -> list[Any]:
+        """The symbols, parsed once: pyelftools parses the table again on every walk, and the walks
+        (maps, functions, each call's relocation) made a clang object's parse a third of its verify time."""
+        return list(self._symtab.iter_symbols()) if self._symtab is not None else []
+
+    @cached_property
+    def _by_name(self) -> dict[str, Any]:
+        """Sections by name, the last of a name winning as in pyelftools' ``get_section_by_name`` (which
+        parses the section's header again on every call: once per relocation)."""
+        return {sec.name: sec for sec in self._sections}
 
     @cached_property
     def _symtab(self) -> SymbolTableSection | None:
@@ -416,6 +427,11 @@ class BpfElf:
         return out
 
     def _functions_by_section(self) -> dict[str, list[ElfFunction]]:
+        return self._functions
+
+    @cached_property
+    def _functions(self) -> dict[str, list[ElfFunction]]:
+        """Function symbols by section, sorted by slot (see :meth:`_functions_by_section`)."""
         out: dict[str, list[ElfFunction]] = {}
         for sym in self._symbols():
             if sym["st_info"]["type"] != "STT_FUNC":
@@ -457,7 +473,7 @@ class BpfElf:
         section = self._section_of(sym)
         name = self._symbol_name(sym)
         value = int(sym["st_value"])
-        target = self._elf.get_section_by_name(section) if section else None
+        target = self._by_name.get(section) if section else None
         if not section:
             kind = RelocKind.EXTERN
             offset = 0
