@@ -13,6 +13,7 @@ from llvmlite import ir
 
 from pybpfdsl.bpf.abi import Helper
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.lang import printk
 
 _I8, _I64 = ir.IntType(8), ir.IntType(64)
 
@@ -28,7 +29,7 @@ class _FunctionLowering(Protocol):
 
 def trace_printk(lowering: _FunctionLowering, op: n.TracePrintk, args: list[ir.Value]) -> ir.Value:
     b = lowering.b
-    data = op.fmt.encode() + b"\0"
+    data = printk.helper_bytes(op.fmt)  # as the checker measured it (`lang.printk.PrintFormat`)
     words = (len(data) + 7) // 8
     with b.goto_block(lowering.fn.entry_basic_block):  # before its terminator
         slot = b.alloca(ir.ArrayType(_I64, words), name="printk_fmt")

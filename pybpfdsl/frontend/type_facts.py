@@ -6,7 +6,8 @@ type, each inlined call's helper parse, each `random() < p` compared by its raw 
 on state that is an atomic add; gives the frozen `TypeFacts`: the DSL type of each expression, its
 constant where it is the same one every time the node is checked, whether that constant is untyped,
 the locals' types per function, the helper parse each call inlines, the comparisons made on the raw
-random bits and the updates that are atomic adds. Keys are (lowering context, node): an unrolled
+random bits, the updates that are atomic adds and each print's format (`lang.printk.PrintFormat`, which
+the emitter compiles and pure Python renders). Keys are (lowering context, node): an unrolled
 loop's body is checked once per item, perhaps with different types or constants (`Ctx`).
 
 The types sit in tables keyed by node rather than on the nodes, so the user's AST stays Python's own.
@@ -22,6 +23,7 @@ from types import FunctionType
 
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import Scalar
+from pybpfdsl.lang.printk import PrintFormat
 from pybpfdsl.lang.types import ScalarType
 
 Ctx = tuple[tuple[ast.AST, int], ...]
@@ -45,6 +47,8 @@ class TypeFacts:
     random_thresholds: set[Key] = field(default_factory=set)
     # `op=` statements on a Global or a map value lowered as an atomic add of the converted operand.
     atomic_adds: set[Key] = field(default_factory=set)
+    # Each `print(...)` call's format: the one description the kernel's text and pure Python's come from.
+    print_formats: dict[Key, PrintFormat] = field(default_factory=dict)
 
     def disagreement(self, ctx: Ctx, node: ast.AST, v: Scalar[object]) -> str | None:
         """What is wrong with a scalar the emitter computed for `node`, by this typed AST (None: it
@@ -88,6 +92,10 @@ class TypeRecorder:
     def atomic_add(self, ctx: Ctx, node: ast.AST) -> None:
         """The `op=` statement `node` updates its state with an atomic add."""
         self.facts.atomic_adds.add((ctx, node))
+
+    def print_format(self, ctx: Ctx, node: ast.Call, fmt: PrintFormat) -> None:
+        """The `print` call `node` has format `fmt`."""
+        self.facts.print_formats[(ctx, node)] = fmt
 
     def record(self, ctx: Ctx, node: ast.AST, v: Scalar[object]) -> None:
         """A scalar's type, and its constant while it is the same one every time the node is checked in

@@ -5,22 +5,33 @@ numbers become part of the format, the other values its conversions (`%d`/`%u` f
 32 bits, `%lld`/`%llu` for 64 bits, a bool as 0 or 1). The kernel takes at most three values and formats
 of its own conversions only, so a print shows at most `MAX_VALUES` values that vary, integers only, and
 its format is at most `MAX_FORMAT` bytes. Outside the kernel `render` makes the text the kernel writes.
+
+`PrintFormat` is one print's format, decided once (by the type checker, from the call's arguments): the
+emitter builds bpf_trace_printk's format and 64-bit arguments from it and pure Python its text, so the
+two cannot read a print differently.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from pybpfdsl.lang.types import ScalarType
+from pybpfdsl.lang.types import ScalarType, i64, u64
 
-__all__ = ["MAX_FORMAT", "MAX_VALUES", "conversion", "escape", "literal", "render"]
+__all__ = ["MAX_FORMAT", "MAX_VALUES", "PrintFormat", "Shown", "conversion", "escape", "helper_bytes", "literal",
+           "render"]
 
 MAX_VALUES = 3
 """bpf_trace_printk's arguments after the format."""
 MAX_FORMAT = 120
 """Longest format (without its NUL): it is built on the stack, 8 bytes a store."""
 _CONVERSION = re.compile(r"%(%|lld|llu|d|u)")
+_KERNEL_TEXT = re.compile(r"[\x20-\x7e\t\n\v\f\r]*")
+"""What bpf_trace_printk accepts in its format: printable ASCII and white space (it refuses the whole call
+at any other byte, returning an error and printing nothing; newer kernels take non-ASCII UTF-8 too, as
+6.18 does, older ones refuse it: the DSL keeps to what both take)."""
 
 
 def conversion(t: ScalarType) -> str:
@@ -43,6 +54,11 @@ def escape(text: str) -> str:
     return text.replace("%", "%%")
 
 
+def helper_bytes(fmt: str) -> bytes:
+    """A format as bpf_trace_printk reads it: UTF-8 with its NUL (its size is the helper's second argument)."""
+    return fmt.encode() + b"\0"
+
+
 def render(fmt: str, values: list[int]) -> str:
     """The text bpf_trace_printk writes for `fmt` (made by this module) and `values` (64-bit patterns)."""
     it = iter(values)
@@ -59,3 +75,63 @@ def render(fmt: str, values: list[int]) -> str:
         return str(v)
 
     return _CONVERSION.sub(one, fmt)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A value a print shows (not a constant): its type decides its conversion and the 64-bit type it is
+    passed to the helper as (sign-extended when signed, as the conversion reads it)."""
+
+    type: ScalarType
+
+    @property
+    def conversion(self) -> str:
+        return conversion(self.type)
+
+    @property
+    def passed(self) -> ScalarType:
+        return i64 if self.type.signed else u64
+
+
+@dataclass(frozen=True)
+class PrintFormat:
+    """One print's format: each argument in order, as its constant text (a string, or a number written
+    in the call) or the value it shows."""
+
+    parts: tuple[str | Shown, ...]
+
+    @property
+    def fmt(self) -> str:
+        """bpf_trace_printk's format (without its NUL): the parts separated by spaces."""
+        return " ".join(escape(p) if isinstance(p, str) else p.conversion for p in self.parts)
+
+    @property
+    def data(self) -> bytes:
+        """The format as the helper reads it: UTF-8 with its NUL (its size is the helper's second argument)."""
+        return helper_bytes(self.fmt)
+
+    @property
+    def values(self) -> tuple[Shown, ...]:
+        """The values, in order: the helper's arguments after the format."""
+        return tuple(p for p in self.parts if isinstance(p, Shown))
+
+    def problem(self) -> tuple[str, str] | None:
+        """Why the kernel would not take this format (message, hint), or None."""
+        for part in self.parts:
+            if isinstance(part, str) and not _KERNEL_TEXT.fullmatch(part):
+                bad = next(c for c in part if not _KERNEL_TEXT.fullmatch(c))
+                return (f"print's text has {bad!r}, which bpf_trace_printk refuses (it then prints nothing)",
+                        "use printable ASCII characters and white space only")
+        if len(self.values) > MAX_VALUES:
+            return (f"print shows at most {MAX_VALUES} values that are not constants ({len(self.values)} given): "
+                    f"bpf_trace_printk takes {MAX_VALUES}", "split it into several print calls")
+        if len(self.data) - 1 > MAX_FORMAT:
+            return (f"this print's text is longer than {MAX_FORMAT} bytes",
+                    "shorten the strings or split it into several print calls")
+        return None
+
+    def text(self, values: Sequence[int]) -> str:
+        """The line the kernel writes, given the values as passed (`Shown.passed`)."""
+        if len(values) != len(self.values):
+            raise ValueError(f"this print shows {len(self.values)} values, not {len(values)}")
+        return render(self.fmt, list(values))

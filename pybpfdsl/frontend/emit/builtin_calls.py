@@ -137,25 +137,22 @@ def fib_lookup(lw: EmitterBase, node: ast.Call) -> StructVal:
 
 
 def print_call(lw: EmitterBase, node: ast.Call) -> NoneVal:
-    """`print(...)`: the format from constant strings and numbers, each other value sign- or zero-extended
-    to 64 bits as its conversion reads it (lang.printk)."""
-    fmt, values = [], []
-    for arg in node.args:
-        v = lw.lower_expr(arg)
-        if isinstance(v, StringVal):
-            fmt.append(printk.escape(v.text))
-            continue
-        number = printk.literal(arg)
-        if number is not None:
-            fmt.append(str(number))
-            continue
-        s = lw.scalar(arg)
-        fmt.append(printk.conversion(s.type))
-        wide = i64 if s.type.signed else u64
-        values.append(lw.scalar_value(lw.convert(s, wide, arg)))
-    if len(values) > printk.MAX_VALUES:
+    """`print(...)`: the format the checker decided (`TypeFacts.print_formats`), each value converted to the
+    64-bit type its conversion reads (`printk.Shown.passed`)."""
+    fmt = lw.typed.print_formats.get((lw.ctx, node))
+    if fmt is None or len(fmt.parts) != len(node.args):
         raise lw.unchecked(node)
-    lw.op(n.TracePrintk, i64, n.TracePrintk.hex_of(" ".join(fmt)), tuple(values), hint="printed")
+    values = []
+    for arg, part in zip(node.args, fmt.parts, strict=True):
+        v = lw.lower_expr(arg)  # once each, constants too, in order, as the checker and pure Python do
+        if isinstance(part, printk.Shown):
+            s = lw.as_scalar(v, arg)
+            if s.type != part.type:
+                raise lw.unchecked(arg)
+            values.append(lw.scalar_value(lw.convert(s, part.passed, arg)))
+        elif not isinstance(v, StringVal) and printk.literal(arg) is None:
+            raise lw.unchecked(arg)
+    lw.op(n.TracePrintk, i64, n.TracePrintk.hex_of(fmt.fmt), tuple(values), hint="printed")
     return NoneVal()
 
 

@@ -126,21 +126,19 @@ class CallEvaluator(ExpressionEvaluator):
         raise EvaluationError(f"{name}() cannot be called here")
 
     def print_call(self, node: ast.Call, fr: Frame) -> None:
-        """The text bpf_trace_printk would write for this `print`, on stdout."""
-        fmt, values = [], []
-        for arg in node.args:
-            v = self.expr(arg, fr)
-            if isinstance(v, Text):
-                fmt.append(printk.escape(v.text))
-                continue
-            number = printk.literal(arg)
-            if number is not None:
-                fmt.append(str(number))
-                continue
-            s = self.scalar(arg, fr)
-            fmt.append(printk.conversion(s.type))
-            values.append(raw_of(s))
-        print(printk.render(" ".join(fmt), values))
+        """The text bpf_trace_printk would write for this `print`, on stdout: the checker's format
+        (`TypeFacts.print_formats`), each value converted to the 64-bit type the compiled program passes."""
+        fmt = self.lw.facts.print_formats.get(self.key(node))
+        if fmt is None:
+            raise EvaluationError(f"no print format recorded for `{source_text(node)}` (line {line_of(node)})")
+        values = []
+        for arg, part in zip(node.args, fmt.parts, strict=True):
+            v = self.expr(arg, fr)  # once each, in order, as the compiled program evaluates them
+            if isinstance(part, printk.Shown):
+                if not isinstance(v, Scalar):
+                    raise EvaluationError(f"`{source_text(arg)}` (line {line_of(arg)}) is not a number here: {v!r}")
+                values.append(raw_of(convert(v, part.passed)))
+        print(fmt.text(values))
 
     def type_call(self, node: ast.Call, target: object, fr: Frame) -> Scalar[int]:
         t = scalar_type(target)

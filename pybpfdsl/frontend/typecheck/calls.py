@@ -107,32 +107,28 @@ class CallChecker(ConditionChecker):
         raise self.err(node, f"{name}() is not supported in a DSL function")
 
     def print_call(self, node: ast.Call) -> NoneVal:
-        """`print(...)`: constant strings and integers, at most MAX_VALUES of them not constant."""
+        """`print(...)`: constant strings and integers, at most MAX_VALUES of them not constant. Its format
+        is decided here, once, and recorded for the emitter and pure Python (`TypeFacts.print_formats`)."""
         if node.keywords:
             raise self.err(node, "print takes only the values to show (no sep=, end=, file= or flush=)",
                            "the kernel's trace line is the values separated by spaces")
-        varying, fmt = 0, []
+        parts: list[str | printk.Shown] = []
         for arg in node.args:
             v = self.expr(arg)
             if isinstance(v, StringVal):
-                fmt.append(printk.escape(v.text))
+                parts.append(v.text)
                 continue
             s = self.as_scalar(v, arg)
             if s.type.is_fixed:
                 raise self.err(arg, "print shows integers and constant strings, not floats",
                                "bpf_trace_printk has no float conversion: print i64(x * 1000), or u32(x)")
             number = printk.literal(arg)
-            if number is not None:
-                fmt.append(str(number))
-                continue
-            varying += 1
-            fmt.append(printk.conversion(s.type))
-        if varying > printk.MAX_VALUES:
-            raise self.err(node, f"print shows at most {printk.MAX_VALUES} values that are not constants "
-                           f"({varying} given): bpf_trace_printk takes 3", "split it into several print calls")
-        if len(" ".join(fmt)) > printk.MAX_FORMAT:
-            raise self.err(node, f"this print's text is longer than {printk.MAX_FORMAT} bytes",
-                           "shorten the strings or split it into several print calls")
+            parts.append(str(number) if number is not None else printk.Shown(s.type))
+        fmt = printk.PrintFormat(tuple(parts))
+        problem = fmt.problem()
+        if problem is not None:
+            raise self.err(node, *problem)
+        self.facts.print_format(self.ctx, node, fmt)
         return NoneVal()
 
     def randint(self, node: ast.Call) -> Scalar[object]:

@@ -34,3 +34,15 @@ def print_a_long_text(pkt: Packet) -> int:
 def print_end_keyword(pkt: Packet) -> int:
     print(pkt.len, end="")  # error: print takes only the values to show
     return XDP_PASS
+
+
+@xdp
+def print_a_control_character(pkt: Packet) -> int:
+    print("bell\x07", pkt.len)  # error: which bpf_trace_printk refuses | hint: printable ASCII
+    return XDP_PASS
+
+
+@xdp
+def print_non_ascii_text(pkt: Packet) -> int:
+    print("d\u00e9j\u00e0 vu", pkt.len)  # error: which bpf_trace_printk refuses | hint: printable ASCII
+    return XDP_PASS
