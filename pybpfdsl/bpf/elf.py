@@ -466,7 +466,7 @@ class BpfElf:
                 if slot not in index_of:
                     raise ElfError(f"{rel_sec.name}: offset {rel['r_offset']:#x} is not an instruction start")
                 index = index_of[slot]
-                sym = symtab.get_symbol(rel["r_info_sym"])
+                sym = self._symbol_list[rel["r_info_sym"]]  # (get_symbol parses it again)
                 yield self._relocation(index, slot, insns[index], sym, int(rel["r_info_type"]))
 
     def _relocation(self, index: int, slot: int, insn: Instruction, sym: Any, rtype: int) -> Relocation:
