@@ -83,18 +83,29 @@ def copy_entry(pkt: Packet) -> int:
     return XDP_PASS
 
 
-@pytest.mark.xfail(strict=True, raises=DslError, reason="frontend/typecheck: a record narrowed by `is not None` is "
-                   "refused as a whole value ('the values of pairs are Pair records, not a Pair record or None'); "
-                   "its fields are accepted")
 def test_a_record_checked_not_none_can_be_stored_whole() -> None:
     """`r = m.get(k)` (or `pkt.payload.read(T, off)`), then `if r is not None: m[j] = r`: the test narrows
-    `r` to a record for the whole value as it does for its fields."""
+    `r` to a record for the whole value as it does for its fields. (Was refused: 'the values of pairs are
+    Pair records, not a Pair record or None'.)"""
     pairs.clear()
     pairs[3] = Pair(1, 2)
     packet = bytes(14) + bytes([7, 0, 0, 9])
     assert compare(copy_entry, [packet], executions=EXECUTIONS) is None
     copy_entry(packet)
     assert pairs[1] == Pair(1, 2) and pairs[2] == Pair(7, 9)
+
+
+@xdp
+def copy_unchecked_entry(pkt: Packet) -> int:
+    r = pairs.get(3)
+    pairs[1] = r
+    return XDP_PASS
+
+
+def test_a_record_not_checked_is_refused_with_the_check_to_add() -> None:
+    with pytest.raises(DslError) as caught:
+        copy_unchecked_entry.lower()
+    assert "Pair record or None" in str(caught.value) and "if r is not None" in str(caught.value)
 
 
 class Quad(Struct):

@@ -90,7 +90,7 @@ class StateEmitter(EmitterBase):
         if isinstance(m, LpmTrie) and m.takes_ipv6_addresses and isinstance(node, ast.Attribute) \
                 and node.attr in IPV6_ADDRESS_HALVES:
             return self.ipv6_address_key(m, node)
-        v = self.lower_expr(node)
+        v = present_record(self.lower_expr(node))
         kt = m.key_type
         if isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, StructVal):
             return self.address_key(m, m.address_type, self.as_scalar(v, node), node)
@@ -136,7 +136,7 @@ class StateEmitter(EmitterBase):
         return self.b.emit(n.MakeStruct(self.new(StructType(m.prefix_type)), tuple(fields), line=self.line))
 
     def map_value(self, m: BpfMap, node: ast.expr) -> n.Value:
-        v = self.lower_expr(node)
+        v = present_record(self.lower_expr(node))
         vt = m.value_type
         if isinstance(vt, ScalarType):
             return self.scalar_value(self.convert(self.as_scalar(v, node), vt, node, implicit=True))
@@ -240,3 +240,8 @@ class StateEmitter(EmitterBase):
         self.b.terminate(n.Jump(n.Edge(done.name), line=self.line))
         self.b.set_block(done)
         self.env = env
+
+
+def present_record(v: DslValue) -> DslValue:
+    """A record a check proved present (`if r is not None:`) is the record, as a whole value too."""
+    return v.inner if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, StructVal) else v

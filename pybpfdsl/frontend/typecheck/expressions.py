@@ -402,7 +402,7 @@ class ExpressionChecker(ArithmeticChecker):
                            "(`HashMap(Key, ...)`) and write `Key(a, b)` where the key goes")
         if isinstance(m, LpmTrie) and m.takes_ipv6_addresses and self.ipv6_address(node):
             return  # the emitter builds its /128 key from the halves
-        v = self.expr(node)
+        v = self.present_record(self.expr(node))
         kt = m.key_type
         address = isinstance(m, LpmTrie) and m.address_type is not None and not isinstance(v, Record)
         if address:
@@ -435,14 +435,21 @@ class ExpressionChecker(ArithmeticChecker):
         return False
 
     def map_value(self, m: BpfMap, node: ast.expr) -> None:
-        v = self.expr(node)
+        v = self.present_record(self.expr(node))
         vt = m.value_type
         if isinstance(vt, ScalarType):
             self.convert(self.as_scalar(v, node), vt, node, implicit=True)
             return
         if isinstance(v, Record) and v.cls is vt:
             return
-        raise self.err(node, f"the values of {m.name} are {vt.__name__} records, not {describe(v)}")
+        hint = (f"check first: `if {ast.unparse(node)} is not None: ...`"
+                if isinstance(v, Maybe) and isinstance(v.inner, Record) and v.inner.cls is vt else None)
+        raise self.err(node, f"the values of {m.name} are {vt.__name__} records, not {describe(v)}", hint)
+
+    @staticmethod
+    def present_record(v: Kind) -> Kind:
+        """A record a check proved present (`if r is not None:`) is the record, as a whole value too."""
+        return v.inner if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Record) else v
 
 
 def _is_ipv4(text: str) -> bool:
