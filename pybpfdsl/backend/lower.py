@@ -540,7 +540,10 @@ class _FunctionLowering:
         """
         ptr = self._packet_pointer(i)
         ty = ir.IntType(8 * i.width)
-        value = self.b.load(ptr, typ=ty, align=1)
+        # Opaque, so that LLVM cannot merge two paths' loads (IPv4's protocol at +23, IPv6's at +20) into one
+        # load after their join through a phi of the two addresses: each path then reads at a constant
+        # offset from its checked pointer, instead of both forming the address (~3 slots per program).
+        value = barriers.opaque(self.b, self.b.load(ptr, typ=ty, align=1))
         if i.big_endian and i.width > 1:
             bswap = self.fn.module.declare_intrinsic("llvm.bswap", [ty])
             value = self.b.call(bswap, [value])
