@@ -151,7 +151,7 @@ def transfer(insn: Instruction, facts: Mapping[int, int]) -> dict[int, int]:
 
 def transfer_widths(insn: Instruction, widths: Mapping[int, int]) -> dict[int, int]:
     """The registers known to fit in fewer than 64 bits after ``insn`` (register -> bits), given those
-    before it. Only results whose upper bits the instruction itself clears: a load of 1, 2 or 4 bytes, a
+    before it. Only results whose upper bits the instruction itself clears: a load of 1 or 2 bytes, a
     32-bit operation (zero-extends), a byte swap of 16 or 32 bits, a move of a non-negative constant or
     of a narrow register, an AND with a narrow operand, a right shift by a constant."""
     k = insn.kind
@@ -167,7 +167,9 @@ def transfer_widths(insn: Instruction, widths: Mapping[int, int]) -> dict[int, i
         return out
     w: int | None = None
     x = source(insn.opcode) == Source.X
-    if k == Kind.LDX:
+    if k == Kind.LDX and size(insn.opcode).bytes < 4:
+        # Not 4 bytes: a 4-byte load from the context (xdp_md's data, data_end) is one the kernel makes
+        # a 64-bit pointer load, which the window semantics (a plain load) cannot tell from a u32 field.
         w = size(insn.opcode).bytes * 8
     elif k in (Kind.END, Kind.BSWAP):
         w = insn.imm if insn.imm in (16, 32) else None
