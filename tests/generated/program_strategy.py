@@ -226,6 +226,7 @@ class _Generator:
             features = replace(features, floats=False, float_fields=False)
         self.f = features
         self.wide_constants = not features.floats
+        self.leaves: set[str] = set()  # texts `leaf` drew: a single value, never a compound of constants
         self.names = 0
         self.structs: list[_Struct] = []
         self.globals: list[tuple[str, str]] = []
@@ -596,7 +597,7 @@ class _Generator:
             name, t = self.c.choice(sorted(scope.nums.items()))
             if t == "float":
                 op = self.c.choice(["+=", "-=", "*="])
-                return [f"{pad}{name} {op} {self.num_expr(scope, 2)[0]}"]
+                return [f"{pad}{name} {op} {self.float_operand(*self.num_expr(scope, 2))}"]
             if t != "bool":
                 op = self.c.choice(["+=", "-=", "*=", "//=", "%=", "&=", "|=", "^=", "<<=", ">>="])
                 return [f"{pad}{name} {op} {self.int_expr(scope, 2)}"]
@@ -619,7 +620,7 @@ class _Generator:
         if t in ("bool",) or self.chance(40):
             return [f"{pad}{name}.value = {self.convert(t, scope, 3)}"]
         if t == "float":
-            return [f"{pad}{name}.value {self.c.choice(['+=', '-='])} {self.num_expr(scope, 2)[0]}"]
+            return [f"{pad}{name}.value {self.c.choice(['+=', '-='])} {self.float_operand(*self.num_expr(scope, 2))}"]
         op = self.c.choice(["+=", "-=", "+=", "|=", "^=", "*=", "&="])
         return [f"{pad}{name}.value {op} {self.int_expr(scope, 2)}"]
 
@@ -707,7 +708,8 @@ class _Generator:
             return [f"{pad}{m.name}[{key}] = {self.convert(m.value, scope, 2)}"]
         if pick in (1, 2) and m.value != "bool":
             if m.value == "float":
-                return [f"{pad}{m.name}[{key}] {self.c.choice(['+=', '-='])} {self.num_expr(scope, 2)[0]}"]
+                operand = self.float_operand(*self.num_expr(scope, 2))
+                return [f"{pad}{m.name}[{key}] {self.c.choice(['+=', '-='])} {operand}"]
             op = self.c.choice(["+=", "+=", "-=", "|=", "^=", "*="])
             return [f"{pad}{m.name}[{key}] {op} {self.int_expr(scope, 2)}"]
         if pick == 3 and hashed:
@@ -890,8 +892,8 @@ class _Generator:
     # ------------------------------------------------------------------ expressions
     def convert(self, t: str, scope: _Scope, depth: int) -> str:
         """An expression of type `t` exactly: an explicit conversion (which wraps on purpose)."""
-        text, _ = self.num_expr(scope, depth)
-        return f"{t}({text})"
+        text, kind = self.num_expr(scope, depth)
+        return f"{t}({self.float_operand(text, kind) if t == 'float' else text})"
 
     def int_expr(self, scope: _Scope, depth: int) -> str:
         text, _ = self.num_expr(scope, depth, floats=False)
@@ -908,11 +910,14 @@ class _Generator:
             if lk == "float" or (floats and self.chance(15)):
                 op = self.c.choice(["+", "-", "*", "/"])
                 if op == "/":
+                    left = self.float_operand(left, lk)
                     if self.chance(50):
                         return f"({left} / {self.c.choice([x for x in FLOAT_LITERALS if x != '0.0'])})", "float"
-                    return f"({left} / {self.int_expr(scope, depth - 1)})", "float"
-                right, _ = self.num_expr(scope, depth - 1, floats)
-                return f"({left} {op} {right})", "float" if lk == "float" or _ == "float" else "int"
+                    return f"({left} / {self.float_operand(self.int_expr(scope, depth - 1), 'int')})", "float"
+                right, rk = self.num_expr(scope, depth - 1, floats)
+                if "float" in (lk, rk):
+                    return f"({self.float_operand(left, lk)} {op} {self.float_operand(right, rk)})", "float"
+                return f"({left} {op} {right})", "int"
             op = self.c.choice(["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"])
             if self.chance(35):
                 right = str(self.c.integer(0, 7) if op in ("<<", ">>") else self.c.choice([0, 1, 2, 3, 7, 16, 255]))
@@ -925,8 +930,8 @@ class _Generator:
             return f"({op}{inner})", "int" if k == "bool" else k
         if pick == 6:
             t = self.scalar_type(floats=floats)
-            inner, _ = self.num_expr(scope, depth - 1, floats)
-            return f"{t}({inner})", _kind(t)
+            inner, k = self.num_expr(scope, depth - 1, floats)
+            return f"{t}({self.float_operand(inner, k) if t == 'float' else inner})", _kind(t)
         if pick == 7:
             fn = self.c.choice(["min", "max", "abs"])
             if fn == "abs":
@@ -934,21 +939,37 @@ class _Generator:
                 return f"abs({inner})", "int" if k == "bool" else k
             args = [self.num_expr(scope, depth - 1, floats) for _ in range(self.c.integer(2, 3))]
             kind = "float" if any(k == "float" for _, k in args) else "int"
-            return f"{fn}({', '.join(a for a, _ in args)})", kind
+            texts = [self.float_operand(a, k) if kind == "float" else a for a, k in args]
+            return f"{fn}({', '.join(texts)})", kind
         if pick == 8:
             a, ka = self.num_expr(scope, depth - 1, floats)
             b, kb = self.num_expr(scope, depth - 1, floats)
             kind = "float" if "float" in (ka, kb) else "bool" if ka == kb == "bool" else "int"
+            if kind == "float":
+                a, b = self.float_operand(a, ka), self.float_operand(b, kb)
             return f"({a} if {self.cond(scope, depth - 1)} else {b})", kind
         if pick == 9 and floats:
-            a = self.int_expr(scope, depth - 1)
-            b = self.int_expr(scope, depth - 1)
+            a = self.float_operand(self.int_expr(scope, depth - 1), "int")
+            b = self.float_operand(self.int_expr(scope, depth - 1), "int")
             return f"({a} / {b})", "float"
         if pick == 10 and self.helpers:
             h = self.c.choice([h for h in self.helpers if h.returns != "None"] or [None])  # type: ignore[list-item]
             if h is not None and (scope.has_pkt or "Packet" not in h.params) and (floats or h.returns != "float"):
                 return self.call(h, scope, depth - 1), _kind(h.returns)
         return self.cond(scope, depth - 1), "bool"
+
+    def float_operand(self, text: str, kind: str) -> str:
+        """An integer where it becomes a float: a single value as it is, a computed one (or a local, which
+        may hold one) through `i32`.
+
+        A computed integer can be far outside the float range [-2**31, 2**31) even from small constants
+        (`i32(440) - u64(6855)` wraps to nearly 2**64, `~u32(6)`, `i8(-34) ^ u64(0)`), and a conversion the
+        compiler sees always saturate is a compile-time error, rightly. `i32(...)` wraps it into the range
+        on purpose; single values (a field, a map value, `now_ns()`) keep their own range, so a
+        conversion that saturates only sometimes is still generated."""
+        if kind == "float" or text in self.leaves:
+            return text
+        return f"i32({text})"
 
     def call(self, h: _Helper, scope: _Scope, depth: int) -> str:
         args = ["pkt" if t == "Packet" else self.convert(t, scope, depth) for t in h.params]
@@ -984,8 +1005,13 @@ class _Generator:
             options = [(text, t) for text, t in options if t != "float"]
         if not options or self.chance(15):
             t = self.scalar_type(floats=floats)
-            return self.typed_constant(t), _kind(t)
+            constant = self.typed_constant(t)
+            if not self.wide_constants:  # then at most 16 bits: inside the float range
+                self.leaves.add(constant)
+            return constant, _kind(t)
         text, t = self.c.choice(options)
+        if text not in scope.nums:  # a local (or an inlined helper's argument) may hold a folded constant
+            self.leaves.add(text)
         if t == "float":
             self.out.constructs.add("floats")
         if text.startswith(("random(", "prandom_u32(", "randint(")):
@@ -1020,12 +1046,16 @@ class _Generator:
         if pick == 5 and self.maps:
             m = self.c.choice(self.maps)
             return f"({self.key(m, scope)} in {m.name})"
-        a, _ = self.num_expr(scope, max(depth - 1, 0))
-        b, _ = self.num_expr(scope, max(depth - 1, 0))
+        a, ka = self.num_expr(scope, max(depth - 1, 0))
+        b, kb = self.num_expr(scope, max(depth - 1, 0))
         op = self.c.choice(["<", "<=", ">", ">=", "==", "!="])
         if self.chance(10):
-            c, _ = self.num_expr(scope, 0)
+            c, kc = self.num_expr(scope, 0)
+            if "float" in (ka, kb, kc):
+                a, b, c = self.float_operand(a, ka), self.float_operand(b, kb), self.float_operand(c, kc)
             return f"({a} {op} {b} {self.c.choice(['<', '<='])} {c})"
+        if "float" in (ka, kb):
+            a, b = self.float_operand(a, ka), self.float_operand(b, kb)
         return f"({a} {op} {b})"
 
 
