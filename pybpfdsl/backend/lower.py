@@ -51,7 +51,9 @@ from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
 from pybpfdsl.backend.packet_facts import PacketFacts
 from pybpfdsl.bpf.abi import REQUIRED_MAP_FLAGS, Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.passes.cfg import Cfg
 from pybpfdsl.ir.types import IRType, MapValueRef, StructType
+from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import ScalarType
 
@@ -283,6 +285,8 @@ class _FunctionLowering:
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.key_slots: dict[str, ir.Value] = {}
         self.value_slots: dict[str, ir.Value] = {}
+        self.global_addresses: dict[str, ir.Value] = {}
+        self.address_homes = _address_homes(program)
         self.facts = PacketFacts(program)
         self.current = program.entry.name
 
@@ -356,6 +360,8 @@ class _FunctionLowering:
             phis.append(phi)
         self.phis[block.name] = phis
         self.facts.make_shadows(self.b, block)
+        for name in self.address_homes.get(block.name, ()):
+            self.global_addresses[name] = barriers.pinned(self.b, self.state.globals[name])
         if self.facts.moves_packet:
             self._packet_pointers()
         for instr in block.instrs:
@@ -639,7 +645,7 @@ class _FunctionLowering:
 
     def _global(self, name: str) -> tuple[ir.GlobalVariable, ScalarType]:
         try:
-            return self.state.globals[name], self.program.global_decl(name).type
+            return self.global_addresses.get(name, self.state.globals[name]), self.program.global_decl(name).type
         except KeyError:
             raise BackendError(f"{self.program.name}: unknown global {name!r}") from None
 
@@ -779,3 +785,33 @@ def lower_program(program: n.Program, license: str = "GPL") -> ir.Module:
     _FunctionLowering(program, fn, db, scope, state).lower()
     db.finalize()
     return module
+
+
+def _address_homes(program: n.Program) -> dict[str, list[str]]:
+    """For each block, the globals whose address is formed once there and kept in a register: those
+    used in more than one place, at the nearest block dominating all those uses. Left to itself, LLVM
+    forms a global's address again (a 2-slot `lddw`) at every use, as rematerialising it is cheap.
+    Uses in a block that multiplies or divides form the address themselves: such a block keeps many
+    values live, and an address held through it pushes others onto the stack."""
+    used: dict[str, list[str]] = {}
+    for blk in program.blocks:
+        if any(_arithmetic_heavy(i) for i in blk.instrs):
+            continue
+        for i in blk.instrs:
+            if isinstance(i, n.LoadGlobal | n.StoreGlobal):
+                used.setdefault(i.name, []).append(blk.name)
+    cfg = Cfg.of(program)
+    homes: dict[str, list[str]] = {}
+    for name, blocks in used.items():
+        if len(blocks) < 2 or any(b not in cfg.order for b in blocks):
+            continue
+        common = list(cfg.dominators(blocks[0]))
+        for b in blocks[1:]:
+            doms = set(cfg.dominators(b))
+            common = [d for d in common if d in doms]
+        homes.setdefault(common[0], []).append(name)
+    return homes
+
+
+def _arithmetic_heavy(i: n.Instr) -> bool:
+    return isinstance(i, n.IntQuotient) or (isinstance(i, n.Binary) and i.op in (BinOp.MUL, BinOp.DIV, BinOp.MOD))
