@@ -14,6 +14,7 @@ from examples import (
     port_acl,
     rate_limiter,
     rpc_filter,
+    vlan_tagging,
 )
 from pybpfdsl.deploy import GATES, Candidate, ProofGate
 from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled
@@ -22,6 +23,7 @@ from tests.differential import constructs as c
 PROVEN = [
     fault_injection.fault_injection, circuit_breaker.circuit_breaker, port_acl.port_acl_filter,
     rpc_filter.rpc_filter, logging_counters.logging_counters, per_source_counters.per_source_counters,
+    vlan_tagging.vlan_tagging,
     c.branches, c.matching, c.tuples_and_constants, c.helpers_inlined, c.struct_maps, c.globals_ops,
     c.lru_and_arrays, c.randomness, c.int_arith, c.signed_arith,
 ]
