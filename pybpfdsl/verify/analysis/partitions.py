@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
+from pybpfdsl.verify.analysis.liveness import tested_in
 from pybpfdsl.verify.analysis.values import MapPtr, PacketPtr, ScalarValue, StackPtr
 
 __all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "joined", "partition_key"]
@@ -68,18 +70,31 @@ def joined(parts: Parts | None) -> State | None:
     return out
 
 
-def _coarser(key: object, level: int) -> object:
+def _coarser(key: object, level: int, tested: int = 0) -> object:
     """``key`` (of :func:`partition_key`) at a coarser ``level``: 1 drops the proven packet ranges and
     length (states that differ only there are joined, keeping their constants and pointer shapes apart:
     ``ok = 0`` on a path whose bounds check failed and ``ok = 1`` on the one that passed it, xdp-tutorial's
-    grow_parse at -O1); 2 keeps the packet facts and drops the constants."""
+    grow_parse at -O1); 2 keeps the packet facts and of the constants only the *critical* ones; 3 keeps
+    only those. Critical are what later checks hinge on: the constants of the registers in ``tested``
+    (see :func:`.liveness.tested_in`) and the live stack pointers and maps (a flag ``is_tcp`` set where
+    the TCP header was checked, tested after a dozen header paths joined; LLVM's one ``bpf_trace_printk``
+    call for nine paths that each put the format at their own stack offset)."""
     k: tuple[object, ...] = key  # type: ignore[assignment]
     # (pkt_min, ranges, shape, constants); anything after them stays (a test salts the keys so)
-    return ("ranges dropped", *k[2:]) if level == 1 else ("constants dropped", *k[:3], *k[4:])
+    if level == 1:
+        return ("ranges dropped", *k[2:])
+    consts: tuple[tuple[int, int], ...] = k[3]  # type: ignore[assignment]
+    critical = tuple(c for c in consts if c[0] >= 200 or tested >> c[0] & 1)
+    if level == 2:
+        return ("constants dropped", *k[:3], critical, *k[4:])
+    return ("critical", critical, *k[4:])
 
 
-COARSEST = 2
+COARSEST = 3
 """The last level of :func:`_coarser`; past it a point's partitions collapse into one."""
+CRITICAL_PARTS = 2
+"""The last level keeps up to this many times ``max_parts`` partitions: its keys are few facts, each
+one a later check depends on (nine stack offsets of one call's argument are nine kernel paths)."""
 
 
 @dataclass
@@ -88,6 +103,9 @@ class Partitioner:
 
     max_parts: int
     live: list[int]
+    tested: list[int] | None = None
+    """Per point, the registers whose constants the last levels keep (:func:`.liveness.tested_in`); set by
+    :meth:`learn`, which the fixpoint calls before it propagates (the program is not known here before)."""
     coarse: dict[int, int] = field(default_factory=dict)
     """Points whose partitions are told apart by a coarser key (point → level of :func:`_coarser`: see :meth:`add`)."""
     rekeyed: bool = False
@@ -96,7 +114,18 @@ class Partitioner:
     def _key(self, s: State, t: int) -> object:
         key = partition_key(s, self.live[t])
         level = self.coarse.get(t)
-        return key if level is None else _coarser(key, level)
+        return key if level is None else _coarser(key, level, self._tested(t))
+
+    def learn(self, insns: tuple[Instruction, ...], succs: list[list[int]]) -> None:
+        """Find the program's tested registers (:attr:`tested`), once."""
+        if self.tested is None:
+            self.tested = tested_in(insns, succs)
+
+    def _tested(self, t: int) -> int:
+        return 0 if self.tested is None else self.tested[t]
+
+    def _cap(self, level: int) -> int:
+        return self.max_parts * CRITICAL_PARTS if level == COARSEST else self.max_parts
 
     def add(self, parts: Parts, t: int, s: State) -> object:
         """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room; when it is
@@ -108,12 +137,12 @@ class Partitioner:
         if OVERFLOW in parts:
             return OVERFLOW
         key = self._key(s, t) if self.max_parts > 1 else OVERFLOW
-        if key in parts or len(parts) < self.max_parts:
+        if key in parts or len(parts) < self._cap(self.coarse.get(t, 0)):
             return key
         states = [*parts.values(), s]
         for level in range(self.coarse.get(t, 0) + 1, COARSEST + 1):
-            keys = [_coarser(partition_key(old, self.live[t]), level) for old in states]
-            if len(set(keys)) > self.max_parts:
+            keys = [_coarser(partition_key(old, self.live[t]), level, self._tested(t)) for old in states]
+            if len(set(keys)) > self._cap(level):
                 continue
             groups: Parts = {}
             for k, old in zip(keys[:-1], states[:-1], strict=True):
