@@ -17,10 +17,11 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.rules import RuleCache
-from pybpfdsl.superopt.search import SearchBudget, search_window
+from pybpfdsl.superopt.search import SearchBudget, read_before_written, search_window
 from pybpfdsl.superopt.window_check import prove_window
 from pybpfdsl.superopt.windows import Run, core_relocated_slots, runs_of
 from pybpfdsl.verify.analysis.api import is_xdp_section
+from pybpfdsl.verify.analysis.liveness import registers_of
 
 __all__ = ["Rewrite", "SearchOptions", "optimise_code"]
 
@@ -75,10 +76,38 @@ def _sections(elf: BpfElf, section: str | None, all_types: bool) -> list[str]:
     return [prog.section]
 
 
+def _facts(run: Run, at: int, window: Sequence[Instruction]) -> tuple[dict[int, int], dict[int, int]]:
+    """The constants and widths known on entry to ``window`` (at ``at`` in ``run``), of the registers it
+    reads or writes only: a candidate reads on entry only what the window reads (`search_window`), and
+    may leave unwritten what the window writes (``r0 = 2`` dropped where r0 holds 2), so facts of the
+    other registers cannot matter to its proof; and a rewrite beside it that changes what those hold
+    (drops a mask of a register this window never names) then does not void this one (`_consistent`)."""
+    need = read_before_written(window) | _writes(window)
+    return ({r: v for r, v in run.known_at(at).items() if need >> r & 1},
+            {r: v for r, v in run.widths_at(at).items() if need >> r & 1})
+
+
+def _writes(code: Sequence[Instruction]) -> int:
+    return sum(1 << r for insn in code for r in registers_of(insn)[1])
+
+
+def _needed(window: Sequence[Instruction], rewrite: Sequence[Instruction], live: int, known: dict[int, int],
+            widths: dict[int, int], units: int) -> tuple[dict[int, int], dict[int, int]]:
+    """The facts the proof of ``rewrite`` needs: of the registers either reads on entry, or one of them
+    writes and the other passes through. Proven again under those alone (when fewer), so that
+    `_consistent` keeps the rewrite wherever they still hold, whatever its neighbours did to the rest."""
+    need = read_before_written(window) | read_before_written(rewrite) | (_writes(window) ^ _writes(rewrite))
+    fewer = ({r: v for r, v in known.items() if need >> r & 1}, {r: v for r, v in widths.items() if need >> r & 1})
+    if fewer != (known, widths) and prove_window(window, rewrite, live, units, *fewer).proven:
+        return fewer
+    return known, widths
+
+
 def _apply_rules(run: Run, rules: RuleCache, units: int,
-                 model: CostModel) -> list[tuple[int, int, tuple[Instruction, ...]]]:
-    """(offset in run, length, rewrite) of every cached rule that matches and is proven again here."""
-    found: list[tuple[int, int, tuple[Instruction, ...]]] = []
+                 model: CostModel) -> list[tuple[int, int, tuple[Instruction, ...], dict[int, int], dict[int, int]]]:
+    """(offset in run, length, rewrite, constants and widths assumed) of every cached rule that matches
+    and is proven again here."""
+    found: list[tuple[int, int, tuple[Instruction, ...], dict[int, int], dict[int, int]]] = []
     i = 0
     lengths = rules.lengths
     while i < len(run.code):
@@ -86,11 +115,11 @@ def _apply_rules(run: Run, rules: RuleCache, units: int,
             if i + n > len(run.code):
                 continue
             window = run.code[i:i + n]
-            known, widths = run.known_at(i), run.widths_at(i)
+            known, widths = _facts(run, i, window)
             rewrite = rules.lookup(window, run.live_after[i + n - 1], known, widths)
             if rewrite is not None and cost(rewrite, model) < cost(window, model) \
                     and prove_window(window, rewrite, run.live_after[i + n - 1], units, known, widths).proven:
-                found.append((i, n, rewrite))
+                found.append((i, n, rewrite, known, widths))
                 rules.used += 1
                 i += n
                 break
@@ -117,12 +146,12 @@ def _learn(rules: RuleCache, run: Run, lo: int, window: tuple[Instruction, ...],
     """Store the proven rewrite of ``window`` (at ``lo`` in ``run``) as a rule, and its changed core as a
     second one under the core's own liveness and constants. The core's rule is a hint like any other:
     it is proven again wherever it matches (its equality does not follow from the window's)."""
-    rules.add(window, live, rewrite, run.known_at(lo), run.widths_at(lo))
+    rules.add(window, live, rewrite, *_facts(run, lo, window))
     p, s = _rule_core(window, rewrite)
     if (p or s) and p < len(window) - s:
         end = lo + len(window) - s - 1
-        rules.add(window[p:len(window) - s], run.live_after[end] if s else live,
-                  rewrite[p:len(rewrite) - s], run.known_at(lo + p), run.widths_at(lo + p))
+        core = window[p:len(window) - s]
+        rules.add(core, run.live_after[end] if s else live, rewrite[p:len(rewrite) - s], *_facts(run, lo + p, core))
 
 
 def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pass_no: int,
@@ -139,12 +168,11 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
         for run in runs_of(prog, core.get(sec, set())):
             if rules_only:
                 assert rules is not None
-                for at, n, rewrite in _apply_rules(run, rules, opts.budget.proof_units, opts.model):
+                for at, n, rewrite, known, widths in _apply_rules(run, rules, opts.budget.proof_units, opts.model):
                     edits.setdefault(sec, []).append(Replacement(run.start + at, n, rewrite))
                     log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + at, run.code[at:at + n],
                                                 rewrite, run.live_after[at + n - 1], "rule",
-                                                tuple(sorted(run.known_at(at).items())),
-                                                tuple(sorted(run.widths_at(at).items()))))
+                                                tuple(sorted(known.items())), tuple(sorted(widths.items()))))
                 continue
             cuts = list(range(0, len(run.code), opts.window))
             if shift and len(run.code) > shift:
@@ -155,12 +183,13 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
                 window = run.code[lo:hi]
                 live = run.live_after[hi - 1]
                 rng = random.Random(f"{opts.seed}:{phase}:{sec}:{run.start + lo}:{len(window)}")
-                known, widths = run.known_at(lo), run.widths_at(lo)
+                known, widths = _facts(run, lo, window)
                 result = search_window(window, live, rng, opts.budget, opts.model, known, widths)
                 log.proposals += result.proposals
                 log.proofs += result.proofs
                 log.refuted += result.refuted
                 if result.replacement is not None:
+                    known, widths = _needed(window, result.replacement, live, known, widths, opts.budget.proof_units)
                     edits.setdefault(sec, []).append(Replacement(run.start + lo, hi - lo, result.replacement))
                     log.rewrites.append(Rewrite(pass_no, sec, run.function, run.start + lo, window,
                                                 result.replacement, live, "search", tuple(sorted(known.items())),
