@@ -18,9 +18,12 @@ from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.values import (
     UNINIT,
     CtxPtr,
+    MapValue,
     MapValueOrNull,
+    Nid,
     PacketPtr,
     Pid,
+    ScalarValue,
     StackPtr,
     Value,
     join_values,
@@ -30,9 +33,12 @@ from pybpfdsl.verify.analysis.values import (
 )
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["Frame", "State", "entry_state", "join", "le", "narrow", "widen"]
+__all__ = ["MAYBE_LOCKED", "Frame", "Lock", "State", "entry_state", "join", "le", "narrow", "widen"]
 
 NREGS = 11
+
+Lock = tuple[str, Nid] | str
+MAYBE_LOCKED = "held on some paths only, or different locks"
 
 
 @lru_cache(maxsize=1 << 14)
@@ -66,6 +72,9 @@ class State:
     frames: tuple[Frame, ...] = ()
     """The callers of the function running, outermost first (empty in the entry program). The registers
     and stack above are the current frame's; a stack pointer always points into the current frame."""
+    lock: Lock | None = None
+    """The bpf_spin_lock held: (map name, the lookup that gave its value: see ``MapValue.lid``), or
+    ``MAYBE_LOCKED`` where paths that disagree on it were joined (then no lock rule can be proven)."""
 
     def reg(self, r: int) -> Value:
         return self.regs[r]
@@ -81,11 +90,11 @@ class State:
             new_defs = list(defs)
             new_defs[r] = d
             defs = tuple(new_defs)
-        return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames)
+        return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames, self.lock)
 
     def with_stack(self, stack: stk.Stack) -> State:
         """The state with ``stack`` (``dataclasses.replace`` costs several times more; stores do this)."""
-        return State(self.regs, self.defs, stack, self.pkt_min, self.ranges, self.frames)
+        return State(self.regs, self.defs, stack, self.pkt_min, self.ranges, self.frames, self.lock)
 
     def range_of(self, pid: Pid | None) -> int | None:
         if pid is None:
@@ -100,7 +109,7 @@ class State:
         if old is not None and old >= n:
             return self
         rest = tuple((p, m) for p, m in self.ranges if p != pid)
-        return State(self.regs, self.defs, self.stack, self.pkt_min, (*rest, (pid, n)), self.frames)
+        return State(self.regs, self.defs, self.stack, self.pkt_min, (*rest, (pid, n)), self.frames, self.lock)
 
     def map_values(self, fn: Callable[[Value], Value]) -> State:
         """Apply ``fn`` to every register and spilled value (id renaming, null-check propagation)."""
@@ -109,7 +118,7 @@ class State:
         changed = {i: v for i, v in spills.items() if v is not self.stack[i].spill}
         new_stack = stk.replace_spills(self.stack, changed) if changed else self.stack
         frames = tuple(_map_frame(f, fn) for f in self.frames) if self.frames else ()
-        return State(regs, self.defs, new_stack, self.pkt_min, self.ranges, frames)
+        return State(regs, self.defs, new_stack, self.pkt_min, self.ranges, frames, self.lock)
 
 
 def _map_frame(f: Frame, fn: Callable[[Value], Value]) -> Frame:
@@ -179,6 +188,10 @@ MAX_PID_DEPTH = 3
 
 
 def _depth(pid: Pid) -> int:
+    if isinstance(pid, tuple) and pid[0] == "n":  # a null id: ("n", site, a, b)
+        return 1 + max(_depth(p) for p in pid[2:4])  # type: ignore[arg-type]
+    if isinstance(pid, tuple) and pid[0] == "s":  # a null id: ("s", site, side, map, offset)
+        return 1
     return 1 + max(_depth(p) for p in pid[1:3]) if isinstance(pid, tuple) else 0  # type: ignore[arg-type]
 
 
@@ -239,6 +252,111 @@ def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, Sta
     if not names:
         return a, b
     return _apply(a, rewrite_a, new_ranges), _apply(b, rewrite_b, new_ranges)
+
+
+def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
+    """Before a join: lookup results not yet checked for NULL that are linked to different lookups on the
+    two sides (``nid`` A here, B there) get a common new id, so that a NULL check of one copy still
+    tells the others (katran's balancer at -O1 checks a spilled copy of a result from one of two lookups,
+    then reloads it). The new id ``("n", site, A, B)`` is taken only if neither state uses it already
+    (else it might link values that are different on some path); ids nest at most ``MAX_PID_DEPTH`` deep.
+    The same (A, B) at two places is one value on each side, hence one value after the join too."""
+    pairs: list[tuple[int, MapValueOrNull, MapValueOrNull]] = [
+        (i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))
+        if x is not y and type(x) is MapValueOrNull and type(y) is MapValueOrNull]
+    if a.stack is not b.stack:
+        spills_b = dict(stk.spilled_values(b.stack))
+        for i, v in stk.spilled_values(a.stack):
+            w = spills_b.get(i)
+            if w is not None and v is not w and type(v) is MapValueOrNull and type(w) is MapValueOrNull:
+                pairs.append((100 + i, v, w))
+    pairs = [(i, x, y) for i, x, y in pairs if x.nid is not None and y.nid is not None and x.nid != y.nid
+             and x.map == y.map]
+    sides = _sides(a, b)
+    if not pairs and not sides:
+        return a, b
+    taken = _nids(a) | _nids(b)
+    rewrite_a: dict[int, Value] = {}
+    rewrite_b: dict[int, Value] = {}
+    for pos, x, y in pairs:
+        name: Nid = ("n", site, x.nid, y.nid)
+        if name in taken or _depth(name) > MAX_PID_DEPTH:
+            continue
+        rewrite_a[pos] = MapValueOrNull(x.map, x.off, name)
+        rewrite_b[pos] = MapValueOrNull(y.map, y.off, name)
+    for pos, u, w in sides:
+        # A map value on one side and NULL on the other: whatever a NULL check of one such place finds
+        # tells which side the path came from, so every place of the same pattern (map, offset, side)
+        # learns it too, though they need not hold the same pointer.
+        mv = w if _is_null(u) else u
+        if isinstance(mv, MapValueOrNull):
+            # A lookup's result on one side, NULL on the other: every place with that id here and NULL
+            # there is one value on each side.
+            assert mv.nid is not None
+            name = ("n", site, mv.nid, NULL_SIDE) if mv is u else ("n", site, NULL_SIDE, mv.nid)
+            if name in taken or _depth(name) > MAX_PID_DEPTH:
+                continue
+            rewrite_a[pos] = rewrite_b[pos] = MapValueOrNull(mv.map, mv.off, name)
+            continue
+        assert isinstance(mv, MapValue)
+        name = ("s", site, mv is u, mv.map, mv.off)
+        if name in taken:
+            continue
+        rewrite_a[pos] = MapValueOrNull(mv.map, mv.off, name)
+        rewrite_b[pos] = MapValueOrNull(mv.map, mv.off, name)
+    if not rewrite_a:
+        return a, b
+    return _apply(a, rewrite_a, {}), _apply(b, rewrite_b, {})
+
+
+NULL_SIDE = -1
+"""In a linked null id ``("n", site, a, b)``: the side where every place so linked is NULL."""
+
+
+def _is_null(v: Value) -> bool:
+    return type(v) is ScalarValue and v.value.const_value == 0
+
+
+def _side(x: Value, y: Value) -> bool:
+    """A map value (of a map without a lock: the places so linked need not hold one pointer, and a lock's
+    value names its lock by its id), or a lookup result with its id, against NULL."""
+    return (((type(x) is MapValue and x.map.lock is None) or (type(x) is MapValueOrNull and x.nid is not None))
+            and _is_null(y)) or (((type(y) is MapValue and y.map.lock is None)
+                                  or (type(y) is MapValueOrNull and y.nid is not None)) and _is_null(x))
+
+
+def _sides(a: State, b: State) -> list[tuple[int, Value, Value]]:
+    out: list[tuple[int, Value, Value]] = [
+        (i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True)) if x is not y and _side(x, y)]
+    if a.stack is not b.stack:
+        spills_b = dict(stk.spilled_values(b.stack))
+        for i, v in stk.spilled_values(a.stack):
+            w = spills_b.get(i)
+            if w is not None and v is not w and _side(v, w):
+                out.append((100 + i, v, w))
+    return out
+
+
+def _nids(s: State) -> set[Nid]:
+    """Every null id the state's registers and spills (and its callers') use, with the lookup ids of map
+    values (``MapValue.lid``) and of the lock held."""
+    out: set[Nid] = set()
+    if isinstance(s.lock, tuple):
+        out.add(s.lock[1])
+    for regs, stack in ((s.regs, s.stack), *((f.regs, f.stack) for f in s.frames)):
+        for v in (*regs, *(v for _, v in stk.spilled_values(stack))):
+            if isinstance(v, MapValueOrNull) and v.nid is not None:
+                out.add(v.nid)
+            elif isinstance(v, MapValue) and v.lid is not None:
+                out.add(v.lid)
+    return out
+
+
+def has_nid(nid: Nid | None, lookup: int) -> bool:
+    """Whether null id ``nid`` stands for (among others) the result of the lookup at ``lookup``."""
+    if isinstance(nid, tuple) and nid[0] == "n":
+        return has_nid(nid[2], lookup) or has_nid(nid[3], lookup)  # type: ignore[arg-type]
+    return nid == lookup
 
 
 DATA = "data"
@@ -308,7 +426,7 @@ def _canonical(s: State, site: int) -> State:
         return v
 
     out = s.map_values(rename) if any(k != v for k, v in names.items()) else s
-    return State(out.regs, out.defs, out.stack, out.pkt_min, ranges, out.frames)
+    return State(out.regs, out.defs, out.stack, out.pkt_min, ranges, out.frames, out.lock)
 
 
 def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> State:
@@ -329,6 +447,8 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
         a0 = a
         a, b = _link_pairs(a, b, site)
         linked = a is not a0
+        if site is not None:
+            a, b = _link_nulls(a, b, site)
 
     if op == "join":
         jv = cc.join_values
@@ -347,8 +467,12 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
         pkt_min = b.pkt_min
     else:
         pkt_min = min(a.pkt_min, b.pkt_min)
+    if a.lock == b.lock:
+        lock = a.lock
+    else:  # narrowing keeps the newer state's (computed from a sound state); a join cannot say which
+        lock = b.lock if op == "narrow" else MAYBE_LOCKED
     out = _drop_dangling(State(regs, defs, stk.join(a.stack, b.stack, op, thresholds), pkt_min,
-                               _ranges(a, b, op), _combine_frames(a.frames, b.frames, op, thresholds)))
+                               _ranges(a, b, op), _combine_frames(a.frames, b.frames, op, thresholds), lock))
     return _canonical(out, site) if linked and site is not None else out
 
 
@@ -386,6 +510,8 @@ def le(a: State | None, b: State | None) -> bool:
         return False
     if a.pkt_min < b.pkt_min:
         return False
+    if a.lock != b.lock and b.lock != MAYBE_LOCKED:
+        return False
     if b.ranges and a.ranges is not b.ranges:
         ra = dict(a.ranges)
         if any(ra.get(p, -1) < n for p, n in b.ranges):
@@ -409,8 +535,10 @@ def unlink_null_id(s: State, nid: int) -> State:
     """A lookup at ``nid`` runs again: earlier results of it are a different value from now on."""
 
     def fn(v: Value) -> Value:
-        if isinstance(v, MapValueOrNull) and v.nid == nid:
+        if isinstance(v, MapValueOrNull) and has_nid(v.nid, nid):
             return MapValueOrNull(v.map, v.off, None)
+        if isinstance(v, MapValue) and has_nid(v.lid, nid):  # the kernel gives the new value a new id
+            return MapValue(v.map, v.off)
         return v
 
     return s.map_values(fn)
@@ -425,4 +553,4 @@ def unlink_packet_id(s: State, pid: Pid) -> State:
         return v
 
     s = s.map_values(fn)
-    return State(s.regs, s.defs, s.stack, s.pkt_min, tuple((p, n) for p, n in s.ranges if p != pid), s.frames)
+    return State(s.regs, s.defs, s.stack, s.pkt_min, tuple((p, n) for p, n in s.ranges if p != pid), s.frames, s.lock)

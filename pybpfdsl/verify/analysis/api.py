@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from pybpfdsl.bpf.abi import BPF_MAXINSNS, MapType
-from pybpfdsl.bpf.btf_ext import Btf, BtfKind, LineInfo
+from pybpfdsl.bpf.btf_ext import Btf, BtfKind, BtfMapDef, LineInfo
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.linking import link_program
@@ -22,6 +22,7 @@ from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stac
 from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
 from pybpfdsl.verify.analysis.helper_signatures import CALLBACK_TYPE, HELPER_SIGNATURES
+from pybpfdsl.verify.analysis.locks import special_fields
 from pybpfdsl.verify.analysis.report import VerifierReport
 from pybpfdsl.verify.analysis.transfer import GLOBAL_ARG_MEM, Env
 from pybpfdsl.verify.analysis.values import UNINIT, MapInfo, MapValueOrNull, ScalarValue, Unknown, Value
@@ -37,6 +38,7 @@ def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
     refs: dict[int, tuple[MapInfo, int | None]] = {}
     problems: list[VerifierFinding] = []
     maps = elf.maps
+    btf_maps: dict[str, BtfMapDef] | None = None
     for rel in relocations:
         if rel.kind == RelocKind.MAP:
             m = maps.get(rel.symbol)
@@ -50,7 +52,11 @@ def _map_refs(elf: BpfElf, relocations: Iterable[Relocation],
                 problems.append(VerifierFinding(Code.UNSUPPORTED, rel.insn_index,
                                                 f"map {rel.symbol} has no key/value sizes in the object"))
                 continue
-            info = MapInfo(m.name, m.map_type or 0, m.key_size, m.value_size, m.max_entries or 0)
+            if btf_maps is None:
+                btf_maps = elf.btf.map_definitions() if elf.btf is not None else {}
+            d = btf_maps.get(m.name)
+            lock, fields = special_fields(elf.btf, d.value_type_id if d is not None else None, m.map_type)
+            info = MapInfo(m.name, m.map_type or 0, m.key_size, m.value_size, m.max_entries or 0, lock, fields)
             refs[rel.insn_index] = (info, None)
         elif rel.kind == RelocKind.DATA:
             size = sizes.get(rel.section, 0)

@@ -62,6 +62,7 @@ class Code(enum.Enum):
     WRITE_R10 = "write-r10"
     HELPER_ARG = "helper-argument"
     UNKNOWN_HELPER = "unknown-helper"
+    LOCK = "spin-lock"
     DIV_ZERO = "division-by-zero"
     EXIT_VALUE = "exit-value"
     EXIT_ACTION = "exit-action"
@@ -141,6 +142,10 @@ def check_map_value(p: MapValue, insn_off: int, size: int) -> str | None:
     if lo + insn_off < 0 or hi + insn_off + size > vs:
         return (f"access of {size} bytes at offset [{lo + insn_off}, {hi + insn_off}] of a {vs}-byte value "
                 f"of map {p.map.name} may be out of bounds")
+    for f_off, f_size, name in p.map.fields:
+        if lo + insn_off < f_off + f_size and f_off < hi + insn_off + size:
+            return (f"access of {size} bytes at offset [{lo + insn_off}, {hi + insn_off}] of map {p.map.name}'s "
+                    f"value may touch its struct {name} at offset {f_off}: the kernel lets only its helpers use it")
     return None
 
 

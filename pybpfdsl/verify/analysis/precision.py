@@ -81,7 +81,7 @@ def forget_imprecise(s: State, precise: int) -> State:
     stack = _cached(_forget_spills, s.stack, precise >> _SLOT0)
     if regs == s.regs and stack is s.stack:
         return s
-    return State(regs, s.defs, stack, s.pkt_min, s.ranges, s.frames)
+    return State(regs, s.defs, stack, s.pkt_min, s.ranges, s.frames, s.lock)
 
 
 def forget_imprecise_spills(s: State, precise: int) -> State:

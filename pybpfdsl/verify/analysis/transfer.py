@@ -33,6 +33,7 @@ from pybpfdsl.bpf.opcode import (
 )
 from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import helper_signatures as hp
+from pybpfdsl.verify.analysis import locks as lk
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import FP, Frame, State, unlink_null_id, unlink_packet_id
 from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_finding
@@ -193,7 +194,7 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
     if isinstance(ptr, StackPtr):
         return s, StackPtr(_add(ptr.off, delta))
     if isinstance(ptr, MapValue):
-        return s, MapValue(ptr.map, _add(ptr.off, delta))
+        return s, MapValue(ptr.map, _add(ptr.off, delta), ptr.lid)
     if isinstance(ptr, CtxPtr):
         return s, CtxPtr(_add(ptr.off, delta))
     if isinstance(ptr, PacketMeta):
@@ -460,7 +461,9 @@ def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 
 def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
     """On the edge where the lookup result is NULL (or not), every copy of it learns so."""
-    new: Value = ScalarValue(_const(0)) if is_null else MapValue(v.map, v.off)
+    # The kernel keeps the lookup's id on a value with a spin lock: it names the lock taken through it.
+    lid = v.nid if v.map.lock is not None else None
+    new: Value = ScalarValue(_const(0)) if is_null else MapValue(v.map, v.off, lid)
     if not is_null and v.map.map_type >= hp.INNER_MAP_TAG:  # a map of maps' entry: the inner map itself
         new = MapPtr(replace(v.map, map_type=v.map.map_type - hp.INNER_MAP_TAG))
 
@@ -469,7 +472,7 @@ def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
 
     s = s.map_values(fn) if v.nid is not None else s
     regs = (*s.regs[:reg], new, *s.regs[reg + 1:])
-    return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames)
+    return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
 
 
 _FLIP = {JmpOp.JGT: JmpOp.JLT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLT: JmpOp.JGT, JmpOp.JLE: JmpOp.JGE,
@@ -485,7 +488,7 @@ def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
     # one of them: a check through a pointer with a variable offset proves nothing for them there.
     lo = p.off.const_value
     if p.pid is None and lo is not None and s.pkt_min < lo < 1 << 63:
-        s = State(s.regs, s.defs, s.stack, lo, s.ranges, s.frames)
+        s = State(s.regs, s.defs, s.stack, lo, s.ranges, s.frames, s.lock)
     if p.pid is not None and s.range_of(p.pid) is not None and p.off.s64.hi <= 0xFFFF:
         s = s.with_range(p.pid, p.delta)
     return s
@@ -525,7 +528,7 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
         regs[insn.dst] = ScalarValue(r[0])
         if not use_k:
             regs[insn.src] = ScalarValue(r[1])
-        return State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames)
+        return State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
     if is32:
         return s
     for reg, v, other in ((insn.dst, dv, sv), (None if use_k else insn.src, sv, dv)):
@@ -559,7 +562,7 @@ def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
             regs[insn.dst] = ScalarValue(r[0])
             if info.imm is None:
                 regs[insn.src] = ScalarValue(r[1])
-            out.append((t, State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames)))
+            out.append((t, State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)))
         return out
     out = []
     fall = _branch(env, idx, insn, s, sink, taken=False)
@@ -580,6 +583,7 @@ def may_goto(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Suc
 
 
 def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    lk.check_unlocked(s, idx, sink, "an exit")
     back = env.return_to.get(idx)
     if back is not None and s.frames:
         if idx in env.callback_exits:
@@ -722,7 +726,7 @@ def _return(idx: int, s: State, sink: Sink) -> State:
     stack = caller.stack
     if caller.exposed < 0:
         stack = stk.write_unknown_range(stack, max(caller.exposed, -stk.STACK_SIZE), 0)
-    return State(regs, defs, stack, s.pkt_min, s.ranges, s.frames[:-1])
+    return State(regs, defs, stack, s.pkt_min, s.ranges, s.frames[:-1], s.lock)
 
 
 CALLER_STACK = -1
@@ -803,7 +807,7 @@ def _enter(idx: int, s: State, args: dict[int, Value], sink: Sink) -> State:
     regs[FP] = StackPtr(_const(0))
     defs = (frozenset(), *s.defs[1:6], *(frozenset(),) * (len(s.regs) - 6))
     frame = Frame(s.regs, s.defs, s.stack, exposed)
-    return State(tuple(regs), defs, stk.empty_stack(), s.pkt_min, s.ranges, (*s.frames, frame))
+    return State(tuple(regs), defs, stk.empty_stack(), s.pkt_min, s.ranges, (*s.frames, frame), s.lock)
 
 
 def _loop_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
@@ -818,26 +822,20 @@ def _loop_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     return [*after, (entry, callback)]
 
 
-_LOCKS = frozenset({Helper.SPIN_LOCK, Helper.SPIN_UNLOCK})
-
-
 def unknown_helper(number: int) -> str:
     """Why a call of helper ``number``, which the table has no signature for, is refused (by name where the
-    ABI knows it). bpf_spin_lock/unlock are refused on purpose: the kernel's rules for a held lock (a
-    ``struct bpf_spin_lock`` of a map value with BTF, one lock at a time, no other calls, no exit and no
-    direct access to the lock while held) are not modelled, and accepting the calls without them would
-    say "verified" for programs the kernel refuses."""
+    ABI knows it)."""
     try:
         name = Helper(number).kernel_name
     except ValueError:
         return f"helper #{number} is not in the helper table"
-    if number in _LOCKS:
-        return (f"{name} (helper #{number}) is not modelled by pybpfdsl's verifier: the kernel's rules for a "
-                "held lock are not checked, so the program is refused; check it with the kernel's verifier instead")
     return f"{name} (helper #{number}) is not in the helper table"
 
 
 def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
+    if s.lock is not None and not (insn.is_helper_call and insn.imm in lk.LOCK_HELPERS):
+        # (The kernel lets a bpf-to-bpf call through; refusing it too only refuses more.)
+        lk.check_unlocked(s, idx, sink, "a function call")
     if insn.is_pseudo_call:
         return _subprogram_call(env, idx, s, sink)
     if insn.is_helper_call and insn.imm == hp.BPF_LOOP:
@@ -848,6 +846,11 @@ def call(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     """A helper (or kfunc) call: its arguments checked, r1-r5 clobbered, r0 its result."""
     insn = env.insns[idx]
+    if insn.is_helper_call and insn.imm in lk.LOCK_HELPERS:
+        s = lk.spin_lock(s, idx, sink) if insn.imm == Helper.SPIN_LOCK else lk.spin_unlock(s, idx, sink)
+        for r in range(6):
+            s = s.set_reg(r, UNINIT, idx)
+        return [(idx + 1, s)]
     if not insn.is_helper_call:
         sink.report(Code.UNSUPPORTED, idx, "kfunc calls are not supported by this verifier")
         sig = None
@@ -879,7 +882,7 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
                     the_map = replace(inner, map_type=inner.map_type + hp.INNER_MAP_TAG)
             ret = MapValueOrNull(the_map, _const(0), idx)
             if insn.imm == hp.MAP_LOOKUP_ELEM and _present(s, the_map, key):
-                ret = MapValue(the_map, _const(0))
+                ret = MapValue(the_map, _const(0), idx if the_map.lock is not None else None)
         elif sig.ret == hp.Ret.U32:
             ret = _sized(4)
         elif sig.ret in (hp.Ret.VOID, hp.Ret.TAIL_CALL):

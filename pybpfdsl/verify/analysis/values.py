@@ -36,6 +36,7 @@ __all__ = [
     "MapPtr",
     "MapValue",
     "MapValueOrNull",
+    "Nid",
     "OneOf",
     "PacketEnd",
     "Pid",
@@ -60,6 +61,9 @@ __all__ = [
 ZERO = Scalar.const(0)
 
 Pid = int | str | tuple[object, ...]
+Nid = int | tuple[object, ...]
+"""A lookup result's null id: the lookup's instruction, or ``("n", site, a, b)``, a join's link of id ``a`` on
+one side and ``b`` on the other (``abstract_state._link_nulls``)."""
 """A packet-pointer id: the instruction that made the variable offset, a join of two ids, or ``"data"``
 (the packet start, while joining pointers at constant offsets: see ``state._link_pairs``)."""
 
@@ -73,6 +77,12 @@ class MapInfo:
     key_size: int
     value_size: int
     max_entries: int = 1
+    lock: int | None = None
+    """Offset of the value's ``struct bpf_spin_lock`` when the kernel lets a program take it (one lock, at
+    the top level of the value's BTF struct, in a hash or array map); None: bpf_spin_lock is refused."""
+    fields: tuple[tuple[int, int, str], ...] = ()
+    """(offset, size, type name) of the value's special fields (locks, timers, ...) found in its BTF: the
+    kernel refuses any load, store or helper access that overlaps one ("cannot be accessed directly")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +185,9 @@ class MapPtr:
 class MapValue:
     map: MapInfo
     off: Scalar
+    lid: Nid | None = None
+    """For a map with a spin lock: the lookup (instruction) this value came from, the kernel's register id
+    that names the lock taken through it (bpf_spin_unlock must name the same one); None: not known."""
 
     def __str__(self) -> str:
         return f"map_value({self.map.name}, size={self.map.value_size}){_off_text(self.off)}"
@@ -186,7 +199,7 @@ class MapValueOrNull:
 
     map: MapInfo
     off: Scalar
-    nid: int | None
+    nid: Nid | None
 
     def __str__(self) -> str:
         link = "" if self.nid is None else f", id={self.nid}"
@@ -304,14 +317,17 @@ def _merge_maps(a: MapInfo, b: MapInfo) -> MapInfo | None:
     if a.map_type not in VALUE_MAP_TYPES or b.map_type not in VALUE_MAP_TYPES:
         return None
     joined_type = a.map_type if a.map_type == b.map_type else MapType.UNSPEC
+    # No lock may be taken through it (which map's?); the special fields of both stay out of reach.
     return MapInfo("|".join(sorted(_map_names(a) | _map_names(b))), joined_type,
-                   max(a.key_size, b.key_size), min(a.value_size, b.value_size), min(a.max_entries, b.max_entries))
+                   max(a.key_size, b.key_size), min(a.value_size, b.value_size), min(a.max_entries, b.max_entries),
+                   None, tuple(sorted(set(a.fields) | set(b.fields))))
 
 
 def _map_le(a: MapInfo, b: MapInfo) -> bool:
     """Whether ``b`` (perhaps a join of maps) allows no access that ``a`` refuses."""
     return a == b or (b.map_type in (MapType.UNSPEC, a.map_type) and a.map_type in VALUE_MAP_TYPES
-                      and _map_names(a) <= _map_names(b) and b.value_size <= a.value_size)
+                      and _map_names(a) <= _map_names(b) and b.value_size <= a.value_size
+                      and b.lock in (None, a.lock) and set(a.fields) <= set(b.fields))
 
 
 def _null_join(mv: MapValue | MapValueOrNull, other: Value) -> Value | None:
@@ -319,7 +335,9 @@ def _null_join(mv: MapValue | MapValueOrNull, other: Value) -> Value | None:
     if isinstance(other, ScalarValue):
         if other.value.const_value != 0:
             return None
-        return MapValueOrNull(mv.map, mv.off, mv.nid if isinstance(mv, MapValueOrNull) else None)
+        # No id: the other copies of ``mv`` are not NULL on the path where this is 0, so a NULL check of
+        # this one tells them nothing (``abstract_state._link_nulls`` links what may be linked).
+        return MapValueOrNull(mv.map, mv.off, None)
     if isinstance(other, MapValue | MapValueOrNull) and other.map == mv.map:
         nid = mv.nid if isinstance(mv, MapValueOrNull) and isinstance(other, MapValueOrNull) else None
         if isinstance(other, MapValueOrNull) and other.nid != nid:
@@ -348,6 +366,8 @@ def _unlinked(v: Value) -> Value:
         return PacketPtr(v.off)
     if isinstance(v, MapValueOrNull) and v.nid is not None:
         return MapValueOrNull(v.map, v.off, None)
+    if isinstance(v, MapValue) and v.lid is not None:
+        return MapValue(v.map, v.off)
     return v
 
 
@@ -417,7 +437,7 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
     if isinstance(a, PacketMeta) and isinstance(b, PacketMeta):
         return PacketMeta(sc(a.off, b.off))
     if isinstance(a, MapValue) and isinstance(b, MapValue) and a.map == b.map:
-        return MapValue(a.map, sc(a.off, b.off))
+        return MapValue(a.map, sc(a.off, b.off), a.lid if a.lid == b.lid else None)
     if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull) and a.map == b.map:
         return MapValueOrNull(a.map, sc(a.off, b.off), a.nid if a.nid == b.nid else None)
     if not isinstance(a, OneOf | Unknown) and not isinstance(b, OneOf | Unknown):
@@ -470,7 +490,8 @@ def value_le(a: Value, b: Value) -> bool:
     if isinstance(a, CtxPtr | StackPtr | PacketMeta) and type(a) is type(b):
         return a.off.le(b.off)
     if isinstance(a, MapValue) and isinstance(b, MapValue | MapValueOrNull):
-        return (_map_le(a.map, b.map) and a.off.le(b.off) and isinstance(b, MapValue)) or (
+        return (_map_le(a.map, b.map) and a.off.le(b.off) and isinstance(b, MapValue)
+                and (b.lid is None or a.lid == b.lid)) or (
             isinstance(b, MapValueOrNull) and b.nid is None and _map_le(a.map, b.map) and a.off.le(b.off))
     if isinstance(a, MapValueOrNull) and isinstance(b, MapValueOrNull):
         return _map_le(a.map, b.map) and a.off.le(b.off) and (b.nid is None or a.nid == b.nid)

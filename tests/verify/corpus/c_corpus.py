@@ -62,8 +62,10 @@ def build(path: str, cc: str) -> bytes:
     """Compile one file (cached by content and flags in the temp directory)."""
     with open(path, "rb") as f:
         src = f.read()
-    with open(os.path.join(HERE, "common.h"), "rb") as f:
-        header = f.read()
+    header = b""
+    for name in sorted(f for f in os.listdir(HERE) if f.endswith(".h")):  # any of them may be included
+        with open(os.path.join(HERE, name), "rb") as f:
+            header += f.read()
     key = hashlib.sha256(src + header + " ".join(CLANG_FLAGS).encode()).hexdigest()[:24]
     os.makedirs(_CACHE, exist_ok=True)
     out = os.path.join(_CACHE, f"{os.path.basename(path)[:-2]}-{key}.o")
