@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold, inplace, joins, thread, unsaturated
+from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold, implied, inplace, joins, thread, unsaturated
 from pybpfdsl.ir.printer import format_program
 
 
@@ -29,6 +29,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("inplace", inplace.run),
     Pass("unsaturated", unsaturated.run),
     Pass("bounds", bounds.run),
+    Pass("implied", implied.run),
     Pass("blocks", blocks.run),
     Pass("joins", joins.run),
     Pass("dce", dce.run),
