@@ -40,8 +40,9 @@ def run(program: n.Program) -> n.Program:
             continue
         a = blocks[first.if_true.target]
         second = a.terminator
+        pure = all(isinstance(i, n.PureInstr | n.InBounds) for i in a.instrs)
         if (first.if_true.args or a.params or a is x or cfg.preds.get(a.name) != (name,)
-                or not isinstance(second, n.Branch) or not all(isinstance(i, n.PureInstr | n.InBounds) for i in a.instrs)):
+                or not isinstance(second, n.Branch) or not pure):
             continue
         c1, c2 = defs.get(first.cond), defs.get(second.cond)
         if not (isinstance(c1, n.InBounds) and isinstance(c2, n.InBounds)):
