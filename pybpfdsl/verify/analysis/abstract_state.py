@@ -276,11 +276,14 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
     if not pairs and not sides:
         return a, b
     taken = _nids(a) | _nids(b)
+    nids_a, nids_b = _nids(a), _nids(b)
+    partners_a, partners_b = _partners(a, b), _partners(b, a)
     rewrite_a: dict[int, Value] = {}
     rewrite_b: dict[int, Value] = {}
     for pos, x, y in pairs:
-        name: Nid = ("n", site, x.nid, y.nid)
-        if name in taken or _depth(name) > MAX_PID_DEPTH:
+        assert x.nid is not None and y.nid is not None
+        name = _absorbed(x.nid, y.nid, nids_a, nids_b, partners_a, partners_b) or ("n", site, x.nid, y.nid)
+        if name not in (x.nid, y.nid) and (name in taken or _depth(name) > MAX_PID_DEPTH):
             continue
         rewrite_a[pos] = MapValueOrNull(x.map, x.off, name)
         rewrite_b[pos] = MapValueOrNull(y.map, y.off, name)
@@ -293,8 +296,10 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
             # A lookup's result on one side, NULL on the other: every place with that id here and NULL
             # there is one value on each side.
             assert mv.nid is not None
-            name = ("n", site, mv.nid, NULL_SIDE) if mv is u else ("n", site, NULL_SIDE, mv.nid)
-            if name in taken or _depth(name) > MAX_PID_DEPTH:
+            x_nid, y_nid = (mv.nid, NULL_SIDE) if mv is u else (NULL_SIDE, mv.nid)
+            name = (_absorbed(x_nid, y_nid, nids_a, nids_b, partners_a, partners_b)
+                    or ("n", site, x_nid, y_nid))
+            if name != mv.nid and (name in taken or _depth(name) > MAX_PID_DEPTH):
                 continue
             rewrite_a[pos] = rewrite_b[pos] = MapValueOrNull(mv.map, mv.off, name)
             continue
@@ -307,6 +312,49 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
     if not rewrite_a:
         return a, b
     return _apply(a, rewrite_a, {}), _apply(b, rewrite_b, {})
+
+
+def _partners(a: State, b: State) -> dict[Nid, set[object]]:
+    """For each null id of ``a``'s registers and spills: what ``b`` holds at the same places (its null id,
+    ``NULL_SIDE`` for 0, ``None`` for anything else)."""
+    out: dict[Nid, set[object]] = {}
+    spills_b = dict(stk.spilled_values(b.stack))
+    places = [*((x, b.regs[i]) for i, x in enumerate(a.regs)),
+              *((v, spills_b.get(i)) for i, v in stk.spilled_values(a.stack))]
+    for x, y in places:
+        if type(x) is not MapValueOrNull or x.nid is None:
+            continue
+        key: object = None
+        if type(y) is MapValueOrNull and y.nid is not None and y.map == x.map:
+            key = y.nid
+        elif y is not None and _is_null(y):
+            key = NULL_SIDE
+        out.setdefault(x.nid, set()).add(key)
+    return out
+
+
+def _lookups(nid: Nid) -> frozenset[int]:
+    """The lookups whose results a null id stands for (a new run of any of them unlinks it)."""
+    if isinstance(nid, int):
+        return frozenset((nid,)) if nid >= 0 else frozenset()
+    if nid[0] == "n":
+        return _lookups(nid[2]) | _lookups(nid[3])  # type: ignore[arg-type]
+    return frozenset()
+
+
+def _absorbed(x: Nid, y: Nid, nids_a: set[Nid], nids_b: set[Nid], partners_a: dict[Nid, set[object]],
+              partners_b: dict[Nid, set[object]]) -> Nid | None:
+    """An id of one side that may name the link of ``x`` (side a) and ``y`` (side b), instead of a new,
+    deeper one: ``x`` if the other side never uses it, every place with ``x`` holds ``y`` on the other
+    side, and ``x`` already stands for ``y``'s lookups (so that a new run of one of them still unlinks
+    it); or the same with the sides swapped. The places so named are one value on each side, and no
+    other place keeps that id: the link a new name would make, without the nesting (which, capped at
+    ``MAX_PID_DEPTH``, dropped links along a chain of joins at one place: katran's balancer at -O1)."""
+    if x != NULL_SIDE and x not in nids_b and partners_a.get(x) == {y} and _lookups(y) <= _lookups(x):
+        return x
+    if y != NULL_SIDE and y not in nids_a and partners_b.get(y) == {x} and _lookups(x) <= _lookups(y):
+        return y
+    return None
 
 
 NULL_SIDE = -1

@@ -56,3 +56,18 @@ def test_a_result_or_null_spilled_is_told_by_a_check_of_its_reload() -> None:
     assert report.ok, report.format()
     if KERNEL:
         assert kernel_verdict(insns, (MAP_INSN,)).ok
+
+
+def test_a_result_or_null_through_a_chain_of_joins_keeps_its_link() -> None:
+    """The spilled result is set to NULL on one branch of each of five tests in a row (katran's balancer at
+    -O1 does this with its ``dst`` across a chain of conditions): a check of a reload still tells the
+    spill, however many joins it went through (each join reuses the link's id rather than nesting it)."""
+    branches: list[Instruction] = []
+    for field in (12, 16, 12, 16, 12):
+        branches += [load(U32, 1, 6, field), jeq_imm(1, 0, 2), mov(1, 0), Instruction(ST_U64, 10, 1, -16, 0)]
+    insns = [mov_reg(6, 1), mov(0, 0), *hash_lookup(), Instruction(ST_U64, 10, 0, -16, 0), *branches,
+             load(U64, 1, 10, -16), jeq_imm(1, 0, 2), load(U64, 2, 10, -16), load(U64, 3, 2, 0), mov(0, 2), EXIT]
+    report = verify_instructions(insns, map_refs={5: (HASH_MAP, None)})
+    assert report.ok, report.format()
+    if KERNEL:
+        assert kernel_verdict(insns, (5,)).ok
