@@ -5,6 +5,9 @@
 2. The executions agree on the packets: all four exactly for a program without kernel helpers; with
    `random()`/`now_ns()`, pure Python, the IR and the bytecode with the same fixed helper results, and,
    for `random()` without the clock, pure Python and the kernel by action frequencies.
+   A program with `cpu_id()` is compared on one CPU that every execution agrees on; one with `fib_lookup`
+   with the routes of a namespace made for it (`fib_namespace`), which pure Python and the interpreters
+   get as a scripted table; one with `CHECKSUM_OFFLOAD` must leave those checksums as they were.
 3. Our verifier accepts it iff the kernel loads it.
 4. The proof (when asked for) says nothing false: "proven" only where the IR and the bytecode agree on the
    packets, "counterexample" only with a replay that differs.
@@ -12,24 +15,32 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import importlib.util
 import io
+import os
 import random as pyrandom
+import socket
 import sys
 import time
 import traceback
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 from pybpfdsl import DslError, XdpProgram
 from pybpfdsl.differential import EXECUTIONS, HelperFactory, compare, compare_statistically, run_python
+from pybpfdsl.differential import _compiled as compiled_for_comparisons
 from pybpfdsl.lang import fixed
+from pybpfdsl.lang.fib import Route, use_routes
 from pybpfdsl.runtime.errors import KernelVerifierError
+from pybpfdsl.runtime.loaded import LoadedProgram
 from pybpfdsl.testing import FixedHelpers
-from tests.generated.checksums import invalid_checksums
+from tests.generated.checksums import changed_checksums, invalid_checksums
 from tests.generated.program_strategy import RANDOM_PROBABILITIES, GeneratedProgram
 
 
@@ -111,6 +122,77 @@ def load_module(source: str, directory: Path, stem: str) -> tuple[ModuleType, Pa
     return module, path
 
 
+FIB_SMAC, FIB_DMAC = 0x02_00_4D_00_00_01, 0x02_00_4D_00_00_02
+
+
+@functools.cache
+def fib_namespace() -> tuple[str, int] | None:
+    """A network namespace whose FIB `fib_lookup` programs are run against in the kernel (one per
+    process, deleted at exit): a veth `v0` with 10.77.0.1/24, a permanent neighbour 10.77.0.2, forwarding
+    on. (name, index of v0), or None where namespaces cannot be made (the kernel is then left out)."""
+    from tests.e2e.netns import environment_problem, inside, ip, run
+
+    if environment_problem() is not None:
+        return None
+    ns = f"pbdgen{os.getpid()}"
+    mac, peer = (":".join(f"{b:02x}" for b in m.to_bytes(6, "big")) for m in (FIB_SMAC, FIB_DMAC))
+    ip("netns", "del", ns, check=False)
+    atexit.register(ip, "netns", "del", ns, check=False)
+    ip("netns", "add", ns)
+    ip("link", "add", "v0", "address", mac, "type", "veth", "peer", "name", "v1", ns=ns)
+    for dev in ("lo", "v0", "v1"):
+        ip("link", "set", "dev", dev, "up", ns=ns)
+    ip("addr", "add", "10.77.0.1/24", "dev", "v0", ns=ns)
+    ip("neigh", "replace", "10.77.0.2", "lladdr", peer, "dev", "v0", "nud", "permanent", ns=ns)
+    run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    with inside(ns):
+        return ns, socket.if_nametoindex("v0")
+
+
+def fib_routes(v0: int) -> list[Route]:
+    """The namespace's FIB as the scripted table: the neighbour found; the rest of its link without a
+    neighbour (the kernel's NO_NEIGH, 7); anything else no route (NOT_FORWARDED, the table's default)."""
+    return [Route("10.77.0.2/32", v0, FIB_SMAC, FIB_DMAC), Route("10.77.0.0/24", v0, status=7)]
+
+
+@contextlib.contextmanager
+def _fib_world(gen: GeneratedProgram, kernel: bool) -> Iterator[bool]:
+    """The routes of `fib_namespace` for every execution; yields whether the kernel can take part."""
+    if not gen.uses_fib:
+        yield kernel
+        return
+    made = fib_namespace() if kernel else None
+    if made is None:
+        with use_routes(fib_routes(2)):
+            yield False
+        return
+    from tests.e2e.netns import inside
+
+    ns, v0 = made
+    with use_routes(fib_routes(v0)), inside(ns):
+        yield kernel
+
+
+def _comparison_cpu() -> int:
+    """The CPU a `cpu_id()` program is compared on: 0 where this process may run there."""
+    return min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+
+
+@contextlib.contextmanager
+def _on_one_cpu(gen: GeneratedProgram, cpu: int) -> Iterator[None]:
+    """For a program reading `cpu_id()`: the process kept on `cpu` (the kernel's test runs run on the
+    caller's CPU, and `differential._one_cpu` keeps it there), which the other executions are told."""
+    if not gen.uses_cpu or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
 def _trace(where: str) -> str:
     return f"{where}:\n{traceback.format_exc()}"
 
@@ -138,7 +220,8 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
         out.traceback = _trace("lowering")
         return out
     try:
-        compiled = prog.compile(prove=False, verify=False)
+        # The object the comparisons use too (one compilation instead of three: the IR passes are slow).
+        compiled = compiled_for_comparisons(prog)
     except Exception:
         out.traceback = _trace("compiling")
         return out
@@ -159,7 +242,9 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
 
     if kernel:
         try:
-            with prog.load():
+            lowered = compiled.lowered
+            with LoadedProgram.load(compiled.elf, lowered.program, lowered.state,
+                                    source_lines=compiled.source_lines()):
                 pass
             out.kernel_ok = True
         except KernelVerifierError as exc:
@@ -178,30 +263,37 @@ def check_program(gen: GeneratedProgram, directory: Path, stem: str, packets: li
     for i in range(0, len(randoms), 4):
         randoms[i] = edges[rng.randrange(len(edges))]
 
+    cpu = _comparison_cpu() if gen.uses_cpu else 0
+
     def helpers() -> FixedHelpers:
-        return FixedHelpers(random=randoms, clock_ns=seed * 1_000_003, clock_step_ns=977)
+        return FixedHelpers(random=randoms, clock_ns=seed * 1_000_003, clock_step_ns=977, cpu=cpu)
 
-    with contextlib.redirect_stdout(io.StringIO()):  # print() in pure Python and the interpreters
-        _execute(out, gen, prog, packets, executions, helpers, statistical_rounds)
+    # print() in pure Python and the interpreters
+    with contextlib.redirect_stdout(io.StringIO()), _on_one_cpu(gen, cpu), \
+            _fib_world(gen, bool(out.kernel_ok)) as with_kernel:
+        _execute(out, gen, prog, packets, executions, helpers, statistical_rounds, with_kernel)
 
-    if prove_budget:
-        _prove(out, prog, compiled, packets, helpers if gen.uses_helpers else None, prove_budget)
+        if prove_budget:
+            _prove(out, prog, compiled, packets, helpers if gen.uses_helpers or gen.uses_cpu else None, prove_budget)
     return out
 
 
 def _execute(out: Outcome, gen: GeneratedProgram, prog: XdpProgram, packets: list[bytes],
-             executions: tuple[str, ...], helpers: HelperFactory, statistical_rounds: int) -> None:
+             executions: tuple[str, ...], helpers: HelperFactory, statistical_rounds: int, kernel: bool) -> None:
     try:
         if gen.uses_helpers:
             out.mode = "fixed helpers"
             mismatch = compare(prog, packets, executions=executions, helpers=helpers)
         else:
-            mismatch = compare(prog, packets, executions=executions + (("kernel",) if out.kernel_ok else ()))
+            # The kernel ignores `helpers`; the others take the CPU from it (a cpu_id() program).
+            mismatch = compare(prog, packets, executions=executions + (("kernel",) if kernel else ()),
+                               helpers=helpers if gen.uses_cpu else None)
         out.disagreement = None if mismatch is None else str(mismatch)
+        fixed_helpers = helpers if gen.uses_helpers or gen.uses_cpu else None
         if mismatch is None and gen.uses_print:
-            out.printed = _compare_prints(prog, packets, helpers if gen.uses_helpers else None)
+            out.printed = _compare_prints(prog, packets, fixed_helpers)
         if mismatch is None and gen.keeps_checksums:
-            out.checksums = _broken_checksums(prog, packets, helpers if gen.uses_helpers else None)
+            out.checksums = _broken_checksums(prog, packets, fixed_helpers, gen.offloaded)
         if gen.uses_random and not gen.uses_clock and out.kernel_ok and statistical_rounds:
             frequency = compare_statistically(prog, packets[:4], rounds=statistical_rounds)
             out.statistical = None if frequency is None else str(frequency)
@@ -209,9 +301,11 @@ def _execute(out: Outcome, gen: GeneratedProgram, prog: XdpProgram, packets: lis
         out.traceback = _trace("running the executions")
 
 
-def _broken_checksums(prog: XdpProgram, packets: list[bytes], helpers: HelperFactory | None) -> str | None:
+def _broken_checksums(prog: XdpProgram, packets: list[bytes], helpers: HelperFactory | None,
+                      offloaded: tuple[str, ...] = ()) -> str | None:
     """The first packet whose valid checksums the program's writes left invalid (computed from scratch;
-    the executions agree, so pure Python's packets stand for all four)."""
+    the executions agree, so pure Python's packets stand for all four), or whose offloaded checksums
+    (`CHECKSUM_OFFLOAD`, which the NIC computes) they changed."""
     state = prog.lower().state
     saved = {name: obj.save() for name, obj in state.items()}
     try:
@@ -220,7 +314,8 @@ def _broken_checksums(prog: XdpProgram, packets: list[bytes], helpers: HelperFac
         for name, obj in state.items():
             obj.restore(saved[name])
     for index, (before, step) in enumerate(zip(packets, steps)):
-        bad = invalid_checksums(before, step.packet)
+        bad = [name for name in invalid_checksums(before, step.packet) if name.split()[0] not in offloaded]
+        bad += [f"{name} (offloaded, changed)" for name in changed_checksums(before, step.packet, offloaded)]
         if bad:
             return f"packet #{index} ({before.hex()}) -> ({step.packet.hex()}): {', '.join(bad)}"
     return None

@@ -108,3 +108,19 @@ def invalid_checksums(before: bytes, after: bytes) -> list[str]:
     if was.get("udp none") and now.get("udp none") is False:
         bad.append("udp (was 0, none)")
     return bad
+
+
+def changed_checksums(before: bytes, after: bytes, names: tuple[str, ...]) -> list[str]:
+    """Of the checksums `names` ("ipv4", "tcp", "udp"), those whose field `after` holds another value than
+    `before` (the same frame after a program whose writes must leave offloaded checksums alone)."""
+    layout = _layout(before)
+    if layout is None or len(after) != len(before):
+        return []
+    fields: dict[str, int] = {}
+    if layout.ip_header_len:
+        fields["ipv4"] = 14 + 10
+    at = _l4_checksum_offset(before, layout)
+    if at is not None:
+        fields["tcp" if layout.proto == 6 else "udp"] = at
+    return [name for name in names if name in fields and before[fields[name]:fields[name] + 2] !=
+            after[fields[name]:fields[name] + 2]]

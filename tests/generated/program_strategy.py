@@ -7,7 +7,8 @@ is converted explicitly to that place's type, so no constant can fail to fit; un
 constants, tuple items) are always wrapped in a conversion, so constant folding stays within 64 bits;
 floats are divided only by integers or non-zero float literals; a header, payload byte or map lookup is
 used only under a `None` check. What a program uses (headers, payload, maps, floats, loops, helpers, ring
-buffers, random/now) is chosen by a `Features` set, so a test can leave out a construct.
+buffers, random/now, header and payload writes, packet moves, redirects, fib_lookup, cpu_id, the checksum
+opt-out, ...) is chosen by a `Features` set, so a test can leave out a construct.
 
 The generator draws through a `Chooser`: `HypothesisChooser` (inside `programs()`, a hypothesis strategy)
 or `RandomChooser` (a seeded `random.Random`, for the benchmark). `packet_batch` makes packets the same
@@ -111,9 +112,10 @@ class Features:
     lru_percpu_hash: bool = True  # LruPerCpuHashMap
     prints: bool = True  # print(...) (bpf_trace_printk)
     random_compare: bool = True  # random() <, <=, >, >= p
-    large_writes_in_loops: bool = False
-    """`pkt.payload.write(off, r)` of a record over 24 bytes inside a loop: LLVM's "BPF stack limit exceeded"
-    ends the compiling process (a known bug, tests/generated/test_found_bugs.py)."""
+    packet_moves: bool = True  # `pkt.adjust_head(delta)`, `pkt.adjust_tail(delta)` (then headers parsed afresh)
+    fib: bool = True  # `fib_lookup(dst, ifindex)`: the kernel's answer from a namespace's routes (checks.py)
+    cpu: bool = True  # `cpu_id()` (the comparison runs on CPU 0)
+    checksum_offload: bool = True  # `CHECKSUM_OFFLOAD = (...)`: writes leave those headers' checksums alone
     trie_aug: bool = False
     """`trie[k] += n` on an LpmTrie: the compiled program adds to the longest matching prefix's value, pure
     Python inserts the key (a known bug, tests/generated/test_found_bugs.py)."""
@@ -140,7 +142,10 @@ class GeneratedProgram:
     uses_clock: bool = False
     uses_ringbuf: bool = False
     uses_print: bool = False
+    uses_fib: bool = False
+    uses_cpu: bool = False
     keeps_checksums: bool = True  # writes no checksum or length field: its writes keep valid checksums valid
+    offloaded: tuple[str, ...] = ()  # CHECKSUM_OFFLOAD: checksums the program's writes must leave as they were
     constructs: set[str] = field(default_factory=set)
 
     @property
@@ -172,6 +177,11 @@ class _Map:
 
 
 LRU_KINDS = ("LruHashMap", "LruPerCpuHashMap")
+FIB_DESTINATIONS = ("10.77.0.2", "10.77.0.2", "10.77.0.9", "10.0.0.1", "192.168.1.1")
+"""Where `fib_lookup` asks the way to: the neighbour of checks.py's namespace (found), an address on its
+link without a neighbour (no neighbour), and two with no route (not forwarded)."""
+FIB_FIELDS = {"status": "u32", "ifindex": "u32", "smac": "u64", "dmac": "u64"}
+OFFLOADABLE = ("ipv4", "tcp", "udp")
 FIXED_BITS: dict[tuple[str, str], int] = {
     ("eth", "dst"): 48, ("eth", "src"): 48, ("ipv4", "version"): 4, ("ipv4", "flags"): 3,
     ("ipv6", "version"): 4, ("ipv6", "tc"): 8, ("ipv6", "fl"): 20, ("tcp", "flags"): 9,
@@ -212,6 +222,15 @@ class _Scope:
                        loop_vars=list(self.loop_vars), headers=list(self.headers))
 
 
+def _after_move(scope: _Scope) -> _Scope:
+    """`scope` once the packet moved: no header read before the move is usable (their offsets moved)."""
+    locals_ = {base for base, _ in scope.headers}
+    scope.headers.clear()
+    scope.reads = [(text, t) for text, t in scope.reads
+                   if not text.startswith("pkt.") and text.split(".")[0] not in locals_]
+    return scope
+
+
 def _kind(t: str) -> str:
     return "float" if t == "float" else "bool" if t == "bool" else "int"
 
@@ -243,6 +262,12 @@ class _Generator:
         self.clock_on = features.clock and self.chance(10)
         self.print_on = features.prints and self.chance(35)
         self.redirect_on = features.redirect and self.chance(35)
+        self.fib_on = features.fib and self.chance(20)
+        self.cpu_on = features.cpu and self.chance(20)
+        self.moves_on = features.packet_moves and self.chance(40)
+        if features.checksum_offload and self.chance(25):
+            self.out.offloaded = tuple(h for h in OFFLOADABLE if self.chance(50)) or (self.c.choice(OFFLOADABLE),)
+            self.out.constructs.add("checksum offload")
 
     # ------------------------------------------------------------------ small draws
     def chance(self, percent: int) -> bool:
@@ -332,6 +357,8 @@ class _Generator:
             lines.append(f"{name} = RingBuf({s.name}, 4096)")
         for name, values in self.tuples:
             lines.append(f"{name} = {values!r}")
+        if self.out.offloaded:
+            lines.append(f"CHECKSUM_OFFLOAD = {self.out.offloaded!r}")
         if self.globals:
             self.out.constructs.add("globals")
         lines.append("")
@@ -351,16 +378,6 @@ class _Generator:
         if t == "float":
             return self.c.choice(FLOAT_LITERALS)
         return str(self.c.integer(0, 3))
-
-    @staticmethod
-    def struct_size(s: _Struct) -> int:
-        """C's layout: each field aligned to its size, the whole to the largest."""
-        size, align = 0, 1
-        for _, t in s.fields:
-            width = 1 if t == "bool" else 8 if t == "float" else int(t[1:]) // 8
-            size = (size + width - 1) // width * width + width
-            align = max(align, width)
-        return (size + align - 1) // align * align
 
     @staticmethod
     def type_name(t: str | _Struct) -> str:
@@ -500,6 +517,11 @@ class _Generator:
             options += ["payload_write"]
         if self.print_on:
             options += ["print"]
+        if self.fib_on:
+            options += ["fib"]
+        top = depth == 0 and returns == "action" and scope.in_loop == 0 and not self.in_helper
+        if self.moves_on and top and scope.has_pkt:
+            options += ["move"] * 3
         kind = self.c.choice(options)
         pad = "    " * indent
         match kind:
@@ -542,7 +564,62 @@ class _Generator:
                 return self.payload_write(scope, indent)
             case "print":
                 return self.print_stmt(scope, indent)
+            case "fib":
+                return self.fib_stmt(scope, indent, returns)
+            case "move":
+                return self.move_stmt(scope, indent)
         return self.simple(scope, indent)
+
+    def fib_stmt(self, scope: _Scope, indent: int, returns: str) -> list[str]:
+        """`hop = fib_lookup(dst, 1)`: its fields become readable; in the @xdp function, now and then a
+        redirect to the interface it names when it found the way."""
+        pad = "    " * indent
+        self.out.constructs.add("fib_lookup")
+        self.out.uses_fib = True
+        addresses = [text for text, t in scope.reads if t == "u32" and text.endswith(".dst")]
+        if addresses and self.chance(40):
+            dst = self.c.choice(addresses)
+        elif self.chance(75):
+            dst = f"ip({self.c.choice(FIB_DESTINATIONS)!r})"
+        else:
+            dst = f"u32({self.int_expr(scope, 1)})"
+        name = self.fresh("hop")
+        # Interface 1, the loopback device: it exists, with forwarding on, in every namespace.
+        lines = [f"{pad}{name} = fib_lookup({dst}, {self.c.choice(['1', 'u32(1)'])})"]
+        scope.reads += [(f"{name}.{f}", t) for f, t in FIB_FIELDS.items()]
+        if returns == "action" and self.chance(40):
+            self.out.constructs.add("fib redirect")
+            lines += [f"{pad}if {name}.status == 0:", f"{pad}    return redirect({name}.ifindex)"]
+        return lines
+
+    def move_stmt(self, scope: _Scope, indent: int) -> list[str]:
+        """`pkt.adjust_head(d)` / `pkt.adjust_tail(d)` at the top of the @xdp function (a move is not made
+        in a helper, and one in a branch would leave the headers parsed before it stale after the join):
+        afterwards the headers read before it are gone from the scope (the checker refuses them)."""
+        pad = "    " * indent
+        head = self.chance(50)
+        attr = "adjust_head" if head else "adjust_tail"
+        self.out.constructs.add(attr)
+        self.out.keeps_checksums = False  # the checksum check reads headers where they were before the move
+        if self.chance(70):
+            # grows at the front for a new header, strips one, or more than the room (the kernel refuses)
+            choices = [-20, -14, -8, 14, 20, 0, -300, 4] if head else [-4, -20, 8, 64, 0, -2000, 4000]
+            delta = str(self.c.choice(choices))
+        else:
+            delta = f"i32(u32({self.int_expr(scope, 1)}) % 64) - 32"
+        call = f"pkt.{attr}({delta})"
+        form = self.c.integer(0, 2)
+        if form == 0:
+            lines = [f"{pad}if not {call}:", f"{pad}    return {self.action(scope)}"]
+        elif form == 1:
+            name = self.fresh("moved")
+            lines = [f"{pad}{name}: bool = {call}"]
+        else:
+            lines = [f"{pad}if {call}:", *self.simple(_after_move(scope.copy()), indent + 1)]
+        _after_move(scope)
+        if form == 1:
+            scope.nums[name] = "bool"
+        return lines
 
     def header_write(self, scope: _Scope, indent: int) -> list[str]:
         pad = "    " * indent
@@ -566,9 +643,7 @@ class _Generator:
 
     def payload_write(self, scope: _Scope, indent: int) -> list[str]:
         pad = "    " * indent
-        plain = [s for s in self.structs if all(t != "float" for _, t in s.fields)
-                 and (self.f.large_writes_in_loops or not (scope.in_loop or self.in_helper)
-                      or self.struct_size(s) <= 24)]
+        plain = [s for s in self.structs if all(t != "float" for _, t in s.fields)]
         if plain and self.f.payload_records and self.chance(35):
             self.out.constructs.add("payload write record")
             return [f"{pad}pkt.payload.write({self.payload_index(scope)}, {self.record(self.c.choice(plain), scope)})"]
@@ -1001,6 +1076,8 @@ class _Generator:
                                           (f"randint({self.c.integer(0, 3)}, {self.c.integer(3, 9)})", "i32")]))
         if self.clock_on and self.chance(10):
             options.append(("now_ns()", "u64"))
+        if self.cpu_on and self.chance(15):
+            options.append(("cpu_id()", "u32"))
         if not floats:
             options = [(text, t) for text, t in options if t != "float"]
         if not options or self.chance(15):
@@ -1020,6 +1097,9 @@ class _Generator:
         if text == "now_ns()":
             self.out.uses_clock = True
             self.out.constructs.add("now_ns")
+        if text == "cpu_id()":
+            self.out.uses_cpu = True
+            self.out.constructs.add("cpu_id")
         return text, _kind(t)
 
     def cond(self, scope: _Scope, depth: int) -> str:

@@ -26,14 +26,20 @@ from hypothesis import strategies as st
 
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from tests.generated.checks import check_program, load_module
-from tests.generated.program_strategy import Features, RandomChooser, generate_program, programs
+from tests.generated.program_strategy import (
+    Features,
+    GeneratedProgram,
+    RandomChooser,
+    generate_program,
+    packet_batch,
+    programs,
+)
 from tests.strategies import packets
 
 KERNEL, _ = kernel_bpf_available()
-CI_FEATURES = Features(branchy_loops=False, while_loops=False, payload_writes=False)
+CI_FEATURES = Features(branchy_loops=False, while_loops=False)
 """Loops with branches in their bodies are left out: our verifier's loop-complexity estimate refuses many
-that the kernel loads (a false alarm; `test_known_bugs.py`); so are payload writes, whose checksum update
-our verifier refuses (a false alarm; `test_found_bugs.py`). The constructs whose known bugs the generator
+that the kernel loads (a false alarm; `test_known_bugs.py`). The constructs whose known bugs the generator
 leaves out by default are listed in `Features`."""
 PROOF_BUDGET = 3_000_000
 """Resource units per proof: half the sample proves within it (the proofs were two thirds of this test's
@@ -76,13 +82,42 @@ def test_generated_programs_compile() -> None:
     assert not refused, "\n".join(refused)
 
 
+NEWER_FEATURES = ("adjust_head", "adjust_tail", "fib_lookup", "cpu_id", "checksum offload", "payload write record")
+"""Constructs the CI sample of 8 programs may miss: each is checked end to end in a program of its own."""
+
+
+def _first_program_with(construct: str) -> tuple[int, GeneratedProgram]:
+    for seed in range(400):
+        gen = generate_program(RandomChooser(seed), CI_FEATURES)
+        if construct in gen.constructs:
+            return seed, gen
+    raise AssertionError(f"no program of seeds 0..399 uses {construct}")
+
+
+@pytest.mark.parametrize("construct", NEWER_FEATURES)
+def test_a_generated_program_with_each_newer_feature_agrees_in_every_execution(directory: Path,
+                                                                                construct: str) -> None:
+    """Packet moves, fib_lookup (against checks.py's namespace in the kernel), cpu_id (on one CPU), the
+    checksum opt-out (the offloaded checksums stay as they were) and payload record writes: the first
+    generated program that uses each, in the four executions, our verifier against the kernel's."""
+    seed, gen = _first_program_with(construct)
+    out = check_program(gen, directory, f"feature_{seed}", packet_batch(RandomChooser(10**9 + seed), 16),
+                        seed=seed, kernel=KERNEL, statistical_rounds=40)
+    context = f"\n--- seed {seed}: {out.path}\n{gen.source}"
+    assert out.traceback is None, out.traceback + context
+    assert out.compiled, f"a valid program was refused: {out.dsl_error}{context}"
+    assert not out.problems(), "\n".join(out.problems()) + context
+    assert out.kernel_ok is not None or not KERNEL
+
+
 def test_the_generator_covers_the_language() -> None:
-    """Over 120 seeds every construct the issues name appears: headers, payload bytes and records, every
+    """Over 200 seeds every construct the issues name appears: headers, payload bytes and records, every
     map kind, globals, floats, the three loop forms, match, @inline helpers, ring buffers, random, now_ns
-    (issue 13), and header and payload writes, redirects, LPM tries, per-CPU hash maps, print, float fields
-    and random() comparisons (issue 16); each of the issue-16 features in at least 5 programs."""
+    (issue 13), and header and payload writes, packet moves, redirects, fib_lookup, LPM tries, per-CPU hash
+    maps, print, float fields, random() comparisons, cpu_id and the checksum opt-out (issue 16); each of the
+    issue-16 features in at least 5 programs."""
     seen: Counter[str] = Counter()
-    for seed in range(120):
+    for seed in range(200):
         seen.update(generate_program(RandomChooser(seed)).constructs)
     wanted = {"header eth", "header ipv4", "header ipv6", "header tcp", "header udp", "payload", "payload record",
               "HashMap", "LruHashMap", "Array", "PerCpuArray", "struct key", "struct value", "globals", "floats",
@@ -90,6 +125,7 @@ def test_the_generator_covers_the_language() -> None:
               "optional default"}
     often = {"write eth", "write ipv4", "write ipv6", "write tcp", "write udp", "header swap", "payload write",
              "payload write record", "redirect", "map redirect", "DevMap", "CpuMap", "LpmTrie ipv4", "LpmTrie ipv6",
-             "PerCpuHashMap", "LruPerCpuHashMap", "print", "float field", "random compare"}
+             "PerCpuHashMap", "LruPerCpuHashMap", "print", "float field", "random compare", "adjust_head",
+             "adjust_tail", "fib_lookup", "cpu_id", "checksum offload"}
     assert wanted | often <= set(seen), (wanted | often) - set(seen)
     assert all(seen[c] >= 5 for c in often), {c: seen[c] for c in often if seen[c] < 5}
