@@ -273,7 +273,8 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
     pairs = [(i, x, y) for i, x, y in pairs if x.nid is not None and y.nid is not None and x.nid != y.nid
              and x.map == y.map]
     sides = _sides(a, b)
-    if not pairs and not sides:
+    locked = _lock_pairs(a, b)
+    if not pairs and not sides and not locked:
         return a, b
     taken = _nids(a) | _nids(b)
     nids_a, nids_b = _nids(a), _nids(b)
@@ -309,9 +310,36 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
             continue
         rewrite_a[pos] = MapValueOrNull(mv.map, mv.off, name)
         rewrite_b[pos] = MapValueOrNull(mv.map, mv.off, name)
+    held = {x for lock in (a.lock, b.lock) if isinstance(lock, tuple) for x in (lock[1],)}
+    for pos, va, vb in locked:
+        # Values of a map with a lock, from different lookups on the two sides (xdp-trafficgen's flow
+        # state: looked up, or inserted and looked up again): as for the results above, their lookup ids
+        # linked, so that the lock taken through one names the same lock as the unlock through another.
+        assert va.lid is not None and vb.lid is not None
+        name = ("n", site, va.lid, vb.lid)
+        if name in taken or _depth(name) > MAX_PID_DEPTH or va.lid in held or vb.lid in held:
+            continue
+        rewrite_a[pos] = MapValue(va.map, va.off, name)
+        rewrite_b[pos] = MapValue(vb.map, vb.off, name)
     if not rewrite_a:
         return a, b
     return _apply(a, rewrite_a, {}), _apply(b, rewrite_b, {})
+
+
+def _lock_pairs(a: State, b: State) -> list[tuple[int, MapValue, MapValue]]:
+    """Places holding values of one map (with a lock) from different lookups on the two sides."""
+    def linkable(x: Value, y: Value) -> bool:
+        return (type(x) is MapValue and type(y) is MapValue and x.lid is not None and y.lid is not None
+                and x.lid != y.lid and x.map == y.map)
+
+    out = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True)) if x is not y and linkable(x, y)]
+    if a.stack is not b.stack:
+        spills_b = dict(stk.spilled_values(b.stack))
+        for i, v in stk.spilled_values(a.stack):
+            w = spills_b.get(i)
+            if w is not None and v is not w and linkable(v, w):
+                out.append((100 + i, v, w))
+    return out  # type: ignore[return-value]
 
 
 def _partners(a: State, b: State) -> dict[Nid, set[object]]:
