@@ -1,7 +1,8 @@
 """The superoptimizer on clang-built objects and on the examples: slots before and after, and verdicts.
 
 `python benchmarks/superopt.py [--budget N] [--only SUBSTR ...] [--no-third-party] [--no-corpus]
-[--no-examples] [--out NAME]`
+[--no-examples] [--out NAME]`, and `--rules-study [--max-slots N]` for the rule cache's measurement
+(`rules_study`, results in benchmarks/results/superopt_rules.{txt,json}).
 
 Subjects: the C corpus's accepted programs (`tests/verify/corpus/c/ok_*.c`) built at -O1, -O2 and -O3,
 the third-party corpus (xdp-tutorial, xdp-tools, katran; `tests/verify/corpus/third_party/`) at -O1,
@@ -37,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from pybpfdsl.bpf.elf import BpfElf  # noqa: E402
 from pybpfdsl.superopt.api import WHOLE_PROOF_UNITS, optimize_object  # noqa: E402
 from pybpfdsl.superopt.kernel_check import load_alone  # noqa: E402
+from pybpfdsl.superopt.rules import RuleCache  # noqa: E402
 from tests.verify.corpus import third_party_corpus as tp  # noqa: E402
 from tests.verify.corpus.c_corpus import CLANG_FLAGS, _arch_include  # noqa: E402
 from tests.verify.corpus.c_corpus import HERE as C_HERE  # noqa: E402
@@ -183,7 +185,7 @@ def run(name: str, origin: str, builds: dict[str, bytes], budget: int, proof_uni
                sum(log.proposals for log in result.logs), round(seconds, 2), reasons, result.proven_by)
 
 
-def _write(rows: list[Row], out: str, budget: int, final: bool) -> None:
+def _write(rows: list[Row], out: str, budget: int, final: bool, notes: tuple[str, ...] = ()) -> None:
     changed = [r for r in rows if r.after < r.before]
     mean = statistics.mean(r.reduction for r in rows) if rows else 0.0
     proven = statistics.mean(r.proven_reduction for r in rows) if rows else 0.0
@@ -205,7 +207,7 @@ def _write(rows: list[Row], out: str, budget: int, final: bool) -> None:
              f"{sum(r.proof == 'unknown' for r in rows)}; refuted: {sum(r.proof == 'failed' for r in rows)}",
              f"time per object: mean {statistics.mean(secs) if secs else 0:.1f} s, median "
              f"{statistics.median(secs) if secs else 0:.1f} s, max {max(secs, default=0):.1f} s (2-core machine, "
-             "shared; no result depends on it: every budget is in proposals or solver units)",
+             "shared; no result depends on it: every budget is in proposals or solver units)", *notes,
              "", f"{'object':62} {'origin':18} {'build':8} {'before':>6} {'after':>6} {'red.%':>6} "
              f"{'proof':8} {'kernel':10} {'sec':>6}"]
     for r in rows:
@@ -215,8 +217,13 @@ def _write(rows: list[Row], out: str, budget: int, final: bool) -> None:
     notes = [f"  {r.name}: {r.reason}" for r in rows if r.reason and "no rewrite" not in r.reason]
     if notes:
         lines += ["", "why a check did not say ok:", *notes]
-    text = "\n".join(lines)
     res = ROOT / "benchmarks" / "results"
+    study = res / "superopt_rules.txt"
+    if final and out == "superopt" and study.exists():
+        # The rule cache is measured apart (`rules_study`: every row above runs without a cache).
+        lines += ["", "rule cache (--rules-study; the table in superopt_rules.txt):",
+                  *(f"  {line}" for line in study.read_text().splitlines()[:3])]
+    text = "\n".join(lines)
     res.mkdir(parents=True, exist_ok=True)
     (res / f"{out}.txt").write_text(text + "\n")
     (res / f"{out}.json").write_text(json.dumps({"budget": budget, "complete": final, "mean_reduction": mean,
@@ -225,6 +232,91 @@ def _write(rows: list[Row], out: str, budget: int, final: bool) -> None:
                                                           for r in rows]}, indent=1) + "\n")
     if final:
         print(text)
+
+
+@dataclass
+class StudyRow:
+    name: str
+    phase: str
+    """"train" (the C corpus in order, one cache growing), "search" (held out, no cache), "rules" (held
+    out, the trained cache's rules alone, no search)."""
+    before: int
+    after: int
+    by_rule: int
+    """Rewrites the cache gave (each proven again for its window)."""
+    rewrites: int
+    proposals: int
+    cpu: float
+    proof: str
+    rules: int
+    """Rules in the cache after this object."""
+
+
+def rules_study(budget: int, max_slots: int, proof_units: int = WHOLE_PROOF_UNITS) -> list[StudyRow]:
+    """Do the rules one program's search proves make the next program cheaper? (EPSO's claim.)
+
+    Train: the C corpus, object after object, with one cache that starts empty and keeps what each
+    search proves; a row counts the rewrites the cache gave that object (rules from the objects before
+    it). Held out: each third-party object of at most ``max_slots`` slots optimised twice, by the search
+    without a cache and by the trained cache's rules alone (no proposal at all): slots and CPU time
+    (`time.process_time`, this process only) of each. Every output is gated as `pybpfdsl optimize`
+    gates it (our verifier, the kernel, the whole-program proof)."""
+    rows: list[StudyRow] = []
+    cache = RuleCache(None)
+
+    def one(name: str, phase: str, elf: bytes, proposals: int, rules: RuleCache | None) -> None:
+        started = time.process_time()
+        result = optimize_object(elf, proposals=proposals, rules=rules, whole_proof_units=proof_units)
+        cpu = time.process_time() - started
+        rows.append(StudyRow(name, phase, _slots(elf), _slots(result.after),
+                             sum(r.source == "rule" for r in result.rewrites), len(result.rewrites),
+                             sum(log.proposals for log in result.logs), round(cpu, 2), result.proof.status,
+                             len(cache.rules)))
+        r = rows[-1]
+        print(f"{phase} {name}: {r.before} -> {r.after} ({r.by_rule} by rule; {r.cpu:.1f} s CPU)", flush=True)
+
+    for name, _origin, builds in _corpus_objects():
+        _build, elf = min(builds.items(), key=lambda kv: (_slots(kv[1]), kv[0]))
+        one(name, "train", elf, budget, cache)
+    for name, _origin, builds in _third_party_objects():
+        _build, elf = min(builds.items(), key=lambda kv: (_slots(kv[1]), kv[0]))
+        if _slots(elf) > max_slots:
+            continue
+        one(name, "search", elf, budget, None)
+        one(name, "rules", elf, 0, cache)
+    _write_study(rows, budget, max_slots)
+    return rows
+
+
+def _write_study(rows: list[StudyRow], budget: int, max_slots: int) -> None:
+    def red(r: StudyRow) -> float:
+        return (r.before - r.after) / r.before if r.before and r.proof == "ok" else 0.0
+
+    train = [r for r in rows if r.phase == "train"]
+    search = [r for r in rows if r.phase == "search"]
+    alone = {r.name: r for r in rows if r.phase == "rules"}
+    later = train[len(train) // 2:]
+    lines = [f"rule cache (EPSO): budget {budget} proposals per window; CPU seconds by time.process_time",
+             f"train: {len(train)} C-corpus objects in order, one cache: {train[-1].rules if train else 0} rules; "
+             f"{sum(r.by_rule for r in train)} of {sum(r.rewrites for r in train)} kept rewrites came from rules found "
+             f"on earlier objects ({sum(r.by_rule for r in later)} of {sum(r.rewrites for r in later)} in the second "
+             f"half); mean proven reduction {100 * statistics.mean(map(red, train)) if train else 0:.2f}%",
+             f"held out: {len(search)} third-party objects of <= {max_slots} slots: search without a cache "
+             f"{100 * statistics.mean(map(red, search)) if search else 0:.2f}% mean proven reduction in "
+             f"{sum(r.cpu for r in search):.0f} s CPU ({sum(r.proposals for r in search)} proposals); the trained "
+             f"rules alone {100 * statistics.mean(red(alone[r.name]) for r in search) if search else 0:.2f}% in "
+             f"{sum(alone[r.name].cpu for r in search):.0f} s CPU (0 proposals), "
+             f"{sum(alone[r.name].by_rule for r in search)} rule rewrites; objects the rules alone made smaller: "
+             f"{sum(alone[r.name].after < r.before for r in search)}",
+             "", f"{'object':62} {'phase':6} {'before':>6} {'after':>6} {'rule':>4} {'all':>4} {'cpu s':>7} proof"]
+    for r in rows:
+        lines.append(f"{r.name[:62]:62} {r.phase:6} {r.before:6} {r.after:6} {r.by_rule:4} {r.rewrites:4} "
+                     f"{r.cpu:7.1f} {r.proof}")
+    res = ROOT / "benchmarks" / "results"
+    (res / "superopt_rules.txt").write_text("\n".join(lines) + "\n")
+    (res / "superopt_rules.json").write_text(json.dumps({"budget": budget, "max_slots": max_slots,
+                                                        "rows": [asdict(r) for r in rows]}, indent=1) + "\n")
+    print("\n".join(lines[:3]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,7 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="only write the .txt again from the .json")
     ap.add_argument("--merge", metavar="NAME", help="with --render: rows of results NAME.json replace those of "
                     "the same object (a rerun of some objects)")
+    ap.add_argument("--note", nargs="*", default=[], help="with --render: lines to add under the summary")
+    ap.add_argument("--rules-study", action="store_true", help="measure the rule cache (`rules_study`)")
+    ap.add_argument("--max-slots", type=int, default=120, help="with --rules-study: the held-out objects' size")
     args = ap.parse_args(argv)
+    if args.rules_study:
+        os.environ.setdefault("PYBPFDSL_CACHE", "0")
+        rules_study(args.budget, args.max_slots, args.proof_units)
+        return 0
     if args.render:
         res = ROOT / "benchmarks" / "results"
         data = json.loads((res / f"{args.out}.json").read_text())
@@ -249,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.merge:
             newer = {r["name"]: Row(**{k: v for k, v in r.items() if k in fields})
                      for r in json.loads((res / f"{args.merge}.json").read_text())["rows"]}
-            rows = [newer.get(r.name, r) for r in rows]
-        _write(rows, args.out, data["budget"], final=True)
+            names = {r.name for r in rows}
+            rows = [newer.get(r.name, r) for r in rows] + [r for r in newer.values() if r.name not in names]
+        _write(rows, args.out, data["budget"], final=True, notes=tuple(args.note))
         return 0
     os.environ.setdefault("PYBPFDSL_CACHE", "0")
     subjects = []
