@@ -46,6 +46,13 @@ def _mask(width: int) -> int:
     return (1 << width) - 1
 
 
+def _zero_extended_from(a: ir.Value) -> int:
+    """How many low bits of `a` can be non-zero, as far as its own instruction shows (its width otherwise)."""
+    if isinstance(a, ir.CastInstr) and a.opname == "zext" and isinstance(a.operands[0].type, ir.IntType):
+        return int(a.operands[0].type.width)
+    return int(a.type.width) if isinstance(a.type, ir.IntType) else 1 << 30
+
+
 def _same(a: ir.Value, b: ir.Value) -> bool:
     """The same value: one object, or equal integer constants."""
     if a is b:
@@ -67,6 +74,8 @@ class LlvmAlgebra:
         """Division results: (the result, its divisor, what it is when the divisor is 0)."""
         self._constant_magnitudes: dict[int, tuple[ir.Value, int]] = {}
         """`abs_` of a constant: (the result, its value)."""
+        self._pinned_operands: dict[tuple[int, int], tuple[ir.Value, ir.Block, ir.Value]] = {}
+        """Multiplication operands behind the barrier, per block: (operand, block, the pinned value)."""
 
     def const(self, value: int, width: int) -> ir.Value:
         return int_constant(ir.IntType(width), value)
@@ -84,7 +93,18 @@ class LlvmAlgebra:
         reduction of a constant product is linear and cheap to prove)."""
         if isinstance(a, ir.Constant) or isinstance(c, ir.Constant):
             return self.b.mul(a, c)
-        return pinned(self.b, self.b.mul(pinned(self.b, a), pinned(self.b, c)))  # operands too: no range facts
+        return pinned(self.b, self.b.mul(self._pinned_operand(a), self._pinned_operand(c)))  # no range facts
+
+    def _pinned_operand(self, a: ir.Value) -> ir.Value:
+        """`a` behind the barrier, once per block: a Q32.32 product uses each half of each operand twice,
+        and a barrier per use holds a copy of the half in a register of its own (a move each)."""
+        key = (id(a), id(self.b.block))
+        known = self._pinned_operands.get(key)
+        if known is not None and known[0] is a and known[1] is self.b.block:
+            return known[2]
+        value = pinned(self.b, a)
+        self._pinned_operands[key] = (a, self.b.block, value)
+        return value
 
     def neg(self, a: ir.Value, width: int) -> ir.Value:
         return self.b.sub(self.const(0, width), a)
@@ -106,6 +126,10 @@ class LlvmAlgebra:
     def lshr(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
         if (k := self._halves_of_constant(a, c)) is not None:
             return self.const(k[0] >> k[1], width)
+        if isinstance(c, ir.Constant) and isinstance(c.constant, int) and c.constant >= _zero_extended_from(a):
+            # Only zeros are left (a Q32.32 value from a u32, `random()`, has no high half): a constant, so
+            # that a product by it is a product by a constant, which LLVM folds, not a pinned multiply.
+            return self.const(0, width)
         return self.b.lshr(a, c)
 
     def ashr(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
@@ -116,6 +140,8 @@ class LlvmAlgebra:
         constants: the partial products of a Q32.32 product by a constant are then products by constants,
         which LLVM may strength-reduce. (The magnitude itself stays an instruction: a quotient's divisor
         and the product by it stay pinned, as the prover expects.)"""
+        if _zero_extended_from(a) < width:
+            return a  # never negative (its own magnitude): no select for LLVM to see through
         magnitude = self._sign_and_magnitude(a, width)[1]
         if isinstance(a, ir.Constant) and isinstance(a.constant, int):
             value = INT_ALGEBRA.abs_(a.constant & _mask(width), width)
@@ -123,6 +149,8 @@ class LlvmAlgebra:
         return magnitude
 
     def negative(self, a: ir.Value, width: int) -> ir.Value:
+        if _zero_extended_from(a) < width:
+            return ir.Constant(_I1, 0)
         return self.b.icmp_signed("<", a, self.const(0, width))
 
     def _halves_of_constant(self, a: ir.Value, c: ir.Value) -> tuple[int, int] | None:
@@ -145,9 +173,15 @@ class LlvmAlgebra:
     # returns it instead of emitting a second select.
 
     def _divide(self, instruction: str, a: ir.Value, c: ir.Value, width: int, at_zero: ir.Value) -> ir.Value:
+        divide = self.b.udiv if instruction == "udiv" else self.b.urem
+        if width == 64 and isinstance(c, ir.Constant) and isinstance(c.constant, int) and c.constant & _mask(width):
+            # By a non-zero constant: no zero case, and the divisor stays an immediate (a register holding
+            # a pinned constant costs a move). 64-bit only: BPF has no 128-bit product, so LLVM keeps a
+            # 64-bit division by a constant as one instruction, but turns a 32-bit one into a multiplication
+            # by a magic number, which the prover would have to bit-blast (`x % 3` on a u32).
+            return self._guard(pinned(self.b, divide(pinned(self.b, a), c)), c, at_zero)
         is_zero = self.b.icmp_unsigned("==", c, self.const(0, width), name="divisor_is_zero")
         safe = self.b.select(is_zero, self.const(1, width), c, name="safe_divisor")
-        divide = self.b.udiv if instruction == "udiv" else self.b.urem
         result = pinned(self.b, divide(pinned(self.b, a), pinned(self.b, safe)))
         return self._guard(self.b.select(is_zero, at_zero, result), c, at_zero)
 

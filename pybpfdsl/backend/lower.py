@@ -523,8 +523,18 @@ class _FunctionLowering:
         _check_width(width)
         limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
         in_range = b.icmp_unsigned("<=", offset, limit)
-        start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
-        self.facts.checked(op, start)
+        split = self.facts.base_below(op.offset, MAX_PACKET_OFFSET)
+        if split is not None:
+            # `base + k` with a small base (a header's offset): checked from the pointer to `base`, which
+            # the header's own check may have formed already, and read at constant offsets from it. The
+            # same bytes: base <= limit - k, so `base + k` neither wraps nor changes under the mask.
+            base, k = split
+            base_ptr = self._opaque(b.gep(self.data, [b.and_(self._get(base), limit)], source_etype=_I8))
+            start = self._at(base_ptr, k)
+            self.facts.checked_from_base(op, base_ptr, k, start)
+        else:
+            start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
+            self.facts.checked(op, start)
         end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
         fits = b.icmp_unsigned("<=", end, self.data_end)
         return b.and_(in_range, fits)

@@ -22,6 +22,7 @@ from llvmlite import ir
 from pybpfdsl.backend.packet_paths import Edge, PathFacts, Ptr
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, constant_offset, definitions, successors
+from pybpfdsl.ir.passes.ranges import Ranges, value_ranges
 
 _CALLS = (n.MapLookup, n.MapUpdate, n.MapDelete, n.CallHelper, n.RingbufOutput)
 _NO_CALL = (n.PureInstr, n.PacketLen, n.InBounds, n.LoadPacket, n.IsNull, n.LoadValue, n.StoreValue, n.LoadGlobal,
@@ -60,6 +61,8 @@ class PacketFacts:
     """The block parameters that get a shadow pointer."""
     starts: dict[n.Value, ir.Value] = field(default_factory=dict)
     shadows: dict[n.Value, ir.Value] = field(default_factory=dict)
+    ranges: Ranges | None = None
+    """The program's value ranges (`ir.passes.ranges`), computed when first asked for."""
 
     def __post_init__(self) -> None:
         self.cfg = Cfg.of(self.program)
@@ -168,6 +171,24 @@ class PacketFacts:
         self.starts[op.out] = start
         if k < _SMALL:
             self.checks[op.out] = Checked(base, k, op.width, start)
+
+    def checked_from_base(self, op: n.InBounds, base_ptr: ir.Value, k: int, start: ir.Value) -> None:
+        """`op` (of `base + k`) was lowered as a check of `k + op.width` bytes from `base_ptr`, the pointer
+        to `base`: every load in that span reads at a constant offset from this one register."""
+        base, _ = constant_offset(op.offset, self.defs)
+        self.starts[op.out] = start
+        self.checks[op.out] = Checked(base, 0, k + op.width, base_ptr)
+
+    def base_below(self, offset: n.Value, limit: int) -> tuple[n.Value, int] | None:
+        """`offset` as (base, k), base + k with 0 < k, when base's range is within [0, limit - k]; None
+        otherwise (a constant offset, or a base that may be large)."""
+        base, k = constant_offset(offset, self.defs)
+        if base is None or not 0 < k < _SMALL:
+            return None
+        if self.ranges is None:
+            self.ranges = value_ranges(self.program)
+        r = self.ranges.get(base)
+        return (base, k) if r is not None and r.within(0, limit - k) else None
 
     def branched(self, block: str, term: n.Branch) -> None:
         """Note what holds on the true edge of `term` (ending `block`)."""
