@@ -338,6 +338,8 @@ class _FunctionLowering:
                             name="data_end32")
         self.data = b.inttoptr(b.zext(data32, _I64), _PTR, name="data")
         self.data_end = b.inttoptr(b.zext(data_end32, _I64), _PTR, name="data_end")
+        if self.facts.moves_packet:  # else LLVM may compare with the zero-extended integer, not pkt_end
+            self.data_end = barriers.pinned(b, self.data_end)
 
     def _slot(self, t: ScalarType | StructType, name: str) -> ir.Value:
         words = (_memory_size(t) + 7) // 8

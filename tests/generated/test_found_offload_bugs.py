@@ -3,8 +3,6 @@ live in a module of their own: it would change the other tests' programs)."""
 
 from __future__ import annotations
 
-import pytest
-
 from pybpfdsl import XDP_DROP, XDP_PASS, Global, LruPerCpuHashMap, Packet, i16, i64, u8, u32, xdp
 from pybpfdsl.differential import compare
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
@@ -35,9 +33,8 @@ PACKET = bytes.fromhex(
     "7e9797c029c77c37d7a27ead915621c6bcc54f985794b740d54922034ecbd563602b6dc5b31f7b9a")
 
 
-@pytest.mark.xfail(strict=True, reason="backend/lower.py: after a packet move LLVM compared a payload write's "
-                   "end with the zero-extended 32-bit data_end (`w2 = w0`), an integer, not pkt_end: the "
-                   "bytecode skipped the write and the kernel refuses the program ('invalid access to "
-                   "packet'). Generated program 3222; fix in /tmp/team/lower_data_end_pinned.diff")
 def test_a_payload_write_after_a_move_is_checked_against_the_packet_end() -> None:
+    """Was (generated program 3222): after the move LLVM compared the write's end with the zero-extended
+    32-bit `data_end`, an integer, not pkt_end; the bytecode skipped the write and the kernel refused the
+    program ('invalid access to packet'). `data_end` is now pinned in programs that move the packet."""
     assert compare(write_after_a_move, [PACKET], executions=EXECUTIONS) is None
