@@ -287,6 +287,8 @@ class _FunctionLowering:
         self.value_slots: dict[str, ir.Value] = {}
         self.global_addresses: dict[str, ir.Value] = {}
         self.address_homes = _address_homes(program)
+        # Those blocks form a global's address themselves (`_address_homes`); the home need not dominate them.
+        self.heavy_blocks = {blk.name for blk in program.blocks if any(_arithmetic_heavy(i) for i in blk.instrs)}
         self.facts = PacketFacts(program)
         self.current = program.entry.name
 
@@ -657,7 +659,9 @@ class _FunctionLowering:
 
     def _global(self, name: str) -> tuple[ir.GlobalVariable, ScalarType]:
         try:
-            return self.global_addresses.get(name, self.state.globals[name]), self.program.global_decl(name).type
+            own = self.current in self.heavy_blocks or name not in self.global_addresses
+            address = self.state.globals[name] if own else self.global_addresses[name]
+            return address, self.program.global_decl(name).type
         except KeyError:
             raise BackendError(f"{self.program.name}: unknown global {name!r}") from None
 

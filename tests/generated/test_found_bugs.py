@@ -318,3 +318,28 @@ def test_a_header_write_after_a_payload_record_and_a_global_update_verifies() ->
     if KERNEL:
         with header_write_after_a_zero_update.load():
             pass
+
+
+total = Global(u32, 1)
+
+
+@xdp
+def global_in_branches_and_a_product(pkt: Packet) -> int:
+    if pkt.len > 10:
+        total.value += 1
+        if pkt.len > 20:
+            total.value += 2
+    else:
+        total.value = total.value * pkt.len
+    if pkt.len > 30:
+        total.value = total.value // pkt.len
+    return XDP_PASS
+
+
+def test_a_global_used_in_branches_and_in_a_product_compiles() -> None:
+    """Found by the generator (program 3033, and a program of the CI sample): a global's address, formed
+    once in the block dominating its ordinary uses, was used also in a block that multiplies, which that
+    block does not dominate; LLVM found the module broken ('Instruction does not dominate all uses') and
+    ended the process. Such blocks form the address themselves, as `lower._address_homes` says."""
+    packets = [bytes(14), bytes(25), bytes(60)]
+    assert compare(global_in_branches_and_a_product, packets, executions=EXECUTIONS) is None
