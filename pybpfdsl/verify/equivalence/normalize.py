@@ -18,8 +18,11 @@ Rules: +, -, negation and bitwise not; products by constants and of two single-m
 shifts by constants; concat as `hi * 2^m + lo`; zero-extension of a polynomial that cannot wrap (also
 one with negative coefficients whose integer range, `interval`, lies within its width: `0xFFFF - w`);
 high bits of a bounded sum as an atom of the sum at the narrowest width holding it, cut to the bits it
-may have (a checksum's 64-bit sum and its 32-bit copy, folded); a read of an array past the stores whose
-offsets provably differ from it (a constant apart, or integer ranges apart);
+may have (a checksum's 64-bit sum and its 32-bit copy, folded); an opaque sum cut to its own width as
+that sum again, and high bits of a sum with negative coefficients below the cut whose integer stays within
+one step (a complemented byte in a word's low half); a constant or-ed or xored into a concatenation piece
+by piece; a read of an array past the stores whose offsets provably differ from it (a constant apart,
+another residue modulo a power of two, or integer ranges apart);
 extracts and low masks as polynomials modulo 2^k, splitting atoms at the cut when that makes the low part
 exact; or and xor of operands whose bits cannot overlap as addition; if-then-else with the arms' common
 part moved out; comparisons and equalities on the narrowest width that holds both sides exactly, with
@@ -401,9 +404,19 @@ class Normalizer:
         parts.append((1, _constant(k, p.const)))
         return _add(k, parts)
 
+    def _stands_width(self, a: int) -> int | None:
+        """The width of the sum an opaque atom stands for (None for another atom)."""
+        stands = self._atom_polys.get(a)
+        return None if stands is None else stands.width
+
     def _atom_low(self, a: int, k: int) -> Poly:
         """An atom modulo 2^k, at width k."""
         t = self._atoms[a]
+        stands = self._atom_polys.get(a)
+        if stands is not None and stands.width == k:
+            # An opaque sum taken modulo its own width is that sum again: `(s & 0xFFFF) + c` summed in
+            # 64 bits and cut to 16 is the 16-bit `s + c`, as LLVM's fold without the mask computes it.
+            return stands
         if t.size() <= k:
             return Poly(k, (((a,), 1),), 0)
         return self.extract_atom(a, k - 1, 0)
@@ -467,6 +480,11 @@ class Normalizer:
         """Bits hi..lo of p, at width hi - lo + 1."""
         if lo == 0:
             return self.truncate(p, hi + 1)
+        if hi + 1 < p.width and any(len(m) == 1 and self._stands_width(m[0]) == hi + 1 for m, _ in p.terms):
+            # Bits up to hi depend on p modulo 2^(hi+1) only, where an opaque sum of that width is
+            # its polynomial again (`_atom_low`): the high byte of LLVM's 32-bit fold `s + (s >> 16)`
+            # is then that of the IR's 16-bit one.
+            p = self.truncate(p, hi + 1)
         k = hi - lo + 1
         complement = self._complement(p)
         if complement is not None:  # C - q with q's bits among C's: C ^ q, bit by bit
@@ -499,7 +517,34 @@ class Normalizer:
         below = _add(p.width + lo, lower)  # wide enough to hold the integer sum below the cut
         if self.upper(below) <= low_mask:
             return self.truncate(_add(p.width, upper), k) if k < p.width else _add(p.width, upper)
+        signed = self._signed_split(p, lo)
+        if signed is not None:
+            return self.truncate(signed, k)
         return self._high_bits(p, hi, lo)
+
+    def _signed_split(self, p: Poly, lo: int) -> Poly | None:
+        """p >> lo (at p's width, exact in its low width - lo bits) when p = 2^lo·U + L with U's
+        coefficients whole and L's integer, negative coefficients read as such (`interval`), within
+        one step of 2^lo: `256·x + 255 - y` for a byte y is x above bit 8 (a complemented byte
+        written into a word's low half, LLVM's form of `~(x·256 + y)`'s high byte)."""
+        w = p.width
+        half, full, step = 1 << (w - 1), 1 << w, 1 << lo
+        upper: dict[Monomial, int] = {}
+        lower: dict[Monomial, int] = {}
+        for m, c in p.terms:
+            value = c - full if c > half else c
+            if value % step:
+                if abs(value) >= step:
+                    return None  # a large coefficient below the cut: no integer bound worth having
+                lower[m] = value
+            else:
+                upper[m] = value >> lo
+        if not lower:
+            return None
+        low, high = self.interval(_make(w, lower, p.const & (step - 1)))
+        if low >> lo != high >> lo:
+            return None
+        return _make(w, upper, (p.const >> lo) + (low >> lo))
 
     def _complement(self, p: Poly) -> tuple[int, Poly] | None:
         """(C, q) when p = C - q with every bit q (modulo 2^width) may have set in C: then p is C ^ q,
@@ -646,14 +691,16 @@ class Normalizer:
         is then that byte whatever it wrote at offsets the parse computed (a TCP checksum at l4 + 16,
         l4 ≥ 34, never hits the IPv4 checksum at 24), and both programs' reads are one term however
         their stores interleave."""
+        # The normal form of the array: a merged state's `If` of two equal store chains is one chain.
+        array = self._others[array.get_id()]
         while z3.is_app_of(array, z3.Z3_OP_STORE):
-            offset = self._polys[array.arg(1).get_id()]
+            offset = self.poly(array.arg(1))
             if offset == at:
-                return self._polys[array.arg(2).get_id()]
+                return self.poly(array.arg(2))
             if not self._apart(offset, at):
                 break
             array = array.arg(0)
-        return self.atom(z3.Select(self._others[array.get_id()], self.term(at)))
+        return self.atom(z3.Select(array, self.term(at)))
 
     def apart(self, x: Term, y: Term) -> bool:
         """Whether two bit-vector terms of one width differ whatever their atoms (`_apart`)."""
@@ -667,6 +714,10 @@ class Normalizer:
         difference = _add(x.width, [(1, x), (-1, y)])
         if difference.is_const:
             return difference.const != 0
+        # Every coefficient a multiple of 2^t and the constant not: the difference is not 0 modulo 2^t,
+        # so not modulo 2^width (4·ihl + 20 is never the byte 30).
+        if difference.const and _tz(difference.const) < min(_tz(c) for _, c in difference.terms):
+            return True
         ranges = []
         for q in (x, y):
             if not (self.exact(q) or self._signed_exact(q)):
@@ -710,6 +761,28 @@ class Normalizer:
         whole = self.atom(out)
         return self._and([whole, _constant(w, mask)], w) if mask != (1 << w) - 1 else whole
 
+    def _piecewise(self, kind: int, ps: list[Poly], w: int) -> Poly | None:
+        """x | c or x ^ c for a concatenation x (atoms at disjoint bits, `_pieces`) and a constant c, as
+        the concatenation of each piece with its slice of c (bits outside every piece are c's): a
+        64-bit word xor 0xFF is its low byte's complement beside the other bytes, whichever byte order
+        it was loaded in, so its 16-bit halves are polynomials of bytes on both sides."""
+        if len(ps) != 2 or ps[0].is_const == ps[1].is_const:
+            return None
+        x, k = (ps[1], ps[0]) if ps[0].is_const else (ps[0], ps[1])
+        pieces = self._pieces(x)
+        if pieces is None or len(pieces) < 2:
+            return None
+        c = k.const
+        covered = 0
+        parts: list[tuple[int, Poly]] = []
+        for low, size, a in pieces:
+            mask = (1 << size) - 1
+            covered |= mask << low
+            piece = self._or(kind, [Poly(size, (((a,), 1),), 0), _constant(size, c >> low & mask)], size)
+            parts.append((1 << low, self.widen(piece, w)))
+        parts.append((1, _constant(w, c & ~covered)))
+        return _add(w, parts)
+
     def _or(self, kind: int, ps: list[Poly], w: int) -> Poly:
         full = (1 << w) - 1
         if kind == z3.Z3_OP_BXOR:
@@ -724,6 +797,9 @@ class Normalizer:
                 # Every bit x may have is flipped: x ^ m = m - x (no borrow), as ~x = -1 - x.
                 return _add(w, [(-1, rest[0]), (1, _constant(w, flips))])
             ps = rest + ([_constant(w, flips)] if flips else [])
+        piecewise = self._piecewise(kind, ps, w)
+        if piecewise is not None:
+            return piecewise
         seen = 0
         disjoint = True
         for q in ps:

@@ -49,6 +49,14 @@ def _unary(op: int, k: int, a: Term, b: Term) -> Term:
         lambda: z3.Extract(11, 4, z3.Concat(a, b)) & (k | 1),
         lambda: z3.Extract(7, 0, z3.SignExt(8, a) >> 3),
         lambda: MEM[z3.ZeroExt(56, a) + 2],
+        # One's-complement shapes: a complemented byte in a word's low half, a sum taken modulo its
+        # own width after widening, a constant xored into a concatenation, a read past a store at
+        # another residue modulo 4.
+        lambda: z3.Extract(15, 8, z3.ZeroExt(8, a) * 256 + (255 - k % 256) - z3.ZeroExt(8, b)),
+        lambda: z3.Extract(7, 0, z3.ZeroExt(8, a - b) + z3.ZeroExt(8, b & c)),
+        lambda: z3.Extract(11, 4, z3.Concat(a, b) ^ (k * 257)),
+        lambda: z3.Extract(9, 2, z3.Concat(a, b) | (k << 4)),
+        lambda: z3.Store(MEM, 4 * z3.ZeroExt(56, a) + 1 + k % 2, b)[4 * z3.ZeroExt(56, c) + 2],
     ]
     return table[op % len(table)]()
 

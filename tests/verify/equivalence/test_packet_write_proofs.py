@@ -1,4 +1,6 @@
-"""Packet writes in the proof (issue 16 §3): RFC 1624 checksum updates and reads past stores.
+"""Packet writes in the proof (issue 16 §3): RFC 1624 checksum updates and reads past stores; each
+program proven, and a planted bug in each (a wrong fold, a store one byte late) refuted with a replayed
+counterexample.
 
 The IR writes a checksum update as 64-bit sums folded twice; LLVM folds constants into the sum,
 subtracts words instead of adding their complements and folds in 32 bits. The normal forms read a
@@ -9,6 +11,7 @@ and their high halves one bounded atom. A byte read is resolved through the stor
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 import z3
@@ -16,8 +19,9 @@ import z3
 from pybpfdsl.verify.equivalence.bytecode_program import load_program
 from pybpfdsl.verify.equivalence.counterexample import CompiledReplayer
 from pybpfdsl.verify.equivalence.normalize import Normalizer
+from pybpfdsl.verify.equivalence.proof_result import ProofResult
 from pybpfdsl.verify.equivalence.prove import COMPILE_BUDGET, prove_compiled, prove_ir_bytecode
-from tests.differential.packet_write_programs import decrement_ttl, read_after_write
+from tests.differential.packet_write_programs import decrement_ttl, ipv6_rewrite, read_after_write, rewrite_destination
 
 
 def test_a_complement_widens_as_a_difference() -> None:
@@ -43,7 +47,8 @@ def test_a_read_passes_stores_that_cannot_hit_it() -> None:
     assert not n.normalize(z3.Select(maybe, z3.BitVecVal(24, 64))).eq(n.normalize(y))
 
 
-@pytest.mark.parametrize("program", [read_after_write, decrement_ttl], ids=lambda p: p.name)
+@pytest.mark.parametrize("program", [read_after_write, decrement_ttl, rewrite_destination, ipv6_rewrite],
+                         ids=lambda p: p.name)
 def test_header_writes_with_checksum_updates_are_proven(program: object) -> None:
     result = prove_compiled(program.compile(prove=False).subject, budget=COMPILE_BUDGET)  # type: ignore[attr-defined]
     assert result.status == "proven", result.reason
@@ -62,3 +67,33 @@ def test_a_wrong_checksum_constant_is_refuted() -> None:
     cex = result.counterexample
     assert cex is not None and cex.runs is not None
     assert cex.runs[0].packet != cex.runs[1].packet
+
+
+def _refuted(program: object, matches: Callable[[str], bool], **change: int) -> ProofResult:
+    """The proof of `program`'s IR against its bytecode with the first instruction `matches` changed."""
+    compiled = program.compile(prove=False)  # type: ignore[attr-defined]
+    bytecode = load_program(compiled.elf, compiled.name)
+    insns = list(bytecode.instructions)
+    index = next(i for i, insn in enumerate(insns) if matches(str(insn)))
+    insns[index] = dataclasses.replace(insns[index], **change)
+    mutant = bytecode.with_instructions(tuple(insns))
+    return prove_ir_bytecode(compiled.subject.program, mutant, CompiledReplayer(compiled.subject, mutant),
+                             budget=COMPILE_BUDGET)
+
+
+@pytest.mark.parametrize("program", [rewrite_destination, ipv6_rewrite], ids=lambda p: p.name)
+def test_a_wrong_checksum_fold_is_refuted(program: object) -> None:
+    """The second carry of the fold taken from bit 15 instead of 16."""
+    result = _refuted(program, lambda text: text == "w0 >>= 16" or text == "r3 >>= 16", imm=15)
+    assert result.status == "counterexample", result.reason
+    assert "packet" in result.reason
+
+
+@pytest.mark.parametrize(("program", "store", "off"), [(rewrite_destination, "*(u16 *)(r6 +16) = ", 16),
+                                                       (ipv6_rewrite, "*(u64 *)(r5 +32) = ", 32)],
+                         ids=["tcp_checksum", "ipv6_address"])
+def test_an_off_by_one_store_is_refuted(program: object, store: str, off: int) -> None:
+    """A checksum (TCP, at l4 + 16) or an address (IPv6 dst_lo, at 46) written one byte late."""
+    result = _refuted(program, lambda text: text.startswith(store), off=off + 1)
+    assert result.status == "counterexample", result.reason
+    assert "packet" in result.reason
