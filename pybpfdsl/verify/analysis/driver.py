@@ -18,7 +18,7 @@ from pybpfdsl.verify.analysis.cfg import Cfg, build_cfg
 from pybpfdsl.verify.analysis.checks import Code, Sink, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import WIDEN_LIMIT, NotConverging, narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
-from pybpfdsl.verify.analysis.loops import Resolved, check_loops
+from pybpfdsl.verify.analysis.loops import Deferred, Resolved, check_loops
 from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
 from pybpfdsl.verify.analysis.transfer import Env, step
 
@@ -43,6 +43,8 @@ class Analysis:
     :func:`kernel_states_at`, plus our fixpoint's work for the rest, which undercounts the kernel's
     paths through loop-free code); past the kernel's limit the program is refused as too complex. It
     stops counting once past the limit."""
+    deferred: list[Deferred] = field(default_factory=list)
+    """Simulations of the kernel's work left for when the verdict depends on them (see ``check_loops``)."""
 
 
 def analyse(env: Env, entry: State | None = None, max_parts: int = MAX_PARTS) -> Analysis:
@@ -88,7 +90,13 @@ def _analyse_both(env: Env, entry: State | None, max_parts: int) -> Analysis:
         base = _analyse(env, entry, 1)
     except NotConverging as exc:
         return _not_converged(env, exc)
+    # The simulation of the kernel's exploration that :func:`check_loops` deferred runs only where the
+    # verdict depends on it: it can only add a refusal, so a program refused for another reason does not
+    # need it (its estimate stays the bound that called for it).
+    if not any(f.is_error for f in base.findings):
+        _run_deferred(base)
     if max_parts <= 1 or not any(f.is_error for f in base.findings):
+        _skip_deferred(base)
         return base
     # Loops: re-run the termination pass only where the plain analysis called a loop unbounded (a quick
     # verdict); one it proved bounded needs no second proof, and one that exhausted the unrolling budget
@@ -99,13 +107,42 @@ def _analyse_both(env: Env, entry: State | None, max_parts: int) -> Analysis:
     except NotConverging:
         # The partitioned analysis is no over-approximation once it stopped short; the plain one is, and
         # it already refuses the program (that is why the partitioned one ran).
+        _skip_deferred(base)
         return base
-    fine.findings += [f for f in base.findings if f.code == Code.COMPLEXITY and f.insn >= 0]
-    flagged_by_base = {f.insn for f in base.findings if f.is_error}
-    fine.findings = [f for f in fine.findings if not f.is_error or f.insn in flagged_by_base]
+    raw = fine.findings
+    _keep_flagged(fine, raw, base)
+    if base.deferred and not any(f.is_error for f in fine.findings):
+        _run_deferred(base)
+        _keep_flagged(fine, raw, base)
+    _skip_deferred(base)
     fine.processed += base.processed
     fine.kernel_estimate = max(fine.kernel_estimate, base.kernel_estimate)
     return fine
+
+
+def _keep_flagged(fine: Analysis, raw: list[VerifierFinding], base: Analysis) -> None:
+    """``fine``'s findings: of ``raw`` (its own), the errors at instructions ``base`` flags too (see
+    :func:`_analyse_both`), and ``base``'s refusals as too complex."""
+    flagged_by_base = {f.insn for f in base.findings if f.is_error}
+    fine.findings = [f for f in raw if not f.is_error or f.insn in flagged_by_base]
+    fine.findings += [f for f in base.findings if f.code == Code.COMPLEXITY and f.insn >= 0]
+
+
+def _run_deferred(a: Analysis) -> None:
+    """Run ``a``'s deferred simulations (see :func:`.loops.check_loops`), adding what they find."""
+    for d in a.deferred:
+        found, work, estimate = d.run()
+        a.findings += found
+        a.processed += work
+        a.kernel_estimate = max(a.kernel_estimate, estimate)
+    a.deferred = []
+
+
+def _skip_deferred(a: Analysis) -> None:
+    """Drop ``a``'s deferred simulations (it is refused without them): its estimate is their bounds."""
+    for d in a.deferred:
+        a.kernel_estimate = max(a.kernel_estimate, d.bound)
+    a.deferred = []
 
 
 def _not_converged(env: Env, exc: NotConverging) -> Analysis:
@@ -245,8 +282,9 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
     flagged = frozenset(f.insn for f in sink.findings if f.is_error)
     in_loops = set().union(*(cfg.loop_body(h) for h in cfg.heads)) if flagged and cfg.heads else set()
     resolved: Resolved | None = {} if flagged - in_loops else None
+    deferred: list[Deferred] = []
     loop_findings, work, loops, kernel_work = check_loops(env, cfg, pre, part, processed, loop_heads, flagged,
-                                                          unrolled, resolved)
+                                                          unrolled, resolved, deferred)
     findings.extend(loop_findings)
     processed += work
     walked = _recheck(env, sink.findings, unrolled)
@@ -263,4 +301,4 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
         if j is not None:
             flat[i] = j
     return Analysis(env, cfg, flat, findings, processed, loops, {i: tuple(p.values()) for i, p in pre.items()},
-                    kernel_work)
+                    kernel_work, deferred)

@@ -10,6 +10,7 @@ that work refuses loops the kernel would call too large.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
@@ -26,7 +27,7 @@ from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "LoopVerdict", "RESCUE_MARGIN", "RESCUE_WORK",
+__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "Deferred", "LoopVerdict", "RESCUE_MARGIN", "RESCUE_WORK",
            "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "kernel_states_at", "loop_free", "loop_test",
            "path_bound", "path_splits", "terminates"]
 
@@ -170,7 +171,8 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
         nxt: Parts = {}
         for s in back:
             part.put(nxt, head, s)
-        record_ranges(history, joined(nxt), part.live[head])
+        if jumps:  # (the ranges count only where a jump of the body may split the paths)
+            record_ranges(history, joined(nxt), part.live[head])
         # ``done`` covers every entry state of this iteration once; the kernel repeats it per state.
         # With inner loops (``inner`` iterations in all per iteration of this one) we count as if the
         # nest were one loop of ``iterations * inner`` iterations: the kernel unrolls the inner loops
@@ -320,9 +322,20 @@ CONFIRM_WORK = 60_000
 within this many steps leaves the kernel below its limit by that margin."""
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A simulation of the kernel's exploration left for later (see :func:`check_loops`)."""
+
+    bound: int
+    """The bound that was too high to stand for the kernel's work (:func:`path_bound`)."""
+    run: Callable[[], tuple[list[VerifierFinding], int, int]]
+    """The simulation: (findings, instructions it stepped, the estimate)."""
+
+
 def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fixpoint_work: int,
                 loop_heads: set[int] | None = None, watch: frozenset[int] = frozenset(),
                 unrolled: dict[int, list[list[State]]] | None = None, resolved: Resolved | None = None,
+                deferred: list[Deferred] | None = None,
                 ) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
     """The termination pass over every loop (or those at ``loop_heads``) from the fixpoint's states
     ``pre``: (findings, instructions simulated, iterations of each bounded loop by head, the estimate of
@@ -335,7 +348,12 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     loop too complex, the kernel's own exploration is simulated (:func:`.exploration.explore`) and,
     if that ends well within the limit, the loop is accepted with the simulated count as the
     estimate; where it is small (``CONFIRM_BELOW``) the simulation must end within
-    ``CONFIRM_WORK`` steps, else the loop is refused."""
+    ``CONFIRM_WORK`` steps, else the loop is refused.
+
+    ``deferred``, if given, gets the simulation of a program without loops whose paths are too many for
+    :func:`path_bound` instead of it being run: the simulation costs about as much as the kernel's own work
+    (0.1 to 2 s on the clang corpora), and it can only add a refusal, which a program refused for another
+    reason does not need (see ``driver._analyse_both``)."""
     unfinished: list[tuple[int, int, frozenset[int]]] = []
     entered: set[int] = set()
     findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads, watch,
@@ -348,6 +366,9 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     entry = joined(pre.get(0))
     if loop_heads is None and not cfg.heads and entry is not None:
         flat = {i: j for i, p in pre.items() if (j := joined(p)) is not None}
+        if deferred is not None and (bound := path_bound(cfg)) > BPF_COMPLEXITY_LIMIT_INSNS:
+            deferred.append(Deferred(bound, lambda: loop_free(env, cfg, entry, part, flat)))
+            return findings, processed, loops, kernel_work
         found, work, estimate = loop_free(env, cfg, entry, part, flat)
         return findings + found, processed + work, loops, max(kernel_work, estimate)
     if loop_heads is not None or not cfg.heads or entry is None or any(f.is_error for f in findings
