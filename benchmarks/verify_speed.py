@@ -147,10 +147,14 @@ def measure(progs: list[Program]) -> list[dict[str, object]]:
 
 
 def _baseline_dir(rev: str) -> Path:
-    dest = CACHE / f"baseline-{rev}"
+    # By commit, not by the name given: ``HEAD`` (or a branch) names another commit after every commit, and a
+    # directory cached under the name kept the package of the first run it served.
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    dest = CACHE / f"baseline-{sha[:12]}"
     if not (dest / "pybpfdsl").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", rev, "pybpfdsl"], cwd=ROOT, check=True, capture_output=True)
+        archive = subprocess.run(["git", "archive", sha, "pybpfdsl"], cwd=ROOT, check=True, capture_output=True)
         tar = dest / "src.tar"
         tar.write_bytes(archive.stdout)
         with tarfile.open(tar) as t:
