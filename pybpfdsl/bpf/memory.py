@@ -225,9 +225,10 @@ class InterpMap:
 
     def _lpm_lookup(self, key: bytes) -> Region | None:
         """The kernel's trie_lookup_elem: the longest stored prefix, at most the key's, that the key's
-        address starts with."""
-        bits = 8 * (self.key_size - 4)
-        for length in range(min(int.from_bytes(key[:4], "little"), bits), -1, -1):
+        address starts with; nothing for a key longer than the address (Linux 6.9 and later)."""
+        if self._lpm_too_long(key):
+            return None
+        for length in range(int.from_bytes(key[:4], "little"), -1, -1):
             region = self.entries.get(self._lpm_key(key, length))
             if region is not None:
                 return region

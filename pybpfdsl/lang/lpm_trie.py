@@ -6,7 +6,9 @@ kernel's whatever the host order: the DSL reads `pkt.ipv4.src` as the number wri
 0x0A000001), and `ip4_key(pkt.ipv4.src)` puts its most significant byte first, as on the wire.
 
 A lookup is the kernel's: among the entries whose prefix length is at most the key's, the longest whose
-leading bits equal the key's wins. From Python, `acl[prefix("10.0.0.0/8")] = 1` stores an entry and
+leading bits equal the key's wins. A key whose prefix length is longer than its address (`Ip4Prefix(37,
+...)`) finds nothing, as since Linux 6.9 (commit "bpf, lpm: Fix check prefixlen before walking trie";
+older kernels compared the address's full length). From Python, `acl[prefix("10.0.0.0/8")] = 1` stores an entry and
 `acl.get("10.1.2.3")` (or an address as an int) looks an address up. In a DSL function,
 `acl.get(Ip4Prefix(32, u8(a >> 24), u8(a >> 16), u8(a >> 8), u8(a)), 0)` with `a = pkt.ipv4.src` (IPv6:
 `Ip6Prefix(128, ...)` from the bytes of `src_hi` and `src_lo`, the two u64 halves the DSL reads an IPv6
@@ -190,8 +192,10 @@ class LpmTrie(BpfMap):
         if self._backing is not None:
             return self._backing.lookup(key)
         assert isinstance(key, self.prefix_type)
+        if key.length > self.max_prefixlen:
+            return None  # the kernel's trie_lookup_elem refuses such a key before walking the trie
         data = key.data
-        for length in range(min(key.length, self.max_prefixlen), -1, -1):
+        for length in range(key.length, -1, -1):
             value: RawValue | None = self._data.get(self.prefix_type.of(length, data).masked())
             if value is not None:
                 return value
@@ -218,6 +222,8 @@ class LpmTrie(BpfMap):
     def longest_match(self, key: object) -> PrefixKey | None:
         """The stored prefix a lookup of `key` finds (None if none matches): from the stored prefixes."""
         want = self._stored(self._raw_key(key))
+        if want.length > self.max_prefixlen:
+            return None  # as raw_lookup: the kernel finds nothing for a key longer than the address
         best: PrefixKey | None = None
         for k in self.raw_keys():
             assert isinstance(k, Ip4Prefix | Ip6Prefix)

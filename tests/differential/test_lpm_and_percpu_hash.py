@@ -84,6 +84,31 @@ def test_cidr_policy_agrees_in_every_execution() -> None:
     assert sum(hits.get(k, 0) for k in list(hits.keys())) == 60  # type: ignore[misc]  # one per IPv4 packet
 
 
+by_length = LpmTrie(u32, u32, 8)
+
+
+@xdp
+def computed_prefix_length(pkt: Packet) -> int:
+    """A prefix length computed from the packet, so some keys are longer than the address (up to 40)."""
+    b = pkt.payload[0]
+    if b is None:
+        return XDP_PASS
+    return XDP_DROP if by_length.get(Ip4Prefix(u32(b) % 41, 64, 1, 2, 3), 0) == 1 else XDP_PASS
+
+
+def test_a_key_longer_than_its_address_finds_nothing_in_every_execution() -> None:
+    """Since Linux 6.9 the kernel's lookup refuses a key whose prefix length exceeds the address's bits
+    (earlier kernels compared the full address); Python and the interpreters do as the kernel does.
+    Found by the program generator (seed 5453) on a 6.18 kernel: before, pure Python clamped the length."""
+    reset_state(by_length)
+    by_length["64.0.0.0/2"] = 1
+    packets = [bytes(14) + bytes([n]) + bytes(20) for n in range(41)]
+    assert compare(computed_prefix_length, packets, executions=EXECUTIONS) is None
+    actions = [computed_prefix_length(p) for p in packets]
+    assert actions[2:33] == [XDP_DROP] * 31 and actions[33:] == [XDP_PASS] * 8  # /2../32 hit, /33.. miss
+    assert by_length.get(Ip4Prefix(37, 64, 1, 2, 3)) is None and by_length.get(Ip4Prefix(32, 64, 1, 2, 3)) == 1
+
+
 @pytest.mark.skipif(not KERNEL, reason=f"needs bpf() in the kernel: {kernel_bpf_available()[1]}")
 def test_python_reads_and_writes_the_kernel_maps_while_loaded() -> None:
     """Bound to the kernel, Python's lookups are the kernel's longest-prefix match, and per-CPU values
