@@ -126,7 +126,10 @@ def check_packet(state: State, p: PacketPtr, insn_off: int, size: int) -> str | 
         return f"packet access at offset {lo + insn_off} is before the packet start"
     if hi > MAX_PACKET_OFF:
         return f"packet offset may be up to {hi}, beyond the largest packet offset {MAX_PACKET_OFF}"
-    if hi + insn_off + size <= state.pkt_min:
+    # The checked length serves only pointers at constant offsets from the packet's start (the kernel's id
+    # 0, which every such check marks); one with its own id (a variable offset added) has the range proven
+    # through it alone: ``if data + 30 > end ...; p = data + (x & 7); *p`` is refused by the kernel.
+    if p.pid is None and hi + insn_off + size <= state.pkt_min:
         return None
     proven = state.range_of(p.pid)
     if proven is not None and p.delta + insn_off >= 0 and p.delta + insn_off + size <= proven:
