@@ -30,6 +30,7 @@ not ended early will not end within a bigger budget either (``range(5000)`` with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
@@ -38,7 +39,7 @@ from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
-from pybpfdsl.verify.analysis.checks import Sink
+from pybpfdsl.verify.analysis.checks import QUIET
 from pybpfdsl.verify.analysis.precision import (
     TOP,
     forget_dead_slots,
@@ -47,7 +48,7 @@ from pybpfdsl.verify.analysis.precision import (
     stack_live_in,
 )
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, ScalarValue, Value
+from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, Pid, ScalarValue, Value
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
@@ -132,6 +133,7 @@ def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
     # Registers in one pass: dead ones uninitialised, imprecise numbers unknown (forget_imprecise).
     regs: list[Value] = []
     consts: dict[int, int] = {}
+    held: set[Pid | None] = set()
     for i, v in enumerate(s.regs):
         if not live >> i & 1:
             v = UNINIT
@@ -140,46 +142,65 @@ def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
                 v = TOP
             elif (c := v.value.const_value) is not None:
                 consts[i] = c
+        elif type(v) is PacketPtr:
+            held.add(v.pid)
         regs.append(v)
-    s = forget_dead_slots(forget_imprecise_spills(s, precise), live >> 11)
+    stack, spilled = _clean_stack(s.stack, live >> 11, precise >> 11)
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
     ranges = s.ranges
     pkt_min = s.pkt_min
     if ranges or pkt_min:
-        held = {v.pid for v in regs if type(v) is PacketPtr}
-        held.update(v.pid for _, v in stk.spilled_values(s.stack) if isinstance(v, PacketPtr))
+        held.update(spilled)
         if None not in held:
             pkt_min = 0
         ranges = tuple(r for r in ranges if r[0] in held)
-    return State(tuple(regs), _NO_DEFS, s.stack, pkt_min, ranges, s.frames), consts
+    return State(tuple(regs), _NO_DEFS, stack, pkt_min, ranges, s.frames, s.lock), consts
+
+
+_STACKS: dict[tuple[int, int, int], tuple[stk.Stack, stk.Stack, frozenset[Pid | None]]] = {}
+_STACKS_MAX = 1 << 14
+
+
+def _clean_stack(stack: stk.Stack, live: int, precise: int) -> tuple[stk.Stack, frozenset[Pid | None]]:
+    """``stack`` as the kernel compares it (imprecise spilled numbers unknown, dead slots empty; ``live``
+    and ``precise`` are slot bits), and the ids of the packet pointers spilled in it. Cached by the stack's
+    identity: the states of a path share their stack until a store, so one comes back at prune point after
+    prune point (the entry keeps it alive, so its id is not reused while the entry exists)."""
+    key = (id(stack), live, precise)
+    hit = _STACKS.get(key)
+    if hit is not None and hit[0] is stack:
+        return hit[1], hit[2]
+    probe = State((), (), stack)
+    out = forget_dead_slots(forget_imprecise_spills(probe, precise << 11), live).stack
+    pids = frozenset(v.pid for _, v in stk.spilled_values(out) if isinstance(v, PacketPtr))
+    if len(_STACKS) >= _STACKS_MAX:
+        _STACKS.clear()
+    _STACKS[key] = (stack, out, pids)
+    return out, pids
 
 
 _NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
 
 
-def _includes(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int], new: State,
+def _includes(old: _Stored, idx: int, version: int, live: list[int], precise: list[int], new: State,
               new_consts: dict[int, int], strict_packet: bool = False) -> bool:
-    """Whether ``old`` (cleaned as of ``stamp``, see :func:`_current`) includes ``new``;
-    ``new_consts``: its constant registers (see :func:`_clean`). A constant register of ``old`` that
-    ``new`` does not hold (a loop counter, most often) rules it out before the whole comparison.
-    ``strict_packet``: states whose proven packet ranges differ never include each other (see
+    """Whether ``old`` (cleaned as of instruction ``idx``'s precision ``version``)
+    includes ``new``; ``new_consts``: its constant registers (see :func:`_clean`). A constant register of
+    ``old`` that ``new`` does not hold (a loop counter, most often) rules it out before the whole
+    comparison. ``strict_packet``: states whose proven packet ranges differ never include each other (see
     :func:`explore`)."""
-    state = _current(old, stamp, live, precise)
+    if old.version != version:
+        old.cleaned, old.consts = _clean(old.state, live[idx], precise[idx])
+        old.version = version
+    state = old.cleaned
     for r, c in old.consts.items():
         if new_consts.get(r) != c:
             return False
-    if strict_packet and (state.pkt_min != new.pkt_min or dict(state.ranges) != dict(new.ranges)):
+    if strict_packet and (state.pkt_min != new.pkt_min
+                          or (state.ranges != new.ranges and dict(state.ranges) != dict(new.ranges))):
         return False
     return st.le(new, state)
-
-
-def _current(old: _Stored, stamp: tuple[int, int], live: list[int], precise: list[int]) -> State:
-    """``old`` cleaned with the precision of ``stamp`` (instruction, version)."""
-    if old.version != stamp[1]:
-        old.cleaned, old.consts = _clean(old.state, live[stamp[0]], precise[stamp[0]])
-        old.version = stamp[1]
-    return old.cleaned
 
 
 def _on_numbers(env: Env, idx: int, s: State) -> bool:
@@ -215,9 +236,13 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     head_pos = {h: k for k, h in enumerate(heads)}
     most = [0] * len(heads)
     kinds = env.kinds
-    is_jump = [k in _JUMPS for k in kinds]  # (a Kind's hash is a Python call: looked up once)
     n = len(env.insns)
-    sink = Sink()
+    # What each instruction asks of the loop, looked up once (a Kind's hash is a Python call, and three
+    # set lookups per step cost more than one list index): the common straight-line instruction is 0.
+    flags = [(_HEAD if i in head_pos else 0) | (_JUMP_POINT if i in jump_points else 0)
+             | (_PRUNE if i in prune else 0) | (_IS_JUMP if kinds[i] in _JUMPS else 0)
+             | (_JCOND if kinds[i] == Kind.JCOND else 0) for i in range(n)]
+    sink = QUIET
     stored: dict[int, list[_Stored]] = {}
     insns = jmps = prev_insns = prev_jmps = 0
     steps = 0
@@ -235,26 +260,29 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
 
     while True:
         ended = False
-        if idx in head_pos:
+        f = flags[idx]
+        if f & _HEAD:
             k = head_pos[idx]
             visits = (*visits[:k], visits[k] + 1, *visits[k + 1:])
             most[k] = max(most[k], visits[k])
-        if idx in jump_points:
+        if f & _JUMP_POINT:
             history += 1
-        if idx in prune:
+        if f & _PRUNE:
             # The state as compared is made only when something compares it or stores it: at most
             # prune points every state stored there is still being explored (an earlier iteration).
             cleaned: State | None = None
             new_consts: dict[int, int] = {}
-            stamp = (idx, version)
             force = history > FORCE_HISTORY
             add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
-            here = stored.setdefault(idx, [])
+            in_loop_quiet = not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS
+            here = stored.get(idx)
+            if here is None:
+                here = stored[idx] = []
             keep: list[_Stored] = []
             for j in range(len(here) - 1, -1, -1):  # newest first, as the kernel's list
                 old = here[j]
                 if old.branches:
-                    if not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS:
+                    if in_loop_quiet:
                         add = False
                     if add:
                         old.misses += 1
@@ -264,7 +292,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                     continue
                 if cleaned is None:
                     cleaned, new_consts = _clean(s, live[idx], precise[idx])
-                if _includes(old, stamp, live, precise, cleaned, new_consts, strict_packet):
+                if _includes(old, idx, version, live, precise, cleaned, new_consts, strict_packet):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -274,7 +302,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 if old.misses > old.hits * 3 + 3:
                     continue
                 keep.append(old)
-            here[:] = keep[::-1]
+            if len(keep) != len(here):
+                here[:] = keep[::-1]
             if not ended and add:
                 if cleaned is None:
                     cleaned, new_consts = _clean(s, live[idx], precise[idx])
@@ -291,25 +320,44 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 if steps > work or max(most, default=0) > deep:
                     return Exploration(insns, None, idx, steps, _visits(heads, most))
                 budget = work  # shallow loops: the whole budget
-            if is_jump[idx]:
+            if f & _IS_JUMP:
                 jmps += 1
-            succ = [(t, o) for t, o in step(env, idx, s, sink) if 0 <= t < n]
-            if kinds[idx] == Kind.JCOND and len(succ) == 1 and idx not in decided and _on_numbers(env, idx, s):
-                decided.add(idx)
-                precise = precise_in(env, cfg.succs, frozenset(decided))
-                version += 1
-            if succ:
-                succ.sort(key=lambda ts: ts[0] != idx + 1)  # the fall-through first; the rest wait
-                for t, o in succ[1:][::-1]:
-                    if parent is not None:
-                        parent.branches += 1
-                    pending.append((t, o, parent, history, visits))
-                idx, s = succ[0]
-                continue
+            out = step(env, idx, s, sink)
+            if len(out) == 1:  # the common case: one way on (a jump decided, or no jump)
+                t, o = out[0]
+                if 0 <= t < n:
+                    if f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
+                        decided.add(idx)
+                        precise = precise_in(env, cfg.succs, frozenset(decided))
+                        version += 1
+                    idx, s = t, o
+                    continue
+            elif out:
+                succ = [(t, o) for t, o in out if 0 <= t < n]
+                if len(succ) == 1 and f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
+                    decided.add(idx)
+                    precise = precise_in(env, cfg.succs, frozenset(decided))
+                    version += 1
+                if succ:
+                    succ.sort(key=_not_fall_through(idx))  # the fall-through first; the rest wait
+                    for t, o in succ[:0:-1]:
+                        if parent is not None:
+                            parent.branches += 1
+                        pending.append((t, o, parent, history, visits))
+                    idx, s = succ[0]
+                    continue
         end_path(parent)
         if not pending:
             return Exploration(insns, True, idx, steps, _visits(heads, most))
         idx, s, parent, history, visits = pending.pop()
+
+
+_HEAD, _JUMP_POINT, _PRUNE, _IS_JUMP, _JCOND = 1, 2, 4, 8, 16
+"""Bits of ``explore``'s per-instruction flags."""
+
+
+def _not_fall_through(idx: int) -> Callable[[tuple[int, State]], bool]:
+    return lambda ts: ts[0] != idx + 1
 
 
 def _visits(heads: list[int], most: list[int]) -> dict[int, int]:
