@@ -447,6 +447,34 @@ def _from_data(p: PacketPtr) -> PacketPtr:
     return PacketPtr(p.off, DATA, c)
 
 
+def restart_checked_length(s: State, site: int) -> State:
+    """``s`` as a load of ``ctx->data`` at instruction ``site`` leaves it: the kernel's new pointer has
+    range 0 whatever earlier checks proved (a range belongs to the registers that held the checked
+    pointer's id when the check ran), but the checked length ``pkt_min``, which serves every pointer at a
+    constant offset, would hand it the old checks. So the pointers held now at constant offsets move to an
+    id of their own that keeps the length they had, and the checked length starts again from 0. (Inside a
+    ``OneOf`` a pointer has no id: it is checked against the new length, which only costs precision.)"""
+    if s.pkt_min == 0:
+        return s
+    taken = _pids(s)
+    i = 0
+    while ("reload", site, i) in taken:
+        i += 1
+    pid: Pid = ("reload", site, i)
+    moved = False
+
+    def detach(v: Value) -> Value:
+        nonlocal moved
+        if isinstance(v, PacketPtr) and v.pid is None and (c := v.off.const_value) is not None and c < 1 << 63:
+            moved = True
+            return PacketPtr(v.off, pid, c)
+        return v
+
+    out = s.map_values(detach)
+    ranges = (*out.ranges, (pid, s.pkt_min)) if moved else out.ranges
+    return State(out.regs, out.defs, out.stack, 0, ranges, out.frames, out.lock)
+
+
 def _pids(s: State) -> set[Pid]:
     """Every packet-pointer id the state uses: in its ranges, registers and spills, and its callers'."""
     out = {p for p, _ in s.ranges}

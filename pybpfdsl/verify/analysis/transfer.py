@@ -35,7 +35,14 @@ from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import helper_signatures as hp
 from pybpfdsl.verify.analysis import locks as lk
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis.abstract_state import FP, Frame, State, unlink_null_id, unlink_packet_id
+from pybpfdsl.verify.analysis.abstract_state import (
+    FP,
+    Frame,
+    State,
+    restart_checked_length,
+    unlink_null_id,
+    unlink_packet_id,
+)
 from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_finding
 from pybpfdsl.verify.analysis.values import (
     UNINIT,
@@ -374,6 +381,8 @@ def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         v: Value = _sized(nbytes)
     else:
         v = _loaded(s, ptr, insn.off, nbytes, _kind(insn.opcode, insn.off, insn.imm) == Kind.LDX_SX)
+        if isinstance(ptr, CtxPtr) and isinstance(v, PacketPtr):  # ctx->data read (again): a new pointer
+            s = restart_checked_length(s, idx)
     return [(idx + 1, _write_dst(s, insn.dst, v, idx, sink))]
 
 
