@@ -5,6 +5,11 @@ that many bytes long) and ``ranges`` (for each packet-pointer id, how many bytes
 proven readable). ``defs`` records, per register, the instructions that may have written it last:
 the explanation follows these back from an error to its cause (VeRefine-style chains). ``None``
 stands for bottom (an unreachable point) throughout the analysis.
+
+Long because a join is one operation over the state's three kinds of ids (packet-pointer links, NULL-check
+links, held locks): each pairing reads and rewrites the other's registers and spills, and a module per
+kind would import the State it is imported by. (A split along the ids, with State in a module below
+them, is the next step when this grows again.)
 """
 
 from __future__ import annotations
