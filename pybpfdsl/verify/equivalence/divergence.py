@@ -114,7 +114,9 @@ def diverging_line(trace_a: Sequence[int], trace_b: Sequence[int], facts: tuple[
                    outputs: Sequence[str], fault_line: int = 0) -> int:
     """The first line where the two executions differ.
 
-    In order: the line where one side faulted; else, when side A ran a line side B has but never ran,
+    In order: the line where one side faulted; else a line both ran where A certainly writes a differing
+    map, global or ring buffer and B has no store at all (`_lost_store`); else, when side A ran a line
+    side B has but never ran,
     the last line before it that both ran (the branch that sent them apart); else the line A ran that
     wrote one of the differing `outputs` (`_writer`); else, when B ran a line A has but never ran, the
     last line both ran before it; else A's last line. Lines one program does not have at all (the
@@ -126,6 +128,9 @@ def diverging_line(trace_a: Sequence[int], trace_b: Sequence[int], facts: tuple[
     ta, tb = _distinct(trace_a, common), _distinct(trace_b, common)
     ran_a, ran_b = set(ta), set(tb)
     both = ran_a & ran_b
+    lost = _lost_store(ta, facts, outputs, both)
+    if lost:
+        return lost
     parted = _parting(ta, ran_b, both)
     if parted:
         return parted
@@ -161,6 +166,22 @@ def _writer(trace: list[int], facts: tuple[LineFacts, LineFacts], outputs: Seque
                 found.append(i)
         if found:
             return trace[min(found)]
+    return 0
+
+
+def _lost_store(trace: list[int], facts: tuple[LineFacts, LineFacts], outputs: Sequence[str], both: set[int]) -> int:
+    """The first line both sides ran at which A writes one of the differing state `outputs` for certain
+    and B stores nothing: the write B lacks. It comes before the parting of the traces, because the
+    traces also part where one side merged a branch into a select (the IR's merged `if` runs its
+    store on every path, the bytecode's branch skips it): a dropped store before such a branch was put
+    at the branch's condition."""
+    state = [o for o in outputs if o != "action"]
+    b_stores = facts[1].writers.get(ANY_STATE, frozenset())
+    if not state or not facts[1].lines:
+        return 0
+    for line in trace:
+        if line in both and line not in b_stores and facts[0].writes(line, state, False):
+            return line
     return 0
 
 
