@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
@@ -192,9 +192,13 @@ def transfer_widths(insn: Instruction, widths: Mapping[int, int]) -> dict[int, i
     return out
 
 
-def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
-    """Registers below 2**bits on every path to each instruction (a must-analysis like `known_constants`;
-    at a join the wider of the two). A patched instruction's result has no known width."""
+def _must_forward(code: Sequence[Instruction], succs: list[list[int]], patched: set[int],
+                  step: Callable[[Instruction, dict[int, int]], dict[int, int]],
+                  meet: Callable[[int, int], int | None]) -> list[dict[int, int]]:
+    """A must-analysis from the entry, where nothing is known: per instruction, the registers with a fact on
+    every path to it. ``step`` is an instruction's transfer; ``meet`` joins a register's two facts at a join
+    (None: nothing known). A patched instruction's result has no fact: what the loader patches in (an
+    address, a CO-RE offset) is no value of ours."""
     facts: list[_Facts] = [None] * len(code)
     facts[0] = {}
     work = [0]
@@ -202,38 +206,30 @@ def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: s
         i = work.pop()
         cur = facts[i]
         assert cur is not None
-        out = transfer_widths(code[i], cur)
+        out = step(code[i], cur)
         if i in patched:
             out = {r: v for r, v in out.items() if r not in registers_of(code[i])[1]}
         for t in succs[i]:
             old = facts[t]
-            new = out if old is None else {r: max(v, out[r]) for r, v in old.items() if r in out}
+            if old is None:
+                new = out
+            else:
+                met = {r: meet(v, out[r]) for r, v in old.items() if r in out}
+                new = {r: v for r, v in met.items() if v is not None}
             if old is None or new != old:
                 facts[t] = new
                 work.append(t)
     return [f or {} for f in facts]
+
+
+def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
+    """Registers below 2**bits on every path to each instruction (at a join the wider of the two)."""
+    return _must_forward(code, succs, patched, transfer_widths, max)
 
 
 def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
-    """Registers holding one constant on every path to each instruction (a must-analysis from the entry,
-    where nothing is known). A patched instruction's result is never a constant."""
-    facts: list[_Facts] = [None] * len(code)
-    facts[0] = {}
-    work = [0]
-    while work:
-        i = work.pop()
-        cur = facts[i]
-        assert cur is not None
-        out = transfer(code[i], cur)
-        if i in patched:  # what the loader patches in (an address, a CO-RE offset) is no constant of ours
-            out = {r: v for r, v in out.items() if r not in registers_of(code[i])[1]}
-        for t in succs[i]:
-            old = facts[t]
-            new = out if old is None else {r: v for r, v in old.items() if out.get(r) == v}
-            if old is None or new != old:
-                facts[t] = new
-                work.append(t)
-    return [f or {} for f in facts]
+    """Registers holding one constant on every path to each instruction."""
+    return _must_forward(code, succs, patched, transfer, lambda a, b: a if a == b else None)
 
 
 def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
