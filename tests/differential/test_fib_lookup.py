@@ -6,7 +6,6 @@ to the egress interface when the lookup succeeds and passes otherwise."""
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +16,7 @@ from pybpfdsl.lang.builtins import fib_lookup, redirect
 from pybpfdsl.lang.fib import NOT_FORWARDED, SUCCESS, Route, use_routes
 from pybpfdsl.lang.redirect import RedirectTarget
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from tests.e2e.netns import environment_problem, inside, ip, run
+from tests.e2e.netns import add_routed_namespace, environment_problem, inside, ip
 
 KERNEL, _ = kernel_bpf_available()
 SMAC, DMAC = 0x02_00_4D_00_00_01, 0x02_00_4D_00_00_02
@@ -68,19 +67,8 @@ def routed_namespace_fixture() -> Iterator[tuple[str, int]]:
     if problem is not None:
         pytest.skip(problem)
     ns = f"pbdfib{os.getpid() % 100000}"
-    mac = ":".join(f"{b:02x}" for b in SMAC.to_bytes(6, "big"))
-    peer = ":".join(f"{b:02x}" for b in DMAC.to_bytes(6, "big"))
     try:
-        ip("netns", "add", ns)
-        ip("link", "add", "v0", "address", mac, "type", "veth", "peer", "name", "v1", ns=ns)
-        for dev in ("lo", "v0", "v1"):
-            ip("link", "set", "dev", dev, "up", ns=ns)
-        ip("addr", "add", "10.77.0.1/24", "dev", "v0", ns=ns)
-        ip("neigh", "replace", "10.77.0.2", "lladdr", peer, "dev", "v0", "nud", "permanent", ns=ns)
-        run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        with inside(ns):
-            index = socket.if_nametoindex("v0")
-        yield ns, index
+        yield ns, add_routed_namespace(ns, SMAC, DMAC)
     finally:
         ip("netns", "del", ns, check=False)
 

@@ -97,6 +97,22 @@ def inside(ns: str) -> Iterator[None]:
         os.close(original)
 
 
+def add_routed_namespace(ns: str, smac: int, dmac: int) -> int:
+    """Make namespace `ns` a small router for `fib_lookup` tests: a veth `v0` (MAC `smac`) with 10.77.0.1/24,
+    a permanent neighbour 10.77.0.2 at `dmac`, forwarding on. The index of `v0` in it; the caller deletes
+    the namespace (`ip netns del`)."""
+    mac, peer = (":".join(f"{b:02x}" for b in m.to_bytes(6, "big")) for m in (smac, dmac))
+    ip("netns", "add", ns)
+    ip("link", "add", "v0", "address", mac, "type", "veth", "peer", "name", "v1", ns=ns)
+    for dev in ("lo", "v0", "v1"):
+        ip("link", "set", "dev", dev, "up", ns=ns)
+    ip("addr", "add", "10.77.0.1/24", "dev", "v0", ns=ns)
+    ip("neigh", "replace", "10.77.0.2", "lladdr", peer, "dev", "v0", "nud", "permanent", ns=ns)
+    run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    with inside(ns):
+        return socket.if_nametoindex("v0")
+
+
 @dataclass
 class VethPair:
     """Two namespaces joined by a veth pair; frames sent from tx arrive on `rx_if` in rx."""

@@ -22,7 +22,6 @@ import importlib.util
 import io
 import os
 import random as pyrandom
-import socket
 import sys
 import time
 import traceback
@@ -130,23 +129,14 @@ def fib_namespace() -> tuple[str, int] | None:
     """A network namespace whose FIB `fib_lookup` programs are run against in the kernel (one per
     process, deleted at exit): a veth `v0` with 10.77.0.1/24, a permanent neighbour 10.77.0.2, forwarding
     on. (name, index of v0), or None where namespaces cannot be made (the kernel is then left out)."""
-    from tests.e2e.netns import environment_problem, inside, ip, run
+    from tests.e2e.netns import add_routed_namespace, environment_problem, ip
 
     if environment_problem() is not None:
         return None
     ns = f"pbdgen{os.getpid()}"
-    mac, peer = (":".join(f"{b:02x}" for b in m.to_bytes(6, "big")) for m in (FIB_SMAC, FIB_DMAC))
     ip("netns", "del", ns, check=False)
     atexit.register(ip, "netns", "del", ns, check=False)
-    ip("netns", "add", ns)
-    ip("link", "add", "v0", "address", mac, "type", "veth", "peer", "name", "v1", ns=ns)
-    for dev in ("lo", "v0", "v1"):
-        ip("link", "set", "dev", dev, "up", ns=ns)
-    ip("addr", "add", "10.77.0.1/24", "dev", "v0", ns=ns)
-    ip("neigh", "replace", "10.77.0.2", "lladdr", peer, "dev", "v0", "nud", "permanent", ns=ns)
-    run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    with inside(ns):
-        return ns, socket.if_nametoindex("v0")
+    return ns, add_routed_namespace(ns, FIB_SMAC, FIB_DMAC)
 
 
 def fib_routes(v0: int) -> list[Route]:
