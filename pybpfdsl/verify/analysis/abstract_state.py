@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import cast
 
 from pybpfdsl.verify.analysis import cache as cc
 from pybpfdsl.verify.analysis import stack as stk
@@ -188,6 +189,26 @@ def _ranges(a: State, b: State, op: str) -> tuple[tuple[Pid, int], ...]:
     return tuple(out)
 
 
+def _places(a: State, b: State, pair: Callable[[Value, Value], bool]) -> list[tuple[int, Value, Value]]:
+    """The places whose values differ between the two sides of a join and that ``pair`` accepts, as
+    (place, value in ``a``, value in ``b``): register ``i`` is place ``i``, the spill at stack slot ``i``
+    place ``100 + i``. What every linking of ids at a join starts from."""
+    out = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True)) if x is not y and pair(x, y)]
+    if a.stack is not b.stack:
+        spills_b = dict(stk.spilled_values(b.stack))
+        for i, v in stk.spilled_values(a.stack):
+            w = spills_b.get(i)
+            if w is not None and v is not w and pair(v, w):
+                out.append((100 + i, v, w))
+    return out
+
+
+def _unchecked_pair(x: Value, y: Value) -> bool:
+    """Lookup results of one map, not yet checked for NULL, from different lookups on the two sides."""
+    return (type(x) is MapValueOrNull and type(y) is MapValueOrNull and x.nid is not None and y.nid is not None
+            and x.nid != y.nid and x.map == y.map)
+
+
 MAX_PID_DEPTH = 3
 """Joined ids nest; past this depth the link is dropped, so loop-head joins stabilise."""
 
@@ -215,15 +236,8 @@ def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, Sta
     """
     # Only packet pointers that differ can need a link (the same pointer on both sides has one id and
     # delta already); most joins have none, and then nothing below needs to be built.
-    pairs: list[tuple[int, PacketPtr, PacketPtr]] = [
-        (i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))
-        if x is not y and isinstance(x, PacketPtr) and isinstance(y, PacketPtr)]
-    if a.stack is not b.stack:
-        spills_b = dict(stk.spilled_values(b.stack))
-        for i, v in stk.spilled_values(a.stack):
-            w = spills_b.get(i)
-            if w is not None and v is not w and isinstance(v, PacketPtr) and isinstance(w, PacketPtr):
-                pairs.append((100 + i, v, w))
+    pairs = cast(list[tuple[int, PacketPtr, PacketPtr]],
+                 _places(a, b, lambda x, y: isinstance(x, PacketPtr) and isinstance(y, PacketPtr)))
     if not pairs:
         return a, b
     ra, rb = dict(a.ranges), dict(b.ranges)
@@ -266,17 +280,7 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
     then reloads it). The new id ``("n", site, A, B)`` is taken only if neither state uses it already
     (else it might link values that are different on some path); ids nest at most ``MAX_PID_DEPTH`` deep.
     The same (A, B) at two places is one value on each side, hence one value after the join too."""
-    pairs: list[tuple[int, MapValueOrNull, MapValueOrNull]] = [
-        (i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))
-        if x is not y and type(x) is MapValueOrNull and type(y) is MapValueOrNull]
-    if a.stack is not b.stack:
-        spills_b = dict(stk.spilled_values(b.stack))
-        for i, v in stk.spilled_values(a.stack):
-            w = spills_b.get(i)
-            if w is not None and v is not w and type(v) is MapValueOrNull and type(w) is MapValueOrNull:
-                pairs.append((100 + i, v, w))
-    pairs = [(i, x, y) for i, x, y in pairs if x.nid is not None and y.nid is not None and x.nid != y.nid
-             and x.map == y.map]
+    pairs = cast(list[tuple[int, MapValueOrNull, MapValueOrNull]], _places(a, b, _unchecked_pair))
     sides = _sides(a, b)
     locked = _lock_pairs(a, b)
     if not pairs and not sides and not locked:
@@ -337,14 +341,7 @@ def _lock_pairs(a: State, b: State) -> list[tuple[int, MapValue, MapValue]]:
         return (type(x) is MapValue and type(y) is MapValue and x.lid is not None and y.lid is not None
                 and x.lid != y.lid and x.map == y.map)
 
-    out = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True)) if x is not y and linkable(x, y)]
-    if a.stack is not b.stack:
-        spills_b = dict(stk.spilled_values(b.stack))
-        for i, v in stk.spilled_values(a.stack):
-            w = spills_b.get(i)
-            if w is not None and v is not w and linkable(v, w):
-                out.append((100 + i, v, w))
-    return out  # type: ignore[return-value]
+    return cast(list[tuple[int, MapValue, MapValue]], _places(a, b, linkable))
 
 
 def _partners(a: State, b: State) -> dict[Nid, set[object]]:
@@ -407,15 +404,7 @@ def _side(x: Value, y: Value) -> bool:
 
 
 def _sides(a: State, b: State) -> list[tuple[int, Value, Value]]:
-    out: list[tuple[int, Value, Value]] = [
-        (i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True)) if x is not y and _side(x, y)]
-    if a.stack is not b.stack:
-        spills_b = dict(stk.spilled_values(b.stack))
-        for i, v in stk.spilled_values(a.stack):
-            w = spills_b.get(i)
-            if w is not None and v is not w and _side(v, w):
-                out.append((100 + i, v, w))
-    return out
+    return _places(a, b, _side)
 
 
 def _nids(s: State) -> set[Nid]:
