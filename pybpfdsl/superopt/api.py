@@ -23,7 +23,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.gate import GateVerdict, kernel_verdict, prove_whole, verifier_accepts
-from pybpfdsl.superopt.lockstep import LockstepVerdict, prove_lockstep
+from pybpfdsl.superopt.lockstep import LockstepVerdict, RegionHints, prove_lockstep
 from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget
@@ -146,6 +146,7 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
 
     accepted: bytes = elf
     stages = [elf]  # the object after each pass that changed it: the lock-step proof goes stage by stage
+    hints: list[RegionHints] = []  # the regions each stage replaced (a segment of its own in lock step)
     kept: list[Rewrite] = []
     for p, log in enumerate(logs):
         if objects[p] != accepted or objects[p + 1] == accepted:
@@ -154,6 +155,7 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         if ver.ok and kern.status != "failed":
             accepted, kept = objects[p + 1], kept + log.rewrites
             stages.append(accepted)
+            hints.append(_region_hints(log.rewrites))
             continue
         good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
         refused = [r for r in log.rewrites if r not in good]
@@ -165,12 +167,13 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
         accepted, kept = _apply(objects[p], good), kept + good
         if accepted != stages[-1]:
             stages.append(accepted)
+            hints.append(_region_hints(good))
     verdicts = (GateVerdict("skipped", "no rewrite"),) * 3
     proven_by = ""
     if accepted != elf:
         ver, kern = safe(accepted)
         proof = prove_whole(elf, accepted, whole_proof_units)
-        lock = _lockstep_chain(stages)
+        lock = _lockstep_chain(stages, hints)
         if proof.ok and _changed_beyond_xdp(elf, accepted):
             # The path prover looked at the XDP programs only: the others rest on the lock-step proof.
             proof = GateVerdict("unknown", "programs other than XDP changed, which the path prover does not model")
@@ -193,13 +196,21 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
                           notes=notes, proven_by=proven_by)
 
 
-def _lockstep_chain(stages: Sequence[bytes]) -> LockstepVerdict:
+def _region_hints(rewrites: Sequence[Rewrite]) -> RegionHints:
+    out: dict[str, list[tuple[int, int, int]]] = {}
+    for r in rewrites:
+        if r.source == "region":
+            out.setdefault(r.section, []).append((r.start, len(r.before), len(r.after)))
+    return out
+
+
+def _lockstep_chain(stages: Sequence[bytes], hints: Sequence[RegionHints] = ()) -> LockstepVerdict:
     """The lock-step proof of each pass's output against its input (equality is transitive). Pass by pass
     because each pass's window proofs assumed its own input's liveness: a later pass may drop a write
     whose reader an earlier pass removed, which the first input's liveness would still call live."""
     segments = 0
     for n, (a, b) in enumerate(itertools.pairwise(stages)):
-        verdict = prove_lockstep(a, b)
+        verdict = prove_lockstep(a, b, regions=hints[n] if n < len(hints) else None)
         if not verdict.proven:
             return LockstepVerdict(verdict.status, f"stage {n + 1}: {verdict.reason}")
         segments += verdict.segments
@@ -223,7 +234,7 @@ def _passes(verdicts: tuple[GateVerdict, GateVerdict]) -> bool:
 def _apply(base: bytes, rewrites: Sequence[Rewrite]) -> bytes:
     edits: dict[str, list[Replacement]] = {}
     for r in rewrites:
-        edits.setdefault(r.section, []).append(Replacement(r.start, len(r.before), r.after))
+        edits.setdefault(r.section, []).append(r.replacement)
     return rewrite_code(base, edits) if edits else base
 
 

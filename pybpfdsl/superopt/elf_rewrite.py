@@ -9,7 +9,9 @@ old order and alignment, with the section headers at the end.
 What a replacement may be: ``n`` whole instructions with no jump, call, exit or relocation among them
 (the search only edits such straight-line windows), replaced by at most as many slots; or such a run
 ending in a conditional jump, replaced by one ending in a conditional jump to the same place (the new
-jump's offset is the old one's, and is moved like the old one's would be). Only the first
+jump's offset is the old one's, and is moved like the old one's would be); or a region (jumps inside,
+`region`) replaced by code whose jumps land inside it or leave it for old instructions named in
+``Replacement.exits``, each aimed at that instruction's new place. Only the first
 old slot of a window can be a jump target (a window lies in one basic block), so every old slot of the
 window maps to the window's new start. Line info that lands on the same new slot as an earlier record
 is dropped: the kernel wants strictly increasing offsets. DWARF (``.debug_*``) is left as it was: no
@@ -52,6 +54,10 @@ class Replacement:
     start: int
     count: int
     code: tuple[Instruction, ...]
+    exits: tuple[tuple[int, int], ...] = ()
+    """A region's replacement (`region.RegionCode`): (position in ``code``, old instruction index) of each
+    jump that leaves it, pointed at that instruction's new place; its other jumps land inside ``code``
+    (or just past its end) and keep their offsets."""
 
 
 @dataclass
@@ -112,6 +118,7 @@ class _SlotMap:
         by_start = {e.start: e for e in edits}
         self.layout: list[tuple[int | None, Instruction]] = []  # (old index or None if new, insn)
         self.anchors: dict[int, int] = {}  # layout position of a new jump -> old index of the jump it replaces
+        self.exits: dict[int, int] = {}  # layout position of a region's leaving jump -> old index of its target
         self.map: dict[int, int] = {}
         new_slot = 0
         i = 0
@@ -127,9 +134,17 @@ class _SlotMap:
                 for s in range(old_slots[j], old_slots[j + 1]):
                     self.map[s] = new_slot
             last = edit.start + edit.count - 1
+            leaving = dict(edit.exits)
+            if edit.exits or any(c.kind in (Kind.JA, Kind.JCOND) for c in edit.code[:-1]):
+                self._region(edit, leaving, old_slots)
             for n, c in enumerate(edit.code):
+                if n in leaving:
+                    self.exits[len(self.layout) + n] = leaving[n]
+                    continue
                 if c.jump_offset is None and c.kind not in (Kind.CALL, Kind.EXIT):
                     continue
+                if edit.exits or any(c.kind in (Kind.JA, Kind.JCOND) for c in edit.code[:-1]):
+                    continue  # a jump inside the region's replacement, checked by _region
                 if n != len(edit.code) - 1 or c.kind != Kind.JCOND or old[last].kind != Kind.JCOND \
                         or c.jump_offset != old[last].jump_offset:
                     raise ElfRewriteError(f"replacement at {edit.start}: a jump other than the window's own last one")
@@ -143,6 +158,25 @@ class _SlotMap:
         self.old_slots = old_slots
         self.new_end = new_slot
         self.edited = bool(edits)
+
+    @staticmethod
+    def _region(edit: Replacement, leaving: Mapping[int, int], old_slots: Sequence[int]) -> None:
+        """A region's replacement: only jumps, and each either leaves (to an old instruction outside
+        the replaced ones, or just past them) or lands forward inside the replacement or at its end."""
+        starts = slot_offsets(edit.code)
+        total = sum(c.slots for c in edit.code)
+        for n, c in enumerate(edit.code):
+            if c.kind in (Kind.CALL, Kind.EXIT, Kind.GOTOL) or (c.jump_offset is not None and c.kind not in (
+                    Kind.JA, Kind.JCOND)):
+                raise ElfRewriteError(f"replacement at {edit.start}: a call, exit or other jump in a region")
+            if n in leaving:
+                t = leaving[n]
+                if not 0 <= t < len(old_slots) or edit.start < t < edit.start + edit.count:
+                    raise ElfRewriteError(f"replacement at {edit.start}: an exit into the replaced code")
+            elif c.kind in (Kind.JA, Kind.JCOND):
+                to = starts[n] + c.slots + c.off
+                if not starts[n] < to <= total or (to < total and to not in starts):
+                    raise ElfRewriteError(f"replacement at {edit.start}: a jump that lands outside it")
 
     def byte(self, offset: int) -> int:
         if offset % INSN_SIZE or offset // INSN_SIZE not in self.map:
@@ -205,7 +239,10 @@ def _fix_control_flow(m: _SlotMap, relocs: Mapping[int, int], syms: list[list[in
         at, slot = slot, slot + insn.slots
         if i is None:
             anchor = m.anchors.get(pos)
-            if anchor is not None:  # a new conditional jump: where the old one pointed, from here
+            leaves_to = m.exits.get(pos)
+            if leaves_to is not None:  # a region's jump out: to the new place of the old instruction
+                new_jumps[pos] = _with(insn, off=m.map[m.old_slots[leaves_to]] - at - insn.slots)
+            elif anchor is not None:  # a new conditional jump: where the old one pointed, from here
                 old_target = m.old_slots[anchor] + 1 + (insn.jump_offset or 0)
                 new_jumps[pos] = _with(insn, off=m.map[old_target] - at - 1)
             continue

@@ -1,7 +1,9 @@
 """A whole-object proof that an optimised object equals its input, step for step (translation validation).
 
-The superoptimizer changes only straight-line code and the operands of conditional jumps; it never
-adds, removes or moves a call, an exit, a jump or a jump target. So the two programs can be cut at the
+The superoptimizer's windows change only straight-line code and the operands of conditional jumps; they
+never add, remove or move a call, an exit, a jump or a jump target. Its region pass does change jumps,
+inside regions it names (`RegionHints`): each such region is one segment of each program, proven by
+`region.prove_region` (its exits lined up in order). Outside them the two programs can be cut at the
 same points: every instruction outside a window (calls, exits, jumps, loader-patched and atomic
 instructions, which must be the same instruction in both) and every jump target. Between two cuts lies
 one straight segment in each (the conditional jump that ends it included). The relation "the registers
@@ -25,7 +27,7 @@ meant for one pass of the optimiser (input against that pass's output), chained 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,11 +35,12 @@ from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.bpf.semantics import SemanticsError
+from pybpfdsl.superopt.region import RegionCode, prove_region
 from pybpfdsl.superopt.window_check import branch_live, live_on
 from pybpfdsl.superopt.window_semantics import in_window, is_branch, run_z3_branch
 from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, known_widths, live_in, succs_of
 
-__all__ = ["LOCKSTEP_UNITS", "LockstepVerdict", "prove_lockstep"]
+__all__ = ["LOCKSTEP_UNITS", "LockstepVerdict", "RegionHints", "prove_lockstep"]
 
 LOCKSTEP_UNITS = 20_000_000
 """Z3 resource units for each pair of segments that differ."""
@@ -72,8 +75,16 @@ def _code_sections(elf: BpfElf) -> dict[str, ElfProgram]:
     return out
 
 
-def prove_lockstep(before: bytes, after: bytes, units: int = LOCKSTEP_UNITS) -> LockstepVerdict:
-    """Prove ``after`` equal to ``before`` program by program, segment by segment."""
+RegionHints = Mapping[str, Sequence[tuple[int, int, int]]]
+"""Per section, the regions an optimiser pass replaced: (start in the input, instructions there, instructions
+of the replacement), of a pass that made only such edits (so the output's start follows from the ones before)."""
+
+
+def prove_lockstep(before: bytes, after: bytes, units: int = LOCKSTEP_UNITS,
+                   regions: RegionHints | None = None) -> LockstepVerdict:
+    """Prove ``after`` equal to ``before`` program by program, segment by segment; each of ``regions``
+    (a region's rewrite changes jumps, which no cut can line up) as one segment of each, proven by
+    `region.prove_region`."""
     a, b = BpfElf.from_bytes(before), BpfElf.from_bytes(after)
     for name in {*a.section_names, *b.section_names}:
         if name.startswith(_DATA_PREFIXES) and not name.startswith(".BTF.ext") \
@@ -88,11 +99,17 @@ def prove_lockstep(before: bytes, after: bytes, units: int = LOCKSTEP_UNITS) -> 
         prog_b = code_b[sec]
         if prog_a.instructions == prog_b.instructions:
             continue
+        pairs: list[tuple[int, int, int, int]] = []
+        shift = 0
+        for start, n_a, n_b in sorted((regions or {}).get(sec, ())):
+            pairs.append((start, start + n_a, start - shift, start - shift + n_b))
+            shift += n_a - n_b
         try:
             funcs = _function_pairs(prog_a, prog_b)
             for (lo_a, hi_a), (lo_b, hi_b) in funcs:
+                mine = [(sa - lo_a, ea - lo_a, sb - lo_b, eb - lo_b) for sa, ea, sb, eb in pairs if lo_a <= sa < hi_a]
                 proven += _prove_function(prog_a, prog_b, (lo_a, hi_a), (lo_b, hi_b),
-                                          (core_a.get(sec, set()), core_b.get(sec, set())), units)
+                                          (core_a.get(sec, set()), core_b.get(sec, set())), units, mine)
         except _Unaligned as exc:
             return LockstepVerdict("unknown", f"{sec}: {exc}")
         except _Refuted as exc:
@@ -150,14 +167,18 @@ def _same_fixed(x: Instruction, y: Instruction) -> bool:
 
 
 def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tuple[int, int],
-                    core: tuple[set[int], set[int]], units: int) -> int:
+                    core: tuple[set[int], set[int]], units: int,
+                    regions: Sequence[tuple[int, int, int, int]] = ()) -> int:
     code_a, code_b = pa.instructions[ra[0]:ra[1]], pb.instructions[rb[0]:rb[1]]
     starts_a, starts_b = slot_offsets(pa.instructions), slot_offsets(pb.instructions)
     patched_a = {r.insn_index - ra[0] for r in pa.relocations if ra[0] <= r.insn_index < ra[1]} \
         | {i - ra[0] for i in range(*ra) if starts_a[i] in core[0]}
     patched_b = {r.insn_index - rb[0] for r in pb.relocations if rb[0] <= r.insn_index < rb[1]} \
         | {i - rb[0] for i in range(*rb) if starts_b[i] in core[1]}
-    fixed_a, fixed_b = _fixed(code_a, patched_a), _fixed(code_b, patched_b)
+    inside_a = {i for sa, ea, _, _ in regions for i in range(sa, ea)}
+    inside_b = {i for _, _, sb, eb in regions for i in range(sb, eb)}
+    fixed_a = [i for i in _fixed(code_a, patched_a) if i not in inside_a]
+    fixed_b = [i for i in _fixed(code_b, patched_b) if i not in inside_b]
     if len(fixed_a) != len(fixed_b):
         raise _Unaligned("the programs have different calls, jumps or exits")
     local_a, local_b = slot_offsets(code_a), slot_offsets(code_b)
@@ -195,6 +216,24 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
             targets_a.add(ta_)
     pair((0, 0), (0, 0))
     pair((len(code_a), 0), (len(code_b), 0))
+    region_at: dict[int, tuple[RegionCode, RegionCode, int]] = {}
+    for sa, ea, sb, eb in regions:
+        if sa in patched_a or any(i in patched_a for i in range(sa, ea)) or any(i in patched_b for i in range(sb, eb)):
+            raise _Unaligned(f"region at {ra[0] + sa}: a loader-patched instruction inside")
+        exits_a = _region_exits(code_a, local_a, sa, ea)
+        exits_b = _region_exits(code_b, local_b, sb, eb)
+        # The places outside are in the same order in both programs: the k-th exit of one is the other's.
+        labels_a, labels_b = sorted({t for _, t in exits_a}), sorted({t for _, t in exits_b})
+        if len(labels_a) != len(labels_b):
+            raise _Unaligned(f"region at {ra[0] + sa}: another number of exits")
+        as_a = dict(zip(labels_b, labels_a, strict=True))
+        for xa, xb in zip(labels_a, labels_b, strict=True):
+            pair((xa, 0), (xb, 0))
+            targets_a.add(xa)
+        pair((sa, 0), (sb, 0))
+        pair((ea, 0), (eb, 0))
+        region_at[sa] = (RegionCode(tuple(code_a[sa:ea]), tuple(exits_a), ea),
+                         RegionCode(tuple(code_b[sb:eb]), tuple((n, as_a[t]) for n, t in exits_b), ea), sb)
     points = sorted(cut)
     for u, v in itertools.pairwise(points):
         # In order; two boundaries meet only where the output emptied the segment between them.
@@ -224,6 +263,20 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
 
     proven = 0
     for here, there in itertools.pairwise(points):
+        if here[1] == 0 and here[0] in region_at:
+            region_a, region_b, sb = region_at[here[0]]
+            if there != (region_a.end, 0):
+                raise _Unaligned(f"region at {ra[0] + here[0]}: a cut inside it")
+            labels = {t for _, t in region_a.exits} | {region_a.end}
+            live_at = {t: live[t] if t < len(code_a) else every for t in labels}
+            verdict = prove_region(region_a, region_b, live_at, units, consts[here[0]], widths_a[here[0]],
+                                   live[here[0]], consts_b[sb], widths_b[sb])
+            if verdict.status == "different":
+                raise _Refuted(f"the region at input instruction {ra[0] + here[0]} differs under the relation")
+            if not verdict.proven:
+                raise _Unaligned(f"region at {ra[0] + here[0]}: {verdict.reason}")
+            proven += 1
+            continue
         if here[1] == 0 and there == (here[0], 1):  # a fixed instruction itself
             f, g = here[0], cut[here][0]
             if is_branch(code_a[f]) and f in targets_a:  # jumped to: proven alone (not with what precedes it)
@@ -240,6 +293,24 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
             post = live[hi_a] if hi_a < len(code_a) else every
         proven += prove(seg_a, seg_b, lo_a, lo_b, post)
     return proven
+
+
+def _region_exits(code: Sequence[Instruction], starts: Sequence[int], lo: int, hi: int) -> list[tuple[int, int]]:
+    """(position in the region, target) of each jump of ``code[lo:hi]`` that leaves it; every other
+    jump must go forward inside it (or to its end)."""
+    out = []
+    for i in range(lo, hi):
+        t = _target(code, starts, i)
+        if t is None or code[i].kind not in (Kind.JA, Kind.JCOND):
+            if t is not None or code[i].kind in (Kind.CALL, Kind.EXIT):
+                raise _Unaligned(f"instruction {i}: a call, exit or other jump in a region")
+            continue
+        if lo < t <= hi and t > i:
+            continue
+        if lo <= t < hi:
+            raise _Unaligned(f"instruction {i}: a jump backward inside a region")
+        out.append((i - lo, t))
+    return out
 
 
 def _reloc_key(r: Relocation) -> tuple[object, ...]:

@@ -1,4 +1,5 @@
-"""Optimise the code of a BPF object window by window: cached rules first, then the MCMC search.
+"""Optimise the code of a BPF object window by window: cached rules first, the regions' threading
+(`region_threading`, one pass of its own so the lock-step proof can name its regions), then the MCMC search.
 
 Each pass cuts every windowable run (`windows`) into windows of ``window`` instructions (each pass
 shifted against the one before, so a rewrite can span an earlier pass's cuts), tries the rule cache on
@@ -16,10 +17,12 @@ from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
+from pybpfdsl.superopt.region import RegionCode, prove_region
+from pybpfdsl.superopt.region_threading import Region, regions_of, thread
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget, read_before_written, search_window
 from pybpfdsl.superopt.window_check import prove_window
-from pybpfdsl.superopt.windows import Run, core_relocated_slots, runs_of
+from pybpfdsl.superopt.windows import Run, core_relocated_slots, facts_at, runs_of
 from pybpfdsl.verify.analysis.api import is_xdp_section
 from pybpfdsl.verify.analysis.liveness import registers_of
 
@@ -35,6 +38,8 @@ class SearchOptions:
     passes: int = 3
     all_types: bool = True
     """Also optimise programs other than XDP (proven in lock step, checked by the kernel)."""
+    regions: bool = True
+    """First thread the regions with jumps inside (`region_threading`), each proven (`region`)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,13 @@ class Rewrite:
     """The constants known on entry to the window (part of its precondition)."""
     widths: tuple[tuple[int, int], ...] = ()
     """The registers known on entry to fit in fewer bits (register, bits): the rest of its precondition."""
+    exits: tuple[tuple[int, int], ...] = ()
+    """A region's rewrite (source "region"): (position in ``after``, instruction index of the pass's
+    input) of each jump that leaves it (`elf_rewrite.Replacement.exits`)."""
+
+    @property
+    def replacement(self) -> Replacement:
+        return Replacement(self.start, len(self.before), self.after, self.exits)
 
 
 @dataclass
@@ -199,6 +211,51 @@ def _one_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pa
     return _consistent(elf_bytes, edits, log, pass_no)
 
 
+_MAX_REFUSED = 40
+"""Region proofs that may fail in one section before the pass gives up on it (a budget in proofs)."""
+
+
+def _region_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pass_no: int,
+                 log: PassLog) -> bytes:
+    """Every region whose threaded form (`region_threading.thread`) is cheaper, the cheapest first and
+    none overlapping another, each proven equal (`region.prove_region`) before it is kept."""
+    elf = BpfElf.from_bytes(elf_bytes)
+    core = core_relocated_slots(elf)
+    edits: dict[str, list[Replacement]] = {}
+    for sec in sections:
+        prog = elf.program(sec) if sec != ".text" else elf.text
+        assert prog is not None
+        found: list[tuple[int, int, int, Region, RegionCode]] = []
+        for region in regions_of(prog, core.get(sec, set())):
+            new = thread(region)
+            if new is None:
+                continue
+            saved = cost(region.original.code, opts.model) - cost(new.code, opts.model)
+            if saved > 0:
+                found.append((-saved, len(region.original.code), -region.start, region, new))
+        found.sort(key=lambda f: f[:3])
+        taken: list[tuple[int, int]] = []
+        refused = 0
+        for _, n, _, region, new in found:
+            lo, hi = region.start, region.start + n
+            if any(lo < b and a < hi for a, b in taken):
+                continue
+            if refused >= _MAX_REFUSED:
+                break
+            log.proofs += 1
+            verdict = prove_region(region.original, new, dict(region.live_at), opts.budget.proof_units,
+                                   dict(region.known), dict(region.widths))
+            if not verdict.proven:
+                log.refuted += verdict.status == "different"
+                refused += 1
+                continue
+            taken.append((lo, hi))
+            edits.setdefault(sec, []).append(Replacement(lo, n, new.code, new.exits))
+            log.rewrites.append(Rewrite(pass_no, sec, region.function, lo, region.original.code, new.code, 0,
+                                        "region", region.known, region.widths, new.exits))
+    return _consistent(elf_bytes, edits, log, pass_no)
+
+
 def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
     """The pass's output, without the rewrites whose precondition the others broke.
 
@@ -218,10 +275,7 @@ def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: Pass
         for sec, reps in edits.items():
             prog = elf.program(sec) if sec != ".text" else elf.text
             assert prog is not None
-            facts: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
-            for run in runs_of(prog, core.get(sec, set())):
-                for i in range(len(run.code)):
-                    facts[run.start + i] = run.known_at(i), run.widths_at(i)
+            facts = facts_at(prog, core.get(sec, set()))
             for r in (r for r in mine if r.section == sec):
                 shift = sum(e.count - len(e.code) for e in reps if e.start < r.start)
                 here, bits = facts.get(r.start - shift, ({}, {}))
@@ -246,6 +300,10 @@ def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
     if rules is not None and rules.rules:
         log = PassLog()
         objects.append(_one_pass(objects[-1], sections, opts, 0, rules, log, rules_only=True))
+        logs.append(log)
+    if opts.regions:
+        log = PassLog()
+        objects.append(_region_pass(objects[-1], sections, opts, len(logs), log))
         logs.append(log)
     for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
         log = PassLog()

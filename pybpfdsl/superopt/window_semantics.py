@@ -20,7 +20,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import Kind, Mode, PseudoSrc, mode, size
 
 __all__ = ["WINDOW_KINDS", "ConcreteMemory", "ends_in_branch", "in_window", "is_branch", "run_concrete",
-           "run_concrete_branch", "run_z3", "run_z3_branch", "supported"]
+           "run_concrete_branch", "run_z3", "run_z3_branch", "step", "supported"]
 
 WINDOW_KINDS = frozenset({Kind.ALU, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP, Kind.LDDW,
                           Kind.LDX, Kind.LDX_SX, Kind.ST, Kind.STX})
@@ -74,7 +74,7 @@ class ConcreteMemory:
         return (mixed >> 47) & 0xFF
 
 
-def _step(ops: sem.BitVecOps[Any, Any], insn: Instruction, regs: list[Any],
+def step(ops: sem.BitVecOps[Any, Any], insn: Instruction, regs: list[Any],
           load: Callable[[Any, int], Any], store: Callable[[Any, int, Any], None]) -> Any:
     """Apply ``insn``; for a conditional jump, return whether it is taken (None otherwise)."""
     k = insn.kind
@@ -123,7 +123,7 @@ def run_concrete_branch(insns: Sequence[Instruction], regs: Sequence[int],
     _check_branch_last(insns)
     taken = None
     for insn in insns:
-        taken = _step(ops, insn, out, load, store)
+        taken = step(ops, insn, out, load, store)
     return out, mem, taken
 
 
@@ -154,5 +154,5 @@ def run_z3_branch(insns: Sequence[Instruction], regs: Sequence[Any], memory: Any
     _check_branch_last(insns)
     taken = None
     for insn in insns:
-        taken = _step(ops, insn, out, load, store)
+        taken = step(ops, insn, out, load, store)
     return out, mem[0], taken

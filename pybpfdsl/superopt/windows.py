@@ -25,8 +25,8 @@ from pybpfdsl.superopt.window_check import branch_live
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
 from pybpfdsl.verify.analysis.liveness import call_args, registers_of, solve_backward
 
-__all__ = ["Run", "call_reads", "core_relocated_slots", "known_constants", "known_widths", "live_in", "runs_of",
-           "succs_of", "transfer", "transfer_widths"]
+__all__ = ["Run", "call_reads", "core_relocated_slots", "facts_at", "known_constants", "known_widths", "live_in",
+           "runs_of", "succs_of", "transfer", "transfer_widths"]
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,25 @@ def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: s
 def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Registers holding one constant on every path to each instruction."""
     return _must_forward(code, succs, patched, transfer, lambda a, b: a if a == b else None)
+
+
+def facts_at(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> dict[int, tuple[dict[int, int], dict[int, int]]]:
+    """Per instruction of a whole-section ``prog`` (its index), the constants and widths known on every
+    path to it (`known_constants`, `known_widths`, function by function)."""
+    starts = slot_offsets(prog.instructions)
+    patched = {r.insn_index for r in prog.relocations} | {i for i, s in enumerate(starts) if s in core_slots}
+    bounds = [*sorted({f.insn_index for f in prog.functions} | {0}), len(prog.instructions)]
+    out: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    for lo, hi in itertools.pairwise(bounds):
+        code = prog.instructions[lo:hi]
+        if not code:
+            continue
+        succs, _ = succs_of(code)
+        local = {p - lo for p in patched if lo <= p < hi}
+        for i, (c, w) in enumerate(zip(known_constants(code, succs, local), known_widths(code, succs, local),
+                                       strict=True)):
+            out[lo + i] = c, w
+    return out
 
 
 def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:

@@ -1,0 +1,406 @@
+"""Candidate regions of a function, and their rewrite by jump threading with constant folding.
+
+clang computes a boolean into a register on each side of a diamond (``r7 = 1; if a == X goto +1;
+r7 = 0``), combines such booleans (``r0 |= r7``) and then jumps on the result (``if r0 != 1 goto L``):
+eight slots for what two jumps do. A straight-line window cannot see this. Here each path through a
+region (`regions_of`) is walked with the constants known on it: a constant computation is not
+emitted but remembered, a jump the remembered constants decide is followed without being emitted,
+and a jump that compares a remembered register compares its value as an immediate; a register still
+only remembered when the path leaves the region is set there if the exit reads it. The paths form a
+tree of the jumps that remain (`thread`), laid out with each test's simpler side as its jump (straight
+to the exit where nothing is left to do). The result is a candidate only: `region.prove_region`
+decides whether it equals the region, under the region's liveness per exit and known constants.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass
+
+from pybpfdsl.bpf import semantics as sem
+from pybpfdsl.bpf.elf import ElfProgram
+from pybpfdsl.bpf.instruction import Instruction, slot_offsets
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Source, jmp_op, source
+from pybpfdsl.superopt.region import RegionCode, in_region
+from pybpfdsl.superopt.windows import known_constants, known_widths, live_in, succs_of, transfer
+from pybpfdsl.verify.analysis.liveness import registers_of
+
+__all__ = ["MAX_REGION", "Region", "regions_of", "thread"]
+
+MAX_REGION = 20
+"""Instructions in a region at most: a few diamonds and the jump that reads them."""
+
+_MAX_PATHS = 32
+
+
+@dataclass(frozen=True)
+class Region:
+    """A candidate region of ``section``: its code (labels are the section's instruction indices),
+    the registers live at each exit, and the constants and widths known on entry (of the registers it
+    names)."""
+
+    section: str
+    function: str
+    start: int
+    original: RegionCode
+    live_at: tuple[tuple[int, int], ...]
+    known: tuple[tuple[int, int], ...]
+    widths: tuple[tuple[int, int], ...]
+
+
+def _read_first(region: RegionCode) -> int:
+    """The registers some path through ``region`` reads before writing (bit set): the only ones whose
+    facts on entry its proof may need (a neighbour's rewrite may change the others')."""
+    targets = region.targets()
+    need = [0] * (len(region.code) + 1)
+    for i in range(len(region.code) - 1, -1, -1):
+        insn = region.code[i]
+        reads, writes = registers_of(insn)
+        after = 0
+        if insn.kind != Kind.JA:
+            after |= need[i + 1]
+        target = targets[i]
+        if target is not None:
+            after |= need[target]
+        need[i] = sum(1 << r for r in set(reads)) | after & ~sum(1 << r for r in set(writes))
+    return need[0]
+
+
+def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: int = MAX_REGION) -> list[Region]:
+    """Every region of ``prog`` of at most ``max_len`` instructions that holds a jump landing inside it
+    (a diamond or a skip), entered only at its first instruction, with forward jumps only."""
+    starts = slot_offsets(prog.instructions)
+    patched = {r.insn_index for r in prog.relocations} | {i for i, s in enumerate(starts) if s in core_slots}
+    functions = sorted(prog.functions, key=lambda f: f.insn_index)
+    bounds = [*sorted({f.insn_index for f in functions} | {0}), len(prog.instructions)]
+    names = {f.insn_index: f.name for f in functions}
+    out: list[Region] = []
+    for lo, hi in itertools.pairwise(bounds):
+        code = prog.instructions[lo:hi]
+        if not code:
+            continue
+        succs, _ = succs_of(code)
+        preds: list[list[int]] = [[] for _ in code]
+        for i, ss in enumerate(succs):
+            for t in ss:
+                preds[t].append(i)
+        live = live_in(tuple(code), succs)
+        local_patched = {p - lo for p in patched if lo <= p < hi}
+        consts = known_constants(code, succs, local_patched)
+        widths = known_widths(code, succs, local_patched)
+        usable = [in_region(insn) and i not in local_patched for i, insn in enumerate(code)]
+        jumps = [i for i, insn in enumerate(code) if insn.kind in (Kind.JCOND, Kind.JA)]
+        for s in range(len(code)):
+            if not usable[s] or not any(s <= j < s + max_len for j in jumps):
+                continue
+            inner = False
+            for e in range(s + 1, min(len(code), s + max_len) + 1):
+                i = e - 1
+                if not usable[i] or any(p < s or p >= i for p in preds[i] if i != s):
+                    break
+                insn = code[i]
+                if insn.kind in (Kind.JCOND, Kind.JA):
+                    target = succs[i][-1] if succs[i] else None
+                    if target is None or target <= i:
+                        break
+                    inner = inner or target < e + 8  # lands inside or just past: a diamond or a skip
+                if not inner or e - s < 3:
+                    continue
+                region = _region(prog, names.get(lo, prog.name), lo, code[s:e], s, succs, live, consts[s], widths[s])
+                if region is not None:
+                    out.append(region)
+    return out
+
+
+def _region(prog: ElfProgram, function: str, lo: int, code: Sequence[Instruction], s: int,
+            succs: list[list[int]], live: list[int], known: Mapping[int, int],
+            widths: Mapping[int, int]) -> Region | None:
+    e = s + len(code)
+    exits: list[tuple[int, int]] = []
+    inside = False
+    for n, insn in enumerate(code):
+        i = s + n
+        if insn.kind in (Kind.JCOND, Kind.JA):
+            target = succs[i][-1]
+            if target > e:
+                exits.append((n, lo + target))
+            else:
+                inside = True
+    if not inside:
+        return None
+    labels = {t for _, t in exits} | {lo + e}
+    live_at = tuple(sorted((t, live[t - lo] if t - lo < len(live) else 0) for t in labels))
+    original = RegionCode(tuple(code), tuple(exits), lo + e)
+    need = _read_first(original)
+    return Region(prog.section, function, lo + s, original, live_at,
+                  tuple(sorted((r, v) for r, v in known.items() if need >> r & 1)),
+                  tuple(sorted((r, v) for r, v in widths.items() if need >> r & 1)))
+
+
+# ------------------------------------------------------------------------------------------- threading
+
+@dataclass(frozen=True)
+class _Leaf:
+    code: tuple[Instruction, ...]
+    label: int
+
+
+@dataclass(frozen=True)
+class _Test:
+    code: tuple[Instruction, ...]
+    jump: Instruction
+    taken: _Leaf | _Test
+    fall: _Leaf | _Test
+
+
+_Node = _Leaf | _Test
+
+_NEGATION = {JmpOp.JEQ: JmpOp.JNE, JmpOp.JNE: JmpOp.JEQ, JmpOp.JGT: JmpOp.JLE, JmpOp.JLE: JmpOp.JGT,
+             JmpOp.JGE: JmpOp.JLT, JmpOp.JLT: JmpOp.JGE, JmpOp.JSGT: JmpOp.JSLE, JmpOp.JSLE: JmpOp.JSGT,
+             JmpOp.JSGE: JmpOp.JSLT, JmpOp.JSLT: JmpOp.JSGE}
+_SWAPPED = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JSET: JmpOp.JSET, JmpOp.JGT: JmpOp.JLT,
+            JmpOp.JLT: JmpOp.JGT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLE: JmpOp.JGE, JmpOp.JSGT: JmpOp.JSLT,
+            JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE, JmpOp.JSLE: JmpOp.JSGE}
+_JA = Instruction(InsnClass.JMP | JmpOp.JA)
+_M64 = (1 << 64) - 1
+
+
+def _signed32(v: int) -> int:
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def _set(reg: int, value: int) -> Instruction:
+    """``reg = value``: one slot where an immediate holds it, else a 64-bit constant."""
+    value &= _M64
+    if value < 1 << 31 or value >= _M64 + 1 - (1 << 31):
+        return Instruction(InsnClass.ALU64 | AluOp.MOV | Source.K, reg, 0, 0, _signed32(value & 0xFFFFFFFF))
+    if value < 1 << 32:
+        return Instruction(InsnClass.ALU | AluOp.MOV | Source.K, reg, 0, 0, _signed32(value))
+    return Instruction.lddw(reg, value)
+
+
+def _imm_for(jump: Instruction, value: int) -> int | None:
+    """The immediate a jump of ``jump``'s class compares like ``value`` (sign-extended by JMP, the low
+    32 bits by JMP32), if there is one."""
+    value &= _M64
+    if jump.cls == InsnClass.JMP32:
+        return _signed32(value & 0xFFFFFFFF)
+    if value < 1 << 31 or value >= _M64 + 1 - (1 << 31):
+        return _signed32(value & 0xFFFFFFFF)
+    return None
+
+
+def _decided(insn: Instruction, consts: Mapping[int, int]) -> bool | None:
+    x = source(insn.opcode) == Source.X
+    if insn.dst not in consts or (x and insn.src not in consts):
+        return None
+    ops = sem.INT_OPS
+    src = sem.jump_operand(ops, insn, consts.get(insn.src) if x else None)
+    return bool(sem.jump_taken(ops, insn, consts[insn.dst], src))
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Walk:
+    def __init__(self, region: RegionCode, live_at: Mapping[int, int]) -> None:
+        self.code = region.code
+        self.targets = region.targets()
+        self.leaving = dict(region.exits)
+        self.end = region.end
+        self.live_at = live_at
+        self.paths = 0
+
+    def leave(self, prefix: list[Instruction], label: int, consts: dict[int, int], dirty: set[int]) -> _Leaf:
+        self.paths += 1
+        if self.paths > _MAX_PATHS:
+            raise _TooBig
+        live = self.live_at.get(label, (1 << 11) - 1)
+        return _Leaf((*prefix, *(_set(r, consts[r]) for r in sorted(dirty) if live >> r & 1)), label)
+
+    def walk(self, pc: int, consts: dict[int, int], dirty: set[int]) -> _Node:
+        prefix: list[Instruction] = []
+        consts, dirty = dict(consts), set(dirty)
+        while True:
+            if pc == len(self.code):
+                return self.leave(prefix, self.end, consts, dirty)
+            insn = self.code[pc]
+            if insn.kind == Kind.JA:
+                if pc in self.leaving:
+                    return self.leave(prefix, self.leaving[pc], consts, dirty)
+                target = self.targets[pc]
+                assert target is not None
+                pc = target
+                continue
+            if insn.kind == Kind.JCOND:
+                decided = _decided(insn, consts)
+                if decided is None:
+                    return self.test(prefix, pc, consts, dirty)
+                if not decided:
+                    pc += 1
+                    continue
+                if pc in self.leaving:
+                    return self.leave(prefix, self.leaving[pc], consts, dirty)
+                target = self.targets[pc]
+                assert target is not None
+                pc = target
+                continue
+            after = transfer(insn, consts)
+            reads, writes = registers_of(insn)
+            if insn.kind not in (Kind.ST, Kind.STX, Kind.LDX, Kind.LDX_SX) and insn.dst in after \
+                    and insn.dst in writes:
+                consts = after  # remembered, not emitted
+                dirty.add(insn.dst)
+            else:
+                for r in sorted(set(reads) & dirty):
+                    prefix.append(_set(r, consts[r]))
+                    dirty.discard(r)
+                prefix.append(insn)
+                consts = after
+                dirty -= set(writes)
+            pc += 1
+
+    def test(self, prefix: list[Instruction], pc: int, consts: dict[int, int], dirty: set[int]) -> _Node:
+        insn = self.code[pc]
+        op = jmp_op(insn.opcode)
+        assert op is not None
+        jump = insn
+        if source(insn.opcode) == Source.X:
+            if insn.src in dirty:  # compare with the remembered value
+                imm = _imm_for(insn, consts[insn.src])
+                if imm is not None:
+                    jump = Instruction((insn.opcode & ~Source.X) | Source.K, insn.dst, 0, insn.off, imm)
+            elif insn.dst in dirty and insn.src != 10 and op in _SWAPPED:
+                imm = _imm_for(insn, consts[insn.dst])
+                if imm is not None:
+                    jump = Instruction(insn.cls | _SWAPPED[op] | Source.K, insn.src, 0, insn.off, imm)
+        for r in sorted(set(registers_of(jump)[0]) & dirty):
+            prefix = [*prefix, _set(r, consts[r])]
+            dirty = dirty - {r}
+        taken_consts, fall_consts = dict(consts), dict(consts)
+        if jump.cls == InsnClass.JMP and source(jump.opcode) == Source.K and op in (JmpOp.JEQ, JmpOp.JNE) \
+                and jmp_op(jump.opcode) == op:
+            # What the jump tells: on the way where the register equals the immediate, it holds it.
+            (taken_consts if op == JmpOp.JEQ else fall_consts)[jump.dst] = jump.imm & _M64
+        if pc in self.leaving:
+            taken: _Node = self.leave([], self.leaving[pc], taken_consts, dirty)
+        else:
+            target = self.targets[pc]
+            assert target is not None
+            taken = self.walk(target, taken_consts, dirty)
+        fall = self.walk(pc + 1, fall_consts, dirty)
+        return _Test(tuple(prefix), jump, taken, fall)
+
+
+def _hoisted(node: _Node) -> _Node:
+    """The tree with the instructions both sides of a test begin with done once before it, where they do
+    not write what the test reads (clang's ``r3 = r0`` on every way out of a diamond)."""
+    if isinstance(node, _Leaf):
+        return node
+    taken, fall = _hoisted(node.taken), _hoisted(node.fall)
+    code = list(node.code)
+    reads = set(registers_of(node.jump)[0])
+    while taken.code and fall.code and taken.code[0] == fall.code[0] \
+            and not set(registers_of(taken.code[0])[1]) & reads:
+        code.append(taken.code[0])
+        taken = _with_code(taken, taken.code[1:])
+        fall = _with_code(fall, fall.code[1:])
+    return _Test(tuple(code), node.jump, taken, fall)
+
+
+def _with_code(node: _Node, code: tuple[Instruction, ...]) -> _Node:
+    if isinstance(node, _Leaf):
+        return _Leaf(code, node.label)
+    return _Test(code, node.jump, node.taken, node.fall)
+
+
+def _empty(node: _Node) -> bool:
+    return isinstance(node, _Leaf) and not node.code
+
+
+def _layout(root: _Node, end: int) -> RegionCode:
+    """The tree as code: each test's fallthrough next, its taken side later (or its exit directly when
+    nothing is left to do there); a test whose two sides are the same is dropped."""
+    out: list[Instruction] = []
+    refs: list[tuple[str, int] | None] = []  # ("label", exit) or ("block", id)
+    block_at: dict[int, int] = {}
+    queue: list[tuple[int, _Node]] = []
+    queued: dict[_Node, int] = {}
+    ids = itertools.count()
+
+    def place(node: _Node) -> None:
+        while True:
+            out.extend(node.code)
+            refs.extend([None] * len(node.code))
+            if isinstance(node, _Leaf):
+                out.append(_JA)
+                refs.append(("label", node.label))
+                return
+            jump, taken, fall = node.jump, node.taken, node.fall
+            if taken == fall:
+                node = fall
+                continue
+            op = jmp_op(jump.opcode)
+            # The simpler side becomes the jump: an exit with nothing to do, else the one not at the end.
+            swap = (_empty(fall) and not _empty(taken)) or (
+                _empty(fall) and isinstance(taken, _Leaf) and not taken.code and taken.label == end)
+            if swap and op in _NEGATION:
+                jump = Instruction((jump.opcode & ~0xF0) | _NEGATION[op], jump.dst, jump.src, jump.off, jump.imm)
+                taken, fall = fall, taken
+            out.append(jump)
+            if isinstance(taken, _Leaf) and not taken.code:
+                refs.append(("label", taken.label))
+            else:
+                k = queued.get(taken)
+                if k is None:  # the same subtree twice (a join the paths reached alike): placed once
+                    k = queued[taken] = next(ids)
+                    queue.append((k, taken))
+                refs.append(("block", k))
+            node = fall
+
+    place(root)
+    while queue:
+        k, node = queue.pop(0)
+        block_at[k] = len(out)
+        place(node)
+    # Unconditional jumps to the next instruction go (the last one's to the region's end, too).
+    keep = []
+    for p, (insn, ref) in enumerate(zip(out, refs, strict=True)):
+        redundant = insn.kind == Kind.JA and ref is not None and (
+            (ref[0] == "block" and block_at[ref[1]] == p + 1) or (ref == ("label", end) and p == len(out) - 1))
+        if not redundant:
+            keep.append(p)
+    new_index = {p: n for n, p in enumerate(keep)}
+    code = [out[p] for p in keep]
+    slots = slot_offsets(code)
+    total = sum(i.slots for i in code)
+    final: list[Instruction] = []
+    exits: list[tuple[int, int]] = []
+    for n, p in enumerate(keep):
+        insn, ref = out[p], refs[p]
+        if ref is None:
+            final.append(insn)
+        elif ref[0] == "label":
+            exits.append((n, ref[1]))
+            final.append(Instruction(insn.opcode, insn.dst, insn.src, 0, insn.imm))
+        else:
+            to = block_at[ref[1]]
+            # A block's first instruction may have been a dropped jump: it lands on the next kept one.
+            while to < len(out) and to not in new_index:
+                to += 1
+            there = slots[new_index[to]] if to < len(out) else total
+            final.append(Instruction(insn.opcode, insn.dst, insn.src, there - slots[n] - insn.slots, insn.imm))
+    return RegionCode(tuple(final), tuple(exits), end)
+
+
+def thread(region: Region) -> RegionCode | None:
+    """The region with every path's constants folded and the jumps they decide gone (None when its
+    paths are too many)."""
+    try:
+        walker = _Walk(region.original, dict(region.live_at))
+        root = walker.walk(0, dict(region.known), set())
+    except (_TooBig, sem.SemanticsError):
+        return None
+    return _layout(_hoisted(root), region.original.end)
