@@ -17,6 +17,7 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType
+from pybpfdsl.lang import printk
 from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.headers import ETH_HLEN as MIN_PACKET
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
@@ -450,10 +451,11 @@ class _Path:
 
     def trace_printk(self, op: n.TracePrintk, args: list[Any]) -> Any:
         """The trace record the bytecode encoding reads from bpf_trace_printk (its `_trace_record`): a
-        digest of the format as passed (with its NUL), then the values, unused ones 0."""
+        digest of the format as passed (`printk.helper_bytes`, what the backend emits), then the values,
+        unused ones 0."""
         if op.out in self.encoder.used:
             raise Unsupported("the result of bpf_trace_printk (not modelled)")
-        digest = int.from_bytes(hashlib.blake2b(op.fmt.encode() + b"\0", digest_size=8).digest(), "little")
+        digest = int.from_bytes(hashlib.blake2b(printk.helper_bytes(op.fmt), digest_size=8).digest(), "little")
         values = [term_of(a) for a in args] + [z3.BitVecVal(0, 64)] * (3 - len(args))
         self.s.effects.output(symbolic_state.TRACE_OUTPUT, z3.Concat(*reversed(values), z3.BitVecVal(digest, 64)))
         return z3.BitVecVal(0, 64)
