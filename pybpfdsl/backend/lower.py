@@ -22,13 +22,13 @@ kernel verifier accepts, explained where it is emitted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from llvmlite import ir
 
-from pybpfdsl.backend import barriers, fib_lookup, packet_store, printk
+from pybpfdsl.backend import barriers, block_layout, fib_lookup, packet_store, printk
 from pybpfdsl.backend.debuginfo import (
     CHAR,
     S32,
@@ -200,34 +200,12 @@ def _source_text(path: str) -> str | None:
 
 
 def _reverse_postorder(program: n.Program) -> list[n.Block]:
-    """Reachable blocks, each after all of its dominators (so operands are lowered before their uses)."""
-    order: list[n.Block] = []
-    seen: set[str] = set()
-
-    def successors(b: n.Block) -> Iterator[n.Block]:
-        if b.terminator is None:
-            raise BackendError(f"^{b.name} has no terminator")
-        for e in b.terminator.edges():
-            try:
-                yield program.block(e.target)
-            except KeyError:
-                raise BackendError(f"^{b.name} jumps to unknown block ^{e.target}") from None
-
-    # Iterative DFS (programs may be long chains of blocks; avoid Python's recursion limit).
-    stack: list[tuple[n.Block, Iterator[n.Block]]] = [(program.entry, successors(program.entry))]
-    seen.add(program.entry.name)
-    while stack:
-        block, it = stack[-1]
-        for succ in it:
-            if succ.name not in seen:
-                seen.add(succ.name)
-                stack.append((succ, successors(succ)))
-                break
-        else:
-            stack.pop()
-            order.append(block)
-    order.reverse()
-    return order
+    """Reachable blocks, each after all of its dominators (so operands are lowered before their uses),
+    the usual successor of a hinted branch right after it and its rare path at the end (`block_layout`)."""
+    try:
+        return block_layout.layout(program)
+    except block_layout.LayoutError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _check_width(width: int) -> None:
@@ -758,7 +736,7 @@ class _FunctionLowering:
         self.facts.branched(self.current, term)
         self._edge(t.target, self._args(t) + self._shadow_args(0, t))
         self._edge(f.target, self._args(f) + self._shadow_args(1, f))
-        b.cbranch(cond, self.blocks[t.target], self.blocks[f.target])
+        block_layout.weigh(b.cbranch(cond, self.blocks[t.target], self.blocks[f.target]), term.expect)
 
     def leave(self, term: n.Return, action: ir.Value) -> None:
         self.b.ret(action)

@@ -822,12 +822,24 @@ class Jump(Terminator):
         return control.jump(self)
 
 
+class Expect(enum.Enum):
+    """Which way a branch usually goes (`likely(c)` / `unlikely(c)`, or a profile): a layout hint that
+    changes no execution's meaning, only which successor the backend makes the fall-through."""
+
+    LIKELY = "likely"  #: the condition usually holds: `if_true` is the hot successor
+    UNLIKELY = "unlikely"  #: the condition usually fails: `if_false` is the hot successor
+
+
 @dataclass(frozen=True)
 class Branch(Terminator):
-    syntax: ClassVar[str] = "branch {cond}, {if_true}, {if_false}"
+    """Go to `if_true` where `cond` holds, else to `if_false`; `expect` is the optional likelihood hint
+    (printed `branch.likely` / `branch.unlikely`). A pass that rebuilds a branch keeps it with `replace`."""
+
+    syntax: ClassVar[str] = "branch{.expect} {cond}, {if_true}, {if_false}"
     cond: Value
     if_true: Edge
     if_false: Edge
+    expect: Expect | None = None
 
     def edges(self) -> tuple[Edge, ...]:
         return (self.if_true, self.if_false)
@@ -950,5 +962,5 @@ DECLARATIONS: tuple[type[MapDecl | RingBufDecl | GlobalDecl], ...] = (MapDecl, R
 __all__ = [
     "BOOL", "FLOAT", "Value", "Instr", "PureInstr", "EffectInstr", "Values", "Effects", "Control", "Terminator",
     "Block", "Program", "MapDecl", "GlobalDecl", "RingBufDecl", "Edge", "MapValueRef", "StructType", "INSTRUCTIONS",
-    "TERMINATORS", "DECLARATIONS",
+    "TERMINATORS", "DECLARATIONS", "Expect",
 ]

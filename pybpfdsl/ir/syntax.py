@@ -19,7 +19,7 @@ and some placeholders say more:
                     prints as `1.5 (raw 6442450944)`, its Q32.32 bits in parentheses
     {width:bits}    a byte count, written in bits (`16` for 2)
     {flag:yes|no}   a bool, written as one of two words
-    {.name}         an optional name: `.name`, or nothing for None
+    {.name}         an optional name: `.name`, or nothing for None (an optional enum: `.word`)
 """
 
 from __future__ import annotations
@@ -236,7 +236,9 @@ class _Field:
             case _Kind.FLAG:
                 return self.words[0] if value else self.words[1]
             case _Kind.DOTTED:
-                return f".{value}" if value is not None else ""
+                if value is None:
+                    return ""
+                return f".{_enum_text(value)}" if isinstance(value, enum.Enum) else f".{value}"
             case _Kind.ENUM:
                 return _enum_text(value)
         return str(value)
@@ -269,6 +271,8 @@ class _Field:
                 if not c.text.startswith(".", c.pos):
                     return None
                 c.pos += 1
+                if self.enum_type is not None:
+                    return self._member(c)
                 return c.take(NAME, f"a field name after '.' ({self.name})").group()
             case _Kind.TYPE:
                 return read_type(c, scope)
@@ -278,7 +282,11 @@ class _Field:
                         c.pos += len(word)
                         return word == self.words[0]
                 raise c.error(f"expected {' or '.join(map(repr, self.words))}, {c.found()}")
-        assert self.kind is _Kind.ENUM and self.enum_type is not None
+        assert self.kind is _Kind.ENUM
+        return self._member(c)
+
+    def _member(self, c: Cursor) -> enum.Enum:
+        assert self.enum_type is not None
         c.skip_space()
         start = c.pos
         word = c.take(WORD, f"one of {', '.join(self.words)}").group()
@@ -371,6 +379,9 @@ def _compile(cls: type) -> Syntax:
 
 def _field(cls: type, name: str, hint: object, kind: str, dotted: bool) -> _Field:
     if dotted:
+        optional = [a for a in typing.get_args(hint) if isinstance(a, type) and issubclass(a, enum.Enum)]
+        if optional:  # `Expect | None`: `.likely`, or nothing
+            return _Field(name, _Kind.DOTTED, tuple(_enum_text(m) for m in optional[0]), optional[0])
         return _Field(name, _Kind.DOTTED)
     if "|" in kind:
         return _Field(name, _Kind.FLAG, tuple(kind.split("|")))

@@ -65,7 +65,8 @@ def _thread(program: n.Program) -> bool:
         elif isinstance(term, n.Branch):
             edges = [_forward(blocks, b, e, outside) for e in (term.if_true, term.if_false)]
             if edges != [term.if_true, term.if_false]:
-                b.terminator = n.Branch(cond=term.cond, if_true=edges[0], if_false=edges[1], line=term.line)
+                b.terminator = n.Branch(cond=term.cond, if_true=edges[0], if_false=edges[1], line=term.line,
+                                        expect=term.expect)
                 changed = True
     if changed:
         drop_unreachable(program)
@@ -129,7 +130,8 @@ def _extended(term: n.Terminator, target: str, extra: tuple[n.Value, ...]) -> n.
     if isinstance(term, n.Jump):
         return n.Jump(to=edge(term.to), line=term.line)
     if isinstance(term, n.Branch):
-        return n.Branch(cond=term.cond, if_true=edge(term.if_true), if_false=edge(term.if_false), line=term.line)
+        return n.Branch(cond=term.cond, if_true=edge(term.if_true), if_false=edge(term.if_false), line=term.line,
+                        expect=term.expect)
     return term
 
 

@@ -62,7 +62,8 @@ def _without_args(term: n.Terminator, dead: dict[str, list[int]]) -> n.Terminato
     if isinstance(term, n.Jump):
         return n.Jump(to=edge(term.to), line=term.line)
     if isinstance(term, n.Branch):
-        return n.Branch(cond=term.cond, if_true=edge(term.if_true), if_false=edge(term.if_false), line=term.line)
+        return n.Branch(cond=term.cond, if_true=edge(term.if_true), if_false=edge(term.if_false), line=term.line,
+                        expect=term.expect)
     return term
 
 

@@ -105,7 +105,8 @@ def retarget(source: n.Block, index: int, target: str) -> None:
         source.terminator = n.Jump(to=edge, line=term.line)
     elif isinstance(term, n.Branch):
         source.terminator = n.Branch(cond=term.cond, if_true=edge if index == 0 else term.if_true,
-                                     if_false=edge if index == 1 else term.if_false, line=term.line)
+                                     if_false=edge if index == 1 else term.if_false, line=term.line,
+                                     expect=term.expect)
 
 
 def unused_name(prefix: str, taken: set[str]) -> str:
