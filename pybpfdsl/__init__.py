@@ -37,11 +37,13 @@ if TYPE_CHECKING:
         fib_lookup,
         inline,
         ip,
+        likely,
         now_ns,
         prandom_u32,
         randint,
         random,
         redirect,
+        unlikely,
     )
     from pybpfdsl.lang.errors import DslError, DslWarning, InternalCompilerError, SourceLocation
     from pybpfdsl.lang.fib import FibResult, Route, use_routes
@@ -65,7 +67,8 @@ __all__ = [
     "LpmTrie", "PerCpuHashMap", "LruPerCpuHashMap", "Ip4Prefix", "Ip6Prefix", "prefix", "open_pinned",
     "DevMap", "CpuMap", "RedirectTarget", "redirect", "fib_lookup", "FibResult", "Route", "use_routes",
     "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64",
-    "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "bounded", "inline",
+    "ip", "random", "randint", "prandom_u32", "now_ns", "cpu_id", "bounded", "likely", "unlikely",
+    "inline",
     "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT", "XdpAction",
     "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG",
     "DslError", "DslWarning", "SourceLocation", "CompiledProgram", "XdpProgram", "InternalCompilerError",
@@ -74,7 +77,8 @@ __all__ = [
 
 _EXPORTS: dict[str, str] = {name: module for module, names in (
     ("pybpfdsl.lang.actions", "XDP_ABORTED XDP_DROP XDP_PASS XDP_REDIRECT XDP_TX XdpAction"),
-    ("pybpfdsl.lang.builtins", "bounded cpu_id fib_lookup inline ip now_ns prandom_u32 randint random redirect"),
+    ("pybpfdsl.lang.builtins", "bounded cpu_id fib_lookup inline ip likely now_ns prandom_u32 randint random redirect "
+                               "unlikely"),
     ("pybpfdsl.lang.fib", "FibResult Route use_routes"),
     ("pybpfdsl.lang.errors", "DslError DslWarning InternalCompilerError SourceLocation"),
     ("pybpfdsl.lang.headers", "TCP_ACK TCP_FIN TCP_PSH TCP_RST TCP_SYN TCP_URG"),

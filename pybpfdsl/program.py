@@ -12,16 +12,17 @@ import hashlib
 import keyword
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FunctionType
 from typing import Any, overload
 
-from pybpfdsl.frontend.lower import Lowered, lower_function
+from pybpfdsl.frontend.likelihood import BranchProfile
+from pybpfdsl.frontend.lower import Lowered, lower_function, lower_with_expectations
 from pybpfdsl.ir.printer import format_program
 from pybpfdsl.lang.errors import DslError, InternalCompilerError
-from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.packet import Packet, PacketLike
 from pybpfdsl.verify.subject import Subject
 
 DEFAULT_CPU = "v3"
@@ -191,8 +192,27 @@ class XdpProgram:
     def ir(self) -> str:
         return format_program(self.lower().program)
 
+    def profile(self, packets: Iterable[PacketLike]) -> BranchProfile:
+        """Run the function in pure Python on each packet in turn (bytes or anything with `__bytes__`)
+        and count how often each of its conditions held: a profile for `compile(profile=...)`. The state
+        carries over from packet to packet, as in the kernel, and is put back afterwards; helper calls
+        (`random()`, `now_ns()`) are answered by the current helper source (`pybpfdsl.testing`)."""
+        from pybpfdsl.frontend.evaluate import run_python
+
+        lowered = self.lower()
+        found = BranchProfile(lowered.facts)
+        saved = {name: obj.save() for name, obj in lowered.state.items()}
+        try:
+            for packet in packets:
+                run_python(lowered, Packet.from_any(packet), profile=found)
+        finally:
+            for name, obj in lowered.state.items():
+                obj.restore(saved[name])
+        return found
+
     def compile(self, *, cpu: str | None = None, opt_level: int = 2, prove: bool | None = None,
-                verify: bool = True, optimize: bool | None = None) -> CompiledProgram:
+                verify: bool = True, optimize: bool | None = None,
+                profile: BranchProfile | Iterable[PacketLike] | None = None) -> CompiledProgram:
         """Compile to a BPF object. Raises DslError for programs the DSL does not accept.
 
         `verify` runs the userspace safety verifier; its report is `.verification` (a rejection does not
@@ -200,11 +220,18 @@ class XdpProgram:
         `pybpfdsl.verify.equivalence.prove.PROVE_ON_COMPILE`) checks with Z3 that the bytecode is
         equivalent to the IR; the verdict is `.proof` (status "skipped" when not proved). `.summary()`
         shows both verdicts. `optimize` runs the IR optimiser's passes (`pybpfdsl.ir.passes`; default on,
-        `PYBPFDSL_OPTIMIZE=0` turns them off); the proof compares the bytecode with the IR before them."""
+        `PYBPFDSL_OPTIMIZE=0` turns them off); the proof compares the bytecode with the IR before them.
+        `profile` (a `BranchProfile` from `profile(packets)`, or the packets themselves) lays out the
+        usual outcome of each condition as the fall-through, as `likely(c)` / `unlikely(c)` would."""
         from pybpfdsl.backend.compile import BackendError, compile_program
 
         started = time.perf_counter()
         lowered = self.lower()
+        if profile is not None:
+            found = profile if isinstance(profile, BranchProfile) else self.profile(profile)
+            if found.facts is not lowered.facts:
+                raise ValueError(f"the profile was not taken of {self.name}: take it with {self.name}.profile(packets)")
+            lowered = lower_with_expectations(lowered, found.expectations())
         target = cpu or self.cpu
         try:
             obj = compile_program(lowered.program, cpu=target, opt_level=opt_level, license=self.license,

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import FunctionType
 
@@ -33,10 +34,11 @@ from pybpfdsl.frontend.emit.loops import LoopEmitter
 from pybpfdsl.frontend.emit.state_access import StateEmitter
 from pybpfdsl.frontend.emit.statements import StatementEmitter
 from pybpfdsl.frontend.source import FunctionSource
-from pybpfdsl.frontend.type_facts import Ctx, TypedFunction, TypeFacts
+from pybpfdsl.frontend.type_facts import Ctx, Key, TypedFunction, TypeFacts
 from pybpfdsl.frontend.typecheck import Checker
 from pybpfdsl.frontend.values import PacketVal
 from pybpfdsl.ir import nodes as n
+from pybpfdsl.ir.nodes import Expect
 from pybpfdsl.ir.types import StructType, value_ir_type
 from pybpfdsl.lang.errors import DslError, InternalCompilerError
 from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
@@ -99,8 +101,6 @@ def typecheck_function(fn: FunctionType) -> TypedFunction:
 
 def lower_function(fn: FunctionType, program_name: str) -> Lowered:
     """Lower an @xdp function to a checked IR program."""
-    from pybpfdsl.ir.check import IRError, check_program
-
     try:
         typed = typecheck_function(fn)
     except (DslError, Warning):
@@ -109,7 +109,22 @@ def lower_function(fn: FunctionType, program_name: str) -> Lowered:
         raise InternalCompilerError(
             f"internal compiler error while type-checking {program_name} ({type(exc).__name__}: {exc}). "
             "This is a pybpfdsl bug; please report it with this function's source.") from exc
+    return _emit(typed, program_name)
+
+
+def lower_with_expectations(lowered: Lowered, expectations: Mapping[Key, Expect]) -> Lowered:
+    """`lowered` emitted again from its typed AST, with the branches of the conditions in `expectations`
+    hinted (`likelihood.BranchProfile.expectations`, gathered on this typed AST) as `likely(c)` /
+    `unlikely(c)` would hint them; the program's own hints win where both speak."""
+    return _emit(TypedFunction(lowered.source, lowered.facts), lowered.program.name, expectations)
+
+
+def _emit(typed: TypedFunction, program_name: str, expectations: Mapping[Key, Expect] | None = None) -> Lowered:
+    from pybpfdsl.ir.check import IRError, check_program
+
     lowerer = Lowerer(typed, program_name)
+    if expectations:
+        lowerer.expectations = expectations
     try:
         lowered = lowerer.lower()
         check_program(lowered.program)
@@ -123,4 +138,4 @@ def lower_function(fn: FunctionType, program_name: str) -> Lowered:
     return lowered
 
 
-__all__ = ["Ctx", "Lowered", "Lowerer", "lower_function"]
+__all__ = ["Ctx", "Lowered", "Lowerer", "lower_function", "lower_with_expectations"]

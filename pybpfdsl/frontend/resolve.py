@@ -35,6 +35,8 @@ _DSL_BUILTINS: dict[int, str] = {
     id(dsl_builtins.fib_lookup): "fib_lookup",
     id(builtins.print): "print",
     id(dsl_builtins.bounded): "bounded",
+    id(dsl_builtins.likely): "likely",
+    id(dsl_builtins.unlikely): "unlikely",
     id(builtins.min): "min",
     id(builtins.max): "max",
     id(builtins.abs): "abs",

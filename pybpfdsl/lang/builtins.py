@@ -58,6 +58,18 @@ def bounded(condition: bool, max_iterations: int) -> bool:
     return condition
 
 
+def likely(condition: object) -> bool:
+    """A condition that usually holds: `if likely(cond):` is `if cond:`, with the usual path laid out as
+    the one that runs the fewest instructions. Its value is the truth of `condition`."""
+    return bool(condition)
+
+
+def unlikely(condition: object) -> bool:
+    """A condition that rarely holds: `if unlikely(cond):` is `if cond:`, with its body placed out of the
+    usual path. Its value is the truth of `condition`."""
+    return bool(condition)
+
+
 def inline(fn: Callable[P, R]) -> Callable[P, R]:
     """Mark a typed function as a DSL helper: `@xdp` functions may call it, and the compiler inlines it."""
     setattr(fn, "__pybpfdsl_inline__", True)  # noqa: B010 - mypy rejects the attribute on a Callable

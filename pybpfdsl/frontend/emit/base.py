@@ -82,6 +82,8 @@ class EmitterBase(ABC):
         self.line = self.main.first_line
         self.lossy_floats_warned: set[tuple[str, int, float]] = set()
         """(file, line, constant) of the lossy float constants warned about: once each per compile."""
+        self.hint_ranks: dict[str, int] = {}
+        """Block → the strength of the likelihood hint on its branch (`ConditionEmitter.mark_rare`)."""
         self.loop_counters: dict[int, tuple[ast.AST, str]] = {}
         """Loop statement (by identity; the node is kept so its id is not reused) → its hidden counter."""
 

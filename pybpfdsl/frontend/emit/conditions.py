@@ -9,11 +9,16 @@ open block with its locals), or, for a value computed with branches, the joined 
 from __future__ import annotations
 
 import ast
+from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
+from pybpfdsl.frontend import likelihood
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Flow
 from pybpfdsl.frontend.operators import COMPARISONS
+from pybpfdsl.frontend.type_facts import Key
 from pybpfdsl.frontend.values import (
     DslValue,
     HeaderVal,
@@ -31,13 +36,53 @@ from pybpfdsl.lang.types import (
 )
 
 _CMPOPS = COMPARISONS
+_PROFILED, _SPELLED = 1, 2
+"""The strength of a branch hint: a profile's yields to the program's own `likely` / `unlikely`."""
 
 
 class ConditionEmitter(EmitterBase):
     """Tests as jumps, None tests that narrow, values computed with branches."""
 
+    expectations: Mapping[Key, n.Expect] = MappingProxyType({})
+    """Hints from a profile of pure-Python runs (`likelihood.BranchProfile`), by typed-AST key."""
+
     def condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
-        """Lower a test as jumps: the flows where it holds and where it does not, with locals narrowed."""
+        """Lower a test as jumps: the flows where it holds and where it does not, with locals narrowed.
+        A test written `likely(c)` / `unlikely(c)`, or one a profile hints, marks its branches."""
+        hinted = likelihood.spelled(node, self.scope.source.function)
+        start, entry = len(self.b.blocks), self.b.current
+        expect: n.Expect | None
+        if hinted is not None:
+            expect, call = hinted
+            rank = _SPELLED
+            t, f = self.condition(call.args[0])
+        else:
+            expect, rank = self.expectations.get((self.ctx, node)), _PROFILED
+            t, f = self.plain_condition(node)
+        if expect is not None:
+            self.mark_rare(f if expect is n.Expect.LIKELY else t, start, entry, rank)
+        return t, f
+
+    def mark_rare(self, rare: list[Flow], start: int, entry: n.Block | None, rank: int) -> None:
+        """Hint the branches of the test just lowered whose edge leads straight to one of the `rare`
+        flows: that edge is the unusual one. The test's branches end `entry` (the block open when it
+        began) or a block made since (`start`: the count of blocks then); a rare flow that is not a
+        block made since is the test's own start, reached by no branch of it. A hint is kept against a
+        weaker one: the user's `likely` against a profile's, the innermost against an enclosing one."""
+        made = self.b.blocks[start:]
+        targets = {flow.block.name for flow in rare} & {b.name for b in made}
+        if not targets:
+            return
+        for block in ([entry] if entry is not None else []) + made:
+            term = block.terminator
+            if not isinstance(term, n.Branch) or self.hint_ranks.get(block.name, 0) >= rank:
+                continue
+            to_true, to_false = term.if_true.target in targets, term.if_false.target in targets
+            if to_true != to_false:
+                block.terminator = replace(term, expect=n.Expect.UNLIKELY if to_true else n.Expect.LIKELY)
+                self.hint_ranks[block.name] = rank
+
+    def plain_condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
         self.set_line_expr(node)
         match node:
             case ast.BoolOp(op=ast.And(), values=values):

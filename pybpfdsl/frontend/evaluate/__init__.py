@@ -38,6 +38,7 @@ from collections.abc import Mapping
 
 from pybpfdsl.frontend.evaluate.running import EvaluationError, const_num, convert
 from pybpfdsl.frontend.evaluate.statements import StatementEvaluator
+from pybpfdsl.frontend.likelihood import BranchProfile
 from pybpfdsl.frontend.lower import Lowered
 from pybpfdsl.frontend.type_facts import TypedFunction
 from pybpfdsl.lang.packet import Packet
@@ -52,16 +53,23 @@ class Evaluator(StatementEvaluator):
 
 
 def run_python(program: TypedFunction | Lowered, packet: bytes | bytearray | memoryview | Packet,
-               state: Mapping[str, StateObject] | None = None) -> int:
+               state: Mapping[str, StateObject] | None = None, profile: BranchProfile | None = None) -> int:
     """Run a type-checked program (`lower.typecheck_function`; or a lowered one, which holds the same
     typed AST), in pure Python, on `packet`; returns the XDP action (a u32).
 
     State is read and written through the program's state objects (their raw views); `state` replaces
     some of them by name (tests run the same program against copies). Helper results come from the
-    current `HelperSource` (`pybpfdsl.lang.helpers.use_helpers`, `pybpfdsl.testing`).
+    current `HelperSource` (`pybpfdsl.lang.helpers.use_helpers`, `pybpfdsl.testing`). `profile` counts
+    each condition's outcome (`likelihood.BranchProfile`, of this program's typed AST).
     """
     pkt = packet if isinstance(packet, Packet) else Packet(packet)
     typed = program if isinstance(program, TypedFunction) else TypedFunction(program.source, program.facts)
     record_redirect(None)  # each run starts without a redirect target, as the interpreters' runs do
-    return Evaluator(typed, pkt, state).run()
+    evaluator = Evaluator(typed, pkt, state)
+    if profile is not None:
+        if profile.facts is not typed.facts:
+            raise ValueError("the profile belongs to another program (or another compile of this one)")
+        profile.packets += 1
+        evaluator.profile = profile
+    return evaluator.run()
 

@@ -15,6 +15,7 @@ from pybpfdsl.frontend.evaluate.running import (
     line_of,
     source_text,
 )
+from pybpfdsl.frontend.likelihood import BranchProfile
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
 from pybpfdsl.lang.packet import Packet
@@ -32,6 +33,8 @@ class EvaluatorBase(ABC):
         self.state = dict(state or {})
         self.helpers: HelperSource = current_helpers()
         self.ctx: Ctx = ()
+        self.profile: BranchProfile | None = None
+        """Where each condition's outcome is counted, when the run gathers a profile."""
 
     # --- the typed AST
     def key(self, node: ast.AST) -> tuple[Ctx, ast.AST]:

@@ -9,7 +9,7 @@ import ast
 import enum
 from types import ModuleType
 
-from pybpfdsl.frontend import fold
+from pybpfdsl.frontend import fold, likelihood
 from pybpfdsl.frontend.evaluate.base import EvaluatorBase
 from pybpfdsl.frontend.evaluate.running import (
     Callee,
@@ -52,7 +52,17 @@ class ExpressionEvaluator(EvaluatorBase):
 
     # --- conditions
     def condition(self, node: ast.expr, fr: Frame) -> bool:
-        """Whether a test holds, with the short-circuits of the compiled jumps."""
+        """Whether a test holds, with the short-circuits of the compiled jumps (`likely(c)` and
+        `unlikely(c)` are `c`); with a profile attached, each outcome is counted."""
+        hinted = likelihood.spelled(node, fr.source.function)
+        if hinted is not None:
+            return self.condition(hinted[1].args[0], fr)
+        held = self.plain_condition(node, fr)
+        if self.profile is not None:
+            self.profile.record(self.key(node), held)
+        return held
+
+    def plain_condition(self, node: ast.expr, fr: Frame) -> bool:
         match node:
             case ast.BoolOp(op=ast.And(), values=values):
                 return all(self.condition(v, fr) for v in values)

@@ -102,6 +102,11 @@ class CallChecker(ConditionChecker):
                 raise self.err(node, "range() can only be used as `for i in range(...)`")
             case "bounded":
                 raise self.err(node, "bounded() can only be used as `while bounded(cond, N):`")
+            case "likely" | "unlikely":
+                test = ast.unparse(node)
+                raise self.err(node, f"{name}() can only be used as a condition",
+                               f"use it where a test goes: `if {test}:`, `while bounded({test}, N):`, "
+                               f"`a if {test} else b`, or inside `and`, `or`, `not` there")
             case "len":
                 raise self.err(node, "len() is not supported", "use pkt.len for the packet length")
         raise self.err(node, f"{name}() is not supported in a DSL function")

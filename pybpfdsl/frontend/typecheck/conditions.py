@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 
-from pybpfdsl.frontend import fold
+from pybpfdsl.frontend import fold, likelihood
 from pybpfdsl.frontend.operators import COMPARISONS
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.expressions import ExpressionChecker, pseudo_local
@@ -26,6 +26,13 @@ class ConditionChecker(ExpressionChecker):
     """Tests, None tests that narrow, values computed with branches."""
 
     def condition(self, node: ast.expr) -> Paths:
+        hinted = likelihood.spelled(node, self.scope.source.function)
+        if hinted is not None:
+            _, call = hinted
+            if len(call.args) != 1 or call.keywords or isinstance(call.args[0], ast.Starred):
+                name = ast.unparse(call.func)
+                raise self.err(call, f"{name}() takes one condition", f"write `if {name}(condition):`")
+            return self.condition(call.args[0])
         match node:
             case ast.BoolOp(op=ast.And(), values=values):
                 true_envs, false_envs = self.condition(values[0])
