@@ -28,7 +28,7 @@ from pybpfdsl.verify.analysis.liveness import registers_of
 
 __all__ = ["MAX_REGION", "Region", "regions_of", "thread"]
 
-MAX_REGION = 20
+MAX_REGION = 28
 """Instructions in a region at most: a few diamonds and the jump that reads them."""
 
 _MAX_PATHS = 32
@@ -102,9 +102,9 @@ def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: in
                 insn = code[i]
                 if insn.kind in (Kind.JCOND, Kind.JA):
                     target = succs[i][-1] if succs[i] else None
-                    if target is None or target <= i:
-                        break
-                    inner = inner or target < e + 8  # lands inside or just past: a diamond or a skip
+                    if target is None or s <= target <= i:
+                        break  # a loop inside (a jump back before the region leaves it: an exit)
+                    inner = inner or i < target < e + 8  # lands inside or just past: a diamond or a skip
                 if not inner or e - s < 3:
                     continue
                 region = _region(prog, names.get(lo, prog.name), lo, code[s:e], s, succs, live, consts[s], widths[s])
@@ -123,7 +123,7 @@ def _region(prog: ElfProgram, function: str, lo: int, code: Sequence[Instruction
         i = s + n
         if insn.kind in (Kind.JCOND, Kind.JA):
             target = succs[i][-1]
-            if target > e:
+            if target > e or target < s:
                 exits.append((n, lo + target))
             else:
                 inside = True
@@ -200,6 +200,36 @@ def _decided(insn: Instruction, consts: Mapping[int, int]) -> bool | None:
     return bool(sem.jump_taken(ops, insn, consts[insn.dst], src))
 
 
+_Seen = tuple[int, int, int, int, bool]
+"""A jump decided on the path: (class and source, op, dst, src or imm, taken)."""
+
+
+def _fact(insn: Instruction, taken: bool) -> _Seen:
+    x = source(insn.opcode) == Source.X
+    return insn.opcode & 0x0F, insn.opcode & 0xF0, insn.dst, insn.src if x else insn.imm, taken
+
+
+def _recalled(insn: Instruction, seen: frozenset[_Seen]) -> bool | None:
+    """The way a jump goes where the path already decided the same comparison (or its negation) of
+    registers not written since (``if r3 == r7 ...; if r3 != r7``)."""
+    op = jmp_op(insn.opcode)
+    cls_here, _, dst_here, operand_here, _ = _fact(insn, True)
+    for cls, o, dst, operand, taken in seen:
+        if (cls, dst, operand) != (cls_here, dst_here, operand_here):
+            continue
+        if o == insn.opcode & 0xF0:
+            return taken
+        if op in _NEGATION and o == _NEGATION[op]:
+            return not taken
+    return None
+
+
+def _forget(seen: frozenset[_Seen], writes: Sequence[int]) -> frozenset[_Seen]:
+    if not seen or not writes:
+        return seen
+    return frozenset(f for f in seen if f[2] not in writes and not (f[0] & Source.X and f[3] in writes))
+
+
 class _TooBig(Exception):
     pass
 
@@ -220,7 +250,7 @@ class _Walk:
         live = self.live_at.get(label, (1 << 11) - 1)
         return _Leaf((*prefix, *(_set(r, consts[r]) for r in sorted(dirty) if live >> r & 1)), label)
 
-    def walk(self, pc: int, consts: dict[int, int], dirty: set[int]) -> _Node:
+    def walk(self, pc: int, consts: dict[int, int], dirty: set[int], seen: frozenset[_Seen] = frozenset()) -> _Node:
         prefix: list[Instruction] = []
         consts, dirty = dict(consts), set(dirty)
         while True:
@@ -237,7 +267,9 @@ class _Walk:
             if insn.kind == Kind.JCOND:
                 decided = _decided(insn, consts)
                 if decided is None:
-                    return self.test(prefix, pc, consts, dirty)
+                    decided = _recalled(insn, seen)
+                if decided is None:
+                    return self.test(prefix, pc, consts, dirty, seen)
                 if not decided:
                     pc += 1
                     continue
@@ -260,9 +292,11 @@ class _Walk:
                 prefix.append(insn)
                 consts = after
                 dirty -= set(writes)
+            seen = _forget(seen, registers_of(insn)[1])
             pc += 1
 
-    def test(self, prefix: list[Instruction], pc: int, consts: dict[int, int], dirty: set[int]) -> _Node:
+    def test(self, prefix: list[Instruction], pc: int, consts: dict[int, int], dirty: set[int],
+             seen: frozenset[_Seen]) -> _Node:
         insn = self.code[pc]
         op = jmp_op(insn.opcode)
         assert op is not None
@@ -289,8 +323,8 @@ class _Walk:
         else:
             target = self.targets[pc]
             assert target is not None
-            taken = self.walk(target, taken_consts, dirty)
-        fall = self.walk(pc + 1, fall_consts, dirty)
+            taken = self.walk(target, taken_consts, dirty, seen | {_fact(insn, True)})
+        fall = self.walk(pc + 1, fall_consts, dirty, seen | {_fact(insn, False)})
         return _Test(tuple(prefix), jump, taken, fall)
 
 

@@ -118,3 +118,14 @@ def test_the_kernel_runs_the_threaded_object_like_the_input(diamonds_elf: bytes)
     want, got = load_alone(diamonds_elf, "diamonds", packets), load_alone(after, "diamonds", packets)
     assert want.loaded and got.loaded and got.runs == want.runs
     assert len({action for action, _ in want.runs}) >= 3  # drop, pass and tx all happened
+
+
+def test_a_comparison_the_path_already_made_is_not_made_again() -> None:
+    # r2 = 1; if r3 == r7 goto +1; r2 = 0; if r3 != r7 goto L (a loop's head before the region);
+    # r2 &= 1; if r2 == 0 goto M  (xdp-bench's lookup loops)
+    code = (Instruction(0xB7, 2, 0, 0, 1), Instruction(0x1D, 3, 7, 1), Instruction(0xB7, 2, 0, 0, 0),
+            Instruction(0x5D, 3, 7, 0), Instruction(0x57, 2, 0, 0, 1), Instruction(0x15, 2, 0, 0, 0))
+    region = RegionCode(code, ((3, 2), (5, 90)), 16)
+    new = thread(Region("xdp", "f", 10, region, ((2, 0), (16, 0), (90, 0)), (), ()))
+    assert new is not None and len(new.code) == 1 and new.exits == ((0, 2),)
+    assert prove_region(region, new, {2: 0, 16: 0, 90: 0}, 2_000_000).proven
