@@ -3,10 +3,11 @@
 Two executions, each the strongest check it allows:
 
 - the bytecode interpreter (`pybpfdsl.bpf`) runs both objects with the same scripted helper results
-  (random values on both sides of the 0.95 threshold, a clock moving 1 ms per reading): the actions and
-  the whole state must agree after every packet, whatever helpers the program calls;
-- the kernel (BPF_PROG_TEST_RUN) runs both objects: the actions must agree on every packet that called
-  no random helper, and the state after every packet, except the values that depend on the kernel's
+  (random values on both sides of the 0.95 threshold, a clock moving 1 ms per reading): the actions, the
+  packet bytes the program leaves (vlan_tagging's tags) and the whole state must agree after every
+  packet, whatever helpers the program calls;
+- the kernel (BPF_PROG_TEST_RUN) runs both objects: the actions and the packets left must agree on every
+  packet that called no random helper, and the state after every packet, except the values that depend on the kernel's
   clock or random numbers (`Benchmark.kernel_volatile`); for programs that call random(), the counter
   of random drops must agree statistically over many runs of the hot packet.
 """
@@ -29,12 +30,14 @@ STAT_RUNS = 20_000
 
 @dataclass
 class Trace:
-    """One execution of the packet sequence: action, executed instructions and random calls per packet."""
+    """One execution of the packet sequence: action, executed instructions, random calls and the packet
+    left, per packet."""
 
     actions: list[int] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     random_calls: list[int] = field(default_factory=list)
     states: list[dict[str, object]] = field(default_factory=list)
+    packets: list[bytes] = field(default_factory=list)
 
 
 def interp_trace(bench: Benchmark, elf: bytes) -> Trace:
@@ -49,6 +52,7 @@ def interp_trace(bench: Benchmark, elf: bytes) -> Trace:
         trace.actions.append(result.action)
         trace.steps.append(result.steps)
         trace.random_calls.append(helpers.random_calls - before)
+        trace.packets.append(result.packet)
         trace.states.append(dict(interp_state(elf, maps)))
     return trace
 
@@ -58,6 +62,8 @@ def interp_disagreements(bench: Benchmark, ours: Trace, theirs: Trace) -> list[s
     for i, (label, _) in enumerate(bench.packets):
         if ours.actions[i] != theirs.actions[i]:
             found.append(f"interpreter, {label}: action {ours.actions[i]} != C {theirs.actions[i]}")
+        if ours.packets[i] != theirs.packets[i]:
+            found.append(f"interpreter, {label}: packet {ours.packets[i].hex()} != C {theirs.packets[i].hex()}")
         if ours.random_calls[i] != theirs.random_calls[i]:
             found.append(f"interpreter, {label}: {ours.random_calls[i]} random calls != C {theirs.random_calls[i]}")
         found += [f"interpreter, after {label}: {d}" for d in differences(ours.states[i], theirs.states[i])]  # type: ignore[arg-type]
@@ -71,9 +77,11 @@ def kernel_disagreements(bench: Benchmark, ours_elf: bytes, c_elf: bytes, ours_t
         seed_kernel(c_elf, twin, bench.globals_init, bench.map_init)
         ours_fd, twin_fd = ours.program_fd(bench.name), twin.program_fd(bench.name)
         for i, (label, packet) in enumerate(bench.packets):
-            a, b = run_xdp(ours_fd, packet).action, run_xdp(twin_fd, packet).action
-            if a != b and not ours_trace.random_calls[i]:
-                found.append(f"kernel, {label}: action {a} != C {b}")
+            a, b = run_xdp(ours_fd, packet), run_xdp(twin_fd, packet)
+            if a.action != b.action and not ours_trace.random_calls[i]:
+                found.append(f"kernel, {label}: action {a.action} != C {b.action}")
+            if a.packet != b.packet and not ours_trace.random_calls[i]:
+                found.append(f"kernel, {label}: packet {a.packet.hex()} != C {b.packet.hex()}")
             diff = differences(kernel_state(ours_elf, ours), kernel_state(c_elf, twin), bench.kernel_volatile)
             found += [f"kernel, after {label}: {d}" for d in diff]
         if bench.random_counter is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 
@@ -42,3 +42,14 @@ def fragment4(dport: int) -> bytes:
 
 def arp() -> bytes:
     return bytes(_eth() / ARP())
+
+
+def vlan4(vlan: int, dport: int = 53, prio: int = 0) -> bytes:
+    """An IPv4 UDP datagram in an 802.1Q-tagged frame."""
+    return bytes(_eth() / Dot1Q(vlan=vlan, prio=prio) / IP(src="10.0.0.9", dst="10.1.0.7")
+                 / UDP(sport=40000, dport=dport) / Raw(bytes(16)))
+
+
+def short_tag() -> bytes:
+    """A frame whose ethertype says a tag follows, with only two bytes of it."""
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x8100) / Raw(b"\x00\x2a"))

@@ -9,6 +9,7 @@ map entries written before the first packet, so short sequences reach the drop p
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,8 @@ C_DIR = HERE / "c"
 
 SERVICE_PORT = 9000
 RPC_PORT = 7000
+POD = "10.1.0.7"
+"""The pod vlan_tagging tags (VLAN 42)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,18 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         ("blocked method", P.udp4(RPC_PORT, payload=_rpc(method=5))),
         ("good request", P.udp4(RPC_PORT, payload=_rpc(method=1))),
     ), hot="good request", map_init=(("blocked_methods", b"\x05", b"\x01"),)),
+    Benchmark("vlan_tagging", "examples.vlan_tagging:vlan_tagging", (
+        ("pod frame (tagged, to the trunk)", P.udp4(53, src=POD)),
+        ("tagged, this node's vlan (untagged)", P.vlan4(42, prio=5)),
+        ("tagged again (untagged, counted)", P.vlan4(42)),
+        ("tagged, another vlan", P.vlan4(7)),
+        ("unlisted source", P.udp4(53, src="10.9.9.9")),
+        ("short tag", P.short_tag()),
+        ("tcp6", P.tcp6(80)),
+        ("arp", P.arp()),
+    ), hot="pod frame (tagged, to the trunk)", globals_init={"trunk": 1, "priority": 5},
+        map_init=(("vlan_of_pod", struct.pack("<I", int(ipaddress.IPv4Address(POD))), struct.pack("<H", 42)),
+                  ("local_vlans", struct.pack("<H", 42), b"\x01"))),
     Benchmark("simplebpf_logging", "benchmarks.size_speed.dsl.simplebpf_logging:simplebpf_logging", (
         ("request", P.udp4(SERVICE_PORT, payload=bytes(32))),
         ("other udp", P.udp4(53)),
