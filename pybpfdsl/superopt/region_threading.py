@@ -213,14 +213,20 @@ def _recalled(insn: Instruction, seen: frozenset[_Seen]) -> bool | None:
     """The way a jump goes where the path already decided the same comparison (or its negation) of
     registers not written since (``if r3 == r7 ...; if r3 != r7``)."""
     op = jmp_op(insn.opcode)
+    if op is None:
+        return None
     cls_here, _, dst_here, operand_here, _ = _fact(insn, True)
+    forms = [(cls_here, op, dst_here, operand_here)]
+    if cls_here & Source.X and op in _SWAPPED:  # ``r5 > r1`` is ``r1 < r5``
+        forms.append((cls_here, _SWAPPED[op], operand_here, dst_here))
     for cls, o, dst, operand, taken in seen:
-        if (cls, dst, operand) != (cls_here, dst_here, operand_here):
-            continue
-        if o == insn.opcode & 0xF0:
-            return taken
-        if op in _NEGATION and o == _NEGATION[op]:
-            return not taken
+        for c, form_op, d, x in forms:
+            if (cls, dst, operand) != (c, d, x):
+                continue
+            if o == form_op:
+                return taken
+            if form_op in _NEGATION and o == _NEGATION[form_op]:
+                return not taken
     return None
 
 

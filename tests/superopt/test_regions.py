@@ -129,3 +129,14 @@ def test_a_comparison_the_path_already_made_is_not_made_again() -> None:
     new = thread(Region("xdp", "f", 10, region, ((2, 0), (16, 0), (90, 0)), (), ()))
     assert new is not None and len(new.code) == 1 and new.exits == ((0, 2),)
     assert prove_region(region, new, {2: 0, 16: 0, 90: 0}, 2_000_000).proven
+
+
+def test_a_comparison_with_its_operands_swapped_is_recalled_too() -> None:
+    # r3 = 1; if r1 >= r5 goto +1; r3 = 0; r3 <<= 1; r4 = r3; if r5 > r1 goto L  (xdp-filter's ICMPv6 check)
+    code = (Instruction(0xB7, 3, 0, 0, 1), Instruction(0x3D, 1, 5, 1), Instruction(0xB7, 3, 0, 0, 0),
+            Instruction(0x67, 3, 0, 0, 1), Instruction(0xBF, 4, 3), Instruction(0x2D, 5, 1, 0))
+    region = RegionCode(code, ((5, 90),), 6)
+    live = ((6, 1 << 3 | 1 << 4), (90, 0))
+    new = thread(Region("xdp", "f", 0, region, live, (), ()))
+    assert new is not None and len(new.code) == 3  # if r1 < r5 goto L; r3 = 2; r4 = 2
+    assert prove_region(region, new, dict(live), 2_000_000).proven
