@@ -49,22 +49,29 @@ class Region:
     widths: tuple[tuple[int, int], ...]
 
 
-def _read_first(region: RegionCode) -> int:
-    """The registers some path through ``region`` reads before writing (bit set): the only ones whose
-    facts on entry its proof may need (a neighbour's rewrite may change the others')."""
+def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
+    """The registers the region names that some path reads before writing, in the region or at the exit
+    it leaves by (bit set): the only ones whose facts on entry its proof may need (the threading keeps a
+    register that already holds its value on the way out); a neighbour's rewrite may change the others'."""
     targets = region.targets()
+    leaving = dict(region.exits)
     need = [0] * (len(region.code) + 1)
+    need[len(region.code)] = live_at.get(region.end, 0)
+    named = 0
     for i in range(len(region.code) - 1, -1, -1):
         insn = region.code[i]
         reads, writes = registers_of(insn)
+        named |= sum(1 << r for r in (*reads, *writes))
         after = 0
         if insn.kind != Kind.JA:
             after |= need[i + 1]
         target = targets[i]
         if target is not None:
             after |= need[target]
+        elif i in leaving:
+            after |= live_at.get(leaving[i], 0)
         need[i] = sum(1 << r for r in set(reads)) | after & ~sum(1 << r for r in set(writes))
-    return need[0]
+    return need[0] & named
 
 
 def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: int = MAX_REGION) -> list[Region]:
@@ -132,7 +139,7 @@ def _region(prog: ElfProgram, function: str, lo: int, code: Sequence[Instruction
     labels = {t for _, t in exits} | {lo + e}
     live_at = tuple(sorted((t, live[t - lo] if t - lo < len(live) else 0) for t in labels))
     original = RegionCode(tuple(code), tuple(exits), lo + e)
-    need = _read_first(original)
+    need = _read_first(original, dict(live_at))
     return Region(prog.section, function, lo + s, original, live_at,
                   tuple(sorted((r, v) for r, v in known.items() if need >> r & 1)),
                   tuple(sorted((r, v) for r, v in widths.items() if need >> r & 1)))
@@ -249,23 +256,26 @@ class _Walk:
         self.live_at = live_at
         self.paths = 0
 
-    def leave(self, prefix: list[Instruction], label: int, consts: dict[int, int], dirty: set[int]) -> _Leaf:
+    def leave(self, prefix: list[Instruction], label: int, consts: dict[int, int], held: dict[int, int]) -> _Leaf:
         self.paths += 1
         if self.paths > _MAX_PATHS:
             raise _TooBig
         live = self.live_at.get(label, (1 << 11) - 1)
-        return _Leaf((*prefix, *(_set(r, consts[r]) for r in sorted(dirty) if live >> r & 1)), label)
+        return _Leaf((*prefix, *(_set(r, consts[r]) for r in _dirty(consts, held) if live >> r & 1)), label)
 
-    def walk(self, pc: int, consts: dict[int, int], dirty: set[int], seen: frozenset[_Seen] = frozenset()) -> _Node:
+    def walk(self, pc: int, consts: dict[int, int], held: dict[int, int],
+             seen: frozenset[_Seen] = frozenset()) -> _Node:
+        """The tree of the paths from ``pc``: ``consts`` the values known there, ``held`` those the
+        registers really hold (a remembered value not held yet is set where something reads it)."""
         prefix: list[Instruction] = []
-        consts, dirty = dict(consts), set(dirty)
+        consts, held = dict(consts), dict(held)
         while True:
             if pc == len(self.code):
-                return self.leave(prefix, self.end, consts, dirty)
+                return self.leave(prefix, self.end, consts, held)
             insn = self.code[pc]
             if insn.kind == Kind.JA:
                 if pc in self.leaving:
-                    return self.leave(prefix, self.leaving[pc], consts, dirty)
+                    return self.leave(prefix, self.leaving[pc], consts, held)
                 target = self.targets[pc]
                 assert target is not None
                 pc = target
@@ -275,40 +285,42 @@ class _Walk:
                 if decided is None:
                     decided = _recalled(insn, seen)
                 if decided is None:
-                    return self.test(prefix, pc, consts, dirty, seen)
+                    return self.test(prefix, pc, consts, held, seen)
                 if not decided:
                     pc += 1
                     continue
                 if pc in self.leaving:
-                    return self.leave(prefix, self.leaving[pc], consts, dirty)
+                    return self.leave(prefix, self.leaving[pc], consts, held)
                 target = self.targets[pc]
                 assert target is not None
                 pc = target
                 continue
             after = transfer(insn, consts)
             reads, writes = registers_of(insn)
-            if insn.kind not in (Kind.ST, Kind.STX, Kind.LDX, Kind.LDX_SX) and insn.dst in after \
-                    and insn.dst in writes:
-                consts = after  # remembered, not emitted
-                dirty.add(insn.dst)
-            else:
-                for r in sorted(set(reads) & dirty):
+            if not (insn.kind not in (Kind.ST, Kind.STX, Kind.LDX, Kind.LDX_SX) and insn.dst in after
+                    and insn.dst in writes):
+                for r in sorted(set(reads) & set(_dirty(consts, held))):
                     prefix.append(_set(r, consts[r]))
-                    dirty.discard(r)
+                    held[r] = consts[r]
                 prefix.append(insn)
-                consts = after
-                dirty -= set(writes)
-            seen = _forget(seen, registers_of(insn)[1])
+                for r in writes:
+                    if r in after:
+                        held[r] = after[r]
+                    else:
+                        held.pop(r, None)
+            consts = after  # a constant result is remembered, not emitted
+            seen = _forget(seen, writes)
             pc += 1
 
-    def test(self, prefix: list[Instruction], pc: int, consts: dict[int, int], dirty: set[int],
+    def test(self, prefix: list[Instruction], pc: int, consts: dict[int, int], held: dict[int, int],
              seen: frozenset[_Seen]) -> _Node:
         insn = self.code[pc]
         op = jmp_op(insn.opcode)
         assert op is not None
         jump = insn
+        dirty = _dirty(consts, held)
         if source(insn.opcode) == Source.X:
-            if insn.src in dirty:  # compare with the remembered value
+            if insn.src in consts and insn.src != 10:  # compare with the value as an immediate
                 imm = _imm_for(insn, consts[insn.src])
                 if imm is not None:
                     jump = Instruction((insn.opcode & ~Source.X) | Source.K, insn.dst, 0, insn.off, imm)
@@ -316,22 +328,30 @@ class _Walk:
                 imm = _imm_for(insn, consts[insn.dst])
                 if imm is not None:
                     jump = Instruction(insn.cls | _SWAPPED[op] | Source.K, insn.src, 0, insn.off, imm)
-        for r in sorted(set(registers_of(jump)[0]) & dirty):
-            prefix = [*prefix, _set(r, consts[r])]
-            dirty = dirty - {r}
-        taken_consts, fall_consts = dict(consts), dict(consts)
+        prefix = list(prefix)
+        held = dict(held)
+        for r in sorted(set(registers_of(jump)[0]) & set(dirty)):
+            prefix.append(_set(r, consts[r]))
+            held[r] = consts[r]
+        sides = [(dict(consts), dict(held)), (dict(consts), dict(held))]  # taken, fallthrough
         if jump.cls == InsnClass.JMP and source(jump.opcode) == Source.K and op in (JmpOp.JEQ, JmpOp.JNE) \
                 and jmp_op(jump.opcode) == op:
             # What the jump tells: on the way where the register equals the immediate, it holds it.
-            (taken_consts if op == JmpOp.JEQ else fall_consts)[jump.dst] = jump.imm & _M64
+            known, holds = sides[0 if op == JmpOp.JEQ else 1]
+            known[jump.dst] = holds[jump.dst] = jump.imm & _M64
         if pc in self.leaving:
-            taken: _Node = self.leave([], self.leaving[pc], taken_consts, dirty)
+            taken: _Node = self.leave([], self.leaving[pc], *sides[0])
         else:
             target = self.targets[pc]
             assert target is not None
-            taken = self.walk(target, taken_consts, dirty, seen | {_fact(insn, True)})
-        fall = self.walk(pc + 1, fall_consts, dirty, seen | {_fact(insn, False)})
+            taken = self.walk(target, *sides[0], seen | {_fact(insn, True)})
+        fall = self.walk(pc + 1, *sides[1], seen | {_fact(insn, False)})
         return _Test(tuple(prefix), jump, taken, fall)
+
+
+def _dirty(consts: Mapping[int, int], held: Mapping[int, int]) -> list[int]:
+    """The registers whose known value they do not hold (computed, not set yet)."""
+    return sorted(r for r, v in consts.items() if held.get(r) != v)
 
 
 def _hoisted(node: _Node) -> _Node:
@@ -440,7 +460,7 @@ def thread(region: Region) -> RegionCode | None:
     paths are too many)."""
     try:
         walker = _Walk(region.original, dict(region.live_at))
-        root = walker.walk(0, dict(region.known), set())
+        root = walker.walk(0, dict(region.known), dict(region.known))
     except (_TooBig, sem.SemanticsError):
         return None
     return _layout(_hoisted(root), region.original.end)
