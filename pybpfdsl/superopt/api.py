@@ -123,18 +123,21 @@ def _shape(insn: Instruction) -> tuple[int, int, int, int]:
 def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 600,
                     model: CostModel = CostModel.SLOTS, seed: int = 0, rules: RuleCache | Path | None = None,
                     passes: int = 3, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
-                    kernel: bool = True, trust_window_proofs: bool = False, all_types: bool = True) -> OptimizeResult:
+                    kernel: bool = True, trust_window_proofs: bool = False, all_types: bool = True,
+                    regions: bool = True) -> OptimizeResult:
     """Optimise the code of ``elf`` (the section or function ``section``, or every code section).
 
     ``proposals`` is the MCMC budget per window; ``rules`` a loaded cache, a path to one, or None for
     no cache. The whole-program proof must say "proven" (the path prover, or the lock-step proof where
     that one cannot decide) unless ``trust_window_proofs``, which also accepts "unknown" on the strength
     of the window proofs alone. ``all_types`` also optimises programs other than XDP (tracepoints beside
-    an XDP program): the lock-step proof must prove those and the kernel load them. The result is
+    an XDP program): the lock-step proof must prove those and the kernel load them. ``regions`` threads
+    the regions with jumps inside first; where the output with them is proven by neither whole-program
+    proof, the search runs again without them (their segments are what the proofs could not decide). The result is
     deterministic given the arguments (no budget is in seconds).
     """
     cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
-    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types)
+    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types, regions)
     objects, logs = optimise_code(elf, section, opts, cache)
     notes: list[str] = []
 
@@ -188,6 +191,14 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
             notes.append(f"lock-step proof {lock.status}: {lock.reason[:200]}")
         verdicts = (ver, proof, kern)
         if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
+            if regions and any(r.source == "region" for r in kept):
+                again = optimize_object(elf, section=section, proposals=proposals, model=model, seed=seed,
+                                        rules=cache, passes=passes, window=window,
+                                        whole_proof_units=whole_proof_units, kernel=kernel,
+                                        trust_window_proofs=trust_window_proofs, all_types=all_types, regions=False)
+                again.notes.insert(0, f"with the regions threaded, the whole-program proof {proof.status} "
+                                      f"({proof.reason[:200]}): searched again without them")
+                return again
             notes.append(f"whole-program proof {proof.status}: the input is kept ({proof.reason[:200]})")
             accepted, kept, proven_by = elf, [], ""
     if cache is not None and kept:

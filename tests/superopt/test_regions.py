@@ -140,3 +140,32 @@ def test_a_comparison_with_its_operands_swapped_is_recalled_too() -> None:
     new = thread(Region("xdp", "f", 0, region, live, (), ()))
     assert new is not None and len(new.code) == 3  # if r1 < r5 goto L; r3 = 2; r4 = 2
     assert prove_region(region, new, dict(live), 2_000_000).proven
+
+
+def test_a_register_already_holding_the_value_is_not_set_again() -> None:
+    # r2 = 64; if r2 s> r1 goto L; r0 = 1; r2 = 1501; if r2 s> r1 goto +1; r0 = 0  with r0 = 1 on entry
+    # (ok_meta_compare): the region's r0 = 1 is what r0 holds already, so both jumps go straight out.
+    code = (Instruction(0xB7, 2, 0, 0, 64), Instruction(0x6D, 2, 1, 0), Instruction(0xB7, 0, 0, 0, 1),
+            Instruction(0xB7, 2, 0, 0, 1501), Instruction(0x6D, 2, 1, 1), Instruction(0xB7, 0, 0, 0, 0))
+    region = RegionCode(code, ((1, 90),), 6)
+    live = ((6, R0), (90, R0))
+    new = thread(Region("xdp", "f", 0, region, live, ((0, 1),), ()))
+    assert new is not None and len(new.code) == 3  # if r1 s< 64 goto L; if r1 s< 1501 goto end; r0 = 0
+    assert prove_region(region, new, dict(live), 2_000_000, {0: 1}).proven
+    assert prove_region(region, new, dict(live), 2_000_000).status == "different"  # r0 = 1 was needed
+
+
+def test_an_output_whose_regions_no_whole_proof_decides_is_searched_again_without_them(
+        diamonds_elf: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pybpfdsl.superopt import api
+    from pybpfdsl.superopt.gate import GateVerdict
+    from pybpfdsl.superopt.lockstep import LockstepVerdict
+
+    def chain(stages: object, hints: list[dict[str, object]]) -> LockstepVerdict:
+        return LockstepVerdict("unknown", "regions") if any(hints) else LockstepVerdict("proven")
+
+    monkeypatch.setattr(api, "prove_whole", lambda *a: GateVerdict("unknown", "not decided"))
+    monkeypatch.setattr(api, "_lockstep_chain", chain)
+    result = optimize_object(diamonds_elf, proposals=20, kernel=False)
+    assert not any(r.source == "region" for r in result.rewrites)
+    assert result.notes and "searched again without them" in result.notes[0]
