@@ -98,15 +98,16 @@ def multiply(ops: Algebra[V, B], a: V, b: V) -> V:
 
     Written from 32-bit halves, (A·B) >> 32 = ah·bh·2³² + ah·bl + al·bh + (al·bl >> 32) mod 2⁶⁴, which
     is exact (the dropped terms are multiples of 2³²) and needs 64-bit multiplications only: the BPF
-    backend cannot form a 128-bit product, and the prover bit-blasts one into a far larger circuit.
+    backend cannot form a 128-bit product, and the prover bit-blasts one into a far larger circuit. The
+    first two terms are ah·B mod 2⁶⁴ (B = bh·2³² + bl), so three multiplications do: ah·B + al·bh +
+    (al·bl >> 32).
     """
     ma, mb = ops.abs_(a, 64), ops.abs_(b, 64)
     ah, al = ops.lshr(ma, ops.const(FRACTION_BITS, 64), 64), ops.and_(ma, ops.const(_LOW_HALF, 64), 64)
     bh, bl = ops.lshr(mb, ops.const(FRACTION_BITS, 64), 64), ops.and_(mb, ops.const(_LOW_HALF, 64), 64)
     shift = ops.const(FRACTION_BITS, 64)
-    high = ops.shl(ops.mul(ah, bh, 64), shift, 64)
-    cross = ops.add(ops.mul(ah, bl, 64), ops.mul(al, bh, 64), 64)
-    magnitude = ops.add(ops.add(high, cross, 64), ops.lshr(ops.mul(al, bl, 64), shift, 64), 64)
+    whole = ops.add(ops.mul(ah, mb, 64), ops.mul(al, bh, 64), 64)
+    magnitude = ops.add(whole, ops.lshr(ops.mul(al, bl, 64), shift, 64), 64)
     return _with_sign(ops, magnitude, _signs_differ(ops, a, b))
 
 
