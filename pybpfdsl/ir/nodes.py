@@ -833,7 +833,8 @@ class Expect(enum.Enum):
 @dataclass(frozen=True)
 class Branch(Terminator):
     """Go to `if_true` where `cond` holds, else to `if_false`; `expect` is the optional likelihood hint
-    (printed `branch.likely` / `branch.unlikely`). A pass that rebuilds a branch keeps it with `replace`."""
+    (printed `branch.likely` / `branch.unlikely`). A pass that rebuilds a branch with the same orientation
+    passes it on (`expect=term.expect`); one that swaps the edges must flip it or drop it."""
 
     syntax: ClassVar[str] = "branch{.expect} {cond}, {if_true}, {if_false}"
     cond: Value
