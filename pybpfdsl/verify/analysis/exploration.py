@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import Kind, Source, source
@@ -42,13 +43,13 @@ from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import QUIET
 from pybpfdsl.verify.analysis.precision import (
     TOP,
+    Precision,
     forget_dead_slots,
     forget_imprecise_spills,
-    precise_in,
     stack_live_in,
 )
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, Pid, ScalarValue, Value
+from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, Pid, ScalarValue
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
@@ -130,21 +131,23 @@ def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
     """The state as the kernel compares it: dead registers and stack slots (bits 11 and up of
     ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
     instruction wrote what; and its constant registers."""
-    # Registers in one pass: dead ones uninitialised, imprecise numbers unknown (forget_imprecise).
-    regs: list[Value] = []
+    # Registers: dead ones uninitialised, imprecise numbers unknown (forget_imprecise); only the live
+    # ones looked at (a handful at most prune points).
+    regs = list(s.regs)
     consts: dict[int, int] = {}
     held: set[Pid | None] = set()
-    for i, v in enumerate(s.regs):
-        if not live >> i & 1:
-            v = UNINIT
-        elif type(v) is ScalarValue:
+    dead, alive = _registers(live & _REGS)
+    for i in dead:
+        regs[i] = UNINIT
+    for i in alive:
+        v = regs[i]
+        if type(v) is ScalarValue:
             if not precise >> i & 1:
-                v = TOP
+                regs[i] = TOP
             elif (c := v.value.const_value) is not None:
                 consts[i] = c
         elif type(v) is PacketPtr:
             held.add(v.pid)
-        regs.append(v)
     stack, spilled = _clean_stack(s.stack, live >> 11, precise >> 11)
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
@@ -156,6 +159,15 @@ def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
             pkt_min = 0
         ranges = tuple(r for r in ranges if r[0] in held)
     return State(tuple(regs), _NO_DEFS, stack, pkt_min, ranges, s.frames, s.lock), consts
+
+
+_REGS = (1 << 11) - 1
+
+
+@lru_cache(maxsize=1 << 11)
+def _registers(live: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the dead registers, the live ones) of a liveness mask."""
+    return tuple(i for i in range(11) if not live >> i & 1), tuple(i for i in range(11) if live >> i & 1)
 
 
 _STACKS: dict[tuple[int, int, int], tuple[stk.Stack, stk.Stack, frozenset[Pid | None]]] = {}
@@ -194,9 +206,8 @@ def _includes(old: _Stored, idx: int, version: int, live: list[int], precise: li
         old.cleaned, old.consts = _clean(old.state, live[idx], precise[idx])
         old.version = version
     state = old.cleaned
-    for r, c in old.consts.items():
-        if new_consts.get(r) != c:
-            return False
+    if not old.consts.items() <= new_consts.items():
+        return False
     if strict_packet and (state.pkt_min != new.pkt_min
                           or (state.ranges != new.ranges and dict(state.ranges) != dict(new.ranges))):
         return False
@@ -229,7 +240,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     decided: set[int] = set()
     slots = stack_live_in(env, cfg.succs, pre)
     live = [r | (m << 11) for r, m in zip(live, slots, strict=True)]
-    precise = precise_in(env, cfg.succs, frozenset())
+    precision = Precision(env, cfg.succs)
+    precise = precision.bits  # (updated in place as jumps are decided)
     version = 0
     prune, jump_points = prune_points(env, cfg)
     heads = sorted(cfg.heads)
@@ -292,7 +304,10 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                     continue
                 if cleaned is None:
                     cleaned, new_consts = _clean(s, live[idx], precise[idx])
-                if _includes(old, idx, version, live, precise, cleaned, new_consts, strict_packet):
+                # The constants first, in the loop (one set test; the call costs more than most
+                # comparisons, which a constant the stored state holds and this one lacks ends).
+                if (old.version != version or old.consts.items() <= new_consts.items()) and _includes(
+                        old, idx, version, live, precise, cleaned, new_consts, strict_packet):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -328,7 +343,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 if 0 <= t < n:
                     if f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
                         decided.add(idx)
-                        precise = precise_in(env, cfg.succs, frozenset(decided))
+                        precision.decide(idx)
                         version += 1
                     idx, s = t, o
                     continue
@@ -336,7 +351,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 succ = [(t, o) for t, o in out if 0 <= t < n]
                 if len(succ) == 1 and f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
                     decided.add(idx)
-                    precise = precise_in(env, cfg.succs, frozenset(decided))
+                    precision.decide(idx)
                     version += 1
                 if succ:
                     succ.sort(key=_not_fall_through(idx))  # the fall-through first; the rest wait

@@ -26,7 +26,8 @@ from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import OneOf, ScalarValue, StackPtr, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["TOP", "forget_dead_slots", "forget_imprecise", "forget_imprecise_spills", "precise_in", "stack_live_in"]
+__all__ = ["TOP", "Precision", "forget_dead_slots", "forget_imprecise", "forget_imprecise_spills", "precise_in",
+           "stack_live_in"]
 
 FP = 10
 _SLOT0 = 11
@@ -47,8 +48,13 @@ def precise_in(env: Env, succs: list[list[int]], decided: frozenset[int] = froze
     instruction ``idx``, may be marked precise by the kernel on some path from there; ``decided``:
     the conditional jumps on numbers that went one way only on some path (the others' operands are
     not marked: a jump that may go both ways on every path proves nothing about them)."""
+    return solve_backward(succs, _precision_facts(env, decided))
+
+
+def _precision_facts(env: Env, decided: frozenset[int]) -> list[tuple[int, int, int, int]]:
+    """The facts of :func:`precise_in`'s backward problem, per instruction: (always used, killed, used
+    when dst is precise after, dst bit)."""
     gen_kill: list[tuple[int, int, int, int]] = []
-    # (always used, killed, used when dst is precise after, dst bit) per instruction
     for i, insn in enumerate(env.insns):
         kind = env.kinds[i]
         dst, src = 1 << insn.dst, 1 << insn.src
@@ -67,13 +73,53 @@ def precise_in(env: Env, succs: list[list[int]], decided: frozenset[int] = froze
             value = src if kind == Kind.STX else 0
             gen_kill.append((0, slot, value, slot))
         elif kind == Kind.JCOND and i in decided:
-            gen_kill.append((dst | (src if by_reg else 0), 0, 0, 0))
+            gen_kill.append((_jump_operands(insn.dst, insn.src, by_reg), 0, 0, 0))
         elif kind == Kind.CALL:
             gen_kill.append((_ARGS, _CALL_CLOBBERS, 0, 0))
         else:
             gen_kill.append((0, 0, 0, 0))
-    return solve_backward(succs, gen_kill)
+    return gen_kill
 
+
+def _jump_operands(dst: int, src: int, by_reg: bool) -> int:
+    return 1 << dst | (1 << src if by_reg else 0)
+
+
+class Precision:
+    """:func:`precise_in` kept up to date while jumps are decided one at a time (the exploration decides
+    a few dozen, each a new solution). A decided jump only adds uses, so the new least solution lies
+    above the old one, and the iteration started from the old one reaches it, changing only the points
+    the jump's operands flow back to: a worklist from the jump does that, where solving again from
+    nothing walked the whole program to a fixpoint each time. The same solution, exactly."""
+
+    def __init__(self, env: Env, succs: list[list[int]]) -> None:
+        self._env = env
+        self._succs = succs
+        self._facts = _precision_facts(env, frozenset())
+        self._preds: list[list[int]] = [[] for _ in succs]
+        for i, ts in enumerate(succs):
+            for t in ts:
+                self._preds[t].append(i)
+        self.bits = solve_backward(succs, self._facts)
+        """``precise_in(env, succs, decided)`` for the jumps decided so far."""
+
+    def decide(self, idx: int) -> None:
+        """The conditional jump at ``idx`` (on numbers) went one way only on some path."""
+        insn = self._env.insns[idx]
+        use = _jump_operands(insn.dst, insn.src, source(insn.opcode) == Source.X)
+        facts, bits, succs, preds = self._facts, self.bits, self._succs, self._preds
+        facts[idx] = (use, 0, 0, 0)
+        todo = [idx]
+        while todo:
+            i = todo.pop()
+            out = 0
+            for t in succs[i]:
+                out |= bits[t]
+            use, kill, cond, bit = facts[i]
+            new = use | (out & ~kill) | (cond if out & bit else 0)
+            if new != bits[i]:
+                bits[i] = new
+                todo.extend(preds[i])
 
 def forget_imprecise(s: State, precise: int) -> State:
     """``s`` with every number the kernel would not compare (see :func:`precise_in`) made unknown."""

@@ -12,6 +12,7 @@ import copy
 import pytest
 
 from pybpfdsl.bpf.instruction import slot_offsets
+from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.bpf.random_programs import generate
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
@@ -19,6 +20,7 @@ from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts
+from pybpfdsl.verify.analysis.precision import Precision, precise_in
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import ScalarValue, join_values
 from pybpfdsl.verify.domains.scalar import Scalar
@@ -76,3 +78,35 @@ def test_memoized_value_join_is_the_join() -> None:
         for b in values:
             assert cc.join_values(a, b) == join_values(a, b)
             assert cc.join_values(a, b) == join_values(a, b)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_precision_decided_one_jump_at_a_time_is_solved_from_nothing(seed: int) -> None:
+    """The exploration's precision, updated from the jump just decided (a worklist from it), is at every
+    step the solution computed again from all the jumps decided so far."""
+    env = _env(seed)
+    cfg = build_cfg(env)
+    jumps = [i for i, k in enumerate(env.kinds) if k == Kind.JCOND]
+    assert jumps, "the random programs have conditional jumps"
+    incremental = Precision(env, cfg.succs)
+    assert incremental.bits == precise_in(env, cfg.succs)
+    decided: set[int] = set()
+    for i in jumps[::-1]:  # later jumps first: their operands flow back over most of the program
+        decided.add(i)
+        incremental.decide(i)
+        assert incremental.bits == precise_in(env, cfg.succs, frozenset(decided))
+
+
+def test_scalar_equality_is_field_equality() -> None:
+    """Scalars compare equal exactly when every component does (the hand-written ``__eq__`` against the
+    components' own), whether their hashes are cached or not."""
+    values = [Scalar.const(0), Scalar.const(1), Scalar.urange(0, 255), Scalar.urange(0, 255), Scalar.top(),
+              Scalar.srange(-4, 4), Scalar.const(0, 32), Scalar.top(32), Scalar.bottom()]
+    for a in values:
+        for b in values:
+            same = (a.tnum, a.u64, a.s64, a.u32, a.s32) == (b.tnum, b.u64, b.s64, b.u32, b.s32)
+            assert (a == b) is same
+            hash(a)
+            assert (a == b) is same, "with a's hash cached"
+            hash(b)
+            assert (a == b) is same, "with both hashes cached"
