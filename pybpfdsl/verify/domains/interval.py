@@ -53,6 +53,12 @@ def type_max(width: int, signed: bool) -> int:
     return (1 << (width - 1)) - 1 if signed else (1 << width) - 1
 
 
+_TOPS: dict[tuple[int, bool], Interval] = {}
+_BOTTOMS: dict[tuple[int, bool], Interval] = {}
+"""The extremes of each kind, made once: intervals are immutable, and the scalar domain asks for these
+(every join with bottom, every unknown value) by the hundred thousand, each a dataclass construction."""
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
     """Values ``lo..hi`` of a ``width``-bit register read as unsigned or (``signed``) two's complement."""
@@ -80,11 +86,19 @@ class Interval:
 
     @classmethod
     def top(cls, width: int = 64, signed: bool = False) -> Interval:
-        return cls(type_min(width, signed), type_max(width, signed), width, signed)
+        key = (width, signed)
+        hit = _TOPS.get(key)
+        if hit is None:
+            hit = _TOPS[key] = cls(type_min(width, signed), type_max(width, signed), width, signed)
+        return hit
 
     @classmethod
     def bottom(cls, width: int = 64, signed: bool = False) -> Interval:
-        return cls(1, 0, width, signed)
+        key = (width, signed)
+        hit = _BOTTOMS.get(key)
+        if hit is None:
+            hit = _BOTTOMS[key] = cls(1, 0, width, signed)
+        return hit
 
     @classmethod
     def const(cls, pattern: int, width: int = 64, signed: bool = False) -> Interval:

@@ -61,6 +61,11 @@ _REDUCED_MAX = 1 << 16
 """Entries kept before the memo starts over (bounds the memory of a long-running process)."""
 
 
+_TOPS: dict[int, Scalar] = {}
+_BOTTOMS: dict[int, Scalar] = {}
+"""Top and bottom of each width, made once (scalars are immutable; see ``Interval.top``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Scalar:
     """A register value: tnum × u64 × s64 × u32 × s32 (the last two over the low ``width // 2`` bits)."""
@@ -98,15 +103,21 @@ class Scalar:
 
     @classmethod
     def top(cls, width: int = 64) -> Scalar:
-        h = width // 2
-        return cls(Tnum.unknown(width), Interval.top(width), Interval.top(width, True), Interval.top(h),
-                   Interval.top(h, True))
+        hit = _TOPS.get(width)
+        if hit is None:
+            h = width // 2
+            hit = _TOPS[width] = cls(Tnum.unknown(width), Interval.top(width), Interval.top(width, True),
+                                     Interval.top(h), Interval.top(h, True))
+        return hit
 
     @classmethod
     def bottom(cls, width: int = 64) -> Scalar:
-        h = width // 2
-        return cls(Tnum.unknown(width), Interval.bottom(width), Interval.bottom(width, True), Interval.bottom(h),
-                   Interval.bottom(h, True))
+        hit = _BOTTOMS.get(width)
+        if hit is None:
+            h = width // 2
+            hit = _BOTTOMS[width] = cls(Tnum.unknown(width), Interval.bottom(width), Interval.bottom(width, True),
+                                        Interval.bottom(h), Interval.bottom(h, True))
+        return hit
 
     @classmethod
     def const(cls, x: int, width: int = 64) -> Scalar:
@@ -263,6 +274,24 @@ class Scalar:
             object.__setattr__(self, "_hash", h)
         return h
 
+    def __eq__(self, other: object) -> bool:
+        # The dataclass' field-by-field equality written out flat (it builds a tuple of the components,
+        # and each component a tuple of its fields): the caches of the scalar operations compare their
+        # keys on every hit, and the transfer functions' hits come by the hundred thousand. The cached
+        # hashes, where both are known, tell most unequal scalars apart at once.
+        if self is other:
+            return True
+        if type(other) is not Scalar:
+            return NotImplemented
+        h, g = self._hash, other._hash
+        if h and g and h != g:
+            return False
+        t, o = self.tnum, other.tnum
+        if t is not o and (t.value != o.value or t.mask != o.mask or t.width != o.width):
+            return False
+        return (_same_interval(self.u64, other.u64) and _same_interval(self.s64, other.s64)
+                and _same_interval(self.u32, other.u32) and _same_interval(self.s32, other.s32))
+
     def reduce(self) -> Scalar:
         """Tighten every component with the others until nothing changes; canonical bottom if empty.
 
@@ -310,6 +339,11 @@ class Scalar:
         if t is None:
             return Scalar.bottom(self.width)
         return Scalar(t, self.u64, self.s64, self.u32.meet(low.u64), self.s32.meet(low.s64)).reduce()
+
+
+def _same_interval(a: Interval, b: Interval) -> bool:
+    """``a == b`` (see :meth:`Scalar.__eq__`)."""
+    return a is b or (a.lo == b.lo and a.hi == b.hi and a.width == b.width and a.signed == b.signed)
 
 
 # --------------------------------------------------------------------------- #

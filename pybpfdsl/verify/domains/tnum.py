@@ -112,6 +112,10 @@ def tnum_meet_bits(av: int, am: int, bv: int, bm: int, full: int) -> tuple[int, 
 # --------------------------------------------------------------------------- #
 
 
+_UNKNOWN: dict[int, Tnum] = {}
+"""The unknown tnum of each width, made once (tnums are immutable; see ``Interval.top``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Tnum:
     """A tristate number of ``width`` bits: ``value`` = known bits, ``mask`` = unknown bits."""
@@ -135,7 +139,10 @@ class Tnum:
     @classmethod
     def unknown(cls, width: int = 64) -> Tnum:
         """Every pattern (top)."""
-        return cls(0, mask_of(width), width)
+        hit = _UNKNOWN.get(width)
+        if hit is None:
+            hit = _UNKNOWN[width] = cls(0, mask_of(width), width)
+        return hit
 
     @classmethod
     def from_range(cls, lo: int, hi: int, width: int = 64) -> Tnum:
