@@ -98,6 +98,18 @@ class State:
             defs = tuple(new_defs)
         return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames, self.lock)
 
+    def after_call(self, r0: Value, site: int) -> State:
+        """The state as a call at ``site`` leaves it: ``r0`` its result, r1-r5 clobbered (uninitialised).
+        ``set_reg`` six times over, in one new state rather than six."""
+        regs = list(self.regs)
+        regs[0] = r0
+        regs[1] = regs[2] = regs[3] = regs[4] = regs[5] = UNINIT
+        d = _site(site)
+        defs = self.defs
+        if any(defs[r] is not d for r in range(6)):
+            defs = (d, d, d, d, d, d, *defs[6:])
+        return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames, self.lock)
+
     def with_stack(self, stack: stk.Stack) -> State:
         """The state with ``stack`` (``dataclasses.replace`` costs several times more; stores do this)."""
         return State(self.regs, self.defs, stack, self.pkt_min, self.ranges, self.frames, self.lock)
@@ -118,20 +130,26 @@ class State:
         return State(self.regs, self.defs, self.stack, self.pkt_min, (*rest, (pid, n)), self.frames, self.lock)
 
     def map_values(self, fn: Callable[[Value], Value]) -> State:
-        """Apply ``fn`` to every register and spilled value (id renaming, null-check propagation)."""
-        regs = tuple(fn(v) for v in self.regs)
-        spills = {i: fn(v) for i, v in stk.spilled_values(self.stack)}
-        changed = {i: v for i, v in spills.items() if v is not self.stack[i].spill}
+        """Apply ``fn`` to every register and spilled value (id renaming, null-check propagation). The
+        state itself where ``fn`` changes nothing (most calls: every map lookup unlinks its earlier
+        results, which the path seldom holds), so no copy is made and later comparisons stop at identity."""
+        old_regs = self.regs
+        regs = [fn(v) for v in old_regs]
+        changed = {i: w for i, v in stk.spilled_values(self.stack) if (w := fn(v)) is not v}
+        frames = tuple([_map_frame(f, fn) for f in self.frames]) if self.frames else ()
+        if not changed and all(x is y for x, y in zip(regs, old_regs)) and all(
+                x is y for x, y in zip(frames, self.frames)):
+            return self
         new_stack = stk.replace_spills(self.stack, changed) if changed else self.stack
-        frames = tuple(_map_frame(f, fn) for f in self.frames) if self.frames else ()
-        return State(regs, self.defs, new_stack, self.pkt_min, self.ranges, frames, self.lock)
+        return State(tuple(regs), self.defs, new_stack, self.pkt_min, self.ranges, frames, self.lock)
 
 
 def _map_frame(f: Frame, fn: Callable[[Value], Value]) -> Frame:
-    regs = tuple(fn(v) for v in f.regs)
-    spills = {i: fn(v) for i, v in stk.spilled_values(f.stack)}
-    changed = {i: v for i, v in spills.items() if v is not f.stack[i].spill}
-    return Frame(regs, f.defs, stk.replace_spills(f.stack, changed) if changed else f.stack, f.exposed)
+    regs = [fn(v) for v in f.regs]
+    changed = {i: w for i, v in stk.spilled_values(f.stack) if (w := fn(v)) is not v}
+    if not changed and all(x is y for x, y in zip(regs, f.regs)):
+        return f  # (see State.map_values)
+    return Frame(tuple(regs), f.defs, stk.replace_spills(f.stack, changed) if changed else f.stack, f.exposed)
 
 
 def _combine_frames(a: tuple[Frame, ...], b: tuple[Frame, ...], op: str,

@@ -680,11 +680,11 @@ def _check_args(env: Env, idx: int, helper: int, sig: hp.HelperSig, s: State,
                     if base is not None and nbytes is not None:
                         cs = base - (1 << 64) if base >= 1 << 63 else base
                         for off in range(cs, min(cs + nbytes, 0)):
-                            s = replace(s, stack=stk.write(s.stack, off, 1, None))
+                            s = s.with_stack(stk.write(s.stack, off, 1, None))
                     else:  # written somewhere in the range the pointer and size allow: all unknown now
                         lo = v.off.s64.lo
                         hi = v.off.s64.hi + sz.value.u64.hi
-                        s = replace(s, stack=stk.write_unknown_range(s.stack, max(lo, -stk.STACK_SIZE), min(hi, 0)))
+                        s = s.with_stack(stk.write_unknown_range(s.stack, max(lo, -stk.STACK_SIZE), min(hi, 0)))
         elif kind in (hp.Arg.SIZE, hp.Arg.SIZE_OR_ZERO):
             if not isinstance(v, ScalarValue):
                 problem = f"expected a size, got {v}"
@@ -717,7 +717,8 @@ def _invalidate_packet(s: State) -> State:
             return out
         return TOP if isinstance(v, PacketPtr | PacketEnd | PacketMeta) else v
 
-    return replace(s.map_values(fn), pkt_min=0, ranges=())
+    s = s.map_values(fn)
+    return State(s.regs, s.defs, s.stack, 0, (), s.frames, s.lock)
 
 
 def _return(idx: int, s: State, sink: Sink) -> State:
@@ -771,16 +772,14 @@ def _global_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
                     sink.report(Code.HELPER_ARG, idx, f"argument {i + 1} of {name} (a pointer to {n} bytes, or "
                                 f"NULL): {problem}", r)
                 elif isinstance(v, StackPtr):
-                    s = replace(s, stack=stk.write_unknown_range(s.stack, max(v.off.s64.lo, -stk.STACK_SIZE),
-                                                                 min(v.off.s64.hi + n, 0)))
+                    s = s.with_stack(stk.write_unknown_range(s.stack, max(v.off.s64.lo, -stk.STACK_SIZE),
+                                                             min(v.off.s64.hi + n, 0)))
         elif kind == "other":
             sink.report(Code.UNSUPPORTED, idx, f"argument {i + 1} of global function {name} is a pointer to memory "
                         "of no known size: not modelled by this verifier", r)
     if moves_packet:
         s = _invalidate_packet(s)
-    for r in range(1, 6):
-        s = s.set_reg(r, UNINIT, idx)
-    return [(idx + 1, s.set_reg(0, TOP, idx))]
+    return [(idx + 1, s.after_call(TOP, idx))]
 
 
 def _subprogram_call(env: Env, idx: int, s: State, sink: Sink) -> Succ:
@@ -857,9 +856,7 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
     insn = env.insns[idx]
     if insn.is_helper_call and insn.imm in lk.LOCK_HELPERS:
         s = lk.spin_lock(s, idx, sink) if insn.imm == Helper.SPIN_LOCK else lk.spin_unlock(s, idx, sink)
-        for r in range(6):
-            s = s.set_reg(r, UNINIT, idx)
-        return [(idx + 1, s)]
+        return [(idx + 1, s.after_call(UNINIT, idx))]
     if not insn.is_helper_call:
         sink.report(Code.UNSUPPORTED, idx, "kfunc calls are not supported by this verifier")
         sig = None
@@ -896,9 +893,7 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
             ret = _sized(4)
         elif sig.ret in (hp.Ret.VOID, hp.Ret.TAIL_CALL):
             ret = UNINIT
-    for r in range(1, 6):
-        s = s.set_reg(r, UNINIT, idx)
-    return [(idx + 1, s.set_reg(0, ret, idx))]
+    return [(idx + 1, s.after_call(ret, idx))]
 
 
 def _present(s: State, m: MapInfo, key: Value) -> bool:
