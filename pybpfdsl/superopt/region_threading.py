@@ -248,7 +248,9 @@ class _TooBig(Exception):
 
 
 class _Walk:
-    def __init__(self, region: RegionCode, live_at: Mapping[int, int]) -> None:
+    def __init__(self, region: RegionCode, live_at: Mapping[int, int], keep: int = 0) -> None:
+        self.keep = keep
+        """Registers whose constants are set where the region sets them (not sunk to its exits)."""
         self.code = region.code
         self.targets = region.targets()
         self.leaving = dict(region.exits)
@@ -298,7 +300,7 @@ class _Walk:
             after = transfer(insn, consts)
             reads, writes = registers_of(insn)
             if not (insn.kind not in (Kind.ST, Kind.STX, Kind.LDX, Kind.LDX_SX) and insn.dst in after
-                    and insn.dst in writes):
+                    and insn.dst in writes and not self.keep >> insn.dst & 1):
                 for r in sorted(set(reads) & set(_dirty(consts, held))):
                     prefix.append(_set(r, consts[r]))
                     held[r] = consts[r]
@@ -390,8 +392,14 @@ def _layout(root: _Node, end: int) -> RegionCode:
     queued: dict[_Node, int] = {}
     ids = itertools.count()
 
-    def place(node: _Node) -> None:
+    def place(node: _Node, own: int | None = None) -> None:
         while True:
+            same = queued.get(node)
+            if same is not None and same != own and node.code:  # the same as a side placed apart: jump there
+                out.append(_JA)
+                refs.append(("block", same))
+                return
+            own = None
             out.extend(node.code)
             refs.extend([None] * len(node.code))
             if isinstance(node, _Leaf):
@@ -424,7 +432,7 @@ def _layout(root: _Node, end: int) -> RegionCode:
     while queue:
         k, node = queue.pop(0)
         block_at[k] = len(out)
-        place(node)
+        place(node, k)
     # Unconditional jumps to the next instruction go (the last one's to the region's end, too).
     keep = []
     for p, (insn, ref) in enumerate(zip(out, refs, strict=True)):
@@ -458,9 +466,20 @@ def _layout(root: _Node, end: int) -> RegionCode:
 def thread(region: Region) -> RegionCode | None:
     """The region with every path's constants folded and the jumps they decide gone (None when its
     paths are too many)."""
-    try:
-        walker = _Walk(region.original, dict(region.live_at))
-        root = walker.walk(0, dict(region.known), dict(region.known))
-    except (_TooBig, sem.SemanticsError):
-        return None
-    return _layout(_hoisted(root), region.original.end)
+    # Two ways with registers live at an exit: their constants sunk to the exits that read them (one
+    # move per way out), or set where the region sets them (clang's ``r0 = 1`` before the tests, when
+    # most ways out want it); the cheaper.
+    live = 0
+    for _, bits in region.live_at:
+        live |= bits
+    best: RegionCode | None = None
+    for keep in dict.fromkeys((0, live)):
+        try:
+            walker = _Walk(region.original, dict(region.live_at), keep)
+            root = walker.walk(0, dict(region.known), dict(region.known))
+        except (_TooBig, sem.SemanticsError):
+            continue
+        code = _layout(_hoisted(root), region.original.end)
+        if best is None or sum(i.slots for i in code.code) < sum(i.slots for i in best.code):
+            best = code
+    return best
