@@ -169,3 +169,14 @@ def test_an_output_whose_regions_no_whole_proof_decides_is_searched_again_withou
     result = optimize_object(diamonds_elf, proposals=20, kernel=False)
     assert not any(r.source == "region" for r in result.rewrites)
     assert result.notes and "searched again without them" in result.notes[0]
+
+
+def test_a_constant_most_ways_out_want_stays_where_the_region_sets_it() -> None:
+    # r0 = 1; if r2 == 0x1600 goto +2; if r1 == 0x1700 goto +1; r0 = 2  (r0 read after): sinking r0 = 1 to
+    # the two ways out that want it costs a jump more than leaving it first.
+    code = (Instruction(0xB7, 0, 0, 0, 1), Instruction(0x15, 2, 0, 2, 0x1600), Instruction(0x15, 1, 0, 1, 0x1700),
+            Instruction(0xB7, 0, 0, 0, 2))
+    region = RegionCode(code, (), 4)
+    new = thread(Region("xdp", "f", 0, region, ((4, R0),), (), ()))
+    assert new is not None and len(new.code) == 4 and new.code[0] == code[0]
+    assert prove_region(region, new, {4: R0}, 2_000_000).proven
