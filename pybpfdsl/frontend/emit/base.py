@@ -17,13 +17,14 @@ from __future__ import annotations
 import ast
 import math
 import warnings
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import FunctionType
 from typing import TypeVar
 
 from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import Complaint, raw_constant
 from pybpfdsl.frontend.source import FunctionSource
@@ -64,7 +65,7 @@ class Scope:
     source_line: int = 0  # the line of `source` being lowered (what warnings point at), 0 before the first
 
 
-class EmitterBase(ABC):
+class EmitterBase(ExpressionForms[DslValue, Scalar]):
     def __init__(self, typed: TypedFunction, program_name: str) -> None:
         self.main = typed.source
         self.typed = typed.facts
@@ -122,6 +123,10 @@ class EmitterBase(ABC):
             text = type(node).__name__
         return AssertionError(f"line {getattr(node, 'lineno', '?')}: the type checker let through `{text}`, "
                               "which the emitter cannot emit")
+
+    def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
+        """The checker has refused what the emitter would refuse here, so reaching it is a bug."""
+        return self.unchecked(node)
 
     def complaint(self, node: ast.AST) -> Complaint:
         """Errors at `node`, for the type rules (`fold`)."""
@@ -223,10 +228,6 @@ class EmitterBase(ABC):
     @abstractmethod
     def condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
         """Lower a test as jumps: the flows where it holds and where it does not."""
-
-    @abstractmethod
-    def const_scalar(self, value: object, node: ast.AST) -> Scalar:
-        """The scalar of a Python constant (an untyped literal for ints and floats)."""
 
     @abstractmethod
     def convert(self, v: Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar:

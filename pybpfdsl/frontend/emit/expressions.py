@@ -21,7 +21,6 @@ from pybpfdsl.frontend.values import (
     DslValue,
     HeaderVal,
     ModuleVal,
-    NoneVal,
     OptionalVal,
     PacketVal,
     PayloadVal,
@@ -58,59 +57,7 @@ class ExpressionEmitter(EmitterBase):
 
     def lower_expr(self, node: ast.expr) -> DslValue:
         self.set_line_expr(node)
-        return self.record(node, self.lower_expr_inner(node))
-
-    def lower_expr_inner(self, node: ast.expr) -> DslValue:
-        match node:
-            case ast.Constant(value=value):
-                return self.constant(value, node)
-            case ast.Name(id=name):
-                return self.lookup_name(node, name)
-            case ast.Attribute():
-                return self.attribute(node)
-            case ast.BinOp(left=left, op=op, right=right):
-                if isinstance(op, ast.Div):
-                    return self.true_divide(self.scalar(left), self.scalar(right), node)
-                if isinstance(op, ast.Pow):
-                    return self.power(node)
-                return self.binary(self.binop_of(op, node), self.scalar(left), self.scalar(right), node)
-            case ast.UnaryOp(op=op, operand=operand):
-                return self.unary(op, operand, node)
-            case ast.Compare():
-                return self.comparison(node)
-            case ast.BoolOp() | ast.IfExp():
-                return self.branchy_value(node)
-            case ast.Call():
-                return self.call(node)
-            case ast.Subscript(value=base, slice=index):
-                return self.subscript(node, base, index)
-            case ast.Tuple(elts=elts):
-                items = [self.scalar(e) for e in elts]
-                if all(i.const is not None for i in items):
-                    return ConstTuple(tuple(i.const for i in items))  # type: ignore[misc]
-                raise self.unchecked(node)
-            case ast.JoinedStr():
-                raise self.unchecked(node)
-            case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
-                    ast.GeneratorExp():
-                raise self.unchecked(node)
-            case ast.Lambda():
-                raise self.unchecked(node)
-            case ast.NamedExpr():
-                raise self.unchecked(node)
-            case ast.Await() | ast.Yield() | ast.YieldFrom():
-                raise self.unchecked(node)
-        raise self.unchecked(node)
-
-    def constant(self, value: object, node: ast.expr) -> DslValue:
-        if value is None:
-            return NoneVal()
-        if isinstance(value, str):
-            return StringVal(value)
-        return self.const_scalar(value, node)
-
-    def const_scalar(self, value: object, node: ast.AST) -> Scalar:
-        return fold.constant(value, self.complaint(node))
+        return self.record(node, self.expression_form(node))
 
     def lookup_name(self, node: ast.expr, name: str) -> DslValue:
         if name in self.env:

@@ -12,10 +12,11 @@ split by concept into mixins over this base, in a line: `arithmetic` ← `expres
 from __future__ import annotations
 
 import ast
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from types import FunctionType
 
+from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
@@ -48,7 +49,7 @@ class Scope:
     """Locals that held a header or the payload when the packet moved (`pkt.adjust_head`), and the line."""
 
 
-class CheckerBase(ABC):
+class CheckerBase(ExpressionForms[Kind, Scalar[object]]):
     def __init__(self, fn: FunctionType) -> None:
         self.main = read_function(fn)
         self.state: dict[str, StateObject] = {}
@@ -70,6 +71,9 @@ class CheckerBase(ABC):
 
     def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.scope.source.error(node, message, hint)
+
+    def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
+        return self.err(node, message, hint)
 
     def complaint(self, node: ast.AST) -> Complaint:
         """Errors at `node`, for the type rules (`fold`)."""

@@ -21,7 +21,6 @@ from pybpfdsl.frontend.values import (
     Callee,
     ConstTuple,
     ModuleVal,
-    NoneVal,
     PacketVal,
     Scalar,
     StateVal,
@@ -42,11 +41,6 @@ def pseudo_local(attr: str) -> str:
     """The local under which a path remembers a header's presence (`emit.packet_access.pseudo_local`)."""
     return f"<pkt>.{attr}"
 
-
-_COLLECTIONS: dict[type[ast.expr], str] = {
-    ast.List: "lists", ast.Dict: "dicts", ast.Set: "sets", ast.ListComp: "list comprehensions",
-    ast.DictComp: "dict comprehensions", ast.SetComp: "set comprehensions", ast.GeneratorExp: "generators"}
-"""How the user calls the collections the DSL does not have (not the AST's class names)."""
 
 _TRUNCATE = "`i64(x)` truncates a float toward zero (`i64(x + 0.5)` rounds a non-negative one)"
 _PYTHON_FUNCTIONS: tuple[tuple[object, str, str], ...] = (
@@ -82,59 +76,8 @@ class ExpressionChecker(ArithmeticChecker):
         raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
 
     def expr(self, node: ast.expr) -> Kind:
-        return self.record(node, self.expr_inner(node))
+        return self.record(node, self.expression_form(node))
 
-    def expr_inner(self, node: ast.expr) -> Kind:
-        match node:
-            case ast.Constant(value=value):
-                if value is None:
-                    return NoneVal()
-                if isinstance(value, str):
-                    return StringVal(value)
-                return fold.constant(value, self.complaint(node))
-            case ast.Name(id=name):
-                return self.lookup_name(node, name)
-            case ast.Attribute():
-                return self.attribute(node)
-            case ast.BinOp(left=left, op=op, right=right):
-                if isinstance(op, ast.Div):
-                    return self.true_divide(self.scalar(left), self.scalar(right), node)
-                if isinstance(op, ast.Pow):
-                    return self.power(node)
-                return self.binary(self.binop_of(op, node), self.scalar(left), self.scalar(right), node)
-            case ast.UnaryOp(op=op, operand=operand):
-                return self.unary(op, operand, node)
-            case ast.Compare():
-                return self.comparison(node)
-            case ast.BoolOp() | ast.IfExp():
-                return self.branchy_value(node)
-            case ast.Call():
-                return self.call(node)
-            case ast.Subscript(value=base, slice=index):
-                return self.subscript(node, base, index)
-            case ast.Tuple(elts=elts):
-                items = [self.scalar(e) for e in elts]
-                consts = [i.const for i in items]
-                if all(c is not None for c in consts):
-                    return ConstTuple(tuple(c for c in consts if c is not None))
-                raise self.err(node, "tuples must be constant", "tuples of runtime values are not supported")
-            case ast.JoinedStr():
-                raise self.err(node, "f-strings are not supported in a DSL function",
-                               "give print the parts: `print(\"len\", pkt.len)` prints a constant string and a number")
-            case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
-                    ast.GeneratorExp():
-                what = _COLLECTIONS[type(node)]
-                raise self.err(node, f"{what} are not supported in a DSL function",
-                               "use a map (HashMap, Array) for collections, or a constant tuple")
-            case ast.Lambda():
-                raise self.err(node, "lambda is not supported", "define an @inline helper at module level")
-            case ast.NamedExpr():
-                raise self.err(node, "the walrus operator `:=` is not supported", "assign on its own line")
-            case ast.Await() | ast.Yield() | ast.YieldFrom():
-                raise self.err(node, "generators and coroutines are not supported")
-        raise self.err(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
-
-    # --- names
     def undefined(self, node: ast.expr, name: str) -> DslError:
         if name in self.scope.moved:
             return self.err(node, f"{name} was parsed before the packet moved (`pkt.adjust_...` at line "

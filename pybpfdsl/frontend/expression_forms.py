@@ -1,0 +1,146 @@
+"""Which step each form of Python expression takes, written once for the type checker and the emitter.
+
+The checker (`typecheck`) and the emitter (`emit`) walk the same AST the same way: a name is looked up,
+`a / b` is a true division, `a ** b` a power, a tuple must be constant, an f-string is refused. Both
+passes inherit `ExpressionForms` and give the steps (`lookup_name`, `binary`, `call`, ...); the match
+that chooses among them, and the words of each refusal, live here. Where the checker refuses a program
+with the user's message, the emitter's `refusal` is a compiler bug: the checker runs first.
+"""
+
+from __future__ import annotations
+
+import ast
+from abc import ABC, abstractmethod
+from typing import Any, Generic, TypeVar
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.fold import Complaint
+from pybpfdsl.frontend.values import ConstTuple, NoneVal, Scalar, StringVal
+from pybpfdsl.lang.arith import BinOp
+
+_Value = TypeVar("_Value")
+_Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
+
+_COLLECTIONS: dict[type[ast.expr], str] = {
+    ast.List: "lists", ast.Dict: "dicts", ast.Set: "sets", ast.ListComp: "list comprehensions",
+    ast.DictComp: "dict comprehensions", ast.SetComp: "set comprehensions", ast.GeneratorExp: "generators"}
+"""How the user calls the collections the DSL does not have (not the AST's class names)."""
+
+
+class ExpressionForms(ABC, Generic[_Value, _Scalar]):
+    """The dispatch over expression forms; `_Value` is what a pass makes of an expression (the checker's
+    kind, the emitter's value), `_Scalar` its numbers."""
+
+    def expression_form(self, node: ast.expr) -> _Value | _Scalar | Scalar | NoneVal | StringVal | ConstTuple:
+        """The step `node`'s form takes (without recording it: the caller records)."""
+        match node:
+            case ast.Constant(value=value):
+                if value is None:
+                    return NoneVal()
+                if isinstance(value, str):
+                    return StringVal(value)
+                return self.const_scalar(value, node)
+            case ast.Name(id=name):
+                return self.lookup_name(node, name)
+            case ast.Attribute():
+                return self.attribute(node)
+            case ast.BinOp(left=left, op=op, right=right):
+                if isinstance(op, ast.Div):
+                    return self.true_divide(self.scalar(left), self.scalar(right), node)
+                if isinstance(op, ast.Pow):
+                    return self.power(node)
+                return self.binary(self.binop_of(op, node), self.scalar(left), self.scalar(right), node)
+            case ast.UnaryOp(op=op, operand=operand):
+                return self.unary(op, operand, node)
+            case ast.Compare():
+                return self.comparison(node)
+            case ast.BoolOp() | ast.IfExp():
+                return self.branchy_value(node)
+            case ast.Call():
+                return self.call(node)
+            case ast.Subscript(value=base, slice=index):
+                return self.subscript(node, base, index)
+            case ast.Tuple(elts=elts):
+                consts = [self.scalar(e).const for e in elts]
+                if all(c is not None for c in consts):
+                    return ConstTuple(tuple(c for c in consts if c is not None))
+                raise self.refusal(node, "tuples must be constant", "tuples of runtime values are not supported")
+            case ast.JoinedStr():
+                raise self.refusal(
+                    node, "f-strings are not supported in a DSL function",
+                    "give print the parts: `print(\"len\", pkt.len)` prints a constant string and a number")
+            case ast.List() | ast.Dict() | ast.Set() | ast.ListComp() | ast.DictComp() | ast.SetComp() | \
+                    ast.GeneratorExp():
+                raise self.refusal(node, f"{_COLLECTIONS[type(node)]} are not supported in a DSL function",
+                                   "use a map (HashMap, Array) for collections, or a constant tuple")
+            case ast.Lambda():
+                raise self.refusal(node, "lambda is not supported", "define an @inline helper at module level")
+            case ast.NamedExpr():
+                raise self.refusal(node, "the walrus operator `:=` is not supported", "assign on its own line")
+            case ast.Await() | ast.Yield() | ast.YieldFrom():
+                raise self.refusal(node, "generators and coroutines are not supported")
+        raise self.refusal(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
+
+    def const_scalar(self, value: object, node: ast.AST) -> Scalar:
+        """The scalar of a Python constant (bool, int, float)."""
+        return fold.constant(value, self.complaint(node))
+
+    # The steps each pass gives.
+    @abstractmethod
+    def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> Exception:
+        """What a program this pass cannot take raises: the user's error, or (after the checker) a bug."""
+
+    @abstractmethod
+    def complaint(self, node: ast.AST) -> Complaint:
+        """Errors at `node`, for the type rules (`fold`)."""
+
+    @abstractmethod
+    def scalar(self, node: ast.expr) -> _Scalar:
+        """An expression that must be a number."""
+
+    @abstractmethod
+    def lookup_name(self, node: ast.expr, name: str) -> _Value:
+        """A name: a local, a module-level constant, state object or callee."""
+
+    @abstractmethod
+    def attribute(self, node: ast.Attribute) -> _Value:
+        """`a.b`: a header, a field, a record's field, a Global."""
+
+    @abstractmethod
+    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
+        """The DSL's operation for a Python operator."""
+
+    @abstractmethod
+    def binary(self, op: BinOp, a: _Scalar, b: _Scalar, node: ast.AST) -> _Scalar:
+        """`a op b` on numbers."""
+
+    @abstractmethod
+    def true_divide(self, a: _Scalar, b: _Scalar, node: ast.AST) -> _Scalar:
+        """`a / b`."""
+
+    @abstractmethod
+    def power(self, node: ast.BinOp) -> _Scalar:
+        """`a ** b`."""
+
+    @abstractmethod
+    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> _Value:
+        """`-a`, `+a`, `~a`, `not a`."""
+
+    @abstractmethod
+    def comparison(self, node: ast.Compare) -> _Value:
+        """`a < b`, `a in b`, ..."""
+
+    @abstractmethod
+    def branchy_value(self, node: ast.expr) -> _Value:
+        """A value computed with control flow: and/or, `a if c else b`."""
+
+    @abstractmethod
+    def call(self, node: ast.Call) -> _Value:
+        """A call's value."""
+
+    @abstractmethod
+    def subscript(self, node: ast.Subscript, base_node: ast.expr, index: ast.expr) -> _Value:
+        """`a[i]`: a map, the payload's bytes, a constant tuple."""
+
+
+__all__ = ["ExpressionForms"]
