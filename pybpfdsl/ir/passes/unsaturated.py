@@ -10,7 +10,10 @@ numbers come from cheaper operations:
   i32 step: the shift leaves none of the bits it would change);
 - `int_quotient a, N` for a constant N > 0 and `a` in [0, 2**31 * N): the quotient on unsigned numbers,
   whole part `a / N` shifted into place plus the remainder scaled by 2**32 and divided by N, which is what
-  `divide_integers` computes on such operands, without the magnitudes, the sign or the saturation test.
+  `divide_integers` computes on such operands, without the magnitudes, the sign or the saturation test;
+  for `a` below 2**32 as well, `(a << 32) / N`, one division: the shift cannot overflow, and the whole
+  part and the scaled remainder are that quotient's two parts (the prover sees it through the facts every
+  quotient by a constant obeys, `verify/equivalence/nonlinear.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from pybpfdsl.ir.passes.rewrite import Fresh, copy_program
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.fixed import FRACTION_BITS, WHOLE_MAX, WHOLE_MIN
 from pybpfdsl.lang.types import FLOAT, ScalarType, i32, u64
+
+_SHIFTABLE = 1 << (64 - FRACTION_BITS)
+"""Dividends below this are shifted into place without overflowing 64 bits."""
 
 
 def run(program: n.Program) -> n.Program:
@@ -39,7 +45,10 @@ def run(program: n.Program) -> n.Program:
                 instrs += [n.Convert(out=narrow, value=i.value, line=i.line),
                            n.Convert(out=i.out, value=narrow, line=i.line)]
             elif isinstance(i, n.IntQuotient) and _plain_quotient(i, ranges, consts):
-                instrs += _unsigned_quotient(i, consts[i.rhs], fresh)
+                if ranges[i.lhs].hi < _SHIFTABLE:
+                    instrs += _scaled_quotient(i, consts[i.rhs], fresh)
+                else:
+                    instrs += _unsigned_quotient(i, consts[i.rhs], fresh)
             else:
                 instrs.append(i)
         b.instrs = instrs
@@ -84,5 +93,19 @@ def _unsigned_quotient(i: n.IntQuotient, divisor: int, fresh: Fresh) -> list[n.I
         n.Binary(out=scaled, op=BinOp.SHL, lhs=r, rhs=shift, line=line),
         n.Binary(out=low, op=BinOp.DIV, lhs=scaled, rhs=k, line=line),
         n.Binary(out=raw, op=BinOp.ADD, lhs=high, rhs=low, line=line),
+        n.Reinterpret(out=i.out, value=raw, line=line),
+    ]
+
+
+def _scaled_quotient(i: n.IntQuotient, divisor: int, fresh: Fresh) -> list[n.Instr]:
+    """`a / N` as a float for `a` in [0, 2**32): `(a << 32) / N`."""
+    line = i.line
+    a, k, shift, scaled, raw = (fresh.value(u64) for _ in range(5))
+    return [
+        n.Convert(out=a, value=i.lhs, line=line),
+        n.Const(out=k, value=divisor, line=line),
+        n.Const(out=shift, value=FRACTION_BITS, line=line),
+        n.Binary(out=scaled, op=BinOp.SHL, lhs=a, rhs=shift, line=line),
+        n.Binary(out=raw, op=BinOp.DIV, lhs=scaled, rhs=k, line=line),
         n.Reinterpret(out=i.out, value=raw, line=line),
     ]

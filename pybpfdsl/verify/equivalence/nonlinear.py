@@ -90,6 +90,10 @@ class NonlinearAbstraction:
         # Keyed by Z3's term id; the term itself is kept too, because Z3 reuses the id of a freed term.
         self._seen: dict[int, tuple[Term, Term]] = {}
         self._known: dict[int, Term] = {}
+        self._facts: set[int] = set()
+        """Quotients by constants whose `_quotient_facts` are among the lemmas."""
+        self._fact_lemmas: list[Term] = []
+        """Those facts, which `merge` asks its questions under too."""
 
     def _function_term(self, kind: str, x: Term, y: Term) -> Term:
         width = x.size()
@@ -116,7 +120,30 @@ class NonlinearAbstraction:
         the zero case itself, BPF's 0 or SMT-LIB's all ones), so the function is applied to the
         divisor made safe, `If(d == 0, 1, d)`: the backend divides by exactly that register, and with
         it the operands of the two programs are equal for every input, not only where d != 0."""
-        return self._apply("div", x, _safe(d))
+        quotient = self._apply("div", x, _safe(d))
+        if z3.is_bv_value(d) and d.as_long() > 1 and quotient.get_id() not in self._facts:
+            self._facts.add(quotient.get_id())
+            facts = self._quotient_facts(quotient, x, d)
+            self.lemmas.extend(facts)
+            self._fact_lemmas.extend(facts)
+        return quotient
+
+    def _quotient_facts(self, q: Term, x: Term, c: Term) -> list[Term]:
+        """True statements about `q = x / c` for a constant c > 1, in products by constants only: q is at
+        most the largest quotient; and `(y << k) / c`, for y < 2**(width - k), is its whole part and its
+        scaled remainder, `((y / c) << k) + (((y << k) - ((y / c) * c << k)) / c)`: the backend's one-division
+        form of a float quotient and the two-division form (`ir/passes/unsaturated.py`), which relate through
+        it (the shift cannot overflow, so both are floor(y·2**k / c); the remainder part is below 2**k)."""
+        width = x.size()
+        facts = [z3.ULE(q, z3.BitVecVal(((1 << width) - 1) // c.as_long(), width))]
+        scaled = _scaled_dividend(x)
+        if scaled is not None:
+            y, k = scaled
+            whole = self._divide(y, c)
+            shift = z3.BitVecVal(1 << k, width)
+            rest = self._divide(shift * y - z3.BitVecVal((c.as_long() << k) % (1 << width), width) * whole, c)
+            facts.append(z3.Implies(z3.ULT(y, z3.BitVecVal(1 << (width - k), width)), q == shift * whole + rest))
+        return facts
 
     def _remainder(self, x: Term, d: Term) -> Term:
         """The unsigned remainder for d != 0 (likewise)."""
@@ -282,7 +309,7 @@ class NonlinearAbstraction:
         questions are paid from `budget`; once it is spent, the remaining applications stay apart.
         """
         solver = z3.Solver()
-        solver.add(*assumptions)
+        solver.add(*assumptions, *self._fact_lemmas)  # each merged pair joins them (the facts name both)
         self._points = _Points(assumptions, [a.term for a in self.applications], budget)
         pairs: list[tuple[Term, Term]] = []
         representatives: dict[tuple[str, int], list[tuple[Term, list[Term]]]] = {}
@@ -308,6 +335,7 @@ class NonlinearAbstraction:
                     low = z3.Extract(old.size() - 1, 0, app.term)
                     pairs = [(a, low if b.eq(old) else b) for a, b in pairs]
                     pairs.append((old, low))
+                    solver.add(old == low)
                     for reps in representatives.values():
                         reps[:] = [(low if r.eq(old) else r, [substitute(o, [(old, low)]) for o in ops])
                                    for r, ops in reps]
@@ -317,6 +345,7 @@ class NonlinearAbstraction:
                 group.append((app.term, operands))
             else:
                 pairs.append((app.term, match))
+                solver.add(app.term == match)
         pairs = closed(pairs)
         self.merged = len(pairs)
         self._merged_pairs = pairs
@@ -392,6 +421,23 @@ def closed(pairs: list[tuple[Term, Term]]) -> list[tuple[Term, Term]]:
             break
         pairs = rewritten
     return pairs
+
+
+def _scaled_dividend(x: Term) -> tuple[Term, int] | None:
+    """(y, k) when x is `y << k` for a constant 0 < k < width, or `2**k * y` (as the normal form writes it)."""
+    if not z3.is_app(x) or x.num_args() != 2:
+        return None
+    if x.decl().kind() == z3.Z3_OP_BSHL and z3.is_bv_value(x.arg(1)):
+        k = x.arg(1).as_long()
+        return (x.arg(0), k) if 0 < k < x.size() else None
+    if x.decl().kind() != z3.Z3_OP_BMUL:
+        return None
+    for factor, y in (x.children(), x.children()[::-1]):
+        if z3.is_bv_value(factor):
+            k = factor.as_long().bit_length() - 1
+            if 0 < k < x.size() and factor.as_long() == 1 << k:
+                return y, k
+    return None
 
 
 def _safe(d: Term) -> Term:
@@ -561,8 +607,20 @@ class _Points:
                 continue
             model = solver.model()
             known = {k: model.eval(v, model_completion=True) for k, v in variables.items()}
-            values = [(a, z3.BitVecVal(rng.getrandbits(a.size()), a.size())) for a in applications]
-            self._points.append((known, values))
+            self._points.append((known, self._sample_values(known, applications)))
+
+    def _sample_values(self, known: dict[int, Term], applications: list[Term]) -> list[tuple[Term, Term]]:
+        """A value per application, bottom-up: the real operation's on its operands' values where those
+        are decided (so the point obeys the quotient facts too), a random one where not."""
+        values: list[tuple[Term, Term]] = []
+        for a in applications:
+            for k, v in free_constants(a.children()).items():
+                if k not in known and z3.is_bv(v):  # drawn now, as `_value` would draw it later
+                    known[k] = z3.BitVecVal(self._random.getrandbits(v.size()), v.size())
+            value = _real_value(a, known, values)
+            values.append((a, value if value is not None
+                           else z3.BitVecVal(self._random.getrandbits(a.size()), a.size())))
+        return values
 
     def _value(self, t: Term) -> tuple[int, ...] | None:
         key = t.get_id()
@@ -596,6 +654,25 @@ class _Points:
             return False
         vx, vy = self._value(x), self._value(y)
         return vx is not None and vy is not None and vx != vy
+
+
+def _real_value(application: Term, known: dict[int, Term], values: list[tuple[Term, Term]]) -> Term | None:
+    """The value of the operation `application` stands for at a sample point (`known`: the inputs' values
+    by Z3 id; `values`: the earlier applications'), or None when its operands are not decided there."""
+    operation = _REAL.get(application.decl().name().rstrip("0123456789"))
+    if operation is None:
+        return None
+    operands = [z3.substitute(o, *values) if values else o for o in application.children()]
+    pairs = [(v, known[k]) for k, v in free_constants(operands).items()
+             if k in known and known[k].sort().eq(v.sort())]
+    try:
+        x, y = (z3.simplify(z3.substitute(o, *pairs) if pairs else o) for o in operands)
+    except z3.Z3Exception:
+        return None
+    if not (z3.is_bv_value(x) and z3.is_bv_value(y)):
+        return None
+    value = operation(x.as_long(), y.as_long(), application.size())
+    return None if value is None else z3.BitVecVal(value, application.size())
 
 
 def equal_terms(solver: z3.Solver, x: Term, y: Term, budget: Budget, units: int = MERGE_CHECK_UNITS) -> bool:
