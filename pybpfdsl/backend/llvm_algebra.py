@@ -75,6 +75,9 @@ class LlvmAlgebra:
         self._constant_magnitudes: dict[int, tuple[ir.Value, int]] = {}
         """`abs_` of a constant: (the result, its value)."""
         self._pinned_operands: dict[tuple[int, int], tuple[ir.Value, ir.Block, ir.Value]] = {}
+        self._below_sign_bit: dict[int, ir.Value] = {}
+        """Quotients by a constant above 1: never negative, which the pinned result hides from LLVM (the
+        prover knows it of every such quotient, `verify/equivalence/nonlinear.py`)."""
         """Multiplication operands behind the barrier, per block: (operand, block, the pinned value)."""
 
     def const(self, value: int, width: int) -> ir.Value:
@@ -140,7 +143,7 @@ class LlvmAlgebra:
         constants: the partial products of a Q32.32 product by a constant are then products by constants,
         which LLVM may strength-reduce. (The magnitude itself stays an instruction: a quotient's divisor
         and the product by it stay pinned, as the prover expects.)"""
-        if _zero_extended_from(a) < width:
+        if _zero_extended_from(a) < width or self._known_nonnegative(a):
             return a  # never negative (its own magnitude): no select for LLVM to see through
         magnitude = self._sign_and_magnitude(a, width)[1]
         if isinstance(a, ir.Constant) and isinstance(a.constant, int):
@@ -148,8 +151,11 @@ class LlvmAlgebra:
             self._constant_magnitudes[id(magnitude)] = (magnitude, value)
         return magnitude
 
+    def _known_nonnegative(self, a: ir.Value) -> bool:
+        return self._below_sign_bit.get(id(a)) is a
+
     def negative(self, a: ir.Value, width: int) -> ir.Value:
-        if _zero_extended_from(a) < width:
+        if _zero_extended_from(a) < width or self._known_nonnegative(a):
             return ir.Constant(_I1, 0)
         return self.b.icmp_signed("<", a, self.const(0, width))
 
@@ -179,7 +185,10 @@ class LlvmAlgebra:
             # a pinned constant costs a move). 64-bit only: BPF has no 128-bit product, so LLVM keeps a
             # 64-bit division by a constant as one instruction, but turns a 32-bit one into a multiplication
             # by a magic number, which the prover would have to bit-blast (`x % 3` on a u32).
-            return self._guard(pinned(self.b, divide(pinned(self.b, a), c)), c, at_zero)
+            result = self._guard(pinned(self.b, divide(pinned(self.b, a), c)), c, at_zero)
+            if instruction == "udiv" and c.constant & _mask(width) > 1:
+                self._below_sign_bit[id(result)] = result
+            return result
         is_zero = self.b.icmp_unsigned("==", c, self.const(0, width), name="divisor_is_zero")
         safe = self.b.select(is_zero, self.const(1, width), c, name="safe_divisor")
         result = pinned(self.b, divide(pinned(self.b, a), pinned(self.b, safe)))
