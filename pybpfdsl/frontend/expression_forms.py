@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import ast
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.fold import Complaint
+from pybpfdsl.frontend.resolve import scalar_type
 from pybpfdsl.frontend.values import ConstTuple, NoneVal, Scalar, StringVal
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.structs import Struct
+from pybpfdsl.lang.types import BOOL, ScalarType
 
 _Value = TypeVar("_Value")
 _Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
@@ -81,6 +85,41 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
                 raise self.refusal(node, "generators and coroutines are not supported")
         raise self.refusal(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
 
+    def type_call(self, node: ast.Call, target: object) -> _Scalar:
+        """`u32(x)`, `bool(x)`, `float(x)`: an explicit conversion."""
+        if len(node.args) != 1 or node.keywords:
+            raise self.refusal(node, "a type conversion takes exactly one argument")
+        t = scalar_type(target)
+        if target is int:
+            raise self.refusal(node, "`int(...)` has no fixed width in the DSL", "write u32(x), i64(x), ...")
+        assert t is not None
+        v = self.expr(node.args[0])
+        if t is BOOL and not isinstance(v, Scalar):
+            return self.truth(v, node.args[0])
+        s = self.as_scalar(v, node.args[0])
+        if t is BOOL:
+            return self.truth(s, node.args[0])
+        # An explicit conversion gives a typed value, even of a literal that already had this type.
+        return replace(self.convert(s, t, node), literal=False)
+
+    def struct_arguments(self, node: ast.Call, cls: type[Struct]) -> dict[str, ast.expr]:
+        """The expression a record's constructor call gives each field it names (the rest are zero)."""
+        fields = cls.fields()
+        given: dict[str, ast.expr] = {}
+        if len(node.args) > len(fields):
+            raise self.refusal(node, f"{cls.__name__} has {len(fields)} fields, {len(node.args)} values given")
+        for f, a in zip(fields, node.args):
+            given[f.name] = a
+        for k in node.keywords:
+            assert k.arg is not None
+            if k.arg not in {f.name for f in fields}:
+                raise self.refusal(k.value, f"{cls.__name__} has no field `{k.arg}`",
+                                   "fields: " + ", ".join(f.name for f in fields))
+            if k.arg in given:
+                raise self.refusal(k.value, f"field `{k.arg}` given twice")
+            given[k.arg] = k.value
+        return given
+
     def const_scalar(self, value: object, node: ast.AST) -> Scalar:
         """The scalar of a Python constant (bool, int, float)."""
         return fold.constant(value, self.complaint(node))
@@ -93,6 +132,22 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
     @abstractmethod
     def complaint(self, node: ast.AST) -> Complaint:
         """Errors at `node`, for the type rules (`fold`)."""
+
+    @abstractmethod
+    def expr(self, node: ast.expr) -> _Value:
+        """An expression's value, recorded in (or checked against) the typed AST."""
+
+    @abstractmethod
+    def as_scalar(self, v: _Value, node: ast.expr) -> _Scalar:
+        """The scalar a value is; refused when it is not a number here."""
+
+    @abstractmethod
+    def truth(self, v: _Value | _Scalar, node: ast.expr) -> _Scalar:
+        """The truth of a value as a bool scalar."""
+
+    @abstractmethod
+    def convert(self, v: _Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> _Scalar:
+        """`v` in type `t` (implicit conversions refuse to lose information silently)."""
 
     @abstractmethod
     def scalar(self, node: ast.expr) -> _Scalar:

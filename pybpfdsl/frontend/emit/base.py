@@ -124,6 +124,10 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
         return AssertionError(f"line {getattr(node, 'lineno', '?')}: the type checker let through `{text}`, "
                               "which the emitter cannot emit")
 
+    def expr(self, node: ast.expr) -> DslValue:
+        """`lower_expr`, by the name the steps shared with the checker (`ExpressionForms`) call it."""
+        return self.lower_expr(node)
+
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
         """The checker has refused what the emitter would refuse here, so reaching it is a bug."""
         return self.unchecked(node)
@@ -206,22 +210,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
         """The scalar a value is, or an error saying why it is not a number here."""
 
     @abstractmethod
-    def binary(self, op: BinOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
-        """`a op b` for an integer or float operator: folded, or emitted in the common type."""
-
-    @abstractmethod
-    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
-        """The DSL operation a Python operator node means."""
-
-    @abstractmethod
-    def branchy_value(self, node: ast.expr) -> DslValue:
-        """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""
-
-    @abstractmethod
-    def call(self, node: ast.Call) -> DslValue:
-        """A call's value."""
-
-    @abstractmethod
     def compare(self, op: CmpOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
         """`a op b` for a comparison: folded, or emitted in the common type."""
 
@@ -298,10 +286,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
         """`m.get(k)` without a default: the value, or None."""
 
     @abstractmethod
-    def power(self, node: ast.BinOp) -> Scalar:
-        """`a ** b` (constants only)."""
-
-    @abstractmethod
     def resume(self, flows: list[Flow], hint: str) -> None:
         """Continue after a construct in the join of `flows` (nothing reachable: no block)."""
 
@@ -310,20 +294,8 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
         """`rb.output(record)`."""
 
     @abstractmethod
-    def scalar(self, node: ast.expr) -> Scalar:
-        """Emit an expression that must be a number."""
-
-    @abstractmethod
-    def true_divide(self, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
-        """`a / b`: a float quotient."""
-
-    @abstractmethod
     def truth(self, v: DslValue, node: ast.expr) -> Scalar:
         """The truth of a value as a bool scalar."""
-
-    @abstractmethod
-    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> DslValue:
-        """`-v`, `+v`, `~v` and `not v`."""
 
     @abstractmethod
     def zero_of(self, t: ScalarType | StructType) -> n.Value:

@@ -67,36 +67,9 @@ class CallEmitter(EmitterBase):
                 return self.method_call(node, base, attr)
         raise self.unchecked(node)
 
-    def type_call(self, node: ast.Call, target: object) -> Scalar:
-        if len(node.args) != 1 or node.keywords:
-            raise self.unchecked(node)
-        t = scalar_type(target)
-        if target is int:
-            raise self.unchecked(node)
-        assert t is not None
-        v = self.lower_expr(node.args[0])
-        if t is BOOL and not isinstance(v, Scalar):
-            return self.truth(v, node.args[0])
-        s = self.as_scalar(v, node.args[0])
-        if t is BOOL:
-            return self.truth(s, node.args[0])
-        # An explicit conversion gives a typed value, even of a literal that already had this type.
-        return replace(self.convert(s, t, node), literal=False)
-
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> StructVal:
         fields = cls.fields()
-        given: dict[str, ast.expr] = {}
-        if len(node.args) > len(fields):
-            raise self.unchecked(node)
-        for f, a in zip(fields, node.args):
-            given[f.name] = a
-        for k in node.keywords:
-            assert k.arg is not None
-            if k.arg not in {f.name for f in fields}:
-                raise self.unchecked(k.value)
-            if k.arg in given:
-                raise self.unchecked(k.value)
-            given[k.arg] = k.value
+        given = self.struct_arguments(node, cls)
         values = []
         for f in fields:
             if f.name in given:

@@ -110,20 +110,8 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]]):
         """Check an expression; record its type (and constant)."""
 
     @abstractmethod
-    def scalar(self, node: ast.expr) -> Scalar[object]:
-        """Check an expression that must be a number."""
-
-    @abstractmethod
-    def branchy_value(self, node: ast.expr) -> Kind:
-        """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""
-
-    @abstractmethod
     def condition(self, node: ast.expr) -> tuple[list[Env], list[Env]]:
         """A test: the locals where it holds and where it does not (each list empty if never)."""
-
-    @abstractmethod
-    def call(self, node: ast.Call) -> Kind:
-        """A call's value."""
 
     @abstractmethod
     def body(self, stmts: list[ast.stmt]) -> None:

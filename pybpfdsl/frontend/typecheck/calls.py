@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import ipaddress
-from dataclasses import replace
 from types import FunctionType
 from typing import cast
 
@@ -194,38 +193,9 @@ class CallChecker(ConditionChecker):
         return computed(t)
 
     # --- conversions and records
-    def type_call(self, node: ast.Call, target: object) -> Scalar[object]:
-        if len(node.args) != 1 or node.keywords:
-            raise self.err(node, "a type conversion takes exactly one argument")
-        t = scalar_type(target)
-        if target is int:
-            raise self.err(node, "`int(...)` has no fixed width in the DSL", "write u32(x), i64(x), ...")
-        assert t is not None
-        v = self.expr(node.args[0])
-        if t is BOOL and not isinstance(v, Scalar):
-            return self.truth(v, node.args[0])
-        s = self.as_scalar(v, node.args[0])
-        if t is BOOL:
-            return self.truth(s, node.args[0])
-        # An explicit conversion gives a typed value, even of a literal that already had this type.
-        return replace(self.convert(s, t, node), literal=False)
-
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> Record:
-        fields = cls.fields()
-        given: dict[str, ast.expr] = {}
-        if len(node.args) > len(fields):
-            raise self.err(node, f"{cls.__name__} has {len(fields)} fields, {len(node.args)} values given")
-        for f, a in zip(fields, node.args):
-            given[f.name] = a
-        for k in node.keywords:
-            assert k.arg is not None
-            if k.arg not in {f.name for f in fields}:
-                raise self.err(k.value, f"{cls.__name__} has no field `{k.arg}`",
-                               "fields: " + ", ".join(f.name for f in fields))
-            if k.arg in given:
-                raise self.err(k.value, f"field `{k.arg}` given twice")
-            given[k.arg] = k.value
-        for f in fields:  # in declaration order, as the emitter evaluates them
+        given = self.struct_arguments(node, cls)
+        for f in cls.fields():  # in declaration order, as the emitter evaluates them
             if f.name in given:
                 self.convert(self.scalar(given[f.name]), f.type, given[f.name], implicit=True)
         return Record(cls)
