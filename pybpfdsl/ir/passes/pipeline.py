@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.passes import blocks, bounds, cse, dce, fold, implied, inplace, joins, thread, unsaturated
+from pybpfdsl.ir.passes import addends, blocks, bounds, cse, dce, fold, implied, inplace, joins, thread, unsaturated
 from pybpfdsl.ir.printer import format_program
 
 
@@ -32,6 +32,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("implied", implied.run),
     Pass("blocks", blocks.run),
     Pass("joins", joins.run),
+    Pass("addends", addends.run),
     Pass("dce", dce.run),
 )
 MAX_ROUNDS = 8
