@@ -13,17 +13,32 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pybpfdsl.bpf.abi import Helper, MapType
 from pybpfdsl.bpf.instruction import Instruction, encode
+from pybpfdsl.bpf.opcode import SIZE_BYTES, AluOp, InsnClass, JmpOp, Mode, Size, Source, make
 from pybpfdsl.bpf.syscall import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, ProgLoadAttr, syscall_number
 from pybpfdsl.runtime.activity import ACTIVITY
-from pybpfdsl.runtime.libbpf import get_libbpf
+from pybpfdsl.runtime.libbpf import get_libbpf, kernel_bpf_available
 from pybpfdsl.verify.analysis.values import MapInfo
 
-BPF_MAP_TYPE_HASH = 1
+BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY = MapType.HASH, MapType.ARRAY, MapType.PERCPU_ARRAY
 HASH_MAP = MapInfo("m", BPF_MAP_TYPE_HASH, 4, 8, 16)
 """A hash map (u32 key, u64 value): its lookups may return NULL (an array's with a constant key may not)."""
 BPF_PSEUDO_MAP_FD = 1
 LOG_SIZE = 1 << 24
+KERNEL, WHY = kernel_bpf_available()
+
+# The opcodes the tests write, made from the package's opcode table, by access width in bytes.
+LDX = {SIZE_BYTES[s]: make(InsnClass.LDX, Mode.MEM, s) for s in Size}
+"""``rD = *(size *)(rS + off)``"""
+ST = {SIZE_BYTES[s]: make(InsnClass.ST, Mode.MEM, s) for s in Size}
+"""``*(size *)(rD + off) = imm``"""
+STX = {SIZE_BYTES[s]: make(InsnClass.STX, Mode.MEM, s) for s in Size}
+"""``*(size *)(rD + off) = rS``"""
+U8, U16, U32, U64 = LDX[1], LDX[2], LDX[4], LDX[8]
+ST_W, ST_DW = ST[4], ST[8]
+STX_DW = STX[8]
+JGT_X = make(InsnClass.JMP, JmpOp.JGT, Source.X)
 
 
 @dataclass(frozen=True)
@@ -61,12 +76,12 @@ def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
             os.close(fd)
 
 
-EXIT = Instruction(0x95)
+EXIT = Instruction(make(InsnClass.JMP, JmpOp.EXIT))
 
 
-
-def load_xdp(insns: Sequence[Instruction]) -> KernelVerdict:
-    """Load ``insns`` (map references already resolved to fds) as an XDP program; the kernel's verdict."""
+def load_xdp(insns: Sequence[Instruction], expected_attach_type: int = 0) -> KernelVerdict:
+    """Load ``insns`` (map references already resolved to fds) as an XDP program (of the attach type
+    given: ``BPF_XDP_DEVMAP`` and ``BPF_XDP_CPUMAP`` programs see more of the context); the kernel's verdict."""
     code = encode(list(insns))
     code_buf = ctypes.create_string_buffer(code, len(code))
     lic = ctypes.create_string_buffer(b"GPL")
@@ -79,6 +94,7 @@ def load_xdp(insns: Sequence[Instruction]) -> KernelVerdict:
     attr.log_level = 1
     attr.log_size = LOG_SIZE
     attr.log_buf = ctypes.addressof(log)
+    attr.expected_attach_type = expected_attach_type
     libc = ctypes.CDLL(None, use_errno=True)
     ACTIVITY.loads += 1
     fd = int(libc.syscall(syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
@@ -91,17 +107,17 @@ def load_xdp(insns: Sequence[Instruction]) -> KernelVerdict:
 
 def mov(dst: int, imm: int) -> Instruction:
     """``rD = imm``"""
-    return Instruction(0xB7, dst, 0, 0, imm)
+    return Instruction(make(InsnClass.ALU64, AluOp.MOV, Source.K), dst, 0, 0, imm)
 
 
 def mov_reg(dst: int, src: int) -> Instruction:
     """``rD = rS``"""
-    return Instruction(0xBF, dst, src, 0, 0)
+    return Instruction(make(InsnClass.ALU64, AluOp.MOV, Source.X), dst, src, 0, 0)
 
 
 def add_imm(dst: int, imm: int) -> Instruction:
     """``rD += imm``"""
-    return Instruction(0x07, dst, 0, 0, imm)
+    return Instruction(make(InsnClass.ALU64, AluOp.ADD, Source.K), dst, 0, 0, imm)
 
 
 def load(size_op: int, dst: int, src: int, off: int) -> Instruction:
@@ -116,13 +132,27 @@ def store(size_op: int, dst: int, src: int, off: int) -> Instruction:
 
 def jeq_imm(dst: int, imm: int, skip: int) -> Instruction:
     """``if rD == imm goto +skip``"""
-    return Instruction(0x15, dst, 0, skip, imm)
+    return Instruction(make(InsnClass.JMP, JmpOp.JEQ, Source.K), dst, 0, skip, imm)
+
+
+def ja(skip: int) -> Instruction:
+    """``goto +skip``"""
+    return Instruction(make(InsnClass.JMP, JmpOp.JA), 0, 0, skip, 0)
+
+
+def call(helper: int) -> Instruction:
+    """``call helper``"""
+    return Instruction(make(InsnClass.JMP, JmpOp.CALL), 0, 0, 0, int(helper))
+
+
+CALL_LOOKUP = call(Helper.MAP_LOOKUP_ELEM)
+PRANDOM = call(Helper.GET_PRANDOM_U32)
+"""``call bpf_get_prandom_u32``: an unknown number in r0."""
 
 
 def hash_lookup() -> list[Instruction]:
     """``key = 0; r0 = bpf_map_lookup_elem(&m, &key)``: the map's lddw is instruction 3."""
-    return [Instruction(0x62, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0),
-            Instruction(0x85, 0, 0, 0, 1)]
+    return [Instruction(ST_W, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), CALL_LOOKUP]
 
 
 LOOKUP_MAP_INSN = 3

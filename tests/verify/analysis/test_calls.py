@@ -18,13 +18,24 @@ from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object
-from tests.verify.analysis.kernel_oracle import EXIT, HASH_MAP, add_imm, jeq_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import (
+    EXIT,
+    HASH_MAP,
+    ST_DW,
+    U8,
+    U32,
+    U64,
+    add_imm,
+    jeq_imm,
+    kernel_verdict,
+    load,
+    mov,
+    mov_reg,
+)
 from tests.verify.corpus.c_corpus import clang
 from tests.verify.corpus.third_party_corpus import kernel_verdict as object_verdict
 
 KERNEL, WHY = kernel_bpf_available()
-
-U8, U32, U64 = 0x71, 0x61, 0x79
 
 
 def pcall(at: int, target: int) -> Instruction:
@@ -32,7 +43,7 @@ def pcall(at: int, target: int) -> Instruction:
     return Instruction(0x85, 0, 1, 0, target - at - 1)
 
 
-def st_imm(off: int, imm: int, op: int = 0x7A) -> Instruction:
+def st_imm(off: int, imm: int, op: int = ST_DW) -> Instruction:
     """``*(u64 *)(r10 + off) = imm``"""
     return Instruction(op, 10, 0, off, imm)
 

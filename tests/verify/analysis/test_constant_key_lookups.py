@@ -11,25 +11,34 @@ from __future__ import annotations
 import pytest
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, helper_signatures, verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
-from tests.verify.analysis.kernel_oracle import BPF_MAP_TYPE_HASH, EXIT, add_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import (
+    BPF_MAP_TYPE_ARRAY,
+    BPF_MAP_TYPE_HASH,
+    BPF_MAP_TYPE_PERCPU_ARRAY,
+    CALL_LOOKUP,
+    EXIT,
+    KERNEL,
+    ST_W,
+    U64,
+    add_imm,
+    kernel_verdict,
+    load,
+    mov,
+    mov_reg,
+)
 
-KERNEL, WHY = kernel_bpf_available()
-
-BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_PERCPU_ARRAY = 2, 6
 ARRAY = MapInfo("arr", BPF_MAP_TYPE_ARRAY, 4, 8, 4)
 PERCPU = MapInfo("pcpu", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 4)
 HASH = MapInfo("hash", BPF_MAP_TYPE_HASH, 4, 8, 4)
-U64, ST_W = 0x79, 0x62
 MAP_LDDW = 3
 
 
 def _lookup_without_null_check(key: int, at: int) -> list[Instruction]:
     """``*(u32 *)(r10 + at) = key; r0 = lookup(&map, r10 + at); r0 = *(u64 *)(r0 + 0)`` (no NULL check)."""
     return [Instruction(ST_W, 10, 0, at, key), mov_reg(2, 10), add_imm(2, at), Instruction.lddw(1, 0),
-            Instruction(0x85, 0, 0, 0, 1), load(U64, 0, 0, 0), mov(0, 2), EXIT]
+            CALL_LOOKUP, load(U64, 0, 0, 0), mov(0, 2), EXIT]
 
 
 @pytest.mark.parametrize(("the_map", "key", "at", "safe"), [

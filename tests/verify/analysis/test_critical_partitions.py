@@ -22,8 +22,12 @@ from pybpfdsl.verify.analysis.liveness import tested_in as registers_tested
 from pybpfdsl.verify.analysis.partitions import CRITICAL_PARTS, MAX_PARTS
 from pybpfdsl.verify.analysis.transfer import Env
 from tests.verify.analysis.kernel_oracle import (
+    CALL_LOOKUP,
     EXIT,
     HASH_MAP,
+    ST_W,
+    STX_DW,
+    U32,
     add_imm,
     jeq_imm,
     kernel_verdict,
@@ -35,9 +39,6 @@ from tests.verify.analysis.kernel_oracle import (
 
 KERNEL, WHY = kernel_bpf_available()
 
-U32, STX_DW = 0x61, 0x7B
-ST_W = 0x62
-CALL_LOOKUP = Instruction(0x85, 0, 0, 0, 1)
 PATHS = 10
 """Paths that meet: more than ``MAX_PARTS``, fewer than the critical level's cap."""
 

@@ -7,43 +7,12 @@ that attach type and without, and past the field (which no XDP program may read)
 
 from __future__ import annotations
 
-import ctypes
-import os
-
 import pytest
 
-from pybpfdsl.bpf.instruction import Instruction, encode
-from pybpfdsl.bpf.syscall import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, ProgLoadAttr, syscall_number
-from pybpfdsl.runtime.activity import ACTIVITY
-from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, load, mov
+from tests.verify.analysis.kernel_oracle import EXIT, KERNEL, U16, U32, load, load_xdp, mov
 
-KERNEL, WHY = kernel_bpf_available()
 BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35
-U32, U16 = 0x61, 0x69
-
-
-def _kernel_loads(insns: list[Instruction], attach_type: int) -> tuple[bool, str]:
-    code = encode(insns)
-    code_buf = ctypes.create_string_buffer(code, len(code))
-    lic = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(1 << 16)
-    attr = ProgLoadAttr()
-    attr.prog_type = BPF_PROG_TYPE_XDP
-    attr.insn_cnt = len(code) // 8
-    attr.insns = ctypes.addressof(code_buf)
-    attr.license = ctypes.addressof(lic)
-    attr.log_level = 1
-    attr.log_size = len(log)
-    attr.log_buf = ctypes.addressof(log)
-    attr.expected_attach_type = attach_type
-    libc = ctypes.CDLL(None, use_errno=True)
-    ACTIVITY.loads += 1
-    fd = int(libc.syscall(syscall_number(), BPF_PROG_LOAD, ctypes.byref(attr), ctypes.sizeof(attr)))
-    if fd >= 0:
-        os.close(fd)
-    return fd >= 0, log.value.decode(errors="replace")
 
 
 @pytest.mark.parametrize(("section", "size_op", "off", "safe"), [
@@ -63,5 +32,5 @@ def test_egress_ifindex_is_readable_in_devmap_programs_only(section: str, size_o
         assert any(f.code == Code.CTX_ACCESS and f.insn == 0 for f in ours.errors), ours.format()
     if KERNEL:
         attach = {"devmap": BPF_XDP_DEVMAP, "cpumap": BPF_XDP_CPUMAP}.get(section.rsplit("/", 1)[-1], 0)
-        ok, log = _kernel_loads(prog, attach)
-        assert ok == safe, log[-300:]
+        kernel = load_xdp(prog, attach)
+        assert kernel.ok == safe, kernel.log[-300:]

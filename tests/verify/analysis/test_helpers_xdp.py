@@ -11,17 +11,12 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import EXIT, U8, U32, U64, add_imm, call, load, mov, mov_reg
 from tests.verify.analysis.map_oracle import kernel_verdict_maps
 
 KERNEL, WHY = kernel_bpf_available()
-U8, U32, U64 = 0x71, 0x61, 0x79
 PROG_ARRAY = MapInfo("jmp_table", 3, 4, 4, 4)
 PERF_ARRAY = MapInfo("events", 4, 4, 4, 4)
-
-
-def call(helper: int) -> Instruction:
-    return Instruction(0x85, 0, 0, 0, helper)
 
 
 def zero(lo: int, hi: int) -> list[Instruction]:

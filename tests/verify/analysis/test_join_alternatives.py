@@ -31,8 +31,14 @@ from pybpfdsl.verify.analysis.values import (
 from pybpfdsl.verify.domains.scalar import Scalar
 from tests.verify.analysis.kernel_oracle import (
     BPF_MAP_TYPE_HASH,
+    CALL_LOOKUP,
     EXIT,
+    ST_DW,
+    ST_W,
+    U16,
+    U32,
     add_imm,
+    ja,
     jeq_imm,
     kernel_verdict,
     load,
@@ -41,14 +47,6 @@ from tests.verify.analysis.kernel_oracle import (
 )
 
 KERNEL, WHY = kernel_bpf_available()
-
-U16, U32 = 0x69, 0x61
-ST_W, ST_DW = 0x62, 0x7A
-CALL_LOOKUP = Instruction(0x85, 0, 0, 0, 1)
-
-
-def ja(skip: int) -> Instruction:
-    return Instruction(0x05, 0, 0, skip, 0)
 
 
 def _check(prog: list[Instruction], maps: dict[int, MapInfo], safe: bool, kernel_says: str = "") -> VerifierReport:

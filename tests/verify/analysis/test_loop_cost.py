@@ -48,13 +48,10 @@ from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.loops import too_complex
 from tests.generated.checks import load_module
 from tests.generated.program_strategy import RandomChooser, generate_program
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, kernel_verdict, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import EXIT, PRANDOM, add_imm, ja, jeq_imm, kernel_verdict, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
-
-PRANDOM = Instruction(0x85, 0, 0, 0, 7)
-"""``call bpf_get_prandom_u32``: an unknown number in r0."""
 
 
 def jlt(dst: int, imm: int, off: int) -> Instruction:
@@ -65,15 +62,6 @@ def jlt(dst: int, imm: int, off: int) -> Instruction:
 def jgt(dst: int, imm: int, off: int) -> Instruction:
     """``if rD > imm goto +off``"""
     return Instruction(0x25, dst, 0, off, imm)
-
-
-def jeq(dst: int, imm: int, off: int) -> Instruction:
-    """``if rD == imm goto +off``"""
-    return Instruction(0x15, dst, 0, off, imm)
-
-
-def ja(off: int) -> Instruction:
-    return Instruction(0x05, 0, 0, off, 0)
 
 
 def counted(n: int) -> list[Instruction]:
@@ -100,7 +88,7 @@ def decided_sum(n: int) -> list[Instruction]:
     """As :func:`branch_per_iteration`, then ``if count == 3`` after the loop: on the path that never
     counted the jump goes one way only, so the kernel keeps the count precise and every path through
     the loop apart: 2**n of them."""
-    return [*branch_per_iteration(n)[:-2], mov(0, 2), jeq(7, 3, 1), mov(0, 1), EXIT]
+    return [*branch_per_iteration(n)[:-2], mov(0, 2), jeq_imm(7, 3, 1), mov(0, 1), EXIT]
 
 
 def bounded_sum(n: int) -> list[Instruction]:
@@ -176,7 +164,7 @@ def test_loops_the_kernel_refuses_are_refused(name: str) -> None:
 def test_an_endless_loop_makes_the_simulation_give_up() -> None:
     """``while random() != 7: pass`` never ends for the kernel's exploration (the number is unknown
     every time): the simulation stops at its work budget."""
-    insns = [PRANDOM, jeq(0, 7, 1), ja(-3), mov(0, 2), EXIT]
+    insns = [PRANDOM, jeq_imm(0, 7, 1), ja(-3), mov(0, 2), EXIT]
     ours = simulate(insns, work=5_000)
     assert ours.complete is None and ours.steps <= 5_001
 

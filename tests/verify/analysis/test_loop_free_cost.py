@@ -12,12 +12,10 @@ from pybpfdsl.verify.analysis import Code, verify_instructions
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.loops import path_bound
 from pybpfdsl.verify.analysis.transfer import Env
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, jeq_imm, kernel_verdict, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import EXIT, PRANDOM, add_imm, jeq_imm, kernel_verdict, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
-
-PRANDOM = Instruction(0x85, 0, 0, 0, 7)
 
 
 def _bits(n: int, test_sum: bool) -> list[Instruction]:

@@ -13,16 +13,7 @@ from pybpfdsl.verify.analysis.partitions import partition_key
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue, StackPtr
 from pybpfdsl.verify.domains.scalar import Scalar
-
-EXIT = Instruction(0x95)
-
-
-def mov(dst: int, imm: int) -> Instruction:
-    return Instruction(0xB7, dst, 0, 0, imm)
-
-
-def ldx(size_op: int, dst: int, src: int, off: int) -> Instruction:
-    return Instruction(size_op, dst, src, off, 0)
+from tests.verify.analysis.kernel_oracle import EXIT, load, mov
 
 
 def codes(insns: list[Instruction], allow_uninit_stack_reads: bool = False) -> set[Code]:
@@ -30,7 +21,7 @@ def codes(insns: list[Instruction], allow_uninit_stack_reads: bool = False) -> s
 
 
 def _pkt_prologue() -> list[Instruction]:
-    return [ldx(0x61, 2, 1, 0), ldx(0x61, 3, 1, 4)]  # r2 = data, r3 = data_end
+    return [load(0x61, 2, 1, 0), load(0x61, 3, 1, 4)]  # r2 = data, r3 = data_end
 
 
 def test_branch_ranges_are_kept_apart() -> None:
@@ -38,7 +29,7 @@ def test_branch_ranges_are_kept_apart() -> None:
     (a plain join would keep 40 bytes and a pointer in [32, 52])."""
     insns = [
         *_pkt_prologue(),
-        ldx(0x61, 5, 1, 16),                  # r5 = rx_queue_index
+        load(0x61, 5, 1, 16),                  # r5 = rx_queue_index
         Instruction(0x55, 5, 0, 5, 0),        # if r5 != 0 goto B
         Instruction(0xBF, 4, 2, 0, 0), Instruction(0x07, 4, 0, 0, 40),
         Instruction(0x2D, 4, 3, 9, 0),        # if r4 > r3 goto out
@@ -47,7 +38,7 @@ def test_branch_ranges_are_kept_apart() -> None:
         Instruction(0xBF, 4, 2, 0, 0), Instruction(0x07, 4, 0, 0, 60),   # B:
         Instruction(0x2D, 4, 3, 4, 0),
         Instruction(0x07, 4, 0, 0, -8),       # r4 = data + 52
-        ldx(0x71, 0, 4, 7),                   # join: r0 = *(u8 *)(r4 + 7)
+        load(0x71, 0, 4, 7),                   # join: r0 = *(u8 *)(r4 + 7)
         Instruction(0x57, 0, 0, 0, 1),
         EXIT,
         mov(0, 2), EXIT,                      # out:
@@ -82,18 +73,18 @@ def test_pointer_subtraction_gives_a_number() -> None:
 
 
 def test_pointer_multiplication_is_rejected() -> None:
-    insns = [ldx(0x61, 2, 1, 0), Instruction(0x27, 2, 0, 0, 2), mov(0, 2), EXIT]
+    insns = [load(0x61, 2, 1, 0), Instruction(0x27, 2, 0, 0, 2), mov(0, 2), EXIT]
     assert Code.POINTER_ARITH in codes(insns)
 
 
 def test_uninit_stack_read_option() -> None:
-    insns = [ldx(0x79, 0, 10, -16), Instruction(0x57, 0, 0, 0, 1), EXIT]
+    insns = [load(0x79, 0, 10, -16), Instruction(0x57, 0, 0, 0, 1), EXIT]
     assert Code.UNINIT_STACK in codes(insns)
     assert codes(insns, allow_uninit_stack_reads=True) == set()
 
 
 def test_partial_fill_of_a_spilled_pointer_is_rejected() -> None:
-    insns = [Instruction(0x7B, 10, 1, -8, 0), ldx(0x61, 0, 10, -8), Instruction(0x57, 0, 0, 0, 1), EXIT]
+    insns = [Instruction(0x7B, 10, 1, -8, 0), load(0x61, 0, 10, -8), Instruction(0x57, 0, 0, 0, 1), EXIT]
     assert Code.POINTER_LEAK in codes(insns, allow_uninit_stack_reads=True)
 
 
@@ -136,7 +127,7 @@ def test_liveness() -> None:
 
 def test_stack_pointer_offset_tracks_constants() -> None:
     insns = [Instruction(0xBF, 2, 10, 0, 0), Instruction(0x07, 2, 0, 0, -16), Instruction(0x7A, 2, 0, 0, 7),
-             ldx(0x79, 0, 10, -16), EXIT]
+             load(0x79, 0, 10, -16), EXIT]
     r = verify_instructions(insns)
     assert r.analysis is not None
     s = r.analysis.pre[2]
@@ -145,6 +136,6 @@ def test_stack_pointer_offset_tracks_constants() -> None:
 
 
 def test_packet_end_arithmetic_is_rejected() -> None:
-    insns = [ldx(0x61, 3, 1, 4), Instruction(0x07, 3, 0, 0, 1), mov(0, 2), EXIT]
+    insns = [load(0x61, 3, 1, 4), Instruction(0x07, 3, 0, 0, 1), mov(0, 2), EXIT]
     assert Code.POINTER_ARITH in codes(insns)
     assert isinstance(PacketEnd(), PacketEnd)

@@ -12,10 +12,21 @@ from __future__ import annotations
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, HASH_MAP, hash_lookup, jeq_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import (
+    EXIT,
+    HASH_MAP,
+    STX_DW,
+    U32,
+    U64,
+    hash_lookup,
+    jeq_imm,
+    kernel_verdict,
+    load,
+    mov,
+    mov_reg,
+)
 
 KERNEL, _ = kernel_bpf_available()
-U32, U64, ST_U64 = 0x61, 0x79, 0x7B
 MAP_INSN = 4
 """The lookup's lddw, after the one instruction that reads the context."""
 
@@ -39,7 +50,7 @@ def test_a_copy_set_to_null_on_one_path_is_not_told_by_the_check() -> None:
 def test_a_checked_value_or_null_spilled_is_told_by_a_check_of_its_reload() -> None:
     """r0 (checked) or 0, spilled; a reload compared with 0; a second reload dereferenced: both accept."""
     insns = [load(U32, 9, 1, 12), *hash_lookup(), jeq_imm(0, 0, 7), jeq_imm(9, 0, 1), mov(0, 0),
-             Instruction(ST_U64, 10, 0, -16, 0), load(U64, 1, 10, -16), jeq_imm(1, 0, 2), load(U64, 2, 10, -16),
+             Instruction(STX_DW, 10, 0, -16, 0), load(U64, 1, 10, -16), jeq_imm(1, 0, 2), load(U64, 2, 10, -16),
              load(U64, 3, 2, 0), mov(0, 2), EXIT]
     report = ours(insns)
     assert report.ok, report.format()
@@ -50,7 +61,7 @@ def test_a_checked_value_or_null_spilled_is_told_by_a_check_of_its_reload() -> N
 def test_a_result_or_null_spilled_is_told_by_a_check_of_its_reload() -> None:
     """The same with the result not yet checked on the path where it is kept."""
     insns = [load(U32, 9, 1, 12), *hash_lookup(), jeq_imm(9, 0, 1), mov(0, 0),
-             Instruction(ST_U64, 10, 0, -16, 0), load(U64, 1, 10, -16), jeq_imm(1, 0, 2), load(U64, 2, 10, -16),
+             Instruction(STX_DW, 10, 0, -16, 0), load(U64, 1, 10, -16), jeq_imm(1, 0, 2), load(U64, 2, 10, -16),
              load(U64, 3, 2, 0), mov(0, 2), EXIT]
     report = ours(insns)
     assert report.ok, report.format()
@@ -64,8 +75,8 @@ def test_a_result_or_null_through_a_chain_of_joins_keeps_its_link() -> None:
     spill, however many joins it went through (each join reuses the link's id rather than nesting it)."""
     branches: list[Instruction] = []
     for field in (12, 16, 12, 16, 12):
-        branches += [load(U32, 1, 6, field), jeq_imm(1, 0, 2), mov(1, 0), Instruction(ST_U64, 10, 1, -16, 0)]
-    insns = [mov_reg(6, 1), mov(0, 0), *hash_lookup(), Instruction(ST_U64, 10, 0, -16, 0), *branches,
+        branches += [load(U32, 1, 6, field), jeq_imm(1, 0, 2), mov(1, 0), Instruction(STX_DW, 10, 1, -16, 0)]
+    insns = [mov_reg(6, 1), mov(0, 0), *hash_lookup(), Instruction(STX_DW, 10, 0, -16, 0), *branches,
              load(U64, 1, 10, -16), jeq_imm(1, 0, 2), load(U64, 2, 10, -16), load(U64, 3, 2, 0), mov(0, 2), EXIT]
     report = verify_instructions(insns, map_refs={5: (HASH_MAP, None)})
     assert report.ok, report.format()

@@ -6,10 +6,9 @@ from __future__ import annotations
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, load, load_xdp, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import EXIT, U8, U32, add_imm, load, load_xdp, mov, mov_reg
 
 KERNEL, _ = kernel_bpf_available()
-U8, U32 = 0x71, 0x61
 
 
 def _program(recheck: bool) -> list[Instruction]:

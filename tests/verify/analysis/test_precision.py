@@ -9,12 +9,18 @@ from __future__ import annotations
 import pytest
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, api, driver, partitions, verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
 from tests.verify.analysis.kernel_oracle import (
     BPF_MAP_TYPE_HASH,
     EXIT,
+    KERNEL,
+    LDX,
+    ST,
+    STX,
+    U32,
+    U64,
+    WHY,
     add_imm,
     jeq_imm,
     kernel_verdict,
@@ -23,13 +29,7 @@ from tests.verify.analysis.kernel_oracle import (
     mov_reg,
 )
 
-KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
-
-ST = {1: 0x72, 2: 0x6A, 4: 0x62, 8: 0x7A}
-STX = {1: 0x73, 2: 0x6B, 4: 0x63, 8: 0x7B}
-LDX = {1: 0x71, 2: 0x69, 4: 0x61, 8: 0x79}
-U32, U64 = 0x61, 0x79
 
 
 # --------------------------------------------------------------------------- #

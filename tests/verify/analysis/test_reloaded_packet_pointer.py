@@ -14,11 +14,9 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import EXIT, JGT_X, U8, U32, add_imm, kernel_verdict, load, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
-U8, U32 = 0x71, 0x61
-JGT_X = 0x2D
 
 
 def _program(access: list[Instruction]) -> list[Instruction]:

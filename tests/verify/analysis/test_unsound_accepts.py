@@ -25,6 +25,10 @@ from tests.verify.analysis.kernel_oracle import (
     EXIT,
     HASH_MAP,
     LOOKUP_MAP_INSN,
+    STX,
+    U8,
+    U32,
+    U64,
     add_imm,
     hash_lookup,
     jeq_imm,
@@ -38,9 +42,6 @@ from tests.verify.corpus.c_corpus import clang
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
-
-U8, U32, U64 = 0x71, 0x61, 0x79
-ST_U32, ST_U64 = 0x63, 0x7B
 
 
 def ours(insns: list[Instruction], map_insns: tuple[int, ...] = ()) -> VerifierReport:
@@ -165,19 +166,19 @@ def test_joins_of_different_types_remember_what_arithmetic_is_allowed() -> None:
 # --------------------------------------------------------------------------- #
 
 def test_partial_spill_of_a_pointer_is_refused() -> None:
-    insns = [store(ST_U32, 10, 1, -4), mov(0, 2), EXIT]
+    insns = [store(STX[4], 10, 1, -4), mov(0, 2), EXIT]
     assert_refused_at(ours(insns), 0, Code.POINTER_LEAK, "spilled whole")
     assert_kernel_refuses(insns, (), "invalid size of register spill")
 
 
 def test_partial_spill_of_a_maybe_pointer_is_refused() -> None:
-    insns = _pointer_or_scalar(False, store(ST_U32, 10, 2, -4))
+    insns = _pointer_or_scalar(False, store(STX[4], 10, 2, -4))
     assert_refused_at(ours(insns), 4, Code.POINTER_LEAK, "spilled whole")
     assert_kernel_refuses(insns, (), "invalid size of register spill")
 
 
 def test_whole_spill_of_a_pointer_is_accepted() -> None:
-    insns = [store(ST_U64, 10, 1, -8), load(U64, 2, 10, -8), load(U32, 0, 2, 16), mov(0, 2), EXIT]
+    insns = [store(STX[8], 10, 1, -8), load(U64, 2, 10, -8), load(U32, 0, 2, 16), mov(0, 2), EXIT]
     assert ours(insns).ok
     if KERNEL:
         assert kernel_verdict(insns).ok
