@@ -12,13 +12,16 @@ from __future__ import annotations
 import ast
 from abc import ABC, abstractmethod
 from dataclasses import replace
-from typing import Any, Generic, TypeVar
+from types import FunctionType
+from typing import Any, Generic, TypeVar, cast
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.fold import Complaint
-from pybpfdsl.frontend.resolve import scalar_type
-from pybpfdsl.frontend.values import ConstTuple, NoneVal, Scalar, StringVal
+from pybpfdsl.frontend.resolve import classify, register_state, scalar_type
+from pybpfdsl.frontend.source import FunctionSource
+from pybpfdsl.frontend.values import Callee, ConstTuple, ModuleVal, NoneVal, Scalar, StateVal, StringVal
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.state import StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, ScalarType
 
@@ -34,6 +37,9 @@ _COLLECTIONS: dict[type[ast.expr], str] = {
 class ExpressionForms(ABC, Generic[_Value, _Scalar]):
     """The dispatch over expression forms; `_Value` is what a pass makes of an expression (the checker's
     kind, the emitter's value), `_Scalar` its numbers."""
+
+    state: dict[str, StateObject]
+    """The state objects the function uses, by name (`resolve.register_state`)."""
 
     def expression_form(self, node: ast.expr) -> _Value | _Scalar | Scalar | NoneVal | StringVal | ConstTuple:
         """The step `node`'s form takes (without recording it: the caller records)."""
@@ -85,6 +91,90 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
                 raise self.refusal(node, "generators and coroutines are not supported")
         raise self.refusal(node, f"`{ast.unparse(node)}` is not supported in a DSL function")
 
+    def from_python(self, value: object, name: str,
+                    node: ast.expr) -> Scalar | StateVal | ConstTuple | ModuleVal | StringVal | Callee:
+        """What a module-level Python object `name` denotes in a DSL function."""
+        kind, value = classify(value)
+        match kind:
+            case "state":
+                assert isinstance(value, StateObject)
+                return StateVal(register_state(self.state, value, name, self.current_source, node))
+            case "constant":
+                return self.const_scalar(value, node)
+            case "tuple":
+                assert isinstance(value, tuple)
+                for item in value:
+                    if not isinstance(item, int | float | bool):
+                        raise self.refusal(node, f"{name} is a tuple with non-numeric items",
+                                           "constant tuples may hold only ints, floats and bools")
+                return ConstTuple(value)
+            case "module":
+                return ModuleVal(value)  # type: ignore[arg-type]
+            case "string":
+                assert isinstance(value, str)
+                return StringVal(value)
+            case "builtin" | "type" | "struct" | "inline":
+                return Callee(kind, value)
+            case "program":
+                raise self.refusal(node, f"{name} is an @xdp program; programs cannot call each other",
+                                   "move the shared code into an @inline helper")
+        raise self.unusable(node, name, value)
+
+    def call(self, node: ast.Call) -> _Value | _Scalar:
+        """A call: of a built-in, a type (a conversion), a record, an @inline helper or a method."""
+        callee = self.expr(node.func)
+        if not isinstance(callee, Callee):
+            raise self.refusal(node, f"{self.describe(callee)} is not callable")
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+            raise self.refusal(node, "`*args` and `**kwargs` are not supported in calls")
+        match callee.kind:
+            case "builtin":
+                return self.builtin(node, str(callee.target))
+            case "type":
+                return self.type_call(node, callee.target)
+            case "struct":
+                assert isinstance(callee.target, type)
+                return self.struct_call(node, callee.target)
+            case "inline":
+                assert isinstance(callee.target, FunctionType)
+                return self.inline_call(node, callee.target)
+            case "method":
+                base, attr = cast(tuple[_Value, str], callee.target)
+                return self.method_call(node, base, attr)
+        raise self.refusal(node, f"cannot call {self.describe(callee)}")
+
+    def power(self, node: ast.BinOp) -> Scalar:
+        """`a ** b`: constants only (folded)."""
+        a, b = self.scalar(node.left), self.scalar(node.right)
+        return fold.fold_power(a, b, self.complaint(node))
+
+    def negate(self, v: _Scalar, node: ast.AST) -> _Scalar | Scalar:
+        """`-v`: an untyped constant exactly, else `0 - v` in the type unary minus computes in."""
+        if v.const is not None and fold.untyped(v):
+            return self.const_scalar(-v.const, node)
+        t = self.unary_result_type(v, node)
+        cv = self.convert(v, t, node)
+        zero = Scalar(t, const=0.0 if t.is_fixed else 0)
+        if t.is_fixed:
+            return self.float_binary(BinOp.SUB, zero, cv, node)
+        return self.binary(BinOp.SUB, zero, cv, node)
+
+    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> _Value | _Scalar | Scalar:
+        """`not a` (a branchy value), `+a`, `-a`, `~a` (integers only: `v ^ -1`)."""
+        if isinstance(op, ast.Not):
+            return self.branchy_value(node)
+        v = self.scalar(operand)
+        if isinstance(op, ast.UAdd):
+            return v
+        if isinstance(op, ast.USub):
+            return self.negate(v, node)
+        if v.type.is_fixed:
+            raise self.refusal(node, "`~` is not defined on floats")
+        if v.const is not None and fold.untyped(v):
+            return self.const_scalar(~int(v.const), node)
+        t = self.unary_result_type(v, node)
+        return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)
+
     def type_call(self, node: ast.Call, target: object) -> _Scalar:
         """`u32(x)`, `bool(x)`, `float(x)`: an explicit conversion."""
         if len(node.args) != 1 or node.keywords:
@@ -130,6 +220,35 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """What a program this pass cannot take raises: the user's error, or (after the checker) a bug."""
 
     @abstractmethod
+    def unusable(self, node: ast.expr, name: str, value: object) -> Exception:
+        """The refusal of a Python object a DSL function cannot use."""
+
+    @abstractmethod
+    def describe(self, v: object) -> str:
+        """A short phrase for a value in a refusal."""
+
+    @property
+    @abstractmethod
+    def current_source(self) -> FunctionSource:
+        """The function being walked: the program or an inlined helper."""
+
+    @abstractmethod
+    def builtin(self, node: ast.Call, name: str) -> _Value | _Scalar:
+        """A call of a DSL built-in (`print`, `min`, `now_ns`, ...)."""
+
+    @abstractmethod
+    def struct_call(self, node: ast.Call, cls: type[Struct]) -> _Value:
+        """A record's constructor."""
+
+    @abstractmethod
+    def inline_call(self, node: ast.Call, fn: FunctionType) -> _Value:
+        """A call of an @inline helper."""
+
+    @abstractmethod
+    def method_call(self, node: ast.Call, base: _Value, attr: str) -> _Value | _Scalar:
+        """`base.attr(...)`: a map's, the packet's, a header's method."""
+
+    @abstractmethod
     def complaint(self, node: ast.AST) -> Complaint:
         """Errors at `node`, for the type rules (`fold`)."""
 
@@ -166,20 +285,20 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """The DSL's operation for a Python operator."""
 
     @abstractmethod
-    def binary(self, op: BinOp, a: _Scalar, b: _Scalar, node: ast.AST) -> _Scalar:
+    def binary(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar:
         """`a op b` on numbers."""
+
+    @abstractmethod
+    def float_binary(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar:
+        """`a op b` on floats."""
+
+    @abstractmethod
+    def unary_result_type(self, v: _Scalar, node: ast.AST) -> ScalarType:
+        """The type `-v` and `~v` compute in (the checker decides it; the emitter reads the typed AST)."""
 
     @abstractmethod
     def true_divide(self, a: _Scalar, b: _Scalar, node: ast.AST) -> _Scalar:
         """`a / b`."""
-
-    @abstractmethod
-    def power(self, node: ast.BinOp) -> _Scalar:
-        """`a ** b`."""
-
-    @abstractmethod
-    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> _Value:
-        """`-a`, `+a`, `~a`, `not a`."""
 
     @abstractmethod
     def comparison(self, node: ast.Compare) -> _Value:
@@ -188,10 +307,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
     @abstractmethod
     def branchy_value(self, node: ast.expr) -> _Value:
         """A value computed with control flow: and/or, `a if c else b`."""
-
-    @abstractmethod
-    def call(self, node: ast.Call) -> _Value:
-        """A call's value."""
 
     @abstractmethod
     def subscript(self, node: ast.Subscript, base_node: ast.expr, index: ast.expr) -> _Value:

@@ -14,7 +14,6 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.operators import BINARY_OPERATORS
 from pybpfdsl.frontend.values import (
-    DslValue,
     Scalar,
 )
 from pybpfdsl.ir import nodes as n
@@ -100,35 +99,6 @@ class ArithmeticEmitter(EmitterBase):
             return Scalar(FLOAT, out)
         out = self.op(n.FixedDivInt, FLOAT, self.scalar_value(a), self.scalar_value(divisor))
         return Scalar(FLOAT, out)
-
-    def power(self, node: ast.BinOp) -> Scalar:
-        a, b = self.scalar(node.left), self.scalar(node.right)
-        return fold.fold_power(a, b, self.complaint(node))
-
-    def negate(self, v: Scalar, node: ast.AST) -> Scalar:
-        if v.const is not None and fold.untyped(v):
-            return self.const_scalar(-v.const, node)
-        t = self.result_type(node)
-        cv = self.convert(v, t, node)
-        zero = Scalar(t, const=0.0 if t.is_fixed else 0)
-        if t.is_fixed:
-            return self.float_binary(BinOp.SUB, zero, cv, node)
-        return self.binary(BinOp.SUB, zero, cv, node)
-
-    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> DslValue:
-        if isinstance(op, ast.Not):
-            return self.branchy_value(node)
-        v = self.scalar(operand)
-        if isinstance(op, ast.UAdd):
-            return v
-        if isinstance(op, ast.USub):
-            return self.negate(v, node)
-        if v.type.is_fixed:
-            raise self.unchecked(node)
-        if v.const is not None and fold.untyped(v):
-            return self.const_scalar(~int(v.const), node)
-        t = self.result_type(node)
-        return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)
 
     def compare(self, op: CmpOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
         folded = fold.fold_compare(op, a, b, self.complaint(node))

@@ -24,12 +24,13 @@ from types import FunctionType
 from typing import TypeVar
 
 from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import Complaint, raw_constant
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
-from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
+from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar, describe
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.types import StructType
@@ -65,7 +66,7 @@ class Scope:
     source_line: int = 0  # the line of `source` being lowered (what warnings point at), 0 before the first
 
 
-class EmitterBase(ExpressionForms[DslValue, Scalar]):
+class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
     def __init__(self, typed: TypedFunction, program_name: str) -> None:
         self.main = typed.source
         self.typed = typed.facts
@@ -127,6 +128,26 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
     def expr(self, node: ast.expr) -> DslValue:
         """`lower_expr`, by the name the steps shared with the checker (`ExpressionForms`) call it."""
         return self.lower_expr(node)
+
+    def unusable(self, node: ast.expr, name: str, value: object) -> AssertionError:
+        return self.unchecked(node)
+
+    def describe(self, v: object) -> str:
+        return describe(v)
+
+    @property
+    def current_source(self) -> FunctionSource:
+        return self.scope.source
+
+    def enter_join(self, paths: list[Flow], hint: str) -> bool:
+        env = self.flow.merge(paths, self.line, hint)
+        if env is None:
+            return False
+        self.env = env
+        return True
+
+    def unary_result_type(self, v: Scalar, node: ast.AST) -> ScalarType:
+        return self.result_type(node)
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
         """The checker has refused what the emitter would refuse here, so reaching it is a bug."""
@@ -214,10 +235,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
         """`a op b` for a comparison: folded, or emitted in the common type."""
 
     @abstractmethod
-    def condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
-        """Lower a test as jumps: the flows where it holds and where it does not."""
-
-    @abstractmethod
     def convert(self, v: Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar:
         """Convert to `t` (implicit conversions refuse to lose information silently)."""
 
@@ -276,10 +293,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar]):
     @abstractmethod
     def membership(self, v: Scalar, constants: list[int], node: ast.AST) -> Scalar:
         """`v` equals one of `constants`."""
-
-    @abstractmethod
-    def negate(self, v: Scalar, node: ast.AST) -> Scalar:
-        """`-v`."""
 
     @abstractmethod
     def optional_lookup(self, m: BpfMap, key: n.Value) -> OptionalVal:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 from types import FunctionType
-from typing import cast
 
 from pybpfdsl.frontend.emit import builtin_calls, packet_access, packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
@@ -18,7 +17,6 @@ from pybpfdsl.frontend.flow import Env, Flow
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import (
-    Callee,
     DslValue,
     HeaderVal,
     LocalValue,
@@ -45,27 +43,8 @@ from pybpfdsl.lang.types import (
 class CallEmitter(EmitterBase):
     """Calls: built-ins, conversions, records, methods, inlined helpers."""
 
-    def call(self, node: ast.Call) -> DslValue:
-        callee = self.lower_expr(node.func)
-        if not isinstance(callee, Callee):
-            raise self.unchecked(node)
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise self.unchecked(node)
-        match callee.kind:
-            case "builtin":
-                return builtin_calls.call_builtin(self, node, str(callee.target))
-            case "type":
-                return self.type_call(node, callee.target)
-            case "struct":
-                assert isinstance(callee.target, type)
-                return self.struct_call(node, callee.target)
-            case "inline":
-                assert isinstance(callee.target, FunctionType)
-                return self.inline_call(node, callee.target)
-            case "method":
-                base, attr = cast(tuple[DslValue, str], callee.target)
-                return self.method_call(node, base, attr)
-        raise self.unchecked(node)
+    def builtin(self, node: ast.Call, name: str) -> DslValue:
+        return builtin_calls.call_builtin(self, node, name)
 
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> StructVal:
         fields = cls.fields()

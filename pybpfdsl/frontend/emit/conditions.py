@@ -84,32 +84,9 @@ class ConditionEmitter(EmitterBase):
 
     def plain_condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
         self.set_line_expr(node)
-        match node:
-            case ast.BoolOp(op=ast.And(), values=values):
-                true_flows, false_flows = self.condition(values[0])
-                for v in values[1:]:
-                    env = self.flow.merge(true_flows, self.line, "and")
-                    if env is None:
-                        return [], false_flows
-                    self.env = env
-                    t, f = self.condition(v)
-                    true_flows, false_flows = t, false_flows + f
-                return true_flows, false_flows
-            case ast.BoolOp(op=ast.Or(), values=values):
-                true_flows, false_flows = self.condition(values[0])
-                for v in values[1:]:
-                    env = self.flow.merge(false_flows, self.line, "or")
-                    if env is None:
-                        return true_flows, []
-                    self.env = env
-                    t, f = self.condition(v)
-                    true_flows, false_flows = true_flows + t, f
-                return true_flows, false_flows
-            case ast.UnaryOp(op=ast.Not(), operand=operand):
-                t, f = self.condition(operand)
-                return f, t
-            case ast.Compare(left=left, ops=[ast.Is() | ast.IsNot() as op], comparators=[ast.Constant(value=None)]):
-                return self.none_test(left, isinstance(op, ast.Is))
+        paths = self.connective(node)
+        if paths is not None:
+            return paths
         value = self.lower_expr(node)
         if isinstance(value, OptionalVal) and isinstance(value.inner, HeaderVal):
             return self.narrow_flows(node, value, is_none=False)

@@ -14,7 +14,7 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.operators import COMPARISONS
-from pybpfdsl.frontend.resolve import classify, local_names, register_state, resolve_global
+from pybpfdsl.frontend.resolve import local_names, resolve_global
 from pybpfdsl.frontend.values import (
     Callee,
     ConstTuple,
@@ -26,12 +26,11 @@ from pybpfdsl.frontend.values import (
     PayloadVal,
     Scalar,
     StateVal,
-    StringVal,
     StructVal,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import CmpOp
-from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
+from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap
 from pybpfdsl.lang.types import (
     BOOL,
     FLOAT,
@@ -66,31 +65,6 @@ class ExpressionEmitter(EmitterBase):
             raise self.unchecked(node)  # the checker says why `name` has no value here
         value = resolve_global(self.scope.source.function, name, lambda m: self.err(node, m))
         return self.from_python(value, name, node)
-
-    def from_python(self, value: object, name: str, node: ast.expr) -> DslValue:
-        kind, value = classify(value)
-        match kind:
-            case "state":
-                assert isinstance(value, StateObject)
-                return StateVal(register_state(self.state, value, name, self.scope.source, node))
-            case "constant":
-                return self.const_scalar(value, node)
-            case "tuple":
-                assert isinstance(value, tuple)
-                for item in value:
-                    if not isinstance(item, int | float | bool):
-                        raise self.unchecked(node)
-                return ConstTuple(value)
-            case "module":
-                return ModuleVal(value)  # type: ignore[arg-type]
-            case "string":
-                assert isinstance(value, str)
-                return StringVal(value)
-            case "builtin" | "type" | "struct" | "inline":
-                return Callee(kind, value)
-            case "program":
-                raise self.unchecked(node)
-        raise self.unchecked(node)
 
     def attribute(self, node: ast.Attribute) -> DslValue:
         base = self.lower_expr(node.value)

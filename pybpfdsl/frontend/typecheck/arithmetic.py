@@ -13,7 +13,7 @@ from dataclasses import replace
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
 from pybpfdsl.frontend.typecheck.base import CheckerBase
-from pybpfdsl.frontend.typecheck.kinds import Kind, Token
+from pybpfdsl.frontend.typecheck.kinds import Token
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64
@@ -91,35 +91,6 @@ class ArithmeticChecker(CheckerBase):
         if not a.type.is_fixed:
             self.convert(a, i64, node)
         return computed(FLOAT)
-
-    def power(self, node: ast.BinOp) -> Scalar[object]:
-        a, b = self.scalar(node.left), self.scalar(node.right)
-        return fold.fold_power(a, b, self.complaint(node))
-
-    def negate(self, v: Scalar[object], node: ast.AST) -> Scalar[object]:
-        if v.const is not None and fold.untyped(v):
-            return fold.constant(-v.const, self.complaint(node))
-        t = fold.unary_type(v.type)
-        cv = self.convert(v, t, node)
-        zero: Scalar[object] = Scalar(t, const=0.0 if t.is_fixed else 0)
-        if t.is_fixed:
-            return self.float_binary(BinOp.SUB, zero, cv, node)
-        return self.binary(BinOp.SUB, zero, cv, node)
-
-    def unary(self, op: ast.unaryop, operand: ast.expr, node: ast.expr) -> Kind:
-        if isinstance(op, ast.Not):
-            return self.branchy_value(node)
-        v = self.scalar(operand)
-        if isinstance(op, ast.UAdd):
-            return v
-        if isinstance(op, ast.USub):
-            return self.negate(v, node)
-        if v.type.is_fixed:
-            raise self.err(node, "`~` is not defined on floats")
-        t = fold.unary_type(v.type)
-        if v.const is not None and fold.untyped(v):
-            return fold.constant(~int(v.const), self.complaint(node))
-        return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)
 
     def compare(self, op: CmpOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
         folded = fold.fold_compare(op, a, b, self.complaint(node))

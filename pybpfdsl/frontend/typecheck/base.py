@@ -16,11 +16,13 @@ from abc import abstractmethod
 from dataclasses import dataclass, field
 from types import FunctionType
 
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
-from pybpfdsl.frontend.typecheck.kinds import Env, Kind, join
+from pybpfdsl.frontend.typecheck.kinds import Env, Kind, describe, join
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import StateObject
@@ -49,7 +51,7 @@ class Scope:
     """Locals that held a header or the payload when the packet moved (`pkt.adjust_head`), and the line."""
 
 
-class CheckerBase(ExpressionForms[Kind, Scalar[object]]):
+class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
     def __init__(self, fn: FunctionType) -> None:
         self.main = read_function(fn)
         self.state: dict[str, StateObject] = {}
@@ -71,6 +73,19 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]]):
 
     def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.scope.source.error(node, message, hint)
+
+    def describe(self, v: object) -> str:
+        return describe(v)
+
+    @property
+    def current_source(self) -> FunctionSource:
+        return self.scope.source
+
+    def enter_join(self, paths: list[Env], hint: str) -> bool:
+        return self.enter(paths)
+
+    def unary_result_type(self, v: Scalar[object], node: ast.AST) -> ScalarType:
+        return fold.unary_type(v.type)
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.err(node, message, hint)
@@ -108,10 +123,6 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]]):
     @abstractmethod
     def expr(self, node: ast.expr) -> Kind:
         """Check an expression; record its type (and constant)."""
-
-    @abstractmethod
-    def condition(self, node: ast.expr) -> tuple[list[Env], list[Env]]:
-        """A test: the locals where it holds and where it does not (each list empty if never)."""
 
     @abstractmethod
     def body(self, stmts: list[ast.stmt]) -> None:

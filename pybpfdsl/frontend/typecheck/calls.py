@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import ipaddress
 from types import FunctionType
-from typing import cast
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
@@ -39,28 +38,6 @@ _HELPER_RESULTS = {"prandom_u32": u32, "now_ns": u64, "cpu_id": u32}
 
 class CallChecker(ConditionChecker):
     """Calls: built-ins, conversions, records, methods, @inline helpers."""
-
-    def call(self, node: ast.Call) -> Kind:
-        callee = self.expr(node.func)
-        if not isinstance(callee, Callee):
-            raise self.err(node, f"{describe(callee)} is not callable")
-        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
-            raise self.err(node, "`*args` and `**kwargs` are not supported in calls")
-        match callee.kind:
-            case "builtin":
-                return self.builtin(node, str(callee.target))
-            case "type":
-                return self.type_call(node, callee.target)
-            case "struct":
-                assert isinstance(callee.target, type)
-                return self.struct_call(node, callee.target)
-            case "inline":
-                assert isinstance(callee.target, FunctionType)
-                return self.inline_call(node, callee.target)
-            case "method":
-                base, attr = cast(tuple[Kind, str], callee.target)
-                return self.method_call(node, base, attr)
-        raise self.err(node, f"cannot call {describe(callee)}")
 
     # --- built-ins
     def no_args(self, node: ast.Call, name: str) -> None:

@@ -33,28 +33,9 @@ class ConditionChecker(ExpressionChecker):
                 name = ast.unparse(call.func)
                 raise self.err(call, f"{name}() takes one condition", f"write `if {name}(condition):`")
             return self.condition(call.args[0])
-        match node:
-            case ast.BoolOp(op=ast.And(), values=values):
-                true_envs, false_envs = self.condition(values[0])
-                for v in values[1:]:
-                    if not self.enter(true_envs):
-                        return [], false_envs
-                    t, f = self.condition(v)
-                    true_envs, false_envs = t, false_envs + f
-                return true_envs, false_envs
-            case ast.BoolOp(op=ast.Or(), values=values):
-                true_envs, false_envs = self.condition(values[0])
-                for v in values[1:]:
-                    if not self.enter(false_envs):
-                        return true_envs, []
-                    t, f = self.condition(v)
-                    true_envs, false_envs = true_envs + t, f
-                return true_envs, false_envs
-            case ast.UnaryOp(op=ast.Not(), operand=operand):
-                t, f = self.condition(operand)
-                return f, t
-            case ast.Compare(left=left, ops=[ast.Is() | ast.IsNot() as op], comparators=[ast.Constant(value=None)]):
-                return self.none_test(left, isinstance(op, ast.Is))
+        paths = self.connective(node)
+        if paths is not None:
+            return paths
         value = self.expr(node)
         if isinstance(value, Maybe) and isinstance(value.inner, Header):
             return self.narrow(node, value, is_none=False)

@@ -14,7 +14,7 @@ from types import BuiltinFunctionType, FunctionType
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.operators import COMPARISONS
-from pybpfdsl.frontend.resolve import classify, local_names, register_state, resolve_global
+from pybpfdsl.frontend.resolve import classify, local_names, resolve_global
 from pybpfdsl.frontend.typecheck.arithmetic import ArithmeticChecker, computed
 from pybpfdsl.frontend.typecheck.kinds import Header, Kind, Maybe, Payload, Record, describe
 from pybpfdsl.frontend.values import (
@@ -117,33 +117,6 @@ class ExpressionChecker(ArithmeticChecker):
             raise self.undefined(node, name)
         value = resolve_global(self.scope.source.function, name, lambda m: self.err(node, m))
         return self.from_python(value, name, node)
-
-    def from_python(self, value: object, name: str, node: ast.expr) -> Kind:
-        kind, value = classify(value)
-        match kind:
-            case "state":
-                assert isinstance(value, StateObject)
-                return StateVal(register_state(self.state, value, name, self.scope.source, node))
-            case "constant":
-                return fold.constant(value, self.complaint(node))
-            case "tuple":
-                assert isinstance(value, tuple)
-                for item in value:
-                    if not isinstance(item, int | float | bool):
-                        raise self.err(node, f"{name} is a tuple with non-numeric items",
-                                       "constant tuples may hold only ints, floats and bools")
-                return ConstTuple(value)
-            case "module":
-                return ModuleVal(value)  # type: ignore[arg-type]
-            case "string":
-                assert isinstance(value, str)
-                return StringVal(value)
-            case "builtin" | "type" | "struct" | "inline":
-                return Callee(kind, value)
-            case "program":
-                raise self.err(node, f"{name} is an @xdp program; programs cannot call each other",
-                               "move the shared code into an @inline helper")
-        raise self.unusable(node, name, value)
 
     def unusable(self, node: ast.expr, name: str, value: object) -> DslError:
         """The refusal of a Python object a DSL function cannot use, saying what to use instead."""
