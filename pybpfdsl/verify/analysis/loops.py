@@ -20,16 +20,16 @@ from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import QUIET, Code, VerifierFinding
-from pybpfdsl.verify.analysis.exploration import EXPLORE_WORK, explore
+from pybpfdsl.verify.analysis.exploration import explore
 from pybpfdsl.verify.analysis.fixpoint import loop_entry, propagate
 from pybpfdsl.verify.analysis.partitions import Partitioner, Parts, joined
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "Deferred", "LoopVerdict", "RESCUE_MARGIN", "RESCUE_WORK",
-           "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "kernel_states_at", "loop_free", "loop_test",
-           "path_bound", "path_splits", "terminates"]
+__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "DEEP_WORK", "Deferred", "LoopVerdict", "RESCUE_MARGIN",
+           "RESCUE_WORK", "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "kernel_states_at", "loop_free",
+           "loop_test", "path_bound", "path_splits", "terminates"]
 
 UNROLL_BUDGET = 300_000
 """Instructions the termination pass may simulate per program before it calls a loop too complex."""
@@ -286,19 +286,31 @@ RESCUE_MARGIN = 3
 (:mod:`.exploration`) ends every path within ``limit / RESCUE_MARGIN`` instructions. The simulation
 gives up after ``RESCUE_WORK`` steps, which binds first."""
 
-RESCUE_WORK = 150_000
-"""Steps the rescuing simulation may take (a few seconds). The closed form is far off for loops
+RESCUE_WORK = BPF_COMPLEXITY_LIMIT_INSNS // RESCUE_MARGIN
+"""Steps the rescuing simulation may take (a few seconds): as many as it may count and still accept (it
+steps each instruction it counts), so the budget never refuses a loop the margin would accept. At 150,000
+it refused generated seeds 972, 3361, 3386, 5403, 5415, xdp-filter's ``*_all`` at -O1 and (without loops,
+:func:`loop_free`) xdp-trafficgen's ``xdp_handle_tcp_recv`` at -O2, which the kernel loads at 10,800 to
+180,000 instructions, simulated at 160,000 to 333,000 (test_rescue_budget.py). The closed form is far
+off for loops
 with many branches that rejoin, or with inner loops (it counts each inner iteration as one of the
 outer loop, each splitting paths as the whole outer body does): generated programs the kernel loads
 at 40,000 to 105,000 instructions were estimated at 1.3 million to 98 million, and simulated at
 104,000 to 128,000 (seeds 34, 37, 91, 236; test_loop_cost.py). On the generated programs whose
-simulation passes 20,000 steps, its count is 0.70x to 14x the kernel's, so one that ends within this
-budget leaves the kernel at about 215,000 instructions at most; the simulation's lowest ratios
-(0.11x to 0.44x) all came on programs it counts below 8,000. Only shallow loops get this budget:
-where a path has passed a loop head more than ``SHALLOW_ITERATIONS`` times within ``EXPLORE_WORK``
-steps, the simulation gives up there (the kernel's count of such a loop multiplies with each
+simulation passes 20,000 steps, its count is 0.55x (seed 5372: 451,064 against 769,336) to 14x the
+kernel's, so one that ends within this budget leaves the kernel at about 610,000 instructions at most; the
+simulation's lowest ratios (0.11x to 0.44x) all came on programs it counts below 8,000. Only shallow loops
+get this budget: where a path has passed a loop head more than ``SHALLOW_ITERATIONS`` times within
+``DEEP_WORK`` steps, the simulation gives up there (the kernel's count of such a loop multiplies with each
 iteration: ``range(64)`` summing the payload, refused by the kernel, is at 64 by then; the seeds
 above at 5 to 9)."""
+
+DEEP_WORK = 96_000
+"""Steps after which the rescuing simulation gives up on a deep loop (see ``RESCUE_WORK``). At 60,000
+(``EXPLORE_WORK``) it refused generated seeds 3431 (a 6 x 8 nest) and 3470 (35 iterations), simulated at
+94,561 and 78,707, which the kernel loads at 130,025 and 27,841. Loops the kernel refuses cost up to
+36,000 steps more (0.2 s): the payload sum's ``range(32)`` to ``range(5000)``; the last one's whole
+analysis stays within 100,000 steps (test_unsound_accepts.py)."""
 
 SHALLOW_ITERATIONS = 16
 """Passes of one loop head on one path up to which a loop counts as shallow (see ``RESCUE_WORK``)."""
@@ -377,7 +389,7 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     flat = {i: j for i, p in pre.items() if (j := joined(p)) is not None}
     if any(f.code == Code.COMPLEXITY for f in findings):
         ex = explore(env, cfg, entry, part.live, flat, work=RESCUE_WORK,
-                     shallow=(EXPLORE_WORK, SHALLOW_ITERATIONS), strict_packet=strict)
+                     shallow=(DEEP_WORK, SHALLOW_ITERATIONS), strict_packet=strict)
         processed += ex.steps
         if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
             return findings, processed, loops, kernel_work
