@@ -1,7 +1,7 @@
 """The kernel as the oracle for hand-written instruction lists: load them with ``BPF_PROG_LOAD`` (a map
 created for their map references) and return its verdict, its log and its "processed N insns" count.
 
-Programs are written with the small constructors below, as the kernel prints them, so a test reads
+Programs are written with the constructors of `opcodes`, as the kernel prints them, so a test reads
 like the verifier log it is compared with.
 """
 
@@ -13,9 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pybpfdsl.bpf.abi import Helper, MapType
+from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.bpf.instruction import Instruction, encode
-from pybpfdsl.bpf.opcode import SIZE_BYTES, AluOp, InsnClass, JmpOp, Mode, Size, Source, make
 from pybpfdsl.bpf.syscall import BPF_PROG_LOAD, BPF_PROG_TYPE_XDP, ProgLoadAttr, syscall_number
 from pybpfdsl.runtime.activity import ACTIVITY
 from pybpfdsl.runtime.libbpf import get_libbpf, kernel_bpf_available
@@ -27,19 +26,6 @@ HASH_MAP = MapInfo("m", BPF_MAP_TYPE_HASH, 4, 8, 16)
 BPF_PSEUDO_MAP_FD = 1
 LOG_SIZE = 1 << 24
 KERNEL, WHY = kernel_bpf_available()
-
-# The opcodes the tests write, made from the package's opcode table, by access width in bytes.
-LDX = {SIZE_BYTES[s]: make(InsnClass.LDX, Mode.MEM, s) for s in Size}
-"""``rD = *(size *)(rS + off)``"""
-ST = {SIZE_BYTES[s]: make(InsnClass.ST, Mode.MEM, s) for s in Size}
-"""``*(size *)(rD + off) = imm``"""
-STX = {SIZE_BYTES[s]: make(InsnClass.STX, Mode.MEM, s) for s in Size}
-"""``*(size *)(rD + off) = rS``"""
-U8, U16, U32, U64 = LDX[1], LDX[2], LDX[4], LDX[8]
-ST_W, ST_DW = ST[4], ST[8]
-STX_DW = STX[8]
-JGT_X = make(InsnClass.JMP, JmpOp.JGT, Source.X)
-
 
 @dataclass(frozen=True)
 class KernelVerdict:
@@ -76,9 +62,6 @@ def kernel_verdict(insns: Sequence[Instruction], map_insns: Sequence[int] = (),
             os.close(fd)
 
 
-EXIT = Instruction(make(InsnClass.JMP, JmpOp.EXIT))
-
-
 def load_xdp(insns: Sequence[Instruction], expected_attach_type: int = 0) -> KernelVerdict:
     """Load ``insns`` (map references already resolved to fds) as an XDP program (of the attach type
     given: ``BPF_XDP_DEVMAP`` and ``BPF_XDP_CPUMAP`` programs see more of the context); the kernel's verdict."""
@@ -103,56 +86,3 @@ def load_xdp(insns: Sequence[Instruction], expected_attach_type: int = 0) -> Ker
     text = log.value.decode(errors="replace")
     found = re.search(r"processed (\d+) insns", text)
     return KernelVerdict(fd >= 0, text, int(found.group(1)) if found else None)
-
-
-def mov(dst: int, imm: int) -> Instruction:
-    """``rD = imm``"""
-    return Instruction(make(InsnClass.ALU64, AluOp.MOV, Source.K), dst, 0, 0, imm)
-
-
-def mov_reg(dst: int, src: int) -> Instruction:
-    """``rD = rS``"""
-    return Instruction(make(InsnClass.ALU64, AluOp.MOV, Source.X), dst, src, 0, 0)
-
-
-def add_imm(dst: int, imm: int) -> Instruction:
-    """``rD += imm``"""
-    return Instruction(make(InsnClass.ALU64, AluOp.ADD, Source.K), dst, 0, 0, imm)
-
-
-def load(size_op: int, dst: int, src: int, off: int) -> Instruction:
-    """``rD = *(size *)(rS + off)`` (size_op 0x61 u32, 0x79 u64, 0x71 u8)."""
-    return Instruction(size_op, dst, src, off, 0)
-
-
-def store(size_op: int, dst: int, src: int, off: int) -> Instruction:
-    """``*(size *)(rD + off) = rS`` (size_op 0x63 u32, 0x7B u64)."""
-    return Instruction(size_op, dst, src, off, 0)
-
-
-def jeq_imm(dst: int, imm: int, skip: int) -> Instruction:
-    """``if rD == imm goto +skip``"""
-    return Instruction(make(InsnClass.JMP, JmpOp.JEQ, Source.K), dst, 0, skip, imm)
-
-
-def ja(skip: int) -> Instruction:
-    """``goto +skip``"""
-    return Instruction(make(InsnClass.JMP, JmpOp.JA), 0, 0, skip, 0)
-
-
-def call(helper: int) -> Instruction:
-    """``call helper``"""
-    return Instruction(make(InsnClass.JMP, JmpOp.CALL), 0, 0, 0, int(helper))
-
-
-CALL_LOOKUP = call(Helper.MAP_LOOKUP_ELEM)
-PRANDOM = call(Helper.GET_PRANDOM_U32)
-"""``call bpf_get_prandom_u32``: an unknown number in r0."""
-
-
-def hash_lookup() -> list[Instruction]:
-    """``key = 0; r0 = bpf_map_lookup_elem(&m, &key)``: the map's lddw is instruction 3."""
-    return [Instruction(ST_W, 10, 0, -4, 0), mov_reg(2, 10), add_imm(2, -4), Instruction.lddw(1, 0), CALL_LOOKUP]
-
-
-LOOKUP_MAP_INSN = 3

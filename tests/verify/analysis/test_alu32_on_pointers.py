@@ -11,7 +11,8 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, add_imm, load, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")

@@ -18,20 +18,8 @@ from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, verify_object
-from tests.verify.analysis.kernel_oracle import (
-    EXIT,
-    HASH_MAP,
-    ST_DW,
-    U8,
-    U32,
-    U64,
-    add_imm,
-    jeq_imm,
-    kernel_verdict,
-    load,
-    mov,
-    mov_reg,
-)
+from tests.verify.analysis.kernel_oracle import HASH_MAP, kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, ST_DW, U8, U32, U64, add_imm, jeq_imm, load, mov, mov_reg
 from tests.verify.corpus.c_corpus import clang
 from tests.verify.corpus.third_party_corpus import kernel_verdict as object_verdict
 

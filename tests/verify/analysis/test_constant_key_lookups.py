@@ -17,17 +17,10 @@ from tests.verify.analysis.kernel_oracle import (
     BPF_MAP_TYPE_ARRAY,
     BPF_MAP_TYPE_HASH,
     BPF_MAP_TYPE_PERCPU_ARRAY,
-    CALL_LOOKUP,
-    EXIT,
     KERNEL,
-    ST_W,
-    U64,
-    add_imm,
     kernel_verdict,
-    load,
-    mov,
-    mov_reg,
 )
+from tests.verify.analysis.opcodes import CALL_LOOKUP, EXIT, ST_W, U64, add_imm, load, mov, mov_reg
 
 ARRAY = MapInfo("arr", BPF_MAP_TYPE_ARRAY, 4, 8, 4)
 PERCPU = MapInfo("pcpu", BPF_MAP_TYPE_PERCPU_ARRAY, 4, 8, 4)

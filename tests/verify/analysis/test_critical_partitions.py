@@ -21,16 +21,15 @@ from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.liveness import tested_in as registers_tested
 from pybpfdsl.verify.analysis.partitions import CRITICAL_PARTS, MAX_PARTS
 from pybpfdsl.verify.analysis.transfer import Env
-from tests.verify.analysis.kernel_oracle import (
+from tests.verify.analysis.kernel_oracle import HASH_MAP, kernel_verdict
+from tests.verify.analysis.opcodes import (
     CALL_LOOKUP,
     EXIT,
-    HASH_MAP,
     ST_W,
     STX_DW,
     U32,
     add_imm,
     jeq_imm,
-    kernel_verdict,
     load,
     mov,
     mov_reg,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, PRANDOM, add_imm, jeq_imm, mov, mov_reg
+from tests.verify.analysis.opcodes import EXIT, PRANDOM, add_imm, jeq_imm, mov, mov_reg
 
 BAD_READ = Instruction(0x79, 0, 3, 0, 0)
 """``r0 = *(u64 *)(r3 + 0)`` with r3 never written: refused whatever else the program does."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, KERNEL, U16, U32, load, load_xdp, mov
+from tests.verify.analysis.kernel_oracle import KERNEL, load_xdp
+from tests.verify.analysis.opcodes import EXIT, U16, U32, load, mov
 
 BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35
 

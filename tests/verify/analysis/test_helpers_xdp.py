@@ -11,8 +11,8 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
-from tests.verify.analysis.kernel_oracle import EXIT, U8, U32, U64, add_imm, call, load, mov, mov_reg
 from tests.verify.analysis.map_oracle import kernel_verdict_maps
+from tests.verify.analysis.opcodes import EXIT, U8, U32, U64, add_imm, call, load, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 PROG_ARRAY = MapInfo("jmp_table", 3, 4, 4, 4)

@@ -29,8 +29,8 @@ from pybpfdsl.verify.analysis.values import (
     widen_values,
 )
 from pybpfdsl.verify.domains.scalar import Scalar
-from tests.verify.analysis.kernel_oracle import (
-    BPF_MAP_TYPE_HASH,
+from tests.verify.analysis.kernel_oracle import BPF_MAP_TYPE_HASH, kernel_verdict
+from tests.verify.analysis.opcodes import (
     CALL_LOOKUP,
     EXIT,
     ST_DW,
@@ -40,7 +40,6 @@ from tests.verify.analysis.kernel_oracle import (
     add_imm,
     ja,
     jeq_imm,
-    kernel_verdict,
     load,
     mov,
     mov_reg,

@@ -48,7 +48,8 @@ from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.loops import too_complex
 from tests.generated.checks import load_module
 from tests.generated.program_strategy import RandomChooser, generate_program
-from tests.verify.analysis.kernel_oracle import EXIT, PRANDOM, add_imm, ja, jeq_imm, kernel_verdict, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, PRANDOM, add_imm, ja, jeq_imm, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")

@@ -12,7 +12,8 @@ from pybpfdsl.verify.analysis import Code, verify_instructions
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.loops import path_bound
 from pybpfdsl.verify.analysis.transfer import Env
-from tests.verify.analysis.kernel_oracle import EXIT, PRANDOM, add_imm, jeq_imm, kernel_verdict, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, PRANDOM, add_imm, jeq_imm, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")

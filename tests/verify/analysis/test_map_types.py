@@ -18,8 +18,8 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions, verify_object
 from pybpfdsl.verify.analysis.values import MapInfo
-from tests.verify.analysis.kernel_oracle import EXIT, add_imm, mov, mov_reg
 from tests.verify.analysis.map_oracle import kernel_verdict_maps
+from tests.verify.analysis.opcodes import EXIT, add_imm, mov, mov_reg
 from tests.verify.corpus.c_corpus import clang
 from tests.verify.corpus.third_party_corpus import kernel_verdict as object_verdict
 

@@ -24,7 +24,8 @@ from pybpfdsl.verify.analysis import Code, verify_instructions
 from pybpfdsl.verify.analysis.api import verify_elf_program
 from tests.cli.clang_objects import NULL_DEREF_C, SUBPROGRAM_C, build, objdump_slots
 from tests.cli.conftest import COUNTER_SRC, write
-from tests.verify.analysis.kernel_oracle import EXIT, HASH_MAP, LOOKUP_MAP_INSN, hash_lookup, load, mov
+from tests.verify.analysis.kernel_oracle import HASH_MAP
+from tests.verify.analysis.opcodes import EXIT, LOOKUP_MAP_INSN, hash_lookup, load, mov
 
 KERNEL, WHY = kernel_bpf_available()
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")

@@ -13,7 +13,7 @@ from pybpfdsl.verify.analysis.partitions import partition_key
 from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue, StackPtr
 from pybpfdsl.verify.domains.scalar import Scalar
-from tests.verify.analysis.kernel_oracle import EXIT, load, mov
+from tests.verify.analysis.opcodes import EXIT, load, mov
 
 
 def codes(insns: list[Instruction], allow_uninit_stack_reads: bool = False) -> set[Code]:

@@ -12,19 +12,8 @@ from __future__ import annotations
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions
-from tests.verify.analysis.kernel_oracle import (
-    EXIT,
-    HASH_MAP,
-    STX_DW,
-    U32,
-    U64,
-    hash_lookup,
-    jeq_imm,
-    kernel_verdict,
-    load,
-    mov,
-    mov_reg,
-)
+from tests.verify.analysis.kernel_oracle import HASH_MAP, kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, STX_DW, U32, U64, hash_lookup, jeq_imm, load, mov, mov_reg
 
 KERNEL, _ = kernel_bpf_available()
 MAP_INSN = 4

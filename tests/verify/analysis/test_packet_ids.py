@@ -6,7 +6,8 @@ from __future__ import annotations
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, U8, U32, add_imm, load, load_xdp, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import load_xdp
+from tests.verify.analysis.opcodes import EXIT, U8, U32, add_imm, load, mov, mov_reg
 
 KERNEL, _ = kernel_bpf_available()
 

@@ -11,23 +11,8 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.verify.analysis import Code, api, driver, partitions, verify_instructions
 from pybpfdsl.verify.analysis.values import MapInfo
-from tests.verify.analysis.kernel_oracle import (
-    BPF_MAP_TYPE_HASH,
-    EXIT,
-    KERNEL,
-    LDX,
-    ST,
-    STX,
-    U32,
-    U64,
-    WHY,
-    add_imm,
-    jeq_imm,
-    kernel_verdict,
-    load,
-    mov,
-    mov_reg,
-)
+from tests.verify.analysis.kernel_oracle import BPF_MAP_TYPE_HASH, KERNEL, WHY, kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, LDX, ST, STX, U32, U64, add_imm, jeq_imm, load, mov, mov_reg
 
 needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
 

@@ -14,7 +14,8 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
-from tests.verify.analysis.kernel_oracle import EXIT, JGT_X, U8, U32, add_imm, kernel_verdict, load, mov, mov_reg
+from tests.verify.analysis.kernel_oracle import kernel_verdict
+from tests.verify.analysis.opcodes import EXIT, JGT_X, U8, U32, add_imm, load, mov, mov_reg
 
 KERNEL, WHY = kernel_bpf_available()
 

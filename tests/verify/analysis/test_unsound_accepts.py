@@ -21,9 +21,9 @@ from pybpfdsl.verify.analysis import Code, VerifierReport, verify_instructions, 
 from pybpfdsl.verify.analysis.values import CtxPtr, PacketEnd, ScalarValue, join_values, offsettable, reach, value_le
 from pybpfdsl.verify.domains.scalar import Scalar
 from tests.verify.analysis import loop_programs
-from tests.verify.analysis.kernel_oracle import (
+from tests.verify.analysis.kernel_oracle import HASH_MAP, kernel_verdict
+from tests.verify.analysis.opcodes import (
     EXIT,
-    HASH_MAP,
     LOOKUP_MAP_INSN,
     STX,
     U8,
@@ -32,7 +32,6 @@ from tests.verify.analysis.kernel_oracle import (
     add_imm,
     hash_lookup,
     jeq_imm,
-    kernel_verdict,
     load,
     mov,
     mov_reg,
