@@ -17,13 +17,15 @@ from typing import Any, Generic, TypeVar, cast
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.fold import Complaint
+from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
 from pybpfdsl.frontend.resolve import classify, register_state, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
-from pybpfdsl.frontend.values import Callee, ConstTuple, ModuleVal, NoneVal, Scalar, StateVal, StringVal
+from pybpfdsl.frontend.values import Callee, ConstTuple, ModuleVal, NoneVal, Scalar, StateVal, StringVal, describe
 from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import StateObject
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import BOOL, ScalarType
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType
 
 _Value = TypeVar("_Value")
 _Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
@@ -143,6 +145,43 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
                 return self.method_call(node, base, attr)
         raise self.refusal(node, f"cannot call {self.describe(callee)}")
 
+    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
+        """The DSL's operation for a Python operator (also of an `op=` statement)."""
+        if type(op) in BINARY_OPERATORS:
+            return BINARY_OPERATORS[type(op)]
+        if isinstance(op, ast.Div):
+            raise self.refusal(node, "`/=` is not supported",
+                               "`x //= y` divides integers; for a float, write `x = x / y` (`/` always gives a float)")
+        if isinstance(op, ast.Pow):
+            raise self.refusal(node, "`**=` is not supported",
+                               "`**` works only on constants; multiply explicitly: `x *= x`")
+        symbol = OPERATOR_SYMBOLS.get(type(op), type(op).__name__)
+        written = f"{symbol}=" if isinstance(node, ast.AugAssign) else symbol
+        raise self.refusal(node, f"`{written}` is not an operator of the DSL",
+                           "the DSL's operators are + - * / // % & | ^ << >> (and ** on constants)")
+
+    def binary(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar | Scalar:
+        """`a op b`: folded where `fold` can, else computed in the operation's type."""
+        if a.type.is_fixed or b.type.is_fixed:
+            return self.float_binary(op, a, b, node)
+        folded = fold.fold_untyped_binary(op, a, b, self.complaint(node))
+        if folded is not None:
+            return folded
+        t = self.binary_result_type(op, a, b, node)
+        ca, cb = self.convert(a, t, node), self.convert(b, t, node)
+        folded = fold.fold_typed_binary(op, t, ca, cb)
+        return folded if folded is not None else self.computed_binary(op, t, ca, cb)
+
+    def float_binary(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar | Scalar:
+        """`a op b` on floats (Q32.32): folded where `fold` can, else computed."""
+        fold.check_float_operator(op, self.complaint(node))
+        folded = fold.fold_untyped_float(op, a, b, self.complaint(node))
+        if folded is not None:
+            return folded
+        ca, cb = self.convert(a, FLOAT, node), self.convert(b, FLOAT, node)
+        folded = fold.fold_typed_float(op, ca, cb, self.complaint(node))
+        return folded if folded is not None else self.computed_binary(op, FLOAT, ca, cb)
+
     def power(self, node: ast.BinOp) -> Scalar:
         """`a ** b`: constants only (folded)."""
         a, b = self.scalar(node.left), self.scalar(node.right)
@@ -210,6 +249,20 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
             given[k.arg] = k.value
         return given
 
+    def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
+        """The user's error at `node`, naming the file and line."""
+        return self.current_source.error(node, message, hint)
+
+    def complaint(self, node: ast.AST) -> Complaint:
+        """Errors at `node`, for the type rules (`fold`)."""
+        def complain(message: str, hint: str | None = None) -> DslError:
+            return self.err(node, message, hint)
+        return complain
+
+    def describe(self, v: object) -> str:
+        """A short phrase for a value in a refusal (the checker phrases its own kinds too)."""
+        return describe(v)
+
     def const_scalar(self, value: object, node: ast.AST) -> Scalar:
         """The scalar of a Python constant (bool, int, float)."""
         return fold.constant(value, self.complaint(node))
@@ -222,10 +275,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
     @abstractmethod
     def unusable(self, node: ast.expr, name: str, value: object) -> Exception:
         """The refusal of a Python object a DSL function cannot use."""
-
-    @abstractmethod
-    def describe(self, v: object) -> str:
-        """A short phrase for a value in a refusal."""
 
     @property
     @abstractmethod
@@ -249,10 +298,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """`base.attr(...)`: a map's, the packet's, a header's method."""
 
     @abstractmethod
-    def complaint(self, node: ast.AST) -> Complaint:
-        """Errors at `node`, for the type rules (`fold`)."""
-
-    @abstractmethod
     def expr(self, node: ast.expr) -> _Value:
         """An expression's value, recorded in (or checked against) the typed AST."""
 
@@ -265,7 +310,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """The truth of a value as a bool scalar."""
 
     @abstractmethod
-    def convert(self, v: _Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> _Scalar:
+    def convert(self, v: _Scalar | Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> _Scalar:
         """`v` in type `t` (implicit conversions refuse to lose information silently)."""
 
     @abstractmethod
@@ -281,16 +326,12 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """`a.b`: a header, a field, a record's field, a Global."""
 
     @abstractmethod
-    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
-        """The DSL's operation for a Python operator."""
+    def binary_result_type(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> ScalarType:
+        """The type `a op b` computes in (the checker decides it; the emitter reads the typed AST)."""
 
     @abstractmethod
-    def binary(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar:
-        """`a op b` on numbers."""
-
-    @abstractmethod
-    def float_binary(self, op: BinOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar:
-        """`a op b` on floats."""
+    def computed_binary(self, op: BinOp, t: ScalarType, a: _Scalar, b: _Scalar) -> _Scalar:
+        """`a op b` in type `t`, both already of `t`, computed at run time."""
 
     @abstractmethod
     def unary_result_type(self, v: _Scalar, node: ast.AST) -> ScalarType:

@@ -12,7 +12,6 @@ import ast
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
-from pybpfdsl.frontend.operators import BINARY_OPERATORS
 from pybpfdsl.frontend.values import (
     Scalar,
 )
@@ -25,16 +24,9 @@ from pybpfdsl.lang.types import (
     i64,
 )
 
-_BINOPS = BINARY_OPERATORS
-
 
 class ArithmeticEmitter(EmitterBase):
     """Operators and conversions: `fold` first, IR where no constant results."""
-
-    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
-        if type(op) in _BINOPS:
-            return _BINOPS[type(op)]
-        raise self.unchecked(node)  # `/=` and the operators the DSL does not have
 
     def convert(self, v: Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar:
         """Convert to `t`. Implicit conversions (assignments to typed variables) refuse to lose information
@@ -49,31 +41,12 @@ class ArithmeticEmitter(EmitterBase):
         value = self.scalar_value(v)
         return Scalar(t, self.b.emit(n.Convert(self.new(t), value, line=self.line)))
 
-    def binary(self, op: BinOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
-        if a.type.is_fixed or b.type.is_fixed:
-            return self.float_binary(op, a, b, node)
-        folded = fold.fold_untyped_binary(op, a, b, self.complaint(node))
-        if folded is not None:
-            return folded
-        t = self.result_type(node)
-        ca, cb = self.convert(a, t, node), self.convert(b, t, node)
-        folded = fold.fold_typed_binary(op, t, ca, cb)
-        if folded is not None:
-            return folded
-        out = self.b.emit(n.Binary(self.new(t), op, self.scalar_value(ca), self.scalar_value(cb), line=self.line))
-        return Scalar(t, out)
+    def binary_result_type(self, op: BinOp, a: Scalar, b: Scalar, node: ast.AST) -> ScalarType:
+        return self.result_type(node)
 
-    def float_binary(self, op: BinOp, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
-        fold.check_float_operator(op, self.complaint(node))
-        folded = fold.fold_untyped_float(op, a, b, self.complaint(node))
-        if folded is not None:
-            return folded
-        ca, cb = self.convert(a, FLOAT, node), self.convert(b, FLOAT, node)
-        folded = fold.fold_typed_float(op, ca, cb, self.complaint(node))
-        if folded is not None:
-            return folded
-        out = self.b.emit(n.Binary(self.new(FLOAT), op, self.scalar_value(ca), self.scalar_value(cb), line=self.line))
-        return Scalar(FLOAT, out)
+    def computed_binary(self, op: BinOp, t: ScalarType, a: Scalar, b: Scalar) -> Scalar:
+        out = self.b.emit(n.Binary(self.new(t), op, self.scalar_value(a), self.scalar_value(b), line=self.line))
+        return Scalar(t, out)
 
     def true_divide(self, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
         folded = fold.fold_true_divide(a, b, self.complaint(node))

@@ -27,16 +27,16 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
-from pybpfdsl.frontend.fold import Complaint, raw_constant
+from pybpfdsl.frontend.fold import raw_constant
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
-from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar, describe
+from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
-from pybpfdsl.lang.errors import DslError, DslWarning
+from pybpfdsl.lang.errors import DslWarning
 from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import FLOAT, ScalarType
@@ -107,9 +107,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
             self.loop_counters[id(loop)] = known
         return known[1]
 
-    def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
-        return self.scope.source.error(node, message, hint)
-
     def result_type(self, node: ast.AST) -> ScalarType:
         """The type the typed AST gives `node`'s value (an expression, or an `op=` statement's operation):
         the type an operation computes in is read here, never decided by the emitter."""
@@ -132,9 +129,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
     def unusable(self, node: ast.expr, name: str, value: object) -> AssertionError:
         return self.unchecked(node)
 
-    def describe(self, v: object) -> str:
-        return describe(v)
-
     @property
     def current_source(self) -> FunctionSource:
         return self.scope.source
@@ -152,12 +146,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
         """The checker has refused what the emitter would refuse here, so reaching it is a bug."""
         return self.unchecked(node)
-
-    def complaint(self, node: ast.AST) -> Complaint:
-        """Errors at `node`, for the type rules (`fold`)."""
-        def complain(message: str, hint: str | None = None) -> DslError:
-            return self.err(node, message, hint)
-        return complain
 
     def set_line(self, node: ast.AST) -> None:
         self.scope.source_line = getattr(node, "lineno", self.scope.source_line)

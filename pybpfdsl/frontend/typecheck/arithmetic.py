@@ -11,7 +11,6 @@ import ast
 from dataclasses import replace
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
 from pybpfdsl.frontend.typecheck.base import CheckerBase
 from pybpfdsl.frontend.typecheck.kinds import Token
 from pybpfdsl.frontend.values import Scalar
@@ -27,20 +26,6 @@ def computed(t: ScalarType) -> Scalar[object]:
 class ArithmeticChecker(CheckerBase):
     """Operators and conversions."""
 
-    def binop_of(self, op: ast.operator, node: ast.AST) -> BinOp:
-        if type(op) in BINARY_OPERATORS:
-            return BINARY_OPERATORS[type(op)]
-        if isinstance(op, ast.Div):
-            raise self.err(node, "`/=` is not supported",
-                           "`x //= y` divides integers; for a float, write `x = x / y` (`/` always gives a float)")
-        if isinstance(op, ast.Pow):
-            raise self.err(node, "`**=` is not supported",
-                           "`**` works only on constants; multiply explicitly: `x *= x`")
-        symbol = OPERATOR_SYMBOLS.get(type(op), type(op).__name__)
-        written = f"{symbol}=" if isinstance(node, ast.AugAssign) else symbol
-        raise self.err(node, f"`{written}` is not an operator of the DSL",
-                       "the DSL's operators are + - * / // % & | ^ << >> (and ** on constants)")
-
     def convert(self, v: Scalar[object], t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar[object]:
         """Convert to `t`; implicit conversions refuse to lose information silently."""
         if v.type == t:
@@ -52,25 +37,11 @@ class ArithmeticChecker(CheckerBase):
             return fold.convert_constant(v, t, self.complaint(node))
         return computed(t)
 
-    def binary(self, op: BinOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
-        if a.type.is_fixed or b.type.is_fixed:
-            return self.float_binary(op, a, b, node)
-        folded = fold.fold_untyped_binary(op, a, b, self.complaint(node))
-        if folded is not None:
-            return folded
-        t = fold.binary_type(op, a.type, b.type)
-        ca, cb = self.convert(a, t, node), self.convert(b, t, node)
-        folded = fold.fold_typed_binary(op, t, ca, cb)
-        return folded if folded is not None else computed(t)
+    def binary_result_type(self, op: BinOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> ScalarType:
+        return fold.binary_type(op, a.type, b.type)
 
-    def float_binary(self, op: BinOp, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
-        fold.check_float_operator(op, self.complaint(node))
-        folded = fold.fold_untyped_float(op, a, b, self.complaint(node))
-        if folded is not None:
-            return folded
-        ca, cb = self.convert(a, FLOAT, node), self.convert(b, FLOAT, node)
-        folded = fold.fold_typed_float(op, ca, cb, self.complaint(node))
-        return folded if folded is not None else computed(FLOAT)
+    def computed_binary(self, op: BinOp, t: ScalarType, a: Scalar[object], b: Scalar[object]) -> Scalar[object]:
+        return computed(t)
 
     def true_divide(self, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
         folded = fold.fold_true_divide(a, b, self.complaint(node))

@@ -19,7 +19,6 @@ from types import FunctionType
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
-from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
 from pybpfdsl.frontend.typecheck.kinds import Env, Kind, describe, join
@@ -71,9 +70,6 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
     def env(self, value: Env) -> None:
         self.scope.env = value
 
-    def err(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
-        return self.scope.source.error(node, message, hint)
-
     def describe(self, v: object) -> str:
         return describe(v)
 
@@ -89,12 +85,6 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.err(node, message, hint)
-
-    def complaint(self, node: ast.AST) -> Complaint:
-        """Errors at `node`, for the type rules (`fold`)."""
-        def complain(message: str, hint: str | None = None) -> DslError:
-            return self.err(node, message, hint)
-        return complain
 
     def record(self, node: ast.AST, v: Kind) -> Kind:
         """The typed AST: each expression's type, and its constant where it is the same every time."""
