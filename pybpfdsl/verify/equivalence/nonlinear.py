@@ -424,8 +424,18 @@ def closed(pairs: list[tuple[Term, Term]]) -> list[tuple[Term, Term]]:
 
 
 def _scaled_dividend(x: Term) -> tuple[Term, int] | None:
-    """(y, k) when x is `y << k` for a constant 0 < k < width, or `2**k * y` (as the normal form writes it)."""
-    if not z3.is_app(x) or x.num_args() != 2:
+    """(y, k) when x is `y << k` for a constant 0 < k < width, written as a shift, as `2**k * y` or as y's low
+    bits followed by k zero bits (as the normal form writes it)."""
+    if not z3.is_app(x) or x.num_args() < 2:
+        return None
+    if x.decl().kind() == z3.Z3_OP_CONCAT:  # high bits, then k zero bits
+        low = x.arg(x.num_args() - 1)
+        high = x.children()[:-1]
+        if not z3.is_bv_value(low) or low.as_long() != 0:
+            return None
+        k = low.size()
+        return z3.ZeroExt(k, high[0] if len(high) == 1 else z3.Concat(*high)), k
+    if x.num_args() != 2:
         return None
     if x.decl().kind() == z3.Z3_OP_BSHL and z3.is_bv_value(x.arg(1)):
         k = x.arg(1).as_long()
