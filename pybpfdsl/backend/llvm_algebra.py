@@ -94,9 +94,25 @@ class LlvmAlgebra:
     def mul(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:
         """One multiply instruction on exactly these operands (a constant operand stays visible: strength
         reduction of a constant product is linear and cheap to prove)."""
+        a, c = self._constant_magnitude(a, width), self._constant_magnitude(c, width)
+        if isinstance(a, ir.Constant):
+            a, c = c, a
+        if isinstance(c, ir.Constant) and isinstance(c.constant, int) and width == 64 \
+                and c.constant & _mask(64) >> 32 and not isinstance(a, ir.Constant):
+            # By its halves: two 32-bit immediates LLVM turns into shifts and adds, not a 64-bit one that
+            # needs an `lddw` and a multiply (the same product mod 2**64).
+            high, low = (c.constant & _mask(64)) >> 32, c.constant & 0xFFFFFFFF
+            shifted = self.b.shl(self.b.mul(a, self.const(high, 64)), self.const(32, 64))
+            return self.b.add(shifted, self.b.mul(a, self.const(low, 64)))
         if isinstance(a, ir.Constant) or isinstance(c, ir.Constant):
             return self.b.mul(a, c)
         return pinned(self.b, self.b.mul(self._pinned_operand(a), self._pinned_operand(c)))  # no range facts
+
+    def _constant_magnitude(self, a: ir.Value, width: int) -> ir.Value:
+        """`a` as a constant when it is the magnitude of one (a Q32.32 product multiplies by a whole
+        magnitude, `lang.fixed.multiply`: by a constant factor, a product LLVM strength-reduces)."""
+        known = self._constant_magnitudes.get(id(a))
+        return self.const(known[1], width) if known is not None and known[0] is a else a
 
     def _pinned_operand(self, a: ir.Value) -> ir.Value:
         """`a` behind the barrier, once per block: a Q32.32 product uses each half of each operand twice,
