@@ -48,7 +48,7 @@ from pybpfdsl.backend.debuginfo import (
 from pybpfdsl.backend.llvm_algebra import LlvmAlgebra
 from pybpfdsl.backend.llvm_algebra import int_constant as _int_constant
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
-from pybpfdsl.backend.packet_facts import PacketFacts
+from pybpfdsl.backend.packet_facts import Checked, PacketFacts
 from pybpfdsl.bpf.abi import REQUIRED_MAP_FLAGS, Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg
@@ -506,20 +506,41 @@ class _FunctionLowering:
         limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
         in_range = b.icmp_unsigned("<=", offset, limit)
         split = self.facts.base_below(op.offset, MAX_PACKET_OFFSET)
+        constant_base, constant_k = self.facts.split(op.offset)
+        prior = self.facts.reaching(self.current, split[0] if split is not None else None)
         if split is not None:
             # `base + k` with a small base (a header's offset): checked from the pointer to `base`, which
             # the header's own check may have formed already, and read at constant offsets from it. The
             # same bytes: base <= limit - k, so `base + k` neither wraps nor changes under the mask.
             base, k = split
-            base_ptr = self._opaque(b.gep(self.data, [b.and_(self._get(base), limit)], source_etype=_I8))
+            if prior is None or prior.k != 0:
+                prior = None
+                base_ptr = self._opaque(b.gep(self.data, [b.and_(self._get(base), limit)], source_etype=_I8))
+            else:
+                base_ptr = prior.start
             start = self._at(base_ptr, k)
-            self.facts.checked_from_base(op, base_ptr, k, start)
+            end = self._end(start, width, prior, k + width)
+            self.facts.checked_from_base(op, base_ptr, k, start, end)
+        elif constant_base is None and prior is not None and prior.k <= constant_k:
+            start = self._at(prior.start, constant_k - prior.k)  # data + k, through the earlier check's register
+            end = self._end(start, width, prior, constant_k + width)
+            self.facts.checked(op, start, end)
         else:
             start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
-            self.facts.checked(op, start)
-        end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
+            end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
+            self.facts.checked(op, start, end if constant_base is None else None)
         fits = b.icmp_unsigned("<=", end, self.data_end)
         return b.and_(in_range, fits)
+
+    def _end(self, start: ir.Value, width: int, prior: Checked | None, reach: int) -> ir.Value:
+        """The pointer a check of `width` bytes at `start`, reaching `reach` bytes past its base, compares
+        with data_end: stepped on from `prior`'s end when that one reaches less far (opaque, so that LLVM
+        keeps the step instead of forming the sum from `data` again), else `start + width`."""
+        b = self.b
+        if prior is not None and prior.end is not None and prior.k + prior.width < reach:
+            return b.gep(self._opaque(prior.end), [ir.Constant(_I64, reach - prior.k - prior.width)],
+                         source_etype=_I8)
+        return b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
 
     def _abort(self) -> ir.Block:
         """The shared `return XDP_ABORTED` block that failed packet guards jump to."""

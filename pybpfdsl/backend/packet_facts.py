@@ -39,6 +39,9 @@ class Checked:
     k: int
     width: int
     start: ir.Value
+    end: ir.Value | None = None
+    """The pointer compared with data_end (`start + width`): a later check of more bytes from the same
+    base steps on from it (`reaching`)."""
 
 
 @dataclass
@@ -166,18 +169,32 @@ class PacketFacts:
                     work.append(s)
         return False
 
-    def checked(self, op: n.InBounds, start: ir.Value) -> None:
+    def checked(self, op: n.InBounds, start: ir.Value, end: ir.Value | None = None) -> None:
         base, k = constant_offset(op.offset, self.defs)
         self.starts[op.out] = start
         if k < _SMALL:
-            self.checks[op.out] = Checked(base, k, op.width, start)
+            self.checks[op.out] = Checked(base, k, op.width, start, end)
 
-    def checked_from_base(self, op: n.InBounds, base_ptr: ir.Value, k: int, start: ir.Value) -> None:
+    def checked_from_base(self, op: n.InBounds, base_ptr: ir.Value, k: int, start: ir.Value,
+                          end: ir.Value | None = None) -> None:
         """`op` (of `base + k`) was lowered as a check of `k + op.width` bytes from `base_ptr`, the pointer
         to `base`: every load in that span reads at a constant offset from this one register."""
         base, _ = constant_offset(op.offset, self.defs)
         self.starts[op.out] = start
-        self.checks[op.out] = Checked(base, 0, k + op.width, base_ptr)
+        self.checks[op.out] = Checked(base, 0, k + op.width, base_ptr, end)
+
+    def reaching(self, block: str, base: n.Value | None) -> Checked | None:
+        """The check of `base` (None: of constant offsets) holding in `block` that reaches furthest, with no
+        helper call since (which would need its pointers kept across the call): a wider check of the same
+        base steps its end pointer on from that one's (`r += 40` instead of `r = data; r += 54`), and reads
+        through its start, one register whose range the kernel verifier then extends."""
+        best: Checked | None = None
+        for d in self.cfg.dominators(block):
+            for c in self.holding.get(d, ()):
+                if c.base == base and c.end is not None and not self._calls_between(d, block) \
+                        and (best is None or c.k + c.width > best.k + best.width):
+                    best = c
+        return best
 
     def base_below(self, offset: n.Value, limit: int) -> tuple[n.Value, int] | None:
         """`offset` as (base, k), base + k with 0 < k, when base's range is within [0, limit - k]; None
