@@ -139,3 +139,13 @@ def is_sweep_anchor(a: Ast, ctx: z3.Context) -> bool:
     """What the terms sweeping compares are above: an abstract function's application, or a costly
     product by a constant."""
     return is_application(a, ctx) or is_costly_product(a, ctx)
+
+
+def op_kind(e: Term) -> int:
+    """The operator of an application (cheaper than `e.decl().kind()`, which builds a FuncDeclRef)."""
+    ctx = e.ctx_ref()
+    ast = e.as_ast()
+    if z3.Z3_get_ast_kind(ctx, ast) != z3.Z3_APP_AST:
+        return -1
+    kind: int = z3.Z3_get_decl_kind(ctx, z3.Z3_get_app_decl(ctx, ast))
+    return kind

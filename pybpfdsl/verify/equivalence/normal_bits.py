@@ -1,0 +1,267 @@
+"""Bit-vector operators in the normal form (`normalize`): +, -, negation and bitwise not; products by
+constants and of two single-monomial factors; shifts by constants; concat as `hi * 2^m + lo`;
+if-then-else with the arms' common part moved out; and and or/xor of operands whose bits cannot overlap
+as sums, a constant or-ed or xored into a concatenation piece by piece; a read of an array past the
+stores whose offsets provably differ from it (a constant apart, another residue modulo a power of two,
+or integer ranges apart)."""
+
+from __future__ import annotations
+
+import z3
+
+from pybpfdsl.verify.equivalence.normal_poly import Monomial, Poly, constant_poly, make_poly, sum_poly, trailing_zeros
+from pybpfdsl.verify.equivalence.normal_widths import WidthRules
+from pybpfdsl.verify.equivalence.symbolic_state import Term
+from pybpfdsl.verify.equivalence.terms import op_kind
+
+
+class BitVectorRules(WidthRules):
+    """The normal form of each bit-vector operator over its children's."""
+
+    def _mul(self, a: Poly, b: Poly) -> Poly:
+        w = a.width
+        if b.is_const:
+            a, b = b, a
+        if a.is_const:
+            return sum_poly(w, [(a.const, b)])
+        if len(a.terms) == 1 and len(b.terms) == 1:
+            (ma, ca), (mb, cb) = a.terms[0], b.terms[0]
+            mono = tuple(sorted(ma + mb))
+            terms = {mono: ca * cb}
+            if a.const:
+                terms[mb] = terms.get(mb, 0) + a.const * cb
+            if b.const:
+                terms[ma] = terms.get(ma, 0) + b.const * ca
+            return make_poly(w, terms, a.const * b.const)
+        x, y = sorted((self.term(a), self.term(b)), key=lambda t: t.get_id())
+        return self.atom(x * y)
+
+    def ite(self, cond: Term, then: Poly, other: Poly) -> Poly:
+        """if cond then `then` else `other` (same width): the common part outside, the rest narrow."""
+        w = then.width
+        if z3.is_true(cond) or then == other:
+            return then
+        if z3.is_false(cond):
+            return other
+        if op_kind(cond) == z3.Z3_OP_NOT:
+            cond, then, other = cond.arg(0), other, then
+        rest_a = dict(then.terms)
+        rest_b = dict(other.terms)
+        common: dict[Monomial, int] = {}
+        for m, c in then.terms:
+            if rest_b.get(m) == c:
+                common[m] = c
+                del rest_a[m], rest_b[m]
+        base = min(then.const, other.const)
+        a = make_poly(w, rest_a, then.const - base)
+        b = make_poly(w, rest_b, other.const - base)
+        k = w
+        if self.exact(a) and self.exact(b):
+            k = max(self.upper(a).bit_length(), self.upper(b).bit_length(), 1)
+        a, b = Poly(k, a.terms, a.const), Poly(k, b.terms, b.const)
+        self._ite_conditions.add(cond.get_id())
+        arm = self.atom(z3.If(cond, self.term(a), self.term(b)))
+        return sum_poly(w, [(1, make_poly(w, common, base)), (1, Poly(w, arm.terms, 0))])
+
+    # -- bit-vector nodes ------------------------------------------------------------------------
+
+    def _bv_node(self, t: Term) -> Poly:
+        w = t.size()
+        if z3.is_bv_value(t):
+            return constant_poly(w, t.as_long())
+        if not z3.is_app(t) or t.num_args() == 0:
+            bounded = self._bounds.get(t.get_id())
+            if bounded is None or bounded[1] >= (1 << w) - 1:
+                return self.atom(t)
+            low = self.atom(z3.Extract(max(bounded[1].bit_length(), 1) - 1, 0, t))
+            self._max[low.terms[0][0][0]] = bounded[1]
+            return Poly(w, low.terms, 0)
+        kind = op_kind(t)
+        args = t.children()
+
+        def p(i: int) -> Poly:
+            return self._polys[args[i].get_id()]
+
+        if kind == z3.Z3_OP_BADD:
+            return sum_poly(w, [(1, p(i)) for i in range(len(args))])
+        if kind == z3.Z3_OP_BSUB:
+            return sum_poly(w, [(1, p(0)), *[(-1, p(i)) for i in range(1, len(args))]])
+        if kind == z3.Z3_OP_BNEG:
+            return sum_poly(w, [(-1, p(0))])
+        if kind == z3.Z3_OP_BNOT:
+            return sum_poly(w, [(-1, p(0)), (1, constant_poly(w, -1))])
+        if kind == z3.Z3_OP_BMUL:
+            out = p(0)
+            for i in range(1, len(args)):
+                out = self._mul(out, p(i))
+            return out
+        if kind == z3.Z3_OP_CONCAT:
+            parts: list[tuple[int, Poly]] = []
+            at = 0
+            for i in reversed(range(len(args))):
+                parts.append((1 << at, self.widen(p(i), w)))
+                at += args[i].size()
+            return sum_poly(w, parts)
+        if kind == z3.Z3_OP_ZERO_EXT:
+            return self.widen(p(0), w)
+        if kind == z3.Z3_OP_EXTRACT:
+            hi, lo = t.params()
+            return self.extract(p(0), hi, lo)
+        if kind in (z3.Z3_OP_BSHL, z3.Z3_OP_BLSHR) and p(1).is_const:
+            k = p(1).const
+            if k >= w:
+                return constant_poly(w, 0)
+            if kind == z3.Z3_OP_BSHL:
+                return sum_poly(w, [(1 << k, p(0))])
+            return self.widen(self.extract(p(0), w - 1, k), w) if k else p(0)
+        if kind == z3.Z3_OP_BAND:
+            return self._and([p(i) for i in range(len(args))], w)
+        if kind in (z3.Z3_OP_BOR, z3.Z3_OP_BXOR):
+            return self._or(kind, [p(i) for i in range(len(args))], w)
+        if kind == z3.Z3_OP_ITE:
+            return self.ite(self._others[args[0].get_id()], p(1), p(2))
+        if kind == z3.Z3_OP_SELECT and z3.is_bv(args[1]):
+            return self._select(t, args[0], p(1))
+        return self.atom(self._rebuild(t, args))
+
+    def _select(self, t: Term, array: Term, at: Poly) -> Poly:
+        """A read of `array` at `at`, past the stores that provably miss it (their offset differs from
+        `at` by a constant, or the two offsets' integer ranges are apart, `interval`) to the store that
+        hits it (the same offset) or to one that may: the byte a program wrote at a fixed header offset
+        is then that byte whatever it wrote at offsets the parse computed (a TCP checksum at l4 + 16,
+        l4 ≥ 34, never hits the IPv4 checksum at 24), and both programs' reads are one term however
+        their stores interleave."""
+        # The normal form of the array: a merged state's `If` of two equal store chains is one chain.
+        array = self._others[array.get_id()]
+        while z3.is_app_of(array, z3.Z3_OP_STORE):
+            offset = self.poly(array.arg(1))
+            if offset == at:
+                return self.poly(array.arg(2))
+            if not self._apart(offset, at):
+                break
+            array = array.arg(0)
+        return self.atom(z3.Select(array, self.term(at)))
+
+    def apart(self, x: Term, y: Term) -> bool:
+        """Whether two bit-vector terms of one width differ whatever their atoms (`_apart`)."""
+        self._visit(x)
+        self._visit(y)
+        return self._apart(self._polys[x.get_id()], self._polys[y.get_id()])
+
+    def _apart(self, x: Poly, y: Poly) -> bool:
+        """Whether x ≠ y whatever the atoms: their difference is a constant other than 0, or both are
+        integers (`interval`) in ranges that do not meet."""
+        difference = sum_poly(x.width, [(1, x), (-1, y)])
+        if difference.is_const:
+            return difference.const != 0
+        # Every coefficient a multiple of 2^t and the constant not: the difference is not 0 modulo 2^t,
+        # so not modulo 2^width (4·ihl + 20 is never the byte 30).
+        if difference.const and trailing_zeros(difference.const) < min(trailing_zeros(c) for _, c in difference.terms):
+            return True
+        ranges = []
+        for q in (x, y):
+            if not (self.exact(q) or self._signed_exact(q)):
+                return False
+            ranges.append((q.const, self.upper(q)) if self.exact(q) else self.interval(q))
+        (lx, hx), (ly, hy) = ranges
+        return hx < ly or hy < lx
+
+    def _and(self, ps: list[Poly], w: int) -> Poly:
+        mask = (1 << w) - 1
+        rest: list[Poly] = []
+        for q in ps:
+            if q.is_const:
+                mask &= q.const
+            else:
+                rest.append(q)
+        for q in rest:
+            mask &= self.maybe_bits(q)
+        if mask == 0:
+            return constant_poly(w, 0)
+        if not rest:
+            return constant_poly(w, mask)
+        if len(rest) == 1:
+            q = rest[0]
+            parts: list[tuple[int, Poly]] = []
+            bit = 0
+            while bit < w:
+                if not mask >> bit & 1:
+                    bit += 1
+                    continue
+                end = bit
+                while end + 1 < w and mask >> (end + 1) & 1:
+                    end += 1
+                parts.append((1 << bit, self.widen(self.extract(q, end, bit), w)))
+                bit = end + 1
+            return sum_poly(w, parts)
+        terms = sorted({self.term(q).get_id(): self.term(q) for q in rest}.values(), key=lambda x: x.get_id())
+        out = terms[0]
+        for x in terms[1:]:
+            out = out & x
+        whole = self.atom(out)
+        return self._and([whole, constant_poly(w, mask)], w) if mask != (1 << w) - 1 else whole
+
+    def _piecewise(self, kind: int, ps: list[Poly], w: int) -> Poly | None:
+        """x | c or x ^ c for a concatenation x (atoms at disjoint bits, `_pieces`) and a constant c, as
+        the concatenation of each piece with its slice of c (bits outside every piece are c's): a
+        64-bit word xor 0xFF is its low byte's complement beside the other bytes, whichever byte order
+        it was loaded in, so its 16-bit halves are polynomials of bytes on both sides."""
+        if len(ps) != 2 or ps[0].is_const == ps[1].is_const:
+            return None
+        x, k = (ps[1], ps[0]) if ps[0].is_const else (ps[0], ps[1])
+        pieces = self._pieces(x)
+        if pieces is None or len(pieces) < 2:
+            return None
+        c = k.const
+        covered = 0
+        parts: list[tuple[int, Poly]] = []
+        for low, size, a in pieces:
+            mask = (1 << size) - 1
+            covered |= mask << low
+            piece = self._or(kind, [Poly(size, (((a,), 1),), 0), constant_poly(size, c >> low & mask)], size)
+            parts.append((1 << low, self.widen(piece, w)))
+        parts.append((1, constant_poly(w, c & ~covered)))
+        return sum_poly(w, parts)
+
+    def _or(self, kind: int, ps: list[Poly], w: int) -> Poly:
+        full = (1 << w) - 1
+        if kind == z3.Z3_OP_BXOR:
+            flips = 0
+            rest = []
+            for q in ps:
+                if q.is_const:
+                    flips ^= q.const
+                else:
+                    rest.append(q)
+            if len(rest) == 1 and (flips == full or (flips and not self.maybe_bits(rest[0]) & ~flips)):
+                # Every bit x may have is flipped: x ^ m = m - x (no borrow), as ~x = -1 - x.
+                return sum_poly(w, [(-1, rest[0]), (1, constant_poly(w, flips))])
+            ps = rest + ([constant_poly(w, flips)] if flips else [])
+        piecewise = self._piecewise(kind, ps, w)
+        if piecewise is not None:
+            return piecewise
+        seen = 0
+        disjoint = True
+        for q in ps:
+            bits = self.maybe_bits(q)
+            if seen & bits:
+                disjoint = False
+                break
+            seen |= bits
+        if disjoint:
+            return sum_poly(w, [(1, q) for q in ps])
+        counts: dict[int, tuple[Term, int]] = {}
+        for q in ps:
+            t = self.term(q)
+            counts[t.get_id()] = (t, counts.get(t.get_id(), (t, 0))[1] + 1)
+        # x | x is x; x ^ x is 0.
+        terms = [t for key, (t, n) in sorted(counts.items()) if kind == z3.Z3_OP_BOR or n % 2]
+        if not terms:
+            return constant_poly(w, 0)
+        if len(terms) == 1:
+            return self.poly(terms[0])
+        out = terms[0]
+        for x in terms[1:]:
+            out = (out | x) if kind == z3.Z3_OP_BOR else (out ^ x)
+        return self.atom(out)
+
