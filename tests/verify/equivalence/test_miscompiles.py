@@ -47,7 +47,7 @@ CASES = [
     (two_arrays, "wrong map", -1), (two_arrays, "wrong map", -2), (two_arrays, "dropped store", -1),
     (two_arrays, "duplicated store", -1), (two_arrays, "wrong width", -1), (two_arrays, "flipped jump", -1),
     (two_arrays, "dropped store", -2),
-    (c.struct_maps, "swapped operands", -1), (c.struct_maps, "swapped operands", -3),
+    (c.struct_maps, "swapped operands", -2), (c.struct_maps, "swapped operands", -4),
     (c.struct_maps, "flipped jump", -2), (c.struct_maps, "store at wrong offset", -1),
     (logging_counters.logging_counters, "swapped operands", -1),
     (logging_counters.logging_counters, "dropped store", -2),
