@@ -310,7 +310,12 @@ DEEP_WORK = 96_000
 (``EXPLORE_WORK``) it refused generated seeds 3431 (a 6 x 8 nest) and 3470 (35 iterations), simulated at
 94,561 and 78,707, which the kernel loads at 130,025 and 27,841. Loops the kernel refuses cost up to
 36,000 steps more (0.2 s): the payload sum's ``range(32)`` to ``range(5000)``; the last one's whole
-analysis stays within 100,000 steps (test_unsound_accepts.py)."""
+analysis stays within 100,000 steps (test_unsound_accepts.py). Only loops whose closed-form unrolling stopped
+early (its guess passed the limit before their last iteration, or ``UNROLL_BUDGET`` ran out) are cut off here:
+one unrolled to its end has a known bound, and a deep cut-off there refused the payload sum's ``range(32)``
+as compiled since 73fe524 (simulated at 107,526, the kernel loads it at 101,703), so it gets ``RESCUE_WORK``
+(``range(48)``: 336,000 steps, 1.8 s CPU, where the simulation passes the limit; the kernel loads it at
+228,786)."""
 
 SHALLOW_ITERATIONS = 16
 """Passes of one loop head on one path up to which a loop counts as shallow (see ``RESCUE_WORK``)."""
@@ -368,8 +373,9 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     reason does not need (see ``driver._analyse_both``)."""
     unfinished: list[tuple[int, int, frozenset[int]]] = []
     entered: set[int] = set()
+    stopped: set[int] = set()
     findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads, watch,
-                                                           unrolled, unfinished, resolved, entered)
+                                                           unrolled, unfinished, resolved, entered, stopped)
     # Deep loops entered by several paths: the simulation keeps states with different packet ranges apart, as
     # the kernel does there (with our inclusion it counted range(27) at 31,628, the kernel over 1,000,000).
     # Shallow ones (generated seeds 34, 37: 2 to 9 iterations, up to 6,800 entry paths) are simulated as
@@ -388,8 +394,11 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
         return findings, processed, loops, kernel_work
     flat = {i: j for i, p in pre.items() if (j := joined(p)) is not None}
     if any(f.code == Code.COMPLEXITY for f in findings):
+        # Deep loops get ``DEEP_WORK`` steps only where the closed form gave up before their last iteration
+        # (its guess passed the limit early: ``range(5000)``); one it unrolled to the end has a known,
+        # moderate bound and gets the whole budget (see ``DEEP_WORK``).
         ex = explore(env, cfg, entry, part.live, flat, work=RESCUE_WORK,
-                     shallow=(DEEP_WORK, SHALLOW_ITERATIONS), strict_packet=strict)
+                     shallow=(DEEP_WORK, SHALLOW_ITERATIONS) if stopped else None, strict_packet=strict)
         processed += ex.steps
         if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
             return findings, processed, loops, kernel_work
@@ -487,15 +496,19 @@ def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, f
                  loop_heads: set[int] | None, watch: frozenset[int] = frozenset(),
                  unrolled: dict[int, list[list[State]]] | None = None,
                  unfinished: list[tuple[int, int, frozenset[int]]] | None = None, resolved: Resolved | None = None,
-                 entered: set[int] | None = None,
+                 entered: set[int] | None = None, stopped: set[int] | None = None,
                  ) -> tuple[list[VerifierFinding], int, dict[int, int], int]:
     """:func:`check_loops` with the closed-form estimate only; ``unfinished`` gets the loops found too complex
     before their unrolling ended that have instructions of ``watch`` (head, inner iterations, those);
-    ``entered``: the heads of the loops whose estimate counts several entry paths (:func:`entry_paths`)."""
+    ``entered``: the heads of the loops whose estimate counts several entry paths (:func:`entry_paths`);
+    ``stopped``: those of the loops whose unrolling stopped before their last iteration (too complex early,
+    or past our own budget)."""
     if unfinished is None:
         unfinished = []
     if entered is None:
         entered = set()
+    if stopped is None:
+        stopped = set()
     paths = entry_paths(cfg)
     loops: dict[int, int] = {}
     budget = UNROLL_BUDGET
@@ -531,6 +544,8 @@ def _closed_form(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, f
                 unrolled.setdefault(i, []).append(states)
             if verdict == "complex" and (watched or (resolved is not None and one_entry)):
                 unfinished.append((head, inner, watched))
+        if verdict in ("complex", "budget"):
+            stopped.add(head)
         if verdict == "bounded":
             loops[head] = iters
             if kernel_work > BPF_COMPLEXITY_LIMIT_INSNS:

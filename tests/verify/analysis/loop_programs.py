@@ -50,7 +50,17 @@ def sum_payload_48(pkt: Packet) -> int:
 @xdp
 def sum_payload_64(pkt: Packet) -> int:
     total: u32 = 0
-    for i in range(64):  # the program: the kernel stops at 1,000,001 instructions
+    for i in range(64):  # the program: the kernel refused it until 73fe524 (375,435 instructions since)
+        b = pkt.payload[i]
+        if b is not None:
+            total += b
+    return XDP_DROP if total == 7 else XDP_PASS
+
+
+@xdp
+def sum_payload_128(pkt: Packet) -> int:
+    total: u32 = 0
+    for i in range(128):  # the kernel stops at 1,000,001 instructions (range(96): 803,303)
         b = pkt.payload[i]
         if b is not None:
             total += b
@@ -99,4 +109,4 @@ def nested_192(pkt: Packet) -> int:
 OTHER_SHAPES = {"two_branches_192": two_branches_192, "nested_192": nested_192}
 
 BY_BOUND = {16: sum_payload_16, 20: sum_payload_20, 32: sum_payload_32, 48: sum_payload_48, 64: sum_payload_64,
-            5000: sum_payload_5000}
+            128: sum_payload_128, 5000: sum_payload_5000}
