@@ -112,7 +112,9 @@ def test_the_payload_sum_against_the_kernel_from_8_to_64(tmp_path: Path) -> None
             assert not ok, f"range({n}): the kernel refuses, we accept: {rows}"
         elif ok and looped:
             assert estimate >= k_count, f"range({n}): our estimate is below the kernel's count: {rows}"
-    # False alarms: 3 (24, 26, 40) until the one-tree header parse (5674009); the kernel has loaded
-    # range(24..48) of the new code since (69,341 to 365,605 instructions) and our loop estimate, 12-19x its
-    # count, refuses them: 8 is the measured ceiling, to be brought down again.
-    assert sum(not ok for *_, ok, _, _ in rows) - sum(not k for _, k, *_ in rows) <= 8, rows
+    # False alarms: 3 (24, 26, 40) until the one-tree header parse (5674009), up to 8 after it. Since 73fe524
+    # the kernel loads every bound here (6,600 to 375,435 instructions); we accept up to range(32) (the simulated
+    # exploration, given its whole budget for a loop the closed form unrolled to its end) and refuse 40, 48
+    # and 64 (kernel 153,357 to 375,435), where that simulation counts 2.3x to over 4x the kernel: 3 is the
+    # measured ceiling.
+    assert sum(not ok for *_, ok, _, _ in rows) - sum(not k for _, k, *_ in rows) <= 3, rows
