@@ -25,7 +25,7 @@ from pybpfdsl.bpf import semantics as sem
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.superopt.window_check import Verdict
-from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, step
+from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, run_z3_branch, step
 
 __all__ = ["RegionCode", "in_region", "prove_region", "run_region_concrete", "run_region_z3"]
 
@@ -110,24 +110,13 @@ def _merge(old: _State | None, new: _State) -> _State:
 
 
 def _z3_step(insn: Instruction, regs: Sequence[Any], memory: Any) -> tuple[list[Any], Any, Any]:
-    """Registers and memory after ``insn``, and whether it jumps (None: it does not jump)."""
-    import z3
+    """Registers and memory after ``insn``, and whether it jumps (None: it does not jump): the window's
+    Z3 semantics of one instruction, with ``goto`` (which a window never holds) always taken."""
+    if insn.kind == Kind.JA:
+        import z3
 
-    out = list(regs)
-    mem = [memory]
-
-    def load(addr: Any, n: int) -> Any:
-        parts = [z3.Select(mem[0], addr + i) for i in range(n)]
-        return parts[0] if n == 1 else z3.Concat(*reversed(parts))
-
-    def store(addr: Any, n: int, value: Any) -> None:
-        m = mem[0]
-        for i in range(n):
-            m = z3.Store(m, addr + i, z3.Extract(8 * i + 7, 8 * i, value))
-        mem[0] = m
-
-    taken = z3.BoolVal(True) if insn.kind == Kind.JA else step(sem.Z3_OPS, insn, out, load, store)
-    return out, mem[0], taken
+        return list(regs), memory, z3.BoolVal(True)
+    return run_z3_branch([insn], regs, memory)
 
 
 def run_region_z3(region: RegionCode, regs: Sequence[Any], memory: Any) -> dict[int, _State]:
