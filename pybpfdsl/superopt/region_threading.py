@@ -23,7 +23,7 @@ from pybpfdsl.bpf.elf import ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Source, jmp_op, source
 from pybpfdsl.superopt.region import RegionCode, in_region
-from pybpfdsl.superopt.windows import known_constants, known_widths, live_in, succs_of, transfer
+from pybpfdsl.superopt.windows import functions_of, transfer
 from pybpfdsl.verify.analysis.liveness import registers_of
 
 __all__ = ["MAX_REGION", "Region", "regions_of", "thread"]
@@ -77,26 +77,15 @@ def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
 def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: int = MAX_REGION) -> list[Region]:
     """Every region of ``prog`` of at most ``max_len`` instructions that holds a jump landing inside it
     (a diamond or a skip), entered only at its first instruction, with forward jumps only."""
-    starts = slot_offsets(prog.instructions)
-    patched = {r.insn_index for r in prog.relocations} | {i for i, s in enumerate(starts) if s in core_slots}
-    functions = sorted(prog.functions, key=lambda f: f.insn_index)
-    bounds = [*sorted({f.insn_index for f in functions} | {0}), len(prog.instructions)]
-    names = {f.insn_index: f.name for f in functions}
     out: list[Region] = []
-    for lo, hi in itertools.pairwise(bounds):
-        code = prog.instructions[lo:hi]
-        if not code:
-            continue
-        succs, _ = succs_of(code)
+    for fn in functions_of(prog, core_slots):
+        code, succs, live, lo = fn.code, fn.succs, fn.live, fn.lo
+        consts, widths = fn.consts, fn.widths
         preds: list[list[int]] = [[] for _ in code]
         for i, ss in enumerate(succs):
             for t in ss:
                 preds[t].append(i)
-        live = live_in(tuple(code), succs)
-        local_patched = {p - lo for p in patched if lo <= p < hi}
-        consts = known_constants(code, succs, local_patched)
-        widths = known_widths(code, succs, local_patched)
-        usable = [in_region(insn) and i not in local_patched for i, insn in enumerate(code)]
+        usable = [in_region(insn) and i not in fn.patched for i, insn in enumerate(code)]
         jumps = [i for i, insn in enumerate(code) if insn.kind in (Kind.JCOND, Kind.JA)]
         for s in range(len(code)):
             if not usable[s] or not any(s <= j < s + max_len for j in jumps):
@@ -114,7 +103,7 @@ def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: in
                     inner = inner or i < target < e + 8  # lands inside or just past: a diamond or a skip
                 if not inner or e - s < 3:
                     continue
-                region = _region(prog, names.get(lo, prog.name), lo, code[s:e], s, succs, live, consts[s], widths[s])
+                region = _region(prog, fn.name, lo, code[s:e], s, succs, live, consts[s], widths[s])
                 if region is not None:
                     out.append(region)
     return out

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
+from functools import cached_property
 
 from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
@@ -232,42 +233,63 @@ def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched
     return _must_forward(code, succs, patched, transfer, lambda a, b: a if a == b else None)
 
 
-def facts_at(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> dict[int, tuple[dict[int, int], dict[int, int]]]:
-    """Per instruction of a whole-section ``prog`` (its index), the constants and widths known on every
-    path to it (`known_constants`, `known_widths`, function by function)."""
+@dataclass(frozen=True)
+class FunctionCode:
+    """One function of a whole-section program, with the flow facts the window and region finders read:
+    its successors, the instructions not to rewrite (relocated or core, as indices into ``code``) and,
+    computed when first asked, liveness and the constants and widths known on every path."""
+
+    lo: int
+    name: str
+    code: Sequence[Instruction]
+    succs: list[list[int]]
+    targets: set[int]
+    patched: set[int]
+
+    @cached_property
+    def live(self) -> list[int]:
+        return live_in(tuple(self.code), self.succs)
+
+    @cached_property
+    def consts(self) -> list[dict[int, int]]:
+        return known_constants(self.code, self.succs, self.patched)
+
+    @cached_property
+    def widths(self) -> list[dict[int, int]]:
+        return known_widths(self.code, self.succs, self.patched)
+
+
+def functions_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> Iterator[FunctionCode]:
+    """The non-empty functions of a whole-section ``prog``, in order (instructions carrying a relocation or
+    in ``core_slots`` are patched: no rewrite may touch them)."""
     starts = slot_offsets(prog.instructions)
     patched = {r.insn_index for r in prog.relocations} | {i for i, s in enumerate(starts) if s in core_slots}
     bounds = [*sorted({f.insn_index for f in prog.functions} | {0}), len(prog.instructions)]
-    out: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    names = {f.insn_index: f.name for f in prog.functions}
     for lo, hi in itertools.pairwise(bounds):
         code = prog.instructions[lo:hi]
-        if not code:
-            continue
-        succs, _ = succs_of(code)
-        local = {p - lo for p in patched if lo <= p < hi}
-        for i, (c, w) in enumerate(zip(known_constants(code, succs, local), known_widths(code, succs, local),
-                                       strict=True)):
-            out[lo + i] = c, w
+        if code:
+            succs, targets = succs_of(code)
+            yield FunctionCode(lo, names.get(lo, prog.name), code, succs, targets,
+                               {p - lo for p in patched if lo <= p < hi})
+
+
+def facts_at(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> dict[int, tuple[dict[int, int], dict[int, int]]]:
+    """Per instruction of a whole-section ``prog`` (its index), the constants and widths known on every
+    path to it (`known_constants`, `known_widths`, function by function)."""
+    out: dict[int, tuple[dict[int, int], dict[int, int]]] = {}
+    for fn in functions_of(prog, core_slots):
+        for i, (c, w) in enumerate(zip(fn.consts, fn.widths, strict=True)):
+            out[fn.lo + i] = c, w
     return out
 
 
 def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
     """The windowable runs of every function of a whole-section ``prog``."""
-    starts = slot_offsets(prog.instructions)
-    patched = {r.insn_index for r in prog.relocations} | {i for i, s in enumerate(starts) if s in core_slots}
-    functions = sorted(prog.functions, key=lambda f: f.insn_index) or []
-    bounds = [f.insn_index for f in functions] or [0]
-    bounds = [*sorted(set(bounds) | {0}), len(prog.instructions)]
-    names = {f.insn_index: f.name for f in functions}
     out: list[Run] = []
-    for lo, hi in itertools.pairwise(bounds):
-        code = prog.instructions[lo:hi]
-        if not code:
-            continue
-        succs, targets = succs_of(code)
-        live = live_in(tuple(code), succs)
-        consts = known_constants(code, succs, {p - lo for p in patched if lo <= p < hi})
-        widths = known_widths(code, succs, {p - lo for p in patched if lo <= p < hi})
+    for fn in functions_of(prog, core_slots):
+        code, succs, live, lo = fn.code, fn.succs, fn.live, fn.lo
+        consts, widths = fn.consts, fn.widths
         after = [0] * len(code)
         branch: set[int] = set()
         for i in range(len(code)):
@@ -278,8 +300,8 @@ def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
                 branch.add(i)
         pieces: list[list[int]] = [[]]
         for i, insn in enumerate(code):
-            usable = (in_window(insn) or i in branch) and lo + i not in patched
-            if i in targets or not usable:
+            usable = (in_window(insn) or i in branch) and i not in fn.patched
+            if i in fn.targets or not usable:
                 pieces.append([])
             if usable:
                 pieces[-1].append(i)
@@ -287,7 +309,7 @@ def runs_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> list[Run]:
                 pieces.append([])
         for run in pieces:
             if run:
-                out.append(Run(prog.section, names.get(lo, prog.name), lo + run[0],
+                out.append(Run(prog.section, fn.name, lo + run[0],
                                tuple(code[j] for j in run), tuple(after[j] for j in run),
                                tuple(tuple(sorted(consts[j].items())) for j in run),
                                tuple(tuple(sorted(widths[j].items())) for j in run)))
