@@ -123,10 +123,9 @@ class Features:
     """Runs of constant octets in an `Ip6Prefix` key: the backend merges them into one wide store at an odd
     stack offset, which the kernel refuses (a known bug, tests/generated/test_found_bugs.py); without, an
     octet is a constant one time in ten."""
-    float_payload_records: bool = False
-    """`pkt.payload.read(S, off)` of a Struct with a float field: pure Python decodes the field's 8 bytes as
-    the Q32.32 number, the compiled program converts them as an integer (saturating); a known bug
-    (tests/generated/test_found_bugs.py), so left out until it is fixed."""
+    float_payload_records: bool = True
+    """`pkt.payload.read(S, off)` of a Struct with a float field (its 8 bytes are the Q32.32 number in every
+    execution since 875c3eb; tests/generated/test_found_bugs.py)."""
 
 
 ALL = Features()

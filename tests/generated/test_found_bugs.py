@@ -21,6 +21,7 @@ from pybpfdsl import (
     Ip6Prefix,
     LpmTrie,
     Packet,
+    RingBuf,
     Struct,
     i8,
     i32,
@@ -62,6 +63,10 @@ def test_a_float_field_read_from_the_payload_is_the_same_in_every_execution() ->
     packets = [bytes(14) + bytes([0, 0, 0, 1, 0x80, 0, 0, 0]),  # 1.5 as Q32.32, big-endian
                bytes(14) + bytes([0xFF, 0xFF, 0xFF, 0xFE, 0, 0, 0, 0])]  # -2.0
     assert compare(float_field_from_the_payload, packets, executions=EXECUTIONS) is None
+    float_field_from_the_payload(packets[0])
+    assert read_back.value == 1.5
+    compiled = float_field_from_the_payload.compile(prove=True, verify=True)
+    assert compiled.verified and compiled.proven, compiled.summary()
 
 
 class Pair(Struct):
@@ -106,6 +111,43 @@ def test_a_record_not_checked_is_refused_with_the_check_to_add() -> None:
     with pytest.raises(DslError) as caught:
         copy_unchecked_entry.lower()
     assert "Pair record or None" in str(caught.value) and "if r is not None" in str(caught.value)
+
+
+class Sample(Struct):
+    x: float
+    n: u16
+
+
+samples = RingBuf(Sample, 4096)
+kept = HashMap(u32, Sample, 4)
+
+
+@xdp
+def checked_records_to_a_ring(pkt: Packet) -> int:
+    r = kept.get(1)
+    if r is not None:
+        samples.output(r)
+    w = pkt.payload.read(Sample, 0)
+    if w is not None:
+        samples.output(w)
+    return XDP_PASS
+
+
+def test_a_record_checked_not_none_can_be_sent_to_a_ring_buffer() -> None:
+    """`r = m.get(k)` (or `pkt.payload.read(S, off)`), then `if r is not None: events.output(r)`: the
+    record is narrowed for a ring buffer as for a map (was refused: 'samples holds Sample records, not a
+    Sample record or None'); its float field is the payload's Q32.32 bits in every execution."""
+    kept.clear()
+    kept[1] = Sample(2.25, 5)
+    packets = [bytes(14) + bytes([0, 0, 0, 1, 0x80, 0, 0, 0, 0, 9]) + bytes(6),  # x = 1.5, n = 9
+               bytes(14) + bytes([0xFF, 0xFF, 0xFF, 0xFE, 0, 0, 0, 0, 0, 1]) + bytes(6),  # x = -2.0
+               bytes(14) + bytes(15)]  # a byte short of a Sample (16 bytes, padded): only the map's record
+    assert compare(checked_records_to_a_ring, packets, executions=EXECUTIONS) is None
+    samples.poll()
+    checked_records_to_a_ring(packets[0])
+    assert samples.poll() == [Sample(2.25, 5), Sample(1.5, 9)]
+    compiled = checked_records_to_a_ring.compile(prove=True, verify=True)
+    assert compiled.verified and compiled.proven, compiled.summary()
 
 
 class Quad(Struct):

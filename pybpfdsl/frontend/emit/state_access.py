@@ -74,7 +74,7 @@ class StateEmitter(EmitterBase):
             raise self.unchecked(node)
         if len(node.args) != 1 or node.keywords:
             raise self.unchecked(node)
-        record = self.lower_expr(node.args[0])
+        record = present_record(self.lower_expr(node.args[0]))
         if not isinstance(record, StructVal) or record.cls is not rb.record:
             raise self.unchecked(node.args[0])
         assert name is not None

@@ -351,10 +351,13 @@ class CallChecker(ConditionChecker):
         if len(node.args) != 1 or node.keywords:
             raise self.err(node, f"`{name}.output` takes exactly one {cls} record",
                            f"write `{name}.output({cls}(field=..., ...))`")
-        record = self.expr(node.args[0])
+        record = self.present_record(self.expr(node.args[0]))
         if not isinstance(record, Record) or record.cls is not rb.record:
+            unchecked = isinstance(record, Maybe) and isinstance(record.inner, Record) \
+                and record.inner.cls is rb.record
             raise self.err(node.args[0], f"{name} holds {cls} records, not {describe(record)}",
-                           f"build one: `{name}.output({cls}(...))`")
+                           f"check first: `if {ast.unparse(node.args[0])} is not None: ...`" if unchecked
+                           else f"build one: `{name}.output({cls}(...))`")
         return computed(BOOL)
 
 

@@ -148,6 +148,13 @@ def ring_buffer_of_the_wrong_record(pkt: Packet) -> int:
 
 
 @xdp
+def ring_buffer_of_a_record_not_checked(pkt: Packet) -> int:
+    r = pkt.payload.read(Event, 0)
+    events.output(r)  # error: not a Event record or None | hint: `if r is not None: ...`
+    return XDP_PASS
+
+
+@xdp
 def ring_buffer_polled_in_program(pkt: Packet) -> int:
     got = events.poll()  # error: RingBuf has no method `poll` in a DSL function | hint: from Python with `events.poll()`
     return XDP_PASS
