@@ -11,7 +11,8 @@ What a replacement may be: ``n`` whole instructions with no jump, call, exit or 
 ending in a conditional jump, replaced by one ending in a conditional jump to the same place (the new
 jump's offset is the old one's, and is moved like the old one's would be); or a region (jumps inside,
 `region`) replaced by code whose jumps land inside it or leave it for old instructions named in
-``Replacement.exits``, each aimed at that instruction's new place. Only the first
+``Replacement.exits``, each aimed at that instruction's new place (a region may hold helper calls, by
+id: they move nowhere). Only the first
 old slot of a window can be a jump target (a window lies in one basic block), so every old slot of the
 window maps to the window's new start. Line info that lands on the same new slot as an earlier record
 is dropped: the kernel wants strictly increasing offsets. DWARF (``.debug_*``) is left as it was: no
@@ -141,8 +142,8 @@ class _SlotMap:
                 if n in leaving:
                     self.exits[len(self.layout) + n] = leaving[n]
                     continue
-                if c.jump_offset is None and c.kind not in (Kind.CALL, Kind.EXIT):
-                    continue
+                if c.jump_offset is None and (c.kind not in (Kind.CALL, Kind.EXIT) or c.is_helper_call):
+                    continue  # a helper call (by id) is written as it is (a region may hold one)
                 if edit.exits or any(c.kind in (Kind.JA, Kind.JCOND) for c in edit.code[:-1]):
                     continue  # a jump inside the region's replacement, checked by _region
                 if n != len(edit.code) - 1 or c.kind != Kind.JCOND or old[last].kind != Kind.JCOND \
@@ -166,9 +167,11 @@ class _SlotMap:
         starts = slot_offsets(edit.code)
         total = sum(c.slots for c in edit.code)
         for n, c in enumerate(edit.code):
-            if c.kind in (Kind.CALL, Kind.EXIT, Kind.GOTOL) or (c.jump_offset is not None and c.kind not in (
-                    Kind.JA, Kind.JCOND)):
-                raise ElfRewriteError(f"replacement at {edit.start}: a call, exit or other jump in a region")
+            # A helper call (by id) moves nowhere; a pc-relative call would need its offset moved.
+            if c.kind in (Kind.EXIT, Kind.GOTOL) or (c.kind == Kind.CALL and not c.is_helper_call) or (
+                    c.jump_offset is not None and c.kind not in (Kind.JA, Kind.JCOND, Kind.CALL)):
+                raise ElfRewriteError(f"replacement at {edit.start}: an exit, a call of a function or other jump "
+                                      "in a region")
             if n in leaving:
                 t = leaving[n]
                 if not 0 <= t < len(old_slots) or edit.start < t < edit.start + edit.count:

@@ -35,7 +35,7 @@ from pybpfdsl.bpf.elf import BpfElf, ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, Relocation, RelocKind, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.bpf.semantics import SemanticsError
-from pybpfdsl.superopt.region import RegionCode, prove_region
+from pybpfdsl.superopt.region import RegionCode, modelled_call, prove_region
 from pybpfdsl.superopt.window_check import branch_live, live_on
 from pybpfdsl.superopt.window_semantics import in_window, is_branch, run_z3_branch
 from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, known_widths, live_in, succs_of
@@ -302,8 +302,9 @@ def _region_exits(code: Sequence[Instruction], starts: Sequence[int], lo: int, h
     for i in range(lo, hi):
         t = _target(code, starts, i)
         if t is None or code[i].kind not in (Kind.JA, Kind.JCOND):
-            if t is not None or code[i].kind in (Kind.CALL, Kind.EXIT):
-                raise _Unaligned(f"instruction {i}: a call, exit or other jump in a region")
+            # A helper call is part of the region's meaning (`region.modelled_call`); any other call is not.
+            if t is not None or code[i].kind == Kind.EXIT or (code[i].kind == Kind.CALL and not modelled_call(code[i])):
+                raise _Unaligned(f"instruction {i}: an exit, a call other than a helper's, or another jump in a region")
             continue
         if lo < t <= hi and t > i:
             continue

@@ -8,11 +8,20 @@ by a label (the section's instruction index of the place: the same label in a re
 rewrite means the same place). `RegionCode` is the code with its exits: a jump listed in ``exits``
 leaves the region for that label, every other jump lands inside the code (or just past its end).
 
+A region may also call helpers (`modelled_call`). A helper's effect is what the rest of the kernel
+does, which no proof here sees: each call is modelled as uninterpreted functions of the *world* (the
+state outside the program: maps, time, the random generator; one more 64-bit value beside the
+registers, `WORLD`), its arguments (r1 up to its arity in `bpf.abi`, as the liveness and the lock-step
+proof read them) and memory, giving r0, the memory after it (a helper may write through a pointer) and
+the world after it (r1-r5 are clobbered: values of the new world, which the verifier forbids reading).
+Two regions then agree on the world at an exit only if every path made the same calls, in the same
+order, on the same arguments and memory: the proof holds for every meaning of the helpers.
+
 Its meaning (`run_region_z3`) merges the paths in Z3 (K2's window check over a DAG): per exit, the
 condition under which the region leaves there, and the registers and memory it leaves with. Two
-regions are equal under a liveness per exit (`prove_region`) when, from the same registers and memory
-(and the constants and widths known on entry), they leave by the same exit, with the same memory, and
-with the same value in every register live at that exit.
+regions are equal under a liveness per exit (`prove_region`) when, from the same registers, world and
+memory (and the constants and widths known on entry), they leave by the same exit, with the same memory
+and world, and with the same value in every register live at that exit.
 """
 
 from __future__ import annotations
@@ -22,17 +31,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from pybpfdsl.bpf import semantics as sem
+from pybpfdsl.bpf.abi import Helper
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.superopt.window_check import Verdict
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, run_z3_branch, step
+from pybpfdsl.verify.analysis.liveness import call_args
 
-__all__ = ["RegionCode", "in_region", "prove_region", "run_region_concrete", "run_region_z3"]
+__all__ = ["WORLD", "RegionCode", "in_region", "modelled_call", "prove_region", "run_region_concrete",
+           "run_region_z3"]
+
+WORLD = 11
+"""The index of the world (the state outside the program) after the 11 registers of a Z3 state."""
+
+
+def modelled_call(insn: Instruction) -> bool:
+    """A helper call a region may hold: by id, and one that returns (not ``bpf_tail_call``, which on
+    success leaves the program)."""
+    return insn.kind == Kind.CALL and insn.is_helper_call and insn.imm != Helper.TAIL_CALL
 
 
 def in_region(insn: Instruction) -> bool:
-    """What a region may hold: what a window may, and jumps (conditional or not; no call, no exit)."""
-    return in_window(insn) or insn.kind in (Kind.JCOND, Kind.JA)
+    """What a region may hold: what a window may, jumps (conditional or not) and helper calls that
+    return (`modelled_call`); no exit, no call of a subprogram or kfunc."""
+    return in_window(insn) or insn.kind in (Kind.JCOND, Kind.JA) or modelled_call(insn)
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,8 @@ def run_region_concrete(region: RegionCode, regs: Sequence[int],
     pc = 0
     while pc < len(region.code):
         insn = region.code[pc]
+        if insn.kind == Kind.CALL:
+            raise sem.SemanticsError("a helper call has no concrete meaning here (only an uninterpreted one)")
         taken = True if insn.kind == Kind.JA else step(ops, insn, out, load, store)
         if taken:
             if pc in leaving:
@@ -109,20 +133,51 @@ def _merge(old: _State | None, new: _State) -> _State:
             z3.If(cond, mem, old[2]))
 
 
+def _z3_call(insn: Instruction, regs: Sequence[Any], memory: Any) -> tuple[list[Any], Any]:
+    """Registers (and world) and memory after a helper call: r0, the memory and the world after it are
+    uninterpreted functions of the helper, the world, its arguments and memory; r1-r5 values of the new
+    world (the verifier lets nothing read them)."""
+    import z3
+
+    bv, mem_sort = z3.BitVecSort(64), z3.ArraySort(z3.BitVecSort(64), z3.BitVecSort(8))
+    args = [regs[WORLD], *(regs[r] for r in call_args(insn)), memory]
+    domain = [bv] * (len(args) - 1) + [mem_sort]
+    name = f"helper{insn.imm}_{len(args) - 2}"
+    world = z3.Function(f"{name}_world", *domain, bv)(*args)
+    out = list(regs)
+    out[0] = z3.Function(f"{name}_r0", *domain, bv)(*args)
+    clobbered = z3.Function("clobbered", bv, bv, bv)
+    for r in range(1, 6):
+        out[r] = clobbered(world, z3.BitVecVal(r, 64))
+    out[WORLD] = world
+    return out, z3.Function(f"{name}_memory", *domain, mem_sort)(*args)
+
+
 def _z3_step(insn: Instruction, regs: Sequence[Any], memory: Any) -> tuple[list[Any], Any, Any]:
     """Registers and memory after ``insn``, and whether it jumps (None: it does not jump): the window's
-    Z3 semantics of one instruction, with ``goto`` (which a window never holds) always taken."""
+    Z3 semantics of one instruction, with ``goto`` (which a window never holds) always taken, and a
+    helper call's uninterpreted meaning (`_z3_call`)."""
     if insn.kind == Kind.JA:
         import z3
 
         return list(regs), memory, z3.BoolVal(True)
-    return run_z3_branch([insn], regs, memory)
+    if insn.kind == Kind.CALL:
+        if not modelled_call(insn):
+            raise sem.SemanticsError(f"{insn}: only a helper call that returns has a meaning in a region")
+        regs_out, mem_out = _z3_call(insn, regs, memory)
+        return regs_out, mem_out, None
+    regs_out, mem_out, taken = run_z3_branch([insn], regs[:WORLD], memory)
+    return [*regs_out, *regs[WORLD:]], mem_out, taken
 
 
 def run_region_z3(region: RegionCode, regs: Sequence[Any], memory: Any) -> dict[int, _State]:
-    """Per exit label, the condition of leaving there and the registers and memory then (paths merged)."""
+    """Per exit label, the condition of leaving there and the registers and memory then (paths merged).
+    ``regs`` are r0-r10 and, where the region calls helpers, the world (`WORLD`; a fresh one if not
+    given); the registers of each exit have it too."""
     import z3
 
+    if len(regs) <= WORLD:
+        regs = [*regs, z3.BitVec("world", 64)]
     targets = region.targets()
     leaving = dict(region.exits)
     at: list[_State | None] = [None] * (len(region.code) + 1)
@@ -161,7 +216,7 @@ def prove_region(original: RegionCode, candidate: RegionCode, live_at: Mapping[i
                  known: Mapping[int, int] | None = None, widths: Mapping[int, int] | None = None,
                  entry_live: int | None = None, known_b: Mapping[int, int] | None = None,
                  widths_b: Mapping[int, int] | None = None) -> Verdict:
-    """Prove the regions equal: the same exit, the same memory, and the registers live at that exit
+    """Prove the regions equal: the same exit, the same memory and world, and the registers live at that exit
     (``live_at``: label -> bit set; an exit missing there has every register live) equal, from equal
     registers and memory meeting the ``known`` constants and ``widths``; within ``units`` Z3 units.
 
@@ -170,9 +225,9 @@ def prove_region(original: RegionCode, candidate: RegionCode, live_at: Mapping[i
     ``widths_b`` (each program's own must-analysis)."""
     import z3
 
-    regs = [z3.BitVec(f"r{i}", 64) for i in range(11)]
+    regs = [*(z3.BitVec(f"r{i}", 64) for i in range(11)), z3.BitVec("world", 64)]
     regs_b = regs if entry_live is None else [
-        regs[r] if entry_live >> r & 1 or r == 10 else z3.BitVec(f"out_r{r}", 64) for r in range(11)]
+        regs[r] if entry_live >> r & 1 or r >= 10 else z3.BitVec(f"out_r{r}", 64) for r in range(WORLD + 1)]
     mem = z3.Array("mem", z3.BitVecSort(64), z3.BitVecSort(8))
     try:
         exits_a = run_region_z3(original, regs, mem)
@@ -184,7 +239,7 @@ def prove_region(original: RegionCode, candidate: RegionCode, live_at: Mapping[i
         ca, ra, ma = exits_a.get(label, (z3.BoolVal(False), regs, mem))
         cb, rb, mb = exits_b.get(label, (z3.BoolVal(False), regs, mem))
         live = live_at.get(label, (1 << 11) - 1)
-        differ = z3.Or(ma != mb, *(ra[r] != rb[r] for r in range(11) if live >> r & 1))
+        differ = z3.Or(ma != mb, ra[WORLD] != rb[WORLD], *(ra[r] != rb[r] for r in range(11) if live >> r & 1))
         bad += [z3.Xor(ca, cb), z3.And(ca, differ)]
     solver = z3.Solver()
     solver.set("rlimit", units)

@@ -24,7 +24,7 @@ from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Source, jmp_op, source
 from pybpfdsl.superopt.region import RegionCode, in_region
 from pybpfdsl.superopt.windows import functions_of, transfer
-from pybpfdsl.verify.analysis.liveness import registers_of
+from pybpfdsl.verify.analysis.liveness import call_args, registers_of
 
 __all__ = ["MAX_REGION", "Region", "regions_of", "thread"]
 
@@ -32,6 +32,15 @@ MAX_REGION = 28
 """Instructions in a region at most: a few diamonds and the jump that reads them."""
 
 _MAX_PATHS = 32
+
+_CLOBBERED = (0, 1, 2, 3, 4, 5)
+
+
+def _effects(insn: Instruction) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(registers read, registers written) by ``insn``; a helper call writes r0 and clobbers r1-r5."""
+    if insn.kind == Kind.CALL:
+        return call_args(insn), _CLOBBERED
+    return registers_of(insn)
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
     named = 0
     for i in range(len(region.code) - 1, -1, -1):
         insn = region.code[i]
-        reads, writes = registers_of(insn)
+        reads, writes = _effects(insn)
         named |= sum(1 << r for r in (*reads, *writes))
         after = 0
         if insn.kind != Kind.JA:
@@ -287,7 +296,7 @@ class _Walk:
                 pc = target
                 continue
             after = transfer(insn, consts)
-            reads, writes = registers_of(insn)
+            reads, writes = _effects(insn)
             if not (insn.kind not in (Kind.ST, Kind.STX, Kind.LDX, Kind.LDX_SX) and insn.dst in after
                     and insn.dst in writes and not self.keep >> insn.dst & 1):
                 for r in sorted(set(reads) & set(_dirty(consts, held))):
@@ -354,7 +363,7 @@ def _hoisted(node: _Node) -> _Node:
     code = list(node.code)
     reads = set(registers_of(node.jump)[0])
     while taken.code and fall.code and taken.code[0] == fall.code[0] \
-            and not set(registers_of(taken.code[0])[1]) & reads:
+            and not set(_effects(taken.code[0])[1]) & reads:
         code.append(taken.code[0])
         taken = _with_code(taken, taken.code[1:])
         fall = _with_code(fall, fall.code[1:])
