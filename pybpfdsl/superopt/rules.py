@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import Kind, Source, source
-from pybpfdsl.superopt.window_check import BRANCH_SHIFT
+from pybpfdsl.superopt.window_check import BRANCH_SHIFT, stack_safe
 
 __all__ = ["RuleCache", "default_path", "normalise"]
 
@@ -230,7 +230,8 @@ class RuleCache:
 
     def lookup(self, window: Sequence[Instruction], live_out: int, known: Mapping[int, int] | None = None,
                widths: Mapping[int, int] | None = None) -> tuple[Instruction, ...] | None:
-        """The cached rewrite of ``window``, in its registers, if there is one (still to be proven)."""
+        """The cached rewrite of ``window``, in its registers, if there is one (still to be proven) and its
+        stack accesses are ones the kernel takes (a general rule put at other offsets may misalign them)."""
         key, names = normalise(window, live_out, known, widths)
         rows = self.rules.get(key)
         if rows is None:
@@ -245,4 +246,4 @@ class RuleCache:
         if built and built[-1].kind == Kind.JCOND and window[-1].kind == Kind.JCOND:
             last = built[-1]
             built = (*built[:-1], Instruction(last.opcode, last.dst, last.src, window[-1].off, last.imm))
-        return built
+        return built if stack_safe(built) else None

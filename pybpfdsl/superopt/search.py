@@ -26,6 +26,7 @@ from pybpfdsl.superopt.window_check import (
     fit,
     make_tests,
     prove_window,
+    stack_safe,
 )
 from pybpfdsl.superopt.window_semantics import ends_in_branch, in_window, is_branch
 from pybpfdsl.superopt.windows import transfer
@@ -115,9 +116,92 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
         if imm is not None:
             out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
     out += _wider_loads(code)
+    out += _split_constant_stores(code, known)
+    out += _overwrites_folded(code, known)
+    out += _sign_extensions(code)
     out += _folded_pairs(code, known)
     out += _copies_removed(code)
     out += _offsets_folded(code)
+    return out
+
+
+def _store_imm(store: Instruction, imm: int, nbytes: int | None = None, off: int | None = None) -> Instruction:
+    """``store`` (ST or STX) as an immediate store of ``imm``, at its width or ``nbytes``, at its offset or ``off``."""
+    sz = size(store.opcode) if nbytes is None else {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}[nbytes]
+    return Instruction(InsnClass.ST | Mode.MEM | sz, store.dst, 0, store.off if off is None else off, imm)
+
+
+def _split_constant_stores(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """A 64-bit store of a register holding a constant no immediate holds (an lddw's) as two 32-bit
+    immediate stores, the constant's definition dropped: ``r1 = 0x200000001 ll; *(u64 *)(r10 -8) = r1`` is
+    3 slots, ``*(u32 *)(r10 -8) = 1; *(u32 *)(r10 -4) = 2`` 2 (K2's memory exchange; the proof decides
+    whether the register was dead, the stack check whether the halves are aligned)."""
+    out: list[tuple[Instruction, ...]] = []
+    facts = dict(known)
+    for i, insn in enumerate(code):
+        if insn.kind == Kind.STX and size(insn.opcode) == Size.DW and insn.src in facts \
+                and _fits_imm(facts[insn.src], 8) is None and -(1 << 15) <= insn.off + 4 < 1 << 15:
+            value = facts[insn.src]
+            lo, hi = _fits_imm(value, 4), _fits_imm(value >> 32, 4)
+            assert lo is not None and hi is not None  # any 32 bits fit a 32-bit store's immediate
+            halves = (_store_imm(insn, lo, 4), _store_imm(insn, hi, 4, insn.off + 4))
+            d = _last_writer(code, insn.src, i)
+            if d is not None and code[d].kind in (Kind.LDDW, Kind.MOV) and code[d].dst == insn.src:
+                out.append((*code[:d], *code[d + 1:i], *halves, *code[i + 1:]))
+        facts = transfer(insn, facts)
+    return out
+
+
+def _overwrites_folded(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """A constant store followed by a store of a constant into some of its bytes, as one store of the
+    final bytes: ``*(u64 *)(r10 -72) = 0; ...; *(u8 *)(r10 -72) = 2`` as ``*(u64 *)(r10 -72) = 2`` where the
+    value fits the immediate (K2's memory exchange with a new value operand). Nothing between them may read
+    memory or move the base; whether another base aliased the bytes is the proof's to decide."""
+    out: list[tuple[Instruction, ...]] = []
+    facts = dict(known)
+    for i, a in enumerate(code):
+        value_a = a.imm if a.kind == Kind.ST else facts.get(a.src) if a.kind == Kind.STX else None
+        facts = transfer(a, facts)
+        if value_a is None:
+            continue
+        m = size(a.opcode).bytes
+        after = dict(facts)
+        for j in range(i + 1, len(code)):
+            b = code[j]
+            value_b = b.imm if b.kind == Kind.ST else after.get(b.src) if b.kind == Kind.STX else None
+            n = size(b.opcode).bytes if b.kind in (Kind.ST, Kind.STX) else 0
+            if value_b is not None and b.dst == a.dst and a.off <= b.off and b.off + n <= a.off + m:
+                shift = 8 * (b.off - a.off)
+                mask = ((1 << 8 * n) - 1) << shift
+                merged = (value_a & ((1 << 8 * m) - 1) & ~mask) | (value_b << shift & mask)
+                imm = _fits_imm(merged, m)
+                if imm is not None:
+                    out.append((*code[:i], _store_imm(a, imm), *code[i + 1:j], *code[j + 1:]))
+                break
+            if b.kind in (Kind.LDX, Kind.LDX_SX, Kind.ATOMIC, Kind.CALL) or a.dst in registers_of(b)[1]:
+                break
+            after = transfer(b, after)
+    return out
+
+
+_SIGN_SHIFTS = {32: 32, 48: 16, 56: 8}
+"""Shift amount of a ``<<= s; s>>= s`` pair -> the width it sign-extends from."""
+
+
+def _sign_extensions(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """Sign extension in one instruction (BPF v4, kernels 6.6 on): ``r1 <<= 32; r1 s>>= 32`` as
+    ``r1 = (s32)r1``, and a load followed by the extension of its width as a sign-extending load
+    (``r2 = *(u32 *)(r10 -4); r2 = (s32)r2`` as ``r2 = *(s32 *)(r10 -4)``)."""
+    out: list[tuple[Instruction, ...]] = []
+    for i in range(len(code) - 1):
+        a, b = code[i], code[i + 1]
+        if a.opcode == InsnClass.ALU64 | AluOp.LSH | Source.K and b.opcode == InsnClass.ALU64 | AluOp.ARSH | Source.K \
+                and a.dst == b.dst and a.imm == b.imm and a.imm in _SIGN_SHIFTS:
+            out.append((*code[:i], Instruction(_MOV64_X, a.dst, a.dst, _SIGN_SHIFTS[a.imm]), *code[i + 2:]))
+        if a.kind == Kind.LDX and b.kind == Kind.MOVSX and b.dst == b.src == a.dst and a.src != a.dst \
+                and size(a.opcode).bytes * 8 == b.off:
+            load = Instruction(InsnClass.LDX | Mode.MEMSX | size(a.opcode), a.dst, a.src, a.off)
+            out.append((*code[:i], load, *code[i + 2:]))
     return out
 
 
@@ -340,10 +424,13 @@ def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]
 
 
 def _shaped_like(original: Sequence[Instruction], cand: Sequence[Instruction]) -> bool:
-    """A branch window's candidates end in a conditional jump, with no other jump; other windows' have none."""
+    """A branch window's candidates end in a conditional jump, with no other jump; other windows' have none;
+    and neither makes a stack access the kernel refuses (`stack_safe`)."""
     if ends_in_branch(original):
-        return bool(cand) and is_branch(cand[-1]) and all(in_window(i) for i in cand[:-1])
-    return all(in_window(i) for i in cand)
+        shaped = bool(cand) and is_branch(cand[-1]) and all(in_window(i) for i in cand[:-1])
+    else:
+        shaped = all(in_window(i) for i in cand)
+    return shaped and stack_safe(cand)
 
 
 def _rank(code: Sequence[Instruction], model: CostModel) -> tuple[int, int]:

@@ -15,12 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pybpfdsl.bpf.abi import STACK_SIZE
 from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source, size
 from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, run_concrete_branch, run_z3_branch
+from pybpfdsl.verify.analysis.liveness import registers_of
 
 __all__ = ["BRANCH_SHIFT", "DEFAULT_PROOF_UNITS", "TestCase", "Verdict", "branch_live", "expected_outputs", "failures",
-           "fit", "live_on", "make_tests", "prove_window"]
+           "fit", "live_on", "make_tests", "prove_window", "stack_safe"]
 
 DEFAULT_PROOF_UNITS = 2_000_000
 """Z3 resource units for one window proof; the windows' formulas are small (a few thousand units)."""
@@ -71,6 +74,34 @@ def fit(regs: Sequence[int], known: Mapping[int, int] | None, widths: Mapping[in
     """``regs`` made to meet the precondition: the known constants in place, the known widths cut to."""
     out = [(known or {}).get(r, v) for r, v in enumerate(regs)]
     return tuple(v & ((1 << (widths or {}).get(r, 64)) - 1) for r, v in enumerate(out))
+
+
+def stack_safe(code: Sequence[Instruction]) -> bool:
+    """Every access ``code`` makes through the frame pointer (r10, or a register the window set to r10
+    plus a constant) aligned to its width and inside the 512-byte frame. The window proof sees memory as
+    one flat array, where ``*(u32 *)(r10 -62) = 0`` or ``*(u64 *)(r10 -4)`` are as good as any other
+    address; the kernel refuses both (it always checks the stack's alignment), so such a candidate would
+    only be proven to be thrown away by the gate."""
+    frame: dict[int, int] = {10: 0}
+    for insn in code:
+        k = insn.kind
+        if k in (Kind.LDX, Kind.LDX_SX, Kind.ST, Kind.STX, Kind.ATOMIC):
+            base = insn.src if k in (Kind.LDX, Kind.LDX_SX) else insn.dst
+            if base in frame:
+                at, n = frame[base] + insn.off, size(insn.opcode).bytes
+                if at % n or at < -STACK_SIZE or at + n > 0:
+                    return False
+        writes = registers_of(insn)[1]
+        if insn.opcode == InsnClass.ALU64 | AluOp.MOV | Source.X and insn.src in frame:
+            frame[insn.dst] = frame[insn.src]
+        elif insn.opcode in (InsnClass.ALU64 | AluOp.ADD | Source.K, InsnClass.ALU64 | AluOp.SUB | Source.K) \
+                and insn.dst in frame and insn.dst != 10:
+            frame[insn.dst] += insn.imm if insn.opcode & 0xF0 == AluOp.ADD else -insn.imm
+        else:
+            for r in writes:
+                if r != 10:
+                    frame.pop(r, None)
+    return True
 
 
 _Outputs = tuple[list[int], ConcreteMemory, bool | None]

@@ -74,3 +74,14 @@ def test_a_general_rule_that_does_not_hold_for_other_values_is_refuted_where_it_
     shifts = (Instruction(0x67, 1, 0, 0, 32), Instruction(0x77, 1, 0, 0, 32))
     assert cache.add(shifts, 1 << 1, (Instruction(0xBC, 1, 1),))
     assert cache.lookup((Instruction(0x67, 1, 0, 0, 16), Instruction(0x77, 1, 0, 0, 16)), 1 << 1) is None
+
+
+def test_a_general_rule_is_not_put_where_it_would_misalign_the_stack() -> None:
+    # Learned at -64: two halfword zeros as one word. The same shape at -62 matches the general rule, and
+    # the proof would accept its instance, but the kernel refuses a word at r10-62: the cache offers nothing.
+    cache = RuleCache(None)
+    assert cache.add((Instruction(0x6A, 10, 0, -64, 0), Instruction(0x6A, 10, 0, -62, 0)), 0,
+                     (Instruction(0x62, 10, 0, -64, 0),))
+    assert cache.lookup((Instruction(0x6A, 10, 0, -60, 0), Instruction(0x6A, 10, 0, -58, 0)), 0) == (
+        Instruction(0x62, 10, 0, -60, 0),)
+    assert cache.lookup((Instruction(0x6A, 10, 0, -62, 0), Instruction(0x6A, 10, 0, -60, 0)), 0) is None
