@@ -17,19 +17,25 @@ A UDP checksum of 0 means "none" and stays 0; an update giving 0 is sent as 0xFF
 names their headers in a module-level constant `CHECKSUM_OFFLOAD = ("tcp", "udp")` beside its @xdp
 function: those checksums are left alone (`offloaded`).
 
+A multiple assignment that only moves a header's fields among themselves (`ip4.src, ip4.dst = ip4.dst,
+ip4.src`; ports; MAC addresses), each to a field of the same width, place in its word and checksums,
+leaves every one's-complement sum as it was, so it updates no checksum (`sums_unchanged`): the bytes a C
+program swapping addresses for a reflector sends. (Updating word by word would give the same checksum
+except where it is 0xFFFF or 0, which the fold would turn into the other.)
+
 Fields that decide where headers are (`PARSING_FIELDS`) cannot be written: the program parsed the
 packet once, at entry, and its header views would no longer match the bytes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from pybpfdsl.lang.headers import FieldSpec, HeaderSpec
 
-__all__ = ["PARSING_FIELDS", "Region", "checksum_fold", "covering", "region_of", "updated_checksum",
+__all__ = ["PARSING_FIELDS", "Region", "checksum_fold", "covering", "region_of", "sums_unchanged", "updated_checksum",
            "write_field_bytes", "write_payload_byte", "write_payload_bytes"]
 
 PARSING_FIELDS: Final[frozenset[tuple[str, str]]] = frozenset({
@@ -99,6 +105,22 @@ def region_of(spec: FieldSpec, word_aligned: bool) -> Region:
         start, end = start & ~1, (end + 1) & ~1
     mask = spec.mask if spec.mask is not None else (1 << 8 * spec.size) - 1
     return Region(start, end - start, 8 * (end - spec.offset - spec.size) + spec.shift, mask)
+
+
+def sums_unchanged(header: str, moves: Sequence[tuple[FieldSpec, FieldSpec]]) -> bool:
+    """Whether assigning each (target, source) of `moves` at once, every target of `header` getting its
+    source's old value, is a permutation of the fields' values that keeps every checksum's sum: the
+    targets are the sources in another order, and each source has the same width, position in its
+    16-bit word and covering checksums as the target it moves to."""
+    targets, sources = [t.name for t, _ in moves], [s.name for _, s in moves]
+    if len(set(targets)) != len(targets) or sorted(targets) != sorted(sources):
+        return False
+    return all(covering(header, t.name) == covering(header, s.name) and t.type == s.type
+               and _shape(region_of(t, True)) == _shape(region_of(s, True)) for t, s in moves)
+
+
+def _shape(region: Region) -> tuple[int, int, int]:
+    return region.size, region.shift, region.mask
 
 
 def checksum_fold(total: int) -> int:

@@ -345,16 +345,18 @@ class Packet:
         """The present headers, outermost first."""
         return [v for v in (self.eth, self.ipv4, self.ipv6, self.tcp, self.udp) if v is not None]
 
-    def write_field(self, view: HeaderView, name: str, value: int) -> None:
+    def write_field(self, view: HeaderView, name: str, value: int, update_checksums: bool = True) -> None:
         """Set field `name` of `view` (a header of this packet) to `value` (cut to the field's width)
-        and update the checksums covering it (`lang.checksum`); every view is decoded again."""
+        and update the checksums covering it (`lang.checksum`; unless not `update_checksums`: a move
+        that keeps their sums); every view is decoded again."""
         spec = view._spec.field(name)
         if spec is None:
             raise AttributeError(f"header {view._spec.name!r} has no field {name!r}")
         if (view._spec.name, name) in PARSING_FIELDS:
             raise AttributeError(f"{view._spec.name}.{name} decides where the headers are; it cannot be written")
         checksums = {v._spec.name: v._offset for v in self.headers()
-                     if v._spec.name in CHECKSUM_OFFSET and v._spec.name not in self.offloaded_checksums}
+                     if v._spec.name in CHECKSUM_OFFSET and v._spec.name not in self.offloaded_checksums
+                     and update_checksums}
         write_field_bytes(self._buf, view._spec, view._offset, spec, value, checksums)
         self._decoded()
 

@@ -28,6 +28,43 @@ def swap_macs(pkt: Packet) -> int:
 
 
 @xdp
+def reflect(pkt: Packet) -> int:
+    """An echo reflector: addresses and ports swapped (which keeps every checksum), the TTL reset."""
+    e = pkt.eth
+    ip4 = pkt.ipv4
+    udp = pkt.udp
+    if e is None or ip4 is None or udp is None:
+        return XDP_PASS
+    e.src, e.dst = e.dst, e.src
+    ip4.src, ip4.dst = ip4.dst, ip4.src
+    udp.sport, udp.dport = udp.dport, udp.sport
+    ip4.ttl = 64
+    return XDP_TX
+
+
+@xdp
+def swap_addresses(pkt: Packet) -> int:
+    """Addresses and ports moved among their own fields: no checksum is touched."""
+    ip4 = pkt.ipv4
+    tcp = pkt.tcp
+    if ip4 is None or tcp is None:
+        return XDP_PASS
+    ip4.src, ip4.dst = ip4.dst, ip4.src
+    tcp.sport, tcp.dport = tcp.dport, tcp.sport
+    return XDP_TX
+
+
+@xdp
+def swap_ttl_and_tos(pkt: Packet) -> int:
+    """Two one-byte fields at different places in their words: a swap that changes the IPv4 sum."""
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    ip4.ttl, ip4.tos = ip4.tos, ip4.ttl
+    return XDP_TX
+
+
+@xdp
 def decrement_ttl(pkt: Packet) -> int:
     ip4 = pkt.ipv4
     if ip4 is None:
@@ -152,6 +189,7 @@ def write_record(pkt: Packet) -> int:
     return XDP_TX
 
 
-ALL = [swap_macs, decrement_ttl, redirect_port, rewrite_destination, nat_from_payload, ipv6_rewrite,
+ALL = [swap_macs, reflect, swap_addresses, swap_ttl_and_tos, decrement_ttl, redirect_port, rewrite_destination,
+       nat_from_payload, ipv6_rewrite,
        mark_payload, read_after_write, write_in_helper, write_record]
 

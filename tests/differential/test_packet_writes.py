@@ -114,7 +114,40 @@ def test_our_verifier_accepts(prog: object) -> None:
     assert report.ok, report.format()
 
 
-@pytest.mark.parametrize("prog", [pw.swap_macs, pw.decrement_ttl, pw.redirect_port],
+def _with_checksums(frame: bytes, ip_checksum: int, tcp_checksum: int) -> bytes:
+    """`frame` (Ethernet, IPv4 without options, TCP) with its checksum fields set as given, valid or not."""
+    out = bytearray(frame)
+    out[24:26] = ip_checksum.to_bytes(2, "big")
+    out[50:52] = tcp_checksum.to_bytes(2, "big")
+    return bytes(out)
+
+
+def test_a_swap_of_addresses_and_ports_leaves_every_checksum_alone() -> None:
+    """`ip4.src, ip4.dst = ip4.dst, ip4.src` (and the ports) keeps every one's-complement sum, so no
+    checksum is updated: its bytes stay as they were, even 0xFFFF and 0, which an update word by word
+    would turn into each other (the bytes a C reflector sends). In every execution."""
+    tcp = bytes(Ether() / IP(src="10.0.0.1", dst="192.168.7.9") / TCP(sport=1234, dport=22) / Raw(b"q" * 20))
+    frames = [tcp] + [_with_checksums(tcp, a, b) for a, b in ((0xFFFF, 0), (0, 0xFFFF), (0x1234, 0xFFFF))]
+    for frame in frames:
+        action, after = python_after(pw.swap_addresses, frame)
+        assert action == 3 and after[24:26] == frame[24:26] and after[50:52] == frame[50:52]
+        assert after[26:30] == frame[30:34] and after[30:34] == frame[26:30] and after[34:36] == frame[36:38]
+    assert checksums_valid(python_after(pw.swap_addresses, tcp)[1])
+    mismatch = compare(pw.swap_addresses, frames, executions=EXECUTIONS)
+    assert mismatch is None, str(mismatch)
+
+
+def test_a_swap_that_changes_a_checksum_sum_updates_it() -> None:
+    """TTL (the high byte of its word) and TOS (a low byte) swapped: the IPv4 sum changes, so the
+    checksum is updated as for two writes."""
+    frame = bytes(Ether() / IP(tos=0x28, ttl=17) / UDP(dport=53) / Raw(b"x" * 20))
+    _, after = python_after(pw.swap_ttl_and_tos, frame)
+    assert (Ether(after)[IP].ttl, Ether(after)[IP].tos) == (0x28, 17) and checksums_valid(after)
+    assert after[24:26] != frame[24:26]
+
+
+@pytest.mark.parametrize("prog", [pw.swap_macs, pw.reflect, pw.swap_addresses, pw.decrement_ttl,
+                                  pw.redirect_port],
                          ids=lambda p: p.name)
 def test_proof_proves(prog: object) -> None:
     """Bytecode against the IR, output packets compared byte for byte. (The address rewrites, with their

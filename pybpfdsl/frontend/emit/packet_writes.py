@@ -17,6 +17,7 @@ from functools import partial
 
 from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
+from pybpfdsl.frontend.field_moves import keeps_checksums
 from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal, Scalar, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang import headers as h
@@ -55,7 +56,9 @@ def field_aug(lw: EmitterBase, target: ast.Attribute, op: BinOp, value_node: ast
 
 
 def swap(lw: EmitterBase, targets: ast.Tuple | ast.List, value: ast.expr) -> None:
-    """`a, b = x, y` over header fields: every value is computed before any field is written."""
+    """`a, b = x, y` over header fields: every value is computed before any field is written; a move of
+    one header's fields among themselves that keeps the checksums' sums updates none
+    (`lang.checksum.sums_unchanged`)."""
     assert isinstance(value, ast.Tuple | ast.List)
     pending: list[tuple[HeaderVal, h.FieldSpec, n.Value]] = []
     for t, v in zip(targets.elts, value.elts):
@@ -63,8 +66,9 @@ def swap(lw: EmitterBase, targets: ast.Tuple | ast.List, value: ast.expr) -> Non
             raise lw.unchecked(t)
         header, spec = _header_of(lw, t)
         pending.append((header, spec, lw.scalar_value(lw.convert(lw.scalar(v), spec.type, v, implicit=True))))
+    keep = keeps_checksums(pending[0][0].spec, targets, value)
     for header, spec, computed in pending:
-        write_field(lw, header, spec, computed)
+        write_field(lw, header, spec, computed, update_checksums=not keep)
 
 
 def _u64(lw: EmitterBase, v: n.Value) -> n.Value:
@@ -106,10 +110,13 @@ def _words(lw: EmitterBase, region: Region, contents: n.Value) -> list[n.Value]:
                 0xFFFF) for k in range(count)]
 
 
-def write_field(lw: EmitterBase, header: HeaderVal, spec: h.FieldSpec, value: n.Value) -> None:
-    """Write `value` (of the field's type) into `spec` of `header`, updating the checksums covering it."""
+def write_field(lw: EmitterBase, header: HeaderVal, spec: h.FieldSpec, value: n.Value,
+                update_checksums: bool = True) -> None:
+    """Write `value` (of the field's type) into `spec` of `header`, updating the checksums covering it
+    (unless not `update_checksums`)."""
     skipped = offloaded(lw.main.function.__globals__)
-    covers = tuple(name for name in covering(header.spec.name, spec.name) if name not in skipped)
+    covers = tuple(name for name in covering(header.spec.name, spec.name)
+                   if name not in skipped and update_checksums)
     region = region_of(spec, word_aligned=bool(covers))
     old = _load(lw, header.offset, region.offset, region.size)
     kept = _op(lw, BinOp.AND, old, ~(region.mask << region.shift) & ((1 << 64) - 1))

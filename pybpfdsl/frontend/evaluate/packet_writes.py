@@ -9,6 +9,7 @@ import ast
 
 from pybpfdsl.frontend.evaluate.calls import CallEvaluator
 from pybpfdsl.frontend.evaluate.running import EvaluationError, Frame, binary_in, convert, raw_of, source_text
+from pybpfdsl.frontend.field_moves import keeps_checksums
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.checksum import offloaded
@@ -46,7 +47,8 @@ class PacketWriteEvaluator(CallEvaluator):
         setattr(view, target.attr, raw_of(convert(result, old.type)))
 
     def swap(self, targets: ast.Tuple | ast.List, value: ast.expr, fr: Frame) -> None:
-        """Every value first, then every field, left to right."""
+        """Every value first, then every field, left to right; a move that keeps the checksums' sums
+        updates none (`frontend.field_moves`)."""
         if not isinstance(value, ast.Tuple | ast.List):
             raise EvaluationError("unpacking needs a tuple of values")
         pending: list[tuple[HeaderView, str, int]] = []
@@ -55,8 +57,9 @@ class PacketWriteEvaluator(CallEvaluator):
                 raise EvaluationError(f"cannot assign to `{source_text(t)}`")
             view, old = self._field(t, fr)
             pending.append((view, t.attr, raw_of(convert(self.scalar(v, fr), old.type))))
+        keep = bool(pending) and keeps_checksums(pending[0][0]._spec, targets, value)
         for view, attr, raw in pending:
-            setattr(view, attr, raw)
+            self.pkt.write_field(view, attr, raw, update_checksums=not keep)
 
     def payload_write(self, call: ast.Call, fr: Frame) -> None:
         self._offload()
