@@ -1,0 +1,372 @@
+"""The greedy step's moves (before the chain): rewrites of a window that are cheaper when they hold.
+
+Each function proposes, for one kind of redundancy clang leaves, the candidates a proof may accept: drop
+an instruction; store a register known to hold a constant as an immediate; K2's memory exchange (two
+immediate stores to adjacent bytes as one twice as wide, a 64-bit constant stored as two 32-bit
+immediates, a constant store into the bytes of an earlier one folded into its value); two byte loads as
+one wider load; a constant or a zero extension a pair computes as one instruction; sign extension as one
+instruction (BPF v4); a register copy folded into its definition or its readers; a pointer made only to
+be dereferenced folded into the offsets; and a branch window's cheaper jumps. None is trusted: the
+search tests and proves each (`window_check`), so a move may offer what is wrong under the window's
+liveness and the proof refuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Mode, Size, Source, alu_op, jmp_op, size, source
+from pybpfdsl.superopt.window_semantics import ends_in_branch
+from pybpfdsl.superopt.windows import transfer
+from pybpfdsl.verify.analysis.liveness import registers_of
+
+__all__ = ["neighbours"]
+
+
+def _fits_imm(value: int, nbytes: int) -> int | None:
+    """The signed imm32 whose sign extension stores ``value`` at ``nbytes`` bytes, if there is one."""
+    bits = nbytes * 8
+    value &= (1 << bits) - 1
+    for imm in (value if value < 1 << 31 else value - (1 << 32), value - (1 << bits)):
+        if -(1 << 31) <= imm < 1 << 31 and (imm & ((1 << bits) - 1)) == value:
+            return imm
+    return None
+
+
+def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """The cheaper rewrites tried before the chain, in a fixed order: drop one instruction; store a
+    register known to hold a constant as an immediate; merge two immediate stores to adjacent bytes of
+    one base into one twice as wide."""
+    branch = ends_in_branch(code)
+    # The jump's forms first: the greedy step takes the first proven one, and they remove the most.
+    out: list[tuple[Instruction, ...]] = _branch_forms(code, known) if branch else []
+    out += [code[:i] + code[i + 1:] for i in range(len(code) - branch)]
+    facts = dict(known)
+    for i, insn in enumerate(code):
+        if insn.kind == Kind.STX and insn.src in facts:
+            n = size(insn.opcode).bytes
+            imm = _fits_imm(facts[insn.src], n)
+            if imm is not None:
+                st = Instruction(InsnClass.ST | Mode.MEM | size(insn.opcode), insn.dst, 0, insn.off, imm)
+                out.append((*code[:i], st, *code[i + 1:]))
+        facts = transfer(insn, facts)
+    for i in range(len(code) - 1):
+        a, b = code[i], code[i + 1]
+        if a.kind != Kind.ST or b.kind != Kind.ST or a.dst != b.dst or size(a.opcode) != size(b.opcode):
+            continue
+        n = size(a.opcode).bytes
+        if n == 8 or abs(a.off - b.off) != n:
+            continue
+        lo, hi = (a, b) if a.off < b.off else (b, a)
+        value = (lo.imm & ((1 << 8 * n) - 1)) | (hi.imm & ((1 << 8 * n) - 1)) << 8 * n
+        imm = _fits_imm(value, 2 * n)
+        wide = {2: Size.H, 4: Size.W, 8: Size.DW}[2 * n]
+        if imm is not None:
+            out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
+    out += _wider_loads(code)
+    out += _split_constant_stores(code, known)
+    out += _overwrites_folded(code, known)
+    out += _sign_extensions(code)
+    out += _folded_pairs(code, known)
+    out += _copies_removed(code)
+    out += _offsets_folded(code)
+    return out
+
+
+def _store_imm(store: Instruction, imm: int, nbytes: int | None = None, off: int | None = None) -> Instruction:
+    """``store`` (ST or STX) as an immediate store of ``imm``, at its width or ``nbytes``, at its offset or ``off``."""
+    sz = size(store.opcode) if nbytes is None else {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}[nbytes]
+    return Instruction(InsnClass.ST | Mode.MEM | sz, store.dst, 0, store.off if off is None else off, imm)
+
+
+def _split_constant_stores(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """A 64-bit store of a register holding a constant no immediate holds (an lddw's) as two 32-bit
+    immediate stores, the constant's definition dropped: ``r1 = 0x200000001 ll; *(u64 *)(r10 -8) = r1`` is
+    3 slots, ``*(u32 *)(r10 -8) = 1; *(u32 *)(r10 -4) = 2`` 2 (K2's memory exchange; the proof decides
+    whether the register was dead, the stack check whether the halves are aligned)."""
+    out: list[tuple[Instruction, ...]] = []
+    facts = dict(known)
+    for i, insn in enumerate(code):
+        if insn.kind == Kind.STX and size(insn.opcode) == Size.DW and insn.src in facts \
+                and _fits_imm(facts[insn.src], 8) is None and -(1 << 15) <= insn.off + 4 < 1 << 15:
+            value = facts[insn.src]
+            lo, hi = _fits_imm(value, 4), _fits_imm(value >> 32, 4)
+            assert lo is not None and hi is not None  # any 32 bits fit a 32-bit store's immediate
+            halves = (_store_imm(insn, lo, 4), _store_imm(insn, hi, 4, insn.off + 4))
+            d = _last_writer(code, insn.src, i)
+            if d is not None and code[d].kind in (Kind.LDDW, Kind.MOV) and code[d].dst == insn.src:
+                out.append((*code[:d], *code[d + 1:i], *halves, *code[i + 1:]))
+        facts = transfer(insn, facts)
+    return out
+
+
+def _overwrites_folded(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """A constant store followed by a store of a constant into some of its bytes, as one store of the
+    final bytes: ``*(u64 *)(r10 -72) = 0; ...; *(u8 *)(r10 -72) = 2`` as ``*(u64 *)(r10 -72) = 2`` where the
+    value fits the immediate (K2's memory exchange with a new value operand). Nothing between them may read
+    memory or move the base; whether another base aliased the bytes is the proof's to decide."""
+    out: list[tuple[Instruction, ...]] = []
+    facts = dict(known)
+    for i, a in enumerate(code):
+        value_a = a.imm if a.kind == Kind.ST else facts.get(a.src) if a.kind == Kind.STX else None
+        facts = transfer(a, facts)
+        if value_a is None:
+            continue
+        m = size(a.opcode).bytes
+        after = dict(facts)
+        for j in range(i + 1, len(code)):
+            b = code[j]
+            value_b = b.imm if b.kind == Kind.ST else after.get(b.src) if b.kind == Kind.STX else None
+            n = size(b.opcode).bytes if b.kind in (Kind.ST, Kind.STX) else 0
+            if value_b is not None and b.dst == a.dst and a.off <= b.off and b.off + n <= a.off + m:
+                shift = 8 * (b.off - a.off)
+                mask = ((1 << 8 * n) - 1) << shift
+                merged = (value_a & ((1 << 8 * m) - 1) & ~mask) | (value_b << shift & mask)
+                imm = _fits_imm(merged, m)
+                if imm is not None:
+                    out.append((*code[:i], _store_imm(a, imm), *code[i + 1:j], *code[j + 1:]))
+                break
+            if b.kind in (Kind.LDX, Kind.LDX_SX, Kind.ATOMIC, Kind.CALL) or a.dst in registers_of(b)[1]:
+                break
+            after = transfer(b, after)
+    return out
+
+
+_SIGN_SHIFTS = {32: 32, 48: 16, 56: 8}
+"""Shift amount of a ``<<= s; s>>= s`` pair -> the width it sign-extends from."""
+
+
+def _sign_extensions(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """Sign extension in one instruction (BPF v4, kernels 6.6 on): ``r1 <<= 32; r1 s>>= 32`` as
+    ``r1 = (s32)r1``, and a load followed by the extension of its width as a sign-extending load
+    (``r2 = *(u32 *)(r10 -4); r2 = (s32)r2`` as ``r2 = *(s32 *)(r10 -4)``)."""
+    out: list[tuple[Instruction, ...]] = []
+    for i in range(len(code) - 1):
+        a, b = code[i], code[i + 1]
+        if a.opcode == InsnClass.ALU64 | AluOp.LSH | Source.K and b.opcode == InsnClass.ALU64 | AluOp.ARSH | Source.K \
+                and a.dst == b.dst and a.imm == b.imm and a.imm in _SIGN_SHIFTS:
+            out.append((*code[:i], Instruction(_MOV64_X, a.dst, a.dst, _SIGN_SHIFTS[a.imm]), *code[i + 2:]))
+        if a.kind == Kind.LDX and b.kind == Kind.MOVSX and b.dst == b.src == a.dst and a.src != a.dst \
+                and size(a.opcode).bytes * 8 == b.off:
+            load = Instruction(InsnClass.LDX | Mode.MEMSX | size(a.opcode), a.dst, a.src, a.off)
+            out.append((*code[:i], load, *code[i + 2:]))
+    return out
+
+
+def _offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A pointer made only to be dereferenced, folded into the accesses' offsets: ``r4 = r1; r4 += 23;
+    r3 = *(u8 *)(r4 +0)`` as ``r3 = *(u8 *)(r1 +23)``, where every read of ``r4`` before its next write
+    is an address base (the proof decides whether ``r4`` was dead after)."""
+    out: list[tuple[Instruction, ...]] = []
+    for q, mov in enumerate(code):
+        if mov.opcode != _MOV64_X or mov.src == mov.dst:
+            continue
+        x, y = mov.dst, mov.src
+        p = next((i for i in range(q + 1, len(code)) if x in registers_of(code[i])[1]), None)
+        if p is None or code[p].opcode != InsnClass.ALU64 | AluOp.ADD | Source.K or x in registers_of(code[p])[0][1:]:
+            continue
+        add = code[p].imm
+        body = list(code)
+        used = False
+        for k in range(p + 1, len(code)):
+            insn = code[k]
+            reads, writes = registers_of(insn)
+            if x in reads:
+                kind = insn.kind
+                base_src = kind in (Kind.LDX, Kind.LDX_SX) and insn.src == x
+                base_dst = kind in (Kind.ST, Kind.STX) and insn.dst == x and (kind == Kind.ST or insn.src != x)
+                off = insn.off + add
+                if not (base_src or base_dst) or not -(1 << 15) <= off < 1 << 15 or \
+                        any(y in registers_of(code[i])[1] for i in range(q + 1, k + 1) if i != k or base_dst):
+                    used = False
+                    break
+                body[k] = Instruction(insn.opcode, y if base_dst else insn.dst, y if base_src else insn.src, off,
+                                      insn.imm, insn.imm_hi, insn.is_wide)
+                used = True
+            if x in writes:
+                break
+        if used:
+            out.append(tuple(b for i, b in enumerate(body) if i not in (p, q)))
+    return out
+
+
+_MOV64_X = InsnClass.ALU64 | AluOp.MOV | Source.X
+
+
+def _read_only_substitute(insn: Instruction, old: int, new: int) -> Instruction | None:
+    """``insn`` reading ``new`` where it reads ``old``, if it reads ``old`` only where a register is
+    read and not written (a source operand, an address base, a compared register); None otherwise."""
+    k = insn.kind
+    dst, src = insn.dst, insn.src
+    x = source(insn.opcode) == Source.X
+    reads_src = k in (Kind.LDX, Kind.LDX_SX) or (x and k in (Kind.ALU, Kind.SDIV, Kind.MOV, Kind.MOVSX))
+    if reads_src and src == old and dst != old:
+        src = new
+    elif k == Kind.ST and dst == old:
+        dst = new
+    elif k in (Kind.STX, Kind.JCOND):
+        dst = new if dst == old else dst
+        src = new if x and src == old else src
+    if old in registers_of(Instruction(insn.opcode, dst, src, insn.off, insn.imm, insn.imm_hi, insn.is_wide))[0]:
+        return None
+    return Instruction(insn.opcode, dst, src, insn.off, insn.imm, insn.imm_hi, insn.is_wide)
+
+
+def _copies_removed(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A register copy ``rB = rA`` dropped: its later readers read ``rA`` instead (up to where either is
+    written), or the instruction that set ``rA`` sets ``rB`` directly (``rA = *(u32 *)(..); rB = rA``).
+    The proof decides whether the register that no longer gets the value was dead."""
+    out: list[tuple[Instruction, ...]] = []
+    for j, mov in enumerate(code):
+        if mov.opcode != _MOV64_X or mov.src == mov.dst:
+            continue
+        a, b = mov.src, mov.dst
+        # Forward: readers of rB read rA.
+        body = list(code)
+        ok = True
+        for k in range(j + 1, len(code)):
+            reads, writes = registers_of(code[k])
+            if b in reads:
+                sub = _read_only_substitute(code[k], b, a)
+                if sub is None:
+                    ok = False
+                    break
+                body[k] = sub
+            if a in writes or b in writes:
+                break
+        if ok and a != 10:
+            out.append(tuple(body[:j] + body[j + 1:]))
+        # Backward: the definition of rA writes rB.
+        i = _last_writer(code, a, j)
+        if i is None:
+            continue
+        d = code[i]
+        pure = d.kind in (Kind.LDX, Kind.LDX_SX, Kind.LDDW) or (d.kind == Kind.MOV and (
+            source(d.opcode) == Source.K or d.src != a))
+        between = code[i + 1:j]
+        if pure and not any(a in registers_of(x)[0] or b in registers_of(x)[0] or b in registers_of(x)[1]
+                            for x in between):
+            renamed = Instruction(d.opcode, b, d.src, d.off, d.imm, d.imm_hi, d.is_wide)
+            out.append((*code[:i], renamed, *between, *code[j + 1:]))
+    return out
+
+
+_SWAPPED = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JSET: JmpOp.JSET, JmpOp.JGT: JmpOp.JLT,
+            JmpOp.JLT: JmpOp.JGT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLE: JmpOp.JGE, JmpOp.JSGT: JmpOp.JSLT,
+            JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE, JmpOp.JSLE: JmpOp.JSGE}
+"""``a op b`` is ``b op' a``."""
+
+
+def _jump_k(jump: Instruction, op: JmpOp, dst: int, value: int, cls: InsnClass | None = None) -> Instruction | None:
+    """``if dst op value`` in the class of ``jump`` (or ``cls``), if ``value`` fits its immediate (sign-extended
+    to 64 bits by JMP, compared on 32 bits by JMP32)."""
+    cls = cls if cls is not None else jump.cls
+    value &= (1 << 64) - 1
+    if cls != InsnClass.JMP32 and (1 << 31) <= value < (1 << 64) - (1 << 31):
+        return None
+    return Instruction(cls | op | Source.K, dst, 0, jump.off, _signed32(value & 0xFFFFFFFF))
+
+
+def _last_writer(body: Sequence[Instruction], reg: int, before: int | None = None) -> int | None:
+    end = len(body) if before is None else before
+    for i in range(end - 1, -1, -1):
+        if reg in registers_of(body[i])[1]:
+            return i
+    return None
+
+
+def _without(body: Sequence[Instruction], *drop: int | None) -> tuple[Instruction, ...]:
+    return tuple(insn for i, insn in enumerate(body) if i not in drop)
+
+
+def _branch_forms(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """Cheaper forms of a branch window (the jump stays last and keeps its target): compare with an
+    immediate where a register holds a constant (swapping the operands if it is the first one); jump on
+    a bit test (``r2 = r1; r2 &= 4; if r2 != 0`` as ``if r1 & 4``); compare 32 bits where the value compared
+    was zero-extended for it (``w1 = w1; if r1 > 7`` as ``if w1 > 7``). The setup the new jump no longer
+    reads is dropped here, or by the next step where the proof allows."""
+    body, jump = code[:-1], code[-1]
+    op = jmp_op(jump.opcode)
+    if op is None or op not in _SWAPPED:
+        return []
+    facts = dict(known)
+    for insn in body:
+        facts = transfer(insn, facts)
+    forms: list[tuple[tuple[Instruction, ...], Instruction | None]] = []
+    if source(jump.opcode) == Source.X:
+        if jump.src in facts:
+            forms.append((body, _jump_k(jump, op, jump.dst, facts[jump.src])))
+        if jump.dst in facts and jump.src != 10:
+            forms.append((body, _jump_k(jump, _SWAPPED[op], jump.src, facts[jump.dst])))
+    else:
+        p = _last_writer(body, jump.dst)
+        w = body[p] if p is not None else None
+        if op == JmpOp.JNE and jump.imm == 0 and w is not None and w.kind == Kind.ALU \
+                and w.opcode == InsnClass.ALU64 | AluOp.AND | Source.K and w.dst == jump.dst:
+            q = _last_writer(body, jump.dst, p)
+            m = body[q] if q is not None else None
+            if q is not None and m is not None and m.opcode == InsnClass.ALU64 | AluOp.MOV | Source.X \
+                    and m.src != 10 and _last_writer(body, m.src) in (None, *range(q)):
+                forms.append((_without(body, p, q), _jump_k(jump, JmpOp.JSET, m.src, w.imm & ((1 << 64) - 1))))
+            forms.append((_without(body, p), _jump_k(jump, JmpOp.JSET, jump.dst, w.imm & ((1 << 64) - 1))))
+        if jump.cls == InsnClass.JMP and w is not None and w.opcode == InsnClass.ALU | AluOp.MOV | Source.X \
+                and w.src == w.dst == jump.dst and alu_op(w.opcode) == AluOp.MOV:
+            forms.append((_without(body, p), _jump_k(jump, op, jump.dst, jump.imm, InsnClass.JMP32)))
+            forms.append((body, _jump_k(jump, op, jump.dst, jump.imm, InsnClass.JMP32)))
+    return [(*b, j) for b, j in forms if j is not None]
+
+
+def _mov_constant(dst: int, value: int) -> Instruction | None:
+    """``dst = value`` in one slot: ALU64 mov (imm sign-extended) or ALU mov (zero-extended), if either fits."""
+    value &= (1 << 64) - 1
+    if value < 1 << 31 or value >= (1 << 64) - (1 << 31):
+        return Instruction(InsnClass.ALU64 | AluOp.MOV | Source.K, dst, 0, 0, _signed32(value & 0xFFFFFFFF))
+    if value < 1 << 32:
+        return Instruction(InsnClass.ALU | AluOp.MOV | Source.K, dst, 0, 0, _signed32(value))
+    return None
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value >= 1 << 31 else value
+
+
+def _folded_pairs(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[tuple[Instruction, ...]]:
+    """Two adjacent instructions as one: a constant the pair computes as one move (``r1 = 8; r1 <<= 2``),
+    and a 64-bit shift pair that clears the upper half as a 32-bit move (``r1 <<= 32; r1 >>= 32``)."""
+    out: list[tuple[Instruction, ...]] = []
+    facts = dict(known)
+    for i in range(len(code) - 1):
+        a, b = code[i], code[i + 1]
+        after = transfer(b, transfer(a, facts))
+        if b.kind not in (Kind.ST, Kind.STX) and b.dst in after:
+            mov = _mov_constant(b.dst, after[b.dst])
+            if mov is not None:
+                out.append((*code[:i], mov, *code[i + 2:]))
+        if a.dst == b.dst and a.kind == b.kind == Kind.ALU and a.cls == b.cls == InsnClass.ALU64 \
+                and (a.opcode & ~0x08, b.opcode & ~0x08) == (InsnClass.ALU64 | AluOp.LSH, InsnClass.ALU64 | AluOp.RSH) \
+                and a.imm == b.imm == 32 and not (a.opcode | b.opcode) & Source.X:
+            out.append((*code[:i], Instruction(InsnClass.ALU | AluOp.MOV | Source.X, a.dst, a.dst), *code[i + 2:]))
+        facts = transfer(a, facts)
+    return out
+
+
+_WIDER = {1: Size.H, 2: Size.W, 4: Size.DW}
+
+
+def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """Two loads of adjacent bytes from one base (clang's byte-by-byte reads of a 16-bit field), and what
+    combines them, replaced by one load twice as wide into any register the span writes."""
+    out: list[tuple[Instruction, ...]] = []
+    loads = [(i, insn) for i, insn in enumerate(code) if insn.kind == Kind.LDX]
+    for a, (i, x) in enumerate(loads):
+        for j, y in loads[a + 1:]:
+            n = size(x.opcode).bytes
+            if x.src != y.src or size(y.opcode).bytes != n or abs(x.off - y.off) != n or n not in _WIDER:
+                continue
+            writes = sorted({w.dst for w in code[i:j + 4] if w.kind not in (Kind.ST, Kind.STX)})
+            for end in range(j + 1, min(j + 4, len(code)) + 1):
+                for dst in writes:
+                    load = Instruction(InsnClass.LDX | Mode.MEM | _WIDER[n], dst, x.src, min(x.off, y.off))
+                    out.append((*code[:i], load, *code[end:]))
+    return out
