@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from elftools.elf.elffile import ELFFile
-from elftools.elf.enums import ENUM_ST_INFO_BIND, ENUM_ST_INFO_TYPE
 from elftools.elf.sections import SymbolTableSection
 
 from pybpfdsl.bpf.btf_ext import Btf, BtfExt, FuncInfo, LineInfo, with_insn_indices
@@ -52,7 +51,10 @@ EM_BPF = 247
 _SHF_EXECINSTR = 0x4
 _LEGACY_MAP_DEF = struct.Struct("<IIIII")  # type, key_size, value_size, max_entries, flags
 _MAP_SECTIONS = (".maps", "maps")
-_STT_NOTYPE, _STT_OBJECT = 0, 1
+_STT_NOTYPE, _STT_OBJECT, _STT_FUNC, _STT_SECTION = 0, 1, 2, 3
+_STB_GLOBAL = 1
+_SYM = struct.Struct("<IBBHQQ")  # Elf64_Sym: st_name, st_info, st_other, st_shndx, st_value, st_size
+_REL = struct.Struct("<QQ")  # Elf64_Rel (and the start of Elf64_Rela): r_offset, r_info
 DATA_SECTIONS = (".bss", ".data")
 """The writable global-data sections a program's variables live in by default."""
 
@@ -101,6 +103,27 @@ class ElfSymbol:
     size: int
     bind: int
     type: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Symbol:
+    """One symbol-table entry as stored (``bind`` and ``type`` the two halves of ``st_info``)."""
+
+    name: str
+    bind: int
+    type: int
+    shndx: int
+    value: int
+    size: int
+
+
+def _cstring(table: bytes, offset: int) -> str:
+    """The NUL-terminated string at ``offset`` of a string table ("" past its end or unterminated, as
+    pyelftools reads it)."""
+    end = table.find(b"\0", offset)
+    if offset >= len(table) or end < 0:
+        return ""
+    return table[offset:end].decode("utf-8", errors="replace")
 
 
 @dataclass(frozen=True)
@@ -198,6 +221,8 @@ class BpfElf:
         if not self._elf.little_endian:
             raise ElfError("big-endian BPF objects are not supported")
         self._sections: list[Any] = self._read_section_headers()
+        self._decoded: dict[str, ElfProgram] = {}
+        """Executable sections decoded so far (see :meth:`_section_code`)."""
 
     def _read_section_headers(self) -> list[Any]:
         """The section headers, each checked to lie inside the file (pyelftools reads lazily and
@@ -257,7 +282,7 @@ class BpfElf:
 
     def section_data(self, name: str) -> bytes | None:
         """Raw contents of a section (None if absent; empty for NOBITS)."""
-        sec = self._elf.get_section_by_name(name)
+        sec = self._by_name.get(name)
         if sec is None:
             return None
         if sec.header["sh_type"] == "SHT_NOBITS":
@@ -268,7 +293,7 @@ class BpfElf:
     def section_contents(self, name: str) -> bytes | None:
         """What a section holds when loaded: its bytes, or zeros of its size for a NOBITS section
         (``.bss``); None if absent."""
-        sec = self._elf.get_section_by_name(name)
+        sec = self._by_name.get(name)
         if sec is None:
             return None
         if sec.header["sh_type"] == "SHT_NOBITS":
@@ -278,7 +303,7 @@ class BpfElf:
 
     def is_nobits(self, name: str) -> bool:
         """Whether section ``name`` exists and takes no room in the file (``.bss``: zeros when loaded)."""
-        sec = self._elf.get_section_by_name(name)
+        sec = self._by_name.get(name)
         return sec is not None and sec.header["sh_type"] == "SHT_NOBITS"
 
     @cached_property
@@ -293,10 +318,7 @@ class BpfElf:
         for sym in self._symbols():
             if not sym.name:
                 continue
-            info = sym["st_info"]
-            out.append(ElfSymbol(sym.name, self._section_of(sym), int(sym["st_value"]), int(sym["st_size"]),
-                                 _enum_value(info["bind"], ENUM_ST_INFO_BIND),
-                                 _enum_value(info["type"], ENUM_ST_INFO_TYPE)))
+            out.append(ElfSymbol(sym.name, self._section_of(sym), sym.value, sym.size, sym.bind, sym.type))
         return tuple(out)
 
     def variable_locations(self, sections: tuple[str, ...] = DATA_SECTIONS) -> dict[str, VariableLocation]:
@@ -309,14 +331,32 @@ class BpfElf:
     def _is_exec(self, sec: Any) -> bool:
         return bool(sec.header["sh_type"] == "SHT_PROGBITS" and sec.header["sh_flags"] & _SHF_EXECINSTR)
 
-    def _symbols(self) -> Iterator[Any]:
+    def _symbols(self) -> Iterator[_Symbol]:
         yield from self._symbol_list
 
     @cached_property
-    def _symbol_list(self) -> list[Any]:
-        """The symbols, parsed once: pyelftools parses the table again on every walk, and the walks
-        (maps, functions, each call's relocation) made a clang object's parse a third of its verify time."""
-        return list(self._symtab.iter_symbols()) if self._symtab is not None else []
+    def _symbol_list(self) -> list[_Symbol]:
+        """The symbols, parsed once, straight from the table's bytes: pyelftools parses the table again on
+        every walk, and its parser of one entry costs more than a clang object's whole decode."""
+        symtab = self._symtab
+        if symtab is None:
+            return []
+        entsize = int(symtab.header["sh_entsize"])
+        if entsize < _SYM.size:
+            raise ElfError(f"malformed symbol table: entries of {entsize} bytes (an Elf64_Sym has {_SYM.size})")
+        data: bytes = symtab.data()
+        strings = self._string_table(int(symtab.header["sh_link"]))
+        out = []
+        for pos in range(0, len(data) // entsize * entsize, entsize):
+            name, info, _other, shndx, value, size = _SYM.unpack_from(data, pos)
+            out.append(_Symbol(_cstring(strings, name), info >> 4, info & 0xF, shndx, value, size))
+        return out
+
+    def _string_table(self, index: int) -> bytes:
+        if not 0 < index < len(self._sections):
+            return b""
+        data: bytes = self._sections[index].data()
+        return data
 
     @cached_property
     def _by_name(self) -> dict[str, Any]:
@@ -326,18 +366,18 @@ class BpfElf:
 
     @cached_property
     def _symtab(self) -> SymbolTableSection | None:
-        symtab = self._elf.get_section_by_name(".symtab")
+        symtab = self._by_name.get(".symtab")
         return symtab if isinstance(symtab, SymbolTableSection) else None
 
-    def _section_of(self, sym: Any) -> str:
-        shndx = sym["st_shndx"]
-        if not isinstance(shndx, int) or not 0 < shndx < len(self._sections):
+    def _section_of(self, sym: _Symbol) -> str:
+        shndx = sym.shndx
+        if not 0 < shndx < len(self._sections):
             return ""
         name: str = self._sections[shndx].name
         return name
 
-    def _symbol_name(self, sym: Any) -> str:
-        if sym["st_info"]["type"] == "STT_SECTION":
+    def _symbol_name(self, sym: _Symbol) -> str:
+        if sym.type == _STT_SECTION:
             return self._section_of(sym)
         name: str = sym.name
         return name
@@ -374,11 +414,11 @@ class BpfElf:
         """
         btf_defs = self.btf.map_definitions() if self.btf is not None else {}
         out: dict[str, ElfMap] = {}
-        for sym in sorted(self._symbols(), key=lambda s: s["st_value"]):
+        for sym in sorted(self._symbols(), key=lambda s: s.value):
             section = self._section_of(sym)
-            if section not in _MAP_SECTIONS or sym["st_info"]["type"] == "STT_SECTION" or not sym.name:
+            if section not in _MAP_SECTIONS or sym.type == _STT_SECTION or not sym.name:
                 continue
-            offset = int(sym["st_value"])
+            offset = sym.value
             if section == "maps":
                 raw = self.section_data("maps") or b""
                 fields: tuple[int | None, ...] = (None,) * 5
@@ -400,30 +440,40 @@ class BpfElf:
     # ------------------------------------------------------------------ #
 
     @cached_property
+    def _exec_sections(self) -> dict[str, int]:
+        """Every executable section, ``.text`` included, in file order: name → section index (the last
+        section of a name wins, as the name's program)."""
+        out: dict[str, int] = {}
+        for idx, sec in enumerate(self._sections):
+            if self._is_exec(sec):
+                out[sec.name] = idx
+        return out
+
+    @property
     def _code(self) -> dict[str, ElfProgram]:
         """Every executable section, ``.text`` included, in file order."""
-        line_infos = self.btf_ext.line_info if self.btf_ext is not None else {}
-        out: dict[str, ElfProgram] = {}
-        funcs_by_sec = self._functions_by_section()
-        for idx, sec in enumerate(self._sections):
-            if not self._is_exec(sec):
-                continue
-            code: bytes = sec.data()
-            insns = tuple(decode(code))
-            starts = slot_offsets(insns)
-            index_of = {slot: i for i, slot in enumerate(starts)}
-            functions = tuple(
-                replace(f, insn_index=index_of.get(f.slot, f.insn_index)) for f in funcs_by_sec.get(sec.name, [])
-            )
-            name = next((f.name for f in functions if f.slot == 0), sec.name)
-            out[sec.name] = ElfProgram(
-                sec.name,
-                name,
-                insns,
-                tuple(self._relocations(idx, insns, index_of)),
-                functions,
-                with_insn_indices(line_infos.get(sec.name, ()), code),
-            )
+        return {name: self._section_code(name) for name in self._exec_sections}
+
+    def _section_code(self, name: str) -> ElfProgram:
+        """The code of executable section ``name``, decoded on first use: a question about one program
+        decodes only its section (and ``.text`` if it calls into it), with its relocations and line info."""
+        hit = self._decoded.get(name)
+        if hit is not None:
+            return hit
+        idx = self._exec_sections[name]
+        code: bytes = self._sections[idx].data()
+        insns = tuple(decode(code))
+        starts = slot_offsets(insns)
+        index_of = {slot: i for i, slot in enumerate(starts)}
+        functions = tuple(replace(f, insn_index=index_of.get(f.slot, f.insn_index))
+                          for f in self._functions_by_section().get(name, []))
+        first = next((f.name for f in functions if f.slot == 0), name)
+        infos = self.btf_ext.line_info.get(name, ()) if self.btf_ext is not None else ()
+        # (``with_insn_indices`` for the code decoded here, without decoding it a second time)
+        lines = tuple(LineInfo(index_of.get(li.slot, li.slot), li.file, li.line, li.column, li.text, li.slot)
+                      for li in infos)
+        out = self._decoded[name] = ElfProgram(
+            name, first, insns, tuple(self._relocations(idx, insns, index_of)), functions, lines)
         return out
 
     def _functions_by_section(self) -> dict[str, list[ElfFunction]]:
@@ -434,18 +484,18 @@ class BpfElf:
         """Function symbols by section, sorted by slot (see :meth:`_functions_by_section`)."""
         out: dict[str, list[ElfFunction]] = {}
         for sym in self._symbols():
-            if sym["st_info"]["type"] != "STT_FUNC":
+            if sym.type != _STT_FUNC:
                 continue
             section = self._section_of(sym)
-            slot = int(sym["st_value"]) // INSN_SIZE
+            slot = sym.value // INSN_SIZE
             out.setdefault(section, []).append(
                 ElfFunction(
                     sym.name,
                     section,
                     slot,  # replaced by the list index once the code is decoded
                     slot,
-                    int(sym["st_size"]) // INSN_SIZE,
-                    sym["st_info"]["bind"] == "STB_GLOBAL",
+                    sym.size // INSN_SIZE,
+                    sym.bind == _STB_GLOBAL,
                 )
             )
         for funcs in out.values():
@@ -461,18 +511,25 @@ class BpfElf:
         for rel_sec in self._sections:
             if rel_sec.header["sh_type"] not in ("SHT_REL", "SHT_RELA") or rel_sec.header["sh_info"] != sec_idx:
                 continue
-            for rel in rel_sec.iter_relocations():
-                slot = int(rel["r_offset"]) // INSN_SIZE
+            # Read straight from the bytes (an Elf64_Rel, or the Elf64_Rela that starts with one): pyelftools
+            # parses each entry with its generic parser, several times the cost of the rest of the decode.
+            entsize = int(rel_sec.header["sh_entsize"])
+            if entsize < _REL.size:
+                raise ElfError(f"{rel_sec.name}: entries of {entsize} bytes (an Elf64_Rel has {_REL.size})")
+            data: bytes = rel_sec.data()
+            for pos in range(0, len(data) // entsize * entsize, entsize):
+                r_offset, r_info = _REL.unpack_from(data, pos)
+                slot = r_offset // INSN_SIZE
                 if slot not in index_of:
-                    raise ElfError(f"{rel_sec.name}: offset {rel['r_offset']:#x} is not an instruction start")
+                    raise ElfError(f"{rel_sec.name}: offset {r_offset:#x} is not an instruction start")
                 index = index_of[slot]
-                sym = self._symbol_list[rel["r_info_sym"]]  # (get_symbol parses it again)
-                yield self._relocation(index, slot, insns[index], sym, int(rel["r_info_type"]))
+                sym = self._symbol_list[r_info >> 32]
+                yield self._relocation(index, slot, insns[index], sym, r_info & 0xFFFFFFFF)
 
-    def _relocation(self, index: int, slot: int, insn: Instruction, sym: Any, rtype: int) -> Relocation:
+    def _relocation(self, index: int, slot: int, insn: Instruction, sym: _Symbol, rtype: int) -> Relocation:
         section = self._section_of(sym)
         name = self._symbol_name(sym)
-        value = int(sym["st_value"])
+        value = sym.value
         target = self._by_name.get(section) if section else None
         if not section:
             kind = RelocKind.EXTERN
@@ -514,7 +571,7 @@ class BpfElf:
     @property
     def text(self) -> ElfProgram | None:
         """The ``.text`` section (subprograms), if any."""
-        return self._code.get(".text")
+        return self._section_code(".text") if ".text" in self._exec_sections else None
 
     @property
     def functions(self) -> list[ElfFunction]:
@@ -525,11 +582,12 @@ class BpfElf:
         """A program by section name, or by function name (then just its code).
 
         :class:`ProgramNotFound` (a KeyError) when there is none."""
-        if name_or_section in self._code:
-            return self._code[name_or_section]
-        for prog in self._code.values():
-            if any(f.name == name_or_section for f in prog.functions):
-                return prog.function(name_or_section)
+        if name_or_section in self._exec_sections:
+            return self._section_code(name_or_section)
+        functions = self._functions_by_section()
+        for section in self._exec_sections:
+            if any(f.name == name_or_section for f in functions.get(section, ())):
+                return self._section_code(section).function(name_or_section)
         known = sorted({*self._code, *(f.name for f in self.functions)})
         raise ProgramNotFound(f"no program or function {name_or_section!r}; have {known}")
 
@@ -552,12 +610,6 @@ class BpfElf:
                              for p in programs.values())
             raise ProgramNotFound(f"no program or function {name_or_section!r} in the object; its programs: "
                                   f"{have}") from None
-
-
-def _enum_value(value: object, names: Mapping[str, object]) -> int:
-    """pyelftools gives a known STB_*/STT_* as its name and an unknown one as its number."""
-    number = names.get(value) if isinstance(value, str) else value
-    return number if isinstance(number, int) else 0
 
 
 # Whole-object questions on bytes, for callers that ask one thing of an object.
