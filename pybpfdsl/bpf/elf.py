@@ -566,7 +566,12 @@ class BpfElf:
     @property
     def programs(self) -> dict[str, ElfProgram]:
         """Entry-program sections by section name (``.text`` excluded)."""
-        return {name: prog for name, prog in self._code.items() if name != ".text"}
+        return {name: self._section_code(name) for name in self.program_sections}
+
+    @property
+    def program_sections(self) -> list[str]:
+        """The names of the entry-program sections (``.text`` excluded), in file order, none decoded."""
+        return [name for name in self._exec_sections if name != ".text"]
 
     @property
     def text(self) -> ElfProgram | None:
@@ -596,18 +601,18 @@ class BpfElf:
 
         :class:`ProgramNotFound` when the object has no program section, or none of that name; the
         message lists the object's programs (or sections) so the user can choose."""
-        programs = self.programs
-        if not programs:
+        entries = self.program_sections
+        if not entries:
             sections = ", ".join(self.section_names) or "none"
             raise ProgramNotFound("no BPF program in the object: no executable section other than .text "
                                   f"(its sections: {sections})")
         if name_or_section is None:
-            return next(iter(programs.values()))
+            return self._section_code(entries[0])
         try:
             return self.program(name_or_section)
         except ProgramNotFound:
             have = ", ".join(f"{p.section} ({p.name})" if p.name != p.section else p.section
-                             for p in programs.values())
+                             for p in self.programs.values())
             raise ProgramNotFound(f"no program or function {name_or_section!r} in the object; its programs: "
                                   f"{have}") from None
 

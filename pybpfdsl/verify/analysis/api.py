@@ -344,10 +344,10 @@ def verify_object(elf_bytes: bytes, section: str | None = None, *, check_divisio
     if section is not None:
         prog = elf.program(section)
     else:
-        progs = list(elf.programs.values())
-        if not progs:
+        sections = elf.program_sections  # (the first one decoded only)
+        if not sections:
             raise KeyError("the object has no entry programs")
-        prog = progs[0]
+        prog = elf.program(sections[0])
     return verify_elf_program(elf, prog, check_division=check_division,
                               allow_uninit_stack_reads=allow_uninit_stack_reads)
 
