@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import ast
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Generic, TypeVar
+
+from pybpfdsl.frontend.values import PacketVal, pseudo_local
 
 _Path = TypeVar("_Path")
 
 
 class ConditionForms(ABC, Generic[_Path]):
     """The connectives of a test over a pass's paths."""
+
+    @property
+    @abstractmethod
+    def env(self) -> Mapping[str, object]:
+        """The locals on the current path."""
 
     def connective(self, node: ast.expr) -> tuple[list[_Path], list[_Path]] | None:
         """The paths where `node` holds and where it does not, if it is `and`, `or`, `not` or a test
@@ -44,6 +52,15 @@ class ConditionForms(ABC, Generic[_Path]):
                 return f, t
             case ast.Compare(left=left, ops=[ast.Is() | ast.IsNot() as op], comparators=[ast.Constant(value=None)]):
                 return self.none_test(left, isinstance(op, ast.Is))
+        return None
+
+    def narrow_key(self, node: ast.expr) -> str | None:
+        """The local (or packet pseudo-local) a None test narrows."""
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                isinstance(self.env.get(node.value.id), PacketVal):
+            return pseudo_local(node.attr)
         return None
 
     @abstractmethod

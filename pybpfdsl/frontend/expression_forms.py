@@ -21,11 +21,11 @@ from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
 from pybpfdsl.frontend.resolve import classify, register_state, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import Callee, ConstTuple, ModuleVal, NoneVal, Scalar, StateVal, StringVal, describe
-from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import StateObject
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, literal_type
 
 _Value = TypeVar("_Value")
 _Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
@@ -259,6 +259,18 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
             return self.err(node, message, hint)
         return complain
 
+    def truth(self, v: _Value | _Scalar, node: ast.expr) -> _Scalar:
+        """The truth of a value as a bool scalar: a number (or one checked not None) against 0."""
+        number = self.checked_number(v)
+        if number is not None:
+            if number.type.is_bool:
+                return number
+            return self.compare(CmpOp.NE, number, Scalar(literal_type(0), const=0), node)
+        if self.is_optional(v):
+            raise self.refusal(node, f"the truth of {self.describe(v)} is ambiguous",
+                               f"write `{ast.unparse(node)} is not None`")
+        raise self.refusal(node, f"{self.describe(v)} cannot be used as a condition")
+
     def describe(self, v: object) -> str:
         """A short phrase for a value in a refusal (the checker phrases its own kinds too)."""
         return describe(v)
@@ -306,8 +318,17 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """The scalar a value is; refused when it is not a number here."""
 
     @abstractmethod
-    def truth(self, v: _Value | _Scalar, node: ast.expr) -> _Scalar:
-        """The truth of a value as a bool scalar."""
+    def checked_number(self, v: object) -> _Scalar | None:
+        """`v` if it is a number, the number in it if it is an optional a check proved present (`if b is
+        not None:`); None for anything else."""
+
+    @abstractmethod
+    def is_optional(self, v: object) -> bool:
+        """Whether `v` may be None."""
+
+    @abstractmethod
+    def compare(self, op: CmpOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar:
+        """`a op b` for a comparison: folded, or computed in the common type."""
 
     @abstractmethod
     def convert(self, v: _Scalar | Scalar, t: ScalarType, node: ast.AST, implicit: bool = False) -> _Scalar:

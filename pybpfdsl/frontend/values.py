@@ -123,6 +123,15 @@ DslValue: TypeAlias = (
 # Kinds a local variable may hold.
 LocalValue: TypeAlias = "Scalar | StructVal | HeaderVal | PayloadVal | OptionalVal | PacketVal"
 
+PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
+"""The packet attributes the parse computes, in the order their results are passed (stable IR)."""
+
+
+def pseudo_local(attr: str) -> str:
+    """The local under which a path remembers the parse's result for `pkt.<attr>` (a header's presence
+    and offset, the payload's start): the checker and the emitter narrow and join it like a local."""
+    return f"<pkt>.{attr}"
+
 
 def describe(v: object) -> str:
     """A short phrase for error messages, for the values the checker's kinds share with the emitter's

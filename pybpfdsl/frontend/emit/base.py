@@ -143,6 +143,14 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
     def unary_result_type(self, v: Scalar, node: ast.AST) -> ScalarType:
         return self.result_type(node)
 
+    def checked_number(self, v: object) -> Scalar | None:
+        if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
+            return v.inner
+        return v if isinstance(v, Scalar) else None
+
+    def is_optional(self, v: object) -> bool:
+        return isinstance(v, OptionalVal)
+
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
         """The checker has refused what the emitter would refuse here, so reaching it is a bug."""
         return self.unchecked(node)
@@ -293,10 +301,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
     @abstractmethod
     def ringbuf_method(self, node: ast.Call, rb: RingBuf[Struct], attr: str) -> Scalar:
         """`rb.output(record)`."""
-
-    @abstractmethod
-    def truth(self, v: DslValue, node: ast.expr) -> Scalar:
-        """The truth of a value as a bool scalar."""
 
     @abstractmethod
     def zero_of(self, t: ScalarType | StructType) -> n.Value:

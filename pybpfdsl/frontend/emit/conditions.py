@@ -14,7 +14,6 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from pybpfdsl.frontend import likelihood
-from pybpfdsl.frontend.emit import packet_access
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Flow
 from pybpfdsl.frontend.operators import COMPARISONS
@@ -24,7 +23,6 @@ from pybpfdsl.frontend.values import (
     HeaderVal,
     NoneVal,
     OptionalVal,
-    PacketVal,
     Scalar,
     StructVal,
 )
@@ -32,7 +30,6 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.types import (
     BOOL,
-    literal_type,
 )
 
 _CMPOPS = COMPARISONS
@@ -120,26 +117,6 @@ class ConditionEmitter(EmitterBase):
         present, absent = self.flow.branch(value.present, self.env, self.line, env_true=present_env)
         return ([absent], [present]) if is_none else ([present], [absent])
 
-    def narrow_key(self, node: ast.expr) -> str | None:
-        """The local (or packet pseudo-local) a None test narrows."""
-        if isinstance(node, ast.Name):
-            return node.id
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
-                isinstance(self.env.get(node.value.id), PacketVal):
-            return packet_access.pseudo_local(node.attr)
-        return None
-
-    def truth(self, v: DslValue, node: ast.expr) -> Scalar:
-        if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
-            v = v.inner  # checked not None: a number
-        if isinstance(v, Scalar):
-            if v.type.is_bool:
-                return v
-            return self.compare(CmpOp.NE, v, Scalar(literal_type(0), const=0), node)
-        if isinstance(v, OptionalVal):
-            raise self.unchecked(node)
-        raise self.unchecked(node)
-
     def branchy_value(self, node: ast.expr) -> DslValue:
         """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""
         if isinstance(node, ast.IfExp):
@@ -191,8 +168,7 @@ class ConditionEmitter(EmitterBase):
 
     def join_values(self, results: list[tuple[Flow, DslValue]], node: ast.expr) -> DslValue:
         # A number checked not None is a number (`x if c else b` after `if b is None: return ...`).
-        results = [(f, v.inner if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar) else v)
-                   for f, v in results]
+        results = [(f, self.checked_number(v) or v) for f, v in results]
         if not results:
             self.b.set_block(None)
             return Scalar(BOOL, const=0)

@@ -207,10 +207,8 @@ class StatementEmitter(EmitterBase):
         binop = self.binop_of(op, s)
         match target:
             case ast.Name(id=name):
-                old = self.env.get(name)
-                if isinstance(old, OptionalVal) and old.narrowed and isinstance(old.inner, Scalar):
-                    old = old.inner  # checked not None: a number
-                if not isinstance(old, Scalar):
+                old = self.checked_number(self.env.get(name))
+                if old is None:
                     raise self.unchecked(target)
                 operand = self.scalar(value_node)
                 result = self.binary(binop, old, operand, s)

@@ -18,9 +18,8 @@ from types import FunctionType
 
 from pybpfdsl.frontend.resolve import check_signature
 from pybpfdsl.frontend.type_facts import TypeFacts
-from pybpfdsl.frontend.typecheck.expressions import PARSED_ATTRIBUTES, pseudo_local
 from pybpfdsl.frontend.typecheck.statements import StatementChecker
-from pybpfdsl.frontend.values import PacketVal
+from pybpfdsl.frontend.values import PARSED_ATTRIBUTES, PacketVal, pseudo_local
 
 
 class Checker(StatementChecker):

@@ -21,7 +21,7 @@ from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
-from pybpfdsl.frontend.typecheck.kinds import Env, Kind, describe, join
+from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Maybe, describe, join
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import StateObject
@@ -82,6 +82,14 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
 
     def unary_result_type(self, v: Scalar[object], node: ast.AST) -> ScalarType:
         return fold.unary_type(v.type)
+
+    def checked_number(self, v: object) -> Scalar[object] | None:
+        if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar):
+            return v.inner
+        return v if isinstance(v, Scalar) else None
+
+    def is_optional(self, v: object) -> bool:
+        return isinstance(v, Maybe)
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.err(node, message, hint)

@@ -20,9 +20,17 @@ from pybpfdsl.frontend.typecheck import packet_moves
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Scope
 from pybpfdsl.frontend.typecheck.conditions import ConditionChecker
-from pybpfdsl.frontend.typecheck.expressions import PARSED_ATTRIBUTES, pseudo_local
 from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, Payload, Record, describe, join
-from pybpfdsl.frontend.values import Callee, NoneVal, PacketVal, Scalar, StateVal, StringVal
+from pybpfdsl.frontend.values import (
+    PARSED_ATTRIBUTES,
+    Callee,
+    NoneVal,
+    PacketVal,
+    Scalar,
+    StateVal,
+    StringVal,
+    pseudo_local,
+)
 from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang import printk
 from pybpfdsl.lang.arith import CmpOp

@@ -13,11 +13,10 @@ import ast
 from pybpfdsl.frontend import fold, likelihood
 from pybpfdsl.frontend.operators import COMPARISONS
 from pybpfdsl.frontend.typecheck.arithmetic import computed
-from pybpfdsl.frontend.typecheck.expressions import ExpressionChecker, pseudo_local
-from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Record, describe, join, materialize
-from pybpfdsl.frontend.values import NoneVal, PacketVal, Scalar
-from pybpfdsl.lang.arith import CmpOp
-from pybpfdsl.lang.types import BOOL, literal_type
+from pybpfdsl.frontend.typecheck.expressions import ExpressionChecker
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Record, join, materialize
+from pybpfdsl.frontend.values import NoneVal, Scalar
+from pybpfdsl.lang.types import BOOL
 
 Paths = tuple[list[Env], list[Env]]
 
@@ -62,27 +61,6 @@ class ConditionChecker(ExpressionChecker):
         absent = dict(self.env)
         return ([absent], [present]) if is_none else ([present], [absent])
 
-    def narrow_key(self, node: ast.expr) -> str | None:
-        """The local (or packet pseudo-local) a None test narrows."""
-        if isinstance(node, ast.Name):
-            return node.id
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
-                isinstance(self.env.get(node.value.id), PacketVal):
-            return pseudo_local(node.attr)
-        return None
-
-    def truth(self, v: Kind, node: ast.expr) -> Scalar[object]:
-        if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar):
-            v = v.inner  # checked not None: a number
-        if isinstance(v, Scalar):
-            if v.type.is_bool:
-                return v
-            return self.compare(CmpOp.NE, v, Scalar(literal_type(0), const=0), node)
-        if isinstance(v, Maybe):
-            raise self.err(node, f"the truth of {describe(v)} is ambiguous",
-                           f"write `{ast.unparse(node)} is not None`")
-        raise self.err(node, f"{describe(v)} cannot be used as a condition")
-
     def branchy_value(self, node: ast.expr) -> Kind:
         results: list[tuple[Env, Kind]] = []
         if isinstance(node, ast.IfExp):
@@ -124,8 +102,7 @@ class ConditionChecker(ExpressionChecker):
 
     def join_values(self, results: list[tuple[Env, Kind]], node: ast.expr) -> Kind:
         # A number checked not None is a number (`x if c else b` after `if b is None: return ...`).
-        results = [(e, v.inner if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar) else v)
-                   for e, v in results]
+        results = [(e, self.checked_number(v) or v) for e, v in results]
         if not results:
             self.reachable = False
             return Scalar(BOOL, const=0)

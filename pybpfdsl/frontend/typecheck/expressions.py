@@ -18,6 +18,7 @@ from pybpfdsl.frontend.resolve import classify, local_names, resolve_global
 from pybpfdsl.frontend.typecheck.arithmetic import ArithmeticChecker, computed
 from pybpfdsl.frontend.typecheck.kinds import Header, Kind, Maybe, Payload, Record, describe
 from pybpfdsl.frontend.values import (
+    PARSED_ATTRIBUTES,
     Callee,
     ConstTuple,
     ModuleVal,
@@ -25,6 +26,7 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StringVal,
+    pseudo_local,
 )
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import CmpOp
@@ -33,14 +35,6 @@ from pybpfdsl.lang.lpm_trie import IPV6_ADDRESS_HALVES, LpmTrie
 from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, StateObject
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u8, u32, u64
-
-PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
-
-
-def pseudo_local(attr: str) -> str:
-    """The local under which a path remembers a header's presence (`emit.packet_access.pseudo_local`)."""
-    return f"<pkt>.{attr}"
-
 
 _TRUNCATE = "`i64(x)` truncates a float toward zero (`i64(x + 0.5)` rounds a non-negative one)"
 _PYTHON_FUNCTIONS: tuple[tuple[object, str, str], ...] = (

@@ -220,12 +220,11 @@ class StatementChecker(PacketWriteChecker):
         binop = self.binop_of(op, s)
         match target:
             case ast.Name(id=name):
-                old = self.env.get(name)
-                if isinstance(old, Maybe) and old.narrowed and isinstance(old.inner, Scalar):
-                    old = old.inner  # checked not None: a number
-                if not isinstance(old, Scalar):
-                    raise self.undefined(target, name) if old is None else self.err(
-                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {describe(old)}")
+                held = self.env.get(name)
+                old = self.checked_number(held)
+                if old is None:
+                    raise self.undefined(target, name) if held is None else self.err(
+                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {describe(held)}")
                 operand = self.scalar(value_node)
                 self.refuse_float_into_int(operand, old.type, name, value_node)
                 result = self.binary(binop, old, operand, s)
