@@ -259,6 +259,38 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
             return self.err(node, message, hint)
         return complain
 
+    def min_max(self, node: ast.Call, name: str) -> _Scalar | Scalar:
+        """`min(a, b, ...)` / `max(...)`: folded where constant, else each next value compared with the
+        best so far in their comparison type, and the better one selected."""
+        if len(node.args) < 2 or node.keywords:
+            raise self.refusal(node, f"{name}() takes two or more numbers")
+        values = [self.scalar(a) for a in node.args]
+        folded = fold.fold_min_max(name, values, self.complaint(node))
+        if folded is not None:
+            return folded
+        best: _Scalar | Scalar = values[0]
+        for v in values[1:]:
+            t = fold.compare_type(best.type, v.type)
+            a, b = self.convert(best, t, node), self.convert(v, t, node)
+            take_b = self.compare(CmpOp.LT if name == "min" else CmpOp.GT, b, a, node)
+            best = self.select(t, take_b, b, a)
+        return best
+
+    def absolute(self, node: ast.Call) -> _Scalar | Scalar:
+        """`abs(v)`: folded where constant, else `-v` selected where `v < 0` (a signed type's)."""
+        if len(node.args) != 1 or node.keywords:
+            raise self.refusal(node, "abs() takes one number")
+        v = self.scalar(node.args[0])
+        folded = fold.fold_abs(v, self.complaint(node))
+        if folded is not None:
+            return folded
+        t = self.unary_result_type(v, node)
+        v = self.convert(v, t, node)
+        if not t.signed:
+            return v
+        negative = self.compare(CmpOp.LT, v, Scalar(t, const=0.0 if t.is_fixed else 0), node)
+        return self.select(t, negative, self.negate(v, node), v)
+
     def truth(self, v: _Value | _Scalar, node: ast.expr) -> _Scalar:
         """The truth of a value as a bool scalar: a number (or one checked not None) against 0."""
         number = self.checked_number(v)
@@ -321,6 +353,10 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
     def checked_number(self, v: object) -> _Scalar | None:
         """`v` if it is a number, the number in it if it is an optional a check proved present (`if b is
         not None:`); None for anything else."""
+
+    @abstractmethod
+    def select(self, t: ScalarType, cond: _Scalar, if_true: _Scalar | Scalar, if_false: _Scalar | Scalar) -> _Scalar:
+        """`if_true if cond else if_false`, both of type `t`, chosen at run time."""
 
     @abstractmethod
     def is_optional(self, v: object) -> bool:

@@ -48,6 +48,10 @@ class ArithmeticEmitter(EmitterBase):
         out = self.b.emit(n.Binary(self.new(t), op, self.scalar_value(a), self.scalar_value(b), line=self.line))
         return Scalar(t, out)
 
+    def select(self, t: ScalarType, cond: Scalar, if_true: Scalar, if_false: Scalar) -> Scalar:
+        return Scalar(t, self.b.emit(n.Select(self.new(t), self.scalar_value(cond), self.scalar_value(if_true),
+                                              self.scalar_value(if_false), line=self.line)))
+
     def true_divide(self, a: Scalar, b: Scalar, node: ast.AST) -> Scalar:
         folded = fold.fold_true_divide(a, b, self.complaint(node))
         if folded is not None:

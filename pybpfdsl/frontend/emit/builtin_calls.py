@@ -6,14 +6,13 @@ from __future__ import annotations
 import ast
 import ipaddress
 
-from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.values import DslValue, NoneVal, Scalar, StringVal, StructVal
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang import printk
 from pybpfdsl.lang.actions import XdpAction
-from pybpfdsl.lang.arith import BinOp, CmpOp
+from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
 from pybpfdsl.lang.types import BOOL, FLOAT, i64, u32, u64
@@ -70,42 +69,6 @@ def ip_address(lw: EmitterBase, node: ast.Call) -> Scalar:
     except ValueError:
         raise lw.unchecked(node.args[0]) from None
     return Scalar(u32, const=value)
-
-
-def min_max(lw: EmitterBase, node: ast.Call, name: str) -> Scalar:
-    if len(node.args) < 2 or node.keywords:
-        raise lw.unchecked(node)
-    values = [lw.scalar(a) for a in node.args]
-    folded = fold.fold_min_max(name, values, lw.complaint(node))
-    if folded is not None:
-        return folded
-    best = values[0]
-    for v in values[1:]:
-        t = fold.compare_type(best.type, v.type)
-        a, b = lw.convert(best, t, node), lw.convert(v, t, node)
-        op = CmpOp.LT if name == "min" else CmpOp.GT
-        take_b = lw.compare(op, b, a, node)
-        best = Scalar(t, lw.b.emit(n.Select(lw.new(t), lw.scalar_value(take_b), lw.scalar_value(b),
-                                            lw.scalar_value(a), line=lw.line)))
-    return best
-
-
-def absolute(lw: EmitterBase, node: ast.Call) -> Scalar:
-    if len(node.args) != 1 or node.keywords:
-        raise lw.unchecked(node)
-    v = lw.scalar(node.args[0])
-    folded = fold.fold_abs(v, lw.complaint(node))
-    if folded is not None:
-        return folded
-    t = lw.result_type(node)
-    v = lw.convert(v, t, node)
-    if not t.signed:
-        return v
-    zero = Scalar(t, const=0.0 if t.is_fixed else 0)
-    negative = lw.compare(CmpOp.LT, v, zero, node)
-    neg = lw.negate(v, node)
-    return Scalar(t, lw.b.emit(n.Select(lw.new(t), lw.scalar_value(negative), lw.scalar_value(neg),
-                                        lw.scalar_value(v), line=lw.line)))
 
 
 def redirect(lw: EmitterBase, node: ast.Call) -> Scalar:
@@ -180,9 +143,9 @@ def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
         case "print":
             return print_call(lw, node)
         case "min" | "max":
-            return min_max(lw, node, name)
+            return lw.min_max(node, name)
         case "abs":
-            return absolute(lw, node)
+            return lw.absolute(node)
         case "range":
             raise lw.unchecked(node)
         case "bounded":

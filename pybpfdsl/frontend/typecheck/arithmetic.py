@@ -43,6 +43,10 @@ class ArithmeticChecker(CheckerBase):
     def computed_binary(self, op: BinOp, t: ScalarType, a: Scalar[object], b: Scalar[object]) -> Scalar[object]:
         return computed(t)
 
+    def select(self, t: ScalarType, cond: Scalar[object], if_true: Scalar[object],
+               if_false: Scalar[object]) -> Scalar[object]:
+        return computed(t)
+
     def true_divide(self, a: Scalar[object], b: Scalar[object], node: ast.AST) -> Scalar[object]:
         folded = fold.fold_true_divide(a, b, self.complaint(node))
         if folded is not None:

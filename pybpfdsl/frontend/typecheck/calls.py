@@ -13,7 +13,6 @@ import ast
 import ipaddress
 from types import FunctionType
 
-from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.typecheck import packet_moves
@@ -33,7 +32,6 @@ from pybpfdsl.frontend.values import (
 )
 from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang import printk
-from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
@@ -146,36 +144,6 @@ class CallChecker(ConditionChecker):
         except ValueError:
             raise self.err(node.args[0], f"{arg.text!r} is not an IPv4 address") from None
         return Scalar(u32, const=value)
-
-    def min_max(self, node: ast.Call, name: str) -> Scalar[object]:
-        if len(node.args) < 2 or node.keywords:
-            raise self.err(node, f"{name}() takes two or more numbers")
-        values = [self.scalar(a) for a in node.args]
-        folded = fold.fold_min_max(name, values, self.complaint(node))
-        if folded is not None:
-            return folded
-        best = values[0]
-        for v in values[1:]:
-            t = fold.compare_type(best.type, v.type)
-            a, b = self.convert(best, t, node), self.convert(v, t, node)
-            self.compare(CmpOp.LT if name == "min" else CmpOp.GT, b, a, node)
-            best = computed(t)
-        return best
-
-    def absolute(self, node: ast.Call) -> Scalar[object]:
-        if len(node.args) != 1 or node.keywords:
-            raise self.err(node, "abs() takes one number")
-        v = self.scalar(node.args[0])
-        folded = fold.fold_abs(v, self.complaint(node))
-        if folded is not None:
-            return folded
-        t = fold.unary_type(v.type)
-        v = self.convert(v, t, node)
-        if not t.signed:
-            return v
-        self.compare(CmpOp.LT, v, Scalar(t, const=0.0 if t.is_fixed else 0), node)
-        self.negate(v, node)
-        return computed(t)
 
     # --- conversions and records
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> Record:
