@@ -23,13 +23,16 @@ from pybpfdsl.bpf.elf import ElfProgram
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Source, jmp_op, source
 from pybpfdsl.superopt.region import RegionCode, in_region
-from pybpfdsl.superopt.windows import functions_of, transfer
+from pybpfdsl.superopt.windows import functions_of, transfer, transfer_widths
 from pybpfdsl.verify.analysis.liveness import call_args, registers_of
 
 __all__ = ["MAX_REGION", "Region", "regions_of", "thread"]
 
 MAX_REGION = 28
-"""Instructions in a region at most: a few diamonds and the jump that reads them."""
+"""Instructions in a region at most, cut anywhere: a few diamonds and the jump that reads them."""
+
+MAX_LONG_REGION = 96
+"""Instructions in a region at most that starts and ends a basic block."""
 
 _MAX_PATHS = 32
 
@@ -83,9 +86,11 @@ def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
     return need[0] & named
 
 
-def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: int = MAX_REGION) -> list[Region]:
+def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: int = MAX_REGION,
+               long_len: int = MAX_LONG_REGION) -> list[Region]:
     """Every region of ``prog`` of at most ``max_len`` instructions that holds a jump landing inside it
-    (a diamond or a skip), entered only at its first instruction, with forward jumps only."""
+    (a diamond or a skip), entered only at its first instruction, with forward jumps only; and the longer
+    ones, up to ``long_len``, that start a basic block and end one (fewer: each costs a walk)."""
     out: list[Region] = []
     for fn in functions_of(prog, core_slots):
         code, succs, live, lo = fn.code, fn.succs, fn.live, fn.lo
@@ -96,11 +101,13 @@ def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: in
                 preds[t].append(i)
         usable = [in_region(insn) and i not in fn.patched for i, insn in enumerate(code)]
         jumps = [i for i, insn in enumerate(code) if insn.kind in (Kind.JCOND, Kind.JA)]
+        leader = [i == 0 or i in fn.targets or not usable[i - 1] or code[i - 1].kind in (Kind.JCOND, Kind.JA)
+                  for i in range(len(code))]
         for s in range(len(code)):
             if not usable[s] or not any(s <= j < s + max_len for j in jumps):
                 continue
-            inner = False
-            for e in range(s + 1, min(len(code), s + max_len) + 1):
+            nearest = len(code) + 8  # the nearest place a jump of the region goes to
+            for e in range(s + 1, min(len(code), s + (long_len if leader[s] else max_len)) + 1):
                 i = e - 1
                 if not usable[i] or any(p < s or p >= i for p in preds[i] if i != s):
                     break
@@ -109,8 +116,9 @@ def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: in
                     target = succs[i][-1] if succs[i] else None
                     if target is None or s <= target <= i:
                         break  # a loop inside (a jump back before the region leaves it: an exit)
-                    inner = inner or i < target < e + 8  # lands inside or just past: a diamond or a skip
-                if not inner or e - s < 3:
+                    nearest = min(nearest, target)
+                # A jump lands inside or just past: a diamond or a skip.
+                if nearest >= e + 8 or e - s < 3 or (e - s > max_len and not (e == len(code) or leader[e])):
                     continue
                 region = _region(prog, fn.name, lo, code[s:e], s, succs, live, consts[s], widths[s])
                 if region is not None:
@@ -196,6 +204,23 @@ def _imm_for(jump: Instruction, value: int) -> int | None:
     return None
 
 
+_UNSIGNED = {JmpOp.JSGT: JmpOp.JGT, JmpOp.JSGE: JmpOp.JGE, JmpOp.JSLT: JmpOp.JLT, JmpOp.JSLE: JmpOp.JLE}
+
+
+def _with_imm(insn: Instruction, op: JmpOp, reg: int, value: int, widths: Mapping[int, int]) -> Instruction:
+    """``insn`` comparing ``reg`` (with ``op``) against ``value`` as an immediate, where one holds it: the
+    jump's own class, or JMP32 where ``reg`` and ``value`` both fit in 32 bits (clang's ``r2 = 0xffffffa5
+    ll; if r1 s> r2`` on a zero-extended r1: two non-negative values, so a signed comparison is the
+    unsigned one, and the low halves decide it); else ``insn`` as it is."""
+    imm = _imm_for(insn, value)
+    if imm is not None:
+        return Instruction(insn.cls | op | Source.K, reg, 0, insn.off, imm)
+    value &= _M64
+    if insn.cls == InsnClass.JMP and value < 1 << 32 and widths.get(reg, 64) <= 32:
+        return Instruction(InsnClass.JMP32 | _UNSIGNED.get(op, op) | Source.K, reg, 0, insn.off, _signed32(value))
+    return insn
+
+
 def _decided(insn: Instruction, consts: Mapping[int, int]) -> bool | None:
     x = source(insn.opcode) == Source.X
     if insn.dst not in consts or (x and insn.src not in consts):
@@ -264,10 +289,12 @@ class _Walk:
         return _Leaf((*prefix, *(_set(r, consts[r]) for r in _dirty(consts, held) if live >> r & 1)), label)
 
     def walk(self, pc: int, consts: dict[int, int], held: dict[int, int],
-             seen: frozenset[_Seen] = frozenset()) -> _Node:
+             seen: frozenset[_Seen] = frozenset(), widths: Mapping[int, int] | None = None) -> _Node:
         """The tree of the paths from ``pc``: ``consts`` the values known there, ``held`` those the
-        registers really hold (a remembered value not held yet is set where something reads it)."""
+        registers really hold (a remembered value not held yet is set where something reads it), ``widths``
+        the registers known narrow there (`windows.transfer_widths`)."""
         prefix: list[Instruction] = []
+        widths = dict(widths or {})
         consts, held = dict(consts), dict(held)
         while True:
             if pc == len(self.code):
@@ -285,7 +312,7 @@ class _Walk:
                 if decided is None:
                     decided = _recalled(insn, seen)
                 if decided is None:
-                    return self.test(prefix, pc, consts, held, seen)
+                    return self.test(prefix, pc, consts, held, seen, widths)
                 if not decided:
                     pc += 1
                     continue
@@ -309,11 +336,12 @@ class _Walk:
                     else:
                         held.pop(r, None)
             consts = after  # a constant result is remembered, not emitted
+            widths = transfer_widths(insn, widths)
             seen = _forget(seen, writes)
             pc += 1
 
     def test(self, prefix: list[Instruction], pc: int, consts: dict[int, int], held: dict[int, int],
-             seen: frozenset[_Seen]) -> _Node:
+             seen: frozenset[_Seen], widths: Mapping[int, int]) -> _Node:
         insn = self.code[pc]
         op = jmp_op(insn.opcode)
         assert op is not None
@@ -321,13 +349,9 @@ class _Walk:
         dirty = _dirty(consts, held)
         if source(insn.opcode) == Source.X:
             if insn.src in consts and insn.src != 10:  # compare with the value as an immediate
-                imm = _imm_for(insn, consts[insn.src])
-                if imm is not None:
-                    jump = Instruction((insn.opcode & ~Source.X) | Source.K, insn.dst, 0, insn.off, imm)
+                jump = _with_imm(insn, op, insn.dst, consts[insn.src], widths)
             elif insn.dst in dirty and insn.src != 10 and op in _SWAPPED:
-                imm = _imm_for(insn, consts[insn.dst])
-                if imm is not None:
-                    jump = Instruction(insn.cls | _SWAPPED[op] | Source.K, insn.src, 0, insn.off, imm)
+                jump = _with_imm(insn, _SWAPPED[op], insn.src, consts[insn.dst], widths)
         prefix = list(prefix)
         held = dict(held)
         for r in sorted(set(registers_of(jump)[0]) & set(dirty)):
@@ -344,8 +368,8 @@ class _Walk:
         else:
             target = self.targets[pc]
             assert target is not None
-            taken = self.walk(target, *sides[0], seen | {_fact(insn, True)})
-        fall = self.walk(pc + 1, *sides[1], seen | {_fact(insn, False)})
+            taken = self.walk(target, *sides[0], seen | {_fact(insn, True)}, widths)
+        fall = self.walk(pc + 1, *sides[1], seen | {_fact(insn, False)}, widths)
         return _Test(tuple(prefix), jump, taken, fall)
 
 
@@ -355,19 +379,45 @@ def _dirty(consts: Mapping[int, int], held: Mapping[int, int]) -> list[int]:
 
 
 def _hoisted(node: _Node) -> _Node:
-    """The tree with the instructions both sides of a test begin with done once before it, where they do
-    not write what the test reads (clang's ``r3 = r0`` on every way out of a diamond)."""
+    """The tree with the instructions both sides of a test do first (or could do first) done once before
+    it, where they do not write what the test reads (clang's ``r3 = r0`` on every way out of a diamond)."""
     if isinstance(node, _Leaf):
         return node
     taken, fall = _hoisted(node.taken), _hoisted(node.fall)
     code = list(node.code)
     reads = set(registers_of(node.jump)[0])
-    while taken.code and fall.code and taken.code[0] == fall.code[0] \
-            and not set(_effects(taken.code[0])[1]) & reads:
-        code.append(taken.code[0])
-        taken = _with_code(taken, taken.code[1:])
-        fall = _with_code(fall, fall.code[1:])
-    return _Test(tuple(code), node.jump, taken, fall)
+    while True:
+        # The first instruction of the taken side that both sides hold and could do first (clang's
+        # ``r6 -= r7`` on both arms of a null check, after other work on each).
+        for i, insn in enumerate(taken.code):
+            if set(_effects(insn)[1]) & reads or not _to_front(taken.code, i):
+                continue
+            j = next((j for j, other in enumerate(fall.code) if other == insn and _to_front(fall.code, j)), None)
+            if j is not None:
+                code.append(insn)
+                taken = _with_code(taken, taken.code[:i] + taken.code[i + 1:])
+                fall = _with_code(fall, fall.code[:j] + fall.code[j + 1:])
+                break
+        else:
+            return _Test(tuple(code), node.jump, taken, fall)
+
+
+_REGISTERS_ONLY = (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END, Kind.BSWAP, Kind.MOVSX, Kind.LDDW)
+
+
+def _to_front(code: Sequence[Instruction], k: int) -> bool:
+    """Whether ``code[k]`` may be done before ``code[:k]``: the first instruction, or one that touches only
+    registers (no memory) none of those read or write, reading none they write."""
+    if k == 0:
+        return True
+    if code[k].kind not in _REGISTERS_ONLY:
+        return False
+    reads, writes = (set(rs) for rs in _effects(code[k]))
+    for insn in code[:k]:
+        their_reads, their_writes = (set(rs) for rs in _effects(insn))
+        if reads & their_writes or writes & (their_reads | their_writes):
+            return False
+    return True
 
 
 def _with_code(node: _Node, code: tuple[Instruction, ...]) -> _Node:
@@ -474,7 +524,7 @@ def thread(region: Region) -> RegionCode | None:
     for keep in dict.fromkeys((0, live)):
         try:
             walker = _Walk(region.original, dict(region.live_at), keep)
-            root = walker.walk(0, dict(region.known), dict(region.known))
+            root = walker.walk(0, dict(region.known), dict(region.known), widths=dict(region.widths))
         except (_TooBig, sem.SemanticsError):
             continue
         code = _layout(_hoisted(root), region.original.end)

@@ -180,3 +180,62 @@ def test_a_constant_most_ways_out_want_stays_where_the_region_sets_it() -> None:
     new = thread(Region("xdp", "f", 0, region, ((4, R0),), (), ()))
     assert new is not None and len(new.code) == 4 and new.code[0] == code[0]
     assert prove_region(region, new, {4: R0}, 2_000_000).proven
+
+
+# r1 = r6; r1 <<= 32; r1 >>= 32; r2 = 0xffffffa5 ll; if r1 s> r2 goto L; r2 = 0xffffff9c ll; if r1 == r2 goto M
+# (xdp-bench's errno switch on a zero-extended value, its constants past an immediate's reach).
+ERRNO = (Instruction(0xBF, 1, 6), Instruction(0x67, 1, 0, 0, 32), Instruction(0x77, 1, 0, 0, 32),
+         Instruction.lddw(2, 0xFFFFFFA5), Instruction(0x6D, 1, 2, 0), Instruction.lddw(2, 0xFFFFFF9C),
+         Instruction(0x1D, 1, 2, 0))
+ERRNO_REGION = RegionCode(ERRNO, ((4, 90), (6, 91)), 7)
+ERRNO_LIVE = ((7, 0), (90, 0), (91, 0))
+
+
+def test_a_narrow_value_against_a_wide_constant_is_compared_in_32_bits() -> None:
+    new = thread(Region("xdp", "f", 0, ERRNO_REGION, ERRNO_LIVE, (), ()))
+    assert new is not None
+    assert [str(i) for i in new.code[-2:]] == ["if w1 > 0xffffffa5 goto pc+0", "if w1 == 0xffffff9c goto pc+0"]
+    assert sum(i.slots for i in new.code) == sum(i.slots for i in ERRNO) - 4  # no lddw left
+    assert prove_region(ERRNO_REGION, new, dict(ERRNO_LIVE), 2_000_000).proven
+
+
+def test_a_32_bit_comparison_of_a_wide_value_is_refused() -> None:
+    # Without the zero extension r1 may be wider: the threading keeps the 64-bit comparison, and the
+    # 32-bit one planted in its place is refused.
+    wide = RegionCode(ERRNO[3:], ((1, 90), (3, 91)), 7)
+    new = thread(Region("xdp", "f", 0, wide, ERRNO_LIVE, (), ()))
+    assert new is None or not any(i.cls == 0x06 for i in new.code)
+    planted = RegionCode((Instruction(0x26, 1, 0, 0, -91), Instruction(0x16, 1, 0, 0, -100)), ((0, 90), (1, 91)), 7)
+    assert prove_region(wide, planted, dict(ERRNO_LIVE), 2_000_000).status == "different"
+    # A region that only knows r1 narrow from its entry facts may use it.
+    assert prove_region(wide, planted, dict(ERRNO_LIVE), 2_000_000, widths={1: 32}).proven
+    narrow = thread(Region("xdp", "f", 0, wide, ERRNO_LIVE, (), ((1, 32),)))
+    assert narrow is not None and narrow.code == planted.code
+
+
+def _null_check(first_b: Instruction) -> RegionCode:
+    # if r0 == 0 goto B; r1 = *(u64 *)(r0 +0); r6 -= r7; *(u64 *)(r0 +8) = r6; goto L;
+    # B: <first_b>; r6 -= r7; *(u64 *)(r10 -16) = r6  (ok_hash_counter: the update's value on both arms)
+    return RegionCode((Instruction(0x15, 0, 0, 4, 0), Instruction(0x79, 1, 0, 0), Instruction(0x1F, 6, 7),
+                       Instruction(0x7B, 0, 6, 8), Instruction(0x05, 0, 0, 0), first_b, Instruction(0x1F, 6, 7),
+                       Instruction(0x7B, 10, 6, -16)), ((4, 90),), 8)
+
+
+def test_an_instruction_both_arms_make_after_other_work_is_made_once_before_the_test() -> None:
+    region = _null_check(Instruction(0x7A, 10, 0, -24, 1))  # *(u64 *)(r10 -24) = 1
+    live = ((8, 1 << 6), (90, 0))
+    new = thread(Region("xdp", "f", 0, region, live, (), ()))
+    assert new is not None and new.code[0] == Instruction(0x1F, 6, 7)
+    assert sum(i.opcode == 0x1F for i in new.code) == 1 and len(new.code) == len(region.code) - 1
+    assert prove_region(region, new, dict(live), 2_000_000).proven
+
+
+def test_an_instruction_an_arm_reads_before_is_not_moved() -> None:
+    # Arm B stores r6 before subtracting: r6 -= r7 done first there would store another value.
+    region = _null_check(Instruction(0x7B, 10, 6, -24))  # *(u64 *)(r10 -24) = r6
+    live = ((8, 1 << 6), (90, 0))
+    new = thread(Region("xdp", "f", 0, region, live, (), ()))
+    assert new is None or new.code[0] != Instruction(0x1F, 6, 7)
+    planted = RegionCode((Instruction(0x1F, 6, 7), Instruction(0x15, 0, 0, 3, 0), *region.code[1:2],
+                          *region.code[3:6], region.code[7]), ((4, 90),), 8)
+    assert prove_region(region, planted, dict(live), 2_000_000).status == "different"
