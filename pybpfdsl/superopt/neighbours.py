@@ -284,7 +284,8 @@ def _branch_forms(code: tuple[Instruction, ...], known: Mapping[int, int]) -> li
     """Cheaper forms of a branch window (the jump stays last and keeps its target): compare with an
     immediate where a register holds a constant (swapping the operands if it is the first one); jump on
     a bit test (``r2 = r1; r2 &= 4; if r2 != 0`` as ``if r1 & 4``); compare 32 bits where the value compared
-    was zero-extended for it (``w1 = w1; if r1 > 7`` as ``if w1 > 7``). The setup the new jump no longer
+    was zero-extended for it (``w1 = w1; if r1 > 7`` as ``if w1 > 7``) or shifted up by 32 to be compared
+    with 0 (``r3 = r2; r3 <<= 32; if r3 s< 0`` as ``if w2 s< 0``). The setup the new jump no longer
     reads is dropped here, or by the next step where the proof allows."""
     body, jump = code[:-1], code[-1]
     op = jmp_op(jump.opcode)
@@ -314,6 +315,16 @@ def _branch_forms(code: tuple[Instruction, ...], known: Mapping[int, int]) -> li
                 and w.src == w.dst == jump.dst and alu_op(w.opcode) == AluOp.MOV:
             forms.append((_without(body, p), _jump_k(jump, op, jump.dst, jump.imm, InsnClass.JMP32)))
             forms.append((body, _jump_k(jump, op, jump.dst, jump.imm, InsnClass.JMP32)))
+        if jump.cls == InsnClass.JMP and jump.imm == 0 and w is not None \
+                and w.opcode == InsnClass.ALU64 | AluOp.LSH | Source.K and w.imm == 32:
+            # Clang's test of a 32-bit value's sign: ``r3 = r2; r3 <<= 32; if r3 s< 0``. Shifted up by 32,
+            # a register compares with 0 as its low half does: ``if w2 s< 0``.
+            forms.append((_without(body, p), _jump_k(jump, op, jump.dst, 0, InsnClass.JMP32)))
+            q = _last_writer(body, jump.dst, p)
+            m = body[q] if q is not None else None
+            if q is not None and m is not None and m.opcode == _MOV64_X and m.src != 10 \
+                    and _last_writer(body, m.src) in (None, *range(q)):
+                forms.append((_without(body, p, q), _jump_k(jump, op, m.src, 0, InsnClass.JMP32)))
     return [(*b, j) for b, j in forms if j is not None]
 
 

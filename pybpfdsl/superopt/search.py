@@ -133,7 +133,10 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
     defined = read_before_written(original) | 1 << 10
     start, tried, proofs = _greedy(original, live_out, known or {}, tests, budget, model, defined, widths)
     best_cost = cost(start, model)
-    best: tuple[Instruction, ...] | None = start if best_cost < cost(original, model) else None
+    # A greedy result of the same cost but fewer register stores and compares is kept too: the register
+    # it freed (``r7 = 0`` stored eight times, over two windows) is dropped by a later pass, once every
+    # window that read it stores the immediate instead.
+    best: tuple[Instruction, ...] | None = start if _rank(start, model) < _rank(original, model) else None
     # A branch window's chain walks its straight-line part; the jump (as the greedy step left it) stays last.
     tail = start[-1:] if ends_in_branch(original) else ()
     start = start[:len(start) - len(tail)]

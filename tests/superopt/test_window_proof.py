@@ -6,7 +6,7 @@ import random
 
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.search import SearchBudget, search_window
-from pybpfdsl.superopt.window_check import prove_window
+from pybpfdsl.superopt.window_check import branch_live, prove_window
 
 MOV_R1_0 = Instruction(0xB7, 1, 0, 0, 0)  # r1 = 0
 STX_W = Instruction(0x63, 10, 1, -4)  # *(u32 *)(r10 -4) = r1
@@ -85,3 +85,27 @@ def test_a_pointer_made_only_to_be_dereferenced_is_folded_into_the_offset() -> N
     window = (*window[:2], Instruction(0x7B, 10, 4, -8), Instruction(0x71, 3, 4, 0))
     found = search_window(window, 1 << 3, random.Random(0), SearchBudget(proposals=20)).replacement
     assert found is None or prove_window(window, found, 1 << 3).proven
+
+
+def test_stores_of_a_register_known_constant_become_immediates_even_where_the_register_stays_live() -> None:
+    # r7 is 0 on entry and read after the window (more stores of it follow): no slot is saved here, but
+    # the stores no longer read r7, so the pass after can drop `r7 = 0` once no window reads it.
+    window = (Instruction(0x7B, 10, 7, -16), Instruction(0x7B, 10, 7, -24), Instruction(0xBF, 8, 2))
+    live = 1 << 7 | 1 << 8
+    found = search_window(window, live, random.Random(0), SearchBudget(proposals=40), known={7: 0}).replacement
+    assert found == (Instruction(0x7A, 10, 0, -16, 0), Instruction(0x7A, 10, 0, -24, 0), window[2])
+    # Without the fact, r7 is any value: nothing is rewritten.
+    assert search_window(window, live, random.Random(0), SearchBudget(proposals=40)).replacement is None
+
+
+def test_a_sign_test_of_a_value_shifted_up_by_32_becomes_a_32_bit_jump() -> None:
+    # r3 = r2; r3 <<= 32; r7 = 0; if r3 s< 0 goto +5  ->  r7 = 0; if w2 s< 0 goto +5 (r3 dead both ways).
+    window = (Instruction(0xBF, 3, 2), Instruction(0x67, 3, 0, 0, 32), Instruction(0xB7, 7, 0, 0, 0),
+              Instruction(0xC5, 3, 0, 5, 0))
+    live = branch_live(1 << 2 | 1 << 7, 1 << 7)
+    found = search_window(window, live, random.Random(0), SearchBudget(proposals=60)).replacement
+    assert found == (window[2], Instruction(0xC6, 2, 0, 5, 0))
+    # Where r3 is read after the jump, the shift stays; a 64-bit compare of the unshifted value is wrong.
+    kept = search_window(window, branch_live(1 << 3, 0), random.Random(0), SearchBudget(proposals=60)).replacement
+    assert kept is None or prove_window(window, kept, branch_live(1 << 3, 0)).proven
+    assert prove_window(window, (window[2], Instruction(0xC5, 2, 0, 5, 0)), live).status == "different"
