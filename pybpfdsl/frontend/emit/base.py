@@ -28,6 +28,7 @@ from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import raw_constant
+from pybpfdsl.frontend.function_scope import FunctionScope
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
@@ -53,15 +54,9 @@ class LoopContext:
 
 
 @dataclass
-class Scope:
+class Scope(FunctionScope[Env, LoopContext, Flow]):
     """The function being lowered: the program itself or an inlined helper."""
 
-    source: FunctionSource
-    env: Env
-    var_types: dict[str, ScalarType] = field(default_factory=dict)
-    loops: list[LoopContext] = field(default_factory=list)
-    returns: list[Flow] | None = None  # for helpers: flows carrying "$ret"
-    return_type: ScalarType | None = None
     call_line: int | None = None  # helpers from other files report the call site's line
     source_line: int = 0  # the line of `source` being lowered (what warnings point at), 0 before the first
 
@@ -153,6 +148,10 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
         """The checker has refused what the emitter would refuse here, so reaching it is a bug."""
+        return self.unchecked(node)
+
+    def refusal_in(self, source: FunctionSource, node: ast.AST, message: str,
+                   hint: str | None = None) -> AssertionError:
         return self.unchecked(node)
 
     def set_line(self, node: ast.AST) -> None:

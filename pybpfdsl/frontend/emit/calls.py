@@ -14,7 +14,7 @@ from types import FunctionType
 from pybpfdsl.frontend.emit import builtin_calls, packet_access, packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
-from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
+from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import (
     DslValue,
@@ -27,6 +27,7 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StructVal,
+    pseudo_local,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
@@ -59,44 +60,27 @@ class CallEmitter(EmitterBase):
         out = self.b.emit(n.MakeStruct(self.new(StructType(cls)), tuple(values), line=self.line))
         return StructVal(cls, out)
 
+    def inline_source(self, node: ast.Call, fn: FunctionType) -> FunctionSource:
+        return self.typed.inline_sources[(self.ctx, node)]  # the parse the checker typed
+
     def inline_call(self, node: ast.Call, fn: FunctionType) -> DslValue:
-        if fn in self.inline_stack or fn is self.main.function:
-            raise self.unchecked(node)
-        if len(self.inline_stack) > 16:
-            raise self.unchecked(node)
-        source = self.typed.inline_sources[(self.ctx, node)]  # the parse the checker typed
+        source, arg_nodes = self.inline_arguments(node, fn)
         tree = source.tree
-        params = tree.args
-        if params.vararg or params.kwarg or params.kwonlyargs or params.defaults:
-            raise self.unchecked(node)
-        if len(node.args) + len(node.keywords) != len(params.args):
-            raise self.unchecked(node)
-        by_name = {p.arg: p for p in params.args}
-        arg_nodes: dict[str, ast.expr] = {p.arg: a for p, a in zip(params.args, node.args)}
-        for k in node.keywords:
-            assert k.arg is not None
-            if k.arg not in by_name:
-                raise self.unchecked(k.value)
-            arg_nodes[k.arg] = k.value
         new_env: Env = {}
         callee_scope = Scope(source, new_env, self.local_types.setdefault(fn, {}), returns=[],
                              call_line=None if source.file == self.main.file else self.line)
-        for p in params.args:
+        for p in tree.args.args:
             value = self.lower_expr(arg_nodes[p.arg])
-            if p.annotation is None:
-                raise self.unchecked(p)
+            self.parameter_annotation(source, fn, p)
             new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee_scope)
         if any(isinstance(v, PacketVal) for v in new_env.values()):
             # The headers parsed so far (up front, in the entry block) dominate the call: the helper reads
             # them instead of parsing again.
-            new_env.update({k: v for k, v in self.env.items() if k.startswith(packet_access.pseudo_local(""))})
-        ret_ann = tree.returns
-        if ret_ann is None:
-            raise self.unchecked(tree)
+            new_env.update({k: v for k, v in self.env.items() if k.startswith(pseudo_local(""))})
+        return_type = self.inline_return_type(source, fn)
         caller_scope, caller_env = self.scope, self.env
         self.scope = callee_scope
-        callee_scope.return_type = None if isinstance(ret_ann, ast.Constant) and ret_ann.value is None \
-            else annotation_type(self.scope.source, ret_ann)
+        callee_scope.return_type = return_type
         self.inline_stack.append(fn)
         try:
             self.lower_body(tree.body)

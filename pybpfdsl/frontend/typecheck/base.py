@@ -19,6 +19,7 @@ from types import FunctionType
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
+from pybpfdsl.frontend.function_scope import FunctionScope
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
 from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Maybe, describe, join
@@ -37,15 +38,9 @@ class Loop:
 
 
 @dataclass
-class Scope:
+class Scope(FunctionScope[Env, Loop, Env]):
     """The function being checked: the program itself or an inlined helper."""
 
-    source: FunctionSource
-    env: Env
-    var_types: dict[str, ScalarType] = field(default_factory=dict)
-    loops: list[Loop] = field(default_factory=list)
-    returns: list[Env] | None = None  # for helpers: the locals at each return, the result under "$ret"
-    return_type: ScalarType | None = None
     moved: dict[str, int] = field(default_factory=dict)
     """Locals that held a header or the payload when the packet moved (`pkt.adjust_head`), and the line."""
 
@@ -93,6 +88,9 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.err(node, message, hint)
+
+    def refusal_in(self, source: FunctionSource, node: ast.AST, message: str, hint: str | None = None) -> DslError:
+        return source.error(node, message, hint)
 
     def record(self, node: ast.AST, v: Kind) -> Kind:
         """The typed AST: each expression's type, and its constant where it is the same every time."""

@@ -13,7 +13,7 @@ import ast
 import ipaddress
 from types import FunctionType
 
-from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
+from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.typecheck import packet_moves
 from pybpfdsl.frontend.typecheck.arithmetic import computed
@@ -154,50 +154,26 @@ class CallChecker(ConditionChecker):
         return Record(cls)
 
     # --- @inline helpers
-    def inline_call(self, node: ast.Call, fn: FunctionType) -> Kind:
-        if fn in self.inline_stack or fn is self.main.function:
-            raise self.err(node, f"{fn.__name__} calls itself; recursion cannot be inlined",
-                           "rewrite it as a loop with a constant bound")
-        if len(self.inline_stack) > 16:
-            raise self.err(node, "helpers nest more than 16 deep")
+    def inline_source(self, node: ast.Call, fn: FunctionType) -> FunctionSource:
         source = read_function(fn)
         self.facts.inline_sources[(self.ctx, node)] = source
+        return source
+
+    def inline_call(self, node: ast.Call, fn: FunctionType) -> Kind:
+        source, arg_nodes = self.inline_arguments(node, fn)
         tree = source.tree
-        params = tree.args
-        odd: ast.AST | None = (params.defaults[0] if params.defaults else params.vararg or params.kwarg
-                               or (params.kwonlyargs[0] if params.kwonlyargs else None))
-        if odd is not None:  # refused at the helper's `def`, where the fix goes
-            raise source.error(odd, f"{fn.__name__}: an @inline helper takes plain positional parameters only "
-                                    "(no default values, *args, keyword-only parameters or **kwargs)",
-                               "remove it from the `def` and pass every argument at each call")
-        if len(node.args) + len(node.keywords) != len(params.args):
-            raise self.err(node, f"{fn.__name__} takes {len(params.args)} arguments, "
-                           f"{len(node.args) + len(node.keywords)} given")
-        by_name = {p.arg: p for p in params.args}
-        arg_nodes: dict[str, ast.expr] = {p.arg: a for p, a in zip(params.args, node.args)}
-        for k in node.keywords:
-            assert k.arg is not None
-            if k.arg not in by_name:
-                raise self.err(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
-            arg_nodes[k.arg] = k.value
         new_env: Env = {}
         callee = Scope(source, new_env, self.facts.var_types.setdefault(fn, {}), returns=[])
-        for p in params.args:  # arguments in parameter order
+        for p in tree.args.args:  # arguments in parameter order
             value = self.expr(arg_nodes[p.arg])
-            if p.annotation is None:
-                raise source.error(p, f"parameter `{p.arg}` of helper {fn.__name__} needs a type annotation",
-                                   f"write `{p.arg}: u32` (or Packet, or a header, or a Struct)")
+            self.parameter_annotation(source, fn, p)
             new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee)
         if any(isinstance(v, PacketVal) for v in new_env.values()):
             new_env.update({k: v for k, v in self.env.items() if k.startswith(pseudo_local(""))})
-        ret_ann = tree.returns
-        if ret_ann is None:
-            raise source.error(tree, f"helper {fn.__name__} needs a return annotation",
-                               "write `-> u32` (or `-> None`)")
+        return_type = self.inline_return_type(source, fn)
         caller, caller_env = self.scope, self.env
         self.scope = callee
-        callee.return_type = None if isinstance(ret_ann, ast.Constant) and ret_ann.value is None \
-            else annotation_type(source, ret_ann)
+        callee.return_type = return_type
         self.inline_stack.append(fn)
         try:
             self.body(tree.body)
