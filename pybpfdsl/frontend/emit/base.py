@@ -250,20 +250,8 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
         """Emit a list of statements."""
 
     @abstractmethod
-    def lower_delete(self, t: ast.expr) -> None:
-        """`del m[key]`."""
-
-    @abstractmethod
     def lower_expr(self, node: ast.expr) -> DslValue:
         """Emit an expression, its scalar checked against the typed AST."""
-
-    @abstractmethod
-    def lower_for(self, s: ast.For) -> None:
-        """Emit a `for` loop."""
-
-    @abstractmethod
-    def lower_while(self, s: ast.While) -> None:
-        """Emit a `while bounded(...)` loop."""
 
     @abstractmethod
     def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:

@@ -84,7 +84,7 @@ class LoopEmitter(EmitterBase):
             self.b.terminate(n.Jump(n.Edge(header.name, tuple(args)), line=self.line))
         self.resume(exit_flows + ctx.break_flows, "endloop")
 
-    def lower_while(self, s: ast.While) -> None:
+    def while_(self, s: ast.While) -> None:
         if s.orelse:
             raise self.unchecked(s)
         test = s.test
@@ -130,7 +130,7 @@ class LoopEmitter(EmitterBase):
             raise self.unchecked(test.args[1])
         return test.args[0], limit.const
 
-    def lower_for(self, s: ast.For) -> None:
+    def for_(self, s: ast.For) -> None:
         if s.orelse:
             raise self.unchecked(s)
         if not isinstance(s.target, ast.Name):

@@ -57,7 +57,7 @@ class StateEmitter(EmitterBase):
         self.record(s, result)
         return result
 
-    def lower_delete(self, t: ast.expr) -> None:
+    def delete(self, t: ast.expr) -> None:
         if not isinstance(t, ast.Subscript):
             raise self.unchecked(t)
         m = self.map_of(t.value)

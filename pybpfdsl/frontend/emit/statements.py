@@ -16,18 +16,19 @@ from dataclasses import replace
 from pybpfdsl.frontend.emit import packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Env, Flow
-from pybpfdsl.frontend.resolve import annotation_type
+from pybpfdsl.frontend.statement_forms import StatementForms
 from pybpfdsl.frontend.values import (
+    DslValue,
     HeaderVal,
     OptionalVal,
     PacketVal,
     PayloadVal,
     Scalar,
-    StateVal,
     StructVal,
 )
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.lang.state import Global
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.state import BpfMap, Global
 from pybpfdsl.lang.types import (
     ScalarType,
     i64,
@@ -35,7 +36,7 @@ from pybpfdsl.lang.types import (
 )
 
 
-class StatementEmitter(EmitterBase):
+class StatementEmitter(EmitterBase, StatementForms[DslValue, Scalar]):
     """Statements, assignments, `if`, `match`, `break`/`continue`."""
 
     def lower_body(self, body: list[ast.stmt]) -> None:
@@ -43,67 +44,9 @@ class StatementEmitter(EmitterBase):
             if self.b.terminated:
                 return  # code after return/break/continue never runs; Python allows it, so do we
             self.set_line(stmt)
-            self.lower_stmt(stmt)
+            self.statement(stmt)
 
-    def lower_stmt(self, s: ast.stmt) -> None:
-        match s:
-            case ast.Expr(value=ast.Constant(value=str())):
-                return  # a docstring
-            case ast.Expr(value=ast.Call(func=ast.Attribute(value=base, attr="write")) as call) \
-                    if isinstance(self.lower_expr(base), PayloadVal):
-                packet_writes.payload_write(self, call)
-            case ast.Expr(value=ast.Call() as call):
-                self.lower_expr(call)
-            case ast.Expr():
-                raise self.unchecked(s)
-            case ast.Pass():
-                return
-            case ast.Return(value=value):
-                self.lower_return(s, value)
-            case ast.Assign(targets=targets, value=value):
-                if len(targets) != 1:
-                    raise self.unchecked(s)
-                self.assign(targets[0], value, None, s)
-            case ast.AnnAssign(target=target, annotation=annotation, value=value):
-                if value is None:
-                    raise self.unchecked(s)
-                if not isinstance(target, ast.Name):
-                    raise self.unchecked(s)
-                t = annotation_type(self.scope.source, annotation)
-                self.assign(target, value, t, s)
-            case ast.AugAssign(target=target, op=op, value=value):
-                self.aug_assign(target, op, value, s)
-            case ast.If():
-                self.lower_if(s)
-            case ast.While():
-                self.lower_while(s)
-            case ast.For():
-                self.lower_for(s)
-            case ast.Break():
-                self.lower_break(s)
-            case ast.Continue():
-                self.lower_continue(s)
-            case ast.Match():
-                self.lower_match(s)
-            case ast.Delete(targets=deleted):
-                for target_node in deleted:
-                    self.lower_delete(target_node)
-            case ast.Assert():
-                raise self.unchecked(s)
-            case ast.Try() | ast.Raise():
-                raise self.unchecked(s)
-            case ast.With() | ast.AsyncWith():
-                raise self.unchecked(s)
-            case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef() | ast.Lambda():
-                raise self.unchecked(s)
-            case ast.Global() | ast.Nonlocal():
-                raise self.unchecked(s)
-            case ast.Import() | ast.ImportFrom():
-                raise self.unchecked(s)
-            case _:
-                raise self.unchecked(s)
-
-    def lower_return(self, s: ast.Return, value: ast.expr | None) -> None:
+    def return_(self, s: ast.Return, value: ast.expr | None) -> None:
         if self.scope.returns is not None:  # inside an inline helper
             ret_type = self.scope.return_type
             env: Env = {}
@@ -128,32 +71,44 @@ class StatementEmitter(EmitterBase):
         action = self.convert(v, u32, value)
         self.b.terminate(n.Return(self.scalar_value(action), line=self.line))
 
-    def assign(self, target: ast.expr, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
-        match target:
-            case ast.Name(id=name):
-                self.assign_local(name, value_node, annotated, s)
-            case ast.Attribute(value=base, attr="value"):
-                obj = self.lower_expr(base)
-                if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
-                    raise self.unchecked(target)
-                g = obj.obj
-                v = self.convert(self.scalar(value_node), g.type, value_node, implicit=True)
-                assert g.name is not None
-                self.b.append(n.StoreGlobal(g.name, self.scalar_value(v), line=self.line))
-            case ast.Subscript(value=base) if isinstance(self.lower_expr(base), PayloadVal):
-                packet_writes.payload_store(self, target, value_node)
-            case ast.Subscript(value=base, slice=index):
-                m = self.map_of(base)
-                key = self.map_key(m, index)
-                val = self.map_value(m, value_node)
-                assert m.name is not None
-                self.b.emit(n.MapUpdate(self.new(i64), m.name, key, val, line=self.line))
-            case ast.Attribute():
-                packet_writes.field_assign(self, target, value_node)
-            case ast.Tuple() | ast.List():
-                packet_writes.swap(self, target, value_node)
-            case _:
-                raise self.unchecked(target)
+    # --- assignments: the steps `StatementForms` takes
+    def is_payload(self, node: ast.expr) -> bool:
+        return isinstance(self.lower_expr(node), PayloadVal)
+
+    def payload_write(self, call: ast.Call) -> None:
+        packet_writes.payload_write(self, call)
+
+    def payload_store(self, target: ast.Subscript, value_node: ast.expr) -> None:
+        packet_writes.payload_store(self, target, value_node)
+
+    def field_assign(self, target: ast.Attribute, value_node: ast.expr) -> None:
+        packet_writes.field_assign(self, target, value_node)
+
+    def field_aug(self, target: ast.Attribute, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        packet_writes.field_aug(self, target, op, value_node, s)
+
+    def swap(self, targets: ast.Tuple | ast.List, value: ast.expr, s: ast.stmt) -> None:
+        packet_writes.swap(self, targets, value)
+
+    def store_global(self, g: Global, v: Scalar) -> None:
+        assert g.name is not None
+        self.b.append(n.StoreGlobal(g.name, self.scalar_value(v), line=self.line))
+
+    def map_assign(self, m: BpfMap, index: ast.expr, value_node: ast.expr) -> None:
+        key = self.map_key(m, index)
+        val = self.map_value(m, value_node)
+        assert m.name is not None
+        self.b.emit(n.MapUpdate(self.new(i64), m.name, key, val, line=self.line))
+
+    def local(self, name: str) -> DslValue | None:
+        return self.env.get(name)
+
+    def undefined(self, node: ast.expr, name: str) -> AssertionError:
+        return self.unchecked(node)
+
+    def update_local(self, name: str, result: Scalar, t: ScalarType, s: ast.stmt) -> None:
+        self.record(s, result)
+        self.env[name] = self.materialize(self.convert(result, t, s))
 
     def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
         if name in self.scope.var_types or (name in self.env and not annotated):
@@ -203,30 +158,7 @@ class StatementEmitter(EmitterBase):
             return
         raise self.unchecked(value_node)
 
-    def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
-        binop = self.binop_of(op, s)
-        match target:
-            case ast.Name(id=name):
-                old = self.checked_number(self.env.get(name))
-                if old is None:
-                    raise self.unchecked(target)
-                operand = self.scalar(value_node)
-                result = self.binary(binop, old, operand, s)
-                self.record(s, result)
-                self.env[name] = self.materialize(self.convert(result, old.type, s))
-            case ast.Attribute(value=base, attr="value"):
-                obj = self.lower_expr(base)
-                if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
-                    raise self.unchecked(target)
-                self.global_aug(obj.obj, binop, value_node, s)
-            case ast.Subscript(value=base, slice=index):
-                self.map_aug(self.map_of(base), index, binop, value_node, s)
-            case ast.Attribute():
-                packet_writes.field_aug(self, target, binop, value_node, s)
-            case _:
-                raise self.unchecked(target)
-
-    def lower_if(self, s: ast.If) -> None:
+    def if_(self, s: ast.If) -> None:
         true_flows, false_flows = self.condition(s.test)
         exits: list[Flow] = []
         for flows, body in ((true_flows, s.body), (false_flows, s.orelse)):
@@ -244,6 +176,12 @@ class StatementEmitter(EmitterBase):
         env = self.flow.merge(flows, self.line, hint)
         self.env = env if env is not None else {}
 
+    def jump(self, s: ast.Break | ast.Continue) -> None:
+        if isinstance(s, ast.Break):
+            self.lower_break(s)
+        else:
+            self.lower_continue(s)
+
     def lower_break(self, s: ast.stmt) -> None:
         if not self.scope.loops:
             raise self.unchecked(s)
@@ -258,7 +196,7 @@ class StatementEmitter(EmitterBase):
         self.scope.loops[-1].continue_flows.append(Flow(self.b.current, self.env))
         self.b.set_block(None)
 
-    def lower_match(self, s: ast.Match) -> None:
+    def match(self, s: ast.Match) -> None:
         subject = self.scalar(s.subject)
         if not (subject.type.is_int or subject.type.is_bool):
             raise self.unchecked(s.subject)
@@ -298,25 +236,3 @@ class StatementEmitter(EmitterBase):
             assert self.b.current is not None
             exits.append(Flow(self.b.current, self.env))
         self.resume(exits, "endmatch")
-
-    def case_constants(self, p: ast.pattern) -> list[int] | None:
-        """The constants a case matches; None for the wildcard `case _:`."""
-        match p:
-            case ast.MatchAs(pattern=None, name=None):
-                return None
-            case ast.MatchValue(value=v):
-                c = self.scalar(v)
-                if c.const is None or not isinstance(c.const, int):
-                    raise self.unchecked(p)
-                return [c.const]
-            case ast.MatchSingleton(value=v) if isinstance(v, bool):
-                return [int(v)]
-            case ast.MatchOr(patterns=ps):
-                out: list[int] = []
-                for q in ps:
-                    alternative = self.case_constants(q)
-                    if alternative is None:
-                        raise self.unchecked(q)
-                    out.extend(alternative)
-                return out
-        raise self.unchecked(p)

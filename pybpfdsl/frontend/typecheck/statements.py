@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.resolve import annotation_type
+from pybpfdsl.frontend.statement_forms import StatementForms
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Loop
-from pybpfdsl.frontend.typecheck.kinds import Env, Header, Maybe, Payload, Record, describe, fresh, materialize
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Payload, Record, describe, fresh, materialize
 from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
-from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar, StateVal
+from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.errors import DslWarning
 from pybpfdsl.lang.lpm_trie import LpmTrie
@@ -38,77 +38,21 @@ counter's increment, its comparison and one instruction of the body. Refused her
 than after the verifier has unrolled it for minutes."""
 
 
-class StatementChecker(PacketWriteChecker):
+class StatementChecker(PacketWriteChecker, StatementForms[Kind, Scalar[object]]):
     """Statements, assignments, `if`, `match`, loops, `break`/`continue`."""
 
     def body(self, stmts: list[ast.stmt]) -> None:
         for s in stmts:
             if not self.reachable:
                 return  # code after return/break/continue never runs, and is not emitted
-            self.stmt(s)
+            self.statement(s)
 
-    def stmt(self, s: ast.stmt) -> None:
-        match s:
-            case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
-                return
-            case ast.Expr(value=ast.Call(func=ast.Attribute(value=base, attr="write")) as call) \
-                    if self.is_payload(base):
-                self.payload_write(call)
-            case ast.Expr(value=ast.Call() as call):
-                self.expr(call)
-            case ast.Expr():
-                raise self.err(s, "this expression statement has no effect", "assign it to a variable or remove it")
-            case ast.Return(value=value):
-                self.return_(s, value)
-            case ast.Assign(targets=targets, value=value):
-                if len(targets) != 1:
-                    raise self.err(s, "chained assignment `a = b = ...` is not supported",
-                                   "assign each variable on its own line")
-                self.assign(targets[0], value, None, s)
-            case ast.AnnAssign(target=target, annotation=annotation, value=value):
-                if value is None:
-                    raise self.err(s, "a declaration needs a value", f"write `{ast.unparse(target)}: "
-                                   f"{ast.unparse(annotation)} = 0`")
-                if not isinstance(target, ast.Name):
-                    raise self.err(s, "only local variables can be annotated")
-                self.assign(target, value, annotation_type(self.scope.source, annotation), s)
-            case ast.AugAssign(target=target, op=op, value=value):
-                self.aug_assign(target, op, value, s)
-            case ast.If():
-                self.if_(s)
-            case ast.While():
-                self.while_(s)
-            case ast.For():
-                self.for_(s)
-            case ast.Break() | ast.Continue():
-                if not self.scope.loops:
-                    raise self.err(s, f"`{type(s).__name__.lower()}` outside a loop")
-                loop = self.scope.loops[-1]
-                (loop.breaks if isinstance(s, ast.Break) else loop.continues).append(self.env)
-                self.reachable = False
-            case ast.Match():
-                self.match(s)
-            case ast.Delete(targets=deleted):
-                for deleted_target in deleted:
-                    self.delete(deleted_target)
-            case ast.Assert():
-                raise self.err(s, "`assert` is not supported in a DSL function",
-                               "use `if not cond: return XDP_ABORTED`")
-            case ast.Try() | ast.Raise():
-                raise self.err(s, "exceptions are not supported in a DSL function",
-                               "return an action (XDP_ABORTED, XDP_DROP, ...) instead")
-            case ast.With() | ast.AsyncWith():
-                raise self.err(s, "`with` is not supported in a DSL function")
-            case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef() | ast.Lambda():
-                raise self.err(s, "functions and classes cannot be defined inside a DSL function",
-                               "define helpers at module level and mark them with @inline")
-            case ast.Global() | ast.Nonlocal():
-                raise self.err(s, f"`{type(s).__name__.lower()}` is not supported",
-                               "keep mutable state in a Global(...) object and write `g.value = ...`")
-            case ast.Import() | ast.ImportFrom():
-                raise self.err(s, "imports belong at module level, not inside a DSL function")
-            case _:
-                raise self.err(s, f"the `{type(s).__name__}` statement is not supported in a DSL function")
+    def jump(self, s: ast.Break | ast.Continue) -> None:
+        if not self.scope.loops:
+            raise self.err(s, f"`{type(s).__name__.lower()}` outside a loop")
+        loop = self.scope.loops[-1]
+        (loop.breaks if isinstance(s, ast.Break) else loop.continues).append(self.env)
+        self.reachable = False
 
     def return_(self, s: ast.Return, value: ast.expr | None) -> None:
         returns = self.scope.returns
@@ -137,27 +81,19 @@ class StatementChecker(PacketWriteChecker):
         self.reachable = False
 
     # --- assignments
-    def assign(self, target: ast.expr, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
-        match target:
-            case ast.Name(id=name):
-                self.assign_local(name, value_node, annotated, s)
-            case ast.Attribute(value=base, attr="value"):
-                obj = self.expr(base)
-                if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
-                    raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
-                self.convert(self.scalar(value_node), obj.obj.type, value_node, implicit=True)
-            case ast.Subscript(value=base) if self.is_payload(base):
-                self.payload_store(target, value_node)
-            case ast.Subscript(value=base, slice=index):
-                m = self.map_of(base)
-                self.map_key(m, index)
-                self.map_value(m, value_node)
-            case ast.Attribute():
-                self.field_assign(target, value_node)
-            case ast.Tuple() | ast.List():
-                self.swap(target, value_node, s)
-            case _:
-                raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
+    def store_global(self, g: Global, v: Scalar[object]) -> None:
+        return  # the conversion was the check
+
+    def map_assign(self, m: BpfMap, index: ast.expr, value_node: ast.expr) -> None:
+        self.map_key(m, index)
+        self.map_value(m, value_node)
+
+    def local(self, name: str) -> Kind | None:
+        return self.env.get(name)
+
+    def update_local(self, name: str, result: Scalar[object], t: ScalarType, s: ast.stmt) -> None:
+        self.record(s, result)
+        self.env[name] = materialize(self.convert(result, t, s))
 
     def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
         var_types = self.scope.var_types
@@ -215,38 +151,6 @@ class StatementChecker(PacketWriteChecker):
                                f"module's {type(state).__name__} {name}, which it does not change; to change "
                                f"it, write {change} (or use another name for the local)",
                                DslWarning, location.file, location.line)
-
-    def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
-        binop = self.binop_of(op, s)
-        match target:
-            case ast.Name(id=name):
-                held = self.env.get(name)
-                old = self.checked_number(held)
-                if old is None:
-                    raise self.undefined(target, name) if held is None else self.err(
-                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {describe(held)}")
-                operand = self.scalar(value_node)
-                self.refuse_float_into_int(operand, old.type, name, value_node)
-                result = self.binary(binop, old, operand, s)
-                self.record(s, result)
-                self.env[name] = materialize(self.convert(result, old.type, s))
-            case ast.Attribute(value=base, attr="value"):
-                obj = self.expr(base)
-                if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
-                    raise self.err(target, f"cannot assign to `{ast.unparse(target)}`")
-                self.global_aug(obj.obj, binop, value_node, s)
-            case ast.Subscript(value=base, slice=index):
-                self.map_aug(self.map_of(base), index, binop, value_node, s)
-            case ast.Attribute():
-                self.field_aug(target, binop, value_node, s)
-            case _:
-                raise self.err(target, f"cannot update `{ast.unparse(target)}` in place")
-
-    def refuse_float_into_int(self, operand: Scalar[object], target: ScalarType, name: str, node: ast.expr) -> None:
-        """`x += 0.5` on an integer target would truncate silently: the user says which conversion."""
-        if operand.type.is_fixed and not target.is_fixed:
-            raise self.err(node, f"adding a float to {name}, a {target}, would truncate silently",
-                           f"convert explicitly (`{target}(...)`), or make {name} a float")
 
     def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
         operand = self.scalar(value_node)
@@ -338,29 +242,6 @@ class StatementChecker(PacketWriteChecker):
         if self.reachable:
             exits.append(self.env)
         self.resume(exits)
-
-    def case_constants(self, p: ast.pattern) -> list[int] | None:
-        """The constants a case matches; None for the wildcard `case _:`."""
-        match p:
-            case ast.MatchAs(pattern=None, name=None):
-                return None
-            case ast.MatchValue(value=v):
-                c = self.scalar(v)
-                if c.const is None or not isinstance(c.const, int):
-                    raise self.err(p, "a case value must be an integer constant")
-                return [c.const]
-            case ast.MatchSingleton(value=v) if isinstance(v, bool):
-                return [int(v)]
-            case ast.MatchOr(patterns=ps):
-                out: list[int] = []
-                for q in ps:
-                    alternative = self.case_constants(q)
-                    if alternative is None:
-                        raise self.err(q, "`_` cannot be part of an alternative")
-                    out.extend(alternative)
-                return out
-        raise self.err(p, "only integer constants, `|` alternatives and `_` are supported as case patterns",
-                       "write `case 80 | 443:` or `case _:`")
 
     # --- loops
     def loop(self, node: ast.stmt, body: list[ast.stmt], counter: str, start: Scalar[object],

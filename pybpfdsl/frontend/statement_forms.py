@@ -1,0 +1,260 @@
+"""Which step each form of Python statement takes, written once for the type checker and the emitter.
+
+The checker (`typecheck`) and the emitter (`emit`) walk a body's statements the same way: an `x = v`
+stores a local, a Global's `.value`, a map entry, a payload byte or a header field; `x op= v` updates one
+in place; a `case` matches integer constants; `assert`, `try`, `with`, nested `def`s and imports are
+refused. Both passes inherit `StatementForms` and give the steps (`assign_local`, `if_`, `map_aug`, ...);
+the match that chooses among them, and the words of each refusal, live here (the emitter's refusals are
+compiler bugs: the checker ran first), as in `ExpressionForms`.
+"""
+
+from __future__ import annotations
+
+import ast
+from abc import abstractmethod
+from typing import Any, TypeVar
+
+from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.expression_forms import ExpressionForms
+from pybpfdsl.frontend.resolve import annotation_type
+from pybpfdsl.frontend.values import Scalar, StateVal
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.state import BpfMap, Global
+from pybpfdsl.lang.types import ScalarType
+
+_Value = TypeVar("_Value")
+_Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
+
+
+class StatementForms(ExpressionForms[_Value, _Scalar]):
+    """The dispatch over statement forms, over a pass's values (`_Value`) and numbers (`_Scalar`)."""
+
+    def statement(self, s: ast.stmt) -> None:
+        """The step `s`'s form takes; a statement the DSL does not have is refused with what to write."""
+        match s:
+            case ast.Expr(value=ast.Constant(value=str())) | ast.Pass():
+                return  # a docstring, or `pass`
+            case ast.Expr(value=ast.Call(func=ast.Attribute(value=base, attr="write")) as call) \
+                    if self.is_payload(base):
+                self.payload_write(call)
+            case ast.Expr(value=ast.Call() as call):
+                self.expr(call)
+            case ast.Expr():
+                raise self.refusal(s, "this expression statement has no effect",
+                                   "assign it to a variable or remove it")
+            case ast.Return(value=value):
+                self.return_(s, value)
+            case ast.Assign(targets=targets, value=value):
+                if len(targets) != 1:
+                    raise self.refusal(s, "chained assignment `a = b = ...` is not supported",
+                                       "assign each variable on its own line")
+                self.assign(targets[0], value, None, s)
+            case ast.AnnAssign(target=target, annotation=annotation, value=value):
+                if value is None:
+                    raise self.refusal(s, "a declaration needs a value", f"write `{ast.unparse(target)}: "
+                                       f"{ast.unparse(annotation)} = 0`")
+                if not isinstance(target, ast.Name):
+                    raise self.refusal(s, "only local variables can be annotated")
+                self.assign(target, value, annotation_type(self.current_source, annotation), s)
+            case ast.AugAssign(target=target, op=op, value=value):
+                self.aug_assign(target, op, value, s)
+            case ast.If():
+                self.if_(s)
+            case ast.While():
+                self.while_(s)
+            case ast.For():
+                self.for_(s)
+            case ast.Break() | ast.Continue():
+                self.jump(s)
+            case ast.Match():
+                self.match(s)
+            case ast.Delete(targets=deleted):
+                for deleted_target in deleted:
+                    self.delete(deleted_target)
+            case ast.Assert():
+                raise self.refusal(s, "`assert` is not supported in a DSL function",
+                                   "use `if not cond: return XDP_ABORTED`")
+            case ast.Try() | ast.Raise():
+                raise self.refusal(s, "exceptions are not supported in a DSL function",
+                                   "return an action (XDP_ABORTED, XDP_DROP, ...) instead")
+            case ast.With() | ast.AsyncWith():
+                raise self.refusal(s, "`with` is not supported in a DSL function")
+            case ast.FunctionDef() | ast.AsyncFunctionDef() | ast.ClassDef() | ast.Lambda():
+                raise self.refusal(s, "functions and classes cannot be defined inside a DSL function",
+                                   "define helpers at module level and mark them with @inline")
+            case ast.Global() | ast.Nonlocal():
+                raise self.refusal(s, f"`{type(s).__name__.lower()}` is not supported",
+                                   "keep mutable state in a Global(...) object and write `g.value = ...`")
+            case ast.Import() | ast.ImportFrom():
+                raise self.refusal(s, "imports belong at module level, not inside a DSL function")
+            case _:
+                raise self.refusal(s, f"the `{type(s).__name__}` statement is not supported in a DSL function")
+
+    def assign(self, target: ast.expr, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
+        """`target = value` (`annotated`: the type a `target: T = value` declares)."""
+        match target:
+            case ast.Name(id=name):
+                self.assign_local(name, value_node, annotated, s)
+            case ast.Attribute(value=base, attr="value"):
+                g = self.global_of(base, target)
+                self.store_global(g, self.convert(self.scalar(value_node), g.type, value_node, implicit=True))
+            case ast.Subscript(value=base) if self.is_payload(base):
+                self.payload_store(target, value_node)
+            case ast.Subscript(value=base, slice=index):
+                self.map_assign(self.map_of(base), index, value_node)
+            case ast.Attribute():
+                self.field_assign(target, value_node)
+            case ast.Tuple() | ast.List():
+                self.swap(target, value_node, s)
+            case _:
+                raise self.refusal(target, f"cannot assign to `{ast.unparse(target)}`")
+
+    def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
+        """`target op= value`: a local, a Global, a map entry or a header field, updated in place."""
+        binop = self.binop_of(op, s)
+        match target:
+            case ast.Name(id=name):
+                held = self.local(name)
+                old = self.checked_number(held)
+                if old is None:
+                    raise self.undefined(target, name) if held is None else self.refusal(
+                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {self.describe(held)}")
+                operand = self.scalar(value_node)
+                self.refuse_float_into_int(operand, old.type, name, value_node)
+                self.update_local(name, self.binary(binop, old, operand, s), old.type, s)
+            case ast.Attribute(value=base, attr="value"):
+                self.global_aug(self.global_of(base, target), binop, value_node, s)
+            case ast.Subscript(value=base, slice=index):
+                self.map_aug(self.map_of(base), index, binop, value_node, s)
+            case ast.Attribute():
+                self.field_aug(target, binop, value_node, s)
+            case _:
+                raise self.refusal(target, f"cannot update `{ast.unparse(target)}` in place")
+
+    def global_of(self, base: ast.expr, target: ast.expr) -> Global:
+        """The Global whose `.value` `target` (`base.value`) is."""
+        obj = self.expr(base)
+        if not isinstance(obj, StateVal) or not isinstance(obj.obj, Global):
+            raise self.refusal(target, f"cannot assign to `{ast.unparse(target)}`")
+        return obj.obj
+
+    def refuse_float_into_int(self, operand: _Scalar, target: ScalarType, name: str, node: ast.expr) -> None:
+        """`x += 0.5` on an integer target would truncate silently: the user says which conversion."""
+        if operand.type.is_fixed and not target.is_fixed:
+            raise self.refusal(node, f"adding a float to {name}, a {target}, would truncate silently",
+                               f"convert explicitly (`{target}(...)`), or make {name} a float")
+
+    def case_constants(self, p: ast.pattern) -> list[int] | None:
+        """The constants a case matches; None for the wildcard `case _:`."""
+        match p:
+            case ast.MatchAs(pattern=None, name=None):
+                return None
+            case ast.MatchValue(value=v):
+                c = self.scalar(v)
+                if c.const is None or not isinstance(c.const, int):
+                    raise self.refusal(p, "a case value must be an integer constant")
+                return [c.const]
+            case ast.MatchSingleton(value=v) if isinstance(v, bool):
+                return [int(v)]
+            case ast.MatchOr(patterns=ps):
+                out: list[int] = []
+                for q in ps:
+                    alternative = self.case_constants(q)
+                    if alternative is None:
+                        raise self.refusal(q, "`_` cannot be part of an alternative")
+                    out.extend(alternative)
+                return out
+        raise self.refusal(p, "only integer constants, `|` alternatives and `_` are supported as case patterns",
+                           "write `case 80 | 443:` or `case _:`")
+
+    # The steps each pass gives.
+    @abstractmethod
+    def is_payload(self, node: ast.expr) -> bool:
+        """Whether `node` is the packet's payload (`pkt.payload`, or a local holding it)."""
+
+    @abstractmethod
+    def payload_write(self, call: ast.Call) -> None:
+        """`pkt.payload.write(offset, record)`."""
+
+    @abstractmethod
+    def return_(self, s: ast.Return, value: ast.expr | None) -> None:
+        """`return` from the program (an action) or from an @inline helper."""
+
+    @abstractmethod
+    def if_(self, s: ast.If) -> None:
+        """`if ... elif ... else`."""
+
+    @abstractmethod
+    def while_(self, s: ast.While) -> None:
+        """`while bounded(cond, n):`."""
+
+    @abstractmethod
+    def for_(self, s: ast.For) -> None:
+        """`for x in range(...)` or over a constant tuple."""
+
+    @abstractmethod
+    def jump(self, s: ast.Break | ast.Continue) -> None:
+        """`break` or `continue`."""
+
+    @abstractmethod
+    def match(self, s: ast.Match) -> None:
+        """`match` over integer constants."""
+
+    @abstractmethod
+    def delete(self, t: ast.expr) -> None:
+        """`del m[key]`."""
+
+    @abstractmethod
+    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
+        """`name = value` (or `name: T = value`)."""
+
+    @abstractmethod
+    def store_global(self, g: Global, v: _Scalar) -> None:
+        """`g.value = v`, `v` already of the Global's type."""
+
+    @abstractmethod
+    def payload_store(self, target: ast.Subscript, value_node: ast.expr) -> None:
+        """`pkt.payload[i] = b`."""
+
+    @abstractmethod
+    def map_assign(self, m: BpfMap, index: ast.expr, value_node: ast.expr) -> None:
+        """`m[index] = value`."""
+
+    @abstractmethod
+    def field_assign(self, target: ast.Attribute, value_node: ast.expr) -> None:
+        """`hdr.field = value`."""
+
+    @abstractmethod
+    def swap(self, targets: ast.Tuple | ast.List, value: ast.expr, s: ast.stmt) -> None:
+        """`a, b = b, a` of header fields."""
+
+    @abstractmethod
+    def local(self, name: str) -> _Value | None:
+        """The value of the local `name` on the current path (None when it has none)."""
+
+    @abstractmethod
+    def undefined(self, node: ast.expr, name: str) -> Exception:
+        """The refusal of a name that has no value here."""
+
+    @abstractmethod
+    def update_local(self, name: str, result: _Scalar | Scalar, t: ScalarType, s: ast.stmt) -> None:
+        """`name op= v` computed as `result`: recorded under the statement, stored in the local's type `t`."""
+
+    @abstractmethod
+    def global_aug(self, g: Global, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`g.value op= v`."""
+
+    @abstractmethod
+    def map_aug(self, m: BpfMap, index: ast.expr, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`m[index] op= v`."""
+
+    @abstractmethod
+    def field_aug(self, target: ast.Attribute, op: BinOp, value_node: ast.expr, s: ast.stmt) -> None:
+        """`hdr.field op= v`."""
+
+    @abstractmethod
+    def map_of(self, node: ast.expr) -> BpfMap:
+        """The map `node` names (refused when it is not one)."""
+
+
+__all__ = ["StatementForms"]
