@@ -1,12 +1,17 @@
 """Block layout: unreachable blocks go, a block entered by one jump joins its predecessor, and a jump to
 a block with no instructions takes that block's terminator (its parameters replaced by the jump's
 arguments), so a branch on a presence flag passed as a constant is decided on the edge that passes it.
+A branch whose two sides come to the same (they change nothing and jump to one block with equal
+arguments, as the leaves of a header parse do once its results are no longer read) is a jump.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, drop_unreachable
+from pybpfdsl.ir.passes.dce import REMOVABLE
 from pybpfdsl.ir.passes.rewrite import Fresh, copy_program, rename
 
 MAX_ROUNDS = 1000
@@ -16,7 +21,7 @@ def run(program: n.Program) -> n.Program:
     out = copy_program(program)
     drop_unreachable(out)  # an unreachable block may jump to one a merge removes
     for _ in range(MAX_ROUNDS):
-        if not (_thread(out) or _merge(out)):
+        if not (_thread(out) or _merge(out) or _same_way(out)):
             break
     drop_unreachable(out)
     return out
@@ -172,3 +177,42 @@ def _rename_everywhere(program: n.Program, names: dict[n.Value, n.Value]) -> Non
         b.instrs = [rename(i, names) for i in b.instrs]
         if b.terminator is not None:
             b.terminator = rename(b.terminator, names)
+
+
+def _same_way(program: n.Program) -> bool:
+    """A branch whose two edges come to the same jump (`_outcome`) jumps on one of them: the one whose
+    block computes only pure values (no packet read that only the branch made safe)."""
+    blocks = {b.name: b for b in program.blocks}
+    consts = {i.out: (i.out.type, i.value) for b in program.blocks for i in b.instrs if isinstance(i, n.Const)}
+    for b in program.blocks:
+        term = b.terminator
+        if not isinstance(term, n.Branch) or term.if_true == term.if_false:
+            continue
+        outcomes = [_outcome(blocks, e, consts) for e in (term.if_true, term.if_false)]
+        if outcomes[0] is None or outcomes[0] != outcomes[1]:
+            continue
+        for e in (term.if_true, term.if_false):
+            target = blocks[e.target]
+            if e.args or target is b or all(isinstance(i, n.PureInstr) for i in target.instrs):
+                b.terminator = n.Jump(to=e, line=term.line)
+                drop_unreachable(program)
+                return True
+    return False
+
+
+def _outcome(blocks: dict[str, n.Block], e: n.Edge, consts: Mapping[n.Value, object]
+             ) -> tuple[object, ...] | None:
+    """Where following `e` leads and with what, constants by value: the edge itself when it passes
+    arguments, else its block's jump when the block has no parameters and changes nothing; None otherwise."""
+    jump = e
+    if not e.args:
+        target = blocks[e.target]
+        term = target.terminator
+        if target.params or not isinstance(term, n.Jump) or term.to.target == target.name \
+                or not all(isinstance(i, REMOVABLE) for i in target.instrs):
+            return None
+        inside = {i.result for i in target.instrs if i.result is not None}
+        if any(a in inside and a not in consts for a in term.to.args):
+            return None
+        jump = term.to
+    return (jump.target, *(consts.get(a, a) for a in jump.args))
