@@ -126,7 +126,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
                                    "move the shared code into an @inline helper")
         raise self.unusable(node, name, value)
 
-    def call(self, node: ast.Call) -> _Value | _Scalar:
+    def call(self, node: ast.Call) -> _Value | _Scalar | Scalar | NoneVal:
         """A call: of a built-in, a type (a conversion), a record, an @inline helper or a method."""
         callee = self.expr(node.func)
         if not isinstance(callee, Callee):
@@ -385,7 +385,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """The function being walked: the program or an inlined helper."""
 
     @abstractmethod
-    def builtin(self, node: ast.Call, name: str) -> _Value | _Scalar:
+    def builtin(self, node: ast.Call, name: str) -> _Value | _Scalar | Scalar | NoneVal:
         """A call of a DSL built-in (`print`, `min`, `now_ns`, ...)."""
 
     @abstractmethod

@@ -4,78 +4,18 @@ redirects (`redirect(ifindex)`, `ports.redirect(key)` of a DevMap or CpuMap)."""
 from __future__ import annotations
 
 import ast
-import ipaddress
 
 from pybpfdsl.frontend.emit.base import EmitterBase
-from pybpfdsl.frontend.values import DslValue, NoneVal, Scalar, StringVal, StructVal
+from pybpfdsl.frontend.values import NoneVal, Scalar, StringVal
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang import printk
 from pybpfdsl.lang.actions import XdpAction
-from pybpfdsl.lang.arith import BinOp
-from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
-from pybpfdsl.lang.types import BOOL, FLOAT, i64, u32, u64
+from pybpfdsl.lang.types import i64, u32
 
 
-def _no_args(lw: EmitterBase, node: ast.Call, name: str) -> None:
-    if node.args or node.keywords:
-        raise lw.unchecked(node)
-
-
-def _helper(lw: EmitterBase, helper: n.Helper) -> n.Value:
+def helper_call(lw: EmitterBase, helper: n.Helper) -> n.Value:
     return lw.b.emit(n.CallHelper(lw.new(n.HELPER_RESULT[helper]), helper, line=lw.line))
-
-
-def random(lw: EmitterBase, node: ast.Call) -> Scalar:
-    _no_args(lw, node, "random")
-    bits = lw.b.emit(n.Convert(lw.new(u64), _helper(lw, n.Helper.PRANDOM_U32), line=lw.line))
-    # 32 random bits read as a Q32.32 number are exactly r / 2**32, a value in [0, 1).
-    return Scalar(FLOAT, lw.b.emit(n.Reinterpret(lw.new(FLOAT, "random"), bits, line=lw.line)))
-
-
-def randint(lw: EmitterBase, node: ast.Call) -> Scalar:
-    if len(node.args) != 2 or node.keywords:
-        raise lw.unchecked(node)
-    lo, hi = lw.scalar(node.args[0]), lw.scalar(node.args[1])
-    if lo.type.is_fixed or hi.type.is_fixed:
-        raise lw.unchecked(node)
-    if lo.const is not None and hi.const is not None:
-        span = int(hi.const) - int(lo.const) + 1
-        if not 1 <= span <= 1 << 32:
-            raise lw.unchecked(node)
-    t = lw.result_type(node)
-    lo64 = lw.scalar_value(lw.convert(lo, u64, node))
-    hi64 = lw.scalar_value(lw.convert(hi, u64, node))
-    one = lw.const(u64, 1)
-    span64 = lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD,
-                                lw.b.emit(n.Binary(lw.new(u64), BinOp.SUB, hi64, lo64, line=lw.line)), one,
-                                line=lw.line))
-    r = lw.b.emit(n.Convert(lw.new(u64), _helper(lw, n.Helper.PRANDOM_U32), line=lw.line))
-    scaled = lw.b.emit(n.Binary(lw.new(u64), BinOp.MUL, r, span64, line=lw.line))
-    offset = lw.b.emit(n.Binary(lw.new(u64), BinOp.SHR, scaled, lw.const(u64, 32), line=lw.line))
-    total = lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, lo64, offset, line=lw.line))
-    return lw.convert(Scalar(u64, total), t, node)
-
-
-def ip_address(lw: EmitterBase, node: ast.Call) -> Scalar:
-    if len(node.args) != 1 or node.keywords:
-        raise lw.unchecked(node)
-    arg = lw.lower_expr(node.args[0])
-    if not isinstance(arg, StringVal):
-        raise lw.unchecked(node.args[0])
-    try:
-        value = int(ipaddress.IPv4Address(arg.text))
-    except ValueError:
-        raise lw.unchecked(node.args[0]) from None
-    return Scalar(u32, const=value)
-
-
-def redirect(lw: EmitterBase, node: ast.Call) -> Scalar:
-    if len(node.args) != 1 or node.keywords:
-        raise lw.unchecked(node)
-    ifindex = lw.scalar_value(lw.convert(lw.scalar(node.args[0]), u32, node.args[0], implicit=True))
-    return Scalar(u32, lw.op(n.Redirect, u32, ifindex, hint="action"))
 
 
 def redirect_map(lw: EmitterBase, node: ast.Call, m: DevMap | CpuMap, attr: str) -> Scalar:
@@ -90,13 +30,6 @@ def redirect_map(lw: EmitterBase, node: ast.Call, m: DevMap | CpuMap, attr: str)
             raise lw.unchecked(node.args[1])
         miss = int(given)
     return Scalar(u32, lw.op(n.RedirectMap, u32, m.name, key, miss, hint="action"))
-
-
-def fib_lookup(lw: EmitterBase, node: ast.Call) -> StructVal:
-    if len(node.args) != 2 or node.keywords:
-        raise lw.unchecked(node)
-    dst, ifindex = (lw.scalar_value(lw.convert(lw.scalar(a), u32, a, implicit=True)) for a in node.args)
-    return StructVal(FibResult, lw.op(n.FibLookup, StructType(FibResult), dst, ifindex, hint="fib"))
 
 
 def print_call(lw: EmitterBase, node: ast.Call) -> NoneVal:
@@ -119,40 +52,4 @@ def print_call(lw: EmitterBase, node: ast.Call) -> NoneVal:
     return NoneVal()
 
 
-def call_builtin(lw: EmitterBase, node: ast.Call, name: str) -> DslValue:
-    match name:
-        case "random":
-            return random(lw, node)
-        case "randint":
-            return randint(lw, node)
-        case "prandom_u32":
-            _no_args(lw, node, name)
-            return Scalar(u32, _helper(lw, n.Helper.PRANDOM_U32))
-        case "now_ns":
-            _no_args(lw, node, name)
-            return Scalar(u64, _helper(lw, n.Helper.KTIME_GET_NS))
-        case "cpu_id":
-            _no_args(lw, node, name)
-            return Scalar(u32, _helper(lw, n.Helper.SMP_PROCESSOR_ID))
-        case "ip":
-            return ip_address(lw, node)
-        case "redirect":
-            return redirect(lw, node)
-        case "fib_lookup":
-            return fib_lookup(lw, node)
-        case "print":
-            return print_call(lw, node)
-        case "min" | "max":
-            return lw.min_max(node, name)
-        case "abs":
-            return lw.absolute(node)
-        case "range":
-            raise lw.unchecked(node)
-        case "bounded":
-            raise lw.unchecked(node)
-        case "len":
-            raise lw.unchecked(node)
-    raise lw.unchecked(node)
-
-
-__all__ = ["call_builtin", "BOOL"]
+__all__ = ["helper_call", "print_call", "redirect_map"]

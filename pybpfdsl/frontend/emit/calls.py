@@ -11,6 +11,7 @@ import ast
 from dataclasses import replace
 from types import FunctionType
 
+from pybpfdsl.frontend.builtin_forms import BuiltinForms
 from pybpfdsl.frontend.emit import builtin_calls, packet_access, packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
@@ -31,21 +32,58 @@ from pybpfdsl.frontend.values import (
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
+from pybpfdsl.lang.arith import BinOp
+from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import (
-    BOOL,
-    ScalarType,
-)
+from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u32, u64
+
+_HELPERS = {"prandom_u32": n.Helper.PRANDOM_U32, "now_ns": n.Helper.KTIME_GET_NS, "cpu_id": n.Helper.SMP_PROCESSOR_ID}
 
 
-class CallEmitter(EmitterBase):
+class CallEmitter(EmitterBase, BuiltinForms[DslValue, Scalar]):
     """Calls: built-ins, conversions, records, methods, inlined helpers."""
 
-    def builtin(self, node: ast.Call, name: str) -> DslValue:
-        return builtin_calls.call_builtin(self, node, name)
+    # --- built-ins: the steps `BuiltinForms` takes
+    def random_number(self) -> Scalar:
+        bits = self.b.emit(n.Convert(self.new(u64), builtin_calls.helper_call(self, n.Helper.PRANDOM_U32),
+                                     line=self.line))
+        # 32 random bits read as a Q32.32 number are exactly r / 2**32, a value in [0, 1).
+        return Scalar(FLOAT, self.b.emit(n.Reinterpret(self.new(FLOAT, "random"), bits, line=self.line)))
+
+    def helper_result(self, name: str) -> Scalar:
+        helper = _HELPERS[name]
+        return Scalar(n.HELPER_RESULT[helper], builtin_calls.helper_call(self, helper))
+
+    def randint_type(self, lo: Scalar, hi: Scalar, node: ast.Call) -> ScalarType:
+        return self.result_type(node)
+
+    def random_between(self, lo: Scalar, hi: Scalar) -> Scalar:
+        lo64, hi64 = self.scalar_value(lo), self.scalar_value(hi)
+        one = self.const(u64, 1)
+        span = self.b.emit(n.Binary(self.new(u64), BinOp.ADD,
+                                    self.b.emit(n.Binary(self.new(u64), BinOp.SUB, hi64, lo64, line=self.line)),
+                                    one, line=self.line))
+        r = self.b.emit(n.Convert(self.new(u64), builtin_calls.helper_call(self, n.Helper.PRANDOM_U32),
+                                  line=self.line))
+        scaled = self.b.emit(n.Binary(self.new(u64), BinOp.MUL, r, span, line=self.line))
+        offset = self.b.emit(n.Binary(self.new(u64), BinOp.SHR, scaled, self.const(u64, 32), line=self.line))
+        return Scalar(u64, self.b.emit(n.Binary(self.new(u64), BinOp.ADD, lo64, offset, line=self.line)))
+
+    def print_call(self, node: ast.Call) -> NoneVal:
+        return builtin_calls.print_call(self, node)
+
+    def fib_result(self, dst: Scalar, ifindex: Scalar) -> StructVal:
+        return StructVal(FibResult, self.op(n.FibLookup, StructType(FibResult), self.scalar_value(dst),
+                                            self.scalar_value(ifindex), hint="fib"))
+
+    def redirect_to(self, ifindex: Scalar) -> Scalar:
+        return Scalar(u32, self.op(n.Redirect, u32, self.scalar_value(ifindex), hint="action"))
+
+    def in_register(self, v: Scalar) -> Scalar:
+        return replace(v, value=self.scalar_value(v))
 
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> StructVal:
         fields = cls.fields()

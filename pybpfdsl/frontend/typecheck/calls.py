@@ -10,9 +10,9 @@ returns joined into one value of its declared return type.
 from __future__ import annotations
 
 import ast
-import ipaddress
 from types import FunctionType
 
+from pybpfdsl.frontend.builtin_forms import BuiltinForms
 from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.typecheck import packet_moves
@@ -42,56 +42,30 @@ from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, common_type, promote, u
 _HELPER_RESULTS = {"prandom_u32": u32, "now_ns": u64, "cpu_id": u32}
 
 
-class CallChecker(ConditionChecker):
+class CallChecker(ConditionChecker, BuiltinForms[Kind, Scalar[object]]):
     """Calls: built-ins, conversions, records, methods, @inline helpers."""
 
-    # --- built-ins
-    def no_args(self, node: ast.Call, name: str) -> None:
-        if node.args or node.keywords:
-            raise self.err(node, f"{name}() takes no arguments")
+    # --- built-ins: the steps `BuiltinForms` takes
+    def random_number(self) -> Scalar[object]:
+        return computed(FLOAT)
 
-    def builtin(self, node: ast.Call, name: str) -> Kind:
-        match name:
-            case "random":
-                self.no_args(node, name)
-                return computed(FLOAT)  # 32 random bits read as Q32.32: r / 2**32
-            case "prandom_u32" | "now_ns" | "cpu_id":
-                self.no_args(node, name)
-                return computed(_HELPER_RESULTS[name])
-            case "randint":
-                return self.randint(node)
-            case "ip":
-                return self.ip_address(node)
-            case "print":
-                return self.print_call(node)
-            case "fib_lookup":
-                if len(node.args) != 2 or node.keywords:
-                    raise self.err(node, "write `fib_lookup(dst, ifindex)`: an IPv4 destination (as pkt.ipv4.dst "
-                                   "reads it) and the interface the packet came in on")
-                for arg in node.args:
-                    self.convert(self.scalar(arg), u32, arg, implicit=True)
-                return Record(FibResult)
-            case "redirect":
-                if len(node.args) != 1 or node.keywords:
-                    raise self.err(node, "write `return redirect(ifindex)`: the interface to send the packet out of")
-                self.convert(self.scalar(node.args[0]), u32, node.args[0], implicit=True)
-                return computed(u32)  # the action: XDP_REDIRECT
-            case "min" | "max":
-                return self.min_max(node, name)
-            case "abs":
-                return self.absolute(node)
-            case "range":
-                raise self.err(node, "range() can only be used as `for i in range(...)`")
-            case "bounded":
-                raise self.err(node, "bounded() can only be used as `while bounded(cond, N):`")
-            case "likely" | "unlikely":
-                test = ast.unparse(node)
-                raise self.err(node, f"{name}() can only be used as a condition",
-                               f"use it where a test goes: `if {test}:`, `while bounded({test}, N):`, "
-                               f"`a if {test} else b`, or inside `and`, `or`, `not` there")
-            case "len":
-                raise self.err(node, "len() is not supported", "use pkt.len for the packet length")
-        raise self.err(node, f"{name}() is not supported in a DSL function")
+    def helper_result(self, name: str) -> Scalar[object]:
+        return computed(_HELPER_RESULTS[name])
+
+    def randint_type(self, lo: Scalar[object], hi: Scalar[object], node: ast.Call) -> ScalarType:
+        return promote(common_type(lo.type, hi.type))
+
+    def random_between(self, lo: Scalar[object], hi: Scalar[object]) -> Scalar[object]:
+        return computed(u64)
+
+    def fib_result(self, dst: Scalar[object], ifindex: Scalar[object]) -> Record:
+        return Record(FibResult)
+
+    def redirect_to(self, ifindex: Scalar[object]) -> Scalar[object]:
+        return computed(u32)  # the action: XDP_REDIRECT
+
+    def in_register(self, v: Scalar[object]) -> Scalar[object]:
+        return v
 
     def print_call(self, node: ast.Call) -> NoneVal:
         """`print(...)`: constant strings and integers, at most MAX_VALUES of them not constant. Its format
@@ -117,33 +91,6 @@ class CallChecker(ConditionChecker):
             raise self.err(node, *problem)
         self.facts.print_format(self.ctx, node, fmt)
         return NoneVal()
-
-    def randint(self, node: ast.Call) -> Scalar[object]:
-        if len(node.args) != 2 or node.keywords:
-            raise self.err(node, "write randint(lo, hi): a random integer with lo <= x <= hi")
-        lo, hi = self.scalar(node.args[0]), self.scalar(node.args[1])
-        if lo.type.is_fixed or hi.type.is_fixed:
-            raise self.err(node, "randint() takes integers")
-        if lo.const is not None and hi.const is not None:
-            span = int(hi.const) - int(lo.const) + 1
-            if not 1 <= span <= 1 << 32:
-                raise self.err(node, f"randint({lo.const}, {hi.const}) needs lo <= hi and at most 2**32 values")
-        t = promote(common_type(lo.type, hi.type))
-        self.convert(lo, u64, node)
-        self.convert(hi, u64, node)
-        return self.convert(computed(u64), t, node)
-
-    def ip_address(self, node: ast.Call) -> Scalar[object]:
-        if len(node.args) != 1 or node.keywords:
-            raise self.err(node, 'write ip("10.0.0.1")')
-        arg = self.expr(node.args[0])
-        if not isinstance(arg, StringVal):
-            raise self.err(node.args[0], "ip() takes a constant string", 'write ip("10.0.0.1")')
-        try:
-            value = int(ipaddress.IPv4Address(arg.text))
-        except ValueError:
-            raise self.err(node.args[0], f"{arg.text!r} is not an IPv4 address") from None
-        return Scalar(u32, const=value)
 
     # --- conversions and records
     def struct_call(self, node: ast.Call, cls: type[Struct]) -> Record:
