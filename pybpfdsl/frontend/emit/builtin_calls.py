@@ -1,5 +1,6 @@
-"""Lowering calls of DSL built-ins: random numbers, time, CPU, `ip()`, `min`, `max`, `abs`, and the
-redirects (`redirect(ifindex)`, `ports.redirect(key)` of a DevMap or CpuMap)."""
+"""The IR of the built-ins whose lowering is more than a line of `emit.calls` (which built-in a call
+names, and its arguments, are `builtin_forms`'): a kernel helper's call, `print(...)`, and
+`ports.redirect(key[, miss])` of a DevMap or CpuMap."""
 
 from __future__ import annotations
 

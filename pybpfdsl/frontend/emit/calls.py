@@ -1,4 +1,4 @@
-"""Emitting calls: DSL built-ins (`builtin_calls`), type conversions (`u32(x)`), record constructors,
+"""Emitting calls: DSL built-ins (`builtin_forms`, `builtin_calls`), type conversions (`u32(x)`), record constructors,
 methods of maps, ring buffers and the payload, and @inline helpers, which are inlined in place.
 
 Takes a call node; gives its value. An inlined helper's body is emitted in a scope of its own (its own
