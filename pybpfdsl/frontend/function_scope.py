@@ -9,7 +9,7 @@ blocks with theirs (`flow.Flow`); each pass's `Scope` adds what only it keeps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.lang.types import ScalarType
@@ -33,4 +33,24 @@ class FunctionScope(Generic[_Env, _Loop, _Path]):
     """For a helper: the declared return type (None for `-> None`)."""
 
 
-__all__ = ["FunctionScope"]
+class InFunction(Generic[_Env]):
+    """A pass over a function: its current scope, whose locals are the current path's."""
+
+    scope: FunctionScope[_Env, Any, Any]
+
+    @property
+    def env(self) -> _Env:
+        """The locals on the current path."""
+        return self.scope.env
+
+    @env.setter
+    def env(self, value: _Env) -> None:
+        self.scope.env = value
+
+    @property
+    def current_source(self) -> FunctionSource:
+        """The function being walked: the program or an inlined helper."""
+        return self.scope.source
+
+
+__all__ = ["FunctionScope", "InFunction"]

@@ -28,7 +28,7 @@ from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import raw_constant
-from pybpfdsl.frontend.function_scope import FunctionScope
+from pybpfdsl.frontend.function_scope import FunctionScope, InFunction
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
 from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
@@ -61,7 +61,9 @@ class Scope(FunctionScope[Env, LoopContext, Flow]):
     source_line: int = 0  # the line of `source` being lowered (what warnings point at), 0 before the first
 
 
-class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
+class EmitterBase(InFunction[Env], ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
+    scope: Scope
+
     def __init__(self, typed: TypedFunction, program_name: str) -> None:
         self.main = typed.source
         self.typed = typed.facts
@@ -83,14 +85,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
         """Block → the strength of the likelihood hint on its branch (`ConditionEmitter.mark_rare`)."""
         self.loop_counters: dict[int, tuple[ast.AST, str]] = {}
         """Loop statement (by identity; the node is kept so its id is not reused) → its hidden counter."""
-
-    @property
-    def env(self) -> Env:
-        return self.scope.env
-
-    @env.setter
-    def env(self, value: Env) -> None:
-        self.scope.env = value
 
     def loop_counter(self, kind: str, loop: ast.AST) -> str:
         """The hidden counter of a `for`/`while` statement, numbered in the order loops are first lowered:
@@ -123,10 +117,6 @@ class EmitterBase(ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
 
     def unusable(self, node: ast.expr, name: str, value: object) -> AssertionError:
         return self.unchecked(node)
-
-    @property
-    def current_source(self) -> FunctionSource:
-        return self.scope.source
 
     def enter_join(self, paths: list[Flow], hint: str) -> bool:
         env = self.flow.merge(paths, self.line, hint)

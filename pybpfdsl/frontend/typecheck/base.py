@@ -19,7 +19,7 @@ from types import FunctionType
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.condition_forms import ConditionForms
 from pybpfdsl.frontend.expression_forms import ExpressionForms
-from pybpfdsl.frontend.function_scope import FunctionScope
+from pybpfdsl.frontend.function_scope import FunctionScope, InFunction
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
 from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Maybe, describe, join
@@ -45,7 +45,9 @@ class Scope(FunctionScope[Env, Loop, Env]):
     """Locals that held a header or the payload when the packet moved (`pkt.adjust_head`), and the line."""
 
 
-class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
+class CheckerBase(InFunction[Env], ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
+    scope: Scope
+
     def __init__(self, fn: FunctionType) -> None:
         self.main = read_function(fn)
         self.state: dict[str, StateObject] = {}
@@ -57,20 +59,8 @@ class CheckerBase(ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
         self.reachable = True
         """False after a return, break or continue, until paths meet again (the emitter's open block)."""
 
-    @property
-    def env(self) -> Env:
-        return self.scope.env
-
-    @env.setter
-    def env(self, value: Env) -> None:
-        self.scope.env = value
-
     def describe(self, v: object) -> str:
         return describe(v)
-
-    @property
-    def current_source(self) -> FunctionSource:
-        return self.scope.source
 
     def enter_join(self, paths: list[Env], hint: str) -> bool:
         return self.enter(paths)
