@@ -11,20 +11,32 @@ from __future__ import annotations
 
 import ast
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Generic, TypeVar
+from copy import copy
+from typing import Any, Generic, Protocol, TypeVar
 
-from pybpfdsl.frontend.values import PacketVal, pseudo_local
+from pybpfdsl.frontend.values import NoneVal, PacketVal, Scalar, pseudo_local
 
 _Path = TypeVar("_Path")
+_Env = TypeVar("_Env", bound=dict[str, Any])
 
 
-class ConditionForms(ABC, Generic[_Path]):
-    """The connectives of a test over a pass's paths."""
+class Narrowable(Protocol):
+    """A value that may be None (`typecheck.kinds.Maybe`, `values.OptionalVal`)."""
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether a check proved it present."""
+
+    def narrow(self) -> object:
+        """The same value, proved present."""
+
+
+class ConditionForms(ABC, Generic[_Path, _Env]):
+    """The connectives of a test over a pass's paths (`_Path`), each with its locals (`_Env`)."""
 
     @property
     @abstractmethod
-    def env(self) -> Mapping[str, object]:
+    def env(self) -> _Env:
         """The locals on the current path."""
 
     def connective(self, node: ast.expr) -> tuple[list[_Path], list[_Path]] | None:
@@ -54,6 +66,47 @@ class ConditionForms(ABC, Generic[_Path]):
                 return self.none_test(left, isinstance(op, ast.Is))
         return None
 
+    def plain_condition(self, node: ast.expr) -> tuple[list[_Path], list[_Path]]:
+        """A test without a likelihood hint: a connective, a parsed header (present or not), or a value's
+        truth (a constant one takes one side only)."""
+        paths = self.connective(node)
+        if paths is not None:
+            return paths
+        value = self.expr(node)
+        header = self.optional_header(value)
+        if header is not None:
+            return self.narrow(node, header, is_none=False)
+        cond = self.truth(value, node)
+        if cond.const is not None:
+            here = self.here(self.env)
+            return ([here], []) if cond.const else ([], [here])
+        yes, no = self.branch(cond)
+        return [yes], [no]
+
+    def none_test(self, node: ast.expr, is_none: bool) -> tuple[list[_Path], list[_Path]]:
+        """`node is None` (or `is not None`): the optional narrowed on each side."""
+        value = self.expr(node)
+        if isinstance(value, NoneVal):
+            raise self.refusal(node, "comparing None with None")
+        optional = self.optional(value)
+        if optional is None:
+            here = self.here(self.env)  # never None: the test is constant
+            return ([], [here]) if is_none else ([here], [])
+        return self.narrow(node, optional, is_none)
+
+    def narrow(self, node: ast.expr, value: Narrowable, is_none: bool) -> tuple[list[_Path], list[_Path]]:
+        """The paths where the optional `value` (`node`'s) is None and where it is not, the local it is
+        (`narrow_key`) narrowed on the second; one side only where a check already proved it present."""
+        key = self.narrow_key(node)
+        present_env = copy(self.env)
+        if key is not None:
+            present_env[key] = value.narrow()
+        if value.narrowed:
+            here = self.here(present_env)
+            return ([], [here]) if is_none else ([here], [])
+        present, absent = self.presence_branch(value, present_env)
+        return ([absent], [present]) if is_none else ([present], [absent])
+
     def narrow_key(self, node: ast.expr) -> str | None:
         """The local (or packet pseudo-local) a None test narrows."""
         if isinstance(node, ast.Name):
@@ -72,8 +125,36 @@ class ConditionForms(ABC, Generic[_Path]):
         """Continue where `paths` meet (`hint` names the join); False if no path reaches it."""
 
     @abstractmethod
-    def none_test(self, node: ast.expr, is_none: bool) -> tuple[list[_Path], list[_Path]]:
-        """`node is None` (or `is not None`): the optional narrowed on each side."""
+    def expr(self, node: ast.expr) -> object:
+        """An expression's value."""
+
+    @abstractmethod
+    def truth(self, v: Any, node: ast.expr) -> Scalar[Any]:
+        """The truth of a value as a bool scalar."""
+
+    @abstractmethod
+    def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> Exception:
+        """What a program this pass cannot take raises."""
+
+    @abstractmethod
+    def optional(self, v: object) -> Narrowable | None:
+        """`v` if it may be None."""
+
+    @abstractmethod
+    def optional_header(self, v: object) -> Narrowable | None:
+        """`v` if it is a header that may be absent (`pkt.tcp`)."""
+
+    @abstractmethod
+    def here(self, env: _Env) -> _Path:
+        """The current path, with the locals `env`."""
+
+    @abstractmethod
+    def branch(self, cond: Scalar[Any]) -> tuple[_Path, _Path]:
+        """The paths where the bool `cond` holds and where it does not."""
+
+    @abstractmethod
+    def presence_branch(self, value: Narrowable, present_env: _Env) -> tuple[_Path, _Path]:
+        """The paths where `value` is present (with the locals `present_env`) and where it is None."""
 
 
 __all__ = ["ConditionForms"]

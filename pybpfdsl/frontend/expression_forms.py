@@ -16,6 +16,7 @@ from types import FunctionType
 from typing import Any, Generic, TypeVar, cast
 
 from pybpfdsl.frontend import fold
+from pybpfdsl.frontend.condition_forms import Narrowable
 from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
 from pybpfdsl.frontend.resolve import annotation_type, classify, register_state, scalar_type
@@ -348,7 +349,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
             if number.type.is_bool:
                 return number
             return self.compare(CmpOp.NE, number, Scalar(literal_type(0), const=0), node)
-        if self.is_optional(v):
+        if self.optional(v) is not None:
             raise self.refusal(node, f"the truth of {self.describe(v)} is ambiguous",
                                f"write `{ast.unparse(node)} is not None`")
         raise self.refusal(node, f"{self.describe(v)} cannot be used as a condition")
@@ -418,8 +419,8 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """`if_true if cond else if_false`, both of type `t`, chosen at run time."""
 
     @abstractmethod
-    def is_optional(self, v: object) -> bool:
-        """Whether `v` may be None."""
+    def optional(self, v: object) -> Narrowable | None:
+        """`v` if it may be None."""
 
     @abstractmethod
     def compare(self, op: CmpOp, a: _Scalar | Scalar, b: _Scalar | Scalar, node: ast.AST) -> _Scalar:

@@ -24,14 +24,14 @@ from types import FunctionType
 from typing import TypeVar
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.condition_forms import ConditionForms
+from pybpfdsl.frontend.condition_forms import ConditionForms, Narrowable
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.flow import Env, Flow, FlowBuilder
 from pybpfdsl.frontend.fold import raw_constant
 from pybpfdsl.frontend.function_scope import FunctionScope, InFunction
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.type_facts import Ctx, TypedFunction
-from pybpfdsl.frontend.values import DslValue, LocalValue, OptionalVal, Scalar
+from pybpfdsl.frontend.values import DslValue, HeaderVal, LocalValue, OptionalVal, Scalar
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.builder import IRBuilder
 from pybpfdsl.ir.types import StructType
@@ -61,7 +61,7 @@ class Scope(FunctionScope[Env, LoopContext, Flow]):
     source_line: int = 0  # the line of `source` being lowered (what warnings point at), 0 before the first
 
 
-class EmitterBase(InFunction[Env], ExpressionForms[DslValue, Scalar], ConditionForms[Flow]):
+class EmitterBase(InFunction[Env], ExpressionForms[DslValue, Scalar], ConditionForms[Flow, Env]):
     scope: Scope
 
     def __init__(self, typed: TypedFunction, program_name: str) -> None:
@@ -133,8 +133,22 @@ class EmitterBase(InFunction[Env], ExpressionForms[DslValue, Scalar], ConditionF
             return v.inner
         return v if isinstance(v, Scalar) else None
 
-    def is_optional(self, v: object) -> bool:
-        return isinstance(v, OptionalVal)
+    def optional(self, v: object) -> OptionalVal | None:
+        return v if isinstance(v, OptionalVal) else None
+
+    def optional_header(self, v: object) -> OptionalVal | None:
+        return v if isinstance(v, OptionalVal) and isinstance(v.inner, HeaderVal) else None
+
+    def here(self, env: Env) -> Flow:
+        assert self.b.current is not None
+        return Flow(self.b.current, env)
+
+    def branch(self, cond: Scalar) -> tuple[Flow, Flow]:
+        return self.flow.branch(self.scalar_value(cond), self.env, self.line)
+
+    def presence_branch(self, value: Narrowable, present_env: Env) -> tuple[Flow, Flow]:
+        assert isinstance(value, OptionalVal)
+        return self.flow.branch(value.present, self.env, self.line, env_true=present_env)
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> AssertionError:
         """The checker has refused what the emitter would refuse here, so reaching it is a bug."""

@@ -20,9 +20,6 @@ from pybpfdsl.frontend.operators import COMPARISONS
 from pybpfdsl.frontend.type_facts import Key
 from pybpfdsl.frontend.values import (
     DslValue,
-    HeaderVal,
-    NoneVal,
-    OptionalVal,
     Scalar,
     StructVal,
 )
@@ -81,41 +78,7 @@ class ConditionEmitter(EmitterBase):
 
     def plain_condition(self, node: ast.expr) -> tuple[list[Flow], list[Flow]]:
         self.set_line_expr(node)
-        paths = self.connective(node)
-        if paths is not None:
-            return paths
-        value = self.lower_expr(node)
-        if isinstance(value, OptionalVal) and isinstance(value.inner, HeaderVal):
-            return self.narrow_flows(node, value, is_none=False)
-        cond = self.truth(value, node)
-        assert self.b.current is not None
-        if cond.const is not None:
-            here = Flow(self.b.current, self.env)
-            return ([here], []) if cond.const else ([], [here])
-        yes, no = self.flow.branch(self.scalar_value(cond), self.env, self.line)
-        return [yes], [no]
-
-    def none_test(self, node: ast.expr, is_none: bool) -> tuple[list[Flow], list[Flow]]:
-        value = self.lower_expr(node)
-        if isinstance(value, NoneVal):
-            raise self.unchecked(node)
-        if not isinstance(value, OptionalVal):
-            assert self.b.current is not None
-            here = Flow(self.b.current, self.env)  # never None: the test is constant
-            return ([], [here]) if is_none else ([here], [])
-        return self.narrow_flows(node, value, is_none)
-
-    def narrow_flows(self, node: ast.expr, value: OptionalVal, is_none: bool) -> tuple[list[Flow], list[Flow]]:
-        key = self.narrow_key(node)
-        present_env = dict(self.env)
-        if key is not None:
-            present_env[key] = value.narrow()
-        if value.narrowed:
-            assert self.b.current is not None
-            here = Flow(self.b.current, present_env)
-            return ([], [here]) if is_none else ([here], [])
-        present, absent = self.flow.branch(value.present, self.env, self.line, env_true=present_env)
-        return ([absent], [present]) if is_none else ([present], [absent])
+        return super().plain_condition(node)
 
     def branchy_value(self, node: ast.expr) -> DslValue:
         """A value computed with control flow: and/or/not, chained comparisons, `a if c else b`."""

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from types import FunctionType
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.condition_forms import ConditionForms
+from pybpfdsl.frontend.condition_forms import ConditionForms, Narrowable
 from pybpfdsl.frontend.expression_forms import ExpressionForms
 from pybpfdsl.frontend.function_scope import FunctionScope, InFunction
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.type_facts import Ctx, TypeRecorder
-from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Maybe, describe, join
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, describe, join
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.state import StateObject
@@ -45,7 +45,7 @@ class Scope(FunctionScope[Env, Loop, Env]):
     """Locals that held a header or the payload when the packet moved (`pkt.adjust_head`), and the line."""
 
 
-class CheckerBase(InFunction[Env], ExpressionForms[Kind, Scalar[object]], ConditionForms[Env]):
+class CheckerBase(InFunction[Env], ExpressionForms[Kind, Scalar[object]], ConditionForms[Env, Env]):
     scope: Scope
 
     def __init__(self, fn: FunctionType) -> None:
@@ -73,8 +73,20 @@ class CheckerBase(InFunction[Env], ExpressionForms[Kind, Scalar[object]], Condit
             return v.inner
         return v if isinstance(v, Scalar) else None
 
-    def is_optional(self, v: object) -> bool:
-        return isinstance(v, Maybe)
+    def optional(self, v: object) -> Maybe | None:
+        return v if isinstance(v, Maybe) else None
+
+    def optional_header(self, v: object) -> Maybe | None:
+        return v if isinstance(v, Maybe) and isinstance(v.inner, Header) else None
+
+    def here(self, env: Env) -> Env:
+        return env
+
+    def branch(self, cond: Scalar[object]) -> tuple[Env, Env]:
+        return dict(self.env), dict(self.env)
+
+    def presence_branch(self, value: Narrowable, present_env: Env) -> tuple[Env, Env]:
+        return present_env, dict(self.env)
 
     def refusal(self, node: ast.AST, message: str, hint: str | None = None) -> DslError:
         return self.err(node, message, hint)

@@ -14,8 +14,8 @@ from pybpfdsl.frontend import fold, likelihood
 from pybpfdsl.frontend.operators import COMPARISONS
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.expressions import ExpressionChecker
-from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Record, join, materialize
-from pybpfdsl.frontend.values import NoneVal, Scalar
+from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Record, join, materialize
+from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.types import BOOL
 
 Paths = tuple[list[Env], list[Env]]
@@ -32,34 +32,7 @@ class ConditionChecker(ExpressionChecker):
                 name = ast.unparse(call.func)
                 raise self.err(call, f"{name}() takes one condition", f"write `if {name}(condition):`")
             return self.condition(call.args[0])
-        paths = self.connective(node)
-        if paths is not None:
-            return paths
-        value = self.expr(node)
-        if isinstance(value, Maybe) and isinstance(value.inner, Header):
-            return self.narrow(node, value, is_none=False)
-        cond = self.truth(value, node)
-        if cond.const is not None:
-            return ([self.env], []) if cond.const else ([], [self.env])
-        return [dict(self.env)], [dict(self.env)]
-
-    def none_test(self, node: ast.expr, is_none: bool) -> Paths:
-        value = self.expr(node)
-        if isinstance(value, NoneVal):
-            raise self.err(node, "comparing None with None")
-        if not isinstance(value, Maybe):
-            return ([], [self.env]) if is_none else ([self.env], [])  # never None: the test is constant
-        return self.narrow(node, value, is_none)
-
-    def narrow(self, node: ast.expr, value: Maybe, is_none: bool) -> Paths:
-        key = self.narrow_key(node)
-        present = dict(self.env)
-        if key is not None:
-            present[key] = value.narrow()
-        if value.narrowed:
-            return ([], [present]) if is_none else ([present], [])
-        absent = dict(self.env)
-        return ([absent], [present]) if is_none else ([present], [absent])
+        return self.plain_condition(node)
 
     def branchy_value(self, node: ast.expr) -> Kind:
         results: list[tuple[Env, Kind]] = []
