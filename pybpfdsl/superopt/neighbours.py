@@ -68,6 +68,7 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
     out += _split_constant_stores(code, known)
     out += _overwrites_folded(code, known)
     out += _sign_extensions(code)
+    out += _zero_extensions_folded(code)
     out += _folded_pairs(code, known)
     out += _copies_removed(code)
     out += _offsets_folded(code)
@@ -151,6 +152,56 @@ def _sign_extensions(code: tuple[Instruction, ...]) -> list[tuple[Instruction, .
                 and size(a.opcode).bytes * 8 == b.off:
             load = Instruction(InsnClass.LDX | Mode.MEMSX | size(a.opcode), a.dst, a.src, a.off)
             out.append((*code[:i], load, *code[i + 2:]))
+    return out
+
+
+_LOW_HALF_OPS = (AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.OR, AluOp.AND, AluOp.XOR, AluOp.LSH)
+"""Operations whose low 32 bits depend only on their operands' low 32 bits (a left shift by less than 32)."""
+
+
+def _scalar_before(code: Sequence[Instruction], reg: int, at: int) -> bool:
+    """``reg`` holds a number, not a pointer, on entry to ``code[at]``, as the window itself shows: its
+    last write before is a narrow load, a constant, a 32-bit operation or one the kernel allows on
+    numbers only. (The kernel refuses 32-bit arithmetic on a pointer, even where the result would be
+    the same: ``r2 -= r1; w2 = w2`` of two packet pointers must stay as it is.)"""
+    p = _last_writer(code, reg, at)
+    if p is None:
+        return False
+    w = code[p]
+    k, op = w.kind, alu_op(w.opcode)
+    return (k == Kind.LDX and size(w.opcode).bytes < 4) or k in (Kind.END, Kind.BSWAP, Kind.LDX_SX) \
+        or (k in (Kind.ALU, Kind.MOV, Kind.NEG) and w.cls == InsnClass.ALU) \
+        or (k == Kind.MOV and source(w.opcode) == Source.K) \
+        or (k == Kind.ALU and op not in (AluOp.ADD, AluOp.SUB, None))
+
+
+def _zero_extensions_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A zero extension ``wX = wX`` folded into the instruction that set ``rX``: ``r1 = r0; w1 = w1`` as
+    ``w1 = w0``, ``r1 = K; w1 = w1`` as ``w1 = K``, and ``r6 += r7; w6 = w6`` as ``w6 += w7`` where the
+    operands are numbers (`_scalar_before`)."""
+    out: list[tuple[Instruction, ...]] = []
+    for j, z in enumerate(code):
+        if z.opcode != InsnClass.ALU | AluOp.MOV | Source.X or z.dst != z.src:
+            continue
+        x = z.dst
+        p = _last_writer(code, x, j)
+        if p is None or any(x in registers_of(code[i])[0] for i in range(p + 1, j)):
+            continue
+        d = code[p]
+        op = alu_op(d.opcode)
+        k_src = source(d.opcode) == Source.K
+        if d.cls != InsnClass.ALU64 or d.kind not in (Kind.MOV, Kind.ALU) or op is None or d.dst != x:
+            continue
+        if d.kind == Kind.MOV:
+            if not k_src and any(d.src in registers_of(code[i])[1] for i in range(p + 1, j)):
+                continue
+            new = Instruction(InsnClass.ALU | AluOp.MOV | source(d.opcode), x, d.src, 0, d.imm)
+        elif op in _LOW_HALF_OPS and _scalar_before(code, x, p) and (k_src or _scalar_before(code, d.src, p)) \
+                and not (op == AluOp.LSH and (not k_src or not 0 <= d.imm < 32)):
+            new = Instruction(InsnClass.ALU | op | source(d.opcode), x, d.src, 0, d.imm)
+        else:
+            continue
+        out.append((*code[:p], new, *code[p + 1:j], *code[j + 1:]))
     return out
 
 

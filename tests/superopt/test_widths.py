@@ -94,3 +94,30 @@ def test_the_lock_step_proof_refuses_a_mask_narrowed_below_the_width(widths_elf:
     dropped = rewrite_code(wide, {"xdp": [Replacement(at, 1, ())]})
     verdict = prove_lockstep(wide, dropped)
     assert not verdict.proven and "differs" in verdict.reason
+
+
+def test_a_zero_extension_is_folded_into_the_instruction_that_set_the_register() -> None:
+    import random
+
+    from pybpfdsl.superopt.neighbours import neighbours
+    from pybpfdsl.superopt.search import SearchBudget, search_window
+
+    def best(window: tuple[Instruction, ...], live: int) -> tuple[Instruction, ...] | None:
+        return search_window(window, live, random.Random(0), SearchBudget(proposals=60)).replacement
+
+    # r1 = r0; w1 = w1  ->  w1 = w0 (a 32-bit copy zero-extends)
+    assert best((Instruction(0xBF, 1, 0), Instruction(0xBC, 1, 1)), 1 << 1) == (Instruction(0xBC, 1, 0),)
+    # r6 = *(u8 *)(r1 +0); r6 += -4; w6 = w6  ->  ...; w6 += -4 (a number: the kernel takes 32-bit arithmetic)
+    window = (Instruction(0x71, 6, 1, 0), Instruction(0x07, 6, 0, 0, -4), Instruction(0xBC, 6, 6))
+    assert best(window, 1 << 6) == (window[0], Instruction(0x04, 6, 0, 0, -4))
+    # data_end - data of two context loads: packet pointers the kernel forbids 32-bit arithmetic on. The
+    # proof would accept `w2 -= w1` (it sees numbers), so the move must not offer it.
+    pointers = (Instruction(0x61, 1, 6, 0), Instruction(0x61, 2, 6, 4), Instruction(0x1F, 2, 1),
+                Instruction(0xBC, 2, 2))
+    assert prove_window(pointers, (*pointers[:2], Instruction(0x1C, 2, 1)), 1 << 2).proven
+    assert not any(Instruction(0x1C, 2, 1) in cand for cand in neighbours(pointers, {}))
+    # A right shift's low half depends on the high half: not folded (and refused if it were).
+    shifted = (Instruction(0x71, 6, 1, 0), Instruction(0x77, 6, 0, 0, 4), Instruction(0xBC, 6, 6))
+    assert prove_window(shifted, (shifted[0], Instruction(0x74, 6, 0, 0, 4)), 1 << 6).proven  # u8: equal here
+    wide = (Instruction(0x79, 6, 1, 0), *shifted[1:])
+    assert prove_window(wide, (wide[0], Instruction(0x74, 6, 0, 0, 4)), 1 << 6).status == "different"
