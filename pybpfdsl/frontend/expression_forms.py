@@ -19,7 +19,7 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.condition_forms import Narrowable
 from pybpfdsl.frontend.fold import Complaint
 from pybpfdsl.frontend.operators import BINARY_OPERATORS, OPERATOR_SYMBOLS
-from pybpfdsl.frontend.resolve import annotation_type, classify, register_state, scalar_type
+from pybpfdsl.frontend.resolve import classify, register_state, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import Callee, ConstTuple, ModuleVal, NoneVal, Scalar, StateVal, StringVal, describe
 from pybpfdsl.lang.arith import BinOp, CmpOp
@@ -43,10 +43,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
 
     state: dict[str, StateObject]
     """The state objects the function uses, by name (`resolve.register_state`)."""
-    main: FunctionSource
-    """The `@xdp` function."""
-    inline_stack: list[FunctionType]
-    """The @inline helpers being walked, the innermost last."""
 
     def expression_form(self, node: ast.expr) -> _Value | _Scalar | Scalar | NoneVal | StringVal | ConstTuple:
         """The step `node`'s form takes (without recording it: the caller records)."""
@@ -264,52 +260,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
             return self.err(node, message, hint)
         return complain
 
-    def inline_arguments(self, node: ast.Call, fn: FunctionType) -> tuple[FunctionSource, dict[str, ast.expr]]:
-        """The parse of the @inline helper `fn` called at `node`, and the argument given for each of its
-        parameters: the positional ones in order, then the keywords. Refused: recursion, helpers nested
-        too deep, a parameter that is not plain positional (at the helper's `def`, where the fix goes),
-        a count of arguments that differs, a keyword that names no parameter."""
-        if fn in self.inline_stack or fn is self.main.function:
-            raise self.refusal(node, f"{fn.__name__} calls itself; recursion cannot be inlined",
-                               "rewrite it as a loop with a constant bound")
-        if len(self.inline_stack) > 16:
-            raise self.refusal(node, "helpers nest more than 16 deep")
-        source = self.inline_source(node, fn)
-        params = source.tree.args
-        odd: ast.AST | None = (params.defaults[0] if params.defaults else params.vararg or params.kwarg
-                               or (params.kwonlyargs[0] if params.kwonlyargs else None))
-        if odd is not None:
-            raise self.refusal_in(source, odd, f"{fn.__name__}: an @inline helper takes plain positional parameters "
-                                               "only (no default values, *args, keyword-only parameters or **kwargs)",
-                                  "remove it from the `def` and pass every argument at each call")
-        if len(node.args) + len(node.keywords) != len(params.args):
-            raise self.refusal(node, f"{fn.__name__} takes {len(params.args)} arguments, "
-                               f"{len(node.args) + len(node.keywords)} given")
-        by_name = {p.arg: p for p in params.args}
-        arg_nodes: dict[str, ast.expr] = {p.arg: a for p, a in zip(params.args, node.args)}
-        for k in node.keywords:
-            assert k.arg is not None
-            if k.arg not in by_name:
-                raise self.refusal(k.value, f"{fn.__name__} has no parameter `{k.arg}`")
-            arg_nodes[k.arg] = k.value
-        return source, arg_nodes
-
-    def parameter_annotation(self, source: FunctionSource, fn: FunctionType, p: ast.arg) -> ast.expr:
-        """A helper's parameter's annotation (refused at the parameter when there is none)."""
-        if p.annotation is None:
-            raise self.refusal_in(source, p, f"parameter `{p.arg}` of helper {fn.__name__} needs a type annotation",
-                                  f"write `{p.arg}: u32` (or Packet, or a header, or a Struct)")
-        return p.annotation
-
-    def inline_return_type(self, source: FunctionSource, fn: FunctionType) -> ScalarType | None:
-        """A helper's declared return type (None for `-> None`; refused at the `def` when there is none)."""
-        ret_ann = source.tree.returns
-        if ret_ann is None:
-            raise self.refusal_in(source, source.tree, f"helper {fn.__name__} needs a return annotation",
-                                  "write `-> u32` (or `-> None`)")
-        return None if isinstance(ret_ann, ast.Constant) and ret_ann.value is None \
-            else annotation_type(source, ret_ann)
-
     def min_max(self, node: ast.Call, name: str) -> _Scalar | Scalar:
         """`min(a, b, ...)` / `max(...)`: folded where constant, else each next value compared with the
         best so far in their comparison type, and the better one selected."""
@@ -368,15 +318,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """What a program this pass cannot take raises: the user's error, or (after the checker) a bug."""
 
     @abstractmethod
-    def refusal_in(self, source: FunctionSource, node: ast.AST, message: str, hint: str | None = None) -> Exception:
-        """`refusal` at a node of `source` (an @inline helper's `def`, say), not of the function walked."""
-
-    @abstractmethod
-    def inline_source(self, node: ast.Call, fn: FunctionType) -> FunctionSource:
-        """The parse of the @inline helper `fn` called at `node` (the checker reads it; the emitter
-        takes the one the checker typed)."""
-
-    @abstractmethod
     def unusable(self, node: ast.expr, name: str, value: object) -> Exception:
         """The refusal of a Python object a DSL function cannot use."""
 
@@ -394,7 +335,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """A record's constructor."""
 
     @abstractmethod
-    def inline_call(self, node: ast.Call, fn: FunctionType) -> _Value:
+    def inline_call(self, node: ast.Call, fn: FunctionType) -> _Value | _Scalar | Scalar | NoneVal:
         """A call of an @inline helper."""
 
     @abstractmethod

@@ -67,7 +67,7 @@ class Lowerer(StatementEmitter, LoopEmitter, ConditionEmitter, ExpressionEmitter
         self.b.set_block(entry)
         self.env = {tree.args.args[0].arg: PacketVal()}
         packet_access.parse_headers_up_front(self, tree, tree.args.args[0].arg)
-        self.lower_body(tree.body)
+        self.body(tree.body)
         if not self.b.terminated:
             last = tree.body[-1]
             raise self.unchecked(last)  # the checker: "can reach its end without returning an action"

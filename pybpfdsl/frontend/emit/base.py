@@ -250,7 +250,7 @@ class EmitterBase(InFunction[Env], ExpressionForms[DslValue, Scalar], ConditionF
         """A reference to a map's value for `key` (null when absent)."""
 
     @abstractmethod
-    def lower_body(self, body: list[ast.stmt]) -> None:
+    def body(self, body: list[ast.stmt]) -> None:
         """Emit a list of statements."""
 
     @abstractmethod

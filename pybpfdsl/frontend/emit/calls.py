@@ -10,11 +10,13 @@ from __future__ import annotations
 import ast
 from dataclasses import replace
 from types import FunctionType
+from typing import Any
 
 from pybpfdsl.frontend.builtin_forms import BuiltinForms
 from pybpfdsl.frontend.emit import builtin_calls, packet_access, packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
+from pybpfdsl.frontend.function_scope import FunctionScope
 from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import (
@@ -28,7 +30,6 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StructVal,
-    pseudo_local,
 )
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
@@ -38,7 +39,7 @@ from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, u32, u64
+from pybpfdsl.lang.types import FLOAT, ScalarType, u32, u64
 
 _HELPERS = {"prandom_u32": n.Helper.PRANDOM_U32, "now_ns": n.Helper.KTIME_GET_NS, "cpu_id": n.Helper.SMP_PROCESSOR_ID}
 
@@ -101,52 +102,25 @@ class CallEmitter(EmitterBase, BuiltinForms[DslValue, Scalar]):
     def inline_source(self, node: ast.Call, fn: FunctionType) -> FunctionSource:
         return self.typed.inline_sources[(self.ctx, node)]  # the parse the checker typed
 
-    def inline_call(self, node: ast.Call, fn: FunctionType) -> DslValue:
-        source, arg_nodes = self.inline_arguments(node, fn)
-        tree = source.tree
-        new_env: Env = {}
-        callee_scope = Scope(source, new_env, self.local_types.setdefault(fn, {}), returns=[],
-                             call_line=None if source.file == self.main.file else self.line)
-        for p in tree.args.args:
-            value = self.lower_expr(arg_nodes[p.arg])
-            self.parameter_annotation(source, fn, p)
-            new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee_scope)
-        if any(isinstance(v, PacketVal) for v in new_env.values()):
-            # The headers parsed so far (up front, in the entry block) dominate the call: the helper reads
-            # them instead of parsing again.
-            new_env.update({k: v for k, v in self.env.items() if k.startswith(pseudo_local(""))})
-        return_type = self.inline_return_type(source, fn)
-        caller_scope, caller_env = self.scope, self.env
-        self.scope = callee_scope
-        callee_scope.return_type = return_type
-        self.inline_stack.append(fn)
-        try:
-            self.lower_body(tree.body)
-            if not self.b.terminated:
-                if callee_scope.return_type is not None:
-                    raise self.unchecked(tree.body[-1])
-                assert self.b.current is not None
-                callee_scope.returns.append(Flow(self.b.current, {}))  # type: ignore[union-attr]
-                self.b.set_block(None)
-        finally:
-            self.inline_stack.pop()
-            self.scope = caller_scope
-        flows = callee_scope.returns or []
-        for f in flows:
+    def helper_scope(self, source: FunctionSource, fn: FunctionType) -> Scope:
+        return Scope(source, {}, self.local_types.setdefault(fn, {}), returns=[],
+                     call_line=None if source.file == self.main.file else self.line)
+
+    def falls_through(self) -> bool:
+        return not self.b.terminated
+
+    def return_nothing(self, callee: FunctionScope[Env, Any, Any]) -> None:
+        assert self.b.current is not None and callee.returns is not None
+        callee.returns.append(Flow(self.b.current, {}))
+        self.b.set_block(None)
+
+    def join_returns(self, returns: list[Flow], caller_env: Env) -> Env | None:
+        for f in returns:
             f.env = {**caller_env, **f.env}
-        env = self.flow.merge(flows, self.line, "ret")
-        if env is None:
-            self.env = dict(caller_env)
-            return Scalar(BOOL, const=0)
-        result = env.pop("$ret", None)
-        self.env = env
-        if callee_scope.return_type is None:
-            return NoneVal()
-        assert isinstance(result, Scalar)
-        return result
+        return self.flow.merge(returns, self.line, "ret")
 
     def bind_param(self, p: ast.arg, value: DslValue, node: ast.expr, source: FunctionSource,
-                   scope: Scope) -> LocalValue:
+                   scope: FunctionScope[Env, Any, Any]) -> LocalValue:
         assert p.annotation is not None
         ann = eval_static(scope.source, p.annotation)
         if ann is Packet:

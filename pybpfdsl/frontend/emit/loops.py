@@ -66,7 +66,7 @@ class LoopEmitter(EmitterBase):
         env = self.flow.merge(body_flows, self.line, "body")
         if env is not None:
             self.env = env
-            self.lower_body(body)
+            self.body(body)
             if not self.b.terminated:
                 assert self.b.current is not None
                 ctx.continue_flows.append(Flow(self.b.current, self.env))
@@ -207,7 +207,7 @@ class LoopEmitter(EmitterBase):
             self.env[var] = self.const_scalar(item, s.iter)
             self.ctx = (*outer, (s, index))
             try:
-                self.lower_body(s.body)
+                self.body(s.body)
             finally:
                 self.ctx = outer
             if not self.b.terminated:

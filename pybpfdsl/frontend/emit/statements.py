@@ -16,7 +16,7 @@ from dataclasses import replace
 from pybpfdsl.frontend.emit import packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Env, Flow
-from pybpfdsl.frontend.statement_forms import StatementForms
+from pybpfdsl.frontend.inline_forms import InlineForms
 from pybpfdsl.frontend.values import (
     DslValue,
     HeaderVal,
@@ -36,10 +36,10 @@ from pybpfdsl.lang.types import (
 )
 
 
-class StatementEmitter(EmitterBase, StatementForms[DslValue, Scalar]):
+class StatementEmitter(EmitterBase, InlineForms[DslValue, Scalar, Env]):
     """Statements, assignments, `if`, `match`, `break`/`continue`."""
 
-    def lower_body(self, body: list[ast.stmt]) -> None:
+    def body(self, body: list[ast.stmt]) -> None:
         for stmt in body:
             if self.b.terminated:
                 return  # code after return/break/continue never runs; Python allows it, so do we
@@ -166,7 +166,7 @@ class StatementEmitter(EmitterBase, StatementForms[DslValue, Scalar]):
             if env is None:
                 continue
             self.env = env
-            self.lower_body(body)
+            self.body(body)
             if not self.b.terminated:
                 assert self.b.current is not None
                 exits.append(Flow(self.b.current, self.env))
@@ -225,7 +225,7 @@ class StatementEmitter(EmitterBase, StatementForms[DslValue, Scalar]):
             env = self.flow.merge(true_flows, self.line, "case")
             if env is not None:
                 self.env = env
-                self.lower_body(case.body)
+                self.body(case.body)
                 if not self.b.terminated:
                     assert self.b.current is not None
                     exits.append(Flow(self.b.current, self.env))

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ast
 from types import FunctionType
+from typing import Any
 
 from pybpfdsl.frontend.builtin_forms import BuiltinForms
+from pybpfdsl.frontend.function_scope import FunctionScope
 from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.typecheck import packet_moves
@@ -28,7 +30,6 @@ from pybpfdsl.frontend.values import (
     Scalar,
     StateVal,
     StringVal,
-    pseudo_local,
 )
 from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang import printk
@@ -106,47 +107,24 @@ class CallChecker(ConditionChecker, BuiltinForms[Kind, Scalar[object]]):
         self.facts.inline_sources[(self.ctx, node)] = source
         return source
 
-    def inline_call(self, node: ast.Call, fn: FunctionType) -> Kind:
-        source, arg_nodes = self.inline_arguments(node, fn)
-        tree = source.tree
-        new_env: Env = {}
-        callee = Scope(source, new_env, self.facts.var_types.setdefault(fn, {}), returns=[])
-        for p in tree.args.args:  # arguments in parameter order
-            value = self.expr(arg_nodes[p.arg])
-            self.parameter_annotation(source, fn, p)
-            new_env[p.arg] = self.bind_param(p, value, arg_nodes[p.arg], source, callee)
-        if any(isinstance(v, PacketVal) for v in new_env.values()):
-            new_env.update({k: v for k, v in self.env.items() if k.startswith(pseudo_local(""))})
-        return_type = self.inline_return_type(source, fn)
-        caller, caller_env = self.scope, self.env
-        self.scope = callee
-        callee.return_type = return_type
-        self.inline_stack.append(fn)
-        try:
-            self.body(tree.body)
-            if self.reachable:
-                if callee.return_type is not None:
-                    raise source.error(tree.body[-1], f"helper {fn.__name__} can reach its end without returning")
-                assert callee.returns is not None
-                callee.returns.append({})
-                self.reachable = False
-        finally:
-            self.inline_stack.pop()
-            self.scope = caller
-        merged = join([{**caller_env, **r} for r in callee.returns or []])
-        if merged is None:
-            self.env = dict(caller_env)
-            self.reachable = False
-            return Scalar(BOOL, const=0)
-        self.reachable = True
-        result = merged.pop("$ret", None)
-        self.env = merged
-        if callee.return_type is None:
-            return NoneVal()
-        assert isinstance(result, Scalar)
-        return result
+    def helper_scope(self, source: FunctionSource, fn: FunctionType) -> Scope:
+        return Scope(source, {}, self.facts.var_types.setdefault(fn, {}), returns=[])
 
-    def bind_param(self, p: ast.arg, value: Kind, node: ast.expr, source: FunctionSource, scope: Scope) -> Local:
+    def falls_through(self) -> bool:
+        return self.reachable
+
+    def return_nothing(self, callee: FunctionScope[Env, Any, Any]) -> None:
+        assert callee.returns is not None
+        callee.returns.append({})
+        self.reachable = False
+
+    def join_returns(self, returns: list[Env], caller_env: Env) -> Env | None:
+        merged = join([{**caller_env, **r} for r in returns])
+        self.reachable = merged is not None
+        return merged
+
+    def bind_param(self, p: ast.arg, value: Kind, node: ast.expr, source: FunctionSource,
+                   scope: FunctionScope[Env, Any, Any]) -> Local:
         assert p.annotation is not None
         ann = eval_static(scope.source, p.annotation)
         if ann is Packet:

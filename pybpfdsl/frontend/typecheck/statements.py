@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from pybpfdsl.frontend import fold
-from pybpfdsl.frontend.statement_forms import StatementForms
+from pybpfdsl.frontend.inline_forms import InlineForms
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Loop
 from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Payload, Record, describe, fresh, materialize
@@ -38,7 +38,7 @@ counter's increment, its comparison and one instruction of the body. Refused her
 than after the verifier has unrolled it for minutes."""
 
 
-class StatementChecker(PacketWriteChecker, StatementForms[Kind, Scalar[object]]):
+class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env]):
     """Statements, assignments, `if`, `match`, loops, `break`/`continue`."""
 
     def body(self, stmts: list[ast.stmt]) -> None:
