@@ -5,7 +5,9 @@ concept into mixins over this base: `statements`, `loops`, `conditions`, `expres
 `calls`, `state_access`, with packet parsing in `packet_access` and built-ins in `builtin_calls` (free
 functions over an `EmitterBase`). Each concept module imports this base and nothing of the others: the
 methods one concept calls in another are declared here, abstract, so the modules form no import cycle.
-`frontend.lower.Lowerer` combines them.
+`frontend.lower.Lowerer` combines them. The walk it shares with the checker (which step each form
+takes) is the `*_forms` modules' (`frontend/expression_forms.py`, ...), which the base and the mixins
+inherit.
 
 Takes one `@xdp` function's typed AST (`TypedFunction`: it emits from those very trees, inlining the
 helper parses it holds); keeps, while emitting, the open block, the locals of each path (`flow.Env`),

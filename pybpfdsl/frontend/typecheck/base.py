@@ -6,7 +6,9 @@ statement after a `return` is not checked, a branch a constant test never takes 
 unrolled loop's body is checked once per item, a range or `while` loop's body once, with the locals it
 reassigns as values of their entry types (no constant), and an @inline helper at each call site. It is
 split by concept into mixins over this base, in a line: `arithmetic` ← `expressions` ← `conditions` ←
-`calls` ← `statements`; the few methods a lower mixin calls in a higher one are declared here.
+`calls` ← `statements`; the few methods a lower mixin calls in a higher one are declared here. The walk
+it shares with the emitter (which step each form takes, and the refusals' words) is the `*_forms`
+modules' (`frontend/expression_forms.py`, ...), which the base and the mixins inherit.
 """
 
 from __future__ import annotations
