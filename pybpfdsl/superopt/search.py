@@ -56,6 +56,9 @@ class WindowResult:
     proposals: int
     proofs: int
     refuted: int
+    best_at: int = 0
+    """Proposals spent when the best was found (K2's time to best, in steps): the greedy step's count when
+    the chain found nothing better."""
 
 
 def _compact(c: Candidate) -> tuple[Instruction, ...]:
@@ -144,7 +147,8 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
     current_f = float(best_cost)
     seen: dict[tuple[Instruction, ...], bool] = {}
     refuted = 0
-    for _ in range(max(0, budget.proposals - tried)):
+    best_at = tried if best is not None else 0
+    for step in range(max(0, budget.proposals - tried)):
         if not current:
             break  # a window of only its jump: nothing for the chain to change
         cand = propose(rng, pools, current)
@@ -160,7 +164,7 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
             verdict = prove_window(original, body, live_out, budget.proof_units, known, widths)
             seen[body] = verdict.proven
             if verdict.proven:
-                best, best_cost = body, perf
+                best, best_cost, best_at = body, perf, tried + step + 1
             elif verdict.counterexample is not None:
                 refuted += 1
                 regs = fit(verdict.counterexample.regs, known, widths)
@@ -169,4 +173,4 @@ def search_window(window: Sequence[Instruction], live_out: int, rng: random.Rand
                 f += _ERROR_WEIGHT
         if f <= current_f or rng.random() < math.exp(-_BETA * (f - current_f)):
             current, current_f = cand, f
-    return WindowResult(best, budget.proposals, proofs, refuted)
+    return WindowResult(best, budget.proposals, proofs, refuted, best_at)

@@ -41,6 +41,7 @@ def test_the_search_finds_the_merge_and_only_proven_rewrites() -> None:
     window = (MOV_R1_0, STX_W, STX_W8)
     result = search_window(window, 0, random.Random(1), SearchBudget(proposals=200))
     assert result.replacement == (ST_DW0,)
+    assert 0 < result.best_at <= 200  # when it was found, in proposals
     result = search_window(window, LIVE_R1, random.Random(1), SearchBudget(proposals=200))
     assert result.replacement is None or prove_window(window, result.replacement, LIVE_R1).proven
 
