@@ -372,6 +372,11 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """`v` in type `t` (implicit conversions refuse to lose information silently)."""
 
     @abstractmethod
+    def typed_local(self, v: _Scalar, t: ScalarType, node: ast.AST) -> _Scalar:
+        """`v` converted to `t` as an assignment converts it, kept in a register as a typed value (not a
+        literal): what a local declared `t` holds."""
+
+    @abstractmethod
     def scalar(self, node: ast.expr) -> _Scalar:
         """An expression that must be a number."""
 

@@ -17,10 +17,12 @@ from types import FunctionType
 from typing import Any, Generic, TypeVar
 
 from pybpfdsl.frontend.function_scope import FunctionScope, InFunction
-from pybpfdsl.frontend.resolve import annotation_type
+from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.statement_forms import StatementForms
 from pybpfdsl.frontend.values import NoneVal, PacketVal, Scalar, pseudo_local
+from pybpfdsl.lang.packet import Packet
+from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, ScalarType
 
 _Value = TypeVar("_Value")
@@ -104,6 +106,29 @@ class InlineForms(InFunction[_Env], StatementForms[_Value, _Scalar], Generic[_Va
             arg_nodes[k.arg] = k.value
         return source, arg_nodes
 
+    def bind_param(self, p: ast.arg, value: _Value, node: ast.expr, source: FunctionSource,
+                   scope: FunctionScope[_Env, Any, Any]) -> object:
+        """The local a parameter holds: the packet, a record of its Struct, or a header, the payload or an
+        optional as given (a parameter not annotated with a number type); a number converted to its
+        type (recorded as the local's declared type)."""
+        assert p.annotation is not None
+        ann = eval_static(scope.source, p.annotation)
+        if ann is Packet:
+            if not isinstance(value, PacketVal):
+                raise self.refusal(node, f"parameter `{p.arg}` expects the packet, got {self.describe(value)}")
+            return value
+        if isinstance(ann, type) and issubclass(ann, Struct):
+            if self.record_class(value) is not ann:
+                raise self.refusal(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {self.describe(value)}")
+            return value
+        if self.passed_whole(value) and not isinstance(ann, ScalarType):
+            return value
+        t = scalar_type(ann)
+        if t is None:
+            raise self.refusal_in(source, p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
+        scope.var_types[p.arg] = t
+        return self.typed_local(self.as_scalar(value, node), t, node)
+
     def parameter_annotation(self, source: FunctionSource, fn: FunctionType, p: ast.arg) -> ast.expr:
         """A helper's parameter's annotation (refused at the parameter when there is none)."""
         if p.annotation is None:
@@ -135,9 +160,12 @@ class InlineForms(InFunction[_Env], StatementForms[_Value, _Scalar], Generic[_Va
         """A new scope for a call of `fn`: no locals yet, the helper's declared types, no returns yet."""
 
     @abstractmethod
-    def bind_param(self, p: ast.arg, value: _Value, node: ast.expr, source: FunctionSource,
-                   scope: FunctionScope[_Env, Any, Any]) -> object:
-        """The local a parameter holds: the argument's `value`, in the parameter's type."""
+    def record_class(self, v: object) -> type[Struct] | None:
+        """The Struct class of `v`, if it is a record."""
+
+    @abstractmethod
+    def passed_whole(self, v: object) -> bool:
+        """Whether `v` is a header, the payload or an optional, which a helper takes as it is."""
 
     @abstractmethod
     def body(self, stmts: list[ast.stmt]) -> None:

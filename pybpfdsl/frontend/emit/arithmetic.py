@@ -9,6 +9,7 @@ is still `fold.compare_type`'s).
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.emit.base import EmitterBase
@@ -47,6 +48,11 @@ class ArithmeticEmitter(EmitterBase):
     def computed_binary(self, op: BinOp, t: ScalarType, a: Scalar, b: Scalar) -> Scalar:
         out = self.b.emit(n.Binary(self.new(t), op, self.scalar_value(a), self.scalar_value(b), line=self.line))
         return Scalar(t, out)
+
+    def typed_local(self, v: Scalar, t: ScalarType, node: ast.AST) -> Scalar:
+        converted = self.materialize(replace(self.convert(v, t, node, implicit=True), literal=False))
+        assert isinstance(converted, Scalar)
+        return converted
 
     def select(self, t: ScalarType, cond: Scalar, if_true: Scalar, if_false: Scalar) -> Scalar:
         return Scalar(t, self.b.emit(n.Select(self.new(t), self.scalar_value(cond), self.scalar_value(if_true),

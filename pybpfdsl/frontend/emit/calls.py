@@ -17,12 +17,10 @@ from pybpfdsl.frontend.emit import builtin_calls, packet_access, packet_writes
 from pybpfdsl.frontend.emit.base import EmitterBase, Scope
 from pybpfdsl.frontend.flow import Env, Flow
 from pybpfdsl.frontend.function_scope import FunctionScope
-from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.values import (
     DslValue,
     HeaderVal,
-    LocalValue,
     NoneVal,
     OptionalVal,
     PacketVal,
@@ -35,7 +33,6 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.fib import FibResult
-from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
@@ -119,28 +116,11 @@ class CallEmitter(EmitterBase, BuiltinForms[DslValue, Scalar]):
             f.env = {**caller_env, **f.env}
         return self.flow.merge(returns, self.line, "ret")
 
-    def bind_param(self, p: ast.arg, value: DslValue, node: ast.expr, source: FunctionSource,
-                   scope: FunctionScope[Env, Any, Any]) -> LocalValue:
-        assert p.annotation is not None
-        ann = eval_static(scope.source, p.annotation)
-        if ann is Packet:
-            if not isinstance(value, PacketVal):
-                raise self.unchecked(node)
-            return value
-        if isinstance(ann, type) and issubclass(ann, Struct):
-            if not isinstance(value, StructVal) or value.cls is not ann:
-                raise self.unchecked(node)
-            return value
-        if isinstance(value, HeaderVal | OptionalVal | PayloadVal) and not isinstance(ann, ScalarType):
-            return value
-        t = scalar_type(ann)
-        if t is None:
-            raise self.unchecked(p)
-        scope.var_types[p.arg] = t
-        converted = self.materialize(replace(self.convert(self.as_scalar(value, node), t, node, implicit=True),
-                                             literal=False))
-        assert isinstance(converted, Scalar)
-        return converted
+    def record_class(self, v: object) -> type[Struct] | None:
+        return v.cls if isinstance(v, StructVal) else None
+
+    def passed_whole(self, v: object) -> bool:
+        return isinstance(v, HeaderVal | OptionalVal | PayloadVal)
 
     def method_call(self, node: ast.Call, base: DslValue, attr: str) -> DslValue:
         if isinstance(base, StateVal) and isinstance(base.obj, DevMap | CpuMap):

@@ -136,15 +136,11 @@ class StatementEmitter(EmitterBase, InlineForms[DslValue, Scalar, Env]):
         if declared is not None and isinstance(value, OptionalVal) and isinstance(value.inner, Scalar):
             # A number that may be None, stored again (`b = pkt.payload[1]` after `if b is None: b = 0`):
             # it keeps the variable's type.
-            inner = self.materialize(replace(self.convert(value.inner, declared, value_node, implicit=True),
-                                             literal=False))
-            assert isinstance(inner, Scalar)
-            self.env[name] = replace(value, inner=inner)
+            self.env[name] = replace(value, inner=self.typed_local(value.inner, declared, value_node))
             return
         if declared is not None:
             # A typed local: its constant folds in its type, even if a literal of that type was assigned.
-            self.env[name] = self.materialize(replace(self.convert(self.as_scalar(value, value_node), declared,
-                                                                   value_node, implicit=True), literal=False))
+            self.env[name] = self.typed_local(self.as_scalar(value, value_node), declared, value_node)
             return
         if isinstance(value, Scalar):
             self.scope.var_types[name] = value.type

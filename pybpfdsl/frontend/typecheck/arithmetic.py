@@ -76,6 +76,9 @@ class ArithmeticChecker(CheckerBase):
         self.convert(b, t, node)
         return computed(BOOL)
 
+    def typed_local(self, v: Scalar[object], t: ScalarType, node: ast.AST) -> Scalar[object]:
+        return self.typed(v, t, node, implicit=True)
+
     def typed(self, v: Scalar[object], t: ScalarType, node: ast.AST, implicit: bool = False) -> Scalar[object]:
         """`v` converted to `t` and kept in a register as a typed value (not a literal)."""
         converted = self.convert(v, t, node, implicit)

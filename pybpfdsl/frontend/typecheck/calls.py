@@ -15,13 +15,12 @@ from typing import Any
 
 from pybpfdsl.frontend.builtin_forms import BuiltinForms
 from pybpfdsl.frontend.function_scope import FunctionScope
-from pybpfdsl.frontend.resolve import eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource, read_function
 from pybpfdsl.frontend.typecheck import packet_moves
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Scope
 from pybpfdsl.frontend.typecheck.conditions import ConditionChecker
-from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Local, Maybe, Payload, Record, describe, join
+from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Payload, Record, describe, join
 from pybpfdsl.frontend.values import (
     PARSED_ATTRIBUTES,
     Callee,
@@ -34,7 +33,6 @@ from pybpfdsl.frontend.values import (
 from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang import printk
 from pybpfdsl.lang.fib import FibResult
-from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
 from pybpfdsl.lang.state import BpfMap, RingBuf
 from pybpfdsl.lang.structs import Struct
@@ -123,25 +121,11 @@ class CallChecker(ConditionChecker, BuiltinForms[Kind, Scalar[object]]):
         self.reachable = merged is not None
         return merged
 
-    def bind_param(self, p: ast.arg, value: Kind, node: ast.expr, source: FunctionSource,
-                   scope: FunctionScope[Env, Any, Any]) -> Local:
-        assert p.annotation is not None
-        ann = eval_static(scope.source, p.annotation)
-        if ann is Packet:
-            if not isinstance(value, PacketVal):
-                raise self.err(node, f"parameter `{p.arg}` expects the packet, got {describe(value)}")
-            return value
-        if isinstance(ann, type) and issubclass(ann, Struct):
-            if not isinstance(value, Record) or value.cls is not ann:
-                raise self.err(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {describe(value)}")
-            return value
-        if isinstance(value, Header | Maybe | Payload) and not isinstance(ann, ScalarType):
-            return value
-        t = scalar_type(ann)
-        if t is None:
-            raise source.error(p, f"`{ast.unparse(p.annotation)}` is not a type a helper parameter can have")
-        scope.var_types[p.arg] = t
-        return self.typed(self.as_scalar(value, node), t, node, implicit=True)
+    def record_class(self, v: object) -> type[Struct] | None:
+        return v.cls if isinstance(v, Record) else None
+
+    def passed_whole(self, v: object) -> bool:
+        return isinstance(v, Header | Maybe | Payload)
 
     # --- methods
     def method_call(self, node: ast.Call, base: Kind, attr: str) -> Kind:

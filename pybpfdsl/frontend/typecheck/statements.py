@@ -119,11 +119,11 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
                            "use a new variable name")
         if declared is not None and isinstance(value, Maybe) and isinstance(value.inner, Scalar):
             # A number that may be None, stored again: it keeps the variable's type.
-            self.env[name] = replace(value, inner=self.typed(value.inner, declared, value_node, implicit=True))
+            self.env[name] = replace(value, inner=self.typed_local(value.inner, declared, value_node))
             return
         if declared is not None:
             # A typed local: its constant folds in its type, even if a literal of that type was assigned.
-            self.env[name] = self.typed(self.as_scalar(value, value_node), declared, value_node, implicit=True)
+            self.env[name] = self.typed_local(self.as_scalar(value, value_node), declared, value_node)
             return
         if isinstance(value, Scalar):
             var_types[name] = value.type
