@@ -315,16 +315,27 @@ class LruHashMap(BpfMap):
         return value
 
 
+def _array_size(kind: str, size: int | None, max_entries: int | None) -> int:
+    """An array's element count, given positionally or as `size=` or, as for the other maps (and the
+    kernel's map definitions), `max_entries=`: exactly one of them."""
+    if size is not None and max_entries is None:
+        return size
+    if max_entries is not None and size is None:
+        return max_entries
+    raise TypeError(f"give {kind} its number of elements once: `{kind}(u64, 16)` or `{kind}(u64, max_entries=16)`")
+
+
 class Array(BpfMap):
-    """A fixed-size array indexed 0..size-1, every element present and zero at first: `Array(u64, 16)`."""
+    """A fixed-size array indexed 0..size-1, every element present and zero at first: `Array(u64, 16)`
+    (or `Array(u64, max_entries=16)`, the name the other maps use)."""
 
     kind = MapKind.ARRAY
     kind_name = "Array"
 
-    def __init__(self, value: ValueType, size: int) -> None:
+    def __init__(self, value: ValueType, size: int | None = None, *, max_entries: int | None = None) -> None:
         from pybpfdsl.lang.types import u32
 
-        super().__init__(u32, value, size)
+        super().__init__(u32, value, _array_size(self.kind_name, size, max_entries))
 
     def raw_lookup(self, key: RawValue) -> RawValue | None:
         assert isinstance(key, int)
@@ -367,8 +378,8 @@ class PerCpuArray(Array):
     kind = MapKind.PERCPU_ARRAY
     kind_name = "PerCpuArray"
 
-    def __init__(self, value: ValueType, size: int) -> None:
-        super().__init__(value, size)
+    def __init__(self, value: ValueType, size: int | None = None, *, max_entries: int | None = None) -> None:
+        super().__init__(value, size, max_entries=max_entries)
         self.current_cpu = 0  # which CPU's copy pure-Python executions touch (pybpfdsl.testing sets it)
         self._cpu_data: dict[int, dict[RawValue, RawValue]] = {}
 
