@@ -239,3 +239,18 @@ def test_an_instruction_an_arm_reads_before_is_not_moved() -> None:
     planted = RegionCode((Instruction(0x1F, 6, 7), Instruction(0x15, 0, 0, 3, 0), *region.code[1:2],
                           *region.code[3:6], region.code[7]), ((4, 90),), 8)
     assert prove_region(region, planted, dict(live), 2_000_000).status == "different"
+
+
+def test_a_region_leaving_for_a_place_the_input_does_not_is_not_proven_in_lock_step(diamonds_elf: bytes) -> None:
+    prog = BpfElf.from_bytes(diamonds_elf).programs["xdp"]
+    region, new = next((r, t) for r in regions_of(prog) if (t := thread(r)) is not None and t.exits)
+    n = len(region.original.code)
+    hints = {"xdp": [(region.start, n, len(new.code))]}
+    right = rewrite_code(diamonds_elf, {"xdp": [Replacement(region.start, n, new.code, new.exits)]})
+    assert prove_lockstep(diamonds_elf, right, regions=hints).proven
+    labels = {label for _, label in region.original.exits}
+    # A place after the region that no way out of it goes to.
+    elsewhere = next(i for i in range(region.start + n + 1, len(prog.instructions)) if i not in labels)
+    moved = tuple((pos, elsewhere) for pos, _ in new.exits)
+    wrong = rewrite_code(diamonds_elf, {"xdp": [Replacement(region.start, n, new.code, moved)]})
+    assert prove_lockstep(diamonds_elf, wrong, regions=hints).status == "unknown"
