@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Final
 
 from pybpfdsl.bpf.abi import MapType
 from pybpfdsl.verify.domains.scalar import Scalar
@@ -109,31 +110,45 @@ class Unknown:
         return "unknown (join of different types)"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class ScalarValue:
-    value: Scalar
+    """A number. Immutable, as if frozen (its field ``Final``), with its own ``__init__``, as the pointers
+    below: a frozen dataclass sets a field through ``object.__setattr__``, and each step makes one."""
+
+    value: Final[Scalar]
+
+    def __init__(self, value: Scalar) -> None:
+        self.value = value
 
     def __str__(self) -> str:
         return f"scalar {_scalar_text(self.value)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class CtxPtr:
     """Pointer into the XDP context (``struct xdp_md``)."""
 
-    off: Scalar
+    off: Final[Scalar]
+
+    def __init__(self, off: Scalar) -> None:
+        self.off = off
 
     def __str__(self) -> str:
         return f"ctx{_off_text(self.off)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class PacketPtr:
     """``data + off``; ``pid``/``delta`` link it to the proven ranges (see the module docstring)."""
 
-    off: Scalar
-    pid: Pid | None = None
-    delta: int = 0
+    off: Final[Scalar]
+    pid: Final[Pid | None]
+    delta: Final[int]
+
+    def __init__(self, off: Scalar, pid: Pid | None = None, delta: int = 0) -> None:
+        self.off = off
+        self.pid = pid
+        self.delta = delta
 
     def __str__(self) -> str:
         if self.pid is None:
@@ -161,11 +176,14 @@ class PacketMeta:
         return f"packet_meta{_off_text(self.off)}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class StackPtr:
     """``r10 + off`` (off is negative inside the frame)."""
 
-    off: Scalar
+    off: Final[Scalar]
+
+    def __init__(self, off: Scalar) -> None:
+        self.off = off
 
     def __str__(self) -> str:
         return f"stack{_off_text(self.off)}"

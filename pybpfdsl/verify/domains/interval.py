@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from pybpfdsl.verify.domains.bits import mask_of, to_signed
 from pybpfdsl.verify.domains.tnum import Tnum
@@ -59,28 +60,30 @@ _BOTTOMS: dict[tuple[int, bool], Interval] = {}
 (every join with bottom, every unknown value) by the hundred thousand, each a dataclass construction."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Interval:
-    """Values ``lo..hi`` of a ``width``-bit register read as unsigned or (``signed``) two's complement."""
+    """Values ``lo..hi`` of a ``width``-bit register read as unsigned or (``signed``) two's complement.
 
-    lo: int
-    hi: int
-    width: int = 64
-    signed: bool = False
+    Immutable, as if frozen (every field ``Final``; equality and hash are the fields'), with its own
+    ``__init__``: see :class:`.tnum.Tnum`."""
 
-    def __post_init__(self) -> None:
-        if self.lo > self.hi:  # one canonical bottom per kind, so == works
-            object.__setattr__(self, "lo", 1)
-            object.__setattr__(self, "hi", 0)
-            return
-        w = self.width
-        if self.signed:
-            ok = -(1 << (w - 1)) <= self.lo and self.hi < 1 << (w - 1)
-        else:
-            ok = self.lo >= 0 and self.hi >> w == 0
-        if not ok:
-            kind = "signed" if self.signed else "unsigned"
-            raise ValueError(f"[{self.lo}, {self.hi}] outside the {self.width}-bit {kind} range")
+    lo: Final[int]
+    hi: Final[int]
+    width: Final[int]
+    signed: Final[bool]
+
+    def __init__(self, lo: int, hi: int, width: int = 64, signed: bool = False) -> None:
+        if lo > hi:  # one canonical bottom per kind, so == works
+            lo, hi = 1, 0
+        elif signed:
+            if not (-(1 << (width - 1)) <= lo and hi < 1 << (width - 1)):
+                raise ValueError(f"[{lo}, {hi}] outside the {width}-bit signed range")
+        elif lo < 0 or hi >> width:
+            raise ValueError(f"[{lo}, {hi}] outside the {width}-bit unsigned range")
+        self.lo = lo
+        self.hi = hi
+        self.width = width
+        self.signed = signed
 
     # -- constructors -------------------------------------------------------
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from pybpfdsl.bpf.opcode import JMP_OPS, AluOp, JmpOp
 from pybpfdsl.verify.domains import interval as iv
@@ -66,17 +67,28 @@ _BOTTOMS: dict[int, Scalar] = {}
 """Top and bottom of each width, made once (scalars are immutable; see ``Interval.top``)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Scalar:
-    """A register value: tnum × u64 × s64 × u32 × s32 (the last two over the low ``width // 2`` bits)."""
+    """A register value: tnum × u64 × s64 × u32 × s32 (the last two over the low ``width // 2`` bits).
 
-    tnum: Tnum
-    u64: Interval
-    s64: Interval
-    u32: Interval
-    s32: Interval
-    _hash: int = field(default=0, init=False, compare=False, repr=False)
+    Immutable, as if frozen (every field but the hash's memo ``Final``; see ``__eq__`` and ``__hash__``),
+    with its own ``__init__``: see :class:`.tnum.Tnum`."""
+
+    tnum: Final[Tnum]
+    u64: Final[Interval]
+    s64: Final[Interval]
+    u32: Final[Interval]
+    s32: Final[Interval]
+    _hash: int = field(init=False, compare=False, repr=False)
     """The hash, once computed (0: not yet): see :meth:`__hash__`."""
+
+    def __init__(self, tnum: Tnum, u64: Interval, s64: Interval, u32: Interval, s32: Interval) -> None:
+        self.tnum = tnum
+        self.u64 = u64
+        self.s64 = s64
+        self.u32 = u32
+        self.s32 = s32
+        self._hash = 0
 
     # -- constructors -------------------------------------------------------
 
@@ -271,7 +283,7 @@ class Scalar:
         if not h:
             t, u, s, u32, s32 = self.tnum, self.u64, self.s64, self.u32, self.s32
             h = hash((t.value, t.mask, u.lo, u.hi, s.lo, s.hi, u32.lo, u32.hi, s32.lo, s32.hi)) or 1
-            object.__setattr__(self, "_hash", h)
+            self._hash = h
         return h
 
     def __eq__(self, other: object) -> bool:
