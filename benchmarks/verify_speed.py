@@ -1,6 +1,7 @@
 """Speed of the userspace verifier, and its verdicts, against a baseline measured in the same run.
 
-`python benchmarks/verify_speed.py [--generated N] [--mutants RATE] [--baseline REV | --baseline-path DIR]`
+`python benchmarks/verify_speed.py [--generated N] [--mutants RATE] [--baseline REV | --baseline-path DIR]
+[--only GLOB]`
 
 The programs (built once, then cached in the temp directory so every run sees the very same bytes):
 
@@ -24,6 +25,7 @@ Writes ``benchmarks/results/verify_speed.txt``; ``--diffs`` prints every verdict
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import glob
 import hashlib
 import importlib
@@ -198,6 +200,10 @@ def table(progs: list[Program], new: list[dict[str, object]], base: list[dict[st
             ratio = sum(t_base) / max(sum(t_new), 1e-9)
             line += f"   {_stats(t_base)}  {ratio:7.2f}x {differ:>15}"
         lines.append(line)
+    if base:
+        exact = sum(new[i]["findings"] == base[i]["findings"] and new[i]["processed"] == base[i]["processed"]
+                    for i in range(len(progs)))
+        lines.append(f"findings (with their messages) and processed counts identical: {exact} of {len(progs)}")
     slow = sorted(range(len(progs)), key=lambda i: -float(new[i]["seconds"]))[:8]  # type: ignore[arg-type]
     lines.append("slowest here: " + ", ".join(f"{progs[i].kind}/{progs[i].name} "
                                                f"{1000 * float(new[i]['seconds']):.0f} ms" for i in slow))  # type: ignore[arg-type]
@@ -210,6 +216,9 @@ def diffs(progs: list[Program], new: list[dict[str, object]], base: list[dict[st
         kn, kb = _key(n["findings"]), _key(b["findings"])
         if kn != kb:
             out.append(f"{p.kind}/{p.name}: only here {sorted(kn - kb)}, only in baseline {sorted(kb - kn)}")
+        elif n["findings"] != b["findings"] or n["processed"] != b["processed"]:
+            out.append(f"{p.kind}/{p.name}: same verdicts; messages or processed counts differ "
+                       f"({n['processed']} here, {b['processed']} in baseline)")
     return out
 
 
@@ -221,9 +230,13 @@ def main() -> None:
     ap.add_argument("--baseline-path", help="directory holding the baseline's pybpfdsl package")
     ap.add_argument("--diffs", action="store_true", help="print every program whose findings differ")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--only", metavar="GLOB", help="only the programs whose kind/name matches (fnmatch); not written")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     progs = corpus(args.generated, args.mutants)
+    if args.only:
+        progs = [p for p in progs if fnmatch.fnmatch(f"{p.kind}/{p.name}", args.only)]
+        args.no_write = True
     base = None
     if args.baseline or args.baseline_path:
         path = Path(args.baseline_path) if args.baseline_path else _baseline_dir(args.baseline)
