@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from abc import ABC, abstractmethod
 from copy import copy
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pybpfdsl.frontend.values import NoneVal, PacketVal, Scalar, pseudo_local
 
@@ -21,7 +21,13 @@ _Env = TypeVar("_Env", bound=dict[str, Any])
 
 
 class Narrowable(Protocol):
-    """A value that may be None (`typecheck.kinds.Maybe`, `values.OptionalVal`)."""
+    """A value that may be None (`typecheck.kinds.Maybe`, `values.OptionalVal`): a frozen dataclass."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def inner(self) -> object:
+        """What it is when it is not None."""
 
     @property
     def narrowed(self) -> bool:

@@ -372,7 +372,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         """`v` in type `t` (implicit conversions refuse to lose information silently)."""
 
     @abstractmethod
-    def typed_local(self, v: _Scalar, t: ScalarType, node: ast.AST) -> _Scalar:
+    def typed_local(self, v: _Scalar | Scalar, t: ScalarType, node: ast.AST) -> _Scalar:
         """`v` converted to `t` as an assignment converts it, kept in a register as a typed value (not a
         literal): what a local declared `t` holds."""
 

@@ -14,9 +14,9 @@ import ast
 from abc import abstractmethod
 from copy import copy
 from types import FunctionType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from pybpfdsl.frontend.function_scope import FunctionScope, InFunction
+from pybpfdsl.frontend.function_scope import FunctionScope
 from pybpfdsl.frontend.resolve import annotation_type, eval_static, scalar_type
 from pybpfdsl.frontend.source import FunctionSource
 from pybpfdsl.frontend.statement_forms import StatementForms
@@ -30,7 +30,7 @@ _Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
 _Env = TypeVar("_Env", bound=dict[str, Any])
 
 
-class InlineForms(InFunction[_Env], StatementForms[_Value, _Scalar], Generic[_Value, _Scalar, _Env]):
+class InlineForms(StatementForms[_Value, _Scalar, _Env]):
     """@inline calls over a pass's values, numbers and locals."""
 
     main: FunctionSource
@@ -158,14 +158,6 @@ class InlineForms(InFunction[_Env], StatementForms[_Value, _Scalar], Generic[_Va
     @abstractmethod
     def helper_scope(self, source: FunctionSource, fn: FunctionType) -> FunctionScope[_Env, Any, Any]:
         """A new scope for a call of `fn`: no locals yet, the helper's declared types, no returns yet."""
-
-    @abstractmethod
-    def record_class(self, v: object) -> type[Struct] | None:
-        """The Struct class of `v`, if it is a record."""
-
-    @abstractmethod
-    def passed_whole(self, v: object) -> bool:
-        """Whether `v` is a header, the payload or an optional, which a helper takes as it is."""
 
     @abstractmethod
     def body(self, stmts: list[ast.stmt]) -> None:

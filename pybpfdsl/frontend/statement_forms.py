@@ -12,22 +12,27 @@ from __future__ import annotations
 
 import ast
 from abc import abstractmethod
-from typing import Any, TypeVar
+from dataclasses import replace
+from typing import Any, Generic, TypeVar
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.expression_forms import ExpressionForms
+from pybpfdsl.frontend.function_scope import InFunction
 from pybpfdsl.frontend.resolve import annotation_type
-from pybpfdsl.frontend.values import Scalar, StateVal
+from pybpfdsl.frontend.values import PacketVal, Scalar, StateVal
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.state import BpfMap, Global
+from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 
 _Value = TypeVar("_Value")
 _Scalar = TypeVar("_Scalar", bound="Scalar[Any]")
+_Env = TypeVar("_Env", bound=dict[str, Any])
 
 
-class StatementForms(ExpressionForms[_Value, _Scalar]):
-    """The dispatch over statement forms, over a pass's values (`_Value`) and numbers (`_Scalar`)."""
+class StatementForms(InFunction[_Env], ExpressionForms[_Value, _Scalar], Generic[_Value, _Scalar, _Env]):
+    """The dispatch over statement forms, over a pass's values (`_Value`), numbers (`_Scalar`) and locals
+    (`_Env`)."""
 
     def statement(self, s: ast.stmt) -> None:
         """The step `s`'s form takes; a statement the DSL does not have is refused with what to write."""
@@ -109,12 +114,66 @@ class StatementForms(ExpressionForms[_Value, _Scalar]):
             case _:
                 raise self.refusal(target, f"cannot assign to `{ast.unparse(target)}`")
 
+    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
+        """`name = value` (or `name: T = value`): a local keeps the type it was declared with, a number
+        that may be None keeps its number's type, and a local holds one kind of thing."""
+        var_types = self.scope.var_types
+        if name not in var_types and name not in self.env:
+            self.first_assignment(name, s)
+        declared = var_types.get(name) if name in var_types or (name in self.env and not annotated) else None
+        if annotated is not None:
+            if name in var_types and var_types[name] != annotated:
+                raise self.refusal(s, f"{name} was declared {var_types[name]} before; "
+                                   f"it cannot become {annotated}", "use a new variable name")
+            var_types[name] = declared = annotated
+        value = self.expr(value_node)
+        if isinstance(value, PacketVal):
+            raise self.refusal(value_node, "the packet cannot be copied into a variable", "use the parameter")
+        held = self.env.get(name)
+        held_number = self.optional_number(held)
+        if declared is None and isinstance(value, Scalar) and held_number is not None:
+            # A number that may be None has the number's type: `if b is None: b = 0` keeps b a u8, so the
+            # paths join into one u8 (and pure Python converts the same way, by the variable's type).
+            declared = var_types[name] = held_number.type
+        if isinstance(value, Scalar) and (self.record_class(held) is not None or (
+                self.passed_whole(held) and held_number is None)):
+            raise self.refusal(s, f"{name} held {self.describe(held)}; it cannot now hold {self.describe(value)}",
+                               "use a new variable name")
+        optional = self.optional(value)
+        number = self.optional_number(value)
+        if declared is not None and optional is not None and number is not None:
+            # A number that may be None, stored again (`b = pkt.payload[1]` after `if b is None: b = 0`):
+            # it keeps the variable's type.
+            self.env[name] = replace(optional, inner=self.typed_local(number, declared, value_node))
+            return
+        if declared is not None:
+            # A typed local: its constant folds in its type, even if a literal of that type was assigned.
+            self.env[name] = self.typed_local(self.as_scalar(value, value_node), declared, value_node)
+            return
+        if isinstance(value, Scalar):
+            var_types[name] = value.type
+            self.env[name] = self.materialized(replace(value, literal=False))
+            return
+        if self.record_class(value) is not None or self.passed_whole(value):
+            old = self.env.get(name)
+            if old is not None and type(old) is not type(value):
+                raise self.refusal(s, f"{name} held {self.describe(old)}; it cannot now hold {self.describe(value)}",
+                                   "use a new variable name")
+            self.env[name] = value
+            return
+        raise self.refusal(value_node, f"{self.describe(value)} cannot be stored in a variable")
+
+    def optional_number(self, v: object) -> Scalar[Any] | None:
+        """The number in `v` if it is a number that may be None."""
+        optional = self.optional(v)
+        return optional.inner if optional is not None and isinstance(optional.inner, Scalar) else None
+
     def aug_assign(self, target: ast.expr, op: ast.operator, value_node: ast.expr, s: ast.stmt) -> None:
         """`target op= value`: a local, a Global, a map entry or a header field, updated in place."""
         binop = self.binop_of(op, s)
         match target:
             case ast.Name(id=name):
-                held = self.local(name)
+                held = self.env.get(name)
                 old = self.checked_number(held)
                 if old is None:
                     raise self.undefined(target, name) if held is None else self.refusal(
@@ -205,8 +264,20 @@ class StatementForms(ExpressionForms[_Value, _Scalar]):
         """`del m[key]`."""
 
     @abstractmethod
-    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
-        """`name = value` (or `name: T = value`)."""
+    def first_assignment(self, name: str, s: ast.stmt) -> None:
+        """`name = ...` at `s` is the first assignment of the local `name` in its function."""
+
+    @abstractmethod
+    def materialized(self, v: Scalar[Any]) -> object:
+        """A number as a local holds it: in a register (the same constant, now one value)."""
+
+    @abstractmethod
+    def record_class(self, v: object) -> type[Struct] | None:
+        """The Struct class of `v`, if it is a record."""
+
+    @abstractmethod
+    def passed_whole(self, v: object) -> bool:
+        """Whether `v` is a header, the payload or an optional (a local may hold it as it is)."""
 
     @abstractmethod
     def store_global(self, g: Global, v: _Scalar) -> None:
@@ -227,10 +298,6 @@ class StatementForms(ExpressionForms[_Value, _Scalar]):
     @abstractmethod
     def swap(self, targets: ast.Tuple | ast.List, value: ast.expr, s: ast.stmt) -> None:
         """`a, b = b, a` of header fields."""
-
-    @abstractmethod
-    def local(self, name: str) -> _Value | None:
-        """The value of the local `name` on the current path (None when it has none)."""
 
     @abstractmethod
     def undefined(self, node: ast.expr, name: str) -> Exception:

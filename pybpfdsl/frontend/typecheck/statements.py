@@ -14,15 +14,14 @@ from __future__ import annotations
 import ast
 import warnings
 from collections.abc import Callable
-from dataclasses import replace
 
 from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.inline_forms import InlineForms
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Loop
-from pybpfdsl.frontend.typecheck.kinds import Env, Header, Kind, Maybe, Payload, Record, describe, fresh, materialize
+from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Local, describe, fresh, materialize
 from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
-from pybpfdsl.frontend.values import Callee, ConstTuple, PacketVal, Scalar
+from pybpfdsl.frontend.values import Callee, ConstTuple, Scalar
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.errors import DslWarning
 from pybpfdsl.lang.lpm_trie import LpmTrie
@@ -88,57 +87,14 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
         self.map_key(m, index)
         self.map_value(m, value_node)
 
-    def local(self, name: str) -> Kind | None:
-        return self.env.get(name)
+    def materialized(self, v: Scalar[object]) -> Local:
+        return materialize(v)
 
     def update_local(self, name: str, result: Scalar[object], t: ScalarType, s: ast.stmt) -> None:
         self.record(s, result)
         self.env[name] = materialize(self.convert(result, t, s))
 
-    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
-        var_types = self.scope.var_types
-        if name not in var_types and name not in self.env:
-            self.warn_if_hiding_state(name, s)
-        declared = var_types.get(name) if name in var_types or (name in self.env and not annotated) else None
-        if annotated is not None:
-            if name in var_types and var_types[name] != annotated:
-                raise self.err(s, f"{name} was declared {var_types[name]} before; "
-                               f"it cannot become {annotated}", "use a new variable name")
-            var_types[name] = declared = annotated
-        value = self.expr(value_node)
-        if isinstance(value, PacketVal):
-            raise self.err(value_node, "the packet cannot be copied into a variable", "use the parameter")
-        held = self.env.get(name)
-        if declared is None and isinstance(value, Scalar) and isinstance(held, Maybe) and \
-                isinstance(held.inner, Scalar):
-            # A number that may be None has the number's type: `if b is None: b = 0` keeps b a u8.
-            declared = var_types[name] = held.inner.type
-        if isinstance(value, Scalar) and (isinstance(held, Record | Header | Payload) or (
-                isinstance(held, Maybe) and not isinstance(held.inner, Scalar))):
-            raise self.err(s, f"{name} held {describe(held)}; it cannot now hold {describe(value)}",
-                           "use a new variable name")
-        if declared is not None and isinstance(value, Maybe) and isinstance(value.inner, Scalar):
-            # A number that may be None, stored again: it keeps the variable's type.
-            self.env[name] = replace(value, inner=self.typed_local(value.inner, declared, value_node))
-            return
-        if declared is not None:
-            # A typed local: its constant folds in its type, even if a literal of that type was assigned.
-            self.env[name] = self.typed_local(self.as_scalar(value, value_node), declared, value_node)
-            return
-        if isinstance(value, Scalar):
-            var_types[name] = value.type
-            self.env[name] = materialize(replace(value, literal=False))
-            return
-        if isinstance(value, Record | Header | Payload | Maybe):
-            old = self.env.get(name)
-            if old is not None and type(old) is not type(value):
-                raise self.err(s, f"{name} held {describe(old)}; it cannot now hold {describe(value)}",
-                               "use a new variable name")
-            self.env[name] = value
-            return
-        raise self.err(value_node, f"{describe(value)} cannot be stored in a variable")
-
-    def warn_if_hiding_state(self, name: str, s: ast.stmt) -> None:
+    def first_assignment(self, name: str, s: ast.stmt) -> None:
         """`hits = 5` with a module-level `hits = Global(...)`: by Python's rule the function now has a local
         `hits` that hides the Global, and the Global never changes, which is almost always a slip for
         `hits.value = 5`. Python's meaning is kept (a local), with a `DslWarning` at the line."""
