@@ -215,7 +215,7 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         t = self.unary_result_type(v, node)
         return self.binary(BinOp.XOR, self.convert(v, t, node), Scalar(t, const=t.wrap(-1)), node)
 
-    def type_call(self, node: ast.Call, target: object) -> _Scalar:
+    def type_call(self, node: ast.Call, target: object) -> _Scalar | Scalar:
         """`u32(x)`, `bool(x)`, `float(x)`: an explicit conversion."""
         if len(node.args) != 1 or node.keywords:
             raise self.refusal(node, "a type conversion takes exactly one argument")
@@ -292,7 +292,15 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         negative = self.compare(CmpOp.LT, v, Scalar(t, const=0.0 if t.is_fixed else 0), node)
         return self.select(t, negative, self.negate(v, node), v)
 
-    def truth(self, v: _Value | _Scalar, node: ast.expr) -> _Scalar:
+    def checked_number(self, v: object) -> Scalar[Any] | None:
+        """`v` if it is a number, the number in it if it is an optional a check proved present (`if b is
+        not None:`); None for anything else."""
+        optional = self.optional(v)
+        if optional is not None:
+            return optional.inner if optional.narrowed and isinstance(optional.inner, Scalar) else None
+        return v if isinstance(v, Scalar) else None
+
+    def truth(self, v: _Value | _Scalar, node: ast.expr) -> _Scalar | Scalar:
         """The truth of a value as a bool scalar: a number (or one checked not None) against 0."""
         number = self.checked_number(v)
         if number is not None:
@@ -350,10 +358,6 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
     def as_scalar(self, v: _Value, node: ast.expr) -> _Scalar:
         """The scalar a value is; refused when it is not a number here."""
 
-    @abstractmethod
-    def checked_number(self, v: object) -> _Scalar | None:
-        """`v` if it is a number, the number in it if it is an optional a check proved present (`if b is
-        not None:`); None for anything else."""
 
     @abstractmethod
     def select(self, t: ScalarType, cond: _Scalar, if_true: _Scalar | Scalar, if_false: _Scalar | Scalar) -> _Scalar:

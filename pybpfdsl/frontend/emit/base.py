@@ -130,11 +130,6 @@ class EmitterBase(InFunction[Env], ExpressionForms[DslValue, Scalar], ConditionF
     def unary_result_type(self, v: Scalar, node: ast.AST) -> ScalarType:
         return self.result_type(node)
 
-    def checked_number(self, v: object) -> Scalar | None:
-        if isinstance(v, OptionalVal) and v.narrowed and isinstance(v.inner, Scalar):
-            return v.inner
-        return v if isinstance(v, Scalar) else None
-
     def optional(self, v: object) -> OptionalVal | None:
         return v if isinstance(v, OptionalVal) else None
 

@@ -70,11 +70,6 @@ class CheckerBase(InFunction[Env], ExpressionForms[Kind, Scalar[object]], Condit
     def unary_result_type(self, v: Scalar[object], node: ast.AST) -> ScalarType:
         return fold.unary_type(v.type)
 
-    def checked_number(self, v: object) -> Scalar[object] | None:
-        if isinstance(v, Maybe) and v.narrowed and isinstance(v.inner, Scalar):
-            return v.inner
-        return v if isinstance(v, Scalar) else None
-
     def optional(self, v: object) -> Maybe | None:
         return v if isinstance(v, Maybe) else None
 
