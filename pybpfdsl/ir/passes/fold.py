@@ -1,6 +1,6 @@
 """Constant folding and propagation: operations on constants become constants, a select or a branch on
-a constant picks its side, and a few identities (`x + 0`, `x * 1`, a conversion to its own type, a field
-of a record the program built) read their operand directly.
+a constant picks its side, and a few identities (`x + 0`, `0 | x`, `x * 1`, a conversion to its own
+type, a field of a record the program built) read their operand directly.
 
 Folding computes with the IR's own meaning (`Instr.evaluate` over Python integers, the algebra the IR
 interpreter runs), so a folded constant is exactly what the instruction would have computed.
@@ -94,7 +94,7 @@ def _fold(i: n.Instr, consts: dict[n.Value, int], names: dict[n.Value, n.Value])
     if isinstance(i, n.Binary) and not i.out.type.is_fixed and i.op in _IDENTITY \
             and consts.get(i.rhs) == _IDENTITY[i.op]:
         names[i.out] = i.lhs
-    elif isinstance(i, n.Binary) and i.op is BinOp.ADD and consts.get(i.lhs) == 0:
+    elif isinstance(i, n.Binary) and i.op in (BinOp.ADD, BinOp.OR, BinOp.XOR) and consts.get(i.lhs) == 0:
         names[i.out] = i.rhs
     elif isinstance(i, n.Binary) and i.op is BinOp.AND and not i.out.type.is_fixed:
         ones = constant(i.out.type, -1)  # every bit set: the other operand as it is

@@ -22,6 +22,7 @@ from pybpfdsl.ir.passes import (
     implied,
     inplace,
     joins,
+    masks,
     thread,
     unsaturated,
 )
@@ -42,6 +43,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("cse", cse.run),
     Pass("inplace", inplace.run),
     Pass("unsaturated", unsaturated.run),
+    Pass("masks", masks.run),
     Pass("bounds", bounds.run),
     Pass("implied", implied.run),
     Pass("blocks", blocks.run),

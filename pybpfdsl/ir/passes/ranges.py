@@ -1,10 +1,11 @@
 """Value ranges: for each integer value of a program, an interval its value always lies in.
 
 An interval `[lo, hi]` bounds a value as its type reads it (a signed type's values as signed numbers).
-Constants, widening conversions, packet loads and the packet's length, masks, shifts, sums and products
-that do not wrap, and `min`/`max` written as a select on a comparison of its own arms narrow a type's
-full range; anything else has it. Block parameters take the union of what their edges pass, iterated
-to a fixpoint (loops that keep growing a parameter give it its type's range after `MAX_ROUNDS`).
+Constants, widening conversions, packet loads and the packet's length, masks, shifts, bitwise or and xor
+of non-negative values, sums and products that do not wrap, and `min`/`max` written as a select on a
+comparison of its own arms narrow a type's full range; anything else has it. Block parameters take the
+union of what their edges pass, iterated to a fixpoint (loops that keep growing a parameter give it its
+type's range after `MAX_ROUNDS`).
 
 A select `c ? x : y` on `c = cmp op a, b` knows more about each arm than its range: on the true side
 `a op b` holds, on the false side its negation, which bounds an arm that is `a` or `b` by the other (so
@@ -137,6 +138,10 @@ def _binary(op: BinOp, t: ScalarType, a: Interval, b: Interval) -> Interval:
         r = Interval(0, min(a.hi, b.hi))
     elif op is BinOp.SHR and a.lo >= 0 and b.lo == b.hi and 0 <= b.lo < t.bits:
         r = Interval(a.lo >> b.lo, a.hi >> b.lo)
+    elif op is BinOp.SHL and a.lo >= 0 and b.lo == b.hi and 0 <= b.lo < t.bits:
+        r = Interval(a.lo << b.lo, a.hi << b.lo)  # past the type's top it wraps: refused below
+    elif op in (BinOp.OR, BinOp.XOR) and a.lo >= 0 and b.lo >= 0:
+        r = Interval(0, (1 << max(a.hi, b.hi).bit_length()) - 1)  # no bit above the larger operand's
     elif op is BinOp.DIV and a.lo >= 0 and b.lo >= 0:
         r = Interval(0, a.hi)  # a quotient of non-negative numbers is at most the dividend (by 0: 0)
     elif op is BinOp.MOD and a.lo >= 0 and b.lo >= 0:

@@ -59,6 +59,28 @@ def test_loads_masks_shifts_and_sums_that_do_not_wrap() -> None:
     assert found["%10"] == Interval(0, 2**32 - 1)  # it may wrap below zero: anything
 
 
+def test_shifts_left_and_bitwise_or_of_non_negative_values() -> None:
+    found = _ranges("""\
+  %0: u64 = const 0
+  %1: bool = in_bounds %0, 6
+  %2: u32 = load_packet be32 %0
+  %3: u64 = convert %2: u32
+  %4: u64 = const 16
+  %5: u64 = shl %3, %4
+  %6: u64 = const 4
+  %7: u16 = load_packet be16 %6
+  %8: u64 = convert %7: u16
+  %9: u64 = or %5, %8
+  %10: u64 = const 40
+  %11: u64 = shl %3, %10
+  %12: u32 = const 0
+  return %12
+""")
+    assert found["%5"] == Interval(0, (2**32 - 1) << 16)
+    assert found["%9"] == Interval(0, 2**48 - 1)  # a MAC address read as 4 + 2 bytes
+    assert found["%11"] == Interval(0, 2**64 - 1)  # 32 bits shifted by 40 wrap: anything
+
+
 def test_a_loop_counter_is_bounded_by_its_exit_test_only_through_the_parameter_union() -> None:
     found = _ranges("""\
   %0: u32 = const 0
