@@ -16,11 +16,15 @@ ends the path. Only some states are stored, and that is what makes loops expensi
 
 States are compared as the kernel compares them (:mod:`.precision`): dead registers and stack
 slots do not count, nor numbers the kernel did not mark precise; a jump on numbers that goes one
-way only on some path makes its operands precise from then on. Each instruction is stepped with our
-own transfer functions (:func:`.transfer.step`), so the count is an estimate: where our values are
-less precise than the kernel's, or our precision marks differ from its per-path ones, the counts
-differ (calibration against the kernel: 0.11x to 11x on generated programs, median 1.1x;
-tests/verify/analysis/test_loop_cost.py).
+way only on some path, or a register added to a pointer, makes its operands precise from then on.
+The count is the kernel's ``insn_processed``: an arrival that a stored state prunes counts too (the
+kernel counts an instruction before it looks for such a state), and the jump history that forces a
+state after 40 entries gets an entry for a jump target after that look, as the kernel's does. On
+issue 13's payload sum (``range(16)`` to ``range(96)``, 26 header-parsing paths into the loop) this
+is the kernel's count to the instruction (tests/verify/analysis/test_loop_entries.py). Each
+instruction is stepped with our own transfer functions (:func:`.transfer.step`), so elsewhere the
+count is an estimate: where our values are less precise than the kernel's, or our precision marks
+differ from its per-path ones, the counts differ (tests/verify/analysis/test_loop_cost.py).
 
 The simulation costs about as much as the kernel's count, so it stops at ``work`` steps (a verdict of
 ``None``: the caller falls back to a coarser estimate), or sooner (``shallow``) where a path runs a
@@ -35,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
-from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.bpf.opcode import AluOp, Kind, Source, alu_op, source
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
@@ -49,7 +53,7 @@ from pybpfdsl.verify.analysis.precision import (
     stack_live_in,
 )
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, Pid, ScalarValue
+from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, Pid, ScalarValue, alternatives, is_pointer
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
@@ -196,20 +200,16 @@ _NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
 
 
 def _includes(old: _Stored, idx: int, version: int, live: list[int], precise: list[int], new: State,
-              new_consts: dict[int, int], strict_packet: bool = False) -> bool:
+              new_consts: dict[int, int]) -> bool:
     """Whether ``old`` (cleaned as of instruction ``idx``'s precision ``version``)
     includes ``new``; ``new_consts``: its constant registers (see :func:`_clean`). A constant register of
     ``old`` that ``new`` does not hold (a loop counter, most often) rules it out before the whole
-    comparison. ``strict_packet``: states whose proven packet ranges differ never include each other (see
-    :func:`explore`)."""
+    comparison."""
     if old.version != version:
         old.cleaned, old.consts = _clean(old.state, live[idx], precise[idx])
         old.version = version
     state = old.cleaned
     if not old.consts.items() <= new_consts.items():
-        return False
-    if strict_packet and (state.pkt_min != new.pkt_min
-                          or (state.ranges != new.ranges and dict(state.ranges) != dict(new.ranges))):
         return False
     return st.le(new, state)
 
@@ -222,22 +222,18 @@ def _on_numbers(env: Env, idx: int, s: State) -> bool:
 
 
 def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, State], work: int = EXPLORE_WORK,
-            limit: int = BPF_COMPLEXITY_LIMIT_INSNS, shallow: tuple[int, int] | None = None,
-            strict_packet: bool = False) -> Exploration:
+            limit: int = BPF_COMPLEXITY_LIMIT_INSNS, shallow: tuple[int, int] | None = None) -> Exploration:
     """Simulate the kernel's exploration from ``entry`` (see the module docstring); ``live``: the
     live registers (:func:`.liveness.live_in`); ``pre``: the fixpoint's invariant (what may point
     into the stack, for :func:`.precision.stack_live_in`); ``shallow``: (steps, iterations): give up
-    after that many steps if a path has passed a loop head more than that many times by then;
-    ``strict_packet``: a stored state prunes only states with the same proven packet ranges. The
-    kernel ties a packet range to each pointer and its id, and keeps apart states our inclusion merges:
-    issue 13's payload sum entered from its 26 header-parsing paths is processed 46,517 times by the
-    kernel at ``range(20)``, 27,004 times by this simulation, 75,993 times with ``strict_packet``
-    (and 8,298 / 2,443 / 5,292 times loop-free, at ``range(16)``).
+    after that many steps if a path has passed a loop head more than that many times by then.
 
-    Precision (:mod:`.precision`) is found as the kernel finds it, as paths decide jumps: the first
-    time a jump on numbers goes one way only, its operands and their sources become precise
-    everywhere, and stored states are compared on them from then on."""
+    Precision (:mod:`.precision`) is found as the kernel finds it, as paths decide jumps and add
+    numbers to pointers: the first time a jump on numbers goes one way only, or a register is added
+    to a pointer, its operands and their sources become precise everywhere, and stored states are
+    compared on them from then on."""
     decided: set[int] = set()
+    marked: set[tuple[int, int]] = set()
     slots = stack_live_in(env, cfg.succs, pre)
     live = [r | (m << 11) for r, m in zip(live, slots, strict=True)]
     precision = Precision(env, cfg.succs)
@@ -253,7 +249,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     # set lookups per step cost more than one list index): the common straight-line instruction is 0.
     flags = [(_HEAD if i in head_pos else 0) | (_JUMP_POINT if i in jump_points else 0)
              | (_PRUNE if i in prune else 0) | (_IS_JUMP if kinds[i] in _JUMPS else 0)
-             | (_JCOND if kinds[i] == Kind.JCOND else 0) for i in range(n)]
+             | (_JCOND if kinds[i] == Kind.JCOND else 0) | (_OFFSET if _offsets_by_register(env, i) else 0)
+             for i in range(n)]
     sink = QUIET
     stored: dict[int, list[_Stored]] = {}
     insns = jmps = prev_insns = prev_jmps = 0
@@ -273,12 +270,15 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     while True:
         ended = False
         f = flags[idx]
+        # The kernel counts an instruction before it looks for a state that prunes it there: a pruned
+        # arrival is processed too (do_check: ++insn_processed, then is_state_visited).
+        insns += 1
+        if insns > limit:
+            return Exploration(insns, False, idx, steps, _visits(heads, most))
         if f & _HEAD:
             k = head_pos[idx]
             visits = (*visits[:k], visits[k] + 1, *visits[k + 1:])
             most[k] = max(most[k], visits[k])
-        if f & _JUMP_POINT:
-            history += 1
         if f & _PRUNE:
             # The state as compared is made only when something compares it or stores it: at most
             # prune points every state stored there is still being explored (an earlier iteration).
@@ -307,7 +307,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 # The constants first, in the loop (one set test; the call costs more than most
                 # comparisons, which a constant the stored state holds and this one lacks ends).
                 if (old.version != version or old.consts.items() <= new_consts.items()) and _includes(
-                        old, idx, version, live, precise, cleaned, new_consts, strict_packet):
+                        old, idx, version, live, precise, cleaned, new_consts):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -327,16 +327,21 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 parent, history = new, 0
                 prev_jmps, prev_insns = jmps, insns
         if not ended:
-            insns += 1
+            # The kernel records a jump target in the path's jump history after it looked for a state
+            # there (a new state starts with an empty history, then this instruction's entry).
+            if f & _JUMP_POINT:
+                history += 1
             steps += 1
-            if insns > limit:
-                return Exploration(insns, False, idx, steps, _visits(heads, most))
             if steps > budget:
                 if steps > work or max(most, default=0) > deep:
                     return Exploration(insns, None, idx, steps, _visits(heads, most))
                 budget = work  # shallow loops: the whole budget
             if f & _IS_JUMP:
                 jmps += 1
+            if f & _OFFSET and (bit := _added_to_pointer(env, idx, s)) and (idx, bit) not in marked:
+                marked.add((idx, bit))
+                precision.mark(idx, bit)
+                version += 1
             out = step(env, idx, s, sink)
             if len(out) == 1:  # the common case: one way on (a jump decided, or no jump)
                 t, o = out[0]
@@ -367,8 +372,28 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
         idx, s, parent, history, visits = pending.pop()
 
 
-_HEAD, _JUMP_POINT, _PRUNE, _IS_JUMP, _JCOND = 1, 2, 4, 8, 16
+_HEAD, _JUMP_POINT, _PRUNE, _IS_JUMP, _JCOND, _OFFSET = 1, 2, 4, 8, 16, 32
 """Bits of ``explore``'s per-instruction flags."""
+
+
+def _offsets_by_register(env: Env, idx: int) -> bool:
+    """Whether the instruction at ``idx`` adds or subtracts a register (to a pointer, on some paths)."""
+    insn = env.insns[idx]
+    return (env.kinds[idx] == Kind.ALU and source(insn.opcode) == Source.X
+            and alu_op(insn.opcode) in (AluOp.ADD, AluOp.SUB))
+
+
+def _added_to_pointer(env: Env, idx: int, s: State) -> int:
+    """The register bit of the number that the instruction at ``idx`` adds to a pointer in ``s`` (0 if
+    none): the kernel marks it precise (``adjust_reg_min_max_vals``), so states that reach the
+    instruction with different offsets are kept apart where it is compared."""
+    insn = env.insns[idx]
+    d, r = s.regs[insn.dst], s.regs[insn.src]
+    if type(r) is ScalarValue and any(is_pointer(a) for a in alternatives(d)):
+        return 1 << insn.src
+    if type(d) is ScalarValue and any(is_pointer(a) for a in alternatives(r)):
+        return 1 << insn.dst
+    return 0
 
 
 def _not_fall_through(idx: int) -> Callable[[tuple[int, State]], bool]:
@@ -377,3 +402,4 @@ def _not_fall_through(idx: int) -> Callable[[tuple[int, State]], bool]:
 
 def _visits(heads: list[int], most: list[int]) -> dict[int, int]:
     return {h: m for h, m in zip(heads, most, strict=True) if m}
+

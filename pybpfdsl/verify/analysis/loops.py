@@ -314,8 +314,7 @@ analysis stays within 100,000 steps (test_unsound_accepts.py). Only loops whose 
 early (its guess passed the limit before their last iteration, or ``UNROLL_BUDGET`` ran out) are cut off here:
 one unrolled to its end has a known bound, and a deep cut-off there refused the payload sum's ``range(32)``
 as compiled since 73fe524 (simulated at 107,526, the kernel loads it at 101,703), so it gets ``RESCUE_WORK``
-(``range(48)``: 336,000 steps, 1.8 s CPU, where the simulation passes the limit; the kernel loads it at
-228,786)."""
+(``range(48)``: 214,666 steps, 1.9 s CPU, counting the kernel's 228,786 processed instructions)."""
 
 SHALLOW_ITERATIONS = 16
 """Passes of one loop head on one path up to which a loop counts as shallow (see ``RESCUE_WORK``)."""
@@ -376,11 +375,9 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
     stopped: set[int] = set()
     findings, processed, loops, kernel_work = _closed_form(env, cfg, pre, part, fixpoint_work, loop_heads, watch,
                                                            unrolled, unfinished, resolved, entered, stopped)
-    # Deep loops entered by several paths: the simulation keeps states with different packet ranges apart, as
-    # the kernel does there (with our inclusion it counted range(27) at 31,628, the kernel over 1,000,000).
-    # Shallow ones (generated seeds 34, 37: 2 to 9 iterations, up to 6,800 entry paths) are simulated as
-    # before: within 0.70x to 14x of the kernel (RESCUE_WORK).
-    strict = bool(entered)
+    # Deep loops entered by several paths: their estimate is the simulated count times the margin (the
+    # closed form's guess for them was the count of one entry path times the paths).
+    many_entries = bool(entered)
     entry = joined(pre.get(0))
     if loop_heads is None and not cfg.heads and entry is not None:
         flat = {i: j for i, p in pre.items() if (j := joined(p)) is not None}
@@ -398,7 +395,7 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
         # (its guess passed the limit early: ``range(5000)``); one it unrolled to the end has a known,
         # moderate bound and gets the whole budget (see ``DEEP_WORK``).
         ex = explore(env, cfg, entry, part.live, flat, work=RESCUE_WORK,
-                     shallow=(DEEP_WORK, SHALLOW_ITERATIONS) if stopped else None, strict_packet=strict)
+                     shallow=(DEEP_WORK, SHALLOW_ITERATIONS) if stopped else None)
         processed += ex.steps
         if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
             return findings, processed, loops, kernel_work
@@ -413,12 +410,12 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
                     unrolled.setdefault(i, []).append(states)
                 if resolved is not None and lv.verdict == "bounded" and lv.exits is not None:
                     resolved[head] = (frozenset(cfg.loop_body(head)), lv.exits)
-        rescued = ex.processed * (RESCUE_MARGIN if strict else 1)  # strict: the kernel's count within the margin
+        rescued = ex.processed * (RESCUE_MARGIN if many_entries else 1)
         return kept, processed, {**ex.head_visits, **loops}, max(fixpoint_work, rescued)
     small = kernel_work < CONFIRM_BELOW
     if not small and kernel_work < CONFIRM_ABOVE:
         return findings, processed, loops, kernel_work
-    ex = explore(env, cfg, entry, part.live, flat, work=CONFIRM_WORK if small else RESCUE_WORK, strict_packet=strict)
+    ex = explore(env, cfg, entry, part.live, flat, work=CONFIRM_WORK if small else RESCUE_WORK)
     processed += ex.steps
     if ex.complete and (small or ex.processed * RESCUE_MARGIN <= BPF_COMPLEXITY_LIMIT_INSNS):
         return findings, processed, loops, max(kernel_work, ex.processed)
@@ -458,15 +455,14 @@ def loop_free(env: Env, cfg: Cfg, entry: State, part: Partitioner, pre: dict[int
 
     :func:`path_bound` proves most programs small at no cost (it is a bound, not a guess). Where the paths
     are too many for it (sequences of checks, each two-way: 10**9 to 10**13 paths in xdp-filter and katran),
-    the kernel's exploration with its state pruning is simulated (:func:`.exploration.explore`, keeping
-    states with different packet ranges apart as the kernel does) and the program is accepted only when
-    that ends within a third of the limit (``RESCUE_MARGIN``): an estimate, calibrated, not a bound. The
-    fixpoint's own count, used before, was no bound at all: 375-495 for issue 13's payload sum unrolled
-    (``range(8)``, ``range(16)``), which the kernel processes 2,554-8,298 times."""
+    the kernel's exploration with its state pruning is simulated (:func:`.exploration.explore`) and the
+    program is accepted only when that ends within a third of the limit (``RESCUE_MARGIN``): an estimate,
+    calibrated, not a bound. The fixpoint's own count, used before, was no bound at all: 375-495 for issue
+    13's payload sum unrolled (``range(8)``, ``range(16)``), which the kernel processes 2,554-8,298 times."""
     bound = path_bound(cfg)
     if bound <= BPF_COMPLEXITY_LIMIT_INSNS:
         return [], 0, bound
-    ex = explore(env, cfg, entry, part.live, pre, work=RESCUE_WORK, strict_packet=True)
+    ex = explore(env, cfg, entry, part.live, pre, work=RESCUE_WORK)
     if ex.complete and ex.processed * RESCUE_MARGIN <= BPF_COMPLEXITY_LIMIT_INSNS:
         return [], ex.steps, ex.processed * RESCUE_MARGIN
     how = (f"comes to {ex.processed:,} instructions, too near the kernel's limit of {BPF_COMPLEXITY_LIMIT_INSNS:,}"

@@ -3,12 +3,13 @@ statically: the numbers it keeps precise, and the stack slots still to be read.
 
 Precision: the kernel compares a stored state with a new one on the numbers it marked *precise*
 only (``mark_chain_precision``): the operands of a jump that went one way only (a decided jump),
-helper arguments that must be constants or sizes, and whatever they were computed from, back
-through registers and stack spills. Every other number may differ: the stored state prunes the new
-one anyway. (A number added to a pointer is not marked: the pointer's own offset range is compared.
-An XDP program's return value is not either: the kernel does not check it.) The kernel finds them
-path by path; :func:`precise_in` finds, from a set of decided jumps, the registers and stack slots
-whose value may reach such a use on some path: a superset of the kernel's marks on every path.
+a number added to a pointer by register (``r1 += r3``: ``adjust_reg_min_max_vals`` marks it, so
+headers of different lengths keep the states that reached the same instruction apart), helper
+arguments that must be constants or sizes, and whatever they were computed from, back through
+registers and stack spills. Every other number may differ: the stored state prunes the new one
+anyway. (An XDP program's return value is not marked: the kernel does not check it.) The kernel
+finds them path by path; :func:`precise_in` and :class:`Precision` find, from the uses seen on some path,
+the registers and stack slots whose value may reach one: a superset of the kernel's marks on every path.
 
 Stack liveness: a slot that no path reads again before overwriting it is not compared
 (:func:`stack_live_in`).
@@ -47,7 +48,8 @@ def precise_in(env: Env, succs: list[list[int]], decided: frozenset[int] = froze
     """Bit ``r`` (a register) or ``11 + i`` (stack slot ``i``) of entry ``idx``: that number, before
     instruction ``idx``, may be marked precise by the kernel on some path from there; ``decided``:
     the conditional jumps on numbers that went one way only on some path (the others' operands are
-    not marked: a jump that may go both ways on every path proves nothing about them)."""
+    not marked: a jump that may go both ways on every path proves nothing about them). (The numbers
+    added to pointers are marked as the exploration meets them: :meth:`Precision.mark`.)"""
     return solve_backward(succs, _precision_facts(env, decided))
 
 
@@ -106,9 +108,16 @@ class Precision:
     def decide(self, idx: int) -> None:
         """The conditional jump at ``idx`` (on numbers) went one way only on some path."""
         insn = self._env.insns[idx]
-        use = _jump_operands(insn.dst, insn.src, source(insn.opcode) == Source.X)
+        self.mark(idx, _jump_operands(insn.dst, insn.src, source(insn.opcode) == Source.X))
+
+    def mark(self, idx: int, regs: int) -> None:
+        """The registers ``regs`` (bits) are marked precise by instruction ``idx`` on some path: a decided
+        jump's operands, or the number an ALU instruction adds to a pointer."""
         facts, bits, succs, preds = self._facts, self.bits, self._succs, self._preds
-        facts[idx] = (use, 0, 0, 0)
+        use, kill, cond, bit = facts[idx]
+        if use | regs == use:
+            return
+        facts[idx] = (use | regs, kill, cond, bit)
         todo = [idx]
         while todo:
             i = todo.pop()

@@ -112,9 +112,9 @@ def test_the_payload_sum_against_the_kernel_from_8_to_64(tmp_path: Path) -> None
             assert not ok, f"range({n}): the kernel refuses, we accept: {rows}"
         elif ok and looped:
             assert estimate >= k_count, f"range({n}): our estimate is below the kernel's count: {rows}"
-    # False alarms: 3 (24, 26, 40) until the one-tree header parse (5674009), up to 8 after it. Since 73fe524
-    # the kernel loads every bound here (6,600 to 375,435 instructions); we accept up to range(32) (the simulated
-    # exploration, given its whole budget for a loop the closed form unrolled to its end) and refuse 40, 48
-    # and 64 (kernel 153,357 to 375,435), where that simulation counts 2.3x to over 4x the kernel: 3 is the
-    # measured ceiling.
-    assert sum(not ok for *_, ok, _, _ in rows) - sum(not k for _, k, *_ in rows) <= 3, rows
+    # False alarms: 3 (24, 26, 40) until the one-tree header parse (5674009), up to 8 after it, 3 (40, 48, 64)
+    # since 73fe524, where the kernel loads every bound here (6,600 to 375,435 instructions). Since the simulated
+    # exploration counts pruned arrivals, the kernel's jump history and the offsets it adds to pointers as
+    # precise, it counts what the kernel counts for every bound from 12 to 96 (loops or not); the 3x margin it
+    # is accepted within refuses range(64) alone (375,435 instructions): 1 is the measured state.
+    assert sum(not ok for *_, ok, _, _ in rows) - sum(not k for _, k, *_ in rows) <= 1, rows
