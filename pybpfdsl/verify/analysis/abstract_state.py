@@ -226,6 +226,31 @@ def _places(a: State, b: State, pair: Callable[[Value, Value], bool]) -> list[tu
     return out
 
 
+_LINKABLE = frozenset({PacketPtr, MapValue, MapValueOrNull})
+
+
+def _may_link(a: State, b: State) -> bool:
+    """Whether a place (register, or stack slot spilled on both sides) differs between ``a`` and ``b`` with a
+    packet pointer or a map value on one side: :func:`_link_pairs` and :func:`_link_nulls` link only such
+    places, so without one they return the states as they are (most joins: the places that differ hold
+    numbers), and this one pass saves their four."""
+    linkable = _LINKABLE
+    for x, y in zip(a.regs, b.regs, strict=True):
+        if x is not y and (type(x) in linkable or type(y) in linkable):
+            return True
+    if a.stack is b.stack:
+        return False
+    spills_b = stk.spilled_values(b.stack)
+    if not spills_b:
+        return False
+    by_slot = dict(spills_b)
+    for i, v in stk.spilled_values(a.stack):
+        w = by_slot.get(i)
+        if w is not None and v is not w and (type(v) in linkable or type(w) in linkable):
+            return True
+    return False
+
+
 def _unchecked_pair(x: Value, y: Value) -> bool:
     """Lookup results of one map, not yet checked for NULL, from different lookups on the two sides."""
     return (type(x) is MapValueOrNull and type(y) is MapValueOrNull and x.nid is not None and y.nid is not None
@@ -564,7 +589,7 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
     if b is None:
         return a if op != "narrow" else None
     linked = False
-    if op != "narrow":
+    if op != "narrow" and _may_link(a, b):
         a0 = a
         a, b = _link_pairs(a, b, site)
         linked = a is not a0
@@ -654,6 +679,9 @@ def le(a: State | None, b: State | None) -> bool:
 
 def unlink_null_id(s: State, nid: int) -> State:
     """A lookup at ``nid`` runs again: earlier results of it are a different value from now on."""
+    if not any(_linked_to(v, nid) for regs, stack in ((s.regs, s.stack), *((f.regs, f.stack) for f in s.frames))
+               for v in (*regs, *(w for _, w in stk.spilled_values(stack)))):
+        return s  # (what the walk below finds when no value is linked to that lookup: the common case)
 
     def fn(v: Value) -> Value:
         if isinstance(v, MapValueOrNull) and has_nid(v.nid, nid):
@@ -663,6 +691,14 @@ def unlink_null_id(s: State, nid: int) -> State:
         return v
 
     return s.map_values(fn)
+
+
+def _linked_to(v: Value, nid: int) -> bool:
+    """Whether ``v`` is a lookup result or a map value linked to the lookup at ``nid`` (see :func:`unlink_null_id`)."""
+    t = type(v)
+    if t is MapValueOrNull:
+        return has_nid(cast(MapValueOrNull, v).nid, nid)
+    return t is MapValue and has_nid(cast(MapValue, v).lid, nid)
 
 
 def unlink_packet_id(s: State, pid: Pid) -> State:
