@@ -20,6 +20,7 @@ so tracking more would accept programs whose safety the kernel cannot see.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from pybpfdsl.bpf import abi
 from pybpfdsl.verify.analysis import cache as cc
@@ -40,16 +41,25 @@ SLOTS = STACK_SIZE // 8
 _ZERO = ScalarValue(cc.const(0))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True, init=False)
 class Slot:
-    init: int
+    """Immutable, as if frozen (every field ``Final``), with its own ``__init__``: a frozen dataclass sets
+    each field through ``object.__setattr__``, and every store makes a slot."""
+
+    init: Final[int]
     """Bit ``b`` set: byte ``b`` of the slot (lowest address first) holds written data on every path."""
-    spill: Value | None = None
+    spill: Final[Value | None]
     """The value spilled at the start of the slot (bytes ``[0, size)``), the same on every path."""
-    size: int = 0
-    zero: int = 0
+    size: Final[int]
+    zero: Final[int]
     """Bit ``b`` set: byte ``b`` is a stored zero (the kernel's ``STACK_ZERO``) on every path; never a
     byte of the spill."""
+
+    def __init__(self, init: int, spill: Value | None = None, size: int = 0, zero: int = 0) -> None:
+        self.init = init
+        self.spill = spill
+        self.size = size
+        self.zero = zero
 
     @property
     def pos(self) -> int:

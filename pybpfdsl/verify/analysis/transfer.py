@@ -292,7 +292,13 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     info = env.decoded[idx][2]
     assert isinstance(info, AluInsn)
     op, is32, kind = info.op, info.is32, info.kind
-    sv: Value = info.imm if info.imm is not None else _read(s, insn.src, idx, sink)
+    if info.plain:  # the common case first: arithmetic on two numbers (nothing to report reading them)
+        dv = s.regs[insn.dst]
+        sv = info.imm if info.imm is not None else s.regs[insn.src]
+        if type(dv) is ScalarValue and type(sv) is ScalarValue:
+            res = _alu(op, dv.value, sv.value, is32, kind == Kind.SDIV)
+            return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
+    sv = info.imm if info.imm is not None else _read(s, insn.src, idx, sink)
     if kind == Kind.MOV:
         if not is32:
             return [(idx + 1, _write_dst(s, insn.dst, sv, idx, sink))]
@@ -302,9 +308,6 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         out = ScalarValue(cc.movsx(_scalar_of(sv), insn.off, alu32=is32))
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
     dv = _read(s, insn.dst, idx, sink)
-    if info.plain and type(dv) is ScalarValue and type(sv) is ScalarValue:  # the common case, first
-        res = _alu(op, dv.value, sv.value, is32, kind == Kind.SDIV)
-        return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
     if kind in (Kind.END, Kind.BSWAP):
         d = _scalar_of(dv)
         res = cc.bswap(d, insn.imm) if kind == Kind.BSWAP else cc.end(d, _source(insn.opcode) == Source.X, insn.imm)
@@ -554,13 +557,15 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
 
 
 def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    dv = _read(s, insn.dst, idx, sink)
     info = env.decoded[idx][2]
     assert isinstance(info, JmpInsn)
-    sv: Value | None = info.imm
-    if sv is None:
-        sv = _read(s, insn.src, idx, sink)
-    if type(dv) is ScalarValue and type(sv) is ScalarValue:
+    dv = s.regs[insn.dst]
+    sv: Value = info.imm if info.imm is not None else s.regs[insn.src]
+    if type(dv) is not ScalarValue or type(sv) is not ScalarValue:  # (two numbers: nothing to report)
+        _read(s, insn.dst, idx, sink)
+        if info.imm is None:
+            _read(s, insn.src, idx, sink)
+    else:
         # Two numbers (most jumps): each edge refines them (what _branch does for them, written out).
         out: Succ = []
         for t, taken in ((idx + 1, False), (info.target, True)):
