@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from pybpfdsl.lang.packet import Packet
     from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
     from pybpfdsl.lang.redirect import CpuMap, DevMap, RedirectTarget
-    from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray, RingBuf
+    from pybpfdsl.lang.ringbuf import RingBuf
+    from pybpfdsl.lang.state import Array, Global, HashMap, LruHashMap, PerCpuArray
     from pybpfdsl.lang.structs import Struct
     from pybpfdsl.lang.types import i8, i16, i32, i64, u8, u16, u32, u64
     from pybpfdsl.pinned import open_pinned
@@ -87,7 +88,8 @@ _EXPORTS: dict[str, str] = {name: module for module, names in (
     ("pybpfdsl.lang.percpu_hash", "LruPerCpuHashMap PerCpuHashMap"),
     ("pybpfdsl.lang.redirect", "CpuMap DevMap RedirectTarget"),
     ("pybpfdsl.pinned", "open_pinned"),
-    ("pybpfdsl.lang.state", "Array Global HashMap LruHashMap PerCpuArray RingBuf"),
+    ("pybpfdsl.lang.state", "Array Global HashMap LruHashMap PerCpuArray"),
+    ("pybpfdsl.lang.ringbuf", "RingBuf"),
     ("pybpfdsl.lang.structs", "Struct"),
     ("pybpfdsl.lang.types", "i8 i16 i32 i64 u8 u16 u32 u64"),
     ("pybpfdsl.program", "CompiledProgram XdpProgram xdp"),

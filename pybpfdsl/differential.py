@@ -36,7 +36,8 @@ from pybpfdsl.lang.actions import XDP_REDIRECT
 from pybpfdsl.lang.helpers import HelperSource, use_helpers
 from pybpfdsl.lang.packet import Packet
 from pybpfdsl.lang.redirect import RedirectTarget, last_redirect, record_redirect
-from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, RingBuf, StateObject
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap, Global, PerCpuArray, RawValue, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 from pybpfdsl.program import CompiledProgram, XdpProgram

@@ -20,7 +20,8 @@ from pybpfdsl.lang import fib
 from pybpfdsl.lang.helpers import current_helpers
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.redirect import CpuMap, DevMap
-from pybpfdsl.lang.state import Array, BpfMap, Global, RingBuf, StateObject, decode, encode, zero_value
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import Array, BpfMap, Global, StateObject, decode, encode, zero_value
 
 if TYPE_CHECKING:
     from pybpfdsl.program import CompiledProgram

@@ -41,11 +41,11 @@ from typing import Final
 
 from pybpfdsl.lang.helpers import HelperSource, current_helpers, use_helpers
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
+from pybpfdsl.lang.ringbuf import RingBuf
 from pybpfdsl.lang.state import (
     BpfMap,
     Global,
     PerCpuArray,
-    RingBuf,
     StateObject,
 )
 

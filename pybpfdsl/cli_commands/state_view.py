@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pybpfdsl.cli_output import Table
-from pybpfdsl.lang.state import Array, BpfMap, Global, PerCpuArray, RingBuf, StateObject, ValueType, zero_value
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import Array, BpfMap, Global, PerCpuArray, StateObject, ValueType, zero_value
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 

@@ -41,7 +41,8 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.nodes import Expect
 from pybpfdsl.ir.types import StructType, value_ir_type
 from pybpfdsl.lang.errors import DslError, InternalCompilerError
-from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap, Global, StateObject
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from pybpfdsl.lang.algebra import IntAlgebra, pattern
 from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.helpers import HelperSource, current_helpers
 from pybpfdsl.lang.redirect import RedirectTarget, after_miss
-from pybpfdsl.lang.state import BpfMap, Global, RawValue, RingBuf
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap, Global, RawValue
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType, i64, int_type
 

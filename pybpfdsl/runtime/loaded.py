@@ -18,6 +18,7 @@ from typing import Any, Self, SupportsBytes
 from pybpfdsl.bpf.elf import VariableLocation, variable_locations
 from pybpfdsl.ir.nodes import GlobalDecl, MapDecl, Program, RingBufDecl
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
+from pybpfdsl.lang.ringbuf import RingBuf
 from pybpfdsl.lang.state import (
     Array,
     BpfMap,
@@ -25,7 +26,6 @@ from pybpfdsl.lang.state import (
     MapKind,
     PerCpuArray,
     RawValue,
-    RingBuf,
     StateObject,
     zero_value,
 )

@@ -20,7 +20,8 @@ from types import TracebackType
 from typing import Final, Self
 
 from pybpfdsl.bpf.elf import variable_locations
-from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap, Global, StateObject
 from pybpfdsl.runtime import links
 from pybpfdsl.runtime.bpf_object import _map_matches_section
 from pybpfdsl.runtime.errors import StateBindingError

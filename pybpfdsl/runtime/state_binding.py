@@ -193,7 +193,7 @@ class GlobalBacking:
 
 
 class RingBufReader:
-    """A `lang.state.RingBufConsumer` over a kernel ring-buffer map, through libbpf's `ring_buffer`.
+    """A `lang.ringbuf.RingBufConsumer` over a kernel ring-buffer map, through libbpf's `ring_buffer`.
 
     Each record is decoded with `record.from_bytes` (host order, C layout) by the sample callback, which
     libbpf calls synchronously inside `fetch`. The map fd is borrowed (the object owning it must outlive

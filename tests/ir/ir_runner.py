@@ -16,7 +16,8 @@ from pybpfdsl.lang import fixed
 from pybpfdsl.lang.lpm_trie import Ip4Prefix, Ip6Prefix, LpmTrie
 from pybpfdsl.lang.percpu_hash import LruPerCpuHashMap, PerCpuHashMap
 from pybpfdsl.lang.redirect import CpuMap, DevMap
-from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, MapKind, PerCpuArray, RingBuf, StateObject
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, MapKind, PerCpuArray, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import ScalarType
 

@@ -18,7 +18,8 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.check import IRError, check_program
 from pybpfdsl.ir.interpreter import Environment, run_program
 from pybpfdsl.ir.types import StructType
-from pybpfdsl.lang.state import DEFAULT_RINGBUF_SIZE, MapKind
+from pybpfdsl.lang.ringbuf import DEFAULT_RINGBUF_SIZE
+from pybpfdsl.lang.state import MapKind
 from pybpfdsl.lang.types import BOOL
 from pybpfdsl.testing import reset_state
 

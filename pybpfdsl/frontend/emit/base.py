@@ -40,7 +40,8 @@ from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang import fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslWarning
-from pybpfdsl.lang.state import BpfMap, Global, RingBuf, StateObject
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap, Global, StateObject
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import FLOAT, ScalarType
 

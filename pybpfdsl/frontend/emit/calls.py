@@ -34,7 +34,8 @@ from pybpfdsl.ir.types import StructType
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.redirect import CpuMap, DevMap
-from pybpfdsl.lang.state import BpfMap, RingBuf
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import FLOAT, ScalarType, u32, u64
 

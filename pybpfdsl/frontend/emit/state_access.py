@@ -24,7 +24,8 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.types import MapValueRef, StructType, value_ir_type
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.lpm_trie import IPV6_ADDRESS_HALVES, LpmTrie
-from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap, RingBuf
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import Array, BpfMap, Global, HashMap, LruHashMap
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import (
     BOOL,

@@ -34,7 +34,8 @@ from pybpfdsl.lang.actions import XdpAction
 from pybpfdsl.lang.arith import CmpOp
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
 from pybpfdsl.lang.redirect import CpuMap, DevMap, redirect_to
-from pybpfdsl.lang.state import BpfMap, RingBuf
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, ScalarType, i32, u32, u64
 

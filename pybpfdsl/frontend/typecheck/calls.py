@@ -34,7 +34,8 @@ from pybpfdsl.lang import builtins as dsl_builtins
 from pybpfdsl.lang import printk
 from pybpfdsl.lang.fib import FibResult
 from pybpfdsl.lang.redirect import MISS_ACTIONS, CpuMap, DevMap
-from pybpfdsl.lang.state import BpfMap, RingBuf
+from pybpfdsl.lang.ringbuf import RingBuf
+from pybpfdsl.lang.state import BpfMap
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, common_type, promote, u32, u64
 

@@ -447,7 +447,8 @@ class CompiledReplayer:
 
     def run_ir(self, cex: Counterexample) -> Run:
         from pybpfdsl.ir.interpreter import Environment, IRRuntimeError, run_program
-        from pybpfdsl.lang.state import BpfMap, Global, RingBuf, decode, encode
+        from pybpfdsl.lang.ringbuf import RingBuf
+        from pybpfdsl.lang.state import BpfMap, Global, decode, encode
 
         state = self.subject.state
         if any(getattr(o, "bound", False) for o in state.values()):
