@@ -18,6 +18,11 @@ libbpf's view of an object, which this module reproduces for inspection:
 This is the package's one ELF reader: the interpreter, the equivalence prover,
 the verifier and the runtime all ask it (sections, symbols, variables, maps,
 code), none parses ELF itself.
+
+Long because `BpfElf` decodes each part of an object only when first asked
+(the verifier usually wants one section): sections, symbols, relocations, maps,
+programs and line info all share its lazily read section and symbol tables, so
+a split would pass those tables between modules instead of keeping them in one.
 """
 
 from __future__ import annotations
