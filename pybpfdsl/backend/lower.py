@@ -261,6 +261,8 @@ class _FunctionLowering:
         self.ops = _LlvmValues(self.b)
         self.data: ir.Value = ir.Constant(_PTR, None)
         self.data_end: ir.Value = ir.Constant(_PTR, None)
+        self.pointers_at_end: dict[str, tuple[ir.Value, ir.Value]] = {}
+        """`data` and `data_end` as each lowered block leaves them (a move reads them again)."""
         self.key_slots: dict[str, ir.Value] = {}
         self.value_slots: dict[str, ir.Value] = {}
         self.global_addresses: dict[str, ir.Value] = {}
@@ -309,8 +311,9 @@ class _FunctionLowering:
 
     def _packet_pointers(self) -> None:
         """`data` and `data_end` read from the context here. A program that moves the packet
-        (`AdjustPacket`) reads them again at the start of every block and after each move: the kernel
-        forgets every packet pointer at a move, and a block may be reached with or without one."""
+        (`AdjustPacket`) reads them again after each move, and at the start of a block that a move may
+        precede since its dominator (`PathFacts.moved_on_way_in`): the kernel forgets every packet
+        pointer at a move, and such a block may be reached with or without one."""
         b = self.b
         ctx = self.fn.args[0]
         data32 = b.load(ctx, typ=_I32, align=4, name="data32")
@@ -345,7 +348,11 @@ class _FunctionLowering:
         for name in self.address_homes.get(block.name, ()):
             self.global_addresses[name] = barriers.pinned(self.b, self.state.globals[name])
         if self.facts.moves_packet:
-            self._packet_pointers()
+            idom = self.facts.cfg.idom.get(block.name)
+            if self.facts.moved_on_way_in(block.name):
+                self._packet_pointers()
+            elif idom is not None:
+                self.data, self.data_end = self.pointers_at_end[idom]
         for instr in block.instrs:
             self._set_line(instr.line)
             self._lower_instr(instr)
@@ -354,6 +361,7 @@ class _FunctionLowering:
             raise BackendError(f"^{block.name} has no terminator")
         self._set_line(term.line)
         self._lower_terminator(term)
+        self.pointers_at_end[block.name] = (self.data, self.data_end)
 
     def _resolve_phis(self) -> None:
         for target, args, pred in self.incoming:

@@ -72,8 +72,7 @@ class PacketFacts:
         self.defs = definitions(self.program)
         self.paths = PathFacts(self.program)
         self.moves_packet = any(isinstance(i, n.AdjustPacket) for b in self.program.blocks for i in b.instrs)
-        # A program that moves the packet reads its pointers afresh in every block: nothing carries over.
-        self.plans, self.shadowed = ({}, set()) if self.moves_packet else self._plan()
+        self.plans, self.shadowed = self._plan()
 
     def _plan(self) -> tuple[dict[tuple[str, n.Value, int], Ptr], set[n.Value]]:
         """The packet accesses proven along paths, and the parameters whose shadows they need."""
@@ -85,7 +84,7 @@ class PacketFacts:
                 ptr = self.paths.pointer_for(i.offset, name)
                 if ptr.kind in ("data", "shadow") and self.paths.width(ptr, name) >= i.width:
                     probe = i if isinstance(i, n.LoadPacket) else n.LoadPacket(i.value, i.offset, i.width)
-                    if not self.paths.call_may_precede(name, probe):
+                    if not self.paths.call_may_precede(name, probe, data_only=ptr.kind == "data"):
                         plans[(name, i.offset, i.width)] = ptr
         shadowed: set[n.Value] = set()
         work = [p.ref for p in plans.values() if p.kind == "shadow" and p.ref is not None]
@@ -99,6 +98,10 @@ class PacketFacts:
                 if fed.kind == "shadow" and fed.ref is not None:
                     work.append(fed.ref)
         return plans, shadowed
+
+    def moved_on_way_in(self, block: str) -> bool:
+        """Whether `block` reads `data` and `data_end` afresh (`PathFacts.moved_on_way_in`)."""
+        return self.paths.moved_on_way_in(block)
 
     # -- lowering the pointers the plans read through ------------------------------------
 

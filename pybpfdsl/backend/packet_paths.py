@@ -85,6 +85,14 @@ def _is_call(i: n.Instr) -> bool:
     return isinstance(i, _CALLS) or not isinstance(i, _NO_CALL)
 
 
+def _breaks(i: n.Instr, data_only: bool) -> bool:
+    """Whether `i` ends what earlier checks proved, for reads through `data` at constant offsets
+    (`data_only`) or through any pointer. Only a move (`AdjustPacket`) changes the packet, and `data` is
+    one register whose range every verifier keeps, in a register or spilled; any other pointer (a
+    check's, a shadow) stops at any call, as `_is_call` says why."""
+    return isinstance(i, n.AdjustPacket) if data_only else _is_call(i)
+
+
 class PathFacts:
     """The ranges a program's bounds checks prove, along paths; see the module's docstring."""
 
@@ -124,7 +132,8 @@ class PathFacts:
                     self.truths.setdefault(target, []).append(term.cond)
                     if term.cond in self.ranges:
                         self.holding.setdefault(target, []).append(self.ranges[term.cond])
-        self.after_call = self._blocks_after_a_call()
+        self._between: dict[tuple[str, _Point, bool], bool] = {}
+        self._moved: dict[str, bool] = {}
         self._memo: dict[tuple[Ptr, _Point, frozenset[n.Value]], int] = {}
 
     # -- what holds at a point ----------------------------------------------------------
@@ -143,10 +152,36 @@ class PathFacts:
         return [], []
 
     def _ranges_at(self, point: _Point) -> list[_Range]:
+        """The checks holding at `point` with no helper call (or packet move) since: a call may make
+        LLVM spill the checked pointer, and a move makes the kernel forget every packet range."""
         out = list(self._own(point)[0])
         for d in self.cfg.dominators(self._block(point)):
-            out.extend(self.holding.get(d, ()))
+            if self._call_between(d, point, data_only=True):
+                break  # a dominator further up has the same move between it and `point`
+            crossed = self._call_between(d, point, data_only=False)
+            out.extend(r for r in self.holding.get(d, ()) if r.base is None or not crossed)
         return out
+
+    def _call_between(self, start: str, point: _Point, data_only: bool) -> bool:
+        """Whether a call that `_breaks` reads (through `data` only, or any) may run after `start` (which
+        dominates `point`) is entered and before `point`: a block's start, or an edge (after all of its
+        source's instructions)."""
+        target = self._block(point)
+        key = (start, point, data_only)
+        if key not in self._between:
+            found = isinstance(point, Edge) and any(_breaks(i, data_only) for i in self.blocks[target].instrs)
+            seen: set[str] = set()
+            work = [] if target == start else list(self.cfg.preds.get(target, ()))
+            while work and not found:
+                name = work.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                found = any(_breaks(i, data_only) for i in self.blocks[name].instrs)
+                if name != start:
+                    work.extend(self.cfg.preds.get(name, ()))
+            self._between[key] = found
+        return self._between[key]
 
     def _truths_at(self, point: _Point) -> set[n.Value]:
         out = set(self._own(point)[1])
@@ -205,6 +240,10 @@ class PathFacts:
         if not homes:
             return 0
         join = max(homes, key=lambda b: self.depth.get(b, -1))
+        if self._call_between(join, point, data_only=ptr.kind == "data"):
+            return 0  # what the ways into `join` proved may not hold after the call
+        if ptr.kind == "data" and self.moved_on_way_in(join):
+            return 0  # `join` reads `data` afresh: the ranges its ways in proved were of other registers
         least = _UNREACHABLE
         for edge, args in self.edges_into.get(join, ()):
             carried: set[n.Value] = set()
@@ -235,30 +274,33 @@ class PathFacts:
 
     # -- calls ----------------------------------------------------------------------------
 
-    def _blocks_after_a_call(self) -> set[str]:
-        """Blocks entered on some path after a helper call ran (through at least one edge)."""
-        succs: dict[str, list[str]] = {name: [] for name in self.blocks}
-        for target, ins in self.edges_into.items():
-            for edge, _ in ins:
-                succs[edge.source].append(target)
-        work = [s for name, b in self.blocks.items() if any(_is_call(i) for i in b.instrs) for s in succs[name]]
-        seen = set(work)
-        while work:
-            for s in succs[work.pop()]:
-                if s not in seen:
-                    seen.add(s)
-                    work.append(s)
-        return seen
+    def moved_on_way_in(self, block: str) -> bool:
+        """Whether the packet may be moved (`AdjustPacket`) after `block`'s immediate dominator ends and
+        before `block` starts (on a way in that does not pass through that dominator again). Only then
+        does the lowering read `data` and `data_end` afresh at `block`: the kernel forgets packet ranges
+        only at a move, and a fresh `data` register starts with none."""
+        if block not in self._moved:
+            idom = self.cfg.idom.get(block)  # None for the entry: the prologue read them
+            seen: set[str] = set()
+            work = [p for p in self.cfg.preds.get(block, ()) if p != idom]
+            found = False
+            while work and not found:
+                name = work.pop()
+                if name in seen:
+                    continue
+                seen.add(name)
+                found = any(isinstance(i, n.AdjustPacket) for i in self.blocks[name].instrs)
+                work.extend(p for p in self.cfg.preds.get(name, ()) if p != idom)
+            self._moved[block] = found
+        return self._moved[block]
 
-    def call_may_precede(self, block: str, op: n.LoadPacket) -> bool:
-        """Whether a helper call may run before `op` (a packet access in `block`) on some path: a
-        pointer carried across it is spilled, and pybpfdsl's verifier loses the range of a spilled one."""
-        if block in self.after_call:
-            return True
+    def call_may_precede(self, block: str, op: n.LoadPacket, data_only: bool) -> bool:
+        """Whether a call that `_breaks` reads (through `data` only, or any) runs in `block` before `op`
+        (a packet access there); the calls before `block` are the widths' concern (`_ranges_at`)."""
         for i in self.blocks[block].instrs:
             if i is op or (isinstance(i, n.StorePacket | n.LoadPacket) and i.offset == op.offset
                            and i.width == op.width):
                 return False
-            if _is_call(i):
+            if _breaks(i, data_only):
                 return True
         return True
