@@ -9,6 +9,8 @@ programs and loops) and 56, 57, 59 (a ring buffer's result: not modelled). `PASS
 another range, pass by pass. Seed 15 gave way to 24 when the generator learnt issue 16's features
 (28d691a): its new program ran `thread`'s proof out of budget; 24 gave way to 61 when it learnt packet
 moves, fib_lookup and cpu_id (2da0fb0): its new program writes to a ring buffer, whose result is not modelled.
+48 gave way to 71 when the generator put constant octet runs and float payload records back (0f0e322,
+8167c40): its new program ran `blocks`' proof out of budget (unknown, never refuted).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from tests.ir.test_parser import PROGRAMS
 
 EXAMPLES = [(name, fn) for name, fn in PROGRAMS if fn.function.__module__.startswith("examples.")
             and not name.startswith("demo.")]
-PASS_BY_PASS = [0, 25, 32, 35, 43, 48, 51, 61]
+PASS_BY_PASS = [0, 25, 32, 35, 43, 51, 61, 71]
 WHOLE = [17, 36, 58]
 
 
