@@ -80,6 +80,7 @@ class BoundRules(NormalizerBase):
             union |= mk
         if disjoint and union <= full:
             return union
-        top = self.upper(p).bit_length() if self.exact(p) else p.width
+        top = self.upper(p).bit_length() if self.exact(p) else \
+            self.interval(p)[1].bit_length() if self._signed_exact(p) else p.width
         return ((1 << top) - 1) & ~((1 << low) - 1) & full
 

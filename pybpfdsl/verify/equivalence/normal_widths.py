@@ -1,7 +1,9 @@
 """Width changes in the normal form (`normalize`): zero-extension of a polynomial that cannot wrap,
 truncation and extracts as polynomials modulo 2^k (splitting atoms at the cut when that makes the low
 part exact), high bits of a bounded sum as an atom of the sum at the narrowest width holding it, and
-extracts pushed through the atoms that stand for other terms and into if-then-else arms."""
+extracts pushed through the atoms that stand for other terms and into if-then-else arms (also past a
+constant added to one). A sum that may wrap and its complement (~q = 2^k - 1 - q) share one atom when
+widened, whichever of the two each program widens (`_complement_first`)."""
 
 from __future__ import annotations
 
@@ -30,6 +32,13 @@ class WidthRules(BoundRules):
         if not self.exact(p):
             if self._signed_exact(p):
                 return self._rewidth(p, width)
+            flipped = sum_poly(p.width, [(-1, p), (1, constant_poly(p.width, -1))])
+            if _complement_first(flipped, p):
+                # ~q widened is 2^k - 1 - q widened: one atom for q and its complement (the IR
+                # complements a checksum's low byte after widening it, LLVM before).
+                q = self._opaque(flipped)
+                return sum_poly(width, [(-1, Poly(width, q.terms, q.const)),
+                                        (1, constant_poly(width, (1 << p.width) - 1))])
             p = self._opaque(p)
         return Poly(width, p.terms, p.const)
 
@@ -127,6 +136,17 @@ class WidthRules(BoundRules):
 
     def extract(self, p: Poly, hi: int, lo: int) -> Poly:
         """Bits hi..lo of p, at width hi - lo + 1."""
+        shifted = self._shifted_ite(p)
+        if shifted is not None:
+            # Bits of `if c then x else y` plus a constant are those of each arm plus it: each arm's
+            # bits then take the form the other program gives them on its own path (the IR selects a
+            # checksum of 0 as 0xFFFF, LLVM branches).
+            cond, then, other = shifted
+            self._ite_depth += 1
+            try:
+                return self.ite(cond, self.extract(then, hi, lo), self.extract(other, hi, lo))
+            finally:
+                self._ite_depth -= 1
         if lo == 0:
             return self.truncate(p, hi + 1)
         if hi + 1 < p.width and any(len(m) == 1 and self._stands_width(m[0]) == hi + 1 for m, _ in p.terms):
@@ -170,6 +190,17 @@ class WidthRules(BoundRules):
         if signed is not None:
             return self.truncate(signed, k)
         return self._high_bits(p, hi, lo)
+
+    def _shifted_ite(self, p: Poly) -> tuple[Term, Poly, Poly] | None:
+        """(c, x + k, y + k) when p is an if-then-else atom `ite(c, x, y)` of p's width plus a constant k."""
+        if not p.const or len(p.terms) != 1 or p.terms[0][1] != 1 or len(p.terms[0][0]) != 1:
+            return None
+        t = self._atoms[p.terms[0][0][0]]
+        if op_kind(t) != z3.Z3_OP_ITE or t.size() != p.width or self._ite_depth >= ITE_PUSH_DEPTH:
+            return None
+        k = constant_poly(p.width, p.const)
+        return (self.normalize(t.arg(0)), sum_poly(p.width, [(1, self.poly(t.arg(1))), (1, k)]),
+                sum_poly(p.width, [(1, self.poly(t.arg(2))), (1, k)]))
 
     def _signed_split(self, p: Poly, lo: int) -> Poly | None:
         """p >> lo (at p's width, exact in its low width - lo bits) when p = 2^lo·U + L with U's
@@ -225,3 +256,15 @@ class WidthRules(BoundRules):
             return Poly(k, out.terms, 0)
         return self.atom(z3.Extract(hi, lo, self.term(p)))
 
+
+
+def _complement_first(flipped: Poly, p: Poly) -> bool:
+    """Whether `flipped` (~p) rather than p is the one of the two an opaque atom stands for: the one
+    whose first coefficient is at most half the width's range (a tie goes by the constant)."""
+    half = 1 << (p.width - 1)
+    if not p.terms:
+        return False
+    mine, theirs = p.terms[0][1], flipped.terms[0][1]
+    if (mine <= half) != (theirs <= half):
+        return theirs <= half
+    return flipped.const < p.const

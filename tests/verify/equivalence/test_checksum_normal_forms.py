@@ -99,3 +99,33 @@ def test_a_read_passes_a_store_at_another_residue() -> None:
     assert n.normalize(z3.Select(z3.Store(packet, 4 * ihl + 20, v), at25)).eq(n.normalize(z3.Select(packet, at25)))
     maybe = z3.Select(z3.Store(packet, 4 * ihl + 21, v), at25)
     assert not n.normalize(maybe).eq(n.normalize(z3.Select(packet, at25)))
+
+
+def test_a_widened_sum_and_its_complement_share_one_atom() -> None:
+    """A byte sum that may wrap, widened, and 255 minus its complement widened are one term (the IR
+    complements a checksum's low byte after widening it, LLVM before); 256 minus it is another value."""
+    x, y = z3.BitVecs("x y", 8)
+    low = x + 1 - y  # may wrap: its widening is an atom
+    ir = z3.ZeroExt(8, low)
+    llvm = 255 - z3.ZeroExt(8, ~low)
+    assert _valid(ir == llvm)
+    assert _one_term(ir, llvm)
+    wrong = 256 - z3.ZeroExt(8, ~low)
+    assert not _valid(ir == wrong)
+    assert not _one_term(ir, wrong)
+
+
+def test_the_bits_of_a_shifted_select_are_the_bits_of_each_arm() -> None:
+    """`ite(c, 0, v + 1) - 1` (the IR's 'a checksum of 0 is 0xFFFF' after its constants moved out) has
+    in each byte what each arm has: LLVM's branches store one arm's byte on each path. The constant
+    added to one arm only is another value."""
+    v = z3.BitVec("v", 16)
+    c = v == 0xFFFF
+    ir = z3.If(c, z3.BitVecVal(0, 16), v + 1) - 1
+    llvm = z3.If(c, z3.BitVecVal(0xFFFF, 16), v)
+    for hi, lo in ((15, 8), (7, 0)):
+        assert _valid(z3.Extract(hi, lo, ir) == z3.Extract(hi, lo, llvm))
+        assert _one_term(z3.Extract(hi, lo, ir), z3.Extract(hi, lo, llvm)), (hi, lo)
+    wrong = z3.If(c, z3.BitVecVal(0, 16), v + 1)
+    assert not _valid(z3.Extract(7, 0, wrong) == z3.Extract(7, 0, llvm))
+    assert not _one_term(z3.Extract(7, 0, wrong), z3.Extract(7, 0, llvm))
