@@ -154,7 +154,7 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True,
     writes = list({t.get_id(): t for t in (canon(p) for o in returns for p in o.packet_writes)}.values())
 
     def read(at: Term) -> Term:
-        return chain(returns, lambda o: _read_byte(o, at, inputs, normalizer), z3.Select(inputs.packet, at))
+        return chain(returns, lambda o: read_byte(o, at, inputs, normalizer), z3.Select(inputs.packet, at))
     head = chain(returns, lambda o: o.head if o.head is not None else z3.BitVecVal(0, 64), z3.BitVecVal(0, 64))
     end = chain(returns, lambda o: o.end if o.end is not None else inputs.length, inputs.length)
     redirect = chain(returns, lambda o: o.effects.redirect, initial.redirect)
@@ -166,10 +166,10 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True,
 
 RESOLVE_UNITS = 200_000
 """Solver resource units of one question whether a store at a computed offset may hit a byte read
-(`_read_byte`): a few comparisons of offsets under a path's condition."""
+(`read_byte`): a few comparisons of offsets under a path's condition."""
 
 
-def _read_byte(o: Outcome, at: Term, inputs: Inputs, normalizer: Normalizer) -> Term:
+def read_byte(o: Outcome, at: Term, inputs: Inputs, normalizer: Normalizer) -> Term:
     """The packet byte at `at` as path `o` leaves it, read past the path's stores that cannot hit it
     (the normal forms tell them apart, `Normalizer.apart`, or the path's condition does) down to the
     store that does: a header's byte is then the byte the program wrote there, whatever it wrote at
@@ -198,6 +198,8 @@ class Difference:
 
     label: str
     differs: Term
+    at: Term = None
+    """The offset of a packet byte's difference (None for other outputs)."""
 
 
 def differences(a: Observation, b: Observation) -> list[Difference]:
@@ -214,7 +216,8 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
             differs = mine != theirs
         else:
             differs = z3.Select(a.packet, p) != z3.Select(b.packet, p)
-        out.append(Difference("packet", z3.And(p >= a.head, p < a.end, differs) if a.moved or b.moved else differs))
+        out.append(Difference("packet", z3.And(p >= a.head, p < a.end, differs) if a.moved or b.moved else differs,
+                              p))
     if not a.redirect.eq(b.redirect):
         redirected = z3.And(a.action == XdpAction.REDIRECT, b.action == XdpAction.REDIRECT)
         differs = redirect_target(a.redirect) != redirect_target(b.redirect)

@@ -45,8 +45,8 @@ class ProofResult:
         return self.summary() + "\n" + render_text(self.counterexample, full)
 
 
-_SHOWN = ("paths_a", "paths_b", "solver_checks", "abstracted", "merged", "swept", "sweep_passes", "sweep_undecided",
-          "cuts", "refined", "conflicts", "decisions")
+_SHOWN = ("paths_a", "paths_b", "solver_checks", "paired", "abstracted", "merged", "swept", "sweep_passes",
+          "sweep_undecided", "cuts", "refined", "conflicts", "decisions")
 
 
 def skipped(reason: str = "compile(prove=False)") -> ProofResult:

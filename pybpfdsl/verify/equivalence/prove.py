@@ -24,13 +24,14 @@ import z3
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.printer import format_program
-from pybpfdsl.verify.equivalence import fib, proof_cache
+from pybpfdsl.verify.equivalence import fib, path_pairs, proof_cache
 from pybpfdsl.verify.equivalence.budget import Budget, OutOfBudget, parse_units
 from pybpfdsl.verify.equivalence.bytecode_encoding import BytecodeEncoder
 from pybpfdsl.verify.equivalence.bytecode_program import BytecodeProgram, load_program
 from pybpfdsl.verify.equivalence.context import own_context
 from pybpfdsl.verify.equivalence.ir_encoding import IREncoder
 from pybpfdsl.verify.equivalence.nonlinear import NonlinearAbstraction, has_runtime_products, shared_cuts
+from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.observe import (
     Difference,
     Observation,
@@ -38,6 +39,7 @@ from pybpfdsl.verify.equivalence.observe import (
     disagreement,
     normalizer_for,
     observe,
+    read_byte,
 )
 from pybpfdsl.verify.equivalence.paths import MERGE_AFTER_PATHS, Exploration, Unsupported
 from pybpfdsl.verify.equivalence.proof_result import ProofResult
@@ -136,7 +138,7 @@ def _prove(a_run: Callable[[Budget], Exploration], b_run: Callable[[Budget], Exp
     normalizer.budget = whole  # normal forms of merged loops can be large: stay in the budget
     try:
         obs_a, obs_b = observe(a.exploration.outcomes, inputs, side=0), observe(b.exploration.outcomes, inputs, side=1)
-        diffs = differences(obs_a, obs_b)
+        diffs = _unpaired(differences(obs_a, obs_b), obs_a, obs_b, inputs, normalizer, whole, stats)
         abstraction = NonlinearAbstraction(normalizer.normalize)
         abstraction.budget = whole
         queries = [(kind, abstraction.rewrite(q)) for kind, q in (
@@ -167,6 +169,20 @@ def _prove(a_run: Callable[[Budget], Exploration], b_run: Callable[[Budget], Exp
     return ProofResult("proven", stats=stats)
 
 
+def _unpaired(diffs: list[Difference], obs_a: Observation, obs_b: Observation, inputs: Inputs,
+              normalizer: Normalizer, whole: Budget, stats: dict[str, int | float | str]) -> list[Difference]:
+    """`diffs` less the packet bytes proven equal path pair by path pair (`path_pairs`): sound only
+    because the query that the IR never breaks its rules is proven before the one they leave."""
+    packet = [d for d in diffs if d.label == "packet" and d.at is not None]
+    if not packet:  # (a byte of a moved packet is compared within its bounds: a proof without them is one)
+        return diffs
+    proven = path_pairs.proven_bytes(obs_a.returns, obs_b.returns, [d.at for d in packet],
+                                     lambda o, at: read_byte(o, at, inputs, normalizer), inputs.assumptions,
+                                     normalizer, whole.share(PAIR_SHARE))
+    stats["paired"] = len(proven)
+    return [d for d in diffs if d.at is None or d.at.get_id() not in proven]
+
+
 def _unknown_reason(solver: z3.Solver, budget: Budget) -> str:
     """Why a check said unknown: the budget ran out (Z3 then says "canceled" or "max. resource limit
     exceeded"; said in the budget's words), or Z3's own reason."""
@@ -179,6 +195,8 @@ REFINEMENT_ROUNDS = 20
 """Spurious abstract counterexamples ruled out before the exact query takes over."""
 # Shares of what is left of the proof's budget (resource units, like the budget itself): a phase that may
 # help (merging, sweeping, the abstract query) cannot starve the exact query, whatever it meets.
+PAIR_SHARE = 0.3
+"""Part of the budget left after exploring that proving packet bytes path pair by path pair may use."""
 MERGE_SHARE = 0.3
 """Part of the budget left after exploring that merging equal applications may use."""
 ABSTRACT_SHARE = 0.6
