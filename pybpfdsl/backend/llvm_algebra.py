@@ -83,6 +83,11 @@ class LlvmAlgebra:
     def const(self, value: int, width: int) -> ir.Value:
         return int_constant(ir.IntType(width), value)
 
+    def known(self, a: ir.Value, width: int) -> int | None:
+        if isinstance(a, ir.Constant) and isinstance(a.constant, int):
+            return a.constant & _mask(width)
+        return None
+
     # -- arithmetic ---------------------------------------------------------------------------------
 
     def add(self, a: ir.Value, c: ir.Value, width: int) -> ir.Value:

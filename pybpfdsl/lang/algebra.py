@@ -101,6 +101,12 @@ class Algebra(Protocol[V, B]):
         Z3 one does, so the prover need not derive it through the division); the others return `value`."""
         ...
 
+    def known(self, a: V, width: int) -> int | None:
+        """`a`'s bit pattern when the instance can see that it is a constant, else None (always allowed).
+        A definition may take a shortcut on a known operand only where it gives the same bits as the
+        general form for every value (`fixed.multiply` by a whole number), so no execution can differ."""
+        ...
+
 
 def _mask(width: int) -> int:
     return (1 << width) - 1
@@ -115,6 +121,9 @@ class IntAlgebra:
 
     def const(self, value: int, width: int) -> int:
         return value & _mask(width)
+
+    def known(self, a: int, width: int) -> int | None:
+        return a
 
     def add(self, a: int, b: int, width: int) -> int:
         return (a + b) & _mask(width)

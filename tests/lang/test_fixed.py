@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pybpfdsl.lang import arith, fixed
+from pybpfdsl.lang.algebra import INT_ALGEBRA, IntAlgebra
 from pybpfdsl.lang.types import FLOAT, ScalarType, i8, i16, i32, i64, u8, u16, u32, u64
 
 i64s = st.integers(-(2**63), 2**63 - 1)
@@ -77,3 +78,27 @@ def test_every_integer_type_converts_to_float_saturating(t: ScalarType, data: st
     """The conversion the code performs (`lang.arith.convert`, over the algebra), by the source's sign."""
     value = data.draw(st.one_of(st.integers(t.min, t.max), st.sampled_from([t.min, t.max, 0, -1 if t.signed else 1])))
     assert arith.convert(value, t, FLOAT) == saturate(value * 2**32)
+
+
+class _Opaque(IntAlgebra):
+    """Python ints, no operand known: `fixed.multiply` takes its general form (halves, magnitudes, sign)."""
+
+    def known(self, a: int, width: int) -> int | None:
+        return None
+
+
+@given(st.integers(-(1 << 63), (1 << 63) - 1), st.integers(-(1 << 31), (1 << 31) - 1), st.booleans())
+def test_a_whole_number_factor_gives_the_bits_of_the_general_product(a: int, k: int, left: bool) -> None:
+    """`fixed.multiply` by a factor k·2**32 is the raw integer times k (one multiply, what the bytecode
+    and the prover see for a constant like 1000.0): the same bits as the general form for every value,
+    including the ends of the range and k = -2**31."""
+    x, whole = a & (2**64 - 1), (k << 32) & (2**64 - 1)
+    operands = (whole, x) if left else (x, whole)
+    assert fixed.multiply(INT_ALGEBRA, *operands) == fixed.multiply(_Opaque(), *operands)
+
+
+def test_a_whole_number_factor_at_the_ends_of_the_range() -> None:
+    for a in (0, 1, -1, (1 << 63) - 1, -(1 << 63), 1 << 32, -(1 << 32)):
+        for k in (0, 1, -1, 1000, -3, (1 << 31) - 1, -(1 << 31)):
+            x, whole = a & (2**64 - 1), (k << 32) & (2**64 - 1)
+            assert fixed.multiply(INT_ALGEBRA, x, whole) == fixed.multiply(_Opaque(), x, whole), (a, k)

@@ -35,6 +35,9 @@ class Z3Algebra(Z3Ops):
         super().__init__()
         self._z3 = z3
 
+    def known(self, a: Term, width: int) -> int | None:
+        return a.as_long() if z3.is_bv_value(a) else None
+
     def ne(self, a: Term, b: Term, width: int) -> Term:
         return a != b
 
