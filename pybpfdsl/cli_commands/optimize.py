@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-window-proofs", action="store_true",
                    help="accept an output the whole-program prover cannot decide (\"unknown\"), on the window proofs")
     p.add_argument("--no-kernel", action="store_true", help="do not load the result in the kernel")
+    p.add_argument("--no-regions", action="store_true",
+                   help="do not thread the regions with jumps inside (boolean diamonds) before the window search")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (for scripts)")
 
 
@@ -43,7 +45,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     rules = None if args.no_rules else RuleCache.load(Path(args.rules) if args.rules else default_path())
     result = optimize_object(obj.data, section=args.section, proposals=args.budget, model=CostModel(args.cost),
                              seed=args.seed, rules=rules, kernel=not args.no_kernel,
-                             trust_window_proofs=args.trust_window_proofs)
+                             trust_window_proofs=args.trust_window_proofs, regions=not args.no_regions)
     try:
         Path(args.output).write_bytes(result.after)
     except OSError as exc:

@@ -35,3 +35,19 @@ def test_latency_weighs_memory_and_division_above_arithmetic() -> None:
     lddw = Instruction.lddw(1, 1 << 40)
     assert cost([add], CostModel.LATENCY) < cost([load], CostModel.LATENCY) < cost([div], CostModel.LATENCY)
     assert cost([lddw], CostModel.SLOTS) == 2 and cost([add, load], CostModel.SLOTS) == 2
+
+
+def test_no_regions_leaves_the_diamonds_to_the_window_search(diamonds_elf: bytes, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`--no-regions` skips threading the boolean diamonds (regions) before the window search: with a
+    search of one proposal a window, the diamonds only the regions can thread stay; both outputs proven."""
+    src = tmp_path / "in.o"
+    src.write_bytes(diamonds_elf)
+    costs = {}
+    for flag in ([], ["--no-regions"]):
+        out = tmp_path / f"out{len(flag)}.o"
+        assert _run([str(src), "-o", str(out), "--budget", "1", "--no-rules", "--no-kernel", "--json", *flag]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["proof"] == "ok", summary
+        costs[bool(flag)] = (summary["cost_before"], summary["cost_after"])
+    assert costs[False][1] < costs[True][1] <= costs[True][0], costs
