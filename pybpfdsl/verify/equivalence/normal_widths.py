@@ -18,6 +18,8 @@ from pybpfdsl.verify.equivalence.terms import op_kind
 
 ITE_PUSH_DEPTH: Final = 6
 """How deep an extract is pushed into nested if-then-else arms before the extract becomes an atom."""
+COMPLEMENT_WIDTH: Final = 16
+"""The widest sum (a checksum's word) whose widening shares one atom with its complement's."""
 EXTRACT_DEPTH: Final = 40
 """How deep an extract looks through atoms that stand for other terms before it becomes an atom."""
 
@@ -33,9 +35,10 @@ class WidthRules(BoundRules):
             if self._signed_exact(p):
                 return self._rewidth(p, width)
             flipped = sum_poly(p.width, [(-1, p), (1, constant_poly(p.width, -1))])
-            if _complement_first(flipped, p):
+            if p.width <= COMPLEMENT_WIDTH and _complement_first(flipped, p):
                 # ~q widened is 2^k - 1 - q widened: one atom for q and its complement (the IR
-                # complements a checksum's low byte after widening it, LLVM before).
+                # complements a checksum's low byte after widening it, LLVM before). Only for bytes
+                # and words: a product's wide sum keeps its own atom, which the abstraction matches.
                 q = self._opaque(flipped)
                 return sum_poly(width, [(-1, Poly(width, q.terms, q.const)),
                                         (1, constant_poly(width, (1 << p.width) - 1))])
