@@ -90,17 +90,30 @@ scaled = Global(u64, 0)
 
 @xdp
 def scaled_to_int(pkt: Packet) -> int:
+    scaled.value = u64(scale.value * 1000.25)
+    return XDP_PASS
+
+
+@xdp
+def scaled_by_a_whole_number(pkt: Packet) -> int:
     scaled.value = u64(scale.value * 1000.0)
     return XDP_PASS
 
 
 def test_a_product_by_a_constant_written_two_ways_is_swept_together() -> None:
-    # The IR multiplies the magnitude by 1000; LLVM multiplies its 32-bit halves. The solver did not
+    # The IR multiplies the magnitude by the constant's halves one way, LLVM another. The solver did not
     # prove the two adder trees equal within 20 s; sweeping meets the two products in 0.2 s. Within the
     # budget `compile()` gives a proof, since `attach` needs it.
     result = prove_compiled(scaled_to_int.compile(prove=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()
     assert result.stats["swept"] and not result.stats["abstracted"]
+
+
+def test_a_product_by_a_whole_number_is_one_product_on_both_sides() -> None:
+    # `fixed.multiply` by k * 2**32 is the raw value times k on both sides: nothing left to sweep.
+    result = prove_compiled(scaled_by_a_whole_number.compile(prove=False).subject, budget=COMPILE_BUDGET)
+    assert result.status == "proven", result.report()
+    assert not result.stats.get("swept") and not result.stats["abstracted"]
 
 
 # Random 8-bit expressions over two variables and one abstract function.
