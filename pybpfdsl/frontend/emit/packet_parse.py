@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from pybpfdsl.frontend.emit.base import EmitterBase
 from pybpfdsl.frontend.flow import Env
-from pybpfdsl.frontend.values import HeaderVal, OptionalVal, PayloadVal
+from pybpfdsl.frontend.values import PARSED_ATTRIBUTES, HeaderVal, OptionalVal, PayloadVal, pseudo_local
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import BinOp, CmpOp
@@ -27,18 +27,10 @@ from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u32, u64
 
 __all__ = ["PARSED_ATTRIBUTES", "parse", "pseudo_local"]
 
-PARSED_ATTRIBUTES = ("eth", "ipv4", "ipv6", "tcp", "udp", "payload")
-"""The packet attributes the parse computes, in the order their results are passed (stable IR)."""
-
 _IPV4_END = h.ETH_HLEN + h.IPV4.length
 _IPV6_END = h.ETH_HLEN + h.IPV6.length
 _IPV4_MIN_IHL = 5  # below it the header is present but its length is nonsense (`lang.packet`)
 _TCP_MIN_DATAOFS = 5
-
-
-def pseudo_local(attr: str) -> str:
-    """The local under which the parse's result for `pkt.<attr>` is remembered."""
-    return f"<pkt>.{attr}"
 
 
 @dataclass(frozen=True)
