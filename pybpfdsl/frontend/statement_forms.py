@@ -109,14 +109,35 @@ class StatementForms(InFunction[_Env], ExpressionForms[_Value, _Scalar], Generic
                 self.map_assign(self.map_of(base), index, value_node)
             case ast.Attribute():
                 self.field_assign(target, value_node)
+            case ast.Tuple(elts=elts) | ast.List(elts=elts) if elts and all(isinstance(t, ast.Name) for t in elts):
+                self.unpack_locals(target, value_node, s)
             case ast.Tuple() | ast.List():
                 self.swap(target, value_node, s)
             case _:
                 raise self.refusal(target, f"cannot assign to `{ast.unparse(target)}`")
 
-    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt) -> None:
+    def unpack_locals(self, targets: ast.Tuple | ast.List, value_node: ast.expr, s: ast.stmt) -> None:
+        """`a, b = x, y` between locals, with Python's meaning: every value is computed first, left to
+        right, then each is assigned, left to right (so `a, b = b, a` swaps, and `a, a = 1, 2` leaves 2)."""
+        if not isinstance(value_node, ast.Tuple | ast.List) or any(isinstance(v, ast.Starred)
+                                                                   for v in value_node.elts):
+            names = ", ".join(ast.unparse(t) for t in targets.elts)
+            parts = ", ".join(f"{ast.unparse(value_node)}[{i}]" for i in range(len(targets.elts)))
+            raise self.refusal(value_node, "unpacking assignment needs the values written out as a tuple",
+                               f"write `{names} = {parts}`")
+        if len(value_node.elts) != len(targets.elts):
+            raise self.refusal(s, f"{len(targets.elts)} names but {len(value_node.elts)} values to unpack",
+                               "give one value per name: `a, b = b, a`")
+        values = [self.expr(v) for v in value_node.elts]
+        for t, v_node, v in zip(targets.elts, value_node.elts, values):
+            assert isinstance(t, ast.Name)
+            self.assign_local(t.id, v_node, None, s, value=v)
+
+    def assign_local(self, name: str, value_node: ast.expr, annotated: ScalarType | None, s: ast.stmt,
+                     value: _Value | None = None) -> None:
         """`name = value` (or `name: T = value`): a local keeps the type it was declared with, a number
-        that may be None keeps its number's type, and a local holds one kind of thing."""
+        that may be None keeps its number's type, and a local holds one kind of thing. `value`: the
+        value of `value_node` when it was computed already (an unpacking assignment computes all first)."""
         var_types = self.scope.var_types
         if name not in var_types and name not in self.env:
             self.first_assignment(name, s)
@@ -126,7 +147,8 @@ class StatementForms(InFunction[_Env], ExpressionForms[_Value, _Scalar], Generic
                 raise self.refusal(s, f"{name} was declared {var_types[name]} before; "
                                    f"it cannot become {annotated}", "use a new variable name")
             var_types[name] = declared = annotated
-        value = self.expr(value_node)
+        if value is None:
+            value = self.expr(value_node)
         if isinstance(value, PacketVal):
             raise self.refusal(value_node, "the packet cannot be copied into a variable", "use the parameter")
         held = self.env.get(name)

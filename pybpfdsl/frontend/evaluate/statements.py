@@ -17,6 +17,7 @@ from pybpfdsl.frontend.evaluate.running import (
     Return,
     Signal,
     TupleValue,
+    Value,
     binary_in,
     compare,
     const_num,
@@ -112,11 +113,14 @@ class StatementEvaluator(PacketWriteEvaluator):
     def assign(self, target: ast.expr, value_node: ast.expr, annotated: ScalarType | None, fr: Frame) -> None:
         match target:
             case ast.Name(id=name):
-                value = self.expr(value_node, fr)
-                declared = annotated or fr.var_types.get(name)
-                if declared is not None and isinstance(value, Scalar):
-                    value = convert(value, declared)
-                fr.env[name] = value
+                self.store_local(name, self.expr(value_node, fr), annotated, fr)
+            case ast.Tuple(elts=elts) | ast.List(elts=elts) if elts and all(isinstance(t, ast.Name) for t in elts):
+                if not isinstance(value_node, ast.Tuple | ast.List):
+                    raise EvaluationError("unpacking needs a tuple of values")
+                values = [self.expr(v, fr) for v in value_node.elts]  # every value first, then the names
+                for t, v in zip(elts, values, strict=True):
+                    assert isinstance(t, ast.Name)
+                    self.store_local(t.id, v, None, fr)
             case ast.Attribute(value=base, attr="value"):
                 g = self.expr(base, fr)
                 if not isinstance(g, Global):
@@ -134,6 +138,13 @@ class StatementEvaluator(PacketWriteEvaluator):
                 self.swap(target, value_node, fr)
             case _:
                 raise EvaluationError(f"cannot assign to `{source_text(target)}`")
+
+    def store_local(self, name: str, value: Value, annotated: ScalarType | None, fr: Frame) -> None:
+        """`name = value`, a number converted to the local's type."""
+        declared = annotated or fr.var_types.get(name)
+        if declared is not None and isinstance(value, Scalar):
+            value = convert(value, declared)
+        fr.env[name] = value
 
     def aug_assign(self, s: ast.AugAssign, target: ast.expr, op: BinOp, value_node: ast.expr, fr: Frame) -> None:
         match target:

@@ -77,9 +77,10 @@ class PacketWriteChecker(CallChecker):
 
     def swap(self, targets: ast.Tuple | ast.List, value: ast.expr, s: ast.stmt) -> None:
         """`a, b = x, y` where every target is a header field: the values are read first, then written."""
-        if not all(isinstance(t, ast.Attribute) for t in targets.elts):
-            raise self.err(targets, "unpacking assignment is not supported (except between header fields)",
-                           "assign one variable per line")
+        if not targets.elts or not all(isinstance(t, ast.Attribute) for t in targets.elts):
+            raise self.err(targets, "an unpacking assignment assigns either local variables (`a, b = b, a`) or "
+                           "header fields (`eth.src, eth.dst = eth.dst, eth.src`), not a mix or other targets",
+                           "assign these one per line")
         if not isinstance(value, ast.Tuple | ast.List) or len(value.elts) != len(targets.elts):
             raise self.err(s, "assigning header fields together needs as many values as fields, as a tuple",
                            "swap fields like this: `eth.src, eth.dst = eth.dst, eth.src`")

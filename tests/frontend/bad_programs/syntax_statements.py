@@ -133,9 +133,31 @@ def chained_assignment(pkt: Packet) -> int:
     return XDP_PASS
 
 
+PAIR = (1, 2)
+
+
 @xdp
-def tuple_unpacking(pkt: Packet) -> int:
-    a, b = 1, 2  # error: unpacking assignment is not supported | hint: one variable per line
+def unpacking_a_tuple_name(pkt: Packet) -> int:
+    a, b = PAIR  # error: unpacking assignment needs the values written out as a tuple | hint: a, b = PAIR[0], PAIR[1]
+    return XDP_PASS
+
+
+@xdp
+def unpacking_too_few_values(pkt: Packet) -> int:
+    a, b, c = 1, 2  # error: 3 names but 2 values to unpack | hint: one value per name
+    return XDP_PASS
+
+
+@xdp
+def unpacking_a_local_and_a_global(pkt: Packet) -> int:
+    a = 0
+    a, hits.value = 1, 2  # error: assigns either local variables (`a, b = b, a`) or header fields | hint: one per line
+    return XDP_PASS
+
+
+@xdp
+def unpacking_a_starred_value(pkt: Packet) -> int:
+    a, b = *PAIR, 3  # error: unpacking assignment needs the values written out as a tuple
     return XDP_PASS
 
 
