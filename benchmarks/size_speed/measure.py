@@ -1,14 +1,22 @@
 """The numbers: sizes from the objects, JIT instructions and run time from the kernel, executed
 instructions from the bytecode interpreter, compile times from the compilers.
 
-Run time is BPF_PROG_TEST_RUN's own per-run average over `REPEAT` runs of the hot packet; `TRIALS` such
-measurements per program, interleaved across the programs being compared (so a busy moment of the machine
-hits them all alike), reduced to their median, minus the median of an empty program measured alongside.
+Run time per packet: the CPU time this thread spends in one BPF_PROG_TEST_RUN of `REPEAT` runs of the hot
+packet, divided by `REPEAT` (the kernel's own `duration` is that average rounded down to a whole ns, too
+coarse for programs 2-5 ns above the empty one; the syscall's setup, a few microseconds, is the same for
+every program and comes out with the empty program's time). Each object is loaded `LOADS` times (where the
+JIT image and the maps land moves a program's time by about a nanosecond from one load to the next), and
+each of `TRIALS` rounds times every loaded copy once, in a shuffled order (so a busy moment of the machine
+or a cache state left by one program does not always fall on the same one). A program's ns is the median
+of its samples minus the empty program's median; ours against clang is the median of the paired
+differences of one round and one load (`paired`), with a distribution-free 95% interval.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import random
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -20,8 +28,10 @@ from pybpfdsl.runtime.bpf_object import BpfObject
 from pybpfdsl.runtime.jit_info import jited_instruction_count, xlated_instruction_count
 from pybpfdsl.runtime.kernel_run import run_xdp
 
-TRIALS = 7
+TRIALS = 21
 REPEAT = 100_000
+LOADS = 3
+SHUFFLE_SEED = 0
 COMPILE_TRIALS = 3
 
 PASS_SWITCHES = ("optimize", "passes", "ir_passes")
@@ -82,30 +92,83 @@ class KernelNumbers:
     xlated: int
     jited: int | None
     ns: float
-    """Median ns per run of the hot packet, the empty program's median subtracted."""
+    """Median ns per run of the hot packet (CPU time), the empty program's median subtracted."""
     raw_ns: float
+    kernel_ns: float
+    """The kernel's own per-run duration (whole ns), mean over the samples, the empty program's subtracted."""
+    samples: tuple[float, ...]
+    """ns per run, one per (round, load) in that order: the samples `paired` compares."""
+
+
+@dataclass(frozen=True)
+class Paired:
+    """`a - b` in ns per packet, round by round and load by load: the median and a 95% interval."""
+    median: float
+    low: float
+    high: float
+    a_faster: int
+    """Samples in which a took less time than b."""
+    samples: int
+
+
+def paired(a: KernelNumbers, b: KernelNumbers) -> Paired:
+    """The paired differences of two programs timed in the same rounds (a round's busy moment falls on
+    both). The interval holds the median with 95% confidence whatever the distribution: order statistics
+    n/2 -+ 0.98 sqrt(n) of the sorted differences (the binomial's normal approximation)."""
+    diffs = sorted(x - y for x, y in zip(a.samples, b.samples, strict=True))
+    n = len(diffs)
+    k = max(0, math.floor((n - 1.96 * math.sqrt(n)) / 2))
+    return Paired(statistics.median(diffs), diffs[k], diffs[n - 1 - k], sum(d < 0 for d in diffs), n)
+
+
+def _time_one(fd: int, packet: bytes) -> tuple[float, int]:
+    """One test run of `REPEAT` runs: (CPU ns per run of this thread, the kernel's per-run duration)."""
+    started = time.thread_time_ns()
+    duration = run_xdp(fd, packet, repeat=REPEAT).duration_ns
+    return (time.thread_time_ns() - started) / REPEAT, duration
 
 
 def kernel_numbers(objects: dict[str, tuple[bytes, str]], empty: tuple[bytes, str], packet: bytes,
-                   globals_init: Mapping[str, int]) -> tuple[dict[str, KernelNumbers], float]:
-    """Load every object (key -> (ELF, program name)) and the empty program, write `globals_init` into
-    each object but the empty one, time them interleaved; the numbers by key, and the empty program's
-    median ns."""
-    loaded: dict[str, tuple[BpfObject, int]] = {}
+                   globals_init: Mapping[str, int],
+                   map_init: tuple[tuple[str, bytes, bytes], ...] = ()) -> tuple[dict[str, KernelNumbers], float]:
+    """Load every object (key -> (ELF, program name)) and the empty program `LOADS` times each, write
+    `globals_init` and `map_init` into each copy but the empty ones, time them in shuffled rounds; the
+    numbers by key, and the empty program's median ns."""
+    copies: dict[tuple[str, int], tuple[BpfObject, int]] = {}
+    shuffle = random.Random(SHUFFLE_SEED)
     try:
-        for key, (elf, name) in {**objects, "_empty": empty}.items():
-            obj = BpfObject.load(elf, key[:15])
-            loaded[key] = (obj, obj.program_fd(name))
-            if key != "_empty":
-                seed_kernel(elf, obj, globals_init, ())
-        times: dict[str, list[int]] = {key: [] for key in loaded}
+        for load in range(LOADS):
+            for key, (elf, name) in {**objects, "_empty": empty}.items():
+                obj = BpfObject.load(elf, key[:15])
+                copies[key, load] = (obj, obj.program_fd(name))
+                if key != "_empty":
+                    seed_kernel(elf, obj, globals_init, map_init)
+        cpu: dict[tuple[str, int], list[float]] = {c: [] for c in copies}
+        kernel: dict[tuple[str, int], list[int]] = {c: [] for c in copies}
+        order = list(copies)
         for _ in range(TRIALS):
-            for key, (_, fd) in loaded.items():
-                times[key].append(run_xdp(fd, packet, repeat=REPEAT).duration_ns)
-        baseline = statistics.median(times["_empty"])
-        return {key: KernelNumbers(xlated_instruction_count(fd), jited_instruction_count(fd),
-                                   statistics.median(times[key]) - baseline, statistics.median(times[key]))
-                for key, (_, fd) in loaded.items() if key != "_empty"}, baseline
+            shuffle.shuffle(order)
+            for c in order:
+                ns, duration = _time_one(copies[c][1], packet)
+                cpu[c].append(ns)
+                kernel[c].append(duration)
+
+        def samples(key: str) -> tuple[float, ...]:
+            return tuple(cpu[key, load][t] for t in range(TRIALS) for load in range(LOADS))
+
+        def kernel_mean(key: str) -> float:
+            return statistics.mean(d for load in range(LOADS) for d in kernel[key, load])
+
+        baseline = statistics.median(samples("_empty"))
+        numbers = {}
+        for key in objects:
+            fd = copies[key, 0][1]
+            mine = samples(key)
+            numbers[key] = KernelNumbers(
+                xlated_instruction_count(fd), jited_instruction_count(fd),
+                statistics.median(mine) - baseline, statistics.median(mine),
+                kernel_mean(key) - kernel_mean("_empty"), tuple(x - baseline for x in mine))
+        return numbers, baseline
     finally:
-        for obj, _ in loaded.values():
+        for obj, _ in copies.values():
             obj.close()

@@ -32,6 +32,14 @@ def _pair(rec: Record, metric: str, fmt: str = "{}") -> str:
     return f"{ours} / {show(rec[f'clang_{metric}'])}"
 
 
+def _versus(rec: Record) -> str:
+    """The paired difference ours - C in ns per packet and its 95% interval, `-` when not measured."""
+    if rec.get("ns_diff") is None:
+        return "-"
+    low, high = rec["ns_diff_ci95"]
+    return f"{rec['ns_diff']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
 def ratio(rec: Record, metric: str) -> float | None:
     ours, theirs = rec[f"ours_{metric}"], rec[f"clang_{metric}"]
     if ours is None or theirs is None or theirs <= 0 or ours <= 0:
@@ -46,8 +54,8 @@ def geomean(values: Sequence[float]) -> float:
 def markdown(records: Sequence[Record], meta: Record) -> str:
     lines = [
         "| program | DSL lines | C lines | clang best | BPF slots | JIT insns | executed insns | ns/packet "
-        "| compile ms | twin agrees |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
+        "| ours − C ns (95%) | compile ms | twin agrees |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for rec in records:
         agrees = "yes" if not rec["disagreements"] else f"NO ({len(rec['disagreements'])})"
@@ -56,6 +64,7 @@ def markdown(records: Sequence[Record], meta: Record) -> str:
         lines.append(
             f"| {name} | {rec['dsl_loc']} | {rec['c_loc']} | {rec['clang_config']} | {_pair(rec, 'bpf_insns')} "
             f"| {_pair(rec, 'jit_insns')} | {_pair(rec, 'exec_insns')} | {_pair(rec, 'ns', '{:.1f}')} "
+            f"| {_versus(rec)} "
             f"| {rec['ours_compile_ms']:.0f} / {rec['clang_compile_ms']:.0f} | {agrees} |")
     means = []
     for metric, label in RATIOS:
@@ -66,8 +75,11 @@ def markdown(records: Sequence[Record], meta: Record) -> str:
         "Cells read `ours / C` (ours `off→on` when the build has an IR-passes switch). Geometric mean of "
         "ours/C: " + ", ".join(means) + ".",
         f"IR passes switch: {meta['passes_switch'] or 'none in this build (ours = the default compile)'}; "
-        f"ns/packet: median of {meta['trials']} BPF_PROG_TEST_RUN trials x {meta['repeat']} runs of the hot "
-        f"packet, minus the empty program's median ({meta['empty_ns_median']:.1f} ns); executed insns: the "
+        f"ns/packet: CPU time of a BPF_PROG_TEST_RUN of {meta['repeat']} runs of the hot packet per run, "
+        f"median over {meta['trials']} shuffled rounds x {meta.get('loads', 1)} loads of each object, minus the "
+        f"empty program's median ({meta['empty_ns_median']:.1f} ns); ours − C: median of the paired "
+        "differences (same round, same load) and its 95% interval (below 0: ours faster; holding 0: no "
+        "difference shown); executed insns: the "
         "bytecode interpreter on the hot packet; BPF slots count lddw as 2; clang best = fewest slots over "
         "-O1/-O2/-O3 x -mcpu=v2/v3. Commit " + meta["commit"] + ", " + meta["kernel"] + ".",
     ]
