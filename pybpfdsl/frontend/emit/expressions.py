@@ -29,7 +29,7 @@ from pybpfdsl.frontend.values import (
     StructVal,
 )
 from pybpfdsl.ir import nodes as n
-from pybpfdsl.lang.arith import CmpOp
+from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap
 from pybpfdsl.lang.types import (
     BOOL,
@@ -119,11 +119,54 @@ class ExpressionEmitter(EmitterBase):
             raise self.unchecked(node)
         if len(ops) > 1:
             return self.branchy_value(node)
-        left = self.scalar(node.left)
-        right = self.scalar(rights[0])
         op = _CMPOPS[type(ops[0])]
+        left_value, right_value = self.lower_expr(node.left), self.lower_expr(rights[0])
+        if op in (CmpOp.EQ, CmpOp.NE):
+            equality = self.optional_equality(op, left_value, right_value, node)
+            if equality is not None:
+                return equality
+        left = self.as_scalar(left_value, node.left)
+        right = self.as_scalar(right_value, rights[0])
         special = self.random_threshold(node.left, rights[0], left, right, op, node)
         return special if special is not None else self.compare(op, left, right, node)
+
+    def optional_equality(self, op: CmpOp, a: DslValue, b: DslValue, node: ast.Compare) -> Scalar | None:
+        """`x == y` / `x != y` with a side that may be None, by Python's rule (None equals only None), from
+        the presence bits, without branches: with one optional side present `p`, `==` is `p and x == y` and
+        `!=` is `not p or x != y`; with two, `==` is `not (pa or pb) or (pa and pb and x == y)`. (The checker's
+        `optional_equality` decides the same constants.)"""
+        sides = (a, b)
+        optional = [isinstance(v, OptionalVal) and not v.narrowed and isinstance(v.inner, Scalar) for v in sides]
+        if not any(optional):
+            return None
+        inner = [v.inner if isinstance(v, OptionalVal) and isinstance(v.inner, Scalar) else self.as_scalar(v, side)
+                 for v, side in zip(sides, (node.left, node.comparators[0]))]
+        c = self.compare(op, inner[0], inner[1], node)
+        if not all(optional) and c.const is not None and bool(c.const) == (op is CmpOp.NE):
+            return c
+        presence = [v.present for v, o in zip(sides, optional) if o and isinstance(v, OptionalVal)]
+
+        def bits(bop: BinOp, x: n.Value, y: n.Value) -> n.Value:
+            return self.op(n.Binary, BOOL, bop, x, y)
+
+        def negate(x: n.Value) -> n.Value:
+            return bits(BinOp.XOR, x, self.const(BOOL, 1))
+
+        equal = c if op is CmpOp.EQ else Scalar(BOOL, negate(self.scalar_value(c))) if c.const is None else \
+            Scalar(BOOL, const=int(not c.const))
+        present = presence[0] if len(presence) == 1 else bits(BinOp.AND, presence[0], presence[1])
+        if equal.const == 1:
+            values_match = present
+        elif equal.const == 0:
+            values_match = None  # never equal where present
+        else:
+            values_match = bits(BinOp.AND, present, self.scalar_value(equal))
+        if len(presence) == 1:
+            result = values_match if values_match is not None else self.const(BOOL, 0)
+        else:
+            both_none = negate(bits(BinOp.OR, presence[0], presence[1]))
+            result = both_none if values_match is None else bits(BinOp.OR, both_none, values_match)
+        return Scalar(BOOL, result if op is CmpOp.EQ else negate(result))
 
     def random_threshold(self, lnode: ast.expr, rnode: ast.expr, left: Scalar, right: Scalar, op: CmpOp,
                          node: ast.AST) -> Scalar | None:

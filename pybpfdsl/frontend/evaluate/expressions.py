@@ -230,9 +230,16 @@ class ExpressionEvaluator(EvaluatorBase):
                     return Scalar(BOOL, 0)
                 left = right
             return Scalar(BOOL, 1)
+        op = _CMPOPS[type(ops[0])]
+        if op in (CmpOp.EQ, CmpOp.NE):
+            left_value, right_value = self.expr(node.left, fr), self.expr(rights[0], fr)
+            if left_value is None or right_value is None:  # Python's rule: None equals only None
+                return Scalar(BOOL, int((left_value is None and right_value is None) == (op is CmpOp.EQ)))
+            if not isinstance(left_value, Scalar) or not isinstance(right_value, Scalar):
+                raise EvaluationError(f"`{source_text(node)}` (line {line_of(node)}) compares a non-number")
+            return Scalar(BOOL, int(compare(op, left_value, right_value)))
         left = self.scalar(node.left, fr)
         right = self.scalar(rights[0], fr)
-        op = _CMPOPS[type(ops[0])]
         if self.key(node) in self.lw.facts.random_thresholds:
             # `random() op p`: the raw 32 random bits against an exact threshold, where the checker decided so.
             assert right.const is not None

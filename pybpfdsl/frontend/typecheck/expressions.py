@@ -22,6 +22,7 @@ from pybpfdsl.frontend.values import (
     Callee,
     ConstTuple,
     ModuleVal,
+    NoneVal,
     PacketVal,
     Scalar,
     StateVal,
@@ -216,14 +217,41 @@ class ExpressionChecker(ArithmeticChecker):
                            "use `==` to compare numbers")
         if len(ops) > 1:
             return self.branchy_value(node)
-        left = self.scalar(node.left)
-        right = self.scalar(rights[0])
         op = COMPARISONS[type(ops[0])]
+        left_kind, right_kind = self.expr(node.left), self.expr(rights[0])
+        if op in (CmpOp.EQ, CmpOp.NE):
+            equality = self.optional_equality(op, left_kind, right_kind, node)
+            if equality is not None:
+                return equality
+        left = self.as_scalar(left_kind, node.left)
+        right = self.as_scalar(right_kind, rights[0])
         if op in fold.RANDOM_THRESHOLD_OPS and self.is_random_call(node.left) and right.const is not None:
             # `random() < p` (or <=, >, >=): the raw 32 random bits against an exact threshold.
             self.facts.random_threshold(self.ctx, node)
             return self.compare(op, left, computed(FLOAT), node)
         return self.compare(op, left, right, node)
+
+    def optional_equality(self, op: CmpOp, a: Kind, b: Kind, node: ast.Compare) -> Scalar[object] | None:
+        """`x == y` / `x != y` where a side is a number that may be None (a payload byte, `m.get(k)`), with
+        Python's meaning: None equals only None, so `b == 0x45` is False and `b != 0x45` True where `b` is
+        None. None when neither side may be None (an ordinary comparison). The emitter computes the same
+        from the presence bits (`emit.expressions`), pure Python compares its None (`evaluate`)."""
+        sides = ((a, node.left), (b, node.comparators[0]))
+        for kind, side in sides:
+            if isinstance(kind, NoneVal):
+                other = node.comparators[0] if side is node.left else node.left
+                word = "is" if op is CmpOp.EQ else "is not"
+                raise self.err(node, "compare with None using `is` or `is not`, not `==` or `!=`",
+                               f"write `{ast.unparse(other)} {word} None`")
+        optional = [isinstance(k, Maybe) and not k.narrowed and isinstance(k.inner, Scalar) for k, _ in sides]
+        if not any(optional):
+            return None
+        inner = [k.inner if isinstance(k, Maybe) and isinstance(k.inner, Scalar) else self.as_scalar(k, side)
+                 for k, side in sides]
+        c = self.compare(op, inner[0], inner[1], node)
+        if not all(optional) and c.const is not None and bool(c.const) == (op is CmpOp.NE):
+            return c  # decided whether or not the optional side is None (`u8_byte == 300`)
+        return computed(BOOL)
 
     def is_random_call(self, node: ast.expr) -> bool:
         if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name)):

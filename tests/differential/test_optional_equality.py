@@ -1,0 +1,89 @@
+"""`==` and `!=` on a number that may be None (a payload byte, `m.get(k)`) have Python's meaning in the
+four executions (pure Python, the IR and bytecode interpreters, the kernel) and in the proof: None equals
+only None, so `b == 0x45` is False and `b != 0x45` True where `b` is None, and two lookups that both miss
+are equal."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from pybpfdsl import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, Global, HashMap, Packet, u32, u64, xdp
+from pybpfdsl.differential import compare
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+from pybpfdsl.testing import reset_state
+
+KERNEL, _ = kernel_bpf_available()
+EXECUTIONS = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
+
+counts = HashMap(u32, u32, 16)
+seen = Global(u64, 0)
+
+
+@xdp
+def first_byte(pkt: Packet) -> int:
+    b = pkt.payload[0]
+    if b == 0x45:                    # None past the packet's end: not equal
+        return XDP_DROP
+    if pkt.payload[1] != 7:          # None: not equal, so `!=` holds
+        return XDP_TX
+    return XDP_PASS
+
+
+@xdp
+def lookups(pkt: Packet) -> int:
+    key = u32(pkt.len & 3)
+    same = counts.get(key) == counts.get(key + 1)     # both missing: None == None
+    differ = counts.get(key) != 5
+    seen.value = u64(same) << 1 | u64(differ)
+    if same and differ:
+        return XDP_ABORTED
+    return XDP_TX if same else XDP_PASS
+
+
+@xdp
+def scan_for_marker(pkt: Packet) -> int:
+    found: u32 = 0
+    for i in range(8):
+        if pkt.payload[i] == 0xFF or 0xEE == pkt.payload[i]:  # noqa: SIM300  (the optional on either side)
+            found += 1
+    seen.value = found
+    return XDP_DROP if found > 1 else XDP_PASS
+
+
+PROGRAMS = (first_byte, lookups, scan_for_marker)
+PACKETS = [bytes(14), bytes(14) + b"\x45", bytes(14) + b"\x01\x07", bytes(14) + b"\x01\x08",
+           bytes(14) + b"\x01", bytes(14) + b"\xff\x00\xee\xff", bytes(17), bytes(18) + b"\xff" * 8]
+
+
+@pytest.fixture(autouse=True)
+def clean_state() -> None:
+    reset_state(sys.modules[__name__])
+
+
+def test_python_meaning() -> None:
+    assert [first_byte(p) for p in PACKETS[:5]] == [XDP_TX, XDP_DROP, XDP_PASS, XDP_TX, XDP_TX]
+    assert lookups(bytes(16)) == XDP_ABORTED and seen.value == 0b11   # both missing, and None != 5
+    counts[0] = 5
+    assert lookups(bytes(16)) == XDP_PASS and seen.value == 0b00      # 5 against None; 5 == 5
+    counts[1] = 5
+    assert lookups(bytes(16)) == XDP_TX and seen.value == 0b10        # 5 == 5
+    counts[1] = 6
+    assert lookups(bytes(17)) == XDP_PASS and seen.value == 0b01      # 6 against a missing key 2; 6 != 5
+    assert scan_for_marker(bytes(14) + b"\xff\x00\xee") == XDP_DROP and seen.value == 2
+
+
+@pytest.mark.parametrize("fill", [{}, {0: 5}, {0: 5, 1: 5}, {1: 6, 2: 6}, {0: 1, 1: 2, 2: 3, 3: 4}])
+def test_every_execution_agrees(fill: dict[int, int]) -> None:
+    for prog in PROGRAMS:
+        reset_state(sys.modules[__name__])
+        for k, v in fill.items():
+            counts[k] = v
+        assert compare(prog, PACKETS, executions=EXECUTIONS) is None, prog.name
+
+
+def test_proven() -> None:
+    for prog in PROGRAMS:
+        proof = prog.compile(prove=True).proof
+        assert proof.status == "proven", (prog.name, proof)

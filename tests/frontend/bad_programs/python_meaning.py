@@ -1,0 +1,33 @@
+"""Wrong programs where Python's meaning is kept, or refused with what to write: `== None`, `while`
+loops whose iterations the compiler cannot count.
+
+Each `@xdp` function is deliberately wrong; the line marked `# error: ...` is where the frontend must
+report it (see tests/frontend/test_bad_input.py). Not meant to be imported by anything else.
+"""
+# ruff: noqa
+
+from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, Packet, u8, u32, xdp
+
+counts = HashMap(u32, u32, 16)
+
+
+@xdp
+def equal_to_none(pkt: Packet) -> int:
+    if pkt.payload[0] == None:  # error: compare with None using `is` or `is not`, not `==` | hint: write `pkt.payload[0] is None`
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def lookup_not_equal_to_none(pkt: Packet) -> int:
+    if None != counts.get(1):  # error: compare with None using `is` | hint: write `counts.get(1) is not None`
+        return XDP_DROP
+    return XDP_PASS
+
+
+@xdp
+def optional_ordered(pkt: Packet) -> int:
+    b = pkt.payload[0]
+    if b < 0x45:  # error: `b` may be None here | hint: if b is None: return XDP_PASS
+        return XDP_DROP
+    return XDP_PASS
