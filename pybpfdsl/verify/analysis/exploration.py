@@ -42,18 +42,16 @@ from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
 from pybpfdsl.bpf.opcode import AluOp, Kind, Source, alu_op, source
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
-from pybpfdsl.verify.analysis.abstract_state import State
+from pybpfdsl.verify.analysis.abstract_state import MAYBE_LOCKED, Frame, Lock, State
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import QUIET
 from pybpfdsl.verify.analysis.precision import (
     TOP,
     Precision,
-    forget_dead_slots,
-    forget_imprecise_spills,
     stack_live_in,
 )
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import UNINIT, PacketPtr, Pid, ScalarValue, alternatives, is_pointer
+from pybpfdsl.verify.analysis.values import PacketPtr, Pid, ScalarValue, Value, alternatives, is_pointer, value_le
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
@@ -98,20 +96,35 @@ def prune_points(env: Env, cfg: Cfg) -> tuple[frozenset[int], frozenset[int]]:
     return frozenset(prune), frozenset(jump)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Stored:
     """A stored state, and how many paths from it are still to explore (0: done, it may prune)."""
 
     state: State
     parent: _Stored | None
-    cleaned: State
-    """``state`` as compared (:func:`_clean`) with the precision of ``version``."""
+    form: _Form
+    """``state`` as compared (:func:`_form`) with the precision of ``version``."""
     version: int
-    consts: dict[int, int]
-    """The constant registers of ``cleaned``."""
     branches: int = 1
     hits: int = 0
     misses: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class _Form:
+    """A state as the kernel compares it at one prune point: its live registers and live stack slots
+    (in the order of :func:`_live_lists`, the same for every state compared there), numbers it did not
+    mark precise unknown, and the packet facts the live pointers carry. Registers and slots that are dead
+    there are left out: they are the same (uninitialised, empty) in every state compared there."""
+
+    regs: tuple[Value, ...]
+    stack: tuple[stk.Slot, ...]
+    pkt_min: int
+    ranges: tuple[tuple[Pid, int], ...]
+    frames: tuple[Frame, ...]
+    lock: Lock | None
+    consts: dict[int, int]
+    """The constant registers (precise numbers only): register → value."""
 
 
 @dataclass
@@ -131,28 +144,36 @@ class Exploration:
     """Loop head → the most times one path passed it (its iterations, times those of enclosing loops)."""
 
 
-def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
-    """The state as the kernel compares it: dead registers and stack slots (bits 11 and up of
-    ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
-    instruction wrote what; and its constant registers."""
-    # Registers: dead ones uninitialised, imprecise numbers unknown (forget_imprecise); only the live
-    # ones looked at (a handful at most prune points).
-    regs = list(s.regs)
+_REGS = (1 << 11) - 1
+
+
+@lru_cache(maxsize=1 << 12)
+def _live_lists(live: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(the live registers, the live stack slots) of a liveness mask (slots from bit 11)."""
+    return (tuple(i for i in range(11) if live >> i & 1),
+            tuple(i for i in range(stk.SLOTS) if live >> (i + 11) & 1))
+
+
+def _form(s: State, live: int, precise: int) -> _Form:
+    """The state as the kernel compares it (see :class:`_Form`): dead registers and stack slots (bits 11
+    and up of ``live``) do not count, nor numbers it did not mark precise (:mod:`.precision`), nor which
+    instruction wrote what."""
+    live_regs, live_slots = _live_lists(live)
+    sregs = s.regs
+    regs: list[Value] = []
     consts: dict[int, int] = {}
     held: set[Pid | None] = set()
-    dead, alive = _registers(live & _REGS)
-    for i in dead:
-        regs[i] = UNINIT
-    for i in alive:
-        v = regs[i]
+    for i in live_regs:
+        v = sregs[i]
         if type(v) is ScalarValue:
             if not precise >> i & 1:
-                regs[i] = TOP
+                v = TOP
             elif (c := v.value.const_value) is not None:
                 consts[i] = c
         elif type(v) is PacketPtr:
             held.add(v.pid)
-    stack, spilled = _clean_stack(s.stack, live >> 11, precise >> 11)
+        regs.append(v)
+    stack, spilled = _form_stack(s.stack, live_slots, live >> 11, precise >> 11)
     # The kernel knows a packet range only through the pointers that carry it: one no live pointer
     # holds is forgotten (ours is kept per pointer id, and for the packet's start as ``pkt_min``).
     ranges = s.ranges
@@ -162,56 +183,70 @@ def _clean(s: State, live: int, precise: int) -> tuple[State, dict[int, int]]:
         if None not in held:
             pkt_min = 0
         ranges = tuple(r for r in ranges if r[0] in held)
-    return State(tuple(regs), _NO_DEFS, stack, pkt_min, ranges, s.frames, s.lock), consts
+    return _Form(tuple(regs), stack, pkt_min, ranges, s.frames, s.lock, consts)
 
 
-_REGS = (1 << 11) - 1
-
-
-@lru_cache(maxsize=1 << 11)
-def _registers(live: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(the dead registers, the live ones) of a liveness mask."""
-    return tuple(i for i in range(11) if not live >> i & 1), tuple(i for i in range(11) if live >> i & 1)
-
-
-_STACKS: dict[tuple[int, int, int], tuple[stk.Stack, stk.Stack, frozenset[Pid | None]]] = {}
+_STACKS: dict[tuple[int, int, int], tuple[stk.Stack, tuple[stk.Slot, ...], frozenset[Pid | None]]] = {}
 _STACKS_MAX = 1 << 14
+_VAGUE: dict[int, tuple[stk.Slot, stk.Slot]] = {}
+"""A slot's identity → (the slot, the slot with its spilled number unknown), see :func:`_form_stack`."""
 
 
-def _clean_stack(stack: stk.Stack, live: int, precise: int) -> tuple[stk.Stack, frozenset[Pid | None]]:
-    """``stack`` as the kernel compares it (imprecise spilled numbers unknown, dead slots empty; ``live``
-    and ``precise`` are slot bits), and the ids of the packet pointers spilled in it. Cached by the stack's
-    identity: the states of a path share their stack until a store, so one comes back at prune point after
-    prune point (the entry keeps it alive, so its id is not reused while the entry exists)."""
+def _form_stack(stack: stk.Stack, slots: tuple[int, ...], live: int, precise: int,
+                ) -> tuple[tuple[stk.Slot, ...], frozenset[Pid | None]]:
+    """The live ``slots`` of ``stack`` as the kernel compares them (imprecise spilled numbers unknown;
+    ``live`` and ``precise`` are slot bits), and the ids of the packet pointers spilled there. Cached by
+    the stack's identity: the states of a path share their stack until a store, so one comes back at prune
+    point after prune point (the entry keeps it alive, so its id is not reused while the entry exists)."""
     key = (id(stack), live, precise)
     hit = _STACKS.get(key)
     if hit is not None and hit[0] is stack:
         return hit[1], hit[2]
-    probe = State((), (), stack)
-    out = forget_dead_slots(forget_imprecise_spills(probe, precise << 11), live).stack
-    pids = frozenset(v.pid for _, v in stk.spilled_values(out) if isinstance(v, PacketPtr))
+    out: list[stk.Slot] = []
+    pids: set[Pid | None] = set()
+    for i in slots:
+        slot = stack[i]
+        v = slot.spill
+        if v is not None:
+            if type(v) is ScalarValue:
+                if not precise >> i & 1:
+                    vague = _VAGUE.get(id(slot))
+                    if vague is None or vague[0] is not slot:
+                        if len(_VAGUE) >= _STACKS_MAX:
+                            _VAGUE.clear()
+                        vague = _VAGUE[id(slot)] = (slot, stk.Slot(slot.init, TOP, slot.size, slot.zero))
+                    slot = vague[1]
+            elif isinstance(v, PacketPtr):
+                pids.add(v.pid)
+        out.append(slot)
     if len(_STACKS) >= _STACKS_MAX:
         _STACKS.clear()
-    _STACKS[key] = (stack, out, pids)
-    return out, pids
+    entry = _STACKS[key] = (stack, tuple(out), frozenset(pids))
+    return entry[1], entry[2]
 
 
-_NO_DEFS: tuple[frozenset[int], ...] = (frozenset(),) * 11
-
-
-def _includes(old: _Stored, idx: int, version: int, live: list[int], precise: list[int], new: State,
-              new_consts: dict[int, int]) -> bool:
-    """Whether ``old`` (cleaned as of instruction ``idx``'s precision ``version``)
-    includes ``new``; ``new_consts``: its constant registers (see :func:`_clean`). A constant register of
-    ``old`` that ``new`` does not hold (a loop counter, most often) rules it out before the whole
-    comparison."""
-    if old.version != version:
-        old.cleaned, old.consts = _clean(old.state, live[idx], precise[idx])
-        old.version = version
-    state = old.cleaned
-    if not old.consts.items() <= new_consts.items():
+def _covers(old: _Form, new: _Form) -> bool:
+    """Whether ``old`` includes ``new`` (both as compared at the same prune point with the same precision):
+    :func:`.abstract_state.le` of the two states as the kernel compares them, the quick tests first (at
+    prune points after packet checks most stored states fail on the proven packet range)."""
+    if new.pkt_min < old.pkt_min:
         return False
-    return st.le(new, state)
+    if old.ranges and new.ranges is not old.ranges:
+        ra = dict(new.ranges)
+        for p, n in old.ranges:
+            if ra.get(p, -1) < n:
+                return False
+    if new.lock != old.lock and old.lock != MAYBE_LOCKED:
+        return False
+    for x, y in zip(new.regs, old.regs):
+        if x is not y and not value_le(x, y):
+            return False
+    for a, b in zip(new.stack, old.stack):
+        if a is not b and not a.le(b):
+            return False
+    if new.frames is old.frames or not (new.frames or old.frames):
+        return True
+    return st.le(State((), (), (), frames=new.frames), State((), (), (), frames=old.frames))
 
 
 def _on_numbers(env: Env, idx: int, s: State) -> bool:
@@ -282,8 +317,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
         if f & _PRUNE:
             # The state as compared is made only when something compares it or stores it: at most
             # prune points every state stored there is still being explored (an earlier iteration).
-            cleaned: State | None = None
-            new_consts: dict[int, int] = {}
+            form: _Form | None = None
             force = history > FORCE_HISTORY
             add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
             in_loop_quiet = not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS
@@ -302,12 +336,14 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                         continue
                     keep.append(old)
                     continue
-                if cleaned is None:
-                    cleaned, new_consts = _clean(s, live[idx], precise[idx])
-                # The constants first, in the loop (one set test; the call costs more than most
-                # comparisons, which a constant the stored state holds and this one lacks ends).
-                if (old.version != version or old.consts.items() <= new_consts.items()) and _includes(
-                        old, idx, version, live, precise, cleaned, new_consts):
+                if form is None:
+                    form = _form(s, live[idx], precise[idx])
+                if old.version != version:
+                    old.form = _form(old.state, live[idx], precise[idx])
+                    old.version = version
+                # The constants first (a constant the stored state holds and this one lacks, a loop
+                # counter most often, ends most comparisons that pass the packet facts).
+                if old.form.consts.items() <= form.consts.items() and _covers(old.form, form):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -320,9 +356,9 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
             if len(keep) != len(here):
                 here[:] = keep[::-1]
             if not ended and add:
-                if cleaned is None:
-                    cleaned, new_consts = _clean(s, live[idx], precise[idx])
-                new = _Stored(s, parent, cleaned, version, new_consts)
+                if form is None:
+                    form = _form(s, live[idx], precise[idx])
+                new = _Stored(s, parent, form, version)
                 here.append(new)
                 parent, history = new, 0
                 prev_jmps, prev_insns = jmps, insns
