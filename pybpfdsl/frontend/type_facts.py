@@ -49,6 +49,8 @@ class TypeFacts:
     atomic_adds: set[Key] = field(default_factory=set)
     # Each `print(...)` call's format: the one description the kernel's text and pure Python's come from.
     print_formats: dict[Key, PrintFormat] = field(default_factory=dict)
+    # `while cond:` loops without `bounded(...)` whose iterations the checker counted: their bound.
+    while_bounds: dict[Key, int] = field(default_factory=dict)
 
     def disagreement(self, ctx: Ctx, node: ast.AST, v: Scalar[object]) -> str | None:
         """What is wrong with a scalar the emitter computed for `node`, by this typed AST (None: it
@@ -96,6 +98,10 @@ class TypeRecorder:
     def print_format(self, ctx: Ctx, node: ast.Call, fmt: PrintFormat) -> None:
         """The `print` call `node` has format `fmt`."""
         self.facts.print_formats[(ctx, node)] = fmt
+
+    def while_bound(self, ctx: Ctx, node: ast.While, count: int) -> None:
+        """The `while` loop `node` (written without `bounded`) runs at most `count` times."""
+        self.facts.while_bounds[(ctx, node)] = count
 
     def record(self, ctx: Ctx, node: ast.AST, v: Scalar[object]) -> None:
         """A scalar's type, and its constant while it is the same one every time the node is checked in

@@ -88,7 +88,8 @@ class LoopEmitter(EmitterBase):
         if s.orelse:
             raise self.unchecked(s)
         test = s.test
-        bound = self.while_bound(test)
+        counted = self.typed.while_bounds.get((self.ctx, s))  # `while i < C:`, its iterations counted
+        bound = (test, counted) if counted is not None else self.while_bound(test)
         if bound is None:
             raise self.unchecked(s)
         cond_node, limit = bound

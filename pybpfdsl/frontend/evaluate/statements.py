@@ -201,11 +201,15 @@ class StatementEvaluator(PacketWriteEvaluator):
 
     def while_(self, s: ast.While, fr: Frame) -> Signal | None:
         test = s.test
-        if not (isinstance(test, ast.Call) and len(test.args) == 2):
+        counted = self.lw.facts.while_bounds.get(self.key(s))  # `while i < C:`, its iterations counted
+        if counted is not None:
+            cond, limit = test, counted
+        elif isinstance(test, ast.Call) and len(test.args) == 2:
+            cond, limit = test.args[0], int(self.const_of(test.args[1]))
+        else:
             raise EvaluationError("a while loop without bounded(cond, N)")
-        limit = self.const_of(test.args[1])
-        for _ in range(int(limit)):
-            if not self.condition(test.args[0], fr):
+        for _ in range(limit):
+            if not self.condition(cond, fr):
                 break
             signal = self.body(s.body, fr)
             if signal is BREAK:

@@ -239,9 +239,16 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
             raise self.err(s, "`while ... else` is not supported")
         bound = self.while_bound(s.test)
         if bound is None:
-            raise self.err(s, "a `while` loop needs a bound the compiler can see (the kernel rejects "
-                           "loops it cannot prove to end)",
-                           f"write `while bounded({ast.unparse(s.test)}, 64):` with the most iterations you allow")
+            counted = self.counted_iterations(s)
+            if counted is None:
+                written = ast.unparse(s.test)
+                raise self.err(s, "a `while` loop needs a bound the compiler can see (the kernel rejects "
+                               "loops it cannot prove to end); it counts the iterations only of a loop like "
+                               "`while i < 10:` whose body steps `i` by a constant once per iteration",
+                               f"write `while bounded({written}, N):` with N the most iterations you allow "
+                               f"(after N the loop ends as if `{written}` were false)")
+            self.facts.while_bound(self.ctx, s, counted)
+            bound = s.test
 
         def test() -> tuple[list[Env], list[Env]]:
             out = dict(self.env)
@@ -250,6 +257,65 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
             return t, [*f, out]
 
         self.loop(s, s.body, f"$while{id(s)}", computed(u32), test)
+
+    def counted_iterations(self, s: ast.While) -> int | None:
+        """How often `while i < C:` (or `<=`, `>`, `>=`, `!=`; C a constant) can run, where the body steps
+        `i` by a constant exactly once per iteration (`i += k`, `i -= k` or `i = i + k` among its top-level
+        statements, with no `continue` before it and no other assignment to `i`), and `i` cannot wrap before
+        the test fails: from `i`'s constant value at the loop (else the end of its type's range) to C.
+        Python's loop runs exactly so often, so `bounded(test, count)` means the same. None when the loop is
+        not of that shape (or runs more than 1048576 times)."""
+        test = s.test
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+            return None
+        mirrored = {ast.Lt: ast.Gt, ast.Gt: ast.Lt, ast.LtE: ast.GtE, ast.GtE: ast.LtE, ast.NotEq: ast.NotEq}
+        op_type, limit_node = type(test.ops[0]), test.comparators[0]
+        if isinstance(test.left, ast.Name):
+            var = test.left.id
+        elif isinstance(limit_node, ast.Name) and op_type in mirrored:
+            var = limit_node.id
+            op_type, limit_node = mirrored[op_type], test.left
+        else:
+            return None
+        held = self.env.get(var)
+        if not isinstance(held, Scalar) or not held.type.is_int or op_type not in mirrored:
+            return None
+        step = _single_step(s.body, var)
+        assigned = {n.id for stmt in s.body for n in ast.walk(stmt) if isinstance(n, ast.Name)
+                    and isinstance(n.ctx, ast.Store)}
+        pure = all(isinstance(n, ast.Constant | ast.Name | ast.Attribute | ast.UnaryOp | ast.BinOp | ast.operator
+                              | ast.unaryop | ast.Load) for n in ast.walk(limit_node))
+        if step is None or not pure or any(isinstance(n, ast.Name) and n.id in assigned
+                                           for n in ast.walk(limit_node)):
+            return None
+        limit = self.scalar(limit_node)
+        if not isinstance(limit.const, int) or isinstance(limit.const, bool):
+            return None
+        t, c = held.type, limit.const
+        ct = fold.compare_type(t, limit.type)
+        if not (ct.min <= t.min and t.max <= ct.max and ct.min <= c <= ct.max):
+            return None  # compared in a type that does not hold every value of i (u32 against -1)
+        start = held.const if isinstance(held.const, int) else None
+        count: int | None = None
+        if step > 0 and op_type in (ast.Lt, ast.LtE):
+            below = c + 1 if op_type is ast.LtE else c  # while i < below
+            first = t.min if start is None else start
+            count = max(0, -(-(below - first) // step))
+            highest = below - 1 + step if start is None else first + count * step  # i after the last step
+            if highest > t.max:
+                count = None
+        elif step < 0 and op_type in (ast.Gt, ast.GtE):
+            above = c - 1 if op_type is ast.GtE else c  # while i > above
+            first = t.max if start is None else start
+            count = max(0, -(-(first - above) // -step))
+            lowest = above + 1 + step if start is None else first + count * step
+            if lowest < t.min:
+                count = None
+        elif op_type is ast.NotEq and start is not None and (c - start) % step == 0 and (c - start) // step >= 0:
+            count = (c - start) // step
+        if count is None or count > 1 << 20:
+            return None
+        return max(count, 1)
 
     def while_bound(self, test: ast.expr) -> ast.expr | None:
         if not (isinstance(test, ast.Call) and isinstance(test.func, ast.Name | ast.Attribute)):
@@ -339,3 +405,40 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
             loop.breaks.append(self.env)
         self.resume(loop.breaks)
         self.env.pop(var, None)
+
+
+def _single_step(body: list[ast.stmt], var: str) -> int | None:
+    """The constant `k` by which `body` steps `var` once per iteration (`var += k`, `var -= k`,
+    `var = var + k`, `var = var - k` as a top-level statement, no `continue` of this loop before it, no
+    other assignment of `var` anywhere in the body); None otherwise."""
+    stores = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+              and n.id == var]
+    if len(stores) != 1:
+        return None
+    for index, stmt in enumerate(body):
+        step: int | None = None
+        match stmt:
+            case ast.AugAssign(target=ast.Name(id=name), op=ast.Add() | ast.Sub() as op,
+                               value=ast.Constant(value=int() as k)) if name == var and not isinstance(k, bool):
+                step = k if isinstance(op, ast.Add) else -k
+            case ast.Assign(targets=[ast.Name(id=name)],
+                            value=ast.BinOp(left=ast.Name(id=same), op=ast.Add() | ast.Sub() as op,
+                                            right=ast.Constant(value=int() as k))) \
+                    if name == var and same == var and not isinstance(k, bool):
+                step = k if isinstance(op, ast.Add) else -k
+        if step is not None:
+            if step == 0 or any(_continues(before) for before in body[:index]):
+                return None
+            return step
+    return None
+
+
+def _continues(stmt: ast.stmt) -> bool:
+    """Whether `stmt` holds a `continue` of the loop around it (not of a loop inside it)."""
+    if isinstance(stmt, ast.Continue):
+        return True
+    if isinstance(stmt, ast.For | ast.While | ast.AsyncFor):
+        return False
+    return any(_continues(child) for child in ast.iter_child_nodes(stmt) if isinstance(child, ast.stmt)) or any(
+        _continues(inner) for child in ast.iter_child_nodes(stmt) if isinstance(child, ast.match_case)
+        for inner in child.body)

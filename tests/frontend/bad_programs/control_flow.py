@@ -14,7 +14,7 @@ PORTS = (80, 443)
 @xdp
 def unbounded_while(pkt: Packet) -> int:
     i = 0
-    while i < pkt.len:  # error: a `while` loop needs a bound the compiler can see | hint: while bounded(i < pkt.len, 64):
+    while i < pkt.len:  # error: a `while` loop needs a bound the compiler can see | hint: write `while bounded(i < pkt.len, N):` with N the most iterations you allow
         i += 1
     return XDP_PASS
 

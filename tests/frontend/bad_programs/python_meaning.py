@@ -31,3 +31,39 @@ def optional_ordered(pkt: Packet) -> int:
     if b < 0x45:  # error: `b` may be None here | hint: if b is None: return XDP_PASS
         return XDP_DROP
     return XDP_PASS
+
+
+@xdp
+def while_stepped_twice(pkt: Packet) -> int:
+    i: u32 = 0
+    while i < 10:  # error: counts the iterations only of a loop like `while i < 10:` | hint: write `while bounded(i < 10, N):`
+        i += 1
+        if pkt.len > 100:
+            i += 1
+    return XDP_PASS
+
+
+@xdp
+def while_continue_before_step(pkt: Packet) -> int:
+    i: u32 = 0
+    while i < 10:  # error: whose body steps `i` by a constant once per iteration | hint: while bounded(i < 10, N)
+        if pkt.payload[i] == 0:
+            continue
+        i += 1
+    return XDP_PASS
+
+
+@xdp
+def while_wraps_first(pkt: Packet) -> int:
+    i: u8 = 0
+    while i < 300:  # error: a `while` loop needs a bound the compiler can see | hint: after N the loop ends as if `i < 300` were false
+        i += 1
+    return XDP_PASS
+
+
+@xdp
+def while_moving_away(pkt: Packet) -> int:
+    i: u32 = 5
+    while i > 0:  # error: a `while` loop needs a bound the compiler can see | hint: while bounded(i > 0, N)
+        i += 1
+    return XDP_PASS
