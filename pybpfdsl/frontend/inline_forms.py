@@ -118,8 +118,14 @@ class InlineForms(StatementForms[_Value, _Scalar, _Env]):
                 raise self.refusal(node, f"parameter `{p.arg}` expects the packet, got {self.describe(value)}")
             return value
         if isinstance(ann, type) and issubclass(ann, Struct):
+            optional = self.optional(value)
+            if optional is not None and optional.narrowed and self.record_class(optional.inner) is ann:
+                return optional.inner  # a record checked `is not None` (`m.get(k)`, `payload.read(...)`)
             if self.record_class(value) is not ann:
-                raise self.refusal(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {self.describe(value)}")
+                maybe = optional is not None and self.record_class(optional.inner) is ann
+                raise self.refusal(node, f"parameter `{p.arg}` expects a {ann.__name__}, got {self.describe(value)}",
+                                   f"check it first: `if {ast.unparse(node)} is None: return XDP_PASS`"
+                                   if maybe else None)
             return value
         if self.passed_whole(value) and not isinstance(ann, ScalarType):
             return value

@@ -130,13 +130,17 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
             raise self.err(s, f"the values of {m.name} are records; `{fold.SYMBOL[op]}=` needs numbers",
                            "read the record, build a new one and store it")
         if isinstance(m, LpmTrie):
+            v6 = m.max_prefixlen == 128
+            example = "Ip6Prefix(16, 0x20, 0x01, 0, ..., 0)" if v6 else "Ip4Prefix(8, 10, 0, 0, 0)"
+            cidr = "2001::/16" if v6 else "10.0.0.0/8"
             # Python's meaning (`t[k] = t[k] + n`) reads the longest matching prefix and writes an exact
             # /32 (or /128) entry; an in-place update changes the matching prefix's entry instead. The two
             # differ whenever a shorter prefix matches, so neither is a safe reading of the statement.
             raise self.err(s, f"`{fold.SYMBOL[op]}=` on the LpmTrie {m.name} is ambiguous: its read finds the longest "
                               "matching prefix, its write stores the exact key",
-                           f"store to the prefix you mean: `{m.name}[prefix(...)] = {m.name}.get(key, 0) "
-                           f"{fold.SYMBOL[op]} n`, or count in a HashMap keyed by the address")
+                           f"store to the prefix you mean, as a record: `{m.name}[{example}] = "
+                           f"{m.name}.get({ast.unparse(index)}, 0) {fold.SYMBOL[op]} n` ({cidr}), or count in a "
+                           "HashMap keyed by the address")
         self.map_key(m, index)
         operand = self.scalar(value_node)
         self.refuse_float_into_int(operand, vt, f"a value of {m.name}", value_node)

@@ -6,7 +6,7 @@ report it (see tests/frontend/test_bad_input.py). Not meant to be imported by an
 """
 # ruff: noqa
 
-from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, Packet, u8, u32, xdp
+from pybpfdsl import XDP_DROP, XDP_PASS, HashMap, LpmTrie, Packet, Struct, inline, u8, u32, xdp
 
 counts = HashMap(u32, u32, 16)
 
@@ -66,4 +66,37 @@ def while_moving_away(pkt: Packet) -> int:
     i: u32 = 5
     while i > 0:  # error: a `while` loop needs a bound the compiler can see | hint: while bounded(i > 0, N)
         i += 1
+    return XDP_PASS
+
+
+class Pair(Struct):
+    a: u32
+    b: u32
+
+
+pairs = HashMap(u32, Pair, 16)
+
+
+@inline
+def _use_pair(p: Pair) -> u32:
+    return p.a
+
+
+@xdp
+def helper_gets_unchecked_record(pkt: Packet) -> int:
+    r = pairs.get(1)
+    if _use_pair(r) > 0:  # error: parameter `p` expects a Pair, got a Pair record or None | hint: check it first: `if r is None: return XDP_PASS`
+        return XDP_DROP
+    return XDP_PASS
+
+
+acl = LpmTrie(u32, u32, 16)
+
+
+@xdp
+def lpm_trie_in_place(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is None:
+        return XDP_PASS
+    acl[ip4.src] += 1  # error: `+=` on the LpmTrie acl is ambiguous | hint: `acl[Ip4Prefix(8, 10, 0, 0, 0)] = acl.get(ip4.src, 0) + n`
     return XDP_PASS
