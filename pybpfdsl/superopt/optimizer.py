@@ -35,7 +35,7 @@ class SearchOptions:
     model: CostModel = CostModel.SLOTS
     seed: int = 0
     window: int = 6
-    passes: int = 3
+    passes: int = 4
     all_types: bool = True
     """Also optimise programs other than XDP (proven in lock step, checked by the kernel)."""
     regions: bool = True
