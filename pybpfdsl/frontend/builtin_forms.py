@@ -65,6 +65,11 @@ class BuiltinForms(ExpressionForms[_Value, _Scalar]):
                                    f"use it where a test goes: `if {test}:`, `while bounded({test}, N):`, "
                                    f"`a if {test} else b`, or inside `and`, `or`, `not` there")
             case "len":
+                if node.args and isinstance(node.args[0], ast.Attribute) and node.args[0].attr == "payload":
+                    raise self.refusal(node, "len() is not supported; the payload has no length of its own",
+                                       "loop to a constant bound and stop at its end: `for i in range(64):` "
+                                       "with `if pkt.payload[i] is None: break`; or use pkt.len, the packet's "
+                                       "length")
                 raise self.refusal(node, "len() is not supported", "use pkt.len for the packet length")
         raise self.refusal(node, f"{name}() is not supported in a DSL function")
 

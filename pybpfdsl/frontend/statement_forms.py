@@ -183,6 +183,10 @@ class StatementForms(InFunction[_Env], ExpressionForms[_Value, _Scalar], Generic
                                    "use a new variable name")
             self.env[name] = value
             return
+        if isinstance(value_node, ast.Constant) and value_node.value is None:
+            raise self.refusal(value_node, "None cannot be stored in a variable",
+                               f"give {name} a number (`{name} = 0`) and keep a flag beside it, or assign it only "
+                               "where its value is known (inside `if tcp is not None:`, ...)")
         raise self.refusal(value_node, f"{self.describe(value)} cannot be stored in a variable")
 
     def optional_number(self, v: object) -> Scalar[Any] | None:

@@ -46,6 +46,10 @@ _PYTHON_FUNCTIONS: tuple[tuple[object, str, str], ...] = (
     (math.floor, "math.floor()", _TRUNCATE), (math.ceil, "math.ceil()", _TRUNCATE),
     (math.trunc, "math.trunc()", _TRUNCATE), (round, "round()", _TRUNCATE),
     (pow, "pow()", "multiply explicitly (`x * x`); `**` works on constants"),
+    (hex, "hex()", "print the number itself: `print(\"len\", pkt.len)` prints it in decimal"),
+    (str, "str()", "print the number itself: `print(\"len\", pkt.len)`; strings exist only as print text and "
+                   "`ip(\"...\")`"),
+    (repr, "repr()", "print the number itself: `print(\"len\", pkt.len)`"),
 )
 """Python functions a DSL function cannot call, and what it calls instead."""
 
@@ -68,6 +72,14 @@ class ExpressionChecker(ArithmeticChecker):
         if isinstance(v, StringVal) and _is_ipv4(v.text):
             raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is a string",
                            f'write the address as a number: `ip("{v.text}")`')
+        if isinstance(v, StringVal):
+            name = "".join(c if c.isalnum() else "_" for c in v.text.upper()).strip("_") or "NAME"
+            raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is a string",
+                           "strings exist only as print text and `ip(\"...\")`: name the number instead, "
+                           f"`{name} = 0` at module level and `{name}` here")
+        if isinstance(v, ConstTuple) and isinstance(node, ast.Tuple):
+            raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is a tuple",
+                           "give one value (a program returns one action: `return XDP_PASS`)")
         raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
 
     def expr(self, node: ast.expr) -> Kind:

@@ -32,6 +32,15 @@ class PacketWriteChecker(CallChecker):
         if not isinstance(header, Header):
             if isinstance(base, Maybe) and isinstance(base.inner, Header):
                 self.expr(target)  # the read's message: "may be None here", with its hint
+            record = base.inner if isinstance(base, Maybe) else base
+            if isinstance(record, Record):
+                base_text = ast.unparse(target.value)
+                fields = ", ".join(f"{f.name}=..." if f.name == target.attr else f"{f.name}={base_text}.{f.name}"
+                                   for f in record.cls.fields())
+                raise self.err(target, f"`{ast.unparse(target)}` cannot be changed in place: a record is a value "
+                               "(a copy of the map entry or packet bytes it was read from)",
+                               f"build a new one and store it where it came from: `m[key] = {record.cls.__name__}"
+                               f"({fields})`")
             raise self.err(target, f"cannot assign to `{ast.unparse(target)}`",
                            "header fields (`ip4.ttl = 63`), Global values, map entries and local variables "
                            "can be assigned; records are built anew")

@@ -129,7 +129,7 @@ def unknown_record_field(pkt: Packet) -> int:
 @xdp
 def assign_to_record_field(pkt: Packet) -> int:
     f = Flow(1, 2)
-    f.port = 80  # error: cannot assign to `f.port`
+    f.port = 80  # error: `f.port` cannot be changed in place: a record is a value | hint: build a new one and store it where it came from
     return XDP_PASS
 
 
