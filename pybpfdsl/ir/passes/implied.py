@@ -11,9 +11,20 @@ The bytes `%c2` tests end at or after those `%c1` tests and start no earlier, fr
 (one block and the same arguments, or two blocks that only return one constant), `^x` can branch on
 `%c2` directly: `^a`'s instructions (pure, only `^x` leads there) move up into `^x`. The base must stay
 far enough below 2**64 (its range, `ranges.py`) that neither offset wraps.
+
+When `^a` also reads the packet (the first check guards a read, the second the next one:
+`tci_high = pkt.payload[0]` then `pkt.payload[1]`), its reads cannot move above a check: only what
+`%c2`'s offset is computed from (pure instructions) and `%c2` itself move up, `^x` branches on `%c2`
+to `^a`, and `^a` jumps on (its reads are covered by `%c2`, which reaches at least as far as `%c1`).
+This form also holds in a program that moves the packet (`adjust_packet`): `%c1` is tested in `^x`
+after everything else in it that touches the packet, and `^a` moves nothing, so both checks are about
+the same packet.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
 
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, constant_offset, definitions, drop_unreachable
@@ -26,8 +37,9 @@ _SMALL = 1 << 16
 
 def run(program: n.Program) -> n.Program:
     out = copy_program(program)
-    if any(isinstance(i, n.AdjustPacket) for b in out.blocks for i in b.instrs):
-        return out  # the packet moves: checks at different points are about different packets
+    # Where the packet moves, checks at different points are about different packets: only the local
+    # form (`_hoistable`), whose two checks nothing moves the packet between, applies.
+    moves = any(isinstance(i, n.AdjustPacket) for b in out.blocks for i in b.instrs)
     cfg = Cfg.of(out)
     blocks = {b.name: b for b in out.blocks}
     defs = definitions(out)
@@ -40,12 +52,15 @@ def run(program: n.Program) -> n.Program:
             continue
         a = blocks[first.if_true.target]
         second = a.terminator
-        pure = all(isinstance(i, n.PureInstr | n.InBounds) for i in a.instrs)
+        pure = not moves and all(isinstance(i, n.PureInstr | n.InBounds) for i in a.instrs)
         if (first.if_true.args or a.params or a is x or cfg.preds.get(a.name) != (name,)
-                or not isinstance(second, n.Branch) or not pure):
+                or not isinstance(second, n.Branch)):
             continue
         c1, c2 = defs.get(first.cond), defs.get(second.cond)
         if not (isinstance(c1, n.InBounds) and isinstance(c2, n.InBounds)):
+            continue
+        hoisted = None if pure else _hoistable(x, a, c1, c2, second, defs)
+        if not pure and hoisted is None:
             continue
         if not _same_failure(first.if_false, second.if_false, blocks):
             continue
@@ -57,14 +72,52 @@ def run(program: n.Program) -> n.Program:
             r = ranges.get(b1)
             if r is None or not r.within(0, (1 << 63) - 1):
                 continue
-        x.instrs = [*x.instrs, *a.instrs]
-        x.terminator = second
-        a.instrs = []
+        if hoisted is None:
+            x.instrs = [*x.instrs, *a.instrs]
+            x.terminator = second
+            a.instrs = []
+        else:
+            x.instrs = [*x.instrs, *hoisted, c2]
+            x.terminator = replace(first, cond=c2.out)
+            moved = {id(i) for i in (*hoisted, c2)}
+            a.instrs = [i for i in a.instrs if id(i) not in moved]
+            a.terminator = n.Jump(line=second.line, to=second.if_true)
         changed = True
         break  # one rewrite per run (the pipeline repeats): the CFG and definitions changed
     if changed:
         drop_unreachable(out)
     return out
+
+
+_TOUCHES_NOTHING = (n.PureInstr, n.InBounds, n.LoadPacket)
+"""What may stand between the two checks of the local form: nothing that moves the packet, writes
+anything or calls anything."""
+
+
+def _hoistable(x: n.Block, a: n.Block, c1: n.InBounds, c2: n.InBounds, second: n.Branch,
+               defs: Mapping[n.Value, n.Instr]) -> list[n.Instr] | None:
+    """The instructions of `^a` that `c2`'s offset is computed from, in order (all pure), when `c1` is
+    tested in `^x` after everything there that touches the packet, `^a` holds only pure instructions,
+    checks and packet reads, and `c2` is one of them; else None."""
+    if second.if_true.target == second.if_false.target:
+        return None
+    if not any(i is c1 for i in x.instrs) or not any(i is c2 for i in a.instrs):
+        return None
+    after_c1 = x.instrs[next(k for k, i in enumerate(x.instrs) if i is c1) + 1:]
+    if not all(isinstance(i, _TOUCHES_NOTHING) for i in (*after_c1, *a.instrs)):
+        return None
+    in_a = {id(i) for i in a.instrs}
+    needed: set[int] = set()
+    pending = [c2.offset]
+    while pending:
+        i = defs.get(pending.pop())
+        if i is None or id(i) not in in_a or id(i) in needed:
+            continue  # defined above `^a` (it dominates `^x`'s end too) or already taken
+        if not isinstance(i, n.PureInstr):
+            return None  # a packet read or a check: it cannot move above the check that guards it
+        needed.add(id(i))
+        pending += i.operands()
+    return [i for i in a.instrs if id(i) in needed]
 
 
 def _same_failure(e1: n.Edge, e2: n.Edge, blocks: dict[str, n.Block]) -> bool:

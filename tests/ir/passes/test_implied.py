@@ -58,3 +58,44 @@ def test_a_second_check_that_does_not_cover_the_first_keeps_it() -> None:
 
 def test_a_base_that_may_be_near_2_to_the_64_keeps_both_checks() -> None:
     assert _unchanged(base_type="u64", bits=64)  # base + 8 could wrap around to a small offset
+
+
+_READS = """program implied_reads  ; passes.py:1
+^entry0:
+  %0: u64 = const 14
+  %1: bool = in_bounds %0, 1
+  branch %1, ^first1, ^pass3
+^first1:
+  %2: u8 = load_packet be8 %0
+{between}
+  branch %5, ^second2, ^pass3
+^second2:
+  %6: u8 = load_packet be8 %4
+  %7: u32 = convert %6: u8
+  return %7
+^pass3:
+  %8: u32 = const 2
+  return %8
+"""
+
+
+def _reads_unchanged(between: str) -> bool:
+    program = parse_program(_READS.format(between=between))
+    check_program(program)
+    return format_program(implied.run(program)) == format_program(program)
+
+
+def test_a_read_between_the_checks_stays_below_the_one_check_left() -> None:
+    assert not _reads_unchanged("  %4: u64 = const 15\n  %5: bool = in_bounds %4, 1")
+
+
+def test_a_move_between_the_checks_keeps_both() -> None:
+    # after adjust_packet the second check is about another packet: it says nothing of the first
+    assert _reads_unchanged("  %3: i32 = const 4\n  %9: bool = adjust_packet head %3\n"
+                            "  %4: u64 = const 15\n  %5: bool = in_bounds %4, 1")
+
+
+def test_a_second_offset_read_from_the_packet_keeps_both() -> None:
+    # the offset is the byte the first check guards: it cannot be read above that check
+    assert _reads_unchanged("  %3: u64 = convert %2: u8\n  %4: u64 = add %3, %0\n"
+                            "  %5: bool = in_bounds %4, 1")
