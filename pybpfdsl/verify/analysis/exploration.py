@@ -123,8 +123,8 @@ class _Form:
     ranges: tuple[tuple[Pid, int], ...]
     frames: tuple[Frame, ...]
     lock: Lock | None
-    consts: dict[int, int]
-    """The constant registers (precise numbers only): register → value."""
+    consts: frozenset[tuple[int, int]]
+    """The constant registers (precise numbers only), (register, value) pairs."""
 
 
 @dataclass
@@ -161,7 +161,7 @@ def _form(s: State, live: int, precise: int) -> _Form:
     live_regs, live_slots = _live_lists(live)
     sregs = s.regs
     regs: list[Value] = []
-    consts: dict[int, int] = {}
+    consts: list[tuple[int, int]] = []
     held: set[Pid | None] = set()
     for i in live_regs:
         v = sregs[i]
@@ -169,7 +169,7 @@ def _form(s: State, live: int, precise: int) -> _Form:
             if not precise >> i & 1:
                 v = TOP
             elif (c := v.value.const_value) is not None:
-                consts[i] = c
+                consts.append((i, c))
         elif type(v) is PacketPtr:
             held.add(v.pid)
         regs.append(v)
@@ -182,8 +182,13 @@ def _form(s: State, live: int, precise: int) -> _Form:
         held.update(spilled)
         if None not in held:
             pkt_min = 0
-        ranges = tuple(r for r in ranges if r[0] in held)
-    return _Form(tuple(regs), stack, pkt_min, ranges, s.frames, s.lock, consts)
+        kept = [r for r in ranges if r[0] in held]
+        if len(kept) != len(ranges):
+            ranges = tuple(kept)
+    return _Form(tuple(regs), stack, pkt_min, ranges, s.frames, s.lock, frozenset(consts) if consts else _NONE)
+
+
+_NONE: frozenset[tuple[int, int]] = frozenset()
 
 
 _STACKS: dict[tuple[int, int, int], tuple[stk.Stack, tuple[stk.Slot, ...], frozenset[Pid | None]]] = {}
@@ -343,7 +348,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                     old.version = version
                 # The constants first (a constant the stored state holds and this one lacks, a loop
                 # counter most often, ends most comparisons that pass the packet facts).
-                if old.form.consts.items() <= form.consts.items() and _covers(old.form, form):
+                if old.form.consts <= form.consts and _covers(old.form, form):
                     old.hits += 1
                     ended = True
                     keep.extend(here[:j + 1][::-1])
@@ -395,7 +400,11 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                     precision.decide(idx)
                     version += 1
                 if succ:
-                    succ.sort(key=_not_fall_through(idx))  # the fall-through first; the rest wait
+                    if len(succ) == 2:  # the fall-through first; the rest wait
+                        if succ[1][0] == idx + 1 and succ[0][0] != idx + 1:
+                            succ.reverse()
+                    else:
+                        succ.sort(key=_not_fall_through(idx))
                     for t, o in succ[:0:-1]:
                         if parent is not None:
                             parent.branches += 1
