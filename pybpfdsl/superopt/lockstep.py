@@ -8,7 +8,7 @@ same points: every instruction outside a window (calls, exits, jumps, loader-pat
 instructions, which must be the same instruction in both) and every jump target. Between two cuts lies
 one straight segment in each (the conditional jump that ends it included). The relation "the registers
 live here (in the input) are equal, memory is equal, and each program's registers hold the constants
-(and fit the widths) a must-analysis of that program finds here" holds at the entry of every function; if each
+(fit the widths, and equal the other registers) a must-analysis of that program finds here" holds at the entry of every function; if each
 pair of segments keeps it (a Z3 proof, the registers the input leaves dead being free in the output),
 and each pair of fixed instructions keeps it (the same instruction on equal inputs; helpers are the
 same calls on the same arguments and memory), it holds at every cut, so every exit returns the same r0
@@ -38,7 +38,14 @@ from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.region import RegionCode, modelled_call, prove_region
 from pybpfdsl.superopt.window_check import branch_live, live_on
 from pybpfdsl.superopt.window_semantics import in_window, is_branch, run_z3_branch
-from pybpfdsl.superopt.windows import core_relocated_slots, known_constants, known_widths, live_in, succs_of
+from pybpfdsl.superopt.windows import (
+    core_relocated_slots,
+    known_constants,
+    known_equal,
+    known_widths,
+    live_in,
+    succs_of,
+)
 
 __all__ = ["LOCKSTEP_UNITS", "LockstepVerdict", "RegionHints", "prove_lockstep"]
 
@@ -246,6 +253,8 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
     consts_b = known_constants(code_b, succs_of(code_b)[0], patched_b)
     widths_a = known_widths(code_a, succs, patched_a)
     widths_b = known_widths(code_b, succs_of(code_b)[0], patched_b)
+    equal_a = known_equal(code_a, succs, patched_a)
+    equal_b = known_equal(code_b, succs_of(code_b)[0], patched_b)
     every = (1 << 11) - 1
 
     def branch_post(f: int) -> int:
@@ -259,7 +268,8 @@ def _prove_function(pa: ElfProgram, pb: ElfProgram, ra: tuple[int, int], rb: tup
         pre = live[lo_a] if lo_a < len(code_a) else post & every
         known = (consts[lo_a] if lo_a < len(code_a) else {}, consts_b[lo_b] if lo_b < len(code_b) else {})
         widths = (widths_a[lo_a] if lo_a < len(code_a) else {}, widths_b[lo_b] if lo_b < len(code_b) else {})
-        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a, widths)
+        equal = (equal_a[lo_a] if lo_a < len(code_a) else {}, equal_b[lo_b] if lo_b < len(code_b) else {})
+        _prove_segment(seg_a, seg_b, pre, post, known, units, ra[0] + lo_a, widths, equal)
         return 1
 
     proven = 0
@@ -339,7 +349,8 @@ def _callee(prog: ElfProgram, i: int, starts: Sequence[int]) -> str | None:
 
 def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int, post: int,
                    known: tuple[dict[int, int], dict[int, int]], units: int, at: int,
-                   widths: tuple[dict[int, int], dict[int, int]] = ({}, {})) -> None:
+                   widths: tuple[dict[int, int], dict[int, int]] = ({}, {}),
+                   equal: tuple[dict[int, int], dict[int, int]] = ({}, {})) -> None:
     import z3
 
     regs_a = [z3.BitVec(f"r{r}", 64) for r in range(11)]
@@ -370,6 +381,9 @@ def _prove_segment(seg_a: list[Instruction], seg_b: list[Instruction], pre: int,
             solver.add(regs[r] == v)
         for r, w in bits.items():
             solver.add(z3.LShR(regs[r], w) == 0)
+    for regs, same in ((regs_a, equal[0]), (regs_b, equal[1])):
+        for r, others in same.items():
+            solver.add(*(regs[r] == regs[o] for o in range(11) if others >> o & 1 and o > r))
     answer = solver.check()
     if answer == z3.sat:
         raise _Refuted(f"the segment at input instruction {at} differs under the relation")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import InsnClass, Kind, Source, source
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.region import RegionCode, prove_region
@@ -22,7 +23,7 @@ from pybpfdsl.superopt.region_threading import Region, regions_of, thread
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget, read_before_written, search_window
 from pybpfdsl.superopt.window_check import prove_window
-from pybpfdsl.superopt.windows import Run, core_relocated_slots, facts_at, runs_of
+from pybpfdsl.superopt.windows import Run, core_relocated_slots, facts_at, functions_of, runs_of
 from pybpfdsl.verify.analysis.api import is_xdp_section
 from pybpfdsl.verify.analysis.liveness import registers_of
 
@@ -40,6 +41,8 @@ class SearchOptions:
     """Also optimise programs other than XDP (proven in lock step, checked by the kernel)."""
     regions: bool = True
     """First thread the regions with jumps inside (`region_threading`), each proven (`region`)."""
+    copies: bool = True
+    """Then drop the register copies redundant on every path (`_copies_pass`)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class Rewrite:
     after: tuple[Instruction, ...]
     live_out: int
     source: str
-    """Where it came from: "rule" (the cache) or "search"."""
+    """Where it came from: "rule" (the cache), "search", "region" (`region_threading`) or "copy" (`_copies_pass`)."""
     known: tuple[tuple[int, int], ...] = ()
     """The constants known on entry to the window (part of its precondition)."""
     widths: tuple[tuple[int, int], ...] = ()
@@ -256,6 +259,26 @@ def _region_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions,
     return _consistent(elf_bytes, edits, log, pass_no)
 
 
+def _copies_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: PassLog) -> bytes:
+    """Every register copy ``rX = rY`` where rX already holds rY's value on every path to it (`known_equal`:
+    each way into a join made the same copy, or copied the other way) dropped. No window sees this: the
+    copies that make it redundant lie in other blocks. Each drop keeps every equality the analysis finds
+    (the copy changed nothing), so the drops of one pass never void each other."""
+    elf = BpfElf.from_bytes(elf_bytes)
+    core = core_relocated_slots(elf)
+    edits: dict[str, list[Replacement]] = {}
+    for sec in sections:
+        prog = elf.program(sec) if sec != ".text" else elf.text
+        assert prog is not None
+        for fn in functions_of(prog, core.get(sec, set())):
+            for i, insn in enumerate(fn.code):
+                if insn.kind == Kind.MOV and insn.cls == InsnClass.ALU64 and source(insn.opcode) == Source.X \
+                        and insn.off == 0 and i not in fn.patched and fn.equal[i].get(insn.dst, 0) >> insn.src & 1:
+                    edits.setdefault(sec, []).append(Replacement(fn.lo + i, 1, ()))
+                    log.rewrites.append(Rewrite(pass_no, sec, fn.name, fn.lo + i, (insn,), (), 0, "copy"))
+    return rewrite_code(elf_bytes, edits) if edits else elf_bytes
+
+
 def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
     """The pass's output, without the rewrites whose precondition the others broke.
 
@@ -304,6 +327,10 @@ def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
     if opts.regions:
         log = PassLog()
         objects.append(_region_pass(objects[-1], sections, opts, len(logs), log))
+        logs.append(log)
+    if opts.copies:
+        log = PassLog()
+        objects.append(_copies_pass(objects[-1], sections, len(logs), log))
         logs.append(log)
     for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
         log = PassLog()

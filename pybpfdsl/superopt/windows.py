@@ -26,8 +26,8 @@ from pybpfdsl.superopt.window_check import branch_live
 from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_branch, run_concrete
 from pybpfdsl.verify.analysis.liveness import call_args, registers_of, solve_backward
 
-__all__ = ["Run", "call_reads", "core_relocated_slots", "facts_at", "known_constants", "known_widths", "live_in",
-           "runs_of", "succs_of", "transfer", "transfer_widths"]
+__all__ = ["Run", "call_reads", "core_relocated_slots", "facts_at", "known_constants", "known_equal", "known_widths",
+           "live_in", "runs_of", "succs_of", "transfer", "transfer_equal", "transfer_widths"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,28 @@ def transfer_widths(insn: Instruction, widths: Mapping[int, int]) -> dict[int, i
     return out
 
 
+def transfer_equal(insn: Instruction, equal: Mapping[int, int]) -> dict[int, int]:
+    """The registers known to hold the same 64-bit value after ``insn`` (register -> bit set of the others
+    equal to it), given those before it: a 64-bit register move makes its destination equal to its
+    source (and to whatever equals the source); any other write ends the written register's equalities."""
+    k = insn.kind
+    if k == Kind.INVALID:
+        return {}
+    _, writes = registers_of(insn)
+    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
+        writes = (0, 1, 2, 3, 4, 5)
+    gone = sum(1 << r for r in writes)
+    out = {r: m & ~gone for r, m in equal.items() if not gone >> r & 1 and m & ~gone}
+    if k == Kind.MOV and insn.cls == InsnClass.ALU64 and source(insn.opcode) == Source.X and insn.off == 0 \
+            and insn.dst != insn.src and insn.dst != 10:
+        group = out.get(insn.src, 0) | 1 << insn.src
+        out[insn.dst] = group
+        for r in range(11):
+            if group >> r & 1:
+                out[r] = out.get(r, 0) | 1 << insn.dst
+    return out
+
+
 def _must_forward(code: Sequence[Instruction], succs: list[list[int]], patched: set[int],
                   step: Callable[[Instruction, dict[int, int]], dict[int, int]],
                   meet: Callable[[int, int], int | None]) -> list[dict[int, int]]:
@@ -228,6 +250,12 @@ def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: s
     return _must_forward(code, succs, patched, transfer_widths, max)
 
 
+def known_equal(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
+    """Registers holding the same value as others on every path to each instruction (register -> bit set
+    of those others; at a join the pairs both ways in have)."""
+    return _must_forward(code, succs, patched, transfer_equal, lambda a, b: (a & b) or None)
+
+
 def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Registers holding one constant on every path to each instruction."""
     return _must_forward(code, succs, patched, transfer, lambda a, b: a if a == b else None)
@@ -257,6 +285,10 @@ class FunctionCode:
     @cached_property
     def widths(self) -> list[dict[int, int]]:
         return known_widths(self.code, self.succs, self.patched)
+
+    @cached_property
+    def equal(self) -> list[dict[int, int]]:
+        return known_equal(self.code, self.succs, self.patched)
 
 
 def functions_of(prog: ElfProgram, core_slots: Set[int] = frozenset()) -> Iterator[FunctionCode]:
