@@ -1,6 +1,6 @@
 """The superoptimizer on a sample of small objects, with listings: for before/after comparisons of the search.
 
-`python benchmarks/superopt_sample.py --out NAME [--budget N] [--max-slots N] [--only SUBSTR ...]`
+`python benchmarks/superopt_sample.py --out NAME [--budget N] [--max-slots N] [--passes N] [--only SUBSTR ...]`
 optimises the C corpus's objects and the third-party objects of at most ``--max-slots`` slots (each
 object's best clang build, as `benchmarks/superopt.py` picks it) with the default search (seed 0, no
 rule cache) and writes per object the slots before and after, the proven reduction, the verdicts, the
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="path without suffix")
     ap.add_argument("--budget", type=int, default=600)
     ap.add_argument("--max-slots", type=int, default=120)
+    ap.add_argument("--passes", type=int, default=None, help="search passes (default: the optimizer's)")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--no-corpus", action="store_true")
     ap.add_argument("--no-third-party", action="store_true")
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         if _slots(elf) > args.max_slots:
             continue
         t0 = time.process_time()
-        res = optimize_object(elf, proposals=args.budget)
+        res = optimize_object(elf, proposals=args.budget,
+                              **({} if args.passes is None else {"passes": args.passes}))
         cpu = time.process_time() - t0
         before, after = _slots(elf), _slots(res.after)
         rows.append({"name": name, "origin": origin, "build": build, "before": before, "after": after,
