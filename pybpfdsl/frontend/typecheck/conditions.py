@@ -48,11 +48,29 @@ class ConditionChecker(ExpressionChecker):
             t_envs, f_envs = self.chained_condition(node)
         else:
             t_envs, f_envs = self.condition(node)
+        if isinstance(node, ast.BoolOp):
+            self.refuse_number_operands(node)
         for envs, truth in ((t_envs, 1), (f_envs, 0)):
             if not self.enter(envs):
                 continue
             results.append((self.env, Scalar(BOOL, const=truth)))
         return self.join_values(results, node)
+
+    def refuse_number_operands(self, node: ast.BoolOp) -> None:
+        """`x = n or 5` as a value: Python gives `n` or `5` (the operand that decided), the DSL a bool, so a
+        number operand is refused rather than given another meaning. (As a test, `if n or m:`, both agree.)"""
+        word = "or" if isinstance(node.op, ast.Or) else "and"
+        for operand in node.values:
+            t = self.facts.facts.types.get((self.ctx, operand))
+            if t is None or t == BOOL or isinstance(operand, ast.BoolOp | ast.Compare | ast.UnaryOp):
+                continue
+            text, first = _grouped(operand), _grouped(node.values[0])
+            rest = ast.unparse(ast.BoolOp(op=node.op, values=node.values[1:])) if len(node.values) > 2 \
+                else ast.unparse(node.values[-1])
+            python = f"{first} if {first} else {rest}" if word == "or" else f"{rest} if {first} else {first}"
+            raise self.err(operand, f"`{text}` is a {t}: as a value, `{word}` gives a bool in the DSL, but in Python "
+                           f"`{ast.unparse(node)}` is one of its operands",
+                           f"for Python's value write `{python}`; for a bool, compare: `{text} != 0`")
 
     def chained_condition(self, node: ast.Compare) -> Paths:
         left = materialize(self.scalar(node.left))
@@ -97,6 +115,13 @@ class ConditionChecker(ExpressionChecker):
             self.resume(envs)
             return first
         raise self.err(node, "both branches of this expression must give numbers (or the same record type)")
+
+
+def _grouped(node: ast.expr) -> str:
+    """`node` as source, in parentheses where an operator around it would bind first."""
+    text = ast.unparse(node)
+    simple = ast.Name | ast.Attribute | ast.Call | ast.Subscript | ast.Constant | ast.BinOp | ast.UnaryOp | ast.Compare
+    return text if isinstance(node, simple) else f"({text})"
 
 
 __all__ = ["ConditionChecker", "Paths", "join"]

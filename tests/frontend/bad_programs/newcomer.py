@@ -58,3 +58,15 @@ def hex_in_print(pkt: Packet) -> int:
 @xdp
 def two_things_returned(pkt: Packet) -> int:
     return XDP_PASS, 1  # error: is a tuple | hint: a program returns one action: `return XDP_PASS`
+
+
+@xdp
+def or_as_a_value(pkt: Packet) -> int:
+    x = pkt.len or 5  # error: `pkt.len` is a u32: as a value, `or` gives a bool in the DSL | hint: write `pkt.len if pkt.len else 5`
+    return XDP_PASS if x > 3 else XDP_PASS
+
+
+@xdp
+def and_as_a_value(pkt: Packet) -> int:
+    x = pkt.len > 3 and pkt.len & 7  # error: `pkt.len & 7` is a u32: as a value, `and` | hint: `pkt.len & 7 != 0`
+    return XDP_PASS if x else XDP_PASS
