@@ -337,7 +337,9 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
         if s.orelse:
             raise self.err(s, "`for ... else` is not supported")
         if not isinstance(s.target, ast.Name):
-            raise self.err(s.target, "the loop variable must be a single name")
+            raise self.err(s.target, "the loop variable must be a single name",
+                           "loop over one thing: `for port in PORTS:` (each item of a constant tuple in turn); "
+                           "for pairs, two tuples and `for i in (0, 1, 2):` with `PORTS[i]`, `WEIGHTS[i]`")
         var, it = s.target.id, s.iter
         if isinstance(it, ast.Call) and isinstance(self.expr(it.func), Callee) and \
                 self.expr(it.func) == Callee("builtin", "range"):

@@ -85,7 +85,7 @@ def loop_over_a_runtime_tuple(pkt: Packet) -> int:
 
 @xdp
 def loop_with_two_variables(pkt: Packet) -> int:
-    for port, weight in ((80, 1), (443, 2)):  # error: the loop variable must be a single name
+    for port, weight in ((80, 1), (443, 2)):  # error: the loop variable must be a single name | hint: `for port in PORTS:`
         pass
     return XDP_PASS
 
