@@ -308,8 +308,10 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
                 return number
             return self.compare(CmpOp.NE, number, Scalar(literal_type(0), const=0), node)
         if self.optional(v) is not None:
+            x = ast.unparse(node)
             raise self.refusal(node, f"the truth of {self.describe(v)} is ambiguous",
-                               f"write `{ast.unparse(node)} is not None`")
+                               f"write `{x} is not None and {x} != 0` (Python's `if {x}:`: None and 0 are false), "
+                               f"or `{x} is not None`")
         raise self.refusal(node, f"{self.describe(v)} cannot be used as a condition")
 
     def describe(self, v: object) -> str:

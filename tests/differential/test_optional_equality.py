@@ -1,4 +1,4 @@
-"""`==` and `!=` on a number that may be None (a payload byte, `m.get(k)`) have Python's meaning in the
+"""`==`, `!=`, `in` and `not in` on a number that may be None (a payload byte, `m.get(k)`) have Python's meaning in the
 four executions (pure Python, the IR and bytecode interpreters, the kernel) and in the proof: None equals
 only None, so `b == 0x45` is False and `b != 0x45` True where `b` is None, and two lookups that both miss
 are equal."""
@@ -52,7 +52,16 @@ def scan_for_marker(pkt: Packet) -> int:
     return XDP_DROP if found > 1 else XDP_PASS
 
 
-PROGRAMS = (first_byte, lookups, scan_for_marker)
+@xdp
+def byte_in_tuple(pkt: Packet) -> int:
+    if pkt.payload[2] in (0x45, 0x60):       # None is in no tuple of numbers
+        return XDP_DROP
+    if counts.get(u32(pkt.len)) not in (5, 6):  # a missing key: not in, so `not in` holds
+        return XDP_TX
+    return XDP_PASS
+
+
+PROGRAMS = (first_byte, lookups, scan_for_marker, byte_in_tuple)
 PACKETS = [bytes(14), bytes(14) + b"\x45", bytes(14) + b"\x01\x07", bytes(14) + b"\x01\x08",
            bytes(14) + b"\x01", bytes(14) + b"\xff\x00\xee\xff", bytes(17), bytes(18) + b"\xff" * 8]
 
@@ -72,6 +81,10 @@ def test_python_meaning() -> None:
     counts[1] = 6
     assert lookups(bytes(17)) == XDP_PASS and seen.value == 0b01      # 6 against a missing key 2; 6 != 5
     assert scan_for_marker(bytes(14) + b"\xff\x00\xee") == XDP_DROP and seen.value == 2
+    assert byte_in_tuple(bytes(14) + b"\x00\x00\x60") == XDP_DROP
+    assert byte_in_tuple(bytes(15)) == XDP_TX            # no byte 2, no key 15
+    counts[15] = 6
+    assert byte_in_tuple(bytes(15)) == XDP_PASS
 
 
 @pytest.mark.parametrize("fill", [{}, {0: 5}, {0: 5, 1: 5}, {1: 6, 2: 6}, {0: 1, 1: 2, 2: 3, 3: 4}])

@@ -182,8 +182,13 @@ class ExpressionEmitter(EmitterBase):
     def contains(self, item_node: ast.expr, container_node: ast.expr, node: ast.AST) -> Scalar:
         container = self.lower_expr(container_node)
         if isinstance(container, ConstTuple):
-            item = self.scalar(item_node)
-            return self.membership(item, [int(x) for x in container.items], node)
+            value = self.lower_expr(item_node)
+            if isinstance(value, OptionalVal) and not value.narrowed and isinstance(value.inner, Scalar):
+                found = self.membership(value.inner, [int(x) for x in container.items], node)  # and present
+                if found.const is not None:
+                    return found if found.const == 0 else Scalar(BOOL, value.present)
+                return Scalar(BOOL, self.op(n.Binary, BOOL, BinOp.AND, value.present, self.scalar_value(found)))
+            return self.membership(self.as_scalar(value, item_node), [int(x) for x in container.items], node)
         if isinstance(container, StateVal) and isinstance(container.obj, BpfMap):
             m = container.obj
             key = self.map_key(m, item_node)

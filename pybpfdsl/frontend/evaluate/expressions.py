@@ -250,7 +250,10 @@ class ExpressionEvaluator(EvaluatorBase):
     def contains(self, item_node: ast.expr, container_node: ast.expr, fr: Frame) -> bool:
         container = self.expr(container_node, fr)  # the container is lowered first
         if isinstance(container, TupleValue):
-            item = self.scalar(item_node, fr)
+            value = self.expr(item_node, fr)
+            if value is None:
+                return False  # None is in no tuple of numbers
+            item = self.scalar(item_node, fr) if not isinstance(value, Scalar) else value
             return any(compare(CmpOp.EQ, item, const_num(int(x))) for x in container.items)
         if isinstance(container, BpfMap):
             return container.raw_lookup(self.map_key(container, item_node, fr)) is not None

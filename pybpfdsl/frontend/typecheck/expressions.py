@@ -296,8 +296,12 @@ class ExpressionChecker(ArithmeticChecker):
     def contains(self, item_node: ast.expr, container_node: ast.expr, node: ast.AST) -> Scalar[object]:
         container = self.expr(container_node)
         if isinstance(container, ConstTuple):
-            item = self.scalar(item_node)
-            return self.membership(item, [int(x) for x in container.items], node)
+            value = self.expr(item_node)
+            if isinstance(value, Maybe) and not value.narrowed and isinstance(value.inner, Scalar):
+                # Python's meaning: None is in no tuple of numbers (the emitter: present and found).
+                found = self.membership(value.inner, [int(x) for x in container.items], node)
+                return found if found.const == 0 else computed(BOOL)
+            return self.membership(self.as_scalar(value, item_node), [int(x) for x in container.items], node)
         if isinstance(container, StateVal) and isinstance(container.obj, BpfMap):
             self.map_key(container.obj, item_node)
             return computed(BOOL)
