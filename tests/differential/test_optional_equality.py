@@ -1,7 +1,7 @@
-"""`==`, `!=`, `in` and `not in` on a number that may be None (a payload byte, `m.get(k)`) have Python's meaning in the
-four executions (pure Python, the IR and bytecode interpreters, the kernel) and in the proof: None equals
-only None, so `b == 0x45` is False and `b != 0x45` True where `b` is None, and two lookups that both miss
-are equal."""
+"""`==`, `!=`, `in`, `not in` and `match` on a number that may be None (a payload byte, `m.get(k)`)
+have Python's meaning in the four executions (pure Python, the IR and bytecode interpreters, the kernel)
+and in the proof: None equals only None, so `b == 0x45` is False and `b != 0x45` True where `b` is None,
+two lookups that both miss are equal, None is in no tuple and matches only `case _`."""
 
 from __future__ import annotations
 
@@ -61,7 +61,19 @@ def byte_in_tuple(pkt: Packet) -> int:
     return XDP_PASS
 
 
-PROGRAMS = (first_byte, lookups, scan_for_marker, byte_in_tuple)
+@xdp
+def match_a_byte(pkt: Packet) -> int:
+    match pkt.payload[1]:                     # None matches no constant: only `case _`
+        case 0:
+            return XDP_DROP
+        case 7 | 8:
+            return XDP_TX
+        case _ if pkt.len > 15:
+            return XDP_ABORTED
+    return XDP_PASS
+
+
+PROGRAMS = (first_byte, lookups, scan_for_marker, byte_in_tuple, match_a_byte)
 PACKETS = [bytes(14), bytes(14) + b"\x45", bytes(14) + b"\x01\x07", bytes(14) + b"\x01\x08",
            bytes(14) + b"\x01", bytes(14) + b"\xff\x00\xee\xff", bytes(17), bytes(18) + b"\xff" * 8]
 
@@ -85,6 +97,8 @@ def test_python_meaning() -> None:
     assert byte_in_tuple(bytes(15)) == XDP_TX            # no byte 2, no key 15
     counts[15] = 6
     assert byte_in_tuple(bytes(15)) == XDP_PASS
+    assert [match_a_byte(p) for p in PACKETS[:5]] == [XDP_PASS, XDP_PASS, XDP_TX, XDP_TX, XDP_PASS]
+    assert match_a_byte(bytes(16)) == XDP_DROP and match_a_byte(bytes(15) + b"\x09") == XDP_ABORTED
 
 
 @pytest.mark.parametrize("fill", [{}, {0: 5}, {0: 5, 1: 5}, {1: 6, 2: 6}, {0: 1, 1: 2, 2: 3, 3: 4}])

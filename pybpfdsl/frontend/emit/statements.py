@@ -19,6 +19,7 @@ from pybpfdsl.frontend.inline_forms import InlineForms
 from pybpfdsl.frontend.values import (
     DslValue,
     LocalValue,
+    OptionalVal,
     PayloadVal,
     Scalar,
 )
@@ -26,6 +27,7 @@ from pybpfdsl.ir import nodes as n
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.state import BpfMap, Global
 from pybpfdsl.lang.types import (
+    BOOL,
     ScalarType,
     i64,
     u32,
@@ -148,7 +150,12 @@ class StatementEmitter(EmitterBase, InlineForms[DslValue, Scalar, Env]):
         self.b.set_block(None)
 
     def match(self, s: ast.Match) -> None:
-        subject = self.scalar(s.subject)
+        held = self.lower_expr(s.subject)
+        present: n.Value | None = None  # a number that may be None matches a constant only where present
+        if isinstance(held, OptionalVal) and not held.narrowed and isinstance(held.inner, Scalar):
+            present, subject = held.present, held.inner
+        else:
+            subject = self.as_scalar(held, s.subject)
         if not (subject.type.is_int or subject.type.is_bool):
             raise self.unchecked(s.subject)
         subject = self.materialize(subject)  # type: ignore[assignment]
@@ -165,6 +172,8 @@ class StatementEmitter(EmitterBase, InlineForms[DslValue, Scalar, Env]):
             else:
                 assert isinstance(subject, Scalar)
                 cond = self.membership(subject, constants, case.pattern)
+                if present is not None:
+                    cond = Scalar(BOOL, self.op(n.Binary, BOOL, BinOp.AND, present, self.scalar_value(cond)))
                 t, f = self.flow.branch(self.scalar_value(cond), self.env, self.line)
                 true_flows, false_flows = [t], [f]
             if case.guard is not None:

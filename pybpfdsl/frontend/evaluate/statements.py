@@ -270,10 +270,12 @@ class StatementEvaluator(PacketWriteEvaluator):
         return None
 
     def match(self, s: ast.Match, fr: Frame) -> Signal | None:
-        subject = self.scalar(s.subject, fr)
+        held = self.expr(s.subject, fr)
+        subject = None if held is None else self.scalar(s.subject, fr) if not isinstance(held, Scalar) else held
         for case in s.cases:
             constants = self.case_constants(case.pattern)
-            matched = constants is None or any(compare(CmpOp.EQ, subject, const_num(c)) for c in constants)
+            matched = constants is None or (subject is not None and any(
+                compare(CmpOp.EQ, subject, const_num(c)) for c in constants))  # None equals no constant
             if matched and case.guard is not None:
                 matched = self.condition(case.guard, fr)
             if matched:

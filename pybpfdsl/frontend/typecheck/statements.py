@@ -19,7 +19,7 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.inline_forms import InlineForms
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Loop
-from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Local, describe, fresh, materialize
+from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Local, Maybe, describe, fresh, materialize
 from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
 from pybpfdsl.frontend.values import Callee, ConstTuple, Scalar
 from pybpfdsl.lang.arith import BinOp
@@ -175,7 +175,11 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
         self.resume(exits)
 
     def match(self, s: ast.Match) -> None:
-        subject = self.scalar(s.subject)
+        held = self.expr(s.subject)
+        # A number that may be None: Python compares it with each case's constants, and None equals none of
+        # them, so only `case _:` (and what falls through) takes it (the emitter tests presence too).
+        subject = held.inner if isinstance(held, Maybe) and not held.narrowed and isinstance(held.inner, Scalar) \
+            else self.as_scalar(held, s.subject)
         if not (subject.type.is_int or subject.type.is_bool):
             raise self.err(s.subject, f"`match` works on integers, not {describe(subject)}")
         subject = materialize(subject)  # type: ignore[assignment]
