@@ -103,7 +103,16 @@ class BuiltinForms(ExpressionForms[_Value, _Scalar]):
         try:
             value = int(ipaddress.IPv4Address(arg.text))
         except ValueError:
-            raise self.refusal(node.args[0], f"{arg.text!r} is not an IPv4 address") from None
+            hint = None
+            if "/" in arg.text:
+                try:
+                    net = ipaddress.IPv4Network(arg.text, strict=False)
+                    hint = (f'a prefix is a key of an LpmTrie (`acl[prefix("{net}")] = 1` from Python, '
+                            f'`acl.get(ip4.src, 0)` in the program), or mask the address: '
+                            f'`ip4.src & 0x{int(net.netmask):08X} == ip("{net.network_address}")`')
+                except ValueError:
+                    pass
+            raise self.refusal(node.args[0], f"{arg.text!r} is not an IPv4 address", hint) from None
         return Scalar(u32, const=value)
 
     # The steps each pass gives.

@@ -70,6 +70,10 @@ def constant(value: object, complain: Complaint) -> Scalar:
         except (OverflowError, ValueError):
             raise complain(f"{value} is outside the float range [-2**31, 2**31)", _FLOAT_RANGE) from None
         return Scalar(FLOAT, const=value, literal=True)
+    if isinstance(value, bytes):
+        raise complain(f"the constant {value!r} is not supported (bytes)",
+                       "compare byte by byte (`pkt.payload[0] == 0x01`), or read a Struct of the bytes' fields "
+                       "(`pkt.payload.read(Header, 0)`)")
     raise complain(f"the constant {value!r} is not supported", "use integers, floats and bools")
 
 

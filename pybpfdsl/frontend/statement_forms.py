@@ -203,7 +203,9 @@ class StatementForms(InFunction[_Env], ExpressionForms[_Value, _Scalar], Generic
                 old = self.checked_number(held)
                 if old is None:
                     raise self.undefined(target, name) if held is None else self.refusal(
-                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {self.describe(held)}")
+                        target, f"`{fold.SYMBOL[binop]}=` needs a number, {name} is {self.describe(held)}",
+                        f"check it first: `if {name} is None: {name} = 0`" if self.optional_number(held) is not None
+                        else None)
                 operand = self.scalar(value_node)
                 self.refuse_float_into_int(operand, old.type, name, value_node)
                 self.update_local(name, self.binary(binop, old, operand, s), old.type, s)

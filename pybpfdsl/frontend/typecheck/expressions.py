@@ -50,6 +50,8 @@ _PYTHON_FUNCTIONS: tuple[tuple[object, str, str], ...] = (
     (str, "str()", "print the number itself: `print(\"len\", pkt.len)`; strings exist only as print text and "
                    "`ip(\"...\")`"),
     (repr, "repr()", "print the number itself: `print(\"len\", pkt.len)`"),
+    (sum, "sum()", "add with `+`, in a loop over a constant tuple: `for x in T: total += x`"),
+    (any, "any()", "join the tests with `or`"), (all, "all()", "join the tests with `and`"),
 )
 """Python functions a DSL function cannot call, and what it calls instead."""
 
@@ -80,7 +82,12 @@ class ExpressionChecker(ArithmeticChecker):
         if isinstance(v, ConstTuple) and isinstance(node, ast.Tuple):
             raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is a tuple",
                            "give one value (a program returns one action: `return XDP_PASS`)")
-        raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}")
+        hint = None
+        if isinstance(v, StateVal) and isinstance(v.obj, Global):
+            hint = f"read its value: `{ast.unparse(node)}.value`"
+        elif isinstance(v, StateVal) and isinstance(v.obj, BpfMap):
+            hint = f"look a key up: `{ast.unparse(node)}.get(key, 0)`"
+        raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is {describe(v)}", hint)
 
     def expr(self, node: ast.expr) -> Kind:
         return self.record(node, self.expression_form(node))

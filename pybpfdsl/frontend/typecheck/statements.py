@@ -19,7 +19,7 @@ from pybpfdsl.frontend import fold
 from pybpfdsl.frontend.inline_forms import InlineForms
 from pybpfdsl.frontend.typecheck.arithmetic import computed
 from pybpfdsl.frontend.typecheck.base import Loop
-from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Local, Maybe, describe, fresh, materialize
+from pybpfdsl.frontend.typecheck.kinds import Env, Kind, Local, Maybe, Payload, describe, fresh, materialize
 from pybpfdsl.frontend.typecheck.packet_writes import PacketWriteChecker
 from pybpfdsl.frontend.values import Callee, ConstTuple, Scalar
 from pybpfdsl.lang.arith import BinOp
@@ -351,6 +351,10 @@ class StatementChecker(PacketWriteChecker, InlineForms[Kind, Scalar[object], Env
             return
         seq = self.expr(it)
         if not isinstance(seq, ConstTuple):
+            if isinstance(seq, Payload):
+                raise self.err(it, "cannot loop over the payload",
+                               "loop over positions: `for i in range(64):` with `b = pkt.payload[i]` and "
+                               "`if b is None: break`")
             raise self.err(it, f"cannot loop over {describe(seq)}",
                            "loop over `range(...)` with constant bounds or over a constant tuple")
         self.unrolled(s, var, seq)

@@ -5,7 +5,7 @@ report it (see tests/frontend/test_bad_input.py). Not meant to be imported by an
 """
 # ruff: noqa
 
-from pybpfdsl import XDP_PASS, HashMap, Packet, Struct, u32, u64, xdp
+from pybpfdsl import XDP_PASS, Global, HashMap, Packet, Struct, ip, u32, u64, xdp
 
 
 class FlowKey(Struct):
@@ -20,6 +20,7 @@ class FlowStats(Struct):
 
 flows = HashMap(FlowKey, FlowStats, 64)
 stats = HashMap(u32, u64, 8)
+hits = Global(u64, 0)
 
 
 @xdp
@@ -70,3 +71,44 @@ def or_as_a_value(pkt: Packet) -> int:
 def and_as_a_value(pkt: Packet) -> int:
     x = pkt.len > 3 and pkt.len & 7  # error: `pkt.len & 7` is a u32: as a value, `and` | hint: `pkt.len & 7 != 0`
     return XDP_PASS if x else XDP_PASS
+
+
+@xdp
+def global_without_dot_value(pkt: Packet) -> int:
+    if hits > 10:  # error: expected a number, but `hits` is the Global hits | hint: read its value: `hits.value`
+        return XDP_PASS
+    return XDP_PASS
+
+
+@xdp
+def a_prefix_as_an_address(pkt: Packet) -> int:
+    ip4 = pkt.ipv4
+    if ip4 is not None and ip4.src == ip("10.0.0.0/8"):  # error: '10.0.0.0/8' is not an IPv4 address | hint: `ip4.src & 0xFF000000 == ip("10.0.0.0")`
+        return XDP_PASS
+    return XDP_PASS
+
+
+@xdp
+def loop_over_the_payload(pkt: Packet) -> int:
+    for b in pkt.payload:  # error: cannot loop over the payload | hint: `for i in range(64):` with `b = pkt.payload[i]`
+        pass
+    return XDP_PASS
+
+
+@xdp
+def python_sum(pkt: Packet) -> int:
+    total = sum((1, 2))  # error: sum() is Python's | hint: `for x in T: total += x`
+    return XDP_PASS
+
+
+@xdp
+def add_to_a_lookup(pkt: Packet) -> int:
+    c = stats.get(1)
+    c += 1  # error: `+=` needs a number, c is a u64 value or None | hint: `if c is None: c = 0`
+    return XDP_PASS
+
+
+@xdp
+def bytes_constant(pkt: Packet) -> int:
+    magic = b"GET"  # error: the constant b'GET' is not supported (bytes) | hint: `pkt.payload[0] == 0x01`
+    return XDP_PASS
