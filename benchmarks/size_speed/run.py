@@ -94,7 +94,7 @@ def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
         "ours_kernel_ns": round(kernel["ours_on"].kernel_ns, 2),
         "clang_kernel_ns": round(kernel["clang"].kernel_ns, 2),
         "ns_diff": round(versus.median, 2),
-        "ns_diff_ci95": [round(versus.low, 2), round(versus.high, 2)],
+        "ns_diff_interval": [round(versus.low, 2), round(versus.high, 2)],
         "ns_ours_faster": f"{versus.a_faster}/{versus.samples}",
         "ours_compile_ms": ours["on"][1] * 1000,
         "clang_compile_ms": clang_seconds * 1000,
