@@ -83,7 +83,12 @@ class ExpressionChecker(ArithmeticChecker):
             raise self.err(node, f"expected a number, but `{ast.unparse(node)}` is a tuple",
                            "give one value (a program returns one action: `return XDP_PASS`)")
         hint = None
-        if isinstance(v, StateVal) and isinstance(v.obj, Global):
+        header = v.inner if isinstance(v, Maybe) else v
+        if isinstance(header, Header):
+            names = ", ".join(f.name for f in header.spec.fields)
+            hint = f"use one of its fields ({names}): `{ast.unparse(node)}.{header.spec.fields[0].name}`" + (
+                ", after checking it is not None" if isinstance(v, Maybe) and not v.narrowed else "")
+        elif isinstance(v, StateVal) and isinstance(v.obj, Global):
             hint = f"read its value: `{ast.unparse(node)}.value`"
         elif isinstance(v, StateVal) and isinstance(v.obj, BpfMap):
             hint = f"look a key up: `{ast.unparse(node)}.get(key, 0)`"

@@ -112,3 +112,9 @@ def add_to_a_lookup(pkt: Packet) -> int:
 def bytes_constant(pkt: Packet) -> int:
     magic = b"GET"  # error: the constant b'GET' is not supported (bytes) | hint: `pkt.payload[0] == 0x01`
     return XDP_PASS
+
+
+@xdp
+def print_a_header(pkt: Packet) -> int:
+    print("ip", pkt.ipv4)  # error: expected a number, but `pkt.ipv4` is the ipv4 header or None | hint: `pkt.ipv4.version`, after checking it is not None
+    return XDP_PASS
