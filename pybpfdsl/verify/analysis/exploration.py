@@ -226,8 +226,42 @@ def _form_stack(stack: stk.Stack, slots: tuple[int, ...], live: int, precise: in
         out.append(slot)
     if len(_STACKS) >= _STACKS_MAX:
         _STACKS.clear()
-    entry = _STACKS[key] = (stack, tuple(out), frozenset(pids))
+    live_slots = tuple(out)
+    shared = _SHARED.get(live_slots)
+    if shared is None:
+        if len(_SHARED) >= _STACKS_MAX:
+            _SHARED.clear()
+        shared = _SHARED[live_slots] = live_slots
+    entry = _STACKS[key] = (stack, shared, frozenset(pids))
     return entry[1], entry[2]
+
+
+_SHARED: dict[tuple[stk.Slot, ...], tuple[stk.Slot, ...]] = {}
+"""Live slots as compared, one tuple per content: equal ones are the same object, so comparisons stop at
+identity, and :data:`_STACK_LE` finds a comparison made before by the two tuples' identities."""
+_STACK_LE: dict[tuple[int, int], tuple[tuple[stk.Slot, ...], tuple[stk.Slot, ...], bool]] = {}
+"""(id of a live-slot tuple, id of another) → (the two, whether the first is included in the second); the
+entry keeps both alive, so their ids are not reused while it exists."""
+
+
+def _stack_le(a: tuple[stk.Slot, ...], b: tuple[stk.Slot, ...]) -> bool:
+    """Whether live slots ``a`` are included in ``b`` (:meth:`.stack.Slot.le` slot by slot), remembered: the
+    same stored stack is compared with the same few stacks of new states again and again."""
+    if a is b:
+        return True
+    key = (id(a), id(b))
+    hit = _STACK_LE.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    if len(_STACK_LE) >= _STACKS_MAX:
+        _STACK_LE.clear()
+    out = True
+    for x, y in zip(a, b):
+        if x is not y and not x.le(y):
+            out = False
+            break
+    _STACK_LE[key] = (a, b, out)
+    return out
 
 
 def _covers(old: _Form, new: _Form) -> bool:
@@ -246,9 +280,8 @@ def _covers(old: _Form, new: _Form) -> bool:
     for x, y in zip(new.regs, old.regs):
         if x is not y and not value_le(x, y):
             return False
-    for a, b in zip(new.stack, old.stack):
-        if a is not b and not a.le(b):
-            return False
+    if not _stack_le(new.stack, old.stack):
+        return False
     if new.frames is old.frames or not (new.frames or old.frames):
         return True
     return st.le(State((), (), (), frames=new.frames), State((), (), (), frames=old.frames))
