@@ -17,8 +17,6 @@ Stack liveness: a slot that no path reads again before overwriting it is not com
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
@@ -27,8 +25,7 @@ from pybpfdsl.verify.analysis.transfer import Env
 from pybpfdsl.verify.analysis.values import OneOf, ScalarValue, StackPtr, Unknown, Value
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["TOP", "Precision", "forget_dead_slots", "forget_imprecise", "forget_imprecise_spills", "precise_in",
-           "stack_live_in"]
+__all__ = ["TOP", "Precision", "precise_in", "stack_live_in"]
 
 FP = 10
 _SLOT0 = 11
@@ -130,52 +127,6 @@ class Precision:
                 bits[i] = new
                 todo.extend(preds[i])
 
-def forget_imprecise(s: State, precise: int) -> State:
-    """``s`` with every number the kernel would not compare (see :func:`precise_in`) made unknown."""
-    regs = tuple(TOP if isinstance(v, ScalarValue) and not precise >> r & 1 else v for r, v in enumerate(s.regs))
-    stack = _cached(_forget_spills, s.stack, precise >> _SLOT0)
-    if regs == s.regs and stack is s.stack:
-        return s
-    return State(regs, s.defs, stack, s.pkt_min, s.ranges, s.frames, s.lock)
-
-
-def forget_imprecise_spills(s: State, precise: int) -> State:
-    """``s`` with the spilled numbers the kernel would not compare made unknown (its registers as
-    they are: :func:`forget_imprecise` does both)."""
-    stack = _cached(_forget_spills, s.stack, precise >> _SLOT0)
-    return s if stack is s.stack else s.with_stack(stack)
-
-
-def _forget_spills(stack: stk.Stack, precise: int) -> stk.Stack:
-    out = None
-    for i, v in stk.spilled_values(stack):
-        if isinstance(v, ScalarValue) and not precise >> i & 1 and v != TOP:
-            if out is None:
-                out = list(stack)
-            slot = stack[i]
-            out[i] = stk.Slot(slot.init, TOP, slot.size, slot.zero)
-    return stack if out is None else tuple(out)
-
-
-_CACHE: dict[tuple[object, int, int], tuple[stk.Stack, stk.Stack]] = {}
-_CACHE_SIZE = 1 << 14
-
-
-def _cached(fn: Callable[[stk.Stack, int], stk.Stack], stack: stk.Stack, mask: int) -> stk.Stack:
-    """``fn(stack, mask)``, cached by the stack's identity: stacks are immutable and shared by the
-    states of a path, so the same one comes back at every prune point (the entry keeps it alive, so
-    its id is not reused while the entry exists)."""
-    key = (fn, id(stack), mask)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is stack:
-        return hit[1]
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.clear()
-    out = fn(stack, mask)
-    _CACHE[key] = (stack, out)
-    return out
-
-
 ALL_SLOTS = (1 << stk.SLOTS) - 1
 HELPER_REACH = 64
 """Bytes from a stack pointer passed to a helper that it may read (map keys and values, buffers)."""
@@ -226,19 +177,3 @@ def stack_live_in(env: Env, succs: list[list[int]], pre: dict[int, State]) -> li
                 use |= _stack_slots(here.regs[r], 0, HELPER_REACH)
         use_kill.append((use, kill, 0, 0))
     return solve_backward(succs, use_kill)
-
-
-def forget_dead_slots(s: State, live: int) -> State:
-    """``s`` with the stack slots that are dead (see :func:`stack_live_in`) emptied."""
-    stack = _cached(_empty_dead, s.stack, live)
-    return s if stack is s.stack else s.with_stack(stack)
-
-
-def _empty_dead(stack: stk.Stack, live: int) -> stk.Stack:
-    for i, slot in enumerate(stack):
-        if slot is not _EMPTY and not live >> i & 1:
-            return tuple([slot if live >> i & 1 else _EMPTY for i, slot in enumerate(stack)])
-    return stack
-
-
-_EMPTY = stk.EMPTY_SLOT
