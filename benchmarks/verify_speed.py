@@ -1,7 +1,7 @@
 """Speed of the userspace verifier, and its verdicts, against a baseline measured in the same run.
 
-`python benchmarks/verify_speed.py [--generated N] [--mutants RATE] [--baseline REV | --baseline-path DIR]
-[--only GLOB]`
+`python benchmarks/verify_speed.py [--generated N] [--mutants RATE] [--baseline REV [--baseline-files PATH ...]
+| --baseline-path DIR] [--only GLOB]`
 
 The programs (built once, then cached in the temp directory so every run sees the very same bytes):
 
@@ -32,6 +32,7 @@ import importlib
 import json
 import os
 import pickle
+import shutil
 import statistics
 import subprocess
 import sys
@@ -165,6 +166,17 @@ def _baseline_dir(rev: str) -> Path:
     return dest
 
 
+def _tree_with_files(rev: str, files: list[str]) -> Path:
+    """This working tree's ``pybpfdsl`` with ``files`` as of ``rev``: in a tree others edit at the same time,
+    the baseline that isolates a change of those files from their uncommitted work."""
+    dest = Path(tempfile.mkdtemp(prefix="verify-speed-base-"))
+    shutil.copytree(ROOT / "pybpfdsl", dest / "pybpfdsl", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in files:
+        shown = subprocess.run(["git", "show", f"{rev}:{f}"], cwd=ROOT, check=True, capture_output=True)
+        (dest / f).write_bytes(shown.stdout)
+    return dest
+
+
 def _child(path: Path, progs_file: Path, out_file: Path) -> None:
     """Run :func:`measure` with the package found under ``path`` (the tests' helpers from this tree)."""
     code = (f"import sys, json, pickle; sys.path[:0] = [{str(path)!r}, {str(ROOT)!r}];\n"
@@ -228,6 +240,8 @@ def main() -> None:
     ap.add_argument("--mutants", type=float, default=0.05)
     ap.add_argument("--baseline", help="git revision whose pybpfdsl is the baseline")
     ap.add_argument("--baseline-path", help="directory holding the baseline's pybpfdsl package")
+    ap.add_argument("--baseline-files", nargs="+", metavar="PATH",
+                    help="with --baseline REV: the baseline is this working tree with only these files as of REV")
     ap.add_argument("--diffs", action="store_true", help="print every program whose findings differ")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--only", metavar="GLOB", help="only the programs whose kind/name matches (fnmatch); not written")
@@ -239,7 +253,10 @@ def main() -> None:
         args.no_write = True
     base = None
     if args.baseline or args.baseline_path:
-        path = Path(args.baseline_path) if args.baseline_path else _baseline_dir(args.baseline)
+        if args.baseline_files and args.baseline:
+            path = _tree_with_files(args.baseline, args.baseline_files)
+        else:
+            path = Path(args.baseline_path) if args.baseline_path else _baseline_dir(args.baseline)
         with tempfile.TemporaryDirectory() as d:
             pf, of = Path(d) / "progs.pickle", Path(d) / "base.json"
             with open(pf, "wb") as f:
