@@ -70,7 +70,22 @@ class ConditionForms(ABC, Generic[_Path, _Env]):
                 return f, t
             case ast.Compare(left=left, ops=[ast.Is() | ast.IsNot() as op], comparators=[ast.Constant(value=None)]):
                 return self.none_test(left, isinstance(op, ast.Is))
+            case ast.Compare(left=ast.Name(id=name) as left, ops=[ast.Eq() | ast.NotEq() as op],
+                             comparators=[ast.Constant(value=int() | float() as constant)]) \
+                    if not isinstance(constant, bool) and self.maybe_number(self.env.get(name)):
+                # `b == 0x45` on a local that may be None: None equals no number, so where it holds `b` is
+                # present, and the test narrows it there (as `b is not None and b == 0x45` would).
+                present, absent = self.none_test(left, is_none=False)
+                if not self.enter_join(present, "present"):
+                    return ([], absent) if isinstance(op, ast.Eq) else (absent, [])
+                t, f = self.plain_condition(node)
+                return (t, f + absent) if isinstance(op, ast.Eq) else (t + absent, f)
         return None
+
+    def maybe_number(self, v: object) -> bool:
+        """Whether `v` is a number that may be None, not yet checked."""
+        optional = self.optional(v)
+        return optional is not None and not optional.narrowed and isinstance(optional.inner, Scalar)
 
     def plain_condition(self, node: ast.expr) -> tuple[list[_Path], list[_Path]]:
         """A test without a likelihood hint: a connective, a parsed header (present or not), or a value's

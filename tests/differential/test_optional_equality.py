@@ -73,7 +73,19 @@ def match_a_byte(pkt: Packet) -> int:
     return XDP_PASS
 
 
-PROGRAMS = (first_byte, lookups, scan_for_marker, byte_in_tuple, match_a_byte)
+@xdp
+def narrowed_by_equality(pkt: Packet) -> int:
+    b = pkt.payload[0]
+    if b == 0x45:
+        seen.value = b >> 4                   # equal to a number: present, so a number here
+        return XDP_DROP
+    if b != 7:
+        return XDP_TX
+    seen.value = b + 100                      # `b != 7` failed: b is 7 here
+    return XDP_PASS
+
+
+PROGRAMS = (first_byte, lookups, scan_for_marker, byte_in_tuple, match_a_byte, narrowed_by_equality)
 PACKETS = [bytes(14), bytes(14) + b"\x45", bytes(14) + b"\x01\x07", bytes(14) + b"\x01\x08",
            bytes(14) + b"\x01", bytes(14) + b"\xff\x00\xee\xff", bytes(17), bytes(18) + b"\xff" * 8]
 
@@ -98,6 +110,9 @@ def test_python_meaning() -> None:
     counts[15] = 6
     assert byte_in_tuple(bytes(15)) == XDP_PASS
     assert [match_a_byte(p) for p in PACKETS[:5]] == [XDP_PASS, XDP_PASS, XDP_TX, XDP_TX, XDP_PASS]
+    assert [narrowed_by_equality(p) for p in PACKETS[:4]] == [XDP_TX, XDP_DROP, XDP_TX, XDP_TX]
+    assert seen.value == 4
+    assert narrowed_by_equality(bytes(14) + b"\x07") == XDP_PASS and seen.value == 107
     assert match_a_byte(bytes(16)) == XDP_DROP and match_a_byte(bytes(15) + b"\x09") == XDP_ABORTED
 
 
