@@ -1,24 +1,25 @@
 """A whole-object proof that an optimised object equals its input, step for step (translation validation).
 
-The superoptimizer's windows change only straight-line code and the operands of conditional jumps; they
-never add, remove or move a call, an exit, a jump or a jump target. Its region pass does change jumps,
-inside regions it names (`RegionHints`): each such region is one segment of each program, proven by
-`region.prove_region` (its exits lined up in order). Outside them the two programs can be cut at the
-same points: every instruction outside a window (calls, exits, jumps, loader-patched and atomic
-instructions, which must be the same instruction in both) and every jump target. Between two cuts lies
-one straight segment in each (the conditional jump that ends it included). The relation "the registers
-live here (in the input) are equal, memory is equal, and each program's registers hold the constants
-(fit the widths, and equal the other registers) a must-analysis of that program finds here" holds at the entry of every function; if each
-pair of segments keeps it (a Z3 proof, the registers the input leaves dead being free in the output),
-and each pair of fixed instructions keeps it (the same instruction on equal inputs; helpers are the
-same calls on the same arguments and memory), it holds at every cut, so every exit returns the same r0
-with the same memory: the programs are equal, in lock step. A proof of the whole object that does not
-explore paths, so it decides objects the path-exploring prover runs out of budget on.
+The superoptimizer's windows change only straight-line code and the operands of conditional jumps; they never
+add, remove or move a call, an exit, a jump or a jump target. Its region pass does change jumps, inside
+regions it names (`RegionHints`): each such region is one segment of each program, proven by
+`region.prove_region` (its exits lined up in order). Outside them the two programs can be cut at the same
+points: every instruction outside a window (calls, exits, jumps, loader-patched and atomic instructions, which
+must be the same instruction in both) and every jump target. Between two cuts lies one straight segment in
+each (the conditional jump that ends it included). The relation "the registers live here (in the input) are
+equal, memory is equal, and each program's registers hold the constants (fit the widths, and equal the other
+registers) a must-analysis of that program finds here" holds at the entry of every function; if each pair of
+segments keeps it (a Z3 proof, the registers the input leaves dead being free in the output), and each pair of
+fixed instructions keeps it (the same instruction on equal inputs; helpers are the same calls on the same
+arguments and memory), it holds at every cut, so every exit returns the same r0 with the same memory: the
+programs are equal, in lock step. A proof of the whole object that does not explore paths, so it decides
+objects the path-exploring prover runs out of budget on.
 
 It trusts the liveness (`windows.live_in`: a helper reads its arguments up to its arity) and the
-constants and widths known on entry to a segment (`windows.known_constants` and `known_widths`, of each
-program on its own: the search's window proofs assume the input's, e.g. ``r0 = 1`` dropped where r0
-already holds 1, or ``r4 &= 0xffff`` where every path loaded r4 with 2 bytes). Anything it cannot line up
+constants, widths and equalities known on entry to a segment (`windows.known_constants`, `known_widths`,
+`known_equal`, of each program on its own: the search's window proofs assume the input's, e.g. ``r0 = 1``
+dropped where r0 already holds 1, or ``r4 &= 0xffff`` where every path loaded r4 with 2 bytes, and the
+copies pass drops ``r3 = r0`` where r3 already equals r0). Anything it cannot line up
 (another call graph, a jump to another place, a moved target), and any segment pair that differs under
 the relation, is "unknown", never "proven". The input's liveness is the relation's, so the proof is
 meant for one pass of the optimiser (input against that pass's output), chained pass by pass.
