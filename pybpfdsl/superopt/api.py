@@ -122,7 +122,7 @@ def _shape(insn: Instruction) -> tuple[int, int, int, int]:
 
 def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 600,
                     model: CostModel = CostModel.SLOTS, seed: int = 0, rules: RuleCache | Path | None = None,
-                    passes: int = 4, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
+                    passes: int = 5, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
                     kernel: bool = True, trust_window_proofs: bool = False, all_types: bool = True,
                     regions: bool = True) -> OptimizeResult:
     """Optimise the code of ``elf`` (the section or function ``section``, or every code section).

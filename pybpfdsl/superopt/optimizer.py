@@ -36,7 +36,7 @@ class SearchOptions:
     model: CostModel = CostModel.SLOTS
     seed: int = 0
     window: int = 6
-    passes: int = 4
+    passes: int = 5
     all_types: bool = True
     """Also optimise programs other than XDP (proven in lock step, checked by the kernel)."""
     regions: bool = True
