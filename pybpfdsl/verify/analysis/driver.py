@@ -19,7 +19,7 @@ from pybpfdsl.verify.analysis.checks import Code, Sink, VerifierFinding
 from pybpfdsl.verify.analysis.fixpoint import WIDEN_LIMIT, NotConverging, narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.loops import Deferred, Resolved, check_loops
-from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
+from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, forget, joined
 from pybpfdsl.verify.analysis.transfer import Env, step
 
 __all__ = ["Analysis", "analyse"]
@@ -51,7 +51,10 @@ def analyse(env: Env, entry: State | None = None, max_parts: int = MAX_PARTS) ->
     """Analyse without partitioning; if that finds errors, again with partitions (see :func:`partition_key`);
     see :func:`_analyse_both`."""
     with _no_cycle_collection():
-        return _analyse_both(env, entry, max_parts)
+        try:
+            return _analyse_both(env, entry, max_parts)
+        finally:
+            forget()
 
 
 @contextmanager

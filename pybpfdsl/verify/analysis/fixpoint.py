@@ -13,7 +13,6 @@ Loops' termination and the kernel's cost of them are in :mod:`.loops`; :mod:`.dr
 
 from __future__ import annotations
 
-import copy
 import heapq
 
 from pybpfdsl.verify.analysis import abstract_state as st
@@ -148,7 +147,7 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
             # is counted (the kernel's estimate adds it up), not done again.
             processed += (NARROW_PASSES - done) * (processed - last)
             break
-        before = copy.deepcopy(vars(part))
+        before = _snapshot(part)
         last = processed
         old = {i: dict(p) for i, p in pre.items()}
         acc: dict[int, Parts] = {0: {}}
@@ -183,6 +182,13 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
         pre.clear()
         pre.update(new_pre)
     return processed
+
+
+def _snapshot(part: Partitioner) -> dict[str, object]:
+    """``vars(part)`` as it is now: its lists and dicts copied (their items are numbers and keys, so a
+    shallow copy is a deep one, at a fraction of ``copy.deepcopy``'s cost)."""
+    return {k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
+            for k, v in vars(part).items()}
 
 
 def loop_entry(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, body: set[int],

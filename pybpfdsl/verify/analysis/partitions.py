@@ -12,7 +12,7 @@ from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.liveness import tested_in
 from pybpfdsl.verify.analysis.values import MapPtr, PacketPtr, ScalarValue, StackPtr
 
-__all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "joined", "partition_key"]
+__all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "forget", "joined", "partition_key"]
 
 MAX_PARTS = 8
 """Partitions kept per program point before further states are joined into one (see :func:`partition_key`)."""
@@ -39,24 +39,27 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
     """
     shape: list[tuple[int, object, object, int]] = []
     consts: list[tuple[int, int]] = []
-    regs = s.regs
-    for i in range(len(regs)):
+    i = -1
+    for v in s.regs:
+        i += 1
         if not live >> i & 1:
             continue
-        v = regs[i]
         # type() rather than isinstance(): the value classes are final, and this is the hot path
-        if type(v) is PacketPtr:
+        if type(v) is ScalarValue:
+            # (``const_value`` written out: the mask first, most registers hold no constant)
+            if PARTITION_CONSTANTS and not (c := v.value).tnum.mask and not c.is_bottom:
+                consts.append((i, c.tnum.value))
+        elif type(v) is PacketPtr:
             shape.append((i, v.off.const_value, v.pid, v.delta))
-        elif type(v) is ScalarValue:
-            if PARTITION_CONSTANTS and (c := v.value.const_value) is not None:
-                consts.append((i, c))
         elif type(v) is MapPtr:  # one helper call for two maps (LLVM merges them): each map its path,
             consts.append((200 + i, hash(v.map)))
-        elif type(v) is StackPtr and (c := v.off.const_value) is not None:  # and its key its own place
-            consts.append((300 + i, c))
-    for i, v in stk.spilled_values(s.stack):
-        if isinstance(v, PacketPtr):
-            shape.append((100 + i, v.off.const_value, v.pid, v.delta))
+        elif type(v) is StackPtr and not (c := v.off).tnum.mask and not c.is_bottom:  # and its key its own place
+            consts.append((300 + i, c.tnum.value))
+    spills = stk.spilled_values(s.stack)
+    if spills:
+        for i, v in spills:
+            if type(v) is PacketPtr:
+                shape.append((100 + i, v.off.const_value, v.pid, v.delta))
     if not shape:
         return (s.pkt_min, (), (), tuple(consts))
     used = {pid for _, _, pid, _ in shape}
@@ -64,9 +67,57 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
 
 
 def joined(parts: Parts | None) -> State | None:
+    """The join of the partitions (None if there are none).
+
+    Memoized by the identity of the states (see :data:`_JOINED`): the driver and the loop pass each ask
+    for the join at every point of the same final partitions, and a join of several states is costly."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        for s in parts.values():
+            return s
+    states = tuple(parts.values())
+    key = tuple(map(id, states))
+    hit = _JOINED.get(key)
+    if hit is not None and _same_objects(hit[0], states):
+        return hit[1]
     out: State | None = None
-    for s in (parts or {}).values():
+    for s in states:
         out = st.join(out, s)
+    if len(_JOINED) >= _JOINED_MAX:
+        _JOINED.clear()
+    _JOINED[key] = (states, out)
+    return out
+
+
+def forget() -> None:
+    """Drop the memo of :func:`joined` (the driver calls this when an analysis ends: its states are not
+    asked for again, and kept they would only be more objects for the cycle collector to walk)."""
+    _JOINED.clear()
+
+
+def _same_objects(a: tuple[State, ...], b: tuple[State, ...]) -> bool:
+    """Whether the two tuples hold the very same state objects, in order."""
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
+_JOINED: dict[tuple[int, ...], tuple[tuple[State, ...], State | None]] = {}
+"""Ids of the states joined → (those states, their join). The entry holds the states, so no id of
+it is reused while it exists, and a hit is checked against them by identity (the join is a pure function
+of the states, which are immutable: exact)."""
+_JOINED_MAX = 1 << 14
+
+
+_TESTED: list[tuple[tuple[Instruction, ...], list[list[int]], list[int]]] = []
+"""The last program's (instructions, successors, :func:`.liveness.tested_in`), by identity."""
+
+
+def _tested_of(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
+    for i, s, out in _TESTED:
+        if i is insns and s is succs:
+            return out
+    out = tested_in(insns, succs)
+    _TESTED[:] = [(insns, succs, out)]
     return out
 
 
@@ -117,9 +168,10 @@ class Partitioner:
         return key if level is None else _coarser(key, level, self._tested(t))
 
     def learn(self, insns: tuple[Instruction, ...], succs: list[list[int]]) -> None:
-        """Find the program's tested registers (:attr:`tested`), once."""
+        """Find the program's tested registers (:attr:`tested`), once (and once per program for every
+        partitioner of it: ``driver._past_loops`` makes one per run, up to a hundred)."""
         if self.tested is None:
-            self.tested = tested_in(insns, succs)
+            self.tested = _tested_of(insns, succs)
 
     def _tested(self, t: int) -> int:
         return 0 if self.tested is None else self.tested[t]
