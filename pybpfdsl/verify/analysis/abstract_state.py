@@ -15,7 +15,7 @@ them, is the next step when this grows again.)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final, cast
 
@@ -196,6 +196,10 @@ def entry_state() -> State:
 
 
 def _ranges(a: State, b: State, op: str) -> tuple[tuple[Pid, int], ...]:
+    if op == "narrow":
+        return b.ranges
+    if not a.ranges or not b.ranges:
+        return ()
     db = dict(b.ranges)
     out = []
     for p, n in a.ranges:
@@ -203,52 +207,35 @@ def _ranges(a: State, b: State, op: str) -> tuple[tuple[Pid, int], ...]:
             m = db[p]
             if op == "widen":
                 out.append((p, n if m >= n else 0))
-            elif op == "narrow":
-                out.append((p, m))
             else:
                 out.append((p, min(n, m)))
-    if op == "narrow":
-        return b.ranges
     return tuple(out)
-
-
-def _places(a: State, b: State, pair: Callable[[Value, Value], bool]) -> list[tuple[int, Value, Value]]:
-    """The places whose values differ between the two sides of a join and that ``pair`` accepts, as
-    (place, value in ``a``, value in ``b``): register ``i`` is place ``i``, the spill at stack slot ``i``
-    place ``100 + i``. What every linking of ids at a join starts from."""
-    out = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True)) if x is not y and pair(x, y)]
-    if a.stack is not b.stack:
-        spills_b = dict(stk.spilled_values(b.stack))
-        for i, v in stk.spilled_values(a.stack):
-            w = spills_b.get(i)
-            if w is not None and v is not w and pair(v, w):
-                out.append((100 + i, v, w))
-    return out
 
 
 _LINKABLE = frozenset({PacketPtr, MapValue, MapValueOrNull})
 
 
-def _may_link(a: State, b: State) -> bool:
-    """Whether a place (register, or stack slot spilled on both sides) differs between ``a`` and ``b`` with a
-    packet pointer or a map value on one side: :func:`_link_pairs` and :func:`_link_nulls` link only such
-    places, so without one they return the states as they are (most joins: the places that differ hold
-    numbers), and this one pass saves their four."""
+def _linkable_places(a: State, b: State) -> list[tuple[int, Value, Value]]:
+    """The places whose values differ between ``a`` and ``b`` with a packet pointer or a map value on one
+    side, as (place, value in ``a``, value in ``b``): register ``i`` is place ``i``, the spill at stack slot
+    ``i`` (spilled on both sides) place ``100 + i``. What every linking of ids at a join starts from:
+    :func:`_link_pairs` and :func:`_link_nulls` link only such places, so without one they return the states
+    as they are (most joins: the places that differ hold numbers), and with some, this one pass serves the
+    four kinds of link they look for."""
     linkable = _LINKABLE
-    for x, y in zip(a.regs, b.regs, strict=True):
-        if x is not y and (type(x) in linkable or type(y) in linkable):
-            return True
+    out = [(i, x, y) for i, (x, y) in enumerate(zip(a.regs, b.regs, strict=True))
+           if x is not y and (type(x) in linkable or type(y) in linkable)]
     if a.stack is b.stack:
-        return False
+        return out
     spills_b = stk.spilled_values(b.stack)
     if not spills_b:
-        return False
+        return out
     by_slot = dict(spills_b)
     for i, v in stk.spilled_values(a.stack):
         w = by_slot.get(i)
         if w is not None and v is not w and (type(v) in linkable or type(w) in linkable):
-            return True
-    return False
+            out.append((100 + i, v, w))
+    return out
 
 
 def _unchecked_pair(x: Value, y: Value) -> bool:
@@ -269,7 +256,8 @@ def _depth(pid: Pid) -> int:
     return 1 + max(_depth(p) for p in pid[1:3]) if isinstance(pid, tuple) else 0  # type: ignore[arg-type]
 
 
-def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, State]:
+def _link_pairs(a: State, b: State, site: int | None = None,
+                places: list[tuple[int, Value, Value]] | None = None) -> tuple[State, State]:
     """Before a join: packet pointers linked to different ids on the two sides get a common new id.
 
     A pointer at the same place (register or spill slot) with id ``pa``/delta ``da`` on one side and
@@ -280,12 +268,14 @@ def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, Sta
     A pointer at a constant offset ``c`` with no id counts as linked to the packet's start (id
     ``DATA``, delta ``c``, proven range the packet's checked length): two paths with the header at
     14 or 18 bytes then join into one pointer whose later bounds check still covers its reads, as the
-    kernel's per-path constant offsets do.
+    kernel's per-path constant offsets do. ``places``: :func:`_linkable_places` of the two states, if known.
     """
     # Only packet pointers that differ can need a link (the same pointer on both sides has one id and
     # delta already); most joins have none, and then nothing below needs to be built.
+    if places is None:
+        places = _linkable_places(a, b)
     pairs = cast(list[tuple[int, PacketPtr, PacketPtr]],
-                 _places(a, b, lambda x, y: isinstance(x, PacketPtr) and isinstance(y, PacketPtr)))
+                 [p for p in places if type(p[1]) is PacketPtr and type(p[2]) is PacketPtr])
     if not pairs:
         return a, b
     ra, rb = dict(a.ranges), dict(b.ranges)
@@ -321,16 +311,21 @@ def _link_pairs(a: State, b: State, site: int | None = None) -> tuple[State, Sta
     return _apply(a, rewrite_a, new_ranges), _apply(b, rewrite_b, new_ranges)
 
 
-def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
+def _link_nulls(a: State, b: State, site: int,
+                places: list[tuple[int, Value, Value]] | None = None) -> tuple[State, State]:
     """Before a join: lookup results not yet checked for NULL that are linked to different lookups on the
     two sides (``nid`` A here, B there) get a common new id, so that a NULL check of one copy still
     tells the others (katran's balancer at -O1 checks a spilled copy of a result from one of two lookups,
     then reloads it). The new id ``("n", site, A, B)`` is taken only if neither state uses it already
     (else it might link values that are different on some path); ids nest at most ``MAX_PID_DEPTH`` deep.
-    The same (A, B) at two places is one value on each side, hence one value after the join too."""
-    pairs = cast(list[tuple[int, MapValueOrNull, MapValueOrNull]], _places(a, b, _unchecked_pair))
-    sides = _sides(a, b)
-    locked = _lock_pairs(a, b)
+    The same (A, B) at two places is one value on each side, hence one value after the join too.
+    ``places``: :func:`_linkable_places` of the two states, if known (a link of packet pointers made since
+    changes none of the places looked at here)."""
+    if places is None:
+        places = _linkable_places(a, b)
+    pairs = cast(list[tuple[int, MapValueOrNull, MapValueOrNull]], [p for p in places if _unchecked_pair(p[1], p[2])])
+    sides = [p for p in places if _side(p[1], p[2])]
+    locked = cast(list[tuple[int, MapValue, MapValue]], [p for p in places if _lock_pair(p[1], p[2])])
     if not pairs and not sides and not locked:
         return a, b
     taken = _nids(a) | _nids(b)
@@ -383,13 +378,10 @@ def _link_nulls(a: State, b: State, site: int) -> tuple[State, State]:
     return _apply(a, rewrite_a, {}), _apply(b, rewrite_b, {})
 
 
-def _lock_pairs(a: State, b: State) -> list[tuple[int, MapValue, MapValue]]:
-    """Places holding values of one map (with a lock) from different lookups on the two sides."""
-    def linkable(x: Value, y: Value) -> bool:
-        return (type(x) is MapValue and type(y) is MapValue and x.lid is not None and y.lid is not None
-                and x.lid != y.lid and x.map == y.map)
-
-    return cast(list[tuple[int, MapValue, MapValue]], _places(a, b, linkable))
+def _lock_pair(x: Value, y: Value) -> bool:
+    """Values of one map (with a lock) from different lookups on the two sides."""
+    return (type(x) is MapValue and type(y) is MapValue and x.lid is not None and y.lid is not None
+            and x.lid != y.lid and x.map == y.map)
 
 
 def _partners(a: State, b: State) -> dict[Nid, set[object]]:
@@ -449,10 +441,6 @@ def _side(x: Value, y: Value) -> bool:
     return (((type(x) is MapValue and x.map.lock is None) or (type(x) is MapValueOrNull and x.nid is not None))
             and _is_null(y)) or (((type(y) is MapValue and y.map.lock is None)
                                   or (type(y) is MapValueOrNull and y.nid is not None)) and _is_null(x))
-
-
-def _sides(a: State, b: State) -> list[tuple[int, Value, Value]]:
-    return _places(a, b, _side)
 
 
 def _nids(s: State) -> set[Nid]:
@@ -576,10 +564,16 @@ def _canonical(s: State, site: int) -> State:
 
 
 def _apply(s: State, rewrite: dict[int, Value], new_ranges: dict[Pid, int]) -> State:
-    regs = tuple(rewrite.get(i, v) for i, v in enumerate(s.regs))
-    spills = {i - 100: v for i, v in rewrite.items() if i >= 100}
+    regs = list(s.regs)
+    spills: dict[int, Value] = {}
+    for i, v in rewrite.items():
+        if i >= 100:
+            spills[i - 100] = v
+        else:
+            regs[i] = v
     new_stack = stk.replace_spills(s.stack, spills) if spills else s.stack
-    return replace(s, regs=regs, stack=new_stack, ranges=s.ranges + tuple(new_ranges.items()))
+    ranges = s.ranges + tuple(new_ranges.items()) if new_ranges else s.ranges
+    return State(tuple(regs), s.defs, new_stack, s.pkt_min, ranges, s.frames, s.lock)
 
 
 def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, ...] = (),
@@ -589,12 +583,12 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
     if b is None:
         return a if op != "narrow" else None
     linked = False
-    if op != "narrow" and _may_link(a, b):
+    if op != "narrow" and (places := _linkable_places(a, b)):
         a0 = a
-        a, b = _link_pairs(a, b, site)
+        a, b = _link_pairs(a, b, site, places)
         linked = a is not a0
         if site is not None:
-            a, b = _link_nulls(a, b, site)
+            a, b = _link_nulls(a, b, site, places)
 
     if op == "join":
         jv = cc.join_values
@@ -624,15 +618,22 @@ def _combine(a: State | None, b: State | None, op: str, thresholds: tuple[int, .
 
 def _drop_dangling(s: State) -> State:
     """Packet/null ids whose proven range was lost in the join are just unlinked (sound, less precise)."""
-    live = {p for p, _ in s.ranges}
+    live: set[Pid] | None = None
+    for v in s.regs:  # (most states hold no linked packet pointer, and need no set of live ids)
+        if type(v) is PacketPtr and v.pid is not None:
+            if live is None:
+                live = {p for p, _ in s.ranges}
+            if v.pid not in live:
+                break
+    else:
+        return s
+    assert live is not None
 
     def unlink(v: Value) -> Value:
         if isinstance(v, PacketPtr) and v.pid is not None and v.pid not in live:
             return PacketPtr(v.off, None, 0)
         return v
 
-    if all(not isinstance(v, PacketPtr) or v.pid is None or v.pid in live for v in s.regs):
-        return s
     return s.map_values(unlink)
 
 
