@@ -274,24 +274,22 @@ def _analyse(env: Env, entry: State | None, max_parts: int, loop_heads: set[int]
     pre: dict[int, Parts] = {}
     part = Partitioner(max_parts, live_in(env.insns, cfg.succs))
     processed = 0
+    # The findings of each point's final states, stepped with the checks on: the last narrowing pass
+    # steps those very states, so it collects them rather than a walk over them all again.
+    found: dict[int, list[VerifierFinding]] = {}
     if env.insns:
         pre[0] = {}
         part.put(pre[0], 0, start)
         done, _ = propagate(env, cfg, pre, [(0, 0)], {}, part=part)
         processed += done
-        processed += narrow(env, cfg, pre, start, part)
+        processed += narrow(env, cfg, pre, start, part, found)
     sink = Sink(active=True)
     seen: set[tuple[Code, int]] = set()
-    for idx in sorted(pre):
-        for s in pre[idx].values():
-            before = len(sink.findings)
-            step(env, idx, s, sink)
-            fresh = sink.findings[before:]
-            del sink.findings[before:]
-            for f in fresh:
-                if (f.code, f.insn) not in seen:
-                    seen.add((f.code, f.insn))
-                    sink.findings.append(f)
+    for idx in sorted(found):
+        for f in found[idx]:
+            if (f.code, f.insn) not in seen:
+                seen.add((f.code, f.insn))
+                sink.findings.append(f)
     unrolled: dict[int, list[list[State]]] = {}
     flagged = frozenset(f.insn for f in sink.findings if f.is_error)
     in_loops = set().union(*(cfg.loop_body(h) for h in cfg.heads)) if flagged and cfg.heads else set()

@@ -18,7 +18,7 @@ import heapq
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
-from pybpfdsl.verify.analysis.checks import QUIET
+from pybpfdsl.verify.analysis.checks import QUIET, Sink, VerifierFinding
 from pybpfdsl.verify.analysis.partitions import OVERFLOW, Partitioner, Parts
 from pybpfdsl.verify.analysis.transfer import Env, step
 
@@ -124,13 +124,20 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
     return processed, at_stop
 
 
-def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partitioner) -> int:
+def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partitioner,
+           found: dict[int, list[VerifierFinding]] | None = None) -> int:
     """Descending passes in reverse post-order (Gauss-Seidel: a state is recomputed from the states its
     forward predecessors got earlier in the same pass; back edges use the previous pass's states).
 
     Every state of a pass is computed by sound transfer functions from states that over-approximate the
     reachable ones, so it does too; a fixed number of passes needs no narrowing operator to stop. At loop
     heads a partition is narrowed by its recomputed self when that one is below it (precision only).
+
+    ``found``, if given, gets for each point the findings of its final states stepped in order: what a walk
+    over the final ``pre`` with the checks on finds, which the last pass steps anyway (those very states:
+    a pass steps each point's states once all their forward predecessors are done, and only a back edge,
+    read in the next pass, adds to a point stepped before). A pass may turn out to be the last only after
+    it ran (see below), so each pass collects them.
     """
     sink = QUIET
     processed = 0
@@ -140,6 +147,7 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
     n = len(env.insns)
     last = 0
     before: dict[str, object] = {}
+    last_found: dict[int, list[VerifierFinding]] = {}
     for done in range(NARROW_PASSES):
         if done and not cfg.heads and vars(part) == before:
             # Without back edges a pass reads nothing of the one before it (only loop heads do), so with
@@ -149,6 +157,8 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
             break
         before = _snapshot(part)
         last = processed
+        checked = Sink(active=found is not None)
+        pass_found: dict[int, list[VerifierFinding]] = {}
         old = {i: dict(p) for i, p in pre.items()}
         acc: dict[int, Parts] = {0: {}}
         part.put(acc[0], 0, entry)
@@ -176,11 +186,17 @@ def narrow(env: Env, cfg: Cfg, pre: dict[int, Parts], entry: State, part: Partit
             new_pre[idx] = incoming
             for s in list(incoming.values()):
                 processed += 1
-                for t, out in step(env, idx, s, sink):
+                for t, out in step(env, idx, s, checked if found is not None else sink):
                     if 0 <= t < n and (idx, t) not in cfg.back_edges:
                         part.put(acc.setdefault(t, {}), t, out)
+            if checked.findings:
+                pass_found[idx] = checked.findings
+                checked.findings = []
         pre.clear()
         pre.update(new_pre)
+        last_found = pass_found
+    if found is not None:
+        found.update(last_found)
     return processed
 
 
