@@ -8,7 +8,11 @@ constants, tuple items) are always wrapped in a conversion, so constant folding 
 floats are divided only by integers or non-zero float literals; a header, payload byte or map lookup is
 used only under a `None` check. What a program uses (headers, payload, maps, floats, loops, helpers, ring
 buffers, random/now, header and payload writes, packet moves, redirects, fib_lookup, cpu_id, the checksum
-opt-out, ...) is chosen by a `Features` set, so a test can leave out a construct.
+opt-out, ...) is chosen by a `Features` set, so a test can leave out a construct. `Features()` (ALL) draws the
+programs that tests elsewhere name by seed; constructs added since (likely/unlikely, Struct and header
+arguments of helpers, record ternaries, any field swaps, XDP_REDIRECT, trie keys of every form, header truth,
+whole records, float keys, run-time randint, negative offsets) are off there and on in EXTENDED, which the
+corpus benchmark and the CI sample use.
 
 The generator draws through a `Chooser`: `HypothesisChooser` (inside `programs()`, a hypothesis strategy)
 or `RandomChooser` (a seeded `random.Random`, for the benchmark). `packet_batch` makes packets the same
@@ -17,6 +21,7 @@ way (Ethernet/IPv4/IPv6/TCP/UDP frames with payload, truncations, garbage).
 
 from __future__ import annotations
 
+import ipaddress
 import random as pyrandom
 import struct
 from collections.abc import Sequence
@@ -126,9 +131,34 @@ class Features:
     float_payload_records: bool = True
     """`pkt.payload.read(S, off)` of a Struct with a float field (its 8 bytes are the Q32.32 number in every
     execution since 875c3eb; tests/generated/test_found_bugs.py)."""
+    # Constructs added after tests elsewhere named seeds of `generate_program(RandomChooser(seed))`: off by
+    # default, so that those seeds keep their programs (a flag that is off draws nothing); EXTENDED has them.
+    likely: bool = False  # `if likely(c):`, `while bounded(unlikely(c), N)`, `a if likely(c) else b`, match guards
+    record_args: bool = False
+    """Struct parameters of @inline helpers, records as conditional-expression arms, and keyword records with
+    fields left out (they are 0)."""
+    header_args: bool = False  # a header passed to an @inline helper (`h: HeaderView`), checked or maybe None
+    field_swaps: bool = False  # `ip4.ttl, udp.sport = udp.sport, ip4.ttl`, rotations: any fields of the headers
+    redirect_action: bool = False  # a constant XDP_REDIRECT (the target an earlier redirect chose, or none)
+    trie_addresses6: bool = False  # `acl6.get(ip6.src, 0)`: an IPv6 header's address as its /128 key
+    lpm_entry_forms: bool = False  # control-plane trie keys as prefix(), Ip4Prefix/Ip6Prefix, ipaddress networks
+    header_truth: bool = False  # `pkt.udp and pkt.udp.dport == 53`, `not pkt.tcp`
+    whole_records: bool = False  # record locals as map keys and values and ring-buffer records
+    float_keys: bool = False  # `HashMap(float, ...)` (and the other hash kinds): Q32.32 numbers as keys
+    runtime_randint: bool = False  # `randint(lo, hi)` of run-time integers (lo > hi too: the formula wraps alike)
+    negative_offsets: bool = False  # payload indexes and record offsets that may be negative (None, nothing written)
+    checked_record_args: bool = False
+    """A record checked `is not None` (`r = m.get(k)`, `pkt.payload.read(S, off)`) as a helper's argument: refused
+    (`parameter ... expects a S, got a S record or None`) although a map or ring buffer takes it; the frontend's
+    bug, /tmp/team/found_bugs.md "a record checked is not None is refused as an @inline helper's argument"."""
 
 
 ALL = Features()
+"""Every construct the seeds named by other tests were drawn with (see `likely`)."""
+EXTENDED = replace(ALL, likely=True, record_args=True, header_args=True, field_swaps=True, redirect_action=True,
+                   trie_addresses6=True, lpm_entry_forms=True, header_truth=True, whole_records=True,
+                   float_keys=True, runtime_randint=True, negative_offsets=True)
+"""The whole language the generator knows: what the corpus benchmark and the CI sample draw from."""
 
 
 @dataclass
@@ -200,7 +230,7 @@ IP6_PREFIXES = ("::/0", "8000::/1", "2001:db8::/32", "fe80::/10", "4000::/3")
 @dataclass
 class _Helper:
     name: str
-    params: list[str]  # scalar types; "Packet" for the packet
+    params: list[str | _Struct]  # scalar types; "Packet" for the packet; "header:ipv4" for a header; Structs
     returns: str  # a scalar type or "None"
 
 
@@ -215,10 +245,11 @@ class _Scope:
     in_loop: int = 0
     loop_vars: list[str] = field(default_factory=list)  # range loop variables (i32)
     headers: list[tuple[str, str]] = field(default_factory=list)  # writable headers: (text, header name)
+    checked: set[str] = field(default_factory=set)  # record locals narrowed by `is not None`
 
     def copy(self) -> _Scope:
         return replace(self, nums=dict(self.nums), reads=list(self.reads), records=list(self.records),
-                       loop_vars=list(self.loop_vars), headers=list(self.headers))
+                       loop_vars=list(self.loop_vars), headers=list(self.headers), checked=set(self.checked))
 
 
 def _after_move(scope: _Scope) -> _Scope:
@@ -257,6 +288,7 @@ class _Generator:
         self.budget = 0  # statements left in the current function
         self.in_key = 0  # inside a map key: no further map reads (keeps expressions finite)
         self.in_helper = False  # in an @inline helper's body (which a loop may call)
+        self.in_randint = False  # drawing a run-time randint's arguments (no randint in them)
         self.random_on = features.random and self.chance(25)
         self.clock_on = features.clock and self.chance(10)
         self.print_on = features.prints and self.chance(35)
@@ -264,6 +296,7 @@ class _Generator:
         self.fib_on = features.fib and self.chance(20)
         self.cpu_on = features.cpu and self.chance(20)
         self.moves_on = features.packet_moves and self.chance(40)
+        self.imports: list[str] = []  # import lines beyond `from pybpfdsl import *`
         if features.checksum_offload and self.chance(25):
             self.out.offloaded = tuple(h for h in OFFLOADABLE if self.chance(50)) or (self.c.choice(OFFLOADABLE),)
             self.out.constructs.add("checksum offload")
@@ -342,7 +375,7 @@ class _Generator:
                 lines.append(f"{m.name} = LpmTrie({address}, {self.type_name(m.value)}, {m.size})")
                 prefixes = IP4_PREFIXES if m.key == "ipv4" else IP6_PREFIXES
                 for _ in range(self.c.integer(0, 3)):  # the control plane's entries
-                    lines.append(f"{m.name}[{self.c.choice(prefixes)!r}] = {self.python_value(m.value)}")
+                    lines.append(f"{m.name}[{self.entry_key(self.c.choice(prefixes))}] = {self.python_value(m.value)}")
             else:
                 lines.append(f"{m.name} = {m.kind}({self.type_name(m.key)}, {self.type_name(m.value)}, {m.size})")
         for name, kind, size in self.redirect_maps:
@@ -365,8 +398,27 @@ class _Generator:
             for _ in range(self.c.integer(0, 2)):
                 lines += self.helper_decl()
         lines += self.main()
+        lines[1:1] = sorted(set(self.imports))
         self.out.source = "\n".join(lines) + "\n"
         return self.out
+
+    def entry_key(self, text: str) -> str:
+        """A control-plane LpmTrie key for the prefix `text`: the text itself, or (`lpm_entry_forms`) `prefix(text)`,
+        an `ipaddress` network, or the Ip4Prefix/Ip6Prefix record with the address's bytes."""
+        if not self.f.lpm_entry_forms:
+            return repr(text)
+        self.out.constructs.add("lpm entry forms")
+        form = self.c.integer(0, 3)
+        if form == 0:
+            return repr(text)
+        if form == 1:
+            return f"prefix({text!r})"
+        if form == 2:
+            self.imports.append("import ipaddress")
+            return f"ipaddress.ip_network({text!r})"
+        network = ipaddress.ip_network(text)
+        cls = "Ip4Prefix" if network.version == 4 else "Ip6Prefix"
+        return f"{cls}({network.prefixlen}, {', '.join(map(str, network.network_address.packed))})"
 
     def python_value(self, t: str | _Struct) -> str:
         """A control-plane value of type `t` (module level, plain Python)."""
@@ -408,7 +460,9 @@ class _Generator:
             if self.f.struct_maps and self.chance(20):
                 trie_value = self.c.choice(self.structs)
             return _Map(name, kind, address, trie_value, self.c.choice([4, 16, 64]))
-        key: str | _Struct = self.c.choice(INT_TYPES)
+        key: str | _Struct = self.c.choice(INT_TYPES + (("float",) if self.f.float_keys and self.f.floats else ()))
+        if key == "float":
+            self.out.constructs.add("float key")
         value: str | _Struct = self.scalar_type()
         if self.f.struct_maps and self.chance(30):
             key = self.c.choice(self.structs)
@@ -429,24 +483,56 @@ class _Generator:
     def helper_decl(self) -> list[str]:
         name = self.fresh("h")
         takes_pkt = self.f.headers and self.chance(25)
-        params = [self.scalar_type() for _ in range(self.c.integer(0 if takes_pkt else 1, 3))]
+        header = self.c.choice(list(HEADERS)) if self.f.header_args and self.f.headers and self.chance(30) else None
+        params: list[str | _Struct] = [self.param_type()
+                                       for _ in range(self.c.integer(0 if takes_pkt or header else 1, 3))]
         returns = "None" if self.globals and self.chance(20) else self.scalar_type()
         scope = _Scope(has_pkt=takes_pkt)
         args = []
         if takes_pkt:
             args.append("pkt: Packet")
         for i, t in enumerate(params):
-            scope.nums[f"a{i}"] = t
-            args.append(f"a{i}: {t}")
+            if isinstance(t, _Struct):
+                scope.records.append((f"a{i}", t))
+                self.out.constructs.add("record argument")
+            else:
+                scope.nums[f"a{i}"] = t
+            args.append(f"a{i}: {self.type_name(t)}")
+        head: list[str] = []
+        if header is not None:
+            # a header the caller checked, or `pkt.<header>` that may be None: the helper checks it
+            self.out.constructs.add("header argument")
+            self.imports.append("from pybpfdsl.lang.packet import HeaderView")
+            args.append("hdr: HeaderView")
+            default = "" if returns == "None" else f" {self.convert(returns, scope, 1)}"
+            head = ["    if hdr is None:", f"        return{default}"]
+            scope.reads += [(f"hdr.{f}", t) for f, t in HEADERS[header].items()]
+            scope.headers.append(("hdr", header))
         self.budget = self.c.integer(1, 4)
         self.in_helper = True
-        body = self.block(scope, 1, depth=1, returns=returns)
+        body = head + self.block(scope, 1, depth=1, returns=returns)
         self.in_helper = False
         if returns != "None":
             body.append(f"    return {self.convert(returns, scope, 2)}")
-        self.helpers.append(_Helper(name, (["Packet"] if takes_pkt else []) + params, returns))
+        self.helpers.append(_Helper(name, (["Packet"] if takes_pkt else []) + params +
+                                    ([f"header:{header}"] if header else []), returns))
         self.out.constructs.add("inline")
         return ["@inline", f"def {name}({', '.join(args)}) -> {returns}:", *body, ""]
+
+    def param_type(self) -> str | _Struct:
+        if self.f.record_args and self.chance(20):
+            return self.c.choice(self.structs)
+        return self.scalar_type()
+
+    def can_call(self, h: _Helper, scope: _Scope) -> bool:
+        """Whether `scope` has what `h` takes: the packet, a header of its kind (checked, or the packet's)."""
+        for t in h.params:
+            if t == "Packet" and not scope.has_pkt:
+                return False
+            if isinstance(t, str) and t.startswith("header:") and not scope.has_pkt and \
+                    all(kind != t[7:] for _, kind in scope.headers):
+                return False
+        return True
 
     # ------------------------------------------------------------------ the program
     def main(self) -> list[str]:
@@ -471,11 +557,31 @@ class _Generator:
                 return f"redirect({self.c.integer(1, 8)})"
             return f"redirect(u32({self.int_expr(scope, 1)}))"
         if pick < 4:
-            return self.c.choice(ACTIONS)
+            return self.constant_action()
         if pick < 8 or not self.f.runtime_actions:
-            return f"{self.c.choice(ACTIONS)} if {self.cond(scope, 2)} else {self.c.choice(ACTIONS)}"
+            return f"{self.constant_action()} if {self.hint(scope, self.cond(scope, 2))} else {self.constant_action()}"
         self.out.constructs.add("runtime action")
         return f"u32({self.int_expr(scope, 2)}) % 4"
+
+    def constant_action(self) -> str:
+        if self.f.redirect_action and self.chance(10):
+            self.out.constructs.add("XDP_REDIRECT")
+            return "XDP_REDIRECT"
+        return self.c.choice(ACTIONS)
+
+    def hint(self, scope: _Scope, test: str) -> str:
+        """`test` where a test goes (`likely`): now and then in `likely(...)` / `unlikely(...)`, alone or inside
+        `not` / `and` / `or`."""
+        if not self.f.likely or not self.chance(25):
+            return test
+        self.out.constructs.add("likely")
+        word = self.c.choice(["likely", "unlikely"])
+        form = self.c.integer(0, 3)
+        if form <= 1:
+            return f"{word}({test})"
+        if form == 2:
+            return f"(not {word}({test}))"
+        return f"({word}({test}) {self.c.choice(['and', 'or'])} {self.cond(scope, 0)})"
 
     def block(self, scope: _Scope, indent: int, depth: int, returns: str) -> list[str]:
         lines: list[str] = []
@@ -527,10 +633,11 @@ class _Generator:
             case "if" if depth < 3:
                 return self.if_stmt(scope, indent, depth, returns)
             case "early_return" if returns == "action":
-                return [f"{pad}if {self.cond(scope, 2)}:", *self.simple(scope.copy(), indent + 1),
+                return [f"{pad}if {self.hint(scope, self.cond(scope, 2))}:", *self.simple(scope.copy(), indent + 1),
                         f"{pad}    return {self.action(scope)}"]
             case "early_return" if returns != "None" and returns != "action":
-                return [f"{pad}if {self.cond(scope, 2)}:", f"{pad}    return {self.convert(returns, scope, 2)}"]
+                return [f"{pad}if {self.hint(scope, self.cond(scope, 2))}:",
+                        f"{pad}    return {self.convert(returns, scope, 2)}"]
             case "header":
                 return self.header_stmt(scope, indent, depth, returns)
             case "payload":
@@ -549,12 +656,12 @@ class _Generator:
                 return self.ringbuf_stmt(scope, indent)
             case "call":
                 h = self.c.choice([h for h in self.helpers if h.returns == "None"])
-                if "Packet" in h.params and not scope.has_pkt:
+                if not self.can_call(h, scope):
                     return self.simple(scope, indent)
                 return [f"{pad}{self.call(h, scope, 1)}"]
             case "break":
                 word = self.c.choice(["break", "continue"])
-                return [f"{pad}if {self.cond(scope, 1)}:", f"{pad}    {word}"]
+                return [f"{pad}if {self.hint(scope, self.cond(scope, 1))}:", f"{pad}    {word}"]
             case "map" if self.maps:
                 return self.map_stmt(scope, indent)
             case "header_write":
@@ -620,8 +727,36 @@ class _Generator:
             scope.nums[name] = "bool"
         return lines
 
+    def field_swap(self, scope: _Scope, indent: int) -> list[str] | None:
+        """`a, b = b, a` or `a, b, c = b, c, a` over writable fields of the checked headers (of one header or
+        several, of any widths: a value is cut to its field's bits); None where there are not two fields."""
+        fields: dict[tuple[str, str], str] = {}  # (header, field) -> its text (through one of the header's locals)
+        for base, header in scope.headers:
+            for name in HEADERS[header]:
+                if (header, name) not in READ_ONLY_FIELDS:
+                    fields.setdefault((header, name), f"{base}.{name}")
+        if len(fields) < 2:
+            return None
+        keys = sorted(fields)
+        chosen: list[tuple[str, str]] = []
+        for _ in range(self.c.choice([2, 2, 3])):
+            key = self.c.choice(keys)
+            if key not in chosen:
+                chosen.append(key)
+        if len(chosen) < 2:
+            return None
+        self.out.constructs.add("field swap")
+        if any(name in ("chksum", "len", "plen") for _, name in chosen):
+            self.out.keeps_checksums = False
+        texts = [fields[k] for k in chosen]
+        return [f"{'    ' * indent}{', '.join(texts)} = {', '.join(texts[1:] + texts[:1])}"]
+
     def header_write(self, scope: _Scope, indent: int) -> list[str]:
         pad = "    " * indent
+        if self.f.field_swaps and self.chance(15):
+            swap = self.field_swap(scope, indent)
+            if swap is not None:
+                return swap
         base, header = self.c.choice(scope.headers)
         self.out.constructs.add(f"write {header}")
         if header in SWAPS and self.chance(20):
@@ -660,9 +795,19 @@ class _Generator:
             args.append(self.int_expr(scope, 1) if self.chance(80) else str(self.c.integer(-5, 300)))
         return [f"{pad}print({', '.join(args)})"]
 
-    def simple(self, scope: _Scope, indent: int) -> list[str]:
-        """A declaration, an assignment or an update of state."""
+    def simple(self, scope: _Scope, indent: int, records: bool = False) -> list[str]:
+        """A declaration, an assignment or an update of state; `records`: one that may use a record local
+        whole (a map store or a ring-buffer record of its class), where there is one."""
         pad = "    " * indent
+        if records:
+            classes = {id(s) for _, s in scope.records}
+            maps = [m for m in self.maps if id(m.value) in classes or (id(m.key) in classes and not m.lru)]
+            rings = [(name, s) for name, s in self.ringbufs if id(s) in classes]
+            if rings and self.chance(40):
+                name, s = self.c.choice(rings)
+                return [f"{pad}{name}.output({self.record_value(s, scope)})"]
+            if maps:
+                return self.map_stmt(scope, indent, self.c.choice(maps))
         pick = self.c.integer(0, 5)
         if pick == 0 and scope.nums:
             name, t = self.c.choice(sorted(scope.nums.items()))
@@ -715,10 +860,14 @@ class _Generator:
             return self.trie_key(m, scope)
         lru = m.lru  # keys from a few values only (see `map_decl`)
         if isinstance(m.key, _Struct):
+            if not lru and self.f.whole_records and self.chance(30):
+                return self.record_value(m.key, scope)
             return self.record(m.key, scope, small=True, lru=lru)
         if self.chance(30):
             if self.chance(50):
                 constant = self.typed_constant(m.key)
+                if m.key == "float" and lru:  # one of the few keys an LRU map's are drawn from
+                    return f"float({self.c.integer(0, 7)})"
                 return f"{m.key}(u32({constant}) & 7)" if lru else constant
             return f"{m.key}({self.c.integer(0, 7)})"
         return f"{m.key}(u32({self.int_expr(scope, 1)}) & 7)"
@@ -733,6 +882,11 @@ class _Generator:
             if self.chance(30):
                 return f"ip({self.c.choice(['10.0.0.1', '10.1.2.3', '192.168.1.1', '200.0.0.1'])!r})"
             return f"u32({self.int_expr(scope, 1)})"
+        if m.key == "ipv6" and self.f.trie_addresses6 and self.chance(60):
+            ip6 = [base for base, header in scope.headers if header == "ipv6"]
+            if ip6:
+                self.out.constructs.add("ipv6 address key")
+                return f"{self.c.choice(ip6)}.{self.c.choice(['src', 'dst'])}"
         pick = self.c.integer(0, 9)
         if pick < 5:
             length = str(self.c.choice([0, 1, 8, 16, width, width, self.c.integer(0, width)]))
@@ -748,9 +902,28 @@ class _Generator:
                           else f"u8({self.int_expr(scope, 0)})")
         return f"{cls}({length}, {', '.join(octets)})"
 
+    def record_value(self, s: _Struct, scope: _Scope, checked: bool = True) -> str:
+        """A record of `s` as a whole value: (`whole_records`) now and then a record local of that class (one
+        narrowed by `is not None` only where `checked`), else a new record."""
+        if self.f.whole_records and self.chance(60):
+            names = [name for name, t in scope.records if t is s and (checked or name not in scope.checked)]
+            if names:
+                self.out.constructs.add("whole record")
+                return self.c.choice(names)
+        return self.record(s, scope)
+
     def record(self, s: _Struct, scope: _Scope, small: bool = False, lru: bool = False) -> str:
         """A `s` record; `small`: a hash key, most fields 0..3; `lru`: an LRU key, every field 0 or 1
-        (the same random choices either way, so the rest of the program does not change)."""
+        (the same random choices either way, so the rest of the program does not change). With `record_args`,
+        now and then a conditional expression of two records, or keyword arguments that leave fields out."""
+        if self.f.record_args and self.chance(8):
+            self.out.constructs.add("record ternary")
+            cond = self.hint(scope, self.cond(scope, 1))
+            return f"({self.record(s, scope, small, lru)} if {cond} else {self.record(s, scope, small, lru)})"
+        if self.f.record_args and len(s.fields) > 1 and self.chance(10):
+            self.out.constructs.add("record fields left out")
+            kept = [(n, t) for n, t in s.fields if self.chance(50)]
+            return self.record(_Struct(s.name, kept), scope, small, lru)
         args = []
         for _, t in s.fields:
             if small and t != "bool" and self.chance(70):
@@ -759,21 +932,32 @@ class _Generator:
                 args.append(f"{t}(u32({self.convert(t, scope, 1)}) & 1)")
             else:
                 args.append(self.convert(t, scope, 1))
-        if self.chance(20):
+        if self.chance(20) or s.fields != self.struct_fields(s.name):  # fields left out: by keyword
             return f"{s.name}({', '.join(f'{n}={a}' for (n, _), a in zip(s.fields, args))})"
         return f"{s.name}({', '.join(args)})"
 
-    def map_stmt(self, scope: _Scope, indent: int) -> list[str]:
+    def struct_fields(self, name: str) -> list[tuple[str, str]]:
+        return next(s.fields for s in self.structs if s.name == name)
+
+    def map_stmt(self, scope: _Scope, indent: int, m: _Map | None = None) -> list[str]:
         pad = "    " * indent
-        m = self.c.choice(self.maps)
+        m = m or self.c.choice(self.maps)
         key = self.key(m, scope)
         hashed = not m.array
         pick = self.c.integer(0, 5)
         if isinstance(m.value, _Struct):
             if pick < 3:
-                return [f"{pad}{m.name}[{key}] = {self.record(m.value, scope)}"]
+                return [f"{pad}{m.name}[{key}] = {self.record_value(m.value, scope)}"]
             if pick == 3 and hashed:
                 return [f"{pad}del {m.name}[{key}]"]
+            if pick == 5 and hashed and self.f.whole_records:
+                name = self.fresh("r")
+                inner = scope.copy()
+                inner.records.append((name, m.value))
+                inner.checked.add(name)
+                self.out.constructs.add("checked record")
+                return [f"{pad}{name} = {m.name}.get({key})", f"{pad}if {name} is not None:",
+                        *self.simple(inner, indent + 1, records=True)]
             name = self.fresh("r")
             line = f"{pad}{name} = {m.name}.get({key}, {self.record(m.value, scope)})"
             scope.records.append((name, m.value))
@@ -807,7 +991,7 @@ class _Generator:
     def ringbuf_stmt(self, scope: _Scope, indent: int) -> list[str]:
         pad = "    " * indent
         name, s = self.c.choice(self.ringbufs)
-        rec = self.record(s, scope)
+        rec = self.record_value(s, scope)
         if self.chance(50):
             return [f"{pad}{name}.output({rec})"]
         neg = self.c.choice(["", "not "])
@@ -843,6 +1027,11 @@ class _Generator:
         return lines
 
     def payload_index(self, scope: _Scope) -> str:
+        if self.f.negative_offsets and self.chance(15):
+            self.out.constructs.add("negative offset")
+            if self.chance(40):
+                return str(self.c.integer(-3, -1))
+            return f"(i32(u32({self.int_expr(scope, 1)}) % 8) - {self.c.integer(1, 4)})"
         if scope.loop_vars and self.chance(60):
             return self.c.choice(scope.loop_vars)
         if self.chance(50):
@@ -884,15 +1073,18 @@ class _Generator:
         name = self.fresh("rec")
         inner = scope.copy()
         inner.records.append((name, s))
+        inner.checked.add(name)
         return [f"{pad}{name} = pkt.payload.read({s.name}, {self.payload_index(scope)})",
                 f"{pad}if {name} is not None:", *self.block(inner, indent + 1, depth + 1, returns)]
 
     # ------------------------------------------------------------------ control flow
     def if_stmt(self, scope: _Scope, indent: int, depth: int, returns: str) -> list[str]:
         pad = "    " * indent
-        lines = [f"{pad}if {self.cond(scope, 2)}:", *self.block(scope.copy(), indent + 1, depth + 1, returns)]
+        lines = [f"{pad}if {self.hint(scope, self.cond(scope, 2))}:",
+                 *self.block(scope.copy(), indent + 1, depth + 1, returns)]
         while self.chance(30):
-            lines += [f"{pad}elif {self.cond(scope, 2)}:", *self.block(scope.copy(), indent + 1, depth + 1, returns)]
+            lines += [f"{pad}elif {self.hint(scope, self.cond(scope, 2))}:",
+                      *self.block(scope.copy(), indent + 1, depth + 1, returns)]
         if self.chance(40):
             lines += [f"{pad}else:", *self.block(scope.copy(), indent + 1, depth + 1, returns)]
         return lines
@@ -933,7 +1125,7 @@ class _Generator:
         inner.nums.pop(var)  # the counter is stepped once, first
         inner.reads.append((var, "u32"))
         body = self.loop_body(inner, indent, depth, returns)
-        return [f"{pad}{var}: u32 = 0", f"{pad}while bounded({test}, {self.c.integer(1, 8)}):",
+        return [f"{pad}{var}: u32 = 0", f"{pad}while bounded({self.hint(scope, test)}, {self.c.integer(1, 8)}):",
                 f"{pad}    {var} += 1", *body]
 
     def unrolled_stmt(self, scope: _Scope, indent: int, depth: int, returns: str) -> list[str]:
@@ -956,7 +1148,7 @@ class _Generator:
             if not values:
                 continue
             used.update(values)
-            guard = f" if {self.cond(scope, 1)}" if self.chance(25) else ""
+            guard = f" if {self.hint(scope, self.cond(scope, 1))}" if self.chance(25) else ""
             lines += [f"{pad}    case {' | '.join(map(str, values))}{guard}:",
                       *self.block(scope.copy(), indent + 2, depth + 1, returns)]
         if len(lines) == 1 or self.chance(50):
@@ -1021,14 +1213,14 @@ class _Generator:
             kind = "float" if "float" in (ka, kb) else "bool" if ka == kb == "bool" else "int"
             if kind == "float":
                 a, b = self.float_operand(a, ka), self.float_operand(b, kb)
-            return f"({a} if {self.cond(scope, depth - 1)} else {b})", kind
+            return f"({a} if {self.hint(scope, self.cond(scope, depth - 1))} else {b})", kind
         if pick == 9 and floats:
             a = self.float_operand(self.int_expr(scope, depth - 1), "int")
             b = self.float_operand(self.int_expr(scope, depth - 1), "int")
             return f"({a} / {b})", "float"
         if pick == 10 and self.helpers:
             h = self.c.choice([h for h in self.helpers if h.returns != "None"] or [None])  # type: ignore[list-item]
-            if h is not None and (scope.has_pkt or "Packet" not in h.params) and (floats or h.returns != "float"):
+            if h is not None and self.can_call(h, scope) and (floats or h.returns != "float"):
                 return self.call(h, scope, depth - 1), _kind(h.returns)
         return self.cond(scope, depth - 1), "bool"
 
@@ -1046,7 +1238,18 @@ class _Generator:
         return f"i32({text})"
 
     def call(self, h: _Helper, scope: _Scope, depth: int) -> str:
-        args = ["pkt" if t == "Packet" else self.convert(t, scope, depth) for t in h.params]
+        args = []
+        for t in h.params:
+            if isinstance(t, _Struct):
+                args.append(self.record_value(t, scope, checked=self.f.checked_record_args))
+            elif t == "Packet":
+                args.append("pkt")
+            elif t.startswith("header:"):
+                checked = [text for text, kind in scope.headers if kind == t[7:]]
+                may_be_none = [f"pkt.{t[7:]}"] if scope.has_pkt else []
+                args.append(self.c.choice(checked + may_be_none))
+            else:
+                args.append(self.convert(t, scope, depth))
         return f"{h.name}({', '.join(args)})"
 
     def leaf(self, scope: _Scope, floats: bool) -> tuple[str, str]:
@@ -1073,6 +1276,13 @@ class _Generator:
         if self.random_on and self.chance(10):
             options.append(self.c.choice([("random()", "float"), ("prandom_u32()", "u32"),
                                           (f"randint({self.c.integer(0, 3)}, {self.c.integer(3, 9)})", "i32")]))
+            if self.f.runtime_randint and not self.in_randint and self.chance(30):
+                self.in_randint = True
+                lo = self.int_expr(scope, 0)
+                hi = f"i32({lo}) + {self.c.integer(0, 9)}" if self.chance(70) else self.int_expr(scope, 0)
+                self.in_randint = False
+                self.out.constructs.add("run-time randint")
+                options[-1] = (f"randint(i32({lo}), i32({hi}))", "i32")
         if self.clock_on and self.chance(10):
             options.append(("now_ns()", "u64"))
         if self.cpu_on and self.chance(15):
@@ -1121,6 +1331,14 @@ class _Generator:
             bound = self.c.choice(floats) if floats and self.chance(25) else self.c.choice(RANDOM_PROBABILITIES)
             return f"(random() {op} {bound})"
         if pick == 4 and scope.has_pkt and self.f.headers:
+            if self.f.header_truth and self.chance(40):
+                self.out.constructs.add("header truth")
+                header = self.c.choice(list(HEADERS))
+                if self.chance(30):
+                    return f"(not pkt.{header})"
+                inner = scope.copy()
+                inner.reads = [(f"pkt.{header}.{f}", t) for f, t in HEADERS[header].items()]
+                return f"(pkt.{header} and {self.cond(inner, max(depth - 1, 0))})"
             return f"(pkt.{self.c.choice(list(HEADERS))} is {self.c.choice(['', 'not '])}None)"
         if pick == 5 and self.maps:
             m = self.c.choice(self.maps)
