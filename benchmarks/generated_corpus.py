@@ -1,8 +1,9 @@
 """Generated programs checked end to end (not a timed test):
 `python benchmarks/generated_corpus.py [--count N] [--seed S] [--prove-every K] [--budget UNITS] [--packets P]`.
 
-Program i is `generate_program(RandomChooser(seed + i))` (tests/generated/program_strategy.py, the whole
-language), checked as the test sample checks one (tests/generated/checks.py): compiles or a located
+Program i is `generate_program(RandomChooser(seed + i), EXTENDED)` (tests/generated/program_strategy.py, the
+whole language; `--features all` draws the programs of `Features()` instead, whose seeds other tests name),
+checked as the test sample checks one (tests/generated/checks.py): compiles or a located
 DslError, the four executions agree on P random packets (fixed helper results, and action frequencies
 against the kernel, for programs that use random()/now_ns()), our verifier's verdict against the kernel's,
 and, for every K-th program, the equivalence proof within UNITS resource units (no false verdict).
@@ -28,7 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 from pybpfdsl.runtime.libbpf import kernel_bpf_available  # noqa: E402
 from tests.generated.checks import Outcome, check_program  # noqa: E402
-from tests.generated.program_strategy import RandomChooser, generate_program, packet_batch  # noqa: E402
+from tests.generated.program_strategy import (  # noqa: E402
+    ALL,
+    EXTENDED,
+    RandomChooser,
+    generate_program,
+    packet_batch,
+)
+
+FEATURES = {"extended": EXTENDED, "all": ALL}
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -50,13 +59,16 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
     unknown_reasons = Counter(re.sub(r"[\d,.]+", "N", o.proof_reason or "")[:90]
                               for o in outcomes if o.proof == "unknown")
     verify_times = [o.verify_seconds for o in outcomes if o.verify_seconds is not None]
+    slowest = sorted((o for o in outcomes if o.verify_seconds is not None and o.verify_seconds > 1.0),
+                     key=lambda o: -(o.verify_seconds or 0.0))[:3]
     helpers = [o for o in compiled if o.mode != "exact"]
     alarm_kinds = Counter((o.verifier_error or "").split(":")[0] for o in alarms)
     kernel_refusals = Counter((o.kernel_error or "")[:120] for o in judged if not o.kernel_ok)
 
     lines = [
         f"generated programs: seeds {args.seed}..{args.seed + len(outcomes) - 1}, {args.packets} packets each, "
-        f"proof every {args.prove_every} program(s) at {args.budget:,} units; kernel: {kernel}; "
+        f"proof every {args.prove_every} program(s) at {args.budget:,} units; features: {args.features}; "
+        f"kernel: {kernel}; "
         f"{seconds:.0f} s in all",
         "",
         f"{'programs':<50}{len(outcomes):>8}",
@@ -80,9 +92,10 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         f"{proofs['proven']:>8} / {proofs['unknown']} / {proofs['counterexample']}",
         *(f"    unknown {count}x: {reason}" for reason, count in unknown_reasons.most_common(4)),
         f"{'false proof verdicts':<50}{len(false_proofs):>8}",
-        f"{'our verifier: mean / median / max seconds':<50}"
+        f"{'our verifier: mean / median / max CPU seconds':<50}"
         + (f"{statistics.mean(verify_times):>8.3f} / {statistics.median(verify_times):.3f} / {max(verify_times):.2f}"
            if verify_times else "       -"),
+        *(f"    {o.name}: {o.verify_seconds:.2f} s" for o in slowest),
     ]
     problems = [o for o in outcomes if o.problems()]
     if problems:
@@ -90,7 +103,8 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         for o in problems[:40]:
             lines.append(f"  {o.name}: {o.problems()[0][:150]}")
     data: dict[str, object] = {
-        "seed": args.seed, "count": len(outcomes), "packets": args.packets, "prove_every": args.prove_every,
+        "seed": args.seed, "features": args.features, "count": len(outcomes), "packets": args.packets,
+        "prove_every": args.prove_every,
         "budget_units": args.budget, "kernel": kernel, "seconds": round(seconds, 1),
         "compiled": len(compiled), "dsl_errors": dict(dsl_errors), "dsl_errors_unlocated": len(unlocated),
         "tracebacks": len(tracebacks), "disagreements": len(disagreements), "statistical": len(statistical),
@@ -99,6 +113,7 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         "proofs": dict(proofs), "proof_unknown_reasons": dict(unknown_reasons), "false_proofs": len(false_proofs),
         "verify_seconds_mean": round(statistics.mean(verify_times), 4) if verify_times else None,
         "verify_seconds_median": round(statistics.median(verify_times), 4) if verify_times else None,
+        "verify_slowest": {o.name: round(o.verify_seconds or 0.0, 2) for o in slowest},
         "problems": [{"name": o.name, "problems": o.problems(), "constructs": o.constructs,
                       "traceback": o.traceback, "source": sources[o.name]} for o in problems],
     }
@@ -113,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prove-every", type=int, default=4, help="prove every K-th program (0: none)")
     parser.add_argument("--budget", type=int, default=10_000_000, help="proof budget in resource units")
     parser.add_argument("--rounds", type=int, default=40, help="rounds of the statistical kernel comparison")
+    parser.add_argument("--features", choices=sorted(FEATURES), default="extended",
+                        help="extended: every construct the generator knows (default); all: Features(), the "
+                             "programs of the seeds other tests name")
     parser.add_argument("--out", type=Path, default=RESULTS / "generated_corpus",
                         help="results path without extension (default benchmarks/results/generated_corpus)")
     args = parser.parse_args(argv)
@@ -132,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="pybpfdsl-corpus-") as tmp:
         for i in range(args.count):
             seed = args.seed + i
-            gen = generate_program(RandomChooser(seed))
+            gen = generate_program(RandomChooser(seed), FEATURES[args.features])
             name = f"gen_{seed}"
             sources[name] = gen.source
             prove = args.budget if args.prove_every and i % args.prove_every == 0 else None

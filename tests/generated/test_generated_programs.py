@@ -14,10 +14,12 @@ A fixed, derandomized sample; `benchmarks/generated_corpus.py` runs thousands an
 
 from __future__ import annotations
 
+import functools
 import itertools
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
-from tests.generated.checks import check_program, load_module
+from tests.generated.checks import Outcome, check_program, load_module
 from tests.generated.program_strategy import (
-    Features,
+    ALL,
+    EXTENDED,
     GeneratedProgram,
     RandomChooser,
     generate_program,
@@ -37,7 +40,7 @@ from tests.generated.program_strategy import (
 from tests.strategies import packets
 
 KERNEL, _ = kernel_bpf_available()
-CI_FEATURES = Features(branchy_loops=False, while_loops=False)
+CI_FEATURES = replace(EXTENDED, branchy_loops=False, while_loops=False)
 """Loops with branches in their bodies are left out: our verifier's loop-complexity estimate refuses many
 that the kernel loads (a false alarm; `test_known_bugs.py`). The constructs whose known bugs the generator
 leaves out by default are listed in `Features`."""
@@ -68,12 +71,13 @@ def test_a_generated_program_compiles_agrees_verifies_and_proves(directory: Path
 
 
 def test_generated_programs_compile() -> None:
-    """The generator's programs are valid: 60 seeded programs over the whole language all lower (and a
-    refusal, were there one, would name the generated file and line)."""
+    """The generator's programs are valid: 60 seeded programs all lower, 40 over the whole language
+    (EXTENDED) and 20 as `Features()` draws them for the seeds other tests name (a refusal, were there one,
+    would name the generated file and line)."""
     with tempfile.TemporaryDirectory(prefix="pybpfdsl-generated-") as path:
         refused = []
         for seed in range(60):
-            gen = generate_program(RandomChooser(seed))
+            gen = generate_program(RandomChooser(seed), ALL if seed % 3 == 2 else EXTENDED)
             module, _ = load_module(gen.source, Path(path), f"lowered_{seed}")
             try:
                 module.prog.lower()
@@ -82,27 +86,52 @@ def test_generated_programs_compile() -> None:
     assert not refused, "\n".join(refused)
 
 
-NEWER_FEATURES = ("adjust_head", "adjust_tail", "fib_lookup", "cpu_id", "checksum offload", "payload write record")
-"""Constructs the CI sample of 8 programs may miss: each is checked end to end in a program of its own."""
+NEWER_FEATURES = ("adjust_head", "adjust_tail", "fib_lookup", "cpu_id", "checksum offload", "payload write record",
+                  "likely", "record argument", "record ternary", "record fields left out", "header argument",
+                  "field swap", "XDP_REDIRECT", "ipv6 address key", "lpm entry forms", "header truth",
+                  "whole record", "checked record")
+"""Constructs the CI sample of 8 programs may miss: each is checked end to end in a program that uses it (one
+program serves every construct it uses)."""
+
+
+KNOWN_FALSE_ALARMS = {7: "test_known_bugs.py::test_a_header_pointer_spilled_in_a_loop_with_payload_writes_is_accepted"}
+"""Seeds of CI_FEATURES whose programs meet a known bug of our verifier (the test that xfails on it): the
+feature tests take the next program with the construct until it is fixed."""
 
 
 def _first_program_with(construct: str) -> tuple[int, GeneratedProgram]:
     for seed in range(400):
-        gen = generate_program(RandomChooser(seed), CI_FEATURES)
+        if seed in KNOWN_FALSE_ALARMS:
+            continue
+        gen = _program(seed)
         if construct in gen.constructs:
             return seed, gen
     raise AssertionError(f"no program of seeds 0..399 uses {construct}")
+
+
+@functools.cache
+def _program(seed: int) -> GeneratedProgram:
+    return generate_program(RandomChooser(seed), CI_FEATURES)
+
+
+@functools.cache
+def _outcome(seed: int, directory: Path) -> Outcome:
+    return check_program(_program(seed), directory, f"feature_{seed}",
+                         packet_batch(RandomChooser(10**9 + seed), 16), seed=seed, kernel=KERNEL,
+                         statistical_rounds=40)
 
 
 @pytest.mark.parametrize("construct", NEWER_FEATURES)
 def test_a_generated_program_with_each_newer_feature_agrees_in_every_execution(directory: Path,
                                                                                 construct: str) -> None:
     """Packet moves, fib_lookup (against checks.py's namespace in the kernel), cpu_id (on one CPU), the
-    checksum opt-out (the offloaded checksums stay as they were) and payload record writes: the first
-    generated program that uses each, in the four executions, our verifier against the kernel's."""
+    checksum opt-out (the offloaded checksums stay as they were), payload record writes, likely/unlikely,
+    Struct and header arguments of helpers, record ternaries and keyword records, any field swaps, a constant
+    XDP_REDIRECT, IPv6 header addresses as trie keys, control-plane trie keys of every form, header truth
+    tests and whole records: the first generated program that uses each, in the four executions, our
+    verifier against the kernel's."""
     seed, gen = _first_program_with(construct)
-    out = check_program(gen, directory, f"feature_{seed}", packet_batch(RandomChooser(10**9 + seed), 16),
-                        seed=seed, kernel=KERNEL, statistical_rounds=40)
+    out = _outcome(seed, directory)
     context = f"\n--- seed {seed}: {out.path}\n{gen.source}"
     assert out.traceback is None, out.traceback + context
     assert out.compiled, f"a valid program was refused: {out.dsl_error}{context}"
@@ -114,11 +143,12 @@ def test_the_generator_covers_the_language() -> None:
     """Over 200 seeds every construct the issues name appears: headers, payload bytes and records, every
     map kind, globals, floats, the three loop forms, match, @inline helpers, ring buffers, random, now_ns
     (issue 13), and header and payload writes, packet moves, redirects, fib_lookup, LPM tries, per-CPU hash
-    maps, print, float fields, random() comparisons, cpu_id and the checksum opt-out (issue 16); each of the
-    issue-16 features in at least 5 programs."""
+    maps, print, float fields, random() comparisons, cpu_id and the checksum opt-out (issue 16), and (EXTENDED)
+    likely/unlikely, Struct and header arguments of helpers, record ternaries and keyword records, field swaps,
+    XDP_REDIRECT, trie keys of every form, header truth and whole records; each of these in at least 5 programs."""
     seen: Counter[str] = Counter()
     for seed in range(200):
-        seen.update(generate_program(RandomChooser(seed)).constructs)
+        seen.update(generate_program(RandomChooser(seed), EXTENDED).constructs)
     wanted = {"header eth", "header ipv4", "header ipv6", "header tcp", "header udp", "payload", "payload record",
               "HashMap", "LruHashMap", "Array", "PerCpuArray", "struct key", "struct value", "globals", "floats",
               "for range", "while bounded", "unrolled", "match", "inline", "ringbuf", "random", "now_ns",
@@ -126,6 +156,8 @@ def test_the_generator_covers_the_language() -> None:
     often = {"write eth", "write ipv4", "write ipv6", "write tcp", "write udp", "header swap", "payload write",
              "payload write record", "redirect", "map redirect", "DevMap", "CpuMap", "LpmTrie ipv4", "LpmTrie ipv6",
              "PerCpuHashMap", "LruPerCpuHashMap", "print", "float field", "random compare", "adjust_head",
-             "adjust_tail", "fib_lookup", "cpu_id", "checksum offload"}
+             "adjust_tail", "fib_lookup", "cpu_id", "checksum offload", "likely", "record argument",
+             "record ternary", "record fields left out", "header argument", "field swap", "XDP_REDIRECT",
+             "lpm entry forms", "header truth", "whole record"}
     assert wanted | often <= set(seen), (wanted | often) - set(seen)
     assert all(seen[c] >= 5 for c in often), {c: seen[c] for c in often if seen[c] < 5}
