@@ -21,6 +21,7 @@ from pybpfdsl import (
     LruHashMap,
     Packet,
     PerCpuArray,
+    PerCpuHashMap,
     Struct,
     i8,
     i16,
@@ -165,4 +166,52 @@ def test_two_byte_map_values_read_on_joined_paths_are_accepted() -> None:
     with two_byte_map_values.load():
         pass  # the kernel loads it
     compiled = two_byte_map_values.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
+
+
+class Rec(Struct):
+    f0: u8
+    f1: i32
+    f2: i64
+
+
+sp_g1 = Global(u16, 11)
+sp_m2 = PerCpuHashMap(i16, i32, 16)
+
+
+@inline
+def sp_h5(a0: u8, a1: i8, a2: u16) -> i16:
+    return i16(sp_m2.get(i16(u32(sp_g1.value) & 7), i32(7)))
+
+
+@inline
+def sp_h6(a0: i32, a1: u32, a2: i64) -> i64:
+    a0 = i32(sp_h5(u8(i64(sp_m2.get(i16(u32(a1 if (sp_g1.value > a2) else a2) & 7), i32(-1)) >> 0)),
+                   i8(sp_g1.value != a1 <= i8(-13)),
+                   u16(min(a0, sp_h5(u8(sp_m2.get(i16(106), i32(-1))), i8(sp_m2.get(i16(7), i32(247))),
+                                     u16(sp_m2.get(i16(u32(u32(8)) & 7), i32(-1136466778)))),
+                           bool(sp_m2.get(i16(u32(a1 * a1) & 7), i32(0)))))))
+    return i64(i64(11))
+
+
+@xdp
+def header_pointer_across_helper_calls_in_a_loop(pkt: Packet) -> int:
+    v10: bool = bool(sp_g1.value)
+    for idx11 in range(5):
+        ipv412 = pkt.ipv4
+        if ipv412 is not None:
+            sp_g1.value = u16(sp_h6(i32(1), ipv412.dst, i64(ipv412.proto)))
+            pkt.payload.write(idx11, Rec(u8(1), i32(pkt.len), i64(sp_h6(i32(pkt.len), u32(v10), i64(idx11)))))
+    return XDP_PASS
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify: the IPv4 header pointer, spilled across the helper "
+                   "calls, is read back with no checked length (/tmp/team/found_bugs.md, H8, generated 30121)")
+def test_a_header_pointer_spilled_in_a_loop_with_payload_writes_is_accepted() -> None:
+    """Generated program 30121, reduced: the kernel loads it; ours said `packet access of 1 bytes at offset
+    [23, 23] is not proven within the packet (checked length: 0 bytes)` at `ipv412.proto`."""
+    with header_pointer_across_helper_calls_in_a_loop.load():
+        pass  # the kernel loads it
+    compiled = header_pointer_across_helper_calls_in_a_loop.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
