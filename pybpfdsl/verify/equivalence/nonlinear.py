@@ -46,7 +46,7 @@ from pybpfdsl.verify.equivalence.terms import (
     subterm_asts,
     subterms,
 )
-from pybpfdsl.verify.equivalence.z3_algebra import abs_value
+from pybpfdsl.verify.equivalence.z3_algebra import abs_value, magnitude_idiom, sign_of
 
 _UDIV = {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
 _UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
@@ -246,7 +246,7 @@ class NonlinearAbstraction:
             if lo != 0 or inner.decl().kind() != z3.Z3_OP_BXOR or inner.num_args() != 2:
                 return None
             for shifted, x in (inner.children(), inner.children()[::-1]):
-                of = _sign_of(shifted)
+                of = sign_of(shifted)
                 if of is not None and of.eq(x):
                     return x, hi + 1, z3.Extract(hi, 0, shifted)
             return None
@@ -254,12 +254,12 @@ class NonlinearAbstraction:
             return None
         for sign, low in (part.children(), part.children()[::-1]):
             if sign.decl().kind() == z3.Z3_OP_EXTRACT and sign.params()[1] == 0:
-                x = _sign_of(sign.arg(0))
+                x = sign_of(sign.arg(0))
                 k = sign.params()[0] + 1
                 if x is not None and self._same(low, z3.Extract(k - 1, 0, x)):
                     return x, k, sign
             else:
-                x = _sign_of(sign)
+                x = sign_of(sign)
                 if x is not None and self._same(low, x):
                     return x, x.size(), sign
         return None
@@ -487,15 +487,7 @@ def _absolute_value(e: Term) -> Term | None:
         if plain.eq(x) and _negation_of(minus, x):
             return x
         return None
-    if kind == z3.Z3_OP_BSUB and e.num_args() == 2:
-        mixed, sign = e.children()
-        x = _sign_of(sign)
-        if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or x is None:
-            return None
-        a, b = mixed.children()
-        if (a.eq(x) and b.eq(sign)) or (a.eq(sign) and b.eq(x)):
-            return x
-    return None
+    return magnitude_idiom(e)
 
 
 def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
@@ -507,7 +499,7 @@ def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
     if mixed.decl().kind() != z3.Z3_OP_BXOR or mixed.num_args() != 2 or sign.decl().kind() != z3.Z3_OP_EXTRACT:
         return None
     hi, lo = sign.params()
-    x = _sign_of(sign.arg(0))
+    x = sign_of(sign.arg(0))
     if lo != 0 or x is None:
         return None
     low_x = z3.Extract(hi, 0, x)
@@ -519,16 +511,6 @@ def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
 
 def _occurs(t: Term, inside: Term) -> bool:
     return t.get_id() in subterm_asts([inside])
-
-
-def _sign_of(shifted: Term) -> Term | None:
-    """x, when `shifted` is `x >>s (width - 1)` (0 or all ones by x's sign)."""
-    if not z3.is_app(shifted) or shifted.decl().kind() != z3.Z3_OP_BASHR:
-        return None
-    x, amount = shifted.children()
-    if z3.is_bv_value(amount) and amount.as_long() == x.size() - 1:
-        return x
-    return None
 
 
 def _summands(e: Term) -> list[tuple[bool, Term]]:

@@ -13,6 +13,7 @@ from pybpfdsl.verify.equivalence.normal_poly import Monomial, Poly, constant_pol
 from pybpfdsl.verify.equivalence.normal_widths import WidthRules
 from pybpfdsl.verify.equivalence.symbolic_state import Term
 from pybpfdsl.verify.equivalence.terms import op_kind
+from pybpfdsl.verify.equivalence.z3_algebra import magnitude_idiom
 
 
 class BitVectorRules(WidthRules):
@@ -85,6 +86,9 @@ class BitVectorRules(WidthRules):
         if kind == z3.Z3_OP_BADD:
             return sum_poly(w, [(1, p(i)) for i in range(len(args))])
         if kind == z3.Z3_OP_BSUB:
+            magnitude = self._magnitude(args)
+            if magnitude is not None:
+                return magnitude
             return sum_poly(w, [(1, p(0)), *[(-1, p(i)) for i in range(1, len(args))]])
         if kind == z3.Z3_OP_BNEG:
             return sum_poly(w, [(-1, p(0))])
@@ -123,6 +127,19 @@ class BitVectorRules(WidthRules):
         if kind == z3.Z3_OP_SELECT and z3.is_bv(args[1]):
             return self._select(t, args[0], p(1))
         return self.atom(self._rebuild(t, args))
+
+    def _magnitude(self, args: list[Term]) -> Poly | None:
+        """LLVM's branch-free |x|, `(x ^ (x >>s 63)) - (x >>s 63)`, as one opaque atom (matched on the
+        normalized operands: the bytecode masks the shift amount, `63 & 63`), which the abstraction
+        then writes as the IR's `If(x < 0, -x, x)` (`nonlinear`). As the sum of its two summands, a
+        constant factor spread over them (`|x| * 1000` in a Q32.32 product by 1000.5) and the solver had
+        to prove `1000·(x ^ s) - 1000·s` equal to `1000·|x|` through two multiplier circuits, which it
+        did not within any budget. Not the select itself: a bytecode path that decides x's sign would
+        then specialize it (`normalize_under`) where the IR's merged value keeps it whole."""
+        if len(args) != 2:
+            return None
+        idiom = self._child(args[0]) - self._child(args[1])
+        return None if magnitude_idiom(idiom) is None else self.atom(idiom)
 
     def _select(self, t: Term, array: Term, at: Poly) -> Poly:
         """A read of `array` at `at`, past the stores that provably miss it (their offset differs from

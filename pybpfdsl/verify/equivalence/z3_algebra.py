@@ -28,6 +28,29 @@ def abs_value(x: Term) -> Term:
     return z3.If(x < 0, -x, x)
 
 
+def sign_of(shifted: Term) -> Term | None:
+    """x, when `shifted` is `x >>s (width - 1)` (0 or all ones by x's sign)."""
+    if not z3.is_app(shifted) or shifted.decl().kind() != z3.Z3_OP_BASHR:
+        return None
+    x, amount = shifted.children()
+    if z3.is_bv_value(amount) and amount.as_long() == x.size() - 1:
+        return x
+    return None
+
+
+def magnitude_idiom(e: Term) -> Term | None:
+    """x, when `e` is LLVM's branch-free |x|, `(x ^ (x >>s (w - 1))) - (x >>s (w - 1))` (either order of
+    the xor): the same value as `abs_value(x)` for every x, INT_MIN included."""
+    if not z3.is_app_of(e, z3.Z3_OP_BSUB) or e.num_args() != 2:
+        return None
+    mixed, sign = e.children()
+    x = sign_of(sign)
+    if x is None or not z3.is_app_of(mixed, z3.Z3_OP_BXOR) or mixed.num_args() != 2:
+        return None
+    a, b = mixed.children()
+    return x if (a.eq(x) and b.eq(sign)) or (a.eq(sign) and b.eq(x)) else None
+
+
 class Z3Algebra(Z3Ops):
     """Z3 bit-vectors of the width passed alongside; truth values are `z3.BoolRef`."""
 

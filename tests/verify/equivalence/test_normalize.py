@@ -237,3 +237,20 @@ def test_a_sum_of_naturals_is_zero_when_each_part_is() -> None:
     some = z3.Not(z3.And(X == 0, Y == 0))
     assert _same(z3.ULE(3, a * 3 + b * 5), some)  # every coefficient at least 3
     assert not _same(z3.ULE(4, a * 3 + b * 5), some)  # 3 * 1 is below 4
+
+
+def test_llvm_magnitude_idiom_is_one_atom_under_a_constant_factor() -> None:
+    # `|x| * 1000` of a Q32.32 product by 1000.5: spread over `(x ^ s) - s`, the factor made two multiplier
+    # circuits the solver had to prove equal to the IR's one; as one atom it is one monomial.
+    x = z3.BitVec("x", 64)
+    sign = x >> 63
+    idiom = (x ^ sign) - sign
+    normalizer = Normalizer()
+    magnitude = normalizer.normalize(idiom)
+    assert normalizer.normalize(idiom * 1000).eq(z3.BitVecVal(1000, 64) * magnitude)
+    # Only the idiom: `(x ^ s) + s` is not |x| and stays a sum of its parts.
+    plus = normalizer.normalize(((x ^ sign) + sign) * 1000)
+    assert not any(t.eq(magnitude) for t in plus.children())
+    solver = z3.Solver()
+    solver.add(idiom != z3.If(x < 0, -x, x))
+    assert solver.check() == z3.unsat
