@@ -75,6 +75,10 @@ class Observation:
     """Whether some path moves the packet's start or end."""
     start: dict[str, list[Term]] | None = None
     """The global data the program started from, word by word as `sections`."""
+    words: dict[str, list[tuple[int, int]]] | None = None
+    """(offset, size) of each word of `sections` (`Layout.words`)."""
+    length: Term = None
+    """The packet's length as received (where a path that never moved the end ends it)."""
     read: Callable[[Term], Term] | None = None
     """The packet byte at an offset as the program leaves it: path by path, each path's read brought
     to its normal form under the path's condition (`Normalizer._select` resolves it through the
@@ -93,6 +97,18 @@ def _map_value(name: str) -> Callable[[Outcome], Term]:
 
 def _section_word(name: str, offset: int, size: int) -> Callable[[Outcome], Term]:
     return lambda o: bytes_to_bv(list(o.effects.sections[name][offset:offset + size]))
+
+
+def _action(o: Outcome) -> Term:
+    return o.action
+
+
+def _head(o: Outcome) -> Term:
+    return o.head if o.head is not None else z3.BitVecVal(0, 64)
+
+
+def _end(length: Term) -> Callable[[Outcome], Term]:
+    return lambda o: o.end if o.end is not None else length
 
 
 def _ring_count(name: str) -> Callable[[Outcome], Term]:
@@ -161,7 +177,9 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True,
     return Observation(returns, action, any_of(faults, on), any_of(errors, on), packet, writes, maps, written,
                        sections, counts, records, head, end, redirect,
                        moved=not (head.eq(z3.BitVecVal(0, 64)) and end.eq(inputs.length)), start=start,
-                       read=read if normalize else None)
+                       read=read if normalize else None,
+                       words={name: list(inputs.layout.words(name)) for name in initial.sections},
+                       length=inputs.length)
 
 
 RESOLVE_UNITS = 200_000
@@ -200,13 +218,16 @@ class Difference:
     differs: Term
     at: Term = None
     """The offset of a packet byte's difference (None for other outputs)."""
+    values: tuple[Callable[[Outcome], Term], ...] = ()
+    """For an output compared only where neither program faults: what one return path leaves in it
+    (each of its parts), so that it can be proven path pair by path pair (`path_pairs`)."""
 
 
 def differences(a: Observation, b: Observation) -> list[Difference]:
     """Every way the two observations can differ when neither program faults; plus a fault on one side."""
-    out = [Difference("fault", a.fault != b.fault), Difference("action", a.action != b.action)]
+    out = [Difference("fault", a.fault != b.fault), Difference("action", a.action != b.action, values=(_action,))]
     if not (a.head.eq(b.head) and a.end.eq(b.end)):
-        out.append(Difference("packet", z3.Or(a.head != b.head, a.end != b.end)))
+        out.append(Difference("packet", z3.Or(a.head != b.head, a.end != b.end), values=(_head, _end(a.length))))
     for p in {t.get_id(): t for t in [*a.packet_writes, *b.packet_writes]}.values():
         # A byte written outside the packet as it ends (cut off by an adjust) is not seen.
         if a.read is not None and b.read is not None:
@@ -242,8 +263,9 @@ def differences(a: Observation, b: Observation) -> list[Difference]:
         for i, ((x, y), (sx, sy)) in enumerate(zip(zip(data, other), starts)):
             if x.eq(y):
                 continue
+            word = (_section_word(name, *a.words[name][i]),) if a.words else ()
             if sx is None or sx.eq(sy):
-                out.append(Difference(f"global data {name}+{i}", x != y))
+                out.append(Difference(f"global data {name}+{i}", x != y, values=word))
             else:  # the objects start apart here: a byte differs only where a program changed it
                 out.append(Difference(f"global data {name}+{i}", z3.Or(*[
                     z3.And(bx != by, z3.Or(bx != z3.Extract(hi, lo, sx), by != z3.Extract(hi, lo, sy)))

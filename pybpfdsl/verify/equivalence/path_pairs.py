@@ -15,11 +15,22 @@ packet comparison (`disagreement` compares it only where neither program faults,
 the IR never breaks its own rules is proven before it), so the byte leaves the final query. A pair the
 solver does not answer, or answers with a model, leaves the byte in the final query: this step only
 ever removes what it has proven.
+
+Most of the work is avoided rather than done: a pair whose conditions have a literal and its negation
+is dropped without normalizing their conjunction; each path's byte is normalized once under its own
+condition, and a pair whose two bytes are then one term needs nothing more; a pair whose bytes differ
+in form is first asked whether its conditions can hold together at all, once for every byte (most
+cannot, in arithmetic the normal forms do not see). mark_payload: 24.7 million units of pairing before,
+7.8 million after.
+
+The same holds for every output compared only where neither program faults (`proven_outputs`): a
+packet writer's action, the packet's final bounds and its global data are paired with its bytes
+(ipip_decap's action and bounds, 34 IR paths against 30, are proven so; its fingerprint is not).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import z3
@@ -41,44 +52,101 @@ def proven_bytes(returns_a: list[Outcome], returns_b: list[Outcome], offsets: li
     """The ids of the `offsets` at which, for every pair of return paths of the two programs whose
     conditions can hold together, the bytes `read` gives are equal: proven unsatisfiable pair by pair
     within `budget`. A byte some pair leaves open is not in the set."""
-    if len(returns_a) * len(returns_b) > MAX_PAIRS or len(returns_a) * len(returns_b) < 2 or not offsets:
+    outputs = [byte_at(read, at) for at in offsets]
+    proven = proven_outputs(returns_a, returns_b, outputs, assumptions, normalizer, budget)
+    return {offsets[k].get_id() for k in proven}
+
+
+def byte_at(read: Callable[[Outcome, Term], Term], at: Term) -> Callable[[Outcome], Term]:
+    """The output `read` gives at `at`."""
+    return lambda o: read(o, at)
+
+
+def proven_outputs(returns_a: list[Outcome], returns_b: list[Outcome], outputs: Sequence[Callable[[Outcome], Term]],
+                   assumptions: list[Term], normalizer: Normalizer, budget: Budget) -> set[int]:
+    """The indices of the `outputs` (each what one return path leaves in it) equal for every pair of
+    return paths of the two programs whose conditions can hold together, proven pair by pair within
+    `budget`. Sound for an output compared only where both programs return (no fault, and no IR error:
+    that query is proven before)."""
+    if len(returns_a) * len(returns_b) > MAX_PAIRS or len(returns_a) * len(returns_b) < 2 or not outputs:
         return set()
+    conditions = {id(o): normalizer.normalize(o.condition) for o in (*returns_a, *returns_b)}
+    literals = {key: _literals(c) for key, c in conditions.items()}
     pairs: list[tuple[Outcome, Outcome, Term]] = []
     for a in returns_a:
-        ca = normalizer.normalize(a.condition)
+        ca, la = conditions[id(a)], literals[id(a)]
         for b in returns_b:
             if budget.exhausted:
                 return set()
-            both = normalizer.normalize(z3.And(ca, normalizer.normalize(b.condition)))
+            if _contradict(la, literals[id(b)]):
+                continue  # a literal of one is negated in the other: no input takes both
+            both = normalizer.normalize(z3.And(ca, conditions[id(b)]))
             if not z3.is_false(both):
                 pairs.append((a, b, both))
     solver = z3.Solver()
     solver.add(*assumptions)
     proven: set[int] = set()
-    reads: dict[tuple[int, int], Term] = {}
-
-    def once(o: Outcome, at: Term) -> Term:
-        key = (id(o), at.get_id())
-        found = reads.get(key)
-        if found is None:
-            found = reads[key] = read(o, at)
-        return found
-
-    for at in offsets:
-        if _every_pair_equal(pairs, at, once, solver, normalizer, budget):
-            proven.add(at.get_id())
+    live: dict[int, bool] = {}
+    """Per pair (by index), whether the solver found its conditions satisfiable together (asked the
+    first time the pair's outputs differ in form: most such pairs are contradictory in arithmetic the
+    normal forms do not see, once for every output)."""
+    for k, output in enumerate(outputs):
+        if _every_pair_equal(pairs, _once(output), solver, normalizer, budget, live):
+            proven.add(k)
         if budget.exhausted:
             break
     return proven
 
 
-def _every_pair_equal(pairs: list[tuple[Outcome, Outcome, Term]], at: Term, read: Callable[[Outcome, Term], Term],
-                      solver: z3.Solver, normalizer: Normalizer, budget: Budget) -> bool:
-    for a, b, both in pairs:
+def _once(value: Callable[[Outcome], Term]) -> Callable[[Outcome], Term]:
+    """`value`, computed once per path."""
+    known: dict[int, Term] = {}
+
+    def once(o: Outcome) -> Term:
+        found = known.get(id(o))
+        if found is None:
+            found = known[id(o)] = value(o)
+        return found
+    return once
+
+
+def _literals(condition: Term) -> tuple[set[int], set[int]]:
+    """The ids of a normalized condition's conjuncts, and of the terms its negated conjuncts negate."""
+    parts = condition.children() if z3.is_and(condition) else [condition]
+    return {p.get_id() for p in parts}, {p.arg(0).get_id() for p in parts if z3.is_not(p)}
+
+
+def _contradict(a: tuple[set[int], set[int]], b: tuple[set[int], set[int]]) -> bool:
+    """Whether one conjunction has a conjunct whose negation is a conjunct of the other."""
+    return not a[1].isdisjoint(b[0]) or not b[1].isdisjoint(a[0])
+
+
+def _every_pair_equal(pairs: list[tuple[Outcome, Outcome, Term]], read: Callable[[Outcome], Term],
+                      solver: z3.Solver, normalizer: Normalizer, budget: Budget, live: dict[int, bool]) -> bool:
+    # Each path's byte under its own condition first: equal there, it is equal under both (each is the
+    # byte wherever its own condition holds); only the pairs whose bytes differ in form are taken apart.
+    own: dict[int, Term] = {}
+
+    def alone(o: Outcome) -> Term:
+        found = own.get(id(o))
+        if found is None:
+            found = own[id(o)] = normalizer.normalize_under(read(o), o.condition)
+        return found
+
+    for index, (a, b, both) in enumerate(pairs):
         if budget.exhausted:
             return False
-        mine = normalizer.normalize_under(read(a, at), both)
-        theirs = normalizer.normalize_under(read(b, at), both)
+        if alone(a).eq(alone(b)):
+            continue
+        if index not in live:
+            solver.push()
+            solver.add(both)
+            live[index] = budget.check(solver, PAIR_UNITS) != z3.unsat
+            solver.pop()
+        if not live[index]:
+            continue  # no input takes both paths
+        mine = normalizer.normalize_under(read(a), both)
+        theirs = normalizer.normalize_under(read(b), both)
         if mine.eq(theirs):
             continue
         solver.push()

@@ -171,16 +171,27 @@ def _prove(a_run: Callable[[Budget], Exploration], b_run: Callable[[Budget], Exp
 
 def _unpaired(diffs: list[Difference], obs_a: Observation, obs_b: Observation, inputs: Inputs,
               normalizer: Normalizer, whole: Budget, stats: dict[str, int | float | str]) -> list[Difference]:
-    """`diffs` less the packet bytes proven equal path pair by path pair (`path_pairs`): sound only
-    because the query that the IR never breaks its rules is proven before the one they leave."""
+    """`diffs` less the outputs proven equal path pair by path pair (`path_pairs`): the packet bytes,
+    and the action, the packet's bounds and global data where merged paths' chains differ in form.
+    Sound only because each is compared where neither program faults, and the query that the IR never
+    breaks its rules is proven before the one they leave: there both programs return."""
     packet = [d for d in diffs if d.label == "packet" and d.at is not None]
+    others = [d for d in diffs if d.values and d.at is None]
     if not packet:  # (a byte of a moved packet is compared within its bounds: a proof without them is one)
-        return diffs
-    proven = path_pairs.proven_bytes(obs_a.returns, obs_b.returns, [d.at for d in packet],
-                                     lambda o, at: read_byte(o, at, inputs, normalizer), inputs.assumptions,
-                                     normalizer, whole.share(PAIR_SHARE))
-    stats["paired"] = len(proven)
-    return [d for d in diffs if d.at is None or d.at.get_id() not in proven]
+        return diffs  # (programs that do not write the packet: their final query as before)
+    outputs = [path_pairs.byte_at(lambda o, at: read_byte(o, at, inputs, normalizer), d.at) for d in packet]
+    outputs += [value for d in others for value in d.values]
+    proven = path_pairs.proven_outputs(obs_a.returns, obs_b.returns, outputs, inputs.assumptions, normalizer,
+                                       whole.share(PAIR_SHARE))
+    settled = {id(d) for k, d in enumerate(packet) if k in proven}
+    stats["paired"] = paired = len(settled)
+    first = len(packet)
+    for d in others:
+        if all(k in proven for k in range(first, first + len(d.values))):
+            settled.add(id(d))
+        first += len(d.values)
+    stats["paired_outputs"] = len(settled) - paired
+    return [d for d in diffs if id(d) not in settled]
 
 
 def _unknown_reason(solver: z3.Solver, budget: Budget) -> str:
