@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.abi import BPF_COMPLEXITY_LIMIT_INSNS
-from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.bpf.opcode import Source, source
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.cfg import Cfg
 from pybpfdsl.verify.analysis.checks import QUIET, Code, VerifierFinding
+from pybpfdsl.verify.analysis.endless import REPEAT_AFTER, relevant_in, repeats
 from pybpfdsl.verify.analysis.exploration import explore
 from pybpfdsl.verify.analysis.fixpoint import loop_entry, propagate
-from pybpfdsl.verify.analysis.liveness import registers_of, solve_backward
 from pybpfdsl.verify.analysis.partitions import Partitioner, Parts, joined
 from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
@@ -202,7 +202,7 @@ def terminates(env: Env, cfg: Cfg, pre: dict[int, Parts], head: int, budget: int
         if iterations >= REPEAT_AFTER:
             if relevant is None:
                 relevant = relevant_in(env, cfg)[head]
-            if _repeats(nxt, current, relevant):
+            if repeats(nxt, current, relevant):
                 return LoopVerdict("forever", iterations, processed, estimate)
         if estimate > kernel_budget:
             return LoopVerdict("complex", iterations, processed, estimate, packet=packet)
@@ -256,57 +256,6 @@ def _covered(new: Parts, old: Parts) -> bool:
         else:
             return False
     return True
-
-
-REPEAT_AFTER = 16
-"""Iterations after which :func:`terminates` also looks for an iteration that repeats the last in all but
-the numbers nothing reads (:func:`_repeats`); before, its inclusion test ends the endless loops it can."""
-
-
-def _repeats(new: Parts, old: Parts, relevant: int) -> bool:
-    """Whether every state of ``new`` is one of ``old`` in its ``relevant`` registers (:func:`relevant_in`),
-    stack, packet facts, frames and lock. Then every later iteration repeats this one in all that decides
-    a jump or an access, so none can end the loop, and unrolling it to the budget cannot show it bounded
-    either: ``l: r0 += 1; if r1 != 0 goto l`` with ``r0`` overwritten after the loop ran 150,000 iterations
-    (3 s) before. :func:`_covered` does not see it: the counter differs in each iteration."""
-    seen = [_relevant_part(s, relevant) for s in old.values()]
-    return all(_relevant_part(s, relevant) in seen for s in new.values())
-
-
-def _relevant_part(s: State, relevant: int) -> tuple[object, ...]:
-    regs = tuple(v for i, v in enumerate(s.regs) if relevant >> i & 1)
-    return regs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock
-
-
-def relevant_in(env: Env, cfg: Cfg) -> list[int]:
-    """Bit ``r`` of entry ``i``: register ``r``'s value before instruction ``i`` may reach a jump, an access,
-    a store, a call or the exit, through arithmetic, copies and loads (strong liveness: a register that only
-    feeds its own update, a counter nothing reads, is not relevant, though it is live)."""
-    facts: list[tuple[int, int, int, int]] = []
-    for insn in env.insns:
-        reads, writes = registers_of(insn)
-        use = kill = 0
-        for r in reads:
-            use |= 1 << r
-        for r in writes:
-            kill |= 1 << r
-        k = insn.kind
-        if k in (Kind.ALU, Kind.SDIV, Kind.NEG, Kind.END, Kind.BSWAP, Kind.ADDR_SPACE_CAST):
-            facts.append((0, 0, use, 1 << insn.dst))  # read only where the result is relevant
-        elif k in (Kind.MOV, Kind.MOVSX, Kind.LDDW):
-            facts.append((0, kill, use, 1 << insn.dst))
-        elif k == Kind.CALL:
-            facts.append((_CALL_ARGS, kill | _CALL_CLOBBERS, 0, 0))
-        elif k == Kind.INVALID:
-            facts.append((_ALL_REGS, 0, 0, 0))
-        else:  # loads (their address), stores, jumps, exit: always
-            facts.append((use, kill, 0, 0))
-    return solve_backward(cfg.succs, facts)
-
-
-_CALL_ARGS = 0b111110
-_CALL_CLOBBERS = 0b111111
-_ALL_REGS = (1 << 11) - 1
 
 
 def loop_test(env: Env, cfg: Cfg, head: int) -> int:
