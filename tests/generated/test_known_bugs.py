@@ -207,7 +207,7 @@ def header_pointer_across_helper_calls_in_a_loop(pkt: Packet) -> int:
 
 @needs_kernel
 @pytest.mark.xfail(strict=True, reason="pybpfdsl/verify: the IPv4 header pointer, spilled across the helper "
-                   "calls, is read back with no checked length (/tmp/team/found_bugs.md, H8, generated 30121)")
+                   "calls, is read back with no checked length (generated program 30121; the verifier issue)")
 def test_a_header_pointer_spilled_in_a_loop_with_payload_writes_is_accepted() -> None:
     """Generated program 30121, reduced: the kernel loads it; ours said `packet access of 1 bytes at offset
     [23, 23] is not proven within the packet (checked length: 0 bytes)` at `ipv412.proto`."""
@@ -235,7 +235,7 @@ def ipv6_flag_after_a_joined_ternary(pkt: Packet) -> int:
 
 @needs_kernel
 @pytest.mark.xfail(strict=True, reason="pybpfdsl/verify: the IPv6 header's 54 checked bytes, tied to its presence "
-                   "flag, are lost at the ternary's join (/tmp/team/found_bugs.md, H8, generated 30030)")
+                   "flag, are lost at the ternary's join (generated program 30030; the verifier issue)")
 def test_an_ipv6_read_after_a_joined_ternary_and_a_payload_write_is_accepted() -> None:
     """Generated program 30030, reduced: the kernel loads it; ours said `packet access of 4 bytes at offset
     [14, 14] is not proven within the packet (checked length: 14 bytes)` at `ip6.fl`."""
