@@ -148,16 +148,16 @@ class Features:
     runtime_randint: bool = False  # `randint(lo, hi)` of run-time integers (lo > hi too: the formula wraps alike)
     negative_offsets: bool = False  # payload indexes and record offsets that may be negative (None, nothing written)
     checked_record_args: bool = False
-    """A record checked `is not None` (`r = m.get(k)`, `pkt.payload.read(S, off)`) as a helper's argument: refused
-    (`parameter ... expects a S, got a S record or None`) although a map or ring buffer takes it; the frontend's
-    bug, /tmp/team/found_bugs.md "a record checked is not None is refused as an @inline helper's argument"."""
+    """A record checked `is not None` (`r = m.get(k)`, `pkt.payload.read(S, off)`) as a helper's argument, as a map
+    or ring buffer takes it (refused by the frontend until 43000cd: `expects a S, got a S record or None`)."""
 
 
 ALL = Features()
 """Every construct the seeds named by other tests were drawn with (see `likely`)."""
 EXTENDED = replace(ALL, likely=True, record_args=True, header_args=True, field_swaps=True, redirect_action=True,
                    trie_addresses6=True, lpm_entry_forms=True, header_truth=True, whole_records=True,
-                   float_keys=True, runtime_randint=True, negative_offsets=True)
+                   float_keys=True, runtime_randint=True, negative_offsets=True,
+                   checked_record_args=True)
 """The whole language the generator knows: what the corpus benchmark and the CI sample draw from."""
 
 
