@@ -292,6 +292,28 @@ class ExpressionForms(ABC, Generic[_Value, _Scalar]):
         negative = self.compare(CmpOp.LT, v, Scalar(t, const=0.0 if t.is_fixed else 0), node)
         return self.select(t, negative, self.negate(v, node), v)
 
+    def optional_numbers(self, op: CmpOp, a: _Value, b: _Value,
+                         node: ast.Compare) -> tuple[tuple[bool, bool], _Scalar] | None:
+        """For `x == y` / `x != y`: which sides are numbers that may be None here (not narrowed by a check)
+        and the comparison of the numbers they hold; None when neither side may be None (an ordinary
+        comparison). Both passes give it Python's meaning (None equals only None) from here: the checker
+        its kind, the emitter the value from the presence bits."""
+        sides = ((a, node.left), (b, node.comparators[0]))
+        held = [self.optional(v) for v, _ in sides]
+        optional = tuple(h is not None and not h.narrowed and isinstance(h.inner, Scalar) for h in held)
+        if not any(optional):
+            return None
+        inner = [cast(_Scalar, h.inner) if h is not None and isinstance(h.inner, Scalar) else self.as_scalar(v, side)
+                 for h, (v, side) in zip(held, sides)]
+        return (optional[0], optional[1]), self.compare(op, inner[0], inner[1], node)
+
+    @staticmethod
+    def decided_whatever_none(op: CmpOp, optional: tuple[bool, bool], numbers: Scalar[Any]) -> bool:
+        """Whether the numbers' comparison is the answer whether or not the one optional side is None:
+        `u8_byte == 300` is False and `!=` True either way (not so with two optional sides: both None
+        are equal)."""
+        return not all(optional) and numbers.const is not None and bool(numbers.const) == (op is CmpOp.NE)
+
     def checked_number(self, v: object) -> Scalar[Any] | None:
         """`v` if it is a number, the number in it if it is an optional a check proved present (`if b is
         not None:`); None for anything else."""

@@ -133,18 +133,15 @@ class ExpressionEmitter(EmitterBase):
     def optional_equality(self, op: CmpOp, a: DslValue, b: DslValue, node: ast.Compare) -> Scalar | None:
         """`x == y` / `x != y` with a side that may be None, by Python's rule (None equals only None), from
         the presence bits, without branches: with one optional side present `p`, `==` is `p and x == y` and
-        `!=` is `not p or x != y`; with two, `==` is `not (pa or pb) or (pa and pb and x == y)`. (The checker's
-        `optional_equality` decides the same constants.)"""
-        sides = (a, b)
-        optional = [isinstance(v, OptionalVal) and not v.narrowed and isinstance(v.inner, Scalar) for v in sides]
-        if not any(optional):
+        `!=` is `not p or x != y`; with two, `==` is `not (pa or pb) or (pa and pb and x == y)`.
+        (`ExpressionForms.optional_numbers` finds the sides and the decided constants for both passes.)"""
+        found = self.optional_numbers(op, a, b, node)
+        if found is None:
             return None
-        inner = [v.inner if isinstance(v, OptionalVal) and isinstance(v.inner, Scalar) else self.as_scalar(v, side)
-                 for v, side in zip(sides, (node.left, node.comparators[0]))]
-        c = self.compare(op, inner[0], inner[1], node)
-        if not all(optional) and c.const is not None and bool(c.const) == (op is CmpOp.NE):
+        optional, c = found
+        if self.decided_whatever_none(op, optional, c):
             return c
-        presence = [v.present for v, o in zip(sides, optional) if o and isinstance(v, OptionalVal)]
+        presence = [v.present for v, o in zip((a, b), optional) if o and isinstance(v, OptionalVal)]
 
         def bits(bop: BinOp, x: n.Value, y: n.Value) -> n.Value:
             return self.op(n.Binary, BOOL, bop, x, y)

@@ -267,15 +267,11 @@ class ExpressionChecker(ArithmeticChecker):
                 word = "is" if op is CmpOp.EQ else "is not"
                 raise self.err(node, "compare with None using `is` or `is not`, not `==` or `!=`",
                                f"write `{ast.unparse(other)} {word} None`")
-        optional = [isinstance(k, Maybe) and not k.narrowed and isinstance(k.inner, Scalar) for k, _ in sides]
-        if not any(optional):
+        found = self.optional_numbers(op, a, b, node)
+        if found is None:
             return None
-        inner = [k.inner if isinstance(k, Maybe) and isinstance(k.inner, Scalar) else self.as_scalar(k, side)
-                 for k, side in sides]
-        c = self.compare(op, inner[0], inner[1], node)
-        if not all(optional) and c.const is not None and bool(c.const) == (op is CmpOp.NE):
-            return c  # decided whether or not the optional side is None (`u8_byte == 300`)
-        return computed(BOOL)
+        optional, numbers = found
+        return numbers if self.decided_whatever_none(op, optional, numbers) else computed(BOOL)
 
     def is_random_call(self, node: ast.expr) -> bool:
         if not (isinstance(node, ast.Call) and not node.args and isinstance(node.func, ast.Name)):
