@@ -10,9 +10,12 @@ an intermediate guess.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pybpfdsl.bpf.abi import XdpAction, XdpMd
+from pybpfdsl.bpf.abi import Helper, XdpAction, XdpMd
+from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.values import (
@@ -223,18 +226,42 @@ def _partial_pointer_fill(state: State, ptr: StackPtr, insn_off: int, size: int)
     return f"read of {size} bytes at r10{off:+d} reads part of a spilled pointer ({slot.spill})"
 
 
-def exit_value_finding(r0: Value) -> tuple[Code, str] | None:
+ACTION_HELPERS = frozenset({Helper.REDIRECT, Helper.REDIRECT_MAP})
+"""Helpers whose result is always an XDP action: bpf_redirect gives XDP_REDIRECT, or XDP_ABORTED for flags
+it does not take; bpf_redirect_map gives XDP_REDIRECT, XDP_ABORTED for flags its map does not take, or the
+flags' low two bits when the key has no element (`bpf.semantics.redirect_map`, the kernel's
+``__bpf_xdp_redirect_map``). The analysis keeps their result an unknown scalar, as the kernel verifier does
+(a narrower range would accept that result where the kernel refuses an unknown one, as an offset); only the
+exit check knows it is an action."""
+
+
+def _action_producer(insn: Instruction) -> bool:
+    """Whether `insn`, having written r0 last, left an XDP action there: an action helper's call, or a
+    constant move of an action (the other paths to a shared exit: `r0 = 2`)."""
+    if insn.is_helper_call:
+        return insn.imm in ACTION_HELPERS
+    lo, hi = XDP_RETURN_RANGE
+    return (insn.kind == Kind.MOV and source(insn.opcode) == Source.K and insn.dst == 0
+            and lo <= insn.imm_sext <= hi)
+
+
+def exit_value_finding(r0: Value, producers: Sequence[Instruction] = ()) -> tuple[Code, str] | None:
     """What an XDP program's exit returns. The kernel refuses only an uninitialised r0 (``R0 !read_ok``);
     it does not range-check an XDP program's result (as root even a pointer's low 32 bits may be returned)
     and drops a packet with an unknown action at run time (``bpf_warn_invalid_xdp_action``). So a value
     that may not be an action is a warning: the program loads, but some packet may be dropped with a
-    kernel warning instead of the action the author meant."""
+    kernel warning instead of the action the author meant.
+
+    `producers` are the instructions that may have written r0 last: when each is an action helper's call
+    (`return devmap.redirect(key, XDP_PASS)`) or a constant action, r0 is an action whatever its range."""
     if isinstance(r0, Uninit):
         return Code.EXIT_VALUE, "exit with r0 uninitialised"
     lo, hi = XDP_RETURN_RANGE
     if not isinstance(r0, ScalarValue):
         return Code.EXIT_ACTION, (f"exit returns a pointer ({r0}), not an XDP action: the kernel runs its low 32 "
                                   "bits as the action, an unknown action drops the packet with a kernel warning")
+    if producers and all(_action_producer(p) for p in producers):
+        return None
     s = r0.value
     if s.u64.lo < lo or s.u64.hi > hi:
         return Code.EXIT_ACTION, (f"exit value {r0} may be outside the XDP actions [{lo}, {hi}]: the kernel "

@@ -610,7 +610,7 @@ def exit_(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         if not isinstance(s.regs[0], ScalarValue):
             sink.report(Code.EXIT_VALUE, idx, f"a global function must return a number; r0 is {s.regs[0]}", 0)
         return []
-    finding = exit_value_finding(s.regs[0])
+    finding = exit_value_finding(s.regs[0], [env.insns[d] for d in s.defs[0] if 0 <= d < len(env.insns)])
     if finding is not None:
         sink.report(finding[0], idx, finding[1], 0)
     return []
