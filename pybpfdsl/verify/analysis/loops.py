@@ -29,8 +29,8 @@ from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 from pybpfdsl.verify.domains.scalar import Scalar
 
 __all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "DEEP_WORK", "Deferred", "LoopVerdict", "RESCUE_MARGIN",
-           "RESCUE_WORK", "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "kernel_states_at", "loop_free",
-           "loop_test", "path_bound", "path_splits", "terminates"]
+           "RESCUE_WORK", "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "deep_passes", "kernel_states_at",
+           "loop_free", "loop_test", "path_bound", "path_splits", "terminates"]
 
 UNROLL_BUDGET = 300_000
 """Instructions the termination pass may simulate per program before it calls a loop too complex."""
@@ -402,7 +402,7 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
         # (its guess passed the limit early: ``range(5000)``); one it unrolled to the end has a known,
         # moderate bound and gets the whole budget (see ``DEEP_WORK``).
         ex = explore(env, cfg, entry, part.live, flat, work=RESCUE_WORK,
-                     shallow=(DEEP_WORK, SHALLOW_ITERATIONS) if stopped else None)
+                     shallow=(DEEP_WORK, deep_passes(cfg, loops, stopped)) if stopped else None)
         processed += ex.steps
         if not ex.complete or ex.processed * RESCUE_MARGIN > BPF_COMPLEXITY_LIMIT_INSNS:
             return findings, processed, loops, kernel_work
@@ -436,6 +436,34 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
         f"{how} {BPF_COMPLEXITY_LIMIT_INSNS:,}{')' if not ex.complete else ' (its limit)'}; lower the loop's "
         "bound, or compute that number outside the loop, or, in C, move the body into a bpf_loop() callback",
         ())], processed, loops, max(kernel_work, ex.processed, BPF_COMPLEXITY_LIMIT_INSNS + 1)
+
+
+def deep_passes(cfg: Cfg, loops: dict[int, int], stopped: set[int]) -> int:
+    """Passes of a loop head on one path past which the rescuing simulation calls the loops deep (see
+    ``DEEP_WORK``): ``SHALLOW_ITERATIONS`` iterations of each loop the closed form gave up on (``stopped``),
+    counted as the simulation counts them, at the head passed most. A path passes the head of a loop nested
+    in another once per iteration of both: generated program 30107 (a ``while bounded(..., 7)`` whose body
+    runs a ``range(8)`` loop) passes the inner head 56 times in 7 outer iterations, and the cut-off at 16
+    refused it, simulated to 108,693 and loaded by the kernel at 54,698. So each stopped loop's 16 are
+    multiplied by the iterations of the bounded loops nested in it (``loops``: head -> iterations), along
+    its deepest chain of them, and a bounded loop outside every stopped loop passes its head as often as its
+    own iterations times those of the bounded loops around it."""
+    def passes(j: int, within: set[int] | None) -> int:
+        """The passes of ``j``'s head per pass of the loop whose body is ``within`` (all, if None)."""
+        n = 1
+        for k, iterations in loops.items():
+            if j in cfg.loop_body(k) and (within is None or k in within):
+                n *= iterations
+        return n
+    deep = SHALLOW_ITERATIONS
+    bodies = {h: cfg.loop_body(h) for h in stopped}
+    for h, body in bodies.items():
+        nested = [passes(j, body - {h}) for j in loops if j != h and j in body]
+        deep = max(deep, SHALLOW_ITERATIONS * max(nested, default=1))
+    for j in loops:
+        if not any(j in body for body in bodies.values()):
+            deep = max(deep, passes(j, None))
+    return deep
 
 
 def path_bound(cfg: Cfg) -> int:
