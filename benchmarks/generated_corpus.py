@@ -15,8 +15,10 @@ interrupted run leaves its numbers). Problem programs are kept, with their sourc
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "generated_corpus",
                         help="results path without extension (default benchmarks/results/generated_corpus)")
     args = parser.parse_args(argv)
+    # A run stopped from outside (`timeout` sends SIGTERM) says where it was: every thread's stack on stderr.
+    faulthandler.register(signal.SIGTERM, all_threads=True, chain=True)
     available, why = kernel_bpf_available()
     kernel = "available" if available else f"UNAVAILABLE ({why})"
     outcomes: list[Outcome] = []
@@ -153,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             gen = generate_program(RandomChooser(seed), FEATURES[args.features])
             name = f"gen_{seed}"
             sources[name] = gen.source
+            print(f"{name} ...", end="\r", file=sys.stderr, flush=True)  # the program a stalled run is on
             prove = args.budget if args.prove_every and i % args.prove_every == 0 else None
             out = check_program(gen, Path(tmp), name, packet_batch(RandomChooser(10**9 + seed), args.packets),
                                 seed=seed, kernel=available, prove_budget=prove, statistical_rounds=args.rounds)
@@ -162,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             if (i + 1) % 50 == 0:
                 write()
                 print(f"... {i + 1} programs, {time.perf_counter() - started:.0f} s", flush=True)
-    print(write())
+        print("all programs checked; removing the temporary directory", file=sys.stderr, flush=True)
+    print(write(), flush=True)
     return 0
 
 
