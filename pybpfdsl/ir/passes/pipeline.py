@@ -23,6 +23,7 @@ from pybpfdsl.ir.passes import (
     inplace,
     joins,
     masks,
+    sink,
     thread,
     unsaturated,
 )
@@ -49,6 +50,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("blocks", blocks.run),
     Pass("joins", joins.run),
     Pass("addends", addends.run),
+    Pass("sink", sink.run),
     Pass("dce", dce.run),
 )
 MAX_ROUNDS = 16
