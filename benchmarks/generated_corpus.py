@@ -58,6 +58,9 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
     both_reject = [o for o in judged if not o.verifier_ok and not o.kernel_ok]
     proofs = Counter(o.proof for o in outcomes if o.proof is not None)
     false_proofs = [o for o in outcomes if o.false_proof]
+    # A counterexample that replays is a miscompilation (the IR and the bytecode differ on that input) the
+    # packets missed: named, and its source kept, like a problem program.
+    counterexamples = [o for o in outcomes if o.proof == "counterexample" and not o.false_proof]
     unknown_reasons = Counter(re.sub(r"[\d,.]+", "N", o.proof_reason or "")[:90]
                               for o in outcomes if o.proof == "unknown")
     verify_times = [o.verify_seconds for o in outcomes if o.verify_seconds is not None]
@@ -93,17 +96,18 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         f"{'proofs: proven / unknown / counterexample':<50}"
         f"{proofs['proven']:>8} / {proofs['unknown']} / {proofs['counterexample']}",
         *(f"    unknown {count}x: {reason}" for reason, count in unknown_reasons.most_common(4)),
+        *(f"    counterexample: {o.name}: {(o.proof_reason or '')[:120]}" for o in counterexamples),
         f"{'false proof verdicts':<50}{len(false_proofs):>8}",
         f"{'our verifier: mean / median / max CPU seconds':<50}"
         + (f"{statistics.mean(verify_times):>8.3f} / {statistics.median(verify_times):.3f} / {max(verify_times):.2f}"
            if verify_times else "       -"),
         *(f"    {o.name}: {o.verify_seconds:.2f} s" for o in slowest),
     ]
-    problems = [o for o in outcomes if o.problems()]
+    problems = [o for o in outcomes if o.problems() or o in counterexamples]
     if problems:
         lines += ["", "problem programs (sources in generated_corpus.json):"]
         for o in problems[:40]:
-            lines.append(f"  {o.name}: {o.problems()[0][:150]}")
+            lines.append(f"  {o.name}: {(o.problems() or [f'proof counterexample: {o.proof_reason}'])[0][:150]}")
     data: dict[str, object] = {
         "seed": args.seed, "features": args.features, "count": len(outcomes), "packets": args.packets,
         "prove_every": args.prove_every,
@@ -116,7 +120,9 @@ def _table(outcomes: list[Outcome], sources: dict[str, str], args: argparse.Name
         "verify_seconds_mean": round(statistics.mean(verify_times), 4) if verify_times else None,
         "verify_seconds_median": round(statistics.median(verify_times), 4) if verify_times else None,
         "verify_slowest": {o.name: round(o.verify_seconds or 0.0, 2) for o in slowest},
-        "problems": [{"name": o.name, "problems": o.problems(), "constructs": o.constructs,
+        "counterexamples": [o.name for o in counterexamples],
+        "problems": [{"name": o.name, "problems": o.problems(), "proof": o.proof, "proof_reason": o.proof_reason,
+                      "constructs": o.constructs,
                       "traceback": o.traceback, "source": sources[o.name]} for o in problems],
     }
     return "\n".join(lines) + "\n", data
@@ -164,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             outcomes.append(out)
             for problem in out.problems():
                 print(f"{name}: {problem[:200]}", flush=True)
+            if out.proof == "counterexample" and not out.false_proof:
+                print(f"{name}: proof counterexample: {(out.proof_reason or '')[:200]}", flush=True)
             if (i + 1) % 50 == 0:
                 write()
                 print(f"... {i + 1} programs, {time.perf_counter() - started:.0f} s", flush=True)
