@@ -27,6 +27,7 @@ from pybpfdsl.superopt.lockstep import LockstepVerdict, RegionHints, prove_locks
 from pybpfdsl.superopt.optimizer import PassLog, Rewrite, SearchOptions, optimise_code
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget
+from pybpfdsl.superopt.z3_context import own_context
 from pybpfdsl.verify.analysis.api import is_xdp_section
 
 __all__ = ["OptimizeResult", "optimize_object"]
@@ -134,8 +135,17 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
     an XDP program): the lock-step proof must prove those and the kernel load them. ``regions`` threads
     the regions with jumps inside first; where the output with them is proven by neither whole-program
     proof, the search runs again without them (their segments are what the proofs could not decide). The result is
-    deterministic given the arguments (no budget is in seconds).
+    deterministic given the arguments (no budget is in seconds), whatever ran before it in the process
+    (every Z3 query of the call goes to a context of its own, `z3_context`).
     """
+    with own_context():
+        return _optimize(elf, section, proposals, model, seed, rules, passes, window, whole_proof_units, kernel,
+                         trust_window_proofs, all_types, regions)
+
+
+def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel, seed: int,
+              rules: RuleCache | Path | None, passes: int, window: int, whole_proof_units: int, kernel: bool,
+              trust_window_proofs: bool, all_types: bool, regions: bool) -> OptimizeResult:
     cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
     opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types, regions)
     objects, logs = optimise_code(elf, section, opts, cache)
