@@ -43,7 +43,7 @@ from pybpfdsl.lang.headers import (
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.xdp_frame import HEADROOM, moved
 
-__all__ = ["HeaderView", "Packet", "PacketLike", "Payload"]
+__all__ = ["HeaderView", "Packet", "PacketLike", "Payload", "payload_position"]
 
 _S = TypeVar("_S", bound=Struct)
 
@@ -119,8 +119,29 @@ class HeaderView:
         return f"<{self._spec.name} @{self._offset}: {inner}>"
 
 
+def payload_position(start: int, length: int, index: int, width: int = 1) -> int | None:
+    """The packet offset of the `width` bytes at payload index `index`, or None when any of them lies
+    outside the payload. As in Python, a negative index counts from the payload's end (the packet's):
+    `index` -k is the payload's k-th byte from its end, None when the payload holds fewer than k bytes.
+    A payload starting at `start` in a packet of `length` bytes; a byte past offset `MAX_PACKET_OFFSET`
+    (what the kernel verifier can bound) is never inside. The one rule of every execution: the compiler
+    lowers it (`frontend.emit.packet_access`), pure Python calls it."""
+    if index >= 0:
+        if index > MAX_PACKET_OFFSET:
+            return None
+        pos = start + index
+    else:
+        pos = length + index
+        if pos < start:
+            return None
+    if pos + width - 1 > MAX_PACKET_OFFSET or pos + width > length:
+        return None
+    return pos
+
+
 class Payload:
-    """The bytes after the innermost present header, addressed relative to that point.
+    """The bytes after the innermost present header, addressed relative to that point; a negative index
+    counts from the end, as for a Python sequence (`payload_position`).
 
     Reads never raise for out-of-range positions: they return `None`, which is what a DSL program
     tests for (`if b is not None`), and mirrors the bounds check the kernel requires.
@@ -142,52 +163,50 @@ class Payload:
         """How many payload bytes the packet holds (0 when the headers claim more than is there)."""
         return max(0, len(self._data) - self._start)
 
+    def position(self, index: int, width: int = 1) -> int | None:
+        """The packet offset of the `width` bytes at payload index `index` (`payload_position`)."""
+        return payload_position(self._start, len(self._data), index, width)
+
     def __getitem__(self, index: int) -> int | None:
-        """The byte at payload position `index`, or `None` if it is outside the packet (or negative)."""
+        """The byte at payload index `index` (negative: from the end), or `None` if it is outside the
+        payload."""
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"payload index must be an int, not {type(index).__name__}")
-        if index < 0:
-            return None
-        pos = self._start + index
-        if pos >= len(self._data) or pos > MAX_PACKET_OFFSET:
-            return None
-        return self._data[pos]
+        pos = self.position(index)
+        return None if pos is None else self._data[pos]
 
     def read(self, cls: type[_S], offset: int = 0) -> _S | None:
-        """A `cls` record decoded big-endian from payload position `offset`, or `None` if any of its
-        bytes lies outside the packet or `offset` is negative."""
+        """A `cls` record decoded big-endian from payload index `offset` (negative: from the end, so
+        `read(T, -T.size())` is the last record), or `None` if any of its bytes lies outside the payload."""
         if isinstance(offset, bool) or not isinstance(offset, int):
             raise TypeError(f"payload offset must be an int, not {type(offset).__name__}")
         if not (isinstance(cls, type) and issubclass(cls, Struct)):
             raise TypeError(f"payload.read needs a Struct subclass, not {cls!r}")
-        if offset < 0:
+        start = self.position(offset, cls.size())
+        if start is None:
             return None
-        start = self._start + offset
-        end = start + cls.size()
-        if end > len(self._data) or start > MAX_PACKET_OFFSET:
-            return None
-        record = cls.from_bytes(bytes(self._data[start:end]), "big")
+        record = cls.from_bytes(bytes(self._data[start:start + cls.size()]), "big")
         assert isinstance(record, cls)
         return record
 
     def __setitem__(self, index: int, value: int) -> None:
-        """Write payload byte `index`; a position outside the packet (or negative) writes nothing, as
-        the compiled program skips a write its bounds check fails."""
+        """Write payload byte `index` (negative: from the end); a position outside the payload writes
+        nothing, as the compiled program skips a write its bounds check fails."""
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"payload index must be an int, not {type(index).__name__}")
         if self._packet is None:
             raise TypeError("this payload is read-only")
-        pos = self._start + index
-        if index >= 0 and pos < len(self._data) and pos <= MAX_PACKET_OFFSET:
+        pos = self.position(index)
+        if pos is not None:
             self._packet.write_payload_byte(pos, value)
 
     def write(self, offset: int, record: Struct) -> None:
-        """Write `record`'s fields big-endian at payload position `offset` (padding untouched); nothing
-        when any of its bytes would lie outside the packet or `offset` is negative."""
+        """Write `record`'s fields big-endian at payload index `offset` (negative: from the end; padding
+        untouched); nothing when any of its bytes would lie outside the payload."""
         if self._packet is None:
             raise TypeError("this payload is read-only")
-        start = self._start + offset
-        if offset < 0 or start + record.size() > len(self._data) or start > MAX_PACKET_OFFSET:
+        start = self.position(offset, record.size())
+        if start is None:
             return
         writes: list[tuple[int, int]] = []
         for f in record.fields():

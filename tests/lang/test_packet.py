@@ -14,8 +14,8 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Packet as ScapyPacket
 from scapy.packet import Raw
 
-from pybpfdsl.lang.headers import TCP_ACK, TCP_SYN
-from pybpfdsl.lang.packet import HeaderView, Packet, Payload
+from pybpfdsl.lang.headers import MAX_PACKET_OFFSET, TCP_ACK, TCP_SYN
+from pybpfdsl.lang.packet import HeaderView, Packet, Payload, payload_position
 from pybpfdsl.lang.structs import Struct
 from pybpfdsl.lang.types import u8, u16, u32
 
@@ -247,14 +247,18 @@ def test_payload_read_struct_big_endian() -> None:
     assert rec == Pair(kind=0xAA, port=0x0050, addr=0xC0A80001)
     assert pkt.payload.read(Pair, 1) == Pair.from_bytes(body[1:9], "big")
     assert pkt.payload.read(Pair, 2) is None  # would end one byte past the packet
-    assert pkt.payload.read(Pair, -1) is None
+    assert pkt.payload.read(Pair, -1) is None  # counted from the end, as in Python: its 8 bytes are not there
+    assert pkt.payload.read(Pair, -9) == rec
+    assert pkt.payload.read(Pair, -8) == Pair.from_bytes(body[1:9], "big")
+    assert pkt.payload.read(Pair, -10) is None  # would start before the payload
     assert pkt.payload.read(Pair, 10**9) is None
     assert pkt.payload.read(Pair) == rec
 
 
 def test_payload_index_edges() -> None:
     pkt = Packet(bytes(Ether() / IP() / UDP() / Raw(b"\x10\x20")))
-    assert pkt.payload[-1] is None
+    assert (pkt.payload[-1], pkt.payload[-2]) == (0x20, 0x10)  # from the end, as Python counts
+    assert pkt.payload[-3] is None  # before the payload's start: None, as past its end
     assert pkt.payload[-(10**30)] is None
     assert pkt.payload[10**30] is None
     assert pkt.payload[1] == 0x20
@@ -325,3 +329,30 @@ def test_random_packets_agree_with_scapy(sport: int, dport: int, seq: int, flags
     else:
         assert pkt.tcp is None and pkt.udp is None
         assert pkt.payload_offset == (l4_off if len(data) >= 34 else 14 if len(data) >= 14 else 0)
+
+
+def test_payload_position_is_pythons_index_within_the_verifiers_reach() -> None:
+    # A payload of 10 bytes from offset 42 in a 52-byte packet.
+    assert [payload_position(42, 52, i) for i in (0, 9, 10, -1, -10, -11)] == [42, 51, None, 51, 42, None]
+    assert payload_position(42, 52, -4, 4) == 48 and payload_position(42, 52, -3, 4) is None
+    assert payload_position(60, 52, -1) is None  # the headers claim more than the packet holds
+    # Every byte at most MAX_PACKET_OFFSET, what the kernel verifier can bound.
+    big = MAX_PACKET_OFFSET + 100
+    assert payload_position(0, big, MAX_PACKET_OFFSET) == MAX_PACKET_OFFSET
+    assert payload_position(0, big, MAX_PACKET_OFFSET - 1, 2) == MAX_PACKET_OFFSET - 1
+    assert payload_position(0, big, MAX_PACKET_OFFSET, 2) is None
+    assert payload_position(0, big, -(big - MAX_PACKET_OFFSET)) == MAX_PACKET_OFFSET
+    assert payload_position(0, big, -(big - MAX_PACKET_OFFSET) + 1) is None
+    assert payload_position(0, big, -1) is None
+
+
+def test_payload_writes_count_from_the_end() -> None:
+    frame = bytes(Ether() / IP() / UDP(chksum=0) / Raw(bytes(8)))
+    pkt = Packet(frame)
+    pkt.payload[-1] = 0xAB
+    pkt.payload[-9] = 0xCD  # before the payload: nothing written
+    pkt.payload.write(-8, Pair(kind=1, port=2, addr=3))
+    pkt.payload.write(-7, Pair(kind=9, port=9, addr=9))  # would end past the packet: nothing written
+    assert bytes(pkt.payload) == bytes([1, 0, 0, 2, 0, 0, 0, 3])
+    pkt.payload[-1] = 0xAB
+    assert bytes(pkt.payload)[-1] == 0xAB and pkt.data[:42] == frame[:42]

@@ -21,7 +21,7 @@ from pybpfdsl.lang import headers as h
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import BOOL, ScalarType, int_type, u8, u32, u64
+from pybpfdsl.lang.types import BOOL, ScalarType, i64, int_type, u8, u32, u64
 
 MAX_OFFSET = h.MAX_PACKET_OFFSET
 
@@ -30,7 +30,7 @@ pseudo_local = packet_parse.pseudo_local
 PARSED_ATTRIBUTES = packet_parse.PARSED_ATTRIBUTES
 
 
-class _Chain:
+class Chain:
     """A sequence of tests that all must pass; any failure jumps to the join with the fail values."""
 
     def __init__(self, lw: EmitterBase, types: list[IRType], fail: list[n.Value]) -> None:
@@ -220,25 +220,72 @@ def header_field(lw: EmitterBase, node: ast.Attribute, header: HeaderVal, attr: 
     return Scalar(spec.type, read_field(lw, header.offset, spec))
 
 
-def _checked_offset(lw: EmitterBase, chain: _Chain, base: n.Value, index: Scalar, node: ast.expr) -> n.Value:
-    """base + index, failing the chain when the index is negative or too large to be in any packet."""
-    idx = lw.scalar_value(lw.convert(index, u64, node))
-    if not (index.const is not None and 0 <= int(index.const) <= MAX_OFFSET):
+def _checked_offset(lw: EmitterBase, chain: Chain, base: n.Value, idx: n.Value, known_small: bool) -> n.Value:
+    """base + idx (u64), failing the chain when idx is too large to be in any packet."""
+    if not known_small:
         chain.require(lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LE, idx, lw.const(u64, MAX_OFFSET), line=lw.line)))
     return lw.b.emit(n.Binary(lw.new(u64), BinOp.ADD, base, idx, line=lw.line))
+
+
+def _from_end(lw: EmitterBase, chain: Chain, base: n.Value, back: n.Value) -> n.Value:
+    """The packet's length - back (u64), failing the chain when that lies before the payload's start `base`.
+    Reaching before the packet's start (back > length, back at most 2**63) wraps to at least 2**63, past
+    any packet: the caller's `InBounds` fails it, so no test of its own (which would let LLVM check the
+    length where the kernel needs the offset checked)."""
+    length = _widen(lw, lw.b.emit(n.PacketLen(lw.new(u32, "len"), line=lw.line)), u64)
+    off = lw.b.emit(n.Binary(lw.new(u64), BinOp.SUB, length, back, line=lw.line))
+    chain.require(lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.GE, off, base, line=lw.line)))
+    return off
+
+
+def payload_position(lw: EmitterBase, chain: Chain, base: n.Value, index: Scalar, node: ast.expr,
+                     width: int) -> n.Value:
+    """The packet offset of the `width` bytes at payload index `index`, as `lang.packet.payload_position`
+    defines it: the payload's start `base` + index for an index >= 0, the packet's length + index for a
+    negative one (as Python counts from a sequence's end); the chain fails where the bytes are not all in
+    the payload, with an `InBounds` (the caller's loads and stores are covered by it)."""
+    off = _position(lw, chain, base, index, node)
+    if width > 1:
+        # Every byte's offset at most MAX_OFFSET, not only the first's (`InBounds`' rule): the loads and
+        # stores of a record's fields are at its offset + theirs, each within the IR's packet rule.
+        last = MAX_OFFSET - (width - 1)
+        chain.require(lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LE, off, lw.const(u64, last), line=lw.line)))
+    chain.require(_in_bounds(lw, off, width))
+    return off
+
+
+def _position(lw: EmitterBase, chain: Chain, base: n.Value, index: Scalar, node: ast.expr) -> n.Value:
+    if index.const is not None:
+        c = int(index.const)
+        if c < 0:
+            return _from_end(lw, chain, base, lw.const(u64, -c))
+        return _checked_offset(lw, chain, base, lw.const(u64, c), c <= MAX_OFFSET)
+    idx = lw.scalar_value(lw.convert(index, u64, node))  # a negative index sign-extended
+    if not index.type.signed:
+        return _checked_offset(lw, chain, base, idx, False)
+    signed = lw.scalar_value(lw.convert(index, i64, node))
+    negative = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LT, signed, lw.const(i64, 0), line=lw.line))
+    from_end, from_start = lw.b.new_block("payload_from_end"), lw.b.new_block("payload_from_start")
+    known = lw.b.new_block("payload_position")
+    off = lw.new(u64)
+    known.params.append(off)
+    lw.b.terminate(n.Branch(negative, n.Edge(from_end.name), n.Edge(from_start.name), line=lw.line))
+    lw.b.set_block(from_start)
+    lw.b.terminate(n.Jump(n.Edge(known.name, (_checked_offset(lw, chain, base, idx, False),)), line=lw.line))
+    lw.b.set_block(from_end)
+    back = lw.b.emit(n.Binary(lw.new(u64), BinOp.SUB, lw.const(u64, 0), idx, line=lw.line))
+    lw.b.terminate(n.Jump(n.Edge(known.name, (_from_end(lw, chain, base, back),)), line=lw.line))
+    lw.b.set_block(known)
+    return off
 
 
 def payload_byte(lw: EmitterBase, node: ast.Subscript, pl: PayloadVal, index_node: ast.expr) -> OptionalVal:
     index = lw.scalar(index_node)
     if not index.type.is_int:
         raise lw.unchecked(index_node)
-    chain = _Chain(lw, [BOOL, u8], [lw.const(BOOL, 0), lw.const(u8, 0)])
-    if index.const is not None and int(index.const) < 0:
-        chain.give_up()
-    else:
-        off = _checked_offset(lw, chain, pl.offset, index, index_node)
-        chain.require(_in_bounds(lw, off, 1))
-        chain.succeed([lw.const(BOOL, 1), _load(lw, off, 0, 1)])
+    chain = Chain(lw, [BOOL, u8], [lw.const(BOOL, 0), lw.const(u8, 0)])
+    off = payload_position(lw, chain, pl.offset, index, index_node, 1)
+    chain.succeed([lw.const(BOOL, 1), _load(lw, off, 0, 1)])
     present, value = chain.finish()
     return OptionalVal(Scalar(u8, value), present)
 
@@ -258,20 +305,16 @@ def payload_method(lw: EmitterBase, node: ast.Call, pl: PayloadVal, attr: str) -
         raise lw.unchecked(node.args[1])
     stype = StructType(cls)
     zeros = lw.zero_of(stype)
-    chain = _Chain(lw, [BOOL, stype], [lw.const(BOOL, 0), zeros])
-    if index.const is not None and int(index.const) < 0:
-        chain.give_up()
-    else:
-        off = _checked_offset(lw, chain, pl.offset, index, node.args[1])
-        chain.require(_in_bounds(lw, off, cls.size()))
-        fields = []
-        for f in cls.fields():
-            raw = _load(lw, off, f.offset, f.type.size)
-            if f.type.is_fixed:  # a float field's 8 bytes are its Q32.32 bits (Struct.from_bytes), not a number
-                fields.append(lw.b.emit(n.Reinterpret(lw.new(f.type), _widen(lw, raw, u64), line=lw.line)))
-            else:
-                fields.append(_widen(lw, raw, f.type) if f.type != raw.type else raw)
-        record = lw.b.emit(n.MakeStruct(lw.new(stype), tuple(fields), line=lw.line))
-        chain.succeed([lw.const(BOOL, 1), record])
+    chain = Chain(lw, [BOOL, stype], [lw.const(BOOL, 0), zeros])
+    off = payload_position(lw, chain, pl.offset, index, node.args[1], cls.size())
+    fields = []
+    for f in cls.fields():
+        raw = _load(lw, off, f.offset, f.type.size)
+        if f.type.is_fixed:  # a float field's 8 bytes are its Q32.32 bits (Struct.from_bytes), not a number
+            fields.append(lw.b.emit(n.Reinterpret(lw.new(f.type), _widen(lw, raw, u64), line=lw.line)))
+        else:
+            fields.append(_widen(lw, raw, f.type) if f.type != raw.type else raw)
+    record = lw.b.emit(n.MakeStruct(lw.new(stype), tuple(fields), line=lw.line))
+    chain.succeed([lw.const(BOOL, 1), record])
     present, value = chain.finish()
     return OptionalVal(StructVal(cls, value), present)

@@ -170,19 +170,8 @@ def payload_store(lw: EmitterBase, target: ast.Subscript, value_node: ast.expr) 
         raise lw.unchecked(target)
     index = lw.scalar(target.slice)
     byte = lw.scalar_value(lw.convert(lw.scalar(value_node), u8, value_node, implicit=True))
-    if index.const is not None and int(index.const) < 0:
-        return
-    done = lw.b.new_block("payload_written")
-    ok = lw.b.new_block("payload_write")
-    idx = lw.scalar_value(lw.convert(index, u64, target.slice))
-    small = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LE, idx, lw.const(u64, h.MAX_PACKET_OFFSET), line=lw.line))
-    fits = lw.b.new_block("payload_index_ok")
-    lw.b.terminate(n.Branch(small, n.Edge(fits.name), n.Edge(done.name), line=lw.line))
-    lw.b.set_block(fits)
-    off = _op(lw, BinOp.ADD, pl.offset, idx)
-    inside = lw.b.emit(n.InBounds(lw.new(BOOL), off, 1, line=lw.line))
-    lw.b.terminate(n.Branch(inside, n.Edge(ok.name), n.Edge(done.name), line=lw.line))
-    lw.b.set_block(ok)
+    chain = packet_access.Chain(lw, [], [])  # nothing written where the byte is outside the payload
+    off = packet_access.payload_position(lw, chain, pl.offset, index, target.slice, 1)
     old = _load(lw, off, 0, 1)
     lw.b.append(n.StorePacket(off, byte, 1, line=lw.line))
     # The byte is the high half of its checksum word at an even offset, the low half at an odd one.
@@ -191,8 +180,8 @@ def payload_store(lw: EmitterBase, target: ast.Subscript, value_node: ast.expr) 
     delta = _changed(lw, None, _op(lw, BinOp.SHL, old, shift), _op(lw, BinOp.SHL, _u64(lw, byte), shift))
     for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
         _if_present(lw, name, partial(_update_checksum, lw, name=name, delta=delta))
-    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
-    lw.b.set_block(done)
+    chain.succeed([])
+    chain.finish()
 
 
 def _if_present(lw: EmitterBase, name: str, then: Callable[[n.Value], None]) -> None:
@@ -224,23 +213,13 @@ def payload_write(lw: EmitterBase, call: ast.Call) -> None:
         record = record.inner
     if not isinstance(record, StructVal):
         raise lw.unchecked(call.args[1])
-    if index.const is not None and int(index.const) < 0:
-        return
-    done, fits = lw.b.new_block("record_written"), lw.b.new_block("record_offset_ok")
-    ok = lw.b.new_block("record_write")
-    idx = lw.scalar_value(lw.convert(index, u64, call.args[0]))
-    small = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LE, idx, lw.const(u64, h.MAX_PACKET_OFFSET), line=lw.line))
-    lw.b.terminate(n.Branch(small, n.Edge(fits.name), n.Edge(done.name), line=lw.line))
-    lw.b.set_block(fits)
-    off = _op(lw, BinOp.ADD, pl.offset, idx)
-    inside = lw.b.emit(n.InBounds(lw.new(BOOL), off, record.cls.size(), line=lw.line))
-    lw.b.terminate(n.Branch(inside, n.Edge(ok.name), n.Edge(done.name), line=lw.line))
-    lw.b.set_block(ok)
+    chain = packet_access.Chain(lw, [], [])  # nothing written unless the whole record is in the payload
+    off = packet_access.payload_position(lw, chain, pl.offset, index, call.args[0], record.cls.size())
     delta = _record_stored(lw, record, off)
     for name in sorted({"tcp", "udp"} - offloaded(lw.main.function.__globals__)):
         _if_present(lw, name, partial(_update_checksum, lw, name=name, delta=delta))
-    lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
-    lw.b.set_block(done)
+    chain.succeed([])
+    chain.finish()
 
 
 def _record_stored(lw: EmitterBase, record: StructVal, off: n.Value) -> n.Value:

@@ -215,6 +215,5 @@ class CallEvaluator(ExpressionEvaluator):
         if not (isinstance(cls, Callee) and isinstance(cls.target, type) and issubclass(cls.target, Struct)):
             raise EvaluationError("read() needs a Struct class")
         record_cls: type[Struct] = cls.target
-        offset = self.payload_offset(payload, node.args[1], record_cls.size(), fr)
-        return None if offset is None else payload.read(record_cls, offset)
+        return payload.read(record_cls, self.payload_index(node.args[1], fr))
 

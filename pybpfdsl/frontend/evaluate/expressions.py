@@ -35,7 +35,6 @@ from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang import arith, fixed
 from pybpfdsl.lang.arith import BinOp, CmpOp
 from pybpfdsl.lang.errors import DslError
-from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.lpm_trie import IPV6_ADDRESS_HALVES, LpmTrie
 from pybpfdsl.lang.packet import HeaderView, Packet, Payload
 from pybpfdsl.lang.state import BpfMap, Global, HashMap, LruHashMap, RawValue, StateObject
@@ -44,7 +43,6 @@ from pybpfdsl.lang.types import BOOL, FLOAT, ScalarType, i64, u8, u64
 
 _BINOPS = BINARY_OPERATORS
 _CMPOPS = COMPARISONS
-_MAX_OFFSET = MAX_PACKET_OFFSET  # packet offsets beyond this are never in bounds (the IR's InBounds rule)
 
 
 class ExpressionEvaluator(EvaluatorBase):
@@ -320,23 +318,17 @@ class ExpressionEvaluator(EvaluatorBase):
                 raw = 0 if isinstance(vt, ScalarType) else vt()
             return self.wrap_value(base, raw)
         if isinstance(base, Payload):
-            offset = self.payload_offset(base, index, 1, fr)
-            byte = None if offset is None else base[offset]
+            byte = base[self.payload_index(index, fr)]
             return None if byte is None else Scalar(u8, byte)
         if isinstance(base, TupleValue):
             return const_num(base.items[int(self.const_of(index))])
         raise EvaluationError(f"`{source_text(node)}` cannot be indexed")
 
-    def payload_offset(self, payload: Payload, index_node: ast.expr, width: int, fr: Frame) -> int | None:
-        """The payload position an index denotes, or None when the compiled bounds checks fail."""
+    def payload_index(self, index_node: ast.expr, fr: Frame) -> int:
+        """A payload index's value as a number (a signed type's negative value counts from the payload's end:
+        `lang.packet.payload_position`, the rule the compiled bounds checks follow)."""
         index = self.scalar(index_node, fr)
-        if index.const is not None and int(index.const) < 0:
-            return None
-        idx = raw_of(convert(index, u64))
-        if idx > _MAX_OFFSET:
-            return None
-        start = payload.offset + idx
-        if start > _MAX_OFFSET or start + width > self.pkt.len:
-            return None
-        return idx
+        if index.const is not None:
+            return int(index.const)
+        return raw_of(index) if index.type.signed else raw_of(convert(index, u64))
 

@@ -13,10 +13,9 @@ from pybpfdsl.frontend.field_moves import keeps_checksums
 from pybpfdsl.frontend.values import Scalar
 from pybpfdsl.lang.arith import BinOp
 from pybpfdsl.lang.checksum import offloaded
-from pybpfdsl.lang.headers import MAX_PACKET_OFFSET
 from pybpfdsl.lang.packet import HeaderView, Payload
 from pybpfdsl.lang.structs import Struct
-from pybpfdsl.lang.types import u8, u64
+from pybpfdsl.lang.types import u8
 
 
 class PacketWriteEvaluator(CallEvaluator):
@@ -66,25 +65,17 @@ class PacketWriteEvaluator(CallEvaluator):
         payload = self.expr(call.func.value, fr)  # type: ignore[attr-defined]
         if not isinstance(payload, Payload):
             raise EvaluationError("payload.write on something not the payload")
-        index = self.scalar(call.args[0], fr)
+        index = self.payload_index(call.args[0], fr)
         record = self.expr(call.args[1], fr)
         if not isinstance(record, Struct):
             raise EvaluationError(f"`{source_text(call.args[1])}` is not a record")
-        raw_index = raw_of(index)
-        if index.type.signed and raw_index < 0:
-            return
-        wide = raw_of(convert(index, u64))
-        if wide <= MAX_PACKET_OFFSET:
-            payload.write(wide, record)
+        payload.write(index, record)  # negative: from the end (`lang.packet.payload_position`)
 
     def payload_store(self, target: ast.Subscript, value_node: ast.expr, fr: Frame) -> None:
         payload = self.expr(target.value, fr)
         if not isinstance(payload, Payload):
             raise EvaluationError(f"`{source_text(target.value)}` is not the payload")
         self._offload()
-        index = self.scalar(target.slice, fr)
+        index = self.payload_index(target.slice, fr)
         byte = raw_of(convert(self.scalar(value_node, fr), u8))
-        raw_index = raw_of(index)
-        if index.type.signed and raw_index < 0:
-            return
-        payload[raw_of(convert(index, u64))] = byte
+        payload[index] = byte  # negative: from the end (`lang.packet.payload_position`)
