@@ -2,9 +2,12 @@
 
 A print shows its arguments separated by spaces, as Python's does: constant strings and constant
 numbers become part of the format, the other values its conversions (`%d`/`%u` for integers of up to
-32 bits, `%lld`/`%llu` for 64 bits, a bool as 0 or 1). The kernel takes at most three values and formats
-of its own conversions only, so a print shows at most `MAX_VALUES` values that vary, integers only, and
-its format is at most `MAX_FORMAT` bytes. Outside the kernel `render` makes the text the kernel writes.
+32 bits, `%lld`/`%llu` for 64 bits). A bool shows `True` or `False`, as Python prints it: the kernel has
+no conversion for that, so its text is constant in the format and the compiled program picks, by the
+bools' values, one of the formats that differ only there (`PrintFormat.format_for`). The kernel takes at
+most three values and formats of its own conversions only, so a print shows at most `MAX_VALUES` values
+that vary, integers and bools, and its format is at most `MAX_FORMAT` bytes. Outside the kernel `render`
+makes the text the kernel writes.
 
 `PrintFormat` is one print's format, decided once (by the type checker, from the call's arguments): the
 emitter builds bpf_trace_printk's format and 64-bit arguments from it and pure Python its text, so the
@@ -20,8 +23,8 @@ from dataclasses import dataclass
 
 from pybpfdsl.lang.types import ScalarType, i64, u64
 
-__all__ = ["MAX_FORMAT", "MAX_VALUES", "PrintFormat", "Shown", "conversion", "escape", "helper_bytes", "literal",
-           "render"]
+__all__ = ["MAX_FORMAT", "MAX_VALUES", "PrintFormat", "Shown", "bool_text", "conversion", "escape", "helper_bytes",
+           "literal", "render"]
 
 MAX_VALUES = 3
 """bpf_trace_printk's arguments after the format."""
@@ -42,11 +45,17 @@ def conversion(t: ScalarType) -> str:
     return "%d" if t.signed else "%u"
 
 
-def literal(arg: ast.expr) -> int | None:
-    """A number written in a print's arguments (`print("port", 80)`): part of its format, not a value."""
+def literal(arg: ast.expr) -> str | None:
+    """The text of a number written in a print's arguments (`print("port", 80)`, `print(True)`), as Python
+    prints it: part of its format, not a value."""
     if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
-        return int(arg.value)
+        return str(arg.value)  # `True` for True
     return None
+
+
+def bool_text(value: bool) -> str:
+    """A bool as Python prints it."""
+    return "True" if value else "False"
 
 
 def escape(text: str) -> str:
@@ -85,6 +94,11 @@ class Shown:
     type: ScalarType
 
     @property
+    def is_bool(self) -> bool:
+        """A bool: shown as constant text (`True`/`False`) in one of the print's formats, not passed."""
+        return self.type.is_bool
+
+    @property
     def conversion(self) -> str:
         return conversion(self.type)
 
@@ -100,10 +114,18 @@ class PrintFormat:
 
     parts: tuple[str | Shown, ...]
 
+    def format_for(self, truths: Sequence[bool] = ()) -> str:
+        """bpf_trace_printk's format (without its NUL) where the bools shown are `truths`, in order: the
+        parts separated by spaces, each bool as its constant text."""
+        it = iter(truths)
+        return " ".join(escape(p) if isinstance(p, str) else bool_text(next(it)) if p.is_bool else p.conversion
+                        for p in self.parts)
+
     @property
     def fmt(self) -> str:
-        """bpf_trace_printk's format (without its NUL): the parts separated by spaces."""
-        return " ".join(escape(p) if isinstance(p, str) else p.conversion for p in self.parts)
+        """The format where every bool is False: the longest of the print's formats (what `problem` measures),
+        and its only one when it shows no bool."""
+        return self.format_for([False] * len(self.bools))
 
     @property
     def data(self) -> bytes:
@@ -111,9 +133,19 @@ class PrintFormat:
         return helper_bytes(self.fmt)
 
     @property
-    def values(self) -> tuple[Shown, ...]:
-        """The values, in order: the helper's arguments after the format."""
+    def shown(self) -> tuple[Shown, ...]:
+        """Every value shown (not a constant), in order: the bools and the helper's arguments."""
         return tuple(p for p in self.parts if isinstance(p, Shown))
+
+    @property
+    def bools(self) -> tuple[Shown, ...]:
+        """The bools shown, in order: each picks its text in the format."""
+        return tuple(p for p in self.shown if p.is_bool)
+
+    @property
+    def values(self) -> tuple[Shown, ...]:
+        """The values passed, in order: the helper's arguments after the format (every one shown but the bools)."""
+        return tuple(p for p in self.shown if not p.is_bool)
 
     def problem(self) -> tuple[str, str] | None:
         """Why the kernel would not take this format (message, hint), or None."""
@@ -122,8 +154,8 @@ class PrintFormat:
                 bad = next(c for c in part if not _KERNEL_TEXT.fullmatch(c))
                 return (f"print's text has {bad!r}, which bpf_trace_printk refuses (it then prints nothing)",
                         "use printable ASCII characters and white space only")
-        if len(self.values) > MAX_VALUES:
-            return (f"print shows at most {MAX_VALUES} values that are not constants ({len(self.values)} given): "
+        if len(self.shown) > MAX_VALUES:
+            return (f"print shows at most {MAX_VALUES} values that are not constants ({len(self.shown)} given): "
                     f"bpf_trace_printk takes {MAX_VALUES}", "split it into several print calls")
         if len(self.data) - 1 > MAX_FORMAT:
             return (f"this print's text is longer than {MAX_FORMAT} bytes",
@@ -131,7 +163,9 @@ class PrintFormat:
         return None
 
     def text(self, values: Sequence[int]) -> str:
-        """The line the kernel writes, given the values as passed (`Shown.passed`)."""
-        if len(values) != len(self.values):
-            raise ValueError(f"this print shows {len(self.values)} values, not {len(values)}")
-        return render(self.fmt, list(values))
+        """The line the kernel writes, given every value shown as passed (`Shown.passed`; a bool as 0 or 1)."""
+        shown = self.shown
+        if len(values) != len(shown):
+            raise ValueError(f"this print shows {len(shown)} values, not {len(values)}")
+        truths = [v != 0 for v, s in zip(values, shown, strict=True) if s.is_bool]
+        return render(self.format_for(truths), [v for v, s in zip(values, shown, strict=True) if not s.is_bool])

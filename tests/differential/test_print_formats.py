@@ -5,7 +5,7 @@ call, negative numbers (values), each integer width signed and unsigned, bools, 
 the packet's length.
 
 The oracle is Python's own `print`: the arguments' values shown with `str`, separated by spaces (a bool as
-0 or 1, as documented). The values come from Globals the test sets, so they are not constants.
+True or False). The values come from Globals the test sets, so they are not constants.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ ARGS: st.SearchStrategy[Arg] = st.one_of(
     st.integers(0, 2**64 - 1).map(lambda n: Arg(str(n), lambda g, n=n: str(n))),
     st.integers(1, 2**31).map(lambda n: Arg(f"-{n}", lambda g, n=n: str(-n))),
     st.sampled_from(sorted(WIDTHS)).map(_global),
-    st.sampled_from(sorted(WIDTHS)).map(lambda t: Arg(f"g_{t}.value < 0", lambda g, t=t: str(int(g[t] < 0)))),
+    st.sampled_from(sorted(WIDTHS)).map(lambda t: Arg(f"g_{t}.value < 0", lambda g, t=t: str(g[t] < 0))),
     st.tuples(st.sampled_from(sorted(WIDTHS)), st.sampled_from(sorted(WIDTHS))).map(lambda ts: _converted(*ts)),
     st.just(Arg("pkt.len", lambda g: str(len(PACKET)))),
 )

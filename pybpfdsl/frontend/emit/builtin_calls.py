@@ -39,18 +39,40 @@ def print_call(lw: EmitterBase, node: ast.Call) -> NoneVal:
     fmt = lw.typed.print_formats.get((lw.ctx, node))
     if fmt is None or len(fmt.parts) != len(node.args):
         raise lw.unchecked(node)
-    values = []
+    values: list[n.Value] = []
+    truths: list[n.Value] = []
     for arg, part in zip(node.args, fmt.parts, strict=True):
         v = lw.lower_expr(arg)  # once each, constants too, in order, as the checker and pure Python do
         if isinstance(part, printk.Shown):
             s = lw.as_scalar(v, arg)
             if s.type != part.type:
                 raise lw.unchecked(arg)
-            values.append(lw.scalar_value(lw.convert(s, part.passed, arg)))
+            if part.is_bool:
+                truths.append(lw.scalar_value(s))
+            else:
+                values.append(lw.scalar_value(lw.convert(s, part.passed, arg)))
         elif not isinstance(v, StringVal) and printk.literal(arg) is None:
             raise lw.unchecked(arg)
-    lw.op(n.TracePrintk, i64, n.TracePrintk.hex_of(fmt.fmt), tuple(values), hint="printed")
+    _print_picking(lw, fmt, truths, tuple(values), [])
     return NoneVal()
+
+
+def _print_picking(lw: EmitterBase, fmt: printk.PrintFormat, truths: list[n.Value], values: tuple[n.Value, ...],
+                   picked: list[bool]) -> None:
+    """The print's bpf_trace_printk call, its format picked by the bools shown (`truths`, the first
+    len(picked) of them decided on this path): a bool's text, `True` or `False` as Python prints it, is
+    constant in a format (the kernel has no conversion for it), so each combination calls with its own."""
+    if len(picked) == len(truths):
+        lw.op(n.TracePrintk, i64, n.TracePrintk.hex_of(fmt.format_for(picked)), values, hint="printed")
+        return
+    yes, no = lw.b.new_block("print_true"), lw.b.new_block("print_false")
+    done = lw.b.new_block("printed")
+    lw.b.terminate(n.Branch(truths[len(picked)], n.Edge(yes.name), n.Edge(no.name), line=lw.line))
+    for block, truth in ((yes, True), (no, False)):
+        lw.b.set_block(block)
+        _print_picking(lw, fmt, truths, values, [*picked, truth])
+        lw.b.terminate(n.Jump(n.Edge(done.name), line=lw.line))
+    lw.b.set_block(done)
 
 
 __all__ = ["helper_call", "print_call", "redirect_map"]

@@ -84,7 +84,7 @@ class CallChecker(ConditionChecker, BuiltinForms[Kind, Scalar[object]]):
                 raise self.err(arg, "print shows integers and constant strings, not floats",
                                "bpf_trace_printk has no float conversion: print i64(x * 1000), or u32(x)")
             number = printk.literal(arg)
-            parts.append(str(number) if number is not None else printk.Shown(s.type))
+            parts.append(number if number is not None else printk.Shown(s.type))
         fmt = printk.PrintFormat(tuple(parts))
         problem = fmt.problem()
         if problem is not None:
