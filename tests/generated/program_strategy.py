@@ -146,7 +146,7 @@ class Features:
     whole_records: bool = False  # record locals as map keys and values and ring-buffer records
     float_keys: bool = False  # `HashMap(float, ...)` (and the other hash kinds): Q32.32 numbers as keys
     runtime_randint: bool = False  # `randint(lo, hi)` of run-time integers (lo > hi too: the formula wraps alike)
-    negative_offsets: bool = False  # payload indexes and record offsets that may be negative (None, nothing written)
+    negative_offsets: bool = False  # payload indexes and record offsets that may be negative (from the payload's end)
     checked_record_args: bool = False
     """A record checked `is not None` (`r = m.get(k)`, `pkt.payload.read(S, off)`) as a helper's argument, as a map
     or ring buffer takes it (refused by the frontend until 43000cd: `expects a S, got a S record or None`)."""
@@ -1028,10 +1028,12 @@ class _Generator:
 
     def payload_index(self, scope: _Scope) -> str:
         if self.f.negative_offsets and self.chance(15):
+            # Counted from the payload's end, as Python counts (`lang.packet.payload_position`): a byte or
+            # record near the end, or one reaching before the payload's start (None, nothing written).
             self.out.constructs.add("negative offset")
             if self.chance(40):
-                return str(self.c.integer(-3, -1))
-            return f"(i32(u32({self.int_expr(scope, 1)}) % 8) - {self.c.integer(1, 4)})"
+                return str(self.c.integer(-24, -1))
+            return f"(i32(u32({self.int_expr(scope, 1)}) % 32) - {self.c.integer(1, 40)})"
         if scope.loop_vars and self.chance(60):
             return self.c.choice(scope.loop_vars)
         if self.chance(50):
