@@ -68,3 +68,23 @@ def test_sinking_twice_changes_nothing() -> None:
     for case in ("sink_one_branch", "sink_helper_call", "sink_store_between", "sink_loop"):
         once = sink.run(_case(case))
         assert format_program(sink.run(once)) == format_program(once)
+
+
+def test_a_move_past_plain_code_is_left_to_llvm() -> None:
+    # read on one branch only, but nothing between it and the branch is a call or a write: LLVM sinks it
+    # itself (an IR move there only changes its layout)
+    text = """program plain  ; passes.py:1
+^entry0:
+  %0: u32 = packet_len
+  %1: u32 = const 3
+  %2: u32 = mul %0, %1
+  %3: bool = cmp lt %0, %1
+  branch %3, ^a1, ^b2
+^a1:
+  return %2
+^b2:
+  return %1
+"""
+    program = parse_program(text)
+    check_program(program)
+    assert format_program(sink.run(program)) == format_program(program)
