@@ -8,8 +8,11 @@ emitted but remembered, a jump the remembered constants decide is followed witho
 and a jump that compares a remembered register compares its value as an immediate; a register still
 only remembered when the path leaves the region is set there if the exit reads it. The paths form a
 tree of the jumps that remain (`thread`), laid out with each test's simpler side as its jump (straight
-to the exit where nothing is left to do). The result is a candidate only: `region.prove_region`
-decides whether it equals the region, under the region's liveness per exit and known constants.
+to the exit where nothing is left to do). Paths split at a test run the code after its join once each;
+where ways with the same continuation end in the same instructions, those are laid out once and the
+others jump there (`_share_tail`), so threading pays only where it removes work. The result is a
+candidate only: `region.prove_region` decides whether it equals the region, under the region's
+liveness per exit and known constants.
 """
 
 from __future__ import annotations
@@ -163,11 +166,19 @@ class _Leaf:
 class _Test:
     code: tuple[Instruction, ...]
     jump: Instruction
-    taken: _Leaf | _Test
-    fall: _Leaf | _Test
+    taken: _Leaf | _Test | _Then
+    fall: _Leaf | _Test | _Then
 
 
-_Node = _Leaf | _Test
+@dataclass(frozen=True)
+class _Then:
+    """``code``, then on to a node other ways reach too (a tail they share, `_share_tail`)."""
+
+    code: tuple[Instruction, ...]
+    to: _Leaf | _Test | _Then
+
+
+_Node = _Leaf | _Test | _Then
 
 _NEGATION = {JmpOp.JEQ: JmpOp.JNE, JmpOp.JNE: JmpOp.JEQ, JmpOp.JGT: JmpOp.JLE, JmpOp.JLE: JmpOp.JGT,
              JmpOp.JGE: JmpOp.JLT, JmpOp.JLT: JmpOp.JGE, JmpOp.JSGT: JmpOp.JSLE, JmpOp.JSLE: JmpOp.JSGT,
@@ -381,7 +392,7 @@ def _dirty(consts: Mapping[int, int], held: Mapping[int, int]) -> list[int]:
 def _hoisted(node: _Node) -> _Node:
     """The tree with the instructions both sides of a test do first (or could do first) done once before
     it, where they do not write what the test reads (clang's ``r3 = r0`` on every way out of a diamond)."""
-    if isinstance(node, _Leaf):
+    if not isinstance(node, _Test):
         return node
     taken, fall = _hoisted(node.taken), _hoisted(node.fall)
     code = list(node.code)
@@ -423,6 +434,8 @@ def _to_front(code: Sequence[Instruction], k: int) -> bool:
 def _with_code(node: _Node, code: tuple[Instruction, ...]) -> _Node:
     if isinstance(node, _Leaf):
         return _Leaf(code, node.label)
+    if isinstance(node, _Then):
+        return _Then(code, node.to)
     return _Test(code, node.jump, node.taken, node.fall)
 
 
@@ -430,57 +443,184 @@ def _empty(node: _Node) -> bool:
     return isinstance(node, _Leaf) and not node.code
 
 
+# ------------------------------------------------------------------------------------------- shared tails
+
+def _successors(node: _Node) -> tuple[_Node, ...]:
+    if isinstance(node, _Test):
+        return node.fall, node.taken
+    if isinstance(node, _Then):
+        return (node.to,)
+    return ()
+
+
+def _nodes(root: _Node) -> list[_Node]:
+    """The distinct nodes of the tree (equal subtrees once), parents first, in a fixed order."""
+    seen: dict[_Node, None] = {}
+
+    def visit(node: _Node) -> None:
+        if node not in seen:
+            seen[node] = None
+            for child in _successors(node):
+                visit(child)
+
+    visit(root)
+    return list(seen)
+
+
+def _continuation(node: _Node) -> tuple[object, ...]:
+    """What a node does after its code: two nodes with the same continuation and the same last instructions
+    may share those (`_share_tail`)."""
+    if isinstance(node, _Leaf):
+        return ("exit", node.label)
+    if isinstance(node, _Then):
+        return ("then", node.to)
+    return ("test", node.jump, node.taken, node.fall)
+
+
+def _common_suffix(a: Sequence[Instruction], b: Sequence[Instruction]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def _tail_candidates(root: _Node) -> list[tuple[int, tuple[Instruction, ...], list[_Node]]]:
+    """(estimated slots saved, suffix, nodes ending in it) for every instruction suffix that nodes of the
+    same continuation share, the most promising first. Paths the threading split run the same code
+    again after their decided jumps (a map's lookup on each way): once is enough."""
+    groups: dict[tuple[object, ...], list[_Node]] = {}
+    for node in _nodes(root):
+        if node.code:
+            groups.setdefault(_continuation(node), []).append(node)
+    found: dict[tuple[Instruction, ...], tuple[int, tuple[Instruction, ...], list[_Node]]] = {}
+    for members in groups.values():
+        for a, b in itertools.combinations(members, 2):
+            n = _common_suffix(a.code, b.code)
+            if not n:
+                continue
+            suffix = a.code[-n:]
+            sharing = [m for m in members if m.code[-n:] == suffix]
+            # Each node keeping a prefix jumps to the shared tail (one of them may fall into it).
+            gain = (len(sharing) - 1) * sum(i.slots for i in suffix) - sum(len(m.code) > n for m in sharing) + 1
+            if gain > 0 and (suffix not in found or found[suffix][0] < gain):
+                found[suffix] = (gain, suffix, sharing)
+    return sorted(found.values(), key=lambda f: (-f[0], len(f[1])))
+
+
+def _share_tail(root: _Node, suffix: tuple[Instruction, ...], sharing: Sequence[_Node]) -> _Node:
+    """The tree with ``suffix`` of the ``sharing`` nodes (one continuation) made once, each of them
+    going on to it after the rest of its code."""
+    shared = _with_code(sharing[0], suffix)
+    replace: dict[_Node, _Node] = {
+        m: shared if len(m.code) == len(suffix) else _Then(m.code[:len(m.code) - len(suffix)], shared) for m in sharing}
+    done: dict[_Node, _Node] = {}
+
+    def rebuilt(node: _Node) -> _Node:
+        if node in replace:
+            return replace[node]
+        if node in done:
+            return done[node]
+        out: _Node = node
+        if isinstance(node, _Test):
+            out = _Test(node.code, node.jump, rebuilt(node.taken), rebuilt(node.fall))
+        elif isinstance(node, _Then):
+            out = _Then(node.code, rebuilt(node.to))
+        done[node] = out
+        return out
+
+    return rebuilt(root)
+
+
+def _with_tails_shared(root: _Node, end: int) -> RegionCode:
+    """The cheapest layout found by sharing tails one at a time (`_share_tail`), each kept only where the
+    laid-out code is smaller."""
+    best = _layout(root, end)
+    improved = True
+    while improved:
+        improved = False
+        for _, suffix, sharing in _tail_candidates(root):
+            candidate = _share_tail(root, suffix, sharing)
+            code = _layout(candidate, end)
+            if _slots(code) < _slots(best):
+                root, best, improved = candidate, code, True
+                break
+    return best
+
+
+def _slots(code: RegionCode) -> int:
+    return sum(i.slots for i in code.code)
+
+
+# ------------------------------------------------------------------------------------------- layout
+
 def _layout(root: _Node, end: int) -> RegionCode:
-    """The tree as code: each test's fallthrough next, its taken side later (or its exit directly when
-    nothing is left to do there); a test whose two sides are the same is dropped."""
+    """The tree (a DAG where tails are shared) as code: each test's fallthrough next, its taken side later
+    (or its exit directly when nothing is left to do there); a test whose two sides are the same is
+    dropped; a node reached from several places is placed once, after all of them (jumps go forward)."""
+    nodes = _nodes(root)
+    waiting: dict[_Node, int] = dict.fromkeys(nodes, 0)  # references from nodes not placed yet
+    for node in nodes:
+        for child in set(_successors(node)):
+            waiting[child] += 1
     out: list[Instruction] = []
     refs: list[tuple[str, int] | None] = []  # ("label", exit) or ("block", id)
+    ids = {node: n for n, node in enumerate(nodes)}
     block_at: dict[int, int] = {}
-    queue: list[tuple[int, _Node]] = []
-    queued: dict[_Node, int] = {}
-    ids = itertools.count()
+    ready: list[_Node] = [root]
 
-    def place(node: _Node, own: int | None = None) -> None:
+    def reach(node: _Node) -> bool:
+        """One reference to ``node`` placed: whether every one is (it may be placed now)."""
+        waiting[node] -= 1
+        return waiting[node] == 0
+
+    def place(node: _Node) -> None:
         while True:
-            same = queued.get(node)
-            if same is not None and same != own and node.code:  # the same as a side placed apart: jump there
-                out.append(_JA)
-                refs.append(("block", same))
-                return
-            own = None
+            block_at[ids[node]] = len(out)
             out.extend(node.code)
             refs.extend([None] * len(node.code))
             if isinstance(node, _Leaf):
                 out.append(_JA)
                 refs.append(("label", node.label))
                 return
-            jump, taken, fall = node.jump, node.taken, node.fall
-            if taken == fall:
-                node = fall
-                continue
-            op = jmp_op(jump.opcode)
-            # The simpler side becomes the jump: an exit with nothing to do, else the one not at the end.
-            swap = (_empty(fall) and not _empty(taken)) or (
-                _empty(fall) and isinstance(taken, _Leaf) and not taken.code and taken.label == end)
-            if swap and op in _NEGATION:
-                jump = Instruction((jump.opcode & ~0xF0) | _NEGATION[op], jump.dst, jump.src, jump.off, jump.imm)
-                taken, fall = fall, taken
-            out.append(jump)
-            if isinstance(taken, _Leaf) and not taken.code:
-                refs.append(("label", taken.label))
+            if isinstance(node, _Then):
+                nxt: _Node = node.to
             else:
-                k = queued.get(taken)
-                if k is None:  # the same subtree twice (a join the paths reached alike): placed once
-                    k = queued[taken] = next(ids)
-                    queue.append((k, taken))
-                refs.append(("block", k))
-            node = fall
+                jump, taken, fall = node.jump, node.taken, node.fall
+                if taken == fall:
+                    nxt = fall
+                else:
+                    op = jmp_op(jump.opcode)
+                    # The simpler side becomes the jump: an exit with nothing to do, else the one not at the end.
+                    swap = (_empty(fall) and not _empty(taken)) or (
+                        _empty(fall) and isinstance(taken, _Leaf) and not taken.code and taken.label == end)
+                    if swap and op in _NEGATION:
+                        jump = Instruction((jump.opcode & ~0xF0) | _NEGATION[op], jump.dst, jump.src, jump.off,
+                                           jump.imm)
+                        taken, fall = fall, taken
+                    out.append(jump)
+                    if _empty(taken):
+                        assert isinstance(taken, _Leaf)
+                        refs.append(("label", taken.label))
+                        reach(taken)
+                    else:
+                        refs.append(("block", ids[taken]))
+                        if reach(taken):
+                            ready.append(taken)
+                    nxt = fall
+            if _empty(nxt):
+                assert isinstance(nxt, _Leaf)
+                reach(nxt)
+                out.append(_JA)
+                refs.append(("label", nxt.label))
+                return
+            if not reach(nxt):  # another way still leads here: placed after it, jumped to from here
+                out.append(_JA)
+                refs.append(("block", ids[nxt]))
+                return
+            node = nxt
 
-    place(root)
-    while queue:
-        k, node = queue.pop(0)
-        block_at[k] = len(out)
-        place(node, k)
+    while ready:
+        place(ready.pop(0))
     # Unconditional jumps to the next instruction go (the last one's to the region's end, too).
     keep = []
     for p, (insn, ref) in enumerate(zip(out, refs, strict=True)):
@@ -527,7 +667,7 @@ def thread(region: Region) -> RegionCode | None:
             root = walker.walk(0, dict(region.known), dict(region.known), widths=dict(region.widths))
         except (_TooBig, sem.SemanticsError):
             continue
-        code = _layout(_hoisted(root), region.original.end)
+        code = _with_tails_shared(_hoisted(root), region.original.end)
         if best is None or sum(i.slots for i in code.code) < sum(i.slots for i in best.code):
             best = code
     return best

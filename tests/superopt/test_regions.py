@@ -254,3 +254,18 @@ def test_a_region_leaving_for_a_place_the_input_does_not_is_not_proven_in_lock_s
     moved = tuple((pos, elsewhere) for pos, _ in new.exits)
     wrong = rewrite_code(diamonds_elf, {"xdp": [Replacement(region.start, n, new.code, moved)]})
     assert prove_lockstep(diamonds_elf, wrong, regions=hints).status == "unknown"
+
+
+def test_the_ways_of_a_diamond_share_the_code_after_its_join() -> None:
+    # if r2 > r3 goto +1; r3 = r2; *(u16 *)(r10 -14) = r3; r3 <<= 32; r2 = 0xffffffff ll: clang's min()
+    # and the code after it (6 slots). Threaded, the constant takes one slot; the two ways of the min()
+    # run the same three instructions after it, which are laid out once (else the region grows to 8).
+    code = (Instruction(0x2D, 2, 3, 1, 0), Instruction(0xBF, 3, 2), Instruction(0x6B, 10, 3, -14),
+            Instruction(0x67, 3, 0, 0, 32), Instruction.lddw(2, 0xFFFFFFFF))
+    original = RegionCode(code, (), 5)
+    new = thread(Region("xdp", "f", 0, original, ((5, 1 << 2 | 1 << 3),), (), ()))
+    assert new is not None
+    assert sum(i.slots for i in new.code) == 5
+    assert new.code.count(Instruction(0x6B, 10, 3, -14)) == 1
+    assert prove_region(original, new, {5: 1 << 2 | 1 << 3}, 2_000_000).proven
+
