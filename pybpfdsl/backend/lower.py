@@ -534,7 +534,7 @@ class _FunctionLowering:
             end = self._end(start, width, prior, constant_k + width)
             self.facts.checked(op, start, end)
         else:
-            start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
+            start = self._opaque(b.gep(self.data, [self._masked(offset)], source_etype=_I8))
             end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
             self.facts.checked(op, start, end if constant_base is None else None)
         fits = b.icmp_unsigned("<=", end, self.data_end)
@@ -595,11 +595,18 @@ class _FunctionLowering:
             start = self._get(base)
             too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))
             self._guard(too_far, "offset_ok")
-            ptr = self._opaque(b.gep(self.data, [start], source_etype=_I8))
+            ptr = self._opaque(b.gep(self.data, [self._masked(start)], source_etype=_I8))
             end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
             ptr = self._at(ptr, k)
         return ptr
+
+    def _masked(self, offset: ir.Value) -> ir.Value:
+        """`offset & MAX_PACKET_OFFSET`, the value added to `data`, bounded in the very register that is
+        added. Pinned, so that no LLVM pass drops the mask for a bound it knows from another register:
+        after `off = len - 2` and a test `off <= 0x7FFF`, LLVM tests `len <= 0x8001` instead and adds the
+        unmasked `off`, an unbounded scalar to the verifier (the kernel's too, without linked scalars)."""
+        return self.b.and_(barriers.pinned(self.b, offset), ir.Constant(_I64, MAX_PACKET_OFFSET))
 
     def _opaque(self, ptr: ir.Value) -> ir.Value:
         """`ptr`, hidden from LLVM's reassociation behind the BPF backend's passthrough intrinsic.
