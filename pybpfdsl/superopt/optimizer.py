@@ -19,7 +19,7 @@ from pybpfdsl.bpf.opcode import InsnClass, Kind, Source, source
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.region import RegionCode, prove_region
-from pybpfdsl.superopt.region_threading import Region, regions_of, thread
+from pybpfdsl.superopt.region_threading import Region, reads_on_entry, regions_of, thread
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget, read_before_written, search_window
 from pybpfdsl.superopt.window_check import prove_window
@@ -220,8 +220,9 @@ _MAX_REFUSED = 40
 
 def _region_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pass_no: int,
                  log: PassLog) -> bytes:
-    """Every region whose threaded form (`region_threading.thread`) is cheaper, the cheapest first and
-    none overlapping another, each proven equal (`region.prove_region`) before it is kept."""
+    """Every region whose threaded form (`region_threading.thread`) is cheaper (or as cheap and reads fewer
+    registers on entry, `_frees_a_register`), the cheapest first and none overlapping another, each proven
+    equal (`region.prove_region`) before it is kept."""
     elf = BpfElf.from_bytes(elf_bytes)
     core = core_relocated_slots(elf)
     edits: dict[str, list[Replacement]] = {}
@@ -234,7 +235,7 @@ def _region_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions,
             if new is None:
                 continue
             saved = cost(region.original.code, opts.model) - cost(new.code, opts.model)
-            if saved > 0:
+            if saved > 0 or (saved == 0 and _frees_a_register(region, new)):
                 found.append((-saved, len(region.original.code), -region.start, region, new))
         found.sort(key=lambda f: f[:3])
         taken: list[tuple[int, int]] = []
@@ -257,6 +258,15 @@ def _region_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions,
             log.rewrites.append(Rewrite(pass_no, sec, region.function, lo, region.original.code, new.code, 0,
                                         "region", region.known, region.widths, new.exits))
     return _consistent(elf_bytes, edits, log, pass_no)
+
+
+def _frees_a_register(region: Region, new: RegionCode) -> bool:
+    """Whether ``new`` reads on entry fewer registers than the region it replaces (and no other): a value
+    set before it that only a path it decided read is dead then, and a later pass drops what set it
+    (clang's ``r7 = 0`` returned on the way where a lookup gave NULL, where r0 already holds 0)."""
+    live_at = dict(region.live_at)
+    before, after = reads_on_entry(region.original, live_at), reads_on_entry(new, live_at)
+    return after != before and not after & ~before
 
 
 def _copies_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: PassLog) -> bytes:

@@ -29,7 +29,7 @@ from pybpfdsl.superopt.region import RegionCode, in_region
 from pybpfdsl.superopt.windows import functions_of, transfer, transfer_widths
 from pybpfdsl.verify.analysis.liveness import call_args, registers_of
 
-__all__ = ["MAX_REGION", "Region", "regions_of", "thread"]
+__all__ = ["MAX_REGION", "Region", "reads_on_entry", "regions_of", "thread"]
 
 MAX_REGION = 28
 """Instructions in a region at most, cut anywhere: a few diamonds and the jump that reads them."""
@@ -64,19 +64,16 @@ class Region:
     widths: tuple[tuple[int, int], ...]
 
 
-def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
-    """The registers the region names that some path reads before writing, in the region or at the exit
-    it leaves by (bit set): the only ones whose facts on entry its proof may need (the threading keeps a
-    register that already holds its value on the way out); a neighbour's rewrite may change the others'."""
+def reads_on_entry(region: RegionCode, live_at: Mapping[int, int]) -> int:
+    """The registers some path through the region reads before writing them, in the region or at the exit
+    it leaves by (bit set): those whose values on entry matter."""
     targets = region.targets()
     leaving = dict(region.exits)
     need = [0] * (len(region.code) + 1)
     need[len(region.code)] = live_at.get(region.end, 0)
-    named = 0
     for i in range(len(region.code) - 1, -1, -1):
         insn = region.code[i]
         reads, writes = _effects(insn)
-        named |= sum(1 << r for r in (*reads, *writes))
         after = 0
         if insn.kind != Kind.JA:
             after |= need[i + 1]
@@ -86,7 +83,18 @@ def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
         elif i in leaving:
             after |= live_at.get(leaving[i], 0)
         need[i] = sum(1 << r for r in set(reads)) | after & ~sum(1 << r for r in set(writes))
-    return need[0] & named
+    return need[0]
+
+
+def _read_first(region: RegionCode, live_at: Mapping[int, int]) -> int:
+    """The registers the region names that some path reads before writing, in the region or at the exit
+    it leaves by (bit set): the only ones whose facts on entry its proof may need (the threading keeps a
+    register that already holds its value on the way out); a neighbour's rewrite may change the others'."""
+    named = 0
+    for insn in region.code:
+        reads, writes = _effects(insn)
+        named |= sum(1 << r for r in (*reads, *writes))
+    return reads_on_entry(region, live_at) & named
 
 
 def regions_of(prog: ElfProgram, core_slots: Set[int] = frozenset(), max_len: int = MAX_REGION,

@@ -16,6 +16,7 @@ from pybpfdsl.superopt.lockstep import prove_lockstep
 from pybpfdsl.superopt.region import RegionCode, prove_region, run_region_concrete, run_region_z3
 from pybpfdsl.superopt.region_threading import Region, regions_of, thread
 from pybpfdsl.superopt.window_semantics import ConcreteMemory
+from tests.superopt.conftest import _build
 
 _BPF_OK, _BPF_REASON = kernel_bpf_available()
 
@@ -269,3 +270,15 @@ def test_the_ways_of_a_diamond_share_the_code_after_its_join() -> None:
     assert new.code.count(Instruction(0x6B, 10, 3, -14)) == 1
     assert prove_region(original, new, {5: 1 << 2 | 1 << 3}, 2_000_000).proven
 
+
+def test_a_way_that_returns_a_known_zero_goes_straight_to_the_exit(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # null_return.c: ``if r0 == 0 goto out; ...; r6 = *(u32 *)(r10 -4); out: r0 = r6; exit`` with r6 = 0 set
+    # at the top. Threading the NULL test to the exit saves nothing by itself (the region's size stays),
+    # but the region then reads r6 on entry no more: ``r6 = 0`` is dead, and ``r6 = ...; r0 = r6`` one load.
+    elf = _build(tmp_path_factory, "null_return")
+    result = optimize_object(elf, proposals=600, kernel=_BPF_OK)
+    assert result.slots("before")["xdp"] == 14
+    assert result.slots("after")["xdp"] == 12
+    assert any(r.source == "region" for r in result.rewrites)
+    assert (result.verifier.status, result.proof.status) == ("ok", "ok")
+    assert result.kernel.status == ("ok" if _BPF_OK else "skipped")
