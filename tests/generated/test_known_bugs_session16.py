@@ -1,0 +1,34 @@
+"""Bugs the generated corpus found in session 16 (benchmarks/generated_corpus.py, seeds 40000..40150 EXTENDED
+and 41000..41100 Features()), each reduced to the smallest program that still shows it. Each test states the
+correct behaviour and is a strict xfail: it starts to pass, and so fails here, when the bug is fixed; then
+drop the marker and keep the test."""
+
+from __future__ import annotations
+
+import pytest
+
+from pybpfdsl import XDP_PASS, Packet, u32, u64, xdp
+from pybpfdsl.differential import compare
+from pybpfdsl.runtime.libbpf import kernel_bpf_available
+
+KERNEL, WHY = kernel_bpf_available()
+EXECUTIONS = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
+
+
+@xdp
+def modulo_by_a_flag(pkt: Packet) -> int:
+    b = pkt.payload[0]
+    if b is None:
+        return XDP_PASS
+    d: bool = bool(b)
+    return u32(u64(pkt.len) % d) & 3
+
+
+@pytest.mark.xfail(strict=True, reason="pybpfdsl/ir/passes/ranges.py: the range of x % d is bounded by d - 1 even "
+                   "where d may be 0 (then the result is x), so the `& 3` after it is dropped as redundant "
+                   "(generated program 40046, found by the proof's counterexample)")
+def test_a_mask_after_a_modulo_by_zero_is_kept() -> None:
+    """By 0, `%` gives the dividend (as BPF does), and the mask still applies: a 43-byte packet whose first
+    payload byte is 0 gives 43 & 3 = 3 (XDP_TX); the bytecode returned 43, not an XDP action."""
+    packets = [bytes(42) + bytes([0]) + bytes(k) for k in range(4)] + [bytes(42) + bytes([1, 0, 0])]
+    assert compare(modulo_by_a_flag, packets, executions=EXECUTIONS) is None
