@@ -1,18 +1,19 @@
 """Bugs the generated corpus found in session 16 (benchmarks/generated_corpus.py, seeds 40000..40150 EXTENDED
 and 41000..41100 Features()), each reduced to the smallest program that still shows it. Each test states the
 correct behaviour and is a strict xfail: it starts to pass, and so fails here, when the bug is fixed; then
-drop the marker and keep the test."""
+drop the marker and keep the test. A bug fixed in the same session keeps its program here as a plain test."""
 
 from __future__ import annotations
 
 import pytest
 
-from pybpfdsl import XDP_PASS, Packet, u32, u64, xdp
+from pybpfdsl import XDP_PASS, Packet, u8, u32, u64, xdp
 from pybpfdsl.differential import compare
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 
 KERNEL, WHY = kernel_bpf_available()
 EXECUTIONS = ("python", "ir", "bytecode", "kernel") if KERNEL else ("python", "ir", "bytecode")
+needs_kernel = pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
 
 
 @xdp
@@ -32,3 +33,21 @@ def test_a_mask_after_a_modulo_by_zero_is_kept() -> None:
     payload byte is 0 gives 43 & 3 = 3 (XDP_TX); the bytecode returned 43, not an XDP action."""
     packets = [bytes(42) + bytes([0]) + bytes(k) for k in range(4)] + [bytes(42) + bytes([1, 0, 0])]
     assert compare(modulo_by_a_flag, packets, executions=EXECUTIONS) is None
+
+
+@xdp
+def payload_writes_counting_down(pkt: Packet) -> int:
+    for i in range(8, 0, -1):
+        pkt.payload[i] = u8(i)
+    return XDP_PASS
+
+
+@needs_kernel
+def test_a_loop_counting_down_that_writes_the_payload_loads() -> None:
+    """Generated program 40089, reduced (fixed by 8499c49): the index, kept as `i - 1` with a 32-bit wrap in a
+    64-bit register, was added to the packet pointer before its correction, and the kernel refused it ("math
+    between pkt pointer and 4294967296 is not allowed"); ours, "pointer arithmetic with an unbounded scalar"."""
+    with payload_writes_counting_down.load():
+        pass  # the kernel loads it
+    compiled = payload_writes_counting_down.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
