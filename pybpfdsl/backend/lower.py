@@ -590,7 +590,7 @@ class _FunctionLowering:
             # Guarded from the offset's variable part (`base + k`): the pointer `data + base` is tested
             # with `k + width` bytes and read at `+k`, one register for the test and the load.
             base, k = self.facts.split(i.offset)
-            if base is None or k > MAX_PACKET_OFFSET:
+            if base is None or not 0 <= k <= MAX_PACKET_OFFSET:  # (the kernel reads at no negative offset)
                 base, k = i.offset, 0
             start = self._get(base)
             too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))

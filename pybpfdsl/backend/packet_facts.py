@@ -28,7 +28,7 @@ _CALLS = (n.MapLookup, n.MapUpdate, n.MapDelete, n.CallHelper, n.RingbufOutput)
 _NO_CALL = (n.PureInstr, n.PacketLen, n.InBounds, n.LoadPacket, n.IsNull, n.LoadValue, n.StoreValue, n.LoadGlobal,
             n.StoreGlobal)
 """Operations that call no helper (anything else, including operations added later, counts as a call)."""
-_SMALL = 1 << 16  # constant parts of offsets beyond this are left to the guarded path
+_SMALL = 1 << 16  # constant parts of offsets beyond this (either way) are left to the guarded path
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class PacketFacts:
     def checked(self, op: n.InBounds, start: ir.Value, end: ir.Value | None = None) -> None:
         base, k = constant_offset(op.offset, self.defs)
         self.starts[op.out] = start
-        if k < _SMALL:
+        if -_SMALL < k < _SMALL:
             self.checks[op.out] = Checked(base, k, op.width, start, end)
 
     def checked_from_base(self, op: n.InBounds, base_ptr: ir.Value, k: int, start: ir.Value,
@@ -224,7 +224,7 @@ class PacketFacts:
     def covering(self, block: str, op: n.LoadPacket) -> tuple[ir.Value, int] | None:
         """(checked pointer, offset from it) of a check that covers `op` in `block`, if one does."""
         base, k = constant_offset(op.offset, self.defs)
-        if k >= _SMALL:
+        if not -_SMALL < k < _SMALL:
             return None
         for d in self.cfg.dominators(block):
             for c in self.holding.get(d, ()):

@@ -5,7 +5,7 @@ of a negative payload index, or the guard's) as `len <= 0x8001` (it knows the su
 and, without a mask it must keep, adds the unbounded `off` to the packet pointer: "pointer arithmetic with
 an unbounded scalar" to our verifier, and refused by the kernel too. Both ways an access is lowered are
 covered: through the pointer of the check that covers it, and through its own guard (the fallback, for an
-access no check covers: here a check of `len - 3` and an access at `len - 2`, another value).
+access no check covers).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ _SHAPE = """program {name}  ; offsets.py:1
   branch %5, ^fits3, ^short2
 ^fits3:
   %6: u64 = const 2
-  %7: u64 = sub %1, %6
+  {length}
+  %7: u64 = sub {len}, %6
   %8: u8 = load_packet be8 %7
   %9: u8 = const 7
   store_packet be8 %7, %9
@@ -51,9 +52,13 @@ _SHAPE = """program {name}  ; offsets.py:1
   return %13
 """
 
+_AGAIN = "%16: u32 = packet_len\n  %17: u64 = convert %16: u32"
 PROGRAMS = {
-    "covered": _SHAPE.format(name="covered", checked=2),  # the access reads through the check's pointer
-    "own_guard": _SHAPE.format(name="own_guard", checked=3),  # no check covers `len - 2`: the fallback
+    # the access reads through the pointer of the check of `len - 3`, 3 bytes
+    "covered": _SHAPE.format(name="covered", checked=3, length="", len="%1"),
+    # its own guard: `len - 2` of another reading of the length, which no check covers (as the frontend
+    # writes it, before the IR passes merge the two readings)
+    "own_guard": _SHAPE.format(name="own_guard", checked=3, length=_AGAIN, len="%17"),
 }
 
 
@@ -66,12 +71,13 @@ def test_our_verifier_accepts_an_offset_subtracted_from_the_length(name: str, op
 
 
 @pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
+@pytest.mark.parametrize("optimize", [False, True], ids=["frontend_ir", "optimized_ir"])
 @pytest.mark.parametrize("name", PROGRAMS)
-def test_the_kernel_loads_it_and_it_reads_and_writes_the_byte_before_last(name: str) -> None:
+def test_the_kernel_loads_it_and_it_reads_and_writes_the_byte_before_last(name: str, optimize: bool) -> None:
     from pybpfdsl.runtime.bpf_object import BpfObject
     from pybpfdsl.runtime.kernel_run import run_xdp
 
-    elf = compile_program(parse_program(PROGRAMS[name])).elf
+    elf = compile_program(parse_program(PROGRAMS[name]), optimize=optimize).elf
     with BpfObject.load(elf, name) as obj:
         fd = obj.program_fd(name)
         for size in (14, 60, 1500):
