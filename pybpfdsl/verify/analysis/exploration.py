@@ -51,7 +51,16 @@ from pybpfdsl.verify.analysis.precision import (
     stack_live_in,
 )
 from pybpfdsl.verify.analysis.transfer import Env, step
-from pybpfdsl.verify.analysis.values import PacketPtr, Pid, ScalarValue, Value, alternatives, is_pointer, value_le
+from pybpfdsl.verify.analysis.values import (
+    OneOf,
+    PacketPtr,
+    Pid,
+    ScalarValue,
+    Value,
+    alternatives,
+    is_pointer,
+    value_le,
+)
 
 __all__ = ["EXPLORE_WORK", "Exploration", "explore", "prune_points"]
 
@@ -124,7 +133,7 @@ class _Form:
     ranges: tuple[tuple[Pid, int], ...]
     frames: tuple[Frame, ...]
     lock: Lock | None
-    consts: frozenset[tuple[int, int]]
+    consts: tuple[tuple[int, int], ...]
     """The constant registers (precise numbers only), (register, value) pairs."""
 
 
@@ -186,10 +195,7 @@ def _form(s: State, live: int, precise: int) -> _Form:
         kept = [r for r in ranges if r[0] in held]
         if len(kept) != len(ranges):
             ranges = tuple(kept)
-    return _Form(tuple(regs), stack, pkt_min, ranges, s.frames, s.lock, frozenset(consts) if consts else _NONE)
-
-
-_NONE: frozenset[tuple[int, int]] = frozenset()
+    return _Form(tuple(regs), stack, pkt_min, ranges, s.frames, s.lock, tuple(consts))
 
 
 _STACKS: dict[tuple[int, int, int], tuple[stk.Stack, tuple[stk.Slot, ...], frozenset[Pid | None]]] = {}
@@ -265,6 +271,33 @@ def _stack_le(a: tuple[stk.Slot, ...], b: tuple[stk.Slot, ...]) -> bool:
     return out
 
 
+def _surely_not_covered(old: _Form, s: State) -> bool:
+    """Whether ``old`` cannot include the form of ``s`` (compared where ``old`` was made, with its precision),
+    told from ``s`` itself: a packet fact ``old`` holds that ``s`` lacks (the form of ``s`` keeps only some
+    of its facts, so it lacks it too), or a constant register of ``old`` (live and precise there) that is
+    not the same constant in ``s`` (a loop counter most often). False proves nothing: :func:`_covers` decides."""
+    if s.pkt_min < old.pkt_min:
+        return True
+    if old.ranges:
+        ranges = s.ranges
+        if ranges is not old.ranges:
+            for p, n in old.ranges:
+                for q, m in ranges:
+                    if q == p:
+                        if m < n:
+                            return True
+                        break
+                else:
+                    return True
+    if old.consts:
+        regs = s.regs
+        for i, c in old.consts:
+            v = regs[i]
+            if type(v) is not ScalarValue or v.value.const_value != c:
+                return True
+    return False
+
+
 def _covers(old: _Form, new: _Form) -> bool:
     """Whether ``old`` includes ``new`` (both as compared at the same prune point with the same precision):
     :func:`.abstract_state.le` of the two states as the kernel compares them, the quick tests first (at
@@ -318,7 +351,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     head_pos = {h: k for k, h in enumerate(heads)}
     most = [0] * len(heads)
     kinds = env.kinds
-    n = len(env.insns)
+    code, decoded = env.insns, env.decoded
+    n = len(code)
     # What each instruction asks of the loop, looked up once (a Kind's hash is a Python call, and three
     # set lookups per step cost more than one list index): the common straight-line instruction is 0.
     flags = [(_HEAD if i in head_pos else 0) | (_JUMP_POINT if i in jump_points else 0)
@@ -342,66 +376,77 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
             p = p.parent
 
     while True:
-        ended = False
         f = flags[idx]
-        # The kernel counts an instruction before it looks for a state that prunes it there: a pruned
-        # arrival is processed too (do_check: ++insn_processed, then is_state_visited).
-        insns += 1
-        if insns > limit:
-            return Exploration(insns, False, idx, steps, _visits(heads, most))
-        if f & _HEAD:
-            k = head_pos[idx]
-            visits = (*visits[:k], visits[k] + 1, *visits[k + 1:])
-            most[k] = max(most[k], visits[k])
-        if f & _PRUNE:
-            # The state as compared is made only when something compares it or stores it: at most
-            # prune points every state stored there is still being explored (an earlier iteration).
-            form: _Form | None = None
-            force = history > FORCE_HISTORY
-            add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
-            in_loop_quiet = not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS
-            here = stored.get(idx)
-            if here is None:
-                here = stored[idx] = []
-            keep: list[_Stored] = []
-            for j in range(len(here) - 1, -1, -1):  # newest first, as the kernel's list
-                old = here[j]
-                if old.branches:
-                    if in_loop_quiet:
-                        add = False
+        if not f and insns < limit and steps < budget:
+            # A plain instruction (most of them): counted and stepped, nothing else to look at.
+            insns += 1
+            steps += 1
+        else:
+            # The kernel counts an instruction before it looks for a state that prunes it there: a pruned
+            # arrival is processed too (do_check: ++insn_processed, then is_state_visited).
+            insns += 1
+            if insns > limit:
+                return Exploration(insns, False, idx, steps, _visits(heads, most))
+            if f & _HEAD:
+                k = head_pos[idx]
+                visits = (*visits[:k], visits[k] + 1, *visits[k + 1:])
+                most[k] = max(most[k], visits[k])
+            ended = False
+            if f & _PRUNE:
+                # The state as compared is made only when something compares it or stores it: at most
+                # prune points every state stored there is still being explored (an earlier iteration).
+                form: _Form | None = None
+                force = history > FORCE_HISTORY
+                add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
+                in_loop_quiet = not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS
+                here = stored.get(idx)
+                if here is None:
+                    here = stored[idx] = []
+                keep: list[_Stored] = []
+                for j in range(len(here) - 1, -1, -1):  # newest first, as the kernel's list
+                    old = here[j]
+                    if old.branches:
+                        if in_loop_quiet:
+                            add = False
+                        if add:
+                            old.misses += 1
+                        if old.misses > old.hits * 3 + 3:
+                            continue
+                        keep.append(old)
+                        continue
+                    if old.version != version:
+                        old.form = _form(old.state, live[idx], precise[idx])
+                        old.version = version
+                    # The quick tests on the state itself first: most comparisons fail on them, and then
+                    # its form is not needed (see :func:`_surely_not_covered`).
+                    if not _surely_not_covered(old.form, s):
+                        if form is None:
+                            form = _form(s, live[idx], precise[idx])
+                        if _covers(old.form, form):
+                            old.hits += 1
+                            ended = True
+                            keep.extend(here[:j + 1][::-1])
+                            break
                     if add:
                         old.misses += 1
                     if old.misses > old.hits * 3 + 3:
                         continue
                     keep.append(old)
-                    continue
-                if form is None:
-                    form = _form(s, live[idx], precise[idx])
-                if old.version != version:
-                    old.form = _form(old.state, live[idx], precise[idx])
-                    old.version = version
-                # The constants first (a constant the stored state holds and this one lacks, a loop
-                # counter most often, ends most comparisons that pass the packet facts).
-                if old.form.consts <= form.consts and _covers(old.form, form):
-                    old.hits += 1
-                    ended = True
-                    keep.extend(here[:j + 1][::-1])
-                    break
-                if add:
-                    old.misses += 1
-                if old.misses > old.hits * 3 + 3:
-                    continue
-                keep.append(old)
-            if len(keep) != len(here):
-                here[:] = keep[::-1]
-            if not ended and add:
-                if form is None:
-                    form = _form(s, live[idx], precise[idx])
-                new = _Stored(s, parent, form, version)
-                here.append(new)
-                parent, history = new, 0
-                prev_jmps, prev_insns = jmps, insns
-        if not ended:
+                if len(keep) != len(here):
+                    here[:] = keep[::-1]
+                if not ended and add:
+                    if form is None:
+                        form = _form(s, live[idx], precise[idx])
+                    new = _Stored(s, parent, form, version)
+                    here.append(new)
+                    parent, history = new, 0
+                    prev_jmps, prev_insns = jmps, insns
+            if ended:
+                end_path(parent)
+                if not pending:
+                    return Exploration(insns, True, idx, steps, _visits(heads, most))
+                idx, s, parent, history, visits = pending.pop()
+                continue
             # The kernel records a jump target in the path's jump history after it looked for a state
             # there (a new state starts with an empty history, then this instruction's entry).
             if f & _JUMP_POINT:
@@ -417,34 +462,43 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 marked.add((idx, bit))
                 precision.mark(idx, bit)
                 version += 1
-            out = step(env, idx, s, sink)
-            if len(out) == 1:  # the common case: one way on (a jump decided, or no jump)
-                t, o = out[0]
-                if 0 <= t < n:
-                    if f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
-                        decided.add(idx)
-                        precision.decide(idx)
-                        version += 1
-                    idx, s = t, o
-                    continue
-            elif out:
-                succ = [(t, o) for t, o in out if 0 <= t < n]
-                if len(succ) == 1 and f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
+        # :func:`.transfer.step` written out (a call less per step): its split of the registers that hold
+        # values of several types, where the instruction reads one, is the rare case.
+        fn, reads, _ = decoded[idx]
+        sregs = s.regs
+        for r in reads:
+            if type(sregs[r]) is OneOf:
+                out = step(env, idx, s, sink)
+                break
+        else:
+            out = fn(env, idx, code[idx], s, sink)
+        if len(out) == 1:  # the common case: one way on (a jump decided, or no jump)
+            t, o = out[0]
+            if 0 <= t < n:
+                if f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
                     decided.add(idx)
                     precision.decide(idx)
                     version += 1
-                if succ:
-                    if len(succ) == 2:  # the fall-through first; the rest wait
-                        if succ[1][0] == idx + 1 and succ[0][0] != idx + 1:
-                            succ.reverse()
-                    else:
-                        succ.sort(key=_not_fall_through(idx))
-                    for t, o in succ[:0:-1]:
-                        if parent is not None:
-                            parent.branches += 1
-                        pending.append((t, o, parent, history, visits))
-                    idx, s = succ[0]
-                    continue
+                idx, s = t, o
+                continue
+        elif out:
+            succ = [(t, o) for t, o in out if 0 <= t < n]
+            if len(succ) == 1 and f & _JCOND and idx not in decided and _on_numbers(env, idx, s):
+                decided.add(idx)
+                precision.decide(idx)
+                version += 1
+            if succ:
+                if len(succ) == 2:  # the fall-through first; the rest wait
+                    if succ[1][0] == idx + 1 and succ[0][0] != idx + 1:
+                        succ.reverse()
+                else:
+                    succ.sort(key=_not_fall_through(idx))
+                for t, o in succ[:0:-1]:
+                    if parent is not None:
+                        parent.branches += 1
+                    pending.append((t, o, parent, history, visits))
+                idx, s = succ[0]
+                continue
         end_path(parent)
         if not pending:
             return Exploration(insns, True, idx, steps, _visits(heads, most))
