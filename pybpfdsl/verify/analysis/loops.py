@@ -28,9 +28,9 @@ from pybpfdsl.verify.analysis.transfer import Env, step
 from pybpfdsl.verify.analysis.values import PacketEnd, PacketPtr, ScalarValue
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "DEEP_WORK", "Deferred", "LoopVerdict", "RESCUE_MARGIN",
-           "RESCUE_WORK", "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "deep_passes", "kernel_states_at",
-           "loop_free", "loop_test", "path_bound", "path_splits", "terminates"]
+__all__ = ["CONFIRM_ABOVE", "CONFIRM_BELOW", "CONFIRM_WORK", "DEEP_PASSES", "DEEP_WORK", "Deferred", "LoopVerdict",
+           "RESCUE_MARGIN", "RESCUE_WORK", "SHALLOW_ITERATIONS", "UNROLL_BUDGET", "check_loops", "deep_passes",
+           "kernel_states_at", "loop_free", "loop_test", "path_bound", "path_splits", "terminates"]
 
 UNROLL_BUDGET = 300_000
 """Instructions the termination pass may simulate per program before it calls a loop too complex."""
@@ -307,10 +307,9 @@ at 40,000 to 105,000 instructions were estimated at 1.3 million to 98 million, a
 simulation passes 20,000 steps, its count is 0.55x (seed 5372: 451,064 against 769,336) to 14x the
 kernel's, so one that ends within this budget leaves the kernel at about 610,000 instructions at most; the
 simulation's lowest ratios (0.11x to 0.44x) all came on programs it counts below 8,000. Only shallow loops
-get this budget: where a path has passed a loop head more than ``SHALLOW_ITERATIONS`` times within
+get this budget: where a path has passed a loop head more than ``DEEP_PASSES`` times within
 ``DEEP_WORK`` steps, the simulation gives up there (the kernel's count of such a loop multiplies with each
-iteration: ``range(64)`` summing the payload, refused by the kernel, is at 64 by then; the seeds
-above at 5 to 9)."""
+iteration: ``range(5000)`` summing the payload is far past it by then; the seeds above at 5 to 9)."""
 
 DEEP_WORK = 96_000
 """Steps after which the rescuing simulation gives up on a deep loop (see ``RESCUE_WORK``). At 60,000
@@ -324,7 +323,20 @@ as compiled since 73fe524 (simulated at 107,526, the kernel loads it at 101,703)
 (``range(48)``: 214,666 steps, 1.9 s CPU, counting the kernel's 228,786 processed instructions)."""
 
 SHALLOW_ITERATIONS = 16
-"""Passes of one loop head on one path up to which a loop counts as shallow (see ``RESCUE_WORK``)."""
+"""Iterations up to which a loop entered by several paths counts as shallow: its estimate is then the
+simulated count, not the count times ``RESCUE_MARGIN`` (see :func:`check_loops`)."""
+
+DEEP_PASSES = 128
+"""Passes of one loop head on one path past which the rescuing simulation calls a loop the closed form gave up
+on deep, and stops at ``DEEP_WORK`` steps (see :func:`deep_passes`). It was ``SHALLOW_ITERATIONS`` (16):
+then every such loop of more than 16 iterations was refused once its simulation passed 96,000 steps, though
+the simulation counts it exactly and the kernel loads it, up to 3x further (kernel 6.18, ``range(n)`` summing
+the payload after an IPv4 header check: ``range(64)`` 149,111 and ``range(96)`` 314,789 instructions; with
+a second sum, ``range(48)`` 223,622; tests/verify/analysis/test_complexity_margins.py). A path of the payload
+sum passes its head ``n`` times, and the kernel refuses it from ``range(128)``: past 128 passes a loop with
+paths to tell apart does not load, and the cut-off keeps its refusal quick (``range(5000)``). The price: a
+loop of 17 to 128 iterations that the kernel refuses costs the whole ``RESCUE_WORK`` before it is refused
+(``range(128)``: 2.6 s CPU, was 0.9 s). Only time depends on it, never a verdict the margin decides."""
 
 
 CONFIRM_BELOW = 7_500
@@ -440,11 +452,11 @@ def check_loops(env: Env, cfg: Cfg, pre: dict[int, Parts], part: Partitioner, fi
 
 def deep_passes(cfg: Cfg, loops: dict[int, int], stopped: set[int]) -> int:
     """Passes of a loop head on one path past which the rescuing simulation calls the loops deep (see
-    ``DEEP_WORK``): ``SHALLOW_ITERATIONS`` iterations of each loop the closed form gave up on (``stopped``),
+    ``DEEP_WORK``): ``DEEP_PASSES`` iterations of each loop the closed form gave up on (``stopped``),
     counted as the simulation counts them, at the head passed most. A path passes the head of a loop nested
     in another once per iteration of both: generated program 30107 (a ``while bounded(..., 7)`` whose body
     runs a ``range(8)`` loop) passes the inner head 56 times in 7 outer iterations, and the cut-off at 16
-    refused it, simulated to 108,693 and loaded by the kernel at 54,698. So each stopped loop's 16 are
+    refused it, simulated to 108,693 and loaded by the kernel at 54,698. So each stopped loop's passes are
     multiplied by the iterations of the bounded loops nested in it (``loops``: head -> iterations), along
     its deepest chain of them, and a bounded loop outside every stopped loop passes its head as often as its
     own iterations times those of the bounded loops around it."""
@@ -455,11 +467,11 @@ def deep_passes(cfg: Cfg, loops: dict[int, int], stopped: set[int]) -> int:
             if j in cfg.loop_body(k) and (within is None or k in within):
                 n *= iterations
         return n
-    deep = SHALLOW_ITERATIONS
+    deep = DEEP_PASSES
     bodies = {h: cfg.loop_body(h) for h in stopped}
     for h, body in bodies.items():
         nested = [passes(j, body - {h}) for j in loops if j != h and j in body]
-        deep = max(deep, SHALLOW_ITERATIONS * max(nested, default=1))
+        deep = max(deep, DEEP_PASSES * max(nested, default=1))
     for j in loops:
         if not any(j in body for body in bodies.values()):
             deep = max(deep, passes(j, None))
