@@ -53,7 +53,7 @@ def test_our_verifier_accepts(prog) -> None:  # type: ignore[no-untyped-def]
     assert report.ok, report.format()
 
 
-@pytest.mark.parametrize("prog", [pm.push_tag, pm.trim], ids=lambda p: p.name)
+@pytest.mark.parametrize("prog", [pm.push_tag, pm.trim, pm.ipip_decap], ids=lambda p: p.name)
 def test_moves_are_proven(prog) -> None:  # type: ignore[no-untyped-def]
     result = prove_compiled(prog.compile(prove=False, verify=False).subject, budget=COMPILE_BUDGET)
     assert result.status == "proven", result.report()

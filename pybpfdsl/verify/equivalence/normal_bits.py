@@ -108,6 +108,10 @@ class BitVectorRules(WidthRules):
             return sum_poly(w, parts)
         if kind == z3.Z3_OP_ZERO_EXT:
             return self.widen(p(0), w)
+        if kind == z3.Z3_OP_SIGN_EXT:
+            extended = self._sign_extended(p(0), args[0].size(), w)
+            if extended is not None:
+                return extended
         if kind == z3.Z3_OP_EXTRACT:
             hi, lo = t.params()
             return self.extract(p(0), hi, lo)
@@ -127,6 +131,16 @@ class BitVectorRules(WidthRules):
         if kind == z3.Z3_OP_SELECT and z3.is_bv(args[1]):
             return self._select(t, args[0], p(1))
         return self.atom(self._rebuild(t, args))
+
+    def _sign_extended(self, q: Poly, v: int, w: int) -> Poly | None:
+        """A `v`-bit value sign-extended to `w` bits: a constant folded (the IR's `i32` deltas of
+        `adjust_head`, `SignExt(32, 20)`, left as atoms, kept a moved packet's reads apart from the
+        bytecode's constant offsets), a value whose top bit is provably clear zero-extended."""
+        if q.is_const:
+            return constant_poly(w, q.const - (1 << v) if q.const >> (v - 1) else q.const)
+        if self.exact(q) and self.upper(q) < 1 << (v - 1):
+            return self.widen(q, w)
+        return None
 
     def _magnitude(self, args: list[Term]) -> Poly | None:
         """LLVM's branch-free |x|, `(x ^ (x >>s 63)) - (x >>s 63)`, as one opaque atom (matched on the
