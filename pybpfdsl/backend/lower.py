@@ -263,6 +263,8 @@ class _FunctionLowering:
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.pointers_at_end: dict[str, tuple[ir.Value, ir.Value]] = {}
         """`data` and `data_end` as each lowered block leaves them (a move reads them again)."""
+        self.masks: dict[ir.Value, list[tuple[str, ir.Value]]] = {}
+        """Each offset's masks (`_masked`), with the block that made each one."""
         self.key_slots: dict[str, ir.Value] = {}
         self.value_slots: dict[str, ir.Value] = {}
         self.global_addresses: dict[str, ir.Value] = {}
@@ -534,7 +536,8 @@ class _FunctionLowering:
             end = self._end(start, width, prior, constant_k + width)
             self.facts.checked(op, start, end)
         else:
-            start = self._opaque(b.gep(self.data, [self._masked(offset)], source_etype=_I8))
+            start = self._opaque(b.gep(self.data, [self._masked(op.offset, offset, MAX_PACKET_OFFSET)],
+                                       source_etype=_I8))
             end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
             self.facts.checked(op, start, end if constant_base is None else None)
         fits = b.icmp_unsigned("<=", end, self.data_end)
@@ -595,18 +598,30 @@ class _FunctionLowering:
             start = self._get(base)
             too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))
             self._guard(too_far, "offset_ok")
-            ptr = self._opaque(b.gep(self.data, [self._masked(start)], source_etype=_I8))
+            ptr = self._opaque(b.gep(self.data, [self._masked(base, start, MAX_PACKET_OFFSET - k)], source_etype=_I8))
             end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
             ptr = self._at(ptr, k)
         return ptr
 
-    def _masked(self, offset: ir.Value) -> ir.Value:
-        """`offset & MAX_PACKET_OFFSET`, the value added to `data`, bounded in the very register that is
-        added. Pinned, so that no LLVM pass drops the mask for a bound it knows from another register:
-        after `off = len - 2` and a test `off <= 0x7FFF`, LLVM tests `len <= 0x8001` instead and adds the
-        unmasked `off`, an unbounded scalar to the verifier (the kernel's too, without linked scalars)."""
-        return self.b.and_(barriers.pinned(self.b, offset), ir.Constant(_I64, MAX_PACKET_OFFSET))
+    def _masked(self, value: n.Value, offset: ir.Value, bound: int) -> ir.Value:
+        """`offset & MAX_PACKET_OFFSET` (`offset` lowered from `value`, at most `bound` where it is read),
+        the value added to `data`, bounded in the very register that is added. Pinned, so that no LLVM
+        pass drops the mask for a bound it knows from another register: after `off = len - 2` and a test
+        `off <= 0x7FFF`, LLVM tests `len <= 0x8001` instead and adds the unmasked `off`, an unbounded
+        scalar to the verifier and the kernel. Not pinned for a value its computation bounds (a header's
+        offset), which the kernel tracks in its register. One mask per offset serves the blocks its block
+        dominates (a check and the accesses after it: one register, one `and`)."""
+        limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
+        if self.facts.bounded(value, bound):
+            return self.b.and_(offset, limit)
+        made = self.masks.setdefault(offset, [])
+        for block, masked in made:
+            if self.facts.cfg.dominates(block, self.current):
+                return masked
+        masked = self.b.and_(barriers.pinned(self.b, offset), limit)
+        made.append((self.current, masked))
+        return masked
 
     def _opaque(self, ptr: ir.Value) -> ir.Value:
         """`ptr`, hidden from LLVM's reassociation behind the BPF backend's passthrough intrinsic.

@@ -199,16 +199,21 @@ class PacketFacts:
                     best = c
         return best
 
+    def bounded(self, value: n.Value, limit: int) -> bool:
+        """Whether `value` lies in [0, limit] by its computation alone (`ir.passes.ranges`: masks, loads,
+        sums that do not wrap, ...), which the kernel verifier tracks in the register holding it."""
+        if self.ranges is None:
+            self.ranges = value_ranges(self.program)
+        r = self.ranges.get(value)
+        return r is not None and r.within(0, limit)
+
     def base_below(self, offset: n.Value, limit: int) -> tuple[n.Value, int] | None:
         """`offset` as (base, k), base + k with 0 < k, when base's range is within [0, limit - k]; None
         otherwise (a constant offset, or a base that may be large)."""
         base, k = constant_offset(offset, self.defs)
         if base is None or not 0 < k < _SMALL:
             return None
-        if self.ranges is None:
-            self.ranges = value_ranges(self.program)
-        r = self.ranges.get(base)
-        return (base, k) if r is not None and r.within(0, limit - k) else None
+        return (base, k) if self.bounded(base, limit - k) else None
 
     def branched(self, block: str, term: n.Branch) -> None:
         """Note what holds on the true edge of `term` (ending `block`)."""
