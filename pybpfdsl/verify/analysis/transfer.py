@@ -482,9 +482,22 @@ def _null_edge(s: State, v: MapValueOrNull, reg: int, is_null: bool) -> State:
     def fn(x: Value) -> Value:
         return new if isinstance(x, MapValueOrNull) and x.nid is not None and x.nid == v.nid else x
 
-    s = s.map_values(fn) if v.nid is not None else s
+    if v.nid is not None and _copies_may_remain(s, reg):
+        s = s.map_values(fn)
     regs = (*s.regs[:reg], new, *s.regs[reg + 1:])
     return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
+
+
+def _copies_may_remain(s: State, reg: int) -> bool:
+    """Whether a register other than ``reg``, a spill or a caller's frame may hold a lookup result (a copy of
+    the one checked): else the walk over the whole state that :func:`_null_edge` makes would change ``reg``
+    alone, which it sets anyway (most checks: the result is tested in the register it came back in)."""
+    if s.frames:
+        return True
+    for i, x in enumerate(s.regs):
+        if type(x) is MapValueOrNull and i != reg:
+            return True
+    return any(type(x) is MapValueOrNull for _, x in stk.spilled_values(s.stack))
 
 
 _FLIP = {JmpOp.JGT: JmpOp.JLT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLT: JmpOp.JGT, JmpOp.JLE: JmpOp.JGE,
@@ -879,7 +892,8 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
         if sig.changes_packet:
             s = _invalidate_packet(s)
         if sig.ret == hp.Ret.MAP_VALUE_OR_NULL and the_map is not None:
-            s = unlink_null_id(s, idx)
+            if _may_hold_lookup_results(s):
+                s = unlink_null_id(s, idx)
             if the_map.map_type in hp.NO_VALUE_ACCESS_MAP_TYPES:
                 # A device entry or socket: the program may test it for NULL, nothing more is modelled.
                 the_map = replace(the_map, value_size=0)
@@ -899,6 +913,24 @@ def call_helper(env: Env, idx: int, s: State, sink: Sink) -> Succ:
         elif sig.ret in (hp.Ret.VOID, hp.Ret.TAIL_CALL):
             ret = UNINIT
     return [(idx + 1, s.after_call(ret, idx))]
+
+
+def _may_hold_lookup_results(s: State) -> bool:
+    """Whether a register or spill of ``s`` may be linked to a lookup (a result before its NULL check, or
+    a value with a lock's lookup id): else :func:`.abstract_state.unlink_null_id` has nothing to unlink.
+    A plain walk, several times quicker than its own test, and most calls find nothing (a map value after
+    its NULL check carries no id unless its map has a spin lock)."""
+    if s.frames:
+        return True
+    for v in s.regs:
+        t = type(v)
+        if t is MapValueOrNull or (t is MapValue and v.lid is not None):  # type: ignore[union-attr]
+            return True
+    for _, v in stk.spilled_values(s.stack):
+        t = type(v)
+        if t is MapValueOrNull or (t is MapValue and v.lid is not None):  # type: ignore[union-attr]
+            return True
+    return False
 
 
 def _present(s: State, m: MapInfo, key: Value) -> bool:
