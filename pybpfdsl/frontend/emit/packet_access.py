@@ -263,6 +263,8 @@ def _position(lw: EmitterBase, chain: Chain, base: n.Value, index: Scalar, node:
     idx = lw.scalar_value(lw.convert(index, u64, node))  # a negative index sign-extended
     if not index.type.signed:
         return _checked_offset(lw, chain, base, idx, False)
+    if _never_negative(lw, index):  # a loop over positions, `for i in range(64)`: its counter's i32
+        return _checked_offset(lw, chain, base, idx, False)
     signed = lw.scalar_value(lw.convert(index, i64, node))
     negative = lw.b.emit(n.Compare(lw.new(BOOL), CmpOp.LT, signed, lw.const(i64, 0), line=lw.line))
     from_end, from_start = lw.b.new_block("payload_from_end"), lw.b.new_block("payload_from_start")
@@ -277,6 +279,28 @@ def _position(lw: EmitterBase, chain: Chain, base: n.Value, index: Scalar, node:
     lw.b.terminate(n.Jump(n.Edge(known.name, (_from_end(lw, chain, base, back),)), line=lw.line))
     lw.b.set_block(known)
     return off
+
+
+def _never_negative(lw: EmitterBase, index: Scalar) -> bool:
+    """Whether `index` is the counter of a `for ... in range(...)` loop being lowered, as the loop gives it
+    to its body, with none of the range's values negative: its sign needs no test (which would cost every
+    iteration a branch, and the kernel verifier a path per access)."""
+    if index.value is None:
+        return False
+    for loop, name in lw.loop_counters.values():
+        counter = lw.env.get(name)
+        if not (isinstance(loop, ast.For) and isinstance(loop.iter, ast.Call) and isinstance(counter, Scalar)
+                and counter.value is index.value):
+            continue
+        bounds = [lw.typed.consts.get((lw.ctx, a)) for a in loop.iter.args]
+        if not all(isinstance(b, int) for b in bounds) or not 1 <= len(bounds) <= 3:
+            return False
+        values = [int(b) for b in bounds if isinstance(b, int)]
+        first, stop, step = (0, values[0], 1) if len(values) == 1 else (
+            values[0], values[1], values[2] if len(values) == 3 else 1)
+        taken = range(first, stop, step)
+        return step != 0 and (len(taken) == 0 or min(taken[0], taken[-1]) >= 0)
+    return False
 
 
 def payload_byte(lw: EmitterBase, node: ast.Subscript, pl: PayloadVal, index_node: ast.expr) -> OptionalVal:
