@@ -536,8 +536,8 @@ class _FunctionLowering:
             end = self._end(start, width, prior, constant_k + width)
             self.facts.checked(op, start, end)
         else:
-            start = self._opaque(b.gep(self.data, [self._masked(op.offset, offset, MAX_PACKET_OFFSET)],
-                                       source_etype=_I8))
+            masked = b.and_(offset, limit) if self._bounded(op.offset, MAX_PACKET_OFFSET) else self._masked(offset)
+            start = self._opaque(b.gep(self.data, [masked], source_etype=_I8))
             end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
             self.facts.checked(op, start, end if constant_base is None else None)
         fits = b.icmp_unsigned("<=", end, self.data_end)
@@ -598,23 +598,27 @@ class _FunctionLowering:
             start = self._get(base)
             too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))
             self._guard(too_far, "offset_ok")
-            ptr = self._opaque(b.gep(self.data, [self._masked(base, start, MAX_PACKET_OFFSET - k)], source_etype=_I8))
+            limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
+            added = b.and_(start, limit) if self._bounded(base, MAX_PACKET_OFFSET - k) else self._masked(start)
+            ptr = self._opaque(b.gep(self.data, [added], source_etype=_I8))
             end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
             ptr = self._at(ptr, k)
         return ptr
 
-    def _masked(self, value: n.Value, offset: ir.Value, bound: int) -> ir.Value:
-        """`offset & MAX_PACKET_OFFSET` (`offset` lowered from `value`, at most `bound` where it is read),
-        the value added to `data`, bounded in the very register that is added. Pinned, so that no LLVM
-        pass drops the mask for a bound it knows from another register: after `off = len - 2` and a test
-        `off <= 0x7FFF`, LLVM tests `len <= 0x8001` instead and adds the unmasked `off`, an unbounded
-        scalar to the verifier and the kernel. Not pinned for a value its computation bounds (a header's
-        offset), which the kernel tracks in its register. One mask per offset serves the blocks its block
-        dominates (a check and the accesses after it: one register, one `and`)."""
+    def _bounded(self, value: n.Value, bound: int) -> bool:
+        """Whether the offset `value` (at most `bound` where it is read) is bounded in its own register as
+        the kernel sees it: by its computation (value ranges: a masked loop index), or a block parameter
+        (a header's offset, each path's value computed on that path, which the kernel explores alone)."""
+        return self.facts.bounded(value, bound) or value in self.facts.paths.param_index
+
+    def _masked(self, offset: ir.Value) -> ir.Value:
+        """`offset & MAX_PACKET_OFFSET`, the value added to `data`, bounded in the very register that is
+        added. Pinned, so that no LLVM pass drops the mask for a bound it knows from another register:
+        after `off = len - 2` and a test `off <= 0x7FFF`, LLVM tests `len <= 0x8001` instead and adds the
+        unmasked `off`, an unbounded scalar to the verifier and the kernel. One mask per offset serves the
+        blocks its block dominates (a check and the accesses after it: one register, one `and`)."""
         limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
-        if self.facts.bounded(value, bound):
-            return self.b.and_(offset, limit)
         made = self.masks.setdefault(offset, [])
         for block, masked in made:
             if self.facts.cfg.dominates(block, self.current):
