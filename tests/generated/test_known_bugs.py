@@ -206,11 +206,11 @@ def header_pointer_across_helper_calls_in_a_loop(pkt: Packet) -> int:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify: the IPv4 header pointer, spilled across the helper "
-                   "calls, is read back with no checked length (generated program 30121; the verifier issue)")
 def test_a_header_pointer_spilled_in_a_loop_with_payload_writes_is_accepted() -> None:
     """Generated program 30121, reduced: the kernel loads it; ours said `packet access of 1 bytes at offset
-    [23, 23] is not proven within the packet (checked length: 0 bytes)` at `ipv412.proto`."""
+    [23, 23] is not proven within the packet (checked length: 0 bytes)` at `ipv412.proto`: the IPv4 flag,
+    spilled to the stack around the helpers' lookups, was no partition key, and where the critical
+    constants still made more partitions than fit, all were joined (test_spilled_flags.py)."""
     with header_pointer_across_helper_calls_in_a_loop.load():
         pass  # the kernel loads it
     compiled = header_pointer_across_helper_calls_in_a_loop.compile(prove=False)
@@ -234,11 +234,10 @@ def ipv6_flag_after_a_joined_ternary(pkt: Packet) -> int:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify: the IPv6 header's 54 checked bytes, tied to its presence "
-                   "flag, are lost at the ternary's join (generated program 30030; the verifier issue)")
 def test_an_ipv6_read_after_a_joined_ternary_and_a_payload_write_is_accepted() -> None:
     """Generated program 30030, reduced: the kernel loads it; ours said `packet access of 4 bytes at offset
-    [14, 14] is not proven within the packet (checked length: 14 bytes)` at `ip6.fl`."""
+    [14, 14] is not proven within the packet (checked length: 14 bytes)` at `ip6.fl`: the IPv6 flag is
+    tested as `w8 |= w5; if w8 != 0`, and w5 was not a critical register (test_spilled_flags.py)."""
     with ipv6_flag_after_a_joined_ternary.load():
         pass  # the kernel loads it
     compiled = ipv6_flag_after_a_joined_ternary.compile(prove=False)
@@ -274,12 +273,10 @@ def ipv6_write_after_an_unrolled_loop_with_map_reads(pkt: Packet) -> int:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify: the IPv6 header's checked length is lost after an "
-                   "earlier unrolled loop's joins (generated program 30031; the verifier issue)")
 def test_an_ipv6_write_after_an_unrolled_loop_with_map_reads_is_accepted() -> None:
     """Generated program 30031, reduced: the kernel loads it; ours said `packet access of 8 bytes at offset
     [30, 30] is not proven within the packet (checked length: 34 bytes)`. Without the first loop (or with one
-    assignment in its place) ours accepts it."""
+    assignment in its place) ours accepted it: a flag spilled to the stack was no partition key."""
     with ipv6_write_after_an_unrolled_loop_with_map_reads.load():
         pass  # the kernel loads it
     compiled = ipv6_write_after_an_unrolled_loop_with_map_reads.compile(prove=False)

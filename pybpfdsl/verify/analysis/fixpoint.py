@@ -53,7 +53,7 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
     sink = QUIET
     processed = 0
     assert part is not None
-    part.learn(env.insns, cfg.succs)
+    part.learn(env.insns, cfg.succs, cfg.heads)
     # The partitions to re-run at each point, in the order they changed: a dict, not a set, because a
     # set of partition keys iterates in hash order, and keys hold None (whose hash is its address in
     # Python 3.11, different in every process), so the order, and with widening the result, varied.

@@ -9,7 +9,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
-from pybpfdsl.verify.analysis.liveness import tested_in
+from pybpfdsl.verify.analysis.critical import SLOT0, critical_in
 from pybpfdsl.verify.analysis.values import MapPtr, PacketPtr, ScalarValue, StackPtr
 
 __all__ = ["MAX_PARTS", "OVERFLOW", "Partitioner", "Parts", "forget", "joined", "partition_key"]
@@ -28,7 +28,7 @@ OVERFLOW = ("overflow",)
 """The key of the partition that takes every state once a point has ``MAX_PARTS`` partitions."""
 
 
-def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
+def partition_key(s: State, live: int = (1 << 11) - 1, critical: int = 0) -> object:
     """The packet facts of a state: states that differ in them are kept apart (up to ``MAX_PARTS``).
 
     The kernel explores paths one by one, so after ``if (a) check 34 bytes else check 38 bytes`` each
@@ -36,6 +36,9 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
     smaller. Keeping one state per distinct (proven length, packet-pointer shape of the live registers
     and the spills, proven ranges of the ids they use) — a bounded trace partitioning — gives back that
     precision where packet code needs it, and only there: states with equal packet facts are joined.
+    Constants spilled to the stack count where ``critical`` (:func:`.critical.critical_in`) says a jump
+    tests them after a fill (a flag kept on the stack across helper calls in a loop); the partitioner asks
+    for them only in its coarser keys (see :meth:`Partitioner._key`).
     """
     shape: list[tuple[int, object, object, int]] = []
     consts: list[tuple[int, int]] = []
@@ -60,6 +63,9 @@ def partition_key(s: State, live: int = (1 << 11) - 1) -> object:
         for i, v in spills:
             if type(v) is PacketPtr:
                 shape.append((100 + i, v.off.const_value, v.pid, v.delta))
+            elif (type(v) is ScalarValue and critical >> (SLOT0 + i) & 1 and not (c := v.value).tnum.mask
+                  and not c.is_bottom):
+                consts.append((SLOT0 + i, c.tnum.value))
     if not shape:
         return (s.pkt_min, (), (), tuple(consts))
     used = {pid for _, _, pid, _ in shape}
@@ -109,14 +115,14 @@ _JOINED_MAX = 1 << 14
 
 
 _TESTED: list[tuple[tuple[Instruction, ...], list[list[int]], list[int]]] = []
-"""The last program's (instructions, successors, :func:`.liveness.tested_in`), by identity."""
+"""The last program's (instructions, successors, :func:`.critical.critical_in`), by identity."""
 
 
 def _tested_of(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
     for i, s, out in _TESTED:
         if i is insns and s is succs:
             return out
-    out = tested_in(insns, succs)
+    out = critical_in(insns, succs)
     _TESTED[:] = [(insns, succs, out)]
     return out
 
@@ -126,10 +132,16 @@ def _coarser(key: object, level: int, tested: int = 0) -> object:
     length (states that differ only there are joined, keeping their constants and pointer shapes apart:
     ``ok = 0`` on a path whose bounds check failed and ``ok = 1`` on the one that passed it, xdp-tutorial's
     grow_parse at -O1); 2 keeps the packet facts and of the constants only the *critical* ones; 3 keeps
-    only those. Critical are what later checks hinge on: the constants of the registers in ``tested``
-    (see :func:`.liveness.tested_in`) and the live stack pointers and maps (a flag ``is_tcp`` set where
-    the TCP header was checked, tested after a dozen header paths joined; LLVM's one ``bpf_trace_printk``
-    call for nine paths that each put the format at their own stack offset)."""
+    only those; 4 keeps the packet facts alone, 5 only the checked length. Critical are what later checks
+    hinge on: the constants of the registers and stack slots in ``tested`` (see :func:`.critical.critical_in`)
+    and the live stack pointers and maps (a flag ``is_tcp`` set where the TCP header was checked, tested after
+    a dozen header paths joined; LLVM's one ``bpf_trace_printk`` call for nine paths that each put the format
+    at their own stack offset). Levels 4 and 5 are for points where more combinations of critical constants
+    meet than the partitions hold (a header-presence flag and header offsets in registers and on the stack,
+    around inlined helpers: generated program 30121): a partition per packet shape, or per checked length,
+    still keeps each flag with the length checked where it was set (and a pointer apart from the number the
+    same register holds on the path whose check failed: xdp-filter's TCP filters at -O1), where joining
+    them all kept neither."""
     k: tuple[object, ...] = key  # type: ignore[assignment]
     # (pkt_min, ranges, shape, constants); anything after them stays (a test salts the keys so)
     if level == 1:
@@ -138,13 +150,21 @@ def _coarser(key: object, level: int, tested: int = 0) -> object:
     critical = tuple(c for c in consts if c[0] >= 200 or tested >> c[0] & 1)
     if level == 2:
         return ("constants dropped", *k[:3], critical, *k[4:])
-    return ("critical", critical, *k[4:])
+    if level == 3:
+        return ("critical", critical, *k[4:])
+    if level == 4:
+        return ("packet facts", *k[:3], *k[4:])
+    return ("checked length", k[0], *k[4:])
 
 
-COARSEST = 3
+COARSEST = 5
 """The last level of :func:`_coarser`; past it a point's partitions collapse into one."""
+HEAD_LEVEL = 4
+"""The last level of :func:`_coarser` at a loop head (see :attr:`Partitioner.heads`)."""
+CRITICAL_LEVEL = 3
+"""The first level of :func:`_coarser` whose keys are critical facts only (3 and 4)."""
 CRITICAL_PARTS = 2
-"""The last level keeps up to this many times ``max_parts`` partitions: its keys are few facts, each
+"""The last levels keep up to this many times ``max_parts`` partitions: its keys are few facts, each
 one a later check depends on (nine stack offsets of one call's argument are nine kernel paths)."""
 
 
@@ -155,7 +175,7 @@ class Partitioner:
     max_parts: int
     live: list[int]
     tested: list[int] | None = None
-    """Per point, the registers whose constants the last levels keep (:func:`.liveness.tested_in`); set by
+    """Per point, the registers and slots whose constants the last levels keep (:func:`.critical.critical_in`); set by
     :meth:`learn`, which the fixpoint calls before it propagates (the program is not known here before)."""
     coarse: dict[int, int] = field(default_factory=dict)
     """Points whose partitions are told apart by a coarser key (point → level of :func:`_coarser`: see :meth:`add`)."""
@@ -163,21 +183,36 @@ class Partitioner:
     """Set when :meth:`add` regrouped a point's partitions: every one of them is a new state to propagate."""
 
     def _key(self, s: State, t: int) -> object:
-        key = partition_key(s, self.live[t])
         level = self.coarse.get(t)
-        return key if level is None else _coarser(key, level, self._tested(t))
+        if level is None:
+            # The finest key leaves the spilled constants out: states there are told apart by every live
+            # register's constant and by their packet facts already, and a program that keeps many
+            # constants on its stack (katran's balancer) stepped 17% more instructions for nothing. The coarser
+            # keys, which keep only the critical facts, take them in (see :func:`partition_key`).
+            return partition_key(s, self.live[t])
+        tested = self._tested(t)
+        return _coarser(partition_key(s, self.live[t], tested), level, tested)
 
-    def learn(self, insns: tuple[Instruction, ...], succs: list[list[int]]) -> None:
+    heads: frozenset[int] = frozenset()
+    """Loop heads: their partitions stop at the packet facts (level 4) and then collapse (set by :meth:`learn`).
+    A loop entered in one partition per checked length is what the loops' cost estimate (:mod:`.loops`)
+    reads as that many paths the kernel walks through the loop one by one (the loop programs of
+    test_unsound_accepts.py got a second complexity finding); the last level serves the joins of header
+    paths, not loop entries."""
+
+    def learn(self, insns: tuple[Instruction, ...], succs: list[list[int]],
+              heads: frozenset[int] | set[int] = frozenset()) -> None:
         """Find the program's tested registers (:attr:`tested`), once (and once per program for every
-        partitioner of it: ``driver._past_loops`` makes one per run, up to a hundred)."""
+        partitioner of it: ``driver._past_loops`` makes one per run, up to a hundred), and note its loop heads."""
         if self.tested is None:
             self.tested = _tested_of(insns, succs)
+        self.heads = frozenset(heads)
 
     def _tested(self, t: int) -> int:
         return 0 if self.tested is None else self.tested[t]
 
     def _cap(self, level: int) -> int:
-        return self.max_parts * CRITICAL_PARTS if level == COARSEST else self.max_parts
+        return self.max_parts * CRITICAL_PARTS if level >= CRITICAL_LEVEL else self.max_parts
 
     def add(self, parts: Parts, t: int, s: State) -> object:
         """The key ``s`` goes to in ``parts`` at point ``t``: its own while the point has room; when it is
@@ -192,8 +227,10 @@ class Partitioner:
         if key in parts or len(parts) < self._cap(self.coarse.get(t, 0)):
             return key
         states = [*parts.values(), s]
-        for level in range(self.coarse.get(t, 0) + 1, COARSEST + 1):
-            keys = [_coarser(partition_key(old, self.live[t]), level, self._tested(t)) for old in states]
+        last = HEAD_LEVEL if t in self.heads else COARSEST
+        for level in range(self.coarse.get(t, 0) + 1, last + 1):
+            tested = self._tested(t)
+            keys = [_coarser(partition_key(old, self.live[t], tested), level, tested) for old in states]
             if len(set(keys)) > self._cap(level):
                 continue
             groups: Parts = {}

@@ -81,8 +81,8 @@ def salted(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
     original = partitions.partition_key
 
     def use(salt: int) -> None:
-        def key(s: State, live: int = (1 << 11) - 1) -> object:
-            return (*original(s, live), _Salt(salt))  # type: ignore[misc]
+        def key(s: State, live: int = (1 << 11) - 1, critical: int = 0) -> object:
+            return (*original(s, live, critical), _Salt(salt))  # type: ignore[misc]
 
         monkeypatch.setattr(partitions, "partition_key", key)
 

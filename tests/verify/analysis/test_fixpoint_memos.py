@@ -13,10 +13,10 @@ import pytest
 from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.bpf.random_programs import generate
 from pybpfdsl.verify.analysis import abstract_state as st
-from pybpfdsl.verify.analysis import liveness
 from pybpfdsl.verify.analysis import partitions as pt
 from pybpfdsl.verify.analysis.cfg import build_cfg
 from pybpfdsl.verify.analysis.checks import Sink, VerifierFinding
+from pybpfdsl.verify.analysis.critical import critical_in
 from pybpfdsl.verify.analysis.fixpoint import narrow, propagate
 from pybpfdsl.verify.analysis.liveness import live_in
 from pybpfdsl.verify.analysis.partitions import MAX_PARTS, Partitioner, Parts, joined
@@ -77,7 +77,7 @@ def test_each_program_gets_its_own_tested_registers() -> None:
         for _ in range(2):
             part = Partitioner(MAX_PARTS, live_in(env.insns, cfg.succs))
             part.learn(env.insns, cfg.succs)
-            assert part.tested == liveness.tested_in(env.insns, cfg.succs)
+            assert part.tested == critical_in(env.insns, cfg.succs)
 
 
 def _loop(bound: int) -> tuple[Instruction, ...]:
