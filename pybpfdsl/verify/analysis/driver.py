@@ -204,7 +204,13 @@ def _past_loops(env: Env, cfg: Cfg, start: State, max_parts: int, resolved: Reso
     Sound: each resolved loop has one entry, and its iterations were unrolled from every state the first
     analysis lets in, so the states leaving it include every concrete exit; everything else is the
     fixpoint as before. An instruction outside the bodies that this analysis finds safe is safe (the
-    argument of ``_analyse_both``); inside them ``_recheck`` decides. Not settling refuses nothing more."""
+    argument of ``_analyse_both``); inside them ``_recheck`` decides. Not settling refuses nothing more.
+
+    The runs keep partitions (``MAX_PARTS``) even when called by the plain analysis (``max_parts`` 1): past
+    the loop the paths meet again (``ok = 0`` where a bounds check failed, the pointer checked where it
+    passed: xdp-filter's TCP filters at -O1 then read through a number on the joined path), and the plain
+    analysis' errors are what the partitioned one's are matched against."""
+    max_parts = max(max_parts, MAX_PARTS)
     bodies: set[int] = set().union(*(body for body, _ in resolved.values()))
     nodes = set(range(len(env.insns))) - bodies
     # Only errors the loops' exits lead to can go: elsewhere this analysis is the first one again.
