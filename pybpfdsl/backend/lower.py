@@ -606,11 +606,16 @@ class _FunctionLowering:
             ptr = self._at(ptr, k)
         return ptr
 
-    def _bounded(self, value: n.Value, bound: int) -> bool:
+    def _bounded(self, value: n.Value, bound: int, depth: int = 3) -> bool:
         """Whether the offset `value` (at most `bound` where it is read) is bounded in its own register as
-        the kernel sees it: by its computation (value ranges: a masked loop index), or a block parameter
-        (a header's offset, each path's value computed on that path, which the kernel explores alone)."""
-        return self.facts.bounded(value, bound) or value in self.facts.paths.param_index
+        the kernel sees it: by its computation (value ranges: a masked loop index), a block parameter (a
+        header's offset, each path's value computed on that path, which the kernel explores alone), or a
+        sum of such (the payload's offset plus a masked index)."""
+        if self.facts.bounded(value, bound) or value in self.facts.paths.param_index:
+            return True
+        d = self.facts.defs.get(value)
+        return depth > 0 and isinstance(d, n.Binary) and d.op is BinOp.ADD \
+            and self._bounded(d.lhs, bound, depth - 1) and self._bounded(d.rhs, bound, depth - 1)
 
     def _masked(self, offset: ir.Value) -> ir.Value:
         """`offset & MAX_PACKET_OFFSET`, the value added to `data`, bounded in the very register that is
