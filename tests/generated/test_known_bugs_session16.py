@@ -1,13 +1,15 @@
 """Bugs the generated corpus found in session 16 (benchmarks/generated_corpus.py, seeds 40000..40150 EXTENDED
 and 41000..41100 Features()), each reduced to the smallest program that still shows it. Each test states the
 correct behaviour and is a strict xfail: it starts to pass, and so fails here, when the bug is fixed; then
-drop the marker and keep the test. A bug fixed in the same session keeps its program here as a plain test."""
+drop the marker and keep the test. A bug fixed in the same session keeps its program here as a plain test.
+Programs are kept as generated: unused locals and nested checks are part of what the verifier sees."""
+# ruff: noqa: F841, SIM102, B007
 
 from __future__ import annotations
 
 import pytest
 
-from pybpfdsl import XDP_PASS, Packet, u8, u32, u64, xdp
+from pybpfdsl import XDP_PASS, Global, HashMap, Packet, i8, i16, i64, u8, u16, u32, u64, xdp
 from pybpfdsl.differential import compare
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 
@@ -50,4 +52,33 @@ def test_a_loop_counting_down_that_writes_the_payload_loads() -> None:
     with payload_writes_counting_down.load():
         pass  # the kernel loads it
     compiled = payload_writes_counting_down.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
+
+
+lh_g1 = Global(i64, 6)
+lh_m4 = HashMap(u16, i64, 4)
+
+
+@xdp
+def loop_over_nested_header_checks(pkt: Packet) -> int:
+    for i in range(10, 0, -2):
+        if lh_g1.value == 11:
+            if pkt.udp is not None:
+                tcp = pkt.tcp
+                if tcp is not None:
+                    v: i16 = i16(((i8(127) * i16(-32768)) >> (lh_g1.value ^ 1)) - lh_m4.get(0, 4))
+    return XDP_PASS
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify/analysis (partitions, dcd0507): iteration 2 of the loop is "
+                   "taken as covered by an earlier one, so a five-iteration loop is refused as endless "
+                   "(generated program 42074)")
+def test_a_for_range_loop_over_nested_header_checks_is_accepted() -> None:
+    """Generated program 42074, reduced: the kernel loads it; ours said `unbounded-loop: the loop starting here
+    may never exit: iteration 2 starts from a state an earlier iteration already covered` (accepted before
+    dcd0507)."""
+    with loop_over_nested_header_checks.load():
+        pass  # the kernel loads it
+    compiled = loop_over_nested_header_checks.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
