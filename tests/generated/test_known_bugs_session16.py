@@ -1,8 +1,9 @@
-"""Bugs the generated corpus found in session 16 (benchmarks/generated_corpus.py, seeds 40000..40150 EXTENDED
-and 41000..41100 Features()), each reduced to the smallest program that still shows it. Each test states the
-correct behaviour and is a strict xfail: it starts to pass, and so fails here, when the bug is fixed; then
-drop the marker and keep the test. A bug fixed in the same session keeps its program here as a plain test.
-Programs are kept as generated: unused locals and nested checks are part of what the verifier sees."""
+"""Bugs the generated corpus found in session 16 (benchmarks/generated_corpus.py, seeds 40000..40150 and
+42000..42199 EXTENDED, 41000..41100 Features()), each reduced to the smallest program that still shows it.
+Each test states the correct behaviour and is a strict xfail: it starts to pass, and so fails here, when the
+bug is fixed; then drop the marker and keep the test. A bug fixed in the same session keeps its program here
+as a plain test. Programs are kept as generated: unused locals and nested checks are part of what the
+verifier sees."""
 # ruff: noqa: F841, SIM102, B007
 
 from __future__ import annotations
