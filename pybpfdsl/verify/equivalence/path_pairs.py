@@ -25,7 +25,7 @@ cannot, in arithmetic the normal forms do not see). mark_payload: 24.7 million u
 
 The same holds for every output compared only where neither program faults (`proven_outputs`): a
 packet writer's action, the packet's final bounds and its global data are paired with its bytes
-(ipip_decap's action and bounds, 34 IR paths against 30, are proven so; its fingerprint is not).
+(ipip_decap's action, bounds and .bss fingerprint, 34 IR paths against 30, are proven so).
 
 A pair's question the shared solver does not answer in `INCREMENTAL_PAIR_UNITS` goes to a fresh one:
 a solver that has been pushed decides bit-vectors in its incremental core, which gave up on a checksum

@@ -56,9 +56,9 @@ DEFAULT_BUDGET = 300_000_000
 `prove` command): twice the compile budget."""
 COMPILE_BUDGET_DEFAULT = 150_000_000
 """Resource units of the proof `compile()` runs unless `PYBPFDSL_PROVE_BUDGET` says otherwise. The
-costliest example, bandwidth_limiter, needs 17.8 million (since int -> float conversions saturate),
-wherever it runs (each proof has a Z3 context of its own, `context`, so the proofs before it in a process
-change nothing), so this is more than 8x that and an example never comes near it. Z3 spends 1 to 5
+costliest example, vlan_tagging, needs 58 million (bandwidth_limiter 45 million), wherever it runs (each
+proof has a Z3 context of its own, `context`, so the proofs before it in a process change nothing), so this
+is more than 2.5x that. Z3 spends 1 to 5
 million units a second on these queries, depending on the machine and its load."""
 
 
