@@ -47,9 +47,6 @@ def modulo_by_a_flag(pkt: Packet) -> int:
     return u32(u64(pkt.len) % d) & 3
 
 
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/ir/passes/ranges.py: the range of x % d is bounded by d - 1 even "
-                   "where d may be 0 (then the result is x), so the `& 3` after it is dropped as redundant "
-                   "(generated program 40046, found by the proof's counterexample)")
 def test_a_mask_after_a_modulo_by_zero_is_kept() -> None:
     """By 0, `%` gives the dividend (as BPF does), and the mask still applies: a 43-byte packet whose first
     payload byte is 0 gives 43 & 3 = 3 (XDP_TX); the bytecode returned 43, not an XDP action."""

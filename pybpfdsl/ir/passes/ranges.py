@@ -145,7 +145,8 @@ def _binary(op: BinOp, t: ScalarType, a: Interval, b: Interval) -> Interval:
     elif op is BinOp.DIV and a.lo >= 0 and b.lo >= 0:
         r = Interval(0, a.hi)  # a quotient of non-negative numbers is at most the dividend (by 0: 0)
     elif op is BinOp.MOD and a.lo >= 0 and b.lo >= 0:
-        r = Interval(0, min(a.hi, max(b.hi - 1, 0)))  # by 0 the dividend: within [0, a.hi] too
+        # by 0 the remainder is the dividend (the IR's rule), so only a divisor that cannot be 0 caps it
+        r = Interval(0, a.hi) if b.lo == 0 else Interval(0, min(a.hi, b.hi - 1))
     else:
         return whole
     return r if r.within(whole.lo, whole.hi) else whole  # it may wrap: nothing known
