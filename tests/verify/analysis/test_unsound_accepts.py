@@ -187,9 +187,10 @@ def test_whole_spill_of_a_pointer_is_accepted() -> None:
 # 4. Loops the kernel gives up on
 # --------------------------------------------------------------------------- #
 
-BOUNDS = (20, 32, 48, 64, 128)
+BOUNDS = (20, 32, 48, 64, 128, 256)
 """range(16) is unrolled by the backend since 90e9906 (no loop left), so the smallest bound is 20; since 73fe524
-the kernel loads up to range(96) at least (803,303 instructions) and refuses range(128)."""
+the kernel loads up to range(96) at least (803,303 instructions); since this session's offset masks (4eacaf4..5d1a5f4)
+the loop body is cheaper for it, and it loads range(128) (742,908) and refuses range(256)."""
 
 
 @pytest.fixture(scope="module")
@@ -198,10 +199,10 @@ def loop_reports() -> dict[int, VerifierReport]:
 
 
 def test_loop_beyond_the_kernels_limit_is_refused_at_its_python_line(loop_reports: dict[int, VerifierReport]) -> None:
-    report = loop_reports[128]
+    report = loop_reports[256]
     assert [f.code for f in report.errors] == [Code.COMPLEXITY], report.format()
     text = report.format()
-    assert "for i in range(128)" in text and "bpf_loop" in text and "lower the loop's bound" in text
+    assert "for i in range(256)" in text and "bpf_loop" in text and "lower the loop's bound" in text
     assert report.analysis is not None and report.analysis.kernel_estimate > BPF_COMPLEXITY_LIMIT_INSNS
 
 
