@@ -263,8 +263,6 @@ class _FunctionLowering:
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.pointers_at_end: dict[str, tuple[ir.Value, ir.Value]] = {}
         """`data` and `data_end` as each lowered block leaves them (a move reads them again)."""
-        self.masks: dict[ir.Value, list[tuple[str, ir.Value]]] = {}
-        """Each offset's masks (`_masked`), with the block that made each one."""
         self.key_slots: dict[str, ir.Value] = {}
         self.value_slots: dict[str, ir.Value] = {}
         self.global_addresses: dict[str, ir.Value] = {}
@@ -536,8 +534,7 @@ class _FunctionLowering:
             end = self._end(start, width, prior, constant_k + width)
             self.facts.checked(op, start, end)
         else:
-            masked = b.and_(offset, limit) if self._bounded(op.offset, MAX_PACKET_OFFSET) else self._masked(offset)
-            start = self._opaque(b.gep(self.data, [masked], source_etype=_I8))
+            start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
             end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
             self.facts.checked(op, start, end if constant_base is None else None)
         fits = b.icmp_unsigned("<=", end, self.data_end)
@@ -593,44 +590,16 @@ class _FunctionLowering:
             # Guarded from the offset's variable part (`base + k`): the pointer `data + base` is tested
             # with `k + width` bytes and read at `+k`, one register for the test and the load.
             base, k = self.facts.split(i.offset)
-            if base is None or not 0 <= k <= MAX_PACKET_OFFSET:  # (the kernel reads at no negative offset)
+            if base is None or k > MAX_PACKET_OFFSET:
                 base, k = i.offset, 0
             start = self._get(base)
             too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))
             self._guard(too_far, "offset_ok")
-            limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
-            added = b.and_(start, limit) if self._bounded(base, MAX_PACKET_OFFSET - k) else self._masked(start)
-            ptr = self._opaque(b.gep(self.data, [added], source_etype=_I8))
+            ptr = self._opaque(b.gep(self.data, [start], source_etype=_I8))
             end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
             ptr = self._at(ptr, k)
         return ptr
-
-    def _bounded(self, value: n.Value, bound: int, depth: int = 3) -> bool:
-        """Whether the offset `value` (at most `bound` where it is read) is bounded in its own register as
-        the kernel sees it: by its computation (value ranges: a masked loop index), a block parameter (a
-        header's offset, each path's value computed on that path, which the kernel explores alone), or a
-        sum of such (the payload's offset plus a masked index)."""
-        if self.facts.bounded(value, bound) or value in self.facts.paths.param_index:
-            return True
-        d = self.facts.defs.get(value)
-        return depth > 0 and isinstance(d, n.Binary) and d.op is BinOp.ADD \
-            and self._bounded(d.lhs, bound, depth - 1) and self._bounded(d.rhs, bound, depth - 1)
-
-    def _masked(self, offset: ir.Value) -> ir.Value:
-        """`offset & MAX_PACKET_OFFSET`, the value added to `data`, bounded in the very register that is
-        added. Pinned, so that no LLVM pass drops the mask for a bound it knows from another register:
-        after `off = len - 2` and a test `off <= 0x7FFF`, LLVM tests `len <= 0x8001` instead and adds the
-        unmasked `off`, an unbounded scalar to the verifier and the kernel. One mask per offset serves the
-        blocks its block dominates (a check and the accesses after it: one register, one `and`)."""
-        limit = ir.Constant(_I64, MAX_PACKET_OFFSET)
-        made = self.masks.setdefault(offset, [])
-        for block, masked in made:
-            if self.facts.cfg.dominates(block, self.current):
-                return masked
-        masked = self.b.and_(barriers.pinned(self.b, offset), limit)
-        made.append((self.current, masked))
-        return masked
 
     def _opaque(self, ptr: ir.Value) -> ir.Value:
         """`ptr`, hidden from LLVM's reassociation behind the BPF backend's passthrough intrinsic.

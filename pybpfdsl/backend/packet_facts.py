@@ -28,7 +28,7 @@ _CALLS = (n.MapLookup, n.MapUpdate, n.MapDelete, n.CallHelper, n.RingbufOutput)
 _NO_CALL = (n.PureInstr, n.PacketLen, n.InBounds, n.LoadPacket, n.IsNull, n.LoadValue, n.StoreValue, n.LoadGlobal,
             n.StoreGlobal)
 """Operations that call no helper (anything else, including operations added later, counts as a call)."""
-_SMALL = 1 << 16  # constant parts of offsets beyond this (either way) are left to the guarded path
+_SMALL = 1 << 16  # constant parts of offsets beyond this are left to the guarded path
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class PacketFacts:
     def checked(self, op: n.InBounds, start: ir.Value, end: ir.Value | None = None) -> None:
         base, k = constant_offset(op.offset, self.defs)
         self.starts[op.out] = start
-        if -_SMALL < k < _SMALL:
+        if k < _SMALL:
             self.checks[op.out] = Checked(base, k, op.width, start, end)
 
     def checked_from_base(self, op: n.InBounds, base_ptr: ir.Value, k: int, start: ir.Value,
@@ -199,21 +199,16 @@ class PacketFacts:
                     best = c
         return best
 
-    def bounded(self, value: n.Value, limit: int) -> bool:
-        """Whether `value` lies in [0, limit] by its computation alone (`ir.passes.ranges`: masks, loads,
-        sums that do not wrap, ...), which the kernel verifier tracks in the register holding it."""
-        if self.ranges is None:
-            self.ranges = value_ranges(self.program)
-        r = self.ranges.get(value)
-        return r is not None and r.within(0, limit)
-
     def base_below(self, offset: n.Value, limit: int) -> tuple[n.Value, int] | None:
         """`offset` as (base, k), base + k with 0 < k, when base's range is within [0, limit - k]; None
         otherwise (a constant offset, or a base that may be large)."""
         base, k = constant_offset(offset, self.defs)
         if base is None or not 0 < k < _SMALL:
             return None
-        return (base, k) if self.bounded(base, limit - k) else None
+        if self.ranges is None:
+            self.ranges = value_ranges(self.program)
+        r = self.ranges.get(base)
+        return (base, k) if r is not None and r.within(0, limit - k) else None
 
     def branched(self, block: str, term: n.Branch) -> None:
         """Note what holds on the true edge of `term` (ending `block`)."""
@@ -229,7 +224,7 @@ class PacketFacts:
     def covering(self, block: str, op: n.LoadPacket) -> tuple[ir.Value, int] | None:
         """(checked pointer, offset from it) of a check that covers `op` in `block`, if one does."""
         base, k = constant_offset(op.offset, self.defs)
-        if not -_SMALL < k < _SMALL:
+        if k >= _SMALL:
             return None
         for d in self.cfg.dominators(block):
             for c in self.holding.get(d, ()):

@@ -118,7 +118,7 @@ class PathFacts:
                     self.home[instr.result] = name
                 if isinstance(instr, n.InBounds):
                     base, k = constant_offset(instr.offset, self.defs)
-                    if -SMALL < k < SMALL:
+                    if k < SMALL:
                         self.ranges[instr.out] = _Range(instr.out, base, k, instr.width)
         for name in self.cfg.order:
             term = self.blocks[name].terminator
@@ -195,7 +195,7 @@ class PathFacts:
         """The pointer through which `value` (a u64 offset) is reached at `point`: `data` for a constant,
         else the widest check holding there on its base, else its base's shadow (a parameter)."""
         base, k = constant_offset(value, self.defs)
-        if not -SMALL < k < SMALL:
+        if k >= SMALL:
             return Ptr("none")
         if base is None:
             return Ptr("data", None, k)
@@ -205,7 +205,7 @@ class PathFacts:
                 best = r
         if best is not None:
             return Ptr("check", best.check, k - best.k)
-        if base in self.param_index and k >= 0:  # what a shadow proves starts at it, not before
+        if base in self.param_index:
             return Ptr("shadow", base, k)
         return Ptr("none")
 

@@ -102,29 +102,21 @@ def definitions(program: n.Program) -> dict[n.Value, n.Instr]:
 
 
 def constant_offset(value: n.Value, defs: dict[n.Value, n.Instr]) -> tuple[n.Value | None, int]:
-    """`value` as (base, k): the constant k (0 <= k < 2**64) when base is None, else base + k modulo 2**64
-    with k signed (-2**63 <= k < 2**63), so that `sub x, 3` and `add x, -3` are x three bytes back, a
-    small offset from x as `add x, 3` is."""
+    """`value` as (base, k) with value = base + k (u64, k a constant); base None when it is the constant k."""
     k = 0
     while True:
         d = defs.get(value)
         if isinstance(d, n.Const):
             return None, (k + d.value) % (1 << 64)
-        if isinstance(d, n.Binary) and d.op in (BinOp.ADD, BinOp.SUB):
+        if isinstance(d, n.Binary) and d.op is BinOp.ADD:
             left, right = defs.get(d.lhs), defs.get(d.rhs)
             if isinstance(right, n.Const):
-                k, value = (k + right.value if d.op is BinOp.ADD else k - right.value), d.lhs
+                k, value = k + right.value, d.lhs
                 continue
-            if isinstance(left, n.Const) and d.op is BinOp.ADD:
+            if isinstance(left, n.Const):
                 k, value = k + left.value, d.rhs
                 continue
-        return value, _signed(k)
-
-
-def _signed(k: int) -> int:
-    """`k` modulo 2**64, as a signed 64-bit number."""
-    k %= 1 << 64
-    return k - (1 << 64) if k >= 1 << 63 else k
+        return value, k % (1 << 64)
 
 
 def drop_unreachable(program: n.Program) -> None:
