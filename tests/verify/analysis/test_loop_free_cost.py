@@ -10,7 +10,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import Code, verify_instructions
 from pybpfdsl.verify.analysis.cfg import build_cfg
-from pybpfdsl.verify.analysis.loops import path_bound
+from pybpfdsl.verify.analysis.path_counts import path_bound
 from pybpfdsl.verify.analysis.transfer import Env
 from tests.verify.analysis.kernel_oracle import kernel_verdict
 from tests.verify.analysis.opcodes import EXIT, PRANDOM, add_imm, jeq_imm, mov, mov_reg
