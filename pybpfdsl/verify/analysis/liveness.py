@@ -13,7 +13,7 @@ from pybpfdsl.bpf.abi import HELPER_PROTOTYPES, Helper
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import AtomicOp, Kind, Source, source
 
-__all__ = ["call_args", "live_in", "registers_of", "solve_backward", "tested_in"]
+__all__ = ["call_args", "live_in", "registers_of", "solve_backward"]
 
 ALL = (1 << 11) - 1
 CALL_CLOBBERS = 0b111111  # r0..r5
@@ -88,32 +88,6 @@ def _uses_defs(insn: Instruction) -> tuple[int, int]:
 def live_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
     """Bit ``r`` of entry ``i``: register ``r`` may be read on some path from instruction ``i`` before a write."""
     return solve_backward(succs, [(*_uses_defs(i), 0, 0) for i in insns])
-
-
-def _tested_facts(insn: Instruction) -> tuple[int, int, int, int]:
-    """(use, kill, cond, bit) of :func:`tested_in` for ``insn``."""
-    k = insn.kind
-    if k == Kind.JCOND:
-        return (1 << insn.dst) | ((1 << insn.src) if source(insn.opcode) == Source.X else 0), 0, 0, 0
-    if k == Kind.MOV and source(insn.opcode) == Source.X:
-        return 0, 1 << insn.dst, 1 << insn.src, 1 << insn.dst  # a copy tested: the original is
-    self_op = source(insn.opcode) == Source.X and insn.dst == insn.src  # ``r4 ^= r4``: a new value
-    if k in (Kind.ALU, Kind.NEG, Kind.END, Kind.BSWAP) and not self_op:
-        return 0, 0, 0, 0  # ``w4 ^= 1; if w4 == 0``: a constant before the update is one after it
-    if insn.kind == Kind.INVALID:
-        return 0, ALL, 0, 0
-    kill = 0
-    for r in registers_of(insn)[1]:
-        kill |= 1 << r
-    return 0, kill | (CALL_CLOBBERS if k == Kind.CALL else 0), 0, 0
-
-
-def tested_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
-    """Bit ``r`` of entry ``i``: register ``r``'s value at instruction ``i`` may reach a conditional jump
-    (itself, a copy, or updated in place by arithmetic) on some path. The partitions keep states apart by
-    the constants in such registers when nothing else fits (a flag ``is_tcp = 1`` set where a header
-    pointer was checked, tested after the paths joined: the kernel checks each path with its own)."""
-    return solve_backward(succs, [_tested_facts(i) for i in insns])
 
 
 def solve_backward(succs: list[list[int]], facts: Sequence[tuple[int, int, int, int]]) -> list[int]:

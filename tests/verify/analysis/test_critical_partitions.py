@@ -18,7 +18,7 @@ from pybpfdsl.bpf.instruction import Instruction, slot_offsets
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import VerifierReport, verify_instructions
 from pybpfdsl.verify.analysis.cfg import build_cfg
-from pybpfdsl.verify.analysis.liveness import tested_in as registers_tested
+from pybpfdsl.verify.analysis.critical import critical_in as registers_tested
 from pybpfdsl.verify.analysis.partitions import CRITICAL_PARTS, MAX_PARTS
 from pybpfdsl.verify.analysis.transfer import Env
 from tests.verify.analysis.kernel_oracle import HASH_MAP, kernel_verdict
@@ -139,8 +139,9 @@ def _tested(prog: list[Instruction]) -> list[int]:
 
 
 def test_tested_registers_follow_copies_and_in_place_updates() -> None:
-    """``tested_in``: r4 is tested at L (directly), r8 is not (only stored); a register copied into one
-    that is tested, or updated in place before the test, counts; a register overwritten before it does not."""
+    """``critical_in`` (what the partitions key on): r4 is tested at L (directly), r8 is not (only stored); a
+    register copied into one that is tested, or updated in place before the test, counts; a register
+    overwritten before it does not."""
     prog = flag_program()
     tested = _tested(prog)
     at_l = next(i for i, insn in enumerate(prog) if insn.opcode == STX_DW)
