@@ -21,9 +21,15 @@ way (Ethernet/IPv4/IPv6/TCP/UDP frames with payload, truncations, garbage).
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import ipaddress
 import random as pyrandom
+import re
 import struct
+import sys
+import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -400,6 +406,8 @@ class _Generator:
         lines += self.main()
         lines[1:1] = sorted(set(self.imports))
         self.out.source = "\n".join(lines) + "\n"
+        if "run-time randint" in self.out.constructs:
+            self.out.source = _order_folded_randints(self.out.source, self.out.function)
         return self.out
 
     def entry_key(self, text: str) -> str:
@@ -1356,6 +1364,69 @@ class _Generator:
         if "float" in (ka, kb):
             a, b = self.float_operand(a, ka), self.float_operand(b, kb)
         return f"({a} {op} {b})"
+
+
+_UNORDERED_RANDINT = re.compile(r"randint\(-?\d+, -?\d+\) needs lo <= hi")
+
+
+def _order_folded_randints(source: str, function: str) -> str:
+    """`source` with the bounds of each run-time randint that the compiler folds to constants with lo > hi
+    swapped. Such bounds are expressions, and a tuple item, a typed constant or a local holding one may fold
+    on both sides (EXTENDED seed 42097: `randint(i32(i32(T6[-2])), i32(i8(-1)))` is randint(726, -1)), which
+    the compiler rightly refuses. Only the compiler knows what folds, so it is asked (the front end only,
+    and only for programs with a run-time randint); a program it does not refuse so is returned unchanged,
+    with no draw made, so no other seed's program changes."""
+    from pybpfdsl import DslError, XdpProgram  # the generator itself needs no compiler
+
+    for attempt in range(8):  # one refusal at a time, as the compiler reports them
+        with tempfile.TemporaryDirectory(prefix="pybpfdsl-randint-") as tmp:
+            path = f"{tmp}/generated.py"
+            with open(path, "w") as file:
+                file.write(source)
+            name = f"_pybpfdsl_randint_order_{attempt}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    spec.loader.exec_module(module)
+                    prog = getattr(module, function)
+                    assert isinstance(prog, XdpProgram)
+                    prog.lower()
+                return source
+            except DslError as exc:
+                loc = exc.location
+                if loc is None or not _UNORDERED_RANDINT.match(exc.message):
+                    return source  # another refusal: the checks report it
+                swapped = _swap_randint_bounds(source, loc.line, loc.column)
+                if swapped is None:
+                    return source
+                source = swapped
+            except Exception:  # a compiler bug: the checks report it, on the program as drawn
+                return source
+            finally:
+                sys.modules.pop(name, None)
+    return source
+
+
+def _swap_randint_bounds(source: str, line: int, column: int) -> str | None:
+    """`source` with the two arguments of the `randint(...)` call at (line, column) swapped, or None."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "randint" and \
+                (node.lineno, node.col_offset) == (line, column) and len(node.args) == 2:
+            lo, hi = node.args
+            if not lo.lineno == lo.end_lineno == hi.lineno == hi.end_lineno == line:
+                return None
+            lines = source.split("\n")
+            text = lines[line - 1]
+            assert lo.end_col_offset is not None and hi.end_col_offset is not None
+            lo_text, hi_text = text[lo.col_offset:lo.end_col_offset], text[hi.col_offset:hi.end_col_offset]
+            lines[line - 1] = (text[:lo.col_offset] + hi_text + text[lo.end_col_offset:hi.col_offset] + lo_text
+                               + text[hi.end_col_offset:])
+            return "\n".join(lines)
+    return None
 
 
 def generate_program(choose: Chooser, features: Features = ALL) -> GeneratedProgram:
