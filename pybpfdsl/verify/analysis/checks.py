@@ -124,6 +124,9 @@ def _srange(off: Scalar) -> tuple[int, int]:
 
 
 def check_packet(state: State, p: PacketPtr, insn_off: int, size: int) -> str | None:
+    if p.end:  # the kernel's range of such a register is negative: no access through it
+        return (f"packet access through {p}: this register was compared past packet_end, so the kernel "
+                "allows no access through it (check the packet length through a pointer that stays in bounds)")
     lo, hi = _srange(p.off)
     if lo + insn_off < 0:
         return f"packet access at offset {lo + insn_off} is before the packet start"

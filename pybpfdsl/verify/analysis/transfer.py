@@ -45,6 +45,8 @@ from pybpfdsl.verify.analysis.abstract_state import (
 )
 from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_access, exit_value_finding
 from pybpfdsl.verify.analysis.values import (
+    AT_END,
+    BEYOND_END,
     UNINIT,
     CtxPtr,
     MapInfo,
@@ -504,11 +506,36 @@ _FLIP = {JmpOp.JGT: JmpOp.JLT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLT: JmpOp.JGT, JmpOp
          JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE}
 
 
-def _packet_edge(s: State, p: PacketPtr, op: JmpOp, taken: bool) -> State:
-    """``p op packet_end`` on one edge: if it implies ``p <= packet_end``, record the proven range."""
-    holds_le = {JmpOp.JLE: True, JmpOp.JLT: True, JmpOp.JGT: False, JmpOp.JGE: False}.get(op)
-    if holds_le is None or holds_le != taken:
+_PAST_END = {JmpOp.JGT: (True, BEYOND_END), JmpOp.JGE: (True, AT_END), JmpOp.JLT: (False, AT_END),
+             JmpOp.JLE: (False, BEYOND_END)}
+"""``p op packet_end``: on which edge (taken or not) ``p`` is past the end, and how far (its mark)."""
+
+
+def _unmark(x: Value) -> Value:
+    return PacketPtr(x.off, x.pid, x.delta) if type(x) is PacketPtr and x.end else x
+
+
+def _packet_edge(s: State, reg: int, p: PacketPtr, op: JmpOp, taken: bool) -> State | None:
+    """``p op packet_end`` (64-bit) on one edge: None if the kernel decides the jump the other way; else, where
+    it implies ``p <= packet_end``, the proven range, and where ``p >= packet_end`` (``>``), ``reg``'s mark.
+
+    The kernel marks the compared register alone (``mark_pkt_end``), then decides a comparison of it with
+    packet_end by the mark (``is_pkt_ptr_branch_taken``): ``>`` and ``<=`` by BEYOND_END, ``>=`` and ``<``
+    by either mark. A check that passes sets the range of every pointer with the checked one's id, which
+    clears their marks: here every mark goes (more than the kernel clears, so no jump is decided that the
+    kernel explores)."""
+    past = _PAST_END.get(op)
+    if past is None:
         return s
+    past_if_taken, mark = past
+    if p.end and (p.end == BEYOND_END or mark == AT_END) and taken != past_if_taken:
+        return None  # the kernel decides this jump: the edge where p is within the packet is not walked
+    if taken == past_if_taken:
+        regs = (*s.regs[:reg], PacketPtr(p.off, p.pid, p.delta, max(mark, p.end)), *s.regs[reg + 1:])
+        return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
+    if s.frames or any(type(x) is PacketPtr and x.end for x in s.regs) or any(
+            type(x) is PacketPtr and x.end for _, x in stk.spilled_values(s.stack)):
+        s = s.map_values(_unmark)
     # The kernel extends the checked length of pointers at constant offsets (its id 0) only through
     # one of them: a check through a pointer with a variable offset proves nothing for them there.
     lo = p.off.const_value
@@ -563,9 +590,9 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
                 JmpOp.JEQ, JmpOp.JNE):
             return _null_edge(s, v, reg, is_null=(op == JmpOp.JEQ) == taken)
     if isinstance(dv, PacketPtr) and isinstance(sv, PacketEnd):
-        return _packet_edge(s, dv, op, taken)
+        return _packet_edge(s, insn.dst, dv, op, taken)
     if isinstance(sv, PacketPtr) and isinstance(dv, PacketEnd) and op in _FLIP:
-        return _packet_edge(s, sv, _FLIP[op], taken)
+        return _packet_edge(s, insn.src, sv, _FLIP[op], taken)
     return s
 
 

@@ -31,6 +31,8 @@ _swiden = lru_cache(maxsize=1 << 14)(Scalar.widen)
 _snarrow = lru_cache(maxsize=1 << 14)(Scalar.narrow)
 
 __all__ = [
+    "AT_END",
+    "BEYOND_END",
     "ZERO",
     "CtxPtr",
     "MapInfo",
@@ -137,6 +139,12 @@ class CtxPtr:
         return f"ctx{_off_text(self.off)}"
 
 
+AT_END: Final = 1
+""":attr:`PacketPtr.end`: this register was found ``>= packet_end`` (the kernel's ``AT_PKT_END`` range)."""
+BEYOND_END: Final = 2
+""":attr:`PacketPtr.end`: this register was found ``> packet_end`` (the kernel's ``BEYOND_PKT_END`` range)."""
+
+
 @dataclass(slots=True, unsafe_hash=True, init=False)
 class PacketPtr:
     """``data + off``; ``pid``/``delta`` link it to the proven ranges (see the module docstring)."""
@@ -144,11 +152,18 @@ class PacketPtr:
     off: Final[Scalar]
     pid: Final[Pid | None]
     delta: Final[int]
+    end: Final[int]
+    """0, or :data:`AT_END` / :data:`BEYOND_END`: on the edge where ``p >= packet_end`` (``p >
+    packet_end``) holds, the kernel marks that register so (``mark_pkt_end``), and then decides a later
+    comparison of it with packet_end (``is_pkt_ptr_branch_taken``) and refuses any access through it. Kept
+    only where the kernel keeps it too (a copy, a spill and its fill, a join of equal marks): a mark the
+    kernel has not would decide a jump it explores (``transfer._packet_edge``)."""
 
-    def __init__(self, off: Scalar, pid: Pid | None = None, delta: int = 0) -> None:
+    def __init__(self, off: Scalar, pid: Pid | None = None, delta: int = 0, end: int = 0) -> None:
         self.off = off
         self.pid = pid
         self.delta = delta
+        self.end = end
 
     def __str__(self) -> str:
         if self.pid is None:
@@ -157,6 +172,8 @@ class PacketPtr:
             link = ", id=joined"
         else:
             link = f", id={self.pid}"
+        if self.end:
+            link += ", beyond packet_end" if self.end == BEYOND_END else ", at or beyond packet_end"
         return f"packet{_off_text(self.off)}{link}"
 
 
@@ -379,8 +396,9 @@ def _kind(v: Value) -> str:
 
 
 def _unlinked(v: Value) -> Value:
-    """``v`` without packet or null ids, as an alternative of a :class:`OneOf` (see there)."""
-    if isinstance(v, PacketPtr) and v.pid is not None:
+    """``v`` without packet or null ids (nor a packet_end mark, which a later check may clear), as an
+    alternative of a :class:`OneOf` (see there)."""
+    if isinstance(v, PacketPtr) and (v.pid is not None or v.end):
         return PacketPtr(v.off)
     if isinstance(v, MapValueOrNull) and v.nid is not None:
         return MapValueOrNull(v.map, v.off, None)
@@ -447,7 +465,8 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
         return ScalarValue(sc(a.value, b.value))
     if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
         same = a.pid == b.pid and a.delta == b.delta
-        return PacketPtr(sc(a.off, b.off), a.pid if same else None, a.delta if same else 0)
+        # the weaker mark (AT_END of AT_END and BEYOND_END): a jump it decides, each path's mark decides
+        return PacketPtr(sc(a.off, b.off), a.pid if same else None, a.delta if same else 0, min(a.end, b.end))
     if isinstance(a, CtxPtr) and isinstance(b, CtxPtr):
         return CtxPtr(sc(a.off, b.off))
     if isinstance(a, StackPtr) and isinstance(b, StackPtr):
@@ -504,7 +523,8 @@ def value_le(a: Value, b: Value) -> bool:
     if isinstance(a, ScalarValue) and isinstance(b, ScalarValue):
         return a.value.le(b.value)
     if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
-        return a.off.le(b.off) and (b.pid is None or (a.pid == b.pid and a.delta == b.delta))
+        return (a.off.le(b.off) and (b.pid is None or (a.pid == b.pid and a.delta == b.delta))
+                and b.end <= a.end)
     if isinstance(a, CtxPtr | StackPtr | PacketMeta) and type(a) is type(b):
         return a.off.le(b.off)
     if isinstance(a, MapValue) and isinstance(b, MapValue | MapValueOrNull):
