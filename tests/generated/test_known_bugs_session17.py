@@ -3,6 +3,7 @@ to the smallest program that still shows it. Each test states the correct behavi
 starts to pass, and so fails here, when the bug is fixed; then drop the marker and keep the test. A bug fixed in
 the same session keeps its program here as a plain test. Programs are kept as generated: unused locals and
 nested checks are part of what the verifier sees."""
+# ruff: noqa: F841
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pybpfdsl import XDP_ABORTED, XDP_DROP, XDP_PASS, Packet, i32, likely, randint, random, u8, xdp
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from tests.generated.checks import load_module
 from tests.generated.program_strategy import EXTENDED, RandomChooser, generate_program
@@ -29,3 +31,27 @@ def test_a_run_time_randint_whose_bounds_fold_is_drawn_in_order() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         module, _ = load_module(gen.source, Path(tmp), "gen_42097")
         getattr(module, gen.function).lower()  # no DslError
+
+
+@xdp
+def loop_returning_on_a_random_draw(pkt: Packet) -> int:
+    for i in range(4):
+        if likely(random() >= 0.001):
+            v: i32 = randint(i32(i), i32(i) + 7)
+            return XDP_DROP
+        pkt.payload[i] = u8(1)
+    return XDP_PASS if random() > 1.0 else XDP_ABORTED
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify/analysis/loops.py (cover test over the loop head's partitions, "
+                   "the family of 42074): iteration 2 of a four-iteration loop is taken as covered by an earlier one, "
+                   "so the loop is refused as endless (generated program 44010)")
+def test_a_loop_that_returns_on_a_random_draw_is_accepted() -> None:
+    """EXTENDED 44010, reduced from 37 lines: the kernel loads it; ours said `unbounded-loop: the loop starting
+    here may never exit: iteration 2 starts from a state an earlier iteration already covered` (twice). Without
+    the unused randint, or with `likely()` dropped, it is accepted."""
+    with loop_returning_on_a_random_draw.load():
+        pass  # the kernel loads it
+    compiled = loop_returning_on_a_random_draw.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
