@@ -38,7 +38,7 @@ from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.bpf.semantics import SemanticsError
 from pybpfdsl.superopt.region import RegionCode, modelled_call, prove_region
 from pybpfdsl.superopt.window_check import branch_live, live_on
-from pybpfdsl.superopt.window_semantics import in_window, is_branch, run_z3_branch
+from pybpfdsl.superopt.window_semantics import candidate_atomic, in_window, is_branch, run_z3_branch
 from pybpfdsl.superopt.windows import (
     core_relocated_slots,
     known_constants,
@@ -158,8 +158,10 @@ def _target(code: Sequence[Instruction], starts: Sequence[int], i: int) -> int |
 
 
 def _fixed(code: Sequence[Instruction], patched: set[int]) -> list[int]:
-    """Instructions outside every window: the cut points each program must share."""
-    return [i for i, insn in enumerate(code) if not in_window(insn) or i in patched]
+    """Instructions outside every window: the cut points each program must share. An atomic add is inside a
+    segment (its meaning is the load, add and store it stands for): the search writes one where the input
+    loaded, added and stored, so the output has it where the input has none."""
+    return [i for i, insn in enumerate(code) if not (in_window(insn) or candidate_atomic(insn)) or i in patched]
 
 
 def _same_fixed(x: Instruction, y: Instruction) -> bool:

@@ -16,7 +16,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import AluOp, InsnClass, JmpOp, Kind, Mode, Size, Source, alu_op, jmp_op, size, source
+from pybpfdsl.bpf.opcode import (
+    AluOp,
+    AtomicOp,
+    InsnClass,
+    JmpOp,
+    Kind,
+    Mode,
+    Size,
+    Source,
+    alu_op,
+    jmp_op,
+    mode,
+    size,
+    source,
+)
 from pybpfdsl.superopt.window_semantics import ends_in_branch
 from pybpfdsl.superopt.windows import transfer
 from pybpfdsl.verify.analysis.liveness import registers_of
@@ -72,6 +86,65 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
     out += _folded_pairs(code, known)
     out += _copies_removed(code)
     out += _offsets_folded(code)
+    out += _atomic_adds(code)
+    return out
+
+
+def _atomic_add(store: Instruction, addend: int, fetch: bool = False) -> Instruction:
+    return Instruction(InsnClass.STX | Mode.ATOMIC | size(store.opcode), store.dst, addend, store.off,
+                       AtomicOp.FETCH_ADD if fetch else AtomicOp.ADD)
+
+
+def _fetch_adds(code: tuple[Instruction, ...], i: int, k: int, j: int, st: Instruction, x: int,
+                add: Instruction) -> list[tuple[Instruction, ...]]:
+    """``x = *(rB +o); y = x; y += K (or z); *(rB +o) = y`` as ``x = K (or z); x = fetch_add(rB +o, x)``."""
+    copy = next((m for m in range(i + 1, k) if code[m].opcode == InsnClass.ALU64 | AluOp.MOV | Source.X
+                 and code[m].dst == add.dst and code[m].src == x), None)
+    if copy is None:
+        return []
+    if source(add.opcode) == Source.K:
+        first = _mov_constant(x, add.imm_sext)
+    else:
+        first = Instruction(InsnClass.ALU64 | AluOp.MOV | Source.X, x, add.src)
+    if first is None:
+        return []
+    return [(*code[:i], *code[i + 1:copy], first, *code[copy + 1:k], *code[k + 1:j], _atomic_add(st, x, True),
+             *code[j + 1:])]
+
+
+def _atomic_adds(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A cell loaded, added to and stored back as one atomic add (clang's ``stats->packets++`` and
+    ``stats->bytes += len`` on a map value): ``x = *(u64 *)(rB +o); x += y; *(u64 *)(rB +o) = x`` as
+    ``lock *(u64 *)(rB +o) += y`` (two slots fewer), ``y += x`` stored from y likewise, and ``x += K`` as
+    ``x = K; lock *(u64 *)(rB +o) += x`` (one fewer). 32-bit cells too; the atomic has no byte or half-word
+    form. Offered wherever the shape matches: the proof refuses it where x is live after, or where something
+    between changes the cell, rB or y; the gate, where rB is not a map value or the stack."""
+    out: list[tuple[Instruction, ...]] = []
+    for j, st in enumerate(code):
+        if st.kind != Kind.STX or mode(st.opcode) != Mode.MEM or size(st.opcode) not in (Size.W, Size.DW) \
+                or st.off % size(st.opcode).bytes:
+            continue
+        for i in range(j):
+            ld = code[i]
+            if ld.kind != Kind.LDX or mode(ld.opcode) != Mode.MEM or size(ld.opcode) != size(st.opcode) \
+                    or ld.src != st.dst or ld.off != st.off or ld.dst in (st.dst, 10):
+                continue
+            x = ld.dst
+            for k in range(i + 1, j):
+                add = code[k]
+                if add.kind != Kind.ALU or alu_op(add.opcode) != AluOp.ADD or add.dst != st.src:
+                    continue
+                if source(add.opcode) == Source.K and add.dst == x:
+                    mov = _mov_constant(x, add.imm_sext)
+                    if mov is not None:
+                        out.append((*code[:i], *code[i + 1:k], mov, *code[k + 1:j], _atomic_add(st, x), *code[j + 1:]))
+                elif source(add.opcode) == Source.X and x in (add.dst, add.src) and add.src != add.dst:
+                    addend = add.src if add.dst == x else add.dst
+                    out.append((*code[:i], *code[i + 1:k], *code[k + 1:j], _atomic_add(st, addend), *code[j + 1:]))
+                elif add.dst != x and add.src != x:
+                    # x kept, the sum made in a copy (``y = x; y += K; store y``): the fetching add leaves the
+                    # old value in x, two slots fewer.
+                    out += _fetch_adds(code, i, k, j, st, x, add)
     return out
 
 
@@ -239,6 +312,37 @@ def _offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ..
                 break
         if used:
             out.append(tuple(b for i, b in enumerate(body) if i not in (p, q)))
+    out += _added_offsets_folded(code)
+    return out
+
+
+def _added_offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A pointer moved by a constant only to be dereferenced: ``r4 += 6; r2 = *(u16 *)(r4 +0)`` as
+    ``r2 = *(u16 *)(r4 +6)``, where every read of ``r4`` after the add (before its next write) is an address
+    base (the proof decides whether the moved ``r4`` was dead after)."""
+    out: list[tuple[Instruction, ...]] = []
+    for p, insn in enumerate(code):
+        if insn.opcode != InsnClass.ALU64 | AluOp.ADD | Source.K or insn.dst == 10:
+            continue
+        x, add = insn.dst, insn.imm
+        body = list(code)
+        used = False
+        for k in range(p + 1, len(code)):
+            cur = code[k]
+            reads, writes = registers_of(cur)
+            if x in reads:
+                base_src = cur.kind in (Kind.LDX, Kind.LDX_SX) and cur.src == x
+                base_dst = cur.kind in (Kind.ST, Kind.STX) and cur.dst == x and (cur.kind == Kind.ST or cur.src != x)
+                off = cur.off + add
+                if not (base_src or base_dst) or not -(1 << 15) <= off < 1 << 15:
+                    used = False
+                    break
+                body[k] = Instruction(cur.opcode, cur.dst, cur.src, off, cur.imm, cur.imm_hi, cur.is_wide)
+                used = True
+            if x in writes:
+                break
+        if used:
+            out.append(tuple(b for i, b in enumerate(body) if i != p))
     return out
 
 

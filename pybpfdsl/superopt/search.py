@@ -29,7 +29,7 @@ from pybpfdsl.superopt.window_check import (
     prove_window,
     stack_safe,
 )
-from pybpfdsl.superopt.window_semantics import ends_in_branch, in_window, is_branch
+from pybpfdsl.superopt.window_semantics import candidate_atomic, ends_in_branch, in_window, is_branch
 from pybpfdsl.verify.analysis.liveness import registers_of
 
 __all__ = ["SearchBudget", "WindowResult", "read_before_written", "search_window"]
@@ -78,13 +78,17 @@ def read_before_written(code: Sequence[Instruction]) -> int:
     return need
 
 
+def _allowed(insn: Instruction) -> bool:
+    return in_window(insn) or candidate_atomic(insn)
+
+
 def _shaped_like(original: Sequence[Instruction], cand: Sequence[Instruction]) -> bool:
     """A branch window's candidates end in a conditional jump, with no other jump; other windows' have none;
     and neither makes a stack access the kernel refuses (`stack_safe`)."""
     if ends_in_branch(original):
-        shaped = bool(cand) and is_branch(cand[-1]) and all(in_window(i) for i in cand[:-1])
+        shaped = bool(cand) and is_branch(cand[-1]) and all(_allowed(i) for i in cand[:-1])
     else:
-        shaped = all(in_window(i) for i in cand)
+        shaped = all(_allowed(i) for i in cand)
     return shaped and stack_safe(cand)
 
 

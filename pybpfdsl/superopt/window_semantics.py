@@ -17,10 +17,10 @@ from typing import Any
 
 from pybpfdsl.bpf import semantics as sem
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import Kind, Mode, PseudoSrc, mode, size
+from pybpfdsl.bpf.opcode import AtomicOp, Kind, Mode, PseudoSrc, Size, mode, size
 
-__all__ = ["WINDOW_KINDS", "ConcreteMemory", "ends_in_branch", "in_window", "is_branch", "run_concrete",
-           "run_concrete_branch", "run_z3", "run_z3_branch", "step", "supported"]
+__all__ = ["WINDOW_KINDS", "ConcreteMemory", "candidate_atomic", "ends_in_branch", "in_window", "is_branch",
+           "run_concrete", "run_concrete_branch", "run_z3", "run_z3_branch", "step", "supported"]
 
 WINDOW_KINDS = frozenset({Kind.ALU, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.END, Kind.BSWAP, Kind.LDDW,
                           Kind.LDX, Kind.LDX_SX, Kind.ST, Kind.STX})
@@ -42,6 +42,17 @@ def supported(insn: Instruction) -> bool:
 def in_window(insn: Instruction) -> bool:
     """``supported`` and not writing r10 (the frame pointer is read-only)."""
     return supported(insn) and (insn.kind in (Kind.ST, Kind.STX) or insn.dst != 10)
+
+
+def candidate_atomic(insn: Instruction) -> bool:
+    """An atomic add (``lock *(u32|u64 *)(rX +off) += rY``, or its fetching form that leaves the old value in
+    rY) that a candidate may hold where its window loaded, added and stored the same cell: one slot for three.
+    Windows still end at atomics (the cuts, and so every other window, stay where they were); only a rewrite
+    brings one in. Single-threaded it is the load, add and store; concurrently it is one of the orders the
+    three instructions allowed. The kernel and our verifier allow it on map values and the stack only, with
+    an aligned offset: the gate checks that."""
+    return (insn.kind == Kind.ATOMIC and insn.imm in (AtomicOp.ADD, AtomicOp.FETCH_ADD)
+            and size(insn.opcode) in (Size.W, Size.DW) and insn.dst != 10 and insn.src != 10)
 
 
 def is_branch(insn: Instruction) -> bool:
@@ -87,6 +98,15 @@ def step(ops: sem.BitVecOps[Any, Any], insn: Instruction, regs: list[Any],
         sz = size(insn.opcode)
         addr = ops.add(regs[insn.src], ops.const(insn.off & 0xFFFFFFFFFFFFFFFF, 64), 64)
         regs[insn.dst] = sem.load_value(ops, load(addr, sz.bytes), sz, signed=k == Kind.LDX_SX)
+    elif k == Kind.ATOMIC:
+        sz = size(insn.opcode)
+        addr = ops.add(regs[insn.dst], ops.const(insn.off & 0xFFFFFFFFFFFFFFFF, 64), 64)
+        effect = sem.atomic(ops, AtomicOp(insn.imm), sz, load(addr, sz.bytes), regs[insn.src], regs[0])
+        store(addr, sz.bytes, effect.memory)
+        if effect.register == "src":
+            regs[insn.src] = effect.fetched
+        elif effect.register == "r0":
+            regs[0] = effect.fetched
     elif k in (Kind.ST, Kind.STX):
         sz = size(insn.opcode)
         addr = ops.add(regs[insn.dst], ops.const(insn.off & 0xFFFFFFFFFFFFFFFF, 64), 64)
