@@ -125,7 +125,7 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
                     model: CostModel = CostModel.SLOTS, seed: int = 0, rules: RuleCache | Path | None = None,
                     passes: int = 5, window: int = 6, whole_proof_units: int = WHOLE_PROOF_UNITS,
                     kernel: bool = True, trust_window_proofs: bool = False, all_types: bool = True,
-                    regions: bool = True) -> OptimizeResult:
+                    regions: bool = True, tails: bool = True) -> OptimizeResult:
     """Optimise the code of ``elf`` (the section or function ``section``, or every code section).
 
     ``proposals`` is the MCMC budget per window; ``rules`` a loaded cache, a path to one, or None for
@@ -134,20 +134,23 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
     of the window proofs alone. ``all_types`` also optimises programs other than XDP (tracepoints beside
     an XDP program): the lock-step proof must prove those and the kernel load them. ``regions`` threads
     the regions with jumps inside first; where the output with them is proven by neither whole-program
-    proof, the search runs again without them (their segments are what the proofs could not decide). The result is
-    deterministic given the arguments (no budget is in seconds), whatever ran before it in the process
+    proof, the search runs again without them (their segments are what the proofs could not decide). ``tails`` sends
+    jumps to an exit to a tail ``r0 = K; exit`` where r0 holds K (`exit_tails`); the lock-step proof does not
+    decide those, so where the path prover does not either, the search runs again without them first. The
+    result is deterministic given the arguments (no budget is in seconds), whatever ran before it in the process
     (every Z3 query of the call goes to a context of its own, `z3_context`).
     """
     with own_context():
         return _optimize(elf, section, proposals, model, seed, rules, passes, window, whole_proof_units, kernel,
-                         trust_window_proofs, all_types, regions)
+                         trust_window_proofs, all_types, regions, tails)
 
 
 def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel, seed: int,
               rules: RuleCache | Path | None, passes: int, window: int, whole_proof_units: int, kernel: bool,
-              trust_window_proofs: bool, all_types: bool, regions: bool) -> OptimizeResult:
+              trust_window_proofs: bool, all_types: bool, regions: bool, tails: bool = True) -> OptimizeResult:
     cache = RuleCache.load(rules) if isinstance(rules, Path) else rules
-    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types, regions)
+    opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types, regions,
+                         tails=tails)
     objects, logs = optimise_code(elf, section, opts, cache)
     notes: list[str] = []
 
@@ -170,7 +173,10 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             stages.append(accepted)
             hints.append(_region_hints(log.rewrites))
             continue
-        good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
+        if any(r.source == "tail" for r in log.rewrites):
+            good = []  # a dropped r0 = K rests on the retargets beside it: all or none (none here)
+        else:
+            good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
         refused = [r for r in log.rewrites if r not in good]
         notes.append(f"pass {p + 1}: {len(refused)} of {len(log.rewrites)} rewrites refused by the "
                      f"{'verifier' if not ver.ok else 'kernel'} ({(ver.reason or kern.reason)[:200]})")
@@ -201,11 +207,21 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             notes.append(f"lock-step proof {lock.status}: {lock.reason[:200]}")
         verdicts = (ver, proof, kern)
         if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
+            if tails and any(r.source == "tail" for r in kept):
+                again = optimize_object(elf, section=section, proposals=proposals, model=model, seed=seed,
+                                        rules=cache, passes=passes, window=window,
+                                        whole_proof_units=whole_proof_units, kernel=kernel,
+                                        trust_window_proofs=trust_window_proofs, all_types=all_types,
+                                        regions=regions, tails=False)
+                again.notes.insert(0, f"with the exit tails, the whole-program proof {proof.status} "
+                                      f"({proof.reason[:200]}): searched again without them")
+                return again
             if regions and any(r.source == "region" for r in kept):
                 again = optimize_object(elf, section=section, proposals=proposals, model=model, seed=seed,
                                         rules=cache, passes=passes, window=window,
                                         whole_proof_units=whole_proof_units, kernel=kernel,
-                                        trust_window_proofs=trust_window_proofs, all_types=all_types, regions=False)
+                                        trust_window_proofs=trust_window_proofs, all_types=all_types, regions=False,
+                                        tails=tails)
                 again.notes.insert(0, f"with the regions threaded, the whole-program proof {proof.status} "
                                       f"({proof.reason[:200]}): searched again without them")
                 return again

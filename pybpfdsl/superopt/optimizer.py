@@ -18,6 +18,7 @@ from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import InsnClass, Kind, Source, source
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
+from pybpfdsl.superopt.exit_tails import exit_tails
 from pybpfdsl.superopt.region import RegionCode, prove_region
 from pybpfdsl.superopt.region_threading import Region, reads_on_entry, regions_of, thread
 from pybpfdsl.superopt.rules import RuleCache
@@ -43,6 +44,8 @@ class SearchOptions:
     """First thread the regions with jumps inside (`region_threading`), each proven (`region`)."""
     copies: bool = True
     """Then drop the register copies redundant on every path (`_copies_pass`)."""
+    tails: bool = True
+    """Then send jumps to an exit to a tail setting the r0 they hold, dropping the r0 = K that dies (`exit_tails`)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class Rewrite:
     after: tuple[Instruction, ...]
     live_out: int
     source: str
-    """Where it came from: "rule" (the cache), "search", "region" (`region_threading`) or "copy" (`_copies_pass`)."""
+    """Where it came from: "rule" (the cache), "search", "region" (`region_threading`), "copy" (`_copies_pass`)
+    or "tail" (`exit_tails`)."""
     known: tuple[tuple[int, int], ...] = ()
     """The constants known on entry to the window (part of its precondition)."""
     widths: tuple[tuple[int, int], ...] = ()
@@ -289,6 +293,14 @@ def _copies_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: P
     return rewrite_code(elf_bytes, edits) if edits else elf_bytes
 
 
+def _tails_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: PassLog) -> bytes:
+    """`exit_tails.exit_tails` as a pass of its own (source "tail": a retargeted jump, or a dropped r0 = K)."""
+    out, made = exit_tails(elf_bytes, sections)
+    for sec, (function, start, before, after, exits) in made:
+        log.rewrites.append(Rewrite(pass_no, sec, function, start, before, after, 0, "tail", exits=exits))
+    return out
+
+
 def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
     """The pass's output, without the rewrites whose precondition the others broke.
 
@@ -341,6 +353,10 @@ def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
     if opts.copies:
         log = PassLog()
         objects.append(_copies_pass(objects[-1], sections, len(logs), log))
+        logs.append(log)
+    if opts.tails:
+        log = PassLog()
+        objects.append(_tails_pass(objects[-1], sections, len(logs), log))
         logs.append(log)
     for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
         log = PassLog()

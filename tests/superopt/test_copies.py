@@ -22,7 +22,7 @@ def copies_elf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_a_copy_every_way_in_made_is_dropped_proven_and_loaded(copies_elf: bytes) -> None:
-    result = optimize_object(copies_elf, proposals=0, kernel=_BPF_OK)  # no search: the copies pass alone
+    result = optimize_object(copies_elf, proposals=0, kernel=_BPF_OK, tails=False)  # the copies pass alone
     assert [(r.source, r.start) for r in result.rewrites] == [("copy", 12)]
     assert (result.slots("before")["xdp"], result.slots("after")["xdp"]) == (18, 17)
     assert (result.verifier.status, result.proof.status) == ("ok", "ok")
@@ -30,7 +30,7 @@ def test_a_copy_every_way_in_made_is_dropped_proven_and_loaded(copies_elf: bytes
 
 
 def test_the_lock_step_proof_proves_the_drop(copies_elf: bytes) -> None:
-    result = optimize_object(copies_elf, proposals=0, kernel=False)
+    result = optimize_object(copies_elf, proposals=0, kernel=False, tails=False)
     assert prove_lockstep(copies_elf, result.after).proven
 
 

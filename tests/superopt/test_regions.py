@@ -96,7 +96,7 @@ def test_a_replacement_may_hold_jumps_inside_and_out(diamonds_elf: bytes) -> Non
 
 
 def test_the_diamonds_object_shrinks_proven_in_lock_step_with_its_regions(diamonds_elf: bytes) -> None:
-    result = optimize_object(diamonds_elf, proposals=0, kernel=_BPF_OK)
+    result = optimize_object(diamonds_elf, proposals=0, kernel=_BPF_OK, tails=False)
     regions = [r for r in result.rewrites if r.source == "region"]
     assert len(regions) >= 2 and result.proof.status == "ok"
     assert sum(result.slots("after").values()) <= sum(result.slots("before").values()) - 10
@@ -276,9 +276,10 @@ def test_a_way_that_returns_a_known_zero_goes_straight_to_the_exit(tmp_path_fact
     # at the top. Threading the NULL test to the exit saves nothing by itself (the region's size stays),
     # but the region then reads r6 on entry no more: ``r6 = 0`` is dead, and ``r6 = ...; r0 = r6`` one load.
     elf = _build(tmp_path_factory, "null_return")
+    # (The counter's load, add and store are one atomic add besides: 12 slots -> 11, test_atomic_adds.py.)
     result = optimize_object(elf, proposals=600, kernel=_BPF_OK)
     assert result.slots("before")["xdp"] == 14
-    assert result.slots("after")["xdp"] == 12
+    assert result.slots("after")["xdp"] == 11
     assert any(r.source == "region" for r in result.rewrites)
     assert (result.verifier.status, result.proof.status) == ("ok", "ok")
     assert result.kernel.status == ("ok" if _BPF_OK else "skipped")
