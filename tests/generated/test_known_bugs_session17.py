@@ -55,3 +55,25 @@ def test_a_loop_that_returns_on_a_random_draw_is_accepted() -> None:
         pass  # the kernel loads it
     compiled = loop_returning_on_a_random_draw.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
+
+
+@xdp
+def loop_returning_on_a_random_draw_unhinted(pkt: Packet) -> int:
+    for i in range(4):
+        if random() >= 0.001:
+            v: i32 = randint(i32(i), i32(i) + 7)
+            return XDP_DROP
+        pkt.payload[i] = u8(1)
+    return XDP_PASS if random() > 1.0 else XDP_ABORTED
+
+
+@needs_kernel
+def test_a_loop_that_returns_on_a_random_draw_is_accepted_without_a_hint() -> None:
+    """The program above without `likely()`: the kernel loads it; at 7a7a06b ours said `complexity: the kernel
+    verifies each path through this loop separately: it is entered by 18 paths that prove different packet
+    ranges, each explored on its own; by our estimate its paths pass the kernel's limit of 1,000,000
+    instructions to verify within its first iteration`; accepted at 163d300 (a verifier commit of this session)."""
+    with loop_returning_on_a_random_draw_unhinted.load():
+        pass  # the kernel loads it
+    compiled = loop_returning_on_a_random_draw_unhinted.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
