@@ -3,7 +3,7 @@ to the smallest program that still shows it. Each test states the correct behavi
 starts to pass, and so fails here, when the bug is fixed; then drop the marker and keep the test. A bug fixed in
 the same session keeps its program here as a plain test. Programs are kept as generated: unused locals and
 nested checks are part of what the verifier sees."""
-# ruff: noqa: F841
+# ruff: noqa: F841, B007, UP034
 
 from __future__ import annotations
 
@@ -12,7 +12,28 @@ from pathlib import Path
 
 import pytest
 
-from pybpfdsl import XDP_ABORTED, XDP_DROP, XDP_PASS, Packet, i32, likely, randint, random, u8, xdp
+from pybpfdsl import (
+    XDP_ABORTED,
+    XDP_DROP,
+    XDP_PASS,
+    XDP_REDIRECT,
+    Global,
+    HashMap,
+    Ip4Prefix,
+    LpmTrie,
+    Packet,
+    cpu_id,
+    i8,
+    i32,
+    likely,
+    randint,
+    random,
+    u8,
+    u16,
+    u32,
+    u64,
+    xdp,
+)
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from tests.generated.checks import load_module
 from tests.generated.program_strategy import EXTENDED, RandomChooser, generate_program
@@ -76,4 +97,37 @@ def test_a_loop_that_returns_on_a_random_draw_is_accepted_without_a_hint() -> No
     with loop_returning_on_a_random_draw_unhinted.load():
         pass  # the kernel loads it
     compiled = loop_returning_on_a_random_draw_unhinted.compile(prove=False)
+    assert compiled.verified, compiled.verification_summary()
+
+
+lp_g2 = Global(u8, 4)
+lp_g3 = Global(u8, 1)
+lp_m4 = LpmTrie(u32, u64, 16)
+lp_m5 = HashMap(u64, u16, 16)
+LP_T7 = (786, 557, 738)
+
+
+@xdp
+def loop_after_trie_lookups_behind_a_head_move(pkt: Packet) -> int:
+    if pkt.adjust_head(14):
+        v8: bool = bool((i8(lp_m4.get(Ip4Prefix(32, 128, u8(i32(LP_T7[-2])), 128, u8(pkt.len)), u64(10)))
+                         > lp_m4.get(u32((-lp_g2.value)), u64(194))))
+    v9: u16 = u16((not ((lp_m5.get(u64(u32((cpu_id() // lp_g2.value)) & 7), u16(59849)) in LP_T7)
+                        and (u64(u32(u8(130)) & 7) in lp_m5))))
+    for idx10 in range(9, 0, -3):
+        if pkt.ipv6 is not None:
+            v9 = u16((u64(0) >= lp_g3.value))
+        elif ((False / i32(v9)) >= i32(abs(lp_g3.value))):
+            v9 = u16((v9 | 16))
+    return XDP_DROP if likely((pkt.tcp is not None)) else XDP_REDIRECT
+
+
+@needs_kernel
+def test_a_three_iteration_loop_after_a_head_move_is_accepted() -> None:
+    """EXTENDED 44083, line-reduced from 37 lines: the kernel loads it; at 7a7a06b ours said `complexity: the
+    kernel verifies each path through this loop separately: it is entered by 64 paths that prove different
+    packet ranges, each explored on its own`; accepted at 163d300 (a verifier commit of this session)."""
+    with loop_after_trie_lookups_behind_a_head_move.load():
+        pass  # the kernel loads it
+    compiled = loop_after_trie_lookups_behind_a_head_move.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
