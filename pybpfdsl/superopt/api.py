@@ -207,7 +207,7 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             notes.append(f"lock-step proof {lock.status}: {lock.reason[:200]}")
         verdicts = (ver, proof, kern)
         if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
-            if tails and any(r.source == "tail" for r in kept):
+            if tails and any(r.source in ("tail", "sum") for r in kept):
                 again = optimize_object(elf, section=section, proposals=proposals, model=model, seed=seed,
                                         rules=cache, passes=passes, window=window,
                                         whole_proof_units=whole_proof_units, kernel=kernel,

@@ -356,8 +356,8 @@ def _read_only_substitute(insn: Instruction, old: int, new: int) -> Instruction 
     dst, src = insn.dst, insn.src
     x = source(insn.opcode) == Source.X
     reads_src = k in (Kind.LDX, Kind.LDX_SX) or (x and k in (Kind.ALU, Kind.SDIV, Kind.MOV, Kind.MOVSX))
-    if reads_src and src == old and dst != old:
-        src = new
+    if reads_src and src == old and (dst != old or k in (Kind.LDX, Kind.LDX_SX, Kind.MOV, Kind.MOVSX)):
+        src = new  # (a load or move does not read its destination: ``r1 = *(u8 *)(r1 -1)`` reads r1 once)
     elif k == Kind.ST and dst == old:
         dst = new
     elif k in (Kind.STX, Kind.JCOND):

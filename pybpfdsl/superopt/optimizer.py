@@ -23,6 +23,7 @@ from pybpfdsl.superopt.region import RegionCode, prove_region
 from pybpfdsl.superopt.region_threading import Region, reads_on_entry, regions_of, thread
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget, read_before_written, search_window
+from pybpfdsl.superopt.sums import sums_pass
 from pybpfdsl.superopt.window_check import prove_window
 from pybpfdsl.superopt.windows import Run, core_relocated_slots, facts_at, functions_of, runs_of
 from pybpfdsl.verify.analysis.api import is_xdp_section
@@ -45,7 +46,8 @@ class SearchOptions:
     copies: bool = True
     """Then drop the register copies redundant on every path (`_copies_pass`)."""
     tails: bool = True
-    """Then send jumps to an exit to a tail setting the r0 they hold, dropping the r0 = K that dies (`exit_tails`)."""
+    """Then send jumps to an exit to a tail setting the r0 they hold, dropping the r0 = K that dies (`exit_tails`),
+    and write a sum another register holds as its copy (`sums`): the passes only the path prover proves."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class Rewrite:
     after: tuple[Instruction, ...]
     live_out: int
     source: str
-    """Where it came from: "rule" (the cache), "search", "region" (`region_threading`), "copy" (`_copies_pass`)
-    or "tail" (`exit_tails`)."""
+    """Where it came from: "rule" (the cache), "search", "region" (`region_threading`), "copy" (`_copies_pass`),
+    "tail" (`exit_tails`) or "sum" (`sums`)."""
     known: tuple[tuple[int, int], ...] = ()
     """The constants known on entry to the window (part of its precondition)."""
     widths: tuple[tuple[int, int], ...] = ()
@@ -301,6 +303,14 @@ def _tails_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: Pa
     return out
 
 
+def _sums_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: PassLog) -> bytes:
+    """`sums.sums_pass` as a pass of its own (source "sum": ``rA += rB`` as a copy of the register holding it)."""
+    out, made = sums_pass(elf_bytes, sections)
+    for sec, function, start, before, after in made:
+        log.rewrites.append(Rewrite(pass_no, sec, function, start, (before,), (after,), 0, "sum"))
+    return out
+
+
 def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
     """The pass's output, without the rewrites whose precondition the others broke.
 
@@ -357,6 +367,9 @@ def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
     if opts.tails:
         log = PassLog()
         objects.append(_tails_pass(objects[-1], sections, len(logs), log))
+        logs.append(log)
+        log = PassLog()
+        objects.append(_sums_pass(objects[-1], sections, len(logs), log))
         logs.append(log)
     for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
         log = PassLog()
