@@ -53,3 +53,26 @@ def test_a_jump_sent_to_a_tail_of_another_value_is_refused(tails_elf: bytes) -> 
     at = next(i for i in range(6, len(code)) if code[i].kind == code[5].kind)
     wrong = rewrite_code(tails_elf, {"xdp": [Replacement(at, 1, (code[at],), ((0, len(code) - 2),))]})
     assert prove_whole(tails_elf, wrong, 2_000_000).status == "failed"
+
+
+def test_the_null_test_goes_to_the_exit_where_r0_is_the_value_returned(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    elf = _build(tmp_path_factory, "null_test")
+    code = _code(elf)
+    test = next(i for i, insn in enumerate(code) if insn.opcode == 0x15 and insn.dst == 0 and insn.imm == 0)
+    assert code[test - 1] == Instruction(0xB7, 1, 0, 0, 0) and code[-2] == Instruction(0xBF, 0, 1)
+    out, made = exit_tails(elf, ["xdp"])
+    assert [(start, after) for _sec, (_fn, start, _before, after, _exits) in made] == \
+        [(test, (code[test],)), (test - 1, ())]
+    new = _code(out)
+    assert test - 1 + 1 + new[test - 1].off == len(new) - 1  # to the exit itself
+    result = optimize_object(elf, proposals=0, kernel=_BPF_OK, regions=False)
+    assert (result.verifier.status, result.proof.status, result.proven_by) == ("ok", "ok", "paths")
+    assert result.kernel.status == ("ok" if _BPF_OK else "skipped")
+    assert result.slots("after")["xdp"] == result.slots("before")["xdp"] - 1
+    # The same jump sent to the exit where the tail returns another register's value: refused.
+    wrong = rewrite_code(elf, {"xdp": [Replacement(test - 1, 1, (Instruction(0xB7, 1, 0, 0, 2),))]})
+    wrong_out, _ = exit_tails(wrong, ["xdp"])
+    assert wrong_out == wrong  # r1 = 2 on the NULL way: r0 (0) is not what the tail returns
+    moved = rewrite_code(wrong, {"xdp": [Replacement(test, 1, (code[test],), ((0, len(code) - 1),))]})
+    assert prove_whole(wrong, moved, 2_000_000).status == "failed"
