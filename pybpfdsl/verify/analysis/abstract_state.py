@@ -39,7 +39,8 @@ from pybpfdsl.verify.analysis.values import (
 )
 from pybpfdsl.verify.domains.scalar import Scalar
 
-__all__ = ["MAYBE_LOCKED", "Frame", "Lock", "State", "entry_state", "join", "le", "narrow", "widen"]
+__all__ = ["MAYBE_LOCKED", "UNTRACKED", "Frame", "Lock", "State", "entry_state", "join", "le", "narrow",
+           "untracked", "widen"]
 
 NREGS = 11
 
@@ -93,8 +94,10 @@ class State:
     def set_reg(self, r: int, v: Value, site: int) -> State:
         regs = list(self.regs)  # (a list copy is about twice as quick as slicing the tuple twice)
         regs[r] = v
-        d = _site(site)
         defs = self.defs
+        if defs is UNTRACKED:
+            return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames, self.lock)
+        d = _site(site)
         if defs[r] is not d:
             # (The same definition again, a loop's own update, keeps the very same tuple, so later
             # joins and comparisons of the two states stop at the identity test.)
@@ -109,8 +112,10 @@ class State:
         regs = list(self.regs)
         regs[0] = r0
         regs[1] = regs[2] = regs[3] = regs[4] = regs[5] = UNINIT
-        d = _site(site)
         defs = self.defs
+        if defs is UNTRACKED:
+            return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames, self.lock)
+        d = _site(site)
         if any(defs[r] is not d for r in range(6)):
             defs = (d, d, d, d, d, d, *defs[6:])
         return State(tuple(regs), defs, self.stack, self.pkt_min, self.ranges, self.frames, self.lock)
@@ -184,6 +189,18 @@ def _frames_le(a: tuple[Frame, ...], b: tuple[Frame, ...]) -> bool:
     return len(a) == len(b) and all(
         all(x is y or value_le(x, y) for x, y in zip(fa.regs, fb.regs, strict=True)) and stk.le(fa.stack, fb.stack)
         and fa.exposed >= fb.exposed for fa, fb in zip(a, b, strict=True))
+
+
+UNTRACKED: Final[tuple[frozenset[int], ...]] = tuple(frozenset() for _ in range(NREGS))
+"""The definitions of a state whose writers are not recorded (:func:`untracked`): ``set_reg`` and
+``after_call`` keep this very tuple. Equal to an entry state's definitions, but told apart by identity."""
+
+
+def untracked(s: State) -> State:
+    """``s`` with no writers recorded from here on (:data:`UNTRACKED`): for the simulation of the kernel's
+    exploration (:mod:`.exploration`), which compares states without their writers and reports nothing,
+    so the per-register sets it would make at each step are work for nothing."""
+    return State(s.regs, UNTRACKED, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
 
 
 def entry_state() -> State:
