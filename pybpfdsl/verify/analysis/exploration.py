@@ -271,13 +271,19 @@ def _stack_le(a: tuple[stk.Slot, ...], b: tuple[stk.Slot, ...]) -> bool:
     return out
 
 
-def _surely_not_covered(old: _Form, s: State) -> bool:
-    """Whether ``old`` cannot include the form of ``s`` (compared where ``old`` was made, with its precision),
-    told from ``s`` itself: a packet fact ``old`` holds that ``s`` lacks (the form of ``s`` keeps only some
-    of its facts, so it lacks it too), or a constant register of ``old`` (live and precise there) that is
-    not the same constant in ``s`` (a loop counter most often). False proves nothing: :func:`_covers` decides."""
+def _covered(old: _Form, s: State, live_regs: tuple[int, ...], precise: int,
+             stack_form: Callable[[], tuple[tuple[stk.Slot, ...], frozenset[Pid | None]]]) -> bool:
+    """Whether ``old`` includes ``s`` as the kernel compares them where ``old`` was stored, with its
+    precision: :func:`.abstract_state.le` of their forms (:func:`_form`), told from ``s`` itself, so that its
+    form is made only when it is stored. ``live_regs``: the live registers there (the order of ``old.regs``);
+    ``precise``: the precision bits there; ``stack_form``: the live slots of ``s`` as compared, and the ids of
+    the packet pointers spilled there (:func:`_form_stack`), made at the first comparison that gets that far.
+
+    The quick tests first: a packet fact of ``old`` that ``s`` lacks (its form keeps only some of its facts,
+    so it lacks it too), or a constant register of ``old`` (live and precise there) that is not the same
+    constant in ``s`` (a loop counter most often): most comparisons fail on them."""
     if s.pkt_min < old.pkt_min:
-        return True
+        return False
     if old.ranges:
         ranges = s.ranges
         if ranges is not old.ranges:
@@ -285,40 +291,45 @@ def _surely_not_covered(old: _Form, s: State) -> bool:
                 for q, m in ranges:
                     if q == p:
                         if m < n:
-                            return True
+                            return False
                         break
                 else:
-                    return True
-    if old.consts:
-        regs = s.regs
-        for i, c in old.consts:
-            v = regs[i]
-            if type(v) is not ScalarValue or v.value.const_value != c:
-                return True
-    return False
-
-
-def _covers(old: _Form, new: _Form) -> bool:
-    """Whether ``old`` includes ``new`` (both as compared at the same prune point with the same precision):
-    :func:`.abstract_state.le` of the two states as the kernel compares them, the quick tests first (at
-    prune points after packet checks most stored states fail on the proven packet range)."""
-    if new.pkt_min < old.pkt_min:
-        return False
-    if old.ranges and new.ranges is not old.ranges:
-        ra = dict(new.ranges)
-        for p, n in old.ranges:
-            if ra.get(p, -1) < n:
-                return False
-    if new.lock != old.lock and old.lock != MAYBE_LOCKED:
-        return False
-    for x, y in zip(new.regs, old.regs):
-        if x is not y and not value_le(x, y):
+                    return False
+    regs = s.regs
+    for i, c in old.consts:
+        v = regs[i]
+        if type(v) is not ScalarValue or v.value.const_value != c:
             return False
-    if not _stack_le(new.stack, old.stack):
+    for i, y in zip(live_regs, old.regs):
+        x = regs[i]
+        if x is y:
+            continue
+        if type(x) is ScalarValue and not precise >> i & 1:
+            x = TOP  # (a number not marked precise: any number is within the stored one's, or none is)
+            if x is y:
+                continue
+        if not value_le(x, y):
+            return False
+    if s.lock != old.lock and old.lock != MAYBE_LOCKED:
         return False
-    if new.frames is old.frames or not (new.frames or old.frames):
+    slots, spilled = stack_form()
+    if old.pkt_min or old.ranges:
+        # The form of ``s`` has the packet facts that a live pointer holds (see :func:`_form`).
+        held = set(spilled)
+        for i in live_regs:
+            v = regs[i]
+            if type(v) is PacketPtr:
+                held.add(v.pid)
+        if old.pkt_min and None not in held:
+            return False
+        for p, _ in old.ranges:
+            if p not in held:
+                return False
+    if not _stack_le(slots, old.stack):
+        return False
+    if s.frames is old.frames or not (s.frames or old.frames):
         return True
-    return st.le(State((), (), (), frames=new.frames), State((), (), (), frames=old.frames))
+    return st.le(State((), (), (), frames=s.frames), State((), (), (), frames=old.frames))
 
 
 def _on_numbers(env: Env, idx: int, s: State) -> bool:
@@ -354,11 +365,19 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     code, decoded = env.insns, env.decoded
     n = len(code)
     # What each instruction asks of the loop, looked up once (a Kind's hash is a Python call, and three
-    # set lookups per step cost more than one list index): the common straight-line instruction is 0.
+    # set lookups per step cost more than one list index). An instruction with no flag goes on to the next
+    # one, with nothing to look at but the counts: ``run[i]`` of them in a row from ``i`` are stepped in a
+    # tight loop (the last instruction is flagged: a path falls off the program there).
     flags = [(_HEAD if i in head_pos else 0) | (_JUMP_POINT if i in jump_points else 0)
              | (_PRUNE if i in prune else 0) | (_IS_JUMP if kinds[i] in _JUMPS else 0)
              | (_JCOND if kinds[i] == Kind.JCOND else 0) | (_OFFSET if _offsets_by_register(env, i) else 0)
+             | (_OTHER if kinds[i] not in _FALLS_THROUGH or i == n - 1 else 0)
              for i in range(n)]
+    run = [0] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        if not flags[i]:
+            run[i] = run[i + 1] + 1
+    ops = [(fn, insn, reads) for (fn, reads, _), insn in zip(decoded, code, strict=True)]
     sink = QUIET
     stored: dict[int, list[_Stored]] = {}
     insns = jmps = prev_insns = prev_jmps = 0
@@ -366,7 +385,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
     budget, deep = (work, 0) if shallow is None else (min(work, shallow[0]), shallow[1])
     # A path: (instruction, state, its last stored state, jump points since then, visits of each head).
     pending: list[tuple[int, State, _Stored | None, int, tuple[int, ...]]] = []
-    idx, s, parent, history, visits = 0, entry, None, 0, (0,) * len(heads)
+    idx, s, parent, history, visits = 0, st.untracked(entry), None, 0, (0,) * len(heads)
 
     def end_path(p: _Stored | None) -> None:
         while p is not None:
@@ -377,10 +396,29 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
 
     while True:
         f = flags[idx]
-        if not f and insns < limit and steps < budget:
-            # A plain instruction (most of them): counted and stepped, nothing else to look at.
-            insns += 1
-            steps += 1
+        if not f and insns + (k := run[idx]) <= limit and steps + k <= budget:
+            # Plain instructions (most of them): counted and stepped, nothing else to look at. ``step``
+            # written out (a call less per step): its split of the registers that hold values of several
+            # types, where the instruction reads one, is the rare case.
+            end = idx + k
+            insns += k
+            steps += k
+            while idx < end:
+                fn, insn, reads = ops[idx]
+                sregs = s.regs
+                for r in reads:
+                    if type(sregs[r]) is OneOf:
+                        break
+                else:
+                    s = fn(env, idx, insn, s, sink)[0][1]
+                    idx += 1
+                    continue
+                break
+            if idx == end:
+                continue
+            insns -= end - idx - 1  # (counted: this instruction, not those after it)
+            steps -= end - idx - 1
+            out = step(env, idx, s, sink)
         else:
             # The kernel counts an instruction before it looks for a state that prunes it there: a pruned
             # arrival is processed too (do_check: ++insn_processed, then is_state_visited).
@@ -393,51 +431,67 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 most[k] = max(most[k], visits[k])
             ended = False
             if f & _PRUNE:
-                # The state as compared is made only when something compares it or stores it: at most
-                # prune points every state stored there is still being explored (an earlier iteration).
-                form: _Form | None = None
                 force = history > FORCE_HISTORY
                 add = force or (jmps - prev_jmps >= MIN_JMPS and insns - prev_insns >= MIN_INSNS)
-                in_loop_quiet = not force and jmps - prev_jmps < LOOP_JMPS and insns - prev_insns < LOOP_INSNS
                 here = stored.get(idx)
-                if here is None:
+                if here:
+                    lv, pr = live[idx], precise[idx]
+                    live_regs, live_slots = _live_lists(lv)
+
+                    def stack_form(stack: stk.Stack = s.stack, live_slots: tuple[int, ...] = live_slots,
+                                   lv: int = lv >> 11, pr: int = pr >> 11,
+                                   ) -> tuple[tuple[stk.Slot, ...], frozenset[Pid | None]]:
+                        return _form_stack(stack, live_slots, lv, pr)
+
+                    if not add:
+                        # Only a hit changes the list here: a miss is counted, and a state dropped for
+                        # its misses, only where a new state would be stored. So the newest state that
+                        # prunes this one is all there is to find.
+                        for j in range(len(here) - 1, -1, -1):
+                            old = here[j]
+                            if old.branches:
+                                continue
+                            if old.version != version:
+                                old.form = _form(old.state, lv, pr)
+                                old.version = version
+                            if _covered(old.form, s, live_regs, pr, stack_form):
+                                old.hits += 1
+                                ended = True
+                                break
+                    else:
+                        in_loop_quiet = (not force and jmps - prev_jmps < LOOP_JMPS
+                                         and insns - prev_insns < LOOP_INSNS)
+                        keep: list[_Stored] = []
+                        for j in range(len(here) - 1, -1, -1):  # newest first, as the kernel's list
+                            old = here[j]
+                            if old.branches:
+                                if in_loop_quiet:
+                                    add = False
+                                if add:
+                                    old.misses += 1
+                                if old.misses > old.hits * 3 + 3:
+                                    continue
+                                keep.append(old)
+                                continue
+                            if old.version != version:
+                                old.form = _form(old.state, lv, pr)
+                                old.version = version
+                            if _covered(old.form, s, live_regs, pr, stack_form):
+                                old.hits += 1
+                                ended = True
+                                keep.extend(here[:j + 1][::-1])
+                                break
+                            if add:
+                                old.misses += 1
+                            if old.misses > old.hits * 3 + 3:
+                                continue
+                            keep.append(old)
+                        if len(keep) != len(here):
+                            here[:] = keep[::-1]
+                elif here is None:
                     here = stored[idx] = []
-                keep: list[_Stored] = []
-                for j in range(len(here) - 1, -1, -1):  # newest first, as the kernel's list
-                    old = here[j]
-                    if old.branches:
-                        if in_loop_quiet:
-                            add = False
-                        if add:
-                            old.misses += 1
-                        if old.misses > old.hits * 3 + 3:
-                            continue
-                        keep.append(old)
-                        continue
-                    if old.version != version:
-                        old.form = _form(old.state, live[idx], precise[idx])
-                        old.version = version
-                    # The quick tests on the state itself first: most comparisons fail on them, and then
-                    # its form is not needed (see :func:`_surely_not_covered`).
-                    if not _surely_not_covered(old.form, s):
-                        if form is None:
-                            form = _form(s, live[idx], precise[idx])
-                        if _covers(old.form, form):
-                            old.hits += 1
-                            ended = True
-                            keep.extend(here[:j + 1][::-1])
-                            break
-                    if add:
-                        old.misses += 1
-                    if old.misses > old.hits * 3 + 3:
-                        continue
-                    keep.append(old)
-                if len(keep) != len(here):
-                    here[:] = keep[::-1]
                 if not ended and add:
-                    if form is None:
-                        form = _form(s, live[idx], precise[idx])
-                    new = _Stored(s, parent, form, version)
+                    new = _Stored(s, parent, _form(s, live[idx], precise[idx]), version)
                     here.append(new)
                     parent, history = new, 0
                     prev_jmps, prev_insns = jmps, insns
@@ -462,16 +516,14 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 marked.add((idx, bit))
                 precision.mark(idx, bit)
                 version += 1
-        # :func:`.transfer.step` written out (a call less per step): its split of the registers that hold
-        # values of several types, where the instruction reads one, is the rare case.
-        fn, reads, _ = decoded[idx]
-        sregs = s.regs
-        for r in reads:
-            if type(sregs[r]) is OneOf:
-                out = step(env, idx, s, sink)
-                break
-        else:
-            out = fn(env, idx, code[idx], s, sink)
+            fn, insn, reads = ops[idx]
+            sregs = s.regs
+            for r in reads:
+                if type(sregs[r]) is OneOf:
+                    out = step(env, idx, s, sink)
+                    break
+            else:
+                out = fn(env, idx, insn, s, sink)
         if len(out) == 1:  # the common case: one way on (a jump decided, or no jump)
             t, o = out[0]
             if 0 <= t < n:
@@ -505,8 +557,12 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
         idx, s, parent, history, visits = pending.pop()
 
 
-_HEAD, _JUMP_POINT, _PRUNE, _IS_JUMP, _JCOND, _OFFSET = 1, 2, 4, 8, 16, 32
-"""Bits of ``explore``'s per-instruction flags."""
+_HEAD, _JUMP_POINT, _PRUNE, _IS_JUMP, _JCOND, _OFFSET, _OTHER = 1, 2, 4, 8, 16, 32, 64
+"""Bits of ``explore``'s per-instruction flags (``_OTHER``: none of the others, but not a plain instruction)."""
+_FALLS_THROUGH = frozenset({Kind.ALU, Kind.SDIV, Kind.NEG, Kind.MOV, Kind.MOVSX, Kind.ADDR_SPACE_CAST, Kind.END,
+                            Kind.BSWAP, Kind.LDDW, Kind.LDX, Kind.LDX_SX, Kind.ST, Kind.STX, Kind.ATOMIC})
+"""The kinds of instruction that always go on to the next one, in one state (:func:`.transfer.step` gives
+``[(idx + 1, state)]`` for them, where no register they read holds values of several types)."""
 
 
 def _offsets_by_register(env: Env, idx: int) -> bool:
