@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from dataclasses import replace
 
 import pytest
 
@@ -57,9 +58,17 @@ def _examples() -> list[XdpProgram]:
 HINTED = [everywhere, hinted, two_diamonds]
 
 
+def _unhinted(program: n.Program) -> n.Program:
+    """`program` with every branch's hint dropped (the header parse marks its IPv6 path rare)."""
+    for b in program.blocks:
+        if isinstance(b.terminator, n.Branch):
+            b.terminator = replace(b.terminator, expect=None)
+    return program
+
+
 @pytest.mark.parametrize("prog", [*_examples(), plain], ids=lambda p: p.name)
 def test_without_hints_the_order_is_the_plain_reverse_postorder(prog: XdpProgram) -> None:
-    for program in (prog.lower().program, optimize(prog.lower().program)):
+    for program in (_unhinted(prog.lower().program), _unhinted(optimize(prog.lower().program))):
         assert [b.name for b in layout(program)] == reverse_postorder(program)
 
 
@@ -110,12 +119,17 @@ def test_the_branch_carries_the_weights_clang_gives_builtin_expect() -> None:
     assert "branch_weights" not in compile_program(plain.lower().program).llvm_ir
 
 
-def _steps(prog: XdpProgram, packet: bytes) -> int:
+def _steps(prog: XdpProgram, packet: bytes) -> tuple[int, int]:
+    """(instructions run on `packet`, instructions up to and including the program's first `exit`)."""
     compiled = prog.compile(prove=False, verify=False)
     image = BytecodeImage.from_elf(compiled.elf, prog.name)
-    return image.run(packet, image.fresh_maps()).steps
+    first_exit = next(i for i, insn in enumerate(image.instructions) if insn.is_exit)
+    return image.run(packet, image.fresh_maps()).steps, first_exit + 1
 
 
 def test_the_usual_path_falls_through() -> None:
-    # `plain` lays the DNS count out first and jumps over it; `hinted` runs straight to the common tail.
-    assert _steps(hinted, USUAL) == _steps(plain, USUAL) - 1
+    # `plain` lays the DNS count out first and jumps over it; `hinted` runs straight to the common tail:
+    # the straight line from the first instruction to the first `exit`, and fewer instructions.
+    hinted_steps, straight = _steps(hinted, USUAL)
+    assert hinted_steps == straight
+    assert hinted_steps < _steps(plain, USUAL)[0]

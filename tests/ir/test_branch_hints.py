@@ -107,8 +107,9 @@ def test_the_passes_keep_a_hint_on_the_branches_they_rebuild() -> None:
     for p in PASSES:  # each pass on its own, then the whole pipeline
         assert "branch.unlikely" in format_program(p.run(program)), p.name
     optimized = optimize(program)
-    hinted = [b.terminator for b in optimized.blocks
-              if isinstance(b.terminator, n.Branch) and b.terminator.expect is not None]
+    hinted = [b.terminator for b in optimized.blocks  # the header parse's own hint (IPv6 is rare) aside
+              if isinstance(b.terminator, n.Branch) and b.terminator.expect is not None
+              and not b.terminator.if_true.target.startswith("ipv6_fits")]
     assert len(hinted) == 1 and hinted[0].expect is n.Expect.UNLIKELY and hinted[0].line == _line_of("if unlikely(")
 
 
