@@ -195,9 +195,11 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
     if isinstance(ptr, PacketPtr):
         c = delta.const_value
         off = _add(ptr.off, delta)
-        if c is not None:
+        if c is not None and not ptr.end:
             signed = c - (1 << 64) if c >= 1 << 63 else c
             return s, PacketPtr(off, ptr.pid, ptr.delta + signed)
+        # A variable offset, or a constant added to a pointer compared past packet_end (the kernel's range
+        # of the sum is 0, not the packet length checked through other pointers): a new id, nothing proven.
         s = unlink_packet_id(s, idx)
         return s.with_range(idx, 0), PacketPtr(off, idx, 0)
     if isinstance(ptr, StackPtr):
