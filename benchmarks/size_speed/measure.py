@@ -118,6 +118,19 @@ class Paired:
     samples: int
 
 
+def _interval_rank(n: int) -> int:
+    """The 0-based rank of the interval's low end among `n` sorted per-load numbers."""
+    return max(0, math.floor((n - 1.96 * math.sqrt(n)) / 2))
+
+
+def interval_confidence(loads: int) -> float:
+    """How often `paired`'s interval over `loads` loads holds the median of the per-load numbers'
+    distribution, whatever it is (exact binomial: 0.93 for 8 loads, 0.96 for 128)."""
+    k = _interval_rank(loads)
+    outside = sum(math.comb(loads, i) for i in range(k + 1)) / 2 ** loads
+    return 1 - 2 * outside
+
+
 def paired(a: KernelNumbers, b: KernelNumbers) -> Paired:
     """The differences of two programs timed in the same rounds (a round's busy moment falls on both),
     reduced per load to their median, then over the loads. The interval holds the median of the loads'
@@ -126,7 +139,7 @@ def paired(a: KernelNumbers, b: KernelNumbers) -> Paired:
     per_load = [[x - y for x, y in zip(xs, ys, strict=True)] for xs, ys in zip(a.samples, b.samples, strict=True)]
     medians = sorted(statistics.median(d) for d in per_load)
     n = len(medians)
-    k = max(0, math.floor((n - 1.96 * math.sqrt(n)) / 2))
+    k = _interval_rank(n)
     every = [x for d in per_load for x in d]
     return Paired(statistics.median(medians), medians[k], medians[n - 1 - k], sum(d < 0 for d in every),
                   len(every))

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.size_speed.measure import interval_confidence
+
 Record = dict[str, Any]
 
 RATIOS = (("bpf_insns", "BPF slots"), ("jit_insns", "JIT insns"), ("exec_insns", "executed insns"),
@@ -52,9 +54,11 @@ def geomean(values: Sequence[float]) -> float:
 
 
 def markdown(records: Sequence[Record], meta: Record) -> str:
+    loads = int(meta.get("loads", 8))
+    confidence = f"{interval_confidence(loads):.0%}"
     lines = [
         "| program | DSL lines | C lines | clang best | BPF slots | JIT insns | executed insns | ns/packet "
-        "| ours − C ns [93%] | compile ms | twin agrees |",
+        f"| ours − C ns [{confidence}] | compile ms | twin agrees |",
         "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for rec in records:
@@ -78,8 +82,8 @@ def markdown(records: Sequence[Record], meta: Record) -> str:
         f"ns/packet: CPU time of a BPF_PROG_TEST_RUN of {meta['repeat']} runs of the hot packet per run, "
         f"median over {meta['trials']} shuffled rounds x {meta.get('loads', 1)} loads of each object, minus the "
         f"empty program's median ({meta['empty_ns_median']:.1f} ns); ours − C: each load's median "
-        "difference in the same rounds, their median over the loads and an interval over the loads (93% "
-        "for 8 loads; below 0: ours faster; holding 0: no difference shown); executed insns: the "
+        f"difference in the same rounds, their median over the loads and an interval over the loads ({confidence} "
+        f"for {loads} loads; below 0: ours faster; holding 0: no difference shown); executed insns: the "
         "bytecode interpreter on the hot packet; BPF slots count lddw as 2; clang best = fewest slots over "
         "-O1/-O2/-O3 x -mcpu=v2/v3. Commit " + meta["commit"] + ", " + meta["kernel"] + ".",
     ]

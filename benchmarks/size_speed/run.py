@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import subprocess
@@ -117,7 +118,27 @@ def measure_one(bench: Benchmark, empty: bytes) -> report.Record:
     return rec
 
 
-def main(names: list[str] | None = None) -> int:
+def _options(argv: list[str] | None) -> tuple[list[str], int]:
+    """The programs named (none: all, and the results are written) and the loads of each object."""
+    parser = argparse.ArgumentParser(prog="benchmarks/size_speed.py", description=__doc__)
+    parser.add_argument("programs", nargs="*", help="measure only these (prints the table, writes nothing)")
+    parser.add_argument("--loads", type=int, default=measure.LOADS,
+                        help=f"loads of each object (default {measure.LOADS}); more narrow the interval of "
+                             "ours - C (a number other than the default prints without writing)")
+    args = parser.parse_args(argv or [])
+    if args.loads < 2:
+        parser.error("--loads needs at least 2 loads")
+    known = {b.name for b in BENCHMARKS}
+    unknown = [p for p in args.programs if p not in known]
+    if unknown:
+        parser.error(f"no benchmark named {', '.join(unknown)} (there are: {', '.join(sorted(known))})")
+    return args.programs, args.loads
+
+
+def main(argv: list[str] | None = None) -> int:
+    names, loads = _options(argv)
+    writes = not names and loads == measure.LOADS
+    measure.LOADS = loads
     started = time.perf_counter()
     empty = build(C_DIR / "empty.c", "empty", "-O2", "v3").elf
     records = []
@@ -138,7 +159,7 @@ def main(names: list[str] | None = None) -> int:
     }
     table = report.markdown(records, meta)
     print(table)
-    if not names:
+    if writes:
         md, js, png = report.write(RESULTS, records, meta)
         print(f"wrote {md.relative_to(ROOT)}, {js.relative_to(ROOT)}"
               + (f", {png.relative_to(ROOT)}" if png else " (no chart: matplotlib is not installed)"))

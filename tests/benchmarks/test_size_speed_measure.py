@@ -6,7 +6,7 @@ asserts a time."""
 from __future__ import annotations
 
 from benchmarks.size_speed import report
-from benchmarks.size_speed.measure import KernelNumbers, paired
+from benchmarks.size_speed.measure import KernelNumbers, interval_confidence, paired
 
 
 def _numbers(samples: list[list[float]]) -> KernelNumbers:
@@ -51,3 +51,13 @@ def test_placements_either_way_hold_zero_in_the_interval() -> None:
 def test_the_table_shows_the_difference_and_its_interval() -> None:
     assert report._versus({"ns_diff": -0.32, "ns_diff_interval": [-0.63, -0.06]}) == "-0.32 [-0.63, -0.06]"
     assert report._versus({"name": "older record"}) == "-"
+
+
+def test_the_interval_says_how_sure_it_is_for_the_loads_measured() -> None:
+    # the 2nd and 7th of 8 sorted loads: the median of the loads' distribution lies between them 93% of
+    # the time; `--loads` more keeps the interval at least that sure
+    assert round(interval_confidence(8), 3) == 0.930
+    assert all(interval_confidence(n) >= 0.92 for n in range(8, 129))
+    table = report.markdown([], {"passes_switch": None, "repeat": 1, "trials": 11, "loads": 24,
+                                 "empty_ns_median": 0.0, "commit": "c", "kernel": "k"})
+    assert "ours − C ns [94%]" in table and "(94% for 24 loads;" in table
