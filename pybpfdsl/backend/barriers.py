@@ -8,6 +8,9 @@
   `barrier_var`) survives until code emission, so instruction selection cannot narrow or fold through
   it either. Products and quotients use it (`llvm_algebra`): each stays one instruction on operands
   computed as the IR says, which the equivalence proof relies on (`verify/equivalence/nonlinear.py`).
+  Over a constant (`hidden`) it makes a register whose value LLVM does not know: `x & hidden(15)`
+  stays an `and`, in the register added to a packet pointer, where LLVM would drop `x & 15` for a
+  bound it knows from elsewhere (`backend.packet_offsets`).
 
 Neither emits an instruction.
 """
@@ -43,3 +46,10 @@ def pinned(b: ir.IRBuilder, value: ir.Value) -> ir.Value:
         return value
     asm = ir.InlineAsm(ir.FunctionType(value.type, [value.type]), "", "=r,0", side_effect=False)
     return b.call(asm, [value])
+
+
+def hidden(b: ir.IRBuilder, constant: ir.Constant) -> ir.Value:
+    """`constant` in a register, behind the same inline-assembly statement as `pinned`: LLVM cannot fold
+    or drop an operation on it, since it does not know its value (the kernel does: a `mov` of it)."""
+    asm = ir.InlineAsm(ir.FunctionType(constant.type, [constant.type]), "", "=r,0", side_effect=False)
+    return b.call(asm, [constant])

@@ -49,6 +49,7 @@ from pybpfdsl.backend.llvm_algebra import LlvmAlgebra
 from pybpfdsl.backend.llvm_algebra import int_constant as _int_constant
 from pybpfdsl.backend.object_emit import BPF_DATALAYOUT, BPF_TRIPLE
 from pybpfdsl.backend.packet_facts import Checked, PacketFacts
+from pybpfdsl.backend.packet_offsets import OffsetPlan
 from pybpfdsl.bpf.abi import REQUIRED_MAP_FLAGS, Helper, UpdateFlag, XdpAction
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg
@@ -263,6 +264,8 @@ class _FunctionLowering:
         self.data_end: ir.Value = ir.Constant(_PTR, None)
         self.pointers_at_end: dict[str, tuple[ir.Value, ir.Value]] = {}
         """`data` and `data_end` as each lowered block leaves them (a move reads them again)."""
+        self.masks: dict[tuple[n.Value, int], list[tuple[str, ir.Value]]] = {}
+        """Each pinned mask of a value (`_masked`), with the block that made it."""
         self.key_slots: dict[str, ir.Value] = {}
         self.value_slots: dict[str, ir.Value] = {}
         self.global_addresses: dict[str, ir.Value] = {}
@@ -523,7 +526,8 @@ class _FunctionLowering:
             base, k = split
             if prior is None or prior.k != 0:
                 prior = None
-                base_ptr = self._opaque(b.gep(self.data, [b.and_(self._get(base), limit)], source_etype=_I8))
+                added = self._added(self.facts.offset_plan(base, self.current, MAX_PACKET_OFFSET - k), base)
+                base_ptr = self._opaque(b.gep(self.data, [added], source_etype=_I8))
             else:
                 base_ptr = prior.start
             start = self._at(base_ptr, k)
@@ -534,7 +538,11 @@ class _FunctionLowering:
             end = self._end(start, width, prior, constant_k + width)
             self.facts.checked(op, start, end)
         else:
-            start = self._opaque(b.gep(self.data, [b.and_(offset, limit)], source_etype=_I8))
+            if constant_base is None:
+                added = b.and_(offset, limit)
+            else:
+                added = self._added(self.facts.offset_plan(op.offset, self.current, MAX_PACKET_OFFSET), op.offset)
+            start = self._opaque(b.gep(self.data, [added], source_etype=_I8))
             end = b.gep(start, [ir.Constant(_I64, width)], source_etype=_I8)
             self.facts.checked(op, start, end if constant_base is None else None)
         fits = b.icmp_unsigned("<=", end, self.data_end)
@@ -595,11 +603,55 @@ class _FunctionLowering:
             start = self._get(base)
             too_far = b.icmp_unsigned(">", start, ir.Constant(_I64, MAX_PACKET_OFFSET - k))
             self._guard(too_far, "offset_ok")
-            ptr = self._opaque(b.gep(self.data, [start], source_etype=_I8))
+            if isinstance(start, ir.Constant):
+                added = start
+            else:
+                added = self._added(self.facts.offset_plan(base, self.current, MAX_PACKET_OFFSET - k), base)
+            ptr = self._opaque(b.gep(self.data, [added], source_etype=_I8))
             end = b.gep(ptr, [ir.Constant(_I64, k + i.width)], source_etype=_I8)
             self._guard(b.icmp_unsigned(">", end, self.data_end), "packet_ok")
             ptr = self._at(ptr, k)
         return ptr
+
+    def _added(self, plan: OffsetPlan | None, offset: n.Value) -> ir.Value:
+        """What is added to `data` for the u64 `offset`, as `plan` says (`PacketFacts.offset_plan`):
+        bounded in the very registers that are added, whatever LLVM makes of its computation
+        (`packet_offsets`). The terms of its sum the kernel bounds itself are added as they are, a loop's
+        index masked by its own largest value (`& 15` for a `range(16)` index), any other sum masked
+        whole by its largest value; an offset with no plan is masked with MAX_PACKET_OFFSET (beyond it,
+        the check fails anyway)."""
+        if plan is None:
+            return self._masked(offset, MAX_PACKET_OFFSET)
+        total: ir.Value | None = None
+        for t in plan.terms:
+            v = self._get(t.value) if t.mask is None else self._masked(t.value, t.mask)
+            total = v if total is None else self.b.add(total, v)
+        if total is None or plan.k:
+            k = ir.Constant(_I64, plan.k)
+            total = k if total is None else self.b.add(total, k)
+        return total
+
+    def _masked(self, value: n.Value, mask: int) -> ir.Value:
+        """`value & mask`, the mask a constant LLVM cannot see (`barriers.hidden`), so that no LLVM pass
+        drops it for a bound it knows from elsewhere (after `off = len - 2` and a test `off <= 0x7FFF` it
+        tested `len <= 0x8001` and added the unmasked `off`). One per value and mask serves the blocks
+        its block dominates."""
+        made = self.masks.setdefault((value, mask), [])
+        for block, masked in made:
+            if self.facts.cfg.dominates(block, self.current):
+                return masked
+        source = self.facts.defs.get(value)
+        if isinstance(source, n.Convert) and isinstance(narrow := self._get(source.value).type, ir.IntType) \
+                and mask < 1 << (narrow.width - 1):
+            # Masked before it is widened (the value is in [0, mask] either way): a loop's counter is
+            # masked in the register its loop tests, not in a second, 64-bit copy that LLVM would step
+            # as another induction variable (a second loop head to the verifiers).
+            low = self.b.and_(self._get(source.value), barriers.hidden(self.b, ir.Constant(narrow, mask)))
+            masked = self.b.zext(low, _I64)
+        else:
+            masked = self.b.and_(self._get(value), barriers.hidden(self.b, ir.Constant(_I64, mask)))
+        made.append((self.current, masked))
+        return masked
 
     def _opaque(self, ptr: ir.Value) -> ir.Value:
         """`ptr`, hidden from LLVM's reassociation behind the BPF backend's passthrough intrinsic.

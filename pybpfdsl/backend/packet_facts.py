@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
+from pybpfdsl.backend.packet_offsets import OffsetPlan, OffsetPlanner
 from pybpfdsl.backend.packet_paths import Edge, PathFacts, Ptr
 from pybpfdsl.ir import nodes as n
 from pybpfdsl.ir.passes.cfg import Cfg, constant_offset, definitions, successors
@@ -66,6 +67,8 @@ class PacketFacts:
     shadows: dict[n.Value, ir.Value] = field(default_factory=dict)
     ranges: Ranges | None = None
     """The program's value ranges (`ir.passes.ranges`), computed when first asked for."""
+    planner: OffsetPlanner | None = None
+    """How offsets are added to the packet pointer (`packet_offsets`), made when first asked for."""
 
     def __post_init__(self) -> None:
         self.cfg = Cfg.of(self.program)
@@ -209,6 +212,15 @@ class PacketFacts:
             self.ranges = value_ranges(self.program)
         r = self.ranges.get(base)
         return (base, k) if r is not None and r.within(0, limit - k) else None
+
+    def offset_plan(self, value: n.Value, block: str, limit: int) -> OffsetPlan | None:
+        """The terms the u64 offset `value` (at most `limit` in `block`) is added to `data` as, each bounded
+        in its own register (`packet_offsets`); None: mask it whole."""
+        if self.planner is None:
+            if self.ranges is None:
+                self.ranges = value_ranges(self.program)
+            self.planner = OffsetPlanner(self.program, self.cfg, self.defs, self.ranges)
+        return self.planner.plan(value, block, limit)
 
     def branched(self, block: str, term: n.Branch) -> None:
         """Note what holds on the true edge of `term` (ending `block`)."""
