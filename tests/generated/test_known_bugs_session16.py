@@ -62,14 +62,12 @@ def payload_writes_counting_down(pkt: Packet) -> int:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/backend/lower.py: the offset added to data in the loop is not bounded "
-                   "in the register that is added (LLVM drops the mask under an equivalent test), so the kernel says "
-                   "'math between pkt pointer and 4294967296' (generated program 40089; present at c486957; the "
-                   "pinned masks of 8499c49 fixed it but made a payload loop with break unverifiable: reverted)")
 def test_a_loop_counting_down_that_writes_the_payload_loads() -> None:
-    """Generated program 40089, reduced (fixed by 8499c49): the index, kept as `i - 1` with a 32-bit wrap in a
-    64-bit register, was added to the packet pointer before its correction, and the kernel refused it ("math
-    between pkt pointer and 4294967296 is not allowed"); ours, "pointer arithmetic with an unbounded scalar"."""
+    """Generated program 40089, reduced: the index, kept as `i - 1` with a 32-bit wrap in a 64-bit register,
+    was added to the packet pointer before its correction, and the kernel refused it ("math between pkt
+    pointer and 4294967296 is not allowed"); ours, "pointer arithmetic with an unbounded scalar". Fixed by
+    `backend/packet_offsets`: the index is masked by its own range (`& 15`) in the register that is added
+    (tests/backend/test_loop_offsets_bounded.py)."""
     with payload_writes_counting_down.load():
         pass  # the kernel loads it
     compiled = payload_writes_counting_down.compile(prove=False)
