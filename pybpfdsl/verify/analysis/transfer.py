@@ -89,6 +89,13 @@ _size = lru_cache(maxsize=None)(size)
 Succ = list[tuple[int, State]]
 TOP = ScalarValue(Scalar.top())
 
+# Enum members the hot paths compare with, looked up once: on Python 3.11 each ``Kind.X`` is a call through
+# the enum metaclass' ``__getattr__`` hook (about 0.25 microseconds), and the analysis steps millions of times.
+_MOV, _MOVSX, _SDIV, _END, _BSWAP, _ADDR_SPACE_CAST, _LDX_SX = (
+    Kind.MOV, Kind.MOVSX, Kind.SDIV, Kind.END, Kind.BSWAP, Kind.ADDR_SPACE_CAST, Kind.LDX_SX)
+_NBYTES = tuple(size(op).bytes for op in range(256))
+"""A load's or store's width in bytes, by opcode (``size(opcode).bytes``, looked up once)."""
+
 
 @dataclass
 class Env:
@@ -300,25 +307,25 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         dv = s.regs[insn.dst]
         sv = info.imm if info.imm is not None else s.regs[insn.src]
         if type(dv) is ScalarValue and type(sv) is ScalarValue:
-            res = _alu(op, dv.value, sv.value, is32, kind == Kind.SDIV)
+            res = _alu(op, dv.value, sv.value, is32, kind is _SDIV)
             return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
     sv = info.imm if info.imm is not None else _read(s, insn.src, idx, sink)
-    if kind == Kind.MOV:
+    if kind is _MOV:
         if not is32:
             return [(idx + 1, _write_dst(s, insn.dst, sv, idx, sink))]
         out = ScalarValue(cc.truncate(sv.value, 32)) if isinstance(sv, ScalarValue) else _sized(4)
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
-    if kind == Kind.MOVSX:
+    if kind is _MOVSX:
         out = ScalarValue(cc.movsx(_scalar_of(sv), insn.off, alu32=is32))
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
     dv = _read(s, insn.dst, idx, sink)
-    if kind in (Kind.END, Kind.BSWAP):
+    if kind is _END or kind is _BSWAP:
         d = _scalar_of(dv)
         res = cc.bswap(d, insn.imm) if kind == Kind.BSWAP else cc.end(d, _source(insn.opcode) == Source.X, insn.imm)
         if is_pointer(dv):
             sink.report(Code.POINTER_ARITH, idx, "byte swap of a pointer", insn.dst)
         return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
-    if kind == Kind.ADDR_SPACE_CAST:
+    if kind is _ADDR_SPACE_CAST:
         sink.report(Code.UNSUPPORTED, idx, "arena address-space casts are not supported")
         return [(idx + 1, _write_dst(s, insn.dst, TOP, idx, sink))]
     if is_pointer(dv) or is_pointer(sv):
@@ -330,7 +337,7 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         divisor = b.subreg() if is32 else b
         if divisor.contains(0):
             sink.report(Code.DIV_ZERO, idx, f"divisor r{insn.src} ({sv}) may be zero", insn.src)
-    res = _alu(op, a, b, is32, kind == Kind.SDIV)
+    res = _alu(op, a, b, is32, kind is _SDIV)
     return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
 
 
@@ -377,7 +384,7 @@ def _loaded(s: State, ptr: Value, insn_off: int, nbytes: int, signed: bool) -> V
 
 
 def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = _size(insn.opcode).bytes
+    nbytes = _NBYTES[insn.opcode]
     ptr = s.regs[insn.src]
     if env.devmap and isinstance(ptr, CtxPtr) and ptr.off.const_value == 0 and insn.off == XdpMd.EGRESS_IFINDEX \
             and nbytes == 4 and _kind(insn.opcode, insn.off, insn.imm) == Kind.LDX:
@@ -387,7 +394,7 @@ def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         sink.report(code, idx, msg, insn.src)
         v: Value = _sized(nbytes)
     else:
-        v = _loaded(s, ptr, insn.off, nbytes, _kind(insn.opcode, insn.off, insn.imm) == Kind.LDX_SX)
+        v = _loaded(s, ptr, insn.off, nbytes, env.kinds[idx] is _LDX_SX)
         if isinstance(ptr, CtxPtr) and isinstance(v, PacketPtr):  # ctx->data read (again): a new pointer
             s = restart_checked_length(s, idx)
     return [(idx + 1, _write_dst(s, insn.dst, v, idx, sink))]
@@ -405,7 +412,7 @@ def _store(s: State, ptr: Value, insn_off: int, nbytes: int, value: Value) -> St
 
 
 def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = _size(insn.opcode).bytes
+    nbytes = _NBYTES[insn.opcode]
     ptr = s.regs[insn.dst]
     if isinstance(ptr, CtxPtr):
         sink.report(Code.CTX_ACCESS, idx, "store of an immediate through the context pointer", insn.dst)
@@ -419,7 +426,7 @@ def st(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 
 
 def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = _size(insn.opcode).bytes
+    nbytes = _NBYTES[insn.opcode]
     ptr = s.regs[insn.dst]
     value = _read(s, insn.src, idx, sink)
     msg, code = check_access(s, ptr, insn.off, nbytes, is_write=True)
@@ -441,7 +448,7 @@ def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
 
 
 def atomic(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
-    nbytes = _size(insn.opcode).bytes
+    nbytes = _NBYTES[insn.opcode]
     ptr = s.regs[insn.dst]
     value = _read(s, insn.src, idx, sink)
     if not isinstance(ptr, MapValue | StackPtr):
