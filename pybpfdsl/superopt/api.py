@@ -173,8 +173,8 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             stages.append(accepted)
             hints.append(_region_hints(log.rewrites))
             continue
-        if any(r.source == "tail" for r in log.rewrites):
-            good = []  # a dropped r0 = K rests on the retargets beside it: all or none (none here)
+        if any(r.source in ("tail", "coalesce") for r in log.rewrites):
+            good = []  # a dropped r0 = K rests on the retargets beside it, a renamed use on the pair: all or none
         else:
             good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
         refused = [r for r in log.rewrites if r not in good]
@@ -207,7 +207,7 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             notes.append(f"lock-step proof {lock.status}: {lock.reason[:200]}")
         verdicts = (ver, proof, kern)
         if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
-            if tails and any(r.source in ("tail", "sum") for r in kept):
+            if tails and any(r.source in ("tail", "sum", "coalesce") for r in kept):
                 again = optimize_object(elf, section=section, proposals=proposals, model=model, seed=seed,
                                         rules=cache, passes=passes, window=window,
                                         whole_proof_units=whole_proof_units, kernel=kernel,

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import InsnClass, Kind, Source, source
+from pybpfdsl.superopt.coalesce import coalesce_pass
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.exit_tails import exit_tails
@@ -63,7 +64,7 @@ class Rewrite:
     live_out: int
     source: str
     """Where it came from: "rule" (the cache), "search", "region" (`region_threading`), "copy" (`_copies_pass`),
-    "tail" (`exit_tails`) or "sum" (`sums`)."""
+    "tail" (`exit_tails`), "sum" (`sums`) or "coalesce" (`coalesce`)."""
     known: tuple[tuple[int, int], ...] = ()
     """The constants known on entry to the window (part of its precondition)."""
     widths: tuple[tuple[int, int], ...] = ()
@@ -311,6 +312,15 @@ def _sums_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: Pas
     return out
 
 
+def _coalesce_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log: PassLog) -> bytes:
+    """`coalesce.coalesce_pass` as a pass of its own (source "coalesce": a copy combined in the register
+    that dies there, the copy renamed after it)."""
+    out, made = coalesce_pass(elf_bytes, sections)
+    for sec, function, start, before, after, exits in made:
+        log.rewrites.append(Rewrite(pass_no, sec, function, start, before, after, 0, "coalesce", exits=exits))
+    return out
+
+
 def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
     """The pass's output, without the rewrites whose precondition the others broke.
 
@@ -370,6 +380,9 @@ def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
         logs.append(log)
         log = PassLog()
         objects.append(_sums_pass(objects[-1], sections, len(logs), log))
+        logs.append(log)
+        log = PassLog()
+        objects.append(_coalesce_pass(objects[-1], sections, len(logs), log))
         logs.append(log)
     for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
         log = PassLog()
