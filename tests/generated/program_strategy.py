@@ -267,6 +267,15 @@ def _after_move(scope: _Scope) -> _Scope:
     return scope
 
 
+def _reads_before_move(scope: _Scope, text: str) -> bool:
+    """Whether `text` uses a header or read that `_after_move` drops: the compiler refuses it after a move,
+    where the move failed too (the kernel forgets every packet pointer on the call; generated 45014 at d28e0ed:
+    `if not pkt.adjust_head(d): return ... ipv49.ttl ...`)."""
+    locals_ = {base for base, _ in scope.headers}
+    stale = [t for t, _ in scope.reads if t.startswith("pkt.") or t.split(".")[0] in locals_]
+    return any(re.search(rf"\b{re.escape(base)}\b", text) for base in locals_) or any(t in text for t in stale)
+
+
 def _kind(t: str) -> str:
     return "float" if t == "float" else "bool" if t == "bool" else "int"
 
@@ -724,7 +733,10 @@ class _Generator:
         call = f"pkt.{attr}({delta})"
         form = self.c.integer(0, 2)
         if form == 0:
-            lines = [f"{pad}if not {call}:", f"{pad}    return {self.action(scope)}"]
+            action = self.action(scope)
+            if _reads_before_move(scope, action):  # the call moves every header, where it fails too: drawn again
+                action = self.action(_after_move(scope.copy()))
+            lines = [f"{pad}if not {call}:", f"{pad}    return {action}"]
         elif form == 1:
             name = self.fresh("moved")
             lines = [f"{pad}{name}: bool = {call}"]

@@ -39,7 +39,7 @@ from pybpfdsl.bpf.opcode import AluOp, InsnClass, Source, make
 from pybpfdsl.runtime.libbpf import kernel_bpf_available
 from pybpfdsl.verify.analysis import verify_instructions
 from tests.generated.checks import load_module
-from tests.generated.program_strategy import EXTENDED, RandomChooser, generate_program
+from tests.generated.program_strategy import ALL, EXTENDED, RandomChooser, generate_program
 from tests.verify.analysis.kernel_oracle import kernel_verdict
 from tests.verify.analysis.opcodes import EXIT, PRANDOM, add_imm, jeq_imm, mov, mov_reg
 
@@ -58,6 +58,17 @@ def test_a_run_time_randint_whose_bounds_fold_is_drawn_in_order() -> None:
         module, _ = load_module(gen.source, Path(tmp), "gen_42097")
         getattr(module, gen.function).lower()  # no DslError
 
+
+def test_the_action_after_a_failed_packet_move_reads_no_stale_header() -> None:
+    """Features() seed 45014 (this session): the generator wrote `if not pkt.adjust_head(d): return ...
+    ipv49.ttl ...` with ipv49 parsed before the move, and the compiler rightly refused it (the call moves the
+    headers where it fails too: the kernel forgets every packet pointer); a generated program must be valid.
+    The action is drawn again from the headers left after the move, and the program compiles."""
+    gen = generate_program(RandomChooser(45014), ALL)
+    assert "if not pkt.adjust_head(" in gen.source
+    with tempfile.TemporaryDirectory() as tmp:
+        module, _ = load_module(gen.source, Path(tmp), "gen_45014")
+        getattr(module, gen.function).lower()  # no DslError
 
 @xdp
 def loop_returning_on_a_random_draw(pkt: Packet) -> int:
