@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pybpfdsl.bpf.instruction import Instruction
+from pybpfdsl.bpf.opcode import Kind, Source, source
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
@@ -127,16 +128,24 @@ def _tested_of(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[i
     return out
 
 
-def _coarser(key: object, level: int, tested: int = 0) -> object:
+def _jump_regs(insn: Instruction) -> int:
+    """The registers a conditional jump tests (0 for any other instruction)."""
+    if insn.kind != Kind.JCOND:
+        return 0
+    return 1 << insn.dst | (1 << insn.src if source(insn.opcode) == Source.X else 0)
+
+
+def _coarser(key: object, level: int, tested: int = 0, own: int = 0) -> object:
     """``key`` (of :func:`partition_key`) at a coarser ``level``: 1 drops the proven packet ranges and
     length (states that differ only there are joined, keeping their constants and pointer shapes apart:
     ``ok = 0`` on a path whose bounds check failed and ``ok = 1`` on the one that passed it, xdp-tutorial's
     grow_parse at -O1); 2 keeps the packet facts and of the constants only the *critical* ones; 3 keeps
-    only those; 4 keeps the packet facts alone, 5 only the checked length. Critical are what later checks
+    only those; 4 keeps the packet facts and the constants the point's own jump tests (``own``), 5 the checked
+    length and those constants, 6 the packet facts alone, 7 only the checked length. Critical are what later checks
     hinge on: the constants of the registers and stack slots in ``tested`` (see :func:`.critical.critical_in`)
     and the live stack pointers and maps (a flag ``is_tcp`` set where the TCP header was checked, tested after
     a dozen header paths joined; LLVM's one ``bpf_trace_printk`` call for nine paths that each put the format
-    at their own stack offset). Levels 4 and 5 are for points where more combinations of critical constants
+    at their own stack offset). Levels 4 to 7 are for points where more combinations of critical constants
     meet than the partitions hold (a header-presence flag and header offsets in registers and on the stack,
     around inlined helpers: generated program 30121): a partition per packet shape, or per checked length,
     still keeps each flag with the length checked where it was set (and a pointer apart from the number the
@@ -152,17 +161,27 @@ def _coarser(key: object, level: int, tested: int = 0) -> object:
         return ("constants dropped", *k[:3], critical, *k[4:])
     if level == 3:
         return ("critical", critical, *k[4:])
-    if level == 4:
+    # Levels 4 and 5 keep the constants of the registers the point's own jump tests (``own``): what decides
+    # where each state goes next, a loop latch's ``if flag != 0 goto loop`` (xdp-tools' IPv6 extension-header
+    # loop at -O1: test_latch_flag_partitions.py); 6 and 7 drop them too, for a jump on a register with many
+    # constants (test_spilled_flags.py's ``r8``, one of 40).
+    if level <= 5:
+        decided = tuple(c for c in consts if c[0] < 11 and own >> c[0] & 1)
+        if level == 4:
+            return ("packet facts + decided", *k[:3], decided, *k[4:])
+        return ("checked length + decided", k[0], decided, *k[4:])
+    if level == 6:
         return ("packet facts", *k[:3], *k[4:])
     return ("checked length", k[0], *k[4:])
 
 
-COARSEST = 5
+COARSEST = 7
 """The last level of :func:`_coarser`; past it a point's partitions collapse into one."""
-HEAD_LEVEL = 4
-"""The last level of :func:`_coarser` at a loop head (see :attr:`Partitioner.heads`)."""
+HEAD_LEVEL = 6
+"""The last level of :func:`_coarser` at a loop head (see :attr:`Partitioner.heads`), which skips the levels of
+the checked length alone (5 and 7)."""
 CRITICAL_LEVEL = 3
-"""The first level of :func:`_coarser` whose keys are critical facts only (3 and 4)."""
+"""The first level of :func:`_coarser` whose keys are critical facts only (3 to 7)."""
 CRITICAL_PARTS = 2
 """The last levels keep up to this many times ``max_parts`` partitions: its keys are few facts, each
 one a later check depends on (nine stack offsets of one call's argument are nine kernel paths)."""
@@ -179,6 +198,8 @@ class Partitioner:
     :meth:`learn`, which the fixpoint calls before it propagates (the program is not known here before)."""
     coarse: dict[int, int] = field(default_factory=dict)
     """Points whose partitions are told apart by a coarser key (point → level of :func:`_coarser`: see :meth:`add`)."""
+    own: list[int] = field(default_factory=list)
+    """Per point, the registers its own conditional jump tests (set by :meth:`learn`; see :func:`_coarser`)."""
     rekeyed: bool = False
     """Set when :meth:`add` regrouped a point's partitions: every one of them is a new state to propagate."""
 
@@ -191,10 +212,10 @@ class Partitioner:
             # keys, which keep only the critical facts, take them in (see :func:`partition_key`).
             return partition_key(s, self.live[t])
         tested = self._tested(t)
-        return _coarser(partition_key(s, self.live[t], tested), level, tested)
+        return _coarser(partition_key(s, self.live[t], tested), level, tested, self._own(t))
 
     heads: frozenset[int] = frozenset()
-    """Loop heads: their partitions stop at the packet facts (level 4) and then collapse (set by :meth:`learn`).
+    """Loop heads: their partitions stop at the packet facts (level 6) and then collapse (set by :meth:`learn`).
     A loop entered in one partition per checked length is what the loops' cost estimate (:mod:`.loops`)
     reads as that many paths the kernel walks through the loop one by one (the loop programs of
     test_unsound_accepts.py got a second complexity finding); the last level serves the joins of header
@@ -206,10 +227,14 @@ class Partitioner:
         partitioner of it: ``driver._past_loops`` makes one per run, up to a hundred), and note its loop heads."""
         if self.tested is None:
             self.tested = _tested_of(insns, succs)
+            self.own = [_jump_regs(i) for i in insns]
         self.heads = frozenset(heads)
 
     def _tested(self, t: int) -> int:
         return 0 if self.tested is None else self.tested[t]
+
+    def _own(self, t: int) -> int:
+        return self.own[t] if self.own else 0
 
     def _cap(self, level: int) -> int:
         return self.max_parts * CRITICAL_PARTS if level >= CRITICAL_LEVEL else self.max_parts
@@ -229,8 +254,10 @@ class Partitioner:
         states = [*parts.values(), s]
         last = HEAD_LEVEL if t in self.heads else COARSEST
         for level in range(self.coarse.get(t, 0) + 1, last + 1):
+            if last == HEAD_LEVEL and level == 5:
+                continue
             tested = self._tested(t)
-            keys = [_coarser(partition_key(old, self.live[t], tested), level, tested) for old in states]
+            keys = [_coarser(partition_key(old, self.live[t], tested), level, tested, self._own(t)) for old in states]
             if len(set(keys)) > self._cap(level):
                 continue
             groups: Parts = {}
