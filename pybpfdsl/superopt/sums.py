@@ -16,8 +16,7 @@ from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
-from pybpfdsl.superopt.windows import _must_forward, core_relocated_slots, functions_of
-from pybpfdsl.verify.analysis.liveness import registers_of
+from pybpfdsl.superopt.windows import core_relocated_slots, functions_of, must_forward, written_registers
 
 __all__ = ["known_sums", "sums_pass", "transfer_sums"]
 
@@ -44,9 +43,7 @@ def transfer_sums(insn: Instruction, sums: Mapping[int, int]) -> dict[int, int]:
     k = insn.kind
     if k == Kind.INVALID:
         return {}
-    _, writes = registers_of(insn)
-    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
-        writes = (0, 1, 2, 3, 4, 5)
+    writes = written_registers(insn)
     new: int | None = None
     if insn.opcode == _MOV64_X and insn.off == 0 and insn.dst != insn.src and insn.dst != 10:
         new = sums.get(insn.src, _fact(insn.src, _NONE))
@@ -63,7 +60,7 @@ def transfer_sums(insn: Instruction, sums: Mapping[int, int]) -> dict[int, int]:
 
 def known_sums(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Per instruction, the registers holding a copy or a sum of others on every path to it."""
-    return _must_forward(code, succs, patched, transfer_sums, lambda a, b: a if a == b else None)
+    return must_forward(code, succs, patched, transfer_sums, lambda a, b: a if a == b else None)
 
 
 def sums_pass(elf_bytes: bytes, sections: Sequence[str]) -> tuple[bytes, list[tuple[str, str, int, Instruction,

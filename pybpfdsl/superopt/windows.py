@@ -27,7 +27,8 @@ from pybpfdsl.superopt.window_semantics import ConcreteMemory, in_window, is_bra
 from pybpfdsl.verify.analysis.liveness import call_args, registers_of, solve_backward
 
 __all__ = ["Run", "call_reads", "core_relocated_slots", "facts_at", "known_constants", "known_equal", "known_widths",
-           "live_in", "runs_of", "succs_of", "transfer", "transfer_equal", "transfer_widths"]
+           "live_in", "must_forward", "runs_of", "succs_of", "transfer", "transfer_equal", "transfer_widths",
+           "written_registers"]
 
 
 @dataclass(frozen=True)
@@ -127,15 +128,21 @@ def live_in(code: Sequence[Instruction], succs: list[list[int]]) -> list[int]:
 _Facts = dict[int, int] | None  # None: not reached yet
 
 
+def written_registers(insn: Instruction) -> tuple[int, ...]:
+    """The registers ``insn`` leaves holding a new value: its writes, and r0-r5 for a call (its clobbers) or a
+    legacy packet load (sets r0 and may clobber r1-r5). What every forward fact of this module ends."""
+    if insn.kind in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
+        return (0, 1, 2, 3, 4, 5)
+    return registers_of(insn)[1]
+
+
 def transfer(insn: Instruction, facts: Mapping[int, int]) -> dict[int, int]:
     """The constants known after ``insn``, given those known before it."""
     out = dict(facts)
     k = insn.kind
-    reads, writes = registers_of(insn)
     if k == Kind.INVALID:
         return {}
-    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
-        writes = (0, 1, 2, 3, 4, 5)  # a call's clobbers; legacy packet loads set r0 and may clobber r1-r5
+    reads, writes = registers_of(insn)[0], written_registers(insn)
     for r in writes:
         out.pop(r, None)
     if k in (Kind.ALU, Kind.MOV, Kind.NEG, Kind.END, Kind.BSWAP, Kind.MOVSX, Kind.SDIV) \
@@ -159,9 +166,7 @@ def transfer_widths(insn: Instruction, widths: Mapping[int, int]) -> dict[int, i
     if k == Kind.INVALID:
         return {}
     out = dict(widths)
-    _, writes = registers_of(insn)
-    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
-        writes = (0, 1, 2, 3, 4, 5)
+    writes = written_registers(insn)
     for r in writes:
         out.pop(r, None)
     if insn.dst == 10 or insn.dst not in writes:
@@ -200,9 +205,7 @@ def transfer_equal(insn: Instruction, equal: Mapping[int, int]) -> dict[int, int
     k = insn.kind
     if k == Kind.INVALID:
         return {}
-    _, writes = registers_of(insn)
-    if k in (Kind.CALL, Kind.LD_ABS, Kind.LD_IND):
-        writes = (0, 1, 2, 3, 4, 5)
+    writes = written_registers(insn)
     gone = sum(1 << r for r in writes)
     out = {r: m & ~gone for r, m in equal.items() if not gone >> r & 1 and m & ~gone}
     if k == Kind.MOV and insn.cls == InsnClass.ALU64 and source(insn.opcode) == Source.X and insn.off == 0 \
@@ -215,7 +218,7 @@ def transfer_equal(insn: Instruction, equal: Mapping[int, int]) -> dict[int, int
     return out
 
 
-def _must_forward(code: Sequence[Instruction], succs: list[list[int]], patched: set[int],
+def must_forward(code: Sequence[Instruction], succs: list[list[int]], patched: set[int],
                   step: Callable[[Instruction, dict[int, int]], dict[int, int]],
                   meet: Callable[[int, int], int | None]) -> list[dict[int, int]]:
     """A must-analysis from the entry, where nothing is known: per instruction, the registers with a fact on
@@ -247,18 +250,18 @@ def _must_forward(code: Sequence[Instruction], succs: list[list[int]], patched: 
 
 def known_widths(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Registers below 2**bits on every path to each instruction (at a join the wider of the two)."""
-    return _must_forward(code, succs, patched, transfer_widths, max)
+    return must_forward(code, succs, patched, transfer_widths, max)
 
 
 def known_equal(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Registers holding the same value as others on every path to each instruction (register -> bit set
     of those others; at a join the pairs both ways in have)."""
-    return _must_forward(code, succs, patched, transfer_equal, lambda a, b: (a & b) or None)
+    return must_forward(code, succs, patched, transfer_equal, lambda a, b: (a & b) or None)
 
 
 def known_constants(code: Sequence[Instruction], succs: list[list[int]], patched: set[int]) -> list[dict[int, int]]:
     """Registers holding one constant on every path to each instruction."""
-    return _must_forward(code, succs, patched, transfer, lambda a, b: a if a == b else None)
+    return must_forward(code, succs, patched, transfer, lambda a, b: a if a == b else None)
 
 
 @dataclass(frozen=True)
