@@ -278,6 +278,20 @@ def _zero_extensions_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruc
     return out
 
 
+def _rebased(insn: Instruction, x: int, add: int, base: int) -> Instruction | None:
+    """``insn``, which reads ``x``, addressing through ``base`` what it addressed through ``x + add`` (the
+    constant moved into its offset); None unless ``x`` is only its load's or store's address base and the new
+    offset fits in 16 bits. Both offset folds below share it."""
+    kind = insn.kind
+    base_src = kind in (Kind.LDX, Kind.LDX_SX) and insn.src == x
+    base_dst = kind in (Kind.ST, Kind.STX) and insn.dst == x and (kind == Kind.ST or insn.src != x)
+    off = insn.off + add
+    if not (base_src or base_dst) or not -(1 << 15) <= off < 1 << 15:
+        return None
+    return Instruction(insn.opcode, base if base_dst else insn.dst, base if base_src else insn.src, off, insn.imm,
+                       insn.imm_hi, insn.is_wide)
+
+
 def _offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
     """A pointer made only to be dereferenced, folded into the accesses' offsets: ``r4 = r1; r4 += 23;
     r3 = *(u8 *)(r4 +0)`` as ``r3 = *(u8 *)(r1 +23)``, where every read of ``r4`` before its next write
@@ -297,16 +311,13 @@ def _offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ..
             insn = code[k]
             reads, writes = registers_of(insn)
             if x in reads:
-                kind = insn.kind
-                base_src = kind in (Kind.LDX, Kind.LDX_SX) and insn.src == x
-                base_dst = kind in (Kind.ST, Kind.STX) and insn.dst == x and (kind == Kind.ST or insn.src != x)
-                off = insn.off + add
-                if not (base_src or base_dst) or not -(1 << 15) <= off < 1 << 15 or \
-                        any(y in registers_of(code[i])[1] for i in range(q + 1, k + 1) if i != k or base_dst):
+                moved = _rebased(insn, x, add, y)
+                store = moved is not None and moved.kind in (Kind.ST, Kind.STX)
+                if moved is None or \
+                        any(y in registers_of(code[i])[1] for i in range(q + 1, k + 1) if i != k or store):
                     used = False
                     break
-                body[k] = Instruction(insn.opcode, y if base_dst else insn.dst, y if base_src else insn.src, off,
-                                      insn.imm, insn.imm_hi, insn.is_wide)
+                body[k] = moved
                 used = True
             if x in writes:
                 break
@@ -331,13 +342,11 @@ def _added_offsets_folded(code: tuple[Instruction, ...]) -> list[tuple[Instructi
             cur = code[k]
             reads, writes = registers_of(cur)
             if x in reads:
-                base_src = cur.kind in (Kind.LDX, Kind.LDX_SX) and cur.src == x
-                base_dst = cur.kind in (Kind.ST, Kind.STX) and cur.dst == x and (cur.kind == Kind.ST or cur.src != x)
-                off = cur.off + add
-                if not (base_src or base_dst) or not -(1 << 15) <= off < 1 << 15:
+                moved = _rebased(cur, x, add, x)
+                if moved is None:
                     used = False
                     break
-                body[k] = Instruction(cur.opcode, cur.dst, cur.src, off, cur.imm, cur.imm_hi, cur.is_wide)
+                body[k] = moved
                 used = True
             if x in writes:
                 break
