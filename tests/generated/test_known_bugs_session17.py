@@ -165,15 +165,11 @@ def _checksum_fold(back: int) -> list[Instruction]:
             mov_reg(1, 2), add_imm(1, back), jeq_imm(2, 0xFFFF, -5), mov(0, 2), EXIT]
 
 
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify/analysis values.py/transfer.py (H5's linked-scalars patch, "
-                   "exploration._form for H4): no scalar links with a constant delta (the kernel's "
-                   "sync_linked_regs, BPF_ADD_CONST), so iteration 2 repeats iteration 1 and the loop is refused as "
-                   "endless (xdp-trafficgen xdp_redirect_update_port at -O1; H3's reduction)")
 def test_a_checksum_fold_loop_ends_through_its_linked_copy() -> None:
     """clang -O1's checksum fold of xdp-trafficgen: `r1 = r2; r1 += 1` links r1 to r2 in the kernel, which on the
     jump back of `if r2 == 0xffff` knows r1 = 0x10000, so the second iteration leaves; the kernel loads it. Ours:
     `unbounded-loop: iteration 2 starts from a state an earlier iteration already covered`. (With `r1 += 0` the
-    loop is endless, and both refuse it.)"""
+    loop is endless, and both refuse it.) Fixed in session 18 by the linked copies (values.ScalarValue.link)."""
     insns = _checksum_fold(1)
     if KERNEL:
         assert kernel_verdict(insns).ok

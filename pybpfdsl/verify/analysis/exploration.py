@@ -178,8 +178,11 @@ def _form(s: State, live: int, precise: int) -> _Form:
         if type(v) is ScalarValue:
             if not precise >> i & 1:
                 v = TOP
-            elif (c := v.value.const_value) is not None:
-                consts.append((i, c))
+            else:
+                if v.link is not None:
+                    v = ScalarValue(v.value)
+                if (c := v.value.const_value) is not None:
+                    consts.append((i, c))
         elif type(v) is PacketPtr:
             held.add(v.pid)
         regs.append(v)

@@ -299,6 +299,61 @@ def _decode_alu(insn: Instruction, kind: Kind) -> AluInsn:
                    else None, plain)
 
 
+S32_MAX = (1 << 31) - 1
+
+
+def _linked_add(dv: ScalarValue, sv: ScalarValue, op: AluOp, is32: bool, res: Scalar) -> ScalarValue:
+    """``dv op sv`` (= ``res``) where ``dv`` is linked: the kernel keeps the link through one 64-bit ``+= k``
+    (``0 <= k <= S32_MAX``, a constant), remembering k; any other operation ends it."""
+    c = sv.value.const_value
+    if op == AluOp.ADD and not is32 and dv.plus is None and c is not None and c <= S32_MAX:
+        return ScalarValue(res, dv.link, c)
+    return ScalarValue(res)
+
+
+def _link_copy(s: State, src: int, sv: ScalarValue, idx: int) -> tuple[State, ScalarValue]:
+    """``rD = rS`` (64-bit) of a number the kernel gives a new id (one not linked yet and not a constant, or
+    one with a constant added): rS and its copy linked by ``idx``, after every older link of that name ends
+    (this copy, run again, links a new number)."""
+    s = _unlink_scalars(s, idx)
+    sv = ScalarValue(sv.value, idx)
+    regs = (*s.regs[:src], sv, *s.regs[src + 1:])
+    return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock), sv
+
+
+def _unlink(x: Value, link: int) -> Value:
+    return ScalarValue(x.value) if type(x) is ScalarValue and x.link == link else x
+
+
+def _unlink_scalars(s: State, link: int) -> State:
+    """``s`` with no number linked by ``link`` (spills hold no links; callers' frames may)."""
+    if s.frames:
+        return s.map_values(lambda x: _unlink(x, link))
+    if not any(type(x) is ScalarValue and x.link == link for x in s.regs):
+        return s
+    return State(tuple([_unlink(x, link) for x in s.regs]), s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
+
+
+def _sync_links(s: State, reg: int) -> State:
+    """After a comparison bounded ``reg`` (a linked number) on an edge the kernel walks with both ways open,
+    every other register of this frame linked to it becomes ``reg``'s value plus the difference of their
+    constants, as the kernel's ``sync_linked_regs`` copies it (the kernel also updates spills and callers'
+    registers: fewer here is only less precise)."""
+    known = s.regs[reg]
+    assert type(known) is ScalarValue and known.link is not None
+    regs = list(s.regs)
+    changed = False
+    base = known.plus or 0
+    for i, x in enumerate(regs):
+        if i != reg and type(x) is ScalarValue and x.link == known.link:
+            delta = ((x.plus or 0) - base) & ((1 << 64) - 1)
+            regs[i] = ScalarValue(_add(known.value, _const(delta)), x.link, x.plus)
+            changed = True
+    if not changed:
+        return s
+    return State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
+
+
 def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     info = env.decoded[idx][2]
     assert isinstance(info, AluInsn)
@@ -308,10 +363,15 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         sv = info.imm if info.imm is not None else s.regs[insn.src]
         if type(dv) is ScalarValue and type(sv) is ScalarValue:
             res = _alu(op, dv.value, sv.value, is32, kind is _SDIV)
+            if dv.link is not None:
+                return [(idx + 1, _write_dst(s, insn.dst, _linked_add(dv, sv, op, is32, res), idx, sink))]
             return [(idx + 1, _write_dst(s, insn.dst, ScalarValue(res), idx, sink))]
     sv = info.imm if info.imm is not None else _read(s, insn.src, idx, sink)
     if kind is _MOV:
         if not is32:
+            if type(sv) is ScalarValue and info.imm is None and (sv.link is None or sv.plus is not None) and (
+                    sv.link is not None or sv.value.const_value is None):
+                s, sv = _link_copy(s, insn.src, sv, idx)
             return [(idx + 1, _write_dst(s, insn.dst, sv, idx, sink))]
         out = ScalarValue(cc.truncate(sv.value, 32)) if isinstance(sv, ScalarValue) else _sized(4)
         return [(idx + 1, _write_dst(s, insn.dst, out, idx, sink))]
@@ -605,6 +665,21 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
     return s
 
 
+def _linked_edge(s: State, insn: Instruction, by_reg: bool) -> State:
+    """One edge of a comparison of numbers, the kernel's ``sync_linked_regs`` done for the source register
+    and then the destination (none when the two are linked to each other: which copy would win)."""
+    dv = s.regs[insn.dst]
+    sv = s.regs[insn.src] if by_reg else None
+    assert type(dv) is ScalarValue
+    if type(sv) is ScalarValue and sv.link is not None:
+        if sv.link == dv.link:
+            return s
+        s = _sync_links(s, insn.src)
+    if dv.link is not None:
+        s = _sync_links(s, insn.dst)
+    return s
+
+
 def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     info = env.decoded[idx][2]
     assert isinstance(info, JmpInsn)
@@ -622,10 +697,12 @@ def jcond(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
             if r is None:
                 continue
             regs = list(s.regs)
-            regs[insn.dst] = ScalarValue(r[0])
+            regs[insn.dst] = ScalarValue(r[0], dv.link, dv.plus) if dv.link is not None else ScalarValue(r[0])
             if info.imm is None:
-                regs[insn.src] = ScalarValue(r[1])
+                regs[insn.src] = ScalarValue(r[1], sv.link, sv.plus) if sv.link is not None else ScalarValue(r[1])
             out.append((t, State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)))
+        if len(out) == 2 and (dv.link is not None or (info.imm is None and sv.link is not None)):
+            out = [(t, _linked_edge(x, insn, info.imm is None)) for t, x in out]
         return out
     out = []
     fall = _branch(env, idx, insn, s, sink, taken=False)

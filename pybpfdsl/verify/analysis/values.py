@@ -118,9 +118,20 @@ class ScalarValue:
     below: a frozen dataclass sets a field through ``object.__setattr__``, and each step makes one."""
 
     value: Final[Scalar]
+    link: Final[int | None]
+    """The kernel's scalar id (``r1 = r2`` gives both the id; ``sync_linked_regs``): the instruction of the
+    64-bit copy that linked this number to the others with the same ``link``, or None. Every register of one
+    state with the same ``link`` holds ``base + plus`` (``plus`` None read as 0) of one concrete base, so a
+    comparison that bounds one bounds the others (``transfer._sync_links``). Kept only where the kernel keeps
+    the id (a copy; ``r += k`` once, ``0 <= k < 2**31``; a join of equal links): a link the kernel has not
+    would bound a register it does not. Never spilled (``stack.write`` drops it), never across a call."""
+    plus: Final[int | None]
+    """The constant added to the linked copy (the kernel's BPF_ADD_CONST and ``off``); None: none added."""
 
-    def __init__(self, value: Scalar) -> None:
+    def __init__(self, value: Scalar, link: int | None = None, plus: int | None = None) -> None:
         self.value = value
+        self.link = link
+        self.plus = plus
 
     def __str__(self) -> str:
         return f"scalar {_scalar_text(self.value)}"
@@ -402,6 +413,8 @@ def _unlinked(v: Value) -> Value:
         return PacketPtr(v.off)
     if isinstance(v, MapValueOrNull) and v.nid is not None:
         return MapValueOrNull(v.map, v.off, None)
+    if type(v) is ScalarValue and v.link is not None:
+        return ScalarValue(v.value)
     if isinstance(v, MapValue) and v.lid is not None:
         return MapValue(v.map, v.off)
     return v
@@ -462,6 +475,8 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
     if isinstance(a, Uninit) or isinstance(b, Uninit):
         return UNINIT
     if isinstance(a, ScalarValue) and isinstance(b, ScalarValue):
+        if a.link is not None and a.link == b.link and a.plus == b.plus:  # the same relation on both paths
+            return ScalarValue(sc(a.value, b.value), a.link, a.plus)
         return ScalarValue(sc(a.value, b.value))
     if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
         same = a.pid == b.pid and a.delta == b.delta
@@ -511,7 +526,7 @@ def narrow_values(a: Value, b: Value) -> Value:
 def value_le(a: Value, b: Value) -> bool:
     """``a ⊑ b``: used for the fixpoint's stability test (sound to answer False when unsure)."""
     if type(a) is ScalarValue and type(b) is ScalarValue:  # the most frequent pair, first (le is reflexive)
-        return a.value.le(b.value)
+        return a.value.le(b.value) and (b.link is None or (a.link == b.link and a.plus == b.plus))
     if a == b or isinstance(b, Uninit):
         return True
     if isinstance(a, OneOf):
