@@ -20,6 +20,7 @@ from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.abstract_state import State
 from pybpfdsl.verify.analysis.values import (
     CtxPtr,
+    MapInfo,
     MapValue,
     MapValueOrNull,
     PacketPtr,
@@ -37,6 +38,7 @@ __all__ = [
     "Sink",
     "VerifierFinding",
     "check_access",
+    "is_read_only",
 ]
 
 BPF_MAX_VAR_OFF = 1 << 29
@@ -145,6 +147,17 @@ def check_packet(state: State, p: PacketPtr, insn_off: int, size: int) -> str | 
             + (f"; {proven} bytes from this pointer's base" if proven is not None else "") + ")")
 
 
+READ_ONLY_DATA = ".rodata"
+"""Global data in this section, or one named ``.rodata.*``, is a map libbpf creates read-only for programs
+(``BPF_F_RDONLY_PROG``) and freezes once filled."""
+
+
+def is_read_only(m: MapInfo) -> bool:
+    """Whether ``m`` is read-only global data (see :data:`READ_ONLY_DATA`; a map defined in ``.maps`` has a C
+    identifier for a name, never one starting with a dot)."""
+    return m.name == READ_ONLY_DATA or m.name.startswith(READ_ONLY_DATA + ".")
+
+
 def check_map_value(p: MapValue, insn_off: int, size: int) -> str | None:
     lo, hi = _srange(p.off)
     vs = p.map.value_size
@@ -189,6 +202,10 @@ def check_access(state: State, ptr: Value, insn_off: int, size: int, is_write: b
     if isinstance(ptr, PacketPtr):
         return check_packet(state, ptr, insn_off, size), Code.PACKET_BOUNDS
     if isinstance(ptr, MapValue):
+        if is_write and is_read_only(ptr.map):
+            return (f"write into {ptr.map.name}, read-only global data: libbpf freezes it and the kernel refuses "
+                    "stores to it (write into map forbidden); keep what the program changes in .data or .bss"
+                    ), Code.MAP_BOUNDS
         return check_map_value(ptr, insn_off, size), Code.MAP_BOUNDS
     if isinstance(ptr, StackPtr):
         msg = stack_bounds(ptr.off, insn_off, size)
