@@ -12,12 +12,13 @@ place too many costs room, neither soundness (every partition is a sound state).
 
 from __future__ import annotations
 
+from pybpfdsl.bpf.abi import Helper
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.bpf.opcode import AluOp, InsnClass, Kind, Source, alu_op, source
 from pybpfdsl.verify.analysis import stack as stk
 from pybpfdsl.verify.analysis.liveness import ALL, CALL_CLOBBERS, registers_of, solve_backward
 
-__all__ = ["SLOT0", "critical_in", "slot_bit"]
+__all__ = ["SLOT0", "critical_in", "lookup_keys_in", "slot_bit"]
 
 FP = 10
 SLOT0 = 11
@@ -63,3 +64,62 @@ def critical_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[
     """Bit ``r`` (a register) or ``SLOT0 + i`` (stack slot ``i``) of entry ``idx``: that place's value before
     instruction ``idx`` may reach a conditional jump on some path."""
     return solve_backward(succs, [_facts(i) for i in insns])
+
+
+def _key_offset(insns: tuple[Instruction, ...], single: list[bool], call: int) -> int | None:
+    """The frame offset ``r2`` holds at ``call`` when the straight-line code just before it sets it as
+    ``r2 = r10; r2 += K`` (None when it is not seen so: a place missed costs only partitions)."""
+    total = 0
+    j = call - 1
+    while j >= 0 and single[j + 1]:
+        insn = insns[j]
+        k = insn.kind
+        if k in (Kind.JCOND, Kind.JA, Kind.GOTOL, Kind.MAY_GOTO, Kind.CALL, Kind.EXIT, Kind.INVALID):
+            return None
+        if 2 in registers_of(insn)[1]:
+            if k == Kind.ALU and insn.cls == InsnClass.ALU64 and alu_op(insn.opcode) == AluOp.ADD \
+                    and source(insn.opcode) == Source.K:
+                total += insn.imm
+            elif k == Kind.MOV and insn.cls == InsnClass.ALU64 and source(insn.opcode) == Source.X and insn.src == FP:
+                return total
+            else:
+                return None
+        j -= 1
+    return None
+
+
+def lookup_keys_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> list[int]:
+    """Bit ``SLOT0 + i`` of entry ``idx``: stack slot ``i`` may hold, before ``idx``, the key of a later
+    ``bpf_map_lookup_elem`` (``r2 = r10 - K``), with no store to the slot between.
+
+    The kernel types an array lookup with a constant key below ``max_entries`` as never NULL (6.14 on), so
+    that constant decides whether the result may be used unchecked; the partitions keep states apart by it
+    (``key = is_tcp ? 1 : 2`` stored, then one lookup of a per-action counter: xdp-filter's stats, whose
+    ``if (!rec)`` removed the kernel still loads). Cached for the last program, like :func:`critical_in`'s
+    callers cache theirs (every partitioner of a program asks)."""
+    for i, s, out in _KEYS:
+        if i is insns and s is succs:
+            return out
+    preds = [0] * (len(insns) + 1)
+    for targets in succs:
+        for t in targets:
+            if 0 <= t < len(insns):
+                preds[t] += 1
+    single = [n == 1 for n in preds]
+    facts = []
+    for i, insn in enumerate(insns):
+        k = insn.kind
+        if k == Kind.CALL and insn.is_helper_call and insn.imm == Helper.MAP_LOOKUP_ELEM:
+            off = _key_offset(insns, single, i)
+            facts.append((slot_bit(off) if off is not None else 0, 0, 0, 0))
+        elif k in (Kind.STX, Kind.ST) and insn.dst == FP:
+            facts.append((0, slot_bit(insn.off), 0, 0))
+        else:
+            facts.append((0, 0, 0, 0))
+    out = solve_backward(succs, facts)
+    _KEYS[:] = [(insns, succs, out)]
+    return out
+
+
+_KEYS: list[tuple[tuple[Instruction, ...], list[list[int]], list[int]]] = []
+"""The last program's (instructions, successors, :func:`lookup_keys_in`), by identity."""
