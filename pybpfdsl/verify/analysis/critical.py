@@ -97,9 +97,9 @@ def lookup_keys_in(insns: tuple[Instruction, ...], succs: list[list[int]]) -> li
     (``key = is_tcp ? 1 : 2`` stored, then one lookup of a per-action counter: xdp-filter's stats, whose
     ``if (!rec)`` removed the kernel still loads). Cached for the last program, like :func:`critical_in`'s
     callers cache theirs (every partitioner of a program asks)."""
-    for i, s, out in _KEYS:
-        if i is insns and s is succs:
-            return out
+    for code, graph, known in _KEYS:
+        if code is insns and graph is succs:
+            return known
     preds = [0] * (len(insns) + 1)
     for targets in succs:
         for t in targets:
