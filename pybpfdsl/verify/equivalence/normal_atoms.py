@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import z3
 from z3.z3 import _to_expr_ref
@@ -17,6 +18,20 @@ from z3.z3 import _to_expr_ref
 from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.normal_poly import Monomial, Poly, make_poly
 from pybpfdsl.verify.equivalence.symbolic_state import Term
+
+
+@dataclass
+class StoreRun:
+    """Consecutive stores of one array chain, bottom up, whose offsets are one polynomial plus
+    different constants or the same one (`key`: width and non-constant terms), so that a read at that
+    polynomial plus c hits the topmost store at c below it and provably misses every other."""
+
+    key: tuple[int, tuple[tuple[Monomial, int], ...]]
+    below: Term
+    """The array under the run's lowest store."""
+    stores: list[Term] = field(default_factory=list)
+    at: dict[int, list[int]] = field(default_factory=dict)
+    """Each constant's depths in `stores`, ascending."""
 
 
 class NormalizerBase(ABC):
@@ -38,6 +53,10 @@ class NormalizerBase(ABC):
         self._extracts: dict[tuple[int, int, int], Poly] = {}
         self._fact_cache: dict[int, list[tuple[int, Term, Term]]] = {}
         self._ite_conditions: set[int] = set()
+        self._ite_results: dict[Poly, tuple[int, Poly, Poly]] = {}
+        """Each if-then-else's normal form: its condition's id and its two arms (`normal_bits.ite`)."""
+        self._runs: dict[int, tuple[StoreRun, int]] = {}
+        """Each store of an array chain seen by a read: its run of stores at one base (`normal_bits.past_stores`)."""
         self._depth = 0
         self._ite_depth = 0
         self.budget: Budget | None = None

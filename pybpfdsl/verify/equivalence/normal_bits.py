@@ -7,8 +7,11 @@ or integer ranges apart)."""
 
 from __future__ import annotations
 
+import bisect
+
 import z3
 
+from pybpfdsl.verify.equivalence.normal_atoms import StoreRun
 from pybpfdsl.verify.equivalence.normal_poly import Monomial, Poly, constant_poly, make_poly, sum_poly, trailing_zeros
 from pybpfdsl.verify.equivalence.normal_widths import WidthRules
 from pybpfdsl.verify.equivalence.symbolic_state import Term
@@ -39,13 +42,29 @@ class BitVectorRules(WidthRules):
 
     def ite(self, cond: Term, then: Poly, other: Poly) -> Poly:
         """if cond then `then` else `other` (same width): the common part outside, the rest narrow."""
-        w = then.width
         if z3.is_true(cond) or then == other:
             return then
         if z3.is_false(cond):
             return other
         if op_kind(cond) == z3.Z3_OP_NOT:
             cond, then, other = cond.arg(0), other, then
+        # An arm that is itself an if-then-else on `cond` is decided there: if c then (if c then a else
+        # b) else d is if c then a else d (a chain over a program's paths repeats their conditions).
+        key = cond.get_id()
+        inner = self._ite_results.get(then)
+        if inner is not None and inner[0] == key:
+            then = inner[1]
+        inner = self._ite_results.get(other)
+        if inner is not None and inner[0] == key:
+            other = inner[2]
+        if then == other:
+            return then
+        out = self._ite(cond, then, other)
+        self._ite_results[out] = (key, then, other)
+        return out
+
+    def _ite(self, cond: Term, then: Poly, other: Poly) -> Poly:
+        w = then.width
         rest_a = dict(then.terms)
         rest_b = dict(other.terms)
         common: dict[Monomial, int] = {}
@@ -163,15 +182,63 @@ class BitVectorRules(WidthRules):
         l4 ≥ 34, never hits the IPv4 checksum at 24), and both programs' reads are one term however
         their stores interleave."""
         # The normal form of the array: a merged state's `If` of two equal store chains is one chain.
-        array = self._others[array.get_id()]
-        while z3.is_app_of(array, z3.Z3_OP_STORE):
-            offset = self.poly(array.arg(1))
-            if offset == at:
-                return self.poly(array.arg(2))
-            if not self._apart(offset, at):
-                break
-            array = array.arg(0)
+        array = self.past_stores(self._others[array.get_id()], at)
+        if z3.is_app_of(array, z3.Z3_OP_STORE) and self.poly(array.arg(1)) == at:
+            return self.poly(array.arg(2))
         return self.atom(z3.Select(array, self.term(at)))
+
+    def past_stores(self, array: Term, at: Poly) -> Term:
+        """`array` walked down past the stores that provably miss `at` (`_apart`): to the topmost
+        store whose offset is `at` or may be, or to the array below every store. A run of stores
+        at one base plus constants (`StoreRun`: a tail grown by 4,000 zero bytes, a header written
+        field by field) is passed in one step when `at` is that base plus a constant, so reading
+        every byte of a long run costs steps in proportion to the reads, not to reads times stores;
+        every step is paid from the budget."""
+        key = (at.width, at.terms)
+        while z3.is_app_of(array, z3.Z3_OP_STORE):
+            run, depth = self._run_of(array)
+            if self.budget is not None:
+                self.budget.charge("normalize")
+                self.budget.require("normalizing the outputs")
+            if run.key == key:
+                depths = run.at.get(at.const, ())
+                i = bisect.bisect_right(depths, depth)
+                if i:
+                    return run.stores[depths[i - 1]]
+                array = run.below
+                continue
+            if not self._apart(self.poly(array.arg(1)), at):
+                return array
+            array = array.arg(0)
+        return array
+
+    def _run_of(self, store: Term) -> tuple[StoreRun, int]:
+        """The run of `store` and its depth in it (0: the run's lowest store), indexing the stores
+        below it first (iteratively: chains are long)."""
+        found = self._runs.get(store.get_id())
+        if found is not None:
+            return found
+        pending = []
+        array = store
+        while z3.is_app_of(array, z3.Z3_OP_STORE) and array.get_id() not in self._runs:
+            pending.append(array)
+            array = array.arg(0)
+        for s in reversed(pending):
+            if self.budget is not None:
+                self.budget.charge("normalize")
+            offset = self.poly(s.arg(1))
+            key = (offset.width, offset.terms)
+            below = s.arg(0)
+            under = self._runs.get(below.get_id()) if z3.is_app_of(below, z3.Z3_OP_STORE) else None
+            if under is not None and under[0].key == key and under[1] == len(under[0].stores) - 1:
+                run = under[0]
+            else:
+                run = StoreRun(key, below)
+            depth = len(run.stores)
+            run.stores.append(s)
+            run.at.setdefault(offset.const, []).append(depth)
+            self._runs[s.get_id()] = (run, depth)
+        return self._runs[store.get_id()]
 
     def apart(self, x: Term, y: Term) -> bool:
         """Whether two bit-vector terms of one width differ whatever their atoms (`_apart`)."""

@@ -79,6 +79,13 @@ class BooleanRules(BitVectorRules):
             return other
         if op_kind(cond) == z3.Z3_OP_NOT:
             cond, then, other = cond.arg(0), other, then
+        # An arm that is itself an if-then-else on `cond` is decided there (as `BitVectorRules.ite`).
+        if op_kind(then) == z3.Z3_OP_ITE and then.arg(0).eq(cond):
+            then = then.arg(1)
+        if op_kind(other) == z3.Z3_OP_ITE and other.arg(0).eq(cond):
+            other = other.arg(2)
+        if then.eq(other):
+            return then
         self._ite_conditions.add(cond.get_id())
         return z3.If(cond, then, other)
 

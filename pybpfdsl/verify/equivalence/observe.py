@@ -170,7 +170,9 @@ def observe(outcomes: Sequence[Outcome], inputs: Inputs, normalize: bool = True,
     writes = list({t.get_id(): t for t in (canon(p) for o in returns for p in o.packet_writes)}.values())
 
     def read(at: Term) -> Term:
-        return chain(returns, lambda o: read_byte(o, at, inputs, normalizer), z3.Select(inputs.packet, at))
+        # Normalized as a whole: the chain repeats its paths' conditions (if c then 0 else (if not c
+        # then x else 0)), and equal bytes of the two programs must be one term to drop out.
+        return canon(chain(returns, lambda o: read_byte(o, at, inputs, normalizer), z3.Select(inputs.packet, at)))
     head = chain(returns, lambda o: o.head if o.head is not None else z3.BitVecVal(0, 64), z3.BitVecVal(0, 64))
     end = chain(returns, lambda o: o.end if o.end is not None else inputs.length, inputs.length)
     redirect = chain(returns, lambda o: o.effects.redirect, initial.redirect)
@@ -195,17 +197,21 @@ def read_byte(o: Outcome, at: Term, inputs: Inputs, normalizer: Normalizer) -> T
     ihl >= 5). A store the condition does not decide stops the walk (the read stays a read of it)."""
     array = o.packet if o.packet is not None else inputs.packet
     budget = normalizer.budget
-    while z3.is_app_of(array, z3.Z3_OP_STORE):
+    where = normalizer.poly(at)
+    while True:
+        # Past the stores the normal forms tell apart (a run at one base plus constants in one step).
+        array = normalizer.past_stores(array, where)
+        if not z3.is_app_of(array, z3.Z3_OP_STORE):
+            break
         offset = array.arg(1)
         if offset.eq(at) or normalizer.normalize(offset).eq(normalizer.normalize(at)):
             return array.arg(2)
-        if not normalizer.apart(offset, at):
-            if budget is None:
-                break
-            solver = z3.Solver()
-            solver.add(*inputs.assumptions, o.condition, offset == at)
-            if budget.check(solver, RESOLVE_UNITS) != z3.unsat:
-                break
+        if budget is None:
+            break
+        solver = z3.Solver()
+        solver.add(*inputs.assumptions, o.condition, offset == at)
+        if budget.check(solver, RESOLVE_UNITS) != z3.unsat:
+            break
         array = array.arg(0)
     return z3.Select(array, at)
 
