@@ -32,10 +32,10 @@ from pybpfdsl.bpf.opcode import (
     source,
 )
 from pybpfdsl.superopt.window_semantics import ends_in_branch
-from pybpfdsl.superopt.windows import transfer
+from pybpfdsl.superopt.windows import transfer, written_registers
 from pybpfdsl.verify.analysis.liveness import registers_of
 
-__all__ = ["neighbours"]
+__all__ = ["neighbours", "shifted_values"]
 
 
 def _fits_imm(value: int, nbytes: int) -> int | None:
@@ -79,6 +79,8 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
         if imm is not None:
             out.append((*code[:i], Instruction(InsnClass.ST | Mode.MEM | wide, a.dst, 0, lo.off, imm), *code[i + 2:]))
     out += _wider_loads(code)
+    out += _wider_stores(code)
+    out += _wider_copies(code)
     out += _split_constant_stores(code, known)
     out += _overwrites_folded(code, known)
     out += _sign_extensions(code)
@@ -527,6 +529,82 @@ def _folded_pairs(code: tuple[Instruction, ...], known: Mapping[int, int]) -> li
 
 
 _WIDER = {1: Size.H, 2: Size.W, 4: Size.DW}
+_RSH64_K = InsnClass.ALU64 | AluOp.RSH | Source.K
+
+
+def shifted_values(code: Sequence[Instruction]) -> list[dict[int, tuple[int, int]]]:
+    """Per instruction, what each register holds on entry to it as (origin, shift): the value made by
+    instruction ``origin`` (or, negative, held on entry to the window by register ``-1 - origin``) shifted
+    right by ``shift`` bits. Copies keep a register's pair and a 64-bit right shift by a constant adds to
+    its shift; any other write makes a new origin."""
+    vals = {r: (-1 - r, 0) for r in range(11)}
+    out = []
+    for i, insn in enumerate(code):
+        out.append(dict(vals))
+        if insn.opcode == _MOV64_X and insn.off == 0:
+            vals[insn.dst] = vals[insn.src]
+        elif insn.opcode == _RSH64_K and 0 < insn.imm < 64:
+            origin, shift = vals[insn.dst]
+            vals[insn.dst] = (origin, shift + insn.imm)
+        else:
+            for r in written_registers(insn):
+                vals[r] = (i, 0)
+    return out
+
+
+def _wider_stores(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """Two register stores of ``n`` adjacent bytes of one base, the higher storing the lower's value shifted
+    right by ``8 * n`` bits, as one store twice as wide of the lower's value (clang's byte-wise copy of a MAC
+    address or a 32-bit field: ``*(u8 *)(r7 +4) = r1; r1 >>= 8; *(u8 *)(r7 +5) = r1`` as ``*(u16 *)(r7 +4) =
+    r1``), made where either store was; the shifts left dead go in a later step. Whether a load between
+    them saw the bytes moved is the proof's to decide, whether the stack allows the width `stack_safe`'s."""
+    out: list[tuple[Instruction, ...]] = []
+    vals = shifted_values(code)
+    stores = [(i, insn) for i, insn in enumerate(code)
+              if insn.kind == Kind.STX and mode(insn.opcode) == Mode.MEM and size(insn.opcode).bytes in _WIDER]
+    for i, lo in stores:
+        n = size(lo.opcode).bytes
+        value = vals[i][lo.src]
+        for j, hi in stores:
+            if size(hi.opcode).bytes != n or hi.off != lo.off + n or vals[j][hi.dst] != vals[i][lo.dst] \
+                    or vals[j][hi.src] != (value[0], value[1] + 8 * n):
+                continue
+            wide = InsnClass.STX | Mode.MEM | _WIDER[n]
+            out.append(tuple(Instruction(wide, lo.dst, lo.src, lo.off) if k == i else insn
+                             for k, insn in enumerate(code) if k != j))
+            # At the higher store's place, from a register holding the lower's value there (if one does).
+            src = next((r for r in range(10) if vals[j][r] == value), None)
+            if src is not None:
+                out.append(tuple(Instruction(wide, hi.dst, src, lo.off) if k == j else insn
+                                 for k, insn in enumerate(code) if k != i))
+    return out
+
+
+def _wider_copies(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """Two copies of ``n`` bytes each, from adjacent bytes of one base to adjacent bytes of another, as one
+    copy twice as wide: ``r2 = *(u8 *)(r1 +4); *(u8 *)(r1 +10) = r2; r2 = *(u8 *)(r1 +5); *(u8 *)(r1 +11) =
+    r2`` as ``r2 = *(u16 *)(r1 +4); *(u16 *)(r1 +10) = r2`` (a load at least ``n`` wide stored with ``n``
+    bytes copies its low ``n``). Whether the first store changed what the second load read (the two bases
+    may alias) is the proof's to decide; whether the registers loaded were dead after, too."""
+    out: list[tuple[Instruction, ...]] = []
+    vals = shifted_values(code)
+    loads = {i: insn for i, insn in enumerate(code) if insn.kind == Kind.LDX and mode(insn.opcode) == Mode.MEM}
+    copies = [(i, j, code[i], st) for j, st in enumerate(code)
+              if st.kind == Kind.STX and mode(st.opcode) == Mode.MEM and size(st.opcode).bytes in _WIDER
+              for i in loads if i < j and vals[j][st.src] == (i, 0)
+              and size(code[i].opcode).bytes >= size(st.opcode).bytes]
+    for i1, j1, ld1, st1 in copies:
+        n = size(st1.opcode).bytes
+        for i2, j2, ld2, st2 in copies:
+            if size(st2.opcode).bytes != n or ld2.off != ld1.off + n or st2.off != st1.off + n \
+                    or vals[i2][ld2.src] != vals[i1][ld1.src] or vals[j2][st2.dst] != vals[j1][st1.dst] \
+                    or len({i1, j1, i2, j2}) < 4:
+                continue
+            wide_ld = Instruction(InsnClass.LDX | Mode.MEM | _WIDER[n], ld1.dst, ld1.src, ld1.off)
+            wide_st = Instruction(InsnClass.STX | Mode.MEM | _WIDER[n], st1.dst, st1.src, st1.off)
+            new = {i1: wide_ld, j1: wide_st}
+            out.append(tuple(new.get(k, insn) for k, insn in enumerate(code) if k not in (i2, j2)))
+    return out
 
 
 def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
@@ -545,3 +623,4 @@ def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]
                     load = Instruction(InsnClass.LDX | Mode.MEM | _WIDER[n], dst, x.src, min(x.off, y.off))
                     out.append((*code[:i], load, *code[end:]))
     return out
+
