@@ -81,6 +81,7 @@ def neighbours(code: tuple[Instruction, ...], known: Mapping[int, int]) -> list[
     out += _wider_loads(code)
     out += _wider_stores(code)
     out += _wider_copies(code)
+    out += _remainders(code)
     out += _split_constant_stores(code, known)
     out += _overwrites_folded(code, known)
     out += _sign_extensions(code)
@@ -624,3 +625,22 @@ def _wider_loads(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]
                     out.append((*code[:i], load, *code[end:]))
     return out
 
+
+
+
+def _remainders(code: tuple[Instruction, ...]) -> list[tuple[Instruction, ...]]:
+    """A remainder clang computes by dividing a copy by a constant: ``t = x; t /= K; t *= K; x -= t`` as ``x %= K``
+    (3 slots fewer); the proof decides whether ``t`` was dead after. (Where the copy is zero-extended first, or
+    the divisor a register, Z3 does not decide the equality within 20M units: not offered.)"""
+    out: list[tuple[Instruction, ...]] = []
+    for m in range(3, len(code)):
+        copy, div, mul, sub = code[m - 3:m + 1]
+        x, t = sub.dst, sub.src
+        if sub.opcode == InsnClass.ALU64 | AluOp.SUB | Source.X and x != t \
+                and copy.opcode == _MOV64_X and copy.off == 0 and (copy.dst, copy.src) == (t, x) \
+                and div.opcode == InsnClass.ALU64 | AluOp.DIV | Source.K and div.off == 0 \
+                and mul.opcode == InsnClass.ALU64 | AluOp.MUL | Source.K and div.dst == mul.dst == t \
+                and div.imm == mul.imm:
+            mod = Instruction(InsnClass.ALU64 | AluOp.MOD | Source.K, x, 0, 0, div.imm)
+            out.append((*code[:m - 3], mod, *code[m + 1:]))
+    return out

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pybpfdsl.bpf.instruction import Instruction
-from pybpfdsl.bpf.opcode import Kind, Source, source
+from pybpfdsl.bpf.opcode import AluOp, Kind, Source, alu_op, source
 from pybpfdsl.superopt.cost import CostModel, cost
 from pybpfdsl.superopt.moves import Candidate, pools_of, propose
 from pybpfdsl.superopt.neighbours import neighbours
@@ -100,6 +100,17 @@ def _rank(code: Sequence[Instruction], model: CostModel) -> tuple[int, int]:
     return cost(code, model), reg_uses
 
 
+_DIVISION_UNITS = 10
+"""The factor on a proof's units where a candidate makes a remainder the code before it made by dividing (`neighbours`'
+``t /= d; t *= d; x -= t`` as ``x %= d``): Z3 bit-blasts the two 64-bit divisions, which 2M units do not cover."""
+
+
+def _units(budget: SearchBudget, before: Sequence[Instruction], cand: Sequence[Instruction]) -> int:
+    def mods(code: Sequence[Instruction]) -> int:
+        return sum(i.kind == Kind.ALU and alu_op(i.opcode) == AluOp.MOD for i in code)
+    return budget.proof_units * (_DIVISION_UNITS if mods(cand) > mods(before) else 1)
+
+
 def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int, int], tests: list[TestCase],
             budget: SearchBudget, model: CostModel, defined: int,
             widths: Mapping[int, int] | None = None) -> tuple[tuple[Instruction, ...], int, int]:
@@ -118,7 +129,7 @@ def _greedy(original: tuple[Instruction, ...], live_out: int, known: Mapping[int
             if failures(original, cand, live_out, tests, expected, stop_at=1):
                 continue
             proofs += 1
-            if prove_window(original, cand, live_out, budget.proof_units, known, widths).proven:
+            if prove_window(original, cand, live_out, _units(budget, current, cand), known, widths).proven:
                 current, improved = cand, True
                 break
             if proofs >= budget.max_proofs:
