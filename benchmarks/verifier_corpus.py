@@ -14,6 +14,8 @@ slot, the instruction before and after), our first error, the kernel's last log 
 reruns just that mutant: ``--only PROGRAM --mutant TAG`` (TAG as in the mutant's name after ``@``, e.g.
 ``153:offset+1``, or just the instruction index for every mutant there; ``--save-elf DIR`` keeps the objects
 for ``pybpfdsl verify`` or bpftool). A run with ``--only`` writes no results unless ``--out`` is given.
+``--mutants-from RESULTS.json`` rechecks just the mutants an earlier run listed (and their programs' originals):
+whether a fix cleared them, in minutes rather than the full run's hour.
 Goals (issue 13): 0 unsafe accepts; >= 95% of kernel-accepted originals accepted; <= 60 ms mean.
 """
 
@@ -136,6 +138,16 @@ def select_mutants(cases: list[Case], p: ThirdPartyProgram, tag: str) -> list[Ca
             or (tag.isdigit() and mutant_tag(p, c.name).split(":")[0] == tag)]
 
 
+def listed_mutants(path: str) -> dict[str, set[str]]:
+    """Program name -> the names of its mutants an earlier run's JSON lists as false alarms or unsafe accepts."""
+    with open(path) as f:
+        data = json.load(f)
+    out: dict[str, set[str]] = defaultdict(set)
+    for d in data.get("mutant_false_alarms", []) + data.get("mutant_unsafe_accepts", []):
+        out[d["program"]].add(d["name"])
+    return dict(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mutant-rate", type=float, default=1.0, help="fraction of mutants (deterministic sample)")
@@ -152,12 +164,16 @@ def main() -> None:
     ap.add_argument("--mutant", default=None,
                     help="with --only: just this mutant (its name after '@', e.g. '153:offset+1', or an "
                          "instruction index), whatever the sample rate; the original is left out")
+    ap.add_argument("--mutants-from", default=None,
+                    help="a results JSON of an earlier run: recheck just its mutant false alarms and unsafe accepts "
+                         "(and their programs' originals), e.g. whether a fix cleared them")
     ap.add_argument("--save-elf", default=None, help="write each checked object (original, mutants) to this directory")
     ap.add_argument("--out", default=None, help="results path without extension (default: "
                     "benchmarks/results/verifier_corpus; none with --only)")
     args = ap.parse_args()
     if args.mutant and not args.only:
         sys.exit("--mutant needs --only PROGRAM")
+    listed = listed_mutants(args.mutants_from) if args.mutants_from else None
     out = args.out or (None if args.only else OUT)
     why = missing_headers()
     if why:
@@ -168,6 +184,8 @@ def main() -> None:
     builds = tuple(args.builds.split(","))
     started = time.time()
     progs = select_programs(programs(builds), args.only)
+    if listed is not None:
+        progs = [p for p in progs if p.name in listed]
     if not progs:
         sys.exit(f"no program named {args.only!r} in builds {', '.join(builds)}")
     firsts = [] if args.mutant else [original(p) for p in progs]
@@ -176,11 +194,13 @@ def main() -> None:
     alarms: list[dict[str, Any]] = []
     unsafe: list[dict[str, Any]] = []
     for i, p in enumerate(progs):  # one program's mutants at a time: each is a whole copy of its object
-        if args.mutate_up_to and not args.mutant \
+        if args.mutate_up_to and not args.mutant and listed is None \
                 and len(BpfElf.from_bytes(p.elf).program(p.function).instructions) > args.mutate_up_to:
             continue
         if args.mutant:
             cases = select_mutants(mutant_cases(p, 1.0), p, args.mutant)
+        elif listed is not None:
+            cases = [c for c in mutant_cases(p, 1.0) if c.name in listed[p.name]]
         else:
             cases = [c for c in mutant_cases(p, args.mutant_rate)
                      if not (args.mutant_from and _sampled(c.name, args.mutant_from))]
@@ -199,10 +219,17 @@ def main() -> None:
             what = "FALSE ALARM" if o.false_alarm else "UNSAFE ACCEPT" if o.unsafe_accept else "agrees"
             print(f"{what}: {json.dumps(d)}", file=sys.stderr)
         print(f"[{i + 1}/{len(progs)}] {p.name}: {len(outcomes) - len(firsts)} mutants so far", file=sys.stderr)
-    header = (f"verifier corpus: {len(progs)} programs (builds {', '.join(builds)}), mutants at rate "
-              f"{args.mutant_rate}" + (f" less those at rate {args.mutant_from}" if args.mutant_from else "")
-              + (f" of programs of <= {args.mutate_up_to} instructions" if args.mutate_up_to
-                                       else "") + f": {len(outcomes) - len(progs)}; {time.time() - started:.0f} s; "
+    if args.mutant:
+        chosen = f"mutant {args.mutant}"
+    elif listed is not None:
+        chosen = f"the mutants {args.mutants_from} lists as false alarms or unsafe accepts"
+    else:
+        chosen = (f"mutants at rate {args.mutant_rate}"
+                  + (f" less those at rate {args.mutant_from}" if args.mutant_from else "")
+                  + (f" of programs of <= {args.mutate_up_to} instructions" if args.mutate_up_to else ""))
+    header = (f"verifier corpus: {len(progs)} programs (builds {', '.join(builds)}"
+              + (f"; --only {args.only}" if args.only else "") + f"), {chosen}: {len(outcomes) - len(firsts)}; "
+              f"{time.time() - started:.0f} s; "
               "ours ms = CPU time of our analysis, kernel ms = the kernel's own 'verification time'")
     text, data = report(outcomes, header)
     text += "\n" + "\n".join(detail_lines("MUTANT UNSAFE ACCEPTS (kernel refuses, we accept), by kind", unsafe, False)

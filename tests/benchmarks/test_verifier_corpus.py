@@ -16,6 +16,7 @@ import pytest
 from benchmarks.verifier_corpus import (
     detail,
     detail_lines,
+    listed_mutants,
     mutant_tag,
     mutation,
     select_mutants,
@@ -128,3 +129,28 @@ def test_only_and_mutant_rerun_one_mutant_of_the_corpus_against_the_kernel(tmp_p
     assert d["kernel"]  # the kernel refuses this mutant and says why
     assert [f.name for f in tmp_path.iterdir()] == [
         "xdp-tutorial_packet-solutions_xdp_prog_kern_03.c_xdp_icmp_echo_func_O2_at81_offset+1.o"]
+
+
+def test_an_earlier_runs_listed_mutants_are_read_by_program(tmp_path: Path) -> None:
+    earlier = {"mutant_false_alarms": [{"program": "a[O1]", "name": "a[O1]@3:offset+1"},
+                                       {"program": "a[O1]", "name": "a[O1]@9:offset-1"}],
+               "mutant_unsafe_accepts": [{"program": "b[O2]", "name": "b[O2]@4:no-null-check0"}]}
+    (tmp_path / "r.json").write_text(json.dumps(earlier))
+    assert listed_mutants(str(tmp_path / "r.json")) == {"a[O1]": {"a[O1]@3:offset+1", "a[O1]@9:offset-1"},
+                                                       "b[O2]": {"b[O2]@4:no-null-check0"}}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not kernel_bpf_available()[0] or missing_headers() is not None,
+                    reason="needs the kernel's bpf() as root and clang with the BPF headers")
+def test_mutants_from_rechecks_just_the_listed_mutants_and_their_programs(tmp_path: Path) -> None:
+    name = "xdp-tutorial/packet-solutions/xdp_prog_kern_03.c:xdp_icmp_echo_func[O2]"
+    listed = tmp_path / "earlier.json"
+    listed.write_text(json.dumps({"mutant_false_alarms": [{"program": name, "name": f"{name}@81:offset+1"}]}))
+    r = subprocess.run([sys.executable, "benchmarks/verifier_corpus.py", "--builds", "O2", "--mutants-from",
+                        str(listed), "--workers", "1", "--out", str(tmp_path / "again")],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads((tmp_path / "again.json").read_text())
+    assert [p["name"] for p in data["programs"]] == [name]
+    assert data["mutants"]["all"]["programs"] == 1
+    assert "the mutants" in data["header"] and ": 1;" in data["header"]
