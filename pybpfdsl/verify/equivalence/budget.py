@@ -41,12 +41,15 @@ MAX_RLIMIT = 2**32 - 1
 STEP_COSTS = {
     "explore": 3_000,
     "normalize": 60,
+    "literal": 4,
     "abstract": 30,
     "question": 3_000,
     "sample": 300,
 }
 """Units charged per Python-side step: exploring one step of one symbolic state (`paths.explore`),
-normalizing one term node (`normalize`), rewriting one for the abstraction (`nonlinear`), the bookkeeping
+normalizing one term node (`normalize`), each item of a normalized conjunction or disjunction (`literal`:
+a path condition nested once per branch is flattened at every level, so its work grows with its length,
+not with its nodes), rewriting one for the abstraction (`nonlinear`), the bookkeeping
 around one merge or sweep question, evaluating one term at one sample point (`sweep`). Rough, from a
 profile of the examples, so that a unit of Python work takes about as long as a unit of solver work
 (Z3 spends 1,000 to 3,000 units a millisecond on the examples' hard checks here). What matters is that

@@ -56,6 +56,11 @@ class NormalizerBase(ABC):
         self._ite_results: dict[Poly, tuple[int, Poly, Poly]] = {}
         """Each if-then-else's normal form: its condition's id and its two arms (`normal_bits.ite`)."""
         self._runs: dict[int, tuple[StoreRun, int]] = {}
+        self._flat: dict[int, tuple[Term, dict[int, Term]]] = {}
+        """Each conjunction or disjunction in normal form: its items by id (`normal_booleans._junction`)."""
+        self._split_cache: dict[tuple[int, bool], tuple[Term, tuple[Term, int, int] | None,
+                                                         tuple[Term, int, int] | None]] = {}
+        """Each junction item's split-comparison parts (`normal_booleans._split_parts`)."""
         """Each store of an array chain seen by a read: its run of stores at one base (`normal_bits.past_stores`)."""
         self._depth = 0
         self._ite_depth = 0

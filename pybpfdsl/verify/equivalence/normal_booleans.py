@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Final
 
 import z3
+from z3.z3 import _to_expr_ref
 
 from pybpfdsl.verify.equivalence.normal_bits import BitVectorRules
 from pybpfdsl.verify.equivalence.normal_poly import Poly, constant_poly, make_poly, sum_poly, trailing_zeros
@@ -103,10 +104,14 @@ class BooleanRules(BitVectorRules):
         items: dict[int, Term] = {}
         for a in args:
             if op_kind(a) == kind:
-                for b in a.children():
-                    items[b.get_id()] = b
+                # A path's condition is a conjunction nested once per branch: each level's items
+                # are those of the level below (kept by id, not read back child by child) plus one.
+                flat = self._flat.get(a.get_id())
+                items.update(flat[1] if flat is not None else {b.get_id(): b for b in a.children()})
             else:
                 items[a.get_id()] = a
+        if self.budget is not None:  # the work here grows with the items, not with the node
+            self.budget.charge("literal", len(items))
         kept: list[Term] = []
         for key in sorted(items):
             a = items[key]
@@ -126,22 +131,26 @@ class BooleanRules(BitVectorRules):
             return z3.BoolVal(conj)
         if len(kept) == 1:
             return kept[0]
-        return z3.And(*kept) if conj else z3.Or(*kept)
+        # Through the C API: z3.And checks each item's sort in Python, which costs more than the node.
+        ctx = kept[0].ctx
+        asts = (z3.Ast * len(kept))(*[a.as_ast() for a in kept])
+        make = z3.Z3_mk_and if conj else z3.Z3_mk_or
+        out = _to_expr_ref(make(ctx.ref(), len(kept), asts), ctx)
+        self._flat[out.get_id()] = (out, {a.get_id(): a for a in kept})
+        return out
 
     def _merge_split_compares(self, conj: bool, items: list[Term]) -> list[Term] | None:
         """Undo z3's splitting of a comparison with a constant at a bit: `x >= c` (c < 2^k) becomes
         `x[hi:k] != 0 or x[k-1:0] >= c` and `x <= c` becomes `x[hi:k] == 0 and x[k-1:0] <= c`."""
         highs: dict[tuple[int, int], tuple[int, int]] = {}
-        for i, e in enumerate(items):
-            test = e.arg(0) if not conj and op_kind(e) == z3.Z3_OP_NOT else e if conj else None
-            part = None if test is None else _zero_test(test)
+        parts = [self._split_parts(e, conj) for e in items]
+        for i, (part, _) in enumerate(parts):
             if part is not None and part[2] > 0:
                 base, hi, lo = part
                 highs[(base.get_id(), lo)] = (i, hi)
         if not highs:
             return None
-        for j, e in enumerate(items):
-            low_test = _low_compare(e, conj)
+        for j, (_, low_test) in enumerate(parts):
             if low_test is None:
                 continue
             base, k, c = low_test
@@ -154,6 +163,16 @@ class BooleanRules(BitVectorRules):
             merged = self._ule(whole, const) if conj else self._ule(const, whole)
             return [x for i, x in enumerate(items) if i not in (found[0], j)] + [merged]
         return None
+
+    def _split_parts(self, e: Term, conj: bool) -> tuple[tuple[Term, int, int] | None, tuple[Term, int, int] | None]:
+        """`_zero_test` of the high-bits test in `e` and `_low_compare(e, conj)`, once per item (a
+        path condition's literals come back in every longer condition)."""
+        key = (e.get_id(), conj)
+        found = self._split_cache.get(key)
+        if found is None:
+            test = e.arg(0) if not conj and op_kind(e) == z3.Z3_OP_NOT else e if conj else None
+            found = self._split_cache[key] = (e, None if test is None else _zero_test(test), _low_compare(e, conj))
+        return found[1], found[2]
 
     def _sides(self, x: Poly, y: Poly) -> tuple[Poly, Poly]:
         """x = y as L = R with positive coefficients on both sides, no constant on the left."""

@@ -121,3 +121,22 @@ def test_a_grown_tail_out_of_budget_stops_in_proportion_to_the_budget() -> None:
         assert result.status == "unknown" and "budget" in result.reason
         work.append(count[0])
     assert work[1] < 3 * work[0]
+
+
+def _nested_condition_charge(n: int) -> int:
+    """Units charged to normalize a path condition of `n` branches, nested as exploration builds it."""
+    flags = z3.Bools(" ".join(f"b{i}" for i in range(n)))
+    condition: Term = z3.BoolVal(True)
+    for flag in flags:
+        condition = z3.And(condition, flag)
+    norm = Normalizer()
+    norm.budget = Budget(10**12)
+    norm.normalize(condition)
+    return norm.budget._charged
+
+
+def test_a_long_path_condition_is_charged_for_every_literal_it_flattens() -> None:
+    """Each level of a nested path condition is flattened whole (its normal form lists all its
+    literals): n levels touch about n^2/2 literals, and the charge grows with them, not with the n
+    nodes (it was 60 units a node: 4x the branches cost 4x the units and 16x the work)."""
+    assert _nested_condition_charge(400) > 6 * _nested_condition_charge(100)
