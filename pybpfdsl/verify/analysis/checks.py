@@ -132,6 +132,11 @@ def check_packet(state: State, p: PacketPtr, insn_off: int, size: int) -> str | 
     lo, hi = _srange(p.off)
     if lo + insn_off < 0:
         return f"packet access at offset {lo + insn_off} is before the packet start"
+    if type(p.pid) is int and lo - p.delta < 0:
+        # The kernel refuses any access through a pointer whose variable part may be negative, whatever its
+        # fixed offset (``R2 min value is negative``); ``off - delta`` is that part for a pointer of one id.
+        return (f"packet access through {p}, whose variable offset may be negative ({lo - p.delta}): the "
+                "kernel refuses it; add an unsigned or checked (>= 0) offset")
     if hi > MAX_PACKET_OFF:
         return f"packet offset may be up to {hi}, beyond the largest packet offset {MAX_PACKET_OFF}"
     # The checked length serves only pointers at constant offsets from the packet's start (the kernel's id

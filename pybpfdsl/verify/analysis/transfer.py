@@ -207,8 +207,11 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
             return s, PacketPtr(off, ptr.pid, ptr.delta + signed)
         # A variable offset, or a constant added to a pointer compared past packet_end (the kernel's range
         # of the sum is 0, not the packet length checked through other pointers): a new id, nothing proven.
+        # The kernel's new id keeps the pointer's fixed offset apart from the new variable part (its
+        # ``dst_reg->off = ptr_reg->off``): the base moves by the variable part only, so an access below
+        # the pointer (``*(u8 *)(p - 1)``) is still measured from the fixed offset.
         s = unlink_packet_id(s, idx)
-        return s.with_range(idx, 0), PacketPtr(off, idx, 0)
+        return s.with_range(idx, 0), PacketPtr(off, idx, ptr.delta if c is None else 0)
     if isinstance(ptr, StackPtr):
         return s, StackPtr(_add(ptr.off, delta))
     if isinstance(ptr, MapValue):
