@@ -1,7 +1,8 @@
 """`optimize_object`: the superoptimizer's one entry point (the CLI's `optimize` and, later,
 `fn.compile(optimize=...)` call it).
 
-It runs the window search (`optimizer`), then the whole-object gate (`gate`): our verifier, the
+It runs the window search (`optimizer`) and, with the tails, the drops (`drops`: instructions the path prover
+proves unneeded), then the whole-object gate (`gate`): our verifier, the
 bytecode prover and the lock-step proof (`lockstep`, pass by pass), the kernel. The output counts as proven when the
 path-exploring prover proves it, or, where that prover cannot decide (its budget ran out, a helper it
 does not model), when the lock-step proof does; `proven_by` says which. When the verifier, the prover
@@ -21,6 +22,7 @@ from pybpfdsl.bpf.disasm import format_listing
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction
 from pybpfdsl.superopt.cost import CostModel, cost
+from pybpfdsl.superopt.drops import drops_pass
 from pybpfdsl.superopt.elf_rewrite import Replacement, rewrite_code
 from pybpfdsl.superopt.gate import GateVerdict, kernel_verdict, prove_whole, verifier_accepts
 from pybpfdsl.superopt.lockstep import LockstepVerdict, RegionHints, prove_lockstep
@@ -136,7 +138,8 @@ def optimize_object(elf: bytes, *, section: str | None = None, proposals: int = 
     the regions with jumps inside first; where the output with them is proven by neither whole-program
     proof, the search runs again without them (their segments are what the proofs could not decide). ``tails`` sends
     jumps to an exit to a tail ``r0 = K; exit`` where r0 holds K (`exit_tails`); the lock-step proof does not
-    decide those, so where the path prover does not either, the search runs again without them first. The
+    decide those, so where the path prover does not either, the search runs again without them first; with
+    them goes the last pass, the instructions the path prover proves unneeded dropped (`drops`). The
     result is deterministic given the arguments (no budget is in seconds), whatever ran before it in the process
     (every Z3 query of the call goes to a context of its own, `z3_context`).
     """
@@ -152,6 +155,9 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
     opts = SearchOptions(SearchBudget(proposals=proposals), model, seed, window, passes, all_types, regions,
                          tails=tails)
     objects, logs = optimise_code(elf, section, opts, cache)
+    if tails:
+        logs.append(PassLog())
+        objects.append(_drops(objects[-1], section, len(logs) - 1, logs[-1]))
     notes: list[str] = []
 
     def safe(candidate: bytes) -> tuple[GateVerdict, GateVerdict]:
@@ -173,7 +179,10 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             stages.append(accepted)
             hints.append(_region_hints(log.rewrites))
             continue
-        if any(r.source in ("tail", "coalesce") for r in log.rewrites):
+        if log.rewrites and all(r.source == "drop" for r in log.rewrites):
+            # Each drop was proven on the program with the drops before it made: the longest prefix that passes.
+            good = _longest_prefix(objects[p], log.rewrites, lambda c: _passes(safe(c)))
+        elif any(r.source in ("tail", "coalesce") for r in log.rewrites):
             good = []  # a dropped r0 = K rests on the retargets beside it, a renamed use on the pair: all or none
         else:
             good = _keep_safe(objects[p], log.rewrites, lambda c: _passes(safe(c)))
@@ -207,7 +216,7 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
             notes.append(f"lock-step proof {lock.status}: {lock.reason[:200]}")
         verdicts = (ver, proof, kern)
         if not (proof.ok or (trust_window_proofs and proof.status == "unknown")):
-            if tails and any(r.source in ("tail", "sum", "coalesce") for r in kept):
+            if tails and any(r.source in ("tail", "sum", "coalesce", "drop") for r in kept):
                 again = optimize_object(elf, section=section, proposals=proposals, model=model, seed=seed,
                                         rules=cache, passes=passes, window=window,
                                         whole_proof_units=whole_proof_units, kernel=kernel,
@@ -231,6 +240,18 @@ def _optimize(elf: bytes, section: str | None, proposals: int, model: CostModel,
         cache.save()
     return OptimizeResult(elf, accepted, kept, logs, model, *verdicts, kept_passes=len({r.pass_no for r in kept}),
                           notes=notes, proven_by=proven_by)
+
+
+def _drops(elf_bytes: bytes, section: str | None, pass_no: int, log: PassLog) -> bytes:
+    """The last pass, after the search: `drops.drops_pass` on the XDP programs (of ``section``, if one is named),
+    each drop a rewrite of source "drop" (an instruction dropped, proven by the path prover)."""
+    elf = BpfElf.from_bytes(elf_bytes)
+    sections = list(elf.programs) if section is None else [elf.program(section).section]
+    out, made = drops_pass(elf_bytes, sections)
+    for sec, function, start, insn in made:
+        log.rewrites.append(Rewrite(pass_no, sec, function, start, (insn,), (), 0, "drop"))
+    log.proofs += len(made)
+    return out
 
 
 def _region_hints(rewrites: Sequence[Rewrite]) -> RegionHints:
@@ -289,3 +310,16 @@ def _keep_safe(base: bytes, rewrites: Sequence[Rewrite], ok: Callable[[bytes], b
     half = len(rewrites) // 2
     first = _keep_safe(base, rewrites[:half], ok, kept)
     return first + _keep_safe(base, rewrites[half:], ok, [*kept, *first])
+
+
+def _longest_prefix(base: bytes, rewrites: Sequence[Rewrite], ok: Callable[[bytes], bool]) -> list[Rewrite]:
+    """The longest prefix of ``rewrites`` (a chain: each proven on ``base`` with the ones before it made) that
+    ``ok`` accepts, found by halving (about log n checks; the empty prefix is ``base`` itself)."""
+    lo, hi = 0, len(rewrites) - 1  # the whole chain was refused
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(_apply(base, rewrites[:mid])):
+            lo = mid
+        else:
+            hi = mid - 1
+    return list(rewrites[:lo])
