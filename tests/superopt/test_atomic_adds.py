@@ -81,7 +81,8 @@ def test_the_stats_counters_become_atomic_adds_proven_and_loaded(counters_elf: b
     result = optimize_object(counters_elf, proposals=200, kernel=_BPF_OK)
     assert not _atomics(counters_elf)
     assert _atomics(result.after) == [_lock(1, 0), _lock(2)]
-    assert (result.slots("before")["xdp"], result.slots("after")["xdp"]) == (24, 17)
+    # 16: the drops (superopt/drops.py) take the ``w2 = w2`` after ``data_end - data`` besides.
+    assert (result.slots("before")["xdp"], result.slots("after")["xdp"]) == (24, 16)
     assert (result.verifier.status, result.proof.status, result.proven_by) == ("ok", "ok", "paths")
     assert result.kernel.status == ("ok" if _BPF_OK else "skipped")
 
