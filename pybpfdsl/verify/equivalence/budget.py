@@ -42,18 +42,21 @@ STEP_COSTS = {
     "explore": 3_000,
     "normalize": 60,
     "literal": 4,
+    "walk": 2,
     "abstract": 30,
     "question": 3_000,
     "sample": 300,
 }
 """Units charged per Python-side step: exploring one step of one symbolic state (`paths.explore`),
-normalizing one term node (`normalize`), each item of a normalized conjunction or disjunction (`literal`:
-a path condition nested once per branch is flattened at every level, so its work grows with its length,
-not with its nodes), rewriting one for the abstraction (`nonlinear`), the bookkeeping
-around one merge or sweep question, evaluating one term at one sample point (`sweep`). Rough, from a
-profile of the examples, so that a unit of Python work takes about as long as a unit of solver work
-(Z3 spends 1,000 to 3,000 units a millisecond on the examples' hard checks here). What matters is that
-they are fixed: the count, unlike the time, is the same on every machine."""
+normalizing one term node (`normalize`), each item of a normalized conjunction or disjunction
+(`literal`: a path condition nested once per branch is flattened at every level, so its work grows
+with its length, not with its nodes), visiting one node of a walk over a term's subterms (`walk`: the
+shared parts of a merge or sweep question's two sides, which a question's fixed charge does not
+cover), rewriting one node for the abstraction (`nonlinear`), the bookkeeping around one merge or sweep
+question, evaluating one term at one sample point (`sweep`). Rough, from a profile of the examples, so
+that a unit of Python work takes about as long as a unit of solver work (Z3 spends 1,000 to 3,000
+units a millisecond on the examples' hard checks here). What matters is that they are fixed: the
+count, unlike the time, is the same on every machine."""
 _REFRESH = 30_000
 """Python-side units charged between two readings of the solver's counter (a reading costs as much as
 a few hundred normalized nodes)."""

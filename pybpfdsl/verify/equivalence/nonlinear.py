@@ -362,7 +362,7 @@ class NonlinearAbstraction:
                 continue
             low = [z3.Extract(narrow - 1, 0, o) for o in operands]
             for rep, rep_operands in reps:
-                if not is_application(rep.as_ast(), rep.ctx) or any(_occurs(rep, o) for o in operands):
+                if not is_application(rep.as_ast(), rep.ctx) or any(_occurs(rep, o, budget) for o in operands):
                     continue
                 if self._match(solver, app, low, [(rep, rep_operands)], budget) is not None:
                     return rep
@@ -509,8 +509,11 @@ def _low_absolute_value(e: Term) -> tuple[Term, int] | None:
     return None
 
 
-def _occurs(t: Term, inside: Term) -> bool:
-    return t.get_id() in subterm_asts([inside])
+def _occurs(t: Term, inside: Term, budget: Budget) -> bool:
+    """Whether `t` is a subterm of `inside` (the walk paid from `budget`, node by node)."""
+    below = subterm_asts([inside])
+    budget.charge("walk", len(below))
+    return t.get_id() in below
 
 
 def _summands(e: Term) -> list[tuple[bool, Term]]:
@@ -690,7 +693,7 @@ def compare_terms(solver: z3.Solver, x: Term, y: Term, budget: Budget, units: in
     not in incremental mode). The merge asks few, large questions over the assumptions alone, and its
     questions about the halves of a magnitude took 0.3 s incrementally and 0.07 s fresh; the sweep asks
     many small ones over every lemma, which copying and preprocessing would make 20% slower."""
-    cuts = shared_cut_points(x, y)
+    cuts = shared_cut_points(x, y, budget)
     if cuts and _pushed(solver, substitute(x, cuts) != substitute(y, cuts), budget, units)[0] == z3.unsat:
         return True
     if fresh:  # never pushed: a push is what switches Z3 to its incremental mode
@@ -715,11 +718,13 @@ def _pushed(solver: z3.Solver, claim: Term, budget: Budget,
     return verdict, model
 
 
-def shared_cut_points(x: Term, y: Term) -> list[tuple[Term, Term]]:
+def shared_cut_points(x: Term, y: Term, budget: Budget | None = None) -> list[tuple[Term, Term]]:
     """(subterm, fresh constant) for the subterms x and y share, but not for negations, slices and
     the like of them (`is_cut_point`): substituted into both, what is left to compare is how the two
-    terms differ, with the relations between the shared parts kept."""
-    return [(t, z3.FreshConst(t.sort(), "shared")) for t in shared_subterms([x], [y], is_cut_point)]
+    terms differ, with the relations between the shared parts kept. The walk over both is paid from
+    `budget` node by node (a question's fixed charge does not grow with its terms)."""
+    walked = None if budget is None else (lambda nodes: budget.charge("walk", nodes))
+    return [(t, z3.FreshConst(t.sort(), "shared")) for t in shared_subterms([x], [y], is_cut_point, walked)]
 
 
 def has_runtime_products(program: n.Program) -> bool:

@@ -46,12 +46,16 @@ def subterms(roots: list[Term], keep: Callable[[Ast, z3.Context], bool] | None =
             if keep is None or keep(a, ctx)}
 
 
-def shared_subterms(xs: list[Term], ys: list[Term], keep: Callable[[Ast, z3.Context], bool]) -> list[Term]:
-    """The subterms occurring both in `xs` and in `ys` that `keep` accepts, wrapped."""
+def shared_subterms(xs: list[Term], ys: list[Term], keep: Callable[[Ast, z3.Context], bool],
+                    walked: Callable[[int], None] | None = None) -> list[Term]:
+    """The subterms occurring both in `xs` and in `ys` that `keep` accepts, wrapped; `walked` is told
+    how many nodes the walk visited (to charge them to a budget)."""
     if not xs or not ys:
         return []
     ctx = xs[0].ctx
     left, right = subterm_asts(xs), subterm_asts(ys)
+    if walked is not None:
+        walked(len(left) + len(right))
     small, large = (left, right) if len(left) <= len(right) else (right, left)
     return [z3.z3._to_expr_ref(a, ctx) for k, a in small.items() if k in large and keep(a, ctx)]
 

@@ -15,6 +15,7 @@ import z3
 
 from pybpfdsl import XDP_ABORTED, Packet, xdp
 from pybpfdsl.verify.equivalence.budget import STEP_COSTS, Budget
+from pybpfdsl.verify.equivalence.nonlinear import shared_cut_points
 from pybpfdsl.verify.equivalence.normalize import Normalizer
 from pybpfdsl.verify.equivalence.prove import prove_compiled
 from pybpfdsl.verify.equivalence.symbolic_state import Term
@@ -140,3 +141,19 @@ def test_a_long_path_condition_is_charged_for_every_literal_it_flattens() -> Non
     literals): n levels touch about n^2/2 literals, and the charge grows with them, not with the n
     nodes (it was 60 units a node: 4x the branches cost 4x the units and 16x the work)."""
     assert _nested_condition_charge(400) > 6 * _nested_condition_charge(100)
+
+
+def test_a_question_pays_for_the_walk_over_its_two_sides() -> None:
+    """A merge or sweep question walks both sides for their shared parts before asking the solver:
+    the walk is paid node by node, so a question over large terms costs more than one over small."""
+
+    def question_charge(n: int) -> int:
+        x = y = z3.BitVec("x0", 64)
+        for i in range(1, n):
+            x = x * 3 + z3.BitVec(f"x{i}", 64)
+            y = y * 5 + z3.BitVec(f"x{i}", 64)
+        budget = Budget(10**12)
+        shared_cut_points(x, y, budget)
+        return budget._charged
+
+    assert question_charge(400) > 3 * question_charge(100) > 0
