@@ -43,12 +43,22 @@ def sized(nbytes: int) -> Scalar:
 
 _JOINED: dict[tuple[Value, Value], Value] = {}
 _JOINED_MAX = 1 << 16
+_JOINED_IDS: dict[tuple[int, int], tuple[Value, Value, Value]] = {}
+"""(id of a value, id of another) → (the two, their join): asked first, as most pairs a fixpoint joins are
+the very objects it joined before (a partition's registers and the registers a step left as they were: six
+in ten on generated program 10), found so without hashing the values (a dataclass' hash and equality are
+Python calls). The entry keeps both alive, so their ids are not reused while it exists."""
+_JOINED_IDS_MAX = 1 << 14
 
 
 def join_values(a: Value, b: Value) -> Value:
     """:func:`.values.join_values`, memoized: a fixpoint joins the same pairs of register values at
     point after point and pass after pass (values are immutable and hashable, and the join is a pure
     function of the two, so this is exact)."""
+    ids = (id(a), id(b))
+    seen = _JOINED_IDS.get(ids)
+    if seen is not None and seen[0] is a and seen[1] is b:
+        return seen[2]
     key = (a, b)
     hit = _JOINED.get(key)
     if hit is None:
@@ -56,4 +66,7 @@ def join_values(a: Value, b: Value) -> Value:
         if len(_JOINED) >= _JOINED_MAX:
             _JOINED.clear()
         _JOINED[key] = hit
+    if len(_JOINED_IDS) >= _JOINED_IDS_MAX:
+        _JOINED_IDS.clear()
+    _JOINED_IDS[ids] = (a, b, hit)
     return hit

@@ -92,8 +92,9 @@ def propagate(env: Env, cfg: Cfg, pre: dict[int, Parts], work: list[tuple[int, i
                     parts = pre[t] = {}
                 else:
                     covered = False
+                    pkt_min = s.pkt_min  # (le's first test, written out: most partitions fail it)
                     for o in parts.values():
-                        if le(s, o):
+                        if pkt_min >= o.pkt_min and le(s, o):
                             covered = True
                             break
                     if covered:
