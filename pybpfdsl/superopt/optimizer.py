@@ -24,6 +24,7 @@ from pybpfdsl.superopt.region import RegionCode, prove_region
 from pybpfdsl.superopt.region_threading import Region, reads_on_entry, regions_of, thread
 from pybpfdsl.superopt.rules import RuleCache
 from pybpfdsl.superopt.search import SearchBudget, read_before_written, search_window
+from pybpfdsl.superopt.store_merge import store_merge_pass
 from pybpfdsl.superopt.sums import sums_pass
 from pybpfdsl.superopt.window_check import prove_window
 from pybpfdsl.superopt.windows import Run, core_relocated_slots, facts_at, functions_of, runs_of
@@ -321,6 +322,16 @@ def _coalesce_pass(elf_bytes: bytes, sections: Sequence[str], pass_no: int, log:
     return out
 
 
+def _merge_pass(elf_bytes: bytes, sections: Sequence[str], opts: SearchOptions, pass_no: int, log: PassLog) -> bytes:
+    """`store_merge.store_merge_pass` as a pass of its own (source "search": a run's byte-wise stores of one value
+    as wider stores, proven over the run like a window; it assumes no constant or width)."""
+    out, made = store_merge_pass(elf_bytes, sections, opts.budget.proof_units)
+    for sec, function, start, before, after, live in made:
+        log.rewrites.append(Rewrite(pass_no, sec, function, start, before, after, live, "search"))
+    log.proofs += len(made)
+    return out
+
+
 def _consistent(elf_bytes: bytes, edits: dict[str, list[Replacement]], log: PassLog, pass_no: int) -> bytes:
     """The pass's output, without the rewrites whose precondition the others broke.
 
@@ -383,6 +394,10 @@ def optimise_code(elf_bytes: bytes, section: str | None, opts: SearchOptions,
         logs.append(log)
         log = PassLog()
         objects.append(_coalesce_pass(objects[-1], sections, len(logs), log))
+        logs.append(log)
+    if opts.budget.proposals > 0:
+        log = PassLog()
+        objects.append(_merge_pass(objects[-1], sections, opts, len(logs), log))
         logs.append(log)
     for phase in range(opts.passes if opts.budget.proposals > 0 else 0):
         log = PassLog()
