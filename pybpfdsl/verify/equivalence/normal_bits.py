@@ -18,6 +18,11 @@ from pybpfdsl.verify.equivalence.symbolic_state import Term
 from pybpfdsl.verify.equivalence.terms import op_kind
 from pybpfdsl.verify.equivalence.z3_algebra import magnitude_idiom
 
+_SIGNED_DIVISIONS = frozenset({z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I, z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I})
+_REMAINDERS = frozenset({z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I, z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I})
+_DIVISIONS = _SIGNED_DIVISIONS | _REMAINDERS | {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
+"""z3's division kinds (the `_I` ones are z3's forms for a divisor it knows is not zero)."""
+
 
 class BitVectorRules(WidthRules):
     """The normal form of each bit-vector operator over its children's."""
@@ -149,7 +154,36 @@ class BitVectorRules(WidthRules):
             return self.ite(self._others[args[0].get_id()], p(1), p(2))
         if kind == z3.Z3_OP_SELECT and z3.is_bv(args[1]):
             return self._select(t, args[0], p(1))
+        if kind in _DIVISIONS:
+            unsigned = self._unsigned_division(kind, args, w)
+            if unsigned is not None:
+                return unsigned
         return self.atom(self._rebuild(t, args))
+
+    def _unsigned_division(self, kind: int, args: list[Term], w: int) -> Poly | None:
+        """A quotient or remainder of non-negative operands in one form whatever its signedness and
+        width: a signed one whose operands are both below 2^(w-1) is the unsigned one (for a zero
+        divisor too: bvsdiv then gives all ones and bvsrem the dividend, as bvudiv and bvurem do), and
+        a remainder of operands below 2^32 at 64 bits is the zero-extended 32-bit remainder (the
+        quotient keeps its width: a zero divisor gives all ones of it). The DSL's i64 `h % n` of a
+        masked hash by a zero-extended count is a signed remainder in the IR where LLVM emits BPF's
+        unsigned `w1 %= w2`: as two atoms the solver had to relate them through two dividers, and a
+        load balancer's proof ran out of every budget (tests/verify/equivalence/test_hash_mod_proofs.py)."""
+        x, d = (self._polys[a.get_id()] for a in args)
+
+        def below(bits: int) -> bool:
+            return all(self.exact(q) and self.upper(q) < 1 << bits for q in (x, d))
+
+        signed = kind in _SIGNED_DIVISIONS
+        if signed and not below(w - 1):
+            return None
+        cx, cd = self._child(args[0]), self._child(args[1])
+        remainder = kind in _REMAINDERS
+        if remainder and w > 32 and below(32):
+            return self.poly(z3.ZeroExt(w - 32, z3.URem(z3.Extract(31, 0, cx), z3.Extract(31, 0, cd))))
+        if not signed:
+            return None
+        return self.atom(z3.URem(cx, cd) if remainder else z3.UDiv(cx, cd))
 
     def _sign_extended(self, q: Poly, v: int, w: int) -> Poly | None:
         """A `v`-bit value sign-extended to `w` bits: a constant folded (the IR's `i32` deltas of
