@@ -279,13 +279,14 @@ def _stack_le(a: tuple[stk.Slot, ...], b: tuple[stk.Slot, ...]) -> bool:
     return out
 
 
-def _covered(old: _Form, s: State, live_regs: tuple[int, ...], precise: int,
-             stack_form: Callable[[], tuple[tuple[stk.Slot, ...], frozenset[Pid | None]]]) -> bool:
+def _covered(old: _Form, s: State, live_regs: tuple[int, ...], precise: int, live_slots: tuple[int, ...],
+             live: int) -> bool:
     """Whether ``old`` includes ``s`` as the kernel compares them where ``old`` was stored, with its
     precision: :func:`.abstract_state.le` of their forms (:func:`_form`), told from ``s`` itself, so that its
-    form is made only when it is stored. ``live_regs``: the live registers there (the order of ``old.regs``);
-    ``precise``: the precision bits there; ``stack_form``: the live slots of ``s`` as compared, and the ids of
-    the packet pointers spilled there (:func:`_form_stack`), made at the first comparison that gets that far.
+    form is made only when it is stored. ``live_regs``, ``live_slots``: the live registers and stack slots there
+    (the orders of ``old.regs`` and ``old.stack``); ``live``, ``precise``: the liveness and precision bits there.
+    The live slots of ``s`` as compared (:func:`_form_stack`) are made only by a comparison that gets that far
+    (and then cached by its stack's identity, which the states of a path share).
 
     The quick tests first: a packet fact of ``old`` that ``s`` lacks (its form keeps only some of its facts,
     so it lacks it too), or a constant register of ``old`` (live and precise there) that is not the same
@@ -316,11 +317,17 @@ def _covered(old: _Form, s: State, live_regs: tuple[int, ...], precise: int,
             x = TOP  # (a number not marked precise: any number is within the stored one's, or none is)
             if x is y:
                 continue
-        if not value_le(x, y):
+        if type(x) is PacketPtr and type(y) is PacketPtr:
+            # (value_le's rule for two packet pointers, without the tests before it: most comparisons
+            # that fail on a register fail here, on the offset a header path left)
+            if not (x.off.le(y.off) and (y.pid is None or (x.pid == y.pid and x.delta == y.delta))
+                    and y.end <= x.end):
+                return False
+        elif not value_le(x, y):
             return False
     if s.lock != old.lock and old.lock != MAYBE_LOCKED:
         return False
-    slots, spilled = stack_form()
+    slots, spilled = _form_stack(s.stack, live_slots, live >> 11, precise >> 11)
     if old.pkt_min or old.ranges:
         # The form of ``s`` has the packet facts that a live pointer holds (see :func:`_form`).
         held = set(spilled)
@@ -386,6 +393,7 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
         if not flags[i]:
             run[i] = run[i + 1] + 1
     ops = [(fn, insn, reads) for (fn, reads, _), insn in zip(decoded, code, strict=True)]
+    lists = [_live_lists(lv) for lv in live]
     sink = QUIET
     stored: dict[int, list[_Stored]] = {}
     insns = jmps = prev_insns = prev_jmps = 0
@@ -444,13 +452,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                 here = stored.get(idx)
                 if here:
                     lv, pr = live[idx], precise[idx]
-                    live_regs, live_slots = _live_lists(lv)
-
-                    def stack_form(stack: stk.Stack = s.stack, live_slots: tuple[int, ...] = live_slots,
-                                   lv: int = lv >> 11, pr: int = pr >> 11,
-                                   ) -> tuple[tuple[stk.Slot, ...], frozenset[Pid | None]]:
-                        return _form_stack(stack, live_slots, lv, pr)
-
+                    live_regs, live_slots = lists[idx]
+                    pkt_min = s.pkt_min  # (the first quick test of :func:`_covered`, written out: most fail it)
                     if not add:
                         # Only a hit changes the list here: a miss is counted, and a state dropped for
                         # its misses, only where a new state would be stored. So the newest state that
@@ -462,7 +465,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                             if old.version != version:
                                 old.form = _form(old.state, lv, pr)
                                 old.version = version
-                            if _covered(old.form, s, live_regs, pr, stack_form):
+                            form = old.form
+                            if pkt_min >= form.pkt_min and _covered(form, s, live_regs, pr, live_slots, lv):
                                 old.hits += 1
                                 ended = True
                                 break
@@ -484,7 +488,8 @@ def explore(env: Env, cfg: Cfg, entry: State, live: list[int], pre: dict[int, St
                             if old.version != version:
                                 old.form = _form(old.state, lv, pr)
                                 old.version = version
-                            if _covered(old.form, s, live_regs, pr, stack_form):
+                            form = old.form
+                            if pkt_min >= form.pkt_min and _covered(form, s, live_regs, pr, live_slots, lv):
                                 old.hits += 1
                                 ended = True
                                 keep.extend(here[:j + 1][::-1])

@@ -95,6 +95,13 @@ _MOV, _MOVSX, _SDIV, _END, _BSWAP, _ADDR_SPACE_CAST, _LDX_SX = (
     Kind.MOV, Kind.MOVSX, Kind.SDIV, Kind.END, Kind.BSWAP, Kind.ADDR_SPACE_CAST, Kind.LDX_SX)
 _NBYTES = tuple(size(op).bytes for op in range(256))
 """A load's or store's width in bytes, by opcode (``size(opcode).bytes``, looked up once)."""
+_ADD, _SUB, _ALU32, _K = AluOp.ADD, AluOp.SUB, InsnClass.ALU, Source.K
+_JEQ, _JNE = JmpOp.JEQ, JmpOp.JNE
+_NOT_POINTERS = frozenset({ScalarValue, Uninit, Unknown, OneOf})
+"""The value classes :func:`.values.is_pointer` says no to: the classes are final, so ``type(v) not in`` this
+set is that test without building the union of four classes it passes to ``isinstance`` at every call."""
+_OFFSET_POINTERS = frozenset({PacketPtr, StackPtr, MapValue, CtxPtr, PacketMeta})
+"""The pointers with an offset that :func:`_ptr_add` moves (final classes, see :data:`_NOT_POINTERS`)."""
 
 
 @dataclass
@@ -175,7 +182,11 @@ def _write_dst(s: State, r: int, v: Value, idx: int, sink: Sink) -> State:
 
 
 def _sized(nbytes: int) -> ScalarValue:
-    return ScalarValue(cc.sized(nbytes))
+    return _SIZED[nbytes]
+
+
+_SIZED = {n: ScalarValue(cc.sized(n)) for n in (1, 2, 4, 8)}
+"""Any number of 1, 2, 4 or 8 bytes (values are immutable: one object serves every load)."""
 
 
 # --------------------------------------------------------------------------- #
@@ -193,15 +204,17 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
         sink.report(Code.POINTER_ARITH, idx, f"pointer arithmetic with an unbounded scalar ({ScalarValue(delta)})",
                     *regs)
         return s, TOP
-    if isinstance(ptr, PacketPtr | StackPtr | MapValue | CtxPtr | PacketMeta) and not _offset_ok(
-            total := _add(ptr.off, delta)):
-        # The kernel bounds the resulting offset too ("pointer offset 536870912 is not allowed").
-        sink.report(Code.POINTER_ARITH, idx, f"pointer offset {ScalarValue(total)} would reach the kernel's "
-                    f"bound of {BPF_MAX_VAR_OFF}", *regs)
-        return s, TOP
-    if isinstance(ptr, PacketPtr):
+    t = type(ptr)
+    if t in _OFFSET_POINTERS:
+        off = _add(ptr.off, delta)  # type: ignore[union-attr]
+        if not _offset_ok(off):
+            # The kernel bounds the resulting offset too ("pointer offset 536870912 is not allowed").
+            sink.report(Code.POINTER_ARITH, idx, f"pointer offset {ScalarValue(off)} would reach the kernel's "
+                        f"bound of {BPF_MAX_VAR_OFF}", *regs)
+            return s, TOP
+    if t is PacketPtr:
+        assert isinstance(ptr, PacketPtr)
         c = delta.const_value
-        off = _add(ptr.off, delta)
         if c is not None and not ptr.end:
             signed = c - (1 << 64) if c >= 1 << 63 else c
             return s, PacketPtr(off, ptr.pid, ptr.delta + signed)
@@ -212,14 +225,15 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
         # the pointer (``*(u8 *)(p - 1)``) is still measured from the fixed offset.
         s = unlink_packet_id(s, idx)
         return s.with_range(idx, 0), PacketPtr(off, idx, ptr.delta if c is None else 0)
-    if isinstance(ptr, StackPtr):
-        return s, StackPtr(_add(ptr.off, delta))
-    if isinstance(ptr, MapValue):
-        return s, MapValue(ptr.map, _add(ptr.off, delta), ptr.lid)
-    if isinstance(ptr, CtxPtr):
-        return s, CtxPtr(_add(ptr.off, delta))
-    if isinstance(ptr, PacketMeta):
-        return s, PacketMeta(_add(ptr.off, delta))
+    if t is StackPtr:
+        return s, StackPtr(off)
+    if t is MapValue:
+        assert isinstance(ptr, MapValue)
+        return s, MapValue(ptr.map, off, ptr.lid)
+    if t is CtxPtr:
+        return s, CtxPtr(off)
+    if t is PacketMeta:
+        return s, PacketMeta(off)
     if isinstance(ptr, MapValueOrNull):
         sink.report(Code.POINTER_ARITH, idx, f"arithmetic on {ptr} before its NULL check", *regs)
     else:
@@ -228,21 +242,22 @@ def _ptr_add(s: State, idx: int, ptr: Value, delta: Scalar, sink: Sink, regs: tu
 
 
 def _alu_pointer(s: State, idx: int, insn: Instruction, op: AluOp, dv: Value, sv: Value, sink: Sink) -> State:
-    regs = (insn.dst,) if _source(insn.opcode) == Source.K else (insn.dst, insn.src)
-    if _cls(insn.opcode) == InsnClass.ALU:
-        if op == AluOp.SUB and not isinstance(dv, MapValueOrNull):
+    regs = (insn.dst,) if _source(insn.opcode) is _K else (insn.dst, insn.src)
+    if _cls(insn.opcode) is _ALU32:
+        if op is _SUB and not isinstance(dv, MapValueOrNull):
             # The kernel lets privileged programs take a 32-bit difference (pkt_end - pkt: the length);
             # the result is a meaningless-but-harmless number.
             return _write_dst(s, insn.dst, _sized(4), idx, sink)
         sink.report(Code.POINTER_ARITH, idx, "32-bit arithmetic on a pointer is not allowed", *regs)
         return _write_dst(s, insn.dst, TOP, idx, sink)
-    if op == AluOp.ADD and is_pointer(dv) and isinstance(sv, ScalarValue):
+    not_pointers = _NOT_POINTERS
+    if op is _ADD and type(dv) not in not_pointers and type(sv) is ScalarValue:
         s, out = _ptr_add(s, idx, dv, sv.value, sink, regs)
-    elif op == AluOp.ADD and is_pointer(sv) and isinstance(dv, ScalarValue):
+    elif op is _ADD and type(sv) not in not_pointers and type(dv) is ScalarValue:
         s, out = _ptr_add(s, idx, sv, dv.value, sink, regs)
-    elif op == AluOp.SUB and is_pointer(dv) and isinstance(sv, ScalarValue):
+    elif op is _SUB and type(dv) not in not_pointers and type(sv) is ScalarValue:
         s, out = _ptr_add(s, idx, dv, cc.neg(sv.value), sink, regs)
-    elif op == AluOp.SUB and is_pointer(dv) and is_pointer(sv):
+    elif op is _SUB and type(dv) not in not_pointers and type(sv) not in not_pointers:
         # The kernel lets privileged programs subtract any two pointers (``data_end - data`` is the
         # packet length); the result is an unknown number.
         out = TOP
@@ -398,7 +413,7 @@ def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if kind is _ADDR_SPACE_CAST:
         sink.report(Code.UNSUPPORTED, idx, "arena address-space casts are not supported")
         return [(idx + 1, _write_dst(s, insn.dst, TOP, idx, sink))]
-    if is_pointer(dv) or is_pointer(sv):
+    if type(dv) not in _NOT_POINTERS or type(sv) not in _NOT_POINTERS:  # (``is_pointer``, see _NOT_POINTERS)
         return [(idx + 1, _alu_pointer(s, idx, insn, op, dv, sv, sink))]
     if isinstance(dv, Unknown) or isinstance(sv, Unknown):
         return [(idx + 1, _alu_unknown(s, idx, insn, op, dv, sv, sink))]
@@ -440,12 +455,15 @@ def _ctx_field(insn_off: int) -> Value:
 
 
 def _loaded(s: State, ptr: Value, insn_off: int, nbytes: int, signed: bool) -> Value:
-    if isinstance(ptr, CtxPtr):
+    t = type(ptr)
+    if t is CtxPtr:
         return _ctx_field(insn_off)
-    v: Value = _sized(nbytes)
-    if isinstance(ptr, StackPtr) and (c := ptr.off.const_value) is not None:
+    v: Value
+    if t is StackPtr and (c := ptr.off.const_value) is not None:  # type: ignore[union-attr]
         cs = c - (1 << 64) if c >= 1 << 63 else c
         v = stk.read(s.stack, cs + insn_off, nbytes)
+    else:
+        v = _SIZED[nbytes]
     if signed:
         return ScalarValue(cc.movsx(_scalar_of(v), 8 * nbytes)) if isinstance(v, ScalarValue) else TOP
     return v
@@ -503,16 +521,15 @@ def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
     if msg is not None:
         sink.report(code, idx, msg, insn.dst)
         return [(idx + 1, s)]
-    if is_pointer(value) and not isinstance(ptr, StackPtr):
+    pointer = type(value) not in _NOT_POINTERS  # (``is_pointer``, see _NOT_POINTERS)
+    if pointer and not isinstance(ptr, StackPtr):
         sink.report(Code.POINTER_LEAK, idx, f"storing a pointer ({value}) into {ptr} leaks it", insn.src)
-    elif nbytes < 8 and (is_pointer(value) or isinstance(value, Unknown)):
+    elif nbytes < 8 and (pointer or isinstance(value, Unknown)):
         # The kernel spills pointers only whole ("invalid size of register spill", even for root); a
         # register that is a pointer on some paths is refused on those paths.
         sink.report(Code.POINTER_LEAK, idx, f"{nbytes}-byte store of r{insn.src} ({value}) to the stack: a "
                     "pointer can only be spilled whole (8 bytes)", insn.src)
-    if isinstance(value, Uninit):
-        value = TOP
-    if is_pointer(value) and nbytes < 8:
+    if isinstance(value, Uninit) or (pointer and nbytes < 8):
         value = TOP
     if type(value) is ScalarValue and nbytes == 8 and isinstance(ptr, StackPtr) and (
             value.link is None or value.plus is not None) and (
@@ -673,9 +690,9 @@ def _branch(env: Env, idx: int, insn: Instruction, s: State, sink: Sink, taken: 
     for reg, v, other in ((insn.dst, dv, sv), (None if use_k else insn.src, sv, dv)):
         if reg is None:
             continue
-        if isinstance(v, MapValueOrNull) and isinstance(other, ScalarValue) and other.value.const_value == 0 and op in (
-                JmpOp.JEQ, JmpOp.JNE):
-            return _null_edge(s, v, reg, is_null=(op == JmpOp.JEQ) == taken)
+        if isinstance(v, MapValueOrNull) and isinstance(other, ScalarValue) and other.value.const_value == 0 and (
+                op is _JEQ or op is _JNE):
+            return _null_edge(s, v, reg, is_null=(op is _JEQ) == taken)
     if isinstance(dv, PacketPtr) and isinstance(sv, PacketEnd):
         return _packet_edge(s, insn.dst, dv, op, taken)
     if isinstance(sv, PacketPtr) and isinstance(dv, PacketEnd) and op in _FLIP:
