@@ -204,8 +204,7 @@ def _form(s: State, live: int, precise: int) -> _Form:
 _STACKS: dict[tuple[int, int, int], tuple[stk.Stack, tuple[stk.Slot, ...], frozenset[Pid | None]]] = {}
 _STACKS_MAX = 1 << 14
 _VAGUE: dict[int, tuple[stk.Slot, stk.Slot]] = {}
-"""A slot's identity (shifted left, plus 1 if its spill is precise) → (the slot, the slot with its spilled number
-unknown, or without its link if precise), see :func:`_form_stack`."""
+"""A slot's identity → (the slot, the slot with its spilled number unknown), see :func:`_form_stack`."""
 
 
 def _form_stack(stack: stk.Stack, slots: tuple[int, ...], live: int, precise: int,
@@ -225,16 +224,12 @@ def _form_stack(stack: stk.Stack, slots: tuple[int, ...], live: int, precise: in
         v = slot.spill
         if v is not None:
             if type(v) is ScalarValue:
-                sure = precise >> i & 1
-                if not sure or v.link is not None:
-                    # (a precise spill is compared without its link, as registers are in :func:`_form`)
-                    vkey = id(slot) << 1 | sure
-                    vague = _VAGUE.get(vkey)
+                if not precise >> i & 1:
+                    vague = _VAGUE.get(id(slot))
                     if vague is None or vague[0] is not slot:
                         if len(_VAGUE) >= _STACKS_MAX:
                             _VAGUE.clear()
-                        spill = ScalarValue(v.value) if sure else TOP
-                        vague = _VAGUE[vkey] = (slot, stk.Slot(slot.init, spill, slot.size, slot.zero))
+                        vague = _VAGUE[id(slot)] = (slot, stk.Slot(slot.init, TOP, slot.size, slot.zero))
                     slot = vague[1]
             elif isinstance(v, PacketPtr):
                 pids.add(v.pid)

@@ -131,9 +131,9 @@ def write(stack: Stack, off: int, size: int, value: Value | None) -> Stack:
     idx, pos = slot_of(off)
     old = stack[idx]
     bytes_ = _mask(pos, size)
-    if type(value) is ScalarValue and value.link is not None and (pos or size != 8):
-        # The kernel keeps a spilled number's id (``transfer.stx`` links a whole spill to its register); a
-        # narrower spill here does not keep it (the kernel keeps it only where the number fits the size).
+    if type(value) is ScalarValue and value.link is not None:
+        # (the kernel keeps a spilled number's id; we do not, so the copy at the link's instruction, run
+        # again in a loop, need only unlink the registers: ``transfer._unlink_scalars``)
         value = ScalarValue(value.value)
     if pos == 0 and value is not None and (size == 8 or isinstance(value, ScalarValue)):
         # A spill (the kernel's, for privileged loaders: a scalar of any size, a pointer whole); bytes

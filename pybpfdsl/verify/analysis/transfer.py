@@ -344,8 +344,8 @@ def _unlink(x: Value, link: int) -> Value:
 
 
 def _unlink_scalars(s: State, link: int) -> State:
-    """``s`` with no number linked by ``link`` (registers and spills, of callers' frames too)."""
-    if s.frames or any(type(x) is ScalarValue and x.link == link for _, x in stk.spilled_values(s.stack)):
+    """``s`` with no number linked by ``link`` (spills hold no links; callers' frames may)."""
+    if s.frames:
         return s.map_values(lambda x: _unlink(x, link))
     if not any(type(x) is ScalarValue and x.link == link for x in s.regs):
         return s
@@ -354,29 +354,22 @@ def _unlink_scalars(s: State, link: int) -> State:
 
 def _sync_links(s: State, reg: int) -> State:
     """After a comparison bounded ``reg`` (a linked number) on an edge the kernel walks with both ways open,
-    every other register and spill of this frame linked to it becomes ``reg``'s value plus the difference of
-    their constants, as the kernel's ``sync_linked_regs`` copies it (the kernel also updates callers' frames:
-    fewer here is only less precise)."""
+    every other register of this frame linked to it becomes ``reg``'s value plus the difference of their
+    constants, as the kernel's ``sync_linked_regs`` copies it (the kernel also updates spills and callers'
+    registers: fewer here is only less precise)."""
     known = s.regs[reg]
     assert type(known) is ScalarValue and known.link is not None
-    base = known.plus or 0
-
-    def synced(x: ScalarValue) -> ScalarValue:
-        delta = ((x.plus or 0) - base) & ((1 << 64) - 1)
-        return ScalarValue(_add(known.value, _const(delta)), x.link, x.plus)
-
     regs = list(s.regs)
     changed = False
+    base = known.plus or 0
     for i, x in enumerate(regs):
         if i != reg and type(x) is ScalarValue and x.link == known.link:
-            regs[i] = synced(x)
+            delta = ((x.plus or 0) - base) & ((1 << 64) - 1)
+            regs[i] = ScalarValue(_add(known.value, _const(delta)), x.link, x.plus)
             changed = True
-    spills: dict[int, Value] = {i: synced(x) for i, x in stk.spilled_values(s.stack)
-                                if type(x) is ScalarValue and x.link == known.link}
-    if not changed and not spills:
+    if not changed:
         return s
-    stack = stk.replace_spills(s.stack, spills) if spills else s.stack
-    return State(tuple(regs), s.defs, stack, s.pkt_min, s.ranges, s.frames, s.lock)
+    return State(tuple(regs), s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
 
 
 def alu(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
@@ -531,14 +524,6 @@ def stx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
                     "pointer can only be spilled whole (8 bytes)", insn.src)
     if isinstance(value, Uninit) or (pointer and nbytes < 8):
         value = TOP
-    if type(value) is ScalarValue and nbytes == 8 and isinstance(ptr, StackPtr) and (
-            value.link is None or value.plus is not None) and (
-            value.link is not None or value.value.const_value is None) and (
-            (c := ptr.off.const_value) is not None and (c + insn.off) % 8 == 0):
-        # A whole spill of a number links the register and the slot, as a copy does (the kernel gives the
-        # register an id if it has none, or a new one if it carries an added constant, and the slot keeps it):
-        # a comparison of the register bounds the slot too (``_sync_links``).
-        s, value = _link_copy(s, insn.src, value, idx)
     return [(idx + 1, _store(s, ptr, insn.off, nbytes, value))]
 
 
