@@ -229,3 +229,34 @@ def test_a_bounded_while_around_a_helper_with_a_bounded_while_is_accepted() -> N
         pass  # the kernel loads it
     compiled = bounded_while_around_a_helper_with_a_bounded_while.compile(prove=False)
     assert compiled.verified, compiled.verification_summary()
+
+
+class OneByte(Struct):
+    f0: u8
+
+
+@xdp
+def payload_write_at_the_ip_version_after_a_tail_grow(pkt: Packet) -> int:
+    if not pkt.adjust_tail(64):
+        return XDP_DROP
+    tcp9 = pkt.tcp
+    if tcp9 is not None:  # noqa: SIM102 (nested as generated)
+        if pkt.ipv4 is not None:
+            pkt.payload.write(u32(pkt.ipv4.version) % 8, OneByte(u8(1)))
+    return XDP_PASS
+
+
+@needs_kernel
+@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify/analysis (packet ranges after adjust_tail; at 56e769c and "
+                   "d68fbf4): an UNSAFE ACCEPT, ours says verified, the kernel refuses 'R0 offset is outside "
+                   "of the packet' (generated program 47295)")
+def test_a_payload_write_at_a_masked_offset_after_a_tail_grow_is_refused_as_the_kernel_refuses_it() -> None:
+    """EXTENDED 47295 (session 18), reduced from 31 lines: the kernel refuses the payload write ('R0 offset is
+    outside of the packet'); our verifier says verified (at 56e769c and d68fbf4). Without the adjust_tail both
+    load it."""
+    from pybpfdsl.runtime.errors import KernelVerifierError
+
+    with pytest.raises(KernelVerifierError), payload_write_at_the_ip_version_after_a_tail_grow.load():
+        pass
+    compiled = payload_write_at_the_ip_version_after_a_tail_grow.compile(prove=False)
+    assert not compiled.verified  # ours must refuse what the kernel refuses
