@@ -278,9 +278,10 @@ def _link_pairs(a: State, b: State, site: int | None = None,
     """Before a join: packet pointers linked to different ids on the two sides get a common new id.
 
     A pointer at the same place (register or spill slot) with id ``pa``/delta ``da`` on one side and
-    ``pb``/``db`` on the other keeps delta ``da`` under the new id; its base is ``base_a`` on one side
-    and ``base_b - (da - db)`` on the other, so the new proven range is
-    ``min(range[pa], range[pb] + (da - db))``. Pointers with the same (pa, pb, da - db) share the base.
+    ``pb``/``db`` on the other gets delta ``m = min(da, db)`` under the new id (the delta is the kernel's fixed
+    offset, ``reg->off``: a read at ``p - 1`` is allowed only where it is at least 1 on every path); its base
+    is ``base_a + (da - m)`` on one side and ``base_b + (db - m)`` on the other, so the new proven range is
+    ``min(range[pa] - (da - m), range[pb] - (db - m))``. Pointers with the same (pa, pb, da - db) share the base.
 
     A pointer at a constant offset ``c`` with no id counts as linked to the packet's start (id
     ``DATA``, delta ``c``, proven range the packet's checked length): two paths with the header at
@@ -320,9 +321,13 @@ def _link_pairs(a: State, b: State, site: int | None = None,
                 if _depth(name) > MAX_PID_DEPTH:
                     continue
             names[key] = name
-            new_ranges[name] = min(ra[x.pid], rb[y.pid] + dd)
-        rewrite_a[pos] = PacketPtr(x.off, name, x.delta)
-        rewrite_b[pos] = PacketPtr(y.off, name, x.delta)
+            low = min(x.delta, y.delta)
+            new_ranges[name] = max(0, min(ra[x.pid] - (x.delta - low), rb[y.pid] - (y.delta - low)))
+        # The smaller fixed offset of the two (the kernel's reg->off on each path): an access below the pointer
+        # (``*(p - 1)``) must be at or above the packet start from the base on both paths.
+        low = min(x.delta, y.delta)
+        rewrite_a[pos] = PacketPtr(x.off, name, low)
+        rewrite_b[pos] = PacketPtr(y.off, name, low)
     if not names:
         return a, b
     return _apply(a, rewrite_a, new_ranges), _apply(b, rewrite_b, new_ranges)
