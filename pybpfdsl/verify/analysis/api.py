@@ -19,7 +19,7 @@ from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis.abstract_state import FP, State, entry_state
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
-from pybpfdsl.verify.analysis.checks import Code, VerifierFinding
+from pybpfdsl.verify.analysis.checks import Code, VerifierFinding, is_read_only
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
 from pybpfdsl.verify.analysis.helper_signatures import CALLBACK_TYPE, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.locks import special_fields
@@ -77,13 +77,15 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
                         extra: list[VerifierFinding] | None = None,
                         allow_uninit_stack_reads: bool = False, functions: frozenset[int] = frozenset(),
                         global_functions: dict[int, GlobalFunction] | None = None,
-                        inner_maps: dict[str, MapInfo] | None = None) -> VerifierReport:
+                        inner_maps: dict[str, MapInfo] | None = None,
+                        readonly: dict[str, bytes] | None = None) -> VerifierReport:
     """Verify a bare instruction list as an XDP program (``map_refs`` resolves its map lddw's).
 
     bpf-to-bpf calls are analysed in each caller's context (see ``calls``); ``functions``: the
     instructions where functions start besides the call targets (the object's function symbols),
     ``global_functions`` those the kernel verifies on their own (each analysed once from its prototype).
-    ``inner_maps``: for each map of maps (by name), the definition of its inner maps.
+    ``inner_maps``: for each map of maps (by name), the definition of its inner maps. ``readonly``: the bytes of
+    the object's read-only global data (``.rodata`` sections, by name), which the kernel reads as constants.
 
     ``check_division``: also reject a division or modulo by a register that may be zero (BPF defines
     the result, so the kernel accepts it; this is a lint). ``allow_uninit_stack_reads``: accept reads
@@ -96,7 +98,8 @@ def verify_instructions(insns: tuple[Instruction, ...] | list[Instruction], *, n
     code = tuple(insns)
     slots = slot_offsets(code)
     env = Env(code, {s: i for i, s in enumerate(slots)}, slots, dict(map_refs or {}), check_division,
-              allow_uninit_stack_reads, inner_maps=dict(inner_maps or {}), devmap=section.endswith("/devmap"))
+              allow_uninit_stack_reads, inner_maps=dict(inner_maps or {}), readonly=dict(readonly or {}),
+              devmap=section.endswith("/devmap"))
     analysis = _analyse_calls(env, functions, global_functions or {}) if has_calls(code) else analyse(env)
     findings = list(extra or []) + analysis.findings
     total_slots = sum(i.slots for i in code)
@@ -303,15 +306,29 @@ def _prototype(elf: BpfElf, name: str) -> GlobalFunction:
                                                                               BtfKind.ENUM64))
 
 
+def _read_only_data(elf: BpfElf) -> dict[str, bytes]:
+    """The object's read-only global data: each ``.rodata`` section's bytes (libbpf loads them into a map
+    it freezes, whose loads the kernel reads as constants)."""
+    out = {}
+    for name in elf.section_names:
+        if is_read_only(MapInfo(name, MapType.ARRAY, 4, 0)) and not elf.is_nobits(name):
+            data = elf.section_contents(name)
+            if data is not None:
+                out[name] = data
+    return out
+
+
 def verify_elf_program(elf: BpfElf, prog: ElfProgram, *, check_division: bool = False,
                        allow_uninit_stack_reads: bool = False) -> VerifierReport:
+    readonly = _read_only_data(elf)
     text = elf.text
     if text is None or text is prog or not any(r.kind in (RelocKind.CALL, RelocKind.FUNC) for r in prog.relocations):
         refs, problems = _map_refs(elf, prog.relocations, elf.section_sizes)
         refs, inner = _same_shape_maps(refs, _inner_maps(elf))
         return verify_instructions(prog.instructions, name=prog.name, section=prog.section, map_refs=refs,
                                    line_info=prog.line_info, check_division=check_division, extra=problems,
-                                   allow_uninit_stack_reads=allow_uninit_stack_reads, inner_maps=inner)
+                                   allow_uninit_stack_reads=allow_uninit_stack_reads, inner_maps=inner,
+                                   readonly=readonly)
     # The program followed by .text (its subprograms), as libbpf links it; instructions past the
     # program's own are numbered on from its last.
     insns, relocs = link_program(elf, prog.name)
@@ -334,7 +351,7 @@ def verify_elf_program(elf: BpfElf, prog: ElfProgram, *, check_division: bool = 
     return verify_instructions(insns, name=prog.name, section=prog.section, map_refs=refs, line_info=lines,
                                check_division=check_division, extra=problems,
                                allow_uninit_stack_reads=allow_uninit_stack_reads, functions=starts,
-                               global_functions=globals_, inner_maps=inner)
+                               global_functions=globals_, inner_maps=inner, readonly=readonly)
 
 
 def verify_object(elf_bytes: bytes, section: str | None = None, *, check_division: bool = False,

@@ -131,6 +131,10 @@ class Env:
     """``exit`` of a bpf_loop callback's copy: it returns 0 (continue) or 1 (stop) to the helper."""
     global_root: bool = False
     """The code analysed is a global function: its exit returns a number to some caller, not an XDP action."""
+    readonly: dict[str, bytes] = field(default_factory=dict)
+    """Read-only global data (``.rodata`` sections, by name) → its bytes in the object. libbpf freezes such a map
+    once filled, and the kernel reads a load from it at a constant offset as the number stored there
+    (``bpf_map_direct_read``): a branch on it is decided, and the code behind the other edge never verified."""
     devmap: bool = False
     """The program runs from a devmap entry (section ``xdp/devmap``, the kernel's BPF_XDP_DEVMAP): its
     context also has ``egress_ifindex``, the 4 bytes at offset 20."""
@@ -478,7 +482,21 @@ def ldx(env: Env, idx: int, insn: Instruction, s: State, sink: Sink) -> Succ:
         v = _loaded(s, ptr, insn.off, nbytes, env.kinds[idx] is _LDX_SX)
         if isinstance(ptr, CtxPtr) and isinstance(v, PacketPtr):  # ctx->data read (again): a new pointer
             s = restart_checked_length(s, idx)
+        elif type(ptr) is MapValue and env.readonly and (data := env.readonly.get(ptr.map.name)) is not None:
+            v = _read_only(data, ptr, insn.off, nbytes, env.kinds[idx] is _LDX_SX, v)
     return [(idx + 1, _write_dst(s, insn.dst, v, idx, sink))]
+
+
+def _read_only(data: bytes, ptr: MapValue, insn_off: int, nbytes: int, signed: bool, v: Value) -> Value:
+    """A load from frozen read-only data: the number stored there when the offset is constant (else ``v``)."""
+    c = ptr.off.const_value
+    if c is None or nbytes not in (1, 2, 4, 8):
+        return v
+    at = c + insn_off
+    if not 0 <= at <= len(data) - nbytes:
+        return v
+    n = int.from_bytes(data[at:at + nbytes], "little", signed=signed)
+    return ScalarValue(_const(n & ((1 << 64) - 1)))
 
 
 def _store(s: State, ptr: Value, insn_off: int, nbytes: int, value: Value) -> State:

@@ -40,3 +40,21 @@ def test_the_kernel_agrees() -> None:
     refused, log = kernel_accepts(_built("bad_rodata_store.c"), "xdp")
     assert not refused and "write into map forbidden" in log, log
     assert kernel_accepts(_built("data_store.c"), "xdp")[0]
+
+
+def test_a_branch_on_rodata_holding_zero_is_dead() -> None:
+    # The kernel reads a load at a constant offset of a frozen map as its number: the unchecked packet read
+    # behind `if (debug)` with `const volatile debug = 0` is never verified (xdp-bench's `if (rxq_stats)`).
+    assert verify_object(_built("rodata_dead_branch.c"), "prog", allow_uninit_stack_reads=True).ok
+
+
+def test_a_branch_on_rodata_holding_one_is_checked() -> None:
+    report = verify_object(_built("bad_rodata_live_branch.c"), "prog", allow_uninit_stack_reads=True)
+    assert any(f.code == Code.PACKET_BOUNDS for f in report.errors), report.format()
+
+
+@pytest.mark.skipif(not KERNEL, reason=f"kernel BPF unavailable: {WHY}")
+def test_the_kernel_agrees_on_rodata_branches() -> None:
+    assert kernel_accepts(_built("rodata_dead_branch.c"), "xdp")[0]
+    refused, log = kernel_accepts(_built("bad_rodata_live_branch.c"), "xdp")
+    assert not refused, log
