@@ -29,6 +29,7 @@ from tests.differential.packet_write_programs import (
     read_after_write,
     rewrite_destination,
 )
+from tests.differential.test_negative_payload_indexes import record_from_end
 
 
 def test_a_complement_widens_as_a_difference() -> None:
@@ -133,4 +134,24 @@ def test_a_wrong_payload_write_is_never_proven(matches: Callable[[str], bool], c
     """The payload byte complemented with 254 instead of 255, or a checksum fold's carry taken from bit 15:
     the pairs leave that byte to the final query, which never says proven."""
     result = _refuted(mark_payload, matches, imm=change)
+    assert result.status != "proven", result.reason
+
+
+def test_a_record_written_from_the_end_is_proven() -> None:
+    """A record at len - 6 (the payload's last six bytes) with its TCP or UDP checksum update: the
+    checksum's value reads the packet past the record's stores, which only the parse keeps apart (the
+    payload starts past the header), and LLVM computes len - 6 as 15 bits plus a constant, masked. Each
+    read is taken past the stores its path's condition says it misses, and each offset written in the
+    IR's form where the path says they are equal (`path_pairs._ReadsPast`): the pairs' bytes are then
+    one term, or differ only in how a sum is folded. Before: "unknown" at this budget."""
+    result = prove_compiled(record_from_end.compile(prove=False).subject, budget=COMPILE_BUDGET)
+    assert result.status == "proven", result.reason
+
+
+@pytest.mark.parametrize(("store", "change"), [(r"\*\(u16 \*\)\(r\d \+2\) = r\d", {"off": 3}),
+                                               (r"w\d = 61374", {"imm": 61375})],
+                         ids=["store_one_byte_late", "wrong_value"])
+def test_a_wrong_record_from_the_end_is_never_proven(store: str, change: dict[str, int]) -> None:
+    """The record's value stored one byte late, or a wrong value: never proven."""
+    result = _refuted(record_from_end, lambda text: re.fullmatch(store, text) is not None, **change)
     assert result.status != "proven", result.reason
