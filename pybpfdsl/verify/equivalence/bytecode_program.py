@@ -34,8 +34,13 @@ class BytecodeProgram:
         return self.lines.get(index, 0)
 
 
-def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
-    """Program `name` (a function or section name) of an object, linked with its subprograms."""
+def load_program(elf_bytes: bytes, name: str, *, fixed_rodata: bool = True) -> BytecodeProgram:
+    """Program `name` (a function or section name) of an object, linked with its subprograms.
+
+    `fixed_rodata`: `.rodata` holds the object's bytes, as a program we compiled and load ourselves finds
+    them. Else its initial bytes are inputs, as `.data`'s are: a loader may write its configuration there
+    before it loads the object (a libbpf skeleton's `rodata->x = ...`, libxdp's dispatcher), so a proof
+    about another's object must hold for every value (the program still cannot store there)."""
     elf = BpfElf.from_bytes(elf_bytes)
     prog = elf.program(name)
     insns, relocs = link_program(elf, prog.name)
@@ -47,8 +52,9 @@ def load_program(elf_bytes: bytes, name: str) -> BytecodeProgram:
         if not sec.startswith(_DATA_PREFIXES):
             continue
         contents = elf.section_contents(sec) or b""
-        # .bss/.data are user-writable state: their initial bytes are inputs; .rodata is constant.
-        if sec.startswith(".rodata"):
+        # .bss/.data are user-writable state: their initial bytes are inputs; .rodata is constant (or
+        # set by the loader: `fixed_rodata`).
+        if sec.startswith(".rodata") and fixed_rodata:
             sections[sec] = len(contents) if elf.is_nobits(sec) else contents
         else:
             sections[sec] = len(contents)
