@@ -247,13 +247,12 @@ def payload_write_at_the_ip_version_after_a_tail_grow(pkt: Packet) -> int:
 
 
 @needs_kernel
-@pytest.mark.xfail(strict=True, reason="pybpfdsl/verify/analysis (packet ranges after adjust_tail; at 56e769c and "
-                   "d68fbf4): an UNSAFE ACCEPT, ours says verified, the kernel refuses 'R0 offset is outside "
-                   "of the packet' (generated program 47295)")
 def test_a_payload_write_at_a_masked_offset_after_a_tail_grow_is_refused_as_the_kernel_refuses_it() -> None:
     """EXTENDED 47295 (session 18), reduced from 31 lines: the kernel refuses the payload write ('R0 offset is
-    outside of the packet'); our verifier says verified (at 56e769c and d68fbf4). Without the adjust_tail both
-    load it."""
+    outside of the packet'); our verifier said verified (an unsafe accept, at 56e769c and d68fbf4). The pointer
+    r0 = data + 14 is compared past packet_end on one path (the kernel marks it and refuses any access through
+    it, though 34 bytes were proven) and not on another; our join dropped the mark. Fixed by the lead: a mark
+    on some paths only is MAY_END (no access, no jump decided). Without the adjust_tail both load it."""
     from pybpfdsl.runtime.errors import KernelVerifierError
 
     with pytest.raises(KernelVerifierError), payload_write_at_the_ip_version_after_a_tail_grow.load():

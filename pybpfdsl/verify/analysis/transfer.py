@@ -47,6 +47,7 @@ from pybpfdsl.verify.analysis.checks import BPF_MAX_VAR_OFF, Code, Sink, check_a
 from pybpfdsl.verify.analysis.values import (
     AT_END,
     BEYOND_END,
+    MAY_END,
     UNINIT,
     CtxPtr,
     MapInfo,
@@ -613,13 +614,24 @@ _FLIP = {JmpOp.JGT: JmpOp.JLT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLT: JmpOp.JGT, JmpOp
          JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE}
 
 
+_DECIDING = (AT_END, BEYOND_END)
+"""The marks that decide a comparison with packet_end (not :data:`MAY_END`: marked on some paths only)."""
+
 _PAST_END = {JmpOp.JGT: (True, BEYOND_END), JmpOp.JGE: (True, AT_END), JmpOp.JLT: (False, AT_END),
              JmpOp.JLE: (False, BEYOND_END)}
 """``p op packet_end``: on which edge (taken or not) ``p`` is past the end, and how far (its mark)."""
 
 
-def _unmark(x: Value) -> Value:
-    return PacketPtr(x.off, x.pid, x.delta) if type(x) is PacketPtr and x.end else x
+def _unmarker(pid: object) -> Callable[[Value], Value]:
+    """After a check through a pointer of id ``pid`` passes: the kernel sets the range of the registers with
+    that id (``find_good_pkt_pointers``: the larger of theirs and the new one), which clears their marks; a
+    mark on a pointer of another id stays on the kernel's path, so it becomes :data:`MAY_END` here (our ids
+    after a join are not the kernel's: no access through it, no jump decided by it)."""
+    def unmark(x: Value) -> Value:
+        if type(x) is not PacketPtr or not x.end:
+            return x
+        return PacketPtr(x.off, x.pid, x.delta, 0 if x.pid == pid else MAY_END)
+    return unmark
 
 
 def _packet_edge(s: State, reg: int, p: PacketPtr, op: JmpOp, taken: bool) -> State | None:
@@ -629,20 +641,20 @@ def _packet_edge(s: State, reg: int, p: PacketPtr, op: JmpOp, taken: bool) -> St
     The kernel marks the compared register alone (``mark_pkt_end``), then decides a comparison of it with
     packet_end by the mark (``is_pkt_ptr_branch_taken``): ``>`` and ``<=`` by BEYOND_END, ``>=`` and ``<``
     by either mark. A check that passes sets the range of every pointer with the checked one's id, which
-    clears their marks: here every mark goes (more than the kernel clears, so no jump is decided that the
-    kernel explores)."""
+    clears their marks; another id's mark stays, as :data:`MAY_END` here (`_unmarker`)."""
     past = _PAST_END.get(op)
     if past is None:
         return s
     past_if_taken, mark = past
-    if p.end and (p.end == BEYOND_END or mark == AT_END) and taken != past_if_taken:
+    if p.end in _DECIDING and (p.end == BEYOND_END or mark == AT_END) and taken != past_if_taken:
         return None  # the kernel decides this jump: the edge where p is within the packet is not walked
     if taken == past_if_taken:
-        regs = (*s.regs[:reg], PacketPtr(p.off, p.pid, p.delta, max(mark, p.end)), *s.regs[reg + 1:])
+        end = max(mark, p.end) if p.end in _DECIDING else mark
+        regs = (*s.regs[:reg], PacketPtr(p.off, p.pid, p.delta, end), *s.regs[reg + 1:])
         return State(regs, s.defs, s.stack, s.pkt_min, s.ranges, s.frames, s.lock)
     if s.frames or any(type(x) is PacketPtr and x.end for x in s.regs) or any(
             type(x) is PacketPtr and x.end for _, x in stk.spilled_values(s.stack)):
-        s = s.map_values(_unmark)
+        s = s.map_values(_unmarker(p.pid))
     # The kernel extends the checked length of pointers at constant offsets (its id 0) only through
     # one of them: a check through a pointer with a variable offset proves nothing for them there.
     lo = p.off.const_value

@@ -33,6 +33,7 @@ _snarrow = lru_cache(maxsize=1 << 14)(Scalar.narrow)
 __all__ = [
     "AT_END",
     "BEYOND_END",
+    "MAY_END",
     "ZERO",
     "CtxPtr",
     "MapInfo",
@@ -154,6 +155,26 @@ AT_END: Final = 1
 """:attr:`PacketPtr.end`: this register was found ``>= packet_end`` (the kernel's ``AT_PKT_END`` range)."""
 BEYOND_END: Final = 2
 """:attr:`PacketPtr.end`: this register was found ``> packet_end`` (the kernel's ``BEYOND_PKT_END`` range)."""
+MAY_END: Final = 3
+""":attr:`PacketPtr.end`: marked on some paths and not on others (a join): the kernel, walking each path on its
+own, refuses an access through it on the marked ones and decides a comparison with packet_end only there, so
+here no access is allowed and no comparison is decided."""
+
+
+def end_le(a: int, b: int) -> bool:
+    """Whether mark ``a`` is within mark ``b``: equal, ``b`` is :data:`MAY_END` (above every mark and none),
+    or BEYOND_END within AT_END (a register past the end is at or past it). None and a mark are apart: one
+    allows accesses the other refuses, the other decides jumps the first explores."""
+    return a == b or b == MAY_END or (a == BEYOND_END and b == AT_END)
+
+
+def end_join(a: int, b: int) -> int:
+    """The least mark both are within (:func:`end_le`)."""
+    if a == b:
+        return a
+    if a and b and MAY_END not in (a, b):
+        return AT_END  # (AT_END and BEYOND_END: marked on every path; the weaker decides fewer jumps)
+    return MAY_END
 
 
 @dataclass(slots=True, unsafe_hash=True, init=False)
@@ -168,7 +189,8 @@ class PacketPtr:
     packet_end``) holds, the kernel marks that register so (``mark_pkt_end``), and then decides a later
     comparison of it with packet_end (``is_pkt_ptr_branch_taken``) and refuses any access through it. Kept
     only where the kernel keeps it too (a copy, a spill and its fill, a join of equal marks): a mark the
-    kernel has not would decide a jump it explores (``transfer._packet_edge``)."""
+    kernel has not would decide a jump it explores (``transfer._packet_edge``); a join of a mark with none
+    is :data:`MAY_END`, which decides nothing and allows no access (the kernel refuses it on some path)."""
 
     def __init__(self, off: Scalar, pid: Pid | None = None, delta: int = 0, end: int = 0) -> None:
         self.off = off
@@ -184,7 +206,8 @@ class PacketPtr:
         else:
             link = f", id={self.pid}"
         if self.end:
-            link += ", beyond packet_end" if self.end == BEYOND_END else ", at or beyond packet_end"
+            link += {BEYOND_END: ", beyond packet_end", AT_END: ", at or beyond packet_end"}.get(
+                self.end, ", beyond packet_end on some paths")
         return f"packet{_off_text(self.off)}{link}"
 
 
@@ -480,8 +503,8 @@ def _combine(a: Value, b: Value, op: str, thresholds: tuple[int, ...] = ()) -> V
         return ScalarValue(sc(a.value, b.value))
     if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
         same = a.pid == b.pid and a.delta == b.delta
-        # the weaker mark (AT_END of AT_END and BEYOND_END): a jump it decides, each path's mark decides
-        return PacketPtr(sc(a.off, b.off), a.pid if same else None, a.delta if same else 0, min(a.end, b.end))
+        # (a mark on one path only: no access through it, no jump decided by it, as on some path each)
+        return PacketPtr(sc(a.off, b.off), a.pid if same else None, a.delta if same else 0, end_join(a.end, b.end))
     if isinstance(a, CtxPtr) and isinstance(b, CtxPtr):
         return CtxPtr(sc(a.off, b.off))
     if isinstance(a, StackPtr) and isinstance(b, StackPtr):
@@ -539,7 +562,7 @@ def value_le(a: Value, b: Value) -> bool:
         return a.value.le(b.value)
     if isinstance(a, PacketPtr) and isinstance(b, PacketPtr):
         return (a.off.le(b.off) and (b.pid is None or (a.pid == b.pid and a.delta == b.delta))
-                and b.end <= a.end)
+                and end_le(a.end, b.end))
     if isinstance(a, CtxPtr | StackPtr | PacketMeta) and type(a) is type(b):
         return a.off.le(b.off)
     if isinstance(a, MapValue) and isinstance(b, MapValue | MapValueOrNull):
