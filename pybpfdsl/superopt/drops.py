@@ -64,7 +64,7 @@ def _verdict(before: bytes, after: bytes, name: str, units: int) -> str:
     from pybpfdsl.verify.equivalence.prove import prove_objects
 
     try:
-        return prove_objects(before, after, name, budget=units).status
+        return prove_objects(before, after, name, budget=units, any_rodata=True).status
     except (KeyError, ValueError, NotImplementedError):
         return "unknown"
 

@@ -51,14 +51,15 @@ def verifier_accepts(before: bytes, after: bytes) -> GateVerdict:
 
 
 def prove_whole(before: bytes, after: bytes, units: int) -> GateVerdict:
-    """The bytecode prover on every entry program: proven, or the first program it is not."""
+    """The bytecode prover on every entry program: proven, or the first program it is not. For any bytes
+    of `.rodata` (`prove_objects`' `any_rodata`): a loader may write its configuration there."""
     from pybpfdsl.verify.equivalence.prove import prove_objects
 
     for name in _entries(before):
         if before == after:
             break
         try:
-            result = prove_objects(before, after, name, budget=units)
+            result = prove_objects(before, after, name, budget=units, any_rodata=True)
         except (KeyError, ValueError, NotImplementedError) as exc:
             return GateVerdict("unknown", f"{name}: the prover cannot read it: {exc}"[:300])
         if result.status == "proven":

@@ -429,19 +429,23 @@ def prove_on_compile(subject: Subject, budget: int | None = None) -> ProofResult
 
 
 def prove_objects(elf_a: bytes, elf_b: bytes, name: str, name_b: str | None = None,
-                  budget: int = DEFAULT_BUDGET) -> ProofResult:
+                  budget: int = DEFAULT_BUDGET, *, any_rodata: bool = False) -> ProofResult:
     """Prove two BPF objects' programs equivalent (bytecode against bytecode, one encoder) within
-    `budget` resource units."""
+    `budget` resource units.
+
+    By default each object's `.rodata` holds its own bytes, as the objects are loaded as they are (a
+    counterexample is then replayed, and confirmed, with them). `any_rodata`: `.rodata` holds the same
+    unknown bytes in both (each its own where they differ), so the proof holds whatever a loader writes
+    there before loading (a libbpf skeleton's configuration, libxdp's dispatcher): the superoptimizer's
+    gate asks this, since its output replaces the input for every loader."""
     from pybpfdsl.verify.equivalence.counterexample import ObjectReplayer
 
-    key = proof_cache.objects_key(elf_a, elf_b, name, name_b or name, budget)
+    key = proof_cache.objects_key(elf_a, elf_b, name, name_b or name, (budget, "any .rodata") if any_rodata else budget)
     cached = proof_cache.lookup(key)
     if cached is not None:
         return cached
-    # Another's object: its .rodata may be the loader's (a skeleton's configuration), so both programs read
-    # the same unknown bytes there where the objects hold the same, and each its own where they differ.
-    a = load_program(elf_a, name, fixed_rodata=False)
-    b = load_program(elf_b, name_b or name, fixed_rodata=False)
+    a = load_program(elf_a, name, fixed_rodata=not any_rodata)
+    b = load_program(elf_b, name_b or name, fixed_rodata=not any_rodata)
     if a.layout.maps != b.layout.maps:
         return ProofResult("unknown", reason="the objects declare different maps")
     if {k: a.layout.section_size(k) for k in a.layout.sections} != \
