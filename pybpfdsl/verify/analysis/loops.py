@@ -6,6 +6,10 @@ join across iterations, until the back edges become infeasible (bounded) or an i
 changes the state (it may run forever) or the work exceeds the budget. The kernel explores every path
 through a loop separately (pruning a path only when an explored state includes it): the estimate of
 that work refuses loops the kernel would call too large.
+
+Long because the unrolling, its termination tests (an endless iteration, a narrowing one) and the rescue
+by the kernel's simulated exploration decide one verdict per loop together; split, each would re-derive
+the others' facts about the same iterations.
 """
 
 from __future__ import annotations
