@@ -39,6 +39,11 @@ from pybpfdsl.verify.equivalence.budget import Budget
 from pybpfdsl.verify.equivalence.sampling import free_constants
 from pybpfdsl.verify.equivalence.symbolic_state import Term
 from pybpfdsl.verify.equivalence.terms import (
+    DIVISION_KINDS,
+    SDIV_KINDS,
+    SREM_KINDS,
+    UDIV_KINDS,
+    UREM_KINDS,
     is_application,
     is_cut_point,
     shared_subterms,
@@ -48,11 +53,6 @@ from pybpfdsl.verify.equivalence.terms import (
 )
 from pybpfdsl.verify.equivalence.z3_algebra import abs_value, magnitude_idiom, sign_of
 
-_UDIV = {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
-_UREM = {z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I}
-_SDIV = {z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I}
-_SREM = {z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I}
-_DIVISIONS = _UDIV | _UREM | _SDIV | _SREM
 MERGE_CHECK_UNITS = 3_000_000
 """Resource units of one operand-equality question in `merge` (about 1 s here; an undecided pair is
 simply not merged)."""
@@ -191,7 +191,7 @@ class NonlinearAbstraction:
             for a in args[1:]:
                 out = self._mul(out, a)
             return out
-        if kind in _DIVISIONS:
+        if kind in DIVISION_KINDS:
             return self._division(kind, args[0], args[1])
         if any(not a.eq(b) for a, b in zip(args, e.children())):
             return e.decl()(*args)
@@ -273,8 +273,8 @@ class NonlinearAbstraction:
             return None
         kind = result.decl().kind()
         dividend = result.arg(0)
-        quotient = z3.is_bv_value(if_zero) and if_zero.as_long() == 0 and kind in _UDIV | _SDIV
-        remainder = if_zero.eq(dividend) and kind in _UREM | _SREM
+        quotient = z3.is_bv_value(if_zero) and if_zero.as_long() == 0 and kind in UDIV_KINDS | SDIV_KINDS
+        remainder = if_zero.eq(dividend) and kind in UREM_KINDS | SREM_KINDS
         if not (quotient or remainder):
             return None
         return self._division(kind, self.rewrite(dividend), self.rewrite(divisor), bpf=True)
@@ -285,16 +285,16 @@ class NonlinearAbstraction:
         """
         w = x.size()
         zero_quotient = z3.BitVecVal(0 if bpf else -1, w)
-        if z3.is_bv_value(d) and d.as_long() != 0 and kind in _UDIV | _UREM:
+        if z3.is_bv_value(d) and d.as_long() != 0 and kind in UDIV_KINDS | UREM_KINDS:
             # A constant divisor is never 0: the zero case would only be a dead if-then-else that
             # makes equal operands differ in form.
-            return self._divide(x, d) if kind in _UDIV else self._remainder(x, d)
-        if kind in _UDIV:
+            return self._divide(x, d) if kind in UDIV_KINDS else self._remainder(x, d)
+        if kind in UDIV_KINDS:
             return z3.If(d == 0, zero_quotient, self._divide(x, d))
-        if kind in _UREM:
+        if kind in UREM_KINDS:
             return z3.If(d == 0, x, self._remainder(x, d))
         mx, md = abs_value(x), abs_value(d)
-        if kind in _SDIV:
+        if kind in SDIV_KINDS:
             q = z3.If(md == 0, zero_quotient, self._divide(mx, md))
             return z3.If(z3.Xor(x < 0, d < 0), -q, q)
         r = z3.If(md == 0, mx, self._remainder(mx, md))
@@ -766,4 +766,4 @@ def shared_cuts(side_a: list[Term], side_b: list[Term]) -> list[tuple[Term, Term
     return [(t, z3.FreshConst(t.sort(), "cut")) for t in shared]
 
 
-_COSTLY = {z3.Z3_OP_BMUL, z3.Z3_OP_UNINTERPRETED, *_DIVISIONS}
+_COSTLY = {z3.Z3_OP_BMUL, z3.Z3_OP_UNINTERPRETED, *DIVISION_KINDS}

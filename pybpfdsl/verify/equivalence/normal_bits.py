@@ -15,13 +15,11 @@ from pybpfdsl.verify.equivalence.normal_atoms import StoreRun
 from pybpfdsl.verify.equivalence.normal_poly import Monomial, Poly, constant_poly, make_poly, sum_poly, trailing_zeros
 from pybpfdsl.verify.equivalence.normal_widths import WidthRules
 from pybpfdsl.verify.equivalence.symbolic_state import Term
-from pybpfdsl.verify.equivalence.terms import op_kind
+from pybpfdsl.verify.equivalence.terms import DIVISION_KINDS, SDIV_KINDS, SREM_KINDS, UREM_KINDS, op_kind
 from pybpfdsl.verify.equivalence.z3_algebra import magnitude_idiom
 
-_SIGNED_DIVISIONS = frozenset({z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I, z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I})
-_REMAINDERS = frozenset({z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I, z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I})
-_DIVISIONS = _SIGNED_DIVISIONS | _REMAINDERS | {z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I}
-"""z3's division kinds (the `_I` ones are z3's forms for a divisor it knows is not zero)."""
+_SIGNED_DIVISIONS = SDIV_KINDS | SREM_KINDS
+_REMAINDERS = UREM_KINDS | SREM_KINDS
 
 
 class BitVectorRules(WidthRules):
@@ -154,7 +152,7 @@ class BitVectorRules(WidthRules):
             return self.ite(self._others[args[0].get_id()], p(1), p(2))
         if kind == z3.Z3_OP_SELECT and z3.is_bv(args[1]):
             return self._select(t, args[0], p(1))
-        if kind in _DIVISIONS:
+        if kind in DIVISION_KINDS:
             unsigned = self._unsigned_division(kind, args, w)
             if unsigned is not None:
                 return unsigned

@@ -145,6 +145,15 @@ def is_sweep_anchor(a: Ast, ctx: z3.Context) -> bool:
     return is_application(a, ctx) or is_costly_product(a, ctx)
 
 
+UDIV_KINDS = frozenset({z3.Z3_OP_BUDIV, z3.Z3_OP_BUDIV_I})
+UREM_KINDS = frozenset({z3.Z3_OP_BUREM, z3.Z3_OP_BUREM_I})
+SDIV_KINDS = frozenset({z3.Z3_OP_BSDIV, z3.Z3_OP_BSDIV_I})
+SREM_KINDS = frozenset({z3.Z3_OP_BSREM, z3.Z3_OP_BSREM_I})
+DIVISION_KINDS = UDIV_KINDS | UREM_KINDS | SDIV_KINDS | SREM_KINDS
+"""z3's quotient and remainder operators, unsigned and signed (the `_I` kinds are z3's forms for a divisor it
+knows is not zero), for the normal form and the abstraction alike."""
+
+
 def op_kind(e: Term) -> int:
     """The operator of an application (cheaper than `e.decl().kind()`, which builds a FuncDeclRef)."""
     ctx = e.ctx_ref()
