@@ -19,7 +19,7 @@ from pybpfdsl.bpf.opcode import Kind
 from pybpfdsl.verify.analysis import abstract_state as st
 from pybpfdsl.verify.analysis.abstract_state import FP, State, entry_state
 from pybpfdsl.verify.analysis.calls import Expansion, GlobalFunction, chain_stacks, expand, fold, has_calls
-from pybpfdsl.verify.analysis.checks import Code, VerifierFinding, is_read_only
+from pybpfdsl.verify.analysis.checks import Code, VerifierFinding, is_read_only_section
 from pybpfdsl.verify.analysis.driver import Analysis, analyse
 from pybpfdsl.verify.analysis.helper_signatures import CALLBACK_TYPE, HELPER_SIGNATURES
 from pybpfdsl.verify.analysis.locks import special_fields
@@ -311,7 +311,7 @@ def _read_only_data(elf: BpfElf) -> dict[str, bytes]:
     it freezes, whose loads the kernel reads as constants)."""
     out = {}
     for name in elf.section_names:
-        if is_read_only(MapInfo(name, MapType.ARRAY, 4, 0)) and not elf.is_nobits(name):
+        if is_read_only_section(name) and not elf.is_nobits(name):
             data = elf.section_contents(name)
             if data is not None:
                 out[name] = data

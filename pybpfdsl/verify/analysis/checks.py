@@ -39,6 +39,7 @@ __all__ = [
     "VerifierFinding",
     "check_access",
     "is_read_only",
+    "is_read_only_section",
 ]
 
 BPF_MAX_VAR_OFF = 1 << 29
@@ -157,10 +158,15 @@ READ_ONLY_DATA = ".rodata"
 (``BPF_F_RDONLY_PROG``) and freezes once filled."""
 
 
+def is_read_only_section(name: str) -> bool:
+    """Whether global data in section ``name`` is read-only (see :data:`READ_ONLY_DATA`)."""
+    return name == READ_ONLY_DATA or name.startswith(READ_ONLY_DATA + ".")
+
+
 def is_read_only(m: MapInfo) -> bool:
-    """Whether ``m`` is read-only global data (see :data:`READ_ONLY_DATA`; a map defined in ``.maps`` has a C
-    identifier for a name, never one starting with a dot)."""
-    return m.name == READ_ONLY_DATA or m.name.startswith(READ_ONLY_DATA + ".")
+    """Whether ``m`` is read-only global data (a map defined in ``.maps`` has a C identifier for a name, never
+    one starting with a dot, so the section name decides)."""
+    return is_read_only_section(m.name)
 
 
 def check_map_value(p: MapValue, insn_off: int, size: int) -> str | None:
