@@ -39,6 +39,7 @@ from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.bpf.instruction import Instruction, RelocKind
 from pybpfdsl.bpf.opcode import InsnClass, Kind
 from pybpfdsl.superopt.elf_rewrite import ElfRewriteError, Replacement, rewrite_code
+from pybpfdsl.superopt.gate import prove_program
 from pybpfdsl.superopt.windows import core_relocated_slots, functions_of
 from pybpfdsl.verify.analysis.api import is_xdp_section, verify_object
 
@@ -57,16 +58,6 @@ a wide load is no candidate)."""
 
 Drop = tuple[str, str, int, Instruction]
 """(section, function, index in the pass's input, the dropped instruction)."""
-
-
-def _verdict(before: bytes, after: bytes, name: str, units: int) -> str:
-    """The path prover's verdict on program ``name`` of the two objects: "proven", "unknown" or another."""
-    from pybpfdsl.verify.equivalence.prove import prove_objects
-
-    try:
-        return prove_objects(before, after, name, budget=units, any_rodata=True).status
-    except (KeyError, ValueError, NotImplementedError):
-        return "unknown"
 
 
 def drops_pass(elf_bytes: bytes, sections: Sequence[str], units: int = DROP_UNITS, max_slots: int = MAX_SLOTS,
@@ -100,7 +91,7 @@ def drops_pass(elf_bytes: bytes, sections: Sequence[str], units: int = DROP_UNIT
                     candidate = rewrite_code(current, {sec: [Replacement(at, 1, ())]})
                 except ElfRewriteError:
                     continue
-                verdict = _verdict(current, candidate, fn.name, units)
+                verdict, _ = prove_program(current, candidate, fn.name, units)
                 if verdict == "unknown":
                     break  # the prover does not decide this function within the units: no try will
                 if verdict == "proven" and verify_object(candidate, fn.name).ok:

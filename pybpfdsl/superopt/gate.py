@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pybpfdsl.bpf.elf import BpfElf
 from pybpfdsl.verify.analysis.api import is_xdp_section, verify_object
 
-__all__ = ["GateVerdict", "kernel_verdict", "prove_whole", "verifier_accepts"]
+__all__ = ["GateVerdict", "kernel_verdict", "prove_program", "prove_whole", "verifier_accepts"]
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,28 @@ def verifier_accepts(before: bytes, after: bytes) -> GateVerdict:
     return GateVerdict("ok")
 
 
-def prove_whole(before: bytes, after: bytes, units: int) -> GateVerdict:
-    """The bytecode prover on every entry program: proven, or the first program it is not. For any bytes
-    of `.rodata` (`prove_objects`' `any_rodata`): a loader may write its configuration there."""
+def prove_program(before: bytes, after: bytes, name: str, units: int) -> tuple[str, str]:
+    """The bytecode prover's status ("proven", "unknown", "counterexample") on program ``name`` of the two
+    objects, and what it said. For any bytes of `.rodata` (`prove_objects`' `any_rodata`): a loader may write
+    its configuration there, and the output replaces the input for every loader."""
     from pybpfdsl.verify.equivalence.prove import prove_objects
 
+    try:
+        result = prove_objects(before, after, name, budget=units, any_rodata=True)
+    except (KeyError, ValueError, NotImplementedError) as exc:
+        return "unknown", f"the prover cannot read it: {exc}"
+    return result.status, result.summary()
+
+
+def prove_whole(before: bytes, after: bytes, units: int) -> GateVerdict:
+    """The bytecode prover on every entry program (`prove_program`): proven, or the first program it is not."""
     for name in _entries(before):
         if before == after:
             break
-        try:
-            result = prove_objects(before, after, name, budget=units, any_rodata=True)
-        except (KeyError, ValueError, NotImplementedError) as exc:
-            return GateVerdict("unknown", f"{name}: the prover cannot read it: {exc}"[:300])
-        if result.status == "proven":
+        status, said = prove_program(before, after, name, units)
+        if status == "proven":
             continue
-        status = "unknown" if result.status == "unknown" else "failed"
-        return GateVerdict(status, f"{name}: {result.summary()[:300]}")
+        return GateVerdict("unknown" if status == "unknown" else "failed", f"{name}: {said[:300]}")
     return GateVerdict("ok")
 
 
